@@ -1,0 +1,153 @@
+"""Pure Modbus register codec.
+
+A `Point` names one value in the holding-register space: 0-based `address`, `format`
+(`int16|uint16|int32|uint32|float32`), `scale` (engineering units per count) and, for 32-bit
+formats, `word_order` (`big`: high word at the lower address). Bytes inside a word are big-endian.
+
+`encode(point, value) -> list[int]` and `decode(point, words) -> float` never wrap: a count outside
+the format's range raises `CodecRangeError`, NaN or infinity raises `CodecValueError`. Integer
+counts are value / scale rounded to the nearest integer, halves away from zero, computed in decimal
+arithmetic on the shortest representation of value and scale (0.15 at 0.1 -> 2 counts).
+"""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+FORMATS = ("int16", "uint16", "int32", "uint32", "float32")
+WORD_ORDERS = ("big", "little")
+
+_INT_RANGES = {
+    "int16": (-(2**15), 2**15 - 1),
+    "uint16": (0, 2**16 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+}
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+class CodecError(ValueError):
+    """A value that cannot be encoded or decoded."""
+
+
+class CodecRangeError(CodecError):
+    """The value (in counts) lies outside the format's range."""
+
+
+class CodecValueError(CodecError):
+    """NaN, infinity or a non-number."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One register point. `run_value`/`stop_value` are raw counts (only for `run_command`)."""
+
+    name: str
+    address: int
+    format: str = "uint16"
+    scale: float = 1.0
+    word_order: str = "big"
+    run_value: int | None = None
+    stop_value: int | None = None
+
+    @property
+    def width(self) -> int:
+        """Number of 16-bit registers."""
+        return 1 if self.format in ("int16", "uint16") else 2
+
+    @property
+    def end(self) -> int:
+        """One past the last register."""
+        return self.address + self.width
+
+
+def format_range(fmt: str) -> tuple[int, int]:
+    """Inclusive count range of an integer format."""
+    return _INT_RANGES[fmt]
+
+
+def to_counts(point: Point, value: float) -> int:
+    """Engineering value -> integer counts (integer formats), halves away from zero, no wrap."""
+    _check_finite(point, value)
+    counts = int((Decimal(repr(float(value))) / Decimal(repr(float(point.scale)))).to_integral_value(ROUND_HALF_UP))
+    lo, hi = _INT_RANGES[point.format]
+    if not lo <= counts <= hi:
+        raise CodecRangeError(
+            f"{point.name}={value} needs {counts} counts; {point.format} holds {lo}..{hi}"
+        )
+    return counts
+
+
+def encode(point: Point, value: float) -> list[int]:
+    """Engineering value -> register words for `point`."""
+    if point.format == "float32":
+        _check_finite(point, value)
+        raw = value / point.scale
+        if abs(raw) > _FLOAT32_MAX:
+            raise CodecRangeError(f"{point.name}={value} is beyond the float32 range")
+        hi, lo = struct.unpack(">HH", struct.pack(">f", raw))
+        return [hi, lo] if point.word_order == "big" else [lo, hi]
+    return encode_counts(point, to_counts(point, value))
+
+
+def encode_counts(point: Point, counts: int) -> list[int]:
+    """Raw integer counts -> words (used for `enable`, `heartbeat`, `run_command`)."""
+    lo, hi = _INT_RANGES[point.format]
+    if not lo <= counts <= hi:
+        raise CodecRangeError(f"{point.name}: {counts} counts outside {point.format} range {lo}..{hi}")
+    if point.width == 1:
+        return [counts & 0xFFFF]
+    unsigned = counts & 0xFFFFFFFF
+    high, low = unsigned >> 16, unsigned & 0xFFFF
+    return [high, low] if point.word_order == "big" else [low, high]
+
+
+def decode_counts(point: Point, words: list[int]) -> int:
+    """Register words -> integer counts (two's complement for signed formats)."""
+    _check_width(point, words)
+    if point.width == 1:
+        raw = words[0] & 0xFFFF
+        return raw - 0x10000 if point.format == "int16" and raw >= 0x8000 else raw
+    high, low = (words[0], words[1]) if point.word_order == "big" else (words[1], words[0])
+    raw = ((high & 0xFFFF) << 16) | (low & 0xFFFF)
+    return raw - 0x100000000 if point.format == "int32" and raw >= 0x80000000 else raw
+
+
+def decode(point: Point, words: list[int]) -> float:
+    """Register words -> engineering value. A float32 NaN or infinity raises `CodecValueError`."""
+    if point.format == "float32":
+        _check_width(point, words)
+        hi, lo = (words[0], words[1]) if point.word_order == "big" else (words[1], words[0])
+        raw = struct.unpack(">f", struct.pack(">HH", hi & 0xFFFF, lo & 0xFFFF))[0]
+        if not math.isfinite(raw):
+            raise CodecValueError(f"{point.name}: register holds a non-finite float32")
+        return raw * point.scale
+    counts = decode_counts(point, words)
+    return float(Decimal(counts) * Decimal(repr(float(point.scale))))
+
+
+def next_heartbeat(point: Point, current: int) -> int:
+    """The heartbeat counter is the only value that wraps: (current + 1) modulo the format's range."""
+    lo, hi = _INT_RANGES.get(point.format, (0, 2**16 - 1))
+    nxt = current + 1
+    return lo if nxt > hi else nxt
+
+
+def is_encodable(point: Point, value: float) -> bool:
+    try:
+        encode(point, value)
+    except CodecError:
+        return False
+    return True
+
+
+def _check_finite(point: Point, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise CodecValueError(f"{point.name}: {value!r} is not a finite number")
+
+
+def _check_width(point: Point, words: list[int]) -> None:
+    if len(words) != point.width:
+        raise CodecError(f"{point.name}: expected {point.width} word(s), got {len(words)}")

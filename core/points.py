@@ -1,0 +1,108 @@
+"""Point maps and read plans.
+
+The default map is contract §3; every endpoint may override any point field by field. Optional
+points `heartbeat` and `run_command` exist only when an endpoint defines them. A read plan groups
+points into as few FC3 requests as allowed (blocks of at most 125 registers, holes of at most 32).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
+
+from core.codec import CodecError, Point, decode
+
+DEFAULT_POINTS: dict[str, Point] = {
+    "enable": Point("enable", 1, "uint16", 1.0),
+    "p_setpoint": Point("p_setpoint", 86, "int16", 0.1),
+    "q_setpoint": Point("q_setpoint", 88, "int16", 0.1),
+    "p_battery": Point("p_battery", 270, "int16", 0.1),
+    "q_battery": Point("q_battery", 272, "int16", 0.1),
+    "soc": Point("soc", 281, "uint16", 0.0001),
+    "p_poi": Point("p_poi", 290, "int16", 0.1),
+    "q_poi": Point("q_poi", 292, "int16", 0.1),
+    "v_poi": Point("v_poi", 296, "uint16", 0.01),
+}
+OPTIONAL_POINTS = ("heartbeat", "run_command")
+POINT_NAMES = tuple(DEFAULT_POINTS) + OPTIONAL_POINTS
+WRITTEN_POINTS = ("enable", "p_setpoint", "q_setpoint", "heartbeat", "run_command")
+SETPOINT_POINTS = ("p_setpoint", "q_setpoint")
+SAMPLE_POINTS = ("p_setpoint", "p_battery", "q_setpoint", "q_battery", "soc", "p_poi", "q_poi", "v_poi")
+OBSERVE_POINTS = ("enable", "p_setpoint", "q_setpoint", "p_battery", "q_battery", "soc")
+
+MAX_BLOCK_REGISTERS = 125
+MAX_HOLE_REGISTERS = 32
+
+
+def build_point_map(overrides: Mapping[str, Mapping] | None) -> dict[str, Point]:
+    """Default points overridden field by field; optional points only when given.
+
+    `overrides` maps a point name to any of `address`, `format`, `scale`, `word_order` (and, for
+    `run_command`, `run_value`/`stop_value`). Validation is the config loader's job.
+    """
+    points = dict(DEFAULT_POINTS)
+    for name, fields in (overrides or {}).items():
+        base = points.get(name) or Point(name, int(fields.get("address", 0)), "uint16", 1.0)
+        points[name] = replace(base, **{k: v for k, v in fields.items()})
+    return points
+
+
+@dataclass(frozen=True)
+class ReadBlock:
+    """One FC3 request: `count` registers from `address`, decoded into `points`."""
+
+    address: int
+    count: int
+    points: tuple[Point, ...]
+
+
+@dataclass
+class ReadPlan:
+    """Blocks for a set of points. `single` = one request per point (fallback after exception 2/3)."""
+
+    points: tuple[Point, ...]
+    blocks: list[ReadBlock] = field(default_factory=list)
+
+    def decode_block(self, block: ReadBlock, registers: list[int]) -> dict[str, float]:
+        """Decode every point of `block`; raises CodecError when a value is malformed."""
+        if len(registers) < block.count:
+            raise CodecError(f"short read at {block.address}: {len(registers)} of {block.count} registers")
+        out = {}
+        for p in block.points:
+            off = p.address - block.address
+            out[p.name] = decode(p, list(registers[off:off + p.width]))
+        return out
+
+
+def make_read_plan(points: Iterable[Point], single: bool = False) -> ReadPlan:
+    """Sort by address and merge neighbours into blocks (≤125 registers, holes ≤32)."""
+    pts = tuple(sorted(points, key=lambda p: (p.address, p.name)))
+    blocks: list[ReadBlock] = []
+    cur_start = cur_end = None
+    cur_pts: list[Point] = []
+    for p in pts:
+        if cur_pts and not single:
+            same_regs = any(q.address == p.address and q.format == p.format for q in cur_pts)
+            fits = (max(cur_end, p.end) - cur_start) <= MAX_BLOCK_REGISTERS
+            hole_ok = p.address - cur_end <= MAX_HOLE_REGISTERS
+            if same_regs or (fits and hole_ok):
+                cur_pts.append(p)
+                cur_end = max(cur_end, p.end)
+                continue
+        if single and cur_pts and any(q.address == p.address and q.format == p.format for q in cur_pts):
+            cur_pts.append(p)
+            continue
+        if cur_pts:
+            blocks.append(ReadBlock(cur_start, cur_end - cur_start, tuple(cur_pts)))
+        cur_start, cur_end, cur_pts = p.address, p.end, [p]
+    if cur_pts:
+        blocks.append(ReadBlock(cur_start, cur_end - cur_start, tuple(cur_pts)))
+    return ReadPlan(pts, blocks)
+
+
+def plan_for(point_map: Mapping[str, Point], names: Iterable[str], single: bool = False) -> ReadPlan:
+    return make_read_plan([point_map[n] for n in names if n in point_map], single=single)
+
+
+def register_span(point_map: Mapping[str, Point]) -> int:
+    """Number of holding registers needed to serve every point (0 .. highest end)."""
+    return max(p.end for p in point_map.values())
