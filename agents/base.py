@@ -1,0 +1,119 @@
+"""Thread plumbing shared by every agent: the thread registry (for `/healthz`) and the loop.
+
+An agent exposes `step()` (one iteration, what tests call with a fake clock) and a loop that the
+director runs in a named thread: call `step()`, catch and log any exception (traceback at most once
+per 60 s per distinct message), beat the registry, wait on the shutdown event via the clock.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Entry:
+    thread: threading.Thread | None
+    period_s: float
+    server: bool
+    last_beat: float | None = None
+
+
+class ThreadRegistry:
+    """Director-owned record of agent threads and their heartbeats (monotonic clock)."""
+
+    def __init__(self, clock):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+
+    def register(self, name: str, thread: threading.Thread | None, period_s: float = 1.0,
+                 server: bool = False) -> None:
+        with self._lock:
+            self._entries[name] = _Entry(thread, period_s, server, self._clock.monotonic())
+
+    def beat(self, name: str) -> None:
+        now = self._clock.monotonic()
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is not None:
+                entry.last_beat = now
+
+    def failing(self) -> list[str]:
+        """Names of threads that ended, or (non-server) whose beat is older than max(10 s, 3 × period)."""
+        now = self._clock.monotonic()
+        out = []
+        with self._lock:
+            items = list(self._entries.items())
+        for name, e in items:
+            if e.thread is not None and not e.thread.is_alive():
+                out.append(name)
+            elif not e.server and e.last_beat is not None and now - e.last_beat > max(10.0, 3 * e.period_s):
+                out.append(name)
+        return sorted(out)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._entries)
+
+
+class RateLimitedErrorLog:
+    """Log an exception with traceback at most once per `interval_s` per distinct message."""
+
+    def __init__(self, clock, logger: logging.Logger, interval_s: float = 60.0):
+        self._clock, self._log, self._interval = clock, logger, interval_s
+        self._last: dict[str, float] = {}
+
+    def exception(self, where: str, exc: BaseException) -> None:
+        key = f"{where}:{type(exc).__name__}:{exc}"
+        now = self._clock.monotonic()
+        last = self._last.get(key)
+        if last is None or now - last >= self._interval:
+            self._last[key] = now
+            self._log.error("%s failed: %s", where, exc, exc_info=exc)
+
+
+def run_loop(name: str, step: Callable[[], float | None], clock, stop_event: threading.Event,
+             registry: ThreadRegistry | None = None, wake_event: threading.Event | None = None,
+             default_wait_s: float = 1.0) -> None:
+    """Run `step()` until `stop_event` is set.
+
+    `step()` returns the number of seconds to wait before the next call (None = `default_wait_s`).
+    The wait ends early on `stop_event` or `wake_event` (which is cleared before each step). It is
+    capped at 1 s so the heartbeat keeps beating, and at 0.2 s while waiting on a separate wake
+    event so shutdown is noticed within 0.2 s.
+    """
+    errors = RateLimitedErrorLog(clock, logging.getLogger(f"agents.{name}"))
+    event = wake_event or stop_event
+    while not stop_event.is_set():
+        if registry is not None:
+            registry.beat(name)
+        if wake_event is not None:
+            wake_event.clear()
+        try:
+            wait_s = step()
+        except Exception as exc:  # one iteration's failure must not end the thread
+            errors.exception(name, exc)
+            wait_s = default_wait_s
+        if stop_event.is_set():
+            break
+        wait_s = default_wait_s if wait_s is None else wait_s
+        cap = 0.2 if wake_event is not None else 1.0
+        clock.wait(event, min(max(wait_s, 0.0), cap))
+
+
+@dataclass
+class AgentThread:
+    """A named daemon thread running `run_loop`; `start()`, `join(timeout)`."""
+
+    name: str
+    target: Callable[[], None]
+    thread: threading.Thread | None = field(default=None)
+
+    def start(self) -> threading.Thread:
+        self.thread = threading.Thread(target=self.target, name=self.name, daemon=True)
+        self.thread.start()
+        return self.thread
