@@ -82,9 +82,8 @@ def run_loop(name: str, step: Callable[[], float | None], clock, stop_event: thr
     """Run `step()` until `stop_event` is set.
 
     `step()` returns the number of seconds to wait before the next call (None = `default_wait_s`).
-    The wait ends early on `stop_event` or `wake_event` (which is cleared before each step). It is
-    capped at 1 s so the heartbeat keeps beating, and at 0.2 s while waiting on a separate wake
-    event so shutdown is noticed within 0.2 s.
+    The wait ends early on `stop_event` or `wake_event` (which is cleared before each step); the
+    heartbeat keeps beating during long waits and shutdown is noticed within 0.2 s.
     """
     errors = RateLimitedErrorLog(clock, logging.getLogger(f"agents.{name}"))
     event = wake_event or stop_event
@@ -101,8 +100,14 @@ def run_loop(name: str, step: Callable[[], float | None], clock, stop_event: thr
         if stop_event.is_set():
             break
         wait_s = default_wait_s if wait_s is None else wait_s
-        cap = 0.2 if wake_event is not None else 1.0
-        clock.wait(event, min(max(wait_s, 0.0), cap))
+        deadline = clock.monotonic() + max(wait_s, 0.0)
+        while not stop_event.is_set() and not (wake_event is not None and wake_event.is_set()):
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                break
+            if registry is not None:
+                registry.beat(name)
+            clock.wait(event, min(remaining, 0.2 if wake_event is not None else 1.0))
 
 
 @dataclass
