@@ -62,6 +62,12 @@ class ReadPlan:
     points: tuple[Point, ...]
     blocks: list[ReadBlock] = field(default_factory=list)
 
+    def block_words(self, block: ReadBlock, registers: list[int]) -> dict[str, list[int]]:
+        """Raw words of every point of `block`."""
+        if len(registers) < block.count:
+            raise CodecError(f"short read at {block.address}: {len(registers)} of {block.count} registers")
+        return {p.name: list(registers[p.address - block.address:p.end - block.address]) for p in block.points}
+
     def decode_block(self, block: ReadBlock, registers: list[int]) -> dict[str, float]:
         """Decode every point of `block`; raises CodecError when a value is malformed."""
         if len(registers) < block.count:

@@ -1,0 +1,534 @@
+"""Control path of one plant (thread `control.<id>`): the only owner of its control Modbus link.
+
+Runs, one at a time and in order, the commands of its bounded queue (`start`, `stop` = operator safe
+stop, `safe_stop` = internal, returning `{"threshold_reached", "disable_ok"}`), and between commands:
+- dispatch writes (components §4.3): at each new target from the scheduler's one-slot mailbox and at
+  least every `scheduler_period_s` while the gate is on, bring the setpoint registers to the target,
+  verified by readback; a point not verified is retried at the next check;
+- observation (§4.4) every 1.0 s, published in `plant_observed_state_by_plant`;
+- heartbeat every 0.5 s when the endpoint defines one.
+It owns `scheduler_running_by_plant[id]` (the dispatch gate), `plant_transition_by_plant[id]`,
+`plant_observed_state_by_plant[id]` and `dispatch_status_by_plant[id]`.
+Sign convention: positive P = discharge / export.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from agents.commands import Command, CommandLog
+from agents.modbus_link import LinkError, ModbusLink
+from core.codec import CodecError, decode, decode_counts, encode, next_heartbeat
+from core.config import AppConfig
+from core.points import OBSERVE_POINTS, SETPOINT_POINTS
+from core.schedules import resolve_setpoint
+from core.state import empty_observed_state
+from core.timeutil import format_local_iso
+
+QUEUE_CAPACITY = 16
+OBSERVE_PERIOD_S = 1.0
+HEARTBEAT_PERIOD_S = 0.5
+STALE_AFTER_S = 3.0
+DECAY_POLL_S = 0.5
+
+log = logging.getLogger("hil.control")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the scheduler wants the plant to hold now. `evaluated_mono` is the clock's monotonic time."""
+
+    p_kw: float
+    q_kvar: float
+    reason: str
+    row_ts: datetime | None
+    clamped: bool
+    next_breakpoint: datetime | None
+    evaluated_mono: float
+
+
+class PlantController:
+    """Owns one plant's control-path Modbus I/O. `step()` is one iteration of its thread."""
+
+    def __init__(self, plant_id: str, cfg: AppConfig, clock, shared_data: dict,
+                 command_log: CommandLog, stop_event: threading.Event):
+        self.plant_id = plant_id
+        self.cfg = cfg
+        self.plant = cfg.plants[plant_id]
+        self.name = self.plant.name
+        self.clock = clock
+        self.sd = shared_data
+        self.command_log = command_log
+        self.stop_event = stop_event
+        self.wake_event = threading.Event()
+        self.thread_name = f"control.{plant_id}"
+        with shared_data["lock"]:
+            mode = shared_data["transport_mode"]
+        self.link = ModbusLink(self.plant, "control", clock, cfg.timing.modbus_timeout_s, mode)
+        self._queue: collections.deque[Command] = collections.deque()
+        self._queue_lock = threading.Lock()
+        self._running_cmd: Command | None = None
+        self._target: Target | None = None
+        self._target_lock = threading.Lock()
+        self._target_seen: Target | None = None      # last target the dispatch check used
+        self._verified_words: dict[str, list[int]] = {}
+        self._external_episode = False
+        self._expired_logged = False
+        self._refused_logged: set[tuple[str, float]] = set()
+        self._next_dispatch = 0.0
+        self._next_observe = 0.0
+        self._next_heartbeat = 0.0
+        self._heartbeat_value: int | None = None
+        self._last_ok_observe_mono: float | None = None
+        self._not_operating_count = 0
+        self._prev_link = self.link.link
+        self._invalidated = threading.Event()
+
+    # ---------------------------------------------------------------- called from other threads
+    def enqueue(self, cmd: Command, front: bool = False) -> str | None:
+        """Accept a command (intake only). Returns a reject reason or None."""
+        with self._queue_lock:
+            busy = [c for c in self._queue] + ([self._running_cmd] if self._running_cmd else [])
+            if any(c.kind == cmd.kind for c in busy) and not (cmd.internal and cmd.kind == "safe_stop"):
+                return "duplicate"
+            if len(self._queue) >= QUEUE_CAPACITY:
+                return "queue full"
+            if front:
+                self._queue.appendleft(cmd)
+            else:
+                self._queue.append(cmd)
+        if cmd.kind == "start":
+            self._set_transition("starting")
+        elif cmd.kind in ("stop", "safe_stop"):
+            self._set_transition("stopping")
+        self.wake_event.set()
+        return None
+
+    def fail_queued(self, detail: str) -> None:
+        """Fail every queued (not running) command with `detail` (shutdown)."""
+        with self._queue_lock:
+            pending = [c for c in self._queue if not (c.internal and c.kind == "safe_stop")]
+            for c in pending:
+                self._queue.remove(c)
+        for c in pending:
+            self.command_log.record(c, "failed", detail)
+
+    def set_target(self, target: Target) -> None:
+        """Scheduler hand-over: the latest target replaces the previous one."""
+        with self._target_lock:
+            self._target = target
+        self.wake_event.set()
+
+    def invalidate(self) -> None:
+        """Transport switch: forget observed state until the next observation on the new endpoint."""
+        with self.sd["lock"]:
+            self.sd["plant_observed_state_by_plant"][self.plant_id] = empty_observed_state()
+            self.sd["plant_transition_by_plant"][self.plant_id] = "unknown"
+        self._invalidated.set()
+        self.wake_event.set()
+
+    # ---------------------------------------------------------------------------- thread body
+    def step(self) -> float:
+        """One iteration: follow the transport, run one command or do the due periodic work.
+
+        Returns seconds until the next due work (the loop also wakes on commands and targets).
+        """
+        self._follow_transport()
+        cmd = self._pop_command()
+        if cmd is not None:
+            self._run_command(cmd)
+            return 0.0
+        now = self.clock.monotonic()
+        if now >= self._next_heartbeat:
+            self._heartbeat()
+        if now >= self._next_observe:
+            self._observe()
+        if self._gate() and (now >= self._next_dispatch or self._has_new_target() or self._link_came_back()):
+            self._dispatch()
+        self._prev_link = self.link.link
+        now = self.clock.monotonic()
+        nxt = min(self._next_observe, self._next_dispatch if self._gate() else self._next_observe)
+        if self.link.has_point("heartbeat"):
+            nxt = min(nxt, self._next_heartbeat)
+        return max(0.0, nxt - now)
+
+    # ----------------------------------------------------------------------------- helpers
+    def _follow_transport(self) -> None:
+        with self.sd["lock"]:
+            mode = self.sd["transport_mode"]
+        if mode != self.link.mode:
+            self.link.set_mode(mode)
+            self._verified_words.clear()
+            self._last_ok_observe_mono = None
+            self._not_operating_count = 0
+            self._next_observe = 0.0
+        self._invalidated.clear()
+
+    def _pop_command(self) -> Command | None:
+        with self._queue_lock:
+            if not self._queue:
+                return None
+            cmd = self._queue.popleft()
+            self._running_cmd = cmd
+            return cmd
+
+    def _gate(self) -> bool:
+        with self.sd["lock"]:
+            return bool(self.sd["scheduler_running_by_plant"][self.plant_id])
+
+    def _set_gate(self, on: bool, transition: str | None = None) -> None:
+        with self.sd["lock"]:
+            self.sd["scheduler_running_by_plant"][self.plant_id] = on
+            if transition is not None:
+                self.sd["plant_transition_by_plant"][self.plant_id] = transition
+
+    def _set_transition(self, transition: str) -> None:
+        with self.sd["lock"]:
+            self.sd["plant_transition_by_plant"][self.plant_id] = transition
+
+    def _transition(self) -> str:
+        with self.sd["lock"]:
+            return self.sd["plant_transition_by_plant"][self.plant_id]
+
+    def _current_target(self) -> Target | None:
+        with self._target_lock:
+            return self._target
+
+    def _has_new_target(self) -> bool:
+        return self._current_target() is not self._target_seen
+
+    def _link_came_back(self) -> bool:
+        return self.link.link == "ok" and self._prev_link != "ok"
+
+    def _publish_dispatch(self, **fields) -> None:
+        with self.sd["lock"]:
+            status = dict(self.sd["dispatch_status_by_plant"][self.plant_id])
+            status.update(fields)
+            self.sd["dispatch_status_by_plant"][self.plant_id] = status
+
+    def _resolve_now(self) -> Target:
+        with self.sd["lock"]:
+            source = self.sd["active_schedule_source"]
+            key = "api_schedule_df_by_plant" if source == "api" else "manual_schedule_df_by_plant"
+            frame = self.sd[key][self.plant_id]
+        now = self.clock.now()
+        sp = resolve_setpoint(source, frame, now, self.plant,
+                              schedule_period_minutes=self.cfg.istentore_api.schedule_period_minutes)
+        return Target(sp.p_kw, sp.q_kvar, sp.reason, sp.row_ts, sp.clamped, None, self.clock.monotonic())
+
+    # ---------------------------------------------------------------------------- heartbeat
+    def _heartbeat(self) -> None:
+        self._next_heartbeat = self.clock.monotonic() + HEARTBEAT_PERIOD_S
+        if not self.link.has_point("heartbeat") or self.link.in_backoff():
+            return
+        point = self.link.endpoint.points["heartbeat"]
+        try:
+            if self._heartbeat_value is None:
+                self._heartbeat_value = decode_counts(point, self.link.read_raw("heartbeat"))
+            self._heartbeat_value = next_heartbeat(point, self._heartbeat_value)
+            self.link.write_counts("heartbeat", self._heartbeat_value)
+        except (LinkError, CodecError):
+            self._heartbeat_value = None
+
+    # -------------------------------------------------------------------------- observation
+    def _observe(self) -> dict | None:
+        """Read the observation points; publish; derive the transition when no command runs."""
+        self._next_observe = self.clock.monotonic() + OBSERVE_PERIOD_S
+        names = OBSERVE_POINTS + (("run_command",) if self.link.has_point("run_command") else ())
+        values = None
+        try:
+            values = self.link.read(names)
+            self._last_ok_observe_mono = self.clock.monotonic()
+        except LinkError:
+            pass
+        now_mono = self.clock.monotonic()
+        stale = self._last_ok_observe_mono is None or now_mono - self._last_ok_observe_mono > STALE_AFTER_S
+        with self.sd["lock"]:
+            state = dict(self.sd["plant_observed_state_by_plant"][self.plant_id])
+        if values is not None:
+            enable_raw = int(round(values["enable"]))
+            state.update({
+                "enable": 1 if enable_raw == 1 else 0,
+                "p_setpoint_kw": values["p_setpoint"], "q_setpoint_kvar": values["q_setpoint"],
+                "p_battery_kw": values["p_battery"], "q_battery_kvar": values["q_battery"],
+                "soc_pu": values["soc"], "observed_at": format_local_iso(self.clock.now()),
+            })
+        state.update({"stale": stale, "link": self.link.link,
+                      "consecutive_failures": self.link.consecutive_failures,
+                      "last_error": self.link.last_error, "endpoint": self.link.endpoint_label})
+        with self.sd["lock"]:
+            self.sd["plant_observed_state_by_plant"][self.plant_id] = state
+        if self._running_cmd is None:
+            self._derive_transition(values, stale)
+        return values
+
+    def _operating(self, values: dict) -> bool:
+        if int(round(values["enable"])) != 1:
+            return False
+        if "run_command" in values:
+            point = self.link.endpoint.points["run_command"]
+            return int(round(values["run_command"])) == point.run_value
+        return True
+
+    def _derive_transition(self, values: dict | None, stale: bool) -> None:
+        if values is None:
+            if stale:
+                self._set_transition("unknown")
+            return
+        if self._operating(values):
+            self._not_operating_count = 0
+            self._set_transition("running")
+            return
+        self._not_operating_count += 1
+        if self._not_operating_count >= 2:
+            with self.sd["lock"]:
+                gate = self.sd["scheduler_running_by_plant"][self.plant_id]
+                self.sd["scheduler_running_by_plant"][self.plant_id] = False
+                self.sd["plant_transition_by_plant"][self.plant_id] = "stopped"
+            if gate:
+                log.warning("%s reported disabled while running; dispatch gate closed", self.name)
+
+    # ---------------------------------------------------------------------------- dispatch
+    def _dispatch(self) -> None:
+        """Bring the setpoint registers to the current target (components §4.3)."""
+        self._next_dispatch = self.clock.monotonic() + self.cfg.timing.scheduler_period_s
+        target = self._current_target()
+        target_changed = target is not self._target_seen
+        self._target_seen = target
+        p_kw, q_kvar = (target.p_kw, target.q_kvar) if target else (0.0, 0.0)
+        expiry = max(5.0, 5 * self.cfg.timing.scheduler_period_s)
+        if target is None or self.clock.monotonic() - target.evaluated_mono > expiry:
+            age = None if target is None else self.clock.monotonic() - target.evaluated_mono
+            if not self._expired_logged:
+                log.error("%s: no fresh target from scheduler for %s s -> zero dispatch", self.name,
+                          "?" if age is None else f"{age:.0f}")
+                self._expired_logged = True
+            p_kw, q_kvar = 0.0, 0.0
+        else:
+            self._expired_logged = False
+        if target is not None:
+            self._publish_dispatch(target_p_kw=target.p_kw, target_q_kvar=target.q_kvar,
+                                   reason=target.reason, clamped=target.clamped,
+                                   row_ts=format_local_iso(target.row_ts),
+                                   next_breakpoint=format_local_iso(target.next_breakpoint))
+        self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed)
+
+    def write_setpoints(self, p_kw: float, q_kvar: float, immediate: bool,
+                        target_changed: bool = True) -> str:
+        """Encode, read back, write what differs, verify. Returns the write status."""
+        points = self.link.endpoint.points
+        wanted: dict[str, list[int]] = {}
+        refused = False
+        for name, value, unit in (("p_setpoint", p_kw, "kW"), ("q_setpoint", q_kvar, "kvar")):
+            try:
+                wanted[name] = encode(points[name], value)
+            except CodecError:
+                refused = True
+                key = (name, value)
+                if key not in self._refused_logged:
+                    self._refused_logged.add(key)
+                    log.error("%s: cannot encode %s=%s %s as %s at scale %s; not written", self.name,
+                              name, value, unit, points[name].format, points[name].scale)
+        try:
+            current = self.link.read_words(SETPOINT_POINTS, immediate=immediate)
+        except LinkError as exc:
+            current = None
+            first_error = str(exc)
+        else:
+            first_error = None
+        if current is not None:
+            differing = [n for n in SETPOINT_POINTS if n in wanted and current[n] != wanted[n]]
+            if not differing:
+                self._verified_words = dict(wanted)
+                self._external_episode = False
+                return self._record_write("refused" if refused else "ok", current, None, wrote=False)
+            if not target_changed and any(self._verified_words.get(n) == wanted[n] for n in differing):
+                if not self._external_episode:
+                    n = differing[0]
+                    log.warning("%s: setpoint register changed externally (read %s %s, expected %s %s); "
+                                "rewritten", self.name, _fmt(decode(points[n], current[n])),
+                                "kW" if n == "p_setpoint" else "kvar", _fmt(decode(points[n], wanted[n])),
+                                "kW" if n == "p_setpoint" else "kvar")
+                    self._external_episode = True
+        else:
+            differing = [n for n in SETPOINT_POINTS if n in wanted]
+            if self.link.link == "connect_failed":
+                self._verified_words.clear()
+                return self._record_write("failed", None, first_error, wrote=False)
+        error = None
+        for name in differing:
+            try:
+                self.link.write_words(name, wanted[name], immediate=immediate)
+            except LinkError as exc:
+                error = str(exc)
+                if exc.kind == "connect_failed":
+                    break
+        try:
+            after = self.link.read_words(SETPOINT_POINTS, immediate=False)
+        except LinkError as exc:
+            self._verified_words.clear()
+            return self._record_write("failed", None, error or str(exc), wrote=True)
+        matched = [n for n in wanted if after[n] == wanted[n]]
+        self._verified_words = {n: wanted[n] for n in matched}
+        if refused:
+            status = "refused"
+        elif len(matched) == len(wanted):
+            status = "ok"
+        elif matched:
+            status = "partial"
+        else:
+            status = "failed"
+        return self._record_write(status, after, error, wrote=True)
+
+    def _record_write(self, status: str, words: dict | None, error: str | None, wrote: bool) -> str:
+        points = self.link.endpoint.points
+        fields = {"write_status": status, "readback_ok": words is not None, "last_error": error}
+        if words is not None:
+            verified = {n: decode(points[n], words[n]) for n in self._verified_words}
+            if "p_setpoint" in verified:
+                fields["last_written_p_kw"] = verified["p_setpoint"]
+            if "q_setpoint" in verified:
+                fields["last_written_q_kvar"] = verified["q_setpoint"]
+            if wrote:
+                fields["last_write_at"] = format_local_iso(self.clock.now())
+        self._publish_dispatch(**fields)
+        return status
+
+    # ---------------------------------------------------------------------------- commands
+    def _run_command(self, cmd: Command) -> None:
+        self.command_log.record(cmd, "running")
+        try:
+            if cmd.kind == "start":
+                ok, detail = self._start()
+                self.command_log.record(cmd, "succeeded" if ok else "failed", detail)
+            else:
+                result = self.safe_stop()
+                ok = result["disable_ok"]
+                detail = f"threshold_reached={str(result['threshold_reached']).lower()} " \
+                         f"disable_ok={str(result['disable_ok']).lower()}"
+                self.command_log.record(cmd, "succeeded" if ok else "failed", detail, result)
+        except Exception as exc:  # a command never kills the controller thread
+            log.exception("%s %s failed: %s", self.name, cmd.kind, exc)
+            self.command_log.record(cmd, "failed", str(exc))
+        finally:
+            with self._queue_lock:
+                self._running_cmd = None
+
+    def _start(self) -> tuple[bool, str]:
+        """Start sequence (components §4.5). Returns (ok, detail)."""
+        step = "setpoint"
+        try:
+            target = self._resolve_now()
+            status = self.write_setpoints(target.p_kw, target.q_kvar, immediate=True)
+            if status not in ("ok", "refused"):
+                raise LinkError(self._dispatch_error() or f"setpoint write {status}", "read_error")
+            if self.link.has_point("run_command"):
+                step = "run_command"
+                point = self.link.endpoint.points["run_command"]
+                self.link.write_counts("run_command", point.run_value)
+            step = "enable"
+            self.link.write_counts("enable", 1)
+            if decode_counts(self.link.endpoint.points["enable"], self.link.read_raw("enable")) != 1:
+                raise LinkError("enable does not read back 1", "read_error")
+        except (LinkError, CodecError) as exc:
+            self._rollback_start()
+            log.error("%s start failed at %s: %s", self.name, step, exc)
+            return False, f"{step}: {exc}"
+        with self.sd["lock"]:
+            source = self.sd["active_schedule_source"]
+        self._set_gate(True, "running")
+        self._not_operating_count = 0
+        self._target_seen = None  # check the target again at once
+        self._next_dispatch = 0.0
+        log.info("%s started (P=%s kW, Q=%s kvar, source %s)", self.name, _fmt(target.p_kw),
+                 _fmt(target.q_kvar), source.upper())
+        return True, "started"
+
+    def _dispatch_error(self) -> str | None:
+        with self.sd["lock"]:
+            return self.sd["dispatch_status_by_plant"][self.plant_id].get("last_error")
+
+    def _rollback_start(self) -> None:
+        """Best effort after a failed start: zero, stop value, disable; no decay wait."""
+        for action in (lambda: self.link.write_value("p_setpoint", 0.0),
+                       lambda: self.link.write_value("q_setpoint", 0.0),
+                       lambda: self._write_run_stop(),
+                       lambda: self.link.write_counts("enable", 0)):
+            try:
+                action()
+            except (LinkError, CodecError):
+                pass
+        try:
+            enable = decode_counts(self.link.endpoint.points["enable"], self.link.read_raw("enable"))
+        except (LinkError, CodecError):
+            enable = None
+        self._set_gate(False, "stopped" if enable == 0 else "unknown")
+
+    def _write_run_stop(self) -> None:
+        if self.link.has_point("run_command"):
+            self.link.write_counts("run_command", self.link.endpoint.points["run_command"].stop_value)
+
+    def safe_stop(self) -> dict:
+        """Gate off, zero P/Q, wait for decay below the thresholds, disable (components §4.6)."""
+        t0 = self.clock.monotonic()
+        self._set_gate(False, "stopping")
+        threshold_reached = False
+        link_up = True
+        try:
+            self.write_setpoints(0.0, 0.0, immediate=True)
+        except LinkError:
+            pass
+        if self.link.link == "connect_failed":
+            link_up = False
+        if link_up:
+            threshold_reached = self._wait_decay()
+        disable_ok = False
+        if self.link.link != "connect_failed" or not self.link.in_backoff():
+            try:
+                self._write_run_stop()
+                self.link.write_counts("enable", 0)
+                enable = decode_counts(self.link.endpoint.points["enable"], self.link.read_raw("enable"))
+                disable_ok = enable == 0
+            except (LinkError, CodecError):
+                disable_ok = False
+        self._set_gate(False, "stopped" if disable_ok else "unknown")
+        self._not_operating_count = 0
+        elapsed = self.clock.monotonic() - t0
+        level = logging.INFO if disable_ok else logging.ERROR
+        log.log(level, "%s safe stop: threshold_reached=%s disable_ok=%s (%.1f s)", self.name,
+                str(threshold_reached).lower(), str(disable_ok).lower(), elapsed)
+        return {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
+
+    def _wait_decay(self) -> bool:
+        cfg = self.cfg.safe_stop
+        deadline = self.clock.monotonic() + cfg.timeout_s
+        failures = 0
+        while True:
+            try:
+                values = self.link.read(("p_battery", "q_battery"))
+                failures = 0
+                if abs(values["p_battery"]) < cfg.threshold_kw and abs(values["q_battery"]) < cfg.threshold_kvar:
+                    return True
+            except LinkError:
+                failures += 1
+                if self.link.link == "connect_failed" or failures >= 3:
+                    return False
+            if self.clock.monotonic() >= deadline:
+                return False
+            poll_until = min(deadline, self.clock.monotonic() + DECAY_POLL_S)
+            while self.clock.monotonic() < poll_until:
+                if self.clock.monotonic() >= self._next_heartbeat:
+                    self._heartbeat()
+                self.clock.wait(self._never, min(poll_until, self._next_heartbeat if
+                                self.link.has_point("heartbeat") else poll_until) - self.clock.monotonic())
+
+    _never = threading.Event()
+
+
+def _fmt(value: float) -> str:
+    """Plain number for log lines: 12.3, -1000, 0."""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text

@@ -1,0 +1,132 @@
+"""Source and transport switching (thread `coordinator`; components §4.7).
+
+Owns `active_schedule_source`, `transport_mode`, `schedule_switching` and `transport_switching`.
+Each switch: set the flag, safe-stop both plants in parallel (on the current endpoints), apply the
+change, clear the flag (also after an exception).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+
+from agents.commands import Command, CommandLog
+
+QUEUE_CAPACITY = 4
+
+log = logging.getLogger("hil.coordinator")
+
+
+def payload_text(result: dict | None) -> str:
+    if result is None:
+        return "{threshold_reached: false, disable_ok: false}"
+    return "{threshold_reached: %s, disable_ok: %s}" % (
+        str(result["threshold_reached"]).lower(), str(result["disable_ok"]).lower())
+
+
+class Coordinator:
+    thread_name = "coordinator"
+
+    def __init__(self, cfg, clock, shared_data: dict, command_log: CommandLog, stop_event: threading.Event,
+                 scheduler_wake: threading.Event):
+        self.cfg = cfg
+        self.clock = clock
+        self.sd = shared_data
+        self.command_log = command_log
+        self.stop_event = stop_event
+        self.scheduler_wake = scheduler_wake
+        self.wake_event = threading.Event()
+        self.intake = None          # set by the director (safe stops go through intake)
+        self.controllers: dict = {}
+        self.recorder = None        # set_recording(plant, on) provider
+        self._queue: collections.deque[Command] = collections.deque()
+        self._lock = threading.Lock()
+        self._running: Command | None = None
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._queue) or self._running is not None
+
+    def enqueue(self, cmd: Command) -> str | None:
+        with self._lock:
+            if self._queue or self._running is not None:
+                return "switch in progress"
+            if len(self._queue) >= QUEUE_CAPACITY:
+                return "queue full"
+            self._queue.append(cmd)
+        self.wake_event.set()
+        return None
+
+    def step(self) -> float:
+        with self._lock:
+            cmd = self._queue.popleft() if self._queue else None
+            self._running = cmd
+        if cmd is None:
+            return 1.0
+        try:
+            self.command_log.record(cmd, "running")
+            if cmd.kind == "switch_source":
+                detail = self.switch_source(cmd.target)
+            else:
+                detail = self.switch_transport(cmd.target)
+            self.command_log.record(cmd, "succeeded", detail)
+        except Exception as exc:
+            log.exception("%s failed: %s", cmd.kind, exc)
+            self.command_log.record(cmd, "failed", str(exc))
+        finally:
+            with self._lock:
+                self._running = None
+        return 0.0
+
+    def safe_stop_all(self, timeout_s: float | None = None) -> dict:
+        """Safe stop both plants in parallel through their controllers; wait (bounded) for both."""
+        cfg = self.cfg
+        bound = timeout_s if timeout_s is not None else cfg.safe_stop.timeout_s + 6 * cfg.timing.modbus_timeout_s + 2
+        cmds = {pid: self.intake.submit("safe_stop", pid, internal=True, front=True) for pid in self.controllers}
+        deadline = self.clock.monotonic() + bound
+        results = {}
+        for pid, cmd in cmds.items():
+            remaining = max(0.0, deadline - self.clock.monotonic())
+            self.clock.wait(cmd.done, remaining)
+            results[pid] = cmd.result if cmd.status == "succeeded" or cmd.result else None
+        return results
+
+    def _names_payload(self, results: dict) -> str:
+        return ", ".join(f"{self.cfg.plants[pid].name}: {payload_text(results.get(pid))}" for pid in self.controllers)
+
+    def switch_source(self, target: str) -> str:
+        with self.sd["lock"]:
+            self.sd["schedule_switching"] = True
+        try:
+            results = self.safe_stop_all()
+            with self.sd["lock"]:
+                self.sd["active_schedule_source"] = target
+            self.scheduler_wake.set()
+            text = f"Schedule source switched to {target.upper()} ({self._names_payload(results)})"
+            log.info(text)
+            return text
+        finally:
+            with self.sd["lock"]:
+                self.sd["schedule_switching"] = False
+
+    def switch_transport(self, target: str) -> str:
+        with self.sd["lock"]:
+            self.sd["transport_switching"] = True
+        try:
+            self.safe_stop_all()
+            for pid, controller in self.controllers.items():
+                if self.recorder is not None:
+                    self.recorder.set_recording(pid, False)
+                controller.invalidate()
+            with self.sd["lock"]:
+                self.sd["transport_mode"] = target
+            for controller in self.controllers.values():
+                controller.wake_event.set()
+            if self.recorder is not None:
+                self.recorder.wake()
+            text = f"Transport switched to {target.upper()}"
+            log.info(text)
+            return text
+        finally:
+            with self.sd["lock"]:
+                self.sd["transport_switching"] = False

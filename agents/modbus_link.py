@@ -1,0 +1,223 @@
+"""One Modbus TCP link to one plant, owned by one thread (pymodbus clients are not thread-safe).
+
+Link state (components §2.4): `ok`, `connect_failed` (refused, timeout, reset: the link is down),
+`read_error` (exception response or undecodable value while connected), `unknown` (never tried or
+reset by a transport switch). Connects lazily; after a failure the socket is closed and background
+operations fail at once (no network I/O) until the backoff (0.5 s doubling to 30 s) has passed; an
+operator command passes `immediate=True` to make one connect attempt at once. Exception responses
+keep the connection. The endpoint follows the transport mode given to `set_mode()`.
+"""
+from __future__ import annotations
+
+import logging
+
+from pymodbus.client import ModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from core.codec import CodecError, encode, encode_counts
+from core.config import PlantConfig
+from core.points import ReadPlan, plan_for
+
+BACKOFF_INITIAL_S = 0.5
+BACKOFF_MAX_S = 30.0
+_GROUP_REFUSED_CODES = (2, 3)
+
+log = logging.getLogger("hil.modbus")
+
+
+class LinkError(Exception):
+    """An operation failed; `kind` is the link state it leaves (`connect_failed` or `read_error`)."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class ModbusLink:
+    """Client side of one plant for one role (`control` or `sampler`)."""
+
+    # Endpoints ("host:port/unit") whose grouped reads were refused; shared by every link of the
+    # process because the fallback is a property of the endpoint, kept for the process life.
+    _single_read_endpoints: set[str] = set()
+
+    def __init__(self, plant: PlantConfig, role: str, clock, timeout_s: float, mode: str = "local"):
+        self.plant = plant
+        self.role = role
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self.mode = mode
+        self.endpoint = plant.endpoint(mode)
+        self.link = "unknown"
+        self.last_error: str | None = None
+        self.consecutive_failures = 0
+        self._client: ModbusTcpClient | None = None
+        self._backoff_s = BACKOFF_INITIAL_S
+        self._next_attempt = None  # monotonic time before which background ops fail at once
+        self._down_logged = False
+        self._plans: dict[tuple, ReadPlan] = {}
+
+    # -- endpoint -------------------------------------------------------------------------------
+    @property
+    def endpoint_label(self) -> str:
+        return self.endpoint.label
+
+    def _endpoint_key(self) -> str:
+        return f"{self.endpoint.host}:{self.endpoint.port}/{self.endpoint.unit_id}"
+
+    def set_mode(self, mode: str) -> None:
+        """Follow the transport mode: close, forget the link state, fresh backoff."""
+        if mode == self.mode:
+            return
+        self.close()
+        self.mode = mode
+        self.endpoint = self.plant.endpoint(mode)
+        self.link = "unknown"
+        self.last_error = None
+        self.consecutive_failures = 0
+        self._backoff_s = BACKOFF_INITIAL_S
+        self._next_attempt = None
+        self._down_logged = False
+        self._plans.clear()
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing a broken socket must never raise into a control path
+                pass
+            self._client = None
+
+    # -- connection -----------------------------------------------------------------------------
+    def in_backoff(self) -> bool:
+        return self._next_attempt is not None and self.clock.monotonic() < self._next_attempt
+
+    def ensure_connected(self, immediate: bool = False) -> None:
+        """Connect when needed; raises LinkError. Without `immediate`, fails at once during backoff."""
+        if self._client is not None and self._client.connected:
+            return
+        if not immediate and self.in_backoff():
+            raise LinkError(self.last_error or "link down (waiting to reconnect)", "connect_failed")
+        self.close()
+        ep = self.endpoint
+        client = ModbusTcpClient(ep.host, port=ep.port, timeout=self.timeout_s, retries=0)
+        try:
+            ok = client.connect()
+        except Exception as exc:  # pymodbus may raise on resolver/socket errors
+            ok, err = False, str(exc)
+        else:
+            err = "connection refused or timed out"
+        if not ok:
+            try:
+                client.close()
+            except Exception:
+                pass
+            self._failure("connect_failed", f"connect failed: {err}")
+            raise LinkError(self.last_error, "connect_failed")
+        self._client = client
+
+    def _failure(self, kind: str, message: str) -> None:
+        self.consecutive_failures += 1
+        self.last_error = message
+        if kind == "connect_failed":
+            self.close()
+            self._next_attempt = self.clock.monotonic() + self._backoff_s
+            self._backoff_s = min(self._backoff_s * 2, BACKOFF_MAX_S)
+        if not self._down_logged:
+            log.warning("%s Modbus %s link down (%s): %s", self.plant.name, self.role,
+                        self.endpoint_label, message)
+            self._down_logged = True
+        self.link = kind
+
+    def _success(self) -> None:
+        if self._down_logged:
+            log.info("%s Modbus %s link restored (%s)", self.plant.name, self.role, self.endpoint_label)
+            self._down_logged = False
+        self.link = "ok"
+        self.last_error = None
+        self.consecutive_failures = 0
+        self._backoff_s = BACKOFF_INITIAL_S
+        self._next_attempt = None
+
+    def _call(self, fn, *args, **kwargs):
+        """Run one pymodbus request; map every failure to LinkError and the link state."""
+        try:
+            rr = fn(*args, device_id=self.endpoint.unit_id, **kwargs)
+        except ModbusException as exc:
+            self._failure("connect_failed", f"I/O error: {exc}")
+            raise LinkError(self.last_error, "connect_failed") from exc
+        except OSError as exc:
+            self._failure("connect_failed", f"I/O error: {exc}")
+            raise LinkError(self.last_error, "connect_failed") from exc
+        if rr.isError():
+            code = getattr(rr, "exception_code", None)
+            self._failure("read_error", f"exception response (code {code})")
+            err = LinkError(self.last_error, "read_error")
+            err.exception_code = code
+            raise err
+        return rr
+
+    # -- reads ----------------------------------------------------------------------------------
+    def read(self, names: tuple[str, ...], immediate: bool = False) -> dict[str, float]:
+        """Read and decode `names` with the endpoint's read plan; all or nothing."""
+        return self._read(names, immediate, raw=False)
+
+    def read_words(self, names: tuple[str, ...], immediate: bool = False) -> dict[str, list[int]]:
+        """Read the raw register words of `names` (for setpoint readback comparison)."""
+        return self._read(names, immediate, raw=True)
+
+    def _read(self, names, immediate, raw):
+        self.ensure_connected(immediate)
+        single = self._endpoint_key() in self._single_read_endpoints
+        key = (tuple(names), single)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = plan_for(self.endpoint.points, names, single=single)
+        values: dict = {}
+        for block in plan.blocks:
+            try:
+                rr = self._call(self._client.read_holding_registers, block.address, count=block.count)
+            except LinkError as exc:
+                code = getattr(exc, "exception_code", None)
+                if code in _GROUP_REFUSED_CODES and not single and len(plan.blocks) != len(plan.points):
+                    self._single_read_endpoints.add(self._endpoint_key())
+                    log.info("%s %s: grouped read refused (exception %s); using single-point reads",
+                             self.plant.name, self.role, code)
+                    return self._read(names, immediate, raw)
+                raise
+            try:
+                if raw:
+                    values.update(plan.block_words(block, rr.registers))
+                else:
+                    values.update(plan.decode_block(block, rr.registers))
+            except CodecError as exc:
+                self._failure("read_error", f"decode error: {exc}")
+                raise LinkError(self.last_error, "read_error") from exc
+        self._success()
+        return values
+
+    def read_raw(self, name: str, immediate: bool = False) -> list[int]:
+        point = self.endpoint.points[name]
+        self.ensure_connected(immediate)
+        rr = self._call(self._client.read_holding_registers, point.address, count=point.width)
+        self._success()
+        return list(rr.registers[: point.width])
+
+    # -- writes ---------------------------------------------------------------------------------
+    def write_words(self, name: str, words: list[int], immediate: bool = False) -> None:
+        """FC6 for one register, FC16 for two (one request)."""
+        point = self.endpoint.points[name]
+        self.ensure_connected(immediate)
+        if len(words) == 1:
+            self._call(self._client.write_register, point.address, words[0])
+        else:
+            self._call(self._client.write_registers, point.address, list(words))
+        self._success()
+
+    def write_value(self, name: str, value: float, immediate: bool = False) -> None:
+        self.write_words(name, encode(self.endpoint.points[name], value), immediate)
+
+    def write_counts(self, name: str, counts: int, immediate: bool = False) -> None:
+        self.write_words(name, encode_counts(self.endpoint.points[name], counts), immediate)
+
+    def has_point(self, name: str) -> bool:
+        return name in self.endpoint.points

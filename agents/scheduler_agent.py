@@ -1,0 +1,134 @@
+"""Schedule store and scheduler (thread `scheduler`; components §4.1-§4.2). No I/O.
+
+`ScheduleStore.publish_schedule(source, plant, frame)` is the only writer of
+`manual_schedule_df_by_plant`, `api_schedule_df_by_plant` and `schedule_revision`.
+
+`Scheduler.step()` resolves the setpoint of both plants with the active source at `now`, hands each
+result to its controller (`set_target`), and returns the seconds until the next wake: the earliest
+of both plants' next breakpoints and now + `scheduler_period_s`. A breakpoint's value is never
+handed over before the breakpoint; when the timer fires a little early the scheduler waits the rest.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from agents.control_agent import Target, _fmt
+from core.config import AppConfig
+from core.schedules import check_normalised, next_breakpoint, resolve_setpoint
+from core.timeutil import format_hms
+
+log = logging.getLogger("hil.scheduler")
+
+ALIGN_WINDOW_S = 0.2  # wake-ups this close before a breakpoint wait the rest instead of evaluating
+
+
+class ScheduleStore:
+    """Owner of the schedule frames in `shared_data`."""
+
+    _KEYS = {"manual": "manual_schedule_df_by_plant", "api": "api_schedule_df_by_plant"}
+
+    def __init__(self, shared_data: dict, tz, wake_event: threading.Event | None = None):
+        self.sd = shared_data
+        self.tz = tz
+        self.wake_event = wake_event or threading.Event()
+
+    def publish_schedule(self, source: str, plant: str, frame) -> int:
+        """Swap in a normalised frame for (source, plant); returns the new revision."""
+        if source not in self._KEYS:
+            raise ValueError(f"unknown schedule source {source!r}")
+        if plant not in ("lib", "vrfb"):
+            raise ValueError(f"unknown plant {plant!r}")
+        check_normalised(frame, source, self.tz)
+        with self.sd["lock"]:
+            self.sd[self._KEYS[source]][plant] = frame
+            self.sd["schedule_revision"] += 1
+            revision = self.sd["schedule_revision"]
+        self.wake_event.set()
+        return revision
+
+    def frame(self, source: str, plant: str):
+        with self.sd["lock"]:
+            return self.sd[self._KEYS[source]][plant]
+
+
+class Scheduler:
+    """Target P/Q per plant at each breakpoint and every `scheduler_period_s`."""
+
+    thread_name = "scheduler"
+
+    def __init__(self, cfg: AppConfig, clock, shared_data: dict, controllers: dict,
+                 wake_event: threading.Event, stop_event: threading.Event):
+        self.cfg = cfg
+        self.clock = clock
+        self.sd = shared_data
+        self.controllers = controllers
+        self.wake_event = wake_event
+        self.stop_event = stop_event
+        self.period_minutes = cfg.istentore_api.schedule_period_minutes
+        self._next_bp: datetime | None = None
+        self._last_reason: dict[str, str | None] = {pid: None for pid in controllers}
+        self._clamp_logged: dict[str, object] = {pid: None for pid in controllers}
+
+    def step(self) -> float:
+        now = self.clock.now()
+        if self._next_bp is not None and not self.wake_event.is_set():
+            early_s = (self._next_bp - now).total_seconds()
+            if 0 < early_s <= ALIGN_WINDOW_S:
+                self.clock.wait(self.stop_event, early_s)
+                now = self.clock.now()
+                while now < self._next_bp and not self.stop_event.is_set():
+                    self.clock.wait(self.stop_event, 0.001)
+                    now = self.clock.now()
+        with self.sd["lock"]:
+            source = self.sd["active_schedule_source"]
+            key = "api_schedule_df_by_plant" if source == "api" else "manual_schedule_df_by_plant"
+            frames = dict(self.sd[key])
+            gates = dict(self.sd["scheduler_running_by_plant"])
+        mono = self.clock.monotonic()
+        earliest = now + timedelta(seconds=self.cfg.timing.scheduler_period_s)
+        next_bps = []
+        for pid, controller in self.controllers.items():
+            frame = frames[pid]
+            plant = self.cfg.plants[pid]
+            sp = resolve_setpoint(source, frame, now, plant, schedule_period_minutes=self.period_minutes)
+            nb = next_breakpoint(source, frame, now, schedule_period_minutes=self.period_minutes)
+            controller.set_target(Target(sp.p_kw, sp.q_kvar, sp.reason, sp.row_ts, sp.clamped, nb, mono))
+            self._log_clamp(pid, plant, source, frame, sp)
+            self._log_reason(pid, plant.name, source, sp, gates.get(pid, False))
+            if nb is not None:
+                next_bps.append(nb)
+        self._next_bp = min(next_bps) if next_bps else None
+        if self._next_bp is not None and self._next_bp < earliest:
+            earliest = self._next_bp
+        return max(0.0, (earliest - self.clock.now()).total_seconds())
+
+    def _log_clamp(self, pid: str, plant, source: str, frame, sp) -> None:
+        """WARNING once per distinct clamped row: `<Name>: setpoint <v> kW clamped to <limit> kW`."""
+        if not sp.clamped or self._clamp_logged[pid] == (source, sp.row_ts):
+            return
+        self._clamp_logged[pid] = (source, sp.row_ts)
+        row = frame.loc[sp.row_ts]
+        raw_p, raw_q = float(row["power_setpoint_kw"]), float(row["reactive_power_setpoint_kvar"])
+        if raw_p != sp.p_kw:
+            log.warning("%s: setpoint %s kW clamped to %s kW", plant.name, _fmt(raw_p), _fmt(sp.p_kw))
+        if raw_q != sp.q_kvar:
+            log.warning("%s: setpoint %s kvar clamped to %s kvar", plant.name, _fmt(raw_q), _fmt(sp.q_kvar))
+
+    def _log_reason(self, pid: str, name: str, source: str, sp, gate: bool) -> None:
+        if not gate:
+            self._last_reason[pid] = None
+            return
+        prev, reason = self._last_reason[pid], sp.reason
+        self._last_reason[pid] = reason
+        if prev == reason:
+            return
+        if reason == "stale":
+            log.warning("%s: API setpoint stale -> zero dispatch", name)
+        elif prev == "stale" and reason == "schedule":
+            log.info("%s: API setpoint fresh again", name)
+        elif reason == "no_schedule" and source == "api":
+            log.warning("%s: API schedule unavailable -> zero dispatch", name)
+        elif reason == "after_end":
+            log.info("%s: manual schedule ended at %s -> zero dispatch", name, format_hms(sp.row_ts))

@@ -1,0 +1,126 @@
+"""The `shared_data` runtime contract (design document) plus the documented additions.
+
+`build_shared_data()` returns the dict with exactly the design document's keys and the additions
+listed in components §0.3 (`schedule_revision`, `plant_observed_state_by_plant`,
+`dispatch_status_by_plant`, `plot_cache_by_plant`, `latest_measurement_by_plant`,
+`dispatch_tracking_by_plant`, `measurement_post_counters`, `command_log`). Owners are listed in
+docs/ARCHITECTURE.md. Hold `lock` only to read or swap references.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import pandas as pd
+
+PLANT_IDS = ("lib", "vrfb")
+
+DESIGN_KEYS = (
+    "session_logs", "log_lock", "manual_schedule_df_by_plant", "api_schedule_df_by_plant",
+    "active_schedule_source", "transport_mode", "scheduler_running_by_plant",
+    "plant_transition_by_plant", "measurements_filename_by_plant", "current_file_path_by_plant",
+    "current_file_df_by_plant", "pending_rows_by_file", "measurements_df", "measurement_post_status",
+    "api_password", "data_fetcher_status", "schedule_switching", "transport_switching", "lock",
+    "shutdown_event", "log_file_path",
+)
+ADDED_KEYS = (
+    "schedule_revision", "plant_observed_state_by_plant", "dispatch_status_by_plant",
+    "plot_cache_by_plant", "latest_measurement_by_plant", "dispatch_tracking_by_plant",
+    "measurement_post_counters", "command_log",
+)
+
+
+def _per_plant(factory):
+    return {pid: factory() for pid in PLANT_IDS}
+
+
+def empty_post_status() -> dict:
+    return {
+        "posting_enabled": False,
+        "last_success": None,
+        "last_attempt": None,
+        "last_error": None,
+        "pending_queue_count": 0,
+        "oldest_pending_age_s": None,
+        "last_enqueue": None,
+    }
+
+
+def empty_fetcher_status() -> dict:
+    return {
+        "connected": False,
+        "today_fetched": False,
+        "tomorrow_fetched": False,
+        "today_date": None,
+        "tomorrow_date": None,
+        "today_points": 0,
+        "tomorrow_points": 0,
+        "today_points_by_plant": {"lib": 0, "vrfb": 0},
+        "tomorrow_points_by_plant": {"lib": 0, "vrfb": 0},
+        "last_attempt": None,
+        "error": None,
+    }
+
+
+def empty_observed_state(endpoint: str | None = None) -> dict:
+    return {
+        "enable": None, "p_setpoint_kw": None, "q_setpoint_kvar": None, "p_battery_kw": None,
+        "q_battery_kvar": None, "soc_pu": None, "observed_at": None, "stale": True,
+        "link": "unknown", "consecutive_failures": 0, "last_error": None, "endpoint": endpoint,
+    }
+
+
+def empty_dispatch_status() -> dict:
+    return {
+        "target_p_kw": None, "target_q_kvar": None, "reason": None, "clamped": False,
+        "row_ts": None, "next_breakpoint": None, "last_written_p_kw": None,
+        "last_written_q_kvar": None, "last_write_at": None, "write_status": "skipped",
+        "readback_ok": None, "last_error": None,
+    }
+
+
+def empty_counters() -> dict:
+    return {"enqueued": 0, "posted": 0, "rejected": 0, "dropped": 0, "discarded": 0}
+
+
+def build_shared_data(schedule_source: str = "manual", transport_mode: str = "local") -> dict:
+    """The runtime contract with its initial values."""
+    return {
+        "session_logs": deque(maxlen=1000),
+        "log_lock": threading.Lock(),
+
+        "manual_schedule_df_by_plant": _per_plant(pd.DataFrame),
+        "api_schedule_df_by_plant": _per_plant(pd.DataFrame),
+        "schedule_revision": 0,
+
+        "active_schedule_source": schedule_source,
+        "transport_mode": transport_mode,
+
+        "scheduler_running_by_plant": _per_plant(lambda: False),
+        "plant_transition_by_plant": _per_plant(lambda: "stopped"),
+        "plant_observed_state_by_plant": _per_plant(empty_observed_state),
+        "dispatch_status_by_plant": _per_plant(empty_dispatch_status),
+
+        "measurements_filename_by_plant": _per_plant(lambda: None),
+        "current_file_path_by_plant": _per_plant(lambda: None),
+        "current_file_df_by_plant": _per_plant(pd.DataFrame),
+        "plot_cache_by_plant": _per_plant(lambda: {"gen": 0, "path": None, "rows": [], "n": 0}),
+        "pending_rows_by_file": {},
+        "measurements_df": pd.DataFrame(),
+        "latest_measurement_by_plant": _per_plant(lambda: None),
+        "dispatch_tracking_by_plant": _per_plant(lambda: None),
+
+        "measurement_post_status": _per_plant(empty_post_status),
+        "measurement_post_counters": _per_plant(empty_counters),
+
+        "api_password": None,
+        "data_fetcher_status": empty_fetcher_status(),
+
+        "schedule_switching": False,
+        "transport_switching": False,
+        "command_log": deque(maxlen=50),
+
+        "lock": threading.Lock(),
+        "shutdown_event": threading.Event(),
+        "log_file_path": None,
+    }

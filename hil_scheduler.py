@@ -1,0 +1,272 @@
+"""HIL Scheduler director: command line, config, `shared_data`, agent threads, signals, shutdown.
+
+    python hil_scheduler.py [--config PATH] [--data-dir PATH] [--no-dashboard] [--check-config]
+                            [--schedule PLANT=CSV]... [--start PLANT]... [--record PLANT]...
+
+Exit codes: 0 after a clean shutdown, 2 for an invalid config or command line (one line per
+problem), 1 for an unexpected fatal error or a start failure (port in use, unusable folder).
+The API password is read once from ISTENTORE_API_PASSWORD (then removed from the environment).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from agents.base import ThreadRegistry, run_loop  # noqa: E402
+from agents.commands import CommandIntake, CommandLog  # noqa: E402
+from agents.control_agent import PlantController  # noqa: E402
+from agents.coordinator import Coordinator  # noqa: E402
+from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
+from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
+from core.clock import RealClock  # noqa: E402
+from core.config import PLANT_IDS, AppConfig, ConfigError, effective_config_yaml, load_config  # noqa: E402
+from core.schedules import ScheduleCSVError, parse_schedule_csv  # noqa: E402
+from core.state import build_shared_data  # noqa: E402
+
+log = logging.getLogger("hil.director")
+
+PASSWORD_ENV = "ISTENTORE_API_PASSWORD"
+THREAD_JOIN_S = 2.0
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hil_scheduler.py", description="HIL Scheduler: dispatch P/Q schedules to the "
+                "LIB and VRFB battery plants over Modbus TCP, record measurements, serve the dashboard.")
+    p.add_argument("--config", default=str(ROOT / "config.yaml"), help="config file (default: config.yaml next to this script)")
+    p.add_argument("--data-dir", help="folder for the daily measurement CSV files")
+    p.add_argument("--no-dashboard", action="store_true", help="run headless (no web server)")
+    p.add_argument("--check-config", action="store_true", help="validate the config, print the effective settings, exit")
+    p.add_argument("--schedule", action="append", default=[], metavar="PLANT=CSV",
+                   help="load a manual schedule for lib or vrfb at start (repeatable)")
+    p.add_argument("--start", action="append", default=[], metavar="PLANT", choices=("lib", "vrfb", "all"),
+                   help="start dispatch of lib, vrfb or all once the agents are up (repeatable)")
+    p.add_argument("--record", action="append", default=[], metavar="PLANT", choices=("lib", "vrfb", "all"),
+                   help="start recording lib, vrfb or all at start (repeatable)")
+    return p
+
+
+def expand_plants(values: list[str]) -> list[str]:
+    out = []
+    for v in values:
+        for pid in (PLANT_IDS if v == "all" else (v,)):
+            if pid not in out:
+                out.append(pid)
+    return out
+
+
+def parse_schedule_args(cfg: AppConfig, specs: list[str]) -> dict:
+    """`PLANT=CSV` -> {plant: frame}; raises UsageError with the one-line message."""
+    frames = {}
+    for spec in specs:
+        plant, sep, path = spec.partition("=")
+        if not sep or plant not in PLANT_IDS or not path:
+            raise UsageError(f"--schedule {spec}: expected lib=<csv> or vrfb=<csv>")
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--schedule {plant}={path}: cannot read file: {exc.strerror or exc}")
+        try:
+            parsed = parse_schedule_csv(data, cfg.tz, limits=cfg.plants[plant].model.power_limits)
+        except ScheduleCSVError as exc:
+            raise UsageError(f"--schedule {plant}={path}: {exc}")
+        frames[plant] = parsed.frame
+    return frames
+
+
+@dataclass
+class Options:
+    dashboard: bool = True
+    schedules: dict = field(default_factory=dict)
+    start: list = field(default_factory=list)
+    record: list = field(default_factory=list)
+    api_password: str | None = None
+
+
+class HilApp:
+    """All agents of one process. `start()` brings them up; `shutdown()` runs components §11.1."""
+
+    def __init__(self, cfg: AppConfig, clock=None, options: Options | None = None):
+        self.cfg = cfg
+        self.clock = clock or RealClock(cfg.tz)
+        self.options = options or Options()
+        self.sd = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode)
+        self.sd["api_password"] = self.options.api_password
+        self.stop_event = self.sd["shutdown_event"]
+        self.registry = ThreadRegistry(self.clock)
+        self.threads: list[threading.Thread] = []
+        self.scheduler_wake = threading.Event()
+        self.store = ScheduleStore(self.sd, cfg.tz, self.scheduler_wake)
+        self.command_log = CommandLog(self.sd, self.clock)
+        self.controllers = {pid: PlantController(pid, cfg, self.clock, self.sd, self.command_log, self.stop_event)
+                            for pid in PLANT_IDS}
+        self.scheduler = Scheduler(cfg, self.clock, self.sd, self.controllers, self.scheduler_wake, self.stop_event)
+        self.coordinator = Coordinator(cfg, self.clock, self.sd, self.command_log, self.stop_event, self.scheduler_wake)
+        self.intake = CommandIntake(self.sd, self.controllers, self.coordinator, self.clock)
+        self.intake.log = self.command_log
+        self.coordinator.intake = self.intake
+        self.coordinator.controllers = self.controllers
+        self.emulator = PlantEmulator(cfg, self.clock, cfg.data_dir, "local", self.registry)
+        self.dashboard = None
+        self._started = False
+
+    # ------------------------------------------------------------------------------- start
+    def _spawn(self, name: str, step, wake_event=None, period_s: float = 1.0) -> None:
+        target = lambda: run_loop(name, step, self.clock, self.stop_event, self.registry, wake_event)  # noqa: E731
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self.registry.register(name, thread, period_s)
+        self.threads.append(thread)
+        thread.start()
+
+    def start(self) -> None:
+        """Start the emulator servers and every agent thread; apply the CLI campaign options."""
+        self.emulator.start()
+        for plant, frame in self.options.schedules.items():
+            self.store.publish_schedule("manual", plant, frame)
+        self._spawn("coordinator", self.coordinator.step, self.coordinator.wake_event)
+        self._spawn("scheduler", self.scheduler.step, self.scheduler_wake, self.cfg.timing.scheduler_period_s)
+        for pid, controller in self.controllers.items():
+            self._spawn(controller.thread_name, controller.step, controller.wake_event)
+        self._started = True
+        for pid in self.options.record:
+            self.set_recording(pid, True)
+        for pid in self.options.start:
+            cmd = self.intake.submit("start", pid)
+            if cmd.status == "rejected":
+                log.error("%s start at launch rejected: %s", self.cfg.plants[pid].name, cmd.detail)
+
+    def set_recording(self, plant: str, on: bool) -> None:
+        recorder = getattr(self, "recorder", None)
+        if recorder is None:
+            log.error("Recording is not available in this build")
+            return
+        recorder.set_recording(plant, on)
+
+    # ---------------------------------------------------------------------------- shutdown
+    def shutdown(self, reason: str = "shutdown", fast: threading.Event | None = None) -> bool:
+        """Safe-stop running plants, close recording, stop threads and servers. True when clean."""
+        clean = True
+        self.intake.begin_shutdown()
+        for controller in self.controllers.values():
+            controller.fail_queued("shutting down")
+        with self.sd["lock"]:
+            transitions = dict(self.sd["plant_transition_by_plant"])
+            gates = dict(self.sd["scheduler_running_by_plant"])
+        to_stop = [pid for pid in PLANT_IDS
+                   if transitions[pid] in ("starting", "running", "unknown") or gates[pid]]
+        cmds = {pid: self.intake.submit("safe_stop", pid, internal=True, front=True) for pid in to_stop}
+        if cmds:
+            bound = self.cfg.safe_stop.timeout_s + 3 * self.cfg.timing.modbus_timeout_s
+            deadline = self.clock.monotonic() + bound
+            for pid, cmd in cmds.items():
+                while not cmd.done.is_set() and self.clock.monotonic() < deadline:
+                    if fast is not None and fast.is_set():
+                        break
+                    self.clock.wait(cmd.done, min(0.1, deadline - self.clock.monotonic()))
+                result = cmd.result or {}
+                if not result.get("disable_ok"):
+                    log.error("%s could not be confirmed disabled at shutdown", self.cfg.plants[pid].name)
+        for pid in PLANT_IDS:
+            self.set_recording(pid, False) if getattr(self, "recorder", None) else None
+        self.stop_event.set()
+        for event in [self.scheduler_wake, self.coordinator.wake_event] + [c.wake_event for c in self.controllers.values()]:
+            event.set()
+        for thread in self.threads:
+            thread.join(THREAD_JOIN_S)
+            if thread.is_alive():
+                log.error("thread %s did not stop", thread.name)
+                clean = False
+        for controller in self.controllers.values():
+            controller.link.close()
+        self.emulator.stop()
+        return clean
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.data_dir)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 2
+    if args.check_config:
+        sys.stdout.write(effective_config_yaml(cfg))
+        print("config OK")
+        return 0
+    try:
+        schedules = parse_schedule_args(cfg, args.schedule)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    password = os.environ.pop(PASSWORD_ENV, None) or None
+    for folder in (cfg.general.log_dir, cfg.data_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"Cannot create folder {folder}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    options = Options(dashboard=not args.no_dashboard, schedules=schedules,
+                      start=expand_plants(args.start), record=expand_plants(args.record), api_password=password)
+    from logger_config import setup_logging
+    app = HilApp(cfg, options=options)
+    handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, app.sd)
+    signals_seen: list[str] = []
+    requested = threading.Event()
+    second = threading.Event()
+
+    def on_signal(signum, _frame):
+        signals_seen.append(signal.Signals(signum).name)
+        if requested.is_set():
+            second.set()
+        requested.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    dash_url = f"http://{cfg.dashboard.host}:{cfg.dashboard.port}" if options.dashboard else "off"
+    log.info("HIL Scheduler starting: source=%s transport=%s dashboard=%s", cfg.startup.schedule_source,
+             cfg.startup.transport_mode, dash_url)
+    try:
+        app.start()
+    except EmulatorStartError as exc:
+        log.error("%s", exc)
+        print(str(exc), file=sys.stderr)
+        app.shutdown("start failure")
+        handles.close()
+        return 1
+    while not requested.is_set():
+        app.clock.wait(requested, 0.5)
+    log.info("Shutdown requested (%s)", signals_seen[0] if signals_seen else "?")
+    try:
+        app.shutdown(signals_seen[0], fast=second)
+    except Exception:
+        log.exception("Shutdown failed")
+        handles.close()
+        return 1
+    log.info("Shutdown complete")
+    handles.close()
+    return 1 if second.is_set() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Logging for the whole process: stderr, one file per local day, and the in-memory ring.
+
+`setup_logging(level, log_dir, tz, shared_data)` configures the root logger once, from the
+director, before any agent starts. Inputs:
+- `level`: a level name (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`), `general.log_level`;
+- `log_dir`: the folder of the daily files `<log_dir>/YYYY-MM-DD_hil_scheduler.log` (created);
+- `tz`: the configured zone; every line, file name and ring entry uses the record's own time
+  (`record.created`) in this zone, never the system zone;
+- `shared_data`: the process dict. The ring handler owns `session_logs` (a deque of the last 1000
+  entries `{date, timestamp, level, message}`, guarded by `log_lock`); the file handler owns
+  `log_file_path` (str, set under `lock` when a record opens a new day's file).
+
+Line format: `YYYY-MM-DD HH:MM:SS - LEVEL - message`, a traceback on the lines that follow.
+
+A redaction filter on every handler replaces the current API password (from `secret_provider`,
+read per record) and any bearer token with `***` in the message, its arguments, the exception
+text and the stack text. It is a second line of defence: code must not log secrets anyway.
+
+Locking: handlers never wait on a `shared_data` lock while holding their own, and they take the
+`shared_data` locks with a bounded wait, so a thread that logs while holding `lock` or `log_lock`
+delays the publication of that one update instead of deadlocking the process.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from pathlib import Path
+from typing import Callable, TextIO
+
+RING_SIZE = 1000
+LINE_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
+FILE_SUFFIX = "_hil_scheduler.log"
+REDACTED = "***"
+
+# Bound on waiting for a shared_data lock from inside logging; holders keep it for microseconds
+# (§0.6), so only a thread that logs while holding the lock itself ever reaches this bound.
+_SHARED_LOCK_WAIT_S = 0.2
+
+_BEARER_RE = re.compile(r"Bearer\s+[A-Za-z0-9._~+/=-]+")
+
+# Library loggers that are too chatty at the root level (pymodbus is handled by level).
+_LIBRARY_LEVELS = {"werkzeug": logging.ERROR, "urllib3": logging.WARNING}
+
+
+def log_file_name(day: date) -> str:
+    """`YYYY-MM-DD_hil_scheduler.log` for a local day."""
+    return f"{day.isoformat()}{FILE_SUFFIX}"
+
+
+def _local_time(record: logging.LogRecord, tz: tzinfo) -> datetime:
+    return datetime.fromtimestamp(record.created, tz)
+
+
+def _parse_level(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    value = logging.getLevelName(str(level).strip().upper())
+    if not isinstance(value, int):
+        raise ValueError(f"unknown log level {level!r}")
+    return value
+
+
+class TzFormatter(logging.Formatter):
+    """The log line format, with the time of the record in zone `tz`."""
+
+    def __init__(self, tz: tzinfo):
+        super().__init__(LINE_FORMAT)
+        self.tz = tz
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _local_time(record, self.tz).strftime(datefmt or "%Y-%m-%d %H:%M:%S")
+
+
+class RedactionFilter(logging.Filter):
+    """Replaces the current password and bearer tokens with `***` in a record, in place.
+
+    The message is rendered (`msg % args`) and stored back with `args = None`, and the exception
+    text is rendered into `exc_text`, so every formatter after this filter sees only redacted
+    text. Each record is redacted once, whichever handler sees it first.
+    """
+
+    def __init__(self, secret_provider: Callable[[], str | None]):
+        super().__init__()
+        self._secret_provider = secret_provider
+        self._exc_formatter = logging.Formatter()
+
+    def _secrets(self) -> list[str]:
+        try:
+            secret = self._secret_provider()
+        except Exception:  # a broken provider must not break logging
+            return []
+        if not isinstance(secret, str) or not secret:
+            return []
+        # Also the forms a password takes inside a repr() or a JSON body.
+        forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1]}
+        return sorted((f for f in forms if f), key=len, reverse=True)
+
+    def redact(self, text: str, secrets: list[str] | None = None) -> str:
+        for secret in self._secrets() if secrets is None else secrets:
+            text = text.replace(secret, REDACTED)
+        return _BEARER_RE.sub(f"Bearer {REDACTED}", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_hil_redacted", False):
+            return True
+        secrets = self._secrets()
+        try:
+            message = record.getMessage()
+        except Exception:  # bad format args: keep what was passed, readable and redacted
+            message = f"{record.msg} (unformattable log arguments: {record.args!r})"
+        record.msg = self.redact(message, secrets)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._exc_formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text, secrets)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info, secrets)
+        record._hil_redacted = True
+        return True
+
+
+def _acquire(lock) -> bool:
+    return lock.acquire(timeout=_SHARED_LOCK_WAIT_S)
+
+
+class DailyFileHandler(logging.Handler):
+    """Appends each record to the file of the record's local day; publishes `log_file_path`.
+
+    The file is chosen per record, so the first record after local midnight opens the next
+    day's file whatever the system zone. `log_file_path` is published after the write, outside
+    this handler's lock; a publication that cannot take `lock` in time is retried with the next
+    record.
+    """
+
+    def __init__(self, log_dir: Path, tz: tzinfo, shared_data: dict):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.tz = tz
+        self._shared = shared_data
+        self._day: date | None = None
+        self._stream: TextIO | None = None
+        self._path: str | None = None
+        self._generation = 0            # +1 per file opened, under the handler lock
+        self._published_generation = 0  # written under shared_data["lock"]
+
+    def handle(self, record: logging.LogRecord):
+        rv = self.filter(record)
+        if isinstance(rv, logging.LogRecord):  # Python >= 3.12 filters may return a record
+            record = rv
+        if rv:
+            with self.lock:
+                self.emit(record)
+                generation, path = self._generation, self._path
+            self._publish(generation, path)
+        return rv
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            day = _local_time(record, self.tz).date()
+            if day != self._day or self._stream is None:
+                self._open(day)
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except Exception:
+            self.handleError(record)
+
+    def _open(self, day: date) -> None:
+        self._close_stream()
+        path = self.log_dir / log_file_name(day)
+        self._stream = open(path, "a", encoding="utf-8")
+        self._day = day
+        self._path = str(path)
+        self._generation += 1
+
+    def _publish(self, generation: int, path: str | None) -> None:
+        if generation <= self._published_generation:
+            return
+        lock = self._shared["lock"]
+        if not _acquire(lock):
+            return
+        try:
+            if generation > self._published_generation:
+                self._shared["log_file_path"] = path
+                self._published_generation = generation
+        finally:
+            lock.release()
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            finally:
+                self._stream = None
+
+    def close(self) -> None:
+        with self.lock:
+            self._close_stream()
+        super().close()
+
+
+class RingHandler(logging.Handler):
+    """Keeps the last 1000 records in `shared_data["session_logs"]`, under `log_lock`.
+
+    Entries are `{date: "YYYY-MM-DD", timestamp: "HH:MM:SS", level, message}` with the first line
+    of the message only. An entry that cannot take `log_lock` in time waits in a bounded
+    backlog and is added, in order, with the next record.
+    """
+
+    def __init__(self, tz: tzinfo, shared_data: dict, size: int = RING_SIZE):
+        super().__init__()
+        self.tz = tz
+        self._shared = shared_data
+        self._backlog: collections.deque[dict] = collections.deque(maxlen=size)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            local = _local_time(record, self.tz)
+            message = record.getMessage()
+            self._backlog.append({
+                "date": local.strftime("%Y-%m-%d"),
+                "timestamp": local.strftime("%H:%M:%S"),
+                "level": record.levelname,
+                "message": message.splitlines()[0] if message else "",
+            })
+            lock = self._shared["log_lock"]
+            if not _acquire(lock):
+                return
+            try:
+                ring = self._shared["session_logs"]
+                ring.extend(self._backlog)
+                if not isinstance(ring, collections.deque):  # a plain list: trim it
+                    del ring[:-RING_SIZE]
+            finally:
+                lock.release()
+            self._backlog.clear()
+        except Exception:
+            self.handleError(record)
+
+
+@dataclass
+class LoggingHandles:
+    """What `setup_logging` installed; `close()` removes it and restores the previous levels."""
+
+    stream_handler: logging.Handler
+    file_handler: DailyFileHandler
+    ring_handler: RingHandler
+    redaction: RedactionFilter
+    _saved_levels: dict[str, int] = field(default_factory=dict)
+    _closed: bool = False
+
+    @property
+    def handlers(self) -> list[logging.Handler]:
+        return [self.stream_handler, self.file_handler, self.ring_handler]
+
+    def close(self) -> None:
+        """Remove and close the handlers (shutdown, tests). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        root = logging.getLogger()
+        for handler in self.handlers:
+            root.removeHandler(handler)
+            handler.close()
+        for name, level in self._saved_levels.items():
+            logging.getLogger(name or None).setLevel(level)
+
+
+def setup_logging(level: str, log_dir: Path, tz: tzinfo, shared_data: dict,
+                  stream: TextIO | None = None,
+                  secret_provider: Callable[[], str | None] | None = None) -> LoggingHandles:
+    """Configure the root logger: level, stderr, daily file, ring, redaction, library levels.
+
+    `stream` defaults to `sys.stderr` at call time. `secret_provider()` returns the current API
+    password or None; the default reads `shared_data.get("api_password")` without the lock (a
+    reference read). `shared_data` must hold `lock`; `log_lock` (an RLock) and `session_logs` are
+    created when missing, and an existing `session_logs` keeps its last 1000 entries.
+    Handlers from an earlier call that was not closed are replaced, never duplicated.
+    Raises ValueError for an unknown level name and OSError when `log_dir` cannot be created.
+    """
+    numeric_level = _parse_level(level)
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if secret_provider is None:
+        def secret_provider() -> str | None:
+            return shared_data.get("api_password")
+
+    log_lock = shared_data.setdefault("log_lock", threading.RLock())
+    with log_lock:
+        shared_data["session_logs"] = collections.deque(
+            shared_data.get("session_logs") or (), maxlen=RING_SIZE)
+    with shared_data["lock"]:
+        shared_data.setdefault("log_file_path", None)
+
+    redaction = RedactionFilter(secret_provider)
+    formatter = TzFormatter(tz)
+    stream_handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    file_handler = DailyFileHandler(log_dir, tz, shared_data)
+    ring_handler = RingHandler(tz, shared_data)
+    for handler in (stream_handler, file_handler, ring_handler):
+        handler.setFormatter(formatter)
+        handler.addFilter(redaction)
+        handler._hil_logging = True
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_hil_logging", False)]:
+        root.removeHandler(old)
+        old.close()
+
+    library_levels = dict(_LIBRARY_LEVELS)
+    library_levels["pymodbus"] = logging.NOTSET if numeric_level <= logging.DEBUG else logging.CRITICAL
+    saved = {"": root.level}
+    saved.update({name: logging.getLogger(name).level for name in library_levels})
+    for name, lib_level in library_levels.items():
+        logging.getLogger(name).setLevel(lib_level)
+    root.setLevel(numeric_level)
+    for handler in (stream_handler, file_handler, ring_handler):
+        root.addHandler(handler)
+    return LoggingHandles(stream_handler, file_handler, ring_handler, redaction, saved)
