@@ -155,6 +155,20 @@ class HilApp:
             if cmd.status == "rejected":
                 log.error("%s start at launch rejected: %s", self.cfg.plants[pid].name, cmd.detail)
 
+    def set_api_password(self, password: str | None) -> None:
+        """Owner of `api_password` (memory only): the dashboard's Connect/Disconnect and the director."""
+        with self.sd["lock"]:
+            self.sd["api_password"] = password or None
+        fetcher = getattr(self, "fetcher", None)
+        if fetcher is not None:
+            fetcher.wake()
+
+    def request_fetch_now(self) -> None:
+        """Ask the data fetcher for a pass at once (sets a flag and wakes it; never blocks)."""
+        fetcher = getattr(self, "fetcher", None)
+        if fetcher is not None:
+            fetcher.request_fetch_now()
+
     def set_recording(self, plant: str, on: bool) -> None:
         recorder = getattr(self, "recorder", None)
         if recorder is None:
