@@ -1,0 +1,352 @@
+"""Istentore API client: token lifecycle, requests with timeouts, day-ahead parsing.
+
+`IstentoreAPI(base_url, email, tz, timeout_s, clock=None)` talks to one Istentore base URL
+(contract §5.2, components §5). Inputs:
+- `base_url`: prefix of every endpoint, e.g. `https://host/api` (no trailing slash needed);
+- `email`: login name sent with the password;
+- `tz`: the configured zone, kept for callers that convert the returned UTC instants;
+- `timeout_s`: connect and read timeout of every request;
+- `clock`: optional object with `monotonic()` (core/clock.py); without it the DEBUG request log
+  carries no duration.
+
+Thread safety: an instance is used by one thread only (the data fetcher and the poster each own
+one, with their own token and connection pool). `set_password` belongs to that thread too.
+
+Secrets: the password goes only into the `/login` body and the token only into the
+`Authorization` header. Neither appears in a log line, an exception text or `repr`; response-body
+excerpts quoted in errors are scrubbed of both, because some servers echo the request body back.
+
+Errors: `IstentoreAPIError(message, status, retryable, retry_after_s)`; `AuthenticationError`
+subclasses it. Retryable: timeouts, connection errors, HTTP 408, 429 and 5xx.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import datetime, timezone, tzinfo
+from email.utils import parsedate_to_datetime
+from typing import Any, Iterable
+
+import requests
+
+from core.config import PLANT_IDS
+from core.timeutil import format_utc, parse_iso
+
+log = logging.getLogger(__name__)
+
+DAY_AHEAD_PRODUCT_ID = 4
+BODY_EXCERPT_CHARS = 200
+MAX_PERIOD_WARNINGS = 5
+AUTH_FAILURE_STATUSES = (401, 403)
+LOGIN_REJECTED_STATUSES = (400, 401, 403)
+
+
+class IstentoreAPIError(Exception):
+    """A failed API call. `status` is the HTTP status (None without a response).
+
+    `retryable` tells the caller whether the same request may succeed later; `retry_after_s` is
+    the server's `Retry-After` in seconds when it sent one (the caller waits at least that long).
+    """
+
+    def __init__(self, message: str, status: int | None = None, retryable: bool = False,
+                 retry_after_s: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+class AuthenticationError(IstentoreAPIError):
+    """No password, login rejected, or a request refused twice with 401/403."""
+
+
+class IstentoreAPI:
+    """Client of one Istentore API base URL; see the module docstring for the contract."""
+
+    def __init__(self, base_url: str, email: str, tz: tzinfo, timeout_s: float, clock=None):
+        self.base_url = base_url.rstrip("/")
+        self.email = email
+        self.tz = tz
+        self.timeout_s = float(timeout_s)
+        self._clock = clock
+        self._password: str | None = None
+        self._token: str | None = None
+        self._session = requests.Session()
+
+    def __repr__(self) -> str:
+        return (f"IstentoreAPI(base_url={self.base_url!r}, email={self.email!r}, "
+                f"password={'set' if self._password else 'not set'}, "
+                f"logged_in={self._token is not None})")
+
+    # -- secrets and session ----------------------------------------------------------------
+
+    def set_password(self, password: str | None) -> None:
+        """Store the password (empty = none) and drop the token at once; no request is made."""
+        self._password = password or None
+        self._token = None
+
+    def drop_token(self) -> None:
+        """Forget the token; the next call logs in again."""
+        self._token = None
+
+    def close(self) -> None:
+        """Close the connection pool. The instance must not be used afterwards."""
+        self._session.close()
+
+    # -- public calls --------------------------------------------------------------------------
+
+    def get_day_ahead_schedules(self, start: datetime, end: datetime) -> dict[str, dict[datetime, float]]:
+        """Day-ahead kW per plant for delivery periods in [start, end] (aware; both inclusive).
+
+        Returns `{plant_id: {period_start_utc: kw}}` for every plant of PLANT_IDS (possibly empty
+        maps); keys are aware UTC datetimes, positive kW = discharge. Raises IstentoreAPIError.
+        """
+        path = "/market_products"
+        params = {
+            "id": DAY_AHEAD_PRODUCT_ID,
+            "delivery_period_gte": format_utc(start),
+            "delivery_period_lte": format_utc(end),
+        }
+        resp = self._authorized("GET", path, params=params)
+        try:
+            payload = resp.json()
+        except ValueError:
+            raise IstentoreAPIError(
+                f"GET {path}: HTTP {resp.status_code}: response is not JSON: {self._excerpt(resp)}",
+                status=resp.status_code) from None
+        try:
+            return parse_day_ahead(payload, log)
+        except IstentoreAPIError as exc:
+            raise IstentoreAPIError(f"GET {path}: HTTP {resp.status_code}: {exc}",
+                                    status=resp.status_code) from None
+
+    def post_measurements(self, series_id: int, items: Iterable[tuple[datetime, float]]) -> None:
+        """POST the items of one series in one request, ascending by time, values rounded to 3 decimals.
+
+        Timestamps must be aware and values finite (ValueError otherwise, before any request).
+        Returns on any 2xx; raises IstentoreAPIError otherwise. An empty batch sends nothing.
+        """
+        rows = []
+        for ts, value in items:
+            stamp, value = format_utc(ts), float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"measurement for series {series_id} at {stamp} is not finite")
+            rows.append((ts.timestamp(), stamp, round(value, 3)))
+        if not rows:
+            return
+        # Sort by absolute time: aware datetimes sharing a tzinfo compare by wall time, ignoring fold.
+        rows.sort(key=lambda row: row[0])
+        body = {"measurement_series": int(series_id),
+                "measurements": [{"timestamp": stamp, "measurement": value} for _, stamp, value in rows]}
+        self._authorized("POST", "/measurements", json_body=body)
+
+    # -- request machinery ---------------------------------------------------------------------
+
+    def _authorized(self, method: str, path: str, *, params: dict | None = None,
+                    json_body: Any = None) -> requests.Response:
+        """One authenticated call: lazy login; on 401/403 one re-login and one retry."""
+        if self._token is None:
+            self._login()
+        resp = self._send(method, path, params=params, json_body=json_body, authorized=True)
+        if resp.status_code in AUTH_FAILURE_STATUSES:
+            log.info("Istentore API %s %s answered HTTP %d; logging in again", method, path,
+                     resp.status_code)
+            self._token = None
+            self._login()
+            resp = self._send(method, path, params=params, json_body=json_body, authorized=True)
+            if resp.status_code in AUTH_FAILURE_STATUSES:
+                self._token = None
+                raise AuthenticationError(
+                    f"{method} {path}: HTTP {resp.status_code} again after a fresh login: "
+                    f"{self._excerpt(resp)}", status=resp.status_code)
+        if not 200 <= resp.status_code < 300:
+            raise self._http_error(method, path, resp)
+        return resp
+
+    def _login(self) -> None:
+        if not self._password:
+            raise AuthenticationError("API password not set")
+        path = "/login"
+        resp = self._send("POST", path, json_body={"email": self.email, "password": self._password},
+                          authorized=False)
+        if resp.status_code in LOGIN_REJECTED_STATUSES:
+            raise AuthenticationError(f"login rejected (HTTP {resp.status_code})",
+                                      status=resp.status_code)
+        if not 200 <= resp.status_code < 300:
+            raise self._http_error("POST", path, resp)
+        # The body holds the token: never quote it, and do not chain the decode error (it keeps it).
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        token = data.get("token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise IstentoreAPIError(
+                f"POST {path}: HTTP {resp.status_code}: response is not JSON with a token",
+                status=resp.status_code)
+        self._token = token
+        log.info("Istentore API login succeeded (%s)", self.email)
+
+    def _send(self, method: str, path: str, *, params: dict | None = None, json_body: Any = None,
+              authorized: bool) -> requests.Response:
+        """One HTTP exchange; transport failures become IstentoreAPIError (retryable or not)."""
+        headers = {"Accept": "application/json"}
+        if authorized:
+            headers["Authorization"] = f"Bearer {self._token}"
+        started = self._clock.monotonic() if self._clock is not None else None
+        try:
+            resp = self._session.request(method, self.base_url + path, params=params, json=json_body,
+                                         headers=headers, timeout=self.timeout_s,
+                                         allow_redirects=False)
+        except requests.Timeout as exc:
+            self._log_request(method, path, "timeout", started)
+            raise IstentoreAPIError(f"{method} {path}: no answer within {self.timeout_s:g} s",
+                                    retryable=True) from exc
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            self._log_request(method, path, "connection error", started)
+            reason = self._scrub(str(exc))[:BODY_EXCERPT_CHARS]
+            raise IstentoreAPIError(f"{method} {path}: connection failed: {reason}", retryable=True) from exc
+        except requests.RequestException as exc:
+            self._log_request(method, path, type(exc).__name__, started)
+            reason = self._scrub(str(exc))[:BODY_EXCERPT_CHARS]
+            raise IstentoreAPIError(f"{method} {path}: request failed: {reason}") from exc
+        self._log_request(method, path, resp.status_code, started)
+        return resp
+
+    def _log_request(self, method: str, path: str, outcome: int | str, started: float | None) -> None:
+        if started is None:
+            log.debug("HTTP %s %s -> %s", method, path, outcome)
+        else:
+            log.debug("HTTP %s %s -> %s (%.0f ms)", method, path, outcome,
+                      (self._clock.monotonic() - started) * 1000.0)
+
+    def _http_error(self, method: str, path: str, resp: requests.Response) -> IstentoreAPIError:
+        status = resp.status_code
+        retryable = status in (408, 429) or 500 <= status < 600
+        retry_after_s = _retry_after_s(resp) if retryable else None
+        return IstentoreAPIError(f"{method} {path}: HTTP {status}: {self._excerpt(resp)}",
+                                 status=status, retryable=retryable, retry_after_s=retry_after_s)
+
+    def _excerpt(self, resp: requests.Response) -> str:
+        """At most BODY_EXCERPT_CHARS of the response body, one line, secrets replaced by `***`."""
+        text = " ".join(resp.text.split())
+        return self._scrub(text)[:BODY_EXCERPT_CHARS] or "(empty body)"
+
+    def _scrub(self, text: str) -> str:
+        for secret in (self._password, self._token):
+            if secret:
+                # Also the JSON-escaped form, in case the server echoes the request body.
+                for form in {secret, json.dumps(secret)[1:-1]}:
+                    text = text.replace(form, "***")
+        return text
+
+
+def _retry_after_s(resp: requests.Response) -> float | None:
+    """`Retry-After` in seconds: delta-seconds, or an HTTP date relative to the response's `Date`."""
+    value = resp.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    except ValueError:
+        pass
+    try:
+        at = parsedate_to_datetime(value)
+        sent = parsedate_to_datetime(resp.headers.get("Date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if at.tzinfo is None or sent.tzinfo is None:
+        return None
+    return max(0.0, (at - sent).total_seconds())
+
+
+# -- day-ahead parsing (pure) -----------------------------------------------------------------
+
+class _ProblemLog:
+    """Logs the first MAX_PERIOD_WARNINGS delivery-period problems of a call, then one summary."""
+
+    def __init__(self, logger: logging.Logger):
+        self._log = logger
+        self.count = 0
+
+    def warn(self, where: str, problems: list[str]) -> None:
+        self.count += 1
+        if self.count <= MAX_PERIOD_WARNINGS:
+            self._log.warning("Day-ahead delivery period %s: %s", where, "; ".join(problems))
+
+    def finish(self) -> None:
+        if self.count > MAX_PERIOD_WARNINGS:
+            self._log.warning("... and %d more delivery period problems",
+                              self.count - MAX_PERIOD_WARNINGS)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_day_ahead(payload: Any, logger: logging.Logger) -> dict[str, dict[datetime, float]]:
+    """Decoded `/market_products` JSON -> `{plant_id: {period_start_utc: kw}}` (contract §5.2).
+
+    Only the first product counts. An empty list, or no/empty `delivery_periods`, gives empty maps.
+    A body that is not a list of objects (or `delivery_periods` that is not a list) raises
+    IstentoreAPIError("unexpected response shape"). Per period: an unparsable `delivery_period`
+    or a missing/empty `activation` skips it; a missing or null component counts 0; a non-numeric
+    one (JSON numbers only, finite) skips that plant. Each faulty period is one warning on
+    `logger`, at most MAX_PERIOD_WARNINGS per call, then a count. Duplicates: the last one wins.
+    """
+    if not isinstance(payload, list) or not all(isinstance(item, dict) for item in payload):
+        raise IstentoreAPIError("unexpected response shape")
+    points: dict[str, dict[datetime, float]] = {plant: {} for plant in PLANT_IDS}
+    if not payload:
+        return points
+    periods = payload[0].get("delivery_periods")
+    if periods is None:
+        return points
+    if not isinstance(periods, list):
+        raise IstentoreAPIError("unexpected response shape")
+    problems = _ProblemLog(logger)
+    for index, period in enumerate(periods):
+        where = f"#{index}"
+        if not isinstance(period, dict):
+            problems.warn(where, ["not an object; skipped"])
+            continue
+        raw_ts = period.get("delivery_period")
+        if isinstance(raw_ts, str):
+            where = f"#{index} ({raw_ts[:40]})"
+        try:
+            if not isinstance(raw_ts, str):
+                raise ValueError
+            ts_utc = parse_iso(raw_ts, timezone.utc, naive_tz=timezone.utc)
+        except (ValueError, OverflowError):
+            problems.warn(where, [f"bad delivery_period {str(raw_ts)[:40]!r}; skipped"])
+            continue
+        activation = period.get("activation")
+        if not isinstance(activation, list) or not activation or not isinstance(activation[0], dict):
+            problems.warn(where, ["missing or empty activation; skipped"])
+            continue
+        values = activation[0]
+        issues: list[str] = []
+        for plant in PLANT_IDS:
+            kw = 0.0
+            usable = True
+            for sign, field in ((1.0, f"{plant}_to_vpp_kw"), (-1.0, f"vpp_to_{plant}_kw")):
+                value = values.get(field)
+                if value is None:
+                    issues.append(f"{field} missing or null, counted as 0")
+                elif _is_number(value):
+                    kw += sign * float(value)
+                else:
+                    issues.append(f"{field} not numeric ({str(value)[:20]!r}); {plant} skipped")
+                    usable = False
+            if usable and not math.isfinite(kw):
+                issues.append(f"{plant} difference out of range; {plant} skipped")
+                usable = False
+            if usable:
+                points[plant][ts_utc] = kw
+        if issues:
+            problems.warn(where, issues)
+    problems.finish()
+    return points
