@@ -14,9 +14,9 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from agents.control_agent import Target, _fmt
+from agents.control_agent import Target
 from core.config import AppConfig
-from core.schedules import check_normalised, next_breakpoint, resolve_setpoint
+from core.schedules import check_normalised, clamp_warnings, next_breakpoint, resolve_setpoint
 from core.timeutil import format_hms
 
 log = logging.getLogger("hil.scheduler")
@@ -105,16 +105,12 @@ class Scheduler:
         return max(0.0, (earliest - self.clock.now()).total_seconds())
 
     def _log_clamp(self, pid: str, plant, source: str, frame, sp) -> None:
-        """WARNING once per distinct clamped row: `<Name>: setpoint <v> kW clamped to <limit> kW`."""
+        """WARNING once per distinct clamped row (components §4.1 step 6)."""
         if not sp.clamped or self._clamp_logged[pid] == (source, sp.row_ts):
             return
         self._clamp_logged[pid] = (source, sp.row_ts)
-        row = frame.loc[sp.row_ts]
-        raw_p, raw_q = float(row["power_setpoint_kw"]), float(row["reactive_power_setpoint_kvar"])
-        if raw_p != sp.p_kw:
-            log.warning("%s: setpoint %s kW clamped to %s kW", plant.name, _fmt(raw_p), _fmt(sp.p_kw))
-        if raw_q != sp.q_kvar:
-            log.warning("%s: setpoint %s kvar clamped to %s kvar", plant.name, _fmt(raw_q), _fmt(sp.q_kvar))
+        for text in clamp_warnings(plant, frame, sp):
+            log.warning(text)
 
     def _log_reason(self, pid: str, name: str, source: str, sp, gate: bool) -> None:
         if not gate:

@@ -77,7 +77,7 @@ class FakeClock:
 
     def set_now(self, instant: datetime) -> None:
         """Advance to an aware instant (never backwards)."""
-        self.advance((instant - self.now()).total_seconds())
+        self.advance(instant.timestamp() - self.now().timestamp())
 
     def step_wall(self, seconds: float) -> None:
         with self._cond:
