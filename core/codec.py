@@ -8,13 +8,16 @@ formats, `word_order` (`big`: high word at the lower address). Bytes inside a wo
 the format's range raises `CodecRangeError`, NaN or infinity raises `CodecValueError`. Integer
 counts are value / scale rounded to the nearest integer, halves away from zero, computed in decimal
 arithmetic on the shortest representation of value and scale (0.15 at 0.1 -> 2 counts).
+
+Raw counts (`encode_counts`/`decode_counts`, for `enable`, `heartbeat`, `run_command`) ignore the
+scale. On a float32 point a count is an integer-valued float, exact within +-2**24.
 """
 from __future__ import annotations
 
 import math
 import struct
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 FORMATS = ("int16", "uint16", "int32", "uint32", "float32")
 WORD_ORDERS = ("big", "little")
@@ -26,6 +29,10 @@ _INT_RANGES = {
     "uint32": (0, 2**32 - 1),
 }
 _FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_EXACT_INT = 2**24
+# Enough digits that value/scale (two shortest reprs, <= 17 digits each) is never rounded onto a
+# tie it is not; the default context's 28 digits is nearly, not provably, enough.
+_DIVIDE = Context(prec=60)
 
 
 class CodecError(ValueError):
@@ -71,7 +78,10 @@ def format_range(fmt: str) -> tuple[int, int]:
 def to_counts(point: Point, value: float) -> int:
     """Engineering value -> integer counts (integer formats), halves away from zero, no wrap."""
     _check_finite(point, value)
-    counts = int((Decimal(repr(float(value))) / Decimal(repr(float(point.scale)))).to_integral_value(ROUND_HALF_UP))
+    if point.format not in _INT_RANGES:
+        raise CodecValueError(f"{point.name}: {point.format} has no integer counts")
+    quotient = _DIVIDE.divide(Decimal(repr(float(value))), Decimal(repr(float(point.scale))))
+    counts = int(quotient.to_integral_value(ROUND_HALF_UP))
     lo, hi = _INT_RANGES[point.format]
     if not lo <= counts <= hi:
         raise CodecRangeError(
@@ -94,6 +104,11 @@ def encode(point: Point, value: float) -> list[int]:
 
 def encode_counts(point: Point, counts: int) -> list[int]:
     """Raw integer counts -> words (used for `enable`, `heartbeat`, `run_command`)."""
+    if point.format == "float32":
+        if not -_FLOAT32_EXACT_INT <= counts <= _FLOAT32_EXACT_INT:
+            raise CodecRangeError(f"{point.name}: {counts} is not exact as float32")
+        hi_word, lo_word = struct.unpack(">HH", struct.pack(">f", float(counts)))
+        return [hi_word, lo_word] if point.word_order == "big" else [lo_word, hi_word]
     lo, hi = _INT_RANGES[point.format]
     if not lo <= counts <= hi:
         raise CodecRangeError(f"{point.name}: {counts} counts outside {point.format} range {lo}..{hi}")
@@ -105,8 +120,14 @@ def encode_counts(point: Point, counts: int) -> list[int]:
 
 
 def decode_counts(point: Point, words: list[int]) -> int:
-    """Register words -> integer counts (two's complement for signed formats)."""
+    """Register words -> integer counts (two's complement for signed formats). A float32 point must
+    hold an integer value, else `CodecValueError`."""
     _check_width(point, words)
+    if point.format == "float32":
+        raw = _unpack_float32(point, words)
+        if not raw.is_integer():
+            raise CodecValueError(f"{point.name}: float32 register holds {raw!r}, not an integer count")
+        return int(raw)
     if point.width == 1:
         raw = words[0] & 0xFFFF
         return raw - 0x10000 if point.format == "int16" and raw >= 0x8000 else raw
@@ -119,17 +140,14 @@ def decode(point: Point, words: list[int]) -> float:
     """Register words -> engineering value. A float32 NaN or infinity raises `CodecValueError`."""
     if point.format == "float32":
         _check_width(point, words)
-        hi, lo = (words[0], words[1]) if point.word_order == "big" else (words[1], words[0])
-        raw = struct.unpack(">f", struct.pack(">HH", hi & 0xFFFF, lo & 0xFFFF))[0]
-        if not math.isfinite(raw):
-            raise CodecValueError(f"{point.name}: register holds a non-finite float32")
-        return raw * point.scale
+        return _unpack_float32(point, words) * point.scale
     counts = decode_counts(point, words)
     return float(Decimal(counts) * Decimal(repr(float(point.scale))))
 
 
 def next_heartbeat(point: Point, current: int) -> int:
-    """The heartbeat counter is the only value that wraps: (current + 1) modulo the format's range."""
+    """The heartbeat counter is the only value that wraps: (current + 1) modulo the format's range.
+    A float32 heartbeat counts 0..65535."""
     lo, hi = _INT_RANGES.get(point.format, (0, 2**16 - 1))
     nxt = current + 1
     return lo if nxt > hi else nxt
@@ -144,8 +162,22 @@ def is_encodable(point: Point, value: float) -> bool:
 
 
 def _check_finite(point: Point, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CodecValueError(f"{point.name}: {value!r} is not a finite number")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond any float
+        raise CodecRangeError(f"{point.name}: a {value.bit_length()}-bit integer is beyond any format") from None
+    if not finite:
+        raise CodecValueError(f"{point.name}: {value!r} is not a finite number")
+
+
+def _unpack_float32(point: Point, words: list[int]) -> float:
+    hi, lo = (words[0], words[1]) if point.word_order == "big" else (words[1], words[0])
+    raw = struct.unpack(">f", struct.pack(">HH", hi & 0xFFFF, lo & 0xFFFF))[0]
+    if not math.isfinite(raw):
+        raise CodecValueError(f"{point.name}: register holds a non-finite float32")
+    return raw
 
 
 def _check_width(point: Point, words: list[int]) -> None:
