@@ -1,0 +1,231 @@
+"""The real program as a subprocess: command line, config errors, a headless campaign, signals."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from pymodbus.client import ModbusTcpClient
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "hil_scheduler.py"
+TZ = ZoneInfo("Europe/Madrid")
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def write_config(tmp_path: Path, **sections) -> tuple[Path, dict]:
+    """A config on free local ports with logs and data inside tmp_path; returns (path, ports)."""
+    p = free_ports(5)
+    doc = {
+        "general": {"log_dir": str(tmp_path / "logs")},
+        "dashboard": {"port": p[4]},
+        "timing": {"measurement_period_s": 0.5, "measurements_write_period_s": 1, "modbus_timeout_s": 0.5},
+        "safe_stop": {"timeout_s": 5},
+        "recording": {"data_dir": str(tmp_path / "data")},
+        "plants": {
+            "lib": {"modbus": {"local": {"host": "127.0.0.1", "port": p[0], "unit_id": 1},
+                               "remote": {"host": "127.0.0.1", "port": p[1], "unit_id": 1}}},
+            "vrfb": {"modbus": {"local": {"host": "127.0.0.1", "port": p[2], "unit_id": 1},
+                                "remote": {"host": "127.0.0.1", "port": p[3], "unit_id": 1}}},
+        },
+    }
+    for key, value in sections.items():
+        doc.setdefault(key, {}).update(value)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path, {"lib": p[0], "vrfb": p[2], "dashboard": p[4]}
+
+
+def run_cli(*args, env=None, timeout=30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT)
+
+
+def read_regs(port: int, address: int, count: int) -> list[int] | None:
+    with ModbusTcpClient("127.0.0.1", port=port, timeout=1, retries=0) as client:
+        if not client.connected:
+            return None
+        rr = client.read_holding_registers(address, count=count, device_id=1)
+        return None if rr.isError() else list(rr.registers)
+
+
+def int16_kw(word: int) -> float:
+    return round((word - 65536 if word >= 32768 else word) * 0.1, 1)
+
+
+# ---------------------------------------------------------------------------- command line
+def test_check_config_of_shipped_config_exits_0():
+    r = run_cli("--check-config")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("config OK")
+    assert "timezone: Europe/Madrid" in r.stdout
+
+
+def test_check_config_never_prints_the_auth_secret(tmp_path):
+    path, _ = write_config(tmp_path, dashboard={"auth": {"username": "op", "password_env": "HIL_TEST_DASH_PW"}})
+    env = dict(os.environ, HIL_TEST_DASH_PW="s3cr3t-value-xyz")
+    r = run_cli("--config", str(path), "--check-config", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "s3cr3t-value-xyz" not in r.stdout + r.stderr
+    assert "HIL_TEST_DASH_PW" in r.stdout
+
+
+@pytest.mark.parametrize("section, value, key", [
+    ("timing", {"scheduler_period_s": "fast"}, "timing.scheduler_period_s"),
+    ("timing", {"bogus_key": 1}, "timing.bogus_key"),
+    ("time", {"timezone": "Mars/Olympus"}, "time.timezone"),
+    ("istentore_api", {"poll_start_time": "25:99"}, "istentore_api.poll_start_time"),
+    ("istentore_api", {"measurement_post_retry_initial_s": 10, "measurement_post_retry_max_s": 5},
+     "istentore_api.measurement_post_retry_max_s"),
+    ("dashboard", {"host": "0.0.0.0"}, "dashboard.host"),
+    ("safe_stop", {"timeout_s": 0}, "safe_stop.timeout_s"),
+])
+def test_bad_config_value_exits_2_naming_the_key(tmp_path, section, value, key):
+    path, _ = write_config(tmp_path, **{section: value})
+    r = run_cli("--config", str(path), "--check-config")
+    assert r.returncode == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert any(line.startswith(f"config error: {key}:") for line in lines), r.stderr
+
+
+def test_all_problems_reported_at_once(tmp_path):
+    path, _ = write_config(tmp_path, timing={"scheduler_period_s": -1, "plant_period_s": "x"},
+                           general={"log_level": "LOUD"})
+    r = run_cli("--config", str(path))
+    assert r.returncode == 2
+    errors = [line for line in r.stderr.splitlines() if line.startswith("config error:")]
+    assert len(errors) == 3, r.stderr
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    r = run_cli("--config", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2
+    assert "nope.yaml" in r.stderr
+
+
+@pytest.mark.parametrize("args", [["--start", "pv"], ["--record", "battery"], ["--frobnicate"], ["--config"]])
+def test_bad_command_line_exits_2_with_usage(args):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert "usage:" in r.stderr
+
+
+def test_bad_schedule_file_exits_2_naming_line_and_column(tmp_path):
+    path, _ = write_config(tmp_path)
+    csv = tmp_path / "bad.csv"
+    csv.write_text("datetime,power_setpoint_kw\n2026-11-25 10:00,100\n2026-11-25 10:15,abc\n")
+    r = run_cli("--config", str(path), "--schedule", f"lib={csv}")
+    assert r.returncode == 2
+    assert f"--schedule lib={csv}: line 3, column 'power_setpoint_kw'" in r.stderr
+
+
+def test_emulator_port_in_use_exits_1_naming_host_and_port(tmp_path):
+    path, ports = write_config(tmp_path)
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", ports["lib"]))
+    blocker.listen()
+    try:
+        r = run_cli("--config", str(path), "--no-dashboard", timeout=30)
+    finally:
+        blocker.close()
+    assert r.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{ports['lib']} for LIB emulator" in r.stderr
+
+
+# --------------------------------------------------------------------------- a headless run
+def _schedule_csv(tmp_path: Path, name: str, start: datetime, values_kw: list[float], step_s: int) -> Path:
+    lines = ["datetime,power_setpoint_kw,reactive_power_setpoint_kvar"]
+    for k, v in enumerate(values_kw):
+        lines.append(f"{(start + timedelta(seconds=k * step_s)).isoformat()},{v},{v / 10}")
+    lines.append(f"{(start + timedelta(seconds=len(values_kw) * step_s)).isoformat()},end,")
+    path = tmp_path / f"{name}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _wait_for(predicate, timeout_s: float, interval_s: float = 0.05):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    return predicate()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_headless_campaign_dispatches_csv_and_stops_cleanly(tmp_path, sig):
+    path, ports = write_config(tmp_path)
+    start = datetime.now(TZ).replace(microsecond=0) + timedelta(seconds=4)
+    lib_values, vrfb_values = [120.0, -250.5, 300.0, 0.0], [1500.0, -2000.0, 900.0, 10.0]
+    lib_csv = _schedule_csv(tmp_path, "lib", start, lib_values, 2)
+    vrfb_csv = _schedule_csv(tmp_path, "vrfb", start, vrfb_values, 2)
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(path), "--no-dashboard",
+                             "--schedule", f"lib={lib_csv}", "--schedule", f"vrfb={vrfb_csv}",
+                             "--start", "all"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert _wait_for(lambda: read_regs(ports["lib"], 1, 1) == [1], 15), "LIB never enabled"
+        assert _wait_for(lambda: read_regs(ports["vrfb"], 1, 1) == [1], 5), "VRFB never enabled"
+        for k in range(len(lib_values)):
+            breakpoint_at = start + timedelta(seconds=2 * k)
+            while datetime.now(TZ) < breakpoint_at + timedelta(seconds=0.6):
+                time.sleep(0.05)
+            lib = read_regs(ports["lib"], 86, 3)
+            vrfb = read_regs(ports["vrfb"], 86, 3)
+            assert int16_kw(lib[0]) == lib_values[k], (k, lib)
+            assert int16_kw(lib[2]) == round(lib_values[k] / 10, 1), (k, lib)
+            assert int16_kw(vrfb[0]) == vrfb_values[k], (k, vrfb)
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=15)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert elapsed < 5.0, f"shutdown took {elapsed:.1f} s"
+    assert f"Shutdown requested ({sig.name})" in err
+    assert "LIB safe stop: threshold_reached=true disable_ok=true" in err
+    assert "Shutdown complete" in err
+    # The emulator stopped with the process: the port is free again.
+    assert read_regs(ports["lib"], 1, 1) is None
+    log_files = list((tmp_path / "logs").glob("*_hil_scheduler.log"))
+    assert len(log_files) == 1 and "Shutdown complete" in log_files[0].read_text()
+
+
+def test_sigint_works_when_inherited_as_ignored(tmp_path):
+    path, ports = write_config(tmp_path)
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(path), "--no-dashboard"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert _wait_for(lambda: read_regs(ports["lib"], 281, 1) is not None, 15)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Shutdown complete" in err
