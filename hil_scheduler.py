@@ -26,6 +26,7 @@ from agents.base import ThreadRegistry, run_loop  # noqa: E402
 from agents.commands import CommandIntake, CommandLog  # noqa: E402
 from agents.control_agent import PlantController  # noqa: E402
 from agents.coordinator import Coordinator  # noqa: E402
+from agents.data_fetcher_agent import DataFetcher  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
@@ -127,6 +128,7 @@ class HilApp:
         self.coordinator.intake = self.intake
         self.coordinator.controllers = self.controllers
         self.emulator = PlantEmulator(cfg, self.clock, cfg.data_dir, "local", self.registry)
+        self.fetcher = DataFetcher(cfg, self.clock, self.sd, self.store, self.stop_event)
         self.dashboard = None
         self._started = False
 
@@ -147,6 +149,7 @@ class HilApp:
         self._spawn("scheduler", self.scheduler.step, self.scheduler_wake, self.cfg.timing.scheduler_period_s)
         for pid, controller in self.controllers.items():
             self._spawn(controller.thread_name, controller.step, controller.wake_event)
+        self._spawn("data_fetcher", self.fetcher.step, self.fetcher.wake_event, self.cfg.timing.data_fetcher_period_s)
         self._started = True
         for pid in self.options.record:
             self.set_recording(pid, True)
