@@ -229,3 +229,44 @@ def test_sigint_works_when_inherited_as_ignored(tmp_path):
             proc.communicate()
     assert proc.returncode == 0, err
     assert "Shutdown complete" in err
+
+
+def test_remote_plants_are_disabled_and_zeroed_after_sigint(tmp_path):
+    """Remote transport on a standalone emulator process: after SIGINT both plants read enable 0
+    and zero setpoints on the (still running) remote plant."""
+    path, _ = write_config(tmp_path, startup={"transport_mode": "remote"})
+    doc = yaml.safe_load(path.read_text())
+    remote = {pid: doc["plants"][pid]["modbus"]["remote"]["port"] for pid in ("lib", "vrfb")}
+    start = datetime.now(TZ).replace(microsecond=0) + timedelta(seconds=1)
+    lib_csv = _schedule_csv(tmp_path, "lib", start, [400.0], 600)
+    vrfb_csv = _schedule_csv(tmp_path, "vrfb", start, [-1200.0], 600)
+    plant = subprocess.Popen([sys.executable, "-m", "agents.plant_agent", "--config", str(path), "--serve", "remote"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    app = None
+    try:
+        assert _wait_for(lambda: read_regs(remote["lib"], 1, 1) == [0], 15), "remote plant not serving"
+        app = subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(path), "--no-dashboard",
+                                "--schedule", f"lib={lib_csv}", "--schedule", f"vrfb={vrfb_csv}", "--start", "all"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert _wait_for(lambda: (read_regs(remote["lib"], 86, 1) or [0])[0] == 4000, 15)
+        assert _wait_for(lambda: int16_kw((read_regs(remote["vrfb"], 86, 1) or [0])[0]) == -1200.0, 5)
+        assert read_regs(remote["lib"], 1, 1) == [1] and read_regs(remote["vrfb"], 1, 1) == [1]
+        t0 = time.monotonic()
+        app.send_signal(signal.SIGINT)
+        _, err = app.communicate(timeout=15)
+        assert app.returncode == 0, err
+        assert time.monotonic() - t0 < 5.0
+        for pid in ("lib", "vrfb"):
+            assert read_regs(remote[pid], 1, 1) == [0], pid
+            assert read_regs(remote[pid], 86, 3) == [0, 0, 0], pid
+            assert read_regs(remote[pid], 270, 1) == [0], pid
+    finally:
+        for proc in (app, plant):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.communicate(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+    assert plant.returncode == 0
