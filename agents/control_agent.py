@@ -74,6 +74,7 @@ class PlantController:
         self._target: Target | None = None
         self._target_lock = threading.Lock()
         self._target_seen: Target | None = None      # last target the dispatch check used
+        self._last_wanted: tuple[float, float] | None = None  # P/Q that check wanted
         self._verified_words: dict[str, list[int]] = {}
         self._external_episode = False
         self._expired_logged = False
@@ -85,7 +86,6 @@ class PlantController:
         self._last_ok_observe_mono: float | None = None
         self._not_operating_count = 0
         self._prev_link = self.link.link
-        self._invalidated = threading.Event()
 
     # ---------------------------------------------------------------- called from other threads
     def enqueue(self, cmd: Command, front: bool = False) -> str | None:
@@ -100,10 +100,11 @@ class PlantController:
                 self._queue.appendleft(cmd)
             else:
                 self._queue.append(cmd)
-        if cmd.kind == "start":
-            self._set_transition("starting")
-        elif cmd.kind in ("stop", "safe_stop"):
-            self._set_transition("stopping")
+            # inside the queue lock: the controller cannot run and finish the command before this
+            if cmd.kind == "start":
+                self._set_transition("starting")
+            elif cmd.kind in ("stop", "safe_stop"):
+                self._set_transition("stopping")
         self.wake_event.set()
         return None
 
@@ -127,7 +128,6 @@ class PlantController:
         with self.sd["lock"]:
             self.sd["plant_observed_state_by_plant"][self.plant_id] = empty_observed_state()
             self.sd["plant_transition_by_plant"][self.plant_id] = "unknown"
-        self._invalidated.set()
         self.wake_event.set()
 
     # ---------------------------------------------------------------------------- thread body
@@ -140,6 +140,7 @@ class PlantController:
         cmd = self._pop_command()
         if cmd is not None:
             self._run_command(cmd)
+            self._next_observe = 0.0   # observe after each command step (components §4.4)
             return 0.0
         now = self.clock.monotonic()
         if now >= self._next_heartbeat:
@@ -164,8 +165,8 @@ class PlantController:
             self._verified_words.clear()
             self._last_ok_observe_mono = None
             self._not_operating_count = 0
+            self._heartbeat_value = None
             self._next_observe = 0.0
-        self._invalidated.clear()
 
     def _pop_command(self) -> Command | None:
         with self._queue_lock:
@@ -260,8 +261,12 @@ class PlantController:
                       "consecutive_failures": self.link.consecutive_failures,
                       "last_error": self.link.last_error, "endpoint": self.link.endpoint_label})
         with self.sd["lock"]:
+            if self.sd["transport_mode"] != self.link.mode:
+                return None  # read on an endpoint that is no longer current (transport switch)
             self.sd["plant_observed_state_by_plant"][self.plant_id] = state
-        if self._running_cmd is None:
+        with self._queue_lock:
+            idle = self._running_cmd is None and not self._queue
+        if idle:  # a queued command's `starting`/`stopping` must not be overwritten
             self._derive_transition(values, stale)
         return values
 
@@ -275,6 +280,7 @@ class PlantController:
 
     def _derive_transition(self, values: dict | None, stale: bool) -> None:
         if values is None:
+            self._not_operating_count = 0
             if stale:
                 self._set_transition("unknown")
             return
@@ -296,7 +302,6 @@ class PlantController:
         """Bring the setpoint registers to the current target (components §4.3)."""
         self._next_dispatch = self.clock.monotonic() + self.cfg.timing.scheduler_period_s
         target = self._current_target()
-        target_changed = target is not self._target_seen
         self._target_seen = target
         p_kw, q_kvar = (target.p_kw, target.q_kvar) if target else (0.0, 0.0)
         expiry = max(5.0, 5 * self.cfg.timing.scheduler_period_s)
@@ -309,6 +314,9 @@ class PlantController:
             p_kw, q_kvar = 0.0, 0.0
         else:
             self._expired_logged = False
+        # The scheduler hands a new Target object every period: "changed" means other values.
+        target_changed = (p_kw, q_kvar) != self._last_wanted
+        self._last_wanted = (p_kw, q_kvar)
         if target is not None:
             self._publish_dispatch(target_p_kw=target.p_kw, target_q_kvar=target.q_kvar,
                                    reason=target.reason, clamped=target.clamped,
@@ -331,7 +339,7 @@ class PlantController:
                 if key not in self._refused_logged:
                     self._refused_logged.add(key)
                     log.error("%s: cannot encode %s=%s %s as %s at scale %s; not written", self.name,
-                              name, value, unit, points[name].format, points[name].scale)
+                              name, _fmt(value), unit, points[name].format, _fmt(points[name].scale))
         try:
             current = self.link.read_words(SETPOINT_POINTS, immediate=immediate)
         except LinkError as exc:
@@ -486,14 +494,16 @@ class PlantController:
         if link_up:
             threshold_reached = self._wait_decay()
         disable_ok = False
-        if self.link.link != "connect_failed" or not self.link.in_backoff():
-            try:
-                self._write_run_stop()
-                self.link.write_counts("enable", 0)
-                enable = decode_counts(self.link.endpoint.points["enable"], self.link.read_raw("enable"))
-                disable_ok = enable == 0
-            except (LinkError, CodecError):
-                disable_ok = False
+        try:
+            # Step 4 runs whatever steps 2-3 gave: one immediate connect attempt when the link is
+            # down (so an unreachable endpoint costs at most 2 x modbus_timeout_s in total).
+            self.link.ensure_connected(immediate=True)
+            self._write_run_stop()
+            self.link.write_counts("enable", 0)
+            enable = decode_counts(self.link.endpoint.points["enable"], self.link.read_raw("enable"))
+            disable_ok = enable == 0
+        except (LinkError, CodecError):
+            disable_ok = False
         self._set_gate(False, "stopped" if disable_ok else "unknown")
         self._not_operating_count = 0
         elapsed = self.clock.monotonic() - t0

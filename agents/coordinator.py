@@ -114,14 +114,15 @@ class Coordinator:
             self.sd["transport_switching"] = True
         try:
             self.safe_stop_all()
-            for pid, controller in self.controllers.items():
-                if self.recorder is not None:
+            if self.recorder is not None:
+                for pid in self.controllers:
                     self.recorder.set_recording(pid, False)
-                controller.invalidate()
             with self.sd["lock"]:
                 self.sd["transport_mode"] = target
+            # After the mode change: a controller drops any observation still in flight on the
+            # old endpoint, so nothing can overwrite the invalidated state with old values.
             for controller in self.controllers.values():
-                controller.wake_event.set()
+                controller.invalidate()
             if self.recorder is not None:
                 self.recorder.wake()
             text = f"Transport switched to {target.upper()}"

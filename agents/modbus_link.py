@@ -138,8 +138,12 @@ class ModbusLink:
         self._backoff_s = BACKOFF_INITIAL_S
         self._next_attempt = None
 
-    def _call(self, fn, *args, **kwargs):
-        """Run one pymodbus request; map every failure to LinkError and the link state."""
+    def _call(self, fn, *args, refusable: tuple[int, ...] = (), **kwargs):
+        """Run one pymodbus request; map every failure to LinkError and the link state.
+
+        An exception response whose code is in `refusable` raises without counting as a failure
+        (a refused grouped read that the caller answers with single-point reads).
+        """
         try:
             rr = fn(*args, device_id=self.endpoint.unit_id, **kwargs)
         except ModbusException as exc:
@@ -150,6 +154,10 @@ class ModbusLink:
             raise LinkError(self.last_error, "connect_failed") from exc
         if rr.isError():
             code = getattr(rr, "exception_code", None)
+            if code in refusable:
+                err = LinkError(f"exception response (code {code})", "read_error")
+                err.exception_code = code
+                raise err
             self._failure("read_error", f"exception response (code {code})")
             err = LinkError(self.last_error, "read_error")
             err.exception_code = code
@@ -173,12 +181,14 @@ class ModbusLink:
         if plan is None:
             plan = self._plans[key] = plan_for(self.endpoint.points, names, single=single)
         values: dict = {}
+        grouped = not single and len(plan.blocks) != len(plan.points)
         for block in plan.blocks:
             try:
-                rr = self._call(self._client.read_holding_registers, block.address, count=block.count)
+                rr = self._call(self._client.read_holding_registers, block.address, count=block.count,
+                                refusable=_GROUP_REFUSED_CODES if grouped and len(block.points) > 1 else ())
             except LinkError as exc:
                 code = getattr(exc, "exception_code", None)
-                if code in _GROUP_REFUSED_CODES and not single and len(plan.blocks) != len(plan.points):
+                if code in _GROUP_REFUSED_CODES and grouped and len(block.points) > 1:
                     self._single_read_endpoints.add(self._endpoint_key())
                     log.info("%s %s: grouped read refused (exception %s); using single-point reads",
                              self.plant.name, self.role, code)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from agents.control_agent import Target
 from core.config import AppConfig
@@ -22,6 +22,11 @@ from core.timeutil import format_hms
 log = logging.getLogger("hil.scheduler")
 
 ALIGN_WINDOW_S = 0.2  # wake-ups this close before a breakpoint wait the rest instead of evaluating
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    """Elapsed seconds from `start` to `end`, as instants (fold-safe)."""
+    return (end.astimezone(timezone.utc) - start.astimezone(timezone.utc)).total_seconds()
 
 
 class ScheduleStore:
@@ -72,13 +77,15 @@ class Scheduler:
         self._clamp_logged: dict[str, object] = {pid: None for pid in controllers}
 
     def step(self) -> float:
+        # Time arithmetic and comparisons in UTC: between two datetimes of the same zone Python
+        # ignores `fold`, which is wrong in the repeated hour of a 25-hour day.
         now = self.clock.now()
         if self._next_bp is not None and not self.wake_event.is_set():
-            early_s = (self._next_bp - now).total_seconds()
+            early_s = _seconds(now, self._next_bp)
             if 0 < early_s <= ALIGN_WINDOW_S:
                 self.clock.wait(self.stop_event, early_s)
                 now = self.clock.now()
-                while now < self._next_bp and not self.stop_event.is_set():
+                while _seconds(now, self._next_bp) > 0 and not self.stop_event.is_set():
                     self.clock.wait(self.stop_event, 0.001)
                     now = self.clock.now()
         with self.sd["lock"]:
@@ -87,7 +94,7 @@ class Scheduler:
             frames = dict(self.sd[key])
             gates = dict(self.sd["scheduler_running_by_plant"])
         mono = self.clock.monotonic()
-        earliest = now + timedelta(seconds=self.cfg.timing.scheduler_period_s)
+        earliest = now.astimezone(timezone.utc) + timedelta(seconds=self.cfg.timing.scheduler_period_s)
         next_bps = []
         for pid, controller in self.controllers.items():
             frame = frames[pid]
@@ -98,17 +105,18 @@ class Scheduler:
             self._log_clamp(pid, plant, source, frame, sp)
             self._log_reason(pid, plant.name, source, sp, gates.get(pid, False))
             if nb is not None:
-                next_bps.append(nb)
+                next_bps.append(nb.astimezone(timezone.utc))
         self._next_bp = min(next_bps) if next_bps else None
         if self._next_bp is not None and self._next_bp < earliest:
             earliest = self._next_bp
-        return max(0.0, (earliest - self.clock.now()).total_seconds())
+        return max(0.0, _seconds(self.clock.now(), earliest))
 
     def _log_clamp(self, pid: str, plant, source: str, frame, sp) -> None:
         """WARNING once per distinct clamped row (components §4.1 step 6)."""
-        if not sp.clamped or self._clamp_logged[pid] == (source, sp.row_ts):
+        row = (source, sp.row_ts.astimezone(timezone.utc) if sp.row_ts is not None else None)  # fold-safe
+        if not sp.clamped or self._clamp_logged[pid] == row:
             return
-        self._clamp_logged[pid] = (source, sp.row_ts)
+        self._clamp_logged[pid] = row
         for text in clamp_warnings(plant, frame, sp):
             log.warning(text)
 

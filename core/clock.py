@@ -77,7 +77,9 @@ class FakeClock:
 
     def set_now(self, instant: datetime) -> None:
         """Advance to an aware instant (never backwards)."""
-        self.advance(instant.timestamp() - self.now().timestamp())
+        with self._cond:
+            step = (instant.astimezone(timezone.utc) - self._wall).total_seconds()
+        self.advance(step)
 
     def step_wall(self, seconds: float) -> None:
         with self._cond:

@@ -1,0 +1,307 @@
+"""Reusable test helpers: free local ports, configs on free ports, a lock that fails long holds,
+a tiny pymodbus server with a request hook, and a listener that accepts and never answers.
+
+Only 127.0.0.1 is ever used. Everything that starts a thread or a socket has a `close()`/`stop()`
+and is a context manager, so the suite's leak check stays green.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import pytest
+from pymodbus.client import ModbusTcpClient
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from core.config import AppConfig, load_config
+from core.points import build_point_map
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_CONFIG = ROOT / "config.yaml"
+HOST = "127.0.0.1"
+
+# default register map (contract §3)
+ENABLE, P_SP, Q_SP = 1, 86, 88
+P_BAT, Q_BAT, SOC = 270, 272, 281
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it)."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def s16(counts: int) -> int:
+    """A signed count as a register word."""
+    return counts & 0xFFFF
+
+
+def signed(word: int) -> int:
+    return word - 0x10000 if word >= 0x8000 else word
+
+
+# ------------------------------------------------------------------------------------- config
+
+def make_cfg(tmp_path: Path, *, points: dict | None = None, ports: dict | None = None,
+             limits: dict | None = None, **sections) -> AppConfig:
+    """The shipped config with every Modbus endpoint and the dashboard on free local ports and the
+    data and log folders under `tmp_path`.
+
+    `points={"lib": {"heartbeat": {"address": 20}}}` overrides point fields of both endpoints of a
+    plant; `ports={"lib": {"local": 5555}}` pins a port; `limits={"lib": {"p_max_kw": 5000}}` changes
+    power limits (unvalidated, to reach states the loader refuses); any other keyword names a section
+    (`timing`, `safe_stop`, `istentore_api`, `startup`, ...) and maps fields to replace.
+    """
+    cfg = load_config(SHIPPED_CONFIG)
+    plants = {}
+    for pid, plant in cfg.plants.items():
+        point_map = build_point_map((points or {}).get(pid))
+        eps = {}
+        for role in ("local", "remote"):
+            port = (ports or {}).get(pid, {}).get(role) or free_port()
+            eps[role] = dataclasses.replace(getattr(plant, role), host=HOST, port=port, points=point_map)
+        model = plant.model
+        if (limits or {}).get(pid):
+            model = dataclasses.replace(model, power_limits=dataclasses.replace(model.power_limits,
+                                                                                **limits[pid]))
+        plants[pid] = dataclasses.replace(plant, model=model, **eps)
+    changes = {"plants": plants,
+               "recording": dataclasses.replace(cfg.recording, data_dir=tmp_path / "data"),
+               "general": dataclasses.replace(cfg.general, log_dir=tmp_path / "logs"),
+               "dashboard": dataclasses.replace(cfg.dashboard, port=free_port())}
+    for name, fields in sections.items():
+        base = changes.get(name, getattr(cfg, name))
+        changes[name] = dataclasses.replace(base, **fields)
+    (tmp_path / "data").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "logs").mkdir(parents=True, exist_ok=True)
+    return dataclasses.replace(cfg, **changes)
+
+
+# ------------------------------------------------------------------------------- timed lock
+
+class TimedLock:
+    """Drop-in for `shared_data["lock"]` that records every hold longer than `limit_s` (§0.6)."""
+
+    def __init__(self, limit_s: float = 0.05):
+        self._lock = threading.Lock()
+        self.limit_s = limit_s
+        self.violations: list[str] = []
+        self.max_hold_s = 0.0
+        self.acquisitions = 0
+        self._t0 = 0.0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        ok = self._lock.acquire(blocking, timeout)
+        if ok:
+            self._t0 = time.perf_counter()
+            self.acquisitions += 1
+        return ok
+
+    def release(self) -> None:
+        held = time.perf_counter() - self._t0
+        if held > self.max_hold_s:
+            self.max_hold_s = held
+        if held > self.limit_s:
+            where = "".join(traceback.format_stack(limit=6)[:-1])
+            self.violations.append(f"lock held {held * 1000:.1f} ms in "
+                                   f"{threading.current_thread().name}:\n{where}")
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def check(self) -> None:
+        assert not self.violations, "\n".join(self.violations)
+
+
+def install_timed_lock(shared_data: dict, limit_s: float = 0.05) -> TimedLock:
+    lock = TimedLock(limit_s)
+    shared_data["lock"] = lock
+    return lock
+
+
+# ---------------------------------------------------------------------------- tiny server
+
+class TinyServer:
+    """A plain pymodbus TCP server (unit 1, holding registers 0..count-1) on its own loop thread.
+
+    `refuse_reads_over=N` answers exception 2 to any read of more than N registers; `frozen`
+    addresses ignore writes (a plant whose battery P never decays keeps its value). Every request
+    is recorded in `requests` as (fc, address, count).
+    """
+
+    def __init__(self, port: int | None = None, count: int = 300, values: dict | None = None,
+                 refuse_reads_over: int | None = None, frozen: tuple[int, ...] = ()):
+        self.port = port or free_port()
+        self.count = count
+        self.refuse_reads_over = refuse_reads_over
+        self.frozen = set(frozen)
+        self.requests: list[tuple[int, int, int]] = []
+        self._internal = False    # our own set(): not a client request
+        self._initial = dict(values or {})
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tiny_modbus_server", daemon=True)
+        self._server: ModbusTcpServer | None = None
+
+    async def _action(self, fc, start_address, address, count, registers, set_values):
+        if self._internal:
+            return None
+        self.requests.append((fc, address, count))
+        if set_values is None:
+            if self.refuse_reads_over is not None and count > self.refuse_reads_over:
+                from pymodbus.constants import ExcCodes
+                return ExcCodes.ILLEGAL_ADDRESS
+            return None
+        for i in range(len(set_values)):
+            if address + i in self.frozen:
+                set_values[i] = registers[address + i - start_address]
+        return None
+
+    def start(self) -> "TinyServer":
+        self._thread.start()
+
+        async def make():
+            device = SimDevice(id=1, simdata=[SimData(0, count=self.count, values=0,
+                                                      datatype=DataType.REGISTERS)], action=self._action)
+            server = ModbusTcpServer([device], address=(HOST, self.port))
+            self._internal = True
+            try:
+                for addr, value in self._initial.items():
+                    await server.async_setValues(1, 16, addr, [value])
+            finally:
+                self._internal = False
+            await server.serve_forever(background=True)
+            return server
+
+        self._server = self._call(make())
+        return self
+
+    def _call(self, coro, timeout: float = 5.0):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def get(self, address: int, count: int = 1) -> list[int]:
+        return list(self._call(self._server.async_getValues(1, 3, address, count)))
+
+    def set(self, address: int, values: list[int]) -> None:
+        async def put():
+            self._internal = True
+            try:
+                await self._server.async_setValues(1, 16, address, list(values))
+            finally:
+                self._internal = False
+        self._call(put())
+
+    def stop(self) -> None:
+        if self._server is not None:
+            async def close():
+                await self._server.shutdown()
+                current = asyncio.current_task()
+                tasks = [t for t in asyncio.all_tasks() if t is not current]
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                self._call(close())
+            finally:
+                self._server = None
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+        if not self._loop.is_closed() and not self._thread.is_alive():
+            self._loop.close()
+
+    def __enter__(self) -> "TinyServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class SilentListener:
+    """A local TCP listener that accepts connections and never answers (a hung plant)."""
+
+    def __init__(self, port: int | None = None):
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((HOST, port or 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.05)
+        self.port = self._sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, name="silent_listener", daemon=True)
+        self._thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+    def __enter__(self) -> "SilentListener":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------------------------ clients
+
+@pytest.fixture
+def modbus_client():
+    """Factory: an independent connected client to a local port; all closed at teardown."""
+    opened: list[ModbusTcpClient] = []
+
+    def connect(port: int) -> ModbusTcpClient:
+        c = ModbusTcpClient(HOST, port=port, timeout=2, retries=0)
+        assert c.connect(), f"cannot connect to {HOST}:{port}"
+        opened.append(c)
+        return c
+
+    yield connect
+    for c in opened:
+        c.close()
+
+
+def read_hr(client: ModbusTcpClient, address: int, count: int = 1) -> list[int]:
+    rr = client.read_holding_registers(address, count=count, device_id=1)
+    assert not rr.isError(), rr
+    return list(rr.registers)
+
+
+def write_hr(client: ModbusTcpClient, address: int, value: int) -> None:
+    rr = client.write_register(address, value, device_id=1)
+    assert not rr.isError(), rr
+
+
+def wait_for(predicate, timeout_s: float = 5.0, poll_s: float = 0.01):
+    """Poll `predicate` in real time until truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout_s} s")
+        time.sleep(poll_s)

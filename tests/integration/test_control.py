@@ -1,0 +1,659 @@
+"""Plant controller and command intake against the real emulator over Modbus TCP on 127.0.0.1
+(components §0.4, §4.3-§4.6, §11.2; §13.2 rows Controller and Switching intake).
+
+The tests drive `PlantController.step()` directly. Dispatch, observation and heartbeat tests use a
+fake clock shared with the emulator (the emulator's outputs follow each write at once through its
+write hook); safe-stop timing tests use the real clock. `shared_data["lock"]` is a TimedLock: any
+hold over 50 ms fails the test (components §0.6).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agents.commands import CommandIntake, CommandLog
+from agents.control_agent import QUEUE_CAPACITY, PlantController, Target
+from agents.coordinator import Coordinator
+from agents.plant_agent import PlantEmulator
+from agents.scheduler_agent import ScheduleStore
+from core.clock import FakeClock, RealClock
+from core.points import SETPOINT_POINTS
+from core.schedules import frame_from_rows
+from core.state import build_shared_data
+from tests.helpers import (ENABLE, P_BAT, P_SP, Q_SP, SilentListener, TinyServer, install_timed_lock,
+                           make_cfg, modbus_client, s16, signed, write_hr)  # noqa: F401 (fixture)
+
+TZ = ZoneInfo("Europe/Madrid")
+START = datetime(2026, 3, 20, 12, 0, tzinfo=TZ)
+HEARTBEAT = 20
+MODBUS_TIMEOUT_S = 0.5
+
+
+class Rig:
+    """Config on free ports, shared_data with a TimedLock, both controllers, intake, emulator."""
+
+    def __init__(self, tmp_path, clock, emulator: bool = True, **cfg_overrides):
+        cfg_overrides.setdefault("timing", {})
+        cfg_overrides["timing"] = {"modbus_timeout_s": MODBUS_TIMEOUT_S, **cfg_overrides["timing"]}
+        self.cfg = make_cfg(tmp_path, **cfg_overrides)
+        self.clock = clock
+        self.sd = build_shared_data()
+        self.lock = install_timed_lock(self.sd)
+        self.stop_event = threading.Event()
+        self.command_log = CommandLog(self.sd, clock)
+        self.ctl = {pid: PlantController(pid, self.cfg, clock, self.sd, self.command_log, self.stop_event)
+                    for pid in ("lib", "vrfb")}
+        self.coordinator = Coordinator(self.cfg, clock, self.sd, self.command_log, self.stop_event,
+                                       threading.Event())
+        self.intake = CommandIntake(self.sd, self.ctl, self.coordinator, clock)
+        self.intake.log = self.command_log
+        self.coordinator.intake = self.intake
+        self.coordinator.controllers = self.ctl
+        self.store = ScheduleStore(self.sd, TZ)
+        self.emulator: PlantEmulator | None = None
+        if emulator:
+            self.start_emulator()
+
+    def start_emulator(self) -> PlantEmulator:
+        self.emulator = PlantEmulator(self.cfg, self.clock, self.cfg.data_dir, "local")
+        self.emulator.start()
+        return self.emulator
+
+    def stop_emulator(self) -> None:
+        if self.emulator is not None:
+            self.emulator.stop()
+            self.emulator = None
+
+    def close(self) -> None:
+        for c in self.ctl.values():
+            c.link.close()
+        self.stop_emulator()
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def lib(self) -> PlantController:
+        return self.ctl["lib"]
+
+    def regs(self, address: int, count: int = 1, plant: str = "lib") -> list[int]:
+        return self.emulator.read_registers(plant, address, count)
+
+    def target(self, p: float, q: float = 0.0, plant: str = "lib") -> Target:
+        t = Target(p, q, "schedule", None, False, None, self.clock.monotonic())
+        self.ctl[plant].set_target(t)
+        return t
+
+    def submit(self, kind: str, plant: str = "lib", **kw):
+        return self.intake.submit(kind, plant, **kw)
+
+    def run(self, kind: str, plant: str = "lib"):
+        """Submit an operator command and run it with one controller step."""
+        cmd = self.submit(kind, plant)
+        assert cmd.status == "queued", cmd.detail
+        self.ctl[plant].step()
+        assert cmd.done.is_set()
+        return cmd
+
+    def gate(self, plant: str = "lib") -> bool:
+        with self.sd["lock"]:
+            return self.sd["scheduler_running_by_plant"][plant]
+
+    def transition(self, plant: str = "lib") -> str:
+        with self.sd["lock"]:
+            return self.sd["plant_transition_by_plant"][plant]
+
+    def set_transition(self, value: str, gate: bool | None = None, plant: str = "lib") -> None:
+        with self.sd["lock"]:
+            self.sd["plant_transition_by_plant"][plant] = value
+            if gate is not None:
+                self.sd["scheduler_running_by_plant"][plant] = gate
+
+    def dispatch(self, plant: str = "lib") -> dict:
+        with self.sd["lock"]:
+            return self.sd["dispatch_status_by_plant"][plant]
+
+    def observed(self, plant: str = "lib") -> dict:
+        with self.sd["lock"]:
+            return self.sd["plant_observed_state_by_plant"][plant]
+
+    def log_entry(self, cmd_id: str) -> dict:
+        with self.sd["lock"]:
+            entries = [e for e in self.sd["command_log"] if e["id"] == cmd_id]
+        assert len(entries) == 1
+        return entries[0]
+
+
+@pytest.fixture
+def fake_clock():
+    return FakeClock(START)
+
+
+@pytest.fixture
+def rigs():
+    made: list[Rig] = []
+
+    def make(tmp_path, clock, **kw) -> Rig:
+        rig = Rig(tmp_path, clock, **kw)
+        made.append(rig)
+        return rig
+
+    yield make
+    for rig in made:
+        rig.close()
+    for rig in made:
+        rig.lock.check()
+
+
+def spy(link, ops: list):
+    """Record every Modbus operation of a link in order: ("write", name) / ("read", names)."""
+    write_words, read_words, read_raw = link.write_words, link.read_words, link.read_raw
+
+    def w(name, words, immediate=False):
+        ops.append(("write", name))
+        return write_words(name, words, immediate)
+
+    def rw(names, immediate=False):
+        ops.append(("read", tuple(names)))
+        return read_words(names, immediate)
+
+    def rr(name, immediate=False):
+        ops.append(("read", (name,)))
+        return read_raw(name, immediate)
+
+    link.write_words, link.read_words, link.read_raw = w, rw, rr
+
+
+def msgs(caplog, level=None, contains: str = ""):
+    return [r.getMessage() for r in caplog.records if r.name.startswith("hil")
+            and (level is None or r.levelno == level) and contains in r.getMessage()]
+
+
+def manual_frame(p: float, q: float):
+    return frame_from_rows([START - timedelta(hours=1)], [p], [q], TZ, end_at=START + timedelta(hours=1))
+
+
+# ------------------------------------------------------------------------------------- start
+
+def test_start_writes_and_verifies_setpoints_before_enable(tmp_path, fake_clock, rigs, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock)
+    rig.store.publish_schedule("manual", "lib", manual_frame(123.4, -50.0))
+    rig.emulator.write_registers("lib", P_SP, [s16(7770)])      # an old setpoint left in the plant
+    ops: list = []
+    spy(rig.lib.link, ops)
+
+    cmd = rig.submit("start")
+    assert cmd.status == "queued" and re.fullmatch(r"cmd-\d{6}", cmd.id)
+    assert rig.transition() == "starting" and not rig.gate()
+    rig.lib.step()
+
+    assert cmd.status == "succeeded" and cmd.detail == "started"
+    assert rig.gate() and rig.transition() == "running"
+    assert rig.regs(ENABLE) == [1]
+    assert signed(rig.regs(P_SP)[0]) == 1234 and signed(rig.regs(Q_SP)[0]) == -500
+    assert rig.emulator.read_registers("lib", P_BAT, 1) == [1234]   # the plant acts on the new setpoint
+    # order: setpoints written, read back, and only then enable (verified by a read)
+    writes = [name for kind, name in ops if kind == "write"]
+    assert writes == ["p_setpoint", "q_setpoint", "enable"]
+    i_enable = ops.index(("write", "enable"))
+    assert ("read", SETPOINT_POINTS) in ops[ops.index(("write", "q_setpoint")):i_enable]
+    assert ops[i_enable + 1] == ("read", ("enable",))
+    assert msgs(caplog, logging.INFO, "started") == ["LIB started (P=123.4 kW, Q=-50 kvar, source MANUAL)"]
+    assert rig.dispatch()["write_status"] == "ok"
+
+
+def test_start_failure_on_closed_port_rolls_back(tmp_path, fake_clock, rigs, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock, emulator=False)          # nothing listens: a dead plant
+    cmd = rig.submit("start")
+    t0 = time.perf_counter()
+    rig.lib.step()
+    assert time.perf_counter() - t0 < 1.0
+    assert cmd.status == "failed" and cmd.detail.startswith("setpoint: ")
+    assert not rig.gate()
+    assert rig.transition() == "unknown"                          # enable could not be read as 0
+    errors = msgs(caplog, logging.ERROR)
+    assert len(errors) == 1 and errors[0].startswith("LIB start failed at setpoint: ")
+    assert rig.log_entry(cmd.id)["status"] == "failed"
+
+
+def test_start_failure_when_enable_does_not_stick_disables_again(tmp_path, fake_clock, rigs, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock, emulator=False)
+    with TinyServer(port=rig.cfg.plants["lib"].local.port, frozen=(ENABLE,)) as plant:
+        rig.store.publish_schedule("manual", "lib", manual_frame(10.0, 0.0))
+        cmd = rig.submit("start")
+        rig.lib.step()
+        assert cmd.status == "failed"
+        assert msgs(caplog, logging.ERROR) == ["LIB start failed at enable: enable does not read back 1"]
+        assert not rig.gate() and rig.transition() == "stopped"  # enable reads 0
+        assert plant.get(P_SP) == [0] and plant.get(Q_SP) == [0]   # rollback zeroed the setpoints
+        rig.lib.link.close()
+
+
+# ---------------------------------------------------------------------------------- dispatch
+
+def _started(rig, p: float = 0.0, q: float = 0.0) -> None:
+    """Start LIB on a manual schedule of (p, q) with the scheduler's target (p, q) in its mailbox."""
+    rig.store.publish_schedule("manual", "lib", manual_frame(p, q))
+    rig.target(p, q)
+    cmd = rig.run("start")
+    assert cmd.status == "succeeded", cmd.detail
+    rig.lib.step()
+
+
+def test_dispatch_writes_with_readback_ok(tmp_path, fake_clock, rigs):
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig)
+    ops: list = []
+    spy(rig.lib.link, ops)
+    rig.target(250.0, -30.0)
+    rig.lib.step()
+    assert signed(rig.regs(P_SP)[0]) == 2500 and signed(rig.regs(Q_SP)[0]) == -300
+    st = rig.dispatch()
+    assert st["write_status"] == "ok" and st["readback_ok"] is True and st["last_error"] is None
+    assert (st["last_written_p_kw"], st["last_written_q_kvar"]) == (250.0, -30.0)
+    assert (st["target_p_kw"], st["target_q_kvar"], st["reason"]) == (250.0, -30.0, "schedule")
+    assert [o for o in ops if o[0] == "write"] == [("write", "p_setpoint"), ("write", "q_setpoint")]
+    written_at = st["last_write_at"]
+
+    # the same values again (a new Target object each scheduler period): read back, nothing written
+    ops.clear()
+    fake_clock.advance(1.0)
+    rig.target(250.0, -30.0)
+    rig.lib.step()
+    assert [o for o in ops if o[0] == "write"] == []
+    assert rig.dispatch()["write_status"] == "ok" and rig.dispatch()["last_write_at"] == written_at
+
+    # only the differing point is written
+    ops.clear()
+    rig.target(250.0, 40.0)
+    rig.lib.step()
+    assert [o for o in ops if o[0] == "write"] == [("write", "q_setpoint")]
+
+
+def test_unencodable_setpoint_is_refused_and_the_old_value_kept(tmp_path, fake_clock, rigs, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock, limits={"lib": {"p_max_kw": 5000}})   # int16 x 0.1: 3276.7 max
+    _started(rig, 100.0)
+    rig.target(5000.0, 12.0)
+    rig.lib.step()
+    fake_clock.advance(1.0)
+    rig.target(5000.0, 12.0)
+    rig.lib.step()
+    assert signed(rig.regs(P_SP)[0]) == 1000 and rig.regs(Q_SP) == [120]   # P kept, Q written
+    assert rig.dispatch()["write_status"] == "refused"
+    assert msgs(caplog, logging.ERROR) == ["LIB: cannot encode p_setpoint=5000 kW as int16 at scale 0.1; not written"]
+
+
+def test_gate_off_means_no_dispatch_writes(tmp_path, fake_clock, rigs, modbus_client):
+    rig = rigs(tmp_path, fake_clock)
+    client = modbus_client(rig.cfg.plants["lib"].local.port)
+    write_hr(client, P_SP, s16(-77))
+    rig.target(500.0)
+    for _ in range(3):
+        rig.lib.step()
+        fake_clock.advance(1.0)
+    assert signed(rig.regs(P_SP)[0]) == -77                        # another client's value stays
+
+
+def test_external_change_is_rewritten_with_one_warning_per_episode(tmp_path, fake_clock, rigs, caplog,
+                                                                   modbus_client):
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 250.0)
+    client = modbus_client(rig.cfg.plants["lib"].local.port)
+    text = "LIB: setpoint register changed externally (read 50 kW, expected 250 kW); rewritten"
+
+    for _ in range(4):              # someone keeps overwriting: rewritten each period, one WARNING
+        write_hr(client, P_SP, s16(500))
+        fake_clock.advance(1.0)
+        rig.target(250.0)           # the scheduler's periodic hand-over (same values)
+        rig.lib.step()
+        assert signed(rig.regs(P_SP)[0]) == 2500
+    assert msgs(caplog, logging.WARNING) == [text]
+
+    fake_clock.advance(1.0)         # a clean check ends the episode
+    rig.lib.step()
+    write_hr(client, P_SP, s16(500))
+    fake_clock.advance(1.0)
+    rig.lib.step()                  # found at the periodic check, no new target needed
+    assert signed(rig.regs(P_SP)[0]) == 2500
+    assert msgs(caplog, logging.WARNING) == [text, text]
+
+
+def test_failed_write_is_retried_at_next_check(tmp_path, fake_clock, rigs):
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 100.0)
+    rig.lib.link.close()
+    rig.stop_emulator()                                             # the plant dies
+    rig.target(200.0)
+    rig.lib.step()
+    st = rig.dispatch()
+    assert st["write_status"] == "failed" and st["readback_ok"] is False and st["last_error"]
+    assert st["last_written_p_kw"] == 100.0                         # only verified values count
+    for _ in range(4):                                              # the outage goes on
+        fake_clock.advance(1.0)
+        rig.target(200.0)
+        rig.lib.step()
+    assert rig.transition() == "unknown" and rig.gate()             # gate kept
+    assert rig.observed()["stale"] is True and rig.observed()["link"] == "connect_failed"
+
+    rig.start_emulator()                                            # it comes back (registers reset)
+    for _ in range(40):
+        fake_clock.advance(1.0)
+        rig.target(200.0)
+        rig.lib.step()
+        if rig.dispatch()["write_status"] == "ok":
+            break
+    assert rig.dispatch()["write_status"] == "ok"
+    assert signed(rig.regs(P_SP)[0]) == 2000
+    assert rig.dispatch()["last_written_p_kw"] == 200.0
+
+
+def test_target_expiry_zeroes_with_error(tmp_path, fake_clock, rigs, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 100.0)
+    assert signed(rig.regs(P_SP)[0]) == 1000
+    for _ in range(5):                       # 5 s without a new target: still valid (strictly older)
+        fake_clock.advance(1.0)
+        rig.lib.step()
+    assert signed(rig.regs(P_SP)[0]) == 1000 and not msgs(caplog, logging.ERROR)
+    fake_clock.advance(1.0)
+    rig.lib.step()
+    assert rig.regs(P_SP) == [0] and rig.regs(Q_SP) == [0]
+    errors = msgs(caplog, logging.ERROR)
+    assert len(errors) == 1
+    assert re.fullmatch(r"LIB: no fresh target from scheduler for \d+ s -> zero dispatch", errors[0])
+    for _ in range(3):
+        fake_clock.advance(1.0)
+        rig.lib.step()
+    assert len(msgs(caplog, logging.ERROR)) == 1                     # once per expiry
+    rig.target(100.0)                                                # the scheduler is back
+    rig.lib.step()
+    assert signed(rig.regs(P_SP)[0]) == 1000
+
+
+# --------------------------------------------------------------------------------- safe stop
+
+def test_safe_stop_threshold_reached(tmp_path, rigs, caplog):
+    caplog.set_level(logging.INFO)
+    clock = RealClock(TZ)
+    rig = rigs(tmp_path, clock)
+    _started(rig, 300.0, 20.0)
+    assert rig.regs(P_BAT) == [3000]
+    t0 = time.perf_counter()
+    cmd = rig.run("stop")
+    assert time.perf_counter() - t0 < 1.0
+    assert cmd.result == {"threshold_reached": True, "disable_ok": True}
+    assert cmd.status == "succeeded" and cmd.detail == "threshold_reached=true disable_ok=true"
+    assert rig.regs(ENABLE) == [0] and rig.regs(P_SP) == [0] and rig.regs(Q_SP) == [0]
+    assert not rig.gate() and rig.transition() == "stopped"
+    infos = msgs(caplog, logging.INFO, "safe stop")
+    assert len(infos) == 1
+    assert re.fullmatch(r"LIB safe stop: threshold_reached=true disable_ok=true \(\d+\.\d s\)", infos[0])
+
+
+def test_safe_stop_threshold_never_reached_still_disables(tmp_path, rigs, caplog):
+    caplog.set_level(logging.INFO)
+    clock = RealClock(TZ)
+    rig = rigs(tmp_path, clock, emulator=False, safe_stop={"timeout_s": 1.5},
+               points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
+    # a plant whose battery P never decays (500 kW whatever is written)
+    with TinyServer(port=rig.cfg.plants["lib"].local.port, values={P_BAT: 5000}, frozen=(P_BAT,)) as plant:
+        _started(rig, 0.0)
+        assert rig.gate()
+        hb_before = plant.get(HEARTBEAT)[0]
+        t0 = time.perf_counter()
+        cmd = rig.run("stop")
+        elapsed = time.perf_counter() - t0
+        assert 1.5 <= elapsed <= 1.5 + 6 * MODBUS_TIMEOUT_S
+        assert cmd.result == {"threshold_reached": False, "disable_ok": True}
+        assert plant.get(ENABLE) == [0] and plant.get(P_BAT) == [5000]
+        assert rig.transition() == "stopped" and not rig.gate()
+        # the heartbeat went on every 0.5 s during the decay wait
+        assert plant.get(HEARTBEAT)[0] - hb_before >= 2
+        infos = msgs(caplog, logging.INFO, "safe stop")
+        assert len(infos) == 1
+        assert re.fullmatch(r"LIB safe stop: threshold_reached=false disable_ok=true \([12]\.\d s\)", infos[0])
+        rig.lib.link.close()
+
+
+def test_safe_stop_on_dead_endpoint_returns_false_false_fast(tmp_path, rigs, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, RealClock(TZ), emulator=False)
+    rig.set_transition("running", gate=True)
+    t0 = time.perf_counter()
+    result = rig.lib.safe_stop()
+    assert time.perf_counter() - t0 <= 2 * MODBUS_TIMEOUT_S + 0.5
+    assert result == {"threshold_reached": False, "disable_ok": False}
+    assert rig.transition() == "unknown" and not rig.gate()
+    errors = msgs(caplog, logging.ERROR, "safe stop")
+    assert len(errors) == 1 and errors[0].startswith("LIB safe stop: threshold_reached=false disable_ok=false (")
+
+
+def test_safe_stop_on_silent_listener_within_bound(tmp_path, rigs, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, RealClock(TZ), emulator=False)
+    with SilentListener(port=rig.cfg.plants["lib"].local.port) as listener:
+        rig.set_transition("running", gate=True)
+        t0 = time.perf_counter()
+        result = rig.lib.safe_stop()
+        elapsed = time.perf_counter() - t0
+        rig.lib.link.close()
+        # it did connect: a hung plant. One attempt for the zero setpoints, one for the disable.
+        assert len(listener.accepted) == 2
+    assert elapsed <= 2 * MODBUS_TIMEOUT_S + 0.5
+    assert result == {"threshold_reached": False, "disable_ok": False}
+    assert rig.transition() == "unknown"
+    assert len(msgs(caplog, logging.ERROR, "safe stop")) == 1
+
+
+# ------------------------------------------------------------------------ observation, state
+
+def test_observed_disable_closes_gate_with_warning(tmp_path, fake_clock, rigs, caplog, modbus_client):
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 100.0)
+    obs = rig.observed()
+    assert obs["enable"] == 1 and obs["p_setpoint_kw"] == 100.0 and obs["link"] == "ok"
+    assert obs["endpoint"] == rig.cfg.plants["lib"].local.label and obs["stale"] is False
+    client = modbus_client(rig.cfg.plants["lib"].local.port)
+    write_hr(client, ENABLE, 0)
+    fake_clock.advance(1.0)
+    rig.lib.step()
+    assert rig.gate() and rig.transition() == "running"              # one observation is not enough
+    fake_clock.advance(1.0)
+    rig.lib.step()
+    assert not rig.gate() and rig.transition() == "stopped"
+    text = "LIB reported disabled while running; dispatch gate closed"
+    assert msgs(caplog, logging.WARNING) == [text]
+    write_hr(client, P_SP, s16(-10))
+    for _ in range(3):
+        fake_clock.advance(1.0)
+        rig.target(100.0)
+        rig.lib.step()
+    assert msgs(caplog, logging.WARNING) == [text]
+    assert signed(rig.regs(P_SP)[0]) == -10                           # gate off: no writes
+
+
+def test_observation_keeps_the_transition_of_a_queued_command(tmp_path, fake_clock, rigs):
+    rig = rigs(tmp_path, fake_clock)
+    rig.lib.step()
+    fake_clock.advance(1.0)
+    cmd = rig.submit("start")
+    for _ in range(2):                       # plant seen disabled twice while the start waits
+        rig.lib._observe()
+    assert rig.transition() == "starting"
+    rig.lib.step()
+    assert cmd.status == "succeeded" and rig.transition() == "running"
+
+
+def test_enabled_by_someone_else_shows_running_without_gate(tmp_path, fake_clock, rigs, modbus_client):
+    rig = rigs(tmp_path, fake_clock)
+    client = modbus_client(rig.cfg.plants["lib"].local.port)
+    write_hr(client, ENABLE, 1)
+    rig.lib.step()
+    assert rig.transition() == "running" and not rig.gate()
+
+
+def test_invalidate_forgets_observed_state(tmp_path, fake_clock, rigs):
+    rig = rigs(tmp_path, fake_clock)
+    rig.lib.step()
+    assert rig.observed()["link"] == "ok" and rig.observed()["enable"] == 0
+    rig.lib.invalidate()
+    obs = rig.observed()
+    assert all(obs[k] is None for k in ("enable", "p_setpoint_kw", "q_setpoint_kvar", "p_battery_kw",
+                                        "q_battery_kvar", "soc_pu", "observed_at"))
+    assert obs["stale"] is True and obs["link"] == "unknown" and rig.transition() == "unknown"
+    assert rig.lib.wake_event.is_set()
+    fake_clock.advance(1.0)
+    rig.lib.step()
+    assert rig.observed()["link"] == "ok" and rig.observed()["soc_pu"] == pytest.approx(0.5)
+
+
+def test_heartbeat_every_half_second_when_configured(tmp_path, fake_clock, rigs):
+    rig = rigs(tmp_path, fake_clock, points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
+    values = []
+    for _ in range(9):                        # 0.25 s steps over 2 s, gate off all along
+        rig.lib.step()
+        rig.ctl["vrfb"].step()
+        values.append(rig.regs(HEARTBEAT)[0])
+        fake_clock.advance(0.25)
+    assert values == [1, 1, 2, 2, 3, 3, 4, 4, 5]
+    assert rig.lib.step() <= 0.5
+    assert rig.regs(HEARTBEAT, plant="vrfb") == [0]         # no heartbeat point: nothing written
+
+
+# ------------------------------------------------------------------------------------ intake
+
+def test_every_reject_reason(tmp_path, fake_clock, rigs):
+    rig = rigs(tmp_path, fake_clock, emulator=False)
+    sub = rig.submit
+
+    assert sub("stop").detail == "already stopped"                  # initial: stopped, gate off
+    start = sub("start")
+    assert start.status == "queued" and rig.transition() == "starting"
+    assert sub("start").detail == "already starting"
+    assert sub("stop").detail == "start in progress"
+    rig.set_transition("stopped")                # an observation raced the queued start
+    assert sub("start").detail == "duplicate"
+
+    rig.set_transition("running", gate=True)
+    assert sub("start").detail == "already running"
+    stop = sub("stop")
+    assert stop.status == "queued" and rig.transition() == "stopping"
+    assert sub("stop").detail == "already stopping"
+    assert sub("start").detail == "stop in progress"
+
+    with rig.sd["lock"]:
+        rig.sd["schedule_switching"] = True
+    assert sub("start", "vrfb").detail == "switch in progress"
+    assert rig.intake.submit("switch_transport", target="remote").detail == "switch in progress"
+    with rig.sd["lock"]:
+        rig.sd["schedule_switching"] = False
+        rig.sd["transport_switching"] = True
+    assert sub("stop", "vrfb").detail == "switch in progress"
+    with rig.sd["lock"]:
+        rig.sd["transport_switching"] = False
+    first = rig.intake.submit("switch_source", target="api")
+    assert first.status == "queued"
+    assert rig.intake.submit("switch_transport", target="remote").detail == "switch in progress"
+
+    for _ in range(QUEUE_CAPACITY):
+        assert sub("safe_stop", "vrfb", internal=True).status == "queued"
+    assert sub("safe_stop", "vrfb", internal=True).detail == "queue full"
+
+    rig.intake.begin_shutdown()
+    assert sub("start", "vrfb").detail == "shutting down"
+    assert rig.intake.submit("switch_source", target="manual").detail == "shutting down"
+    director_stop = sub("safe_stop", "lib", internal=True)                # the director's own stop
+    assert director_stop.status == "queued"
+
+    # nothing rejected was queued; the queue holds exactly the accepted commands
+    assert [c.id for c in rig.lib._queue] == [start.id, stop.id, director_stop.id]
+    rig.lib.fail_queued("shutting down")
+    assert start.status == "failed" and start.detail == "shutting down" and start.done.is_set()
+    assert [c.kind for c in rig.lib._queue] == ["safe_stop"]
+
+
+def test_invalid_commands_are_rejected_with_warning(tmp_path, fake_clock, rigs, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock, emulator=False)
+    assert rig.intake.submit("start", "bess").detail == "invalid plant"
+    assert rig.intake.submit("explode", "lib").detail == "invalid command kind"
+    assert rig.intake.submit("switch_source", target="excel").detail == "invalid target"
+    assert len(msgs(caplog, logging.WARNING, "rejected")) == 3
+    assert not rig.lib._queue and not rig.coordinator.busy()
+
+
+def test_command_storm_queues_nothing_twice(tmp_path, fake_clock, rigs):
+    rig = rigs(tmp_path, fake_clock, emulator=False)
+    kinds = [("start", "lib", None), ("stop", "lib", None), ("start", "vrfb", None), ("stop", "vrfb", None),
+             ("switch_source", None, "api"), ("switch_transport", None, "remote")]
+    results = []
+    barrier = threading.Barrier(5)
+
+    def burst(offset: int):
+        barrier.wait()
+        for i in range(10):
+            kind, plant, target = kinds[(offset + i) % len(kinds)]
+            results.append(rig.intake.submit(kind, plant, target=target))
+
+    threads = [threading.Thread(target=burst, args=(k,), name=f"storm.{k}") for k in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(results) == 50
+    reasons = {"duplicate", "queue full", "switch in progress", "already starting", "already running",
+               "stop in progress", "already stopping", "already stopped", "start in progress"}
+    assert all(c.status == "queued" or (c.status == "rejected" and c.detail in reasons) for c in results)
+    for pid in ("lib", "vrfb"):
+        queued_kinds = [c.kind for c in rig.ctl[pid]._queue]
+        assert len(queued_kinds) == len(set(queued_kinds)) <= 1   # a stop after a start is refused
+    assert len(rig.coordinator._queue) == 1
+    queued = [c for c in results if c.status == "queued"]
+    assert len(queued) == 3
+    ids = [c.id for c in results]
+    assert len(set(ids)) == 50 and all(re.fullmatch(r"cmd-\d{6}", i) for i in ids)
+    with rig.sd["lock"]:
+        log_ids = [e["id"] for e in rig.sd["command_log"]]
+    assert sorted(log_ids) == sorted(ids)                               # the last 50, one entry each
+
+
+def test_command_ids_increase_and_log_lifecycle(tmp_path, fake_clock, rigs, monkeypatch):
+    rig = rigs(tmp_path, fake_clock)
+    seen: list[tuple[str, str]] = []
+    record = rig.command_log.record
+
+    def spy_record(cmd, status, detail=None, result=None):
+        seen.append((cmd.id, status))
+        return record(cmd, status, detail, result)
+
+    monkeypatch.setattr(rig.command_log, "record", spy_record)
+    rig.target(0.0)
+    a = rig.submit("start")
+    b = rig.submit("start")
+    assert int(b.id[4:]) == int(a.id[4:]) + 1
+    assert rig.log_entry(a.id)["status"] == "queued"
+    rig.lib.step()
+    assert [s for i, s in seen if i == a.id] == ["queued", "running", "succeeded"]
+    assert [s for i, s in seen if i == b.id] == ["rejected"]
+    entry = rig.log_entry(a.id)
+    assert entry == {"id": a.id, "kind": "start", "plant": "lib", "status": "succeeded", "detail": "started",
+                     "at": entry["at"]}
+    assert datetime.fromisoformat(entry["at"]).tzinfo is not None
+    assert rig.log_entry(b.id)["detail"] == "already starting"
+    c = rig.submit("stop")
+    rig.lib.step()
+    assert [s for i, s in seen if i == c.id] == ["queued", "running", "succeeded"]
+    assert rig.log_entry(c.id)["detail"] == "threshold_reached=true disable_ok=true"
+    with rig.sd["lock"]:
+        assert rig.sd["command_log"].maxlen == 50

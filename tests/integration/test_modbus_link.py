@@ -1,0 +1,309 @@
+"""ModbusLink over real Modbus TCP on 127.0.0.1 (components §2.3, §2.4, §11.2).
+
+Dead plants are closed local ports, hung plants a listener that accepts and never answers, the
+"grouped read refused" plant a tiny pymodbus server whose request hook refuses long reads.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import agents.modbus_link as modbus_link
+from agents.modbus_link import LinkError, ModbusLink
+from agents.plant_agent import PlantEmulator
+from core.clock import FakeClock
+from core.points import OBSERVE_POINTS, SAMPLE_POINTS
+from tests.helpers import P_SP, SilentListener, TinyServer, make_cfg, s16
+
+TZ = ZoneInfo("Europe/Madrid")
+START = datetime(2026, 3, 20, 12, 0, tzinfo=TZ)
+BACKOFF = [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(START)
+
+
+@pytest.fixture
+def connects(monkeypatch):
+    """Count the TCP connect attempts every link makes (a list of (host, port))."""
+    seen: list[tuple[str, int]] = []
+
+    class CountingClient(modbus_link.ModbusTcpClient):
+        def connect(self):
+            if self.socket is None:     # pymodbus also calls connect() before every request
+                seen.append((self.comm_params.host, self.comm_params.port))
+            return super().connect()
+
+    monkeypatch.setattr(modbus_link, "ModbusTcpClient", CountingClient)
+    return seen
+
+
+@pytest.fixture
+def links():
+    made: list[ModbusLink] = []
+
+    def make(plant, clock, timeout_s=0.5, role="control", mode="local") -> ModbusLink:
+        link = ModbusLink(plant, role, clock, timeout_s, mode)
+        made.append(link)
+        return link
+
+    yield make
+    for link in made:
+        link.close()
+
+
+@pytest.fixture
+def single_read_reset():
+    """Forget the process-wide grouped-read fallback of the endpoints a test used."""
+    keys: list[str] = []
+    yield keys
+    for key in keys:
+        ModbusLink._single_read_endpoints.discard(key)
+
+
+def _messages(caplog, level, text):
+    return [r.getMessage() for r in caplog.records if r.levelno == level and text in r.getMessage()]
+
+
+# ------------------------------------------------------------------------------------ backoff
+
+def test_backoff_doubles_to_30s_and_fails_at_once_while_waiting(tmp_path, clock, connects, links, caplog):
+    caplog.set_level(logging.INFO)
+    cfg = make_cfg(tmp_path)
+    plant = cfg.plants["lib"]          # nothing listens on its free local port
+    link = links(plant, clock)
+    assert link.link == "unknown"
+
+    with pytest.raises(LinkError) as first:
+        link.read(OBSERVE_POINTS)
+    assert first.value.kind == "connect_failed" and link.link == "connect_failed"
+    assert len(connects) == 1
+
+    for wait in BACKOFF:
+        # just before the end of the wait: fails at once, no connect attempt (no network I/O)
+        clock.advance(wait - 0.01)
+        for _ in range(3):
+            t0 = time.perf_counter()
+            with pytest.raises(LinkError) as exc:
+                link.read(OBSERVE_POINTS)
+            assert time.perf_counter() - t0 < 0.05
+            assert exc.value.kind == "connect_failed"
+            with pytest.raises(LinkError):
+                link.write_value("p_setpoint", 1.0)
+        n = len(connects)
+        clock.advance(0.01)
+        with pytest.raises(LinkError):
+            link.read(OBSERVE_POINTS)
+        assert len(connects) == n + 1, f"one attempt after the {wait} s wait"
+    assert link.consecutive_failures == len(BACKOFF) + 1
+    # the WARNING came once for the whole outage
+    downs = _messages(caplog, logging.WARNING, "link down")
+    assert downs == [f"LIB Modbus control link down ({plant.local.label}): {link.last_error}"]
+
+
+def test_immediate_makes_one_attempt_during_backoff(tmp_path, clock, connects, links):
+    cfg = make_cfg(tmp_path)
+    link = links(cfg.plants["lib"], clock)
+    with pytest.raises(LinkError):
+        link.read(OBSERVE_POINTS)
+    assert link.in_backoff() and len(connects) == 1
+    with pytest.raises(LinkError):
+        link.read(OBSERVE_POINTS)                      # background: no attempt
+    assert len(connects) == 1
+    with pytest.raises(LinkError):
+        link.read(OBSERVE_POINTS, immediate=True)      # operator command: exactly one attempt
+    assert len(connects) == 2
+    with pytest.raises(LinkError):
+        link.write_value("p_setpoint", 0.0, immediate=True)
+    assert len(connects) == 3
+
+
+def test_success_resets_backoff_and_mode_change_starts_fresh(tmp_path, clock, connects, links):
+    cfg = make_cfg(tmp_path)
+    plant = cfg.plants["lib"]
+    em = PlantEmulator(cfg, clock, cfg.data_dir, "local")
+    link = links(plant, clock, mode="remote")          # remote port: closed
+    em.start()
+    try:
+        for _ in range(3):
+            with pytest.raises(LinkError):
+                link.read(OBSERVE_POINTS, immediate=True)
+        assert link._backoff_s == 4
+        link.set_mode("local")                         # transport switch: fresh link, fresh backoff
+        assert link.link == "unknown" and not link.in_backoff()
+        assert link.read(OBSERVE_POINTS)["enable"] == 0
+        assert link.link == "ok" and link._backoff_s == 0.5 and link.consecutive_failures == 0
+        assert connects[-1] == ("127.0.0.1", plant.local.port)
+    finally:
+        link.close()
+        em.stop()
+
+
+# -------------------------------------------------------------------------------- reconnect
+
+def test_reconnects_after_emulator_restart_and_logs_each_transition_once(tmp_path, clock, links, caplog):
+    caplog.set_level(logging.INFO)
+    cfg = make_cfg(tmp_path)
+    plant = cfg.plants["lib"]
+    link = links(plant, clock)
+    em = PlantEmulator(cfg, clock, cfg.data_dir, "local")
+    em.start()
+    try:
+        assert link.read(OBSERVE_POINTS)["enable"] == 0
+        first_client = link._client
+    finally:
+        em.stop()
+    for _ in range(5):                                  # the outage: many failed operations
+        with pytest.raises(LinkError):
+            link.read(OBSERVE_POINTS)
+        clock.advance(0.2)
+    assert link.link == "connect_failed"
+    em = PlantEmulator(cfg, clock, cfg.data_dir, "local")   # same port again
+    em.start()
+    try:
+        clock.advance(31)                               # past any backoff
+        link.write_value("p_setpoint", 12.5)
+        values = link.read(OBSERVE_POINTS)
+        assert values["p_setpoint"] == pytest.approx(12.5)
+        assert link.link == "ok" and link._client is not first_client
+        for _ in range(3):
+            link.read(OBSERVE_POINTS)
+    finally:
+        link.close()
+        em.stop()
+    label = plant.local.label
+    assert len(_messages(caplog, logging.WARNING, f"LIB Modbus control link down ({label})")) == 1
+    assert _messages(caplog, logging.INFO, "link restored") == [f"LIB Modbus control link restored ({label})"]
+
+
+def test_sampler_role_logs_its_own_transitions(tmp_path, clock, links, caplog):
+    caplog.set_level(logging.INFO)
+    cfg = make_cfg(tmp_path)
+    link = links(cfg.plants["vrfb"], clock, role="sampler")
+    with pytest.raises(LinkError):
+        link.read(SAMPLE_POINTS)
+    assert _messages(caplog, logging.WARNING, "link down") == [
+        f"VRFB Modbus sampler link down ({cfg.plants['vrfb'].local.label}): {link.last_error}"]
+
+
+# ----------------------------------------------------------------------- exception responses
+
+def test_exception_response_keeps_connection_and_gives_read_error(tmp_path, clock, connects, links,
+                                                                  single_read_reset):
+    cfg = make_cfg(tmp_path)
+    plant = cfg.plants["lib"]
+    # registers 0..99 only: a read at 270 gets exception 2 (illegal address) from pymodbus itself
+    with TinyServer(port=plant.local.port, count=100) as server:
+        single_read_reset.append(f"127.0.0.1:{server.port}/1")
+        link = links(plant, clock)
+        assert link.read(("enable",)) == {"enable": 0}
+        client = link._client
+        with pytest.raises(LinkError) as exc:
+            link.read(("p_battery",))
+        assert exc.value.kind == "read_error"
+        assert link.link == "read_error" and "exception" in link.last_error
+        assert link._client is client and client.connected
+        assert not link.in_backoff()
+        server.set(1, [1])
+        assert link.read(("enable",)) == {"enable": 1}    # same connection, no new attempt
+        assert link.link == "ok" and len(connects) == 1
+
+
+def test_grouped_read_refused_falls_back_to_single_reads_for_good(tmp_path, clock, links, caplog,
+                                                                  single_read_reset):
+    caplog.set_level(logging.INFO)
+    cfg = make_cfg(tmp_path)
+    plant = cfg.plants["lib"]
+    with TinyServer(port=plant.local.port, refuse_reads_over=2,
+                    values={1: 1, P_SP: s16(-125), 270: s16(333), 281: 5000}) as server:
+        single_read_reset.append(f"127.0.0.1:{server.port}/1")
+        link = links(plant, clock)
+        values = link.read(OBSERVE_POINTS)
+        assert values["enable"] == 1 and values["p_setpoint"] == pytest.approx(-12.5)
+        assert values["p_battery"] == pytest.approx(33.3) and values["soc"] == pytest.approx(0.5)
+        assert link.link == "ok"
+        infos = _messages(caplog, logging.INFO, "grouped read refused")
+        assert infos == ["LIB control: grouped read refused (exception 2); using single-point reads"]
+        # an expected fallback is not a link outage
+        assert not _messages(caplog, logging.WARNING, "link down")
+
+        # from now on: one request per point, never a refused grouped read again
+        server.requests.clear()
+        for _ in range(3):
+            link.read(OBSERVE_POINTS)
+        reads = [r for r in server.requests if r[0] == 3]
+        assert len(reads) == 3 * len(OBSERVE_POINTS)
+        assert all(count <= 2 for _, _, count in reads)
+
+        # the fallback belongs to the endpoint: a new link (another role) reads singly at once
+        server.requests.clear()
+        sampler = links(plant, clock, role="sampler")
+        sampler.read(SAMPLE_POINTS)
+        assert all(count <= 2 for fc, _, count in server.requests if fc == 3)
+        assert len(_messages(caplog, logging.INFO, "grouped read refused")) == 1
+
+
+# ------------------------------------------------------------------------------ hung endpoint
+
+def test_hung_endpoint_does_not_delay_the_other_plant(tmp_path):
+    from core.clock import RealClock
+    clock = RealClock(TZ)
+    cfg = make_cfg(tmp_path)
+    em = PlantEmulator(cfg, clock, cfg.data_dir, "local")
+    em.start()
+    listener = SilentListener()
+    try:
+        lib_plant = cfg.plants["lib"]
+        lib_plant = dataclasses.replace(lib_plant, local=dataclasses.replace(lib_plant.local,
+                                                                              port=listener.port))
+        lib = ModbusLink(lib_plant, "control", clock, 0.5, "local")
+        vrfb = ModbusLink(cfg.plants["vrfb"], "control", clock, 0.5, "local")
+        stop = threading.Event()
+        lib_results: list[tuple[float, str]] = []
+        vrfb_latencies: list[float] = []
+
+        def lib_loop():
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    lib.read(OBSERVE_POINTS, immediate=True)
+                    lib_results.append((time.perf_counter() - t0, "ok"))
+                except LinkError as exc:
+                    lib_results.append((time.perf_counter() - t0, exc.kind))
+
+        def vrfb_loop():
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                vrfb.read(OBSERVE_POINTS)
+                vrfb_latencies.append(time.perf_counter() - t0)
+                clock.wait(stop, 0.01)
+
+        threads = [threading.Thread(target=lib_loop, name="test.lib"),
+                   threading.Thread(target=vrfb_loop, name="test.vrfb")]
+        for t in threads:
+            t.start()
+        clock.wait(stop, 1.3)
+        stop.set()
+        for t in threads:
+            t.join(3)
+        lib.close()
+        vrfb.close()
+        assert not any(t.is_alive() for t in threads), "a link thread is stuck"
+        # the hung plant: every request ended after about modbus_timeout_s, link down
+        assert lib_results and all(kind == "connect_failed" for _, kind in lib_results)
+        assert all(0.4 <= dt <= 1.0 for dt, _ in lib_results)
+        assert lib.link == "connect_failed"
+        # the other plant kept reading at loopback speed meanwhile
+        assert len(vrfb_latencies) > 20
+        assert max(vrfb_latencies) < 0.25
+    finally:
+        listener.close()
+        em.stop()
