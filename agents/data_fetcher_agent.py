@@ -1,0 +1,318 @@
+"""Day-ahead data fetcher (thread `data_fetcher`; components §6).
+
+`DataFetcher.step()` runs one pass when one is due and returns the seconds until it wants to be
+called again. A pass is due at start, every `timing.data_fetcher_period_s`, at once when
+`api_password` changes or is cleared, on "fetch now" (`request_fetch_now()`, which only sets a flag
+and wakes the thread), and right after a midnight with nothing to promote. A pass:
+1. computes the windows: today = local 00:00 to 23:45 of today, tomorrow the same for the next
+   local day (92, 96 or 100 quarter-hours; `core.timeutil.api_window`);
+2. rolls over when the local date changed (the first `step()` of a new local date does this, due
+   or not, with or without a password): tomorrow's schedule is promoted to today's when it was
+   fetched for the new today, otherwise today is reset; tomorrow is reset; frames are pruned;
+3. follows `api_password` (compared with the copy last passed to the client, never with the
+   client's own field); without a password the pass ends there; a new password counts as
+   "fetch now", so it is tried at once;
+4. fetches today when it is not fetched, on "fetch now", or when its last complete fetch is older
+   than 30 min (market revisions);
+5. fetches tomorrow the same way, but only when the local time of day is at or after
+   `istentore_api.poll_start_time` (a `datetime.time`, compared as a time);
+6. records `last_attempt`.
+Each fetch merges each plant's points (Q = 0) into the existing API frame (`merge_frames`: never a
+whole-frame overwrite), prunes it to [today 00:00, today + 2 days 00:00) local and publishes it with
+`ScheduleStore.publish_schedule("api", plant, frame)`.
+
+A window is *complete* when both plants have a value for every quarter-hour of that local day. The
+spec's minimum ("both plants have more than 0 points") would call a half-published day fetched and
+never retry it; an incomplete fetch is merged, reported as `Incomplete <window> schedule (LIB=<n>
+VRFB=<n>)` (WARNING, counts as returned by the API) and retried at the next pass. A window that was
+already complete keeps its flag when a later revision fetch comes back partial (its rows are kept).
+
+Errors (§6.4): an `AuthenticationError` ends the pass and backs off 30 s, doubling per consecutive
+failure up to 600 s (a password change resets this and runs a pass at once); any other
+`IstentoreAPIError` leaves the other window to be tried and brings the next pass forward to
+min(30 s, period) (or later when the server sent `Retry-After`). Frames and flags survive errors
+and a cleared password. A repeated identical problem is logged once, then at DEBUG until it clears.
+
+Ownership: this is the only writer of `data_fetcher_status`, replaced as a whole new dict under
+`shared_data["lock"]` (never mutated after publication). It owns its own `IstentoreAPI` instance
+(token, connection pool); all HTTP happens on the `data_fetcher` thread. Times: `clock.now()` only.
+The password is never logged and never stored outside `api_password` and the client.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import date, datetime, timedelta, timezone
+
+from agents.scheduler_agent import ScheduleStore
+from core.config import PLANT_IDS, AppConfig
+from core.schedules import frame_from_rows, merge_frames, prune
+from core.state import empty_fetcher_status
+from core.timeutil import api_window, day_bounds, format_local_iso, local_midnight, quarter_hours
+from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError
+
+log = logging.getLogger("hil.data_fetcher")
+
+WINDOWS = ("today", "tomorrow")
+REVISION_AGE_S = 30 * 60.0        # a complete window is fetched again after this (market revisions)
+ERROR_RETRY_S = 30.0              # next pass after an API error: min(this, data_fetcher_period_s)
+AUTH_BACKOFF_INITIAL_S = 30.0     # after an authentication failure, doubling per failure ...
+AUTH_BACKOFF_MAX_S = 600.0        # ... up to this
+PASSWORD_POLL_S = 1.0             # step() is called at least this often, so a password written
+                                  # without a wake is still noticed within about a second
+
+
+class DataFetcher:
+    """Fetches the day-ahead schedule of both plants; see the module docstring for the contract.
+
+    `step()` runs on the `data_fetcher` thread (or in a test with a fake clock). `wake()` and
+    `request_fetch_now()` may be called from any thread and never block.
+    """
+
+    thread_name = "data_fetcher"
+
+    def __init__(self, cfg: AppConfig, clock, shared_data: dict, store: ScheduleStore,
+                 stop_event: threading.Event):
+        self.cfg = cfg
+        self.clock = clock
+        self.sd = shared_data
+        self.store = store
+        self.stop_event = stop_event
+        self.tz = cfg.tz
+        self.period_s = float(cfg.timing.data_fetcher_period_s)
+        self.poll_start = cfg.istentore_api.poll_start_time
+        self.names = {pid: cfg.plants[pid].name for pid in PLANT_IDS}
+        api_cfg = cfg.istentore_api
+        self.api = IstentoreAPI(api_cfg.base_url, api_cfg.email, cfg.tz, api_cfg.request_timeout_s,
+                                clock=clock)
+        self.wake_event = threading.Event()
+        self._fetch_now = threading.Event()      # a flag set by request_fetch_now()
+        self._password: str | None = None        # the copy last passed to api.set_password
+        self._status = empty_fetcher_status()    # the dict last published (never mutated)
+        self._last_ok_mono: dict[str, float | None] = {w: None for w in WINDOWS}
+        self._next_pass_mono: float | None = None   # None: a pass is due at once
+        self._auth_failures = 0
+        self._logged_problems: set[str] = set()   # problems of the last pass that had any
+        self._previous_problems: set[str] = set()
+
+    # ---------------------------------------------------------------- called from other threads
+    def wake(self) -> None:
+        """Make the thread call `step()` now (the director calls it after a password change)."""
+        self.wake_event.set()
+
+    def request_fetch_now(self) -> None:
+        """"Fetch now" (dashboard): the next pass fetches today (and tomorrow from poll_start_time)
+        whatever their age; runs at once. Sets a flag and wakes the thread; never blocks."""
+        self._fetch_now.set()
+        self.wake_event.set()
+
+    def close(self) -> None:
+        """Close the client's connection pool (after the thread has ended)."""
+        self.api.close()
+
+    # ----------------------------------------------------------------------------- thread body
+    def step(self) -> float:
+        """Run one pass when due; return the seconds until the next call (≤ PASSWORD_POLL_S).
+
+        The true time to the next due pass is `seconds_to_next_pass()`; the return value is capped
+        so that a password change is seen within a second even when nobody wakes the thread.
+        """
+        if self.stop_event.is_set():
+            return PASSWORD_POLL_S
+        now = self.clock.now().astimezone(self.tz)
+        self._rollover(now.date())
+        password = self._read_password()
+        fetch_now = self._fetch_now.is_set()
+        due = (self._next_pass_mono is None or self.clock.monotonic() >= self._next_pass_mono
+               or fetch_now or password != self._password)
+        if due:
+            self._fetch_now.clear()
+            wait_s = min(ERROR_RETRY_S, self.period_s)   # kept if the pass raises unexpectedly
+            try:
+                wait_s = self._run_pass(now, password, fetch_now)
+            finally:
+                self._next_pass_mono = self.clock.monotonic() + wait_s
+        return min(self.seconds_to_next_pass(), PASSWORD_POLL_S)
+
+    def seconds_to_next_pass(self) -> float:
+        """Seconds until the next scheduled pass (0 when due); events can bring it forward."""
+        if self._next_pass_mono is None:
+            return 0.0
+        return max(0.0, self._next_pass_mono - self.clock.monotonic())
+
+    # ----------------------------------------------------------------------------------- pass
+    def _run_pass(self, now: datetime, password: str | None, fetch_now: bool) -> float:
+        """One pass (module docstring, steps 3-6; `step()` did the rollover); returns the seconds
+        until the next pass."""
+        today = now.date()
+        tomorrow = today + timedelta(days=1)
+
+        if password is None:
+            if self._password is not None:
+                self._password = None
+                self.api.set_password(None)
+                self._auth_failures = 0
+                self._logged_problems = set()
+                self._publish(connected=False, error=None)
+                log.info("API password cleared")
+            return self.period_s
+        if password != self._password:
+            # A new password is proven by a request at once, so the operator sees `connected` (or
+            # the login error) now rather than at the next revision fetch: as "fetch now".
+            self.api.set_password(password)
+            self._password = password
+            self._auth_failures = 0
+            fetch_now = True
+
+        wanted = []
+        if self._wants("today", fetch_now):
+            wanted.append(("today", today))
+        if now.time() >= self.poll_start and self._wants("tomorrow", fetch_now):
+            wanted.append(("tomorrow", tomorrow))
+
+        retry_s: float | None = None     # set by an API error: the next pass comes sooner
+        problems: list[str] = []
+        self._previous_problems = self._logged_problems
+        for window, day in wanted:
+            if self.stop_event.is_set():
+                break
+            try:
+                points = self.api.get_day_ahead_schedules(*api_window(day, self.tz))
+            except AuthenticationError as exc:
+                self.api.drop_token()
+                self._auth_failures += 1
+                backoff_s = min(AUTH_BACKOFF_INITIAL_S * 2 ** (self._auth_failures - 1), AUTH_BACKOFF_MAX_S)
+                text = f"Authentication failed: {exc}"
+                problems.append(text)
+                self._publish(connected=False, error="; ".join(problems), last_attempt=format_local_iso(now))
+                self._report(logging.ERROR, text, problems)
+                return backoff_s
+            except IstentoreAPIError as exc:
+                text = f"{window.capitalize()} fetch failed: {exc}"
+                self._publish(connected=False)
+                problems.append(text)
+                self._report(logging.WARNING, text, problems)
+                wait_s = min(ERROR_RETRY_S, self.period_s)
+                if exc.retry_after_s is not None:        # the server asked us to wait at least this
+                    wait_s = max(wait_s, exc.retry_after_s)
+                retry_s = max(retry_s or 0.0, wait_s)
+                continue
+            self._auth_failures = 0
+            problem = self._store_window(window, day, today, points)
+            if problem is not None:
+                problems.append(problem)
+                self._report(logging.WARNING, problem, problems)
+
+        fields = {"last_attempt": format_local_iso(now)}
+        if problems:
+            fields["error"] = "; ".join(problems)
+        elif wanted and not self.stop_event.is_set():
+            fields["error"] = None
+            self._logged_problems = set()
+        self._publish(**fields)
+        return self.period_s if retry_s is None else retry_s
+
+    def _wants(self, window: str, fetch_now: bool) -> bool:
+        last_ok = self._last_ok_mono[window]
+        return (not self._status[f"{window}_fetched"] or fetch_now or last_ok is None
+                or self.clock.monotonic() - last_ok >= REVISION_AGE_S)
+
+    # ------------------------------------------------------------------------------ rollover
+    def _rollover(self, today: date) -> None:
+        """Day work at the first call on a new local date (also the first call of all): promote or
+        reset today, reset tomorrow, prune. Without promotion a pass becomes due at once, unless an
+        authentication backoff is running."""
+        status = self._status
+        if status["today_date"] == today.isoformat():
+            return
+        tomorrow = today + timedelta(days=1)
+        zeros = {pid: 0 for pid in PLANT_IDS}
+        fields = {"today_date": today.isoformat(), "tomorrow_date": tomorrow.isoformat(),
+                  "tomorrow_fetched": False, "tomorrow_points": 0, "tomorrow_points_by_plant": zeros}
+        if status["tomorrow_fetched"] and status["tomorrow_date"] == today.isoformat():
+            fields.update(today_fetched=True, today_points=status["tomorrow_points"],
+                          today_points_by_plant=dict(status["tomorrow_points_by_plant"]))
+            self._last_ok_mono["today"] = self._last_ok_mono["tomorrow"]
+            log.info("Day rollover: tomorrow's schedule (%s) is now today's", today.isoformat())
+        else:
+            fields.update(today_fetched=False, today_points=0, today_points_by_plant=dict(zeros))
+            self._last_ok_mono["today"] = None
+            if self._auth_failures == 0:
+                self._next_pass_mono = None
+        self._last_ok_mono["tomorrow"] = None
+        self._publish(**fields)
+        keep_start, keep_end = self._keep_bounds(today)
+        for pid in PLANT_IDS:
+            frame = self.store.frame("api", pid)
+            if frame is None or len(frame) == 0:
+                continue
+            pruned = prune(frame, keep_start, keep_end)
+            if len(pruned) != len(frame):
+                self.store.publish_schedule("api", pid, pruned)
+
+    def _keep_bounds(self, today: date) -> tuple[datetime, datetime]:
+        """[today 00:00, today + 2 days 00:00) local: what the API frames keep (§6.3)."""
+        return local_midnight(today, self.tz), local_midnight(today + timedelta(days=2), self.tz)
+
+    # --------------------------------------------------------------------------------- merge
+    def _store_window(self, window: str, day: date, today: date, points: dict) -> str | None:
+        """Merge, prune and publish one window's points; update the status. Returns the
+        incomplete-day problem text, or None when the window is complete."""
+        day_start, day_end = day_bounds(day, self.tz)
+        quarters = {q.astimezone(timezone.utc) for q in quarter_hours(day, self.tz)}
+        keep_start, keep_end = self._keep_bounds(today)
+        returned: dict[str, int] = {}
+        stored: dict[str, int] = {}
+        complete = True
+        for pid in PLANT_IDS:
+            series = {t: kw for t, kw in points.get(pid, {}).items() if day_start <= t < day_end}
+            returned[pid] = len(series)
+            complete = complete and quarters.issubset(series)
+            old = self.store.frame("api", pid)
+            frame = old
+            if series:
+                times = sorted(series)
+                # API instants are UTC; frame_from_rows converts them to the configured zone.
+                new = frame_from_rows(times, [series[t] for t in times], None, self.tz)
+                frame = new if old is None or len(old) == 0 else merge_frames(old, new)
+                frame = prune(frame, keep_start, keep_end)
+                self.store.publish_schedule("api", pid, frame)
+            stored[pid] = 0 if frame is None or len(frame) == 0 else len(prune(frame, day_start, day_end))
+        fields = {"connected": True, f"{window}_date": day.isoformat(),
+                  f"{window}_points": sum(stored.values()), f"{window}_points_by_plant": stored}
+        counts = " ".join(f"{self.names[pid]}={returned[pid]}" for pid in PLANT_IDS)
+        if complete:
+            fields[f"{window}_fetched"] = True
+            self._last_ok_mono[window] = self.clock.monotonic()
+            self._publish(**fields)
+            log.info("Fetched %s schedule %s: %s points", window, day.isoformat(), counts)
+            return None
+        self._publish(**fields)
+        return f"Incomplete {window} schedule ({counts})"
+
+    # ------------------------------------------------------------------------------- helpers
+    def _read_password(self) -> str | None:
+        with self.sd["lock"]:
+            password = self.sd["api_password"]
+        return password or None
+
+    def _publish(self, **fields) -> None:
+        """Swap in a new status dict (the published one is never mutated)."""
+        status = {**self._status, **fields}
+        for key in ("today_points_by_plant", "tomorrow_points_by_plant"):
+            status[key] = dict(status[key])
+        with self.sd["lock"]:
+            self.sd["data_fetcher_status"] = status
+        self._status = status
+
+    def _report(self, level: int, text: str, pass_problems: list[str]) -> None:
+        """Log a problem once when it starts; while it persists from pass to pass, only at DEBUG.
+
+        `pass_problems` are this pass's problems so far (`text` included); the problems of the
+        previous pass that did not come back are forgotten (they are logged again if they return).
+        """
+        if text in self._previous_problems:
+            log.debug("%s (still)", text)
+        else:
+            log.log(level, "%s", text)
+        self._logged_problems = set(pass_problems)

@@ -1,0 +1,621 @@
+"""Data fetcher (components §6, §13.2) with a leaping fake clock and the real simulator over HTTP.
+
+Each test starts the bundled Istentore simulator on a free 127.0.0.1 port, builds a fetcher on a
+`FakeClock` and calls `step()` the way its thread would, leaping time between calls: a whole day,
+a midnight or a DST day runs in well under a second. The shared lock is wrapped to fail any hold
+over 50 ms (§0.6). One test runs the real thread on the real clock for the password wake-up.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time as walltime
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agents.base import run_loop
+from agents.data_fetcher_agent import DataFetcher
+from agents.scheduler_agent import ScheduleStore
+from core.clock import FakeClock, RealClock
+from core.config import load_config
+from core.schedules import P_COL, Q_COL, check_normalised
+from core.state import build_shared_data
+from core.timeutil import local_midnight, quarter_hours
+from tools.istentore_sim import IstentoreSim, sim_plant_kw
+
+ROOT = Path(__file__).resolve().parents[2]
+TZ = ZoneInfo("Europe/Madrid")
+PASSWORD = "fetch-S3cret\"pw"
+MARKET = "/market_products"
+PLANTS = ("lib", "vrfb")
+LOCK_HOLD_LIMIT_S = 0.05
+BASE_CFG = load_config(ROOT / "config.yaml")
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch):
+    """No proxy may divert requests meant for 127.0.0.1."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+
+@pytest.fixture
+def sim():
+    s = IstentoreSim(PASSWORD)
+    s.start()
+    yield s
+    s.stop()
+
+
+class TimedLock:
+    """`shared_data["lock"]` stand-in that records the longest hold (real time)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._since = 0.0
+        self.longest_s = 0.0
+
+    def acquire(self, *args, **kwargs):
+        ok = self._lock.acquire(*args, **kwargs)
+        if ok:
+            self._since = walltime.perf_counter()
+        return ok
+
+    def release(self):
+        self.longest_s = max(self.longest_s, walltime.perf_counter() - self._since)
+        self._lock.release()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def make_cfg(url: str, poll_start: str = "17:30", period_s: float = 120, timeout_s: float = 2.0):
+    hh, mm = (int(x) for x in poll_start.split(":"))
+    api = replace(BASE_CFG.istentore_api, base_url=url, poll_start_time=time(hh, mm),
+                  request_timeout_s=timeout_s)
+    return replace(BASE_CFG, istentore_api=api,
+                   timing=replace(BASE_CFG.timing, data_fetcher_period_s=period_s))
+
+
+class Rig:
+    """A fetcher on a fake clock, its shared_data (with a timed lock) and schedule store."""
+
+    def __init__(self, sim, start: datetime, clock=None, password: str | None = PASSWORD, **cfg_kw):
+        self.sim = sim
+        self.cfg = make_cfg(sim.url, **cfg_kw)
+        self.clock = clock or FakeClock(start, TZ)
+        self.sd = build_shared_data("api")
+        self.lock = self.sd["lock"] = TimedLock()
+        self.sd["api_password"] = password
+        self.scheduler_wake = threading.Event()
+        self.store = ScheduleStore(self.sd, TZ, self.scheduler_wake)
+        self.stop_event = self.sd["shutdown_event"]
+        self.fetcher = DataFetcher(self.cfg, self.clock, self.sd, self.store, self.stop_event)
+
+    def step(self) -> float:
+        wait_s = self.fetcher.step()
+        assert 0.0 <= wait_s <= 1.0
+        return wait_s
+
+    def at(self, *args) -> float:
+        """Leap to a local wall time `datetime(*args)` (Madrid) and step."""
+        self.clock.set_now(datetime(*args, tzinfo=TZ))
+        return self.step()
+
+    def leap(self, seconds: float) -> float:
+        self.clock.advance(seconds)
+        return self.step()
+
+    def status(self) -> dict:
+        with self.lock:
+            return self.sd["data_fetcher_status"]
+
+    def frame(self, plant: str):
+        return self.store.frame("api", plant)
+
+    def market_calls(self) -> int:
+        return self.sim.calls[MARKET]
+
+    def set_password(self, password):
+        with self.lock:
+            self.sd["api_password"] = password
+
+    def close(self):
+        self.fetcher.close()
+        assert self.lock.longest_s < LOCK_HOLD_LIMIT_S, f"lock held {self.lock.longest_s * 1000:.1f} ms"
+
+
+@pytest.fixture
+def rig_factory(sim):
+    rigs = []
+
+    def make(start=datetime(2026, 6, 1, 9, 5, tzinfo=TZ), **kw):
+        rig = Rig(sim, start, **kw)
+        rigs.append(rig)
+        return rig
+
+    yield make
+    for rig in rigs:
+        rig.close()
+
+
+def status_with(**fields) -> dict:
+    """The full expected status: the empty one with `fields` changed."""
+    status = {
+        "connected": False, "today_fetched": False, "tomorrow_fetched": False, "today_date": None,
+        "tomorrow_date": None, "today_points": 0, "tomorrow_points": 0,
+        "today_points_by_plant": {"lib": 0, "vrfb": 0}, "tomorrow_points_by_plant": {"lib": 0, "vrfb": 0},
+        "last_attempt": None, "error": None,
+    }
+    status.update(fields)
+    return status
+
+
+def day_rows(rig: Rig, plant: str, day: date):
+    frame = rig.frame(plant)
+    return frame[(frame.index >= local_midnight(day, TZ))
+                 & (frame.index < local_midnight(day + timedelta(days=1), TZ))]
+
+
+def assert_day_matches_sim(rig: Rig, day: date, offset_kw: float = 0.0):
+    """Every quarter-hour of `day` is stored for both plants with the simulator's value and Q = 0."""
+    quarters = quarter_hours(day, TZ)
+    for plant in PLANTS:
+        rows = day_rows(rig, plant, day)
+        assert [ts.to_pydatetime() for ts in rows.index] == quarters, plant
+        want = [round(sim_plant_kw(plant, q.astimezone(timezone.utc)) + offset_kw, 3) for q in quarters]
+        assert rows[P_COL].tolist() == pytest.approx(want, abs=1e-9), plant
+        assert (rows[Q_COL] == 0.0).all()
+
+
+def assert_frames_valid(rig: Rig, today: date):
+    """Normalised API frames, pruned to [today 00:00, today + 2 days 00:00)."""
+    for plant in PLANTS:
+        frame = rig.frame(plant)
+        check_normalised(frame, "api", TZ)
+        if len(frame):
+            assert frame.index[0] >= local_midnight(today, TZ)
+            assert frame.index[-1] < local_midnight(today + timedelta(days=2), TZ)
+
+
+# -- start, windows, poll_start_time ----------------------------------------------------------
+
+def test_today_is_fetched_at_start_and_not_again_before_it_is_due(sim, rig_factory):
+    rig = rig_factory()
+
+    assert rig.step() == pytest.approx(1.0)
+
+    assert rig.status() == status_with(
+        connected=True, today_fetched=True, today_date="2026-06-01", tomorrow_date="2026-06-02",
+        today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
+        last_attempt="2026-06-01T09:05:00+02:00")
+    assert_day_matches_sim(rig, date(2026, 6, 1))
+    assert_frames_valid(rig, date(2026, 6, 1))
+    assert rig.sd["schedule_revision"] == 2 and rig.scheduler_wake.is_set()
+    assert sim.calls == {"/login": 1, MARKET: 1}
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(120)
+
+    rig.leap(119)                                   # not due yet
+    assert rig.market_calls() == 1
+    assert rig.status()["last_attempt"] == "2026-06-01T09:05:00+02:00"
+
+    rig.leap(1)                                     # a pass: today is fresh, nothing to fetch
+    assert rig.market_calls() == 1
+    assert rig.status() == status_with(
+        connected=True, today_fetched=True, today_date="2026-06-01", tomorrow_date="2026-06-02",
+        today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
+        last_attempt="2026-06-01T09:07:00+02:00")
+
+
+@pytest.mark.parametrize("poll_start, tomorrow_fetched", [("09:05", True), ("17:30", False)])
+def test_tomorrow_only_from_poll_start_time(sim, rig_factory, poll_start, tomorrow_fetched):
+    rig = rig_factory(poll_start=poll_start)          # the clock reads 09:05
+
+    rig.step()
+
+    status = rig.status()
+    assert status["today_fetched"] is True
+    assert status["tomorrow_fetched"] is tomorrow_fetched
+    assert status["tomorrow_points"] == (192 if tomorrow_fetched else 0)
+    assert rig.market_calls() == (2 if tomorrow_fetched else 1)
+    if tomorrow_fetched:
+        assert_day_matches_sim(rig, date(2026, 6, 2))
+
+
+def test_tomorrow_starts_at_poll_start_time_compared_as_a_time(sim, rig_factory):
+    # Compared as times: 09:00 and 09:29:59 are before 9:30, 09:32 is after.
+    rig = rig_factory(start=datetime(2026, 6, 1, 9, 0, tzinfo=TZ), poll_start="9:30")
+    rig.step()
+    assert rig.status()["tomorrow_fetched"] is False
+
+    rig.at(2026, 6, 1, 9, 29, 59)
+    assert rig.status()["tomorrow_fetched"] is False
+
+    rig.at(2026, 6, 1, 9, 32)
+    assert rig.status()["tomorrow_fetched"] is True
+    assert rig.status()["tomorrow_points_by_plant"] == {"lib": 96, "vrfb": 96}
+
+
+# -- merge, retry, rollover, pruning ----------------------------------------------------------
+
+def test_a_same_day_retry_of_today_keeps_tomorrows_rows(sim, rig_factory, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rig_factory(start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
+    sim.fail_next(MARKET, 503)                       # today's request fails, tomorrow's succeeds
+
+    rig.step()
+
+    status = rig.status()
+    assert status["today_fetched"] is False and status["tomorrow_fetched"] is True
+    assert status["connected"] is True              # the last request succeeded
+    assert status["error"].startswith("Today fetch failed: GET /market_products: HTTP 503")
+    assert_day_matches_sim(rig, date(2026, 6, 2))
+    assert len(day_rows(rig, "lib", date(2026, 6, 1))) == 0
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(30)   # min(30 s, period)
+    assert [r.levelname for r in caplog.records if "fetch failed" in r.message] == ["WARNING"]
+
+    rig.leap(30)                                     # the retry fetches today only
+
+    assert rig.market_calls() == 3
+    assert_day_matches_sim(rig, date(2026, 6, 1))
+    assert_day_matches_sim(rig, date(2026, 6, 2))    # tomorrow's rows kept by the merge
+    assert len(rig.frame("vrfb")) == 192
+    assert rig.status() == status_with(
+        connected=True, today_fetched=True, tomorrow_fetched=True, today_date="2026-06-01",
+        tomorrow_date="2026-06-02", today_points=192, tomorrow_points=192,
+        today_points_by_plant={"lib": 96, "vrfb": 96}, tomorrow_points_by_plant={"lib": 96, "vrfb": 96},
+        last_attempt="2026-06-01T18:00:30+02:00")
+    assert "Fetched today schedule 2026-06-01: LIB=96 VRFB=96 points" in caplog.messages
+    assert "Fetched tomorrow schedule 2026-06-02: LIB=96 VRFB=96 points" in caplog.messages
+
+
+def test_midnight_promotes_tomorrow_and_prunes_yesterday(sim, rig_factory, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rig_factory(start=datetime(2026, 6, 1, 23, 59, tzinfo=TZ))
+    rig.step()
+    assert len(rig.frame("lib")) == 192
+    calls = rig.market_calls()
+
+    rig.at(2026, 6, 2, 0, 0, 0)                      # first tick of the new day, pass not due
+
+    assert "Day rollover: tomorrow's schedule (2026-06-02) is now today's" in caplog.messages
+    assert rig.market_calls() == calls               # promoted: nothing to fetch
+    assert rig.status() == status_with(
+        connected=True, today_fetched=True, tomorrow_fetched=False, today_date="2026-06-02",
+        tomorrow_date="2026-06-03", today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
+        last_attempt="2026-06-01T23:59:00+02:00")
+    for plant in PLANTS:
+        assert len(rig.frame(plant)) == 96           # yesterday pruned at the rollover
+    assert_day_matches_sim(rig, date(2026, 6, 2))
+    assert_frames_valid(rig, date(2026, 6, 2))
+
+    rig.at(2026, 6, 2, 0, 29, 1)                     # promoted rows are 30 min old: revision fetch
+    assert rig.market_calls() == calls + 1
+    assert rig.status()["today_fetched"] is True
+    assert rig.status()["last_attempt"] == "2026-06-02T00:29:01+02:00"
+
+
+def test_midnight_without_tomorrow_resets_today_and_fetches_it_at_once(sim, rig_factory, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rig_factory(start=datetime(2026, 6, 1, 12, 0, tzinfo=TZ))   # before poll_start_time
+    rig.step()
+
+    rig.at(2026, 6, 2, 0, 0, 1)
+
+    assert not any("Day rollover" in m for m in caplog.messages)
+    assert rig.market_calls() == 2                   # today of the new day, at once
+    assert rig.status()["today_date"] == "2026-06-02" and rig.status()["today_fetched"] is True
+    for plant in PLANTS:
+        assert len(rig.frame(plant)) == 96
+    assert_day_matches_sim(rig, date(2026, 6, 2))
+
+
+def test_rollover_and_pruning_happen_without_a_password(sim, rig_factory, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rig_factory(start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
+    rig.step()
+    rig.set_password(None)
+    rig.leap(1)
+    assert "API password cleared" in caplog.messages
+
+    rig.at(2026, 6, 3, 0, 5)                         # two midnights later: nothing to promote
+
+    assert sim.calls[MARKET] == 2
+    assert rig.status() == status_with(today_date="2026-06-03", tomorrow_date="2026-06-04",
+                                       last_attempt="2026-06-01T18:00:00+02:00")
+    for plant in PLANTS:
+        assert len(rig.frame(plant)) == 0
+
+
+@pytest.mark.parametrize("dst_day, quarters", [(date(2026, 3, 29), 92), (date(2026, 10, 25), 100)])
+def test_dst_days_are_fetched_as_tomorrow_promoted_and_stored(sim, rig_factory, caplog, dst_day, quarters):
+    caplog.set_level(logging.INFO)
+    eve = dst_day - timedelta(days=1)
+    rig = rig_factory(start=datetime(eve.year, eve.month, eve.day, 18, 0, tzinfo=TZ))
+
+    rig.step()
+    assert rig.status()["tomorrow_points_by_plant"] == {"lib": quarters, "vrfb": quarters}
+    assert rig.status()["tomorrow_fetched"] is True
+    assert_day_matches_sim(rig, dst_day)
+
+    rig.at(dst_day.year, dst_day.month, dst_day.day, 0, 0, 1)
+    assert f"Day rollover: tomorrow's schedule ({dst_day}) is now today's" in caplog.messages
+    assert rig.status()["today_points"] == 2 * quarters
+
+    # Through the DST day on its grid: the revision fetches keep exactly that day's rows.
+    sim.set_revision(0.5)
+    t = datetime(dst_day.year, dst_day.month, dst_day.day, 0, 0, 1, tzinfo=TZ)
+    while t.date() == dst_day:
+        t = (t.astimezone(timezone.utc) + timedelta(minutes=97)).astimezone(TZ)
+        rig.clock.set_now(t)
+        rig.step()
+        assert_frames_valid(rig, t.date())
+    status = rig.status()
+    assert status["today_date"] == (dst_day + timedelta(days=1)).isoformat()
+    tomorrow_of_dst = dst_day + timedelta(days=1)
+    # Tomorrow (fetched from 17:30 of the DST day) was promoted: the day after has 96 rows.
+    assert status["today_points_by_plant"] == {"lib": 96, "vrfb": 96}
+    assert_day_matches_sim(rig, tomorrow_of_dst, offset_kw=0.5)
+
+
+def test_dst_day_fetched_as_today(sim, rig_factory):
+    rig = rig_factory(start=datetime(2026, 10, 25, 2, 30, tzinfo=TZ))   # inside the repeated hour
+
+    rig.step()
+
+    assert rig.status()["today_points_by_plant"] == {"lib": 100, "vrfb": 100}
+    assert_day_matches_sim(rig, date(2026, 10, 25))
+    frame = rig.frame("lib")
+    assert frame.index.is_unique and frame.index.is_monotonic_increasing
+    assert str(frame.index.tz) == "Europe/Madrid"
+
+
+# -- revisions, fetch now ---------------------------------------------------------------------
+
+def test_a_market_revision_is_picked_up_after_30_min(sim, rig_factory):
+    rig = rig_factory()
+    rig.step()
+    sim.set_revision(12.5)
+
+    for _ in range(14):                              # 28 minutes of passes
+        rig.leap(120)
+    assert rig.market_calls() == 1
+    assert_day_matches_sim(rig, date(2026, 6, 1))
+
+    rig.leap(120)                                    # 30 minutes after the last fetch
+    assert rig.market_calls() == 2
+    assert_day_matches_sim(rig, date(2026, 6, 1), offset_kw=12.5)
+    assert rig.status()["today_fetched"] is True and rig.status()["error"] is None
+
+
+def test_fetch_now_fetches_at_once_and_only_once(sim, rig_factory):
+    rig = rig_factory()
+    rig.step()
+    rig.leap(1)
+    assert rig.market_calls() == 1
+    sim.set_revision(-3.0)
+
+    rig.fetcher.request_fetch_now()                  # from another thread: flag + wake, no I/O
+    assert rig.fetcher.wake_event.is_set()
+    assert rig.market_calls() == 1
+    rig.step()
+
+    assert rig.market_calls() == 2                   # today only: before poll_start_time
+    assert_day_matches_sim(rig, date(2026, 6, 1), offset_kw=-3.0)
+    rig.step()
+    assert rig.market_calls() == 2                   # the flag was consumed
+
+    rig.at(2026, 6, 1, 17, 45)
+    rig.fetcher.request_fetch_now()
+    rig.step()
+    calls = rig.market_calls()
+    rig.fetcher.request_fetch_now()
+    rig.step()
+    assert rig.market_calls() == calls + 2           # today and tomorrow again
+
+
+# -- incomplete days, errors, backoff ---------------------------------------------------------
+
+def test_an_incomplete_day_is_merged_reported_and_retried(sim, rig_factory, caplog):
+    caplog.set_level(logging.INFO)
+    sim.set_variant(keep_fraction=0.5)
+    rig = rig_factory()
+
+    rig.step()
+
+    assert rig.status() == status_with(
+        connected=True, today_fetched=False, today_date="2026-06-01", tomorrow_date="2026-06-02",
+        today_points=96, today_points_by_plant={"lib": 48, "vrfb": 48},
+        last_attempt="2026-06-01T09:05:00+02:00", error="Incomplete today schedule (LIB=48 VRFB=48)")
+    assert [(r.levelname, r.message) for r in caplog.records if "Incomplete" in r.message] == [
+        ("WARNING", "Incomplete today schedule (LIB=48 VRFB=48)")]
+    assert len(rig.frame("lib")) == 48              # merged anyway: the first half dispatches
+
+    rig.leap(120)                                    # retried at the next pass; logged once
+    assert rig.market_calls() == 2
+    assert rig.status()["error"] == "Incomplete today schedule (LIB=48 VRFB=48)"
+    assert len([r for r in caplog.records if "Incomplete" in r.message and r.levelno >= logging.INFO]) == 1
+
+    sim.set_variant(non_numeric_plants=("vrfb",))    # VRFB values unusable: LIB complete, VRFB 0
+    rig.leap(120)
+    assert rig.status()["error"] == "Incomplete today schedule (LIB=96 VRFB=0)"
+    assert rig.status()["today_points_by_plant"] == {"lib": 96, "vrfb": 48}
+
+    sim.set_variant()
+    rig.leap(120)
+    assert rig.status()["error"] is None and rig.status()["today_fetched"] is True
+    assert rig.status()["today_points_by_plant"] == {"lib": 96, "vrfb": 96}
+    assert_day_matches_sim(rig, date(2026, 6, 1))
+
+
+def test_auth_failures_back_off_30_s_doubling_to_600_s(sim, rig_factory, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rig_factory(password="wrong-password")
+
+    rig.step()
+
+    assert rig.status() == status_with(
+        today_date="2026-06-01", tomorrow_date="2026-06-02", last_attempt="2026-06-01T09:05:00+02:00",
+        error="Authentication failed: login rejected (HTTP 401)")
+    assert [(r.levelname, r.message) for r in caplog.records if "Authentication" in r.message] == [
+        ("ERROR", "Authentication failed: login rejected (HTTP 401)")]
+    waits = []
+    for _ in range(7):
+        before = sim.calls["/login"]
+        wait_s = rig.fetcher.seconds_to_next_pass()
+        rig.leap(wait_s - 1)
+        assert sim.calls["/login"] == before, "attempted before the backoff ended"
+        rig.leap(1)
+        assert sim.calls["/login"] == before + 1
+        waits.append(round(wait_s))
+    assert waits == [30, 60, 120, 240, 480, 600, 600]
+    assert rig.market_calls() == 0
+
+    rig.set_password(PASSWORD)                       # a change resets the wait: a pass at once
+    rig.step()
+    assert rig.status()["today_fetched"] is True and rig.status()["error"] is None
+    assert rig.status()["connected"] is True
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(120)
+
+
+def test_api_hang_past_the_timeout_keeps_the_fetched_frames(sim, rig_factory):
+    rig = rig_factory(timeout_s=0.3, start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
+    rig.step()
+    frames = {plant: rig.frame(plant) for plant in PLANTS}
+    sim.set_delay(MARKET, math.inf)
+
+    rig.at(2026, 6, 1, 18, 31)                        # revision fetch of both windows: both hang
+
+    status = rig.status()
+    assert status["connected"] is False
+    assert status["error"] == ("Today fetch failed: GET /market_products: no answer within 0.3 s; "
+                               "Tomorrow fetch failed: GET /market_products: no answer within 0.3 s")
+    assert status["today_fetched"] is True and status["tomorrow_fetched"] is True
+    assert status["today_points"] == 192 and status["tomorrow_points"] == 192
+    for plant in PLANTS:
+        assert rig.frame(plant) is frames[plant]     # untouched
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(30, abs=0.5)
+
+    sim.set_delay(MARKET, None)
+    sim.set_revision(1.0)
+    rig.leap(30)
+    assert rig.status()["connected"] is True and rig.status()["error"] is None
+    assert_day_matches_sim(rig, date(2026, 6, 1), offset_kw=1.0)
+    assert_day_matches_sim(rig, date(2026, 6, 2), offset_kw=1.0)
+
+
+def test_server_errors_and_garbage_keep_frames_and_respect_retry_after(sim, rig_factory):
+    rig = rig_factory(period_s=20)
+    rig.step()
+    frame = rig.frame("lib")
+
+    sim.set_malformed(MARKET)
+    rig.fetcher.request_fetch_now()
+    rig.step()
+    assert rig.status()["error"].startswith("Today fetch failed: GET /market_products: HTTP 200: response is not JSON")
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(20)   # min(30 s, period)
+    assert rig.frame("lib") is frame
+
+    sim.fail_next(MARKET, 429, headers={"Retry-After": "90"})
+    rig.fetcher.request_fetch_now()
+    rig.step()
+    assert "HTTP 429" in rig.status()["error"]
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(90)
+    assert rig.status()["today_fetched"] is True and rig.frame("lib") is frame
+
+
+def test_a_cleared_password_keeps_frames_and_flags(sim, rig_factory, caplog):
+    caplog.set_level(logging.INFO)
+    rig = rig_factory(start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
+    rig.step()
+    before = rig.status()
+
+    rig.set_password(None)
+    rig.step()                                       # noticed when polled, without a wake
+
+    assert caplog.messages.count("API password cleared") == 1
+    assert rig.status() == {**before, "connected": False, "error": None}
+    assert len(rig.frame("lib")) == 192
+    rig.leap(3600)
+    assert rig.market_calls() == 2 and caplog.messages.count("API password cleared") == 1
+
+    rig.set_password(PASSWORD)
+    logins = sim.logins
+    rig.step()
+    assert sim.logins == logins + 1 and rig.status()["connected"] is True
+
+
+def test_the_password_never_appears_in_logs_or_status(sim, rig_factory, caplog):
+    caplog.set_level(logging.DEBUG)
+    rig = rig_factory(start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
+    rig.step()
+    sim.fail_next(MARKET, 401, count=2)              # re-login, then an auth failure
+    rig.fetcher.request_fetch_now()
+    rig.step()
+    sim.fail_next("/login", 500)
+    rig.fetcher.request_fetch_now()
+    rig.step()
+    rig.set_password("another " + PASSWORD)          # rejected by the simulator
+    rig.step()
+    rig.set_password(None)
+    rig.step()
+
+    texts = [caplog.text, repr(rig.status()), repr(rig.fetcher.api)]
+    texts += [r.getMessage() for r in caplog.records] + [repr(r.args) for r in caplog.records]
+    for text in texts:
+        assert PASSWORD not in text
+        for token in sim.tokens_issued:
+            assert token not in text
+    assert any("Authentication failed" in m for m in caplog.messages)
+
+
+# -- the real thread -------------------------------------------------------------------------
+
+def test_a_password_change_starts_a_pass_within_2_s(sim):
+    clock = RealClock(TZ)
+    rig = Rig(sim, None, clock=clock, password=None)
+    thread = threading.Thread(
+        target=run_loop, name="data_fetcher",
+        args=("data_fetcher", rig.fetcher.step, clock, rig.stop_event, None, rig.fetcher.wake_event, 120))
+    thread.start()
+    try:
+        def within(seconds, condition):
+            deadline = walltime.monotonic() + seconds
+            while walltime.monotonic() < deadline:
+                if condition():
+                    return True
+                walltime.sleep(0.02)
+            return False
+
+        assert within(2.0, lambda: rig.status()["today_date"] is not None)
+        walltime.sleep(0.3)
+        assert sim.calls == {}
+
+        rig.set_password(PASSWORD)                   # as the director does: write, then wake
+        rig.fetcher.wake()
+        assert within(2.0, lambda: rig.status()["today_fetched"])
+
+        rig.set_password(None)                       # nobody wakes the thread: step() polls
+        assert within(2.0, lambda: rig.status()["connected"] is False)
+
+        rig.set_password(PASSWORD)
+        logins = sim.logins
+        assert within(2.0, lambda: sim.logins == logins + 1 and rig.status()["connected"])
+
+        rig.fetcher.request_fetch_now()
+        calls = sim.calls[MARKET]
+        assert within(2.0, lambda: sim.calls[MARKET] > calls)
+    finally:
+        rig.stop_event.set()
+        rig.fetcher.wake()
+        thread.join(2.0)
+        assert not thread.is_alive()
+        rig.close()
