@@ -1,0 +1,278 @@
+"""Measurement agent (components §7): samplers on a shared epoch grid, the recorder and the poster.
+
+Threads (names as `/healthz` reports them):
+- `sampler.lib`, `sampler.vrfb`: one `Sampler` each, owning that plant's sampler Modbus link. Each
+  makes at most one read per step of the shared `SampleGrid` and hands a `Sample` to the recorder
+  through a bounded queue (256, oldest dropped). A dead or slow plant only delays its own thread.
+- `recorder` (`agents/recorder.py`): spans, null rows, routing, compression, pending rows and
+  flush, plot cache, dispatch tracking, post enqueue.
+- `poster` (`agents/poster.py`): measurement POSTs to the Istentore API, in its own thread so a
+  slow or hung API never touches sampling or recording.
+
+Timing (§7.1): step k is the instant t_k = k × `measurement_period_s` since the Unix epoch. The
+grid is anchored once: k0 = ceil(wall now / period) and m0, the monotonic time matching t_k0; the
+monotonic deadline of step k is m0 + (k − k0) × period, so no error accumulates. A sampler that
+wakes more than one step late reads once, for the latest due step (missed steps are skipped, never
+back-filled); every sample is stamped with its scheduled t_k. When the wall clock has moved more
+than 2 s against the monotonic clock (an NTP step), the grid re-anchors on the next step boundary of
+the new wall time; steps not after a plant's last stamp are skipped.
+
+`MeasurementAgent` is the facade the director uses: it builds the parts and exposes their thread
+bodies (`threads()`), `set_recording`, `wake`, the shutdown steps and `close`. Every `step()` can
+be called directly by tests with a `FakeClock`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Mapping
+
+from agents.modbus_link import LinkError, ModbusLink
+from agents.poster import Poster
+from agents.recorder import Recorder
+from core.config import AppConfig
+from core.points import SAMPLE_POINTS
+from core.timeutil import from_epoch
+
+log = logging.getLogger("hil.measurement")
+
+REANCHOR_THRESHOLD_S = 2.0
+LATENESS_HISTORY = 4096  # recent sample lateness values kept for diagnostics and the benchmark
+
+# CSV column <- Modbus point (contract §4 column order; setpoints are read back from the plant).
+COLUMN_POINTS = (
+    ("p_setpoint_kw", "p_setpoint"),
+    ("battery_active_power_kw", "p_battery"),
+    ("q_setpoint_kvar", "q_setpoint"),
+    ("battery_reactive_power_kvar", "q_battery"),
+    ("soc_pu", "soc"),
+    ("p_poi_kw", "p_poi"),
+    ("q_poi_kvar", "q_poi"),
+    ("v_poi_pu", "v_poi"),
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One step of one plant, as handed to the recorder.
+
+    `ts`: the scheduled step time (aware, configured zone); `transport`: the mode the read used;
+    `link`: the sampler link state after the read (§2.4) and `last_error` its error text;
+    `values`: `{column: float}` for the 8 value columns (kW, kvar, pu), or None when the step failed.
+    """
+
+    plant_id: str
+    ts: datetime
+    transport: str
+    link: str
+    last_error: str | None
+    values: Mapping[str, float] | None
+
+    @property
+    def ok(self) -> bool:
+        return self.values is not None
+
+
+@dataclass(frozen=True)
+class GridAnchor:
+    """Step `k0` (epoch index) has the monotonic deadline `m0`; `gen` counts re-anchorings."""
+
+    k0: int
+    m0: float
+    gen: int
+
+
+class SampleGrid:
+    """The epoch-aligned step grid shared by both samplers (thread-safe)."""
+
+    def __init__(self, clock, period_s: float):
+        self.clock = clock
+        self.period_s = float(period_s)
+        self._lock = threading.Lock()
+        self._anchor: GridAnchor | None = None
+
+    def anchor(self) -> GridAnchor:
+        """The current anchor (made on first use from the clock)."""
+        with self._lock:
+            if self._anchor is None:
+                self._anchor = self._make(0)
+            return self._anchor
+
+    def _make(self, gen: int) -> GridAnchor:
+        wall = self.clock.now().timestamp()
+        mono = self.clock.monotonic()
+        k0 = math.ceil(round(wall / self.period_s, 9))
+        return GridAnchor(k0, mono + (k0 * self.period_s - wall), gen)
+
+    def deadline(self, anchor: GridAnchor, k: int) -> float:
+        return anchor.m0 + (k - anchor.k0) * self.period_s
+
+    def latest_due(self, anchor: GridAnchor, mono: float) -> int:
+        """The newest step whose deadline is not after `mono`."""
+        return anchor.k0 + math.floor(round((mono - anchor.m0) / self.period_s, 9))
+
+    def wall_moved_s(self, anchor: GridAnchor, wall: float, mono: float) -> float:
+        """How far the wall clock moved against the monotonic clock since the anchor was made."""
+        return (wall - mono) - (anchor.k0 * self.period_s - anchor.m0)
+
+    def step_time(self, k: int) -> float:
+        """Epoch seconds of step k."""
+        return k * self.period_s
+
+    def reanchor(self, seen: GridAnchor, moved_s: float) -> GridAnchor:
+        """Re-anchor on the current wall time unless another sampler already did since `seen`."""
+        with self._lock:
+            if self._anchor is not seen:
+                return self._anchor
+            self._anchor = self._make(seen.gen + 1)
+            anchor = self._anchor
+        log.warning("Measurement clock re-anchored (wall clock moved %+.1f s)", moved_s)
+        return anchor
+
+
+class Sampler:
+    """Thread body of `sampler.<id>`: one all-or-nothing read per grid step (§7.2).
+
+    `sink(sample)` receives every step's `Sample` (the recorder's bounded queue). The link follows
+    `shared_data["transport_mode"]` at read time. Logs WARNING `<Name> sample failed: <error>` on
+    the first failed step after a success and INFO `<Name> sampling recovered` on the first success
+    after a failure.
+    """
+
+    def __init__(self, plant_id: str, cfg: AppConfig, clock, shared_data: dict, grid: SampleGrid,
+                 sink: Callable[[Sample], None]):
+        self.plant_id = plant_id
+        self.plant = cfg.plants[plant_id]
+        self.name = self.plant.name
+        self.clock = clock
+        self.sd = shared_data
+        self.grid = grid
+        self.sink = sink
+        self.thread_name = f"sampler.{plant_id}"
+        self.wake_event = threading.Event()
+        with shared_data["lock"]:
+            mode = shared_data["transport_mode"]
+        self.link = ModbusLink(self.plant, "sampler", clock, cfg.timing.modbus_timeout_s, mode)
+        self._gen: int | None = None
+        self._next_k: int | None = None
+        self._last_step_s: float | None = None  # epoch seconds of the last stamped step
+        self._failing = False
+        self.attempts = 0
+        self.skipped_steps = 0
+        self.lateness_s: deque[float] = deque(maxlen=LATENESS_HISTORY)
+
+    def step(self) -> float:
+        """Sample when the next step is due; return the seconds until the following deadline."""
+        grid = self.grid
+        anchor = grid.anchor()
+        if anchor.gen != self._gen:
+            self._gen = anchor.gen
+            self._next_k = anchor.k0
+        if self._last_step_s is not None:
+            # After a backward re-anchor: steps whose time does not exceed the last stamp are skipped.
+            first_new = math.floor(round(self._last_step_s / grid.period_s, 9)) + 1
+            self._next_k = max(self._next_k, first_new)
+        mono = self.clock.monotonic()
+        deadline = grid.deadline(anchor, self._next_k)
+        if mono < deadline:
+            return deadline - mono
+        k = max(self._next_k, grid.latest_due(anchor, mono))
+        moved_s = grid.wall_moved_s(anchor, self.clock.now().timestamp(), mono)
+        if abs(moved_s) > REANCHOR_THRESHOLD_S:
+            grid.reanchor(anchor, moved_s)
+            return 0.0
+        self.skipped_steps += k - self._next_k
+        self._next_k = k + 1
+        self.lateness_s.append(mono - grid.deadline(anchor, k))
+        self._sample(grid.step_time(k))
+        return max(0.0, grid.deadline(anchor, self._next_k) - self.clock.monotonic())
+
+    def _sample(self, step_s: float) -> None:
+        ts = from_epoch(step_s, self.clock.tz)
+        with self.sd["lock"]:
+            mode = self.sd["transport_mode"]
+        self.link.set_mode(mode)
+        self.attempts += 1
+        values = None
+        error = None
+        try:
+            raw = self.link.read(SAMPLE_POINTS)
+            values = {column: float(raw[point]) for column, point in COLUMN_POINTS}
+            bad = [column for column, value in values.items() if not math.isfinite(value)]
+            if bad:
+                values, error = None, f"non-finite value in {', '.join(bad)}"
+        except LinkError as exc:
+            error = str(exc)
+        except Exception as exc:  # a malformed frame or a library error is a failed step, not a crash
+            error = f"{type(exc).__name__}: {exc}"
+        if values is None and not self._failing:
+            log.warning("%s sample failed: %s", self.name, error)
+        elif values is not None and self._failing:
+            log.info("%s sampling recovered", self.name)
+        self._failing = values is None
+        self._last_step_s = step_s
+        self.sink(Sample(self.plant_id, ts, mode, self.link.link, error, values))
+
+    def close(self) -> None:
+        self.link.close()
+
+
+class MeasurementAgent:
+    """Facade over samplers, recorder and poster, used by the director.
+
+    - `threads()`: `[(name, step, wake_event, period_s), ...]`; the director runs each with
+      `agents.base.run_loop` in its own thread.
+    - `set_recording(plant_id, on)`: recording flag owner entry point; any thread, no file I/O.
+    - `wake()`: wakes every part (e.g. after a transport switch).
+    - `close_recording_and_flush(timeout_s)`: shutdown step 3 (trailing null rows, forced flush);
+      True when every pending row reached its file.
+    - `shutdown_poster(timeout_s)`: shutdown step 4 (one last drain, then the spool file).
+    - `close()`: closes the sampler Modbus links and the poster's HTTP session.
+    """
+
+    def __init__(self, cfg: AppConfig, clock, shared_data: dict, stop_event: threading.Event,
+                 registry=None):
+        self.cfg = cfg
+        self.clock = clock
+        self.sd = shared_data
+        self.stop_event = stop_event
+        self.registry = registry
+        self.grid = SampleGrid(clock, cfg.timing.measurement_period_s)
+        self.poster = Poster(cfg, clock, shared_data, stop_event, registry)
+        self.recorder = Recorder(cfg, clock, shared_data, self.poster)
+        self.samplers = {pid: Sampler(pid, cfg, clock, shared_data, self.grid, self.recorder.push_sample)
+                         for pid in cfg.plants}
+
+    def threads(self) -> list[tuple[str, Callable[[], float], threading.Event, float]]:
+        period_s = float(self.cfg.timing.measurement_period_s)
+        out = [(s.thread_name, s.step, s.wake_event, period_s) for s in self.samplers.values()]
+        out.append((self.recorder.thread_name, self.recorder.step, self.recorder.wake_event, 1.0))
+        # A POST may legitimately block for request_timeout_s; the heartbeat allowance follows it.
+        out.append((self.poster.thread_name, self.poster.step, self.poster.wake_event,
+                    max(1.0, float(self.cfg.istentore_api.request_timeout_s))))
+        return out
+
+    def set_recording(self, plant_id: str, on: bool) -> None:
+        self.recorder.set_recording(plant_id, on)
+
+    def wake(self) -> None:
+        for sampler in self.samplers.values():
+            sampler.wake_event.set()
+        self.recorder.wake_event.set()
+        self.poster.wake_event.set()
+
+    def close_recording_and_flush(self, timeout_s: float = 5.0) -> bool:
+        return self.recorder.close_and_flush(timeout_s)
+
+    def shutdown_poster(self, timeout_s: float = 2.0) -> int:
+        """Returns the number of items written to the spool file."""
+        return self.poster.shutdown(timeout_s)
+
+    def close(self) -> None:
+        for sampler in self.samplers.values():
+            sampler.close()
+        self.poster.close()

@@ -1,0 +1,497 @@
+"""Measurement poster (thread `poster`; components §7.9-§7.10): loss-free, ordered API posting.
+
+The recorder calls `enqueue_sample(plant, ts, values)` once per post window while the gate is on;
+each sample becomes up to four items (SoC kWh = soc_pu × capacity_kwh, P W = p_poi_kw × 1000,
+Q var = q_poi_kvar × 1000, V volts = v_poi_pu × poi_voltage_v), one per configured series.
+
+Queue: one FIFO per series id; `measurement_post_queue_maxlen` bounds all items together. On
+overflow the globally oldest item is dropped, counted and reported by a WARNING at most every 60 s.
+When the gate (`post_measurements_in_api_mode`, source `api`, a password) goes from on to off, the
+queue is cleared and the items counted as `discarded`.
+
+Drain (`step()`): for each series whose retry time has come, up to 500 items from its head in one
+POST. Success removes them. A retryable failure (or `AuthenticationError`) keeps them at the head
+and waits min(initial × 2^(attempt−1), max) s, or the server's `Retry-After` when longer. A
+non-retryable rejection of several items is split in halves at once to isolate the bad item; a
+single rejected item is removed and counted. Delivery is at least once, in order within a series.
+
+Shutdown (`shutdown()`): one last drain bounded by its timeout, then every remaining item goes to
+`<data_dir>/pending_posts.jsonl` (temporary file, then rename; no secrets). The constructor loads
+that file ahead of any new item (bad lines skipped with a WARNING) and deletes it.
+
+Thread safety: `enqueue_sample`, `gate_open` and `refresh_status` may be called from any thread
+(the queue has its own lock; `shared_data["lock"]` is held for O(1) swaps only). Only the poster
+thread (or the director, in `shutdown`, once the poster thread is idle) uses the HTTP client. The
+poster owns `measurement_post_status` and `measurement_post_counters`.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import threading
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+from typing import Mapping
+
+from core.config import METRICS, AppConfig
+from core.timeutil import format_local_iso, format_utc, parse_iso
+from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError
+
+log = logging.getLogger("hil.poster")
+
+MAX_BATCH_ITEMS = 500
+DROP_REPORT_INTERVAL_S = 60.0
+SPOOL_NAME = "pending_posts.jsonl"
+
+
+@dataclass(frozen=True)
+class PostItem:
+    """One measurement to post. `ts` is aware UTC (whole seconds); `enqueued_at` wall epoch seconds."""
+
+    seq: int
+    plant_id: str
+    metric: str
+    series_id: int
+    value: float
+    ts: datetime
+    enqueued_at: float
+
+    @property
+    def ts_utc(self) -> str:
+        return format_utc(self.ts)
+
+    def to_json(self) -> str:
+        return json.dumps({"plant": self.plant_id, "metric": self.metric, "series_id": self.series_id,
+                           "value": self.value, "timestamp": self.ts_utc, "enqueued_at": self.enqueued_at})
+
+
+@dataclass
+class _SeriesState:
+    attempts: int = 0
+    next_try: float = 0.0   # monotonic time before which the series is not tried
+
+
+def metric_values(values: Mapping[str, float], plant_cfg) -> dict[str, float | None]:
+    """The four posted metrics of a sample in API units (kWh, W, var, V); None when unavailable."""
+    def scaled(column: str, factor: float) -> float | None:
+        value = values.get(column)
+        if value is None:
+            return None
+        out = float(value) * factor
+        return out if math.isfinite(out) else None
+    model = plant_cfg.model
+    return {"soc": scaled("soc_pu", model.capacity_kwh), "p": scaled("p_poi_kw", 1000.0),
+            "q": scaled("q_poi_kvar", 1000.0), "v": scaled("v_poi_pu", model.poi_voltage_v)}
+
+
+class Poster:
+    """Thread body of `poster`; see the module docstring."""
+
+    thread_name = "poster"
+
+    def __init__(self, cfg: AppConfig, clock, shared_data: dict, stop_event: threading.Event,
+                 registry=None, api: IstentoreAPI | None = None):
+        api_cfg = cfg.istentore_api
+        self.cfg = cfg
+        self.clock = clock
+        self.sd = shared_data
+        self.stop_event = stop_event
+        self.registry = registry
+        self.enabled_in_config = bool(api_cfg.post_measurements_in_api_mode)
+        self.maxlen = int(api_cfg.measurement_post_queue_maxlen)
+        self.retry_initial_s = float(api_cfg.measurement_post_retry_initial_s)
+        self.retry_max_s = float(api_cfg.measurement_post_retry_max_s)
+        self.request_timeout_s = float(api_cfg.request_timeout_s)
+        self.spool_path = Path(cfg.data_dir) / SPOOL_NAME
+        self.wake_event = threading.Event()
+        self.api = api or IstentoreAPI(api_cfg.base_url, api_cfg.email, cfg.tz, self.request_timeout_s,
+                                       clock=clock)
+        self._password_passed: str | None = None
+        self._qlock = threading.Lock()
+        self._queues: dict[int, deque[PostItem]] = {}
+        self._series: dict[int, _SeriesState] = {}
+        self._total = 0
+        self._count_by_plant = {pid: 0 for pid in cfg.plants}
+        self._seq = itertools.count(1)
+        self._drops_unreported = 0
+        self._last_drop_report: float | None = None
+        self._gate: bool | None = None
+        self._api_lock = threading.Lock()   # one HTTP user at a time (poster thread or shutdown)
+        self._idle = threading.Event()
+        self._idle.set()
+        self._closed = False
+        self._load_spool()
+
+    # ------------------------------------------------------------------ called from other threads
+    def gate_open(self) -> bool:
+        """`post_measurements_in_api_mode` and source `api` and a password (any thread)."""
+        if not self.enabled_in_config:
+            return False
+        with self.sd["lock"]:
+            return self.sd["active_schedule_source"] == "api" and bool(self.sd["api_password"])
+
+    def enqueue_sample(self, plant_id: str, ts: datetime, values: Mapping[str, float]) -> int:
+        """Queue the sample's metrics (recorder thread); returns the number of items queued."""
+        plant = self.cfg.plants[plant_id]
+        ts_utc = ts.astimezone(timezone.utc).replace(microsecond=0)
+        now = self.clock.now()
+        items = []
+        for metric, value in metric_values(values, plant).items():
+            series_id = plant.measurement_series.get(metric)
+            if series_id is None or value is None:
+                continue
+            items.append((plant_id, metric, int(series_id), value, ts_utc, now.timestamp()))
+        if not items:
+            return 0
+        self._add(items)
+        self._bump(plant_id, "enqueued", len(items))
+        self._set_status(plant_id, last_enqueue=format_local_iso(now))
+        self.wake_event.set()
+        return len(items)
+
+    def queued(self, series_id: int | None = None) -> list[PostItem]:
+        """A copy of the queued items (one series, or all in sequence order)."""
+        with self._qlock:
+            if series_id is not None:
+                return list(self._queues.get(series_id, ()))
+            return sorted((item for q in self._queues.values() for item in q), key=lambda it: it.seq)
+
+    def pending_count(self) -> int:
+        with self._qlock:
+            return self._total
+
+    def refresh_status(self) -> None:
+        """Publish `posting_enabled`, `pending_queue_count`, `oldest_pending_age_s` (any thread)."""
+        gate = self.gate_open()
+        wall = self.clock.now().timestamp()
+        oldest: dict[str, float] = {}
+        with self._qlock:
+            counts = dict(self._count_by_plant)
+            for q in self._queues.values():
+                for item in islice(q, 1):
+                    if item.plant_id not in oldest or item.enqueued_at < oldest[item.plant_id]:
+                        oldest[item.plant_id] = item.enqueued_at
+        with self.sd["lock"]:
+            statuses = self.sd["measurement_post_status"]
+            for pid in counts:
+                age = oldest.get(pid)
+                statuses[pid] = {**statuses[pid], "posting_enabled": gate, "pending_queue_count": counts[pid],
+                                 "oldest_pending_age_s": None if age is None else round(max(0.0, wall - age), 1)}
+
+    # ------------------------------------------------------------------------------ thread body
+    def step(self) -> float:
+        """Follow the gate, drain what is due, refresh the status; seconds until the next need."""
+        if self._closed:
+            return 1.0
+        gate = self.gate_open()
+        if self._gate and not gate:
+            self._discard_all()
+        self._gate = gate
+        self._report_drops()
+        more = self._drain(deadline=None) if gate else False
+        self.refresh_status()
+        if more:
+            return 0.0
+        if not gate:
+            return 1.0  # queued items (e.g. loaded from the spool) wait for the gate
+        return min(1.0, self._earliest_retry_wait())
+
+    def shutdown(self, timeout_s: float = 2.0) -> int:
+        """One last drain bounded by `timeout_s`, then the spool file; returns the items spooled.
+
+        Called by the director after `shutdown_event` is set. A POST still in flight on the poster
+        thread is given the same bound; its items stay queued (and spooled) until it succeeds.
+        """
+        deadline = self.clock.monotonic() + max(0.0, timeout_s)
+        self._closed = True
+        self.clock.wait(self._idle, max(0.0, timeout_s))
+        if self.gate_open():
+            try:
+                self._drain(deadline=deadline)
+            finally:
+                self.api.timeout_s = self.request_timeout_s
+        spooled = self._write_spool()
+        self.refresh_status()
+        return spooled
+
+    def close(self) -> None:
+        self.api.close()
+
+    # ------------------------------------------------------------------------------ queue
+    def _add(self, entries) -> None:
+        """Append items (plant, metric, series, value, ts, enqueued_at) with oldest-drop overflow."""
+        dropped: dict[str, int] = {}
+        with self._qlock:
+            for plant_id, metric, series_id, value, ts, enqueued_at in entries:
+                if self._total >= self.maxlen:
+                    victim = self._pop_oldest()
+                    if victim is not None:
+                        dropped[victim.plant_id] = dropped.get(victim.plant_id, 0) + 1
+                item = PostItem(next(self._seq), plant_id, metric, series_id, value, ts, enqueued_at)
+                self._queues.setdefault(series_id, deque()).append(item)
+                self._series.setdefault(series_id, _SeriesState())
+                self._total += 1
+                self._count_by_plant[plant_id] = self._count_by_plant.get(plant_id, 0) + 1
+            self._drops_unreported += sum(dropped.values())
+        for pid, n in dropped.items():
+            self._bump(pid, "dropped", n)
+        if dropped:
+            self._report_drops()
+
+    def _pop_oldest(self) -> PostItem | None:
+        """Remove the globally oldest item (smallest sequence number among the heads). Under _qlock."""
+        best = None
+        for q in self._queues.values():
+            if q and (best is None or q[0].seq < best[0].seq):
+                best = q
+        if best is None:
+            return None
+        item = best.popleft()
+        self._total -= 1
+        self._count_by_plant[item.plant_id] -= 1
+        return item
+
+    def _remove_through(self, series_id: int, last_seq: int) -> dict[str, int]:
+        """Remove the head items of a series up to `last_seq`; counts per plant."""
+        removed: dict[str, int] = {}
+        with self._qlock:
+            q = self._queues.get(series_id)
+            while q and q[0].seq <= last_seq:
+                item = q.popleft()
+                self._total -= 1
+                self._count_by_plant[item.plant_id] -= 1
+                removed[item.plant_id] = removed.get(item.plant_id, 0) + 1
+        return removed
+
+    def _discard_all(self) -> None:
+        with self._qlock:
+            counts = dict(self._count_by_plant)
+            self._queues.clear()
+            for state in self._series.values():
+                state.attempts, state.next_try = 0, 0.0
+            self._total = 0
+            self._count_by_plant = {pid: 0 for pid in counts}
+        n = sum(counts.values())
+        for pid, count in counts.items():
+            if count:
+                self._bump(pid, "discarded", count)
+        if n:
+            log.warning("Measurement posting disabled: %d queued item(s) discarded", n)
+        else:
+            log.info("Measurement posting disabled")
+
+    def _report_drops(self) -> None:
+        mono = self.clock.monotonic()
+        with self._qlock:
+            n = self._drops_unreported
+            if not n or (self._last_drop_report is not None
+                         and mono - self._last_drop_report < DROP_REPORT_INTERVAL_S):
+                return
+            self._drops_unreported = 0
+            self._last_drop_report = mono
+        log.warning("Measurement post queue full: dropped %d oldest item(s) since last report", n)
+
+    def _earliest_retry_wait(self) -> float:
+        mono = self.clock.monotonic()
+        with self._qlock:
+            waits = [self._series[sid].next_try - mono for sid, q in self._queues.items() if q]
+        return max(0.0, min(waits)) if waits else math.inf
+
+    # ------------------------------------------------------------------------------ drain
+    def _sync_password(self) -> None:
+        with self.sd["lock"]:
+            password = self.sd["api_password"]
+        if password != self._password_passed:
+            self.api.set_password(password)
+            self._password_passed = password
+
+    def _drain(self, deadline: float | None) -> bool:
+        """One batch per ready series (oldest head first). `deadline` (shutdown): ignore backoff,
+        bound each request by the time left, stop at the first retryable failure.
+        Returns True when a ready series still has items (call again at once)."""
+        if not self._api_lock.acquire(blocking=False):
+            return False
+        self._idle.clear()
+        try:
+            self._sync_password()
+            while True:
+                progressed = False
+                with self._qlock:
+                    heads = sorted((q[0].seq, sid) for sid, q in self._queues.items() if q)
+                for _, sid in heads:
+                    if deadline is None and (self.stop_event.is_set() or self._closed):
+                        return False
+                    mono = self.clock.monotonic()
+                    if deadline is not None:
+                        remaining = deadline - mono
+                        if remaining <= 0.05:
+                            return False
+                        self.api.timeout_s = min(self.request_timeout_s, remaining)
+                    elif self._series[sid].next_try > mono:
+                        continue
+                    with self._qlock:
+                        batch = list(islice(self._queues.get(sid, ()), MAX_BATCH_ITEMS))
+                    if not batch:
+                        continue
+                    if self.registry is not None:
+                        self.registry.beat(self.thread_name)
+                    if not self._post(sid, batch):
+                        return False  # API trouble: one failed request per step at most
+                    progressed = True
+                if deadline is None:
+                    mono = self.clock.monotonic()
+                    with self._qlock:
+                        return any(q and self._series[sid].next_try <= mono for sid, q in self._queues.items())
+                if not progressed:
+                    return False
+        finally:
+            self._idle.set()
+            self._api_lock.release()
+
+    def _post(self, series_id: int, batch: list[PostItem]) -> bool:
+        """POST one batch; True when it left the queue (posted or rejected), False on a retryable
+        failure (the items stay at the head, the series backs off)."""
+        state = self._series[series_id]
+        attempt = state.attempts + 1
+        newest = batch[-1]
+        self._attempt_status(newest, attempt, "attempting", None, None, len(batch))
+        try:
+            self.api.post_measurements(series_id, [(item.ts, item.value) for item in batch])
+        except IstentoreAPIError as exc:
+            if exc.retryable or isinstance(exc, AuthenticationError):
+                state.attempts = attempt
+                delay = min(self.retry_initial_s * 2 ** (attempt - 1), self.retry_max_s)
+                if exc.retry_after_s is not None and exc.retry_after_s > delay:
+                    delay = exc.retry_after_s
+                state.next_try = self.clock.monotonic() + delay
+                name = self.cfg.plants[newest.plant_id].name
+                log.warning("Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %s s",
+                            name, newest.metric, series_id, len(batch), attempt, exc, _num(delay))
+                self._attempt_status(newest, attempt, "failed", str(exc), delay, len(batch))
+                self._error_status(newest.plant_id, str(exc))
+                return False
+            if len(batch) > 1:
+                mid = len(batch) // 2
+                return self._post(series_id, batch[:mid]) and self._post(series_id, batch[mid:])
+            item = batch[0]
+            for pid, n in self._remove_through(series_id, item.seq).items():
+                self._bump(pid, "rejected", n)
+            name = self.cfg.plants[item.plant_id].name
+            log.error("Measurement rejected by API: %s %s series %d at %s: %s",
+                      name, item.metric, series_id, item.ts_utc, exc)
+            self._attempt_status(item, attempt, "rejected", str(exc), None, 1)
+            self._error_status(item.plant_id, str(exc))
+            return True
+        for pid, n in self._remove_through(series_id, newest.seq).items():
+            self._bump(pid, "posted", n)
+        state.attempts, state.next_try = 0, 0.0
+        self._attempt_status(newest, attempt, "success", None, None, len(batch))
+        now = format_local_iso(self.clock.now())
+        self._set_status(newest.plant_id, last_error=None, last_success={
+            "timestamp": now, "metric": newest.metric, "value": newest.value, "series_id": series_id,
+            "measurement_timestamp": format_local_iso(newest.ts, self.cfg.tz), "batch_size": len(batch)})
+        return True
+
+    # ------------------------------------------------------------------------------ status
+    def _attempt_status(self, item: PostItem, attempt: int, result: str, error: str | None,
+                        next_retry_s: float | None, batch_size: int) -> None:
+        self._set_status(item.plant_id, last_attempt={
+            "timestamp": format_local_iso(self.clock.now()), "metric": item.metric, "value": item.value,
+            "series_id": item.series_id, "measurement_timestamp": format_local_iso(item.ts, self.cfg.tz),
+            "attempt": attempt, "result": result, "error": error,
+            "next_retry_seconds": next_retry_s, "batch_size": batch_size})
+
+    def _error_status(self, plant_id: str, message: str) -> None:
+        self._set_status(plant_id, last_error={"timestamp": format_local_iso(self.clock.now()),
+                                               "message": message})
+
+    def _set_status(self, plant_id: str, **changes) -> None:
+        with self.sd["lock"]:
+            statuses = self.sd["measurement_post_status"]
+            statuses[plant_id] = {**statuses[plant_id], **changes}
+
+    def _bump(self, plant_id: str, counter: str, n: int) -> None:
+        with self.sd["lock"]:
+            counters = self.sd["measurement_post_counters"]
+            old = counters[plant_id]
+            counters[plant_id] = {**old, counter: old[counter] + n}
+
+    # ------------------------------------------------------------------------------ spool
+    def _write_spool(self) -> int:
+        items = self.queued()
+        if not items:
+            return 0
+        tmp = self.spool_path.with_name(self.spool_path.name + ".tmp")
+        try:
+            self.spool_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as f:
+                for item in items:
+                    f.write(item.to_json() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.spool_path)
+        except OSError as exc:
+            log.error("Cannot save %d unsent measurement post(s) to %s: %s", len(items), self.spool_path, exc)
+            return 0
+        log.info("Saved %d unsent measurement post(s) to %s", len(items), self.spool_path.name)
+        return len(items)
+
+    def _load_spool(self) -> None:
+        try:
+            data = self.spool_path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("Cannot read %s: %s", self.spool_path, exc)
+            return
+        entries, bad = [], 0
+        for raw in data.split(b"\n"):
+            if not raw.strip():
+                continue
+            entry = self._parse_spool_line(raw)
+            if entry is None:
+                bad += 1
+            else:
+                entries.append(entry)
+        if bad:
+            log.warning("%s: skipped %d bad line(s)", self.spool_path.name, bad)
+        if entries:
+            self._add(entries)
+            for pid in self.cfg.plants:
+                n = sum(1 for e in entries if e[0] == pid)
+                if n:
+                    self._bump(pid, "enqueued", n)
+        try:
+            self.spool_path.unlink()
+        except OSError as exc:
+            log.warning("Cannot delete %s: %s", self.spool_path, exc)
+        log.info("Loaded %d unsent measurement post(s) from %s", len(entries), self.spool_path.name)
+
+    def _parse_spool_line(self, raw: bytes):
+        try:
+            obj = json.loads(raw)
+            plant_id, metric = obj["plant"], obj["metric"]
+            series_id, value = obj["series_id"], obj["value"]
+            if plant_id not in self.cfg.plants or metric not in METRICS:
+                return None
+            if not isinstance(series_id, int) or isinstance(series_id, bool) or series_id < 1:
+                return None
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                return None
+            ts = parse_iso(obj["timestamp"], timezone.utc, naive_tz=timezone.utc).replace(microsecond=0)
+            enqueued_at = obj.get("enqueued_at")
+            if not isinstance(enqueued_at, (int, float)) or not math.isfinite(enqueued_at):
+                enqueued_at = self.clock.now().timestamp()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return plant_id, metric, series_id, float(value), ts, float(enqueued_at)
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"

@@ -1,0 +1,540 @@
+"""Recording against the real emulator over Modbus TCP on 127.0.0.1 (components §7.3-§7.8).
+
+Each test serves both plants with `PlantEmulator` on free local ports and drives the measurement
+agent's `step()` methods with a fake clock: the samplers really read the emulator's registers over
+Modbus, the recorder really writes the daily CSV files, and time leaps from step to step, so
+midnights and DST changes take milliseconds. The story is told by the lines of the files.
+
+Registers (contract §3): enable 1, p_setpoint 86 (int16, 0.1 kW). A disabled plant holds whatever
+setpoint is written and produces no power, which makes `p_setpoint_kw` a precise test signal.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import socket
+import threading
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+import agents.recorder as recorder_module
+from agents.measurement_agent import MeasurementAgent
+from agents.plant_agent import PlantEmulator
+from core import recording
+from core.clock import FakeClock
+from core.config import load_config
+from core.recording import HEADER, append_lines, format_row, read_rows, row_from_values, rows_to_frame
+from core.state import build_shared_data
+
+ROOT = Path(__file__).resolve().parents[2]
+TZ = ZoneInfo("Europe/Madrid")
+ENABLE, P_SP = 1, 86
+NULLS = ",,,,,,,,"
+
+
+class CheckedLock:
+    """`shared_data["lock"]` stand-in that records the longest hold (components §0.6)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.longest_s = 0.0
+        self._t0 = 0.0
+
+    def __enter__(self):
+        self._lock.acquire()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.longest_s = max(self.longest_s, time.perf_counter() - self._t0)
+        self._lock.release()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_config(data_dir: Path, period_s=1.0, write_period_s=60.0, compression=None):
+    cfg = load_config(ROOT / "config.yaml")
+    plants = {}
+    for pid, plant in cfg.plants.items():
+        plants[pid] = dataclasses.replace(
+            plant,
+            local=dataclasses.replace(plant.local, host="127.0.0.1", port=free_port()),
+            remote=dataclasses.replace(plant.remote, host="127.0.0.1", port=free_port()))
+    comp = cfg.recording.compression
+    if compression:
+        tolerances = {**comp.tolerances, **compression.pop("tolerances", {})}
+        comp = dataclasses.replace(comp, tolerances=tolerances, **compression)
+    timing = dataclasses.replace(cfg.timing, measurement_period_s=period_s,
+                                 measurements_write_period_s=write_period_s, modbus_timeout_s=1.0)
+    recording_cfg = dataclasses.replace(cfg.recording, data_dir=data_dir, compression=comp)
+    return dataclasses.replace(cfg, plants=plants, timing=timing, recording=recording_cfg)
+
+
+class Rig:
+    """Emulator + measurement agent on one fake clock; `run(s)` steps samplers and recorder."""
+
+    def __init__(self, tmp_path: Path, start: datetime, data_dir: Path | None = None, **cfg_kw):
+        self.data_dir = data_dir or tmp_path / "data"
+        self.emulator_dir = tmp_path / "emulator"
+        self.cfg = make_config(self.data_dir, **cfg_kw)
+        self.clock = FakeClock(start)
+        self.sd = build_shared_data()
+        self.sd["lock"] = CheckedLock()
+        self.stop_event = threading.Event()
+        self.emulator = None
+        self.agent = None
+        self.start_emulator()
+        self.new_agent()
+
+    def start_emulator(self):
+        self.emulator = PlantEmulator(self.cfg, self.clock, self.emulator_dir, "local")
+        self.emulator.start()
+
+    def stop_emulator(self):
+        self.emulator.stop()
+        self.emulator = None
+
+    def new_agent(self):
+        """A fresh agent (a process restart) on the same files and shared data."""
+        if self.agent is not None:
+            self.agent.close()
+        self.agent = MeasurementAgent(self.cfg, self.clock, self.sd, self.stop_event)
+        return self.agent
+
+    def close(self):
+        if self.agent is not None:
+            self.agent.close()
+        if self.emulator is not None:
+            self.emulator.stop()
+
+    @property
+    def recorder(self):
+        return self.agent.recorder
+
+    def run(self, seconds: float) -> None:
+        """Leap from grid step to grid step for `seconds` of fake time, sampling both plants."""
+        end = self.clock.monotonic() + seconds
+        while True:
+            wait_s = min(s.step() for s in self.agent.samplers.values())
+            self.recorder.step()
+            if wait_s > 0:
+                if self.clock.monotonic() + wait_s > end + 1e-9:
+                    return
+                self.clock.advance(wait_s)
+
+    def set_setpoint(self, pid: str, kw: float, enable: int = 0):
+        self.emulator.write_registers(pid, ENABLE, [enable])
+        self.emulator.write_registers(pid, P_SP, [round(kw * 10) & 0xFFFF])
+
+    def file(self, pid: str, day: date) -> Path:
+        return self.data_dir / f"{day:%Y%m%d}_{pid}.csv"
+
+    def lines(self, pid: str, day: date) -> list[str]:
+        return self.file(pid, day).read_text().splitlines()
+
+
+@pytest.fixture
+def rig_factory(tmp_path):
+    rigs = []
+
+    def make(start: datetime, **kw) -> Rig:
+        rig = Rig(tmp_path, start, **kw)
+        rigs.append(rig)
+        return rig
+
+    yield make
+    for rig in rigs:
+        rig.close()
+        assert rig.sd["lock"].longest_s < 0.05, "shared_data lock held too long"
+
+
+def stamp(line: str) -> str:
+    return line.split(",", 1)[0]
+
+
+def values(line: str) -> str:
+    return line.split(",", 1)[1]
+
+
+def p_setpoints(lines: list[str]) -> list[str]:
+    return [line.split(",")[1] for line in lines[1:]]
+
+
+# --- spans and null rows ----------------------------------------------------------------------
+
+def test_a_span_is_bounded_by_null_rows_and_has_the_exact_header(rig_factory, caplog):
+    caplog.set_level(logging.INFO, "hil.recorder")
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    day = date(2026, 6, 1)
+    rig.agent.set_recording("lib", True)
+    assert rig.sd["measurements_filename_by_plant"]["lib"] == str(rig.file("lib", day))
+    assert not rig.data_dir.exists()                      # set_recording does no file I/O
+    rig.run(1)
+    # Early flush: the file appears right after the span's first real row.
+    assert rig.lines("lib", day) == [HEADER, "2026-06-01T10:00:00+02:00" + NULLS,
+                                     "2026-06-01T10:00:01+02:00,0,0,0,0,0.5,0,0,1"]
+    rig.run(5)
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    assert rig.sd["measurements_filename_by_plant"]["lib"] is None
+    assert rig.lines("lib", day) == [
+        HEADER,
+        "2026-06-01T10:00:00+02:00" + NULLS,                # leading null at first - period
+        "2026-06-01T10:00:01+02:00,0,0,0,0,0.5,0,0,1",       # a steady run: its first ...
+        "2026-06-01T10:00:06+02:00,0,0,0,0,0.5,0,0,1",       # ... and its latest row
+        "2026-06-01T10:00:07+02:00" + NULLS,                # trailing null at last + period
+    ]
+    assert not rig.file("vrfb", day).exists()
+    assert rig.sd["pending_rows_by_file"] == {}
+    assert rig.sd["latest_measurement_by_plant"]["vrfb"]["values"]["soc_pu"] == 0.5
+    assert rig.sd["latest_measurement_by_plant"]["lib"]["ts"] == "2026-06-01T10:00:06+02:00"
+    assert "LIB recording started: 20260601_lib.csv" in caplog.text
+    assert "LIB recording stopped: 20260601_lib.csv" in caplog.text
+
+
+def test_restart_within_one_period_neither_duplicates_nor_breaks_order(rig_factory):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    rig.agent.set_recording("lib", True)
+    rig.run(3)                                            # rows 10:00:01 .. 10:00:03
+    rig.agent.set_recording("lib", False)                 # trailing null at 10:00:04
+    rig.agent.set_recording("lib", True)
+    rig.run(3)                                            # 10:00:04 is not after the null: skipped
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    lines = rig.lines("lib", date(2026, 6, 1))
+    assert [stamp(line)[11:19] for line in lines[1:]] == [
+        "10:00:00", "10:00:01", "10:00:03", "10:00:04", "10:00:05", "10:00:06", "10:00:07"]
+    assert [values(line) == NULLS[1:] for line in lines[1:]] == [True, False, False, True, False, False, True]
+
+
+def test_an_outage_writes_one_null_row_and_recording_resumes(rig_factory):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    rig.agent.set_recording("lib", True)
+    rig.set_setpoint("lib", 12.3)
+    rig.run(3)                                            # 10:00:01 .. 10:00:03
+    rig.stop_emulator()                                   # the plant dies
+    rig.run(4)                                            # 04 .. 07 fail: one null row at 10:00:04
+    assert rig.sd["latest_measurement_by_plant"]["lib"]["sampler_link"] == "connect_failed"
+    rig.start_emulator()
+    rig.set_setpoint("lib", 45.6)
+    rig.run(40)                                           # reconnects after its backoff
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    lines = rig.lines("lib", date(2026, 6, 1))[1:]
+    nulls = [stamp(line)[11:] for line in lines if values(line) == NULLS[1:]]
+    assert nulls == ["10:00:00+02:00", "10:00:04+02:00", lines[-1][11:25]]
+    assert p_setpoints([HEADER] + lines) == ["", "12.3", "12.3", "", "45.6", "45.6", ""]
+    resumed = datetime.fromisoformat(stamp(lines[4]))
+    assert resumed > datetime(2026, 6, 1, 10, 0, 7, tzinfo=TZ)
+    assert rig.sd["latest_measurement_by_plant"]["lib"]["sampler_link"] == "ok"
+
+
+def test_a_crashed_span_left_on_disk_is_closed_at_the_next_span_start(rig_factory):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    path = rig.file("lib", date(2026, 5, 31))
+    real = row_from_values(datetime(2026, 5, 31, 23, 0, 0, tzinfo=TZ), {"soc_pu": 0.4, "p_poi_kw": 1.0})
+    append_lines(path, [format_row(real, 1.0)])
+    rig.agent.set_recording("lib", True)
+    rig.run(2)
+    assert rig.lines("lib", date(2026, 5, 31))[-1] == "2026-05-31T23:00:01+02:00" + NULLS
+
+
+# --- routing: midnight and DST ----------------------------------------------------------------
+
+def test_rows_are_routed_by_their_own_date_across_midnight(rig_factory, caplog):
+    caplog.set_level(logging.INFO, "hil.recorder")
+    rig = rig_factory(datetime(2026, 6, 1, 23, 59, 50, 500_000, tzinfo=TZ), period_s=2.0)
+    rig.agent.set_recording("lib", True)
+    rig.run(6)
+    gen_before = rig.sd["plot_cache_by_plant"]["lib"]["gen"]
+    rig.run(10)                                           # .. 00:00:06
+    assert rig.sd["measurements_filename_by_plant"]["lib"] == str(rig.file("lib", date(2026, 6, 2)))
+    assert "LIB recording rolled over to 20260602_lib.csv" in caplog.text
+    cache = rig.sd["plot_cache_by_plant"]["lib"]
+    assert cache["gen"] == gen_before + 1 and cache["path"] == str(rig.file("lib", date(2026, 6, 2)))
+    assert all(row.ts.date() == date(2026, 6, 2) for row in cache["rows"][:cache["n"]])
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    day1, day2 = rig.lines("lib", date(2026, 6, 1)), rig.lines("lib", date(2026, 6, 2))
+    assert [stamp(line) for line in day1[1:]] == ["2026-06-01T23:59:50+02:00", "2026-06-01T23:59:52+02:00",
+                                                  "2026-06-01T23:59:58+02:00"]
+    assert [stamp(line) for line in day2[1:]] == ["2026-06-02T00:00:00+02:00", "2026-06-02T00:00:06+02:00",
+                                                  "2026-06-02T00:00:08+02:00"]
+    assert day2[0] == HEADER
+
+
+@pytest.mark.parametrize("start, offsets, day", [
+    (datetime(2026, 3, 29, 1, 59, 50, 500_000, tzinfo=TZ), ("+01:00", "+02:00"), date(2026, 3, 29)),
+    (datetime(2026, 10, 25, 2, 59, 50, 500_000, tzinfo=TZ, fold=0), ("+02:00", "+01:00"), date(2026, 10, 25)),
+], ids=["spring", "autumn"])
+def test_dst_day_files_hold_two_offsets_and_read_back(rig_factory, start, offsets, day):
+    rig = rig_factory(start, period_s=2.0, compression={"enabled": False})
+    rig.agent.set_recording("vrfb", True)
+    rig.run(20)
+    rig.agent.set_recording("vrfb", False)
+    rig.recorder.step()
+    lines = rig.lines("vrfb", day)
+    assert lines[0] == HEADER
+    assert {stamp(line)[-6:] for line in lines[1:]} == set(offsets)
+    rows, malformed = read_rows(rig.file("vrfb", day), TZ)
+    assert malformed == 0 and len(rows) == len(lines) - 1 == 12
+    instants = [row.ts.timestamp() for row in rows]
+    assert all(b - a == 2 for a, b in zip(instants, instants[1:]))      # no hour lost or repeated
+    frame = rows_to_frame(rows, TZ)
+    assert frame.index.is_monotonic_increasing and str(frame.index.tz) == "Europe/Madrid"
+    parsed = pd.to_datetime(pd.read_csv(rig.file("vrfb", day))["timestamp"], utc=True)   # any reader
+    assert parsed.is_monotonic_increasing and parsed.diff().dropna().eq(pd.Timedelta(seconds=2)).all()
+
+
+# --- compression ------------------------------------------------------------------------------
+
+def test_compression_steady_step_and_slow_ramp(rig_factory):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ),
+                      compression={"tolerances": {"p_setpoint_kw": 0.5}})
+    rig.agent.set_recording("lib", True)
+    rig.run(5)                                            # 01-05 steady at 0 kW
+    rig.set_setpoint("lib", 10.0)
+    rig.run(3)                                            # 06-08 a step to 10 kW, held
+    for i in range(1, 11):                                # 09-18 a slow ramp: +0.2 kW per step
+        rig.set_setpoint("lib", 10.0 + 0.2 * i)
+        rig.run(1)
+    rig.set_setpoint("lib", 100.0)
+    rig.run(4)                                            # 19-22 a step to 100 kW, held
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    lines = rig.lines("lib", date(2026, 6, 1))
+    assert [(stamp(line)[17:19], line.split(",")[1]) for line in lines[1:]] == [
+        ("00", ""),
+        ("01", "0"), ("05", "0"),                         # steady: its first and latest row
+        ("06", "10"),                                     # the step, exact in a step plot; 10.2 and
+        ("10", "10.4"),                                   # 10.4 stay within 0.5 kW of the anchor ...
+        ("11", "10.6"), ("13", "11"),                     # ... drift from the anchor keeps rows
+        ("14", "11.2"), ("16", "11.6"), ("17", "11.8"), ("18", "12"),
+        ("19", "100"), ("22", "100"),
+        ("23", ""),
+    ]
+
+
+def test_compression_keeps_a_row_every_max_kept_gap(rig_factory):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), compression={"max_kept_gap_s": 5.0})
+    rig.agent.set_recording("lib", True)
+    rig.run(20)
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    secs = [int(stamp(line)[17:19]) for line in rig.lines("lib", date(2026, 6, 1))[1:]]
+    assert secs == [0, 1, 6, 7, 12, 13, 18, 19, 20, 21]
+
+
+def test_compression_disabled_keeps_every_row(rig_factory):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), compression={"enabled": False})
+    rig.agent.set_recording("lib", True)
+    rig.run(10)
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    assert len(rig.lines("lib", date(2026, 6, 1))) == 1 + 1 + 10 + 1
+
+
+def test_the_mutable_tail_survives_normal_flushes(rig_factory):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), write_period_s=3.0)
+    rig.agent.set_recording("lib", True)
+    rig.run(12)                                           # four normal flushes of a steady run
+    assert [stamp(line)[17:19] for line in rig.lines("lib", date(2026, 6, 1))[1:]] == ["00", "01"]
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    assert [stamp(line)[17:19] for line in rig.lines("lib", date(2026, 6, 1))[1:]] == ["00", "01", "12", "13"]
+
+
+# --- bad files and many files -----------------------------------------------------------------
+
+def test_a_torn_last_line_never_breaks_reading_or_appending(rig_factory, caplog):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    path = rig.file("lib", date(2026, 6, 1))
+    path.parent.mkdir(parents=True)
+    path.write_text(HEADER + "\n2026-06-01T09:59:40+02:00,1,1,0,0,0.5,1,0,1\n2026-06-01T09:59:4")
+    caplog.set_level(logging.WARNING, "hil.recorder")
+    rig.agent.set_recording("lib", True)
+    rig.run(3)
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    assert "20260601_lib.csv: skipped 1 malformed line(s)" in caplog.text      # plot cache load
+    lines = rig.lines("lib", date(2026, 6, 1))
+    assert lines[:4] == [HEADER, "2026-06-01T09:59:40+02:00,1,1,0,0,0.5,1,0,1", "2026-06-01T09:59:4",
+                         "2026-06-01T09:59:41+02:00" + NULLS]                # the crashed span closed
+    assert stamp(lines[4]) == "2026-06-01T10:00:00+02:00" and values(lines[4]) == NULLS[1:]
+    rows, malformed = read_rows(path, TZ)
+    assert malformed == 1 and len(rows) == len(lines) - 2
+
+
+@pytest.fixture
+def counted_open(monkeypatch):
+    opened = []
+    real_open = io.open
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        opened.append(Path(path).name)
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(recording, "open", fake_open, raising=False)
+    return opened
+
+
+def test_span_start_reads_one_tail_whatever_the_history_on_disk(rig_factory, counted_open):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    first_day = date(2026, 6, 1) - timedelta(days=365)
+    body = "".join(f"{first_day.isoformat()}T{h:02d}:00:00+02:00,1,1,0,0,0.5,1,0,1\n" for h in range(24))
+    rig.data_dir.mkdir()
+    for i in range(365):
+        day = first_day + timedelta(days=i)
+        (rig.data_dir / f"{day:%Y%m%d}_lib.csv").write_text(HEADER + "\n" + body.replace(
+            first_day.isoformat(), day.isoformat()))
+    (rig.data_dir / "20260605_lib.csv").write_text(HEADER + "\n")   # a future file is ignored
+    rig.recorder.step()                                   # first step: plot cache of today
+    counted_open.clear()
+    rig.agent.set_recording("lib", True)
+    t0 = time.perf_counter()
+    rig.recorder.step()                                   # span start: finds the latest row
+    elapsed = time.perf_counter() - t0
+    assert counted_open == ["20260531_lib.csv"]
+    assert elapsed < 0.5                                  # generous; bench/ prints the real number
+    rig.run(2)
+    assert rig.lines("lib", date(2026, 5, 31))[-1] == "2026-05-31T23:00:01+02:00" + NULLS
+
+
+# --- write errors -----------------------------------------------------------------------------
+
+def test_write_errors_keep_rows_in_order_until_the_folder_is_writable(rig_factory, tmp_path, caplog):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the data folder's parent should be")
+    data_dir = blocker / "data"
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), data_dir=data_dir,
+                      write_period_s=2.0, compression={"enabled": False})
+    caplog.set_level(logging.ERROR, "hil.recorder")
+    rig.agent.set_recording("lib", True)
+    rig.run(6)
+    errors = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Failed to write")]
+    assert errors and errors[0].startswith("Failed to write 2 rows to 20260601_lib.csv: ")
+    assert len(rig.sd["pending_rows_by_file"][str(data_dir / "20260601_lib.csv")]) == 7
+    assert rig.agent.close_recording_and_flush(timeout_s=5) is False      # forced flush fails too
+    pending = list(rig.sd["pending_rows_by_file"][str(data_dir / "20260601_lib.csv")])
+    assert [r.ts.second for r in pending] == [0, 1, 2, 3, 4, 5, 6, 7]      # kept, in order
+    blocker.unlink()                                      # the folder becomes writable
+    rig.agent.set_recording("lib", True)
+    rig.run(3)
+    assert rig.agent.close_recording_and_flush(timeout_s=5) is True
+    secs = [int(stamp(line)[17:19]) for line in rig.lines("lib", date(2026, 6, 1))[1:]]
+    assert secs == list(range(0, 11))                    # 07 was the first span's trailing null
+    assert rig.sd["pending_rows_by_file"] == {}
+
+
+def test_pending_rows_are_capped_per_plant_oldest_first(rig_factory, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(recorder_module, "PENDING_CAP_PER_PLANT", 5)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), data_dir=blocker / "data",
+                      write_period_s=60.0, compression={"enabled": False})
+    caplog.set_level(logging.ERROR, "hil.recorder")
+    rig.agent.set_recording("lib", True)
+    rig.run(8)                                            # 9 rows for a cap of 5
+    pending = list(rig.sd["pending_rows_by_file"][str(blocker / "data" / "20260601_lib.csv")])
+    assert [r.ts.second for r in pending] == [4, 5, 6, 7, 8]
+    assert "LIB: more than 5 rows pending; dropped 1 oldest row(s)" in caplog.text
+
+
+# --- plot cache -------------------------------------------------------------------------------
+
+def test_plot_cache_equals_the_file_and_survives_a_restart(rig_factory):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), write_period_s=5.0,
+                      compression={"tolerances": {"p_setpoint_kw": 0.5}})
+    rig.agent.set_recording("lib", True)
+    for i in range(12):
+        rig.set_setpoint("lib", 0.3 * i)
+        rig.run(1)
+        cache = rig.sd["plot_cache_by_plant"]["lib"]
+        on_disk = rig.lines("lib", date(2026, 6, 1))[1:]
+        pending = list(rig.sd["pending_rows_by_file"].get(str(rig.file("lib", date(2026, 6, 1))), []))
+        # While the span is open: cache = file + pending rows, the same compression decisions.
+        assert [format_row(r, 1.0).rstrip("\n") for r in cache["rows"][:cache["n"]]] == \
+            on_disk + [format_row(r, 1.0).rstrip("\n") for r in pending]
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    cache = rig.sd["plot_cache_by_plant"]["lib"]
+    lines = rig.lines("lib", date(2026, 6, 1))[1:]
+    assert [format_row(r, 1.0).rstrip("\n") for r in cache["rows"][:cache["n"]]] == lines
+    frame = rig.sd["current_file_df_by_plant"]["lib"]
+    expected = rows_to_frame(read_rows(rig.file("lib", date(2026, 6, 1)), TZ)[0], TZ)
+    pd.testing.assert_frame_equal(frame.round(6), expected, check_freq=False)
+    assert rig.sd["current_file_path_by_plant"]["lib"] == str(rig.file("lib", date(2026, 6, 1)))
+    gen = cache["gen"]
+    rig.new_agent().recorder.step()                      # a restart loads the file from disk
+    reloaded = rig.sd["plot_cache_by_plant"]["lib"]
+    assert reloaded["gen"] == gen + 1
+    assert [format_row(r, 1.0).rstrip("\n") for r in reloaded["rows"][:reloaded["n"]]] == lines
+
+
+# --- transport change and tracking ------------------------------------------------------------
+
+def test_transport_change_closes_spans_flushes_and_resets_caches(rig_factory, caplog):
+    caplog.set_level(logging.INFO, "hil.recorder")
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    for pid in ("lib", "vrfb"):
+        rig.agent.set_recording(pid, True)
+    rig.run(3)
+    gens = {pid: rig.sd["plot_cache_by_plant"][pid]["gen"] for pid in ("lib", "vrfb")}
+    # The coordinator's order (components §4.7): recording off, then the new mode.
+    for pid in ("lib", "vrfb"):
+        rig.agent.set_recording(pid, False)
+    with rig.sd["lock"]:
+        rig.sd["transport_mode"] = "remote"              # the remote endpoints are closed ports
+    rig.agent.wake()
+    rig.run(3)
+    for pid in ("lib", "vrfb"):
+        lines = rig.lines(pid, date(2026, 6, 1))
+        assert stamp(lines[-1]) == "2026-06-01T10:00:04+02:00" and values(lines[-1]) == NULLS[1:]
+        assert rig.sd["plot_cache_by_plant"][pid]["gen"] == gens[pid] + 1
+        assert rig.sd["latest_measurement_by_plant"][pid]["sampler_link"] == "connect_failed"
+        assert rig.sd["latest_measurement_by_plant"][pid]["values"] is None
+        assert rig.sd["measurements_filename_by_plant"][pid] is None
+    assert rig.sd["pending_rows_by_file"] == {}
+    assert "VRFB recording stopped: 20260601_vrfb.csv" in caplog.text
+
+
+def test_dispatch_tracking_integrates_the_error_while_running(rig_factory):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    rig.set_setpoint("lib", 100.0, enable=1)             # the ideal emulator follows exactly
+    with rig.sd["lock"]:
+        rig.sd["plant_transition_by_plant"]["lib"] = "running"
+        rig.sd["scheduler_running_by_plant"]["lib"] = True
+    rig.run(10)
+    tracking = rig.sd["dispatch_tracking_by_plant"]["lib"]
+    assert tracking["tracking_ok"] is True and tracking["error_kw"] == 0 and tracking["setpoint_kw"] == 100
+    rig.set_setpoint("lib", 100.0, enable=0)             # the plant stops producing: error -100 kW
+    rig.run(36)
+    tracking = rig.sd["dispatch_tracking_by_plant"]["lib"]
+    assert tracking["tracking_ok"] is False and tracking["error_kw"] == -100
+    assert tracking["deviation_kwh"] == pytest.approx(-100 * 36 / 3600)
+    assert tracking["abs_deviation_kwh"] == pytest.approx(100 * 36 / 3600)
+    rig.stop_emulator()
+    rig.run(20)                                           # an outage of 20 s ...
+    rig.start_emulator()
+    rig.set_setpoint("lib", 100.0, enable=0)
+    while rig.sd["latest_measurement_by_plant"]["lib"]["sampler_link"] != "ok":
+        rig.run(1)                                        # ... until the link's backoff lets it read
+    rig.run(10)
+    after = rig.sd["dispatch_tracking_by_plant"]["lib"]
+    # The gap counts for 2 periods only; the 10 samples after the first one count 1 s each.
+    assert after["abs_deviation_kwh"] == pytest.approx(100 * (36 + 2 + 10) / 3600)
+    with rig.sd["lock"]:
+        rig.sd["plant_transition_by_plant"]["lib"] = "stopped"
+    rig.run(1)
+    assert rig.sd["dispatch_tracking_by_plant"]["lib"]["tracking_ok"] is None
+    assert rig.sd["dispatch_tracking_by_plant"]["vrfb"]["tracking_ok"] is None
