@@ -26,7 +26,9 @@ from agents.base import ThreadRegistry, run_loop  # noqa: E402
 from agents.commands import CommandIntake, CommandLog  # noqa: E402
 from agents.control_agent import PlantController  # noqa: E402
 from agents.coordinator import Coordinator  # noqa: E402
+from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa: E402
 from agents.data_fetcher_agent import DataFetcher  # noqa: E402
+from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
@@ -127,6 +129,8 @@ class HilApp:
         self.intake.log = self.command_log
         self.coordinator.intake = self.intake
         self.coordinator.controllers = self.controllers
+        self.measurement = MeasurementAgent(cfg, self.clock, self.sd, self.stop_event, self.registry)
+        self.coordinator.recorder = self.measurement
         self.emulator = PlantEmulator(cfg, self.clock, cfg.data_dir, "local", self.registry)
         self.fetcher = DataFetcher(cfg, self.clock, self.sd, self.store, self.stop_event)
         self.dashboard = None
@@ -143,12 +147,17 @@ class HilApp:
     def start(self) -> None:
         """Start the emulator servers and every agent thread; apply the CLI campaign options."""
         self.emulator.start()
+        if self.options.dashboard:
+            self.dashboard = DashboardServer(self)
+            self.dashboard.start()
         for plant, frame in self.options.schedules.items():
             self.store.publish_schedule("manual", plant, frame)
         self._spawn("coordinator", self.coordinator.step, self.coordinator.wake_event)
         self._spawn("scheduler", self.scheduler.step, self.scheduler_wake, self.cfg.timing.scheduler_period_s)
         for pid, controller in self.controllers.items():
             self._spawn(controller.thread_name, controller.step, controller.wake_event)
+        for name, step, wake_event, period_s in self.measurement.threads():
+            self._spawn(name, step, wake_event, period_s)
         self._spawn("data_fetcher", self.fetcher.step, self.fetcher.wake_event, self.cfg.timing.data_fetcher_period_s)
         self._started = True
         for pid in self.options.record:
@@ -173,11 +182,8 @@ class HilApp:
             fetcher.request_fetch_now()
 
     def set_recording(self, plant: str, on: bool) -> None:
-        recorder = getattr(self, "recorder", None)
-        if recorder is None:
-            log.error("Recording is not available in this build")
-            return
-        recorder.set_recording(plant, on)
+        """Recording on/off for a plant (the recorder owns the flag; no file I/O here)."""
+        self.measurement.set_recording(plant, on)
 
     # ---------------------------------------------------------------------------- shutdown
     def shutdown(self, reason: str = "shutdown", fast: threading.Event | None = None) -> bool:
@@ -203,11 +209,17 @@ class HilApp:
                 result = cmd.result or {}
                 if not result.get("disable_ok"):
                     log.error("%s could not be confirmed disabled at shutdown", self.cfg.plants[pid].name)
-        for pid in PLANT_IDS:
-            self.set_recording(pid, False) if getattr(self, "recorder", None) else None
+        if self._started:
+            for pid in PLANT_IDS:
+                self.set_recording(pid, False)
+            if not self.measurement.close_recording_and_flush(5.0):
+                log.error("Recording could not be closed and flushed within 5 s")
+                clean = False
         self.stop_event.set()
         for event in [self.scheduler_wake, self.coordinator.wake_event] + [c.wake_event for c in self.controllers.values()]:
             event.set()
+        if self._started:
+            self.measurement.shutdown_poster(2.0)
         for thread in self.threads:
             thread.join(THREAD_JOIN_S)
             if thread.is_alive():
@@ -215,6 +227,10 @@ class HilApp:
                 clean = False
         for controller in self.controllers.values():
             controller.link.close()
+        self.measurement.close()
+        self.fetcher.close()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         self.emulator.stop()
         return clean
 
@@ -265,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
              cfg.startup.transport_mode, dash_url)
     try:
         app.start()
-    except EmulatorStartError as exc:
+    except (EmulatorStartError, DashboardStartError) as exc:
         log.error("%s", exc)
         print(str(exc), file=sys.stderr)
         app.shutdown("start failure")

@@ -1,0 +1,37 @@
+"""Assembles the Dash app: layout (per page load), callbacks, HTTP routes. Nothing else lives here.
+
+`create_dash_app(hil, auth_password)` returns a `dash.Dash` whose Flask server (`.server`) the
+dashboard agent serves. Debug and the reloader are never used; plotly.js and the Dash bundles are
+served from the installed packages (no CDN).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+
+from dashboard import constants as C
+from dashboard.callbacks import register_callbacks
+from dashboard.context import DashboardContext
+from dashboard.http_routes import register_routes
+from dashboard.layout import build_layout
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def create_dash_app(hil, auth_password: str | None = None) -> dash.Dash:
+    dctx = DashboardContext(hil)
+    app = dash.Dash(
+        __name__,
+        title=C.PAGE_TITLE,
+        update_title=None,
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+        compress=False,
+    )
+    app.layout = lambda: build_layout(dctx)
+    register_callbacks(app, dctx)
+    register_routes(app.server, dctx, auth_password)
+    app.hil_context = dctx
+    return app

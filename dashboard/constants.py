@@ -1,0 +1,137 @@
+"""Dashboard constants in one place: component ids, texts fixed by components §8, colours, limits.
+
+Ids are plain strings except the per-plant action buttons, which use pattern-matching ids
+`{"type": "plant-btn", "plant": <id>, "action": <action>}` so that one callback serves every
+button and a forged request with an unknown plant or action reaches the validation in one place.
+"""
+from __future__ import annotations
+
+PAGE_TITLE = "HIL Scheduler Dashboard"
+
+# Tabs in order (label, value); the first is the default.
+TABS = (
+    ("Status & Plots", "status"),
+    ("Manual Schedule", "manual"),
+    ("API Schedule", "api"),
+    ("History", "history"),
+    ("Logs", "logs"),
+)
+
+# ---------------------------------------------------------------------------------- limits
+MAX_REQUEST_BYTES = 8 * 1024 * 1024     # 413 above (components §8.1)
+MAX_UPLOAD_BYTES = 5_000_000            # the upload component and the server refuse more
+MAX_HISTORY_FILE_BYTES = 50 * 1024 * 1024
+LOG_TAIL_LINES = 2000
+LISTING_TTL_S = 60.0                    # directory listings (history days, log dates)
+WEBGL_MIN_POINTS = 20_000               # traces above this use scattergl
+LIVE_MAX_POINTS = 10_000                # live traces: exact up to this; older rows decimated beyond
+NOW_LINE_MIN_MOVE_S = 30.0              # with nothing new, the now line moves at most this often
+REBUILD_RETRY_S = 60.0                  # a whole-figure request not answered by then is asked again
+LIVE_FIGURE_HEIGHT = 640
+MANUAL_PREVIEW_HEIGHT = 320
+API_PREVIEW_HEIGHT = 340
+TRACKING_FIGURE_HEIGHT = 110
+
+# ---------------------------------------------------------------------------------- ids
+TABS_ID = "tabs"
+TICK_ID = "tick"
+LAST_CMD_ID = "last-cmd"
+
+SOURCE_BTN = {"manual": "source-manual", "api": "source-api"}
+TRANSPORT_BTN = {"local": "transport-local", "remote": "transport-remote"}
+STATUS_LINE_ID = "status-line"
+API_LINE_ID = "api-line"
+COMMAND_LINE_ID = "command-line"
+
+SOURCE_MODAL_ID = "source-modal"
+SOURCE_CONFIRM_ID = "source-confirm"
+SOURCE_CANCEL_ID = "source-cancel"
+SOURCE_PENDING_ID = "source-pending"
+TRANSPORT_MODAL_ID = "transport-modal"
+TRANSPORT_CONFIRM_ID = "transport-confirm"
+TRANSPORT_CANCEL_ID = "transport-cancel"
+TRANSPORT_PENDING_ID = "transport-pending"
+
+PLANT_BTN_TYPE = "plant-btn"
+PLANT_ACTIONS = ("start", "stop", "record", "stop_recording")
+
+
+def plant_btn(plant: str, action: str) -> dict:
+    return {"type": PLANT_BTN_TYPE, "plant": plant, "action": action}
+
+
+def plant_id(kind: str, plant: str) -> str:
+    """Per-plant component id: `state-lib`, `live-fig-vrfb`, ..."""
+    return f"{kind}-{plant}"
+
+
+# Manual Schedule tab
+MANUAL_PLANT_ID = "manual-plant"
+MANUAL_START_HOUR_ID = "manual-start-hour"
+MANUAL_END_HOUR_ID = "manual-end-hour"
+MANUAL_STEP_ID = "manual-step"
+MANUAL_MIN_ID = "manual-min-kw"
+MANUAL_MAX_ID = "manual-max-kw"
+MANUAL_GENERATE_ID = "manual-generate"
+MANUAL_CLEAR_ID = "manual-clear"
+MANUAL_DOWNLOAD_ID = "manual-download"
+MANUAL_UPLOAD_ID = "manual-upload"
+MANUAL_DATE_ID = "manual-csv-date"
+MANUAL_HOUR_ID = "manual-csv-hour"
+MANUAL_MINUTE_ID = "manual-csv-minute"
+MANUAL_MODE_ID = "manual-csv-mode"
+MANUAL_STATUS_ID = "manual-status"
+MANUAL_PREVIEW_ID = "manual-preview"
+MANUAL_STORE_ID = "manual-store"
+
+# API Schedule tab
+API_PASSWORD_ID = "api-password"
+API_CONNECT_ID = "api-connect"
+API_DISCONNECT_ID = "api-disconnect"
+API_FETCH_ID = "api-fetch-now"
+API_MESSAGE_ID = "api-message"
+API_STATUS_ID = "api-status"
+API_PREVIEW_ID = "api-preview"
+API_STORE_ID = "api-store"
+
+# History tab
+HISTORY_DATE_ID = "history-date"
+HISTORY_PLANT_ID = "history-plant"
+HISTORY_FIGURE_ID = "history-figure"
+HISTORY_MESSAGE_ID = "history-message"
+HISTORY_DOWNLOAD_ID = "history-download"
+
+# Logs tab
+LOG_SELECT_ID = "log-select"
+LOG_RELOAD_ID = "log-reload"
+LOG_FILE_LABEL_ID = "log-file-label"
+LOG_PANEL_ID = "log-panel"
+LOG_STORE_ID = "log-store"
+LOG_SCROLL_ID = "log-scroll"
+LOG_LIVE_VALUE = "live"
+
+# ---------------------------------------------------------------------------------- texts
+SOURCE_MODAL_TITLE = "Confirm Schedule Source Switch"
+SOURCE_MODAL_TEXT = ("Switching schedule source will safe-stop both plants. "
+                     "Recording will remain active. Continue?")
+TRANSPORT_MODAL_TITLE = "Confirm Transport Mode Switch"
+TRANSPORT_MODAL_TEXT = ("Switching transport mode will safe-stop both plants, stop recording, "
+                        "and clear plot caches. Continue?")
+SHIFT_MODE = "shift"
+AS_IN_FILE_MODE = "as_in_file"
+NO_MANUAL_SCHEDULE = "No manual schedule for selected plant."
+NO_API_SCHEDULE = "No API schedule available."
+INVALID_SELECTION = "Invalid selection."
+FILE_TOO_LARGE = "File too large to display."
+
+# ---------------------------------------------------------------------------------- colours
+COLOR_P_SETPOINT = "#1f77b4"   # blue
+COLOR_P_POI = "#17becf"        # cyan (dotted)
+COLOR_P_BATTERY = "#2ca02c"    # green
+COLOR_SOC = "#9467bd"          # purple
+COLOR_Q_SETPOINT = "#ff7f0e"   # orange
+COLOR_Q_POI = "#e377c2"        # dotted
+COLOR_Q_BATTERY = "#d62728"
+COLOR_V_POI = "#8c564b"        # brown
+COLOR_LIB = "#1f77b4"
+COLOR_VRFB = "#2ca02c"

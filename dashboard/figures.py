@@ -1,0 +1,411 @@
+"""Figure builders and patches (components §8.2, §8.5-§8.7). Pure: data in, plotly dicts out.
+
+Figures are plain dicts (no `go.Figure` validation, which is slow for a day of 1 s points). Time
+axes use naive local wall-clock strings `YYYY-MM-DD HH:MM:SS` in the configured zone, because
+plotly.js does not understand UTC offsets; the local time is what the operator reads.
+
+Live figure (4 rows, one shared time axis); trace order is fixed so patches can address traces by
+index:
+    0 P setpoint (active source's schedule, step)    4 Q setpoint (schedule, step)
+    1 P POI (measured, dotted, step)                  5 Q POI (measured, dotted, step)
+    2 P Battery (measured, step)                      6 Q Battery (measured, step)
+    3 SoC (measured, linear)                          7 V POI (measured, linear)
+Measured traces hold the plot cache's rows[:n] (null rows give gaps; beyond `LIVE_MAX_POINTS`
+rows the older part is min/max-decimated for display, see `live_figure`). `live_patch` sets
+point n-1 again (compression may have replaced it), extends with the new rows and moves the now
+line; a schedule change only replaces the two setpoint traces (`setpoint_patch`), so zoom and the
+measured data are never re-sent because of it. `uirevision` is `<plant>:<source>:<transport>`.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from dash import Patch
+from plotly.subplots import make_subplots
+
+from core.config import VALUE_COLUMNS
+from core.schedules import P_COL, Q_COL
+from core.timeutil import local_midnight
+from dashboard import constants as C
+
+# (trace index, value index in VALUE_COLUMNS) of the measured traces.
+_VI = {name: i for i, name in enumerate(VALUE_COLUMNS)}
+MEASURED = (
+    (1, _VI["p_poi_kw"]), (2, _VI["battery_active_power_kw"]), (3, _VI["soc_pu"]),
+    (5, _VI["q_poi_kvar"]), (6, _VI["battery_reactive_power_kvar"]), (7, _VI["v_poi_pu"]),
+)
+SETPOINT_TRACES = ((0, P_COL), (4, Q_COL))
+
+_TRACE_STYLE = (
+    # name, row, color, dash, shape
+    ("P setpoint", 1, C.COLOR_P_SETPOINT, "solid", "hv"),
+    ("P POI", 1, C.COLOR_P_POI, "dot", "hv"),
+    ("P Battery", 1, C.COLOR_P_BATTERY, "solid", "hv"),
+    ("SoC", 2, C.COLOR_SOC, "solid", "linear"),
+    ("Q setpoint", 3, C.COLOR_Q_SETPOINT, "solid", "hv"),
+    ("Q POI", 3, C.COLOR_Q_POI, "dot", "hv"),
+    ("Q Battery", 3, C.COLOR_Q_BATTERY, "solid", "hv"),
+    ("V POI", 4, C.COLOR_V_POI, "solid", "linear"),
+)
+HISTORY_SETPOINT_COLUMNS = ((0, "p_setpoint_kw"), (4, "q_setpoint_kvar"))
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+def x_of(ts: datetime) -> str:
+    """Naive local wall time for plotly (whole seconds unless the stamp has a fraction)."""
+    if ts.microsecond:
+        return ts.isoformat(sep=" ", timespec="milliseconds")[:23]
+    return ts.isoformat(sep=" ")[:19]
+
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_MS = timedelta(milliseconds=1)
+
+
+def x_ms(ts: datetime, tz) -> int:
+    """Local wall time as plotly date milliseconds (shorter than a string in JSON, ~14 bytes)."""
+    if ts.tzinfo is not tz:
+        ts = ts.astimezone(tz)
+    return (ts.replace(tzinfo=None) - _EPOCH_NAIVE) // _MS
+
+
+def _clean(values: Iterable) -> list:
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
+
+
+def empty_figure(message: str, height: int) -> dict:
+    return {
+        "data": [],
+        "layout": {
+            "height": height, "margin": {"l": 40, "r": 20, "t": 20, "b": 30},
+            "xaxis": {"visible": False}, "yaxis": {"visible": False},
+            "annotations": [{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+                             "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#666"}}],
+            "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
+        },
+    }
+
+
+def step_xy(frame: pd.DataFrame | None, column: str, start: datetime | None = None,
+            end: datetime | None = None, tail: timedelta | None = None) -> tuple[list, list]:
+    """x/y of a step line (`hv`) for one column of a normalised frame within [start, end).
+
+    The row in force at `start` is drawn from `start`. An end row (NaN) draws the previous value up
+    to its instant and then breaks the line. When the frame does not end with an end row, the
+    last value is drawn for `tail` more (the API period), clipped at `end`.
+    """
+    if frame is None or len(frame) == 0:
+        return [], []
+    index = frame.index
+    i0 = 0
+    if start is not None:
+        i0 = max(0, int(index.searchsorted(pd.Timestamp(start), side="right")) - 1)
+    i1 = len(frame) if end is None else int(index.searchsorted(pd.Timestamp(end), side="left"))
+    if i1 <= i0:
+        return [], []
+    stamps = index[i0:i1]
+    values = frame[column].to_numpy()[i0:i1]
+    xs_all = list(stamps.strftime("%Y-%m-%d %H:%M:%S"))
+    if start is not None and stamps[0] < pd.Timestamp(start):
+        xs_all[0] = x_of(start)
+    xs: list = []
+    ys: list = []
+    previous = None
+    for x, v in zip(xs_all, values.tolist()):
+        if v != v:  # end row: hold the previous value up to it, then break
+            if previous is not None:
+                xs.append(x)
+                ys.append(previous)
+            xs.append(x)
+            ys.append(None)
+            previous = None
+        else:
+            xs.append(x)
+            ys.append(v)
+            previous = v
+    if previous is not None and tail is not None:
+        last = stamps[-1] + tail
+        if end is not None:
+            last = min(last, pd.Timestamp(end))
+        xs.append(x_of(last.to_pydatetime()))
+        ys.append(previous)
+    return xs, ys
+
+
+@lru_cache(maxsize=16)
+def _subplot_layout(titles: tuple[str, ...]) -> dict:
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=titles)
+    return fig.layout.to_plotly_json()
+
+
+def _four_row_layout(titles: tuple[str, ...], height: int, uirevision: str | None) -> dict:
+    layout = copy.deepcopy(_subplot_layout(titles))
+    for ann in layout.get("annotations", []):
+        ann["font"] = {"size": 12}
+    layout.update({
+        "height": height,
+        "margin": {"l": 60, "r": 20, "t": 60, "b": 40},
+        "legend": {"orientation": "h", "x": 0, "y": 1.04, "yanchor": "bottom"},
+        "hovermode": "x",
+        "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
+    })
+    for k in ("xaxis", "xaxis2", "xaxis3", "xaxis4", "yaxis", "yaxis2", "yaxis3", "yaxis4"):
+        layout.setdefault(k, {}).update({"gridcolor": "#e5e5e5", "zerolinecolor": "#ccc"})
+        if k.startswith("x"):
+            layout[k]["type"] = "date"
+    if uirevision is not None:
+        layout["uirevision"] = uirevision
+    return layout
+
+
+def _trace(i: int, xs: list, ys: list, webgl: bool = False) -> dict:
+    name, row, color, dash, shape = _TRACE_STYLE[i]
+    axis = "" if row == 1 else str(row)
+    return {
+        "type": "scattergl" if webgl else "scatter", "mode": "lines", "name": name,
+        "x": xs, "y": ys, "xaxis": f"x{axis}", "yaxis": f"y{axis}",
+        "line": {"color": color, "dash": dash, "shape": shape, "width": 1.5},
+        "connectgaps": False,
+    }
+
+
+def plant_titles(name: str) -> tuple[str, ...]:
+    return (f"{name} Active Power (kW)", f"{name} State of Charge (pu)",
+            f"{name} Reactive Power (kvar)", f"{name} POI Voltage (pu)")
+
+
+def now_shape(now: datetime) -> dict:
+    x = x_of(now)
+    return {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+            "line": {"color": "#555", "dash": "dash", "width": 1}}
+
+
+# ------------------------------------------------------------------------------------ live figure
+
+def uirevision(plant: str, source: str, transport: str) -> str:
+    return f"{plant}:{source}:{transport}"
+
+
+def cache_xy(view, start: int, stop: int, tz) -> tuple[list, list[list]]:
+    """x (local wall-time ms) and the value columns of rows [start, stop) of a plot cache view."""
+    rows = view.rows[start:stop] if stop > start else []
+    if rows and stop == view.n:
+        rows[-1] = view.last  # the replaceable last row, as copied under the lock
+    xs = [x_ms(r[0], tz) for r in rows]
+    cols = [[r[1][vi] for r in rows] for _, vi in MEASURED]
+    return xs, cols
+
+
+def schedule_window(day: date, tz) -> tuple[datetime, datetime]:
+    """[today 00:00, today + 2 days) in local time, for the setpoint traces."""
+    return local_midnight(day, tz), local_midnight(day + timedelta(days=2), tz)
+
+
+def decimate(xs: np.ndarray, ys: np.ndarray, buckets: int) -> tuple[list, list]:
+    """Min/max decimation of one series for display: per bucket of consecutive rows, the rows
+    holding the minimum and the maximum, in time order, plus the bucket's first null row (so gaps
+    stay gaps). `xs` int64 ms, `ys` float64 with NaN for nulls. Returns JSON-ready lists."""
+    m = len(ys)
+    if m <= 2 * buckets:
+        return xs.tolist(), [None if v != v else v for v in ys.tolist()]
+    size = -(-m // buckets)
+    buckets = -(-m // size)
+    pad = size * buckets - m
+    grid = np.concatenate([ys, np.full(pad, np.nan)]).reshape(buckets, size)
+    nan = np.isnan(grid)
+    real_nan = nan.copy()
+    if pad:
+        real_nan[-1, size - pad:] = False
+    all_nan = nan.all(axis=1)
+    i_min = np.where(nan, np.inf, grid).argmin(axis=1)
+    i_max = np.where(nan, -np.inf, grid).argmax(axis=1)
+    has_nan = real_nan.any(axis=1)
+    i_nan = real_nan.argmax(axis=1)
+    cand = np.stack([np.where(all_nan, -1, i_min),
+                     np.where(all_nan | (i_max == i_min), -1, i_max),
+                     np.where(has_nan, i_nan, -1)], axis=1)
+    cand.sort(axis=1)
+    base = (np.arange(buckets) * size)[:, None]
+    idx = np.where(cand >= 0, cand + base, -1).ravel()
+    idx = idx[idx >= 0]
+    return xs[idx].tolist(), [None if v != v else v for v in ys[idx].tolist()]
+
+
+def live_figure(name: str, plant: str, source: str, transport: str, frame: pd.DataFrame | None,
+                view, now: datetime, api_period: timedelta,
+                max_points: int = C.LIVE_MAX_POINTS) -> tuple[dict, list[int]]:
+    """The whole live figure of one plant (page load, new cache generation, source/transport),
+    and per measured trace the offset between plot cache row index and figure point index.
+
+    Up to `max_points` rows are drawn exactly. Beyond that, the most recent max_points / 2 rows are
+    exact and the older ones min/max-decimated to about max_points / 2 points, so a full day at
+    1 s stays light in the browser; full resolution is in the History tab.
+    """
+    start, end = schedule_window(now.date(), now.tzinfo)
+    tail = api_period if source == "api" else None
+    tz = now.tzinfo
+    n = view.n
+    offsets = [0] * len(MEASURED)
+    series: list[tuple[list, list]] = []
+    if n > max_points:
+        m = n - max_points // 2
+        head = view.rows[:m]
+        hx = np.fromiter((x_ms(r[0], tz) for r in head), dtype=np.int64, count=m)
+        hv = np.array([r[1] for r in head], dtype=np.float64)
+        tx, tcols = cache_xy(view, m, n, tz)
+        for k, (_ti, vi) in enumerate(MEASURED):
+            dx, dy = decimate(hx, hv[:, vi], max_points // 4)
+            offsets[k] = m - len(dx)
+            series.append((dx + tx, dy + tcols[k]))
+    else:
+        xs, cols = cache_xy(view, 0, n, tz)
+        series = [(xs, cols[k]) for k in range(len(MEASURED))]
+    data: list = [None] * 8
+    for (ti, column) in SETPOINT_TRACES:
+        sx, sy = step_xy(frame, column, start, end, tail)
+        data[ti] = _trace(ti, sx, sy)
+    for k, (ti, _vi) in enumerate(MEASURED):
+        xs, ys = series[k]
+        data[ti] = _trace(ti, xs, ys, len(xs) > C.WEBGL_MIN_POINTS)
+    layout = _four_row_layout(plant_titles(name), C.LIVE_FIGURE_HEIGHT, uirevision(plant, source, transport))
+    layout["shapes"] = [now_shape(now)]
+    day_range = [x_of(start), x_of(local_midnight(now.date() + timedelta(days=1), now.tzinfo))]
+    for axis in ("xaxis", "xaxis2", "xaxis3", "xaxis4"):
+        layout[axis]["range"] = list(day_range)
+    return {"data": data, "layout": layout}, offsets
+
+
+def live_patch(view, drawn_n: int, last_changed: bool, now: datetime, offsets: list[int]) -> Patch:
+    """Set point drawn_n-1 again (when it changed), append rows drawn_n..n-1, move the now line.
+    Row i of the cache is point i - offsets[k] of measured trace k."""
+    patch = Patch()
+    tz = now.tzinfo
+    if last_changed and drawn_n > 0:
+        xs, cols = cache_xy(view, drawn_n - 1, drawn_n, tz)
+        for k, (ti, _vi) in enumerate(MEASURED):
+            i = drawn_n - 1 - offsets[k]
+            patch["data"][ti]["x"][i] = xs[0]
+            patch["data"][ti]["y"][i] = cols[k][0]
+    if view.n > drawn_n:
+        xs, cols = cache_xy(view, drawn_n, view.n, tz)
+        for k, (ti, _vi) in enumerate(MEASURED):
+            patch["data"][ti]["x"].extend(xs)
+            patch["data"][ti]["y"].extend(cols[k])
+    x = x_of(now)
+    patch["layout"]["shapes"][0]["x0"] = x
+    patch["layout"]["shapes"][0]["x1"] = x
+    return patch
+
+
+def setpoint_patch(patch: Patch, frame: pd.DataFrame | None, source: str, now: datetime,
+                   api_period: timedelta) -> Patch:
+    start, end = schedule_window(now.date(), now.tzinfo)
+    tail = api_period if source == "api" else None
+    for ti, column in SETPOINT_TRACES:
+        sx, sy = step_xy(frame, column, start, end, tail)
+        patch["data"][ti]["x"] = sx
+        patch["data"][ti]["y"] = sy
+    return patch
+
+
+def row_signature(row) -> list | None:
+    """What the dashboard remembers of the last drawn row: its time and values."""
+    if row is None:
+        return None
+    return [row[0].isoformat()] + list(row[1])
+
+
+# ------------------------------------------------------------------------------------ tracking
+
+def tracking_figure(pref_kw: float | None, p_poi_kw: float | None, p_min_kw: float, p_max_kw: float) -> dict:
+    return {
+        "data": [{
+            "type": "bar", "orientation": "h", "y": ["Pref", "P POI"],
+            "x": [pref_kw, p_poi_kw],
+            "marker": {"color": [C.COLOR_P_SETPOINT, C.COLOR_P_POI]},
+            "hovertemplate": "%{y}: %{x:.1f} kW<extra></extra>",
+        }],
+        "layout": {
+            "height": C.TRACKING_FIGURE_HEIGHT, "margin": {"l": 50, "r": 20, "t": 5, "b": 30},
+            "xaxis": {"range": [p_min_kw, p_max_kw], "title": {"text": "kW"}, "zeroline": True,
+                      "zerolinecolor": "#999", "gridcolor": "#eee"},
+            "yaxis": {"autorange": "reversed"},
+            "plot_bgcolor": "#fff", "paper_bgcolor": "#fff", "showlegend": False,
+            "uirevision": "tracking",
+        },
+    }
+
+
+def tracking_patch(pref_kw: float | None, p_poi_kw: float | None) -> Patch:
+    patch = Patch()
+    patch["data"][0]["x"] = [pref_kw, p_poi_kw]
+    return patch
+
+
+# ------------------------------------------------------------------------------------ previews
+
+def manual_preview(name: str, frame: pd.DataFrame | None) -> dict:
+    """The selected plant's P setpoint over its whole manual frame, with an `end` marker."""
+    if frame is None or len(frame) == 0:
+        return empty_figure(C.NO_MANUAL_SCHEDULE, C.MANUAL_PREVIEW_HEIGHT)
+    xs, ys = step_xy(frame, P_COL)
+    data = [{"type": "scatter", "mode": "lines", "name": f"{name} P setpoint", "x": xs, "y": ys,
+             "line": {"color": C.COLOR_P_SETPOINT, "shape": "hv"}, "connectgaps": False}]
+    p = frame[P_COL].to_numpy()
+    q = frame[Q_COL].to_numpy()
+    if len(frame) and math.isnan(p[-1]) and math.isnan(q[-1]):
+        end_x = x_of(frame.index[-1].to_pydatetime())
+        data.append({"type": "scatter", "mode": "markers+text", "name": "end", "x": [end_x], "y": [0],
+                     "text": ["end"], "textposition": "top center", "showlegend": False,
+                     "marker": {"color": "#d62728", "symbol": "x", "size": 10}})
+    return {"data": data, "layout": {
+        "height": C.MANUAL_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
+        "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"}, "xaxis": {"gridcolor": "#e5e5e5"},
+        "title": {"text": f"{name} manual schedule", "font": {"size": 13}},
+        "plot_bgcolor": "#fff", "paper_bgcolor": "#fff", "showlegend": False,
+    }}
+
+
+def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: datetime,
+                api_period: timedelta) -> dict:
+    """Both plants' API P setpoints over [today 00:00, today + 2 days)."""
+    start, end = schedule_window(now.date(), now.tzinfo)
+    data = []
+    colors = {"lib": C.COLOR_LIB, "vrfb": C.COLOR_VRFB}
+    for pid, name in names.items():
+        xs, ys = step_xy(frames.get(pid), P_COL, start, end, api_period)
+        if xs:
+            data.append({"type": "scatter", "mode": "lines", "name": name, "x": xs, "y": ys,
+                         "line": {"color": colors.get(pid, "#333"), "shape": "hv"}})
+    if not data:
+        return empty_figure(C.NO_API_SCHEDULE, C.API_PREVIEW_HEIGHT)
+    return {"data": data, "layout": {
+        "height": C.API_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
+        "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"},
+        "xaxis": {"range": [x_of(start), x_of(end)], "gridcolor": "#e5e5e5"},
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+        "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
+    }}
+
+
+# ------------------------------------------------------------------------------------ history
+
+def history_figure(name: str, df: pd.DataFrame) -> dict:
+    """The 4-row figure of one recorded day; setpoints are the recorded register columns."""
+    xs = (df.index.tz_localize(None).as_unit("ms").asi8.tolist() if len(df) else [])
+    webgl = len(df) > C.WEBGL_MIN_POINTS
+    data: list = [None] * 8
+    for ti, column in HISTORY_SETPOINT_COLUMNS:
+        data[ti] = _trace(ti, xs, _clean(df[column].to_numpy().tolist()), webgl)
+    for ti, vi in MEASURED:
+        data[ti] = _trace(ti, xs, _clean(df[VALUE_COLUMNS[vi]].to_numpy().tolist()), webgl)
+    layout = _four_row_layout(plant_titles(name), C.LIVE_FIGURE_HEIGHT, None)
+    return {"data": data, "layout": layout}
+

@@ -1,0 +1,162 @@
+"""File access of the dashboard: cached directory listings and the bounded reads of user actions.
+
+Only user actions read files (components §8.1): one history day (at most 50 MB, §8.7), one log file
+tail (the last 2000 lines, §8.8). Directory listings are cached for 60 s on the injected clock.
+Paths are always built by the server from validated parts — a date and a configured plant id — and
+opened only when their real path lies inside the configured folder; a path sent by a client is
+never used.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from datetime import date, datetime
+from pathlib import Path
+from typing import Callable
+
+from core.config import AppConfig
+from core.names import safe_plant_name
+from core.recording import daily_file_path, parse_daily_file_name
+from dashboard import constants as C
+
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+LOG_FILE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})_hil_scheduler\.log$")
+LOG_LINE_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - ([A-Z]+) - ")
+TAIL_CHUNK = 64 * 1024
+
+
+class CachedListing:
+    """`get()` returns `produce()`, recomputed at most every `ttl_s` seconds (clock monotonic)."""
+
+    def __init__(self, clock, ttl_s: float, produce: Callable[[], list]):
+        self._clock = clock
+        self._ttl = ttl_s
+        self._produce = produce
+        self._lock = threading.Lock()
+        self._value: list | None = None
+        self._at = 0.0
+
+    def get(self) -> list:
+        now = self._clock.monotonic()
+        with self._lock:
+            if self._value is not None and now - self._at < self._ttl:
+                return self._value
+        value = self._produce()
+        with self._lock:
+            self._value, self._at = value, now
+        return value
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+def parse_date(value) -> date | None:
+    """A `YYYY-MM-DD` string as a date; None for anything else (paths, `..`, bad dates)."""
+    if not isinstance(value, str) or not DATE_RE.match(value):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+
+
+def inside(folder: Path, path: Path) -> bool:
+    """True when the real path of `path` lies inside the real path of `folder`."""
+    base = os.path.realpath(folder)
+    real = os.path.realpath(path)
+    try:
+        return os.path.commonpath([base, real]) == base and real != base
+    except ValueError:
+        return False
+
+
+# ------------------------------------------------------------------------------ history files
+
+def safe_names(cfg: AppConfig) -> dict[str, str]:
+    return {pid: safe_plant_name(p.name, pid) for pid, p in cfg.plants.items()}
+
+
+def history_days(cfg: AppConfig) -> list[str]:
+    """Days (`YYYY-MM-DD`, newest first) with a daily file of either configured plant."""
+    wanted = set(safe_names(cfg).values())
+    days = set()
+    try:
+        with os.scandir(cfg.data_dir) as entries:
+            for entry in entries:
+                parsed = parse_daily_file_name(entry.name)
+                if parsed is not None and parsed[1] in wanted:
+                    days.add(parsed[0])
+    except OSError:
+        return []
+    return [d.isoformat() for d in sorted(days, reverse=True)]
+
+
+def history_path(cfg: AppConfig, day_text, plant) -> Path | None:
+    """The daily file the server maps (date, plant) to, or None when the request is invalid or
+    the file does not exist inside the data folder."""
+    day = parse_date(day_text)
+    if day is None or plant not in cfg.plants:
+        return None
+    path = daily_file_path(cfg.data_dir, safe_names(cfg)[plant], day)
+    if not inside(cfg.data_dir, path) or not path.is_file():
+        return None
+    return path
+
+
+def is_history_file(cfg: AppConfig, path, day_text: str, plant: str) -> bool:
+    """Whether `path` (the recorder's current file) is the daily file of (day, plant). No I/O."""
+    day = parse_date(day_text)
+    if path is None or day is None or plant not in cfg.plants:
+        return False
+    return Path(path) == daily_file_path(cfg.data_dir, safe_names(cfg)[plant], day)
+
+
+# ------------------------------------------------------------------------------ logs
+
+def log_dates(log_dir: Path) -> list[str]:
+    """Dates of the `YYYY-MM-DD_hil_scheduler.log` files in the log folder, newest first."""
+    out = []
+    try:
+        with os.scandir(log_dir) as entries:
+            for entry in entries:
+                m = LOG_FILE_RE.match(entry.name)
+                if m and parse_date(m.group(1)) is not None:
+                    out.append(m.group(1))
+    except OSError:
+        return []
+    return sorted(out, reverse=True)
+
+
+def log_path(log_dir: Path, value) -> Path | None:
+    """`<log_dir>/<date>_hil_scheduler.log` for a selector value `YYYY-MM-DD`, only when that file
+    exists and its real path lies inside the log folder; None otherwise (nothing is opened)."""
+    day = parse_date(value)
+    if day is None:
+        return None
+    path = Path(log_dir) / f"{value}_hil_scheduler.log"
+    if not inside(Path(log_dir), path) or not os.path.isfile(os.path.realpath(path)):
+        return None
+    return path
+
+
+def tail_lines(path: Path, max_lines: int = C.LOG_TAIL_LINES) -> list[str]:
+    """The last `max_lines` lines of a text file, read from its end in 64 KiB chunks."""
+    with open(path, "rb") as f:
+        pos = f.seek(0, os.SEEK_END)
+        data = b""
+        while pos > 0 and data.count(b"\n") <= max_lines:
+            start = max(0, pos - TAIL_CHUNK)
+            f.seek(start)
+            data = f.read(pos - start) + data
+            pos = start
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if pos > 0 and lines:
+        lines = lines[1:]  # the first line may be cut
+    return lines[-max_lines:]
+
+
+def log_line_level(line: str) -> str | None:
+    m = LOG_LINE_RE.match(line)
+    return m.group(1) if m else None

@@ -1,0 +1,110 @@
+"""Plain HTTP routes and guards of the dashboard's Flask server (components §8.1, §8.5, §8.7, §8.9).
+
+- Basic auth (when `dashboard.auth` is set) on every route except `/healthz`: 401 with
+  `WWW-Authenticate: Basic realm="HIL Scheduler"`, constant-time comparison, never logged.
+- Request bodies over 8 MiB: 413 (checked from the header before anything reads the body, and by
+  Flask's `MAX_CONTENT_LENGTH` for bodies without a length).
+- `GET /api/state`: JSON from one snapshot, `Cache-Control: no-store`; never the password or a token.
+- `GET /healthz`: 200 `{"status": "ok"}` or 503 `{"status": "failing", "failing": [...]}`.
+- `GET /download/manual?plant=<id>`: the plant's manual schedule in the upload format.
+- `GET /download/history?date=YYYY-MM-DD&plant=<id>`: that daily file's bytes under its own name;
+  the server maps (date, plant) to the path itself.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+
+from flask import Flask, Response, abort, request, send_file
+
+from core.config import PLANT_IDS
+from core.names import safe_plant_name
+from core.schedules import schedule_to_csv
+from dashboard import constants as C
+from dashboard import files, views
+from dashboard.context import DashboardContext
+
+REALM = 'Basic realm="HIL Scheduler"'
+UNAUTHENTICATED_PATHS = ("/healthz",)
+
+
+def _credentials_ok(header: str | None, username: str, password: str) -> bool:
+    """Constant-time check of an `Authorization: Basic ...` header."""
+    expected_user = username.encode("utf-8")
+    expected_pw = password.encode("utf-8")
+    user, pw = b"", b""
+    if header and header[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        user, _, pw = decoded.partition(b":")
+    user_ok = hmac.compare_digest(user, expected_user)
+    pw_ok = hmac.compare_digest(pw, expected_pw)
+    return user_ok and pw_ok
+
+
+def _json(payload, status: int = 200) -> Response:
+    body = json.dumps(payload, default=views.json_default, allow_nan=False)
+    return Response(body, status=status, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _finite(value):
+    """Replace NaN and infinities (never valid JSON) by None, recursively."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | None) -> None:
+    cfg = dctx.cfg
+    auth = cfg.dashboard.auth
+    server.config["MAX_CONTENT_LENGTH"] = C.MAX_REQUEST_BYTES
+
+    @server.before_request
+    def guard():
+        length = request.content_length
+        if length is not None and length > C.MAX_REQUEST_BYTES:
+            abort(413)
+        if auth is not None and request.path not in UNAUTHENTICATED_PATHS:
+            if not _credentials_ok(request.headers.get("Authorization"), auth.username, auth_password or ""):
+                return Response("Authentication required.\n", status=401, headers={"WWW-Authenticate": REALM},
+                                mimetype="text/plain")
+        return None
+
+    @server.route("/api/state")
+    def api_state():
+        return _json(_finite(views.api_state(cfg, dctx.snapshot())))
+
+    @server.route("/healthz")
+    def healthz():
+        failing = dctx.hil.registry.failing()
+        if failing:
+            return _json({"status": "failing", "failing": failing}, 503)
+        return _json({"status": "ok"})
+
+    @server.route("/download/manual")
+    def download_manual():
+        plant = request.args.get("plant")
+        if plant not in PLANT_IDS:
+            abort(404)
+        frame = dctx.snapshot().manual.get(plant)
+        if frame is None or len(frame) == 0:
+            return Response(f"No manual schedule for {dctx.names[plant]}.\n", status=404, mimetype="text/plain")
+        name = f"manual_schedule_{safe_plant_name(dctx.names[plant], plant)}.csv"
+        return Response(schedule_to_csv(frame), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                 "Cache-Control": "no-store"})
+
+    @server.route("/download/history")
+    def download_history():
+        path = files.history_path(cfg, request.args.get("date"), request.args.get("plant"))
+        if path is None:
+            return Response("No such recorded day.\n", status=404, mimetype="text/plain")
+        return send_file(path, mimetype="text/csv", as_attachment=True, download_name=path.name, max_age=0)

@@ -1,0 +1,120 @@
+"""One snapshot of `shared_data` for the dashboard (components §0.6, §8.1).
+
+`take_snapshot(sd, now, shutting_down)` holds `shared_data["lock"]` once, for O(1) work: it copies
+references (published dicts and frames are never mutated after publication) and the two-entry
+per-plant maps that their owners update in place. Everything else (formatting, figures, JSON)
+happens on the returned object, outside the lock. No Modbus, HTTP or file I/O.
+
+The plot cache (§7.7) is the one append-only structure: `rows[:n]` never changes except the last
+element, which compression may replace. The snapshot therefore keeps the list reference, `n`, and
+a copy of `rows[n-1]` taken under the lock; rows before n-1 are stable afterwards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.config import PLANT_IDS
+
+
+@dataclass(frozen=True)
+class PlotCacheView:
+    gen: int
+    path: Any
+    rows: list
+    n: int
+    last: Any  # rows[n-1] as it was under the lock, or None
+
+    def row(self, i: int):
+        """Row i < n; the last one as copied under the lock."""
+        return self.last if i == self.n - 1 else self.rows[i]
+
+
+EMPTY_CACHE = PlotCacheView(0, None, [], 0, None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    now: datetime
+    source: str
+    transport: str
+    schedule_switching: bool
+    transport_switching: bool
+    shutting_down: bool
+    revision: int
+    gate: dict
+    transition: dict
+    observed: dict
+    dispatch: dict
+    recording_file: dict
+    latest: dict
+    tracking: dict
+    post_status: dict
+    post_counters: dict
+    fetcher: dict
+    password_set: bool
+    manual: dict
+    api: dict
+    plot: dict
+    current_file_path: dict
+    current_file_df: dict
+    command_log: tuple
+    log_file_path: Any
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def switching(self) -> bool:
+        return self.schedule_switching or self.transport_switching
+
+    def recording_on(self, plant: str) -> bool:
+        return self.recording_file.get(plant) is not None
+
+
+def _cache_view(cache) -> PlotCacheView:
+    if not isinstance(cache, dict):
+        return EMPTY_CACHE
+    rows = cache.get("rows") or []
+    n = cache.get("n")
+    n = len(rows) if n is None else min(int(n), len(rows))
+    return PlotCacheView(int(cache.get("gen") or 0), cache.get("path"), rows, n, rows[n - 1] if n else None)
+
+
+def take_snapshot(sd: dict, now: datetime, shutting_down: bool = False) -> Snapshot:
+    """Copy the references the dashboard reads, in one short locked section."""
+    with sd["lock"]:
+        plot = {pid: _cache_view(sd["plot_cache_by_plant"].get(pid)) for pid in PLANT_IDS}
+        snap = Snapshot(
+            now=now,
+            source=sd["active_schedule_source"],
+            transport=sd["transport_mode"],
+            schedule_switching=bool(sd["schedule_switching"]),
+            transport_switching=bool(sd["transport_switching"]),
+            shutting_down=shutting_down or sd["shutdown_event"].is_set(),
+            revision=sd.get("schedule_revision", 0),
+            gate=dict(sd["scheduler_running_by_plant"]),
+            transition=dict(sd["plant_transition_by_plant"]),
+            observed=dict(sd["plant_observed_state_by_plant"]),
+            dispatch=dict(sd["dispatch_status_by_plant"]),
+            recording_file=dict(sd["measurements_filename_by_plant"]),
+            latest=dict(sd["latest_measurement_by_plant"]),
+            tracking=dict(sd["dispatch_tracking_by_plant"]),
+            post_status=dict(sd["measurement_post_status"]),
+            post_counters=dict(sd["measurement_post_counters"]),
+            fetcher=sd["data_fetcher_status"],
+            password_set=bool(sd["api_password"]),
+            manual=dict(sd["manual_schedule_df_by_plant"]),
+            api=dict(sd["api_schedule_df_by_plant"]),
+            plot=plot,
+            current_file_path=dict(sd["current_file_path_by_plant"]),
+            current_file_df=dict(sd["current_file_df_by_plant"]),
+            command_log=tuple(sd["command_log"]),
+            log_file_path=sd["log_file_path"],
+        )
+    return snap
+
+
+def session_log_entries(sd: dict) -> list[dict]:
+    """The ring entries (references), copied under `log_lock`."""
+    with sd["log_lock"]:
+        return list(sd["session_logs"])

@@ -1,0 +1,405 @@
+"""What the dashboard shows, as pure functions of a `Snapshot` (components §8.2, §8.3, §8.6, §8.9).
+
+Texts follow components §8 word for word; the callbacks only place them. Units: P in kW, Q in kvar,
+SoC and V in pu; positive P is discharge. Times shown in the UI are local (`HH:MM:SS` or
+`YYYY-MM-DD HH:MM:SS <zone>`). Nothing here touches `shared_data`, files or the network.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+
+from core.config import PLANT_IDS, VALUE_COLUMNS, AppConfig
+from core.schedules import next_breakpoint, resolve_setpoint
+from core.timeutil import format_hms, format_local_iso, format_ui, parse_iso
+from dashboard.snapshot import Snapshot
+
+STATE_WORDS = {"starting": "Starting", "running": "Running", "stopping": "Stopping",
+               "stopped": "Stopped", "unknown": "Unknown"}
+LINK_WORDS = {"ok": "OK", "connect_failed": "Down", "read_error": "Error", "unknown": "Unknown"}
+METRIC_WORDS = {"soc": "SoC", "p": "P", "q": "Q", "v": "V"}
+
+
+# ------------------------------------------------------------------------------ value helpers
+
+def as_datetime(value: Any, tz: tzinfo) -> datetime | None:
+    """An aware datetime from a datetime or an ISO 8601 string; None when absent or unparsable."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(tz) if value.tzinfo else None
+    if hasattr(value, "to_pydatetime"):
+        return as_datetime(value.to_pydatetime(), tz)
+    try:
+        return parse_iso(str(value), tz)
+    except ValueError:
+        return None
+
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def fmt(value: Any, decimals: int = 1, signed: bool = False) -> str:
+    x = _num(value)
+    if x is None:
+        return "n/a"
+    x = round(x, decimals)
+    if x == 0:
+        x = 0.0  # never "-0.0"
+    return f"{x:+.{decimals}f}" if signed else f"{x:.{decimals}f}"
+
+
+def measurement_value(values: Any, column: str) -> float | None:
+    """A value from a sample's `values`: a mapping by column, or a tuple in VALUE_COLUMNS order."""
+    if values is None:
+        return None
+    if isinstance(values, dict):
+        return _num(values.get(column))
+    try:
+        return _num(values[VALUE_COLUMNS.index(column)])
+    except (IndexError, TypeError):
+        return None
+
+
+def link_text(link: Any) -> str:
+    if isinstance(link, dict):
+        link = link.get("link") or link.get("state")
+    return str(link) if link in LINK_WORDS else "unknown"
+
+
+# ------------------------------------------------------------------------------ top panel
+
+def status_line(s: Snapshot) -> str:
+    text = f"Source: {s.source.upper()} | Transport: {s.transport.upper()}"
+    if s.schedule_switching:
+        text += " | Source switching..."
+    if s.transport_switching:
+        text += " | Transport switching..."
+    if s.shutting_down:
+        text += " | Shutting down..."
+    return text
+
+
+def _fetch_day(status: dict, key: str, fallback: date) -> str:
+    return str(status.get(key) or fallback.isoformat())
+
+
+def _counts(cfg: AppConfig, by_plant: Any) -> str:
+    by_plant = by_plant if isinstance(by_plant, dict) else {}
+    return " ".join(f"{cfg.plants[pid].name}={int(by_plant.get(pid) or 0)}" for pid in PLANT_IDS)
+
+
+def api_line(cfg: AppConfig, s: Snapshot) -> str:
+    st = s.fetcher or {}
+    text = (f"API Connected: {'Yes' if st.get('connected') else 'No'} | "
+            f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))}")
+    if st.get("error"):
+        text += f" | Error: {st['error']}"
+    return text
+
+
+def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
+    st = s.fetcher or {}
+    tomorrow = s.now.date() + timedelta(days=1)
+    text = (f"API: {'Connected' if st.get('connected') else 'Not connected'} | "
+            f"{'Password set' if s.password_set else 'Password not set'} | "
+            f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
+            f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")
+    if st.get("error"):
+        text += f" | Error: {st['error']}"
+    return text
+
+
+def command_label(cfg: AppConfig, kind: str, plant: str | None, target: str | None) -> str:
+    if kind == "switch_source":
+        return f"Source switch to {str(target).upper()}"
+    if kind == "switch_transport":
+        return f"Transport switch to {str(target).upper()}"
+    name = cfg.plants[plant].name if plant in cfg.plants else str(plant)
+    return f"{name} {kind.replace('_', ' ')}"
+
+
+def command_text(label: str, cmd_id: str | None, status: str, detail: str | None) -> str:
+    if status in ("rejected", "failed"):
+        return f"{label}: {status} ({detail or 'no detail'})"
+    return f"{label}: {status} ({cmd_id})" if cmd_id else f"{label}: {status}"
+
+
+def command_line(cfg: AppConfig, s: Snapshot, last: dict | None) -> str:
+    """The operator's last command from this page (`last` = {id, label, text}), its status taken
+    from `command_log`; before any click, the newest operator command in the log (e.g. the CLI's)."""
+    entries = s.command_log
+    if last:
+        if not last.get("id"):
+            return last.get("text") or ""
+        for entry in reversed(entries):
+            if entry.get("id") == last["id"]:
+                return command_text(last.get("label", ""), entry["id"], entry.get("status", ""), entry.get("detail"))
+        return last.get("text") or ""
+    for entry in reversed(entries):
+        if entry.get("kind") in ("start", "stop", "switch_source", "switch_transport"):
+            label = command_label(cfg, entry["kind"], entry.get("plant"), _switch_target(entry))
+            return command_text(label, entry.get("id"), entry.get("status", ""), entry.get("detail"))
+    return "No command yet."
+
+
+def _switch_target(entry: dict) -> str | None:
+    detail = entry.get("detail") or ""
+    for word in ("MANUAL", "API", "LOCAL", "REMOTE"):
+        if f" {word}" in detail:
+            return word
+    return "?"
+
+
+# ------------------------------------------------------------------------------ buttons (§8.3)
+
+@dataclass(frozen=True)
+class ButtonState:
+    text: str
+    disabled: bool
+
+
+def dispatch_buttons(transition: str, gate: bool, locked: bool) -> tuple[ButtonState, ButtonState]:
+    """(Start, Stop) for a transition and gate; `locked` = a switch runs or shutting down."""
+    if transition == "starting":
+        start, stop = ButtonState("Starting...", True), ButtonState("Stop", True)
+    elif transition == "running" and gate:
+        start, stop = ButtonState("Started", True), ButtonState("Stop", False)
+    elif transition == "running":
+        start, stop = ButtonState("Start", False), ButtonState("Stop", False)
+    elif transition == "stopping":
+        start, stop = ButtonState("Start", True), ButtonState("Stopping...", True)
+    elif transition == "stopped":
+        start, stop = ButtonState("Start", False), ButtonState("Stopped", True)
+    else:  # unknown
+        start, stop = ButtonState("Start", False), ButtonState("Stop", False)
+    if locked:
+        start, stop = ButtonState(start.text, True), ButtonState(stop.text, True)
+    return start, stop
+
+
+def recording_buttons(recording: bool, locked: bool) -> tuple[ButtonState, ButtonState]:
+    """(Record, Stop Recording); `locked` = a transport switch runs or shutting down."""
+    if recording:
+        rec, stop = ButtonState("Recording", True), ButtonState("Stop Recording", False)
+    else:
+        rec, stop = ButtonState("Record", False), ButtonState("Record Stopped", True)
+    if locked:
+        rec, stop = ButtonState(rec.text, True), ButtonState(stop.text, True)
+    return rec, stop
+
+
+def plant_buttons(s: Snapshot, plant: str) -> dict[str, ButtonState]:
+    start, stop = dispatch_buttons(s.transition.get(plant, "unknown"), bool(s.gate.get(plant)),
+                                   s.switching or s.shutting_down)
+    rec, stop_rec = recording_buttons(s.recording_on(plant), s.transport_switching or s.shutting_down)
+    return {"start": start, "stop": stop, "record": rec, "stop_recording": stop_rec}
+
+
+# ------------------------------------------------------------------------------ plant card lines
+
+def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
+    name = cfg.plants[plant].name
+    obs = s.observed.get(plant) or {}
+    enable = obs.get("enable")
+    enable_word = "Enabled" if enable == 1 else "Disabled" if enable == 0 else "Unknown"
+    observed_at = as_datetime(obs.get("observed_at"), cfg.tz)
+    age = f"{max(0.0, (s.now - observed_at).total_seconds()):.1f} s" if observed_at else "n/a"
+    link = LINK_WORDS[link_text(obs.get("link"))]
+    rec = s.recording_file.get(plant)
+    rec_text = f"On ({os.path.basename(str(rec))})" if rec is not None else "Off"
+    return (f"{name} | State: {STATE_WORDS.get(s.transition.get(plant), 'Unknown')} | "
+            f"Scheduler gate: {'On' if s.gate.get(plant) else 'Off'} | Modbus enable: {enable_word} | "
+            f"Link: {link} ({age}) | Recording: {rec_text}")
+
+
+def values_line(cfg: AppConfig, s: Snapshot, plant: str) -> tuple[str, bool]:
+    """The values line and whether it is stale (older than 3 × measurement_period_s)."""
+    latest = s.latest.get(plant)
+    if not latest or latest.get("values") is None:
+        return "No measurement yet", True
+    v = latest["values"]
+    ts = as_datetime(latest.get("ts"), cfg.tz)
+    stale = ts is None or (s.now - ts).total_seconds() > 3 * cfg.timing.measurement_period_s
+    text = (f"P set {fmt(measurement_value(v, 'p_setpoint_kw'))} kW | "
+            f"P POI {fmt(measurement_value(v, 'p_poi_kw'))} kW | "
+            f"P bat {fmt(measurement_value(v, 'battery_active_power_kw'))} kW | "
+            f"Q set {fmt(measurement_value(v, 'q_setpoint_kvar'))} kvar | "
+            f"Q POI {fmt(measurement_value(v, 'q_poi_kvar'))} kvar | "
+            f"SoC {fmt(measurement_value(v, 'soc_pu'), 4)} pu | "
+            f"V {fmt(measurement_value(v, 'v_poi_pu'), 3)} pu | at {format_hms(ts)}")
+    return text, stale
+
+
+def dispatch_target(cfg: AppConfig, s: Snapshot, plant: str) -> tuple:
+    """(p_kw, q_kvar, reason, next_breakpoint): the controller's target while its gate is on,
+    else what the active schedule says now (the one `resolve_setpoint`, on the snapshot's frame)."""
+    d = s.dispatch.get(plant) or {}
+    if s.gate.get(plant) and d.get("target_p_kw") is not None:
+        return d.get("target_p_kw"), d.get("target_q_kvar"), d.get("reason"), as_datetime(d.get("next_breakpoint"), cfg.tz)
+    frame = (s.api if s.source == "api" else s.manual).get(plant)
+    minutes = cfg.istentore_api.schedule_period_minutes
+    sp = resolve_setpoint(s.source, frame, s.now, cfg.plants[plant], minutes)
+    return sp.p_kw, sp.q_kvar, sp.reason, next_breakpoint(s.source, frame, s.now, minutes)
+
+
+def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
+    d = s.dispatch.get(plant) or {}
+    p, q, reason, nxt = dispatch_target(cfg, s, plant)
+    at = as_datetime(d.get("last_write_at"), cfg.tz)
+    return (f"Target P={fmt(p)} kW Q={fmt(q)} kvar ({reason or 'n/a'}) | "
+            f"Last write: {d.get('write_status') or 'skipped'} at {format_hms(at, cfg.tz)} | "
+            f"Next change: {format_hms(nxt, cfg.tz)}")
+
+
+@dataclass(frozen=True)
+class TrackingView:
+    pref_kw: float | None
+    p_poi_kw: float | None
+    state: str  # ok | bad | idle
+    text: str
+
+
+def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
+    t = s.tracking.get(plant) or {}
+    latest = s.latest.get(plant) or {}
+    values = latest.get("values")
+    pref = _num(t.get("setpoint_kw"))
+    ppoi = _num(t.get("p_poi_kw"))
+    if pref is None:
+        pref = measurement_value(values, "p_setpoint_kw")
+    if ppoi is None:
+        ppoi = measurement_value(values, "p_poi_kw")
+    ok = t.get("tracking_ok")
+    state = "idle" if ok is None else "ok" if ok else "bad"
+    text = (f"Error {fmt(t.get('error_kw'), 1, signed=True)} kW | "
+            f"Deviation today {fmt(t.get('deviation_kwh'), 2, signed=True)} kWh "
+            f"(abs {fmt(t.get('abs_deviation_kwh'), 2)} kWh)")
+    return TrackingView(pref, ppoi, state, text)
+
+
+# ------------------------------------------------------------------------------ posting (§8.6)
+
+def _ui_time(value: Any, tz: tzinfo) -> str:
+    dt = as_datetime(value, tz)
+    return format_ui(dt, tz) if dt else "n/a"
+
+
+def _value3(value: Any) -> str:
+    return fmt(value, 3)
+
+
+def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
+    tz = cfg.tz
+    st = s.post_status.get(plant) or {}
+    counters = s.post_counters.get(plant) or {}
+    age = _num(st.get("oldest_pending_age_s"))
+    lines = [
+        f"Posting enabled: {'Yes' if st.get('posting_enabled') else 'No'}",
+        f"Pending queue: {int(st.get('pending_queue_count') or 0)} | "
+        f"Oldest pending age: {f'{age:.1f}s' if age is not None else 'n/a'}",
+        f"Last enqueue: {_ui_time(st.get('last_enqueue'), tz)}",
+    ]
+    ok = st.get("last_success")
+    if ok:
+        lines.append(
+            f"Last successful post: Metric={METRIC_WORDS.get(ok.get('metric'), ok.get('metric'))} "
+            f"Series={ok.get('series_id')} Value={_value3(ok.get('value'))} Batch={ok.get('batch_size')} | "
+            f"Measurement ts: {_ui_time(ok.get('measurement_timestamp'), tz)} | Sent: {_ui_time(ok.get('timestamp'), tz)}")
+    else:
+        lines.append("No successful post yet.")
+    attempt = st.get("last_attempt")
+    if attempt:
+        result = str(attempt.get("result") or "").upper()
+        text = (f"Last attempt: Metric={METRIC_WORDS.get(attempt.get('metric'), attempt.get('metric'))} "
+                f"Series={attempt.get('series_id')} Value={_value3(attempt.get('value'))} "
+                f"Attempt={attempt.get('attempt')} Result={result} | At: {_ui_time(attempt.get('timestamp'), tz)}")
+        retry = _num(attempt.get("next_retry_seconds"))
+        if result == "FAILED" and retry is not None:
+            text += f" | Next retry in ~{retry:.0f}s"
+        lines.append(text)
+    else:
+        lines.append("No attempts yet.")
+    err = st.get("last_error")
+    if err:
+        lines.append(f"Last error: {_ui_time(err.get('timestamp'), tz)}: {err.get('message')}")
+    else:
+        lines.append("No errors.")
+    lines.append("Counters: " + " ".join(
+        f"{k}={int(counters.get(k) or 0)}" for k in ("enqueued", "posted", "rejected", "dropped", "discarded")))
+    return lines
+
+
+# ------------------------------------------------------------------------------ /api/state (§8.9)
+
+def _age_s(value: Any, now: datetime, tz: tzinfo) -> float | None:
+    dt = as_datetime(value, tz)
+    return None if dt is None else round(max(0.0, (now - dt).total_seconds()), 1)
+
+
+def _sampler_link(latest: Any) -> str:
+    if not isinstance(latest, dict):
+        return "unknown"
+    return link_text(latest.get("sampler_link"))
+
+
+def api_state(cfg: AppConfig, s: Snapshot) -> dict:
+    """The `/api/state` document. It never contains the password or a token."""
+    tz = cfg.tz
+    plants = {}
+    for pid in PLANT_IDS:
+        obs = s.observed.get(pid) or {}
+        d = s.dispatch.get(pid) or {}
+        rec = s.recording_file.get(pid)
+        plants[pid] = {
+            "scheduler_running": bool(s.gate.get(pid)),
+            "transition": s.transition.get(pid, "unknown"),
+            "recording_file": os.path.basename(str(rec)) if rec is not None else None,
+            "enable": obs.get("enable"),
+            "p_kw": obs.get("p_battery_kw"),
+            "q_kvar": obs.get("q_battery_kvar"),
+            "soc_pu": obs.get("soc_pu"),
+            "observed_age_s": _age_s(obs.get("observed_at"), s.now, tz),
+            "last_setpoint_p_kw": d.get("last_written_p_kw"),
+            "last_setpoint_q_kvar": d.get("last_written_q_kvar"),
+            "last_setpoint_at": d.get("last_write_at"),
+            "last_write_status": d.get("write_status"),
+            "target_p_kw": d.get("target_p_kw"),
+            "target_q_kvar": d.get("target_q_kvar"),
+            "dispatch_reason": d.get("reason"),
+            "link_status": link_text(obs.get("link")),
+            "sampler_link_status": _sampler_link(s.latest.get(pid)),
+            "tracking": s.tracking.get(pid),
+        }
+    return {
+        "active_schedule_source": s.source,
+        "transport_mode": s.transport,
+        "schedule_switching": s.schedule_switching,
+        "transport_switching": s.transport_switching,
+        "generated_at": format_local_iso(s.now, tz),
+        "plants": plants,
+        "data_fetcher_status": s.fetcher,
+        "measurement_post_status": s.post_status,
+        "measurement_post_counters": s.post_counters,
+    }
+
+
+def json_default(value: Any):
+    """JSON for the few non-JSON types that telemetry may carry (datetimes, dates, numpy scalars)."""
+    if isinstance(value, datetime):
+        return format_local_iso(value) if value.tzinfo else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)

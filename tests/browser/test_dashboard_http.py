@@ -1,0 +1,190 @@
+"""Dashboard server over plain HTTP (no browser): basic auth, 413, `/healthz` 503, forged callbacks,
+bind failure at start (director exit 1), clean stop with open keep-alive connections.
+Each test runs its own HilApp and is leak-checked by the suite's autouse fixture.
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from agents.dashboard_agent import DashboardStartError
+from core.config import DashboardAuth
+from tests.browser.helpers import ROOT, make_config, start_app, stop_app
+
+
+AUTH_ENV = "HIL_TEST_DASHBOARD_PASSWORD"
+AUTH_PASSWORD = "dash-Pa55word"
+
+
+def _request(url: str, auth: tuple[str, str] | None = None, data: bytes | None = None, headers=None):
+    req = urllib.request.Request(url, data=data, headers=dict(headers or {}))
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.fixture
+def app(tmp_path):
+    a = start_app(make_config(tmp_path))
+    yield a
+    stop_app(a)
+
+
+def test_basic_auth_enforced_when_configured(tmp_path, monkeypatch):
+    monkeypatch.setenv(AUTH_ENV, AUTH_PASSWORD)
+    a = start_app(make_config(tmp_path, auth=DashboardAuth("operator", AUTH_ENV)))
+    try:
+        url = a.dashboard.url
+        for path in ("/", "/api/state", "/_dash-layout", "/download/manual?plant=lib"):
+            status, headers, _ = _request(url + path)
+            assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="HIL Scheduler"', path
+            assert _request(url + path, ("operator", "wrong"))[0] == 401
+            assert _request(url + path, ("someone", AUTH_PASSWORD))[0] == 401
+        assert _request(url + "/", ("operator", AUTH_PASSWORD))[0] == 200
+        status, _, body = _request(url + "/api/state", ("operator", AUTH_PASSWORD))
+        assert status == 200 and AUTH_PASSWORD.encode() not in body
+        assert _request(url + "/healthz")[0] == 200  # the only open route
+        assert _request(url + "/", auth=None, headers={"Authorization": "Basic !!notbase64"})[0] == 401
+    finally:
+        stop_app(a)
+
+
+def test_dashboard_auth_without_its_variable_refuses_to_start(tmp_path, monkeypatch):
+    monkeypatch.delenv(AUTH_ENV, raising=False)
+    from hil_scheduler import HilApp, Options
+    cfg = make_config(tmp_path, auth=DashboardAuth("operator", AUTH_ENV))
+    a = HilApp(cfg, options=Options(dashboard=True))
+    with pytest.raises(DashboardStartError, match=AUTH_ENV):
+        a.start()
+    a.shutdown("start failure")
+
+
+def test_request_body_over_8_mib_gets_413(app):
+    body = b"x" * (8 * 1024 * 1024 + 1)
+    status, _, _ = _request(app.dashboard.url + "/_dash-update-component", data=body,
+                            headers={"Content-Type": "application/json"})
+    assert status == 413
+
+
+def test_healthz_503_names_a_dead_thread(app):
+    assert json.loads(_request(app.dashboard.url + "/healthz")[2]) == {"status": "ok"}
+    dead = threading.Thread(target=lambda: None, name="recorder")
+    dead.start()
+    dead.join()
+    app.registry.register("recorder", dead)
+    status, _, body = _request(app.dashboard.url + "/healthz")
+    assert status == 503 and json.loads(body) == {"status": "failing", "failing": ["recorder"]}
+
+
+def _callback_output(url: str, fragment: str) -> str:
+    deps = json.loads(_request(url + "/_dash-dependencies")[2])
+    return next(d["output"] for d in deps if fragment in d["output"] and "last-cmd" in d["output"])
+
+
+def test_forged_callback_with_unknown_plant_or_action_is_rejected(app, caplog):
+    url = app.dashboard.url
+    output = _callback_output(url, "command-line")
+    before = len(app.sd["command_log"])
+    for plant, action in (("xyz", "start"), ("lib", "format_disk"), ("../lib", "stop")):
+        forged_id = {"type": "plant-btn", "plant": plant, "action": action}
+        body = {
+            "output": output,
+            "outputs": [{"id": "command-line", "property": "children"}, {"id": "last-cmd", "property": "data"}],
+            "inputs": [[{"id": forged_id, "property": "n_clicks", "value": 1}]],
+            "changedPropIds": [json.dumps(forged_id, sort_keys=True, separators=(",", ":")) + ".n_clicks"],
+            "state": [],
+        }
+        status, _, raw = _request(url + "/_dash-update-component", data=json.dumps(body).encode(),
+                                  headers={"Content-Type": "application/json"})
+        assert status == 200, raw[:300]
+        assert b"Command rejected: unknown plant or action." in raw
+    assert len(app.sd["command_log"]) == before, "nothing enqueued"
+    assert any("unknown plant or action" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def test_stop_ends_idle_keep_alive_connections(tmp_path):
+    a = start_app(make_config(tmp_path))
+    try:
+        host, port = "127.0.0.1", int(a.dashboard.url.rsplit(":", 1)[1])
+        conns = []
+        for _ in range(3):
+            c = http.client.HTTPConnection(host, port, timeout=5)
+            c.request("GET", "/healthz")
+            assert c.getresponse().read() == b'{"status": "ok"}'
+            conns.append(c)  # kept open (HTTP/1.1 keep-alive)
+    finally:
+        stop_app(a)
+    for c in conns:
+        c.close()
+    with socket.socket() as s:  # the port is free again
+        s.bind((host, port))
+
+
+def test_port_in_use_raises_and_the_director_exits_1(tmp_path):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        import dataclasses
+        cfg = make_config(tmp_path)
+        cfg = dataclasses.replace(cfg, dashboard=dataclasses.replace(cfg.dashboard, port=port))
+        from hil_scheduler import HilApp, Options
+        a = HilApp(cfg, options=Options(dashboard=True))
+        with pytest.raises(DashboardStartError, match=f"Dashboard cannot listen on 127.0.0.1:{port}"):
+            a.start()
+        a.shutdown("start failure")
+
+        text = (ROOT / "config.yaml").read_text()
+        for pid in ("lib", "vrfb"):
+            plant = cfg.plants[pid]
+            for mode, default in (("local", {"lib": 5020, "vrfb": 5021}), ("remote", {"lib": 5502, "vrfb": 5503})):
+                text = text.replace(f"port: {default[pid]},", f"port: {getattr(plant, mode).port},")
+        text = text.replace("port: 8050", f"port: {port}").replace("log_dir: logs", f"log_dir: {tmp_path / 'logs'}")
+        config = tmp_path / "config.yaml"
+        config.write_text(text)
+        proc = subprocess.run([sys.executable, str(ROOT / "hil_scheduler.py"), "--config", str(config),
+                               "--data-dir", str(tmp_path / "data")],
+                              capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1, proc.stderr
+    assert f"Dashboard cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def test_oversized_upload_is_refused_and_the_old_schedule_kept(app):
+    url = app.dashboard.url
+    deps = json.loads(_request(url + "/_dash-dependencies")[2])
+    dep = next(d for d in deps if "manual-status.children" in d["output"])
+    before = app.sd["manual_schedule_df_by_plant"]["lib"]
+    payload = base64.b64encode(b"datetime,power_setpoint_kw\n" + b"2026-01-01 00:00:00,1\n" * 260_000).decode()
+    contents = "data:text/csv;base64," + payload
+    values = {"manual-upload.contents": contents, "manual-upload.filename": "big.csv", "manual-plant.value": "lib",
+              "manual-csv-mode.value": "as_in_file", "manual-csv-date.date": "2026-01-01",
+              "manual-csv-hour.value": 0, "manual-csv-minute.value": 0}
+
+    def item(spec):
+        key = f"{spec['id']}.{spec['property']}"
+        return {"id": spec["id"], "property": spec["property"], "value": values.get(key)}
+
+    body = {"output": dep["output"], "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
+                                                 for o in dep["output"].strip(".").split("...")],
+            "inputs": [item(i) for i in dep["inputs"]], "state": [item(s) for s in dep["state"]],
+            "changedPropIds": ["manual-upload.contents"]}
+    raw = json.dumps(body).encode()
+    assert 5_000_000 < len(raw) < 8 * 1024 * 1024
+    status, _, resp = _request(url + "/_dash-update-component", data=raw, headers={"Content-Type": "application/json"})
+    assert status == 200, resp[:300]
+    assert b"CSV load failed: CSV is larger than 5 MB." in resp
+    assert app.sd["manual_schedule_df_by_plant"]["lib"] is before

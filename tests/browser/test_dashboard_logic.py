@@ -1,0 +1,320 @@
+"""The dashboard's pure parts without a browser: the button-state table (§8.3), the texts (§8.2),
+the live figure's rebuild/patch decisions (§8.2), step lines, and the file-selection rules (§8.7,
+§8.8)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+from dash import no_update
+
+from core.config import load_config
+from core.recording import Row, null_row
+from core.schedules import frame_from_rows
+from core.state import build_shared_data
+from dashboard import callbacks, figures, files, views
+from dashboard.snapshot import take_snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+TZ = ZoneInfo("Europe/Madrid")
+NOW = datetime(2026, 3, 29, 12, 0, 0, tzinfo=TZ)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(ROOT / "config.yaml")
+
+
+def snap(sd=None, now=NOW, shutting_down=False):
+    return take_snapshot(sd or build_shared_data(), now, shutting_down)
+
+
+# ------------------------------------------------------------------------------ §8.3 table
+
+@pytest.mark.parametrize("transition, gate, start, stop", [
+    ("starting", False, ("Starting...", True), ("Stop", True)),
+    ("running", True, ("Started", True), ("Stop", False)),
+    ("running", False, ("Start", False), ("Stop", False)),
+    ("stopping", False, ("Start", True), ("Stopping...", True)),
+    ("stopped", False, ("Start", False), ("Stopped", True)),
+    ("unknown", False, ("Start", False), ("Stop", False)),
+])
+def test_dispatch_button_table(transition, gate, start, stop):
+    s, t = views.dispatch_buttons(transition, gate, locked=False)
+    assert (s.text, s.disabled) == start and (t.text, t.disabled) == stop
+    s, t = views.dispatch_buttons(transition, gate, locked=True)  # switch running or shutting down
+    assert (s.text, s.disabled) == (start[0], True) and (t.text, t.disabled) == (stop[0], True)
+
+
+def test_recording_button_table():
+    rec, stop = views.recording_buttons(True, locked=False)
+    assert (rec.text, rec.disabled, stop.text, stop.disabled) == ("Recording", True, "Stop Recording", False)
+    rec, stop = views.recording_buttons(False, locked=False)
+    assert (rec.text, rec.disabled, stop.text, stop.disabled) == ("Record", False, "Record Stopped", True)
+    rec, stop = views.recording_buttons(True, locked=True)
+    assert rec.disabled and stop.disabled
+
+
+def test_buttons_lock_during_switches_and_shutdown():
+    sd = build_shared_data()
+    sd["schedule_switching"] = True
+    b = views.plant_buttons(snap(sd), "lib")
+    assert b["start"].disabled and b["stop"].disabled and not b["record"].disabled  # recording stays usable
+    sd["schedule_switching"], sd["transport_switching"] = False, True
+    b = views.plant_buttons(snap(sd), "lib")
+    assert all(x.disabled for x in b.values())
+    b = views.plant_buttons(snap(build_shared_data(), shutting_down=True), "lib")
+    assert all(x.disabled for x in b.values())
+
+
+# ------------------------------------------------------------------------------ §8.2 texts
+
+def test_status_api_and_command_lines(cfg):
+    sd = build_shared_data("api", "remote")
+    sd["transport_switching"] = True
+    s = snap(sd)
+    assert views.status_line(s) == "Source: API | Transport: REMOTE | Transport switching..."
+    assert views.status_line(snap(build_shared_data(), shutting_down=True)) == \
+        "Source: MANUAL | Transport: LOCAL | Shutting down..."
+    st = dict(sd["data_fetcher_status"], connected=True, today_date="2026-03-29", error="boom",
+              today_points_by_plant={"lib": 92, "vrfb": 92})
+    sd["data_fetcher_status"] = st
+    assert views.api_line(cfg, snap(sd)) == "API Connected: Yes | Today 2026-03-29: LIB=92 VRFB=92 | Error: boom"
+    sd["command_log"].append({"id": "cmd-000007", "kind": "start", "plant": "lib", "status": "queued",
+                              "detail": None, "at": None})
+    last = {"id": "cmd-000007", "label": "LIB start", "text": "LIB start: queued (cmd-000007)"}
+    assert views.command_line(cfg, snap(sd), last) == "LIB start: queued (cmd-000007)"
+    sd["command_log"][-1] = dict(sd["command_log"][-1], status="failed", detail="enable not confirmed")
+    assert views.command_line(cfg, snap(sd), last) == "LIB start: failed (enable not confirmed)"
+    assert views.command_text("LIB start", "cmd-000008", "rejected", "switch in progress") == \
+        "LIB start: rejected (switch in progress)"
+
+
+def test_plant_lines(cfg):
+    sd = build_shared_data()
+    sd["plant_transition_by_plant"]["lib"] = "running"
+    sd["scheduler_running_by_plant"]["lib"] = True
+    sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], enable=1,
+                                                      link="ok", observed_at=(NOW - timedelta(seconds=0.4)).isoformat())
+    sd["measurements_filename_by_plant"]["lib"] = "/data/20260329_lib.csv"
+    assert views.state_line(cfg, snap(sd), "lib") == (
+        "LIB | State: Running | Scheduler gate: On | Modbus enable: Enabled | Link: OK (0.4 s) | "
+        "Recording: On (20260329_lib.csv)")
+    assert views.values_line(cfg, snap(sd), "lib") == ("No measurement yet", True)
+    values = {"p_setpoint_kw": 100.0, "battery_active_power_kw": 99.94, "q_setpoint_kvar": 0.0,
+              "battery_reactive_power_kvar": 0.0, "soc_pu": 0.50123, "p_poi_kw": 99.5, "q_poi_kvar": -0.04,
+              "v_poi_pu": 1.0004}
+    sd["latest_measurement_by_plant"]["lib"] = {"ts": "2026-03-29T11:59:58+02:00", "values": values,
+                                                "sampler_link": "ok", "last_error": None}
+    text, stale = views.values_line(cfg, snap(sd), "lib")
+    assert text == ("P set 100.0 kW | P POI 99.5 kW | P bat 99.9 kW | Q set 0.0 kvar | Q POI 0.0 kvar | "
+                    "SoC 0.5012 pu | V 1.000 pu | at 11:59:58")
+    assert not stale
+    assert views.values_line(cfg, snap(sd, now=NOW + timedelta(seconds=10)), "lib")[1], "older than 3 periods"
+    sd["dispatch_tracking_by_plant"]["lib"] = {"setpoint_kw": 100.0, "p_poi_kw": 99.5, "error_kw": -0.5,
+                                               "deviation_kwh": -0.0123, "abs_deviation_kwh": 0.0456,
+                                               "tracking_ok": True}
+    t = views.tracking_view(cfg, snap(sd), "lib")
+    assert (t.state, t.pref_kw, t.p_poi_kw) == ("ok", 100.0, 99.5)
+    assert t.text == "Error -0.5 kW | Deviation today -0.01 kWh (abs 0.05 kWh)"
+
+
+def test_dispatch_line_uses_the_schedule_when_the_gate_is_off(cfg):
+    sd = build_shared_data()
+    frame = frame_from_rows([NOW - timedelta(minutes=5), NOW + timedelta(minutes=10)], [250.0, -40.0],
+                            [10.0, 0.0], TZ, end_at=NOW + timedelta(minutes=20))
+    sd["manual_schedule_df_by_plant"]["lib"] = frame
+    assert views.dispatch_line(cfg, snap(sd), "lib") == (
+        "Target P=250.0 kW Q=10.0 kvar (schedule) | Last write: skipped at none | Next change: 12:10:00")
+
+
+def test_posting_lines(cfg):
+    sd = build_shared_data()
+    sd["measurement_post_status"]["lib"] = {
+        "posting_enabled": True, "pending_queue_count": 3, "oldest_pending_age_s": 12.34,
+        "last_enqueue": "2026-03-29T11:59:00+02:00",
+        "last_success": {"timestamp": "2026-03-29T11:59:01+02:00", "metric": "soc", "value": 250.5,
+                         "series_id": 4, "measurement_timestamp": "2026-03-29T09:59:00+00:00", "batch_size": 1},
+        "last_attempt": {"timestamp": "2026-03-29T11:59:30+02:00", "metric": "p", "value": 1000.0, "series_id": 6,
+                         "measurement_timestamp": "2026-03-29T09:59:00+00:00", "attempt": 2, "result": "failed",
+                         "error": "HTTP 503", "next_retry_seconds": 4, "batch_size": 1},
+        "last_error": {"timestamp": "2026-03-29T11:59:30+02:00", "message": "HTTP 503"},
+    }
+    sd["measurement_post_counters"]["lib"] = {"enqueued": 5, "posted": 1, "rejected": 0, "dropped": 0, "discarded": 1}
+    assert views.posting_lines(cfg, snap(sd), "lib") == [
+        "Posting enabled: Yes",
+        "Pending queue: 3 | Oldest pending age: 12.3s",
+        "Last enqueue: 2026-03-29 11:59:00 CEST",
+        "Last successful post: Metric=SoC Series=4 Value=250.500 Batch=1 | Measurement ts: 2026-03-29 11:59:00 CEST"
+        " | Sent: 2026-03-29 11:59:01 CEST",
+        "Last attempt: Metric=P Series=6 Value=1000.000 Attempt=2 Result=FAILED | At: 2026-03-29 11:59:30 CEST"
+        " | Next retry in ~4s",
+        "Last error: 2026-03-29 11:59:30 CEST: HTTP 503",
+        "Counters: enqueued=5 posted=1 rejected=0 dropped=0 discarded=1",
+    ]
+    assert views.posting_lines(cfg, snap(build_shared_data()), "vrfb")[3:6] == [
+        "No successful post yet.", "No attempts yet.", "No errors."]
+
+
+def test_api_state_has_no_password(cfg):
+    sd = build_shared_data()
+    sd["api_password"] = "hunter2"
+    state = views.api_state(cfg, snap(sd))
+    assert "hunter2" not in repr(state) and state["plants"]["lib"]["transition"] == "stopped"
+
+
+# ------------------------------------------------------------------------------ live figure
+
+def _row(ts, p):
+    return Row(ts, (p, p, 0.0, 0.0, 0.5, p, 0.0, 1.0))
+
+
+def _ctx(cfg):
+    return SimpleNamespace(names={"lib": "LIB", "vrfb": "VRFB"}, api_period=timedelta(minutes=15), cfg=cfg)
+
+
+def _cache(sd, rows, gen=1):
+    sd["plot_cache_by_plant"]["lib"] = {"gen": gen, "path": "x", "rows": rows, "n": len(rows)}
+
+
+def _ops(patch):
+    return patch.to_plotly_json()["operations"]
+
+
+def test_live_figure_rebuild_then_patch_then_nothing(cfg):
+    dctx = _ctx(cfg)
+    sd = build_shared_data()
+    start = NOW - timedelta(seconds=10)
+    rows = [null_row(start)] + [_row(start + timedelta(seconds=k), 10.0 * k) for k in range(1, 5)]
+    _cache(sd, rows)
+    # a tick never builds a whole figure: it asks once, and not again while the answer is on its way
+    fig, store, request = callbacks.live_figure_update(dctx, snap(sd), "lib", None, None)
+    assert (fig, store) == (no_update, no_update) and request["key"] == [1, "manual", "local", "2026-03-29"]
+    assert callbacks.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", None, request) == \
+        (no_update, no_update, no_update)
+    fig, store = callbacks.build_live_figure(dctx, snap(sd), "lib")
+    assert isinstance(fig, dict) and len(fig["data"]) == 8
+    assert fig["layout"]["uirevision"] == "lib:manual:local"
+    assert fig["data"][1]["x"][0] == figures.x_ms(start, TZ) and fig["data"][1]["y"][0] is None
+    assert len(fig["data"][1]["x"]) == 5 and store["n"] == 5
+
+    # nothing new: no_update (nothing sent)
+    assert callbacks.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", store, request) == \
+        (no_update, no_update, no_update)
+
+    # two new rows and the last one replaced by compression
+    rows[-1] = _row(rows[-1].ts + timedelta(seconds=0), 41.0)
+    rows.extend([_row(start + timedelta(seconds=5), 50.0), _row(start + timedelta(seconds=6), 60.0)])
+    sd["plot_cache_by_plant"]["lib"]["n"] = len(rows)
+    patch, store2, _ = callbacks.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=2)), "lib", store, None)
+    ops = _ops(patch)
+    assigns = [o for o in ops if o["operation"] == "Assign" and o["location"][:2] == ["data", 1]]
+    assert {tuple(o["location"][2:]) for o in assigns} == {("x", 4), ("y", 4)}
+    assert [o["params"]["value"] for o in assigns if o["location"][2] == "y"] == [41.0]
+    extends = [o for o in ops if o["operation"] == "Extend" and o["location"] == ["data", 1, "y"]]
+    assert extends[0]["params"]["value"] == [50.0, 60.0]
+    assert any(o["location"][:3] == ["layout", "shapes", 0] for o in ops), "the now line moves"
+    assert store2["n"] == 7
+
+    # a new generation (transport switch, midnight) rebuilds; so does a source switch
+    _cache(sd, rows[:2], gen=2)
+    assert callbacks.live_figure_update(dctx, snap(sd), "lib", store2, request)[2]["key"][0] == 2
+    sd["active_schedule_source"] = "api"
+    assert callbacks.live_figure_update(dctx, snap(sd), "lib", store2, request)[2]["key"][1] == "api"
+    fig, store3 = callbacks.build_live_figure(dctx, snap(sd), "lib")
+    assert fig["layout"]["uirevision"] == "lib:api:local"
+
+    # a new schedule revision replaces only the setpoint traces
+    sd["schedule_revision"] += 1
+    patch, _, _ = callbacks.live_figure_update(dctx, snap(sd), "lib", store3, None)
+    locations = {tuple(o["location"][:3]) for o in _ops(patch) if o["location"][0] == "data"}
+    assert locations == {("data", 0, "x"), ("data", 0, "y"), ("data", 4, "x"), ("data", 4, "y")}
+
+
+def test_live_figure_decimates_a_full_day_and_patches_through_offsets(cfg):
+    sd = build_shared_data()
+    start = NOW - timedelta(seconds=86_400)
+    rows = [_row(start + timedelta(seconds=k), float(k % 1000)) for k in range(86_400)]
+    rows[30_000] = null_row(rows[30_000].ts)       # an outage in the old part stays a gap
+    rows[1234] = _row(rows[1234].ts, 5000.0)        # a spike in the old part stays visible
+    _cache(sd, rows)
+    fig, store = callbacks.build_live_figure(_ctx(cfg), snap(sd), "lib")
+    trace = fig["data"][1]
+    assert len(trace["x"]) <= 10_100 and trace["type"] == "scatter"
+    assert 5000.0 in trace["y"] and None in trace["y"] and 999.0 in trace["y"]
+    assert trace["x"][-5000:] == [figures.x_ms(r.ts, TZ) for r in rows[-5000:]], "recent rows exact"
+    assert trace["x"] == sorted(trace["x"])
+
+    rows[-1] = _row(rows[-1].ts, -1.0)              # compression replaced the last row
+    rows.append(_row(rows[-1].ts + timedelta(seconds=1), 7.0))
+    sd["plot_cache_by_plant"]["lib"]["n"] = len(rows)
+    patch, store2, _ = callbacks.live_figure_update(_ctx(cfg), snap(sd, now=NOW + timedelta(seconds=1)), "lib",
+                                                    store, None)
+    ops = _ops(patch)
+    assign = [o for o in ops if o["operation"] == "Assign" and o["location"][:3] == ["data", 1, "y"]]
+    assert assign[0]["location"][3] == len(trace["y"]) - 1 and assign[0]["params"]["value"] == -1.0
+    assert [o["params"]["value"] for o in ops if o["location"] == ["data", 1, "y"]] == [[7.0]]
+
+
+def test_decimate_keeps_extremes_gaps_and_order():
+    import numpy as np
+    xs = np.arange(1000, dtype=np.int64)
+    ys = np.sin(np.arange(1000) / 30.0)
+    ys[500:520] = np.nan
+    dx, dy = figures.decimate(xs, ys, 50)
+    assert len(dx) <= 150 and dx == sorted(dx)
+    assert max(v for v in dy if v is not None) == pytest.approx(np.nanmax(ys))
+    assert min(v for v in dy if v is not None) == pytest.approx(np.nanmin(ys))
+    assert None in dy and 500 in dx
+    assert figures.decimate(xs[:20], ys[:20], 50) == (xs[:20].tolist(), ys[:20].tolist())
+
+
+def test_step_lines_end_rows_and_api_tail():
+    t0 = datetime(2026, 3, 29, 10, 0, tzinfo=TZ)
+    manual = frame_from_rows([t0, t0 + timedelta(minutes=15)], [100.0, -50.0], None, TZ,
+                             end_at=t0 + timedelta(minutes=30))
+    xs, ys = figures.step_xy(manual, "power_setpoint_kw")
+    assert xs == ["2026-03-29 10:00:00", "2026-03-29 10:15:00", "2026-03-29 10:30:00", "2026-03-29 10:30:00"]
+    assert ys == [100.0, -50.0, -50.0, None]
+    api = frame_from_rows([t0, t0 + timedelta(minutes=15)], [1.0, 2.0], None, TZ)
+    xs, ys = figures.step_xy(api, "power_setpoint_kw", t0 + timedelta(minutes=5), t0 + timedelta(hours=1),
+                             timedelta(minutes=15))
+    assert xs == ["2026-03-29 10:05:00", "2026-03-29 10:15:00", "2026-03-29 10:30:00"] and ys == [1.0, 2.0, 2.0]
+
+
+# ------------------------------------------------------------------------------ file selection
+
+def test_log_selection_only_inside_the_log_folder(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "2026-03-28_hil_scheduler.log").write_text("x\n")
+    (tmp_path / "secret.log").write_text("secret\n")
+    (logs / "2026-03-27_hil_scheduler.log").symlink_to(tmp_path / "secret.log")
+    assert files.log_path(logs, "2026-03-28") == logs / "2026-03-28_hil_scheduler.log"
+    for bad in ("../secret", "2026-03-28/../../secret", "/etc/passwd", "2026-03-27", "2026-02-30", "1999-01-01",
+                "2026-03-28\n", None, 20260328, ["2026-03-28"]):
+        assert files.log_path(logs, bad) is None, bad
+    assert files.log_dates(logs) == ["2026-03-28", "2026-03-27"]
+
+
+def test_tail_lines_reads_only_the_end(tmp_path):
+    path = tmp_path / "big.log"
+    path.write_text("".join(f"line {i}\n" for i in range(50_000)))
+    lines = files.tail_lines(path, 2000)
+    assert len(lines) == 2000 and lines[0] == "line 48000" and lines[-1] == "line 49999"
+
+
+def test_history_path_is_built_by_the_server(cfg, tmp_path):
+    import dataclasses
+    cfg = dataclasses.replace(cfg, recording=dataclasses.replace(cfg.recording, data_dir=tmp_path))
+    (tmp_path / "20260328_lib.csv").write_text("timestamp\n")
+    (tmp_path / "20260327_vrfb.csv").write_text("timestamp\n")
+    (tmp_path / "20260326_other.csv").write_text("timestamp\n")
+    assert files.history_days(cfg) == ["2026-03-28", "2026-03-27"]
+    assert files.history_path(cfg, "2026-03-28", "lib") == tmp_path / "20260328_lib.csv"
+    assert files.history_path(cfg, "2026-03-28", "vrfb") is None
+    assert files.history_path(cfg, "../2026-03-28", "lib") is None
+    assert files.history_path(cfg, "2026-03-28", "../lib") is None

@@ -1,0 +1,497 @@
+"""Manual Schedule, API Schedule, History and Logs tabs, `/api/state` and `/healthz`, in a real
+headless Chromium against a real HilApp and the bundled Istentore simulator (components §8.5-§8.9).
+
+One app, one simulator and one browser are shared by the module; a recorded day and two old log
+files are put on disk before the app starts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from core.recording import HEADER, daily_file_path, format_row, null_row, read_rows, row_from_values
+from core.schedules import empty_frame, schedule_to_csv
+from tests.browser.helpers import (Page, ResourceBaseline, api_state, browser_available, get_json,
+                                   make_config, new_driver, poster_of, recorder_of, start_app, stop_app,
+                                   wait_for)
+
+pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
+
+API_PASSWORD = "s3cret-Pa55-for-dashboard-test"
+OLD_LOG_DATE = "2026-01-02"
+OLD_LOG_LINES = [
+    "2026-01-02 10:00:00 - INFO - HIL Scheduler starting: source=manual transport=local dashboard=off",
+    "2026-01-02 10:00:05 - WARNING - LIB Modbus control link down (127.0.0.1:5020): refused",
+    "2026-01-02 10:00:06 - ERROR - scheduler failed: boom",
+    "Traceback (most recent call last):",
+    '  File "x.py", line 1, in <module>',
+    "2026-01-02 10:00:07 - INFO - LIB Modbus control link restored (127.0.0.1:5020)",
+]
+
+
+def _sim_class():
+    try:
+        from tools.istentore_sim import IstentoreSim
+    except ImportError:
+        return None
+    return IstentoreSim
+
+
+def _write_history_day(cfg, day) -> tuple:
+    """A recorded LIB day with a span (leading null, 1 s rows, trailing null) and an outage row."""
+    tz = cfg.tz
+    start = pd.Timestamp(f"{day.isoformat()} 10:00:00").tz_localize(tz).to_pydatetime()
+    rows = [null_row(start)]
+    for k in range(1, 120):
+        ts = start + timedelta(seconds=k)
+        if k == 60:
+            rows.append(null_row(ts))
+            continue
+        rows.append(row_from_values(ts, {
+            "p_setpoint_kw": 100.0, "battery_active_power_kw": 99.5, "q_setpoint_kvar": 0.0,
+            "battery_reactive_power_kvar": 0.0, "soc_pu": 0.5 - k * 1e-4, "p_poi_kw": 99.0,
+            "q_poi_kvar": 0.0, "v_poi_pu": 1.0}))
+    rows.append(null_row(start + timedelta(seconds=120)))
+    path = daily_file_path(cfg.data_dir, "lib", day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + "\n" + "".join(format_row(r, 1) + "\n" for r in rows))
+    return path, rows
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    if not browser_available():
+        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    baseline = ResourceBaseline()
+    tmp = tmp_path_factory.mktemp("dash_tabs")
+    sim_cls = _sim_class()
+    sim = sim_cls(API_PASSWORD) if sim_cls else None
+    url = sim.start() if sim else None
+    app = driver = None
+    try:
+        cfg = make_config(tmp, api_url=url)
+        yesterday = pd.Timestamp.now(tz=cfg.tz).date() - timedelta(days=1)
+        history_file, history_rows = _write_history_day(cfg, yesterday)
+        log_dir = cfg.general.log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / f"{OLD_LOG_DATE}_hil_scheduler.log").write_text("\n".join(OLD_LOG_LINES) + "\n")
+        outside = tmp / "outside.txt"
+        outside.write_text("SECRET OUTSIDE THE LOG FOLDER\n")
+        os.symlink(outside, log_dir / "2026-01-03_hil_scheduler.log")
+        app = start_app(cfg, with_logging=True)
+        downloads = tmp / "downloads"
+        downloads.mkdir()
+        driver = new_driver(downloads)
+        page = Page(driver)
+        page.open(app.dashboard.url)
+        yield SimpleNamespace(app=app, cfg=cfg, page=page, tmp=tmp, sim=sim, downloads=downloads,
+                              history_file=history_file, history_rows=history_rows, yesterday=yesterday)
+        assert page.severe_console_errors() == [], "no browser console errors"
+    finally:
+        if driver is not None:
+            driver.quit()
+        if app is not None:
+            stop_app(app)
+        if sim is not None:
+            sim.stop()
+    baseline.check()
+
+
+@pytest.fixture
+def page(env):
+    return env.page
+
+
+def _goto(page: Page, label: str, marker: str) -> None:
+    page.tab(label)
+    wait_for(lambda: page.visible(marker), 10, message=f"{label} tab")
+
+
+def _upload(env, name: str, text: str, as_in_file: bool) -> None:
+    page = env.page
+    path = env.tmp / name
+    path.write_text(text)
+    page.js("dash_clientside.set_props('manual-csv-mode', {value: arguments[0]});",
+            "as_in_file" if as_in_file else "shift")
+    from selenium.webdriver.common.by import By
+    page.driver.find_element(By.CSS_SELECTOR, "#manual-upload input[type=file]").send_keys(str(path))
+
+
+def _set_input(page: Page, element_id: str, value) -> None:
+    """Type into an input the way a user does (React sees every key)."""
+    from selenium.webdriver.common.keys import Keys
+    el = page.el(element_id)
+    el.send_keys(Keys.CONTROL, "a")
+    el.send_keys(Keys.BACKSPACE)
+    if value != "":
+        el.send_keys(str(value))
+    time.sleep(0.2)
+
+
+def _wait_download(folder, name: str, timeout: float = 10.0):
+    path = folder / name
+    wait_for(lambda: path.exists() and not list(folder.glob("*.crdownload")) and path.stat().st_size > 0,
+             timeout, message=f"download of {name}")
+    return path
+
+
+# ------------------------------------------------------------------------------------------ Manual
+
+def test_manual_good_csv_upload_then_bad_csv_refused_with_old_schedule_kept(env, page):
+    app = env.app
+    _goto(page, "Manual Schedule", "manual-generate")
+    day = app.clock.now().date() + timedelta(days=1)
+    good = (f"datetime,power_setpoint_kw,reactive_power_setpoint_kvar,comment\n"
+            f"{day} 10:00:00,200,10,a\n{day} 10:15:00,-300,0,b\n{day} 10:30:00,2500,0,c\n{day} 10:45:00,end,,\n")
+    _upload(env, "good.csv", good, as_in_file=True)
+    page.wait_text("manual-status", f"CSV 'good.csv' loaded for LIB (3 points, ends {day} 10:45). "
+                   "1 value(s) outside the plant limits will be clamped. Ignored column(s): 'comment'.", exact=True)
+    frame = app.sd["manual_schedule_df_by_plant"]["lib"]
+    assert len(frame) == 4 and frame.index[0].isoformat().startswith(f"{day}T10:00:00")
+    assert list(frame["power_setpoint_kw"].iloc[:3]) == [200, -300, 2500]
+    wait_for(lambda: "end" in page.text("manual-preview"), 5, message="preview with the end marker")
+
+    bad = (f"datetime,power_setpoint_kw\n{day} 10:00:00,100\n{day} 10:05:00,200\n"
+           f"{day} 10:10:00,300\n{day} 10:15:00,400\n{day} 10:20:00,500\n{day} 10:25:00,abc\n")
+    _upload(env, "bad.csv", bad, as_in_file=True)
+    page.wait_text("manual-status",
+                   "CSV load failed: line 7, column 'power_setpoint_kw': 'abc' is not a number.", exact=True)
+    assert app.sd["manual_schedule_df_by_plant"]["lib"] is frame, "the old schedule stays"
+
+    missing = f"time,power\n{day} 10:00:00,1\n"
+    _upload(env, "missing.csv", missing, as_in_file=True)
+    page.wait_text("manual-status",
+                   "CSV load failed: CSV must include 'datetime' and 'power_setpoint_kw' columns.", exact=True)
+    assert app.sd["manual_schedule_df_by_plant"]["lib"] is frame
+
+    # shift (the default): the first row lands on the chosen start date, hour and minute
+    page.js("dash_clientside.set_props('manual-csv-hour', {value: 7});"
+            "dash_clientside.set_props('manual-csv-minute', {value: 35});")
+    page.js("dash_clientside.set_props('manual-csv-date', {date: arguments[0]});", str(day))
+    _upload(env, "shifted.csv", good.replace("good", "x"), as_in_file=False)
+    page.wait_text("manual-status", f"CSV 'shifted.csv' loaded for LIB (3 points, ends {day} 08:20).")
+    frame = app.sd["manual_schedule_df_by_plant"]["lib"]
+    assert frame.index[0].isoformat().startswith(f"{day}T07:35:00")
+
+
+def test_generate_random_validates_and_publishes(env, page):
+    app = env.app
+    _goto(page, "Manual Schedule", "manual-generate")
+    page.js("dash_clientside.set_props('manual-plant', {value: 'vrfb'});")
+    wait_for(lambda: page.el("manual-max-kw").get_attribute("value") == "3000", 5, message="VRFB limits")
+    before = app.sd["manual_schedule_df_by_plant"]["vrfb"]
+    _set_input(page, "manual-min-kw", 500)
+    _set_input(page, "manual-max-kw", 100)
+    page.click("manual-generate")
+    page.wait_text("manual-status", "Min kW must not exceed Max kW.", exact=True)
+    _set_input(page, "manual-min-kw", -5000)
+    _set_input(page, "manual-max-kw", 100)
+    page.click("manual-generate")
+    page.wait_text("manual-status", "Min/Max kW must lie within VRFB limits [-3000, 3000] kW.", exact=True)
+    _set_input(page, "manual-min-kw", "")
+    page.click("manual-generate")
+    page.wait_text("manual-status", "Please fill in all fields.", exact=True)
+    assert app.sd["manual_schedule_df_by_plant"]["vrfb"] is before
+    _set_input(page, "manual-min-kw", -200)
+    _set_input(page, "manual-max-kw", 300)
+    page.js("dash_clientside.set_props('manual-start-hour', {value: 3});"
+            "dash_clientside.set_props('manual-end-hour', {value: 4});"
+            "dash_clientside.set_props('manual-step', {value: 15});")
+    time.sleep(0.2)
+    page.click("manual-generate")
+    page.wait_text("manual-status", "Random schedule generated for VRFB (4 points).", exact=True)
+    frame = app.sd["manual_schedule_df_by_plant"]["vrfb"]
+    assert len(frame) == 5 and frame["power_setpoint_kw"].iloc[:4].between(-200, 300).all()
+    assert [t.strftime("%H:%M") for t in frame.index] == ["03:00", "03:15", "03:30", "03:45", "04:00"]
+    page.js("dash_clientside.set_props('manual-plant', {value: 'lib'});")
+
+
+def test_download_round_trip_and_clear(env, page):
+    app = env.app
+    _goto(page, "Manual Schedule", "manual-generate")
+    page.js("dash_clientside.set_props('manual-plant', {value: 'lib'});")
+    page.click("manual-generate")
+    page.wait_text("manual-status", "Random schedule generated for LIB")
+    frame = app.sd["manual_schedule_df_by_plant"]["lib"]
+    assert page.el("manual-download").get_attribute("href").endswith("/download/manual?plant=lib")
+    page.click("manual-download")
+    path = _wait_download(env.downloads, "manual_schedule_lib.csv")
+    text = path.read_text()
+    assert text == schedule_to_csv(frame) and text.rstrip().endswith(",end,")
+
+    page.click("manual-clear")
+    page.wait_text("manual-status", "Manual schedule cleared for LIB.", exact=True)
+    assert len(app.sd["manual_schedule_df_by_plant"]["lib"]) == 0
+    wait_for(lambda: "No manual schedule for selected plant." in page.text("manual-preview"), 5)
+    status, _ = _http_status(app.dashboard.url + "/download/manual?plant=lib")
+    assert status == 404
+
+    _upload(env, "manual_schedule_lib.csv", text, as_in_file=True)
+    page.wait_text("manual-status", "CSV 'manual_schedule_lib.csv' loaded for LIB")
+    pd.testing.assert_frame_equal(app.sd["manual_schedule_df_by_plant"]["lib"], frame)
+    app.store.publish_schedule("manual", "lib", empty_frame(env.cfg.tz))
+
+
+def _http_status(url: str):
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+# ------------------------------------------------------------------------------------------ API
+
+def test_api_tab_connect_status_posting_and_disconnect(env, page):
+    app = env.app
+    if env.sim is None:
+        pytest.skip("tools.istentore_sim is not available")
+    _goto(page, "API Schedule", "api-connect")
+    assert page.el("api-password").get_attribute("type") == "password"
+    assert page.el("api-password").get_attribute("autocomplete") == "off"
+    page.click("api-connect")
+    page.wait_text("api-message", "Enter a password.", exact=True)
+    assert app.sd["api_password"] is None
+
+    page.el("api-password").send_keys(API_PASSWORD)
+    page.click("api-connect")
+    page.wait_text("api-message", "Password set.", exact=True)
+    wait_for(lambda: page.el("api-password").get_attribute("value") == "", 5, message="input cleared")
+    assert app.sd["api_password"] == API_PASSWORD
+    page.wait_text("api-status", "| Password set |")
+    fetcher = getattr(app, "fetcher", None)
+    if fetcher is not None:
+        today = app.clock.now().date().isoformat()
+        page.wait_text("api-status", "API: Connected", timeout=15)
+        page.wait_text("api-status", f"Today {today}: LIB=9", timeout=15)  # 92-100 quarter-hours
+        wait_for(lambda: "No API schedule available." not in page.text("api-preview"), 10, message="preview")
+    page.click("api-fetch-now")
+    page.wait_text("api-message", "Fetch requested.", exact=True)
+
+    # posting: the gate needs the API source (and the poster)
+    poster = poster_of(app)
+    app.intake.submit("switch_source", target="api")
+    wait_for(lambda: api_state(app)["active_schedule_source"] == "api" and not app.coordinator.busy(), 15)
+    if poster is not None:
+        page.wait_text("post-lib", "Posting enabled: Yes", timeout=10)
+        page.wait_text("post-lib", "Last successful post: Metric=", timeout=20)
+        page.wait_text("post-vrfb", "Last successful post: Metric=", timeout=20)
+        assert "Counters: enqueued=" in page.text("post-lib")
+        assert "posted=0" not in page.text("post-lib")
+    else:
+        page.wait_text("post-lib", "Posting enabled: No")
+
+    # the password is nowhere the browser or a client can see it
+    sources = [page.driver.page_source, page.js("return document.documentElement.outerHTML"),
+               json.dumps(page.js("return Object.assign({}, window.localStorage)")),
+               json.dumps(page.js("return Object.assign({}, window.sessionStorage)")),
+               json.dumps(get_json(app.dashboard.url + "/api/state")[1])]
+    assert all(API_PASSWORD not in s for s in sources)
+
+    page.click("api-disconnect")
+    page.wait_text("api-message", "Password cleared.", exact=True)
+    assert app.sd["api_password"] is None
+    page.wait_text("api-status", "| Password not set |")
+    app.intake.submit("switch_source", target="manual")
+    wait_for(lambda: api_state(app)["active_schedule_source"] == "manual" and not app.coordinator.busy(), 15)
+
+
+# ------------------------------------------------------------------------------------------ History
+
+def test_history_day_plot_and_download_equal_to_the_file(env, page):
+    _goto(page, "History", "history-date")
+    day = env.yesterday.isoformat()
+    page.js("dash_clientside.set_props('history-date', {value: arguments[0]});", day)
+    page.js("dash_clientside.set_props('history-plant', {value: 'lib'});")
+    name = env.history_file.name
+    page.wait_text("history-message", f"{name}: {len(env.history_rows)} rows.", exact=True)
+    gd = "document.querySelector('#history-figure .js-plotly-plot')"
+    wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == 8, 10)
+    assert page.js(f"return {gd}.data[1].x.length") == len(env.history_rows)
+    assert page.js(f"return {gd}.data[1].y.filter(v => v === null).length") == 3  # null rows break the line
+    assert "LIB Active Power (kW)" in page.text("history-figure")
+    href = page.el("history-download").get_attribute("href")
+    assert href.endswith(f"/download/history?date={day}&plant=lib")
+    page.click("history-download")
+    path = _wait_download(env.downloads, name)
+    assert path.read_bytes() == env.history_file.read_bytes()
+    assert read_rows(path, env.cfg.tz) == read_rows(env.history_file, env.cfg.tz)
+    # today comes from the recorder's in-memory frame, not from the file
+    app = env.app
+    if recorder_of(app) is not None:
+        app.set_recording("vrfb", True)
+        try:
+            wait_for(lambda: len(app.sd["current_file_df_by_plant"]["vrfb"]) >= 2, 15, message="today's frame")
+            today = app.clock.now().date().isoformat()
+            page.driver.get(app.dashboard.url)
+            page.wait_text("status-line", "Source:")
+            _goto(page, "History", "history-date")
+            page.js("dash_clientside.set_props('history-plant', {value: 'vrfb'});"
+                    "dash_clientside.set_props('history-date', {value: arguments[0]});", today)
+            page.wait_text("history-message", f"VRFB {today}: ")
+            assert "(today, in memory)" in page.text("history-message")
+        finally:
+            app.set_recording("vrfb", False)
+    # the server maps (date, plant) itself: anything else is refused
+    for query in ("date=../../etc&plant=lib", f"date={day}&plant=../lib", "date=1999-01-01&plant=lib",
+                  f"date={day}&plant=vrfb"):
+        assert _http_status(f"{env.app.dashboard.url}/download/history?{query}")[0] == 404, query
+
+
+# ------------------------------------------------------------------------------------------ Logs
+
+def test_logs_live_by_date_and_traversal_refused(env, page):
+    _goto(page, "Logs", "log-panel")
+    page.wait_text("log-file-label", "Log file: ")
+    assert str(env.cfg.general.log_dir) in page.text("log-file-label")
+    page.wait_text("log-panel", "INFO: Dashboard serving on")
+    first = page.text("log-panel").splitlines()[0]
+    assert first.startswith("[") and "] INFO: " in first
+    import logging
+    logging.getLogger("hil.test").warning("dashboard live log check")
+    page.wait_text("log-panel", "WARNING: dashboard live log check", timeout=5)
+    assert "lvl-warning" in page.driver.page_source
+
+    page.js("dash_clientside.set_props('log-select', {value: arguments[0]});", OLD_LOG_DATE)
+    page.wait_text("log-panel", OLD_LOG_LINES[0])
+    html = page.driver.page_source
+    for fragment in ("lvl-error", "lvl-warning", "lvl-info", "continuation"):
+        assert fragment in html
+    assert page.text("log-panel").splitlines() == OLD_LOG_LINES
+
+    for bad in ("../../../../etc/passwd", f"{OLD_LOG_DATE}/../../x", "/etc/passwd", "1999-01-01", "2026-01-03",
+                "2026-13-45", ""):
+        page.js("dash_clientside.set_props('log-select', {value: arguments[0]});", bad)
+        page.wait_text("log-panel", "Invalid selection.", exact=True)
+        assert "SECRET OUTSIDE" not in page.driver.page_source
+    page.js("dash_clientside.set_props('log-select', {value: 'live'});")
+    page.wait_text("log-panel", "INFO: ")
+
+
+# ------------------------------------------------------------------------------------------ HTTP
+
+def test_api_state_fields_without_secrets_and_healthz(env, page):
+    app = env.app
+    app.set_api_password(API_PASSWORD)
+    try:
+        status, state = get_json(app.dashboard.url + "/api/state")
+        assert status == 200
+        for key in ("active_schedule_source", "transport_mode", "schedule_switching", "transport_switching",
+                    "generated_at", "plants", "data_fetcher_status", "measurement_post_status",
+                    "measurement_post_counters"):
+            assert key in state, key
+        for pid in ("lib", "vrfb"):
+            plant = state["plants"][pid]
+            assert set(plant) == {
+                "scheduler_running", "transition", "recording_file", "enable", "p_kw", "q_kvar", "soc_pu",
+                "observed_age_s", "last_setpoint_p_kw", "last_setpoint_q_kvar", "last_setpoint_at",
+                "last_write_status", "target_p_kw", "target_q_kvar", "dispatch_reason", "link_status",
+                "sampler_link_status", "tracking"}
+            assert plant["transition"] in ("starting", "running", "stopping", "stopped", "unknown")
+            assert plant["link_status"] in ("ok", "connect_failed", "read_error", "unknown")
+            assert plant["sampler_link_status"] in ("ok", "connect_failed", "read_error", "unknown")
+        assert set(state["data_fetcher_status"]) >= {"connected", "today_fetched", "tomorrow_fetched", "today_date",
+                                                     "tomorrow_date", "today_points", "tomorrow_points",
+                                                     "today_points_by_plant", "tomorrow_points_by_plant",
+                                                     "last_attempt", "error"}
+        assert set(state["measurement_post_status"]["lib"]) >= {
+            "posting_enabled", "last_success", "last_attempt", "last_error", "pending_queue_count",
+            "oldest_pending_age_s", "last_enqueue"}
+        raw = json.dumps(state)
+        assert API_PASSWORD not in raw and "token" not in raw.lower()
+        import urllib.request
+        with urllib.request.urlopen(app.dashboard.url + "/api/state", timeout=5) as r:
+            assert r.headers["Cache-Control"] == "no-store"
+        assert get_json(app.dashboard.url + "/healthz") == (200, {"status": "ok"})
+        page.driver.get(app.dashboard.url)
+        page.wait_text("status-line", "Source:")
+        assert API_PASSWORD not in page.driver.page_source
+    finally:
+        app.set_api_password(None)
+
+
+# ------------------------------------------------------------------------------------------ purity
+
+def test_callbacks_do_no_network_io_and_refreshes_open_no_file(env, page, monkeypatch):
+    """Any socket connect from a Flask request thread (Modbus client or HTTP) is a violation; so is
+    any file opened by a callback while only periodic refreshes run (no user action). Static assets
+    (lazy-loaded component bundles) are not callbacks."""
+    import builtins
+    import io
+    import socket
+    import threading
+
+    violations: list = []
+    opens: list = []
+    watch_files = threading.Event()
+
+    def in_request_thread() -> bool:
+        return "process_request_thread" in threading.current_thread().name
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_open = builtins.open
+
+    def connect(self, address):
+        if in_request_thread():
+            violations.append(("connect", address))
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if in_request_thread():
+            violations.append(("connect_ex", address))
+        return real_connect_ex(self, address)
+
+    def in_callback() -> bool:
+        from flask import has_request_context, request
+        return has_request_context() and request.path == "/_dash-update-component"
+
+    def guarded_open(file, *args, **kwargs):
+        if watch_files.is_set() and in_request_thread() and in_callback():
+            opens.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(io, "open", guarded_open)
+
+    page.driver.get(env.app.dashboard.url)
+    page.wait_text("status-line", "Source:")
+    for label, marker in (("Status & Plots", "status-line"), ("Manual Schedule", "manual-generate"),
+                          ("API Schedule", "api-connect"), ("History", "history-date"), ("Logs", "log-panel")):
+        page.tab(label)  # a user action: may read one file (History)
+        wait_for(lambda: page.visible(marker), 5)
+        time.sleep(0.5)
+        watch_files.set()  # periodic refreshes only
+        time.sleep(1.6)
+        watch_files.clear()
+    # user actions: commands, schedule, API, history, logs
+    page.tab("Status & Plots")
+    page.button("lib", "start").click()
+    page.wait_text("command-line", "LIB start:")
+    page.button("lib", "stop").click() if page.button("lib", "stop").is_enabled() else None
+    _goto(page, "Manual Schedule", "manual-generate")
+    page.click("manual-generate")
+    page.wait_text("manual-status", "Random schedule generated")
+    _goto(page, "API Schedule", "api-connect")
+    page.click("api-fetch-now")
+    page.wait_text("api-message", "Fetch requested.")
+    _goto(page, "Logs", "log-panel")
+    page.js("dash_clientside.set_props('log-select', {value: arguments[0]});", OLD_LOG_DATE)
+    page.wait_text("log-panel", OLD_LOG_LINES[0])
+    page.js("dash_clientside.set_props('log-select', {value: 'live'});")
+    time.sleep(1.5)
+    monkeypatch.undo()
+    assert violations == [], violations
+    assert opens == [], opens
+    env.app.intake.submit("stop", "lib")
+    wait_for(lambda: api_state(env.app)["plants"]["lib"]["transition"] == "stopped", 10)
+    env.app.store.publish_schedule("manual", "lib", empty_frame(env.cfg.tz))
