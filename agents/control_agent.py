@@ -118,10 +118,21 @@ class PlantController:
             self.command_log.record(c, "failed", detail)
 
     def set_target(self, target: Target) -> None:
-        """Scheduler hand-over: the latest target replaces the previous one."""
+        """Scheduler hand-over: the latest target replaces the previous one.
+
+        The target is published at once (gate on or off), so the operator sees what a start would
+        dispatch; only the controller thread decides whether to write it.
+        """
         with self._target_lock:
             self._target = target
+        self._publish_target(target)
         self.wake_event.set()
+
+    def _publish_target(self, target: Target) -> None:
+        self._publish_dispatch(target_p_kw=target.p_kw, target_q_kvar=target.q_kvar,
+                               reason=target.reason, clamped=target.clamped,
+                               row_ts=format_local_iso(target.row_ts),
+                               next_breakpoint=format_local_iso(target.next_breakpoint))
 
     def invalidate(self) -> None:
         """Transport switch: forget observed state until the next observation on the new endpoint."""
@@ -317,11 +328,6 @@ class PlantController:
         # The scheduler hands a new Target object every period: "changed" means other values.
         target_changed = (p_kw, q_kvar) != self._last_wanted
         self._last_wanted = (p_kw, q_kvar)
-        if target is not None:
-            self._publish_dispatch(target_p_kw=target.p_kw, target_q_kvar=target.q_kvar,
-                                   reason=target.reason, clamped=target.clamped,
-                                   row_ts=format_local_iso(target.row_ts),
-                                   next_breakpoint=format_local_iso(target.next_breakpoint))
         self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed)
 
     def write_setpoints(self, p_kw: float, q_kvar: float, immediate: bool,
