@@ -37,6 +37,14 @@ def _children() -> set[int]:
 
 
 @pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """No proxy may divert requests meant for 127.0.0.1."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
 def no_leaks(request):
     if request.node.get_closest_marker("leaks_ok"):
         yield

@@ -125,6 +125,11 @@ class TimedLock:
     def check(self) -> None:
         assert not self.violations, "\n".join(self.violations)
 
+    @property
+    def longest_s(self) -> float:
+        """The longest hold seen so far (seconds)."""
+        return self.max_hold_s
+
 
 def install_timed_lock(shared_data: dict, limit_s: float = 0.05) -> TimedLock:
     lock = TimedLock(limit_s)

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import math
-import socket
 import threading
 import time
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from core.config import load_config
 from core.recording import read_rows
 from core.state import build_shared_data
 from tools.istentore_sim import IstentoreSim
+from tests.helpers import TimedLock, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
@@ -41,43 +41,12 @@ VALUES = {"p_setpoint_kw": 12.3, "battery_active_power_kw": 12.3, "q_setpoint_kv
           "v_poi_pu": 1.0}
 
 
-class CheckedLock:
-    """`shared_data["lock"]` stand-in that records the longest hold (components §0.6)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.longest_s = 0.0
-        self._t0 = 0.0
-
-    def __enter__(self):
-        self._lock.acquire()
-        self._t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.longest_s = max(self.longest_s, time.perf_counter() - self._t0)
-        self._lock.release()
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-
-
 @pytest.fixture
 def sim():
     s = IstentoreSim(PASSWORD)
     s.start()
     yield s
     s.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_cfg(tmp_path: Path, url: str, series=None, period_s=2.0, **api):
@@ -101,7 +70,7 @@ def make_cfg(tmp_path: Path, url: str, series=None, period_s=2.0, **api):
 def make_sd(source="api", password=PASSWORD):
     sd = build_shared_data(source)
     sd["api_password"] = password
-    sd["lock"] = CheckedLock()
+    sd["lock"] = TimedLock()
     return sd
 
 

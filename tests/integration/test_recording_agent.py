@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
-import socket
 import threading
 import time
 from datetime import date, datetime, timedelta
@@ -31,35 +30,12 @@ from core.clock import FakeClock
 from core.config import load_config
 from core.recording import HEADER, append_lines, format_row, read_rows, row_from_values, rows_to_frame
 from core.state import build_shared_data
+from tests.helpers import TimedLock, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
 ENABLE, P_SP = 1, 86
 NULLS = ",,,,,,,,"
-
-
-class CheckedLock:
-    """`shared_data["lock"]` stand-in that records the longest hold (components §0.6)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.longest_s = 0.0
-        self._t0 = 0.0
-
-    def __enter__(self):
-        self._lock.acquire()
-        self._t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.longest_s = max(self.longest_s, time.perf_counter() - self._t0)
-        self._lock.release()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_config(data_dir: Path, period_s=1.0, write_period_s=60.0, compression=None):
@@ -89,7 +65,7 @@ class Rig:
         self.cfg = make_config(self.data_dir, **cfg_kw)
         self.clock = FakeClock(start)
         self.sd = build_shared_data()
-        self.sd["lock"] = CheckedLock()
+        self.sd["lock"] = TimedLock()
         self.stop_event = threading.Event()
         self.emulator = None
         self.agent = None

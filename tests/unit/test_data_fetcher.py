@@ -27,6 +27,7 @@ from core.schedules import P_COL, Q_COL, check_normalised
 from core.state import build_shared_data
 from core.timeutil import local_midnight, quarter_hours
 from tools.istentore_sim import IstentoreSim, sim_plant_kw
+from tests.helpers import TimedLock
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
@@ -37,44 +38,12 @@ LOCK_HOLD_LIMIT_S = 0.05
 BASE_CFG = load_config(ROOT / "config.yaml")
 
 
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch):
-    """No proxy may divert requests meant for 127.0.0.1."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-
-
 @pytest.fixture
 def sim():
     s = IstentoreSim(PASSWORD)
     s.start()
     yield s
     s.stop()
-
-
-class TimedLock:
-    """`shared_data["lock"]` stand-in that records the longest hold (real time)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._since = 0.0
-        self.longest_s = 0.0
-
-    def acquire(self, *args, **kwargs):
-        ok = self._lock.acquire(*args, **kwargs)
-        if ok:
-            self._since = walltime.perf_counter()
-        return ok
-
-    def release(self):
-        self.longest_s = max(self.longest_s, walltime.perf_counter() - self._since)
-        self._lock.release()
-
-    __enter__ = acquire
-
-    def __exit__(self, *exc):
-        self.release()
 
 
 def make_cfg(url: str, poll_start: str = "17:30", period_s: float = 120, timeout_s: float = 2.0):

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import threading
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,28 +21,11 @@ from agents.recorder import SAMPLE_QUEUE_MAXLEN, Recorder
 from core.clock import FakeClock
 from core.config import load_config
 from core.state import build_shared_data
+from tests.helpers import TimedLock
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
 START = datetime(2026, 6, 1, 12, 0, 0, 300_000, tzinfo=TZ)  # 0.3 s past a grid step
-
-
-class CheckedLock:
-    """`shared_data["lock"]` stand-in that records the longest hold (components §0.6)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.longest_s = 0.0
-        self._t0 = 0.0
-
-    def __enter__(self):
-        self._lock.acquire()
-        self._t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.longest_s = max(self.longest_s, time.perf_counter() - self._t0)
-        self._lock.release()
 
 
 class FakeLink:
@@ -94,7 +75,7 @@ def clock():
 @pytest.fixture
 def sd():
     data = build_shared_data()
-    data["lock"] = CheckedLock()
+    data["lock"] = TimedLock()
     yield data
     assert data["lock"].longest_s < 0.05
 
