@@ -32,7 +32,7 @@ from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
-from core.config import PLANT_IDS, AppConfig, ConfigError, effective_config_yaml, load_config  # noqa: E402
+from core.config import PLANT_IDS, AppConfig, effective_config_yaml, load_config_or_report  # noqa: E402
 from core.schedules import ScheduleCSVError, parse_schedule_csv  # noqa: E402
 from core.state import build_shared_data  # noqa: E402
 
@@ -237,11 +237,8 @@ class HilApp:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.data_dir)
-    except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
+    cfg = load_config_or_report(args.config, args.data_dir)
+    if cfg is None:
         return 2
     if args.check_config:
         sys.stdout.write(effective_config_yaml(cfg))

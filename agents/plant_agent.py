@@ -49,7 +49,7 @@ from agents.base import RateLimitedErrorLog, ThreadRegistry, run_loop
 from core.clock import RealClock
 from core.codec import (CodecError, CodecRangeError, Point, decode, decode_counts, encode, encode_counts,
                         format_range)
-from core.config import AppConfig, ConfigError, EndpointConfig, PlantConfig, load_config
+from core.config import AppConfig, EndpointConfig, PlantConfig, load_config_or_report
 from core.names import safe_plant_name
 from core.plant_model import PlantModel, is_operating
 from core.points import register_span
@@ -443,11 +443,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of the daily CSV files used to seed the SoC")
     args = parser.parse_args(argv)
 
-    try:
-        cfg = load_config(args.config, args.data_dir)
-    except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
+    cfg = load_config_or_report(args.config, args.data_dir)
+    if cfg is None:
         return 2
 
     _setup_standalone_logging(cfg)

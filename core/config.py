@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal
@@ -328,6 +329,18 @@ def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | 
         istentore_api=istentore, timing=timing, safe_stop=safe_stop, recording=recording,
         plants=MappingProxyType(plants),
     )
+
+
+def load_config_or_report(path, data_dir_override=None, stream=None) -> AppConfig | None:
+    """`load_config` for command lines: on a ConfigError print one line per problem to `stream`
+    (stderr by default) and return None; the caller exits 2."""
+    try:
+        return load_config(path, data_dir_override)
+    except ConfigError as exc:
+        out = stream if stream is not None else sys.stderr
+        for line in exc.problems:
+            print(line, file=out)
+        return None
 
 
 def effective_config_yaml(cfg: AppConfig) -> str:

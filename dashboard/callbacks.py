@@ -440,12 +440,8 @@ def register_callbacks(app, dctx: DashboardContext) -> None:  # noqa: C901 - one
         prevent_initial_call=True,
     )
     def history_options(tab, options):
-        if tab != "history":
-            raise PreventUpdate
-        fresh = [{"label": d, "value": d} for d in dctx.history_days.get()]
-        if fresh == options:
-            raise PreventUpdate
-        return fresh
+        return _refreshed_options(tab, "history", options, lambda: [{"label": d, "value": d}
+                                                                      for d in dctx.history_days.get()])
 
     @app.callback(
         Output(C.HISTORY_FIGURE_ID, "figure"),
@@ -484,12 +480,7 @@ def register_callbacks(app, dctx: DashboardContext) -> None:  # noqa: C901 - one
         prevent_initial_call=True,
     )
     def log_select_options(tab, options):
-        if tab != "logs":
-            raise PreventUpdate
-        fresh = log_options(dctx.log_dates.get())
-        if fresh == options:
-            raise PreventUpdate
-        return fresh
+        return _refreshed_options(tab, "logs", options, lambda: log_options(dctx.log_dates.get()))
 
     app.clientside_callback(SCROLL_TO_END_JS, Output(C.LOG_SCROLL_ID, "data"), Input(C.LOG_PANEL_ID, "children"),
                             prevent_initial_call=True)
@@ -590,3 +581,13 @@ def _read_history(dctx: DashboardContext, name: str, path):
         log.warning("%s: skipped %d malformed line(s)", path.name, malformed)
     df = rows_to_frame(rows, dctx.tz)
     return figures.history_figure(name, df), f"{path.name}: {len(df)} rows."
+
+
+def _refreshed_options(tab: str, own_tab: str, options: list, build) -> list:
+    """Selector options rebuilt when their tab is shown; no update when hidden or unchanged."""
+    if tab != own_tab:
+        raise PreventUpdate
+    fresh = build()
+    if fresh == options:
+        raise PreventUpdate
+    return fresh
