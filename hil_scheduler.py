@@ -204,6 +204,8 @@ class HilApp:
             for pid, cmd in cmds.items():
                 while not cmd.done.is_set() and self.clock.monotonic() < deadline:
                     if fast is not None and fast.is_set():
+                        for controller in self.controllers.values():
+                            controller.abort_waits.set()
                         break
                     self.clock.wait(cmd.done, min(0.1, deadline - self.clock.monotonic()))
                 result = cmd.result or {}

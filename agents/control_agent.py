@@ -64,6 +64,7 @@ class PlantController:
         self.command_log = command_log
         self.stop_event = stop_event
         self.wake_event = threading.Event()
+        self.abort_waits = threading.Event()  # set by a second shutdown signal: end decay waits now
         self.thread_name = f"control.{plant_id}"
         with shared_data["lock"]:
             mode = shared_data["transport_mode"]
@@ -532,16 +533,14 @@ class PlantController:
                 failures += 1
                 if self.link.link == "connect_failed" or failures >= 3:
                     return False
-            if self.clock.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline or self.abort_waits.is_set():
                 return False
             poll_until = min(deadline, self.clock.monotonic() + DECAY_POLL_S)
-            while self.clock.monotonic() < poll_until:
+            while self.clock.monotonic() < poll_until and not self.abort_waits.is_set():
                 if self.clock.monotonic() >= self._next_heartbeat:
                     self._heartbeat()
-                self.clock.wait(self._never, min(poll_until, self._next_heartbeat if
-                                self.link.has_point("heartbeat") else poll_until) - self.clock.monotonic())
-
-    _never = threading.Event()
+                wake_at = min(poll_until, self._next_heartbeat) if self.link.has_point("heartbeat") else poll_until
+                self.clock.wait(self.abort_waits, wake_at - self.clock.monotonic())
 
 
 def _fmt(value: float) -> str:

@@ -270,3 +270,42 @@ def test_remote_plants_are_disabled_and_zeroed_after_sigint(tmp_path):
                     proc.kill()
                     proc.communicate()
     assert plant.returncode == 0
+
+
+def test_second_signal_skips_the_decay_wait_still_closes_recording_and_exits_1(tmp_path):
+    """A plant whose battery power never decays: the first SIGINT waits in the safe stop, a
+    second one ends that wait at once; the plant is still disabled, the recording span is closed
+    with its trailing null row, exit code 1."""
+    from tests.helpers import TinyServer
+
+    path, _ = write_config(tmp_path, startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 120})
+    doc = yaml.safe_load(path.read_text())
+    lib_port = doc["plants"]["lib"]["modbus"]["remote"]["port"]
+    plant = TinyServer(port=lib_port, values={270: 5000, 290: 5000, 296: 100, 281: 5000}, frozen=(270,)).start()
+    proc = None
+    try:
+        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(path), "--no-dashboard",
+                                 "--start", "lib", "--record", "lib"], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert _wait_for(lambda: plant.get(1) == [1], 15), "LIB never enabled"
+        data = tmp_path / "data"
+        assert _wait_for(lambda: any(data.glob("*_lib.csv")), 10), "no recording file"
+        proc.send_signal(signal.SIGINT)
+        assert _wait_for(lambda: plant.get(86, 3) == [0, 0, 0], 5), "zero setpoints not written"
+        time.sleep(1.0)
+        assert proc.poll() is None, "first signal must wait for the decay"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        plant.stop()
+    assert proc.returncode == 1, err
+    assert elapsed < 5.0, f"second signal took {elapsed:.1f} s"
+    assert "LIB safe stop: threshold_reached=false disable_ok=true" in err
+    lines = next(data.glob("*_lib.csv")).read_text().splitlines()
+    assert lines[-1].endswith(",,,,,,,,") and lines[1].endswith(",,,,,,,,")
+    assert any(not line.endswith(",,,,,,,,") for line in lines[2:-1])
