@@ -97,6 +97,10 @@ def run_loop(name: str, step: Callable[[], float | None], clock, stop_event: thr
         except Exception as exc:  # one iteration's failure must not end the thread
             errors.exception(name, exc)
             wait_s = default_wait_s
+        except BaseException as exc:  # this does end it (/healthz then fails): say so in the log
+            logging.getLogger(f"agents.{name}").error("thread %s ended by %s", name, type(exc).__name__,
+                                                      exc_info=exc)
+            raise
         if stop_event.is_set():
             break
         wait_s = default_wait_s if wait_s is None else wait_s

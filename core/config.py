@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import sys
 from dataclasses import dataclass, field
 from datetime import time
@@ -411,9 +412,12 @@ def _read_yaml(config_path: Path) -> Any:
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError([f"config error: {config_path}: YAML syntax error{where}: {problem}"]) from None
     except yaml.YAMLError as exc:  # e.g. a byte sequence that is not UTF-8/16
-        raise ConfigError([f"config error: {config_path}: not a readable YAML file: {exc}"]) from None
+        reason = " ".join(str(exc).split())  # one problem, one line
+        raise ConfigError([f"config error: {config_path}: not a readable YAML file: {reason}"]) from None
     except RecursionError:
         raise ConfigError([f"config error: {config_path}: YAML nested too deeply"]) from None
+    except ValueError as exc:  # a value the constructors refuse, e.g. an integer of 5000 digits
+        raise ConfigError([f"config error: {config_path}: not a readable YAML file: {exc}"]) from None
 
 
 # --- checks ------------------------------------------------------------------------------------------
@@ -430,10 +434,16 @@ def _show(value: Any) -> str:
     if isinstance(value, (int, float)):
         text = repr(value)
     else:
+        # Encoded lazily and cut at once: YAML aliases can make a short file hold a structure of
+        # billions of elements ("billion laughs"), which a full json.dumps or repr would expand.
+        text = ""
         try:
-            text = json.dumps(value, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
-            text = repr(value)
+            for chunk in json.JSONEncoder(ensure_ascii=False, default=str).iterencode(value):
+                text += chunk
+                if len(text) > 80:
+                    break
+        except (TypeError, ValueError):  # keys JSON cannot show, circular aliases
+            text = reprlib.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

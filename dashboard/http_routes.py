@@ -76,6 +76,11 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
             if not _credentials_ok(request.headers.get("Authorization"), auth.username, auth_password or ""):
                 return Response("Authentication required.\n", status=401, headers={"WWW-Authenticate": REALM},
                                 mimetype="text/plain")
+        if length is None and request.environ.get("wsgi.input_terminated"):
+            # A chunked body has no length to check: read it (cached for the view) through Flask's
+            # MAX_CONTENT_LENGTH cap, which cuts it silently; a body that reaches the cap is refused.
+            if len(request.get_data(cache=True)) >= C.MAX_REQUEST_BYTES:
+                abort(413)
         return None
 
     @server.route("/api/state")

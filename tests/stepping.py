@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,6 +32,7 @@ class _Agent:
     floor_s: float
     due: float = 0.0
     steps: int = 0
+    busy_s: float = 0.0
 
 
 def _ceil_us(seconds: float) -> float:
@@ -79,7 +81,9 @@ class StepDriver:
             agent.wake.set()
         elif agent.wake is not None:
             agent.wake.clear()
+        t0 = time.perf_counter()
         wait = agent.step()
+        agent.busy_s += time.perf_counter() - t0
         if agent.name == "scheduler":
             agent.wake.clear()
         agent.steps += 1
