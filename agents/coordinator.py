@@ -7,6 +7,7 @@ change, clear the flag (also after an exception).
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 
@@ -95,9 +96,7 @@ class Coordinator:
         return ", ".join(f"{self.cfg.plants[pid].name}: {payload_text(results.get(pid))}" for pid in self.controllers)
 
     def switch_source(self, target: str) -> str:
-        with self.sd["lock"]:
-            self.sd["schedule_switching"] = True
-        try:
+        with self._switching("schedule_switching"):
             results = self.safe_stop_all()
             with self.sd["lock"]:
                 self.sd["active_schedule_source"] = target
@@ -105,14 +104,9 @@ class Coordinator:
             text = f"Schedule source switched to {target.upper()} ({self._names_payload(results)})"
             log.info(text)
             return text
-        finally:
-            with self.sd["lock"]:
-                self.sd["schedule_switching"] = False
 
     def switch_transport(self, target: str) -> str:
-        with self.sd["lock"]:
-            self.sd["transport_switching"] = True
-        try:
+        with self._switching("transport_switching"):
             self.safe_stop_all()
             if self.recorder is not None:
                 for pid in self.controllers:
@@ -128,6 +122,14 @@ class Coordinator:
             text = f"Transport switched to {target.upper()}"
             log.info(text)
             return text
+
+    @contextlib.contextmanager
+    def _switching(self, flag: str):
+        """Hold a switching flag for the duration of a switch, cleared also after an exception."""
+        with self.sd["lock"]:
+            self.sd[flag] = True
+        try:
+            yield
         finally:
             with self.sd["lock"]:
-                self.sd["transport_switching"] = False
+                self.sd[flag] = False

@@ -300,13 +300,13 @@ def write_hr(client: ModbusTcpClient, address: int, value: int) -> None:
     assert not rr.isError(), rr
 
 
-def wait_for(predicate, timeout_s: float = 5.0, poll_s: float = 0.01):
-    """Poll `predicate` in real time until truthy; returns its value or fails the test."""
+def wait_for(predicate, timeout_s: float = 5.0, what: str = "condition", poll_s: float = 0.01):
+    """Poll `predicate` in real time until truthy; returns its value or fails the test naming `what`."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s} s")
+            pytest.fail(f"{what} not met within {timeout_s} s")
         time.sleep(poll_s)

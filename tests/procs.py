@@ -23,6 +23,7 @@ import yaml
 from pymodbus.client import ModbusTcpClient
 
 from core.recording import Row, read_rows
+from tests.helpers import wait_for  # noqa: F401  (re-exported for the system tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "hil_scheduler.py"
@@ -200,15 +201,6 @@ def p_setpoint_kw(port: int) -> float | None:
     return None if regs is None else kw(regs[0])
 
 
-def wait_for(predicate, timeout_s: float, what: str = "condition", interval_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not met within {timeout_s} s")
-        time.sleep(interval_s)
 
 
 def sleep_until(instant: datetime) -> None:

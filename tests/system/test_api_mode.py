@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pymodbus.client import ModbusTcpClient
 
 from core.clock import RealClock
 from tools.istentore_sim import IstentoreSim, sim_plant_kw
+from tests.procs import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -32,20 +32,6 @@ P_SETPOINT_REGISTER = 86
 DISPATCH_TIMEOUT_S = 20.0
 EXIT_TIMEOUT_S = 10.0
 UTC_CLOCK = RealClock(timezone.utc)
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def write_config(tmp_path: Path, base_url: str) -> tuple[Path, dict, dict]:

@@ -14,22 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from pymodbus.client import ModbusTcpClient
+from tests.procs import free_ports, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "hil_scheduler.py"
 TZ = ZoneInfo("Europe/Madrid")
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def write_config(tmp_path: Path, **sections) -> tuple[Path, dict]:
@@ -162,16 +151,6 @@ def _schedule_csv(tmp_path: Path, name: str, start: datetime, values_kw: list[fl
     return path
 
 
-def _wait_for(predicate, timeout_s: float, interval_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    return predicate()
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_headless_campaign_dispatches_csv_and_stops_cleanly(tmp_path, sig):
     path, ports = write_config(tmp_path)
@@ -184,8 +163,8 @@ def test_headless_campaign_dispatches_csv_and_stops_cleanly(tmp_path, sig):
                              "--start", "all"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        assert _wait_for(lambda: read_regs(ports["lib"], 1, 1) == [1], 15), "LIB never enabled"
-        assert _wait_for(lambda: read_regs(ports["vrfb"], 1, 1) == [1], 5), "VRFB never enabled"
+        assert wait_for(lambda: read_regs(ports["lib"], 1, 1) == [1], 15), "LIB never enabled"
+        assert wait_for(lambda: read_regs(ports["vrfb"], 1, 1) == [1], 5), "VRFB never enabled"
         for k in range(len(lib_values)):
             breakpoint_at = start + timedelta(seconds=2 * k)
             while datetime.now(TZ) < breakpoint_at + timedelta(seconds=0.6):
@@ -220,7 +199,7 @@ def test_sigint_works_when_inherited_as_ignored(tmp_path):
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
-        assert _wait_for(lambda: read_regs(ports["lib"], 281, 1) is not None, 15)
+        assert wait_for(lambda: read_regs(ports["lib"], 281, 1) is not None, 15)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     finally:
@@ -244,12 +223,12 @@ def test_remote_plants_are_disabled_and_zeroed_after_sigint(tmp_path):
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     app = None
     try:
-        assert _wait_for(lambda: read_regs(remote["lib"], 1, 1) == [0], 15), "remote plant not serving"
+        assert wait_for(lambda: read_regs(remote["lib"], 1, 1) == [0], 15), "remote plant not serving"
         app = subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(path), "--no-dashboard",
                                 "--schedule", f"lib={lib_csv}", "--schedule", f"vrfb={vrfb_csv}", "--start", "all"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert _wait_for(lambda: (read_regs(remote["lib"], 86, 1) or [0])[0] == 4000, 15)
-        assert _wait_for(lambda: int16_kw((read_regs(remote["vrfb"], 86, 1) or [0])[0]) == -1200.0, 5)
+        assert wait_for(lambda: (read_regs(remote["lib"], 86, 1) or [0])[0] == 4000, 15)
+        assert wait_for(lambda: int16_kw((read_regs(remote["vrfb"], 86, 1) or [0])[0]) == -1200.0, 5)
         assert read_regs(remote["lib"], 1, 1) == [1] and read_regs(remote["vrfb"], 1, 1) == [1]
         t0 = time.monotonic()
         app.send_signal(signal.SIGINT)
@@ -287,11 +266,11 @@ def test_second_signal_skips_the_decay_wait_still_closes_recording_and_exits_1(t
         proc = subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(path), "--no-dashboard",
                                  "--start", "lib", "--record", "lib"], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        assert _wait_for(lambda: plant.get(1) == [1], 15), "LIB never enabled"
+        assert wait_for(lambda: plant.get(1) == [1], 15), "LIB never enabled"
         data = tmp_path / "data"
-        assert _wait_for(lambda: any(data.glob("*_lib.csv")), 10), "no recording file"
+        assert wait_for(lambda: any(data.glob("*_lib.csv")), 10), "no recording file"
         proc.send_signal(signal.SIGINT)
-        assert _wait_for(lambda: plant.get(86, 3) == [0, 0, 0], 5), "zero setpoints not written"
+        assert wait_for(lambda: plant.get(86, 3) == [0, 0, 0], 5), "zero setpoints not written"
         time.sleep(1.0)
         assert proc.poll() is None, "first signal must wait for the decay"
         t0 = time.monotonic()
