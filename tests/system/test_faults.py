@@ -175,7 +175,7 @@ def test_dead_or_hung_plant_times_out_and_the_other_keeps_its_breakpoints(tmp_pa
             sleep_until(bp)
             # Poll for the new value: how late after the breakpoint does it reach the register?
             seen = wait_for(lambda: p_setpoint_kw(vrfb_port) == vrfb[k] and _now(), 1.0,
-                            f"VRFB breakpoint {k}", interval_s=0.01)
+                            f"VRFB breakpoint {k}", poll_s=0.01)
             late.append((seen - bp).total_seconds())
         if dead == "silent_listener":
             assert hung.accepted, "the program did connect to the hung endpoint"
