@@ -26,6 +26,7 @@ from core.config import AppConfig
 from core.points import OBSERVE_POINTS, SETPOINT_POINTS
 from core.schedules import resolve_setpoint
 from core.state import empty_observed_state
+from core.recording import format_value
 from core.timeutil import format_local_iso
 
 QUEUE_CAPACITY = 16
@@ -346,7 +347,7 @@ class PlantController:
                 if key not in self._refused_logged:
                     self._refused_logged.add(key)
                     log.error("%s: cannot encode %s=%s %s as %s at scale %s; not written", self.name,
-                              name, _fmt(value), unit, points[name].format, _fmt(points[name].scale))
+                              name, format_value(value), unit, points[name].format, format_value(points[name].scale))
         try:
             current = self.link.read_words(SETPOINT_POINTS, immediate=immediate)
         except LinkError as exc:
@@ -364,8 +365,8 @@ class PlantController:
                 if not self._external_episode:
                     n = differing[0]
                     log.warning("%s: setpoint register changed externally (read %s %s, expected %s %s); "
-                                "rewritten", self.name, _fmt(decode(points[n], current[n])),
-                                "kW" if n == "p_setpoint" else "kvar", _fmt(decode(points[n], wanted[n])),
+                                "rewritten", self.name, format_value(decode(points[n], current[n])),
+                                "kW" if n == "p_setpoint" else "kvar", format_value(decode(points[n], wanted[n])),
                                 "kW" if n == "p_setpoint" else "kvar")
                     self._external_episode = True
         else:
@@ -458,8 +459,8 @@ class PlantController:
         self._not_operating_count = 0
         self._target_seen = None  # check the target again at once
         self._next_dispatch = 0.0
-        log.info("%s started (P=%s kW, Q=%s kvar, source %s)", self.name, _fmt(target.p_kw),
-                 _fmt(target.q_kvar), source.upper())
+        log.info("%s started (P=%s kW, Q=%s kvar, source %s)", self.name, format_value(target.p_kw),
+                 format_value(target.q_kvar), source.upper())
         return True, "started"
 
     def _dispatch_error(self) -> str | None:
@@ -542,8 +543,3 @@ class PlantController:
                 wake_at = min(poll_until, self._next_heartbeat) if self.link.has_point("heartbeat") else poll_until
                 self.clock.wait(self.abort_waits, wake_at - self.clock.monotonic())
 
-
-def _fmt(value: float) -> str:
-    """Plain number for log lines: 12.3, -1000, 0."""
-    text = f"{value:.3f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text

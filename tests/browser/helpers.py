@@ -16,8 +16,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psutil
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
@@ -243,54 +241,6 @@ def new_driver(download_dir: Path | None = None, width: int = 1400, height: int 
         driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
     driver.set_page_load_timeout(30)
     return driver
-
-
-# --------------------------------------------------------------------------------------- leaks
-
-def _threads():
-    import threading
-
-    return {t for t in threading.enumerate() if t.is_alive()}
-
-
-def _listening_ports() -> set[int]:
-    try:
-        conns = psutil.Process().net_connections(kind="tcp")
-    except psutil.Error:
-        return set()
-    return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
-
-
-def _children() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE}
-
-
-class ResourceBaseline:
-    """What existed before a shared module fixture; `check()` fails on anything new at its end."""
-
-    TOOLING = ("pytest_timeout", "Dummy-", "ThreadPoolExecutor", "asyncio_", "QueueFeederThread")
-
-    def __init__(self):
-        self.threads, self.ports, self.children = _threads(), _listening_ports(), _children()
-
-    def check(self, grace_s: float = 5.0) -> None:
-        deadline = time.monotonic() + grace_s
-        while True:
-            threads = [t.name for t in _threads() - self.threads if not t.name.startswith(self.TOOLING)]
-            ports = _listening_ports() - self.ports
-            children = _children() - self.children
-            if not (threads or ports or children) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        problems = []
-        if threads:
-            problems.append(f"leaked threads: {sorted(threads)}")
-        if ports:
-            problems.append(f"leaked listening ports: {sorted(ports)}")
-        if children:
-            problems.append(f"leaked child processes: {sorted(children)}")
-        if problems:
-            pytest.fail("module teardown: " + "; ".join(problems), pytrace=False)
 
 
 def browser_available() -> bool:

@@ -17,7 +17,8 @@ import pytest
 
 from core.recording import daily_file_path, read_rows
 from core.schedules import frame_from_rows
-from tests.browser.helpers import (Page, ResourceBaseline, api_state, browser_available, get_json,
+from tests.leaks import ResourceBaseline
+from tests.browser.helpers import (Page, api_state, browser_available, get_json,
                                    make_config, new_driver, plant_registers, recorder_of, start_app, stop_app,
                                    wait_for)
 
@@ -98,7 +99,7 @@ def env(tmp_path_factory):
         if driver is not None:
             driver.quit()
         stop_app(app)
-    baseline.check()
+    baseline.check(grace_s=5.0, context="module teardown: ")
 
 
 def _settle(app) -> None:

@@ -17,7 +17,8 @@ import pytest
 
 from core.recording import HEADER, daily_file_path, format_row, null_row, read_rows, row_from_values
 from core.schedules import empty_frame, schedule_to_csv
-from tests.browser.helpers import (Page, ResourceBaseline, api_state, browser_available, get_json,
+from tests.leaks import ResourceBaseline
+from tests.browser.helpers import (Page, api_state, browser_available, get_json,
                                    make_config, new_driver, poster_of, recorder_of, start_app, stop_app,
                                    wait_for)
 
@@ -100,7 +101,7 @@ def env(tmp_path_factory):
             stop_app(app)
         if sim is not None:
             sim.stop()
-    baseline.check()
+    baseline.check(grace_s=5.0, context="module teardown: ")
 
 
 @pytest.fixture
