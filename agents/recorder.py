@@ -133,6 +133,7 @@ class Recorder:
                                           max(abs(limits.p_min_kw), abs(limits.p_max_kw)),
                                           drop_throttle=_Throttle(clock))
         self._compressors: dict[str, FileCompressor] = {}
+        self._write_failing_since: dict[str, float] = {}   # file -> monotonic time of its first failed write
         self._file_plant: dict[str, str] = {}
         self._mode: str | None = None
         self._cache_day: date | None = None
@@ -310,6 +311,8 @@ class Recorder:
             if key not in pending_keys and parsed is not None and (today - parsed[0]).days > 1:
                 del self._compressors[key]
                 self._file_plant.pop(key, None)
+        for key in set(self._write_failing_since) - pending_keys:   # its rows were dropped by the cap
+            del self._write_failing_since[key]
 
     # ---------------------------------------------------------------------------- samples
     def _on_sample(self, sample) -> None:
@@ -473,8 +476,10 @@ class Recorder:
                 try:
                     append_lines(key, [format_row(row, self.period_s) for row in to_write], fsync=force)
                 except OSError as exc:
-                    log.error("Failed to write %d rows to %s: %s", len(to_write), Path(key).name, exc)
+                    self._report_write_failure(key, len(to_write), exc)
                     keep = to_write + keep
+                else:
+                    self._report_write_recovery(key, len(to_write))
             if keep:
                 remaining[key] = deque(keep)
                 if force:
@@ -495,6 +500,20 @@ class Recorder:
             self._plants[pid].pending_count = n
         self._publish_frames()
         return ok
+
+    def _report_write_failure(self, key: str, n_rows: int, exc: OSError) -> None:
+        """ERROR once when writes to a file start failing (a lasting condition, §9), not per flush."""
+        if key in self._write_failing_since:
+            return
+        self._write_failing_since[key] = self.clock.monotonic()
+        log.error("Failed to write %d rows to %s: %s (rows kept in memory, retried at every flush)",
+                  n_rows, Path(key).name, exc)
+
+    def _report_write_recovery(self, key: str, n_rows: int) -> None:
+        since = self._write_failing_since.pop(key, None)
+        if since is not None:
+            log.info("Writing to %s works again: %d pending rows written after %.0f s of failed writes",
+                     Path(key).name, n_rows, self.clock.monotonic() - since)
 
     # --------------------------------------------------------------------------- plot cache
     def _reset_caches(self, day: date) -> None:

@@ -20,6 +20,7 @@ import dataclasses
 import errno
 import logging
 import math
+import os
 import re
 import signal
 import time
@@ -339,26 +340,34 @@ def test_modbus_exception_responses_discard_the_sample_and_keep_the_connection(r
 
 # ===================================================================== disk full, folder unusable
 def test_data_folder_unusable_during_recording_keeps_rows_until_it_recovers(tmp_path, procs):
-    """The data folder is replaced by a file for 3 s while both plants record (root ignores chmod,
-    so "read-only" is made this way): ERROR `Failed to write ...`, nothing lost; once the folder
-    is back every grid step is in the files, in order."""
+    """The data folder turns into a file for 3 s while both plants record (root ignores chmod, so
+    "read-only" is made this way): ERROR `Failed to write ...`, nothing lost; once the folder is
+    back every grid step is in the files, in order. The configured folder is a symlink swapped
+    atomically (os.replace), so the program never sees it missing and recreates it mid-swap."""
+    data, real_dir, blocker = tmp_path / "data", tmp_path / "data_real", tmp_path / "blocker"
+    real_dir.mkdir()
+    blocker.write_text("not a folder\n")
+    data.symlink_to(real_dir)
+
+    def point_data_at(target: Path) -> None:
+        link = tmp_path / "data_next"
+        link.symlink_to(target)
+        os.replace(link, data)
+
     cfg, _ = write_config(tmp_path, general={"log_dir": str(tmp_path / "logs")})
-    data = tmp_path / "data"
     app = procs.program(cfg, "--no-dashboard", "--record", "all")
-    wait_for(lambda: len(list(data.glob("*.csv"))) == 2 and all(
-        len(p.read_text().splitlines()) > 4 for p in data.glob("*.csv")), 20, "both files written")
-    away = tmp_path / "data_away"
-    data.rename(away)
-    data.write_text("not a folder\n")
+    wait_for(lambda: all(len(plant_rows(data, safe, TZ)[0]) > 3 for safe in ("lib", "vrfb")), 20,
+             "both plants written")
+    point_data_at(blocker)
     broken_from = time.time()
     time.sleep(3.0)
-    data.unlink()
-    away.rename(data)
+    point_data_at(real_dir)
     broken_to = time.time()
     time.sleep(2.5)
     assert app.stop(signal.SIGINT) == 0, app.stderr()[-3000:]
     err = app.stderr()
-    assert re.search(r"ERROR - Failed to write \d+ rows to \d{8}_lib\.csv: ", err), err[-3000:]
+    assert len(re.findall(r"ERROR - Failed to write \d+ rows to \d{8}_lib\.csv: ", err)) == 1, err[-3000:]
+    assert re.search(r"INFO - Writing to \d{8}_lib\.csv works again: \d+ pending rows written", err), err[-3000:]
     assert "Traceback" not in err
     for safe in ("lib", "vrfb"):
         rows, bad = plant_rows(data, safe, TZ)

@@ -23,7 +23,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -215,7 +215,11 @@ def test_path_traversal_opens_nothing_outside_the_folders(run):
     # Symlinks inside the folders that lead out of them, under names the server would build.
     (log_dir / "2001-01-02_hil_scheduler.log").symlink_to(secret_file)
     (data_dir / "20010102_lib.csv").symlink_to(secret_file)
-    today = datetime.now(TZ).date()
+    # The day the run started (its log holds the start line, its data file exists), which is not
+    # today when the run crossed midnight.
+    start_log = next(p for p in sorted(log_dir.glob("*_hil_scheduler.log"))
+                     if not p.is_symlink() and "HIL Scheduler starting" in p.read_text(errors="replace"))
+    start_day = date.fromisoformat(start_log.name[:10])
 
     # Logs tab: the selector value is the only input.
     for value in TRAVERSAL_VALUES + ("2001-01-02",):
@@ -223,7 +227,7 @@ def test_path_traversal_opens_nothing_outside_the_folders(run):
                                                         "tick.n_intervals": 1}, ["log-select.value"])
         assert status == 200 and b"Invalid selection." in raw, (value, raw[:300])
         assert b"OUTSIDE-CONTENT" not in raw and b"root:" not in raw, value
-    status, raw = forge(run, "log-panel.children", {"log-select.value": today.isoformat(), "tabs.value": "logs",
+    status, raw = forge(run, "log-panel.children", {"log-select.value": start_day.isoformat(), "tabs.value": "logs",
                                                     "tick.n_intervals": 1}, ["log-select.value"])
     assert status == 200 and b"HIL Scheduler starting" in raw, "a real day still works"
 
@@ -240,10 +244,10 @@ def test_path_traversal_opens_nothing_outside_the_folders(run):
             assert b"OUTSIDE-CONTENT" not in body
     for plant in ("../lib", "lib/..", "LIB", "/etc/passwd"):
         assert run.get(f"/download/manual?plant={urllib.parse.quote(plant)}")[0] == 404, plant
-    status, headers, body = run.get(f"/download/history?date={today}&plant=lib")
-    lib_file = data_dir / f"{today:%Y%m%d}_lib.csv"
+    status, headers, body = run.get(f"/download/history?date={start_day}&plant=lib")
+    lib_file = data_dir / f"{start_day:%Y%m%d}_lib.csv"
     assert status == 200 and body and lib_file.read_bytes().startswith(body[:200]), "a real day still works"
-    assert f"{today:%Y%m%d}_lib.csv" in headers.get("Content-Disposition", "")
+    assert f"{start_day:%Y%m%d}_lib.csv" in headers.get("Content-Disposition", "")
 
     # Static and framework routes.
     for path in ("/assets/../config.yaml", "/assets/..%2f..%2fconfig.yaml", "/assets/%2e%2e/%2e%2e/config.yaml",
