@@ -375,13 +375,14 @@ class PlantController:
                 self._verified_words.clear()
                 return self._record_write("failed", None, first_error, wrote=False)
         error = None
-        for name in differing:
-            try:
-                self.link.write_words(name, wanted[name], immediate=immediate)
-            except LinkError as exc:
-                error = str(exc)
-                if exc.kind == "connect_failed":
-                    break
+        with self.link.device_guard():  # P and Q land together between two samples
+            for name in differing:
+                try:
+                    self.link.write_words(name, wanted[name], immediate=immediate)
+                except LinkError as exc:
+                    error = str(exc)
+                    if exc.kind == "connect_failed":
+                        break
         try:
             after = self.link.read_words(SETPOINT_POINTS, immediate=False)
         except LinkError as exc:

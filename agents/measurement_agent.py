@@ -200,7 +200,8 @@ class Sampler:
         values = None
         error = None
         try:
-            raw = self.link.read(SAMPLE_POINTS)
+            with self.link.device_guard():
+                raw = self.link.read(SAMPLE_POINTS)
             values = {column: float(raw[point]) for column, point in COLUMN_POINTS}
             bad = [column for column, value in values.items() if not math.isfinite(value)]
             if bad:

@@ -10,6 +10,9 @@ keep the connection. The endpoint follows the transport mode given to `set_mode(
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -20,6 +23,7 @@ from core.points import ReadPlan, plan_for
 
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
+DEVICE_GUARD_WAIT_S = 0.25
 _GROUP_REFUSED_CODES = (2, 3)
 
 log = logging.getLogger("hil.modbus")
@@ -39,6 +43,9 @@ class ModbusLink:
     # Endpoints ("host:port/unit") whose grouped reads were refused; shared by every link of the
     # process because the fallback is a property of the endpoint, kept for the process life.
     _single_read_endpoints: set[str] = set()
+    # One lock per endpoint, shared by the links of every thread (see `device_guard`).
+    _device_guards: dict[str, threading.Lock] = {}
+    _device_guards_lock = threading.Lock()
 
     def __init__(self, plant: PlantConfig, role: str, clock, timeout_s: float, mode: str = "local"):
         self.plant = plant
@@ -63,6 +70,23 @@ class ModbusLink:
 
     def _endpoint_key(self) -> str:
         return f"{self.endpoint.host}:{self.endpoint.port}/{self.endpoint.unit_id}"
+
+    @contextmanager
+    def device_guard(self, wait_s: float = DEVICE_GUARD_WAIT_S) -> Iterator[bool]:
+        """Keep this process's other links to the same endpoint out while the body runs, so a
+        sample's several read requests never straddle a setpoint write (the row would mix the
+        setpoint before the write with the battery after it). Waits at most `wait_s` (real time)
+        and then runs the body unguarded, so a stalled peer never stalls the caller; yields
+        whether the guard was obtained."""
+        key = self._endpoint_key()
+        with ModbusLink._device_guards_lock:
+            guard = ModbusLink._device_guards.setdefault(key, threading.Lock())
+        held = guard.acquire(timeout=wait_s)
+        try:
+            yield held
+        finally:
+            if held:
+                guard.release()
 
     def set_mode(self, mode: str) -> None:
         """Follow the transport mode: close, forget the link state, fresh backoff."""

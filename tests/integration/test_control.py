@@ -20,6 +20,7 @@ import pytest
 from agents.commands import CommandIntake, CommandLog
 from agents.control_agent import QUEUE_CAPACITY, PlantController, Target
 from agents.coordinator import Coordinator
+from agents.measurement_agent import SampleGrid, Sampler
 from agents.plant_agent import PlantEmulator
 from agents.scheduler_agent import ScheduleStore
 from core.clock import FakeClock, RealClock
@@ -275,6 +276,48 @@ def test_dispatch_writes_with_readback_ok(tmp_path, fake_clock, rigs):
     rig.target(250.0, 40.0)
     rig.lib.step()
     assert [o for o in ops if o[0] == "write"] == [("write", "q_setpoint")]
+
+
+def test_a_sample_never_straddles_a_dispatch_write(tmp_path, fake_clock, rigs):
+    """The default map needs two read requests per sample (86-88 and 270-296). A dispatch that
+    arrives between them waits for the sample (the per-endpoint device guard), so the row holds the
+    setpoint and the battery from the same side of the write, and the write still lands."""
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig)
+    samples: list = []
+    sampler = Sampler("lib", rig.cfg, fake_clock, rig.sd, SampleGrid(fake_clock, 1.0), samples.append)
+    call = sampler.link._call
+    between_blocks, requests = threading.Event(), []
+
+    def slow_second_block(fn, *args, **kw):
+        rr = call(fn, *args, **kw)
+        requests.append(args[0])
+        if len(requests) == 1:
+            between_blocks.set()
+            time.sleep(0.15)            # the dispatch below is issued now
+        return rr
+
+    sampler.link._call = slow_second_block
+    reader = threading.Thread(target=sampler.step)
+    reader.start()
+    try:
+        assert between_blocks.wait(5)
+        rig.target(250.0)
+        rig.lib.step()
+    finally:
+        reader.join(5)
+        sampler.close()
+    assert len(requests) == 2, "two read requests per sample with the default map"
+    assert samples and samples[-1].ok, samples
+    values = samples[-1].values
+    assert (values["p_setpoint_kw"], values["battery_active_power_kw"]) == (0.0, 0.0), values
+    assert signed(rig.regs(P_SP)[0]) == 2500 and rig.dispatch()["write_status"] == "ok"
+    samples.clear()
+    requests.clear()
+    sampler.link._call = call
+    fake_clock.advance(1.0)
+    sampler.step()
+    assert (samples[-1].values["p_setpoint_kw"], samples[-1].values["battery_active_power_kw"]) == (250.0, 250.0)
 
 
 def test_unencodable_setpoint_is_refused_and_the_old_value_kept(tmp_path, fake_clock, rigs, caplog):

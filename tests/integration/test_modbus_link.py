@@ -307,3 +307,35 @@ def test_hung_endpoint_does_not_delay_the_other_plant(tmp_path):
     finally:
         listener.close()
         em.stop()
+
+
+# ------------------------------------------------------------------------------- device guard
+
+def test_device_guard_is_per_endpoint_and_a_stalled_holder_is_waited_for_at_most_wait_s(tmp_path, clock, links):
+    cfg = make_cfg(tmp_path)
+    sampler, control = links(cfg.plants["lib"], clock, role="sampler"), links(cfg.plants["lib"], clock)
+    other_plant = links(cfg.plants["vrfb"], clock)
+    held_by_sampler, release = threading.Event(), threading.Event()
+
+    def stalled_holder():
+        with sampler.device_guard() as held:
+            assert held
+            held_by_sampler.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=stalled_holder)
+    holder.start()
+    try:
+        assert held_by_sampler.wait(5)
+        with other_plant.device_guard(wait_s=0.0) as held:
+            assert held, "another endpoint has its own guard"
+        t0 = time.monotonic()
+        with control.device_guard(wait_s=0.2) as held:
+            waited_s = time.monotonic() - t0
+            assert held is False, "the body runs unguarded once the wait is over"
+        assert 0.15 <= waited_s < 2.0
+    finally:
+        release.set()
+        holder.join(5)
+    with control.device_guard(wait_s=0.0) as held:
+        assert held, "released by its holder"
