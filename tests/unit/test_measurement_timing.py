@@ -6,6 +6,7 @@ skipped after a stall, no drift, re-anchoring after a wall-clock step.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -54,6 +55,10 @@ class FakeLink:
             raise LinkError(self.last_error, "connect_failed")
         self.link, self.last_error = "ok", None
         return {name: float(i) for i, name in enumerate(names)}
+
+    @contextlib.contextmanager
+    def device_guard(self):
+        yield True
 
     def close(self):
         pass
