@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import traceback
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def shift(dt: datetime, seconds: float) -> datetime:
+    """`dt` moved by `seconds` of absolute time, in its own zone. `dt + timedelta(...)` on a
+    zone with DST is wall-clock arithmetic: across a DST change it lands an hour off (02:59:59
+    CEST + 2 s is 03:00:01 CET, an hour and 2 s later), so now-relative instants use this."""
+    return (dt.astimezone(timezone.utc) + timedelta(seconds=seconds)).astimezone(dt.tzinfo)
+
+
+def elapsed_s(since: datetime, until: datetime) -> float:
+    """Absolute seconds from `since` to `until` (`until - since` of two times in the same DST zone
+    is wall-clock arithmetic, an hour off across a DST change)."""
+    return (until.astimezone(timezone.utc) - since.astimezone(timezone.utc)).total_seconds()
 
 
 def s16(counts: int) -> int:

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ import yaml
 from pymodbus.client import ModbusTcpClient
 
 from core.recording import Row, read_rows
-from tests.helpers import wait_for  # noqa: F401  (re-exported for the system tests)
+from tests.helpers import elapsed_s, shift, wait_for  # noqa: F401  (re-exported for the system tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "hil_scheduler.py"
@@ -204,8 +204,9 @@ def p_setpoint_kw(port: int) -> float | None:
 
 
 def sleep_until(instant: datetime) -> None:
+    """Sleep until the absolute instant `instant` (right across a DST change too)."""
     while True:
-        left = (instant - datetime.now(instant.tzinfo)).total_seconds()
+        left = instant.timestamp() - time.time()
         if left <= 0:
             return
         time.sleep(min(left, 0.05))
@@ -214,17 +215,18 @@ def sleep_until(instant: datetime) -> None:
 # ------------------------------------------------------------------------------------ files
 
 def schedule_csv(path: Path, start: datetime, values_kw: list[float], step_s: float) -> Path:
-    """A manual schedule: one row per value every `step_s` from `start`, then an `end` row."""
+    """A manual schedule: one row per value every `step_s` (absolute seconds) from `start`, then
+    an `end` row; times written in `start`'s zone with their offsets."""
     lines = ["datetime,power_setpoint_kw,reactive_power_setpoint_kvar"]
     for k, v in enumerate(values_kw):
-        lines.append(f"{(start + timedelta(seconds=k * step_s)).isoformat()},{v},0")
-    lines.append(f"{(start + timedelta(seconds=len(values_kw) * step_s)).isoformat()},end,")
+        lines.append(f"{shift(start, k * step_s).isoformat()},{v},0")
+    lines.append(f"{shift(start, len(values_kw) * step_s).isoformat()},end,")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
 def value_at(start: datetime, values: list[float], step_s: float, at: datetime) -> float | None:
-    k = int((at - start).total_seconds() // step_s)
+    k = int(elapsed_s(start, at) // step_s)
     if k < 0 or k >= len(values):
         return None
     return values[k]

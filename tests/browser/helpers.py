@@ -114,6 +114,21 @@ def wait_for(predicate, timeout: float = 10.0, poll: float = 0.05, message: str 
     raise AssertionError(f"timed out after {timeout} s waiting for {message} (last: {last!r})")
 
 
+def on_one_local_day(clock, attempt):
+    """Run `attempt()` (a check that asserts) and return its result; it must pass within one local
+    day. The dashboard's "today" views move to the new day at local midnight (live figure rebuilt,
+    Today (live) log filtered, History's in-memory day, the fetcher's today), so when `attempt()`
+    fails and the local date changed while it ran, it runs once more, wholly on the new day.
+    A failure without a date change is a failure."""
+    day = clock.now().date()
+    try:
+        return attempt()
+    except Exception:  # noqa: BLE001 - re-raised unless the day changed under the check
+        if clock.now().date() == day:
+            raise
+    return attempt()
+
+
 def read_registers(port: int, address: int, count: int = 1) -> list[int]:
     from pymodbus.client import ModbusTcpClient
 

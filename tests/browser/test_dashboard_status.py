@@ -15,12 +15,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.recording import daily_file_path, read_rows
+from core.recording import daily_file_path
 from core.schedules import frame_from_rows
+from tests.helpers import shift
 from tests.leaks import ResourceBaseline
+from tests.procs import plant_rows
 from tests.browser.helpers import (Page, api_state, browser_available, get_json,
-                                   make_config, new_driver, plant_registers, recorder_of, start_app, stop_app,
-                                   wait_for)
+                                   make_config, new_driver, on_one_local_day, plant_registers, recorder_of,
+                                   start_app, stop_app, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -87,10 +89,10 @@ def env(tmp_path_factory):
     driver = None
     try:
         now = app.clock.now()
-        for pid, (p, q) in SCHEDULE_KW.items():
-            start = now - timedelta(hours=1)
-            frame = frame_from_rows([start, start + timedelta(minutes=30)], [p, p], [q, q], cfg.tz,
-                                    end_at=now + timedelta(hours=3))
+        for pid, (p, q) in SCHEDULE_KW.items():   # absolute offsets (`now - timedelta` is wall-clock: DST)
+            start = shift(now, -3600)
+            frame = frame_from_rows([start, shift(start, 1800)], [p, p], [q, q], cfg.tz,
+                                    end_at=shift(now, 3 * 3600))
             app.store.publish_schedule("manual", pid, frame)
         driver = new_driver(tmp / "downloads")
         page = Page(driver)
@@ -211,14 +213,18 @@ def test_record_and_stop_recording_write_the_file_with_null_rows(env, page):
     app = env.app
     if recorder_of(app) is None:
         pytest.skip("the measurement agent (recorder) is not wired into HilApp yet")
-    path = daily_file_path(env.cfg.data_dir, "lib", app.clock.now().date())
-    rows_before = len(read_rows(path, env.cfg.tz)[0]) if path.exists() else 0
+    # Rows are read across every daily file and the file name checked against the days around the
+    # click: a run that crosses local midnight goes on in the next day's file.
+    day = app.clock.now().date()
+    rows_before = len(plant_rows(env.cfg.data_dir, "lib", env.cfg.tz)[0])
     page.button("lib", "record").click()
     page.wait_button("lib", "record", "Recording", True)
     page.wait_button("lib", "stop_recording", "Stop Recording", False)
-    page.wait_text("state-lib", f"Recording: On ({path.name})")
+    state = page.wait_text("state-lib", "Recording: On (")
+    name = re.search(r"Recording: On \(([^)]*)\)", state).group(1)
+    assert name in {daily_file_path(env.cfg.data_dir, "lib", d).name for d in (day, app.clock.now().date())}, state
     page.wait_text("values-lib", "P set ")
-    wait_for(lambda: path.exists(), 10, message="daily file appears")
+    wait_for(lambda: (env.cfg.data_dir / name).exists(), 10, message="daily file appears")
     time.sleep(3)  # a few 1 s samples
     page.button("lib", "stop_recording").click()
     page.wait_button("lib", "record", "Record", False)
@@ -226,7 +232,7 @@ def test_record_and_stop_recording_write_the_file_with_null_rows(env, page):
     page.wait_text("state-lib", "Recording: Off")
 
     def closed():
-        rows = read_rows(path, env.cfg.tz)[0][rows_before:]
+        rows = plant_rows(env.cfg.data_dir, "lib", env.cfg.tz)[0][rows_before:]
         return rows if len(rows) >= 3 and rows[-1].is_null else None
     rows = wait_for(closed, 10, message="trailing null row flushed")
     assert rows[0].is_null, "the span starts with a null row"
@@ -410,34 +416,41 @@ def test_zoom_is_kept_across_refreshes_and_refreshes_send_patches(env, page):
     recorder = recorder_of(app)
     if recorder is not None:
         app.set_recording("lib", True)
-    page.open(app.dashboard.url)
-    gd = "document.querySelector('#live-fig-lib .js-plotly-plot')"
-    wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == 8, 10, message="live figure drawn")
-    page.js(RECORD_TICKS_JS)
-    now = app.clock.now()
-    lo = (now - timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S")
-    hi = (now + timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
-    page.js(f"Plotly.relayout({gd}, {{'xaxis.range': ['{lo}', '{hi}']}});")
-    last_x = f"{gd}.data[1].x[{gd}.data[1].x.length - 1]"
-    if recorder is not None:
-        wait_for(lambda: page.js(f"return {gd}.data[1].x.length") > 0, 10, message="recorded rows drawn")
-    x0 = page.js(f"return {last_x}")
-    time.sleep(4.5)  # four refreshes at 1 s
-    rng = page.js(f"return {gd}.layout.xaxis.range")
-    log = page.js("return window.__tickLog")
-    print("tick responses:", [t[:300] for t in log])
-    assert [str(r)[:19] for r in rng] == [lo, hi], "zoom kept across refreshes"
-    assert len(log) >= 3
-    figures = []
-    for text in log:
-        body = json.loads(text) if text else {}
-        fig = body.get("response", {}).get("live-fig-lib", {}).get("figure")
-        if fig is not None:
-            figures.append(fig)
-    assert all("__dash_patch_update" in f for f in figures), "refreshes after the first send patches only"
-    if recorder is not None:
-        assert figures, "new rows arrive as patches"
-        # steady values: compression replaces the last row, so the last point moves on (or rows are added)
-        assert page.js(f"return {last_x}") > x0
-        sizes = [len(t) for t in log]
-        assert max(sizes) < 10_000, f"refresh responses {sizes}"
+
+    def check():
+        # At local midnight the live figure is rebuilt by design (its key holds the day), so a
+        # check that spans a midnight is run again on the new day (on_one_local_day).
+        page.open(app.dashboard.url)
+        gd = "document.querySelector('#live-fig-lib .js-plotly-plot')"
+        wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == 8, 10,
+                 message="live figure drawn")
+        page.js(RECORD_TICKS_JS)
+        now = app.clock.now()
+        lo = (now - timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S")
+        hi = (now + timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+        page.js(f"Plotly.relayout({gd}, {{'xaxis.range': ['{lo}', '{hi}']}});")
+        last_x = f"{gd}.data[1].x[{gd}.data[1].x.length - 1]"
+        if recorder is not None:
+            wait_for(lambda: page.js(f"return {gd}.data[1].x.length") > 0, 10, message="recorded rows drawn")
+        x0 = page.js(f"return {last_x}")
+        time.sleep(4.5)  # four refreshes at 1 s
+        rng = page.js(f"return {gd}.layout.xaxis.range")
+        log = page.js("return window.__tickLog")
+        print("tick responses:", [t[:300] for t in log])
+        assert [str(r)[:19] for r in rng] == [lo, hi], "zoom kept across refreshes"
+        assert len(log) >= 3
+        figures = []
+        for text in log:
+            body = json.loads(text) if text else {}
+            fig = body.get("response", {}).get("live-fig-lib", {}).get("figure")
+            if fig is not None:
+                figures.append(fig)
+        assert all("__dash_patch_update" in f for f in figures), "refreshes after the first send patches only"
+        if recorder is not None:
+            assert figures, "new rows arrive as patches"
+            # steady values: compression replaces the last row, so the last point moves on (or rows are added)
+            assert page.js(f"return {last_x}") > x0
+            sizes = [len(t) for t in log]
+            assert max(sizes) < 10_000, f"refresh responses {sizes}"
+
+    on_one_local_day(app.clock, check)

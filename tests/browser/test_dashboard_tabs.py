@@ -17,10 +17,12 @@ import pytest
 
 from core.recording import HEADER, daily_file_path, format_row, null_row, read_rows, row_from_values
 from core.schedules import empty_frame, schedule_to_csv
+from core.timeutil import quarter_hours
+from dashboard.snapshot import session_log_entries
 from tests.leaks import ResourceBaseline
 from tests.browser.helpers import (Page, api_state, browser_available, get_json,
-                                   make_config, new_driver, poster_of, recorder_of, start_app, stop_app,
-                                   wait_for)
+                                   make_config, new_driver, on_one_local_day, poster_of, recorder_of, start_app,
+                                   stop_app, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -270,9 +272,13 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
     page.wait_text("api-status", "| Password set |")
     fetcher = getattr(app, "fetcher", None)
     if fetcher is not None:
-        today = app.clock.now().date().isoformat()
         page.wait_text("api-status", "API: Connected", timeout=15)
-        page.wait_text("api-status", f"Today {today}: LIB=9", timeout=15)  # 92-100 quarter-hours
+
+        def today_fetched():
+            day = app.clock.now().date()
+            n = len(quarter_hours(day, env.cfg.tz))  # 96; 92 and 100 on the DST days
+            page.wait_text("api-status", f"Today {day.isoformat()}: LIB={n} VRFB={n} |", timeout=15)
+        on_one_local_day(app.clock, today_fetched)  # the fetcher's today moves on at midnight
         wait_for(lambda: "No API schedule available." not in page.text("api-preview"), 10, message="preview")
     page.click("api-fetch-now")
     page.wait_text("api-message", "Fetch requested.", exact=True)
@@ -329,16 +335,22 @@ def test_history_day_plot_and_download_equal_to_the_file(env, page):
     app = env.app
     if recorder_of(app) is not None:
         app.set_recording("vrfb", True)
-        try:
-            wait_for(lambda: len(app.sd["current_file_df_by_plant"]["vrfb"]) >= 2, 15, message="today's frame")
-            today = app.clock.now().date().isoformat()
+
+        def today_in_memory():
+            # "today" is the day of the recorder's current file, which moves on at local midnight
+            today = app.clock.now().date()
+            current = str(daily_file_path(env.cfg.data_dir, "vrfb", today))
+            wait_for(lambda: len(app.sd["current_file_df_by_plant"]["vrfb"]) >= 2
+                     and app.sd["current_file_path_by_plant"]["vrfb"] == current, 15, message="today's frame")
             page.driver.get(app.dashboard.url)
             page.wait_text("status-line", "Source:")
             _goto(page, "History", "history-date")
             page.js("dash_clientside.set_props('history-plant', {value: 'vrfb'});"
-                    "dash_clientside.set_props('history-date', {value: arguments[0]});", today)
-            page.wait_text("history-message", f"VRFB {today}: ")
+                    "dash_clientside.set_props('history-date', {value: arguments[0]});", today.isoformat())
+            page.wait_text("history-message", f"VRFB {today.isoformat()}: ")
             assert "(today, in memory)" in page.text("history-message")
+        try:
+            on_one_local_day(app.clock, today_in_memory)
         finally:
             app.set_recording("vrfb", False)
     # the server maps (date, plant) itself: anything else is refused
@@ -350,16 +362,27 @@ def test_history_day_plot_and_download_equal_to_the_file(env, page):
 # ------------------------------------------------------------------------------------------ Logs
 
 def test_logs_live_by_date_and_traversal_refused(env, page):
+    import logging
+    app = env.app
     _goto(page, "Logs", "log-panel")
     page.wait_text("log-file-label", "Log file: ")
     assert str(env.cfg.general.log_dir) in page.text("log-file-label")
-    page.wait_text("log-panel", "INFO: Dashboard serving on")
-    first = page.text("log-panel").splitlines()[0]
-    assert first.startswith("[") and "] INFO: " in first
-    import logging
-    logging.getLogger("hil.test").warning("dashboard live log check")
-    page.wait_text("log-panel", "WARNING: dashboard live log check", timeout=5)
-    assert "lvl-warning" in page.driver.page_source
+    serving = next(e for e in session_log_entries(app.sd) if e["message"].startswith("Dashboard serving on"))
+
+    def live_today():
+        # Today (live) shows the ring entries of the local day only (spec §8.8): the session's
+        # start lines while the session started today, none after a local midnight.
+        today = app.clock.now().date().isoformat()
+        logging.getLogger("hil.test").warning("dashboard live log check")
+        page.wait_text("log-panel", "WARNING: dashboard live log check", timeout=5)
+        assert "lvl-warning" in page.driver.page_source
+        if serving["date"] == today:
+            page.wait_text("log-panel", "INFO: Dashboard serving on")
+            first = page.text("log-panel").splitlines()[0]
+            assert first.startswith("[") and "] INFO: " in first
+        else:
+            assert "Dashboard serving on" not in page.text("log-panel"), "an earlier day's entry shown live"
+    on_one_local_day(app.clock, live_today)
 
     page.js("dash_clientside.set_props('log-select', {value: arguments[0]});", OLD_LOG_DATE)
     page.wait_text("log-panel", OLD_LOG_LINES[0])
@@ -373,8 +396,12 @@ def test_logs_live_by_date_and_traversal_refused(env, page):
         page.js("dash_clientside.set_props('log-select', {value: arguments[0]});", bad)
         page.wait_text("log-panel", "Invalid selection.", exact=True)
         assert "SECRET OUTSIDE" not in page.driver.page_source
-    page.js("dash_clientside.set_props('log-select', {value: 'live'});")
-    page.wait_text("log-panel", "INFO: ")
+
+    def back_to_live():
+        logging.getLogger("hil.test").info("dashboard live log is back")
+        page.js("dash_clientside.set_props('log-select', {value: 'live'});")
+        page.wait_text("log-panel", "INFO: dashboard live log is back")
+    on_one_local_day(app.clock, back_to_live)  # a line logged before midnight is not today's
 
 
 # ------------------------------------------------------------------------------------------ HTTP

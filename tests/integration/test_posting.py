@@ -24,10 +24,10 @@ from agents.plant_agent import PlantEmulator
 from agents.poster import Poster
 from core.clock import FakeClock, RealClock
 from core.config import load_config
-from core.recording import read_rows
 from core.state import build_shared_data
 from tools.istentore_sim import IstentoreSim
 from tests.helpers import TimedLock, free_port
+from tests.procs import plant_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
@@ -445,7 +445,7 @@ def test_every_post_window_arrives_after_an_api_hang_and_sampling_keeps_its_grid
         assert len(got) >= 6
     assert sd["measurement_post_counters"]["lib"]["dropped"] == 0
     # Sampling and recording kept their grid while the API hung: a row every 0.5 s, no hole.
-    rows, _ = read_rows(cfg.data_dir / f"{RealClock(TZ).now():%Y%m%d}_lib.csv", TZ)
+    rows, _ = plant_rows(cfg.data_dir, "lib", TZ)      # every daily file: the run may cross midnight
     real = [r.ts.timestamp() for r in rows if not r.is_null]
     assert len(real) >= 12 and all(b - a == 0.5 for a, b in zip(real, real[1:]))
     for sampler in samplers.values():

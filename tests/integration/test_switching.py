@@ -8,13 +8,12 @@ applied while the plants are being stopped.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import pytest
 
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
-from tests.helpers import ENABLE, P_SP, free_port, make_cfg, signed, wait_for
+from tests.helpers import ENABLE, P_SP, free_port, make_cfg, shift, signed, wait_for
 
 PAYLOAD_OK = "{threshold_reached: true, disable_ok: true}"
 
@@ -39,9 +38,8 @@ def _sd(app, key):
 
 def _start_both(app, p_kw: dict) -> None:
     now = app.clock.now()
-    for pid, p in p_kw.items():
-        frame = frame_from_rows([now - timedelta(minutes=5)], [p], [0.0], app.cfg.tz,
-                                end_at=now + timedelta(hours=1))
+    for pid, p in p_kw.items():   # absolute offsets: `now - timedelta` is wall-clock arithmetic (DST)
+        frame = frame_from_rows([shift(now, -300)], [p], [0.0], app.cfg.tz, end_at=shift(now, 3600))
         app.store.publish_schedule("manual", pid, frame)
     cmds = [app.intake.submit("start", pid) for pid in p_kw]
     for cmd in cmds:

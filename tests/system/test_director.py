@@ -7,14 +7,14 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from pymodbus.client import ModbusTcpClient
-from tests.procs import free_ports, plant_rows, wait_for
+from tests.procs import free_ports, plant_rows, shift, sleep_until, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "hil_scheduler.py"
@@ -142,10 +142,12 @@ def test_emulator_port_in_use_exits_1_naming_host_and_port(tmp_path):
 
 # --------------------------------------------------------------------------- a headless run
 def _schedule_csv(tmp_path: Path, name: str, start: datetime, values_kw: list[float], step_s: int) -> Path:
+    """Rows every `step_s` absolute seconds from `start` (`shift`: `+ timedelta` on a local time is
+    wall-clock arithmetic, an hour off across a DST change)."""
     lines = ["datetime,power_setpoint_kw,reactive_power_setpoint_kvar"]
     for k, v in enumerate(values_kw):
-        lines.append(f"{(start + timedelta(seconds=k * step_s)).isoformat()},{v},{v / 10}")
-    lines.append(f"{(start + timedelta(seconds=len(values_kw) * step_s)).isoformat()},end,")
+        lines.append(f"{shift(start, k * step_s).isoformat()},{v},{v / 10}")
+    lines.append(f"{shift(start, len(values_kw) * step_s).isoformat()},end,")
     path = tmp_path / f"{name}.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -154,7 +156,7 @@ def _schedule_csv(tmp_path: Path, name: str, start: datetime, values_kw: list[fl
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_headless_campaign_dispatches_csv_and_stops_cleanly(tmp_path, sig):
     path, ports = write_config(tmp_path)
-    start = datetime.now(TZ).replace(microsecond=0) + timedelta(seconds=4)
+    start = shift(datetime.now(TZ).replace(microsecond=0), 4)
     lib_values, vrfb_values = [120.0, -250.5, 300.0, 0.0], [1500.0, -2000.0, 900.0, 10.0]
     lib_csv = _schedule_csv(tmp_path, "lib", start, lib_values, 2)
     vrfb_csv = _schedule_csv(tmp_path, "vrfb", start, vrfb_values, 2)
@@ -166,9 +168,7 @@ def test_headless_campaign_dispatches_csv_and_stops_cleanly(tmp_path, sig):
         assert wait_for(lambda: read_regs(ports["lib"], 1, 1) == [1], 15), "LIB never enabled"
         assert wait_for(lambda: read_regs(ports["vrfb"], 1, 1) == [1], 5), "VRFB never enabled"
         for k in range(len(lib_values)):
-            breakpoint_at = start + timedelta(seconds=2 * k)
-            while datetime.now(TZ) < breakpoint_at + timedelta(seconds=0.6):
-                time.sleep(0.05)
+            sleep_until(shift(start, 2 * k + 0.6))
             lib = read_regs(ports["lib"], 86, 3)
             vrfb = read_regs(ports["vrfb"], 86, 3)
             assert int16_kw(lib[0]) == lib_values[k], (k, lib)
@@ -216,7 +216,7 @@ def test_remote_plants_are_disabled_and_zeroed_after_sigint(tmp_path):
     path, _ = write_config(tmp_path, startup={"transport_mode": "remote"})
     doc = yaml.safe_load(path.read_text())
     remote = {pid: doc["plants"][pid]["modbus"]["remote"]["port"] for pid in ("lib", "vrfb")}
-    start = datetime.now(TZ).replace(microsecond=0) + timedelta(seconds=1)
+    start = shift(datetime.now(TZ).replace(microsecond=0), 1)
     lib_csv = _schedule_csv(tmp_path, "lib", start, [400.0], 600)
     vrfb_csv = _schedule_csv(tmp_path, "vrfb", start, [-1200.0], 600)
     plant = subprocess.Popen([sys.executable, "-m", "agents.plant_agent", "--config", str(path), "--serve", "remote"],

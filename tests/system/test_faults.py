@@ -25,6 +25,7 @@ import re
 import signal
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psutil
@@ -33,13 +34,12 @@ from pymodbus.constants import ExcCodes
 
 import agents.recorder as recorder_module
 from core.clock import FakeClock
-from core.recording import read_rows
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
 from tests.helpers import P_SP, SOC, SilentListener, TinyServer, make_cfg, signed, wait_for as wait_true
 from tests.procs import procs  # noqa: F401  (fixture)
-from tests.procs import (free_ports, grid_gaps, p_setpoint_kw, plant_rows, read_regs, schedule_csv, sleep_until,
-                         value_at, wait_for, write_config)
+from tests.procs import (elapsed_s, free_ports, grid_gaps, p_setpoint_kw, plant_rows, read_regs, schedule_csv, shift,
+                         sleep_until, value_at, wait_for, write_config)
 from tests.stepping import StepDriver
 from tools.istentore_sim import IstentoreSim, sim_plant_kw
 
@@ -52,8 +52,10 @@ def _now() -> datetime:
     return datetime.now(TZ)
 
 
+# Instants relative to now are computed in absolute time (`shift`, `elapsed_s`): `+ timedelta` on
+# an aware local time is wall-clock arithmetic, an hour off when a run straddles a DST change.
 def _schedules(tmp_path, n: int = 30, lead_s: float = 4.0):
-    start = _now().replace(microsecond=0) + timedelta(seconds=lead_s)
+    start = shift(_now().replace(microsecond=0), lead_s)
     lib = [30.0 * (k + 1) for k in range(n)]
     vrfb = [-70.0 * (k + 1) for k in range(n)]
     return (start, lib, vrfb, schedule_csv(tmp_path / "lib.csv", start, lib, STEP_S),
@@ -62,12 +64,12 @@ def _schedules(tmp_path, n: int = 30, lead_s: float = 4.0):
 
 def _next_breakpoints(start: datetime, count: int, after: datetime | None = None) -> list[int]:
     after = after or _now()
-    k = max(0, math.floor((after - start).total_seconds() / STEP_S) + 1)
+    k = max(0, math.floor(elapsed_s(start, after) / STEP_S) + 1)
     return list(range(k, k + count))
 
 
 def _bp(start: datetime, k: int) -> datetime:
-    return start + timedelta(seconds=k * STEP_S)
+    return shift(start, k * STEP_S)
 
 
 def _nulls_between(rows, t0: float, t1: float):
@@ -104,13 +106,13 @@ def test_remote_plant_killed_and_restarted_mid_dispatch(tmp_path, procs):
     wait_for(lambda: read_regs(lib_port, 1) == [1] and read_regs(vrfb_port, 1) == [1], 20, "both enabled")
 
     for k in _next_breakpoints(start, 2):                     # both follow their breakpoints
-        sleep_until(_bp(start, k) + timedelta(seconds=0.6))
+        sleep_until(shift(_bp(start, k), 0.6))
         assert (p_setpoint_kw(lib_port), p_setpoint_kw(vrfb_port)) == (lib[k], vrfb[k]), k
 
     emu_lib.kill9()                                           # LIB's plant dies mid-dispatch
     killed_at = time.time()
     for k in _next_breakpoints(start, 3):                     # VRFB unaffected meanwhile
-        sleep_until(_bp(start, k) + timedelta(seconds=0.6))
+        sleep_until(shift(_bp(start, k), 0.6))
         assert p_setpoint_kw(vrfb_port) == vrfb[k], k
         assert p_setpoint_kw(lib_port) is None
 
@@ -119,11 +121,11 @@ def test_remote_plant_killed_and_restarted_mid_dispatch(tmp_path, procs):
     # The restarted plant comes up with P = 0 and enable 0; the controller re-asserts the target of
     # the moment (not the one of the kill) after reconnecting with backoff.
     wait_for(lambda: p_setpoint_kw(lib_port) in {value_at(start, lib, STEP_S, _now()),
-                                                 value_at(start, lib, STEP_S, _now() - timedelta(seconds=0.4))},
+                                                 value_at(start, lib, STEP_S, shift(_now(), -0.4))},
              8, "LIB setpoint re-asserted after the restart")
     reasserted_after = time.time() - restarted_at
     for k in _next_breakpoints(start, 2):
-        sleep_until(_bp(start, k) + timedelta(seconds=0.6))
+        sleep_until(shift(_bp(start, k), 0.6))
         assert p_setpoint_kw(vrfb_port) == vrfb[k], k
     assert app.stop(signal.SIGINT) == 0, app.stderr()[-3000:]
 
@@ -177,7 +179,7 @@ def test_dead_or_hung_plant_times_out_and_the_other_keeps_its_breakpoints(tmp_pa
             # Poll for the new value: how late after the breakpoint does it reach the register?
             seen = wait_for(lambda: p_setpoint_kw(vrfb_port) == vrfb[k] and _now(), 1.0,
                             f"VRFB breakpoint {k}", poll_s=0.01)
-            late.append((seen - bp).total_seconds())
+            late.append(elapsed_s(bp, seen))
         if dead == "silent_listener":
             assert hung.accepted, "the program did connect to the hung endpoint"
         t0 = time.monotonic()
@@ -263,7 +265,7 @@ def test_readback_disagreeing_with_the_write_is_never_taken_as_written(remote_ap
     with FaultyServer(values=PLANT_REGS, frozen=(P_SP,)) as lib_srv, FaultyServer(values=PLANT_REGS) as vrfb_srv:
         app = remote_app(lib_srv, vrfb_srv)
         now = app.clock.now()
-        _publish(app, "lib", [(now - timedelta(minutes=1), 100.0)], now + timedelta(hours=1))
+        _publish(app, "lib", [(shift(now, -60), 100.0)], shift(now, 3600))
         cmd = app.intake.submit("start", "lib")
         assert cmd.done.wait(5) and cmd.status == "failed", cmd.detail
         assert cmd.detail.startswith("setpoint:")
@@ -273,12 +275,12 @@ def test_readback_disagreeing_with_the_write_is_never_taken_as_written(remote_ap
 
         # Now a schedule that starts at 0 kW (verifiable) and steps to 100 kW two seconds later.
         now = app.clock.now()
-        step_at = now + timedelta(seconds=2)
-        _publish(app, "lib", [(now - timedelta(minutes=1), 0.0), (step_at, 100.0)], now + timedelta(hours=1))
+        step_at = shift(now, 2)
+        _publish(app, "lib", [(shift(now, -60), 0.0), (step_at, 100.0)], shift(now, 3600))
         app.set_recording("lib", True)
         cmd = app.intake.submit("start", "lib")
         assert cmd.done.wait(5) and cmd.status == "succeeded", cmd.detail
-        wait_true(lambda: app.clock.now() > step_at + timedelta(seconds=0.5), 5)
+        wait_true(lambda: elapsed_s(step_at, app.clock.now()) > 0.5, 5)
         writes_at_step = sum(1 for fc, a, _ in lib_srv.requests if fc == 6 and a == P_SP)
         time.sleep(3.0)
         status = _sd(app, "dispatch_status_by_plant", "lib")
@@ -555,7 +557,7 @@ def test_signal_during_dispatch_and_recording_loses_nothing(tmp_path, procs, sig
     remote = {pid: ports[f"{pid}_remote"] for pid in ("lib", "vrfb")}
     wait_for(lambda: all(read_regs(p, 1) == [1] for p in remote.values()), 20, "both enabled")
     k = _next_breakpoints(start, 2)[-1]
-    sleep_until(_bp(start, k) + timedelta(seconds=0.6))
+    sleep_until(shift(_bp(start, k), 0.6))
     assert p_setpoint_kw(remote["lib"]) == lib[k] and p_setpoint_kw(remote["vrfb"]) == vrfb[k]
     signalled_at = time.time()
     t0 = time.monotonic()
@@ -584,7 +586,7 @@ def test_kill_9_loses_at_most_one_flush_period_and_the_next_start_repairs(tmp_pa
     start logs the malformed line, closes the old span with a null row at last + period, appends
     on a new line, and seeds the emulator's SoC from the last recorded value."""
     cfg, ports = write_config(tmp_path, timing={"measurements_write_period_s": 2})
-    start = _now().replace(microsecond=0) + timedelta(seconds=2)
+    start = shift(_now().replace(microsecond=0), 2)
     lib_csv = schedule_csv(tmp_path / "lib.csv", start, [1000.0], 3600)
     app = procs.program(cfg, "--no-dashboard", "--schedule", f"lib={lib_csv}", "--start", "lib",
                         "--record", "all", label="run1")
@@ -602,12 +604,16 @@ def test_kill_9_loses_at_most_one_flush_period_and_the_next_start_repairs(tmp_pa
     assert not rows[-1].is_null, "the crash left the span open"
     last_soc = real[-1].value("soc_pu")
     assert last_soc < 0.4995, "LIB discharged"
-    lib_file = sorted(data.glob("*_lib.csv"))[-1]
+    lib_file = sorted(data.glob("*_lib.csv"))[-1]                      # the file of the last row
     with open(lib_file, "ab") as f:
         f.write(real[-1].ts.isoformat().encode() + b",12.3,4")          # a torn last line
 
     app2 = procs.program(cfg, "--no-dashboard", "--record", "all", label="run2")
-    wait_for(lambda: f"LIB recording started: {lib_file.name}" in app2.stderr(), 20, "recording restarted")
+    started = wait_for(lambda: re.search(r"LIB recording started: (\d{8}_lib\.csv)", app2.stderr()), 20,
+                       "recording restarted")
+    # The new span records into the file of its own day: the torn file, or the next day's when
+    # local midnight passed since the kill (the old span is still closed in the torn file).
+    assert started.group(1) in {lib_file.name, f"{_now():%Y%m%d}_lib.csv"}, started.group(0)
     time.sleep(2.0)
     soc_register = read_regs(ports["lib_local"], SOC)[0] / 10000
     assert app2.stop(signal.SIGINT) == 0, app2.stderr()[-3000:]
@@ -615,7 +621,7 @@ def test_kill_9_loses_at_most_one_flush_period_and_the_next_start_repairs(tmp_pa
     assert f"LIB emulator SoC initialised to {last_soc:.4f} pu from {lib_file.name}" in err
     assert abs(soc_register - last_soc) <= 1e-4
     assert f"{lib_file.name}: skipped 1 malformed line(s)" in err
-    rows2, bad2 = read_rows(lib_file, TZ)
+    rows2, bad2 = plant_rows(data, "lib", TZ)                          # across midnight too
     assert bad2 == 1, "only the torn line is malformed; the next append began on a new line"
     i = next(i for i, r in enumerate(rows2) if r.ts == real[-1].ts and not r.is_null)
     assert rows2[i + 1].is_null and rows2[i + 1].ts.timestamp() == real[-1].ts.timestamp() + PERIOD_S
@@ -720,7 +726,7 @@ def test_a_failing_agent_loop_is_logged_survives_and_a_dead_one_fails_healthz(tm
     app.start()
     try:
         now = app.clock.now()
-        _publish(app, "lib", [(now - timedelta(minutes=1), 100.0)], now + timedelta(hours=1))
+        _publish(app, "lib", [(shift(now, -60), 100.0)], shift(now, 3600))
         cmd = app.intake.submit("start", "lib")
         assert cmd.done.wait(5) and cmd.status == "succeeded", cmd.detail
         assert signed(app.emulator.read_registers("lib", P_SP, 1)[0]) == 1000

@@ -215,11 +215,14 @@ def test_path_traversal_opens_nothing_outside_the_folders(run):
     # Symlinks inside the folders that lead out of them, under names the server would build.
     (log_dir / "2001-01-02_hil_scheduler.log").symlink_to(secret_file)
     (data_dir / "20010102_lib.csv").symlink_to(secret_file)
-    # The day the run started (its log holds the start line, its data file exists), which is not
-    # today when the run crossed midnight.
+    # Real days, taken from what the run wrote (not today, which moves on when the run crosses
+    # midnight): the day whose log holds the start line, and the first day LIB recorded (its first
+    # rows may fall after a midnight its start line did not).
     start_log = next(p for p in sorted(log_dir.glob("*_hil_scheduler.log"))
                      if not p.is_symlink() and "HIL Scheduler starting" in p.read_text(errors="replace"))
     start_day = date.fromisoformat(start_log.name[:10])
+    lib_file = min(p for p in data_dir.glob("*_lib.csv") if not p.is_symlink())
+    lib_day = datetime.strptime(lib_file.name[:8], "%Y%m%d").date()
 
     # Logs tab: the selector value is the only input.
     for value in TRAVERSAL_VALUES + ("2001-01-02",):
@@ -244,10 +247,9 @@ def test_path_traversal_opens_nothing_outside_the_folders(run):
             assert b"OUTSIDE-CONTENT" not in body
     for plant in ("../lib", "lib/..", "LIB", "/etc/passwd"):
         assert run.get(f"/download/manual?plant={urllib.parse.quote(plant)}")[0] == 404, plant
-    status, headers, body = run.get(f"/download/history?date={start_day}&plant=lib")
-    lib_file = data_dir / f"{start_day:%Y%m%d}_lib.csv"
+    status, headers, body = run.get(f"/download/history?date={lib_day}&plant=lib")
     assert status == 200 and body and lib_file.read_bytes().startswith(body[:200]), "a real day still works"
-    assert f"{start_day:%Y%m%d}_lib.csv" in headers.get("Content-Disposition", "")
+    assert lib_file.name in headers.get("Content-Disposition", "")
 
     # Static and framework routes.
     for path in ("/assets/../config.yaml", "/assets/..%2f..%2fconfig.yaml", "/assets/%2e%2e/%2e%2e/config.yaml",
