@@ -170,6 +170,13 @@ def _render_ring(entries: list[dict], today: str) -> list:
     return lines
 
 
+def live_log_signature(entries: list[dict], today: str) -> list:
+    """What the Today (live) panel shows depends on: the ring's length and last entry, and the
+    local date (at midnight the panel drops yesterday's lines even when nothing new is logged)."""
+    last = entries[-1] if entries else {}
+    return [today, len(entries), last.get("timestamp"), str(last.get("message", ""))[:80]]
+
+
 def _render_file_lines(lines: list[str]) -> list:
     out = []
     for line in lines:
@@ -505,14 +512,13 @@ def register_callbacks(app, dctx: DashboardContext) -> None:  # noqa: C901 - one
         label_out = label if not store or store.get("label") != label else no_update
         if value == C.LOG_LIVE_VALUE:
             entries = session_log_entries(dctx.sd)
-            last = entries[-1] if entries else {}
-            sig = [len(entries), last.get("timestamp"), str(last.get("message", ""))[:80]]
+            today = s.now.date().isoformat()
+            sig = live_log_signature(entries, today)
             if not user and store and store.get("value") == value and store.get("sig") == sig:
                 if label_out is no_update:
                     raise PreventUpdate
                 return no_update, label_out, dict(store, label=label)
-            return (_render_ring(entries, s.now.date().isoformat()), label_out,
-                    {"value": value, "sig": sig, "label": label})
+            return _render_ring(entries, today), label_out, {"value": value, "sig": sig, "label": label}
         if not user:
             if label_out is no_update:
                 raise PreventUpdate

@@ -318,3 +318,14 @@ def test_history_path_is_built_by_the_server(cfg, tmp_path):
     assert files.history_path(cfg, "2026-03-28", "vrfb") is None
     assert files.history_path(cfg, "../2026-03-28", "lib") is None
     assert files.history_path(cfg, "2026-03-28", "../lib") is None
+
+
+def test_today_live_log_is_redrawn_at_midnight_without_a_new_entry():
+    """§8.8: Today (live) shows the local day's ring entries; the refresh redraws when its
+    signature changes, so the date is part of it (yesterday's lines go at midnight)."""
+    entries = [{"date": "2026-03-28", "timestamp": "23:59:58", "level": "INFO", "message": "last of the day"}]
+    before = callbacks.live_log_signature(entries, "2026-03-28")
+    assert callbacks.live_log_signature(list(entries), "2026-03-28") == before
+    assert callbacks.live_log_signature(entries, "2026-03-29") != before
+    assert len(callbacks._render_ring(entries, "2026-03-28")) == 1
+    assert callbacks._render_ring(entries, "2026-03-29") == []
