@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import traceback
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from core.config import AppConfig, load_config
 from core.points import build_point_map
+from core.timeutil import epoch_s, from_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CONFIG = ROOT / "config.yaml"
@@ -43,13 +44,13 @@ def shift(dt: datetime, seconds: float) -> datetime:
     """`dt` moved by `seconds` of absolute time, in its own zone. `dt + timedelta(...)` on a
     zone with DST is wall-clock arithmetic: across a DST change it lands an hour off (02:59:59
     CEST + 2 s is 03:00:01 CET, an hour and 2 s later), so now-relative instants use this."""
-    return (dt.astimezone(timezone.utc) + timedelta(seconds=seconds)).astimezone(dt.tzinfo)
+    return from_epoch(epoch_s(dt) + seconds, dt.tzinfo)
 
 
 def elapsed_s(since: datetime, until: datetime) -> float:
     """Absolute seconds from `since` to `until` (`until - since` of two times in the same DST zone
     is wall-clock arithmetic, an hour off across a DST change)."""
-    return (until.astimezone(timezone.utc) - since.astimezone(timezone.utc)).total_seconds()
+    return epoch_s(until) - epoch_s(since)
 
 
 def s16(counts: int) -> int:
