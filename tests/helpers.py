@@ -65,13 +65,14 @@ def signed(word: int) -> int:
 # ------------------------------------------------------------------------------------- config
 
 def make_cfg(tmp_path: Path, *, points: dict | None = None, ports: dict | None = None,
-             limits: dict | None = None, **sections) -> AppConfig:
+             limits: dict | None = None, compression: dict | None = None, **sections) -> AppConfig:
     """The shipped config with every Modbus endpoint and the dashboard on free local ports and the
     data and log folders under `tmp_path`.
 
     `points={"lib": {"heartbeat": {"address": 20}}}` overrides point fields of both endpoints of a
     plant; `ports={"lib": {"local": 5555}}` pins a port; `limits={"lib": {"p_max_kw": 5000}}` changes
-    power limits (unvalidated, to reach states the loader refuses); any other keyword names a section
+    power limits (unvalidated, to reach states the loader refuses); `compression={"enabled": False}`
+    replaces fields of `recording.compression`; any other keyword names a section
     (`timing`, `safe_stop`, `istentore_api`, `startup`, ...) and maps fields to replace.
     """
     cfg = load_config(SHIPPED_CONFIG)
@@ -94,6 +95,10 @@ def make_cfg(tmp_path: Path, *, points: dict | None = None, ports: dict | None =
     for name, fields in sections.items():
         base = changes.get(name, getattr(cfg, name))
         changes[name] = dataclasses.replace(base, **fields)
+    if compression:
+        recording = changes["recording"]
+        changes["recording"] = dataclasses.replace(
+            recording, compression=dataclasses.replace(recording.compression, **compression))
     (tmp_path / "data").mkdir(parents=True, exist_ok=True)
     (tmp_path / "logs").mkdir(parents=True, exist_ok=True)
     return dataclasses.replace(cfg, **changes)

@@ -19,7 +19,6 @@ is not repeated; this file adds the whole-program and agent-level cases:
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import random
@@ -342,9 +341,8 @@ def test_out_of_range_register_values_from_another_client_are_survived(tmp_path,
     caplog.set_level(logging.INFO)
     cfg = make_cfg(tmp_path, points={"lib": {"soc": {"format": "float32", "scale": 1.0}}},
                    timing={"measurement_period_s": 0.5, "measurements_write_period_s": 1.0,
-                           "plant_period_s": 30.0, "modbus_timeout_s": 0.5})
-    cfg = dataclasses.replace(cfg, recording=dataclasses.replace(
-        cfg.recording, compression=dataclasses.replace(cfg.recording.compression, enabled=False)))
+                           "plant_period_s": 30.0, "modbus_timeout_s": 0.5},
+                   compression={"enabled": False})
     app = HilApp(cfg, options=Options(dashboard=False))
     app.start()
     try:
@@ -498,9 +496,8 @@ def test_malformed_modbus_frames_fail_the_point_and_nothing_else(tmp_path, caplo
             cfg = make_cfg(tmp_path, ports={"lib": {"remote": bad.port}, "vrfb": {"remote": good.port}},
                            startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 2.0},
                            timing={"measurement_period_s": 0.5, "measurements_write_period_s": 1.0,
-                                   "modbus_timeout_s": 0.3})
-            cfg = dataclasses.replace(cfg, recording=dataclasses.replace(
-                cfg.recording, compression=dataclasses.replace(cfg.recording.compression, enabled=False)))
+                                   "modbus_timeout_s": 0.3},
+                           compression={"enabled": False})
             app = HilApp(cfg, options=Options(dashboard=False))
             app.start()
             try:

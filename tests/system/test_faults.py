@@ -16,7 +16,6 @@ and one that dies.
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import math
@@ -233,9 +232,8 @@ def remote_app(tmp_path):
         cfg = make_cfg(tmp_path, ports={"lib": {"remote": lib_server.port}, "vrfb": {"remote": vrfb_server.port}},
                        startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 2.0},
                        timing={"measurement_period_s": PERIOD_S, "measurements_write_period_s": 1.0,
-                               "modbus_timeout_s": 0.5})
-        cfg = dataclasses.replace(cfg, recording=dataclasses.replace(
-            cfg.recording, compression=dataclasses.replace(cfg.recording.compression, enabled=False)))
+                               "modbus_timeout_s": 0.5},
+                       compression={"enabled": False})
         app = HilApp(cfg, options=Options(dashboard=False))
         app.start()
         made.append(app)
@@ -443,9 +441,8 @@ def test_api_faults_keep_the_sampling_grid_and_every_post_window_arrives(tmp_pat
                                       "measurement_post_period_s": 60, "measurement_post_retry_initial_s": 2.0,
                                       "measurement_post_retry_max_s": 60.0},
                        timing={"measurement_period_s": 2.0, "measurements_write_period_s": 10.0,
-                               "data_fetcher_period_s": 120})
-        cfg = dataclasses.replace(cfg, recording=dataclasses.replace(
-            cfg.recording, compression=dataclasses.replace(cfg.recording.compression, enabled=False)))
+                               "data_fetcher_period_s": 120},
+                       compression={"enabled": False})
         clock = FakeClock(datetime(2026, 6, 1, 10, 0, 0, tzinfo=TZ))
         app = HilApp(cfg, clock=clock, options=Options(dashboard=False, api_password=API_PASSWORD))
         driver = StepDriver(app, floors={"data_fetcher": 5.0})
@@ -638,9 +635,8 @@ def test_wall_clock_steps_re_anchor_sampling_and_the_schedule_follows(tmp_path, 
     recorded rows keep strictly increasing timestamps (steps not after the last stamp are skipped),
     and nothing is logged as an error."""
     caplog.set_level(logging.INFO)
-    cfg = make_cfg(tmp_path, timing={"measurement_period_s": 2.0, "measurements_write_period_s": 10.0})
-    cfg = dataclasses.replace(cfg, recording=dataclasses.replace(
-        cfg.recording, compression=dataclasses.replace(cfg.recording.compression, enabled=False)))
+    cfg = make_cfg(tmp_path, timing={"measurement_period_s": 2.0, "measurements_write_period_s": 10.0},
+                   compression={"enabled": False})
     t0 = datetime(2026, 6, 1, 10, 0, 0, tzinfo=TZ)
     clock = FakeClock(t0)
     values = {"lib": [100.0, 200.0, 300.0, 400.0], "vrfb": [-500.0, -600.0, -700.0, -800.0]}

@@ -17,7 +17,6 @@ at each midnight when the plot cache restarts).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import tracemalloc
@@ -88,9 +87,8 @@ def test_leaping_clock_run_across_midnight_and_dst(tmp_path, monkeypatch, caplog
                                       "measurement_post_period_s": POST_PERIOD_S},
                        timing={"measurement_period_s": PERIOD_S, "measurements_write_period_s": 600,
                                "scheduler_period_s": PERIOD_S, "plant_period_s": PERIOD_S,
-                               "data_fetcher_period_s": 120})
-        cfg = dataclasses.replace(cfg, recording=dataclasses.replace(
-            cfg.recording, compression=dataclasses.replace(cfg.recording.compression, enabled=False)))
+                               "data_fetcher_period_s": 120},
+                       compression={"enabled": False})
         clock = FakeClock(START)
         app = HilApp(cfg, clock=clock, options=Options(dashboard=False, api_password=PASSWORD))
         driver = StepDriver(app, floors={"data_fetcher": 30.0, "poster": 5.0, "recorder": PERIOD_S,
