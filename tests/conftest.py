@@ -32,3 +32,12 @@ def no_leaks(request):
     baseline = ResourceBaseline()
     yield
     baseline.check(_GRACE_S)
+
+LONG_RUN_TIMEOUT_S = 900
+
+
+def pytest_collection_modifyitems(items):
+    """Marked long runs get a larger pytest-timeout than the default of pytest.ini."""
+    for item in items:
+        if item.get_closest_marker("long") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(LONG_RUN_TIMEOUT_S))
