@@ -33,7 +33,7 @@ from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
 from core.config import PLANT_IDS, AppConfig, effective_config_yaml, load_config_or_report  # noqa: E402
-from core.schedules import ScheduleCSVError, parse_schedule_csv  # noqa: E402
+from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
 from core.state import build_shared_data  # noqa: E402
 
 log = logging.getLogger("hil.director")
