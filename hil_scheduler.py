@@ -33,7 +33,7 @@ from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
 from core.config import PLANT_IDS, AppConfig, effective_config_yaml, load_config_or_report  # noqa: E402
-from core.schedules import ScheduleCSVError, parse_schedule_csv  # noqa: E402
+from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
 from core.state import build_shared_data  # noqa: E402
 
 log = logging.getLogger("hil.director")
@@ -237,6 +237,17 @@ class HilApp:
         return clean
 
 
+def make_folders(cfg: AppConfig) -> bool:
+    """Create the log and data folders; False, with the reason on stderr, when one cannot be made."""
+    for folder in (cfg.general.log_dir, cfg.data_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"Cannot create folder {folder}: {exc.strerror or exc}", file=sys.stderr)
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = load_config_or_report(args.config, args.data_dir)
@@ -252,12 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     password = os.environ.pop(PASSWORD_ENV, None) or None
-    for folder in (cfg.general.log_dir, cfg.data_dir):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            print(f"Cannot create folder {folder}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
+    if not make_folders(cfg):
+        return 1
     options = Options(dashboard=not args.no_dashboard, schedules=schedules,
                       start=expand_plants(args.start), record=expand_plants(args.record), api_password=password)
     from logger_config import setup_logging

@@ -287,6 +287,50 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _parse_period(index: int, period: Any, points: dict[str, dict[datetime, float]],
+                  problems: _ProblemLog) -> None:
+    """Add one delivery period's kW per plant to `points`; one warning lists its faults."""
+    where = f"#{index}"
+    if not isinstance(period, dict):
+        problems.warn(where, ["not an object; skipped"])
+        return
+    raw_ts = period.get("delivery_period")
+    if isinstance(raw_ts, str):
+        where = f"#{index} ({raw_ts[:40]})"
+    try:
+        if not isinstance(raw_ts, str):
+            raise ValueError
+        ts_utc = parse_iso(raw_ts, timezone.utc, naive_tz=timezone.utc)
+    except (ValueError, OverflowError):
+        problems.warn(where, [f"bad delivery_period {str(raw_ts)[:40]!r}; skipped"])
+        return
+    activation = period.get("activation")
+    if not isinstance(activation, list) or not activation or not isinstance(activation[0], dict):
+        problems.warn(where, ["missing or empty activation; skipped"])
+        return
+    values = activation[0]
+    issues: list[str] = []
+    for plant in PLANT_IDS:
+        kw = 0.0
+        usable = True
+        for sign, field in ((1.0, f"{plant}_to_vpp_kw"), (-1.0, f"vpp_to_{plant}_kw")):
+            value = values.get(field)
+            if value is None:
+                issues.append(f"{field} missing or null, counted as 0")
+            elif _is_number(value):
+                kw += sign * float(value)
+            else:
+                issues.append(f"{field} not numeric ({str(value)[:20]!r}); {plant} skipped")
+                usable = False
+        if usable and not math.isfinite(kw):
+            issues.append(f"{plant} difference out of range; {plant} skipped")
+            usable = False
+        if usable:
+            points[plant][ts_utc] = kw
+    if issues:
+        problems.warn(where, issues)
+
+
 def parse_day_ahead(payload: Any, logger: logging.Logger) -> dict[str, dict[datetime, float]]:
     """Decoded `/market_products` JSON -> `{plant_id: {period_start_utc: kw}}` (contract §5.2).
 
@@ -309,44 +353,6 @@ def parse_day_ahead(payload: Any, logger: logging.Logger) -> dict[str, dict[date
         raise IstentoreAPIError("unexpected response shape")
     problems = _ProblemLog(logger)
     for index, period in enumerate(periods):
-        where = f"#{index}"
-        if not isinstance(period, dict):
-            problems.warn(where, ["not an object; skipped"])
-            continue
-        raw_ts = period.get("delivery_period")
-        if isinstance(raw_ts, str):
-            where = f"#{index} ({raw_ts[:40]})"
-        try:
-            if not isinstance(raw_ts, str):
-                raise ValueError
-            ts_utc = parse_iso(raw_ts, timezone.utc, naive_tz=timezone.utc)
-        except (ValueError, OverflowError):
-            problems.warn(where, [f"bad delivery_period {str(raw_ts)[:40]!r}; skipped"])
-            continue
-        activation = period.get("activation")
-        if not isinstance(activation, list) or not activation or not isinstance(activation[0], dict):
-            problems.warn(where, ["missing or empty activation; skipped"])
-            continue
-        values = activation[0]
-        issues: list[str] = []
-        for plant in PLANT_IDS:
-            kw = 0.0
-            usable = True
-            for sign, field in ((1.0, f"{plant}_to_vpp_kw"), (-1.0, f"vpp_to_{plant}_kw")):
-                value = values.get(field)
-                if value is None:
-                    issues.append(f"{field} missing or null, counted as 0")
-                elif _is_number(value):
-                    kw += sign * float(value)
-                else:
-                    issues.append(f"{field} not numeric ({str(value)[:20]!r}); {plant} skipped")
-                    usable = False
-            if usable and not math.isfinite(kw):
-                issues.append(f"{plant} difference out of range; {plant} skipped")
-                usable = False
-            if usable:
-                points[plant][ts_utc] = kw
-        if issues:
-            problems.warn(where, issues)
+        _parse_period(index, period, points, problems)
     problems.finish()
     return points

@@ -22,8 +22,9 @@ from dash import ALL, Input, Output, State, ctx as dash_ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from core.config import PLANT_IDS
-from core.schedules import (ScheduleCSVError, empty_frame, failure_message, generate_random,
-                            parse_schedule_csv, random_message, success_message)
+from core.random_schedule import generate_random, random_message
+from core.schedule_csv import ScheduleCSVError, failure_message, parse_schedule_csv, success_message
+from core.schedules import empty_frame
 from core.timeutil import localize_forward
 from dashboard import constants as C
 from dashboard import figures, files, views

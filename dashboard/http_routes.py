@@ -21,7 +21,7 @@ from flask import Flask, Response, abort, request, send_file
 
 from core.config import PLANT_IDS
 from core.names import safe_plant_name
-from core.schedules import schedule_to_csv
+from core.schedule_csv import schedule_to_csv
 from dashboard import constants as C
 from dashboard import files, views
 from dashboard.context import DashboardContext

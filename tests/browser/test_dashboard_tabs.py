@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from core.recording import HEADER, daily_file_path, format_row, null_row, read_rows, row_from_values
-from core.schedules import empty_frame, schedule_to_csv
+from core.schedule_csv import schedule_to_csv
+from core.schedules import empty_frame
 from core.timeutil import quarter_hours
 from dashboard.snapshot import session_log_entries
 from tests.leaks import ResourceBaseline

@@ -17,26 +17,27 @@ from hypothesis import strategies as st
 
 from core.clock import FakeClock
 from core.config import EndpointConfig, PlantConfig, PlantModelConfig, PowerLimits
+from core.random_schedule import generate_random, random_message
+from core.schedule_csv import (
+    ParsedSchedule,
+    ScheduleCSVError,
+    failure_message,
+    parse_schedule_csv,
+    schedule_to_csv,
+    success_message,
+)
 from core.schedules import (
     P_COL,
     Q_COL,
-    ParsedSchedule,
-    ScheduleCSVError,
     Setpoint,
     check_normalised,
     clamp_warnings,
     empty_frame,
-    failure_message,
     frame_from_rows,
-    generate_random,
     merge_frames,
     next_breakpoint,
-    parse_schedule_csv,
     prune,
-    random_message,
     resolve_setpoint,
-    schedule_to_csv,
-    success_message,
 )
 from core.timeutil import local_midnight, quarter_hours
 
