@@ -5,7 +5,7 @@
 - `base_url`: prefix of every endpoint, e.g. `https://host/api` (no trailing slash needed);
 - `email`: login name sent with the password;
 - `tz`: the configured zone, kept for callers that convert the returned UTC instants;
-- `timeout_s`: connect and read timeout of every request;
+- `timeout_s`: connect and read timeout of every request (`post_measurements` may pass its own);
 - `clock`: optional object with `monotonic()` (core/clock.py); without it the DEBUG request log
   carries no duration.
 
@@ -122,11 +122,13 @@ class IstentoreAPI:
             raise IstentoreAPIError(f"GET {path}: HTTP {resp.status_code}: {exc}",
                                     status=resp.status_code) from None
 
-    def post_measurements(self, series_id: int, items: Iterable[tuple[datetime, float]]) -> None:
+    def post_measurements(self, series_id: int, items: Iterable[tuple[datetime, float]],
+                          timeout_s: float | None = None) -> None:
         """POST the items of one series in one request, ascending by time, values rounded to 3 decimals.
 
         Timestamps must be aware and values finite (ValueError otherwise, before any request).
         Returns on any 2xx; raises IstentoreAPIError otherwise. An empty batch sends nothing.
+        `timeout_s` bounds each HTTP exchange of this call (login included); None: the instance's.
         """
         rows = []
         for ts, value in items:
@@ -140,22 +142,24 @@ class IstentoreAPI:
         rows.sort(key=lambda row: row[0])
         body = {"measurement_series": int(series_id),
                 "measurements": [{"timestamp": stamp, "measurement": value} for _, stamp, value in rows]}
-        self._authorized("POST", "/measurements", json_body=body)
+        self._authorized("POST", "/measurements", json_body=body, timeout_s=timeout_s)
 
     # -- request machinery ---------------------------------------------------------------------
 
     def _authorized(self, method: str, path: str, *, params: dict | None = None,
-                    json_body: Any = None) -> requests.Response:
+                    json_body: Any = None, timeout_s: float | None = None) -> requests.Response:
         """One authenticated call: lazy login; on 401/403 one re-login and one retry."""
         if self._token is None:
-            self._login()
-        resp = self._send(method, path, params=params, json_body=json_body, authorized=True)
+            self._login(timeout_s)
+        resp = self._send(method, path, params=params, json_body=json_body, authorized=True,
+                          timeout_s=timeout_s)
         if resp.status_code in AUTH_FAILURE_STATUSES:
             log.info("Istentore API %s %s answered HTTP %d; logging in again", method, path,
                      resp.status_code)
             self._token = None
-            self._login()
-            resp = self._send(method, path, params=params, json_body=json_body, authorized=True)
+            self._login(timeout_s)
+            resp = self._send(method, path, params=params, json_body=json_body, authorized=True,
+                              timeout_s=timeout_s)
             if resp.status_code in AUTH_FAILURE_STATUSES:
                 self._token = None
                 raise AuthenticationError(
@@ -165,12 +169,12 @@ class IstentoreAPI:
             raise self._http_error(method, path, resp)
         return resp
 
-    def _login(self) -> None:
+    def _login(self, timeout_s: float | None = None) -> None:
         if not self._password:
             raise AuthenticationError("API password not set")
         path = "/login"
         resp = self._send("POST", path, json_body={"email": self.email, "password": self._password},
-                          authorized=False)
+                          authorized=False, timeout_s=timeout_s)
         if resp.status_code in LOGIN_REJECTED_STATUSES:
             raise AuthenticationError(f"login rejected (HTTP {resp.status_code})",
                                       status=resp.status_code)
@@ -190,19 +194,21 @@ class IstentoreAPI:
         log.info("Istentore API login succeeded (%s)", self.email)
 
     def _send(self, method: str, path: str, *, params: dict | None = None, json_body: Any = None,
-              authorized: bool) -> requests.Response:
-        """One HTTP exchange; transport failures become IstentoreAPIError (retryable or not)."""
+              authorized: bool, timeout_s: float | None = None) -> requests.Response:
+        """One HTTP exchange bounded by `timeout_s` (None: the instance's); transport failures
+        become IstentoreAPIError (retryable or not)."""
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
         headers = {"Accept": "application/json"}
         if authorized:
             headers["Authorization"] = f"Bearer {self._token}"
         started = self._clock.monotonic() if self._clock is not None else None
         try:
             resp = self._session.request(method, self.base_url + path, params=params, json=json_body,
-                                         headers=headers, timeout=self.timeout_s,
+                                         headers=headers, timeout=timeout_s,
                                          allow_redirects=False)
         except requests.Timeout as exc:
             self._log_request(method, path, "timeout", started)
-            raise IstentoreAPIError(f"{method} {path}: no answer within {self.timeout_s:g} s",
+            raise IstentoreAPIError(f"{method} {path}: no answer within {timeout_s:g} s",
                                     retryable=True) from exc
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             self._log_request(method, path, "connection error", started)

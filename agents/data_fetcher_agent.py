@@ -31,7 +31,8 @@ Errors (§6.4): an `AuthenticationError` ends the pass and backs off 30 s, doubl
 failure up to 600 s (a password change resets this and runs a pass at once); any other
 `IstentoreAPIError` leaves the other window to be tried and brings the next pass forward to
 min(30 s, period) (or later when the server sent `Retry-After`). Frames and flags survive errors
-and a cleared password. A repeated identical problem is logged once, then at DEBUG until it clears.
+and a cleared password. A repeated identical problem is logged once, then at DEBUG until it clears
+(`core.episodes`: `Backoff` for the authentication waits, `Episodes` for the problems).
 
 Ownership: this is the only writer of `data_fetcher_status`, replaced as a whole new dict under
 `shared_data["lock"]` (never mutated after publication). It owns its own `IstentoreAPI` instance
@@ -46,6 +47,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from agents.scheduler_agent import ScheduleStore
 from core.config import PLANT_IDS, AppConfig
+from core.episodes import Backoff, Episodes
 from core.schedules import frame_from_rows, merge_frames, prune
 from core.state import empty_fetcher_status
 from core.timeutil import api_window, day_bounds, format_local_iso, local_midnight, quarter_hours
@@ -91,9 +93,8 @@ class DataFetcher:
         self._status = empty_fetcher_status()    # the dict last published (never mutated)
         self._last_ok_mono: dict[str, float | None] = {w: None for w in WINDOWS}
         self._next_pass_mono: float | None = None   # None: a pass is due at once
-        self._auth_failures = 0
-        self._logged_problems: set[str] = set()   # problems of the last pass that had any
-        self._previous_problems: set[str] = set()
+        self._auth_backoff = Backoff(AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S)
+        self._problems = Episodes()   # problem texts of the last pass that had any (logged once)
 
     # ---------------------------------------------------------------- called from other threads
     def wake(self) -> None:
@@ -144,73 +145,78 @@ class DataFetcher:
     def _run_pass(self, now: datetime, password: str | None, fetch_now: bool) -> float:
         """One pass (module docstring, steps 3-6; `step()` did the rollover); returns the seconds
         until the next pass."""
-        today = now.date()
-        tomorrow = today + timedelta(days=1)
-
-        if password is None:
-            if self._password is not None:
-                self._password = None
-                self.api.set_password(None)
-                self._auth_failures = 0
-                self._logged_problems = set()
-                self._publish(connected=False, error=None)
-                log.info("API password cleared")
-            return self.period_s
-        if password != self._password:
-            # A new password is proven by a request at once, so the operator sees `connected` (or
-            # the login error) now rather than at the next revision fetch: as "fetch now".
-            self.api.set_password(password)
-            self._password = password
-            self._auth_failures = 0
+        if self._follow_password(password):
             fetch_now = True
-
+        if password is None:
+            return self.period_s
+        today = now.date()
         wanted = []
         if self._wants("today", fetch_now):
             wanted.append(("today", today))
         if now.time() >= self.poll_start and self._wants("tomorrow", fetch_now):
-            wanted.append(("tomorrow", tomorrow))
+            wanted.append(("tomorrow", today + timedelta(days=1)))
 
         retry_s: float | None = None     # set by an API error: the next pass comes sooner
         problems: list[str] = []
-        self._previous_problems = self._logged_problems
         for window, day in wanted:
             if self.stop_event.is_set():
                 break
             try:
                 points = self.api.get_day_ahead_schedules(*api_window(day, self.tz))
             except AuthenticationError as exc:
-                self.api.drop_token()
-                self._auth_failures += 1
-                backoff_s = min(AUTH_BACKOFF_INITIAL_S * 2 ** (self._auth_failures - 1), AUTH_BACKOFF_MAX_S)
-                text = f"Authentication failed: {exc}"
-                problems.append(text)
-                self._publish(connected=False, error="; ".join(problems), last_attempt=format_local_iso(now))
-                self._report(logging.ERROR, text, problems)
-                return backoff_s
+                return self._auth_failed(exc, now, problems)
             except IstentoreAPIError as exc:
-                text = f"{window.capitalize()} fetch failed: {exc}"
-                self._publish(connected=False)
-                problems.append(text)
-                self._report(logging.WARNING, text, problems)
-                wait_s = min(ERROR_RETRY_S, self.period_s)
-                if exc.retry_after_s is not None:        # the server asked us to wait at least this
-                    wait_s = max(wait_s, exc.retry_after_s)
-                retry_s = max(retry_s or 0.0, wait_s)
+                retry_s = max(retry_s or 0.0, self._fetch_failed(window, exc, problems))
                 continue
-            self._auth_failures = 0
+            self._auth_backoff.success()
             problem = self._store_window(window, day, today, points)
             if problem is not None:
-                problems.append(problem)
                 self._report(logging.WARNING, problem, problems)
 
         fields = {"last_attempt": format_local_iso(now)}
         if problems:
             fields["error"] = "; ".join(problems)
+            self._settle_problems(problems)
         elif wanted and not self.stop_event.is_set():
             fields["error"] = None
-            self._logged_problems = set()
+            self._settle_problems(problems)
         self._publish(**fields)
         return self.period_s if retry_s is None else retry_s
+
+    def _follow_password(self, password: str | None) -> bool:
+        """Pass a changed `api_password` to the client; True for a new password. A new password is
+        proven by a request at once, so the operator sees `connected` (or the login error) now
+        rather than at the next revision fetch: it counts as "fetch now"."""
+        if password == self._password:
+            return False
+        self.api.set_password(password)
+        self._password = password
+        self._auth_backoff.success()
+        if password is not None:
+            return True
+        self._settle_problems([])
+        self._publish(connected=False, error=None)
+        log.info("API password cleared")
+        return False
+
+    def _auth_failed(self, exc: AuthenticationError, now: datetime, problems: list[str]) -> float:
+        """End the pass after an authentication failure; returns the backoff before the next one."""
+        self.api.drop_token()
+        backoff_s = self._auth_backoff.failure()
+        self._report(logging.ERROR, f"Authentication failed: {exc}", problems)
+        self._settle_problems(problems)
+        self._publish(connected=False, error="; ".join(problems), last_attempt=format_local_iso(now))
+        return backoff_s
+
+    def _fetch_failed(self, window: str, exc: IstentoreAPIError, problems: list[str]) -> float:
+        """Report a failed window fetch; returns the wait before the next pass."""
+        text = f"{window.capitalize()} fetch failed: {exc}"
+        self._publish(connected=False)
+        self._report(logging.WARNING, text, problems)
+        wait_s = min(ERROR_RETRY_S, self.period_s)
+        if exc.retry_after_s is not None:        # the server asked us to wait at least this
+            wait_s = max(wait_s, exc.retry_after_s)
+        return wait_s
 
     def _wants(self, window: str, fetch_now: bool) -> bool:
         last_ok = self._last_ok_mono[window]
@@ -237,7 +243,7 @@ class DataFetcher:
         else:
             fields.update(today_fetched=False, today_points=0, today_points_by_plant=dict(zeros))
             self._last_ok_mono["today"] = None
-            if self._auth_failures == 0:
+            if self._auth_backoff.failures == 0:
                 self._next_pass_mono = None
         self._last_ok_mono["tomorrow"] = None
         self._publish(**fields)
@@ -308,11 +314,17 @@ class DataFetcher:
     def _report(self, level: int, text: str, pass_problems: list[str]) -> None:
         """Log a problem once when it starts; while it persists from pass to pass, only at DEBUG.
 
-        `pass_problems` are this pass's problems so far (`text` included); the problems of the
-        previous pass that did not come back are forgotten (they are logged again if they return).
+        `text` is added to `pass_problems` (this pass's problems); at the end of the pass
+        `_settle_problems` forgets the previous pass's problems that did not come back (they are
+        logged again if they return).
         """
-        if text in self._previous_problems:
-            log.debug("%s (still)", text)
-        else:
+        pass_problems.append(text)
+        if self._problems.begin(text, self.clock.monotonic()):
             log.log(level, "%s", text)
-        self._logged_problems = set(pass_problems)
+        else:
+            log.debug("%s (still)", text)
+
+    def _settle_problems(self, pass_problems: list[str]) -> None:
+        for text in self._problems.keys():
+            if text not in pass_problems:
+                self._problems.forget(text)

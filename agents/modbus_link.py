@@ -19,6 +19,7 @@ from pymodbus.exceptions import ModbusException
 
 from core.codec import CodecError, encode, encode_counts
 from core.config import PlantConfig
+from core.episodes import Backoff, Episodes
 from core.points import ReadPlan, plan_for
 
 BACKOFF_INITIAL_S = 0.5
@@ -58,9 +59,9 @@ class ModbusLink:
         self.last_error: str | None = None
         self.consecutive_failures = 0
         self._client: ModbusTcpClient | None = None
-        self._backoff_s = BACKOFF_INITIAL_S
+        self._backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)   # counts connect failures only
         self._next_attempt = None  # monotonic time before which background ops fail at once
-        self._down_logged = False
+        self._down = Episodes()    # key "down": the outage logged once at its start and end
         self._plans: dict[tuple, ReadPlan] = {}
 
     # -- endpoint -------------------------------------------------------------------------------
@@ -98,9 +99,9 @@ class ModbusLink:
         self.link = "unknown"
         self.last_error = None
         self.consecutive_failures = 0
-        self._backoff_s = BACKOFF_INITIAL_S
+        self._backoff.success()
         self._next_attempt = None
-        self._down_logged = False
+        self._down.forget("down")
         self._plans.clear()
 
     def close(self) -> None:
@@ -142,24 +143,23 @@ class ModbusLink:
     def _failure(self, kind: str, message: str) -> None:
         self.consecutive_failures += 1
         self.last_error = message
+        now = self.clock.monotonic()
         if kind == "connect_failed":
             self.close()
-            self._next_attempt = self.clock.monotonic() + self._backoff_s
-            self._backoff_s = min(self._backoff_s * 2, BACKOFF_MAX_S)
-        if not self._down_logged:
+            self._next_attempt = now + self._backoff.failure()
+        if self._down.begin("down", now):
             log.warning("%s Modbus %s link down (%s): %s", self.plant.name, self.role,
                         self.endpoint_label, message)
-            self._down_logged = True
         self.link = kind
 
     def _success(self) -> None:
-        if self._down_logged:
+        if self._down.active("down"):
+            self._down.end("down", self.clock.monotonic())
             log.info("%s Modbus %s link restored (%s)", self.plant.name, self.role, self.endpoint_label)
-            self._down_logged = False
         self.link = "ok"
         self.last_error = None
         self.consecutive_failures = 0
-        self._backoff_s = BACKOFF_INITIAL_S
+        self._backoff.success()
         self._next_attempt = None
 
     def _call(self, fn, *args, refusable: tuple[int, ...] = (), **kwargs):

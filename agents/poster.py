@@ -4,77 +4,47 @@ The recorder calls `enqueue_sample(plant, ts, values)` once per post window whil
 each sample becomes up to four items (SoC kWh = soc_pu × capacity_kwh, P W = p_poi_kw × 1000,
 Q var = q_poi_kvar × 1000, V volts = v_poi_pu × poi_voltage_v), one per configured series.
 
-Queue: one FIFO per series id; `measurement_post_queue_maxlen` bounds all items together. On
-overflow the globally oldest item is dropped, counted and reported by a WARNING at most every 60 s.
-When the gate (`post_measurements_in_api_mode`, source `api`, a password) goes from on to off, the
-queue is cleared and the items counted as `discarded`.
+Queue (`core/post_queue.PostQueue`): one FIFO per series id; `measurement_post_queue_maxlen`
+bounds all items together. On overflow the globally oldest item is dropped, counted and reported by
+a WARNING at most every 60 s. When the gate (`post_measurements_in_api_mode`, source `api`, a
+password) goes from on to off, the queue is cleared and the items counted as `discarded`.
 
 Drain (`step()`): for each series whose retry time has come, up to 500 items from its head in one
 POST. Success removes them. A retryable failure (or `AuthenticationError`) keeps them at the head
 and waits min(initial × 2^(attempt−1), max) s, or the server's `Retry-After` when longer. A
 non-retryable rejection of several items is split in halves at once to isolate the bad item; a
 single rejected item is removed and counted. Delivery is at least once, in order within a series.
+This module does the I/O, the logging and the `shared_data` writes around those rules.
 
 Shutdown (`shutdown()`): one last drain bounded by its timeout, then every remaining item goes to
 `<data_dir>/pending_posts.jsonl` (temporary file, then rename; no secrets). The constructor loads
 that file ahead of any new item (bad lines skipped with a WARNING) and deletes it.
 
 Thread safety: `enqueue_sample`, `gate_open` and `refresh_status` may be called from any thread
-(the queue has its own lock; `shared_data["lock"]` is held for O(1) swaps only). Only the poster
+(`_qlock` guards every queue call; `shared_data["lock"]` is held for O(1) swaps only). Only the poster
 thread (or the director, in `shutdown`, once the poster thread is idle) uses the HTTP client. The
 poster owns `measurement_post_status` and `measurement_post_counters`.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
 import os
 import threading
-from collections import deque
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import islice
 from pathlib import Path
 from typing import Mapping
 
 from core.config import METRICS, AppConfig
-from core.timeutil import format_local_iso, format_utc, parse_iso
+from core.post_queue import PostItem, PostQueue
+from core.timeutil import format_local_iso, parse_iso
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError
 
 log = logging.getLogger("hil.poster")
 
-MAX_BATCH_ITEMS = 500
-DROP_REPORT_INTERVAL_S = 60.0
 SPOOL_NAME = "pending_posts.jsonl"
-
-
-@dataclass(frozen=True)
-class PostItem:
-    """One measurement to post. `ts` is aware UTC (whole seconds); `enqueued_at` wall epoch seconds."""
-
-    seq: int
-    plant_id: str
-    metric: str
-    series_id: int
-    value: float
-    ts: datetime
-    enqueued_at: float
-
-    @property
-    def ts_utc(self) -> str:
-        return format_utc(self.ts)
-
-    def to_json(self) -> str:
-        return json.dumps({"plant": self.plant_id, "metric": self.metric, "series_id": self.series_id,
-                           "value": self.value, "timestamp": self.ts_utc, "enqueued_at": self.enqueued_at})
-
-
-@dataclass
-class _SeriesState:
-    attempts: int = 0
-    next_try: float = 0.0   # monotonic time before which the series is not tried
+SHUTDOWN_MIN_REQUEST_S = 0.05   # in the last drain, no request starts with less time than this left
 
 
 def metric_values(values: Mapping[str, float], plant_cfg) -> dict[str, float | None]:
@@ -104,9 +74,6 @@ class Poster:
         self.stop_event = stop_event
         self.registry = registry
         self.enabled_in_config = bool(api_cfg.post_measurements_in_api_mode)
-        self.maxlen = int(api_cfg.measurement_post_queue_maxlen)
-        self.retry_initial_s = float(api_cfg.measurement_post_retry_initial_s)
-        self.retry_max_s = float(api_cfg.measurement_post_retry_max_s)
         self.request_timeout_s = float(api_cfg.request_timeout_s)
         self.spool_path = Path(cfg.data_dir) / SPOOL_NAME
         self.wake_event = threading.Event()
@@ -114,13 +81,8 @@ class Poster:
                                        clock=clock)
         self._password_passed: str | None = None
         self._qlock = threading.Lock()
-        self._queues: dict[int, deque[PostItem]] = {}
-        self._series: dict[int, _SeriesState] = {}
-        self._total = 0
-        self._count_by_plant = {pid: 0 for pid in cfg.plants}
-        self._seq = itertools.count(1)
-        self._drops_unreported = 0
-        self._last_drop_report: float | None = None
+        self._queue = PostQueue(api_cfg.measurement_post_queue_maxlen, api_cfg.measurement_post_retry_initial_s,
+                                api_cfg.measurement_post_retry_max_s, cfg.plants)
         self._gate: bool | None = None
         self._api_lock = threading.Lock()   # one HTTP user at a time (poster thread or shutdown)
         self._idle = threading.Event()
@@ -158,25 +120,19 @@ class Poster:
     def queued(self, series_id: int | None = None) -> list[PostItem]:
         """A copy of the queued items (one series, or all in sequence order)."""
         with self._qlock:
-            if series_id is not None:
-                return list(self._queues.get(series_id, ()))
-            return sorted((item for q in self._queues.values() for item in q), key=lambda it: it.seq)
+            return self._queue.items(series_id)
 
     def pending_count(self) -> int:
         with self._qlock:
-            return self._total
+            return len(self._queue)
 
     def refresh_status(self) -> None:
         """Publish `posting_enabled`, `pending_queue_count`, `oldest_pending_age_s` (any thread)."""
         gate = self.gate_open()
         wall = self.clock.now().timestamp()
-        oldest: dict[str, float] = {}
         with self._qlock:
-            counts = dict(self._count_by_plant)
-            for q in self._queues.values():
-                for item in islice(q, 1):
-                    if item.plant_id not in oldest or item.enqueued_at < oldest[item.plant_id]:
-                        oldest[item.plant_id] = item.enqueued_at
+            counts = self._queue.count_by_plant()
+            oldest = self._queue.oldest_enqueued_by_plant()
         with self.sd["lock"]:
             statuses = self.sd["measurement_post_status"]
             for pid in counts:
@@ -212,10 +168,7 @@ class Poster:
         self._closed = True
         self.clock.wait(self._idle, max(0.0, timeout_s))
         if self.gate_open():
-            try:
-                self._drain(deadline=deadline)
-            finally:
-                self.api.timeout_s = self.request_timeout_s
+            self._drain(deadline=deadline)
         spooled = self._write_spool()
         self.refresh_status()
         return spooled
@@ -226,61 +179,19 @@ class Poster:
     # ------------------------------------------------------------------------------ queue
     def _add(self, entries) -> None:
         """Append items (plant, metric, series, value, ts, enqueued_at) with oldest-drop overflow."""
-        dropped: dict[str, int] = {}
         with self._qlock:
-            for plant_id, metric, series_id, value, ts, enqueued_at in entries:
-                if self._total >= self.maxlen:
-                    victim = self._pop_oldest()
-                    if victim is not None:
-                        dropped[victim.plant_id] = dropped.get(victim.plant_id, 0) + 1
-                item = PostItem(next(self._seq), plant_id, metric, series_id, value, ts, enqueued_at)
-                self._queues.setdefault(series_id, deque()).append(item)
-                self._series.setdefault(series_id, _SeriesState())
-                self._total += 1
-                self._count_by_plant[plant_id] = self._count_by_plant.get(plant_id, 0) + 1
-            self._drops_unreported += sum(dropped.values())
+            dropped = self._queue.add(entries)
         for pid, n in dropped.items():
             self._bump(pid, "dropped", n)
         if dropped:
             self._report_drops()
 
-    def _pop_oldest(self) -> PostItem | None:
-        """Remove the globally oldest item (smallest sequence number among the heads). Under _qlock."""
-        best = None
-        for q in self._queues.values():
-            if q and (best is None or q[0].seq < best[0].seq):
-                best = q
-        if best is None:
-            return None
-        item = best.popleft()
-        self._total -= 1
-        self._count_by_plant[item.plant_id] -= 1
-        return item
-
-    def _remove_through(self, series_id: int, last_seq: int) -> dict[str, int]:
-        """Remove the head items of a series up to `last_seq`; counts per plant."""
-        removed: dict[str, int] = {}
-        with self._qlock:
-            q = self._queues.get(series_id)
-            while q and q[0].seq <= last_seq:
-                item = q.popleft()
-                self._total -= 1
-                self._count_by_plant[item.plant_id] -= 1
-                removed[item.plant_id] = removed.get(item.plant_id, 0) + 1
-        return removed
-
     def _discard_all(self) -> None:
         with self._qlock:
-            counts = dict(self._count_by_plant)
-            self._queues.clear()
-            for state in self._series.values():
-                state.attempts, state.next_try = 0, 0.0
-            self._total = 0
-            self._count_by_plant = {pid: 0 for pid in counts}
-        n = sum(counts.values())
+            counts = self._queue.clear()
         for pid, count in counts.items():
-            if count:
-                self._bump(pid, "discarded", count)
+            self._bump(pid, "discarded", count)
+        n = sum(counts.values())
         if n:
             log.warning("Measurement posting disabled: %d queued item(s) discarded", n)
         else:
@@ -289,19 +200,14 @@ class Poster:
     def _report_drops(self) -> None:
         mono = self.clock.monotonic()
         with self._qlock:
-            n = self._drops_unreported
-            if not n or (self._last_drop_report is not None
-                         and mono - self._last_drop_report < DROP_REPORT_INTERVAL_S):
-                return
-            self._drops_unreported = 0
-            self._last_drop_report = mono
-        log.warning("Measurement post queue full: dropped %d oldest item(s) since last report", n)
+            n = self._queue.drop_report(mono)
+        if n:
+            log.warning("Measurement post queue full: dropped %d oldest item(s) since last report", n)
 
     def _earliest_retry_wait(self) -> float:
         mono = self.clock.monotonic()
         with self._qlock:
-            waits = [self._series[sid].next_try - mono for sid, q in self._queues.items() if q]
-        return max(0.0, min(waits)) if waits else math.inf
+            return self._queue.wait_s(mono)
 
     # ------------------------------------------------------------------------------ drain
     def _sync_password(self) -> None:
@@ -323,80 +229,88 @@ class Poster:
             while True:
                 progressed = False
                 with self._qlock:
-                    heads = sorted((q[0].seq, sid) for sid, q in self._queues.items() if q)
-                for _, sid in heads:
+                    heads = self._queue.heads()
+                for sid in heads:
                     if deadline is None and (self.stop_event.is_set() or self._closed):
                         return False
                     mono = self.clock.monotonic()
+                    timeout_s = None   # the client's request_timeout_s
                     if deadline is not None:
-                        remaining = deadline - mono
-                        if remaining <= 0.05:
+                        if deadline - mono <= SHUTDOWN_MIN_REQUEST_S:
                             return False
-                        self.api.timeout_s = min(self.request_timeout_s, remaining)
-                    elif self._series[sid].next_try > mono:
-                        continue
+                        timeout_s = min(self.request_timeout_s, deadline - mono)
                     with self._qlock:
-                        batch = list(islice(self._queues.get(sid, ()), MAX_BATCH_ITEMS))
+                        batch = self._queue.batch(sid) if deadline is not None or self._queue.due(sid, mono) else []
                     if not batch:
                         continue
                     if self.registry is not None:
                         self.registry.beat(self.thread_name)
-                    if not self._post(sid, batch):
+                    if not self._post(sid, batch, timeout_s):
                         return False  # API trouble: one failed request per step at most
                     progressed = True
                 if deadline is None:
                     mono = self.clock.monotonic()
                     with self._qlock:
-                        return any(q and self._series[sid].next_try <= mono for sid, q in self._queues.items())
+                        return self._queue.any_due(mono)
                 if not progressed:
                     return False
         finally:
             self._idle.set()
             self._api_lock.release()
 
-    def _post(self, series_id: int, batch: list[PostItem]) -> bool:
-        """POST one batch; True when it left the queue (posted or rejected), False on a retryable
-        failure (the items stay at the head, the series backs off)."""
-        state = self._series[series_id]
-        attempt = state.attempts + 1
+    def _post(self, series_id: int, batch: list[PostItem], timeout_s: float | None = None) -> bool:
+        """POST one batch (`timeout_s`: bound of this request, None for the configured one); True
+        when it left the queue (posted or rejected), False on a retryable failure (the items stay
+        at the head, the series backs off)."""
+        with self._qlock:
+            attempt = self._queue.attempt(series_id)
         newest = batch[-1]
         self._attempt_status(newest, attempt, "attempting", None, None, len(batch))
         try:
-            self.api.post_measurements(series_id, [(item.ts, item.value) for item in batch])
+            self.api.post_measurements(series_id, [(item.ts, item.value) for item in batch], timeout_s=timeout_s)
         except IstentoreAPIError as exc:
             if exc.retryable or isinstance(exc, AuthenticationError):
-                state.attempts = attempt
-                delay = min(self.retry_initial_s * 2 ** (attempt - 1), self.retry_max_s)
-                if exc.retry_after_s is not None and exc.retry_after_s > delay:
-                    delay = exc.retry_after_s
-                state.next_try = self.clock.monotonic() + delay
-                name = self.cfg.plants[newest.plant_id].name
-                log.warning("Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %s s",
-                            name, newest.metric, series_id, len(batch), attempt, exc, _num(delay))
-                self._attempt_status(newest, attempt, "failed", str(exc), delay, len(batch))
-                self._error_status(newest.plant_id, str(exc))
+                self._failed(batch, attempt, exc)
                 return False
-            if len(batch) > 1:
-                mid = len(batch) // 2
-                return self._post(series_id, batch[:mid]) and self._post(series_id, batch[mid:])
-            item = batch[0]
-            for pid, n in self._remove_through(series_id, item.seq).items():
-                self._bump(pid, "rejected", n)
-            name = self.cfg.plants[item.plant_id].name
-            log.error("Measurement rejected by API: %s %s series %d at %s: %s",
-                      name, item.metric, series_id, item.ts_utc, exc)
-            self._attempt_status(item, attempt, "rejected", str(exc), None, 1)
-            self._error_status(item.plant_id, str(exc))
+            halves = PostQueue.split(batch)
+            if halves:
+                return all(self._post(series_id, half, timeout_s) for half in halves)
+            self._rejected(batch[0], attempt, exc)
             return True
-        for pid, n in self._remove_through(series_id, newest.seq).items():
+        with self._qlock:
+            posted = self._queue.posted(batch)
+        for pid, n in posted.items():
             self._bump(pid, "posted", n)
-        state.attempts, state.next_try = 0, 0.0
         self._attempt_status(newest, attempt, "success", None, None, len(batch))
         now = format_local_iso(self.clock.now())
         self._set_status(newest.plant_id, last_error=None, last_success={
             "timestamp": now, "metric": newest.metric, "value": newest.value, "series_id": series_id,
             "measurement_timestamp": format_local_iso(newest.ts, self.cfg.tz), "batch_size": len(batch)})
         return True
+
+    def _failed(self, batch: list[PostItem], attempt: int, exc: IstentoreAPIError) -> None:
+        """A retryable failure: back the series off; the items stay queued."""
+        newest = batch[-1]
+        mono = self.clock.monotonic()
+        with self._qlock:
+            delay = self._queue.failed(newest.series_id, mono, exc.retry_after_s)
+        name = self.cfg.plants[newest.plant_id].name
+        log.warning("Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %s s",
+                    name, newest.metric, newest.series_id, len(batch), attempt, exc, _num(delay))
+        self._attempt_status(newest, attempt, "failed", str(exc), delay, len(batch))
+        self._error_status(newest.plant_id, str(exc))
+
+    def _rejected(self, item: PostItem, attempt: int, exc: IstentoreAPIError) -> None:
+        """A single item rejected for good: remove and count it."""
+        with self._qlock:
+            rejected = self._queue.rejected(item)
+        for pid, n in rejected.items():
+            self._bump(pid, "rejected", n)
+        name = self.cfg.plants[item.plant_id].name
+        log.error("Measurement rejected by API: %s %s series %d at %s: %s",
+                  name, item.metric, item.series_id, item.ts_utc, exc)
+        self._attempt_status(item, attempt, "rejected", str(exc), None, 1)
+        self._error_status(item.plant_id, str(exc))
 
     # ------------------------------------------------------------------------------ status
     def _attempt_status(self, item: PostItem, attempt: int, result: str, error: str | None,

@@ -196,6 +196,29 @@ def test_a_hang_is_cut_by_the_timeout(sim):
     assert elapsed_s < 2.0
 
 
+def test_a_per_call_timeout_bounds_login_and_post_and_leaves_the_default_alone(sim):
+    api = make_api(sim, timeout_s=30)
+    item = [(datetime(2026, 6, 1, 12, tzinfo=TZ), 1.0)]
+    try:
+        sim.set_delay("/login", 5.0)                   # the lazy login uses the call's bound too
+        started = CLOCK.monotonic()
+        with pytest.raises(IstentoreAPIError, match="POST /login: no answer within 0.3 s"):
+            api.post_measurements(7, item, timeout_s=0.3)
+        assert CLOCK.monotonic() - started < 2.0
+        sim.set_delay("/login", None)
+        sim.set_delay("/measurements", 5.0)
+        started = CLOCK.monotonic()
+        with pytest.raises(IstentoreAPIError, match="POST /measurements: no answer within 0.4 s") as caught:
+            api.post_measurements(7, item, timeout_s=0.4)
+        assert caught.value.retryable and CLOCK.monotonic() - started < 2.0
+        sim.set_delay("/measurements", 0.7)            # longer than the bounds above, within the default
+        api.post_measurements(7, item)
+        assert api.timeout_s == 30
+    finally:
+        api.close()
+    assert len(sim.measurements(7)) >= 1
+
+
 def test_stop_aborts_a_hanging_request(sim):
     sim.set_delay(MARKET, math.inf)
     api = make_api(sim, timeout_s=30)

@@ -136,11 +136,11 @@ def test_success_resets_backoff_and_mode_change_starts_fresh(tmp_path, clock, co
         for _ in range(3):
             with pytest.raises(LinkError):
                 link.read(OBSERVE_POINTS, immediate=True)
-        assert link._backoff_s == 4
+        assert link._backoff.failures == 3 and link._backoff.delay_s(4) == 4   # the next wait: 4 s
         link.set_mode("local")                         # transport switch: fresh link, fresh backoff
         assert link.link == "unknown" and not link.in_backoff()
         assert link.read(OBSERVE_POINTS)["enable"] == 0
-        assert link.link == "ok" and link._backoff_s == 0.5 and link.consecutive_failures == 0
+        assert link.link == "ok" and link._backoff.failures == 0 and link.consecutive_failures == 0
         assert connects[-1] == ("127.0.0.1", plant.local.port)
     finally:
         link.close()

@@ -425,6 +425,27 @@ def test_an_incomplete_day_is_merged_reported_and_retried(sim, rig_factory, capl
     assert_day_matches_sim(rig, date(2026, 6, 1))
 
 
+def test_a_lasting_problem_is_logged_once_and_again_after_it_cleared(sim, rig_factory, caplog):
+    caplog.set_level(logging.DEBUG, "hil.data_fetcher")
+    rig = rig_factory()                              # 09:05: today only
+
+    def failures():
+        return [(r.levelname, r.message.endswith("(still)")) for r in caplog.records
+                if r.message.startswith("Today fetch failed")]
+
+    sim.fail_next(MARKET, 503, count=3)
+    rig.step()
+    rig.leap(30)
+    rig.leap(30)
+    assert failures() == [("WARNING", False), ("DEBUG", True), ("DEBUG", True)]
+    rig.leap(30)                                     # answered: the problem has cleared
+    assert rig.status()["error"] is None and rig.status()["today_fetched"] is True
+    sim.fail_next(MARKET, 503)
+    rig.fetcher.request_fetch_now()
+    rig.step()
+    assert failures()[3:] == [("WARNING", False)]
+
+
 def test_auth_failures_back_off_30_s_doubling_to_600_s(sim, rig_factory, caplog):
     caplog.set_level(logging.INFO)
     rig = rig_factory(password="wrong-password")

@@ -1,0 +1,213 @@
+"""Queue rules of the measurement poster (components §7.9): batching, overflow, retry schedule.
+
+Items live in one FIFO per series id, in sequence order (the sequence number is global, so the
+smallest head is the globally oldest item). `maxlen` bounds all items together: on overflow the
+globally oldest item is dropped and counted for the next drop report (`drop_report`, at most one per
+`DROP_REPORT_INTERVAL_S`). A batch is up to `MAX_BATCH_ITEMS` items from a series' head. A retryable
+failure backs the series off (`Backoff(retry_initial_s, retry_max_s)`, or the server's Retry-After
+when longer); a rejected batch of several items is split in halves to isolate the bad item.
+
+Pure: no locks, threads, sockets or clock reads; `now` is monotonic seconds passed in by the caller.
+Not thread-safe: the poster holds its own lock around every call.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Iterable
+
+from core.episodes import Backoff, Throttle
+from core.timeutil import format_utc
+
+MAX_BATCH_ITEMS = 500
+DROP_REPORT_INTERVAL_S = 60.0
+
+# (plant_id, metric, series_id, value, ts, enqueued_at): an item before it gets its sequence number
+Entry = tuple[str, str, int, float, datetime, float]
+
+
+@dataclass(frozen=True)
+class PostItem:
+    """One measurement to post. `ts` is aware UTC (whole seconds); `enqueued_at` wall epoch seconds."""
+
+    seq: int
+    plant_id: str
+    metric: str
+    series_id: int
+    value: float
+    ts: datetime
+    enqueued_at: float
+
+    @property
+    def ts_utc(self) -> str:
+        return format_utc(self.ts)
+
+    def to_json(self) -> str:
+        return json.dumps({"plant": self.plant_id, "metric": self.metric, "series_id": self.series_id,
+                           "value": self.value, "timestamp": self.ts_utc, "enqueued_at": self.enqueued_at})
+
+
+@dataclass
+class _Series:
+    retry: Backoff
+    items: deque = field(default_factory=deque)
+    next_try: float = 0.0   # monotonic time before which the series is not tried
+
+
+def _tally(counts: dict[str, int], plant_id: str, n: int = 1) -> None:
+    counts[plant_id] = counts.get(plant_id, 0) + n
+
+
+class PostQueue:
+    """The poster's queue; see the module docstring. Counts returned are per plant id."""
+
+    def __init__(self, maxlen: int, retry_initial_s: float, retry_max_s: float,
+                 plant_ids: Iterable[str] = ()):
+        self.maxlen = int(maxlen)
+        self.retry_initial_s = float(retry_initial_s)
+        self.retry_max_s = float(retry_max_s)
+        self._series: dict[int, _Series] = {}
+        self._total = 0
+        self._count_by_plant = {pid: 0 for pid in plant_ids}
+        self._seq = itertools.count(1)
+        self._drops_unreported = 0
+        self._drop_report = Throttle(DROP_REPORT_INTERVAL_S)
+
+    def __len__(self) -> int:
+        return self._total
+
+    # ------------------------------------------------------------------------------ contents
+    def add(self, entries: Iterable[Entry]) -> dict[str, int]:
+        """Append entries in order, dropping the globally oldest item per overflow; returns the drops."""
+        dropped: dict[str, int] = {}
+        for plant_id, metric, series_id, value, ts, enqueued_at in entries:
+            if self._total >= self.maxlen:
+                victim = self._pop_oldest()
+                if victim is not None:
+                    _tally(dropped, victim.plant_id)
+            series = self._series.get(series_id)
+            if series is None:
+                series = self._series[series_id] = _Series(Backoff(self.retry_initial_s, self.retry_max_s))
+            series.items.append(PostItem(next(self._seq), plant_id, metric, series_id, value, ts, enqueued_at))
+            self._total += 1
+            _tally(self._count_by_plant, plant_id)
+        self._drops_unreported += sum(dropped.values())
+        return dropped
+
+    def items(self, series_id: int | None = None) -> list[PostItem]:
+        """A copy of the queued items: one series in queue order, or all in sequence order."""
+        if series_id is not None:
+            series = self._series.get(series_id)
+            return list(series.items) if series is not None else []
+        return sorted((item for s in self._series.values() for item in s.items), key=lambda it: it.seq)
+
+    def count_by_plant(self) -> dict[str, int]:
+        return dict(self._count_by_plant)
+
+    def oldest_enqueued_by_plant(self) -> dict[str, float]:
+        """Per plant, the smallest `enqueued_at` among the series heads (plants with items only)."""
+        oldest: dict[str, float] = {}
+        for series in self._series.values():
+            for item in islice(series.items, 1):
+                if item.plant_id not in oldest or item.enqueued_at < oldest[item.plant_id]:
+                    oldest[item.plant_id] = item.enqueued_at
+        return oldest
+
+    def clear(self) -> dict[str, int]:
+        """Remove every item (the gate went off) and forget every backoff; returns the counts removed."""
+        counts = {pid: n for pid, n in self._count_by_plant.items() if n}
+        for series in self._series.values():
+            series.items.clear()
+            series.retry.success()
+            series.next_try = 0.0
+        self._total = 0
+        self._count_by_plant = dict.fromkeys(self._count_by_plant, 0)
+        return counts
+
+    def drop_report(self, now: float) -> int:
+        """Drops to report now (0: nothing to report, or the last report is too recent)."""
+        n = self._drops_unreported
+        if not n or not self._drop_report.ready(now):
+            return 0
+        self._drops_unreported = 0
+        return n
+
+    # ------------------------------------------------------------------------------ draining
+    def heads(self) -> list[int]:
+        """Series ids with items, the one holding the globally oldest head first."""
+        return [sid for _, sid in sorted((s.items[0].seq, sid) for sid, s in self._series.items() if s.items)]
+
+    def due(self, series_id: int, now: float) -> bool:
+        series = self._series.get(series_id)
+        return series is not None and bool(series.items) and series.next_try <= now
+
+    def any_due(self, now: float) -> bool:
+        return any(self.due(sid, now) for sid in self._series)
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until the earliest series with items may be tried (0 when one is due; inf when empty)."""
+        waits = [s.next_try - now for s in self._series.values() if s.items]
+        return max(0.0, min(waits)) if waits else math.inf
+
+    def batch(self, series_id: int) -> list[PostItem]:
+        """Up to MAX_BATCH_ITEMS items from the head of a series (they stay queued)."""
+        series = self._series.get(series_id)
+        return list(islice(series.items, MAX_BATCH_ITEMS)) if series is not None else []
+
+    def attempt(self, series_id: int) -> int:
+        """The number of the next attempt of a series (1 after a success)."""
+        return self._series[series_id].retry.failures + 1
+
+    def posted(self, batch: list[PostItem]) -> dict[str, int]:
+        """The batch was accepted: remove it, restart the series' backoff; returns the counts removed."""
+        series = self._series[batch[-1].series_id]
+        series.retry.success()
+        series.next_try = 0.0
+        return self._remove_through(batch[-1])
+
+    def failed(self, series_id: int, now: float, retry_after_s: float | None = None) -> float:
+        """A retryable failure: the items stay at the head; returns the delay before the next try
+        (the series' backoff, or `retry_after_s` when longer)."""
+        series = self._series[series_id]
+        delay_s = series.retry.failure()
+        if retry_after_s is not None and retry_after_s > delay_s:
+            delay_s = retry_after_s
+        series.next_try = now + delay_s
+        return delay_s
+
+    @staticmethod
+    def split(batch: list[PostItem]) -> list[list[PostItem]]:
+        """A rejected batch: its halves, to post in order (one item: none, it is removed instead)."""
+        if len(batch) <= 1:
+            return []
+        mid = len(batch) // 2
+        return [batch[:mid], batch[mid:]]
+
+    def rejected(self, item: PostItem) -> dict[str, int]:
+        """A single item was rejected for good: remove it (and anything queued ahead of it)."""
+        return self._remove_through(item)
+
+    # ------------------------------------------------------------------------------ internals
+    def _remove_through(self, last: PostItem) -> dict[str, int]:
+        removed: dict[str, int] = {}
+        series = self._series.get(last.series_id)
+        while series is not None and series.items and series.items[0].seq <= last.seq:
+            item = series.items.popleft()
+            self._total -= 1
+            self._count_by_plant[item.plant_id] -= 1
+            _tally(removed, item.plant_id)
+        return removed
+
+    def _pop_oldest(self) -> PostItem | None:
+        oldest = min((s for s in self._series.values() if s.items), key=lambda s: s.items[0].seq, default=None)
+        if oldest is None:
+            return None
+        item = oldest.items.popleft()
+        self._total -= 1
+        self._count_by_plant[item.plant_id] -= 1
+        return item
