@@ -13,8 +13,6 @@ import threading
 
 from agents.commands import Command, CommandLog
 
-QUEUE_CAPACITY = 4
-
 log = logging.getLogger("hil.coordinator")
 
 
@@ -50,10 +48,8 @@ class Coordinator:
 
     def enqueue(self, cmd: Command) -> str | None:
         with self._lock:
-            if self._queue or self._running is not None:
+            if self._queue or self._running is not None:   # one switch at a time
                 return "switch in progress"
-            if len(self._queue) >= QUEUE_CAPACITY:
-                return "queue full"
             self._queue.append(cmd)
         self.wake_event.set()
         return None

@@ -47,6 +47,11 @@ OWNER_BY_KEY: dict[str, str | None] = {
 }
 
 
+def schedule_key(source: str) -> str:
+    """The key of the schedule frames of a source (`manual` or `api`)."""
+    return "api_schedule_df_by_plant" if source == "api" else "manual_schedule_df_by_plant"
+
+
 def _per_plant(factory):
     return {pid: factory() for pid in PLANT_IDS}
 
