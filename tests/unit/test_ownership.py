@@ -11,6 +11,7 @@ be resolved is reported too, so a new indirection cannot hide a write.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -199,6 +200,21 @@ def test_every_owner_is_a_runtime_module():
     assert {"hil_scheduler.py", "agents/control_agent.py", "core/state.py"} <= runtime
     missing = {owner for owner in OWNER_BY_KEY.values() if owner is not None} - runtime
     assert missing == set()
+
+
+def test_the_architecture_table_names_the_same_owners():
+    """docs/ARCHITECTURE.md's "Who writes what" table and OWNER_BY_KEY agree, key by key."""
+    doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    section = doc.split("## Who writes what", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]   # past header, rule
+    assert len(rows) >= 5
+    documented = {}
+    for row in rows:
+        keys_cell, owner_cell = row.split("|")[1:3]
+        modules = re.findall(r"`([\w/]+\.py)`", owner_cell)
+        for key in re.findall(r"`(\w+)`", keys_cell):
+            documented[key] = modules[0] if modules else None
+    assert documented == OWNER_BY_KEY
 
 
 def test_no_shared_key_is_written_outside_its_owner():
