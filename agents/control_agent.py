@@ -43,8 +43,7 @@ log = logging.getLogger("hil.control")
 class PlantController:
     """Owns one plant's control-path Modbus I/O. `step()` is one iteration of its thread."""
 
-    def __init__(self, plant_id: str, cfg: AppConfig, clock, shared_data: dict,
-                 command_log: CommandLog, stop_event: threading.Event):
+    def __init__(self, plant_id: str, cfg: AppConfig, clock, shared_data: dict, command_log: CommandLog):
         self.plant_id = plant_id
         self.cfg = cfg
         self.plant = cfg.plants[plant_id]
@@ -52,7 +51,6 @@ class PlantController:
         self.clock = clock
         self.sd = shared_data
         self.command_log = command_log
-        self.stop_event = stop_event
         self.wake_event = threading.Event()
         self.abort_waits = threading.Event()  # set by a second shutdown signal: end decay waits now
         self.thread_name = f"control.{plant_id}"

@@ -26,13 +26,12 @@ def payload_text(result: dict | None) -> str:
 class Coordinator:
     thread_name = "coordinator"
 
-    def __init__(self, cfg, clock, shared_data: dict, command_log: CommandLog, stop_event: threading.Event,
+    def __init__(self, cfg, clock, shared_data: dict, command_log: CommandLog,
                  scheduler_wake: threading.Event):
         self.cfg = cfg
         self.clock = clock
         self.sd = shared_data
         self.command_log = command_log
-        self.stop_event = stop_event
         self.scheduler_wake = scheduler_wake
         self.wake_event = threading.Event()
         self.intake = None          # set by the director (safe stops go through intake)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 from core.config import AppConfig
 from core.dispatch import Target
+from core.names import PLANT_IDS
 from core.schedules import check_normalised, clamp_warnings, next_breakpoint, resolve_setpoint
 from core.state import schedule_key
 from core.timeutil import format_hms
@@ -44,7 +45,7 @@ class ScheduleStore:
         """Swap in a normalised frame for (source, plant); returns the new revision."""
         if source not in self._KEYS:
             raise ValueError(f"unknown schedule source {source!r}")
-        if plant not in ("lib", "vrfb"):
+        if plant not in PLANT_IDS:
             raise ValueError(f"unknown plant {plant!r}")
         check_normalised(frame, source, self.tz)
         with self.sd["lock"]:

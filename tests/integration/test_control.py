@@ -46,11 +46,10 @@ class Rig:
         self.clock = clock
         self.sd = build_shared_data()
         self.lock = install_timed_lock(self.sd)
-        self.stop_event = threading.Event()
         self.command_log = CommandLog(self.sd, clock)
-        self.ctl = {pid: PlantController(pid, self.cfg, clock, self.sd, self.command_log, self.stop_event)
+        self.ctl = {pid: PlantController(pid, self.cfg, clock, self.sd, self.command_log)
                     for pid in ("lib", "vrfb")}
-        self.coordinator = Coordinator(self.cfg, clock, self.sd, self.command_log, self.stop_event,
+        self.coordinator = Coordinator(self.cfg, clock, self.sd, self.command_log,
                                        threading.Event())
         self.intake = CommandIntake(self.sd, self.ctl, self.coordinator, clock)
         self.intake.log = self.command_log
