@@ -32,7 +32,8 @@ from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
-from core.config import PLANT_IDS, AppConfig, effective_config_yaml, load_config_or_report  # noqa: E402
+from core.config import AppConfig, effective_config_yaml, load_config_or_report  # noqa: E402
+from core.names import PLANT_IDS  # noqa: E402
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
 from core.state import build_shared_data  # noqa: E402
 
@@ -62,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-config", action="store_true", help="validate the config, print the effective settings, exit")
     p.add_argument("--schedule", action="append", default=[], metavar="PLANT=CSV",
                    help="load a manual schedule for lib or vrfb at start (repeatable)")
-    p.add_argument("--start", action="append", default=[], metavar="PLANT", choices=("lib", "vrfb", "all"),
+    p.add_argument("--start", action="append", default=[], metavar="PLANT", choices=PLANT_IDS + ("all",),
                    help="start dispatch of lib, vrfb or all once the agents are up (repeatable)")
-    p.add_argument("--record", action="append", default=[], metavar="PLANT", choices=("lib", "vrfb", "all"),
+    p.add_argument("--record", action="append", default=[], metavar="PLANT", choices=PLANT_IDS + ("all",),
                    help="start recording lib, vrfb or all at start (repeatable)")
     return p
 
@@ -121,10 +122,10 @@ class HilApp:
         self.scheduler_wake = threading.Event()
         self.store = ScheduleStore(self.sd, cfg.tz, self.scheduler_wake)
         self.command_log = CommandLog(self.sd, self.clock)
-        self.controllers = {pid: PlantController(pid, cfg, self.clock, self.sd, self.command_log, self.stop_event)
+        self.controllers = {pid: PlantController(pid, cfg, self.clock, self.sd, self.command_log)
                             for pid in PLANT_IDS}
         self.scheduler = Scheduler(cfg, self.clock, self.sd, self.controllers, self.scheduler_wake, self.stop_event)
-        self.coordinator = Coordinator(cfg, self.clock, self.sd, self.command_log, self.stop_event, self.scheduler_wake)
+        self.coordinator = Coordinator(cfg, self.clock, self.sd, self.command_log, self.scheduler_wake)
         self.intake = CommandIntake(self.sd, self.controllers, self.coordinator, self.clock)
         self.intake.log = self.command_log
         self.coordinator.intake = self.intake

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 log = logging.getLogger(__name__)
@@ -113,16 +113,3 @@ def run_loop(name: str, step: Callable[[], float | None], clock, stop_event: thr
                 registry.beat(name)
             clock.wait(event, min(remaining, 0.2 if wake_event is not None else 1.0))
 
-
-@dataclass
-class AgentThread:
-    """A named daemon thread running `run_loop`; `start()`, `join(timeout)`."""
-
-    name: str
-    target: Callable[[], None]
-    thread: threading.Thread | None = field(default=None)
-
-    def start(self) -> threading.Thread:
-        self.thread = threading.Thread(target=self.target, name=self.name, daemon=True)
-        self.thread.start()
-        return self.thread

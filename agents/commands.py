@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.names import PLANT_IDS
+
 PLANT_KINDS = ("start", "stop", "safe_stop")
 SWITCH_KINDS = ("switch_source", "switch_transport")
 
@@ -70,11 +72,10 @@ class CommandIntake:
     _ids = itertools.count(1)
     _ids_lock = threading.Lock()
 
-    def __init__(self, shared_data: dict, controllers: dict, coordinator, clock, plant_ids=("lib", "vrfb")):
+    def __init__(self, shared_data: dict, controllers: dict, coordinator, clock):
         self._sd = shared_data
         self._controllers = controllers
         self._coordinator = coordinator
-        self._plant_ids = plant_ids
         self.log = CommandLog(shared_data, clock)
         self._shutting_down = threading.Event()
 
@@ -109,7 +110,7 @@ class CommandIntake:
     def _check(self, cmd: Command) -> str | None:
         if cmd.kind not in PLANT_KINDS + SWITCH_KINDS:
             return "invalid command kind"
-        if cmd.kind in PLANT_KINDS and cmd.plant not in self._plant_ids:
+        if cmd.kind in PLANT_KINDS and cmd.plant not in PLANT_IDS:
             return "invalid plant"
         if cmd.kind == "switch_source" and cmd.target not in ("manual", "api"):
             return "invalid target"

@@ -14,48 +14,36 @@ Sign convention: positive P = discharge / export.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
-from dataclasses import dataclass
-from datetime import datetime
 
 from agents.commands import Command, CommandLog
 from agents.modbus_link import LinkError, ModbusLink
-from core.codec import CodecError, decode, decode_counts, encode, next_heartbeat
+from core.codec import CodecError, decode, decode_counts, next_heartbeat
 from core.config import AppConfig
+from core.dispatch import (SETPOINT_UNITS, Target, changed_externally, decayed, differing, dispatch_setpoint,
+                           encode_setpoints, is_stale, observed_fields, observed_transition, plant_operating,
+                           write_status)
+from core.episodes import Episodes
 from core.points import OBSERVE_POINTS, SETPOINT_POINTS
-from core.schedules import resolve_setpoint
-from core.state import empty_observed_state
 from core.recording import format_value
+from core.schedules import resolve_setpoint
+from core.state import empty_observed_state, schedule_key
 from core.timeutil import format_local_iso
 
 QUEUE_CAPACITY = 16
 OBSERVE_PERIOD_S = 1.0
 HEARTBEAT_PERIOD_S = 0.5
-STALE_AFTER_S = 3.0
 DECAY_POLL_S = 0.5
 
 log = logging.getLogger("hil.control")
 
 
-@dataclass(frozen=True)
-class Target:
-    """What the scheduler wants the plant to hold now. `evaluated_mono` is the clock's monotonic time."""
-
-    p_kw: float
-    q_kvar: float
-    reason: str
-    row_ts: datetime | None
-    clamped: bool
-    next_breakpoint: datetime | None
-    evaluated_mono: float
-
-
 class PlantController:
     """Owns one plant's control-path Modbus I/O. `step()` is one iteration of its thread."""
 
-    def __init__(self, plant_id: str, cfg: AppConfig, clock, shared_data: dict,
-                 command_log: CommandLog, stop_event: threading.Event):
+    def __init__(self, plant_id: str, cfg: AppConfig, clock, shared_data: dict, command_log: CommandLog):
         self.plant_id = plant_id
         self.cfg = cfg
         self.plant = cfg.plants[plant_id]
@@ -63,7 +51,6 @@ class PlantController:
         self.clock = clock
         self.sd = shared_data
         self.command_log = command_log
-        self.stop_event = stop_event
         self.wake_event = threading.Event()
         self.abort_waits = threading.Event()  # set by a second shutdown signal: end decay waits now
         self.thread_name = f"control.{plant_id}"
@@ -78,9 +65,7 @@ class PlantController:
         self._target_seen: Target | None = None      # last target the dispatch check used
         self._last_wanted: tuple[float, float] | None = None  # P/Q that check wanted
         self._verified_words: dict[str, list[int]] = {}
-        self._external_episode = False
-        self._expired_logged = False
-        self._refused_logged: set[tuple[str, float]] = set()
+        self._episodes = Episodes()   # external change, expired target, refused values: logged once
         self._next_dispatch = 0.0
         self._next_observe = 0.0
         self._next_heartbeat = 0.0
@@ -93,7 +78,7 @@ class PlantController:
     def enqueue(self, cmd: Command, front: bool = False) -> str | None:
         """Accept a command (intake only). Returns a reject reason or None."""
         with self._queue_lock:
-            busy = [c for c in self._queue] + ([self._running_cmd] if self._running_cmd else [])
+            busy = list(self._queue) + ([self._running_cmd] if self._running_cmd else [])
             if any(c.kind == cmd.kind for c in busy) and not (cmd.internal and cmd.kind == "safe_stop"):
                 return "duplicate"
             if len(self._queue) >= QUEUE_CAPACITY:
@@ -203,10 +188,6 @@ class PlantController:
         with self.sd["lock"]:
             self.sd["plant_transition_by_plant"][self.plant_id] = transition
 
-    def _transition(self) -> str:
-        with self.sd["lock"]:
-            return self.sd["plant_transition_by_plant"][self.plant_id]
-
     def _current_target(self) -> Target | None:
         with self._target_lock:
             return self._target
@@ -226,12 +207,10 @@ class PlantController:
     def _resolve_now(self) -> Target:
         with self.sd["lock"]:
             source = self.sd["active_schedule_source"]
-            key = "api_schedule_df_by_plant" if source == "api" else "manual_schedule_df_by_plant"
-            frame = self.sd[key][self.plant_id]
-        now = self.clock.now()
-        sp = resolve_setpoint(source, frame, now, self.plant,
+            frame = self.sd[schedule_key(source)][self.plant_id]
+        sp = resolve_setpoint(source, frame, self.clock.now(), self.plant,
                               schedule_period_minutes=self.cfg.istentore_api.schedule_period_minutes)
-        return Target(sp.p_kw, sp.q_kvar, sp.reason, sp.row_ts, sp.clamped, None, self.clock.monotonic())
+        return Target.of(sp, None, self.clock.monotonic())
 
     # ---------------------------------------------------------------------------- heartbeat
     def _heartbeat(self) -> None:
@@ -258,18 +237,11 @@ class PlantController:
             self._last_ok_observe_mono = self.clock.monotonic()
         except LinkError:
             pass
-        now_mono = self.clock.monotonic()
-        stale = self._last_ok_observe_mono is None or now_mono - self._last_ok_observe_mono > STALE_AFTER_S
+        stale = is_stale(self._last_ok_observe_mono, self.clock.monotonic())
         with self.sd["lock"]:
             state = dict(self.sd["plant_observed_state_by_plant"][self.plant_id])
         if values is not None:
-            enable_raw = int(round(values["enable"]))
-            state.update({
-                "enable": 1 if enable_raw == 1 else 0,
-                "p_setpoint_kw": values["p_setpoint"], "q_setpoint_kvar": values["q_setpoint"],
-                "p_battery_kw": values["p_battery"], "q_battery_kvar": values["q_battery"],
-                "soc_pu": values["soc"], "observed_at": format_local_iso(self.clock.now()),
-            })
+            state.update(observed_fields(values), observed_at=format_local_iso(self.clock.now()))
         state.update({"stale": stale, "link": self.link.link,
                       "consecutive_failures": self.link.consecutive_failures,
                       "last_error": self.link.last_error, "endpoint": self.link.endpoint_label})
@@ -277,56 +249,43 @@ class PlantController:
             if self.sd["transport_mode"] != self.link.mode:
                 return None  # read on an endpoint that is no longer current (transport switch)
             self.sd["plant_observed_state_by_plant"][self.plant_id] = state
+        gate_closed = False
+        # The idle check and the transition write are one step: enqueue() sets a command's
+        # `starting`/`stopping` under the same lock, so it cannot land in between and be overwritten.
         with self._queue_lock:
-            idle = self._running_cmd is None and not self._queue
-        if idle:  # a queued command's `starting`/`stopping` must not be overwritten
-            self._derive_transition(values, stale)
+            if self._running_cmd is None and not self._queue:
+                gate_closed = self._derive_transition(values, stale)
+        if gate_closed:
+            log.warning("%s reported disabled while running; dispatch gate closed", self.name)
         return values
 
-    def _operating(self, values: dict) -> bool:
-        if int(round(values["enable"])) != 1:
+    def _derive_transition(self, values: dict | None, stale: bool) -> bool:
+        """Publish the transition the observation shows (caller holds the queue lock, nothing is
+        queued or running). Returns True when a stopped plant closed an open dispatch gate."""
+        run_point = self.link.endpoint.points.get("run_command")
+        operating = None if values is None else plant_operating(values, run_point)
+        transition, self._not_operating_count = observed_transition(operating, stale, self._not_operating_count)
+        if transition is None:
             return False
-        if "run_command" in values:
-            point = self.link.endpoint.points["run_command"]
-            return int(round(values["run_command"])) == point.run_value
-        return True
-
-    def _derive_transition(self, values: dict | None, stale: bool) -> None:
-        if values is None:
-            self._not_operating_count = 0
-            if stale:
-                self._set_transition("unknown")
-            return
-        if self._operating(values):
-            self._not_operating_count = 0
-            self._set_transition("running")
-            return
-        self._not_operating_count += 1
-        if self._not_operating_count >= 2:
-            with self.sd["lock"]:
-                gate = self.sd["scheduler_running_by_plant"][self.plant_id]
+        with self.sd["lock"]:
+            gate = self.sd["scheduler_running_by_plant"][self.plant_id]
+            self.sd["plant_transition_by_plant"][self.plant_id] = transition
+            if transition == "stopped":
                 self.sd["scheduler_running_by_plant"][self.plant_id] = False
-                self.sd["plant_transition_by_plant"][self.plant_id] = "stopped"
-            if gate:
-                log.warning("%s reported disabled while running; dispatch gate closed", self.name)
+        return gate and transition == "stopped"
 
     # ---------------------------------------------------------------------------- dispatch
     def _dispatch(self) -> None:
         """Bring the setpoint registers to the current target (components §4.3)."""
-        self._next_dispatch = self.clock.monotonic() + self.cfg.timing.scheduler_period_s
-        target = self._current_target()
-        self._target_seen = target
-        p_kw, q_kvar = (target.p_kw, target.q_kvar) if target else (0.0, 0.0)
-        expiry = max(5.0, 5 * self.cfg.timing.scheduler_period_s)
-        if target is None or self.clock.monotonic() - target.evaluated_mono > expiry:
-            age = None if target is None else self.clock.monotonic() - target.evaluated_mono
-            if not self._expired_logged:
-                log.error("%s: no fresh target from scheduler for %s s -> zero dispatch", self.name,
-                          "?" if age is None else f"{age:.0f}")
-                self._expired_logged = True
-            p_kw, q_kvar = 0.0, 0.0
-        else:
-            self._expired_logged = False
+        now = self.clock.monotonic()
+        self._next_dispatch = now + self.cfg.timing.scheduler_period_s
+        target = self._target_seen = self._current_target()
+        p_kw, q_kvar, expired = dispatch_setpoint(target, now, self.cfg.timing.scheduler_period_s)
+        if not expired:
+            self._episodes.end("expired", now)
+        elif self._episodes.begin("expired", now):
+            age = "?" if target is None else f"{now - target.evaluated_mono:.0f}"
+            log.error("%s: no fresh target from scheduler for %s s -> zero dispatch", self.name, age)
         # The scheduler hands a new Target object every period: "changed" means other values.
         target_changed = (p_kw, q_kvar) != self._last_wanted
         self._last_wanted = (p_kw, q_kvar)
@@ -335,70 +294,60 @@ class PlantController:
     def write_setpoints(self, p_kw: float, q_kvar: float, immediate: bool,
                         target_changed: bool = True) -> str:
         """Encode, read back, write what differs, verify. Returns the write status."""
-        points = self.link.endpoint.points
-        wanted: dict[str, list[int]] = {}
-        refused = False
-        for name, value, unit in (("p_setpoint", p_kw, "kW"), ("q_setpoint", q_kvar, "kvar")):
-            try:
-                wanted[name] = encode(points[name], value)
-            except CodecError:
-                refused = True
-                key = (name, value)
-                if key not in self._refused_logged:
-                    self._refused_logged.add(key)
-                    log.error("%s: cannot encode %s=%s %s as %s at scale %s; not written", self.name,
-                              name, format_value(value), unit, points[name].format, format_value(points[name].scale))
+        wanted, refused = encode_setpoints(self.link.endpoint.points, p_kw, q_kvar)
+        self._log_refused(refused)
         try:
             current = self.link.read_words(SETPOINT_POINTS, immediate=immediate)
         except LinkError as exc:
-            current = None
-            first_error = str(exc)
-        else:
-            first_error = None
-        if current is not None:
-            differing = [n for n in SETPOINT_POINTS if n in wanted and current[n] != wanted[n]]
-            if not differing:
-                self._verified_words = dict(wanted)
-                self._external_episode = False
-                return self._record_write("refused" if refused else "ok", current, None, wrote=False)
-            if not target_changed and any(self._verified_words.get(n) == wanted[n] for n in differing):
-                if not self._external_episode:
-                    n = differing[0]
-                    log.warning("%s: setpoint register changed externally (read %s %s, expected %s %s); "
-                                "rewritten", self.name, format_value(decode(points[n], current[n])),
-                                "kW" if n == "p_setpoint" else "kvar", format_value(decode(points[n], wanted[n])),
-                                "kW" if n == "p_setpoint" else "kvar")
-                    self._external_episode = True
-        else:
-            differing = [n for n in SETPOINT_POINTS if n in wanted]
             if self.link.link == "connect_failed":
                 self._verified_words.clear()
-                return self._record_write("failed", None, first_error, wrote=False)
+                return self._record_write("failed", None, str(exc), wrote=False)
+            differ = [n for n in SETPOINT_POINTS if n in wanted]   # unknown: write all
+        else:
+            differ = differing(current, wanted)
+            if not differ:
+                self._verified_words = dict(wanted)
+                self._episodes.end("external", self.clock.monotonic())
+                return self._record_write(write_status(bool(refused), 1, 1), current, None, wrote=False)
+            if changed_externally(differ, self._verified_words, wanted, target_changed):
+                self._warn_external(differ[0], current, wanted)
+        error = self._write_words(wanted, differ, immediate)
+        try:
+            after = self.link.read_words(SETPOINT_POINTS, immediate=False)
+        except LinkError as exc:
+            self._verified_words.clear()
+            return self._record_write("failed", None, error or str(exc), wrote=True)
+        self._verified_words = {n: words for n, words in wanted.items() if after[n] == words}
+        status = write_status(bool(refused), len(self._verified_words), len(wanted))
+        return self._record_write(status, after, error, wrote=True)
+
+    def _write_words(self, wanted: dict[str, list[int]], names: list[str], immediate: bool) -> str | None:
+        """Write `names`; returns the last error. Stops at a lost connection."""
         error = None
         with self.link.device_guard():  # P and Q land together between two samples
-            for name in differing:
+            for name in names:
                 try:
                     self.link.write_words(name, wanted[name], immediate=immediate)
                 except LinkError as exc:
                     error = str(exc)
                     if exc.kind == "connect_failed":
                         break
-        try:
-            after = self.link.read_words(SETPOINT_POINTS, immediate=False)
-        except LinkError as exc:
-            self._verified_words.clear()
-            return self._record_write("failed", None, error or str(exc), wrote=True)
-        matched = [n for n in wanted if after[n] == wanted[n]]
-        self._verified_words = {n: wanted[n] for n in matched}
-        if refused:
-            status = "refused"
-        elif len(matched) == len(wanted):
-            status = "ok"
-        elif matched:
-            status = "partial"
-        else:
-            status = "failed"
-        return self._record_write(status, after, error, wrote=True)
+        return error
+
+    def _log_refused(self, refused: list[tuple[str, float]]) -> None:
+        points = self.link.endpoint.points
+        for name, value in refused:
+            if self._episodes.begin(("refused", name, value), self.clock.monotonic()):
+                log.error("%s: cannot encode %s=%s %s as %s at scale %s; not written", self.name, name,
+                          format_value(value), SETPOINT_UNITS[name], points[name].format,
+                          format_value(points[name].scale))
+
+    def _warn_external(self, name: str, current: dict, wanted: dict) -> None:
+        if self._episodes.begin("external", self.clock.monotonic()):
+            point, unit = self.link.endpoint.points[name], SETPOINT_UNITS[name]
+            log.warning("%s: setpoint register changed externally (read %s %s, expected %s %s); rewritten",
+                        self.name, format_value(decode(point, current[name])), unit,
+                        format_value(decode(point, wanted[name])), unit)
 
     def _record_write(self, status: str, words: dict | None, error: str | None, wrote: bool) -> str:
         points = self.link.endpoint.points
@@ -492,17 +441,9 @@ class PlantController:
         """Gate off, zero P/Q, wait for decay below the thresholds, disable (components §4.6)."""
         t0 = self.clock.monotonic()
         self._set_gate(False, "stopping")
-        threshold_reached = False
-        link_up = True
-        try:
+        with contextlib.suppress(LinkError):
             self.write_setpoints(0.0, 0.0, immediate=True)
-        except LinkError:
-            pass
-        if self.link.link == "connect_failed":
-            link_up = False
-        if link_up:
-            threshold_reached = self._wait_decay()
-        disable_ok = False
+        threshold_reached = self.link.link != "connect_failed" and self._wait_decay()
         try:
             # Step 4 runs whatever steps 2-3 gave: one immediate connect attempt when the link is
             # down (so an unreachable endpoint costs at most 2 x modbus_timeout_s in total).
@@ -529,7 +470,7 @@ class PlantController:
             try:
                 values = self.link.read(("p_battery", "q_battery"))
                 failures = 0
-                if abs(values["p_battery"]) < cfg.threshold_kw and abs(values["q_battery"]) < cfg.threshold_kvar:
+                if decayed(values["p_battery"], values["q_battery"], cfg.threshold_kw, cfg.threshold_kvar):
                     return True
             except LinkError:
                 failures += 1

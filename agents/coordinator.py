@@ -13,8 +13,6 @@ import threading
 
 from agents.commands import Command, CommandLog
 
-QUEUE_CAPACITY = 4
-
 log = logging.getLogger("hil.coordinator")
 
 
@@ -28,13 +26,12 @@ def payload_text(result: dict | None) -> str:
 class Coordinator:
     thread_name = "coordinator"
 
-    def __init__(self, cfg, clock, shared_data: dict, command_log: CommandLog, stop_event: threading.Event,
+    def __init__(self, cfg, clock, shared_data: dict, command_log: CommandLog,
                  scheduler_wake: threading.Event):
         self.cfg = cfg
         self.clock = clock
         self.sd = shared_data
         self.command_log = command_log
-        self.stop_event = stop_event
         self.scheduler_wake = scheduler_wake
         self.wake_event = threading.Event()
         self.intake = None          # set by the director (safe stops go through intake)
@@ -50,10 +47,8 @@ class Coordinator:
 
     def enqueue(self, cmd: Command) -> str | None:
         with self._lock:
-            if self._queue or self._running is not None:
+            if self._queue or self._running is not None:   # one switch at a time
                 return "switch in progress"
-            if len(self._queue) >= QUEUE_CAPACITY:
-                return "queue full"
             self._queue.append(cmd)
         self.wake_event.set()
         return None

@@ -14,9 +14,11 @@ import logging
 import threading
 from datetime import datetime, timedelta, timezone
 
-from agents.control_agent import Target
 from core.config import AppConfig
+from core.dispatch import Target
+from core.names import PLANT_IDS
 from core.schedules import check_normalised, clamp_warnings, next_breakpoint, resolve_setpoint
+from core.state import schedule_key
 from core.timeutil import format_hms
 
 log = logging.getLogger("hil.scheduler")
@@ -43,7 +45,7 @@ class ScheduleStore:
         """Swap in a normalised frame for (source, plant); returns the new revision."""
         if source not in self._KEYS:
             raise ValueError(f"unknown schedule source {source!r}")
-        if plant not in ("lib", "vrfb"):
+        if plant not in PLANT_IDS:
             raise ValueError(f"unknown plant {plant!r}")
         check_normalised(frame, source, self.tz)
         with self.sd["lock"]:
@@ -90,8 +92,7 @@ class Scheduler:
                     now = self.clock.now()
         with self.sd["lock"]:
             source = self.sd["active_schedule_source"]
-            key = "api_schedule_df_by_plant" if source == "api" else "manual_schedule_df_by_plant"
-            frames = dict(self.sd[key])
+            frames = dict(self.sd[schedule_key(source)])
             gates = dict(self.sd["scheduler_running_by_plant"])
         mono = self.clock.monotonic()
         earliest = now.astimezone(timezone.utc) + timedelta(seconds=self.cfg.timing.scheduler_period_s)
@@ -101,7 +102,7 @@ class Scheduler:
             plant = self.cfg.plants[pid]
             sp = resolve_setpoint(source, frame, now, plant, schedule_period_minutes=self.period_minutes)
             nb = next_breakpoint(source, frame, now, schedule_period_minutes=self.period_minutes)
-            controller.set_target(Target(sp.p_kw, sp.q_kvar, sp.reason, sp.row_ts, sp.clamped, nb, mono))
+            controller.set_target(Target.of(sp, nb, mono))
             self._log_clamp(pid, plant, source, frame, sp)
             self._log_reason(pid, plant.name, source, sp, gates.get(pid, False))
             if nb is not None:

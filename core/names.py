@@ -1,4 +1,6 @@
-"""The one file-name rule for plant names (components §7.4).
+"""Plant ids and the one file-name rule for plant names (components §7.4).
+
+`PLANT_IDS` are the two fixed plant ids, in display order; every module takes them from here.
 
 `safe_plant_name(name, plant_id)` turns a configured display name (`LIB`, `VRFB`, anything the
 operator wrote) into the part of a daily file name after the date: `<data_dir>/YYYYMMDD_<safe>.csv`.
@@ -8,6 +10,8 @@ view and the initial-SoC reader use it to find the files. Pure, no I/O.
 from __future__ import annotations
 
 import re
+
+PLANT_IDS = ("lib", "vrfb")
 
 _UNSAFE_RUN = re.compile(r"[^a-z0-9_-]+")
 

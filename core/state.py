@@ -3,8 +3,8 @@
 `build_shared_data()` returns the dict with exactly the design document's keys and the additions
 listed in components §0.3 (`schedule_revision`, `plant_observed_state_by_plant`,
 `dispatch_status_by_plant`, `plot_cache_by_plant`, `latest_measurement_by_plant`,
-`dispatch_tracking_by_plant`, `measurement_post_counters`, `command_log`). Owners are listed in
-docs/ARCHITECTURE.md. Hold `lock` only to read or swap references.
+`dispatch_tracking_by_plant`, `measurement_post_counters`, `command_log`). `OWNER_BY_KEY` names
+the one module that writes each key. Hold `lock` only to read or swap references.
 """
 from __future__ import annotations
 
@@ -13,21 +13,43 @@ from collections import deque
 
 import pandas as pd
 
-PLANT_IDS = ("lib", "vrfb")
+from core.names import PLANT_IDS
 
-DESIGN_KEYS = (
-    "session_logs", "log_lock", "manual_schedule_df_by_plant", "api_schedule_df_by_plant",
-    "active_schedule_source", "transport_mode", "scheduler_running_by_plant",
-    "plant_transition_by_plant", "measurements_filename_by_plant", "current_file_path_by_plant",
-    "current_file_df_by_plant", "pending_rows_by_file", "measurements_df", "measurement_post_status",
-    "api_password", "data_fetcher_status", "schedule_switching", "transport_switching", "lock",
-    "shutdown_event", "log_file_path",
-)
-ADDED_KEYS = (
-    "schedule_revision", "plant_observed_state_by_plant", "dispatch_status_by_plant",
-    "plot_cache_by_plant", "latest_measurement_by_plant", "dispatch_tracking_by_plant",
-    "measurement_post_counters", "command_log",
-)
+_CONTROL = "agents/control_agent.py"
+_COORDINATOR = "agents/coordinator.py"
+_RECORDER = "agents/recorder.py"
+_POSTER = "agents/poster.py"
+_SCHEDULES = "agents/scheduler_agent.py"
+_DIRECTOR = "hil_scheduler.py"
+_LOGGING = "logger_config.py"
+
+# The one writer module of each key (docs/ARCHITECTURE.md explains the "written through" part).
+# Other modules change a key only by calling its owner's functions; tests/unit/test_ownership.py
+# scans the sources for writes outside the owner. None: nobody writes the key after build.
+OWNER_BY_KEY: dict[str, str | None] = {
+    "session_logs": _LOGGING, "log_lock": _LOGGING, "log_file_path": _LOGGING,
+    "manual_schedule_df_by_plant": _SCHEDULES, "api_schedule_df_by_plant": _SCHEDULES,
+    "schedule_revision": _SCHEDULES,
+    "active_schedule_source": _COORDINATOR, "transport_mode": _COORDINATOR,
+    "schedule_switching": _COORDINATOR, "transport_switching": _COORDINATOR,
+    "scheduler_running_by_plant": _CONTROL, "plant_transition_by_plant": _CONTROL,
+    "plant_observed_state_by_plant": _CONTROL, "dispatch_status_by_plant": _CONTROL,
+    "measurements_filename_by_plant": _RECORDER, "current_file_path_by_plant": _RECORDER,
+    "current_file_df_by_plant": _RECORDER, "plot_cache_by_plant": _RECORDER,
+    "pending_rows_by_file": _RECORDER, "latest_measurement_by_plant": _RECORDER,
+    "dispatch_tracking_by_plant": _RECORDER,
+    "measurement_post_status": _POSTER, "measurement_post_counters": _POSTER,
+    "api_password": _DIRECTOR,
+    "data_fetcher_status": "agents/data_fetcher_agent.py",
+    "command_log": "agents/commands.py",
+    "measurements_df": None,
+    "lock": _DIRECTOR, "shutdown_event": _DIRECTOR,
+}
+
+
+def schedule_key(source: str) -> str:
+    """The key of the schedule frames of a source (`manual` or `api`)."""
+    return "api_schedule_df_by_plant" if source == "api" else "manual_schedule_df_by_plant"
 
 
 def _per_plant(factory):
@@ -55,8 +77,8 @@ def empty_fetcher_status() -> dict:
         "tomorrow_date": None,
         "today_points": 0,
         "tomorrow_points": 0,
-        "today_points_by_plant": {"lib": 0, "vrfb": 0},
-        "tomorrow_points_by_plant": {"lib": 0, "vrfb": 0},
+        "today_points_by_plant": _per_plant(int),
+        "tomorrow_points_by_plant": _per_plant(int),
         "last_attempt": None,
         "error": None,
     }

@@ -46,11 +46,10 @@ class Rig:
         self.clock = clock
         self.sd = build_shared_data()
         self.lock = install_timed_lock(self.sd)
-        self.stop_event = threading.Event()
         self.command_log = CommandLog(self.sd, clock)
-        self.ctl = {pid: PlantController(pid, self.cfg, clock, self.sd, self.command_log, self.stop_event)
+        self.ctl = {pid: PlantController(pid, self.cfg, clock, self.sd, self.command_log)
                     for pid in ("lib", "vrfb")}
-        self.coordinator = Coordinator(self.cfg, clock, self.sd, self.command_log, self.stop_event,
+        self.coordinator = Coordinator(self.cfg, clock, self.sd, self.command_log,
                                        threading.Event())
         self.intake = CommandIntake(self.sd, self.ctl, self.coordinator, clock)
         self.intake.log = self.command_log
@@ -536,6 +535,36 @@ def test_observation_keeps_the_transition_of_a_queued_command(tmp_path, fake_clo
     assert rig.transition() == "starting"
     rig.lib.step()
     assert cmd.status == "succeeded" and rig.transition() == "running"
+
+
+def test_a_start_accepted_while_observation_derives_the_transition_keeps_starting(tmp_path, fake_clock, rigs):
+    """The idle check and the transition write are one step: a start accepted between them (forced
+    here by a hook at the derivation) is not overwritten by the observed `stopped`."""
+    rig = rigs(tmp_path, fake_clock)
+    rig.lib.step()
+    fake_clock.advance(1.0)
+    rig.lib.step()                           # plant seen disabled: the next observation derives `stopped`
+    derive = rig.lib._derive_transition
+    accepted = []
+
+    def start_in_between(values, stale):
+        # the operator's start arrives from another thread now; if the controller still holds its
+        # queue lock (the fix), the start waits and is accepted right after the write
+        t = threading.Thread(target=lambda: accepted.append(rig.submit("start")))
+        t.start()
+        t.join(0.5)
+        derive(values, stale)
+        rig.lib._derive_transition = derive
+        accepted.append(t)
+
+    rig.lib._derive_transition = start_in_between
+    fake_clock.advance(1.0)
+    rig.lib._observe()
+    accepted.pop().join(5.0)
+    assert accepted[0].status == "queued"
+    assert rig.transition() == "starting"
+    rig.lib.step()
+    assert accepted[0].status == "succeeded" and rig.transition() == "running"
 
 
 def test_enabled_by_someone_else_shows_running_without_gate(tmp_path, fake_clock, rigs, modbus_client):

@@ -1,0 +1,131 @@
+"""Rules of one plant's control path (components §4.3-§4.4), used by `agents/control_agent.py`.
+
+- `Target`: what the scheduler wants a plant to hold; `dispatch_setpoint()` turns it into the P/Q
+  to write now (zero when it is missing or older than `target_expiry_s()`).
+- `encode_setpoints()`, `write_status()`, `changed_externally()`: what a dispatch writes and what
+  its readback means.
+- `observed_fields()`, `is_stale()`, `plant_operating()`, `observed_transition()`: what an
+  observation says about the plant.
+- `decayed()`: the safe-stop threshold test.
+Pure: no I/O, no clock reads (monotonic times come in as arguments). Sign: positive P = discharge.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Mapping
+
+from core.codec import CodecError, Point, encode
+from core.points import SETPOINT_POINTS
+from core.schedules import Setpoint
+
+SETPOINT_UNITS = {"p_setpoint": "kW", "q_setpoint": "kvar"}
+NOT_OPERATING_TO_STOPPED = 2   # observations of a disabled plant before it counts as stopped
+STALE_AFTER_S = 3.0            # observed state without a good read for longer is stale (§4.4)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the scheduler wants the plant to hold now. `evaluated_mono` is the clock's monotonic time."""
+
+    p_kw: float
+    q_kvar: float
+    reason: str
+    row_ts: datetime | None
+    clamped: bool
+    next_breakpoint: datetime | None
+    evaluated_mono: float
+
+    @classmethod
+    def of(cls, sp: Setpoint, next_breakpoint: datetime | None, evaluated_mono: float) -> Target:
+        return cls(sp.p_kw, sp.q_kvar, sp.reason, sp.row_ts, sp.clamped, next_breakpoint, evaluated_mono)
+
+
+def target_expiry_s(scheduler_period_s: float) -> float:
+    """Age after which a target no longer counts: max(5 s, 5 scheduler periods)."""
+    return max(5.0, 5 * scheduler_period_s)
+
+
+def dispatch_setpoint(target: Target | None, now_mono: float,
+                      scheduler_period_s: float) -> tuple[float, float, bool]:
+    """`(p_kw, q_kvar, expired)`: the target's P/Q, or zero with `expired` when it is missing or
+    older than `target_expiry_s()`."""
+    if target is None or now_mono - target.evaluated_mono > target_expiry_s(scheduler_period_s):
+        return 0.0, 0.0, True
+    return target.p_kw, target.q_kvar, False
+
+
+def encode_setpoints(points: Mapping[str, Point], p_kw: float,
+                     q_kvar: float) -> tuple[dict[str, list[int]], list[tuple[str, float]]]:
+    """Register words per setpoint point, and the `(point, value)` pairs that cannot be encoded
+    (left out of the words: the register keeps its old value)."""
+    wanted, refused = {}, []
+    for name, value in zip(SETPOINT_POINTS, (p_kw, q_kvar)):
+        try:
+            wanted[name] = encode(points[name], value)
+        except CodecError:
+            refused.append((name, value))
+    return wanted, refused
+
+
+def differing(current: Mapping[str, list[int]], wanted: Mapping[str, list[int]]) -> list[str]:
+    """Setpoint points whose read words differ from the wanted ones, in point order."""
+    return [n for n in SETPOINT_POINTS if n in wanted and current[n] != wanted[n]]
+
+
+def changed_externally(differ: list[str], verified: Mapping[str, list[int]],
+                       wanted: Mapping[str, list[int]], target_changed: bool) -> bool:
+    """A register that differs now although the same target was verified there before: someone
+    else wrote it (components §4.3). A changed target explains any difference."""
+    return not target_changed and any(verified.get(n) == wanted[n] for n in differ)
+
+
+def write_status(refused: bool, matched: int, wanted: int) -> str:
+    """Status of a dispatch from its readback: `refused` (a value not encodable) wins, then `ok`
+    (every wanted point verified), `partial`, `failed` (none verified)."""
+    if refused:
+        return "refused"
+    if matched == wanted:
+        return "ok"
+    return "partial" if matched else "failed"
+
+
+def observed_fields(values: Mapping[str, float]) -> dict:
+    """The `plant_observed_state_by_plant` fields one observation read sets (`enable` as 0/1)."""
+    return {"enable": 1 if int(round(values["enable"])) == 1 else 0,
+            "p_setpoint_kw": values["p_setpoint"], "q_setpoint_kvar": values["q_setpoint"],
+            "p_battery_kw": values["p_battery"], "q_battery_kvar": values["q_battery"],
+            "soc_pu": values["soc"]}
+
+
+def is_stale(last_ok_mono: float | None, now_mono: float) -> bool:
+    """No good observation yet, or the last one older than `STALE_AFTER_S`."""
+    return last_ok_mono is None or now_mono - last_ok_mono > STALE_AFTER_S
+
+
+def plant_operating(values: Mapping[str, float], run_point: Point | None) -> bool:
+    """Enable reads 1 and, when the endpoint has a run command point, it holds its run value."""
+    if int(round(values["enable"])) != 1:
+        return False
+    return run_point is None or int(round(values["run_command"])) == run_point.run_value
+
+
+def observed_transition(operating: bool | None, stale: bool,
+                        not_operating_count: int) -> tuple[str | None, int]:
+    """`(transition to publish or None, new not-operating count)` for an idle controller.
+
+    `operating` is None when the observation failed: the state turns `unknown` once stale. A
+    disabled plant counts as `stopped` from its second observation in a row (one stray read of a
+    plant that is starting up must not close the gate).
+    """
+    if operating is None:
+        return ("unknown" if stale else None), 0
+    if operating:
+        return "running", 0
+    count = not_operating_count + 1
+    return ("stopped" if count >= NOT_OPERATING_TO_STOPPED else None), count
+
+
+def decayed(p_battery_kw: float, q_battery_kvar: float, threshold_kw: float, threshold_kvar: float) -> bool:
+    """Safe stop may disable: |P| and |Q| strictly below their thresholds."""
+    return abs(p_battery_kw) < threshold_kw and abs(q_battery_kvar) < threshold_kvar

@@ -1,0 +1,133 @@
+"""Control-path rules (core/dispatch.py): tables of cases, no sockets, no clock."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from core.codec import Point
+from core.dispatch import (Target, changed_externally, decayed, differing, dispatch_setpoint, encode_setpoints,
+                           is_stale, observed_fields, observed_transition, plant_operating, target_expiry_s,
+                           write_status)
+from core.points import DEFAULT_POINTS
+from core.schedules import Setpoint
+
+TZ = ZoneInfo("Europe/Madrid")
+
+
+def target(p: float = 100.0, q: float = -20.0, mono: float = 50.0) -> Target:
+    return Target(p, q, "schedule", None, False, None, mono)
+
+
+@pytest.mark.parametrize("period_s, expiry_s", [(0.1, 5.0), (1.0, 5.0), (2.0, 10.0), (60.0, 300.0)])
+def test_target_expiry_is_five_periods_at_least_five_seconds(period_s, expiry_s):
+    assert target_expiry_s(period_s) == expiry_s
+
+
+@pytest.mark.parametrize("tgt, now_mono, period_s, expected", [
+    (None, 0.0, 1.0, (0.0, 0.0, True)),                  # nothing from the scheduler yet
+    (target(mono=50.0), 50.0, 1.0, (100.0, -20.0, False)),
+    (target(mono=50.0), 55.0, 1.0, (100.0, -20.0, False)),  # exactly at the expiry: still fresh
+    (target(mono=50.0), 55.001, 1.0, (0.0, 0.0, True)),
+    (target(mono=50.0), 69.0, 4.0, (100.0, -20.0, False)),  # 5 x 4 s = 20 s
+    (target(mono=50.0), 70.5, 4.0, (0.0, 0.0, True)),
+])
+def test_dispatch_setpoint(tgt, now_mono, period_s, expected):
+    assert dispatch_setpoint(tgt, now_mono, period_s) == expected
+
+
+def test_target_of_a_setpoint_keeps_every_field():
+    row = datetime(2026, 3, 20, 12, 0, tzinfo=TZ)
+    bp = datetime(2026, 3, 20, 12, 15, tzinfo=TZ)
+    sp = Setpoint(12.5, -3.0, "schedule", row, True)
+    assert Target.of(sp, bp, 7.0) == Target(12.5, -3.0, "schedule", row, True, bp, 7.0)
+
+
+@pytest.mark.parametrize("p_kw, q_kvar, wanted, refused", [
+    (100.0, -20.0, {"p_setpoint": [1000], "q_setpoint": [0xFF38]}, []),
+    (0.0, 0.0, {"p_setpoint": [0], "q_setpoint": [0]}, []),
+    (5000.0, 1.0, {"q_setpoint": [10]}, [("p_setpoint", 5000.0)]),     # int16 at 0.1: max 3276.7
+    (1.0, float("nan"), {"p_setpoint": [10]}, [("q_setpoint", float("nan"))]),
+])
+def test_encode_setpoints(p_kw, q_kvar, wanted, refused):
+    got_wanted, got_refused = encode_setpoints(DEFAULT_POINTS, p_kw, q_kvar)
+    assert got_wanted == wanted
+    assert [n for n, _ in got_refused] == [n for n, _ in refused]
+
+
+@pytest.mark.parametrize("current, wanted, expected", [
+    ({"p_setpoint": [1], "q_setpoint": [2]}, {"p_setpoint": [1], "q_setpoint": [2]}, []),
+    ({"p_setpoint": [9], "q_setpoint": [2]}, {"p_setpoint": [1], "q_setpoint": [2]}, ["p_setpoint"]),
+    ({"p_setpoint": [9], "q_setpoint": [9]}, {"q_setpoint": [2], "p_setpoint": [1]}, ["p_setpoint", "q_setpoint"]),
+    ({"p_setpoint": [9], "q_setpoint": [9]}, {"q_setpoint": [2]}, ["q_setpoint"]),    # P refused
+])
+def test_differing_in_point_order(current, wanted, expected):
+    assert differing(current, wanted) == expected
+
+
+@pytest.mark.parametrize("differ, verified, target_changed, expected", [
+    (["p_setpoint"], {"p_setpoint": [1]}, False, True),    # same target verified before: external
+    (["p_setpoint"], {"p_setpoint": [1]}, True, False),    # a new target explains the difference
+    (["p_setpoint"], {"p_setpoint": [5]}, False, False),   # never verified at this value
+    (["p_setpoint"], {}, False, False),                    # nothing verified yet (after a failure)
+    (["q_setpoint"], {"p_setpoint": [1], "q_setpoint": [2]}, False, True),
+])
+def test_changed_externally(differ, verified, target_changed, expected):
+    wanted = {"p_setpoint": [1], "q_setpoint": [2]}
+    assert changed_externally(differ, verified, wanted, target_changed) is expected
+
+
+@pytest.mark.parametrize("refused, matched, wanted, status", [
+    (False, 2, 2, "ok"), (False, 1, 2, "partial"), (False, 0, 2, "failed"),
+    (True, 1, 1, "refused"), (True, 0, 1, "refused"), (True, 0, 0, "refused"),
+])
+def test_write_status(refused, matched, wanted, status):
+    assert write_status(refused, matched, wanted) == status
+
+
+def test_observed_fields_map_points_to_state_names():
+    values = {"enable": 1.0, "p_setpoint": 10.0, "q_setpoint": -2.0, "p_battery": 9.5,
+              "q_battery": -1.5, "soc": 0.42}
+    assert observed_fields(values) == {"enable": 1, "p_setpoint_kw": 10.0, "q_setpoint_kvar": -2.0,
+                                       "p_battery_kw": 9.5, "q_battery_kvar": -1.5, "soc_pu": 0.42}
+    assert observed_fields({**values, "enable": 7.0})["enable"] == 0     # anything but 1 is off
+
+
+@pytest.mark.parametrize("last_ok, now, stale", [(None, 0.0, True), (10.0, 13.0, False), (10.0, 13.01, True)])
+def test_is_stale_after_three_seconds(last_ok, now, stale):
+    assert is_stale(last_ok, now) is stale
+
+
+RUN = Point("run_command", 10, "uint16", 1.0, run_value=3, stop_value=4)
+
+
+@pytest.mark.parametrize("values, run_point, operating", [
+    ({"enable": 1.0}, None, True),
+    ({"enable": 0.0}, None, False),
+    ({"enable": 2.0}, None, False),
+    ({"enable": 1.0, "run_command": 3.0}, RUN, True),
+    ({"enable": 1.0, "run_command": 4.0}, RUN, False),
+    ({"enable": 0.0, "run_command": 3.0}, RUN, False),
+])
+def test_plant_operating(values, run_point, operating):
+    assert plant_operating(values, run_point) is operating
+
+
+@pytest.mark.parametrize("operating, stale, count, expected", [
+    (None, False, 3, (None, 0)),           # a failed read, not stale yet: keep the state
+    (None, True, 1, ("unknown", 0)),
+    (True, False, 1, ("running", 0)),
+    (False, False, 0, (None, 1)),          # one observation of a disabled plant is not enough
+    (False, False, 1, ("stopped", 2)),
+    (False, False, 5, ("stopped", 6)),
+])
+def test_observed_transition(operating, stale, count, expected):
+    assert observed_transition(operating, stale, count) == expected
+
+
+@pytest.mark.parametrize("p_kw, q_kvar, done", [
+    (0.0, 0.0, True), (0.99, -0.99, True), (1.0, 0.0, False), (0.0, -1.0, False), (-5.0, 0.0, False),
+])
+def test_decayed_strictly_below_both_thresholds(p_kw, q_kvar, done):
+    assert decayed(p_kw, q_kvar, 1.0, 1.0) is done
