@@ -88,16 +88,17 @@ def test_time_within_tolerance_uses_five_percent_of_rated_power(cfg):
 @pytest.mark.parametrize("day, hours", [(date(2026, 3, 29), 23), (date(2026, 10, 25), 25)],
                          ids=["spring", "autumn"])
 def test_dst_day_coverage_is_against_the_day_length(cfg, day, hours):
-    # One row every second from local midnight to the next local midnight: full coverage.
+    # One row a minute (period 60 s) from local midnight to the next local midnight.
+    cfg = dataclasses.replace(cfg, timing=dataclasses.replace(cfg.timing, measurement_period_s=60.0))
     start = datetime(day.year, day.month, day.day, tzinfo=TZ).timestamp()
     n = hours * 3600
-    rows = [real(from_epoch(start + i, TZ), 10, 10) for i in range(n)]
+    rows = [real(from_epoch(start + i, TZ), 10, 10) for i in range(0, n, 60)]
     write(cfg.data_dir / f"{day:%Y%m%d}_lib.csv", rows)
     k = report.load_plant_day(cfg, "lib", day).kpis
     assert k.day_length_h == hours
-    assert k.covered_s == n - 1                       # the last row covers nothing
-    assert k.coverage_pct == pytest.approx(100 * (n - 1) / n)
-    assert k.discharged_kwh == pytest.approx(10 * (n - 1) / 3600)
+    assert k.covered_s == n - 60                      # the last row covers nothing
+    assert k.coverage_pct == pytest.approx(100 * (n - 60) / n)
+    assert k.discharged_kwh == pytest.approx(10 * (n - 60) / 3600)
 
 
 def test_a_missing_day_exits_nonzero_naming_the_day(cfg, tmp_path, capsys):
