@@ -9,7 +9,7 @@ plant P setpoint vs POI, Q setpoint vs POI, SoC and the tracking error. Exit 0 w
 1 when no selected plant has a row on that day (the message names the day and the files looked
 for); 2 for a bad command line or config.
 
-Choices (docs/DECISIONS.md has no entry yet; the report states them):
+Choices (docs/DECISIONS.md, "Day report"; the report states them too):
 - Tolerance of "time within tolerance": 5 % of the plant's rated power max(p_max_kw, -p_min_kw).
 - Longest silence that still counts as covered: 3 measurement periods; with compression enabled,
   `max_kept_gap_s` + 3 periods, because a steady run is stored as its first and latest row.
