@@ -1,0 +1,168 @@
+"""SoC forecast of a schedule (issue 17): where the plant model says the schedule cannot be followed.
+
+`forecast_soc(plant_cfg, soc_pu_start, source, frame, now, tz)` plays a normalised schedule frame
+(core/schedules.py) through the emulator's physics (core/plant_model.py) from `now` to the end of
+tomorrow (local days of `tz`, so 23 h or 25 h on DST days), assuming the plant is enabled the whole
+time. The setpoint of every instant comes from `resolve_setpoint` and the segments from
+`next_breakpoint`: power is piecewise constant, so SoC is piecewise linear and the instant it
+reaches 0 or 1 is computed exactly (integer microseconds, rounded up), never by a fixed-step loop.
+
+Sign convention: positive P is discharge, SoC falls when P > 0. Undeliverable energy is the
+integral of (requested P - delivered P): requested is the schedule row as written (0 outside the
+schedule), delivered is what the model produces after limits and SoC bounds. Pure: no clock, no I/O.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+
+import pandas as pd
+
+from core.config import PlantConfig
+from core.plant_model import PlantModel
+from core.schedules import P_COL, Q_COL, Setpoint, next_breakpoint, resolve_setpoint
+from core.timeutil import day_bounds
+
+# The model cuts power one nominal period before a bound would be crossed; a 1 us period makes
+# that cut the exact crossing (the segment is split there first, so the period never bites).
+_EXACT_PERIOD_S = 1e-6
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US_PER_H = 3_600_000_000
+
+KINDS = ("soc_empty", "soc_full", "p_above_max", "p_below_min", "q_above_max", "q_below_min")
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Predicted trace. `times` are aware (in `tz`); `soc_pu[i]` is the SoC at `times[i]`;
+    `p_kw[i]`/`q_kvar[i]` are the delivered operating point held from `times[i]` to `times[i+1]`
+    (the last entry is the one in force at the horizon end). `first_violation_*` are None when the
+    schedule can be followed; kinds are `KINDS`. Undeliverable energies are kWh >= 0 (P only; a Q
+    beyond limits is a violation without energy)."""
+
+    soc_end: float
+    first_violation_at: datetime | None
+    first_violation_kind: str | None
+    undeliverable_kwh: float
+    times: tuple[datetime, ...]
+    soc_pu: tuple[float, ...]
+    p_kw: tuple[float, ...]
+    q_kvar: tuple[float, ...]
+    undeliverable_discharge_kwh: float = 0.0
+    undeliverable_charge_kwh: float = 0.0
+
+
+def horizon_end(now: datetime, tz: tzinfo) -> datetime:
+    """The end of tomorrow: local midnight two local days after `now`'s local date."""
+    day = now.astimezone(tz).date()
+    return day_bounds(day + timedelta(days=1), tz)[1]
+
+
+def _us(dt: datetime) -> int:
+    return (dt.astimezone(timezone.utc) - _EPOCH) // timedelta(microseconds=1)
+
+
+def _at(us: int, tz: tzinfo) -> datetime:
+    return (_EPOCH + timedelta(microseconds=us)).astimezone(tz)
+
+
+def _requested(frame: pd.DataFrame | None, sp: Setpoint) -> tuple[float, float]:
+    """The row's P and Q as written (before clamping); the setpoint itself when not clamped."""
+    if not sp.clamped:
+        return sp.p_kw, sp.q_kvar
+    i = frame.index.get_loc(pd.Timestamp(sp.row_ts))
+    return float(frame[P_COL].iloc[i]), float(frame[Q_COL].iloc[i])
+
+
+def _violation(sp: Setpoint, p_req: float, q_req: float, p_kw: float) -> str | None:
+    """Why the delivered P (or the clamped Q) differs from the request, or None."""
+    if p_kw != sp.p_kw:
+        return "soc_empty" if sp.p_kw > 0 else "soc_full"
+    if p_req != sp.p_kw:
+        return "p_above_max" if p_req > sp.p_kw else "p_below_min"
+    if q_req != sp.q_kvar:
+        return "q_above_max" if q_req > sp.q_kvar else "q_below_min"
+    return None
+
+
+def _crossing_us(model: PlantModel, p_kw: float) -> int | None:
+    """Microseconds (rounded up) until the SoC bound at power `p_kw`, None when P = 0."""
+    if p_kw > 0:
+        return math.ceil(model.soc_kwh / p_kw * _US_PER_H)
+    if p_kw < 0:
+        return math.ceil((model.capacity_kwh - model.soc_kwh) / -p_kw * _US_PER_H)
+    return None
+
+
+def forecast_soc(plant_cfg: PlantConfig, soc_pu_start: float, source: str, frame: pd.DataFrame | None,
+                 now: datetime, tz: tzinfo, schedule_period_minutes: float = 15,
+                 until: datetime | None = None) -> Forecast:
+    """Forecast from `now` (aware) to `until` (default `horizon_end(now, tz)`); see module doc."""
+    start_us = _us(now)
+    end_us = _us(until or horizon_end(now, tz))
+    model = PlantModel(plant_cfg.model, _EXACT_PERIOD_S, soc_pu_start, 0.0)
+    times, soc, p_out, q_out = [], [], [], []
+    first_at = kind = None
+    undeliverable = [0.0, 0.0]  # discharge, charge
+    t_us = start_us
+    while True:
+        t = _at(t_us, tz)
+        sp = resolve_setpoint(source, frame, t, plant_cfg, schedule_period_minutes)
+        out = model.update((t_us - start_us) / 1e6, 1, sp.p_kw, sp.q_kvar)
+        times.append(t)
+        soc.append(model.soc_pu)
+        p_out.append(out.p_battery_kw)
+        q_out.append(out.q_battery_kvar)
+        if t_us >= end_us:
+            break
+        p_req, q_req = _requested(frame, sp)
+        nxt = next_breakpoint(source, frame, t, schedule_period_minutes)
+        seg_end = min(end_us, _us(nxt)) if nxt is not None else end_us
+        cross = _crossing_us(model, out.p_battery_kw)
+        if cross is not None and t_us + cross < seg_end:
+            seg_end = t_us + cross
+        this_kind = _violation(sp, p_req, q_req, out.p_battery_kw)
+        if this_kind is not None and first_at is None:
+            first_at, kind = t, this_kind
+        lost_kwh = (p_req - out.p_battery_kw) * (seg_end - t_us) / _US_PER_H
+        undeliverable[0 if lost_kwh > 0 else 1] += abs(lost_kwh)
+        model.integrate((seg_end - start_us) / 1e6)
+        t_us = seg_end
+    return Forecast(
+        soc_end=soc[-1], first_violation_at=first_at, first_violation_kind=kind,
+        undeliverable_kwh=undeliverable[0] + undeliverable[1], times=tuple(times), soc_pu=tuple(soc),
+        p_kw=tuple(p_out), q_kvar=tuple(q_out),
+        undeliverable_discharge_kwh=undeliverable[0], undeliverable_charge_kwh=undeliverable[1])
+
+
+def format_energy(kwh: float) -> str:
+    """`1.2 MWh` from 1000 kWh up, else `83 kWh`."""
+    return f"{kwh / 1000:.1f} MWh" if kwh >= 1000 else f"{kwh:.0f} kWh"
+
+
+def forecast_warning(name: str, fc: Forecast, plant_cfg: PlantConfig | None = None) -> str | None:
+    """One plain-language sentence about the first violation, None when the schedule can be followed.
+
+    e.g. `VRFB reaches SoC 0.00 at 14:35; 1.2 MWh of discharge cannot be delivered`. The time is
+    `HH:MM` on the forecast's first local day, `YYYY-MM-DD HH:MM` after it.
+    """
+    if fc.first_violation_at is None:
+        return None
+    at = fc.first_violation_at
+    when = at.strftime("%H:%M") if at.date() == fc.times[0].date() else at.strftime("%Y-%m-%d %H:%M")
+    limits = plant_cfg.model.power_limits if plant_cfg is not None else None
+    what = {
+        "soc_empty": "reaches SoC 0.00",
+        "soc_full": "reaches SoC 1.00",
+        "p_above_max": "is asked for more discharge than p_max"
+                       + (f" {limits.p_max_kw:g} kW" if limits else ""),
+        "p_below_min": "is asked for more charge than p_min" + (f" {limits.p_min_kw:g} kW" if limits else ""),
+        "q_above_max": "is asked for Q above q_max" + (f" {limits.q_max_kvar:g} kvar" if limits else ""),
+        "q_below_min": "is asked for Q below q_min" + (f" {limits.q_min_kvar:g} kvar" if limits else ""),
+    }[fc.first_violation_kind]
+    parts = [f"{format_energy(kwh)} of {direction}" for kwh, direction in
+             ((fc.undeliverable_discharge_kwh, "discharge"), (fc.undeliverable_charge_kwh, "charge"))
+             if kwh >= 0.5]
+    tail = f"; {' and '.join(parts)} cannot be delivered" if parts else "; the setpoint is clamped"
+    return f"{name} {what} at {when}{tail}"

@@ -1,0 +1,137 @@
+"""Day KPIs of one plant's recorded file (issue 17, day report). Pure numpy over a recorded frame.
+
+Input: the frame of `core.recording.rows_to_frame` for one daily file (tz-aware index, the eight
+value columns, NaN for nulls) and the bounds of its local day. Every value is held from its row to
+the next row (the recorder stores steps and, with compression, steady runs as first and latest
+row), so a row *covers* the interval up to the next row when
+- the row is not a null row (all values empty: session boundary or link outage), and
+- the next row comes at most `max_gap_s` later (a longer silence is an outage without null row).
+The last row of a file covers nothing. Integrals run over covered intervals clipped to the day;
+rows whose own column is empty add nothing to that column's integral.
+
+Definitions (positive P = discharge): discharged/charged kWh = integral of POI P above/below 0;
+tracking error e = p_poi_kw - p_setpoint_kw (kW); RMS is time-weighted; max is over rows;
+deviation = integral |e| (kWh), net deviation = integral e; within tolerance = share of covered
+time with |e| <= `tolerance_kw`; coverage = covered time / day length (23, 24 or 25 h); gaps are
+the merged uncovered intervals after the first real row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+import numpy as np
+import pandas as pd
+
+P_SP, P_POI = "p_setpoint_kw", "p_poi_kw"
+
+
+@dataclass(frozen=True)
+class Gap:
+    start: datetime
+    end: datetime
+
+    @property
+    def duration_s(self) -> float:
+        return self.end.timestamp() - self.start.timestamp()
+
+
+@dataclass(frozen=True)
+class DayKpis:
+    """KPIs of one plant and day; error statistics are None without a covered error sample."""
+
+    discharged_kwh: float
+    charged_kwh: float
+    rms_error_kw: float | None
+    max_abs_error_kw: float | None
+    deviation_kwh: float
+    net_deviation_kwh: float
+    within_tolerance_pct: float | None
+    tolerance_kw: float
+    coverage_pct: float
+    covered_s: float
+    day_length_h: float
+    gaps: tuple[Gap, ...]
+    n_rows: int
+    n_null_rows: int
+
+
+def epoch_seconds(index: pd.DatetimeIndex) -> np.ndarray:
+    """Absolute seconds since the epoch of a tz-aware index (float64)."""
+    return index.as_unit("ns").asi8 / 1e9
+
+
+def covered_mask(t_s: np.ndarray, is_null: np.ndarray, max_gap_s: float) -> np.ndarray:
+    """Whether each row covers the interval up to the next row (see module doc)."""
+    if t_s.size == 0:
+        return np.zeros(0, dtype=bool)
+    ok = ~is_null
+    ok[:-1] &= np.diff(t_s) <= max_gap_s
+    ok[-1] = False
+    return ok
+
+
+def covered_durations(t_s: np.ndarray, covered: np.ndarray, day_start_s: float, day_end_s: float) -> np.ndarray:
+    """Seconds each row covers, clipped to the day; 0 for uncovered rows."""
+    if t_s.size == 0:
+        return np.zeros(0)
+    nxt = np.append(t_s[1:], t_s[-1])
+    clipped = np.minimum(nxt, day_end_s) - np.maximum(t_s, day_start_s)
+    return np.where(covered, np.clip(clipped, 0.0, None), 0.0)
+
+
+def find_gaps(t_s: np.ndarray, is_null: np.ndarray, covered: np.ndarray, tz: tzinfo) -> tuple[Gap, ...]:
+    """Merged uncovered intervals between the first real row and the last row."""
+    real = np.flatnonzero(~is_null)
+    if real.size == 0:
+        return ()
+    gaps: list[list[float]] = []
+    for i in np.flatnonzero(~covered[:-1]):
+        if i < real[0]:
+            continue
+        a, b = float(t_s[i]), float(t_s[i + 1])
+        if gaps and gaps[-1][1] == a:
+            gaps[-1][1] = b
+        elif b > a:
+            gaps.append([a, b])
+    return tuple(Gap(datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz)) for a, b in gaps)
+
+
+def _integral_kwh(values_kw: np.ndarray, dur_s: np.ndarray) -> float:
+    ok = np.isfinite(values_kw) & (dur_s > 0)
+    return float(np.sum(values_kw[ok] * dur_s[ok]) / 3600.0)
+
+
+def day_kpis(frame: pd.DataFrame, day_start: datetime, day_end: datetime, max_gap_s: float,
+             tolerance_kw: float) -> DayKpis:
+    """KPIs of one daily frame over [day_start, day_end) (aware); see the module doc."""
+    t_s = epoch_seconds(frame.index)
+    values = frame.to_numpy(dtype=float)
+    is_null = np.isnan(values).all(axis=1) if len(frame) else np.zeros(0, dtype=bool)
+    start_s, end_s = day_start.timestamp(), day_end.timestamp()
+    covered = covered_mask(t_s, is_null, max_gap_s)
+    dur = covered_durations(t_s, covered, start_s, end_s)
+    p = frame[P_POI].to_numpy(dtype=float)
+    err = p - frame[P_SP].to_numpy(dtype=float)
+    err_ok = np.isfinite(err) & (dur > 0)
+    err_time_s = float(dur[err_ok].sum())
+    abs_err = np.abs(err)
+    has_err = err_time_s > 0
+    finite_err = abs_err[np.isfinite(abs_err)]
+    return DayKpis(
+        discharged_kwh=_integral_kwh(np.clip(p, 0.0, None), dur),
+        charged_kwh=_integral_kwh(np.clip(-p, 0.0, None), dur),
+        rms_error_kw=float(np.sqrt(np.sum(err[err_ok] ** 2 * dur[err_ok]) / err_time_s)) if has_err else None,
+        max_abs_error_kw=float(finite_err.max()) if finite_err.size else None,
+        deviation_kwh=_integral_kwh(abs_err, dur),
+        net_deviation_kwh=_integral_kwh(err, dur),
+        within_tolerance_pct=(100.0 * float(dur[err_ok & (abs_err <= tolerance_kw)].sum()) / err_time_s
+                              if has_err else None),
+        tolerance_kw=tolerance_kw,
+        coverage_pct=100.0 * float(dur.sum()) / (end_s - start_s),
+        covered_s=float(dur.sum()),
+        day_length_h=(end_s - start_s) / 3600.0,
+        gaps=find_gaps(t_s, is_null, covered, day_start.tzinfo),
+        n_rows=len(frame),
+        n_null_rows=int(is_null.sum()),
+    )
