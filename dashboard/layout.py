@@ -35,7 +35,8 @@ def build_layout(ctx: DashboardContext):
 
 
 def register_callbacks(app, ctx: DashboardContext) -> None:
-    """Every callback: the switch modals', then each tab's own. Periodic ones read one snapshot and
-    do no Modbus, HTTP or file I/O; those of a tab that is not shown stop at once."""
-    for module in (switch_modals, *TAB_MODULES.values()):
+    """Every callback, tab by tab (the Status tab also registers the switch modals its toggles
+    open). Periodic ones read one snapshot and do no Modbus, HTTP or file I/O; those of a tab that
+    is not shown stop at once."""
+    for module in TAB_MODULES.values():
         module.register(app, ctx)

@@ -3,7 +3,7 @@
 The refresh is one callback per tick for the whole tab: texts, buttons, toggles, tracking and the
 two live figures, from one snapshot, with no Modbus, HTTP or file I/O; while another tab is shown
 it stops at once (`PreventUpdate`, nothing sent). Plant buttons submit commands through intake
-(never waiting) or call `set_recording`.
+(never waiting) or call `set_recording`; the toggles open the switch modals (registered here).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from core.config import PLANT_IDS
 from dashboard import constants as C
-from dashboard import figures, top_card, views
+from dashboard import figures, switch_modals, top_card, views
 from dashboard.common import any_click, bind, command_store, output_key
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
@@ -193,3 +193,4 @@ def register(app, dctx: DashboardContext) -> None:
         Input({"type": C.PLANT_BTN_TYPE, "plant": ALL, "action": ALL}, "n_clicks"),
         prevent_initial_call=True,
     )(bind(plant_action, dctx))
+    switch_modals.register(app, dctx)
