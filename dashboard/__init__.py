@@ -2,8 +2,13 @@
 
 Modules:
 - `app`: assembles the Dash app (layout per page load, callbacks, HTTP routes); nothing else.
-- `layout`: layout builders of the five tabs and the switch modals.
-- `callbacks`: every callback; periodic ones read one snapshot, action ones submit commands.
+- `layout`: the page (header, tick, stores, modals, tabs) and `register_callbacks`; nothing else.
+- `tabs/`: one module per tab (`status`, `manual`, `api`, `history`, `logs`), each with its layout
+  builder and `register(app, ctx)` for its callbacks; `tabs/live` decides rebuild/patch of the
+  live figures. Periodic callbacks read one snapshot, action ones submit commands.
+- `top_card`: the Status tab's top card (toggles, status/API/command lines) and its values.
+- `switch_modals`: the source/transport switch modals and their confirm flow.
+- `common`: small helpers the tabs share (callback binding, clicks, command store, options).
 - `figures`: figure dicts and `Patch` builders (live 4-row figure, tracking bars, previews, history).
 - `views`: the texts, button states and `/api/state` document, pure functions of a snapshot.
 - `snapshot`: one locked copy of the `shared_data` references the dashboard reads.

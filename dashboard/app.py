@@ -11,10 +11,9 @@ from pathlib import Path
 import dash
 
 from dashboard import constants as C
-from dashboard.callbacks import register_callbacks
 from dashboard.context import DashboardContext
 from dashboard.http_routes import register_routes
-from dashboard.layout import build_layout
+from dashboard.layout import build_layout, register_callbacks
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 

@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from core.config import PLANT_IDS, VALUE_COLUMNS, AppConfig
-from core.schedules import next_breakpoint, resolve_setpoint
 from core.timeutil import format_hms, format_local_iso, format_ui, parse_iso
 from dashboard.snapshot import Snapshot
 
@@ -239,23 +238,14 @@ def values_line(cfg: AppConfig, s: Snapshot, plant: str) -> tuple[str, bool]:
     return text, stale
 
 
-def dispatch_target(cfg: AppConfig, s: Snapshot, plant: str) -> tuple:
-    """(p_kw, q_kvar, reason, next_breakpoint): the controller's target while its gate is on,
-    else what the active schedule says now (the one `resolve_setpoint`, on the snapshot's frame)."""
-    d = s.dispatch.get(plant) or {}
-    if s.gate.get(plant) and d.get("target_p_kw") is not None:
-        return d.get("target_p_kw"), d.get("target_q_kvar"), d.get("reason"), as_datetime(d.get("next_breakpoint"), cfg.tz)
-    frame = (s.api if s.source == "api" else s.manual).get(plant)
-    minutes = cfg.istentore_api.schedule_period_minutes
-    sp = resolve_setpoint(s.source, frame, s.now, cfg.plants[plant], minutes)
-    return sp.p_kw, sp.q_kvar, sp.reason, next_breakpoint(s.source, frame, s.now, minutes)
-
-
 def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
+    """Target, reason and next change as the controller published them (`dispatch_status_by_plant`):
+    the scheduler hands every target over, gate on or off, so this is what a start would dispatch."""
     d = s.dispatch.get(plant) or {}
-    p, q, reason, nxt = dispatch_target(cfg, s, plant)
     at = as_datetime(d.get("last_write_at"), cfg.tz)
-    return (f"Target P={fmt(p)} kW Q={fmt(q)} kvar ({reason or 'n/a'}) | "
+    nxt = as_datetime(d.get("next_breakpoint"), cfg.tz)
+    return (f"Target P={fmt(d.get('target_p_kw'))} kW Q={fmt(d.get('target_q_kvar'))} kvar "
+            f"({d.get('reason') or 'n/a'}) | "
             f"Last write: {d.get('write_status') or 'skipped'} at {format_hms(at, cfg.tz)} | "
             f"Next change: {format_hms(nxt, cfg.tz)}")
 

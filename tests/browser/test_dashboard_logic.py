@@ -15,8 +15,9 @@ from core.config import load_config
 from core.recording import Row, null_row
 from core.schedules import frame_from_rows
 from core.state import build_shared_data
-from dashboard import callbacks, figures, files, views
+from dashboard import figures, files, views
 from dashboard.snapshot import take_snapshot
+from dashboard.tabs import live, logs
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
@@ -122,13 +123,25 @@ def test_plant_lines(cfg):
     assert t.text == "Error -0.5 kW | Deviation today -0.01 kWh (abs 0.05 kWh)"
 
 
-def test_dispatch_line_uses_the_schedule_when_the_gate_is_off(cfg):
+def test_dispatch_line_shows_the_published_target_gate_on_or_off(cfg):
     sd = build_shared_data()
     frame = frame_from_rows([NOW - timedelta(minutes=5), NOW + timedelta(minutes=10)], [250.0, -40.0],
                             [10.0, 0.0], TZ, end_at=NOW + timedelta(minutes=20))
     sd["manual_schedule_df_by_plant"]["lib"] = frame
+    # nothing published yet: the dashboard does not resolve the schedule itself
+    assert views.dispatch_line(cfg, snap(sd), "lib") == (
+        "Target P=n/a kW Q=n/a kvar (n/a) | Last write: skipped at none | Next change: none")
+    sd["dispatch_status_by_plant"]["lib"].update(
+        target_p_kw=250.0, target_q_kvar=10.0, reason="schedule", next_breakpoint="2026-03-29T12:10:00+02:00")
+    assert not sd["scheduler_running_by_plant"]["lib"]
     assert views.dispatch_line(cfg, snap(sd), "lib") == (
         "Target P=250.0 kW Q=10.0 kvar (schedule) | Last write: skipped at none | Next change: 12:10:00")
+    sd["scheduler_running_by_plant"]["lib"] = True
+    sd["dispatch_status_by_plant"]["lib"].update(
+        target_p_kw=-40.0, target_q_kvar=0.0, reason="schedule", next_breakpoint="2026-03-29T12:20:00+02:00",
+        write_status="ok", last_write_at="2026-03-29T12:10:01+02:00")
+    assert views.dispatch_line(cfg, snap(sd), "lib") == (
+        "Target P=-40.0 kW Q=0.0 kvar (schedule) | Last write: ok at 12:10:01 | Next change: 12:20:00")
 
 
 def test_posting_lines(cfg):
@@ -191,25 +204,25 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
     rows = [null_row(start)] + [_row(start + timedelta(seconds=k), 10.0 * k) for k in range(1, 5)]
     _cache(sd, rows)
     # a tick never builds a whole figure: it asks once, and not again while the answer is on its way
-    fig, store, request = callbacks.live_figure_update(dctx, snap(sd), "lib", None, None)
+    fig, store, request = live.live_figure_update(dctx, snap(sd), "lib", None, None)
     assert (fig, store) == (no_update, no_update) and request["key"] == [1, "manual", "local", "2026-03-29"]
-    assert callbacks.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", None, request) == \
+    assert live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", None, request) == \
         (no_update, no_update, no_update)
-    fig, store = callbacks.build_live_figure(dctx, snap(sd), "lib")
+    fig, store = live.build_live_figure(dctx, snap(sd), "lib")
     assert isinstance(fig, dict) and len(fig["data"]) == 8
     assert fig["layout"]["uirevision"] == "lib:manual:local"
     assert fig["data"][1]["x"][0] == figures.x_ms(start, TZ) and fig["data"][1]["y"][0] is None
     assert len(fig["data"][1]["x"]) == 5 and store["n"] == 5
 
     # nothing new: no_update (nothing sent)
-    assert callbacks.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", store, request) == \
+    assert live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", store, request) == \
         (no_update, no_update, no_update)
 
     # two new rows and the last one replaced by compression
     rows[-1] = _row(rows[-1].ts + timedelta(seconds=0), 41.0)
     rows.extend([_row(start + timedelta(seconds=5), 50.0), _row(start + timedelta(seconds=6), 60.0)])
     sd["plot_cache_by_plant"]["lib"]["n"] = len(rows)
-    patch, store2, _ = callbacks.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=2)), "lib", store, None)
+    patch, store2, _ = live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=2)), "lib", store, None)
     ops = _ops(patch)
     assigns = [o for o in ops if o["operation"] == "Assign" and o["location"][:2] == ["data", 1]]
     assert {tuple(o["location"][2:]) for o in assigns} == {("x", 4), ("y", 4)}
@@ -221,15 +234,15 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
 
     # a new generation (transport switch, midnight) rebuilds; so does a source switch
     _cache(sd, rows[:2], gen=2)
-    assert callbacks.live_figure_update(dctx, snap(sd), "lib", store2, request)[2]["key"][0] == 2
+    assert live.live_figure_update(dctx, snap(sd), "lib", store2, request)[2]["key"][0] == 2
     sd["active_schedule_source"] = "api"
-    assert callbacks.live_figure_update(dctx, snap(sd), "lib", store2, request)[2]["key"][1] == "api"
-    fig, store3 = callbacks.build_live_figure(dctx, snap(sd), "lib")
+    assert live.live_figure_update(dctx, snap(sd), "lib", store2, request)[2]["key"][1] == "api"
+    fig, store3 = live.build_live_figure(dctx, snap(sd), "lib")
     assert fig["layout"]["uirevision"] == "lib:api:local"
 
     # a new schedule revision replaces only the setpoint traces
     sd["schedule_revision"] += 1
-    patch, _, _ = callbacks.live_figure_update(dctx, snap(sd), "lib", store3, None)
+    patch, _, _ = live.live_figure_update(dctx, snap(sd), "lib", store3, None)
     locations = {tuple(o["location"][:3]) for o in _ops(patch) if o["location"][0] == "data"}
     assert locations == {("data", 0, "x"), ("data", 0, "y"), ("data", 4, "x"), ("data", 4, "y")}
 
@@ -241,7 +254,7 @@ def test_live_figure_decimates_a_full_day_and_patches_through_offsets(cfg):
     rows[30_000] = null_row(rows[30_000].ts)       # an outage in the old part stays a gap
     rows[1234] = _row(rows[1234].ts, 5000.0)        # a spike in the old part stays visible
     _cache(sd, rows)
-    fig, store = callbacks.build_live_figure(_ctx(cfg), snap(sd), "lib")
+    fig, store = live.build_live_figure(_ctx(cfg), snap(sd), "lib")
     trace = fig["data"][1]
     assert len(trace["x"]) <= 10_100 and trace["type"] == "scatter"
     assert 5000.0 in trace["y"] and None in trace["y"] and 999.0 in trace["y"]
@@ -251,7 +264,7 @@ def test_live_figure_decimates_a_full_day_and_patches_through_offsets(cfg):
     rows[-1] = _row(rows[-1].ts, -1.0)              # compression replaced the last row
     rows.append(_row(rows[-1].ts + timedelta(seconds=1), 7.0))
     sd["plot_cache_by_plant"]["lib"]["n"] = len(rows)
-    patch, store2, _ = callbacks.live_figure_update(_ctx(cfg), snap(sd, now=NOW + timedelta(seconds=1)), "lib",
+    patch, store2, _ = live.live_figure_update(_ctx(cfg), snap(sd, now=NOW + timedelta(seconds=1)), "lib",
                                                     store, None)
     ops = _ops(patch)
     assign = [o for o in ops if o["operation"] == "Assign" and o["location"][:3] == ["data", 1, "y"]]
@@ -324,8 +337,8 @@ def test_today_live_log_is_redrawn_at_midnight_without_a_new_entry():
     """§8.8: Today (live) shows the local day's ring entries; the refresh redraws when its
     signature changes, so the date is part of it (yesterday's lines go at midnight)."""
     entries = [{"date": "2026-03-28", "timestamp": "23:59:58", "level": "INFO", "message": "last of the day"}]
-    before = callbacks.live_log_signature(entries, "2026-03-28")
-    assert callbacks.live_log_signature(list(entries), "2026-03-28") == before
-    assert callbacks.live_log_signature(entries, "2026-03-29") != before
-    assert len(callbacks._render_ring(entries, "2026-03-28")) == 1
-    assert callbacks._render_ring(entries, "2026-03-29") == []
+    before = logs.live_log_signature(entries, "2026-03-28")
+    assert logs.live_log_signature(list(entries), "2026-03-28") == before
+    assert logs.live_log_signature(entries, "2026-03-29") != before
+    assert len(logs.render_ring(entries, "2026-03-28")) == 1
+    assert logs.render_ring(entries, "2026-03-29") == []

@@ -1,0 +1,110 @@
+"""API Schedule tab (components §8.6): the password (set or cleared through `set_api_password`),
+Fetch Now, the fetcher status, the measurement-posting cards and a preview of the API schedules,
+redrawn only when the schedule revision or the local day changed."""
+from __future__ import annotations
+
+import logging
+
+from dash import Input, Output, State, ctx as dash_ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from core.config import PLANT_IDS
+from dashboard import constants as C
+from dashboard import figures, views
+from dashboard.common import any_click, bind
+from dashboard.context import DashboardContext
+from dashboard.snapshot import Snapshot
+
+log = logging.getLogger("hil.dashboard")
+
+
+def posting_children(lines: list[str]) -> list:
+    return [html.Div(line, className="line") for line in lines]
+
+
+def layout(ctx: DashboardContext, s: Snapshot):
+    cfg = ctx.cfg
+    return html.Div(className="tab-body", children=[
+        html.Div(className="card", children=[
+            html.Div(className="button-row", children=[
+                dcc.Input(id=C.API_PASSWORD_ID, type="password", autoComplete="off", value="",
+                          placeholder="API password", className="password"),
+                html.Button("Connect", id=C.API_CONNECT_ID, n_clicks=0, className="btn primary"),
+                html.Button("Disconnect", id=C.API_DISCONNECT_ID, n_clicks=0, className="btn secondary"),
+                html.Button("Fetch Now", id=C.API_FETCH_ID, n_clicks=0, className="btn secondary"),
+            ]),
+            html.Div(id=C.API_MESSAGE_ID, className="line message"),
+            html.Div(views.api_status_line(cfg, s), id=C.API_STATUS_ID, className="line"),
+        ]),
+        html.Div(className="card", children=[
+            html.H4("Measurement Posting"),
+            html.Div(className="posting-cards", children=[
+                html.Div(className="posting-card", children=[
+                    html.H5(ctx.names[pid]),
+                    html.Div(posting_children(views.posting_lines(cfg, s, pid)), id=C.plant_id("post", pid)),
+                ]) for pid in PLANT_IDS
+            ]),
+        ]),
+        html.Div(className="card", children=[
+            dcc.Graph(id=C.API_PREVIEW_ID, figure=figures.api_preview(ctx.names, s.api, s.now, ctx.api_period),
+                      config={"displaylogo": False}, style={"height": f"{C.API_PREVIEW_HEIGHT}px"}),
+            dcc.Store(id=C.API_STORE_ID, data={"rev": s.revision}),
+        ]),
+    ])
+
+
+def api_action(dctx: DashboardContext, _c, _d, _f, password):
+    """(message, password field) for Connect, Disconnect or Fetch Now."""
+    trigger = dash_ctx.triggered_id
+    if not any_click():
+        raise PreventUpdate
+    if trigger == C.API_CONNECT_ID:
+        if not password:
+            return "Enter a password.", no_update
+        dctx.hil.set_api_password(password)
+        log.info("Dashboard: API password set")
+        return "Password set.", ""
+    if trigger == C.API_DISCONNECT_ID:
+        dctx.hil.set_api_password(None)
+        log.info("Dashboard: API password cleared")
+        return "Password cleared.", ""
+    if trigger == C.API_FETCH_ID:
+        dctx.hil.request_fetch_now()
+        return "Fetch requested.", no_update
+    raise PreventUpdate
+
+
+def api_refresh(dctx: DashboardContext, _n, tab, store):
+    if tab != "api":
+        raise PreventUpdate
+    s = dctx.snapshot()
+    cards = [posting_children(views.posting_lines(dctx.cfg, s, pid)) for pid in PLANT_IDS]
+    day = s.now.date().isoformat()
+    if store and store.get("rev") == s.revision and store.get("day") == day:
+        fig, new_store = no_update, no_update
+    else:
+        fig = figures.api_preview(dctx.names, s.api, s.now, dctx.api_period)
+        new_store = {"rev": s.revision, "day": day}
+    return [views.api_status_line(dctx.cfg, s), *cards, fig, new_store]
+
+
+def register(app, dctx: DashboardContext) -> None:
+    app.callback(
+        Output(C.API_MESSAGE_ID, "children"),
+        Output(C.API_PASSWORD_ID, "value"),
+        Input(C.API_CONNECT_ID, "n_clicks"),
+        Input(C.API_DISCONNECT_ID, "n_clicks"),
+        Input(C.API_FETCH_ID, "n_clicks"),
+        State(C.API_PASSWORD_ID, "value"),
+        prevent_initial_call=True,
+    )(bind(api_action, dctx))
+    app.callback(
+        Output(C.API_STATUS_ID, "children"),
+        [Output(C.plant_id("post", pid), "children") for pid in PLANT_IDS],
+        Output(C.API_PREVIEW_ID, "figure"),
+        Output(C.API_STORE_ID, "data"),
+        Input(C.TICK_ID, "n_intervals"),
+        State(C.TABS_ID, "value"),
+        State(C.API_STORE_ID, "data"),
+        prevent_initial_call=True,
+    )(bind(api_refresh, dctx))

@@ -1,0 +1,196 @@
+"""Status & Plots tab (components §8.2, §8.3): the top card and one card per plant.
+
+The refresh is one callback per tick for the whole tab: texts, buttons, toggles, tracking and the
+two live figures, from one snapshot, with no Modbus, HTTP or file I/O; while another tab is shown
+it stops at once (`PreventUpdate`, nothing sent). Plant buttons submit commands through intake
+(never waiting) or call `set_recording`; the toggles open the switch modals (registered here).
+"""
+from __future__ import annotations
+
+import logging
+
+from dash import ALL, Input, Output, State, ctx as dash_ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from core.config import PLANT_IDS
+from dashboard import constants as C
+from dashboard import figures, switch_modals, top_card, views
+from dashboard.common import any_click, bind, command_store, output_key
+from dashboard.context import DashboardContext
+from dashboard.snapshot import Snapshot
+from dashboard.tabs.live import build_live_figure, live_figure_update
+
+log = logging.getLogger("hil.dashboard")
+
+
+def _plant_card(ctx: DashboardContext, s: Snapshot, pid: str):
+    cfg = ctx.cfg
+    buttons = views.plant_buttons(s, pid)
+    values_text, stale = views.values_line(cfg, s, pid)
+    track = views.tracking_view(cfg, s, pid)
+    limits = cfg.plants[pid].model.power_limits
+
+    def btn(action: str, extra: str):
+        state = buttons[action]
+        return html.Button(state.text, id=C.plant_btn(pid, action), n_clicks=0, disabled=state.disabled,
+                           className=f"btn {extra}")
+
+    return html.Div(className="card plant-card", id=C.plant_id("card", pid), children=[
+        html.H3(ctx.names[pid], className="card-title"),
+        html.Div(className="button-row", children=[
+            btn("start", "start"), btn("stop", "stop"), html.Span(className="separator"),
+            btn("record", "record"), btn("stop_recording", "stop-recording"),
+        ]),
+        html.Div(views.state_line(cfg, s, pid), id=C.plant_id("state", pid), className="line state-line"),
+        html.Div(values_text, id=C.plant_id("values", pid), className="line values-line" + (" stale" if stale else "")),
+        html.Div(views.dispatch_line(cfg, s, pid), id=C.plant_id("dispatch", pid), className="line dispatch-line"),
+        html.Div(className="tracking", children=[
+            html.Div(className="tracking-text", children=[
+                html.Span(track.state.upper(), id=C.plant_id("badge", pid),
+                          className=f"badge {track.state}"),
+                html.Span(track.text, id=C.plant_id("track-text", pid), className="line"),
+            ]),
+            dcc.Graph(id=C.plant_id("track-fig", pid), config={"displayModeBar": False, "staticPlot": True},
+                      figure=figures.tracking_figure(track.pref_kw, track.p_poi_kw, limits.p_min_kw, limits.p_max_kw),
+                      style={"height": f"{C.TRACKING_FIGURE_HEIGHT}px"}),
+        ]),
+        dcc.Graph(id=C.plant_id("live-fig", pid), figure=figures.empty_figure("Loading...", C.LIVE_FIGURE_HEIGHT),
+                  config={"displaylogo": False}, style={"height": f"{C.LIVE_FIGURE_HEIGHT}px"}),
+        dcc.Store(id=C.plant_id("live-store", pid)),
+        dcc.Store(id=C.plant_id("live-rebuild", pid)),
+    ])
+
+
+def layout(ctx: DashboardContext, s: Snapshot):
+    return html.Div(className="tab-body", children=[
+        top_card.layout(ctx, s),
+        html.Div(className="plant-cards", children=[_plant_card(ctx, s, pid) for pid in PLANT_IDS]),
+    ])
+
+
+# ------------------------------------------------------------------------------ refresh
+
+def _plant_outputs(pid: str) -> list[tuple]:
+    outs: list[tuple] = []
+    for action in C.PLANT_ACTIONS:
+        outs += [(C.plant_btn(pid, action), "children"), (C.plant_btn(pid, action), "disabled")]
+    return outs + [
+        (C.plant_id("state", pid), "children"),
+        (C.plant_id("values", pid), "children"), (C.plant_id("values", pid), "className"),
+        (C.plant_id("dispatch", pid), "children"),
+        (C.plant_id("badge", pid), "children"), (C.plant_id("badge", pid), "className"),
+        (C.plant_id("track-text", pid), "children"),
+        (C.plant_id("track-fig", pid), "figure"),
+        (C.plant_id("live-fig", pid), "figure"),
+        (C.plant_id("live-store", pid), "data"),
+        (C.plant_id("live-rebuild", pid), "data"),
+    ]
+
+
+STATUS_OUTPUTS = top_card.OUTPUTS + [out for pid in PLANT_IDS for out in _plant_outputs(pid)]
+
+
+def _plant_values(dctx: DashboardContext, s: Snapshot, pid: str, store: dict | None, pending: dict | None) -> dict:
+    cfg = dctx.cfg
+    out: dict = {}
+    for action, state in views.plant_buttons(s, pid).items():
+        out[output_key(C.plant_btn(pid, action), "children")] = state.text
+        out[output_key(C.plant_btn(pid, action), "disabled")] = state.disabled
+    text, stale = views.values_line(cfg, s, pid)
+    track = views.tracking_view(cfg, s, pid)
+    fig, new_store, request = live_figure_update(dctx, s, pid, store, pending)
+    for (cid, prop), value in (
+            ((C.plant_id("state", pid), "children"), views.state_line(cfg, s, pid)),
+            ((C.plant_id("values", pid), "children"), text),
+            ((C.plant_id("values", pid), "className"), "line values-line" + (" stale" if stale else "")),
+            ((C.plant_id("dispatch", pid), "children"), views.dispatch_line(cfg, s, pid)),
+            ((C.plant_id("badge", pid), "children"), track.state.upper()),
+            ((C.plant_id("badge", pid), "className"), f"badge {track.state}"),
+            ((C.plant_id("track-text", pid), "children"), track.text),
+            ((C.plant_id("track-fig", pid), "figure"), figures.tracking_patch(track.pref_kw, track.p_poi_kw)),
+            ((C.plant_id("live-fig", pid), "figure"), fig),
+            ((C.plant_id("live-store", pid), "data"), new_store),
+            ((C.plant_id("live-rebuild", pid), "data"), request)):
+        out[output_key(cid, prop)] = value
+    return out
+
+
+def status_values(dctx: DashboardContext, s: Snapshot, last_cmd: dict | None, stores: dict, pendings: dict) -> dict:
+    """{output_key: value} for every one of `STATUS_OUTPUTS`."""
+    out = top_card.values(dctx, s, last_cmd)
+    for pid in PLANT_IDS:
+        out.update(_plant_values(dctx, s, pid, stores.get(pid), pendings.get(pid)))
+    return out
+
+
+def refresh_status(dctx: DashboardContext, _n, tab, last_cmd, *stores):
+    if tab != "status":
+        raise PreventUpdate
+    s = dctx.snapshot()
+    n = len(PLANT_IDS)
+    values = status_values(dctx, s, last_cmd, dict(zip(PLANT_IDS, stores[:n])), dict(zip(PLANT_IDS, stores[n:])))
+    return [values[output_key(cid, prop)] for cid, prop in STATUS_OUTPUTS]
+
+
+def rebuild_live(dctx: DashboardContext, pid: str, request):
+    """The whole live figure, once per request a refresh tick made."""
+    if not request:
+        raise PreventUpdate
+    return build_live_figure(dctx, dctx.snapshot(), pid)
+
+
+# ------------------------------------------------------------------------------ plant buttons
+
+def plant_action(dctx: DashboardContext, _clicks):
+    """(command line, last command store) for a click on Start, Stop, Record or Stop Recording."""
+    trigger = dash_ctx.triggered_id
+    if not isinstance(trigger, dict) or not any_click():
+        raise PreventUpdate
+    plant, action = trigger.get("plant"), trigger.get("action")
+    if plant not in PLANT_IDS or action not in C.PLANT_ACTIONS:
+        log.warning("Dashboard: rejected a command for unknown plant or action (plant=%r, action=%r)",
+                    str(plant)[:40], str(action)[:40])
+        text = "Command rejected: unknown plant or action."
+        return text, {"id": None, "text": text}
+    if action in ("start", "stop"):
+        label = views.command_label(dctx.cfg, action, plant, None)
+        store = command_store(label, dctx.hil.intake.submit(action, plant))
+        return store["text"], store
+    on = action == "record"
+    label = f"{dctx.names[plant]} {'record' if on else 'stop recording'}"
+    s = dctx.snapshot()
+    if s.shutting_down:
+        text = f"{label}: rejected (shutting down)"
+    elif s.transport_switching:
+        text = f"{label}: rejected (switch in progress)"
+    elif not dctx.recording_available():
+        text = f"{label}: failed (recording is not available in this build)"
+    else:
+        dctx.hil.set_recording(plant, on)
+        text = f"{label}: done"
+    return text, {"id": None, "text": text}
+
+
+def register(app, dctx: DashboardContext) -> None:
+    app.callback(
+        [Output(cid, prop) for cid, prop in STATUS_OUTPUTS],
+        Input(C.TICK_ID, "n_intervals"),
+        State(C.TABS_ID, "value"),
+        State(C.LAST_CMD_ID, "data"),
+        [State(C.plant_id("live-store", pid), "data") for pid in PLANT_IDS],
+        [State(C.plant_id("live-rebuild", pid), "data") for pid in PLANT_IDS],
+    )(bind(refresh_status, dctx))
+    for pid in PLANT_IDS:
+        app.callback(
+            Output(C.plant_id("live-fig", pid), "figure", allow_duplicate=True),
+            Output(C.plant_id("live-store", pid), "data", allow_duplicate=True),
+            Input(C.plant_id("live-rebuild", pid), "data"),
+            prevent_initial_call=True,
+        )(bind(rebuild_live, dctx, pid))
+    app.callback(
+        Output(C.COMMAND_LINE_ID, "children", allow_duplicate=True),
+        Output(C.LAST_CMD_ID, "data"),
+        Input({"type": C.PLANT_BTN_TYPE, "plant": ALL, "action": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )(bind(plant_action, dctx))
+    switch_modals.register(app, dctx)
