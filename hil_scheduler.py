@@ -36,6 +36,7 @@ from core.config import AppConfig, effective_config_yaml, load_config_or_report 
 from core.names import PLANT_IDS  # noqa: E402
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
 from core.state import build_shared_data  # noqa: E402
+from istentore_api import LoginGate  # noqa: E402
 
 log = logging.getLogger("hil.director")
 
@@ -130,10 +131,12 @@ class HilApp:
         self.intake.log = self.command_log
         self.coordinator.intake = self.intake
         self.coordinator.controllers = self.controllers
-        self.measurement = MeasurementAgent(cfg, self.clock, self.sd, self.stop_event, self.registry)
+        self.login_gate = LoginGate(self.clock)   # one API account: one token, one login rule
+        self.measurement = MeasurementAgent(cfg, self.clock, self.sd, self.stop_event, self.registry,
+                                            self.login_gate)
         self.coordinator.recorder = self.measurement
         self.emulator = PlantEmulator(cfg, self.clock, cfg.data_dir, "local", self.registry)
-        self.fetcher = DataFetcher(cfg, self.clock, self.sd, self.store, self.stop_event)
+        self.fetcher = DataFetcher(cfg, self.clock, self.sd, self.store, self.stop_event, self.login_gate)
         self.dashboard = None
         self._started = False
 

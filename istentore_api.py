@@ -10,7 +10,11 @@
   carries no duration.
 
 Thread safety: an instance is used by one thread only (the data fetcher and the poster each own
-one, with their own token and connection pool). `set_password` belongs to that thread too.
+one, with its own connection pool). `set_password` belongs to that thread too. The instances of one
+process share a `LoginGate` (the token, and the rule of issue 12): one login at a time, callers
+that need a token wait for the login in flight, and after a rejected login (401/403 from `/login`)
+no login is sent with that password until it changes or the backoff of `core/login_policy.py`
+has passed (the call fails at once with `AuthenticationError(rejected=True)`).
 
 Secrets: the password goes only into the `/login` body and the token only into the
 `Authorization` header. Neither appears in a log line, an exception text or `repr`; response-body
@@ -24,12 +28,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from datetime import datetime, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterable
 
 import requests
 
+from core.clock import RealClock
+from core.login_policy import LoginPolicy, password_digest
 from core.config import PLANT_IDS
 from core.timeutil import format_utc, parse_iso
 
@@ -59,21 +66,120 @@ class IstentoreAPIError(Exception):
 
 
 class AuthenticationError(IstentoreAPIError):
-    """No password, login rejected, or a request refused twice with 401/403."""
+    """No password, login rejected, or a request refused twice with 401/403.
+
+    `rejected` is true when the password itself was refused by `/login` (now or earlier, while
+    the login backoff lasts); `retry_after_s` then tells when a login may be tried again.
+    """
+
+    def __init__(self, message: str, status: int | None = None, retry_after_s: float | None = None,
+                 rejected: bool = False):
+        super().__init__(message, status=status, retry_after_s=retry_after_s)
+        self.rejected = rejected
+
+
+class LoginGate:
+    """The token and the login rule shared by every client of one account (thread-safe).
+
+    `clock` gives the monotonic time of the rejection backoff. The episode of rejected logins is
+    logged here once when it starts (WARNING) and once when it ends (INFO, with its counts).
+    """
+
+    def __init__(self, clock=None):
+        self._clock = clock or RealClock(timezone.utc)
+        self._lock = threading.Lock()          # state below; held for O(1) work only
+        self._login_lock = threading.Lock()    # one login in flight at a time
+        self._policy = LoginPolicy()
+        self._token: str | None = None
+        self._token_digest: str | None = None
+        self._token_seq = 0                    # counts accepted logins
+        self.rejected_http_status = 401         # of the last rejected login
+        self.logins_sent = 0
+
+    def token_for(self, digest: str | None, min_seq: int = 0) -> str | None:
+        """The shared token when it was obtained with this password by login number `min_seq` or
+        a later one, else None."""
+        with self._lock:
+            if digest is None or digest != self._token_digest or self._token_seq < min_seq:
+                return None
+            return self._token
+
+    def next_seq(self) -> int:
+        """The number the next accepted login will get."""
+        with self._lock:
+            return self._token_seq + 1
+
+    def drop(self, token: str | None) -> None:
+        """Forget `token` (a request refused it) unless a newer one replaced it already."""
+        with self._lock:
+            if token is not None and token == self._token:
+                self._token = self._token_digest = None
+
+    def rejected_status(self) -> dict | None:
+        """While logins are held back: `{"retry_in_s", "since_s"}` (monotonic ages), else None."""
+        with self._lock:
+            policy, now = self._policy, self._clock.monotonic()
+            if not policy.in_episode:
+                return None
+            return {"retry_in_s": max(0.0, policy.blocked_until - now), "since_s": now - policy.started_at}
+
+    def blocked_for_s(self, digest: str | None) -> float | None:
+        with self._lock:
+            return self._policy.blocked_for_s(digest, self._clock.monotonic())
+
+    def acquire_login(self, timeout_s: float) -> bool:
+        return self._login_lock.acquire(timeout=max(0.0, timeout_s))
+
+    def release_login(self) -> None:
+        self._login_lock.release()
+
+    def note_sent(self) -> None:
+        with self._lock:
+            self.logins_sent += 1
+
+    def note_rejected(self, digest: str | None, status: int) -> float:
+        """Record a rejected login; returns the seconds until the next login may be sent."""
+        with self._lock:
+            now = self._clock.monotonic()
+            started = self._policy.rejected(digest, now)
+            self.rejected_http_status = status
+            self._token = self._token_digest = None
+            wait_s = self._policy.blocked_until - now
+        if started:
+            log.warning("Istentore API login rejected (HTTP %d): password rejected. No login is sent "
+                        "again until the password changes or the backoff passes (next in %.0f s)",
+                        status, wait_s)
+        return wait_s
+
+    def note_accepted(self, digest: str | None, token: str) -> None:
+        with self._lock:
+            self._token, self._token_digest = token, digest
+            self._token_seq += 1
+            ended = self._policy.succeeded(self._clock.monotonic())
+        if ended is not None:
+            log.info("Istentore API login accepted again after %.0f s: %d rejected login(s), "
+                     "%d call(s) held back", ended["duration_s"], ended["rejections"], ended["refused_calls"])
 
 
 class IstentoreAPI:
     """Client of one Istentore API base URL; see the module docstring for the contract."""
 
-    def __init__(self, base_url: str, email: str, tz: tzinfo, timeout_s: float, clock=None):
+    def __init__(self, base_url: str, email: str, tz: tzinfo, timeout_s: float, clock=None,
+                 gate: LoginGate | None = None):
         self.base_url = base_url.rstrip("/")
         self.email = email
         self.tz = tz
         self.timeout_s = float(timeout_s)
         self._clock = clock
+        self.gate = gate or LoginGate(clock)
         self._password: str | None = None
-        self._token: str | None = None
+        self._digest: str | None = None
+        self._min_token_seq = 0    # set_password: only a login from then on gives this client a token
         self._session = requests.Session()
+
+    @property
+    def _token(self) -> str | None:
+        return self.gate.token_for(self._digest, self._min_token_seq)
 
     def __repr__(self) -> str:
         return (f"IstentoreAPI(base_url={self.base_url!r}, email={self.email!r}, "
@@ -83,13 +189,15 @@ class IstentoreAPI:
     # -- secrets and session ----------------------------------------------------------------
 
     def set_password(self, password: str | None) -> None:
-        """Store the password (empty = none) and drop the token at once; no request is made."""
+        """Store the password (empty = none) and stop using the current token at once; no request
+        is made (the next call logs in, or takes a token another client obtained after this)."""
         self._password = password or None
-        self._token = None
+        self._digest = password_digest(self._password)
+        self._min_token_seq = self.gate.next_seq()
 
     def drop_token(self) -> None:
         """Forget the token; the next call logs in again."""
-        self._token = None
+        self.gate.drop(self._token)
 
     def close(self) -> None:
         """Close the connection pool. The instance must not be used afterwards."""
@@ -149,19 +257,18 @@ class IstentoreAPI:
     def _authorized(self, method: str, path: str, *, params: dict | None = None,
                     json_body: Any = None, timeout_s: float | None = None) -> requests.Response:
         """One authenticated call: lazy login; on 401/403 one re-login and one retry."""
-        if self._token is None:
-            self._login(timeout_s)
-        resp = self._send(method, path, params=params, json_body=json_body, authorized=True,
+        token = self._token or self._login(timeout_s)
+        resp = self._send(method, path, params=params, json_body=json_body, token=token,
                           timeout_s=timeout_s)
         if resp.status_code in AUTH_FAILURE_STATUSES:
             log.info("Istentore API %s %s answered HTTP %d; logging in again", method, path,
                      resp.status_code)
-            self._token = None
-            self._login(timeout_s)
-            resp = self._send(method, path, params=params, json_body=json_body, authorized=True,
+            self.gate.drop(token)
+            token = self._login(timeout_s, refused=token)
+            resp = self._send(method, path, params=params, json_body=json_body, token=token,
                               timeout_s=timeout_s)
             if resp.status_code in AUTH_FAILURE_STATUSES:
-                self._token = None
+                self.gate.drop(token)
                 raise AuthenticationError(
                     f"{method} {path}: HTTP {resp.status_code} again after a fresh login: "
                     f"{self._excerpt(resp)}", status=resp.status_code)
@@ -169,15 +276,41 @@ class IstentoreAPI:
             raise self._http_error(method, path, resp)
         return resp
 
-    def _login(self, timeout_s: float | None = None) -> None:
+    def _login(self, timeout_s: float | None = None, refused: str | None = None) -> str:
+        """A token for the current password: the one another caller just obtained, or a new login.
+
+        `refused` is a token the server has just refused (it does not count as a fresh one).
+        Waits for a login in flight (at most the request timeout); sends none while the password is
+        held back after a rejection.
+        """
         if not self._password:
             raise AuthenticationError("API password not set")
+        wait_s = self.timeout_s if timeout_s is None else timeout_s
+        if not self.gate.acquire_login(wait_s):
+            raise IstentoreAPIError(f"POST /login: another login still in flight after {wait_s:g} s",
+                                    retryable=True)
+        try:
+            token = self._token
+            if token is not None and token != refused:
+                return token
+            return self._send_login(timeout_s)
+        finally:
+            self.gate.release_login()
+
+    def _send_login(self, timeout_s: float | None) -> str:
+        held_s = self.gate.blocked_for_s(self._digest)
+        if held_s is not None:
+            status = self.gate.rejected_http_status
+            raise AuthenticationError(f"login rejected (HTTP {status}): password rejected", status=status,
+                                      retry_after_s=held_s, rejected=True)
         path = "/login"
+        self.gate.note_sent()
         resp = self._send("POST", path, json_body={"email": self.email, "password": self._password},
-                          authorized=False, timeout_s=timeout_s)
+                          token=None, timeout_s=timeout_s)
         if resp.status_code in LOGIN_REJECTED_STATUSES:
-            raise AuthenticationError(f"login rejected (HTTP {resp.status_code})",
-                                      status=resp.status_code)
+            wait = self.gate.note_rejected(self._digest, resp.status_code)
+            raise AuthenticationError(f"login rejected (HTTP {resp.status_code}): password rejected",
+                                      status=resp.status_code, retry_after_s=wait, rejected=True)
         if not 200 <= resp.status_code < 300:
             raise self._http_error("POST", path, resp)
         # The body holds the token: never quote it, and do not chain the decode error (it keeps it).
@@ -190,17 +323,18 @@ class IstentoreAPI:
             raise IstentoreAPIError(
                 f"POST {path}: HTTP {resp.status_code}: response is not JSON with a token",
                 status=resp.status_code)
-        self._token = token
+        self.gate.note_accepted(self._digest, token)
         log.info("Istentore API login succeeded (%s)", self.email)
+        return token
 
     def _send(self, method: str, path: str, *, params: dict | None = None, json_body: Any = None,
-              authorized: bool, timeout_s: float | None = None) -> requests.Response:
+              token: str | None, timeout_s: float | None = None) -> requests.Response:
         """One HTTP exchange bounded by `timeout_s` (None: the instance's); transport failures
         become IstentoreAPIError (retryable or not)."""
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
         headers = {"Accept": "application/json"}
-        if authorized:
-            headers["Authorization"] = f"Bearer {self._token}"
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         started = self._clock.monotonic() if self._clock is not None else None
         try:
             resp = self._session.request(method, self.base_url + path, params=params, json=json_body,

@@ -51,7 +51,7 @@ from core.episodes import Backoff, Episodes
 from core.schedules import frame_from_rows, merge_frames, prune
 from core.state import empty_fetcher_status
 from core.timeutil import api_window, day_bounds, format_local_iso, local_midnight, quarter_hours
-from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError
+from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
 
 log = logging.getLogger("hil.data_fetcher")
 
@@ -74,7 +74,7 @@ class DataFetcher:
     thread_name = "data_fetcher"
 
     def __init__(self, cfg: AppConfig, clock, shared_data: dict, store: ScheduleStore,
-                 stop_event: threading.Event):
+                 stop_event: threading.Event, login_gate: LoginGate | None = None):
         self.cfg = cfg
         self.clock = clock
         self.sd = shared_data
@@ -86,7 +86,7 @@ class DataFetcher:
         self.names = {pid: cfg.plants[pid].name for pid in PLANT_IDS}
         api_cfg = cfg.istentore_api
         self.api = IstentoreAPI(api_cfg.base_url, api_cfg.email, cfg.tz, api_cfg.request_timeout_s,
-                                clock=clock)
+                                clock=clock, gate=login_gate)
         self.wake_event = threading.Event()
         self._fetch_now = threading.Event()      # a flag set by request_fetch_now()
         self._password: str | None = None        # the copy last passed to api.set_password
@@ -203,6 +203,8 @@ class DataFetcher:
         """End the pass after an authentication failure; returns the backoff before the next one."""
         self.api.drop_token()
         backoff_s = self._auth_backoff.failure()
+        if exc.rejected and exc.retry_after_s is not None:   # the process-wide login backoff rules
+            backoff_s = exc.retry_after_s
         self._report(logging.ERROR, f"Authentication failed: {exc}", problems)
         self._settle_problems(problems)
         self._publish(connected=False, error="; ".join(problems), last_attempt=format_local_iso(now))

@@ -236,14 +236,14 @@ class MeasurementAgent:
     """
 
     def __init__(self, cfg: AppConfig, clock, shared_data: dict, stop_event: threading.Event,
-                 registry=None):
+                 registry=None, login_gate=None):
         self.cfg = cfg
         self.clock = clock
         self.sd = shared_data
         self.stop_event = stop_event
         self.registry = registry
         self.grid = SampleGrid(clock, cfg.timing.measurement_period_s)
-        self.poster = Poster(cfg, clock, shared_data, stop_event, registry)
+        self.poster = Poster(cfg, clock, shared_data, stop_event, registry, login_gate=login_gate)
         self.recorder = Recorder(cfg, clock, shared_data, self.poster)
         self.samplers = {pid: Sampler(pid, cfg, clock, shared_data, self.grid, self.recorder.push_sample)
                          for pid in cfg.plants}

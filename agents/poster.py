@@ -14,6 +14,10 @@ POST. Success removes them. A retryable failure (or `AuthenticationError`) keeps
 and waits min(initial × 2^(attempt−1), max) s, or the server's `Retry-After` when longer. A
 non-retryable rejection of several items is split in halves at once to isolate the bad item; a
 single rejected item is removed and counted. Delivery is at least once, in order within a series.
+A refused password (`AuthenticationError.rejected`, shared by every client through the
+`LoginGate`) pauses every series instead: no request until the password changes or the login
+backoff has passed, every item kept; one WARNING when the pause starts, one INFO when a post
+succeeds again.
 This module does the I/O, the logging and the `shared_data` writes around those rules.
 
 Shutdown (`shutdown()`): one last drain bounded by its timeout, then every remaining item goes to
@@ -37,9 +41,10 @@ from pathlib import Path
 from typing import Mapping
 
 from core.config import METRICS, AppConfig
+from core.episodes import Episodes
 from core.post_queue import PostItem, PostQueue
 from core.timeutil import format_local_iso, parse_iso
-from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError
+from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
 
 log = logging.getLogger("hil.poster")
 
@@ -66,7 +71,7 @@ class Poster:
     thread_name = "poster"
 
     def __init__(self, cfg: AppConfig, clock, shared_data: dict, stop_event: threading.Event,
-                 registry=None, api: IstentoreAPI | None = None):
+                 registry=None, api: IstentoreAPI | None = None, login_gate: LoginGate | None = None):
         api_cfg = cfg.istentore_api
         self.cfg = cfg
         self.clock = clock
@@ -78,12 +83,15 @@ class Poster:
         self.spool_path = Path(cfg.data_dir) / SPOOL_NAME
         self.wake_event = threading.Event()
         self.api = api or IstentoreAPI(api_cfg.base_url, api_cfg.email, cfg.tz, self.request_timeout_s,
-                                       clock=clock)
+                                       clock=clock, gate=login_gate)
         self._password_passed: str | None = None
         self._qlock = threading.Lock()
         self._queue = PostQueue(api_cfg.measurement_post_queue_maxlen, api_cfg.measurement_post_retry_initial_s,
                                 api_cfg.measurement_post_retry_max_s, cfg.plants)
         self._gate: bool | None = None
+        self._paused = Episodes()           # "auth": the API refused the password (issue 12)
+        self._paused_until = 0.0            # monotonic; no request before, unless the password changes
+        self._paused_held = 0               # drain passes held back while paused
         self._api_lock = threading.Lock()   # one HTTP user at a time (poster thread or shutdown)
         self._idle = threading.Event()
         self._idle.set()
@@ -210,12 +218,41 @@ class Poster:
             return self._queue.wait_s(mono)
 
     # ------------------------------------------------------------------------------ drain
-    def _sync_password(self) -> None:
+    def _sync_password(self) -> bool:
+        """Pass a changed `api_password` to the client; True when it changed."""
         with self.sd["lock"]:
             password = self.sd["api_password"]
-        if password != self._password_passed:
-            self.api.set_password(password)
-            self._password_passed = password
+        if password == self._password_passed:
+            return False
+        self.api.set_password(password)
+        self._password_passed = password
+        return True
+
+    def _held_back(self) -> bool:
+        """While the password is refused: true (send nothing) until it changes or the login
+        backoff has passed; every series keeps its items."""
+        changed = self._sync_password()
+        if not self._paused.active("auth") or changed or self.clock.monotonic() >= self._paused_until:
+            return False
+        self._paused_held += 1
+        return True
+
+    def _pause_for_rejected_password(self, exc: IstentoreAPIError, newest: PostItem, attempt: int) -> None:
+        mono = self.clock.monotonic()
+        self._paused_until = mono + (exc.retry_after_s or self._queue.retry_initial_s)
+        if self._paused.begin("auth", mono):
+            self._paused_held = 0
+            log.warning("Measurement posting paused: the API refused the password (%s); all %d queued "
+                        "item(s) are kept until the password changes or the login backoff passes",
+                        exc, self.pending_count())
+        self._attempt_status(newest, attempt, "failed", str(exc), self._paused_until - mono, 1)
+        self._error_status(newest.plant_id, str(exc))
+
+    def _resume_after_pause(self) -> None:
+        duration_s = self._paused.end("auth", self.clock.monotonic())
+        if duration_s is not None:
+            log.info("Measurement posting resumed after %.0f s paused for a refused password: %d item(s) "
+                     "queued, %d drain pass(es) held back", duration_s, self.pending_count(), self._paused_held)
 
     def _drain(self, deadline: float | None) -> bool:
         """One batch per ready series (oldest head first). `deadline` (shutdown): ignore backoff,
@@ -225,7 +262,8 @@ class Poster:
             return False
         self._idle.clear()
         try:
-            self._sync_password()
+            if self._held_back():
+                return False
             while True:
                 progressed = False
                 with self._qlock:
@@ -269,6 +307,9 @@ class Poster:
         try:
             self.api.post_measurements(series_id, [(item.ts, item.value) for item in batch], timeout_s=timeout_s)
         except IstentoreAPIError as exc:
+            if isinstance(exc, AuthenticationError) and exc.rejected:
+                self._pause_for_rejected_password(exc, batch[-1], attempt)
+                return False
             if exc.retryable or isinstance(exc, AuthenticationError):
                 self._failed(batch, attempt, exc)
                 return False
@@ -277,6 +318,7 @@ class Poster:
                 return all(self._post(series_id, half, timeout_s) for half in halves)
             self._rejected(batch[0], attempt, exc)
             return True
+        self._resume_after_pause()
         with self._qlock:
             posted = self._queue.posted(batch)
         for pid, n in posted.items():

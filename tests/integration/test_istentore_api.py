@@ -136,7 +136,7 @@ def test_second_auth_failure_raises_authentication_error_and_drops_the_token(sim
 def test_wrong_password_is_rejected(sim):
     api = make_api(sim, password="not-the-password")
     try:
-        with pytest.raises(AuthenticationError, match=r"^login rejected \(HTTP 401\)$") as caught:
+        with pytest.raises(AuthenticationError, match=r"^login rejected \(HTTP 401\): password rejected$") as caught:
             fetch_day(api)
     finally:
         api.close()

@@ -446,7 +446,7 @@ def test_a_lasting_problem_is_logged_once_and_again_after_it_cleared(sim, rig_fa
     assert failures()[3:] == [("WARNING", False)]
 
 
-def test_auth_failures_back_off_30_s_doubling_to_600_s(sim, rig_factory, caplog):
+def test_rejected_logins_back_off_30_s_doubling_to_15_min(sim, rig_factory, caplog):
     caplog.set_level(logging.INFO)
     rig = rig_factory(password="wrong-password")
 
@@ -454,9 +454,9 @@ def test_auth_failures_back_off_30_s_doubling_to_600_s(sim, rig_factory, caplog)
 
     assert rig.status() == status_with(
         today_date="2026-06-01", tomorrow_date="2026-06-02", last_attempt="2026-06-01T09:05:00+02:00",
-        error="Authentication failed: login rejected (HTTP 401)")
+        error="Authentication failed: login rejected (HTTP 401): password rejected")
     assert [(r.levelname, r.message) for r in caplog.records if "Authentication" in r.message] == [
-        ("ERROR", "Authentication failed: login rejected (HTTP 401)")]
+        ("ERROR", "Authentication failed: login rejected (HTTP 401): password rejected")]
     waits = []
     for _ in range(7):
         before = sim.calls["/login"]
@@ -466,7 +466,7 @@ def test_auth_failures_back_off_30_s_doubling_to_600_s(sim, rig_factory, caplog)
         rig.leap(1)
         assert sim.calls["/login"] == before + 1
         waits.append(round(wait_s))
-    assert waits == [30, 60, 120, 240, 480, 600, 600]
+    assert waits == [30, 60, 120, 240, 480, 900, 900]
     assert rig.market_calls() == 0
 
     rig.set_password(PASSWORD)                       # a change resets the wait: a pass at once
