@@ -26,14 +26,14 @@ import math
 import os
 import secrets
 import signal
-import socket
-import socketserver
 import threading
+import time
 from collections import Counter, deque
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
+from flask import Flask, Response, request
+
+from agents.wsgi_server import WsgiServer
 from core.config import PLANT_IDS
 from core.timeutil import QUARTER_HOUR, parse_iso
 
@@ -43,7 +43,10 @@ DEFAULT_PASSWORD = "sim-password"
 DAY_AHEAD_PRODUCT_ID = "4"
 MAX_WINDOW = timedelta(days=7)
 MAX_BODY_BYTES = 8 * 1024 * 1024
-IDLE_CONNECTION_TIMEOUT_S = 10.0
+IDLE_CONNECTION_TIMEOUT_S = 10
+REQUEST_THREADS = 16      # a hang holds one until its client gives up or stop()
+HANG_POLL_S = 0.05
+STOP_TIMEOUT_S = 2.0
 TIMESTAMP_STYLES = ("offset", "z", "fraction", "z_fraction", "plus02")
 ACTIVATION_FIELDS = tuple(f for p in PLANT_IDS for f in (f"{p}_to_vpp_kw", f"vpp_to_{p}_kw"))
 _PLUS02 = timezone(timedelta(hours=2))
@@ -75,64 +78,6 @@ class _Reply(Exception):
         self.status, self.body = status, body
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False   # server_close() joins every handler thread
-    block_on_close = True
-
-    def __init__(self, address, sim: "IstentoreSim"):
-        self.sim = sim
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind would resolve the host name (a DNS lookup); the address is enough.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def handle_error(self, request, client_address) -> None:
-        log.debug("istentore_sim: connection from %s ended with an error", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"   # keep-alive, so clients exercise their connection pool
-    timeout = IDLE_CONNECTION_TIMEOUT_S
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body leave in two writes; without TCP_NODELAY, Nagle's algorithm and the
-        # client's delayed ACK hold every answer back by about 40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.sim._track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.sim._track(self.connection, False)
-
-    def log_message(self, format: str, *args) -> None:
-        log.debug("istentore_sim: " + format, *args)
-
-    def do_GET(self) -> None:
-        self.server.sim._serve(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.sim._serve(self, "POST")
-
-    def send_body(self, status: int, body: bytes, content_type: str, headers: dict | None) -> None:
-        headers = dict(headers or {})
-        self.log_request(status)
-        self.send_response_only(status)
-        self.send_header("Server", self.version_string())
-        self.send_header("Date", headers.pop("Date", None) or self.date_time_string())  # injectable
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-
 class IstentoreSim:
     """In-process Istentore simulator; every public method is thread-safe."""
 
@@ -140,12 +85,10 @@ class IstentoreSim:
         if not (host.startswith("127.") or host == "localhost"):
             raise ValueError(f"the simulator binds to loopback only, not {host!r}")
         self.password = password
-        self._address = (host, port)
+        self._address = ("127.0.0.1" if host == "localhost" else host, port)   # IPv4, as before
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
+        self._server: WsgiServer | None = None
         self._url: str | None = None
         self._tokens: dict[str, int] = {}          # token -> authenticated calls made with it
         self._tokens_issued: list[str] = []
@@ -171,29 +114,23 @@ class IstentoreSim:
         if self._server is not None:
             raise RuntimeError("simulator already started")
         self._stop_event.clear()
-        self._server = _Server(self._address, self)
-        host, port = self._server.server_address[:2]
-        self._url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="istentore_sim", daemon=True)
-        self._thread.start()
+        host, port = self._address
+        # Lookahead 1: waitress keeps reading a connection while its request runs, so a hung
+        # handler can see its client give up (`waitress.client_disconnected`).
+        server = WsgiServer(_flask_app(self), host, port, name="istentore_sim", threads=REQUEST_THREADS,
+                            on_stop=self._stop_event.set, channel_timeout=IDLE_CONNECTION_TIMEOUT_S,
+                            cleanup_interval=1, channel_request_lookahead=1,
+                            max_request_body_size=2 * MAX_BODY_BYTES)
+        server.start()
+        self._server = server
+        self._url = f"http://{host}:{server.port}"
         return self._url
 
     def stop(self) -> None:
-        """Abort delays, close open connections, stop serving, join every thread, close the socket."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stop_event.set()   # before the snapshot below: see _track
-        server.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            _shutdown_quietly(conn)
-        server.server_close()
-        if thread is not None:
-            thread.join()
-        self._server = self._thread = None
+        """Reset open connections, then abort delays and hangs (unanswered), stop serving, join."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(STOP_TIMEOUT_S)
 
     def __enter__(self) -> "IstentoreSim":
         self.start()
@@ -309,19 +246,8 @@ class IstentoreSim:
                 "non_numeric_plants": frozenset(non_numeric_plants),
                 "keep_fraction": keep_fraction, "empty": empty}
 
-    def _track(self, conn: socket.socket, is_open: bool) -> None:
-        with self._lock:
-            if not is_open:
-                self._connections.discard(conn)
-                return
-            self._connections.add(conn)
-            stopping = self._stop_event.is_set()
-        if stopping:  # accepted while stop() ran: it may have missed this one
-            _shutdown_quietly(conn)
-
-    def _serve(self, handler: _Handler, method: str) -> None:
-        split = urlsplit(handler.path)
-        path, query = split.path, parse_qs(split.query)
+    def _serve(self, path: str = "") -> Response:
+        method, path = request.method, request.path
         with self._lock:
             self._calls[path] += 1
             delay_s = self._delays.get(path)
@@ -329,18 +255,16 @@ class IstentoreSim:
             malformed = self._malformed[path] > 0
             if failure is None and malformed:
                 self._malformed[path] -= 1
-        if delay_s is not None:
-            self._stop_event.wait(None if math.isinf(delay_s) else delay_s)
-        if self._stop_event.is_set():
-            handler.close_connection = True
-            return
+        if delay_s is not None and self._hang(delay_s) or self._stop_event.is_set():
+            # Unanswered: stop() has reset the connection, or the client of an endless hang left.
+            return Response(status=503)
         try:
-            body = self._read_body(handler)
+            body = self._read_body()
             if failure is not None:
                 status, payload, headers = failure
-                return self._send_json(handler, status, payload, headers)
+                return _json_response(status, payload, headers)
             if malformed:
-                return handler.send_body(200, b"<html>upstream error</html>", "text/html", None)
+                return Response(b"<html>upstream error</html>", status=200, content_type="text/html")
             route = {
                 ("POST", "/login"): self._login,
                 ("GET", "/market_products"): self._market_products,
@@ -350,36 +274,44 @@ class IstentoreSim:
             if route is None:
                 raise _Reply(404, {"detail": f"no route {method} {path}"})
             if path != "/login":
-                self._authenticate(handler)
+                self._authenticate()
+            query = {k: kept for k, values in request.args.lists() if (kept := [v for v in values if v])}
             status, payload = route(query, body)
         except _Reply as reply:
             status, payload = reply.status, reply.body
         except Exception:  # a simulator bug must still answer, not kill the connection silently
             log.exception("istentore_sim: %s %s failed", method, path)
             status, payload = 500, {"detail": "simulator error"}
-        self._send_json(handler, status, payload, None)
+        return _json_response(status, payload, None)
+
+    def _hang(self, delay_s: float) -> bool:
+        """Wait `delay_s` (inf: until stop); True when the request is to go unanswered: stop() came,
+        or the client of an endless hang gave up (it would never have had an answer)."""
+        client_gone = request.environ.get("waitress.client_disconnected", lambda: False)
+        deadline = time.monotonic() + delay_s
+        while not self._stop_event.wait(max(0.0, min(HANG_POLL_S, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return False
+            if math.isinf(delay_s) and client_gone():
+                return True
+        return True
 
     @staticmethod
-    def _send_json(handler: _Handler, status: int, payload: object, headers: dict | None) -> None:
-        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        handler.send_body(status, data, "application/json", headers)
-
-    @staticmethod
-    def _read_body(handler: _Handler) -> object:
-        length = int(handler.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            handler.close_connection = True
+    def _read_body() -> object:
+        # Waitress has read bodies up to twice the limit (the connection stays usable after a 413)
+        # and answers larger ones with its own 413.
+        if (request.content_length or 0) > MAX_BODY_BYTES:
             raise _Reply(413, {"detail": "request body too large"})
-        if length <= 0:
+        raw = request.get_data(cache=False)
+        if not raw:
             return None
-        raw = handler.rfile.read(length)
         try:
             return json.loads(raw)
         except ValueError:
             raise _Reply(400, {"detail": "body is not JSON"}) from None
 
-    def _authenticate(self, handler: _Handler) -> None:
-        auth = handler.headers.get("Authorization", "")
+    def _authenticate(self) -> None:
+        auth = request.headers.get("Authorization", "")
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
         with self._lock:
             uses = self._tokens.get(token) if token else None
@@ -457,11 +389,17 @@ class IstentoreSim:
         return 200, self.measurements(series)
 
 
-def _shutdown_quietly(conn: socket.socket) -> None:
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
+def _flask_app(sim: IstentoreSim) -> Flask:
+    """Every path reaches `sim._serve`: faults and call counts apply to unknown paths too."""
+    app = Flask("istentore_sim", static_folder=None)
+    app.add_url_rule("/", "any", sim._serve, methods=["GET", "POST"])
+    app.add_url_rule("/<path:path>", "any", sim._serve, methods=["GET", "POST"])
+    return app
+
+
+def _json_response(status: int, payload: object, headers: dict | None) -> Response:
+    data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+    return Response(data, status=status, content_type="application/json", headers=headers or {})
 
 
 def _ceil_quarter(dt: datetime) -> datetime:

@@ -463,7 +463,7 @@ def test_callbacks_do_no_network_io_and_refreshes_open_no_file(env, page, monkey
     watch_files = threading.Event()
 
     def in_request_thread() -> bool:
-        return "process_request_thread" in threading.current_thread().name
+        return threading.current_thread().name.startswith("dashboard-request-")
 
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
     real_open = builtins.open

@@ -86,9 +86,9 @@ def request(url: str, auth: tuple[str, str] | None = None, data: bytes | None = 
         req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
     try:
         with urllib.request.urlopen(req, timeout=15) as r:
-            return r.status, dict(r.headers), r.read()
+            return r.status, r.headers, r.read()  # case-insensitive names: waitress sends `Www-Authenticate`
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, exc.headers, exc.read()
     except (urllib.error.URLError, ConnectionError, OSError):
         return None, {}, b""
 
