@@ -1,0 +1,138 @@
+"""One login at a time and none after a rejection (issue 12), against the bundled simulator.
+
+The data fetcher and the poster run together on one leaping clock for a simulated hour, sharing
+one `LoginGate` like the director's, with a wrong password and the harsh retry settings that sent
+74 rejected logins in 35 s before (retry 1 s doubling to 4 s, a post window every 4 s).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+import pytest
+
+from agents.data_fetcher_agent import DataFetcher
+from agents.poster import Poster
+from agents.scheduler_agent import ScheduleStore
+from core.clock import FakeClock
+from istentore_api import IstentoreAPI, LoginGate
+from tests.integration.test_posting import LIB_SERIES, PASSWORD, START, TZ, VALUES, VRFB_SERIES, make_cfg, make_sd
+from tools.istentore_sim import IstentoreSim
+
+HOUR_S = 3600
+POST_WINDOW_S = 4
+
+
+@pytest.fixture
+def sim():
+    s = IstentoreSim(PASSWORD)
+    s.start()
+    yield s
+    s.stop()
+
+
+def run_hour(cfg, sd, clock, fetcher, poster, until_s=HOUR_S):
+    """Step both agents once per simulated second (as their threads do at least); a sample per
+    plant every post window."""
+    for second in range(until_s):
+        if second % POST_WINDOW_S == 0:
+            for pid in ("lib", "vrfb"):
+                poster.enqueue_sample(pid, clock.now(), VALUES)
+        fetcher.step()          # the thread calls it at least once a second
+        poster.step()
+        clock.advance(1)
+
+
+def test_a_wrong_password_for_an_hour_sends_at_most_8_logins_and_keeps_every_item(sim, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES},
+                   measurement_post_retry_initial_s=1.0, measurement_post_retry_max_s=4.0,
+                   measurement_post_queue_maxlen=8000)
+    clock = FakeClock(START)
+    sd = make_sd(password="not-the-password")
+    gate = LoginGate(clock)
+    stop = threading.Event()
+    fetcher = DataFetcher(cfg, clock, sd, ScheduleStore(sd, TZ), stop, login_gate=gate)
+    poster = Poster(cfg, clock, sd, stop, login_gate=gate)
+    try:
+        run_hour(cfg, sd, clock, fetcher, poster)
+
+        print(f"logins sent in the hour: {sim.calls['/login']}")
+        assert 1 <= sim.calls["/login"] <= 8, sim.calls["/login"]
+        assert sim.calls["/measurements"] == 0 and sim.logins == 0
+        samples = HOUR_S // POST_WINDOW_S
+        assert poster.pending_count() == samples * 8          # 2 plants x 4 series, nothing dropped
+        poster_warnings = [r for r in caplog.records if r.name == "hil.poster" and r.levelno >= logging.WARNING]
+        assert len(poster_warnings) <= 2, [r.getMessage() for r in poster_warnings]
+        assert "password rejected" in sd["data_fetcher_status"]["error"]
+        assert not any(PASSWORD in r.getMessage() or "not-the-password" in r.getMessage()
+                       for r in caplog.records)
+
+        with sd["lock"]:
+            sd["api_password"] = PASSWORD                   # the operator's Connect
+        fetcher.wake()
+        for _ in range(30):
+            fetcher.step()
+            poster.step()
+            clock.advance(1)
+        assert poster.pending_count() == 0
+        assert len(sim.measurements(LIB_SERIES["p"])) == samples
+        resumed = [r.getMessage() for r in caplog.records
+                   if r.name == "hil.poster" and "resumed" in r.getMessage()]
+        assert len(resumed) == 1 and r"paused for a refused password" in resumed[0]
+        assert sd["data_fetcher_status"]["connected"] is True
+    finally:
+        fetcher.close()
+        poster.close()
+
+
+def test_concurrent_callers_wait_for_the_one_login_in_flight(sim):
+    sim.set_delay("/login", 0.5)
+    gate = LoginGate(FakeClock(START))
+    clients = [IstentoreAPI(sim.url, "operator@example.com", TZ, 5.0, gate=gate) for _ in range(4)]
+    errors = []
+
+    def post(client):
+        try:
+            client.post_measurements(4, [(datetime(2026, 6, 1, 8, 0, tzinfo=TZ), 1.0)])
+        except Exception as exc:   # collected and asserted below
+            errors.append(exc)
+
+    for client in clients:
+        client.set_password(PASSWORD)
+    threads = [threading.Thread(target=post, args=(c,)) for c in clients]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    finally:
+        for c in clients:
+            c.close()
+    assert errors == []
+    assert sim.calls["/login"] == 1 and gate.logins_sent == 1
+    assert len(sim.measurements(4)) == 4
+
+
+def test_a_new_password_is_tried_at_once_while_the_old_one_is_held_back(sim):
+    clock = FakeClock(START)
+    gate = LoginGate(clock)
+    api = IstentoreAPI(sim.url, "operator@example.com", TZ, 5.0, clock=clock, gate=gate)
+    try:
+        api.set_password("wrong")
+        for _ in range(3):
+            with pytest.raises(Exception, match="password rejected") as caught:
+                api.post_measurements(4, [(datetime(2026, 6, 1, 8, 0, tzinfo=TZ), 1.0)])
+            assert caught.value.rejected
+        assert sim.calls["/login"] == 1
+        assert gate.rejected_status()["retry_in_s"] == pytest.approx(30.0)
+        clock.advance(30)
+        with pytest.raises(Exception, match="password rejected"):
+            api.post_measurements(4, [(datetime(2026, 6, 1, 8, 0, tzinfo=TZ), 1.0)])
+        assert sim.calls["/login"] == 2 and gate.rejected_status()["retry_in_s"] == pytest.approx(60.0)
+        api.set_password(PASSWORD)
+        api.post_measurements(4, [(datetime(2026, 6, 1, 8, 0, tzinfo=TZ), 1.0)])
+        assert sim.calls["/login"] == 3 and gate.rejected_status() is None
+    finally:
+        api.close()
