@@ -111,11 +111,13 @@ class Options:
 class HilApp:
     """All agents of one process. `start()` brings them up; `shutdown()` runs components §11.1."""
 
-    def __init__(self, cfg: AppConfig, clock=None, options: Options | None = None):
+    def __init__(self, cfg: AppConfig, clock=None, options: Options | None = None, shared_data: dict | None = None):
+        """`shared_data`: a fresh `build_shared_data()` dict that logging already writes to, so
+        what the agents log while they are built (e.g. recovered posts) is kept; None builds one."""
         self.cfg = cfg
         self.clock = clock or RealClock(cfg.tz)
         self.options = options or Options()
-        self.sd = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode)
+        self.sd = shared_data or build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode)
         self.sd["api_password"] = self.options.api_password
         self.stop_event = self.sd["shutdown_event"]
         self.registry = ThreadRegistry(self.clock)
@@ -272,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(dashboard=not args.no_dashboard, schedules=schedules,
                       start=expand_plants(args.start), record=expand_plants(args.record), api_password=password)
     from logger_config import setup_logging
-    app = HilApp(cfg, options=options)
-    handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, app.sd)
+    shared_data = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode)
+    handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, shared_data)
+    app = HilApp(cfg, options=options, shared_data=shared_data)
     signals_seen: list[str] = []
     requested = threading.Event()
     second = threading.Event()

@@ -20,9 +20,13 @@ backoff has passed, every item kept; one WARNING when the pause starts, one INFO
 succeeds again.
 This module does the I/O, the logging and the `shared_data` writes around those rules.
 
+Durability: every change of the queue is written, fsync'ed, to the journal
+`<data_dir>/post_journal.jsonl` before the call that made it returns (agents/post_journal.py), so
+queued items survive `kill -9` and a power cut; the constructor replays it after the spool file.
 Shutdown (`shutdown()`): one last drain bounded by its timeout, then every remaining item goes to
-`<data_dir>/pending_posts.jsonl` (temporary file, then rename; no secrets). The constructor loads
-that file ahead of any new item (bad lines skipped with a WARNING) and deletes it.
+`<data_dir>/pending_posts.jsonl` (temporary file, then rename; no secrets) and the journal is
+emptied. The constructor loads that file ahead of any new item (bad lines skipped with a WARNING)
+and deletes it. Delivery stays at least once: a crash between the two may post an item twice.
 
 Thread safety: `enqueue_sample`, `gate_open` and `refresh_status` may be called from any thread
 (`_qlock` guards every queue call; `shared_data["lock"]` is held for O(1) swaps only). Only the poster
@@ -36,12 +40,14 @@ import logging
 import math
 import os
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
 from core.config import METRICS, AppConfig
 from core.episodes import Episodes
+from agents.post_journal import PostJournal
 from core.post_queue import PostItem, PostQueue
 from core.timeutil import format_local_iso, parse_iso
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
@@ -96,7 +102,11 @@ class Poster:
         self._idle = threading.Event()
         self._idle.set()
         self._closed = False
+        self.journal = PostJournal(cfg.data_dir, clock.monotonic)
+        self._journal_rewrite_lines = 2 * int(api_cfg.measurement_post_queue_maxlen) + 100
+        recovered = self._read_journal()    # before the spool's items are journaled
         self._load_spool()
+        self._queue_recovered(recovered)
 
     # ------------------------------------------------------------------ called from other threads
     def gate_open(self) -> bool:
@@ -178,25 +188,56 @@ class Poster:
         if self.gate_open():
             self._drain(deadline=deadline)
         spooled = self._write_spool()
+        if spooled is not None:     # everything queued is in the spool file now
+            with self._qlock:
+                self.journal.rewrite([])
         self.refresh_status()
-        return spooled
+        return spooled or 0
 
     def close(self) -> None:
         self.api.close()
 
     # ------------------------------------------------------------------------------ queue
+    @contextmanager
+    def _changing_queue(self):
+        """`_qlock` around a change of the queue; the change is journaled before the lock is released."""
+        with self._qlock:
+            try:
+                yield self._queue
+            finally:
+                self._journal_ops(self._queue.take_ops())
+
+    def _journal_ops(self, ops: list[tuple]) -> None:
+        """Write queue changes to the journal (caller holds `_qlock`); compact it when it grew."""
+        items, done = [], []
+        for op in ops:
+            if op[0] == "item":
+                items.append(op[1].to_json())
+                continue
+            if items:
+                self.journal.append_items(items)
+                items = []
+            if op[0] == "done":
+                self.journal.done(op[1], op[2])
+            else:
+                self.journal.clear()
+        if items:
+            self.journal.append_items(items)
+        if self.journal.lines_since_rewrite > self._journal_rewrite_lines:
+            self.journal.rewrite(item.to_json() for item in self._queue.items())
+
     def _add(self, entries) -> None:
         """Append items (plant, metric, series, value, ts, enqueued_at) with oldest-drop overflow."""
-        with self._qlock:
-            dropped = self._queue.add(entries)
+        with self._changing_queue() as queue:
+            dropped = queue.add(entries)
         for pid, n in dropped.items():
             self._bump(pid, "dropped", n)
         if dropped:
             self._report_drops()
 
     def _discard_all(self) -> None:
-        with self._qlock:
-            counts = self._queue.clear()
+        with self._changing_queue() as queue:
+            counts = queue.clear()
         for pid, count in counts.items():
             self._bump(pid, "discarded", count)
         n = sum(counts.values())
@@ -319,8 +360,8 @@ class Poster:
             self._rejected(batch[0], attempt, exc)
             return True
         self._resume_after_pause()
-        with self._qlock:
-            posted = self._queue.posted(batch)
+        with self._changing_queue() as queue:
+            posted = queue.posted(batch)
         for pid, n in posted.items():
             self._bump(pid, "posted", n)
         self._attempt_status(newest, attempt, "success", None, None, len(batch))
@@ -344,8 +385,8 @@ class Poster:
 
     def _rejected(self, item: PostItem, attempt: int, exc: IstentoreAPIError) -> None:
         """A single item rejected for good: remove and count it."""
-        with self._qlock:
-            rejected = self._queue.rejected(item)
+        with self._changing_queue() as queue:
+            rejected = queue.rejected(item)
         for pid, n in rejected.items():
             self._bump(pid, "rejected", n)
         name = self.cfg.plants[item.plant_id].name
@@ -379,7 +420,8 @@ class Poster:
             counters[plant_id] = {**old, counter: old[counter] + n}
 
     # ------------------------------------------------------------------------------ spool
-    def _write_spool(self) -> int:
+    def _write_spool(self) -> int | None:
+        """Write the queued items to the spool file; their number, or None when it failed."""
         items = self.queued()
         if not items:
             return 0
@@ -394,7 +436,7 @@ class Poster:
             os.replace(tmp, self.spool_path)
         except OSError as exc:
             log.error("Cannot save %d unsent measurement post(s) to %s: %s", len(items), self.spool_path, exc)
-            return 0
+            return None
         log.info("Saved %d unsent measurement post(s) to %s", len(items), self.spool_path.name)
         return len(items)
 
@@ -429,9 +471,44 @@ class Poster:
             log.warning("Cannot delete %s: %s", self.spool_path, exc)
         log.info("Loaded %d unsent measurement post(s) from %s", len(entries), self.spool_path.name)
 
+    def _read_journal(self) -> list:
+        """The valid items of the journal a crash left behind, as queue entries."""
+        entries, bad = [], 0
+        for fifo in self.journal.replay().values():
+            for obj in fifo:
+                entry = self._parse_entry(obj)
+                if entry is None:
+                    bad += 1
+                else:
+                    entries.append(entry)
+        entries.sort(key=lambda e: (e[4], e[5]))   # by measurement time across series
+        if bad:
+            log.warning("%s: skipped %d bad item(s)", self.journal.path.name, bad)
+        return entries
+
+    def _queue_recovered(self, entries: list) -> None:
+        """Queue the journal's items (after the spool's), then compact the journal."""
+        if entries:
+            self._add(entries)
+            for pid in self.cfg.plants:
+                n = sum(1 for e in entries if e[0] == pid)
+                if n:
+                    self._bump(pid, "enqueued", n)
+            log.info("Recovered %d queued measurement post(s) from %s", len(entries), self.journal.path.name)
+        with self._qlock:
+            self._queue.take_ops()
+            self.journal.rewrite(item.to_json() for item in self._queue.items())
+
     def _parse_spool_line(self, raw: bytes):
         try:
             obj = json.loads(raw)
+        except ValueError:
+            return None
+        return self._parse_entry(obj)
+
+    def _parse_entry(self, obj):
+        """A spool or journal item as a queue entry, or None when it is not a valid item."""
+        try:
             plant_id, metric = obj["plant"], obj["metric"]
             series_id, value = obj["series_id"], obj["value"]
             if plant_id not in self.cfg.plants or metric not in METRICS:

@@ -7,6 +7,10 @@ globally oldest item is dropped and counted for the next drop report (`drop_repo
 failure backs the series off (`Backoff(retry_initial_s, retry_max_s)`, or the server's Retry-After
 when longer); a rejected batch of several items is split in halves to isolate the bad item.
 
+Every change of the contents is also appended to `ops` (`("item", PostItem)`, `("done", series_id,
+n)` for n items leaving a series' head, `("clear",)`), which the poster takes with `take_ops()` and
+writes to its journal, so the queue can be rebuilt after a crash (agents/post_journal.py).
+
 Pure: no locks, threads, sockets or clock reads; `now` is monotonic seconds passed in by the caller.
 Not thread-safe: the poster holds its own lock around every call.
 """
@@ -77,6 +81,12 @@ class PostQueue:
         self._seq = itertools.count(1)
         self._drops_unreported = 0
         self._drop_report = Throttle(DROP_REPORT_INTERVAL_S)
+        self.ops: list[tuple] = []
+
+    def take_ops(self) -> list[tuple]:
+        """The changes since the last call, oldest first (see the module docstring)."""
+        ops, self.ops = self.ops, []
+        return ops
 
     def __len__(self) -> int:
         return self._total
@@ -93,7 +103,9 @@ class PostQueue:
             series = self._series.get(series_id)
             if series is None:
                 series = self._series[series_id] = _Series(Backoff(self.retry_initial_s, self.retry_max_s))
-            series.items.append(PostItem(next(self._seq), plant_id, metric, series_id, value, ts, enqueued_at))
+            item = PostItem(next(self._seq), plant_id, metric, series_id, value, ts, enqueued_at)
+            series.items.append(item)
+            self.ops.append(("item", item))
             self._total += 1
             _tally(self._count_by_plant, plant_id)
         self._drops_unreported += sum(dropped.values())
@@ -127,6 +139,7 @@ class PostQueue:
             series.next_try = 0.0
         self._total = 0
         self._count_by_plant = dict.fromkeys(self._count_by_plant, 0)
+        self.ops.append(("clear",))
         return counts
 
     def drop_report(self, now: float) -> int:
@@ -201,6 +214,8 @@ class PostQueue:
             self._total -= 1
             self._count_by_plant[item.plant_id] -= 1
             _tally(removed, item.plant_id)
+        if removed:
+            self.ops.append(("done", last.series_id, sum(removed.values())))
         return removed
 
     def _pop_oldest(self) -> PostItem | None:
@@ -210,4 +225,5 @@ class PostQueue:
         item = oldest.items.popleft()
         self._total -= 1
         self._count_by_plant[item.plant_id] -= 1
+        self.ops.append(("done", item.series_id, 1))
         return item

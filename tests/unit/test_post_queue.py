@@ -210,3 +210,37 @@ def test_an_empty_series_is_never_due():
     q.add([entry("lib", 4, 0)])
     q.posted(q.batch(4))
     assert not q.due(4, now=0.0) and q.heads() == []
+
+
+def test_the_ops_replayed_by_the_journal_fold_rebuild_the_queue():
+    """Whatever sequence of adds, overflow drops, posts, rejections and clears: folding the ops as
+    the journal does gives exactly the queue's contents, per series in order."""
+    from agents.post_journal import replay_lines
+
+    def lines(ops):
+        for op in ops:
+            if op[0] == "item":
+                yield '{"item": %s}' % op[1].to_json()
+            elif op[0] == "done":
+                yield '{"done": %d, "n": %d}' % (op[1], op[2])
+            else:
+                yield '{"clear": true}'
+
+    q = PostQueue(5, 1.0, 4.0, ["lib", "vrfb"])
+    journal = []
+    t0 = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
+    entry = lambda pid, sid, n: (pid, "p", sid, float(n), t0 + timedelta(seconds=n), 0.0)  # noqa: E731
+    q.add([entry("lib", 6, n) for n in range(4)] + [entry("vrfb", 11, n) for n in range(4)])  # 3 dropped
+    journal += q.take_ops()
+    q.posted(q.batch(6)[:1])
+    q.rejected(q.batch(11)[0])
+    journal += q.take_ops()
+    q.add([entry("lib", 6, 9)])
+    journal += q.take_ops()
+    fifos, bad = replay_lines(lines(journal))
+    assert bad == 0
+    assert {sid: [it["value"] for it in f] for sid, f in fifos.items()} == {
+        sid: [it.value for it in q.items(sid)] for sid in (6, 11) if q.items(sid)}
+    q.clear()
+    fifos, _ = replay_lines(lines(journal + q.take_ops()))
+    assert fifos == {} and q.take_ops() == []
