@@ -41,6 +41,7 @@ from istentore_api import LoginGate  # noqa: E402
 log = logging.getLogger("hil.director")
 
 PASSWORD_ENV = "ISTENTORE_API_PASSWORD"
+HTTP_THREADS = ("data_fetcher", "poster")
 THREAD_JOIN_S = 2.0
 
 
@@ -224,15 +225,12 @@ class HilApp:
                 log.error("Recording could not be closed and flushed within 5 s")
                 clean = False
         self.stop_event.set()
+        stopped_at = self.clock.monotonic()
         for event in [self.scheduler_wake, self.coordinator.wake_event] + [c.wake_event for c in self.controllers.values()]:
             event.set()
         if self._started:
             self.measurement.shutdown_poster(2.0)
-        for thread in self.threads:
-            thread.join(THREAD_JOIN_S)
-            if thread.is_alive():
-                log.error("thread %s did not stop", thread.name)
-                clean = False
+        self._join_threads(stopped_at)
         for controller in self.controllers.values():
             controller.link.close()
         self.measurement.close()
@@ -240,7 +238,20 @@ class HilApp:
         if self.dashboard is not None:
             self.dashboard.stop()
         self.emulator.stop()
-        return clean
+        return clean and not any(t.is_alive() for t in self.threads)
+
+    def _join_threads(self, stopped_at: float) -> None:
+        """Join every agent thread: THREAD_JOIN_S each, but a thread that may be blocked in an
+        HTTP request (fetcher, poster) gets until `request_timeout_s` after the stop, when its
+        request has ended for sure (every call carries that timeout)."""
+        http_deadline = stopped_at + float(self.cfg.istentore_api.request_timeout_s)
+        for thread in self.threads:
+            bound_s = THREAD_JOIN_S
+            if thread.name in HTTP_THREADS:
+                bound_s = max(bound_s, http_deadline - self.clock.monotonic())
+            thread.join(bound_s)
+            if thread.is_alive():
+                log.error("thread %s did not stop", thread.name)
 
 
 def make_folders(cfg: AppConfig) -> bool:

@@ -95,6 +95,7 @@ class LoginGate:
         self._token_seq = 0                    # counts accepted logins
         self.rejected_http_status = 401         # of the last rejected login
         self.logins_sent = 0
+        self.logins_done = 0                    # logins answered or failed (under _login_lock)
 
     def token_for(self, digest: str | None, min_seq: int = 0) -> str | None:
         """The shared token when it was obtained with this password by login number `min_seq` or
@@ -286,6 +287,7 @@ class IstentoreAPI:
         if not self._password:
             raise AuthenticationError("API password not set")
         wait_s = self.timeout_s if timeout_s is None else timeout_s
+        done_before = self.gate.logins_done
         if not self.gate.acquire_login(wait_s):
             raise IstentoreAPIError(f"POST /login: another login still in flight after {wait_s:g} s",
                                     retryable=True)
@@ -293,6 +295,9 @@ class IstentoreAPI:
             token = self._token
             if token is not None and token != refused:
                 return token
+            if self.gate.logins_done != done_before and self.gate.blocked_for_s(self._digest) is None:
+                # the login this call waited for failed (no answer, server error): not another now
+                raise IstentoreAPIError("POST /login: the login in flight failed; retry later", retryable=True)
             return self._send_login(timeout_s)
         finally:
             self.gate.release_login()
@@ -305,8 +310,11 @@ class IstentoreAPI:
                                       retry_after_s=held_s, rejected=True)
         path = "/login"
         self.gate.note_sent()
-        resp = self._send("POST", path, json_body={"email": self.email, "password": self._password},
-                          token=None, timeout_s=timeout_s)
+        try:
+            resp = self._send("POST", path, json_body={"email": self.email, "password": self._password},
+                              token=None, timeout_s=timeout_s)
+        finally:
+            self.gate.logins_done += 1     # under the login lock
         if resp.status_code in LOGIN_REJECTED_STATUSES:
             wait = self.gate.note_rejected(self._digest, resp.status_code)
             raise AuthenticationError(f"login rejected (HTTP {resp.status_code}): password rejected",

@@ -71,3 +71,34 @@ def test_posts_queued_at_a_kill_9_are_all_posted_after_the_restart(tmp_path, pro
         assert PASSWORD not in json.dumps([sim.measurements(s) for p in SERIES.values() for s in p.values()])
     finally:
         sim.stop()
+
+
+def test_shutdown_while_the_api_hangs_every_request_exits_within_the_request_timeout(tmp_path, procs):
+    """Bounded shutdown (issue 12): with every API request hanging (login, market, measurements)
+    and both the fetcher and the poster blocked in HTTP, SIGINT ends the process within
+    `request_timeout_s` + 2 s, exit 0, and the queued posts are kept on disk."""
+    import math
+
+    timeout_s = 4
+    sim = IstentoreSim(PASSWORD)
+    sim.start()
+    try:
+        for path in ("/login", "/market_products", "/measurements"):
+            sim.set_delay(path, math.inf)
+        cfg, _ = write_config(tmp_path, startup={"schedule_source": "api"}, istentore_api={
+            "base_url": sim.url, "measurement_post_period_s": 1, "request_timeout_s": timeout_s})
+        app = procs.program(cfg, "--no-dashboard", env=clean_env(ISTENTORE_API_PASSWORD=PASSWORD))
+        journal = tmp_path / "data" / "post_journal.jsonl"
+        wait_for(lambda: journal_items(journal) >= 8 and sim.calls["/login"] >= 1, 30,
+                 what="a login hanging and posts queued")
+        time.sleep(timeout_s / 2)         # the fetcher's login is now mid-wait
+        signalled = time.monotonic()
+        app.send(signal.SIGINT)
+        rc = app.wait(timeout_s + 10)
+        took_s = time.monotonic() - signalled
+        print(f"exit {rc} {took_s:.2f} s after SIGINT with every API request hanging")
+        assert rc == 0, app.stderr()[-3000:]
+        assert took_s <= timeout_s + 2.0
+        assert (tmp_path / "data" / "pending_posts.jsonl").exists()
+    finally:
+        sim.stop()
