@@ -130,12 +130,17 @@ def test_dispatch_line_shows_the_published_target_gate_on_or_off(cfg):
     sd["manual_schedule_df_by_plant"]["lib"] = frame
     # nothing published yet: the dashboard does not resolve the schedule itself
     assert views.dispatch_line(cfg, snap(sd), "lib") == (
-        "Target P=n/a kW Q=n/a kvar (n/a) | Last write: skipped at none | Next change: none")
+        "Target: not dispatched (stopped) | Schedule now P=n/a kW Q=n/a kvar (n/a) | Last write: none yet | "
+        "Next change: none")
     sd["dispatch_status_by_plant"]["lib"].update(
         target_p_kw=250.0, target_q_kvar=10.0, reason="schedule", next_breakpoint="2026-03-29T12:10:00+02:00")
     assert not sd["scheduler_running_by_plant"]["lib"]
+    # gate off: nothing is dispatched; the line says so and what a start would dispatch (issue 11)
     assert views.dispatch_line(cfg, snap(sd), "lib") == (
-        "Target P=250.0 kW Q=10.0 kvar (schedule) | Last write: skipped at none | Next change: 12:10:00")
+        "Target: not dispatched (stopped) | Schedule now P=250.0 kW Q=10.0 kvar (schedule) | "
+        "Last write: none yet | Next change: 12:10:00")
+    sd["plant_transition_by_plant"]["lib"] = "unknown"
+    assert views.dispatch_line(cfg, snap(sd), "lib").startswith("Target: not dispatched (state unknown) | ")
     sd["scheduler_running_by_plant"]["lib"] = True
     sd["dispatch_status_by_plant"]["lib"].update(
         target_p_kw=-40.0, target_q_kvar=0.0, reason="schedule", next_breakpoint="2026-03-29T12:20:00+02:00",
