@@ -85,7 +85,7 @@ def _summary(ctx: DashboardContext, s: Snapshot):
             dcc.RadioItems(id=C.LIVE_RANGE_ID, options=[{"label": label, "value": value}
                                                         for value, label, _s in C.LIVE_RANGES],
                            value=C.LIVE_RANGE_DEFAULT, inline=True, persistence=True, persistence_type="local",
-                           className="range-select", inputClassName="range-input", labelClassName="range-label"),
+                           className="range-select"),
         ]),
     ])
 

@@ -66,7 +66,11 @@ def env(tmp_path_factory):
 
         def page_at(size: str) -> Page:
             if size not in drivers:
-                drivers[size] = new_driver(tmp / "downloads", *SIZES[size])
+                width, height = SIZES[size]
+                drivers[size] = new_driver(tmp / "downloads", width, height)
+                # the exact viewport (a headless window keeps its frame and a minimum width of 500 px)
+                drivers[size].execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500})
             return Page(drivers[size])
 
         yield SimpleNamespace(app=app, cfg=cfg, page_at=page_at, sim=sim)
@@ -294,6 +298,7 @@ def test_layout_fits_390_px_and_both_plants_above_the_fold_at_1280x720(env, page
     phone = env.page_at("phone")
     phone.open(env.app.dashboard.url)
     phone.wait_text("state-lib", "LIB | State:")
+    assert phone.js("return document.documentElement.clientWidth") == 390
     ids = ["status-line", "command-line", "live-range"]
     for pid in ("lib", "vrfb"):
         ids += [f"state-{pid}", f"values-{pid}", f"dispatch-{pid}", f"track-fig-{pid}", f"live-fig-{pid}",
@@ -307,6 +312,7 @@ def test_layout_fits_390_px_and_both_plants_above_the_fold_at_1280x720(env, page
     for pid, name in (("lib", "LIB"), ("vrfb", "VRFB")):
         laptop.wait_text(f"summary-{pid}", name)
         bottom = laptop.js("return arguments[0].getBoundingClientRect().bottom;", laptop.el(f"summary-{pid}"))
+        assert laptop.js("return window.innerHeight") == 720
         assert bottom <= 720, f"{name} summary row below the fold ({bottom} px)"
         row = laptop.text(f"summary-{pid}")
         assert "Stopped" in row and "OK" in row, row          # state and link
