@@ -54,10 +54,10 @@ def _x_events(relayout) -> dict:
 
 
 def window_update(s, pid: str, store: dict, window: str, relayout) -> dict | None:
-    """Store fields when the time axes must move (with `move` = the new range, and `uirev` on a
-    new choice), or None.
-    `rl` is the time-axis event seen when the dashboard last set the axes: a different one since
-    means the operator zoomed or panned (or double-clicked: autorange, which resumes following)."""
+    """Store fields when the time axes must move (`move` = the new range, `uirev` on a new
+    choice), or None. The store's `rl` is the time-axis event seen when the dashboard last set the
+    axes: a different one since means the operator zoomed or panned (or double-clicked: autorange,
+    which resumes following)."""
     events = _x_events(relayout)
     if window != store.get("win"):
         lo_hi = figures.live_window(s.now, window)
