@@ -29,13 +29,16 @@ from core.episodes import Episodes
 from core.points import OBSERVE_POINTS, SETPOINT_POINTS
 from core.recording import format_value
 from core.schedules import resolve_setpoint
-from core.state import empty_observed_state, schedule_key
+from core.state import empty_dispatch_status, empty_observed_state, schedule_key
 from core.timeutil import format_local_iso
 
 QUEUE_CAPACITY = 16
 OBSERVE_PERIOD_S = 1.0
 HEARTBEAT_PERIOD_S = 0.5
 DECAY_POLL_S = 0.5
+# dispatch_status_by_plant fields that describe writes on the current endpoint
+WRITE_FIELDS = ("last_written_p_kw", "last_written_q_kvar", "last_write_at", "write_status", "readback_ok",
+                "last_error")
 
 log = logging.getLogger("hil.control")
 
@@ -122,10 +125,14 @@ class PlantController:
                                next_breakpoint=format_local_iso(target.next_breakpoint))
 
     def invalidate(self) -> None:
-        """Transport switch: forget observed state until the next observation on the new endpoint."""
+        """Transport switch: forget observed state until the next observation on the new endpoint,
+        and the writes made on the old one (the target stays: it does not depend on the transport)."""
         with self.sd["lock"]:
             self.sd["plant_observed_state_by_plant"][self.plant_id] = empty_observed_state()
             self.sd["plant_transition_by_plant"][self.plant_id] = "unknown"
+            status = dict(self.sd["dispatch_status_by_plant"][self.plant_id])
+            status.update({k: v for k, v in empty_dispatch_status().items() if k in WRITE_FIELDS})
+            self.sd["dispatch_status_by_plant"][self.plant_id] = status
         self.wake_event.set()
 
     # ---------------------------------------------------------------------------- thread body

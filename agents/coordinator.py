@@ -101,6 +101,30 @@ class Coordinator:
             return text
 
     def switch_transport(self, target: str) -> str:
+        """Switch, then say which plants do not answer on the new endpoints (`<text>; <names>
+        unreachable`), after at most 2 x modbus_timeout_s + 1 s of waiting for their first answer."""
+        text = self._switch_transport(target)
+        down = self._unreachable(2 * self.cfg.timing.modbus_timeout_s + 1.0)
+        if not down:
+            return text
+        names = [self.cfg.plants[pid].name for pid in down]
+        where = " and ".join(names)
+        log.warning("%s unreachable on %s", where, target.upper())
+        return f"{text}; {where} unreachable"
+
+    def _unreachable(self, bound_s: float) -> list[str]:
+        """Plants whose controller has not (yet) reached its new endpoint; waits until each has
+        tried once (link no longer `unknown`) or the bound passes (shutdown wakes the wait)."""
+        deadline = self.clock.monotonic() + bound_s
+        while True:
+            with self.sd["lock"]:
+                links = {pid: self.sd["plant_observed_state_by_plant"][pid].get("link") for pid in self.controllers}
+            if all(link != "unknown" for link in links.values()) or self.clock.monotonic() >= deadline:
+                return [pid for pid, link in links.items() if link not in ("ok", "read_error")]
+            if self.clock.wait(self.wake_event, min(0.05, max(0.0, deadline - self.clock.monotonic()))):
+                return [pid for pid, link in links.items() if link not in ("ok", "read_error")]
+
+    def _switch_transport(self, target: str) -> str:
         with self._switching("transport_switching"):
             self.safe_stop_all()
             if self.recorder is not None:

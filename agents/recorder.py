@@ -297,7 +297,8 @@ class Recorder:
         with self.sd["lock"]:
             for pid in self._plants:
                 self.sd["latest_measurement_by_plant"][pid] = None
-        self._reset_caches(self.clock.now().date())
+                self.sd["dispatch_tracking_by_plant"][pid] = None
+        self._reset_caches(self.clock.now().date(), live_from_end=True)
         for rec, path in reopen:
             self._start_span(rec, path)
 
@@ -516,8 +517,10 @@ class Recorder:
                      Path(key).name, n_rows, self.clock.monotonic() - since)
 
     # --------------------------------------------------------------------------- plot cache
-    def _reset_caches(self, day: date) -> None:
-        """Load today's file (plus its pending rows) per plant, outside the lock; new `gen`."""
+    def _reset_caches(self, day: date, live_from_end: bool = False) -> None:
+        """Load today's file (plus its pending rows) per plant, outside the lock; new `gen`.
+        `live_from` = first row the live plot shows: after a transport change, none of the rows
+        recorded on the old transport (History still shows the whole file)."""
         self._cache_day = day
         for rec in self._plants.values():
             key = str(daily_file_path(self.data_dir, rec.safe, day))
@@ -535,7 +538,8 @@ class Recorder:
                 old_gen = self.sd["plot_cache_by_plant"][rec.plant_id]["gen"]
             if pending:
                 rows.extend(list(pending))  # only this thread mutates pending lists
-            rec.cache = {"gen": old_gen + 1, "path": key, "rows": rows, "n": len(rows)}
+            rec.cache = {"gen": old_gen + 1, "path": key, "rows": rows, "n": len(rows),
+                         "live_from": len(rows) if live_from_end else 0}
             with self.sd["lock"]:
                 self.sd["plot_cache_by_plant"][rec.plant_id] = rec.cache
                 self.sd["current_file_path_by_plant"][rec.plant_id] = key

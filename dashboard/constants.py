@@ -28,6 +28,11 @@ LIVE_MAX_POINTS = 10_000                # live traces: exact up to this; older r
 NOW_LINE_MIN_MOVE_S = 30.0              # with nothing new, the now line moves at most this often
 REBUILD_RETRY_S = 60.0                  # a whole-figure request not answered by then is asked again
 LIVE_FIGURE_HEIGHT = 640
+# Live plot x windows (value, label, seconds back from now; None = today 00:00-24:00). A window
+# shows a sixth of its span ahead of now and slides on when now passes half of that.
+LIVE_RANGES = (("15m", "15 min", 900), ("1h", "1 h", 3600), ("6h", "6 h", 21600), ("day", "day", None))
+LIVE_RANGE_DEFAULT = "1h"
+LIVE_LEAD_FRACTION = 1 / 6
 MANUAL_PREVIEW_HEIGHT = 320
 API_PREVIEW_HEIGHT = 340
 TRACKING_FIGURE_HEIGHT = 110
@@ -39,6 +44,8 @@ LAST_CMD_ID = "last-cmd"
 
 SOURCE_BTN = {"manual": "source-manual", "api": "source-api"}
 TRANSPORT_BTN = {"local": "transport-local", "remote": "transport-remote"}
+LIVE_RANGE_ID = "live-range"
+SUMMARY_ID = "plant-summary"
 STATUS_LINE_ID = "status-line"
 API_LINE_ID = "api-line"
 COMMAND_LINE_ID = "command-line"

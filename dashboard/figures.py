@@ -54,6 +54,7 @@ _TRACE_STYLE = (
     ("V POI", 4, C.COLOR_V_POI, "solid", "linear"),
 )
 HISTORY_SETPOINT_COLUMNS = ((0, "p_setpoint_kw"), (4, "q_setpoint_kvar"))
+X_AXES = ("xaxis", "xaxis2", "xaxis3", "xaxis4")
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -238,35 +239,62 @@ def decimate(xs: np.ndarray, ys: np.ndarray, buckets: int) -> tuple[list, list]:
     return xs[idx].tolist(), [None if v != v else v for v in ys[idx].tolist()]
 
 
+def live_window(now: datetime, window: str) -> tuple[datetime, datetime]:
+    """The x range of a live figure: `window` back from now plus a lead ahead (`day` = today)."""
+    span_s = dict((v, secs) for v, _label, secs in C.LIVE_RANGES).get(window, 3600)
+    if span_s is None:
+        return local_midnight(now.date(), now.tzinfo), local_midnight(now.date() + timedelta(days=1), now.tzinfo)
+    return now - timedelta(seconds=span_s), now + timedelta(seconds=span_s * C.LIVE_LEAD_FRACTION)
+
+
+def x_uirevision(plant: str, source: str, transport: str, window: str) -> str:
+    """The time axes' own uirevision: a new window choice resets the zoom, ticks never do."""
+    return f"{uirevision(plant, source, transport)}:{window}"
+
+
+def range_patch(patch: Patch, x_range: tuple[datetime, datetime], revision: str | None = None) -> Patch:
+    """Move the time axes to `x_range` (and give them a new uirevision when the window changed)."""
+    for axis in X_AXES:
+        patch["layout"][axis]["range"] = [x_of(x_range[0]), x_of(x_range[1])]
+        if revision is not None:
+            patch["layout"][axis]["uirevision"] = revision
+    return patch
+
+
+def _measured_series(view, tz, max_points: int) -> tuple[list[tuple[list, list]], list[int]]:
+    """Measured traces from cache rows [view.start, n), and per trace its row-to-point offset."""
+    s0, n = view.start, view.n
+    if n - s0 <= max_points:
+        xs, cols = cache_xy(view, s0, n, tz)
+        return [(xs, cols[k]) for k in range(len(MEASURED))], [s0] * len(MEASURED)
+    m = n - max_points // 2
+    head = view.rows[s0:m]
+    hx = np.fromiter((x_ms(r[0], tz) for r in head), dtype=np.int64, count=m - s0)
+    hv = np.array([r[1] for r in head], dtype=np.float64)
+    tx, tcols = cache_xy(view, m, n, tz)
+    series, offsets = [], []
+    for k, (_ti, vi) in enumerate(MEASURED):
+        dx, dy = decimate(hx, hv[:, vi], max_points // 4)
+        offsets.append(m - len(dx))
+        series.append((dx + tx, dy + tcols[k]))
+    return series, offsets
+
+
 def live_figure(name: str, plant: str, source: str, transport: str, frame: pd.DataFrame | None,
-                view, now: datetime, api_period: timedelta,
+                view, now: datetime, api_period: timedelta, window: str = C.LIVE_RANGE_DEFAULT,
                 max_points: int = C.LIVE_MAX_POINTS) -> tuple[dict, list[int]]:
     """The whole live figure of one plant (page load, new cache generation, source/transport),
     and per measured trace the offset between plot cache row index and figure point index.
 
+    Measured traces start at the cache's `start` row (rows of another transport are not drawn).
     Up to `max_points` rows are drawn exactly. Beyond that, the most recent max_points / 2 rows are
     exact and the older ones min/max-decimated to about max_points / 2 points, so a full day at
-    1 s stays light in the browser; full resolution is in the History tab.
+    1 s stays light in the browser; full resolution is in the History tab. The time axes show
+    `live_window(now, window)`.
     """
     start, end = schedule_window(now.date(), now.tzinfo)
     tail = api_period if source == "api" else None
-    tz = now.tzinfo
-    n = view.n
-    offsets = [0] * len(MEASURED)
-    series: list[tuple[list, list]] = []
-    if n > max_points:
-        m = n - max_points // 2
-        head = view.rows[:m]
-        hx = np.fromiter((x_ms(r[0], tz) for r in head), dtype=np.int64, count=m)
-        hv = np.array([r[1] for r in head], dtype=np.float64)
-        tx, tcols = cache_xy(view, m, n, tz)
-        for k, (_ti, vi) in enumerate(MEASURED):
-            dx, dy = decimate(hx, hv[:, vi], max_points // 4)
-            offsets[k] = m - len(dx)
-            series.append((dx + tx, dy + tcols[k]))
-    else:
-        xs, cols = cache_xy(view, 0, n, tz)
-        series = [(xs, cols[k]) for k in range(len(MEASURED))]
+    series, offsets = _measured_series(view, now.tzinfo, max_points)
     data: list = [None] * 8
     for (ti, column) in SETPOINT_TRACES:
         sx, sy = step_xy(frame, column, start, end, tail)
@@ -276,9 +304,10 @@ def live_figure(name: str, plant: str, source: str, transport: str, frame: pd.Da
         data[ti] = _trace(ti, xs, ys, len(xs) > C.WEBGL_MIN_POINTS)
     layout = _four_row_layout(plant_titles(name), C.LIVE_FIGURE_HEIGHT, uirevision(plant, source, transport))
     layout["shapes"] = [now_shape(now)]
-    day_range = [x_of(start), x_of(local_midnight(now.date() + timedelta(days=1), now.tzinfo))]
-    for axis in ("xaxis", "xaxis2", "xaxis3", "xaxis4"):
-        layout[axis]["range"] = list(day_range)
+    lo, hi = live_window(now, window)
+    for axis in X_AXES:
+        layout[axis]["range"] = [x_of(lo), x_of(hi)]
+        layout[axis]["uirevision"] = x_uirevision(plant, source, transport, window)
     return {"data": data, "layout": layout}, offsets
 
 
@@ -291,6 +320,8 @@ def live_patch(view, drawn_n: int, last_changed: bool, now: datetime, offsets: l
         xs, cols = cache_xy(view, drawn_n - 1, drawn_n, tz)
         for k, (ti, _vi) in enumerate(MEASURED):
             i = drawn_n - 1 - offsets[k]
+            if i < 0:
+                continue  # that row is not drawn (recorded on another transport)
             patch["data"][ti]["x"][i] = xs[0]
             patch["data"][ti]["y"][i] = cols[k][0]
     if view.n > drawn_n:

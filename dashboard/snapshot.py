@@ -25,6 +25,7 @@ class PlotCacheView:
     rows: list
     n: int
     last: Any  # rows[n-1] as it was under the lock, or None
+    start: int = 0  # first row the live plot shows (rows before it came from another transport)
 
     def row(self, i: int):
         """Row i < n; the last one as copied under the lock."""
@@ -77,7 +78,8 @@ def _cache_view(cache) -> PlotCacheView:
     rows = cache.get("rows") or []
     n = cache.get("n")
     n = len(rows) if n is None else min(int(n), len(rows))
-    return PlotCacheView(int(cache.get("gen") or 0), cache.get("path"), rows, n, rows[n - 1] if n else None)
+    start = min(int(cache.get("live_from") or 0), n)
+    return PlotCacheView(int(cache.get("gen") or 0), cache.get("path"), rows, n, rows[n - 1] if n else None, start)
 
 
 def take_snapshot(sd: dict, now: datetime, shutting_down: bool = False) -> Snapshot:

@@ -127,6 +127,8 @@ def command_label(cfg: AppConfig, kind: str, plant: str | None, target: str | No
 
 
 def command_text(label: str, cmd_id: str | None, status: str, detail: str | None) -> str:
+    if status == "succeeded" and detail and "; " in detail and detail.endswith("unreachable"):
+        return f"{label}: switched; {detail.split('; ', 1)[1]}"   # the coordinator's reachability note
     if status in ("rejected", "failed"):
         return f"{label}: {status} ({detail or 'no detail'})"
     return f"{label}: {status} ({cmd_id})" if cmd_id else f"{label}: {status}"
@@ -205,6 +207,30 @@ def plant_buttons(s: Snapshot, plant: str) -> dict[str, ButtonState]:
 
 # ------------------------------------------------------------------------------ plant card lines
 
+def age_text(age_s: float) -> str:
+    if age_s < 120:
+        return f"{age_s:.0f} s old"
+    return f"{age_s / 60:.0f} min old" if age_s < 7200 else f"{age_s / 3600:.1f} h old"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How far a plant card can be believed: `link_down` (the control or sampler link to the
+    current endpoint is down), `fresh` (a measurement within 3 x measurement_period_s), its age."""
+    link_down: bool
+    fresh: bool
+    age_s: float | None
+
+
+def freshness(cfg: AppConfig, s: Snapshot, plant: str) -> Freshness:
+    obs = s.observed.get(plant) or {}
+    latest = s.latest.get(plant) or {}
+    link_down = "connect_failed" in (link_text(obs.get("link")), _sampler_link(latest))
+    ts = as_datetime(latest.get("ts"), cfg.tz) if latest.get("values") is not None else None
+    age = None if ts is None else max(0.0, (s.now - ts).total_seconds())
+    return Freshness(link_down, age is not None and age <= 3 * cfg.timing.measurement_period_s, age)
+
+
 def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     name = cfg.plants[plant].name
     obs = s.observed.get(plant) or {}
@@ -220,14 +246,20 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
             f"Link: {link} ({age}) | Recording: {rec_text}")
 
 
+def state_stale(s: Snapshot, plant: str) -> bool:
+    """The state line shows an observation that is not current (greyed)."""
+    return bool((s.observed.get(plant) or {}).get("stale", True))
+
+
 def values_line(cfg: AppConfig, s: Snapshot, plant: str) -> tuple[str, bool]:
-    """The values line and whether it is stale (older than 3 × measurement_period_s)."""
+    """The values line and whether it is stale (older than 3 × measurement_period_s, or the
+    link is down); a stale line says how old it is."""
     latest = s.latest.get(plant)
     if not latest or latest.get("values") is None:
         return "No measurement yet", True
     v = latest["values"]
     ts = as_datetime(latest.get("ts"), cfg.tz)
-    stale = ts is None or (s.now - ts).total_seconds() > 3 * cfg.timing.measurement_period_s
+    f = freshness(cfg, s, plant)
     text = (f"P set {fmt(measurement_value(v, 'p_setpoint_kw'))} kW | "
             f"P POI {fmt(measurement_value(v, 'p_poi_kw'))} kW | "
             f"P bat {fmt(measurement_value(v, 'battery_active_power_kw'))} kW | "
@@ -235,42 +267,71 @@ def values_line(cfg: AppConfig, s: Snapshot, plant: str) -> tuple[str, bool]:
             f"Q POI {fmt(measurement_value(v, 'q_poi_kvar'))} kvar | "
             f"SoC {fmt(measurement_value(v, 'soc_pu'), 4)} pu | "
             f"V {fmt(measurement_value(v, 'v_poi_pu'), 3)} pu | at {format_hms(ts)}")
+    stale = not f.fresh or f.link_down
+    if stale and f.age_s is not None:
+        text += f" ({age_text(f.age_s)})"
     return text, stale
 
 
-def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
-    """Target, reason and next change as the controller published them (`dispatch_status_by_plant`):
-    the scheduler hands every target over, gate on or off, so this is what a start would dispatch."""
-    d = s.dispatch.get(plant) or {}
+NOT_DISPATCHED = {"stopped": "stopped", "stopping": "stopping", "starting": "starting",
+                  "running": "gate off", "unknown": "state unknown"}
+
+
+def _last_write(cfg: AppConfig, d: dict) -> str:
     at = as_datetime(d.get("last_write_at"), cfg.tz)
+    status = d.get("write_status") or "skipped"
+    if at is None:  # `ok` without a time: a readback found the registers right, nothing was written
+        return "none yet" if status in ("skipped", "ok") else status
+    if status == "failed":
+        return f"failed (last verified write at {format_hms(at, cfg.tz)})"
+    return f"{status} at {format_hms(at, cfg.tz)}"
+
+
+def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
+    """Target, reason and next change as the controller published them (`dispatch_status_by_plant`).
+    With the gate off nothing is dispatched: the line says so and shows what a start would dispatch."""
+    d = s.dispatch.get(plant) or {}
     nxt = as_datetime(d.get("next_breakpoint"), cfg.tz)
-    return (f"Target P={fmt(d.get('target_p_kw'))} kW Q={fmt(d.get('target_q_kvar'))} kvar "
-            f"({d.get('reason') or 'n/a'}) | "
-            f"Last write: {d.get('write_status') or 'skipped'} at {format_hms(at, cfg.tz)} | "
-            f"Next change: {format_hms(nxt, cfg.tz)}")
+    target = f"P={fmt(d.get('target_p_kw'))} kW Q={fmt(d.get('target_q_kvar'))} kvar ({d.get('reason') or 'n/a'})"
+    if s.gate.get(plant):
+        head = f"Target {target}"
+    else:
+        why = NOT_DISPATCHED.get(s.transition.get(plant), "state unknown")
+        head = f"Target: not dispatched ({why}) | Schedule now {target}"
+    return f"{head} | Last write: {_last_write(cfg, d)} | Next change: {format_hms(nxt, cfg.tz)}"
 
 
 @dataclass(frozen=True)
 class TrackingView:
     pref_kw: float | None
     p_poi_kw: float | None
-    state: str  # ok | bad | idle
+    state: str  # ok | bad | idle | down (link down) | nodata (no fresh measurement)
     text: str
+
+    @property
+    def badge(self) -> str:
+        return {"down": "LINK DOWN", "nodata": "NO DATA"}.get(self.state, self.state.upper())
 
 
 def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
+    """Bars and badge from a fresh measurement only; otherwise no bars and LINK DOWN / NO DATA."""
     t = s.tracking.get(plant) or {}
-    latest = s.latest.get(plant) or {}
-    values = latest.get("values")
-    pref = _num(t.get("setpoint_kw"))
-    ppoi = _num(t.get("p_poi_kw"))
-    if pref is None:
-        pref = measurement_value(values, "p_setpoint_kw")
-    if ppoi is None:
-        ppoi = measurement_value(values, "p_poi_kw")
-    ok = t.get("tracking_ok")
-    state = "idle" if ok is None else "ok" if ok else "bad"
-    text = (f"Error {fmt(t.get('error_kw'), 1, signed=True)} kW | "
+    f = freshness(cfg, s, plant)
+    values = (s.latest.get(plant) or {}).get("values")
+    pref = ppoi = None
+    if f.fresh and not f.link_down:
+        pref = _num(t.get("setpoint_kw"))
+        ppoi = _num(t.get("p_poi_kw"))
+        if pref is None:
+            pref = measurement_value(values, "p_setpoint_kw")
+        if ppoi is None:
+            ppoi = measurement_value(values, "p_poi_kw")
+        ok = t.get("tracking_ok")
+        state = "idle" if ok is None else "ok" if ok else "bad"
+        error = t.get("error_kw")
+    else:
+        state, error = ("down" if f.link_down else "nodata"), None
+    text = (f"Error {fmt(error, 1, signed=True)} kW | "
             f"Deviation today {fmt(t.get('deviation_kwh'), 2, signed=True)} kWh "
             f"(abs {fmt(t.get('abs_deviation_kwh'), 2)} kWh)")
     return TrackingView(pref, ppoi, state, text)

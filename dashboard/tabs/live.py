@@ -6,6 +6,12 @@ the local day changed since it was last drawn (kept per plant in a `dcc.Store`):
 once for it through a second small store, answered by `rebuild_live` (so a large page-load figure
 is never re-requested by every tick while on its way). Otherwise the tick patches (`live_patch`),
 and a new schedule revision only replaces the two setpoint traces.
+
+Time window (`15 min | 1 h | 6 h | day`): the figure shows the chosen span up to now plus a lead.
+While the operator has not zoomed or panned the time axis, a tick slides the window on once now
+passes half of the lead; after a zoom (seen in the figure's `relayoutData`) the axis is left alone
+until the operator picks a window again or double-clicks (autorange). A new choice also gives the
+time axes a new uirevision, which resets the zoom.
 """
 from __future__ import annotations
 
@@ -17,23 +23,58 @@ from dashboard import constants as C
 from dashboard import figures
 from dashboard.context import DashboardContext
 
-
 def live_key(s, pid: str) -> list:
     """What forces a whole new live figure: cache generation, source, transport, local day."""
     return [s.plot[pid].gen, s.source, s.transport, s.now.date().isoformat()]
 
 
-def build_live_figure(dctx: DashboardContext, s, pid: str) -> tuple[dict, dict]:
-    """(figure, store) drawn from the snapshot: the whole live figure of one plant."""
+def window_choice(value) -> str:
+    return value if value in {v for v, _l, _s in C.LIVE_RANGES} else C.LIVE_RANGE_DEFAULT
+
+
+def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = None,
+                      relayout=None) -> tuple[dict, dict]:
+    """(figure, store) drawn from the snapshot: the whole live figure of one plant; `relayout` is
+    the figure's last relayoutData in the browser (an event from before this drawing)."""
     view = s.plot[pid]
+    window = window_choice(window)
     frame = (s.api if s.source == "api" else s.manual).get(pid)
     fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, frame, view, s.now,
-                                       dctx.api_period)
+                                       dctx.api_period, window)
     return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": s.revision,
-                 "last": figures.row_signature(view.last), "now": s.now.isoformat()}
+                 "last": figures.row_signature(view.last), "now": s.now.isoformat(),
+                 "win": window, "x1": figures.live_window(s.now, window)[1].isoformat(), "rl": _x_events(relayout)}
 
 
-def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, pending: dict | None):
+def _x_events(relayout) -> dict:
+    """The time-axis part of the figure's last relayout event (zoom, pan, autorange)."""
+    if not isinstance(relayout, dict):
+        return {}
+    return {k: v for k, v in relayout.items() if k.startswith("xaxis")}
+
+
+def window_update(s, pid: str, store: dict, window: str, relayout) -> dict | None:
+    """Store fields when the time axes must move (`move` = the new range, `uirev` on a new
+    choice), or None. The store's `rl` is the time-axis event seen when the dashboard last set the
+    axes: a different one since means the operator zoomed or panned (or double-clicked: autorange,
+    which resumes following)."""
+    events = _x_events(relayout)
+    if window != store.get("win"):
+        lo_hi = figures.live_window(s.now, window)
+        return {"win": window, "x1": lo_hi[1].isoformat(), "rl": events, "move": lo_hi,
+                "uirev": figures.x_uirevision(pid, s.source, s.transport, window)}
+    resume = events != store.get("rl") and any(k.endswith("autorange") for k in events)
+    if events != store.get("rl") and not resume:
+        return None  # zoomed or panned by the operator: leave the axis alone
+    lo, hi = figures.live_window(s.now, window)
+    x1 = datetime.fromisoformat(store.get("x1") or hi.isoformat())
+    if not resume and (window == "day" or (x1 - s.now).total_seconds() > (hi - s.now).total_seconds() / 2):
+        return None  # following, and now is not yet past half of the lead
+    return {"x1": hi.isoformat(), "rl": events, "move": (lo, hi)}
+
+
+def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, pending: dict | None,
+                       window: str | None = None, relayout=None):
     """(figure, store, rebuild request) for one plant's live figure on a refresh tick.
 
     A whole figure is never built here: when one is needed, the tick only asks for it (a small
@@ -56,10 +97,14 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
     rev_changed = s.revision != store.get("rev")
     grew = view.n > drawn_n
     now_due = (s.now - datetime.fromisoformat(store["now"])).total_seconds() >= C.NOW_LINE_MIN_MOVE_S
-    if not (grew or last_changed or rev_changed or now_due):
+    moved = window_update(s, pid, store, window_choice(window), relayout)
+    if not (grew or last_changed or rev_changed or now_due or moved):
         return no_update, no_update, no_update
     patch = figures.live_patch(view, drawn_n, last_changed, s.now, offsets)
     if rev_changed:
         figures.setpoint_patch(patch, frame, s.source, s.now, dctx.api_period)
     new_store = dict(store, n=view.n, rev=s.revision, last=figures.row_signature(view.last), now=s.now.isoformat())
+    if moved:
+        figures.range_patch(patch, moved.pop("move"), moved.pop("uirev", None))
+        new_store.update(moved)
     return patch, new_store, no_update

@@ -14,11 +14,11 @@ from dash.exceptions import PreventUpdate
 
 from core.config import PLANT_IDS
 from dashboard import constants as C
-from dashboard import figures, switch_modals, top_card, views
+from dashboard import figures, plant_summary, switch_modals, top_card, views
 from dashboard.common import any_click, bind, command_store, output_key
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
-from dashboard.tabs.live import build_live_figure, live_figure_update
+from dashboard.tabs.live import build_live_figure, live_figure_update, window_choice
 
 log = logging.getLogger("hil.dashboard")
 
@@ -41,18 +41,20 @@ def _plant_card(ctx: DashboardContext, s: Snapshot, pid: str):
             btn("start", "start"), btn("stop", "stop"), html.Span(className="separator"),
             btn("record", "record"), btn("stop_recording", "stop-recording"),
         ]),
-        html.Div(views.state_line(cfg, s, pid), id=C.plant_id("state", pid), className="line state-line"),
-        html.Div(values_text, id=C.plant_id("values", pid), className="line values-line" + (" stale" if stale else "")),
+        html.Div(views.state_line(cfg, s, pid), id=C.plant_id("state", pid),
+                 className=_stale_class("line state-line", views.state_stale(s, pid))),
+        html.Div(values_text, id=C.plant_id("values", pid), className=_stale_class("line values-line", stale)),
         html.Div(views.dispatch_line(cfg, s, pid), id=C.plant_id("dispatch", pid), className="line dispatch-line"),
+        html.Div(plant_summary.schedule_note(cfg, s), id=C.plant_id("schedule-note", pid), className="line note"),
         html.Div(className="tracking", children=[
             html.Div(className="tracking-text", children=[
-                html.Span(track.state.upper(), id=C.plant_id("badge", pid),
+                html.Span(track.badge, id=C.plant_id("badge", pid),
                           className=f"badge {track.state}"),
                 html.Span(track.text, id=C.plant_id("track-text", pid), className="line"),
             ]),
             dcc.Graph(id=C.plant_id("track-fig", pid), config={"displayModeBar": False, "staticPlot": True},
                       figure=figures.tracking_figure(track.pref_kw, track.p_poi_kw, limits.p_min_kw, limits.p_max_kw),
-                      style={"height": f"{C.TRACKING_FIGURE_HEIGHT}px"}),
+                      style={"height": f"{C.TRACKING_FIGURE_HEIGHT}px"}, className="track-fig"),
         ]),
         dcc.Graph(id=C.plant_id("live-fig", pid), figure=figures.empty_figure("Loading...", C.LIVE_FIGURE_HEIGHT),
                   config={"displaylogo": False}, style={"height": f"{C.LIVE_FIGURE_HEIGHT}px"}),
@@ -61,9 +63,37 @@ def _plant_card(ctx: DashboardContext, s: Snapshot, pid: str):
     ])
 
 
+def _stale_class(base: str, stale: bool) -> str:
+    return base + (" stale" if stale else "")
+
+
+def _summary_row(ctx: DashboardContext, s: Snapshot, pid: str):
+    return html.Tr(id=C.plant_id("summary", pid), children=[
+        html.Td(text, id=C.plant_id(f"summary-{i}", pid), className=_stale_class("", stale).strip())
+        for i, (text, stale) in enumerate(plant_summary.summary_cells(ctx.cfg, s, pid))])
+
+
+def _summary(ctx: DashboardContext, s: Snapshot):
+    """Both plants at a glance (above the fold at 1280x720) and the live plots' time window."""
+    return html.Div(className="card summary-card", children=[
+        html.Div(className="summary-scroll", children=html.Table(id=C.SUMMARY_ID, className="summary", children=[
+            html.Thead(html.Tr([html.Th(h) for h in plant_summary.SUMMARY_HEADER])),
+            html.Tbody([_summary_row(ctx, s, pid) for pid in PLANT_IDS]),
+        ])),
+        html.Div(className="range-row", children=[
+            html.Span("Live plots:", className="toggle-label"),
+            dcc.RadioItems(id=C.LIVE_RANGE_ID, options=[{"label": label, "value": value}
+                                                        for value, label, _s in C.LIVE_RANGES],
+                           value=C.LIVE_RANGE_DEFAULT, inline=True, persistence=True, persistence_type="local",
+                           className="range-select"),
+        ]),
+    ])
+
+
 def layout(ctx: DashboardContext, s: Snapshot):
     return html.Div(className="tab-body", children=[
         top_card.layout(ctx, s),
+        _summary(ctx, s),
         html.Div(className="plant-cards", children=[_plant_card(ctx, s, pid) for pid in PLANT_IDS]),
     ])
 
@@ -74,10 +104,12 @@ def _plant_outputs(pid: str) -> list[tuple]:
     outs: list[tuple] = []
     for action in C.PLANT_ACTIONS:
         outs += [(C.plant_btn(pid, action), "children"), (C.plant_btn(pid, action), "disabled")]
+    for i in range(len(plant_summary.SUMMARY_HEADER)):
+        outs += [(C.plant_id(f"summary-{i}", pid), "children"), (C.plant_id(f"summary-{i}", pid), "className")]
     return outs + [
-        (C.plant_id("state", pid), "children"),
+        (C.plant_id("state", pid), "children"), (C.plant_id("state", pid), "className"),
         (C.plant_id("values", pid), "children"), (C.plant_id("values", pid), "className"),
-        (C.plant_id("dispatch", pid), "children"),
+        (C.plant_id("dispatch", pid), "children"), (C.plant_id("schedule-note", pid), "children"),
         (C.plant_id("badge", pid), "children"), (C.plant_id("badge", pid), "className"),
         (C.plant_id("track-text", pid), "children"),
         (C.plant_id("track-fig", pid), "figure"),
@@ -90,21 +122,28 @@ def _plant_outputs(pid: str) -> list[tuple]:
 STATUS_OUTPUTS = top_card.OUTPUTS + [out for pid in PLANT_IDS for out in _plant_outputs(pid)]
 
 
-def _plant_values(dctx: DashboardContext, s: Snapshot, pid: str, store: dict | None, pending: dict | None) -> dict:
+def _plant_values(dctx: DashboardContext, s: Snapshot, pid: str, live: dict) -> dict:
+    """Every output of one plant; `live` = {store, pending, window, relayout} of its live figure."""
     cfg = dctx.cfg
     out: dict = {}
     for action, state in views.plant_buttons(s, pid).items():
         out[output_key(C.plant_btn(pid, action), "children")] = state.text
         out[output_key(C.plant_btn(pid, action), "disabled")] = state.disabled
+    for i, (text, stale) in enumerate(plant_summary.summary_cells(cfg, s, pid)):
+        out[output_key(C.plant_id(f"summary-{i}", pid), "children")] = text
+        out[output_key(C.plant_id(f"summary-{i}", pid), "className")] = _stale_class("", stale).strip()
     text, stale = views.values_line(cfg, s, pid)
     track = views.tracking_view(cfg, s, pid)
-    fig, new_store, request = live_figure_update(dctx, s, pid, store, pending)
+    fig, new_store, request = live_figure_update(dctx, s, pid, live.get("store"), live.get("pending"),
+                                                 live.get("window"), live.get("relayout"))
     for (cid, prop), value in (
             ((C.plant_id("state", pid), "children"), views.state_line(cfg, s, pid)),
+            ((C.plant_id("state", pid), "className"), _stale_class("line state-line", views.state_stale(s, pid))),
             ((C.plant_id("values", pid), "children"), text),
-            ((C.plant_id("values", pid), "className"), "line values-line" + (" stale" if stale else "")),
+            ((C.plant_id("values", pid), "className"), _stale_class("line values-line", stale)),
             ((C.plant_id("dispatch", pid), "children"), views.dispatch_line(cfg, s, pid)),
-            ((C.plant_id("badge", pid), "children"), track.state.upper()),
+            ((C.plant_id("schedule-note", pid), "children"), plant_summary.schedule_note(cfg, s)),
+            ((C.plant_id("badge", pid), "children"), track.badge),
             ((C.plant_id("badge", pid), "className"), f"badge {track.state}"),
             ((C.plant_id("track-text", pid), "children"), track.text),
             ((C.plant_id("track-fig", pid), "figure"), figures.tracking_patch(track.pref_kw, track.p_poi_kw)),
@@ -115,28 +154,32 @@ def _plant_values(dctx: DashboardContext, s: Snapshot, pid: str, store: dict | N
     return out
 
 
-def status_values(dctx: DashboardContext, s: Snapshot, last_cmd: dict | None, stores: dict, pendings: dict) -> dict:
-    """{output_key: value} for every one of `STATUS_OUTPUTS`."""
+def status_values(dctx: DashboardContext, s: Snapshot, last_cmd: dict | None, live: dict) -> dict:
+    """{output_key: value} for every one of `STATUS_OUTPUTS`; `live[pid]` as for `_plant_values`."""
     out = top_card.values(dctx, s, last_cmd)
     for pid in PLANT_IDS:
-        out.update(_plant_values(dctx, s, pid, stores.get(pid), pendings.get(pid)))
+        out.update(_plant_values(dctx, s, pid, live.get(pid) or {}))
     return out
 
 
-def refresh_status(dctx: DashboardContext, _n, tab, last_cmd, *stores):
+def refresh_status(dctx: DashboardContext, _n, window, tab, last_cmd, *per_plant):
+    """`per_plant` = live stores, rebuild requests and relayoutData, each in PLANT_IDS order."""
     if tab != "status":
         raise PreventUpdate
     s = dctx.snapshot()
     n = len(PLANT_IDS)
-    values = status_values(dctx, s, last_cmd, dict(zip(PLANT_IDS, stores[:n])), dict(zip(PLANT_IDS, stores[n:])))
+    stores, pendings, relayouts = per_plant[:n], per_plant[n:2 * n], per_plant[2 * n:]
+    live = {pid: {"store": st, "pending": pe, "window": window, "relayout": rl}
+            for pid, st, pe, rl in zip(PLANT_IDS, stores, pendings, relayouts)}
+    values = status_values(dctx, s, last_cmd, live)
     return [values[output_key(cid, prop)] for cid, prop in STATUS_OUTPUTS]
 
 
-def rebuild_live(dctx: DashboardContext, pid: str, request):
+def rebuild_live(dctx: DashboardContext, pid: str, request, window, relayout):
     """The whole live figure, once per request a refresh tick made."""
     if not request:
         raise PreventUpdate
-    return build_live_figure(dctx, dctx.snapshot(), pid)
+    return build_live_figure(dctx, dctx.snapshot(), pid, window_choice(window), relayout)
 
 
 # ------------------------------------------------------------------------------ plant buttons
@@ -175,16 +218,20 @@ def register(app, dctx: DashboardContext) -> None:
     app.callback(
         [Output(cid, prop) for cid, prop in STATUS_OUTPUTS],
         Input(C.TICK_ID, "n_intervals"),
+        Input(C.LIVE_RANGE_ID, "value"),
         State(C.TABS_ID, "value"),
         State(C.LAST_CMD_ID, "data"),
         [State(C.plant_id("live-store", pid), "data") for pid in PLANT_IDS],
         [State(C.plant_id("live-rebuild", pid), "data") for pid in PLANT_IDS],
+        [State(C.plant_id("live-fig", pid), "relayoutData") for pid in PLANT_IDS],
     )(bind(refresh_status, dctx))
     for pid in PLANT_IDS:
         app.callback(
             Output(C.plant_id("live-fig", pid), "figure", allow_duplicate=True),
             Output(C.plant_id("live-store", pid), "data", allow_duplicate=True),
             Input(C.plant_id("live-rebuild", pid), "data"),
+            State(C.LIVE_RANGE_ID, "value"),
+            State(C.plant_id("live-fig", pid), "relayoutData"),
             prevent_initial_call=True,
         )(bind(rebuild_live, dctx, pid))
     app.callback(

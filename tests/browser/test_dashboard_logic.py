@@ -15,7 +15,7 @@ from core.config import load_config
 from core.recording import Row, null_row
 from core.schedules import frame_from_rows
 from core.state import build_shared_data
-from dashboard import figures, files, views
+from dashboard import figures, files, plant_summary, views
 from dashboard.snapshot import take_snapshot
 from dashboard.tabs import live, logs
 
@@ -130,12 +130,17 @@ def test_dispatch_line_shows_the_published_target_gate_on_or_off(cfg):
     sd["manual_schedule_df_by_plant"]["lib"] = frame
     # nothing published yet: the dashboard does not resolve the schedule itself
     assert views.dispatch_line(cfg, snap(sd), "lib") == (
-        "Target P=n/a kW Q=n/a kvar (n/a) | Last write: skipped at none | Next change: none")
+        "Target: not dispatched (stopped) | Schedule now P=n/a kW Q=n/a kvar (n/a) | Last write: none yet | "
+        "Next change: none")
     sd["dispatch_status_by_plant"]["lib"].update(
         target_p_kw=250.0, target_q_kvar=10.0, reason="schedule", next_breakpoint="2026-03-29T12:10:00+02:00")
     assert not sd["scheduler_running_by_plant"]["lib"]
+    # gate off: nothing is dispatched; the line says so and what a start would dispatch (issue 11)
     assert views.dispatch_line(cfg, snap(sd), "lib") == (
-        "Target P=250.0 kW Q=10.0 kvar (schedule) | Last write: skipped at none | Next change: 12:10:00")
+        "Target: not dispatched (stopped) | Schedule now P=250.0 kW Q=10.0 kvar (schedule) | "
+        "Last write: none yet | Next change: 12:10:00")
+    sd["plant_transition_by_plant"]["lib"] = "unknown"
+    assert views.dispatch_line(cfg, snap(sd), "lib").startswith("Target: not dispatched (state unknown) | ")
     sd["scheduler_running_by_plant"]["lib"] = True
     sd["dispatch_status_by_plant"]["lib"].update(
         target_p_kw=-40.0, target_q_kvar=0.0, reason="schedule", next_breakpoint="2026-03-29T12:20:00+02:00",
@@ -342,3 +347,120 @@ def test_today_live_log_is_redrawn_at_midnight_without_a_new_entry():
     assert logs.live_log_signature(entries, "2026-03-29") != before
     assert len(logs.render_ring(entries, "2026-03-28")) == 1
     assert logs.render_ring(entries, "2026-03-29") == []
+
+
+# ------------------------------------------------------------------------------ issue 11: the screen tells the truth
+
+_VALUES = {"p_setpoint_kw": -300.0, "battery_active_power_kw": -299.0, "q_setpoint_kvar": 50.0,
+           "battery_reactive_power_kvar": 50.0, "soc_pu": 0.5, "p_poi_kw": -298.0, "q_poi_kvar": 49.0,
+           "v_poi_pu": 1.0}
+
+
+@pytest.mark.parametrize("age_s, link, sampler, badge, bars, stale", [
+    (1, "ok", "ok", "OK", (-300.0, -298.0), False),
+    (10, "ok", "ok", "NO DATA", (None, None), True),            # older than 3 x 1 s
+    (1, "connect_failed", "ok", "LINK DOWN", (None, None), True),
+    (1, "ok", "connect_failed", "LINK DOWN", (None, None), True),
+    (None, "unknown", None, "NO DATA", (None, None), True),      # just after a transport switch
+])
+def test_card_badge_bars_and_values_follow_freshness(cfg, age_s, link, sampler, badge, bars, stale):
+    sd = build_shared_data()
+    sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], link=link)
+    if age_s is not None:
+        sd["latest_measurement_by_plant"]["lib"] = {"ts": (NOW - timedelta(seconds=age_s)).isoformat(),
+                                                    "values": _VALUES, "sampler_link": sampler, "last_error": None}
+        sd["dispatch_tracking_by_plant"]["lib"] = {"setpoint_kw": -300.0, "p_poi_kw": -298.0, "error_kw": 2.0,
+                                                   "deviation_kwh": 0.1, "abs_deviation_kwh": 0.1, "tracking_ok": True}
+    t = views.tracking_view(cfg, snap(sd), "lib")
+    assert (t.badge, (t.pref_kw, t.p_poi_kw)) == (badge, bars)
+    text, is_stale = views.values_line(cfg, snap(sd), "lib")
+    assert is_stale == stale
+    if age_s is not None:
+        assert text.endswith(f"({age_s} s old)") == stale, text
+    row = dict(zip(plant_summary.SUMMARY_HEADER, plant_summary.summary_cells(cfg, snap(sd), "lib")))
+    assert row["Link"] == ("OK" if badge == "OK" else badge, stale)
+    assert row["Pref"][1] == stale
+
+
+@pytest.mark.parametrize("status, at, text", [
+    ("skipped", None, "none yet"),
+    ("ok", None, "none yet"),                      # a readback found the registers right
+    ("failed", None, "failed"),
+    ("ok", "2026-03-29T11:58:00+02:00", "ok at 11:58:00"),
+    ("failed", "2026-03-29T11:58:00+02:00", "failed (last verified write at 11:58:00)"),
+])
+def test_last_write_text(cfg, status, at, text):
+    sd = build_shared_data()
+    sd["dispatch_status_by_plant"]["lib"].update(write_status=status, last_write_at=at)
+    assert f"| Last write: {text} | " in views.dispatch_line(cfg, snap(sd), "lib")
+
+
+@pytest.mark.parametrize("source, password, fetcher, note", [
+    ("manual", None, {}, ""),
+    ("api", "pw", {"connected": True, "today_fetched": True}, ""),
+    ("api", None, {"last_attempt": "2026-03-29T11:42:10+02:00"}, "API schedule not refreshed since 11:42 (disconnected)"),
+    ("api", None, {}, "API schedule not refreshed (disconnected)"),
+    ("api", "pw", {"connected": False, "error": "Today fetch failed: 503"},
+     "API schedule not refreshed (API not connected: Today fetch failed: 503)"),
+    ("api", "pw", {"connected": True, "today_fetched": False}, "API schedule for today not fetched yet"),
+])
+def test_api_schedule_note(cfg, source, password, fetcher, note):
+    sd = build_shared_data(source)
+    sd["api_password"] = password
+    sd["data_fetcher_status"] = dict(sd["data_fetcher_status"], **fetcher)
+    assert plant_summary.schedule_note(cfg, snap(sd)) == note
+
+
+def test_switch_to_unreachable_transport_is_said_on_the_command_line():
+    assert views.command_text("Transport switch to REMOTE", "cmd-000003", "succeeded",
+                              "Transport switched to REMOTE; LIB and VRFB unreachable") == \
+        "Transport switch to REMOTE: switched; LIB and VRFB unreachable"
+    assert views.command_text("Transport switch to LOCAL", "cmd-000004", "succeeded", "Transport switched to LOCAL") \
+        == "Transport switch to LOCAL: succeeded (cmd-000004)"
+
+
+def test_live_figure_skips_rows_of_the_old_transport(cfg):
+    sd = build_shared_data()
+    start = NOW - timedelta(seconds=10)
+    rows = [_row(start + timedelta(seconds=k), 1.0 * k) for k in range(6)]
+    sd["plot_cache_by_plant"]["lib"] = {"gen": 3, "path": "x", "rows": rows, "n": 6, "live_from": 6}
+    fig, store = live.build_live_figure(_ctx(cfg), snap(sd), "lib")
+    assert all(fig["data"][ti]["x"] == [] for ti, _vi in figures.MEASURED)
+    rows.append(_row(start + timedelta(seconds=6), 6.0))
+    sd["plot_cache_by_plant"]["lib"]["n"] = 7
+    patch, store2, _ = live.live_figure_update(_ctx(cfg), snap(sd, now=NOW + timedelta(seconds=1)), "lib", store, None)
+    ops = _ops(patch)
+    assert [o["params"]["value"] for o in ops if o["location"] == ["data", 1, "y"]] == [[6.0]]
+    assert not [o for o in ops if o["operation"] == "Assign" and o["location"][:2] == ["data", 1]]
+
+
+def _span_s(fig_or_ops):
+    lo, hi = (datetime.fromisoformat(x) for x in fig_or_ops)
+    return (hi - lo).total_seconds()
+
+
+@pytest.mark.parametrize("window, span_s", [("15m", 900 * 7 / 6), ("1h", 3600 * 7 / 6), ("6h", 21600 * 7 / 6),
+                                            ("day", 86400), ("bogus", 3600 * 7 / 6)])
+def test_live_window_choices(cfg, window, span_s):
+    fig, store = live.build_live_figure(_ctx(cfg), snap(), "lib", window)
+    assert _span_s(fig["layout"]["xaxis"]["range"]) == pytest.approx(span_s)
+    assert fig["layout"]["xaxis"]["uirevision"] == f"lib:manual:local:{live.window_choice(window)}"
+
+
+def test_live_window_follows_now_until_the_operator_zooms(cfg):
+    dctx = _ctx(cfg)
+    _fig, store = live.build_live_figure(dctx, snap(), "lib", "1h")
+    assert live.window_update(snap(now=NOW + timedelta(minutes=4)), "lib", store, "1h", None) is None  # lead 10 min
+    moved = live.window_update(snap(now=NOW + timedelta(minutes=6)), "lib", store, "1h", {"autosize": True})
+    assert moved["move"][1] == NOW + timedelta(minutes=16) and "uirev" not in moved
+    zoom = {"xaxis.range[0]": "2026-03-29 11:50:00", "xaxis.range[1]": "2026-03-29 11:55:00"}
+    assert live.window_update(snap(now=NOW + timedelta(minutes=30)), "lib", store, "1h", zoom) is None
+    back = live.window_update(snap(now=NOW + timedelta(minutes=30)), "lib", dict(store, rl=zoom), "1h",
+                              {"xaxis.autorange": True})
+    assert back["move"][0] == NOW - timedelta(minutes=30)         # double-click: follow again
+    new = live.window_update(snap(now=NOW + timedelta(minutes=30)), "lib", dict(store, rl=zoom), "15m", zoom)
+    assert new["win"] == "15m" and new["uirev"] == "lib:manual:local:15m" and new["rl"] == zoom
+    patch, store2, _ = live.live_figure_update(dctx, snap(now=NOW + timedelta(seconds=1)), "lib", store, None, "15m")
+    assert store2["win"] == "15m"
+    assert {tuple(o["location"]) for o in _ops(patch) if o["location"][0] == "layout"} >= {
+        ("layout", "xaxis", "range"), ("layout", "xaxis4", "uirevision")}

@@ -169,7 +169,7 @@ def test_tabs_titles_and_screenshots(env, page):
         assert page.button_state(pid, "stop") == ("Stopped", True)
         assert page.button_state(pid, "record") == ("Record", False)
         assert page.button_state(pid, "stop_recording") == ("Record Stopped", True)
-        page.wait_text(f"dispatch-{pid}", f"Target P={SCHEDULE_KW[pid][0]:.1f} kW")
+        page.wait_text(f"dispatch-{pid}", f"Target: not dispatched (stopped) | Schedule now P={SCHEDULE_KW[pid][0]:.1f} kW")
         # the live figure: 4 row titles, drawn by the first refresh
         wait_for(lambda: all(t in page.text(f"live-fig-{pid}") for t in (
             f"{name} Active Power (kW)", f"{name} State of Charge (pu)", f"{name} Reactive Power (kvar)",

@@ -1,0 +1,46 @@
+"""Status-tab texts that say how far the screen can be believed (issue 11): the both-plants
+summary row and the API-schedule note of a card. Pure functions of a `Snapshot`, like `views`."""
+from __future__ import annotations
+
+from core.config import AppConfig
+from dashboard import views
+from dashboard.snapshot import Snapshot
+
+
+def schedule_note(cfg: AppConfig, s: Snapshot) -> str:
+    """On the API source: a warning when the schedule being dispatched is no longer refreshed
+    (no password, fetcher not connected, or today's schedule not fetched); else ''. "since" is
+    the fetcher's last pass (`last_attempt`), the last time it checked the schedule's age."""
+    if s.source != "api":
+        return ""
+    st = s.fetcher or {}
+    if not s.password_set:
+        since = views.as_datetime(st.get("last_attempt"), cfg.tz)
+        at = f" since {since:%H:%M}" if since else ""
+        return f"API schedule not refreshed{at} (disconnected)"
+    if not st.get("connected"):
+        return f"API schedule not refreshed (API not connected{': ' + st['error'] if st.get('error') else ''})"
+    if not st.get("today_fetched"):
+        return "API schedule for today not fetched yet"
+    return ""
+
+
+SUMMARY_HEADER = ("Plant", "State", "Pref", "P POI", "SoC", "Link", "Recording")
+
+
+def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bool]]:
+    """One row of the both-plants summary: (text, stale) per `SUMMARY_HEADER` column."""
+    f = views.freshness(cfg, s, plant)
+    values = (s.latest.get(plant) or {}).get("values")
+    stale = not f.fresh or f.link_down
+    age = f" ({views.age_text(f.age_s)})" if stale and f.age_s is not None else ""
+
+    def value(column: str, unit: str, decimals: int = 1) -> tuple[str, bool]:
+        x = views.measurement_value(values, column)
+        return (f"{views.fmt(x, decimals)} {unit}{age}" if x is not None else "n/a"), stale
+
+    link = "LINK DOWN" if f.link_down else "NO DATA" if not f.fresh else "OK"
+    return [(cfg.plants[plant].name, False),
+            (views.STATE_WORDS.get(s.transition.get(plant), "Unknown"), views.state_stale(s, plant)),
+            value("p_setpoint_kw", "kW"), value("p_poi_kw", "kW"), value("soc_pu", "pu", 3),
+            (link, stale), ("On" if s.recording_on(plant) else "Off", False)]

@@ -1,0 +1,319 @@
+"""Issue 11 ("The screen tells the truth"), Status tab: what a new operator saw in headless Chromium,
+checked against a real HilApp (both plants emulated on free local ports, remote endpoints on closed
+local ports) and the bundled Istentore simulator.
+
+- (4) Remote with the link down: no value, write, tracking bar or trace left over from Local; badges
+  `LINK DOWN`; the switch reports the unreachable plants; Start fails with a clear message.
+- (6) After Disconnect, a plant on the API source says its schedule is no longer refreshed.
+- (7) A stopped plant's target is `not dispatched (stopped)`; before any write `Last write: none yet`.
+- (9) Live plots: a range selector `15 min | 1 h | 6 h | day` (default 1 h), kept across ticks with
+  the user's zoom; ticks send patches.
+- (10) Nothing cut off at 390 px; both plants' state above the fold at 1280x720.
+Screenshots of the fixed states at 1400x1000, 1280x720 and 390x844 go to test-artifacts/screenshots/.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from core.schedules import frame_from_rows
+from tests.helpers import shift
+from tests.leaks import ResourceBaseline
+from tests.browser.helpers import (Page, api_state, browser_available, make_config, new_driver, recorder_of,
+                                   start_app, stop_app, wait_for)
+
+pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
+
+API_PASSWORD = "truth-status-Pa55"
+SCHEDULE_KW = {"lib": (-300.0, 50.0), "vrfb": (200.0, -30.0)}
+SIZES = {"wide": (1400, 1000), "laptop": (1280, 720), "phone": (390, 844)}
+GD = "document.querySelector('#live-fig-{pid} .js-plotly-plot')"
+TRACK = "document.querySelector('#track-fig-{pid} .js-plotly-plot')"
+
+
+def _sim_class():
+    try:
+        from tools.istentore_sim import IstentoreSim
+    except ImportError:
+        return None
+    return IstentoreSim
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    if not browser_available():
+        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    baseline = ResourceBaseline()
+    tmp = tmp_path_factory.mktemp("screen_truth")
+    sim_cls = _sim_class()
+    sim = sim_cls(API_PASSWORD) if sim_cls else None
+    url = sim.start() if sim else None
+    app = None
+    drivers: dict = {}
+    try:
+        cfg = make_config(tmp, api_url=url)
+        app = start_app(cfg)
+        now = app.clock.now()
+        for pid, (p, q) in SCHEDULE_KW.items():
+            start = shift(now, -3600)
+            frame = frame_from_rows([start, shift(start, 1800)], [p, p], [q, q], cfg.tz, end_at=shift(now, 3 * 3600))
+            app.store.publish_schedule("manual", pid, frame)
+
+        def page_at(size: str) -> Page:
+            if size not in drivers:
+                width, height = SIZES[size]
+                drivers[size] = new_driver(tmp / "downloads", width, height)
+                # the exact viewport (a headless window keeps its frame and a minimum width of 500 px)
+                drivers[size].execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500})
+            return Page(drivers[size])
+
+        yield SimpleNamespace(app=app, cfg=cfg, page_at=page_at, sim=sim)
+    finally:
+        for d in drivers.values():
+            d.quit()
+        if app is not None:
+            stop_app(app)
+        if sim is not None:
+            sim.stop()
+    baseline.check(grace_s=5.0, context="module teardown: ")
+
+
+def _settle(app) -> None:
+    """Back to rest: no switch running, LOCAL, MANUAL, no password, plants stopped, recording off."""
+    wait_for(lambda: not app.coordinator.busy(), 20, message="no switch running")
+    if api_state(app)["transport_mode"] != "local":
+        app.intake.submit("switch_transport", target="local")
+        wait_for(lambda: api_state(app)["transport_mode"] == "local" and not app.coordinator.busy(), 20)
+    if api_state(app)["active_schedule_source"] != "manual":
+        app.intake.submit("switch_source", target="manual")
+        wait_for(lambda: api_state(app)["active_schedule_source"] == "manual" and not app.coordinator.busy(), 20)
+    app.set_api_password(None)
+    for pid in ("lib", "vrfb"):
+        app.set_recording(pid, False)
+        wait_for(lambda: api_state(app)["plants"][pid]["transition"] in ("stopped", "running", "unknown"), 15)
+        st = api_state(app)["plants"][pid]
+        if st["transition"] != "stopped" or st["scheduler_running"]:
+            app.intake.submit("stop", pid)
+        wait_for(lambda: api_state(app)["plants"][pid]["transition"] == "stopped"
+                 and not api_state(app)["plants"][pid]["scheduler_running"], 15, message=f"{pid} stopped")
+
+
+@pytest.fixture
+def page(env):
+    _settle(env.app)
+    p = env.page_at("wide")
+    p.open(env.app.dashboard.url)
+    yield p
+    _settle(env.app)
+
+
+def _start(page: Page, pid: str) -> None:
+    page.button(pid, "start").click()
+    page.wait_button(pid, "start", "Started", True, timeout=15)
+
+
+def _shots(env, name: str, ready) -> None:
+    """Screenshots of the current state at the three sizes; `ready(page)` waits until it shows."""
+    for size in SIZES:
+        p = env.page_at(size)
+        p.open(env.app.dashboard.url)
+        ready(p)
+        time.sleep(0.6)  # let plotly paint
+        p.screenshot(f"truth-status-{name}-{size}")
+
+
+def _bars(page: Page, pid: str) -> list:
+    return page.js(f"const g = {TRACK.format(pid=pid)}; return g && g.data ? g.data[0].x : null;")
+
+
+def _measured_points(page: Page, pid: str) -> int:
+    return page.js(f"const g = {GD.format(pid=pid)}; if (!g || !g.data) return -1; "
+                   "return [1,2,3,5,6,7].reduce((a, i) => a + (g.data[i] ? g.data[i].x.length : 0), 0);")
+
+
+# ------------------------------------------------------------------------------------------- (4)
+
+def test_remote_with_the_link_down_shows_nothing_left_over_from_local(env, page):
+    app = env.app
+    _start(page, "lib")
+    if recorder_of(app) is not None:
+        app.set_recording("lib", True)
+    page.wait_text("dispatch-lib", "Last write: ok at ", timeout=15)
+    page.wait_text("badge-lib", "OK", exact=True, timeout=15)
+    wait_for(lambda: _measured_points(page, "lib") > 0, 15, message="local traces drawn")
+
+    page.click("transport-remote")
+    wait_for(lambda: page.visible("transport-modal"), 5)
+    page.click("transport-confirm")
+    page.wait_text("command-line", "Transport switch to REMOTE: switched; LIB and VRFB unreachable", exact=True,
+                   timeout=20)
+    for pid in ("lib", "vrfb"):
+        page.wait_text(f"badge-{pid}", "LINK DOWN", exact=True, timeout=10)
+        page.wait_text(f"state-{pid}", "Link: Down")
+        assert "stale" in page.el(f"values-{pid}").get_attribute("class")
+        dispatch = page.wait_text(f"dispatch-{pid}", "Last write: none yet")
+        assert "ok at" not in dispatch and "not dispatched" in dispatch, dispatch
+        wait_for(lambda: _bars(page, pid) == [None, None], 10, message=f"{pid} tracking bars cleared")
+        wait_for(lambda: _measured_points(page, pid) == 0, 10, message=f"{pid} local traces cleared")
+        page.wait_text(f"summary-{pid}", "LINK DOWN")
+    assert "-300.0" not in page.text("values-lib")
+
+    def ready(p):
+        p.wait_text("badge-lib", "LINK DOWN", exact=True, timeout=10)
+        wait_for(lambda: _measured_points(p, "lib") == 0, 10)
+    _shots(env, "remote-link-down", ready)
+
+    # Start stays enabled (state Unknown, §8.3); pressed, it fails and says why.
+    page.open(app.dashboard.url)
+    page.wait_button("lib", "start", "Start", False)
+    page.button("lib", "start").click()
+    text = page.wait_text("command-line", "LIB start: failed (", timeout=15)
+    assert re.search(r"LIB start: failed \(setpoint: .+\)", text), text
+    page.wait_text("badge-lib", "LINK DOWN", exact=True)
+
+
+# ------------------------------------------------------------------------------------------- (6)
+
+def test_api_schedule_not_refreshed_after_disconnect_is_said_on_the_card(env, page):
+    app = env.app
+    if env.sim is None:
+        pytest.skip("the bundled Istentore simulator is not available")
+    app.set_api_password(API_PASSWORD)
+    wait_for(lambda: api_state(app)["data_fetcher_status"]["today_fetched"], 20, message="today fetched")
+    app.intake.submit("switch_source", target="api")
+    wait_for(lambda: api_state(app)["active_schedule_source"] == "api" and not app.coordinator.busy(), 20)
+    _start(page, "lib")
+    page.wait_text("dispatch-lib", "Target P=", timeout=10)
+    assert page.text("schedule-note-lib") == ""           # connected and fresh: nothing to say
+
+    page.tab("API Schedule")
+    wait_for(lambda: page.visible("api-disconnect"), 5)
+    page.click("api-disconnect")
+    page.tab("Status & Plots")
+    for pid in ("lib", "vrfb"):
+        note = page.wait_text(f"schedule-note-{pid}", "API schedule not refreshed since ", timeout=10)
+        assert re.fullmatch(r"API schedule not refreshed since \d\d:\d\d \(disconnected\)", note), note
+    page.wait_text("dispatch-lib", "Target P=")            # still dispatching the cached schedule
+
+    _shots(env, "api-not-refreshed",
+           lambda p: p.wait_text("schedule-note-lib", "API schedule not refreshed since ", timeout=10))
+
+
+# ------------------------------------------------------------------------------------------- (7)
+
+def test_stopped_plant_target_is_not_dispatched_and_no_write_yet(env, page):
+    app = env.app
+    for pid in ("lib", "vrfb"):
+        dispatch = page.wait_text(f"dispatch-{pid}", "Target: not dispatched (stopped)")
+        if app.sd["dispatch_status_by_plant"][pid]["last_write_at"] is None:
+            assert "Last write: none yet" in dispatch and "at none" not in dispatch, dispatch
+    _start(page, "lib")
+    page.wait_text("dispatch-lib", "Target P=-300.0 kW Q=50.0 kvar (schedule) | Last write: ok at ", timeout=10)
+    page.button("lib", "stop").click()
+    page.wait_button("lib", "stop", "Stopped", True, timeout=15)
+    dispatch = page.wait_text("dispatch-lib", "Target: not dispatched (stopped)")
+    assert "Target P=-300.0" not in dispatch, dispatch
+    _shots(env, "stopped-not-dispatched",
+           lambda p: p.wait_text("dispatch-lib", "Target: not dispatched (stopped)", timeout=10))
+
+
+# ------------------------------------------------------------------------------------------- (9)
+
+def _x_span_s(page: Page, pid: str) -> float:
+    rng = page.js(f"return {GD.format(pid=pid)}.layout.xaxis.range")
+    lo, hi = (time.mktime(time.strptime(str(v)[:19], "%Y-%m-%d %H:%M:%S")) for v in rng)
+    return hi - lo
+
+
+RECORD_TICKS_JS = """
+if (!window.__origFetch) { window.__origFetch = window.fetch; }
+window.__tickLog = [];
+window.fetch = function(input, init) {
+  const p = window.__origFetch.apply(this, arguments);
+  if (init && typeof init.body === 'string' && init.body.indexOf('"id":"tick"') >= 0) {
+    p.then(r => r.clone().text()).then(t => window.__tickLog.push(t)).catch(() => {});
+  }
+  return p;
+};
+"""
+
+
+def test_live_range_selector_default_1h_kept_with_zoom_and_patches(env, page):
+    app = env.app
+    if recorder_of(app) is not None:
+        app.set_recording("lib", True)
+    gd = GD.format(pid="lib")
+    wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == 8, 10, message="live figure")
+    assert page.el("live-range").is_displayed()
+    span = _x_span_s(page, "lib")
+    assert 3600 <= span <= 3600 * 1.5, f"default window 1 h, got {span} s"
+    page.js("document.querySelector('#live-range input[value=\"15m\"]').click();")
+    wait_for(lambda: 900 <= _x_span_s(page, "lib") <= 900 * 1.5 and 900 <= _x_span_s(page, "vrfb") <= 1350, 10,
+             message="15 min window on both plants")
+    time.sleep(2.5)  # a few ticks: the window stays
+    assert 900 <= _x_span_s(page, "lib") <= 1350
+
+    page.js(RECORD_TICKS_JS)
+    now = app.clock.now()
+    lo = (now - timedelta(minutes=4)).strftime("%Y-%m-%d %H:%M:%S")
+    hi = (now + timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S")
+    page.js(f"Plotly.relayout({gd}, {{'xaxis.range': ['{lo}', '{hi}']}});")
+    time.sleep(4.5)
+    assert [str(r)[:19] for r in page.js(f"return {gd}.layout.xaxis.range")] == [lo, hi], "zoom kept"
+    log = page.js("return window.__tickLog")
+    figs = [json.loads(t).get("response", {}).get("live-fig-lib", {}).get("figure") for t in log if t]
+    assert len(log) >= 3 and all("__dash_patch_update" in f for f in figs if f is not None), "ticks send patches"
+
+    page.open(app.dashboard.url)                       # the choice survives a reload
+    wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == 8, 10)
+    wait_for(lambda: 900 <= _x_span_s(page, "lib") <= 1350, 10, message="15 min kept after reload")
+    page.js("document.querySelector('#live-range input[value=\"1h\"]').click();")
+    wait_for(lambda: 3600 <= _x_span_s(page, "lib") <= 5400, 10, message="back to 1 h")
+    _shots(env, "live-range-1h", lambda p: wait_for(
+        lambda: p.js(f"return {gd} && {gd}.data && {gd}.data.length") == 8, 10))
+
+
+# ------------------------------------------------------------------------------------------ (10)
+
+def _overflow(p: Page, element_id) -> list:
+    """Elements (by id) whose box goes past the viewport's right edge, plus the page's own overflow."""
+    bad = []
+    width = p.js("return document.documentElement.clientWidth")
+    if p.js("return document.documentElement.scrollWidth") > width + 1:
+        bad.append(("page", p.js("return document.documentElement.scrollWidth"), width))
+    for eid in element_id:
+        right = p.js("const r = arguments[0].getBoundingClientRect(); return r.right;", p.el(eid))
+        if right > width + 1:
+            bad.append((eid, right, width))
+    return bad
+
+
+def test_layout_fits_390_px_and_both_plants_above_the_fold_at_1280x720(env, page):
+    phone = env.page_at("phone")
+    phone.open(env.app.dashboard.url)
+    phone.wait_text("state-lib", "LIB | State:")
+    assert phone.js("return document.documentElement.clientWidth") == 390
+    ids = ["status-line", "command-line", "live-range"]
+    for pid in ("lib", "vrfb"):
+        ids += [f"state-{pid}", f"values-{pid}", f"dispatch-{pid}", f"track-fig-{pid}", f"live-fig-{pid}",
+                f"summary-{pid}"]
+        ids += [{"type": "plant-btn", "plant": pid, "action": a} for a in ("start", "stop", "record", "stop_recording")]
+    wait_for(lambda: not _overflow(phone, ids), 10, message=f"nothing cut off at 390 px: {_overflow(phone, ids)}")
+    phone.screenshot("truth-status-layout-phone")
+
+    laptop = env.page_at("laptop")
+    laptop.open(env.app.dashboard.url)
+    for pid, name in (("lib", "LIB"), ("vrfb", "VRFB")):
+        laptop.wait_text(f"summary-{pid}", name)
+        bottom = laptop.js("return arguments[0].getBoundingClientRect().bottom;", laptop.el(f"summary-{pid}"))
+        assert laptop.js("return window.innerHeight") == 720
+        assert bottom <= 720, f"{name} summary row below the fold ({bottom} px)"
+        row = laptop.text(f"summary-{pid}")
+        assert "Stopped" in row and "OK" in row, row          # state and link
+    laptop.screenshot("truth-status-layout-laptop")
