@@ -30,6 +30,7 @@ from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa:
 from agents.data_fetcher_agent import DataFetcher  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
+from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
 from core.config import AppConfig, effective_config_yaml, load_config_or_report  # noqa: E402
@@ -124,7 +125,9 @@ class HilApp:
         self.registry = ThreadRegistry(self.clock)
         self.threads: list[threading.Thread] = []
         self.scheduler_wake = threading.Event()
-        self.store = ScheduleStore(self.sd, cfg.tz, self.scheduler_wake)
+        self.manual_files = ManualScheduleFiles(cfg.data_dir, cfg.tz, self.clock,
+                                                {pid: cfg.plants[pid].name for pid in PLANT_IDS})
+        self.store = ScheduleStore(self.sd, cfg.tz, self.scheduler_wake, self.manual_files.request_save)
         self.command_log = CommandLog(self.sd, self.clock)
         self.controllers = {pid: PlantController(pid, cfg, self.clock, self.sd, self.command_log)
                             for pid in PLANT_IDS}
@@ -157,8 +160,9 @@ class HilApp:
         if self.options.dashboard:
             self.dashboard = DashboardServer(self)
             self.dashboard.start()
-        for plant, frame in self.options.schedules.items():
+        for plant, frame in {**self.manual_files.restore(), **self.options.schedules}.items():
             self.store.publish_schedule("manual", plant, frame)
+        self._spawn(self.manual_files.thread_name, self.manual_files.step, self.manual_files.wake_event, 60.0)
         self._spawn("coordinator", self.coordinator.step, self.coordinator.wake_event)
         self._spawn("scheduler", self.scheduler.step, self.scheduler_wake, self.cfg.timing.scheduler_period_s)
         for pid, controller in self.controllers.items():
@@ -231,6 +235,7 @@ class HilApp:
         if self._started:
             self.measurement.shutdown_poster(2.0)
         self._join_threads(stopped_at)
+        self.manual_files.flush()
         for controller in self.controllers.values():
             controller.link.close()
         self.measurement.close()

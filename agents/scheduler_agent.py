@@ -36,10 +36,14 @@ class ScheduleStore:
 
     _KEYS = {"manual": "manual_schedule_df_by_plant", "api": "api_schedule_df_by_plant"}
 
-    def __init__(self, shared_data: dict, tz, wake_event: threading.Event | None = None):
+    def __init__(self, shared_data: dict, tz, wake_event: threading.Event | None = None,
+                 on_manual_change=None):
+        """`on_manual_change(plant, frame)`: called after each manual publish (the saver's
+        `request_save`; it must not block)."""
         self.sd = shared_data
         self.tz = tz
         self.wake_event = wake_event or threading.Event()
+        self.on_manual_change = on_manual_change
 
     def publish_schedule(self, source: str, plant: str, frame) -> int:
         """Swap in a normalised frame for (source, plant); returns the new revision."""
@@ -53,6 +57,8 @@ class ScheduleStore:
             self.sd["schedule_revision"] += 1
             revision = self.sd["schedule_revision"]
         self.wake_event.set()
+        if source == "manual" and self.on_manual_change is not None:
+            self.on_manual_change(plant, frame)
         return revision
 
     def frame(self, source: str, plant: str):

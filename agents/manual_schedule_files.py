@@ -1,0 +1,110 @@
+"""Manual schedules survive a restart (issue 11): one file per plant under the data folder.
+
+`<data_dir>/manual_schedules/<plant_id>.csv` holds the plant's manual frame in the upload format
+(`core/schedule_csv.schedule_to_csv`; reading it back "as in file" gives the same frame). A cleared
+schedule removes the file. Every change is saved by the thread `schedule_saver` (dashboard
+callbacks and the CLI only hand the frame over, they never write), atomically: temporary file,
+fsync, rename. `restore()` runs once at start, before any agent: each readable file is published
+again and logged; a damaged file is logged, renamed to `<plant_id>.csv.damaged-<YYYYmmddTHHMMSS>`
+and never stops the start.
+
+Thread safety: `request_save` may be called from any thread; `step`, `flush` and `restore` from the
+director or the saver thread.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from core.schedule_csv import ScheduleCSVError, parse_schedule_csv, schedule_to_csv
+
+log = logging.getLogger("hil.schedules")
+
+FOLDER_NAME = "manual_schedules"
+
+
+class ManualScheduleFiles:
+    """Saves and restores the manual frames of every plant; see the module docstring."""
+
+    thread_name = "schedule_saver"
+
+    def __init__(self, data_dir: str | os.PathLike, tz, clock, plant_names: dict[str, str]):
+        self.folder = Path(data_dir) / FOLDER_NAME
+        self.tz = tz
+        self.clock = clock
+        self.names = plant_names
+        self.wake_event = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: dict[str, object] = {}    # plant -> frame to save (empty frame: remove)
+
+    def path(self, plant_id: str) -> Path:
+        return self.folder / f"{plant_id}.csv"
+
+    def request_save(self, plant_id: str, frame) -> None:
+        """Save this frame (the latest request per plant wins); never blocks on I/O."""
+        with self._lock:
+            self._pending[plant_id] = frame
+        self.wake_event.set()
+
+    def step(self) -> float:
+        self.flush()
+        return 60.0
+
+    def flush(self) -> None:
+        """Write every pending save now (the saver thread, and the director at shutdown)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for plant_id, frame in pending.items():
+            self._write(plant_id, frame)
+
+    def _write(self, plant_id: str, frame) -> None:
+        path = self.path(plant_id)
+        try:
+            if frame is None or len(frame) == 0:
+                path.unlink(missing_ok=True)
+                return
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".csv.tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(schedule_to_csv(frame))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.error("Cannot save the %s manual schedule to %s: %s; it is lost at the next restart",
+                      self.names.get(plant_id, plant_id), path, exc)
+
+    def restore(self) -> dict:
+        """The saved frames by plant id (readable files only); every outcome is logged."""
+        frames = {}
+        for plant_id, name in self.names.items():
+            path = self.path(plant_id)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.error("Cannot read the saved %s manual schedule %s: %s", name, path, exc)
+                continue
+            try:
+                parsed = parse_schedule_csv(data, self.tz)
+            except ScheduleCSVError as exc:
+                self._set_aside(path, name, str(exc))
+                continue
+            frames[plant_id] = parsed.frame
+            log.info("Restored the %s manual schedule from %s (%d points, ends %s)", name,
+                     f"{FOLDER_NAME}/{path.name}", parsed.n_points, parsed.ends_at.strftime("%Y-%m-%d %H:%M"))
+        return frames
+
+    def _set_aside(self, path: Path, name: str, problem: str) -> None:
+        stamp = self.clock.now().strftime("%Y%m%dT%H%M%S")
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        try:
+            os.replace(path, aside)
+            where = f"set aside as {aside.name}"
+        except OSError as exc:
+            where = f"could not be set aside: {exc}"
+        log.error("The saved %s manual schedule %s is damaged (%s); %s; starting without it",
+                  name, path.name, problem, where)
