@@ -181,10 +181,26 @@ def plant_titles(name: str) -> tuple[str, ...]:
             f"{name} Reactive Power (kvar)", f"{name} POI Voltage (pu)")
 
 
-def now_shape(now: datetime) -> dict:
+def now_shape(now: datetime, label: bool = False) -> dict:
+    """The dashed vertical line at `now`; `label` writes `now` at its top (the previews)."""
     x = x_of(now)
-    return {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
-            "line": {"color": "#555", "dash": "dash", "width": 1}}
+    shape = {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+             "line": {"color": "#555", "dash": "dash", "width": 1}}
+    if label:
+        shape["label"] = {"text": "now", "textposition": "end", "font": {"size": 11, "color": "#555"}}
+    return shape
+
+
+def now_minute(now: datetime) -> str:
+    """What a preview's now line depends on: it moves once a minute."""
+    return now.strftime("%Y-%m-%d %H:%M")
+
+
+def preview_now_patch(now: datetime) -> Patch:
+    """Move a preview's now line without sending its traces again."""
+    patch = Patch()
+    patch["layout"]["shapes"] = [now_shape(now, label=True)]
+    return patch
 
 
 # ------------------------------------------------------------------------------------ live figure
@@ -351,8 +367,9 @@ def tracking_patch(pref_kw: float | None, p_poi_kw: float | None) -> Patch:
 
 # ------------------------------------------------------------------------------------ previews
 
-def manual_preview(name: str, frame: pd.DataFrame | None) -> dict:
-    """The selected plant's P setpoint over its whole manual frame, with an `end` marker."""
+def manual_preview(name: str, frame: pd.DataFrame | None, now: datetime) -> dict:
+    """The selected plant's P setpoint over its whole manual frame, with an `end` marker and the
+    now line (the axis stretches to now, so a schedule in the past or far ahead shows as such)."""
     if frame is None or len(frame) == 0:
         return empty_figure(C.NO_MANUAL_SCHEDULE, C.MANUAL_PREVIEW_HEIGHT)
     xs, ys = step_xy(frame, P_COL)
@@ -370,12 +387,13 @@ def manual_preview(name: str, frame: pd.DataFrame | None) -> dict:
         "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"}, "xaxis": {"gridcolor": "#e5e5e5"},
         "title": {"text": f"{name} manual schedule", "font": {"size": 13}},
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff", "showlegend": False,
+        "shapes": [now_shape(now, label=True)],
     }}
 
 
 def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: datetime,
                 api_period: timedelta) -> dict:
-    """Both plants' API P setpoints over [today 00:00, today + 2 days)."""
+    """Both plants' API P setpoints over [today 00:00, today + 2 days), with the now line."""
     start, end = schedule_window(now.date(), now.tzinfo)
     data = []
     colors = {"lib": C.COLOR_LIB, "vrfb": C.COLOR_VRFB}
@@ -392,6 +410,7 @@ def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: dat
         "xaxis": {"range": [x_of(start), x_of(end)], "gridcolor": "#e5e5e5"},
         "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
+        "shapes": [now_shape(now, label=True)],
     }}
 
 
