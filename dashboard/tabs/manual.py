@@ -132,8 +132,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
                        className="btn secondary"),
             ]),
             html.Div(id=C.MANUAL_STATUS_ID, className="line message"),
-            dcc.Graph(id=C.MANUAL_PREVIEW_ID, figure=figures.manual_preview(ctx.names["lib"], s.manual.get("lib"),
-                                                                           s.now),
+            dcc.Graph(id=C.MANUAL_PREVIEW_ID, figure=_preview(ctx, s, "lib"),
                       config={"displaylogo": False}, style={"height": f"{C.MANUAL_PREVIEW_HEIGHT}px"}),
             dcc.Store(id=C.MANUAL_STORE_ID, data=_preview_key(s, "lib")),
         ]),
@@ -158,6 +157,10 @@ def _preview_key(s: Snapshot, plant: str) -> dict:
             "minute": figures.now_minute(s.now), "drawn": frame is not None and len(frame) > 0}
 
 
+def _preview(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
+    return figures.manual_preview(dctx.names[plant], s.manual.get(plant), s.now, f"{plant}:{s.revision}")
+
+
 def preview_refresh(dctx: DashboardContext, _n, plant, tab, store):
     if tab != "manual" or plant not in PLANT_IDS:
         raise PreventUpdate
@@ -166,8 +169,8 @@ def preview_refresh(dctx: DashboardContext, _n, plant, tab, store):
     if store and store.get("rev") == s.revision and store.get("plant") == plant:
         if store.get("minute") == key["minute"]:
             raise PreventUpdate
-        return (figures.preview_now_patch(s.now) if store.get("drawn") else no_update), key
-    return figures.manual_preview(dctx.names[plant], s.manual.get(plant), s.now), key
+        return (figures.preview_now_patch(s.now, s.manual.get(plant)) if store.get("drawn") else no_update), key
+    return _preview(dctx, s, plant), key
 
 
 def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plant, start_h, end_h, step,
@@ -187,7 +190,7 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
             now = dctx.now()
             frame = generate_random(name, dctx.cfg.plants[plant].model.power_limits, now.date(), dctx.tz,
                                     start_h, end_h, step, min_kw, max_kw, dctx.rng)
-            message = random_message(name, len(frame) - 1) + ended_warning(frame.index[-1].to_pydatetime(), now)
+            message = _warned(random_message(name, len(frame) - 1), ended_warning(frame.index[-1].to_pydatetime(), now))
         except ValueError as exc:
             message, frame = str(exc), None
     elif trigger == C.MANUAL_CLEAR_ID:
@@ -200,11 +203,11 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
         log.info("Dashboard: %s", message)
     s = dctx.snapshot()  # after the publication: the preview shows what is in force
     reset = None if trigger == C.MANUAL_UPLOAD_ID else no_update
-    return message, figures.manual_preview(name, s.manual.get(plant), s.now), _preview_key(s, plant), reset, reset
+    return message, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset
 
 
 def _parse_upload(dctx: DashboardContext, contents: str, filename, plant: str, csv_date, csv_hour, csv_minute,
-                  mode) -> tuple[str, object]:
+                  mode) -> tuple[object, object]:
     """(message, frame or None) for one uploaded CSV; the frame is None when refused."""
     name = dctx.names[plant]
     filename = str(filename or "upload.csv")
@@ -227,7 +230,12 @@ def _parse_upload(dctx: DashboardContext, contents: str, filename, plant: str, c
     except ScheduleCSVError as exc:
         return failure_message(exc), None
     warning = ended_warning(parsed.ends_at, dctx.now(), parsed.file_ends_at)
-    return success_message(filename, name, parsed) + warning, parsed.frame
+    return _warned(success_message(filename, name, parsed), warning), parsed.frame
+
+
+def _warned(message: str, warning: str):
+    """The message, with a warning (when there is one) that stands out after it."""
+    return [message, html.Span(warning, className="warning")] if warning else message
 
 
 def register(app, dctx: DashboardContext) -> None:
