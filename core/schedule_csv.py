@@ -61,6 +61,7 @@ class ParsedSchedule:
     ignored_columns: tuple[str, ...]
     n_outside_limits: int
     ends_at: datetime
+    file_ends_at: datetime | None = None  # the end in the file's own times when shifted, else None
 
 
 MISSING_COLUMNS = "CSV must include 'datetime' and 'power_setpoint_kw' columns."
@@ -219,8 +220,8 @@ def _parse_body(body: list[tuple[int, list[str]]], header: _Header, tz: tzinfo) 
 
 def _build_frame(
     points: _Points, tz: tzinfo, shift_to: datetime | None
-) -> tuple[pd.DataFrame, datetime]:
-    """The normalised manual frame and its end instant (in `tz`).
+) -> tuple[pd.DataFrame, datetime, datetime]:
+    """The normalised manual frame, its end instant and the end in the file's own times (in `tz`).
 
     Without an `end` row the schedule ends one last step after the last row; `shift_to` moves
     every instant by one absolute offset so that the first row lands on it.
@@ -231,12 +232,13 @@ def _build_frame(
     try:
         if end_at is None:
             end_at = times[-1] + (times[-1] - times[-2])
+        file_end = end_at
         if shift_to is not None:
             offset = shift_to.astimezone(timezone.utc) - times[0]
             times = [t + offset for t in times]
             end_at = end_at + offset
         frame = frame_from_rows(times, points.p_values, points.q_values, tz, end_at=end_at)
-        return frame, end_at.astimezone(tz)
+        return frame, end_at.astimezone(tz), file_end.astimezone(tz)
     except (ValueError, OverflowError) as exc:  # times beyond the representable range
         raise ScheduleCSVError(f"CSV times are out of range ({exc}).") from None
 
@@ -271,9 +273,10 @@ def parse_schedule_csv(
     if len(rows) == 1:
         raise ScheduleCSVError("CSV has no data rows.")
     points = _parse_body(rows[1:], header, tz)
-    frame, ends_at = _build_frame(points, tz, shift_to)
+    frame, ends_at, file_ends_at = _build_frame(points, tz, shift_to)
     n_out = _count_outside_limits(points, limits)
-    return ParsedSchedule(frame, len(points.times), header.ignored, n_out, ends_at)
+    return ParsedSchedule(frame, len(points.times), header.ignored, n_out, ends_at,
+                          file_ends_at if shift_to is not None else None)
 
 
 def success_message(filename: str, name: str, parsed: ParsedSchedule) -> str:
@@ -287,6 +290,22 @@ def success_message(filename: str, name: str, parsed: ParsedSchedule) -> str:
         text += f" {parsed.n_outside_limits} value(s) outside the plant limits will be clamped."
     if parsed.ignored_columns:
         text += " Ignored column(s): " + ", ".join(f"'{c}'" for c in parsed.ignored_columns) + "."
+    return text
+
+
+def ended_warning(ends_at: datetime, now: datetime, file_ends_at: datetime | None = None) -> str:
+    """The text appended to a load message when the schedule ended at or before `now` ("" when it
+    has not ended): the end as `HH:MM` on now's local date, else `YYYY-MM-DD HH:MM`. `file_ends_at`
+    (the end in a shifted file's own times) adds the advice to use the file as is when that end is
+    still ahead."""
+    if ends_at > now:
+        return ""
+    local_end = ends_at.astimezone(now.tzinfo)
+    shown = local_end.strftime("%H:%M" if local_end.date() == now.date() else "%Y-%m-%d %H:%M")
+    text = f" Warning: this schedule ended at {shown}, before now; nothing will be dispatched from it."
+    if file_ends_at is not None and file_ends_at > now:
+        own_end = file_ends_at.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M")
+        text += f" To keep the file's own times (until {own_end}), choose 'Use as in file' and upload it again."
     return text
 
 

@@ -20,6 +20,7 @@ TABS = (
 # ---------------------------------------------------------------------------------- limits
 MAX_REQUEST_BYTES = 8 * 1024 * 1024     # 413 above (components §8.1)
 MAX_UPLOAD_BYTES = 5_000_000            # the upload component and the server refuse more
+CSV_START_STEP_S = 300                  # the CSV start defaults to the next whole 5 minutes
 MAX_HISTORY_FILE_BYTES = 50 * 1024 * 1024
 LOG_TAIL_LINES = 2000
 LISTING_TTL_S = 60.0                    # directory listings (history days, log dates)
@@ -90,6 +91,7 @@ MANUAL_MODE_ID = "manual-csv-mode"
 MANUAL_STATUS_ID = "manual-status"
 MANUAL_PREVIEW_ID = "manual-preview"
 MANUAL_STORE_ID = "manual-store"
+MANUAL_GUARD_ID = "manual-upload-guard"
 
 # API Schedule tab
 API_PASSWORD_ID = "api-password"
@@ -98,6 +100,7 @@ API_DISCONNECT_ID = "api-disconnect"
 API_FETCH_ID = "api-fetch-now"
 API_MESSAGE_ID = "api-message"
 API_STATUS_ID = "api-status"
+API_ERROR_ID = "api-error"
 API_PREVIEW_ID = "api-preview"
 API_STORE_ID = "api-store"
 

@@ -182,10 +182,39 @@ def plant_titles(name: str) -> tuple[str, ...]:
             f"{name} Reactive Power (kvar)", f"{name} POI Voltage (pu)")
 
 
-def now_shape(now: datetime) -> dict:
+def now_shape(now: datetime, label_side: str | None = None) -> dict:
+    """The dashed vertical line at `now`; with `label_side` ("left" or "right" of the line, the
+    side that stays inside the plot) the previews write `now` at its top."""
     x = x_of(now)
-    return {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
-            "line": {"color": "#555", "dash": "dash", "width": 1}}
+    shape = {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+             "line": {"color": "#555", "dash": "dash", "width": 1}}
+    if label_side is not None:
+        shape["label"] = {"text": "now", "textposition": "end", "textangle": 0, "padding": 4,
+                          "xanchor": "right" if label_side == "left" else "left", "yanchor": "top",
+                          "font": {"size": 11, "color": "#555"}}
+    return shape
+
+
+def now_minute(now: datetime) -> str:
+    """What a preview's now line depends on: it moves once a minute."""
+    return now.strftime("%Y-%m-%d %H:%M")
+
+
+def preview_now_patch(now: datetime, frame: pd.DataFrame | None = None) -> Patch:
+    """Move a preview's now line without sending its traces again (`frame`: the manual preview's)."""
+    patch = Patch()
+    patch["layout"]["shapes"] = [now_shape(now, _label_side(frame, now))]
+    return patch
+
+
+def _label_side(frame: pd.DataFrame | None, now: datetime) -> str:
+    """Where `now` is written: left of the line when the line is in the right half of a preview
+    whose axis spans the frame and now (so the text stays inside the plot)."""
+    if frame is None or len(frame) == 0:
+        return "right"
+    first, last = frame.index[0].to_pydatetime(), frame.index[-1].to_pydatetime()
+    lo, hi = min(first, now), max(last, now)
+    return "left" if now >= lo + (hi - lo) / 2 else "right"
 
 
 # ------------------------------------------------------------------------------------ live figure
@@ -382,8 +411,10 @@ def tracking_patch(pref_kw: float | None, p_poi_kw: float | None) -> Patch:
 
 # ------------------------------------------------------------------------------------ previews
 
-def manual_preview(name: str, frame: pd.DataFrame | None) -> dict:
-    """The selected plant's P setpoint over its whole manual frame, with an `end` marker."""
+def manual_preview(name: str, frame: pd.DataFrame | None, now: datetime, ui_key: str | None = None) -> dict:
+    """The selected plant's P setpoint over its whole manual frame, with an `end` marker and the
+    now line (the axis stretches to now, so a schedule in the past or far ahead shows as such).
+    `ui_key` (the layout's uirevision) keeps the operator's zoom while the now line moves."""
     if frame is None or len(frame) == 0:
         return empty_figure(C.NO_MANUAL_SCHEDULE, C.MANUAL_PREVIEW_HEIGHT)
     xs, ys = step_xy(frame, P_COL)
@@ -401,12 +432,13 @@ def manual_preview(name: str, frame: pd.DataFrame | None) -> dict:
         "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"}, "xaxis": {"gridcolor": "#e5e5e5"},
         "title": {"text": f"{name} manual schedule", "font": {"size": 13}},
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff", "showlegend": False,
+        "shapes": [now_shape(now, _label_side(frame, now))], "uirevision": ui_key,
     }}
 
 
 def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: datetime,
                 api_period: timedelta) -> dict:
-    """Both plants' API P setpoints over [today 00:00, today + 2 days)."""
+    """Both plants' API P setpoints over [today 00:00, today + 2 days), with the now line."""
     start, end = schedule_window(now.date(), now.tzinfo)
     data = []
     colors = {"lib": C.COLOR_LIB, "vrfb": C.COLOR_VRFB}
@@ -423,6 +455,7 @@ def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: dat
         "xaxis": {"range": [x_of(start), x_of(end)], "gridcolor": "#e5e5e5"},
         "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
+        "shapes": [now_shape(now, "right")], "uirevision": f"{start.date()}",
     }}
 
 

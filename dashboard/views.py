@@ -106,15 +106,20 @@ def api_line(cfg: AppConfig, s: Snapshot) -> str:
 
 
 def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
+    """The API tab's status line; the fetcher's error has its own line (`api_error_line`)."""
     st = s.fetcher or {}
     tomorrow = s.now.date() + timedelta(days=1)
     text = (f"API: {'Connected' if st.get('connected') else 'Not connected'} | "
             f"{'Password set' if s.password_set else 'Password not set'} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
             f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")
-    if st.get("error"):
-        text += f" | Error: {st['error']}"
     return text
+
+
+def api_error_line(s: Snapshot) -> str:
+    """`Error: <msg>` for the fetcher's current error, "" without one."""
+    error = (s.fetcher or {}).get("error")
+    return f"Error: {error}" if error else ""
 
 
 def command_label(cfg: AppConfig, kind: str, plant: str | None, target: str | None) -> str:

@@ -1,6 +1,10 @@
 """API Schedule tab (components §8.6): the password (set or cleared through `set_api_password`),
 Fetch Now, the fetcher status, the measurement-posting cards and a preview of the API schedules,
-redrawn only when the schedule revision or the local day changed."""
+redrawn only when the schedule revision or the local day changed (its now line moves once a
+minute by a patch).
+
+The status line is redrawn right after Connect/Disconnect (not only on the next tick), so it never
+contradicts the message; the fetcher's error has its own line below it."""
 from __future__ import annotations
 
 import logging
@@ -24,6 +28,7 @@ def posting_children(lines: list[str]) -> list:
 
 def layout(ctx: DashboardContext, s: Snapshot):
     cfg = ctx.cfg
+    preview = figures.api_preview(ctx.names, s.api, s.now, ctx.api_period)
     return html.Div(className="tab-body", children=[
         html.Div(className="card", children=[
             html.Div(className="button-row", children=[
@@ -35,6 +40,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
             ]),
             html.Div(id=C.API_MESSAGE_ID, className="line message"),
             html.Div(views.api_status_line(cfg, s), id=C.API_STATUS_ID, className="line"),
+            html.Div(views.api_error_line(s), id=C.API_ERROR_ID, className="line error-line"),
         ]),
         html.Div(className="card", children=[
             html.H4("Measurement Posting"),
@@ -46,9 +52,9 @@ def layout(ctx: DashboardContext, s: Snapshot):
             ]),
         ]),
         html.Div(className="card", children=[
-            dcc.Graph(id=C.API_PREVIEW_ID, figure=figures.api_preview(ctx.names, s.api, s.now, ctx.api_period),
-                      config={"displaylogo": False}, style={"height": f"{C.API_PREVIEW_HEIGHT}px"}),
-            dcc.Store(id=C.API_STORE_ID, data={"rev": s.revision}),
+            dcc.Graph(id=C.API_PREVIEW_ID, figure=preview, config={"displaylogo": False},
+                      style={"height": f"{C.API_PREVIEW_HEIGHT}px"}),
+            dcc.Store(id=C.API_STORE_ID, data=_preview_key(s, bool(preview["data"]))),
         ]),
     ])
 
@@ -74,18 +80,28 @@ def api_action(dctx: DashboardContext, _c, _d, _f, password):
     raise PreventUpdate
 
 
-def api_refresh(dctx: DashboardContext, _n, tab, store):
+def _preview_key(s: Snapshot, drawn: bool) -> dict:
+    """What the drawn preview shows: the schedule revision, the local day, the now line's minute and
+    whether it has traces (an empty preview has no axis for the now line)."""
+    return {"rev": s.revision, "day": s.now.date().isoformat(), "minute": figures.now_minute(s.now), "drawn": drawn}
+
+
+def api_refresh(dctx: DashboardContext, _n, _message, tab, store):
+    """Status, error line, posting cards and preview; every tick and after each action's message."""
     if tab != "api":
         raise PreventUpdate
     s = dctx.snapshot()
     cards = [posting_children(views.posting_lines(dctx.cfg, s, pid)) for pid in PLANT_IDS]
-    day = s.now.date().isoformat()
-    if store and store.get("rev") == s.revision and store.get("day") == day:
-        fig, new_store = no_update, no_update
+    if store and store.get("rev") == s.revision and store.get("day") == s.now.date().isoformat():
+        drawn = bool(store.get("drawn"))
+        if store.get("minute") == figures.now_minute(s.now):
+            fig, key = no_update, no_update
+        else:
+            fig, key = (figures.preview_now_patch(s.now) if drawn else no_update), _preview_key(s, drawn)
     else:
         fig = figures.api_preview(dctx.names, s.api, s.now, dctx.api_period)
-        new_store = {"rev": s.revision, "day": day}
-    return [views.api_status_line(dctx.cfg, s), *cards, fig, new_store]
+        key = _preview_key(s, bool(fig["data"]))
+    return [views.api_status_line(dctx.cfg, s), views.api_error_line(s), *cards, fig, key]
 
 
 def register(app, dctx: DashboardContext) -> None:
@@ -100,10 +116,12 @@ def register(app, dctx: DashboardContext) -> None:
     )(bind(api_action, dctx))
     app.callback(
         Output(C.API_STATUS_ID, "children"),
+        Output(C.API_ERROR_ID, "children"),
         [Output(C.plant_id("post", pid), "children") for pid in PLANT_IDS],
         Output(C.API_PREVIEW_ID, "figure"),
         Output(C.API_STORE_ID, "data"),
         Input(C.TICK_ID, "n_intervals"),
+        Input(C.API_MESSAGE_ID, "children"),
         State(C.TABS_ID, "value"),
         State(C.API_STORE_ID, "data"),
         prevent_initial_call=True,

@@ -35,6 +35,14 @@ def log_file_label(path) -> str:
     return f"Log file: {path or 'n/a'}"
 
 
+def selected_label(dctx: DashboardContext, s: Snapshot, value) -> str:
+    """The label of the shown file: today's for `Today (live)`, else the selected day's (n/a for a
+    selection that names no file in the log folder)."""
+    if value == C.LOG_LIVE_VALUE:
+        return log_file_label(s.log_file_path)
+    return log_file_label(files.log_path(dctx.cfg.general.log_dir, value))
+
+
 def layout(ctx: DashboardContext, s: Snapshot):
     return html.Div(className="tab-body", children=[
         html.Div(className="card", children=[
@@ -95,7 +103,7 @@ def logs_refresh(dctx: DashboardContext, value, _reload, _n, tab, store):
     triggers = {t["prop_id"].split(".")[0] for t in dash_ctx.triggered}
     user = bool(triggers & {C.LOG_SELECT_ID, C.LOG_RELOAD_ID}) or store is None
     s = dctx.snapshot()
-    label = log_file_label(s.log_file_path)
+    label = selected_label(dctx, s, value) if user or value == C.LOG_LIVE_VALUE else (store or {}).get("label")
     label_out = label if not store or store.get("label") != label else no_update
     if value == C.LOG_LIVE_VALUE:
         entries = session_log_entries(dctx.sd)

@@ -1,6 +1,11 @@
 """Manual Schedule tab (components §8.5): random schedules, CSV uploads and clearing, published
 through the schedule store; a preview of the selected plant's manual frame, redrawn only when the
-schedule revision or the plant changed."""
+schedule revision or the plant changed (its now line moves once a minute by a patch).
+
+Every message tells what happened: a schedule that already ended is loaded with a warning; a file
+the browser drops (over 5 MB, not a CSV) is named by a small client-side guard, which also
+replaces the previous message as soon as a new file is chosen and lets the same file be chosen
+again."""
 from __future__ import annotations
 
 import base64
@@ -13,9 +18,10 @@ from dash.exceptions import PreventUpdate
 
 from core.names import PLANT_IDS
 from core.random_schedule import generate_random, random_message
-from core.schedule_csv import ScheduleCSVError, failure_message, parse_schedule_csv, success_message
+from core.schedule_csv import (ScheduleCSVError, ended_warning, failure_message, parse_schedule_csv,
+                               success_message)
 from core.schedules import empty_frame
-from core.timeutil import localize_forward
+from core.timeutil import ceil_to_period, localize_forward
 from dashboard import constants as C
 from dashboard import figures, files
 from dashboard.common import bind
@@ -23,6 +29,41 @@ from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
 
 log = logging.getLogger("hil.dashboard")
+
+
+# The browser drops a file over `max_size` (or not matching `accept`) without telling the server:
+# this guard, installed once per page, names such a file at once and shows `Reading '<name>'…` for
+# any other, so an old message never stays on screen. It runs before the upload reads the file and
+# then empties the file input, so choosing the same file again is a new choice.
+UPLOAD_GUARD_JS = """
+function(_tab) {
+    if (window.__hilUploadGuard) { return window.dash_clientside.no_update; }
+    window.__hilUploadGuard = true;
+    function attempt(event, files) {
+        const target = event.target;
+        if (!target || !target.closest || !target.closest('#%(upload)s') || !files || !files.length) { return; }
+        const file = files[0];
+        let text = "Reading '" + file.name + "'\u2026";
+        if (file.size > %(limit)d) {
+            text = 'File is ' + (Math.ceil(file.size / 100000) / 10).toFixed(1) + ' MB; the limit is %(limit_mb)s MB.';
+        } else if (!/\.csv$/i.test(file.name) && file.type !== 'text/csv') {
+            text = "'" + file.name + "' is not a CSV file.";
+        }
+        window.dash_clientside.set_props('%(status)s', {children: text});
+        if (target.tagName === 'INPUT') { setTimeout(function() { target.value = ''; }, 0); }
+    }
+    document.addEventListener('change', function(e) { attempt(e, e.target && e.target.files); }, true);
+    document.addEventListener('drop', function(e) { attempt(e, e.dataTransfer && e.dataTransfer.files); }, true);
+    return window.dash_clientside.no_update;
+}
+""" % {"upload": C.MANUAL_UPLOAD_ID, "status": C.MANUAL_STATUS_ID, "limit": C.MAX_UPLOAD_BYTES,
+       "limit_mb": f"{C.MAX_UPLOAD_BYTES / 1_000_000:g}"}
+
+
+def csv_start_default(now: datetime) -> datetime:
+    """The CSV start offered on page load: the next whole 5 minutes (tomorrow just before
+    midnight; absolute time, so a DST gap is skipped)."""
+    return ceil_to_period(now, C.CSV_START_STEP_S).astimezone(now.tzinfo)
 
 
 def _hour_options() -> list[dict]:
@@ -56,21 +97,23 @@ def _random_card(ctx: DashboardContext, s: Snapshot):
 
 
 def _upload_card(s: Snapshot):
+    start = csv_start_default(s.now)
     return html.Div(className="card", children=[
         html.H4("CSV upload"),
         dcc.Upload(id=C.MANUAL_UPLOAD_ID, multiple=False, max_size=C.MAX_UPLOAD_BYTES, accept=".csv,text/csv",
                    className="upload", children=html.Div(["Drag and drop or ", html.A("select a CSV file")])),
         html.Div(className="field-row", children=[
-            _field("CSV Start Date", dcc.DatePickerSingle(id=C.MANUAL_DATE_ID, date=s.now.date().isoformat(),
+            _field("CSV Start Date", dcc.DatePickerSingle(id=C.MANUAL_DATE_ID, date=start.date().isoformat(),
                                                           display_format="YYYY-MM-DD")),
-            _field("Hour", dcc.Dropdown(id=C.MANUAL_HOUR_ID, options=_hour_options(), value=s.now.hour,
+            _field("Hour", dcc.Dropdown(id=C.MANUAL_HOUR_ID, options=_hour_options(), value=start.hour,
                                         clearable=False)),
-            _field("Min", dcc.Dropdown(id=C.MANUAL_MINUTE_ID, value=0, clearable=False,
+            _field("Min", dcc.Dropdown(id=C.MANUAL_MINUTE_ID, value=start.minute, clearable=False,
                                        options=[{"label": f"{m:02d}", "value": m} for m in range(0, 60, 5)])),
             _field("Timestamps", dcc.RadioItems(id=C.MANUAL_MODE_ID, value=C.SHIFT_MODE, inline=True, options=[
                 {"label": "Shift first row to start", "value": C.SHIFT_MODE},
                 {"label": "Use as in file", "value": C.AS_IN_FILE_MODE}])),
         ]),
+        dcc.Store(id=C.MANUAL_GUARD_ID),
     ])
 
 
@@ -89,9 +132,9 @@ def layout(ctx: DashboardContext, s: Snapshot):
                        className="btn secondary"),
             ]),
             html.Div(id=C.MANUAL_STATUS_ID, className="line message"),
-            dcc.Graph(id=C.MANUAL_PREVIEW_ID, figure=figures.manual_preview(ctx.names["lib"], s.manual.get("lib")),
+            dcc.Graph(id=C.MANUAL_PREVIEW_ID, figure=_preview(ctx, s, "lib"),
                       config={"displaylogo": False}, style={"height": f"{C.MANUAL_PREVIEW_HEIGHT}px"}),
-            dcc.Store(id=C.MANUAL_STORE_ID, data={"rev": s.revision, "plant": "lib"}),
+            dcc.Store(id=C.MANUAL_STORE_ID, data=_preview_key(s, "lib")),
         ]),
     ])
 
@@ -106,18 +149,34 @@ def plant_changed(dctx: DashboardContext, plant):
     return limits.p_min_kw, limits.p_max_kw, manual_download_href(plant)
 
 
+def _preview_key(s: Snapshot, plant: str) -> dict:
+    """What the drawn preview shows: the schedule revision, the plant, the now line's minute and
+    whether there is a schedule (an empty preview has no axis for the now line)."""
+    frame = s.manual.get(plant)
+    return {"rev": s.revision, "plant": plant,
+            "minute": figures.now_minute(s.now), "drawn": frame is not None and len(frame) > 0}
+
+
+def _preview(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
+    return figures.manual_preview(dctx.names[plant], s.manual.get(plant), s.now, f"{plant}:{s.revision}")
+
+
 def preview_refresh(dctx: DashboardContext, _n, plant, tab, store):
     if tab != "manual" or plant not in PLANT_IDS:
         raise PreventUpdate
     s = dctx.snapshot()
+    key = _preview_key(s, plant)
     if store and store.get("rev") == s.revision and store.get("plant") == plant:
-        raise PreventUpdate
-    return figures.manual_preview(dctx.names[plant], s.manual.get(plant)), {"rev": s.revision, "plant": plant}
+        if store.get("minute") == key["minute"]:
+            raise PreventUpdate
+        return (figures.preview_now_patch(s.now, s.manual.get(plant)) if store.get("drawn") else no_update), key
+    return _preview(dctx, s, plant), key
 
 
 def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plant, start_h, end_h, step,
                   min_kw, max_kw, csv_date, csv_hour, csv_minute, mode):
-    """(message, preview, store, upload contents) for Generate Random, Clear or a CSV upload."""
+    """(message, preview, store, upload contents, upload filename) for Generate Random, Clear or a
+    CSV upload. The upload is emptied after each file, so the same file uploaded again is new."""
     trigger = dash_ctx.triggered_id
     if plant not in PLANT_IDS:
         raise PreventUpdate
@@ -128,9 +187,10 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
         message, frame = _parse_upload(dctx, contents, filename, plant, csv_date, csv_hour, csv_minute, mode)
     elif trigger == C.MANUAL_GENERATE_ID:
         try:
-            frame = generate_random(name, dctx.cfg.plants[plant].model.power_limits, dctx.now().date(), dctx.tz,
+            now = dctx.now()
+            frame = generate_random(name, dctx.cfg.plants[plant].model.power_limits, now.date(), dctx.tz,
                                     start_h, end_h, step, min_kw, max_kw, dctx.rng)
-            message = random_message(name, len(frame) - 1)
+            message = _warned(random_message(name, len(frame) - 1), ended_warning(frame.index[-1].to_pydatetime(), now))
         except ValueError as exc:
             message, frame = str(exc), None
     elif trigger == C.MANUAL_CLEAR_ID:
@@ -139,17 +199,15 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
     else:
         raise PreventUpdate
     if frame is not None:
-        revision = dctx.hil.store.publish_schedule("manual", plant, frame)
+        dctx.hil.store.publish_schedule("manual", plant, frame)
         log.info("Dashboard: %s", message)
-    else:
-        s = dctx.snapshot()
-        revision, frame = s.revision, s.manual.get(plant)
-    contents_out = None if trigger == C.MANUAL_UPLOAD_ID else no_update
-    return message, figures.manual_preview(name, frame), {"rev": revision, "plant": plant}, contents_out
+    s = dctx.snapshot()  # after the publication: the preview shows what is in force
+    reset = None if trigger == C.MANUAL_UPLOAD_ID else no_update
+    return message, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset
 
 
 def _parse_upload(dctx: DashboardContext, contents: str, filename, plant: str, csv_date, csv_hour, csv_minute,
-                  mode) -> tuple[str, object]:
+                  mode) -> tuple[object, object]:
     """(message, frame or None) for one uploaded CSV; the frame is None when refused."""
     name = dctx.names[plant]
     filename = str(filename or "upload.csv")
@@ -171,10 +229,17 @@ def _parse_upload(dctx: DashboardContext, contents: str, filename, plant: str, c
                                     shift_to=shift_to)
     except ScheduleCSVError as exc:
         return failure_message(exc), None
-    return success_message(filename, name, parsed), parsed.frame
+    warning = ended_warning(parsed.ends_at, dctx.now(), parsed.file_ends_at)
+    return _warned(success_message(filename, name, parsed), warning), parsed.frame
+
+
+def _warned(message: str, warning: str):
+    """The message, with a warning (when there is one) that stands out after it."""
+    return [message, html.Span(warning, className="warning")] if warning else message
 
 
 def register(app, dctx: DashboardContext) -> None:
+    app.clientside_callback(UPLOAD_GUARD_JS, Output(C.MANUAL_GUARD_ID, "data"), Input(C.TABS_ID, "value"))
     app.callback(
         Output(C.MANUAL_MIN_ID, "value"),
         Output(C.MANUAL_MAX_ID, "value"),
@@ -196,6 +261,7 @@ def register(app, dctx: DashboardContext) -> None:
         Output(C.MANUAL_PREVIEW_ID, "figure", allow_duplicate=True),
         Output(C.MANUAL_STORE_ID, "data", allow_duplicate=True),
         Output(C.MANUAL_UPLOAD_ID, "contents"),
+        Output(C.MANUAL_UPLOAD_ID, "filename"),
         Input(C.MANUAL_GENERATE_ID, "n_clicks"),
         Input(C.MANUAL_CLEAR_ID, "n_clicks"),
         Input(C.MANUAL_UPLOAD_ID, "contents"),

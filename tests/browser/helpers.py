@@ -59,13 +59,14 @@ def make_config(tmp: Path, *, api_url: str | None = None, auth=None, **timing):
     )
 
 
-def start_app(cfg, with_logging: bool = False):
-    """A started `HilApp` with its dashboard; optionally with the process logging set up (Logs tab)."""
+def start_app(cfg, with_logging: bool = False, clock=None):
+    """A started `HilApp` with its dashboard (on `clock`, the real one by default); optionally with
+    the process logging set up (Logs tab)."""
     from hil_scheduler import HilApp, Options
 
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.general.log_dir.mkdir(parents=True, exist_ok=True)
-    app = HilApp(cfg, options=Options(dashboard=True))
+    app = HilApp(cfg, clock=clock, options=Options(dashboard=True))
     handles = None
     if with_logging:
         from logger_config import setup_logging
