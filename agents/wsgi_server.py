@@ -19,13 +19,16 @@ import logging
 import socket
 import struct
 import threading
-import time
+from datetime import timezone
 from typing import Callable
 
 from waitress.server import create_server
 from waitress.task import ThreadedTaskDispatcher
 
+from core.clock import RealClock
+
 log = logging.getLogger("hil.wsgi_server")
+_CLOCK = RealClock(timezone.utc)     # stop deadlines: the one time source (components §0.5)
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)   # SO_LINGER on, 0 s
 
 DEFAULTS = {
@@ -87,16 +90,16 @@ class WsgiServer:
         server, workers, thread = self._server, self._workers, self.thread
         if server is None:
             return True
-        deadline = time.monotonic() + timeout_s
+        deadline = _CLOCK.monotonic() + timeout_s
         self._in_loop(server, thread, lambda: _close_connections(server), deadline)
         if self.on_stop is not None:
             self.on_stop()
-        workers.shutdown(cancel_pending=True, timeout=max(0.0, deadline - time.monotonic()))
+        workers.shutdown(cancel_pending=True, timeout=max(0.0, deadline - _CLOCK.monotonic()))
         idle = not workers.threads
         # A stuck worker may still wake the loop through the trigger pipe: keep its descriptors
         # open then (closing them would let the number be reused by some other file).
         self._in_loop(server, thread, server.trigger.close if idle else server.trigger.del_channel, deadline)
-        thread.join(max(0.1, deadline - time.monotonic()))
+        thread.join(max(0.1, deadline - _CLOCK.monotonic()))
         ok = idle and not thread.is_alive()
         if not ok:
             log.error("%s: %d request thread(s) still running after %.1f s", self.name, len(workers.threads), timeout_s)
@@ -116,7 +119,7 @@ class WsgiServer:
                 done.set()
         if thread.is_alive():
             server.trigger.pull_trigger(thunk)
-            if done.wait(max(0.05, deadline - time.monotonic())):
+            if done.wait(max(0.05, deadline - _CLOCK.monotonic())):
                 return
         thunk()
 
