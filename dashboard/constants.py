@@ -103,6 +103,7 @@ API_STATUS_ID = "api-status"
 API_ERROR_ID = "api-error"
 API_PREVIEW_ID = "api-preview"
 API_STORE_ID = "api-store"
+API_CONNECT_STORE_ID = "api-connect-store"   # {"at": ISO} of a Connect awaiting its answer
 
 # History tab
 HISTORY_DATE_ID = "history-date"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from core.config import PLANT_IDS, VALUE_COLUMNS, AppConfig
@@ -114,6 +114,25 @@ def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
             f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")
     return text
+
+
+def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: float) -> str | None:
+    """The answer to a Connect (`pending` = {"at": ISO time of the click, "seen": the fetcher's
+    `last_attempt` then}), from the fetcher's first pass after it: `Connected`,
+    `Login failed: password rejected` (or the fetcher's error), or `No answer from the API within
+    N s; still trying.` when none came in time; None while the answer is pending."""
+    st = s.fetcher or {}
+    at = parse_iso(pending["at"], tz)
+    attempt = st.get("last_attempt")
+    # last_attempt has whole seconds: a pass of the click's own second counts once it is new
+    if attempt and attempt != pending.get("seen") and parse_iso(attempt, tz) >= at.replace(microsecond=0):
+        if st.get("connected"):
+            return "Connected"
+        error = st.get("error") or "not connected"
+        return "Login failed: password rejected" if "password rejected" in error else f"Login failed: {error}"
+    if (s.now.astimezone(timezone.utc) - at.astimezone(timezone.utc)).total_seconds() > answer_within_s:
+        return f"No answer from the API within {answer_within_s:.0f} s; still trying."
+    return None
 
 
 def api_error_line(s: Snapshot) -> str:

@@ -12,7 +12,7 @@ import logging
 from dash import Input, Output, State, ctx as dash_ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from core.config import PLANT_IDS
+from core.names import PLANT_IDS
 from dashboard import constants as C
 from dashboard import figures, views
 from dashboard.common import any_click, bind
@@ -39,6 +39,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
                 html.Button("Fetch Now", id=C.API_FETCH_ID, n_clicks=0, className="btn secondary"),
             ]),
             html.Div(id=C.API_MESSAGE_ID, className="line message"),
+            dcc.Store(id=C.API_CONNECT_STORE_ID, data=None),
             html.Div(views.api_status_line(cfg, s), id=C.API_STATUS_ID, className="line"),
             html.Div(views.api_error_line(s), id=C.API_ERROR_ID, className="line error-line"),
         ]),
@@ -60,24 +61,37 @@ def layout(ctx: DashboardContext, s: Snapshot):
 
 
 def api_action(dctx: DashboardContext, _c, _d, _f, password):
-    """(message, password field) for Connect, Disconnect or Fetch Now."""
+    """(message, password field, pending Connect) for Connect, Disconnect or Fetch Now. Connect
+    answers `Connecting…` at once; `connect_answer` replaces it with the login's outcome."""
     trigger = dash_ctx.triggered_id
     if not any_click():
         raise PreventUpdate
     if trigger == C.API_CONNECT_ID:
         if not password:
-            return "Enter a password.", no_update
+            return "Enter a password.", no_update, no_update
+        seen = (dctx.snapshot().fetcher or {}).get("last_attempt")   # before the pass it starts
         dctx.hil.set_api_password(password)
         log.info("Dashboard: API password set")
-        return "Password set.", ""
+        return "Password set. Connecting…", "", {"at": dctx.clock.now().isoformat(), "seen": seen}
     if trigger == C.API_DISCONNECT_ID:
         dctx.hil.set_api_password(None)
         log.info("Dashboard: API password cleared")
-        return "Password cleared.", ""
+        return "Password cleared.", "", None
     if trigger == C.API_FETCH_ID:
         dctx.hil.request_fetch_now()
-        return "Fetch requested.", no_update
+        return "Fetch requested.", no_update, no_update
     raise PreventUpdate
+
+
+def connect_answer(dctx: DashboardContext, _n, pending):
+    """Every tick while a Connect awaits its answer: the outcome once the fetcher has tried."""
+    if not pending:
+        raise PreventUpdate
+    within_s = float(dctx.cfg.istentore_api.request_timeout_s) * 2 + 5
+    answer = views.connect_outcome(dctx.snapshot(), pending, dctx.cfg.tz, within_s)
+    if answer is None:
+        raise PreventUpdate
+    return answer, None
 
 
 def _preview_key(s: Snapshot, drawn: bool) -> dict:
@@ -108,12 +122,20 @@ def register(app, dctx: DashboardContext) -> None:
     app.callback(
         Output(C.API_MESSAGE_ID, "children"),
         Output(C.API_PASSWORD_ID, "value"),
+        Output(C.API_CONNECT_STORE_ID, "data"),
         Input(C.API_CONNECT_ID, "n_clicks"),
         Input(C.API_DISCONNECT_ID, "n_clicks"),
         Input(C.API_FETCH_ID, "n_clicks"),
         State(C.API_PASSWORD_ID, "value"),
         prevent_initial_call=True,
     )(bind(api_action, dctx))
+    app.callback(
+        Output(C.API_MESSAGE_ID, "children", allow_duplicate=True),
+        Output(C.API_CONNECT_STORE_ID, "data", allow_duplicate=True),
+        Input(C.TICK_ID, "n_intervals"),
+        State(C.API_CONNECT_STORE_ID, "data"),
+        prevent_initial_call=True,
+    )(bind(connect_answer, dctx))
     app.callback(
         Output(C.API_STATUS_ID, "children"),
         Output(C.API_ERROR_ID, "children"),

@@ -275,12 +275,13 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
 
     page.el("api-password").send_keys(API_PASSWORD)
     page.click("api-connect")
-    page.wait_text("api-message", "Password set.", exact=True)
+    page.wait_text("api-message", "Password set.")               # then "Connecting…", then the answer
     wait_for(lambda: page.el("api-password").get_attribute("value") == "", 5, message="input cleared")
     assert app.sd["api_password"] == API_PASSWORD
     page.wait_text("api-status", "| Password set |")
     fetcher = getattr(app, "fetcher", None)
     if fetcher is not None:
+        page.wait_text("api-message", "Connected", exact=True, timeout=15)   # the login's answer
         page.wait_text("api-status", "API: Connected", timeout=15)
 
         def today_fetched():

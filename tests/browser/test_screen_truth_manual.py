@@ -308,13 +308,14 @@ def test_api_status_says_password_set_at_once_and_errors_on_their_own_line(env):
         time.sleep(0.3)
         page.el("api-password").send_keys("wrong-password")
         page.click("api-connect")
-        page.wait_text("api-message", "Password set.", exact=True)
+        page.wait_text("api-message", "Password set. Connecting…", exact=True)   # no answer before the login
         assert app.sd["api_password"] == "wrong-password"
         page.wait_text("api-status", "API: Not connected | Password set |", timeout=5)
     finally:
         page.js("dash_clientside.set_props('tick', {disabled: false});")
     try:
         wait_for(lambda: (app.sd["data_fetcher_status"] or {}).get("error"), 15, message="the login refused")
+        page.wait_text("api-message", "Login failed: password rejected", exact=True, timeout=10)
         err = page.wait_text("api-error", "Error: ", timeout=10)
         assert err.startswith("Error: ") and "\n" not in err
         assert "Error" not in page.text("api-status")

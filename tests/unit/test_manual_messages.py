@@ -109,3 +109,36 @@ def test_manual_preview_has_a_dashed_now_line_and_the_patch_moves_it():
     (op,) = patch["operations"]
     assert op["location"] == ["layout", "shapes"] and op["params"]["value"][0]["x0"] == "2026-12-02 18:51:00"
     assert manual_preview("LIB", None, NOW)["layout"].get("shapes") is None  # empty: no axis, no line
+
+
+def _fetcher_snapshot(now, **status):
+    from types import SimpleNamespace
+    return SimpleNamespace(now=now, fetcher=status)
+
+
+@pytest.mark.parametrize("status, expected", [
+    ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": True}, "Connected"),
+    ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": False,
+      "error": "Authentication failed: login rejected (HTTP 401): password rejected"}, "Login failed: password rejected"),
+    ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": False,
+      "error": "Today fetch failed: POST /login: no answer within 10 s"},
+     "Login failed: Today fetch failed: POST /login: no answer within 10 s"),
+    ({"last_attempt": "2026-12-02T18:49:59+01:00", "connected": True}, None),          # a pass before the click
+    ({"last_attempt": "2026-12-02T18:49:30+01:00", "connected": False, "error": "x"}, None),  # the one seen
+    ({"last_attempt": None}, None),
+])
+def test_connect_is_answered_by_the_first_fetcher_pass_after_it(status, expected):
+    from dashboard.views import connect_outcome
+    tz = ZoneInfo("Europe/Madrid")
+    now = datetime(2026, 12, 2, 18, 50, 3, tzinfo=tz)
+    pending = {"at": "2026-12-02T18:50:00.400000+01:00", "seen": "2026-12-02T18:49:30+01:00"}
+    assert connect_outcome(_fetcher_snapshot(now, **status), pending, tz, 25.0) == expected
+
+
+def test_connect_without_an_answer_in_time_says_so():
+    from dashboard.views import connect_outcome
+    tz = ZoneInfo("Europe/Madrid")
+    pending = {"at": "2026-12-02T18:50:00+01:00", "seen": None}
+    late = datetime(2026, 12, 2, 18, 50, 26, tzinfo=tz)
+    assert connect_outcome(_fetcher_snapshot(late, last_attempt=None), pending, tz, 25.0) == \
+        "No answer from the API within 25 s; still trying."
