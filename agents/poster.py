@@ -460,16 +460,20 @@ class Poster:
         if bad:
             log.warning("%s: skipped %d bad line(s)", self.spool_path.name, bad)
         if entries:
-            self._add(entries)
-            for pid in self.cfg.plants:
-                n = sum(1 for e in entries if e[0] == pid)
-                if n:
-                    self._bump(pid, "enqueued", n)
+            self._add_reloaded(entries)
         try:
             self.spool_path.unlink()
         except OSError as exc:
             log.warning("Cannot delete %s: %s", self.spool_path, exc)
         log.info("Loaded %d unsent measurement post(s) from %s", len(entries), self.spool_path.name)
+
+    def _add_reloaded(self, entries: list) -> None:
+        """Queue items read back from the spool or the journal and count them as enqueued."""
+        self._add(entries)
+        for pid in self.cfg.plants:
+            n = sum(1 for e in entries if e[0] == pid)
+            if n:
+                self._bump(pid, "enqueued", n)
 
     def _read_journal(self) -> list:
         """The valid items of the journal a crash left behind, as queue entries."""
@@ -489,11 +493,7 @@ class Poster:
     def _queue_recovered(self, entries: list) -> None:
         """Queue the journal's items (after the spool's), then compact the journal."""
         if entries:
-            self._add(entries)
-            for pid in self.cfg.plants:
-                n = sum(1 for e in entries if e[0] == pid)
-                if n:
-                    self._bump(pid, "enqueued", n)
+            self._add_reloaded(entries)
             log.info("Recovered %d queued measurement post(s) from %s", len(entries), self.journal.path.name)
         with self._qlock:
             self._queue.take_ops()

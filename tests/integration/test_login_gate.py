@@ -18,18 +18,10 @@ from agents.scheduler_agent import ScheduleStore
 from core.clock import FakeClock
 from istentore_api import IstentoreAPI, LoginGate
 from tests.integration.test_posting import LIB_SERIES, PASSWORD, START, TZ, VALUES, VRFB_SERIES, make_cfg, make_sd
-from tools.istentore_sim import IstentoreSim
+from tests.integration.test_posting import sim  # noqa: F401  (fixture)
 
 HOUR_S = 3600
 POST_WINDOW_S = 4
-
-
-@pytest.fixture
-def sim():
-    s = IstentoreSim(PASSWORD)
-    s.start()
-    yield s
-    s.stop()
 
 
 def run_hour(cfg, sd, clock, fetcher, poster, until_s=HOUR_S):
