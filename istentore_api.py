@@ -35,19 +35,18 @@ from typing import Any, Iterable
 
 import requests
 
+from core import day_ahead
 from core.clock import RealClock
 from core.login_policy import LoginPolicy, password_digest
-from core.config import PLANT_IDS
-from core.timeutil import format_utc, parse_iso
+
+from core.timeutil import format_utc
 
 log = logging.getLogger(__name__)
 
 DAY_AHEAD_PRODUCT_ID = 4
 BODY_EXCERPT_CHARS = 200
-MAX_PERIOD_WARNINGS = 5
 AUTH_FAILURE_STATUSES = (401, 403)
 LOGIN_REJECTED_STATUSES = (400, 401, 403)
-
 
 class IstentoreAPIError(Exception):
     """A failed API call. `status` is the HTTP status (None without a response).
@@ -64,7 +63,6 @@ class IstentoreAPIError(Exception):
         self.retryable = retryable
         self.retry_after_s = retry_after_s
 
-
 class AuthenticationError(IstentoreAPIError):
     """No password, login rejected, or a request refused twice with 401/403.
 
@@ -76,7 +74,6 @@ class AuthenticationError(IstentoreAPIError):
                  rejected: bool = False):
         super().__init__(message, status=status, retry_after_s=retry_after_s)
         self.rejected = rejected
-
 
 class LoginGate:
     """The token and the login rule shared by every client of one account (thread-safe).
@@ -160,7 +157,6 @@ class LoginGate:
         if ended is not None:
             log.info("Istentore API login accepted again after %.0f s: %d rejected login(s), "
                      "%d call(s) held back", ended["duration_s"], ended["rejections"], ended["refused_calls"])
-
 
 class IstentoreAPI:
     """Client of one Istentore API base URL; see the module docstring for the contract."""
@@ -390,7 +386,6 @@ class IstentoreAPI:
                     text = text.replace(form, "***")
         return text
 
-
 def _retry_after_s(resp: requests.Response) -> float | None:
     """`Retry-After` in seconds: delta-seconds, or an HTTP date relative to the response's `Date`."""
     value = resp.headers.get("Retry-After")
@@ -410,97 +405,9 @@ def _retry_after_s(resp: requests.Response) -> float | None:
         return None
     return max(0.0, (at - sent).total_seconds())
 
-
-# -- day-ahead parsing (pure) -----------------------------------------------------------------
-
-class _ProblemLog:
-    """Logs the first MAX_PERIOD_WARNINGS delivery-period problems of a call, then one summary."""
-
-    def __init__(self, logger: logging.Logger):
-        self._log = logger
-        self.count = 0
-
-    def warn(self, where: str, problems: list[str]) -> None:
-        self.count += 1
-        if self.count <= MAX_PERIOD_WARNINGS:
-            self._log.warning("Day-ahead delivery period %s: %s", where, "; ".join(problems))
-
-    def finish(self) -> None:
-        if self.count > MAX_PERIOD_WARNINGS:
-            self._log.warning("... and %d more delivery period problems",
-                              self.count - MAX_PERIOD_WARNINGS)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _parse_period(index: int, period: Any, points: dict[str, dict[datetime, float]],
-                  problems: _ProblemLog) -> None:
-    """Add one delivery period's kW per plant to `points`; one warning lists its faults."""
-    where = f"#{index}"
-    if not isinstance(period, dict):
-        problems.warn(where, ["not an object; skipped"])
-        return
-    raw_ts = period.get("delivery_period")
-    if isinstance(raw_ts, str):
-        where = f"#{index} ({raw_ts[:40]})"
-    try:
-        if not isinstance(raw_ts, str):
-            raise ValueError
-        ts_utc = parse_iso(raw_ts, timezone.utc, naive_tz=timezone.utc)
-    except (ValueError, OverflowError):
-        problems.warn(where, [f"bad delivery_period {str(raw_ts)[:40]!r}; skipped"])
-        return
-    activation = period.get("activation")
-    if not isinstance(activation, list) or not activation or not isinstance(activation[0], dict):
-        problems.warn(where, ["missing or empty activation; skipped"])
-        return
-    values = activation[0]
-    issues: list[str] = []
-    for plant in PLANT_IDS:
-        kw = 0.0
-        usable = True
-        for sign, field in ((1.0, f"{plant}_to_vpp_kw"), (-1.0, f"vpp_to_{plant}_kw")):
-            value = values.get(field)
-            if value is None:
-                issues.append(f"{field} missing or null, counted as 0")
-            elif _is_number(value):
-                kw += sign * float(value)
-            else:
-                issues.append(f"{field} not numeric ({str(value)[:20]!r}); {plant} skipped")
-                usable = False
-        if usable and not math.isfinite(kw):
-            issues.append(f"{plant} difference out of range; {plant} skipped")
-            usable = False
-        if usable:
-            points[plant][ts_utc] = kw
-    if issues:
-        problems.warn(where, issues)
-
-
 def parse_day_ahead(payload: Any, logger: logging.Logger) -> dict[str, dict[datetime, float]]:
-    """Decoded `/market_products` JSON -> `{plant_id: {period_start_utc: kw}}` (contract §5.2).
-
-    Only the first product counts. An empty list, or no/empty `delivery_periods`, gives empty maps.
-    A body that is not a list of objects (or `delivery_periods` that is not a list) raises
-    IstentoreAPIError("unexpected response shape"). Per period: an unparsable `delivery_period`
-    or a missing/empty `activation` skips it; a missing or null component counts 0; a non-numeric
-    one (JSON numbers only, finite) skips that plant. Each faulty period is one warning on
-    `logger`, at most MAX_PERIOD_WARNINGS per call, then a count. Duplicates: the last one wins.
-    """
-    if not isinstance(payload, list) or not all(isinstance(item, dict) for item in payload):
-        raise IstentoreAPIError("unexpected response shape")
-    points: dict[str, dict[datetime, float]] = {plant: {} for plant in PLANT_IDS}
-    if not payload:
-        return points
-    periods = payload[0].get("delivery_periods")
-    if periods is None:
-        return points
-    if not isinstance(periods, list):
-        raise IstentoreAPIError("unexpected response shape")
-    problems = _ProblemLog(logger)
-    for index, period in enumerate(periods):
-        _parse_period(index, period, points, problems)
-    problems.finish()
-    return points
+    """`core.day_ahead.parse_day_ahead`, its shape error raised as IstentoreAPIError."""
+    try:
+        return day_ahead.parse_day_ahead(payload, logger)
+    except day_ahead.DayAheadShapeError as exc:
+        raise IstentoreAPIError(str(exc)) from None

@@ -31,6 +31,43 @@ from core.episodes import Episodes
 log = logging.getLogger("hil.poster")
 
 JOURNAL_NAME = "post_journal.jsonl"
+SPOOL_NAME = "pending_posts.jsonl"
+
+
+def write_atomically(path: Path, lines: Iterable[str]) -> None:
+    """Replace `path` with these lines (temporary file, fsync, rename). Raises OSError."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(line + "\n" for line in lines)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def take_spool(path: Path) -> list[dict | None]:
+    """The spool file's lines as decoded JSON (None for a line that is not JSON); deletes the file.
+
+    [] when there is no file or it cannot be read (logged)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        log.warning("Cannot read %s: %s", path, exc)
+        return []
+    objs: list[dict | None] = []
+    for raw in data.split(b"\n"):
+        if raw.strip():
+            try:
+                objs.append(json.loads(raw))
+            except ValueError:
+                objs.append(None)
+    try:
+        path.unlink()
+    except OSError as exc:
+        log.warning("Cannot delete %s: %s", path, exc)
+    return objs
 
 
 def replay_lines(lines: Iterable[str]) -> tuple[dict[int, deque[dict]], int]:
@@ -98,18 +135,13 @@ class PostJournal:
 
     def rewrite(self, item_json: Iterable[str]) -> None:
         """Replace the journal with exactly these items (atomic); no file when there are none."""
-        lines = [f'{{"item": {text}}}\n' for text in item_json]
+        lines = [f'{{"item": {text}}}' for text in item_json]
         with self._lock:
             try:
                 if not lines:
                     self.path.unlink(missing_ok=True)
                 else:
-                    tmp = self.path.with_suffix(".tmp")
-                    with open(tmp, "w", encoding="utf-8") as fh:
-                        fh.writelines(lines)
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                    os.replace(tmp, self.path)
+                    write_atomically(self.path, lines)
                 self.lines_since_rewrite = len(lines)
                 self._recovered()
             except OSError as exc:

@@ -35,10 +35,8 @@ poster owns `measurement_post_status` and `measurement_post_counters`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -47,14 +45,13 @@ from typing import Mapping
 
 from core.config import METRICS, AppConfig
 from core.episodes import Episodes
-from agents.post_journal import PostJournal
+from agents.post_journal import SPOOL_NAME, PostJournal, take_spool, write_atomically
 from core.post_queue import PostItem, PostQueue
 from core.timeutil import format_local_iso, parse_iso
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
 
 log = logging.getLogger("hil.poster")
 
-SPOOL_NAME = "pending_posts.jsonl"
 SHUTDOWN_MIN_REQUEST_S = 0.05   # in the last drain, no request starts with less time than this left
 
 
@@ -209,7 +206,7 @@ class Poster:
 
     def _journal_ops(self, ops: list[tuple]) -> None:
         """Write queue changes to the journal (caller holds `_qlock`); compact it when it grew."""
-        items, done = [], []
+        items = []
         for op in ops:
             if op[0] == "item":
                 items.append(op[1].to_json())
@@ -425,15 +422,8 @@ class Poster:
         items = self.queued()
         if not items:
             return 0
-        tmp = self.spool_path.with_name(self.spool_path.name + ".tmp")
         try:
-            self.spool_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                for item in items:
-                    f.write(item.to_json() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.spool_path)
+            write_atomically(self.spool_path, (item.to_json() for item in items))
         except OSError as exc:
             log.error("Cannot save %d unsent measurement post(s) to %s: %s", len(items), self.spool_path, exc)
             return None
@@ -441,31 +431,14 @@ class Poster:
         return len(items)
 
     def _load_spool(self) -> None:
-        try:
-            data = self.spool_path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            log.warning("Cannot read %s: %s", self.spool_path, exc)
-            return
-        entries, bad = [], 0
-        for raw in data.split(b"\n"):
-            if not raw.strip():
-                continue
-            entry = self._parse_spool_line(raw)
-            if entry is None:
-                bad += 1
-            else:
-                entries.append(entry)
-        if bad:
-            log.warning("%s: skipped %d bad line(s)", self.spool_path.name, bad)
+        objs = take_spool(self.spool_path)
+        entries = [entry for entry in map(self._parse_entry, objs) if entry is not None]
+        if len(entries) < len(objs):
+            log.warning("%s: skipped %d bad line(s)", self.spool_path.name, len(objs) - len(entries))
         if entries:
             self._add_reloaded(entries)
-        try:
-            self.spool_path.unlink()
-        except OSError as exc:
-            log.warning("Cannot delete %s: %s", self.spool_path, exc)
-        log.info("Loaded %d unsent measurement post(s) from %s", len(entries), self.spool_path.name)
+        if objs:
+            log.info("Loaded %d unsent measurement post(s) from %s", len(entries), self.spool_path.name)
 
     def _add_reloaded(self, entries: list) -> None:
         """Queue items read back from the spool or the journal and count them as enqueued."""
@@ -499,15 +472,10 @@ class Poster:
             self._queue.take_ops()
             self.journal.rewrite(item.to_json() for item in self._queue.items())
 
-    def _parse_spool_line(self, raw: bytes):
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            return None
-        return self._parse_entry(obj)
-
     def _parse_entry(self, obj):
         """A spool or journal item as a queue entry, or None when it is not a valid item."""
+        if not isinstance(obj, dict):
+            return None
         try:
             plant_id, metric = obj["plant"], obj["metric"]
             series_id, value = obj["series_id"], obj["value"]

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from istentore_api import MAX_PERIOD_WARNINGS, IstentoreAPIError, parse_day_ahead
+from core.day_ahead import MAX_PERIOD_WARNINGS
+from istentore_api import IstentoreAPIError, parse_day_ahead
 
 log = logging.getLogger("test_api_parsing")
 T0 = datetime(2026, 6, 1, 0, 0, tzinfo=timezone.utc)
