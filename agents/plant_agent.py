@@ -2,7 +2,10 @@
 
 `PlantEmulator(cfg, clock, data_dir, mode, registry)` serves both plants on their `mode` endpoints
 (`local` for the director, `remote` or `local` in standalone mode), each with that endpoint's point
-map: holding registers 0 .. highest mapped end, unmapped registers read 0 and accept writes, only
+map: holding registers 0 .. highest mapped end, unmapped registers read 0. Writes are checked like
+a PLC checks them (contract §6, `core.points.write_refusal`): a write to a read-only point or an
+unmapped address answers exception 02, a value outside a point's range (setpoints beyond the
+plant's power limits, `enable` other than 0/1) exception 03, and nothing of it is taken. Only
 the endpoint's unit id answers (any other unit id gets exception 0x0B, without a logged traceback;
 a configured unit id 0 answers every id). Only holding-register function codes are served.
 
@@ -52,7 +55,7 @@ from core.codec import (CodecError, CodecRangeError, Point, decode, decode_count
 from core.config import AppConfig, EndpointConfig, PlantConfig, load_config_or_report
 from core.names import safe_plant_name
 from core.plant_model import PlantModel, is_operating
-from core.points import register_span
+from core.points import register_span, write_refusal
 from core.recording import find_initial_soc
 from logger_config import TzFormatter
 
@@ -86,6 +89,9 @@ class _Plant:
         self.endpoint = endpoint
         self.points: dict[str, Point] = dict(endpoint.points)
         self.span = register_span(self.points)
+        limits = plant.model.power_limits
+        self.value_ranges = {"p_setpoint": (limits.p_min_kw, limits.p_max_kw),
+                             "q_setpoint": (limits.q_min_kvar, limits.q_max_kvar)}
         self.model = model
         self.lock: asyncio.Lock | None = None  # created on the loop
         self.server: ModbusTcpServer | None = None
@@ -285,6 +291,9 @@ class PlantEmulator:
                 return ExcCodes.ILLEGAL_FUNCTION
             if set_values is None or _INTERNAL.get():
                 return None
+            refusal = write_refusal(plant.points, address, list(set_values), plant.value_ranges)
+            if refusal is not None:
+                return ExcCodes(refusal)
             try:
                 async with plant.lock:
                     self._on_write(plant, start_address, address, list(set_values), registers)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
-from core.codec import CodecError, Point, decode
+import math
+
+from core.codec import CodecError, Point, decode, decode_counts
 
 DEFAULT_POINTS: dict[str, Point] = {
     "enable": Point("enable", 1, "uint16", 1.0),
@@ -28,6 +30,9 @@ WRITTEN_POINTS = ("enable", "p_setpoint", "q_setpoint", "heartbeat", "run_comman
 SETPOINT_POINTS = ("p_setpoint", "q_setpoint")
 SAMPLE_POINTS = ("p_setpoint", "p_battery", "q_setpoint", "q_battery", "soc", "p_poi", "q_poi", "v_poi")
 OBSERVE_POINTS = ("enable", "p_setpoint", "q_setpoint", "p_battery", "q_battery", "soc")
+
+ILLEGAL_DATA_ADDRESS = 2   # Modbus exception codes a PLC answers for a refused write
+ILLEGAL_DATA_VALUE = 3
 
 MAX_BLOCK_REGISTERS = 125
 MAX_HOLE_REGISTERS = 32
@@ -112,3 +117,37 @@ def plan_for(point_map: Mapping[str, Point], names: Iterable[str], single: bool 
 def register_span(point_map: Mapping[str, Point]) -> int:
     """Number of holding registers needed to serve every point (0 .. highest end)."""
     return max(p.end for p in point_map.values())
+
+
+def write_refusal(point_map: Mapping[str, Point], address: int, words: list[int],
+                  value_ranges: Mapping[str, tuple[float, float]]) -> int | None:
+    """The Modbus exception a PLC answers for a client write of `words` at `address`, or None.
+
+    ILLEGAL_DATA_ADDRESS (2): a register of the write belongs to no point, to a read-only point
+    (not in WRITTEN_POINTS), or to a point the write covers only in part.
+    ILLEGAL_DATA_VALUE (3): `enable` other than 0/1, `run_command` other than its run/stop values,
+    a value that does not decode, or a value outside `value_ranges[name]` (engineering units,
+    inclusive, half a count of slack for rounding). Nothing of a refused write is taken.
+    """
+    end = address + len(words)
+    touched = [p for p in point_map.values() if p.address < end and address < p.end]
+    covered = {r for p in touched for r in range(p.address, p.end)}
+    if (covered != set(range(address, end)) or any(p.name not in WRITTEN_POINTS for p in touched)
+            or any(p.address < address or p.end > end for p in touched)):
+        return ILLEGAL_DATA_ADDRESS
+    for p in touched:
+        point_words = list(words[p.address - address:p.end - address])
+        try:
+            value = decode(p, point_words)
+            counts = decode_counts(p, point_words) if p.name in ("enable", "run_command") else None
+        except CodecError:
+            return ILLEGAL_DATA_VALUE
+        if p.name == "enable" and counts not in (0, 1):
+            return ILLEGAL_DATA_VALUE
+        if p.name == "run_command" and p.run_value is not None and counts not in (p.run_value, p.stop_value):
+            return ILLEGAL_DATA_VALUE
+        lo, hi = value_ranges.get(p.name, (-math.inf, math.inf))
+        slack = abs(p.scale) / 2
+        if not lo - slack <= value <= hi + slack:
+            return ILLEGAL_DATA_VALUE
+    return None

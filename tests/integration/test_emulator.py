@@ -152,11 +152,11 @@ def test_initial_registers_and_map(tmp_path, clock, emulators, clients):
     assert read(c, RUN_COMMAND) == [STOP_VALUE]
     assert outputs(c) == {"p_battery": 0, "q_battery": 0, "soc": 5000, "p_poi": 0, "q_poi": 0,
                           "v_poi": 100}                                    # v_poi = 1.0 pu
-    # registers 0..296 exist; unmapped ones read 0 and accept writes without effect
+    # registers 0..296 exist; unmapped ones read 0 and refuse writes like a PLC (contract §6)
     assert read(c, 0) == [0]
     assert read(c, 100, 125) == [0] * 125
-    write(c, 100, 1234)
-    assert read(c, 100) == [1234]
+    assert exception_code(c.write_register(100, 1234, device_id=1)) == 2
+    assert read(c, 100) == [0]
     assert outputs(c)["p_battery"] == 0
     assert c.read_holding_registers(V_POI + 1, count=1, device_id=1).isError()
     # the thread-safe accessors see the same registers
@@ -182,8 +182,8 @@ def test_enable_gate(lib):
     write(c, ENABLE, 1)
     out = outputs(c)
     assert (out["p_battery"], out["p_poi"], out["q_battery"], out["q_poi"]) == (2500, 2500, -800, -800)
-    write(c, ENABLE, 2)           # any value but 1 is not enabled
-    assert outputs(c)["p_battery"] == 0
+    assert exception_code(c.write_register(ENABLE, 2, device_id=1)) == 3   # only 0/1 (contract §6)
+    assert outputs(c)["p_battery"] == 2500, "a refused enable write changes nothing"
     write(c, ENABLE, 0)
     assert outputs(c)["q_poi"] == 0
     assert read(c, P_SP, 3) == [2500, 0, s16(-800)], "setpoint registers are left alone"
@@ -206,13 +206,16 @@ def test_run_command_gate(tmp_path, clock, emulators, clients):
 def test_limits_with_lib(lib):
     em, c = lib
     write(c, ENABLE, 1)
-    for p_sp, q_sp, p_act, q_act in [(30000, 9000, 10000, 6000),          # 3000 kW, 900 kvar
-                                     (-30000, -9000, -10000, -6000),
-                                     (9999, -5999, 9999, -5999)]:
+    for p_sp, q_sp in [(10000, 6000), (-10000, -6000), (9999, -5999)]:   # at and inside the limits
         write(c, P_SP, s16(p_sp))
         write(c, Q_SP, s16(q_sp))
         out = outputs(c)
-        assert (out["p_battery"], out["p_poi"], out["q_battery"], out["q_poi"]) == (p_act, p_act, q_act, q_act)
+        assert (out["p_battery"], out["p_poi"], out["q_battery"], out["q_poi"]) == (p_sp, p_sp, q_sp, q_sp)
+    for p_sp, q_sp in [(30000, 9000), (-30000, -9000)]:                  # 3000 kW, 900 kvar: refused
+        assert exception_code(c.write_register(P_SP, s16(p_sp), device_id=1)) == 3
+        assert exception_code(c.write_register(Q_SP, s16(q_sp), device_id=1)) == 3
+        out = outputs(c)
+        assert (out["p_battery"], out["q_battery"]) == (9999, -5999), "the plant keeps its setpoints"
 
 
 def test_outputs_follow_each_write_before_the_next_period(lib, clock):
@@ -226,9 +229,63 @@ def test_outputs_follow_each_write_before_the_next_period(lib, clock):
         out = outputs(c)
         trace.append((out["p_battery"], out["q_battery"]))
     assert trace == [(2500, 0), (-4000, 0), (-4000, 1200), (0, 0)]
-    # one FC16 write covering several points applies all of them at once
-    c.write_registers(P_SP, [1500, 0, 300], device_id=1)
+    # one FC16 write across the unmapped register between the setpoints is refused whole
+    assert exception_code(c.write_registers(P_SP, [1500, 0, 300], device_id=1)) == 2
+    assert read(c, P_SP, 3) == [0, 0, 0]
+    assert (outputs(c)["p_poi"], outputs(c)["q_poi"]) == (0, 0)
+
+
+def test_one_fc16_write_covering_adjacent_points_applies_them_at_once(tmp_path, clock, emulators, clients):
+    cfg = make_config(tmp_path, lib_points={"q_setpoint": {"address": P_SP + 1}})
+    emulators(cfg, clock)
+    c = clients(cfg.plants["lib"].local.port)
+    write(c, ENABLE, 1)
+    c.write_registers(P_SP, [1500, 300], device_id=1)
     assert (outputs(c)["p_poi"], outputs(c)["q_poi"]) == (1500, 300)
+
+
+def exception_code(response) -> int | None:
+    """The Modbus exception code of a response, None when it is not an exception."""
+    return response.exception_code if response.isError() else None
+
+
+@pytest.mark.parametrize("address, words, code", [
+    (P_BAT, [100], 2),                       # read-only output
+    (SOC, [5000], 2),                        # read-only SoC
+    (P_POI, [1, 2, 3], 2),                   # read-only and unmapped
+    (50, [7], 2),                            # unmapped
+    (ENABLE, [2], 3),                        # enable is 0 or 1
+    (ENABLE, [0xFFFF], 3),
+    (P_SP, [10001], 3),                      # 1000.1 kW > p_max 1000 kW
+    (P_SP, [s16(-10001)], 3),                # below p_min
+    (Q_SP, [6001], 3),                       # 600.1 kvar > q_max 600 kvar
+    (RUN_COMMAND, [4], 3),                   # neither the run (5) nor the stop (3) value
+])
+def test_plc_like_refusals_take_nothing(tmp_path, clock, emulators, clients, address, words, code):
+    cfg = make_config(tmp_path, lib_points={
+        "heartbeat": {"address": HEARTBEAT},
+        "run_command": {"address": RUN_COMMAND, "run_value": RUN_VALUE, "stop_value": STOP_VALUE},
+    })
+    em = emulators(cfg, clock)
+    c = clients(cfg.plants["lib"].local.port)
+    before = em.read_registers("lib", 0, V_POI + 1)
+    assert exception_code(c.write_registers(address, words, device_id=1)) == code
+    assert em.read_registers("lib", 0, V_POI + 1) == before
+
+
+@pytest.mark.parametrize("address, words", [
+    (ENABLE, [1]), (ENABLE, [0]), (P_SP, [10000]), (P_SP, [s16(-10000)]), (Q_SP, [s16(-6000)]),
+    (HEARTBEAT, [65535]), (RUN_COMMAND, [RUN_VALUE]), (RUN_COMMAND, [STOP_VALUE]),
+])
+def test_writes_within_range_are_taken(tmp_path, clock, emulators, clients, address, words):
+    cfg = make_config(tmp_path, lib_points={
+        "heartbeat": {"address": HEARTBEAT},
+        "run_command": {"address": RUN_COMMAND, "run_value": RUN_VALUE, "stop_value": STOP_VALUE},
+    })
+    emulators(cfg, clock)
+    c = clients(cfg.plants["lib"].local.port)
+    assert exception_code(c.write_registers(address, words, device_id=1)) is None
+    assert read(c, address, len(words)) == words
 
 
 # -- SoC ---------------------------------------------------------------------------------------------
