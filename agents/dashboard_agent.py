@@ -55,18 +55,12 @@ class DashboardServer:
     def start(self) -> None:
         from agents.wsgi_server import WsgiServer
         from core.config import is_loopback_host
-        from dashboard import constants as C
         from dashboard.app import create_dash_app
 
         if self.cfg.auth is None and not is_loopback_host(self.cfg.host):  # the loader refuses it too
             raise DashboardStartError(f"Dashboard host {self.cfg.host} is not loopback and dashboard.auth is not set")
-        password = None
-        if self.cfg.auth is not None:
-            password = os.environ.get(self.cfg.auth.password_env) or None
-            if password is None:
-                raise DashboardStartError(
-                    f"Dashboard auth: environment variable {self.cfg.auth.password_env} is not set")
-        self.dash_app = create_dash_app(self.app, password)
+        password, viewer_password = _password(self.cfg.auth, "auth"), _password(self.cfg.viewer, "viewer")
+        self.dash_app = create_dash_app(self.app, password, viewer_password)
         server = WsgiServer(self.dash_app.server, self.cfg.host, self.cfg.port, name=THREAD_NAME,
                             threads=REQUEST_THREADS, connection_limit=CONNECTION_LIMIT,
                             channel_timeout=REQUEST_IDLE_TIMEOUT_S, cleanup_interval=CLEANUP_INTERVAL_S,
@@ -86,3 +80,13 @@ class DashboardServer:
             return
         server.stop(STOP_TIMEOUT_S)
         self._server = None
+
+
+def _password(account, key: str) -> str | None:
+    """The password of `dashboard.<key>` from its variable, read once at start (None: no account)."""
+    if account is None:
+        return None
+    password = os.environ.get(account.password_env) or None
+    if password is None:
+        raise DashboardStartError(f"Dashboard {key}: environment variable {account.password_env} is not set")
+    return password

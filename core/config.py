@@ -91,6 +91,7 @@ class DashboardConfig:
     host: str = "127.0.0.1"
     port: int = 8050
     auth: DashboardAuth | None = None
+    viewer: DashboardAuth | None = None
 
 
 @dataclass(frozen=True)
@@ -305,7 +306,7 @@ def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | 
         transport_mode=c.choice(s, "startup.transport_mode", "local", TRANSPORT_MODES),
     )
 
-    dashboard = _dashboard(c, c.section(doc, "dashboard", ("host", "port", "auth")))
+    dashboard = _dashboard(c, c.section(doc, "dashboard", ("host", "port", "auth", "viewer")))
     istentore = _istentore(c, c.section(doc, "istentore_api", _ISTENTORE_KEYS))
     timing = _timing(c, c.section(doc, "timing", _PERIOD_KEYS + ("modbus_timeout_s",)))
 
@@ -357,6 +358,8 @@ def effective_config_yaml(cfg: AppConfig) -> str:
         "dashboard": {
             "host": cfg.dashboard.host, "port": cfg.dashboard.port,
             "auth": None if auth is None else {"username": auth.username, "password_env": auth.password_env},
+            "viewer": None if cfg.dashboard.viewer is None else {
+                "username": cfg.dashboard.viewer.username, "password_env": cfg.dashboard.viewer.password_env},
         },
         "istentore_api": {**_plain(cfg.istentore_api), "poll_start_time": f"{t.hour:02d}:{t.minute:02d}"},
         "timing": _plain(cfg.timing),
@@ -621,34 +624,44 @@ def _resolve(base: Path, value: Any) -> Any:
 def _dashboard(c: _Checker, d: dict) -> DashboardConfig:
     host = c.string(d, "dashboard.host", "127.0.0.1", non_empty=True, no_space=True)
     port = c.integer(d, "dashboard.port", 8050, 1, 65535)
-    auth: Any = None
-    raw = d.get("auth")
-    if raw is not None:
-        keys = ("username", "password_env")
-        if not isinstance(raw, dict):
-            c.report("dashboard.auth", "must be null or a mapping", raw, "null, or {username: ..., password_env: VAR}")
-            auth = _BAD
-        else:
-            c.mapping(raw, "dashboard.auth", keys)
-            for k in keys:
-                if k not in raw:
-                    c.report(f"dashboard.auth.{k}", "missing key", _MISSING,
-                             "a non-empty string" if k == "username" else "the name of an environment variable")
-            username = c.string(raw, "dashboard.auth.username", _BAD, non_empty=True)
-            var = c.string(raw, "dashboard.auth.password_env", _BAD, non_empty=True)
-            if _ok(var):
-                allowed = "the name of an environment variable that is set and non-empty at start"
-                if not _ENV_NAME.fullmatch(var):
-                    c.report("dashboard.auth.password_env", "not an environment variable name", var, allowed)
-                    var = _BAD
-                elif not os.environ.get(var):
-                    c.report("dashboard.auth.password_env", "environment variable is not set or empty", var, allowed)
-                    var = _BAD
-            auth = DashboardAuth(username, var) if _ok(username, var) else _BAD
-    if _ok(host) and raw is None and not is_loopback_host(host):
+    auth = _account(c, d.get("auth"), "dashboard.auth")
+    viewer = _account(c, d.get("viewer"), "dashboard.viewer")
+    if d.get("viewer") is not None and d.get("auth") is None:
+        c.report("dashboard.viewer", "a viewer requires dashboard.auth (the operator)", d["viewer"],
+                 "dashboard.auth set as well, or no viewer")
+    elif _ok(auth, viewer) and auth is not None and viewer is not None and auth.username == viewer.username:
+        c.report("dashboard.viewer.username", "the same username as dashboard.auth.username", viewer.username,
+                 "a username different from the operator's")
+    if _ok(host) and d.get("auth") is None and not is_loopback_host(host):
         c.report("dashboard.host", "a host that is not loopback requires dashboard.auth", host,
                  "127.0.0.0/8, ::1 or localhost; any other host with dashboard.auth set")
-    return DashboardConfig(host=host, port=port, auth=auth)
+    return DashboardConfig(host=host, port=port, auth=auth, viewer=viewer)
+
+
+def _account(c: _Checker, raw: Any, path: str) -> Any:
+    """`dashboard.auth` or `dashboard.viewer`: None, a DashboardAuth, or _BAD (reported)."""
+    if raw is None:
+        return None
+    keys = ("username", "password_env")
+    if not isinstance(raw, dict):
+        c.report(path, "must be null or a mapping", raw, "null, or {username: ..., password_env: VAR}")
+        return _BAD
+    c.mapping(raw, path, keys)
+    for k in keys:
+        if k not in raw:
+            c.report(f"{path}.{k}", "missing key", _MISSING,
+                     "a non-empty string" if k == "username" else "the name of an environment variable")
+    username = c.string(raw, f"{path}.username", _BAD, non_empty=True)
+    var = c.string(raw, f"{path}.password_env", _BAD, non_empty=True)
+    if _ok(var):
+        allowed = "the name of an environment variable that is set and non-empty at start"
+        if not _ENV_NAME.fullmatch(var):
+            c.report(f"{path}.password_env", "not an environment variable name", var, allowed)
+            var = _BAD
+        elif not os.environ.get(var):
+            c.report(f"{path}.password_env", "environment variable is not set or empty", var, allowed)
+            var = _BAD
+    return DashboardAuth(username, var) if _ok(username, var) else _BAD
 
 
 def _istentore(c: _Checker, d: dict) -> IstentoreConfig:

@@ -1,6 +1,6 @@
 """Assembles the Dash app: layout (per page load), callbacks, HTTP routes. Nothing else lives here.
 
-`create_dash_app(hil, auth_password)` returns a `dash.Dash` whose Flask server (`.server`) the
+`create_dash_app(hil, auth_password, viewer_password)` returns a `dash.Dash` whose Flask server (`.server`) the
 dashboard agent serves. Debug and the reloader are never used; plotly.js and the Dash bundles are
 served from the installed packages (no CDN).
 """
@@ -18,7 +18,7 @@ from dashboard.layout import build_layout, register_callbacks
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
-def create_dash_app(hil, auth_password: str | None = None) -> dash.Dash:
+def create_dash_app(hil, auth_password: str | None = None, viewer_password: str | None = None) -> dash.Dash:
     dctx = DashboardContext(hil)
     app = dash.Dash(
         __name__,
@@ -31,6 +31,6 @@ def create_dash_app(hil, auth_password: str | None = None) -> dash.Dash:
     )
     app.layout = lambda: build_layout(dctx)
     register_callbacks(app, dctx)
-    register_routes(app.server, dctx, auth_password)
+    register_routes(app.server, dctx, auth_password, viewer_password)
     app.hil_context = dctx
     return app

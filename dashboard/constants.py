@@ -121,6 +121,16 @@ LOG_STORE_ID = "log-store"
 LOG_SCROLL_ID = "log-scroll"
 LOG_LIVE_VALUE = "live"
 
+# Components that change something when used: shown disabled to a viewer (dashboard/roles.py).
+CONTROL_ID_TYPES = (PLANT_BTN_TYPE,)
+CONTROL_IDS = frozenset({
+    *SOURCE_BTN.values(), *TRANSPORT_BTN.values(), SOURCE_CONFIRM_ID, TRANSPORT_CONFIRM_ID,
+    MANUAL_START_HOUR_ID, MANUAL_END_HOUR_ID, MANUAL_STEP_ID, MANUAL_MIN_ID, MANUAL_MAX_ID,
+    MANUAL_GENERATE_ID, MANUAL_CLEAR_ID, MANUAL_UPLOAD_ID, MANUAL_DATE_ID, MANUAL_HOUR_ID,
+    MANUAL_MINUTE_ID, MANUAL_MODE_ID,
+    API_PASSWORD_ID, API_CONNECT_ID, API_DISCONNECT_ID, API_FETCH_ID,
+})
+
 # ---------------------------------------------------------------------------------- texts
 SOURCE_MODAL_TITLE = "Confirm Schedule Source Switch"
 SOURCE_MODAL_TEXT = ("Switching schedule source will safe-stop both plants. "

@@ -1,7 +1,8 @@
 """Plain HTTP routes and guards of the dashboard's Flask server (components §8.1, §8.5, §8.7, §8.9).
 
 - Basic auth (when `dashboard.auth` is set) on every route except `/healthz`: 401 with
-  `WWW-Authenticate: Basic realm="HIL Scheduler"`, constant-time comparison, never logged.
+  `WWW-Authenticate: Basic realm="HIL Scheduler"`, constant-time comparison, never logged; the
+  operator's or the viewer's credentials (`dashboard/roles.py` says what a viewer may do).
 - Request bodies over 8 MiB: 413 (checked from the header before anything reads the body, and by
   Flask's `MAX_CONTENT_LENGTH` for bodies without a length).
 - `GET /api/state`: JSON from one snapshot, `Cache-Control: no-store`; never the password or a token.
@@ -12,38 +13,19 @@
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
 
-from flask import Flask, Response, abort, request, send_file
+from flask import Flask, Response, abort, g, request, send_file
 
 from core.config import PLANT_IDS
 from core.names import safe_plant_name
 from core.schedule_csv import schedule_to_csv
 from dashboard import constants as C
-from dashboard import files, views
+from dashboard import files, roles, views
 from dashboard.context import DashboardContext
 
 REALM = 'Basic realm="HIL Scheduler"'
 UNAUTHENTICATED_PATHS = ("/healthz",)
-
-
-def _credentials_ok(header: str | None, username: str, password: str) -> bool:
-    """Constant-time check of an `Authorization: Basic ...` header."""
-    expected_user = username.encode("utf-8")
-    expected_pw = password.encode("utf-8")
-    user, pw = b"", b""
-    if header and header[:6].lower() == "basic ":
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True)
-        except (binascii.Error, ValueError):
-            decoded = b""
-        user, _, pw = decoded.partition(b":")
-    user_ok = hmac.compare_digest(user, expected_user)
-    pw_ok = hmac.compare_digest(pw, expected_pw)
-    return user_ok and pw_ok
 
 
 def _json(payload, status: int = 200) -> Response:
@@ -62,9 +44,15 @@ def _finite(value):
     return value
 
 
-def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | None) -> None:
+def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | None,
+                    viewer_password: str | None = None) -> None:
     cfg = dctx.cfg
-    auth = cfg.dashboard.auth
+    auth, viewer = cfg.dashboard.auth, cfg.dashboard.viewer
+    accounts = []
+    if auth is not None:
+        accounts.append((roles.OPERATOR, auth.username, auth_password or ""))
+        if viewer is not None and viewer_password:
+            accounts.append((roles.VIEWER, viewer.username, viewer_password))
     server.config["MAX_CONTENT_LENGTH"] = C.MAX_REQUEST_BYTES
 
     @server.before_request
@@ -73,9 +61,11 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
         if length is not None and length > C.MAX_REQUEST_BYTES:
             abort(413)
         if auth is not None and request.path not in UNAUTHENTICATED_PATHS:
-            if not _credentials_ok(request.headers.get("Authorization"), auth.username, auth_password or ""):
+            who = roles.identify(request.headers.get("Authorization"), accounts)
+            if who is None:
                 return Response("Authentication required.\n", status=401, headers={"WWW-Authenticate": REALM},
                                 mimetype="text/plain")
+            g.hil_role, g.hil_user = who
         if length is None and request.environ.get("wsgi.input_terminated"):
             # A chunked body has no length to check: read it (cached for the view) through Flask's
             # MAX_CONTENT_LENGTH cap, which cuts it silently; a body that reaches the cap is refused.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dash import dcc, html
 
 from dashboard import constants as C
-from dashboard import switch_modals
+from dashboard import roles, switch_modals
 from dashboard.context import DashboardContext
 from dashboard.tabs import TAB_MODULES
 
@@ -18,10 +18,11 @@ from dashboard.tabs import TAB_MODULES
 def build_layout(ctx: DashboardContext):
     """The whole page; called by Dash for every page load."""
     s = ctx.snapshot()
-    return html.Div(className="page", children=[
+    page = html.Div(className="page", children=[
         html.Div(className="header", children=[
             html.H1("HIL Scheduler"),
             html.Span(f"{ctx.cfg.time.timezone}", className="header-zone"),
+            *([html.Span(roles.READ_ONLY_TITLE, className="header-role")] if roles.is_viewer() else []),
         ]),
         dcc.Interval(id=C.TICK_ID, interval=ctx.interval_ms, n_intervals=0),
         dcc.Store(id=C.LAST_CMD_ID),
@@ -32,6 +33,7 @@ def build_layout(ctx: DashboardContext):
             for label, value in C.TABS
         ]),
     ])
+    return roles.lock_controls(page) if roles.is_viewer() else page
 
 
 def register_callbacks(app, ctx: DashboardContext) -> None:

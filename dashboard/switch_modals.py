@@ -9,7 +9,7 @@ from dash import Input, Output, State, ctx as dash_ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import constants as C
-from dashboard import views
+from dashboard import roles, views
 from dashboard.common import any_click, bind, command_store
 from dashboard.context import DashboardContext
 
@@ -93,4 +93,4 @@ def register(app, ctx: DashboardContext) -> None:
             Input(sw.confirm_id, "n_clicks"),
             State(sw.pending_id, "data"),
             prevent_initial_call=True,
-        )(bind(switch_flow, ctx, sw))
+        )(roles.operator_only(sw.kind.replace("_", " "), bind(switch_flow, ctx, sw)))

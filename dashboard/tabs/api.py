@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from core.names import PLANT_IDS
 from dashboard import constants as C
-from dashboard import figures, views
+from dashboard import figures, roles, views
 from dashboard.common import any_click, bind
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
@@ -128,7 +128,7 @@ def register(app, dctx: DashboardContext) -> None:
         Input(C.API_FETCH_ID, "n_clicks"),
         State(C.API_PASSWORD_ID, "value"),
         prevent_initial_call=True,
-    )(bind(api_action, dctx))
+    )(roles.operator_only("API password or fetch", bind(api_action, dctx)))
     app.callback(
         Output(C.API_MESSAGE_ID, "children", allow_duplicate=True),
         Output(C.API_CONNECT_STORE_ID, "data", allow_duplicate=True),

@@ -23,7 +23,7 @@ from core.schedule_csv import (ScheduleCSVError, ended_warning, failure_message,
 from core.schedules import empty_frame
 from core.timeutil import ceil_to_period, localize_forward
 from dashboard import constants as C
-from dashboard import figures, files
+from dashboard import figures, files, roles
 from dashboard.common import bind
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
@@ -271,4 +271,4 @@ def register(app, dctx: DashboardContext) -> None:
             (C.MANUAL_MAX_ID, "value"), (C.MANUAL_DATE_ID, "date"), (C.MANUAL_HOUR_ID, "value"),
             (C.MANUAL_MINUTE_ID, "value"), (C.MANUAL_MODE_ID, "value"))],
         prevent_initial_call=True,
-    )(bind(manual_action, dctx))
+    )(roles.operator_only("manual schedule change", bind(manual_action, dctx)))

@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from core.config import PLANT_IDS
 from dashboard import constants as C
-from dashboard import figures, plant_summary, switch_modals, top_card, views
+from dashboard import figures, plant_summary, roles, switch_modals, top_card, views
 from dashboard.common import any_click, bind, command_store, output_key
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
@@ -171,7 +171,7 @@ def refresh_status(dctx: DashboardContext, _n, window, tab, last_cmd, *per_plant
     stores, pendings, relayouts = per_plant[:n], per_plant[n:2 * n], per_plant[2 * n:]
     live = {pid: {"store": st, "pending": pe, "window": window, "relayout": rl}
             for pid, st, pe, rl in zip(PLANT_IDS, stores, pendings, relayouts)}
-    values = status_values(dctx, s, last_cmd, live)
+    values = roles.read_only_outputs(status_values(dctx, s, last_cmd, live))
     return [values[output_key(cid, prop)] for cid, prop in STATUS_OUTPUTS]
 
 
@@ -239,5 +239,5 @@ def register(app, dctx: DashboardContext) -> None:
         Output(C.LAST_CMD_ID, "data"),
         Input({"type": C.PLANT_BTN_TYPE, "plant": ALL, "action": ALL}, "n_clicks"),
         prevent_initial_call=True,
-    )(bind(plant_action, dctx))
+    )(roles.operator_only("plant command", bind(plant_action, dctx)))
     switch_modals.register(app, dctx)

@@ -1,0 +1,64 @@
+"""Tracking alarm (issue 16): a running plant whose POI active power stays away from its setpoint.
+
+`TrackingAlarm(band_kw, delay_s)` is fed one sample at a time with `update(now_s, running,
+p_setpoint_kw, p_poi_kw)`; it returns `"start"` when |P POI − P setpoint| has stayed above
+`band_kw` for longer than `delay_s` while the plant runs, `"end"` when an alarm clears (the
+difference back within the band, or the plant stopped), else None. A sample with a missing value
+(link down, undecodable register) changes nothing. After a start, `message_start(name)` and
+`message_end(name, now_s)` give the operator's words.
+
+Pure: no clock reads, no threads, no I/O; `now_s` is monotonic seconds from the caller.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_BAND_FRACTION = 0.05   # of the plant's rating, max(|p_max_kw|, |p_min_kw|)
+DEFAULT_DELAY_S = 30.0
+
+
+@dataclass
+class TrackingAlarm:
+    band_kw: float
+    delay_s: float = DEFAULT_DELAY_S
+    active: bool = False
+    outside_since_s: float | None = None
+    p_setpoint_kw: float = 0.0
+    p_poi_kw: float = 0.0
+
+    def update(self, now_s: float, running: bool, p_setpoint_kw: float | None,
+               p_poi_kw: float | None) -> str | None:
+        if not running:
+            self.outside_since_s = None
+            return self._clear()
+        if p_setpoint_kw is None or p_poi_kw is None:
+            return None
+        self.p_setpoint_kw, self.p_poi_kw = p_setpoint_kw, p_poi_kw
+        if abs(p_poi_kw - p_setpoint_kw) <= self.band_kw:
+            self.outside_since_s = None
+            return self._clear()
+        if self.outside_since_s is None:
+            self.outside_since_s = now_s
+        if not self.active and now_s - self.outside_since_s >= self.delay_s:
+            self.active = True
+            return "start"
+        return None
+
+    def _clear(self) -> str | None:
+        if self.active:
+            self.active = False
+            return "end"
+        return None
+
+    def message_start(self, plant_name: str) -> str:
+        return (f"{plant_name} not following: setpoint {self.p_setpoint_kw:.0f} kW, "
+                f"POI {self.p_poi_kw:.0f} kW for {self.delay_s:g} s")
+
+    def message_end(self, plant_name: str) -> str:
+        return (f"{plant_name} following again: setpoint {self.p_setpoint_kw:.0f} kW, "
+                f"POI {self.p_poi_kw:.0f} kW")
+
+
+def default_band_kw(p_max_kw: float, p_min_kw: float) -> float:
+    """5 % of the plant's rating."""
+    return DEFAULT_BAND_FRACTION * max(abs(p_max_kw), abs(p_min_kw))
