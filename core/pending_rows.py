@@ -55,6 +55,11 @@ class PendingRows:
         self._compressors: dict[str, FileCompressor] = {}
         self._plant_of_file: dict[str, str] = {}
 
+    @property
+    def n_files(self) -> int:
+        """Files with compression state (forgotten by `forget_old_files`)."""
+        return len(self._compressors)
+
     def plant_of(self, path: str) -> str | None:
         return self._plant_of_file.get(path)
 
