@@ -1,22 +1,19 @@
 """Recorder (thread `recorder`; components §7.3-§7.8): from samples to daily CSV files and caches.
 
 Input: `Sample`s pushed by the samplers (`push_sample`, any thread, bounded to 256 with the oldest
-dropped) and recording span events from `set_recording(plant, on)` (any thread: dashboard,
-director, coordinator; it only sets `measurements_filename_by_plant[plant]` and queues the event,
-no file I/O). Both carry one sequence number, so the recorder sees them in the order they happened.
+dropped) and span events from `set_recording(plant, on)` (any thread; it only sets
+`measurements_filename_by_plant[plant]` and queues the event, no file I/O). Both carry one sequence
+number, so the recorder sees them in the order they happened. Per good sample of the current
+transport: `latest_measurement_by_plant`, dispatch tracking, post enqueue once per post window (§7.9)
+and, while the plant's span is open, its row.
 
-Per good sample of the current transport: `latest_measurement_by_plant`, dispatch tracking (§7.8),
-post enqueue once per post window (§7.9), and, while the plant's span is open, its row.
-
-The rules live in pure classes; this module is the loop, the locks and the file I/O around them:
-- `core/recording_spans.py` (`PlantSpan`, one per plant): span start/stop, the leading, trailing,
-  crash-closing and outage null rows, strictly increasing timestamps, routing of each row to the
-  file of its own local date and the span's rollover at local midnight;
-- `core/pending_rows.py` (`PendingRows`, `FlushTimer`): run compression per destination file
-  (core/compression.py), `pending_rows_by_file[path]` counts and cap, what a flush writes and
-  keeps, and when it is due: every `measurements_write_period_s`, within one period after a span's
-  first real row, forced (with fsync) at span stop, transport change and shutdown. A failed write
-  keeps the rows, in order, for the next flush (ERROR once per failing file, core/episodes.py).
+This module is the loop, the locks and the I/O around pure rules:
+- `core/recording_spans.py` `PlantSpan`: spans, leading/trailing/crash-closing/outage null rows,
+  strictly increasing timestamps, routing by local date and the rollover at local midnight;
+- `core/pending_rows.py` `PendingRows`, `FlushTimer`: per-file compression, `pending_rows_by_file`
+  counts and cap, what a flush writes and keeps, when it is due (forced, with fsync, at span stop,
+  transport change and shutdown); a failed write keeps the rows in order (ERROR once per episode);
+- `core/dispatch_tracking.py` `DispatchTracker`: §7.8.
 
 The plot cache `plot_cache_by_plant[plant] = {gen, path, rows, n}` holds today's file: loaded
 outside the lock at the first step, at the local date change and at a transport change (new `gen`
@@ -43,6 +40,7 @@ import pandas as pd
 
 from core.compression import FileCompressor, apply_decision
 from core.config import AppConfig
+from core.dispatch_tracking import DispatchTracker
 from core.episodes import Episodes, Throttle
 from core.names import safe_plant_name
 from core.pending_rows import FlushTimer, PendingRows
@@ -67,15 +65,11 @@ class _PlantRec:
     plant_id: str
     name: str
     safe: str
-    p_limit_kw: float
     span: PlantSpan
+    tracker: DispatchTracker
     dropped_unreported: int = 0
     drop_throttle: Throttle = field(default_factory=lambda: Throttle(REPORT_INTERVAL_S))
     last_window: int | None = None       # newest post window enqueued
-    track_day: date | None = None
-    track_prev_s: float | None = None
-    deviation_kwh: float = 0.0
-    abs_deviation_kwh: float = 0.0
     cache: dict = field(default_factory=dict)
     cache_dirty: bool = False
     frame: tuple = (None, None, 0)       # (last published frame, its cache gen, its row count)
@@ -108,9 +102,10 @@ class Recorder:
         for pid, plant in cfg.plants.items():
             limits = plant.model.power_limits
             safe = safe_plant_name(plant.name, pid)
+            p_limit_kw = max(abs(limits.p_min_kw), abs(limits.p_max_kw))
             self._plants[pid] = _PlantRec(pid, plant.name, safe,
-                                          max(abs(limits.p_min_kw), abs(limits.p_max_kw)),
-                                          PlantSpan(self.data_dir, safe, self.tz, self.period_s))
+                                          PlantSpan(self.data_dir, safe, self.tz, self.period_s),
+                                          DispatchTracker(p_limit_kw, self.period_s, self.tz))
         compression = cfg.recording.compression
         self._pending = PendingRows(lambda: FileCompressor.from_config(compression), self._plants,
                                     PENDING_CAP_PER_PLANT)
@@ -350,29 +345,9 @@ class Recorder:
         with self.sd["lock"]:
             running = self.sd["plant_transition_by_plant"][pid] == "running"
             gate = bool(self.sd["scheduler_running_by_plant"][pid])
-        day = sample.ts.astimezone(self.tz).date()
-        if rec.track_day != day:
-            rec.track_day, rec.track_prev_s = day, None
-            rec.deviation_kwh = rec.abs_deviation_kwh = 0.0
-        setpoint_kw = sample.values["p_setpoint_kw"]
-        p_poi_kw = sample.values["p_poi_kw"]
-        error_kw = p_poi_kw - setpoint_kw
-        tracking_ok = None
-        if running and gate:
-            t = sample.ts.timestamp()
-            if rec.track_prev_s is not None:
-                dt_h = min(t - rec.track_prev_s, 2 * self.period_s) / 3600.0
-                if dt_h > 0:
-                    rec.deviation_kwh += error_kw * dt_h
-                    rec.abs_deviation_kwh += abs(error_kw) * dt_h
-            rec.track_prev_s = t
-            tracking_ok = abs(error_kw) <= max(1.0, 0.02 * rec.p_limit_kw)
-        else:
-            rec.track_prev_s = None
-        tracking = {"date": day.isoformat(), "setpoint_kw": setpoint_kw, "p_poi_kw": p_poi_kw,
-                    "error_kw": error_kw, "deviation_kwh": rec.deviation_kwh,
-                    "abs_deviation_kwh": rec.abs_deviation_kwh, "tracking_ok": tracking_ok,
-                    "at": self._iso(sample.ts)}
+        tracking = rec.tracker.update(sample.ts, sample.values["p_setpoint_kw"], sample.values["p_poi_kw"],
+                                      dispatching=running and gate)
+        tracking["at"] = self._iso(sample.ts)
         with self.sd["lock"]:
             self.sd["dispatch_tracking_by_plant"][pid] = tracking
 
