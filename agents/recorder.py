@@ -1,21 +1,19 @@
 """Recorder (thread `recorder`; components §7.3-§7.8): from samples to daily CSV files and caches.
 
 Input: `Sample`s pushed by the samplers (`push_sample`, any thread, bounded to 256 with the oldest
-dropped) and recording span events from `set_recording(plant, on)` (any thread: dashboard,
-director, coordinator; it only sets `measurements_filename_by_plant[plant]` and queues the event,
-no file I/O). Both carry one sequence number, so the recorder sees them in the order they happened.
+dropped) and span events from `set_recording(plant, on)` (any thread; it only sets
+`measurements_filename_by_plant[plant]` and queues the event, no file I/O). Both carry one sequence
+number, so the recorder sees them in the order they happened. Per good sample of the current
+transport: `latest_measurement_by_plant`, dispatch tracking, post enqueue once per post window (§7.9)
+and, while the plant's span is open, its row.
 
-Per good sample of the current transport: `latest_measurement_by_plant`, dispatch tracking (§7.8),
-post enqueue once per post window (§7.9), and, while the plant's span is open, its row. Null rows
-bound spans and outages: at span start after a real row left on disk by a crash (latest + period),
-before a span's first real row (ts − period), at the first failed step after a real row, and after
-a span's last real row (last + period). Per plant, row timestamps strictly increase.
-
-Rows are routed by their own local date to `<data_dir>/YYYYMMDD_<safe>.csv` (core/recording.py),
-run-compressed per destination file (core/compression.py) and kept in
-`pending_rows_by_file[path]` until a flush: every `measurements_write_period_s`, within one period
-after a span's first real row, and forced (with fsync) at span stop, transport change and
-shutdown. A failed write keeps the rows, in order, for the next flush.
+This module is the loop, the locks and the I/O around pure rules:
+- `core/recording_spans.py` `PlantSpan`: spans, leading/trailing/crash-closing/outage null rows,
+  strictly increasing timestamps, routing by local date and the rollover at local midnight;
+- `core/pending_rows.py` `PendingRows`, `FlushTimer`: per-file compression, `pending_rows_by_file`
+  counts and cap, what a flush writes and keeps, when it is due (forced, with fsync, at span stop,
+  transport change and shutdown); a failed write keeps the rows in order (ERROR once per episode);
+- `core/dispatch_tracking.py` `DispatchTracker`: §7.8.
 
 The plot cache `plot_cache_by_plant[plant] = {gen, path, rows, n}` holds today's file: loaded
 outside the lock at the first step, at the local date change and at a transport change (new `gen`
@@ -37,16 +35,19 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from core.compression import APPEND, FileCompressor, apply_decision, split_for_flush
+from core.compression import FileCompressor, apply_decision
 from core.config import AppConfig
+from core.dispatch_tracking import DispatchTracker
+from core.episodes import Episodes, Throttle
 from core.names import safe_plant_name
-from core.recording import (Row, append_lines, daily_file_path, format_row, latest_recorded_row,
-                            null_row, parse_daily_file_name, read_rows, row_from_values, rows_to_frame)
-from core.timeutil import format_local_iso, from_epoch
+from core.pending_rows import FlushTimer, PendingRows
+from core.recording import Row, append_lines, daily_file_path, format_row, latest_recorded_row, read_rows, \
+    row_from_values, rows_to_frame
+from core.recording_spans import PlantSpan
+from core.timeutil import format_local_iso
 
 log = logging.getLogger("hil.recorder")
 
@@ -54,26 +55,7 @@ SAMPLE_QUEUE_MAXLEN = 256
 PENDING_CAP_PER_PLANT = 100_000
 REPORT_INTERVAL_S = 60.0
 STATUS_REFRESH_S = 0.5  # the poster's status is refreshed from here too, so a hung POST never freezes it
-
-
-def _epoch(ts: datetime) -> float:
-    """Absolute time of an aware datetime. Comparing two datetimes of one zone compares wall times
-    and ignores the DST fold (02:00+01:00 would sort before 02:59+02:00 on the autumn day)."""
-    return ts.timestamp()
-
-
-class _Throttle:
-    """True at most once per `interval_s` (monotonic clock)."""
-
-    def __init__(self, clock, interval_s: float = REPORT_INTERVAL_S):
-        self.clock, self.interval_s, self._last = clock, interval_s, None
-
-    def ready(self) -> bool:
-        now = self.clock.monotonic()
-        if self._last is None or now - self._last >= self.interval_s:
-            self._last = now
-            return True
-        return False
+FLAGS_KEY = "measurements_filename_by_plant"
 
 
 @dataclass
@@ -83,20 +65,11 @@ class _PlantRec:
     plant_id: str
     name: str
     safe: str
-    p_limit_kw: float
-    span_open: bool = False
-    span_file: Path | None = None
-    span_day: date | None = None
-    first_real_pending: bool = False
-    last_row: Row | None = None          # latest row enqueued (or found on disk at span start)
-    pending_count: int = 0
+    span: PlantSpan
+    tracker: DispatchTracker
     dropped_unreported: int = 0
-    drop_throttle: Any = None
+    drop_throttle: Throttle = field(default_factory=lambda: Throttle(REPORT_INTERVAL_S))
     last_window: int | None = None       # newest post window enqueued
-    track_day: date | None = None
-    track_prev_s: float | None = None
-    deviation_kwh: float = 0.0
-    abs_deviation_kwh: float = 0.0
     cache: dict = field(default_factory=dict)
     cache_dirty: bool = False
     frame: tuple = (None, None, 0)       # (last published frame, its cache gen, its row count)
@@ -117,28 +90,29 @@ class Recorder:
         self.write_period_s = float(cfg.timing.measurements_write_period_s)
         self.post_period_s = float(cfg.istentore_api.measurement_post_period_s)
         self.data_dir = Path(cfg.data_dir)
-        self.compression = cfg.recording.compression
         self.wake_event = threading.Event()
         self._seq = itertools.count(1)
         self._samples: deque = deque()           # (seq, Sample), guarded by _samples_lock
         self._samples_lock = threading.Lock()
         self._sample_drops = 0
-        self._sample_drop_throttle = _Throttle(clock)
+        self._sample_drop_throttle = Throttle(REPORT_INTERVAL_S)
         self._span_events: deque = deque()       # (seq, kind, plant, path), guarded by shared_data["lock"]
         self._step_lock = threading.Lock()
         self._plants: dict[str, _PlantRec] = {}
         for pid, plant in cfg.plants.items():
             limits = plant.model.power_limits
-            self._plants[pid] = _PlantRec(pid, plant.name, safe_plant_name(plant.name, pid),
-                                          max(abs(limits.p_min_kw), abs(limits.p_max_kw)),
-                                          drop_throttle=_Throttle(clock))
-        self._compressors: dict[str, FileCompressor] = {}
-        self._write_failing_since: dict[str, float] = {}   # file -> monotonic time of its first failed write
-        self._file_plant: dict[str, str] = {}
+            safe = safe_plant_name(plant.name, pid)
+            p_limit_kw = max(abs(limits.p_min_kw), abs(limits.p_max_kw))
+            self._plants[pid] = _PlantRec(pid, plant.name, safe,
+                                          PlantSpan(self.data_dir, safe, self.tz, self.period_s),
+                                          DispatchTracker(p_limit_kw, self.period_s, self.tz))
+        compression = cfg.recording.compression
+        self._pending = PendingRows(lambda: FileCompressor.from_config(compression), self._plants,
+                                    PENDING_CAP_PER_PLANT)
+        self._write_failures = Episodes()        # file path -> monotonic time of its first failed write
         self._mode: str | None = None
         self._cache_day: date | None = None
-        self._next_flush: float | None = None
-        self._early_flush = False
+        self._flush_timer: FlushTimer | None = None
         self._next_status: float = 0.0
 
     # ------------------------------------------------------------------ called from other threads
@@ -147,15 +121,14 @@ class Recorder:
         rec = self._plants.get(plant_id)
         if rec is None:
             raise ValueError(f"unknown plant {plant_id!r}")
-        path = str(daily_file_path(self.data_dir, rec.safe, self.clock.now().date())) if on else None
-        flags_key = "measurements_filename_by_plant"
+        path = str(rec.span.file_of(self.clock.now())) if on else None
         with self.sd["lock"]:
-            current = self.sd[flags_key][plant_id]
+            current = self.sd[FLAGS_KEY][plant_id]
             if on and current is None:
-                self.sd[flags_key][plant_id] = path
+                self.sd[FLAGS_KEY][plant_id] = path
                 self._span_events.append((next(self._seq), "start", plant_id, path))
             elif not on and current is not None:
-                self.sd[flags_key][plant_id] = None
+                self.sd[FLAGS_KEY][plant_id] = None
                 self._span_events.append((next(self._seq), "stop", plant_id, current))
         self.wake_event.set()
 
@@ -168,7 +141,7 @@ class Recorder:
                 self._sample_drops += 1
             self._samples.append((next(self._seq), sample))
             drops = self._sample_drops
-        if dropped is not None and self._sample_drop_throttle.ready():
+        if dropped is not None and self._sample_drop_throttle.ready(self.clock.monotonic()):
             with self._samples_lock:
                 self._sample_drops = 0
             log.warning("Measurement sample queue full: dropped %d oldest sample(s) since last report "
@@ -210,14 +183,13 @@ class Recorder:
             self._samples.clear()
         if self._mode is None:
             self._mode = mode
-            self._next_flush = self.clock.monotonic() + self.write_period_s
+            self._flush_timer = FlushTimer(self.write_period_s, self.clock.monotonic())
             self._reset_caches(now.date())
         elif now.date() != self._cache_day and mode == self._mode:
             self._midnight(now.date())
 
-        items = sorted(events + samples, key=lambda item: item[0])
         started = set()
-        for item in items:
+        for item in sorted(events + samples, key=lambda item: item[0]):
             if len(item) == 4:
                 _, kind, pid, path = item
                 if kind == "start":
@@ -232,49 +204,36 @@ class Recorder:
             self._transport_changed(mode, started)
 
         mono = self.clock.monotonic()
-        if self._early_flush or mono >= self._next_flush:
-            if mono >= self._next_flush:
-                self._next_flush = mono + self.write_period_s
-            self._early_flush = False
+        if self._flush_timer.due(mono):
             self._flush()
         if self.poster is not None and mono >= self._next_status:
             self._next_status = mono + STATUS_REFRESH_S
             self.poster.refresh_status()
-        wait_s = self._next_flush - self.clock.monotonic()
+        wait_s = self._flush_timer.wait_s(self.clock.monotonic())
         return max(0.0, min(wait_s, STATUS_REFRESH_S if self.poster is not None else 1.0))
 
     # ------------------------------------------------------------------------------ spans
     def _start_span(self, rec: _PlantRec, path: str) -> None:
-        if rec.span_open:
+        if rec.span.open:
             return
-        today = self.clock.now().date()
+        now = self.clock.now()
         try:
-            on_disk = latest_recorded_row(self.data_dir, rec.safe, today, self.tz, on_malformed=self._malformed)
+            on_disk = latest_recorded_row(self.data_dir, rec.safe, rec.span.local_day(now), self.tz,
+                                          on_malformed=self._malformed)
         except OSError as exc:  # an unreadable data folder must not stop recording (rows stay pending)
             log.warning("%s: cannot look for the latest recorded row in %s: %s", rec.name, self.data_dir, exc)
             on_disk = None
-        latest = rec.last_row
-        if on_disk is not None and (latest is None or _epoch(on_disk.ts) > _epoch(latest.ts)):
-            latest = on_disk
-        rec.last_row = latest
-        rec.span_open = True
-        rec.first_real_pending = True
-        rec.span_file = Path(path)
-        parsed = parse_daily_file_name(rec.span_file.name)
-        rec.span_day = parsed[0] if parsed else today
-        if latest is not None and not latest.is_null:
-            # A real row last on disk: a span a crash left open; close it where it ended.
-            self._enqueue(rec, null_row(self._shift(latest.ts, self.period_s)))
-        log.info("%s recording started: %s", rec.name, rec.span_file.name)
+        for row in rec.span.start(path, now, on_disk):
+            self._enqueue(rec, row)
+        log.info("%s recording started: %s", rec.name, rec.span.file.name)
 
     def _stop_span(self, rec: _PlantRec) -> None:
-        if not rec.span_open:
+        file_name = rec.span.file.name if rec.span.file else "?"
+        rows = rec.span.stop()
+        if rows is None:
             return
-        rec.span_open = False
-        file_name = rec.span_file.name if rec.span_file else "?"
-        last = rec.last_row
-        if last is not None and not last.is_null:
-            self._enqueue(rec, null_row(self._shift(last.ts, self.period_s)))
+        for row in rows:
+            self._enqueue(rec, row)
         self._flush(force_plants={rec.plant_id})
         log.info("%s recording stopped: %s", rec.name, file_name)
 
@@ -282,16 +241,15 @@ class Recorder:
         """Close open spans with trailing nulls, force-flush, reset caches; old samples are dropped."""
         reopen = []
         for rec in self._plants.values():
-            if not rec.span_open:
+            if not rec.span.open:
                 continue
             self._stop_span(rec)
-            flags_key = "measurements_filename_by_plant"
             with self.sd["lock"]:
-                if self.sd[flags_key][rec.plant_id] is not None:
+                if self.sd[FLAGS_KEY][rec.plant_id] is not None:
                     if rec.plant_id in started:
-                        reopen.append((rec, self.sd[flags_key][rec.plant_id]))
+                        reopen.append((rec, self.sd[FLAGS_KEY][rec.plant_id]))
                     else:
-                        self.sd[flags_key][rec.plant_id] = None  # recording stays off after a switch
+                        self.sd[FLAGS_KEY][rec.plant_id] = None  # recording stays off after a switch
         self._flush(force_plants=set(self._plants))
         self._mode = mode
         with self.sd["lock"]:
@@ -307,13 +265,9 @@ class Recorder:
         self._reset_caches(today)
         with self.sd["lock"]:
             pending_keys = set(self.sd["pending_rows_by_file"])
-        for key in list(self._compressors):
-            parsed = parse_daily_file_name(Path(key).name)
-            if key not in pending_keys and parsed is not None and (today - parsed[0]).days > 1:
-                del self._compressors[key]
-                self._file_plant.pop(key, None)
-        for key in set(self._write_failing_since) - pending_keys:   # its rows were dropped by the cap
-            del self._write_failing_since[key]
+        self._pending.forget_old_files(today, pending_keys)
+        for key in set(self._write_failures.keys()) - pending_keys:   # its rows were dropped by the cap
+            self._write_failures.forget(key)
 
     # ---------------------------------------------------------------------------- samples
     def _on_sample(self, sample) -> None:
@@ -327,9 +281,8 @@ class Recorder:
                 base = prev if prev is not None else {"ts": None, "values": None}
                 self.sd["latest_measurement_by_plant"][pid] = {
                     **base, "sampler_link": sample.link, "last_error": sample.last_error}
-            last = rec.last_row
-            if rec.span_open and last is not None and not last.is_null and _epoch(sample.ts) > _epoch(last.ts):
-                self._enqueue(rec, null_row(sample.ts))  # one null row per outage
+            for row in rec.span.failed_step(sample.ts):
+                self._enqueue(rec, row)  # one null row per outage
             return
         latest = {"ts": self._iso(sample.ts), "values": dict(sample.values),
                   "sampler_link": sample.link, "last_error": sample.last_error}
@@ -337,75 +290,52 @@ class Recorder:
             self.sd["latest_measurement_by_plant"][pid] = latest
         self._track(rec, sample)
         self._maybe_post(rec, sample)
-        if rec.span_open:
-            self._record(rec, row_from_values(sample.ts, sample.values))
+        self._record(rec, row_from_values(sample.ts, sample.values))
 
     def _record(self, rec: _PlantRec, row: Row) -> None:
-        last = rec.last_row
-        if last is not None and _epoch(row.ts) <= _epoch(last.ts):
+        result = rec.span.good_sample(row)
+        if result.stale:
             # A span restarted within one period (or a wall-clock step back): not recorded.
             log.debug("%s: sample at %s not after the latest recorded row; not recorded",
                       rec.name, self._iso(row.ts))
-            return
-        if rec.first_real_pending:
-            lead_ts = self._shift(row.ts, -self.period_s)
-            if last is None or _epoch(last.ts) < _epoch(lead_ts):
-                self._enqueue(rec, null_row(lead_ts))
-            rec.first_real_pending = False
-            self._early_flush = True  # the file appears at once
-        self._enqueue(rec, row)
+        if result.first_real:
+            self._flush_timer.request_early()  # the file appears at once
+        for out in result.rows:
+            self._enqueue(rec, out)
 
     def _enqueue(self, rec: _PlantRec, row: Row) -> None:
         """Route, compress and append one row (pending list and plot cache); O(1) under the lock."""
-        last = rec.last_row
-        if last is not None and _epoch(row.ts) <= _epoch(last.ts):
+        last = rec.span.last_row
+        route = rec.span.route(row)
+        if route is None:
             log.error("%s: row at %s would break the time order (latest %s); dropped",
                       rec.name, self._iso(row.ts), self._iso(last.ts))
             return
-        day = row.ts.astimezone(self.tz).date()
-        key = str(daily_file_path(self.data_dir, rec.safe, day))
-        comp = self._compressors.get(key)
-        if comp is None:
-            comp = self._compressors[key] = FileCompressor.from_config(self.compression)
-            self._file_plant[key] = rec.plant_id
-        decision = comp.decide(row)
+        key = str(route.path)
+        decision = self._pending.decide(key, rec.plant_id, row)
         cache = rec.cache
         with self.sd["lock"]:
-            pending = self.sd["pending_rows_by_file"].get(key)
-            if pending is None:
-                pending = self.sd["pending_rows_by_file"][key] = deque()
-            grew = decision == APPEND or not pending
-            apply_decision(pending, row, decision)
+            over_cap = self._pending.add(self.sd["pending_rows_by_file"], key, rec.plant_id, row, decision)
             if cache.get("path") == key:
                 apply_decision(cache["rows"], row, decision)
                 cache["n"] = len(cache["rows"])
         if cache.get("path") == key:
             rec.cache_dirty = True
-        rec.last_row = row
-        if grew:
-            rec.pending_count += 1
-            if rec.pending_count > PENDING_CAP_PER_PLANT:
-                self._drop_oldest_pending(rec)
-        if rec.span_open and rec.span_day is not None and day > rec.span_day:
-            rec.span_day = day
-            rec.span_file = Path(key)
+        if over_cap:
+            self._drop_oldest_pending(rec)
+        if route.rolled_over:
             with self.sd["lock"]:
-                if self.sd["measurements_filename_by_plant"][rec.plant_id] is not None:
-                    self.sd["measurements_filename_by_plant"][rec.plant_id] = key
-            log.info("%s recording rolled over to %s", rec.name, rec.span_file.name)
+                if self.sd[FLAGS_KEY][rec.plant_id] is not None:
+                    self.sd[FLAGS_KEY][rec.plant_id] = key
+            log.info("%s recording rolled over to %s", rec.name, route.path.name)
 
     def _drop_oldest_pending(self, rec: _PlantRec) -> None:
         with self.sd["lock"]:
-            keys = [k for k, rows in self.sd["pending_rows_by_file"].items()
-                    if rows and self._file_plant.get(k) == rec.plant_id]
-            if keys:
-                oldest = min(keys, key=lambda k: Path(k).name)  # YYYYMMDD_ prefix sorts by date
-                self.sd["pending_rows_by_file"][oldest].popleft()
-                rec.pending_count -= 1
+            if self._pending.drop_oldest(self.sd["pending_rows_by_file"], rec.plant_id):
                 rec.dropped_unreported += 1
-        if rec.dropped_unreported and rec.drop_throttle.ready():
+        if rec.dropped_unreported and rec.drop_throttle.ready(self.clock.monotonic()):
             log.error("%s: more than %d rows pending; dropped %d oldest row(s)",
-                      rec.name, PENDING_CAP_PER_PLANT, rec.dropped_unreported)
+                      rec.name, self._pending.cap_per_plant, rec.dropped_unreported)
             rec.dropped_unreported = 0
 
     # ---------------------------------------------------------------- tracking and posting
@@ -415,29 +345,9 @@ class Recorder:
         with self.sd["lock"]:
             running = self.sd["plant_transition_by_plant"][pid] == "running"
             gate = bool(self.sd["scheduler_running_by_plant"][pid])
-        day = sample.ts.astimezone(self.tz).date()
-        if rec.track_day != day:
-            rec.track_day, rec.track_prev_s = day, None
-            rec.deviation_kwh = rec.abs_deviation_kwh = 0.0
-        setpoint_kw = sample.values["p_setpoint_kw"]
-        p_poi_kw = sample.values["p_poi_kw"]
-        error_kw = p_poi_kw - setpoint_kw
-        tracking_ok = None
-        if running and gate:
-            t = sample.ts.timestamp()
-            if rec.track_prev_s is not None:
-                dt_h = min(t - rec.track_prev_s, 2 * self.period_s) / 3600.0
-                if dt_h > 0:
-                    rec.deviation_kwh += error_kw * dt_h
-                    rec.abs_deviation_kwh += abs(error_kw) * dt_h
-            rec.track_prev_s = t
-            tracking_ok = abs(error_kw) <= max(1.0, 0.02 * rec.p_limit_kw)
-        else:
-            rec.track_prev_s = None
-        tracking = {"date": day.isoformat(), "setpoint_kw": setpoint_kw, "p_poi_kw": p_poi_kw,
-                    "error_kw": error_kw, "deviation_kwh": rec.deviation_kwh,
-                    "abs_deviation_kwh": rec.abs_deviation_kwh, "tracking_ok": tracking_ok,
-                    "at": self._iso(sample.ts)}
+        tracking = rec.tracker.update(sample.ts, sample.values["p_setpoint_kw"], sample.values["p_poi_kw"],
+                                      dispatching=running and gate)
+        tracking["at"] = self._iso(sample.ts)
         with self.sd["lock"]:
             self.sd["dispatch_tracking_by_plant"][pid] = tracking
 
@@ -460,61 +370,36 @@ class Recorder:
         with self.sd["lock"]:
             pending = self.sd["pending_rows_by_file"]
             self.sd["pending_rows_by_file"] = {}
-        remaining: dict[str, deque] = {}
+        open_files = [str(rec.span.file) for rec in self._plants.values() if rec.span.open and rec.span.file]
+        remaining: dict[str, list[Row]] = {}
         ok = True
-        for key, rows in pending.items():
-            if not rows:
-                continue
-            pid = self._file_plant.get(key)
-            rec = self._plants.get(pid)
-            force = pid in force_plants
-            keep_tail = rec is not None and rec.span_open and rec.span_file is not None and key == str(rec.span_file)
-            comp = self._compressors.get(key)
-            if comp is None:
-                comp = self._compressors[key] = FileCompressor.from_config(self.compression)
-            to_write, keep = split_for_flush(list(rows), comp, force=force, keep_tail=keep_tail)
-            if to_write:
-                try:
-                    append_lines(key, [format_row(row, self.period_s) for row in to_write], fsync=force)
-                except OSError as exc:
-                    self._report_write_failure(key, len(to_write), exc)
-                    keep = to_write + keep
-                else:
-                    self._report_write_recovery(key, len(to_write))
+        for item in self._pending.plan_flush(pending, force_plants, open_files):
+            keep = item.keep
+            if item.to_write and not self._write(item.path, item.to_write, item.force):
+                keep = item.to_write + keep
             if keep:
-                remaining[key] = deque(keep)
-                if force:
-                    ok = False
-        counts = {pid: 0 for pid in self._plants}
+                remaining[item.path] = keep
+                ok = ok and not item.force
         with self.sd["lock"]:
-            current = self.sd["pending_rows_by_file"]
-            for key, rows in remaining.items():
-                newer = current.get(key)
-                if newer:
-                    rows.extend(newer)
-                current[key] = rows
-            for key, rows in current.items():
-                pid = self._file_plant.get(key)
-                if pid in counts:
-                    counts[pid] += len(rows)
-        for pid, n in counts.items():
-            self._plants[pid].pending_count = n
+            self._pending.merge_back(self.sd["pending_rows_by_file"], remaining)
         self._publish_frames()
         return ok
 
-    def _report_write_failure(self, key: str, n_rows: int, exc: OSError) -> None:
-        """ERROR once when writes to a file start failing (a lasting condition, §9), not per flush."""
-        if key in self._write_failing_since:
-            return
-        self._write_failing_since[key] = self.clock.monotonic()
-        log.error("Failed to write %d rows to %s: %s (rows kept in memory, retried at every flush)",
-                  n_rows, Path(key).name, exc)
-
-    def _report_write_recovery(self, key: str, n_rows: int) -> None:
-        since = self._write_failing_since.pop(key, None)
-        if since is not None:
+    def _write(self, key: str, rows: list[Row], fsync: bool) -> bool:
+        """Append rows to their file; ERROR once when writes to a file start failing (a lasting
+        condition, §9), INFO when they work again."""
+        try:
+            append_lines(key, [format_row(row, self.period_s) for row in rows], fsync=fsync)
+        except OSError as exc:
+            if self._write_failures.begin(key, self.clock.monotonic()):
+                log.error("Failed to write %d rows to %s: %s (rows kept in memory, retried at every flush)",
+                          len(rows), Path(key).name, exc)
+            return False
+        failed_s = self._write_failures.end(key, self.clock.monotonic())
+        if failed_s is not None:
             log.info("Writing to %s works again: %d pending rows written after %.0f s of failed writes",
-                     Path(key).name, n_rows, self.clock.monotonic() - since)
+                     Path(key).name, len(rows), failed_s)
+        return True
 
     # --------------------------------------------------------------------------- plot cache
     def _reset_caches(self, day: date, live_from_end: bool = False) -> None:
@@ -568,10 +453,6 @@ class Recorder:
             rec.cache_dirty = False
 
     # ------------------------------------------------------------------------------ helpers
-    def _shift(self, ts: datetime, seconds: float) -> datetime:
-        """`ts` + seconds in absolute time (wall arithmetic would break across DST changes)."""
-        return from_epoch(ts.timestamp() + seconds, self.tz)
-
     def _iso(self, ts: datetime | None) -> str | None:
         if ts is None:
             return None

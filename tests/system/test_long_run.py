@@ -67,7 +67,7 @@ def _sizes(app) -> dict:
             "api_rows": max(len(sd["api_schedule_df_by_plant"][p]) for p in ("lib", "vrfb")),
             "command_log": len(sd["command_log"]),
         }
-    out.update(post_queue=poster.pending_count(), compressors=len(rec._compressors),
+    out.update(post_queue=poster.pending_count(), compressors=rec._pending.n_files,
                sample_queue=len(rec._samples),
                lateness=max(len(s.lateness_s) for s in app.measurement.samplers.values()))
     return out

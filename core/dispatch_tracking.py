@@ -1,0 +1,54 @@
+"""Dispatch tracking of one plant (components §7.8). Pure: no locks, threads, I/O or clock reads.
+
+For each good sample: error_kw = `p_poi_kw` − `p_setpoint_kw` (the same sample's setpoint register,
+positive P = discharge). While the plant is dispatching (running with its gate on),
+`deviation_kwh` += error_kw × dt and `abs_deviation_kwh` += |error_kw| × dt, dt being the time
+since the previous dispatching sample, capped at 2 × `period_s` (gaps are not integrated), and
+`tracking_ok` = |error_kw| ≤ max(1 kW, 2 % of `p_limit_kw`); otherwise `tracking_ok` is None and
+the next dispatching sample starts a new integration. Both sums reset at local midnight (zone `tz`)
+and when the tracker is created (process start). Sample times are aware datetimes.
+Not thread-safe: one instance per plant, owned by the recorder thread.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, tzinfo
+
+TRACKING_FLOOR_KW = 1.0
+TRACKING_FRACTION = 0.02
+
+
+class DispatchTracker:
+    """Running tracking error of one plant; see the module docstring."""
+
+    def __init__(self, p_limit_kw: float, period_s: float, tz: tzinfo):
+        self.tolerance_kw = max(TRACKING_FLOOR_KW, TRACKING_FRACTION * p_limit_kw)
+        self.max_dt_s = 2 * float(period_s)
+        self.tz = tz
+        self.day: date | None = None
+        self.prev_s: float | None = None      # epoch seconds of the previous dispatching sample
+        self.deviation_kwh = 0.0
+        self.abs_deviation_kwh = 0.0
+
+    def update(self, ts: datetime, setpoint_kw: float, p_poi_kw: float, dispatching: bool) -> dict:
+        """The tracking after one good sample at `ts`:
+        `{date, setpoint_kw, p_poi_kw, error_kw, deviation_kwh, abs_deviation_kwh, tracking_ok}`."""
+        day = ts.astimezone(self.tz).date()
+        if self.day != day:
+            self.day, self.prev_s = day, None
+            self.deviation_kwh = self.abs_deviation_kwh = 0.0
+        error_kw = p_poi_kw - setpoint_kw
+        tracking_ok = None
+        if dispatching:
+            t = ts.timestamp()
+            if self.prev_s is not None:
+                dt_h = min(t - self.prev_s, self.max_dt_s) / 3600.0
+                if dt_h > 0:
+                    self.deviation_kwh += error_kw * dt_h
+                    self.abs_deviation_kwh += abs(error_kw) * dt_h
+            self.prev_s = t
+            tracking_ok = abs(error_kw) <= self.tolerance_kw
+        else:
+            self.prev_s = None
+        return {"date": day.isoformat(), "setpoint_kw": setpoint_kw, "p_poi_kw": p_poi_kw,
+                "error_kw": error_kw, "deviation_kwh": self.deviation_kwh,
+                "abs_deviation_kwh": self.abs_deviation_kwh, "tracking_ok": tracking_ok}
