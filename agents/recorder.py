@@ -348,6 +348,12 @@ class Recorder:
         tracking = rec.tracker.update(sample.ts, sample.values["p_setpoint_kw"], sample.values["p_poi_kw"],
                                       dispatching=running and gate)
         tracking["at"] = self._iso(sample.ts)
+        if tracking["alarm_since"] is not None:
+            tracking["alarm_since"] = self._iso(tracking["alarm_since"])
+        if rec.tracker.event == "start":
+            log.warning(rec.tracker.alarm.message_start(rec.name))
+        elif rec.tracker.event == "end":
+            log.info(rec.tracker.alarm.message_end(rec.name))
         with self.sd["lock"]:
             self.sd["dispatch_tracking_by_plant"][pid] = tracking
 

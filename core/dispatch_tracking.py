@@ -7,11 +7,17 @@ since the previous dispatching sample, capped at 2 × `period_s` (gaps are not i
 `tracking_ok` = |error_kw| ≤ max(1 kW, 2 % of `p_limit_kw`); otherwise `tracking_ok` is None and
 the next dispatching sample starts a new integration. Both sums reset at local midnight (zone `tz`)
 and when the tracker is created (process start). Sample times are aware datetimes.
+
+The tracking alarm (issue 16, `core/tracking_alarm.py`) watches the same samples: `event` is
+`"start"` or `"end"` after the update that began or ended a not-following episode (else None), and
+the published dict carries `alarm` (bool) and `alarm_since` (the sample time it began, or None).
 Not thread-safe: one instance per plant, owned by the recorder thread.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, tzinfo
+
+from core.tracking_alarm import DEFAULT_DELAY_S, TrackingAlarm, default_band_kw
 
 TRACKING_FLOOR_KW = 1.0
 TRACKING_FRACTION = 0.02
@@ -20,8 +26,13 @@ TRACKING_FRACTION = 0.02
 class DispatchTracker:
     """Running tracking error of one plant; see the module docstring."""
 
-    def __init__(self, p_limit_kw: float, period_s: float, tz: tzinfo):
+    def __init__(self, p_limit_kw: float, period_s: float, tz: tzinfo, alarm_band_kw: float | None = None,
+                 alarm_delay_s: float = DEFAULT_DELAY_S):
         self.tolerance_kw = max(TRACKING_FLOOR_KW, TRACKING_FRACTION * p_limit_kw)
+        band = default_band_kw(p_limit_kw, 0.0) if alarm_band_kw is None else alarm_band_kw
+        self.alarm = TrackingAlarm(band, alarm_delay_s)
+        self.alarm_since: datetime | None = None
+        self.event: str | None = None
         self.max_dt_s = 2 * float(period_s)
         self.tz = tz
         self.day: date | None = None
@@ -49,6 +60,12 @@ class DispatchTracker:
             tracking_ok = abs(error_kw) <= self.tolerance_kw
         else:
             self.prev_s = None
+        self.event = self.alarm.update(ts.timestamp(), dispatching, setpoint_kw, p_poi_kw)
+        if self.event == "start":
+            self.alarm_since = ts
+        elif self.event == "end":
+            self.alarm_since = None
         return {"date": day.isoformat(), "setpoint_kw": setpoint_kw, "p_poi_kw": p_poi_kw,
                 "error_kw": error_kw, "deviation_kwh": self.deviation_kwh,
-                "abs_deviation_kwh": self.abs_deviation_kwh, "tracking_ok": tracking_ok}
+                "abs_deviation_kwh": self.abs_deviation_kwh, "tracking_ok": tracking_ok,
+                "alarm": self.alarm.active, "alarm_since": self.alarm_since}

@@ -358,6 +358,9 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
     text = (f"Error {fmt(error, 1, signed=True)} kW | "
             f"Deviation today {fmt(t.get('deviation_kwh'), 2, signed=True)} kWh "
             f"(abs {fmt(t.get('abs_deviation_kwh'), 2)} kWh)")
+    since = as_datetime(t.get("alarm_since"), cfg.tz)
+    if t.get("alarm") and since is not None and f.fresh and not f.link_down:
+        state, text = "bad", f"NOT FOLLOWING since {since:%H:%M:%S} | {text}"
     return TrackingView(pref, ppoi, state, text)
 
 

@@ -518,3 +518,33 @@ def test_dispatch_tracking_integrates_the_error_while_running(rig_factory):
     rig.run(1)
     assert rig.sd["dispatch_tracking_by_plant"]["lib"]["tracking_ok"] is None
     assert rig.sd["dispatch_tracking_by_plant"]["vrfb"]["tracking_ok"] is None
+
+
+def test_tracking_alarm_when_a_saturated_plant_cannot_follow(rig_factory, caplog):
+    """An empty LIB asked to discharge 500 kW delivers 0: one WARNING after 30 s, one INFO at the end."""
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    rig.stop_emulator()
+    lib = rig.cfg.plants["lib"]
+    rig.cfg = dataclasses.replace(rig.cfg, plants={**rig.cfg.plants, "lib": dataclasses.replace(
+        lib, model=dataclasses.replace(lib.model, initial_soc_pu=0.0))})
+    rig.start_emulator()
+    rig.set_setpoint("lib", 500.0, enable=1)
+    with rig.sd["lock"]:
+        rig.sd["plant_transition_by_plant"]["lib"] = "running"
+        rig.sd["scheduler_running_by_plant"]["lib"] = True
+    caplog.set_level(logging.INFO, logger="hil.recorder")
+    rig.run(29)
+    assert rig.sd["dispatch_tracking_by_plant"]["lib"]["alarm"] is False, "not before 30 s"
+    rig.run(10)
+    tracking = rig.sd["dispatch_tracking_by_plant"]["lib"]
+    assert tracking["alarm"] is True and tracking["p_poi_kw"] == 0 and tracking["alarm_since"].startswith("2026-06-01T10:00:3")
+    warnings = [r.getMessage() for r in caplog.records if "not following" in r.getMessage()]
+    assert warnings == ["LIB not following: setpoint 500 kW, POI 0 kW for 30 s"]
+    assert all(r.levelname == "WARNING" for r in caplog.records if "not following" in r.getMessage())
+    rig.set_setpoint("lib", -200.0, enable=1)           # charging works at SoC 0: following again
+    rig.run(2)
+    assert rig.sd["dispatch_tracking_by_plant"]["lib"]["alarm"] is False
+    ends = [r for r in caplog.records if "following again" in r.getMessage()]
+    assert [(r.levelname, r.getMessage()) for r in ends] == [
+        ("INFO", "LIB following again: setpoint -200 kW, POI -200 kW")]
+    assert rig.sd["dispatch_tracking_by_plant"]["vrfb"]["alarm"] is False
