@@ -9,6 +9,10 @@ the format's range raises `CodecRangeError`, NaN or infinity raises `CodecValueE
 counts are value / scale rounded to the nearest integer, halves away from zero, computed in decimal
 arithmetic on the shortest representation of value and scale (0.15 at 0.1 -> 2 counts).
 
+Units (issue 16): `encode` takes and `decode` returns the internal unit (kW, kvar, pu); a point
+whose registers hold another unit carries `per_internal` (register units per internal unit, e.g.
+1000 for W, the PoC voltage in V for V) and converts on the way. The default 1.0 is today's map.
+
 Raw counts (`encode_counts`/`decode_counts`, for `enable`, `heartbeat`, `run_command`) ignore the
 scale. On a float32 point a count is an integer-valued float, exact within +-2**24.
 """
@@ -58,6 +62,8 @@ class Point:
     word_order: str = "big"
     run_value: int | None = None
     stop_value: int | None = None
+    unit: str = ""               # the register's engineering unit; "" = the internal unit
+    per_internal: float = 1.0    # register units per internal unit (kW, kvar, pu); see core/points.py
 
     @property
     def width(self) -> int:
@@ -80,7 +86,8 @@ def to_counts(point: Point, value: float) -> int:
     _check_finite(point, value)
     if point.format not in _INT_RANGES:
         raise CodecValueError(f"{point.name}: {point.format} has no integer counts")
-    quotient = _DIVIDE.divide(Decimal(repr(float(value))), Decimal(repr(float(point.scale))))
+    quotient = _DIVIDE.divide(Decimal(repr(float(value))) * Decimal(repr(float(point.per_internal))),
+                              Decimal(repr(float(point.scale))))
     counts = int(quotient.to_integral_value(ROUND_HALF_UP))
     lo, hi = _INT_RANGES[point.format]
     if not lo <= counts <= hi:
@@ -94,7 +101,7 @@ def encode(point: Point, value: float) -> list[int]:
     """Engineering value -> register words for `point`."""
     if point.format == "float32":
         _check_finite(point, value)
-        raw = value / point.scale
+        raw = value * point.per_internal / point.scale
         if abs(raw) > _FLOAT32_MAX:
             raise CodecRangeError(f"{point.name}={value} is beyond the float32 range")
         hi, lo = struct.unpack(">HH", struct.pack(">f", raw))
@@ -140,9 +147,12 @@ def decode(point: Point, words: list[int]) -> float:
     """Register words -> engineering value. A float32 NaN or infinity raises `CodecValueError`."""
     if point.format == "float32":
         _check_width(point, words)
-        return _unpack_float32(point, words) * point.scale
+        return _unpack_float32(point, words) * point.scale / point.per_internal
     counts = decode_counts(point, words)
-    return float(Decimal(counts) * Decimal(repr(float(point.scale))))
+    value = Decimal(counts) * Decimal(repr(float(point.scale)))
+    if point.per_internal != 1.0:
+        value = _DIVIDE.divide(value, Decimal(repr(float(point.per_internal))))
+    return float(value)
 
 
 def next_heartbeat(point: Point, current: int) -> int:

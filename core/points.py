@@ -31,6 +31,20 @@ SETPOINT_POINTS = ("p_setpoint", "q_setpoint")
 SAMPLE_POINTS = ("p_setpoint", "p_battery", "q_setpoint", "q_battery", "soc", "p_poi", "q_poi", "v_poi")
 OBSERVE_POINTS = ("enable", "p_setpoint", "q_setpoint", "p_battery", "q_battery", "soc")
 
+# Engineering units a point may declare (contract §6) per kind of point, as register units per
+# internal unit (kW, kvar, pu, pu). None: depends on the plant's PoC voltage (see unit_per_internal).
+UNITS_BY_KIND: dict[str, dict[str, float | None]] = {
+    "p": {"W": 1000.0, "kW": 1.0, "MW": 0.001},
+    "q": {"var": 1000.0, "kvar": 1.0, "Mvar": 0.001},
+    "v": {"V": None, "kV": None, "pu": 1.0},
+    "soc": {"%": 100.0, "pu": 1.0},
+    "raw": {"raw": 1.0},
+}
+KIND_BY_POINT = {
+    "p_setpoint": "p", "p_battery": "p", "p_poi": "p", "q_setpoint": "q", "q_battery": "q", "q_poi": "q",
+    "v_poi": "v", "soc": "soc", "enable": "raw", "heartbeat": "raw", "run_command": "raw",
+}
+
 ILLEGAL_DATA_ADDRESS = 2   # Modbus exception codes a PLC answers for a refused write
 ILLEGAL_DATA_VALUE = 3
 
@@ -151,3 +165,15 @@ def write_refusal(point_map: Mapping[str, Point], address: int, words: list[int]
         if not lo - slack <= value <= hi + slack:
             return ILLEGAL_DATA_VALUE
     return None
+
+
+def unit_per_internal(point_name: str, unit: str, poi_voltage_v: float) -> float:
+    """Register units per internal unit for a point declaring `unit`; ValueError when the unit does
+    not fit the point (e.g. `kvar` on `p_setpoint`). Voltage: `V` = pu × `poi_voltage_v`."""
+    allowed = UNITS_BY_KIND[KIND_BY_POINT[point_name]]
+    if unit not in allowed:
+        raise ValueError(f"{unit!r} does not fit {point_name}; allowed: {', '.join(allowed)}")
+    factor = allowed[unit]
+    if factor is None:
+        return poi_voltage_v if unit == "V" else poi_voltage_v / 1000.0
+    return factor

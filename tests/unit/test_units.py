@@ -1,0 +1,55 @@
+"""Engineering units per point (issue 16 item 1): the unit table and the codec's conversion."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from core.codec import Point, decode, encode
+from core.points import DEFAULT_POINTS, unit_per_internal
+
+
+@pytest.mark.parametrize("name, unit, poi_v, expected", [
+    ("p_setpoint", "W", 20000, 1000.0), ("p_poi", "kW", 20000, 1.0), ("p_battery", "MW", 20000, 0.001),
+    ("q_setpoint", "var", 20000, 1000.0), ("q_poi", "Mvar", 20000, 0.001),
+    ("v_poi", "V", 20000, 20000.0), ("v_poi", "kV", 20000, 20.0), ("v_poi", "V", 220, 220.0),
+    ("v_poi", "pu", 220, 1.0), ("soc", "%", 1, 100.0), ("soc", "pu", 1, 1.0),
+    ("enable", "raw", 1, 1.0), ("run_command", "raw", 1, 1.0),
+])
+def test_unit_table(name, unit, poi_v, expected):
+    assert unit_per_internal(name, unit, poi_v) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("name, unit", [
+    ("p_setpoint", "kvar"), ("q_poi", "kW"), ("v_poi", "%"), ("soc", "V"), ("enable", "kW"), ("p_poi", "w"),
+])
+def test_a_unit_that_does_not_fit_the_point_is_refused(name, unit):
+    with pytest.raises(ValueError, match=f"does not fit {name}"):
+        unit_per_internal(name, unit, 20000)
+
+
+@pytest.mark.parametrize("point, internal, words", [
+    # LIB PoC voltage as UDINT, 1 V/count, 20 kV nominal: 1.0 pu = 20000 counts
+    (Point("v_poi", 296, "uint32", 1.0, unit="V", per_internal=20000.0), 1.0, [0, 20000]),
+    (Point("v_poi", 296, "uint32", 1.0, unit="V", per_internal=20000.0), 1.05, [0, 21000]),
+    # VRFB inverter voltage, 1 V/count, 220 V nominal
+    (Point("v_poi", 10, "uint16", 1.0, unit="V", per_internal=220.0), 1.0, [220]),
+    # P in W, 10 W/count: 250 kW = 25000 counts
+    (Point("p_poi", 290, "int32", 10.0, unit="W", per_internal=1000.0), 250.0, [0, 25000]),
+    (Point("p_poi", 290, "int32", 10.0, unit="W", per_internal=1000.0), -0.5, [0xFFFF, 0xFFCE]),
+    # P in MW, 0.001 MW/count: 1500 kW = 1500 counts
+    (Point("p_setpoint", 86, "int16", 0.001, unit="MW", per_internal=0.001), 1500.0, [1500]),
+    # SoC in %, 0.1 %/count: 0.5 pu = 500 counts
+    (Point("soc", 281, "uint16", 0.1, unit="%", per_internal=100.0), 0.5, [500]),
+])
+def test_the_codec_converts_to_and_from_the_register_unit(point, internal, words):
+    assert encode(point, internal) == words
+    assert decode(point, words) == pytest.approx(internal, abs=1e-9)
+
+
+def test_without_a_unit_the_default_map_is_unchanged():
+    for point in DEFAULT_POINTS.values():
+        assert point.per_internal == 1.0 and point.unit == ""
+    p = DEFAULT_POINTS["p_setpoint"]
+    assert encode(p, 0.15) == [2] and decode(p, [2]) == 0.2   # decimal rounding as before
+    assert encode(replace(p, per_internal=1.0, unit="kW"), 123.4) == encode(p, 123.4)
