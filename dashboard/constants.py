@@ -59,6 +59,16 @@ TRANSPORT_MODAL_ID = "transport-modal"
 TRANSPORT_CONFIRM_ID = "transport-confirm"
 TRANSPORT_CANCEL_ID = "transport-cancel"
 TRANSPORT_PENDING_ID = "transport-pending"
+START_ALL_BTN_ID = "start-all"
+STOP_ALL_BTN_ID = "stop-all"
+START_ALL_MODAL_ID = "start-all-modal"
+START_ALL_CONFIRM_ID = "start-all-confirm"
+START_ALL_CANCEL_ID = "start-all-cancel"
+START_ALL_PENDING_ID = "start-all-pending"
+STOP_ALL_MODAL_ID = "stop-all-modal"
+STOP_ALL_CONFIRM_ID = "stop-all-confirm"
+STOP_ALL_CANCEL_ID = "stop-all-cancel"
+STOP_ALL_PENDING_ID = "stop-all-pending"
 
 PLANT_BTN_TYPE = "plant-btn"
 PLANT_ACTIONS = ("start", "stop", "record", "stop_recording")
@@ -128,6 +138,16 @@ SOURCE_MODAL_TEXT = ("Switching schedule source will safe-stop both plants. "
 TRANSPORT_MODAL_TITLE = "Confirm Transport Mode Switch"
 TRANSPORT_MODAL_TEXT = ("Switching transport mode will safe-stop both plants, stop recording, "
                         "and clear plot caches. Continue?")
+START_ALL_MODAL_TITLE = "Confirm Start All"
+START_ALL_MODAL_TEXT = "Start All will:"
+START_ALL_STEPS = ("1. Start recording for both plants.",
+                   "2. Then start both plants on the active schedule source; "
+                   "a plant that fails to start does not stop the other.")
+STOP_ALL_MODAL_TITLE = "Confirm Stop All"
+STOP_ALL_MODAL_TEXT = "Stop All will:"
+STOP_ALL_STEPS = ("1. Drop any plant command still queued and safe-stop both plants at the same time "
+                  "(P and Q to zero, wait for the power to decay, disable).",
+                  "2. Then stop recording for both plants.")
 SHIFT_MODE = "shift"
 AS_IN_FILE_MODE = "as_in_file"
 NO_MANUAL_SCHEDULE = "No manual schedule for selected plant."
