@@ -176,6 +176,10 @@ def test_start_all_then_stop_all_through_the_modals(env, page):
     assert "Confirm Stop All" in text and "safe-stop both plants at the same time" in text
     assert "2. Then stop recording for both plants." in text
     page.click("stop-all-confirm")
+    t0 = time.monotonic()
+    wait_for(lambda: all(plant_registers(app, pid)["enable"] == 0 for pid in SCHEDULE), env.cfg.safe_stop.timeout_s,
+             poll=0.02, message="both plants disabled within one safe-stop time")
+    print(f"Stop All: both plants disabled {time.monotonic() - t0:.2f} s after Confirm")
     page.wait_text("command-line", "Stop All: LIB stopped, VRFB stopped; recording off", exact=True, timeout=20)
     for pid in SCHEDULE:
         assert plant_registers(app, pid) == {"enable": 0, "p_setpoint_kw": 0.0, "q_setpoint_kvar": 0.0}
