@@ -21,8 +21,9 @@ SAFE_STOP_S = 2.0
 SCHEDULE = {"lib": (100.0, 20.0), "vrfb": (-200.0, -30.0)}
 
 
-def _app(tmp_path, ports: dict | None = None, transport: str = "local") -> HilApp:
-    cfg = make_cfg(tmp_path, ports=ports, timing={"modbus_timeout_s": 0.5}, safe_stop={"timeout_s": SAFE_STOP_S},
+def _app(tmp_path, ports: dict | None = None, transport: str = "local", modbus_timeout_s: float = 0.5) -> HilApp:
+    cfg = make_cfg(tmp_path, ports=ports, timing={"modbus_timeout_s": modbus_timeout_s},
+                   safe_stop={"timeout_s": SAFE_STOP_S},
                    startup={"transport_mode": transport},
                    istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
     app = HilApp(cfg, options=Options(dashboard=False))
@@ -144,8 +145,9 @@ def test_stop_all_behind_a_running_start_all_ends_its_wait_at_once(tmp_path, app
     submitted meanwhile is accepted, Start All stops waiting at once and LIB is stopped."""
     with SilentListener() as hung:
         lib_port = free_port()
+        # a 1 s Modbus timeout: VRFB's start lasts seconds, LIB's a few ms, even on a loaded machine
         app = _app(tmp_path, ports={"lib": {"local": lib_port, "remote": lib_port}, "vrfb": {"remote": hung.port}},
-                   transport="remote")
+                   transport="remote", modbus_timeout_s=1.0)
         apps.append(app)
         wait_for(lambda: _sd(app, "plant_observed_state_by_plant")["lib"]["link"] == "ok")
 
@@ -161,7 +163,7 @@ def test_stop_all_behind_a_running_start_all_ends_its_wait_at_once(tmp_path, app
         assert start.detail == "Start All: interrupted by Stop All (LIB started, VRFB starting)"
         wait_for(lambda: _registers(app, "lib")[0] == 0, 5, "LIB disabled by Stop All")
         assert time.monotonic() - t0 < SAFE_STOP_S + 1
-        assert stop.done.wait(SAFE_STOP_S + 6 * 0.5 + 10)
+        assert stop.done.wait(SAFE_STOP_S + 6 * 1.0 + 10)
         assert stop.detail.startswith("Stop All: LIB stopped, VRFB failed: "), stop.detail
         app.shutdown("test")
         apps.remove(app)
