@@ -17,6 +17,8 @@ from core.names import PLANT_IDS
 
 PLANT_KINDS = ("start", "stop", "safe_stop")
 SWITCH_KINDS = ("switch_source", "switch_transport")
+FLEET_KINDS = ("start_all", "stop_all")          # run by the coordinator (issue 15)
+COORDINATOR_KINDS = SWITCH_KINDS + FLEET_KINDS
 
 log = logging.getLogger("hil.commands")
 
@@ -95,7 +97,7 @@ class CommandIntake:
         cmd = Command(self._new_id(), kind, plant, target, internal)
         reason = self._check(cmd)
         if reason is None:
-            if kind in SWITCH_KINDS:
+            if kind in COORDINATOR_KINDS:
                 reason = self._coordinator.enqueue(cmd)
             else:
                 reason = self._controllers[plant].enqueue(cmd, front=front)
@@ -108,7 +110,7 @@ class CommandIntake:
         return cmd
 
     def _check(self, cmd: Command) -> str | None:
-        if cmd.kind not in PLANT_KINDS + SWITCH_KINDS:
+        if cmd.kind not in PLANT_KINDS + COORDINATOR_KINDS:
             return "invalid command kind"
         if cmd.kind in PLANT_KINDS and cmd.plant not in PLANT_IDS:
             return "invalid plant"
@@ -124,7 +126,7 @@ class CommandIntake:
             switching = self._sd["schedule_switching"] or self._sd["transport_switching"]
             transition = self._sd["plant_transition_by_plant"].get(cmd.plant) if cmd.plant else None
             gate = self._sd["scheduler_running_by_plant"].get(cmd.plant) if cmd.plant else None
-        if switching or (cmd.kind in SWITCH_KINDS and self._coordinator.busy()):
+        if switching:   # a busy coordinator refuses its own kinds in `enqueue` (one check, atomic)
             return "switch in progress"
         if cmd.kind == "start":
             if transition == "starting":

@@ -1,8 +1,17 @@
-"""Source and transport switching (thread `coordinator`; components §4.7).
+"""Source and transport switching (thread `coordinator`; components §4.7), Start All / Stop All.
 
 Owns `active_schedule_source`, `transport_mode`, `schedule_switching` and `transport_switching`.
 Each switch: set the flag, safe-stop both plants in parallel (on the current endpoints), apply the
 change, clear the flag (also after an exception).
+
+One command at a time, with one exception: a `stop_all` (an emergency stop) is accepted behind a
+queued or running `start_all`; a queued one is cancelled, a running one stops waiting at once.
+- `start_all`: recording on for both plants, then `start` for both through intake (each checked
+  as an operator's); waits (bounded) for both, one failing does not hold up the other.
+- `stop_all`: queued plant commands dropped, both plants safe-stopped in parallel (one safe-stop
+  time, not two), then recording off for both.
+The command's detail is the whole text (`Start All: LIB started, VRFB failed: <reason>`); it is
+`failed` when a plant did not end where asked.
 """
 from __future__ import annotations
 
@@ -11,7 +20,8 @@ import contextlib
 import logging
 import threading
 
-from agents.commands import Command, CommandLog
+from agents.commands import FLEET_KINDS, Command, CommandLog
+from core.fleet import FLEET_LABELS, all_ok, start_all_text, start_outcome, stop_all_text, stop_outcome
 
 log = logging.getLogger("hil.coordinator")
 
@@ -40,16 +50,39 @@ class Coordinator:
         self._queue: collections.deque[Command] = collections.deque()
         self._lock = threading.Lock()
         self._running: Command | None = None
+        self._stop_all_requested = threading.Event()   # a running start_all stops waiting
 
     def busy(self) -> bool:
         with self._lock:
             return bool(self._queue) or self._running is not None
 
+    def _refusal(self, kind: str) -> str | None:
+        """Why `kind` cannot be queued now (called under `_lock`), or None."""
+        pending = {c.kind for c in self._queue} | ({self._running.kind} if self._running else set())
+        if not pending or (kind == "stop_all" and pending == {"start_all"}):
+            return None
+        for fleet_kind in ("stop_all", "start_all"):
+            if fleet_kind in pending:
+                return f"{FLEET_LABELS[fleet_kind]} in progress"
+        return "switch in progress"
+
     def enqueue(self, cmd: Command) -> str | None:
+        cancelled: list[Command] = []
         with self._lock:
-            if self._queue or self._running is not None:   # one switch at a time
-                return "switch in progress"
+            reason = self._refusal(cmd.kind)
+            if reason is not None:
+                return reason
+            if cmd.kind == "start_all":
+                self._stop_all_requested.clear()
+            elif cmd.kind == "stop_all":
+                cancelled = [c for c in self._queue if c.kind == "start_all"]
+                for c in cancelled:
+                    self._queue.remove(c)
+                self._stop_all_requested.set()
             self._queue.append(cmd)
+        for c in cancelled:
+            self.command_log.record(c, "failed", f"{FLEET_LABELS['start_all']}: cancelled by "
+                                                 f"{FLEET_LABELS['stop_all']}")
         self.wake_event.set()
         return None
 
@@ -61,11 +94,15 @@ class Coordinator:
             return 1.0
         try:
             self.command_log.record(cmd, "running")
-            if cmd.kind == "switch_source":
+            ok = True
+            if cmd.kind in FLEET_KINDS:
+                ok, detail = self.start_all() if cmd.kind == "start_all" else self.stop_all()
+                log.log(logging.INFO if ok else logging.WARNING, "%s", detail)
+            elif cmd.kind == "switch_source":
                 detail = self.switch_source(cmd.target)
             else:
                 detail = self.switch_transport(cmd.target)
-            self.command_log.record(cmd, "succeeded", detail)
+            self.command_log.record(cmd, "succeeded" if ok else "failed", detail)
         except Exception as exc:
             log.exception("%s failed: %s", cmd.kind, exc)
             self.command_log.record(cmd, "failed", str(exc))
@@ -86,6 +123,50 @@ class Coordinator:
             self.clock.wait(cmd.done, remaining)
             results[pid] = cmd.result if cmd.status == "succeeded" or cmd.result else None
         return results
+
+    def start_bound_s(self) -> float:
+        """How long Start All waits for a plant's start: its writes and readbacks, and on a dead
+        endpoint the failed connects and the best-effort rollback (components §4.5)."""
+        return 10 * self.cfg.timing.modbus_timeout_s + 2.0
+
+    def start_all(self) -> tuple[bool, str]:
+        """Recording on for both plants, then both starts; (all started, text)."""
+        recording = self.recorder is not None
+        if recording:
+            for pid in self.controllers:
+                self.recorder.set_recording(pid, True)
+        cmds = {pid: self.intake.submit("start", pid) for pid in self.controllers}
+        finished = self._wait_commands(list(cmds.values()), self.start_bound_s())
+        interrupted = not finished and self._stop_all_requested.is_set()
+        outcomes = [start_outcome(self.cfg.plants[pid].name, cmd.status, cmd.detail, interrupted)
+                    for pid, cmd in cmds.items()]
+        return all_ok(outcomes) and not interrupted, start_all_text(outcomes, recording, interrupted)
+
+    def _wait_commands(self, cmds: list[Command], bound_s: float) -> bool:
+        """Wait until every command is done (True), the bound passes, a Stop All is queued or the
+        process shuts down (False)."""
+        deadline = self.clock.monotonic() + bound_s
+        while not all(c.done.is_set() for c in cmds):
+            if self._stop_all_requested.is_set() or self.intake.shutting_down:
+                return False
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                return False
+            self.clock.wait(self._stop_all_requested, min(0.05, remaining))
+        return True
+
+    def stop_all(self) -> tuple[bool, str]:
+        """Queued plant commands dropped, both plants safe-stopped in parallel, then recording off
+        for both; (both confirmed disabled, text)."""
+        for controller in self.controllers.values():
+            controller.fail_queued(f"cancelled by {FLEET_LABELS['stop_all']}")
+        results = self.safe_stop_all()
+        recording = self.recorder is not None
+        if recording:
+            for pid in self.controllers:
+                self.recorder.set_recording(pid, False)
+        outcomes = [stop_outcome(self.cfg.plants[pid].name, results.get(pid)) for pid in self.controllers]
+        return all_ok(outcomes), stop_all_text(outcomes, recording)
 
     def _names_payload(self, results: dict) -> str:
         return ", ".join(f"{self.cfg.plants[pid].name}: {payload_text(results.get(pid))}" for pid in self.controllers)

@@ -6,8 +6,11 @@ Modules:
 - `tabs/`: one module per tab (`status`, `manual`, `api`, `history`, `logs`), each with its layout
   builder and `register(app, ctx)` for its callbacks; `tabs/live` decides rebuild/patch of the
   live figures. Periodic callbacks read one snapshot, action ones submit commands.
-- `top_card`: the Status tab's top card (toggles, status/API/command lines) and its values.
-- `switch_modals`: the source/transport switch modals and their confirm flow.
+- `top_card`: the Status tab's top card (toggles, Start All / Stop All, status/API/command lines)
+  and its values.
+- `switch_modals`: the confirmation modals (source and transport switches, Start All, Stop All)
+  and their one confirm flow.
+- `plant_summary`: the Status tab's plant summary table rows and the API-schedule note.
 - `common`: small helpers the tabs share (callback binding, clicks, command store, options).
 - `figures`: figure dicts and `Patch` builders (live 4-row figure, tracking bars, previews, history).
 - `views`: the texts, button states and `/api/state` document, pure functions of a snapshot.

@@ -59,6 +59,16 @@ TRANSPORT_MODAL_ID = "transport-modal"
 TRANSPORT_CONFIRM_ID = "transport-confirm"
 TRANSPORT_CANCEL_ID = "transport-cancel"
 TRANSPORT_PENDING_ID = "transport-pending"
+START_ALL_BTN_ID = "start-all"
+STOP_ALL_BTN_ID = "stop-all"
+START_ALL_MODAL_ID = "start-all-modal"
+START_ALL_CONFIRM_ID = "start-all-confirm"
+START_ALL_CANCEL_ID = "start-all-cancel"
+START_ALL_PENDING_ID = "start-all-pending"
+STOP_ALL_MODAL_ID = "stop-all-modal"
+STOP_ALL_CONFIRM_ID = "stop-all-confirm"
+STOP_ALL_CANCEL_ID = "stop-all-cancel"
+STOP_ALL_PENDING_ID = "stop-all-pending"
 
 PLANT_BTN_TYPE = "plant-btn"
 PLANT_ACTIONS = ("start", "stop", "record", "stop_recording")
@@ -125,6 +135,7 @@ LOG_LIVE_VALUE = "live"
 CONTROL_ID_TYPES = (PLANT_BTN_TYPE,)
 CONTROL_IDS = frozenset({
     *SOURCE_BTN.values(), *TRANSPORT_BTN.values(), SOURCE_CONFIRM_ID, TRANSPORT_CONFIRM_ID,
+    START_ALL_BTN_ID, STOP_ALL_BTN_ID, START_ALL_CONFIRM_ID, STOP_ALL_CONFIRM_ID,
     MANUAL_START_HOUR_ID, MANUAL_END_HOUR_ID, MANUAL_STEP_ID, MANUAL_MIN_ID, MANUAL_MAX_ID,
     MANUAL_GENERATE_ID, MANUAL_CLEAR_ID, MANUAL_UPLOAD_ID, MANUAL_DATE_ID, MANUAL_HOUR_ID,
     MANUAL_MINUTE_ID, MANUAL_MODE_ID,
@@ -138,6 +149,16 @@ SOURCE_MODAL_TEXT = ("Switching schedule source will safe-stop both plants. "
 TRANSPORT_MODAL_TITLE = "Confirm Transport Mode Switch"
 TRANSPORT_MODAL_TEXT = ("Switching transport mode will safe-stop both plants, stop recording, "
                         "and clear plot caches. Continue?")
+START_ALL_MODAL_TITLE = "Confirm Start All"
+START_ALL_MODAL_TEXT = "Start All will:"
+START_ALL_STEPS = ("1. Start recording for both plants.",
+                   "2. Then start both plants on the active schedule source; "
+                   "a plant that fails to start does not stop the other.")
+STOP_ALL_MODAL_TITLE = "Confirm Stop All"
+STOP_ALL_MODAL_TEXT = "Stop All will:"
+STOP_ALL_STEPS = ("1. Drop any plant command still queued and safe-stop both plants at the same time "
+                  "(P and Q to zero, wait for the power to decay, disable).",
+                  "2. Then stop recording for both plants.")
 SHIFT_MODE = "shift"
 AS_IN_FILE_MODE = "as_in_file"
 NO_MANUAL_SCHEDULE = "No manual schedule for selected plant."

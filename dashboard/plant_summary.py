@@ -1,5 +1,5 @@
-"""Status-tab texts that say how far the screen can be believed (issue 11): the both-plants
-summary row and the API-schedule note of a card. Pure functions of a `Snapshot`, like `views`."""
+"""Status-tab texts that say how far the screen can be believed (issues 11, 15): the both-plants
+summary table's rows and the API-schedule note of a card. Pure functions of a `Snapshot`, like `views`."""
 from __future__ import annotations
 
 from core.config import AppConfig
@@ -25,11 +25,21 @@ def schedule_note(cfg: AppConfig, s: Snapshot) -> str:
     return ""
 
 
-SUMMARY_HEADER = ("Plant", "State", "Pref", "P POI", "SoC", "Link", "Recording")
+SUMMARY_HEADER = ("Plant", "State", "Source of P/Q", "Pref", "P POI", "Qref", "Q POI", "V POI", "SoC", "Link",
+                  "Recording")
+
+
+def pq_source(s: Snapshot, plant: str) -> str:
+    """Where the plant's P and Q come from now, for the summary's `Source of P/Q` column: the active
+    schedule source (`MANUAL` / `API`). The one place to read per-signal dispatch reasons from
+    (`s.dispatch[plant]`) once the controller publishes them."""
+    return s.source.upper()
 
 
 def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bool]]:
-    """One row of the both-plants summary: (text, stale) per `SUMMARY_HEADER` column."""
+    """One row of the both-plants summary: (text, stale) per `SUMMARY_HEADER` column. Units: kW,
+    kvar, pu; a value older than 3 x measurement_period_s (or with the link down) is stale and
+    says how old it is."""
     f = views.freshness(cfg, s, plant)
     values = (s.latest.get(plant) or {}).get("values")
     stale = not f.fresh or f.link_down
@@ -42,5 +52,8 @@ def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bo
     link = "LINK DOWN" if f.link_down else "NO DATA" if not f.fresh else "OK"
     return [(cfg.plants[plant].name, False),
             (views.STATE_WORDS.get(s.transition.get(plant), "Unknown"), views.state_stale(s, plant)),
-            value("p_setpoint_kw", "kW"), value("p_poi_kw", "kW"), value("soc_pu", "pu", 3),
+            (pq_source(s, plant), False),
+            value("p_setpoint_kw", "kW"), value("p_poi_kw", "kW"),
+            value("q_setpoint_kvar", "kvar"), value("q_poi_kvar", "kvar"),
+            value("v_poi_pu", "pu", 3), value("soc_pu", "pu", 3),
             (link, stale), ("On" if s.recording_on(plant) else "Off", False)]

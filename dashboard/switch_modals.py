@@ -1,6 +1,8 @@
-"""The source and transport switch modals (components §8.4): their layout and the one flow each
-runs. Clicking the inactive option opens the modal, Cancel closes it, Confirm submits
-`switch_source` / `switch_transport` through intake (never waiting)."""
+"""The confirmation modals of the top card (components §8.4, issue 15): the source and transport
+switches and Start All / Stop All, each with its layout and one shared flow. Clicking an opening
+button opens its modal, Cancel closes it, Confirm submits the command through intake (never
+waiting). A click while a switch runs or the process shuts down opens nothing and says why on the
+command line (the page may not have refreshed its disabled buttons yet); intake checks again."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,85 +14,105 @@ from dashboard import constants as C
 from dashboard import roles, views
 from dashboard.common import any_click, bind, command_store
 from dashboard.context import DashboardContext
+from dashboard.snapshot import Snapshot
 
 HIDDEN = {"display": "none"}
 SHOWN = {"display": "flex"}
+FLEET_VALUE = "all"     # the pending value of a modal without a target
 
 
 @dataclass(frozen=True)
-class Switch:
+class Confirmable:
     kind: str            # the intake command
-    field: str           # the snapshot attribute holding the actual value
-    buttons: dict        # value -> toggle button id
+    field: str | None    # the snapshot attribute holding the actual value; None: no target (fleet)
+    buttons: dict        # value -> opening button id
     modal_id: str
     cancel_id: str
     confirm_id: str
     pending_id: str      # store: the value waiting for Confirm
     title: str
     text: str
+    steps: tuple = ()    # what will happen, listed under the text
 
 
-SWITCHES = (
-    Switch("switch_source", "source", C.SOURCE_BTN, C.SOURCE_MODAL_ID, C.SOURCE_CANCEL_ID, C.SOURCE_CONFIRM_ID,
-           C.SOURCE_PENDING_ID, C.SOURCE_MODAL_TITLE, C.SOURCE_MODAL_TEXT),
-    Switch("switch_transport", "transport", C.TRANSPORT_BTN, C.TRANSPORT_MODAL_ID, C.TRANSPORT_CANCEL_ID,
-           C.TRANSPORT_CONFIRM_ID, C.TRANSPORT_PENDING_ID, C.TRANSPORT_MODAL_TITLE, C.TRANSPORT_MODAL_TEXT),
+MODALS = (
+    Confirmable("switch_source", "source", C.SOURCE_BTN, C.SOURCE_MODAL_ID, C.SOURCE_CANCEL_ID,
+                C.SOURCE_CONFIRM_ID, C.SOURCE_PENDING_ID, C.SOURCE_MODAL_TITLE, C.SOURCE_MODAL_TEXT),
+    Confirmable("switch_transport", "transport", C.TRANSPORT_BTN, C.TRANSPORT_MODAL_ID, C.TRANSPORT_CANCEL_ID,
+                C.TRANSPORT_CONFIRM_ID, C.TRANSPORT_PENDING_ID, C.TRANSPORT_MODAL_TITLE, C.TRANSPORT_MODAL_TEXT),
+    Confirmable("start_all", None, {FLEET_VALUE: C.START_ALL_BTN_ID}, C.START_ALL_MODAL_ID, C.START_ALL_CANCEL_ID,
+                C.START_ALL_CONFIRM_ID, C.START_ALL_PENDING_ID, C.START_ALL_MODAL_TITLE, C.START_ALL_MODAL_TEXT,
+                C.START_ALL_STEPS),
+    Confirmable("stop_all", None, {FLEET_VALUE: C.STOP_ALL_BTN_ID}, C.STOP_ALL_MODAL_ID, C.STOP_ALL_CANCEL_ID,
+                C.STOP_ALL_CONFIRM_ID, C.STOP_ALL_PENDING_ID, C.STOP_ALL_MODAL_TITLE, C.STOP_ALL_MODAL_TEXT,
+                C.STOP_ALL_STEPS),
 )
 
 
-def _modal(sw: Switch):
-    return html.Div(id=sw.modal_id, className="modal-backdrop", style=HIDDEN, children=[
-        html.Div(className="modal-dialog", role="dialog", children=[
-            html.H3(sw.title, className="modal-title"),
-            html.P(sw.text, className="modal-text"),
-            html.Div(className="modal-buttons", children=[
-                html.Button("Cancel", id=sw.cancel_id, n_clicks=0, className="btn secondary"),
-                html.Button("Confirm", id=sw.confirm_id, n_clicks=0, className="btn primary"),
-            ]),
-        ]),
-    ])
+def _modal(m: Confirmable):
+    body = [html.H3(m.title, className="modal-title"), html.P(m.text, className="modal-text")]
+    if m.steps:
+        body.append(html.Ul([html.Li(step) for step in m.steps], className="modal-steps"))
+    body.append(html.Div(className="modal-buttons", children=[
+        html.Button("Cancel", id=m.cancel_id, n_clicks=0, className="btn secondary"),
+        html.Button("Confirm", id=m.confirm_id, n_clicks=0, className="btn primary"),
+    ]))
+    return html.Div(id=m.modal_id, className="modal-backdrop", style=HIDDEN, children=[
+        html.Div(className="modal-dialog", role="dialog", children=body)])
 
 
 def layout() -> list:
-    """The pending-value stores, then the two (hidden) modals."""
-    return [dcc.Store(id=sw.pending_id) for sw in SWITCHES] + [_modal(sw) for sw in SWITCHES]
+    """The pending-value stores, then the (hidden) modals."""
+    return [dcc.Store(id=m.pending_id) for m in MODALS] + [_modal(m) for m in MODALS]
 
 
-def switch_flow(ctx: DashboardContext, sw: Switch, *args):
+def refusal(s: Snapshot) -> str | None:
+    """Why no modal opens now: `shutting down`, `switch in progress`, or None."""
+    if s.shutting_down:
+        return "shutting down"
+    return "switch in progress" if s.switching else None
+
+
+def modal_flow(ctx: DashboardContext, m: Confirmable, *args):
     """(modal style, pending value, command line, last command store) for one click."""
     pending = args[-1]
     trigger = dash_ctx.triggered_id
     if not any_click():
         raise PreventUpdate
     s = ctx.snapshot()
-    actual = getattr(s, sw.field)
-    if trigger == sw.cancel_id:
+    actual = getattr(s, m.field) if m.field else None
+    if trigger == m.cancel_id:
         return HIDDEN, None, no_update, no_update
-    if trigger == sw.confirm_id:
+    if trigger == m.confirm_id:
         if not pending:
             return HIDDEN, None, no_update, no_update
-        label = views.command_label(ctx.cfg, sw.kind, None, pending)
+        label = views.command_label(ctx.cfg, m.kind, None, pending)
         if pending == actual:
             text = f"{label}: already {pending.upper()}"
             return HIDDEN, None, text, {"id": None, "text": text}
-        store = command_store(label, ctx.hil.intake.submit(sw.kind, target=pending))
+        cmd = ctx.hil.intake.submit(m.kind, target=pending if m.field else None)
+        store = command_store(label, cmd)
         return HIDDEN, None, store["text"], store
-    target = next((value for value, cid in sw.buttons.items() if cid == trigger), None)
-    if target is None or target == actual or s.switching or s.shutting_down:
+    target = next((value for value, cid in m.buttons.items() if cid == trigger), None)
+    if target is None or target == actual:
         raise PreventUpdate  # clicking the active option does nothing
+    reason = refusal(s)
+    if reason is not None:
+        text = f"{views.command_label(ctx.cfg, m.kind, None, target)}: rejected ({reason})"
+        return HIDDEN, None, text, {"id": None, "text": text}
     return SHOWN, target, no_update, no_update
 
 
 def register(app, ctx: DashboardContext) -> None:
-    for sw in SWITCHES:
+    for m in MODALS:
         app.callback(
-            Output(sw.modal_id, "style"),
-            Output(sw.pending_id, "data"),
+            Output(m.modal_id, "style"),
+            Output(m.pending_id, "data"),
             Output(C.COMMAND_LINE_ID, "children", allow_duplicate=True),
             Output(C.LAST_CMD_ID, "data", allow_duplicate=True),
-            [Input(cid, "n_clicks") for cid in sw.buttons.values()],
-            Input(sw.cancel_id, "n_clicks"),
-            Input(sw.confirm_id, "n_clicks"),
-            State(sw.pending_id, "data"),
+            [Input(cid, "n_clicks") for cid in m.buttons.values()],
+            Input(m.cancel_id, "n_clicks"),
+            Input(m.confirm_id, "n_clicks"),
+            State(m.pending_id, "data"),
             prevent_initial_call=True,
-        )(roles.operator_only(sw.kind.replace("_", " "), bind(switch_flow, ctx, sw)))
+        )(roles.operator_only(m.kind.replace("_", " "), bind(modal_flow, ctx, m)))

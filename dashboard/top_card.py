@@ -1,5 +1,6 @@
-"""The top card of the Status tab (components §8.2): the source and transport toggles, the status,
-API and command lines. Its values are refreshed by the Status tab's one refresh callback."""
+"""The top card of the Status tab (components §8.2): the source and transport toggles, Start All /
+Stop All (issue 15), the status, API and command lines. Its values are refreshed by the Status
+tab's one refresh callback."""
 from __future__ import annotations
 
 from dash import html
@@ -9,6 +10,11 @@ from dashboard import views
 from dashboard.common import output_key
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
+from dashboard.views import ButtonState
+
+FLEET_BUTTONS = {"start_all": C.START_ALL_BTN_ID, "stop_all": C.STOP_ALL_BTN_ID}
+_FLEET_IDLE = {"start_all": "Start All", "stop_all": "Stop All"}
+_FLEET_BUSY = {"start_all": "Starting all...", "stop_all": "Stopping all..."}
 
 
 def segment_class(active: bool) -> str:
@@ -26,6 +32,31 @@ def _segmented(label: str, ids: dict[str, str], labels: dict[str, str], actual: 
     ])
 
 
+def fleet_buttons(s: Snapshot) -> dict[str, ButtonState]:
+    """Start All and Stop All (button-table rules, components §8.3): disabled while a switch runs
+    or shutting down; Start All also while a Start All or Stop All is queued or running, Stop All
+    only while a Stop All is (an emergency stop is never held up by a Start All)."""
+    active = {e.get("kind") for e in s.command_log
+              if e.get("kind") in FLEET_BUTTONS and e.get("status") in ("queued", "running")}
+    locked = s.switching or s.shutting_down
+    return {
+        "start_all": ButtonState(_FLEET_BUSY["start_all"] if "start_all" in active else _FLEET_IDLE["start_all"],
+                                 locked or bool(active)),
+        "stop_all": ButtonState(_FLEET_BUSY["stop_all"] if "stop_all" in active else _FLEET_IDLE["stop_all"],
+                                locked or "stop_all" in active),
+    }
+
+
+def _fleet(s: Snapshot):
+    states = fleet_buttons(s)
+    return html.Div(className="toggle-group fleet", children=[
+        html.Span("Both plants", className="toggle-label"),
+        *[html.Button(states[kind].text, id=cid, n_clicks=0, disabled=states[kind].disabled,
+                      className=f"btn {kind.replace('_', '-')}")
+          for kind, cid in FLEET_BUTTONS.items()],
+    ])
+
+
 def layout(ctx: DashboardContext, s: Snapshot):
     cfg = ctx.cfg
     return html.Div(className="card top-panel", children=[
@@ -34,6 +65,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
                        s.switching or s.shutting_down),
             _segmented("Transport Mode", C.TRANSPORT_BTN, {"local": "Local", "remote": "Remote"}, s.transport,
                        s.switching or s.shutting_down),
+            _fleet(s),
         ]),
         html.Div(views.status_line(s), id=C.STATUS_LINE_ID, className="line status-line"),
         html.Div(views.api_line(cfg, s), id=C.API_LINE_ID, className="line"),
@@ -46,6 +78,8 @@ def _outputs() -> list[tuple]:
     for ids in (C.SOURCE_BTN, C.TRANSPORT_BTN):
         for cid in ids.values():
             outs += [(cid, "className"), (cid, "disabled")]
+    for cid in FLEET_BUTTONS.values():
+        outs += [(cid, "children"), (cid, "disabled")]
     return outs + [(C.STATUS_LINE_ID, "children"), (C.API_LINE_ID, "children"), (C.COMMAND_LINE_ID, "children")]
 
 
@@ -60,6 +94,9 @@ def values(ctx: DashboardContext, s: Snapshot, last_cmd: dict | None) -> dict:
         for value, cid in ids.items():
             out[output_key(cid, "className")] = segment_class(value == actual)
             out[output_key(cid, "disabled")] = locked
+    for kind, state in fleet_buttons(s).items():
+        out[output_key(FLEET_BUTTONS[kind], "children")] = state.text
+        out[output_key(FLEET_BUTTONS[kind], "disabled")] = state.disabled
     out[output_key(C.STATUS_LINE_ID, "children")] = views.status_line(s)
     out[output_key(C.API_LINE_ID, "children")] = views.api_line(ctx.cfg, s)
     out[output_key(C.COMMAND_LINE_ID, "children")] = views.command_line(ctx.cfg, s, last_cmd)

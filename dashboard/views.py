@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from core.config import PLANT_IDS, VALUE_COLUMNS, AppConfig
+from core.fleet import FLEET_LABELS
 from core.timeutil import format_hms, format_local_iso, format_ui, parse_iso
 from dashboard.snapshot import Snapshot
 
@@ -142,6 +143,8 @@ def api_error_line(s: Snapshot) -> str:
 
 
 def command_label(cfg: AppConfig, kind: str, plant: str | None, target: str | None) -> str:
+    if kind in FLEET_LABELS:
+        return FLEET_LABELS[kind]
     if kind == "switch_source":
         return f"Source switch to {str(target).upper()}"
     if kind == "switch_transport":
@@ -151,6 +154,8 @@ def command_label(cfg: AppConfig, kind: str, plant: str | None, target: str | No
 
 
 def command_text(label: str, cmd_id: str | None, status: str, detail: str | None) -> str:
+    if status in ("succeeded", "failed") and detail and detail.startswith(f"{label}: "):
+        return detail   # a whole sentence already (Start All / Stop All)
     if status == "succeeded" and detail and "; " in detail and detail.endswith("unreachable"):
         return f"{label}: switched; {detail.split('; ', 1)[1]}"   # the coordinator's reachability note
     if status in ("rejected", "failed"):
@@ -170,7 +175,7 @@ def command_line(cfg: AppConfig, s: Snapshot, last: dict | None) -> str:
                 return command_text(last.get("label", ""), entry["id"], entry.get("status", ""), entry.get("detail"))
         return last.get("text") or ""
     for entry in reversed(entries):
-        if entry.get("kind") in ("start", "stop", "switch_source", "switch_transport"):
+        if entry.get("kind") in ("start", "stop", "switch_source", "switch_transport", *FLEET_LABELS):
             label = command_label(cfg, entry["kind"], entry.get("plant"), _switch_target(entry))
             return command_text(label, entry.get("id"), entry.get("status", ""), entry.get("detail"))
     return "No command yet."

@@ -68,9 +68,11 @@ def _stale_class(base: str, stale: bool) -> str:
 
 
 def _summary_row(ctx: DashboardContext, s: Snapshot, pid: str):
+    cells = plant_summary.summary_cells(ctx.cfg, s, pid)
     return html.Tr(id=C.plant_id("summary", pid), children=[
-        html.Td(text, id=C.plant_id(f"summary-{i}", pid), className=_stale_class("", stale).strip())
-        for i, (text, stale) in enumerate(plant_summary.summary_cells(ctx.cfg, s, pid))])
+        html.Td(text, id=C.plant_id(f"summary-{i}", pid), className=_stale_class("", stale).strip(),
+                **{"data-label": header})   # the narrow layout shows each cell with its header
+        for i, ((text, stale), header) in enumerate(zip(cells, plant_summary.SUMMARY_HEADER))])
 
 
 def _summary(ctx: DashboardContext, s: Snapshot):

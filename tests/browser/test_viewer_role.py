@@ -105,6 +105,8 @@ def test_forged_viewer_callbacks_change_nothing_and_are_logged(app, caplog):
         ("source-modal.style", C.SOURCE_CONFIRM_ID, 1, {C.SOURCE_PENDING_ID: "api"}, "switch source"),
         ("transport-modal.style", C.TRANSPORT_CONFIRM_ID, 1, {C.TRANSPORT_PENDING_ID: "remote"},
          "switch transport"),
+        ("stop-all-modal.style", C.STOP_ALL_CONFIRM_ID, 1, {C.STOP_ALL_PENDING_ID: "all"}, "stop all"),
+        ("start-all-modal.style", C.START_ALL_CONFIRM_ID, 1, {C.START_ALL_PENDING_ID: "all"}, "start all"),
         ("api-message.children", C.API_CONNECT_ID, 1, {C.API_PASSWORD_ID: "secret-from-viewer"},
          "API password or fetch"),
         ("api-message.children", C.API_FETCH_ID, 1, {}, "API password or fetch"),
@@ -176,7 +178,7 @@ def test_viewer_page_shows_every_control_disabled(app, width, height):
         wait_for(lambda: page.button_state("lib", "start")[1], 10, message="the start button disabled")
         assert "Read-only access" in page.driver.find_element("css selector", ".header").text
         page.screenshot(f"viewer_status_{width}x{height}")
-        for cid in (*C.SOURCE_BTN.values(), *C.TRANSPORT_BTN.values()):
+        for cid in (*C.SOURCE_BTN.values(), *C.TRANSPORT_BTN.values(), C.START_ALL_BTN_ID, C.STOP_ALL_BTN_ID):
             assert _locked(page, cid), cid
         for pid in ("lib", "vrfb"):
             for action in C.PLANT_ACTIONS:

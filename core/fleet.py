@@ -1,0 +1,66 @@
+"""Start All / Stop All outcomes as texts (issue 15): pure functions, no I/O.
+
+A fleet command runs one plant command per plant; each plant's outcome is a `PlantOutcome`
+(`ok` = the plant is where the operator asked it to be). The coordinator logs the command text and
+stores it as the command's detail; the dashboard shows it as it is on the command line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+START_ALL = "Start All"
+STOP_ALL = "Stop All"
+FLEET_LABELS = {"start_all": START_ALL, "stop_all": STOP_ALL}
+# A start rejected with one of these leaves the plant as asked: not a failure.
+START_NOT_NEEDED = ("already running", "already starting")
+
+
+@dataclass(frozen=True)
+class PlantOutcome:
+    name: str
+    ok: bool
+    text: str       # "started", "failed: <reason>", ...
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.text}"
+
+
+def start_outcome(name: str, status: str, detail: str | None, interrupted: bool = False) -> PlantOutcome:
+    """One plant's result of Start All from its `start` command (`status` in the command lifecycle;
+    still `queued`/`running` means no answer in time, or the wait ended for a Stop All)."""
+    if status == "succeeded":
+        return PlantOutcome(name, True, "started")
+    if status == "rejected" and detail in START_NOT_NEEDED:
+        return PlantOutcome(name, True, detail)
+    if status in ("rejected", "failed"):
+        return PlantOutcome(name, False, f"failed: {detail or 'no detail'}")
+    return PlantOutcome(name, False, "starting" if interrupted else "failed: no answer in time")
+
+
+def stop_outcome(name: str, result: dict | None) -> PlantOutcome:
+    """One plant's result of Stop All from its safe-stop payload (None: no answer in time)."""
+    if result is None:
+        return PlantOutcome(name, False, "failed: no answer in time")
+    if not result.get("disable_ok"):
+        return PlantOutcome(name, False, "failed: not confirmed disabled")
+    if not result.get("threshold_reached"):
+        return PlantOutcome(name, True, "stopped (power above the threshold when disabled)")
+    return PlantOutcome(name, True, "stopped")
+
+
+def start_all_text(outcomes: list[PlantOutcome], recording: bool = True, interrupted: bool = False) -> str:
+    """`Start All: LIB started, VRFB failed: <reason>`; `recording` False adds
+    `; recording not available`; an interrupted Start All says so and what each plant was doing."""
+    plants = ", ".join(str(o) for o in outcomes)
+    text = f"{START_ALL}: interrupted by {STOP_ALL} ({plants})" if interrupted else f"{START_ALL}: {plants}"
+    return text if recording else f"{text}; recording not available"
+
+
+def stop_all_text(outcomes: list[PlantOutcome], recording: bool = True) -> str:
+    """`Stop All: LIB stopped, VRFB stopped; recording off` (or `; recording not available`)."""
+    plants = ", ".join(str(o) for o in outcomes)
+    return f"{STOP_ALL}: {plants}; {'recording off' if recording else 'recording not available'}"
+
+
+def all_ok(outcomes: list[PlantOutcome]) -> bool:
+    return all(o.ok for o in outcomes)

@@ -1,0 +1,217 @@
+"""Start All / Stop All's pure parts (issue 15): the outcome texts, the command-line text, the
+button states (the §8.3 rules: disabled during a switch or shutdown; Stop All never held up by a
+Start All), the coordinator's queue rules (a Stop All accepted behind a Start All) and the
+summary table's columns."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agents.commands import Command, CommandIntake, CommandLog
+from agents.coordinator import Coordinator
+from core.clock import FakeClock
+from core.fleet import start_all_text, start_outcome, stop_all_text, stop_outcome
+from core.state import build_shared_data
+from dashboard import plant_summary, switch_modals, top_card, views
+from dashboard.snapshot import take_snapshot
+from tests.helpers import make_cfg
+
+TZ = ZoneInfo("Europe/Madrid")
+NOW = datetime(2026, 3, 29, 12, 0, 0, tzinfo=TZ)
+OK = {"threshold_reached": True, "disable_ok": True}
+
+
+# ------------------------------------------------------------------------------ texts
+
+@pytest.mark.parametrize("status, detail, interrupted, ok, text", [
+    ("succeeded", "started", False, True, "LIB started"),
+    ("rejected", "already running", False, True, "LIB already running"),
+    ("rejected", "already starting", False, True, "LIB already starting"),
+    ("rejected", "stop in progress", False, False, "LIB failed: stop in progress"),
+    ("failed", "setpoint: connect failed", False, False, "LIB failed: setpoint: connect failed"),
+    ("failed", None, False, False, "LIB failed: no detail"),
+    ("running", None, False, False, "LIB failed: no answer in time"),
+    ("running", None, True, False, "LIB starting"),
+])
+def test_start_outcome(status, detail, interrupted, ok, text):
+    o = start_outcome("LIB", status, detail, interrupted)
+    assert (o.ok, str(o)) == (ok, text)
+
+
+@pytest.mark.parametrize("result, ok, text", [
+    (OK, True, "VRFB stopped"),
+    ({"threshold_reached": False, "disable_ok": True}, True,
+     "VRFB stopped (power above the threshold when disabled)"),
+    ({"threshold_reached": True, "disable_ok": False}, False, "VRFB failed: not confirmed disabled"),
+    (None, False, "VRFB failed: no answer in time"),
+])
+def test_stop_outcome(result, ok, text):
+    o = stop_outcome("VRFB", result)
+    assert (o.ok, str(o)) == (ok, text)
+
+
+def test_fleet_texts():
+    lib_ok = start_outcome("LIB", "succeeded", "started")
+    vrfb_bad = start_outcome("VRFB", "failed", "setpoint: Modbus connect failed")
+    assert start_all_text([lib_ok, vrfb_bad]) == "Start All: LIB started, VRFB failed: setpoint: Modbus connect failed"
+    assert start_all_text([lib_ok], recording=False) == "Start All: LIB started; recording not available"
+    assert (start_all_text([lib_ok, start_outcome("VRFB", "queued", None, True)], interrupted=True)
+            == "Start All: interrupted by Stop All (LIB started, VRFB starting)")
+    stops = [stop_outcome("LIB", OK), stop_outcome("VRFB", None)]
+    assert stop_all_text(stops) == "Stop All: LIB stopped, VRFB failed: no answer in time; recording off"
+    assert stop_all_text(stops[:1], recording=False) == "Stop All: LIB stopped; recording not available"
+
+
+def test_command_line_shows_the_fleet_sentence_as_it_is():
+    text = "Start All: LIB started, VRFB failed: setpoint: Modbus connect failed"
+    assert views.command_text("Start All", "cmd-000009", "failed", text) == text
+    assert views.command_text("Stop All", "cmd-000010", "queued", None) == "Stop All: queued (cmd-000010)"
+    assert views.command_text("Stop All", "cmd-000010", "running", None) == "Stop All: running (cmd-000010)"
+    assert views.command_text("Start All", "cmd-000011", "rejected", "switch in progress") == \
+        "Start All: rejected (switch in progress)"
+    # a plant command's detail is never taken for a sentence
+    assert views.command_text("LIB start", "cmd-000012", "failed", "setpoint: x") == "LIB start: failed (setpoint: x)"
+
+
+def test_command_line_falls_back_to_the_newest_fleet_command(tmp_path):
+    cfg = make_cfg(tmp_path)
+    sd = build_shared_data()
+    sd["command_log"].append({"id": "cmd-000003", "kind": "stop_all", "plant": None, "status": "succeeded",
+                              "detail": "Stop All: LIB stopped, VRFB stopped; recording off", "at": None})
+    assert views.command_line(cfg, take_snapshot(sd, NOW), None) == "Stop All: LIB stopped, VRFB stopped; recording off"
+
+
+# ------------------------------------------------------------------------------ buttons
+
+def _snap(switch: str | None = None, shutting_down: bool = False, log: tuple = ()):
+    sd = build_shared_data()
+    if switch:
+        sd[switch] = True
+    sd["command_log"].extend({"id": f"cmd-{i:06d}", "kind": kind, "plant": None, "status": status,
+                              "detail": None, "at": None} for i, (kind, status) in enumerate(log))
+    return take_snapshot(sd, NOW, shutting_down)
+
+
+@pytest.mark.parametrize("case, start_all, stop_all", [
+    (dict(), ("Start All", False), ("Stop All", False)),
+    (dict(switch="schedule_switching"), ("Start All", True), ("Stop All", True)),
+    (dict(switch="transport_switching"), ("Start All", True), ("Stop All", True)),
+    (dict(shutting_down=True), ("Start All", True), ("Stop All", True)),
+    (dict(log=(("start_all", "running"),)), ("Starting all...", True), ("Stop All", False)),
+    (dict(log=(("start_all", "queued"),)), ("Starting all...", True), ("Stop All", False)),
+    (dict(log=(("start_all", "running"), ("stop_all", "queued"))), ("Starting all...", True),
+     ("Stopping all...", True)),
+    (dict(log=(("stop_all", "running"),)), ("Start All", True), ("Stopping all...", True)),
+    (dict(log=(("start_all", "failed"), ("stop_all", "succeeded"))), ("Start All", False), ("Stop All", False)),
+])
+def test_fleet_button_states(case, start_all, stop_all):
+    states = top_card.fleet_buttons(_snap(**case))
+    assert (states["start_all"].text, states["start_all"].disabled) == start_all
+    assert (states["stop_all"].text, states["stop_all"].disabled) == stop_all
+
+
+def test_modals_refuse_during_a_switch_or_shutdown():
+    assert switch_modals.refusal(_snap()) is None
+    assert switch_modals.refusal(_snap("schedule_switching")) == "switch in progress"
+    assert switch_modals.refusal(_snap("transport_switching")) == "switch in progress"
+    assert switch_modals.refusal(_snap(shutting_down=True)) == "shutting down"
+    kinds = [m.kind for m in switch_modals.MODALS]
+    assert kinds == ["switch_source", "switch_transport", "start_all", "stop_all"]
+    for m in switch_modals.MODALS[2:]:
+        assert len(m.steps) == 2 and m.field is None
+
+
+# ------------------------------------------------------------------------------ coordinator queue
+
+@pytest.fixture
+def coordinator(tmp_path):
+    """A coordinator with intake and no threads: only its queue rules are exercised."""
+    cfg = make_cfg(tmp_path)
+    clock = FakeClock(NOW)
+    sd = build_shared_data()
+    log = CommandLog(sd, clock)
+    coord = Coordinator(cfg, clock, sd, log, threading.Event())
+    coord.intake = CommandIntake(sd, {}, coord, clock)
+    coord.intake.log = log
+    return coord
+
+
+def _run_head(coord: Coordinator) -> Command:
+    """Pop the head of the queue as `step` does, leaving it `running`."""
+    with coord._lock:
+        coord._running = coord._queue.popleft()
+    return coord._running
+
+
+def test_stop_all_is_accepted_behind_a_start_all_and_ends_its_wait(coordinator):
+    intake = coordinator.intake
+    start = intake.submit("start_all")
+    assert start.status == "queued"
+    _run_head(coordinator)
+    assert not coordinator._stop_all_requested.is_set()
+    assert (intake.submit("start_all").status, intake.submit("start_all").detail) == ("rejected", "Start All in progress")
+    switch = intake.submit("switch_source", target="api")
+    assert (switch.status, switch.detail) == ("rejected", "Start All in progress")
+    stop = intake.submit("stop_all")
+    assert stop.status == "queued"
+    assert coordinator._stop_all_requested.is_set()      # the running start_all stops waiting
+    again = intake.submit("stop_all")
+    assert (again.status, again.detail) == ("rejected", "Stop All in progress")
+
+
+def test_stop_all_cancels_a_queued_start_all(coordinator):
+    intake = coordinator.intake
+    start = intake.submit("start_all")
+    stop = intake.submit("stop_all")
+    assert stop.status == "queued"
+    assert (start.status, start.detail) == ("failed", "Start All: cancelled by Stop All")
+    assert start.done.is_set()
+    assert [c.kind for c in coordinator._queue] == ["stop_all"]
+
+
+def test_fleet_commands_are_refused_during_a_switch(coordinator):
+    intake = coordinator.intake
+    intake.submit("switch_transport", target="remote")
+    for kind in ("start_all", "stop_all"):
+        cmd = intake.submit(kind)
+        assert (cmd.status, cmd.detail) == ("rejected", "switch in progress")
+    _run_head(coordinator)
+    with coordinator.sd["lock"]:
+        coordinator.sd["transport_switching"] = True
+    for kind in ("start_all", "stop_all"):
+        cmd = intake.submit(kind)
+        assert (cmd.status, cmd.detail) == ("rejected", "switch in progress")
+
+
+def test_fleet_commands_are_refused_when_shutting_down(coordinator):
+    coordinator.intake.begin_shutdown()
+    for kind in ("start_all", "stop_all"):
+        cmd = coordinator.intake.submit(kind)
+        assert (cmd.status, cmd.detail) == ("rejected", "shutting down")
+
+
+# ------------------------------------------------------------------------------ summary table
+
+def test_summary_columns_and_values(tmp_path):
+    cfg = make_cfg(tmp_path)
+    sd = build_shared_data("api")
+    sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], link="ok")
+    sd["latest_measurement_by_plant"]["lib"] = {
+        "ts": NOW.isoformat(), "sampler_link": "ok", "last_error": None,
+        "values": {"p_setpoint_kw": 100.0, "p_poi_kw": 99.5, "q_setpoint_kvar": 20.0, "q_poi_kvar": 19.75,
+                   "v_poi_pu": 1.0123, "soc_pu": 0.5004}}
+    sd["plant_transition_by_plant"]["lib"] = "running"
+    sd["measurements_filename_by_plant"]["lib"] = "/data/x.csv"
+    assert plant_summary.SUMMARY_HEADER == ("Plant", "State", "Source of P/Q", "Pref", "P POI", "Qref", "Q POI",
+                                            "V POI", "SoC", "Link", "Recording")
+    row = dict(zip(plant_summary.SUMMARY_HEADER,
+                   [text for text, _stale in plant_summary.summary_cells(cfg, take_snapshot(sd, NOW), "lib")]))
+    assert row == {"Plant": "LIB", "State": "Running", "Source of P/Q": "API", "Pref": "100.0 kW",
+                   "P POI": "99.5 kW", "Qref": "20.0 kvar", "Q POI": "19.8 kvar", "V POI": "1.012 pu",
+                   "SoC": "0.500 pu", "Link": "OK", "Recording": "On"}
+    vrfb = plant_summary.summary_cells(cfg, take_snapshot(sd, NOW), "vrfb")
+    assert [t for t, _ in vrfb] == ["VRFB", "Stopped", "API", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a",
+                                    "NO DATA", "Off"]
