@@ -9,6 +9,8 @@
 - `GET /download/manual?plant=<id>`: the plant's manual schedule in the upload format.
 - `GET /download/history?date=YYYY-MM-DD&plant=<id>`: that daily file's bytes under its own name;
   the server maps (date, plant) to the path itself.
+- `GET /download/report?date=YYYY-MM-DD&plant=<id>|all`: the day report (tools/report.py) of that
+  day as one HTML download; 404 with the reason when no plant has data that day.
 """
 from __future__ import annotations
 
@@ -113,3 +115,18 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
         if path is None:
             return Response("No such recorded day.\n", status=404, mimetype="text/plain")
         return send_file(path, mimetype="text/csv", as_attachment=True, download_name=path.name, max_age=0)
+
+    @server.route("/download/report")
+    def download_report():
+        from tools.report import ReportError, build_report
+        day, plant = files.parse_date(request.args.get("date")), request.args.get("plant")
+        if day is None or plant not in PLANT_IDS + ("all",):
+            return Response("No such day or plant.\n", status=404, mimetype="text/plain")
+        try:
+            text, _ = build_report(cfg, day, list(PLANT_IDS) if plant == "all" else [plant])
+        except ReportError as exc:
+            return Response(f"No report: {exc}.\n", status=404, mimetype="text/plain")
+        name = f"report_{day.isoformat()}{'' if plant == 'all' else '_' + plant}.html"
+        return Response(text, mimetype="text/html",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                 "Cache-Control": "no-store"})
