@@ -29,6 +29,7 @@ from agents.coordinator import Coordinator  # noqa: E402
 from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa: E402
 from agents.data_fetcher_agent import DataFetcher  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
+from agents.metrics import MetricsServer, MetricsStartError, build_registry  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
@@ -144,6 +145,8 @@ class HilApp:
         self.emulator = PlantEmulator(cfg, self.clock, cfg.data_dir, "local", self.registry)
         self.fetcher = DataFetcher(cfg, self.clock, self.sd, self.store, self.stop_event, self.login_gate)
         self.dashboard = None
+        self.metrics_registry = build_registry(self)   # /metrics of the dashboard and of metrics.port
+        self.metrics_server = MetricsServer(self, self.metrics_registry) if cfg.metrics.port is not None else None
         self._started = False
 
     # ------------------------------------------------------------------------------- start
@@ -160,6 +163,8 @@ class HilApp:
         if self.options.dashboard:
             self.dashboard = DashboardServer(self)
             self.dashboard.start()
+        if self.metrics_server is not None:
+            self.metrics_server.start()
         for plant, frame in {**self.manual_files.restore(), **self.options.schedules}.items():
             self.store.publish_schedule("manual", plant, frame)
         self._spawn(self.manual_files.thread_name, self.manual_files.step, self.manual_files.wake_event, 60.0)
@@ -242,6 +247,8 @@ class HilApp:
         self.fetcher.close()
         if self.dashboard is not None:
             self.dashboard.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self.emulator.stop()
         return clean and not any(t.is_alive() for t in self.threads)
 
@@ -310,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
              cfg.startup.transport_mode, dash_url)
     try:
         app.start()
-    except (EmulatorStartError, DashboardStartError) as exc:
+    except (EmulatorStartError, DashboardStartError, MetricsStartError) as exc:
         log.error("%s", exc)
         print(str(exc), file=sys.stderr)
         app.shutdown("start failure")

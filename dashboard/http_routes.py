@@ -5,6 +5,7 @@
 - Request bodies over 8 MiB: 413 (checked from the header before anything reads the body, and by
   Flask's `MAX_CONTENT_LENGTH` for bodies without a length).
 - `GET /api/state`: JSON from one snapshot, `Cache-Control: no-store`; never the password or a token.
+- `GET /metrics`: Prometheus text format from the app's own registry (agents/metrics.py); no I/O.
 - `GET /healthz`: 200 `{"status": "ok"}` or 503 `{"status": "failing", "failing": [...]}`.
 - `GET /download/manual?plant=<id>`: the plant's manual schedule in the upload format.
 - `GET /download/history?date=YYYY-MM-DD&plant=<id>`: that daily file's bytes under its own name;
@@ -32,7 +33,7 @@ REALM = 'Basic realm="HIL Scheduler"'
 UNAUTHENTICATED_PATHS = ("/healthz",)
 
 
-def _credentials_ok(header: str | None, username: str, password: str) -> bool:
+def credentials_ok(header: str | None, username: str, password: str) -> bool:
     """Constant-time check of an `Authorization: Basic ...` header."""
     expected_user = username.encode("utf-8")
     expected_pw = password.encode("utf-8")
@@ -75,7 +76,7 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
         if length is not None and length > C.MAX_REQUEST_BYTES:
             abort(413)
         if auth is not None and request.path not in UNAUTHENTICATED_PATHS:
-            if not _credentials_ok(request.headers.get("Authorization"), auth.username, auth_password or ""):
+            if not credentials_ok(request.headers.get("Authorization"), auth.username, auth_password or ""):
                 return Response("Authentication required.\n", status=401, headers={"WWW-Authenticate": REALM},
                                 mimetype="text/plain")
         if length is None and request.environ.get("wsgi.input_terminated"):
@@ -88,6 +89,12 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
     @server.route("/api/state")
     def api_state():
         return _json(_finite(views.api_state(cfg, dctx.snapshot())))
+
+    @server.route("/metrics")
+    def metrics():
+        from agents.metrics import render
+        body, ctype = render(dctx.hil.metrics_registry)
+        return Response(body, status=200, headers={"Content-Type": ctype, "Cache-Control": "no-store"})
 
     @server.route("/healthz")
     def healthz():
