@@ -28,6 +28,7 @@ from agents.control_agent import PlantController  # noqa: E402
 from agents.coordinator import Coordinator  # noqa: E402
 from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa: E402
 from agents.data_fetcher_agent import DataFetcher  # noqa: E402
+from agents.forecaster import Forecaster  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.metrics import MetricsServer, MetricsStartError, build_registry  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
@@ -145,6 +146,7 @@ class HilApp:
         self.emulator = PlantEmulator(cfg, self.clock, cfg.data_dir, "local", self.registry)
         self.fetcher = DataFetcher(cfg, self.clock, self.sd, self.store, self.stop_event, self.login_gate)
         self.dashboard = None
+        self.forecaster = Forecaster(cfg, self.clock, self.sd)
         self.metrics_registry = build_registry(self)   # /metrics of the dashboard and of metrics.port
         self.metrics_server = MetricsServer(self, self.metrics_registry) if cfg.metrics.port is not None else None
         self._started = False
@@ -174,6 +176,7 @@ class HilApp:
             self._spawn(controller.thread_name, controller.step, controller.wake_event)
         for name, step, wake_event, period_s in self.measurement.threads():
             self._spawn(name, step, wake_event, period_s)
+        self._spawn(self.forecaster.thread_name, self.forecaster.step, self.forecaster.wake_event, 2.0)
         self._spawn("data_fetcher", self.fetcher.step, self.fetcher.wake_event, self.cfg.timing.data_fetcher_period_s)
         self._started = True
         for pid in self.options.record:
@@ -235,7 +238,7 @@ class HilApp:
                 clean = False
         self.stop_event.set()
         stopped_at = self.clock.monotonic()
-        for event in [self.scheduler_wake, self.coordinator.wake_event] + [c.wake_event for c in self.controllers.values()]:
+        for event in [self.scheduler_wake, self.coordinator.wake_event, self.forecaster.wake_event] + [c.wake_event for c in self.controllers.values()]:
             event.set()
         if self._started:
             self.measurement.shutdown_poster(2.0)

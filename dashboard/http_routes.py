@@ -5,6 +5,8 @@
 - Request bodies over 8 MiB: 413 (checked from the header before anything reads the body, and by
   Flask's `MAX_CONTENT_LENGTH` for bodies without a length).
 - `GET /api/state`: JSON from one snapshot, `Cache-Control: no-store`; never the password or a token.
+  Each plant carries `forecast` (agents/forecaster.py: `soc_end`, `first_violation_at`,
+  `undeliverable_kwh`, the warning, the start SoC and its origin) of the active source, or null.
 - `GET /metrics`: Prometheus text format from the app's own registry (agents/metrics.py); no I/O.
 - `GET /healthz`: 200 `{"status": "ok"}` or 503 `{"status": "failing", "failing": [...]}`.
 - `GET /download/manual?plant=<id>`: the plant's manual schedule in the upload format.
@@ -88,7 +90,11 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
 
     @server.route("/api/state")
     def api_state():
-        return _json(_finite(views.api_state(cfg, dctx.snapshot())))
+        doc = views.api_state(cfg, dctx.snapshot())
+        forecaster = getattr(dctx.hil, "forecaster", None)   # computed off the request path
+        for pid, plant in doc["plants"].items():
+            plant["forecast"] = forecaster.summary(pid) if forecaster is not None else None
+        return _json(_finite(doc))
 
     @server.route("/metrics")
     def metrics():
