@@ -36,9 +36,11 @@ from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
 from core.config import AppConfig, effective_config_yaml, load_config_or_report  # noqa: E402
+from core.forecast import forecast_soc, forecast_warning, horizon_end  # noqa: E402
 from core.names import PLANT_IDS  # noqa: E402
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
 from core.state import build_shared_data  # noqa: E402
+from core.timeutil import format_local_iso  # noqa: E402
 from istentore_api import LoginGate  # noqa: E402
 
 log = logging.getLogger("hil.director")
@@ -101,6 +103,21 @@ def parse_schedule_args(cfg: AppConfig, specs: list[str]) -> dict:
             raise UsageError(f"--schedule {plant}={path}: {exc}")
         frames[plant] = parsed.frame
     return frames
+
+
+def schedule_check_lines(cfg: AppConfig, frames: dict, now) -> list[str]:
+    """`--check-config --schedule`: one line per schedule, its SoC forecast from the plant's
+    `initial_soc_pu` at `now` to the end of tomorrow or of the schedule, whichever is later."""
+    lines = []
+    for plant, frame in frames.items():
+        pc = cfg.plants[plant]
+        until = max(horizon_end(now, cfg.tz), frame.index[-1].to_pydatetime()) if len(frame) else None
+        fc = forecast_soc(pc, pc.model.initial_soc_pu, "manual", frame, now, cfg.tz, until=until)
+        end = f"SoC {pc.model.initial_soc_pu:.2f} now -> {fc.soc_end:.2f} at {format_local_iso(fc.times[-1])}"
+        warning = forecast_warning(pc.name, fc, pc)
+        lines.append(f"forecast {plant}: {warning}; {end}" if warning
+                     else f"forecast {plant}: {pc.name} follows the schedule; {end}")
+    return lines
 
 
 @dataclass
@@ -285,15 +302,20 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config_or_report(args.config, args.data_dir)
     if cfg is None:
         return 2
-    if args.check_config:
-        sys.stdout.write(effective_config_yaml(cfg))
-        print("config OK")
-        return 0
     try:
         schedules = parse_schedule_args(cfg, args.schedule)
     except UsageError as exc:
+        if args.check_config:
+            sys.stdout.write(effective_config_yaml(cfg))
+            print("config OK")
         print(str(exc), file=sys.stderr)
         return 2
+    if args.check_config:
+        sys.stdout.write(effective_config_yaml(cfg))
+        print("config OK")
+        for line in schedule_check_lines(cfg, schedules, RealClock(cfg.tz).now()):
+            print(line)
+        return 0
     password = os.environ.pop(PASSWORD_ENV, None) or None
     if not make_folders(cfg):
         return 1
