@@ -203,3 +203,29 @@ def test_day_report_download(tmp_path):
             assert http_get(f"{app.dashboard.url}/download/report?{query}")[0] == 404, query
     finally:
         stop_app(app)
+
+
+def test_api_state_carries_the_forecast_of_the_active_schedule(tmp_path):
+    app = start_app(make_config(tmp_path))
+    try:
+        now = app.clock.now()
+        times = [now + timedelta(hours=h) for h in (1, 2)]
+        frame = frame_from_rows(times, [400.0, -100.0], None, app.cfg.tz, end_at=now + timedelta(hours=3))
+        app.store.publish_schedule("manual", "lib", frame)
+        fc = wait_for(lambda: (api_state(app)["plants"]["lib"]["forecast"] or {}).get("warning"), 15,
+                      message="a LIB forecast with a warning") and api_state(app)["plants"]["lib"]["forecast"]
+        view = app.forecaster.view("manual", "lib")
+        assert view.frame is frame and fc == view.summary()
+        # 500 kWh at the live SoC s: 400 kW from now + 1 h empties it after s * 500 / 400 h
+        s = fc["soc_start"]
+        assert fc["soc_start_from"] == "live" and s == pytest.approx(0.5, abs=0.01)
+        empty_at = times[0] + timedelta(hours=s * 500 / 400)
+        got = datetime.fromisoformat(fc["first_violation_at"])
+        assert abs((got - empty_at).total_seconds()) <= 1
+        assert fc["undeliverable_kwh"] == pytest.approx(400 - s * 500, abs=0.01)
+        assert fc["soc_end"] == pytest.approx(100 / 500)
+        assert api_state(app)["plants"]["vrfb"]["forecast"]["warning"] is None
+        m = scrape(app.dashboard.url + "/metrics")
+        assert value(m, "hil_plant_forecast_soc_end_ratio", plant="lib") == pytest.approx(fc["soc_end"])
+    finally:
+        stop_app(app)
