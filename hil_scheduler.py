@@ -193,7 +193,8 @@ class HilApp:
             self._spawn(controller.thread_name, controller.step, controller.wake_event)
         for name, step, wake_event, period_s in self.measurement.threads():
             self._spawn(name, step, wake_event, period_s)
-        self._spawn(self.forecaster.thread_name, self.forecaster.step, self.forecaster.wake_event, 2.0)
+        # a forecast of a whole day of 1 s rows takes seconds: /healthz allows 3 x 60 s per step
+        self._spawn(self.forecaster.thread_name, self.forecaster.step, self.forecaster.wake_event, 60.0)
         self._spawn("data_fetcher", self.fetcher.step, self.fetcher.wake_event, self.cfg.timing.data_fetcher_period_s)
         self._started = True
         for pid in self.options.record:

@@ -1,6 +1,6 @@
 """SoC forecasts of the schedules, computed off the request path (thread `forecaster`, issue 17).
 
-Every `PERIOD_S` the thread looks at both plants' manual and API frames and the plants' SoC, and
+Every `PERIOD_S` (at once while more are due; one computation per step) the thread looks at both plants' manual and API frames and the plants' SoC, and
 recomputes a plant/source forecast (core/forecast.py, from now to the end of tomorrow) only when:
 its frame was replaced (a new object: frames are never mutated after publication), the live SoC
 drifted more than `SOC_DRIFT_PU` from the SoC the forecast predicted for now, or the forecast is
@@ -108,17 +108,22 @@ class Forecaster:
 
     # ------------------------------------------------------------------------------ thread
     def step(self) -> float:
+        """At most one computation per step (the loop beats the thread registry in between);
+        returns 0 while more forecasts are due, else PERIOD_S."""
         now = self.clock.now()
         with self.sd["lock"]:
             frames = {src: dict(self.sd[schedule_key(src)]) for src in SOURCES}
             observed = {pid: (self.sd["plant_observed_state_by_plant"][pid] or {}).get("soc_pu") for pid in PLANT_IDS}
             latest = {pid: self.sd["latest_measurement_by_plant"][pid] for pid in PLANT_IDS}
+        due = []
         for pid in PLANT_IDS:
             soc, origin = self._start_soc(pid, observed[pid], latest[pid], now)
-            for src in SOURCES:
-                if self._due(src, pid, frames[src][pid], soc, now):
-                    self._compute(src, pid, frames[src][pid], soc, origin, now)
-        return PERIOD_S
+            due += [(src, pid, soc, origin) for src in SOURCES if self._due(src, pid, frames[src][pid], soc, now)]
+        if not due:
+            return PERIOD_S
+        src, pid, soc, origin = due[0]
+        self._compute(src, pid, frames[src][pid], soc, origin, now)
+        return 0.0 if len(due) > 1 else PERIOD_S
 
     def _due(self, source: str, pid: str, frame, soc: float, now: datetime) -> bool:
         v = self.view(source, pid)

@@ -19,6 +19,7 @@ from dashboard.context import DashboardContext
 from dashboard.figures import x_of
 from dashboard.tabs import api, manual
 from tests.helpers import make_cfg
+from tests.unit.test_forecaster import step_all
 
 TZ = ZoneInfo("Europe/Madrid")
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=TZ)
@@ -50,7 +51,7 @@ def emptying_frame():
 def test_manual_preview_gets_the_trace_and_the_warning(rig):
     frame = emptying_frame()
     publish(rig, "manual", "lib", frame)
-    rig.forecaster.step()
+    step_all(rig.forecaster)
     fig = figures.manual_preview("LIB", frame, T0)
     out = forecast_view.add_forecast(fig, rig, "manual", {"lib": frame}, NAMES, clip_to_frame=True)
     trace = out["data"][-1]
@@ -70,7 +71,7 @@ def test_manual_preview_gets_the_trace_and_the_warning(rig):
 def test_a_schedule_that_can_be_followed_says_so(rig):
     frame = frame_from_rows([T0], [100.0], None, TZ, end_at=T0 + timedelta(hours=1))
     publish(rig, "manual", "vrfb", frame)
-    rig.forecaster.step()
+    step_all(rig.forecaster)
     out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", {"vrfb": frame}, NAMES)
     assert "VRFB follows the schedule: SoC 0.50 now, 0.47 at 2026-06-03 00:00" in out["layout"]["annotations"][-1]["text"]
 
@@ -79,7 +80,7 @@ def test_a_long_forecast_is_thinned_for_the_trace(rig):
     times = [T0 + timedelta(seconds=10 * i) for i in range(6000)]
     frame = frame_from_rows(times, [(-1) ** i * 50.0 for i in range(6000)], None, TZ, end_at=times[-1] + timedelta(seconds=10))
     publish(rig, "manual", "vrfb", frame)
-    rig.forecaster.step()
+    step_all(rig.forecaster)
     out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", {"vrfb": frame}, NAMES)
     assert len(out["data"][-1]["x"]) <= forecast_view.MAX_POINTS + 2
 
@@ -92,7 +93,7 @@ def test_api_tab_redraws_once_when_the_forecast_arrives_then_only_ticks(rig):
     outputs = api.api_refresh(dctx, 1, None, "api", None)
     fig, key = outputs[-2], outputs[-1]
     assert all("SoC forecast" not in t["name"] for t in fig["data"]), "not computed yet: no trace"
-    rig.forecaster.step()
+    step_all(rig.forecaster)
     outputs = api.api_refresh(dctx, 2, None, "api", key)
     fig, key = outputs[-2], outputs[-1]
     names = [t["name"] for t in fig["data"]]
@@ -108,7 +109,7 @@ def test_manual_tab_redraws_when_the_forecast_arrives(rig):
     publish(rig, "manual", "lib", frame)
     fig, key = manual.preview_refresh(dctx, 1, "lib", "manual", None)
     assert "SoC forecast" not in str([t["name"] for t in fig["data"]])
-    rig.forecaster.step()
+    step_all(rig.forecaster)
     fig, key = manual.preview_refresh(dctx, 2, "lib", "manual", key)
     assert fig["data"][-1]["name"] == "LIB SoC forecast"
     with pytest.raises(PreventUpdate):

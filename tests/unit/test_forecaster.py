@@ -38,12 +38,18 @@ def set_soc(sd, pid, soc):
         sd["plant_observed_state_by_plant"][pid] = {**sd["plant_observed_state_by_plant"][pid], "soc_pu": soc}
 
 
+def step_all(fc) -> None:
+    """Steps until nothing is due (one computation per step)."""
+    while fc.step() == 0.0:
+        pass
+
+
 def test_forecasts_of_both_sources_from_the_live_soc(rig):
     cfg, clock, sd, fc = rig
     frame = lib_frame()
     sd["manual_schedule_df_by_plant"]["lib"] = frame
     set_soc(sd, "lib", 0.6)
-    fc.step()
+    step_all(fc)
     view = fc.view("manual", "lib")
     expected = forecast_soc(cfg.plants["lib"], 0.6, "manual", frame, T0, TZ)
     assert view.forecast == expected and view.soc_start_from == "live"
@@ -61,21 +67,22 @@ def test_recomputes_only_for_a_new_frame_drift_or_age(rig):
     cfg, clock, sd, fc = rig
     sd["manual_schedule_df_by_plant"]["lib"] = lib_frame(p_kw=50.0)
     set_soc(sd, "lib", 0.5)
-    fc.step()
+    step_all(fc)
     gen = fc.generation
     clock.advance(60)
     set_soc(sd, "lib", 0.5 - 50 / 60 / 500)        # exactly as forecast
-    fc.step()
+    step_all(fc)
     assert fc.generation == gen, "nothing changed: no computation"
     set_soc(sd, "lib", 0.45)                        # the plant does not follow: drift 0.05
-    fc.step()
+    assert fc.step() == 0.0 and fc.generation == gen + 1, "one computation per step, more due"
+    assert fc.step() > 0 and fc.generation == gen + 2
     assert fc.generation == gen + 2, "both LIB forecasts (manual and API) start again from the live SoC"
     assert fc.view("manual", "lib").soc_start == fc.view("api", "lib").soc_start == 0.45
     sd["manual_schedule_df_by_plant"]["lib"] = lib_frame(p_kw=60.0)   # a new frame: at once
-    fc.step()
+    step_all(fc)
     assert fc.generation == gen + 3
     clock.advance(REFRESH_S)
-    fc.step()
+    step_all(fc)
     assert fc.generation == gen + 3 + 4, "every forecast refreshed after REFRESH_S"
 
 
@@ -90,7 +97,7 @@ def test_start_soc_from_the_last_recorded_file_then_the_config(tmp_path):
     values["soc_pu"] = 0.8
     path.write_text(HEADER + "\n" + format_row(row_from_values(T0 - timedelta(hours=20), values), 1))
     fc = Forecaster(cfg, clock, sd)
-    fc.step()
+    step_all(fc)
     assert fc.view("manual", "lib").soc_start == 0.8
     assert fc.view("manual", "lib").soc_start_from == f"file {path.name}"
     assert fc.view("manual", "vrfb").soc_start_from == "initial_soc_pu"
