@@ -201,6 +201,11 @@ def test_day_report_download(tmp_path):
         assert status == 404 and b"no recorded data for 2001-01-02" in body
         for query in ("date=../../etc&plant=lib", f"date={day}&plant=../lib", "plant=lib"):
             assert http_get(f"{app.dashboard.url}/download/report?{query}")[0] == 404, query
+        # the History tab's link follows the selected day and plant
+        from dashboard.context import DashboardContext
+        from dashboard.tabs import history
+        *_, href = history.history_show(DashboardContext(app), day, "vrfb", "history")
+        assert href == f"/download/report?date={day}&plant=vrfb"
     finally:
         stop_app(app)
 
