@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from agents.forecaster import soc_at
+from dashboard import constants as C
 from dashboard.figures import x_of
 
 MAX_POINTS = 2000                 # a 1 s schedule has 86,400 breakpoints: the trace keeps a stride
-SOC_COLORS = {"lib": "#2ca02c", "vrfb": "#9467bd"}
+SINGLE_COLOR = C.COLOR_SOC        # one plant's preview: the SoC colour of the live plots
 WARNING_COLOR = "#b00020"
 NOTE_COLOR = "#555"
 BELOW_AXIS_PX = 48                # the x axis' tick labels (time and date lines)
@@ -59,6 +60,7 @@ def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to
     if not fig.get("data"):
         return fig
     lines, traces = [], []
+    colors = {pid: SINGLE_COLOR for pid in frames} if len(frames) == 1 else {"lib": C.COLOR_LIB, "vrfb": C.COLOR_VRFB}
     for pid, view in _views(hil, source, frames).items():
         frame = frames[pid]
         if view is None or view.frame is not frame or frame is None or len(frame) == 0:
@@ -68,7 +70,7 @@ def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to
             until = max(frame.index[-1].to_pydatetime(), view.forecast.times[0])
         xs, ys = _trace_xy(view, until)
         traces.append({"type": "scatter", "mode": "lines", "name": f"{names[pid]} SoC forecast", "x": xs, "y": ys,
-                       "yaxis": "y2", "line": {"color": SOC_COLORS.get(pid, "#2ca02c"), "dash": "dot", "width": 2},
+                       "yaxis": "y2", "line": {"color": colors.get(pid, SINGLE_COLOR), "dash": "dot", "width": 2},
                        "hovertemplate": "%{y:.3f} pu<extra>" + names[pid] + " SoC forecast</extra>"})
         text = _line(names[pid], view)
         color = WARNING_COLOR if view.warning else NOTE_COLOR
@@ -77,7 +79,8 @@ def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to
         return fig
     layout = dict(fig.get("layout") or {})
     layout["yaxis2"] = {"title": {"text": "SoC forecast (pu)"}, "overlaying": "y", "side": "right",
-                        "range": [0, 1.05], "showgrid": False, "zeroline": False}
+                        "range": [-0.02, 1.05], "tickmode": "array", "tickvals": [0, 0.25, 0.5, 0.75, 1],
+                        "showgrid": False, "zeroline": False}
     margin = dict(layout.get("margin") or {})
     margin["r"] = max(margin.get("r", 20), 60)
     margin["b"] = max(margin.get("b", 40), BELOW_AXIS_PX + 18 * len(lines))
