@@ -6,6 +6,8 @@
 Exit codes: 0 after a clean shutdown, 2 for an invalid config or command line (one line per
 problem), 1 for an unexpected fatal error or a start failure (port in use, unusable folder).
 The API password is read once from ISTENTORE_API_PASSWORD (then removed from the environment).
+`--check-config --schedule PLANT=CSV` also prints each schedule's SoC forecast (issue 17).
+`metrics.port` set: `/metrics` on its own server too (agents/metrics.py), with or without the dashboard.
 """
 from __future__ import annotations
 
@@ -306,9 +308,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         schedules = parse_schedule_args(cfg, args.schedule)
     except UsageError as exc:
-        if args.check_config:
-            sys.stdout.write(effective_config_yaml(cfg))
-            print("config OK")
         print(str(exc), file=sys.stderr)
         return 2
     if args.check_config:
