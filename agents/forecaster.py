@@ -22,7 +22,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.forecast import Forecast, forecast_soc, forecast_warning
+from core.forecast import Forecast, ForecastCancelled, forecast_soc, forecast_warning
 from core.names import PLANT_IDS, safe_plant_name
 from core.recording import find_initial_soc
 from core.state import schedule_key
@@ -109,7 +109,10 @@ class Forecaster:
     # ------------------------------------------------------------------------------ thread
     def step(self) -> float:
         """At most one computation per step (the loop beats the thread registry in between);
-        returns 0 while more forecasts are due, else PERIOD_S."""
+        returns 0 while more forecasts are due, else PERIOD_S. Nothing after the shutdown began
+        (a computation in progress then is abandoned)."""
+        if self.sd["shutdown_event"].is_set():
+            return PERIOD_S
         now = self.clock.now()
         with self.sd["lock"]:
             frames = {src: dict(self.sd[schedule_key(src)]) for src in SOURCES}
@@ -137,8 +140,12 @@ class Forecaster:
     def _compute(self, source: str, pid: str, frame, soc: float, origin: str, now: datetime) -> None:
         plant = self.cfg.plants[pid]
         started = self.clock.monotonic()
-        fc = forecast_soc(plant, soc, source, frame, now, self.cfg.tz,
-                          self.cfg.istentore_api.schedule_period_minutes)
+        try:
+            fc = forecast_soc(plant, soc, source, frame, now, self.cfg.tz,
+                              self.cfg.istentore_api.schedule_period_minutes,
+                              cancelled=self.sd["shutdown_event"].is_set)
+        except ForecastCancelled:
+            return
         done = self.clock.monotonic()
         epochs = tuple(t.timestamp() for t in fc.times)
         view = ForecastView(source, pid, frame, fc, forecast_warning(plant.name, fc, plant), soc, origin, now,

@@ -109,6 +109,13 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
             return _json({"status": "failing", "failing": failing}, 503)
         return _json({"status": "ok"})
 
+    _register_downloads(server, dctx)
+
+
+def _register_downloads(server: Flask, dctx: DashboardContext) -> None:
+    """The download routes: manual schedule, history day file, day report."""
+    cfg = dctx.cfg
+
     @server.route("/download/manual")
     def download_manual():
         plant = request.args.get("plant")

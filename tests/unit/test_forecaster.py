@@ -101,3 +101,22 @@ def test_start_soc_from_the_last_recorded_file_then_the_config(tmp_path):
     assert fc.view("manual", "lib").soc_start == 0.8
     assert fc.view("manual", "lib").soc_start_from == f"file {path.name}"
     assert fc.view("manual", "vrfb").soc_start_from == "initial_soc_pu"
+
+
+def test_a_forecast_in_progress_is_abandoned_at_shutdown(rig):
+    cfg, clock, sd, fc = rig
+    times = [T0 + timedelta(seconds=i) for i in range(5000)]
+    frame = frame_from_rows(times, [(-1) ** i * 10.0 for i in range(5000)], None, TZ, end_at=times[-1] + timedelta(seconds=1))
+    asked = []
+
+    def cancelled():
+        asked.append(1)
+        return True
+    from core.forecast import ForecastCancelled
+    with pytest.raises(ForecastCancelled):
+        forecast_soc(cfg.plants["lib"], 0.5, "manual", frame, T0, TZ, cancelled=cancelled)
+    assert len(asked) == 1, "asked once, after the first 1024 segments"
+    sd["manual_schedule_df_by_plant"]["lib"] = frame
+    sd["shutdown_event"].set()
+    step_all(fc)
+    assert fc.view("manual", "lib") is None and fc.generation == 0, "nothing starts after the shutdown began"
