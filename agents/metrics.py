@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from core.basic_auth import REALM, credentials_ok
 from core.lateness import LatenessHistogram
 from core.names import PLANT_IDS
 from dashboard.snapshot import Snapshot, take_snapshot
@@ -200,8 +201,6 @@ def render(registry: CollectorRegistry) -> tuple[bytes, str]:
 
 def metrics_wsgi_app(registry: CollectorRegistry, username: str | None, password: str | None):
     """WSGI app answering `GET /metrics` only; basic auth when `username` is set."""
-    from dashboard.http_routes import REALM, credentials_ok
-
     def app(environ, start_response):
         if environ.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])

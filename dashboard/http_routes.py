@@ -17,13 +17,11 @@
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
 
 from flask import Flask, Response, abort, request, send_file
 
+from core.basic_auth import REALM, credentials_ok
 from core.config import PLANT_IDS
 from core.names import safe_plant_name
 from core.schedule_csv import schedule_to_csv
@@ -31,24 +29,7 @@ from dashboard import constants as C
 from dashboard import files, views
 from dashboard.context import DashboardContext
 
-REALM = 'Basic realm="HIL Scheduler"'
 UNAUTHENTICATED_PATHS = ("/healthz",)
-
-
-def credentials_ok(header: str | None, username: str, password: str) -> bool:
-    """Constant-time check of an `Authorization: Basic ...` header."""
-    expected_user = username.encode("utf-8")
-    expected_pw = password.encode("utf-8")
-    user, pw = b"", b""
-    if header and header[:6].lower() == "basic ":
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True)
-        except (binascii.Error, ValueError):
-            decoded = b""
-        user, _, pw = decoded.partition(b":")
-    user_ok = hmac.compare_digest(user, expected_user)
-    pw_ok = hmac.compare_digest(pw, expected_pw)
-    return user_ok and pw_ok
 
 
 def _json(payload, status: int = 200) -> Response:

@@ -234,3 +234,29 @@ def test_api_state_carries_the_forecast_of_the_active_schedule(tmp_path):
         assert value(m, "hil_plant_forecast_soc_end_ratio", plant="lib") == pytest.approx(fc["soc_end"])
     finally:
         stop_app(app)
+
+
+def test_metrics_server_of_its_own_asks_for_the_dashboard_credentials(tmp_path, monkeypatch):
+    import dataclasses
+
+    from core.config import MetricsConfig
+    from hil_scheduler import HilApp, Options
+    from tests.helpers import free_port
+    monkeypatch.setenv(AUTH_ENV, AUTH_PASSWORD)
+    port = free_port()
+    cfg = dataclasses.replace(make_config(tmp_path, auth=DashboardAuth("operator", AUTH_ENV)),
+                              metrics=MetricsConfig(port=port, host="127.0.0.1"))
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    app = HilApp(cfg, options=Options(dashboard=False))
+    try:
+        app.start()
+        assert app.dashboard is None and app.metrics_server.port == port
+        url = f"http://127.0.0.1:{port}/metrics"
+        status, headers, _ = http_get(url)
+        assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="HIL Scheduler"'
+        assert http_get(url, ("operator", "wrong"))[0] == 401
+        assert http_get(f"http://127.0.0.1:{port}/api/state", ("operator", AUTH_PASSWORD))[0] == 404
+        m = scrape(url, ("operator", AUTH_PASSWORD))
+        assert value(m, "hil_thread_up", thread="metrics") == 1
+    finally:
+        app.shutdown("test end")
