@@ -48,7 +48,8 @@ def layout(ctx: DashboardContext, s: Snapshot):
                 ]),
                 html.A("Download CSV", id=C.HISTORY_DOWNLOAD_ID, href=history_download_href(day, "lib"), download="",
                        className="btn secondary"),
-                html.A("Day report", id=REPORT_LINK_ID, href=report_href(day, "lib"), download="",
+                # a new tab: the report downloads (attachment), a day without data shows its reason
+                html.A("Day report", id=REPORT_LINK_ID, href=report_href(day, "lib"), target="_blank",
                        className="btn secondary"),
             ]),
             html.Div(id=C.HISTORY_MESSAGE_ID, className="line message"),
