@@ -16,6 +16,7 @@ computation. The forecaster writes nothing in `shared_data`.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from bisect import bisect_right
@@ -51,6 +52,7 @@ class ForecastView:
     computed_mono: float
     duration_s: float
     epochs: tuple[float, ...]    # fc.times as POSIX seconds (for soc_at)
+    seq: int = 0                 # the forecaster's generation when this view was made (unique)
 
     def summary(self) -> dict:
         fc = self.forecast
@@ -151,8 +153,8 @@ class Forecaster:
         view = ForecastView(source, pid, frame, fc, forecast_warning(plant.name, fc, plant), soc, origin, now,
                             done, done - started, epochs)
         with self._lock:
-            self._views[(source, pid)] = view
             self.generation += 1
+            self._views[(source, pid)] = dataclasses.replace(view, seq=self.generation)
 
     def _start_soc(self, pid: str, observed, latest, now: datetime) -> tuple[float, str]:
         if isinstance(observed, (int, float)) and observed == observed:

@@ -28,7 +28,7 @@ def _views(hil, source: str, plants) -> dict:
 
 def key(hil, source: str, plants) -> list:
     """What the drawn forecasts depend on: each plant's forecast identity (None while pending)."""
-    return [None if v is None else v.computed_mono for v in _views(hil, source, plants).values()]
+    return [None if v is None else v.seq for v in _views(hil, source, plants).values()]
 
 
 def _trace_xy(view, until: datetime | None) -> tuple[list, list]:

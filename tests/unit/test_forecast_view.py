@@ -114,3 +114,14 @@ def test_manual_tab_redraws_when_the_forecast_arrives(rig):
     assert fig["data"][-1]["name"] == "LIB SoC forecast"
     with pytest.raises(PreventUpdate):
         manual.preview_refresh(dctx, 3, "lib", "manual", key)
+
+
+def test_the_key_changes_with_every_new_forecast_even_at_the_same_instant(rig):
+    publish(rig, "manual", "lib", emptying_frame())
+    step_all(rig.forecaster)
+    first = forecast_view.key(rig, "manual", ("lib",))
+    publish(rig, "manual", "lib", emptying_frame())      # the fake clock did not move
+    step_all(rig.forecaster)
+    second = forecast_view.key(rig, "manual", ("lib",))
+    assert first != second and None not in first + second
+    assert forecast_view.key(SimpleNamespace(), "manual", ("lib",)) == [None]   # no forecaster: nothing drawn
