@@ -258,7 +258,8 @@ class HilApp:
                 clean = False
         self.stop_event.set()
         stopped_at = self.clock.monotonic()
-        for event in [self.scheduler_wake, self.coordinator.wake_event, self.forecaster.wake_event] + [c.wake_event for c in self.controllers.values()]:
+        wakes = [self.scheduler_wake, self.coordinator.wake_event, self.forecaster.wake_event]
+        for event in wakes + [c.wake_event for c in self.controllers.values()]:
             event.set()
         if self._started:
             self.measurement.shutdown_poster(2.0)
