@@ -2,9 +2,10 @@
 
 Every `PERIOD_S` (at once while more are due; one computation per step) the thread looks at
 both plants' manual and API frames and the plants' SoC, and recomputes a plant/source forecast
-(core/forecast.py, from now to the end of tomorrow) only when: its frame was replaced (a new object: frames are never mutated after publication), the live SoC
-drifted more than `SOC_DRIFT_PU` from the SoC the forecast predicted for now, or the forecast is
-older than `REFRESH_S`. Drift and age recomputes wait at least 20 x the last computation's
+(core/forecast.py, from now to the end of tomorrow) only when: its frame was replaced (a new
+object: frames are never mutated after publication), the live SoC drifted more than
+`SOC_DRIFT_PU` from the SoC the forecast predicted for now, or the forecast is older than
+`REFRESH_S`. Drift and age recomputes wait at least 20 x the last computation's
 duration, so a 1 s schedule of a whole day (seconds of CPU) stays a small share of a core.
 
 Start SoC: the live observed SoC, else the last sample's, else the last recorded in the daily
