@@ -38,12 +38,13 @@ def test_headless_run_serves_metrics_on_its_port(procs, tmp_path):
     lib = (("plant", "lib"),)
 
     def dispatching():
+        # the enable register is observed every second: it follows the gate within one observation
         m = scrape(mport)
         return m if m and m.get(("hil_plant_dispatching", lib)) == 1 and m.get(
-            ("hil_plant_setpoint_active_power_watts", lib)) == 150_000 else None
-    m = wait_for(dispatching, 30, "LIB dispatching 150 kW in /metrics")
+            ("hil_plant_setpoint_active_power_watts", lib)) == 150_000 and m.get(("hil_plant_enabled", lib)) == 1 else None
+    m = wait_for(dispatching, 30, "LIB dispatching 150 kW and enabled in /metrics")
     assert p_setpoint_kw(ports["lib_local"]) == 150.0
-    assert m[("hil_plant_link_up", lib)] == 1 and m[("hil_plant_enabled", lib)] == 1
+    assert m[("hil_plant_link_up", lib)] == 1
     assert m[("hil_plant_dispatch_reason", (("plant", "lib"), ("reason", "schedule")))] == 1
     assert m[("hil_plant_dispatching", (("plant", "vrfb"),))] == 0
     assert m[("hil_thread_up", (("thread", "metrics"),))] == 1
