@@ -6,6 +6,8 @@
 Exit codes: 0 after a clean shutdown, 2 for an invalid config or command line (one line per
 problem), 1 for an unexpected fatal error or a start failure (port in use, unusable folder).
 The API password is read once from ISTENTORE_API_PASSWORD (then removed from the environment).
+`--check-config --schedule PLANT=CSV` also prints each schedule's SoC forecast (issue 17).
+`metrics.port` set: `/metrics` on its own server too (agents/metrics.py), with or without the dashboard.
 """
 from __future__ import annotations
 
@@ -28,15 +30,19 @@ from agents.control_agent import PlantController  # noqa: E402
 from agents.coordinator import Coordinator  # noqa: E402
 from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa: E402
 from agents.data_fetcher_agent import DataFetcher  # noqa: E402
+from agents.forecaster import Forecaster  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
+from agents.metrics import MetricsServer, MetricsStartError, build_registry  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
 from core.config import AppConfig, effective_config_yaml, load_config_or_report  # noqa: E402
+from core.forecast import forecast_soc, forecast_warning, horizon_end  # noqa: E402
 from core.names import PLANT_IDS  # noqa: E402
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
 from core.state import build_shared_data  # noqa: E402
+from core.timeutil import format_local_iso  # noqa: E402
 from istentore_api import LoginGate  # noqa: E402
 
 log = logging.getLogger("hil.director")
@@ -101,6 +107,21 @@ def parse_schedule_args(cfg: AppConfig, specs: list[str]) -> dict:
     return frames
 
 
+def schedule_check_lines(cfg: AppConfig, frames: dict, now) -> list[str]:
+    """`--check-config --schedule`: one line per schedule, its SoC forecast from the plant's
+    `initial_soc_pu` at `now` to the end of tomorrow or of the schedule, whichever is later."""
+    lines = []
+    for plant, frame in frames.items():
+        pc = cfg.plants[plant]
+        until = max(horizon_end(now, cfg.tz), frame.index[-1].to_pydatetime()) if len(frame) else None
+        fc = forecast_soc(pc, pc.model.initial_soc_pu, "manual", frame, now, cfg.tz, until=until)
+        end = f"SoC {pc.model.initial_soc_pu:.2f} now -> {fc.soc_end:.2f} at {format_local_iso(fc.times[-1])}"
+        warning = forecast_warning(pc.name, fc, pc)
+        lines.append(f"forecast {plant}: {warning}; {end}" if warning
+                     else f"forecast {plant}: {pc.name} follows the schedule; {end}")
+    return lines
+
+
 @dataclass
 class Options:
     dashboard: bool = True
@@ -144,6 +165,9 @@ class HilApp:
         self.emulator = PlantEmulator(cfg, self.clock, cfg.data_dir, "local", self.registry)
         self.fetcher = DataFetcher(cfg, self.clock, self.sd, self.store, self.stop_event, self.login_gate)
         self.dashboard = None
+        self.forecaster = Forecaster(cfg, self.clock, self.sd)
+        self.metrics_registry = build_registry(self)   # /metrics of the dashboard and of metrics.port
+        self.metrics_server = MetricsServer(self, self.metrics_registry) if cfg.metrics.port is not None else None
         self._started = False
 
     # ------------------------------------------------------------------------------- start
@@ -160,6 +184,8 @@ class HilApp:
         if self.options.dashboard:
             self.dashboard = DashboardServer(self)
             self.dashboard.start()
+        if self.metrics_server is not None:
+            self.metrics_server.start()
         for plant, frame in {**self.manual_files.restore(), **self.options.schedules}.items():
             self.store.publish_schedule("manual", plant, frame)
         self._spawn(self.manual_files.thread_name, self.manual_files.step, self.manual_files.wake_event, 60.0)
@@ -169,6 +195,8 @@ class HilApp:
             self._spawn(controller.thread_name, controller.step, controller.wake_event)
         for name, step, wake_event, period_s in self.measurement.threads():
             self._spawn(name, step, wake_event, period_s)
+        # a forecast of a whole day of 1 s rows takes seconds: /healthz allows 3 x 60 s per step
+        self._spawn(self.forecaster.thread_name, self.forecaster.step, self.forecaster.wake_event, 60.0)
         self._spawn("data_fetcher", self.fetcher.step, self.fetcher.wake_event, self.cfg.timing.data_fetcher_period_s)
         self._started = True
         for pid in self.options.record:
@@ -230,7 +258,8 @@ class HilApp:
                 clean = False
         self.stop_event.set()
         stopped_at = self.clock.monotonic()
-        for event in [self.scheduler_wake, self.coordinator.wake_event] + [c.wake_event for c in self.controllers.values()]:
+        wakes = [self.scheduler_wake, self.coordinator.wake_event, self.forecaster.wake_event]
+        for event in wakes + [c.wake_event for c in self.controllers.values()]:
             event.set()
         if self._started:
             self.measurement.shutdown_poster(2.0)
@@ -242,6 +271,8 @@ class HilApp:
         self.fetcher.close()
         if self.dashboard is not None:
             self.dashboard.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self.emulator.stop()
         return clean and not any(t.is_alive() for t in self.threads)
 
@@ -275,15 +306,17 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config_or_report(args.config, args.data_dir)
     if cfg is None:
         return 2
-    if args.check_config:
-        sys.stdout.write(effective_config_yaml(cfg))
-        print("config OK")
-        return 0
     try:
         schedules = parse_schedule_args(cfg, args.schedule)
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    if args.check_config:
+        sys.stdout.write(effective_config_yaml(cfg))
+        print("config OK")
+        for line in schedule_check_lines(cfg, schedules, RealClock(cfg.tz).now()):
+            print(line)
+        return 0
     password = os.environ.pop(PASSWORD_ENV, None) or None
     if not make_folders(cfg):
         return 1
@@ -310,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
              cfg.startup.transport_mode, dash_url)
     try:
         app.start()
-    except (EmulatorStartError, DashboardStartError) as exc:
+    except (EmulatorStartError, DashboardStartError, MetricsStartError) as exc:
         log.error("%s", exc)
         print(str(exc), file=sys.stderr)
         app.shutdown("start failure")

@@ -24,8 +24,9 @@ from core.codec import CodecError, decode, decode_counts, next_heartbeat
 from core.config import AppConfig
 from core.dispatch import (SETPOINT_UNITS, Target, changed_externally, decayed, differing, dispatch_setpoint,
                            encode_setpoints, is_stale, observed_fields, observed_transition, plant_operating,
-                           write_status)
+                           target_expiry_s, write_status)
 from core.episodes import Episodes
+from core.lateness import BreakpointWatch
 from core.points import OBSERVE_POINTS, SETPOINT_POINTS
 from core.recording import format_value
 from core.schedules import resolve_setpoint
@@ -69,6 +70,7 @@ class PlantController:
         self._last_wanted: tuple[float, float] | None = None  # P/Q that check wanted
         self._verified_words: dict[str, list[int]] = {}
         self._episodes = Episodes()   # external change, expired target, refused values: logged once
+        self._breakpoints = BreakpointWatch(target_expiry_s(cfg.timing.scheduler_period_s))  # lateness
         self._next_dispatch = 0.0
         self._next_observe = 0.0
         self._next_heartbeat = 0.0
@@ -296,7 +298,11 @@ class PlantController:
         # The scheduler hands a new Target object every period: "changed" means other values.
         target_changed = (p_kw, q_kvar) != self._last_wanted
         self._last_wanted = (p_kw, q_kvar)
-        self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed)
+        ok = self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed) == "ok"
+        hist = self._breakpoints.after_check(None if expired else target.row_ts, ok, self.clock.now(),
+                                             self.clock.monotonic())
+        if hist is not None:
+            self._publish_dispatch(lateness=hist)   # core/lateness.LatenessHistogram
 
     def write_setpoints(self, p_kw: float, q_kvar: float, immediate: bool,
                         target_changed: bool = True) -> str:

@@ -95,6 +95,13 @@ class DashboardConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """The `/metrics` server of its own (besides the dashboard's route): off while `port` is None."""
+    port: int | None = None
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class IstentoreConfig:
     base_url: str = "https://example.invalid/default"
     email: str = "operator"
@@ -206,6 +213,7 @@ class AppConfig:
     safe_stop: SafeStopConfig
     recording: RecordingConfig
     plants: Mapping[str, PlantConfig]
+    metrics: MetricsConfig = MetricsConfig()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -241,7 +249,7 @@ _PLANT_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 _SECTIONS = ("general", "time", "startup", "dashboard", "istentore_api", "timing", "safe_stop", "recording",
-             "plants")
+             "plants", "metrics")
 _ISTENTORE_KEYS = (
     "base_url", "email", "poll_start_time", "schedule_period_minutes", "post_measurements_in_api_mode",
     "measurement_post_period_s", "measurement_post_queue_maxlen", "measurement_post_retry_initial_s",
@@ -323,13 +331,14 @@ def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | 
     p = c.section(doc, "plants", PLANT_IDS)
     plants = {pid: _plant(c, pid, p.get(pid, _MISSING)) for pid in PLANT_IDS}
     _check_plants_apart(c, plants)
+    metrics = _metrics(c, c.section(doc, "metrics", ("port", "host")), dashboard)
 
     if c.problems:
         raise ConfigError(c.problems)
     return AppConfig(
         config_path=config_path, general=general, time=time_cfg, startup=startup, dashboard=dashboard,
         istentore_api=istentore, timing=timing, safe_stop=safe_stop, recording=recording,
-        plants=MappingProxyType(plants),
+        plants=MappingProxyType(plants), metrics=metrics,
     )
 
 
@@ -374,6 +383,7 @@ def effective_config_yaml(cfg: AppConfig) -> str:
             }
             for pid, pc in cfg.plants.items()
         },
+        "metrics": _plain(cfg.metrics),
     }
     head = f"# effective configuration of {json.dumps(str(cfg.config_path))}\n"
     return head + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
@@ -662,6 +672,17 @@ def _account(c: _Checker, raw: Any, path: str) -> Any:
             c.report(f"{path}.password_env", "environment variable is not set or empty", var, allowed)
             var = _BAD
     return DashboardAuth(username, var) if _ok(username, var) else _BAD
+
+
+def _metrics(c: _Checker, d: dict, dashboard: DashboardConfig) -> MetricsConfig:
+    """`metrics: {port: null|1..65535, host}`; a host that is not loopback needs dashboard.auth
+    (the metrics server asks for the dashboard's credentials)."""
+    port = c.integer(d, "metrics.port", None, 1, 65535, nullable=True)
+    host = c.string(d, "metrics.host", "127.0.0.1", non_empty=True, no_space=True)
+    if _ok(host) and dashboard.auth is None and not is_loopback_host(host):
+        c.report("metrics.host", "a host that is not loopback requires dashboard.auth", host,
+                 "127.0.0.0/8, ::1 or localhost; any other host with dashboard.auth set")
+    return MetricsConfig(port=port, host=host)
 
 
 def _istentore(c: _Checker, d: dict) -> IstentoreConfig:

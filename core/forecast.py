@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Callable
 
 import pandas as pd
 
@@ -95,10 +96,15 @@ def _crossing_us(model: PlantModel, p_kw: float) -> int | None:
     return None
 
 
+class ForecastCancelled(Exception):
+    """`cancelled()` answered True: the forecast was abandoned (e.g. at shutdown)."""
+
+
 def forecast_soc(plant_cfg: PlantConfig, soc_pu_start: float, source: str, frame: pd.DataFrame | None,
                  now: datetime, tz: tzinfo, schedule_period_minutes: float = 15,
-                 until: datetime | None = None) -> Forecast:
-    """Forecast from `now` (aware) to `until` (default `horizon_end(now, tz)`); see module doc."""
+                 until: datetime | None = None, cancelled: Callable[[], bool] | None = None) -> Forecast:
+    """Forecast from `now` (aware) to `until` (default `horizon_end(now, tz)`); see module doc.
+    `cancelled` is asked every 1024 segments; True raises ForecastCancelled."""
     start_us = _us(now)
     end_us = _us(until or horizon_end(now, tz))
     model = PlantModel(plant_cfg.model, _EXACT_PERIOD_S, soc_pu_start, 0.0)
@@ -107,6 +113,8 @@ def forecast_soc(plant_cfg: PlantConfig, soc_pu_start: float, source: str, frame
     undeliverable = [0.0, 0.0]  # discharge, charge
     t_us = start_us
     while True:
+        if cancelled is not None and len(times) % 1024 == 1023 and cancelled():
+            raise ForecastCancelled()
         t = _at(t_us, tz)
         sp = resolve_setpoint(source, frame, t, plant_cfg, schedule_period_minutes)
         out = model.update((t_us - start_us) / 1e6, 1, sp.p_kw, sp.q_kvar)

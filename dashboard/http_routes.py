@@ -6,10 +6,15 @@
 - Request bodies over 8 MiB: 413 (checked from the header before anything reads the body, and by
   Flask's `MAX_CONTENT_LENGTH` for bodies without a length).
 - `GET /api/state`: JSON from one snapshot, `Cache-Control: no-store`; never the password or a token.
+  Each plant carries `forecast` (agents/forecaster.py: `soc_end`, `first_violation_at`,
+  `undeliverable_kwh`, the warning, the start SoC and its origin) of the active source, or null.
+- `GET /metrics`: Prometheus text format from the app's own registry (agents/metrics.py); no I/O.
 - `GET /healthz`: 200 `{"status": "ok"}` or 503 `{"status": "failing", "failing": [...]}`.
 - `GET /download/manual?plant=<id>`: the plant's manual schedule in the upload format.
 - `GET /download/history?date=YYYY-MM-DD&plant=<id>`: that daily file's bytes under its own name;
   the server maps (date, plant) to the path itself.
+- `GET /download/report?date=YYYY-MM-DD&plant=<id>|all`: the day report (tools/report.py) of that
+  day as one HTML download; 404 with the reason when no plant has data that day.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import json
 
 from flask import Flask, Response, abort, g, request, send_file
 
+from core.basic_auth import REALM
 from core.config import PLANT_IDS
 from core.names import safe_plant_name
 from core.schedule_csv import schedule_to_csv
@@ -24,7 +30,6 @@ from dashboard import constants as C
 from dashboard import files, roles, views
 from dashboard.context import DashboardContext
 
-REALM = 'Basic realm="HIL Scheduler"'
 UNAUTHENTICATED_PATHS = ("/healthz",)
 
 
@@ -75,7 +80,17 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
 
     @server.route("/api/state")
     def api_state():
-        return _json(_finite(views.api_state(cfg, dctx.snapshot())))
+        doc = views.api_state(cfg, dctx.snapshot())
+        forecaster = getattr(dctx.hil, "forecaster", None)   # computed off the request path
+        for pid, plant in doc["plants"].items():
+            plant["forecast"] = forecaster.summary(pid) if forecaster is not None else None
+        return _json(_finite(doc))
+
+    @server.route("/metrics")
+    def metrics():
+        from agents.metrics import render
+        body, ctype = render(dctx.hil.metrics_registry)
+        return Response(body, status=200, headers={"Content-Type": ctype, "Cache-Control": "no-store"})
 
     @server.route("/healthz")
     def healthz():
@@ -83,6 +98,13 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
         if failing:
             return _json({"status": "failing", "failing": failing}, 503)
         return _json({"status": "ok"})
+
+    _register_downloads(server, dctx)
+
+
+def _register_downloads(server: Flask, dctx: DashboardContext) -> None:
+    """The download routes: manual schedule, history day file, day report."""
+    cfg = dctx.cfg
 
     @server.route("/download/manual")
     def download_manual():
@@ -103,3 +125,18 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
         if path is None:
             return Response("No such recorded day.\n", status=404, mimetype="text/plain")
         return send_file(path, mimetype="text/csv", as_attachment=True, download_name=path.name, max_age=0)
+
+    @server.route("/download/report")
+    def download_report():
+        from tools.report import ReportError, build_report
+        day, plant = files.parse_date(request.args.get("date")), request.args.get("plant")
+        if day is None or plant not in PLANT_IDS + ("all",):
+            return Response("No such day or plant.\n", status=404, mimetype="text/plain")
+        try:
+            text, _ = build_report(cfg, day, list(PLANT_IDS) if plant == "all" else [plant])
+        except ReportError as exc:
+            return Response(f"No report: {exc}.\n", status=404, mimetype="text/plain")
+        name = f"report_{day.isoformat()}{'' if plant == 'all' else '_' + plant}.html"
+        return Response(text, mimetype="text/html",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                 "Cache-Control": "no-store"})

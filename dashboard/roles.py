@@ -14,10 +14,7 @@ through `operator_only(action, body)`, which refuses a viewer's request before t
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import hmac
 import logging
 from typing import Callable, Iterable
 
@@ -25,26 +22,13 @@ import flask
 from dash import ctx as dash_ctx, html
 from dash.exceptions import PreventUpdate
 
+from core.basic_auth import credentials_ok
 from dashboard import constants as C
 
 log = logging.getLogger("hil.dashboard")
 
 OPERATOR, VIEWER = "operator", "viewer"
 READ_ONLY_TITLE = "Read-only access"
-
-
-def credentials_ok(header: str | None, username: str, password: str) -> bool:
-    """Constant-time check of an `Authorization: Basic ...` header."""
-    user, pw = b"", b""
-    if header and header[:6].lower() == "basic ":
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True)
-        except (binascii.Error, ValueError):
-            decoded = b""
-        user, _, pw = decoded.partition(b":")
-    user_ok = hmac.compare_digest(user, username.encode("utf-8"))
-    pw_ok = hmac.compare_digest(pw, password.encode("utf-8"))
-    return user_ok and pw_ok
 
 
 def identify(header: str | None, accounts: Iterable[tuple[str, str, str]]) -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from core.names import PLANT_IDS
 from dashboard import constants as C
-from dashboard import figures, roles, views
+from dashboard import figures, forecast_view, roles, views
 from dashboard.common import any_click, bind
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
@@ -28,7 +28,7 @@ def posting_children(lines: list[str]) -> list:
 
 def layout(ctx: DashboardContext, s: Snapshot):
     cfg = ctx.cfg
-    preview = figures.api_preview(ctx.names, s.api, s.now, ctx.api_period)
+    preview = _preview(ctx, s)
     return html.Div(className="tab-body", children=[
         html.Div(className="card", children=[
             html.Div(className="button-row", children=[
@@ -55,7 +55,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
         html.Div(className="card", children=[
             dcc.Graph(id=C.API_PREVIEW_ID, figure=preview, config={"displaylogo": False},
                       style={"height": f"{C.API_PREVIEW_HEIGHT}px"}),
-            dcc.Store(id=C.API_STORE_ID, data=_preview_key(s, bool(preview["data"]))),
+            dcc.Store(id=C.API_STORE_ID, data=_preview_key(ctx, s, bool(preview["data"]))),
         ]),
     ])
 
@@ -94,10 +94,17 @@ def connect_answer(dctx: DashboardContext, _n, pending):
     return answer, None
 
 
-def _preview_key(s: Snapshot, drawn: bool) -> dict:
-    """What the drawn preview shows: the schedule revision, the local day, the now line's minute and
-    whether it has traces (an empty preview has no axis for the now line)."""
-    return {"rev": s.revision, "day": s.now.date().isoformat(), "minute": figures.now_minute(s.now), "drawn": drawn}
+def _preview_key(dctx: DashboardContext, s: Snapshot, drawn: bool) -> dict:
+    """What the drawn preview shows: the schedule revision, the local day, the now line's minute,
+    whether it has traces (an empty preview has no axis for the now line) and the SoC forecasts."""
+    return {"rev": s.revision, "day": s.now.date().isoformat(), "minute": figures.now_minute(s.now), "drawn": drawn,
+            "fc": forecast_view.key(dctx.hil, "api", PLANT_IDS)}
+
+
+def _preview(dctx: DashboardContext, s: Snapshot) -> dict:
+    """The API schedules with each plant's SoC forecast (computed by the forecaster thread)."""
+    fig = figures.api_preview(dctx.names, s.api, s.now, dctx.api_period)
+    return forecast_view.add_forecast(fig, dctx.hil, "api", {pid: s.api.get(pid) for pid in PLANT_IDS}, dctx.names)
 
 
 def api_refresh(dctx: DashboardContext, _n, _message, tab, store):
@@ -106,15 +113,16 @@ def api_refresh(dctx: DashboardContext, _n, _message, tab, store):
         raise PreventUpdate
     s = dctx.snapshot()
     cards = [posting_children(views.posting_lines(dctx.cfg, s, pid)) for pid in PLANT_IDS]
-    if store and store.get("rev") == s.revision and store.get("day") == s.now.date().isoformat():
+    if (store and store.get("rev") == s.revision and store.get("day") == s.now.date().isoformat()
+            and store.get("fc") == forecast_view.key(dctx.hil, "api", PLANT_IDS)):
         drawn = bool(store.get("drawn"))
         if store.get("minute") == figures.now_minute(s.now):
             fig, key = no_update, no_update
         else:
-            fig, key = (figures.preview_now_patch(s.now) if drawn else no_update), _preview_key(s, drawn)
+            fig, key = (figures.preview_now_patch(s.now) if drawn else no_update), _preview_key(dctx, s, drawn)
     else:
-        fig = figures.api_preview(dctx.names, s.api, s.now, dctx.api_period)
-        key = _preview_key(s, bool(fig["data"]))
+        fig = _preview(dctx, s)
+        key = _preview_key(dctx, s, bool(fig["data"]))
     return [views.api_status_line(dctx.cfg, s), views.api_error_line(s), *cards, fig, key]
 
 

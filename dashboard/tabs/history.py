@@ -18,8 +18,16 @@ from dashboard.snapshot import Snapshot
 log = logging.getLogger("hil.dashboard")
 
 
+REPORT_LINK_ID = "history-report"
+
+
 def history_download_href(day: str | None, plant: str) -> str:
     return f"/download/history?date={day or ''}&plant={plant}"
+
+
+def report_href(day: str | None, plant: str) -> str:
+    """The day report (tools/report.py) of the selected day and plant, served as a download."""
+    return f"/download/report?date={day or ''}&plant={plant}"
 
 
 def layout(ctx: DashboardContext, s: Snapshot):
@@ -40,6 +48,9 @@ def layout(ctx: DashboardContext, s: Snapshot):
                 ]),
                 html.A("Download CSV", id=C.HISTORY_DOWNLOAD_ID, href=history_download_href(day, "lib"), download="",
                        className="btn secondary"),
+                # a new tab: the report downloads (attachment), a day without data shows its reason
+                html.A("Day report", id=REPORT_LINK_ID, href=report_href(day, "lib"), target="_blank",
+                       className="btn secondary"),
             ]),
             html.Div(id=C.HISTORY_MESSAGE_ID, className="line message"),
             dcc.Graph(id=C.HISTORY_FIGURE_ID, figure=figures.empty_figure("Select a day.", C.LIVE_FIGURE_HEIGHT),
@@ -54,9 +65,13 @@ def history_options(dctx: DashboardContext, tab, options):
 
 
 def history_show(dctx: DashboardContext, day, plant, tab):
-    """(figure, message, download href) for the chosen day and plant."""
+    """(figure, message, download href, report href) for the chosen day and plant."""
     if tab != "history" or plant not in PLANT_IDS:
         raise PreventUpdate
+    return (*_history_view(dctx, day, plant), report_href(day, plant))
+
+
+def _history_view(dctx: DashboardContext, day, plant):
     href = history_download_href(day, plant)
     if not day:
         return figures.empty_figure("No recorded days.", C.LIVE_FIGURE_HEIGHT), "No recorded days.", href
@@ -101,6 +116,7 @@ def register(app, dctx: DashboardContext) -> None:
         Output(C.HISTORY_FIGURE_ID, "figure"),
         Output(C.HISTORY_MESSAGE_ID, "children"),
         Output(C.HISTORY_DOWNLOAD_ID, "href"),
+        Output(REPORT_LINK_ID, "href"),
         Input(C.HISTORY_DATE_ID, "value"),
         Input(C.HISTORY_PLANT_ID, "value"),
         Input(C.TABS_ID, "value"),

@@ -23,7 +23,7 @@ from core.schedule_csv import (ScheduleCSVError, ended_warning, failure_message,
 from core.schedules import empty_frame
 from core.timeutil import ceil_to_period, localize_forward
 from dashboard import constants as C
-from dashboard import figures, files, roles
+from dashboard import figures, files, forecast_view, roles
 from dashboard.common import bind
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
@@ -158,15 +158,16 @@ def _preview_key(s: Snapshot, plant: str) -> dict:
 
 
 def _preview(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
-    return figures.manual_preview(dctx.names[plant], s.manual.get(plant), s.now, f"{plant}:{s.revision}")
+    fig = figures.manual_preview(dctx.names[plant], s.manual.get(plant), s.now, f"{plant}:{s.revision}")
+    return forecast_view.add_forecast(fig, dctx.hil, "manual", {plant: s.manual.get(plant)}, dctx.names, True)
 
 
 def preview_refresh(dctx: DashboardContext, _n, plant, tab, store):
     if tab != "manual" or plant not in PLANT_IDS:
         raise PreventUpdate
     s = dctx.snapshot()
-    key = _preview_key(s, plant)
-    if store and store.get("rev") == s.revision and store.get("plant") == plant:
+    key = {**_preview_key(s, plant), "fc": forecast_view.key(dctx.hil, "manual", (plant,))}  # SoC forecast
+    if store and store.get("rev") == s.revision and store.get("plant") == plant and store.get("fc") == key["fc"]:
         if store.get("minute") == key["minute"]:
             raise PreventUpdate
         return (figures.preview_now_patch(s.now, s.manual.get(plant)) if store.get("drawn") else no_update), key

@@ -1,0 +1,257 @@
+"""Prometheus metrics (issue 17): a collector over one `shared_data` snapshot, and its own server.
+
+`build_registry(app)` returns a fresh `CollectorRegistry` (one per HilApp, never the global one)
+holding `HilCollector`; `render(registry)` gives the text exposition format. A scrape takes one
+snapshot of `shared_data` under its lock (dashboard/snapshot.py, O(1) reference copies) and reads
+the thread registry and the forecaster's last results: no Modbus, HTTP or file I/O, so a scrape
+answers at once while a plant or the API is unreachable.
+
+Names follow the Prometheus naming guide: prefix `hil_`, base units in the name: powers in watts
+(`_watts`) and vars (`_vars`, reactive), SoC as `_ratio` (0..1), times in `_seconds`, counters
+`_total`. Values are those of `/api/state` (kW x 1000). A value not known yet is left out (no
+sample), never exported as 0. Sign: positive P = discharge.
+
+`MetricsServer(app)`: `metrics.port` set -> `/metrics` on `metrics.host:port` (127.0.0.1 by default)
+through agents/wsgi_server.py, thread `metrics`, under the dashboard's basic auth when
+`dashboard.auth` is set. The dashboard serves the same registry at `/metrics` (dashboard/http_routes.py).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from core.basic_auth import REALM, credentials_ok
+from core.lateness import LatenessHistogram
+from core.names import PLANT_IDS
+from dashboard.snapshot import Snapshot, take_snapshot
+from dashboard.views import as_datetime
+
+log = logging.getLogger("hil.metrics")
+
+THREAD_NAME = "metrics"
+REQUEST_THREADS = 2
+STOP_TIMEOUT_S = 2.0
+REASONS = ("schedule", "no_schedule", "before_start", "after_end", "stale")
+POST_OUTCOMES = ("posted", "rejected", "dropped", "discarded")
+WINDOWS = ("today", "tomorrow")
+
+
+def _age_s(value, now: datetime, tz) -> float | None:
+    dt = as_datetime(value, tz)
+    if dt is None:
+        return None
+    return max(0.0, (now.astimezone(timezone.utc) - dt.astimezone(timezone.utc)).total_seconds())
+
+
+def _num(value) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and value == value:
+        return float(value)
+    return None
+
+
+class _Families:
+    """Gauge families by name, created on first use; a None value adds no sample."""
+
+    def __init__(self):
+        self.by_name: dict[str, GaugeMetricFamily] = {}
+
+    def gauge(self, name: str, doc: str, labels: list[str], values: list[str], value, scale: float = 1.0):
+        fam = self.by_name.get(name)
+        if fam is None:
+            fam = self.by_name[name] = GaugeMetricFamily(name, doc, labels=labels)
+        v = _num(value)
+        if v is not None:
+            fam.add_metric(values, v * scale)
+
+
+_PLANT_GAUGES = (  # (name, doc, source, key, scale)
+    ("hil_plant_setpoint_active_power_watts", "P setpoint last written and verified (W)", "dispatch",
+     "last_written_p_kw", 1000.0),
+    ("hil_plant_setpoint_reactive_power_vars", "Q setpoint last written and verified (var)", "dispatch",
+     "last_written_q_kvar", 1000.0),
+    ("hil_plant_target_active_power_watts", "P the schedule asks for now (W)", "dispatch", "target_p_kw", 1000.0),
+    ("hil_plant_target_reactive_power_vars", "Q the schedule asks for now (var)", "dispatch", "target_q_kvar", 1000.0),
+    ("hil_plant_battery_active_power_watts", "Battery P observed on the control link (W)", "observed",
+     "p_battery_kw", 1000.0),
+    ("hil_plant_battery_reactive_power_vars", "Battery Q observed on the control link (var)", "observed",
+     "q_battery_kvar", 1000.0),
+    ("hil_plant_soc_ratio", "State of charge observed (0..1)", "observed", "soc_pu", 1.0),
+    ("hil_plant_enabled", "Plant enable register (1 enabled, 0 disabled)", "observed", "enable", 1.0),
+    ("hil_plant_poi_active_power_watts", "P at the point of interconnection, last good sample (W)", "latest",
+     "p_poi_kw", 1000.0),
+    ("hil_plant_poi_reactive_power_vars", "Q at the point of interconnection, last good sample (var)", "latest",
+     "q_poi_kvar", 1000.0),
+)
+
+
+def plant_gauges(f: _Families, s: Snapshot, tz, forecasts: dict) -> None:
+    for pid in PLANT_IDS:
+        obs = s.observed.get(pid) or {}
+        d = s.dispatch.get(pid) or {}
+        latest = s.latest.get(pid) or {}
+        sources = {"observed": obs, "dispatch": d, "latest": latest.get("values") or {}}
+        for name, doc, src, key, scale in _PLANT_GAUGES:
+            f.gauge(name, doc, ["plant"], [pid], sources[src].get(key), scale)
+        f.gauge("hil_plant_link_up", "Control Modbus link up (1) or not (0)", ["plant"], [pid],
+                obs.get("link") == "ok")
+        f.gauge("hil_plant_dispatching", "Dispatch gate on (1) or off (0)", ["plant"], [pid], bool(s.gate.get(pid)))
+        reason = d.get("reason")
+        for r in REASONS + ((reason,) if reason is not None and reason not in REASONS else ()):
+            f.gauge("hil_plant_dispatch_reason", "1 for the reason of the current target, 0 for the others",
+                    ["plant", "reason"], [pid, r], r == reason)
+        f.gauge("hil_plant_last_write_age_seconds", "Time since the last setpoint write", ["plant"], [pid],
+                _age_s(d.get("last_write_at"), s.now, tz))
+        f.gauge("hil_plant_observed_age_seconds", "Time since the last good observation", ["plant"], [pid],
+                _age_s(obs.get("observed_at"), s.now, tz))
+        f.gauge("hil_plant_schedule_row_age_seconds", "Time since the start of the schedule row in force",
+                ["plant"], [pid], _age_s(d.get("row_ts"), s.now, tz))
+        fc = forecasts.get(pid)
+        if fc is not None:
+            f.gauge("hil_plant_forecast_soc_end_ratio", "Forecast SoC at the end of tomorrow", ["plant"], [pid],
+                    fc.get("soc_end"))
+            f.gauge("hil_plant_forecast_undeliverable_joules", "Forecast energy the schedule asks for but the "
+                    "plant cannot deliver (J)", ["plant"], [pid], fc.get("undeliverable_kwh"), 3.6e6)
+
+
+def service_gauges(f: _Families, s: Snapshot, tz, threads) -> None:
+    for pid in PLANT_IDS:
+        post = s.post_status.get(pid) or {}
+        f.gauge("hil_post_queue_depth", "Measurement posts waiting to be sent", ["plant"], [pid],
+                post.get("pending_queue_count"))
+        f.gauge("hil_posting_enabled", "Measurement posting on (1) or off (0)", ["plant"], [pid],
+                bool(post.get("posting_enabled")))
+        f.gauge("hil_post_last_success_age_seconds", "Time since the last accepted post", ["plant"], [pid],
+                _age_s(post.get("last_success"), s.now, tz))
+    fetch = s.fetcher or {}
+    f.gauge("hil_schedule_fetch_connected", "API client logged in and answering (1) or not (0)", [], [],
+            bool(fetch.get("connected")))
+    f.gauge("hil_schedule_fetch_error", "1 while the last fetch pass reported an error", [], [],
+            fetch.get("error") is not None)
+    f.gauge("hil_schedule_fetch_last_attempt_age_seconds", "Time since the last fetch attempt", [], [],
+            _age_s(fetch.get("last_attempt"), s.now, tz))
+    for w in WINDOWS:
+        f.gauge("hil_schedule_fetched", "Day window fetched complete (1) or not (0)", ["window"], [w],
+                bool(fetch.get(f"{w}_fetched")))
+        by_plant = fetch.get(f"{w}_points_by_plant") or {}
+        for pid in PLANT_IDS:
+            f.gauge("hil_schedule_points", "API schedule points held for the day window", ["window", "plant"],
+                    [w, pid], by_plant.get(pid))
+    for src in ("manual", "api"):
+        f.gauge("hil_schedule_source_active", "1 for the active schedule source", ["source"], [src], s.source == src)
+    for mode in ("local", "remote"):
+        f.gauge("hil_transport_active", "1 for the active transport", ["transport"], [mode], s.transport == mode)
+    failing = set(threads.failing())
+    for name in threads.names():
+        f.gauge("hil_thread_up", "Agent thread alive and beating (1) or failing /healthz (0)", ["thread"], [name],
+                name not in failing)
+
+
+def counters_and_histograms(s: Snapshot):
+    posts = CounterMetricFamily("hil_measurement_posts", "Measurement posts by outcome", labels=["plant", "outcome"])
+    enq = CounterMetricFamily("hil_measurement_posts_enqueued", "Measurement posts enqueued", labels=["plant"])
+    late = HistogramMetricFamily("hil_setpoint_lateness_seconds", "Time from a schedule breakpoint to the "
+                                 "new setpoint verified in the plant's registers", labels=["plant"])
+    for pid in PLANT_IDS:
+        counters = s.post_counters.get(pid) or {}
+        for outcome in POST_OUTCOMES:
+            posts.add_metric([pid, outcome], float(counters.get(outcome, 0)))
+        enq.add_metric([pid], float(counters.get("enqueued", 0)))
+        hist = (s.dispatch.get(pid) or {}).get("lateness")
+        if hist is not None:
+            late.add_metric([pid], hist.cumulative(), hist.sum_s)
+        else:
+            late.add_metric([pid], LatenessHistogram().cumulative(), 0.0)
+    return [posts, enq, late]
+
+
+class HilCollector:
+    """Custom collector: every family from one snapshot taken at scrape time."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        app = self.app
+        s = take_snapshot(app.sd, app.clock.now())
+        forecaster = getattr(app, "forecaster", None)
+        forecasts = forecaster.summaries() if forecaster is not None else {}
+        f = _Families()
+        plant_gauges(f, s, app.cfg.tz, forecasts)
+        service_gauges(f, s, app.cfg.tz, app.registry)
+        yield from f.by_name.values()
+        yield from counters_and_histograms(s)
+
+
+def build_registry(app) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)   # not the process-global one: one per app
+    registry.register(HilCollector(app))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> tuple[bytes, str]:
+    """(body, content type) of one scrape."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def metrics_wsgi_app(registry: CollectorRegistry, username: str | None, password: str | None):
+    """WSGI app answering `GET /metrics` only; basic auth when `username` is set."""
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"Not found; try /metrics\n"]
+        if username is not None and not credentials_ok(environ.get("HTTP_AUTHORIZATION"), username, password or ""):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", REALM)])
+            return [b"Authentication required.\n"]
+        body, ctype = render(registry)
+        start_response("200 OK", [("Content-Type", ctype), ("Cache-Control", "no-store"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    return app
+
+
+class MetricsStartError(RuntimeError):
+    """The metrics server could not start (address in use, missing auth password)."""
+
+
+class MetricsServer:
+    def __init__(self, app, registry: CollectorRegistry):
+        self.app = app
+        self.cfg = app.cfg.metrics
+        self.registry = registry
+        self._server = None
+
+    @property
+    def port(self) -> int | None:
+        return None if self._server is None else self._server.port
+
+    def start(self) -> None:
+        from agents.wsgi_server import WsgiServer
+
+        auth = self.app.cfg.dashboard.auth
+        password = None
+        if auth is not None:
+            password = os.environ.get(auth.password_env) or None
+            if password is None:
+                raise MetricsStartError(f"Metrics auth: environment variable {auth.password_env} is not set")
+        wsgi = metrics_wsgi_app(self.registry, auth.username if auth else None, password)
+        server = WsgiServer(wsgi, self.cfg.host, self.cfg.port, name=THREAD_NAME, threads=REQUEST_THREADS,
+                            connection_limit=100)
+        try:
+            server.start()
+        except OSError as exc:
+            raise MetricsStartError(
+                f"Metrics cannot listen on {self.cfg.host}:{self.cfg.port}: {exc.strerror or exc}") from None
+        self._server = server
+        self.app.registry.register(THREAD_NAME, server.thread, server=True)
+        log.info("Metrics serving on http://%s:%s/metrics", self.cfg.host, server.port)
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(STOP_TIMEOUT_S)

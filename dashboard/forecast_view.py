@@ -1,0 +1,92 @@
+"""The SoC forecast on the schedule previews (issue 17): one `SoC forecast` trace per plant on a
+secondary y axis (SoC, pu) and the plain warning above the plot.
+
+The forecasts come ready from the forecaster thread (agents/forecaster.py); nothing is computed
+here but the trace of an existing forecast. A forecast is drawn only when it was computed for the
+very frame the preview shows (`view.frame is frame`); `key()` changes when a plant's forecast is
+replaced, so a tab redraws its preview then (a look-up per tick, never a computation).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from agents.forecaster import soc_at
+from dashboard import constants as C
+from dashboard.figures import x_of
+
+MAX_POINTS = 2000                 # a 1 s schedule has 86,400 breakpoints: the trace keeps a stride
+SINGLE_COLOR = C.COLOR_SOC        # one plant's preview: the SoC colour of the live plots
+WARNING_COLOR = "#b00020"
+NOTE_COLOR = "#555"
+BELOW_AXIS_PX = 48                # the x axis' tick labels (time and date lines)
+
+
+def _views(hil, source: str, plants) -> dict:
+    forecaster = getattr(hil, "forecaster", None)
+    return {pid: forecaster.view(source, pid) if forecaster is not None else None for pid in plants}
+
+
+def key(hil, source: str, plants) -> list:
+    """What the drawn forecasts depend on: each plant's forecast identity (None while pending)."""
+    return [None if v is None else v.seq for v in _views(hil, source, plants).values()]
+
+
+def _trace_xy(view, until: datetime | None) -> tuple[list, list]:
+    """The forecast's points (a stride of them beyond MAX_POINTS, the last always kept), up to
+    `until` (then the SoC at `until`, the trace being piecewise linear)."""
+    fc = view.forecast
+    n = len(fc.times)
+    stride = max(1, -(-n // MAX_POINTS))
+    idx = sorted(set(range(0, n, stride)) | {n - 1})
+    limit = None if until is None else until.timestamp()
+    pts = [(fc.times[i], fc.soc_pu[i]) for i in idx if limit is None or view.epochs[i] <= limit]
+    if until is not None and (not pts or pts[-1][0].timestamp() < limit):
+        pts.append((until, soc_at(fc.soc_pu, view.epochs, until)))
+    return [x_of(t) for t, _ in pts], [v for _, v in pts]
+
+
+def _line(name: str, view) -> str:
+    if view.warning:
+        return view.warning
+    return (f"{name} follows the schedule: SoC {view.soc_start:.2f} now, "
+            f"{view.forecast.soc_end:.2f} at {view.forecast.times[-1]:%Y-%m-%d %H:%M}")
+
+
+def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to_frame: bool = False) -> dict:
+    """`fig` (a preview figure dict) with each plant's `SoC forecast` trace (y2, 0..1) and its
+    warning, or the `follows the schedule` line, under the plot. `frames`: plant -> the frame the
+    preview shows. `clip_to_frame`: end the trace at the frame's last row (or now) instead of the
+    end of tomorrow. An empty preview (no axes) is returned as it is."""
+    if not fig.get("data"):
+        return fig
+    lines, traces = [], []
+    colors = {pid: SINGLE_COLOR for pid in frames} if len(frames) == 1 else {"lib": C.COLOR_LIB, "vrfb": C.COLOR_VRFB}
+    for pid, view in _views(hil, source, frames).items():
+        frame = frames[pid]
+        if view is None or view.frame is not frame or frame is None or len(frame) == 0:
+            continue
+        until = None
+        if clip_to_frame:
+            until = max(frame.index[-1].to_pydatetime(), view.forecast.times[0])
+        xs, ys = _trace_xy(view, until)
+        traces.append({"type": "scatter", "mode": "lines", "name": f"{names[pid]} SoC forecast", "x": xs, "y": ys,
+                       "yaxis": "y2", "line": {"color": colors.get(pid, SINGLE_COLOR), "dash": "dot", "width": 2},
+                       "hovertemplate": "%{y:.3f} pu<extra>" + names[pid] + " SoC forecast</extra>"})
+        text = _line(names[pid], view)
+        color = WARNING_COLOR if view.warning else NOTE_COLOR
+        lines.append(f'<span style="color:{color}">{text}</span>')
+    if not traces:
+        return fig
+    layout = dict(fig.get("layout") or {})
+    layout["yaxis2"] = {"title": {"text": "SoC forecast (pu)"}, "overlaying": "y", "side": "right",
+                        "range": [-0.02, 1.05], "tickmode": "array", "tickvals": [0, 0.25, 0.5, 0.75, 1],
+                        "showgrid": False, "zeroline": False}
+    margin = dict(layout.get("margin") or {})
+    margin["r"] = max(margin.get("r", 20), 60)
+    margin["b"] = max(margin.get("b", 40), BELOW_AXIS_PX + 18 * len(lines))
+    layout["margin"] = margin
+    layout["annotations"] = list(layout.get("annotations") or []) + [{
+        "text": "<br>".join(lines), "xref": "paper", "yref": "paper", "x": 0, "y": 0, "xanchor": "left",
+        "yanchor": "top", "yshift": -BELOW_AXIS_PX + 4, "align": "left", "showarrow": False, "font": {"size": 12},
+        "name": "forecast-warning"}]
+    return {**fig, "data": list(fig["data"]) + traces, "layout": layout}

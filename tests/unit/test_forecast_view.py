@@ -1,0 +1,127 @@
+"""The SoC forecast on the previews (dashboard/forecast_view.py) and the tab callbacks that use it:
+the trace and warning of a forecast computed for the frame shown, nothing for another frame, one
+redraw when the forecast is replaced and none per tick otherwise."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+from dash.exceptions import PreventUpdate
+
+from agents.forecaster import Forecaster
+from core.clock import FakeClock
+from core.schedules import frame_from_rows
+from core.state import build_shared_data
+from dashboard import figures, forecast_view
+from dashboard.context import DashboardContext
+from dashboard.figures import x_of
+from dashboard.tabs import api, manual
+from tests.helpers import make_cfg
+from tests.unit.test_forecaster import step_all
+
+TZ = ZoneInfo("Europe/Madrid")
+T0 = datetime(2026, 6, 1, 10, 0, tzinfo=TZ)
+NAMES = {"lib": "LIB", "vrfb": "VRFB"}
+
+
+@pytest.fixture
+def rig(tmp_path):
+    cfg = make_cfg(tmp_path)
+    clock = FakeClock(T0, TZ)
+    sd = build_shared_data()
+    hil = SimpleNamespace(cfg=cfg, clock=clock, sd=sd)
+    hil.forecaster = Forecaster(cfg, clock, sd)
+    return hil
+
+
+def publish(hil, source: str, pid: str, frame) -> None:
+    key = "manual_schedule_df_by_plant" if source == "manual" else "api_schedule_df_by_plant"
+    with hil.sd["lock"]:
+        hil.sd[key][pid] = frame
+        hil.sd["schedule_revision"] += 1
+
+
+def emptying_frame():
+    """LIB 400 kW for 2 h from 10:00: empty at 10:37:30 (250 kWh; the warning says 10:37), then the end row at 12:00."""
+    return frame_from_rows([T0, T0 + timedelta(hours=1)], [400.0, 400.0], None, TZ, end_at=T0 + timedelta(hours=2))
+
+
+def test_manual_preview_gets_the_trace_and_the_warning(rig):
+    frame = emptying_frame()
+    publish(rig, "manual", "lib", frame)
+    step_all(rig.forecaster)
+    fig = figures.manual_preview("LIB", frame, T0)
+    out = forecast_view.add_forecast(fig, rig, "manual", {"lib": frame}, NAMES, clip_to_frame=True)
+    trace = out["data"][-1]
+    assert trace["name"] == "LIB SoC forecast" and trace["yaxis"] == "y2"
+    assert trace["x"][0] == x_of(T0) and trace["y"][0] == 0.5
+    assert x_of(T0 + timedelta(minutes=37, seconds=30)) in trace["x"]
+    assert trace["x"][-1] == x_of(T0 + timedelta(hours=2)) and trace["y"][-1] == pytest.approx(0.0)
+    assert out["layout"]["yaxis2"]["overlaying"] == "y"
+    note = out["layout"]["annotations"][-1]["text"]
+    assert "LIB reaches SoC 0.00 at 10:37; 550 kWh of discharge cannot be delivered" in note
+    assert len(fig["data"]) == len(out["data"]) - 1, "the preview's own traces are kept"
+    # a frame the forecast was not computed for: nothing added
+    other = emptying_frame()
+    assert forecast_view.add_forecast(fig, rig, "manual", {"lib": other}, NAMES) is fig
+
+
+def test_a_schedule_that_can_be_followed_says_so(rig):
+    frame = frame_from_rows([T0], [100.0], None, TZ, end_at=T0 + timedelta(hours=1))
+    publish(rig, "manual", "vrfb", frame)
+    step_all(rig.forecaster)
+    out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", {"vrfb": frame}, NAMES)
+    assert "VRFB follows the schedule: SoC 0.50 now, 0.47 at 2026-06-03 00:00" in out["layout"]["annotations"][-1]["text"]
+
+
+def test_a_long_forecast_is_thinned_for_the_trace(rig):
+    times = [T0 + timedelta(seconds=10 * i) for i in range(6000)]
+    frame = frame_from_rows(times, [(-1) ** i * 50.0 for i in range(6000)], None, TZ, end_at=times[-1] + timedelta(seconds=10))
+    publish(rig, "manual", "vrfb", frame)
+    step_all(rig.forecaster)
+    out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", {"vrfb": frame}, NAMES)
+    assert len(out["data"][-1]["x"]) <= forecast_view.MAX_POINTS + 2
+
+
+def test_api_tab_redraws_once_when_the_forecast_arrives_then_only_ticks(rig):
+    dctx = DashboardContext(rig)
+    frame = frame_from_rows([T0 - timedelta(minutes=15) + timedelta(minutes=15 * i) for i in range(8)],
+                            [3000.0] * 8, None, TZ)
+    publish(rig, "api", "vrfb", frame)
+    outputs = api.api_refresh(dctx, 1, None, "api", None)
+    fig, key = outputs[-2], outputs[-1]
+    assert all("SoC forecast" not in t["name"] for t in fig["data"]), "not computed yet: no trace"
+    step_all(rig.forecaster)
+    outputs = api.api_refresh(dctx, 2, None, "api", key)
+    fig, key = outputs[-2], outputs[-1]
+    names = [t["name"] for t in fig["data"]]
+    assert "VRFB SoC forecast" in names and "LIB SoC forecast" not in names
+    assert "VRFB reaches SoC 0.00 at 10:30" in fig["layout"]["annotations"][-1]["text"]
+    outputs = api.api_refresh(dctx, 3, None, "api", key)
+    assert outputs[-2] is api.no_update and outputs[-1] is api.no_update, "same forecast: nothing sent"
+
+
+def test_manual_tab_redraws_when_the_forecast_arrives(rig):
+    dctx = DashboardContext(rig)
+    frame = emptying_frame()
+    publish(rig, "manual", "lib", frame)
+    fig, key = manual.preview_refresh(dctx, 1, "lib", "manual", None)
+    assert "SoC forecast" not in str([t["name"] for t in fig["data"]])
+    step_all(rig.forecaster)
+    fig, key = manual.preview_refresh(dctx, 2, "lib", "manual", key)
+    assert fig["data"][-1]["name"] == "LIB SoC forecast"
+    with pytest.raises(PreventUpdate):
+        manual.preview_refresh(dctx, 3, "lib", "manual", key)
+
+
+def test_the_key_changes_with_every_new_forecast_even_at_the_same_instant(rig):
+    publish(rig, "manual", "lib", emptying_frame())
+    step_all(rig.forecaster)
+    first = forecast_view.key(rig, "manual", ("lib",))
+    publish(rig, "manual", "lib", emptying_frame())      # the fake clock did not move
+    step_all(rig.forecaster)
+    second = forecast_view.key(rig, "manual", ("lib",))
+    assert first != second and None not in first + second
+    assert forecast_view.key(SimpleNamespace(), "manual", ("lib",)) == [None]   # no forecaster: nothing drawn

@@ -1,0 +1,122 @@
+"""The forecaster (agents/forecaster.py) on a fake clock: what it computes, from which SoC, and when
+it recomputes (a new frame, SoC drift, age), so that readers never compute."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agents.forecaster import REFRESH_S, Forecaster, soc_at
+from core.clock import FakeClock
+from core.forecast import forecast_soc
+from core.names import safe_plant_name
+from core.recording import HEADER, daily_file_path, format_row, row_from_values
+from core.schedules import frame_from_rows
+from core.state import build_shared_data
+from tests.helpers import make_cfg
+
+TZ = ZoneInfo("Europe/Madrid")
+T0 = datetime(2026, 6, 1, 10, 0, tzinfo=TZ)
+
+
+@pytest.fixture
+def rig(tmp_path):
+    cfg = make_cfg(tmp_path)
+    clock = FakeClock(T0, TZ)
+    sd = build_shared_data()
+    return cfg, clock, sd, Forecaster(cfg, clock, sd)
+
+
+def lib_frame(tz=TZ, p_kw=400.0):
+    times = [T0 + timedelta(hours=i) for i in range(3)]
+    return frame_from_rows(times, [p_kw, p_kw, -100.0], None, tz, end_at=T0 + timedelta(hours=3))
+
+
+def set_soc(sd, pid, soc):
+    with sd["lock"]:
+        sd["plant_observed_state_by_plant"][pid] = {**sd["plant_observed_state_by_plant"][pid], "soc_pu": soc}
+
+
+def step_all(fc) -> None:
+    """Steps until nothing is due (one computation per step)."""
+    while fc.step() == 0.0:
+        pass
+
+
+def test_forecasts_of_both_sources_from_the_live_soc(rig):
+    cfg, clock, sd, fc = rig
+    frame = lib_frame()
+    sd["manual_schedule_df_by_plant"]["lib"] = frame
+    set_soc(sd, "lib", 0.6)
+    step_all(fc)
+    view = fc.view("manual", "lib")
+    expected = forecast_soc(cfg.plants["lib"], 0.6, "manual", frame, T0, TZ)
+    assert view.forecast == expected and view.soc_start_from == "live"
+    s = fc.summary("lib")
+    assert s["soc_end"] == expected.soc_end and s["undeliverable_kwh"] == expected.undeliverable_kwh
+    # 500 kWh at 0.6 = 300 kWh; 400 kW empties it after 45 min
+    assert s["first_violation_at"] == "2026-06-01T10:45:00+02:00" and s["first_violation_kind"] == "soc_empty"
+    assert s["warning"] == "LIB reaches SoC 0.00 at 10:45; 500 kWh of discharge cannot be delivered"
+    assert fc.view("api", "lib").forecast.first_violation_at is None       # no API schedule: SoC held
+    assert fc.summaries()["vrfb"]["soc_end"] == cfg.plants["vrfb"].model.initial_soc_pu
+    assert soc_at(view.forecast.soc_pu, view.epochs, T0 + timedelta(minutes=30)) == pytest.approx(0.6 - 200 / 500)
+
+
+def test_recomputes_only_for_a_new_frame_drift_or_age(rig):
+    cfg, clock, sd, fc = rig
+    sd["manual_schedule_df_by_plant"]["lib"] = lib_frame(p_kw=50.0)
+    set_soc(sd, "lib", 0.5)
+    step_all(fc)
+    gen = fc.generation
+    clock.advance(60)
+    set_soc(sd, "lib", 0.5 - 50 / 60 / 500)        # exactly as forecast
+    step_all(fc)
+    assert fc.generation == gen, "nothing changed: no computation"
+    set_soc(sd, "lib", 0.45)                        # the plant does not follow: drift 0.05
+    assert fc.step() == 0.0 and fc.generation == gen + 1, "one computation per step, more due"
+    assert fc.step() > 0 and fc.generation == gen + 2
+    assert fc.generation == gen + 2, "both LIB forecasts (manual and API) start again from the live SoC"
+    assert fc.view("manual", "lib").soc_start == fc.view("api", "lib").soc_start == 0.45
+    sd["manual_schedule_df_by_plant"]["lib"] = lib_frame(p_kw=60.0)   # a new frame: at once
+    step_all(fc)
+    assert fc.generation == gen + 3
+    clock.advance(REFRESH_S)
+    step_all(fc)
+    assert fc.generation == gen + 3 + 4, "every forecast refreshed after REFRESH_S"
+
+
+def test_start_soc_from_the_last_recorded_file_then_the_config(tmp_path):
+    cfg = make_cfg(tmp_path)
+    clock = FakeClock(T0, TZ)
+    sd = build_shared_data()
+    path = daily_file_path(cfg.data_dir, safe_plant_name("LIB", "lib"), T0.date() - timedelta(days=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = dict.fromkeys(("p_setpoint_kw", "battery_active_power_kw", "q_setpoint_kvar",
+                            "battery_reactive_power_kvar", "p_poi_kw", "q_poi_kvar", "v_poi_pu"), 0.0)
+    values["soc_pu"] = 0.8
+    path.write_text(HEADER + "\n" + format_row(row_from_values(T0 - timedelta(hours=20), values), 1))
+    fc = Forecaster(cfg, clock, sd)
+    step_all(fc)
+    assert fc.view("manual", "lib").soc_start == 0.8
+    assert fc.view("manual", "lib").soc_start_from == f"file {path.name}"
+    assert fc.view("manual", "vrfb").soc_start_from == "initial_soc_pu"
+
+
+def test_a_forecast_in_progress_is_abandoned_at_shutdown(rig):
+    cfg, clock, sd, fc = rig
+    times = [T0 + timedelta(seconds=i) for i in range(5000)]
+    frame = frame_from_rows(times, [(-1) ** i * 10.0 for i in range(5000)], None, TZ, end_at=times[-1] + timedelta(seconds=1))
+    asked = []
+
+    def cancelled():
+        asked.append(1)
+        return True
+    from core.forecast import ForecastCancelled
+    with pytest.raises(ForecastCancelled):
+        forecast_soc(cfg.plants["lib"], 0.5, "manual", frame, T0, TZ, cancelled=cancelled)
+    assert len(asked) == 1, "asked once, after the first 1024 segments"
+    sd["manual_schedule_df_by_plant"]["lib"] = frame
+    sd["shutdown_event"].set()
+    step_all(fc)
+    assert fc.view("manual", "lib") is None and fc.generation == 0, "nothing starts after the shutdown began"
