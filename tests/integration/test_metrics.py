@@ -213,6 +213,8 @@ def test_day_report_download(tmp_path):
 def test_api_state_carries_the_forecast_of_the_active_schedule(tmp_path):
     app = start_app(make_config(tmp_path))
     try:
+        wait_for(lambda: app.sd["plant_observed_state_by_plant"]["lib"].get("soc_pu") is not None, 10,
+                 message="the first observed LIB SoC (the forecast starts from the live one)")
         now = app.clock.now()
         times = [now + timedelta(hours=h) for h in (1, 2)]
         frame = frame_from_rows(times, [400.0, -100.0], None, app.cfg.tz, end_at=now + timedelta(hours=3))
