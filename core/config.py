@@ -1,21 +1,17 @@
 """Effective configuration (contract §2, components §1): declarative models and their strict loader.
 
 Each section is a `Section`: a frozen dataclass whose fields state type, bounds and default once and
-which pydantic validates. `load_config(path, data_dir_override=None) -> AppConfig` reads the file
-with the safe YAML loader (duplicate keys refused), validates the whole document and raises
-`ConfigError` whose `problems` lists every problem at once, sorted, one line each:
-`config error: <dotted.key>: <problem> (got <value>; allowed: <what>)`. Types are strict: integer
-keys take YAML integers only, float keys integers or finite floats, booleans YAML booleans only,
-strings strings. Omitted keys get their defaults (an omitted or null section: all of them; an
-omitted plant: that plant's, `_PLANT_DEFAULTS`); a written value is never replaced.
-
-The result has absolute paths (relative ones resolve against the config file's folder, `--data-dir`
-against the working directory; the data folder is `--data-dir`, else `recording.data_dir`, else
-`data/` next to hil_scheduler.py; nothing is created here), a `ZoneInfo` (`.tz`), a `datetime.time`
-poll_start_time and a complete point map per endpoint. Building or `dataclasses.replace`-ing the
-dataclasses does not validate (tests reach states the loader refuses). `effective_config_yaml(cfg)`
-renders every key for `--check-config`; it names `dashboard.auth.password_env`, never its value.
-Pure apart from reading the file and checking that the auth variable is set; thread-safe.
+which pydantic validates. `load_config(path, data_dir_override=None)` reads the file (safe YAML
+loader, duplicate keys refused) and returns an `AppConfig`: omitted keys filled (a null or omitted
+section: all of it; an omitted plant: `_PLANT_DEFAULTS`), absolute paths (relative to the config
+file's folder, `--data-dir` to the working directory; data folder: `--data-dir`, else
+`recording.data_dir`, else `data/` next to hil_scheduler.py), a `ZoneInfo` (`.tz`), a
+`datetime.time` poll_start_time and a complete point map per endpoint. Or it raises `ConfigError`,
+whose `problems` lists every problem at once, sorted, one line each: `config error: <dotted.key>:
+<problem> (got <value>; allowed: <what>)`. Types are strict: YAML integers for integers, integers or
+finite floats for numbers, YAML booleans, strings. Building or `dataclasses.replace`-ing the classes
+does not validate. `effective_config_yaml(cfg)` prints every key for `--check-config`, naming the
+auth variable, never its value. Pure apart from reading the file and the auth variable; thread-safe.
 """
 import ipaddress
 import json
@@ -41,7 +37,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from core.codec import FORMATS, WORD_ORDERS, Point, encode_counts, format_range, is_encodable
 from core.names import safe_plant_name
-from core.points import OPTIONAL_POINTS, POINT_NAMES, WRITTEN_POINTS, build_point_map
+from core.points import POINT_NAMES, WRITTEN_POINTS, build_point_map
 
 PLANT_IDS = ("lib", "vrfb")
 VALUE_COLUMNS = ("p_setpoint_kw", "battery_active_power_kw", "q_setpoint_kvar", "battery_reactive_power_kvar",
@@ -53,26 +49,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
 _PLANT_DEFAULTS = {  # what differs per plant; every other default is a field default below
     pid: {"name": name, "model": {"capacity_kwh": kwh, "initial_soc_pu": 0.5, "power_limits": {
-              "p_max_kw": p_kw, "p_min_kw": -p_kw, "q_max_kvar": q_kvar, "q_min_kvar": -q_kvar}},
+          "p_max_kw": p, "p_min_kw": -p, "q_max_kvar": q, "q_min_kvar": -q}},
           "modbus": {mode: {"host": "127.0.0.1", "port": port, "unit_id": 1} for mode, port in zip(TRANSPORT_MODES, ports)},
-          "measurement_series": MappingProxyType(dict(zip(METRICS, series)))}  # replaced whole, never merged
-    for pid, name, kwh, p_kw, q_kvar, ports, series in (("lib", "LIB", 500.0, 1000.0, 600.0, (5020, 5502), (4, 6, 7, 8)),
-                                                       ("vrfb", "VRFB", 3000.0, 3000.0, 1200.0, (5021, 5503), (5, 11, 10, 9)))}
+          "measurement_series": MappingProxyType(dict(zip(METRICS, series)))}  # not a dict: replaced whole, never merged
+    for pid, name, kwh, p, q, ports, series in (("lib", "LIB", 500.0, 1000.0, 600.0, (5020, 5502), (4, 6, 7, 8)),
+                                                ("vrfb", "VRFB", 3000.0, 3000.0, 1200.0, (5021, 5503), (5, 11, 10, 9)))}
 MISSING_KEY = object()  # a required key that was not written
 _PROBLEMS = {"int_type": "must be an integer", "float_type": "must be a number", "string_type": "must be a string",
-             "bool_type": "must be a boolean", "finite_number": "must be a finite number", "literal_error": "not a known value"}
+             "bool_type": "must be a boolean", "finite_number": "must be a finite number",
+             "literal_error": "not a known value", "value_error": None}
 
 
 class ConfigError(Exception):
     """Invalid configuration; `problems` holds one printable line per problem."""
-
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = list(problems)
 
 
-# --- problems and leaf types -----------------------------------------------------------------------
-
+# --- problems and leaf types: each leaf knows its bounds and the "allowed" text they give ----------------
 def _problem(loc: tuple, problem: str, got: Any, allowed: str) -> InitErrorDetails:
     return {"type": PydanticCustomError("config", problem, {"allowed": allowed}), "loc": loc, "input": got}
 
@@ -82,19 +77,14 @@ def _raise_all(problems: list[InitErrorDetails]) -> None:
         raise ValidationError.from_exception_data("config", problems)
 
 
-def _show(value: Any) -> str:
-    """A value as a problem line shows it, at most 80 characters (reprlib stays bounded on alias bombs)."""
-    if value is MISSING_KEY or value is None or isinstance(value, bool):
-        return "nothing" if value is MISSING_KEY else json.dumps(value)
-    text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else reprlib.repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _line(err: dict, where: str) -> str:
-    """A pydantic error as `config error: <dotted.key>: <problem> (got <value>; allowed: <what>)`."""
-    key = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in ".".join(map(str, err["loc"])) or where)
-    key = key if len(key) <= 120 else key[:117] + "..."  # an unknown key may hold any text
-    return f"config error: {key}: {err['msg']} (got {_show(err['input'])}; allowed: {_allowed(err)})"
+    """A pydantic error as one line; `_show` stays short on any value (reprlib is bounded on alias bombs)."""
+    key = "".join(c if c.isprintable() else repr(c)[1:-1] for c in ".".join(map(str, err["loc"])) or where)
+    got = err["input"]
+    got = ("nothing" if got is MISSING_KEY else json.dumps(got, ensure_ascii=False) if got is None or
+           isinstance(got, (bool, str)) else reprlib.repr(got))
+    return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} (got "
+            f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {_allowed(err)})")
 
 
 def _allowed(err: dict) -> str:
@@ -102,17 +92,15 @@ def _allowed(err: dict) -> str:
 
 
 def _explain(allowed: str, value: Any, handler) -> Any:
-    """Validate a leaf; its first pydantic error becomes our problem text with the leaf's `allowed`."""
+    """Validate a leaf; its first error becomes one problem showing the leaf's `allowed`."""
     if value is MISSING_KEY:
         raise PydanticCustomError("config", "missing key", {"allowed": allowed})
     try:
         return handler(value)
     except ValidationError as exc:
         err = exc.errors()[0]
-        problem = _PROBLEMS.get(err["type"], "out of range")
-        if err["type"] == "value_error":  # a `must` check: its text is the problem
-            problem = str(err["ctx"]["error"])
-        elif err["type"] == "literal_error" and not isinstance(value, str):
+        problem = _PROBLEMS.get(err["type"], "out of range") or str(err["ctx"]["error"])  # a `must` check's text
+        if err["type"] == "literal_error" and not isinstance(value, str):
             problem = "must be a string"
         elif err["type"] == "float_type" and type(value) is int:  # an integer beyond any float
             problem = "out of range"
@@ -120,7 +108,7 @@ def _explain(allowed: str, value: Any, handler) -> Any:
 
 
 def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
-    """`tp` (strict, with bounds), then `checks`; every failure is one problem showing `allowed`."""
+    """`tp` (strict, bounded), then `checks`; every failure is one problem showing `allowed`."""
     tp = Annotated[(tp, *map(AfterValidator, checks))] if checks else tp
     return Annotated[tp | None if null else tp, WrapValidator(partial(_explain, allowed + ", or null" * null))]
 
@@ -168,7 +156,7 @@ Bool = _rule(StrictBool, "true or false")
 
 
 def _via(tp: Any, out: Any, convert=lambda obj: MappingProxyType(_items(obj))) -> Any:
-    """A field validated as `tp` and kept as `convert(value)` of type `out`."""
+    """A field validated as `tp` and kept as `convert(value)`, of type `out`."""
     return Annotated[out, GetPydanticSchema(lambda _t, handler: handler(tp)), AfterValidator(convert)]
 
 
@@ -176,17 +164,16 @@ def _items(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
-# --- sections ----------------------------------------------------------------------------------------
-
+# --- sections ------------------------------------------------------------------------------------------------
 @dataclass_transform(frozen_default=True)
 class Section:
-    """Base of every config mapping: a subclass is a frozen dataclass (`kw_only=True` as a class
-    keyword) that pydantic validates. A null or omitted section means every default (`null_ok =
-    False`: "must be a mapping"); unknown keys and missing required keys are problems next to those
-    of the values; `partial_checks` adds problems that need only some keys to be valid."""
-
+    """Base of the config mappings: a subclass is a frozen dataclass (`kw_only` as a class keyword) that
+    pydantic validates. Null or omitted means every default (unless `null_ok` is False); unknown keys
+    and missing required keys are problems next to those of the values. `rules` ((key, "<=" or ">=",
+    other_key), ...) and `partial_checks` compare keys whenever the keys involved are valid."""
     __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)
     null_ok: ClassVar[bool] = True
+    rules: ClassVar[tuple] = ()
 
     def __init_subclass__(cls, kw_only: bool = False, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -197,33 +184,28 @@ class Section:
     def _as_section(cls, raw: Any, handler) -> Any:
         keys = [f.name for f in fields(cls)]
         required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
-        if (raw is None or raw is MISSING_KEY) and cls.null_ok:
-            raw = {}
+        raw = {} if (raw is None or raw is MISSING_KEY) and cls.null_ok else raw
         if not isinstance(raw, Mapping):
-            raise PydanticCustomError("config", "missing key" if raw is MISSING_KEY else "must be a mapping", {
-                "allowed": f"a mapping of {'exactly ' * (required == keys)}{', '.join(keys)}"})
+            raise PydanticCustomError("config", "missing key" if raw is MISSING_KEY else "must be a mapping",
+                                      {"allowed": f"a mapping of {'exactly ' * (required == keys)}{', '.join(keys)}"})
         problems = [_problem((str(k),), "unknown key", v, ", ".join(keys)) for k, v in raw.items() if k not in keys]
         data = {k: raw.get(k, MISSING_KEY) for k in keys if k in raw or k in required}
         try:
             out = handler(data)
         except ValidationError as exc:
             problems += [_problem(e["loc"], e["msg"], e["input"], _allowed(e)) for e in exc.errors()]
-        _raise_all(problems + cls.partial_checks(data, [p["loc"] for p in problems]))
+        _raise_all(problems + cls.partial_checks(data, {p["loc"] for p in problems}))
         return out
 
     @classmethod
-    def partial_checks(cls, data: dict, failed: list[tuple]) -> list[InitErrorDetails]:
-        return []
-
-
-def _ordered(obj: Any, low: str, high: str, report_low: bool = False) -> list[InitErrorDetails]:
-    """A problem when `obj.low > obj.high`, reported at `low` or at `high`."""
-    lo, hi = getattr(obj, low), getattr(obj, high)
-    if lo <= hi:
-        return []
-    if report_low:
-        return [_problem((low,), f"must not exceed {high}", lo, f"a number <= {hi:g}")]
-    return [_problem((high,), f"must not be below {low}", hi, f"a number >= {lo:g}")]
+    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[InitErrorDetails]:
+        problems = []
+        for key, op, other in cls.rules:
+            a, b = (data.get(k, getattr(cls, k, None)) for k in (key, other))
+            if not {(key,), (other,)} & failed and not (a <= b if op == "<=" else a >= b):
+                problems.append(_problem((key,), f"must not {'exceed' if op == '<=' else 'be below'} {other}", a,
+                                         f"a number {op} {b:g}"))
+        return problems
 
 
 class GeneralConfig(Section):
@@ -265,20 +247,16 @@ class DashboardConfig(Section):
         return self
 
 
-def _http_host(url: str) -> str | None:
-    parts = urlsplit(url)
-    return parts.scheme.lower() in ("http", "https") and parts.hostname
-
-
 class IstentoreConfig(Section):
-    base_url: Text(must(_http_host, "not an http(s) URL"), lambda url: url.rstrip("/"), spaces_ok=False,
+    rules = (("measurement_post_retry_max_s", ">=", "measurement_post_retry_initial_s"),)
+    base_url: Text(must(lambda url: urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).hostname,
+                        "not an http(s) URL"), lambda url: url.rstrip("/"), spaces_ok=False,
                    allowed="an http:// or https:// URL with a host") = "https://example.invalid/default"
     email: Text(blank_ok=True) = "operator"
-    poll_start_time: _rule(Any, "a quoted string H:MM or HH:MM, 00:00..23:59",
-                           must(lambda v: type(v) is not int, "must be a quoted string (YAML reads unquoted H:MM as "
-                                "a number)"), must(re.compile(r"([01]?[0-9]|2[0-3]):[0-5][0-9]").fullmatch,
-                                                   "not a time H:MM or HH:MM"),
-                           lambda v: time(*map(int, v.split(":")))) = time(17, 30)
+    poll_start_time: _rule(Any, "a quoted string H:MM or HH:MM, 00:00..23:59", must(
+        lambda v: type(v) is not int, "must be a quoted string (YAML reads unquoted H:MM as a number)"), must(
+        re.compile(r"([01]?[0-9]|2[0-3]):[0-5][0-9]").fullmatch, "not a time H:MM or HH:MM"),
+        lambda text: time(*map(int, text.split(":")))) = time(17, 30)
     schedule_period_minutes: Int(1) = 15
     post_measurements_in_api_mode: Bool = True
     measurement_post_period_s: Num(ge=1) = 60.0
@@ -287,24 +265,15 @@ class IstentoreConfig(Section):
     measurement_post_retry_max_s: Num(gt=0) = 60.0
     request_timeout_s: Num(gt=0, le=120) = 10.0
 
-    @model_validator(mode="after")
-    def _retry_grows(self):
-        _raise_all(_ordered(self, "measurement_post_retry_initial_s", "measurement_post_retry_max_s"))
-        return self
-
 
 class TimingConfig(Section):
+    rules = (("measurements_write_period_s", ">=", "measurement_period_s"),)
     data_fetcher_period_s: Num(ge=0.1) = 120.0
     scheduler_period_s: Num(ge=0.1) = 1.0
     plant_period_s: Num(ge=0.1) = 1.0
     measurement_period_s: Num(ge=0.5) = 2.0
     measurements_write_period_s: Num(ge=0.1) = 60.0
     modbus_timeout_s: Num(gt=0, le=10) = 1.0
-
-    @model_validator(mode="after")
-    def _write_after_sampling(self):
-        _raise_all(_ordered(self, "measurement_period_s", "measurements_write_period_s"))
-        return self
 
 
 class SafeStopConfig(Section):
@@ -322,20 +291,16 @@ class CompressionConfig(Section):
 
 
 class RecordingConfig(Section):
-    data_dir: Text(null=True) = None  # made absolute by load_config (null: not set)
+    data_dir: Text(null=True) = None  # null: not set; made absolute by load_config
     compression: CompressionConfig = field(default_factory=CompressionConfig)
 
 
 class PowerLimits(Section):
+    rules = (("p_min_kw", "<=", "p_max_kw"), ("q_min_kvar", "<=", "q_max_kvar"))
     p_max_kw: Num()
     p_min_kw: Num()
     q_max_kvar: Num()
     q_min_kvar: Num()
-
-    @model_validator(mode="after")
-    def _min_below_max(self):
-        _raise_all(_ordered(self, "p_min_kw", "p_max_kw", True) + _ordered(self, "q_min_kvar", "q_max_kvar", True))
-        return self
 
 
 class PlantModelConfig(Section):
@@ -346,11 +311,9 @@ class PlantModelConfig(Section):
     revert_timeout_s: Num(ge=1, null=True) = None
 
 
-# --- point maps --------------------------------------------------------------------------------------
-
+# --- point maps ----------------------------------------------------------------------------------------------
 class _PointFields(Section, kw_only=True):
     """The fields written for one point; None = the default point's."""
-
     null_ok = False
     address: Int(0, 65535) = None
     format: Choice(*FORMATS) = None
@@ -358,21 +321,23 @@ class _PointFields(Section, kw_only=True):
     word_order: Choice(*WORD_ORDERS) = None
 
 
-class _RunCommandFields(_PointFields, kw_only=True):
+class _CountFields(_PointFields, kw_only=True):
+    """An optional point (heartbeat, run_command): raw counts, no default address."""
+    address: Int(0, 65535) = field()  # (a bare annotation would inherit the default None)
+    scale: _rule(StrictFloat, "1", must(lambda scale: scale == 1, "a heartbeat or run command holds raw counts")) = None
+
+
+class _RunCommandFields(_CountFields, kw_only=True):
     run_value: Int()
     stop_value: Int()
 
 
 def _point_map(points: Any) -> Mapping[str, Point]:
-    """The endpoint's complete point map (defaults overridden field by field), its registers checked."""
+    """The endpoint's complete point map (defaults overridden field by field) with its registers checked:
+    written points share no register, read points only at identical address and format."""
     written = {name: {k: v for k, v in _items(p).items() if v is not None}
                for name, p in _items(points).items() if p is not None}
-    problems = [_problem((n, "address"), "missing key", MISSING_KEY, "an integer 0..65535")
-                for n in OPTIONAL_POINTS if "address" not in written.get(n, {"address": 0})]
-    problems += [_problem((n, "scale"), "a heartbeat or run command holds raw counts", written[n]["scale"], "1")
-                 for n in OPTIONAL_POINTS if written.get(n, {}).get("scale", 1) != 1]
-    _raise_all(problems)
-    point_map = build_point_map(written)
+    point_map, problems = build_point_map(written), []
     for p in point_map.values():
         if p.end > 65536:
             problems.append(_problem((p.name, "address"), f"a {p.format} point needs two registers", p.address,
@@ -382,14 +347,7 @@ def _point_map(points: Any) -> Mapping[str, Point]:
                      for key in ("run_value", "stop_value") * (p.name == "run_command")
                      if not _passes(partial(encode_counts, p), getattr(p, key))]
     _raise_all(problems)
-    _raise_all(_overlaps(point_map, set(written)))
-    return MappingProxyType(point_map)
-
-
-def _overlaps(point_map: Mapping[str, Point], written: set[str]) -> list[InitErrorDetails]:
-    """Written points share no register; read points only at identical address and format."""
     pts = sorted(point_map.values(), key=lambda p: (p.address, POINT_NAMES.index(p.name)))
-    problems = []
     for i, a in enumerate(pts):
         for b in pts[i + 1:]:
             if b.address >= a.end:
@@ -398,30 +356,32 @@ def _overlaps(point_map: Mapping[str, Point], written: set[str]) -> list[InitErr
                 continue
             culprit, other = (a, b) if a.name in written and b.name not in written else (b, a)
             regs = [str(p.address) if p.width == 1 else f"{p.address}-{p.end - 1}" for p in (culprit, other)]
-            problems.append(_problem((culprit.name,), f"overlaps point {other.name} (registers {regs[0]} and {regs[1]})",
-                                     culprit.address, "written points (enable, p_setpoint, q_setpoint, heartbeat, "
-                                     "run_command) share no register; read points share registers only at the same "
-                                     "address and format"))
-    return problems
+            problems.append(_problem((culprit.name,), f"overlaps point {other.name} (registers {regs[0]} and "
+                                     f"{regs[1]})", culprit.address, "written points (enable, p_setpoint, q_setpoint, "
+                                     "heartbeat, run_command) share no register; read points share registers only at "
+                                     "the same address and format"))
+    _raise_all(problems)
+    return MappingProxyType(point_map)
+
+
+_POINT_FIELDS = {"heartbeat": _CountFields, "run_command": _RunCommandFields}
 
 
 class EndpointConfig(Section):
     """One Modbus endpoint with its complete point map (defaults + overrides)."""
-
     host: Text(spaces_ok=False)
     port: Int(1, 65535)
     unit_id: Int(0, 247)
-    points: _via(type("_Points", (Section,), {
-        "__annotations__": {n: _RunCommandFields if n == "run_command" else _PointFields for n in POINT_NAMES},
-        **dict.fromkeys(POINT_NAMES)}), Mapping[str, Point], _point_map)
+    points: _via(type("_Points", (Section,), {"__annotations__": {n: _POINT_FIELDS.get(n, _PointFields) for n in
+                                                                  POINT_NAMES}, **dict.fromkeys(POINT_NAMES)}),
+                 Mapping[str, Point], _point_map)
 
     @property
     def label(self) -> str:
         return f"{self.host}:{self.port}"
 
 
-# --- plants ------------------------------------------------------------------------------------------
-
+# --- plants --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PlantConfig:
     plant_id: str
@@ -452,7 +412,6 @@ def _encodable_range(point: Point) -> str:
 
 class _PlantFields(Section):
     """One plant as written under `plants.<id>`, over that plant's defaults."""
-
     name: Text()
     model: PlantModelConfig
     modbus: _Modbus
@@ -467,8 +426,9 @@ class _PlantFields(Section):
                     for key, value in _items(self.model.power_limits).items() for mode in TRANSPORT_MODES
                     if not is_encodable(p := getattr(self.modbus, mode).points[f"{key[0]}_setpoint"], value)]
         if self.model.revert_timeout_s is not None and "heartbeat" not in self.modbus.local.points:
-            problems.append(_problem(("model", "revert_timeout_s"), "requires a heartbeat point in modbus.local.points",
-                                     self.model.revert_timeout_s, "null, or define modbus.local.points.heartbeat"))
+            problems.append(_problem(("model", "revert_timeout_s"), "requires a heartbeat point in modbus.local."
+                                     "points", self.model.revert_timeout_s, "null, or define modbus.local.points."
+                                     "heartbeat"))
         _raise_all(problems)
         return self
 
@@ -477,10 +437,9 @@ def _over_defaults(default: Any, written: Any) -> Any:
     """`written` over `default`, mapping by mapping; a null or omitted mapping is the default."""
     if not isinstance(default, dict):
         return written
-    if written is None or written is MISSING_KEY:
-        return default
-    return default | {k: _over_defaults(default.get(k), v) for k, v in written.items()} if isinstance(written, dict) \
-        else written
+    if isinstance(written, dict):
+        return default | {k: _over_defaults(default.get(k), v) for k, v in written.items()}
+    return default if written is None or written is MISSING_KEY else written
 
 
 class _Plants(Section):
@@ -488,8 +447,9 @@ class _Plants(Section):
     vrfb: Annotated[_PlantFields, BeforeValidator(partial(_over_defaults, _PLANT_DEFAULTS["vrfb"]))]
 
     @classmethod
-    def partial_checks(cls, data: dict, failed: list[tuple]) -> list[InitErrorDetails]:
-        """LIB and VRFB differ in file name and endpoints: checked whenever those keys are valid."""
+    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[InitErrorDetails]:
+        """LIB and VRFB differ in file name and endpoints (remote plants may share a gateway and differ in
+        unit id; local ones are two emulator servers that need their own socket)."""
         def valid(*loc: str) -> Any:  # the value at `loc` (written or default) when it is valid, else None
             if any(e[:len(loc)] == loc or loc[:len(e)] == e for e in failed):
                 return None
@@ -497,27 +457,21 @@ class _Plants(Section):
             for key in loc[1:]:
                 value = value[key]
             return value
-
-        problems = []
-        lib, vrfb = valid("lib", "name"), valid("vrfb", "name")
+        problems, lib, vrfb = [], valid("lib", "name"), valid("vrfb", "name")
         if None not in (lib, vrfb) and safe_plant_name(lib, "lib") == safe_plant_name(vrfb, "vrfb"):
             problems.append(_problem(("vrfb", "name"), "gives the same file name as plants.lib.name", vrfb,
                                      f"a name whose safe file name differs from {safe_plant_name(lib, 'lib')!r}"))
         for mode in TRANSPORT_MODES:
-            # Local endpoints are two emulator servers, each needs its own socket; remote plants may sit
-            # behind one gateway and be told apart by unit id.
             ends = [valid(pid, "modbus", mode) for pid in PLANT_IDS]
             if None not in ends and len({(e["host"].lower(), e["port"], mode == "remote" and e["unit_id"])
                                          for e in ends}) == 1:
-                b = ends[1]
                 problems.append(_problem(("vrfb", "modbus", mode), f"same endpoint as plants.lib.modbus.{mode}",
-                                         f"{b['host']}:{b['port']} unit {b['unit_id']}", "a host:port" +
+                                         "{host}:{port} unit {unit_id}".format(**ends[1]), "a host:port" +
                                          " and unit_id" * (mode == "remote") + " different from the LIB endpoint"))
         return problems
 
 
-# --- the document, loading and printing ----------------------------------------------------------------
-
+# --- the document, loading and printing ----------------------------------------------------------------------
 class _Document(Section):
     general: GeneralConfig
     time: TimeConfig
@@ -528,12 +482,12 @@ class _Document(Section):
     safe_stop: SafeStopConfig
     recording: RecordingConfig
     plants: _via(_Plants, Mapping[str, PlantConfig], lambda plants: MappingProxyType({pid: PlantConfig(
-        pid, p.name, p.model, p.modbus.local, p.modbus.remote, p.measurement_series) for pid, p in _items(plants).items()}))
+        pid, p.name, p.model, p.modbus.local, p.modbus.remote, p.measurement_series) for pid, p in
+        _items(plants).items()}))
 
 
 class AppConfig(_Document, kw_only=True):
     """The effective configuration: the document's sections and the file they came from."""
-
     config_path: Path
 
     @property
@@ -559,7 +513,6 @@ def is_loopback_host(host: str) -> bool:
 
 class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present
     """The safe loader, refusing duplicate keys (YAML would silently keep the last one)."""
-
     def construct_mapping(self, node, deep=False):
         seen: set[Any] = set()
         for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
@@ -572,18 +525,17 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's
 
 
 def _read_yaml(config_path: Path) -> Any:
-    def fail(problem: str) -> ConfigError:
-        return ConfigError([f"config error: {config_path}: {problem}"])
     try:
         return yaml.load(config_path.read_bytes(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except OSError as exc:
-        raise fail(f"cannot read the config file: {exc.strerror or type(exc).__name__}") from None
+        problem = f"cannot read the config file: {exc.strerror or type(exc).__name__}"
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise fail(f"YAML syntax error{where}: {exc.problem or exc.context or 'invalid YAML'}") from None
+        problem = f"YAML syntax error{where}: {exc.problem or exc.context or 'invalid YAML'}"
     except (yaml.YAMLError, ValueError, RecursionError) as exc:  # not UTF-8, an integer of 5000 digits, too deep
-        raise fail(f"not a readable YAML file: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+        problem = f"not a readable YAML file: {' '.join(str(exc).split()) or type(exc).__name__}"
+    raise ConfigError([f"config error: {config_path}: {problem}"])
 
 
 @cache
@@ -592,25 +544,24 @@ def _document() -> TypeAdapter:
 
 
 def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | None = None) -> AppConfig:
-    """Read, validate and complete the config file at `path` (see the module docstring).
-
-    Raises `ConfigError` listing every problem. Reads the environment only to check that
-    `dashboard.auth.password_env` names a set, non-empty variable; its value is not kept.
-    """
+    """Read, validate and complete the config file at `path` (see the module docstring). Raises
+    `ConfigError` listing every problem. Reads the environment only to check that
+    `dashboard.auth.password_env` names a set, non-empty variable; its value is not kept."""
     config_path = Path(os.path.abspath(os.fspath(path)))
     raw, problems = _read_yaml(config_path), []
     if data_dir_override is not None and not os.fspath(data_dir_override).strip():
-        problems.append(_line({"loc": ("--data-dir",), "msg": "must not be empty", "input": os.fspath(data_dir_override),
-                               "ctx": {"allowed": "a folder path"}}, ""))
+        problems.append(_line({"loc": ("--data-dir",), "msg": "must not be empty", "input": os.fspath(
+            data_dir_override), "ctx": {"allowed": "a folder path"}}, ""))
     try:
         doc = _document().validate_python(raw)
     except ValidationError as exc:
         problems += [_line(err, str(config_path)) for err in exc.errors()]
     if problems:
         raise ConfigError(sorted(problems))
-    absolute = lambda p, base=config_path.parent: Path(os.path.abspath(base / p))  # noqa: E731
-    written_dir = DEFAULT_DATA_DIR if doc.recording.data_dir is None else absolute(doc.recording.data_dir)
-    data_dir = written_dir if data_dir_override is None else absolute(data_dir_override, Path.cwd())
+    def absolute(p: str | Path) -> Path:
+        return Path(os.path.abspath(config_path.parent / p))
+    data_dir = DEFAULT_DATA_DIR if doc.recording.data_dir is None else absolute(doc.recording.data_dir)
+    data_dir = data_dir if data_dir_override is None else Path(os.path.abspath(data_dir_override))
     return AppConfig(config_path=config_path, **{**_items(doc), "general": replace(
         doc.general, log_dir=absolute(doc.general.log_dir)), "recording": replace(doc.recording, data_dir=data_dir)})
 
@@ -657,6 +608,6 @@ def _plain(obj: Any) -> Any:
     if is_dataclass(obj):
         return (_Flow if isinstance(obj, PowerLimits) else dict)((k, _plain(v)) for k, v in _items(obj).items())
     if isinstance(obj, Mapping):
-        return _Flow(obj) if all(isinstance(v, int | float | None) for v in obj.values()) else {
-            k: _plain(v) for k, v in obj.items()}
+        flat = all(isinstance(v, int | float | None) for v in obj.values())
+        return _Flow(obj) if flat else {k: _plain(v) for k, v in obj.items()}
     return obj.strftime("%H:%M") if isinstance(obj, time) else str(obj) if isinstance(obj, PurePath) else obj
