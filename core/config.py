@@ -1,17 +1,13 @@
 """Effective configuration (contract §2, components §1): declarative models and their strict loader.
 
-Each section is a `Section`: a frozen dataclass whose fields state type, bounds and default once and
-which pydantic validates. `load_config(path, data_dir_override=None)` reads the file (safe YAML
-loader, duplicate keys refused) and returns an `AppConfig`: omitted keys filled (a null or omitted
-section: all of it; an omitted plant: `_PLANT_DEFAULTS`), absolute paths (relative to the config
-file's folder, `--data-dir` to the working directory; data folder: `--data-dir`, else
-`recording.data_dir`, else `data/` next to hil_scheduler.py), a `ZoneInfo` (`.tz`), a
-`datetime.time` poll_start_time and a complete point map per endpoint. Or it raises `ConfigError`,
-whose `problems` lists every problem at once, sorted, one line each: `config error: <dotted.key>:
-<problem> (got <value>; allowed: <what>)`. Types are strict: YAML integers for integers, integers or
-finite floats for numbers, YAML booleans, strings. Building or `dataclasses.replace`-ing the classes
-does not validate. `effective_config_yaml(cfg)` prints every key for `--check-config`, naming the
-auth variable, never its value. Pure apart from reading the file and the auth variable; thread-safe.
+Each section is a `Section`, a frozen dataclass whose fields state type, bounds and default once;
+pydantic validates the YAML document against them. `load_config(path, data_dir_override=None)`
+returns an `AppConfig` (omitted keys filled; absolute paths: relative to the config file's folder,
+`--data-dir` to the working directory, data folder `--data-dir`, else `recording.data_dir`, else
+`data/` next to hil_scheduler.py; `.tz` a ZoneInfo; a complete point map per endpoint) or raises
+`ConfigError` listing every problem at once, sorted, as `config error: <dotted.key>: <problem>
+(got <value>; allowed: <what>)`. Types are strict. Building or `dataclasses.replace`-ing the classes
+does not validate. Pure apart from reading the file and the auth variable's presence; thread-safe.
 """
 import ipaddress
 import json
@@ -33,7 +29,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, GetPydanticSchema, StrictBool, StrictFloat,
                       StrictInt, StrictStr, TypeAdapter, ValidationError, WrapValidator, model_validator)
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from core.codec import FORMATS, WORD_ORDERS, Point, encode_counts, format_range, is_encodable
 from core.names import safe_plant_name
@@ -57,7 +53,7 @@ _PLANT_DEFAULTS = {  # what differs per plant; every other default is a field de
 MISSING_KEY = object()  # a required key that was not written
 _PROBLEMS = {"int_type": "must be an integer", "float_type": "must be a number", "string_type": "must be a string",
              "bool_type": "must be a boolean", "finite_number": "must be a finite number",
-             "literal_error": "not a known value", "value_error": None}
+             "literal_error": "not a known value", "value_error": None}  # None: a `must` check's own text
 
 
 class ConfigError(Exception):
@@ -67,28 +63,24 @@ class ConfigError(Exception):
         self.problems = list(problems)
 
 
-# --- problems and leaf types: each leaf knows its bounds and the "allowed" text they give ----------------
-def _problem(loc: tuple, problem: str, got: Any, allowed: str) -> InitErrorDetails:
+def _problem(loc: tuple, problem: str, got: Any, allowed: str) -> dict:
     return {"type": PydanticCustomError("config", problem, {"allowed": allowed}), "loc": loc, "input": got}
 
 
-def _raise_all(problems: list[InitErrorDetails]) -> None:
+def _raise_all(problems: list[dict]) -> None:
     if problems:
         raise ValidationError.from_exception_data("config", problems)
 
 
 def _line(err: dict, where: str) -> str:
-    """A pydantic error as one line; `_show` stays short on any value (reprlib is bounded on alias bombs)."""
+    """A pydantic error as one bounded line (reprlib stays short on YAML alias bombs)."""
     key = "".join(c if c.isprintable() else repr(c)[1:-1] for c in ".".join(map(str, err["loc"])) or where)
     got = err["input"]
-    got = ("nothing" if got is MISSING_KEY else json.dumps(got, ensure_ascii=False) if got is None or
-           isinstance(got, (bool, str)) else reprlib.repr(got))
-    return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} (got "
-            f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {_allowed(err)})")
-
-
-def _allowed(err: dict) -> str:
-    return (err.get("ctx") or {}).get("allowed", "see contract §2")
+    got = "nothing" if got is MISSING_KEY else json.dumps(got, ensure_ascii=False) if isinstance(
+        got, bool | str | None) else reprlib.repr(got)
+    allowed = (err.get("ctx") or {}).get("allowed", "see contract §2")
+    return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} "
+            f"(got {got if len(got) <= 80 else got[:77] + '...'}; allowed: {allowed})")
 
 
 def _explain(allowed: str, value: Any, handler) -> Any:
@@ -99,7 +91,7 @@ def _explain(allowed: str, value: Any, handler) -> Any:
         return handler(value)
     except ValidationError as exc:
         err = exc.errors()[0]
-        problem = _PROBLEMS.get(err["type"], "out of range") or str(err["ctx"]["error"])  # a `must` check's text
+        problem = _PROBLEMS.get(err["type"], "out of range") or str(err["ctx"]["error"])
         if err["type"] == "literal_error" and not isinstance(value, str):
             problem = "must be a string"
         elif err["type"] == "float_type" and type(value) is int:  # an integer beyond any float
@@ -141,7 +133,6 @@ def Num(gt: float | None = None, ge: float | None = None, le: float | None = Non
 
 
 def Text(*checks, blank_ok: bool = False, spaces_ok: bool = True, allowed: str = "", null: bool = False) -> Any:
-    """A string, not blank (unless `blank_ok`), without whitespace (unless `spaces_ok`), passing `checks`."""
     own = [must(str.strip, "must not be empty")] * (not blank_ok) + [
         must(lambda v: v.split() == [v], "must not contain spaces")] * (not spaces_ok)
     allowed = allowed or ("a string" if blank_ok else "a non-empty string") + " without spaces" * (not spaces_ok)
@@ -164,13 +155,12 @@ def _items(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
-# --- sections ------------------------------------------------------------------------------------------------
 @dataclass_transform(frozen_default=True)
 class Section:
-    """Base of the config mappings: a subclass is a frozen dataclass (`kw_only` as a class keyword) that
-    pydantic validates. Null or omitted means every default (unless `null_ok` is False); unknown keys
-    and missing required keys are problems next to those of the values. `rules` ((key, "<=" or ">=",
-    other_key), ...) and `partial_checks` compare keys whenever the keys involved are valid."""
+    """Base of the config mappings: a subclass is a frozen dataclass (`kw_only` as a class keyword)
+    that pydantic validates. Null or omitted: every default (unless `null_ok` is False). Unknown and
+    missing keys are problems next to those of the values; `rules` ((key, "<=" or ">=", other), ...)
+    and `partial_checks` compare keys whenever the keys involved are valid."""
     __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)
     null_ok: ClassVar[bool] = True
     rules: ClassVar[tuple] = ()
@@ -193,12 +183,13 @@ class Section:
         try:
             out = handler(data)
         except ValidationError as exc:
-            problems += [_problem(e["loc"], e["msg"], e["input"], _allowed(e)) for e in exc.errors()]
+            problems += [_problem(e["loc"], e["msg"], e["input"], (e.get("ctx") or {}).get("allowed", "see contract §2"))
+                         for e in exc.errors()]
         _raise_all(problems + cls.partial_checks(data, {p["loc"] for p in problems}))
         return out
 
     @classmethod
-    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[InitErrorDetails]:
+    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[dict]:
         problems = []
         for key, op, other in cls.rules:
             a, b = (data.get(k, getattr(cls, k, None)) for k in (key, other))
@@ -311,7 +302,6 @@ class PlantModelConfig(Section):
     revert_timeout_s: Num(ge=1, null=True) = None
 
 
-# --- point maps ----------------------------------------------------------------------------------------------
 class _PointFields(Section, kw_only=True):
     """The fields written for one point; None = the default point's."""
     null_ok = False
@@ -333,8 +323,8 @@ class _RunCommandFields(_CountFields, kw_only=True):
 
 
 def _point_map(points: Any) -> Mapping[str, Point]:
-    """The endpoint's complete point map (defaults overridden field by field) with its registers checked:
-    written points share no register, read points only at identical address and format."""
+    """The complete point map (defaults overridden field by field), its registers checked: written
+    points share no register, read points only at identical address and format."""
     written = {name: {k: v for k, v in _items(p).items() if v is not None}
                for name, p in _items(points).items() if p is not None}
     point_map, problems = build_point_map(written), []
@@ -364,16 +354,14 @@ def _point_map(points: Any) -> Mapping[str, Point]:
     return MappingProxyType(point_map)
 
 
-_POINT_FIELDS = {"heartbeat": _CountFields, "run_command": _RunCommandFields}
-
-
 class EndpointConfig(Section):
     """One Modbus endpoint with its complete point map (defaults + overrides)."""
     host: Text(spaces_ok=False)
     port: Int(1, 65535)
     unit_id: Int(0, 247)
-    points: _via(type("_Points", (Section,), {"__annotations__": {n: _POINT_FIELDS.get(n, _PointFields) for n in
-                                                                  POINT_NAMES}, **dict.fromkeys(POINT_NAMES)}),
+    points: _via(type("_Points", (Section,), {"__annotations__": {n: {"heartbeat": _CountFields, "run_command":
+                                                                      _RunCommandFields}.get(n, _PointFields)
+                                                                  for n in POINT_NAMES}, **dict.fromkeys(POINT_NAMES)}),
                  Mapping[str, Point], _point_map)
 
     @property
@@ -381,7 +369,6 @@ class EndpointConfig(Section):
         return f"{self.host}:{self.port}"
 
 
-# --- plants --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PlantConfig:
     plant_id: str
@@ -447,9 +434,9 @@ class _Plants(Section):
     vrfb: Annotated[_PlantFields, BeforeValidator(partial(_over_defaults, _PLANT_DEFAULTS["vrfb"]))]
 
     @classmethod
-    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[InitErrorDetails]:
-        """LIB and VRFB differ in file name and endpoints (remote plants may share a gateway and differ in
-        unit id; local ones are two emulator servers that need their own socket)."""
+    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[dict]:
+        """LIB and VRFB differ in file name and endpoint (remote plants may share a gateway and differ
+        in unit id; local ones are two emulator servers, each needing its own socket)."""
         def valid(*loc: str) -> Any:  # the value at `loc` (written or default) when it is valid, else None
             if any(e[:len(loc)] == loc or loc[:len(e)] == e for e in failed):
                 return None
@@ -471,7 +458,6 @@ class _Plants(Section):
         return problems
 
 
-# --- the document, loading and printing ----------------------------------------------------------------------
 class _Document(Section):
     general: GeneralConfig
     time: TimeConfig
@@ -544,9 +530,8 @@ def _document() -> TypeAdapter:
 
 
 def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | None = None) -> AppConfig:
-    """Read, validate and complete the config file at `path` (see the module docstring). Raises
-    `ConfigError` listing every problem. Reads the environment only to check that
-    `dashboard.auth.password_env` names a set, non-empty variable; its value is not kept."""
+    """Read, validate and complete the config file at `path` (see the module docstring); raises
+    `ConfigError`. Of `dashboard.auth.password_env` it checks the variable is set; it keeps no value."""
     config_path = Path(os.path.abspath(os.fspath(path)))
     raw, problems = _read_yaml(config_path), []
     if data_dir_override is not None and not os.fspath(data_dir_override).strip():
@@ -589,12 +574,12 @@ _Dumper.add_representer(_Flow, lambda dumper, data: dumper.represent_mapping("ta
 
 
 def effective_config_yaml(cfg: AppConfig) -> str:
-    """The effective config as YAML: every key, defaults filled in, paths absolute, the full point
-    map of every endpoint. Loading the output again gives the same config. Never contains an
-    environment variable's value (auth shows the variable's name only)."""
-    doc = {f.name: _plain(getattr(cfg, f.name)) for f in fields(_Document)}
+    """The effective config as YAML for `--check-config`: every key, defaults filled in, paths
+    absolute, every endpoint's full point map; loading it again gives the same config. It names the
+    auth variable, never a variable's value."""
     return f"# effective configuration of {json.dumps(str(cfg.config_path))}\n" + yaml.dump(
-        doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=110)
+        {f.name: _plain(getattr(cfg, f.name)) for f in fields(_Document)}, Dumper=_Dumper, sort_keys=False,
+        default_flow_style=False, allow_unicode=True, width=110)
 
 
 def _plain(obj: Any) -> Any:
