@@ -31,9 +31,9 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, GetPyd
                       StrictInt, StrictStr, TypeAdapter, ValidationError, WrapValidator, model_validator)
 from pydantic_core import PydanticCustomError
 
-from core.codec import FORMATS, WORD_ORDERS, Point, encode_counts, format_range, is_encodable
+from core.codec import FORMATS, WORD_ORDERS, Point, format_range, is_encodable
 from core.names import safe_plant_name
-from core.points import POINT_NAMES, WRITTEN_POINTS, build_point_map
+from core.points import POINT_NAMES, build_point_map, point_map_problems
 
 PLANT_IDS = ("lib", "vrfb")
 VALUE_COLUMNS = ("p_setpoint_kw", "battery_active_power_kw", "q_setpoint_kvar", "battery_reactive_power_kvar",
@@ -55,22 +55,18 @@ _PROBLEMS = {"int_type": "must be an integer", "float_type": "must be a number",
              "bool_type": "must be a boolean", "finite_number": "must be a finite number",
              "literal_error": "not a known value", "value_error": None}  # None: a `must` check's own text
 
-
 class ConfigError(Exception):
     """Invalid configuration; `problems` holds one printable line per problem."""
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = list(problems)
 
-
 def _problem(loc: tuple, problem: str, got: Any, allowed: str) -> dict:
     return {"type": PydanticCustomError("config", problem, {"allowed": allowed}), "loc": loc, "input": got}
-
 
 def _raise_all(problems: list[dict]) -> None:
     if problems:
         raise ValidationError.from_exception_data("config", problems)
-
 
 def _line(err: dict, where: str) -> str:
     """A pydantic error as one bounded line (reprlib stays short on YAML alias bombs)."""
@@ -81,7 +77,6 @@ def _line(err: dict, where: str) -> str:
     allowed = (err.get("ctx") or {}).get("allowed", "see contract §2")
     return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} "
             f"(got {got if len(got) <= 80 else got[:77] + '...'}; allowed: {allowed})")
-
 
 def _explain(allowed: str, value: Any, handler) -> Any:
     """Validate a leaf; its first error becomes one problem showing the leaf's `allowed`."""
@@ -98,12 +93,10 @@ def _explain(allowed: str, value: Any, handler) -> Any:
             problem = "out of range"
         raise PydanticCustomError("config", problem, {"allowed": allowed}) from None
 
-
 def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
     """`tp` (strict, bounded), then `checks`; every failure is one problem showing `allowed`."""
     tp = Annotated[(tp, *map(AfterValidator, checks))] if checks else tp
     return Annotated[tp | None if null else tp, WrapValidator(partial(_explain, allowed + ", or null" * null))]
-
 
 def _passes(test, value: Any) -> bool:
     try:
@@ -111,26 +104,21 @@ def _passes(test, value: Any) -> bool:
     except (ValueError, TypeError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
         return False
 
-
 def must(test, problem: str):
     """A check: the value when `test(value)` is true, else `problem` (also when `test` raises)."""
-    def check(value: Any) -> Any:
-        if not _passes(test, value):
-            raise ValueError(problem)
-        return value
-    return check
+    return lambda value: value if _passes(test, value) else _fail(problem)
 
+def _fail(problem: str):
+    raise ValueError(problem)
 
 def Int(lo: int | None = None, hi: int | None = None, null: bool = False) -> Any:
     allowed = f"an integer {lo}..{hi}" if hi is not None else f"an integer >= {lo}" if lo is not None else "an integer"
     return _rule(Annotated[StrictInt, Field(ge=lo, le=hi)], allowed, null=null)
 
-
 def Num(gt: float | None = None, ge: float | None = None, le: float | None = None, null: bool = False) -> Any:
     bounds = " and ".join(f"{op} {v:g}" for op, v in ((">", gt), (">=", ge), ("<=", le)) if v is not None)
     return _rule(Annotated[StrictFloat, Field(gt=gt, ge=ge, le=le)], f"a number {bounds}" if bounds else
                  "a finite number", null=null)
-
 
 def Text(*checks, blank_ok: bool = False, spaces_ok: bool = True, allowed: str = "", null: bool = False) -> Any:
     own = [must(str.strip, "must not be empty")] * (not blank_ok) + [
@@ -138,22 +126,17 @@ def Text(*checks, blank_ok: bool = False, spaces_ok: bool = True, allowed: str =
     allowed = allowed or ("a string" if blank_ok else "a non-empty string") + " without spaces" * (not spaces_ok)
     return _rule(StrictStr, allowed, *own, *checks, null=null)
 
-
 def Choice(*values: str) -> Any:
     return _rule(Literal[values], "|".join(values))
 
-
 Bool = _rule(StrictBool, "true or false")
-
 
 def _via(tp: Any, out: Any, convert=lambda obj: MappingProxyType(_items(obj))) -> Any:
     """A field validated as `tp` and kept as `convert(value)`, of type `out`."""
     return Annotated[out, GetPydanticSchema(lambda _t, handler: handler(tp)), AfterValidator(convert)]
 
-
 def _items(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
-
 
 @dataclass_transform(frozen_default=True)
 class Section:
@@ -198,11 +181,9 @@ class Section:
                                          f"a number {op} {b:g}"))
         return problems
 
-
 class GeneralConfig(Section):
     log_level: Choice("DEBUG", "INFO", "WARNING", "ERROR") = "INFO"
     log_dir: Text() = Path("logs")  # made absolute by load_config
-
 
 class TimeConfig(Section):
     timezone: Text(must(ZoneInfo, "not a valid IANA time zone"), allowed="an IANA zone name such as Europe/Madrid") \
@@ -212,18 +193,15 @@ class TimeConfig(Section):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-
 class StartupConfig(Section):
     schedule_source: Choice("manual", "api") = "manual"
     transport_mode: Choice(*TRANSPORT_MODES) = "local"
-
 
 class DashboardAuth(Section):
     username: Text()
     password_env: Text(must(re.compile(r"[A-Za-z_][A-Za-z0-9_]*").fullmatch, "not an environment variable name"),
                        must(os.environ.get, "environment variable is not set or empty"),
                        allowed="the name of an environment variable that is set and non-empty at start")
-
 
 class DashboardConfig(Section):
     host: Text(spaces_ok=False) = "127.0.0.1"
@@ -236,7 +214,6 @@ class DashboardConfig(Section):
             _raise_all([_problem(("host",), "a host that is not loopback requires dashboard.auth", self.host,
                                  "127.0.0.0/8, ::1 or localhost; any other host with dashboard.auth set")])
         return self
-
 
 class IstentoreConfig(Section):
     rules = (("measurement_post_retry_max_s", ">=", "measurement_post_retry_initial_s"),)
@@ -256,7 +233,6 @@ class IstentoreConfig(Section):
     measurement_post_retry_max_s: Num(gt=0) = 60.0
     request_timeout_s: Num(gt=0, le=120) = 10.0
 
-
 class TimingConfig(Section):
     rules = (("measurements_write_period_s", ">=", "measurement_period_s"),)
     data_fetcher_period_s: Num(ge=0.1) = 120.0
@@ -266,12 +242,10 @@ class TimingConfig(Section):
     measurements_write_period_s: Num(ge=0.1) = 60.0
     modbus_timeout_s: Num(gt=0, le=10) = 1.0
 
-
 class SafeStopConfig(Section):
     threshold_kw: Num(gt=0) = 1.0
     threshold_kvar: Num(gt=0) = 1.0
     timeout_s: Num(gt=0, le=600) = 30.0
-
 
 class CompressionConfig(Section):
     enabled: Bool = True
@@ -280,11 +254,9 @@ class CompressionConfig(Section):
         VALUE_COLUMNS, Num(ge=0))}), Mapping[str, float]) = field(
         default_factory=lambda: MappingProxyType(dict(DEFAULT_TOLERANCES)))
 
-
 class RecordingConfig(Section):
     data_dir: Text(null=True) = None  # null: not set; made absolute by load_config
     compression: CompressionConfig = field(default_factory=CompressionConfig)
-
 
 class PowerLimits(Section):
     rules = (("p_min_kw", "<=", "p_max_kw"), ("q_min_kvar", "<=", "q_max_kvar"))
@@ -293,14 +265,12 @@ class PowerLimits(Section):
     q_max_kvar: Num()
     q_min_kvar: Num()
 
-
 class PlantModelConfig(Section):
     capacity_kwh: Num(gt=0)
     initial_soc_pu: Num(ge=0, le=1)
     power_limits: PowerLimits
     poi_voltage_v: Num(gt=0) = 20000.0
     revert_timeout_s: Num(ge=1, null=True) = None
-
 
 class _PointFields(Section, kw_only=True):
     """The fields written for one point; None = the default point's."""
@@ -310,49 +280,22 @@ class _PointFields(Section, kw_only=True):
     scale: Num(gt=0) = None
     word_order: Choice(*WORD_ORDERS) = None
 
-
 class _CountFields(_PointFields, kw_only=True):
     """An optional point (heartbeat, run_command): raw counts, no default address."""
     address: Int(0, 65535) = field()  # (a bare annotation would inherit the default None)
     scale: _rule(StrictFloat, "1", must(lambda scale: scale == 1, "a heartbeat or run command holds raw counts")) = None
 
-
 class _RunCommandFields(_CountFields, kw_only=True):
     run_value: Int()
     stop_value: Int()
 
-
 def _point_map(points: Any) -> Mapping[str, Point]:
-    """The complete point map (defaults overridden field by field), its registers checked: written
-    points share no register, read points only at identical address and format."""
+    """The endpoint's complete point map (defaults overridden field by field), its registers checked."""
     written = {name: {k: v for k, v in _items(p).items() if v is not None}
                for name, p in _items(points).items() if p is not None}
-    point_map, problems = build_point_map(written), []
-    for p in point_map.values():
-        if p.end > 65536:
-            problems.append(_problem((p.name, "address"), f"a {p.format} point needs two registers", p.address,
-                                     "an integer 0..65534"))
-        lo, hi = (-(2**24), 2**24) if p.format == "float32" else format_range(p.format)
-        problems += [_problem((p.name, key), f"not encodable as {p.format}", getattr(p, key), f"an integer {lo}..{hi}")
-                     for key in ("run_value", "stop_value") * (p.name == "run_command")
-                     if not _passes(partial(encode_counts, p), getattr(p, key))]
-    _raise_all(problems)
-    pts = sorted(point_map.values(), key=lambda p: (p.address, POINT_NAMES.index(p.name)))
-    for i, a in enumerate(pts):
-        for b in pts[i + 1:]:
-            if b.address >= a.end:
-                break
-            if {a.name, b.name}.isdisjoint(WRITTEN_POINTS) and (a.address, a.format) == (b.address, b.format):
-                continue
-            culprit, other = (a, b) if a.name in written and b.name not in written else (b, a)
-            regs = [str(p.address) if p.width == 1 else f"{p.address}-{p.end - 1}" for p in (culprit, other)]
-            problems.append(_problem((culprit.name,), f"overlaps point {other.name} (registers {regs[0]} and "
-                                     f"{regs[1]})", culprit.address, "written points (enable, p_setpoint, q_setpoint, "
-                                     "heartbeat, run_command) share no register; read points share registers only at "
-                                     "the same address and format"))
-    _raise_all(problems)
+    point_map = build_point_map(written)
+    _raise_all([_problem(*problem) for problem in point_map_problems(point_map, written)])
     return MappingProxyType(point_map)
-
 
 class EndpointConfig(Section):
     """One Modbus endpoint with its complete point map (defaults + overrides)."""
@@ -367,7 +310,6 @@ class EndpointConfig(Section):
     @property
     def label(self) -> str:
         return f"{self.host}:{self.port}"
-
 
 @dataclass(frozen=True)
 class PlantConfig:
@@ -384,18 +326,15 @@ class PlantConfig:
             raise ValueError(f"unknown transport mode {transport_mode!r}")
         return getattr(self, transport_mode)
 
-
 class _Modbus(Section):
     local: EndpointConfig
     remote: EndpointConfig
-
 
 def _encodable_range(point: Point) -> str:
     if point.format == "float32":
         return f"a value a float32 holds at scale {point.scale:g}"
     lo, hi = (format((n * Decimal(repr(float(point.scale)))).normalize(), "f") for n in format_range(point.format))
     return f"{lo}..{hi} ({point.format} at scale {point.scale:g}; change the limit or the point's format/scale)"
-
 
 class _PlantFields(Section):
     """One plant as written under `plants.<id>`, over that plant's defaults."""
@@ -419,7 +358,6 @@ class _PlantFields(Section):
         _raise_all(problems)
         return self
 
-
 def _over_defaults(default: Any, written: Any) -> Any:
     """`written` over `default`, mapping by mapping; a null or omitted mapping is the default."""
     if not isinstance(default, dict):
@@ -427,7 +365,6 @@ def _over_defaults(default: Any, written: Any) -> Any:
     if isinstance(written, dict):
         return default | {k: _over_defaults(default.get(k), v) for k, v in written.items()}
     return default if written is None or written is MISSING_KEY else written
-
 
 class _Plants(Section):
     lib: Annotated[_PlantFields, BeforeValidator(partial(_over_defaults, _PLANT_DEFAULTS["lib"]))]
@@ -457,7 +394,6 @@ class _Plants(Section):
                                          " and unit_id" * (mode == "remote") + " different from the LIB endpoint"))
         return problems
 
-
 class _Document(Section):
     general: GeneralConfig
     time: TimeConfig
@@ -471,7 +407,6 @@ class _Document(Section):
         pid, p.name, p.model, p.modbus.local, p.modbus.remote, p.measurement_series) for pid, p in
         _items(plants).items()}))
 
-
 class AppConfig(_Document, kw_only=True):
     """The effective configuration: the document's sections and the file they came from."""
     config_path: Path
@@ -484,7 +419,6 @@ class AppConfig(_Document, kw_only=True):
     def data_dir(self) -> Path:
         return self.recording.data_dir
 
-
 def is_loopback_host(host: str) -> bool:
     """True for `localhost` (any case), an IPv4 address in 127.0.0.0/8 and `::1` (optionally in
     brackets). Anything else, including names that merely resolve to loopback, is not loopback."""
@@ -495,7 +429,6 @@ def is_loopback_host(host: str) -> bool:
     except ValueError:
         return host.lower() == "localhost"
     return ip in ipaddress.ip_network("127.0.0.0/8") if ip.version == 4 else ip == ipaddress.IPv6Address("::1")
-
 
 class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present
     """The safe loader, refusing duplicate keys (YAML would silently keep the last one)."""
@@ -508,7 +441,6 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's
                                                             f"found duplicate key {key!r}", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
-
 
 def _read_yaml(config_path: Path) -> Any:
     try:
@@ -523,11 +455,9 @@ def _read_yaml(config_path: Path) -> Any:
         problem = f"not a readable YAML file: {' '.join(str(exc).split()) or type(exc).__name__}"
     raise ConfigError([f"config error: {config_path}: {problem}"])
 
-
 @cache
 def _document() -> TypeAdapter:
     return TypeAdapter(_Document)
-
 
 def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | None = None) -> AppConfig:
     """Read, validate and complete the config file at `path` (see the module docstring); raises
@@ -550,7 +480,6 @@ def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | 
     return AppConfig(config_path=config_path, **{**_items(doc), "general": replace(
         doc.general, log_dir=absolute(doc.general.log_dir)), "recording": replace(doc.recording, data_dir=data_dir)})
 
-
 def load_config_or_report(path, data_dir_override=None, stream=None) -> AppConfig | None:
     """`load_config` for command lines: on a ConfigError print one line per problem to `stream`
     (stderr by default) and return None; the caller exits 2."""
@@ -560,18 +489,10 @@ def load_config_or_report(path, data_dir_override=None, stream=None) -> AppConfi
         print(*exc.problems, sep="\n", file=stream if stream is not None else sys.stderr)
         return None
 
-
-class _Flow(dict):
-    """A mapping printed on one line (points, limits, tolerances, series)."""
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
+_Flow = type("_Flow", (dict,), {})  # a mapping printed on one line (points, limits, tolerances, series)
+_Dumper = type("_Dumper", (yaml.SafeDumper,), {})
 _Dumper.add_representer(_Flow, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data.items(),
                                                                              flow_style=True))
-
 
 def effective_config_yaml(cfg: AppConfig) -> str:
     """The effective config as YAML for `--check-config`: every key, defaults filled in, paths
@@ -580,7 +501,6 @@ def effective_config_yaml(cfg: AppConfig) -> str:
     return f"# effective configuration of {json.dumps(str(cfg.config_path))}\n" + yaml.dump(
         {f.name: _plain(getattr(cfg, f.name)) for f in fields(_Document)}, Dumper=_Dumper, sort_keys=False,
         default_flow_style=False, allow_unicode=True, width=110)
-
 
 def _plain(obj: Any) -> Any:
     """Effective values as YAML data in the config file's shape."""
