@@ -188,10 +188,7 @@ class GeneralConfig(Section):
 class TimeConfig(Section):
     timezone: Text(must(ZoneInfo, "not a valid IANA time zone"), allowed="an IANA zone name such as Europe/Madrid") \
         = "Europe/Madrid"
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+    tz = property(lambda self: ZoneInfo(self.timezone), doc="The zone as a ZoneInfo.")
 
 class StartupConfig(Section):
     schedule_source: Choice("manual", "api") = "manual"
@@ -306,10 +303,7 @@ class EndpointConfig(Section):
                                                                       _RunCommandFields}.get(n, _PointFields)
                                                                   for n in POINT_NAMES}, **dict.fromkeys(POINT_NAMES)}),
                  Mapping[str, Point], _point_map)
-
-    @property
-    def label(self) -> str:
-        return f"{self.host}:{self.port}"
+    label = property(lambda self: f"{self.host}:{self.port}", doc="host:port, for messages.")
 
 @dataclass(frozen=True)
 class PlantConfig:
@@ -374,21 +368,17 @@ class _Plants(Section):
     def partial_checks(cls, data: dict, failed: set[tuple]) -> list[dict]:
         """LIB and VRFB differ in file name and endpoint (remote plants may share a gateway and differ
         in unit id; local ones are two emulator servers, each needing its own socket)."""
-        def valid(*loc: str) -> Any:  # the value at `loc` (written or default) when it is valid, else None
-            if any(e[:len(loc)] == loc or loc[:len(e)] == e for e in failed):
-                return None
-            value = _over_defaults(_PLANT_DEFAULTS[loc[0]], data[loc[0]])
-            for key in loc[1:]:
-                value = value[key]
-            return value
-        problems, lib, vrfb = [], valid("lib", "name"), valid("vrfb", "name")
-        if None not in (lib, vrfb) and safe_plant_name(lib, "lib") == safe_plant_name(vrfb, "vrfb"):
-            problems.append(_problem(("vrfb", "name"), "gives the same file name as plants.lib.name", vrfb,
-                                     f"a name whose safe file name differs from {safe_plant_name(lib, 'lib')!r}"))
+        def valid(*keys: str) -> bool:  # no problem in or above plants.<id>.<keys> for either plant
+            return not any(e[:len(loc)] == loc or loc[:len(e)] == e for pid in PLANT_IDS for e in failed
+                           if (loc := (pid, *keys)))
+        lib, vrfb = (_over_defaults(_PLANT_DEFAULTS[pid], data[pid]) for pid in PLANT_IDS)
+        problems = []
+        if valid("name") and safe_plant_name(lib["name"], "lib") == safe_plant_name(vrfb["name"], "vrfb"):
+            problems.append(_problem(("vrfb", "name"), "gives the same file name as plants.lib.name", vrfb["name"],
+                                     f"a name whose safe file name differs from {safe_plant_name(lib['name'], 'lib')!r}"))
         for mode in TRANSPORT_MODES:
-            ends = [valid(pid, "modbus", mode) for pid in PLANT_IDS]
-            if None not in ends and len({(e["host"].lower(), e["port"], mode == "remote" and e["unit_id"])
-                                         for e in ends}) == 1:
+            ends = valid("modbus", mode) and [plant["modbus"][mode] for plant in (lib, vrfb)]
+            if ends and len({(e["host"].lower(), e["port"], mode == "remote" and e["unit_id"]) for e in ends}) == 1:
                 problems.append(_problem(("vrfb", "modbus", mode), f"same endpoint as plants.lib.modbus.{mode}",
                                          "{host}:{port} unit {unit_id}".format(**ends[1]), "a host:port" +
                                          " and unit_id" * (mode == "remote") + " different from the LIB endpoint"))
@@ -410,14 +400,8 @@ class _Document(Section):
 class AppConfig(_Document, kw_only=True):
     """The effective configuration: the document's sections and the file they came from."""
     config_path: Path
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return self.time.tz
-
-    @property
-    def data_dir(self) -> Path:
-        return self.recording.data_dir
+    tz = property(lambda self: self.time.tz, doc="The configured zone (ZoneInfo).")
+    data_dir = property(lambda self: self.recording.data_dir, doc="The data folder (absolute).")
 
 def is_loopback_host(host: str) -> bool:
     """True for `localhost` (any case), an IPv4 address in 127.0.0.0/8 and `::1` (optionally in
@@ -445,14 +429,12 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's
 def _read_yaml(config_path: Path) -> Any:
     try:
         return yaml.load(config_path.read_bytes(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except OSError as exc:
-        problem = f"cannot read the config file: {exc.strerror or type(exc).__name__}"
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = f"YAML syntax error{where}: {exc.problem or exc.context or 'invalid YAML'}"
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # not UTF-8, an integer of 5000 digits, too deep
-        problem = f"not a readable YAML file: {' '.join(str(exc).split()) or type(exc).__name__}"
+    except (OSError, yaml.YAMLError, ValueError, RecursionError) as exc:  # missing, not UTF-8, 5000 digits, too deep
+        problem = f"cannot read it as YAML: {getattr(exc, 'strerror', None) or ' '.join(str(exc).split()) or exc!r}"
     raise ConfigError([f"config error: {config_path}: {problem}"])
 
 @cache
