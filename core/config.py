@@ -1,13 +1,12 @@
 """Effective configuration (contract §2, components §1): declarative models and their strict loader.
 
-Each section is a `Section`, a frozen dataclass whose fields state type, bounds and default once;
-pydantic validates the YAML document against them. `load_config(path, data_dir_override=None)`
-returns an `AppConfig` (omitted keys filled; absolute paths: relative to the config file's folder,
-`--data-dir` to the working directory, data folder `--data-dir`, else `recording.data_dir`, else
-`data/` next to hil_scheduler.py; `.tz` a ZoneInfo; a complete point map per endpoint) or raises
-`ConfigError` listing every problem at once, sorted, as `config error: <dotted.key>: <problem>
-(got <value>; allowed: <what>)`. Types are strict. Building or `dataclasses.replace`-ing the classes
-does not validate. Pure apart from reading the file and the auth variable's presence; thread-safe.
+Each section is a `Section`, a frozen dataclass whose fields state type, bounds and default once, that
+pydantic validates. `load_config(path, data_dir_override=None)` returns an `AppConfig` (omitted keys
+filled; paths absolute: relative to the config file's folder, `--data-dir` to the working directory;
+data folder `--data-dir`, else `recording.data_dir`, else `data/` next to hil_scheduler.py) or raises
+`ConfigError` listing every problem, sorted, as `config error: <dotted.key>: <problem> (got <value>;
+allowed: <what>)`. Types are strict. Building or `dataclasses.replace`-ing the classes does not
+validate. Pure apart from reading the file and the auth variable's presence; thread-safe.
 """
 import ipaddress
 import json
@@ -18,7 +17,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from datetime import time
-from decimal import Decimal
 from functools import cache, partial
 from pathlib import Path, PurePath
 from types import MappingProxyType
@@ -31,7 +29,7 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, GetPyd
                       StrictInt, StrictStr, TypeAdapter, ValidationError, WrapValidator, model_validator)
 from pydantic_core import PydanticCustomError
 
-from core.codec import FORMATS, WORD_ORDERS, Point, format_range, is_encodable
+from core.codec import FORMATS, WORD_ORDERS, Point, encodable_range, is_encodable
 from core.names import safe_plant_name
 from core.points import POINT_NAMES, build_point_map, point_map_problems
 
@@ -61,12 +59,11 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
         self.problems = list(problems)
 
-def _problem(loc: tuple, problem: str, got: Any, allowed: str) -> dict:
-    return {"type": PydanticCustomError("config", problem, {"allowed": allowed}), "loc": loc, "input": got}
-
-def _raise_all(problems: list[dict]) -> None:
+def _raise_all(problems: list[tuple]) -> None:
+    """Raise every problem `(loc, problem, got, allowed)` at once (nothing when there is none)."""
     if problems:
-        raise ValidationError.from_exception_data("config", problems)
+        raise ValidationError.from_exception_data("config", [{"type": PydanticCustomError(
+            "config", problem, {"allowed": allowed}), "loc": loc, "input": got} for loc, problem, got, allowed in problems])
 
 def _line(err: dict, where: str) -> str:
     """A pydantic error as one bounded line (reprlib stays short on YAML alias bombs)."""
@@ -74,9 +71,8 @@ def _line(err: dict, where: str) -> str:
     got = err["input"]
     got = "nothing" if got is MISSING_KEY else json.dumps(got, ensure_ascii=False) if isinstance(
         got, bool | str | None) else reprlib.repr(got)
-    allowed = (err.get("ctx") or {}).get("allowed", "see contract §2")
-    return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} "
-            f"(got {got if len(got) <= 80 else got[:77] + '...'}; allowed: {allowed})")
+    return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} (got "
+            f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {(err.get('ctx') or {}).get('allowed', '?')})")
 
 def _explain(allowed: str, value: Any, handler) -> Any:
     """Validate a leaf; its first error becomes one problem showing the leaf's `allowed`."""
@@ -89,8 +85,6 @@ def _explain(allowed: str, value: Any, handler) -> Any:
         problem = _PROBLEMS.get(err["type"], "out of range") or str(err["ctx"]["error"])
         if err["type"] == "literal_error" and not isinstance(value, str):
             problem = "must be a string"
-        elif err["type"] == "float_type" and type(value) is int:  # an integer beyond any float
-            problem = "out of range"
         raise PydanticCustomError("config", problem, {"allowed": allowed}) from None
 
 def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
@@ -98,18 +92,17 @@ def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
     tp = Annotated[(tp, *map(AfterValidator, checks))] if checks else tp
     return Annotated[tp | None if null else tp, WrapValidator(partial(_explain, allowed + ", or null" * null))]
 
-def _passes(test, value: Any) -> bool:
-    try:
-        return bool(test(value))
-    except (ValueError, TypeError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
-        return False
-
 def must(test, problem: str):
     """A check: the value when `test(value)` is true, else `problem` (also when `test` raises)."""
-    return lambda value: value if _passes(test, value) else _fail(problem)
-
-def _fail(problem: str):
-    raise ValueError(problem)
+    def check(value: Any) -> Any:
+        try:
+            ok = test(value)
+        except (ValueError, TypeError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            ok = False
+        if not ok:
+            raise ValueError(problem)
+        return value
+    return check
 
 def Int(lo: int | None = None, hi: int | None = None, null: bool = False) -> Any:
     allowed = f"an integer {lo}..{hi}" if hi is not None else f"an integer >= {lo}" if lo is not None else "an integer"
@@ -140,10 +133,10 @@ def _items(obj: Any) -> dict[str, Any]:
 
 @dataclass_transform(frozen_default=True)
 class Section:
-    """Base of the config mappings: a subclass is a frozen dataclass (`kw_only` as a class keyword)
-    that pydantic validates. Null or omitted: every default (unless `null_ok` is False). Unknown and
-    missing keys are problems next to those of the values; `rules` ((key, "<=" or ">=", other), ...)
-    and `partial_checks` compare keys whenever the keys involved are valid."""
+    """Base of the config mappings: a subclass is a frozen dataclass (`kw_only` as a class keyword) that
+    pydantic validates. Null or omitted: every default (unless `null_ok` is False). Unknown and missing
+    keys are problems next to those of the values; `rules` ((key, "<=" or ">=", other), ...) and
+    `partial_checks` compare keys whenever the keys involved are valid."""
     __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)
     null_ok: ClassVar[bool] = True
     rules: ClassVar[tuple] = ()
@@ -161,14 +154,14 @@ class Section:
         if not isinstance(raw, Mapping):
             raise PydanticCustomError("config", "missing key" if raw is MISSING_KEY else "must be a mapping",
                                       {"allowed": f"a mapping of {'exactly ' * (required == keys)}{', '.join(keys)}"})
-        problems = [_problem((str(k),), "unknown key", v, ", ".join(keys)) for k, v in raw.items() if k not in keys]
+        problems = [((str(k),), "unknown key", v, ", ".join(keys)) for k, v in raw.items() if k not in keys]
         data = {k: raw.get(k, MISSING_KEY) for k in keys if k in raw or k in required}
         try:
             out = handler(data)
         except ValidationError as exc:
-            problems += [_problem(e["loc"], e["msg"], e["input"], (e.get("ctx") or {}).get("allowed", "see contract §2"))
+            problems += [(e["loc"], e["msg"], e["input"], (e.get("ctx") or {}).get("allowed", "?"))
                          for e in exc.errors()]
-        _raise_all(problems + cls.partial_checks(data, {p["loc"] for p in problems}))
+        _raise_all(problems + cls.partial_checks(data, {p[0] for p in problems}))
         return out
 
     @classmethod
@@ -177,7 +170,7 @@ class Section:
         for key, op, other in cls.rules:
             a, b = (data.get(k, getattr(cls, k, None)) for k in (key, other))
             if not {(key,), (other,)} & failed and not (a <= b if op == "<=" else a >= b):
-                problems.append(_problem((key,), f"must not {'exceed' if op == '<=' else 'be below'} {other}", a,
+                problems.append(((key,), f"must not {'exceed' if op == '<=' else 'be below'} {other}", a,
                                          f"a number {op} {b:g}"))
         return problems
 
@@ -208,7 +201,7 @@ class DashboardConfig(Section):
     @model_validator(mode="after")
     def _auth_off_loopback(self):
         if self.auth is None and not is_loopback_host(self.host):
-            _raise_all([_problem(("host",), "a host that is not loopback requires dashboard.auth", self.host,
+            _raise_all([(("host",), "a host that is not loopback requires dashboard.auth", self.host,
                                  "127.0.0.0/8, ::1 or localhost; any other host with dashboard.auth set")])
         return self
 
@@ -280,7 +273,7 @@ class _PointFields(Section, kw_only=True):
 class _CountFields(_PointFields, kw_only=True):
     """An optional point (heartbeat, run_command): raw counts, no default address."""
     address: Int(0, 65535) = field()  # (a bare annotation would inherit the default None)
-    scale: _rule(StrictFloat, "1", must(lambda scale: scale == 1, "a heartbeat or run command holds raw counts")) = None
+    scale: _rule(StrictFloat, "1", must(lambda v: v == 1, "a heartbeat or run command holds raw counts")) = None
 
 class _RunCommandFields(_CountFields, kw_only=True):
     run_value: Int()
@@ -291,7 +284,7 @@ def _point_map(points: Any) -> Mapping[str, Point]:
     written = {name: {k: v for k, v in _items(p).items() if v is not None}
                for name, p in _items(points).items() if p is not None}
     point_map = build_point_map(written)
-    _raise_all([_problem(*problem) for problem in point_map_problems(point_map, written)])
+    _raise_all(point_map_problems(point_map, written))
     return MappingProxyType(point_map)
 
 class EndpointConfig(Section):
@@ -324,12 +317,6 @@ class _Modbus(Section):
     local: EndpointConfig
     remote: EndpointConfig
 
-def _encodable_range(point: Point) -> str:
-    if point.format == "float32":
-        return f"a value a float32 holds at scale {point.scale:g}"
-    lo, hi = (format((n * Decimal(repr(float(point.scale)))).normalize(), "f") for n in format_range(point.format))
-    return f"{lo}..{hi} ({point.format} at scale {point.scale:g}; change the limit or the point's format/scale)"
-
 class _PlantFields(Section):
     """One plant as written under `plants.<id>`, over that plant's defaults."""
     name: Text()
@@ -341,14 +328,13 @@ class _PlantFields(Section):
     @model_validator(mode="after")
     def _fits_the_points(self):
         """Every power limit is encodable in every endpoint's setpoint point; reversion needs a heartbeat."""
-        problems = [_problem(("model", "power_limits", key), f"cannot be encoded in modbus.{mode}.points.{p.name}",
-                             value, _encodable_range(p))
+        problems = [(("model", "power_limits", key), f"cannot be encoded in modbus.{mode}.points.{p.name}",
+                             value, f"{encodable_range(p)}; change the limit or the point's format/scale")
                     for key, value in _items(self.model.power_limits).items() for mode in TRANSPORT_MODES
                     if not is_encodable(p := getattr(self.modbus, mode).points[f"{key[0]}_setpoint"], value)]
         if self.model.revert_timeout_s is not None and "heartbeat" not in self.modbus.local.points:
-            problems.append(_problem(("model", "revert_timeout_s"), "requires a heartbeat point in modbus.local."
-                                     "points", self.model.revert_timeout_s, "null, or define modbus.local.points."
-                                     "heartbeat"))
+            problems.append((("model", "revert_timeout_s"), "requires a heartbeat point in modbus.local.points",
+                             self.model.revert_timeout_s, "null, or a modbus.local.points.heartbeat"))
         _raise_all(problems)
         return self
 
@@ -366,20 +352,20 @@ class _Plants(Section):
 
     @classmethod
     def partial_checks(cls, data: dict, failed: set[tuple]) -> list[dict]:
-        """LIB and VRFB differ in file name and endpoint (remote plants may share a gateway and differ
-        in unit id; local ones are two emulator servers, each needing its own socket)."""
+        """LIB and VRFB differ in file name and endpoint (remote plants may share a gateway and differ in
+        unit id; local ones are two emulator servers), checked whenever those keys are valid."""
         def valid(*keys: str) -> bool:  # no problem in or above plants.<id>.<keys> for either plant
             return not any(e[:len(loc)] == loc or loc[:len(e)] == e for pid in PLANT_IDS for e in failed
                            if (loc := (pid, *keys)))
         lib, vrfb = (_over_defaults(_PLANT_DEFAULTS[pid], data[pid]) for pid in PLANT_IDS)
         problems = []
         if valid("name") and safe_plant_name(lib["name"], "lib") == safe_plant_name(vrfb["name"], "vrfb"):
-            problems.append(_problem(("vrfb", "name"), "gives the same file name as plants.lib.name", vrfb["name"],
+            problems.append((("vrfb", "name"), "gives the same file name as plants.lib.name", vrfb["name"],
                                      f"a name whose safe file name differs from {safe_plant_name(lib['name'], 'lib')!r}"))
         for mode in TRANSPORT_MODES:
             ends = valid("modbus", mode) and [plant["modbus"][mode] for plant in (lib, vrfb)]
             if ends and len({(e["host"].lower(), e["port"], mode == "remote" and e["unit_id"]) for e in ends}) == 1:
-                problems.append(_problem(("vrfb", "modbus", mode), f"same endpoint as plants.lib.modbus.{mode}",
+                problems.append((("vrfb", "modbus", mode), f"same endpoint as plants.lib.modbus.{mode}",
                                          "{host}:{port} unit {unit_id}".format(**ends[1]), "a host:port" +
                                          " and unit_id" * (mode == "remote") + " different from the LIB endpoint"))
         return problems
@@ -426,39 +412,30 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
-def _read_yaml(config_path: Path) -> Any:
-    try:
-        return yaml.load(config_path.read_bytes(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = f"YAML syntax error{where}: {exc.problem or exc.context or 'invalid YAML'}"
-    except (OSError, yaml.YAMLError, ValueError, RecursionError) as exc:  # missing, not UTF-8, 5000 digits, too deep
-        problem = f"cannot read it as YAML: {getattr(exc, 'strerror', None) or ' '.join(str(exc).split()) or exc!r}"
-    raise ConfigError([f"config error: {config_path}: {problem}"])
-
-@cache
-def _document() -> TypeAdapter:
-    return TypeAdapter(_Document)
+_document = cache(lambda: TypeAdapter(_Document))  # built on first use (about 0.2 s)
 
 def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | None = None) -> AppConfig:
     """Read, validate and complete the config file at `path` (see the module docstring); raises
     `ConfigError`. Of `dashboard.auth.password_env` it checks the variable is set; it keeps no value."""
     config_path = Path(os.path.abspath(os.fspath(path)))
-    raw, problems = _read_yaml(config_path), []
-    if data_dir_override is not None and not os.fspath(data_dir_override).strip():
-        problems.append(_line({"loc": ("--data-dir",), "msg": "must not be empty", "input": os.fspath(
-            data_dir_override), "ctx": {"allowed": "a folder path"}}, ""))
+    try:
+        raw = yaml.load(config_path.read_bytes(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, yaml.YAMLError, ValueError, RecursionError) as exc:  # missing, bad YAML, 5000 digits, deep
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        reason = getattr(exc, "problem", None) or getattr(exc, "strerror", None) or " ".join(str(exc).split())
+        raise ConfigError([f"config error: {config_path}: not readable as YAML{where}: {reason or exc!r}"]) from None
+    problems = [] if data_dir_override is None or os.fspath(data_dir_override).strip() else [_line(
+        {"loc": ("--data-dir",), "msg": "must not be empty", "input": "", "ctx": {"allowed": "a folder path"}}, "")]
     try:
         doc = _document().validate_python(raw)
     except ValidationError as exc:
         problems += [_line(err, str(config_path)) for err in exc.errors()]
     if problems:
         raise ConfigError(sorted(problems))
-    def absolute(p: str | Path) -> Path:
-        return Path(os.path.abspath(config_path.parent / p))
-    data_dir = DEFAULT_DATA_DIR if doc.recording.data_dir is None else absolute(doc.recording.data_dir)
-    data_dir = data_dir if data_dir_override is None else Path(os.path.abspath(data_dir_override))
+    absolute = partial(lambda base, p: Path(os.path.abspath(base / p)), config_path.parent)
+    data_dir = (Path(os.path.abspath(data_dir_override)) if data_dir_override is not None else DEFAULT_DATA_DIR
+                if doc.recording.data_dir is None else absolute(doc.recording.data_dir))
     return AppConfig(config_path=config_path, **{**_items(doc), "general": replace(
         doc.general, log_dir=absolute(doc.general.log_dir)), "recording": replace(doc.recording, data_dir=data_dir)})
 
@@ -477,9 +454,9 @@ _Dumper.add_representer(_Flow, lambda dumper, data: dumper.represent_mapping("ta
                                                                              flow_style=True))
 
 def effective_config_yaml(cfg: AppConfig) -> str:
-    """The effective config as YAML for `--check-config`: every key, defaults filled in, paths
-    absolute, every endpoint's full point map; loading it again gives the same config. It names the
-    auth variable, never a variable's value."""
+    """The effective config as YAML for `--check-config`: every key, defaults filled in, paths absolute,
+    every endpoint's full point map; loading it again gives the same config. It names the auth
+    variable, never a variable's value."""
     return f"# effective configuration of {json.dumps(str(cfg.config_path))}\n" + yaml.dump(
         {f.name: _plain(getattr(cfg, f.name)) for f in fields(_Document)}, Dumper=_Dumper, sort_keys=False,
         default_flow_style=False, allow_unicode=True, width=110)
@@ -487,9 +464,8 @@ def effective_config_yaml(cfg: AppConfig) -> str:
 def _plain(obj: Any) -> Any:
     """Effective values as YAML data in the config file's shape."""
     if isinstance(obj, PlantConfig):
-        return {"name": obj.name, "model": _plain(obj.model), "modbus": {m: _plain(obj.endpoint(m)) for m in
-                                                                         TRANSPORT_MODES},
-                "measurement_series": _Flow(obj.measurement_series)}
+        obj = {"name": obj.name, "model": obj.model, "modbus": {m: obj.endpoint(m) for m in TRANSPORT_MODES},
+               "measurement_series": obj.measurement_series}
     if isinstance(obj, Point):
         return _Flow((k, v) for k, v in _items(obj).items() if k != "name" and v is not None)
     if is_dataclass(obj):
