@@ -1,12 +1,10 @@
 """Effective configuration (contract §2, components §1): declarative models and their strict loader.
 
-Each section is a `Section`, a frozen dataclass whose fields state type, bounds and default once, that
+Each section is a `Section`: a frozen dataclass whose fields state type, bounds and default once and that
 pydantic validates. `load_config(path, data_dir_override=None)` returns an `AppConfig` (omitted keys
-filled; paths absolute: relative to the config file's folder, `--data-dir` to the working directory;
-data folder `--data-dir`, else `recording.data_dir`, else `data/` next to hil_scheduler.py) or raises
-`ConfigError` listing every problem, sorted, as `config error: <dotted.key>: <problem> (got <value>;
-allowed: <what>)`. Types are strict. Building or `dataclasses.replace`-ing the classes does not
-validate. Pure apart from reading the file and the auth variable's presence; thread-safe.
+filled, paths absolute, a point map per endpoint) or raises `ConfigError` listing every problem, sorted,
+as `config error: <dotted.key>: <problem> (got <value>; allowed: <what>)`. Building or
+`dataclasses.replace`-ing the classes does not validate. Pure but for reading the file; thread-safe.
 """
 import ipaddress
 import json
@@ -44,8 +42,9 @@ DEFAULT_DATA_DIR = REPO_ROOT / "data"
 _PLANT_DEFAULTS = {  # what differs per plant; every other default is a field default below
     pid: {"name": name, "model": {"capacity_kwh": kwh, "initial_soc_pu": 0.5, "power_limits": {
           "p_max_kw": p, "p_min_kw": -p, "q_max_kvar": q, "q_min_kvar": -q}},
-          "modbus": {mode: {"host": "127.0.0.1", "port": port, "unit_id": 1} for mode, port in zip(TRANSPORT_MODES, ports)},
-          "measurement_series": MappingProxyType(dict(zip(METRICS, series)))}  # not a dict: replaced whole, never merged
+          "modbus": {mode: {"host": "127.0.0.1", "port": port, "unit_id": 1} for mode, port in zip(TRANSPORT_MODES,
+                                                                                                 ports)},
+          "measurement_series": MappingProxyType(dict(zip(METRICS, series)))}  # not a dict: replaced, never merged
     for pid, name, kwh, p, q, ports, series in (("lib", "LIB", 500.0, 1000.0, 600.0, (5020, 5502), (4, 6, 7, 8)),
                                                 ("vrfb", "VRFB", 3000.0, 3000.0, 1200.0, (5021, 5503), (5, 11, 10, 9)))}
 MISSING_KEY = object()  # a required key that was not written
@@ -62,8 +61,8 @@ class ConfigError(Exception):
 def _raise_all(problems: list[tuple]) -> None:
     """Raise every problem `(loc, problem, got, allowed)` at once (nothing when there is none)."""
     if problems:
-        raise ValidationError.from_exception_data("config", [{"type": PydanticCustomError(
-            "config", problem, {"allowed": allowed}), "loc": loc, "input": got} for loc, problem, got, allowed in problems])
+        raise ValidationError.from_exception_data("config", [{"loc": loc, "input": got, "type": PydanticCustomError(
+            "config", problem, {"allowed": allowed})} for loc, problem, got, allowed in problems])
 
 def _line(err: dict, where: str) -> str:
     """A pydantic error as one bounded line (reprlib stays short on YAML alias bombs)."""
@@ -72,25 +71,28 @@ def _line(err: dict, where: str) -> str:
     got = "nothing" if got is MISSING_KEY else json.dumps(got, ensure_ascii=False) if isinstance(
         got, bool | str | None) else reprlib.repr(got)
     return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} (got "
-            f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {(err.get('ctx') or {}).get('allowed', '?')})")
+            f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {_allowed(err)})")
 
-def _explain(allowed: str, value: Any, handler) -> Any:
-    """Validate a leaf; its first error becomes one problem showing the leaf's `allowed`."""
-    if value is MISSING_KEY:
-        raise PydanticCustomError("config", "missing key", {"allowed": allowed})
-    try:
-        return handler(value)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        problem = _PROBLEMS.get(err["type"], "out of range") or str(err["ctx"]["error"])
-        if err["type"] == "literal_error" and not isinstance(value, str):
-            problem = "must be a string"
-        raise PydanticCustomError("config", problem, {"allowed": allowed}) from None
+def _allowed(err: dict) -> str:
+    return (err.get("ctx") or {}).get("allowed", "?")
 
 def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
-    """`tp` (strict, bounded), then `checks`; every failure is one problem showing `allowed`."""
+    """`tp` (strict, bounded), then `checks`: the first failure is one problem showing `allowed`."""
+    allowed += ", or null" * null
+
+    def explain(value: Any, handler) -> Any:
+        if value is MISSING_KEY:
+            raise PydanticCustomError("config", "missing key", {"allowed": allowed})
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            problem = _PROBLEMS.get(err["type"], "out of range") or str(err["ctx"]["error"])
+            if err["type"] == "literal_error" and not isinstance(value, str):
+                problem = "must be a string"
+            raise PydanticCustomError("config", problem, {"allowed": allowed}) from None
     tp = Annotated[(tp, *map(AfterValidator, checks))] if checks else tp
-    return Annotated[tp | None if null else tp, WrapValidator(partial(_explain, allowed + ", or null" * null))]
+    return Annotated[tp | None if null else tp, WrapValidator(explain)]
 
 def must(test, problem: str):
     """A check: the value when `test(value)` is true, else `problem` (also when `test` raises)."""
@@ -134,8 +136,8 @@ def _items(obj: Any) -> dict[str, Any]:
 @dataclass_transform(frozen_default=True)
 class Section:
     """Base of the config mappings: a subclass is a frozen dataclass (`kw_only` as a class keyword) that
-    pydantic validates. Null or omitted: every default (unless `null_ok` is False). Unknown and missing
-    keys are problems next to those of the values; `rules` ((key, "<=" or ">=", other), ...) and
+    pydantic validates. Null or omitted: every default (unless `null_ok` is False). Unknown and missing keys
+    are problems next to those of the values; `rules` ((key, "<=" or ">=", other), ...) and
     `partial_checks` compare keys whenever the keys involved are valid."""
     __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)
     null_ok: ClassVar[bool] = True
@@ -159,19 +161,18 @@ class Section:
         try:
             out = handler(data)
         except ValidationError as exc:
-            problems += [(e["loc"], e["msg"], e["input"], (e.get("ctx") or {}).get("allowed", "?"))
-                         for e in exc.errors()]
+            problems += [(e["loc"], e["msg"], e["input"], _allowed(e)) for e in exc.errors()]
         _raise_all(problems + cls.partial_checks(data, {p[0] for p in problems}))
         return out
 
     @classmethod
-    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[dict]:
+    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[tuple]:
         problems = []
         for key, op, other in cls.rules:
             a, b = (data.get(k, getattr(cls, k, None)) for k in (key, other))
             if not {(key,), (other,)} & failed and not (a <= b if op == "<=" else a >= b):
-                problems.append(((key,), f"must not {'exceed' if op == '<=' else 'be below'} {other}", a,
-                                         f"a number {op} {b:g}"))
+                word = "exceed" if op == "<=" else "be below"
+                problems.append(((key,), f"must not {word} {other}", a, f"a number {op} {b:g}"))
         return problems
 
 class GeneralConfig(Section):
@@ -202,7 +203,7 @@ class DashboardConfig(Section):
     def _auth_off_loopback(self):
         if self.auth is None and not is_loopback_host(self.host):
             _raise_all([(("host",), "a host that is not loopback requires dashboard.auth", self.host,
-                                 "127.0.0.0/8, ::1 or localhost; any other host with dashboard.auth set")])
+                         "127.0.0.0/8, ::1 or localhost; any other host with dashboard.auth set")])
         return self
 
 class IstentoreConfig(Section):
@@ -287,15 +288,15 @@ def _point_map(points: Any) -> Mapping[str, Point]:
     _raise_all(point_map_problems(point_map, written))
     return MappingProxyType(point_map)
 
+_Points = type("_Points", (Section,), {**dict.fromkeys(POINT_NAMES), "__annotations__": {
+    name: {"heartbeat": _CountFields, "run_command": _RunCommandFields}.get(name, _PointFields) for name in POINT_NAMES}})
+
 class EndpointConfig(Section):
     """One Modbus endpoint with its complete point map (defaults + overrides)."""
     host: Text(spaces_ok=False)
     port: Int(1, 65535)
     unit_id: Int(0, 247)
-    points: _via(type("_Points", (Section,), {"__annotations__": {n: {"heartbeat": _CountFields, "run_command":
-                                                                      _RunCommandFields}.get(n, _PointFields)
-                                                                  for n in POINT_NAMES}, **dict.fromkeys(POINT_NAMES)}),
-                 Mapping[str, Point], _point_map)
+    points: _via(_Points, Mapping[str, Point], _point_map)
     label = property(lambda self: f"{self.host}:{self.port}", doc="host:port, for messages.")
 
 @dataclass(frozen=True)
@@ -328,8 +329,8 @@ class _PlantFields(Section):
     @model_validator(mode="after")
     def _fits_the_points(self):
         """Every power limit is encodable in every endpoint's setpoint point; reversion needs a heartbeat."""
-        problems = [(("model", "power_limits", key), f"cannot be encoded in modbus.{mode}.points.{p.name}",
-                             value, f"{encodable_range(p)}; change the limit or the point's format/scale")
+        problems = [(("model", "power_limits", key), f"cannot be encoded in modbus.{mode}.points.{p.name}", value,
+                     f"{encodable_range(p)}; change the limit or the point's format/scale")
                     for key, value in _items(self.model.power_limits).items() for mode in TRANSPORT_MODES
                     if not is_encodable(p := getattr(self.modbus, mode).points[f"{key[0]}_setpoint"], value)]
         if self.model.revert_timeout_s is not None and "heartbeat" not in self.modbus.local.points:
@@ -351,23 +352,24 @@ class _Plants(Section):
     vrfb: Annotated[_PlantFields, BeforeValidator(partial(_over_defaults, _PLANT_DEFAULTS["vrfb"]))]
 
     @classmethod
-    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[dict]:
+    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[tuple]:
         """LIB and VRFB differ in file name and endpoint (remote plants may share a gateway and differ in
         unit id; local ones are two emulator servers), checked whenever those keys are valid."""
         def valid(*keys: str) -> bool:  # no problem in or above plants.<id>.<keys> for either plant
-            return not any(e[:len(loc)] == loc or loc[:len(e)] == e for pid in PLANT_IDS for e in failed
-                           if (loc := (pid, *keys)))
+            locs = [(pid, *keys) for pid in PLANT_IDS]
+            return not any(e[:len(loc)] == loc or loc[:len(e)] == e for loc in locs for e in failed)
         lib, vrfb = (_over_defaults(_PLANT_DEFAULTS[pid], data[pid]) for pid in PLANT_IDS)
-        problems = []
-        if valid("name") and safe_plant_name(lib["name"], "lib") == safe_plant_name(vrfb["name"], "vrfb"):
+        problems, safe = [], [safe_plant_name(plant["name"], pid) for pid, plant in zip(PLANT_IDS, (lib, vrfb))
+                              if valid("name")]
+        if len(safe) == 2 and safe[0] == safe[1]:
             problems.append((("vrfb", "name"), "gives the same file name as plants.lib.name", vrfb["name"],
-                                     f"a name whose safe file name differs from {safe_plant_name(lib['name'], 'lib')!r}"))
+                             f"a name whose safe file name differs from {safe[0]!r}"))
         for mode in TRANSPORT_MODES:
             ends = valid("modbus", mode) and [plant["modbus"][mode] for plant in (lib, vrfb)]
             if ends and len({(e["host"].lower(), e["port"], mode == "remote" and e["unit_id"]) for e in ends}) == 1:
                 problems.append((("vrfb", "modbus", mode), f"same endpoint as plants.lib.modbus.{mode}",
-                                         "{host}:{port} unit {unit_id}".format(**ends[1]), "a host:port" +
-                                         " and unit_id" * (mode == "remote") + " different from the LIB endpoint"))
+                                 "{host}:{port} unit {unit_id}".format(**ends[1]),
+                                 f"a host:port{' and unit_id' * (mode == 'remote')} different from the LIB endpoint"))
         return problems
 
 class _Document(Section):
@@ -415,8 +417,10 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's
 _document = cache(lambda: TypeAdapter(_Document))  # built on first use (about 0.2 s)
 
 def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | None = None) -> AppConfig:
-    """Read, validate and complete the config file at `path` (see the module docstring); raises
-    `ConfigError`. Of `dashboard.auth.password_env` it checks the variable is set; it keeps no value."""
+    """Read, validate and complete the config file at `path`: relative paths against its folder,
+    `data_dir_override` against the working directory (data folder: the override, else
+    `recording.data_dir`, else `data/` next to hil_scheduler.py). Raises `ConfigError`. Of
+    `dashboard.auth.password_env` it checks that the variable is set; it keeps no value."""
     config_path = Path(os.path.abspath(os.fspath(path)))
     try:
         raw = yaml.load(config_path.read_bytes(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
@@ -449,6 +453,7 @@ def load_config_or_report(path, data_dir_override=None, stream=None) -> AppConfi
         return None
 
 _Flow = type("_Flow", (dict,), {})  # a mapping printed on one line (points, limits, tolerances, series)
+
 _Dumper = type("_Dumper", (yaml.SafeDumper,), {})
 _Dumper.add_representer(_Flow, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data.items(),
                                                                              flow_style=True))
