@@ -71,10 +71,7 @@ def _line(err: dict, where: str) -> str:
     got = "nothing" if got is MISSING_KEY else json.dumps(got, ensure_ascii=False) if isinstance(
         got, bool | str | None) else reprlib.repr(got)
     return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} (got "
-            f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {_allowed(err)})")
-
-def _allowed(err: dict) -> str:
-    return (err.get("ctx") or {}).get("allowed", "?")
+            f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {(err.get('ctx') or {}).get('allowed')})")
 
 def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
     """`tp` (strict, bounded), then `checks`: the first failure is one problem showing `allowed`."""
@@ -126,12 +123,9 @@ def Choice(*values: str) -> Any:
 
 Bool = _rule(StrictBool, "true or false")
 
-def _via(tp: Any, out: Any, convert=lambda obj: MappingProxyType(_items(obj))) -> Any:
+def _via(tp: Any, out: Any, convert=lambda obj: MappingProxyType(vars(obj))) -> Any:  # vars: the fields
     """A field validated as `tp` and kept as `convert(value)`, of type `out`."""
     return Annotated[out, GetPydanticSchema(lambda _t, handler: handler(tp)), AfterValidator(convert)]
-
-def _items(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 @dataclass_transform(frozen_default=True)
 class Section:
@@ -161,7 +155,7 @@ class Section:
         try:
             out = handler(data)
         except ValidationError as exc:
-            problems += [(e["loc"], e["msg"], e["input"], _allowed(e)) for e in exc.errors()]
+            problems += [(e["loc"], e["msg"], e["input"], (e.get("ctx") or {}).get("allowed")) for e in exc.errors()]
         _raise_all(problems + cls.partial_checks(data, {p[0] for p in problems}))
         return out
 
@@ -282,8 +276,8 @@ class _RunCommandFields(_CountFields, kw_only=True):
 
 def _point_map(points: Any) -> Mapping[str, Point]:
     """The endpoint's complete point map (defaults overridden field by field), its registers checked."""
-    written = {name: {k: v for k, v in _items(p).items() if v is not None}
-               for name, p in _items(points).items() if p is not None}
+    written = {name: {k: v for k, v in vars(p).items() if v is not None}
+               for name, p in vars(points).items() if p is not None}
     point_map = build_point_map(written)
     _raise_all(point_map_problems(point_map, written))
     return MappingProxyType(point_map)
@@ -331,7 +325,7 @@ class _PlantFields(Section):
         """Every power limit is encodable in every endpoint's setpoint point; reversion needs a heartbeat."""
         problems = [(("model", "power_limits", key), f"cannot be encoded in modbus.{mode}.points.{p.name}", value,
                      f"{encodable_range(p)}; change the limit or the point's format/scale")
-                    for key, value in _items(self.model.power_limits).items() for mode in TRANSPORT_MODES
+                    for key, value in vars(self.model.power_limits).items() for mode in TRANSPORT_MODES
                     if not is_encodable(p := getattr(self.modbus, mode).points[f"{key[0]}_setpoint"], value)]
         if self.model.revert_timeout_s is not None and "heartbeat" not in self.modbus.local.points:
             problems.append((("model", "revert_timeout_s"), "requires a heartbeat point in modbus.local.points",
@@ -353,8 +347,7 @@ class _Plants(Section):
 
     @classmethod
     def partial_checks(cls, data: dict, failed: set[tuple]) -> list[tuple]:
-        """LIB and VRFB differ in file name and endpoint (remote plants may share a gateway and differ in
-        unit id; local ones are two emulator servers), checked whenever those keys are valid."""
+        """LIB and VRFB differ in file name and endpoint (remote ones may share a gateway: unit ids)."""
         def valid(*keys: str) -> bool:  # no problem in or above plants.<id>.<keys> for either plant
             locs = [(pid, *keys) for pid in PLANT_IDS]
             return not any(e[:len(loc)] == loc or loc[:len(e)] == e for loc in locs for e in failed)
@@ -383,7 +376,7 @@ class _Document(Section):
     recording: RecordingConfig
     plants: _via(_Plants, Mapping[str, PlantConfig], lambda plants: MappingProxyType({pid: PlantConfig(
         pid, p.name, p.model, p.modbus.local, p.modbus.remote, p.measurement_series) for pid, p in
-        _items(plants).items()}))
+        vars(plants).items()}))
 
 class AppConfig(_Document, kw_only=True):
     """The effective configuration: the document's sections and the file they came from."""
@@ -394,12 +387,10 @@ class AppConfig(_Document, kw_only=True):
 def is_loopback_host(host: str) -> bool:
     """True for `localhost` (any case), an IPv4 address in 127.0.0.0/8 and `::1` (optionally in
     brackets). Anything else, including names that merely resolve to loopback, is not loopback."""
-    if not isinstance(host, str):
-        return False
     try:
-        ip = ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
-    except ValueError:
-        return host.lower() == "localhost"
+        ip = ipaddress.ip_address(host[1:-1] if host[:1] + host[-1:] == "[]" else host)
+    except (ValueError, TypeError):
+        return isinstance(host, str) and host.lower() == "localhost"
     return ip in ipaddress.ip_network("127.0.0.0/8") if ip.version == 4 else ip == ipaddress.IPv6Address("::1")
 
 class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present
@@ -417,10 +408,9 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's
 _document = cache(lambda: TypeAdapter(_Document))  # built on first use (about 0.2 s)
 
 def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | None = None) -> AppConfig:
-    """Read, validate and complete the config file at `path`: relative paths against its folder,
-    `data_dir_override` against the working directory (data folder: the override, else
-    `recording.data_dir`, else `data/` next to hil_scheduler.py). Raises `ConfigError`. Of
-    `dashboard.auth.password_env` it checks that the variable is set; it keeps no value."""
+    """Read, validate and complete the config file at `path` (relative paths against its folder; the data
+    folder is `data_dir_override` (against the working directory), else `recording.data_dir`, else `data/`
+    next to hil_scheduler.py). Raises `ConfigError`. Checks that the auth variable is set, keeps no value."""
     config_path = Path(os.path.abspath(os.fspath(path)))
     try:
         raw = yaml.load(config_path.read_bytes(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
@@ -440,12 +430,11 @@ def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | 
     absolute = partial(lambda base, p: Path(os.path.abspath(base / p)), config_path.parent)
     data_dir = (Path(os.path.abspath(data_dir_override)) if data_dir_override is not None else DEFAULT_DATA_DIR
                 if doc.recording.data_dir is None else absolute(doc.recording.data_dir))
-    return AppConfig(config_path=config_path, **{**_items(doc), "general": replace(
+    return AppConfig(config_path=config_path, **{**vars(doc), "general": replace(
         doc.general, log_dir=absolute(doc.general.log_dir)), "recording": replace(doc.recording, data_dir=data_dir)})
 
 def load_config_or_report(path, data_dir_override=None, stream=None) -> AppConfig | None:
-    """`load_config` for command lines: on a ConfigError print one line per problem to `stream`
-    (stderr by default) and return None; the caller exits 2."""
+    """`load_config` for command lines: problems go to `stream` (stderr), one a line; None: exit 2."""
     try:
         return load_config(path, data_dir_override)
     except ConfigError as exc:
@@ -459,9 +448,8 @@ _Dumper.add_representer(_Flow, lambda dumper, data: dumper.represent_mapping("ta
                                                                              flow_style=True))
 
 def effective_config_yaml(cfg: AppConfig) -> str:
-    """The effective config as YAML for `--check-config`: every key, defaults filled in, paths absolute,
-    every endpoint's full point map; loading it again gives the same config. It names the auth
-    variable, never a variable's value."""
+    """The effective config as YAML for `--check-config`: every key, paths absolute, full point maps;
+    loading it again gives the same config. It names the auth variable, never a variable's value."""
     return f"# effective configuration of {json.dumps(str(cfg.config_path))}\n" + yaml.dump(
         {f.name: _plain(getattr(cfg, f.name)) for f in fields(_Document)}, Dumper=_Dumper, sort_keys=False,
         default_flow_style=False, allow_unicode=True, width=110)
@@ -472,9 +460,9 @@ def _plain(obj: Any) -> Any:
         obj = {"name": obj.name, "model": obj.model, "modbus": {m: obj.endpoint(m) for m in TRANSPORT_MODES},
                "measurement_series": obj.measurement_series}
     if isinstance(obj, Point):
-        return _Flow((k, v) for k, v in _items(obj).items() if k != "name" and v is not None)
+        return _Flow((k, v) for k, v in vars(obj).items() if k != "name" and v is not None)
     if is_dataclass(obj):
-        return (_Flow if isinstance(obj, PowerLimits) else dict)((k, _plain(v)) for k, v in _items(obj).items())
+        return (_Flow if isinstance(obj, PowerLimits) else dict)((k, _plain(v)) for k, v in vars(obj).items())
     if isinstance(obj, Mapping):
         flat = all(isinstance(v, int | float | None) for v in obj.values())
         return _Flow(obj) if flat else {k: _plain(v) for k, v in obj.items()}
