@@ -13,6 +13,7 @@ import re
 import reprlib
 import sys
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from datetime import time
 from functools import cache, partial
@@ -42,15 +43,13 @@ DEFAULT_DATA_DIR = REPO_ROOT / "data"
 _PLANT_DEFAULTS = {  # what differs per plant; every other default is a field default below
     pid: {"name": name, "model": {"capacity_kwh": kwh, "initial_soc_pu": 0.5, "power_limits": {
           "p_max_kw": p, "p_min_kw": -p, "q_max_kvar": q, "q_min_kvar": -q}},
-          "modbus": {mode: {"host": "127.0.0.1", "port": port, "unit_id": 1} for mode, port in zip(TRANSPORT_MODES,
-                                                                                                 ports)},
+          "modbus": {m: {"host": "127.0.0.1", "port": n, "unit_id": 1} for m, n in zip(TRANSPORT_MODES, ports)},
           "measurement_series": MappingProxyType(dict(zip(METRICS, series)))}  # not a dict: replaced, never merged
     for pid, name, kwh, p, q, ports, series in (("lib", "LIB", 500.0, 1000.0, 600.0, (5020, 5502), (4, 6, 7, 8)),
                                                 ("vrfb", "VRFB", 3000.0, 3000.0, 1200.0, (5021, 5503), (5, 11, 10, 9)))}
 MISSING_KEY = object()  # a required key that was not written
-_PROBLEMS = {"int_type": "must be an integer", "float_type": "must be a number", "string_type": "must be a string",
-             "bool_type": "must be a boolean", "finite_number": "must be a finite number",
-             "literal_error": "not a known value", "value_error": None}  # None: a `must` check's own text
+_MUST_BE = {"int_type": "an integer", "float_type": "a number", "string_type": "a string", "bool_type": "a boolean",
+            "finite_number": "a finite number"}  # pydantic's error type -> what the value must be
 
 class ConfigError(Exception):
     """Invalid configuration; `problems` holds one printable line per problem."""
@@ -76,7 +75,6 @@ def _line(err: dict, where: str) -> str:
 def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
     """`tp` (strict, bounded), then `checks`: the first failure is one problem showing `allowed`."""
     allowed += ", or null" * null
-
     def explain(value: Any, handler) -> Any:
         if value is MISSING_KEY:
             raise PydanticCustomError("config", "missing key", {"allowed": allowed})
@@ -84,9 +82,9 @@ def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
             return handler(value)
         except ValidationError as exc:
             err = exc.errors()[0]
-            problem = _PROBLEMS.get(err["type"], "out of range") or str(err["ctx"]["error"])
-            if err["type"] == "literal_error" and not isinstance(value, str):
-                problem = "must be a string"
+            kind = "string_type" if err["type"] == "literal_error" and not isinstance(value, str) else err["type"]
+            problem = {"literal_error": "not a known value", "value_error": str((err.get("ctx") or {}).get("error"))
+                       }.get(kind) or (f"must be {_MUST_BE[kind]}" if kind in _MUST_BE else "out of range")
             raise PydanticCustomError("config", problem, {"allowed": allowed}) from None
     tp = Annotated[(tp, *map(AfterValidator, checks))] if checks else tp
     return Annotated[tp | None if null else tp, WrapValidator(explain)]
@@ -94,13 +92,10 @@ def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
 def must(test, problem: str):
     """A check: the value when `test(value)` is true, else `problem` (also when `test` raises)."""
     def check(value: Any) -> Any:
-        try:
-            ok = test(value)
-        except (ValueError, TypeError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
-            ok = False
-        if not ok:
-            raise ValueError(problem)
-        return value
+        with suppress(ValueError, TypeError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            if test(value):
+                return value
+        raise ValueError(problem)
     return check
 
 def Int(lo: int | None = None, hi: int | None = None, null: bool = False) -> Any:
@@ -174,8 +169,7 @@ class GeneralConfig(Section):
     log_dir: Text() = Path("logs")  # made absolute by load_config
 
 class TimeConfig(Section):
-    timezone: Text(must(ZoneInfo, "not a valid IANA time zone"), allowed="an IANA zone name such as Europe/Madrid") \
-        = "Europe/Madrid"
+    timezone: Text(must(ZoneInfo, "not a valid IANA time zone"), allowed="an IANA zone such as Europe/Madrid") = "Europe/Madrid"
     tz = property(lambda self: ZoneInfo(self.timezone), doc="The zone as a ZoneInfo.")
 
 class StartupConfig(Section):
@@ -308,15 +302,11 @@ class PlantConfig:
             raise ValueError(f"unknown transport mode {transport_mode!r}")
         return getattr(self, transport_mode)
 
-class _Modbus(Section):
-    local: EndpointConfig
-    remote: EndpointConfig
-
 class _PlantFields(Section):
     """One plant as written under `plants.<id>`, over that plant's defaults."""
     name: Text()
     model: PlantModelConfig
-    modbus: _Modbus
+    modbus: type("_Modbus", (Section,), {"__annotations__": dict.fromkeys(TRANSPORT_MODES, EndpointConfig)})
     measurement_series: _via(type("_Series", (Section,), {"null_ok": False, "__annotations__": dict.fromkeys(
         METRICS, Int(1, null=True))}), Mapping[str, int | None])
 
@@ -441,11 +431,9 @@ def load_config_or_report(path, data_dir_override=None, stream=None) -> AppConfi
         print(*exc.problems, sep="\n", file=stream if stream is not None else sys.stderr)
         return None
 
-_Flow = type("_Flow", (dict,), {})  # a mapping printed on one line (points, limits, tolerances, series)
-
-_Dumper = type("_Dumper", (yaml.SafeDumper,), {})
-_Dumper.add_representer(_Flow, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data.items(),
-                                                                             flow_style=True))
+_Dumper = type("_Dumper", (yaml.SafeDumper,), {})  # prints read-only mappings (points, limits, series) on one line
+_Dumper.add_representer(MappingProxyType, lambda dumper, data: dumper.represent_mapping(
+    "tag:yaml.org,2002:map", data.items(), flow_style=True))
 
 def effective_config_yaml(cfg: AppConfig) -> str:
     """The effective config as YAML for `--check-config`: every key, paths absolute, full point maps;
@@ -459,11 +447,8 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, PlantConfig):
         obj = {"name": obj.name, "model": obj.model, "modbus": {m: obj.endpoint(m) for m in TRANSPORT_MODES},
                "measurement_series": obj.measurement_series}
-    if isinstance(obj, Point):
-        return _Flow((k, v) for k, v in vars(obj).items() if k != "name" and v is not None)
-    if is_dataclass(obj):
-        return (_Flow if isinstance(obj, PowerLimits) else dict)((k, _plain(v)) for k, v in vars(obj).items())
-    if isinstance(obj, Mapping):
-        flat = all(isinstance(v, int | float | None) for v in obj.values())
-        return _Flow(obj) if flat else {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, Point | PowerLimits):
+        return MappingProxyType({k: v for k, v in vars(obj).items() if k != "name" and v is not None})
+    if is_dataclass(obj) or isinstance(obj, Mapping) and not all(isinstance(v, int | float | None) for v in obj.values()):
+        return {k: _plain(v) for k, v in (vars(obj) if is_dataclass(obj) else obj).items()}
     return obj.strftime("%H:%M") if isinstance(obj, time) else str(obj) if isinstance(obj, PurePath) else obj
