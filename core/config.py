@@ -1,10 +1,9 @@
 """Effective configuration (contract §2, components §1): declarative models and their strict loader.
 
-Each section is a `Section`: a frozen dataclass whose fields state type, bounds and default once and that
-pydantic validates. `load_config(path, data_dir_override=None)` returns an `AppConfig` (omitted keys
-filled, paths absolute, a point map per endpoint) or raises `ConfigError` listing every problem, sorted,
-as `config error: <dotted.key>: <problem> (got <value>; allowed: <what>)`. Building or
-`dataclasses.replace`-ing the classes does not validate. Pure but for reading the file; thread-safe.
+Each section is a `Section`: a frozen dataclass whose fields state type, bounds and default once, validated
+by pydantic. `load_config` returns an `AppConfig` or raises `ConfigError` listing every problem as
+`config error: <dotted.key>: <problem> (got <value>; allowed: <what>)`. Building or `dataclasses.replace`-ing
+the classes does not validate. Pure but for reading the file; thread-safe.
 """
 import ipaddress
 import json
@@ -44,9 +43,10 @@ _PLANT_DEFAULTS = {  # what differs per plant; every other default is a field de
     pid: {"name": name, "model": {"capacity_kwh": kwh, "initial_soc_pu": 0.5, "power_limits": {
           "p_max_kw": p, "p_min_kw": -p, "q_max_kvar": q, "q_min_kvar": -q}},
           "modbus": {m: {"host": "127.0.0.1", "port": n, "unit_id": 1} for m, n in zip(TRANSPORT_MODES, ports)},
-          "measurement_series": MappingProxyType(dict(zip(METRICS, series)))}  # not a dict: replaced, never merged
+          "measurement_series": MappingProxyType(dict(zip(METRICS, series)))}  # not a dict: replaced, not merged
     for pid, name, kwh, p, q, ports, series in (("lib", "LIB", 500.0, 1000.0, 600.0, (5020, 5502), (4, 6, 7, 8)),
-                                                ("vrfb", "VRFB", 3000.0, 3000.0, 1200.0, (5021, 5503), (5, 11, 10, 9)))}
+                                                ("vrfb", "VRFB", 3000.0, 3000.0, 1200.0, (5021, 5503), (5, 11, 10, 9)))
+}
 MISSING_KEY = object()  # a required key that was not written
 _MUST_BE = {"int_type": "an integer", "float_type": "a number", "string_type": "a string", "bool_type": "a boolean",
             "finite_number": "a finite number"}  # pydantic's error type -> what the value must be
@@ -66,9 +66,8 @@ def _raise_all(problems: list[tuple]) -> None:
 def _line(err: dict, where: str) -> str:
     """A pydantic error as one bounded line (reprlib stays short on YAML alias bombs)."""
     key = "".join(c if c.isprintable() else repr(c)[1:-1] for c in ".".join(map(str, err["loc"])) or where)
-    got = err["input"]
-    got = "nothing" if got is MISSING_KEY else json.dumps(got, ensure_ascii=False) if isinstance(
-        got, bool | str | None) else reprlib.repr(got)
+    got = "nothing" if (v := err["input"]) is MISSING_KEY else json.dumps(v, ensure_ascii=False) if isinstance(
+        v, bool | str | None) else reprlib.repr(v)
     return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} (got "
             f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {(err.get('ctx') or {}).get('allowed')})")
 
@@ -124,10 +123,9 @@ def _via(tp: Any, out: Any, convert=lambda obj: MappingProxyType(vars(obj))) -> 
 
 @dataclass_transform(frozen_default=True)
 class Section:
-    """Base of the config mappings: a subclass is a frozen dataclass (`kw_only` as a class keyword) that
-    pydantic validates. Null or omitted: every default (unless `null_ok` is False). Unknown and missing keys
-    are problems next to those of the values; `rules` ((key, "<=" or ">=", other), ...) and
-    `partial_checks` compare keys whenever the keys involved are valid."""
+    """Base of the config mappings: a subclass is a frozen dataclass (`kw_only` as a class keyword). Null or
+    omitted: all defaults (unless `null_ok` is False). Unknown and missing keys are problems; `rules` ((key,
+    "<=" or ">=", other), ...) and `partial_checks` compare keys whenever the keys involved are valid."""
     __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)
     null_ok: ClassVar[bool] = True
     rules: ClassVar[tuple] = ()
@@ -169,7 +167,7 @@ class GeneralConfig(Section):
     log_dir: Text() = Path("logs")  # made absolute by load_config
 
 class TimeConfig(Section):
-    timezone: Text(must(ZoneInfo, "not a valid IANA time zone"), allowed="an IANA zone such as Europe/Madrid") = "Europe/Madrid"
+    timezone: Text(must(ZoneInfo, "not a valid IANA time zone"), allowed="an IANA zone name") = "Europe/Madrid"
     tz = property(lambda self: ZoneInfo(self.timezone), doc="The zone as a ZoneInfo.")
 
 class StartupConfig(Section):
@@ -196,9 +194,9 @@ class DashboardConfig(Section):
 
 class IstentoreConfig(Section):
     rules = (("measurement_post_retry_max_s", ">=", "measurement_post_retry_initial_s"),)
-    base_url: Text(must(lambda url: urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).hostname,
-                        "not an http(s) URL"), lambda url: url.rstrip("/"), spaces_ok=False,
-                   allowed="an http:// or https:// URL with a host") = "https://example.invalid/default"
+    base_url: Text(must(lambda u: urlsplit(u).scheme.lower() in ("http", "https") and urlsplit(u).hostname,
+                        "not an http(s) URL"), lambda u: u.rstrip("/"), spaces_ok=False, allowed="an http:// or "
+                   "https:// URL with a host") = "https://example.invalid/default"
     email: Text(blank_ok=True) = "operator"
     poll_start_time: _rule(Any, "a quoted string H:MM or HH:MM, 00:00..23:59", must(
         lambda v: type(v) is not int, "must be a quoted string (YAML reads unquoted H:MM as a number)"), must(
@@ -276,8 +274,8 @@ def _point_map(points: Any) -> Mapping[str, Point]:
     _raise_all(point_map_problems(point_map, written))
     return MappingProxyType(point_map)
 
-_Points = type("_Points", (Section,), {**dict.fromkeys(POINT_NAMES), "__annotations__": {
-    name: {"heartbeat": _CountFields, "run_command": _RunCommandFields}.get(name, _PointFields) for name in POINT_NAMES}})
+_Points = type("_Points", (Section,), {**dict.fromkeys(POINT_NAMES), "__annotations__": {  # each point optional
+    n: {"heartbeat": _CountFields, "run_command": _RunCommandFields}.get(n, _PointFields) for n in POINT_NAMES}})
 
 class EndpointConfig(Section):
     """One Modbus endpoint with its complete point map (defaults + overrides)."""
@@ -325,11 +323,9 @@ class _PlantFields(Section):
 
 def _over_defaults(default: Any, written: Any) -> Any:
     """`written` over `default`, mapping by mapping; a null or omitted mapping is the default."""
-    if not isinstance(default, dict):
-        return written
-    if isinstance(written, dict):
+    if isinstance(default, dict) and isinstance(written, dict):
         return default | {k: _over_defaults(default.get(k), v) for k, v in written.items()}
-    return default if written is None or written is MISSING_KEY else written
+    return default if isinstance(default, dict) and (written is None or written is MISSING_KEY) else written
 
 class _Plants(Section):
     lib: Annotated[_PlantFields, BeforeValidator(partial(_over_defaults, _PLANT_DEFAULTS["lib"]))]
@@ -342,11 +338,9 @@ class _Plants(Section):
             locs = [(pid, *keys) for pid in PLANT_IDS]
             return not any(e[:len(loc)] == loc or loc[:len(e)] == e for loc in locs for e in failed)
         lib, vrfb = (_over_defaults(_PLANT_DEFAULTS[pid], data[pid]) for pid in PLANT_IDS)
-        problems, safe = [], [safe_plant_name(plant["name"], pid) for pid, plant in zip(PLANT_IDS, (lib, vrfb))
-                              if valid("name")]
-        if len(safe) == 2 and safe[0] == safe[1]:
-            problems.append((("vrfb", "name"), "gives the same file name as plants.lib.name", vrfb["name"],
-                             f"a name whose safe file name differs from {safe[0]!r}"))
+        safe = valid("name") and (safe_plant_name(lib["name"], "lib"), safe_plant_name(vrfb["name"], "vrfb"))
+        problems = [(("vrfb", "name"), "gives the same file name as plants.lib.name", vrfb["name"],
+                     f"a name whose safe file name differs from {safe[0]!r}")] if safe and safe[0] == safe[1] else []
         for mode in TRANSPORT_MODES:
             ends = valid("modbus", mode) and [plant["modbus"][mode] for plant in (lib, vrfb)]
             if ends and len({(e["host"].lower(), e["port"], mode == "remote" and e["unit_id"]) for e in ends}) == 1:
@@ -398,9 +392,8 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's
 _document = cache(lambda: TypeAdapter(_Document))  # built on first use (about 0.2 s)
 
 def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | None = None) -> AppConfig:
-    """Read, validate and complete the config file at `path` (relative paths against its folder; the data
-    folder is `data_dir_override` (against the working directory), else `recording.data_dir`, else `data/`
-    next to hil_scheduler.py). Raises `ConfigError`. Checks that the auth variable is set, keeps no value."""
+    """The config file at `path`, complete (paths against its folder; data folder: `data_dir_override` against
+    the working directory, else `recording.data_dir`, else `data/` next to hil_scheduler.py) or ConfigError."""
     config_path = Path(os.path.abspath(os.fspath(path)))
     try:
         raw = yaml.load(config_path.read_bytes(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
@@ -449,6 +442,7 @@ def _plain(obj: Any) -> Any:
                "measurement_series": obj.measurement_series}
     if isinstance(obj, Point | PowerLimits):
         return MappingProxyType({k: v for k, v in vars(obj).items() if k != "name" and v is not None})
-    if is_dataclass(obj) or isinstance(obj, Mapping) and not all(isinstance(v, int | float | None) for v in obj.values()):
+    if is_dataclass(obj) or isinstance(obj, Mapping) and any(type(v) not in (int, float, type(None)) for v in
+                                                             obj.values()):
         return {k: _plain(v) for k, v in (vars(obj) if is_dataclass(obj) else obj).items()}
     return obj.strftime("%H:%M") if isinstance(obj, time) else str(obj) if isinstance(obj, PurePath) else obj
