@@ -82,8 +82,8 @@ def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
         except ValidationError as exc:
             err = exc.errors()[0]
             kind = "string_type" if err["type"] == "literal_error" and not isinstance(value, str) else err["type"]
-            problem = {"literal_error": "not a known value", "value_error": str((err.get("ctx") or {}).get("error"))
-                       }.get(kind) or (f"must be {_MUST_BE[kind]}" if kind in _MUST_BE else "out of range")
+            problem = (str(err["ctx"]["error"]) if kind == "value_error" else "not a known value" if kind ==
+                       "literal_error" else f"must be {_MUST_BE[kind]}" if kind in _MUST_BE else "out of range")
             raise PydanticCustomError("config", problem, {"allowed": allowed}) from None
     tp = Annotated[(tp, *map(AfterValidator, checks))] if checks else tp
     return Annotated[tp | None if null else tp, WrapValidator(explain)]
