@@ -44,9 +44,8 @@ _PLANT_DEFAULTS = {  # what differs per plant; every other default is a field de
           "p_max_kw": p, "p_min_kw": -p, "q_max_kvar": q, "q_min_kvar": -q}},
           "modbus": {m: {"host": "127.0.0.1", "port": n, "unit_id": 1} for m, n in zip(TRANSPORT_MODES, ports)},
           "measurement_series": MappingProxyType(dict(zip(METRICS, series)))}  # not a dict: replaced, not merged
-    for pid, name, kwh, p, q, ports, series in (("lib", "LIB", 500.0, 1000.0, 600.0, (5020, 5502), (4, 6, 7, 8)),
-                                                ("vrfb", "VRFB", 3000.0, 3000.0, 1200.0, (5021, 5503), (5, 11, 10, 9)))
-}
+    for pid, name, kwh, p, q, ports, series in (("lib", "LIB", 500, 1000, 600, (5020, 5502), (4, 6, 7, 8)),
+                                                ("vrfb", "VRFB", 3000, 3000, 1200, (5021, 5503), (5, 11, 10, 9)))}
 MISSING_KEY = object()  # a required key that was not written
 _MUST_BE = {"int_type": "an integer", "float_type": "a number", "string_type": "a string", "bool_type": "a boolean",
             "finite_number": "a finite number"}  # pydantic's error type -> what the value must be
@@ -71,8 +70,8 @@ def _line(err: dict, where: str) -> str:
     return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} (got "
             f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {(err.get('ctx') or {}).get('allowed')})")
 
-def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
-    """`tp` (strict, bounded), then `checks`: the first failure is one problem showing `allowed`."""
+def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> GetPydanticSchema:
+    """Metadata for `Annotated[<type>, ...]`: `tp` (strict, bounded), then `checks`; a failure shows `allowed`."""
     allowed += ", or null" * null
     def explain(value: Any, handler) -> Any:
         if value is MISSING_KEY:
@@ -86,7 +85,7 @@ def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> Any:
                        "literal_error" else f"must be {_MUST_BE[kind]}" if kind in _MUST_BE else "out of range")
             raise PydanticCustomError("config", problem, {"allowed": allowed}) from None
     tp = Annotated[(tp, *map(AfterValidator, checks))] if checks else tp
-    return Annotated[tp | None if null else tp, WrapValidator(explain)]
+    return GetPydanticSchema(lambda _, handler: handler(Annotated[tp | None if null else tp, WrapValidator(explain)]))
 
 def must(test, problem: str):
     """A check: the value when `test(value)` is true, else `problem` (also when `test` raises)."""
@@ -117,15 +116,14 @@ def Choice(*values: str) -> Any:
 
 Bool = _rule(StrictBool, "true or false")
 
-def _via(tp: Any, out: Any, convert=lambda obj: MappingProxyType(vars(obj))) -> Any:  # vars: the fields
-    """A field validated as `tp` and kept as `convert(value)`, of type `out`."""
-    return Annotated[out, GetPydanticSchema(lambda _t, handler: handler(tp)), AfterValidator(convert)]
+def _via(tp: Any, convert=lambda obj: MappingProxyType(vars(obj))) -> GetPydanticSchema:  # vars: the fields
+    """Metadata for `Annotated[<type>, ...]`: validate as `tp`, keep `convert(value)`."""
+    return GetPydanticSchema(lambda _type, handler: handler(Annotated[tp, AfterValidator(convert)]))
 
 @dataclass_transform(frozen_default=True)
 class Section:
-    """Base of the config mappings: a subclass is a frozen dataclass (`kw_only` as a class keyword). Null or
-    omitted: all defaults (unless `null_ok` is False). Unknown and missing keys are problems; `rules` ((key,
-    "<=" or ">=", other), ...) and `partial_checks` compare keys whenever the keys involved are valid."""
+    """A config mapping: a subclass is a frozen dataclass (`kw_only` as class keyword). Null or omitted: all
+    defaults (unless `null_ok` is False); `rules` and `partial_checks` compare keys when those are valid."""
     __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)
     null_ok: ClassVar[bool] = True
     rules: ClassVar[tuple] = ()
@@ -163,26 +161,26 @@ class Section:
         return problems
 
 class GeneralConfig(Section):
-    log_level: Choice("DEBUG", "INFO", "WARNING", "ERROR") = "INFO"
-    log_dir: Text() = Path("logs")  # made absolute by load_config
+    log_level: Annotated[str, Choice("DEBUG", "INFO", "WARNING", "ERROR")] = "INFO"
+    log_dir: Annotated[str, Text()] = Path("logs")  # made absolute by load_config
 
 class TimeConfig(Section):
-    timezone: Text(must(ZoneInfo, "not a valid IANA time zone"), allowed="an IANA zone name") = "Europe/Madrid"
+    timezone: Annotated[str, Text(must(ZoneInfo, "not an IANA time zone"), allowed="an IANA zone")] = "Europe/Madrid"
     tz = property(lambda self: ZoneInfo(self.timezone), doc="The zone as a ZoneInfo.")
 
 class StartupConfig(Section):
-    schedule_source: Choice("manual", "api") = "manual"
-    transport_mode: Choice(*TRANSPORT_MODES) = "local"
+    schedule_source: Annotated[str, Choice("manual", "api")] = "manual"
+    transport_mode: Annotated[str, Choice(*TRANSPORT_MODES)] = "local"
 
 class DashboardAuth(Section):
-    username: Text()
-    password_env: Text(must(re.compile(r"[A-Za-z_][A-Za-z0-9_]*").fullmatch, "not an environment variable name"),
-                       must(os.environ.get, "environment variable is not set or empty"),
-                       allowed="the name of an environment variable that is set and non-empty at start")
+    username: Annotated[str, Text()]
+    password_env: Annotated[str, Text(must(re.compile(r"[A-Za-z_][A-Za-z0-9_]*").fullmatch, "not an environment "
+                                           "variable name"), must(os.environ.get, "environment variable is not set "
+                                           "or empty"), allowed="the name of a set, non-empty environment variable")]
 
 class DashboardConfig(Section):
-    host: Text(spaces_ok=False) = "127.0.0.1"
-    port: Int(1, 65535) = 8050
+    host: Annotated[str, Text(spaces_ok=False)] = "127.0.0.1"
+    port: Annotated[int, Int(1, 65535)] = 8050
     auth: DashboardAuth | None = None
 
     @model_validator(mode="after")
@@ -194,82 +192,83 @@ class DashboardConfig(Section):
 
 class IstentoreConfig(Section):
     rules = (("measurement_post_retry_max_s", ">=", "measurement_post_retry_initial_s"),)
-    base_url: Text(must(lambda u: urlsplit(u).scheme.lower() in ("http", "https") and urlsplit(u).hostname,
-                        "not an http(s) URL"), lambda u: u.rstrip("/"), spaces_ok=False, allowed="an http:// or "
-                   "https:// URL with a host") = "https://example.invalid/default"
-    email: Text(blank_ok=True) = "operator"
-    poll_start_time: _rule(Any, "a quoted string H:MM or HH:MM, 00:00..23:59", must(
+    base_url: Annotated[str, Text(must(lambda u: urlsplit(u).scheme.lower() in ("http", "https") and urlsplit(u)
+                                       .hostname, "not an http(s) URL"), lambda u: u.rstrip("/"), spaces_ok=False,
+                                  allowed="an http(s):// URL with a host")] = "https://example.invalid/default"
+    email: Annotated[str, Text(blank_ok=True)] = "operator"
+    poll_start_time: Annotated[time, _rule(Any, "a quoted string H:MM or HH:MM, 00:00..23:59", must(
         lambda v: type(v) is not int, "must be a quoted string (YAML reads unquoted H:MM as a number)"), must(
         re.compile(r"([01]?[0-9]|2[0-3]):[0-5][0-9]").fullmatch, "not a time H:MM or HH:MM"),
-        lambda text: time(*map(int, text.split(":")))) = time(17, 30)
-    schedule_period_minutes: Int(1) = 15
-    post_measurements_in_api_mode: Bool = True
-    measurement_post_period_s: Num(ge=1) = 60.0
-    measurement_post_queue_maxlen: Int(1, 1_000_000) = 2000
-    measurement_post_retry_initial_s: Num(gt=0) = 2.0
-    measurement_post_retry_max_s: Num(gt=0) = 60.0
-    request_timeout_s: Num(gt=0, le=120) = 10.0
+        lambda text: time(*map(int, text.split(":"))))] = time(17, 30)
+    schedule_period_minutes: Annotated[int, Int(1)] = 15
+    post_measurements_in_api_mode: Annotated[bool, Bool] = True
+    measurement_post_period_s: Annotated[float, Num(ge=1)] = 60.0
+    measurement_post_queue_maxlen: Annotated[int, Int(1, 1_000_000)] = 2000
+    measurement_post_retry_initial_s: Annotated[float, Num(gt=0)] = 2.0
+    measurement_post_retry_max_s: Annotated[float, Num(gt=0)] = 60.0
+    request_timeout_s: Annotated[float, Num(gt=0, le=120)] = 10.0
 
 class TimingConfig(Section):
     rules = (("measurements_write_period_s", ">=", "measurement_period_s"),)
-    data_fetcher_period_s: Num(ge=0.1) = 120.0
-    scheduler_period_s: Num(ge=0.1) = 1.0
-    plant_period_s: Num(ge=0.1) = 1.0
-    measurement_period_s: Num(ge=0.5) = 2.0
-    measurements_write_period_s: Num(ge=0.1) = 60.0
-    modbus_timeout_s: Num(gt=0, le=10) = 1.0
+    data_fetcher_period_s: Annotated[float, Num(ge=0.1)] = 120.0
+    scheduler_period_s: Annotated[float, Num(ge=0.1)] = 1.0
+    plant_period_s: Annotated[float, Num(ge=0.1)] = 1.0
+    measurement_period_s: Annotated[float, Num(ge=0.5)] = 2.0
+    measurements_write_period_s: Annotated[float, Num(ge=0.1)] = 60.0
+    modbus_timeout_s: Annotated[float, Num(gt=0, le=10)] = 1.0
 
 class SafeStopConfig(Section):
-    threshold_kw: Num(gt=0) = 1.0
-    threshold_kvar: Num(gt=0) = 1.0
-    timeout_s: Num(gt=0, le=600) = 30.0
+    threshold_kw: Annotated[float, Num(gt=0)] = 1.0
+    threshold_kvar: Annotated[float, Num(gt=0)] = 1.0
+    timeout_s: Annotated[float, Num(gt=0, le=600)] = 30.0
+
+_Tolerances = type("_Tolerances", (Section,), {"null_ok": False, "__annotations__": dict.fromkeys(
+    VALUE_COLUMNS, Annotated[float, Num(ge=0)])})
 
 class CompressionConfig(Section):
-    enabled: Bool = True
-    max_kept_gap_s: Num(gt=0) = 3600.0
-    tolerances: _via(type("_Tolerances", (Section,), {"null_ok": False, "__annotations__": dict.fromkeys(
-        VALUE_COLUMNS, Num(ge=0))}), Mapping[str, float]) = field(
+    enabled: Annotated[bool, Bool] = True
+    max_kept_gap_s: Annotated[float, Num(gt=0)] = 3600.0
+    tolerances: Annotated[Mapping[str, float], _via(_Tolerances)] = field(
         default_factory=lambda: MappingProxyType(dict(DEFAULT_TOLERANCES)))
 
 class RecordingConfig(Section):
-    data_dir: Text(null=True) = None  # null: not set; made absolute by load_config
+    data_dir: Annotated[str | None, Text(null=True)] = None  # null: not set; made absolute by load_config
     compression: CompressionConfig = field(default_factory=CompressionConfig)
 
 class PowerLimits(Section):
     rules = (("p_min_kw", "<=", "p_max_kw"), ("q_min_kvar", "<=", "q_max_kvar"))
-    p_max_kw: Num()
-    p_min_kw: Num()
-    q_max_kvar: Num()
-    q_min_kvar: Num()
+    p_max_kw: Annotated[float, Num()]
+    p_min_kw: Annotated[float, Num()]
+    q_max_kvar: Annotated[float, Num()]
+    q_min_kvar: Annotated[float, Num()]
 
 class PlantModelConfig(Section):
-    capacity_kwh: Num(gt=0)
-    initial_soc_pu: Num(ge=0, le=1)
+    capacity_kwh: Annotated[float, Num(gt=0)]
+    initial_soc_pu: Annotated[float, Num(ge=0, le=1)]
     power_limits: PowerLimits
-    poi_voltage_v: Num(gt=0) = 20000.0
-    revert_timeout_s: Num(ge=1, null=True) = None
+    poi_voltage_v: Annotated[float, Num(gt=0)] = 20000.0
+    revert_timeout_s: Annotated[float | None, Num(ge=1, null=True)] = None
 
 class _PointFields(Section, kw_only=True):
     """The fields written for one point; None = the default point's."""
     null_ok = False
-    address: Int(0, 65535) = None
-    format: Choice(*FORMATS) = None
-    scale: Num(gt=0) = None
-    word_order: Choice(*WORD_ORDERS) = None
+    address: Annotated[int, Int(0, 65535)] = None
+    format: Annotated[str, Choice(*FORMATS)] = None
+    scale: Annotated[float, Num(gt=0)] = None
+    word_order: Annotated[str, Choice(*WORD_ORDERS)] = None
 
 class _CountFields(_PointFields, kw_only=True):
     """An optional point (heartbeat, run_command): raw counts, no default address."""
-    address: Int(0, 65535) = field()  # (a bare annotation would inherit the default None)
-    scale: _rule(StrictFloat, "1", must(lambda v: v == 1, "a heartbeat or run command holds raw counts")) = None
+    address: Annotated[int, Int(0, 65535)] = field()  # (a bare annotation would inherit the default None)
+    scale: Annotated[float, _rule(StrictFloat, "1", must(lambda v: v == 1, "holds raw counts"))] = None
 
 class _RunCommandFields(_CountFields, kw_only=True):
-    run_value: Int()
-    stop_value: Int()
+    run_value: Annotated[int, Int()]
+    stop_value: Annotated[int, Int()]
 
 def _point_map(points: Any) -> Mapping[str, Point]:
     """The endpoint's complete point map (defaults overridden field by field), its registers checked."""
-    written = {name: {k: v for k, v in vars(p).items() if v is not None}
-               for name, p in vars(points).items() if p is not None}
+    written = {n: {k: v for k, v in vars(p).items() if v is not None} for n, p in vars(points).items() if p}
     point_map = build_point_map(written)
     _raise_all(point_map_problems(point_map, written))
     return MappingProxyType(point_map)
@@ -279,10 +278,10 @@ _Points = type("_Points", (Section,), {**dict.fromkeys(POINT_NAMES), "__annotati
 
 class EndpointConfig(Section):
     """One Modbus endpoint with its complete point map (defaults + overrides)."""
-    host: Text(spaces_ok=False)
-    port: Int(1, 65535)
-    unit_id: Int(0, 247)
-    points: _via(_Points, Mapping[str, Point], _point_map)
+    host: Annotated[str, Text(spaces_ok=False)]
+    port: Annotated[int, Int(1, 65535)]
+    unit_id: Annotated[int, Int(0, 247)]
+    points: Annotated[Mapping[str, Point], _via(_Points, _point_map)]
     label = property(lambda self: f"{self.host}:{self.port}", doc="host:port, for messages.")
 
 @dataclass(frozen=True)
@@ -300,13 +299,16 @@ class PlantConfig:
             raise ValueError(f"unknown transport mode {transport_mode!r}")
         return getattr(self, transport_mode)
 
+_Modbus = type("_Modbus", (Section,), {"__annotations__": dict.fromkeys(TRANSPORT_MODES, EndpointConfig)})
+_Series = type("_Series", (Section,), {"null_ok": False, "__annotations__": dict.fromkeys(
+    METRICS, Annotated[int | None, Int(1, null=True)])})
+
 class _PlantFields(Section):
     """One plant as written under `plants.<id>`, over that plant's defaults."""
-    name: Text()
+    name: Annotated[str, Text()]
     model: PlantModelConfig
-    modbus: type("_Modbus", (Section,), {"__annotations__": dict.fromkeys(TRANSPORT_MODES, EndpointConfig)})
-    measurement_series: _via(type("_Series", (Section,), {"null_ok": False, "__annotations__": dict.fromkeys(
-        METRICS, Int(1, null=True))}), Mapping[str, int | None])
+    modbus: _Modbus
+    measurement_series: Annotated[Mapping[str, int | None], _via(_Series)]
 
     @model_validator(mode="after")
     def _fits_the_points(self):
@@ -358,9 +360,9 @@ class _Document(Section):
     timing: TimingConfig
     safe_stop: SafeStopConfig
     recording: RecordingConfig
-    plants: _via(_Plants, Mapping[str, PlantConfig], lambda plants: MappingProxyType({pid: PlantConfig(
+    plants: Annotated[Mapping[str, PlantConfig], _via(_Plants, lambda plants: MappingProxyType({pid: PlantConfig(
         pid, p.name, p.model, p.modbus.local, p.modbus.remote, p.measurement_series) for pid, p in
-        vars(plants).items()}))
+        vars(plants).items()}))]
 
 class AppConfig(_Document, kw_only=True):
     """The effective configuration: the document's sections and the file they came from."""
@@ -369,8 +371,7 @@ class AppConfig(_Document, kw_only=True):
     data_dir = property(lambda self: self.recording.data_dir, doc="The data folder (absolute).")
 
 def is_loopback_host(host: str) -> bool:
-    """True for `localhost` (any case), an IPv4 address in 127.0.0.0/8 and `::1` (optionally in
-    brackets). Anything else, including names that merely resolve to loopback, is not loopback."""
+    """True for `localhost` (any case), 127.0.0.0/8 and `::1` (also `[::1]`); not for names resolving there."""
     try:
         ip = ipaddress.ip_address(host[1:-1] if host[:1] + host[-1:] == "[]" else host)
     except (ValueError, TypeError):
@@ -425,8 +426,7 @@ def load_config_or_report(path, data_dir_override=None, stream=None) -> AppConfi
         return None
 
 _Dumper = type("_Dumper", (yaml.SafeDumper,), {})  # prints read-only mappings (points, limits, series) on one line
-_Dumper.add_representer(MappingProxyType, lambda dumper, data: dumper.represent_mapping(
-    "tag:yaml.org,2002:map", data.items(), flow_style=True))
+_Dumper.add_representer(MappingProxyType, lambda d, m: d.represent_mapping("tag:yaml.org,2002:map", m, True))
 
 def effective_config_yaml(cfg: AppConfig) -> str:
     """The effective config as YAML for `--check-config`: every key, paths absolute, full point maps;
