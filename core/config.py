@@ -1,9 +1,10 @@
 """Effective configuration (contract §2, components §1): declarative models and their strict loader.
 
-Each section is a `Section`: a frozen dataclass whose fields state type, bounds and default once, validated
-by pydantic. `load_config` returns an `AppConfig` or raises `ConfigError` listing every problem as
-`config error: <dotted.key>: <problem> (got <value>; allowed: <what>)`. Building or `dataclasses.replace`-ing
-the classes does not validate. Pure but for reading the file; thread-safe.
+Each section is a `Section`: a frozen dataclass whose fields state strict type, bounds and default once,
+validated by pydantic; omitted or null sections (and plants) take their defaults, a written value is never
+replaced. `load_config` returns an `AppConfig` (paths absolute) or raises `ConfigError` listing every problem
+as `config error: <dotted.key>: <problem> (got <value>; allowed: <what>)`. `dataclasses.replace` does not
+validate. Pure but for reading the file and the auth variable's presence; thread-safe.
 """
 import ipaddress
 import json
