@@ -163,7 +163,7 @@ class Section:
 
 class GeneralConfig(Section):
     log_level: Annotated[str, Choice("DEBUG", "INFO", "WARNING", "ERROR")] = "INFO"
-    log_dir: Annotated[str, Text()] = Path("logs")  # made absolute by load_config
+    log_dir: Annotated[Path, Text()] = Path("logs")  # written as a string; made absolute by load_config
 
 class TimeConfig(Section):
     timezone: Annotated[str, Text(must(ZoneInfo, "not an IANA time zone"), allowed="an IANA zone")] = "Europe/Madrid"
@@ -233,7 +233,7 @@ class CompressionConfig(Section):
         default_factory=lambda: MappingProxyType(dict(DEFAULT_TOLERANCES)))
 
 class RecordingConfig(Section):
-    data_dir: Annotated[str | None, Text(null=True)] = None  # null: not set; made absolute by load_config
+    data_dir: Annotated[Path | None, Text(null=True)] = None  # null: not set; made absolute by load_config
     compression: CompressionConfig = field(default_factory=CompressionConfig)
 
 class PowerLimits(Section):
