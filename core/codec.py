@@ -171,6 +171,14 @@ def is_encodable(point: Point, value: float) -> bool:
     return True
 
 
+def encodable_range(point: Point) -> str:
+    """The engineering values `point` can hold, as text for messages (e.g. `-3276.8..3276.7`)."""
+    if point.format == "float32":
+        return f"a value a float32 holds at scale {point.scale:g}"
+    lo, hi = (format((n * Decimal(repr(float(point.scale)))).normalize(), "f") for n in _INT_RANGES[point.format])
+    return f"{lo}..{hi} ({point.format} at scale {point.scale:g})"
+
+
 def _check_finite(point: Point, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CodecValueError(f"{point.name}: {value!r} is not a finite number")

@@ -7,11 +7,12 @@ points into as few FC3 requests as allowed (blocks of at most 125 registers, hol
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from itertools import combinations
 from typing import Iterable, Mapping
 
 import math
 
-from core.codec import CodecError, Point, decode, decode_counts
+from core.codec import CodecError, Point, decode, decode_counts, encode_counts, format_range
 
 DEFAULT_POINTS: dict[str, Point] = {
     "enable": Point("enable", 1, "uint16", 1.0),
@@ -63,6 +64,33 @@ def build_point_map(overrides: Mapping[str, Mapping] | None) -> dict[str, Point]
         base = points.get(name) or Point(name, int(fields.get("address", 0)), "uint16", 1.0)
         points[name] = replace(base, **{k: v for k, v in fields.items()})
     return points
+
+
+def point_map_problems(point_map: Mapping[str, Point], written: Iterable[str] = ()) -> list[tuple]:
+    """What is wrong with a complete point map, as `((point, [field]), problem, value, allowed)`: a
+    32-bit point at register 65535, a `run_command` value its format cannot hold, overlapping points.
+    Written points (WRITTEN_POINTS) share no register; read points share registers only at identical
+    address and format. Of two overlapping points the one in `written` (user-defined) is named."""
+    problems: list[tuple] = []
+    for p in point_map.values():
+        if p.end > 2**16:
+            problems.append(((p.name, "address"), f"a {p.format} point needs two registers", p.address,
+                             "an integer 0..65534"))
+        for key in ("run_value", "stop_value") if p.name == "run_command" else ():
+            try:
+                encode_counts(p, getattr(p, key))
+            except CodecError:
+                lo, hi = (-(2**24), 2**24) if p.format == "float32" else format_range(p.format)
+                problems.append(((p.name, key), f"not encodable as {p.format}", getattr(p, key), f"an integer {lo}..{hi}"))
+    for a, b in combinations(point_map.values(), 2) if not problems else ():
+        shared_read = {a.name, b.name}.isdisjoint(WRITTEN_POINTS) and (a.address, a.format) == (b.address, b.format)
+        if a.address < b.end and b.address < a.end and not shared_read:
+            culprit, other = (a, b) if a.name in written and b.name not in written else (b, a)
+            regs = [str(p.address) if p.width == 1 else f"{p.address}-{p.end - 1}" for p in (culprit, other)]
+            problems.append(((culprit.name,), f"overlaps point {other.name} (registers {regs[0]} and {regs[1]})",
+                             culprit.address, "written points (enable, p_setpoint, q_setpoint, heartbeat, run_command) "
+                             "share no register; read points share registers only at the same address and format"))
+    return problems
 
 
 @dataclass(frozen=True)

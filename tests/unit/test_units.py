@@ -53,3 +53,62 @@ def test_without_a_unit_the_default_map_is_unchanged():
     p = DEFAULT_POINTS["p_setpoint"]
     assert encode(p, 0.15) == [2] and decode(p, [2]) == 0.2   # decimal rounding as before
     assert encode(replace(p, per_internal=1.0, unit="kW"), 123.4) == encode(p, 123.4)
+
+
+def _config_with(tmp_path, lib_points: dict, poi_voltage_v=None):
+    from pathlib import Path
+
+    import yaml
+
+    from core.config import load_config
+    root = Path(__file__).resolve().parents[2]
+    doc = yaml.safe_load((root / "config.yaml").read_text())
+    lib = doc["plants"]["lib"]
+    lib["modbus"]["local"]["points"] = lib_points
+    if poi_voltage_v is not None:
+        lib["model"]["poi_voltage_v"] = poi_voltage_v
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return load_config(path)
+
+
+def test_config_units_give_register_units_per_internal_unit(tmp_path):
+    cfg = _config_with(tmp_path, {
+        "v_poi": {"address": 296, "format": "uint32", "scale": 1, "unit": "V"},
+        "p_poi": {"address": 290, "format": "int32", "scale": 1, "unit": "W"},
+        "soc": {"unit": "%", "scale": 0.01},
+    }, poi_voltage_v=20000)
+    points = cfg.plants["lib"].local.points
+    assert (points["v_poi"].unit, points["v_poi"].per_internal) == ("V", 20000.0)
+    assert (points["p_poi"].unit, points["p_poi"].per_internal) == ("W", 1000.0)
+    assert (points["soc"].unit, points["soc"].per_internal) == ("%", 100.0)
+    assert points["q_poi"].per_internal == 1.0 and points["q_poi"].unit == ""
+    assert cfg.plants["lib"].remote.points["v_poi"].per_internal == 1.0   # only the endpoint that says so
+    assert decode(points["v_poi"], [0, 21000]) == pytest.approx(1.05)
+
+
+def test_the_effective_config_keeps_the_unit_and_loads_again(tmp_path):
+    from core.config import effective_config_yaml, load_config
+    cfg = _config_with(tmp_path, {"v_poi": {"address": 296, "format": "uint32", "scale": 1, "unit": "kV"}})
+    text = effective_config_yaml(cfg)
+    assert "unit: kV" in text and "per_internal" not in text
+    again = tmp_path / "again.yaml"
+    again.write_text(text)
+    assert load_config(again).plants["lib"].local.points["v_poi"].per_internal == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize("points, line", [
+    ({"p_setpoint": {"unit": "kvar"}},
+     "config error: plants.lib.modbus.local.points.p_setpoint.unit: does not fit the point (got \"kvar\"; "
+     "allowed: W, kW, MW)"),
+    ({"soc": {"unit": "V"}},
+     "config error: plants.lib.modbus.local.points.soc.unit: does not fit the point (got \"V\"; allowed: %, pu)"),
+    ({"v_poi": {"unit": "volts"}},
+     "config error: plants.lib.modbus.local.points.v_poi.unit: not a known value (got \"volts\"; allowed: "
+     "W|kW|MW|var|kvar|Mvar|V|kV|pu|%|raw)"),
+])
+def test_a_unit_that_does_not_fit_is_a_config_error(tmp_path, points, line):
+    from core.config import ConfigError
+    with pytest.raises(ConfigError) as err:
+        _config_with(tmp_path, points)
+    assert line in err.value.problems
