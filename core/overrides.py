@@ -51,6 +51,7 @@ class Effective(NamedTuple):
     row_ts: datetime | None
     clamped: bool
     override_until: datetime | None
+    manual: Setpoint | None = None      # the manual lookup, when an override was considered
 
 
 def parse_override(text: str) -> dict[str, bool]:
@@ -99,7 +100,7 @@ def effective_setpoint(source: str, api: pd.DataFrame | None, manual: pd.DataFra
     base = resolve_setpoint("api", api, now, plant_cfg, schedule_period_minutes)
     base_reason = _API_REASON[base.reason]
     p, q, reason_p, reason_q = base.p_kw, base.q_kvar, base_reason, base_reason
-    row_ts, clamped, until = base.row_ts, base.clamped, None
+    row_ts, clamped, until, msp = base.row_ts, base.clamped, None, None
     if (override.get("p") or override.get("q")) and manual is not None and len(manual):
         msp = resolve_setpoint("manual", manual, now, plant_cfg, schedule_period_minutes)
         end = window_end(manual, schedule_period_minutes)
@@ -111,7 +112,7 @@ def effective_setpoint(source: str, api: pd.DataFrame | None, manual: pd.DataFra
                 q, reason_q = msp.q_kvar, "override"
             clamped = clamped or msp.clamped
             row_ts = msp.row_ts if row_ts is None else max(row_ts, msp.row_ts, key=_utc)
-    return Effective(p, q, reason_p, reason_q, base, row_ts, clamped, until)
+    return Effective(p, q, reason_p, reason_q, base, row_ts, clamped, until, msp)
 
 
 def effective_next_breakpoint(source: str, api: pd.DataFrame | None, manual: pd.DataFrame | None,
