@@ -107,7 +107,7 @@ def test_override_armed_then_active_then_ended_at_the_end_row(env):
     wait_for(lambda: hold_visible(page, "vrfb") == (True, True), message="Hold/Resume shown while running")
 
     start = app.clock.now() + timedelta(seconds=2)
-    end = start + timedelta(seconds=10)
+    end = start + timedelta(seconds=20)
     manual = frame_from_rows([start], [55.0], [-77.0], env.cfg.tz, end_at=end)
     app.store.publish_schedule("manual", "vrfb", manual)
     wait_for(lambda: plant_registers(app, "vrfb")["q_setpoint_kvar"] == -77.0, 8, message="VRFB Q overridden")
@@ -120,7 +120,9 @@ def test_override_armed_then_active_then_ended_at_the_end_row(env):
     assert (state["dispatch_reason_p"], state["dispatch_reason_q"]) == ("api", "override")
     shots(page, "override_active")
 
-    wait_for(lambda: plant_registers(app, "vrfb")["q_setpoint_kvar"] != -77.0, 15, message="override ended")
+    assert (end - app.clock.now()).total_seconds() > 0.5, "the end row passed before the wait began"
+    wait_for(lambda: plant_registers(app, "vrfb")["q_setpoint_kvar"] != -77.0, 25, poll=0.02,
+             message="override ended")
     changed_at = app.clock.now()
     assert (changed_at - end).total_seconds() < 1.0 + app.cfg.timing.scheduler_period_s
     assert (changed_at - end).total_seconds() >= -0.05, "never before the end row"
@@ -128,6 +130,16 @@ def test_override_armed_then_active_then_ended_at_the_end_row(env):
     assert q_now in {api_value("vrfb", rows, changed_at - timedelta(seconds=1))[1],
                      api_value("vrfb", rows, app.clock.now())[1]}, "the API value returns at the end row"
     page.wait_text("source-vrfb", "P: API | Q: API, override armed")
+    page.tab("Manual Schedule")
+    names = wait_for(lambda: page.js(
+        "const gd = document.querySelector('#manual-effective-preview .js-plotly-plot');"
+        "return gd && gd.data && gd.layout.title.text.includes('override Q') && gd.data[1].x.length"
+        "  ? gd.data.map(t => t.name) : null;"),
+        message="the effective preview with the Q override")
+    assert names == ["API base", "manual", "effective"] * 2
+    page.js("document.getElementById('manual-override').scrollIntoView();")
+    shots(page, "manual_effective_preview")
+    page.tab("Status & Plots")
 
 
 def test_hold_keeps_the_registers_through_two_breakpoints_and_resume_writes_at_once(env):
