@@ -124,7 +124,7 @@ class CommandIntake:
             switching = self._sd["schedule_switching"] or self._sd["transport_switching"]
             transition = self._sd["plant_transition_by_plant"].get(cmd.plant) if cmd.plant else None
             gate = self._sd["scheduler_running_by_plant"].get(cmd.plant) if cmd.plant else None
-            held = self._sd["hold_by_plant"][cmd.plant]["held"] if cmd.plant else False
+            held = bool((self._sd["hold_by_plant"].get(cmd.plant) or {}).get("held"))
         if cmd.kind in ("hold", "resume"):
             return _check_hold(cmd.kind, transition, gate, held)
         if switching or (cmd.kind in SWITCH_KINDS and self._coordinator.busy()):
