@@ -139,7 +139,13 @@ def test_override_armed_then_active_then_ended_at_the_end_row(env):
     assert names == ["API base", "manual", "effective"] * 2
     page.js("document.getElementById('manual-override').scrollIntoView();")
     shots(page, "manual_effective_preview")
+    page.click("manual-clear")
+    page.wait_text("manual-status", "Manual schedule cleared for VRFB.")
+    wait_for(lambda: page.js("return [...document.querySelectorAll('#manual-override input')]"
+                             ".filter(i => i.checked).length") == 0, message="the switches cleared")
+    assert api_state(app)["plants"]["vrfb"]["override"] == {"p": False, "q": False}
     page.tab("Status & Plots")
+    page.wait_text("source-vrfb", "P: API | Q: API", exact=True)
 
 
 def test_hold_keeps_the_registers_through_two_breakpoints_and_resume_writes_at_once(env):
