@@ -128,6 +128,12 @@ def parse_override_args(specs: list[str], has_manual) -> dict:
     return out
 
 
+def manual_available(cfg: AppConfig, schedules: dict):
+    """`has_manual(plant)` for `parse_override_args`: from `--schedule` or saved by an earlier run."""
+    saved = ManualScheduleFiles(cfg.data_dir, cfg.tz, None, {})
+    return lambda plant: plant in schedules or saved.has_saved(plant)
+
+
 @dataclass
 class Options:
     dashboard: bool = True
@@ -312,8 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         schedules = parse_schedule_args(cfg, args.schedule)
-        saved = ManualScheduleFiles(cfg.data_dir, cfg.tz, None, {})
-        overrides = parse_override_args(args.override, lambda pid: pid in schedules or saved.has_saved(pid))
+        overrides = parse_override_args(args.override, manual_available(cfg, schedules))
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -48,3 +48,20 @@ def test_a_damaged_flags_file_is_ignored_with_an_error(tmp_path, caplog):
     files.override_path("lib").write_text('{"p": "yes"}')
     assert files.restore_overrides() == {}
     assert any(r.levelno == logging.ERROR and "LIB override flags" in r.getMessage() for r in caplog.records)
+
+
+def test_override_needs_a_manual_schedule_from_the_cli_or_saved_by_an_earlier_run(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from hil_scheduler import UsageError, manual_available, parse_override_args
+
+    cfg = SimpleNamespace(data_dir=tmp_path, tz=TZ)
+    assert parse_override_args(["vrfb=q", "vrfb=p"], manual_available(cfg, {"vrfb": object()})) == \
+        {"vrfb": {"p": True, "q": True}}
+    with pytest.raises(UsageError, match="lib has no manual schedule"):
+        parse_override_args(["lib=pq"], manual_available(cfg, {}))
+    (tmp_path / "manual_schedules").mkdir()
+    (tmp_path / "manual_schedules" / "lib.csv").write_text("datetime,power_setpoint_kw\n")
+    assert parse_override_args(["lib=pq"], manual_available(cfg, {})) == {"lib": {"p": True, "q": True}}
