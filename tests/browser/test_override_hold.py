@@ -107,7 +107,7 @@ def test_override_armed_then_active_then_ended_at_the_end_row(env):
     wait_for(lambda: hold_visible(page, "vrfb") == (True, True), message="Hold/Resume shown while running")
 
     start = app.clock.now() + timedelta(seconds=2)
-    end = start + timedelta(seconds=20)
+    end = start + timedelta(seconds=30)
     manual = frame_from_rows([start], [55.0], [-77.0], env.cfg.tz, end_at=end)
     app.store.publish_schedule("manual", "vrfb", manual)
     wait_for(lambda: plant_registers(app, "vrfb")["q_setpoint_kvar"] == -77.0, 8, message="VRFB Q overridden")

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "hil_scheduler.py"
 P_REG, Q_REG = 86, 88
 MANUAL_Q = -77.0
-WINDOW_S = 25.0
+WINDOW_S = 35.0
 
 
 def _env(password: bool = True) -> dict:
