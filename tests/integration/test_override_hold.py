@@ -158,3 +158,42 @@ def test_a_transport_switch_ends_a_hold(rig):
     with app.sd["lock"]:
         assert app.sd["hold_by_plant"]["lib"]["held"] is False
         assert app.sd["transport_mode"] == "remote"
+
+
+@pytest.mark.parametrize("start_local, end_local", [
+    ("2026-10-24T23:50:00+02:00", "2026-10-25T00:10:00+02:00"),     # across midnight
+    ("2026-03-29T01:50:00+01:00", "2026-03-29T03:10:00+02:00"),     # across the spring DST gap (20 min)
+], ids=["midnight", "dst-gap"])
+def test_an_override_across_midnight_or_a_dst_change_on_the_registers(tmp_path, start_local, end_local):
+    """LIB P overridden by a manual schedule whose rows are 10 min apart; API rows every 15 min.
+    The registers are read just before and just after each breakpoint on the leaping clock."""
+    start, end = datetime.fromisoformat(start_local), datetime.fromisoformat(end_local)
+    start_u, end_u = start.astimezone(UTC), end.astimezone(UTC)
+    cfg = make_cfg(tmp_path, startup={"schedule_source": "api"})
+    clock = FakeClock((start_u - timedelta(minutes=5)).astimezone(TZ), TZ)
+    api_rows = [start_u - timedelta(minutes=20) + timedelta(minutes=15 * k) for k in range(6)]
+    man_rows = [start_u + timedelta(minutes=10 * k) for k in range(2)]
+    manual = frame_from_rows(man_rows, [-300.0, -310.0], [0.0, 0.0], TZ, end_at=end_u)
+    app = HilApp(cfg, clock=clock, options=Options(dashboard=False, schedules={"lib": manual}))
+    driver = StepDriver(app, floors={"data_fetcher": 3600.0})
+    try:
+        api = frame_from_rows(api_rows, [100.0 + 10 * k for k in range(6)], [20.0 + k for k in range(6)], TZ)
+        app.store.publish_schedule("api", "lib", api)
+        app.store.set_override("lib", {"p": True, "q": False})
+        driver.run_for(1)
+        assert app.intake.submit("start", "lib").status == "queued"
+
+        def api_at(t):
+            k = max(i for i, r in enumerate(api_rows) if r <= t)
+            return 100.0 + 10 * k, 20.0 + k
+
+        instants = sorted(set(api_rows + man_rows + [end_u]))
+        for bp in [t for t in instants if clock.now().astimezone(UTC) < t - timedelta(seconds=2)]:
+            for at in (bp - timedelta(seconds=0.5), bp + timedelta(seconds=0.01)):
+                driver.run_for((at - clock.now().astimezone(UTC)).total_seconds())
+                inside = start_u <= at < end_u
+                want_p = ([-300.0, -310.0][max(i for i, r in enumerate(man_rows) if r <= at)] if inside
+                          else api_at(at)[0])
+                assert registers(app, "lib") == (want_p, api_at(at)[1]), at.astimezone(TZ).isoformat()
+    finally:
+        driver.close()
