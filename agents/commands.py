@@ -125,10 +125,10 @@ class CommandIntake:
             transition = self._sd["plant_transition_by_plant"].get(cmd.plant) if cmd.plant else None
             gate = self._sd["scheduler_running_by_plant"].get(cmd.plant) if cmd.plant else None
             held = bool((self._sd["hold_by_plant"].get(cmd.plant) or {}).get("held"))
-        if cmd.kind in ("hold", "resume"):
-            return _check_hold(cmd.kind, transition, gate, held)
         if switching or (cmd.kind in SWITCH_KINDS and self._coordinator.busy()):
             return "switch in progress"
+        if cmd.kind in ("hold", "resume"):
+            return _check_hold(cmd.kind, transition, gate, held)
         if cmd.kind == "start":
             if transition == "starting":
                 return "already starting"
