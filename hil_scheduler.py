@@ -1,7 +1,8 @@
 """HIL Scheduler director: command line, config, `shared_data`, agent threads, signals, shutdown.
 
     python hil_scheduler.py [--config PATH] [--data-dir PATH] [--no-dashboard] [--check-config]
-                            [--schedule PLANT=CSV]... [--start PLANT]... [--record PLANT]...
+                            [--schedule PLANT=CSV]... [--override PLANT=p|q|pq]...
+                            [--start PLANT]... [--record PLANT]...
 
 Exit codes: 0 after a clean shutdown, 2 for an invalid config or command line (one line per
 problem), 1 for an unexpected fatal error or a start failure (port in use, unusable folder).
@@ -40,6 +41,7 @@ from core.clock import RealClock  # noqa: E402
 from core.config import AppConfig, effective_config_yaml, load_config_or_report  # noqa: E402
 from core.forecast import forecast_soc, forecast_warning, horizon_end  # noqa: E402
 from core.names import PLANT_IDS  # noqa: E402
+from core.overrides import parse_override  # noqa: E402
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
 from core.state import build_shared_data  # noqa: E402
 from core.timeutil import format_local_iso  # noqa: E402
@@ -72,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-config", action="store_true", help="validate the config, print the effective settings, exit")
     p.add_argument("--schedule", action="append", default=[], metavar="PLANT=CSV",
                    help="load a manual schedule for lib or vrfb at start (repeatable)")
+    p.add_argument("--override", action="append", default=[], metavar="PLANT=p|q|pq",
+                   help="in API mode, take the named signals of PLANT from its manual schedule while it "
+                        "lasts (repeatable; needs a manual schedule: --schedule or one saved from the dashboard)")
     p.add_argument("--start", action="append", default=[], metavar="PLANT", choices=PLANT_IDS + ("all",),
                    help="start dispatch of lib, vrfb or all once the agents are up (repeatable)")
     p.add_argument("--record", action="append", default=[], metavar="PLANT", choices=PLANT_IDS + ("all",),
@@ -122,12 +127,41 @@ def schedule_check_lines(cfg: AppConfig, frames: dict, now) -> list[str]:
     return lines
 
 
+def parse_override_args(specs: list[str], has_manual) -> dict:
+    """`PLANT=p|q|pq` -> {plant: {"p": bool, "q": bool}}; `has_manual(plant)` tells whether the plant
+    will have a manual schedule. Raises UsageError with the one-line message."""
+    out = {}
+    for spec in specs:
+        plant, sep, signals = spec.partition("=")
+        if not sep:
+            raise UsageError(f"--override {spec}: expected PLANT=p|q|pq (e.g. vrfb=q)")
+        if plant not in PLANT_IDS:
+            raise UsageError(f"--override {spec}: unknown plant {plant!r} (expected lib or vrfb)")
+        try:
+            flags = parse_override(signals)
+        except ValueError as exc:
+            raise UsageError(f"--override {spec}: {exc}")
+        if not has_manual(plant):
+            raise UsageError(f"--override {spec}: {plant} has no manual schedule "
+                             f"(give one with --schedule {plant}=CSV or save one from the dashboard)")
+        merged = out.get(plant, {"p": False, "q": False})
+        out[plant] = {sig: merged[sig] or flags[sig] for sig in flags}
+    return out
+
+
+def manual_available(cfg: AppConfig, schedules: dict):
+    """`has_manual(plant)` for `parse_override_args`: from `--schedule` or saved by an earlier run."""
+    saved = ManualScheduleFiles(cfg.data_dir, cfg.tz, None, {})
+    return lambda plant: plant in schedules or saved.has_saved(plant)
+
+
 @dataclass
 class Options:
     dashboard: bool = True
     schedules: dict = field(default_factory=dict)
     start: list = field(default_factory=list)
     record: list = field(default_factory=list)
+    overrides: dict = field(default_factory=dict)
     api_password: str | None = None
 
 
@@ -148,7 +182,8 @@ class HilApp:
         self.scheduler_wake = threading.Event()
         self.manual_files = ManualScheduleFiles(cfg.data_dir, cfg.tz, self.clock,
                                                 {pid: cfg.plants[pid].name for pid in PLANT_IDS})
-        self.store = ScheduleStore(self.sd, cfg.tz, self.scheduler_wake, self.manual_files.request_save)
+        self.store = ScheduleStore(self.sd, cfg.tz, self.scheduler_wake, self.manual_files.request_save,
+                                   self.manual_files.request_save_override)
         self.command_log = CommandLog(self.sd, self.clock)
         self.controllers = {pid: PlantController(pid, cfg, self.clock, self.sd, self.command_log)
                             for pid in PLANT_IDS}
@@ -188,6 +223,8 @@ class HilApp:
             self.metrics_server.start()
         for plant, frame in {**self.manual_files.restore(), **self.options.schedules}.items():
             self.store.publish_schedule("manual", plant, frame)
+        for plant, flags in {**self.manual_files.restore_overrides(), **self.options.overrides}.items():
+            self.store.set_override(plant, flags)
         self._spawn(self.manual_files.thread_name, self.manual_files.step, self.manual_files.wake_event, 60.0)
         self._spawn("coordinator", self.coordinator.step, self.coordinator.wake_event)
         self._spawn("scheduler", self.scheduler.step, self.scheduler_wake, self.cfg.timing.scheduler_period_s)
@@ -308,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         schedules = parse_schedule_args(cfg, args.schedule)
+        overrides = parse_override_args(args.override, manual_available(cfg, schedules))
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -321,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     if not make_folders(cfg):
         return 1
     options = Options(dashboard=not args.no_dashboard, schedules=schedules,
-                      start=expand_plants(args.start), record=expand_plants(args.record), api_password=password)
+                      start=expand_plants(args.start), record=expand_plants(args.record), api_password=password,
+                      overrides=overrides)
     from logger_config import setup_logging
     shared_data = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode)
     handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, shared_data)

@@ -15,7 +15,7 @@ from typing import Any
 
 from core.names import PLANT_IDS
 
-PLANT_KINDS = ("start", "stop", "safe_stop")
+PLANT_KINDS = ("start", "stop", "safe_stop", "hold", "resume")
 SWITCH_KINDS = ("switch_source", "switch_transport")
 FLEET_KINDS = ("start_all", "stop_all")          # run by the coordinator (issue 15)
 COORDINATOR_KINDS = SWITCH_KINDS + FLEET_KINDS
@@ -126,8 +126,11 @@ class CommandIntake:
             switching = self._sd["schedule_switching"] or self._sd["transport_switching"]
             transition = self._sd["plant_transition_by_plant"].get(cmd.plant) if cmd.plant else None
             gate = self._sd["scheduler_running_by_plant"].get(cmd.plant) if cmd.plant else None
+            held = bool((self._sd["hold_by_plant"].get(cmd.plant) or {}).get("held"))
         if switching:   # a busy coordinator refuses its own kinds in `enqueue` (one check, atomic)
             return "switch in progress"
+        if cmd.kind in ("hold", "resume"):
+            return _check_hold(cmd.kind, transition, gate, held)
         if cmd.kind == "start":
             if transition == "starting":
                 return "already starting"
@@ -143,3 +146,12 @@ class CommandIntake:
             if transition == "starting":
                 return "start in progress"
         return None
+
+
+def _check_hold(kind: str, transition: str | None, gate: bool | None, held: bool) -> str | None:
+    """Hold only a running plant that is not held; resume only a held one."""
+    if kind == "hold":
+        if transition != "running" or not gate:
+            return "not running: Hold needs a running plant"
+        return "already held" if held else None
+    return None if held else "not held"

@@ -1,15 +1,14 @@
 """Control path of one plant (thread `control.<id>`): the only owner of its control Modbus link.
 
 Runs, one at a time and in order, the commands of its bounded queue (`start`, `stop` = operator safe
-stop, `safe_stop` = internal, returning `{"threshold_reached", "disable_ok"}`), and between commands:
+stop, `safe_stop` = internal, returning `{"threshold_reached", "disable_ok"}`, `hold`/`resume`:
+`agents/control_hold.py`), and between commands:
 - dispatch writes (components §4.3): at each new target from the scheduler's one-slot mailbox and at
   least every `scheduler_period_s` while the gate is on, bring the setpoint registers to the target,
   verified by readback; a point not verified is retried at the next check;
-- observation (§4.4) every 1.0 s, published in `plant_observed_state_by_plant`;
-- heartbeat every 0.5 s when the endpoint defines one.
+- observation (§4.4) every 1.0 s, published in `plant_observed_state_by_plant`; heartbeat every 0.5 s.
 It owns `scheduler_running_by_plant[id]` (the dispatch gate), `plant_transition_by_plant[id]`,
-`plant_observed_state_by_plant[id]` and `dispatch_status_by_plant[id]`.
-Sign convention: positive P = discharge / export.
+`plant_observed_state_by_plant[id]`, `dispatch_status_by_plant[id]`. Positive P = discharge.
 """
 from __future__ import annotations
 
@@ -19,7 +18,9 @@ import logging
 import threading
 
 from agents.commands import Command, CommandLog
+from agents.control_hold import HoldKeeper, run_hold_command
 from agents.modbus_link import LinkError, ModbusLink
+from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, decode, decode_counts, next_heartbeat
 from core.config import AppConfig
 from core.dispatch import (SETPOINT_UNITS, Target, changed_externally, decayed, differing, dispatch_setpoint,
@@ -29,8 +30,7 @@ from core.episodes import Episodes
 from core.lateness import BreakpointWatch
 from core.points import OBSERVE_POINTS, SETPOINT_POINTS
 from core.recording import format_value
-from core.schedules import resolve_setpoint
-from core.state import empty_dispatch_status, empty_observed_state, schedule_key
+from core.state import empty_dispatch_status, empty_observed_state
 from core.timeutil import format_local_iso
 
 QUEUE_CAPACITY = 16
@@ -78,6 +78,7 @@ class PlantController:
         self._last_ok_observe_mono: float | None = None
         self._not_operating_count = 0
         self._prev_link = self.link.link
+        self.hold = HoldKeeper(plant_id, self.name, shared_data, clock)
 
     # ---------------------------------------------------------------- called from other threads
     def enqueue(self, cmd: Command, front: bool = False) -> str | None:
@@ -124,7 +125,9 @@ class PlantController:
         self._publish_dispatch(target_p_kw=target.p_kw, target_q_kvar=target.q_kvar,
                                reason=target.reason, clamped=target.clamped,
                                row_ts=format_local_iso(target.row_ts),
-                               next_breakpoint=format_local_iso(target.next_breakpoint))
+                               next_breakpoint=format_local_iso(target.next_breakpoint),
+                               reason_p=target.reason_p, reason_q=target.reason_q,
+                               override_until=format_local_iso(target.override_until))
 
     def invalidate(self) -> None:
         """Transport switch: forget observed state until the next observation on the new endpoint,
@@ -168,6 +171,7 @@ class PlantController:
         with self.sd["lock"]:
             mode = self.sd["transport_mode"]
         if mode != self.link.mode:
+            self.hold.end("transport switch")
             self.link.set_mode(mode)
             self._verified_words.clear()
             self._last_ok_observe_mono = None
@@ -214,12 +218,8 @@ class PlantController:
             self.sd["dispatch_status_by_plant"][self.plant_id] = status
 
     def _resolve_now(self) -> Target:
-        with self.sd["lock"]:
-            source = self.sd["active_schedule_source"]
-            frame = self.sd[schedule_key(source)][self.plant_id]
-        sp = resolve_setpoint(source, frame, self.clock.now(), self.plant,
-                              schedule_period_minutes=self.cfg.istentore_api.schedule_period_minutes)
-        return Target.of(sp, None, self.clock.monotonic())
+        return effective_target(self.cfg, self.plant_id, read_inputs(self.sd), self.clock.now(),
+                                self.clock.monotonic())[0]
 
     # ---------------------------------------------------------------------------- heartbeat
     def _heartbeat(self) -> None:
@@ -281,6 +281,8 @@ class PlantController:
             self.sd["plant_transition_by_plant"][self.plant_id] = transition
             if transition == "stopped":
                 self.sd["scheduler_running_by_plant"][self.plant_id] = False
+        if transition == "stopped":
+            self.hold.end("plant stopped")
         return gate and transition == "stopped"
 
     # ---------------------------------------------------------------------------- dispatch
@@ -290,6 +292,8 @@ class PlantController:
         self._next_dispatch = now + self.cfg.timing.scheduler_period_s
         target = self._target_seen = self._current_target()
         p_kw, q_kvar, expired = dispatch_setpoint(target, now, self.cfg.timing.scheduler_period_s)
+        if self.hold.values is not None:   # held: keep (and restore) the held values
+            (p_kw, q_kvar), expired = self.hold.values, False
         if not expired:
             self._episodes.end("expired", now)
         elif self._episodes.begin("expired", now):
@@ -380,8 +384,8 @@ class PlantController:
     def _run_command(self, cmd: Command) -> None:
         self.command_log.record(cmd, "running")
         try:
-            if cmd.kind == "start":
-                ok, detail = self._start()
+            if cmd.kind in ("start", "hold", "resume"):
+                ok, detail = self._start() if cmd.kind == "start" else run_hold_command(self, cmd.kind)
                 self.command_log.record(cmd, "succeeded" if ok else "failed", detail)
             else:
                 result = self.safe_stop()
@@ -453,6 +457,7 @@ class PlantController:
     def safe_stop(self) -> dict:
         """Gate off, zero P/Q, wait for decay below the thresholds, disable (components §4.6)."""
         t0 = self.clock.monotonic()
+        self.hold.end("stop")
         self._set_gate(False, "stopping")
         with contextlib.suppress(LinkError):
             self.write_setpoints(0.0, 0.0, immediate=True)

@@ -8,11 +8,16 @@ fsync, rename. `restore()` runs once at start, before any agent: each readable f
 again and logged; a damaged file is logged, renamed to `<plant_id>.csv.damaged-<YYYYmmddTHHMMSS>`
 and never stops the start.
 
+The plant's override flags (issue 14) are saved next to it as `<plant_id>.override.json`
+(`{"p": bool, "q": bool}`), removed when both are off; `restore_overrides()` reads them back (a
+damaged file is logged and ignored).
+
 Thread safety: `request_save` may be called from any thread; `step`, `flush` and `restore` from the
 director or the saver thread.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -38,9 +43,19 @@ class ManualScheduleFiles:
         self.wake_event = threading.Event()
         self._lock = threading.Lock()
         self._pending: dict[str, object] = {}    # plant -> frame to save (empty frame: remove)
+        self._pending_flags: dict[str, dict] = {}  # plant -> override flags to save
 
     def path(self, plant_id: str) -> Path:
         return self.folder / f"{plant_id}.csv"
+
+    def override_path(self, plant_id: str) -> Path:
+        return self.folder / f"{plant_id}.override.json"
+
+    def request_save_override(self, plant_id: str, flags: dict) -> None:
+        """Save a plant's override flags (the latest request wins); never blocks on I/O."""
+        with self._lock:
+            self._pending_flags[plant_id] = dict(flags)
+        self.wake_event.set()
 
     def request_save(self, plant_id: str, frame) -> None:
         """Save this frame (the latest request per plant wins); never blocks on I/O."""
@@ -56,8 +71,51 @@ class ManualScheduleFiles:
         """Write every pending save now (the saver thread, and the director at shutdown)."""
         with self._lock:
             pending, self._pending = self._pending, {}
+            flags, self._pending_flags = self._pending_flags, {}
         for plant_id, frame in pending.items():
             self._write(plant_id, frame)
+        for plant_id, value in flags.items():
+            self._write_flags(plant_id, value)
+
+    def _write_flags(self, plant_id: str, flags: dict) -> None:
+        path = self.override_path(plant_id)
+        try:
+            if not any(flags.values()):
+                path.unlink(missing_ok=True)
+                return
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".json.tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"p": bool(flags.get("p")), "q": bool(flags.get("q"))}, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.error("Cannot save the %s override flags to %s: %s", self.names.get(plant_id, plant_id), path, exc)
+
+    def restore_overrides(self) -> dict:
+        """The saved override flags by plant id; a damaged file is logged and ignored."""
+        out = {}
+        for plant_id, name in self.names.items():
+            path = self.override_path(plant_id)
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                flags = {sig: data[sig] for sig in ("p", "q")}
+                if not all(isinstance(v, bool) for v in flags.values()):
+                    raise ValueError("flags must be true or false")
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("The saved %s override flags %s cannot be used (%s); overrides off", name, path.name, exc)
+                continue
+            out[plant_id] = flags
+            log.info("Restored the %s override flags: P %s, Q %s", name, "on" if flags["p"] else "off",
+                     "on" if flags["q"] else "off")
+        return out
+
+    def has_saved(self, plant_id: str) -> bool:
+        """A saved manual schedule file exists for the plant (it may still prove damaged)."""
+        return self.path(plant_id).is_file()
 
     def _write(self, plant_id: str, frame) -> None:
         path = self.path(plant_id)

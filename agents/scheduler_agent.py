@@ -1,9 +1,12 @@
 """Schedule store and scheduler (thread `scheduler`; components §4.1-§4.2). No I/O.
 
 `ScheduleStore.publish_schedule(source, plant, frame)` is the only writer of
-`manual_schedule_df_by_plant`, `api_schedule_df_by_plant` and `schedule_revision`.
+`manual_schedule_df_by_plant`, `api_schedule_df_by_plant` and `schedule_revision`;
+`ScheduleStore.set_override(plant, flags)` of `override_by_plant` (a cleared manual schedule clears
+the plant's flags).
 
-`Scheduler.step()` resolves the setpoint of both plants with the active source at `now`, hands each
+`Scheduler.step()` resolves the effective setpoint of both plants at `now` (`effective_target`, also
+used by the controllers' start and resume: `core.overrides.effective_setpoint`), hands each
 result to its controller (`set_target`), and returns the seconds until the next wake: the earliest
 of both plants' next breakpoints and now + `scheduler_period_s`. A breakpoint's value is never
 handed over before the breakpoint; when the timer fires a little early the scheduler waits the rest.
@@ -17,13 +20,31 @@ from datetime import datetime, timedelta, timezone
 from core.config import AppConfig
 from core.dispatch import Target
 from core.names import PLANT_IDS
-from core.schedules import check_normalised, clamp_warnings, next_breakpoint, resolve_setpoint
-from core.state import schedule_key
+from core.overrides import SIGNALS, describe_signal, effective_next_breakpoint, effective_setpoint
+from core.schedules import check_normalised, clamp_warnings
+from core.state import no_override
 from core.timeutil import format_hms
 
 log = logging.getLogger("hil.scheduler")
 
 ALIGN_WINDOW_S = 0.2  # wake-ups this close before a breakpoint wait the rest instead of evaluating
+
+
+def read_inputs(sd: dict) -> tuple[str, dict, dict, dict]:
+    """`(source, api frames, manual frames, override flags)` by plant, in one locked section."""
+    with sd["lock"]:
+        return (sd["active_schedule_source"], dict(sd["api_schedule_df_by_plant"]),
+                dict(sd["manual_schedule_df_by_plant"]), dict(sd["override_by_plant"]))
+
+
+def effective_target(cfg: AppConfig, pid: str, inputs: tuple, now: datetime, mono: float):
+    """`(Target, Effective)` of plant `pid` at `now` from `read_inputs()`."""
+    source, api, manual, overrides = inputs
+    period = cfg.istentore_api.schedule_period_minutes
+    args = (source, api.get(pid), manual.get(pid), overrides.get(pid))
+    eff = effective_setpoint(*args, now, cfg.plants[pid], period)
+    nb = effective_next_breakpoint(*args, now, period)
+    return Target.of_effective(eff, nb, mono), eff
 
 
 def _seconds(start: datetime, end: datetime) -> float:
@@ -37,13 +58,36 @@ class ScheduleStore:
     _KEYS = {"manual": "manual_schedule_df_by_plant", "api": "api_schedule_df_by_plant"}
 
     def __init__(self, shared_data: dict, tz, wake_event: threading.Event | None = None,
-                 on_manual_change=None):
+                 on_manual_change=None, on_override_change=None):
         """`on_manual_change(plant, frame)`: called after each manual publish (the saver's
-        `request_save`; it must not block)."""
+        `request_save`); `on_override_change(plant, flags)` after each flag change (the saver's
+        `request_save_override`). Neither may block."""
         self.sd = shared_data
         self.tz = tz
         self.wake_event = wake_event or threading.Event()
         self.on_manual_change = on_manual_change
+        self.on_override_change = on_override_change
+
+    def set_override(self, plant: str, flags: dict) -> dict:
+        """Set a plant's override flags `{"p": bool, "q": bool}` (accepted with or without a manual
+        schedule: without one they stay armed); returns the flags stored."""
+        if plant not in PLANT_IDS:
+            raise ValueError(f"unknown plant {plant!r}")
+        new = {sig: bool(flags.get(sig)) for sig in SIGNALS}
+        with self.sd["lock"]:
+            old = self.sd["override_by_plant"][plant]
+            self.sd["override_by_plant"][plant] = new
+        self.wake_event.set()
+        if new != old:
+            log.info("%s override in API mode: P %s, Q %s", plant.upper(), "on" if new["p"] else "off",
+                     "on" if new["q"] else "off")
+            if self.on_override_change is not None:
+                self.on_override_change(plant, new)
+        return new
+
+    def overrides(self, plant: str) -> dict:
+        with self.sd["lock"]:
+            return dict(self.sd["override_by_plant"][plant])
 
     def publish_schedule(self, source: str, plant: str, frame) -> int:
         """Swap in a normalised frame for (source, plant); returns the new revision."""
@@ -59,6 +103,8 @@ class ScheduleStore:
         self.wake_event.set()
         if source == "manual" and self.on_manual_change is not None:
             self.on_manual_change(plant, frame)
+        if source == "manual" and len(frame) == 0:
+            self.set_override(plant, no_override())   # a cleared schedule clears its overrides
         return revision
 
     def frame(self, source: str, plant: str):
@@ -82,7 +128,8 @@ class Scheduler:
         self.period_minutes = cfg.istentore_api.schedule_period_minutes
         self._next_bp: datetime | None = None
         self._last_reason: dict[str, str | None] = {pid: None for pid in controllers}
-        self._clamp_logged: dict[str, object] = {pid: None for pid in controllers}
+        self._clamp_logged: dict[tuple, object] = {}
+        self._last_signals: dict[str, tuple | None] = {pid: None for pid in controllers}
 
     def step(self) -> float:
         # Time arithmetic and comparisons in UTC: between two datetimes of the same zone Python
@@ -96,21 +143,24 @@ class Scheduler:
                 while _seconds(now, self._next_bp) > 0 and not self.stop_event.is_set():
                     self.clock.wait(self.stop_event, 0.001)
                     now = self.clock.now()
+        inputs = read_inputs(self.sd)
+        source = inputs[0]
         with self.sd["lock"]:
-            source = self.sd["active_schedule_source"]
-            frames = dict(self.sd[schedule_key(source)])
             gates = dict(self.sd["scheduler_running_by_plant"])
         mono = self.clock.monotonic()
         earliest = now.astimezone(timezone.utc) + timedelta(seconds=self.cfg.timing.scheduler_period_s)
         next_bps = []
         for pid, controller in self.controllers.items():
-            frame = frames[pid]
             plant = self.cfg.plants[pid]
-            sp = resolve_setpoint(source, frame, now, plant, schedule_period_minutes=self.period_minutes)
-            nb = next_breakpoint(source, frame, now, schedule_period_minutes=self.period_minutes)
-            controller.set_target(Target.of(sp, nb, mono))
-            self._log_clamp(pid, plant, source, frame, sp)
-            self._log_reason(pid, plant.name, source, sp, gates.get(pid, False))
+            target, eff = effective_target(self.cfg, pid, inputs, now, mono)
+            controller.set_target(target)
+            frame = (inputs[1] if source == "api" else inputs[2]).get(pid)
+            self._log_clamp(pid, plant, source, frame, eff.base)
+            if "override" in (eff.reason_p, eff.reason_q):
+                self._log_clamp(pid, plant, "manual", inputs[2].get(pid), eff.manual)
+            self._log_reason(pid, plant.name, source, eff.base, gates.get(pid, False))
+            self._log_override(pid, plant.name, eff, gates.get(pid, False))
+            nb = target.next_breakpoint
             if nb is not None:
                 next_bps.append(nb.astimezone(timezone.utc))
         self._next_bp = min(next_bps) if next_bps else None
@@ -121,11 +171,22 @@ class Scheduler:
     def _log_clamp(self, pid: str, plant, source: str, frame, sp) -> None:
         """WARNING once per distinct clamped row (components §4.1 step 6)."""
         row = (source, sp.row_ts.astimezone(timezone.utc) if sp.row_ts is not None else None)  # fold-safe
-        if not sp.clamped or self._clamp_logged[pid] == row:
+        if not sp.clamped or self._clamp_logged.get((pid, source)) == row:
             return
-        self._clamp_logged[pid] = row
+        self._clamp_logged[(pid, source)] = row
         for text in clamp_warnings(plant, frame, sp):
             log.warning(text)
+
+    def _log_override(self, pid: str, name: str, eff, gate: bool) -> None:
+        """INFO when a running plant's per-signal sources change while an override is involved."""
+        now_signals = (eff.reason_p, eff.reason_q) if gate else None
+        prev, self._last_signals[pid] = self._last_signals[pid], now_signals
+        if now_signals is None or prev is None or prev == now_signals:
+            return
+        if "override" in now_signals + prev:
+            until = eff.override_until
+            log.info("%s setpoint sources: P: %s | Q: %s", name, describe_signal(eff.reason_p, until, False),
+                     describe_signal(eff.reason_q, until, False))
 
     def _log_reason(self, pid: str, name: str, source: str, sp, gate: bool) -> None:
         if not gate:

@@ -7,7 +7,10 @@
 2. Emulator follow time: with LIB enabled, an independent client writes p_setpoint and polls
    p_battery until it follows. Target p99 <= 100 ms.
 
-    python -m bench.bench_dispatch [--breakpoints 120] [--step 0.5]
+    python -m bench.bench_dispatch [--breakpoints 120] [--step 0.5] [--override]
+
+`--override` (issue 14): API mode, the breakpoints in LIB's API schedule, and a manual schedule for
+LIB over the whole run with its Q overridden; the P lateness is measured at the API breakpoints.
 """
 from __future__ import annotations
 
@@ -58,7 +61,9 @@ def to_kw(word: int) -> float:
     return round((word - 65536 if word >= 32768 else word) * 0.1, 1)
 
 
-def bench_lateness(cfg, n: int, step_s: float) -> list[float]:
+def bench_lateness(cfg, n: int, step_s: float, override: bool = False) -> list[float]:
+    if override:
+        cfg = dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"))
     app = HilApp(cfg, options=Options(dashboard=False))
     app.start()
     try:
@@ -66,8 +71,16 @@ def bench_lateness(cfg, n: int, step_s: float) -> list[float]:
         t0 = datetime.now(tz) + timedelta(seconds=2)
         times = [t0 + timedelta(seconds=k * step_s) for k in range(n)]
         values = [float((k % 2) * 200 + k + 1) for k in range(n)]   # non-zero, each differs from the previous
-        frame = frame_from_rows(times, values, None, tz, end_at=t0 + timedelta(seconds=n * step_s))
-        app.store.publish_schedule("manual", "lib", frame)
+        end = t0 + timedelta(seconds=n * step_s)
+        if override:
+            api = frame_from_rows([t0 - timedelta(seconds=5)] + times + [end], [0.0] + values + [0.0], None, tz)
+            app.store.publish_schedule("api", "lib", api)
+            manual = frame_from_rows([t0 - timedelta(seconds=5)], [1.0], [-50.0], tz, end_at=end + timedelta(seconds=5))
+            app.store.publish_schedule("manual", "lib", manual)
+            app.store.set_override("lib", {"p": False, "q": True})
+        else:
+            frame = frame_from_rows(times, values, None, tz, end_at=end)
+            app.store.publish_schedule("manual", "lib", frame)
         app.intake.submit("start", "lib")
         port = cfg.plants["lib"].local.port
         lateness = []
@@ -121,10 +134,11 @@ def main() -> int:
     ap.add_argument("--breakpoints", type=int, default=120)
     ap.add_argument("--step", type=float, default=0.5)
     ap.add_argument("--writes", type=int, default=500)
+    ap.add_argument("--override", action="store_true", help="API mode with LIB's Q overridden (issue 14)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         cfg = make_cfg(Path(d))
-        late = bench_lateness(cfg, args.breakpoints, args.step)
+        late = bench_lateness(cfg, args.breakpoints, args.step, args.override)
         follow = bench_follow(make_cfg(Path(d)), args.writes)
     print(f"breakpoint lateness over {len(late)} breakpoints (ms): p50={pct(late, .5):.1f} "
           f"p99={pct(late, .99):.1f} max={max(late):.1f} min={min(late):.1f} (target p99 <= 50)")

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Mapping
 
 from core.codec import CodecError, Point, encode
+from core.overrides import Effective
 from core.points import SETPOINT_POINTS
 from core.schedules import Setpoint
 
@@ -35,10 +36,19 @@ class Target:
     clamped: bool
     next_breakpoint: datetime | None
     evaluated_mono: float
+    reason_p: str | None = None          # per-signal reasons of core.overrides (None: not known)
+    reason_q: str | None = None
+    override_until: datetime | None = None
 
     @classmethod
     def of(cls, sp: Setpoint, next_breakpoint: datetime | None, evaluated_mono: float) -> Target:
         return cls(sp.p_kw, sp.q_kvar, sp.reason, sp.row_ts, sp.clamped, next_breakpoint, evaluated_mono)
+
+    @classmethod
+    def of_effective(cls, eff: Effective, next_breakpoint: datetime | None, evaluated_mono: float) -> Target:
+        """From `core.overrides.effective_setpoint`; `reason` stays the active source's own reason."""
+        return cls(eff.p_kw, eff.q_kvar, eff.base.reason, eff.row_ts, eff.clamped, next_breakpoint,
+                   evaluated_mono, eff.reason_p, eff.reason_q, eff.override_until)
 
 
 def target_expiry_s(scheduler_period_s: float) -> float:

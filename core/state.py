@@ -3,7 +3,8 @@
 `build_shared_data()` returns the dict with exactly the design document's keys and the additions
 listed in components §0.3 (`schedule_revision`, `plant_observed_state_by_plant`,
 `dispatch_status_by_plant`, `plot_cache_by_plant`, `latest_measurement_by_plant`,
-`dispatch_tracking_by_plant`, `measurement_post_counters`, `command_log`). `OWNER_BY_KEY` names
+`dispatch_tracking_by_plant`, `measurement_post_counters`, `command_log`; issue 14:
+`override_by_plant`, `hold_by_plant`). `OWNER_BY_KEY` names
 the one module that writes each key. Hold `lock` only to read or swap references.
 """
 from __future__ import annotations
@@ -29,11 +30,12 @@ _LOGGING = "logger_config.py"
 OWNER_BY_KEY: dict[str, str | None] = {
     "session_logs": _LOGGING, "log_lock": _LOGGING, "log_file_path": _LOGGING,
     "manual_schedule_df_by_plant": _SCHEDULES, "api_schedule_df_by_plant": _SCHEDULES,
-    "schedule_revision": _SCHEDULES,
+    "schedule_revision": _SCHEDULES, "override_by_plant": _SCHEDULES,
     "active_schedule_source": _COORDINATOR, "transport_mode": _COORDINATOR,
     "schedule_switching": _COORDINATOR, "transport_switching": _COORDINATOR,
     "scheduler_running_by_plant": _CONTROL, "plant_transition_by_plant": _CONTROL,
     "plant_observed_state_by_plant": _CONTROL, "dispatch_status_by_plant": _CONTROL,
+    "hold_by_plant": "agents/control_hold.py",
     "measurements_filename_by_plant": _RECORDER, "current_file_path_by_plant": _RECORDER,
     "current_file_df_by_plant": _RECORDER, "plot_cache_by_plant": _RECORDER,
     "pending_rows_by_file": _RECORDER, "latest_measurement_by_plant": _RECORDER,
@@ -98,7 +100,18 @@ def empty_dispatch_status() -> dict:
         "row_ts": None, "next_breakpoint": None, "last_written_p_kw": None,
         "last_written_q_kvar": None, "last_write_at": None, "write_status": "skipped",
         "readback_ok": None, "last_error": None,
+        "reason_p": None, "reason_q": None, "override_until": None,
     }
+
+
+def no_override() -> dict:
+    """Override flags of a plant (issue 14): a signal set True takes the manual value in API mode."""
+    return {"p": False, "q": False}
+
+
+def not_held() -> dict:
+    """Hold state of a plant: `since` local ISO, the held P (kW) and Q (kvar) while held."""
+    return {"held": False, "since": None, "p_kw": None, "q_kvar": None}
 
 
 def empty_counters() -> dict:
@@ -114,6 +127,7 @@ def build_shared_data(schedule_source: str = "manual", transport_mode: str = "lo
         "manual_schedule_df_by_plant": _per_plant(pd.DataFrame),
         "api_schedule_df_by_plant": _per_plant(pd.DataFrame),
         "schedule_revision": 0,
+        "override_by_plant": _per_plant(no_override),
 
         "active_schedule_source": schedule_source,
         "transport_mode": transport_mode,
@@ -122,6 +136,7 @@ def build_shared_data(schedule_source: str = "manual", transport_mode: str = "lo
         "plant_transition_by_plant": _per_plant(lambda: "stopped"),
         "plant_observed_state_by_plant": _per_plant(empty_observed_state),
         "dispatch_status_by_plant": _per_plant(empty_dispatch_status),
+        "hold_by_plant": _per_plant(not_held),
 
         "measurements_filename_by_plant": _per_plant(lambda: None),
         "current_file_path_by_plant": _per_plant(lambda: None),

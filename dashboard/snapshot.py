@@ -62,6 +62,8 @@ class Snapshot:
     current_file_df: dict
     command_log: tuple
     log_file_path: Any
+    override: dict = field(default_factory=dict)   # override_by_plant (issue 14)
+    hold: dict = field(default_factory=dict)       # hold_by_plant (issue 14)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -112,6 +114,8 @@ def take_snapshot(sd: dict, now: datetime, shutting_down: bool = False) -> Snaps
             current_file_df=dict(sd["current_file_df_by_plant"]),
             command_log=tuple(sd["command_log"]),
             log_file_path=sd["log_file_path"],
+            override=dict(sd["override_by_plant"]),
+            hold=dict(sd["hold_by_plant"]),
         )
     return snap
 

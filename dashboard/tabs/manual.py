@@ -5,7 +5,12 @@ schedule revision or the plant changed (its now line moves once a minute by a pa
 Every message tells what happened: a schedule that already ended is loaded with a warning; a file
 the browser drops (over 5 MB, not a CSV) is named by a small client-side guard, which also
 replaces the previous message as soon as a new file is chosen and lets the same file be chosen
-again."""
+again.
+
+Per plant, `Override P in API mode` / `Override Q in API mode` (issue 14) set the plant's override
+flags through the schedule store (saved with the manual schedule; a cleared schedule clears them),
+and a second preview shows the API base, the manual series and the effective series over today and
+tomorrow (`dashboard/override_views.py`)."""
 from __future__ import annotations
 
 import base64
@@ -23,7 +28,7 @@ from core.schedule_csv import (ScheduleCSVError, ended_warning, failure_message,
 from core.schedules import empty_frame
 from core.timeutil import ceil_to_period, localize_forward
 from dashboard import constants as C
-from dashboard import figures, files, forecast_view, roles
+from dashboard import figures, files, forecast_view, override_views, roles
 from dashboard.common import bind
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
@@ -117,6 +122,72 @@ def _upload_card(s: Snapshot):
     ])
 
 
+OVERRIDE_ID = C.MANUAL_OVERRIDE_ID
+OVERRIDE_STATUS_ID = "manual-override-status"
+EFFECTIVE_ID = "manual-effective-preview"
+EFFECTIVE_STORE_ID = "manual-effective-store"
+OVERRIDE_OPTIONS = [{"label": "Override P in API mode", "value": "p"},
+                    {"label": "Override Q in API mode", "value": "q"}]
+
+
+def _flags_value(s: Snapshot, plant: str) -> list[str]:
+    flags = override_views.flags_of(s, plant)
+    return [sig for sig in ("p", "q") if flags[sig]]
+
+
+def _override_card(ctx: DashboardContext, s: Snapshot):
+    return html.Div(className="card", children=[
+        html.H4("Overrides in API mode"),
+        dcc.Checklist(id=OVERRIDE_ID, options=OVERRIDE_OPTIONS, value=_flags_value(s, "lib"), inline=True,
+                      className="override-switches"),
+        html.Div(id=OVERRIDE_STATUS_ID, className="line message"),
+        dcc.Graph(id=EFFECTIVE_ID, figure=override_views.effective_preview(ctx.cfg, s, "lib", s.now.date()),
+                  config={"displaylogo": False}, style={"height": f"{override_views.EFFECTIVE_PREVIEW_HEIGHT}px"}),
+        dcc.Store(id=EFFECTIVE_STORE_ID, data=_effective_key(s, "lib")),
+    ])
+
+
+def _effective_key(s: Snapshot, plant: str) -> dict:
+    return {"rev": s.revision, "plant": plant, "flags": _flags_value(s, plant), "minute": figures.now_minute(s.now)}
+
+
+def override_plant_changed(dctx: DashboardContext, plant):
+    """The switches show the flags of the plant just selected."""
+    if plant not in PLANT_IDS:
+        raise PreventUpdate
+    return _flags_value(dctx.snapshot(), plant)
+
+
+def override_changed(dctx: DashboardContext, value, plant):
+    """Store the flags the switches show for the selected plant; the message says what applies."""
+    if plant not in PLANT_IDS or value is None:
+        raise PreventUpdate
+    s = dctx.snapshot()
+    wanted = {sig: sig in value for sig in ("p", "q")}
+    if wanted == override_views.flags_of(s, plant):
+        raise PreventUpdate       # the switches only followed the plant selector
+    flags = dctx.hil.store.set_override(plant, wanted)
+    on = " and ".join(sig.upper() for sig in ("p", "q") if flags[sig])
+    name = dctx.names[plant]
+    if not on:
+        return f"{name}: no override; the API schedule drives P and Q in API mode."
+    text = f"{name}: override {on} in API mode"
+    frame = s.manual.get(plant)
+    if frame is None or len(frame) == 0:
+        return f"{text}: override armed, no manual schedule."
+    return f"{text} while the manual schedule lasts." + ("" if s.source == "api" else " (source is MANUAL now)")
+
+
+def effective_refresh(dctx: DashboardContext, _n, plant, _value, tab, store):
+    if tab != "manual" or plant not in PLANT_IDS:
+        raise PreventUpdate
+    s = dctx.snapshot()
+    key = _effective_key(s, plant)
+    if store == key:
+        raise PreventUpdate
+    return override_views.effective_preview(dctx.cfg, s, plant, s.now.date()), key
+
+
 def layout(ctx: DashboardContext, s: Snapshot):
     return html.Div(className="tab-body", children=[
         html.Div(className="card", children=[
@@ -136,6 +207,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
                       config={"displaylogo": False}, style={"height": f"{C.MANUAL_PREVIEW_HEIGHT}px"}),
             dcc.Store(id=C.MANUAL_STORE_ID, data=_preview_key(s, "lib")),
         ]),
+        _override_card(ctx, s),
     ])
 
 
@@ -204,7 +276,7 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
         log.info("Dashboard: %s", message)
     s = dctx.snapshot()  # after the publication: the preview shows what is in force
     reset = None if trigger == C.MANUAL_UPLOAD_ID else no_update
-    return message, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset
+    return message, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset, _flags_value(s, plant)
 
 
 def _parse_upload(dctx: DashboardContext, contents: str, filename, plant: str, csv_date, csv_hour, csv_minute,
@@ -263,6 +335,7 @@ def register(app, dctx: DashboardContext) -> None:
         Output(C.MANUAL_STORE_ID, "data", allow_duplicate=True),
         Output(C.MANUAL_UPLOAD_ID, "contents"),
         Output(C.MANUAL_UPLOAD_ID, "filename"),
+        Output(OVERRIDE_ID, "value", allow_duplicate=True),
         Input(C.MANUAL_GENERATE_ID, "n_clicks"),
         Input(C.MANUAL_CLEAR_ID, "n_clicks"),
         Input(C.MANUAL_UPLOAD_ID, "contents"),
@@ -273,3 +346,17 @@ def register(app, dctx: DashboardContext) -> None:
             (C.MANUAL_MINUTE_ID, "value"), (C.MANUAL_MODE_ID, "value"))],
         prevent_initial_call=True,
     )(roles.operator_only("manual schedule change", bind(manual_action, dctx)))
+    app.callback(Output(OVERRIDE_ID, "value"), Input(C.MANUAL_PLANT_ID, "value"),
+                 prevent_initial_call=True)(bind(override_plant_changed, dctx))
+    app.callback(Output(OVERRIDE_STATUS_ID, "children"), Input(OVERRIDE_ID, "value"), State(C.MANUAL_PLANT_ID, "value"),
+                 prevent_initial_call=True)(roles.operator_only("override switch", bind(override_changed, dctx)))
+    app.callback(
+        Output(EFFECTIVE_ID, "figure"),
+        Output(EFFECTIVE_STORE_ID, "data"),
+        Input(C.TICK_ID, "n_intervals"),
+        Input(C.MANUAL_PLANT_ID, "value"),
+        Input(OVERRIDE_ID, "value"),
+        State(C.TABS_ID, "value"),
+        State(EFFECTIVE_STORE_ID, "data"),
+        prevent_initial_call=True,
+    )(bind(effective_refresh, dctx))

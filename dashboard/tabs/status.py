@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from core.config import PLANT_IDS
 from dashboard import constants as C
-from dashboard import figures, plant_summary, roles, switch_modals, top_card, views
+from dashboard import figures, override_views, plant_summary, roles, switch_modals, top_card, views
 from dashboard.common import any_click, bind, command_store, output_key
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
@@ -35,16 +35,24 @@ def _plant_card(ctx: DashboardContext, s: Snapshot, pid: str):
         return html.Button(state.text, id=C.plant_btn(pid, action), n_clicks=0, disabled=state.disabled,
                            className=f"btn {extra}")
 
+    def hold_btn(action: str):
+        state, style = override_views.hold_buttons(s, pid)[action]
+        return html.Button(state.text, id=C.plant_btn(pid, action), n_clicks=0, disabled=state.disabled,
+                           className=f"btn {action}", style=style)
+
     return html.Div(className="card plant-card", id=C.plant_id("card", pid), children=[
         html.H3(ctx.names[pid], className="card-title"),
         html.Div(className="button-row", children=[
-            btn("start", "start"), btn("stop", "stop"), html.Span(className="separator"),
+            btn("start", "start"), btn("stop", "stop"), hold_btn("hold"), hold_btn("resume"),
+            html.Span(className="separator"),
             btn("record", "record"), btn("stop_recording", "stop-recording"),
         ]),
         html.Div(views.state_line(cfg, s, pid), id=C.plant_id("state", pid),
                  className=_stale_class("line state-line", views.state_stale(s, pid))),
         html.Div(values_text, id=C.plant_id("values", pid), className=_stale_class("line values-line", stale)),
         html.Div(views.dispatch_line(cfg, s, pid), id=C.plant_id("dispatch", pid), className="line dispatch-line"),
+        html.Div(override_views.source_line(cfg, s, pid), id=C.plant_id("source", pid), className="line source-line"),
+        html.Div(override_views.hold_line(cfg, s, pid), id=C.plant_id("hold", pid), className="line hold-line"),
         html.Div(plant_summary.schedule_note(cfg, s), id=C.plant_id("schedule-note", pid), className="line note"),
         html.Div(className="tracking", children=[
             html.Div(className="tracking-text", children=[
@@ -106,6 +114,9 @@ def _plant_outputs(pid: str) -> list[tuple]:
     outs: list[tuple] = []
     for action in C.PLANT_ACTIONS:
         outs += [(C.plant_btn(pid, action), "children"), (C.plant_btn(pid, action), "disabled")]
+    for action in override_views.HOLD_ACTIONS:
+        outs += [(C.plant_btn(pid, action), prop) for prop in ("children", "disabled", "style")]
+    outs += [(C.plant_id("source", pid), "children"), (C.plant_id("hold", pid), "children")]
     for i in range(len(plant_summary.SUMMARY_HEADER)):
         outs += [(C.plant_id(f"summary-{i}", pid), "children"), (C.plant_id(f"summary-{i}", pid), "className")]
     return outs + [
@@ -131,6 +142,11 @@ def _plant_values(dctx: DashboardContext, s: Snapshot, pid: str, live: dict) -> 
     for action, state in views.plant_buttons(s, pid).items():
         out[output_key(C.plant_btn(pid, action), "children")] = state.text
         out[output_key(C.plant_btn(pid, action), "disabled")] = state.disabled
+    for action, (state, style) in override_views.hold_buttons(s, pid).items():
+        for prop, value in (("children", state.text), ("disabled", state.disabled), ("style", style)):
+            out[output_key(C.plant_btn(pid, action), prop)] = value
+    out[output_key(C.plant_id("source", pid), "children")] = override_views.source_line(cfg, s, pid)
+    out[output_key(C.plant_id("hold", pid), "children")] = override_views.hold_line(cfg, s, pid)
     for i, (text, stale) in enumerate(plant_summary.summary_cells(cfg, s, pid)):
         out[output_key(C.plant_id(f"summary-{i}", pid), "children")] = text
         out[output_key(C.plant_id(f"summary-{i}", pid), "className")] = _stale_class("", stale).strip()
@@ -192,12 +208,12 @@ def plant_action(dctx: DashboardContext, _clicks):
     if not isinstance(trigger, dict) or not any_click():
         raise PreventUpdate
     plant, action = trigger.get("plant"), trigger.get("action")
-    if plant not in PLANT_IDS or action not in C.PLANT_ACTIONS:
+    if plant not in PLANT_IDS or action not in C.PLANT_ACTIONS + override_views.HOLD_ACTIONS:
         log.warning("Dashboard: rejected a command for unknown plant or action (plant=%r, action=%r)",
                     str(plant)[:40], str(action)[:40])
         text = "Command rejected: unknown plant or action."
         return text, {"id": None, "text": text}
-    if action in ("start", "stop"):
+    if action in ("start", "stop") + override_views.HOLD_ACTIONS:
         label = views.command_label(dctx.cfg, action, plant, None)
         store = command_store(label, dctx.hil.intake.submit(action, plant))
         return store["text"], store

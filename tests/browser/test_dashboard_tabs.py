@@ -432,7 +432,9 @@ def test_api_state_fields_without_secrets_and_healthz(env, page):
                 "scheduler_running", "transition", "recording_file", "enable", "p_kw", "q_kvar", "soc_pu",
                 "observed_age_s", "last_setpoint_p_kw", "last_setpoint_q_kvar", "last_setpoint_at",
                 "last_write_status", "target_p_kw", "target_q_kvar", "dispatch_reason", "link_status",
-                "sampler_link_status", "tracking", "forecast"}
+                "sampler_link_status", "tracking", "forecast",
+                # contract §6 (issue 14)
+                "override", "override_until", "held", "held_since", "dispatch_reason_p", "dispatch_reason_q"}
             assert plant["transition"] in ("starting", "running", "stopping", "stopped", "unknown")
             assert plant["link_status"] in ("ok", "connect_failed", "read_error", "unknown")
             assert plant["sampler_link_status"] in ("ok", "connect_failed", "read_error", "unknown")

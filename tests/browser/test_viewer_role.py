@@ -186,7 +186,7 @@ def test_viewer_page_shows_every_control_disabled(app, width, height):
         page.tab("Manual Schedule")
         wait_for(lambda: page.visible(C.MANUAL_GENERATE_ID), 10, message="the Manual Schedule tab")
         for cid in (C.MANUAL_GENERATE_ID, C.MANUAL_CLEAR_ID, C.MANUAL_START_HOUR_ID, C.MANUAL_MAX_ID, C.MANUAL_MODE_ID,
-                    C.MANUAL_DATE_ID, C.MANUAL_UPLOAD_ID):
+                    C.MANUAL_DATE_ID, C.MANUAL_UPLOAD_ID, C.MANUAL_OVERRIDE_ID):
             assert _locked(page, cid), cid
         page.screenshot(f"viewer_manual_{width}x{height}")
         page.tab("API Schedule")

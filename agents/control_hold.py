@@ -1,0 +1,86 @@
+"""Dispatch Hold/Resume of one plant (issue 14), run by its controller thread `control.<id>`.
+
+While held the controller writes no new schedule values: each dispatch check brings the setpoint
+registers back to the held P (kW) and Q (kvar) (a readback that differs is rewritten), and the
+heartbeat goes on. Resume dispatches the current effective setpoint at once. Stop, safe stop, a
+transport switch, a plant seen stopped and shutdown end a hold.
+
+`HoldKeeper` is the only writer of `hold_by_plant[id]`; `since` is local ISO with offset.
+"""
+from __future__ import annotations
+
+import logging
+
+from core.recording import format_value
+from core.state import not_held
+from core.timeutil import format_local_iso
+
+log = logging.getLogger("hil.control")
+
+
+class HoldKeeper:
+    """The hold state of one plant; called only from its controller thread."""
+
+    def __init__(self, plant_id: str, name: str, shared_data: dict, clock):
+        self.plant_id = plant_id
+        self.name = name
+        self.sd = shared_data
+        self.clock = clock
+        self.values: tuple[float, float] | None = None   # (P kW, Q kvar) while held
+
+    def begin(self, p_kw: float, q_kvar: float) -> str:
+        """Hold at these values; returns the command detail."""
+        self.values = (float(p_kw), float(q_kvar))
+        since = format_local_iso(self.clock.now())
+        with self.sd["lock"]:
+            self.sd["hold_by_plant"][self.plant_id] = {"held": True, "since": since,
+                                                       "p_kw": self.values[0], "q_kvar": self.values[1]}
+        text = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
+        log.info("%s dispatch held at %s", self.name, text)
+        return f"held at {text}"
+
+    def end(self, why: str) -> bool:
+        """End a hold (no-op when not held); True when one ended."""
+        if self.values is None:
+            return False
+        p_kw, q_kvar = self.values
+        self.values = None
+        with self.sd["lock"]:
+            self.sd["hold_by_plant"][self.plant_id] = not_held()
+        log.info("%s hold ended (%s); was held at P=%s kW, Q=%s kvar", self.name, why,
+                 format_value(p_kw), format_value(q_kvar))
+        return True
+
+
+def held_values_of(controller) -> tuple[float, float] | None:
+    """The setpoint a Hold keeps: the last verified written P/Q, else the last wanted one."""
+    with controller.sd["lock"]:
+        status = controller.sd["dispatch_status_by_plant"][controller.plant_id]
+        p, q = status.get("last_written_p_kw"), status.get("last_written_q_kvar")
+    if p is not None and q is not None:
+        return p, q
+    return controller._last_wanted
+
+
+def run_hold_command(controller, kind: str) -> tuple[bool, str]:
+    """`hold` or `resume` on `controller` (its thread). Returns (ok, detail)."""
+    keeper: HoldKeeper = controller.hold
+    if kind == "hold":
+        if not controller._gate():
+            return False, "not running"
+        values = held_values_of(controller)
+        if values is None:
+            return False, "nothing written yet"
+        return True, keeper.begin(*values)
+    if keeper.values is None:
+        return False, "not held"
+    keeper.end("resume")
+    target = controller._resolve_now()
+    status = controller.write_setpoints(target.p_kw, target.q_kvar, immediate=True)
+    controller._last_wanted = (target.p_kw, target.q_kvar)
+    controller._target_seen = None
+    controller._next_dispatch = controller.clock.monotonic() + controller.cfg.timing.scheduler_period_s
+    log.info("%s dispatch resumed at P=%s kW, Q=%s kvar (write %s)", controller.name,
+             format_value(target.p_kw), format_value(target.q_kvar), status)
+    return status in ("ok", "refused"), f"resumed at P={format_value(target.p_kw)} kW, " \
+                                        f"Q={format_value(target.q_kvar)} kvar ({status})"

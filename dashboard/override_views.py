@@ -1,0 +1,140 @@
+"""What the dashboard shows of overrides and Hold (issue 14), as pure functions of a `Snapshot`.
+
+- `source_line`: per signal where the plant's setpoint comes from (`P: API | Q: override until 14:30`).
+- `hold_line`, `hold_buttons`: `Held at P=… kW, Q=… kvar since HH:MM:SS`; Hold/Resume are shown only
+  while the plant runs (Hold enabled when not held, Resume when held).
+- `effective_series`, `effective_preview`: the API base, the manual series and the effective
+  series (`core.overrides.effective_setpoint`, walked breakpoint to breakpoint) of one plant over
+  today and tomorrow, P (kW) and Q (kvar). Times local; positive P = discharge.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from core.config import AppConfig
+from core.overrides import describe_signal, effective_next_breakpoint, effective_setpoint
+from core.schedules import P_COL, Q_COL
+from core.timeutil import day_bounds, format_hms
+from dashboard import constants as C
+from dashboard.figures import empty_figure, now_shape, step_xy, x_of
+from dashboard.views import ButtonState, as_datetime, fmt
+from dashboard.snapshot import Snapshot
+
+HOLD_ACTIONS = ("hold", "resume")
+HIDDEN, SHOWN = {"display": "none"}, {}
+EFFECTIVE_PREVIEW_HEIGHT = 360
+_MAX_STEPS = 5000   # breakpoints walked for one preview (two days of 1-minute rows fit)
+
+
+def flags_of(s: Snapshot, plant: str) -> dict:
+    return dict(s.override.get(plant) or {"p": False, "q": False})
+
+
+def _has_manual(s: Snapshot, plant: str) -> bool:
+    frame = s.manual.get(plant)
+    return frame is not None and len(frame) > 0
+
+
+def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
+    """`P: API | Q: override until 14:30`, from the reasons the controller published; an override
+    flag without a manual schedule reads `override armed, no manual schedule`."""
+    d = s.dispatch.get(plant) or {}
+    flags = flags_of(s, plant)
+    until = as_datetime(d.get("override_until"), cfg.tz)
+    parts = []
+    for sig, key in (("p", "reason_p"), ("q", "reason_q")):
+        reason = d.get(key)
+        armed = s.source == "api" and flags[sig] and reason != "override"
+        if reason is None:
+            text = "n/a"
+        elif armed and not _has_manual(s, plant):
+            text = f"{describe_signal(reason, until, False)}, override armed, no manual schedule"
+        else:
+            text = describe_signal(reason, until, armed)
+        parts.append(f"{sig.upper()}: {text}")
+    return " | ".join(parts)
+
+
+def running(s: Snapshot, plant: str) -> bool:
+    return s.transition.get(plant) == "running" and bool(s.gate.get(plant))
+
+
+def hold_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
+    """`Held at P=120.0 kW, Q=-5.0 kvar since 10:31:02`, or empty when not held."""
+    h = s.hold.get(plant) or {}
+    if not h.get("held"):
+        return ""
+    since = as_datetime(h.get("since"), cfg.tz)
+    return f"Held at P={fmt(h.get('p_kw'))} kW, Q={fmt(h.get('q_kvar'))} kvar since {format_hms(since, cfg.tz)}"
+
+
+def hold_buttons(s: Snapshot, plant: str) -> dict[str, tuple[ButtonState, dict]]:
+    """{action: (button state, style)}; hidden unless the plant runs."""
+    held = bool((s.hold.get(plant) or {}).get("held"))
+    locked = s.switching or s.shutting_down
+    style = SHOWN if running(s, plant) else HIDDEN
+    return {"hold": (ButtonState("Held" if held else "Hold", held or locked), style),
+            "resume": (ButtonState("Resume", not held or locked), style)}
+
+
+# ------------------------------------------------------------------------ effective preview
+
+def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, end: datetime) -> tuple:
+    """(xs, p, q) step points of the effective setpoint in [start, end) in API mode with the
+    plant's flags (the walk follows `effective_next_breakpoint`)."""
+    api, manual, flags = s.api.get(plant), s.manual.get(plant), flags_of(s, plant)
+    period = cfg.istentore_api.schedule_period_minutes
+    end_utc = end.astimezone(timezone.utc)
+    xs, ps, qs = [], [], []
+    t = start
+    for _ in range(_MAX_STEPS):
+        eff = effective_setpoint("api", api, manual, flags, t, cfg.plants[plant], period)
+        xs.append(x_of(t))
+        ps.append(eff.p_kw)
+        qs.append(eff.q_kvar)
+        t = effective_next_breakpoint("api", api, manual, flags, t, period)
+        if t is None or t.astimezone(timezone.utc) >= end_utc:
+            break
+    xs.append(x_of(end))
+    ps.append(ps[-1])
+    qs.append(qs[-1])
+    return xs, ps, qs
+
+
+def _line(name: str, xs, ys, axis: str, color: str, dash: str, width: float = 1.5) -> dict:
+    return {"type": "scatter", "mode": "lines", "name": name, "x": xs, "y": ys, "xaxis": f"x{axis}",
+            "yaxis": f"y{axis}", "line": {"color": color, "dash": dash, "shape": "hv", "width": width},
+            "connectgaps": False, "legendgroup": name, "showlegend": axis == ""}
+
+
+def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> dict:
+    """API base, manual series and effective series of `plant` over `today` and tomorrow."""
+    api, manual = s.api.get(plant), s.manual.get(plant)
+    if (api is None or len(api) == 0) and not _has_manual(s, plant):
+        return empty_figure("No API or manual schedule", EFFECTIVE_PREVIEW_HEIGHT)
+    start, _ = day_bounds(today, cfg.tz)
+    _, end = day_bounds(today + timedelta(days=1), cfg.tz)
+    tail = timedelta(minutes=cfg.istentore_api.schedule_period_minutes)
+    xs, ps, qs = effective_series(cfg, s, plant, start, end)
+    data = []
+    for axis, col, eff in (("", P_COL, ps), ("2", Q_COL, qs)):
+        data.append(_line("API base", *step_xy(api, col, start, end, tail), axis, "#7f7f7f", "dot"))
+        data.append(_line("manual", *step_xy(manual, col, start, end), axis, "#ff7f0e", "dash"))
+        data.append(_line("effective", xs, eff, axis, C.COLOR_P_SETPOINT, "solid", 2.5))
+    flags = flags_of(s, plant)
+    on = "+".join(sig.upper() for sig in ("p", "q") if flags[sig]) or "none"
+    shape = now_shape(s.now)
+    return {"data": data, "layout": {
+        "height": EFFECTIVE_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
+        "title": {"text": f"{cfg.plants[plant].name} in API mode: API base, manual, effective "
+                          f"(override {on})", "font": {"size": 13}},
+        "xaxis": {"anchor": "y", "domain": [0, 1], "matches": "x2", "showticklabels": False,
+                  "gridcolor": "#e5e5e5", "type": "date"},
+        "xaxis2": {"anchor": "y2", "domain": [0, 1], "gridcolor": "#e5e5e5", "type": "date"},
+        "yaxis": {"domain": [0.55, 1], "title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"},
+        "yaxis2": {"domain": [0, 0.45], "title": {"text": "Q (kvar)"}, "gridcolor": "#e5e5e5"},
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
+        "shapes": [dict(shape, yref="paper"), dict(shape, xref="x2", yref="paper")],
+        "uirevision": f"effective:{plant}",
+    }}

@@ -1,0 +1,183 @@
+"""Issue 14 through the page, in headless Chromium, with the Modbus registers of the emulator read
+by an independent client: an override of VRFB Q in API mode (P keeps following the API) that ends
+at its end row, and Hold/Resume of LIB on its card through two API breakpoints.
+
+API mode; the API frames are published into the store (no fetcher), with a row every 4 s from a
+minute ago (fresh for 15 minutes), so breakpoints come quickly on the real clock. Screenshots at
+1400×1000, 1280×720 and 390×844 go to test-artifacts/screenshots/.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from core.schedules import frame_from_rows
+from tests.browser.helpers import (Page, api_state, browser_available, make_config, new_driver, plant_registers,
+                                   start_app, stop_app, wait_for)
+from tests.leaks import ResourceBaseline
+
+pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
+
+SIZES = ((1400, 1000), (1280, 720), (390, 844))
+STEP_S = 4
+UTC = timezone.utc
+
+
+def _rows(now: datetime) -> list[datetime]:
+    first = now.astimezone(UTC).replace(microsecond=0) - timedelta(seconds=60)
+    return [first + timedelta(seconds=STEP_S * k) for k in range(300)]
+
+
+def api_value(pid: str, rows: list[datetime], at: datetime) -> tuple[float, float]:
+    """The API (P kW, Q kvar) of `pid` in force at `at` (row k: P = 100 + 7 (k mod 30), Q = 5 + k mod 20)."""
+    k = max(i for i, r in enumerate(rows) if r <= at.astimezone(UTC))
+    sign = 1 if pid == "lib" else -1
+    return sign * (100.0 + 7 * (k % 30)), sign * (5.0 + k % 20)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    if not browser_available():
+        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    baseline = ResourceBaseline()
+    tmp = tmp_path_factory.mktemp("override_hold")
+    app = driver = None
+    try:
+        cfg = make_config(tmp)
+        cfg = dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"))
+        app = start_app(cfg)
+        rows = _rows(app.clock.now())
+        for pid in ("lib", "vrfb"):
+            values = [api_value(pid, rows, r) for r in rows]
+            frame = frame_from_rows(rows, [v[0] for v in values], [v[1] for v in values], cfg.tz)
+            app.store.publish_schedule("api", pid, frame)
+        driver = new_driver()
+        page = Page(driver)
+        page.open(app.dashboard.url)
+        yield SimpleNamespace(app=app, cfg=cfg, page=page, rows=rows)
+        assert page.severe_console_errors() == [], "no browser console errors"
+    finally:
+        if driver is not None:
+            driver.quit()
+        if app is not None:
+            stop_app(app)
+        baseline.check()
+
+
+def shots(page: Page, name: str) -> None:
+    for w, h in SIZES:
+        page.driver.set_window_size(w, h)
+        time.sleep(0.3)   # let the layout settle at the new size before the capture
+        page.screenshot(f"override_hold_{name}_{w}x{h}")
+    page.driver.set_window_size(*SIZES[0])
+
+
+def hold_visible(page: Page, plant: str) -> tuple[bool, bool]:
+    return (page.button(plant, "hold").is_displayed(), page.button(plant, "resume").is_displayed())
+
+
+def click_switch(page: Page, label: str) -> None:
+    from selenium.webdriver.common.by import By
+    page.driver.find_element(By.XPATH, f"//label[normalize-space()='{label}']").click()
+
+
+def test_override_armed_then_active_then_ended_at_the_end_row(env):
+    app, page, rows = env.app, env.page, env.rows
+    page.wait_text("source-vrfb", "P: API | Q: API")
+    assert hold_visible(page, "vrfb") == (False, False), "Hold/Resume only while the plant runs"
+
+    page.tab("Manual Schedule")
+    page.click("manual-plant")   # the radio group; pick VRFB by its label below
+    from selenium.webdriver.common.by import By
+    page.driver.find_element(By.XPATH, "//*[@id='manual-plant']//label[normalize-space()='VRFB']").click()
+    click_switch(page, "Override Q in API mode")
+    page.wait_text("manual-override-status", "VRFB: override Q in API mode: override armed, no manual schedule.")
+    assert api_state(app)["plants"]["vrfb"]["override"] == {"p": False, "q": True}
+    page.tab("Status & Plots")
+    page.wait_text("source-vrfb", "Q: API, override armed, no manual schedule")
+
+    for pid in ("vrfb", "lib"):
+        page.click({"type": "plant-btn", "plant": pid, "action": "start"})
+    for pid in ("vrfb", "lib"):
+        page.wait_button(pid, "start", "Started", True, timeout=15)
+    wait_for(lambda: hold_visible(page, "vrfb") == (True, True), message="Hold/Resume shown while running")
+
+    start = app.clock.now() + timedelta(seconds=2)
+    end = start + timedelta(seconds=30)
+    manual = frame_from_rows([start], [55.0], [-77.0], env.cfg.tz, end_at=end)
+    app.store.publish_schedule("manual", "vrfb", manual)
+    wait_for(lambda: plant_registers(app, "vrfb")["q_setpoint_kvar"] == -77.0, 8, message="VRFB Q overridden")
+    regs = plant_registers(app, "vrfb")
+    now = app.clock.now()
+    assert regs["p_setpoint_kw"] in {api_value("vrfb", rows, now - timedelta(seconds=1))[0],
+                                     api_value("vrfb", rows, now)[0]}, "P keeps following the API"
+    page.wait_text("source-vrfb", f"P: API | Q: override until {end.astimezone(env.cfg.tz):%H:%M}")
+    state = api_state(app)["plants"]["vrfb"]
+    assert (state["dispatch_reason_p"], state["dispatch_reason_q"]) == ("api", "override")
+    shots(page, "override_active")
+
+    assert (end - app.clock.now()).total_seconds() > 0.5, "the end row passed before the wait began"
+    wait_for(lambda: plant_registers(app, "vrfb")["q_setpoint_kvar"] != -77.0, 25, poll=0.02,
+             message="override ended")
+    changed_at = app.clock.now()
+    assert (changed_at - end).total_seconds() < 1.0 + app.cfg.timing.scheduler_period_s
+    assert (changed_at - end).total_seconds() >= -0.05, "never before the end row"
+    q_now = plant_registers(app, "vrfb")["q_setpoint_kvar"]
+    assert q_now in {api_value("vrfb", rows, changed_at - timedelta(seconds=1))[1],
+                     api_value("vrfb", rows, app.clock.now())[1]}, "the API value returns at the end row"
+    page.wait_text("source-vrfb", "P: API | Q: API, override armed")
+    page.tab("Manual Schedule")
+    names = wait_for(lambda: page.js(
+        "const gd = document.querySelector('#manual-effective-preview .js-plotly-plot');"
+        "return gd && gd.data && gd.layout.title.text.includes('override Q') && gd.data[1].x.length"
+        "  ? gd.data.map(t => t.name) : null;"),
+        message="the effective preview with the Q override")
+    assert names == ["API base", "manual", "effective"] * 2
+    page.js("document.getElementById('manual-override').scrollIntoView();")
+    shots(page, "manual_effective_preview")
+    page.click("manual-clear")
+    page.wait_text("manual-status", "Manual schedule cleared for VRFB.")
+    wait_for(lambda: page.js("return [...document.querySelectorAll('#manual-override input')]"
+                             ".filter(i => i.checked).length") == 0, message="the switches cleared")
+    assert api_state(app)["plants"]["vrfb"]["override"] == {"p": False, "q": False}
+    page.tab("Status & Plots")
+    page.wait_text("source-vrfb", "P: API | Q: API", exact=True)
+
+
+def test_hold_keeps_the_registers_through_two_breakpoints_and_resume_writes_at_once(env):
+    app, page, rows = env.app, env.page, env.rows
+    page.wait_button("lib", "start", "Started", True, timeout=15)
+    page.click({"type": "plant-btn", "plant": "lib", "action": "hold"})
+    page.wait_text("hold-lib", "Held at P=")
+    held = plant_registers(app, "lib")
+    text = page.text("hold-lib")
+    assert text.startswith(f"Held at P={held['p_setpoint_kw']:.1f} kW, Q={held['q_setpoint_kvar']:.1f} kvar since ")
+    page.wait_button("lib", "resume", "Resume", False)
+    page.wait_button("lib", "hold", "Held", True)
+    shots(page, "held")
+    t_hold = app.clock.now()
+    assert api_state(app)["plants"]["lib"]["held"] is True
+    time.sleep(2 * STEP_S + 1)                       # two API breakpoints pass
+    assert api_value("lib", rows, app.clock.now()) != api_value("lib", rows, t_hold)
+    regs = plant_registers(app, "lib")
+    assert (regs["p_setpoint_kw"], regs["q_setpoint_kvar"]) == (held["p_setpoint_kw"], held["q_setpoint_kvar"])
+
+    clicked = app.clock.now()
+    page.click({"type": "plant-btn", "plant": "lib", "action": "resume"})
+    wait_for(lambda: plant_registers(app, "lib")["p_setpoint_kw"] != held["p_setpoint_kw"],
+             app.cfg.timing.scheduler_period_s + 2, message="Resume writes the current value")
+    regs, now = plant_registers(app, "lib"), app.clock.now()
+    wanted = {api_value("lib", rows, clicked), api_value("lib", rows, now)}
+    assert (regs["p_setpoint_kw"], regs["q_setpoint_kvar"]) in wanted
+    wait_for(lambda: page.text("hold-lib") == "", message="the hold line cleared")
+    state = api_state(app)["plants"]["lib"]
+    assert state["held"] is False and state["held_since"] is None
+
+    page.click({"type": "plant-btn", "plant": "lib", "action": "stop"})
+    page.wait_button("lib", "stop", "Stopped", True, timeout=20)
+    wait_for(lambda: hold_visible(page, "lib") == (False, False), message="Hold/Resume hidden once stopped")
+    shots(page, "stopped")

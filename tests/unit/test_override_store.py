@@ -1,0 +1,67 @@
+"""Override flags in the schedule store and their sidecar file next to the saved manual schedule
+(issue 14): saved, restored, cleared with the schedule, a damaged file ignored with an ERROR."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from agents.manual_schedule_files import ManualScheduleFiles
+from agents.scheduler_agent import ScheduleStore
+from core.clock import FakeClock
+from core.schedules import empty_frame, frame_from_rows
+from core.state import build_shared_data
+
+TZ = ZoneInfo("Europe/Madrid")
+T0 = datetime(2026, 6, 1, 10, 0, tzinfo=TZ)
+
+
+def make(tmp_path):
+    files = ManualScheduleFiles(tmp_path, TZ, FakeClock(T0), {"lib": "LIB", "vrfb": "VRFB"})
+    sd = build_shared_data("api")
+    return sd, files, ScheduleStore(sd, TZ, None, files.request_save, files.request_save_override)
+
+
+def test_flags_are_saved_restored_and_cleared_with_the_schedule(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    sd, files, store = make(tmp_path)
+    assert store.set_override("vrfb", {"q": True}) == {"p": False, "q": True}   # armed, no schedule yet
+    frame = frame_from_rows([T0], [10.0], [5.0], TZ, end_at=datetime(2026, 6, 1, 11, 0, tzinfo=TZ))
+    store.publish_schedule("manual", "vrfb", frame)
+    assert sd["override_by_plant"]["vrfb"] == {"p": False, "q": True}, "a new schedule keeps the flags"
+    files.flush()
+    assert files.override_path("vrfb").read_text() == '{"p": false, "q": true}'
+    assert not files.override_path("lib").exists()
+    assert ManualScheduleFiles(tmp_path, TZ, FakeClock(T0), {"lib": "LIB", "vrfb": "VRFB"}).restore_overrides() \
+        == {"vrfb": {"p": False, "q": True}}
+    assert "VRFB override flags: P off, Q on" in caplog.text
+
+    store.publish_schedule("manual", "vrfb", empty_frame(TZ))
+    assert sd["override_by_plant"]["vrfb"] == {"p": False, "q": False}
+    files.flush()
+    assert not files.override_path("vrfb").exists() and not files.path("vrfb").exists()
+
+
+def test_a_damaged_flags_file_is_ignored_with_an_error(tmp_path, caplog):
+    _, files, _ = make(tmp_path)
+    files.folder.mkdir(parents=True)
+    files.override_path("lib").write_text('{"p": "yes"}')
+    assert files.restore_overrides() == {}
+    assert any(r.levelno == logging.ERROR and "LIB override flags" in r.getMessage() for r in caplog.records)
+
+
+def test_override_needs_a_manual_schedule_from_the_cli_or_saved_by_an_earlier_run(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from hil_scheduler import UsageError, manual_available, parse_override_args
+
+    cfg = SimpleNamespace(data_dir=tmp_path, tz=TZ)
+    assert parse_override_args(["vrfb=q", "vrfb=p"], manual_available(cfg, {"vrfb": object()})) == \
+        {"vrfb": {"p": True, "q": True}}
+    with pytest.raises(UsageError, match="lib has no manual schedule"):
+        parse_override_args(["lib=pq"], manual_available(cfg, {}))
+    (tmp_path / "manual_schedules").mkdir()
+    (tmp_path / "manual_schedules" / "lib.csv").write_text("datetime,power_setpoint_kw\n")
+    assert parse_override_args(["lib=pq"], manual_available(cfg, {})) == {"lib": {"p": True, "q": True}}
