@@ -43,7 +43,7 @@ from core.forecast import forecast_soc, forecast_warning, horizon_end  # noqa: E
 from core.names import PLANT_IDS  # noqa: E402
 from core.overrides import parse_override  # noqa: E402
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
-from core.state import build_shared_data  # noqa: E402
+from agents.shared_data import build_shared_data  # noqa: E402
 from core.timeutil import format_local_iso  # noqa: E402
 from istentore_api import LoginGate  # noqa: E402
 
@@ -338,6 +338,22 @@ def make_folders(cfg: AppConfig) -> bool:
     return True
 
 
+def _catch_shutdown_signals() -> tuple[list[str], threading.Event, threading.Event]:
+    """SIGINT/SIGTERM handlers that only record: (signal names seen, first one, second one)."""
+    signals_seen: list[str] = []
+    requested, second = threading.Event(), threading.Event()
+
+    def on_signal(signum, _frame):  # logging from a handler can re-enter a handler lock
+        signals_seen.append(signal.Signals(signum).name)
+        if requested.is_set():
+            second.set()
+        requested.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return signals_seen, requested, second
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = load_config_or_report(args.config, args.data_dir)
@@ -365,18 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     shared_data = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode)
     handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, shared_data)
     app = HilApp(cfg, options=options, shared_data=shared_data)
-    signals_seen: list[str] = []
-    requested = threading.Event()
-    second = threading.Event()
-
-    def on_signal(signum, _frame):
-        signals_seen.append(signal.Signals(signum).name)
-        if requested.is_set():
-            second.set()
-        requested.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    signals_seen, requested, second = _catch_shutdown_signals()
     dash_url = f"http://{cfg.dashboard.host}:{cfg.dashboard.port}" if options.dashboard else "off"
     log.info("HIL Scheduler starting: source=%s transport=%s dashboard=%s", cfg.startup.schedule_source,
              cfg.startup.transport_mode, dash_url)

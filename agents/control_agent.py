@@ -328,7 +328,7 @@ class PlantController:
                 return self._record_write(write_status(bool(refused), 1, 1), current, None, wrote=False)
             if changed_externally(differ, self._verified_words, wanted, target_changed):
                 self._warn_external(differ[0], current, wanted)
-        error = self._write_words(wanted, differ, immediate)
+        error = self.link.write_points(wanted, differ, immediate)
         try:
             after = self.link.read_words(SETPOINT_POINTS, immediate=False)
         except LinkError as exc:
@@ -337,19 +337,6 @@ class PlantController:
         self._verified_words = {n: words for n, words in wanted.items() if after[n] == words}
         status = write_status(bool(refused), len(self._verified_words), len(wanted))
         return self._record_write(status, after, error, wrote=True)
-
-    def _write_words(self, wanted: dict[str, list[int]], names: list[str], immediate: bool) -> str | None:
-        """Write `names`; returns the last error. Stops at a lost connection."""
-        error = None
-        with self.link.device_guard():  # P and Q land together between two samples
-            for name in names:
-                try:
-                    self.link.write_words(name, wanted[name], immediate=immediate)
-                except LinkError as exc:
-                    error = str(exc)
-                    if exc.kind == "connect_failed":
-                        break
-        return error
 
     def _log_refused(self, refused: list[tuple[str, float]]) -> None:
         points = self.link.endpoint.points

@@ -247,6 +247,20 @@ class ModbusLink:
             self._call(self._client.write_registers, point.address, list(words))
         self._success()
 
+    def write_points(self, wanted: dict[str, list[int]], names: list[str], immediate: bool) -> str | None:
+        """Write the words of `names` under the device guard (P and Q land together between two
+        samples); returns the last error text, None when all went out. Stops at a lost connection."""
+        error = None
+        with self.device_guard():
+            for name in names:
+                try:
+                    self.write_words(name, wanted[name], immediate=immediate)
+                except LinkError as exc:
+                    error = str(exc)
+                    if exc.kind == "connect_failed":
+                        break
+        return error
+
     def write_value(self, name: str, value: float, immediate: bool = False) -> None:
         self.write_words(name, encode(self.endpoint.points[name], value), immediate)
 

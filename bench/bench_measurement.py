@@ -41,7 +41,7 @@ from agents.recorder import Recorder  # noqa: E402
 from core.clock import RealClock  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.recording import HEADER  # noqa: E402
-from core.state import build_shared_data  # noqa: E402
+from agents.shared_data import build_shared_data  # noqa: E402
 from tools.istentore_sim import IstentoreSim  # noqa: E402
 
 PASSWORD = "bench-password"

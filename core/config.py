@@ -29,11 +29,10 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, GetPyd
 from pydantic_core import PydanticCustomError
 
 from core.codec import FORMATS, WORD_ORDERS, Point, encodable_range, is_encodable
-from core.names import safe_plant_name
+from core.names import PLANT_IDS, safe_plant_name
 from core.points import (KIND_BY_POINT, POINT_NAMES, UNITS_BY_KIND, build_point_map, point_map_problems,
                          unit_per_internal)
 
-PLANT_IDS = ("lib", "vrfb")
 VALUE_COLUMNS = ("p_setpoint_kw", "battery_active_power_kw", "q_setpoint_kvar", "battery_reactive_power_kvar",
                  "soc_pu", "p_poi_kw", "q_poi_kvar", "v_poi_pu")
 METRICS = ("soc", "p", "q", "v")

@@ -1,6 +1,7 @@
 """The `shared_data` runtime contract (design document) plus the documented additions.
 
-`build_shared_data()` returns the dict with exactly the design document's keys and the additions
+`agents/shared_data.build_shared_data()` returns the dict with exactly the design document's keys
+and the additions
 listed in components §0.3 (`schedule_revision`, `plant_observed_state_by_plant`,
 `dispatch_status_by_plant`, `plot_cache_by_plant`, `latest_measurement_by_plant`,
 `dispatch_tracking_by_plant`, `measurement_post_counters`, `command_log`; issue 14:
@@ -8,11 +9,6 @@ listed in components §0.3 (`schedule_revision`, `plant_observed_state_by_plant`
 the one module that writes each key. Hold `lock` only to read or swap references.
 """
 from __future__ import annotations
-
-import threading
-from collections import deque
-
-import pandas as pd
 
 from core.names import PLANT_IDS
 
@@ -48,15 +44,12 @@ OWNER_BY_KEY: dict[str, str | None] = {
     "lock": _DIRECTOR, "shutdown_event": _DIRECTOR,
 }
 
-
 def schedule_key(source: str) -> str:
     """The key of the schedule frames of a source (`manual` or `api`)."""
     return "api_schedule_df_by_plant" if source == "api" else "manual_schedule_df_by_plant"
 
-
-def _per_plant(factory):
+def per_plant(factory):
     return {pid: factory() for pid in PLANT_IDS}
-
 
 def empty_post_status() -> dict:
     return {
@@ -69,7 +62,6 @@ def empty_post_status() -> dict:
         "last_enqueue": None,
     }
 
-
 def empty_fetcher_status() -> dict:
     return {
         "connected": False,
@@ -79,12 +71,11 @@ def empty_fetcher_status() -> dict:
         "tomorrow_date": None,
         "today_points": 0,
         "tomorrow_points": 0,
-        "today_points_by_plant": _per_plant(int),
-        "tomorrow_points_by_plant": _per_plant(int),
+        "today_points_by_plant": per_plant(int),
+        "tomorrow_points_by_plant": per_plant(int),
         "last_attempt": None,
         "error": None,
     }
-
 
 def empty_observed_state(endpoint: str | None = None) -> dict:
     return {
@@ -92,7 +83,6 @@ def empty_observed_state(endpoint: str | None = None) -> dict:
         "q_battery_kvar": None, "soc_pu": None, "observed_at": None, "stale": True,
         "link": "unknown", "consecutive_failures": 0, "last_error": None, "endpoint": endpoint,
     }
-
 
 def empty_dispatch_status() -> dict:
     return {
@@ -103,61 +93,13 @@ def empty_dispatch_status() -> dict:
         "reason_p": None, "reason_q": None, "override_until": None,
     }
 
-
 def no_override() -> dict:
     """Override flags of a plant (issue 14): a signal set True takes the manual value in API mode."""
     return {"p": False, "q": False}
-
 
 def not_held() -> dict:
     """Hold state of a plant: `since` local ISO, the held P (kW) and Q (kvar) while held."""
     return {"held": False, "since": None, "p_kw": None, "q_kvar": None}
 
-
 def empty_counters() -> dict:
     return {"enqueued": 0, "posted": 0, "rejected": 0, "dropped": 0, "discarded": 0}
-
-
-def build_shared_data(schedule_source: str = "manual", transport_mode: str = "local") -> dict:
-    """The runtime contract with its initial values."""
-    return {
-        "session_logs": deque(maxlen=1000),
-        "log_lock": threading.Lock(),
-
-        "manual_schedule_df_by_plant": _per_plant(pd.DataFrame),
-        "api_schedule_df_by_plant": _per_plant(pd.DataFrame),
-        "schedule_revision": 0,
-        "override_by_plant": _per_plant(no_override),
-
-        "active_schedule_source": schedule_source,
-        "transport_mode": transport_mode,
-
-        "scheduler_running_by_plant": _per_plant(lambda: False),
-        "plant_transition_by_plant": _per_plant(lambda: "stopped"),
-        "plant_observed_state_by_plant": _per_plant(empty_observed_state),
-        "dispatch_status_by_plant": _per_plant(empty_dispatch_status),
-        "hold_by_plant": _per_plant(not_held),
-
-        "measurements_filename_by_plant": _per_plant(lambda: None),
-        "current_file_path_by_plant": _per_plant(lambda: None),
-        "current_file_df_by_plant": _per_plant(pd.DataFrame),
-        "plot_cache_by_plant": _per_plant(lambda: {"gen": 0, "path": None, "rows": [], "n": 0}),
-        "pending_rows_by_file": {},
-        "measurements_df": pd.DataFrame(),
-        "latest_measurement_by_plant": _per_plant(lambda: None),
-        "dispatch_tracking_by_plant": _per_plant(lambda: None),
-
-        "measurement_post_status": _per_plant(empty_post_status),
-        "measurement_post_counters": _per_plant(empty_counters),
-
-        "api_password": None,
-        "data_fetcher_status": empty_fetcher_status(),
-
-        "schedule_switching": False,
-        "transport_switching": False,
-        "command_log": deque(maxlen=50),
-
-        "lock": threading.Lock(),
-        "shutdown_event": threading.Event(),
-        "log_file_path": None,
-    }

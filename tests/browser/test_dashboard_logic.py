@@ -14,7 +14,7 @@ from dash import no_update
 from core.config import load_config
 from core.recording import Row, null_row
 from core.schedules import frame_from_rows
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from dashboard import figures, files, plant_summary, views
 from dashboard.snapshot import take_snapshot
 from dashboard.tabs import live, logs

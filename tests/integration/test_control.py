@@ -26,7 +26,7 @@ from agents.scheduler_agent import ScheduleStore
 from core.clock import FakeClock, RealClock
 from core.points import SETPOINT_POINTS
 from core.schedules import frame_from_rows
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from tests.helpers import (ENABLE, P_BAT, P_SP, Q_SP, SilentListener, TinyServer, install_timed_lock,
                            make_cfg, modbus_client, s16, signed, write_hr)  # noqa: F401 (fixture)
 

@@ -24,7 +24,7 @@ from agents.plant_agent import PlantEmulator
 from agents.poster import Poster
 from core.clock import FakeClock, RealClock
 from core.config import load_config
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from tools.istentore_sim import IstentoreSim
 from tests.helpers import TimedLock, free_port
 from tests.procs import plant_rows

@@ -29,7 +29,7 @@ from core import recording
 from core.clock import FakeClock
 from core.config import load_config
 from core.recording import HEADER, append_lines, format_row, read_rows, row_from_values, rows_to_frame
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from tests.helpers import TimedLock, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -42,7 +42,7 @@ from agents.data_fetcher_agent import DataFetcher
 from agents.scheduler_agent import ScheduleStore
 from core.clock import FakeClock
 from core.config import AppConfig, ConfigError, load_config
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from hil_scheduler import HilApp, Options
 from tests.helpers import modbus_client  # noqa: F401  (fixture)
 from tests.helpers import SOC, make_cfg, wait_for

@@ -24,7 +24,7 @@ from agents.scheduler_agent import ScheduleStore
 from core.clock import FakeClock, RealClock
 from core.config import load_config
 from core.schedules import P_COL, Q_COL, check_normalised
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from core.timeutil import local_midnight, quarter_hours
 from tools.istentore_sim import IstentoreSim, sim_plant_kw
 from tests.helpers import TimedLock

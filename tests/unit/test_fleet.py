@@ -14,7 +14,7 @@ from agents.commands import Command, CommandIntake, CommandLog
 from agents.coordinator import Coordinator
 from core.clock import FakeClock
 from core.fleet import start_all_text, start_outcome, stop_all_text, stop_outcome
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from dashboard import plant_summary, switch_modals, top_card, views
 from dashboard.snapshot import take_snapshot
 from tests.helpers import make_cfg

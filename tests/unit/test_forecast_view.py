@@ -13,7 +13,7 @@ from dash.exceptions import PreventUpdate
 from agents.forecaster import Forecaster
 from core.clock import FakeClock
 from core.schedules import frame_from_rows
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from dashboard import figures, forecast_view
 from dashboard.context import DashboardContext
 from dashboard.figures import x_of

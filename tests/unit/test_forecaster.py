@@ -13,7 +13,7 @@ from core.forecast import forecast_soc
 from core.names import safe_plant_name
 from core.recording import HEADER, daily_file_path, format_row, row_from_values
 from core.schedules import frame_from_rows
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from tests.helpers import make_cfg
 
 TZ = ZoneInfo("Europe/Madrid")

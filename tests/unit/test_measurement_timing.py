@@ -21,7 +21,7 @@ from agents.modbus_link import LinkError
 from agents.recorder import SAMPLE_QUEUE_MAXLEN, Recorder
 from core.clock import FakeClock
 from core.config import load_config
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from tests.helpers import TimedLock
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from agents.manual_schedule_files import ManualScheduleFiles
 from agents.scheduler_agent import ScheduleStore
 from core.clock import FakeClock
 from core.schedules import empty_frame, frame_from_rows
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 
 TZ = ZoneInfo("Europe/Madrid")
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=TZ)

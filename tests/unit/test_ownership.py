@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from core.state import OWNER_BY_KEY, build_shared_data
+from agents.shared_data import build_shared_data
+from core.state import OWNER_BY_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_RUNTIME = ("tests", "bench", "tools")

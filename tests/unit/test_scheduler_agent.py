@@ -20,7 +20,7 @@ import pytest
 from agents.scheduler_agent import ALIGN_WINDOW_S, ScheduleStore, Scheduler
 from core.clock import FakeClock
 from core.schedules import empty_frame, frame_from_rows
-from core.state import build_shared_data
+from agents.shared_data import build_shared_data
 from core.timeutil import quarter_hours
 from tests.helpers import install_timed_lock, make_cfg
 

@@ -1,0 +1,59 @@
+"""The `shared_data` dict itself (design document, components §0.3), built with its initial values.
+
+Which module writes each key is `core/state.OWNER_BY_KEY`; this module only creates the dict, with
+the locks and the shutdown event the threads share (so `core/` holds no threading primitives).
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import pandas as pd
+
+from core.state import (empty_counters, empty_dispatch_status, empty_fetcher_status, empty_observed_state,
+                        empty_post_status, no_override, not_held, per_plant)
+
+
+def build_shared_data(schedule_source: str = "manual", transport_mode: str = "local") -> dict:
+    """The runtime contract with its initial values."""
+    return {
+        "session_logs": deque(maxlen=1000),
+        "log_lock": threading.Lock(),
+
+        "manual_schedule_df_by_plant": per_plant(pd.DataFrame),
+        "api_schedule_df_by_plant": per_plant(pd.DataFrame),
+        "schedule_revision": 0,
+        "override_by_plant": per_plant(no_override),
+
+        "active_schedule_source": schedule_source,
+        "transport_mode": transport_mode,
+
+        "scheduler_running_by_plant": per_plant(lambda: False),
+        "plant_transition_by_plant": per_plant(lambda: "stopped"),
+        "plant_observed_state_by_plant": per_plant(empty_observed_state),
+        "dispatch_status_by_plant": per_plant(empty_dispatch_status),
+        "hold_by_plant": per_plant(not_held),
+
+        "measurements_filename_by_plant": per_plant(lambda: None),
+        "current_file_path_by_plant": per_plant(lambda: None),
+        "current_file_df_by_plant": per_plant(pd.DataFrame),
+        "plot_cache_by_plant": per_plant(lambda: {"gen": 0, "path": None, "rows": [], "n": 0}),
+        "pending_rows_by_file": {},
+        "measurements_df": pd.DataFrame(),
+        "latest_measurement_by_plant": per_plant(lambda: None),
+        "dispatch_tracking_by_plant": per_plant(lambda: None),
+
+        "measurement_post_status": per_plant(empty_post_status),
+        "measurement_post_counters": per_plant(empty_counters),
+
+        "api_password": None,
+        "data_fetcher_status": empty_fetcher_status(),
+
+        "schedule_switching": False,
+        "transport_switching": False,
+        "command_log": deque(maxlen=50),
+
+        "lock": threading.Lock(),
+        "shutdown_event": threading.Event(),
+        "log_file_path": None,
+    }
