@@ -273,7 +273,7 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
         raise PreventUpdate
     if frame is not None:
         dctx.hil.store.publish_schedule("manual", plant, frame)
-        log.info("Dashboard: %s", message)
+        log.info("Dashboard: %s", _plain_text(message))
     s = dctx.snapshot()  # after the publication: the preview shows what is in force
     reset = None if trigger == C.MANUAL_UPLOAD_ID else no_update
     return message, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset, _flags_value(s, plant)
@@ -304,6 +304,13 @@ def _parse_upload(dctx: DashboardContext, contents: str, filename, plant: str, c
         return failure_message(exc), None
     warning = ended_warning(parsed.ends_at, dctx.now(), parsed.file_ends_at)
     return _warned(success_message(filename, name, parsed), warning), parsed.frame
+
+
+def _plain_text(message) -> str:
+    """A message as the log shows it: the text of its parts (a warning span included)."""
+    if isinstance(message, (list, tuple)):
+        return "".join(_plain_text(part) for part in message)
+    return _plain_text(message.children) if hasattr(message, "children") else str(message)
 
 
 def _warned(message: str, warning: str):

@@ -142,3 +142,12 @@ def test_connect_without_an_answer_in_time_says_so():
     late = datetime(2026, 12, 2, 18, 50, 26, tzinfo=tz)
     assert connect_outcome(_fetcher_snapshot(late, last_attempt=None), pending, tz, 25.0) == \
         "No answer from the API within 25 s; still trying."
+
+
+def test_a_warned_message_is_logged_as_plain_text():
+    from dashboard.tabs.manual import _plain_text, _warned
+    message = _warned("Random schedule generated for LIB (4 points).",
+                      " Warning: this schedule ended at 04:00, before now; nothing will be dispatched from it.")
+    assert _plain_text(message) == ("Random schedule generated for LIB (4 points). Warning: this schedule ended "
+                                    "at 04:00, before now; nothing will be dispatched from it.")
+    assert _plain_text("Manual schedule cleared for LIB.") == "Manual schedule cleared for LIB."
