@@ -17,6 +17,7 @@ from dashboard import constants as C
 from dashboard import figures, plant_summary, switch_modals, top_card, views
 from dashboard.common import any_click, bind, command_store, output_key
 from dashboard.context import DashboardContext
+from dashboard.visible import tab_tick_id
 from dashboard.snapshot import Snapshot
 from dashboard.tabs.live import build_live_figure, live_figure_update, window_choice
 
@@ -217,7 +218,7 @@ def plant_action(dctx: DashboardContext, _clicks):
 def register(app, dctx: DashboardContext) -> None:
     app.callback(
         [Output(cid, prop) for cid, prop in STATUS_OUTPUTS],
-        Input(C.TICK_ID, "n_intervals"),
+        Input(tab_tick_id("status"), "data"),
         Input(C.LIVE_RANGE_ID, "value"),
         State(C.TABS_ID, "value"),
         State(C.LAST_CMD_ID, "data"),
