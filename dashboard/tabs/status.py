@@ -163,8 +163,9 @@ def status_values(dctx: DashboardContext, s: Snapshot, last_cmd: dict | None, li
     return out
 
 
-def refresh_status(dctx: DashboardContext, _n, window, tab, last_cmd, *per_plant):
-    """`per_plant` = live stores, rebuild requests and relayoutData, each in PLANT_IDS order."""
+def refresh_status(dctx: DashboardContext, _shown, window, _n, tab, last_cmd, *per_plant):
+    """Each tick while the Status tab is shown (`_shown`, see `dashboard.visible`; `_n` the tick
+    count). `per_plant` = live stores, rebuild requests and relayoutData, each in PLANT_IDS order."""
     if tab != "status":
         raise PreventUpdate
     s = dctx.snapshot()
@@ -220,6 +221,7 @@ def register(app, dctx: DashboardContext) -> None:
         [Output(cid, prop) for cid, prop in STATUS_OUTPUTS],
         Input(tab_tick_id("status"), "data"),
         Input(C.LIVE_RANGE_ID, "value"),
+        State(C.TICK_ID, "n_intervals"),
         State(C.TABS_ID, "value"),
         State(C.LAST_CMD_ID, "data"),
         [State(C.plant_id("live-store", pid), "data") for pid in PLANT_IDS],
