@@ -17,7 +17,8 @@ run-compressed per destination file (core/compression.py) and kept in
 after a span's first real row, and forced (with fsync) at span stop, transport change and
 shutdown. A failed write keeps the rows, in order, for the next flush.
 
-The plot cache `plot_cache_by_plant[plant] = {gen, path, rows, n}` holds today's file: loaded
+The plot cache `plot_cache_by_plant[plant] = {gen, path, rows, n}` holds today's file (`rows`: a
+`core.plot_columns.PlotColumns`, numpy columns): loaded
 outside the lock at the first step, at the local date change and at a transport change (new `gen`
 each time), then extended by each row enqueued for that file (the last element replaced when
 compression replaces it), O(1) per row. `current_file_df_by_plant` is rebuilt from it at each flush
@@ -39,13 +40,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from core.compression import APPEND, FileCompressor, apply_decision, split_for_flush
 from core.config import AppConfig
 from core.names import safe_plant_name
+from core.plot_columns import PlotColumns, columns_frame
 from core.recording import (Row, append_lines, daily_file_path, format_row, latest_recorded_row,
-                            null_row, parse_daily_file_name, read_rows, row_from_values, rows_to_frame)
+                            null_row, parse_daily_file_name, read_rows, row_from_values)
 from core.timeutil import format_local_iso, from_epoch
 
 log = logging.getLogger("hil.recorder")
@@ -538,6 +538,7 @@ class Recorder:
                 old_gen = self.sd["plot_cache_by_plant"][rec.plant_id]["gen"]
             if pending:
                 rows.extend(list(pending))  # only this thread mutates pending lists
+            rows = PlotColumns.from_rows(rows, self.tz)  # numpy columns, not a Row object per row
             rec.cache = {"gen": old_gen + 1, "path": key, "rows": rows, "n": len(rows),
                          "live_from": len(rows) if live_from_end else 0}
             with self.sd["lock"]:
@@ -549,19 +550,15 @@ class Recorder:
     def _publish_frames(self) -> None:
         """Rebuild `current_file_df_by_plant` from the caches that changed (outside the lock).
 
-        The cache is append-only except for its last element, so only the rows from the last
-        frame's final row on are converted; the rest of the previous frame is reused.
+        The cache is columnar (`core.plot_columns`) and only this thread changes it, so the frame
+        is built from its columns at once (vectorised, a copy).
         """
         for rec in self._plants.values():
             if not rec.cache_dirty:
                 continue
             with self.sd["lock"]:
                 rows, n, gen = rec.cache["rows"], rec.cache["n"], rec.cache["gen"]
-            prev, prev_gen, prev_n = rec.frame
-            if prev is not None and prev_gen == gen and 1 <= prev_n <= n:
-                frame = pd.concat([prev.iloc[:prev_n - 1], rows_to_frame(rows[prev_n - 1:n], self.tz)])
-            else:
-                frame = rows_to_frame(rows[:n], self.tz)
+            frame = columns_frame(rows, 0, n)
             rec.frame = (frame, gen, n)
             with self.sd["lock"]:
                 self.sd["current_file_df_by_plant"][rec.plant_id] = frame
