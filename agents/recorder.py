@@ -43,9 +43,9 @@ from typing import Any
 from core.compression import APPEND, FileCompressor, apply_decision, split_for_flush
 from core.config import AppConfig
 from core.names import safe_plant_name
-from core.plot_columns import PlotColumns, columns_frame
+from core.plot_columns import PlotColumns, columns_frame, read_columns
 from core.recording import (Row, append_lines, daily_file_path, format_row, latest_recorded_row,
-                            null_row, parse_daily_file_name, read_rows, row_from_values)
+                            null_row, parse_daily_file_name, row_from_values)
 from core.timeutil import format_local_iso, from_epoch
 
 log = logging.getLogger("hil.recorder")
@@ -524,9 +524,9 @@ class Recorder:
         self._cache_day = day
         for rec in self._plants.values():
             key = str(daily_file_path(self.data_dir, rec.safe, day))
-            rows: list[Row] = []
+            rows = PlotColumns(self.tz)   # numpy columns, not a Row object per row
             try:
-                rows, bad = read_rows(key, self.tz)
+                rows, bad = read_columns(key, self.tz)
                 if bad:
                     self._malformed(Path(key), bad)
             except FileNotFoundError:
@@ -536,9 +536,8 @@ class Recorder:
             with self.sd["lock"]:
                 pending = self.sd["pending_rows_by_file"].get(key)
                 old_gen = self.sd["plot_cache_by_plant"][rec.plant_id]["gen"]
-            if pending:
-                rows.extend(list(pending))  # only this thread mutates pending lists
-            rows = PlotColumns.from_rows(rows, self.tz)  # numpy columns, not a Row object per row
+            for row in list(pending or ()):  # only this thread mutates pending lists
+                rows.append(row)
             rec.cache = {"gen": old_gen + 1, "path": key, "rows": rows, "n": len(rows),
                          "live_from": len(rows) if live_from_end else 0}
             with self.sd["lock"]:

@@ -122,3 +122,29 @@ def columns_frame(cols: PlotColumns, lo: int, hi: int):
                              name="timestamp").tz_convert(cols.tz)
     values = np.array(cols.values(lo, hi), dtype=np.float64, copy=True)
     return pd.DataFrame(values, index=index, columns=list(VALUE_COLUMNS))
+
+
+def read_columns(path, tz: tzinfo) -> tuple[PlotColumns, int]:
+    """`core.recording.read_rows` into columns: every valid row of a daily file in file order and
+    the count of skipped malformed lines (the torn last line included), without keeping a `Row`
+    object per row (a day of 1 s rows would hold about 35 MB of them for a moment). Raises
+    OSError when the file cannot be read (FileNotFoundError when missing)."""
+    from core.recording import _SKIP, _parse_line
+
+    with open(path, "rb") as f:
+        data = f.read()
+    cols = PlotColumns(tz, capacity=data.count(b"\n") + 4096)
+    malformed = 0
+    start = 0
+    while True:
+        end = data.find(b"\n", start)
+        if end < 0:
+            malformed += 1 if data[start:].strip() else 0   # the torn last line
+            break
+        parsed = _parse_line(data[start:end], tz)
+        if parsed is None:
+            malformed += 1
+        elif parsed is not _SKIP:
+            cols.append(parsed)
+        start = end + 1
+    return cols, malformed

@@ -28,7 +28,6 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from dash import Patch
-from plotly.subplots import make_subplots
 
 from core.config import VALUE_COLUMNS
 from core.plot_columns import local_ms
@@ -142,10 +141,37 @@ def step_xy(frame: pd.DataFrame | None, column: str, start: datetime | None = No
     return xs, ys
 
 
+_ROWS, _SPACING = 4, 0.07
+# The parts of plotly.py's default template that show on these figures (the rest of it, ~6 kB of
+# colour scales for other trace types, is not sent).
+_TEMPLATE = {"layout": {
+    "font": {"color": "#2a3f5f"}, "hoverlabel": {"align": "left"}, "title": {"x": 0.05},
+    "xaxis": {"gridcolor": "white", "linecolor": "white", "ticks": "", "title": {"standoff": 15},
+              "zerolinecolor": "white", "automargin": True, "zerolinewidth": 2},
+    "yaxis": {"gridcolor": "white", "linecolor": "white", "ticks": "", "title": {"standoff": 15},
+              "zerolinecolor": "white", "automargin": True, "zerolinewidth": 2},
+}}
+
+
 @lru_cache(maxsize=16)
 def _subplot_layout(titles: tuple[str, ...]) -> dict:
-    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=titles)
-    return fig.layout.to_plotly_json()
+    """What `plotly.subplots.make_subplots(rows=4, cols=1, shared_xaxes=True,
+    vertical_spacing=0.07, subplot_titles=titles)` lays out, without importing plotly.py's figure
+    machinery (slow to import, large in memory): four stacked rows sharing the bottom time axis."""
+    height = (1.0 - (_ROWS - 1) * _SPACING) / _ROWS
+    layout: dict = {"template": _TEMPLATE, "annotations": []}
+    for r in range(1, _ROWS + 1):
+        top = round(1.0 - (r - 1) * (height + _SPACING), 10)
+        bottom = round(max(0.0, top - height), 10)
+        sfx = "" if r == 1 else str(r)
+        layout[f"xaxis{sfx}"] = {"anchor": f"y{sfx}", "domain": [0.0, 1.0]}
+        if r < _ROWS:
+            layout[f"xaxis{sfx}"].update({"matches": f"x{_ROWS}", "showticklabels": False})
+        layout[f"yaxis{sfx}"] = {"anchor": f"x{sfx}", "domain": [bottom, top]}
+        layout["annotations"].append({"font": {"size": 16}, "showarrow": False, "text": titles[r - 1], "x": 0.5,
+                                      "xanchor": "center", "xref": "paper", "y": top, "yanchor": "bottom",
+                                      "yref": "paper"})
+    return layout
 
 
 def _four_row_layout(titles: tuple[str, ...], height: int, uirevision: str | None) -> dict:
