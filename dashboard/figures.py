@@ -23,7 +23,6 @@ import copy
 import math
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -34,6 +33,7 @@ from core.plot_columns import local_ms
 from core.schedules import P_COL, Q_COL
 from core.timeutil import local_midnight
 from dashboard import constants as C
+from dashboard.downsample import decimate, screen_segments, screen_xy  # noqa: F401 (decimate: API)
 
 # (trace index, value index in VALUE_COLUMNS) of the measured traces.
 _VI = {name: i for i, name in enumerate(VALUE_COLUMNS)}
@@ -76,10 +76,6 @@ def x_ms(ts: datetime, tz) -> int:
     if ts.tzinfo is not tz:
         ts = ts.astimezone(tz)
     return (ts.replace(tzinfo=None) - _EPOCH_NAIVE) // _MS
-
-
-def _clean(values: Iterable) -> list:
-    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
 
 
 def empty_figure(message: str, height: int) -> dict:
@@ -280,36 +276,6 @@ def schedule_window(day: date, tz) -> tuple[datetime, datetime]:
     return local_midnight(day, tz), local_midnight(day + timedelta(days=2), tz)
 
 
-def decimate(xs: np.ndarray, ys: np.ndarray, buckets: int) -> tuple[list, list]:
-    """Min/max decimation of one series for display: per bucket of consecutive rows, the rows
-    holding the minimum and the maximum, in time order, plus the bucket's first null row (so gaps
-    stay gaps). `xs` int64 ms, `ys` float64 with NaN for nulls. Returns JSON-ready lists."""
-    m = len(ys)
-    if m <= 2 * buckets:
-        return xs.tolist(), [None if v != v else v for v in ys.tolist()]
-    size = -(-m // buckets)
-    buckets = -(-m // size)
-    pad = size * buckets - m
-    grid = np.concatenate([ys, np.full(pad, np.nan)]).reshape(buckets, size)
-    nan = np.isnan(grid)
-    real_nan = nan.copy()
-    if pad:
-        real_nan[-1, size - pad:] = False
-    all_nan = nan.all(axis=1)
-    i_min = np.where(nan, np.inf, grid).argmin(axis=1)
-    i_max = np.where(nan, -np.inf, grid).argmax(axis=1)
-    has_nan = real_nan.any(axis=1)
-    i_nan = real_nan.argmax(axis=1)
-    cand = np.stack([np.where(all_nan, -1, i_min),
-                     np.where(all_nan | (i_max == i_min), -1, i_max),
-                     np.where(has_nan, i_nan, -1)], axis=1)
-    cand.sort(axis=1)
-    base = (np.arange(buckets) * size)[:, None]
-    idx = np.where(cand >= 0, cand + base, -1).ravel()
-    idx = idx[idx >= 0]
-    return xs[idx].tolist(), [None if v != v else v for v in ys[idx].tolist()]
-
-
 def live_window(now: datetime, window: str) -> tuple[datetime, datetime]:
     """The x range of a live figure: `window` back from now plus a lead ahead (`day` = today)."""
     span_s = dict((v, secs) for v, _label, secs in C.LIVE_RANGES).get(window, 3600)
@@ -351,20 +317,11 @@ def measured_series(view, tz, visible: tuple[int, int]) -> tuple[list[tuple[list
         return [([], []) for _ in MEASURED], [s0] * len(MEASURED)
     bx = view.rows.x_ms(s0, n - 1)
     bv = view.rows.values(s0, n - 1)
-    i0, i1 = (int(i) for i in np.searchsorted(bx, np.array(visible, dtype=np.int64), side="left"))
-    i1 = max(i0, i1)
-    segments = ((0, i0, C.LIVE_OUTSIDE_BUCKETS), (i0, i1, C.LIVE_VISIBLE_BUCKETS),
-                (i1, len(bx), C.LIVE_OUTSIDE_BUCKETS))
+    segments = screen_segments(bx, visible)
     lx, lv = _last_row(view, tz)
     series, offsets = [], []
     for k, (_ti, vi) in enumerate(MEASURED):
-        xs: list = []
-        ys: list = []
-        for a, b, buckets in segments:
-            if b > a:
-                dx, dy = decimate(bx[a:b], bv[a:b, vi], buckets)
-                xs += dx
-                ys += dy
+        xs, ys = screen_xy(bx, bv[:, vi], segments)
         xs.append(lx)
         ys.append(lv[k])
         offsets.append(n - len(xs))
@@ -532,19 +489,3 @@ def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: dat
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
         "shapes": [now_shape(now, "right")], "uirevision": f"{start.date()}",
     }}
-
-
-# ------------------------------------------------------------------------------------ history
-
-def history_figure(name: str, df: pd.DataFrame) -> dict:
-    """The 4-row figure of one recorded day; setpoints are the recorded register columns."""
-    xs = (df.index.tz_localize(None).as_unit("ms").asi8.tolist() if len(df) else [])
-    webgl = len(df) > C.WEBGL_MIN_POINTS
-    data: list = [None] * 8
-    for ti, column in HISTORY_SETPOINT_COLUMNS:
-        data[ti] = _trace(ti, xs, _clean(df[column].to_numpy().tolist()), webgl)
-    for ti, vi in MEASURED:
-        data[ti] = _trace(ti, xs, _clean(df[VALUE_COLUMNS[vi]].to_numpy().tolist()), webgl)
-    layout = _four_row_layout(plant_titles(name), C.LIVE_FIGURE_HEIGHT, None)
-    return {"data": data, "layout": layout}
-

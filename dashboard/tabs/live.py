@@ -49,20 +49,19 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
 
 
 def _axis_ms(value) -> int:
-    """A plotly date-axis value (a local wall-time string or ms) as local ms."""
+    """A plotly date-axis value (a local wall-time string, any fraction of a second, or ms) as
+    local ms. Raises ValueError for anything else."""
     if isinstance(value, (int, float)):
         return int(value)
-    text = str(value).strip().replace("T", " ")
-    day, _, clock = text.partition(" ")
+    day, _, clock = str(value).strip().replace("T", " ").partition(" ")
     whole, _, frac = clock.partition(".")
     stamp = datetime.fromisoformat(f"{day} {whole or '00:00:00'}")
-    return figures.visible_ms(stamp, stamp)[0] + int(round(float("0." + frac) * 1000)) if frac else \
-        figures.visible_ms(stamp, stamp)[0]
+    ms = figures.visible_ms(stamp, stamp)[0]
+    return ms + (int(round(float("0." + frac) * 1000)) if frac else 0)
 
 
-def visible_range(s, window: str, events: dict) -> tuple[int, int]:
-    """The x range on screen (local ms): the operator's zoom or pan (a relayout event with a time
-    range), else the chosen window."""
+def visible_range_of(events: dict) -> tuple[int, int] | None:
+    """The time range (local ms) of a zoom or pan relayout event, or None (autorange, other)."""
     for axis in figures.X_AXES:
         lo, hi = events.get(f"{axis}.range[0]"), events.get(f"{axis}.range[1]")
         if lo is None and isinstance(events.get(f"{axis}.range"), list) and len(events[f"{axis}.range"]) == 2:
@@ -71,8 +70,13 @@ def visible_range(s, window: str, events: dict) -> tuple[int, int]:
             try:
                 return _axis_ms(lo), _axis_ms(hi)
             except ValueError:
-                break
-    return figures.visible_ms(*figures.live_window(s.now, window))
+                return None
+    return None
+
+
+def visible_range(s, window: str, events: dict) -> tuple[int, int]:
+    """The x range on screen (local ms): the operator's zoom or pan, else the chosen window."""
+    return visible_range_of(events) or figures.visible_ms(*figures.live_window(s.now, window))
 
 
 def _x_events(relayout) -> dict:
