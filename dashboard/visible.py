@@ -34,9 +34,56 @@ function(n, tab) {
 
 
 def layout() -> list:
-    return [dcc.Store(id=tab_tick_id(tab)) for tab in TICKED_TABS]
+    return [dcc.Store(id=tab_tick_id(tab)) for tab in TICKED_TABS] + [dcc.Store(id=SENT_STORE_ID)]
 
 
 def register(app) -> None:
     app.clientside_callback(TAB_TICK_JS, [Output(tab_tick_id(tab), "data") for tab in TICKED_TABS],
                             Input(C.TICK_ID, "n_intervals"), Input(C.TABS_ID, "value"), prevent_initial_call=True)
+
+
+# ------------------------------------------------------------------------------ only what changed
+
+SENT_STORE_ID = "status-sent"
+
+
+def _digest(value) -> str:
+    import hashlib
+
+    from plotly.utils import PlotlyJSONEncoder
+
+    text = json.dumps(value, cls=PlotlyJSONEncoder, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=3).hexdigest()
+
+
+def only_changed(callback, reset_arg: int):
+    """Wrap a periodic multi-output callback so that it sends only the outputs whose value differs
+    from what the page already shows. The page keeps, in the `SENT_STORE_ID` store (a trailing
+    output and state), a short digest per output of what it was last sent; the store arrives in the
+    same response as the outputs, so a dropped response drops both. An output left alone
+    (`no_update`) keeps its digest; a Patch is always sent (what it leads to is not known here).
+    Argument `reset_arg` (e.g. the last-command store) is the mark of other callbacks writing the
+    same outputs: when it changes, everything is sent again."""
+    from dash import Patch, no_update
+
+    def wrapped(*args):
+        *args, sent = args
+        values = callback(*args)
+        mark = _digest(args[reset_arg])
+        old = (sent or "").split(",")
+        old = old[1:] if old and old[0] == mark else []
+        out, digests = [], []
+        for i, value in enumerate(values):
+            before = old[i] if i < len(old) else ""
+            if value is no_update or isinstance(value, Patch):
+                out.append(value)
+                digests.append(before if value is no_update else "")
+                continue
+            digest = _digest(value)
+            out.append(no_update if digest == before else value)
+            digests.append(digest)
+        new_sent = ",".join([mark] + digests)
+        return out + [new_sent if new_sent != sent else no_update]
+
+    wrapped.__name__ = getattr(callback, "__name__", "wrapped")
+    return wrapped

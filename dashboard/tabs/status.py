@@ -17,7 +17,7 @@ from dashboard import constants as C
 from dashboard import figures, plant_summary, switch_modals, top_card, views
 from dashboard.common import any_click, bind, command_store, output_key
 from dashboard.context import DashboardContext
-from dashboard.visible import tab_tick_id
+from dashboard.visible import SENT_STORE_ID, only_changed, tab_tick_id
 from dashboard.snapshot import Snapshot
 from dashboard.tabs.live import build_live_figure, live_figure_update, window_choice
 
@@ -218,7 +218,7 @@ def plant_action(dctx: DashboardContext, _clicks):
 
 def register(app, dctx: DashboardContext) -> None:
     app.callback(
-        [Output(cid, prop) for cid, prop in STATUS_OUTPUTS],
+        [Output(cid, prop) for cid, prop in STATUS_OUTPUTS] + [Output(SENT_STORE_ID, "data")],
         Input(tab_tick_id("status"), "data"),
         Input(C.LIVE_RANGE_ID, "value"),
         State(C.TICK_ID, "n_intervals"),
@@ -227,7 +227,8 @@ def register(app, dctx: DashboardContext) -> None:
         [State(C.plant_id("live-store", pid), "data") for pid in PLANT_IDS],
         [State(C.plant_id("live-rebuild", pid), "data") for pid in PLANT_IDS],
         [State(C.plant_id("live-fig", pid), "relayoutData") for pid in PLANT_IDS],
-    )(bind(refresh_status, dctx))
+        State(SENT_STORE_ID, "data"),
+    )(only_changed(bind(refresh_status, dctx), reset_arg=4))  # only what changed; arg 4 = last command
     for pid in PLANT_IDS:
         app.callback(
             Output(C.plant_id("live-fig", pid), "figure", allow_duplicate=True),

@@ -63,3 +63,24 @@ def test_an_equal_looking_entry_is_not_taken_for_the_marked_one():
     _panel, mark, shown = logs.live_log_update(ring, DAY, None)
     twin = [dict(ring[0])]   # same time and text, another entry
     assert logs.new_ring_entries(twin, mark) is None
+
+
+def test_only_changed_sends_what_the_page_does_not_show_yet():
+    from dash import html
+
+    from dashboard.visible import only_changed
+
+    values = {"v": ["a", html.Div("b"), 1, no_update]}
+    cb = only_changed(lambda _tick, _cmd: list(values["v"]), reset_arg=1)
+    first = cb(1, None, None)
+    assert first[:3] == ["a", values["v"][1], 1] and first[3] is no_update and isinstance(first[4], str)
+    second = cb(2, None, first[4])
+    assert all(v is no_update for v in second), "nothing changed: nothing sent"
+    values["v"] = ["a", html.Div("c"), 1, "d"]
+    third = cb(3, None, first[4])
+    assert third[0] is no_update and third[1].children == "c" and third[2] is no_update and third[3] == "d"
+    assert cb(4, {"id": "cmd-1"}, third[4])[:4] == values["v"], "another writer acted: everything again"
+    patch = Patch()
+    patch["x"] = 1
+    values["v"] = [patch, "b", 1, "d"]
+    assert cb(5, None, third[4])[0] is patch
