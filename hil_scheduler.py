@@ -30,6 +30,7 @@ from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa:
 from agents.data_fetcher_agent import DataFetcher  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
+from agents.process_tuning import tune_process  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
@@ -271,9 +272,7 @@ def make_folders(cfg: AppConfig) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Dash imports IPython, when it is installed, only for notebook display, which this process
-    # never uses; it is about half of Dash's import time and start is measured (issue 13).
-    sys.modules.setdefault("IPython", None)
+    tune_process()   # no IPython for Dash, large buffers in their own mappings (issue 13)
     args = build_parser().parse_args(argv)
     cfg = load_config_or_report(args.config, args.data_dir)
     if cfg is None:

@@ -49,6 +49,7 @@ FETCH_HOOK_JS = r"""
   if (window.__benchHook) { return; }
   window.__benchHook = true;
   window.__dashLog = [];
+  window.__lastBody = {};
   const orig = window.fetch;
   window.fetch = async function (input, init) {
     const url = (typeof input === 'string') ? input : (input && input.url) || '';
@@ -58,7 +59,8 @@ FETCH_HOOK_JS = r"""
     const t0 = performance.now();
     const resp = await orig.apply(this, arguments);
     let bytes = 0;
-    try { bytes = (await resp.clone().arrayBuffer()).byteLength; } catch (e) {}
+    try { const text = await resp.clone().text(); bytes = new TextEncoder().encode(text).length;
+          if (text) { window.__lastBody[out] = text; } } catch (e) {}
     window.__dashLog.push({out: out, t0: t0, ms: performance.now() - t0, bytes: bytes, status: resp.status});
     return resp;
   };
@@ -286,6 +288,22 @@ def steady(driver, proc, seconds: float) -> dict:
     return {"wall": wall, "cpu": 100.0 * (_cpu_seconds(proc) - c0) / wall, "rss": rss, "log": log}
 
 
+def print_biggest_outputs(driver, top: int = 60) -> None:
+    """The outputs of the last response of each callback, largest first (bytes of their JSON)."""
+    bodies = driver.execute_script("return window.__lastBody || {};")
+    sizes = []
+    for out, text in bodies.items():
+        try:
+            response = json.loads(text).get("response", {})
+        except ValueError:
+            continue
+        for cid, props in response.items():
+            for prop, value in props.items():
+                sizes.append((len(json.dumps(value, separators=(",", ":"))), f"{cid}.{prop}"))
+    sizes.sort(reverse=True)
+    print("  largest outputs in the last responses: " + ", ".join(f"{name} {n} B" for n, name in sizes[:top]))
+
+
 def print_callbacks(log: list[dict], wall: float, tick_s: float) -> None:
     groups: dict[str, list[dict]] = {}
     for e in log:
@@ -308,6 +326,8 @@ def print_callbacks(log: list[dict], wall: float, tick_s: float) -> None:
 # ------------------------------------------------------------------------------ main
 
 def _run_in_process(args) -> None:
+    from agents.process_tuning import tune_process
+    tune_process()   # what hil_scheduler.main does first
     from core.config import PLANT_IDS
     from core.schedules import frame_from_rows
     from core.timeutil import local_midnight
@@ -362,6 +382,7 @@ def _run_in_process(args) -> None:
         st = steady(driver, proc, args.seconds)
         print(f"  process CPU with the tab open: {st['cpu']:.1f} % of one core; RSS peak {st['rss'] / 2**20:.0f} MiB")
         print_callbacks(st["log"], st["wall"], min(2.0, max(1.0, cfg.timing.measurement_period_s)))
+        print_biggest_outputs(driver)
         driver.quit()
         driver = None
         for pid in PLANT_IDS:
