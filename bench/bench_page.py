@@ -325,11 +325,34 @@ def print_callbacks(log: list[dict], wall: float, tick_s: float) -> None:
 
 # ------------------------------------------------------------------------------ main
 
+def _run_and_record(app, cfg, now: datetime, rows: int) -> list[int]:
+    """Both plants running a manual schedule and recording; returns the plot caches' row counts
+    once today's file is loaded into them (and a few seconds more)."""
+    from core.config import PLANT_IDS
+    from core.schedules import frame_from_rows
+    for pid in PLANT_IDS:
+        p_max = cfg.plants[pid].model.power_limits.p_max_kw
+        times = [now - timedelta(hours=1) + timedelta(minutes=15 * k) for k in range(12)]
+        frame = frame_from_rows(times, [0.3 * p_max * (-1) ** k for k in range(12)], None, cfg.tz,
+                                end_at=times[-1] + timedelta(minutes=15))
+        app.store.publish_schedule("manual", pid, frame)
+        app.intake.submit("start", pid)
+        app.set_recording(pid, True)
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline:
+        with app.sd["lock"]:
+            loaded = [app.sd["plot_cache_by_plant"][p].get("n", 0) for p in PLANT_IDS]
+        if min(loaded) >= rows:
+            break
+        time.sleep(0.2)
+    time.sleep(3.0)
+    return loaded
+
+
 def _run_in_process(args) -> None:
     from agents.process_tuning import tune_process
     tune_process()   # what hil_scheduler.main does first
     from core.config import PLANT_IDS
-    from core.schedules import frame_from_rows
     from core.timeutil import local_midnight
     from hil_scheduler import HilApp, Options
 
@@ -346,23 +369,7 @@ def _run_in_process(args) -> None:
     app.start()
     driver = None
     try:
-        now = clock.now()
-        for pid in PLANT_IDS:
-            p_max = cfg.plants[pid].model.power_limits.p_max_kw
-            times = [now - timedelta(hours=1) + timedelta(minutes=15 * k) for k in range(12)]
-            frame = frame_from_rows(times, [0.3 * p_max * (-1) ** k for k in range(12)], None, cfg.tz,
-                                    end_at=times[-1] + timedelta(minutes=15))
-            app.store.publish_schedule("manual", pid, frame)
-            app.intake.submit("start", pid)
-            app.set_recording(pid, True)
-        deadline = time.perf_counter() + 60
-        while time.perf_counter() < deadline:
-            with app.sd["lock"]:
-                loaded = [app.sd["plot_cache_by_plant"][p].get("n", 0) for p in PLANT_IDS]
-            if min(loaded) >= rows:
-                break
-            time.sleep(0.2)
-        time.sleep(3.0)
+        loaded = _run_and_record(app, cfg, clock.now(), rows)
         rss_loaded = proc.memory_info().rss
         cpu_running = _cpu_percent(proc, args.idle_seconds)
         print(f"  full day: {rows} rows of 1 s per plant in today's CSV (clock at {late:%H:%M} local); "

@@ -24,7 +24,6 @@ import math
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-import numpy as np
 import pandas as pd
 from dash import Patch
 
