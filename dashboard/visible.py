@@ -61,7 +61,8 @@ def only_changed(callback, reset_arg: int):
     from what the page already shows. The page keeps, in the `SENT_STORE_ID` store (a trailing
     output and state), a short digest per output of what it was last sent; the store arrives in the
     same response as the outputs, so a dropped response drops both. An output left alone
-    (`no_update`) keeps its digest; a Patch is always sent (what it leads to is not known here).
+    (`no_update`) keeps its digest; a Patch or a dict (a store or a figure, which other callbacks
+    such as the live figure's rebuild may also write) is always sent.
     Argument `reset_arg` (e.g. the last-command store) is the mark of other callbacks writing the
     same outputs: when it changes, everything is sent again."""
     from dash import Patch, no_update
@@ -75,7 +76,7 @@ def only_changed(callback, reset_arg: int):
         out, digests = [], []
         for i, value in enumerate(values):
             before = old[i] if i < len(old) else ""
-            if value is no_update or isinstance(value, Patch):
+            if value is no_update or isinstance(value, (Patch, dict)):
                 out.append(value)
                 digests.append(before if value is no_update else "")
                 continue
