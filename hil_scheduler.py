@@ -35,6 +35,7 @@ from agents.forecaster import Forecaster  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.metrics import MetricsServer, MetricsStartError, build_registry  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
+from agents.process_tuning import tune_process  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
@@ -355,6 +356,7 @@ def _catch_shutdown_signals() -> tuple[list[str], threading.Event, threading.Eve
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_process()   # no IPython for Dash, large buffers in their own mappings (issue 13)
     args = build_parser().parse_args(argv)
     cfg = load_config_or_report(args.config, args.data_dir)
     if cfg is None:

@@ -46,7 +46,8 @@ import threading
 from datetime import date, datetime, timedelta, timezone
 
 from agents.scheduler_agent import ScheduleStore
-from core.config import PLANT_IDS, AppConfig
+from core.config import AppConfig
+from core.names import PLANT_IDS
 from core.episodes import Backoff, Episodes
 from core.schedules import frame_from_rows, merge_frames, prune
 from core.state import empty_fetcher_status

@@ -15,7 +15,8 @@ This module is the loop, the locks and the I/O around pure rules:
   transport change and shutdown); a failed write keeps the rows in order (ERROR once per episode);
 - `core/dispatch_tracking.py` `DispatchTracker`: §7.8.
 
-The plot cache `plot_cache_by_plant[plant] = {gen, path, rows, n}` holds today's file: loaded
+The plot cache `plot_cache_by_plant[plant] = {gen, path, rows, n}` holds today's file (`rows`: a
+`core.plot_columns.PlotColumns`, numpy columns): loaded
 outside the lock at the first step, at the local date change and at a transport change (new `gen`
 each time), then extended by each row enqueued for that file (the last element replaced when
 compression replaces it), O(1) per row. `current_file_df_by_plant` is rebuilt from it at each flush
@@ -36,16 +37,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-import pandas as pd
-
 from core.compression import FileCompressor, apply_decision
 from core.config import AppConfig
 from core.dispatch_tracking import DispatchTracker
 from core.episodes import Episodes, Throttle
 from core.names import safe_plant_name
 from core.pending_rows import FlushTimer, PendingRows
-from core.recording import Row, append_lines, daily_file_path, format_row, latest_recorded_row, read_rows, \
-    row_from_values, rows_to_frame
+from core.plot_columns import PlotColumns, columns_frame, read_columns
+from core.recording import Row, append_lines, daily_file_path, format_row, latest_recorded_row, row_from_values
 from core.recording_spans import PlantSpan
 from core.timeutil import format_local_iso
 
@@ -415,9 +414,9 @@ class Recorder:
         self._cache_day = day
         for rec in self._plants.values():
             key = str(daily_file_path(self.data_dir, rec.safe, day))
-            rows: list[Row] = []
+            rows = PlotColumns(self.tz)   # numpy columns, not a Row object per row
             try:
-                rows, bad = read_rows(key, self.tz)
+                rows, bad = read_columns(key, self.tz)
                 if bad:
                     self._malformed(Path(key), bad)
             except FileNotFoundError:
@@ -427,8 +426,8 @@ class Recorder:
             with self.sd["lock"]:
                 pending = self.sd["pending_rows_by_file"].get(key)
                 old_gen = self.sd["plot_cache_by_plant"][rec.plant_id]["gen"]
-            if pending:
-                rows.extend(list(pending))  # only this thread mutates pending lists
+            for row in list(pending or ()):  # only this thread mutates pending lists
+                rows.append(row)
             rec.cache = {"gen": old_gen + 1, "path": key, "rows": rows, "n": len(rows),
                          "live_from": len(rows) if live_from_end else 0}
             with self.sd["lock"]:
@@ -440,19 +439,15 @@ class Recorder:
     def _publish_frames(self) -> None:
         """Rebuild `current_file_df_by_plant` from the caches that changed (outside the lock).
 
-        The cache is append-only except for its last element, so only the rows from the last
-        frame's final row on are converted; the rest of the previous frame is reused.
+        The cache is columnar (`core.plot_columns`) and only this thread changes it, so the frame
+        is built from its columns at once (vectorised, a copy).
         """
         for rec in self._plants.values():
             if not rec.cache_dirty:
                 continue
             with self.sd["lock"]:
                 rows, n, gen = rec.cache["rows"], rec.cache["n"], rec.cache["gen"]
-            prev, prev_gen, prev_n = rec.frame
-            if prev is not None and prev_gen == gen and 1 <= prev_n <= n:
-                frame = pd.concat([prev.iloc[:prev_n - 1], rows_to_frame(rows[prev_n - 1:n], self.tz)])
-            else:
-                frame = rows_to_frame(rows[:n], self.tz)
+            frame = columns_frame(rows, 0, n)
             rec.frame = (frame, gen, n)
             with self.sd["lock"]:
                 self.sd["current_file_df_by_plant"][rec.plant_id] = frame

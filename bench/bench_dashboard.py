@@ -32,7 +32,9 @@ if str(ROOT) not in sys.path:
 
 import psutil  # noqa: E402
 
-from core.config import PLANT_IDS, load_config  # noqa: E402
+from core.config import load_config  # noqa: E402
+from core.names import PLANT_IDS  # noqa: E402
+from core.plot_columns import PlotColumns  # noqa: E402
 from core.recording import Row  # noqa: E402
 from core.schedules import frame_from_rows  # noqa: E402
 
@@ -139,7 +141,8 @@ def main(argv=None) -> int:
         caches = {}
         for pid in PLANT_IDS:
             p_max = cfg.plants[pid].model.power_limits.p_max_kw
-            rows = [_row(start + timedelta(seconds=k), k, p_max) for k in range(DAY_ROWS)]
+            rows = PlotColumns.from_rows([_row(start + timedelta(seconds=k), k, p_max) for k in range(DAY_ROWS)],
+                                         cfg.tz)   # the recorder's columnar cache
             with app.sd["lock"]:
                 gen = app.sd["plot_cache_by_plant"][pid]["gen"] + 100
                 caches[pid] = app.sd["plot_cache_by_plant"][pid] = {"gen": gen, "path": None, "rows": rows,

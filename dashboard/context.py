@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from core.config import PLANT_IDS
+from core.names import PLANT_IDS
 from dashboard import constants as C
 from dashboard.files import CachedListing, history_days, log_dates
 from dashboard.snapshot import Snapshot, take_snapshot

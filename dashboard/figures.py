@@ -10,8 +10,9 @@ index:
     1 P POI (measured, dotted, step)                  5 Q POI (measured, dotted, step)
     2 P Battery (measured, step)                      6 Q Battery (measured, step)
     3 SoC (measured, linear)                          7 V POI (measured, linear)
-Measured traces hold the plot cache's rows[:n] (null rows give gaps; beyond `LIVE_MAX_POINTS`
-rows the older part is min/max-decimated for display, see `live_figure`). `live_patch` sets
+Measured traces hold the plot cache's rows[start:n] sized to the screen (null rows give gaps):
+rows on screen exact up to 2 * `LIVE_VISIBLE_BUCKETS`, else min/max-decimated, the rest coarser
+(`measured_series`); a zoom re-aggregates them for the new range. `live_patch` sets
 point n-1 again (compression may have replaced it), extends with the new rows and moves the now
 line; a schedule change only replaces the two setpoint traces (`setpoint_patch`), so zoom and the
 measured data are never re-sent because of it. `uirevision` is `<plant>:<source>:<transport>`.
@@ -22,17 +23,16 @@ import copy
 import math
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Iterable
 
-import numpy as np
 import pandas as pd
 from dash import Patch
-from plotly.subplots import make_subplots
 
 from core.config import VALUE_COLUMNS
+from core.plot_columns import local_ms
 from core.schedules import P_COL, Q_COL
 from core.timeutil import local_midnight
 from dashboard import constants as C
+from dashboard.downsample import screen_segments, screen_xy
 
 # (trace index, value index in VALUE_COLUMNS) of the measured traces.
 _VI = {name: i for i, name in enumerate(VALUE_COLUMNS)}
@@ -75,10 +75,6 @@ def x_ms(ts: datetime, tz) -> int:
     if ts.tzinfo is not tz:
         ts = ts.astimezone(tz)
     return (ts.replace(tzinfo=None) - _EPOCH_NAIVE) // _MS
-
-
-def _clean(values: Iterable) -> list:
-    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
 
 
 def empty_figure(message: str, height: int) -> dict:
@@ -140,10 +136,37 @@ def step_xy(frame: pd.DataFrame | None, column: str, start: datetime | None = No
     return xs, ys
 
 
+_ROWS, _SPACING = 4, 0.07
+# The parts of plotly.py's default template that show on these figures (the rest of it, ~6 kB of
+# colour scales for other trace types, is not sent).
+_TEMPLATE = {"layout": {
+    "font": {"color": "#2a3f5f"}, "hoverlabel": {"align": "left"}, "title": {"x": 0.05},
+    "xaxis": {"gridcolor": "white", "linecolor": "white", "ticks": "", "title": {"standoff": 15},
+              "zerolinecolor": "white", "automargin": True, "zerolinewidth": 2},
+    "yaxis": {"gridcolor": "white", "linecolor": "white", "ticks": "", "title": {"standoff": 15},
+              "zerolinecolor": "white", "automargin": True, "zerolinewidth": 2},
+}}
+
+
 @lru_cache(maxsize=16)
 def _subplot_layout(titles: tuple[str, ...]) -> dict:
-    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=titles)
-    return fig.layout.to_plotly_json()
+    """What `plotly.subplots.make_subplots(rows=4, cols=1, shared_xaxes=True,
+    vertical_spacing=0.07, subplot_titles=titles)` lays out, without importing plotly.py's figure
+    machinery (slow to import, large in memory): four stacked rows sharing the bottom time axis."""
+    height = (1.0 - (_ROWS - 1) * _SPACING) / _ROWS
+    layout: dict = {"template": _TEMPLATE, "annotations": []}
+    for r in range(1, _ROWS + 1):
+        top = round(1.0 - (r - 1) * (height + _SPACING), 10)
+        bottom = round(max(0.0, top - height), 10)
+        sfx = "" if r == 1 else str(r)
+        layout[f"xaxis{sfx}"] = {"anchor": f"y{sfx}", "domain": [0.0, 1.0]}
+        if r < _ROWS:
+            layout[f"xaxis{sfx}"].update({"matches": f"x{_ROWS}", "showticklabels": False})
+        layout[f"yaxis{sfx}"] = {"anchor": f"x{sfx}", "domain": [bottom, top]}
+        layout["annotations"].append({"font": {"size": 16}, "showarrow": False, "text": titles[r - 1], "x": 0.5,
+                                      "xanchor": "center", "xref": "paper", "y": top, "yanchor": "bottom",
+                                      "yref": "paper"})
+    return layout
 
 
 def _four_row_layout(titles: tuple[str, ...], height: int, uirevision: str | None) -> dict:
@@ -223,49 +246,33 @@ def uirevision(plant: str, source: str, transport: str) -> str:
     return f"{plant}:{source}:{transport}"
 
 
+def _last_row(view, tz) -> tuple[int, list]:
+    """x (local ms) and values of the cache's last row, as copied under the lock."""
+    last = view.last
+    return local_ms(last[0], tz), [last[1][vi] for _, vi in MEASURED]
+
+
 def cache_xy(view, start: int, stop: int, tz) -> tuple[list, list[list]]:
-    """x (local wall-time ms) and the value columns of rows [start, stop) of a plot cache view."""
-    rows = view.rows[start:stop] if stop > start else []
-    if rows and stop == view.n:
-        rows[-1] = view.last  # the replaceable last row, as copied under the lock
-    xs = [x_ms(r[0], tz) for r in rows]
-    cols = [[r[1][vi] for r in rows] for _, vi in MEASURED]
+    """x (local wall-time ms) and the measured value columns of rows [start, stop) of a plot cache
+    view, JSON-ready (None for nulls); row n-1 as copied under the lock."""
+    stop = min(stop, view.n)
+    if stop <= start:
+        return [], [[] for _ in MEASURED]
+    body = min(stop, view.n - 1)
+    xs = view.rows.x_ms(start, body).tolist() if body > start else []
+    vals = view.rows.values(start, body) if body > start else None
+    cols = [[None if v != v else v for v in vals[:, vi].tolist()] if vals is not None else [] for _, vi in MEASURED]
+    if stop == view.n:
+        lx, lv = _last_row(view, tz)
+        xs.append(lx)
+        for k, v in enumerate(lv):
+            cols[k].append(v)
     return xs, cols
 
 
 def schedule_window(day: date, tz) -> tuple[datetime, datetime]:
     """[today 00:00, today + 2 days) in local time, for the setpoint traces."""
     return local_midnight(day, tz), local_midnight(day + timedelta(days=2), tz)
-
-
-def decimate(xs: np.ndarray, ys: np.ndarray, buckets: int) -> tuple[list, list]:
-    """Min/max decimation of one series for display: per bucket of consecutive rows, the rows
-    holding the minimum and the maximum, in time order, plus the bucket's first null row (so gaps
-    stay gaps). `xs` int64 ms, `ys` float64 with NaN for nulls. Returns JSON-ready lists."""
-    m = len(ys)
-    if m <= 2 * buckets:
-        return xs.tolist(), [None if v != v else v for v in ys.tolist()]
-    size = -(-m // buckets)
-    buckets = -(-m // size)
-    pad = size * buckets - m
-    grid = np.concatenate([ys, np.full(pad, np.nan)]).reshape(buckets, size)
-    nan = np.isnan(grid)
-    real_nan = nan.copy()
-    if pad:
-        real_nan[-1, size - pad:] = False
-    all_nan = nan.all(axis=1)
-    i_min = np.where(nan, np.inf, grid).argmin(axis=1)
-    i_max = np.where(nan, -np.inf, grid).argmax(axis=1)
-    has_nan = real_nan.any(axis=1)
-    i_nan = real_nan.argmax(axis=1)
-    cand = np.stack([np.where(all_nan, -1, i_min),
-                     np.where(all_nan | (i_max == i_min), -1, i_max),
-                     np.where(has_nan, i_nan, -1)], axis=1)
-    cand.sort(axis=1)
-    base = (np.arange(buckets) * size)[:, None]
-    idx = np.where(cand >= 0, cand + base, -1).ravel()
-    idx = idx[idx >= 0]
-    return xs[idx].tolist(), [None if v != v else v for v in ys[idx].tolist()]
 
 
 def live_window(now: datetime, window: str) -> tuple[datetime, datetime]:
@@ -290,40 +297,65 @@ def range_patch(patch: Patch, x_range: tuple[datetime, datetime], revision: str 
     return patch
 
 
-def _measured_series(view, tz, max_points: int) -> tuple[list[tuple[list, list]], list[int]]:
-    """Measured traces from cache rows [view.start, n), and per trace its row-to-point offset."""
+def visible_ms(lo: datetime, hi: datetime) -> tuple[int, int]:
+    """A time-axis range (aware or naive local datetimes) as local wall-time ms."""
+    return ((lo.replace(tzinfo=None) - _EPOCH_NAIVE) // _MS, (hi.replace(tzinfo=None) - _EPOCH_NAIVE) // _MS)
+
+
+def measured_series(view, tz, visible: tuple[int, int]) -> tuple[list[tuple[list, list]], list[int]]:
+    """The measured traces from cache rows [view.start, n) sized to the screen, and per trace its
+    row-to-point offset (row i is point i - offset; true for the last row and every row a patch
+    appends later).
+
+    Rows within `visible` (local ms) are drawn exactly up to 2 * LIVE_VISIBLE_BUCKETS of them,
+    else min/max-decimated to that many buckets; rows before and after it are decimated to
+    LIVE_OUTSIDE_BUCKETS each (so a pan shows the shape at once); the last row is always exact.
+    """
     s0, n = view.start, view.n
-    if n - s0 <= max_points:
-        xs, cols = cache_xy(view, s0, n, tz)
-        return [(xs, cols[k]) for k in range(len(MEASURED))], [s0] * len(MEASURED)
-    m = n - max_points // 2
-    head = view.rows[s0:m]
-    hx = np.fromiter((x_ms(r[0], tz) for r in head), dtype=np.int64, count=m - s0)
-    hv = np.array([r[1] for r in head], dtype=np.float64)
-    tx, tcols = cache_xy(view, m, n, tz)
+    if n <= s0:
+        return [([], []) for _ in MEASURED], [s0] * len(MEASURED)
+    bx = view.rows.x_ms(s0, n - 1)
+    bv = view.rows.values(s0, n - 1)
+    segments = screen_segments(bx, visible)
+    lx, lv = _last_row(view, tz)
     series, offsets = [], []
     for k, (_ti, vi) in enumerate(MEASURED):
-        dx, dy = decimate(hx, hv[:, vi], max_points // 4)
-        offsets.append(m - len(dx))
-        series.append((dx + tx, dy + tcols[k]))
+        xs, ys = screen_xy(bx, bv[:, vi], segments)
+        xs.append(lx)
+        ys.append(lv[k])
+        offsets.append(n - len(xs))
+        series.append((xs, ys))
     return series, offsets
+
+
+def reaggregate_patch(view, now: datetime, visible: tuple[int, int]) -> tuple[Patch, list[int]]:
+    """(patch, offsets): the measured traces sized again for the `visible` range (local ms; after
+    a zoom, a pan or a new window) and the now line moved; zoom and layout are left alone."""
+    series, offsets = measured_series(view, now.tzinfo, visible)
+    patch = Patch()
+    for k, (ti, _vi) in enumerate(MEASURED):
+        patch["data"][ti]["x"] = series[k][0]
+        patch["data"][ti]["y"] = series[k][1]
+    x = x_of(now)
+    patch["layout"]["shapes"][0]["x0"] = x
+    patch["layout"]["shapes"][0]["x1"] = x
+    return patch, offsets
 
 
 def live_figure(name: str, plant: str, source: str, transport: str, frame: pd.DataFrame | None,
                 view, now: datetime, api_period: timedelta, window: str = C.LIVE_RANGE_DEFAULT,
-                max_points: int = C.LIVE_MAX_POINTS) -> tuple[dict, list[int]]:
+                visible: tuple[int, int] | None = None) -> tuple[dict, list[int]]:
     """The whole live figure of one plant (page load, new cache generation, source/transport),
     and per measured trace the offset between plot cache row index and figure point index.
 
-    Measured traces start at the cache's `start` row (rows of another transport are not drawn).
-    Up to `max_points` rows are drawn exactly. Beyond that, the most recent max_points / 2 rows are
-    exact and the older ones min/max-decimated to about max_points / 2 points, so a full day at
-    1 s stays light in the browser; full resolution is in the History tab. The time axes show
-    `live_window(now, window)`.
+    Measured traces start at the cache's `start` row (rows of another transport are not drawn)
+    and are sized to the screen for the `visible` x range (local ms; default the window), see
+    `measured_series`. The time axes show `live_window(now, window)`.
     """
     start, end = schedule_window(now.date(), now.tzinfo)
     tail = api_period if source == "api" else None
-    series, offsets = _measured_series(view, now.tzinfo, max_points)
+    lo, hi = live_window(now, window)
+    series, offsets = measured_series(view, now.tzinfo, visible or visible_ms(lo, hi))
     data: list = [None] * 8
     for (ti, column) in SETPOINT_TRACES:
         sx, sy = step_xy(frame, column, start, end, tail)
@@ -333,7 +365,6 @@ def live_figure(name: str, plant: str, source: str, transport: str, frame: pd.Da
         data[ti] = _trace(ti, xs, ys, len(xs) > C.WEBGL_MIN_POINTS)
     layout = _four_row_layout(plant_titles(name), C.LIVE_FIGURE_HEIGHT, uirevision(plant, source, transport))
     layout["shapes"] = [now_shape(now)]
-    lo, hi = live_window(now, window)
     for axis in X_AXES:
         layout[axis]["range"] = [x_of(lo), x_of(hi)]
         layout[axis]["uirevision"] = x_uirevision(plant, source, transport, window)
@@ -457,19 +488,3 @@ def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: dat
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
         "shapes": [now_shape(now, "right")], "uirevision": f"{start.date()}",
     }}
-
-
-# ------------------------------------------------------------------------------------ history
-
-def history_figure(name: str, df: pd.DataFrame) -> dict:
-    """The 4-row figure of one recorded day; setpoints are the recorded register columns."""
-    xs = (df.index.tz_localize(None).as_unit("ms").asi8.tolist() if len(df) else [])
-    webgl = len(df) > C.WEBGL_MIN_POINTS
-    data: list = [None] * 8
-    for ti, column in HISTORY_SETPOINT_COLUMNS:
-        data[ti] = _trace(ti, xs, _clean(df[column].to_numpy().tolist()), webgl)
-    for ti, vi in MEASURED:
-        data[ti] = _trace(ti, xs, _clean(df[VALUE_COLUMNS[vi]].to_numpy().tolist()), webgl)
-    layout = _four_row_layout(plant_titles(name), C.LIVE_FIGURE_HEIGHT, None)
-    return {"data": data, "layout": layout}
-

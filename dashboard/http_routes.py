@@ -23,8 +23,7 @@ import json
 from flask import Flask, Response, abort, g, request, send_file
 
 from core.basic_auth import REALM
-from core.config import PLANT_IDS
-from core.names import safe_plant_name
+from core.names import PLANT_IDS, safe_plant_name
 from core.schedule_csv import schedule_to_csv
 from dashboard import constants as C
 from dashboard import files, roles, views

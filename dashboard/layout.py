@@ -10,7 +10,7 @@ from __future__ import annotations
 from dash import dcc, html
 
 from dashboard import constants as C
-from dashboard import roles, switch_modals
+from dashboard import roles, switch_modals, visible
 from dashboard.context import DashboardContext
 from dashboard.tabs import TAB_MODULES
 
@@ -26,6 +26,7 @@ def build_layout(ctx: DashboardContext):
         ]),
         dcc.Interval(id=C.TICK_ID, interval=ctx.interval_ms, n_intervals=0),
         dcc.Store(id=C.LAST_CMD_ID),
+        *visible.layout(),
         *switch_modals.layout(),
         dcc.Tabs(id=C.TABS_ID, value=C.TABS[0][1], className="tabs", children=[
             dcc.Tab(label=label, value=value, className="tab", selected_className="tab-selected",
@@ -40,5 +41,6 @@ def register_callbacks(app, ctx: DashboardContext) -> None:
     """Every callback, tab by tab (the Status tab also registers the switch modals its toggles
     open). Periodic ones read one snapshot and do no Modbus, HTTP or file I/O; those of a tab that
     is not shown stop at once."""
+    visible.register(app)
     for module in TAB_MODULES.values():
         module.register(app, ctx)

@@ -5,24 +5,26 @@ references (published dicts and frames are never mutated after publication) and 
 per-plant maps that their owners update in place. Everything else (formatting, figures, JSON)
 happens on the returned object, outside the lock. No Modbus, HTTP or file I/O.
 
-The plot cache (§7.7) is the one append-only structure: `rows[:n]` never changes except the last
-element, which compression may replace. The snapshot therefore keeps the list reference, `n`, and
-a copy of `rows[n-1]` taken under the lock; rows before n-1 are stable afterwards.
+The plot cache (§7.7) is the one append-only structure (numpy columns, `core.plot_columns`):
+`rows[:n]` never changes except the last element, which compression may replace. The snapshot
+therefore keeps the columns' reference, `n`, and a copy of `rows[n-1]` taken under the lock; rows
+before n-1 are stable afterwards.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from core.config import PLANT_IDS
+from core.names import PLANT_IDS
+from core.plot_columns import PlotColumns
 
 
 @dataclass(frozen=True)
 class PlotCacheView:
     gen: int
     path: Any
-    rows: list
+    rows: PlotColumns  # rows [0, n) are read; row n-1 from `last`
     n: int
     last: Any  # rows[n-1] as it was under the lock, or None
     start: int = 0  # first row the live plot shows (rows before it came from another transport)
@@ -32,7 +34,7 @@ class PlotCacheView:
         return self.last if i == self.n - 1 else self.rows[i]
 
 
-EMPTY_CACHE = PlotCacheView(0, None, [], 0, None)
+EMPTY_CACHE = PlotCacheView(0, None, PlotColumns(timezone.utc, 16), 0, None)
 
 
 @dataclass(frozen=True)
@@ -74,12 +76,24 @@ class Snapshot:
         return self.recording_file.get(plant) is not None
 
 
+def _columns(rows, n: int):
+    """The cache's rows as `PlotColumns` (the recorder's); a plain Row list (tests, old callers)
+    is converted (its first n rows)."""
+    if isinstance(rows, PlotColumns):
+        return rows
+    rows = list(rows[:n])
+    return PlotColumns.from_rows(rows, rows[0].ts.tzinfo if rows else timezone.utc)
+
+
 def _cache_view(cache) -> PlotCacheView:
     if not isinstance(cache, dict):
         return EMPTY_CACHE
-    rows = cache.get("rows") or []
+    rows = cache.get("rows")
+    if rows is None:
+        rows = []
     n = cache.get("n")
     n = len(rows) if n is None else min(int(n), len(rows))
+    rows = _columns(rows, n)
     start = min(int(cache.get("live_from") or 0), n)
     return PlotCacheView(int(cache.get("gen") or 0), cache.get("path"), rows, n, rows[n - 1] if n else None, start)
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-from core.config import PLANT_IDS, VALUE_COLUMNS, AppConfig
+from core.config import VALUE_COLUMNS, AppConfig
+from core.names import PLANT_IDS
 from core.fleet import FLEET_LABELS
 from core.timeutil import format_hms, format_local_iso, format_ui, parse_iso
 from dashboard.snapshot import Snapshot

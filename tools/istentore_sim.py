@@ -34,7 +34,7 @@ from datetime import datetime, timedelta, timezone
 from flask import Flask, Response, request
 
 from agents.wsgi_server import WsgiServer
-from core.config import PLANT_IDS
+from core.names import PLANT_IDS
 from core.timeutil import QUARTER_HOUR, parse_iso
 
 log = logging.getLogger(__name__)

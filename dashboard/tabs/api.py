@@ -17,6 +17,7 @@ from dashboard import constants as C
 from dashboard import figures, forecast_view, roles, views
 from dashboard.common import any_click, bind
 from dashboard.context import DashboardContext
+from dashboard.visible import tab_tick_id
 from dashboard.snapshot import Snapshot
 
 log = logging.getLogger("hil.dashboard")
@@ -140,7 +141,7 @@ def register(app, dctx: DashboardContext) -> None:
     app.callback(
         Output(C.API_MESSAGE_ID, "children", allow_duplicate=True),
         Output(C.API_CONNECT_STORE_ID, "data", allow_duplicate=True),
-        Input(C.TICK_ID, "n_intervals"),
+        Input(tab_tick_id("api"), "data"),
         State(C.API_CONNECT_STORE_ID, "data"),
         prevent_initial_call=True,
     )(bind(connect_answer, dctx))
@@ -150,7 +151,7 @@ def register(app, dctx: DashboardContext) -> None:
         [Output(C.plant_id("post", pid), "children") for pid in PLANT_IDS],
         Output(C.API_PREVIEW_ID, "figure"),
         Output(C.API_STORE_ID, "data"),
-        Input(C.TICK_ID, "n_intervals"),
+        Input(tab_tick_id("api"), "data"),
         Input(C.API_MESSAGE_ID, "children"),
         State(C.TABS_ID, "value"),
         State(C.API_STORE_ID, "data"),

@@ -1,21 +1,39 @@
-"""History tab (components §8.7): one recorded day of one plant. Today comes from memory
-(`current_file_df_by_plant`); another day is read from its one file (at most 50 MB), only on a
-user action (tab, day or plant chosen), never periodically."""
+"""History tab (components §8.7): recorded days of one plant, one day or the 7 days up to the
+chosen one. Today comes from memory (`current_file_df_by_plant`); another day is read from its one
+file (at most 50 MB each), only on a user action (tab, day, span or plant chosen, a zoom), never
+periodically.
+
+The figure is sized to the screen (issue 13): at most about 2 * LIVE_VISIBLE_BUCKETS points per
+trace on screen (min/max decimation that keeps extremes and gaps) plus coarse rows around it; a
+zoom re-aggregates the traces for the new range (a Patch, the zoom kept), so a 10-minute zoom shows
+every sample. The last loaded selection's columns are kept (one entry) so zooms do not re-read files.
+"""
 from __future__ import annotations
 
 import logging
+import threading
+from datetime import timedelta
 
+import numpy as np
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from core.config import PLANT_IDS
+from core.config import VALUE_COLUMNS
+from core.names import PLANT_IDS
 from dashboard import constants as C
 from dashboard import figures, files
 from dashboard.common import bind, refreshed_options
 from dashboard.context import DashboardContext
+from dashboard.downsample import screen_segments, screen_xy
 from dashboard.snapshot import Snapshot
 
 log = logging.getLogger("hil.dashboard")
+
+HISTORY_SPAN_ID = "history-span"
+SPANS = (("1 day", 1), ("7 days", 7))
+_VI = {name: i for i, name in enumerate(VALUE_COLUMNS)}
+_loaded_lock = threading.Lock()
+_loaded: dict = {}   # {"key": (day, plant, span, today's frame id or None), "x", "values", "text"}
 
 
 REPORT_LINK_ID = "history-report"
@@ -46,6 +64,11 @@ def layout(ctx: DashboardContext, s: Snapshot):
                     dcc.RadioItems(id=C.HISTORY_PLANT_ID, value="lib", inline=True,
                                    options=[{"label": ctx.names[p], "value": p} for p in PLANT_IDS]),
                 ]),
+                html.Div(className="field", children=[
+                    html.Label("Span"),
+                    dcc.RadioItems(id=HISTORY_SPAN_ID, value=1, inline=True,
+                                   options=[{"label": label, "value": n} for label, n in SPANS]),
+                ]),
                 html.A("Download CSV", id=C.HISTORY_DOWNLOAD_ID, href=history_download_href(day, "lib"), download="",
                        className="btn secondary"),
                 # a new tab: the report downloads (attachment), a day without data shows its reason
@@ -64,45 +87,146 @@ def history_options(dctx: DashboardContext, tab, options):
                              lambda: [{"label": d, "value": d} for d in dctx.history_days.get()])
 
 
-def history_show(dctx: DashboardContext, day, plant, tab):
-    """(figure, message, download href, report href) for the chosen day and plant."""
-    if tab != "history" or plant not in PLANT_IDS:
-        raise PreventUpdate
-    return (*_history_view(dctx, day, plant), report_href(day, plant))
+# ------------------------------------------------------------------------------ figures
+
+def history_series(x: np.ndarray, values: np.ndarray, visible: tuple[int, int] | None = None) -> list:
+    """The 8 traces' (x, y) of recorded rows (x local ms, values (m, 8) in VALUE_COLUMNS order),
+    sized to the screen for `visible` (default: everything), in the live figure's trace order."""
+    if visible is None:
+        visible = (int(x[0]), int(x[-1]) + 1) if len(x) else (0, 0)
+    segments = screen_segments(x, visible)
+    series: list = [None] * 8
+    for ti, column in figures.HISTORY_SETPOINT_COLUMNS:
+        series[ti] = screen_xy(x, values[:, _VI[column]], segments)
+    for ti, vi in figures.MEASURED:
+        series[ti] = screen_xy(x, values[:, vi], segments)
+    return series
 
 
-def _history_view(dctx: DashboardContext, day, plant):
-    href = history_download_href(day, plant)
-    if not day:
-        return figures.empty_figure("No recorded days.", C.LIVE_FIGURE_HEIGHT), "No recorded days.", href
-    s = dctx.snapshot()
+def history_figure(name: str, x: np.ndarray, values: np.ndarray, ui_key: str,
+                   visible: tuple[int, int] | None = None) -> dict:
+    """The 4-row figure of recorded rows; setpoints are the recorded register columns. `ui_key`
+    (uirevision, one per selection) keeps a zoom while a re-aggregation replaces the traces."""
+    data = [figures._trace(ti, xs, ys) for ti, (xs, ys) in enumerate(history_series(x, values, visible))]
+    layout = figures._four_row_layout(figures.plant_titles(name), C.LIVE_FIGURE_HEIGHT, ui_key)
+    return {"data": data, "layout": layout}
+
+
+# ------------------------------------------------------------------------------ data
+
+def _span(span) -> int:
+    return 7 if span in (7, "7") else 1
+
+
+def _frame_arrays(df) -> tuple[np.ndarray, np.ndarray]:
+    x = df.index.tz_localize(None).as_unit("ms").asi8.astype(np.int64)
+    return x, df[list(VALUE_COLUMNS)].to_numpy(dtype=np.float64)
+
+
+def _day_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
+    """(x, values, text) of one recorded day, or (None, None, why not)."""
+    from core.plot_columns import read_columns
+
     name = dctx.names[plant]
     df = s.current_file_df.get(plant)
     if (day == s.now.date().isoformat() and df is not None and len(df) > 0
             and files.is_history_file(dctx.cfg, s.current_file_path.get(plant), day, plant)):
-        return figures.history_figure(name, df), f"{name} {day}: {len(df)} rows (today, in memory).", href
+        x, values = _frame_arrays(df)
+        return x, values, f"{name} {day}: {len(df)} rows (today, in memory)."
     path = files.history_path(dctx.cfg, day, plant)
     if path is None:
-        text = f"No file for {name} on {day}."
-        return figures.empty_figure(text, C.LIVE_FIGURE_HEIGHT), text, href
-    fig, message = _read_history(dctx, name, path)
-    return fig, message, href
-
-
-def _read_history(dctx: DashboardContext, name: str, path):
-    from core.recording import read_rows, rows_to_frame
+        return None, None, f"No file for {name} on {day}."
     try:
-        size = path.stat().st_size
-        if size > C.MAX_HISTORY_FILE_BYTES:
-            return figures.empty_figure(C.FILE_TOO_LARGE, C.LIVE_FIGURE_HEIGHT), C.FILE_TOO_LARGE
-        rows, malformed = read_rows(path, dctx.tz)
+        if path.stat().st_size > C.MAX_HISTORY_FILE_BYTES:
+            return None, None, C.FILE_TOO_LARGE
+        cols, malformed = read_columns(path, dctx.tz)
     except OSError as exc:
-        text = f"Cannot read {path.name}: {exc.strerror or exc}"
-        return figures.empty_figure(text, C.LIVE_FIGURE_HEIGHT), text
+        return None, None, f"Cannot read {path.name}: {exc.strerror or exc}"
     if malformed:
         log.warning("%s: skipped %d malformed line(s)", path.name, malformed)
-    df = rows_to_frame(rows, dctx.tz)
-    return figures.history_figure(name, df), f"{path.name}: {len(df)} rows."
+    n = len(cols)
+    return np.array(cols.x_ms(0, n)), np.array(cols.values(0, n)), f"{path.name}: {n} rows."
+
+
+def _load(dctx: DashboardContext, day: str, plant: str, span: int):
+    """(x, values, message) of the selection (one day, or the `span` days up to `day`)."""
+    s = dctx.snapshot()
+    today_df = s.current_file_df.get(plant)
+    key = (day, plant, span, id(today_df))
+    with _loaded_lock:
+        if _loaded.get("key") == key:
+            return _loaded["x"], _loaded["values"], _loaded["text"]
+    if span == 1:
+        x, values, text = _day_arrays(dctx, s, day, plant)
+    else:
+        x, values, text = _days_arrays(dctx, s, day, plant, span)
+    if x is not None:
+        with _loaded_lock:
+            _loaded.clear()
+            _loaded.update(key=key, x=x, values=values, text=text)
+    return x, values, text
+
+
+def _days_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str, span: int):
+    end = files.parse_date(day)
+    if end is None:
+        return _day_arrays(dctx, s, day, plant)
+    parts, rows = [], 0
+    for k in range(span - 1, -1, -1):
+        x, values, _text = _day_arrays(dctx, s, (end - timedelta(days=k)).isoformat(), plant)
+        if x is not None and len(x):
+            parts.append((x, values))
+            rows += len(x)
+    first = (end - timedelta(days=span - 1)).isoformat()
+    name = dctx.names[plant]
+    if not parts:
+        return None, None, f"No file for {name} from {first} to {day}."
+    x = np.concatenate([p[0] for p in parts])
+    values = np.concatenate([p[1] for p in parts])
+    return x, values, f"{name} {first} to {day}: {rows} rows from {len(parts)} day(s)."
+
+
+# ------------------------------------------------------------------------------ callbacks
+
+def history_show(dctx: DashboardContext, day, plant, span, tab):
+    """(figure, message, download href, report href) for the chosen day, plant and span."""
+    if tab != "history" or plant not in PLANT_IDS:
+        raise PreventUpdate
+    return (*_history_view(dctx, day, plant, span), report_href(day, plant))
+
+
+def _history_view(dctx: DashboardContext, day, plant, span):
+    href = history_download_href(day, plant)
+    if not day:
+        return figures.empty_figure("No recorded days.", C.LIVE_FIGURE_HEIGHT), "No recorded days.", href
+    span = _span(span)
+    x, values, text = _load(dctx, day, plant, span)
+    if x is None:
+        return figures.empty_figure(text, C.LIVE_FIGURE_HEIGHT), text, href
+    return history_figure(dctx.names[plant], x, values, f"{day}:{plant}:{span}"), text, href
+
+
+def history_zoom(dctx: DashboardContext, relayout, day, plant, span, tab):
+    """The traces re-aggregated for a zoom or pan (a Patch; the zoom is kept); a double-click
+    (autorange) shows everything again at screen size."""
+    from dash import Patch
+
+    from dashboard.tabs.live import visible_range_of
+
+    if tab != "history" or plant not in PLANT_IDS or not day or not isinstance(relayout, dict):
+        raise PreventUpdate
+    events = {k: v for k, v in relayout.items() if k.startswith("xaxis")}
+    if not events:
+        raise PreventUpdate
+    x, values, _text = _load(dctx, day, plant, _span(span))
+    if x is None or not len(x):
+        raise PreventUpdate
+    visible = visible_range_of(events) or (int(x[0]), int(x[-1]) + 1)
+    patch = Patch()
+    for ti, (xs, ys) in enumerate(history_series(x, values, visible)):
+        patch["data"][ti]["x"] = xs
+        patch["data"][ti]["y"] = ys
+    return patch
 
 
 def register(app, dctx: DashboardContext) -> None:
@@ -119,5 +243,15 @@ def register(app, dctx: DashboardContext) -> None:
         Output(REPORT_LINK_ID, "href"),
         Input(C.HISTORY_DATE_ID, "value"),
         Input(C.HISTORY_PLANT_ID, "value"),
+        Input(HISTORY_SPAN_ID, "value"),
         Input(C.TABS_ID, "value"),
     )(bind(history_show, dctx))
+    app.callback(
+        Output(C.HISTORY_FIGURE_ID, "figure", allow_duplicate=True),
+        Input(C.HISTORY_FIGURE_ID, "relayoutData"),
+        State(C.HISTORY_DATE_ID, "value"),
+        State(C.HISTORY_PLANT_ID, "value"),
+        State(HISTORY_SPAN_ID, "value"),
+        State(C.TABS_ID, "value"),
+        prevent_initial_call=True,
+    )(bind(history_zoom, dctx))

@@ -39,11 +39,44 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
     view = s.plot[pid]
     window = window_choice(window)
     frame = (s.api if s.source == "api" else s.manual).get(pid)
+    events = _x_events(relayout)
     fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, frame, view, s.now,
-                                       dctx.api_period, window)
+                                       dctx.api_period, window, visible_range(s, window, events))
     return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": s.revision,
                  "last": figures.row_signature(view.last), "now": s.now.isoformat(),
-                 "win": window, "x1": figures.live_window(s.now, window)[1].isoformat(), "rl": _x_events(relayout)}
+                 "win": window, "x1": figures.live_window(s.now, window)[1].isoformat(), "rl": events,
+                 "agg": events}
+
+
+def _axis_ms(value) -> int:
+    """A plotly date-axis value (a local wall-time string, any fraction of a second, or ms) as
+    local ms. Raises ValueError for anything else."""
+    if isinstance(value, (int, float)):
+        return int(value)
+    day, _, clock = str(value).strip().replace("T", " ").partition(" ")
+    whole, _, frac = clock.partition(".")
+    stamp = datetime.fromisoformat(f"{day} {whole or '00:00:00'}")
+    ms = figures.visible_ms(stamp, stamp)[0]
+    return ms + (int(round(float("0." + frac) * 1000)) if frac else 0)
+
+
+def visible_range_of(events: dict) -> tuple[int, int] | None:
+    """The time range (local ms) of a zoom or pan relayout event, or None (autorange, other)."""
+    for axis in figures.X_AXES:
+        lo, hi = events.get(f"{axis}.range[0]"), events.get(f"{axis}.range[1]")
+        if lo is None and isinstance(events.get(f"{axis}.range"), list) and len(events[f"{axis}.range"]) == 2:
+            lo, hi = events[f"{axis}.range"]
+        if lo is not None and hi is not None:
+            try:
+                return _axis_ms(lo), _axis_ms(hi)
+            except ValueError:
+                return None
+    return None
+
+
+def visible_range(s, window: str, events: dict) -> tuple[int, int]:
+    """The x range on screen (local ms): the operator's zoom or pan, else the chosen window."""
+    return visible_range_of(events) or figures.visible_ms(*figures.live_window(s.now, window))
 
 
 def _x_events(relayout) -> dict:
@@ -86,7 +119,7 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
     drawn_n = int(store.get("n", -1)) if store else -1
     offsets = (store or {}).get("offs") or [0] * len(figures.MEASURED)
     if (not store or store.get("key") != key or view.n < drawn_n
-            or view.n - min(offsets) > 2 * C.LIVE_MAX_POINTS):
+            or view.n - min(offsets) > C.LIVE_MAX_POINTS):
         if pending and pending.get("key") == key and pending.get("drawn") == (store or {}).get("key") and \
                 (s.now - datetime.fromisoformat(pending["at"])).total_seconds() < C.REBUILD_RETRY_S:
             return no_update, no_update, no_update  # asked for already; wait for it
@@ -97,13 +130,21 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
     rev_changed = s.revision != store.get("rev")
     grew = view.n > drawn_n
     now_due = (s.now - datetime.fromisoformat(store["now"])).total_seconds() >= C.NOW_LINE_MIN_MOVE_S
-    moved = window_update(s, pid, store, window_choice(window), relayout)
-    if not (grew or last_changed or rev_changed or now_due or moved):
+    window = window_choice(window)
+    moved = window_update(s, pid, store, window, relayout)
+    events = _x_events(relayout)
+    reaggregate = events != store.get("agg") or bool(moved and "uirev" in moved)
+    if not (grew or last_changed or rev_changed or now_due or moved or reaggregate):
         return no_update, no_update, no_update
-    patch = figures.live_patch(view, drawn_n, last_changed, s.now, offsets)
+    if reaggregate:   # a zoom, pan, double-click or new window: points sized for the new range
+        visible = visible_range(s, window, {} if moved and "uirev" in moved else events)
+        patch, offsets = figures.reaggregate_patch(view, s.now, visible)
+    else:
+        patch = figures.live_patch(view, drawn_n, last_changed, s.now, offsets)
     if rev_changed:
         figures.setpoint_patch(patch, frame, s.source, s.now, dctx.api_period)
-    new_store = dict(store, n=view.n, rev=s.revision, last=figures.row_signature(view.last), now=s.now.isoformat())
+    new_store = dict(store, n=view.n, rev=s.revision, last=figures.row_signature(view.last), now=s.now.isoformat(),
+                     offs=offsets, agg=events)
     if moved:
         figures.range_patch(patch, moved.pop("move"), moved.pop("uirev", None))
         new_store.update(moved)

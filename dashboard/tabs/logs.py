@@ -1,20 +1,24 @@
-"""Logs tab (components §8.8): `Today (live)` from the in-memory session ring, redrawn only when
-its signature changed; a past day's file tail (bounded) only on a user action (select, Reload).
+"""Logs tab (components §8.8): `Today (live)` from the in-memory session ring; a refresh appends
+only the entries logged since the last one (a `Patch`; the whole panel only on the first draw, a
+new day or a gap); a past day's file tail (bounded) only on a user action (select, Reload).
 The panel scrolls to its end on every redraw (a client-side callback)."""
 from __future__ import annotations
 
 import logging
 
-from dash import Input, Output, State, ctx as dash_ctx, dcc, html, no_update
+from dash import Input, Output, Patch, State, ctx as dash_ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import constants as C
 from dashboard import files
 from dashboard.common import bind, refreshed_options
 from dashboard.context import DashboardContext
+from dashboard.visible import tab_tick_id
 from dashboard.snapshot import Snapshot, session_log_entries
 
 log = logging.getLogger("hil.dashboard")
+
+MAX_PATCH_DELETES = 200  # more first lines to drop than this: the panel is drawn whole
 
 LEVEL_CLASS = {"ERROR": "lvl-error", "CRITICAL": "lvl-error", "WARNING": "lvl-warning", "INFO": "lvl-info"}
 
@@ -81,6 +85,48 @@ def live_log_signature(entries: list[dict], today: str) -> list:
     return [today, len(entries), last.get("timestamp"), str(last.get("message", ""))[:80]]
 
 
+def _entry_mark(entry: dict | None) -> list | None:
+    """Which ring entry the panel ends with: the entry object's identity (unique while it is in
+    the ring) plus its time and text (so a recycled identity is not taken for it)."""
+    if entry is None:
+        return None
+    return [id(entry), entry.get("timestamp"), str(entry.get("message", ""))[:80]]
+
+
+def new_ring_entries(entries: list[dict], mark) -> list[dict] | None:
+    """The ring entries after the one `mark` names (searched from the end: O(new entries)), or
+    None when that entry is no longer in the ring (the panel must be drawn whole)."""
+    if not mark:
+        return None
+    for i in range(len(entries) - 1, -1, -1):
+        if id(entries[i]) == mark[0]:
+            return entries[i + 1:] if _entry_mark(entries[i]) == list(mark) else None
+    return None
+
+
+def live_log_update(entries: list[dict], today: str, store: dict | None):
+    """(panel, mark, shown) for Today (live): a Patch that appends only the entries logged since
+    the panel was drawn (dropping as many of its first lines as the ring dropped), the whole panel
+    when it cannot be patched (first draw, new day, a gap), or (no_update, ...) when nothing is new."""
+    mark, shown = (store or {}).get("mark"), int((store or {}).get("shown") or 0)
+    new = None if not store or store.get("day") != today else new_ring_entries(entries, mark)
+    if new is None:
+        lines = render_ring(entries, today)
+        return lines, _entry_mark(entries[-1] if entries else None), len(lines)
+    if not new:
+        return no_update, mark, shown
+    lines = render_ring(new, today)
+    keep = sum(1 for e in entries if e.get("date") in (None, today))
+    drop = shown + len(lines) - keep
+    if drop > MAX_PATCH_DELETES:
+        return render_ring(entries, today), _entry_mark(entries[-1]), keep
+    patch = Patch()
+    for _ in range(max(0, drop)):
+        del patch[0]
+    patch.extend(lines)
+    return patch, _entry_mark(entries[-1]), keep
+
+
 def _render_file_lines(lines: list[str]) -> list:
     out = []
     for line in lines:
@@ -108,12 +154,11 @@ def logs_refresh(dctx: DashboardContext, value, _reload, _n, tab, store):
     if value == C.LOG_LIVE_VALUE:
         entries = session_log_entries(dctx.sd)
         today = s.now.date().isoformat()
-        sig = live_log_signature(entries, today)
-        if not user and store and store.get("value") == value and store.get("sig") == sig:
-            if label_out is no_update:
-                raise PreventUpdate
-            return no_update, label_out, dict(store, label=label)
-        return render_ring(entries, today), label_out, {"value": value, "sig": sig, "label": label}
+        live_store = store if not user and store and store.get("value") == value else None
+        panel, mark, shown = live_log_update(entries, today, live_store)
+        if panel is no_update and label_out is no_update:
+            raise PreventUpdate
+        return panel, label_out, {"value": value, "day": today, "mark": mark, "shown": shown, "label": label}
     if not user:
         if label_out is no_update:
             raise PreventUpdate
@@ -151,7 +196,7 @@ def register(app, dctx: DashboardContext) -> None:
         Output(C.LOG_STORE_ID, "data"),
         Input(C.LOG_SELECT_ID, "value"),
         Input(C.LOG_RELOAD_ID, "n_clicks"),
-        Input(C.TICK_ID, "n_intervals"),
-        Input(C.TABS_ID, "value"),
+        Input(tab_tick_id("logs"), "data"),
+        State(C.TABS_ID, "value"),
         State(C.LOG_STORE_ID, "data"),
     )(bind(logs_refresh, dctx))

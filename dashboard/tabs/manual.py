@@ -31,6 +31,7 @@ from dashboard import constants as C
 from dashboard import figures, files, forecast_view, override_views, roles
 from dashboard.common import bind
 from dashboard.context import DashboardContext
+from dashboard.visible import tab_tick_id
 from dashboard.snapshot import Snapshot
 
 log = logging.getLogger("hil.dashboard")
@@ -330,7 +331,7 @@ def register(app, dctx: DashboardContext) -> None:
     app.callback(
         Output(C.MANUAL_PREVIEW_ID, "figure"),
         Output(C.MANUAL_STORE_ID, "data"),
-        Input(C.TICK_ID, "n_intervals"),
+        Input(tab_tick_id("manual"), "data"),
         Input(C.MANUAL_PLANT_ID, "value"),
         State(C.TABS_ID, "value"),
         State(C.MANUAL_STORE_ID, "data"),

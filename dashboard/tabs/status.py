@@ -12,11 +12,12 @@ import logging
 from dash import ALL, Input, Output, State, ctx as dash_ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from core.config import PLANT_IDS
+from core.names import PLANT_IDS
 from dashboard import constants as C
 from dashboard import figures, override_views, plant_summary, roles, switch_modals, top_card, views
 from dashboard.common import any_click, bind, command_store, output_key
 from dashboard.context import DashboardContext
+from dashboard.visible import SENT_STORE_ID, only_changed, tab_tick_id
 from dashboard.snapshot import Snapshot
 from dashboard.tabs.live import build_live_figure, live_figure_update, window_choice
 
@@ -180,8 +181,9 @@ def status_values(dctx: DashboardContext, s: Snapshot, last_cmd: dict | None, li
     return out
 
 
-def refresh_status(dctx: DashboardContext, _n, window, tab, last_cmd, *per_plant):
-    """`per_plant` = live stores, rebuild requests and relayoutData, each in PLANT_IDS order."""
+def refresh_status(dctx: DashboardContext, _shown, window, _n, tab, last_cmd, *per_plant):
+    """Each tick while the Status tab is shown (`_shown`, see `dashboard.visible`; `_n` the tick
+    count). `per_plant` = live stores, rebuild requests and relayoutData, each in PLANT_IDS order."""
     if tab != "status":
         raise PreventUpdate
     s = dctx.snapshot()
@@ -234,15 +236,17 @@ def plant_action(dctx: DashboardContext, _clicks):
 
 def register(app, dctx: DashboardContext) -> None:
     app.callback(
-        [Output(cid, prop) for cid, prop in STATUS_OUTPUTS],
-        Input(C.TICK_ID, "n_intervals"),
+        [Output(cid, prop) for cid, prop in STATUS_OUTPUTS] + [Output(SENT_STORE_ID, "data")],
+        Input(tab_tick_id("status"), "data"),
         Input(C.LIVE_RANGE_ID, "value"),
+        State(C.TICK_ID, "n_intervals"),
         State(C.TABS_ID, "value"),
         State(C.LAST_CMD_ID, "data"),
         [State(C.plant_id("live-store", pid), "data") for pid in PLANT_IDS],
         [State(C.plant_id("live-rebuild", pid), "data") for pid in PLANT_IDS],
         [State(C.plant_id("live-fig", pid), "relayoutData") for pid in PLANT_IDS],
-    )(bind(refresh_status, dctx))
+        State(SENT_STORE_ID, "data"),
+    )(only_changed(bind(refresh_status, dctx), reset_arg=4))  # only what changed; arg 4 = last command
     for pid in PLANT_IDS:
         app.callback(
             Output(C.plant_id("live-fig", pid), "figure", allow_duplicate=True),

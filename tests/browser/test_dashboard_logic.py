@@ -3,6 +3,7 @@ the live figure's rebuild/patch decisions (§8.2), step lines, and the file-sele
 §8.8)."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,12 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dash import no_update
+from plotly.utils import PlotlyJSONEncoder
 
 from core.config import load_config
 from core.recording import Row, null_row
 from core.schedules import frame_from_rows
 from agents.shared_data import build_shared_data
-from dashboard import figures, files, plant_summary, views
+from dashboard import downsample, figures, files, plant_summary, views
 from dashboard.snapshot import take_snapshot
 from dashboard.tabs import live, logs
 
@@ -261,10 +263,23 @@ def test_live_figure_decimates_a_full_day_and_patches_through_offsets(cfg):
     _cache(sd, rows)
     fig, store = live.build_live_figure(_ctx(cfg), snap(sd), "lib")
     trace = fig["data"][1]
-    assert len(trace["x"]) <= 10_100 and trace["type"] == "scatter"
+    assert all(len(fig["data"][ti]["x"]) <= 4_000 for ti, _vi in figures.MEASURED) and trace["type"] == "scatter"
+    assert len(json.dumps(fig, cls=PlotlyJSONEncoder)) <= 300_000, "a whole day's figure stays light"
     assert 5000.0 in trace["y"] and None in trace["y"] and 999.0 in trace["y"]
-    assert trace["x"][-5000:] == [figures.x_ms(r.ts, TZ) for r in rows[-5000:]], "recent rows exact"
+    assert trace["x"][-1] == figures.x_ms(rows[-1].ts, TZ), "the last row exact"
     assert trace["x"] == sorted(trace["x"])
+
+    # a 10-minute zoom (issue 13): the next tick re-aggregates, every row in the zoom exact
+    lo, hi = rows[50_000].ts, rows[50_600].ts
+    zoom = {"xaxis.range[0]": figures.x_of(lo), "xaxis.range[1]": figures.x_of(hi)}
+    patch, zstore, _ = live.live_figure_update(_ctx(cfg), snap(sd), "lib", store, None, None, zoom)
+    zx = [o["params"]["value"] for o in _ops(patch) if o["location"] == ["data", 1, "x"]][0]
+    assert [x for x in zx if figures.x_ms(lo, TZ) <= x <= figures.x_ms(hi, TZ)] == \
+        [figures.x_ms(r.ts, TZ) for r in rows[50_000:50_601]]
+    assert len(zx) <= 4_000 and zstore["agg"] == zoom
+    assert not [o for o in _ops(patch) if o["location"][:2] == ["layout", "xaxis"]], "the zoom is left alone"
+    assert live.live_figure_update(_ctx(cfg), snap(sd), "lib", zstore, None, None, zoom) == \
+        (no_update, no_update, no_update), "the same zoom is not re-sent"
 
     rows[-1] = _row(rows[-1].ts, -1.0)              # compression replaced the last row
     rows.append(_row(rows[-1].ts + timedelta(seconds=1), 7.0))
@@ -282,12 +297,12 @@ def test_decimate_keeps_extremes_gaps_and_order():
     xs = np.arange(1000, dtype=np.int64)
     ys = np.sin(np.arange(1000) / 30.0)
     ys[500:520] = np.nan
-    dx, dy = figures.decimate(xs, ys, 50)
+    dx, dy = downsample.decimate(xs, ys, 50)
     assert len(dx) <= 150 and dx == sorted(dx)
     assert max(v for v in dy if v is not None) == pytest.approx(np.nanmax(ys))
     assert min(v for v in dy if v is not None) == pytest.approx(np.nanmin(ys))
     assert None in dy and 500 in dx
-    assert figures.decimate(xs[:20], ys[:20], 50) == (xs[:20].tolist(), ys[:20].tolist())
+    assert downsample.decimate(xs[:20], ys[:20], 50) == (xs[:20].tolist(), ys[:20].tolist())
 
 
 def test_step_lines_end_rows_and_api_tail():

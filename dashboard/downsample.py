@@ -1,0 +1,56 @@
+"""Series sized to the screen (issue 13): min/max decimation that keeps extremes and gaps, and
+the split of a series into the rows before, on and after the screen. Pure numpy."""
+from __future__ import annotations
+
+import numpy as np
+
+from dashboard import constants as C
+
+
+def decimate(xs: np.ndarray, ys: np.ndarray, buckets: int) -> tuple[list, list]:
+    """Min/max decimation of one series for display: per bucket of consecutive rows, the rows
+    holding the minimum and the maximum, in time order, plus the bucket's first null row (so gaps
+    stay gaps). `xs` int64 ms, `ys` float64 with NaN for nulls. Returns JSON-ready lists."""
+    m = len(ys)
+    if m <= 2 * buckets:
+        return xs.tolist(), [None if v != v else v for v in ys.tolist()]
+    size = -(-m // buckets)
+    buckets = -(-m // size)
+    pad = size * buckets - m
+    grid = np.concatenate([ys, np.full(pad, np.nan)]).reshape(buckets, size)
+    nan = np.isnan(grid)
+    real_nan = nan.copy()
+    if pad:
+        real_nan[-1, size - pad:] = False
+    all_nan = nan.all(axis=1)
+    i_min = np.where(nan, np.inf, grid).argmin(axis=1)
+    i_max = np.where(nan, -np.inf, grid).argmax(axis=1)
+    has_nan = real_nan.any(axis=1)
+    i_nan = real_nan.argmax(axis=1)
+    cand = np.stack([np.where(all_nan, -1, i_min),
+                     np.where(all_nan | (i_max == i_min), -1, i_max),
+                     np.where(has_nan, i_nan, -1)], axis=1)
+    cand.sort(axis=1)
+    base = (np.arange(buckets) * size)[:, None]
+    idx = np.where(cand >= 0, cand + base, -1).ravel()
+    idx = idx[idx >= 0]
+    return xs[idx].tolist(), [None if v != v else v for v in ys[idx].tolist()]
+
+
+def screen_segments(x: np.ndarray, visible: tuple[int, int]) -> tuple:
+    """(start, stop, buckets) of the rows before, within and after `visible` (x sorted, local ms)."""
+    i0, i1 = (int(i) for i in np.searchsorted(x, np.array(visible, dtype=np.int64), side="left"))
+    i1 = max(i0, i1)
+    return ((0, i0, C.LIVE_OUTSIDE_BUCKETS), (i0, i1, C.LIVE_VISIBLE_BUCKETS), (i1, len(x), C.LIVE_OUTSIDE_BUCKETS))
+
+
+def screen_xy(x: np.ndarray, y: np.ndarray, segments: tuple) -> tuple[list, list]:
+    """One series sized to the screen: each segment exact up to 2 * its buckets, else min/max."""
+    xs: list = []
+    ys: list = []
+    for a, b, buckets in segments:
+        if b > a:
+            dx, dy = decimate(x[a:b], y[a:b], buckets)
+            xs += dx
+            ys += dy
+    return xs, ys

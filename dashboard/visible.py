@@ -1,0 +1,90 @@
+"""Only the tab on screen refreshes (issue 13).
+
+One `dcc.Store` per periodically refreshed tab (`tick-status`, `tick-manual`, `tick-api`,
+`tick-logs`). A client-side callback, on every tick of the page's interval and on every tab
+change, writes a new value (the browser's ms clock) into the store of the visible tab only, so
+the callbacks of hidden tabs send no request at all. A tab that becomes visible gets its store
+written at once, which brings it up to date without waiting for the next tick. The tabs'
+server callbacks take their store as their periodic input instead of the interval.
+"""
+from __future__ import annotations
+
+import json
+
+from dash import Input, Output, dcc
+
+from dashboard import constants as C
+
+TICKED_TABS = ("status", "manual", "api", "logs")
+
+
+def tab_tick_id(tab: str) -> str:
+    """The store whose `data` changes on each tick while `tab` is shown."""
+    return f"tick-{tab}"
+
+
+TAB_TICK_JS = """
+function(n, tab) {
+    const tabs = %s;
+    if (tabs.indexOf(tab) < 0) { throw window.dash_clientside.PreventUpdate; }
+    const now = Date.now();
+    return tabs.map(function (t) { return t === tab ? now : window.dash_clientside.no_update; });
+}
+""" % json.dumps(list(TICKED_TABS))
+
+
+def layout() -> list:
+    return [dcc.Store(id=tab_tick_id(tab)) for tab in TICKED_TABS] + [dcc.Store(id=SENT_STORE_ID)]
+
+
+def register(app) -> None:
+    app.clientside_callback(TAB_TICK_JS, [Output(tab_tick_id(tab), "data") for tab in TICKED_TABS],
+                            Input(C.TICK_ID, "n_intervals"), Input(C.TABS_ID, "value"), prevent_initial_call=True)
+
+
+# ------------------------------------------------------------------------------ only what changed
+
+SENT_STORE_ID = "status-sent"
+
+
+def _digest(value) -> str:
+    import hashlib
+
+    from plotly.utils import PlotlyJSONEncoder
+
+    text = json.dumps(value, cls=PlotlyJSONEncoder, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=3).hexdigest()
+
+
+def only_changed(callback, reset_arg: int):
+    """Wrap a periodic multi-output callback so that it sends only the outputs whose value differs
+    from what the page already shows. The page keeps, in the `SENT_STORE_ID` store (a trailing
+    output and state), a short digest per output of what it was last sent; the store arrives in the
+    same response as the outputs, so a dropped response drops both. An output left alone
+    (`no_update`) keeps its digest; a Patch or a dict (a store or a figure, which other callbacks
+    such as the live figure's rebuild may also write) is always sent.
+    Argument `reset_arg` (e.g. the last-command store) is the mark of other callbacks writing the
+    same outputs: when it changes, everything is sent again."""
+    from dash import Patch, no_update
+
+    def wrapped(*args):
+        *args, sent = args
+        values = callback(*args)
+        mark = _digest(args[reset_arg])
+        old = (sent or "").split(",")
+        old = old[1:] if old and old[0] == mark else []
+        out, digests = [], []
+        for i, value in enumerate(values):
+            before = old[i] if i < len(old) else ""
+            if value is no_update or isinstance(value, (Patch, dict)):
+                out.append(value)
+                digests.append(before if value is no_update else "")
+                continue
+            digest = _digest(value)
+            out.append(no_update if digest == before else value)
+            digests.append(digest)
+        new_sent = ",".join([mark] + digests)
+        return out + [new_sent if new_sent != sent else no_update]
+
+    wrapped.__name__ = getattr(callback, "__name__", "wrapped")
+    return wrapped

@@ -1,0 +1,86 @@
+"""Logs tab, Today (live): a refresh appends only the new ring entries (a Patch)."""
+from __future__ import annotations
+
+from dash import Patch, no_update
+
+from dashboard.tabs import logs
+
+DAY = "2026-03-28"
+
+
+def _entry(i: int, day: str = DAY) -> dict:
+    return {"date": day, "timestamp": f"00:{i // 60:02d}:{i % 60:02d}", "level": "INFO", "message": f"line {i}"}
+
+
+def _texts(children) -> list[str]:
+    return [c.children for c in children]
+
+
+def _apply(panel: list, patch: Patch) -> list:
+    out = list(panel)
+    for op in patch.to_plotly_json()["operations"]:
+        if op["operation"] == "Delete":
+            del out[op["location"][0]]
+        elif op["operation"] == "Extend":
+            out.extend(op["params"]["value"])
+        else:
+            raise AssertionError(f"unexpected operation {op}")
+    return out
+
+
+def test_first_draw_is_whole_then_nothing_new_sends_nothing():
+    ring = [_entry(i) for i in range(3)]
+    panel, mark, shown = logs.live_log_update(ring, DAY, None)
+    assert _texts(panel) == _texts(logs.render_ring(ring, DAY)) and shown == 3
+    again = logs.live_log_update(list(ring), DAY, {"day": DAY, "mark": mark, "shown": shown})
+    assert again[0] is no_update and again[2] == 3
+
+
+def test_new_entries_are_appended_and_the_ring_s_dropped_ones_removed():
+    ring = [_entry(i) for i in range(5)]
+    panel, mark, shown = logs.live_log_update(ring, DAY, None)
+    ring = ring[2:] + [_entry(5), _entry(6)]   # a full ring: two dropped at the front, two new
+    patch, mark2, shown2 = logs.live_log_update(ring, DAY, {"day": DAY, "mark": mark, "shown": shown})
+    assert isinstance(patch, Patch)
+    ops = patch.to_plotly_json()["operations"]
+    assert [op["operation"] for op in ops] == ["Delete", "Delete", "Extend"]
+    assert _texts(_apply(panel, patch)) == _texts(logs.render_ring(ring, DAY))
+    assert shown2 == 5 and mark2 != mark
+
+
+def test_a_new_day_or_a_lost_mark_draws_the_panel_whole():
+    ring = [_entry(i) for i in range(3)]
+    _panel, mark, shown = logs.live_log_update(ring, DAY, None)
+    whole, _, n = logs.live_log_update(ring, "2026-03-29", {"day": DAY, "mark": mark, "shown": shown})
+    assert whole == [] and n == 0   # yesterday's lines are not shown on the new day
+    other = [_entry(i) for i in range(10, 12)]   # the marked entry left the ring
+    whole, _, n = logs.live_log_update(other, DAY, {"day": DAY, "mark": mark, "shown": shown})
+    assert isinstance(whole, list) and _texts(whole) == _texts(logs.render_ring(other, DAY)) and n == 2
+
+
+def test_an_equal_looking_entry_is_not_taken_for_the_marked_one():
+    ring = [_entry(0)]
+    _panel, mark, shown = logs.live_log_update(ring, DAY, None)
+    twin = [dict(ring[0])]   # same time and text, another entry
+    assert logs.new_ring_entries(twin, mark) is None
+
+
+def test_only_changed_sends_what_the_page_does_not_show_yet():
+    from dash import html
+
+    from dashboard.visible import only_changed
+
+    values = {"v": ["a", html.Div("b"), 1, no_update]}
+    cb = only_changed(lambda _tick, _cmd: list(values["v"]), reset_arg=1)
+    first = cb(1, None, None)
+    assert first[:3] == ["a", values["v"][1], 1] and first[3] is no_update and isinstance(first[4], str)
+    second = cb(2, None, first[4])
+    assert all(v is no_update for v in second), "nothing changed: nothing sent"
+    values["v"] = ["a", html.Div("c"), 1, "d"]
+    third = cb(3, None, first[4])
+    assert third[0] is no_update and third[1].children == "c" and third[2] is no_update and third[3] == "d"
+    assert cb(4, {"id": "cmd-1"}, third[4])[:4] == values["v"], "another writer acted: everything again"
+    patch = Patch()
+    patch["x"] = 1
+    values["v"] = [patch, "b", 1, "d"]
+    assert cb(5, None, third[4])[0] is patch
