@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from agents.plant_agent import PlantEmulator
 from agents.scheduler_agent import ScheduleStore, effective_target, read_inputs
 from agents.shared_data import build_shared_data
 from core.clock import FakeClock
-from core.config import load_config
+from core.config import REPO_ROOT, load_config
 from core.points import register_span
 from core.schedules import frame_from_rows
 from tests.helpers import HOST, free_port, install_timed_lock, modbus_client  # noqa: F401 (fixture)
@@ -217,3 +218,16 @@ def test_profile_maps_refuse_like_a_plc(rig, modbus_client, pid):
         rr = client.write_registers(address, words, device_id=1)
         assert rr.isError() and rr.exception_code == code, why
     assert rig.emulator.read_registers(pid, 0, span) == before   # nothing of a refused write was taken
+
+
+def test_check_config_prints_the_profile_map(tmp_path):
+    path = write_config(tmp_path)
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "hil_scheduler.py"), "--config", path, "--check-config"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.rstrip().endswith("config OK")
+    local = yaml.safe_load(out.stdout.rstrip().removesuffix("config OK"))["plants"]["lib"]["modbus"]["local"]
+    assert local["profile"] == str(REPO_ROOT / "profiles" / "lib-ems-ppc.yaml")
+    assert {n: (p["address"], p["format"]) for n, p in local["points"].items()} == {
+        n: (address, {1: "uint16", 2: "uint32"}[words] if not signed else {1: "int16", 2: "int32"}[words])
+        for n, (address, words, signed, _) in LIB.items()}
