@@ -187,3 +187,17 @@ def test_feedback_points_are_read_only_to_clients(tmp_path):
     ranges = {"p_setpoint": (-3000, 3000), "q_setpoint": (-1200, 1200)}
     assert [write_refusal(points, a, [0], ranges) for a in (3, 4, 6, 7, 1)] == [ILLEGAL_DATA_ADDRESS] * 4 + [None]
     assert write_refusal(points, 5, [2], ranges) is None and write_refusal(points, 5, [0], ranges) == ILLEGAL_DATA_VALUE
+
+
+def test_emulator_feedback_values_follow_the_profile(tmp_path):
+    from agents.emulator_outputs import feedback_values, output_writes
+    cfg = load(tmp_path, endpoint_yaml("{host: 127.0.0.1, port: 5502, unit_id: 1, profile: lib-ems-ppc, points: "
+                                       "{run_status: {run_value: 3, stop_value: 4}}}",
+                                       "{host: 127.0.0.1, port: 5503, unit_id: 1, profile: vrfb-inverter}"))
+    lib, vrfb = cfg.plants["lib"].remote.points, cfg.plants["vrfb"].remote.points
+    assert feedback_values(lib, 100.0, -5.0, operating=True) == {"run_status": 3}   # no readback in the LIB map
+    assert feedback_values(lib, 100.0, -5.0, operating=False) == {"run_status": 4}
+    values = feedback_values(vrfb, -250.5, 120.0, operating=True)
+    assert values == {"p_setpoint_readback": -250.5, "q_setpoint_readback": 120.0, "run_status": 1}
+    assert output_writes(vrfb, values, "VRFB", set()) == [(3, [(-2505) & 0xFFFF]), (4, [1200]), (6, [1])]
+    assert feedback_values(cfg.plants["lib"].local.points, 1.0, 1.0, operating=True) == {}   # default map: none
