@@ -28,7 +28,7 @@ from core.dispatch import (SETPOINT_UNITS, Target, changed_externally, decayed, 
                            target_expiry_s, write_status)
 from core.episodes import Episodes
 from core.lateness import BreakpointWatch
-from core.points import OBSERVE_POINTS, SETPOINT_POINTS
+from core.points import OBSERVE_POINTS, SETPOINT_POINTS, as_setpoint_words, setpoint_sources
 from core.recording import format_value
 from core.state import empty_dispatch_status, empty_observed_state
 from core.timeutil import format_local_iso
@@ -314,7 +314,7 @@ class PlantController:
         wanted, refused = encode_setpoints(self.link.endpoint.points, p_kw, q_kvar)
         self._log_refused(refused)
         try:
-            current = self.link.read_words(SETPOINT_POINTS, immediate=immediate)
+            current = self._read_applied(immediate)
         except LinkError as exc:
             if self.link.link == "connect_failed":
                 self._verified_words.clear()
@@ -330,13 +330,21 @@ class PlantController:
                 self._warn_external(differ[0], current, wanted)
         error = self.link.write_points(wanted, differ, immediate)
         try:
-            after = self.link.read_words(SETPOINT_POINTS, immediate=False)
+            after = self._read_applied(immediate=False)
         except LinkError as exc:
             self._verified_words.clear()
             return self._record_write("failed", None, error or str(exc), wrote=True)
         self._verified_words = {n: words for n, words in wanted.items() if after[n] == words}
         status = write_status(bool(refused), len(self._verified_words), len(wanted))
         return self._record_write(status, after, error, wrote=True)
+
+    def _read_applied(self, immediate: bool) -> dict[str, list[int]]:
+        """Setpoint words as applied: the setpoint registers, or a profile's readback point instead."""
+        points = self.link.endpoint.points
+        try:
+            return as_setpoint_words(points, self.link.read_words(setpoint_sources(points), immediate=immediate))
+        except CodecError as exc:
+            raise LinkError(f"setpoint readback: {exc}", "read_error") from exc
 
     def _log_refused(self, refused: list[tuple[str, float]]) -> None:
         points = self.link.endpoint.points

@@ -18,7 +18,9 @@ Threads:
 The write hook (the SimDevice `action`) runs the model at once on any write that touches `enable`,
 `p_setpoint`, `q_setpoint` or `run_command` (integrate up to now with the old operating point, then
 apply the registers as they are after the write), so outputs follow a write before the next period.
-Writes touching `p_setpoint`, `q_setpoint` or `heartbeat` restart the reversion timer (§3.4).
+Writes touching `p_setpoint`, `q_setpoint` or `heartbeat` restart the reversion timer (§3.4). Each
+model run also writes the PLC feedback points a profile maps (applied-setpoint readbacks, run
+status: agents/emulator_outputs.py); they are read-only to clients.
 
 Locking: a per-plant `asyncio.Lock` serialises the periodic run and the hook. It is an asyncio lock
 (not a threading lock) because both run on the loop: a thread lock held by a thread that waits on
@@ -36,12 +38,10 @@ import argparse
 import asyncio
 import contextvars
 import logging
-import math
 import signal
 import socket
 import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 from pymodbus.constants import ExcCodes
@@ -50,8 +50,8 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from agents.base import RateLimitedErrorLog, ThreadRegistry, run_loop
 from core.clock import RealClock
-from core.codec import (CodecError, CodecRangeError, Point, decode, decode_counts, encode, encode_counts,
-                        format_range)
+from agents.emulator_outputs import feedback_values, output_writes
+from core.codec import CodecError, Point, decode, decode_counts, encode, encode_counts
 from core.config import AppConfig, EndpointConfig, PlantConfig, load_config_or_report
 from core.names import safe_plant_name
 from core.plant_model import PlantModel, is_operating
@@ -69,7 +69,6 @@ HOLDING_FCS = (3, 6, 16, 22, 23)  # holding registers only (contract §3)
 WRONG_UNIT_CODE = ExcCodes.GATEWAY_NO_RESPONSE  # what pymodbus itself answers for an unknown id
 _LOOP_CALL_TIMEOUT_S = 5.0
 _JOIN_TIMEOUT_S = 2.0
-_FLOAT32_MAX = 3.4028234663852886e38
 
 # Set inside the emulator's own coroutines so the write hook lets their register writes through.
 # A contextvar (not a flag) because each client request runs in its own task with its own context.
@@ -228,7 +227,8 @@ class PlantEmulator:
         """§3.1: enable 0, setpoints 0, P/Q 0, v_poi 1.0 pu, soc seeded, heartbeat 0, run = stop."""
         token = _INTERNAL.set(True)
         try:
-            writes = self._output_writes(plant, plant.model.outputs().by_point())
+            writes = self._output_writes(plant, {**plant.model.outputs().by_point(),
+                                                 **feedback_values(plant.points, 0.0, 0.0, operating=False)})
             run = plant.points.get("run_command")
             if run is not None and run.stop_value is not None:
                 writes.append((run.address, encode_counts(run, int(run.stop_value))))
@@ -341,7 +341,8 @@ class PlantEmulator:
                 writes.append((point.address, encode(point, 0.0)))
             log.warning("%s emulator: no control write for %.1f s -> P/Q reverted to 0", plant.name, silent_s)
         outputs = model.update(now_s, enable_raw, p_sp, q_sp, run_ok)
-        writes.extend(self._output_writes(plant, outputs.by_point()))
+        feedback = feedback_values(plant.points, p_sp, q_sp, is_operating(enable_raw, run_ok))
+        writes.extend(self._output_writes(plant, {**outputs.by_point(), **feedback}))
         return writes
 
     def _input(self, plant: _Plant, registers: list[int], name: str, raw: bool = False) -> float:
@@ -357,32 +358,7 @@ class PlantEmulator:
             return 0
 
     def _output_writes(self, plant: _Plant, values: dict[str, float]) -> list[tuple[int, list[int]]]:
-        writes = []
-        for name, value in values.items():
-            point = plant.points.get(name)
-            if point is not None:
-                writes.append((point.address, self._encode_output(plant, point, value)))
-        return writes
-
-    def _encode_output(self, plant: _Plant, point: Point, value: float) -> list[int]:
-        """Encode an emulator output; out of range -> clamped to the format's range, logged once."""
-        try:
-            return encode(point, value)
-        except CodecRangeError:
-            pass
-        if point.format == "float32":
-            words = encode(replace(point, scale=1.0), math.copysign(_FLOAT32_MAX, value))
-            clamped = math.copysign(_FLOAT32_MAX, value) * point.scale
-        else:
-            lo, hi = format_range(point.format)
-            counts = lo if value < 0 else hi
-            words = encode_counts(point, counts)
-            clamped = counts * point.scale
-        if point.name not in plant.clamp_logged:
-            plant.clamp_logged.add(point.name)
-            log.warning("%s emulator: %s=%g cannot be encoded as %s at scale %g; clamped to %g",
-                        plant.name, point.name, value, point.format, point.scale, clamped)
-        return words
+        return output_writes(plant.points, values, plant.name, plant.clamp_logged)
 
     # -- thread-safe accessors ------------------------------------------------------------------
     def _call(self, coro, timeout_s: float = _LOOP_CALL_TIMEOUT_S):

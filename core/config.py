@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from core.codec import FORMATS, WORD_ORDERS, Point, encodable_range, is_encodable
 from core.names import PLANT_IDS, safe_plant_name
+from core.profiles import apply_profiles
 from core.points import (KIND_BY_POINT, POINT_NAMES, UNITS_BY_KIND, build_point_map, point_map_problems,
                          unit_per_internal)
 
@@ -271,14 +272,21 @@ class _PointFields(Section, kw_only=True):
     word_order: Annotated[str, Choice(*WORD_ORDERS)] = None
     unit: Annotated[str, Choice(*dict.fromkeys(u for units in UNITS_BY_KIND.values() for u in units))] = None
 
-class _CountFields(_PointFields, kw_only=True):
-    """An optional point (heartbeat, run_command): raw counts, no default address."""
+class _OptionalFields(_PointFields, kw_only=True):
+    """An optional point (the setpoint readbacks): no default address."""
     address: Annotated[int, Int(0, 65535)] = field()  # (a bare annotation would inherit the default None)
+
+class _CountFields(_OptionalFields, kw_only=True):
+    """An optional point of raw counts (heartbeat, run_command, run_status)."""
     scale: Annotated[float, _rule(StrictFloat, "1", must(lambda v: v == 1, "holds raw counts"))] = None
 
 class _RunCommandFields(_CountFields, kw_only=True):
     run_value: Annotated[int, Int()]
     stop_value: Annotated[int, Int()]
+
+class _RunStatusFields(_CountFields, kw_only=True):
+    run_value: Annotated[int | None, Int(null=True)] = None    # reported while operating; None: 1
+    stop_value: Annotated[int | None, Int(null=True)] = None   # reported otherwise; None: 0
 
 def _point_map(points: Any) -> Mapping[str, Point]:
     """The endpoint's complete point map (defaults overridden field by field), its registers checked."""
@@ -295,7 +303,9 @@ def _in_units(endpoint: "EndpointConfig", poi_voltage_v: float) -> "EndpointConf
         n, p.unit, poi_voltage_v)) if p.unit else p for n, p in endpoint.points.items()}))
 
 _Points = type("_Points", (Section,), {**dict.fromkeys(POINT_NAMES), "__annotations__": {  # each point optional
-    n: {"heartbeat": _CountFields, "run_command": _RunCommandFields}.get(n, _PointFields) for n in POINT_NAMES}})
+    n: {"heartbeat": _CountFields, "run_command": _RunCommandFields, "run_status": _RunStatusFields,
+        "p_setpoint_readback": _OptionalFields, "q_setpoint_readback": _OptionalFields}.get(n, _PointFields)
+    for n in POINT_NAMES}})
 
 class EndpointConfig(Section):
     """One Modbus endpoint with its complete point map (defaults + overrides)."""
@@ -303,6 +313,7 @@ class EndpointConfig(Section):
     port: Annotated[int, Int(1, 65535)]
     unit_id: Annotated[int, Int(0, 247)]
     points: Annotated[Mapping[str, Point], _via(_Points, _point_map)]
+    profile: Annotated[str | None, Text(null=True)] = None  # the profile file (absolute) the points start from
     label = property(lambda self: f"{self.host}:{self.port}", doc="host:port, for messages.")
 
 @dataclass(frozen=True)
@@ -432,8 +443,10 @@ def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | 
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         reason = getattr(exc, "problem", None) or getattr(exc, "strerror", None) or " ".join(str(exc).split())
         raise ConfigError([f"config error: {config_path}: not readable as YAML{where}: {reason or exc!r}"]) from None
-    problems = [] if data_dir_override is None or os.fspath(data_dir_override).strip() else [_line(
-        {"loc": ("--data-dir",), "msg": "must not be empty", "input": "", "ctx": {"allowed": "a folder path"}}, "")]
+    raw, profile_problems = apply_profiles(raw, config_path.parent)  # core/profiles.py
+    problems = [_line(err, "") for err in profile_problems] + ([] if data_dir_override is None or os.fspath(
+        data_dir_override).strip() else [_line({"loc": ("--data-dir",), "msg": "must not be empty", "input": "",
+                                                "ctx": {"allowed": "a folder path"}}, "")])
     try:
         doc = _document().validate_python(raw)
     except ValidationError as exc:
@@ -469,6 +482,8 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, PlantConfig):
         obj = {"name": obj.name, "model": obj.model, "modbus": {m: obj.endpoint(m) for m in TRANSPORT_MODES},
                "measurement_series": obj.measurement_series}
+    if isinstance(obj, EndpointConfig) and obj.profile is None:  # no profile: the file as before profiles
+        obj = {k: v for k, v in vars(obj).items() if k != "profile"}
     if isinstance(obj, Point | PowerLimits):
         return MappingProxyType({k: v for k, v in vars(obj).items() if k not in ("name", "per_internal")
                                  and v not in (None, "")})

@@ -1,7 +1,9 @@
 """Point maps and read plans.
 
 The default map is contract §3; every endpoint may override any point field by field. Optional
-points `heartbeat` and `run_command` exist only when an endpoint defines them. A read plan groups
+points `heartbeat`, `run_command` and the read-only feedback points `p_setpoint_readback`,
+`q_setpoint_readback` (the applied setpoint) and `run_status` (its `run_value` while operating, its
+`stop_value` otherwise; default 1/0) exist only when an endpoint (or its profile) defines them. A read plan groups
 points into as few FC3 requests as allowed (blocks of at most 125 registers, holes of at most 32).
 """
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Iterable, Mapping
 
 import math
 
-from core.codec import CodecError, Point, decode, decode_counts, encode_counts, format_range
+from core.codec import CodecError, Point, decode, decode_counts, encode, encode_counts, format_range
 
 DEFAULT_POINTS: dict[str, Point] = {
     "enable": Point("enable", 1, "uint16", 1.0),
@@ -25,7 +27,7 @@ DEFAULT_POINTS: dict[str, Point] = {
     "q_poi": Point("q_poi", 292, "int16", 0.1),
     "v_poi": Point("v_poi", 296, "uint16", 0.01),
 }
-OPTIONAL_POINTS = ("heartbeat", "run_command")
+OPTIONAL_POINTS = ("heartbeat", "run_command", "p_setpoint_readback", "q_setpoint_readback", "run_status")
 POINT_NAMES = tuple(DEFAULT_POINTS) + OPTIONAL_POINTS
 WRITTEN_POINTS = ("enable", "p_setpoint", "q_setpoint", "heartbeat", "run_command")
 SETPOINT_POINTS = ("p_setpoint", "q_setpoint")
@@ -44,7 +46,9 @@ UNITS_BY_KIND: dict[str, dict[str, float | None]] = {
 KIND_BY_POINT = {
     "p_setpoint": "p", "p_battery": "p", "p_poi": "p", "q_setpoint": "q", "q_battery": "q", "q_poi": "q",
     "v_poi": "v", "soc": "soc", "enable": "raw", "heartbeat": "raw", "run_command": "raw",
+    "p_setpoint_readback": "p", "q_setpoint_readback": "q", "run_status": "raw",
 }
+READBACK_POINTS = {"p_setpoint": "p_setpoint_readback", "q_setpoint": "q_setpoint_readback"}
 
 ILLEGAL_DATA_ADDRESS = 2   # Modbus exception codes a PLC answers for a refused write
 ILLEGAL_DATA_VALUE = 3
@@ -76,7 +80,9 @@ def point_map_problems(point_map: Mapping[str, Point], written: Iterable[str] = 
         if p.end > 2**16:
             problems.append(((p.name, "address"), f"a {p.format} point needs two registers", p.address,
                              "an integer 0..65534"))
-        for key in ("run_value", "stop_value") if p.name == "run_command" else ():
+        for key in ("run_value", "stop_value") if p.name in ("run_command", "run_status") else ():
+            if getattr(p, key) is None:
+                continue
             try:
                 encode_counts(p, getattr(p, key))
             except CodecError:
@@ -193,6 +199,21 @@ def write_refusal(point_map: Mapping[str, Point], address: int, words: list[int]
         if not lo - slack <= value <= hi + slack:
             return ILLEGAL_DATA_VALUE
     return None
+
+
+def setpoint_sources(point_map: Mapping[str, Point]) -> tuple[str, ...]:
+    """The points that show each setpoint as applied: its readback point where the map has one."""
+    return tuple(READBACK_POINTS[n] if READBACK_POINTS[n] in point_map else n for n in SETPOINT_POINTS)
+
+
+def as_setpoint_words(point_map: Mapping[str, Point], words: Mapping[str, list[int]]) -> dict[str, list[int]]:
+    """Words read from `setpoint_sources` as the setpoint points' own words (a readback's value
+    encoded as its setpoint point), so they compare with the words written. CodecError when a
+    readback's value does not decode or does not fit its setpoint point."""
+    out = {}
+    for name, source in zip(SETPOINT_POINTS, setpoint_sources(point_map)):
+        out[name] = words[source] if source == name else encode(point_map[name], decode(point_map[source], words[source]))
+    return out
 
 
 def unit_per_internal(point_name: str, unit: str, poi_voltage_v: float) -> float:

@@ -1,0 +1,86 @@
+"""Plant profiles (issue 16, contract §6): a published register map as a YAML file under `profiles/`.
+
+A profile is `{description: <text>, points: {<point>: {address, format, scale, unit, word_order,
+run_value, stop_value}}}`. An endpoint that names one (`profile: PATH`) takes the profile's points as
+its base: the endpoint's own `points:` override them field by field, and the default map (contract
+§3) fills in points the profile does not name. `PATH` is absolute, or relative to the config file's
+folder, the repository, or the repository's `profiles/` folder (`.yaml` may be left out).
+
+`apply_profiles(raw, config_dir)` rewrites the raw config document before validation: each
+`profile` becomes its absolute path and the endpoint's `points` the merged mapping, so the config
+models validate (and `--check-config` prints) the resolved map. Pure but for reading the files.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILE_KEYS = ("description", "points")
+
+
+def resolve_profile(name: str, config_dir: Path) -> Path | None:
+    """The profile file `name` names (see the module docstring), or None when there is none."""
+    path = Path(name)
+    candidates = [path] if path.is_absolute() else [config_dir / path, PROFILES_DIR.parent / path,
+                                                    PROFILES_DIR / path]
+    candidates += [c.with_name(c.name + ".yaml") for c in candidates if not c.suffix]
+    return next((c.resolve() for c in candidates if c.is_file()), None)
+
+
+def load_profile(path: Path) -> dict[str, dict]:
+    """The profile's points (name -> written fields); ValueError naming the problem."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"not readable as YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(doc, Mapping) or set(doc) - set(PROFILE_KEYS):
+        raise ValueError(f"must be a mapping of {', '.join(PROFILE_KEYS)}")
+    points = doc.get("points")
+    if not isinstance(points, Mapping) or not all(isinstance(v, Mapping) for v in points.values()):
+        raise ValueError("points must map each point name to a mapping of its fields")
+    return {str(n): dict(fields) for n, fields in points.items()}
+
+
+def merge_points(profile: Mapping[str, dict], own: Any) -> Any:
+    """The endpoint's `own` points over the profile's, field by field (anything else is left as
+    written, for the config models to report)."""
+    if own is not None and not isinstance(own, Mapping):
+        return own
+    own = own or {}
+    merged = {n: dict(fields) for n, fields in profile.items()}
+    for name, fields in own.items():
+        base = merged.get(name)
+        merged[name] = {**base, **fields} if isinstance(base, dict) and isinstance(fields, Mapping) else fields
+    return merged
+
+
+def apply_profiles(raw: Any, config_dir: Path) -> tuple[Any, list[dict]]:
+    """`raw` with every endpoint's profile resolved and merged, and the problems found (as pydantic
+    error dicts: loc, msg, input, ctx.allowed); an endpoint whose profile fails is left as written."""
+    problems: list[dict] = []
+    def problem(loc: tuple, msg: str, got: str, allowed: str) -> None:
+        problems.append({"loc": loc, "msg": msg, "input": got, "ctx": {"allowed": allowed}})
+    plants = raw.get("plants") if isinstance(raw, Mapping) else None
+    for pid, plant in plants.items() if isinstance(plants, Mapping) else ():
+        modbus = plant.get("modbus") if isinstance(plant, Mapping) else None
+        for mode, endpoint in modbus.items() if isinstance(modbus, Mapping) else ():
+            name = endpoint.get("profile") if isinstance(endpoint, Mapping) else None
+            if not isinstance(name, str) or not name.strip():
+                continue   # absent: no profile; anything else: the config models report it
+            loc = ("plants", pid, "modbus", mode, "profile")
+            path = resolve_profile(name, config_dir)
+            if path is None:
+                problem(loc, "no such profile file", name, "a profile YAML file: absolute, or relative to the config "
+                        f"file's folder or to {PROFILES_DIR}")
+                continue
+            try:
+                points = load_profile(path)
+            except ValueError as exc:
+                problem(loc, f"profile {path.name}: {exc}", name, "a profile as in profiles/*.yaml")
+                continue
+            endpoint.update(profile=str(path), points=merge_points(points, endpoint.get("points")))
+    return raw, problems
