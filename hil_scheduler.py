@@ -8,7 +8,7 @@ Exit codes: 0 after a clean shutdown, 2 for an invalid config or command line (o
 problem), 1 for an unexpected fatal error or a start failure (port in use, unusable folder).
 The API password is read once from ISTENTORE_API_PASSWORD (then removed from the environment).
 `--check-config --schedule PLANT=CSV` also prints each schedule's SoC forecast (issue 17).
-`metrics.port` set: `/metrics` on its own server too (agents/metrics.py), with or without the dashboard.
+`metrics.port` set: `/metrics` on its own server too (agents/metrics_server.py), with or without the dashboard.
 """
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa:
 from agents.data_fetcher_agent import DataFetcher  # noqa: E402
 from agents.forecaster import Forecaster  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
-from agents.metrics import MetricsServer, MetricsStartError, build_registry  # noqa: E402
+from agents.metrics_server import MetricsServer, MetricsStartError  # noqa: E402
+from dashboard.metrics import build_registry  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.process_tuning import tune_process  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402

@@ -20,11 +20,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from bisect import bisect_right
+
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.forecast import Forecast, ForecastCancelled, forecast_soc, forecast_warning
+from core.forecast import Forecast, ForecastCancelled, forecast_soc, forecast_warning, soc_at
 from core.names import PLANT_IDS, safe_plant_name
 from core.recording import find_initial_soc
 from core.state import schedule_key
@@ -36,7 +36,6 @@ PERIOD_S = 2.0
 REFRESH_S = 300.0
 SOC_DRIFT_PU = 0.02
 SOURCES = ("manual", "api")
-
 
 @dataclass(frozen=True)
 class ForecastView:
@@ -62,21 +61,6 @@ class ForecastView:
                 "first_violation_kind": fc.first_violation_kind, "undeliverable_kwh": fc.undeliverable_kwh,
                 "warning": self.warning, "computed_at": format_local_iso(self.computed_at),
                 "until": format_local_iso(fc.times[-1])}
-
-
-def soc_at(soc_pu: tuple[float, ...], epochs: tuple[float, ...], t: datetime) -> float:
-    """The forecast SoC at `t` from its points (`epochs`: POSIX seconds): linear between two
-    points (SoC is piecewise linear), held before the first and after the last."""
-    u = t.timestamp()
-    i = bisect_right(epochs, u) - 1
-    if i < 0:
-        return soc_pu[0]
-    if i >= len(epochs) - 1:
-        return soc_pu[-1]
-    span = epochs[i + 1] - epochs[i]
-    frac = (u - epochs[i]) / span if span > 0 else 0.0
-    return soc_pu[i] + (soc_pu[i + 1] - soc_pu[i]) * frac
-
 
 class Forecaster:
     thread_name = "forecaster"

@@ -14,6 +14,7 @@ schedule), delivered is what the model produces after limits and SoC bounds. Pur
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Callable
@@ -174,3 +175,17 @@ def forecast_warning(name: str, fc: Forecast, plant_cfg: PlantConfig | None = No
              if kwh >= 0.5]
     tail = f"; {' and '.join(parts)} cannot be delivered" if parts else "; the setpoint is clamped"
     return f"{name} {what} at {when}{tail}"
+
+
+def soc_at(soc_pu: tuple[float, ...], epochs: tuple[float, ...], t: datetime) -> float:
+    """The forecast SoC at `t` from its points (`epochs`: POSIX seconds): linear between two
+    points (SoC is piecewise linear), held before the first and after the last."""
+    u = t.timestamp()
+    i = bisect_right(epochs, u) - 1
+    if i < 0:
+        return soc_pu[0]
+    if i >= len(epochs) - 1:
+        return soc_pu[-1]
+    span = epochs[i + 1] - epochs[i]
+    frac = (u - epochs[i]) / span if span > 0 else 0.0
+    return soc_pu[i] + (soc_pu[i + 1] - soc_pu[i]) * frac

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agents.forecaster import soc_at
+from core.forecast import soc_at
 from dashboard import constants as C
 from dashboard.figures import x_of
 

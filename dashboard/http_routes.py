@@ -8,7 +8,7 @@
 - `GET /api/state`: JSON from one snapshot, `Cache-Control: no-store`; never the password or a token.
   Each plant carries `forecast` (agents/forecaster.py: `soc_end`, `first_violation_at`,
   `undeliverable_kwh`, the warning, the start SoC and its origin) of the active source, or null.
-- `GET /metrics`: Prometheus text format from the app's own registry (agents/metrics.py); no I/O.
+- `GET /metrics`: Prometheus text format from the app's own registry (dashboard/metrics.py); no I/O.
 - `GET /healthz`: 200 `{"status": "ok"}` or 503 `{"status": "failing", "failing": [...]}`.
 - `GET /download/manual?plant=<id>`: the plant's manual schedule in the upload format.
 - `GET /download/history?date=YYYY-MM-DD&plant=<id>`: that daily file's bytes under its own name;
@@ -87,7 +87,7 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
 
     @server.route("/metrics")
     def metrics():
-        from agents.metrics import render
+        from dashboard.metrics import render
         body, ctype = render(dctx.hil.metrics_registry)
         return Response(body, status=200, headers={"Content-Type": ctype, "Cache-Control": "no-store"})
 

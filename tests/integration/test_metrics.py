@@ -204,7 +204,7 @@ def test_day_report_download(tmp_path):
         # the History tab's link follows the selected day and plant
         from dashboard.context import DashboardContext
         from dashboard.tabs import history
-        *_, href = history.history_show(DashboardContext(app), day, "vrfb", "history")
+        *_, href = history.history_show(DashboardContext(app), day, "vrfb", 1, "history")
         assert href == f"/download/report?date={day}&plant=vrfb"
     finally:
         stop_app(app)

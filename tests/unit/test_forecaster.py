@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agents.forecaster import REFRESH_S, Forecaster, soc_at
+from agents.forecaster import REFRESH_S, Forecaster
+from core.forecast import soc_at
 from core.clock import FakeClock
 from core.forecast import forecast_soc
 from core.names import safe_plant_name

@@ -1,30 +1,25 @@
-"""Prometheus metrics (issue 17): a collector over one `shared_data` snapshot, and its own server.
+"""Prometheus metrics (issue 17): a collector over one `shared_data` snapshot.
 
 `build_registry(app)` returns a fresh `CollectorRegistry` (one per HilApp, never the global one)
 holding `HilCollector`; `render(registry)` gives the text exposition format. A scrape takes one
 snapshot of `shared_data` under its lock (dashboard/snapshot.py, O(1) reference copies) and reads
 the thread registry and the forecaster's last results: no Modbus, HTTP or file I/O, so a scrape
-answers at once while a plant or the API is unreachable.
+answers at once while a plant or the API is unreachable. Served by the dashboard at `/metrics`
+and, with `metrics.port`, by `agents/metrics_server.py`.
 
 Names follow the Prometheus naming guide: prefix `hil_`, base units in the name: powers in watts
 (`_watts`) and vars (`_vars`, reactive), SoC as `_ratio` (0..1), times in `_seconds`, counters
 `_total`. Values are those of `/api/state` (kW x 1000). A value not known yet is left out (no
 sample), never exported as 0. Sign: positive P = discharge.
-
-`MetricsServer(app)`: `metrics.port` set -> `/metrics` on `metrics.host:port` (127.0.0.1 by default)
-through agents/wsgi_server.py, thread `metrics`, under the dashboard's basic auth when
-`dashboard.auth` is set. The dashboard serves the same registry at `/metrics` (dashboard/http_routes.py).
 """
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime, timezone
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from core.basic_auth import REALM, credentials_ok
 from core.lateness import LatenessHistogram
 from core.names import PLANT_IDS
 from dashboard.snapshot import Snapshot, take_snapshot
@@ -32,9 +27,6 @@ from dashboard.views import as_datetime
 
 log = logging.getLogger("hil.metrics")
 
-THREAD_NAME = "metrics"
-REQUEST_THREADS = 2
-STOP_TIMEOUT_S = 2.0
 REASONS = ("schedule", "no_schedule", "before_start", "after_end", "stale")
 POST_OUTCOMES = ("posted", "rejected", "dropped", "discarded")
 WINDOWS = ("today", "tomorrow")
@@ -197,61 +189,3 @@ def build_registry(app) -> CollectorRegistry:
 def render(registry: CollectorRegistry) -> tuple[bytes, str]:
     """(body, content type) of one scrape."""
     return generate_latest(registry), CONTENT_TYPE_LATEST
-
-
-def metrics_wsgi_app(registry: CollectorRegistry, username: str | None, password: str | None):
-    """WSGI app answering `GET /metrics` only; basic auth when `username` is set."""
-    def app(environ, start_response):
-        if environ.get("PATH_INFO") != "/metrics":
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"Not found; try /metrics\n"]
-        if username is not None and not credentials_ok(environ.get("HTTP_AUTHORIZATION"), username, password or ""):
-            start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", REALM)])
-            return [b"Authentication required.\n"]
-        body, ctype = render(registry)
-        start_response("200 OK", [("Content-Type", ctype), ("Cache-Control", "no-store"),
-                                  ("Content-Length", str(len(body)))])
-        return [body]
-    return app
-
-
-class MetricsStartError(RuntimeError):
-    """The metrics server could not start (address in use, missing auth password)."""
-
-
-class MetricsServer:
-    def __init__(self, app, registry: CollectorRegistry):
-        self.app = app
-        self.cfg = app.cfg.metrics
-        self.registry = registry
-        self._server = None
-
-    @property
-    def port(self) -> int | None:
-        return None if self._server is None else self._server.port
-
-    def start(self) -> None:
-        from agents.wsgi_server import WsgiServer
-
-        auth = self.app.cfg.dashboard.auth
-        password = None
-        if auth is not None:
-            password = os.environ.get(auth.password_env) or None
-            if password is None:
-                raise MetricsStartError(f"Metrics auth: environment variable {auth.password_env} is not set")
-        wsgi = metrics_wsgi_app(self.registry, auth.username if auth else None, password)
-        server = WsgiServer(wsgi, self.cfg.host, self.cfg.port, name=THREAD_NAME, threads=REQUEST_THREADS,
-                            connection_limit=100)
-        try:
-            server.start()
-        except OSError as exc:
-            raise MetricsStartError(
-                f"Metrics cannot listen on {self.cfg.host}:{self.cfg.port}: {exc.strerror or exc}") from None
-        self._server = server
-        self.app.registry.register(THREAD_NAME, server.thread, server=True)
-        log.info("Metrics serving on http://%s:%s/metrics", self.cfg.host, server.port)
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.stop(STOP_TIMEOUT_S)

@@ -1,0 +1,80 @@
+"""`/metrics` on a server of its own (issue 17): `MetricsServer(app, registry)`.
+
+`metrics.port` set -> `/metrics` on `metrics.host:port` (127.0.0.1 by default) through
+agents/wsgi_server.py, thread `metrics`, under the dashboard's basic auth when `dashboard.auth` is
+set. The registry and its collector are `dashboard/metrics.py`; the dashboard serves the same
+registry at `/metrics`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from prometheus_client import CollectorRegistry
+
+from core.basic_auth import REALM, credentials_ok
+from dashboard.metrics import render
+
+log = logging.getLogger("hil.metrics")
+
+THREAD_NAME = "metrics"
+REQUEST_THREADS = 2
+STOP_TIMEOUT_S = 2.0
+
+
+def metrics_wsgi_app(registry: CollectorRegistry, username: str | None, password: str | None):
+    """WSGI app answering `GET /metrics` only; basic auth when `username` is set."""
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"Not found; try /metrics\n"]
+        if username is not None and not credentials_ok(environ.get("HTTP_AUTHORIZATION"), username, password or ""):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", REALM)])
+            return [b"Authentication required.\n"]
+        body, ctype = render(registry)
+        start_response("200 OK", [("Content-Type", ctype), ("Cache-Control", "no-store"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    return app
+
+
+class MetricsStartError(RuntimeError):
+    """The metrics server could not start (address in use, missing auth password)."""
+
+
+class MetricsServer:
+    def __init__(self, app, registry: CollectorRegistry):
+        self.app = app
+        self.cfg = app.cfg.metrics
+        self.registry = registry
+        self._server = None
+
+    @property
+    def port(self) -> int | None:
+        return None if self._server is None else self._server.port
+
+    def start(self) -> None:
+        from agents.wsgi_server import WsgiServer
+
+        auth = self.app.cfg.dashboard.auth
+        password = None
+        if auth is not None:
+            password = os.environ.get(auth.password_env) or None
+            if password is None:
+                raise MetricsStartError(f"Metrics auth: environment variable {auth.password_env} is not set")
+        wsgi = metrics_wsgi_app(self.registry, auth.username if auth else None, password)
+        server = WsgiServer(wsgi, self.cfg.host, self.cfg.port, name=THREAD_NAME, threads=REQUEST_THREADS,
+                            connection_limit=100)
+        try:
+            server.start()
+        except OSError as exc:
+            raise MetricsStartError(
+                f"Metrics cannot listen on {self.cfg.host}:{self.cfg.port}: {exc.strerror or exc}") from None
+        self._server = server
+        self.app.registry.register(THREAD_NAME, server.thread, server=True)
+        log.info("Metrics serving on http://%s:%s/metrics", self.cfg.host, server.port)
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(STOP_TIMEOUT_S)
