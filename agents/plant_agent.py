@@ -388,6 +388,12 @@ class PlantEmulator:
         plant, server = self._server(plant_id)
         self._call(server.async_setValues(plant.endpoint.unit_id, 16, address, list(values)))
 
+    def inject_registers(self, plant_id: str, address: int, values: list[int]) -> None:
+        """Fault injection: set holding registers as a faulty plant would present them, past the PLC
+        write checks and without a model run (a later run may overwrite outputs)."""
+        plant, server = self._server(plant_id)
+        self._call(_set_internally(server, plant.endpoint.unit_id, address, list(values)))
+
     def soc_pu(self, plant_id: str) -> float:
         """The model's state of charge, pu (not rounded to the register's resolution)."""
         return self._plants[plant_id].model.soc_pu
@@ -395,6 +401,14 @@ class PlantEmulator:
     def endpoint(self, plant_id: str) -> EndpointConfig:
         """The endpoint this emulator serves for a plant."""
         return self.cfg.plants[plant_id].endpoint(self.mode)
+
+
+async def _set_internally(server: ModbusTcpServer, unit: int, address: int, values: list[int]) -> None:
+    token = _INTERNAL.set(True)
+    try:
+        await server.async_setValues(unit, 16, address, values)
+    finally:
+        _INTERNAL.reset(token)
 
 
 async def _refuse_unit(fc, start_address, address, count, registers, set_values):

@@ -334,7 +334,7 @@ def _float32_words(value: float) -> list[int]:
 
 
 def test_out_of_range_register_values_from_another_client_are_survived(tmp_path, modbus_client, caplog):
-    """Another client writes garbage into LIB's emulator registers while both plants record:
+    """LIB's emulator registers hold garbage (refused to another client, injected) while both plants record:
     a float32 NaN SoC is a decode error (read_error, sample discarded, one null row, recovery once
     the model rewrites it); an int16 setpoint at -32768 counts and `enable` = 65535 are decoded
     (the setpoint recorded as the plant holds it, the plant not enabled); no thread fails."""
@@ -353,7 +353,10 @@ def test_out_of_range_register_values_from_another_client_are_survived(tmp_path,
         wait_for(lambda: (app.sd["latest_measurement_by_plant"]["lib"] or {}).get("values"), 5)
         assert app.sd["latest_measurement_by_plant"]["lib"]["values"]["soc_pu"] == pytest.approx(0.5)
 
-        client.write_registers(SOC, _float32_words(float("nan")), device_id=1)
+        # read-only and out-of-range values cannot be written by a client (exception 02/03, contract
+        # §6): a faulty plant presents them, injected past the emulator's PLC checks
+        assert client.write_registers(SOC, _float32_words(float("nan")), device_id=1).exception_code == 2
+        app.emulator.inject_registers("lib", SOC, _float32_words(float("nan")))
         wait_for(lambda: "LIB sample failed: decode error" in caplog.text, 3)
         wait_for(lambda: app.sd["plant_observed_state_by_plant"]["lib"]["link"] == "read_error", 3)
         assert app.sd["latest_measurement_by_plant"]["lib"]["sampler_link"] == "read_error"
@@ -361,8 +364,10 @@ def test_out_of_range_register_values_from_another_client_are_survived(tmp_path,
         client.write_register(1, 0, device_id=1)          # a write to `enable` runs the model: SoC rewritten
         wait_for(lambda: "LIB sampling recovered" in caplog.text, 3)
 
-        client.write_register(86, 0x8000, device_id=1)    # -3276.8 kW: beyond the limits, still decodable
-        client.write_register(1, 0xFFFF, device_id=1)     # enable garbage: not enabled
+        assert client.write_register(86, 0x8000, device_id=1).exception_code == 3
+        app.emulator.inject_registers("lib", 86, [0x8000])   # -3276.8 kW: beyond the limits, still decodable
+        assert client.write_register(1, 0xFFFF, device_id=1).exception_code == 3
+        app.emulator.inject_registers("lib", 1, [0xFFFF])    # enable garbage: not enabled
         wait_for(lambda: (app.sd["latest_measurement_by_plant"]["lib"]["values"] or {}).get("p_setpoint_kw")
                  == pytest.approx(-3276.8), 3)
         time.sleep(2.5)
