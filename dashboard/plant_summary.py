@@ -29,11 +29,23 @@ SUMMARY_HEADER = ("Plant", "State", "Source of P/Q", "Pref", "P POI", "Qref", "Q
                   "Recording")
 
 
+_REASON_WORD = {"api": "API", "manual": "MANUAL", "override": "OVERRIDE", "stale": "STALE (0)",
+                "end": "ENDED (0)", "no_schedule": "NONE (0)"}
+
+
 def pq_source(s: Snapshot, plant: str) -> str:
-    """Where the plant's P and Q come from now, for the summary's `Source of P/Q` column: the active
-    schedule source (`MANUAL` / `API`). The one place to read per-signal dispatch reasons from
-    (`s.dispatch[plant]`) once the controller publishes them."""
-    return s.source.upper()
+    """Where the plant's P and Q come from now, for the summary's `Source of P/Q` column, from the
+    per-signal reasons the controller published while it dispatches: `API`, `P API / Q OVERRIDE`,
+    `HELD`; otherwise the active source it would follow (`MANUAL` / `API`)."""
+    if (s.hold.get(plant) or {}).get("held"):
+        return "HELD"
+    if not (s.transition.get(plant) == "running" and s.gate.get(plant)):
+        return s.source.upper()
+    d = s.dispatch.get(plant) or {}
+    words = [_REASON_WORD.get(d.get(key)) for key in ("reason_p", "reason_q")]
+    if None in words:
+        return s.source.upper()
+    return words[0] if words[0] == words[1] else f"P {words[0]} / Q {words[1]}"
 
 
 def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bool]]:

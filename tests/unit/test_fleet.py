@@ -215,3 +215,23 @@ def test_summary_columns_and_values(tmp_path):
     vrfb = plant_summary.summary_cells(cfg, take_snapshot(sd, NOW), "vrfb")
     assert [t for t, _ in vrfb] == ["VRFB", "Stopped", "API", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a",
                                     "NO DATA", "Off"]
+
+
+def test_summary_source_column_follows_the_published_reasons():
+    from dashboard.plant_summary import pq_source
+    from dashboard.snapshot import take_snapshot
+    sd = build_shared_data("api")
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=ZoneInfo("Europe/Madrid"))
+    assert pq_source(take_snapshot(sd, now, False), "vrfb") == "API"          # stopped: the source
+    sd["plant_transition_by_plant"]["vrfb"] = "running"
+    sd["scheduler_running_by_plant"]["vrfb"] = True
+    sd["dispatch_status_by_plant"]["vrfb"] = {**sd["dispatch_status_by_plant"]["vrfb"],
+                                              "reason_p": "api", "reason_q": "override"}
+    assert pq_source(take_snapshot(sd, now, False), "vrfb") == "P API / Q OVERRIDE"
+    sd["dispatch_status_by_plant"]["vrfb"] = {**sd["dispatch_status_by_plant"]["vrfb"], "reason_q": "api"}
+    assert pq_source(take_snapshot(sd, now, False), "vrfb") == "API"
+    sd["dispatch_status_by_plant"]["vrfb"] = {**sd["dispatch_status_by_plant"]["vrfb"],
+                                              "reason_p": "stale", "reason_q": "stale"}
+    assert pq_source(take_snapshot(sd, now, False), "vrfb") == "STALE (0)"
+    sd["hold_by_plant"]["vrfb"] = {**sd["hold_by_plant"]["vrfb"], "held": True}
+    assert pq_source(take_snapshot(sd, now, False), "vrfb") == "HELD"
