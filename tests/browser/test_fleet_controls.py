@@ -3,14 +3,13 @@ real HilApp (both plants emulated on free local ports; remote endpoints are clos
 
 One app is shared by the module, with one browser per screen size (1400x1000, 1280x720, 390x844);
 each test leaves the app as it found it: both plants stopped, recording off, MANUAL, LOCAL.
-Screenshots go to test-artifacts/screenshots/; the operator's Status tab at 1400x1000 also to
-docs/screenshot-status.png (the README shows it).
+Screenshots go to test-artifacts/screenshots/ (a test never writes into the sources; the README's
+docs/screenshot-status.png is a copy of fleet-status-tab.png).
 """
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import threading
 import time
 from types import SimpleNamespace
@@ -19,7 +18,7 @@ import pytest
 
 from core.schedules import frame_from_rows
 from dashboard.plant_summary import SUMMARY_HEADER
-from tests.browser.helpers import (ROOT, Page, api_state, browser_available, make_config, new_driver,
+from tests.browser.helpers import (Page, api_state, browser_available, make_config, new_driver,
                                    plant_registers, recorder_of, start_app, stop_app, wait_for)
 from tests.helpers import shift
 from tests.leaks import ResourceBaseline
@@ -170,7 +169,7 @@ def test_start_all_then_stop_all_through_the_modals(env, page):
                  message=f"{pid} rows recorded")
     page.wait_text("summary-3-lib", "100.0 kW", exact=True)
     page.screenshot("fleet-running")
-    shutil.copyfile(page.screenshot("fleet-status-tab"), ROOT / "docs" / "screenshot-status.png")
+    page.screenshot("fleet-status-tab")   # copied by hand to docs/screenshot-status.png for the README
 
     text = _open_modal(page, "stop-all", "stop-all-modal")
     assert "Confirm Stop All" in text and "safe-stop both plants at the same time" in text
