@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import socket
 import threading
 import time
@@ -33,11 +34,26 @@ ENABLE, P_SP, Q_SP = 1, 86, 88
 P_BAT, Q_BAT, SOC = 270, 272, 281
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it)."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+# Test ports come from below the kernel's ephemeral range (32768-60999 on Linux): a port a test
+# keeps closed for a while (a dead plant or API that comes back later) can then not be taken by an
+# outgoing connection's source port or by another test worker's `bind(0)` in the meantime.
+TEST_PORTS = range(20000, 32768)
+_port_rng = random.SystemRandom()
+
+
+def free_port(exclude: frozenset[int] = frozenset()) -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it), from TEST_PORTS."""
+    for _ in range(200):
+        port = _port_rng.choice(TEST_PORTS)
+        if port in exclude:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free test port in 20000-32767")
 
 
 def shift(dt: datetime, seconds: float) -> datetime:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import yaml
 from pymodbus.client import ModbusTcpClient
 
 from core.recording import Row, read_rows
-from tests.helpers import elapsed_s, shift, wait_for  # noqa: F401  (re-exported for the system tests)
+from tests.helpers import elapsed_s, free_port, shift, wait_for  # noqa: F401  (re-exported for the system tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "hil_scheduler.py"
@@ -32,16 +31,11 @@ PORT_KEYS = ("lib_local", "lib_remote", "vrfb_local", "vrfb_remote", "dashboard"
 
 
 def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """`n` distinct free test ports (tests/helpers.free_port)."""
+    ports: list[int] = []
+    for _ in range(n):
+        ports.append(free_port(exclude=frozenset(ports)))
+    return ports
 
 
 def _merge(base: dict, extra: dict) -> dict:

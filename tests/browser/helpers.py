@@ -11,22 +11,16 @@ import dataclasses
 import io
 import json
 import shutil
-import socket
 import time
 import urllib.request
 from pathlib import Path
 
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_config(tmp: Path, *, api_url: str | None = None, auth=None, **timing):

@@ -29,6 +29,7 @@ from core.clock import FakeClock, RealClock
 from core.config import AppConfig, load_config
 from core.points import build_point_map
 
+from tests.helpers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = ROOT / "config.yaml"
 TZ = ZoneInfo("Europe/Madrid")
@@ -49,12 +50,6 @@ def s16(value: int) -> int:
 
 def signed(word: int) -> int:
     return word - 0x10000 if word >= 0x8000 else word
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_config(data_dir: Path, lib_points=None, lib_model: dict | None = None) -> AppConfig:

@@ -10,7 +10,6 @@ import logging
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import requests
 from core.clock import RealClock
 from core.timeutil import api_window, quarter_hours
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError
+from tests.helpers import free_port
 from tools.istentore_sim import IstentoreSim, sim_plant_kw
 
 TZ = ZoneInfo("Europe/Madrid")
@@ -244,9 +244,7 @@ def test_stop_aborts_a_hanging_request(sim):
 
 
 def test_connection_refused_is_retryable():
-    with socket.socket() as s:      # a free port, closed again: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()      # nothing listens there
     api = IstentoreAPI(f"http://127.0.0.1:{port}", "op", TZ, 1.0)
     api.set_password(PASSWORD)
     try:
@@ -478,9 +476,7 @@ def test_sim_plant_kw_is_deterministic_bounded_and_has_both_signs():
 
 
 def test_simulator_command_line_serves_and_stops_on_sigterm():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "ISTENTORE_SIM_PASSWORD": "from-env"}
     proc = subprocess.Popen([sys.executable, "-m", "tools.istentore_sim", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
