@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 
+from core.basic_auth import account_password
+
 THREAD_NAME = "dashboard"
 REQUEST_THREADS = 8          # callbacks of a few open pages at once; more wait in waitress' queue
 CONNECTION_LIMIT = 1000      # beyond it waitress stops accepting until some close
@@ -83,10 +85,8 @@ class DashboardServer:
 
 
 def _password(account, key: str) -> str | None:
-    """The password of `dashboard.<key>` from its variable, read once at start (None: no account)."""
-    if account is None:
-        return None
-    password = os.environ.get(account.password_env) or None
-    if password is None:
-        raise DashboardStartError(f"Dashboard {key}: environment variable {account.password_env} is not set")
-    return password
+    """The password of `dashboard.<key>`, read once at start (None: no account)."""
+    try:
+        return account_password(account, os.environ)
+    except LookupError as exc:
+        raise DashboardStartError(f"Dashboard {key}: {exc}") from None

@@ -12,7 +12,7 @@ import os
 
 from prometheus_client import CollectorRegistry
 
-from core.basic_auth import REALM, credentials_ok
+from core.basic_auth import REALM, account_password, credentials_ok
 from dashboard.metrics import render
 
 log = logging.getLogger("hil.metrics")
@@ -57,11 +57,10 @@ class MetricsServer:
         from agents.wsgi_server import WsgiServer
 
         auth = self.app.cfg.dashboard.auth
-        password = None
-        if auth is not None:
-            password = os.environ.get(auth.password_env) or None
-            if password is None:
-                raise MetricsStartError(f"Metrics auth: environment variable {auth.password_env} is not set")
+        try:
+            password = account_password(auth, os.environ)
+        except LookupError as exc:
+            raise MetricsStartError(f"Metrics auth: {exc}") from None
         wsgi = metrics_wsgi_app(self.registry, auth.username if auth else None, password)
         server = WsgiServer(wsgi, self.cfg.host, self.cfg.port, name=THREAD_NAME, threads=REQUEST_THREADS,
                             connection_limit=100)

@@ -1,9 +1,10 @@
-"""HTTP basic auth check shared by the dashboard and the metrics server (pure: no I/O)."""
+"""HTTP basic auth shared by the dashboard and the metrics server (pure: the environment is passed in)."""
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
+from typing import Mapping
 
 REALM = 'Basic realm="HIL Scheduler"'
 
@@ -22,3 +23,14 @@ def credentials_ok(header: str | None, username: str, password: str) -> bool:
     user_ok = hmac.compare_digest(user, expected_user)
     pw_ok = hmac.compare_digest(pw, expected_pw)
     return user_ok and pw_ok
+
+
+def account_password(account, environ: Mapping[str, str]) -> str | None:
+    """The password of an account (`username`, `password_env`) from `environ`; None without an
+    account. LookupError naming the variable when it is unset or empty."""
+    if account is None:
+        return None
+    password = environ.get(account.password_env) or None
+    if password is None:
+        raise LookupError(f"environment variable {account.password_env} is not set")
+    return password
