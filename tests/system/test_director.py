@@ -229,7 +229,8 @@ def test_remote_plants_are_disabled_and_zeroed_after_sigint(tmp_path):
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert wait_for(lambda: (read_regs(remote["lib"], 86, 1) or [0])[0] == 4000, 15)
         assert wait_for(lambda: int16_kw((read_regs(remote["vrfb"], 86, 1) or [0])[0]) == -1200.0, 5)
-        assert read_regs(remote["lib"], 1, 1) == [1] and read_regs(remote["vrfb"], 1, 1) == [1]
+        # a start writes the target before it enables the plant (components): wait for the enable too
+        assert wait_for(lambda: read_regs(remote["lib"], 1, 1) == [1] and read_regs(remote["vrfb"], 1, 1) == [1], 5)
         t0 = time.monotonic()
         app.send_signal(signal.SIGINT)
         _, err = app.communicate(timeout=15)
