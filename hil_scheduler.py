@@ -40,7 +40,8 @@ from agents.process_tuning import tune_process  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
-from core.config import AppConfig, effective_config_yaml, load_config_or_report  # noqa: E402
+from core.config import AppConfig, load_config_or_report  # noqa: E402
+from core.config_dump import effective_config_yaml  # noqa: E402
 from core.forecast import forecast_soc, forecast_warning, horizon_end  # noqa: E402
 from core.names import PLANT_IDS  # noqa: E402
 from core.overrides import parse_override  # noqa: E402

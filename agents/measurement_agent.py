@@ -35,7 +35,7 @@ from agents.modbus_link import LinkError, ModbusLink
 from agents.poster import Poster
 from agents.recorder import Recorder
 from core.config import AppConfig
-from core.points import SAMPLE_POINTS
+from core.points import METER_POINTS, SAMPLE_POINTS
 from core.timeutil import from_epoch
 
 log = logging.getLogger("hil.measurement")
@@ -54,6 +54,7 @@ COLUMN_POINTS = (
     ("q_poi_kvar", "q_poi"),
     ("v_poi_pu", "v_poi"),
 )
+VALUE_COLUMNS = tuple(column for column, _ in COLUMN_POINTS)
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,10 @@ class Sample:
     """One step of one plant, as handed to the recorder.
 
     `ts`: the scheduled step time (aware, configured zone); `transport`: the mode the read used;
-    `link`: the sampler link state after the read (§2.4) and `last_error` its error text;
-    `values`: `{column: float}` for the 8 value columns (kW, kvar, pu), or None when the step failed.
+    `link`: the plant's sampler link state after the read (§2.4) and `last_error` its error text;
+    `meter_link`, `meter_error`: the same for the plant's PoC meter (None without a meter);
+    `values`: `{column: float | None}` for the 8 value columns (kW, kvar, pu), the columns of a
+    device that did not answer None; None when no device answered (a failed step).
     """
 
     plant_id: str
@@ -70,7 +73,9 @@ class Sample:
     transport: str
     link: str
     last_error: str | None
-    values: Mapping[str, float] | None
+    values: Mapping[str, float | None] | None
+    meter_link: str | None = None
+    meter_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -157,10 +162,11 @@ class Sampler:
         with shared_data["lock"]:
             mode = shared_data["transport_mode"]
         self.link = ModbusLink(self.plant, "sampler", clock, cfg.timing.modbus_timeout_s, mode)
+        self.meter_link = ModbusLink(self.plant, "meter", clock, cfg.timing.modbus_timeout_s, mode)
         self._gen: int | None = None
         self._next_k: int | None = None
         self._last_step_s: float | None = None  # epoch seconds of the last stamped step
-        self._failing = False
+        self._failing: set[str] = set()   # devices whose last read failed
         self.attempts = 0
         self.skipped_steps = 0
         self.lateness_s: deque[float] = deque(maxlen=LATENESS_HISTORY)
@@ -196,13 +202,27 @@ class Sampler:
         with self.sd["lock"]:
             mode = self.sd["transport_mode"]
         self.link.set_mode(mode)
+        self.meter_link.set_mode(mode)
         self.attempts += 1
-        values = None
-        error = None
+        meter = self.meter_link if self.meter_link.endpoint is not None else None
+        plant_points = [p for p in SAMPLE_POINTS if meter is None or p not in METER_POINTS]
+        values, error = self._read_device(self.link, plant_points, self.name)
+        if meter is not None:
+            meter_values, meter_error = self._read_device(meter, METER_POINTS, f"{self.name} meter")
+            if values is not None or meter_values is not None:
+                values = dict.fromkeys(VALUE_COLUMNS) | (values or {}) | (meter_values or {})
+        self._last_step_s = step_s
+        self.sink(Sample(self.plant_id, ts, mode, self.link.link, error, values,
+                         *(meter and (meter.link, meter_error) or (None, None))))
+
+    def _read_device(self, link: ModbusLink, points, device: str) -> tuple[dict[str, float] | None, str | None]:
+        """One all-or-nothing read of `points` from one device: (`{column: value}`, None) or (None, error).
+        Logs WARNING `<device> sample failed: <error>` once per failing episode, INFO on recovery."""
+        values = error = None
         try:
-            with self.link.device_guard():
-                raw = self.link.read(SAMPLE_POINTS)
-            values = {column: float(raw[point]) for column, point in COLUMN_POINTS}
+            with link.device_guard():
+                raw = link.read(tuple(points))
+            values = {column: float(raw[point]) for column, point in COLUMN_POINTS if point in raw}
             bad = [column for column, value in values.items() if not math.isfinite(value)]
             if bad:
                 values, error = None, f"non-finite value in {', '.join(bad)}"
@@ -210,16 +230,16 @@ class Sampler:
             error = str(exc)
         except Exception as exc:  # a malformed frame or a library error is a failed step, not a crash
             error = f"{type(exc).__name__}: {exc}"
-        if values is None and not self._failing:
-            log.warning("%s sample failed: %s", self.name, error)
-        elif values is not None and self._failing:
-            log.info("%s sampling recovered", self.name)
-        self._failing = values is None
-        self._last_step_s = step_s
-        self.sink(Sample(self.plant_id, ts, mode, self.link.link, error, values))
+        if values is None and device not in self._failing:
+            log.warning("%s sample failed: %s", device, error)
+        elif values is not None and device in self._failing:
+            log.info("%s sampling recovered", device)
+        (self._failing.add if values is None else self._failing.discard)(device)
+        return values, error
 
     def close(self) -> None:
         self.link.close()
+        self.meter_link.close()
 
 
 class MeasurementAgent:

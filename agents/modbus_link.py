@@ -5,7 +5,8 @@ Link state (components §2.4): `ok`, `connect_failed` (refused, timeout, reset: 
 reset by a transport switch). Connects lazily; after a failure the socket is closed and background
 operations fail at once (no network I/O) until the backoff (0.5 s doubling to 30 s) has passed; an
 operator command passes `immediate=True` to make one connect attempt at once. Exception responses
-keep the connection. The endpoint follows the transport mode given to `set_mode()`.
+keep the connection. The endpoint follows the transport mode given to `set_mode()`; the role
+`meter` talks to that endpoint's PoC meter (`EndpointConfig.meter`, None when it has none).
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class ModbusLink:
         self.clock = clock
         self.timeout_s = timeout_s
         self.mode = mode
-        self.endpoint = plant.endpoint(mode)
+        self.endpoint = self._resolve(mode)
         self.link = "unknown"
         self.last_error: str | None = None
         self.consecutive_failures = 0
@@ -65,6 +66,10 @@ class ModbusLink:
         self._plans: dict[tuple, ReadPlan] = {}
 
     # -- endpoint -------------------------------------------------------------------------------
+    def _resolve(self, mode: str):
+        endpoint = self.plant.endpoint(mode)
+        return endpoint.meter if self.role == "meter" else endpoint
+
     @property
     def endpoint_label(self) -> str:
         return self.endpoint.label
@@ -95,7 +100,7 @@ class ModbusLink:
             return
         self.close()
         self.mode = mode
-        self.endpoint = self.plant.endpoint(mode)
+        self.endpoint = self._resolve(mode)
         self.link = "unknown"
         self.last_error = None
         self.consecutive_failures = 0

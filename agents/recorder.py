@@ -98,13 +98,15 @@ class Recorder:
         self._span_events: deque = deque()       # (seq, kind, plant, path), guarded by shared_data["lock"]
         self._step_lock = threading.Lock()
         self._plants: dict[str, _PlantRec] = {}
+        alarm = cfg.tracking_alarm
         for pid, plant in cfg.plants.items():
             limits = plant.model.power_limits
             safe = safe_plant_name(plant.name, pid)
             p_limit_kw = max(abs(limits.p_min_kw), abs(limits.p_max_kw))
             self._plants[pid] = _PlantRec(pid, plant.name, safe,
                                           PlantSpan(self.data_dir, safe, self.tz, self.period_s),
-                                          DispatchTracker(p_limit_kw, self.period_s, self.tz))
+                                          DispatchTracker(p_limit_kw, self.period_s, self.tz,
+                                                          alarm.band_pct / 100.0 * p_limit_kw, alarm.delay_s))
         compression = cfg.recording.compression
         self._pending = PendingRows(lambda: FileCompressor.from_config(compression), self._plants,
                                     PENDING_CAP_PER_PLANT)
@@ -278,18 +280,22 @@ class Recorder:
             with self.sd["lock"]:
                 prev = self.sd["latest_measurement_by_plant"][pid]
                 base = prev if prev is not None else {"ts": None, "values": None}
-                self.sd["latest_measurement_by_plant"][pid] = {
-                    **base, "sampler_link": sample.link, "last_error": sample.last_error}
+                self.sd["latest_measurement_by_plant"][pid] = {**base, **self._links(sample)}
             for row in rec.span.failed_step(sample.ts):
                 self._enqueue(rec, row)  # one null row per outage
             return
-        latest = {"ts": self._iso(sample.ts), "values": dict(sample.values),
-                  "sampler_link": sample.link, "last_error": sample.last_error}
+        latest = {"ts": self._iso(sample.ts), "values": dict(sample.values), **self._links(sample)}
         with self.sd["lock"]:
             self.sd["latest_measurement_by_plant"][pid] = latest
         self._track(rec, sample)
         self._maybe_post(rec, sample)
         self._record(rec, row_from_values(sample.ts, sample.values))
+
+    @staticmethod
+    def _links(sample) -> dict:
+        """Link states of the sample's devices: the plant's, and the PoC meter's (None without one)."""
+        return {"sampler_link": sample.link, "last_error": sample.last_error,
+                "meter_link": sample.meter_link, "meter_error": sample.meter_error}
 
     def _record(self, rec: _PlantRec, row: Row) -> None:
         result = rec.span.good_sample(row)

@@ -142,7 +142,7 @@ def _http_ok(url: str) -> bool:
 
 def measure_start(runs: int) -> list[float]:
     """Seconds from the child's start to dashboard HTTP 200 and both Modbus servers answering."""
-    from core.config import effective_config_yaml
+    from core.config_dump import effective_config_yaml
     out = []
     for _ in range(runs):
         tmp = Path(tempfile.mkdtemp(prefix="bench_start_"))

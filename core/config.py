@@ -14,10 +14,10 @@ import reprlib
 import sys
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import time
 from functools import cache, partial
-from pathlib import Path, PurePath
+from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, dataclass_transform
 from urllib.parse import urlsplit
@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 from core.codec import FORMATS, WORD_ORDERS, Point, encodable_range, is_encodable
 from core.names import PLANT_IDS, safe_plant_name
 from core.profiles import apply_profiles
-from core.points import (KIND_BY_POINT, POINT_NAMES, UNITS_BY_KIND, build_point_map, point_map_problems,
+from core.points import (KIND_BY_POINT, METER_POINTS, POINT_NAMES, UNITS_BY_KIND, build_point_map, point_map_problems,
                          unit_per_internal)
 
 VALUE_COLUMNS = ("p_setpoint_kw", "battery_active_power_kw", "q_setpoint_kvar", "battery_reactive_power_kvar",
@@ -249,6 +249,11 @@ class RecordingConfig(Section):
     data_dir: Annotated[Path | None, Text(null=True)] = None  # null: not set; made absolute by load_config
     compression: CompressionConfig = field(default_factory=CompressionConfig)
 
+class TrackingAlarmConfig(Section):
+    """A running plant whose |P POI − P setpoint| stays above `band_pct` % of its rating for `delay_s` (issue 16)."""
+    band_pct: Annotated[float, Num(gt=0, le=100)] = 5.0
+    delay_s: Annotated[float, Num(ge=0)] = 30.0
+
 class PowerLimits(Section):
     rules = (("p_min_kw", "<=", "p_max_kw"), ("q_min_kvar", "<=", "q_max_kvar"))
     p_max_kw: Annotated[float, Num()]
@@ -288,33 +293,40 @@ class _RunStatusFields(_CountFields, kw_only=True):
     run_value: Annotated[int | None, Int(null=True)] = None    # reported while operating; None: 1
     stop_value: Annotated[int | None, Int(null=True)] = None   # reported otherwise; None: 0
 
-def _point_map(points: Any) -> Mapping[str, Point]:
-    """The endpoint's complete point map (defaults overridden field by field), its registers checked."""
+def _point_map(points: Any, names: tuple[str, ...] = POINT_NAMES) -> Mapping[str, Point]:
+    """A device's complete point map of `names` (defaults overridden field by field), its registers checked."""
     written = {n: {k: v for k, v in vars(p).items() if v is not None} for n, p in vars(points).items() if p}
-    point_map = build_point_map(written)
+    point_map = {n: p for n, p in build_point_map(written).items() if n in names}
     _raise_all(point_map_problems(point_map, written) + [
         ((n, "unit"), "does not fit the point", p.unit, ", ".join(UNITS_BY_KIND[KIND_BY_POINT[n]]))
         for n, p in point_map.items() if p.unit and p.unit not in UNITS_BY_KIND[KIND_BY_POINT[n]]])
     return MappingProxyType(point_map)
 
-def _in_units(endpoint: "EndpointConfig", poi_voltage_v: float) -> "EndpointConfig":
-    """The endpoint with each point's register units per internal unit (V needs the PoC voltage)."""
-    return replace(endpoint, points=MappingProxyType({n: replace(p, per_internal=unit_per_internal(
-        n, p.unit, poi_voltage_v)) if p.unit else p for n, p in endpoint.points.items()}))
+def _in_units(device: Any, poi_voltage_v: float) -> Any:
+    """The endpoint (and its meter) with each point's register units per internal unit (V needs the PoC voltage)."""
+    meter = getattr(device, "meter", None) and {"meter": _in_units(device.meter, poi_voltage_v)}
+    return replace(device, **meter or {}, points=MappingProxyType({n: replace(p, per_internal=unit_per_internal(
+        n, p.unit, poi_voltage_v)) if p.unit else p for n, p in device.points.items()}))
 
 _Points = type("_Points", (Section,), {**dict.fromkeys(POINT_NAMES), "__annotations__": {  # each point optional
     n: {"heartbeat": _CountFields, "run_command": _RunCommandFields, "run_status": _RunStatusFields,
         "p_setpoint_readback": _OptionalFields, "q_setpoint_readback": _OptionalFields}.get(n, _PointFields)
     for n in POINT_NAMES}})
 
-class EndpointConfig(Section):
-    """One Modbus endpoint with its complete point map (defaults + overrides)."""
+class MeterConfig(Section):
+    """The plant's PoC meter (issue 16): a second Modbus device from which p_poi, q_poi and v_poi are read."""
     host: Annotated[str, Text(spaces_ok=False)]
     port: Annotated[int, Int(1, 65535)]
     unit_id: Annotated[int, Int(0, 247)]
+    points: Annotated[Mapping[str, Point], _via(type("_MeterPoints", (Section,), {**dict.fromkeys(METER_POINTS), (
+        "__annotations__"): dict.fromkeys(METER_POINTS, _PointFields)}), partial(_point_map, names=METER_POINTS))]
+    label = property(lambda self: f"{self.host}:{self.port}", doc="host:port, for messages.")
+
+class EndpointConfig(MeterConfig):
+    """One Modbus endpoint with its complete point map (defaults + overrides) and its optional meter."""
     points: Annotated[Mapping[str, Point], _via(_Points, _point_map)]
     profile: Annotated[str | None, Text(null=True)] = None  # the profile file (absolute) the points start from
-    label = property(lambda self: f"{self.host}:{self.port}", doc="host:port, for messages.")
+    meter: MeterConfig | None = None
 
 @dataclass(frozen=True)
 class PlantConfig:
@@ -381,6 +393,15 @@ class _Plants(Section):
                 problems.append((("vrfb", "modbus", mode), f"same endpoint as plants.lib.modbus.{mode}",
                                  "{host}:{port} unit {unit_id}".format(**ends[1]),
                                  f"a host:port{' and unit_id' * (mode == 'remote')} different from the LIB endpoint"))
+        served = {}  # the emulator serves every local device on its own port
+        for pid, plant in zip(PLANT_IDS, (lib, vrfb)) if valid("modbus", "local") else ():
+            served.setdefault(plant["modbus"]["local"]["port"], f"plants.{pid}.modbus.local")
+        for pid, meter in ((pid, p["modbus"]["local"].get("meter")) for pid, p in zip(PLANT_IDS, (lib, vrfb))
+                           if served):
+            if meter and (clash := served.setdefault(meter["port"], f"plants.{pid}.modbus.local.meter")) != \
+                    f"plants.{pid}.modbus.local.meter":
+                problems.append(((pid, "modbus", "local", "meter", "port"), f"same port as {clash}", meter["port"],
+                                 "a port no other local endpoint or meter uses"))
         return problems
 
 class _Document(Section):
@@ -396,6 +417,7 @@ class _Document(Section):
         pid, p.name, p.model, *(_in_units(getattr(p.modbus, m), p.model.poi_voltage_v) for m in TRANSPORT_MODES),
         p.measurement_series) for pid, p in vars(plants).items()}))]
     metrics: MetricsConfig
+    tracking_alarm: TrackingAlarmConfig
 
     @model_validator(mode="after")
     def _metrics_off_loopback(self):
@@ -466,28 +488,3 @@ def load_config_or_report(path, data_dir_override=None, stream=None) -> AppConfi
     except ConfigError as exc:
         print(*exc.problems, sep="\n", file=stream if stream is not None else sys.stderr)
         return None
-
-_Dumper = type("_Dumper", (yaml.SafeDumper,), {})  # prints read-only mappings (points, limits, series) on one line
-_Dumper.add_representer(MappingProxyType, lambda d, m: d.represent_mapping("tag:yaml.org,2002:map", m, True))
-
-def effective_config_yaml(cfg: AppConfig) -> str:
-    """The effective config as YAML for `--check-config`: every key, paths absolute, full point maps;
-    loading it again gives the same config. It names the auth variable, never a variable's value."""
-    return f"# effective configuration of {json.dumps(str(cfg.config_path))}\n" + yaml.dump(
-        {f.name: _plain(getattr(cfg, f.name)) for f in fields(_Document)}, Dumper=_Dumper, sort_keys=False,
-        default_flow_style=False, allow_unicode=True, width=110)
-
-def _plain(obj: Any) -> Any:
-    """Effective values as YAML data in the config file's shape."""
-    if isinstance(obj, PlantConfig):
-        obj = {"name": obj.name, "model": obj.model, "modbus": {m: obj.endpoint(m) for m in TRANSPORT_MODES},
-               "measurement_series": obj.measurement_series}
-    if isinstance(obj, EndpointConfig) and obj.profile is None:  # no profile: the file as before profiles
-        obj = {k: v for k, v in vars(obj).items() if k != "profile"}
-    if isinstance(obj, Point | PowerLimits):
-        return MappingProxyType({k: v for k, v in vars(obj).items() if k not in ("name", "per_internal")
-                                 and v not in (None, "")})
-    if is_dataclass(obj) or isinstance(obj, Mapping) and any(type(v) not in (int, float, type(None)) for v in
-                                                             obj.values()):
-        return {k: _plain(v) for k, v in (vars(obj) if is_dataclass(obj) else obj).items()}
-    return obj.strftime("%H:%M") if isinstance(obj, time) else str(obj) if isinstance(obj, PurePath) else obj

@@ -40,16 +40,17 @@ class DispatchTracker:
         self.deviation_kwh = 0.0
         self.abs_deviation_kwh = 0.0
 
-    def update(self, ts: datetime, setpoint_kw: float, p_poi_kw: float, dispatching: bool) -> dict:
-        """The tracking after one good sample at `ts`:
+    def update(self, ts: datetime, setpoint_kw: float | None, p_poi_kw: float | None, dispatching: bool) -> dict:
+        """The tracking after one good sample at `ts` (a missing value, e.g. the meter down, integrates nothing
+        and breaks the integration like a gap; error_kw and tracking_ok are then None):
         `{date, setpoint_kw, p_poi_kw, error_kw, deviation_kwh, abs_deviation_kwh, tracking_ok}`."""
         day = ts.astimezone(self.tz).date()
         if self.day != day:
             self.day, self.prev_s = day, None
             self.deviation_kwh = self.abs_deviation_kwh = 0.0
-        error_kw = p_poi_kw - setpoint_kw
+        error_kw = None if setpoint_kw is None or p_poi_kw is None else p_poi_kw - setpoint_kw
         tracking_ok = None
-        if dispatching:
+        if dispatching and error_kw is not None:
             t = ts.timestamp()
             if self.prev_s is not None:
                 dt_h = min(t - self.prev_s, self.max_dt_s) / 3600.0

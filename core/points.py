@@ -31,6 +31,7 @@ OPTIONAL_POINTS = ("heartbeat", "run_command", "p_setpoint_readback", "q_setpoin
 POINT_NAMES = tuple(DEFAULT_POINTS) + OPTIONAL_POINTS
 WRITTEN_POINTS = ("enable", "p_setpoint", "q_setpoint", "heartbeat", "run_command")
 SETPOINT_POINTS = ("p_setpoint", "q_setpoint")
+METER_POINTS = ("p_poi", "q_poi", "v_poi")  # the points a plant's PoC meter may answer instead of the plant
 SAMPLE_POINTS = ("p_setpoint", "p_battery", "q_setpoint", "q_battery", "soc", "p_poi", "q_poi", "v_poi")
 OBSERVE_POINTS = ("enable", "p_setpoint", "q_setpoint", "p_battery", "q_battery", "soc")
 

@@ -26,14 +26,15 @@ from core.basic_auth import REALM
 from core.names import PLANT_IDS, safe_plant_name
 from core.schedule_csv import schedule_to_csv
 from dashboard import constants as C
-from dashboard import files, roles, views
+from dashboard import files, roles
+from dashboard.api_state import api_state_document, json_default
 from dashboard.context import DashboardContext
 
 UNAUTHENTICATED_PATHS = ("/healthz",)
 
 
 def _json(payload, status: int = 200) -> Response:
-    body = json.dumps(payload, default=views.json_default, allow_nan=False)
+    body = json.dumps(payload, default=json_default, allow_nan=False)
     return Response(body, status=status, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
@@ -79,7 +80,7 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
 
     @server.route("/api/state")
     def api_state():
-        doc = views.api_state(cfg, dctx.snapshot())
+        doc = api_state_document(cfg, dctx.snapshot())
         forecaster = getattr(dctx.hil, "forecaster", None)   # computed off the request path
         for pid, plant in doc["plants"].items():
             plant["forecast"] = forecaster.summary(pid) if forecaster is not None else None

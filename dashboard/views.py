@@ -15,7 +15,7 @@ from typing import Any
 from core.config import VALUE_COLUMNS, AppConfig
 from core.names import PLANT_IDS
 from core.fleet import FLEET_LABELS
-from core.timeutil import format_hms, format_local_iso, format_ui, parse_iso
+from core.timeutil import format_hms, format_ui, parse_iso
 from dashboard.snapshot import Snapshot
 
 STATE_WORDS = {"starting": "Starting", "running": "Running", "stopping": "Stopping",
@@ -246,19 +246,30 @@ def age_text(age_s: float) -> str:
 @dataclass(frozen=True)
 class Freshness:
     """How far a plant card can be believed: `link_down` (the control or sampler link to the
-    current endpoint is down), `fresh` (a measurement within 3 x measurement_period_s), its age."""
+    current endpoint is down), `fresh` (a measurement within 3 x measurement_period_s), its age,
+    `meter_down` (the PoC meter did not answer the latest sample: its P/Q/V POI are missing)."""
     link_down: bool
     fresh: bool
     age_s: float | None
+    meter_down: bool = False
+
+
+def sampler_link(latest: Any, key: str = "sampler_link") -> str | None:
+    """The link state the latest sample reported for the plant (`sampler_link`) or its PoC meter
+    (`meter_link`; None when the plant has no meter on this transport)."""
+    if not isinstance(latest, dict):
+        return "unknown" if key == "sampler_link" else None
+    return None if latest.get(key) is None and key == "meter_link" else link_text(latest.get(key))
 
 
 def freshness(cfg: AppConfig, s: Snapshot, plant: str) -> Freshness:
     obs = s.observed.get(plant) or {}
     latest = s.latest.get(plant) or {}
-    link_down = "connect_failed" in (link_text(obs.get("link")), _sampler_link(latest))
+    link_down = "connect_failed" in (link_text(obs.get("link")), sampler_link(latest))
     ts = as_datetime(latest.get("ts"), cfg.tz) if latest.get("values") is not None else None
     age = None if ts is None else max(0.0, (s.now - ts).total_seconds())
-    return Freshness(link_down, age is not None and age <= 3 * cfg.timing.measurement_period_s, age)
+    return Freshness(link_down, age is not None and age <= 3 * cfg.timing.measurement_period_s, age,
+                     sampler_link(latest, "meter_link") in ("connect_failed", "read_error"))
 
 
 def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
@@ -271,9 +282,10 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     link = LINK_WORDS[link_text(obs.get("link"))]
     rec = s.recording_file.get(plant)
     rec_text = f"On ({os.path.basename(str(rec))})" if rec is not None else "Off"
+    meter = sampler_link(s.latest.get(plant), "meter_link")
     return (f"{name} | State: {STATE_WORDS.get(s.transition.get(plant), 'Unknown')} | "
             f"Scheduler gate: {'On' if s.gate.get(plant) else 'Off'} | Modbus enable: {enable_word} | "
-            f"Link: {link} ({age}) | Recording: {rec_text}")
+            f"Link: {link} ({age}) | " + (f"Meter: {LINK_WORDS[meter]} | " if meter else "") + f"Recording: {rec_text}")
 
 
 def state_stale(s: Snapshot, plant: str) -> bool:
@@ -335,12 +347,12 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
 class TrackingView:
     pref_kw: float | None
     p_poi_kw: float | None
-    state: str  # ok | bad | idle | down (link down) | nodata (no fresh measurement)
+    state: str  # ok | bad | idle | down (link down) | nodata (no fresh measurement) | meterdown (no POI values)
     text: str
 
     @property
     def badge(self) -> str:
-        return {"down": "LINK DOWN", "nodata": "NO DATA"}.get(self.state, self.state.upper())
+        return {"down": "LINK DOWN", "nodata": "NO DATA", "meterdown": "METER DOWN"}.get(self.state, self.state.upper())
 
 
 def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
@@ -357,7 +369,7 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
         if ppoi is None:
             ppoi = measurement_value(values, "p_poi_kw")
         ok = t.get("tracking_ok")
-        state = "idle" if ok is None else "ok" if ok else "bad"
+        state = "meterdown" if f.meter_down else "idle" if ok is None else "ok" if ok else "bad"
         error = t.get("error_kw")
     else:
         state, error = ("down" if f.link_down else "nodata"), None
@@ -420,76 +432,3 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     lines.append("Counters: " + " ".join(
         f"{k}={int(counters.get(k) or 0)}" for k in ("enqueued", "posted", "rejected", "dropped", "discarded")))
     return lines
-
-
-# ------------------------------------------------------------------------------ /api/state (§8.9)
-
-def _age_s(value: Any, now: datetime, tz: tzinfo) -> float | None:
-    dt = as_datetime(value, tz)
-    return None if dt is None else round(max(0.0, (now - dt).total_seconds()), 1)
-
-
-def _sampler_link(latest: Any) -> str:
-    if not isinstance(latest, dict):
-        return "unknown"
-    return link_text(latest.get("sampler_link"))
-
-
-def api_state(cfg: AppConfig, s: Snapshot) -> dict:
-    """The `/api/state` document. It never contains the password or a token."""
-    tz = cfg.tz
-    plants = {}
-    for pid in PLANT_IDS:
-        obs = s.observed.get(pid) or {}
-        d = s.dispatch.get(pid) or {}
-        rec = s.recording_file.get(pid)
-        plants[pid] = {
-            "scheduler_running": bool(s.gate.get(pid)),
-            "transition": s.transition.get(pid, "unknown"),
-            "recording_file": os.path.basename(str(rec)) if rec is not None else None,
-            "enable": obs.get("enable"),
-            "p_kw": obs.get("p_battery_kw"),
-            "q_kvar": obs.get("q_battery_kvar"),
-            "soc_pu": obs.get("soc_pu"),
-            "observed_age_s": _age_s(obs.get("observed_at"), s.now, tz),
-            "last_setpoint_p_kw": d.get("last_written_p_kw"),
-            "last_setpoint_q_kvar": d.get("last_written_q_kvar"),
-            "last_setpoint_at": d.get("last_write_at"),
-            "last_write_status": d.get("write_status"),
-            "target_p_kw": d.get("target_p_kw"),
-            "target_q_kvar": d.get("target_q_kvar"),
-            "dispatch_reason": d.get("reason"),
-            "dispatch_reason_p": d.get("reason_p"),
-            "dispatch_reason_q": d.get("reason_q"),
-            "override": dict(s.override.get(pid) or {"p": False, "q": False}),
-            "override_until": d.get("override_until"),
-            "held": bool((s.hold.get(pid) or {}).get("held")),
-            "held_since": (s.hold.get(pid) or {}).get("since"),
-            "link_status": link_text(obs.get("link")),
-            "sampler_link_status": _sampler_link(s.latest.get(pid)),
-            "tracking": s.tracking.get(pid),
-        }
-    return {
-        "active_schedule_source": s.source,
-        "transport_mode": s.transport,
-        "schedule_switching": s.schedule_switching,
-        "transport_switching": s.transport_switching,
-        "generated_at": format_local_iso(s.now, tz),
-        "plants": plants,
-        "data_fetcher_status": s.fetcher,
-        "measurement_post_status": s.post_status,
-        "measurement_post_counters": s.post_counters,
-    }
-
-
-def json_default(value: Any):
-    """JSON for the few non-JSON types that telemetry may carry (datetimes, dates, numpy scalars)."""
-    if isinstance(value, datetime):
-        return format_local_iso(value) if value.tzinfo else value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return str(value)

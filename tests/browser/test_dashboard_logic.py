@@ -18,6 +18,7 @@ from core.recording import Row, null_row
 from core.schedules import frame_from_rows
 from agents.shared_data import build_shared_data
 from dashboard import downsample, figures, files, plant_summary, views
+from dashboard.api_state import api_state_document
 from dashboard.snapshot import take_snapshot
 from dashboard.tabs import live, logs
 
@@ -182,7 +183,7 @@ def test_posting_lines(cfg):
 def test_api_state_has_no_password(cfg):
     sd = build_shared_data()
     sd["api_password"] = "hunter2"
-    state = views.api_state(cfg, snap(sd))
+    state = api_state_document(cfg, snap(sd))
     assert "hunter2" not in repr(state) and state["plants"]["lib"]["transition"] == "stopped"
 
 

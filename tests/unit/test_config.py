@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from core.codec import Point
 from core.config import (
-    DEFAULT_TOLERANCES, REPO_ROOT, AppConfig, ConfigError, effective_config_yaml, is_loopback_host,
-    load_config,
+    DEFAULT_TOLERANCES, REPO_ROOT, AppConfig, ConfigError, is_loopback_host, load_config,
 )
+from core.config_dump import effective_config_yaml
 from core.names import safe_plant_name
 from core.points import DEFAULT_POINTS
 

@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.config import ConfigError, MetricsConfig, effective_config_yaml, load_config
+from core.config import ConfigError, MetricsConfig, load_config
+from core.config_dump import effective_config_yaml
 from core.lateness import LATENESS_BUCKETS_S, BreakpointWatch, LatenessHistogram
 
 TZ = ZoneInfo("Europe/Madrid")

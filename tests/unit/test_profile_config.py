@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from core.codec import CodecError, encode
-from core.config import REPO_ROOT, ConfigError, effective_config_yaml, load_config
+from core.config import REPO_ROOT, ConfigError, load_config
+from core.config_dump import effective_config_yaml
 from core.points import (ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, as_setpoint_words, setpoint_sources,
                          write_refusal)
 

@@ -88,7 +88,8 @@ def test_config_units_give_register_units_per_internal_unit(tmp_path):
 
 
 def test_the_effective_config_keeps_the_unit_and_loads_again(tmp_path):
-    from core.config import effective_config_yaml, load_config
+    from core.config import load_config
+    from core.config_dump import effective_config_yaml
     cfg = _config_with(tmp_path, {"v_poi": {"address": 296, "format": "uint32", "scale": 1, "unit": "kV"}})
     text = effective_config_yaml(cfg)
     assert "unit: kV" in text and "per_internal" not in text

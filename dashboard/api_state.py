@@ -1,0 +1,80 @@
+"""The `/api/state` document (components §8.9, contract §6) as a pure function of a `Snapshot`.
+
+Local ISO 8601 times, kW/kvar/pu; it never contains the password or a token.
+"""
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, tzinfo
+from typing import Any
+
+from core.config import AppConfig
+from core.names import PLANT_IDS
+from core.timeutil import format_local_iso
+from dashboard.snapshot import Snapshot
+from dashboard.views import as_datetime, link_text, sampler_link
+
+def _age_s(value: Any, now: datetime, tz: tzinfo) -> float | None:
+    dt = as_datetime(value, tz)
+    return None if dt is None else round(max(0.0, (now - dt).total_seconds()), 1)
+
+
+def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
+    """The `/api/state` document. It never contains the password or a token."""
+    tz = cfg.tz
+    plants = {}
+    for pid in PLANT_IDS:
+        obs = s.observed.get(pid) or {}
+        d = s.dispatch.get(pid) or {}
+        rec = s.recording_file.get(pid)
+        plants[pid] = {
+            "scheduler_running": bool(s.gate.get(pid)),
+            "transition": s.transition.get(pid, "unknown"),
+            "recording_file": os.path.basename(str(rec)) if rec is not None else None,
+            "enable": obs.get("enable"),
+            "p_kw": obs.get("p_battery_kw"),
+            "q_kvar": obs.get("q_battery_kvar"),
+            "soc_pu": obs.get("soc_pu"),
+            "observed_age_s": _age_s(obs.get("observed_at"), s.now, tz),
+            "last_setpoint_p_kw": d.get("last_written_p_kw"),
+            "last_setpoint_q_kvar": d.get("last_written_q_kvar"),
+            "last_setpoint_at": d.get("last_write_at"),
+            "last_write_status": d.get("write_status"),
+            "target_p_kw": d.get("target_p_kw"),
+            "target_q_kvar": d.get("target_q_kvar"),
+            "dispatch_reason": d.get("reason"),
+            "dispatch_reason_p": d.get("reason_p"),
+            "dispatch_reason_q": d.get("reason_q"),
+            "override": dict(s.override.get(pid) or {"p": False, "q": False}),
+            "override_until": d.get("override_until"),
+            "held": bool((s.hold.get(pid) or {}).get("held")),
+            "held_since": (s.hold.get(pid) or {}).get("since"),
+            "link_status": link_text(obs.get("link")),
+            "sampler_link_status": sampler_link(s.latest.get(pid)),
+            "meter_link_status": sampler_link(s.latest.get(pid), "meter_link"),
+            "tracking": s.tracking.get(pid),
+        }
+    return {
+        "active_schedule_source": s.source,
+        "transport_mode": s.transport,
+        "schedule_switching": s.schedule_switching,
+        "transport_switching": s.transport_switching,
+        "generated_at": format_local_iso(s.now, tz),
+        "plants": plants,
+        "data_fetcher_status": s.fetcher,
+        "measurement_post_status": s.post_status,
+        "measurement_post_counters": s.post_counters,
+    }
+
+
+def json_default(value: Any):
+    """JSON for the few non-JSON types that telemetry may carry (datetimes, dates, numpy scalars)."""
+    if isinstance(value, datetime):
+        return format_local_iso(value) if value.tzinfo else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
