@@ -9,8 +9,11 @@ plant's power limits, `enable` other than 0/1) exception 03, and nothing of it i
 the endpoint's unit id answers (any other unit id gets exception 0x0B, without a logged traceback;
 a configured unit id 0 answers every id). Only holding-register function codes are served.
 
+An endpoint with a `meter` also gets the plant's PoC meter on the meter's own port
+(agents/emulator_meter.py): `p_poi`, `q_poi`, `v_poi` after every model run, read-only.
+
 Threads:
-- `modbus_servers`: one asyncio loop running both `ModbusTcpServer`s. Every register access and
+- `modbus_servers`: one asyncio loop running every `ModbusTcpServer` (plants and meters). Every register access and
   every model run happens on this loop, so a model run is atomic with respect to client requests.
 - `plant_model`: `run_loop` around `step()`, which asks the loop for one periodic model run of each
   plant every `plant_period_s`. Tests call `step()` directly with a fake clock.
@@ -36,26 +39,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextvars
 import logging
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
 
 from agents.base import RateLimitedErrorLog, ThreadRegistry, run_loop
 from core.clock import RealClock
+from agents.emulator_meter import EmulatedMeter
 from agents.emulator_outputs import feedback_values, output_writes
+from agents.emulator_server import HOLDING_FCS, INTERNAL, EmulatorStartError, set_internally, start_server
 from core.codec import CodecError, Point, decode, decode_counts, encode, encode_counts
 from core.config import AppConfig, EndpointConfig, PlantConfig, load_config_or_report
 from core.names import safe_plant_name
 from core.plant_model import PlantModel, is_operating
-from core.points import register_span, write_refusal
+from core.points import METER_POINTS, register_span, write_refusal
 from core.recording import find_initial_soc
 from logger_config import TzFormatter
 
@@ -65,18 +67,9 @@ MODEL_THREAD = "plant_model"
 SERVER_THREAD = "modbus_servers"
 MODEL_POINTS = ("enable", "p_setpoint", "q_setpoint", "run_command")  # a write runs the model
 CONTROL_POINTS = ("p_setpoint", "q_setpoint", "heartbeat")  # a write restarts the reversion timer
-HOLDING_FCS = (3, 6, 16, 22, 23)  # holding registers only (contract §3)
-WRONG_UNIT_CODE = ExcCodes.GATEWAY_NO_RESPONSE  # what pymodbus itself answers for an unknown id
 _LOOP_CALL_TIMEOUT_S = 5.0
 _JOIN_TIMEOUT_S = 2.0
-
-# Set inside the emulator's own coroutines so the write hook lets their register writes through.
-# A contextvar (not a flag) because each client request runs in its own task with its own context.
-_INTERNAL = contextvars.ContextVar("plant_emulator_internal", default=False)
-
-
-class EmulatorStartError(RuntimeError):
-    """A server could not listen; the message names host, port and plant."""
+__all__ = ["EmulatorStartError", "PlantEmulator", "main"]
 
 
 class _Plant:
@@ -94,6 +87,7 @@ class _Plant:
         self.model = model
         self.lock: asyncio.Lock | None = None  # created on the loop
         self.server: ModbusTcpServer | None = None
+        self.meter = EmulatedMeter(plant.name, endpoint.meter) if endpoint.meter is not None else None
         self.clamp_logged: set[str] = set()
         self.input_error_logged: set[str] = set()
 
@@ -190,6 +184,8 @@ class PlantEmulator:
         for plant in self._plants.values():
             if plant.server is not None:
                 await plant.server.shutdown()
+            if plant.meter is not None:
+                await plant.meter.stop()
         # Connection handlers may still have a request task scheduled; end them before the loop.
         current = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks() if t is not current]
@@ -198,44 +194,18 @@ class PlantEmulator:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _start_server(self, plant: _Plant) -> None:
+        """Listen for the plant (and its meter) with the §3.1 registers: enable 0, setpoints 0, P/Q 0,
+        v_poi 1.0 pu, soc seeded, heartbeat 0, run = stop."""
         plant.lock = asyncio.Lock()
-        ep = plant.endpoint
-        device = SimDevice(
-            id=ep.unit_id,
-            simdata=[SimData(0, count=plant.span, values=0, datatype=DataType.REGISTERS)],
-            action=self._make_hook(plant),
-        )
-        devices = [device]
-        if ep.unit_id != 0:
-            # id 0 catches every other unit id; without it pymodbus logs a KeyError traceback.
-            devices.append(SimDevice(
-                id=0, simdata=[SimData(0, count=65536, values=0, datatype=DataType.REGISTERS)],
-                action=_refuse_unit,
-            ))
-        server = ModbusTcpServer(devices, address=(ep.host, ep.port))
-        await self._write_initial_registers(plant, server)
-        try:
-            await server.serve_forever(background=True)
-        except RuntimeError as exc:
-            await server.shutdown()
-            raise EmulatorStartError(
-                f"Cannot listen on {ep.host}:{ep.port} for {plant.name} emulator: {_bind_error(ep, exc)}"
-            ) from None
-        plant.server = server
-
-    async def _write_initial_registers(self, plant: _Plant, server: ModbusTcpServer) -> None:
-        """§3.1: enable 0, setpoints 0, P/Q 0, v_poi 1.0 pu, soc seeded, heartbeat 0, run = stop."""
-        token = _INTERNAL.set(True)
-        try:
-            writes = self._output_writes(plant, {**plant.model.outputs().by_point(),
-                                                 **feedback_values(plant.points, 0.0, 0.0, operating=False)})
-            run = plant.points.get("run_command")
-            if run is not None and run.stop_value is not None:
-                writes.append((run.address, encode_counts(run, int(run.stop_value))))
-            for address, words in writes:
-                await server.async_setValues(plant.endpoint.unit_id, 16, address, words)
-        finally:
-            _INTERNAL.reset(token)
+        outputs = plant.model.outputs().by_point()
+        writes = self._output_writes(plant, {**outputs, **feedback_values(plant.points, 0.0, 0.0, operating=False)})
+        run = plant.points.get("run_command")
+        if run is not None and run.stop_value is not None:
+            writes.append((run.address, encode_counts(run, int(run.stop_value))))
+        plant.server = await start_server(plant.endpoint, plant.span, self._make_hook(plant), writes, plant.name)
+        if plant.meter is not None:
+            await plant.meter.publish(outputs)
+            await plant.meter.start()
 
     def _initial_soc(self, plant: PlantConfig) -> float:
         """§3.3: last recorded soc_pu on disk (newest of at most 31 files), else the config value."""
@@ -273,7 +243,7 @@ class PlantEmulator:
         return max(0.0, self.period_s - (self.clock.monotonic() - started))
 
     async def _periodic_run(self, plant: _Plant) -> None:
-        token = _INTERNAL.set(True)
+        token = INTERNAL.set(True)
         try:
             async with plant.lock:
                 unit = plant.endpoint.unit_id
@@ -281,15 +251,21 @@ class PlantEmulator:
                 writes = self._run_model(plant, registers, wrote=())
                 for address, words in writes:
                     await plant.server.async_setValues(unit, 16, address, words)
+                await self._publish_meter(plant)
         finally:
-            _INTERNAL.reset(token)
+            INTERNAL.reset(token)
+
+    async def _publish_meter(self, plant: _Plant) -> None:
+        if plant.meter is not None:
+            outputs = plant.model.outputs().by_point()
+            await plant.meter.publish({n: outputs[n] for n in METER_POINTS})
 
     # -- write hook -----------------------------------------------------------------------------
     def _make_hook(self, plant: _Plant):
         async def hook(fc, start_address, address, count, registers, set_values):
             if fc not in HOLDING_FCS:
                 return ExcCodes.ILLEGAL_FUNCTION
-            if set_values is None or _INTERNAL.get():
+            if set_values is None or INTERNAL.get():
                 return None
             refusal = write_refusal(plant.points, address, list(set_values), plant.value_ranges)
             if refusal is not None:
@@ -297,6 +273,7 @@ class PlantEmulator:
             try:
                 async with plant.lock:
                     self._on_write(plant, start_address, address, list(set_values), registers)
+                    await self._publish_meter(plant)
             except Exception as exc:  # the write itself still lands; the next run retries
                 self._errors.exception(f"{plant.name} emulator write hook", exc)
             return None
@@ -392,7 +369,15 @@ class PlantEmulator:
         """Fault injection: set holding registers as a faulty plant would present them, past the PLC
         write checks and without a model run (a later run may overwrite outputs)."""
         plant, server = self._server(plant_id)
-        self._call(_set_internally(server, plant.endpoint.unit_id, address, list(values)))
+        self._call(set_internally(server, plant.endpoint.unit_id, address, list(values)))
+
+    def set_meter_power(self, plant_id: str, on: bool) -> None:
+        """Fault injection: the plant's emulated PoC meter loses power (its port refuses connections
+        while the plant answers) or comes back with the current values."""
+        meter = self._server(plant_id)[0].meter
+        if meter is None:
+            raise ValueError(f"{plant_id}: the emulated endpoint has no meter")
+        self._call(meter.start() if on else meter.stop())
 
     def soc_pu(self, plant_id: str) -> float:
         """The model's state of charge, pu (not rounded to the register's resolution)."""
@@ -401,33 +386,6 @@ class PlantEmulator:
     def endpoint(self, plant_id: str) -> EndpointConfig:
         """The endpoint this emulator serves for a plant."""
         return self.cfg.plants[plant_id].endpoint(self.mode)
-
-
-async def _set_internally(server: ModbusTcpServer, unit: int, address: int, values: list[int]) -> None:
-    token = _INTERNAL.set(True)
-    try:
-        await server.async_setValues(unit, 16, address, values)
-    finally:
-        _INTERNAL.reset(token)
-
-
-async def _refuse_unit(fc, start_address, address, count, registers, set_values):
-    """Action of the catch-all device: every unit id but the endpoint's gets an exception."""
-    return WRONG_UNIT_CODE
-
-
-def _bind_error(ep: EndpointConfig, exc: Exception) -> str:
-    """The OS reason a listen failed (pymodbus only logs it); probed with the same options."""
-    try:
-        infos = socket.getaddrinfo(ep.host, ep.port, type=socket.SOCK_STREAM)
-        family, kind, proto, _, sockaddr = infos[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(sockaddr)
-            probe.listen(1)
-    except OSError as os_exc:
-        return str(os_exc)
-    return str(exc)
 
 
 # -- standalone mode ----------------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""A plant's PoC meter down while the plant answers (issue 16), as the operator sees it in headless
+Chromium: a real HilApp whose emulator serves VRFB's meter on its own port, cut with
+`PlantEmulator.set_meter_power` (its port refuses connections).
+
+With the meter down, VRFB's card says `Meter: Down`, its values line shows no POI value but the
+plant's own values, the tracking badge says `METER DOWN` (no bars), the summary's Link cell says
+`METER DOWN`; LIB (no meter) shows no meter at all. When the meter answers again every one of these
+says so. Screenshots at 1400x1000, 1280x720 and 390x844 go to test-artifacts/screenshots/.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import timedelta
+
+import pytest
+
+from core.schedules import frame_from_rows
+from tests.browser.helpers import (Page, api_state, browser_available, make_config, new_driver, start_app, stop_app,
+                                   wait_for)
+from tests.helpers import free_port
+from tests.leaks import ResourceBaseline
+from tests.integration.test_meter_device import meter_config
+
+pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]   # module fixtures; checked at module end
+
+SIZES = {"wide": (1400, 1000), "laptop": (1280, 720), "phone": (390, 844)}
+P_KW = 300.0
+LINK_COLUMN = 9   # Plant, State, Source, Pref, P POI, Qref, Q POI, V POI, SoC, Link, Recording
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    if not browser_available():
+        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    baseline = ResourceBaseline()
+    tmp = tmp_path_factory.mktemp("meter_truth")
+    cfg = make_config(tmp)
+    vrfb = cfg.plants["vrfb"]
+    cfg = dataclasses.replace(cfg, plants={**cfg.plants, "vrfb": dataclasses.replace(
+        vrfb, local=dataclasses.replace(vrfb.local, meter=meter_config(tmp, free_port())))})
+    app = start_app(cfg)
+    try:
+        now = app.clock.now().replace(microsecond=0)
+        app.store.publish_schedule("manual", "vrfb", frame_from_rows(
+            [now - timedelta(seconds=2)], [P_KW], [0.0], cfg.tz, end_at=now + timedelta(hours=2)))
+        assert app.intake.submit("start", "vrfb").status != "rejected"
+        wait_for(lambda: api_state(app)["plants"]["vrfb"]["transition"] == "running", 20, message="VRFB running")
+        yield app
+    finally:
+        stop_app(app)
+    baseline.check(grace_s=5.0, context="module teardown: ")
+
+
+@pytest.fixture(scope="module")
+def pages(app):
+    drivers = {}
+    try:
+        for size, (width, height) in SIZES.items():
+            drivers[size] = new_driver(None, width, height)
+            drivers[size].execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500})
+        yield {size: Page(d) for size, d in drivers.items()}
+    finally:
+        for d in drivers.values():
+            d.quit()
+
+
+def _meter_shown(page: Page, word: str, timeout: float = 15) -> None:
+    page.wait_text("state-vrfb", f"Meter: {word}", timeout=timeout)
+
+
+def test_meter_down_while_the_plant_answers_is_said_everywhere(app, pages):
+    wide = pages["wide"]
+    wide.open(app.dashboard.url)
+    _meter_shown(wide, "OK")
+    wide.wait_text("values-vrfb", f"P POI {P_KW:.1f} kW", timeout=15)
+    assert "Meter" not in wide.text("state-lib")
+    assert wide.text("summary-9-vrfb") == "OK"
+
+    app.emulator.set_meter_power("vrfb", False)
+    try:
+        _meter_shown(wide, "Down")
+        values = wide.wait_text("values-vrfb", "P POI n/a kW", timeout=10)
+        assert f"P set {P_KW:.1f} kW" in values and "Q POI n/a kvar" in values and "V n/a pu" in values
+        assert f"P bat {P_KW:.1f} kW" in values
+        wide.wait_text("badge-vrfb", "METER DOWN", timeout=10, exact=True)
+        wide.wait_text(f"summary-{LINK_COLUMN}-vrfb", "METER DOWN", timeout=10, exact=True)
+        assert wide.text("summary-4-vrfb") == "n/a" and wide.text("summary-3-vrfb").startswith(f"{P_KW:.1f} kW")
+        assert "Link: OK" in wide.text("state-vrfb")
+        assert "Meter" not in wide.text("state-lib") and wide.text("badge-lib") != "METER DOWN"
+        for size, page in pages.items():
+            page.open(app.dashboard.url)
+            _meter_shown(page, "Down")
+            page.wait_text("badge-vrfb", "METER DOWN", timeout=10, exact=True)
+            time.sleep(0.6)   # let plotly paint
+            page.screenshot(f"truth-meter-down-{size}")
+    finally:
+        app.emulator.set_meter_power("vrfb", True)
+    _meter_shown(wide, "OK", timeout=40)   # the link retries with a backoff of up to 30 s
+    wide.wait_text("values-vrfb", f"P POI {P_KW:.1f} kW", timeout=15)
+    wait_for(lambda: wide.text("badge-vrfb") != "METER DOWN", 10, message="badge back")
+    wide.wait_text(f"summary-{LINK_COLUMN}-vrfb", "OK", timeout=10, exact=True)
