@@ -1,9 +1,10 @@
 """Plant profiles (issue 16, contract §6): a published register map as a YAML file under `profiles/`.
 
 A profile is `{description: <text>, points: {<point>: {address, format, scale, unit, word_order,
-run_value, stop_value}}}`. An endpoint that names one (`profile: PATH`) takes the profile's points as
-its base: the endpoint's own `points:` override them field by field, and the default map (contract
-§3) fills in points the profile does not name. `PATH` is absolute, or relative to the config file's
+run_value, stop_value}}, meter: {points: {...}}}` (`meter` optional: the map of the site's PoC meter).
+An endpoint that names one (`profile: PATH`) takes the profile's points as its base: the endpoint's
+own `points:` override them field by field, and the default map (contract §3) fills in points the
+profile does not name; an endpoint `meter:` likewise takes the profile's meter points. `PATH` is absolute, or relative to the config file's
 folder, the repository, or the repository's `profiles/` folder (`.yaml` may be left out).
 
 `apply_profiles(raw, config_dir)` rewrites the raw config document before validation: each
@@ -19,7 +20,7 @@ from typing import Any
 import yaml
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-PROFILE_KEYS = ("description", "points")
+PROFILE_KEYS = ("description", "points", "meter")
 
 
 def resolve_profile(name: str, config_dir: Path) -> Path | None:
@@ -31,18 +32,19 @@ def resolve_profile(name: str, config_dir: Path) -> Path | None:
     return next((c.resolve() for c in candidates if c.is_file()), None)
 
 
-def load_profile(path: Path) -> dict[str, dict]:
-    """The profile's points (name -> written fields); ValueError naming the problem."""
+def load_profile(path: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The profile's points and its meter's points (name -> written fields); ValueError naming the problem."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"not readable as YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(doc, Mapping) or set(doc) - set(PROFILE_KEYS):
         raise ValueError(f"must be a mapping of {', '.join(PROFILE_KEYS)}")
-    points = doc.get("points")
-    if not isinstance(points, Mapping) or not all(isinstance(v, Mapping) for v in points.values()):
-        raise ValueError("points must map each point name to a mapping of its fields")
-    return {str(n): dict(fields) for n, fields in points.items()}
+    meter = doc.get("meter", {"points": {}})
+    maps = (doc.get("points"), meter.get("points") if isinstance(meter, Mapping) and set(meter) == {"points"} else 0)
+    if not all(isinstance(m, Mapping) and all(isinstance(v, Mapping) for v in m.values()) for m in maps):
+        raise ValueError("points (and meter.points) must map each point name to a mapping of its fields")
+    return tuple({str(n): dict(fields) for n, fields in m.items()} for m in maps)
 
 
 def merge_points(profile: Mapping[str, dict], own: Any) -> Any:
@@ -78,9 +80,11 @@ def apply_profiles(raw: Any, config_dir: Path) -> tuple[Any, list[dict]]:
                         f"file's folder or to {PROFILES_DIR}")
                 continue
             try:
-                points = load_profile(path)
+                points, meter_points = load_profile(path)
             except ValueError as exc:
                 problem(loc, f"profile {path.name}: {exc}", name, "a profile as in profiles/*.yaml")
                 continue
             endpoint.update(profile=str(path), points=merge_points(points, endpoint.get("points")))
+            if isinstance(meter := endpoint.get("meter"), Mapping):
+                endpoint["meter"] = {**meter, "points": merge_points(meter_points, meter.get("points"))}
     return raw, problems

@@ -126,3 +126,26 @@ def test_missing_poi_integrates_nothing_and_keeps_the_alarm():
     back = tracker.update(t0 + timedelta(seconds=5), 500.0, 160.0, dispatching=True)
     assert back["deviation_kwh"] == out[-1]["deviation_kwh"]   # no integration across the gap
     assert back["error_kw"] == -340.0 and back["alarm"] is True
+
+
+def test_a_profile_may_carry_the_meter_map(tmp_path):
+    (tmp_path / "site.yaml").write_text(textwrap.dedent("""
+    description: a site with a grid meter
+    points: {p_setpoint: {address: 2, format: int16, scale: 0.1}, q_setpoint: {address: 3, format: int16, scale: 0.1}}
+    meter: {points: {p_poi: {address: 10, format: int32, scale: 1, unit: W}, v_poi: {address: 12, unit: kV, scale: 0.001}}}
+    """), encoding="utf-8")
+    cfg = load(tmp_path, vrfb_local("{host: 127.0.0.1, port: 5031, unit_id: 1, points: {v_poi: {address: 14}}}")
+               .replace("unit_id: 1, meter", "unit_id: 1, profile: site.yaml, meter"))
+    meter = cfg.plants["vrfb"].local.meter
+    assert (meter.points["p_poi"].address, meter.points["p_poi"].per_internal) == (10, 1000.0)
+    assert (meter.points["v_poi"].address, meter.points["v_poi"].unit) == (14, "kV")   # the endpoint's own field wins
+    assert meter.points["q_poi"] == DEFAULT_POINTS["q_poi"]
+    no_meter = load(tmp_path, """
+    plants:
+      vrfb: {modbus: {local: {host: 127.0.0.1, port: 5021, unit_id: 1, profile: site.yaml}}}
+    """)
+    assert no_meter.plants["vrfb"].local.meter is None   # a profile's meter map alone adds no device
+    (tmp_path / "bad.yaml").write_text("points: {}\nmeter: {address: 3}\n", encoding="utf-8")
+    lines = problems(tmp_path, vrfb_local("{host: 127.0.0.1, port: 5031, unit_id: 1}").replace(
+        "unit_id: 1, meter", "unit_id: 1, profile: bad.yaml, meter"))
+    assert len(lines) == 1 and "meter.points" in lines[0] and "plants.vrfb.modbus.local.profile" in lines[0]

@@ -120,7 +120,7 @@ def test_profile_problems_are_config_error_lines(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(
         'config error: plants.lib.modbus.remote.profile: no such profile file (got "no-such"; allowed: a profile')
     (tmp_path / "bad.yaml").write_text("points: {p_setpoint: 86}\n")
-    assert "points must map each point name" in problems(tmp_path, endpoint_yaml(
+    assert "must map each point name" in problems(tmp_path, endpoint_yaml(
         "{host: 127.0.0.1, port: 5502, unit_id: 1, profile: bad.yaml}"))[0]
     (tmp_path / "bad.yaml").write_text("pionts: {}\n")
     assert "must be a mapping of description, points" in problems(tmp_path, endpoint_yaml(
