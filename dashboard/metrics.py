@@ -92,6 +92,9 @@ def plant_gauges(f: _Families, s: Snapshot, tz, forecasts: dict) -> None:
             f.gauge(name, doc, ["plant"], [pid], sources[src].get(key), scale)
         f.gauge("hil_plant_link_up", "Control Modbus link up (1) or not (0)", ["plant"], [pid],
                 obs.get("link") == "ok")
+        if latest.get("meter_link") is not None:
+            f.gauge("hil_plant_meter_link_up", "PoC meter Modbus link up (1) or not (0); plants with a meter only",
+                    ["plant"], [pid], latest["meter_link"] == "ok")
         f.gauge("hil_plant_dispatching", "Dispatch gate on (1) or off (0)", ["plant"], [pid], bool(s.gate.get(pid)))
         reason = d.get("reason")
         for r in REASONS + ((reason,) if reason is not None and reason not in REASONS else ()):

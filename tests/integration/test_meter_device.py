@@ -4,12 +4,13 @@ The whole program (HilApp) against the emulator, which serves VRFB's meter on it
 and V: the meter's registers are checked with an independent pymodbus client, the sampler takes
 P/Q/V POI from the meter and the rest from the plant, and a meter that loses power while the plant
 answers leaves the POI cells empty in the file (the other values recorded), says so in
-`/api/state` and the log, and never touches control of either plant.
+`/api/state`, `/metrics` and the log, and never touches control of either plant.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -51,6 +52,11 @@ def read_meter(port: int) -> dict:
         return {"p_w": signed(r[0], r[1]), "q_var": signed(r[2], r[3]), "v_v": r[4]}
     finally:
         client.close()
+
+
+def metrics_text(app) -> str:
+    with urllib.request.urlopen(app.dashboard.url + "/metrics", timeout=5) as response:
+        return response.read().decode()
 
 
 @pytest.fixture
@@ -119,12 +125,17 @@ def test_sampler_reads_poi_from_the_meter_and_survives_the_meter_down(app, caplo
     assert partial["q_poi_kvar"] is None and partial["v_poi_pu"] is None
     assert partial["p_setpoint_kw"] == pytest.approx(P_KW) and partial["soc_pu"] is not None
     assert plant_registers(app, "vrfb")["p_setpoint_kw"] == pytest.approx(P_KW)   # control untouched
-    assert "meter sample failed" in caplog.text and "VRFB meter sample failed" in caplog.text
+    assert "VRFB meter sample failed" in caplog.text
+    metrics = metrics_text(app)
+    assert 'hil_plant_meter_link_up{plant="vrfb"} 0.0' in metrics and 'meter_link_up{plant="lib"}' not in metrics
+    assert 'hil_plant_poi_active_power_watts{plant="vrfb"}' not in metrics   # no value rather than an old one
+    assert 'hil_plant_poi_active_power_watts{plant="lib"}' in metrics
 
     app.emulator.set_meter_power("vrfb", True)
     wait_for(lambda: api_state(app)["plants"]["vrfb"]["meter_link_status"] == "ok", 40, message="meter back")
     wait_for(lambda: (latest().get("values") or {}).get("p_poi_kw") is not None, 10, message="POI values back")
     assert "VRFB meter sampling recovered" in caplog.text
+    assert 'hil_plant_meter_link_up{plant="vrfb"} 1.0' in metrics_text(app)
     app.set_recording("vrfb", False)
     wait_for(lambda: app.sd["measurements_filename_by_plant"]["vrfb"] is None
              and not app.sd["pending_rows_by_file"], 15, message="recording closed and flushed")
