@@ -413,7 +413,7 @@ def _start_sim(stack: contextlib.ExitStack, api_password: str | None):
     except ImportError:
         return None
     sim = IstentoreSim(api_password)
-    sim.url = sim.start()
+    sim.start()
     stack.callback(sim.stop)
     return sim
 
