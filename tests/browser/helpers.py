@@ -14,6 +14,7 @@ import dataclasses
 import io
 import json
 import shutil
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -315,6 +316,28 @@ window.fetch = function(input, init) {
 };
 """
 RELEASE_TICKS_JS = "window.__holdTicks = false;"
+
+
+@contextlib.contextmanager
+def switch_held_open(app, page: Page):
+    """Inside the block a switch started now stays running (the coordinator's `safe_stop_all`
+    waits, up to 20 s, until the block ends) and `page` does not refresh (HOLD_TICKS_JS); on
+    leaving, the switch goes on, the ticks are released and `safe_stop_all` is the original again."""
+    release = threading.Event()
+    original = app.coordinator.safe_stop_all
+
+    def held_safe_stop_all(*args, **kwargs):
+        release.wait(20)
+        return original(*args, **kwargs)
+
+    app.coordinator.safe_stop_all = held_safe_stop_all
+    try:
+        page.js(HOLD_TICKS_JS)
+        yield
+    finally:
+        release.set()
+        page.js(RELEASE_TICKS_JS)
+        app.coordinator.safe_stop_all = original
 
 
 def record_ticks_js(output_id: str | None = None) -> str:

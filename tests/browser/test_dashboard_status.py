@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from datetime import timedelta
 
@@ -16,9 +15,9 @@ import pytest
 
 from core.recording import daily_file_path
 from tests.procs import plant_rows
-from tests.browser.helpers import (HOLD_TICKS_JS, RELEASE_TICKS_JS, Page, api_state, browser_module, get_json,
+from tests.browser.helpers import (RELEASE_TICKS_JS, Page, api_state, browser_module, get_json,
                                    on_one_local_day, plant_registers, publish_manual, record_ticks_js, recorder_of,
-                                   settled_page, wait_for)
+                                   settled_page, switch_held_open, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -207,16 +206,7 @@ def test_start_during_a_switch_is_refused_with_a_message(env, page):
     """The switch is held open by the test; the page's refresh is paused so the Start button is
     still clickable, as it is for an operator whose page has not refreshed yet. The server refuses."""
     app = env.app
-    release = threading.Event()
-    original = app.coordinator.safe_stop_all
-
-    def held_safe_stop_all(*args, **kwargs):
-        release.wait(20)
-        return original(*args, **kwargs)
-
-    app.coordinator.safe_stop_all = held_safe_stop_all
-    try:
-        page.js(HOLD_TICKS_JS)
+    with switch_held_open(app, page):
         page.click("source-api")
         wait_for(lambda: page.visible("source-modal"), 5)
         page.click("source-confirm")
@@ -230,10 +220,6 @@ def test_start_during_a_switch_is_refused_with_a_message(env, page):
         page.wait_button("vrfb", "start", "Start", True)
         assert not page.el("source-api").is_enabled() and not page.el("transport-remote").is_enabled()
         assert page.text("source-manual") == "Manual" and "active" in page.el("source-manual").get_attribute("class")
-    finally:
-        release.set()
-        page.js(RELEASE_TICKS_JS)
-        app.coordinator.safe_stop_all = original
     wait_for(lambda: api_state(app)["active_schedule_source"] == "api" and not api_state(app)["schedule_switching"],
              15, message="switch finished")
     page.wait_button("lib", "start", "Start", False)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 
 import pytest
 
 from dashboard.plant_summary import SUMMARY_HEADER
-from tests.browser.helpers import (HOLD_TICKS_JS, RELEASE_TICKS_JS, Page, api_state, browser_module,
-                                   plant_registers, publish_manual, record_ticks_js, recorder_of, settled_page,
+from tests.browser.helpers import (RELEASE_TICKS_JS, Page, api_state, browser_module, plant_registers,
+                                   publish_manual, record_ticks_js, recorder_of, settled_page, switch_held_open,
                                    wait_for)
 from tests.procs import plant_rows
 
@@ -122,17 +121,8 @@ def test_start_all_and_stop_all_are_refused_during_a_switch(env, page):
     enabled, as for an operator whose page has not refreshed yet: a click opens no modal and says
     why; a Confirm in a modal opened before the switch is refused by the server."""
     app = env.app
-    release = threading.Event()
-    original = app.coordinator.safe_stop_all
-
-    def held_safe_stop_all(*args, **kwargs):
-        release.wait(20)
-        return original(*args, **kwargs)
-
     seen = {c["id"] for c in list(app.sd["command_log"])}
-    app.coordinator.safe_stop_all = held_safe_stop_all
-    try:
-        page.js(HOLD_TICKS_JS)
+    with switch_held_open(app, page):
         _open_modal(page, "start-all", "start-all-modal")
         assert app.intake.submit("switch_source", target="api").status == "queued"
         wait_for(lambda: api_state(app)["schedule_switching"], 5, message="switch running")
@@ -153,10 +143,6 @@ def test_start_all_and_stop_all_are_refused_during_a_switch(env, page):
                  if c["id"] not in seen and c["kind"] in ("start_all", "stop_all")]
         assert [(c["kind"], c["status"], c["detail"]) for c in fleet] == [
             ("start_all", "rejected", "switch in progress")]     # the Confirm; the clicks opened nothing
-    finally:
-        release.set()
-        page.js(RELEASE_TICKS_JS)
-        app.coordinator.safe_stop_all = original
     wait_for(lambda: api_state(app)["active_schedule_source"] == "api" and not api_state(app)["schedule_switching"],
              15, message="switch finished")
     _wait_button(page, "start-all", "Start All", False)
