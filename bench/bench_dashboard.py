@@ -34,11 +34,9 @@ import psutil  # noqa: E402
 
 from core.config import load_config  # noqa: E402
 from core.names import PLANT_IDS  # noqa: E402
+from bench.day_rows import DAY_ROWS, day_row, day_rows  # noqa: E402
 from core.plot_columns import PlotColumns  # noqa: E402
-from core.recording import Row  # noqa: E402
 from core.schedules import frame_from_rows  # noqa: E402
-
-DAY_ROWS = 86_400
 
 
 def _free_port() -> int:
@@ -58,12 +56,6 @@ def _config(tmp: Path):
         general=dataclasses.replace(cfg.general, log_dir=tmp / "logs"),
         dashboard=dataclasses.replace(cfg.dashboard, host="127.0.0.1", port=0, auth=None),
         timing=dataclasses.replace(cfg.timing, measurement_period_s=1.0))
-
-
-def _row(ts, k: int, p_max: float) -> Row:
-    p = round(0.6 * p_max * math.sin(k / 1800.0), 1)
-    return Row(ts, (p, p - 0.3, 0.0, 0.1, round(0.5 + 0.3 * math.sin(k / 20000.0), 4), p - 0.5, 0.0,
-                    round(1.0 + 0.002 * math.sin(k / 600.0), 4)))
 
 
 class RefreshMeter:
@@ -141,8 +133,7 @@ def main(argv=None) -> int:
         caches = {}
         for pid in PLANT_IDS:
             p_max = cfg.plants[pid].model.power_limits.p_max_kw
-            rows = PlotColumns.from_rows([_row(start + timedelta(seconds=k), k, p_max) for k in range(DAY_ROWS)],
-                                         cfg.tz)   # the recorder's columnar cache
+            rows = PlotColumns.from_rows(day_rows(start, DAY_ROWS, p_max), cfg.tz)   # the recorder's columnar cache
             with app.sd["lock"]:
                 gen = app.sd["plot_cache_by_plant"][pid]["gen"] + 100
                 caches[pid] = app.sd["plot_cache_by_plant"][pid] = {"gen": gen, "path": None, "rows": rows,
@@ -158,7 +149,7 @@ def main(argv=None) -> int:
             while not stop.wait(1.0):
                 ts = app.clock.now().replace(microsecond=0)
                 for pid, cache in caches.items():
-                    row = _row(ts, k, cfg.plants[pid].model.power_limits.p_max_kw)
+                    row = day_row(ts, k, cfg.plants[pid].model.power_limits.p_max_kw)
                     with app.sd["lock"]:
                         if row.ts > cache["rows"][-1].ts:
                             cache["rows"].append(row)

@@ -44,6 +44,8 @@ if str(ROOT) not in sys.path:
 
 import psutil  # noqa: E402
 
+from bench.day_rows import write_day  # noqa: E402
+
 FETCH_HOOK_JS = r"""
 (function () {
   if (window.__benchHook) { return; }
@@ -198,28 +200,6 @@ class LateClock:
 
     def wait_until(self, event, deadline_monotonic):
         return self._real.wait_until(event, deadline_monotonic)
-
-
-def write_day(cfg, now: datetime) -> int:
-    """Today's CSV of each plant: one row per second from local midnight until `now` (exclusive)."""
-    from core.names import safe_plant_name
-    from core.recording import HEADER, daily_file_path
-    from core.timeutil import local_midnight
-    start = local_midnight(now.date(), cfg.tz)
-    n = int((now - start).total_seconds())
-    for pid, plant in cfg.plants.items():
-        p_max = plant.model.power_limits.p_max_kw
-        path = daily_file_path(cfg.data_dir, safe_plant_name(plant.name, pid), now.date())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lines = [HEADER + "\n"]
-        for k in range(n):
-            ts = (start + timedelta(seconds=k)).isoformat(timespec="seconds")
-            p = 0.6 * p_max * math.sin(k / 1800.0)
-            soc = 0.5 + 0.3 * math.sin(k / 20000.0)
-            v = 1.0 + 0.002 * math.sin(k / 600.0)
-            lines.append(f"{ts},{p:.1f},{p - 0.3:.1f},0,0.1,{soc:.4f},{p - 0.5:.1f},0,{v:.4f}\n")
-        path.write_text("".join(lines))
-    return n
 
 
 # ------------------------------------------------------------------------------ the page

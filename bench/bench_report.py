@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from core import day_report
 from core.config import load_config
 from core.names import safe_plant_name
 from core.recording import HEADER, daily_file_path, format_row, null_row, row_from_values
 from core.timeutil import day_bounds, from_epoch
-from tools import report
+from dashboard import day_report as report_html
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def write_day(cfg, plant_id: str, day: date, seed: int) -> int:
     """One 1 s file for the plant and day; returns the row count."""
     plant = cfg.plants[plant_id]
-    rated = report.rated_power_kw(plant)
+    rated = day_report.rated_power_kw(plant)
     start, end = day_bounds(day, cfg.tz)
     t0, n = start.timestamp(), int(end.timestamp() - start.timestamp())
     rng = np.random.default_rng(seed)
@@ -71,16 +72,16 @@ def main() -> None:
         reads, totals, cpus = [], [], []
         for _ in range(args.repeat):
             t, c = time.perf_counter(), time.process_time()
-            days = [report.load_plant_day(cfg, pid, args.day) for pid in cfg.plants]
+            days = [day_report.load_plant_day(cfg, pid, args.day) for pid in cfg.plants]
             t_read = time.perf_counter() - t
-            html = report.render_html(cfg, args.day, days, [])
+            html = report_html.render_html(cfg, args.day, days, [])
             reads.append(t_read)
             totals.append(time.perf_counter() - t)
             cpus.append(time.process_time() - c)
         out = Path(tmp) / "report.html"
         out.write_text(html, encoding="utf-8")
-        x, data = report.plot_arrays(days[0].frame, report.max_gap_s(cfg))
-        points = max(report.minmax_indices(data[c].to_numpy(dtype=float)).size for c in data.columns)
+        x, data = day_report.plot_arrays(days[0].frame, day_report.max_gap_s(cfg))
+        points = max(day_report.minmax_indices(data[c].to_numpy(dtype=float)).size for c in data.columns)
         print(f"read + KPIs (median of {args.repeat}): {statistics.median(reads):.2f} s")
         print(f"figures + HTML (median): {statistics.median(totals) - statistics.median(reads):.2f} s")
         print(f"total build (median / max): {statistics.median(totals):.2f} / {max(totals):.2f} s")

@@ -13,8 +13,8 @@
 - `GET /download/manual?plant=<id>`: the plant's manual schedule in the upload format.
 - `GET /download/history?date=YYYY-MM-DD&plant=<id>`: that daily file's bytes under its own name;
   the server maps (date, plant) to the path itself.
-- `GET /download/report?date=YYYY-MM-DD&plant=<id>|all`: the day report (tools/report.py) of that
-  day as one HTML download; 404 with the reason when no plant has data that day.
+- `GET /download/report?date=YYYY-MM-DD&plant=<id>|all`: the day report (dashboard/day_report.py) of
+  that day as one HTML download; 404 with the reason when no plant has data that day.
 """
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ import json
 from flask import Flask, Response, abort, g, request, send_file
 
 from core.basic_auth import REALM
+from core.day_report import ReportError
 from core.names import PLANT_IDS, safe_plant_name
 from core.schedule_csv import schedule_to_csv
 from dashboard import constants as C
 from dashboard import files, roles
 from dashboard.api_state import api_state_document, json_default
 from dashboard.context import DashboardContext
+from dashboard.day_report import build_report
 
 UNAUTHENTICATED_PATHS = ("/healthz",)
 
@@ -128,7 +130,6 @@ def _register_downloads(server: Flask, dctx: DashboardContext) -> None:
 
     @server.route("/download/report")
     def download_report():
-        from tools.report import ReportError, build_report
         day, plant = files.parse_date(request.args.get("date")), request.args.get("plant")
         if day is None or plant not in PLANT_IDS + ("all",):
             return Response("No such day or plant.\n", status=404, mimetype="text/plain")

@@ -44,7 +44,7 @@ def history_download_href(day: str | None, plant: str) -> str:
 
 
 def report_href(day: str | None, plant: str) -> str:
-    """The day report (tools/report.py) of the selected day and plant, served as a download."""
+    """The day report (dashboard/day_report.py) of the selected day and plant, served as a download."""
     return f"/download/report?date={day or ''}&plant={plant}"
 
 

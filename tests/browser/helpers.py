@@ -1,26 +1,37 @@
 """Browser-test plumbing: a real `HilApp` (both emulated plants on free local ports, dashboard on
-port 0) and one headless Chromium driven by Debian's chromedriver, shared per test module.
+port 0) and headless Chromium driven by Debian's chromedriver, shared per test module.
 
-A module that shares them marks its tests `leaks_ok` (the resources outlive each test) and its
-module fixture checks at teardown that nothing is left behind: no thread, listening port or child
-process that was not there before the module started.
+`browser_module(...)` makes a module's `env` fixture (app, optional Istentore simulator, browser);
+`settled_page()` makes its per-test `page` fixture that starts and ends at rest. A module that
+shares them marks its tests `leaks_ok` (the resources outlive each test) and the module fixture
+checks at teardown that nothing is left behind: no thread, listening port or child process that
+was not there before the module started.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
 import shutil
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
-from tests.helpers import free_port
+import pytest
+
+from core.schedules import frame_from_rows
+from tests.helpers import free_port, shift
+from tests.leaks import ResourceBaseline
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+NO_BROWSER = "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+SCREEN_SIZES = {"wide": (1400, 1000), "laptop": (1280, 720), "phone": (390, 844)}
 
 
 def make_config(tmp: Path, *, api_url: str | None = None, auth=None, **timing):
@@ -213,6 +224,20 @@ class Page:
 
         self.driver.find_element(By.XPATH, f"//div[contains(@class,'tab') and normalize-space()='{label}']").click()
 
+    def show_tab(self, label: str, marker: str) -> None:
+        """Click tab `label` and wait until its element `marker` is visible."""
+        self.tab(label)
+        wait_for(lambda: self.visible(marker), 10, message=f"{label} tab")
+
+    def upload_manual_csv(self, path: Path, mode: str | None = None) -> None:
+        """Give `path` to the Manual tab's upload, in CSV mode `mode` (as_in_file | shift) when set."""
+        from selenium.webdriver.common.by import By
+
+        if mode is not None:
+            self.js("dash_clientside.set_props('manual-csv-mode', {value: arguments[0]});", mode)
+            time.sleep(0.3)
+        self.driver.find_element(By.CSS_SELECTOR, "#manual-upload input[type=file]").send_keys(str(path))
+
     def visible(self, element_id) -> bool:
         try:
             return self.el(element_id).is_displayed()
@@ -255,3 +280,223 @@ def new_driver(download_dir: Path | None = None, width: int = 1400, height: int 
 
 def browser_available() -> bool:
     return Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()
+
+
+def screenshots_at_sizes(page: Page, stem: str, scroll_to: str | None = None) -> None:
+    """Screenshots `<stem>_<w>x<h>` of what `page` shows at each of SCREEN_SIZES (its window
+    resized, `scroll_to` scrolled into view when given); the window is back at 1400x1000 after."""
+    try:
+        for width, height in SCREEN_SIZES.values():
+            page.driver.set_window_size(width, height)
+            time.sleep(0.4)   # let the layout settle at the new size before the capture
+            if scroll_to is not None:
+                page.js("document.getElementById(arguments[0]).scrollIntoView({block: 'center'});", scroll_to)
+                time.sleep(0.4)
+            path = page.screenshot(f"{stem}_{width}x{height}")
+            assert path.stat().st_size > 5000, path
+    finally:
+        page.driver.set_window_size(*SCREEN_SIZES["wide"])
+
+
+def plot_js(element_id: str) -> str:
+    """A JS expression: the plotly graph div inside the dcc.Graph with this id (null before it draws)."""
+    return f"document.querySelector('#{element_id} .js-plotly-plot')"
+
+
+# A fetch wrapper in the page: while `window.__holdTicks` is true, every tick request is answered
+# 204 without reaching the server (the page stops refreshing); RELEASE_TICKS_JS lets them through.
+HOLD_TICKS_JS = """
+if (!window.__origFetch) { window.__origFetch = window.fetch; }
+window.__holdTicks = true;
+window.fetch = function(input, init) {
+  if (window.__holdTicks && init && typeof init.body === 'string' && init.body.indexOf('"id":"tick"') >= 0) {
+    return Promise.resolve(new Response(null, {status: 204}));
+  }
+  return window.__origFetch.apply(this, arguments);
+};
+"""
+RELEASE_TICKS_JS = "window.__holdTicks = false;"
+
+
+@contextlib.contextmanager
+def switch_held_open(app, page: Page):
+    """Inside the block a switch started now stays running (the coordinator's `safe_stop_all`
+    waits, up to 20 s, until the block ends) and `page` does not refresh (HOLD_TICKS_JS); on
+    leaving, the switch goes on, the ticks are released and `safe_stop_all` is the original again."""
+    release = threading.Event()
+    original = app.coordinator.safe_stop_all
+
+    def held_safe_stop_all(*args, **kwargs):
+        release.wait(20)
+        return original(*args, **kwargs)
+
+    app.coordinator.safe_stop_all = held_safe_stop_all
+    try:
+        page.js(HOLD_TICKS_JS)
+        yield
+    finally:
+        release.set()
+        page.js(RELEASE_TICKS_JS)
+        app.coordinator.safe_stop_all = original
+
+
+def record_ticks_js(output_id: str | None = None) -> str:
+    """JS for a fetch wrapper that keeps each tick response's text in `window.__tickLog` (from now
+    on; only ticks whose request names `output_id` when given)."""
+    only = "" if output_id is None else f"\n      && init.body.indexOf({json.dumps(output_id)}) >= 0"
+    return f"""
+if (!window.__origFetch) {{ window.__origFetch = window.fetch; }}
+window.__tickLog = [];
+window.fetch = function(input, init) {{
+  const p = window.__origFetch.apply(this, arguments);
+  if (init && typeof init.body === 'string' && init.body.indexOf('"id":"tick"') >= 0{only}) {{
+    p.then(r => r.clone().text()).then(t => window.__tickLog.push(t)).catch(() => {{}});
+  }}
+  return p;
+}};
+"""
+
+
+# ------------------------------------------------------------------------------- module fixtures
+
+def publish_manual(app, values: dict) -> None:
+    """A manual schedule per plant ({plant: (P kW, Q kvar)}) from an hour ago to three hours ahead."""
+    now = app.clock.now()
+    for pid, (p, q) in values.items():   # absolute offsets (`now - timedelta` is wall-clock: DST)
+        start = shift(now, -3600)
+        frame = frame_from_rows([start, shift(start, 1800)], [p, p], [q, q], app.cfg.tz, end_at=shift(now, 3 * 3600))
+        app.store.publish_schedule("manual", pid, frame)
+
+
+def settle(app) -> None:
+    """Back to rest: no command or switch running, LOCAL, MANUAL, no API password, every plant
+    stopped, recording off."""
+    def idle():
+        state = api_state(app)
+        return not app.coordinator.busy() and not state["schedule_switching"] and not state["transport_switching"]
+    wait_for(idle, 20, message="no switch running")
+    if api_state(app)["transport_mode"] != "local":
+        app.intake.submit("switch_transport", target="local")
+        wait_for(lambda: api_state(app)["transport_mode"] == "local" and not app.coordinator.busy(), 20,
+                 message="transport back to local")
+    if api_state(app)["active_schedule_source"] != "manual":
+        app.intake.submit("switch_source", target="manual")
+        wait_for(lambda: api_state(app)["active_schedule_source"] == "manual" and not app.coordinator.busy(), 20,
+                 message="source back to manual")
+    app.set_api_password(None)
+    for pid in app.cfg.plants:
+        if recorder_of(app) is not None:
+            app.set_recording(pid, False)
+        wait_for(lambda: api_state(app)["plants"][pid]["transition"] in ("stopped", "running", "unknown"), 15,
+                 message=f"{pid} settled")
+        st = api_state(app)["plants"][pid]
+        if st["transition"] != "stopped" or st["scheduler_running"]:
+            app.intake.submit("stop", pid)
+        wait_for(lambda: api_state(app)["plants"][pid]["transition"] == "stopped"
+                 and not api_state(app)["plants"][pid]["scheduler_running"], 15, message=f"{pid} stopped")
+
+
+class _Browsers:
+    """The module's Chromium drivers, all downloading into one folder."""
+
+    def __init__(self, downloads: Path):
+        self.downloads = downloads
+        self.drivers: dict[str, object] = {}
+
+    def plain(self) -> Page:
+        """One 1400x1000 window whose size a test may change."""
+        self.drivers["plain"] = new_driver(self.downloads)
+        return Page(self.drivers["plain"])
+
+    def page_at(self, size: str) -> Page:
+        """One browser per size of SCREEN_SIZES, made at first use, with exactly that viewport (a
+        headless window keeps its frame and a minimum width of 500 px)."""
+        if size not in self.drivers:
+            width, height = SCREEN_SIZES[size]
+            driver = new_driver(self.downloads, width, height)
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500})
+            self.drivers[size] = driver
+        return Page(self.drivers[size])
+
+    def severe_console_errors(self) -> list[dict]:
+        return [e for d in self.drivers.values() for e in Page(d).severe_console_errors()]
+
+    def quit(self) -> None:
+        for driver in self.drivers.values():
+            driver.quit()
+
+
+def _start_sim(stack: contextlib.ExitStack, api_password: str | None):
+    """The bundled Istentore simulator accepting `api_password`, started (None when there is none)."""
+    if api_password is None:
+        return None
+    try:
+        from tools.istentore_sim import IstentoreSim
+    except ImportError:
+        return None
+    sim = IstentoreSim(api_password)
+    sim.start()
+    stack.callback(sim.stop)
+    return sim
+
+
+def browser_module(tmp_name: str, *, api_password: str | None = None, with_logging: bool = False,
+                   configure=None, prepare=None, clock=None, seed=None, per_size: bool = False,
+                   console_clean: bool = True, leak_grace_s: float = 5.0):
+    """The module-scoped `env` fixture of a browser-test module (skipped without Chromium).
+
+    In order: the simulator (`api_password` given), the config (`make_config`, then
+    `configure(cfg) -> cfg`), `prepare(env)` for files before the start, the app (`with_logging`,
+    on `clock(cfg)` when given), `seed(env)`, then the browser: `env.page` (one 1400x1000 window,
+    the dashboard open) or, `per_size`, `env.page_at(size)` (one per SCREEN_SIZES, made at first
+    use). `prepare` and `seed` may return a dict of more `env` attributes. `env` also has tmp,
+    downloads (the browsers' download folder), sim (None without one), cfg, app and clock.
+    At teardown: no SEVERE browser console entry (`console_clean`), then browsers, app and
+    simulator stopped and no thread, port or process left after `leak_grace_s`."""
+
+    @pytest.fixture(scope="module", name="env")
+    def env_fixture(tmp_path_factory):
+        if not browser_available():
+            pytest.skip(NO_BROWSER)
+        baseline = ResourceBaseline()
+        tmp = tmp_path_factory.mktemp(tmp_name)
+        with contextlib.ExitStack() as stack:
+            env = SimpleNamespace(tmp=tmp, downloads=tmp / "downloads", sim=_start_sim(stack, api_password))
+            env.downloads.mkdir()
+            cfg = make_config(tmp, api_url=env.sim.url if env.sim is not None else None)
+            env.cfg = configure(cfg) if configure is not None else cfg
+            vars(env).update((prepare(env) if prepare is not None else None) or {})
+            env.app = start_app(env.cfg, with_logging, clock(env.cfg) if clock is not None else None)
+            stack.callback(stop_app, env.app)
+            env.clock = env.app.clock
+            vars(env).update((seed(env) if seed is not None else None) or {})
+            browsers = _Browsers(env.downloads)
+            stack.callback(browsers.quit)
+            if per_size:
+                env.page_at = browsers.page_at
+            else:
+                env.page = browsers.plain()
+                env.page.open(env.app.dashboard.url)
+            yield env
+            if console_clean:
+                assert browsers.severe_console_errors() == [], "no browser console errors"
+        baseline.check(grace_s=leak_grace_s, context="module teardown: ")
+
+    return env_fixture
+
+
+def settled_page(size: str = "wide"):
+    """A per-test `page` fixture for a module's `env`: the app at rest (`settle`), the dashboard
+    freshly opened (`env.page`, or `env.page_at(size)`); after the test, ticks released and at rest."""
+
+    @pytest.fixture(name="page")
+    def page_fixture(env):
+        settle(env.app)
+        page = env.page_at(size) if hasattr(env, "page_at") else env.page
+        page.open(env.app.dashboard.url)
+        yield page
+        page.js(RELEASE_TICKS_JS)
+        settle(env.app)
+
+    return page_fixture

@@ -8,51 +8,22 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 
 from core.recording import daily_file_path
-from core.schedules import frame_from_rows
-from tests.helpers import shift
-from tests.leaks import ResourceBaseline
 from tests.procs import plant_rows
-from tests.browser.helpers import (Page, api_state, browser_available, get_json,
-                                   make_config, new_driver, on_one_local_day, plant_registers, recorder_of,
-                                   start_app, stop_app, wait_for)
+from tests.browser.helpers import (RELEASE_TICKS_JS, Page, api_state, browser_module, get_json,
+                                   on_one_local_day, plant_registers, publish_manual, record_ticks_js, recorder_of,
+                                   settled_page, switch_held_open, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
 TAB_LABELS = ["Status & Plots", "Manual Schedule", "API Schedule", "History", "Logs"]
 SCHEDULE_KW = {"lib": (100.0, 20.0), "vrfb": (200.0, -30.0)}
-
-HOLD_TICKS_JS = """
-if (!window.__origFetch) { window.__origFetch = window.fetch; }
-window.__holdTicks = true;
-window.fetch = function(input, init) {
-  if (window.__holdTicks && init && typeof init.body === 'string' && init.body.indexOf('"id":"tick"') >= 0) {
-    return Promise.resolve(new Response(null, {status: 204}));
-  }
-  return window.__origFetch.apply(this, arguments);
-};
-"""
-RELEASE_TICKS_JS = "window.__holdTicks = false;"
-
-RECORD_TICKS_JS = """
-if (!window.__origFetch) { window.__origFetch = window.fetch; }
-window.__tickLog = [];
-window.fetch = function(input, init) {
-  const p = window.__origFetch.apply(this, arguments);
-  if (init && typeof init.body === 'string' && init.body.indexOf('"id":"tick"') >= 0
-      && init.body.indexOf('live-fig-lib') >= 0) {
-    p.then(r => r.clone().text()).then(t => window.__tickLog.push(t)).catch(() => {});
-  }
-  return p;
-};
-"""
+RECORD_TICKS_JS = record_ticks_js("live-fig-lib")
 
 # Click `clickId`, then report the milliseconds until `watchId`'s text changes and contains
 # `fragment` (or, with fragment null, until it becomes visible / hidden); -1 after 3 s.
@@ -78,63 +49,9 @@ def btn_id(plant: str, action: str) -> str:
     return json.dumps({"type": "plant-btn", "plant": plant, "action": action}, sort_keys=True, separators=(",", ":"))
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    if not browser_available():
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
-    baseline = ResourceBaseline()
-    tmp = tmp_path_factory.mktemp("dash_status")
-    cfg = make_config(tmp)
-    app = start_app(cfg, with_logging=True)
-    driver = None
-    try:
-        now = app.clock.now()
-        for pid, (p, q) in SCHEDULE_KW.items():   # absolute offsets (`now - timedelta` is wall-clock: DST)
-            start = shift(now, -3600)
-            frame = frame_from_rows([start, shift(start, 1800)], [p, p], [q, q], cfg.tz,
-                                    end_at=shift(now, 3 * 3600))
-            app.store.publish_schedule("manual", pid, frame)
-        driver = new_driver(tmp / "downloads")
-        page = Page(driver)
-        yield SimpleNamespace(app=app, cfg=cfg, page=page, tmp=tmp)
-    finally:
-        if driver is not None:
-            driver.quit()
-        stop_app(app)
-    baseline.check(grace_s=5.0, context="module teardown: ")
-
-
-def _settle(app) -> None:
-    """Back to the module's resting state: plants stopped, recording off, MANUAL, LOCAL."""
-    wait_for(lambda: not app.coordinator.busy() and not api_state(app)["transport_switching"]
-             and not api_state(app)["schedule_switching"], 20, message="no switch running")
-    state = api_state(app)
-    if state["transport_mode"] != "local":
-        app.intake.submit("switch_transport", target="local")
-        wait_for(lambda: api_state(app)["transport_mode"] == "local" and not app.coordinator.busy(), 20,
-                 message="transport back to local")
-    if api_state(app)["active_schedule_source"] != "manual":
-        app.intake.submit("switch_source", target="manual")
-        wait_for(lambda: api_state(app)["active_schedule_source"] == "manual" and not app.coordinator.busy(), 20,
-                 message="source back to manual")
-    for pid in ("lib", "vrfb"):
-        if recorder_of(app) is not None:
-            app.set_recording(pid, False)
-        wait_for(lambda: api_state(app)["plants"][pid]["transition"] in ("stopped", "running", "unknown"), 15,
-                 message=f"{pid} settled")
-        st = api_state(app)["plants"][pid]
-        if st["transition"] != "stopped" or st["scheduler_running"]:
-            app.intake.submit("stop", pid)
-        wait_for(lambda: api_state(app)["plants"][pid]["transition"] == "stopped"
-                 and not api_state(app)["plants"][pid]["scheduler_running"], 15, message=f"{pid} stopped")
-
-
-@pytest.fixture
-def page(env):
-    _settle(env.app)
-    env.page.open(env.app.dashboard.url)
-    yield env.page
-    _settle(env.app)
+env = browser_module("dash_status", with_logging=True, seed=lambda env: publish_manual(env.app, SCHEDULE_KW),
+                     console_clean=False)
+page = settled_page()
 
 
 def wait_command(page: Page, label: str) -> str:
@@ -289,16 +206,7 @@ def test_start_during_a_switch_is_refused_with_a_message(env, page):
     """The switch is held open by the test; the page's refresh is paused so the Start button is
     still clickable, as it is for an operator whose page has not refreshed yet. The server refuses."""
     app = env.app
-    release = threading.Event()
-    original = app.coordinator.safe_stop_all
-
-    def held_safe_stop_all(*args, **kwargs):
-        release.wait(20)
-        return original(*args, **kwargs)
-
-    app.coordinator.safe_stop_all = held_safe_stop_all
-    try:
-        page.js(HOLD_TICKS_JS)
+    with switch_held_open(app, page):
         page.click("source-api")
         wait_for(lambda: page.visible("source-modal"), 5)
         page.click("source-confirm")
@@ -312,10 +220,6 @@ def test_start_during_a_switch_is_refused_with_a_message(env, page):
         page.wait_button("vrfb", "start", "Start", True)
         assert not page.el("source-api").is_enabled() and not page.el("transport-remote").is_enabled()
         assert page.text("source-manual") == "Manual" and "active" in page.el("source-manual").get_attribute("class")
-    finally:
-        release.set()
-        page.js(RELEASE_TICKS_JS)
-        app.coordinator.safe_stop_all = original
     wait_for(lambda: api_state(app)["active_schedule_source"] == "api" and not api_state(app)["schedule_switching"],
              15, message="switch finished")
     page.wait_button("lib", "start", "Start", False)

@@ -10,7 +10,6 @@ import json
 import os
 import time
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -20,10 +19,8 @@ from core.schedule_csv import schedule_to_csv
 from core.schedules import empty_frame
 from core.timeutil import quarter_hours
 from dashboard.snapshot import session_log_entries
-from tests.leaks import ResourceBaseline
-from tests.browser.helpers import (Page, api_state, browser_available, get_json,
-                                   make_config, new_driver, on_one_local_day, poster_of, recorder_of, start_app,
-                                   stop_app, wait_for)
+from tests.browser.helpers import (Page, api_state, browser_module, get_json, on_one_local_day, poster_of,
+                                   recorder_of, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -37,14 +34,6 @@ OLD_LOG_LINES = [
     '  File "x.py", line 1, in <module>',
     "2026-01-02 10:00:07 - INFO - LIB Modbus control link restored (127.0.0.1:5020)",
 ]
-
-
-def _sim_class():
-    try:
-        from tools.istentore_sim import IstentoreSim
-    except ImportError:
-        return None
-    return IstentoreSim
 
 
 def _write_history_day(cfg, day) -> tuple:
@@ -68,43 +57,21 @@ def _write_history_day(cfg, day) -> tuple:
     return path, rows
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    if not browser_available():
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
-    baseline = ResourceBaseline()
-    tmp = tmp_path_factory.mktemp("dash_tabs")
-    sim_cls = _sim_class()
-    sim = sim_cls(API_PASSWORD) if sim_cls else None
-    url = sim.start() if sim else None
-    app = driver = None
-    try:
-        cfg = make_config(tmp, api_url=url)
-        yesterday = pd.Timestamp.now(tz=cfg.tz).date() - timedelta(days=1)
-        history_file, history_rows = _write_history_day(cfg, yesterday)
-        log_dir = cfg.general.log_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / f"{OLD_LOG_DATE}_hil_scheduler.log").write_text("\n".join(OLD_LOG_LINES) + "\n")
-        outside = tmp / "outside.txt"
-        outside.write_text("SECRET OUTSIDE THE LOG FOLDER\n")
-        os.symlink(outside, log_dir / "2026-01-03_hil_scheduler.log")
-        app = start_app(cfg, with_logging=True)
-        downloads = tmp / "downloads"
-        downloads.mkdir()
-        driver = new_driver(downloads)
-        page = Page(driver)
-        page.open(app.dashboard.url)
-        yield SimpleNamespace(app=app, cfg=cfg, page=page, tmp=tmp, sim=sim, downloads=downloads,
-                              history_file=history_file, history_rows=history_rows, yesterday=yesterday)
-        assert page.severe_console_errors() == [], "no browser console errors"
-    finally:
-        if driver is not None:
-            driver.quit()
-        if app is not None:
-            stop_app(app)
-        if sim is not None:
-            sim.stop()
-    baseline.check(grace_s=5.0, context="module teardown: ")
+def _files_before_start(env) -> dict:
+    """A recorded LIB day yesterday, an old log file and a log name linked to a file outside the log folder."""
+    cfg = env.cfg
+    yesterday = pd.Timestamp.now(tz=cfg.tz).date() - timedelta(days=1)
+    history_file, history_rows = _write_history_day(cfg, yesterday)
+    log_dir = cfg.general.log_dir
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / f"{OLD_LOG_DATE}_hil_scheduler.log").write_text("\n".join(OLD_LOG_LINES) + "\n")
+    outside = env.tmp / "outside.txt"
+    outside.write_text("SECRET OUTSIDE THE LOG FOLDER\n")
+    os.symlink(outside, log_dir / "2026-01-03_hil_scheduler.log")
+    return {"history_file": history_file, "history_rows": history_rows, "yesterday": yesterday}
+
+
+env = browser_module("dash_tabs", api_password=API_PASSWORD, with_logging=True, prepare=_files_before_start)
 
 
 @pytest.fixture
@@ -112,19 +79,10 @@ def page(env):
     return env.page
 
 
-def _goto(page: Page, label: str, marker: str) -> None:
-    page.tab(label)
-    wait_for(lambda: page.visible(marker), 10, message=f"{label} tab")
-
-
 def _upload(env, name: str, text: str, as_in_file: bool) -> None:
-    page = env.page
     path = env.tmp / name
     path.write_text(text)
-    page.js("dash_clientside.set_props('manual-csv-mode', {value: arguments[0]});",
-            "as_in_file" if as_in_file else "shift")
-    from selenium.webdriver.common.by import By
-    page.driver.find_element(By.CSS_SELECTOR, "#manual-upload input[type=file]").send_keys(str(path))
+    env.page.upload_manual_csv(path, "as_in_file" if as_in_file else "shift")
 
 
 def _set_input(page: Page, element_id: str, value) -> None:
@@ -149,7 +107,7 @@ def _wait_download(folder, name: str, timeout: float = 10.0):
 
 def test_manual_good_csv_upload_then_bad_csv_refused_with_old_schedule_kept(env, page):
     app = env.app
-    _goto(page, "Manual Schedule", "manual-generate")
+    page.show_tab("Manual Schedule", "manual-generate")
     day = app.clock.now().date() + timedelta(days=1)
     good = (f"datetime,power_setpoint_kw,reactive_power_setpoint_kvar,comment\n"
             f"{day} 10:00:00,200,10,a\n{day} 10:15:00,-300,0,b\n{day} 10:30:00,2500,0,c\n{day} 10:45:00,end,,\n")
@@ -186,7 +144,7 @@ def test_manual_good_csv_upload_then_bad_csv_refused_with_old_schedule_kept(env,
 
 def test_generate_random_validates_and_publishes(env, page):
     app = env.app
-    _goto(page, "Manual Schedule", "manual-generate")
+    page.show_tab("Manual Schedule", "manual-generate")
     page.js("dash_clientside.set_props('manual-plant', {value: 'vrfb'});")
     wait_for(lambda: page.el("manual-max-kw").get_attribute("value") == "3000", 5, message="VRFB limits")
     before = app.sd["manual_schedule_df_by_plant"]["vrfb"]
@@ -226,7 +184,7 @@ def test_generate_random_validates_and_publishes(env, page):
 
 def test_download_round_trip_and_clear(env, page):
     app = env.app
-    _goto(page, "Manual Schedule", "manual-generate")
+    page.show_tab("Manual Schedule", "manual-generate")
     page.js("dash_clientside.set_props('manual-plant', {value: 'lib'});")
     page.click("manual-generate")
     page.wait_text("manual-status", "Random schedule generated for LIB")
@@ -266,7 +224,7 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
     app = env.app
     if env.sim is None:
         pytest.skip("tools.istentore_sim is not available")
-    _goto(page, "API Schedule", "api-connect")
+    page.show_tab("API Schedule", "api-connect")
     assert page.el("api-password").get_attribute("type") == "password"
     assert page.el("api-password").get_attribute("autocomplete") == "off"
     page.click("api-connect")
@@ -327,7 +285,7 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
 # ------------------------------------------------------------------------------------------ History
 
 def test_history_day_plot_and_download_equal_to_the_file(env, page):
-    _goto(page, "History", "history-date")
+    page.show_tab("History", "history-date")
     day = env.yesterday.isoformat()
     page.js("dash_clientside.set_props('history-date', {value: arguments[0]});", day)
     page.js("dash_clientside.set_props('history-plant', {value: 'lib'});")
@@ -357,7 +315,7 @@ def test_history_day_plot_and_download_equal_to_the_file(env, page):
                      and app.sd["current_file_path_by_plant"]["vrfb"] == current, 15, message="today's frame")
             page.driver.get(app.dashboard.url)
             page.wait_text("status-line", "Source:")
-            _goto(page, "History", "history-date")
+            page.show_tab("History", "history-date")
             page.js("dash_clientside.set_props('history-plant', {value: 'vrfb'});"
                     "dash_clientside.set_props('history-date', {value: arguments[0]});", today.isoformat())
             page.wait_text("history-message", f"VRFB {today.isoformat()}: ")
@@ -377,7 +335,7 @@ def test_history_day_plot_and_download_equal_to_the_file(env, page):
 def test_logs_live_by_date_and_traversal_refused(env, page):
     import logging
     app = env.app
-    _goto(page, "Logs", "log-panel")
+    page.show_tab("Logs", "log-panel")
     page.wait_text("log-file-label", "Log file: ")
     assert str(env.cfg.general.log_dir) in page.text("log-file-label")
     serving = next(e for e in session_log_entries(app.sd) if e["message"].startswith("Dashboard serving on"))
@@ -521,13 +479,13 @@ def test_callbacks_do_no_network_io_and_refreshes_open_no_file(env, page, monkey
     page.button("lib", "start").click()
     page.wait_text("command-line", "LIB start:")
     page.button("lib", "stop").click() if page.button("lib", "stop").is_enabled() else None
-    _goto(page, "Manual Schedule", "manual-generate")
+    page.show_tab("Manual Schedule", "manual-generate")
     page.click("manual-generate")
     page.wait_text("manual-status", "Random schedule generated")
-    _goto(page, "API Schedule", "api-connect")
+    page.show_tab("API Schedule", "api-connect")
     page.click("api-fetch-now")
     page.wait_text("api-message", "Fetch requested.")
-    _goto(page, "Logs", "log-panel")
+    page.show_tab("Logs", "log-panel")
     page.js("dash_clientside.set_props('log-select', {value: arguments[0]});", OLD_LOG_DATE)
     page.wait_text("log-panel", OLD_LOG_LINES[0])
     page.js("dash_clientside.set_props('log-select', {value: 'live'});")

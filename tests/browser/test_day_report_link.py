@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from core.recording import HEADER, daily_file_path, format_row, null_row, row_from_values
-from tests.browser.helpers import Page, browser_available, make_config, new_driver, start_app, stop_app, wait_for
+from tests.browser.helpers import (NO_BROWSER, Page, browser_available, make_config, new_driver, start_app, stop_app,
+                                   wait_for)
 
 pytestmark = [pytest.mark.browser]
 
@@ -25,7 +26,7 @@ def _write_day(cfg, day) -> None:
 
 def test_day_report_link_downloads_the_report_or_says_why_not(tmp_path):
     if not browser_available():
-        pytest.skip("chromium and chromium-driver are not installed")
+        pytest.skip(NO_BROWSER)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     cfg = make_config(tmp_path)
@@ -36,9 +37,7 @@ def test_day_report_link_downloads_the_report_or_says_why_not(tmp_path):
         _write_day(cfg, day)
         page = Page(driver)
         page.open(app.dashboard.url)
-        page.wait_text("status-line", "Source:", timeout=15)
-        page.tab("History")
-        wait_for(lambda: page.visible("history-date"), 10, message="History tab")
+        page.show_tab("History", "history-date")
         page.js("dash_clientside.set_props('history-date', {value: arguments[0]});", day.isoformat())
         page.js("dash_clientside.set_props('history-plant', {value: 'lib'});")
         wait_for(lambda: (page.el("history-report").get_attribute("href") or "").endswith(

@@ -10,106 +10,25 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 
-from core.schedules import frame_from_rows
 from dashboard.plant_summary import SUMMARY_HEADER
-from tests.browser.helpers import (Page, api_state, browser_available, make_config, new_driver,
-                                   plant_registers, recorder_of, start_app, stop_app, wait_for)
-from tests.helpers import shift
-from tests.leaks import ResourceBaseline
+from tests.browser.helpers import (RELEASE_TICKS_JS, Page, api_state, browser_module, plant_registers,
+                                   publish_manual, record_ticks_js, recorder_of, settled_page, switch_held_open,
+                                   wait_for)
 from tests.procs import plant_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
 SCHEDULE = {"lib": (100.0, 20.0), "vrfb": (-200.0, -30.0)}
-SIZES = {"wide": (1400, 1000), "laptop": (1280, 720), "phone": (390, 844)}
 NAMES = {"lib": "LIB", "vrfb": "VRFB"}
+RECORD_TICKS_JS = record_ticks_js("summary-0-lib")
 
-HOLD_TICKS_JS = """
-if (!window.__origFetch) { window.__origFetch = window.fetch; }
-window.__holdTicks = true;
-window.fetch = function(input, init) {
-  if (window.__holdTicks && init && typeof init.body === 'string' && init.body.indexOf('"id":"tick"') >= 0) {
-    return Promise.resolve(new Response(null, {status: 204}));
-  }
-  return window.__origFetch.apply(this, arguments);
-};
-"""
-RELEASE_TICKS_JS = "window.__holdTicks = false;"
-RECORD_TICKS_JS = """
-if (!window.__origFetch) { window.__origFetch = window.fetch; }
-window.__tickLog = [];
-window.fetch = function(input, init) {
-  const p = window.__origFetch.apply(this, arguments);
-  if (init && typeof init.body === 'string' && init.body.indexOf('"id":"tick"') >= 0
-      && init.body.indexOf('summary-0-lib') >= 0) {
-    p.then(r => r.clone().text()).then(t => window.__tickLog.push(t)).catch(() => {});
-  }
-  return p;
-};
-"""
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    if not browser_available():
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
-    baseline = ResourceBaseline()
-    tmp = tmp_path_factory.mktemp("fleet")
-    cfg = make_config(tmp)
-    app = start_app(cfg)
-    drivers: dict = {}
-    try:
-        now = app.clock.now()
-        for pid, (p, q) in SCHEDULE.items():   # absolute offsets (`now - timedelta` is wall-clock: DST)
-            frame = frame_from_rows([shift(now, -3600)], [p], [q], cfg.tz, end_at=shift(now, 3 * 3600))
-            app.store.publish_schedule("manual", pid, frame)
-
-        def page_at(size: str) -> Page:
-            if size not in drivers:
-                width, height = SIZES[size]
-                drivers[size] = new_driver(tmp / "downloads", width, height)
-                drivers[size].execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500})
-            return Page(drivers[size])
-
-        yield SimpleNamespace(app=app, cfg=cfg, page_at=page_at)
-    finally:
-        for d in drivers.values():
-            d.quit()
-        stop_app(app)
-    baseline.check(grace_s=5.0, context="module teardown: ")
-
-
-def _settle(app) -> None:
-    """Back to rest: no coordinator command, MANUAL, LOCAL, both plants stopped, recording off."""
-    wait_for(lambda: not app.coordinator.busy() and not api_state(app)["schedule_switching"]
-             and not api_state(app)["transport_switching"], 20, message="coordinator idle")
-    if api_state(app)["active_schedule_source"] != "manual":
-        app.intake.submit("switch_source", target="manual")
-        wait_for(lambda: api_state(app)["active_schedule_source"] == "manual" and not app.coordinator.busy(), 20)
-    for pid in SCHEDULE:
-        app.set_recording(pid, False)
-        st = api_state(app)["plants"][pid]
-        if st["transition"] != "stopped" or st["scheduler_running"]:
-            app.intake.submit("stop", pid)
-        wait_for(lambda: api_state(app)["plants"][pid]["transition"] == "stopped"
-                 and not api_state(app)["plants"][pid]["scheduler_running"], 15, message=f"{pid} stopped")
-
-
-@pytest.fixture
-def page(env):
-    _settle(env.app)
-    p = env.page_at("wide")
-    p.open(env.app.dashboard.url)
-    yield p
-    p.js(RELEASE_TICKS_JS)
-    _settle(env.app)
+env = browser_module("fleet", seed=lambda env: publish_manual(env.app, SCHEDULE), per_size=True,
+                     console_clean=False)
+page = settled_page("wide")
 
 
 def _button(page: Page, cid: str) -> tuple[str, bool]:
@@ -202,17 +121,8 @@ def test_start_all_and_stop_all_are_refused_during_a_switch(env, page):
     enabled, as for an operator whose page has not refreshed yet: a click opens no modal and says
     why; a Confirm in a modal opened before the switch is refused by the server."""
     app = env.app
-    release = threading.Event()
-    original = app.coordinator.safe_stop_all
-
-    def held_safe_stop_all(*args, **kwargs):
-        release.wait(20)
-        return original(*args, **kwargs)
-
     seen = {c["id"] for c in list(app.sd["command_log"])}
-    app.coordinator.safe_stop_all = held_safe_stop_all
-    try:
-        page.js(HOLD_TICKS_JS)
+    with switch_held_open(app, page):
         _open_modal(page, "start-all", "start-all-modal")
         assert app.intake.submit("switch_source", target="api").status == "queued"
         wait_for(lambda: api_state(app)["schedule_switching"], 5, message="switch running")
@@ -233,10 +143,6 @@ def test_start_all_and_stop_all_are_refused_during_a_switch(env, page):
                  if c["id"] not in seen and c["kind"] in ("start_all", "stop_all")]
         assert [(c["kind"], c["status"], c["detail"]) for c in fleet] == [
             ("start_all", "rejected", "switch in progress")]     # the Confirm; the clicks opened nothing
-    finally:
-        release.set()
-        page.js(RELEASE_TICKS_JS)
-        app.coordinator.safe_stop_all = original
     wait_for(lambda: api_state(app)["active_schedule_source"] == "api" and not api_state(app)["schedule_switching"],
              15, message="switch finished")
     _wait_button(page, "start-all", "Start All", False)

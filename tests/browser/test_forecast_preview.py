@@ -4,56 +4,34 @@ empties the battery; the line `follows the schedule` for one that does not."""
 from __future__ import annotations
 
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 
 from core.schedules import empty_frame, frame_from_rows
 from core.timeutil import quarter_hours
-from tests.browser.helpers import Page, browser_available, make_config, new_driver, start_app, stop_app, wait_for
+from tests.browser.helpers import Page, browser_module, plot_js, wait_for
 
 pytestmark = [pytest.mark.browser]
-GD = "document.querySelector('#{} .js-plotly-plot')"
 
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    if not browser_available():
-        pytest.skip("chromium and chromium-driver are not installed")
-    tmp = tmp_path_factory.mktemp("forecast_preview")
-    app = driver = None
-    try:
-        app = start_app(make_config(tmp))
-        driver = new_driver()
-        page = Page(driver)
-        page.open(app.dashboard.url)
-        yield SimpleNamespace(app=app, page=page, tz=app.cfg.tz)
-        assert page.severe_console_errors() == [], "no browser console errors"
-    finally:
-        if driver is not None:
-            driver.quit()
-        if app is not None:
-            stop_app(app)
+env = browser_module("forecast_preview")
 
 
 def _traces(page: Page, graph: str) -> list[dict]:
-    gd = GD.format(graph)
+    gd = plot_js(graph)
     return page.js(f"return ({gd} && {gd}.data || []).map(t => ({{name: t.name, yaxis: t.yaxis || 'y', "
                    f"n: (t.x || []).length, y0: (t.y || [])[0]}}));") or []
 
 
 def _open_tab(env, label: str, marker: str) -> None:
-    env.page.driver.get(env.app.dashboard.url)
-    env.page.wait_text("status-line", "Source:", timeout=15)
-    env.page.tab(label)
-    wait_for(lambda: env.page.visible(marker), 10, message=f"{label} tab")
+    env.page.open(env.app.dashboard.url)
+    env.page.show_tab(label, marker)
 
 
 def test_manual_preview_shows_the_forecast_and_its_warning(env):
-    app, page = env.app, env.page
+    app, page, tz = env.app, env.page, env.cfg.tz
     now = app.clock.now()
     # LIB (500 kWh at SoC 0.5, not running so the live SoC stays): 400 kW for 2 h empties it after 37.5 min
-    frame = frame_from_rows([now, now + timedelta(hours=1)], [400.0, 400.0], None, env.tz, end_at=now + timedelta(hours=2))
+    frame = frame_from_rows([now, now + timedelta(hours=1)], [400.0, 400.0], None, tz, end_at=now + timedelta(hours=2))
     app.store.publish_schedule("manual", "lib", frame)
     try:
         view = wait_for(lambda: (v := app.forecaster.view("manual", "lib")) is not None and v.frame is frame and v, 10,
@@ -70,11 +48,11 @@ def test_manual_preview_shows_the_forecast_and_its_warning(env):
         assert "550 kWh of discharge cannot be delivered" in view.warning
         page.screenshot("forecast_manual_preview")
     finally:
-        app.store.publish_schedule("manual", "lib", empty_frame(env.tz))
+        app.store.publish_schedule("manual", "lib", empty_frame(tz))
 
 
 def test_api_preview_shows_each_plants_forecast(env):
-    app, page, tz = env.app, env.page, env.tz
+    app, page, tz = env.app, env.page, env.cfg.tz
     today = app.clock.now().date()
     times = [t for d in (today, today + timedelta(days=1)) for t in quarter_hours(d, tz)]
     app.store.publish_schedule("api", "vrfb", frame_from_rows(times, [3000.0] * len(times), None, tz))

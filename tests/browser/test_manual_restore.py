@@ -6,14 +6,11 @@ for selected plant.`), and Start dispatches its current row to the emulator's re
 """
 from __future__ import annotations
 
-import time
-from datetime import datetime
-
 import pytest
 
 from dashboard import constants as C
-from tests.browser.helpers import (Page, browser_available, make_config, new_driver, plant_registers, start_app,
-                                   stop_app, wait_for)
+from tests.browser.helpers import (NO_BROWSER, Page, browser_available, make_config, new_driver, plant_registers,
+                                   start_app, stop_app, wait_for)
 from tests.helpers import shift
 from tests.leaks import ResourceBaseline
 
@@ -22,9 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
 def test_an_uploaded_schedule_is_restored_after_a_restart_and_dispatches(tmp_path):
     if not browser_available():
-        pytest.skip("chromium and chromium-driver are not installed")
-    from selenium.webdriver.common.by import By
-
+        pytest.skip(NO_BROWSER)
     baseline = ResourceBaseline()
     cfg = make_config(tmp_path)
     app = driver = None
@@ -39,12 +34,8 @@ def test_an_uploaded_schedule_is_restored_after_a_restart_and_dispatches(tmp_pat
         driver = new_driver()
         page = Page(driver)
         page.open(app.dashboard.url)
-        page.wait_text("status-line", "Source:", timeout=15)
-        page.tab("Manual Schedule")
-        wait_for(lambda: page.visible("manual-upload"), 10, message="Manual tab")
-        page.js("dash_clientside.set_props('manual-csv-mode', {value: arguments[0]});", C.AS_IN_FILE_MODE)
-        time.sleep(0.3)
-        driver.find_element(By.CSS_SELECTOR, "#manual-upload input[type=file]").send_keys(str(csv))
+        page.show_tab("Manual Schedule", "manual-upload")
+        page.upload_manual_csv(csv, C.AS_IN_FILE_MODE)
         page.wait_text("manual-status", "CSV 'restart.csv' loaded for LIB (3 points", timeout=10)
         saved = cfg.data_dir / "manual_schedules" / "lib.csv"
         wait_for(lambda: saved.exists(), 5, message="the schedule saved")
@@ -54,7 +45,6 @@ def test_an_uploaded_schedule_is_restored_after_a_restart_and_dispatches(tmp_pat
         app = start_app(cfg)
         assert len(app.sd["manual_schedule_df_by_plant"]["lib"]) == 4      # 3 rows and the end row
         page.open(app.dashboard.url)
-        page.wait_text("status-line", "Source:", timeout=15)
         page.tab("Manual Schedule")
         wait_for(lambda: "No manual schedule" not in page.text("manual-preview")
                  and "end" in page.text("manual-preview"), 10, message="the restored preview")

@@ -11,18 +11,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
 
 from core.schedules import frame_from_rows
-from tests.browser.helpers import (Page, api_state, browser_available, make_config, new_driver, plant_registers,
-                                   start_app, stop_app, wait_for)
-from tests.leaks import ResourceBaseline
+from tests.browser.helpers import Page, api_state, browser_module, plant_registers, screenshots_at_sizes, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
-SIZES = ((1400, 1000), (1280, 720), (390, 844))
 STEP_S = 4
 UTC = timezone.utc
 
@@ -39,41 +35,24 @@ def api_value(pid: str, rows: list[datetime], at: datetime) -> tuple[float, floa
     return sign * (100.0 + 7 * (k % 30)), sign * (5.0 + k % 20)
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    if not browser_available():
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
-    baseline = ResourceBaseline()
-    tmp = tmp_path_factory.mktemp("override_hold")
-    app = driver = None
-    try:
-        cfg = make_config(tmp)
-        cfg = dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"))
-        app = start_app(cfg)
-        rows = _rows(app.clock.now())
-        for pid in ("lib", "vrfb"):
-            values = [api_value(pid, rows, r) for r in rows]
-            frame = frame_from_rows(rows, [v[0] for v in values], [v[1] for v in values], cfg.tz)
-            app.store.publish_schedule("api", pid, frame)
-        driver = new_driver()
-        page = Page(driver)
-        page.open(app.dashboard.url)
-        yield SimpleNamespace(app=app, cfg=cfg, page=page, rows=rows)
-        assert page.severe_console_errors() == [], "no browser console errors"
-    finally:
-        if driver is not None:
-            driver.quit()
-        if app is not None:
-            stop_app(app)
-        baseline.check()
+def _api_source(cfg):
+    return dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"))
+
+
+def _publish_api(env) -> dict:
+    rows = _rows(env.app.clock.now())
+    for pid in ("lib", "vrfb"):
+        values = [api_value(pid, rows, r) for r in rows]
+        frame = frame_from_rows(rows, [v[0] for v in values], [v[1] for v in values], env.cfg.tz)
+        env.app.store.publish_schedule("api", pid, frame)
+    return {"rows": rows}
+
+
+env = browser_module("override_hold", configure=_api_source, seed=_publish_api, leak_grace_s=3.0)
 
 
 def shots(page: Page, name: str) -> None:
-    for w, h in SIZES:
-        page.driver.set_window_size(w, h)
-        time.sleep(0.3)   # let the layout settle at the new size before the capture
-        page.screenshot(f"override_hold_{name}_{w}x{h}")
-    page.driver.set_window_size(*SIZES[0])
+    screenshots_at_sizes(page, f"override_hold_{name}")
 
 
 def hold_visible(page: Page, plant: str) -> tuple[bool, bool]:

@@ -12,23 +12,19 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
 
 from core.clock import RealClock
 from core.schedules import empty_frame, frame_from_rows
 from core.timeutil import ceil_to_period, quarter_hours
-from tests.leaks import ResourceBaseline
-from tests.browser.helpers import (Page, browser_available, make_config, new_driver, start_app, stop_app,
-                                   wait_for)
+from tests.browser.helpers import Page, browser_module, plot_js, screenshots_at_sizes, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
 API_PASSWORD = "right-Pa55-for-truth-test"
 OLD_LOG_DATE = "2026-01-02"
-SIZES = ((1400, 1000), (1280, 720), (390, 844))
-GD = "document.querySelector('#{} .js-plotly-plot')"
+START = (2026, 12, 2, 18, 50)
 
 
 class ShiftedClock(RealClock):
@@ -42,89 +38,43 @@ class ShiftedClock(RealClock):
         return (datetime.now(timezone.utc) + self._offset).astimezone(self.tz)
 
 
-def _sim_class():
-    try:
-        from tools.istentore_sim import IstentoreSim
-    except ImportError:
-        return None
-    return IstentoreSim
+def _old_log_file(env) -> None:
+    env.cfg.general.log_dir.mkdir(parents=True, exist_ok=True)
+    (env.cfg.general.log_dir / f"{OLD_LOG_DATE}_hil_scheduler.log").write_text(
+        "2026-01-02 10:00:00 - INFO - an old day's line\n")
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    if not browser_available():
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
-    baseline = ResourceBaseline()
-    tmp = tmp_path_factory.mktemp("truth_manual")
-    sim_cls = _sim_class()
-    sim = sim_cls(API_PASSWORD) if sim_cls else None
-    url = sim.start() if sim else None
-    app = driver = None
-    try:
-        cfg = make_config(tmp, api_url=url)
-        start = datetime(2026, 12, 2, 18, 50, tzinfo=cfg.tz)
-        cfg.general.log_dir.mkdir(parents=True, exist_ok=True)
-        (cfg.general.log_dir / f"{OLD_LOG_DATE}_hil_scheduler.log").write_text(
-            "2026-01-02 10:00:00 - INFO - an old day's line\n")
-        app = start_app(cfg, with_logging=True, clock=ShiftedClock(cfg.tz, start))
-        driver = new_driver()
-        page = Page(driver)
-        page.open(app.dashboard.url)
-        yield SimpleNamespace(app=app, cfg=cfg, page=page, tmp=tmp, sim=sim, clock=app.clock)
-        assert page.severe_console_errors() == [], "no browser console errors"
-    finally:
-        if driver is not None:
-            driver.quit()
-        if app is not None:
-            stop_app(app)
-        if sim is not None:
-            sim.stop()
-    baseline.check(grace_s=5.0, context="module teardown: ")
+env = browser_module("truth_manual", api_password=API_PASSWORD, with_logging=True, prepare=_old_log_file,
+                     clock=lambda cfg: ShiftedClock(cfg.tz, datetime(*START, tzinfo=cfg.tz)))
 
 
 # ------------------------------------------------------------------------------------------ helpers
 
 def _reload(env, label: str, marker: str) -> tuple[datetime, datetime]:
     """A fresh page on tab `label`; returns the clock just before and after the layout was built."""
-    page = env.page
     before = env.clock.now()
-    page.driver.get(env.app.dashboard.url)
-    page.wait_text("status-line", "Source:", timeout=15)
+    env.page.open(env.app.dashboard.url)
     after = env.clock.now()
-    page.tab(label)
-    wait_for(lambda: page.visible(marker), 10, message=f"{label} tab")
+    env.page.show_tab(label, marker)
     return before, after
 
 
 def _upload(env, name: str, data: str | bytes, mode: str | None = None) -> None:
-    from selenium.webdriver.common.by import By
     path = env.tmp / name
     if isinstance(data, bytes):
         path.write_bytes(data)
     else:
         path.write_text(data)
-    if mode is not None:
-        env.page.js("dash_clientside.set_props('manual-csv-mode', {value: arguments[0]});", mode)
-        time.sleep(0.2)
-    env.page.driver.find_element(By.CSS_SELECTOR, "#manual-upload input[type=file]").send_keys(str(path))
+    env.page.upload_manual_csv(path, mode)
 
 
 def _shots(page: Page, name: str, element_id: str) -> None:
     """Screenshots of the state on screen at the three sizes, `element_id` scrolled into view."""
-    try:
-        for width, height in SIZES:
-            page.driver.set_window_size(width, height)
-            time.sleep(0.4)
-            page.js("document.getElementById(arguments[0]).scrollIntoView({block: 'center'});", element_id)
-            time.sleep(0.4)
-            path = page.screenshot(f"truth_{name}_{width}x{height}")
-            assert path.stat().st_size > 5000, path
-    finally:
-        page.driver.set_window_size(*SIZES[0])
+    screenshots_at_sizes(page, f"truth_{name}", scroll_to=element_id)
 
 
 def _dash_shapes(page: Page, graph_id: str) -> list[dict]:
-    gd = GD.format(graph_id)
+    gd = plot_js(graph_id)
     return page.js(f"return ({gd} && {gd}.layout && {gd}.layout.shapes) || [];") or []
 
 

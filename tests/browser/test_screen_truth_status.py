@@ -17,100 +17,23 @@ import json
 import re
 import time
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 
-from core.schedules import frame_from_rows
-from tests.helpers import shift
-from tests.leaks import ResourceBaseline
-from tests.browser.helpers import (Page, api_state, browser_available, make_config, new_driver, recorder_of,
-                                   start_app, stop_app, wait_for)
+from tests.browser.helpers import (SCREEN_SIZES, Page, api_state, browser_module, publish_manual, record_ticks_js,
+                                   recorder_of, settled_page, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
 API_PASSWORD = "truth-status-Pa55"
 SCHEDULE_KW = {"lib": (-300.0, 50.0), "vrfb": (200.0, -30.0)}
-SIZES = {"wide": (1400, 1000), "laptop": (1280, 720), "phone": (390, 844)}
 GD = "document.querySelector('#live-fig-{pid} .js-plotly-plot')"
 TRACK = "document.querySelector('#track-fig-{pid} .js-plotly-plot')"
 
 
-def _sim_class():
-    try:
-        from tools.istentore_sim import IstentoreSim
-    except ImportError:
-        return None
-    return IstentoreSim
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    if not browser_available():
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
-    baseline = ResourceBaseline()
-    tmp = tmp_path_factory.mktemp("screen_truth")
-    sim_cls = _sim_class()
-    sim = sim_cls(API_PASSWORD) if sim_cls else None
-    url = sim.start() if sim else None
-    app = None
-    drivers: dict = {}
-    try:
-        cfg = make_config(tmp, api_url=url)
-        app = start_app(cfg)
-        now = app.clock.now()
-        for pid, (p, q) in SCHEDULE_KW.items():
-            start = shift(now, -3600)
-            frame = frame_from_rows([start, shift(start, 1800)], [p, p], [q, q], cfg.tz, end_at=shift(now, 3 * 3600))
-            app.store.publish_schedule("manual", pid, frame)
-
-        def page_at(size: str) -> Page:
-            if size not in drivers:
-                width, height = SIZES[size]
-                drivers[size] = new_driver(tmp / "downloads", width, height)
-                # the exact viewport (a headless window keeps its frame and a minimum width of 500 px)
-                drivers[size].execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500})
-            return Page(drivers[size])
-
-        yield SimpleNamespace(app=app, cfg=cfg, page_at=page_at, sim=sim)
-    finally:
-        for d in drivers.values():
-            d.quit()
-        if app is not None:
-            stop_app(app)
-        if sim is not None:
-            sim.stop()
-    baseline.check(grace_s=5.0, context="module teardown: ")
-
-
-def _settle(app) -> None:
-    """Back to rest: no switch running, LOCAL, MANUAL, no password, plants stopped, recording off."""
-    wait_for(lambda: not app.coordinator.busy(), 20, message="no switch running")
-    if api_state(app)["transport_mode"] != "local":
-        app.intake.submit("switch_transport", target="local")
-        wait_for(lambda: api_state(app)["transport_mode"] == "local" and not app.coordinator.busy(), 20)
-    if api_state(app)["active_schedule_source"] != "manual":
-        app.intake.submit("switch_source", target="manual")
-        wait_for(lambda: api_state(app)["active_schedule_source"] == "manual" and not app.coordinator.busy(), 20)
-    app.set_api_password(None)
-    for pid in ("lib", "vrfb"):
-        app.set_recording(pid, False)
-        wait_for(lambda: api_state(app)["plants"][pid]["transition"] in ("stopped", "running", "unknown"), 15)
-        st = api_state(app)["plants"][pid]
-        if st["transition"] != "stopped" or st["scheduler_running"]:
-            app.intake.submit("stop", pid)
-        wait_for(lambda: api_state(app)["plants"][pid]["transition"] == "stopped"
-                 and not api_state(app)["plants"][pid]["scheduler_running"], 15, message=f"{pid} stopped")
-
-
-@pytest.fixture
-def page(env):
-    _settle(env.app)
-    p = env.page_at("wide")
-    p.open(env.app.dashboard.url)
-    yield p
-    _settle(env.app)
+env = browser_module("screen_truth", api_password=API_PASSWORD,
+                     seed=lambda env: publish_manual(env.app, SCHEDULE_KW), per_size=True, console_clean=False)
+page = settled_page("wide")
 
 
 def _start(page: Page, pid: str) -> None:
@@ -120,7 +43,7 @@ def _start(page: Page, pid: str) -> None:
 
 def _shots(env, name: str, ready) -> None:
     """Screenshots of the current state at the three sizes; `ready(page)` waits until it shows."""
-    for size in SIZES:
+    for size in SCREEN_SIZES:
         p = env.page_at(size)
         p.open(env.app.dashboard.url)
         ready(p)
@@ -231,17 +154,7 @@ def _x_span_s(page: Page, pid: str) -> float:
     return hi - lo
 
 
-RECORD_TICKS_JS = """
-if (!window.__origFetch) { window.__origFetch = window.fetch; }
-window.__tickLog = [];
-window.fetch = function(input, init) {
-  const p = window.__origFetch.apply(this, arguments);
-  if (init && typeof init.body === 'string' && init.body.indexOf('"id":"tick"') >= 0) {
-    p.then(r => r.clone().text()).then(t => window.__tickLog.push(t)).catch(() => {});
-  }
-  return p;
-};
-"""
+RECORD_TICKS_JS = record_ticks_js()
 
 
 def test_live_range_selector_default_1h_kept_with_zoom_and_patches(env, page):

@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core import day_report
 from core.recording import read_rows
+from dashboard import day_report as report_html
 from tests.integration.test_recording_agent import rig_factory  # noqa: F401  (fixture)
-from tools import report
 
 TZ = ZoneInfo("Europe/Madrid")
 DAY = date(2026, 6, 1)
@@ -63,12 +64,12 @@ def test_report_kpis_match_the_recorded_rows(rig_factory, tmp_path):  # noqa: F8
     rig.agent.set_recording("lib", False)
     rig.recorder.step()
 
-    html, days = report.build_report(rig.cfg, DAY, ["lib", "vrfb"])
+    html, days = report_html.build_report(rig.cfg, DAY, ["lib", "vrfb"])
     assert len(days) == 1 and "No data for VRFB on 2026-06-01" in html
     k = days[0].kpis
     rows, malformed = read_rows(rig.file("lib", DAY), TZ)
     assert malformed == 0
-    exp = expected_from_rows(rows, report.max_gap_s(rig.cfg), 50.0)
+    exp = expected_from_rows(rows, day_report.max_gap_s(rig.cfg), 50.0)
 
     assert k.tolerance_kw == 50.0
     assert k.covered_s == pytest.approx(exp["covered"])

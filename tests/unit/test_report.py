@@ -1,4 +1,5 @@
-"""Day report (core/kpis.py, tools/report.py) on small hand-made daily files.
+"""Day report (core/kpis.py, core/day_report.py, dashboard/day_report.py, tools/report.py) on small
+hand-made daily files.
 
 Files are written with the recorder's own `format_row`, so they are what the recorder writes.
 Every value holds from its row to the next; null rows and silences longer than the gap limit end
@@ -15,9 +16,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from core import day_report
 from core.config import load_config
 from core.recording import HEADER, format_row, null_row, row_from_values
 from core.timeutil import from_epoch
+from dashboard import day_report as report_html
 from tools import report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +57,7 @@ def test_kpis_of_a_day_with_a_null_bounded_outage_and_a_silence(cfg):
     rows += [null_row(at(t0, 8)), real(at(t0, 20), 50, 60), real(at(t0, 23), 50, 50)]
     rows += [real(at(t0, 123), 0, 0), real(at(t0, 124), 0, 4), null_row(at(t0, 125))]
     write(cfg.data_dir / "20260601_lib.csv", rows, torn="2026-06-01T10:03:00+02:00,1,2")
-    d = report.load_plant_day(cfg, "lib", date(2026, 6, 1))
+    d = day_report.load_plant_day(cfg, "lib", date(2026, 6, 1))
     k = d.kpis
     # covered: [0,3) 100 kW, [3,6) 90, [6,8) -190, [20,23) 60, [123,124) 0, [124,125) 4 kW;
     # the row at 23 is followed by 100 s of silence (> 3 s) and covers nothing.
@@ -79,7 +82,7 @@ def test_time_within_tolerance_uses_five_percent_of_rated_power(cfg):
     # VRFB rated 3000 kW: tolerance 150 kW. 3 s at error 100 (inside), 1 s at error 200 (outside).
     rows = [real(at(t0, 0), 1000, 1100), real(at(t0, 3), 1000, 1200), null_row(at(t0, 4))]
     write(cfg.data_dir / "20260601_vrfb.csv", rows)
-    k = report.load_plant_day(cfg, "vrfb", date(2026, 6, 1)).kpis
+    k = day_report.load_plant_day(cfg, "vrfb", date(2026, 6, 1)).kpis
     assert k.tolerance_kw == 150.0
     assert k.within_tolerance_pct == pytest.approx(75.0)
     assert k.gaps == ()
@@ -94,7 +97,7 @@ def test_dst_day_coverage_is_against_the_day_length(cfg, day, hours):
     n = hours * 3600
     rows = [real(from_epoch(start + i, TZ), 10, 10) for i in range(0, n, 60)]
     write(cfg.data_dir / f"{day:%Y%m%d}_lib.csv", rows)
-    k = report.load_plant_day(cfg, "lib", day).kpis
+    k = day_report.load_plant_day(cfg, "lib", day).kpis
     assert k.day_length_h == hours
     assert k.covered_s == n - 60                      # the last row covers nothing
     assert k.coverage_pct == pytest.approx(100 * (n - 60) / n)
@@ -111,8 +114,8 @@ def test_a_missing_day_exits_nonzero_naming_the_day(cfg, tmp_path, capsys):
 
 def test_a_header_only_file_is_no_data(cfg):
     (cfg.data_dir / "20260601_lib.csv").write_text(HEADER + "\n")
-    with pytest.raises(report.ReportError, match="2026-06-01"):
-        report.build_report(cfg, date(2026, 6, 1), ["lib"])
+    with pytest.raises(day_report.ReportError, match="2026-06-01"):
+        report_html.build_report(cfg, date(2026, 6, 1), ["lib"])
 
 
 def test_the_report_names_a_missing_plant_and_holds_the_kpis(cfg, tmp_path):
@@ -134,8 +137,8 @@ def test_minmax_downsampling_keeps_extremes_gaps_and_the_bound(n):
     y[n // 3] = 50.0
     y[n // 2] = -50.0
     y[n // 5] = np.nan
-    idx = report.minmax_indices(y)
-    assert idx.size <= report.MAX_POINTS
+    idx = day_report.minmax_indices(y)
+    assert idx.size <= day_report.MAX_POINTS
     assert np.all(np.diff(idx) > 0)
     kept = y[idx]
     assert np.nanmax(kept) == 50.0 and np.nanmin(kept) == -50.0
@@ -146,8 +149,8 @@ def test_plot_arrays_break_lines_at_silences_and_use_local_wall_time(cfg):
     t0 = datetime(2026, 10, 25, 2, 30, tzinfo=TZ, fold=1)     # the second 02:30 (+01:00)
     rows = [real(at(t0, 0), 1, 1), real(at(t0, 1), 1, 1), real(at(t0, 100), 2, 2)]
     write(cfg.data_dir / "20261025_lib.csv", rows)
-    d = report.load_plant_day(cfg, "lib", date(2026, 10, 25))
-    x, data = report.plot_arrays(d.frame, report.max_gap_s(cfg))
+    d = day_report.load_plant_day(cfg, "lib", date(2026, 10, 25))
+    x, data = day_report.plot_arrays(d.frame, day_report.max_gap_s(cfg))
     wall0 = datetime(2026, 10, 25, 2, 30).timestamp() - datetime(1970, 1, 1).timestamp()
     assert x[0] == wall0 * 1000
     assert len(x) == 4 and math.isnan(data["p_poi_kw"][2])

@@ -4,7 +4,7 @@
   Modbus, Dash, sockets or threads; only `core/clock.py` may use `threading` and `time` (its
   waits are the one place time passes).
 - Runtime code (everything but `tests/`, `bench/`, `tools/`): no file over 500 lines, no function
-  over 60 lines.
+  over 60 lines, no import of `tools/` (tools use the runtime code, never the other way round).
 """
 from __future__ import annotations
 
@@ -64,6 +64,12 @@ def test_core_imports_nothing_impure(path):
 def test_the_import_scan_catches_a_forbidden_import():
     tree = ast.parse("import threading\nfrom agents.poster import Poster\nfrom .x import y\n")
     assert imported_top_modules(tree) & CORE_FORBIDDEN == {"threading", "agents"}
+
+
+def test_runtime_code_imports_nothing_from_tools():
+    found = {p.relative_to(ROOT).as_posix() for p in runtime_sources()
+             if "tools" in imported_top_modules(ast.parse(p.read_text(encoding="utf-8")))}
+    assert not found
 
 
 def test_no_runtime_file_is_too_long():

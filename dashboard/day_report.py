@@ -1,0 +1,116 @@
+"""Day report (issue 17): one self-contained HTML file of a day's measurement files, served by the
+History tab's `Day report` link (dashboard/http_routes.py) and written by `python -m tools.report`.
+
+Per plant: the KPIs and gaps of `core.day_report` and a figure of P setpoint vs POI, Q setpoint vs
+POI, SoC and the tracking error. plotly.js is inlined gzip-compressed (base64) and unpacked by the
+browser's DecompressionStream: inlined as is (`include_plotlyjs=True`) it alone is 4.8 MB; this way
+the file stays under 3 MB and still opens without network.
+"""
+from __future__ import annotations
+
+import base64
+import gzip
+import html
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import plotly
+from plotly.subplots import make_subplots
+
+from core.config import AppConfig
+from core.day_report import PlantDay, gap_rows, kpi_rows, load_days, max_gap_s, minmax_indices, plot_arrays
+
+TRACES = (  # (subplot row, column, label, line)
+    (1, "p_setpoint_kw", "P setpoint (kW)", dict(color="#1f77b4", dash="dot")),
+    (1, "p_poi_kw", "P POI (kW)", dict(color="#1f77b4")),
+    (2, "q_setpoint_kvar", "Q setpoint (kvar)", dict(color="#2ca02c", dash="dot")),
+    (2, "q_poi_kvar", "Q POI (kvar)", dict(color="#2ca02c")),
+    (3, "soc_pu", "SoC (pu)", dict(color="#9467bd")),
+    (4, "tracking_error_kw", "P POI - P setpoint (kW)", dict(color="#d62728")),
+)
+
+
+def plant_figure(pd_day: PlantDay, gap_s: float):
+    x, data = plot_arrays(pd_day.frame, gap_s)
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.04,
+                        subplot_titles=("Active power", "Reactive power", "State of charge",
+                                        "Tracking error"))
+    for row, column, label, line in TRACES:
+        y = data[column].to_numpy(dtype=float)
+        idx = minmax_indices(y)
+        fig.add_scatter(x=x[idx], y=y[idx].astype(np.float32), name=label, line=line, mode="lines",
+                        line_shape="hv", connectgaps=False, row=row, col=1)
+    tol = pd_day.kpis.tolerance_kw
+    for level in (tol, -tol):
+        fig.add_hline(y=level, line=dict(color="#888", dash="dash", width=1), row=4, col=1)
+    for axis in ("xaxis", "xaxis2", "xaxis3", "xaxis4"):
+        fig.layout[axis].type = "date"
+    fig.update_layout(height=900, margin=dict(l=60, r=20, t=40, b=30), hovermode="x unified",
+                      title=f"{pd_day.name} ({pd_day.plant_id})", legend=dict(orientation="h"))
+    return fig
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _plotly_loader() -> str:
+    js_path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    packed = base64.b64encode(gzip.compress(js_path.read_bytes(), 9, mtime=0)).decode("ascii")
+    return _LOADER.replace("__PLOTLY_GZ__", packed)
+
+
+_LOADER = """<script>
+const FIGS = window.FIGS || [];
+(async () => {
+  if (!("DecompressionStream" in window)) {
+    document.body.insertAdjacentHTML("afterbegin", "<p class=warn>This browser cannot unpack the inlined "
+      + "plotly.js (DecompressionStream missing): use a current Chrome, Edge, Firefox or Safari.</p>");
+    return;
+  }
+  const bytes = Uint8Array.from(atob("__PLOTLY_GZ__"), c => c.charCodeAt(0));
+  const text = await new Response(new Blob([bytes]).stream()
+      .pipeThrough(new DecompressionStream("gzip"))).text();
+  const s = document.createElement("script"); s.text = text; document.head.appendChild(s);
+  for (const [id, fig] of FIGS) Plotly.newPlot(id, fig.data, fig.layout, {responsive: true});
+})();
+</script>"""
+
+_STYLE = """<style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;
+margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}
+.warn{color:#a40}.note{color:#555;font-size:.9em}</style>"""
+
+
+def render_html(cfg: AppConfig, day: date, days: list[PlantDay], missing: list[str]) -> str:
+    """The whole report as one HTML string."""
+    gap_s = max_gap_s(cfg)
+    parts, figs = [], []
+    for i, d in enumerate(days):
+        parts.append(f"<h2>{html.escape(d.name)} <span class=note>{html.escape(d.path.name)}</span></h2>")
+        parts.append(_table(("KPI", "value"), kpi_rows(d)))
+        gaps = gap_rows(d)
+        parts.append(f"<h3>Gaps: link outages or recording off ({len(gaps)})</h3>")
+        parts.append(_table(("from", "to", "duration"), gaps) if gaps else "<p>None.</p>")
+        parts.append(f'<div id="fig{i}"></div>')
+        figs.append([f"fig{i}", json.loads(plant_figure(d, gap_s).to_json())])
+    for name in missing:
+        parts.append(f"<p class=warn>No data for {html.escape(name)} on {day.isoformat()}.</p>")
+    note = (f"Values hold from each row to the next; a null row or a silence longer than {gap_s:g} s "
+            f"ends coverage (3 measurement periods{' + compression max_kept_gap_s' if cfg.recording.compression.enabled else ''}). "
+            f"Times are local ({cfg.time.timezone}). Positive P = discharge.")
+    return ("<!DOCTYPE html><html><head><meta charset=utf-8>"
+            f"<title>Day report {day.isoformat()}</title>{_STYLE}</head><body>"
+            f"<h1>Day report {day.isoformat()}</h1><p class=note>{html.escape(note)}</p>"
+            + "".join(parts)
+            + f"<script>window.FIGS = {json.dumps(figs, separators=(',', ':'))};</script>"
+            + _plotly_loader() + "</body></html>")
+
+
+def build_report(cfg: AppConfig, day: date, plant_ids: list[str]) -> tuple[str, list[PlantDay]]:
+    """HTML and the loaded plant days; raises core.day_report.ReportError when no plant has data on `day`."""
+    days, missing = load_days(cfg, day, plant_ids)
+    return render_html(cfg, day, days, missing), days
