@@ -16,62 +16,42 @@ from datetime import timedelta
 import pytest
 
 from core.schedules import frame_from_rows
-from tests.browser.helpers import (Page, api_state, browser_available, make_config, new_driver, start_app, stop_app,
-                                   wait_for)
+from tests.browser.helpers import SCREEN_SIZES, Page, api_state, browser_module, wait_for
 from tests.helpers import free_port
-from tests.leaks import ResourceBaseline
 from tests.integration.test_meter_device import meter_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]   # module fixtures; checked at module end
 
-SIZES = {"wide": (1400, 1000), "laptop": (1280, 720), "phone": (390, 844)}
 P_KW = 300.0
 LINK_COLUMN = 9   # Plant, State, Source, Pref, P POI, Qref, Q POI, V POI, SoC, Link, Recording
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    if not browser_available():
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
-    baseline = ResourceBaseline()
-    tmp = tmp_path_factory.mktemp("meter_truth")
-    cfg = make_config(tmp)
+def _with_meter(cfg):
+    """VRFB's local endpoint with a meter on a free port (W, var, V)."""
     vrfb = cfg.plants["vrfb"]
-    cfg = dataclasses.replace(cfg, plants={**cfg.plants, "vrfb": dataclasses.replace(
-        vrfb, local=dataclasses.replace(vrfb.local, meter=meter_config(tmp, free_port())))})
-    app = start_app(cfg)
-    try:
-        now = app.clock.now().replace(microsecond=0)
-        app.store.publish_schedule("manual", "vrfb", frame_from_rows(
-            [now - timedelta(seconds=2)], [P_KW], [0.0], cfg.tz, end_at=now + timedelta(hours=2)))
-        assert app.intake.submit("start", "vrfb").status != "rejected"
-        wait_for(lambda: api_state(app)["plants"]["vrfb"]["transition"] == "running", 20, message="VRFB running")
-        yield app
-    finally:
-        stop_app(app)
-    baseline.check(grace_s=5.0, context="module teardown: ")
+    meter = meter_config(cfg.data_dir.parent, free_port())
+    return dataclasses.replace(cfg, plants={**cfg.plants, "vrfb": dataclasses.replace(
+        vrfb, local=dataclasses.replace(vrfb.local, meter=meter))})
 
 
-@pytest.fixture(scope="module")
-def pages(app):
-    drivers = {}
-    try:
-        for size, (width, height) in SIZES.items():
-            drivers[size] = new_driver(None, width, height)
-            drivers[size].execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500})
-        yield {size: Page(d) for size, d in drivers.items()}
-    finally:
-        for d in drivers.values():
-            d.quit()
+def _vrfb_running(env) -> None:
+    now = env.app.clock.now().replace(microsecond=0)
+    env.app.store.publish_schedule("manual", "vrfb", frame_from_rows(
+        [now - timedelta(seconds=2)], [P_KW], [0.0], env.cfg.tz, end_at=now + timedelta(hours=2)))
+    assert env.app.intake.submit("start", "vrfb").status != "rejected"
+    wait_for(lambda: api_state(env.app)["plants"]["vrfb"]["transition"] == "running", 20, message="VRFB running")
+
+
+env = browser_module("meter_truth", configure=_with_meter, seed=_vrfb_running, per_size=True)
 
 
 def _meter_shown(page: Page, word: str, timeout: float = 15) -> None:
     page.wait_text("state-vrfb", f"Meter: {word}", timeout=timeout)
 
 
-def test_meter_down_while_the_plant_answers_is_said_everywhere(app, pages):
-    wide = pages["wide"]
+def test_meter_down_while_the_plant_answers_is_said_everywhere(env):
+    app = env.app
+    wide = env.page_at("wide")
     wide.open(app.dashboard.url)
     _meter_shown(wide, "OK")
     wide.wait_text("values-vrfb", f"P POI {P_KW:.1f} kW", timeout=15)
@@ -89,7 +69,8 @@ def test_meter_down_while_the_plant_answers_is_said_everywhere(app, pages):
         assert wide.text("summary-4-vrfb") == "n/a" and wide.text("summary-3-vrfb").startswith(f"{P_KW:.1f} kW")
         assert "Link: OK" in wide.text("state-vrfb")
         assert "Meter" not in wide.text("state-lib") and wide.text("badge-lib") != "METER DOWN"
-        for size, page in pages.items():
+        for size in SCREEN_SIZES:
+            page = env.page_at(size)
             page.open(app.dashboard.url)
             _meter_shown(page, "Down")
             page.wait_text("badge-vrfb", "METER DOWN", timeout=10, exact=True)
