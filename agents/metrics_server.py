@@ -2,7 +2,7 @@
 
 `metrics.port` set -> `/metrics` on `metrics.host:port` (127.0.0.1 by default) through
 agents/wsgi_server.py, thread `metrics`, under the dashboard's basic auth when `dashboard.auth` is
-set. The registry and its collector are `dashboard/metrics.py`; the dashboard serves the same
+set (the operator's or, when configured, the viewer's credentials, as on the dashboard). The registry and its collector are `dashboard/metrics.py`; the dashboard serves the same
 registry at `/metrics`.
 """
 from __future__ import annotations
@@ -22,13 +22,15 @@ REQUEST_THREADS = 2
 STOP_TIMEOUT_S = 2.0
 
 
-def metrics_wsgi_app(registry: CollectorRegistry, username: str | None, password: str | None):
-    """WSGI app answering `GET /metrics` only; basic auth when `username` is set."""
+def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]]):
+    """WSGI app answering `GET /metrics` only; basic auth with any of `accounts` (username, password)
+    when there is one."""
     def app(environ, start_response):
         if environ.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"Not found; try /metrics\n"]
-        if username is not None and not credentials_ok(environ.get("HTTP_AUTHORIZATION"), username, password or ""):
+        header = environ.get("HTTP_AUTHORIZATION")
+        if accounts and not any(credentials_ok(header, username, password) for username, password in accounts):
             start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", REALM)])
             return [b"Authentication required.\n"]
         body, ctype = render(registry)
@@ -56,12 +58,16 @@ class MetricsServer:
     def start(self) -> None:
         from agents.wsgi_server import WsgiServer
 
-        auth = self.app.cfg.dashboard.auth
-        try:
-            password = account_password(auth, os.environ)
-        except LookupError as exc:
-            raise MetricsStartError(f"Metrics auth: {exc}") from None
-        wsgi = metrics_wsgi_app(self.registry, auth.username if auth else None, password)
+        accounts = []
+        for key in ("auth", "viewer"):
+            account = getattr(self.app.cfg.dashboard, key)
+            try:
+                password = account_password(account, os.environ)
+            except LookupError as exc:
+                raise MetricsStartError(f"Metrics {key}: {exc}") from None
+            if account is not None:
+                accounts.append((account.username, password))
+        wsgi = metrics_wsgi_app(self.registry, accounts)
         server = WsgiServer(wsgi, self.cfg.host, self.cfg.port, name=THREAD_NAME, threads=REQUEST_THREADS,
                             connection_limit=100)
         try:

@@ -22,6 +22,8 @@ from tests.browser.helpers import (api_state, make_config, plant_registers, star
 
 AUTH_ENV = "HIL_TEST_METRICS_PASSWORD"
 AUTH_PASSWORD = "metrics-Pa55"
+VIEWER_ENV = "HIL_TEST_METRICS_VIEWER_PASSWORD"
+VIEWER_PASSWORD = "viewer-Pa55"
 SETPOINTS = {"lib": [(120.0, 30.0), (-80.0, -20.0)], "vrfb": [(-250.0, 40.0), (300.0, 0.0)]}
 STEP_S = 2
 
@@ -245,9 +247,11 @@ def test_metrics_server_of_its_own_asks_for_the_dashboard_credentials(tmp_path, 
     from hil_scheduler import HilApp, Options
     from tests.helpers import free_port
     monkeypatch.setenv(AUTH_ENV, AUTH_PASSWORD)
+    monkeypatch.setenv(VIEWER_ENV, VIEWER_PASSWORD)
     port = free_port()
-    cfg = dataclasses.replace(make_config(tmp_path, auth=DashboardAuth("operator", AUTH_ENV)),
-                              metrics=MetricsConfig(port=port, host="127.0.0.1"))
+    cfg = make_config(tmp_path, auth=DashboardAuth("operator", AUTH_ENV))
+    cfg = dataclasses.replace(cfg, metrics=MetricsConfig(port=port, host="127.0.0.1"), dashboard=dataclasses.replace(
+        cfg.dashboard, viewer=DashboardAuth("visitor", VIEWER_ENV)))
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     app = HilApp(cfg, options=Options(dashboard=False))
     try:
@@ -256,9 +260,12 @@ def test_metrics_server_of_its_own_asks_for_the_dashboard_credentials(tmp_path, 
         url = f"http://127.0.0.1:{port}/metrics"
         status, headers, _ = http_get(url)
         assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="HIL Scheduler"'
-        assert http_get(url, ("operator", "wrong"))[0] == 401
+        for wrong in (("operator", "wrong"), ("visitor", AUTH_PASSWORD), ("operator", VIEWER_PASSWORD)):
+            assert http_get(url, wrong)[0] == 401, wrong
         assert http_get(f"http://127.0.0.1:{port}/api/state", ("operator", AUTH_PASSWORD))[0] == 404
         m = scrape(url, ("operator", AUTH_PASSWORD))
+        assert value(m, "hil_thread_up", thread="metrics") == 1
+        m = scrape(url, ("visitor", VIEWER_PASSWORD))   # the viewer reads /metrics here too, as on the dashboard
         assert value(m, "hil_thread_up", thread="metrics") == 1
     finally:
         app.shutdown("test end")
