@@ -395,10 +395,13 @@ def test_api_state_fields_without_secrets_and_healthz(env, page):
                 "last_write_status", "target_p_kw", "target_q_kvar", "dispatch_reason", "link_status",
                 "sampler_link_status", "tracking", "forecast",
                 # contract §6 (issue 14)
-                "override", "override_until", "held", "held_since", "dispatch_reason_p", "dispatch_reason_q"}
+                "override", "override_until", "held", "held_since", "dispatch_reason_p", "dispatch_reason_q",
+                # issue 16: the PoC meter's link (null for a plant without a meter)
+                "meter_link_status"}
             assert plant["transition"] in ("starting", "running", "stopping", "stopped", "unknown")
             assert plant["link_status"] in ("ok", "connect_failed", "read_error", "unknown")
             assert plant["sampler_link_status"] in ("ok", "connect_failed", "read_error", "unknown")
+            assert plant["meter_link_status"] is None
         assert set(state["data_fetcher_status"]) >= {"connected", "today_fetched", "tomorrow_fetched", "today_date",
                                                      "tomorrow_date", "today_points", "tomorrow_points",
                                                      "today_points_by_plant", "tomorrow_points_by_plant",
