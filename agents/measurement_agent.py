@@ -207,13 +207,14 @@ class Sampler:
         meter = self.meter_link if self.meter_link.endpoint is not None else None
         plant_points = [p for p in SAMPLE_POINTS if meter is None or p not in METER_POINTS]
         values, error = self._read_device(self.link, plant_points, self.name)
+        meter_state: tuple[str | None, str | None] = (None, None)
         if meter is not None:
             meter_values, meter_error = self._read_device(meter, METER_POINTS, f"{self.name} meter")
             if values is not None or meter_values is not None:
                 values = dict.fromkeys(VALUE_COLUMNS) | (values or {}) | (meter_values or {})
+            meter_state = (meter.link, meter_error)
         self._last_step_s = step_s
-        self.sink(Sample(self.plant_id, ts, mode, self.link.link, error, values,
-                         *(meter and (meter.link, meter_error) or (None, None))))
+        self.sink(Sample(self.plant_id, ts, mode, self.link.link, error, values, *meter_state))
 
     def _read_device(self, link: ModbusLink, points, device: str) -> tuple[dict[str, float] | None, str | None]:
         """One all-or-nothing read of `points` from one device: (`{column: value}`, None) or (None, error).
