@@ -223,7 +223,7 @@ class Sampler:
         try:
             with link.device_guard():
                 raw = link.read(tuple(points))
-            values = {column: float(raw[point]) for column, point in COLUMN_POINTS if point in raw}
+            values = {column: float(raw[point]) for column, point in COLUMN_POINTS if point in points}
             bad = [column for column, value in values.items() if not math.isfinite(value)]
             if bad:
                 values, error = None, f"non-finite value in {', '.join(bad)}"
