@@ -45,7 +45,7 @@ from core.forecast import forecast_soc, forecast_warning, horizon_end  # noqa: E
 from core.names import PLANT_IDS  # noqa: E402
 from core.overrides import parse_override  # noqa: E402
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
-from agents.shared_data import build_shared_data  # noqa: E402
+from agents.shared_data import add_empty_frames, build_shared_data  # noqa: E402
 from core.timeutil import format_local_iso  # noqa: E402
 from istentore_api import LoginGate  # noqa: E402
 
@@ -206,6 +206,7 @@ class HilApp:
         self.metrics_registry = build_registry(self)   # /metrics of the dashboard and of metrics.port
         self.metrics_server = MetricsServer(self, self.metrics_registry) if cfg.metrics.port is not None else None
         self._started = False
+        self.started_event = threading.Event()   # set when start() has finished (or shutdown began)
 
     # ------------------------------------------------------------------------------- start
     def _spawn(self, name: str, step, wake_event=None, period_s: float = 1.0) -> None:
@@ -216,11 +217,14 @@ class HilApp:
         thread.start()
 
     def start(self) -> None:
-        """Start the emulator servers and every agent thread; apply the CLI campaign options."""
+        """Start the emulator servers and every agent thread; apply the CLI campaign options.
+        The listeners come first; what needs pandas follows (the dashboard holds requests that
+        read the runtime until `started_event`)."""
         self.emulator.start()
         if self.options.dashboard:
             self.dashboard = DashboardServer(self)
             self.dashboard.start()
+        add_empty_frames(self.sd)
         if self.metrics_server is not None:
             self.metrics_server.start()
         for plant, frame in {**self.manual_files.restore(), **self.options.schedules}.items():
@@ -244,6 +248,7 @@ class HilApp:
             cmd = self.intake.submit("start", pid)
             if cmd.status == "rejected":
                 log.error("%s start at launch rejected: %s", self.cfg.plants[pid].name, cmd.detail)
+        self.started_event.set()
 
     def set_api_password(self, password: str | None) -> None:
         """Owner of `api_password` (memory only): the dashboard's Connect/Disconnect and the director."""
@@ -267,6 +272,7 @@ class HilApp:
     def shutdown(self, reason: str = "shutdown", fast: threading.Event | None = None) -> bool:
         """Safe-stop running plants, close recording, stop threads and servers. True when clean."""
         clean = True
+        self.started_event.set()
         self.intake.begin_shutdown()
         for controller in self.controllers.values():
             controller.fail_queued("shutting down")
@@ -381,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                       start=expand_plants(args.start), record=expand_plants(args.record), api_password=password,
                       overrides=overrides)
     from logger_config import setup_logging
-    shared_data = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode)
+    shared_data = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode, frames=False)
     handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, shared_data)
     app = HilApp(cfg, options=options, shared_data=shared_data)
     signals_seen, requested, second = _catch_shutdown_signals()
