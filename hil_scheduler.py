@@ -54,6 +54,9 @@ log = logging.getLogger("hil.director")
 PASSWORD_ENV = "ISTENTORE_API_PASSWORD"
 HTTP_THREADS = ("data_fetcher", "poster")
 THREAD_JOIN_S = 2.0
+# Agent threads wait this long at most between heartbeats when idle (/healthz allows 10 s); the
+# shutdown sets every wake event, so it is not noticed later for that (issue 13: fewer wake-ups).
+IDLE_WAIT_CHUNK_S = 5.0
 
 
 class UsageError(Exception):
@@ -207,10 +210,14 @@ class HilApp:
         self.metrics_server = MetricsServer(self, self.metrics_registry) if cfg.metrics.port is not None else None
         self._started = False
         self.started_event = threading.Event()   # set when start() has finished (or shutdown began)
+        self._wake_events: list[threading.Event] = []   # of the spawned threads: all set at shutdown
 
     # ------------------------------------------------------------------------------- start
     def _spawn(self, name: str, step, wake_event=None, period_s: float = 1.0) -> None:
-        target = lambda: run_loop(name, step, self.clock, self.stop_event, self.registry, wake_event)  # noqa: E731
+        target = lambda: run_loop(name, step, self.clock, self.stop_event, self.registry, wake_event,  # noqa: E731
+                                  wait_chunk_s=IDLE_WAIT_CHUNK_S)
+        if wake_event is not None:
+            self._wake_events.append(wake_event)
         thread = threading.Thread(target=target, name=name, daemon=True)
         self.registry.register(name, thread, period_s)
         self.threads.append(thread)
@@ -303,8 +310,7 @@ class HilApp:
                 clean = False
         self.stop_event.set()
         stopped_at = self.clock.monotonic()
-        wakes = [self.scheduler_wake, self.coordinator.wake_event, self.forecaster.wake_event]
-        for event in wakes + [c.wake_event for c in self.controllers.values()]:
+        for event in self._wake_events:
             event.set()
         if self._started:
             self.measurement.shutdown_poster(2.0)
