@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -34,7 +35,6 @@ from agents.data_fetcher_agent import DataFetcher  # noqa: E402
 from agents.forecaster import Forecaster  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.metrics_server import MetricsServer, MetricsStartError  # noqa: E402
-from dashboard.metrics import build_registry  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.process_tuning import tune_process  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
@@ -206,11 +206,17 @@ class HilApp:
         self.fetcher = DataFetcher(cfg, self.clock, self.sd, self.store, self.stop_event, self.login_gate)
         self.dashboard = None
         self.forecaster = Forecaster(cfg, self.clock, self.sd)
-        self.metrics_registry = build_registry(self)   # /metrics of the dashboard and of metrics.port
-        self.metrics_server = MetricsServer(self, self.metrics_registry) if cfg.metrics.port is not None else None
+        self.metrics_server = MetricsServer(self) if cfg.metrics.port is not None else None
         self._started = False
         self.started_event = threading.Event()   # set when start() has finished (or shutdown began)
         self._wake_events: list[threading.Event] = []   # of the spawned threads: all set at shutdown
+
+    @cached_property
+    def metrics_registry(self):
+        """The Prometheus registry of `/metrics` (dashboard and metrics.port); built by `start()`
+        after the listeners (importing prometheus_client is not on the start path)."""
+        from dashboard.metrics import build_registry
+        return build_registry(self)
 
     # ------------------------------------------------------------------------------- start
     def _spawn(self, name: str, step, wake_event=None, period_s: float = 1.0) -> None:
@@ -232,6 +238,7 @@ class HilApp:
             self.dashboard = DashboardServer(self)
             self.dashboard.start()
         add_empty_frames(self.sd)
+        _ = self.metrics_registry
         if self.metrics_server is not None:
             self.metrics_server.start()
         for plant, frame in {**self.manual_files.restore(), **self.options.schedules}.items():

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-
-from prometheus_client import CollectorRegistry
+from typing import TYPE_CHECKING
 
 from core.basic_auth import REALM, account_password, credentials_ok
-from dashboard.metrics import render
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("hil.metrics")
 
@@ -24,6 +25,8 @@ STOP_TIMEOUT_S = 2.0
 
 def metrics_wsgi_app(registry: CollectorRegistry, username: str | None, password: str | None):
     """WSGI app answering `GET /metrics` only; basic auth when `username` is set."""
+    from dashboard.metrics import render
+
     def app(environ, start_response):
         if environ.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -43,7 +46,8 @@ class MetricsStartError(RuntimeError):
 
 
 class MetricsServer:
-    def __init__(self, app, registry: CollectorRegistry):
+    def __init__(self, app, registry: CollectorRegistry | None = None):
+        """`registry` None: the app's `metrics_registry`, taken at `start()`."""
         self.app = app
         self.cfg = app.cfg.metrics
         self.registry = registry
@@ -61,6 +65,8 @@ class MetricsServer:
             password = account_password(auth, os.environ)
         except LookupError as exc:
             raise MetricsStartError(f"Metrics auth: {exc}") from None
+        if self.registry is None:
+            self.registry = self.app.metrics_registry
         wsgi = metrics_wsgi_app(self.registry, auth.username if auth else None, password)
         server = WsgiServer(wsgi, self.cfg.host, self.cfg.port, name=THREAD_NAME, threads=REQUEST_THREADS,
                             connection_limit=100)
