@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -34,7 +35,6 @@ from agents.data_fetcher_agent import DataFetcher  # noqa: E402
 from agents.forecaster import Forecaster  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.metrics_server import MetricsServer, MetricsStartError  # noqa: E402
-from dashboard.metrics import build_registry  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
 from agents.process_tuning import tune_process  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
@@ -46,7 +46,7 @@ from core.forecast import forecast_soc, forecast_warning, horizon_end  # noqa: E
 from core.names import PLANT_IDS  # noqa: E402
 from core.overrides import parse_override  # noqa: E402
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
-from agents.shared_data import build_shared_data  # noqa: E402
+from agents.shared_data import add_empty_frames, build_shared_data  # noqa: E402
 from core.timeutil import format_local_iso  # noqa: E402
 from istentore_api import LoginGate  # noqa: E402
 
@@ -55,6 +55,10 @@ log = logging.getLogger("hil.director")
 PASSWORD_ENV = "ISTENTORE_API_PASSWORD"
 HTTP_THREADS = ("data_fetcher", "poster")
 THREAD_JOIN_S = 2.0
+# Agent threads wait this long at most between heartbeats when idle (a beat at least once per
+# second, components §0); the shutdown sets every wake event, so a stop is still noticed at once
+# (issue 13: one wake-up a second instead of five).
+IDLE_WAIT_CHUNK_S = 1.0
 
 
 class UsageError(Exception):
@@ -204,24 +208,39 @@ class HilApp:
         self.fetcher = DataFetcher(cfg, self.clock, self.sd, self.store, self.stop_event, self.login_gate)
         self.dashboard = None
         self.forecaster = Forecaster(cfg, self.clock, self.sd)
-        self.metrics_registry = build_registry(self)   # /metrics of the dashboard and of metrics.port
-        self.metrics_server = MetricsServer(self, self.metrics_registry) if cfg.metrics.port is not None else None
+        self.metrics_server = MetricsServer(self) if cfg.metrics.port is not None else None
         self._started = False
+        self.started_event = threading.Event()   # set when start() has finished (or shutdown began)
+        self._wake_events: list[threading.Event] = []   # of the spawned threads: all set at shutdown
+
+    @cached_property
+    def metrics_registry(self):
+        """The Prometheus registry of `/metrics` (dashboard and metrics.port); built by `start()`
+        after the listeners (importing prometheus_client is not on the start path)."""
+        from dashboard.metrics import build_registry
+        return build_registry(self)
 
     # ------------------------------------------------------------------------------- start
     def _spawn(self, name: str, step, wake_event=None, period_s: float = 1.0) -> None:
-        target = lambda: run_loop(name, step, self.clock, self.stop_event, self.registry, wake_event)  # noqa: E731
+        target = lambda: run_loop(name, step, self.clock, self.stop_event, self.registry, wake_event,  # noqa: E731
+                                  wait_chunk_s=IDLE_WAIT_CHUNK_S)
+        if wake_event is not None:
+            self._wake_events.append(wake_event)
         thread = threading.Thread(target=target, name=name, daemon=True)
         self.registry.register(name, thread, period_s)
         self.threads.append(thread)
         thread.start()
 
     def start(self) -> None:
-        """Start the emulator servers and every agent thread; apply the CLI campaign options."""
+        """Start the emulator servers and every agent thread; apply the CLI campaign options.
+        The listeners come first; what needs pandas follows (the dashboard holds requests that
+        read the runtime until `started_event`)."""
         self.emulator.start()
         if self.options.dashboard:
             self.dashboard = DashboardServer(self)
             self.dashboard.start()
+        add_empty_frames(self.sd)
+        _ = self.metrics_registry
         if self.metrics_server is not None:
             self.metrics_server.start()
         for plant, frame in {**self.manual_files.restore(), **self.options.schedules}.items():
@@ -245,6 +264,7 @@ class HilApp:
             cmd = self.intake.submit("start", pid)
             if cmd.status == "rejected":
                 log.error("%s start at launch rejected: %s", self.cfg.plants[pid].name, cmd.detail)
+        self.started_event.set()
 
     def set_api_password(self, password: str | None) -> None:
         """Owner of `api_password` (memory only): the dashboard's Connect/Disconnect and the director."""
@@ -268,6 +288,7 @@ class HilApp:
     def shutdown(self, reason: str = "shutdown", fast: threading.Event | None = None) -> bool:
         """Safe-stop running plants, close recording, stop threads and servers. True when clean."""
         clean = True
+        self.started_event.set()
         self.intake.begin_shutdown()
         for controller in self.controllers.values():
             controller.fail_queued("shutting down")
@@ -298,8 +319,7 @@ class HilApp:
                 clean = False
         self.stop_event.set()
         stopped_at = self.clock.monotonic()
-        wakes = [self.scheduler_wake, self.coordinator.wake_event, self.forecaster.wake_event]
-        for event in wakes + [c.wake_event for c in self.controllers.values()]:
+        for event in self._wake_events:
             event.set()
         if self._started:
             self.measurement.shutdown_poster(2.0)
@@ -382,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                       start=expand_plants(args.start), record=expand_plants(args.record), api_password=password,
                       overrides=overrides)
     from logger_config import setup_logging
-    shared_data = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode)
+    shared_data = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode, frames=False)
     handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, shared_data)
     app = HilApp(cfg, options=options, shared_data=shared_data)
     signals_seen, requested, second = _catch_shutdown_signals()

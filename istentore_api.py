@@ -33,7 +33,7 @@ from datetime import datetime, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterable
 
-import requests
+from core.lazy_modules import requests
 
 from core import day_ahead
 from core.clock import RealClock
@@ -172,7 +172,7 @@ class IstentoreAPI:
         self._password: str | None = None
         self._digest: str | None = None
         self._min_token_seq = 0    # set_password: only a login from then on gives this client a token
-        self._session = requests.Session()
+        self._session = None       # made at the first request (importing requests takes 0.2 s)
 
     @property
     def _token(self) -> str | None:
@@ -198,7 +198,8 @@ class IstentoreAPI:
 
     def close(self) -> None:
         """Close the connection pool. The instance must not be used afterwards."""
-        self._session.close()
+        if self._session is not None:
+            self._session.close()
 
     # -- public calls --------------------------------------------------------------------------
 
@@ -341,6 +342,8 @@ class IstentoreAPI:
             headers["Authorization"] = f"Bearer {token}"
         started = self._clock.monotonic() if self._clock is not None else None
         try:
+            if self._session is None:
+                self._session = requests.Session()
             resp = self._session.request(method, self.base_url + path, params=params, json=json_body,
                                          headers=headers, timeout=timeout_s,
                                          allow_redirects=False)

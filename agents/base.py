@@ -78,15 +78,17 @@ class RateLimitedErrorLog:
 
 def run_loop(name: str, step: Callable[[], float | None], clock, stop_event: threading.Event,
              registry: ThreadRegistry | None = None, wake_event: threading.Event | None = None,
-             default_wait_s: float = 1.0) -> None:
+             default_wait_s: float = 1.0, wait_chunk_s: float | None = None) -> None:
     """Run `step()` until `stop_event` is set.
 
     `step()` returns the number of seconds to wait before the next call (None = `default_wait_s`).
     The wait ends early on `stop_event` or `wake_event` (which is cleared before each step); the
-    heartbeat keeps beating during long waits and shutdown is noticed within 0.2 s.
+    heartbeat keeps beating during long waits, at least every `wait_chunk_s` (default 1.0 s, and
+    0.2 s with a `wake_event`: a stop that does not also set `wake_event` is noticed that late).
     """
     errors = RateLimitedErrorLog(clock, logging.getLogger(f"agents.{name}"))
     event = wake_event or stop_event
+    chunk_s = wait_chunk_s if wait_chunk_s is not None else (0.2 if wake_event is not None else 1.0)
     while not stop_event.is_set():
         if registry is not None:
             registry.beat(name)
@@ -111,5 +113,5 @@ def run_loop(name: str, step: Callable[[], float | None], clock, stop_event: thr
                 break
             if registry is not None:
                 registry.beat(name)
-            clock.wait(event, min(remaining, 0.2 if wake_event is not None else 1.0))
+            clock.wait(event, min(remaining, chunk_s))
 

@@ -30,6 +30,11 @@ STOP_TIMEOUT_S = 2.0
 # the client reads the answer; beyond it waitress answers 413 itself and closes while the client
 # may still be sending (it may then see a reset instead).
 BODY_READ_LIMIT_BYTES = 16 * 1024 * 1024
+# The listener is up before the app's agents (issue 13): until `HilApp.started_event`, requests
+# that read the runtime wait (at most START_WAIT_S); the page itself and static files do not.
+START_WAIT_S = 30.0
+STARTUP_FREE_PATHS = ("/", "/_favicon.ico", "/_dash-dependencies")
+STARTUP_FREE_PREFIXES = ("/_dash-component-suites/", "/assets/")
 
 log = logging.getLogger("hil.dashboard")
 
@@ -63,7 +68,8 @@ class DashboardServer:
             raise DashboardStartError(f"Dashboard host {self.cfg.host} is not loopback and dashboard.auth is not set")
         password, viewer_password = _password(self.cfg.auth, "auth"), _password(self.cfg.viewer, "viewer")
         self.dash_app = create_dash_app(self.app, password, viewer_password)
-        server = WsgiServer(self.dash_app.server, self.cfg.host, self.cfg.port, name=THREAD_NAME,
+        server = WsgiServer(_held_until_started(self.dash_app.server, getattr(self.app, "started_event", None)),
+                            self.cfg.host, self.cfg.port, name=THREAD_NAME,
                             threads=REQUEST_THREADS, connection_limit=CONNECTION_LIMIT,
                             channel_timeout=REQUEST_IDLE_TIMEOUT_S, cleanup_interval=CLEANUP_INTERVAL_S,
                             max_request_body_size=BODY_READ_LIMIT_BYTES)
@@ -82,6 +88,20 @@ class DashboardServer:
             return
         server.stop(STOP_TIMEOUT_S)
         self._server = None
+
+
+def _held_until_started(wsgi_app, started):
+    """`wsgi_app`, with requests outside STARTUP_FREE_* held until `started` is set (None: never held)."""
+    if started is None:
+        return wsgi_app
+
+    def app(environ, start_response):
+        if not started.is_set():
+            path = environ.get("PATH_INFO", "")
+            if path not in STARTUP_FREE_PATHS and not path.startswith(STARTUP_FREE_PREFIXES):
+                started.wait(START_WAIT_S)
+        return wsgi_app(environ, start_response)
+    return app
 
 
 def _password(account, key: str) -> str | None:

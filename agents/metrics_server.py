@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-
-from prometheus_client import CollectorRegistry
+from typing import TYPE_CHECKING
 
 from core.basic_auth import REALM, account_password, credentials_ok
-from dashboard.metrics import render
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("hil.metrics")
 
@@ -25,6 +26,8 @@ STOP_TIMEOUT_S = 2.0
 def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]]):
     """WSGI app answering `GET /metrics` only; basic auth with any of `accounts` (username, password)
     when there is one."""
+    from dashboard.metrics import render
+
     def app(environ, start_response):
         if environ.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -45,7 +48,8 @@ class MetricsStartError(RuntimeError):
 
 
 class MetricsServer:
-    def __init__(self, app, registry: CollectorRegistry):
+    def __init__(self, app, registry: CollectorRegistry | None = None):
+        """`registry` None: the app's `metrics_registry`, taken at `start()`."""
         self.app = app
         self.cfg = app.cfg.metrics
         self.registry = registry
@@ -67,6 +71,8 @@ class MetricsServer:
                 raise MetricsStartError(f"Metrics {key}: {exc}") from None
             if account is not None:
                 accounts.append((account.username, password))
+        if self.registry is None:
+            self.registry = self.app.metrics_registry
         wsgi = metrics_wsgi_app(self.registry, accounts)
         server = WsgiServer(wsgi, self.cfg.host, self.cfg.port, name=THREAD_NAME, threads=REQUEST_THREADS,
                             connection_limit=100)

@@ -8,20 +8,19 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-import pandas as pd
+from core.lazy_modules import pd
 
 from core.state import (empty_counters, empty_dispatch_status, empty_fetcher_status, empty_observed_state,
                         empty_post_status, no_override, not_held, per_plant)
 
 
-def build_shared_data(schedule_source: str = "manual", transport_mode: str = "local") -> dict:
-    """The runtime contract with its initial values."""
-    return {
+def build_shared_data(schedule_source: str = "manual", transport_mode: str = "local", frames: bool = True) -> dict:
+    """The runtime contract with its initial values. `frames=False` leaves out the empty frames
+    (pandas is not imported, issue 13); `add_empty_frames` adds them before any reader runs."""
+    sd = {
         "session_logs": deque(maxlen=1000),
         "log_lock": threading.Lock(),
 
-        "manual_schedule_df_by_plant": per_plant(pd.DataFrame),
-        "api_schedule_df_by_plant": per_plant(pd.DataFrame),
         "schedule_revision": 0,
         "override_by_plant": per_plant(no_override),
 
@@ -36,10 +35,8 @@ def build_shared_data(schedule_source: str = "manual", transport_mode: str = "lo
 
         "measurements_filename_by_plant": per_plant(lambda: None),
         "current_file_path_by_plant": per_plant(lambda: None),
-        "current_file_df_by_plant": per_plant(pd.DataFrame),
         "plot_cache_by_plant": per_plant(lambda: {"gen": 0, "path": None, "rows": [], "n": 0}),
         "pending_rows_by_file": {},
-        "measurements_df": pd.DataFrame(),
         "latest_measurement_by_plant": per_plant(lambda: None),
         "dispatch_tracking_by_plant": per_plant(lambda: None),
 
@@ -57,3 +54,16 @@ def build_shared_data(schedule_source: str = "manual", transport_mode: str = "lo
         "shutdown_event": threading.Event(),
         "log_file_path": None,
     }
+    if frames:
+        add_empty_frames(sd)
+    return sd
+
+
+def add_empty_frames(sd: dict) -> None:
+    """The initial values `build_shared_data(frames=False)` left out (frames already there are kept).
+    The director calls it once its listeners are up, before any agent thread runs."""
+    with sd["lock"]:
+        sd.setdefault("manual_schedule_df_by_plant", per_plant(pd.DataFrame))
+        sd.setdefault("api_schedule_df_by_plant", per_plant(pd.DataFrame))
+        sd.setdefault("current_file_df_by_plant", per_plant(pd.DataFrame))
+        sd.setdefault("measurements_df", pd.DataFrame())

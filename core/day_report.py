@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from core.lazy_modules import np, pd
 
 from core.config import AppConfig, PlantConfig
 from core.kpis import DayKpis, covered_mask, day_kpis, epoch_seconds

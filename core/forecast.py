@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Callable
 
-import pandas as pd
+from core.lazy_modules import pd
 
 from core.config import PlantConfig
 from core.plant_model import PlantModel

@@ -20,8 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-import numpy as np
-import pandas as pd
+from core.lazy_modules import np, pd
 
 P_SP, P_POI = "p_setpoint_kw", "p_poi_kw"
 

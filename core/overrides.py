@@ -21,7 +21,7 @@ import math
 from datetime import datetime, timezone
 from typing import Mapping, NamedTuple
 
-import pandas as pd
+from core.lazy_modules import pd
 
 from core.config import PlantConfig
 from core.schedules import _NS_PER_UNIT, Setpoint, _instant, _period_ns, next_breakpoint, resolve_setpoint

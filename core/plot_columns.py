@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Iterable
 
-import numpy as np
+from core.lazy_modules import np
 
 from core.config import VALUE_COLUMNS
 from core.recording import Row

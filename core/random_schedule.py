@@ -8,7 +8,7 @@ import math
 import random
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
-import pandas as pd
+from core.lazy_modules import pd
 
 from core.config import PowerLimits
 from core.schedules import fmt_num, frame_from_rows

@@ -36,7 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
-import pandas as pd
+from core.lazy_modules import pd
 
 from core.config import VALUE_COLUMNS
 from core.timeutil import format_local_iso, parse_iso

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import NamedTuple
 
-import numpy as np
-import pandas as pd
+from core.lazy_modules import np, pd
 
 from core.config import PowerLimits
 from core.schedules import P_COL, Q_COL, frame_from_rows, to_utc, tz_name

@@ -24,8 +24,7 @@ import math
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import NamedTuple, Sequence
 
-import numpy as np
-import pandas as pd
+from core.lazy_modules import np, pd
 
 from core.config import PlantConfig
 

@@ -1,7 +1,9 @@
 """Assembles the Dash app: layout (per page load), callbacks, HTTP routes. Nothing else lives here.
 
 `create_dash_app(hil, auth_password, viewer_password)` returns a `dash.Dash` whose Flask server (`.server`) the
-dashboard agent serves. Debug and the reloader are never used; plotly.js and the Dash bundles are
+dashboard agent serves. Until the app has started, the layout is an empty page: Dash builds it once
+for its first-request check only (the page's `/_dash-layout` waits for the start, see
+agents/dashboard_agent.py). Debug and the reloader are never used; plotly.js and the Dash bundles are
 served from the installed packages (no CDN).
 """
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dash
+from dash import html
 
 from dashboard import constants as C
 from dashboard.context import DashboardContext
@@ -29,7 +32,7 @@ def create_dash_app(hil, auth_password: str | None = None, viewer_password: str 
         suppress_callback_exceptions=True,
         compress=False,
     )
-    app.layout = lambda: build_layout(dctx)
+    app.layout = lambda: build_layout(dctx) if dctx.started() else html.Div()
     register_callbacks(app, dctx)
     register_routes(app.server, dctx, auth_password, viewer_password)
     app.hil_context = dctx

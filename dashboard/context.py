@@ -33,6 +33,11 @@ class DashboardContext:
     def now(self) -> datetime:
         return self.clock.now()
 
+    def started(self) -> bool:
+        """Whether the app's start has finished (an app without `started_event`: always)."""
+        started = getattr(self.hil, "started_event", None)
+        return started is None or started.is_set()
+
     def shutting_down(self) -> bool:
         intake = getattr(self.hil, "intake", None)
         return bool(intake is not None and intake.shutting_down)

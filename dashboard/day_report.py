@@ -15,9 +15,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-import plotly
-from plotly.subplots import make_subplots
+from core.lazy_modules import np
 
 from core.config import AppConfig
 from core.day_report import PlantDay, gap_rows, kpi_rows, load_days, max_gap_s, minmax_indices, plot_arrays
@@ -33,6 +31,8 @@ TRACES = (  # (subplot row, column, label, line)
 
 
 def plant_figure(pd_day: PlantDay, gap_s: float):
+    from plotly.subplots import make_subplots   # plotly.py's figure machinery: only for a report
+
     x, data = plot_arrays(pd_day.frame, gap_s)
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=("Active power", "Reactive power", "State of charge",
@@ -59,6 +59,8 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def _plotly_loader() -> str:
+    import plotly
+
     js_path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     packed = base64.b64encode(gzip.compress(js_path.read_bytes(), 9, mtime=0)).decode("ascii")
     return _LOADER.replace("__PLOTLY_GZ__", packed)

@@ -2,7 +2,7 @@
 the split of a series into the rows before, on and after the screen. Pure numpy."""
 from __future__ import annotations
 
-import numpy as np
+from core.lazy_modules import np
 
 from dashboard import constants as C
 

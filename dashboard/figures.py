@@ -24,7 +24,7 @@ import math
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-import pandas as pd
+from core.lazy_modules import pd
 from dash import Patch
 
 from core.config import VALUE_COLUMNS

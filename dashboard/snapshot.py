@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cache
 from typing import Any
 
 from core.names import PLANT_IDS
@@ -34,7 +35,9 @@ class PlotCacheView:
         return self.last if i == self.n - 1 else self.rows[i]
 
 
-EMPTY_CACHE = PlotCacheView(0, None, PlotColumns(timezone.utc, 16), 0, None)
+@cache
+def empty_cache() -> PlotCacheView:
+    return PlotCacheView(0, None, PlotColumns(timezone.utc, 16), 0, None)
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ def _columns(rows, n: int):
 
 def _cache_view(cache) -> PlotCacheView:
     if not isinstance(cache, dict):
-        return EMPTY_CACHE
+        return empty_cache()
     rows = cache.get("rows")
     if rows is None:
         rows = []
@@ -99,7 +102,8 @@ def _cache_view(cache) -> PlotCacheView:
 
 
 def take_snapshot(sd: dict, now: datetime, shutting_down: bool = False) -> Snapshot:
-    """Copy the references the dashboard reads, in one short locked section."""
+    """Copy the references the dashboard reads, in one short locked section. The frames are
+    absent (no schedule, no file) until the director's start has added them."""
     with sd["lock"]:
         plot = {pid: _cache_view(sd["plot_cache_by_plant"].get(pid)) for pid in PLANT_IDS}
         snap = Snapshot(
@@ -121,11 +125,11 @@ def take_snapshot(sd: dict, now: datetime, shutting_down: bool = False) -> Snaps
             post_counters=dict(sd["measurement_post_counters"]),
             fetcher=sd["data_fetcher_status"],
             password_set=bool(sd["api_password"]),
-            manual=dict(sd["manual_schedule_df_by_plant"]),
-            api=dict(sd["api_schedule_df_by_plant"]),
+            manual=dict(sd.get("manual_schedule_df_by_plant", {})),
+            api=dict(sd.get("api_schedule_df_by_plant", {})),
             plot=plot,
             current_file_path=dict(sd["current_file_path_by_plant"]),
-            current_file_df=dict(sd["current_file_df_by_plant"]),
+            current_file_df=dict(sd.get("current_file_df_by_plant", {})),
             command_log=tuple(sd["command_log"]),
             log_file_path=sd["log_file_path"],
             override=dict(sd["override_by_plant"]),

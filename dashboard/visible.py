@@ -9,6 +9,7 @@ server callbacks take their store as their periodic input instead of the interva
 """
 from __future__ import annotations
 
+import hashlib
 import json
 
 from dash import Input, Output, dcc
@@ -48,11 +49,14 @@ SENT_STORE_ID = "status-sent"
 
 
 def _digest(value) -> str:
-    import hashlib
+    """Short digest of an output value; text, numbers, booleans and None (most outputs) are hashed
+    as they are, anything else as its JSON."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        text = f"{type(value).__name__}:{value!r}"
+    else:
+        from plotly.utils import PlotlyJSONEncoder
 
-    from plotly.utils import PlotlyJSONEncoder
-
-    text = json.dumps(value, cls=PlotlyJSONEncoder, sort_keys=True, separators=(",", ":"))
+        text = json.dumps(value, cls=PlotlyJSONEncoder, sort_keys=True, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=3).hexdigest()
 
 

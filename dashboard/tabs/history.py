@@ -14,7 +14,7 @@ import logging
 import threading
 from datetime import timedelta
 
-import numpy as np
+from core.lazy_modules import np
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 

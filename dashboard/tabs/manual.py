@@ -361,7 +361,7 @@ def register(app, dctx: DashboardContext) -> None:
     app.callback(
         Output(EFFECTIVE_ID, "figure"),
         Output(EFFECTIVE_STORE_ID, "data"),
-        Input(C.TICK_ID, "n_intervals"),
+        Input(tab_tick_id("manual"), "data"),
         Input(C.MANUAL_PLANT_ID, "value"),
         Input(OVERRIDE_ID, "value"),
         State(C.TABS_ID, "value"),
