@@ -244,6 +244,14 @@ class Page:
         except Exception:  # noqa: BLE001
             return False
 
+    def choose_log(self, value: str) -> None:
+        """Pick `value` in the Logs tab's file list as an operator can: once the list (refreshed when
+        the tab is shown) offers it."""
+        options = ("const l = window.dash_component_api && dash_component_api.getLayout('log-select');"
+                   "return l && l.props && l.props.options ? l.props.options.map(o => o.value) : null;")
+        wait_for(lambda: value in (self.js(options) or []), 10, message=f"log {value!r} in the list")
+        self.js("dash_clientside.set_props('log-select', {value: arguments[0]});", value)
+
     def js(self, script: str, *args):
         return self.driver.execute_script(script, *args)
 

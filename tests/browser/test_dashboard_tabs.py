@@ -355,7 +355,7 @@ def test_logs_live_by_date_and_traversal_refused(env, page):
             assert "Dashboard serving on" not in page.text("log-panel"), "an earlier day's entry shown live"
     on_one_local_day(app.clock, live_today)
 
-    page.js("dash_clientside.set_props('log-select', {value: arguments[0]});", OLD_LOG_DATE)
+    page.choose_log(OLD_LOG_DATE)
     page.wait_text("log-panel", OLD_LOG_LINES[0])
     html = page.driver.page_source
     for fragment in ("lvl-error", "lvl-warning", "lvl-info", "continuation"):
@@ -489,7 +489,7 @@ def test_callbacks_do_no_network_io_and_refreshes_open_no_file(env, page, monkey
     page.click("api-fetch-now")
     page.wait_text("api-message", "Fetch requested.")
     page.show_tab("Logs", "log-panel")
-    page.js("dash_clientside.set_props('log-select', {value: arguments[0]});", OLD_LOG_DATE)
+    page.choose_log(OLD_LOG_DATE)
     page.wait_text("log-panel", OLD_LOG_LINES[0])
     page.js("dash_clientside.set_props('log-select', {value: 'live'});")
     time.sleep(1.5)

@@ -236,7 +236,7 @@ def test_logs_label_follows_the_selection(env):
     _reload(env, "Logs", "log-panel")
     live_path = str(env.app.sd["log_file_path"])
     page.wait_text("log-file-label", f"Log file: {live_path}", exact=True)
-    page.js("dash_clientside.set_props('log-select', {value: arguments[0]});", OLD_LOG_DATE)
+    page.choose_log(OLD_LOG_DATE)
     page.wait_text("log-panel", "an old day's line")
     old_path = env.cfg.general.log_dir / f"{OLD_LOG_DATE}_hil_scheduler.log"
     page.wait_text("log-file-label", f"Log file: {old_path}", exact=True)
