@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import math
 import shutil
 import socket
 import sys
@@ -35,6 +34,7 @@ import psutil  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.names import PLANT_IDS  # noqa: E402
 from bench.day_rows import DAY_ROWS, day_row, day_rows  # noqa: E402
+from bench.measure import cpu_seconds, percentile  # noqa: E402
 from core.plot_columns import PlotColumns  # noqa: E402
 from core.schedules import frame_from_rows  # noqa: E402
 
@@ -92,20 +92,6 @@ class RefreshMeter:
         return [out]
 
 
-def _percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
-
-def _cpu_seconds(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="measurement with the tab open (default 60)")
@@ -160,9 +146,9 @@ def main(argv=None) -> int:
         feeder.start()
 
         time.sleep(2.0)
-        c0, w0 = _cpu_seconds(proc), time.perf_counter()
+        c0, w0 = cpu_seconds(proc), time.perf_counter()
         time.sleep(args.baseline_seconds)
-        baseline_cpu = 100.0 * (_cpu_seconds(proc) - c0) / (time.perf_counter() - w0)
+        baseline_cpu = 100.0 * (cpu_seconds(proc) - c0) / (time.perf_counter() - w0)
 
         opts = webdriver.ChromeOptions()
         opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
@@ -184,13 +170,13 @@ def main(argv=None) -> int:
             rebuilds = list(meter.rebuilds)
             meter.samples.clear()
         rss_peak = proc.memory_info().rss
-        c0, w0 = _cpu_seconds(proc), time.perf_counter()
+        c0, w0 = cpu_seconds(proc), time.perf_counter()
         end = w0 + args.seconds
         while time.perf_counter() < end:
             time.sleep(1.0)
             rss_peak = max(rss_peak, proc.memory_info().rss)
         wall = time.perf_counter() - w0
-        cpu = 100.0 * (_cpu_seconds(proc) - c0) / wall
+        cpu = 100.0 * (cpu_seconds(proc) - c0) / wall
         with meter.lock:
             samples = list(meter.samples)
         points = [len(c["rows"]) for c in caches.values()]
@@ -211,12 +197,12 @@ def main(argv=None) -> int:
     print(f"  process CPU (tab open)          : {cpu:.1f} % of one core   (target <= 5 %)")
     print(f"  process CPU (no tab, reference) : {baseline_cpu:.1f} % of one core")
     print(f"  process RSS                     : {rss_peak / 2**20:.0f} MiB peak")
-    print(f"  status refresh server time      : p50 {_percentile(times_ms, 0.5):.1f} ms, "
-          f"p95 {_percentile(times_ms, 0.95):.1f} ms, max {max(times_ms, default=float('nan')):.1f} ms"
+    print(f"  status refresh server time      : p50 {percentile(times_ms, 0.5):.1f} ms, "
+          f"p95 {percentile(times_ms, 0.95):.1f} ms, max {max(times_ms, default=float('nan')):.1f} ms"
           "   (target p95 <= 20 ms)")
-    print(f"  bytes sent per status refresh   : p50 {_percentile(sizes, 0.5):.0f}, "
-          f"p95 {_percentile(sizes, 0.95):.0f}, max {max(sizes, default=0)}   (target <= 10 000)")
-    ok = cpu <= 5.0 and _percentile(times_ms, 0.95) <= 20.0 and _percentile(sizes, 0.95) <= 10_000
+    print(f"  bytes sent per status refresh   : p50 {percentile(sizes, 0.5):.0f}, "
+          f"p95 {percentile(sizes, 0.95):.0f}, max {max(sizes, default=0)}   (target <= 10 000)")
+    ok = cpu <= 5.0 and percentile(times_ms, 0.95) <= 20.0 and percentile(sizes, 0.95) <= 10_000
     print("  targets met" if ok else "  TARGETS MISSED")
     return 0
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import shutil
 import signal
@@ -45,6 +44,7 @@ if str(ROOT) not in sys.path:
 import psutil  # noqa: E402
 
 from bench.day_rows import write_day  # noqa: E402
+from bench.measure import cpu_seconds, percentile  # noqa: E402
 
 FETCH_HOOK_JS = r"""
 (function () {
@@ -99,24 +99,10 @@ def _config(tmp: Path, dashboard_port: int = 0):
         timing=dataclasses.replace(cfg.timing, measurement_period_s=1.0))
 
 
-def _percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
-
-def _cpu_seconds(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
-
-
 def _cpu_percent(proc: psutil.Process, seconds: float) -> float:
-    c0, w0 = _cpu_seconds(proc), time.perf_counter()
+    c0, w0 = cpu_seconds(proc), time.perf_counter()
     time.sleep(seconds)
-    return 100.0 * (_cpu_seconds(proc) - c0) / (time.perf_counter() - w0)
+    return 100.0 * (cpu_seconds(proc) - c0) / (time.perf_counter() - w0)
 
 
 # ------------------------------------------------------------------------------ start time
@@ -255,7 +241,7 @@ def page_load(driver, url: str, figure_ids: list[str]) -> dict:
 
 def steady(driver, proc, seconds: float) -> dict:
     _drain(driver)
-    c0, w0 = _cpu_seconds(proc), time.perf_counter()
+    c0, w0 = cpu_seconds(proc), time.perf_counter()
     rss = proc.memory_info().rss
     log: list[dict] = []
     end = w0 + seconds
@@ -265,7 +251,7 @@ def steady(driver, proc, seconds: float) -> dict:
         rss = max(rss, proc.memory_info().rss)
     wall = time.perf_counter() - w0
     log.extend(_drain(driver))
-    return {"wall": wall, "cpu": 100.0 * (_cpu_seconds(proc) - c0) / wall, "rss": rss, "log": log}
+    return {"wall": wall, "cpu": 100.0 * (cpu_seconds(proc) - c0) / wall, "rss": rss, "log": log}
 
 
 def print_biggest_outputs(driver, top: int = 60) -> None:
@@ -294,10 +280,10 @@ def print_callbacks(log: list[dict], wall: float, tick_s: float) -> None:
     print(f"    {'count':>5} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'bytes/call':>10}  outputs")
     for name, es in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         ms = [e["ms"] for e in es]
-        print(f"    {len(es):5d} {_percentile(ms, .5):7.1f} {_percentile(ms, .95):7.1f} {max(ms):7.1f} "
+        print(f"    {len(es):5d} {percentile(ms, .5):7.1f} {percentile(ms, .95):7.1f} {max(ms):7.1f} "
               f"{sum(e['bytes'] for e in es) / len(es):10.0f}  {name[:110]}")
     all_ms = [e["ms"] for e in log]
-    print(f"  all round trips: p50 {_percentile(all_ms, .5):.1f} ms, p95 {_percentile(all_ms, .95):.1f} ms "
+    print(f"  all round trips: p50 {percentile(all_ms, .5):.1f} ms, p95 {percentile(all_ms, .95):.1f} ms "
           "(targets: every callback p50 <= 10 ms, p95 <= 30 ms)")
     print(f"  Dash responses: {total / wall / 1024:.2f} KiB/s, {total / max(ticks, 1):.0f} B per tick "
           f"({tick_s:.0f} s)   (target <= 5 KiB/s)")
@@ -399,7 +385,7 @@ def main(argv=None) -> int:
     if args.start_runs:
         starts = measure_start(args.start_runs)
         print(f"  start (process start -> dashboard HTTP 200 and both Modbus servers answering): median "
-              f"{_percentile(starts, .5):.2f} s, max {max(starts):.2f} s over {len(starts)} runs (target < 1.0 s)")
+              f"{percentile(starts, .5):.2f} s, max {max(starts):.2f} s over {len(starts)} runs (target < 1.0 s)")
     _run_in_process(args)
     return 0
 
