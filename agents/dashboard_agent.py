@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 
-from core.basic_auth import account_password
+from core.basic_auth import dashboard_accounts
 
 THREAD_NAME = "dashboard"
 REQUEST_THREADS = 8          # callbacks of a few open pages at once; more wait in waitress' queue
@@ -66,7 +66,11 @@ class DashboardServer:
 
         if self.cfg.auth is None and not is_loopback_host(self.cfg.host):  # the loader refuses it too
             raise DashboardStartError(f"Dashboard host {self.cfg.host} is not loopback and dashboard.auth is not set")
-        password, viewer_password = _password(self.cfg.auth, "auth"), _password(self.cfg.viewer, "viewer")
+        try:   # read once at start
+            accounts = dashboard_accounts(self.cfg, os.environ)
+        except LookupError as exc:
+            raise DashboardStartError(f"Dashboard {exc}") from None
+        password, viewer_password = (accounts.get(role, (None, None))[1] for role in ("auth", "viewer"))
         self.dash_app = create_dash_app(self.app, password, viewer_password)
         server = WsgiServer(_held_until_started(self.dash_app.server, getattr(self.app, "started_event", None)),
                             self.cfg.host, self.cfg.port, name=THREAD_NAME,
@@ -102,11 +106,3 @@ def _held_until_started(wsgi_app, started):
                 started.wait(START_WAIT_S)
         return wsgi_app(environ, start_response)
     return app
-
-
-def _password(account, key: str) -> str | None:
-    """The password of `dashboard.<key>`, read once at start (None: no account)."""
-    try:
-        return account_password(account, os.environ)
-    except LookupError as exc:
-        raise DashboardStartError(f"Dashboard {key}: {exc}") from None

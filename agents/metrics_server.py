@@ -11,7 +11,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from core.basic_auth import REALM, account_password, credentials_ok
+from core.basic_auth import REALM, credentials_ok, dashboard_accounts
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -62,15 +62,10 @@ class MetricsServer:
     def start(self) -> None:
         from agents.wsgi_server import WsgiServer
 
-        accounts = []
-        for key in ("auth", "viewer"):
-            account = getattr(self.app.cfg.dashboard, key)
-            try:
-                password = account_password(account, os.environ)
-            except LookupError as exc:
-                raise MetricsStartError(f"Metrics {key}: {exc}") from None
-            if account is not None:
-                accounts.append((account.username, password))
+        try:
+            accounts = list(dashboard_accounts(self.app.cfg.dashboard, os.environ).values())
+        except LookupError as exc:
+            raise MetricsStartError(f"Metrics {exc}") from None
         if self.registry is None:
             self.registry = self.app.metrics_registry
         wsgi = metrics_wsgi_app(self.registry, accounts)

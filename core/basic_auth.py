@@ -34,3 +34,18 @@ def account_password(account, environ: Mapping[str, str]) -> str | None:
     if password is None:
         raise LookupError(f"environment variable {account.password_env} is not set")
     return password
+
+
+def dashboard_accounts(dashboard, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """`{role: (username, password)}` of the accounts `dashboard` configures (roles `auth`, the
+    operator, and `viewer`); LookupError `<role>: <problem>` when a password variable is unset."""
+    accounts = {}
+    for role in ("auth", "viewer"):
+        account = getattr(dashboard, role)
+        try:
+            password = account_password(account, environ)
+        except LookupError as exc:
+            raise LookupError(f"{role}: {exc}") from None
+        if account is not None:
+            accounts[role] = (account.username, password)
+    return accounts
