@@ -248,9 +248,9 @@ class PlantEmulator:
             async with plant.lock:
                 unit = plant.endpoint.unit_id
                 registers = await plant.server.async_getValues(unit, 3, 0, plant.span)
-                writes = self._run_model(plant, registers, wrote=())
-                for address, words in writes:
-                    await plant.server.async_setValues(unit, 16, address, words)
+                for address, words in self._run_model(plant, registers, wrote=()):
+                    if registers[address:address + len(words)] != words:
+                        await plant.server.async_setValues(unit, 16, address, words)
                 await self._publish_meter(plant)
         finally:
             INTERNAL.reset(token)

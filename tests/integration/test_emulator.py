@@ -24,6 +24,7 @@ import yaml
 from pymodbus.client import ModbusTcpClient
 
 from agents.base import ThreadRegistry
+from agents.emulator_server import _LoopRequestHandler
 from agents.plant_agent import EmulatorStartError, PlantEmulator
 from core.clock import FakeClock, RealClock
 from core.config import AppConfig, load_config
@@ -455,6 +456,18 @@ def test_only_holding_registers(lib):
     em, c = lib
     rr = c.read_coils(0, count=8, device_id=1)
     assert rr.isError() and rr.exception_code == 1
+
+
+def test_requests_are_answered_on_the_server_loop_and_leave_no_task(lib):
+    """Each connection answers through the emulator's handler (a task on the server's own loop,
+    issue 13) and drops its reference to every answered request."""
+    em, c = lib
+    for k in range(40):
+        assert read(c, ENABLE if k % 2 else P_BAT, 2) is not None
+    server = em._server("lib")[1]
+    handlers = list(server.active_connections.values())
+    assert handlers and all(isinstance(h, _LoopRequestHandler) for h in handlers)
+    assert all(not h._requests for h in handlers)
 
 
 def test_port_in_use_fails_start_and_leaves_nothing_running(tmp_path, clock):
