@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dash
+import plotly.io as pio
 from dash import html
 
 from dashboard import constants as C
@@ -23,6 +24,9 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 
 def create_dash_app(hil, auth_password: str | None = None, viewer_password: str | None = None) -> dash.Dash:
     dctx = DashboardContext(hil)
+    # Dash serialises responses with plotly's engine; with orjson installed, "auto" walks every value
+    # in Python first: 0.35 ms against 0.10 ms for a status refresh. The standard library's is used.
+    pio.json.config.default_engine = "json"
     app = dash.Dash(
         __name__,
         title=C.PAGE_TITLE,
