@@ -6,7 +6,7 @@ plotly.js does not understand UTC offsets; the local time is what the operator r
 
 Live figure (4 rows, one shared time axis); trace order is fixed so patches can address traces by
 index:
-    0 P setpoint (active source's schedule, step)    4 Q setpoint (schedule, step)
+    0 P schedule (active source's schedule, step)    4 Q schedule (schedule, step)
     1 P POI (measured, dotted, step)                  5 Q POI (measured, dotted, step)
     2 P Battery (measured, step)                      6 Q Battery (measured, step)
     3 SoC (measured, linear)                          7 V POI (measured, linear)
@@ -54,6 +54,9 @@ _TRACE_STYLE = (
     ("V POI", 4, C.COLOR_V_POI, "solid", "linear"),
 )
 HISTORY_SETPOINT_COLUMNS = ((0, "p_setpoint_kw"), (4, "q_setpoint_kvar"))
+# Live, the setpoint traces are the active source's schedule, not the plant's registers (which the
+# History tab draws from the recording): the legend says so, also when the link is down.
+LIVE_SETPOINT_NAMES = {0: "P schedule", 4: "Q schedule"}
 X_AXES = ("xaxis", "xaxis2", "xaxis3", "xaxis4")
 
 
@@ -189,8 +192,9 @@ def _four_row_layout(titles: tuple[str, ...], height: int, uirevision: str | Non
     return layout
 
 
-def _trace(i: int, xs: list, ys: list, webgl: bool = False) -> dict:
-    name, row, color, dash, shape = _TRACE_STYLE[i]
+def _trace(i: int, xs: list, ys: list, webgl: bool = False, name: str | None = None) -> dict:
+    default_name, row, color, dash, shape = _TRACE_STYLE[i]
+    name = name or default_name
     axis = "" if row == 1 else str(row)
     return {
         "type": "scattergl" if webgl else "scatter", "mode": "lines", "name": name,
@@ -359,7 +363,7 @@ def live_figure(name: str, plant: str, source: str, transport: str, frame: pd.Da
     data: list = [None] * 8
     for (ti, column) in SETPOINT_TRACES:
         sx, sy = step_xy(frame, column, start, end, tail)
-        data[ti] = _trace(ti, sx, sy)
+        data[ti] = _trace(ti, sx, sy, name=LIVE_SETPOINT_NAMES[ti])
     for k, (ti, _vi) in enumerate(MEASURED):
         xs, ys = series[k]
         data[ti] = _trace(ti, xs, ys, len(xs) > C.WEBGL_MIN_POINTS)

@@ -25,6 +25,7 @@ def test_seven_days_of_1s_rows_are_light_and_keep_gaps_and_extremes():
     fig = history.history_figure("LIB", x, values, "k")
     assert all(len(t["x"]) <= 4_000 for t in fig["data"])
     assert len(json.dumps(fig, cls=PlotlyJSONEncoder)) <= 300_000
+    assert fig["data"][0]["name"] == "P setpoint", "history draws the recorded setpoint register, not a schedule"
     p_poi = fig["data"][1]   # trace 1 = p_poi_kw (value column 5)
     assert 5000.0 in p_poi["y"] and None in p_poi["y"] and p_poi["x"] == sorted(p_poi["x"])
 
