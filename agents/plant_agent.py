@@ -272,25 +272,28 @@ class PlantEmulator:
                 return ExcCodes(refusal)
             try:
                 async with plant.lock:
-                    self._on_write(plant, start_address, address, list(set_values), registers)
-                    await self._publish_meter(plant)
+                    if self._on_write(plant, start_address, address, list(set_values), registers):
+                        await self._publish_meter(plant)
             except Exception as exc:  # the write itself still lands; the next run retries
                 self._errors.exception(f"{plant.name} emulator write hook", exc)
             return None
         return hook
 
     def _on_write(self, plant: _Plant, start_address: int, address: int, values: list[int],
-                  registers: list[int]) -> None:
-        """Run the model for a client write that has not landed yet; outputs go in `registers`."""
+                  registers: list[int]) -> bool:
+        """Run the model for a client write that has not landed yet; outputs go in `registers`.
+        True when the model ran (a model input was written; a heartbeat alone only restarts the
+        reversion timer)."""
         end = address + len(values)
         wrote = tuple(n for n, p in plant.points.items() if p.address < end and address < p.end)
         if not any(n in MODEL_POINTS or n in CONTROL_POINTS for n in wrote):
-            return
+            return False
         after = list(registers[:plant.span])  # the registers as they will be after this write
         after[address - start_address:end - start_address] = values
         for out_address, words in self._run_model(plant, after, wrote):
             offset = out_address - start_address
             registers[offset:offset + len(words)] = words
+        return any(n in MODEL_POINTS for n in wrote)
 
     # -- model run (on the loop, under the plant lock) -----------------------------------------
     def _run_model(self, plant: _Plant, registers: list[int], wrote: tuple[str, ...]) -> list[tuple[int, list[int]]]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from pymodbus.client import ModbusTcpClient
 
+from agents.plant_agent import PlantEmulator
+from core.clock import FakeClock
 from core.config import VALUE_COLUMNS, load_config
 from core.recording import read_rows
 from core.schedules import frame_from_rows
@@ -97,6 +100,28 @@ def test_meter_registers_in_engineering_units_and_read_only(app):
     finally:
         client.close()
     assert read_meter(port)["p_w"] == 0
+
+
+def test_meter_follows_a_setpoint_write_before_the_next_model_period(tmp_path):
+    """With a fake clock nobody advances the periodic model never runs: the meter's P is the one
+    the write hook published for the client's enable and setpoint writes."""
+    cfg = make_config(tmp_path)
+    vrfb = cfg.plants["vrfb"]
+    cfg = dataclasses.replace(cfg, plants={**cfg.plants, "vrfb": dataclasses.replace(
+        vrfb, local=dataclasses.replace(vrfb.local, meter=meter_config(tmp_path, free_port())))})
+    emulator = PlantEmulator(cfg, FakeClock(datetime(2026, 3, 20, 12, 0, tzinfo=ZoneInfo("Europe/Madrid"))), cfg.data_dir, "local")
+    emulator.start()
+    client = ModbusTcpClient("127.0.0.1", port=cfg.plants["vrfb"].local.port, timeout=2)
+    try:
+        assert client.connect()
+        assert not client.write_register(86, int(P_KW * 10), device_id=1).isError()   # kW x 10
+        assert not client.write_register(1, 1, device_id=1).isError()                   # enable
+        assert read_meter(cfg.plants["vrfb"].local.meter.port)["p_w"] == P_KW * 1000
+        assert not client.write_register(86, 0, device_id=1).isError()
+        assert read_meter(cfg.plants["vrfb"].local.meter.port)["p_w"] == 0
+    finally:
+        client.close()
+        emulator.stop()
 
 
 def test_sampler_reads_poi_from_the_meter_and_survives_the_meter_down(app, caplog):
