@@ -18,7 +18,6 @@ from typing import Mapping
 from core.codec import CodecError, Point, encode
 from core.overrides import Effective
 from core.points import SETPOINT_POINTS
-from core.schedules import Setpoint
 
 SETPOINT_UNITS = {"p_setpoint": "kW", "q_setpoint": "kvar"}
 NOT_OPERATING_TO_STOPPED = 2   # observations of a disabled plant before it counts as stopped
@@ -39,10 +38,6 @@ class Target:
     reason_p: str | None = None          # per-signal reasons of core.overrides (None: not known)
     reason_q: str | None = None
     override_until: datetime | None = None
-
-    @classmethod
-    def of(cls, sp: Setpoint, next_breakpoint: datetime | None, evaluated_mono: float) -> Target:
-        return cls(sp.p_kw, sp.q_kvar, sp.reason, sp.row_ts, sp.clamped, next_breakpoint, evaluated_mono)
 
     @classmethod
     def of_effective(cls, eff: Effective, next_breakpoint: datetime | None, evaluated_mono: float) -> Target:

@@ -47,11 +47,6 @@ def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
     return local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
 
 
-def day_length_hours(day: date, tz: tzinfo) -> float:
-    start, end = day_bounds(day, tz)
-    return (end - start).total_seconds() / 3600.0
-
-
 def quarter_hours(day: date, tz: tzinfo) -> list[datetime]:
     """Every quarter-hour start of a local day, in absolute time (92, 96 or 100)."""
     start, end = day_bounds(day, tz)

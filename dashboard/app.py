@@ -39,5 +39,4 @@ def create_dash_app(hil, auth_password: str | None = None, viewer_password: str 
     app.layout = lambda: build_layout(dctx) if dctx.started() else html.Div()
     register_callbacks(app, dctx)
     register_routes(app.server, dctx, auth_password, viewer_password)
-    app.hil_context = dctx
     return app

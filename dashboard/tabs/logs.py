@@ -78,13 +78,6 @@ def render_ring(entries: list[dict], today: str) -> list:
     return lines
 
 
-def live_log_signature(entries: list[dict], today: str) -> list:
-    """What the Today (live) panel shows depends on: the ring's length and last entry, and the
-    local date (at midnight the panel drops yesterday's lines even when nothing new is logged)."""
-    last = entries[-1] if entries else {}
-    return [today, len(entries), last.get("timestamp"), str(last.get("message", ""))[:80]]
-
-
 def _entry_mark(entry: dict | None) -> list | None:
     """Which ring entry the panel ends with: the entry object's identity (unique while it is in
     the ring) plus its time and text (so a recycled identity is not taken for it)."""

@@ -357,12 +357,13 @@ def test_history_path_is_built_by_the_server(cfg, tmp_path):
 
 
 def test_today_live_log_is_redrawn_at_midnight_without_a_new_entry():
-    """§8.8: Today (live) shows the local day's ring entries; the refresh redraws when its
-    signature changes, so the date is part of it (yesterday's lines go at midnight)."""
+    """§8.8: Today (live) shows the local day's ring entries; at midnight the panel is drawn again
+    without a new entry (yesterday's lines go)."""
     entries = [{"date": "2026-03-28", "timestamp": "23:59:58", "level": "INFO", "message": "last of the day"}]
-    before = logs.live_log_signature(entries, "2026-03-28")
-    assert logs.live_log_signature(list(entries), "2026-03-28") == before
-    assert logs.live_log_signature(entries, "2026-03-29") != before
+    panel, mark, shown = logs.live_log_update(entries, "2026-03-28", None)
+    store = {"day": "2026-03-28", "mark": mark, "shown": shown}
+    assert len(panel) == 1 and logs.live_log_update(list(entries), "2026-03-28", store)[0] is no_update
+    assert logs.live_log_update(entries, "2026-03-29", store)[0] == []
     assert len(logs.render_ring(entries, "2026-03-28")) == 1
     assert logs.render_ring(entries, "2026-03-29") == []
 

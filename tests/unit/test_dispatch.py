@@ -10,6 +10,7 @@ from core.codec import Point
 from core.dispatch import (Target, changed_externally, decayed, differing, dispatch_setpoint, encode_setpoints,
                            is_stale, observed_fields, observed_transition, plant_operating, target_expiry_s,
                            write_status)
+from core.overrides import Effective
 from core.points import DEFAULT_POINTS
 from core.schedules import Setpoint
 
@@ -37,11 +38,14 @@ def test_dispatch_setpoint(tgt, now_mono, period_s, expected):
     assert dispatch_setpoint(tgt, now_mono, period_s) == expected
 
 
-def test_target_of_a_setpoint_keeps_every_field():
+def test_target_of_an_effective_setpoint_keeps_every_field():
     row = datetime(2026, 3, 20, 12, 0, tzinfo=TZ)
     bp = datetime(2026, 3, 20, 12, 15, tzinfo=TZ)
-    sp = Setpoint(12.5, -3.0, "schedule", row, True)
-    assert Target.of(sp, bp, 7.0) == Target(12.5, -3.0, "schedule", row, True, bp, 7.0)
+    until = datetime(2026, 3, 20, 13, 0, tzinfo=TZ)
+    base = Setpoint(80.0, -3.0, "schedule", row, False)
+    eff = Effective(12.5, -3.0, "override", "schedule", base, row, True, until)
+    assert Target.of_effective(eff, bp, 7.0) == Target(12.5, -3.0, "schedule", row, True, bp, 7.0, "override",
+                                                       "schedule", until)
 
 
 @pytest.mark.parametrize("p_kw, q_kvar, wanted, refused", [
