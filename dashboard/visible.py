@@ -1,4 +1,4 @@
-"""Only the tab on screen refreshes (issue 13).
+"""Only the tab on screen refreshes, and a refresh sends only what changed (issue 13).
 
 One `dcc.Store` per periodically refreshed tab (`tick-status`, `tick-manual`, `tick-api`,
 `tick-logs`). A client-side callback, on every tick of the page's interval and on every tab
@@ -35,7 +35,8 @@ function(n, tab) {
 
 
 def layout() -> list:
-    return [dcc.Store(id=tab_tick_id(tab)) for tab in TICKED_TABS] + [dcc.Store(id=SENT_STORE_ID)]
+    return [dcc.Store(id=tab_tick_id(tab)) for tab in TICKED_TABS] + [dcc.Store(id=SENT_STORE_ID),
+                                                                     dcc.Store(id=CELLS_STORE_ID)]
 
 
 def register(app) -> None:
@@ -92,3 +93,60 @@ def only_changed(callback, reset_arg: int):
 
     wrapped.__name__ = getattr(callback, "__name__", "wrapped")
     return wrapped
+
+
+# ------------------------------------------------------------------------------ cells through one store
+
+CELLS_STORE_ID = "status-cells"
+
+# A Dash callback's cost grows with its number of outputs (118 outputs: 2-4 ms more per round trip
+# than 30, `bench/bench_outputs.py`). The status refresh's plain values (texts, classes, disabled
+# flags, styles) therefore reach the page as one store, {index: value} of the changed ones only, and
+# a client-side callback writes them into their elements (same ids, same values).
+CELLS_JS = """
+function(cells) {
+    if (!cells) { throw window.dash_clientside.PreventUpdate; }
+    const out = new Array(%d).fill(window.dash_clientside.no_update);
+    for (const k in cells) { out[Number(k)] = cells[k]; }
+    return out;
+}
+"""
+
+
+def is_cell(output: tuple[str, str]) -> bool:
+    """A plain value (not a figure, a Patch target or a store): relayed through `CELLS_STORE_ID`."""
+    return output[1] not in ("figure", "data")
+
+
+def through_cells_store(callback, outputs: list[tuple[str, str]]):
+    """Wrap an `only_changed` callback over `outputs` (+ its sent store): its cell outputs are returned
+    as one `CELLS_STORE_ID` value (or no_update when none changed), followed by the other outputs in
+    order and the sent store. Register with `cells_outputs` / `register_cells`."""
+    from dash import no_update
+
+    cells = [i for i, out in enumerate(outputs) if is_cell(out)]
+    others = [i for i, out in enumerate(outputs) if not is_cell(out)]
+
+    def wrapped(*args):
+        *values, sent = callback(*args)
+        changed = {str(k): values[i] for k, i in enumerate(cells) if values[i] is not no_update}
+        return [changed or no_update] + [values[i] for i in others] + [sent]
+
+    wrapped.__name__ = getattr(callback, "__name__", "wrapped")
+    return wrapped
+
+
+def server_outputs(outputs: list[tuple[str, str]]) -> list:
+    """The Outputs of a `through_cells_store` callback over `outputs`."""
+    from dash import Output
+
+    return ([Output(CELLS_STORE_ID, "data")] + [Output(cid, prop) for cid, prop in outputs if not is_cell((cid, prop))]
+            + [Output(SENT_STORE_ID, "data")])
+
+
+def register_cells(app, outputs: list[tuple[str, str]]) -> None:
+    """The client-side callback that writes the relayed cells into their elements."""
+    from dash import Output
+
+    cells = [Output(cid, prop) for cid, prop in outputs if is_cell((cid, prop))]
+    app.clientside_callback(CELLS_JS % len(cells), cells, Input(CELLS_STORE_ID, "data"), prevent_initial_call=True)

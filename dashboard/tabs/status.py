@@ -2,7 +2,9 @@
 
 The refresh is one callback per tick for the whole tab: texts, buttons, toggles, tracking and the
 two live figures, from one snapshot, with no Modbus, HTTP or file I/O; while another tab is shown
-it stops at once (`PreventUpdate`, nothing sent). Plant buttons submit commands through intake
+it stops at once (`PreventUpdate`, nothing sent). Only changed values are sent, and the plain ones
+(texts, classes, flags) travel as one store that a client-side callback writes into their elements
+(`dashboard.visible`): the figures and their stores are the callback's only other outputs. Plant buttons submit commands through intake
 (never waiting) or call `set_recording`; the toggles open the switch modals (registered here).
 """
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dashboard import constants as C
 from dashboard import figures, override_views, plant_summary, roles, switch_modals, top_card, views
 from dashboard.common import any_click, bind, command_store, output_key
 from dashboard.context import DashboardContext
-from dashboard.visible import SENT_STORE_ID, only_changed, tab_tick_id
+from dashboard.visible import (SENT_STORE_ID, only_changed, register_cells, server_outputs, tab_tick_id,
+                               through_cells_store)
 from dashboard.snapshot import Snapshot
 from dashboard.tabs.live import build_live_figure, live_figure_update, window_choice
 
@@ -236,7 +239,7 @@ def plant_action(dctx: DashboardContext, _clicks):
 
 def register(app, dctx: DashboardContext) -> None:
     app.callback(
-        [Output(cid, prop) for cid, prop in STATUS_OUTPUTS] + [Output(SENT_STORE_ID, "data")],
+        server_outputs(STATUS_OUTPUTS),
         Input(tab_tick_id("status"), "data"),
         Input(C.LIVE_RANGE_ID, "value"),
         State(C.TICK_ID, "n_intervals"),
@@ -246,7 +249,9 @@ def register(app, dctx: DashboardContext) -> None:
         [State(C.plant_id("live-rebuild", pid), "data") for pid in PLANT_IDS],
         [State(C.plant_id("live-fig", pid), "relayoutData") for pid in PLANT_IDS],
         State(SENT_STORE_ID, "data"),
-    )(only_changed(bind(refresh_status, dctx), reset_arg=4))  # only what changed; arg 4 = last command
+    )(through_cells_store(only_changed(bind(refresh_status, dctx), reset_arg=4),   # arg 4 = last command
+                          STATUS_OUTPUTS))
+    register_cells(app, STATUS_OUTPUTS)
     for pid in PLANT_IDS:
         app.callback(
             Output(C.plant_id("live-fig", pid), "figure", allow_duplicate=True),

@@ -15,6 +15,8 @@ import time
 import pytest
 
 from dashboard.plant_summary import SUMMARY_HEADER
+from dashboard.tabs.status import STATUS_OUTPUTS
+from dashboard.visible import CELLS_STORE_ID, is_cell
 from tests.browser.helpers import (RELEASE_TICKS_JS, Page, api_state, browser_module, plant_registers,
                                    publish_manual, record_ticks_js, recorder_of, settled_page, switch_held_open,
                                    wait_for)
@@ -24,7 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
 SCHEDULE = {"lib": (100.0, 20.0), "vrfb": (-200.0, -30.0)}
 NAMES = {"lib": "LIB", "vrfb": "VRFB"}
-RECORD_TICKS_JS = record_ticks_js("summary-0-lib")
+RECORD_TICKS_JS = record_ticks_js(CELLS_STORE_ID)
 
 env = browser_module("fleet", seed=lambda env: publish_manual(env.app, SCHEDULE), per_size=True,
                      console_clean=False)
@@ -171,15 +173,17 @@ def test_summary_table_shows_both_plants_and_is_refreshed_without_figures(env, p
     # The cells come with the cards' one refresh as plain texts; no figure is sent for them.
     ticks = wait_for(lambda: (t := page.js("return window.__tickLog;")) and len(t) >= 3 and t, 10,
                      message="three refreshes recorded")
-    # The refresh sends only outputs whose value changed (issue 13), so a tick carries the cells that
-    # changed, each as plain text, and never a figure for them.
+    # The refresh sends only outputs whose value changed (issue 13), and the plain values go through
+    # one store ({index of the cell output: value}) that a client-side callback writes into the
+    # cells: a tick carries the summary cells that changed, each as plain text, never a figure.
     known = {f"summary-{i}-{pid}" for i in range(len(SUMMARY_HEADER)) for pid in NAMES}
+    cell_outputs = [out for out in STATUS_OUTPUTS if is_cell(out)]
     for body in ticks[1:]:
         response = json.loads(body)["response"]
-        cells = {k: v for k, v in response.items() if k.startswith("summary-")}
-        assert set(cells) <= known, set(cells) - known
-        assert all(set(v) <= {"children", "className"} and isinstance(v.get("children", ""), str)
-                   for v in cells.values()), cells
+        assert not [k for k in response if k.startswith("summary-")], "cells come through the store"
+        relayed = (response.get(CELLS_STORE_ID) or {}).get("data") or {}
+        cells = {cell_outputs[int(k)]: v for k, v in relayed.items() if str(cell_outputs[int(k)][0]) in known}
+        assert all(prop in ("children", "className") and isinstance(v, str) for (_cid, prop), v in cells.items()), cells
     sizes = [len(b) for b in ticks[1:]]
     print("refresh response bytes:", sizes)
     page.screenshot("fleet-summary-wide")
