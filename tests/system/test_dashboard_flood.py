@@ -45,11 +45,12 @@ def _call(port: int, method: str, path: str, body: bytes | None = None) -> tuple
     return answer.status, data, time.perf_counter() - started
 
 
-def _status_line_callback(port: int) -> bytes:
-    """The body of the status line's Dash callback POST, as the browser sends it on a tick."""
+def _status_refresh_callback(port: int) -> bytes:
+    """The body of the Status tab's refresh POST (status line and every card), as the browser sends
+    it on a tick."""
     status, raw, _ = _call(port, "GET", "/_dash-dependencies")
     assert status == 200
-    dep = next(d for d in json.loads(raw) if "status-line.children" in d["output"])
+    dep = next(d for d in json.loads(raw) if "status-cells.data" in d["output"])
     values = {"tick.n_intervals": 1, "tabs.value": "status"}
 
     def spec(text: str) -> dict:
@@ -87,7 +88,7 @@ def test_dashboard_answers_and_stays_bounded_under_a_connection_flood(procs, tmp
     app = procs.program(cfg)
     wait_for(lambda: _probe_ok(port), 60, "dashboard up")
     proc = psutil.Process(app.pid)
-    callback = _status_line_callback(port)
+    callback = _status_refresh_callback(port)
     assert _call(port, "POST", "/_dash-update-component", callback)[0] == 200
     threads_before, sockets_before = proc.num_threads(), _server_sockets(proc, port)
 

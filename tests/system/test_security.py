@@ -183,7 +183,7 @@ def test_password_never_in_api_state_page_source_or_callback_responses(run):
     for path in ("/", "/_dash-layout", "/api/state", "/healthz"):
         _no_secret(run.get(path)[2], path)
     for fragment, values in (("api-status.children", {"tick.n_intervals": 3, "tabs.value": "api"}),
-                             ("status-line.children", {"tick.n_intervals": 3, "tabs.value": "status"}),
+                             ("status-cells.data", {"tick.n_intervals": 3, "tabs.value": "status"}),  # Status tab
                              ("log-panel.children", {"log-select.value": "live", "tabs.value": "logs",
                                                      "tick.n_intervals": 3})):
         status, raw = forge(run, fragment, values, ["tick.n_intervals"])
