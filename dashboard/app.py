@@ -16,7 +16,7 @@ from dash import html
 
 from dashboard import constants as C
 from dashboard.context import DashboardContext
-from dashboard.http_routes import register_routes
+from dashboard.http_routes import refuse_unknown_callbacks, register_routes
 from dashboard.layout import build_layout, register_callbacks
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -39,4 +39,5 @@ def create_dash_app(hil, auth_password: str | None = None, viewer_password: str 
     app.layout = lambda: build_layout(dctx) if dctx.started() else html.Div()
     register_callbacks(app, dctx)
     register_routes(app.server, dctx, auth_password, viewer_password)
+    refuse_unknown_callbacks(app.server, app.callback_map)
     return app

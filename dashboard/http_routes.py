@@ -10,6 +10,8 @@
   `undeliverable_kwh`, the warning, the start SoC and its origin) of the active source, or null.
 - `GET /metrics`: Prometheus text format from the app's own registry (dashboard/metrics.py); no I/O.
 - `GET /healthz`: 200 `{"status": "ok"}` or 503 `{"status": "failing", "failing": [...]}`.
+- `POST /_dash-update-component` for outputs this server has no callback for (a page open across a
+  restart into another version): 410 and one WARNING per output, not a 500 with a traceback.
 - `GET /download/manual?plant=<id>`: the plant's manual schedule in the upload format.
 - `GET /download/history?date=YYYY-MM-DD&plant=<id>`: that daily file's bytes under its own name;
   the server maps (date, plant) to the path itself.
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from flask import Flask, Response, abort, g, request, send_file
 
@@ -33,6 +36,8 @@ from dashboard.context import DashboardContext
 from dashboard.day_report import build_report
 
 UNAUTHENTICATED_PATHS = ("/healthz",)
+UNKNOWN_CALLBACKS_LOGGED_MAX = 100
+log = logging.getLogger("hil.dashboard")
 
 
 def _json(payload, status: int = 200) -> Response:
@@ -141,3 +146,26 @@ def _register_downloads(server: Flask, dctx: DashboardContext) -> None:
         return Response(text, mimetype="text/html",
                         headers={"Content-Disposition": f'attachment; filename="{name}"',
                                  "Cache-Control": "no-store"})
+
+
+def refuse_unknown_callbacks(server: Flask, callback_map) -> None:
+    """A callback request for outputs this server has no Python callback for gets 410 with a short
+    JSON reason, instead of Dash's 500 and a logged traceback on every tick. That is what a page
+    left open across a restart into another version sends (or a forged request); the first request
+    for each such output (at most 100 distinct) is logged as one WARNING. Register after the auth
+    guard and after every callback."""
+    logged: set[str] = set()
+
+    @server.before_request
+    def unknown_callback():
+        if request.method != "POST" or not request.path.endswith("/_dash-update-component"):
+            return None
+        body = request.get_json(silent=True)   # cached: Dash's own get_json does not parse again
+        output = body.get("output") if isinstance(body, dict) else None
+        if not isinstance(output, str) or "callback" in callback_map.get(output, {}):
+            return None
+        if output not in logged and len(logged) < UNKNOWN_CALLBACKS_LOGGED_MAX:
+            logged.add(output)
+            log.warning("Dashboard: a page asked for a callback this server does not have (outputs %s); "
+                        "that page must be reloaded", output[:120])
+        return _json({"error": "unknown callback: reload the page"}, status=410)

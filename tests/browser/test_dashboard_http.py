@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -87,6 +88,29 @@ def test_responses_use_the_standard_library_json_engine(app):
     assert pio.json.config.default_engine == "json"
     status, headers, body = _request(app.dashboard.url + "/_dash-layout")
     assert status == 200 and json.loads(body)["props"]
+
+
+def test_a_callback_this_server_lacks_gets_410_and_one_warning_not_a_traceback(app, caplog):
+    """What a page left open across a restart into another version sends (here: the status line,
+    which the page itself now writes): 410 with a reason, one WARNING per output, no ERROR."""
+    body = json.dumps({"output": "status-line.children", "outputs": {"id": "status-line", "property": "children"},
+                       "inputs": [{"id": "tick", "property": "n_intervals", "value": 1}],
+                       "changedPropIds": ["tick.n_intervals"]}).encode()
+    url = app.dashboard.url + "/_dash-update-component"
+    with caplog.at_level(logging.WARNING):
+        answers = [_request(url, data=body, headers={"Content-Type": "application/json"}) for _ in range(3)]
+    assert [a[0] for a in answers] == [410, 410, 410]
+    assert json.loads(answers[0][2]) == {"error": "unknown callback: reload the page"}
+    warnings = [r.getMessage() for r in caplog.records if "does not have" in r.getMessage()]
+    assert warnings == ["Dashboard: a page asked for a callback this server does not have (outputs "
+                        "status-line.children); that page must be reloaded"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    deps = json.loads(_request(app.dashboard.url + "/_dash-dependencies")[2])
+    real = next(d for d in deps if "status-cells.data" in d["output"])
+    status, _, _ = _request(url, data=json.dumps({"output": real["output"], "outputs": [], "inputs": [],
+                                                  "changedPropIds": []}).encode(),
+                            headers={"Content-Type": "application/json"})
+    assert status != 410, "a callback the server has is not refused"
 
 
 def test_healthz_503_names_a_dead_thread(app):
