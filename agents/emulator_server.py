@@ -34,7 +34,8 @@ class _LoopRequestHandler(ServerRequestHandler):
 
     pymodbus 3.16.1 hands each request from the loop to the same loop with
     `run_coroutine_threadsafe` (a self-pipe write, a concurrent future and an extra wake-up): about
-    a third of the server's CPU per request, which is most of the process's idle CPU (issue 13).
+    a third of the server's CPU per request, and the servers are the largest share of the idle CPU
+    (issue 13).
     """
 
     def __init__(self, *args, **kwargs):

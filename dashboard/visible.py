@@ -121,7 +121,7 @@ def is_cell(output: tuple[str, str]) -> bool:
 def through_cells_store(callback, outputs: list[tuple[str, str]]):
     """Wrap an `only_changed` callback over `outputs` (+ its sent store): its cell outputs are returned
     as one `CELLS_STORE_ID` value (or no_update when none changed), followed by the other outputs in
-    order and the sent store. Register with `cells_outputs` / `register_cells`."""
+    order and the sent store. Register it with `server_outputs(outputs)`, and `register_cells`."""
     from dash import no_update
 
     cells = [i for i, out in enumerate(outputs) if is_cell(out)]

@@ -4,8 +4,9 @@ The refresh is one callback per tick for the whole tab: texts, buttons, toggles,
 two live figures, from one snapshot, with no Modbus, HTTP or file I/O; while another tab is shown
 it stops at once (`PreventUpdate`, nothing sent). Only changed values are sent, and the plain ones
 (texts, classes, flags) travel as one store that a client-side callback writes into their elements
-(`dashboard.visible`): the figures and their stores are the callback's only other outputs. Plant buttons submit commands through intake
-(never waiting) or call `set_recording`; the toggles open the switch modals (registered here).
+(`dashboard.visible`): the figures and their stores are the callback's only other outputs.
+Plant buttons submit commands through intake (never waiting) or call `set_recording`; the toggles
+open the switch modals (registered here).
 """
 from __future__ import annotations
 
