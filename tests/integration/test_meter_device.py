@@ -62,13 +62,18 @@ def metrics_text(app) -> str:
         return response.read().decode()
 
 
-@pytest.fixture
-def app(tmp_path):
+def config_with_vrfb_meter(tmp_path):
+    """The test config with VRFB's local endpoint given a meter on a free port (`meter_config`)."""
     cfg = make_config(tmp_path)
     vrfb = cfg.plants["vrfb"]
     meter = meter_config(tmp_path, free_port())
-    cfg = dataclasses.replace(cfg, plants={**cfg.plants, "vrfb": dataclasses.replace(
+    return dataclasses.replace(cfg, plants={**cfg.plants, "vrfb": dataclasses.replace(
         vrfb, local=dataclasses.replace(vrfb.local, meter=meter))})
+
+
+@pytest.fixture
+def app(tmp_path):
+    cfg = config_with_vrfb_meter(tmp_path)
     app = start_app(cfg)
     try:
         yield app
@@ -105,11 +110,9 @@ def test_meter_registers_in_engineering_units_and_read_only(app):
 def test_meter_follows_a_setpoint_write_before_the_next_model_period(tmp_path):
     """With a fake clock nobody advances the periodic model never runs: the meter's P is the one
     the write hook published for the client's enable and setpoint writes."""
-    cfg = make_config(tmp_path)
-    vrfb = cfg.plants["vrfb"]
-    cfg = dataclasses.replace(cfg, plants={**cfg.plants, "vrfb": dataclasses.replace(
-        vrfb, local=dataclasses.replace(vrfb.local, meter=meter_config(tmp_path, free_port())))})
-    emulator = PlantEmulator(cfg, FakeClock(datetime(2026, 3, 20, 12, 0, tzinfo=ZoneInfo("Europe/Madrid"))), cfg.data_dir, "local")
+    cfg = config_with_vrfb_meter(tmp_path)
+    clock = FakeClock(datetime(2026, 3, 20, 12, 0, tzinfo=ZoneInfo("Europe/Madrid")))
+    emulator = PlantEmulator(cfg, clock, cfg.data_dir, "local")
     emulator.start()
     client = ModbusTcpClient("127.0.0.1", port=cfg.plants["vrfb"].local.port, timeout=2)
     try:
