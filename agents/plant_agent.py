@@ -15,8 +15,8 @@ An endpoint with a `meter` also gets the plant's PoC meter on the meter's own po
 Threads:
 - `modbus_servers`: one asyncio loop running every `ModbusTcpServer` (plants and meters). Every register access and
   every model run happens on this loop, so a model run is atomic with respect to client requests.
-- `plant_model`: `run_loop` around `step()`, which asks the loop for one periodic model run of each
-  plant every `plant_period_s`. Tests call `step()` directly with a fake clock.
+- `plant_model`: `run_loop` around `step()`, which asks the loop (once) for one periodic model run
+  of each plant every `plant_period_s`. Tests call `step()` directly with a fake clock.
 
 The write hook (the SimDevice `action`) runs the model at once on any write that touches `enable`,
 `p_setpoint`, `q_setpoint` or `run_command` (integrate up to now with the old operating point, then
@@ -57,7 +57,7 @@ from core.codec import CodecError, Point, decode, decode_counts, encode, encode_
 from core.config import AppConfig, EndpointConfig, PlantConfig, load_config_or_report
 from core.names import safe_plant_name
 from core.plant_model import PlantModel, is_operating
-from core.points import METER_POINTS, register_span, write_refusal
+from core.points import METER_POINTS, make_read_plan, register_span, write_refusal
 from core.recording import find_initial_soc
 from logger_config import TzFormatter
 
@@ -81,6 +81,7 @@ class _Plant:
         self.endpoint = endpoint
         self.points: dict[str, Point] = dict(endpoint.points)
         self.span = register_span(self.points)
+        self.read_blocks = make_read_plan(self.points.values()).blocks
         limits = plant.model.power_limits
         self.value_ranges = {"p_setpoint": (limits.p_min_kw, limits.p_max_kw),
                              "q_setpoint": (limits.q_min_kvar, limits.q_max_kvar)}
@@ -235,25 +236,41 @@ class PlantEmulator:
         if self._loop is None:
             raise RuntimeError("emulator not started")
         started = self.clock.monotonic()
-        for pid, plant in self._plants.items():
+        try:
+            self._call(self._periodic_runs())   # one hand-over to the loop for both plants
+        except Exception as exc:  # the loop did not answer in time
+            self._errors.exception("emulator model", exc)
+        return max(0.0, self.period_s - (self.clock.monotonic() - started))
+
+    async def _periodic_runs(self) -> None:
+        for plant in self._plants.values():
             try:
-                self._call(self._periodic_run(plant))
+                await self._periodic_run(plant)
             except Exception as exc:
                 self._errors.exception(f"{plant.name} emulator model", exc)
-        return max(0.0, self.period_s - (self.clock.monotonic() - started))
 
     async def _periodic_run(self, plant: _Plant) -> None:
         token = INTERNAL.set(True)
         try:
             async with plant.lock:
                 unit = plant.endpoint.unit_id
-                registers = await plant.server.async_getValues(unit, 3, 0, plant.span)
+                registers = await self._point_registers(plant)
                 for address, words in self._run_model(plant, registers, wrote=()):
                     if registers[address:address + len(words)] != words:
                         await plant.server.async_setValues(unit, 16, address, words)
                 await self._publish_meter(plant)
         finally:
             INTERNAL.reset(token)
+
+    async def _point_registers(self, plant: _Plant) -> list[int]:
+        """Registers 0 .. span-1 with every point's words read (others 0): one read per block of
+        the plant's read plan instead of the whole span (pymodbus checks every register read)."""
+        registers = [0] * plant.span
+        for block in plant.read_blocks:
+            end = block.address + block.count
+            registers[block.address:end] = await plant.server.async_getValues(
+                plant.endpoint.unit_id, 3, block.address, block.count)
+        return registers
 
     async def _publish_meter(self, plant: _Plant) -> None:
         if plant.meter is not None:
