@@ -72,6 +72,11 @@ _JOIN_TIMEOUT_S = 2.0
 __all__ = ["EmulatorStartError", "PlantEmulator", "main"]
 
 
+def _runs_model(wrote: tuple[str, ...]) -> bool:
+    """A client write of these points runs the model (components §3.2)."""
+    return any(n in MODEL_POINTS for n in wrote)
+
+
 class _Plant:
     """Per-plant state owned by the loop: config, endpoint, model, lock, server."""
 
@@ -310,7 +315,7 @@ class PlantEmulator:
         for out_address, words in self._run_model(plant, after, wrote):
             offset = out_address - start_address
             registers[offset:offset + len(words)] = words
-        return any(n in MODEL_POINTS for n in wrote)
+        return _runs_model(wrote)
 
     # -- model run (on the loop, under the plant lock) -----------------------------------------
     def _run_model(self, plant: _Plant, registers: list[int], wrote: tuple[str, ...]) -> list[tuple[int, list[int]]]:
@@ -322,7 +327,7 @@ class PlantEmulator:
         model, now_s = plant.model, self.clock.monotonic()
         if any(n in CONTROL_POINTS for n in wrote):
             model.note_control_write(now_s)
-        if wrote and not any(n in MODEL_POINTS for n in wrote):
+        if wrote and not _runs_model(wrote):
             return []
         enable_raw = self._input(plant, registers, "enable", raw=True)
         run = plant.points.get("run_command")

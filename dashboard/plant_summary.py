@@ -59,7 +59,7 @@ def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bo
 
     def value(column: str, unit: str, decimals: int = 1) -> tuple[str, bool]:
         x = views.measurement_value(values, column)
-        return (f"{views.fmt(x, decimals)} {unit}{age}" if x is not None else "n/a"), stale
+        return (f"{views.fmt_qty(x, unit, decimals)}{age}" if x is not None else "n/a"), stale
 
     link = "LINK DOWN" if f.link_down else "NO DATA" if not f.fresh else "METER DOWN" if f.meter_down else "OK"
     return [(cfg.plants[plant].name, False),

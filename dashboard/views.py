@@ -58,6 +58,12 @@ def fmt(value: Any, decimals: int = 1, signed: bool = False) -> str:
     return f"{x:+.{decimals}f}" if signed else f"{x:.{decimals}f}"
 
 
+def fmt_qty(value: Any, unit: str, decimals: int = 1, signed: bool = False) -> str:
+    """A value with its unit, `1.5 kW`; `n/a` alone when there is none (not `n/a kW`)."""
+    text = fmt(value, decimals, signed)
+    return text if text == "n/a" else f"{text} {unit}"
+
+
 def measurement_value(values: Any, column: str) -> float | None:
     """A value from a sample's `values`: a mapping by column, or a tuple in VALUE_COLUMNS order."""
     if values is None:
@@ -302,13 +308,11 @@ def values_line(cfg: AppConfig, s: Snapshot, plant: str) -> tuple[str, bool]:
     v = latest["values"]
     ts = as_datetime(latest.get("ts"), cfg.tz)
     f = freshness(cfg, s, plant)
-    text = (f"P set {fmt(measurement_value(v, 'p_setpoint_kw'))} kW | "
-            f"P POI {fmt(measurement_value(v, 'p_poi_kw'))} kW | "
-            f"P bat {fmt(measurement_value(v, 'battery_active_power_kw'))} kW | "
-            f"Q set {fmt(measurement_value(v, 'q_setpoint_kvar'))} kvar | "
-            f"Q POI {fmt(measurement_value(v, 'q_poi_kvar'))} kvar | "
-            f"SoC {fmt(measurement_value(v, 'soc_pu'), 4)} pu | "
-            f"V {fmt(measurement_value(v, 'v_poi_pu'), 3)} pu | at {format_hms(ts)}")
+    parts = (("P set", "p_setpoint_kw", "kW", 1), ("P POI", "p_poi_kw", "kW", 1),
+             ("P bat", "battery_active_power_kw", "kW", 1), ("Q set", "q_setpoint_kvar", "kvar", 1),
+             ("Q POI", "q_poi_kvar", "kvar", 1), ("SoC", "soc_pu", "pu", 4), ("V", "v_poi_pu", "pu", 3))
+    text = " | ".join(f"{label} {fmt_qty(measurement_value(v, column), unit, decimals)}"
+                      for label, column, unit, decimals in parts) + f" | at {format_hms(ts)}"
     stale = not f.fresh or f.link_down
     if stale and f.age_s is not None:
         text += f" ({age_text(f.age_s)})"
@@ -334,7 +338,8 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     With the gate off nothing is dispatched: the line says so and shows what a start would dispatch."""
     d = s.dispatch.get(plant) or {}
     nxt = as_datetime(d.get("next_breakpoint"), cfg.tz)
-    target = f"P={fmt(d.get('target_p_kw'))} kW Q={fmt(d.get('target_q_kvar'))} kvar ({d.get('reason') or 'n/a'})"
+    target = (f"P={fmt_qty(d.get('target_p_kw'), 'kW')} Q={fmt_qty(d.get('target_q_kvar'), 'kvar')} "
+              f"({d.get('reason') or 'n/a'})")
     if s.gate.get(plant):
         head = f"Target {target}"
     else:
@@ -373,9 +378,9 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
         error = t.get("error_kw")
     else:
         state, error = ("down" if f.link_down else "nodata"), None
-    text = (f"Error {fmt(error, 1, signed=True)} kW | "
-            f"Deviation today {fmt(t.get('deviation_kwh'), 2, signed=True)} kWh "
-            f"(abs {fmt(t.get('abs_deviation_kwh'), 2)} kWh)")
+    text = (f"Error {fmt_qty(error, 'kW', 1, signed=True)} | "
+            f"Deviation today {fmt_qty(t.get('deviation_kwh'), 'kWh', 2, signed=True)} "
+            f"(abs {fmt_qty(t.get('abs_deviation_kwh'), 'kWh', 2)})")
     since = as_datetime(t.get("alarm_since"), cfg.tz)
     if t.get("alarm") and since is not None and f.fresh and not f.link_down:
         state, text = "bad", f"NOT FOLLOWING since {since:%H:%M:%S} | {text}"

@@ -133,7 +133,7 @@ def test_dispatch_line_shows_the_published_target_gate_on_or_off(cfg):
     sd["manual_schedule_df_by_plant"]["lib"] = frame
     # nothing published yet: the dashboard does not resolve the schedule itself
     assert views.dispatch_line(cfg, snap(sd), "lib") == (
-        "Target: not dispatched (stopped) | Schedule now P=n/a kW Q=n/a kvar (n/a) | Last write: none yet | "
+        "Target: not dispatched (stopped) | Schedule now P=n/a Q=n/a (n/a) | Last write: none yet | "
         "Next change: none")
     sd["dispatch_status_by_plant"]["lib"].update(
         target_p_kw=250.0, target_q_kvar=10.0, reason="schedule", next_breakpoint="2026-03-29T12:10:00+02:00")

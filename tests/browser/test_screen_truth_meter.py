@@ -61,8 +61,10 @@ def test_meter_down_while_the_plant_answers_is_said_everywhere(env):
     app.emulator.set_meter_power("vrfb", False)
     try:
         _meter_shown(wide, "Down")
-        values = wide.wait_text("values-vrfb", "P POI n/a kW", timeout=10)
-        assert f"P set {P_KW:.1f} kW" in values and "Q POI n/a kvar" in values and "V n/a pu" in values
+        values = wide.wait_text("values-vrfb", "P POI n/a | ", timeout=10)
+        assert f"P set {P_KW:.1f} kW" in values and "Q POI n/a | " in values and "V n/a | " in values
+        assert "n/a kW" not in values and "n/a kvar" not in values and "n/a pu" not in values
+        assert wide.text("track-text-vrfb").startswith("Error n/a | Deviation today")
         assert f"P bat {P_KW:.1f} kW" in values
         wide.wait_text("badge-vrfb", "METER DOWN", timeout=10, exact=True)
         wide.wait_text(f"summary-{LINK_COLUMN}-vrfb", "METER DOWN", timeout=10, exact=True)
