@@ -229,14 +229,18 @@ PLANT_REGS = {SOC: 5000, 296: 100}   # SoC 0.5 pu, V 1.0 pu; everything else 0
 
 @pytest.fixture
 def remote_app(tmp_path):
-    """An in-process HilApp in remote mode against two TinyServers (no plant model behind them)."""
+    """An in-process HilApp in remote mode against two TinyServers (no plant model behind them).
+
+    The TinyServers answer from threads of this process, which share the GIL with the app's own;
+    on a loaded 2-core machine an answer can take longer than 0.5 s, and a timeout closes the
+    connection (what the exception-response test checks never happens): hence 1.5 s."""
     made = []
 
     def make(lib_server: TinyServer, vrfb_server: TinyServer) -> HilApp:
         cfg = make_cfg(tmp_path, ports={"lib": {"remote": lib_server.port}, "vrfb": {"remote": vrfb_server.port}},
                        startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 2.0},
                        timing={"measurement_period_s": PERIOD_S, "measurements_write_period_s": 1.0,
-                               "modbus_timeout_s": 0.5},
+                               "modbus_timeout_s": 1.5},
                        compression={"enabled": False})
         app = HilApp(cfg, options=Options(dashboard=False))
         app.start()
