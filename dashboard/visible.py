@@ -118,10 +118,12 @@ def is_cell(output: tuple[str, str]) -> bool:
     return output[1] not in ("figure", "data")
 
 
-def through_cells_store(callback, outputs: list[tuple[str, str]]):
-    """Wrap an `only_changed` callback over `outputs` (+ its sent store): its cell outputs are returned
-    as one `CELLS_STORE_ID` value (or no_update when none changed), followed by the other outputs in
-    order and the sent store. Register it with `server_outputs(outputs)`, and `register_cells`."""
+def register_through_cells(app, outputs: list[tuple[str, str]], callback, *dependencies) -> None:
+    """Register `callback`, an `only_changed` callback over `outputs` (+ its sent store), with
+    `dependencies` (its Inputs and States). Its cell outputs reach the page as one `CELLS_STORE_ID`
+    value, {index: value} of the changed ones (no_update when none changed), which a client-side
+    callback writes into their elements; the other outputs, in order, and the sent store stay
+    server outputs."""
     from dash import no_update
 
     cells = [i for i, out in enumerate(outputs) if is_cell(out)]
@@ -133,20 +135,7 @@ def through_cells_store(callback, outputs: list[tuple[str, str]]):
         return [changed or no_update] + [values[i] for i in others] + [sent]
 
     wrapped.__name__ = getattr(callback, "__name__", "wrapped")
-    return wrapped
-
-
-def server_outputs(outputs: list[tuple[str, str]]) -> list:
-    """The Outputs of a `through_cells_store` callback over `outputs`."""
-    from dash import Output
-
-    return ([Output(CELLS_STORE_ID, "data")] + [Output(cid, prop) for cid, prop in outputs if not is_cell((cid, prop))]
-            + [Output(SENT_STORE_ID, "data")])
-
-
-def register_cells(app, outputs: list[tuple[str, str]]) -> None:
-    """The client-side callback that writes the relayed cells into their elements."""
-    from dash import Output
-
-    cells = [Output(cid, prop) for cid, prop in outputs if is_cell((cid, prop))]
-    app.clientside_callback(CELLS_JS % len(cells), cells, Input(CELLS_STORE_ID, "data"), prevent_initial_call=True)
+    app.callback([Output(CELLS_STORE_ID, "data")] + [Output(*outputs[i]) for i in others]
+                 + [Output(SENT_STORE_ID, "data")], *dependencies)(wrapped)
+    app.clientside_callback(CELLS_JS % len(cells), [Output(*outputs[i]) for i in cells],
+                            Input(CELLS_STORE_ID, "data"), prevent_initial_call=True)

@@ -20,8 +20,7 @@ from dashboard import constants as C
 from dashboard import figures, override_views, plant_summary, roles, switch_modals, top_card, views
 from dashboard.common import any_click, bind, command_store, output_key
 from dashboard.context import DashboardContext
-from dashboard.visible import (SENT_STORE_ID, only_changed, register_cells, server_outputs, tab_tick_id,
-                               through_cells_store)
+from dashboard.visible import SENT_STORE_ID, only_changed, register_through_cells, tab_tick_id
 from dashboard.snapshot import Snapshot
 from dashboard.tabs.live import build_live_figure, live_figure_update, window_choice
 
@@ -239,8 +238,8 @@ def plant_action(dctx: DashboardContext, _clicks):
 
 
 def register(app, dctx: DashboardContext) -> None:
-    app.callback(
-        server_outputs(STATUS_OUTPUTS),
+    register_through_cells(
+        app, STATUS_OUTPUTS, only_changed(bind(refresh_status, dctx), reset_arg=4),   # arg 4 = last command
         Input(tab_tick_id("status"), "data"),
         Input(C.LIVE_RANGE_ID, "value"),
         State(C.TICK_ID, "n_intervals"),
@@ -250,9 +249,7 @@ def register(app, dctx: DashboardContext) -> None:
         [State(C.plant_id("live-rebuild", pid), "data") for pid in PLANT_IDS],
         [State(C.plant_id("live-fig", pid), "relayoutData") for pid in PLANT_IDS],
         State(SENT_STORE_ID, "data"),
-    )(through_cells_store(only_changed(bind(refresh_status, dctx), reset_arg=4),   # arg 4 = last command
-                          STATUS_OUTPUTS))
-    register_cells(app, STATUS_OUTPUTS)
+    )
     for pid in PLANT_IDS:
         app.callback(
             Output(C.plant_id("live-fig", pid), "figure", allow_duplicate=True),
