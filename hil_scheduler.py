@@ -291,26 +291,8 @@ class HilApp:
         self.started_event.set()
         self.intake.begin_shutdown()
         for controller in self.controllers.values():
-            controller.fail_queued("shutting down")
-        with self.sd["lock"]:
-            transitions = dict(self.sd["plant_transition_by_plant"])
-            gates = dict(self.sd["scheduler_running_by_plant"])
-        to_stop = [pid for pid in PLANT_IDS
-                   if transitions[pid] in ("starting", "running", "unknown") or gates[pid]]
-        cmds = {pid: self.intake.submit("safe_stop", pid, internal=True, front=True) for pid in to_stop}
-        if cmds:
-            bound = self.cfg.safe_stop.timeout_s + 3 * self.cfg.timing.modbus_timeout_s
-            deadline = self.clock.monotonic() + bound
-            for pid, cmd in cmds.items():
-                while not cmd.done.is_set() and self.clock.monotonic() < deadline:
-                    if fast is not None and fast.is_set():
-                        for controller in self.controllers.values():
-                            controller.abort_waits.set()
-                        break
-                    self.clock.wait(cmd.done, min(0.1, deadline - self.clock.monotonic()))
-                result = cmd.result or {}
-                if not result.get("disable_ok"):
-                    log.error("%s could not be confirmed disabled at shutdown", self.cfg.plants[pid].name)
+            controller.refuse_commands("shutting down")
+        self._safe_stop_at_shutdown(fast)
         if self._started:
             for pid in PLANT_IDS:
                 self.set_recording(pid, False)
@@ -335,6 +317,32 @@ class HilApp:
             self.metrics_server.stop()
         self.emulator.stop()
         return clean and not any(t.is_alive() for t in self.threads)
+
+    def _safe_stop_at_shutdown(self, fast: threading.Event | None) -> None:
+        """Step 2 of components §11.1: a safe stop ahead of the queue of every plant that is not
+        stopped (a stop already under way included: the director's runs after it) or whose gate is on;
+        waited for in parallel, at most `safe_stop.timeout_s` + 3 x `modbus_timeout_s`. Then the decay
+        waits end (at once on a second signal) and the disable writes get 2 x `modbus_timeout_s` + 0.5 s."""
+        with self.sd["lock"]:
+            to_stop = [pid for pid in PLANT_IDS if self.sd["plant_transition_by_plant"][pid] != "stopped"
+                       or self.sd["scheduler_running_by_plant"][pid]]
+        cmds = {pid: self.intake.submit("safe_stop", pid, internal=True, front=True) for pid in to_stop}
+        timeout_s = self.cfg.timing.modbus_timeout_s
+        self._wait_commands(cmds.values(), self.cfg.safe_stop.timeout_s + 3 * timeout_s, fast)
+        for controller in self.controllers.values():
+            controller.abort_waits.set()
+        self._wait_commands(cmds.values(), 2 * timeout_s + 0.5)
+        for pid, cmd in cmds.items():
+            if not (cmd.result or {}).get("disable_ok"):
+                log.error("%s could not be confirmed disabled at shutdown", self.cfg.plants[pid].name)
+
+    def _wait_commands(self, cmds, bound_s: float, fast: threading.Event | None = None) -> None:
+        """Until every command is done, `bound_s` passes or `fast` (a second signal) is set."""
+        deadline = self.clock.monotonic() + bound_s
+        while (pending := [c for c in cmds if not c.done.is_set()]) and not (fast is not None and fast.is_set()):
+            if (remaining := deadline - self.clock.monotonic()) <= 0:
+                return
+            self.clock.wait(pending[0].done, min(0.1, remaining))
 
     def _join_threads(self, stopped_at: float) -> None:
         """Join every agent thread: THREAD_JOIN_S each, but a thread that may be blocked in an

@@ -7,9 +7,12 @@ in `shared_data["command_log"]` (last 50). Internal callers wait on `Command.don
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import itertools
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +22,7 @@ PLANT_KINDS = ("start", "stop", "safe_stop", "hold", "resume")
 SWITCH_KINDS = ("switch_source", "switch_transport")
 FLEET_KINDS = ("start_all", "stop_all")          # run by the coordinator (issue 15)
 COORDINATOR_KINDS = SWITCH_KINDS + FLEET_KINDS
+SWITCH_IN_PROGRESS = "switch in progress"   # reject reason (components §0.4)
 
 log = logging.getLogger("hil.commands")
 
@@ -66,6 +70,92 @@ class CommandLog:
                 entries.append(entry)
         if status in ("succeeded", "failed", "rejected"):
             cmd.done.set()
+
+
+
+class PlantCommandQueue:
+    """One plant controller's bounded FIFO (components §0.4); any thread may use it.
+
+    `on_accept(cmd)` runs under the queue lock when a command is accepted, so nobody sees the queue
+    idle between the acceptance and the transition it sets. While a refusal is on (a switch, the
+    shutdown), operator commands are refused with its reason in the same locked step that would
+    queue them: a check made earlier by the intake cannot let one slip in behind the refusal.
+    Internal safe stops are never refused, never dropped and never duplicates.
+    """
+
+    def __init__(self, capacity: int, on_accept: Callable[[Command], None]):
+        self.capacity = capacity
+        self._on_accept = on_accept
+        self._items: collections.deque[Command] = collections.deque()
+        self._lock = threading.Lock()
+        self._running: Command | None = None
+        self._refusals: list[str] = []
+
+    def put(self, cmd: Command, front: bool = False) -> str | None:
+        """Queue `cmd` (at the front for a safe stop that must run next); a reject reason or None."""
+        with self._lock:
+            if self._refusals and not cmd.internal:
+                return self._refusals[0]
+            busy = [*self._items, *([self._running] if self._running else [])]
+            if any(c.kind == cmd.kind for c in busy) and not _internal_safe_stop(cmd):
+                return "duplicate"
+            if len(self._items) >= self.capacity:
+                return "queue full"
+            (self._items.appendleft if front else self._items.append)(cmd)
+            self._on_accept(cmd)
+        return None
+
+    def pop(self) -> Command | None:
+        """The next command, now the running one (None when the queue is empty)."""
+        with self._lock:
+            self._running = self._items.popleft() if self._items else None
+            return self._running
+
+    def finish(self) -> None:
+        """The running command has ended."""
+        with self._lock:
+            self._running = None
+
+    def drop_queued(self) -> list[Command]:
+        """Remove and return the queued operator commands (internal safe stops stay)."""
+        with self._lock:
+            return self._drop_queued()
+
+    def refuse(self, reason: str, on: bool = True) -> list[Command]:
+        """Refuse operator commands with `reason` from now on (`on`), or no longer; turning a refusal
+        on also removes and returns the queued operator commands."""
+        with self._lock:
+            if not on:
+                with contextlib.suppress(ValueError):
+                    self._refusals.remove(reason)
+                return []
+            self._refusals.append(reason)
+            return self._drop_queued()
+
+    def _drop_queued(self) -> list[Command]:
+        dropped = [c for c in self._items if not _internal_safe_stop(c)]
+        for c in dropped:
+            self._items.remove(c)
+        return dropped
+
+    @contextlib.contextmanager
+    def idle(self) -> Iterator[bool]:
+        """Hold the queue lock; yields whether nothing is queued or running."""
+        with self._lock:
+            yield self._running is None and not self._items
+
+    def kinds(self) -> list[str]:
+        """The queued commands' kinds, in order (not the running one)."""
+        with self._lock:
+            return [c.kind for c in self._items]
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return [c.id for c in self._items]
+
+
+def _internal_safe_stop(cmd: Command) -> bool:
+    return cmd.internal and cmd.kind == "safe_stop"
 
 
 class CommandIntake:
@@ -128,7 +218,7 @@ class CommandIntake:
             gate = self._sd["scheduler_running_by_plant"].get(cmd.plant) if cmd.plant else None
             held = bool((self._sd["hold_by_plant"].get(cmd.plant) or {}).get("held"))
         if switching:   # a busy coordinator refuses its own kinds in `enqueue` (one check, atomic)
-            return "switch in progress"
+            return SWITCH_IN_PROGRESS
         if cmd.kind in ("hold", "resume"):
             return _check_hold(cmd.kind, transition, gate, held)
         if cmd.kind == "start":

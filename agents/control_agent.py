@@ -12,12 +12,11 @@ It owns `scheduler_running_by_plant[id]` (the dispatch gate), `plant_transition_
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import threading
 
-from agents.commands import Command, CommandLog
+from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
 from agents.modbus_link import LinkError, ModbusLink
 from agents.scheduler_agent import effective_target, read_inputs
@@ -61,9 +60,7 @@ class PlantController:
         with shared_data["lock"]:
             mode = shared_data["transport_mode"]
         self.link = ModbusLink(self.plant, "control", clock, cfg.timing.modbus_timeout_s, mode)
-        self._queue: collections.deque[Command] = collections.deque()
-        self._queue_lock = threading.Lock()
-        self._running_cmd: Command | None = None
+        self.commands = PlantCommandQueue(QUEUE_CAPACITY, self._accepted)
         self._target: Target | None = None
         self._target_lock = threading.Lock()
         self._target_seen: Target | None = None      # last target the dispatch check used
@@ -83,32 +80,27 @@ class PlantController:
     # ---------------------------------------------------------------- called from other threads
     def enqueue(self, cmd: Command, front: bool = False) -> str | None:
         """Accept a command (intake only). Returns a reject reason or None."""
-        with self._queue_lock:
-            busy = list(self._queue) + ([self._running_cmd] if self._running_cmd else [])
-            if any(c.kind == cmd.kind for c in busy) and not (cmd.internal and cmd.kind == "safe_stop"):
-                return "duplicate"
-            if len(self._queue) >= QUEUE_CAPACITY:
-                return "queue full"
-            if front:
-                self._queue.appendleft(cmd)
-            else:
-                self._queue.append(cmd)
-            # inside the queue lock: the controller cannot run and finish the command before this
-            if cmd.kind == "start":
-                self._set_transition("starting")
-            elif cmd.kind in ("stop", "safe_stop"):
-                self._set_transition("stopping")
-        self.wake_event.set()
-        return None
+        reason = self.commands.put(cmd, front)
+        if reason is None:
+            self.wake_event.set()
+        return reason
+
+    def _accepted(self, cmd: Command) -> None:
+        """Under the queue lock: the controller cannot run and finish the command before this."""
+        if cmd.kind == "start":
+            self._set_transition("starting")
+        elif cmd.kind in ("stop", "safe_stop"):
+            self._set_transition("stopping")
 
     def fail_queued(self, detail: str) -> None:
-        """Fail every queued (not running) command with `detail` (shutdown)."""
-        with self._queue_lock:
-            pending = [c for c in self._queue if not (c.internal and c.kind == "safe_stop")]
-            for c in pending:
-                self._queue.remove(c)
-        for c in pending:
-            self.command_log.record(c, "failed", detail)
+        """Fail every queued (not running) operator command with `detail` (Stop All)."""
+        for cmd in self.commands.drop_queued():
+            self.command_log.record(cmd, "failed", detail)
+
+    def refuse_commands(self, reason: str, on: bool = True) -> None:
+        """Refuse operator commands with `reason` while `on` (a switch, the shutdown); queued ones fail."""
+        for cmd in self.commands.refuse(reason, on):
+            self.command_log.record(cmd, "failed", reason)
 
     def set_target(self, target: Target) -> None:
         """Scheduler hand-over: the latest target replaces the previous one.
@@ -147,7 +139,7 @@ class PlantController:
         Returns seconds until the next due work (the loop also wakes on commands and targets).
         """
         self._follow_transport()
-        cmd = self._pop_command()
+        cmd = self.commands.pop()
         if cmd is not None:
             self._run_command(cmd)
             self._next_observe = 0.0   # observe after each command step (components §4.4)
@@ -178,14 +170,6 @@ class PlantController:
             self._not_operating_count = 0
             self._heartbeat_value = None
             self._next_observe = 0.0
-
-    def _pop_command(self) -> Command | None:
-        with self._queue_lock:
-            if not self._queue:
-                return None
-            cmd = self._queue.popleft()
-            self._running_cmd = cmd
-            return cmd
 
     def _gate(self) -> bool:
         with self.sd["lock"]:
@@ -261,8 +245,8 @@ class PlantController:
         gate_closed = False
         # The idle check and the transition write are one step: enqueue() sets a command's
         # `starting`/`stopping` under the same lock, so it cannot land in between and be overwritten.
-        with self._queue_lock:
-            if self._running_cmd is None and not self._queue:
+        with self.commands.idle() as idle:
+            if idle:
                 gate_closed = self._derive_transition(values, stale)
         if gate_closed:
             log.warning("%s reported disabled while running; dispatch gate closed", self.name)
@@ -358,8 +342,7 @@ class PlantController:
         if self._episodes.begin("external", self.clock.monotonic()):
             point, unit = self.link.endpoint.points[name], SETPOINT_UNITS[name]
             log.warning("%s: setpoint register changed externally (read %s %s, expected %s %s); rewritten",
-                        self.name, format_value(decode(point, current[name])), unit,
-                        format_value(decode(point, wanted[name])), unit)
+                        self.name, _words_text(point, current[name]), unit, _words_text(point, wanted[name]), unit)
 
     def _record_write(self, status: str, words: dict | None, error: str | None, wrote: bool) -> str:
         points = self.link.endpoint.points
@@ -392,8 +375,7 @@ class PlantController:
             log.exception("%s %s failed: %s", self.name, cmd.kind, exc)
             self.command_log.record(cmd, "failed", str(exc))
         finally:
-            with self._queue_lock:
-                self._running_cmd = None
+            self.commands.finish()
 
     def _start(self) -> tuple[bool, str]:
         """Start sequence (components §4.5). Returns (ok, detail)."""
@@ -461,7 +443,8 @@ class PlantController:
             # Step 4 runs whatever steps 2-3 gave: one immediate connect attempt when the link is
             # down (so an unreachable endpoint costs at most 2 x modbus_timeout_s in total).
             self.link.ensure_connected(immediate=True)
-            self._write_run_stop()
+            with contextlib.suppress(LinkError, CodecError):   # a refused stop value never skips the disable
+                self._write_run_stop()
             self.link.write_counts("enable", 0)
             enable = decode_counts(self.link.endpoint.points["enable"], self.link.read_raw("enable"))
             disable_ok = enable == 0
@@ -498,3 +481,10 @@ class PlantController:
                 wake_at = min(poll_until, self._next_heartbeat) if self.link.has_point("heartbeat") else poll_until
                 self.clock.wait(self.abort_waits, wake_at - self.clock.monotonic())
 
+
+def _words_text(point, words: list[int]) -> str:
+    """The value the words hold, for a message; a value the codec refuses (NaN) is named, not raised."""
+    try:
+        return format_value(decode(point, words))
+    except CodecError as exc:
+        return f"undecodable {words} ({exc})"

@@ -20,10 +20,14 @@ import contextlib
 import logging
 import threading
 
-from agents.commands import FLEET_KINDS, Command, CommandLog
+from agents.commands import FLEET_KINDS, SWITCH_IN_PROGRESS, Command, CommandLog
 from core.fleet import FLEET_LABELS, all_ok, start_all_text, start_outcome, stop_all_text, stop_outcome
 
 log = logging.getLogger("hil.coordinator")
+
+
+class SwitchAbandoned(Exception):
+    """A switch whose safe stops ended because the process shuts down; nothing was switched."""
 
 
 def payload_text(result: dict | None) -> str:
@@ -64,7 +68,7 @@ class Coordinator:
         for fleet_kind in ("stop_all", "start_all"):
             if fleet_kind in pending:
                 return f"{FLEET_LABELS[fleet_kind]} in progress"
-        return "switch in progress"
+        return SWITCH_IN_PROGRESS
 
     def enqueue(self, cmd: Command) -> str | None:
         cancelled: list[Command] = []
@@ -103,6 +107,9 @@ class Coordinator:
             else:
                 detail = self.switch_transport(cmd.target)
             self.command_log.record(cmd, "succeeded" if ok else "failed", detail)
+        except SwitchAbandoned as exc:
+            log.warning("%s %s: %s", cmd.kind, cmd.target, exc)
+            self.command_log.record(cmd, "failed", str(exc))
         except Exception as exc:
             log.exception("%s failed: %s", cmd.kind, exc)
             self.command_log.record(cmd, "failed", str(exc))
@@ -116,13 +123,8 @@ class Coordinator:
         cfg = self.cfg
         bound = timeout_s if timeout_s is not None else cfg.safe_stop.timeout_s + 6 * cfg.timing.modbus_timeout_s + 2
         cmds = {pid: self.intake.submit("safe_stop", pid, internal=True, front=True) for pid in self.controllers}
-        deadline = self.clock.monotonic() + bound
-        results = {}
-        for pid, cmd in cmds.items():
-            remaining = max(0.0, deadline - self.clock.monotonic())
-            self.clock.wait(cmd.done, remaining)
-            results[pid] = cmd.result if cmd.status == "succeeded" or cmd.result else None
-        return results
+        self._wait_commands(list(cmds.values()), bound, until_stop_all=False)
+        return {pid: cmd.result if cmd.status == "succeeded" or cmd.result else None for pid, cmd in cmds.items()}
 
     def start_bound_s(self) -> float:
         """How long Start All waits for a plant's start: its writes and readbacks, and on a dead
@@ -142,12 +144,12 @@ class Coordinator:
                     for pid, cmd in cmds.items()]
         return all_ok(outcomes) and not interrupted, start_all_text(outcomes, recording, interrupted)
 
-    def _wait_commands(self, cmds: list[Command], bound_s: float) -> bool:
-        """Wait until every command is done (True), the bound passes, a Stop All is queued or the
-        process shuts down (False)."""
+    def _wait_commands(self, cmds: list[Command], bound_s: float, until_stop_all: bool = True) -> bool:
+        """Wait until every command is done (True), the bound passes, the process shuts down or
+        (`until_stop_all`) a Stop All is queued (False)."""
         deadline = self.clock.monotonic() + bound_s
         while not all(c.done.is_set() for c in cmds):
-            if self._stop_all_requested.is_set() or self.intake.shutting_down:
+            if until_stop_all and self._stop_all_requested.is_set() or self.intake.shutting_down:
                 return False
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
@@ -173,7 +175,7 @@ class Coordinator:
 
     def switch_source(self, target: str) -> str:
         with self._switching("schedule_switching"):
-            results = self.safe_stop_all()
+            results = self._safe_stop_for_switch()
             with self.sd["lock"]:
                 self.sd["active_schedule_source"] = target
             self.scheduler_wake.set()
@@ -207,7 +209,7 @@ class Coordinator:
 
     def _switch_transport(self, target: str) -> str:
         with self._switching("transport_switching"):
-            self.safe_stop_all()
+            self._safe_stop_for_switch()
             if self.recorder is not None:
                 for pid in self.controllers:
                     self.recorder.set_recording(pid, False)
@@ -225,11 +227,26 @@ class Coordinator:
 
     @contextlib.contextmanager
     def _switching(self, flag: str):
-        """Hold a switching flag for the duration of a switch, cleared also after an exception."""
+        """Hold a switching flag for the duration of a switch, cleared also after an exception.
+
+        The controllers refuse operator commands meanwhile (queued ones fail), so no start queued
+        before the switch can run after its safe stop. Once shutdown began, the switch is not
+        applied (`SwitchAbandoned`): the director's safe stops run on the endpoints they started on."""
         with self.sd["lock"]:
             self.sd[flag] = True
+        for controller in self.controllers.values():
+            controller.refuse_commands(SWITCH_IN_PROGRESS)
         try:
             yield
         finally:
+            for controller in self.controllers.values():
+                controller.refuse_commands(SWITCH_IN_PROGRESS, on=False)
             with self.sd["lock"]:
                 self.sd[flag] = False
+
+    def _safe_stop_for_switch(self) -> dict:
+        """Both plants safe-stopped for a switch; `SwitchAbandoned` when shutdown began meanwhile."""
+        results = self.safe_stop_all()
+        if self.intake.shutting_down:
+            raise SwitchAbandoned("not switched: shutting down")
+        return results

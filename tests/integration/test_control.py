@@ -649,10 +649,10 @@ def test_every_reject_reason(tmp_path, fake_clock, rigs):
     assert director_stop.status == "queued"
 
     # nothing rejected was queued; the queue holds exactly the accepted commands
-    assert [c.id for c in rig.lib._queue] == [start.id, stop.id, director_stop.id]
+    assert rig.lib.commands.ids() == [start.id, stop.id, director_stop.id]
     rig.lib.fail_queued("shutting down")
     assert start.status == "failed" and start.detail == "shutting down" and start.done.is_set()
-    assert [c.kind for c in rig.lib._queue] == ["safe_stop"]
+    assert rig.lib.commands.kinds() == ["safe_stop"]
 
 
 def test_invalid_commands_are_rejected_with_warning(tmp_path, fake_clock, rigs, caplog):
@@ -662,7 +662,7 @@ def test_invalid_commands_are_rejected_with_warning(tmp_path, fake_clock, rigs, 
     assert rig.intake.submit("explode", "lib").detail == "invalid command kind"
     assert rig.intake.submit("switch_source", target="excel").detail == "invalid target"
     assert len(msgs(caplog, logging.WARNING, "rejected")) == 3
-    assert not rig.lib._queue and not rig.coordinator.busy()
+    assert not rig.lib.commands.kinds() and not rig.coordinator.busy()
 
 
 def test_command_storm_queues_nothing_twice(tmp_path, fake_clock, rigs):
@@ -688,7 +688,7 @@ def test_command_storm_queues_nothing_twice(tmp_path, fake_clock, rigs):
                "stop in progress", "already stopping", "already stopped", "start in progress"}
     assert all(c.status == "queued" or (c.status == "rejected" and c.detail in reasons) for c in results)
     for pid in ("lib", "vrfb"):
-        queued_kinds = [c.kind for c in rig.ctl[pid]._queue]
+        queued_kinds = rig.ctl[pid].commands.kinds()
         assert len(queued_kinds) == len(set(queued_kinds)) <= 1   # a stop after a start is refused
     assert len(rig.coordinator._queue) == 1
     queued = [c for c in results if c.status == "queued"]
