@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from contextlib import closing
+from contextlib import closing, suppress
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -168,15 +168,16 @@ def append_lines(path: str | os.PathLike, lines: Iterable[str], fsync: bool = Fa
 
     Creates the data folder when missing; writes `HEADER` first when the file is missing or empty
     (and completes a header torn by a crash); when the file does not end with a newline (a torn
-    line), writes a newline first so the torn line stays alone. Only ever appends. With `fsync`, the data reach the disk before returning.
-    Raises OSError on any failure; the caller keeps its rows and retries later.
+    line), writes a newline first so the torn line stays alone. Only ever appends; a write that fails
+    part-way (disk full) is taken back, so a retry writes every row once. With `fsync`, the data reach
+    the disk before returning. Raises OSError on any failure; the caller keeps its rows and retries.
     """
     body = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
     if not body:
         return 0
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
+    with open(path, "a+b", buffering=0) as f:   # unbuffered: a failed write leaves nothing to flush at close
         header = (HEADER + "\n").encode("ascii")
         size = f.seek(0, os.SEEK_END)
         prefix = b""
@@ -189,10 +190,16 @@ def append_lines(path: str | os.PathLike, lines: Iterable[str], fsync: bool = Fa
             f.seek(size - 1)
             if f.read(1) != b"\n":
                 prefix = b"\n"
-        f.write(prefix + body.encode("utf-8"))
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
+        try:
+            data = memoryview(prefix + body.encode("utf-8"))
+            while data:
+                data = data[f.write(data):]
+            if fsync:
+                os.fsync(f.fileno())
+        except OSError:
+            with suppress(OSError):   # a part written before the disk filled: taken back
+                f.truncate(size)
+            raise
     return body.count("\n")
 
 

@@ -95,7 +95,7 @@ def test_null_or_missing_component_counts_zero_and_is_logged(absent, caplog):
     assert "vrfb_to_vpp_kw missing or null, counted as 0" in warning
 
 
-@pytest.mark.parametrize("value", ["12.5", "n/a", True, [1], {"kw": 1}, float("nan"), float("inf")])
+@pytest.mark.parametrize("value", ["12.5", "n/a", True, [1], {"kw": 1}, float("nan"), float("inf"), 10**400])
 def test_non_numeric_component_skips_that_plant_only(value, caplog):
     points = parse_day_ahead(product(period(T0.isoformat(), 50.0, 10.0, 30.0, 5.0, vrfb_to_vpp_kw=value),
                                      period(at(15).isoformat(), 1.0, 0.0, 2.0, 0.0)), log)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import math
+import resource
+import signal
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -182,6 +184,29 @@ def test_header_torn_by_a_crash_is_completed(tmp_path):
     path.write_bytes(HEADER[:12].encode())
     append_lines(path, [format_row(null_row(local(2026, 6, 1, 10)), 2)])
     assert path.read_text().splitlines() == [HEADER, "2026-06-01T10:00:00+02:00,,,,,,,,"]
+
+
+def test_a_write_the_full_disk_cuts_short_is_taken_back_and_the_retry_writes_each_row_once(tmp_path):
+    """The kernel takes part of the append, then refuses (RLIMIT_FSIZE: a short write, then EFBIG,
+    as on a disk that fills up): the file is as before, and the retry writes every row once."""
+    path = tmp_path / "20260601_lib.csv"
+    ts = utc_steps(datetime(2026, 6, 1, 8, tzinfo=UTC), 2, 30)
+    append_lines(path, [format_row(real_row(t), 2) for t in ts[:5]])
+    before = path.read_bytes()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 300, hard))   # room for a few lines only
+    try:
+        with pytest.raises(OSError):
+            append_lines(path, [format_row(real_row(t), 2) for t in ts[5:]], fsync=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert path.read_bytes() == before
+
+    append_lines(path, [format_row(real_row(t), 2) for t in ts[5:]], fsync=True)
+    rows, malformed = read_rows(path, MADRID)
+    assert [r.ts for r in rows] == ts and malformed == 0
 
 
 def test_torn_last_line_is_skipped_and_appends_continue_on_a_new_line(tmp_path):
