@@ -21,7 +21,8 @@ Secrets: the password goes only into the `/login` body and the token only into t
 excerpts quoted in errors are scrubbed of both, because some servers echo the request body back.
 
 Errors: `IstentoreAPIError(message, status, retryable, retry_after_s)`; `AuthenticationError`
-subclasses it. Retryable: timeouts, connection errors, HTTP 408, 429 and 5xx.
+subclasses it. Retryable: timeouts, connection errors, HTTP 408, 429, 5xx and 3xx (a redirect, which is
+not followed, is no rejection of the data).
 """
 from __future__ import annotations
 
@@ -371,7 +372,7 @@ class IstentoreAPI:
 
     def _http_error(self, method: str, path: str, resp: requests.Response) -> IstentoreAPIError:
         status = resp.status_code
-        retryable = status in (408, 429) or 500 <= status < 600
+        retryable = status in (408, 429) or not 400 <= status < 500   # a 3xx (proxy, maintenance) is no rejection
         retry_after_s = _retry_after_s(resp) if retryable else None
         return IstentoreAPIError(f"{method} {path}: HTTP {status}: {self._excerpt(resp)}",
                                  status=status, retryable=retryable, retry_after_s=retry_after_s)

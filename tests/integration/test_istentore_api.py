@@ -256,7 +256,7 @@ def test_connection_refused_is_retryable():
 
 
 @pytest.mark.parametrize("status, retryable", [
-    (500, True), (502, True), (503, True), (408, True), (429, True),
+    (500, True), (502, True), (503, True), (408, True), (429, True), (302, True), (307, True),
     (400, False), (404, False), (409, False), (422, False),
 ])
 def test_http_errors_carry_status_and_retryability(sim, api, status, retryable):
