@@ -23,7 +23,7 @@ from core.names import PLANT_IDS
 from core.overrides import SIGNALS, describe_signal, effective_next_breakpoint, effective_setpoint
 from core.schedules import check_normalised, clamp_warnings
 from core.state import no_override
-from core.timeutil import format_hms
+from core.timeutil import format_hms, seconds_between
 
 log = logging.getLogger("hil.scheduler")
 
@@ -45,11 +45,6 @@ def effective_target(cfg: AppConfig, pid: str, inputs: tuple, now: datetime, mon
     eff = effective_setpoint(*args, now, cfg.plants[pid], period)
     nb = effective_next_breakpoint(*args, now, period)
     return Target.of_effective(eff, nb, mono), eff
-
-
-def _seconds(start: datetime, end: datetime) -> float:
-    """Elapsed seconds from `start` to `end`, as instants (fold-safe)."""
-    return (end.astimezone(timezone.utc) - start.astimezone(timezone.utc)).total_seconds()
 
 
 class ScheduleStore:
@@ -136,11 +131,11 @@ class Scheduler:
         # ignores `fold`, which is wrong in the repeated hour of a 25-hour day.
         now = self.clock.now()
         if self._next_bp is not None and not self.wake_event.is_set():
-            early_s = _seconds(now, self._next_bp)
+            early_s = seconds_between(now, self._next_bp)
             if 0 < early_s <= ALIGN_WINDOW_S:
                 self.clock.wait(self.stop_event, early_s)
                 now = self.clock.now()
-                while _seconds(now, self._next_bp) > 0 and not self.stop_event.is_set():
+                while seconds_between(now, self._next_bp) > 0 and not self.stop_event.is_set():
                     self.clock.wait(self.stop_event, 0.001)
                     now = self.clock.now()
         inputs = read_inputs(self.sd)
@@ -166,7 +161,7 @@ class Scheduler:
         self._next_bp = min(next_bps) if next_bps else None
         if self._next_bp is not None and self._next_bp < earliest:
             earliest = self._next_bp
-        return max(0.0, _seconds(self.clock.now(), earliest))
+        return max(0.0, seconds_between(self.clock.now(), earliest))
 
     def _log_clamp(self, pid: str, plant, source: str, frame, sp) -> None:
         """WARNING once per distinct clamped row (components §4.1 step 6)."""

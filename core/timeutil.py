@@ -121,6 +121,12 @@ def epoch_s(dt: datetime) -> float:
     return dt.timestamp()
 
 
+def seconds_between(start: datetime, end: datetime) -> float:
+    """Elapsed seconds from `start` to `end` as instants: right across a DST change, where `end - start`
+    of two times in the same ZoneInfo would subtract wall times."""
+    return epoch_s(end) - epoch_s(start)
+
+
 def from_epoch(seconds: float, tz: tzinfo) -> datetime:
     return datetime.fromtimestamp(seconds, tz)
 

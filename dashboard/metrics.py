@@ -15,13 +15,14 @@ sample), never exported as 0. Sign: positive P = discharge.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from core.lateness import LatenessHistogram
 from core.names import PLANT_IDS
+from core.timeutil import seconds_between
 from dashboard.snapshot import Snapshot, take_snapshot
 from dashboard.views import as_datetime
 
@@ -36,7 +37,7 @@ def _age_s(value, now: datetime, tz) -> float | None:
     dt = as_datetime(value, tz)
     if dt is None:
         return None
-    return max(0.0, (now.astimezone(timezone.utc) - dt.astimezone(timezone.utc)).total_seconds())
+    return max(0.0, seconds_between(dt, now))
 
 
 def _num(value) -> float | None:

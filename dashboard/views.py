@@ -9,13 +9,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from core.config import VALUE_COLUMNS, AppConfig
 from core.names import PLANT_IDS
 from core.fleet import FLEET_LABELS
-from core.timeutil import format_hms, format_ui, parse_iso
+from core.timeutil import format_hms, format_ui, parse_iso, seconds_between
 from dashboard.snapshot import Snapshot
 
 STATE_WORDS = {"starting": "Starting", "running": "Running", "stopping": "Stopping",
@@ -138,7 +138,7 @@ def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: flo
             return "Connected"
         error = st.get("error") or "not connected"
         return "Login failed: password rejected" if "password rejected" in error else f"Login failed: {error}"
-    if (s.now.astimezone(timezone.utc) - at.astimezone(timezone.utc)).total_seconds() > answer_within_s:
+    if seconds_between(at, s.now) > answer_within_s:
         return f"No answer from the API within {answer_within_s:.0f} s; still trying."
     return None
 
@@ -273,7 +273,7 @@ def freshness(cfg: AppConfig, s: Snapshot, plant: str) -> Freshness:
     latest = s.latest.get(plant) or {}
     link_down = "connect_failed" in (link_text(obs.get("link")), sampler_link(latest))
     ts = as_datetime(latest.get("ts"), cfg.tz) if latest.get("values") is not None else None
-    age = None if ts is None else max(0.0, (s.now - ts).total_seconds())
+    age = None if ts is None else max(0.0, seconds_between(ts, s.now))
     return Freshness(link_down, age is not None and age <= 3 * cfg.timing.measurement_period_s, age,
                      sampler_link(latest, "meter_link") in ("connect_failed", "read_error"))
 
@@ -284,7 +284,7 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     enable = obs.get("enable")
     enable_word = "Enabled" if enable == 1 else "Disabled" if enable == 0 else "Unknown"
     observed_at = as_datetime(obs.get("observed_at"), cfg.tz)
-    age = f"{max(0.0, (s.now - observed_at).total_seconds()):.1f} s" if observed_at else "n/a"
+    age = f"{max(0.0, seconds_between(observed_at, s.now)):.1f} s" if observed_at else "n/a"
     link = LINK_WORDS[link_text(obs.get("link"))]
     rec = s.recording_file.get(plant)
     rec_text = f"On ({os.path.basename(str(rec))})" if rec is not None else "Off"

@@ -4,7 +4,7 @@ the live figure's rebuild/patch decisions (§8.2), step lines, and the file-sele
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -399,6 +399,26 @@ def test_card_badge_bars_and_values_follow_freshness(cfg, age_s, link, sampler, 
     row = dict(zip(plant_summary.SUMMARY_HEADER, plant_summary.summary_cells(cfg, snap(sd), "lib")))
     assert row["Link"] == ("OK" if badge == "OK" else badge, stale)
     assert row["Pref"][1] == stale
+
+
+@pytest.mark.parametrize("sample_utc, real_age_s", [
+    (datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc), 3000),    # 02:30 CEST; now 02:20 CET, 50 min later
+    (datetime(2026, 10, 25, 0, 59, tzinfo=timezone.utc), 90),      # 02:59 CEST; now 02:00:30 CET
+    (datetime(2026, 3, 29, 0, 59, 59, tzinfo=timezone.utc), 2),    # 01:59:59 CET; now 03:00:01 CEST
+])
+def test_ages_are_elapsed_seconds_across_a_dst_change(cfg, sample_utc, real_age_s):
+    """A sample's age on the card, the state line and /api/state is the time between the two instants,
+    not between their wall clocks (which would make a 50 min old sample fresh in the repeated hour)."""
+    ts, now = sample_utc.astimezone(TZ), (sample_utc + timedelta(seconds=real_age_s)).astimezone(TZ)
+    sd = build_shared_data()
+    sd["latest_measurement_by_plant"]["lib"] = {"ts": ts.isoformat(), "values": _VALUES, "sampler_link": "ok",
+                                                "last_error": None}
+    sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], link="ok",
+                                                      observed_at=ts.isoformat())
+    fresh = views.freshness(cfg, snap(sd, now=now), "lib")
+    assert fresh.age_s == pytest.approx(real_age_s) and fresh.fresh == (real_age_s <= 3 * cfg.timing.measurement_period_s)
+    assert f"({real_age_s:.1f} s)" in views.state_line(cfg, snap(sd, now=now), "lib")
+    assert api_state_document(cfg, snap(sd, now=now))["plants"]["lib"]["observed_age_s"] == pytest.approx(real_age_s)
 
 
 @pytest.mark.parametrize("status, at, text", [
