@@ -123,8 +123,8 @@ def epoch_s(dt: datetime) -> float:
 
 def seconds_between(start: datetime, end: datetime) -> float:
     """Elapsed seconds from `start` to `end` as instants: right across a DST change, where `end - start`
-    of two times in the same ZoneInfo would subtract wall times."""
-    return epoch_s(end) - epoch_s(start)
+    of two times in the same ZoneInfo would subtract wall times. Exact to the microsecond."""
+    return (end.astimezone(timezone.utc) - start.astimezone(timezone.utc)).total_seconds()
 
 
 def from_epoch(seconds: float, tz: tzinfo) -> datetime:
