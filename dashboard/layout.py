@@ -10,7 +10,7 @@ from __future__ import annotations
 from dash import dcc, html
 
 from dashboard import constants as C
-from dashboard import roles, switch_modals, visible
+from dashboard import connection, roles, switch_modals, visible
 from dashboard.context import DashboardContext
 from dashboard.tabs import TAB_MODULES
 
@@ -24,6 +24,7 @@ def build_layout(ctx: DashboardContext):
             html.Span(f"{ctx.cfg.time.timezone}", className="header-zone"),
             *([html.Span(roles.READ_ONLY_TITLE, className="header-role")] if roles.is_viewer() else []),
         ]),
+        connection.layout(),
         dcc.Interval(id=C.TICK_ID, interval=ctx.interval_ms, n_intervals=0),
         dcc.Store(id=C.LAST_CMD_ID),
         *visible.layout(),
@@ -42,5 +43,6 @@ def register_callbacks(app, ctx: DashboardContext) -> None:
     open). Periodic ones read one snapshot and do no Modbus, HTTP or file I/O; those of a tab that
     is not shown stop at once."""
     visible.register(app)
+    connection.register(app, C.TICK_ID)
     for module in TAB_MODULES.values():
         module.register(app, ctx)
