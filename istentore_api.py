@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 from datetime import datetime, timezone, tzinfo
 from email.utils import parsedate_to_datetime
@@ -179,6 +180,11 @@ class IstentoreAPI:
     def _token(self) -> str | None:
         return self.gate.token_for(self._digest, self._min_token_seq)
 
+    @property
+    def logged_in(self) -> bool:
+        """Whether a token for the current password is at hand (this client's login or another's)."""
+        return self._token is not None
+
     def __repr__(self) -> str:
         return (f"IstentoreAPI(base_url={self.base_url!r}, email={self.email!r}, "
                 f"password={'set' if self._password else 'not set'}, "
@@ -304,8 +310,9 @@ class IstentoreAPI:
         held_s = self.gate.blocked_for_s(self._digest)
         if held_s is not None:
             status = self.gate.rejected_http_status
-            raise AuthenticationError(f"login rejected (HTTP {status}): password rejected", status=status,
-                                      retry_after_s=held_s, rejected=True)
+            raise AuthenticationError(f"login rejected (HTTP {status}): password rejected; no login sent: held back "
+                                      f"{held_s:.0f} s more (a different password is tried at once)",
+                                      status=status, retry_after_s=held_s, rejected=True)
         path = "/login"
         self.gate.note_sent()
         try:
@@ -354,7 +361,7 @@ class IstentoreAPI:
                                     retryable=True) from exc
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             self._log_request(method, path, "connection error", started)
-            reason = self._scrub(str(exc))[:BODY_EXCERPT_CHARS]
+            reason = self._scrub(_connection_reason(exc))[:BODY_EXCERPT_CHARS]
             raise IstentoreAPIError(f"{method} {path}: connection failed: {reason}", retryable=True) from exc
         except requests.RequestException as exc:
             self._log_request(method, path, type(exc).__name__, started)
@@ -415,3 +422,13 @@ def parse_day_ahead(payload: Any, logger: logging.Logger) -> dict[str, dict[date
         return day_ahead.parse_day_ahead(payload, logger)
     except day_ahead.DayAheadShapeError as exc:
         raise IstentoreAPIError(str(exc)) from None
+
+
+def _connection_reason(exc: Exception) -> str:
+    """What an operator can act on in a failed connection (`[Errno 111] Connection refused`), not
+    urllib3's wrapping of it (pool, URL with its query, object addresses)."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] [^'\")\]]+", text) or re.search(
+        r"(Connection aborted|Connection reset by peer|RemoteDisconnected|Read timed out|Response ended prematurely)",
+        text)
+    return found.group(0).strip() if found else text

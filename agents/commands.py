@@ -80,7 +80,8 @@ class PlantCommandQueue:
     idle between the acceptance and the transition it sets. While a refusal is on (a switch, the
     shutdown), operator commands are refused with its reason in the same locked step that would
     queue them: a check made earlier by the intake cannot let one slip in behind the refusal.
-    Internal safe stops are never refused, never dropped and never duplicates.
+    Internal safe stops are never refused for a refusal, never dropped and never duplicates (the
+    capacity still bounds them).
     """
 
     def __init__(self, capacity: int, on_accept: Callable[[Command], None]):

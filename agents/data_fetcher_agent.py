@@ -126,7 +126,8 @@ class DataFetcher:
         password = self._read_password()
         fetch_now = self._fetch_now.is_set()
         due = (self._next_pass_mono is None or self.clock.monotonic() >= self._next_pass_mono
-               or fetch_now or password != self._password)
+               or fetch_now or password != self._password
+               or (self._auth_backoff.failures > 0 and self.api.logged_in))   # the poster logged in meanwhile
         if due:
             self._fetch_now.clear()
             wait_s = min(ERROR_RETRY_S, self.period_s)   # kept if the pass raises unexpectedly

@@ -137,7 +137,9 @@ def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: flo
         if st.get("connected"):
             return "Connected"
         error = st.get("error") or "not connected"
-        return "Login failed: password rejected" if "password rejected" in error else f"Login failed: {error}"
+        if "password rejected" in error:
+            return "Login failed: password rejected" + error.partition("password rejected")[2]
+        return f"Login failed: {error}"
     if seconds_between(at, s.now) > answer_within_s:
         return f"No answer from the API within {answer_within_s:.0f} s; still trying."
     return None
@@ -403,8 +405,11 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     st = s.post_status.get(plant) or {}
     counters = s.post_counters.get(plant) or {}
     age = _num(st.get("oldest_pending_age_s"))
+    attempt = st.get("last_attempt")
+    paused = bool(attempt) and attempt.get("result") == "failed" and "password rejected" in str(attempt.get("error"))
     lines = [
-        f"Posting enabled: {'Yes' if st.get('posting_enabled') else 'No'}",
+        f"Posting enabled: {'Yes' if st.get('posting_enabled') else 'No'}"
+        + (" (paused: the API refused the password; every item is kept)" if paused else ""),
         f"Pending queue: {int(st.get('pending_queue_count') or 0)} | "
         f"Oldest pending age: {f'{age:.1f}s' if age is not None else 'n/a'}",
         f"Last enqueue: {_ui_time(st.get('last_enqueue'), tz)}",
@@ -417,15 +422,18 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
             f"Measurement ts: {_ui_time(ok.get('measurement_timestamp'), tz)} | Sent: {_ui_time(ok.get('timestamp'), tz)}")
     else:
         lines.append("No successful post yet.")
-    attempt = st.get("last_attempt")
     if attempt:
         result = str(attempt.get("result") or "").upper()
         text = (f"Last attempt: Metric={METRIC_WORDS.get(attempt.get('metric'), attempt.get('metric'))} "
                 f"Series={attempt.get('series_id')} Value={_value3(attempt.get('value'))} "
                 f"Attempt={attempt.get('attempt')} Result={result} | At: {_ui_time(attempt.get('timestamp'), tz)}")
         retry = _num(attempt.get("next_retry_seconds"))
-        if result == "FAILED" and retry is not None:
-            text += f" | Next retry in ~{retry:.0f}s"
+        at = as_datetime(attempt.get("timestamp"), tz)
+        if result == "FAILED" and retry is not None and at is not None:
+            left_s = retry - seconds_between(at, s.now)
+            text += (
+                f" | Next {'login try' if paused else 'retry'} in ~{left_s:.0f}s" if left_s >= 0.5 else
+                f" | {'Login try' if paused else 'Retry'} due")
         lines.append(text)
     else:
         lines.append("No attempts yet.")

@@ -72,6 +72,7 @@ def api_action(dctx: DashboardContext, _c, _d, _f, password):
             return "Enter a password.", no_update, no_update
         seen = (dctx.snapshot().fetcher or {}).get("last_attempt")   # before the pass it starts
         dctx.hil.set_api_password(password)
+        dctx.hil.request_fetch_now()    # the same password again is answered too
         log.info("Dashboard: API password set")
         return "Password set. Connecting…", "", {"at": dctx.clock.now().isoformat(), "seen": seen}
     if trigger == C.API_DISCONNECT_ID:

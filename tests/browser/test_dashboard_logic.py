@@ -165,19 +165,35 @@ def test_posting_lines(cfg):
         "last_error": {"timestamp": "2026-03-29T11:59:30+02:00", "message": "HTTP 503"},
     }
     sd["measurement_post_counters"]["lib"] = {"enqueued": 5, "posted": 1, "rejected": 0, "dropped": 0, "discarded": 1}
-    assert views.posting_lines(cfg, snap(sd), "lib") == [
+    one_s_after = datetime(2026, 3, 29, 11, 59, 31, tzinfo=TZ)
+    assert views.posting_lines(cfg, snap(sd, now=one_s_after), "lib") == [
         "Posting enabled: Yes",
         "Pending queue: 3 | Oldest pending age: 12.3s",
         "Last enqueue: 2026-03-29 11:59:00 CEST",
         "Last successful post: Metric=SoC Series=4 Value=250.500 Batch=1 | Measurement ts: 2026-03-29 11:59:00 CEST"
         " | Sent: 2026-03-29 11:59:01 CEST",
         "Last attempt: Metric=P Series=6 Value=1000.000 Attempt=2 Result=FAILED | At: 2026-03-29 11:59:30 CEST"
-        " | Next retry in ~4s",
+        " | Next retry in ~3s",
         "Last error: 2026-03-29 11:59:30 CEST: HTTP 503",
         "Counters: enqueued=5 posted=1 rejected=0 dropped=0 discarded=1",
     ]
+    assert views.posting_lines(cfg, snap(sd), "lib")[4].endswith(" | Retry due")   # 30 s later: no stale countdown
     assert views.posting_lines(cfg, snap(build_shared_data()), "vrfb")[3:6] == [
         "No successful post yet.", "No attempts yet.", "No errors."]
+
+
+def test_posting_lines_say_posting_is_paused_while_the_password_is_refused(cfg):
+    sd = build_shared_data()
+    error = "login rejected (HTTP 401): password rejected"
+    sd["measurement_post_status"]["lib"] = {
+        "posting_enabled": True, "pending_queue_count": 40, "oldest_pending_age_s": 80.0, "last_enqueue": None,
+        "last_attempt": {"timestamp": "2026-03-29T11:59:00+02:00", "metric": "p", "value": 1.0, "series_id": 6,
+                         "measurement_timestamp": "2026-03-29T09:58:00+00:00", "attempt": 1, "result": "failed",
+                         "error": error, "next_retry_seconds": 90, "batch_size": 1},
+        "last_error": {"timestamp": "2026-03-29T11:59:00+02:00", "message": error}}
+    lines = views.posting_lines(cfg, snap(sd), "lib")
+    assert lines[0] == "Posting enabled: Yes (paused: the API refused the password; every item is kept)"
+    assert lines[4].endswith(" | Next login try in ~30s")
 
 
 def test_api_state_has_no_password(cfg):

@@ -128,3 +128,31 @@ def test_a_new_password_is_tried_at_once_while_the_old_one_is_held_back(sim):
         assert sim.calls["/login"] == 3 and gate.rejected_status() is None
     finally:
         api.close()
+
+
+def test_the_fetcher_clears_its_auth_error_within_a_second_of_a_login_the_poster_made(sim, tmp_path):
+    """The fetcher's pass fails authentication (401 on the market call, again after a fresh login):
+    it backs off 30 s. The poster logs in 5 s later on the shared gate: at its next step (at least
+    once a second) the fetcher runs a pass, so the screen stops saying "Authentication failed"
+    then, not when its own backoff ends."""
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES})
+    clock = FakeClock(START)
+    sd = make_sd()
+    gate = LoginGate(clock)
+    stop = threading.Event()
+    fetcher = DataFetcher(cfg, clock, sd, ScheduleStore(sd, TZ), stop, login_gate=gate)
+    poster = Poster(cfg, clock, sd, stop, login_gate=gate)
+    try:
+        sim.fail_next("/market_products", 401, count=2)
+        fetcher.step()
+        assert sd["data_fetcher_status"]["error"].startswith("Authentication failed")
+        assert fetcher.seconds_to_next_pass() == pytest.approx(30.0)
+        clock.advance(5)
+        poster.enqueue_sample("lib", clock.now(), VALUES)
+        poster.step()
+        assert sim.calls["/measurements"] >= 1 and poster.pending_count() == 0
+        fetcher.step()
+        assert sd["data_fetcher_status"]["connected"] is True and sd["data_fetcher_status"]["error"] is None
+    finally:
+        fetcher.close()
+        poster.close()
