@@ -82,9 +82,20 @@ def layout(ctx: DashboardContext, s: Snapshot):
     ])
 
 
-def history_options(dctx: DashboardContext, tab, options):
-    return refreshed_options(tab, "history", options,
-                             lambda: [{"label": d, "value": d} for d in dctx.history_days.get()])
+def history_options(dctx: DashboardContext, tab, options, day):
+    """The recorded days, refreshed when the tab is shown (today as soon as a plant records, not
+    when the listing's cache expires); the newest is chosen when no day was (a page opened before
+    the first recording) or the chosen one is gone."""
+    def build() -> list:
+        s = dctx.snapshot()
+        days = dctx.history_days.get()
+        today = s.now.date().isoformat()
+        recording = any(path is not None for path in s.recording_file.values())
+        return [{"label": d, "value": d} for d in ([today] if recording and today not in days else []) + days]
+
+    fresh = refreshed_options(tab, "history", options, build)
+    days = [o["value"] for o in fresh]
+    return fresh, day if day in days else (days[0] if days else None)
 
 
 # ------------------------------------------------------------------------------ figures
@@ -232,8 +243,10 @@ def history_zoom(dctx: DashboardContext, relayout, day, plant, span, tab):
 def register(app, dctx: DashboardContext) -> None:
     app.callback(
         Output(C.HISTORY_DATE_ID, "options"),
+        Output(C.HISTORY_DATE_ID, "value"),
         Input(C.TABS_ID, "value"),
         State(C.HISTORY_DATE_ID, "options"),
+        State(C.HISTORY_DATE_ID, "value"),
         prevent_initial_call=True,
     )(bind(history_options, dctx))
     app.callback(

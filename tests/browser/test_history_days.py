@@ -1,0 +1,39 @@
+"""History's day list follows the recordings (issue 11): a page opened before the first recording
+said "No recorded days" for good; the day being recorded now appears, chosen, as soon as the tab
+is shown again, and its rows are drawn."""
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.helpers import (api_state, browser_module, on_one_local_day, publish_manual, settled_page,
+                                   wait_for)
+
+pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
+
+env = browser_module("history_days", seed=lambda env: publish_manual(env.app, {"lib": (50.0, 0.0)}))
+page = settled_page("wide")
+
+
+def _chosen_day(page) -> str:
+    """What the date selector shows: the chosen day, or its placeholder."""
+    return page.js("const d = document.getElementById('history-date-value'); return d ? d.innerText : null;")
+
+
+def test_a_day_recorded_after_the_page_opened_is_listed_and_chosen(env, page):
+    app = env.app
+    page.show_tab("History", "history-date")
+    assert _chosen_day(page) == "No recorded days"
+    app.set_recording("lib", True)
+    wait_for(lambda: api_state(app)["plants"]["lib"].get("recording_file"), 10, message="LIB recording")
+
+    def check():   # again on the new day when a local midnight falls inside
+        today = app.clock.now().date().isoformat()
+        page.show_tab("Status & Plots", "status-line")
+        page.show_tab("History", "history-date")
+        wait_for(lambda: _chosen_day(page) == today, 10, message=f"{today} chosen")
+        page.wait_text("history-message", "LIB " + today, timeout=15)
+
+    try:
+        on_one_local_day(app.clock, check)
+    finally:
+        app.set_recording("lib", False)
