@@ -230,3 +230,26 @@ def test_layout_fits_390_px_and_both_plants_above_the_fold_at_1280x720(env, page
         row = laptop.text(f"summary-{pid}")
         assert "Stopped" in row and "OK" in row, row          # state and link
     laptop.screenshot("truth-status-layout-laptop")
+
+
+def test_numbers_and_posting_cards_fit_390_px(env, page):
+    """Manual's Min/Max kW show the whole limit (-1000, not '-100'); the API tab's posting cards wrap
+    inside the screen instead of running past its edge."""
+    phone = env.page_at("phone")
+    phone.open(env.app.dashboard.url)
+    phone.show_tab("Manual Schedule", "manual-generate")
+    for eid in ("manual-min-kw", "manual-max-kw"):
+        wait_for(lambda: phone.js("return arguments[0].value", phone.el(eid)) not in ("", None), 10)
+        inner, shown = phone.js("return [arguments[0].scrollWidth, arguments[0].clientWidth]", phone.el(eid))
+        assert inner <= shown, f"{eid}: {phone.js('return arguments[0].value', phone.el(eid))} cut ({inner} > {shown})"
+    phone.screenshot("truth-manual-limits-phone")
+    phone.show_tab("API Schedule", "api-connect")
+    wait_for(lambda: "Counters:" in phone.text("post-vrfb"), 10)
+    width = phone.js("return document.documentElement.clientWidth")
+    for pid in ("lib", "vrfb"):
+        right, inner, shown = phone.js("const r = arguments[0].getBoundingClientRect(); "
+                                       "return [r.right, arguments[0].scrollWidth, arguments[0].clientWidth];",
+                                       phone.el(f"post-{pid}"))
+        assert right <= width + 1 and inner <= shown + 1, (pid, right, inner, shown, width)
+    phone.js("document.getElementById('post-lib').scrollIntoView({block: 'center'});")
+    phone.screenshot("truth-api-posting-phone")
