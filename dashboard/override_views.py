@@ -52,6 +52,8 @@ def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
         else:
             text = describe_signal(reason, until, armed)
         parts.append(f"{sig.upper()}: {text}")
+    if running(s, plant) and (s.hold.get(plant) or {}).get("held"):
+        return "P and Q held | schedule: " + " | ".join(parts)
     return " | ".join(parts)
 
 

@@ -138,6 +138,11 @@ def test_hold_keeps_the_registers_through_two_breakpoints_and_resume_writes_at_o
     assert text.startswith(f"Held at P={held['p_setpoint_kw']:.1f} kW, Q={held['q_setpoint_kvar']:.1f} kvar since ")
     page.wait_button("lib", "resume", "Resume", False)
     page.wait_button("lib", "hold", "Held", True)
+    # the card says the held values are dispatched, not the schedule's, and no change is coming
+    page.wait_text("dispatch-lib", f"Target: held at P={held['p_setpoint_kw']:.1f} kW Q={held['q_setpoint_kvar']:.1f}"
+                                   " kvar (hold) | Schedule now ")
+    assert page.text("dispatch-lib").endswith("| Next change: none while held")
+    assert page.text("source-lib").startswith("P and Q held | schedule: P: API")
     shots(page, "held")
     t_hold = app.clock.now()
     assert api_state(app)["plants"]["lib"]["held"] is True
