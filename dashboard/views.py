@@ -368,7 +368,8 @@ class TrackingView:
 
 
 def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
-    """Bars and badge from a fresh measurement only; otherwise no bars and LINK DOWN / NO DATA."""
+    """Bars and badge from a fresh measurement only; otherwise no bars and LINK DOWN / NO DATA. A plant
+    not dispatched (IDLE) has no Pref bar and no error."""
     t = s.tracking.get(plant) or {}
     f = freshness(cfg, s, plant)
     values = (s.latest.get(plant) or {}).get("values")
@@ -383,6 +384,8 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
         ok = t.get("tracking_ok")
         state = "meterdown" if f.meter_down else "idle" if ok is None else "ok" if ok else "bad"
         error = t.get("error_kw")
+        if state == "idle":   # nothing dispatched: no reference to follow (a register's leftover is none)
+            pref = error = None
     else:
         state, error = ("down" if f.link_down else "nodata"), None
     text = (f"Error {fmt_qty(error, 'kW', 1, signed=True)} | "

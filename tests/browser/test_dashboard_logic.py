@@ -417,6 +417,21 @@ def test_card_badge_bars_and_values_follow_freshness(cfg, age_s, link, sampler, 
     assert row["Pref"][1] == stale
 
 
+def test_a_plant_not_dispatched_shows_no_reference_and_no_tracking_error(cfg):
+    """A plant that stopped (here by itself) keeps 300 kW in its setpoint register: IDLE shows the
+    measured P POI only, no Pref bar and no '-300 kW' error."""
+    sd = build_shared_data()
+    sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], link="ok")
+    sd["latest_measurement_by_plant"]["lib"] = {"ts": (NOW - timedelta(seconds=1)).isoformat(),
+                                                "values": dict(_VALUES, p_setpoint_kw=300.0, p_poi_kw=0.0),
+                                                "sampler_link": "ok", "last_error": None}
+    sd["dispatch_tracking_by_plant"]["lib"] = {"setpoint_kw": 300.0, "p_poi_kw": 0.0, "error_kw": -300.0,
+                                               "deviation_kwh": 0.0, "abs_deviation_kwh": 0.0, "tracking_ok": None}
+    t = views.tracking_view(cfg, snap(sd), "lib")
+    assert (t.badge, t.pref_kw, t.p_poi_kw) == ("IDLE", None, 0.0)
+    assert t.text.startswith("Error n/a | ")
+
+
 @pytest.mark.parametrize("sample_utc, real_age_s", [
     (datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc), 3000),    # 02:30 CEST; now 02:20 CET, 50 min later
     (datetime(2026, 10, 25, 0, 59, tzinfo=timezone.utc), 90),      # 02:59 CEST; now 02:00:30 CET
