@@ -195,6 +195,8 @@ class Scheduler:
             log.warning("%s: API setpoint stale -> zero dispatch", name)
         elif prev == "stale" and reason == "schedule":
             log.info("%s: API setpoint fresh again", name)
+        elif prev == "no_schedule" and reason == "schedule" and source == "api":   # §9: the end of a condition
+            log.info("%s: API schedule available again", name)
         elif reason == "no_schedule" and source == "api":
             log.warning("%s: API schedule unavailable -> zero dispatch", name)
         elif reason == "after_end":

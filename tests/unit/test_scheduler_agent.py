@@ -315,6 +315,13 @@ def test_reason_changes_logged_once_while_gate_on(rig, caplog):
     assert _msgs(caplog) == ["LIB: API schedule unavailable -> zero dispatch"]
     assert caplog.records[-1].levelno == logging.WARNING
 
+    caplog.clear()                            # the condition's end is logged too (components §9)
+    rig.store.publish_schedule("api", "lib", api([(at(10, 30), 60.0)]))
+    for mm in (35, 36):
+        rig.step_at(at(10, mm))
+    assert _msgs(caplog) == ["LIB: API schedule available again"]
+    assert caplog.records[-1].levelno == logging.INFO
+
     caplog.clear()
     rig.source("manual")
     rig.store.publish_schedule("manual", "lib", manual([(at(10, 0), 10.0, 0.0)], end=at(11, 0)))
