@@ -38,7 +38,12 @@ class PlantDay:
 
 
 class ReportError(Exception):
-    """A report that cannot be built; the message is for the operator."""
+    """A report that cannot be built; the message is for the operator (also over HTTP: it names no
+    folder of the host), `folder` the data folder looked in (for the command line)."""
+
+    def __init__(self, message: str, folder: Path | None = None):
+        super().__init__(message)
+        self.folder = folder
 
 
 def rated_power_kw(plant: PlantConfig) -> float:
@@ -85,7 +90,7 @@ def load_days(cfg: AppConfig, day: date, plant_ids: list[str]) -> tuple[list[Pla
             days.append(loaded)
     if not days:
         looked = ", ".join(plant_day_path(cfg, p, day).name for p in plant_ids)
-        raise ReportError(f"no recorded data for {day.isoformat()} in {cfg.data_dir} (looked for {looked})")
+        raise ReportError(f"no recorded data for {day.isoformat()} (looked for {looked})", cfg.data_dir)
     return days, missing
 
 

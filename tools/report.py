@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         text, _ = build_report(cfg, args.day, plant_ids)
     except ReportError as exc:
-        print(f"report: {exc}", file=sys.stderr)
+        print(f"report: {exc}{f' in {exc.folder}' if exc.folder else ''}", file=sys.stderr)
         return 1
     out = Path(args.out or f"report_{args.day.isoformat()}.html")
     out.write_text(text, encoding="utf-8")

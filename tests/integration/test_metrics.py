@@ -201,6 +201,7 @@ def test_day_report_download(tmp_path):
         assert status == 200 and b"No data for VRFB" in body
         status, _, body = http_get(f"{app.dashboard.url}/download/report?date=2001-01-02&plant=lib")
         assert status == 404 and b"no recorded data for 2001-01-02" in body
+        assert str(app.cfg.data_dir).encode() not in body              # no folder of the host over HTTP
         for query in ("date=../../etc&plant=lib", f"date={day}&plant=../lib", "plant=lib"):
             assert http_get(f"{app.dashboard.url}/download/report?{query}")[0] == 404, query
         # the History tab's link follows the selected day and plant

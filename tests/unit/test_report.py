@@ -109,6 +109,7 @@ def test_a_missing_day_exits_nonzero_naming_the_day(cfg, tmp_path, capsys):
     assert rc == 1
     err = capsys.readouterr().err
     assert "2026-06-02" in err and "20260602_lib.csv" in err and "20260602_vrfb.csv" in err
+    assert f"in {cfg.data_dir}" in err                   # the command line names the folder looked in
     assert not (tmp_path / "r.html").exists()
 
 
