@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,7 +24,7 @@ from core.config import VALUE_COLUMNS, load_config
 from core.recording import read_rows
 from core.schedules import frame_from_rows
 from tests.browser.helpers import api_state, make_config, plant_registers, start_app, stop_app, wait_for
-from tests.helpers import free_port
+from tests.helpers import free_port, shift
 
 METER_UNIT = 3
 P_KW = 300.0
@@ -83,8 +83,7 @@ def app(tmp_path):
 
 def start_constant(app, pid: str, p_kw: float) -> None:
     now = app.clock.now().replace(microsecond=0)
-    frame = frame_from_rows([now - timedelta(seconds=2)], [p_kw], [0.0], app.cfg.tz,
-                            end_at=now + timedelta(hours=1))
+    frame = frame_from_rows([shift(now, -2)], [p_kw], [0.0], app.cfg.tz, end_at=shift(now, 3600))
     app.store.publish_schedule("manual", pid, frame)
     assert app.intake.submit("start", pid).status != "rejected"
     wait_for(lambda: api_state(app)["plants"][pid]["transition"] == "running", 20, message=f"{pid} running")
