@@ -10,6 +10,7 @@ import pytest
 from core.schedules import empty_frame, frame_from_rows
 from core.timeutil import quarter_hours
 from tests.browser.helpers import Page, browser_module, plot_js, wait_for
+from tests.helpers import elapsed_s, shift
 
 pytestmark = [pytest.mark.browser]
 
@@ -31,12 +32,12 @@ def test_manual_preview_shows_the_forecast_and_its_warning(env):
     app, page, tz = env.app, env.page, env.cfg.tz
     now = app.clock.now()
     # LIB (500 kWh at SoC 0.5, not running so the live SoC stays): 400 kW for 2 h empties it after 37.5 min
-    frame = frame_from_rows([now, now + timedelta(hours=1)], [400.0, 400.0], None, tz, end_at=now + timedelta(hours=2))
+    frame = frame_from_rows([now, shift(now, 3600)], [400.0, 400.0], None, tz, end_at=shift(now, 2 * 3600))
     app.store.publish_schedule("manual", "lib", frame)
     try:
         view = wait_for(lambda: (v := app.forecaster.view("manual", "lib")) is not None and v.frame is frame and v, 10,
                         message="the forecaster's LIB forecast")
-        assert abs((view.forecast.first_violation_at - (now + timedelta(minutes=37.5))).total_seconds()) < 2
+        assert abs(elapsed_s(shift(now, 37.5 * 60), view.forecast.first_violation_at)) < 2
         _open_tab(env, "Manual Schedule", "manual-generate")
         page.js("dash_clientside.set_props('manual-plant', {value: 'lib'});")
         wait_for(lambda: any(t["name"] == "LIB SoC forecast" for t in _traces(page, "manual-preview")), 15,

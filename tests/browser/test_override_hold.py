@@ -16,6 +16,7 @@ import pytest
 
 from core.schedules import frame_from_rows
 from tests.browser.helpers import Page, api_state, browser_module, plant_registers, screenshots_at_sizes, wait_for
+from tests.helpers import elapsed_s, shift
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -85,29 +86,29 @@ def test_override_armed_then_active_then_ended_at_the_end_row(env):
         page.wait_button(pid, "start", "Started", True, timeout=15)
     wait_for(lambda: hold_visible(page, "vrfb") == (True, True), message="Hold/Resume shown while running")
 
-    start = app.clock.now() + timedelta(seconds=2)
-    end = start + timedelta(seconds=30)
+    start = shift(app.clock.now(), 2)
+    end = shift(start, 30)
     manual = frame_from_rows([start], [55.0], [-77.0], env.cfg.tz, end_at=end)
     app.store.publish_schedule("manual", "vrfb", manual)
     wait_for(lambda: plant_registers(app, "vrfb")["q_setpoint_kvar"] == -77.0, 8, message="VRFB Q overridden")
     regs = plant_registers(app, "vrfb")
     now = app.clock.now()
-    assert regs["p_setpoint_kw"] in {api_value("vrfb", rows, now - timedelta(seconds=1))[0],
+    assert regs["p_setpoint_kw"] in {api_value("vrfb", rows, shift(now, -1))[0],
                                      api_value("vrfb", rows, now)[0]}, "P keeps following the API"
     page.wait_text("source-vrfb", f"P: API | Q: override until {end.astimezone(env.cfg.tz):%H:%M}")
     state = api_state(app)["plants"]["vrfb"]
     assert (state["dispatch_reason_p"], state["dispatch_reason_q"]) == ("api", "override")
     shots(page, "override_active")
 
-    assert (end - app.clock.now()).total_seconds() > 0.5, "the end row passed before the wait began"
-    until_end_s = (end - app.clock.now()).total_seconds()
+    assert elapsed_s(app.clock.now(), end) > 0.5, "the end row passed before the wait began"
+    until_end_s = elapsed_s(app.clock.now(), end)
     wait_for(lambda: plant_registers(app, "vrfb")["q_setpoint_kvar"] != -77.0, until_end_s + 5, poll=0.02,
              message="override ended")
     changed_at = app.clock.now()
-    assert (changed_at - end).total_seconds() < 1.0 + app.cfg.timing.scheduler_period_s
-    assert (changed_at - end).total_seconds() >= -0.05, "never before the end row"
+    assert elapsed_s(end, changed_at) < 1.0 + app.cfg.timing.scheduler_period_s
+    assert elapsed_s(end, changed_at) >= -0.05, "never before the end row"
     q_now = plant_registers(app, "vrfb")["q_setpoint_kvar"]
-    assert q_now in {api_value("vrfb", rows, changed_at - timedelta(seconds=1))[1],
+    assert q_now in {api_value("vrfb", rows, shift(changed_at, -1))[1],
                      api_value("vrfb", rows, app.clock.now())[1]}, "the API value returns at the end row"
     page.wait_text("source-vrfb", "P: API | Q: API, override armed")
     page.tab("Manual Schedule")

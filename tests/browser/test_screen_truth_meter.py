@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import timedelta
 
 import pytest
 
 from core.schedules import frame_from_rows
 from tests.browser.helpers import SCREEN_SIZES, Page, api_state, browser_module, wait_for
-from tests.helpers import free_port
+from tests.helpers import free_port, shift
 from tests.integration.test_meter_device import meter_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]   # module fixtures; checked at module end
@@ -37,7 +36,7 @@ def _with_meter(cfg):
 def _vrfb_running(env) -> None:
     now = env.app.clock.now().replace(microsecond=0)
     env.app.store.publish_schedule("manual", "vrfb", frame_from_rows(
-        [now - timedelta(seconds=2)], [P_KW], [0.0], env.cfg.tz, end_at=now + timedelta(hours=2)))
+        [shift(now, -2)], [P_KW], [0.0], env.cfg.tz, end_at=shift(now, 2 * 3600)))
     assert env.app.intake.submit("start", "vrfb").status != "rejected"
     wait_for(lambda: api_state(env.app)["plants"]["vrfb"]["transition"] == "running", 20, message="VRFB running")
 

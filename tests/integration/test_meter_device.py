@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,7 +24,7 @@ from core.config import VALUE_COLUMNS, load_config
 from core.recording import read_rows
 from core.schedules import frame_from_rows
 from tests.browser.helpers import api_state, make_config, plant_registers, start_app, stop_app, wait_for
-from tests.helpers import free_port
+from tests.helpers import elapsed_s, free_port, shift
 
 METER_UNIT = 3
 P_KW = 300.0
@@ -83,8 +83,7 @@ def app(tmp_path):
 
 def start_constant(app, pid: str, p_kw: float) -> None:
     now = app.clock.now().replace(microsecond=0)
-    frame = frame_from_rows([now - timedelta(seconds=2)], [p_kw], [0.0], app.cfg.tz,
-                            end_at=now + timedelta(hours=1))
+    frame = frame_from_rows([shift(now, -2)], [p_kw], [0.0], app.cfg.tz, end_at=shift(now, 3600))
     app.store.publish_schedule("manual", pid, frame)
     assert app.intake.submit("start", pid).status != "rejected"
     wait_for(lambda: api_state(app)["plants"][pid]["transition"] == "running", 20, message=f"{pid} running")
@@ -169,9 +168,9 @@ def test_sampler_reads_poi_from_the_meter_and_survives_the_meter_down(app, caplo
              and not app.sd["pending_rows_by_file"], 15, message="recording closed and flushed")
     rows = [r for f in sorted(app.cfg.data_dir.glob("*_vrfb.csv")) for r in read_rows(f, app.cfg.tz)[0]]
     by_col = lambda row: dict(zip(VALUE_COLUMNS, row.values))
-    partial_rows = [r for r in rows if r.ts >= down_at and by_col(r)["p_poi_kw"] is None
+    partial_rows = [r for r in rows if elapsed_s(down_at, r.ts) >= 0 and by_col(r)["p_poi_kw"] is None
                     and by_col(r)["battery_active_power_kw"] is not None]
     assert partial_rows, "no row with empty POI cells and a recorded battery power"
     assert all(by_col(r)["v_poi_pu"] is None and by_col(r)["p_setpoint_kw"] == pytest.approx(P_KW)
                for r in partial_rows)
-    assert any(by_col(r)["p_poi_kw"] == pytest.approx(P_KW, abs=0.1) for r in rows if r.ts < down_at)
+    assert any(by_col(r)["p_poi_kw"] == pytest.approx(P_KW, abs=0.1) for r in rows if elapsed_s(down_at, r.ts) < 0)

@@ -10,7 +10,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,6 +19,7 @@ from core.config import DashboardAuth
 from core.schedules import frame_from_rows
 from tests.browser.helpers import (api_state, make_config, plant_registers, start_app, stop_app,
                                    wait_for)
+from tests.helpers import elapsed_s, shift
 
 AUTH_ENV = "HIL_TEST_METRICS_PASSWORD"
 AUTH_PASSWORD = "metrics-Pa55"
@@ -57,11 +58,11 @@ def value(m: dict, name: str, **labels):
 
 def alternating_schedule(app, pid: str, now: datetime, rows: int = 40):
     """Rows every STEP_S s from 2 s ago, alternating the plant's two (P, Q) pairs."""
-    start = now.replace(microsecond=0) - timedelta(seconds=2)
-    times = [start + timedelta(seconds=STEP_S * i) for i in range(rows)]
+    start = shift(now.replace(microsecond=0), -2)
+    times = [shift(start, STEP_S * i) for i in range(rows)]
     pairs = [SETPOINTS[pid][i % 2] for i in range(rows)]
     frame = frame_from_rows(times, [p for p, _ in pairs], [q for _, q in pairs], app.cfg.tz,
-                            end_at=times[-1] + timedelta(seconds=STEP_S))
+                            end_at=shift(times[-1], STEP_S))
     app.store.publish_schedule("manual", pid, frame)
 
 
@@ -219,8 +220,8 @@ def test_api_state_carries_the_forecast_of_the_active_schedule(tmp_path):
         wait_for(lambda: app.sd["plant_observed_state_by_plant"]["lib"].get("soc_pu") is not None, 10,
                  message="the first observed LIB SoC (the forecast starts from the live one)")
         now = app.clock.now()
-        times = [now + timedelta(hours=h) for h in (1, 2)]
-        frame = frame_from_rows(times, [400.0, -100.0], None, app.cfg.tz, end_at=now + timedelta(hours=3))
+        times = [shift(now, h * 3600) for h in (1, 2)]
+        frame = frame_from_rows(times, [400.0, -100.0], None, app.cfg.tz, end_at=shift(now, 3 * 3600))
         app.store.publish_schedule("manual", "lib", frame)
         fc = wait_for(lambda: (api_state(app)["plants"]["lib"]["forecast"] or {}).get("warning"), 15,
                       message="a LIB forecast with a warning") and api_state(app)["plants"]["lib"]["forecast"]
@@ -229,9 +230,9 @@ def test_api_state_carries_the_forecast_of_the_active_schedule(tmp_path):
         # 500 kWh at the live SoC s: 400 kW from now + 1 h empties it after s * 500 / 400 h
         s = fc["soc_start"]
         assert fc["soc_start_from"] == "live" and s == pytest.approx(0.5, abs=0.01)
-        empty_at = times[0] + timedelta(hours=s * 500 / 400)
+        empty_at = shift(times[0], s * 500 / 400 * 3600)
         got = datetime.fromisoformat(fc["first_violation_at"])
-        assert abs((got - empty_at).total_seconds()) <= 1
+        assert abs(elapsed_s(empty_at, got)) <= 1
         assert fc["undeliverable_kwh"] == pytest.approx(400 - s * 500, abs=0.01)
         assert fc["soc_end"] == pytest.approx(100 / 500)
         assert api_state(app)["plants"]["vrfb"]["forecast"]["warning"] is None

@@ -382,7 +382,7 @@ def test_out_of_range_register_values_from_another_client_are_survived(tmp_path,
     assert "Traceback" not in caplog.text
     rows, _ = plant_rows(cfg.data_dir, "lib", TZ)
     real = [r for r in rows if not r.is_null]
-    inside = [r for r in rows if r.is_null and real[0].ts < r.ts < real[-1].ts]
+    inside = [r for r in rows if r.is_null and real[0].ts.timestamp() < r.ts.timestamp() < real[-1].ts.timestamp()]
     assert len(inside) == 1, "one null row for the decode-error outage"
     assert real[-1].value("p_setpoint_kw") == pytest.approx(-3276.8)
     vrfb_rows, _ = plant_rows(cfg.data_dir, "vrfb", TZ)

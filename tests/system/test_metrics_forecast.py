@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,7 +32,7 @@ def closed(port: int) -> bool:
 def test_headless_run_serves_metrics_on_its_port(procs, tmp_path):
     mport, = free_ports(1)
     cfg, ports = write_config(tmp_path, metrics={"port": mport})
-    start = datetime.now(TZ).replace(microsecond=0) - timedelta(seconds=1)
+    start = shift(datetime.now(TZ).replace(microsecond=0), -1)
     csv = schedule_csv(tmp_path / "lib.csv", start, [150.0] * 600, 1.0)
     app = procs.program(cfg, "--no-dashboard", "--start", "lib", "--schedule", f"lib={csv}")
     lib = (("plant", "lib"),)

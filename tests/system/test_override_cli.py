@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import timedelta, timezone
+from datetime import timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,7 @@ import yaml
 from pymodbus.client import ModbusTcpClient
 
 from core.clock import RealClock
+from tests.helpers import shift
 from tests.system.test_api_mode import HOST, PASSWORD, expected_kw, write_config
 from tools.istentore_sim import IstentoreSim
 
@@ -83,10 +84,10 @@ def test_override_vrfb_q_in_api_mode_end_to_end(tmp_path):
         doc = yaml.safe_load(config.read_text())
         dash_port = doc["dashboard"]["port"]
         now = RealClock(ZoneInfo(doc["time"]["timezone"])).now()
-        end = now + timedelta(seconds=WINDOW_S)
+        end = shift(now, WINDOW_S)
         csv = tmp_path / "q.csv"
         csv.write_text("datetime,power_setpoint_kw,reactive_power_setpoint_kvar\n"
-                       f"{(now - timedelta(minutes=1)).isoformat(timespec='seconds')},5,{MANUAL_Q}\n"
+                       f"{shift(now, -60).isoformat(timespec='seconds')},5,{MANUAL_Q}\n"
                        f"{end.isoformat(timespec='seconds')},end,\n")
         with (tmp_path / "out.txt").open("wb") as out, (tmp_path / "err.txt").open("wb") as err:
             proc = subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(config), "--schedule",
