@@ -185,9 +185,6 @@ class Poster:
         if self.gate_open():
             self._drain(deadline=deadline)
         spooled = self._write_spool()
-        if spooled is not None:     # everything queued is in the spool file now
-            with self._qlock:
-                self.journal.rewrite([])
         self.refresh_status()
         return spooled or 0
 
@@ -418,16 +415,20 @@ class Poster:
 
     # ------------------------------------------------------------------------------ spool
     def _write_spool(self) -> int | None:
-        """Write the queued items to the spool file; their number, or None when it failed."""
-        items = self.queued()
-        if not items:
-            return 0
-        try:
-            write_atomically(self.spool_path, (item.to_json() for item in items))
-        except OSError as exc:
-            log.error("Cannot save %d unsent measurement post(s) to %s: %s", len(items), self.spool_path, exc)
-            return None
-        log.info("Saved %d unsent measurement post(s) to %s", len(items), self.spool_path.name)
+        """Write the queued items to the spool file and empty the journal (they are all in the spool
+        now); their number, or None when the write failed (the journal keeps them). One `_qlock` hold:
+        an item the recorder enqueues meanwhile waits, and is journaled after the journal was emptied."""
+        with self._qlock:
+            items = self._queue.items(None)
+            try:
+                if items:
+                    write_atomically(self.spool_path, (item.to_json() for item in items))
+                self.journal.rewrite([])
+            except OSError as exc:
+                log.error("Cannot save %d unsent measurement post(s) to %s: %s", len(items), self.spool_path, exc)
+                return None
+        if items:
+            log.info("Saved %d unsent measurement post(s) to %s", len(items), self.spool_path.name)
         return len(items)
 
     def _load_spool(self) -> None:

@@ -359,6 +359,37 @@ def test_unsent_items_are_spooled_at_shutdown_and_reloaded_ahead_of_new_ones(sim
                                    "2026-06-01T08:02:00+00:00", "2026-06-01T08:10:00+00:00"]
 
 
+def test_an_item_enqueued_while_the_spool_is_written_is_kept_for_the_next_start(sim, tmp_path, posters,
+                                                                               monkeypatch):
+    """The recorder may still enqueue while the shutdown writes the spool: that item waits for the
+    spool and the emptied journal, then is journaled; the next start has every item once."""
+    import agents.poster as poster_module
+    from agents.post_journal import write_atomically
+
+    cfg = make_cfg(tmp_path, sim.url)
+    clock = FakeClock(START)
+    sd = make_sd(source="manual")                       # gate off: nothing is posted
+    poster = posters(cfg, clock, sd)
+    enqueue_samples(poster, 1)                          # 4 LIB items
+    recorder = []
+
+    def spool_while_the_recorder_enqueues(path, lines):
+        lines = list(lines)
+        recorder.append(threading.Thread(target=poster.enqueue_sample, args=("vrfb", at(60), VALUES),
+                                         name="recorder"))
+        recorder[0].start()
+        recorder[0].join(0.3)                           # it waits for the spool and the journal
+        write_atomically(path, lines)
+
+    monkeypatch.setattr(poster_module, "write_atomically", spool_while_the_recorder_enqueues)
+    assert poster.shutdown(timeout_s=0.2) == 4
+    recorder[0].join(5)
+    monkeypatch.undo()
+    again = posters(cfg, clock, make_sd(source="manual"))
+    assert sorted((i.plant_id, i.metric) for i in again.queued()) == sorted(
+        [("lib", m) for m in ("soc", "p", "q", "v")] + [("vrfb", m) for m in ("soc", "p", "q", "v")])
+
+
 def test_shutdown_with_an_empty_queue_writes_no_spool(sim, tmp_path, posters):
     cfg = make_cfg(tmp_path, sim.url)
     poster = posters(cfg, RealClock(TZ), make_sd())
