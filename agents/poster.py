@@ -46,26 +46,13 @@ from typing import Mapping
 from core.config import METRICS, AppConfig
 from core.episodes import Episodes
 from agents.post_journal import SPOOL_NAME, PostJournal, take_spool, write_atomically
-from core.post_queue import PostItem, PostQueue
+from core.post_queue import PostItem, PostQueue, metric_values
 from core.timeutil import format_local_iso, parse_iso
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
 
 log = logging.getLogger("hil.poster")
 
 SHUTDOWN_MIN_REQUEST_S = 0.05   # in the last drain, no request starts with less time than this left
-
-
-def metric_values(values: Mapping[str, float], plant_cfg) -> dict[str, float | None]:
-    """The four posted metrics of a sample in API units (kWh, W, var, V); None when unavailable."""
-    def scaled(column: str, factor: float) -> float | None:
-        value = values.get(column)
-        if value is None:
-            return None
-        out = float(value) * factor
-        return out if math.isfinite(out) else None
-    model = plant_cfg.model
-    return {"soc": scaled("soc_pu", model.capacity_kwh), "p": scaled("p_poi_kw", 1000.0),
-            "q": scaled("q_poi_kvar", 1000.0), "v": scaled("v_poi_pu", model.poi_voltage_v)}
 
 
 class Poster:
@@ -307,18 +294,15 @@ class Poster:
                     if deadline is None and (self.stop_event.is_set() or self._closed):
                         return False
                     mono = self.clock.monotonic()
-                    timeout_s = None   # the client's request_timeout_s
-                    if deadline is not None:
-                        if deadline - mono <= SHUTDOWN_MIN_REQUEST_S:
-                            return False
-                        timeout_s = min(self.request_timeout_s, deadline - mono)
+                    if deadline is not None and deadline - mono <= SHUTDOWN_MIN_REQUEST_S:
+                        return False
                     with self._qlock:
                         batch = self._queue.batch(sid) if deadline is not None or self._queue.due(sid, mono) else []
                     if not batch:
                         continue
                     if self.registry is not None:
                         self.registry.beat(self.thread_name)
-                    if not self._post(sid, batch, timeout_s):
+                    if not self._post(sid, batch, deadline):
                         return False  # API trouble: one failed request per step at most
                     progressed = True
                 if deadline is None:
@@ -331,10 +315,16 @@ class Poster:
             self._idle.set()
             self._api_lock.release()
 
-    def _post(self, series_id: int, batch: list[PostItem], timeout_s: float | None = None) -> bool:
-        """POST one batch (`timeout_s`: bound of this request, None for the configured one); True
-        when it left the queue (posted or rejected), False on a retryable failure (the items stay
-        at the head, the series backs off)."""
+    def _post(self, series_id: int, batch: list[PostItem], deadline: float | None = None) -> bool:
+        """POST one batch, bounded by the configured request timeout or by what is left of the last
+        drain's `deadline` (also for the halves of a rejected batch); True when it left the queue
+        (posted or rejected), False on a retryable failure or no time left (the items stay at the
+        head, the series backs off)."""
+        timeout_s = None   # the client's request_timeout_s
+        if deadline is not None:
+            if (left_s := deadline - self.clock.monotonic()) <= SHUTDOWN_MIN_REQUEST_S:
+                return False   # the last drain is over: the items stay queued (and are spooled)
+            timeout_s = min(self.request_timeout_s, left_s)
         with self._qlock:
             attempt = self._queue.attempt(series_id)
         newest = batch[-1]
@@ -350,7 +340,7 @@ class Poster:
                 return False
             halves = PostQueue.split(batch)
             if halves:
-                return all(self._post(series_id, half, timeout_s) for half in halves)
+                return all(self._post(series_id, half, deadline) for half in halves)
             self._rejected(batch[0], attempt, exc)
             return True
         self._resume_after_pause()

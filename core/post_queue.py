@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from core.episodes import Backoff, Throttle
 from core.timeutil import format_utc
@@ -227,3 +227,16 @@ class PostQueue:
         self._count_by_plant[item.plant_id] -= 1
         self.ops.append(("done", item.series_id, 1))
         return item
+
+
+def metric_values(values: Mapping[str, float], plant_cfg) -> dict[str, float | None]:
+    """The four posted metrics of a sample in API units (kWh, W, var, V); None when unavailable."""
+    def scaled(column: str, factor: float) -> float | None:
+        value = values.get(column)
+        if value is None:
+            return None
+        out = float(value) * factor
+        return out if math.isfinite(out) else None
+    model = plant_cfg.model
+    return {"soc": scaled("soc_pu", model.capacity_kwh), "p": scaled("p_poi_kw", 1000.0),
+            "q": scaled("q_poi_kvar", 1000.0), "v": scaled("v_poi_pu", model.poi_voltage_v)}

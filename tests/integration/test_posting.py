@@ -390,6 +390,21 @@ def test_an_item_enqueued_while_the_spool_is_written_is_kept_for_the_next_start(
         [("lib", m) for m in ("soc", "p", "q", "v")] + [("vrfb", m) for m in ("soc", "p", "q", "v")])
 
 
+def test_the_last_drain_keeps_its_bound_while_it_splits_a_rejected_batch(sim, tmp_path, posters):
+    """A slow API that rejects every batch (HTTP 400, 0.4 s each) at shutdown: the halves of a
+    rejected batch count against the 2 s of the last drain too; what is left is spooled."""
+    cfg = make_cfg(tmp_path, sim.url, request_timeout_s=5.0)
+    sd = make_sd()
+    poster = posters(cfg, RealClock(TZ), sd)
+    enqueue_samples(poster, 16)                           # 64 LIB items: 4 series of 16
+    sim.set_delay(MEAS, 0.4)
+    sim.fail_next(MEAS, 400, count=200)
+    t0 = time.perf_counter()
+    spooled = poster.shutdown(timeout_s=2.0)
+    assert time.perf_counter() - t0 < 3.0
+    assert spooled > 0 and spooled + sd["measurement_post_counters"]["lib"]["rejected"] == 64   # none lost
+
+
 def test_shutdown_with_an_empty_queue_writes_no_spool(sim, tmp_path, posters):
     cfg = make_cfg(tmp_path, sim.url)
     poster = posters(cfg, RealClock(TZ), make_sd())
