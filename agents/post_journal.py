@@ -35,7 +35,8 @@ SPOOL_NAME = "pending_posts.jsonl"
 
 
 def write_atomically(path: Path, lines: Iterable[str]) -> None:
-    """Replace `path` with these lines (temporary file, fsync, rename). Raises OSError."""
+    """Replace `path` with these lines (temporary file, fsync, rename, fsync of the folder: the new
+    name survives a power cut too). Raises OSError."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -43,10 +44,21 @@ def write_atomically(path: Path, lines: Iterable[str]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    fsync_folder(path.parent)
 
 
-def take_spool(path: Path) -> list[dict | None]:
-    """The spool file's lines as decoded JSON (None for a line that is not JSON); deletes the file.
+def fsync_folder(folder: Path) -> None:
+    """Make the folder's entries (a new or renamed file) durable. Raises OSError."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_spool(path: Path) -> list[dict | None]:
+    """The spool file's lines as decoded JSON (None for a line that is not JSON); the caller deletes
+    the file (`drop_spool`) once they are journaled, so a crash in between loses nothing.
 
     [] when there is no file or it cannot be read (logged)."""
     try:
@@ -63,11 +75,14 @@ def take_spool(path: Path) -> list[dict | None]:
                 objs.append(json.loads(raw))
             except ValueError:
                 objs.append(None)
+    return objs
+
+
+def drop_spool(path: Path) -> None:
     try:
-        path.unlink()
+        path.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("Cannot delete %s: %s", path, exc)
-    return objs
 
 
 def replay_lines(lines: Iterable[str]) -> tuple[dict[int, deque[dict]], int]:
@@ -153,14 +168,22 @@ class PostJournal:
         with self._lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                created = not self.path.exists()
                 with open(self.path, "a", encoding="utf-8") as fh:
                     fh.write("".join(line + "\n" for line in lines))
                     fh.flush()
                     os.fsync(fh.fileno())
+                if created:   # the new file's name, too, must survive a power cut
+                    fsync_folder(self.path.parent)
                 self.lines_since_rewrite += len(lines)
                 self._recovered()
             except OSError as exc:
                 self._failed(exc)
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last write failed (what is queued since lives in memory only)."""
+        return self._failing.active("io")
 
     def _failed(self, exc: OSError) -> None:
         if self._failing.begin("io", self._monotonic()):

@@ -45,7 +45,7 @@ from typing import Mapping
 
 from core.config import METRICS, AppConfig
 from core.episodes import Episodes
-from agents.post_journal import SPOOL_NAME, PostJournal, take_spool, write_atomically
+from agents.post_journal import SPOOL_NAME, PostJournal, drop_spool, read_spool, write_atomically
 from core.post_queue import PostItem, PostQueue, metric_values
 from core.timeutil import format_local_iso, parse_iso
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
@@ -422,12 +422,15 @@ class Poster:
         return len(items)
 
     def _load_spool(self) -> None:
-        objs = take_spool(self.spool_path)
+        """The spool's items queued (and journaled) ahead of new ones; the file is deleted after."""
+        objs = read_spool(self.spool_path)
         entries = [entry for entry in map(self._parse_entry, objs) if entry is not None]
         if len(entries) < len(objs):
             log.warning("%s: skipped %d bad line(s)", self.spool_path.name, len(objs) - len(entries))
         if entries:
             self._add_reloaded(entries)
+        if objs and not self.journal.failing:   # kept while its items are in memory only
+            drop_spool(self.spool_path)
         if objs:
             log.info("Loaded %d unsent measurement post(s) from %s", len(entries), self.spool_path.name)
 

@@ -405,6 +405,23 @@ def test_the_last_drain_keeps_its_bound_while_it_splits_a_rejected_batch(sim, tm
     assert spooled > 0 and spooled + sd["measurement_post_counters"]["lib"]["rejected"] == 64   # none lost
 
 
+def test_the_spool_is_deleted_only_once_its_items_are_journaled(sim, tmp_path, posters):
+    """At start the spool's items go into the journal before the file is deleted: with the journal
+    unwritable (here a folder in its place) the spool stays for the next start, which takes it."""
+    cfg = make_cfg(tmp_path, sim.url)
+    poster = posters(cfg, FakeClock(START), make_sd(source="manual"))
+    enqueue_samples(poster, 2)
+    assert poster.shutdown(timeout_s=0.2) == 8
+    spool, journal = tmp_path / "data" / "pending_posts.jsonl", tmp_path / "data" / "post_journal.jsonl"
+    journal.mkdir()
+    held = posters(cfg, FakeClock(START), make_sd(source="manual"))
+    assert held.pending_count() == 8 and spool.exists()
+    journal.rmdir()
+    again = posters(cfg, FakeClock(START), make_sd(source="manual"))
+    assert again.pending_count() == 8 and not spool.exists()
+    assert len(journal.read_text().splitlines()) == 8
+
+
 def test_shutdown_with_an_empty_queue_writes_no_spool(sim, tmp_path, posters):
     cfg = make_cfg(tmp_path, sim.url)
     poster = posters(cfg, RealClock(TZ), make_sd())
