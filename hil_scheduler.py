@@ -411,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
                       overrides=overrides)
     from logger_config import setup_logging
     shared_data = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode, frames=False)
-    handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, shared_data)
-    app = HilApp(cfg, options=options, shared_data=shared_data)
+    clock = RealClock(cfg.tz)
+    handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, shared_data, clock=clock)
+    app = HilApp(cfg, clock=clock, options=options, shared_data=shared_data)
     signals_seen, requested, second = _catch_shutdown_signals()
     dash_url = f"http://{cfg.dashboard.host}:{cfg.dashboard.port}" if options.dashboard else "off"
     log.info("HIL Scheduler starting: source=%s transport=%s dashboard=%s", cfg.startup.schedule_source,

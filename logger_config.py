@@ -54,7 +54,23 @@ def log_file_name(day: date) -> str:
 
 
 def _local_time(record: logging.LogRecord, tz: tzinfo) -> datetime:
-    return datetime.fromtimestamp(record.created, tz)
+    """The record's time in `tz`: the app clock's (`ClockStamp`) when set up with one, else the system's."""
+    stamped = getattr(record, "hil_time", None)
+    return stamped.astimezone(tz) if stamped is not None else datetime.fromtimestamp(record.created, tz)
+
+
+class ClockStamp(logging.Filter):
+    """Stamps each record once with the injected clock's time (components §0.5: one clock), so the
+    log line, the daily file and the Logs tab's day follow the same clock as the agents."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "hil_time", None) is None:
+            record.hil_time = self.clock.now()
+        return True
 
 
 def _parse_level(level: str | int) -> int:
@@ -275,14 +291,15 @@ class LoggingHandles:
 
 def setup_logging(level: str, log_dir: Path, tz: tzinfo, shared_data: dict,
                   stream: TextIO | None = None,
-                  secret_provider: Callable[[], str | None] | None = None) -> LoggingHandles:
+                  secret_provider: Callable[[], str | None] | None = None, clock=None) -> LoggingHandles:
     """Configure the root logger: level, stderr, daily file, ring, redaction, library levels.
 
     `stream` defaults to `sys.stderr` at call time. `secret_provider()` returns the current API
     password or None; the default reads `shared_data.get("api_password")` without the lock (a
     reference read). `shared_data` must hold `lock`; `log_lock` (an RLock) and `session_logs` are
     created when missing, and an existing `session_logs` keeps its last 1000 entries.
-    Handlers from an earlier call that was not closed are replaced, never duplicated.
+    Handlers from an earlier call that was not closed are replaced, never duplicated. With `clock`
+    (the app's), a record's time is the clock's, not the system's.
     Raises ValueError for an unknown level name and OSError when `log_dir` cannot be created.
     """
     numeric_level = _parse_level(level)
@@ -304,7 +321,10 @@ def setup_logging(level: str, log_dir: Path, tz: tzinfo, shared_data: dict,
     stream_handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     file_handler = DailyFileHandler(log_dir, tz, shared_data)
     ring_handler = RingHandler(tz, shared_data)
+    stamp = ClockStamp(clock) if clock is not None else None
     for handler in (stream_handler, file_handler, ring_handler):
+        if stamp is not None:
+            handler.addFilter(stamp)
         handler.setFormatter(formatter)
         handler.addFilter(redaction)
         handler._hil_logging = True

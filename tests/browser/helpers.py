@@ -75,7 +75,7 @@ def start_app(cfg, with_logging: bool = False, clock=None):
     handles = None
     if with_logging:
         from logger_config import setup_logging
-        handles = setup_logging("INFO", cfg.general.log_dir, cfg.tz, app.sd, stream=io.StringIO())
+        handles = setup_logging("INFO", cfg.general.log_dir, cfg.tz, app.sd, stream=io.StringIO(), clock=app.clock)
     app.start()
     app.log_handles = handles
     return app

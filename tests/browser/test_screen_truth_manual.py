@@ -9,6 +9,7 @@ tests/unit/test_manual_messages.py. Screenshots of the fixed states at 1400×100
 """
 from __future__ import annotations
 
+import logging
 import re
 import time
 from datetime import datetime, timedelta, timezone
@@ -243,6 +244,9 @@ def test_logs_label_follows_the_selection(env):
     _shots(page, "logs_old_file_label", "log-file-label")
     page.js("dash_clientside.set_props('log-select', {value: 'live'});")
     page.wait_text("log-file-label", f"Log file: {live_path}", exact=True)
+    # the app's clock is not the machine's here: a line logged now is on the app's today
+    logging.getLogger("hil.test").warning("a line of the app's today")
+    page.wait_text("log-panel", "a line of the app's today")
 
 
 # ------------------------------------------------------------------------------------------ (5)
