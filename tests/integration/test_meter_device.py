@@ -140,6 +140,14 @@ def test_sampler_reads_poi_from_the_meter_and_survives_the_meter_down(app, caplo
     assert api_state(app)["plants"]["vrfb"]["meter_link_status"] == "ok"
     assert api_state(app)["plants"]["lib"]["meter_link_status"] is None   # LIB has no meter
 
+    def recorded_meter_p() -> bool:   # a row with the meter's P written or pending (the file may lag)
+        with app.sd["lock"]:
+            pending = [r for rows in app.sd["pending_rows_by_file"].values() for r in rows]
+        written = [r for f in app.cfg.data_dir.glob("*_vrfb.csv") for r in read_rows(f, app.cfg.tz)[0]]
+        return any(dict(zip(VALUE_COLUMNS, r.values))["p_poi_kw"] == pytest.approx(P_KW, abs=0.1)
+                   for r in pending + written)
+
+    wait_for(recorded_meter_p, 10, message="a recorded row with the meter's P")
     down_at = app.clock.now()
     app.emulator.set_meter_power("vrfb", False)
     wait_for(lambda: api_state(app)["plants"]["vrfb"]["meter_link_status"] == "connect_failed", 10,
@@ -173,4 +181,5 @@ def test_sampler_reads_poi_from_the_meter_and_survives_the_meter_down(app, caplo
     assert partial_rows, "no row with empty POI cells and a recorded battery power"
     assert all(by_col(r)["v_poi_pu"] is None and by_col(r)["p_setpoint_kw"] == pytest.approx(P_KW)
                for r in partial_rows)
-    assert any(by_col(r)["p_poi_kw"] == pytest.approx(P_KW, abs=0.1) for r in rows if elapsed_s(down_at, r.ts) < 0)
+    assert any(by_col(r)["p_poi_kw"] == pytest.approx(P_KW, abs=0.1) for r in rows if elapsed_s(down_at, r.ts) < 0), (
+        down_at, [(r.ts.isoformat(), by_col(r)["p_poi_kw"]) for r in rows])
