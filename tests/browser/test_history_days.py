@@ -25,6 +25,8 @@ def test_a_day_recorded_after_the_page_opened_is_listed_and_chosen(env, page):
     assert _chosen_day(page) == "No recorded days"
     app.set_recording("lib", True)
     wait_for(lambda: api_state(app)["plants"]["lib"].get("recording_file"), 10, message="LIB recording")
+    name = api_state(app)["plants"]["lib"]["recording_file"]
+    wait_for(lambda: (app.cfg.data_dir / name).exists(), 15, message="its first rows written")
 
     def check():   # again on the new day when a local midnight falls inside
         today = app.clock.now().date().isoformat()
