@@ -6,7 +6,8 @@ tab body is greyed, instead of frozen values that still look live.
 interval a client-side callback (no request of its own) compares it with the browser's clock:
 no answer for `lost_after_ms` shows the banner. A tab that sends no periodic request (History)
 is kept honest by a `/healthz` probe whenever the page has neither asked nor heard anything for
-two ticks. The banner goes away with the next answer.
+two ticks. The banner goes away with the next answer. When the page's own ticks stopped (a
+background tab's timers are throttled), the silence is counted from their return, not judged.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ function(n, intervalMs) {
     const c = window.hilContact;
     if (!c) { return window.dash_clientside.no_update; }
     const now = Date.now(), lostAfter = Math.max(%d, %d * intervalMs);
+    if (c.lastTick && now - c.lastTick > 3 * intervalMs) { c.resumedAt = now; }   // the page itself slept
+    c.lastTick = now;                                    // (a background tab, a held interval): no verdict yet
     if (!c.probing && now - c.lastOk > 2 * intervalMs && now - c.lastAsked > 2 * intervalMs) {
         c.probing = true;
         const ctrl = new AbortController(), timer = setTimeout(function () { ctrl.abort(); }, lostAfter);
@@ -28,7 +31,7 @@ function(n, intervalMs) {
             .then(function () { c.lastOk = Date.now(); }, function () {})
             .finally(function () { clearTimeout(timer); c.probing = false; });
     }
-    const lost = now - c.lastOk > lostAfter;
+    const lost = now - Math.max(c.lastOk, c.resumedAt || 0) > lostAfter;
     document.body.classList.toggle("hil-contact-lost", lost);
     if (!lost) { return ["", "contact-banner"]; }
     const s = Math.round((now - c.lastOk) / 1000);

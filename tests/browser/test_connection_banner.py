@@ -77,3 +77,19 @@ def test_a_tab_without_periodic_requests_is_kept_honest_by_the_probe(env):
     finally:
         _cut(page, False)
     wait_for(lambda: not _banner(page)[0], 10, message="the banner gone on History")
+
+
+def test_a_page_whose_own_ticks_paused_is_not_called_cut_off(env):
+    """A page's timers can stop while the program is fine (a background tab is throttled): when
+    they come back, the silence is counted from then, so no false banner flashes up."""
+    page = env.page_at("wide")
+    page.open(env.app.dashboard.url)
+    page.wait_text("values-lib", "P set ", timeout=15)
+    page.js("dash_clientside.set_props('tick', {disabled: true});")
+    time.sleep(LOST_S + 2)
+    page.js("dash_clientside.set_props('tick', {disabled: false});")
+    seen = []
+    for _ in range(20):
+        seen.append(_banner(page)[0])
+        time.sleep(0.15)
+    assert not any(seen), "a banner after the page's own pause"
