@@ -149,7 +149,7 @@ class Coordinator:
         (`until_stop_all`) a Stop All is queued (False)."""
         deadline = self.clock.monotonic() + bound_s
         while not all(c.done.is_set() for c in cmds):
-            if until_stop_all and self._stop_all_requested.is_set() or self.intake.shutting_down:
+            if (until_stop_all and self._stop_all_requested.is_set()) or self.intake.shutting_down:
                 return False
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
