@@ -95,6 +95,7 @@ class DataFetcher:
         self._last_ok_mono: dict[str, float | None] = {w: None for w in WINDOWS}
         self._next_pass_mono: float | None = None   # None: a pass is due at once
         self._auth_backoff = Backoff(AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S)
+        self._auth_failed_last = False   # the last pass ended on an authentication failure
         self._problems = Episodes()   # problem texts of the last pass that had any (logged once)
 
     # ---------------------------------------------------------------- called from other threads
@@ -127,7 +128,7 @@ class DataFetcher:
         fetch_now = self._fetch_now.is_set()
         due = (self._next_pass_mono is None or self.clock.monotonic() >= self._next_pass_mono
                or fetch_now or password != self._password
-               or (self._auth_backoff.failures > 0 and self.api.logged_in))   # the poster logged in meanwhile
+               or (self._auth_failed_last and self.api.logged_in))   # the poster logged in meanwhile: once
         if due:
             self._fetch_now.clear()
             wait_s = min(ERROR_RETRY_S, self.period_s)   # kept if the pass raises unexpectedly
@@ -147,6 +148,7 @@ class DataFetcher:
     def _run_pass(self, now: datetime, password: str | None, fetch_now: bool) -> float:
         """One pass (module docstring, steps 3-6; `step()` did the rollover); returns the seconds
         until the next pass."""
+        self._auth_failed_last = False
         if self._follow_password(password):
             fetch_now = True
         if password is None:
@@ -204,6 +206,7 @@ class DataFetcher:
     def _auth_failed(self, exc: AuthenticationError, now: datetime, problems: list[str]) -> float:
         """End the pass after an authentication failure; returns the backoff before the next one."""
         self.api.drop_token()
+        self._auth_failed_last = True
         backoff_s = self._auth_backoff.failure()
         if exc.rejected and exc.retry_after_s is not None:   # the process-wide login backoff rules
             backoff_s = exc.retry_after_s

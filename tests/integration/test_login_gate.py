@@ -156,3 +156,33 @@ def test_the_fetcher_clears_its_auth_error_within_a_second_of_a_login_the_poster
     finally:
         fetcher.close()
         poster.close()
+
+
+def test_a_login_of_the_poster_brings_one_fetcher_pass_not_one_a_second(sim, tmp_path):
+    """After its auth failure the fetcher runs one pass on the poster's login; when that pass meets
+    a server error, the next one waits for the retry time (no pass a second while logged in)."""
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES})
+    clock = FakeClock(START)
+    sd = make_sd()
+    gate = LoginGate(clock)
+    stop = threading.Event()
+    fetcher = DataFetcher(cfg, clock, sd, ScheduleStore(sd, TZ), stop, login_gate=gate)
+    poster = Poster(cfg, clock, sd, stop, login_gate=gate)
+    try:
+        sim.fail_next("/market_products", 401, count=2)
+        fetcher.step()
+        assert sd["data_fetcher_status"]["error"].startswith("Authentication failed")
+        poster.enqueue_sample("lib", clock.now(), VALUES)
+        poster.step()
+        sim.fail_next("/market_products", 503, count=50)
+        clock.advance(1)
+        fetcher.step()
+        calls = sim.calls["/market_products"]
+        assert "503" in sd["data_fetcher_status"]["error"]
+        for _ in range(5):
+            clock.advance(1)
+            fetcher.step()
+        assert sim.calls["/market_products"] == calls
+    finally:
+        fetcher.close()
+        poster.close()
