@@ -36,47 +36,59 @@ def run_hour(cfg, sd, clock, fetcher, poster, until_s=HOUR_S):
         clock.advance(1)
 
 
-def test_a_wrong_password_for_an_hour_sends_at_most_8_logins_and_keeps_every_item(sim, tmp_path, caplog):
+@pytest.fixture
+def on_one_gate():
+    """`make(cfg, password)`: (clock, shared data, fetcher, poster) on one leaping clock, sharing one
+    `LoginGate` like the director's; both agents closed at teardown."""
+    made = []
+
+    def make(cfg, password=PASSWORD):
+        clock = FakeClock(START)
+        sd = make_sd(password=password)
+        gate, stop = LoginGate(clock), threading.Event()
+        fetcher = DataFetcher(cfg, clock, sd, ScheduleStore(sd, TZ), stop, login_gate=gate)
+        poster = Poster(cfg, clock, sd, stop, login_gate=gate)
+        made.extend((fetcher, poster))
+        return clock, sd, fetcher, poster
+
+    yield make
+    for agent in made:
+        agent.close()
+
+
+def test_a_wrong_password_for_an_hour_sends_at_most_8_logins_and_keeps_every_item(sim, tmp_path, caplog,
+                                                                                  on_one_gate):
     caplog.set_level(logging.INFO)
     cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES},
                    measurement_post_retry_initial_s=1.0, measurement_post_retry_max_s=4.0,
                    measurement_post_queue_maxlen=8000)
-    clock = FakeClock(START)
-    sd = make_sd(password="not-the-password")
-    gate = LoginGate(clock)
-    stop = threading.Event()
-    fetcher = DataFetcher(cfg, clock, sd, ScheduleStore(sd, TZ), stop, login_gate=gate)
-    poster = Poster(cfg, clock, sd, stop, login_gate=gate)
-    try:
-        run_hour(cfg, sd, clock, fetcher, poster)
+    clock, sd, fetcher, poster = on_one_gate(cfg, password="not-the-password")
+    run_hour(cfg, sd, clock, fetcher, poster)
 
-        print(f"logins sent in the hour: {sim.calls['/login']}")
-        assert 1 <= sim.calls["/login"] <= 8, sim.calls["/login"]
-        assert sim.calls["/measurements"] == 0 and sim.logins == 0
-        samples = HOUR_S // POST_WINDOW_S
-        assert poster.pending_count() == samples * 8          # 2 plants x 4 series, nothing dropped
-        poster_warnings = [r for r in caplog.records if r.name == "hil.poster" and r.levelno >= logging.WARNING]
-        assert len(poster_warnings) <= 2, [r.getMessage() for r in poster_warnings]
-        assert "password rejected" in sd["data_fetcher_status"]["error"]
-        assert not any(PASSWORD in r.getMessage() or "not-the-password" in r.getMessage()
-                       for r in caplog.records)
+    print(f"logins sent in the hour: {sim.calls['/login']}")
+    assert 1 <= sim.calls["/login"] <= 8, sim.calls["/login"]
+    assert sim.calls["/measurements"] == 0 and sim.logins == 0
+    samples = HOUR_S // POST_WINDOW_S
+    assert poster.pending_count() == samples * 8          # 2 plants x 4 series, nothing dropped
+    poster_warnings = [r for r in caplog.records if r.name == "hil.poster" and r.levelno >= logging.WARNING]
+    assert len(poster_warnings) <= 2, [r.getMessage() for r in poster_warnings]
+    assert "password rejected" in sd["data_fetcher_status"]["error"]
+    assert not any(PASSWORD in r.getMessage() or "not-the-password" in r.getMessage()
+                   for r in caplog.records)
 
-        with sd["lock"]:
-            sd["api_password"] = PASSWORD                   # the operator's Connect
-        fetcher.wake()
-        for _ in range(30):
-            fetcher.step()
-            poster.step()
-            clock.advance(1)
-        assert poster.pending_count() == 0
-        assert len(sim.measurements(LIB_SERIES["p"])) == samples
-        resumed = [r.getMessage() for r in caplog.records
-                   if r.name == "hil.poster" and "resumed" in r.getMessage()]
-        assert len(resumed) == 1 and r"paused for a refused password" in resumed[0]
-        assert sd["data_fetcher_status"]["connected"] is True
-    finally:
-        fetcher.close()
-        poster.close()
+    with sd["lock"]:
+        sd["api_password"] = PASSWORD                   # the operator's Connect
+    fetcher.wake()
+    for _ in range(30):
+        fetcher.step()
+        poster.step()
+        clock.advance(1)
+    assert poster.pending_count() == 0
+    assert len(sim.measurements(LIB_SERIES["p"])) == samples
+    resumed = [r.getMessage() for r in caplog.records
+               if r.name == "hil.poster" and "resumed" in r.getMessage()]
+    assert len(resumed) == 1 and r"paused for a refused password" in resumed[0]
+    assert sd["data_fetcher_status"]["connected"] is True
 
 
 def test_concurrent_callers_wait_for_the_one_login_in_flight(sim):
@@ -130,59 +142,41 @@ def test_a_new_password_is_tried_at_once_while_the_old_one_is_held_back(sim):
         api.close()
 
 
-def test_the_fetcher_clears_its_auth_error_within_a_second_of_a_login_the_poster_made(sim, tmp_path):
+def test_the_fetcher_clears_its_auth_error_within_a_second_of_a_login_the_poster_made(sim, tmp_path, on_one_gate):
     """The fetcher's pass fails authentication (401 on the market call, again after a fresh login):
     it backs off 30 s. The poster logs in 5 s later on the shared gate: at its next step (at least
     once a second) the fetcher runs a pass, so the screen stops saying "Authentication failed"
     then, not when its own backoff ends."""
     cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES})
-    clock = FakeClock(START)
-    sd = make_sd()
-    gate = LoginGate(clock)
-    stop = threading.Event()
-    fetcher = DataFetcher(cfg, clock, sd, ScheduleStore(sd, TZ), stop, login_gate=gate)
-    poster = Poster(cfg, clock, sd, stop, login_gate=gate)
-    try:
-        sim.fail_next("/market_products", 401, count=2)
-        fetcher.step()
-        assert sd["data_fetcher_status"]["error"].startswith("Authentication failed")
-        assert fetcher.seconds_to_next_pass() == pytest.approx(30.0)
-        clock.advance(5)
-        poster.enqueue_sample("lib", clock.now(), VALUES)
-        poster.step()
-        assert sim.calls["/measurements"] >= 1 and poster.pending_count() == 0
-        fetcher.step()
-        assert sd["data_fetcher_status"]["connected"] is True and sd["data_fetcher_status"]["error"] is None
-    finally:
-        fetcher.close()
-        poster.close()
+    clock, sd, fetcher, poster = on_one_gate(cfg)
+    sim.fail_next("/market_products", 401, count=2)
+    fetcher.step()
+    assert sd["data_fetcher_status"]["error"].startswith("Authentication failed")
+    assert fetcher.seconds_to_next_pass() == pytest.approx(30.0)
+    clock.advance(5)
+    poster.enqueue_sample("lib", clock.now(), VALUES)
+    poster.step()
+    assert sim.calls["/measurements"] >= 1 and poster.pending_count() == 0
+    fetcher.step()
+    assert sd["data_fetcher_status"]["connected"] is True and sd["data_fetcher_status"]["error"] is None
 
 
-def test_a_login_of_the_poster_brings_one_fetcher_pass_not_one_a_second(sim, tmp_path):
+def test_a_login_of_the_poster_brings_one_fetcher_pass_not_one_a_second(sim, tmp_path, on_one_gate):
     """After its auth failure the fetcher runs one pass on the poster's login; when that pass meets
     a server error, the next one waits for the retry time (no pass a second while logged in)."""
     cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES})
-    clock = FakeClock(START)
-    sd = make_sd()
-    gate = LoginGate(clock)
-    stop = threading.Event()
-    fetcher = DataFetcher(cfg, clock, sd, ScheduleStore(sd, TZ), stop, login_gate=gate)
-    poster = Poster(cfg, clock, sd, stop, login_gate=gate)
-    try:
-        sim.fail_next("/market_products", 401, count=2)
-        fetcher.step()
-        assert sd["data_fetcher_status"]["error"].startswith("Authentication failed")
-        poster.enqueue_sample("lib", clock.now(), VALUES)
-        poster.step()
-        sim.fail_next("/market_products", 503, count=50)
+    clock, sd, fetcher, poster = on_one_gate(cfg)
+    sim.fail_next("/market_products", 401, count=2)
+    fetcher.step()
+    assert sd["data_fetcher_status"]["error"].startswith("Authentication failed")
+    poster.enqueue_sample("lib", clock.now(), VALUES)
+    poster.step()
+    sim.fail_next("/market_products", 503, count=50)
+    clock.advance(1)
+    fetcher.step()
+    calls = sim.calls["/market_products"]
+    assert "503" in sd["data_fetcher_status"]["error"]
+    for _ in range(5):
         clock.advance(1)
         fetcher.step()
-        calls = sim.calls["/market_products"]
-        assert "503" in sd["data_fetcher_status"]["error"]
-        for _ in range(5):
-            clock.advance(1)
-            fetcher.step()
-        assert sim.calls["/market_products"] == calls
-    finally:
-        fetcher.close()
-        poster.close()
+    assert sim.calls["/market_products"] == calls
