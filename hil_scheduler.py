@@ -270,6 +270,7 @@ class HilApp:
         """Owner of `api_password` (memory only): the dashboard's Connect/Disconnect and the director."""
         with self.sd["lock"]:
             self.sd["api_password"] = password or None
+        self.measurement.follow_posting_gate()
         fetcher = getattr(self, "fetcher", None)
         if fetcher is not None:
             fetcher.wake()

@@ -50,7 +50,7 @@ class Coordinator:
         self.wake_event = threading.Event()
         self.intake = None          # set by the director (safe stops go through intake)
         self.controllers: dict = {}
-        self.recorder = None        # set_recording(plant, on) provider
+        self.recorder = None        # set_recording(plant, on), wake(), follow_posting_gate() provider
         self._queue: collections.deque[Command] = collections.deque()
         self._lock = threading.Lock()
         self._running: Command | None = None
@@ -178,6 +178,7 @@ class Coordinator:
             results = self._safe_stop_for_switch()
             with self.sd["lock"]:
                 self.sd["active_schedule_source"] = target
+            self.recorder.follow_posting_gate()
             self.scheduler_wake.set()
             text = f"Schedule source switched to {target.upper()} ({self._names_payload(results)})"
             log.info(text)

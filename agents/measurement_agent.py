@@ -250,6 +250,7 @@ class MeasurementAgent:
       `agents.base.run_loop` in its own thread.
     - `set_recording(plant_id, on)`: recording flag owner entry point; any thread, no file I/O.
     - `wake()`: wakes every part (e.g. after a transport switch).
+    - `follow_posting_gate()`: after the source or the API password changed (any thread, no I/O).
     - `close_recording_and_flush(timeout_s)`: shutdown step 3 (trailing null rows, forced flush);
       True when every pending row reached its file.
     - `shutdown_poster(timeout_s)`: shutdown step 4 (one last drain, then the spool file).
@@ -286,6 +287,9 @@ class MeasurementAgent:
             sampler.wake_event.set()
         self.recorder.wake_event.set()
         self.poster.wake_event.set()
+
+    def follow_posting_gate(self) -> None:
+        self.poster.follow_gate()
 
     def close_recording_and_flush(self, timeout_s: float = 5.0) -> bool:
         return self.recorder.close_and_flush(timeout_s)

@@ -28,7 +28,7 @@ Shutdown (`shutdown()`): one last drain bounded by its timeout, then every remai
 emptied. The constructor loads that file ahead of any new item (bad lines skipped with a WARNING)
 and deletes it. Delivery stays at least once: a crash between the two may post an item twice.
 
-Thread safety: `enqueue_sample`, `gate_open` and `refresh_status` may be called from any thread
+Thread safety: `enqueue_sample`, `gate_open`, `follow_gate`, `refresh_status`: any thread
 (`_qlock` guards every queue call; `shared_data["lock"]` is held for O(1) swaps only). Only the poster
 thread (or the director, in `shutdown`, once the poster thread is idle) uses the HTTP client. The
 poster owns `measurement_post_status` and `measurement_post_counters`.
@@ -43,11 +43,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
-from core.config import METRICS, AppConfig
+from core.config import AppConfig
 from core.episodes import Episodes
 from agents.post_journal import SPOOL_NAME, PostJournal, drop_spool, read_spool, write_atomically
-from core.post_queue import PostItem, PostQueue, metric_values
-from core.timeutil import format_local_iso, parse_iso
+from core.post_queue import Entry, PostItem, PostQueue, entry_from_json, metric_values
+from core.timeutil import format_local_iso
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
 
 log = logging.getLogger("hil.poster")
@@ -78,7 +78,8 @@ class Poster:
         self._qlock = threading.Lock()
         self._queue = PostQueue(api_cfg.measurement_post_queue_maxlen, api_cfg.measurement_post_retry_initial_s,
                                 api_cfg.measurement_post_retry_max_s, cfg.plants)
-        self._gate: bool | None = None
+        self._gate: bool | None = None      # as last noted (under `_qlock`)
+        self._gate_closed_through: int | None = None   # an on-to-off noted: discard items up to this seq
         self._paused = Episodes()           # "auth": the API refused the password (issue 12)
         self._paused_until = 0.0            # monotonic; no request before, unless the password changes
         self._paused_held = 0               # drain passes held back while paused
@@ -99,6 +100,21 @@ class Poster:
             return False
         with self.sd["lock"]:
             return self.sd["active_schedule_source"] == "api" and bool(self.sd["api_password"])
+
+    def follow_gate(self) -> None:
+        """Note the gate now (any thread; the source switch and the password call it), so an on-to-off
+        transition discards the queue even when the gate opens again before the poster thread looks
+        (during a POST, say); the items queued after it stay. Wakes the poster; no I/O."""
+        self._note_gate()
+        self.wake_event.set()
+
+    def _note_gate(self) -> bool:
+        gate = self.gate_open()
+        with self._qlock:
+            if self._gate and not gate:
+                self._gate_closed_through = self._queue.last_seq
+            self._gate = gate
+        return gate
 
     def enqueue_sample(self, plant_id: str, ts: datetime, values: Mapping[str, float]) -> int:
         """Queue the sample's metrics (recorder thread); returns the number of items queued."""
@@ -147,10 +163,11 @@ class Poster:
         """Follow the gate, drain what is due, refresh the status; seconds until the next need."""
         if self._closed:
             return 1.0
-        gate = self.gate_open()
-        if self._gate and not gate:
-            self._discard_all()
-        self._gate = gate
+        gate = self._note_gate()
+        with self._qlock:
+            through, self._gate_closed_through = self._gate_closed_through, None
+        if through is not None:
+            self._discard_through(through)
         self._report_drops()
         more = self._drain(deadline=None) if gate else False
         self.refresh_status()
@@ -216,9 +233,9 @@ class Poster:
         if dropped:
             self._report_drops()
 
-    def _discard_all(self) -> None:
+    def _discard_through(self, seq: int) -> None:
         with self._changing_queue() as queue:
-            counts = queue.clear()
+            counts = queue.clear(seq)
         for pid, count in counts.items():
             self._bump(pid, "discarded", count)
         n = sum(counts.values())
@@ -233,6 +250,12 @@ class Poster:
             n = self._queue.drop_report(mono)
         if n:
             log.warning("Measurement post queue full: dropped %d oldest item(s) since last report", n)
+
+    def _gate_changed(self) -> bool:
+        """The gate closed since the step began (noted or not yet): post no further batch."""
+        with self._qlock:
+            noted = self._gate_closed_through is not None
+        return noted or not self.gate_open()
 
     def _earliest_retry_wait(self) -> float:
         mono = self.clock.monotonic()
@@ -291,7 +314,7 @@ class Poster:
                 with self._qlock:
                     heads = self._queue.heads()
                 for sid in heads:
-                    if deadline is None and (self.stop_event.is_set() or self._closed):
+                    if deadline is None and (self.stop_event.is_set() or self._closed or self._gate_changed()):
                         return False
                     mono = self.clock.monotonic()
                     if deadline is not None and deadline - mono <= SHUTDOWN_MIN_REQUEST_S:
@@ -424,7 +447,7 @@ class Poster:
     def _load_spool(self) -> None:
         """The spool's items queued (and journaled) ahead of new ones; the file is deleted after."""
         objs = read_spool(self.spool_path)
-        entries = [entry for entry in map(self._parse_entry, objs) if entry is not None]
+        entries = [entry for entry in map(self._entry, objs) if entry is not None]
         if len(entries) < len(objs):
             log.warning("%s: skipped %d bad line(s)", self.spool_path.name, len(objs) - len(entries))
         if entries:
@@ -447,7 +470,7 @@ class Poster:
         entries, bad = [], 0
         for fifo in self.journal.replay().values():
             for obj in fifo:
-                entry = self._parse_entry(obj)
+                entry = self._entry(obj)
                 if entry is None:
                     bad += 1
                 else:
@@ -457,6 +480,9 @@ class Poster:
             log.warning("%s: skipped %d bad item(s)", self.journal.path.name, bad)
         return entries
 
+    def _entry(self, obj) -> Entry | None:
+        return entry_from_json(obj, self.cfg.plants, self.clock.now().timestamp())
+
     def _queue_recovered(self, entries: list) -> None:
         """Queue the journal's items (after the spool's), then compact the journal."""
         if entries:
@@ -465,27 +491,6 @@ class Poster:
         with self._qlock:
             self._queue.take_ops()
             self.journal.rewrite(item.to_json() for item in self._queue.items())
-
-    def _parse_entry(self, obj):
-        """A spool or journal item as a queue entry, or None when it is not a valid item."""
-        if not isinstance(obj, dict):
-            return None
-        try:
-            plant_id, metric = obj["plant"], obj["metric"]
-            series_id, value = obj["series_id"], obj["value"]
-            if plant_id not in self.cfg.plants or metric not in METRICS:
-                return None
-            if not isinstance(series_id, int) or isinstance(series_id, bool) or series_id < 1:
-                return None
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                return None
-            ts = parse_iso(obj["timestamp"], timezone.utc, naive_tz=timezone.utc).replace(microsecond=0)
-            enqueued_at = obj.get("enqueued_at")
-            if not isinstance(enqueued_at, (int, float)) or not math.isfinite(enqueued_at):
-                enqueued_at = self.clock.now().timestamp()
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None
-        return plant_id, metric, series_id, float(value), ts, float(enqueued_at)
 
 
 def _num(value: float) -> str:

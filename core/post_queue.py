@@ -21,12 +21,13 @@ import json
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from itertools import islice
 from typing import Iterable, Mapping
 
+from core.config import METRICS
 from core.episodes import Backoff, Throttle
-from core.timeutil import format_utc
+from core.timeutil import format_utc, parse_iso
 
 MAX_BATCH_ITEMS = 500
 DROP_REPORT_INTERVAL_S = 60.0
@@ -79,6 +80,7 @@ class PostQueue:
         self._total = 0
         self._count_by_plant = {pid: 0 for pid in plant_ids}
         self._seq = itertools.count(1)
+        self.last_seq = 0   # the sequence number of the newest item ever added (0: none yet)
         self._drops_unreported = 0
         self._drop_report = Throttle(DROP_REPORT_INTERVAL_S)
         self.ops: list[tuple] = []
@@ -104,6 +106,7 @@ class PostQueue:
             if series is None:
                 series = self._series[series_id] = _Series(Backoff(self.retry_initial_s, self.retry_max_s))
             item = PostItem(next(self._seq), plant_id, metric, series_id, value, ts, enqueued_at)
+            self.last_seq = item.seq
             series.items.append(item)
             self.ops.append(("item", item))
             self._total += 1
@@ -130,16 +133,25 @@ class PostQueue:
                     oldest[item.plant_id] = item.enqueued_at
         return oldest
 
-    def clear(self) -> dict[str, int]:
-        """Remove every item (the gate went off) and forget every backoff; returns the counts removed."""
-        counts = {pid: n for pid, n in self._count_by_plant.items() if n}
+    def clear(self, through_seq: int | None = None) -> dict[str, int]:
+        """Remove every item (the gate went off), or those up to `through_seq` (the gate went off
+        then, and items came after it opened again), and forget every backoff; returns the counts removed."""
+        if through_seq is None or through_seq >= self.last_seq:
+            counts = {pid: n for pid, n in self._count_by_plant.items() if n}
+            for series in self._series.values():
+                series.items.clear()
+            self._total = 0
+            self._count_by_plant = dict.fromkeys(self._count_by_plant, 0)
+            self.ops.append(("clear",))
+        else:
+            counts = {}
+            for series in self._series.values():
+                older = [item for item in series.items if item.seq <= through_seq]
+                for pid, n in (self._remove_through(older[-1]) if older else {}).items():
+                    _tally(counts, pid, n)
         for series in self._series.values():
-            series.items.clear()
             series.retry.success()
             series.next_try = 0.0
-        self._total = 0
-        self._count_by_plant = dict.fromkeys(self._count_by_plant, 0)
-        self.ops.append(("clear",))
         return counts
 
     def drop_report(self, now: float) -> int:
@@ -227,6 +239,30 @@ class PostQueue:
         self._count_by_plant[item.plant_id] -= 1
         self.ops.append(("done", item.series_id, 1))
         return item
+
+
+def entry_from_json(obj, plant_ids: Iterable[str], now_epoch: float) -> Entry | None:
+    """A spool or journal line's object (`PostItem.to_json`) as a queue entry, or None when it is
+    not a valid item (unknown plant or metric, bad series id, non-finite value, bad timestamp); a
+    missing or bad `enqueued_at` becomes `now_epoch`."""
+    if not isinstance(obj, dict):
+        return None
+    try:
+        plant_id, metric = obj["plant"], obj["metric"]
+        series_id, value = obj["series_id"], obj["value"]
+        if plant_id not in plant_ids or metric not in METRICS:
+            return None
+        if not isinstance(series_id, int) or isinstance(series_id, bool) or series_id < 1:
+            return None
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            return None
+        ts = parse_iso(obj["timestamp"], timezone.utc, naive_tz=timezone.utc).replace(microsecond=0)
+        enqueued_at = obj.get("enqueued_at")
+        if not isinstance(enqueued_at, (int, float)) or not math.isfinite(enqueued_at):
+            enqueued_at = now_epoch
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return plant_id, metric, series_id, float(value), ts, float(enqueued_at)
 
 
 def metric_values(values: Mapping[str, float], plant_cfg) -> dict[str, float | None]:

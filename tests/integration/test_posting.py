@@ -306,6 +306,42 @@ def test_gate_off_clears_the_queue(sim, tmp_path, posters, caplog):
     assert status["oldest_pending_age_s"] is None
 
 
+def test_a_gate_that_goes_off_and_on_again_during_a_post_still_discards_what_was_queued(sim, tmp_path, posters,
+                                                                                         caplog):
+    """Disconnect, then Connect while a POST is in flight: the poster thread never sees the gate off,
+    yet the spec's on-to-off discard happens (the switch and the password note it), and only what was
+    queued before it goes."""
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": {"soc": 4, "p": 6, "q": None, "v": None}},
+                   request_timeout_s=5.0)
+    clock = FakeClock(START)
+    sd = make_sd()
+    poster = posters(cfg, clock, sd)
+    enqueue_samples(poster, 3)                         # series 4 and 6, three items each
+    caplog.set_level(logging.WARNING, "hil.poster")
+    sim.set_delay(MEAS, 1.0)
+    stepping = threading.Thread(target=poster.step)
+    stepping.start()
+    deadline = time.monotonic() + 5.0
+    while sim.calls[MEAS] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sim.calls[MEAS] == 1                         # series 4's batch is in flight
+    for password in (None, PASSWORD):                  # what set_api_password does
+        with sd["lock"]:
+            sd["api_password"] = password
+        poster.follow_gate()
+    poster.enqueue_sample("lib", at(600), VALUES)      # queued after the gate opened again
+    stepping.join(10.0)
+    assert not stepping.is_alive()
+    sim.set_delay(MEAS, None)
+    drain(poster, clock)
+    assert stamps(sim, 4) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00",
+                              "2026-06-01T08:02:00+00:00", "2026-06-01T08:10:00+00:00"]
+    assert stamps(sim, 6) == ["2026-06-01T08:10:00+00:00"]
+    assert "Measurement posting disabled: 3 queued item(s) discarded" in caplog.text
+    assert sd["measurement_post_counters"]["lib"] == {"enqueued": 8, "posted": 5, "rejected": 0, "dropped": 0,
+                                                      "discarded": 3}
+
+
 def test_status_counts_and_ages_are_refreshed(sim, tmp_path, posters):
     cfg = make_cfg(tmp_path, sim.url)
     clock = FakeClock(START)

@@ -106,6 +106,22 @@ def test_clear_removes_everything_and_forgets_the_backoff():
     assert queue().clear() == {}
 
 
+def test_a_clear_through_a_sequence_number_keeps_the_later_items_and_journals_each_removal():
+    """The gate went off and on again: what was queued before goes, what came after stays."""
+    q = queue()
+    q.add([entry("lib", 4, 0), entry("vrfb", 5, 0), entry("lib", 4, 1)])
+    through = q.last_seq
+    q.failed(4, now=0.0)
+    q.add([entry("lib", 4, 2), entry("vrfb", 5, 2)])
+    q.take_ops()
+    assert through == 3 and q.last_seq == 5
+    assert q.clear(through) == {"lib": 2, "vrfb": 1}
+    assert series_minutes(q, 4) == [2] and series_minutes(q, 5) == [2] and q.count_by_plant() == {"lib": 1, "vrfb": 1}
+    assert q.due(4, now=0.0) and q.attempt(4) == 1
+    assert q.take_ops() == [("done", 4, 2), ("done", 5, 1)]
+    assert q.clear(q.last_seq) == {"lib": 1, "vrfb": 1} and len(q) == 0 and q.take_ops() == [("clear",)]
+
+
 # --- batching and draining order ----------------------------------------------------------------
 
 @pytest.mark.parametrize("n, batch_len", [(1, 1), (MAX_BATCH_ITEMS, MAX_BATCH_ITEMS),
