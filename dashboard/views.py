@@ -297,8 +297,10 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
 
 
 def state_stale(s: Snapshot, plant: str) -> bool:
-    """The state line shows an observation that is not current (greyed)."""
-    return bool((s.observed.get(plant) or {}).get("stale", True))
+    """The state line shows an observation that is not current (greyed): stale, or its link is not
+    OK (the state stays the last one observed until the controller calls it stale, 3 s)."""
+    obs = s.observed.get(plant) or {}
+    return bool(obs.get("stale", True)) or link_text(obs.get("link")) != "ok"
 
 
 def values_line(cfg: AppConfig, s: Snapshot, plant: str) -> tuple[str, bool]:

@@ -417,6 +417,22 @@ def test_card_badge_bars_and_values_follow_freshness(cfg, age_s, link, sampler, 
     assert row["Pref"][1] == stale
 
 
+@pytest.mark.parametrize("stale, link, greyed", [
+    (False, "ok", False),
+    (False, "connect_failed", True),     # the link just dropped: "Running" is only the last state seen
+    (False, "read_error", True),
+    (True, "ok", True),
+])
+def test_the_state_line_and_summary_state_are_greyed_unless_the_observation_is_current(cfg, stale, link, greyed):
+    sd = build_shared_data()
+    sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], stale=stale,
+                                                      link=link)
+    sd["plant_transition_by_plant"]["lib"] = "running"
+    assert views.state_stale(snap(sd), "lib") is greyed
+    row = dict(zip(plant_summary.SUMMARY_HEADER, plant_summary.summary_cells(cfg, snap(sd), "lib")))
+    assert row["State"] == ("Running", greyed)
+
+
 def test_a_plant_not_dispatched_shows_no_reference_and_no_tracking_error(cfg):
     """A plant that stopped (here by itself) keeps 300 kW in its setpoint register: IDLE shows the
     measured P POI only, no Pref bar and no '-300 kW' error."""
