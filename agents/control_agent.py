@@ -265,6 +265,11 @@ class PlantController:
             self.sd["plant_transition_by_plant"][self.plant_id] = transition
             if transition == "stopped":
                 self.sd["scheduler_running_by_plant"][self.plant_id] = False
+            observed = self.sd["plant_observed_state_by_plant"]
+            if (gate and transition == "stopped") or (transition == "running" and
+                                                      observed[self.plant_id].get("stopped_by_plant_at")):
+                stopped_at = format_local_iso(self.clock.now()) if transition == "stopped" else None
+                observed[self.plant_id] = {**observed[self.plant_id], "stopped_by_plant_at": stopped_at}
         if transition == "stopped":
             self.hold.end("plant stopped")
         return gate and transition == "stopped"

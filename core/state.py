@@ -82,6 +82,7 @@ def empty_observed_state(endpoint: str | None = None) -> dict:
         "enable": None, "p_setpoint_kw": None, "q_setpoint_kvar": None, "p_battery_kw": None,
         "q_battery_kvar": None, "soc_pu": None, "observed_at": None, "stale": True,
         "link": "unknown", "consecutive_failures": 0, "last_error": None, "endpoint": endpoint,
+        "stopped_by_plant_at": None,   # local ISO: the plant disabled itself while dispatched; None once running
     }
 
 def empty_dispatch_status() -> dict:

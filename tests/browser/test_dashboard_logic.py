@@ -142,6 +142,10 @@ def test_dispatch_line_shows_the_published_target_gate_on_or_off(cfg):
     assert views.dispatch_line(cfg, snap(sd), "lib") == (
         "Target: not dispatched (stopped) | Schedule now P=250.0 kW Q=10.0 kvar (schedule) | "
         "Last write: none yet | Next change: 12:10:00")
+    # the plant disabled itself while dispatched: the card says so, not only the log
+    sd["plant_observed_state_by_plant"]["lib"]["stopped_by_plant_at"] = "2026-03-29T12:04:05+02:00"
+    assert views.dispatch_line(cfg, snap(sd), "lib").startswith(
+        "Target: not dispatched (plant reported disabled at 12:04:05) | Schedule now P=250.0 kW")
     sd["plant_transition_by_plant"]["lib"] = "unknown"
     assert views.dispatch_line(cfg, snap(sd), "lib").startswith("Target: not dispatched (state unknown) | ")
     sd["scheduler_running_by_plant"]["lib"] = True

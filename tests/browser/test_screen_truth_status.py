@@ -147,6 +147,34 @@ def test_stopped_plant_target_is_not_dispatched_and_no_write_yet(env, page):
            lambda p: p.wait_text("dispatch-lib", "Target: not dispatched (stopped)", timeout=10))
 
 
+def test_a_plant_that_disables_itself_is_said_on_its_card_until_it_runs_again(env, page):
+    """A plant's own trip (enable 0 written by someone else) shows as Stopped with when it happened,
+    not as an operator's stop; a Start clears it."""
+    from pymodbus.client import ModbusTcpClient
+
+    app = env.app
+    _start(page, "lib")
+    page.wait_text("dispatch-lib", "Target P=-300.0 kW", timeout=10)
+    client = ModbusTcpClient("127.0.0.1", port=app.cfg.plants["lib"].local.port, timeout=2)
+    try:
+        assert client.connect()
+        assert not client.write_register(1, 0, device_id=1).isError()
+    finally:
+        client.close()
+    dispatch = page.wait_text("dispatch-lib", "Target: not dispatched (plant reported disabled at ", timeout=10)
+    assert re.search(r"disabled at \d\d:\d\d:\d\d\) \| Schedule now P=-300\.0 kW", dispatch), dispatch
+    page.wait_text("state-lib", "State: Stopped | Scheduler gate: Off | Modbus enable: Disabled")
+    page.wait_button("lib", "start", "Start", False)
+    _shots(env, "plant-disabled-itself",
+           lambda p: p.wait_text("dispatch-lib", "plant reported disabled at ", timeout=10))
+    _start(page, "lib")
+    page.wait_text("dispatch-lib", "Target P=-300.0 kW", timeout=10)
+    page.button("lib", "stop").click()
+    page.wait_button("lib", "stop", "Stopped", True, timeout=15)
+    dispatch = page.wait_text("dispatch-lib", "Target: not dispatched (stopped)")
+    assert "reported disabled" not in dispatch, dispatch
+
+
 # ------------------------------------------------------------------------------------------- (9)
 
 def _x_span_s(page: Page, pid: str) -> float:

@@ -514,6 +514,8 @@ def test_observed_disable_closes_gate_with_warning(tmp_path, fake_clock, rigs, c
     fake_clock.advance(1.0)
     rig.lib.step()
     assert not rig.gate() and rig.transition() == "stopped"
+    stopped_at = fake_clock.now()
+    assert datetime.fromisoformat(rig.observed()["stopped_by_plant_at"]) == stopped_at  # for the card
     text = "LIB reported disabled while running; dispatch gate closed"
     assert msgs(caplog, logging.WARNING) == [text]
     write_hr(client, P_SP, s16(-10))
@@ -523,6 +525,11 @@ def test_observed_disable_closes_gate_with_warning(tmp_path, fake_clock, rigs, c
         rig.lib.step()
     assert msgs(caplog, logging.WARNING) == [text]
     assert signed(rig.regs(P_SP)[0]) == -10                           # gate off: no writes
+    assert datetime.fromisoformat(rig.observed()["stopped_by_plant_at"]) == stopped_at
+    _started(rig, 100.0)
+    fake_clock.advance(1.0)
+    rig.lib.step()
+    assert rig.transition() == "running" and rig.observed()["stopped_by_plant_at"] is None
 
 
 def test_observation_keeps_the_transition_of_a_queued_command(tmp_path, fake_clock, rigs):
