@@ -171,12 +171,15 @@ def is_encodable(point: Point, value: float) -> bool:
     return True
 
 
-def encodable_range(point: Point) -> str:
-    """The engineering values `point` can hold, as text for messages (e.g. `-3276.8..3276.7`)."""
+def encodable_range(point: Point, internal_unit: str = "") -> str:
+    """The internal-unit values `point` can hold, as text for messages (e.g. `-3276.8..3276.7
+    (int16 at scale 0.1)`, or `-32.768..32.767 kW (int16 at scale 1 W)` for a point in W)."""
+    unit = f" {point.unit}" if point.unit else ""
     if point.format == "float32":
-        return f"a value a float32 holds at scale {point.scale:g}"
-    lo, hi = (format((n * Decimal(repr(float(point.scale)))).normalize(), "f") for n in _INT_RANGES[point.format])
-    return f"{lo}..{hi} ({point.format} at scale {point.scale:g})"
+        return f"a value a float32 holds at scale {point.scale:g}{unit}"
+    scale, per = (Decimal(repr(float(x))) for x in (point.scale, point.per_internal))
+    lo, hi = (format((n * scale / per).normalize(), "f") for n in _INT_RANGES[point.format])
+    return f"{lo}..{hi}{internal_unit and ' ' + internal_unit} ({point.format} at scale {point.scale:g}{unit})"
 
 
 def _check_finite(point: Point, value: float) -> None:

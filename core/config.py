@@ -357,10 +357,11 @@ class _PlantFields(Section):
     @model_validator(mode="after")
     def _fits_the_points(self):
         """Every power limit is encodable in every endpoint's setpoint point; reversion needs a heartbeat."""
+        ends = {mode: _in_units(getattr(self.modbus, mode), self.model.poi_voltage_v) for mode in TRANSPORT_MODES}
         problems = [(("model", "power_limits", key), f"cannot be encoded in modbus.{mode}.points.{p.name}", value,
-                     f"{encodable_range(p)}; change the limit or the point's format/scale")
+                     f"{encodable_range(p, 'kW' if key[0] == 'p' else 'kvar')}; change the limit or the point's format/scale/unit")
                     for key, value in vars(self.model.power_limits).items() for mode in TRANSPORT_MODES
-                    if not is_encodable(p := getattr(self.modbus, mode).points[f"{key[0]}_setpoint"], value)]
+                    if not is_encodable(p := ends[mode].points[f"{key[0]}_setpoint"], value)]
         if self.model.revert_timeout_s is not None and "heartbeat" not in self.modbus.local.points:
             problems.append((("model", "revert_timeout_s"), "requires a heartbeat point in modbus.local.points",
                              self.model.revert_timeout_s, "null, or a modbus.local.points.heartbeat"))

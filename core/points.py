@@ -196,7 +196,7 @@ def write_refusal(point_map: Mapping[str, Point], address: int, words: list[int]
         if p.name == "run_command" and p.run_value is not None and counts not in (p.run_value, p.stop_value):
             return ILLEGAL_DATA_VALUE
         lo, hi = value_ranges.get(p.name, (-math.inf, math.inf))
-        slack = abs(p.scale) / 2
+        slack = abs(p.scale) / p.per_internal / 2   # half a count, in internal units
         if not lo - slack <= value <= hi + slack:
             return ILLEGAL_DATA_VALUE
     return None

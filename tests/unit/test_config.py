@@ -496,13 +496,30 @@ def test_point_overlaps(tmp_path, points, culprit, ok):
     assert "overlaps point" in line
 
 
+@pytest.mark.parametrize("point, accepted, allowed", [
+    ("{unit: W, scale: 1}", False, "-32.768..32.767 kW (int16 at scale 1 W)"),   # 1000 kW = 10^6 counts
+    ("{unit: W, scale: 100}", True, None),
+    ("{unit: MW, scale: 0.001}", True, None),                                   # 1000 kW = 1000 counts
+    ("{unit: MW, scale: 0.00001}", False, "-327.68..327.67 kW (int16 at scale 1e-05 MW)"),
+])
+def test_limits_are_checked_in_the_unit_of_the_setpoint_point(tmp_path, point, accepted, allowed):
+    text = f"plants:\n  lib:\n    modbus:\n      remote: {{points: {{p_setpoint: {point}}}}}\n"
+    if accepted:
+        assert load(tmp_path, text).plants["lib"].remote.points["p_setpoint"].unit
+        return
+    lines = problems(tmp_path, text)
+    assert [line.split(":")[1].strip() for line in lines] == ["plants.lib.model.power_limits.p_max_kw",
+                                                               "plants.lib.model.power_limits.p_min_kw"]
+    assert f"allowed: {allowed}; change the limit or the point's format/scale/unit" in lines[0]
+
+
 def test_limits_must_be_encodable_in_every_endpoint(tmp_path):
     limits = "plants:\n  lib:\n    model: {power_limits: {p_max_kw: 5000}}\n"   # 50000 counts > int16
     lines = problems(tmp_path, limits)
     assert len(lines) == 2   # local and remote p_setpoint
     assert all(line.startswith("config error: plants.lib.model.power_limits.p_max_kw: cannot be encoded")
                for line in lines)
-    assert "-3276.8..3276.7" in lines[0] and "modbus.local.points.p_setpoint" in lines[0]
+    assert "-3276.8..3276.7 kW (int16 at scale 0.1)" in lines[0] and "modbus.local.points.p_setpoint" in lines[0]
     assert "modbus.remote.points.p_setpoint" in lines[1]
     local_int32 = "    modbus:\n      local: {points: {p_setpoint: {format: int32}}}\n"
     assert "modbus.remote.points.p_setpoint" in only_problem(tmp_path, limits + local_int32,

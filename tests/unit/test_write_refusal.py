@@ -43,3 +43,15 @@ def test_a_float32_setpoint_that_is_not_a_number_is_refused():
 
 def test_without_a_range_any_decodable_value_is_taken():
     assert write_refusal(POINTS, 88, [32767], {}) is None
+
+
+@pytest.mark.parametrize("raw_w, expected", [
+    (1_000_000, None), (1_000_000.4, None), (-1_000_000.4, None),      # within half a count (0.5 W)
+    (1_000_400, ILLEGAL_DATA_VALUE), (-1_000_499, ILLEGAL_DATA_VALUE),  # 0.4 kW over: not rounding
+    (1_000_600, ILLEGAL_DATA_VALUE),
+])
+def test_the_rounding_slack_is_half_a_count_in_the_points_own_unit(raw_w, expected):
+    """A setpoint point in W (1 count = 1 W): the limit of 1000 kW allows 0.5 W of slack, not 0.5 kW."""
+    point = Point("p_setpoint", 10, "int32", 1.0, unit="W", per_internal=1000.0)
+    words = encode(Point("p_setpoint", 10, "int32", 1.0), raw_w)   # the counts a client writes
+    assert write_refusal({"p_setpoint": point}, 10, words, RANGES) == expected
