@@ -24,10 +24,10 @@ from core.codec import CodecError, decode, decode_counts, next_heartbeat
 from core.config import AppConfig
 from core.dispatch import (SETPOINT_UNITS, Target, changed_externally, decayed, differing, dispatch_setpoint,
                            encode_setpoints, is_stale, observed_fields, observed_transition, plant_operating,
-                           target_expiry_s, write_status)
+                           target_expiry_s, words_text, write_status)
 from core.episodes import Episodes
 from core.lateness import BreakpointWatch
-from core.points import OBSERVE_POINTS, SETPOINT_POINTS, as_setpoint_words, setpoint_sources
+from core.points import OBSERVE_POINTS, SETPOINT_POINTS, as_setpoint_words, readback_points
 from core.recording import format_value
 from core.state import empty_dispatch_status, empty_observed_state
 from core.timeutil import format_local_iso
@@ -38,7 +38,7 @@ HEARTBEAT_PERIOD_S = 0.5
 DECAY_POLL_S = 0.5
 # dispatch_status_by_plant fields that describe writes on the current endpoint
 WRITE_FIELDS = ("last_written_p_kw", "last_written_q_kvar", "last_write_at", "write_status", "readback_ok",
-                "last_error")
+                "last_error", "applied_p_kw", "applied_q_kvar")
 
 log = logging.getLogger("hil.control")
 
@@ -66,6 +66,7 @@ class PlantController:
         self._target_seen: Target | None = None      # last target the dispatch check used
         self._last_wanted: tuple[float, float] | None = None  # P/Q that check wanted
         self._verified_words: dict[str, list[int]] = {}
+        self._not_applied: dict[str, float] = {}   # see _read_setpoints
         self._episodes = Episodes()   # external change, expired target, refused values: logged once
         self._breakpoints = BreakpointWatch(target_expiry_s(cfg.timing.scheduler_period_s))  # lateness
         self._next_dispatch = 0.0
@@ -303,7 +304,7 @@ class PlantController:
         wanted, refused = encode_setpoints(self.link.endpoint.points, p_kw, q_kvar)
         self._log_refused(refused)
         try:
-            current = self._read_applied(immediate)
+            current = self._read_setpoints(immediate)
         except LinkError as exc:
             if self.link.link == "connect_failed":
                 self._verified_words.clear()
@@ -319,7 +320,7 @@ class PlantController:
                 self._warn_external(differ[0], current, wanted)
         error = self.link.write_points(wanted, differ, immediate)
         try:
-            after = self._read_applied(immediate=False)
+            after = self._read_setpoints(immediate=False)
         except LinkError as exc:
             self._verified_words.clear()
             return self._record_write("failed", None, error or str(exc), wrote=True)
@@ -327,13 +328,19 @@ class PlantController:
         status = write_status(bool(refused), len(self._verified_words), len(wanted))
         return self._record_write(status, after, error, wrote=True)
 
-    def _read_applied(self, immediate: bool) -> dict[str, list[int]]:
-        """Setpoint words as applied: the setpoint registers, or a profile's readback point instead."""
+    def _read_setpoints(self, immediate: bool) -> dict[str, list[int]]:
+        """The setpoint registers' words (writes are verified there). A map's applied-setpoint readback
+        is read in the same request: `_not_applied` keeps each setpoint the plant applies otherwise
+        (its value in kW / kvar), e.g. a plant limiting itself below the written 500 kW."""
         points = self.link.endpoint.points
+        words = self.link.read_words(SETPOINT_POINTS + readback_points(points), immediate=immediate)
+        written = {n: words[n] for n in SETPOINT_POINTS}
         try:
-            return as_setpoint_words(points, self.link.read_words(setpoint_sources(points), immediate=immediate))
+            applied = as_setpoint_words(points, words)
         except CodecError as exc:
             raise LinkError(f"setpoint readback: {exc}", "read_error") from exc
+        self._not_applied = {n: decode(points[n], applied[n]) for n in SETPOINT_POINTS if applied[n] != written[n]}
+        return written
 
     def _log_refused(self, refused: list[tuple[str, float]]) -> None:
         points = self.link.endpoint.points
@@ -347,7 +354,7 @@ class PlantController:
         if self._episodes.begin("external", self.clock.monotonic()):
             point, unit = self.link.endpoint.points[name], SETPOINT_UNITS[name]
             log.warning("%s: setpoint register changed externally (read %s %s, expected %s %s); rewritten",
-                        self.name, _words_text(point, current[name]), unit, _words_text(point, wanted[name]), unit)
+                        self.name, words_text(point, current[name]), unit, words_text(point, wanted[name]), unit)
 
     def _record_write(self, status: str, words: dict | None, error: str | None, wrote: bool) -> str:
         points = self.link.endpoint.points
@@ -360,6 +367,8 @@ class PlantController:
                 fields["last_written_q_kvar"] = verified["q_setpoint"]
             if wrote:
                 fields["last_write_at"] = format_local_iso(self.clock.now())
+            fields.update(applied_p_kw=self._not_applied.get("p_setpoint"),
+                          applied_q_kvar=self._not_applied.get("q_setpoint"))
         self._publish_dispatch(**fields)
         return status
 
@@ -486,10 +495,3 @@ class PlantController:
                 wake_at = min(poll_until, self._next_heartbeat) if self.link.has_point("heartbeat") else poll_until
                 self.clock.wait(self.abort_waits, wake_at - self.clock.monotonic())
 
-
-def _words_text(point, words: list[int]) -> str:
-    """The value the words hold, for a message; a value the codec refuses (NaN) is named, not raised."""
-    try:
-        return format_value(decode(point, words))
-    except CodecError as exc:
-        return f"undecodable {words} ({exc})"

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping
 
-from core.codec import CodecError, Point, encode
+from core.codec import CodecError, Point, decode, encode
 from core.overrides import Effective
 from core.points import SETPOINT_POINTS
+from core.recording import format_value
 
 SETPOINT_UNITS = {"p_setpoint": "kW", "q_setpoint": "kvar"}
 NOT_OPERATING_TO_STOPPED = 2   # observations of a disabled plant before it counts as stopped
@@ -134,3 +135,11 @@ def observed_transition(operating: bool | None, stale: bool,
 def decayed(p_battery_kw: float, q_battery_kvar: float, threshold_kw: float, threshold_kvar: float) -> bool:
     """Safe stop may disable: |P| and |Q| strictly below their thresholds."""
     return abs(p_battery_kw) < threshold_kw and abs(q_battery_kvar) < threshold_kvar
+
+
+def words_text(point: Point, words: list[int]) -> str:
+    """The value the words hold, for a message; a value the codec refuses (NaN) is named, not raised."""
+    try:
+        return format_value(decode(point, words))
+    except CodecError as exc:
+        return f"undecodable {words} ({exc})"

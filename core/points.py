@@ -202,6 +202,11 @@ def write_refusal(point_map: Mapping[str, Point], address: int, words: list[int]
     return None
 
 
+def readback_points(point_map: Mapping[str, Point]) -> tuple[str, ...]:
+    """The applied-setpoint readback points the map has (a profile's feedback), in setpoint order."""
+    return tuple(READBACK_POINTS[n] for n in SETPOINT_POINTS if READBACK_POINTS[n] in point_map)
+
+
 def setpoint_sources(point_map: Mapping[str, Point]) -> tuple[str, ...]:
     """The points that show each setpoint as applied: its readback point where the map has one."""
     return tuple(READBACK_POINTS[n] if READBACK_POINTS[n] in point_map else n for n in SETPOINT_POINTS)

@@ -92,6 +92,7 @@ def empty_dispatch_status() -> dict:
         "last_written_q_kvar": None, "last_write_at": None, "write_status": "skipped",
         "readback_ok": None, "last_error": None,
         "reason_p": None, "reason_q": None, "override_until": None,
+        "applied_p_kw": None, "applied_q_kvar": None,   # the plant's applied-setpoint readback, where it differs
     }
 
 def no_override() -> dict:

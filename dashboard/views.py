@@ -328,13 +328,17 @@ NOT_DISPATCHED = {"stopped": "stopped", "stopping": "stopping", "starting": "sta
 
 
 def _last_write(cfg: AppConfig, d: dict) -> str:
+    """The last write's status, and what the plant applies where its readback differs from it."""
     at = as_datetime(d.get("last_write_at"), cfg.tz)
     status = d.get("write_status") or "skipped"
+    applied = " ".join(f"{sig}={fmt_qty(d.get(key), unit)}" for sig, key, unit in (
+        ("P", "applied_p_kw", "kW"), ("Q", "applied_q_kvar", "kvar")) if d.get(key) is not None)
+    applied = f" (plant applies {applied})" if applied else ""
     if at is None:  # `ok` without a time: a readback found the registers right, nothing was written
-        return "none yet" if status in ("skipped", "ok") else status
+        return ("none yet" if status in ("skipped", "ok") else status) + applied
     if status == "failed":
         return f"failed (last verified write at {format_hms(at, cfg.tz)})"
-    return f"{status} at {format_hms(at, cfg.tz)}"
+    return f"{status} at {format_hms(at, cfg.tz)}{applied}"
 
 
 def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:

@@ -154,6 +154,10 @@ def test_dispatch_line_shows_the_published_target_gate_on_or_off(cfg):
         write_status="ok", last_write_at="2026-03-29T12:10:01+02:00")
     assert views.dispatch_line(cfg, snap(sd), "lib") == (
         "Target P=-40.0 kW Q=0.0 kvar (schedule) | Last write: ok at 12:10:01 | Next change: 12:20:00")
+    sd["dispatch_status_by_plant"]["lib"].update(applied_p_kw=-16.0)   # the plant's readback: it limits itself
+    assert views.dispatch_line(cfg, snap(sd), "lib") == (
+        "Target P=-40.0 kW Q=0.0 kvar (schedule) | Last write: ok at 12:10:01 (plant applies P=-16.0 kW) | "
+        "Next change: 12:20:00")
 
 
 def test_posting_lines(cfg):

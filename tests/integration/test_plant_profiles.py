@@ -30,7 +30,7 @@ from core.clock import FakeClock
 from core.config import REPO_ROOT, load_config
 from core.points import register_span
 from core.schedules import frame_from_rows
-from tests.helpers import HOST, free_port, install_timed_lock, modbus_client  # noqa: F401 (fixture)
+from tests.helpers import HOST, TinyServer, free_port, install_timed_lock, modbus_client  # noqa: F401 (fixture)
 
 TZ = ZoneInfo("Europe/Madrid")
 START = datetime(2026, 3, 29, 1, 59, 30, tzinfo=TZ)    # the breakpoint is the spring-forward instant
@@ -167,8 +167,11 @@ def test_profile_plant_start_breakpoint_safe_stop(rig, modbus_client, pid):
         assert running[name] == p1, name
     for name in ("q_setpoint", "q_battery", "q_poi") + ("q_setpoint_readback",) * (pid == "vrfb"):
         assert running[name] == q1, name
-    sources = ("p_setpoint_readback", "q_setpoint_readback") if pid == "vrfb" else ("p_setpoint", "q_setpoint")
-    assert reads and set(reads) == {sources}   # verification reads the applied setpoint where the map has it
+    sources = ("p_setpoint", "q_setpoint") + ("p_setpoint_readback", "q_setpoint_readback") * (pid == "vrfb")
+    assert reads and set(reads) == {sources}   # with the applied-setpoint readback where the map has it
+    with rig.sd["lock"]:
+        status = dict(rig.sd["dispatch_status_by_plant"][pid])
+    assert (status["applied_p_kw"], status["applied_q_kvar"]) == (None, None)   # applies what was written
 
     rig.clock.advance(STEP_S)  # the scheduler's target at the breakpoint, then one dispatch check
     target, _ = effective_target(rig.cfg, pid, read_inputs(rig.sd), rig.clock.now(), rig.clock.monotonic())
@@ -194,6 +197,36 @@ def test_profile_plant_start_breakpoint_safe_stop(rig, modbus_client, pid):
     assert (stopped["enable"], stopped["run_command"], stopped["run_status"]) == (0, stop_value, 0)
     zeroed = ("p_setpoint", "q_setpoint", "p_battery", "q_battery", "p_poi", "q_poi")
     assert all(stopped[n] == 0 for n in zeroed + ("p_setpoint_readback", "q_setpoint_readback") if n in stopped)
+
+
+def test_a_plant_applying_less_than_its_setpoint_is_shown_and_not_rewritten(tmp_path):
+    """A VRFB limiting itself to 160 kW (its applied-setpoint readback) while 500 kW is written: the
+    write is verified in the setpoint register, once; the card's status says what the plant applies."""
+    with TinyServer(count=30, values={3: 1600}) as plant:        # readback P 160.0 kW, Q 0
+        doc = {"general": {"log_dir": str(tmp_path / "logs")}, "recording": {"data_dir": str(tmp_path / "data")},
+               "timing": {"modbus_timeout_s": 0.5}, "plants": {"vrfb": {"model": {"poi_voltage_v": 220},
+               "modbus": {"local": {"host": HOST, "port": plant.port, "unit_id": 1, "profile": "vrfb-inverter"}}}}}
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+        cfg = load_config(tmp_path / "config.yaml")
+        sd = build_shared_data()
+        clock = FakeClock(START)
+        ctl = PlantController("vrfb", cfg, clock, sd, CommandLog(sd, clock))
+        try:
+            assert ctl.write_setpoints(500.0, 0.0, immediate=True) == "ok"
+            assert plant.get(1, 2) == [5000, 0]
+            status = dict(sd["dispatch_status_by_plant"]["vrfb"])
+            assert (status["last_written_p_kw"], status["applied_p_kw"], status["applied_q_kvar"]) == (500.0, 160.0,
+                                                                                                       None)
+            writes = [r for r in plant.requests if r[0] in (6, 16)]
+            for _ in range(3):
+                clock.advance(1.0)
+                assert ctl.write_setpoints(500.0, 0.0, immediate=False, target_changed=False) == "ok"
+            assert [r for r in plant.requests if r[0] in (6, 16)] == writes, "never rewritten"
+            plant.set(3, [5000])                                   # the limit is gone
+            ctl.write_setpoints(500.0, 0.0, immediate=False, target_changed=False)
+            assert sd["dispatch_status_by_plant"]["vrfb"]["applied_p_kw"] is None
+        finally:
+            ctl.link.close()
 
 
 REFUSED = {  # plant: [(address, words, exception code, why)]
