@@ -175,7 +175,10 @@ class Poster:
             return 0.0
         if not gate:
             return 1.0  # queued items (e.g. loaded from the spool) wait for the gate
-        return min(1.0, self._earliest_retry_wait())
+        wait_s = self._earliest_retry_wait()
+        if self._paused.active("auth"):   # held back until then (a new password wakes the thread)
+            wait_s = max(wait_s, self._paused_until - self.clock.monotonic())
+        return min(1.0, max(0.0, wait_s))
 
     def shutdown(self, timeout_s: float = 2.0) -> int:
         """One last drain bounded by `timeout_s`, then the spool file; returns the items spooled.

@@ -218,6 +218,8 @@ def test_a_second_auth_refusal_backs_off_and_a_new_password_is_used(sim, tmp_pat
     status = sd["measurement_post_status"]["lib"]
     assert status["last_attempt"]["result"] == "failed" and "login rejected (HTTP 401)" in status["last_error"]["message"]
     assert "wrong" not in json.dumps(status)
+    # Paused: each step is held back, and says so by waiting (the thread does not spin on a due item).
+    assert [poster.step() for _ in range(3)] == [1.0] * 3 and sim.calls["/login"] == 1
     with sd["lock"]:
         sd["api_password"] = PASSWORD                     # Connect with the right password
     clock.advance(2)
