@@ -241,14 +241,16 @@ class DataFetcher:
         tomorrow = today + timedelta(days=1)
         zeros = {pid: 0 for pid in PLANT_IDS}
         fields = {"today_date": today.isoformat(), "tomorrow_date": tomorrow.isoformat(),
-                  "tomorrow_fetched": False, "tomorrow_points": 0, "tomorrow_points_by_plant": zeros}
+                  "tomorrow_fetched": False, "tomorrow_points": 0, "tomorrow_points_by_plant": zeros,
+                  "tomorrow_fetched_at": None}
         if status["tomorrow_fetched"] and status["tomorrow_date"] == today.isoformat():
             fields.update(today_fetched=True, today_points=status["tomorrow_points"],
-                          today_points_by_plant=dict(status["tomorrow_points_by_plant"]))
+                          today_points_by_plant=dict(status["tomorrow_points_by_plant"]),
+                          today_fetched_at=status["tomorrow_fetched_at"])
             self._last_ok_mono["today"] = self._last_ok_mono["tomorrow"]
             log.info("Day rollover: tomorrow's schedule (%s) is now today's", today.isoformat())
         else:
-            fields.update(today_fetched=False, today_points=0, today_points_by_plant=dict(zeros))
+            fields.update(today_fetched=False, today_points=0, today_points_by_plant=dict(zeros), today_fetched_at=None)
             self._last_ok_mono["today"] = None
             if self._auth_backoff.failures == 0:
                 self._next_pass_mono = None
@@ -295,7 +297,7 @@ class DataFetcher:
                   f"{window}_points": sum(stored.values()), f"{window}_points_by_plant": stored}
         counts = " ".join(f"{self.names[pid]}={returned[pid]}" for pid in PLANT_IDS)
         if complete:
-            fields[f"{window}_fetched"] = True
+            fields.update({f"{window}_fetched": True, f"{window}_fetched_at": format_local_iso(self.clock.now())})
             self._last_ok_mono[window] = self.clock.monotonic()
             self._publish(**fields)
             log.info("Fetched %s schedule %s: %s points", window, day.isoformat(), counts)

@@ -388,8 +388,8 @@ class Poster:
         with self._qlock:
             delay = self._queue.failed(newest.series_id, mono, exc.retry_after_s)
         name = self.cfg.plants[newest.plant_id].name
-        log.warning("Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %s s",
-                    name, newest.metric, newest.series_id, len(batch), attempt, exc, _num(delay))
+        log.warning("Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %g s",
+                    name, newest.metric, newest.series_id, len(batch), attempt, exc, delay)
         self._attempt_status(newest, attempt, "failed", str(exc), delay, len(batch))
         self._error_status(newest.plant_id, str(exc))
 
@@ -408,11 +408,15 @@ class Poster:
     # ------------------------------------------------------------------------------ status
     def _attempt_status(self, item: PostItem, attempt: int, result: str, error: str | None,
                         next_retry_s: float | None, batch_size: int) -> None:
-        self._set_status(item.plant_id, last_attempt={
-            "timestamp": format_local_iso(self.clock.now()), "metric": item.metric, "value": item.value,
-            "series_id": item.series_id, "measurement_timestamp": format_local_iso(item.ts, self.cfg.tz),
-            "attempt": attempt, "result": result, "error": error,
-            "next_retry_seconds": next_retry_s, "batch_size": batch_size})
+        """`last_attempt`; a failed one (retried later) also counts in `failed_attempts`."""
+        last = {"timestamp": format_local_iso(self.clock.now()), "metric": item.metric, "value": item.value,
+                "series_id": item.series_id, "measurement_timestamp": format_local_iso(item.ts, self.cfg.tz),
+                "attempt": attempt, "result": result, "error": error,
+                "next_retry_seconds": next_retry_s, "batch_size": batch_size}
+        with self.sd["lock"]:
+            old = self.sd["measurement_post_status"][item.plant_id]
+            self.sd["measurement_post_status"][item.plant_id] = {
+                **old, "last_attempt": last, "failed_attempts": old["failed_attempts"] + (result == "failed")}
 
     def _error_status(self, plant_id: str, message: str) -> None:
         self._set_status(plant_id, last_error={"timestamp": format_local_iso(self.clock.now()),
@@ -494,7 +498,3 @@ class Poster:
         with self._qlock:
             self._queue.take_ops()
             self.journal.rewrite(item.to_json() for item in self._queue.items())
-
-
-def _num(value: float) -> str:
-    return f"{value:g}"

@@ -60,6 +60,7 @@ def empty_post_status() -> dict:
         "pending_queue_count": 0,
         "oldest_pending_age_s": None,
         "last_enqueue": None,
+        "failed_attempts": 0,          # retryable failures and refused passwords, since start
     }
 
 def empty_fetcher_status() -> dict:
@@ -75,6 +76,8 @@ def empty_fetcher_status() -> dict:
         "tomorrow_points_by_plant": per_plant(int),
         "last_attempt": None,
         "error": None,
+        "today_fetched_at": None,      # local ISO of the window's last complete fetch (its schedule's age)
+        "tomorrow_fetched_at": None,
     }
 
 def empty_observed_state(endpoint: str | None = None) -> dict:

@@ -123,7 +123,7 @@ def service_gauges(f: _Families, s: Snapshot, tz, threads) -> None:
         f.gauge("hil_posting_enabled", "Measurement posting on (1) or off (0)", ["plant"], [pid],
                 bool(post.get("posting_enabled")))
         f.gauge("hil_post_last_success_age_seconds", "Time since the last accepted post", ["plant"], [pid],
-                _age_s(post.get("last_success"), s.now, tz))
+                _age_s((post.get("last_success") or {}).get("timestamp"), s.now, tz))
     fetch = s.fetcher or {}
     f.gauge("hil_schedule_fetch_connected", "API client logged in and answering (1) or not (0)", [], [],
             bool(fetch.get("connected")))
@@ -134,6 +134,8 @@ def service_gauges(f: _Families, s: Snapshot, tz, threads) -> None:
     for w in WINDOWS:
         f.gauge("hil_schedule_fetched", "Day window fetched complete (1) or not (0)", ["window"], [w],
                 bool(fetch.get(f"{w}_fetched")))
+        f.gauge("hil_schedule_fetch_age_seconds", "Time since the day window's last complete fetch (the age "
+                "of the API schedule held for it)", ["window"], [w], _age_s(fetch.get(f"{w}_fetched_at"), s.now, tz))
         by_plant = fetch.get(f"{w}_points_by_plant") or {}
         for pid in PLANT_IDS:
             f.gauge("hil_schedule_points", "API schedule points held for the day window", ["window", "plant"],
@@ -151,6 +153,8 @@ def service_gauges(f: _Families, s: Snapshot, tz, threads) -> None:
 def counters_and_histograms(s: Snapshot):
     posts = CounterMetricFamily("hil_measurement_posts", "Measurement posts by outcome", labels=["plant", "outcome"])
     enq = CounterMetricFamily("hil_measurement_posts_enqueued", "Measurement posts enqueued", labels=["plant"])
+    failed = CounterMetricFamily("hil_measurement_post_failures", "Measurement POST attempts that failed and "
+                                 "will be retried (connection, timeout, 5xx, 429, refused password)", labels=["plant"])
     late = HistogramMetricFamily("hil_setpoint_lateness_seconds", "Time from a schedule breakpoint to the "
                                  "new setpoint verified in the plant's registers", labels=["plant"])
     for pid in PLANT_IDS:
@@ -158,12 +162,13 @@ def counters_and_histograms(s: Snapshot):
         for outcome in POST_OUTCOMES:
             posts.add_metric([pid, outcome], float(counters.get(outcome, 0)))
         enq.add_metric([pid], float(counters.get("enqueued", 0)))
+        failed.add_metric([pid], float((s.post_status.get(pid) or {}).get("failed_attempts", 0)))
         hist = (s.dispatch.get(pid) or {}).get("lateness")
         if hist is not None:
             late.add_metric([pid], hist.cumulative(), hist.sum_s)
         else:
             late.add_metric([pid], LatenessHistogram().cumulative(), 0.0)
-    return [posts, enq, late]
+    return [posts, enq, failed, late]
 
 
 class HilCollector:

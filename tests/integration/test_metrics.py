@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.config import DashboardAuth
 from core.schedules import frame_from_rows
+from tools.istentore_sim import IstentoreSim
 from tests.browser.helpers import (api_state, make_config, plant_registers, start_app, stop_app,
                                    wait_for)
 from tests.helpers import elapsed_s, shift
@@ -132,6 +133,42 @@ def test_metrics_equal_registers_and_api_state_and_lateness_is_recorded(running)
     assert value(m, "hil_schedule_fetch_connected") == 0
     for name in app.registry.names():
         assert value(m, "hil_thread_up", thread=name) == 1, name
+
+
+def test_posting_and_fetch_metrics_follow_the_api_and_equal_api_state(tmp_path):
+    """API mode with the simulator: the age of the last accepted post and of each fetched day window,
+    and failed POST attempts counted while the API answers 503."""
+    import dataclasses
+
+    sim = IstentoreSim(AUTH_PASSWORD)
+    sim.start()
+    cfg = make_config(tmp_path, api_url=sim.url)
+    cfg = dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"),
+                              istentore_api=dataclasses.replace(cfg.istentore_api, measurement_post_period_s=1))
+    app = start_app(cfg)
+    url = app.dashboard.url + "/metrics"
+    try:
+        app.set_api_password(AUTH_PASSWORD)
+        wait_for(lambda: api_state(app)["data_fetcher_status"]["today_fetched"], 20, message="today fetched")
+        wait_for(lambda: api_state(app)["measurement_post_counters"]["lib"]["posted"] > 0, 20, message="a post")
+        m = scrape(url)
+        state = api_state(app)
+        fetched_at = datetime.fromisoformat(state["data_fetcher_status"]["today_fetched_at"])
+        assert value(m, "hil_schedule_fetch_age_seconds", window="today") == pytest.approx(
+            elapsed_s(fetched_at, app.clock.now()), abs=2.0)
+        assert value(m, "hil_schedule_fetch_age_seconds", window="tomorrow") is None or \
+            state["data_fetcher_status"]["tomorrow_fetched_at"] is not None
+        assert 0 <= value(m, "hil_post_last_success_age_seconds", plant="lib") < 10
+        assert value(m, "hil_measurement_post_failures_total", plant="lib") == 0
+        sim.fail_next("/measurements", 503, count=10_000)
+        wait_for(lambda: (value(scrape(url), "hil_measurement_post_failures_total", plant="lib") or 0) >= 2, 20,
+                 message="two failed POSTs counted")
+        m = scrape(url)
+        failed = api_state(app)["measurement_post_status"]["lib"]["failed_attempts"]
+        assert 2 <= value(m, "hil_measurement_post_failures_total", plant="lib") <= failed
+    finally:
+        stop_app(app)
+        sim.stop()
 
 
 def test_scrape_does_no_io_while_the_links_are_down(running):

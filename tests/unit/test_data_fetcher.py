@@ -122,7 +122,7 @@ def status_with(**fields) -> dict:
         "connected": False, "today_fetched": False, "tomorrow_fetched": False, "today_date": None,
         "tomorrow_date": None, "today_points": 0, "tomorrow_points": 0,
         "today_points_by_plant": {"lib": 0, "vrfb": 0}, "tomorrow_points_by_plant": {"lib": 0, "vrfb": 0},
-        "last_attempt": None, "error": None,
+        "last_attempt": None, "error": None, "today_fetched_at": None, "tomorrow_fetched_at": None,
     }
     status.update(fields)
     return status
@@ -165,7 +165,7 @@ def test_today_is_fetched_at_start_and_not_again_before_it_is_due(sim, rig_facto
     assert rig.status() == status_with(
         connected=True, today_fetched=True, today_date="2026-06-01", tomorrow_date="2026-06-02",
         today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
-        last_attempt="2026-06-01T09:05:00+02:00")
+        last_attempt="2026-06-01T09:05:00+02:00", today_fetched_at="2026-06-01T09:05:00+02:00")
     assert_day_matches_sim(rig, date(2026, 6, 1))
     assert_frames_valid(rig, date(2026, 6, 1))
     assert rig.sd["schedule_revision"] == 2 and rig.scheduler_wake.is_set()
@@ -181,7 +181,7 @@ def test_today_is_fetched_at_start_and_not_again_before_it_is_due(sim, rig_facto
     assert rig.status() == status_with(
         connected=True, today_fetched=True, today_date="2026-06-01", tomorrow_date="2026-06-02",
         today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
-        last_attempt="2026-06-01T09:07:00+02:00")
+        last_attempt="2026-06-01T09:07:00+02:00", today_fetched_at="2026-06-01T09:05:00+02:00")  # a pass, no fetch
 
 
 @pytest.mark.parametrize("poll_start, tomorrow_fetched", [("09:05", True), ("17:30", False)])
@@ -241,7 +241,8 @@ def test_a_same_day_retry_of_today_keeps_tomorrows_rows(sim, rig_factory, caplog
         connected=True, today_fetched=True, tomorrow_fetched=True, today_date="2026-06-01",
         tomorrow_date="2026-06-02", today_points=192, tomorrow_points=192,
         today_points_by_plant={"lib": 96, "vrfb": 96}, tomorrow_points_by_plant={"lib": 96, "vrfb": 96},
-        last_attempt="2026-06-01T18:00:30+02:00")
+        last_attempt="2026-06-01T18:00:30+02:00", today_fetched_at="2026-06-01T18:00:30+02:00",
+        tomorrow_fetched_at="2026-06-01T18:00:00+02:00")   # the age of each window's schedule
     assert "Fetched today schedule 2026-06-01: LIB=96 VRFB=96 points" in caplog.messages
     assert "Fetched tomorrow schedule 2026-06-02: LIB=96 VRFB=96 points" in caplog.messages
 
@@ -260,7 +261,7 @@ def test_midnight_promotes_tomorrow_and_prunes_yesterday(sim, rig_factory, caplo
     assert rig.status() == status_with(
         connected=True, today_fetched=True, tomorrow_fetched=False, today_date="2026-06-02",
         tomorrow_date="2026-06-03", today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
-        last_attempt="2026-06-01T23:59:00+02:00")
+        last_attempt="2026-06-01T23:59:00+02:00", today_fetched_at="2026-06-01T23:59:00+02:00")  # promoted
     for plant in PLANTS:
         assert len(rig.frame(plant)) == 96           # yesterday pruned at the rollover
     assert_day_matches_sim(rig, date(2026, 6, 2))
