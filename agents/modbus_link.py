@@ -1,8 +1,8 @@
 """One Modbus TCP link to one plant, owned by one thread (pymodbus clients are not thread-safe).
 
 Link state (components §2.4): `ok`, `connect_failed` (refused, timeout, reset: the link is down),
-`read_error` (exception response or undecodable value while connected), `unknown` (never tried or
-reset by a transport switch). Connects lazily; after a failure the socket is closed and background
+`read_error` (exception response or undecodable value while connected; an accepted write does not
+end it, only a good read does), `unknown` (never tried or reset by a transport switch). Connects lazily; after a failure the socket is closed and background
 operations fail at once (no network I/O) until the backoff (0.5 s doubling to 30 s) has passed; an
 operator command passes `immediate=True` to make one connect attempt at once. Exception responses
 keep the connection. The endpoint follows the transport mode given to `set_mode()`; the role
@@ -157,15 +157,21 @@ class ModbusLink:
                         self.endpoint_label, message)
         self.link = kind
 
-    def _success(self) -> None:
+    def _success(self, read: bool = True) -> None:
+        """A request answered. A write proves the connection but not the reads: during a read-error
+        episode (reads answered with exceptions, writes accepted) it resets the connect backoff only,
+        so the link stays `read_error` and no false "restored" is logged; after a connect failure it
+        ends the outage like a read."""
+        self._backoff.success()
+        self._next_attempt = None
+        if not read and self.link == "read_error":
+            return
         if self._down.active("down"):
             self._down.end("down", self.clock.monotonic())
             log.info("%s Modbus %s link restored (%s)", self.plant.name, self.role, self.endpoint_label)
         self.link = "ok"
         self.last_error = None
         self.consecutive_failures = 0
-        self._backoff.success()
-        self._next_attempt = None
 
     def _call(self, fn, *args, refusable: tuple[int, ...] = (), **kwargs):
         """Run one pymodbus request; map every failure to LinkError and the link state.
@@ -250,7 +256,7 @@ class ModbusLink:
             self._call(self._client.write_register, point.address, words[0])
         else:
             self._call(self._client.write_registers, point.address, list(words))
-        self._success()
+        self._success(read=False)
 
     def write_points(self, wanted: dict[str, list[int]], names: list[str], immediate: bool) -> str | None:
         """Write the words of `names` under the device guard (P and Q land together between two

@@ -47,6 +47,7 @@ from core.plot_columns import PlotColumns, columns_frame, read_columns
 from core.recording import Row, append_lines, daily_file_path, format_row, latest_recorded_row, row_from_values
 from core.recording_spans import PlantSpan
 from core.timeutil import format_local_iso
+from core.tracking_alarm import stop_reason
 
 log = logging.getLogger("hil.recorder")
 
@@ -348,17 +349,17 @@ class Recorder:
         """Dispatch tracking (§7.8) while the plant runs with its gate on."""
         pid = rec.plant_id
         with self.sd["lock"]:
-            running = self.sd["plant_transition_by_plant"][pid] == "running"
+            transition = self.sd["plant_transition_by_plant"][pid]
             gate = bool(self.sd["scheduler_running_by_plant"][pid])
         tracking = rec.tracker.update(sample.ts, sample.values["p_setpoint_kw"], sample.values["p_poi_kw"],
-                                      dispatching=running and gate)
+                                      dispatching=transition == "running" and gate)
         tracking["at"] = self._iso(sample.ts)
         if tracking["alarm_since"] is not None:
             tracking["alarm_since"] = self._iso(tracking["alarm_since"])
         if rec.tracker.event == "start":
             log.warning(rec.tracker.alarm.message_start(rec.name))
         elif rec.tracker.event == "end":
-            log.info(rec.tracker.alarm.message_end(rec.name))
+            log.info(rec.tracker.alarm.message_end(rec.name, stop_reason(transition, gate)))
         with self.sd["lock"]:
             self.sd["dispatch_tracking_by_plant"][pid] = tracking
 

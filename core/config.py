@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from core.codec import FORMATS, WORD_ORDERS, Point, encodable_range, is_encodable
 from core.names import PLANT_IDS, safe_plant_name
-from core.profiles import apply_profiles
+from core.profiles import apply_profiles, origin_note
 from core.points import (KIND_BY_POINT, METER_POINTS, POINT_NAMES, UNITS_BY_KIND, build_point_map, point_map_problems,
                          unit_per_internal)
 
@@ -65,12 +65,12 @@ def _raise_all(problems: list[tuple]) -> None:
         raise ValidationError.from_exception_data("config", [{"loc": loc, "input": got, "type": PydanticCustomError(
             "config", problem, {"allowed": allowed})} for loc, problem, got, allowed in problems])
 
-def _line(err: dict, where: str) -> str:
-    """A pydantic error as one bounded line (reprlib stays short on YAML alias bombs)."""
+def _line(err: dict, where: str, note: str = "") -> str:
+    """A pydantic error as one bounded line (reprlib stays short on YAML alias bombs); `note` follows the key."""
     key = "".join(c if c.isprintable() else repr(c)[1:-1] for c in ".".join(map(str, err["loc"])) or where)
     got = "nothing" if (v := err["input"]) is MISSING_KEY else json.dumps(v, ensure_ascii=False) if isinstance(
         v, bool | str | None) else reprlib.repr(v)
-    return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}: {err['msg']} (got "
+    return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}{note}: {err['msg']} (got "
             f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {(err.get('ctx') or {}).get('allowed')})")
 
 def _rule(tp: Any, allowed: str, *checks, null: bool = False) -> GetPydanticSchema:
@@ -466,14 +466,14 @@ def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | 
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         reason = getattr(exc, "problem", None) or getattr(exc, "strerror", None) or " ".join(str(exc).split())
         raise ConfigError([f"config error: {config_path}: not readable as YAML{where}: {reason or exc!r}"]) from None
-    raw, profile_problems = apply_profiles(raw, config_path.parent)  # core/profiles.py
+    raw, profile_problems, origins = apply_profiles(raw, config_path.parent)  # core/profiles.py
     problems = [_line(err, "") for err in profile_problems] + ([] if data_dir_override is None or os.fspath(
         data_dir_override).strip() else [_line({"loc": ("--data-dir",), "msg": "must not be empty", "input": "",
                                                 "ctx": {"allowed": "a folder path"}}, "")])
     try:
         doc = _document().validate_python(raw)
     except ValidationError as exc:
-        problems += [_line(err, str(config_path)) for err in exc.errors()]
+        problems += [_line(err, str(config_path), origin_note(origins, err["loc"])) for err in exc.errors()]
     if problems:
         raise ConfigError(sorted(problems))
     absolute = partial(lambda base, p: Path(os.path.abspath(base / p)), config_path.parent)

@@ -9,7 +9,8 @@ folder, the repository, or the repository's `profiles/` folder (`.yaml` may be l
 
 `apply_profiles(raw, config_dir)` rewrites the raw config document before validation: each
 `profile` becomes its absolute path and the endpoint's `points` the merged mapping, so the config
-models validate (and `--check-config` prints) the resolved map. Pure but for reading the files.
+models validate (and `--check-config` prints) the resolved map; `origin_note` names the profile in a
+problem with a value that came from it. Pure but for reading the files.
 """
 from __future__ import annotations
 
@@ -60,10 +61,24 @@ def merge_points(profile: Mapping[str, dict], own: Any) -> Any:
     return merged
 
 
-def apply_profiles(raw: Any, config_dir: Path) -> tuple[Any, list[dict]]:
-    """`raw` with every endpoint's profile resolved and merged, and the problems found (as pydantic
-    error dicts: loc, msg, input, ctx.allowed); an endpoint whose profile fails is left as written."""
-    problems: list[dict] = []
+def profile_origins(base: tuple, profile: Mapping[str, dict], own: Any, name: str) -> dict[tuple, str]:
+    """The locations `base` + point (+ field) whose merged value is the profile's, not the endpoint's own."""
+    own = {} if own is None else own if isinstance(own, Mapping) else dict.fromkeys(profile)  # left as written
+    whole = {base + (p,): name for p in profile if p not in own}
+    return whole | {base + (p, f): name for p, fields in profile.items() if isinstance(own.get(p), Mapping)
+                    for f in fields if f not in own[p]}
+
+
+def origin_note(origins: Mapping[tuple, str], loc: tuple) -> str:
+    """` (from profile NAME)` when `loc` or a parent of it came from a profile, else ""."""
+    names = [origins[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in origins]
+    return f" (from profile {names[0]})" if names else ""
+
+
+def apply_profiles(raw: Any, config_dir: Path) -> tuple[Any, list[dict], dict[tuple, str]]:
+    """`raw` with every endpoint's profile resolved and merged, the problems found (as pydantic error dicts:
+    loc, msg, input, ctx.allowed) and the merged values' `profile_origins`; a failing profile is left as written."""
+    problems, origins = [], {}   # pydantic error dicts; location -> profile name
     def problem(loc: tuple, msg: str, got: str, allowed: str) -> None:
         problems.append({"loc": loc, "msg": msg, "input": got, "ctx": {"allowed": allowed}})
     plants = raw.get("plants") if isinstance(raw, Mapping) else None
@@ -84,7 +99,9 @@ def apply_profiles(raw: Any, config_dir: Path) -> tuple[Any, list[dict]]:
             except ValueError as exc:
                 problem(loc, f"profile {path.name}: {exc}", name, "a profile as in profiles/*.yaml")
                 continue
+            origins.update(profile_origins(loc[:-1] + ("points",), points, endpoint.get("points"), name))
             endpoint.update(profile=str(path), points=merge_points(points, endpoint.get("points")))
             if isinstance(meter := endpoint.get("meter"), Mapping):
+                origins.update(profile_origins(loc[:-1] + ("meter", "points"), meter_points, meter.get("points"), name))
                 endpoint["meter"] = {**meter, "points": merge_points(meter_points, meter.get("points"))}
-    return raw, problems
+    return raw, problems, origins

@@ -4,8 +4,11 @@
 p_setpoint_kw, p_poi_kw)`; it returns `"start"` when |P POI − P setpoint| has stayed above
 `band_kw` for longer than `delay_s` while the plant runs, `"end"` when an alarm clears (the
 difference back within the band, or the plant stopped), else None. A sample with a missing value
-(link down, undecodable register) changes nothing. After a start, `message_start(name)` and
-`message_end(name, now_s)` give the operator's words.
+(link down, undecodable register) changes nothing. After a start, `message_start(name)` gives the
+operator's words; after an end, `message_end(name, why_stopped)`: "following again" with the sample's
+numbers only when the plant really follows (`ended_by == "following"`); when the alarm ended because
+the plant is no longer dispatched (`ended_by == "stopped"`) the numbers are stale, so it says why
+(`why_stopped`, from `stop_reason(transition, gate)`) and how long the plant was not following.
 
 Pure: no clock reads, no threads, no I/O; `now_s` is monotonic seconds from the caller.
 """
@@ -25,18 +28,18 @@ class TrackingAlarm:
     outside_since_s: float | None = None
     p_setpoint_kw: float = 0.0
     p_poi_kw: float = 0.0
+    ended_by: str | None = None       # after an "end": "following" or "stopped"
+    not_following_s: float = 0.0      # after an "end": time outside the band until it ended
 
     def update(self, now_s: float, running: bool, p_setpoint_kw: float | None,
                p_poi_kw: float | None) -> str | None:
         if not running:
-            self.outside_since_s = None
-            return self._clear()
+            return self._clear(now_s, "stopped")
         if p_setpoint_kw is None or p_poi_kw is None:
             return None
         self.p_setpoint_kw, self.p_poi_kw = p_setpoint_kw, p_poi_kw
         if abs(p_poi_kw - p_setpoint_kw) <= self.band_kw:
-            self.outside_since_s = None
-            return self._clear()
+            return self._clear(now_s, "following")
         if self.outside_since_s is None:
             self.outside_since_s = now_s
         if not self.active and now_s - self.outside_since_s >= self.delay_s:
@@ -44,19 +47,31 @@ class TrackingAlarm:
             return "start"
         return None
 
-    def _clear(self) -> str | None:
-        if self.active:
-            self.active = False
-            return "end"
-        return None
+    def _clear(self, now_s: float, ended_by: str) -> str | None:
+        since_s, self.outside_since_s = self.outside_since_s, None
+        if not self.active:
+            return None
+        self.active, self.ended_by = False, ended_by
+        self.not_following_s = now_s - since_s if since_s is not None else 0.0
+        return "end"
 
     def message_start(self, plant_name: str) -> str:
         return (f"{plant_name} not following: setpoint {self.p_setpoint_kw:.0f} kW, "
                 f"POI {self.p_poi_kw:.0f} kW for {self.delay_s:g} s")
 
-    def message_end(self, plant_name: str) -> str:
-        return (f"{plant_name} following again: setpoint {self.p_setpoint_kw:.0f} kW, "
-                f"POI {self.p_poi_kw:.0f} kW")
+    def message_end(self, plant_name: str, why_stopped: str = "plant stopped") -> str:
+        if self.ended_by == "following":
+            return (f"{plant_name} following again: setpoint {self.p_setpoint_kw:.0f} kW, "
+                    f"POI {self.p_poi_kw:.0f} kW")
+        return f"{plant_name} tracking alarm ended: {why_stopped} (not following for {self.not_following_s:.0f} s)"
+
+
+def stop_reason(transition: str, gate: bool) -> str:
+    """Why a plant is not dispatched, for the alarm's end: its transition (`starting`, `running`,
+    `stopping`, `stopped`, `unknown`) and its dispatch gate."""
+    if transition == "running":
+        return "plant running" if gate else "not dispatched"
+    return f"plant {transition}" if transition in ("starting", "stopping", "stopped") else "plant state unknown"
 
 
 def default_band_kw(p_max_kw: float, p_min_kw: float) -> float:

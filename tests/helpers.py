@@ -178,9 +178,10 @@ def install_timed_lock(shared_data: dict, limit_s: float = 0.05) -> TimedLock:
 class TinyServer:
     """A plain pymodbus TCP server (unit 1, holding registers 0..count-1) on its own loop thread.
 
-    `refuse_reads_over=N` answers exception 2 to any read of more than N registers; `frozen`
-    addresses ignore writes (a plant whose battery P never decays keeps its value). Every request
-    is recorded in `requests` as (fc, address, count).
+    `refuse_reads_over=N` answers exception 2 to any read of more than N registers; `fail_reads=code`
+    (settable while serving) answers every read with that exception code and still accepts writes;
+    `frozen` addresses ignore writes (a plant whose battery P never decays keeps its value). Every
+    request is recorded in `requests` as (fc, address, count).
     """
 
     def __init__(self, port: int | None = None, count: int = 300, values: dict | None = None,
@@ -188,6 +189,7 @@ class TinyServer:
         self.port = port or free_port()
         self.count = count
         self.refuse_reads_over = refuse_reads_over
+        self.fail_reads: int | None = None
         self.frozen = set(frozen)
         self.requests: list[tuple[int, int, int]] = []
         self._internal = False    # our own set(): not a client request
@@ -201,8 +203,10 @@ class TinyServer:
             return None
         self.requests.append((fc, address, count))
         if set_values is None:
+            from pymodbus.constants import ExcCodes
+            if self.fail_reads is not None and fc in (3, 4):   # a write's own read-back is not a read
+                return ExcCodes(self.fail_reads)
             if self.refuse_reads_over is not None and count > self.refuse_reads_over:
-                from pymodbus.constants import ExcCodes
                 return ExcCodes.ILLEGAL_ADDRESS
             return None
         for i in range(len(set_values)):

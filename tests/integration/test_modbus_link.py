@@ -217,6 +217,38 @@ def test_exception_response_keeps_connection_and_gives_read_error(tmp_path, cloc
         assert link.link == "ok" and len(connects) == 1
 
 
+def test_writes_accepted_while_reads_fail_do_not_end_the_read_error_episode(tmp_path, clock, links, caplog,
+                                                                            single_read_reset):
+    """A plant that answers every read with exception 4 but accepts the writes (the heartbeat every
+    0.5 s): one "down" line and no "restored" while reads fail; one "restored" when reads work again."""
+    caplog.set_level(logging.INFO)
+    cfg = make_cfg(tmp_path)
+    plant = cfg.plants["lib"]
+    label = plant.local.label
+    with TinyServer(port=plant.local.port) as server:
+        single_read_reset.append(f"127.0.0.1:{server.port}/1")
+        link = links(plant, clock)
+        assert link.read(OBSERVE_POINTS)["enable"] == 0 and link.link == "ok"
+        server.fail_reads = 4
+        for tick in range(16):                          # 8 s: a write every 0.5 s, a read every 1 s
+            link.write_value("p_setpoint", 10.0 + tick)
+            assert link.link == ("ok" if tick == 0 else "read_error")
+            if tick % 2 == 0:
+                with pytest.raises(LinkError) as exc:
+                    link.read(OBSERVE_POINTS)
+                assert exc.value.kind == "read_error" and link.link == "read_error"
+            clock.advance(0.5)
+        assert link.last_error == "exception response (code 4)" and link.consecutive_failures == 8
+        assert _messages(caplog, logging.WARNING, "link down") == [
+            f"LIB Modbus control link down ({label}): exception response (code 4)"]
+        assert _messages(caplog, logging.INFO, "link restored") == []
+        server.fail_reads = None
+        assert link.read(OBSERVE_POINTS)["p_setpoint"] == pytest.approx(25.0) and link.link == "ok"  # last write
+        link.write_value("p_setpoint", 0.0)
+    assert _messages(caplog, logging.INFO, "link restored") == [f"LIB Modbus control link restored ({label})"]
+    assert len(_messages(caplog, logging.WARNING, "link down")) == 1
+
+
 def test_grouped_read_refused_falls_back_to_single_reads_for_good(tmp_path, clock, links, caplog,
                                                                   single_read_reset):
     caplog.set_level(logging.INFO)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import re
 import threading
 import time
 from datetime import date, datetime, timedelta
@@ -548,3 +549,35 @@ def test_tracking_alarm_when_a_saturated_plant_cannot_follow(rig_factory, caplog
     assert [(r.levelname, r.getMessage()) for r in ends] == [
         ("INFO", "LIB following again: setpoint -200 kW, POI -200 kW")]
     assert rig.sd["dispatch_tracking_by_plant"]["vrfb"]["alarm"] is False
+
+
+@pytest.mark.parametrize("transition, gate, reason", [("stopping", False, "plant stopping"),
+                                                      ("stopped", False, "plant stopped"),
+                                                      ("running", False, "not dispatched")])
+def test_tracking_alarm_ended_by_a_stop_says_so_not_following_again(rig_factory, caplog, transition, gate, reason):
+    """The saturated LIB of the test above is stopped (or its gate closed) while the alarm is on: the INFO
+    says why it ended and for how long it did not follow, never "following again" with stale numbers."""
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    rig.stop_emulator()
+    lib = rig.cfg.plants["lib"]
+    rig.cfg = dataclasses.replace(rig.cfg, plants={**rig.cfg.plants, "lib": dataclasses.replace(
+        lib, model=dataclasses.replace(lib.model, initial_soc_pu=0.0))})
+    rig.start_emulator()
+    rig.set_setpoint("lib", 500.0, enable=1)
+    with rig.sd["lock"]:
+        rig.sd["plant_transition_by_plant"]["lib"] = "running"
+        rig.sd["scheduler_running_by_plant"]["lib"] = True
+    caplog.set_level(logging.INFO, logger="hil.recorder")
+    rig.run(39)
+    assert rig.sd["dispatch_tracking_by_plant"]["lib"]["alarm"] is True
+    with rig.sd["lock"]:                                 # the setpoint register still says 500 kW
+        rig.sd["plant_transition_by_plant"]["lib"] = transition
+        rig.sd["scheduler_running_by_plant"]["lib"] = gate
+    rig.run(2)
+    assert rig.sd["dispatch_tracking_by_plant"]["lib"]["alarm"] is False
+    ends = [(r.levelname, r.getMessage()) for r in caplog.records
+            if "following again" in r.getMessage() or "alarm ended" in r.getMessage()]
+    assert len(ends) == 1, ends
+    level, message = ends[0]
+    assert level == "INFO" and re.fullmatch(rf"LIB tracking alarm ended: {reason} \(not following for 3\d s\)",
+                                            message), message

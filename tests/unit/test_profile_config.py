@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -135,6 +137,62 @@ def test_an_override_that_breaks_the_profile_map_is_named(tmp_path):
                                              "points: {q_setpoint: {address: 87}}}"))
     assert len(lines) == 1 and lines[0].startswith("config error: plants.lib.modbus.remote.points.")
     assert "overlaps point" in lines[0] and "86-87" in lines[0]
+
+
+BAD_PROFILE = """
+description: a map with mistakes
+points:
+  p_setpoint: {address: 86, format: int24, scale: 0.1}
+  q_setpoint: {address: 88, format: int32, scale: 0.1, colour: red}
+  bogus_point: {address: 5}
+meter: {points: {p_poi: {address: 290, format: int32, scale: 0.1, unit: kWh}}}
+"""
+FROM = "config error: plants.lib.modbus.remote."
+
+
+@pytest.mark.parametrize("own, expected", [
+    # a value, a field and a whole point that only the profile holds: the line names the profile as written
+    ("", [f"{FROM}meter.points.p_poi.unit (from profile x/bad.yaml): ",
+          f"{FROM}points.bogus_point (from profile x/bad.yaml): unknown key (got {{'address': 5}}; ",
+          f'{FROM}points.p_setpoint.format (from profile x/bad.yaml): not a known value (got "int24"; ',
+          f'{FROM}points.q_setpoint.colour (from profile x/bad.yaml): unknown key (got "red"; ']),
+    # the config's own fields over the profile's: its own mistakes are reported as without a profile
+    (", points: {p_setpoint: {format: int16}, q_setpoint: {colour: blue}, enable: {formt: 1}}",
+     [f"{FROM}meter.points.p_poi.unit (from profile x/bad.yaml): ",
+      f"{FROM}points.bogus_point (from profile x/bad.yaml): ",
+      f"{FROM}points.enable.formt: unknown key (got 1; ",
+      f'{FROM}points.q_setpoint.colour: unknown key (got "blue"; ']),
+])
+def test_a_problem_in_a_value_from_the_profile_names_the_profile(tmp_path, own, expected):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "bad.yaml").write_text(BAD_PROFILE, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, endpoint_yaml("{host: 127.0.0.1, port: 5502, unit_id: 1, profile: x/bad.yaml, "
+                                     "meter: {host: 127.0.0.1, port: 5502, unit_id: 9}" + own + "}"))
+    lines = info.value.problems
+    assert len(lines) == len(expected), lines                   # one line per problem
+    assert all(line.startswith(start) for line, start in zip(lines, expected)), lines
+    assert all(re.match(r"^config error: [^\s:]+( \(from profile [^\s:]+\))?: [^\n]+ \(got [^\n]*; allowed: "
+                        r"[^\n]+\)$", line) for line in lines), lines
+
+
+def test_a_problem_of_the_config_itself_reads_the_same_with_or_without_a_profile(tmp_path):
+    own = "points: {enable: {formt: 1}, p_setpoint: {format: int24}, q_setpoint: {address: -1}}"
+    plain = problems(tmp_path, endpoint_yaml("{host: 127.0.0.1, port: 5502, unit_id: 1, " + own + "}"))
+    profiled = problems(tmp_path, endpoint_yaml("{host: 127.0.0.1, port: 5502, unit_id: 1, profile: lib-ems-ppc, "
+                                                + own + "}"))
+    assert len(plain) == 3 and profiled == plain
+
+
+def test_check_config_names_the_profile_and_exits_2(tmp_path):
+    (tmp_path / "bad.yaml").write_text("points: {p_setpoint: {address: 86, format: int24}}\n", encoding="utf-8")
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(endpoint_yaml("{host: 127.0.0.1, port: 5502, unit_id: 1, profile: bad.yaml}")))
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "hil_scheduler.py"), "--config", str(path),
+                          "--check-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.splitlines() == [
+        'config error: plants.lib.modbus.remote.points.p_setpoint.format (from profile bad.yaml): not a known value '
+        '(got "int24"; allowed: int16|uint16|int32|uint32|float32)'], out
 
 
 def test_check_config_prints_the_resolved_map_and_loads_back(tmp_path):

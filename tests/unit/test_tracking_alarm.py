@@ -1,9 +1,10 @@
-"""`core.tracking_alarm.TrackingAlarm`: start after the delay outside the band, end when back or stopped."""
+"""`core.tracking_alarm.TrackingAlarm`: start after the delay outside the band, end when back or stopped;
+the end says "following again" only when the plant follows, else why it stopped (stale numbers unsaid)."""
 from __future__ import annotations
 
 import pytest
 
-from core.tracking_alarm import TrackingAlarm, default_band_kw
+from core.tracking_alarm import TrackingAlarm, default_band_kw, stop_reason
 
 RUN = True
 
@@ -48,3 +49,45 @@ def test_messages_name_the_plant_setpoint_poi_and_delay():
 def test_default_band_is_five_percent_of_the_rating():
     assert default_band_kw(3000, -3000) == pytest.approx(150.0)
     assert default_band_kw(1000, -1200) == pytest.approx(60.0)
+
+
+@pytest.mark.parametrize("samples, message", [
+    # back within the band: the end sample's own numbers
+    ([(0, RUN, 500, 160), (30, RUN, 500, 160), (45, RUN, 500, 499)],
+     "VRFB following again: setpoint 500 kW, POI 499 kW"),
+    # stopped while the alarm is on: the last numbers are stale, so they are not repeated
+    ([(0, RUN, 500, 160), (30, RUN, 500, 160), (45, False, 500, 160)],
+     "VRFB tracking alarm ended: plant stopped (not following for 45 s)"),
+    # stopped with values missing (link down at the stop): still the stop, not "following again"
+    ([(10, RUN, 500, 160), (40, RUN, 500, 160), (50, RUN, None, None), (70.4, False, None, None)],
+     "VRFB tracking alarm ended: plant stopped (not following for 60 s)"),
+    # the episode counts from the first sample outside the band, not from the alarm's start
+    ([(0, RUN, 500, 490), (5, RUN, 500, 160), (35, RUN, 500, 160), (100, False, 0, 0)],
+     "VRFB tracking alarm ended: plant stopped (not following for 95 s)"),
+])
+def test_end_message_tells_whether_the_plant_follows_or_stopped(samples, message):
+    alarm = TrackingAlarm(band_kw=25.0, delay_s=30.0)
+    assert feed(alarm, samples)[-1] == "end"
+    assert alarm.message_end("VRFB") == message
+    assert ("following again" in message) == (alarm.ended_by == "following")
+
+
+def test_an_end_after_stop_then_a_new_episode_reports_the_new_one():
+    alarm = TrackingAlarm(band_kw=25.0, delay_s=30.0)
+    feed(alarm, [(0, RUN, 500, 160), (30, RUN, 500, 160), (40, False, 500, 160),
+                 (50, RUN, 500, 160), (80, RUN, 500, 160), (81, RUN, 500, 500)])
+    assert alarm.message_end("LIB") == "LIB following again: setpoint 500 kW, POI 500 kW"
+
+
+@pytest.mark.parametrize("transition, gate, reason", [
+    ("stopped", False, "plant stopped"),
+    ("stopping", False, "plant stopping"),       # safe stop: the gate closes with "stopping"
+    ("stopped", True, "plant stopped"),
+    ("running", False, "not dispatched"),         # enabled, but the dispatch gate is closed
+    ("unknown", True, "plant state unknown"),     # link lost long enough to be stale
+    ("starting", False, "plant starting"),
+])
+def test_stop_reason_table(transition, gate, reason):
+    assert stop_reason(transition, gate) == reason
+    assert TrackingAlarm(25.0, ended_by="stopped", not_following_s=12.0).message_end("LIB", reason) == (
+        f"LIB tracking alarm ended: {reason} (not following for 12 s)")
