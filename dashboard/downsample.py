@@ -37,14 +37,35 @@ def decimate(xs: np.ndarray, ys: np.ndarray, buckets: int) -> tuple[list, list]:
     return xs[idx].tolist(), [None if v != v else v for v in ys[idx].tolist()]
 
 
-def screen_segments(x: np.ndarray, visible: tuple[int, int]) -> tuple:
-    """(start, stop, buckets) of the rows before, within and after `visible` (x sorted, local ms)."""
-    i0, i1 = (int(i) for i in np.searchsorted(x, np.array(visible, dtype=np.int64), side="left"))
-    i1 = max(i0, i1)
-    return ((0, i0, C.LIVE_OUTSIDE_BUCKETS), (i0, i1, C.LIVE_VISIBLE_BUCKETS), (i1, len(x), C.LIVE_OUTSIDE_BUCKETS))
+def screen_segments(x: np.ndarray, visible: tuple[int, int]) -> list[tuple[int, int, int]]:
+    """(start, stop, buckets) of the consecutive row ranges off and on the screen, in row order.
+
+    `x` is local wall time in ms, as plotly draws it: sorted, except where the wall clock goes
+    back (the autumn DST change repeats 02:00-03:00, so a 25 h day holds that hour twice). The
+    browser sends a zoom as wall-clock times, and both passes of a repeated hour are drawn at the
+    same wall-clock x, so a row is on screen when visible[0] <= x < visible[1], whichever pass it
+    belongs to. Rows on screen share LIVE_VISIBLE_BUCKETS (in proportion to their count, so they
+    are exact while there are at most twice that many); each range off screen gets
+    LIVE_OUTSIDE_BUCKETS."""
+    lo_hi = np.array(visible, dtype=np.int64)
+    cuts = (np.flatnonzero(x[1:] < x[:-1]) + 1).tolist()
+    pieces: list[list] = []
+    for a, b in zip([0, *cuts], [*cuts, len(x)]):
+        i0, i1 = (a + int(i) for i in np.searchsorted(x[a:b], lo_hi, side="left"))
+        i1 = max(i0, i1)
+        for start, stop, on in ((a, i0, False), (i0, i1, True), (i1, b, False)):
+            if stop <= start:
+                continue
+            if start == a and pieces and pieces[-1][2] == on:
+                pieces[-1][1] = stop  # the same side of the screen across a clock step back
+            else:
+                pieces.append([start, stop, on])
+    shown = sum(stop - start for start, stop, on in pieces if on)
+    return [(start, stop, -(-C.LIVE_VISIBLE_BUCKETS * (stop - start) // shown) if on else C.LIVE_OUTSIDE_BUCKETS)
+            for start, stop, on in pieces]
 
 
-def screen_xy(x: np.ndarray, y: np.ndarray, segments: tuple) -> tuple[list, list]:
+def screen_xy(x: np.ndarray, y: np.ndarray, segments: list) -> tuple[list, list]:
     """One series sized to the screen: each segment exact up to 2 * its buckets, else min/max."""
     xs: list = []
     ys: list = []
