@@ -32,7 +32,7 @@ from agents.control_agent import PlantController  # noqa: E402
 from agents.coordinator import Coordinator  # noqa: E402
 from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa: E402
 from agents.data_fetcher_agent import DataFetcher  # noqa: E402
-from agents.forecaster import Forecaster  # noqa: E402
+from agents.forecaster import Forecaster, recorded_soc, start_soc  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.metrics_server import MetricsServer, MetricsStartError  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
@@ -120,14 +120,17 @@ def parse_schedule_args(cfg: AppConfig, specs: list[str]) -> dict:
 
 
 def schedule_check_lines(cfg: AppConfig, frames: dict, now) -> list[str]:
-    """`--check-config --schedule`: one line per schedule, its SoC forecast from the plant's
-    `initial_soc_pu` at `now` to the end of tomorrow or of the schedule, whichever is later."""
+    """`--check-config --schedule`: one line per schedule, its SoC forecast at `now` to the end of
+    tomorrow or of the schedule, whichever is later, from the start SoC the running program's
+    forecaster uses (`agents.forecaster.start_soc`: here the last recorded in the daily files, else
+    `initial_soc_pu`, as the emulator seeds it); the line ends with where that SoC came from."""
     lines = []
     for plant, frame in frames.items():
         pc = cfg.plants[plant]
+        soc, origin = start_soc(pc, None, None, lambda plant=plant: recorded_soc(cfg, plant, now.date()))
         until = max(horizon_end(now, cfg.tz), frame.index[-1].to_pydatetime()) if len(frame) else None
-        fc = forecast_soc(pc, pc.model.initial_soc_pu, "manual", frame, now, cfg.tz, until=until)
-        end = f"SoC {pc.model.initial_soc_pu:.2f} now -> {fc.soc_end:.2f} at {format_local_iso(fc.times[-1])}"
+        fc = forecast_soc(pc, soc, "manual", frame, now, cfg.tz, until=until)
+        end = f"SoC {soc:.2f} now -> {fc.soc_end:.2f} at {format_local_iso(fc.times[-1])} (start SoC from {origin})"
         warning = forecast_warning(pc.name, fc, pc)
         lines.append(f"forecast {plant}: {warning}; {end}" if warning
                      else f"forecast {plant}: {pc.name} follows the schedule; {end}")

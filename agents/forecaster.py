@@ -1,15 +1,23 @@
 """SoC forecasts of the schedules, computed off the request path (thread `forecaster`, issue 17).
 
 Every `PERIOD_S` (at once while more are due; one computation per step) the thread looks at
-both plants' manual and API frames and the plants' SoC, and recomputes a plant/source forecast
-(core/forecast.py, from now to the end of tomorrow) only when: its frame was replaced (a new
-object: frames are never mutated after publication), the live SoC drifted more than
-`SOC_DRIFT_PU` from the SoC the forecast predicted for now, or the forecast is older than
-`REFRESH_S`. Drift and age recomputes wait at least 20 x the last computation's
-duration, so a 1 s schedule of a whole day (seconds of CPU) stays a small share of a core.
+both plants' manual and API frames, override flags, holds and SoC, and recomputes a plant/source
+forecast (core/forecast.py, from now to the end of tomorrow) only when: its inputs changed (a frame
+replaced by a new object: frames are never mutated after publication; override flags; a hold
+begun or ended; the active source while held), the live SoC drifted more than `SOC_DRIFT_PU` from
+the SoC the forecast predicted for now, or the forecast is older than `REFRESH_S`. Drift and age
+recomputes wait at least 20 x the last computation's duration, so a 1 s schedule of a whole day
+(seconds of CPU) stays a small share of a core.
 
-Start SoC: the live observed SoC, else the last sample's, else the last recorded in the daily
-files (core.recording.find_initial_soc), else the plant's `initial_soc_pu`.
+What each source's forecast plays (`forecast_inputs`): what the controller would dispatch with
+that source active. `api`: the API frame with the plant's override flags over its manual frame,
+per signal; `manual`: the manual frame (flags change nothing in manual mode). A hold applies to the
+active source's forecast only (the held values to the horizon: what the plant does until Resume);
+the other source's forecast stays the plan the previews show for it.
+
+Start SoC (`start_soc`, also `--check-config --schedule`'s): the live observed SoC, else the last
+sample's, else the last recorded in the daily files (core.recording.find_initial_soc), else the
+plant's `initial_soc_pu`.
 
 Readers (`/api/state`, `/metrics`, the dashboard previews) get the last results through
 `summary()`, `summaries()` and `view()`: a dict look-up under this object's own lock, never a
@@ -27,6 +35,7 @@ from datetime import datetime
 from core.forecast import Forecast, ForecastCancelled, forecast_soc, forecast_warning, soc_at
 from core.names import PLANT_IDS, safe_plant_name
 from core.recording import find_initial_soc
+from core.overrides import SIGNALS
 from core.state import schedule_key
 from core.timeutil import format_local_iso
 
@@ -36,6 +45,52 @@ PERIOD_S = 2.0
 REFRESH_S = 300.0
 SOC_DRIFT_PU = 0.02
 SOURCES = ("manual", "api")
+
+
+@dataclass(frozen=True)
+class ForecastInputs:
+    """What one forecast plays: `frame` (the source's own), and in API mode the `manual` frame
+    with the `override` flags (only when a flag is on); `held` (P kW, Q kvar) while held."""
+
+    frame: object
+    manual: object = None
+    override: tuple[tuple[str, bool], ...] = ()
+    held: tuple[float, float] | None = None
+
+    def same(self, other: "ForecastInputs") -> bool:
+        """Frames by identity (published frames are immutable), flags and hold by value."""
+        return (self.frame is other.frame and self.manual is other.manual
+                and self.override == other.override and self.held == other.held)
+
+
+def forecast_inputs(source: str, active: str, frame, manual, flags: dict | None, hold: dict | None) -> ForecastInputs:
+    """The inputs of `source`'s forecast of one plant (module docstring)."""
+    held = None
+    if source == active and (hold or {}).get("held") and hold.get("p_kw") is not None:
+        held = (float(hold["p_kw"]), float(hold["q_kvar"] or 0.0))
+    if source == "api" and flags and any(flags.get(sig) for sig in SIGNALS):
+        return ForecastInputs(frame, manual, tuple((sig, bool(flags.get(sig))) for sig in SIGNALS), held)
+    return ForecastInputs(frame, held=held)
+
+
+def start_soc(plant_cfg, observed, latest, file_soc) -> tuple[float, str]:
+    """`(soc_pu, origin)`: the live observed SoC (`live`), else the last sample's (`sample`), else
+    `file_soc()` (`find_initial_soc`'s answer, asked only then: `file <name>`), else the plant's
+    `initial_soc_pu`. The rule of the forecaster and of `--check-config --schedule`."""
+    if isinstance(observed, (int, float)) and observed == observed:
+        return min(1.0, max(0.0, float(observed))), "live"
+    sample = ((latest or {}).get("values") or {}).get("soc_pu")
+    if isinstance(sample, (int, float)) and sample == sample:
+        return min(1.0, max(0.0, float(sample))), "sample"
+    found = file_soc()
+    if found is not None:
+        return found[0], f"file {found[1]}"
+    return plant_cfg.model.initial_soc_pu, "initial_soc_pu"
+
+
+def recorded_soc(cfg, pid: str, day) -> tuple[float, str] | None:
+    """The last SoC recorded for plant `pid` on or before `day` (core.recording.find_initial_soc)."""
+    return find_initial_soc(cfg.data_dir, safe_plant_name(cfg.plants[pid].name, pid), day, cfg.tz)
 
 @dataclass(frozen=True)
 class ForecastView:
@@ -53,6 +108,7 @@ class ForecastView:
     duration_s: float
     epochs: tuple[float, ...]    # fc.times as POSIX seconds (for soc_at)
     seq: int = 0                 # the forecaster's generation when this view was made (unique)
+    inputs: ForecastInputs | None = None   # what was played (frame, override, hold)
 
     def summary(self) -> dict:
         fc = self.forecast
@@ -60,6 +116,8 @@ class ForecastView:
                 "soc_end": fc.soc_end, "first_violation_at": format_local_iso(fc.first_violation_at),
                 "first_violation_kind": fc.first_violation_kind, "undeliverable_kwh": fc.undeliverable_kwh,
                 "warning": self.warning, "computed_at": format_local_iso(self.computed_at),
+                "override": dict(self.inputs.override) if self.inputs and self.inputs.override else None,
+                "held": bool(self.inputs and self.inputs.held is not None),
                 "until": format_local_iso(fc.times[-1])}
 
 class Forecaster:
@@ -103,57 +161,56 @@ class Forecaster:
         now = self.clock.now()
         with self.sd["lock"]:
             frames = {src: dict(self.sd[schedule_key(src)]) for src in SOURCES}
+            active = self.sd["active_schedule_source"]
+            flags = {pid: dict(self.sd["override_by_plant"][pid]) for pid in PLANT_IDS}
+            holds = {pid: dict(self.sd["hold_by_plant"][pid]) for pid in PLANT_IDS}
             observed = {pid: (self.sd["plant_observed_state_by_plant"][pid] or {}).get("soc_pu") for pid in PLANT_IDS}
             latest = {pid: self.sd["latest_measurement_by_plant"][pid] for pid in PLANT_IDS}
         due = []
         for pid in PLANT_IDS:
             soc, origin = self._start_soc(pid, observed[pid], latest[pid], now)
-            due += [(src, pid, soc, origin) for src in SOURCES if self._due(src, pid, frames[src][pid], soc, now)]
+            for src in SOURCES:
+                inputs = forecast_inputs(src, active, frames[src][pid], frames["manual"][pid], flags[pid], holds[pid])
+                if self._due(src, pid, inputs, soc, now):
+                    due.append((src, pid, inputs, soc, origin))
         if not due:
             return PERIOD_S
-        src, pid, soc, origin = due[0]
-        self._compute(src, pid, frames[src][pid], soc, origin, now)
+        self._compute(*due[0], now)
         return 0.0 if len(due) > 1 else PERIOD_S
 
-    def _due(self, source: str, pid: str, frame, soc: float, now: datetime) -> bool:
+    def _due(self, source: str, pid: str, inputs: ForecastInputs, soc: float, now: datetime) -> bool:
         v = self.view(source, pid)
-        if v is None or v.frame is not frame:
+        if v is None or v.inputs is None or not v.inputs.same(inputs):
             return True
         if self.clock.monotonic() - v.computed_mono < max(PERIOD_S, 20 * v.duration_s):
             return False
         return (self.clock.monotonic() - v.computed_mono >= REFRESH_S
                 or abs(soc_at(v.forecast.soc_pu, v.epochs, now) - soc) > SOC_DRIFT_PU)
 
-    def _compute(self, source: str, pid: str, frame, soc: float, origin: str, now: datetime) -> None:
+    def _compute(self, source: str, pid: str, inputs: ForecastInputs, soc: float, origin: str, now: datetime) -> None:
         plant = self.cfg.plants[pid]
         started = self.clock.monotonic()
         try:
-            fc = forecast_soc(plant, soc, source, frame, now, self.cfg.tz,
+            fc = forecast_soc(plant, soc, source, inputs.frame, now, self.cfg.tz,
                               self.cfg.istentore_api.schedule_period_minutes,
-                              cancelled=self.sd["shutdown_event"].is_set)
+                              cancelled=self.sd["shutdown_event"].is_set, manual=inputs.manual,
+                              override=dict(inputs.override) or None, held=inputs.held)
         except ForecastCancelled:
             return
         done = self.clock.monotonic()
         epochs = tuple(t.timestamp() for t in fc.times)
-        view = ForecastView(source, pid, frame, fc, forecast_warning(plant.name, fc, plant), soc, origin, now,
-                            done, done - started, epochs)
+        view = ForecastView(source, pid, inputs.frame, fc, forecast_warning(plant.name, fc, plant), soc, origin,
+                            now, done, done - started, epochs, inputs=inputs)
         with self._lock:
             self.generation += 1
             self._views[(source, pid)] = dataclasses.replace(view, seq=self.generation)
 
     def _start_soc(self, pid: str, observed, latest, now: datetime) -> tuple[float, str]:
-        if isinstance(observed, (int, float)) and observed == observed:
-            return min(1.0, max(0.0, float(observed))), "live"
-        values = (latest or {}).get("values") or {}
-        sample = values.get("soc_pu")
-        if isinstance(sample, (int, float)) and sample == sample:
-            return min(1.0, max(0.0, float(sample))), "sample"
-        day = now.date()
-        cached = self._file_soc.get(pid)
-        if cached is None or cached[0] != day:
-            plant = self.cfg.plants[pid]
-            found = find_initial_soc(self.cfg.data_dir, safe_plant_name(plant.name, pid), day, self.cfg.tz)
-            self._file_soc[pid] = cached = (day, found)
-        if cached[1] is not None:
-            return cached[1][0], f"file {cached[1][1]}"
-        return self.cfg.plants[pid].model.initial_soc_pu, "initial_soc_pu"
+        """`start_soc` with the recorded SoC looked up once per local day."""
+        def file_soc():
+            day = now.date()
+            cached = self._file_soc.get(pid)
+            if cached is None or cached[0] != day:
+                self._file_soc[pid] = cached = (day, recorded_soc(self.cfg, pid, day))
+            return cached[1]
+        return start_soc(self.cfg.plants[pid], observed, latest, file_soc)

@@ -1,11 +1,14 @@
 """SoC forecast of a schedule (issue 17): where the plant model says the schedule cannot be followed.
 
-`forecast_soc(plant_cfg, soc_pu_start, source, frame, now, tz)` plays a normalised schedule frame
-(core/schedules.py) through the emulator's physics (core/plant_model.py) from `now` to the end of
-tomorrow (local days of `tz`, so 23 h or 25 h on DST days), assuming the plant is enabled the whole
-time. The setpoint of every instant comes from `resolve_setpoint` and the segments from
-`next_breakpoint`: power is piecewise constant, so SoC is piecewise linear and the instant it
-reaches 0 or 1 is computed exactly (integer microseconds, rounded up), never by a fixed-step loop.
+`forecast_soc(plant_cfg, soc_pu_start, source, frame, now, tz)` plays what the controller would
+dispatch (core/schedules.py frames) through the emulator's physics (core/plant_model.py) from `now`
+to the end of tomorrow (local days of `tz`, so 23 h or 25 h on DST days), assuming the plant is
+enabled the whole time. The setpoint of every instant comes from the one decision of the
+controller, `core.overrides.effective_setpoint` (in API mode with the plant's manual frame and
+override flags, per signal), and the segments from `effective_next_breakpoint`; a dispatch hold
+(`held`) plays the held values to the horizon instead. Power is piecewise constant, so SoC is
+piecewise linear and the instant it reaches 0 or 1 is computed exactly (integer microseconds,
+rounded up), never by a fixed-step loop.
 
 Sign convention: positive P is discharge, SoC falls when P > 0. Undeliverable energy is the
 integral of (requested P - delivered P): requested is the schedule row as written (0 outside the
@@ -17,13 +20,14 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Callable
+from typing import Callable, Mapping
 
 from core.lazy_modules import pd
 
 from core.config import PlantConfig
 from core.plant_model import PlantModel
-from core.schedules import P_COL, Q_COL, Setpoint, next_breakpoint, resolve_setpoint
+from core.overrides import Effective, effective_next_breakpoint, effective_setpoint
+from core.schedules import P_COL, Q_COL, Setpoint
 from core.timeutil import day_bounds
 
 # The model cuts power one nominal period before a bound would be crossed; a 1 us period makes
@@ -69,22 +73,40 @@ def _at(us: int, tz: tzinfo) -> datetime:
     return (_EPOCH + timedelta(microseconds=us)).astimezone(tz)
 
 
-def _requested(frame: pd.DataFrame | None, sp: Setpoint) -> tuple[float, float]:
-    """The row's P and Q as written (before clamping); the setpoint itself when not clamped."""
+def _row_value(frame: pd.DataFrame | None, sp: Setpoint, col: str, value: float) -> float:
+    """The row's value as written (before clamping); `value` itself when `sp` was not clamped."""
     if not sp.clamped:
-        return sp.p_kw, sp.q_kvar
-    i = frame.index.get_loc(pd.Timestamp(sp.row_ts))
-    return float(frame[P_COL].iloc[i]), float(frame[Q_COL].iloc[i])
+        return value
+    return float(frame[col].iloc[frame.index.get_loc(pd.Timestamp(sp.row_ts))])
 
 
-def _violation(sp: Setpoint, p_req: float, q_req: float, p_kw: float) -> str | None:
+def _requested(eff: Effective, own: pd.DataFrame | None, manual: pd.DataFrame | None) -> tuple[float, float]:
+    """P and Q as written in the rows `eff` took them from: the manual frame for an overridden
+    signal, else the source's own frame `own`."""
+    p_sp, p_frame = (eff.manual, manual) if eff.reason_p == "override" else (eff.base, own)
+    q_sp, q_frame = (eff.manual, manual) if eff.reason_q == "override" else (eff.base, own)
+    return _row_value(p_frame, p_sp, P_COL, eff.p_kw), _row_value(q_frame, q_sp, Q_COL, eff.q_kvar)
+
+
+def _dispatched(source: str, frame, manual, override, held, t: datetime, plant_cfg: PlantConfig,
+                period: float) -> tuple[tuple[float, float], tuple[float, float], datetime | None]:
+    """`((P, Q) dispatched, (P, Q) requested, next breakpoint)` at `t`, as the controller decides."""
+    if held is not None:
+        return held, held, None
+    api, man = (frame, manual) if source == "api" else (None, frame)
+    eff = effective_setpoint(source, api, man, override, t, plant_cfg, period)
+    nxt = effective_next_breakpoint(source, api, man, override, t, period)
+    return (eff.p_kw, eff.q_kvar), _requested(eff, frame, man), nxt
+
+
+def _violation(p_set: float, q_set: float, p_req: float, q_req: float, p_kw: float) -> str | None:
     """Why the delivered P (or the clamped Q) differs from the request, or None."""
-    if p_kw != sp.p_kw:
-        return "soc_empty" if sp.p_kw > 0 else "soc_full"
-    if p_req != sp.p_kw:
-        return "p_above_max" if p_req > sp.p_kw else "p_below_min"
-    if q_req != sp.q_kvar:
-        return "q_above_max" if q_req > sp.q_kvar else "q_below_min"
+    if p_kw != p_set:
+        return "soc_empty" if p_set > 0 else "soc_full"
+    if p_req != p_set:
+        return "p_above_max" if p_req > p_set else "p_below_min"
+    if q_req != q_set:
+        return "q_above_max" if q_req > q_set else "q_below_min"
     return None
 
 
@@ -103,8 +125,14 @@ class ForecastCancelled(Exception):
 
 def forecast_soc(plant_cfg: PlantConfig, soc_pu_start: float, source: str, frame: pd.DataFrame | None,
                  now: datetime, tz: tzinfo, schedule_period_minutes: float = 15,
-                 until: datetime | None = None, cancelled: Callable[[], bool] | None = None) -> Forecast:
+                 until: datetime | None = None, cancelled: Callable[[], bool] | None = None, *,
+                 manual: pd.DataFrame | None = None, override: Mapping[str, bool] | None = None,
+                 held: tuple[float, float] | None = None) -> Forecast:
     """Forecast from `now` (aware) to `until` (default `horizon_end(now, tz)`); see module doc.
+
+    `source` `manual`: `frame` is the manual frame. `api`: `frame` is the API frame, and `manual`
+    with `override` ({"p", "q"} flags) replace signals as the controller does. `held` (P kW,
+    Q kvar): the plant is held; those values are played to the horizon (a hold not resumed).
     `cancelled` is asked every 1024 segments; True raises ForecastCancelled."""
     start_us = _us(now)
     end_us = _us(until or horizon_end(now, tz))
@@ -117,21 +145,20 @@ def forecast_soc(plant_cfg: PlantConfig, soc_pu_start: float, source: str, frame
         if cancelled is not None and len(times) % 1024 == 1023 and cancelled():
             raise ForecastCancelled()
         t = _at(t_us, tz)
-        sp = resolve_setpoint(source, frame, t, plant_cfg, schedule_period_minutes)
-        out = model.update((t_us - start_us) / 1e6, 1, sp.p_kw, sp.q_kvar)
+        (p_set, q_set), (p_req, q_req), nxt = _dispatched(source, frame, manual, override, held, t,
+                                                          plant_cfg, schedule_period_minutes)
+        out = model.update((t_us - start_us) / 1e6, 1, p_set, q_set)
         times.append(t)
         soc.append(model.soc_pu)
         p_out.append(out.p_battery_kw)
         q_out.append(out.q_battery_kvar)
         if t_us >= end_us:
             break
-        p_req, q_req = _requested(frame, sp)
-        nxt = next_breakpoint(source, frame, t, schedule_period_minutes)
         seg_end = min(end_us, _us(nxt)) if nxt is not None else end_us
         cross = _crossing_us(model, out.p_battery_kw)
         if cross is not None and t_us + cross < seg_end:
             seg_end = t_us + cross
-        this_kind = _violation(sp, p_req, q_req, out.p_battery_kw)
+        this_kind = _violation(p_set, q_set, p_req, q_req, out.p_battery_kw)
         if this_kind is not None and first_at is None:
             first_at, kind = t, this_kind
         lost_kwh = (p_req - out.p_battery_kw) * (seg_end - t_us) / _US_PER_H

@@ -46,9 +46,12 @@ def _trace_xy(view, until: datetime | None) -> tuple[list, list]:
 
 
 def _line(name: str, view) -> str:
+    held = view.inputs is not None and view.inputs.held is not None
+    prefix = "Held (forecast at the held values until Resume): " if held else ""
     if view.warning:
-        return view.warning
-    return (f"{name} follows the schedule: SoC {view.soc_start:.2f} now, "
+        return prefix + view.warning
+    what = "stays at the held values" if held else "follows the schedule"
+    return (f"{name} {what}: SoC {view.soc_start:.2f} now, "
             f"{view.forecast.soc_end:.2f} at {view.forecast.times[-1]:%Y-%m-%d %H:%M}")
 
 

@@ -75,3 +75,31 @@ def test_check_config_prints_the_forecast_of_each_schedule(procs, tmp_path):
     app = procs.program(cfg, "--check-config", "--schedule", f"lib={bad}", label="bad")
     assert app.wait(30) == 2
     assert f"--schedule lib={bad}:" in app.stderr()
+
+
+def test_check_config_forecasts_from_the_last_recorded_soc_like_the_run(procs, tmp_path):
+    # The emulator seeds LIB's SoC from today's recording (0.90); the headless check must start
+    # from the same SoC, and say where it came from. VRFB has no recording: its initial_soc_pu.
+    from core.config import load_config
+    from core.names import safe_plant_name
+    from core.recording import HEADER, daily_file_path, format_row, row_from_values
+    cfg_path, _ = write_config(tmp_path)
+    cfg = load_config(cfg_path)
+    now = datetime.now(cfg.tz)
+    path = daily_file_path(cfg.data_dir, safe_plant_name(cfg.plants["lib"].name, "lib"), now.date())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = dict.fromkeys(("p_setpoint_kw", "battery_active_power_kw", "q_setpoint_kvar",
+                            "battery_reactive_power_kvar", "p_poi_kw", "q_poi_kvar", "v_poi_pu"), 0.0)
+    rows = [format_row(row_from_values(now, {**values, "soc_pu": soc}), 1) for soc in (0.4, 0.9)]
+    path.write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    at = shift(now, 7200).astimezone(TZ).replace(second=0, microsecond=0)
+    # LIB: 450 kWh at 0.90; 200 kW for 1 h -> 0.50 (from initial_soc_pu 0.50 it would say 0.10)
+    lib_csv = schedule_csv(tmp_path / "lib.csv", at, [200.0], 3600.0)
+    vrfb_csv = schedule_csv(tmp_path / "vrfb.csv", at, [300.0], 3600.0)
+    app = procs.program(cfg_path, "--check-config", "--schedule", f"lib={lib_csv}", "--schedule", f"vrfb={vrfb_csv}")
+    assert app.wait(30) == 0, app.stderr()
+    lines = {ln.split(":", 1)[0]: ln for ln in app.stdout().splitlines() if ln.startswith("forecast ")}
+    assert "LIB follows the schedule; SoC 0.90 now -> 0.50 at " in lines["forecast lib"]
+    assert lines["forecast lib"].endswith(f" (start SoC from file {path.name})")
+    assert "VRFB follows the schedule; SoC 0.50 now -> 0.40 at " in lines["forecast vrfb"]
+    assert lines["forecast vrfb"].endswith(" (start SoC from initial_soc_pu)")

@@ -151,3 +151,44 @@ def test_bad_override_arguments_exit_2_naming_them(tmp_path, spec, message):
     assert r.returncode == 2, r.stderr
     assert message in r.stderr and "Traceback" not in r.stderr
     assert "HIL Scheduler starting" not in r.stderr
+
+
+def test_the_forecast_follows_an_override_of_both_signals(tmp_path):
+    """The reviewer's repro: API mode, `--schedule lib=0 kW for 3 days --override lib=pq`. LIB is
+    dispatched 0 kW whatever the API says, so its forecast (`/api/state`) keeps SoC 0.50 with no
+    violation; VRFB, not overridden, is forecast on the API schedule."""
+    sim = IstentoreSim(PASSWORD)
+    url = sim.start()
+    proc = None
+    try:
+        config, _, _ = write_config(tmp_path, url)
+        doc = yaml.safe_load(config.read_text())
+        dash_port = doc["dashboard"]["port"]
+        now = RealClock(ZoneInfo(doc["time"]["timezone"])).now()
+        csv = tmp_path / "zero.csv"
+        csv.write_text("datetime,power_setpoint_kw,reactive_power_setpoint_kvar\n"
+                       f"{shift(now, -60).isoformat(timespec='seconds')},0,0\n"
+                       f"{shift(now, 3 * 86400).isoformat(timespec='seconds')},end,\n")
+        with (tmp_path / "out.txt").open("wb") as out, (tmp_path / "err.txt").open("wb") as err:
+            proc = subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(config), "--schedule",
+                                     f"lib={csv}", "--override", "lib=pq"],
+                                    cwd=tmp_path, env=_env(), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        _wait(lambda: (s := _state(dash_port)) and s["data_fetcher_status"]["today_fetched"], 30,
+              "today's API schedule fetched", proc)
+        time.sleep(4.0)   # the forecaster looks every 2 s; a new frame is forecast at its next look
+
+        def forecasts():
+            s = _state(dash_port)
+            lib, vrfb = (s["plants"][pid]["forecast"] for pid in ("lib", "vrfb")) if s else (None, None)
+            return (lib, vrfb) if lib and vrfb and lib["source"] == "api" else None
+        lib, vrfb = _wait(forecasts, 10, "both plants' forecasts", proc)
+        assert (lib["soc_end"], lib["first_violation_at"], lib["undeliverable_kwh"]) == (pytest.approx(0.5, abs=0.01), None, 0.0)
+        assert lib["override"] == {"p": True, "q": True}
+        assert vrfb["override"] is None and vrfb["source"] == "api"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0, (tmp_path / "err.txt").read_text(errors="replace")[-2000:]
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        sim.stop()

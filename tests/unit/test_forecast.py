@@ -179,3 +179,50 @@ def test_a_violation_after_the_first_day_names_the_date():
     fc = forecast_soc(LIB, 0.5, "manual", frame, t(2026, 6, 1, 18), TZ)
     assert forecast_warning("LIB", fc) == (
         "LIB reaches SoC 0.00 at 2026-06-02 10:15; 1.8 MWh of discharge cannot be delivered")
+
+
+def api_rows(start: datetime, p_kw: float, n: int, q_kvar: float = 0.0):
+    """An API frame (no end row): `n` rows of 15 min from `start`."""
+    times = [start + timedelta(minutes=15 * k) for k in range(n)]
+    return frame_from_rows(times, [p_kw] * n, [q_kvar] * n, TZ)
+
+
+def test_an_override_of_p_plays_the_manual_p_in_its_window_and_the_api_elsewhere():
+    # API: 200 kW discharge 10:00-14:00 (16 rows; stale 1 ms after 14:00, then 0), Q = 30 kvar.
+    # Manual: -100 kW, Q 50 kvar, 11:00-12:00 (end row); only P overridden.
+    # LIB 250 kWh: 10-11 at 200 -> 50 kWh; 11-12 at -100 -> 150 kWh; from 12:00 at 200 empty at 12:45;
+    # 200 kW lost from 12:45 to 14:00 + 1 ms.
+    api = api_rows(t(2026, 6, 1, 10), 200.0, 16, 30.0)
+    man = manual([(t(2026, 6, 1, 11), -100.0, 50.0)], end_at=t(2026, 6, 1, 12))
+    fc = forecast_soc(LIB, 0.5, "api", api, t(2026, 6, 1, 10), TZ, manual=man, override={"p": True, "q": False})
+    assert fc.first_violation_at == t(2026, 6, 1, 12, 45) and fc.first_violation_kind == "soc_empty"
+    assert fc.undeliverable_discharge_kwh == pytest.approx(200 * (1.25 + 0.001 / 3600))
+    assert fc.undeliverable_charge_kwh == 0.0
+    i11 = fc.times.index(t(2026, 6, 1, 11))
+    assert (fc.p_kw[i11], fc.q_kvar[i11]) == (-100.0, 30.0), "P from the manual frame, Q still the API's"
+    assert fc.soc_pu[fc.times.index(t(2026, 6, 1, 12))] == pytest.approx(0.3)
+    # without the flag the manual frame plays no part: 200 kW from 10:00 empties LIB at 11:15
+    plain = forecast_soc(LIB, 0.5, "api", api, t(2026, 6, 1, 10), TZ, manual=man, override={"p": False, "q": False})
+    assert plain == forecast_soc(LIB, 0.5, "api", api, t(2026, 6, 1, 10), TZ)
+    assert plain.first_violation_at == t(2026, 6, 1, 11, 15)
+
+
+def test_an_overridden_q_beyond_its_limit_is_a_violation_of_the_manual_row():
+    api = api_rows(t(2026, 6, 1, 10), 0.0, 8)
+    man = manual([(t(2026, 6, 1, 11), 0.0, 900.0)], end_at=t(2026, 6, 1, 12))   # q_max 600 kvar
+    fc = forecast_soc(LIB, 0.5, "api", api, t(2026, 6, 1, 10), TZ, manual=man, override={"p": False, "q": True})
+    assert fc.first_violation_at == t(2026, 6, 1, 11) and fc.first_violation_kind == "q_above_max"
+    assert fc.q_kvar[fc.times.index(t(2026, 6, 1, 11))] == 600.0
+    assert fc.soc_end == 0.5 and fc.undeliverable_kwh == 0.0
+
+
+def test_a_hold_plays_the_held_values_to_the_horizon_over_any_schedule():
+    # Held at 100 kW, 20 kvar on a DST day (25 h): LIB's 250 kWh last 2.5 h, whatever the schedule says.
+    api = api_rows(t(2026, 10, 25, 0), -500.0, 8)
+    now = t(2026, 10, 25, 1, 30)
+    fc = forecast_soc(LIB, 0.5, "api", api, now, TZ, held=(100.0, 20.0))
+    assert fc.first_violation_at == datetime.fromtimestamp(now.timestamp() + 2.5 * 3600, TZ)
+    assert fc.first_violation_kind == "soc_empty" and fc.soc_end == 0.0
+    assert fc.p_kw[0] == 100.0 and fc.q_kvar[0] == 20.0
+    assert fc.times[-1] == t(2026, 10, 27)
+    assert fc.undeliverable_discharge_kwh == pytest.approx(100 * (hours(now, t(2026, 10, 27)) - 2.5))

@@ -125,3 +125,13 @@ def test_the_key_changes_with_every_new_forecast_even_at_the_same_instant(rig):
     second = forecast_view.key(rig, "manual", ("lib",))
     assert first != second and None not in first + second
     assert forecast_view.key(SimpleNamespace(), "manual", ("lib",)) == [None]   # no forecaster: nothing drawn
+
+
+def test_a_held_plant_says_the_forecast_is_at_the_held_values(rig):
+    frame = frame_from_rows([T0], [0.0], None, TZ, end_at=T0 + timedelta(hours=1))
+    publish(rig, "manual", "lib", frame)
+    rig.sd["hold_by_plant"]["lib"] = {"held": True, "since": "2026-06-01T10:00:00+02:00", "p_kw": 100.0, "q_kvar": 0.0}
+    step_all(rig.forecaster)
+    out = forecast_view.add_forecast(figures.manual_preview("LIB", frame, T0), rig, "manual", {"lib": frame}, NAMES)
+    assert ("Held (forecast at the held values until Resume): LIB reaches SoC 0.00 at 12:30; "
+            in out["layout"]["annotations"][-1]["text"])

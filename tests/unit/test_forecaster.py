@@ -121,3 +121,59 @@ def test_a_forecast_in_progress_is_abandoned_at_shutdown(rig):
     sd["shutdown_event"].set()
     step_all(fc)
     assert fc.view("manual", "lib") is None and fc.generation == 0, "nothing starts after the shutdown began"
+
+
+def api_frame(p_kw: float, hours: int = 48):
+    """An API frame of 15-minute rows at `p_kw` from T0 to the end of tomorrow (no end row)."""
+    times = [T0 + timedelta(minutes=15 * k) for k in range(hours * 4)]
+    return frame_from_rows(times, [p_kw] * len(times), None, TZ)
+
+
+def test_the_active_api_forecast_follows_the_override_flags_at_once(rig):
+    # The reviewer's repro: API mode, LIB's manual schedule 0 kW for 3 days with --override lib=pq,
+    # while the API schedule charges at 400 kW. The controller holds 0 kW: so must the forecast.
+    cfg, clock, sd, fc = rig
+    sd["active_schedule_source"] = "api"
+    sd["api_schedule_df_by_plant"]["lib"] = api_frame(-400.0)
+    sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows([T0], [0.0], None, TZ, end_at=T0 + timedelta(days=3))
+    sd["override_by_plant"]["lib"] = {"p": True, "q": True}
+    set_soc(sd, "lib", 0.5)
+    step_all(fc)
+    s = fc.summary("lib")
+    assert (s["soc_end"], s["first_violation_at"], s["undeliverable_kwh"]) == (0.5, None, 0.0)
+    assert s["override"] == {"p": True, "q": True} and s["held"] is False
+    assert fc.summaries()["lib"] == s, "/metrics reads the same forecast"
+    gen = fc.generation
+    sd["override_by_plant"]["lib"] = {"p": False, "q": False}     # flags only: no frame changes
+    assert fc.step() > 0 and fc.generation == gen + 1, "only the API forecast depends on the flags"
+    s = fc.summary("lib")
+    # 250 kWh to full at 400 kW: 37.5 min
+    assert s["first_violation_kind"] == "soc_full" and s["first_violation_at"] == "2026-06-01T10:37:30+02:00"
+    assert s["override"] is None
+    assert fc.view("manual", "lib").forecast.soc_end == 0.5, "the manual forecast plays the manual frame"
+
+
+def test_a_hold_forecasts_the_held_values_for_the_active_source_until_resumed(rig):
+    cfg, clock, sd, fc = rig
+    sd["active_schedule_source"] = "api"
+    sd["api_schedule_df_by_plant"]["lib"] = api_frame(0.0)
+    sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows([T0], [0.0], None, TZ, end_at=T0 + timedelta(days=3))
+    set_soc(sd, "lib", 0.5)
+    step_all(fc)
+    assert fc.summary("lib")["first_violation_at"] is None
+    gen = fc.generation
+    clock.advance(60)
+    sd["hold_by_plant"]["lib"] = {"held": True, "since": "2026-06-01T10:01:00+02:00", "p_kw": 100.0, "q_kvar": 0.0}
+    step_all(fc)
+    assert fc.generation == gen + 1, "the hold changes the active source's forecast only"
+    s = fc.summary("lib")
+    # held at 100 kW from 10:01: 250 kWh last 2.5 h
+    assert s["held"] is True and s["first_violation_at"] == "2026-06-01T12:31:00+02:00"
+    assert fc.summary("lib", "manual")["first_violation_at"] is None and fc.summary("lib", "manual")["held"] is False
+    sd["active_schedule_source"] = "manual"                 # a source switch keeps the hold: it moves along
+    step_all(fc)
+    assert fc.generation == gen + 3
+    assert fc.summary("lib")["held"] is True and fc.summary("lib", "api")["held"] is False
+    sd["hold_by_plant"]["lib"] = {"held": False, "since": None, "p_kw": None, "q_kvar": None}   # Resume
+    step_all(fc)
+    assert fc.summary("lib")["first_violation_at"] is None and fc.summary("lib")["soc_end"] == 0.5
