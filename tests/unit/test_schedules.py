@@ -480,6 +480,15 @@ def test_row_limit_100000():
     assert parsed.n_points == 100_000
 
 
+def test_row_limit_counts_data_rows_besides_the_end_row():
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [(t0 + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%MZ") + ",1" for i in range(100_002)]
+    data = ("datetime,power_setpoint_kw\n" + "\n".join(rows[:100_000]) + f"\n{rows[100_000][:-1]}end\n").encode()
+    assert parse_schedule_csv(data, TZ).n_points == 100_000
+    data = ("datetime,power_setpoint_kw\n" + "\n".join(rows[:100_001]) + f"\n{rows[100_001][:-1]}end\n").encode()
+    assert str(refused(data)) == "CSV has more than 100000 data rows."
+
+
 def test_shift_moves_every_instant_by_the_same_absolute_offset():
     lines = (HEADER, "2026-03-28T10:00:00+01:00,1,0", "2026-03-28T10:15:00+01:00,2,0",
              "2026-03-28T10:30:00+01:00,end,")
