@@ -70,7 +70,7 @@ SAVED_FORM_TOO_LARGE = ("CSV as saved and downloaded (times in full with their o
                         "an 'end' row) would be larger than 5 MB; use fewer rows.")
 
 _DATETIME_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.(\d+))?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?"
 )
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
@@ -95,10 +95,13 @@ def _parse_datetime(text: str, tz: tzinfo, line: int) -> datetime:
     s = text.strip()
     if not s:
         raise ScheduleCSVError("the cell is empty; a date and time is required.", line, "datetime")
-    if not _DATETIME_RE.fullmatch(s):
+    match = _DATETIME_RE.fullmatch(s)
+    if not match:
         raise ScheduleCSVError(
             f"'{s}' is not an ISO 8601 date and time (e.g. 2026-03-29T14:00:00+02:00).", line, "datetime"
         )
+    if len(match.group(1) or "") > 6:  # times are kept to the microsecond; more would be cut silently
+        raise ScheduleCSVError(f"'{s}' has more than 6 decimal places on the seconds.", line, "datetime")
     try:
         return parse_iso(s, tz).astimezone(timezone.utc)
     except NonExistentLocalTime:

@@ -489,6 +489,16 @@ def test_row_limit_counts_data_rows_besides_the_end_row():
     assert str(refused(data)) == "CSV has more than 100000 data rows."
 
 
+def test_more_than_6_decimals_on_the_seconds_are_refused_naming_line_and_column():
+    err = refused(csv_bytes(HEADER, "2026-11-25 10:00:00.123456789,1,0", "2026-11-25 10:00:00.123456790,2,0",
+                            "2026-11-25 10:00:01,end,"))
+    assert (err.line, err.column, err.problem) == (
+        2, "datetime", "'2026-11-25 10:00:00.123456789' has more than 6 decimal places on the seconds.")
+    parsed = parse(HEADER, "2026-11-25 10:00:00.123456,1,0", "2026-11-25T10:00:00.123457+01:00,2,0",
+                   "2026-11-25 10:00:01,end,")
+    assert [ts.microsecond for ts in parsed.frame.index] == [123456, 123457, 0]
+
+
 def test_shift_moves_every_instant_by_the_same_absolute_offset():
     lines = (HEADER, "2026-03-28T10:00:00+01:00,1,0", "2026-03-28T10:15:00+01:00,2,0",
              "2026-03-28T10:30:00+01:00,end,")
