@@ -261,3 +261,16 @@ def test_a_100000_row_upload_is_restored_after_a_restart_and_its_download_upload
         pd.testing.assert_frame_equal(app.sd["manual_schedule_df_by_plant"]["lib"], accepted)
     finally:
         stop_app(app)
+
+
+def test_a_time_with_9_decimals_is_refused_naming_line_and_column_and_the_old_schedule_kept(app):
+    good = b"datetime,power_setpoint_kw\n2026-11-25 10:00:00.123456,1\n2026-11-25 10:00:01,end\n"
+    assert b"loaded for LIB (1 points" in _upload(app, good, "good.csv")[1]
+    wait_for(lambda: len(app.sd["manual_schedule_df_by_plant"]["lib"]) == 2, 10, message="published")
+    before = app.sd["manual_schedule_df_by_plant"]["lib"]
+    nine = (b"datetime,power_setpoint_kw\n2026-11-25 10:00:00.123456789,1\n"
+            b"2026-11-25 10:00:00.123456790,2\n2026-11-25 10:00:01,end\n")
+    status, resp = _upload(app, nine, "nine.csv")
+    assert status == 200 and (b"CSV load failed: line 2, column 'datetime': '2026-11-25 10:00:00.123456789' "
+                              b"has more than 6 decimal places on the seconds.") in resp, resp[:300]
+    assert app.sd["manual_schedule_df_by_plant"]["lib"] is before
