@@ -33,6 +33,7 @@ from core.schedules import (
     check_normalised,
     clamp_warnings,
     empty_frame,
+    fmt_num,
     frame_from_rows,
     merge_frames,
     next_breakpoint,
@@ -220,6 +221,14 @@ def test_clamping_sets_flag_and_names_the_limit():
     sp = resolve("manual", frame, at("2026-06-01T10:30:00+02:00"))  # exactly at the limits
     assert (sp.p_kw, sp.q_kvar, sp.clamped) == (-1000.0, 500.0, False)
     assert clamp_warnings(LIB, frame, sp) == []
+
+
+def test_an_absurd_value_is_written_compactly_in_the_clamp_warning():
+    frame = manual([("2026-06-01T10:00:00+02:00", -1e300, 1e-300)], end="2026-06-01T10:15:00+02:00")
+    sp = resolve("manual", frame, at("2026-06-01T10:00:00+02:00"))
+    assert clamp_warnings(LIB, frame, sp) == ["LIB: setpoint -1e+300 kW clamped to -1000 kW"]
+    assert [fmt_num(v) for v in (1e300, 1e16, 9e15, -1000.0, 2.5, 1e-300, 0.1 + 0.2)] == [
+        "1e+300", "1e+16", "9000000000000000", "-1000", "2.5", "1e-300", "0.3"]
 
 
 def test_resolution_is_log_n_and_does_not_copy():
