@@ -161,7 +161,7 @@ def forecast_soc(plant_cfg: PlantConfig, soc_pu_start: float, source: str, frame
         this_kind = _violation(p_set, q_set, p_req, q_req, out.p_battery_kw)
         if this_kind is not None and first_at is None:
             first_at, kind = t, this_kind
-        lost_kwh = (p_req - out.p_battery_kw) * (seg_end - t_us) / _US_PER_H
+        lost_kwh = (p_req - out.p_battery_kw) * ((seg_end - t_us) / _US_PER_H)  # no overflow to inf
         undeliverable[0 if lost_kwh > 0 else 1] += abs(lost_kwh)
         model.integrate((seg_end - start_us) / 1e6)
         t_us = seg_end
@@ -173,7 +173,9 @@ def forecast_soc(plant_cfg: PlantConfig, soc_pu_start: float, source: str, frame
 
 
 def format_energy(kwh: float) -> str:
-    """`1.2 MWh` from 1000 kWh up, else `83 kWh`."""
+    """`1.2 MWh` from 1000 kWh up, `1.23e+06 MWh` from a million MWh up, else `83 kWh`."""
+    if kwh >= 1e9:
+        return f"{kwh / 1000:.3g} MWh"
     return f"{kwh / 1000:.1f} MWh" if kwh >= 1000 else f"{kwh:.0f} kWh"
 
 

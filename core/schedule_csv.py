@@ -65,9 +65,12 @@ class ParsedSchedule:
 
 MISSING_COLUMNS = "CSV must include 'datetime' and 'power_setpoint_kw' columns."
 SINGLE_ROW_NEEDS_END = "A single-row schedule needs a final 'end' row."
+TOO_MANY_ROWS = f"CSV has more than {MAX_CSV_ROWS} data rows."
+SAVED_FORM_TOO_LARGE = ("CSV as saved and downloaded (times in full with their offset, numbers in full, "
+                        "an 'end' row) would be larger than 5 MB; use fewer rows.")
 
 _DATETIME_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.(\d+))?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?"
 )
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
@@ -92,10 +95,13 @@ def _parse_datetime(text: str, tz: tzinfo, line: int) -> datetime:
     s = text.strip()
     if not s:
         raise ScheduleCSVError("the cell is empty; a date and time is required.", line, "datetime")
-    if not _DATETIME_RE.fullmatch(s):
+    match = _DATETIME_RE.fullmatch(s)
+    if not match:
         raise ScheduleCSVError(
             f"'{s}' is not an ISO 8601 date and time (e.g. 2026-03-29T14:00:00+02:00).", line, "datetime"
         )
+    if len(match.group(1) or "") > 6:  # times are kept to the microsecond; more would be cut silently
+        raise ScheduleCSVError(f"'{s}' has more than 6 decimal places on the seconds.", line, "datetime")
     try:
         return parse_iso(s, tz).astimezone(timezone.utc)
     except NonExistentLocalTime:
@@ -108,7 +114,8 @@ def _parse_datetime(text: str, tz: tzinfo, line: int) -> datetime:
 
 
 def _read_rows(text: str) -> list[tuple[int, list[str]]]:
-    """Non-blank CSV rows with the physical line each starts on; bounded by the row limit."""
+    """Non-blank CSV rows with the physical line each starts on; bounded by the row limit (header,
+    data rows and an `end` row)."""
     reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[tuple[int, list[str]]] = []
     previous_end = 0
@@ -124,8 +131,8 @@ def _read_rows(text: str) -> list[tuple[int, list[str]]]:
         if not any(c.strip() for c in cells):
             continue
         rows.append((start, cells))
-        if len(rows) > MAX_CSV_ROWS + 1:  # header + data rows
-            raise ScheduleCSVError(f"CSV has more than {MAX_CSV_ROWS} data rows.")
+        if len(rows) > MAX_CSV_ROWS + 2:
+            raise ScheduleCSVError(TOO_MANY_ROWS)
 
 
 def _decode(data: bytes) -> str:
@@ -212,6 +219,8 @@ def _parse_body(body: list[tuple[int, list[str]]], header: _Header, tz: tzinfo) 
         times.append(ts)
     if not times:
         raise ScheduleCSVError("CSV has no data rows before the 'end' row.")
+    if len(times) > MAX_CSV_ROWS:
+        raise ScheduleCSVError(TOO_MANY_ROWS)
     if end_at is None and len(times) == 1:
         raise ScheduleCSVError(SINGLE_ROW_NEEDS_END)
     return _Points(times, p_values, q_values, end_at)
@@ -263,7 +272,10 @@ def parse_schedule_csv(
     `tz` is the configured zone (naive times are local in it); `limits` only counts values beyond
     them (they are accepted and clamped at dispatch); `shift_to` (aware) moves every instant, the
     end included, by one absolute offset so that the first row lands on it; None uses the file's
-    times. Raises ScheduleCSVError naming the line and column; nothing else.
+    times. The limits (5 MB, 100 000 data rows besides an `end` row) hold for the file and for
+    the frame written back out by `schedule_to_csv`, so an accepted schedule is always restored at
+    start and its download uploads again. Raises ScheduleCSVError naming the line and column;
+    nothing else.
     """
     rows = _read_rows(_decode(data))
     if not rows:
@@ -273,6 +285,8 @@ def parse_schedule_csv(
         raise ScheduleCSVError("CSV has no data rows.")
     points = _parse_body(rows[1:], header, tz)
     frame, ends_at, file_ends_at = _build_frame(points, tz, shift_to)
+    if len(schedule_to_csv(frame).encode("utf-8")) > MAX_CSV_BYTES:
+        raise ScheduleCSVError(SAVED_FORM_TOO_LARGE)
     n_out = _count_outside_limits(points, limits)
     return ParsedSchedule(frame, len(points.times), header.ignored, n_out, ends_at,
                           file_ends_at if shift_to is not None else None)

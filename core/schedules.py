@@ -276,9 +276,10 @@ def resolve_setpoint(
 
 
 def fmt_num(value: float) -> str:
-    """A number for an operator message: 1000.0 -> `1000`, 2.5 -> `2.5`."""
+    """A number for an operator message: 1000.0 -> `1000`, 2.5 -> `2.5`, -1e300 -> `-1e+300`
+    (10 significant digits; an exponent from 1e16 up and wherever `g` uses one)."""
     value = float(value)
-    if value.is_integer():
+    if value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return f"{value:.10g}"
 

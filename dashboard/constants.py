@@ -37,6 +37,8 @@ LIVE_RANGES = (("15m", "15 min", 900), ("1h", "1 h", 3600), ("6h", "6 h", 21600)
 LIVE_RANGE_DEFAULT = "1h"
 LIVE_LEAD_FRACTION = 1 / 6
 MANUAL_PREVIEW_HEIGHT = 320
+MODEBAR_ROW_PX = 30   # the Plotly modebar's buttons: 2 px below a graph's top, 22-26 px high
+TITLED_TOP_PX = MODEBAR_ROW_PX + 24   # a top margin holding the modebar's row, then a title's
 API_PREVIEW_HEIGHT = 340
 TRACKING_FIGURE_HEIGHT = 110
 

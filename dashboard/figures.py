@@ -446,6 +446,12 @@ def tracking_patch(pref_kw: float | None, p_poi_kw: float | None) -> Patch:
 
 # ------------------------------------------------------------------------------------ previews
 
+def preview_title(text: str) -> dict:
+    """A title on its own row under the modebar's (never covered); needs a top margin of C.TITLED_TOP_PX."""
+    return {"text": text, "font": {"size": 13}, "yref": "container", "y": 1, "yanchor": "top",
+            "pad": {"t": C.MODEBAR_ROW_PX}}
+
+
 def manual_preview(name: str, frame: pd.DataFrame | None, now: datetime, ui_key: str | None = None) -> dict:
     """The selected plant's P setpoint over its whole manual frame, with an `end` marker and the
     now line (the axis stretches to now, so a schedule in the past or far ahead shows as such).
@@ -463,9 +469,9 @@ def manual_preview(name: str, frame: pd.DataFrame | None, now: datetime, ui_key:
                      "text": ["end"], "textposition": "top center", "showlegend": False,
                      "marker": {"color": "#d62728", "symbol": "x", "size": 10}})
     return {"data": data, "layout": {
-        "height": C.MANUAL_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
+        "height": C.MANUAL_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": C.TITLED_TOP_PX, "b": 40},
         "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"}, "xaxis": {"gridcolor": "#e5e5e5"},
-        "title": {"text": f"{name} manual schedule", "font": {"size": 13}},
+        "title": preview_title(f"{name} manual schedule"),
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff", "showlegend": False,
         "shapes": [now_shape(now, _label_side(frame, now))], "uirevision": ui_key,
     }}

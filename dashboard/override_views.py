@@ -16,7 +16,7 @@ from core.overrides import describe_signal, effective_next_breakpoint, effective
 from core.schedules import P_COL, Q_COL
 from core.timeutil import day_bounds, format_hms
 from dashboard import constants as C
-from dashboard.figures import empty_figure, now_shape, step_xy, x_of
+from dashboard.figures import empty_figure, now_shape, preview_title, step_xy, x_of
 from dashboard.views import ButtonState, as_datetime, fmt
 from dashboard.snapshot import Snapshot
 
@@ -127,9 +127,10 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
     on = "+".join(sig.upper() for sig in ("p", "q") if flags[sig]) or "none"
     shape = now_shape(s.now)
     return {"data": data, "layout": {
-        "height": EFFECTIVE_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
-        "title": {"text": f"{cfg.plants[plant].name} in API mode: API base, manual, effective "
-                          f"(override {on})", "font": {"size": 13}},
+        "height": EFFECTIVE_PREVIEW_HEIGHT,
+        "margin": {"l": 60, "r": 20, "t": C.TITLED_TOP_PX + 22, "b": 40},   # + the legend's row
+        "title": preview_title(f"{cfg.plants[plant].name} in API mode: API base, manual, effective "
+                               f"(override {on})"),
         "xaxis": {"anchor": "y", "domain": [0, 1], "matches": "x2", "showticklabels": False,
                   "gridcolor": "#e5e5e5", "type": "date"},
         "xaxis2": {"anchor": "y2", "domain": [0, 1], "gridcolor": "#e5e5e5", "type": "date"},

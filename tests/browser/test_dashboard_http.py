@@ -14,12 +14,14 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta
 
+import pandas as pd
 import pytest
 
 from agents.dashboard_agent import DashboardStartError
 from core.config import DashboardAuth
-from tests.browser.helpers import ROOT, make_config, start_app, stop_app
+from tests.browser.helpers import ROOT, make_config, start_app, stop_app, wait_for
 
 
 AUTH_ENV = "HIL_TEST_DASHBOARD_PASSWORD"
@@ -196,14 +198,14 @@ def test_port_in_use_raises_and_the_director_exits_1(tmp_path):
     assert f"Dashboard cannot listen on 127.0.0.1:{port}" in proc.stderr
 
 
-def test_oversized_upload_is_refused_and_the_old_schedule_kept(app):
+def _upload(app, data: bytes, filename: str) -> tuple[int, bytes]:
+    """(status, body) of the Manual tab's upload callback for LIB ("Use as in file"), as the page
+    posts it."""
     url = app.dashboard.url
     deps = json.loads(_request(url + "/_dash-dependencies")[2])
     dep = next(d for d in deps if "manual-status.children" in d["output"])
-    before = app.sd["manual_schedule_df_by_plant"]["lib"]
-    payload = base64.b64encode(b"datetime,power_setpoint_kw\n" + b"2026-01-01 00:00:00,1\n" * 260_000).decode()
-    contents = "data:text/csv;base64," + payload
-    values = {"manual-upload.contents": contents, "manual-upload.filename": "big.csv", "manual-plant.value": "lib",
+    contents = "data:text/csv;base64," + base64.b64encode(data).decode()
+    values = {"manual-upload.contents": contents, "manual-upload.filename": filename, "manual-plant.value": "lib",
               "manual-csv-mode.value": "as_in_file", "manual-csv-date.date": "2026-01-01",
               "manual-csv-hour.value": 0, "manual-csv-minute.value": 0}
 
@@ -216,8 +218,59 @@ def test_oversized_upload_is_refused_and_the_old_schedule_kept(app):
             "inputs": [item(i) for i in dep["inputs"]], "state": [item(s) for s in dep["state"]],
             "changedPropIds": ["manual-upload.contents"]}
     raw = json.dumps(body).encode()
-    assert 5_000_000 < len(raw) < 8 * 1024 * 1024
+    assert len(raw) < 8 * 1024 * 1024
     status, _, resp = _request(url + "/_dash-update-component", data=raw, headers={"Content-Type": "application/json"})
+    return status, resp
+
+
+def test_oversized_upload_is_refused_and_the_old_schedule_kept(app):
+    before = app.sd["manual_schedule_df_by_plant"]["lib"]
+    data = b"datetime,power_setpoint_kw\n" + b"2026-01-01 00:00:00,1\n" * 260_000
+    assert len(base64.b64encode(data)) > 5_000_000
+    status, resp = _upload(app, data, "big.csv")
     assert status == 200, resp[:300]
     assert b"CSV load failed: CSV is larger than 5 MB." in resp
+    assert app.sd["manual_schedule_df_by_plant"]["lib"] is before
+
+
+def test_a_100000_row_upload_is_restored_after_a_restart_and_its_download_uploads_again(tmp_path):
+    cfg = make_config(tmp_path)
+    start = datetime(2026, 12, 5, tzinfo=cfg.tz)
+    data = b"datetime,power_setpoint_kw\n" + b"".join(
+        f"{start + timedelta(seconds=k):%Y-%m-%d %H:%M:%S},1\n".encode() for k in range(100_000))
+    app = start_app(cfg)
+    try:
+        status, resp = _upload(app, data, "long.csv")
+        assert status == 200 and b"loaded for LIB (100000 points" in resp, resp[:300]
+        wait_for(lambda: len(app.sd["manual_schedule_df_by_plant"]["lib"]) == 100_001, 10, message="published")
+        accepted = app.sd["manual_schedule_df_by_plant"]["lib"]
+        saved = cfg.data_dir / "manual_schedules" / "lib.csv"
+        wait_for(lambda: saved.exists(), 10, message="the schedule saved")
+    finally:
+        stop_app(app)
+    app = start_app(cfg)
+    try:
+        assert not list(saved.parent.glob("*.damaged-*"))
+        restored = app.sd["manual_schedule_df_by_plant"]["lib"]
+        pd.testing.assert_frame_equal(restored, accepted)
+        status, _, download = _request(app.dashboard.url + "/download/manual?plant=lib")
+        assert status == 200 and download == saved.read_bytes()
+        status, resp = _upload(app, download, "manual_schedule_LIB.csv")
+        assert status == 200 and b"loaded for LIB (100000 points" in resp, resp[:300]
+        wait_for(lambda: app.sd["manual_schedule_df_by_plant"]["lib"] is not restored, 10, message="published")
+        pd.testing.assert_frame_equal(app.sd["manual_schedule_df_by_plant"]["lib"], accepted)
+    finally:
+        stop_app(app)
+
+
+def test_a_time_with_9_decimals_is_refused_naming_line_and_column_and_the_old_schedule_kept(app):
+    good = b"datetime,power_setpoint_kw\n2026-11-25 10:00:00.123456,1\n2026-11-25 10:00:01,end\n"
+    assert b"loaded for LIB (1 points" in _upload(app, good, "good.csv")[1]
+    wait_for(lambda: len(app.sd["manual_schedule_df_by_plant"]["lib"]) == 2, 10, message="published")
+    before = app.sd["manual_schedule_df_by_plant"]["lib"]
+    nine = (b"datetime,power_setpoint_kw\n2026-11-25 10:00:00.123456789,1\n"
+            b"2026-11-25 10:00:00.123456790,2\n2026-11-25 10:00:01,end\n")
+    status, resp = _upload(app, nine, "nine.csv")
+    assert status == 200 and (b"CSV load failed: line 2, column 'datetime': '2026-11-25 10:00:00.123456789' "
+                              b"has more than 6 decimal places on the seconds.") in resp, resp[:300]
     assert app.sd["manual_schedule_df_by_plant"]["lib"] is before

@@ -173,6 +173,16 @@ def test_format_energy(kwh, text):
     assert format_energy(kwh) == text
 
 
+def test_an_absurd_charge_is_written_compactly():
+    frame = manual([(t(2026, 6, 2, 10), -1e300)], end_at=t(2026, 6, 2, 11))
+    fc = forecast_soc(LIB, 0.5, "manual", frame, t(2026, 6, 1, 18), TZ)
+    assert forecast_warning("LIB", fc, LIB) == (
+        "LIB is asked for more charge than p_min -1000 kW at 2026-06-02 10:00; "
+        "1e+297 MWh of charge cannot be delivered")
+    assert [format_energy(kwh) for kwh in (999_999_949.0, 1e9, 1.2345e9)] == [
+        "999999.9 MWh", "1e+06 MWh", "1.23e+06 MWh"]
+
+
 def test_a_violation_after_the_first_day_names_the_date():
     # 250 kWh at 1000 kW last 15 min; 1.75 h x 1000 kW are lost.
     frame = manual([(t(2026, 6, 2, 10), 1000.0)], end_at=t(2026, 6, 2, 12))

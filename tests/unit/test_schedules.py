@@ -33,6 +33,7 @@ from core.schedules import (
     check_normalised,
     clamp_warnings,
     empty_frame,
+    fmt_num,
     frame_from_rows,
     merge_frames,
     next_breakpoint,
@@ -220,6 +221,14 @@ def test_clamping_sets_flag_and_names_the_limit():
     sp = resolve("manual", frame, at("2026-06-01T10:30:00+02:00"))  # exactly at the limits
     assert (sp.p_kw, sp.q_kvar, sp.clamped) == (-1000.0, 500.0, False)
     assert clamp_warnings(LIB, frame, sp) == []
+
+
+def test_an_absurd_value_is_written_compactly_in_the_clamp_warning():
+    frame = manual([("2026-06-01T10:00:00+02:00", -1e300, 1e-300)], end="2026-06-01T10:15:00+02:00")
+    sp = resolve("manual", frame, at("2026-06-01T10:00:00+02:00"))
+    assert clamp_warnings(LIB, frame, sp) == ["LIB: setpoint -1e+300 kW clamped to -1000 kW"]
+    assert [fmt_num(v) for v in (1e300, 1e16, 9e15, -1000.0, 2.5, 1e-300, 0.1 + 0.2)] == [
+        "1e+300", "1e+16", "9000000000000000", "-1000", "2.5", "1e-300", "0.3"]
 
 
 def test_resolution_is_log_n_and_does_not_copy():
@@ -478,6 +487,25 @@ def test_row_limit_100000():
     assert str(refused(data)) == "CSV has more than 100000 data rows."
     parsed = parse_schedule_csv(data[: data.rindex(b"\n", 0, len(data) - 1) + 1], TZ)
     assert parsed.n_points == 100_000
+
+
+def test_row_limit_counts_data_rows_besides_the_end_row():
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [(t0 + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%MZ") + ",1" for i in range(100_002)]
+    data = ("datetime,power_setpoint_kw\n" + "\n".join(rows[:100_000]) + f"\n{rows[100_000][:-1]}end\n").encode()
+    assert parse_schedule_csv(data, TZ).n_points == 100_000
+    data = ("datetime,power_setpoint_kw\n" + "\n".join(rows[:100_001]) + f"\n{rows[100_001][:-1]}end\n").encode()
+    assert str(refused(data)) == "CSV has more than 100000 data rows."
+
+
+def test_more_than_6_decimals_on_the_seconds_are_refused_naming_line_and_column():
+    err = refused(csv_bytes(HEADER, "2026-11-25 10:00:00.123456789,1,0", "2026-11-25 10:00:00.123456790,2,0",
+                            "2026-11-25 10:00:01,end,"))
+    assert (err.line, err.column, err.problem) == (
+        2, "datetime", "'2026-11-25 10:00:00.123456789' has more than 6 decimal places on the seconds.")
+    parsed = parse(HEADER, "2026-11-25 10:00:00.123456,1,0", "2026-11-25T10:00:00.123457+01:00,2,0",
+                   "2026-11-25 10:00:01,end,")
+    assert [ts.microsecond for ts in parsed.frame.index] == [123456, 123457, 0]
 
 
 def test_shift_moves_every_instant_by_the_same_absolute_offset():

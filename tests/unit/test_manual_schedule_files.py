@@ -1,0 +1,82 @@
+"""What an upload accepts is restored at start (contract §6) and its download uploads again
+(components §8.5), at the upload limits too: the saved form is longer than the upload (an `end`
+row added, times and numbers written in full, a missing Q written as 0.0).
+
+Story: a file is parsed as the dashboard does ("Use as in file"), handed to the saver, written to
+the data folder, and a new `ManualScheduleFiles` on the same folder restores it.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+from agents.manual_schedule_files import ManualScheduleFiles
+from core.clock import FakeClock
+from core.config import PowerLimits
+from core.schedule_csv import (MAX_CSV_BYTES, SAVED_FORM_TOO_LARGE, ScheduleCSVError, parse_schedule_csv,
+                               schedule_to_csv)
+
+TZ = ZoneInfo("Europe/Madrid")
+T0 = datetime(2026, 12, 5, tzinfo=TZ)
+LIMITS = PowerLimits(p_max_kw=1000.0, p_min_kw=-1000.0, q_max_kvar=500.0, q_min_kvar=-500.0)
+
+
+def upload(n_rows: int, values: str) -> bytes:
+    """`n_rows` rows one second apart from T0 in short local times, no `end` row."""
+    rows = [f"{(T0 + timedelta(seconds=k)):%Y-%m-%d %H:%M:%S},{values}\n" for k in range(n_rows)]
+    return ("datetime,power_setpoint_kw,reactive_power_setpoint_kvar\n" + "".join(rows)).encode()
+
+
+def save_and_restart(tmp_path, frame) -> dict:
+    """The frame saved by one run's saver, then what the next run restores from the same folder."""
+    names = {"lib": "LIB"}
+    files = ManualScheduleFiles(tmp_path, TZ, FakeClock(T0), names)
+    files.request_save("lib", frame)
+    files.flush()
+    return ManualScheduleFiles(tmp_path, TZ, FakeClock(T0), names).restore()
+
+
+def test_a_100000_row_upload_without_end_row_is_restored_and_its_download_uploads_again(tmp_path, caplog):
+    data = b"datetime,power_setpoint_kw\n" + b"".join(
+        f"{(T0 + timedelta(seconds=k)):%Y-%m-%d %H:%M:%S},1\n".encode() for k in range(100_000))
+    accepted = parse_schedule_csv(data, TZ, limits=LIMITS)
+    assert accepted.n_points == 100_000 and len(accepted.frame) == 100_001   # the implied end row
+
+    caplog.set_level(logging.INFO)
+    restored = save_and_restart(tmp_path, accepted.frame)
+
+    assert "damaged" not in caplog.text and not list((tmp_path / "manual_schedules").glob("*.damaged-*"))
+    assert "Restored the LIB manual schedule from manual_schedules/lib.csv (100000 points" in caplog.text
+    pd.testing.assert_frame_equal(restored["lib"], accepted.frame)
+    download = schedule_to_csv(restored["lib"]).encode()
+    assert download == (tmp_path / "manual_schedules" / "lib.csv").read_bytes()
+    again = parse_schedule_csv(download, TZ, limits=LIMITS)
+    pd.testing.assert_frame_equal(again.frame, accepted.frame)
+
+
+def test_an_upload_whose_saved_form_would_exceed_5_mb_is_refused(tmp_path):
+    data = upload(90_000, "9e15,9e15")        # 9e15 is written 9000000000000000.0
+    assert len(data) < MAX_CSV_BYTES                 # 2.7 MB, accepted by the size check
+    with pytest.raises(ScheduleCSVError) as info:
+        parse_schedule_csv(data, TZ, limits=LIMITS)
+    assert str(info.value) == SAVED_FORM_TOO_LARGE
+
+
+def test_the_largest_accepted_unclamped_values_are_restored_and_upload_again(tmp_path, caplog):
+    data = upload(76_000, "-9e15,9e15")
+    accepted = parse_schedule_csv(data, TZ, limits=LIMITS)
+    assert accepted.n_outside_limits == 2 * 76_000
+    saved_size = len(schedule_to_csv(accepted.frame))
+    assert 2 * len(data) < saved_size <= MAX_CSV_BYTES
+
+    caplog.set_level(logging.INFO)
+    restored = save_and_restart(tmp_path, accepted.frame)
+
+    assert "damaged" not in caplog.text
+    pd.testing.assert_frame_equal(restored["lib"], accepted.frame)
+    again = parse_schedule_csv(schedule_to_csv(restored["lib"]).encode(), TZ, limits=LIMITS)
+    pd.testing.assert_frame_equal(again.frame, accepted.frame)
