@@ -4,6 +4,8 @@
 checks it, enqueues it without blocking and returns the `Command` at once with status `queued` or
 `rejected` (detail = the exact reason). Lifecycle `queued -> running -> succeeded | failed`, recorded
 in `shared_data["command_log"]` (last 50). Internal callers wait on `Command.done` with a bound.
+A command submitted on behalf of another (Start All's per-plant starts, Stop All's safe stops)
+names it as `parent`; its log entry keeps that id, so a reader can tell it from an operator's own.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class Command:
     plant: str | None = None
     target: str | None = None
     internal: bool = False
+    parent: str | None = None       # id of the command this one is part of (Start All / Stop All)
     status: str = "queued"
     detail: str | None = None
     result: Any = None
@@ -42,7 +45,7 @@ class Command:
 
     def as_log_entry(self) -> dict:
         return {"id": self.id, "kind": self.kind, "plant": self.plant, "status": self.status,
-                "detail": self.detail, "at": self.at}
+                "detail": self.detail, "at": self.at, "parent": self.parent}
 
 
 class CommandLog:
@@ -184,8 +187,8 @@ class CommandIntake:
             return f"cmd-{next(self._ids):06d}"
 
     def submit(self, kind: str, plant: str | None = None, target: str | None = None,
-               internal: bool = False, front: bool = False) -> Command:
-        cmd = Command(self._new_id(), kind, plant, target, internal)
+               internal: bool = False, front: bool = False, parent: str | None = None) -> Command:
+        cmd = Command(self._new_id(), kind, plant, target, internal, parent)
         reason = self._check(cmd)
         if reason is None:
             if kind in COORDINATOR_KINDS:

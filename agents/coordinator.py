@@ -10,6 +10,8 @@ queued or running `start_all`; a queued one is cancelled, a running one stops wa
   as an operator's); waits (bounded) for both, one failing does not hold up the other.
 - `stop_all`: queued plant commands dropped, both plants safe-stopped in parallel (one safe-stop
   time, not two), then recording off for both.
+The per-plant commands carry the fleet command's id as `parent` (the command log keeps it), so
+the page's command line shows the Start All / Stop All sentence, not a plant's part of it.
 The command's detail is the whole text (`Start All: LIB started, VRFB failed: <reason>`); it is
 `failed` when a plant did not end where asked.
 """
@@ -100,7 +102,7 @@ class Coordinator:
             self.command_log.record(cmd, "running")
             ok = True
             if cmd.kind in FLEET_KINDS:
-                ok, detail = self.start_all() if cmd.kind == "start_all" else self.stop_all()
+                ok, detail = self.start_all(cmd.id) if cmd.kind == "start_all" else self.stop_all(cmd.id)
                 log.log(logging.INFO if ok else logging.WARNING, "%s", detail)
             elif cmd.kind == "switch_source":
                 detail = self.switch_source(cmd.target)
@@ -118,11 +120,13 @@ class Coordinator:
                 self._running = None
         return 0.0
 
-    def safe_stop_all(self, timeout_s: float | None = None) -> dict:
-        """Safe stop both plants in parallel through their controllers; wait (bounded) for both."""
+    def safe_stop_all(self, timeout_s: float | None = None, parent: str | None = None) -> dict:
+        """Safe stop both plants in parallel through their controllers; wait (bounded) for both.
+        `parent`: the id of the Stop All these safe stops are part of (None for a switch's)."""
         cfg = self.cfg
         bound = timeout_s if timeout_s is not None else cfg.safe_stop.timeout_s + 6 * cfg.timing.modbus_timeout_s + 2
-        cmds = {pid: self.intake.submit("safe_stop", pid, internal=True, front=True) for pid in self.controllers}
+        cmds = {pid: self.intake.submit("safe_stop", pid, internal=True, front=True, parent=parent)
+                for pid in self.controllers}
         self._wait_commands(list(cmds.values()), bound, until_stop_all=False)
         return {pid: cmd.result if cmd.status == "succeeded" or cmd.result else None for pid, cmd in cmds.items()}
 
@@ -131,13 +135,14 @@ class Coordinator:
         endpoint the failed connects and the best-effort rollback (components §4.5)."""
         return 10 * self.cfg.timing.modbus_timeout_s + 2.0
 
-    def start_all(self) -> tuple[bool, str]:
-        """Recording on for both plants, then both starts; (all started, text)."""
+    def start_all(self, parent: str | None = None) -> tuple[bool, str]:
+        """Recording on for both plants, then both starts (part of the command `parent`); (all
+        started, text)."""
         recording = self.recorder is not None
         if recording:
             for pid in self.controllers:
                 self.recorder.set_recording(pid, True)
-        cmds = {pid: self.intake.submit("start", pid) for pid in self.controllers}
+        cmds = {pid: self.intake.submit("start", pid, parent=parent) for pid in self.controllers}
         finished = self._wait_commands(list(cmds.values()), self.start_bound_s())
         interrupted = not finished and self._stop_all_requested.is_set()
         outcomes = [start_outcome(self.cfg.plants[pid].name, cmd.status, cmd.detail, interrupted)
@@ -157,12 +162,12 @@ class Coordinator:
             self.clock.wait(self._stop_all_requested, min(0.05, remaining))
         return True
 
-    def stop_all(self) -> tuple[bool, str]:
+    def stop_all(self, parent: str | None = None) -> tuple[bool, str]:
         """Queued plant commands dropped, both plants safe-stopped in parallel, then recording off
         for both; (both confirmed disabled, text)."""
         for controller in self.controllers.values():
             controller.fail_queued(f"cancelled by {FLEET_LABELS['stop_all']}")
-        results = self.safe_stop_all()
+        results = self.safe_stop_all(parent=parent)
         recording = self.recorder is not None
         if recording:
             for pid in self.controllers:

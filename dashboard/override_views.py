@@ -1,8 +1,10 @@
 """What the dashboard shows of overrides and Hold (issue 14), as pure functions of a `Snapshot`.
 
 - `source_line`: per signal where the plant's setpoint comes from (`P: API | Q: override until 14:30`).
-- `hold_line`, `hold_buttons`: `Held at P=… kW, Q=… kvar since HH:MM:SS`; Hold/Resume are shown only
-  while the plant runs (Hold enabled when not held, Resume when held).
+- `hold_line`, `hold_buttons`: `Held at P=… kW, Q=… kvar since HH:MM:SS`; Hold/Resume are shown
+  while the plant runs or is held (Hold enabled when not held, Resume when held). A held plant
+  whose link is down (transition `unknown`) is still held, as the summary says: its card keeps
+  `P and Q held` and Resume.
 - `effective_series`, `effective_preview`: the API base, the manual series and the effective
   series (`core.overrides.effective_setpoint`, walked breakpoint to breakpoint) of one plant over
   today and tomorrow, P (kW) and Q (kvar). Times local; positive P = discharge.
@@ -52,13 +54,18 @@ def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
         else:
             text = describe_signal(reason, until, armed)
         parts.append(f"{sig.upper()}: {text}")
-    if running(s, plant) and (s.hold.get(plant) or {}).get("held"):
+    if held(s, plant):
         return "P and Q held | schedule: " + " | ".join(parts)
     return " | ".join(parts)
 
 
 def running(s: Snapshot, plant: str) -> bool:
     return s.transition.get(plant) == "running" and bool(s.gate.get(plant))
+
+
+def held(s: Snapshot, plant: str) -> bool:
+    """Whether a Hold is in force (the controller clears it when the plant stops)."""
+    return bool((s.hold.get(plant) or {}).get("held"))
 
 
 def hold_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
@@ -71,12 +78,12 @@ def hold_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
 
 
 def hold_buttons(s: Snapshot, plant: str) -> dict[str, tuple[ButtonState, dict]]:
-    """{action: (button state, style)}; hidden unless the plant runs."""
-    held = bool((s.hold.get(plant) or {}).get("held"))
+    """{action: (button state, style)}; hidden unless the plant runs or is held."""
+    is_held = held(s, plant)
     locked = s.switching or s.shutting_down
-    style = SHOWN if running(s, plant) else HIDDEN
-    return {"hold": (ButtonState("Held" if held else "Hold", held or locked), style),
-            "resume": (ButtonState("Resume", not held or locked), style)}
+    style = SHOWN if running(s, plant) or is_held else HIDDEN
+    return {"hold": (ButtonState("Held" if is_held else "Hold", is_held or locked), style),
+            "resume": (ButtonState("Resume", not is_held or locked), style)}
 
 
 # ------------------------------------------------------------------------ effective preview

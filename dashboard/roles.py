@@ -8,7 +8,11 @@ everyone is the operator (the dashboard then only binds loopback).
 A viewer sees everything (tabs, plots, history with download, logs, `/api/state`, `/metrics`) and
 changes nothing, enforced on the server: every callback that changes something is registered
 through `operator_only(action, body)`, which refuses a viewer's request before the body runs
-(nothing is enqueued or stored) and logs one WARNING naming the user and the action. On the page,
+(nothing is enqueued or stored) and logs one WARNING naming the user and the action. Only a
+request that would change something is refused and logged: Dash also fires these callbacks when a
+value is set by the page itself (a button rendered with `n_clicks` 0, an upload emptied, the
+override switches following the plant selector or the published flags); such a request is dropped
+without a word (`would_change`, by default `acted()`). On the page,
 `lock_controls` shows every control disabled with the tooltip `Read-only access`, and
 `read_only_outputs` keeps the periodic refresh from enabling them again.
 """
@@ -48,11 +52,28 @@ def is_viewer() -> bool:
     return current_role() == VIEWER
 
 
-def operator_only(action: str, body: Callable) -> Callable:
-    """`body` as a callback that a viewer's request cannot run: one WARNING, no update."""
+def acted() -> bool:
+    """Whether the request being served carries a user's action: a real click, or another input
+    with a value (a file, a switch). A render with `n_clicks` 0 or None, or an input emptied by
+    the page, is none."""
+    for t in dash_ctx.triggered:
+        prop, value = str(t.get("prop_id", "")), t.get("value")
+        if prop.endswith(".n_clicks") and value:
+            return True
+        if not prop.endswith(".n_clicks") and prop != "." and value is not None:
+            return True
+    return False
+
+
+def operator_only(action: str, body: Callable, would_change: Callable[..., bool] | None = None) -> Callable:
+    """`body` as a callback that a viewer's request cannot run: one WARNING, no update, for a
+    request that would change something (`would_change(*args)`, without side effects; default
+    `acted()`); any other viewer request is dropped silently."""
     @functools.wraps(body)
     def guarded(*args):
         if is_viewer():
+            if not (would_change(*args) if would_change is not None else acted()):
+                raise PreventUpdate
             trigger = dash_ctx.triggered_id if dash_ctx.triggered_id is not None else "no trigger"
             log.warning("Read-only user %r refused: %s (%s)", flask.g.get("hil_user"), action, _id_text(trigger))
             raise PreventUpdate

@@ -174,7 +174,8 @@ def command_text(label: str, cmd_id: str | None, status: str, detail: str | None
 
 def command_line(cfg: AppConfig, s: Snapshot, last: dict | None) -> str:
     """The operator's last command from this page (`last` = {id, label, text}), its status taken
-    from `command_log`; before any click, the newest operator command in the log (e.g. the CLI's)."""
+    from `command_log`; before any click, the newest operator command in the log (e.g. the CLI's),
+    not counting a Start All's or Stop All's own per-plant commands (`parent` set)."""
     entries = s.command_log
     if last:
         if not last.get("id"):
@@ -184,6 +185,8 @@ def command_line(cfg: AppConfig, s: Snapshot, last: dict | None) -> str:
                 return command_text(last.get("label", ""), entry["id"], entry.get("status", ""), entry.get("detail"))
         return last.get("text") or ""
     for entry in reversed(entries):
+        if entry.get("parent"):
+            continue    # part of a Start All / Stop All: that command's sentence says how it went
         if entry.get("kind") in ("start", "stop", "switch_source", "switch_transport", *FLEET_LABELS):
             label = command_label(cfg, entry["kind"], entry.get("plant"), _switch_target(entry))
             return command_text(label, entry.get("id"), entry.get("status", ""), entry.get("detail"))

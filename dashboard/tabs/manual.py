@@ -10,7 +10,10 @@ again.
 Per plant, `Override P in API mode` / `Override Q in API mode` (issue 14) set the plant's override
 flags through the schedule store (saved with the manual schedule; a cleared schedule clears them),
 and a second preview shows the API base, the manual series and the effective series over today and
-tomorrow (`dashboard/override_views.py`)."""
+tomorrow (`dashboard/override_views.py`). A click applies only the switch it toggled (compared with
+what the switches showed before, kept in `manual-override-shown`), so a page that still shows a
+flag cleared elsewhere cannot turn it back on; on each tick the switches follow the published
+flags (another page, a cleared schedule), except while a click of theirs awaits its answer."""
 from __future__ import annotations
 
 import base64
@@ -125,6 +128,7 @@ def _upload_card(s: Snapshot):
 
 OVERRIDE_ID = C.MANUAL_OVERRIDE_ID
 OVERRIDE_STATUS_ID = "manual-override-status"
+OVERRIDE_SHOWN_ID = "manual-override-shown"   # {plant, value}: the switches as the server last set them
 EFFECTIVE_ID = "manual-effective-preview"
 EFFECTIVE_STORE_ID = "manual-effective-store"
 OVERRIDE_OPTIONS = [{"label": "Override P in API mode", "value": "p"},
@@ -141,6 +145,7 @@ def _override_card(ctx: DashboardContext, s: Snapshot):
         html.H4("Overrides in API mode"),
         dcc.Checklist(id=OVERRIDE_ID, options=OVERRIDE_OPTIONS, value=_flags_value(s, "lib"), inline=True,
                       className="override-switches"),
+        dcc.Store(id=OVERRIDE_SHOWN_ID, data=_shown(s, "lib")),
         html.Div(id=OVERRIDE_STATUS_ID, className="line message"),
         dcc.Graph(id=EFFECTIVE_ID, figure=override_views.effective_preview(ctx.cfg, s, "lib", s.now.date()),
                   config={"displaylogo": False}, style={"height": f"{override_views.EFFECTIVE_PREVIEW_HEIGHT}px"}),
@@ -152,22 +157,63 @@ def _effective_key(s: Snapshot, plant: str) -> dict:
     return {"rev": s.revision, "plant": plant, "flags": _flags_value(s, plant), "minute": figures.now_minute(s.now)}
 
 
-def override_plant_changed(dctx: DashboardContext, plant):
-    """The switches show the flags of the plant just selected."""
+def _shown(s: Snapshot, plant: str) -> dict:
+    return {"plant": plant, "value": _flags_value(s, plant)}
+
+
+def override_sync(dctx: DashboardContext, _tick, plant, value, shown):
+    """(switch value, shown store, message) with the published flags of the plant just selected,
+    or on a tick those of the selected plant when they changed elsewhere (the message then says
+    what applies now). A tick leaves the switches alone while they differ from what was shown: a
+    click is on its way to `override_changed`, which answers it."""
     if plant not in PLANT_IDS:
         raise PreventUpdate
-    return _flags_value(dctx.snapshot(), plant)
+    s = dctx.snapshot()
+    now = _shown(s, plant)
+    if dash_ctx.triggered_id == C.MANUAL_PLANT_ID:
+        return now["value"], now, no_update
+    if shown and shown.get("plant") == plant and set(value or ()) != set(shown.get("value") or ()):
+        raise PreventUpdate       # a click in flight
+    if shown == now and set(value or ()) == set(now["value"]):
+        raise PreventUpdate
+    return now["value"], now, _override_message(dctx, s, plant, override_views.flags_of(s, plant))
 
 
-def override_changed(dctx: DashboardContext, value, plant):
-    """Store the flags the switches show for the selected plant; the message says what applies."""
+def _wanted(published: dict, value, shown, plant: str) -> dict | None:
+    """The flags after the click: the published ones with only the toggled switches changed (None
+    when the value only followed the server: nothing toggled)."""
+    before = set(shown["value"]) if shown and shown.get("plant") == plant else {k for k, on in published.items() if on}
+    toggled = set(value) ^ before
+    if not toggled:
+        return None
+    return {sig: (sig in value) if sig in toggled else bool(published[sig]) for sig in ("p", "q")}
+
+
+def override_would_change(dctx: DashboardContext, value, plant, shown) -> bool:
+    """Whether this switch request would change the published flags (a viewer's is refused)."""
+    if plant not in PLANT_IDS or value is None:
+        return False
+    published = override_views.flags_of(dctx.snapshot(), plant)
+    wanted = _wanted(published, value, shown, plant)
+    return wanted is not None and wanted != published
+
+
+def override_changed(dctx: DashboardContext, value, plant, shown):
+    """(message, switch value, shown store) for a click on a switch: the toggled flag is stored,
+    the other stays as published; the message says what applies."""
     if plant not in PLANT_IDS or value is None:
         raise PreventUpdate
     s = dctx.snapshot()
-    wanted = {sig: sig in value for sig in ("p", "q")}
-    if wanted == override_views.flags_of(s, plant):
-        raise PreventUpdate       # the switches only followed the plant selector
-    flags = dctx.hil.store.set_override(plant, wanted)
+    published = override_views.flags_of(s, plant)
+    wanted = _wanted(published, value, shown, plant)
+    if wanted is None:
+        raise PreventUpdate       # the switches only followed the plant selector or the server
+    flags = published if wanted == published else dctx.hil.store.set_override(plant, wanted)
+    now = [sig for sig in ("p", "q") if flags[sig]]
+    return _override_message(dctx, s, plant, flags), now, {"plant": plant, "value": now}
+
+
+def _override_message(dctx: DashboardContext, s: Snapshot, plant: str, flags: dict) -> str:
     on = " and ".join(sig.upper() for sig in ("p", "q") if flags[sig])
     name = dctx.names[plant]
     if not on:
@@ -277,7 +323,8 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
         log.info("Dashboard: %s", _plain_text(message))
     s = dctx.snapshot()  # after the publication: the preview shows what is in force
     reset = None if trigger == C.MANUAL_UPLOAD_ID else no_update
-    return message, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset, _flags_value(s, plant)
+    return (message, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset, _flags_value(s, plant),
+            _shown(s, plant))
 
 
 def _parse_upload(dctx: DashboardContext, contents: str, filename, plant: str, csv_date, csv_hour, csv_minute,
@@ -344,6 +391,7 @@ def register(app, dctx: DashboardContext) -> None:
         Output(C.MANUAL_UPLOAD_ID, "contents"),
         Output(C.MANUAL_UPLOAD_ID, "filename"),
         Output(OVERRIDE_ID, "value", allow_duplicate=True),
+        Output(OVERRIDE_SHOWN_ID, "data", allow_duplicate=True),
         Input(C.MANUAL_GENERATE_ID, "n_clicks"),
         Input(C.MANUAL_CLEAR_ID, "n_clicks"),
         Input(C.MANUAL_UPLOAD_ID, "contents"),
@@ -354,10 +402,15 @@ def register(app, dctx: DashboardContext) -> None:
             (C.MANUAL_MINUTE_ID, "value"), (C.MANUAL_MODE_ID, "value"))],
         prevent_initial_call=True,
     )(roles.operator_only("manual schedule change", bind(manual_action, dctx)))
-    app.callback(Output(OVERRIDE_ID, "value"), Input(C.MANUAL_PLANT_ID, "value"),
-                 prevent_initial_call=True)(bind(override_plant_changed, dctx))
-    app.callback(Output(OVERRIDE_STATUS_ID, "children"), Input(OVERRIDE_ID, "value"), State(C.MANUAL_PLANT_ID, "value"),
-                 prevent_initial_call=True)(roles.operator_only("override switch", bind(override_changed, dctx)))
+    app.callback(Output(OVERRIDE_ID, "value"), Output(OVERRIDE_SHOWN_ID, "data"),
+                 Output(OVERRIDE_STATUS_ID, "children", allow_duplicate=True), Input(tab_tick_id("manual"), "data"), Input(C.MANUAL_PLANT_ID, "value"),
+                 State(OVERRIDE_ID, "value"), State(OVERRIDE_SHOWN_ID, "data"),
+                 prevent_initial_call=True)(bind(override_sync, dctx))
+    app.callback(Output(OVERRIDE_STATUS_ID, "children"), Output(OVERRIDE_ID, "value", allow_duplicate=True),
+                 Output(OVERRIDE_SHOWN_ID, "data", allow_duplicate=True),
+                 Input(OVERRIDE_ID, "value"), State(C.MANUAL_PLANT_ID, "value"), State(OVERRIDE_SHOWN_ID, "data"),
+                 prevent_initial_call=True)(roles.operator_only("override switch", bind(override_changed, dctx),
+                                                                bind(override_would_change, dctx)))
     app.callback(
         Output(EFFECTIVE_ID, "figure"),
         Output(EFFECTIVE_STORE_ID, "data"),

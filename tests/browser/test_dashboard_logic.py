@@ -558,3 +558,43 @@ def test_live_window_follows_now_until_the_operator_zooms(cfg):
     assert store2["win"] == "15m"
     assert {tuple(o["location"]) for o in _ops(patch) if o["location"][0] == "layout"} >= {
         ("layout", "xaxis", "range"), ("layout", "xaxis4", "uirevision")}
+
+
+# ------------------------------------------------------------------------------ Hold (issue 14)
+
+def _held_sd(transition: str, link: str, gate: bool = True, held: bool = True) -> dict:
+    sd = build_shared_data()
+    sd["plant_transition_by_plant"]["lib"] = transition
+    sd["scheduler_running_by_plant"]["lib"] = gate
+    sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], link=link)
+    sd["dispatch_status_by_plant"]["lib"] = dict(sd["dispatch_status_by_plant"]["lib"], reason_p="api",
+                                                 reason_q="api")
+    if held:
+        sd["hold_by_plant"]["lib"] = {"held": True, "p_kw": 0.0, "q_kvar": 0.0, "since": NOW.isoformat()}
+    return sd
+
+
+@pytest.mark.parametrize("transition, link", [("running", "ok"), ("unknown", "connect_failed")])
+def test_a_held_plant_keeps_its_hold_on_the_card_while_its_link_is_down(cfg, transition, link):
+    """The summary says HELD and the hold line `Held at …`; the source line says so too and
+    Resume stays available (a link that dropped makes the transition `unknown`, not the hold end)."""
+    from dashboard import override_views
+    s = snap(_held_sd(transition, link))
+    assert dict(zip(plant_summary.SUMMARY_HEADER, plant_summary.summary_cells(cfg, s, "lib")))["Source of P/Q"][0] == "HELD"
+    assert override_views.hold_line(cfg, s, "lib").startswith("Held at P=0.0 kW, Q=0.0 kvar since ")
+    assert override_views.source_line(cfg, s, "lib") == "P and Q held | schedule: P: API | Q: API"
+    buttons = override_views.hold_buttons(s, "lib")
+    assert buttons["resume"] == (views.ButtonState("Resume", False), override_views.SHOWN)
+    assert buttons["hold"] == (views.ButtonState("Held", True), override_views.SHOWN)
+
+
+@pytest.mark.parametrize("transition, gate, shown", [
+    ("running", True, True), ("running", False, False), ("unknown", True, False), ("stopped", False, False),
+])
+def test_hold_buttons_of_a_plant_not_held_show_only_while_it_runs(cfg, transition, gate, shown):
+    from dashboard import override_views
+    s = snap(_held_sd(transition, "ok", gate, held=False))
+    assert override_views.source_line(cfg, s, "lib") == "P: API | Q: API"
+    style = override_views.SHOWN if shown else override_views.HIDDEN
+    assert override_views.hold_buttons(s, "lib") == {"hold": (views.ButtonState("Hold", False), style),
+                                                     "resume": (views.ButtonState("Resume", True), style)}

@@ -9,13 +9,15 @@ minute ago (fresh for 15 minutes), so breakpoints come quickly on the real clock
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from core.schedules import frame_from_rows
-from tests.browser.helpers import Page, api_state, browser_module, plant_registers, screenshots_at_sizes, wait_for
+from tests.browser.helpers import (Page, api_state, browser_module, new_driver, plant_registers, screenshots_at_sizes,
+                                   wait_for)
 from tests.helpers import elapsed_s, shift
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
@@ -169,3 +171,63 @@ def test_hold_keeps_the_registers_through_two_breakpoints_and_resume_writes_at_o
     page.wait_button("lib", "stop", "Stopped", True, timeout=20)
     wait_for(lambda: hold_visible(page, "lib") == (False, False), message="Hold/Resume hidden once stopped")
     shots(page, "stopped")
+
+
+HOLD_MANUAL_TICKS_JS = """
+if (!window.__origFetch) { window.__origFetch = window.fetch; }
+window.__holdManual = true;
+window.fetch = function(input, init) {
+  if (window.__holdManual && init && typeof init.body === 'string' && init.body.indexOf('"id":"tick-manual"') >= 0) {
+    return Promise.resolve(new Response(null, {status: 204}));
+  }
+  return window.__origFetch.apply(this, arguments);
+};
+"""
+
+
+def switches(page: Page) -> list[bool]:
+    return page.js("return [...document.querySelectorAll('#manual-override input')].map(i => i.checked)")
+
+
+def test_override_switches_on_two_pages_follow_the_server_and_a_stale_click_changes_only_its_switch(env, caplog):
+    """Pages A and B on the Manual Schedule tab, LIB selected. What one page sets, the other shows
+    on its next tick; a click on a page that is out of date (its ticks held back) changes only the
+    switch clicked; a schedule cleared on B clears A's switches."""
+    app, a = env.app, env.page
+    url = app.dashboard.url
+    a.open(url)
+    a.show_tab("Manual Schedule", "manual-generate")
+    b = Page(new_driver(env.downloads))
+    try:
+        b.open(url)
+        b.show_tab("Manual Schedule", "manual-generate")
+        assert switches(a) == switches(b) == [False, False]
+        click_switch(a, "Override P in API mode")
+        wait_for(lambda: app.store.overrides("lib") == {"p": True, "q": False}, message="A's P stored")
+        wait_for(lambda: switches(b) == [True, False], 5, message="B shows A's P on its next tick")
+
+        a.js(HOLD_MANUAL_TICKS_JS)          # A is out of date from here on
+        click_switch(b, "Override P in API mode")
+        wait_for(lambda: app.store.overrides("lib") == {"p": False, "q": False}, message="B's P off stored")
+        b.wait_text("manual-override-status", "LIB: no override")
+        a.js("return new Promise(r => setTimeout(r, 2500));")
+        assert switches(a) == [True, False], "A's ticks are held: it still shows P"
+        with caplog.at_level(logging.INFO, logger="hil"):
+            click_switch(a, "Override Q in API mode")
+            a.wait_text("manual-override-status", "LIB: override Q in API mode")
+        assert app.store.overrides("lib") == {"p": False, "q": True}, "P stays off: nobody asked for it"
+        assert [r.getMessage() for r in caplog.records if "override in API mode" in r.getMessage()] == [
+            "LIB override in API mode: P off, Q on"]
+        wait_for(lambda: switches(a) == [False, True], 3, message="A's switches show what is stored")
+        a.js("window.__holdManual = false;")
+        wait_for(lambda: switches(b) == [False, True], 5, message="B shows A's Q")
+
+        b.click("manual-clear")
+        b.wait_text("manual-status", "Manual schedule cleared for LIB.")
+        assert app.store.overrides("lib") == {"p": False, "q": False}
+        wait_for(lambda: switches(a) == [False, False], 5, message="A's switches cleared on its next tick")
+        a.wait_text("manual-override-status", "LIB: no override; the API schedule drives P and Q in API mode.", 3)
+        screenshots_at_sizes(a, "override_hold_two_pages", scroll_to="manual-override")
+        assert b.severe_console_errors() == []
+    finally:
+        b.driver.quit()

@@ -155,6 +155,55 @@ def test_forged_viewer_plant_command_enqueues_nothing(app, caplog):
     assert _changes(app)["commands"] > before["commands"]
 
 
+def test_a_viewer_request_that_changes_nothing_is_not_logged_as_refused(app, caplog):
+    """Dash fires the guarded callbacks also for values the page sets itself: buttons rendered with
+    `n_clicks` 0, an emptied upload, the override switches following the plant selector. Such a
+    request from a viewer changes nothing and is no refusal (issue 15 item 2)."""
+    url = app.dashboard.url
+    status, raw = _request(url + "/_dash-dependencies", OPERATOR)
+    dep = next(d for d in json.loads(raw) if "command-line" in d["output"] and "last-cmd" in d["output"]
+               and any("plant-btn" in str(i["id"]) for i in d["inputs"]))
+    forged_id = {"type": C.PLANT_BTN_TYPE, "plant": "lib", "action": "start"}
+    render = {"output": dep["output"],
+              "outputs": [{"id": "command-line", "property": "children"}, {"id": "last-cmd", "property": "data"}],
+              "inputs": [[{"id": forged_id, "property": "n_clicks", "value": 0}]],
+              "changedPropIds": [json.dumps(forged_id, sort_keys=True, separators=(",", ":")) + ".n_clicks"],
+              "state": []}
+    upload = _forge(_dependency(url, "manual-status.children", C.MANUAL_UPLOAD_ID), C.MANUAL_UPLOAD_ID, None,
+                    {C.MANUAL_PLANT_ID: "lib"})
+    before = _changes(app)
+    with caplog.at_level(logging.WARNING, logger="hil.dashboard"):
+        for body in (render, upload):
+            status, raw = _request(url + "/_dash-update-component", VIEWER, body)
+            assert status == 204, raw[:300]
+    assert _changes(app) == before
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+    driver = new_driver()
+    try:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": _basic(VIEWER)}})
+        page = Page(driver)
+        page.open(url)
+        page.show_tab("Manual Schedule", C.MANUAL_GENERATE_ID)
+        app.store.set_override("vrfb", {"p": False, "q": True})
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hil.dashboard"):
+            from selenium.webdriver.common.by import By
+            driver.find_element(By.XPATH, "//*[@id='manual-plant']//label[normalize-space()='VRFB']").click()
+            wait_for(lambda: page.js("return [...document.querySelectorAll('#manual-override input')]"
+                                     ".map(i => i.checked)") == [False, True], message="VRFB's flags shown")
+            app.store.set_override("vrfb", {"p": True, "q": True})     # set elsewhere: the tick shows it
+            wait_for(lambda: page.js("return [...document.querySelectorAll('#manual-override input')]"
+                                     ".map(i => i.checked)") == [True, True], message="the flags followed")
+            page.js("return new Promise(r => setTimeout(r, 1500));")
+        assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+        assert app.store.overrides("vrfb") == {"p": True, "q": True}
+        assert page.severe_console_errors() == []
+    finally:
+        driver.quit()
+
+
 def _locked(page: Page, cid) -> bool:
     """Disabled, with the read-only tooltip on the control itself."""
     return page.js("""

@@ -193,6 +193,55 @@ def test_fleet_commands_are_refused_when_shutting_down(coordinator):
         assert (cmd.status, cmd.detail) == ("rejected", "shutting down")
 
 
+class _QuickController:
+    """A plant controller that ends its queued commands when the coordinator next waits: LIB's
+    start succeeds, VRFB's fails."""
+
+    def __init__(self, pid: str, log: CommandLog):
+        self.pid, self.log, self.queued = pid, log, []
+
+    def enqueue(self, cmd: Command, front: bool = False) -> None:
+        self.queued.append(cmd)
+
+    def run_queued(self) -> None:
+        for cmd in self.queued:
+            if cmd.kind == "start" and self.pid == "vrfb":
+                self.log.record(cmd, "failed", "setpoint: connect failed")
+            else:
+                self.log.record(cmd, "succeeded", "done", OK if cmd.kind == "safe_stop" else None)
+        self.queued.clear()
+
+    def fail_queued(self, reason: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind, sentence", [
+    ("start_all", "Start All: LIB started, VRFB failed: setpoint: connect failed; recording not available"),
+    ("stop_all", "Stop All: LIB stopped, VRFB stopped; recording not available"),
+])
+def test_a_fresh_page_shows_the_fleet_sentence_not_a_plant_part_of_it(coordinator, kind, sentence):
+    """Start All's per-plant starts (Stop All's safe stops) are logged after the fleet command
+    began; the command line of a page loaded afterwards still names the fleet command."""
+    log = coordinator.intake.log
+    coordinator.controllers = {pid: _QuickController(pid, log) for pid in ("lib", "vrfb")}
+    coordinator.intake._controllers = coordinator.controllers
+    coordinator.clock.wait = lambda _event, _timeout_s: [c.run_queued() for c in coordinator.controllers.values()]
+    fleet = coordinator.intake.submit(kind)
+    coordinator.step()
+    entries = list(coordinator.sd["command_log"])
+    parts = [e for e in entries if e["id"] != fleet.id]
+    assert [e["plant"] for e in parts] == ["lib", "vrfb"]
+    assert all(e["parent"] == fleet.id for e in parts), "the log says which command they belong to"
+    assert entries[0]["id"] == fleet.id, "the parts are logged after the fleet command"
+    cfg = coordinator.cfg
+    assert views.command_line(cfg, take_snapshot(coordinator.sd, NOW), None) == sentence
+    # an operator's own start afterwards is the newest command again
+    coordinator.intake.submit("start", "lib")
+    coordinator.controllers["lib"].run_queued()
+    assert views.command_line(cfg, take_snapshot(coordinator.sd, NOW), None) == "LIB start: succeeded (cmd-%06d)" % (
+        int(fleet.id[4:]) + 3)
+
+
 # ------------------------------------------------------------------------------ summary table
 
 def test_summary_columns_and_values(tmp_path):
