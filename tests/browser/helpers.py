@@ -317,7 +317,7 @@ HOLD_TICKS_JS = """
 if (!window.__origFetch) { window.__origFetch = window.fetch; }
 window.__holdTicks = true;
 window.fetch = function(input, init) {
-  if (window.__holdTicks && init && typeof init.body === 'string' && init.body.indexOf('"id":"tick"') >= 0) {
+  if (window.__holdTicks && init && typeof init.body === 'string' && /"id":"tick(-[a-z]+)?"/.test(init.body)) {
     return Promise.resolve(new Response(null, {status: 204}));
   }
   return window.__origFetch.apply(this, arguments);
