@@ -727,7 +727,7 @@ def test_command_ids_increase_and_log_lifecycle(tmp_path, fake_clock, rigs, monk
     assert [s for i, s in seen if i == b.id] == ["rejected"]
     entry = rig.log_entry(a.id)
     assert entry == {"id": a.id, "kind": "start", "plant": "lib", "status": "succeeded", "detail": "started",
-                     "at": entry["at"]}
+                     "at": entry["at"], "parent": None}   # parent: the Start All / Stop All it is part of
     assert datetime.fromisoformat(entry["at"]).tzinfo is not None
     assert rig.log_entry(b.id)["detail"] == "already starting"
     c = rig.submit("stop")
