@@ -27,6 +27,7 @@ BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 DEVICE_GUARD_WAIT_S = 0.25
 _GROUP_REFUSED_CODES = (2, 3)
+_ANY_EXCEPTION = tuple(range(1, 256))   # every Modbus exception code: a refused write is not a link fault
 
 log = logging.getLogger("hil.modbus")
 
@@ -249,13 +250,26 @@ class ModbusLink:
 
     # -- writes ---------------------------------------------------------------------------------
     def write_words(self, name: str, words: list[int], immediate: bool = False) -> None:
-        """FC6 for one register, FC16 for two (one request)."""
+        """FC6 for one register, FC16 for two (one request). A write the plant answers with an
+        exception (a PLC in local mode, a value it refuses) raises `write_refused` and leaves the
+        link state alone: one WARNING per episode, one INFO when a write is taken again."""
         point = self.endpoint.points[name]
         self.ensure_connected(immediate)
-        if len(words) == 1:
-            self._call(self._client.write_register, point.address, words[0])
-        else:
-            self._call(self._client.write_registers, point.address, list(words))
+        write, args = ((self._client.write_register, (point.address, words[0])) if len(words) == 1 else
+                       (self._client.write_registers, (point.address, list(words))))
+        try:
+            self._call(write, *args, refusable=_ANY_EXCEPTION)
+        except LinkError as exc:
+            if exc.kind != "read_error":   # connection trouble: counted and logged by _call
+                raise
+            refused = LinkError(f"write refused at {name}: {exc}", "write_refused")
+            refused.exception_code = exc.exception_code
+            if self._down.begin("write_refused", self.clock.monotonic()):
+                log.warning("%s Modbus %s writes refused (%s): %s", self.plant.name, self.role,
+                            self.endpoint_label, refused)
+            raise refused from None
+        if self._down.end("write_refused", self.clock.monotonic()) is not None:
+            log.info("%s Modbus %s writes accepted again (%s)", self.plant.name, self.role, self.endpoint_label)
         self._success(read=False)
 
     def write_points(self, wanted: dict[str, list[int]], names: list[str], immediate: bool) -> str | None:

@@ -179,7 +179,8 @@ class TinyServer:
     """A plain pymodbus TCP server (unit 1, holding registers 0..count-1) on its own loop thread.
 
     `refuse_reads_over=N` answers exception 2 to any read of more than N registers; `fail_reads=code`
-    (settable while serving) answers every read with that exception code and still accepts writes;
+    (settable while serving) answers every read with that exception code and still accepts writes,
+    `fail_writes=code` likewise every write (a PLC in local mode);
     `frozen` addresses ignore writes (a plant whose battery P never decays keeps its value). Every
     request is recorded in `requests` as (fc, address, count).
     """
@@ -190,6 +191,7 @@ class TinyServer:
         self.count = count
         self.refuse_reads_over = refuse_reads_over
         self.fail_reads: int | None = None
+        self.fail_writes: int | None = None
         self.frozen = set(frozen)
         self.requests: list[tuple[int, int, int]] = []
         self._internal = False    # our own set(): not a client request
@@ -209,6 +211,9 @@ class TinyServer:
             if self.refuse_reads_over is not None and count > self.refuse_reads_over:
                 return ExcCodes.ILLEGAL_ADDRESS
             return None
+        if self.fail_writes is not None:
+            from pymodbus.constants import ExcCodes
+            return ExcCodes(self.fail_writes)
         for i in range(len(set_values)):
             if address + i in self.frozen:
                 set_values[i] = registers[address + i - start_address]

@@ -249,6 +249,37 @@ def test_writes_accepted_while_reads_fail_do_not_end_the_read_error_episode(tmp_
     assert len(_messages(caplog, logging.WARNING, "link down")) == 1
 
 
+def test_writes_refused_while_reads_work_are_one_warning_not_a_link_flapping(tmp_path, clock, links, caplog,
+                                                                            single_read_reset):
+    """A PLC in local mode: every write answered with exception 4, reads fine. The link is up (it
+    stays `ok`); the refusal is one WARNING for the episode and one INFO when writes are taken
+    again, not a "link down" / "link restored" pair at every dispatch check."""
+    caplog.set_level(logging.INFO)
+    cfg = make_cfg(tmp_path)
+    plant = cfg.plants["lib"]
+    label = plant.local.label
+    with TinyServer(port=plant.local.port) as server:
+        single_read_reset.append(f"127.0.0.1:{server.port}/1")
+        link = links(plant, clock)
+        server.fail_writes = 4
+        for tick in range(8):                           # a dispatch check: read back, write, read back
+            assert link.read(OBSERVE_POINTS)["p_setpoint"] == 0.0 and link.link == "ok"
+            with pytest.raises(LinkError) as exc:
+                link.write_value("p_setpoint", 10.0 + tick)
+            assert exc.value.kind == "write_refused" and exc.value.exception_code == 4 and link.link == "ok"
+            assert str(exc.value) == "write refused at p_setpoint: exception response (code 4)"
+            clock.advance(1.0)
+        assert _messages(caplog, logging.WARNING, "link down") == []
+        assert _messages(caplog, logging.INFO, "link restored") == []
+        assert _messages(caplog, logging.WARNING, "refused") == [
+            f"LIB Modbus control writes refused ({label}): write refused at p_setpoint: exception response (code 4)"]
+        server.fail_writes = None
+        link.write_value("p_setpoint", 25.0)
+        link.write_value("p_setpoint", 26.0)
+        assert link.read(OBSERVE_POINTS)["p_setpoint"] == pytest.approx(26.0)
+    assert _messages(caplog, logging.INFO, "accepted") == [f"LIB Modbus control writes accepted again ({label})"]
+
+
 def test_grouped_read_refused_falls_back_to_single_reads_for_good(tmp_path, clock, links, caplog,
                                                                   single_read_reset):
     caplog.set_level(logging.INFO)
