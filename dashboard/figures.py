@@ -470,7 +470,7 @@ def manual_preview(name: str, frame: pd.DataFrame | None, now: datetime, ui_key:
                      "marker": {"color": "#d62728", "symbol": "x", "size": 10}})
     return {"data": data, "layout": {
         "height": C.MANUAL_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": C.TITLED_TOP_PX, "b": 40},
-        "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"}, "xaxis": {"gridcolor": "#e5e5e5"},
+        "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"}, "xaxis": {"gridcolor": "#e5e5e5", **C.PREVIEW_TIME_TICKS},
         "title": preview_title(f"{name} manual schedule"),
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff", "showlegend": False,
         "shapes": [now_shape(now, _label_side(frame, now))], "uirevision": ui_key,
@@ -493,7 +493,7 @@ def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: dat
     return {"data": data, "layout": {
         "height": C.API_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
         "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"},
-        "xaxis": {"range": [x_of(start), x_of(end)], "gridcolor": "#e5e5e5"},
+        "xaxis": {"range": [x_of(start), x_of(end)], "gridcolor": "#e5e5e5", **C.PREVIEW_TIME_TICKS},
         "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
         "shapes": [now_shape(now, "right")], "uirevision": f"{start.date()}",

@@ -47,7 +47,7 @@ def _trace_xy(view, until: datetime | None) -> tuple[list, list]:
 
 def _line(name: str, view) -> str:
     held = view.inputs is not None and view.inputs.held is not None
-    prefix = "Held (forecast at the held values until Resume): " if held else ""
+    prefix = "Held (forecast at the held values until Resume); " if held else ""
     if view.warning:
         return prefix + view.warning
     what = "stays at the held values" if held else "follows the schedule"
@@ -75,9 +75,8 @@ def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to
         traces.append({"type": "scatter", "mode": "lines", "name": f"{names[pid]} SoC forecast", "x": xs, "y": ys,
                        "yaxis": "y2", "line": {"color": colors.get(pid, SINGLE_COLOR), "dash": "dot", "width": 2},
                        "hovertemplate": "%{y:.3f} pu<extra>" + names[pid] + " SoC forecast</extra>"})
-        text = _line(names[pid], view)
-        color = WARNING_COLOR if view.warning else NOTE_COLOR
-        lines.append(f'<span style="color:{color}">{text}</span>')
+        color = WARNING_COLOR if view.warning else NOTE_COLOR   # short lines: a phone's plot is ~300 px wide
+        lines += [f'<span style="color:{color}">{part}</span>' for part in _line(names[pid], view).split("; ")]
     if not traces:
         return fig
     layout = dict(fig.get("layout") or {})
@@ -90,6 +89,7 @@ def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to
     layout["margin"] = margin
     layout["annotations"] = list(layout.get("annotations") or []) + [{
         "text": "<br>".join(lines), "xref": "paper", "yref": "paper", "x": 0, "y": 0, "xanchor": "left",
-        "yanchor": "top", "yshift": -BELOW_AXIS_PX + 4, "align": "left", "showarrow": False, "font": {"size": 12},
+        "yanchor": "top", "yshift": -BELOW_AXIS_PX + 4, "xshift": 8 - margin.get("l", 60),   # from the figure's edge
+        "align": "left", "showarrow": False, "font": {"size": 12},
         "name": "forecast-warning"}]
     return {**fig, "data": list(fig["data"]) + traces, "layout": layout}

@@ -136,11 +136,10 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
     return {"data": data, "layout": {
         "height": EFFECTIVE_PREVIEW_HEIGHT,
         "margin": {"l": 60, "r": 20, "t": C.TITLED_TOP_PX + 22, "b": 40},   # + the legend's row
-        "title": preview_title(f"{cfg.plants[plant].name} in API mode: API base, manual, effective "
-                               f"(override {on})"),
+        "title": preview_title(f"{cfg.plants[plant].name}: API base, manual, effective (override {on})"),
         "xaxis": {"anchor": "y", "domain": [0, 1], "matches": "x2", "showticklabels": False,
                   "gridcolor": "#e5e5e5", "type": "date"},
-        "xaxis2": {"anchor": "y2", "domain": [0, 1], "gridcolor": "#e5e5e5", "type": "date"},
+        "xaxis2": {"anchor": "y2", "domain": [0, 1], "gridcolor": "#e5e5e5", "type": "date", **C.PREVIEW_TIME_TICKS},
         "yaxis": {"domain": [0.55, 1], "title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"},
         "yaxis2": {"domain": [0, 0.45], "title": {"text": "Q (kvar)"}, "gridcolor": "#e5e5e5"},
         "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},

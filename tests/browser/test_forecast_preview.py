@@ -3,13 +3,14 @@ a `SoC forecast` trace on the right axis and the plain warning under the plot, f
 empties the battery; the line `follows the schedule` for one that does not."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 
 from core.schedules import empty_frame, frame_from_rows
 from core.timeutil import quarter_hours
-from tests.browser.helpers import Page, browser_module, plot_js, wait_for
+from tests.browser.helpers import SCREEN_SIZES, Page, browser_module, plot_js, wait_for
 from tests.helpers import elapsed_s, shift
 
 pytestmark = [pytest.mark.browser]
@@ -28,6 +29,20 @@ def _open_tab(env, label: str, marker: str) -> None:
     env.page.show_tab(label, marker)
 
 
+# The forecast lines' box, the figure's box and the lowest time-axis label, in page pixels.
+WARNING_BOX_JS = """
+const gd = document.querySelector('#manual-preview .js-plotly-plot');
+if (!gd) { return null; }
+const fig = gd.getBoundingClientRect();
+const notes = [...gd.querySelectorAll('.annotation')];
+if (!notes.length) { return null; }
+const note = notes[notes.length - 1].getBoundingClientRect();
+const ticks = [...gd.querySelectorAll('.xtick text')].map(t => t.getBoundingClientRect().bottom);
+return {width: fig.width, plotLeft: fig.left, plotRight: fig.right, left: note.left, right: note.right,
+        top: note.top, tickBottom: Math.max(...ticks)};
+"""
+
+
 def test_manual_preview_shows_the_forecast_and_its_warning(env):
     app, page, tz = env.app, env.page, env.cfg.tz
     now = app.clock.now()
@@ -44,10 +59,22 @@ def test_manual_preview_shows_the_forecast_and_its_warning(env):
                  message="the SoC forecast trace")
         trace = next(t for t in _traces(page, "manual-preview") if t["name"] == "LIB SoC forecast")
         assert trace["yaxis"] == "y2" and trace["y0"] == pytest.approx(view.soc_start)
-        page.wait_text("manual-preview", view.warning, timeout=10)
+        for part in view.warning.split("; "):      # one line each under the plot
+            page.wait_text("manual-preview", part, timeout=10)
         assert view.warning.startswith("LIB reaches SoC 0.00 at ")
         assert "550 kWh of discharge cannot be delivered" in view.warning
         page.screenshot("forecast_manual_preview")
+        try:   # on a phone the warning is whole and clear of the time axis' labels
+            page.driver.set_window_size(*SCREEN_SIZES["phone"])
+            wait_for(lambda: (box := page.js(WARNING_BOX_JS)) and box["width"] < 400, 10, message="the phone layout")
+            page.js("document.getElementById('manual-preview').scrollIntoView({block: 'center'});")
+            time.sleep(0.6)
+            box = page.js(WARNING_BOX_JS)
+            assert box["left"] >= box["plotLeft"] - 1 and box["right"] <= box["plotRight"] + 1, box
+            assert box["tickBottom"] <= box["top"] + 1, box
+            page.screenshot("forecast_manual_preview_390x844")
+        finally:
+            page.driver.set_window_size(*SCREEN_SIZES["wide"])
     finally:
         app.store.publish_schedule("manual", "lib", empty_frame(tz))
 

@@ -14,7 +14,7 @@ from tests.browser.helpers import SCREEN_SIZES, browser_module, plot_js, publish
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
 PREVIEWS = {"manual-preview": "LIB manual schedule",
-            "manual-effective-preview": "LIB in API mode: API base, manual, effective"}
+            "manual-effective-preview": "LIB: API base, manual, effective (override "}
 
 env = browser_module("plot_titles", seed=lambda env: publish_manual(env.app, {"lib": (100.0, 20.0)}), per_size=True)
 
@@ -57,3 +57,5 @@ def test_titles_are_clear_of_the_modebar(env, size):
         assert not _overlap(boxes["title"], boxes["modebar"]), (graph_id, size, boxes)
         graph, box = boxes["graph"], boxes["title"]
         assert graph[0] <= box[0] and box[2] <= graph[2], ("the title fits the plot's width", graph_id, boxes)
+        width = page.js("return document.documentElement.clientWidth;")
+        assert 0 <= box[0] and box[2] <= width, ("the title is on the screen", graph_id, boxes, width)
