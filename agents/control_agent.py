@@ -27,7 +27,7 @@ from core.dispatch import (SETPOINT_UNITS, Target, changed_externally, decayed, 
                            target_expiry_s, words_text, write_status)
 from core.episodes import Episodes
 from core.lateness import BreakpointWatch
-from core.points import OBSERVE_POINTS, SETPOINT_POINTS, as_setpoint_words, readback_points
+from core.points import OBSERVE_POINTS, SETPOINT_POINTS, applied_values, readback_points
 from core.recording import format_value
 from core.state import empty_dispatch_status, empty_observed_state
 from core.timeutil import format_local_iso
@@ -331,16 +331,11 @@ class PlantController:
     def _read_setpoints(self, immediate: bool) -> dict[str, list[int]]:
         """The setpoint registers' words (writes are verified there). A map's applied-setpoint readback
         is read in the same request: `_not_applied` keeps each setpoint the plant applies otherwise
-        (its value in kW / kvar), e.g. a plant limiting itself below the written 500 kW."""
+        (kW / kvar; `core.points.applied_values`), e.g. a plant limiting itself below 500 kW written."""
         points = self.link.endpoint.points
         words = self.link.read_words(SETPOINT_POINTS + readback_points(points), immediate=immediate)
-        written = {n: words[n] for n in SETPOINT_POINTS}
-        try:
-            applied = as_setpoint_words(points, words)
-        except CodecError as exc:
-            raise LinkError(f"setpoint readback: {exc}", "read_error") from exc
-        self._not_applied = {n: decode(points[n], applied[n]) for n in SETPOINT_POINTS if applied[n] != written[n]}
-        return written
+        self._not_applied = applied_values(points, words)
+        return {n: words[n] for n in SETPOINT_POINTS}
 
     def _log_refused(self, refused: list[tuple[str, float]]) -> None:
         points = self.link.endpoint.points

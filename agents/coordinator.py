@@ -183,7 +183,8 @@ class Coordinator:
             results = self._safe_stop_for_switch()
             with self.sd["lock"]:
                 self.sd["active_schedule_source"] = target
-            self.recorder.follow_posting_gate()
+            if self.recorder is not None:
+                self.recorder.follow_posting_gate()
             self.scheduler_wake.set()
             text = f"Schedule source switched to {target.upper()} ({self._names_payload(results)})"
             log.info(text)

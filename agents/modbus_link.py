@@ -108,6 +108,7 @@ class ModbusLink:
         self._backoff.success()
         self._next_attempt = None
         self._down.forget("down")
+        self._down.forget("write_refused")
         self._plans.clear()
 
     def close(self) -> None:

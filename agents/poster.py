@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,7 +79,8 @@ class Poster:
         self._qlock = threading.Lock()
         self._queue = PostQueue(api_cfg.measurement_post_queue_maxlen, api_cfg.measurement_post_retry_initial_s,
                                 api_cfg.measurement_post_retry_max_s, cfg.plants)
-        self._gate: bool | None = None      # as last noted (under `_qlock`)
+        self._gate: bool | None = None      # as last noted (under `_qlock`, by `_note_gate` only)
+        self._gate_lock = threading.Lock()
         self._gate_closed_through: int | None = None   # an on-to-off noted: discard items up to this seq
         self._paused = Episodes()           # "auth": the API refused the password (issue 12)
         self._paused_until = 0.0            # monotonic; no request before, unless the password changes
@@ -102,18 +104,18 @@ class Poster:
             return self.sd["active_schedule_source"] == "api" and bool(self.sd["api_password"])
 
     def follow_gate(self) -> None:
-        """Note the gate now (any thread; the source switch and the password call it), so an on-to-off
-        transition discards the queue even when the gate opens again before the poster thread looks
-        (during a POST, say); the items queued after it stay. Wakes the poster; no I/O."""
+        """Note the gate now (any thread, no I/O; the source switch and the password call it): an on-to-off
+        discards what is queued even if the gate reopens before the poster looks; later items stay."""
         self._note_gate()
         self.wake_event.set()
 
     def _note_gate(self) -> bool:
-        gate = self.gate_open()
-        with self._qlock:
-            if self._gate and not gate:
-                self._gate_closed_through = self._queue.last_seq
-            self._gate = gate
+        with self._gate_lock:   # read and noted as one step: a stale reading never follows a newer one
+            gate = self.gate_open()
+            with self._qlock:
+                if self._gate and not gate:
+                    self._gate_closed_through = self._queue.last_seq
+                self._gate = gate
         return gate
 
     def enqueue_sample(self, plant_id: str, ts: datetime, values: Mapping[str, float]) -> int:
@@ -467,10 +469,8 @@ class Poster:
     def _add_reloaded(self, entries: list) -> None:
         """Queue items read back from the spool or the journal and count them as enqueued."""
         self._add(entries)
-        for pid in self.cfg.plants:
-            n = sum(1 for e in entries if e[0] == pid)
-            if n:
-                self._bump(pid, "enqueued", n)
+        for pid, n in Counter(entry[0] for entry in entries).items():
+            self._bump(pid, "enqueued", n)
 
     def _read_journal(self) -> list:
         """The valid items of the journal a crash left behind, as queue entries."""

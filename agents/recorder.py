@@ -359,7 +359,7 @@ class Recorder:
         if rec.tracker.event == "start":
             log.warning(rec.tracker.alarm.message_start(rec.name))
         elif rec.tracker.event == "end":
-            log.info(rec.tracker.alarm.message_end(rec.name, stop_reason(transition, gate)))
+            log.info(rec.tracker.alarm.message_end(rec.name, stop_reason(transition)))
         with self.sd["lock"]:
             self.sd["dispatch_tracking_by_plant"][pid] = tracking
 

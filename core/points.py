@@ -207,18 +207,26 @@ def readback_points(point_map: Mapping[str, Point]) -> tuple[str, ...]:
     return tuple(READBACK_POINTS[n] for n in SETPOINT_POINTS if READBACK_POINTS[n] in point_map)
 
 
-def setpoint_sources(point_map: Mapping[str, Point]) -> tuple[str, ...]:
-    """The points that show each setpoint as applied: its readback point where the map has one."""
-    return tuple(READBACK_POINTS[n] if READBACK_POINTS[n] in point_map else n for n in SETPOINT_POINTS)
-
-
-def as_setpoint_words(point_map: Mapping[str, Point], words: Mapping[str, list[int]]) -> dict[str, list[int]]:
-    """Words read from `setpoint_sources` as the setpoint points' own words (a readback's value
-    encoded as its setpoint point), so they compare with the words written. CodecError when a
-    readback's value does not decode or does not fit its setpoint point."""
+def applied_values(point_map: Mapping[str, Point], words: Mapping[str, list[int]]) -> dict[str, float]:
+    """Per setpoint whose map has a readback point: the value the plant applies (kW / kvar) where it
+    is not what the setpoint register holds (`words` has both). A readback that does not decode is
+    left out (the register, not the readback, is where a write is verified); one beyond what the
+    setpoint register could hold differs by definition."""
     out = {}
-    for name, source in zip(SETPOINT_POINTS, setpoint_sources(point_map)):
-        out[name] = words[source] if source == name else encode(point_map[name], decode(point_map[source], words[source]))
+    for name in SETPOINT_POINTS:
+        source = READBACK_POINTS[name]
+        if source not in point_map:
+            continue
+        try:
+            applied = decode(point_map[source], words[source])
+        except CodecError:
+            continue
+        try:
+            same = encode(point_map[name], applied) == list(words[name])
+        except CodecError:
+            same = False
+        if not same:
+            out[name] = applied
     return out
 
 

@@ -8,7 +8,7 @@ difference back within the band, or the plant stopped), else None. A sample with
 operator's words; after an end, `message_end(name, why_stopped)`: "following again" with the sample's
 numbers only when the plant really follows (`ended_by == "following"`); when the alarm ended because
 the plant is no longer dispatched (`ended_by == "stopped"`) the numbers are stale, so it says why
-(`why_stopped`, from `stop_reason(transition, gate)`) and how long the plant was not following.
+(`why_stopped`, from `stop_reason(transition)`) and how long the plant was not following.
 
 Pure: no clock reads, no threads, no I/O; `now_s` is monotonic seconds from the caller.
 """
@@ -66,11 +66,11 @@ class TrackingAlarm:
         return f"{plant_name} tracking alarm ended: {why_stopped} (not following for {self.not_following_s:.0f} s)"
 
 
-def stop_reason(transition: str, gate: bool) -> str:
-    """Why a plant is not dispatched, for the alarm's end: its transition (`starting`, `running`,
-    `stopping`, `stopped`, `unknown`) and its dispatch gate."""
+def stop_reason(transition: str) -> str:
+    """Why a plant is not dispatched, for the alarm's end, from its transition (`starting`,
+    `running` with the dispatch gate closed, `stopping`, `stopped`, `unknown`)."""
     if transition == "running":
-        return "plant running" if gate else "not dispatched"
+        return "not dispatched"
     return f"plant {transition}" if transition in ("starting", "stopping", "stopped") else "plant state unknown"
 
 

@@ -280,6 +280,27 @@ def test_writes_refused_while_reads_work_are_one_warning_not_a_link_flapping(tmp
     assert _messages(caplog, logging.INFO, "accepted") == [f"LIB Modbus control writes accepted again ({label})"]
 
 
+def test_a_write_refused_episode_ends_with_a_transport_switch(tmp_path, clock, links, caplog, single_read_reset):
+    """Refusals on the new endpoint get their own WARNING; no "accepted again" for one that never refused."""
+    caplog.set_level(logging.INFO)
+    plant = make_cfg(tmp_path).plants["lib"]
+    with TinyServer(port=plant.local.port) as local, TinyServer(port=plant.remote.port) as remote:
+        single_read_reset += [f"127.0.0.1:{local.port}/1", f"127.0.0.1:{remote.port}/1"]
+        link = links(plant, clock)
+        local.fail_writes = remote.fail_writes = 4
+        with pytest.raises(LinkError):
+            link.write_value("p_setpoint", 10.0)
+        link.set_mode("remote")
+        with pytest.raises(LinkError):
+            link.write_value("p_setpoint", 10.0)
+        assert [m.split(" (")[1].split(")")[0] for m in _messages(caplog, logging.WARNING, "writes refused")] == [
+            plant.local.label, plant.remote.label]
+        link.set_mode("local")
+        local.fail_writes = None
+        link.write_value("p_setpoint", 10.0)
+    assert _messages(caplog, logging.INFO, "accepted again") == []
+
+
 def test_grouped_read_refused_falls_back_to_single_reads_for_good(tmp_path, clock, links, caplog,
                                                                   single_read_reset):
     caplog.set_level(logging.INFO)

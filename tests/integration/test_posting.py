@@ -344,6 +344,44 @@ def test_a_gate_that_goes_off_and_on_again_during_a_post_still_discards_what_was
                                                       "discarded": 3}
 
 
+def test_a_stale_gate_reading_of_the_poster_never_discards_what_came_after_a_connect(tmp_path, posters):
+    """The poster thread reads the gate (off) and is held there; Connect notes the gate on meanwhile.
+    The poster's stale reading must not be noted after the newer one (it would schedule a discard of
+    the samples queued after the Connect)."""
+    cfg = make_cfg(tmp_path, "http://127.0.0.1:9")
+    sd = make_sd(password=None)                          # disconnected
+    poster = posters(cfg, FakeClock(START), sd)
+    poster.step()                                        # noted: gate off
+    real, reading, go = poster.gate_open, threading.Event(), threading.Event()
+
+    def slow_gate_open():
+        gate = real()
+        if threading.current_thread().name == "poster-step":
+            reading.set()
+            go.wait(5.0)
+        return gate
+
+    poster.gate_open = slow_gate_open
+    stepping = threading.Thread(target=poster._note_gate, name="poster-step")
+    stepping.start()
+    assert reading.wait(5.0)                              # the poster has read "off"
+
+    def connect():
+        with sd["lock"]:
+            sd["api_password"] = PASSWORD
+        poster.follow_gate()
+
+    connecting = threading.Thread(target=connect)
+    connecting.start()
+    time.sleep(0.2)                                      # Connect happens while the reading is held
+    go.set()
+    stepping.join(5.0)
+    connecting.join(5.0)
+    poster.enqueue_sample("lib", at(0), VALUES)          # the recorder, gate open
+    assert poster.gate_open() and poster._gate is True and poster._gate_closed_through is None
+    assert poster.pending_count() == 4
+
+
 def test_status_counts_and_ages_are_refreshed(sim, tmp_path, posters):
     cfg = make_cfg(tmp_path, sim.url)
     clock = FakeClock(START)

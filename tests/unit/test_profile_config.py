@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.codec import CodecError, encode
+from core.codec import encode
 from core.config import REPO_ROOT, ConfigError, load_config
 from core.config_dump import effective_config_yaml
-from core.points import (ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, as_setpoint_words, setpoint_sources,
+from core.points import (ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, applied_values,
                          write_refusal)
 
 LINE = re.compile(r"^config error: [^\s:]+: [^\n]+ \(got [^\n]*; allowed: [^\n]+\)$")
@@ -226,17 +226,20 @@ def test_feedback_points_need_an_address_and_fitting_values(tmp_path):
                                "does not fit the point")
 
 
-def test_readback_words_compare_as_setpoint_words(tmp_path):
+def test_applied_values_are_the_readbacks_that_differ_from_their_registers(tmp_path):
     cfg = load(tmp_path, endpoint_yaml("{host: 127.0.0.1, port: 5502, unit_id: 1, profile: lib-ems-ppc, points: "
                                        "{p_setpoint_readback: {address: 400, format: int16, scale: 1}}}"))
     points = cfg.plants["lib"].remote.points
-    assert setpoint_sources(points) == ("p_setpoint_readback", "q_setpoint")
-    words = {"p_setpoint_readback": [(-251) & 0xFFFF], "q_setpoint": [0, 1200]}
-    assert as_setpoint_words(points, words) == {"p_setpoint": encode(points["p_setpoint"], -251.0),
-                                                "q_setpoint": [0, 1200]}
-    points = {**points, "p_setpoint": dataclasses.replace(points["p_setpoint"], format="int16", scale=0.001)}
-    with pytest.raises(CodecError):   # -251 kW does not fit an int16 at 0.001 kW
-        as_setpoint_words(points, words)
+    p_words = encode(points["p_setpoint"], -251.0)
+    words = {"p_setpoint_readback": [(-251) & 0xFFFF], "p_setpoint": p_words, "q_setpoint": [0, 1200]}
+    assert applied_values(points, words) == {}                                  # applies what is written
+    assert applied_values(points, {**words, "p_setpoint_readback": [(-160) & 0xFFFF]}) == {"p_setpoint": -160.0}
+    assert applied_values(points, {**words, "p_setpoint": encode(points["p_setpoint"], -250.9)}) == {
+        "p_setpoint": -251.0}                                                   # one count of the register
+    narrow = {**points, "p_setpoint": dataclasses.replace(points["p_setpoint"], format="int16", scale=0.001)}
+    assert applied_values(narrow, {**words, "p_setpoint": [0]}) == {"p_setpoint": -251.0}   # beyond the register
+    nan = {**points, "p_setpoint_readback": dataclasses.replace(points["p_setpoint_readback"], format="float32")}
+    assert applied_values(nan, {**words, "p_setpoint_readback": [0x7FC0, 0]}) == {}   # undecodable: left out
 
 
 def test_feedback_points_are_read_only_to_clients(tmp_path):

@@ -79,15 +79,14 @@ def test_an_end_after_stop_then_a_new_episode_reports_the_new_one():
     assert alarm.message_end("LIB") == "LIB following again: setpoint 500 kW, POI 500 kW"
 
 
-@pytest.mark.parametrize("transition, gate, reason", [
-    ("stopped", False, "plant stopped"),
-    ("stopping", False, "plant stopping"),       # safe stop: the gate closes with "stopping"
-    ("stopped", True, "plant stopped"),
-    ("running", False, "not dispatched"),         # enabled, but the dispatch gate is closed
-    ("unknown", True, "plant state unknown"),     # link lost long enough to be stale
-    ("starting", False, "plant starting"),
+@pytest.mark.parametrize("transition, reason", [
+    ("stopped", "plant stopped"),
+    ("stopping", "plant stopping"),       # safe stop: the gate closes with "stopping"
+    ("running", "not dispatched"),        # enabled, but the dispatch gate is closed
+    ("unknown", "plant state unknown"),   # link lost long enough to be stale
+    ("starting", "plant starting"),
 ])
-def test_stop_reason_table(transition, gate, reason):
-    assert stop_reason(transition, gate) == reason
+def test_stop_reason_table(transition, reason):
+    assert stop_reason(transition) == reason
     assert TrackingAlarm(25.0, ended_by="stopped", not_following_s=12.0).message_end("LIB", reason) == (
         f"LIB tracking alarm ended: {reason} (not following for 12 s)")
