@@ -36,7 +36,6 @@ poster owns `measurement_post_status` and `measurement_post_counters`.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections import Counter
 from contextlib import contextmanager
