@@ -51,7 +51,7 @@ def _line(name: str, view) -> str:
     if view.warning:
         return prefix + view.warning
     what = "stays at the held values" if held else "follows the schedule"
-    return (f"{name} {what}: SoC {view.soc_start:.2f} now, "
+    return (f"{name} {what}; SoC {view.soc_start:.2f} now, "
             f"{view.forecast.soc_end:.2f} at {view.forecast.times[-1]:%Y-%m-%d %H:%M}")
 
 

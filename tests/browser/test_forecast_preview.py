@@ -33,7 +33,7 @@ def _open_tab(env, label: str, marker: str) -> None:
 WARNING_BOX_JS = """
 const gd = document.querySelector('#manual-preview .js-plotly-plot');
 if (!gd) { return null; }
-const fig = gd.getBoundingClientRect();
+const fig = gd.querySelector('.main-svg').getBoundingClientRect();
 const notes = [...gd.querySelectorAll('.annotation')];
 if (!notes.length) { return null; }
 const note = notes[notes.length - 1].getBoundingClientRect();
@@ -90,7 +90,8 @@ def test_api_preview_shows_each_plants_forecast(env):
         wait_for(lambda: {"LIB SoC forecast", "VRFB SoC forecast"} <= {t["name"] for t in _traces(page, "api-preview")},
                  20, message="both SoC forecast traces")
         page.wait_text("api-preview", "VRFB reaches SoC 0.00 at ", timeout=10)
-        page.wait_text("api-preview", "LIB follows the schedule: SoC 0.50 now, 0.50 at ", timeout=10)
+        page.wait_text("api-preview", "LIB follows the schedule", timeout=10)   # two lines: it fits 390 px
+        page.wait_text("api-preview", "SoC 0.50 now, 0.50 at ", timeout=10)
         page.screenshot("forecast_api_preview")
     finally:
         for pid in ("lib", "vrfb"):
