@@ -5,6 +5,7 @@ Dead plants are closed local ports, hung plants a listener that accepts and neve
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -67,6 +68,15 @@ def single_read_reset():
     yield keys
     for key in keys:
         ModbusLink._single_read_endpoints.discard(key)
+
+
+@contextlib.contextmanager
+def _lib_on_tiny_server(tmp_path, single_read_reset, **server_kw):
+    """(LIB's config, a TinyServer on its local port); the endpoint's grouped-read fallback is forgotten after."""
+    plant = make_cfg(tmp_path).plants["lib"]
+    with TinyServer(port=plant.local.port, **server_kw) as server:
+        single_read_reset.append(f"127.0.0.1:{server.port}/1")
+        yield plant, server
 
 
 def _messages(caplog, level, text):
@@ -198,11 +208,8 @@ def test_sampler_role_logs_its_own_transitions(tmp_path, clock, links, caplog):
 
 def test_exception_response_keeps_connection_and_gives_read_error(tmp_path, clock, connects, links,
                                                                   single_read_reset):
-    cfg = make_cfg(tmp_path)
-    plant = cfg.plants["lib"]
     # registers 0..99 only: a read at 270 gets exception 2 (illegal address) from pymodbus itself
-    with TinyServer(port=plant.local.port, count=100) as server:
-        single_read_reset.append(f"127.0.0.1:{server.port}/1")
+    with _lib_on_tiny_server(tmp_path, single_read_reset, count=100) as (plant, server):
         link = links(plant, clock)
         assert link.read(("enable",)) == {"enable": 0}
         client = link._client
@@ -222,11 +229,8 @@ def test_writes_accepted_while_reads_fail_do_not_end_the_read_error_episode(tmp_
     """A plant that answers every read with exception 4 but accepts the writes (the heartbeat every
     0.5 s): one "down" line and no "restored" while reads fail; one "restored" when reads work again."""
     caplog.set_level(logging.INFO)
-    cfg = make_cfg(tmp_path)
-    plant = cfg.plants["lib"]
-    label = plant.local.label
-    with TinyServer(port=plant.local.port) as server:
-        single_read_reset.append(f"127.0.0.1:{server.port}/1")
+    with _lib_on_tiny_server(tmp_path, single_read_reset) as (plant, server):
+        label = plant.local.label
         link = links(plant, clock)
         assert link.read(OBSERVE_POINTS)["enable"] == 0 and link.link == "ok"
         server.fail_reads = 4
@@ -255,11 +259,8 @@ def test_writes_refused_while_reads_work_are_one_warning_not_a_link_flapping(tmp
     stays `ok`); the refusal is one WARNING for the episode and one INFO when writes are taken
     again, not a "link down" / "link restored" pair at every dispatch check."""
     caplog.set_level(logging.INFO)
-    cfg = make_cfg(tmp_path)
-    plant = cfg.plants["lib"]
-    label = plant.local.label
-    with TinyServer(port=plant.local.port) as server:
-        single_read_reset.append(f"127.0.0.1:{server.port}/1")
+    with _lib_on_tiny_server(tmp_path, single_read_reset) as (plant, server):
+        label = plant.local.label
         link = links(plant, clock)
         server.fail_writes = 4
         for tick in range(8):                           # a dispatch check: read back, write, read back
@@ -304,11 +305,8 @@ def test_a_write_refused_episode_ends_with_a_transport_switch(tmp_path, clock, l
 def test_grouped_read_refused_falls_back_to_single_reads_for_good(tmp_path, clock, links, caplog,
                                                                   single_read_reset):
     caplog.set_level(logging.INFO)
-    cfg = make_cfg(tmp_path)
-    plant = cfg.plants["lib"]
-    with TinyServer(port=plant.local.port, refuse_reads_over=2,
-                    values={1: 1, P_SP: s16(-125), 270: s16(333), 281: 5000}) as server:
-        single_read_reset.append(f"127.0.0.1:{server.port}/1")
+    with _lib_on_tiny_server(tmp_path, single_read_reset, refuse_reads_over=2,
+                             values={1: 1, P_SP: s16(-125), 270: s16(333), 281: 5000}) as (plant, server):
         link = links(plant, clock)
         values = link.read(OBSERVE_POINTS)
         assert values["enable"] == 1 and values["p_setpoint"] == pytest.approx(-12.5)
