@@ -521,8 +521,9 @@ def test_dispatch_tracking_integrates_the_error_while_running(rig_factory):
     assert rig.sd["dispatch_tracking_by_plant"]["vrfb"]["tracking_ok"] is None
 
 
-def test_tracking_alarm_when_a_saturated_plant_cannot_follow(rig_factory, caplog):
-    """An empty LIB asked to discharge 500 kW delivers 0: one WARNING after 30 s, one INFO at the end."""
+def _saturated_lib(rig_factory, caplog):
+    """A rig whose LIB is empty (SoC 0), enabled, running with its gate on and asked to discharge
+    500 kW, which it cannot deliver; the recorder's INFO and WARNING lines captured."""
     rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
     rig.stop_emulator()
     lib = rig.cfg.plants["lib"]
@@ -534,6 +535,12 @@ def test_tracking_alarm_when_a_saturated_plant_cannot_follow(rig_factory, caplog
         rig.sd["plant_transition_by_plant"]["lib"] = "running"
         rig.sd["scheduler_running_by_plant"]["lib"] = True
     caplog.set_level(logging.INFO, logger="hil.recorder")
+    return rig
+
+
+def test_tracking_alarm_when_a_saturated_plant_cannot_follow(rig_factory, caplog):
+    """An empty LIB asked to discharge 500 kW delivers 0: one WARNING after 30 s, one INFO at the end."""
+    rig = _saturated_lib(rig_factory, caplog)
     rig.run(29)
     assert rig.sd["dispatch_tracking_by_plant"]["lib"]["alarm"] is False, "not before 30 s"
     rig.run(10)
@@ -557,17 +564,7 @@ def test_tracking_alarm_when_a_saturated_plant_cannot_follow(rig_factory, caplog
 def test_tracking_alarm_ended_by_a_stop_says_so_not_following_again(rig_factory, caplog, transition, gate, reason):
     """The saturated LIB of the test above is stopped (or its gate closed) while the alarm is on: the INFO
     says why it ended and for how long it did not follow, never "following again" with stale numbers."""
-    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
-    rig.stop_emulator()
-    lib = rig.cfg.plants["lib"]
-    rig.cfg = dataclasses.replace(rig.cfg, plants={**rig.cfg.plants, "lib": dataclasses.replace(
-        lib, model=dataclasses.replace(lib.model, initial_soc_pu=0.0))})
-    rig.start_emulator()
-    rig.set_setpoint("lib", 500.0, enable=1)
-    with rig.sd["lock"]:
-        rig.sd["plant_transition_by_plant"]["lib"] = "running"
-        rig.sd["scheduler_running_by_plant"]["lib"] = True
-    caplog.set_level(logging.INFO, logger="hil.recorder")
+    rig = _saturated_lib(rig_factory, caplog)
     rig.run(39)
     assert rig.sd["dispatch_tracking_by_plant"]["lib"]["alarm"] is True
     with rig.sd["lock"]:                                 # the setpoint register still says 500 kW
