@@ -133,17 +133,22 @@ def test_forged_viewer_callbacks_change_nothing_and_are_logged(app, caplog):
     wait_for(lambda: _changes(app)["manual"]["lib"] > 0, 5, message="the operator's generate to publish")
 
 
-def test_forged_viewer_plant_command_enqueues_nothing(app, caplog):
-    url = app.dashboard.url
+def _plant_start_request(url: str, n_clicks: int) -> dict:
+    """A `_dash-update-component` body for LIB's Start button with `n_clicks`, as the page would send it."""
     status, raw = _request(url + "/_dash-dependencies", OPERATOR)
     dep = next(d for d in json.loads(raw) if "command-line" in d["output"] and "last-cmd" in d["output"]
                and any("plant-btn" in str(i["id"]) for i in d["inputs"]))
     forged_id = {"type": C.PLANT_BTN_TYPE, "plant": "lib", "action": "start"}
-    body = {"output": dep["output"],
+    return {"output": dep["output"],
             "outputs": [{"id": "command-line", "property": "children"}, {"id": "last-cmd", "property": "data"}],
-            "inputs": [[{"id": forged_id, "property": "n_clicks", "value": 1}]],
+            "inputs": [[{"id": forged_id, "property": "n_clicks", "value": n_clicks}]],
             "changedPropIds": [json.dumps(forged_id, sort_keys=True, separators=(",", ":")) + ".n_clicks"],
             "state": []}
+
+
+def test_forged_viewer_plant_command_enqueues_nothing(app, caplog):
+    url = app.dashboard.url
+    body = _plant_start_request(url, 1)
     before = _changes(app)
     with caplog.at_level(logging.WARNING, logger="hil.dashboard"):
         status, _ = _request(url + "/_dash-update-component", VIEWER, body)
@@ -160,15 +165,7 @@ def test_a_viewer_request_that_changes_nothing_is_not_logged_as_refused(app, cap
     `n_clicks` 0, an emptied upload, the override switches following the plant selector. Such a
     request from a viewer changes nothing and is no refusal (issue 15 item 2)."""
     url = app.dashboard.url
-    status, raw = _request(url + "/_dash-dependencies", OPERATOR)
-    dep = next(d for d in json.loads(raw) if "command-line" in d["output"] and "last-cmd" in d["output"]
-               and any("plant-btn" in str(i["id"]) for i in d["inputs"]))
-    forged_id = {"type": C.PLANT_BTN_TYPE, "plant": "lib", "action": "start"}
-    render = {"output": dep["output"],
-              "outputs": [{"id": "command-line", "property": "children"}, {"id": "last-cmd", "property": "data"}],
-              "inputs": [[{"id": forged_id, "property": "n_clicks", "value": 0}]],
-              "changedPropIds": [json.dumps(forged_id, sort_keys=True, separators=(",", ":")) + ".n_clicks"],
-              "state": []}
+    render = _plant_start_request(url, 0)              # a button rendered, never clicked
     upload = _forge(_dependency(url, "manual-status.children", C.MANUAL_UPLOAD_ID), C.MANUAL_UPLOAD_ID, None,
                     {C.MANUAL_PLANT_ID: "lib"})
     before = _changes(app)
