@@ -62,6 +62,19 @@ def _state(port: int) -> dict | None:
         return None
 
 
+def _launch(tmp_path, config, *args: str) -> subprocess.Popen:
+    """The program on `config` with `args`; its output goes to out.txt and err.txt in `tmp_path`."""
+    with (tmp_path / "out.txt").open("wb") as out, (tmp_path / "err.txt").open("wb") as err:
+        return subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(config), *args],
+                                cwd=tmp_path, env=_env(), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+
+
+def _interrupt(proc, tmp_path) -> None:
+    """Ctrl-C: the program exits 0 (else the end of its err.txt is shown)."""
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0, (tmp_path / "err.txt").read_text(errors="replace")[-2000:]
+
+
 def _wait(predicate, timeout_s: float, what: str, proc):
     deadline = time.monotonic() + timeout_s
     last = None
@@ -89,10 +102,7 @@ def test_override_vrfb_q_in_api_mode_end_to_end(tmp_path):
         csv.write_text("datetime,power_setpoint_kw,reactive_power_setpoint_kvar\n"
                        f"{shift(now, -60).isoformat(timespec='seconds')},5,{MANUAL_Q}\n"
                        f"{end.isoformat(timespec='seconds')},end,\n")
-        with (tmp_path / "out.txt").open("wb") as out, (tmp_path / "err.txt").open("wb") as err:
-            proc = subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(config), "--schedule",
-                                     f"vrfb={csv}", "--override", "vrfb=q", "--start", "all"],
-                                    cwd=tmp_path, env=_env(), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = _launch(tmp_path, config, "--schedule", f"vrfb={csv}", "--override", "vrfb=q", "--start", "all")
         client = ModbusTcpClient(HOST, port=local_ports["vrfb"], timeout=1, retries=0)
 
         def overridden():
@@ -124,8 +134,7 @@ def test_override_vrfb_q_in_api_mode_end_to_end(tmp_path):
         assert state["plants"]["vrfb"]["override"] == {"p": False, "q": True}, "the flag stays armed"
 
         client.close()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(15) == 0, (tmp_path / "err.txt").read_text(errors="replace")[-2000:]
+        _interrupt(proc, tmp_path)
     finally:
         if client is not None:
             client.close()
@@ -169,10 +178,7 @@ def test_the_forecast_follows_an_override_of_both_signals(tmp_path):
         csv.write_text("datetime,power_setpoint_kw,reactive_power_setpoint_kvar\n"
                        f"{shift(now, -60).isoformat(timespec='seconds')},0,0\n"
                        f"{shift(now, 3 * 86400).isoformat(timespec='seconds')},end,\n")
-        with (tmp_path / "out.txt").open("wb") as out, (tmp_path / "err.txt").open("wb") as err:
-            proc = subprocess.Popen([sys.executable, str(SCRIPT), "--config", str(config), "--schedule",
-                                     f"lib={csv}", "--override", "lib=pq"],
-                                    cwd=tmp_path, env=_env(), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = _launch(tmp_path, config, "--schedule", f"lib={csv}", "--override", "lib=pq")
         _wait(lambda: (s := _state(dash_port)) and s["data_fetcher_status"]["today_fetched"], 30,
               "today's API schedule fetched", proc)
         time.sleep(4.0)   # the forecaster looks every 2 s; a new frame is forecast at its next look
@@ -185,8 +191,7 @@ def test_the_forecast_follows_an_override_of_both_signals(tmp_path):
         assert (lib["soc_end"], lib["first_violation_at"], lib["undeliverable_kwh"]) == (pytest.approx(0.5, abs=0.01), None, 0.0)
         assert lib["override"] == {"p": True, "q": True}
         assert vrfb["override"] is None and vrfb["source"] == "api"
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(15) == 0, (tmp_path / "err.txt").read_text(errors="replace")[-2000:]
+        _interrupt(proc, tmp_path)
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
