@@ -41,6 +41,13 @@ def _start(page: Page, pid: str) -> None:
     page.wait_button(pid, "start", "Started", True, timeout=15)
 
 
+def _stop(page: Page, pid: str) -> str:
+    """The operator's Stop; returns the dispatch line once it says `not dispatched (stopped)`."""
+    page.button(pid, "stop").click()
+    page.wait_button(pid, "stop", "Stopped", True, timeout=15)
+    return page.wait_text(f"dispatch-{pid}", "Target: not dispatched (stopped)")
+
+
 def _shots(env, name: str, ready) -> None:
     """Screenshots of the current state at the three sizes; `ready(page)` waits until it shows."""
     for size in SCREEN_SIZES:
@@ -139,9 +146,7 @@ def test_stopped_plant_target_is_not_dispatched_and_no_write_yet(env, page):
             assert "Last write: none yet" in dispatch and "at none" not in dispatch, dispatch
     _start(page, "lib")
     page.wait_text("dispatch-lib", "Target P=-300.0 kW Q=50.0 kvar (schedule) | Last write: ok at ", timeout=10)
-    page.button("lib", "stop").click()
-    page.wait_button("lib", "stop", "Stopped", True, timeout=15)
-    dispatch = page.wait_text("dispatch-lib", "Target: not dispatched (stopped)")
+    dispatch = _stop(page, "lib")
     assert "Target P=-300.0" not in dispatch, dispatch
     _shots(env, "stopped-not-dispatched",
            lambda p: p.wait_text("dispatch-lib", "Target: not dispatched (stopped)", timeout=10))
@@ -169,9 +174,7 @@ def test_a_plant_that_disables_itself_is_said_on_its_card_until_it_runs_again(en
            lambda p: p.wait_text("dispatch-lib", "plant reported disabled at ", timeout=10))
     _start(page, "lib")
     page.wait_text("dispatch-lib", "Target P=-300.0 kW", timeout=10)
-    page.button("lib", "stop").click()
-    page.wait_button("lib", "stop", "Stopped", True, timeout=15)
-    dispatch = page.wait_text("dispatch-lib", "Target: not dispatched (stopped)")
+    dispatch = _stop(page, "lib")
     assert "reported disabled" not in dispatch, dispatch
 
 
