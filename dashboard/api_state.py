@@ -10,13 +10,14 @@ from typing import Any
 
 from core.config import AppConfig
 from core.names import PLANT_IDS
-from core.timeutil import format_local_iso, seconds_between
+from core.timeutil import format_local_iso
 from dashboard.snapshot import Snapshot
-from dashboard.views import as_datetime, link_text, sampler_link
+from dashboard.views import age_s, link_text, sampler_link
 
 def _age_s(value: Any, now: datetime, tz: tzinfo) -> float | None:
-    dt = as_datetime(value, tz)
-    return None if dt is None else round(max(0.0, seconds_between(dt, now)), 1)
+    """`views.age_s` to 0.1 s."""
+    age = age_s(value, now, tz)
+    return None if age is None else round(age, 1)
 
 
 def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:

@@ -15,29 +15,20 @@ sample), never exported as 0. Sign: positive P = discharge.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from core.lateness import LatenessHistogram
 from core.names import PLANT_IDS
-from core.timeutil import seconds_between
 from dashboard.snapshot import Snapshot, take_snapshot
-from dashboard.views import as_datetime
+from dashboard.views import age_s
 
 log = logging.getLogger("hil.metrics")
 
 REASONS = ("schedule", "no_schedule", "before_start", "after_end", "stale")
 POST_OUTCOMES = ("posted", "rejected", "dropped", "discarded")
 WINDOWS = ("today", "tomorrow")
-
-
-def _age_s(value, now: datetime, tz) -> float | None:
-    dt = as_datetime(value, tz)
-    if dt is None:
-        return None
-    return max(0.0, seconds_between(dt, now))
 
 
 def _num(value) -> float | None:
@@ -102,11 +93,11 @@ def plant_gauges(f: _Families, s: Snapshot, tz, forecasts: dict) -> None:
             f.gauge("hil_plant_dispatch_reason", "1 for the reason of the current target, 0 for the others",
                     ["plant", "reason"], [pid, r], r == reason)
         f.gauge("hil_plant_last_write_age_seconds", "Time since the last setpoint write", ["plant"], [pid],
-                _age_s(d.get("last_write_at"), s.now, tz))
+                age_s(d.get("last_write_at"), s.now, tz))
         f.gauge("hil_plant_observed_age_seconds", "Time since the last good observation", ["plant"], [pid],
-                _age_s(obs.get("observed_at"), s.now, tz))
+                age_s(obs.get("observed_at"), s.now, tz))
         f.gauge("hil_plant_schedule_row_age_seconds", "Time since the start of the schedule row in force",
-                ["plant"], [pid], _age_s(d.get("row_ts"), s.now, tz))
+                ["plant"], [pid], age_s(d.get("row_ts"), s.now, tz))
         fc = forecasts.get(pid)
         if fc is not None:
             f.gauge("hil_plant_forecast_soc_end_ratio", "Forecast SoC at the end of tomorrow", ["plant"], [pid],
@@ -123,19 +114,19 @@ def service_gauges(f: _Families, s: Snapshot, tz, threads) -> None:
         f.gauge("hil_posting_enabled", "Measurement posting on (1) or off (0)", ["plant"], [pid],
                 bool(post.get("posting_enabled")))
         f.gauge("hil_post_last_success_age_seconds", "Time since the last accepted post", ["plant"], [pid],
-                _age_s((post.get("last_success") or {}).get("timestamp"), s.now, tz))
+                age_s((post.get("last_success") or {}).get("timestamp"), s.now, tz))
     fetch = s.fetcher or {}
     f.gauge("hil_schedule_fetch_connected", "API client logged in and answering (1) or not (0)", [], [],
             bool(fetch.get("connected")))
     f.gauge("hil_schedule_fetch_error", "1 while the last fetch pass reported an error", [], [],
             fetch.get("error") is not None)
     f.gauge("hil_schedule_fetch_last_attempt_age_seconds", "Time since the last fetch attempt", [], [],
-            _age_s(fetch.get("last_attempt"), s.now, tz))
+            age_s(fetch.get("last_attempt"), s.now, tz))
     for w in WINDOWS:
         f.gauge("hil_schedule_fetched", "Day window fetched complete (1) or not (0)", ["window"], [w],
                 bool(fetch.get(f"{w}_fetched")))
         f.gauge("hil_schedule_fetch_age_seconds", "Time since the day window's last complete fetch (the age "
-                "of the API schedule held for it)", ["window"], [w], _age_s(fetch.get(f"{w}_fetched_at"), s.now, tz))
+                "of the API schedule held for it)", ["window"], [w], age_s(fetch.get(f"{w}_fetched_at"), s.now, tz))
         by_plant = fetch.get(f"{w}_points_by_plant") or {}
         for pid in PLANT_IDS:
             f.gauge("hil_schedule_points", "API schedule points held for the day window", ["window", "plant"],

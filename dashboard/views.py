@@ -40,6 +40,12 @@ def as_datetime(value: Any, tz: tzinfo) -> datetime | None:
         return None
 
 
+def age_s(value: Any, now: datetime, tz: tzinfo) -> float | None:
+    """Elapsed seconds from `value` (see `as_datetime`) to `now`, never negative; None without a time."""
+    at = as_datetime(value, tz)
+    return None if at is None else max(0.0, seconds_between(at, now))
+
+
 def _num(value: Any) -> float | None:
     try:
         out = float(value)
@@ -277,8 +283,7 @@ def freshness(cfg: AppConfig, s: Snapshot, plant: str) -> Freshness:
     obs = s.observed.get(plant) or {}
     latest = s.latest.get(plant) or {}
     link_down = "connect_failed" in (link_text(obs.get("link")), sampler_link(latest))
-    ts = as_datetime(latest.get("ts"), cfg.tz) if latest.get("values") is not None else None
-    age = None if ts is None else max(0.0, seconds_between(ts, s.now))
+    age = age_s(latest.get("ts"), s.now, cfg.tz) if latest.get("values") is not None else None
     return Freshness(link_down, age is not None and age <= 3 * cfg.timing.measurement_period_s, age,
                      sampler_link(latest, "meter_link") in ("connect_failed", "read_error"))
 
@@ -288,8 +293,8 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     obs = s.observed.get(plant) or {}
     enable = obs.get("enable")
     enable_word = "Enabled" if enable == 1 else "Disabled" if enable == 0 else "Unknown"
-    observed_at = as_datetime(obs.get("observed_at"), cfg.tz)
-    age = f"{max(0.0, seconds_between(observed_at, s.now)):.1f} s" if observed_at else "n/a"
+    observed_age_s = age_s(obs.get("observed_at"), s.now, cfg.tz)
+    age = f"{observed_age_s:.1f} s" if observed_age_s is not None else "n/a"
     link = LINK_WORDS[link_text(obs.get("link"))]
     rec = s.recording_file.get(plant)
     rec_text = f"On ({os.path.basename(str(rec))})" if rec is not None else "Off"
