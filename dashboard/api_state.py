@@ -48,7 +48,7 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
             "dispatch_reason_q": d.get("reason_q"),
             "override": dict(s.override.get(pid) or {"p": False, "q": False}),
             "override_until": d.get("override_until"),
-            "held": bool((s.hold.get(pid) or {}).get("held")),
+            "held": s.held(pid),
             "held_since": (s.hold.get(pid) or {}).get("since"),
             "link_status": link_text(obs.get("link")),
             "sampler_link_status": sampler_link(s.latest.get(pid)),

@@ -54,7 +54,7 @@ def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
         else:
             text = describe_signal(reason, until, armed)
         parts.append(f"{sig.upper()}: {text}")
-    if held(s, plant):
+    if s.held(plant):
         return "P and Q held | schedule: " + " | ".join(parts)
     return " | ".join(parts)
 
@@ -63,23 +63,18 @@ def running(s: Snapshot, plant: str) -> bool:
     return s.transition.get(plant) == "running" and bool(s.gate.get(plant))
 
 
-def held(s: Snapshot, plant: str) -> bool:
-    """Whether a Hold is in force (the controller clears it when the plant stops)."""
-    return bool((s.hold.get(plant) or {}).get("held"))
-
-
 def hold_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     """`Held at P=120.0 kW, Q=-5.0 kvar since 10:31:02`, or empty when not held."""
-    h = s.hold.get(plant) or {}
-    if not h.get("held"):
+    if not s.held(plant):
         return ""
+    h = s.hold[plant]
     since = as_datetime(h.get("since"), cfg.tz)
     return f"Held at P={fmt(h.get('p_kw'))} kW, Q={fmt(h.get('q_kvar'))} kvar since {format_hms(since, cfg.tz)}"
 
 
 def hold_buttons(s: Snapshot, plant: str) -> dict[str, tuple[ButtonState, dict]]:
     """{action: (button state, style)}; hidden unless the plant runs or is held."""
-    is_held = held(s, plant)
+    is_held = s.held(plant)
     locked = s.switching or s.shutting_down
     style = SHOWN if running(s, plant) or is_held else HIDDEN
     return {"hold": (ButtonState("Held" if is_held else "Hold", is_held or locked), style),

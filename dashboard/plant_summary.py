@@ -37,7 +37,7 @@ def pq_source(s: Snapshot, plant: str) -> str:
     """Where the plant's P and Q come from now, for the summary's `Source of P/Q` column, from the
     per-signal reasons the controller published while it dispatches: `API`, `P API / Q OVERRIDE`,
     `HELD`; otherwise the active source it would follow (`MANUAL` / `API`)."""
-    if (s.hold.get(plant) or {}).get("held"):
+    if s.held(plant):
         return "HELD"
     if not (s.transition.get(plant) == "running" and s.gate.get(plant)):
         return s.source.upper()

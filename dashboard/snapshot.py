@@ -78,6 +78,10 @@ class Snapshot:
     def recording_on(self, plant: str) -> bool:
         return self.recording_file.get(plant) is not None
 
+    def held(self, plant: str) -> bool:
+        """A dispatch Hold is in force (the controller ends it whenever the plant stops)."""
+        return bool((self.hold.get(plant) or {}).get("held"))
+
 
 def _columns(rows, n: int):
     """The cache's rows as `PlotColumns` (the recorder's); a plain Row list (tests, old callers)

@@ -357,7 +357,7 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     target = (f"P={fmt_qty(d.get('target_p_kw'), 'kW')} Q={fmt_qty(d.get('target_q_kvar'), 'kvar')} "
               f"({d.get('reason') or 'n/a'})")
     hold = s.hold.get(plant) or {}
-    if s.gate.get(plant) and hold.get("held"):   # the held values are written, not the schedule's
+    if s.gate.get(plant) and s.held(plant):   # the held values are written, not the schedule's
         held = f"P={fmt_qty(hold.get('p_kw'), 'kW')} Q={fmt_qty(hold.get('q_kvar'), 'kvar')}"
         return (f"Target: held at {held} (hold) | Schedule now {target} | Last write: {_last_write(cfg, d)} "
                 f"| Next change: none while held")
