@@ -129,7 +129,6 @@ def _upload_card(s: Snapshot):
 OVERRIDE_ID = C.MANUAL_OVERRIDE_ID
 OVERRIDE_STATUS_ID = "manual-override-status"
 OVERRIDE_SHOWN_ID = "manual-override-shown"   # {plant, value}: the switches as the server last set them
-CLICK_ANSWER_WAIT_S = 10.0   # a switch click unanswered this long (lost request) gives way to the published flags
 EFFECTIVE_ID = "manual-effective-preview"
 EFFECTIVE_STORE_ID = "manual-effective-store"
 OVERRIDE_OPTIONS = [{"label": "Override P in API mode", "value": "p"},
@@ -166,8 +165,7 @@ def override_sync(dctx: DashboardContext, _tick, plant, value, shown):
     """(switch value, shown store, message) with the published flags of the plant just selected,
     or on a tick those of the selected plant when they changed elsewhere (the message then says
     what applies now). A tick leaves the switches alone while they differ from what was shown: a
-    click is on its way to `override_changed`, which answers it (one not answered within
-    CLICK_ANSWER_WAIT_S, a lost request, is undone: the switches show the published flags again)."""
+    click is on its way to `override_changed`, which answers it."""
     if plant not in PLANT_IDS:
         raise PreventUpdate
     s = dctx.snapshot()
@@ -175,11 +173,7 @@ def override_sync(dctx: DashboardContext, _tick, plant, value, shown):
     if dash_ctx.triggered_id == C.MANUAL_PLANT_ID:
         return now["value"], now, no_update
     if shown and shown.get("plant") == plant and set(value or ()) != set(shown.get("value") or ()):
-        since = shown.get("pending_since")   # a click in flight; one never answered is undone after a while
-        if since is None:
-            return no_update, {**shown, "pending_since": s.now.timestamp()}, no_update
-        if s.now.timestamp() - since < CLICK_ANSWER_WAIT_S:
-            raise PreventUpdate
+        raise PreventUpdate       # a click in flight
     if shown == now and set(value or ()) == set(now["value"]):
         raise PreventUpdate
     return now["value"], now, _override_message(dctx, s, plant, override_views.flags_of(s, plant))

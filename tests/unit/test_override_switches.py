@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -86,9 +86,7 @@ def test_a_value_that_only_followed_the_server_stores_nothing(dctx):
 @pytest.mark.parametrize("value, shown, published, result", [
     (["p"], {"plant": "lib", "value": ["p"]}, (False, False),       # cleared elsewhere
      ([], {"plant": "lib", "value": []}, "LIB: no override; the API schedule drives P and Q in API mode.")),
-    (["p"], {"plant": "lib", "value": []}, (False, False),              # a click in flight: left alone
-     (no_update, {"plant": "lib", "value": [], "pending_since": NOW.timestamp()}, no_update)),
-    (["p"], {"plant": "lib", "value": [], "pending_since": NOW.timestamp() - 5}, (False, False), None),
+    (["p"], {"plant": "lib", "value": []}, (False, False), None),       # a click in flight: left alone
     ([], {"plant": "lib", "value": []}, (False, False), None),          # nothing changed
     (["q", "p"], {"plant": "lib", "value": ["p", "q"]}, (True, True), None),   # order does not matter
 ])
@@ -100,22 +98,6 @@ def test_the_tick_brings_the_switches_to_the_published_flags(dctx, value, shown,
                 manual.override_sync(dctx, 1, "lib", value, shown)
         else:
             assert manual.override_sync(dctx, 1, "lib", value, shown) == result
-
-
-def test_a_click_never_answered_gives_way_to_the_published_flags(dctx):
-    """The click's request was lost (no answer): after CLICK_ANSWER_WAIT_S the tick shows the flags
-    the server holds again, so the page does not keep showing a flag nobody holds."""
-    now = [NOW]
-    dctx.snapshot = lambda: take_snapshot(dctx.sd, now[0])
-    _publish(dctx, "lib", False, False)
-    with _triggered(manual.tab_tick_id("manual"), "data"):
-        _, shown, _ = manual.override_sync(dctx, 1, "lib", ["p"], {"plant": "lib", "value": []})
-        now[0] = NOW + timedelta(seconds=manual.CLICK_ANSWER_WAIT_S - 1)
-        with pytest.raises(PreventUpdate):
-            manual.override_sync(dctx, 2, "lib", ["p"], shown)
-        now[0] = NOW + timedelta(seconds=manual.CLICK_ANSWER_WAIT_S)
-        value, shown, message = manual.override_sync(dctx, 3, "lib", ["p"], shown)
-    assert (value, shown) == ([], {"plant": "lib", "value": []}) and message.startswith("LIB: no override")
 
 
 def test_the_plant_selector_shows_the_flags_of_the_plant_chosen(dctx):
