@@ -61,7 +61,10 @@ def _digest(value) -> str:
     return hashlib.blake2b(text.encode(), digest_size=3).hexdigest()
 
 
-def only_changed(callback, reset_arg: int):
+FULL_RESEND_MS = 5000   # every output is sent again this often, so an update the page lost is healed
+
+
+def only_changed(callback, reset_arg: int, clock_arg: int | None = None):
     """Wrap a periodic multi-output callback so that it sends only the outputs whose value differs
     from what the page already shows. The page keeps, in the `SENT_STORE_ID` store (a trailing
     output and state), a short digest per output of what it was last sent; the store arrives in the
@@ -69,13 +72,18 @@ def only_changed(callback, reset_arg: int):
     (`no_update`) keeps its digest; a Patch or a dict (a store or a figure, which other callbacks
     such as the live figure's rebuild may also write) is always sent.
     Argument `reset_arg` (e.g. the last-command store) is the mark of other callbacks writing the
-    same outputs: when it changes, everything is sent again."""
+    same outputs: when it changes, everything is sent again. Argument `clock_arg` (the tab's tick
+    store, the browser's ms clock) sends everything again once per FULL_RESEND_MS as well: an update
+    the page received but never applied (a tab still mounting its content) is not lost for good."""
     from dash import Patch, no_update
 
     def wrapped(*args):
         *args, sent = args
         values = callback(*args)
-        mark = _digest(args[reset_arg])
+        period = None
+        if clock_arg is not None and isinstance(args[clock_arg], (int, float)):
+            period = int(args[clock_arg] // FULL_RESEND_MS)
+        mark = _digest([args[reset_arg], period])
         old = (sent or "").split(",")
         old = old[1:] if old and old[0] == mark else []
         out, digests = [], []

@@ -239,7 +239,7 @@ def plant_action(dctx: DashboardContext, _clicks):
 
 def register(app, dctx: DashboardContext) -> None:
     register_through_cells(
-        app, STATUS_OUTPUTS, only_changed(bind(refresh_status, dctx), reset_arg=4),   # arg 4 = last command
+        app, STATUS_OUTPUTS, only_changed(bind(refresh_status, dctx), reset_arg=4, clock_arg=0),   # 4 last command, 0 tick
         Input(tab_tick_id("status"), "data"),
         Input(C.LIVE_RANGE_ID, "value"),
         State(C.TICK_ID, "n_intervals"),

@@ -84,3 +84,20 @@ def test_only_changed_sends_what_the_page_does_not_show_yet():
     patch["x"] = 1
     values["v"] = [patch, "b", 1, "d"]
     assert cb(5, None, third[4])[0] is patch
+
+
+def test_only_changed_sends_everything_again_once_per_resend_period():
+    """An update the page received but never applied (the Status tab still mounting) must not be
+    lost for good: the page's tick clock crossing a FULL_RESEND_MS boundary sends everything."""
+    from dashboard.visible import FULL_RESEND_MS, only_changed
+
+    cb = only_changed(lambda _tick_ms, _cmd: ["a", 1], reset_arg=1, clock_arg=0)
+    t0 = 1_780_000_000_000 - 1_780_000_000_000 % FULL_RESEND_MS   # a period's first ms
+    first = cb(t0, None, None)
+    assert first[:2] == ["a", 1]
+    later = cb(t0 + FULL_RESEND_MS - 1, None, first[2])
+    assert later[:3] == [no_update, no_update, no_update], "same period, nothing changed: nothing sent"
+    resent = cb(t0 + FULL_RESEND_MS, None, first[2])
+    assert resent[:2] == ["a", 1] and resent[2] not in (no_update, first[2])
+    assert cb(t0 + FULL_RESEND_MS + 1, None, resent[2])[:2] == [no_update, no_update]
+    assert cb(None, None, first[2])[:2] == ["a", 1], "no clock (first render): the mark differs, all sent"
