@@ -123,7 +123,7 @@ def schedule_check_lines(cfg: AppConfig, frames: dict, now) -> list[str]:
     """`--check-config --schedule`: one line per schedule, its SoC forecast at `now` to the end of
     tomorrow or of the schedule, whichever is later, from the start SoC the running program's
     forecaster uses (`agents.forecaster.start_soc`: here the last recorded in the daily files, else
-    `initial_soc_pu`, as the emulator seeds it); the line ends with where that SoC came from."""
+    `initial_soc_pu`, as the emulator seeds it too); the line ends with where that SoC came from."""
     lines = []
     for plant, frame in frames.items():
         pc = cfg.plants[plant]

@@ -76,7 +76,7 @@ def forecast_inputs(source: str, active: str, frame, manual, flags: dict | None,
 def start_soc(plant_cfg, observed, latest, file_soc) -> tuple[float, str]:
     """`(soc_pu, origin)`: the live observed SoC (`live`), else the last sample's (`sample`), else
     `file_soc()` (`find_initial_soc`'s answer, asked only then: `file <name>`), else the plant's
-    `initial_soc_pu`. The rule of the forecaster and of `--check-config --schedule`."""
+    `initial_soc_pu`. The rule of the forecaster, the emulator and `--check-config --schedule`."""
     if isinstance(observed, (int, float)) and observed == observed:
         return min(1.0, max(0.0, float(observed))), "live"
     sample = ((latest or {}).get("values") or {}).get("soc_pu")

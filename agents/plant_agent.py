@@ -52,6 +52,7 @@ from agents.base import RateLimitedErrorLog, ThreadRegistry, run_loop
 from core.clock import RealClock
 from agents.emulator_meter import EmulatedMeter
 from agents.emulator_outputs import feedback_values, output_writes
+from agents.forecaster import start_soc
 from agents.emulator_server import HOLDING_FCS, INTERNAL, EmulatorStartError, set_internally, start_server
 from core.codec import CodecError, Point, decode, decode_counts, encode, encode_counts
 from core.config import AppConfig, EndpointConfig, PlantConfig, load_config_or_report
@@ -214,22 +215,22 @@ class PlantEmulator:
             await plant.meter.start()
 
     def _initial_soc(self, plant: PlantConfig) -> float:
-        """§3.3: last recorded soc_pu on disk (newest of at most 31 files), else the config value."""
-        found = None
-        try:
-            found = find_initial_soc(
-                self.data_dir, safe_plant_name(plant.name, plant.plant_id), self.clock.now().date(),
-                self.cfg.tz, max_files=31,
-                on_malformed=lambda path, n: log.warning(
-                    "%s emulator: skipped %d malformed line(s) in %s", plant.name, n, Path(path).name),
-            )
-        except Exception as exc:  # an unreadable folder must not keep the plant from starting
-            log.warning("%s emulator: cannot read recorded SoC in %s: %s", plant.name, self.data_dir, exc)
-        if found is not None:
-            soc_pu, file_name = min(1.0, max(0.0, float(found[0]))), found[1]
-        else:
-            soc_pu, file_name = float(plant.model.initial_soc_pu), "config"
-        log.info("%s emulator SoC initialised to %.4f pu from %s", plant.name, soc_pu, file_name)
+        """§3.3, by the forecaster's `start_soc` rule (no live value yet): the last recorded soc_pu on
+        disk (newest of at most 31 files), else the config value."""
+        def recorded():
+            try:
+                return find_initial_soc(
+                    self.data_dir, safe_plant_name(plant.name, plant.plant_id), self.clock.now().date(),
+                    self.cfg.tz, max_files=31,
+                    on_malformed=lambda path, n: log.warning(
+                        "%s emulator: skipped %d malformed line(s) in %s", plant.name, n, Path(path).name))
+            except Exception as exc:  # an unreadable folder must not keep the plant from starting
+                log.warning("%s emulator: cannot read recorded SoC in %s: %s", plant.name, self.data_dir, exc)
+                return None
+
+        soc_pu, origin = start_soc(plant, None, None, recorded)
+        log.info("%s emulator SoC initialised to %.4f pu from %s", plant.name, soc_pu,
+                 origin.removeprefix("file ") if origin.startswith("file ") else "config")
         return soc_pu
 
     # -- periodic run ---------------------------------------------------------------------------

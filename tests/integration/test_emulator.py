@@ -397,6 +397,17 @@ def test_initial_soc_from_config_without_files(tmp_path, clock, emulators, caplo
     assert em.read_registers("lib", SOC, 1) == [2500]
 
 
+def test_initial_soc_from_config_when_the_data_folder_cannot_be_read(tmp_path, clock, emulators, caplog):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the data folder should be")
+    cfg = make_config(not_a_folder, lib_model={"initial_soc_pu": 0.25})
+    with caplog.at_level(logging.INFO, logger="hil.emulator"):
+        em = emulators(cfg, clock)
+    assert any(m.startswith(f"LIB emulator: cannot read recorded SoC in {not_a_folder}: ") for m in caplog.messages)
+    assert "LIB emulator SoC initialised to 0.2500 pu from config" in caplog.messages
+    assert em.read_registers("lib", SOC, 1) == [2500], "the plant starts all the same"
+
+
 # -- reversion (§3.4) --------------------------------------------------------------------------------
 def test_reversion_after_silence(tmp_path, clock, emulators, clients, caplog):
     cfg = make_config(tmp_path, lib_points={"heartbeat": {"address": HEARTBEAT}},
