@@ -129,6 +129,8 @@ def _upload_card(s: Snapshot):
 OVERRIDE_ID = C.MANUAL_OVERRIDE_ID
 OVERRIDE_STATUS_ID = "manual-override-status"
 OVERRIDE_SHOWN_ID = "manual-override-shown"   # {plant, value}: the switches as the server last set them
+OVERRIDE_CLICKED_ID = "manual-override-clicked"   # the page's ms clock when the switches last changed
+CLICK_ANSWER_WAIT_MS = 10_000   # a click unanswered this long (its request lost) gives way to the published flags
 EFFECTIVE_ID = "manual-effective-preview"
 EFFECTIVE_STORE_ID = "manual-effective-store"
 OVERRIDE_OPTIONS = [{"label": "Override P in API mode", "value": "p"},
@@ -146,6 +148,7 @@ def _override_card(ctx: DashboardContext, s: Snapshot):
         dcc.Checklist(id=OVERRIDE_ID, options=OVERRIDE_OPTIONS, value=_flags_value(s, "lib"), inline=True,
                       className="override-switches"),
         dcc.Store(id=OVERRIDE_SHOWN_ID, data=_shown(s, "lib")),
+        dcc.Store(id=OVERRIDE_CLICKED_ID),
         html.Div(id=OVERRIDE_STATUS_ID, className="line message"),
         dcc.Graph(id=EFFECTIVE_ID, figure=override_views.effective_preview(ctx.cfg, s, "lib", s.now.date()),
                   config={"displaylogo": False}, style={"height": f"{override_views.EFFECTIVE_PREVIEW_HEIGHT}px"}),
@@ -161,22 +164,28 @@ def _shown(s: Snapshot, plant: str) -> dict:
     return {"plant": plant, "value": _flags_value(s, plant)}
 
 
-def override_sync(dctx: DashboardContext, _tick, plant, value, shown):
+def override_sync(dctx: DashboardContext, tick_ms, plant, value, shown, clicked_ms=None):
     """(switch value, shown store, message) with the published flags of the plant just selected,
     or on a tick those of the selected plant when they changed elsewhere (the message then says
     what applies now). A tick leaves the switches alone while they differ from what was shown: a
-    click is on its way to `override_changed`, which answers it."""
+    click is on its way to `override_changed`, which answers it; one still unanswered
+    CLICK_ANSWER_WAIT_MS after the click (`clicked_ms`, page clock like `tick_ms`), a request the
+    page lost, gives way to the published flags, and the message says so. Nothing is written while
+    a click waits, so a late answer never races a tick."""
     if plant not in PLANT_IDS:
         raise PreventUpdate
     s = dctx.snapshot()
     now = _shown(s, plant)
     if dash_ctx.triggered_id == C.MANUAL_PLANT_ID:
         return now["value"], now, no_update
-    if shown and shown.get("plant") == plant and set(value or ()) != set(shown.get("value") or ()):
+    pending = bool(shown and shown.get("plant") == plant and set(value or ()) != set(shown.get("value") or ()))
+    if pending and not (isinstance(tick_ms, (int, float)) and isinstance(clicked_ms, (int, float))
+                        and tick_ms - clicked_ms >= CLICK_ANSWER_WAIT_MS):
         raise PreventUpdate       # a click in flight
-    if shown == now and set(value or ()) == set(now["value"]):
+    if not pending and shown == now and set(value or ()) == set(now["value"]):
         raise PreventUpdate
-    return now["value"], now, _override_message(dctx, s, plant, override_views.flags_of(s, plant))
+    lost = "The switch change got no answer and was not applied. " if pending else ""
+    return now["value"], now, lost + _override_message(dctx, s, plant, override_views.flags_of(s, plant))
 
 
 def _wanted(published: dict, value, shown, plant: str) -> dict | None:
@@ -404,8 +413,10 @@ def register(app, dctx: DashboardContext) -> None:
     )(roles.operator_only("manual schedule change", bind(manual_action, dctx)))
     app.callback(Output(OVERRIDE_ID, "value"), Output(OVERRIDE_SHOWN_ID, "data"),
                  Output(OVERRIDE_STATUS_ID, "children", allow_duplicate=True), Input(tab_tick_id("manual"), "data"), Input(C.MANUAL_PLANT_ID, "value"),
-                 State(OVERRIDE_ID, "value"), State(OVERRIDE_SHOWN_ID, "data"),
+                 State(OVERRIDE_ID, "value"), State(OVERRIDE_SHOWN_ID, "data"), State(OVERRIDE_CLICKED_ID, "data"),
                  prevent_initial_call=True)(bind(override_sync, dctx))
+    app.clientside_callback("function(_value) { return Date.now(); }", Output(OVERRIDE_CLICKED_ID, "data"),
+                            Input(OVERRIDE_ID, "value"), prevent_initial_call=True)
     app.callback(Output(OVERRIDE_STATUS_ID, "children"), Output(OVERRIDE_ID, "value", allow_duplicate=True),
                  Output(OVERRIDE_SHOWN_ID, "data", allow_duplicate=True),
                  Input(OVERRIDE_ID, "value"), State(C.MANUAL_PLANT_ID, "value"), State(OVERRIDE_SHOWN_ID, "data"),

@@ -233,3 +233,53 @@ def test_override_switches_on_two_pages_follow_the_server_and_a_stale_click_chan
         assert b.severe_console_errors() == []
     finally:
         b.driver.quit()
+
+
+# The page's requests for a click on an override switch fail as on a lost network (the ticks pass).
+DROP_SWITCH_CLICKS_JS = """
+if (!window.__origFetch) { window.__origFetch = window.fetch; }
+window.__dropClicks = true;
+window.fetch = function(input, init) {
+  const body = init && typeof init.body === 'string' ? init.body : '';
+  if (window.__dropClicks && body.indexOf('"changedPropIds":["manual-override.value"]') >= 0
+      && body.indexOf('manual-effective-preview') < 0) {
+    return Promise.reject(new TypeError('Failed to fetch'));
+  }
+  return window.__origFetch.apply(this, arguments);
+};
+"""
+
+
+def test_a_switch_click_whose_request_is_lost_gives_way_to_the_published_flags(env):
+    """A click whose request never reaches the server stays shown while it may still be answered;
+    CLICK_ANSWER_WAIT_MS after it the switches show the published flags again and the message says
+    the change was not applied (before, the clicked switch stayed on until the next click or a
+    reload, an override the plant never got). The next click, with the link back, is applied."""
+    from dashboard.tabs.manual import CLICK_ANSWER_WAIT_MS
+
+    app, page = env.app, env.page
+    app.store.set_override("lib", {"p": False, "q": False})
+    page.open(app.dashboard.url)
+    page.show_tab("Manual Schedule", "manual-generate")
+    wait_for(lambda: switches(page) == [False, False], 5, message="LIB's switches off")
+    page.js(DROP_SWITCH_CLICKS_JS)
+    clicked = time.monotonic()
+    click_switch(page, "Override P in API mode")
+    page.js("return new Promise(r => setTimeout(r, 3000));")
+    assert switches(page) == [True, False], "a click that may still be answered stays shown"
+    assert app.store.overrides("lib") == {"p": False, "q": False}, "the request never arrived"
+    page.wait_text("manual-override-status", "The switch change got no answer and was not applied. "
+                   "LIB: no override", CLICK_ANSWER_WAIT_MS / 1000 + 5)
+    assert time.monotonic() - clicked >= CLICK_ANSWER_WAIT_MS / 1000 - 0.5
+    assert switches(page) == [False, False]
+    screenshots_at_sizes(page, "override_hold_click_lost", scroll_to="manual-override")
+    assert app.store.overrides("lib") == {"p": False, "q": False}
+    errors = page.severe_console_errors()   # drained here: the failed requests' own entries, nothing else
+    assert errors and all("Callback failed: the server did not respond" in e["message"] for e in errors), errors
+
+    page.js("window.__dropClicks = false;")
+    click_switch(page, "Override P in API mode")
+    wait_for(lambda: app.store.overrides("lib") == {"p": True, "q": False}, 5, message="the next click applied")
+    page.wait_text("manual-override-status", "LIB: override P in API mode")
+    assert switches(page) == [True, False]
+    app.store.set_override("lib", {"p": False, "q": False})

@@ -100,6 +100,25 @@ def test_the_tick_brings_the_switches_to_the_published_flags(dctx, value, shown,
             assert manual.override_sync(dctx, 1, "lib", value, shown) == result
 
 
+@pytest.mark.parametrize("clicked_ms, tick_ms, undone", [
+    (None, 50_000, False),                                  # the click time not known yet: in flight
+    (40_000, None, False),
+    (40_000, 40_000 + manual.CLICK_ANSWER_WAIT_MS - 1, False),
+    (40_000, 40_000 + manual.CLICK_ANSWER_WAIT_MS, True),   # unanswered this long: the request was lost
+])
+def test_a_click_never_answered_gives_way_to_the_published_flags(dctx, clicked_ms, tick_ms, undone):
+    _publish(dctx, "lib", False, False)
+    with _triggered(manual.tab_tick_id("manual"), "data"):
+        if not undone:
+            with pytest.raises(PreventUpdate):
+                manual.override_sync(dctx, tick_ms, "lib", ["p"], {"plant": "lib", "value": []}, clicked_ms)
+            return
+        value, shown, text = manual.override_sync(dctx, tick_ms, "lib", ["p"], {"plant": "lib", "value": []}, clicked_ms)
+    assert (value, shown) == ([], {"plant": "lib", "value": []})
+    assert text == ("The switch change got no answer and was not applied. "
+                    "LIB: no override; the API schedule drives P and Q in API mode.")
+
+
 def test_the_plant_selector_shows_the_flags_of_the_plant_chosen(dctx):
     _publish(dctx, "vrfb", False, True)
     with _triggered(C.MANUAL_PLANT_ID):
