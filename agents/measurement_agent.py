@@ -167,7 +167,6 @@ class Sampler:
         self._next_k: int | None = None
         self._last_step_s: float | None = None  # epoch seconds of the last stamped step
         self._failing: set[str] = set()   # devices whose last read failed
-        self.attempts = 0
         self.skipped_steps = 0
         self.lateness_s: deque[float] = deque(maxlen=LATENESS_HISTORY)
 
@@ -203,7 +202,6 @@ class Sampler:
             mode = self.sd["transport_mode"]
         self.link.set_mode(mode)
         self.meter_link.set_mode(mode)
-        self.attempts += 1
         meter = self.meter_link if self.meter_link.endpoint is not None else None
         plant_points = [p for p in SAMPLE_POINTS if meter is None or p not in METER_POINTS]
         values, error = self._read_device(self.link, plant_points, self.name)
