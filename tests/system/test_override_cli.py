@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -179,16 +179,17 @@ def test_the_forecast_follows_an_override_of_both_signals(tmp_path):
                        f"{shift(now, -60).isoformat(timespec='seconds')},0,0\n"
                        f"{shift(now, 3 * 86400).isoformat(timespec='seconds')},end,\n")
         proc = _launch(tmp_path, config, "--schedule", f"lib={csv}", "--override", "lib=pq")
-        fetched_at = datetime.fromisoformat(_wait(
-            lambda: (s := _state(dash_port)) and s["data_fetcher_status"]["today_fetched_at"], 30,
-            "today's API schedule fetched", proc))
+        _wait(lambda: (s := _state(dash_port)) and s["data_fetcher_status"]["today_fetched"], 30,
+              "today's API schedule fetched", proc)
 
-        def forecasts():   # both computed in a later second than the fetch (whole seconds): on its schedule
+        def forecasts():
+            """Both, once VRFB's is on the fetched schedule (its SoC moves; on none it would not). The
+            forecaster computes LIB before VRFB, so LIB's is then on the fetched schedule too."""
             s = _state(dash_port)
             lib, vrfb = (s["plants"][pid]["forecast"] for pid in ("lib", "vrfb")) if s else (None, None)
-            fresh = lib and vrfb and all(datetime.fromisoformat(f["computed_at"]) > fetched_at for f in (lib, vrfb))
-            return (lib, vrfb) if fresh and lib["source"] == "api" else None
-        lib, vrfb = _wait(forecasts, 15, "both plants' forecasts after the fetch", proc)
+            fetched = vrfb and abs(vrfb["soc_end"] - vrfb["soc_start"]) > 0.01
+            return (lib, vrfb) if lib and fetched and lib["source"] == "api" else None
+        lib, vrfb = _wait(forecasts, 15, "both plants' forecasts on the fetched schedule", proc)
         assert (lib["soc_end"], lib["first_violation_at"], lib["undeliverable_kwh"]) == (pytest.approx(0.5, abs=0.01), None, 0.0)
         assert lib["override"] == {"p": True, "q": True}
         assert vrfb["override"] is None and vrfb["source"] == "api"
