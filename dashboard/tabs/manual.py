@@ -129,7 +129,7 @@ def _upload_card(s: Snapshot):
 OVERRIDE_ID = C.MANUAL_OVERRIDE_ID
 OVERRIDE_STATUS_ID = "manual-override-status"
 OVERRIDE_SHOWN_ID = "manual-override-shown"   # {plant, value}: the switches as the server last set them
-OVERRIDE_CLICKED_ID = "manual-override-clicked"   # the page's ms clock when the switches last changed
+OVERRIDE_CLICKED_ID = "manual-override-clicked"   # {value, ms}: the switches' last value and when (page clock)
 CLICK_ANSWER_WAIT_MS = 10_000   # a click unanswered this long (its request lost) gives way to the published flags
 EFFECTIVE_ID = "manual-effective-preview"
 EFFECTIVE_STORE_ID = "manual-effective-store"
@@ -164,14 +164,15 @@ def _shown(s: Snapshot, plant: str) -> dict:
     return {"plant": plant, "value": _flags_value(s, plant)}
 
 
-def override_sync(dctx: DashboardContext, tick_ms, plant, value, shown, clicked_ms=None):
+def override_sync(dctx: DashboardContext, tick_ms, plant, value, shown, clicked=None):
     """(switch value, shown store, message) with the published flags of the plant just selected,
     or on a tick those of the selected plant when they changed elsewhere (the message then says
     what applies now). A tick leaves the switches alone while they differ from what was shown: a
-    click is on its way to `override_changed`, which answers it; one still unanswered
-    CLICK_ANSWER_WAIT_MS after the click (`clicked_ms`, page clock like `tick_ms`), a request the
-    page lost, gives way to the published flags, and the message says so. Nothing is written while
-    a click waits, so a late answer never races a tick."""
+    click is on its way to `override_changed`, which answers it. A click still unanswered
+    CLICK_ANSWER_WAIT_MS after it (`clicked`: {value, ms} of the switches' last change, page clock
+    like `tick_ms`; only when its value is the one shown), its request or answer lost, gives way to
+    the published flags; when those differ from the click, the message says so. Nothing is
+    written while a click waits."""
     if plant not in PLANT_IDS:
         raise PreventUpdate
     s = dctx.snapshot()
@@ -179,13 +180,22 @@ def override_sync(dctx: DashboardContext, tick_ms, plant, value, shown, clicked_
     if dash_ctx.triggered_id == C.MANUAL_PLANT_ID:
         return now["value"], now, no_update
     pending = bool(shown and shown.get("plant") == plant and set(value or ()) != set(shown.get("value") or ()))
-    if pending and not (isinstance(tick_ms, (int, float)) and isinstance(clicked_ms, (int, float))
-                        and tick_ms - clicked_ms >= CLICK_ANSWER_WAIT_MS):
+    if pending and not _unanswered(clicked, value, tick_ms):
         raise PreventUpdate       # a click in flight
     if not pending and shown == now and set(value or ()) == set(now["value"]):
         raise PreventUpdate
-    lost = "The switch change got no answer and was not applied. " if pending else ""
-    return now["value"], now, lost + _override_message(dctx, s, plant, override_views.flags_of(s, plant))
+    undone = pending and set(value or ()) != set(now["value"])
+    lost = f"No answer to the switch change in {CLICK_ANSWER_WAIT_MS // 1000} s; the switches show what applies. "
+    return now["value"], now, lost * undone + _override_message(dctx, s, plant, override_views.flags_of(s, plant))
+
+
+def _unanswered(clicked, value, tick_ms) -> bool:
+    """Whether the click that set the switches to `value` is CLICK_ANSWER_WAIT_MS old at `tick_ms`
+    (a stamp of an earlier change, not yet replaced, is not that click's)."""
+    if not isinstance(clicked, dict) or set(clicked.get("value") or ()) != set(value or ()):
+        return False
+    ms = clicked.get("ms")
+    return isinstance(ms, (int, float)) and isinstance(tick_ms, (int, float)) and tick_ms - ms >= CLICK_ANSWER_WAIT_MS
 
 
 def _wanted(published: dict, value, shown, plant: str) -> dict | None:
@@ -415,7 +425,8 @@ def register(app, dctx: DashboardContext) -> None:
                  Output(OVERRIDE_STATUS_ID, "children", allow_duplicate=True), Input(tab_tick_id("manual"), "data"), Input(C.MANUAL_PLANT_ID, "value"),
                  State(OVERRIDE_ID, "value"), State(OVERRIDE_SHOWN_ID, "data"), State(OVERRIDE_CLICKED_ID, "data"),
                  prevent_initial_call=True)(bind(override_sync, dctx))
-    app.clientside_callback("function(_value) { return Date.now(); }", Output(OVERRIDE_CLICKED_ID, "data"),
+    app.clientside_callback("function(value) { return {value: value || [], ms: Date.now()}; }",
+                            Output(OVERRIDE_CLICKED_ID, "data"),
                             Input(OVERRIDE_ID, "value"), prevent_initial_call=True)
     app.callback(Output(OVERRIDE_STATUS_ID, "children"), Output(OVERRIDE_ID, "value", allow_duplicate=True),
                  Output(OVERRIDE_SHOWN_ID, "data", allow_duplicate=True),

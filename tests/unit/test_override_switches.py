@@ -100,23 +100,36 @@ def test_the_tick_brings_the_switches_to_the_published_flags(dctx, value, shown,
             assert manual.override_sync(dctx, 1, "lib", value, shown) == result
 
 
-@pytest.mark.parametrize("clicked_ms, tick_ms, undone", [
-    (None, 50_000, False),                                  # the click time not known yet: in flight
-    (40_000, None, False),
-    (40_000, 40_000 + manual.CLICK_ANSWER_WAIT_MS - 1, False),
-    (40_000, 40_000 + manual.CLICK_ANSWER_WAIT_MS, True),   # unanswered this long: the request was lost
+@pytest.mark.parametrize("clicked, tick_ms, undone", [
+    (None, 50_000, False),                                  # the click not stamped yet: in flight
+    ({"value": ["p"], "ms": 40_000}, None, False),
+    ({"value": ["p"], "ms": 40_000}, 40_000 + manual.CLICK_ANSWER_WAIT_MS - 1, False),
+    ({"value": [], "ms": 40_000}, 100_000, False),          # an earlier change's stamp, not this click's
+    ({"value": ["p"], "ms": 40_000}, 40_000 + manual.CLICK_ANSWER_WAIT_MS, True),   # unanswered: lost
 ])
-def test_a_click_never_answered_gives_way_to_the_published_flags(dctx, clicked_ms, tick_ms, undone):
+def test_a_click_never_answered_gives_way_to_the_published_flags(dctx, clicked, tick_ms, undone):
     _publish(dctx, "lib", False, False)
     with _triggered(manual.tab_tick_id("manual"), "data"):
         if not undone:
             with pytest.raises(PreventUpdate):
-                manual.override_sync(dctx, tick_ms, "lib", ["p"], {"plant": "lib", "value": []}, clicked_ms)
+                manual.override_sync(dctx, tick_ms, "lib", ["p"], {"plant": "lib", "value": []}, clicked)
             return
-        value, shown, text = manual.override_sync(dctx, tick_ms, "lib", ["p"], {"plant": "lib", "value": []}, clicked_ms)
+        value, shown, text = manual.override_sync(dctx, tick_ms, "lib", ["p"], {"plant": "lib", "value": []}, clicked)
     assert (value, shown) == ([], {"plant": "lib", "value": []})
-    assert text == ("The switch change got no answer and was not applied. "
+    assert text == ("No answer to the switch change in 10 s; the switches show what applies. "
                     "LIB: no override; the API schedule drives P and Q in API mode.")
+
+
+def test_a_click_applied_whose_answer_was_lost_is_not_called_unanswered(dctx):
+    """The request arrived (the flag is stored) but its answer was lost: the switches keep the
+    click's value and the message is the plain one."""
+    _publish(dctx, "lib", True, False)
+    clicked = {"value": ["p"], "ms": 40_000}
+    with _triggered(manual.tab_tick_id("manual"), "data"):
+        value, shown, text = manual.override_sync(dctx, 40_000 + manual.CLICK_ANSWER_WAIT_MS, "lib", ["p"],
+                                                  {"plant": "lib", "value": []}, clicked)
+    assert (value, shown) == (["p"], {"plant": "lib", "value": ["p"]})
+    assert text.startswith("LIB: override P in API mode")
 
 
 def test_the_plant_selector_shows_the_flags_of_the_plant_chosen(dctx):
