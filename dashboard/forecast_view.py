@@ -55,13 +55,19 @@ def _line(name: str, view) -> str:
             f"{view.forecast.soc_end:.2f} at {view.forecast.times[-1]:%Y-%m-%d %H:%M}")
 
 
-def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to_frame: bool = False) -> dict:
-    """`fig` (a preview figure dict) with each plant's `SoC forecast` trace (y2, 0..1) and its
-    warning, or the `follows the schedule` line, under the plot. `frames`: plant -> the frame the
-    preview shows. `clip_to_frame`: end the trace at the frame's last row (or now) instead of the
-    end of tomorrow. An empty preview (no axes) is returned as it is."""
+def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to_frame: bool = False,
+                 in_legend: bool = True) -> dict:
+    """`fig` (a preview figure dict) with each plant's `SoC forecast` trace (0..1, on the first free
+    y axis, overlaying the top plot's `y`) and its warning, or the `follows the schedule` line,
+    under the plot. `frames`: plant -> the frame the preview shows. `clip_to_frame`: end the trace
+    at the frame's last row (or now) instead of the end of tomorrow. `in_legend` False: the trace
+    is named by its axis title and hover only. An empty preview (no axes) is returned as it is."""
     if not fig.get("data"):
         return fig
+    layout = dict(fig.get("layout") or {})
+    n = 2
+    while f"yaxis{n}" in layout:
+        n += 1
     lines, traces = [], []
     colors = {pid: SINGLE_COLOR for pid in frames} if len(frames) == 1 else {"lib": C.COLOR_LIB, "vrfb": C.COLOR_VRFB}
     for pid, view in _views(hil, source, frames).items():
@@ -73,14 +79,14 @@ def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to
             until = max(frame.index[-1].to_pydatetime(), view.forecast.times[0])
         xs, ys = _trace_xy(view, until)
         traces.append({"type": "scatter", "mode": "lines", "name": f"{names[pid]} SoC forecast", "x": xs, "y": ys,
-                       "yaxis": "y2", "line": {"color": colors.get(pid, SINGLE_COLOR), "dash": "dot", "width": 2},
+                       "yaxis": f"y{n}", "showlegend": in_legend,
+                       "line": {"color": colors.get(pid, SINGLE_COLOR), "dash": "dot", "width": 2},
                        "hovertemplate": "%{y:.3f} pu<extra>" + names[pid] + " SoC forecast</extra>"})
         color = WARNING_COLOR if view.warning else NOTE_COLOR   # short lines: a phone's plot is ~300 px wide
         lines += [f'<span style="color:{color}">{part}</span>' for part in _line(names[pid], view).split("; ")]
     if not traces:
         return fig
-    layout = dict(fig.get("layout") or {})
-    layout["yaxis2"] = {"title": {"text": "SoC forecast (pu)"}, "overlaying": "y", "side": "right",
+    layout[f"yaxis{n}"] = {"title": {"text": "SoC forecast (pu)"}, "overlaying": "y", "side": "right",
                         "range": [-0.02, 1.05], "tickmode": "array", "tickvals": [0, 0.25, 0.5, 0.75, 1],
                         "showgrid": False, "zeroline": False}
     margin = dict(layout.get("margin") or {})

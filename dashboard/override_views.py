@@ -24,7 +24,7 @@ from dashboard.snapshot import Snapshot
 
 HOLD_ACTIONS = ("hold", "resume")
 HIDDEN, SHOWN = {"display": "none"}, {}
-EFFECTIVE_PREVIEW_HEIGHT = 360
+EFFECTIVE_PREVIEW_HEIGHT = 400   # with the SoC forecast lines under the plot
 _MAX_STEPS = 5000   # breakpoints walked for one preview (two days of 1-minute rows fit)
 
 
@@ -130,7 +130,7 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
     shape = now_shape(s.now)
     return {"data": data, "layout": {
         "height": EFFECTIVE_PREVIEW_HEIGHT,
-        "margin": {"l": 60, "r": 20, "t": C.TITLED_TOP_PX + 22, "b": 40},   # + the legend's row
+        "margin": {"l": 60, "r": 20, "t": C.TITLED_TOP_PX + 40, "b": 40},   # + two legend rows (a phone wraps them)
         "title": preview_title(f"{cfg.plants[plant].name}: API base, manual, effective (override {on})"),
         "xaxis": {"anchor": "y", "domain": [0, 1], "matches": "x2", "showticklabels": False,
                   "gridcolor": "#e5e5e5", "type": "date"},

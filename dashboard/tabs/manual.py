@@ -150,14 +150,21 @@ def _override_card(ctx: DashboardContext, s: Snapshot):
         dcc.Store(id=OVERRIDE_SHOWN_ID, data=_shown(s, "lib")),
         dcc.Store(id=OVERRIDE_CLICKED_ID),
         html.Div(id=OVERRIDE_STATUS_ID, className="line message"),
-        dcc.Graph(id=EFFECTIVE_ID, figure=override_views.effective_preview(ctx.cfg, s, "lib", s.now.date()),
+        dcc.Graph(id=EFFECTIVE_ID, figure=_effective_figure(ctx, s, "lib"),
                   config={"displaylogo": False}, style={"height": f"{override_views.EFFECTIVE_PREVIEW_HEIGHT}px"}),
-        dcc.Store(id=EFFECTIVE_STORE_ID, data=_effective_key(s, "lib")),
+        dcc.Store(id=EFFECTIVE_STORE_ID, data=_effective_key(ctx, s, "lib")),
     ])
 
 
-def _effective_key(s: Snapshot, plant: str) -> dict:
-    return {"rev": s.revision, "plant": plant, "flags": _flags_value(s, plant), "minute": figures.now_minute(s.now)}
+def _effective_figure(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
+    """The effective preview with the SoC forecast of the API source, which plays the overrides."""
+    fig = override_views.effective_preview(dctx.cfg, s, plant, s.now.date())
+    return forecast_view.add_forecast(fig, dctx.hil, "api", {plant: s.api.get(plant)}, dctx.names, in_legend=False)
+
+
+def _effective_key(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
+    return {"rev": s.revision, "plant": plant, "flags": _flags_value(s, plant), "minute": figures.now_minute(s.now),
+            "fc": forecast_view.key(dctx.hil, "api", (plant,))}
 
 
 def _shown(s: Snapshot, plant: str) -> dict:
@@ -248,10 +255,10 @@ def effective_refresh(dctx: DashboardContext, _n, plant, _value, tab, store):
     if tab != "manual" or plant not in PLANT_IDS:
         raise PreventUpdate
     s = dctx.snapshot()
-    key = _effective_key(s, plant)
+    key = _effective_key(dctx, s, plant)
     if store == key:
         raise PreventUpdate
-    return override_views.effective_preview(dctx.cfg, s, plant, s.now.date()), key
+    return _effective_figure(dctx, s, plant), key
 
 
 def layout(ctx: DashboardContext, s: Snapshot):

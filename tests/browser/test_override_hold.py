@@ -114,14 +114,14 @@ def test_override_armed_then_active_then_ended_at_the_end_row(env):
                      api_value("vrfb", rows, app.clock.now())[1]}, "the API value returns at the end row"
     page.wait_text("source-vrfb", "P: API | Q: API, override armed")
     page.tab("Manual Schedule")
-    names = wait_for(lambda: page.js(
+    expected = ["API base", "manual", "effective"] * 2 + ["VRFB SoC forecast"]   # the forecast of the override
+    wait_for(lambda: page.js(
         "const gd = document.querySelector('#manual-effective-preview .js-plotly-plot');"
         "return gd && gd.data && gd.layout.title.text.includes('override Q') && gd.data[1].x.length"
-        "  ? gd.data.map(t => t.name) : null;"),
-        message="the effective preview with the Q override")
-    assert names == ["API base", "manual", "effective"] * 2
-    page.js("document.getElementById('manual-override').scrollIntoView();")
-    shots(page, "manual_effective_preview")
+        "  ? gd.data.map(t => t.name) : null;") == expected,
+        message="the effective preview with the Q override and its SoC forecast")
+    assert "VRFB follows the schedule" in page.text("manual-effective-preview")
+    screenshots_at_sizes(page, "override_hold_manual_effective_preview", scroll_to="manual-effective-preview")
     page.click("manual-clear")
     page.wait_text("manual-status", "Manual schedule cleared for VRFB.")
     wait_for(lambda: page.js("return [...document.querySelectorAll('#manual-override input')]"

@@ -138,3 +138,27 @@ def test_a_held_plant_says_the_forecast_is_at_the_held_values(rig):
     out = forecast_view.add_forecast(figures.manual_preview("LIB", frame, T0), rig, "manual", {"lib": frame}, NAMES)
     assert [t for t in re.split("<[^>]+>", out["layout"]["annotations"][-1]["text"]) if t][:2] == [
         "Held (forecast at the held values until Resume)", "LIB reaches SoC 0.00 at 12:30"]
+
+
+def test_effective_preview_shows_the_forecast_that_plays_the_overrides(rig):
+    """Manual tab, effective preview: the API source's forecast (which follows the overrides) on a
+    SoC axis over the P plot, out of the legend; redrawn once when the override changes it."""
+    dctx = DashboardContext(rig)
+    api_frame = frame_from_rows([T0 + timedelta(minutes=15 * i) for i in range(8)], [400.0] * 8, None, TZ)
+    # the API would empty LIB (250 kWh at 400 kW) at 10:37
+    publish(rig, "api", "lib", api_frame)
+    publish(rig, "manual", "lib", frame_from_rows([T0], [0.0], None, TZ, end_at=T0 + timedelta(hours=3)))
+    step_all(rig.forecaster)
+    fig, key = manual.effective_refresh(dctx, 1, "lib", [], "manual", None)
+    trace = fig["data"][-1]
+    assert (trace["name"], trace["yaxis"], trace["showlegend"]) == ("LIB SoC forecast", "y3", False)
+    assert fig["layout"]["yaxis3"]["overlaying"] == "y" and fig["layout"]["yaxis2"]["title"]["text"] == "Q (kvar)"
+    assert "LIB reaches SoC 0.00 at 10:37" in fig["layout"]["annotations"][-1]["text"]
+    with pytest.raises(PreventUpdate):
+        manual.effective_refresh(dctx, 2, "lib", [], "manual", key)
+    with rig.sd["lock"]:
+        rig.sd["override_by_plant"]["lib"] = {"p": True, "q": False}   # P from the manual 0 kW
+    step_all(rig.forecaster)
+    fig, key = manual.effective_refresh(dctx, 3, "lib", ["p"], "manual", key)
+    note = fig["layout"]["annotations"][-1]["text"]
+    assert "LIB follows the schedule" in note and "SoC 0.50 now, 0.50" in note
