@@ -32,10 +32,10 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.forecast import Forecast, ForecastCancelled, forecast_soc, forecast_warning, soc_at
+from core.forecast import (Forecast, ForecastCancelled, ForecastInputs, forecast_inputs, forecast_soc,
+                           forecast_warning, soc_at)
 from core.names import PLANT_IDS, safe_plant_name
 from core.recording import find_initial_soc
-from core.overrides import SIGNALS
 from core.state import schedule_key
 from core.timeutil import format_local_iso
 
@@ -45,32 +45,6 @@ PERIOD_S = 2.0
 REFRESH_S = 300.0
 SOC_DRIFT_PU = 0.02
 SOURCES = ("manual", "api")
-
-
-@dataclass(frozen=True)
-class ForecastInputs:
-    """What one forecast plays: `frame` (the source's own), and in API mode the `manual` frame
-    with the `override` flags (only when a flag is on); `held` (P kW, Q kvar) while held."""
-
-    frame: object
-    manual: object = None
-    override: tuple[tuple[str, bool], ...] = ()
-    held: tuple[float, float] | None = None
-
-    def same(self, other: "ForecastInputs") -> bool:
-        """Frames by identity (published frames are immutable), flags and hold by value."""
-        return (self.frame is other.frame and self.manual is other.manual
-                and self.override == other.override and self.held == other.held)
-
-
-def forecast_inputs(source: str, active: str, frame, manual, flags: dict | None, hold: dict | None) -> ForecastInputs:
-    """The inputs of `source`'s forecast of one plant (module docstring)."""
-    held = None
-    if source == active and (hold or {}).get("held") and hold.get("p_kw") is not None:
-        held = (float(hold["p_kw"]), float(hold["q_kvar"] or 0.0))
-    if source == "api" and flags and any(flags.get(sig) for sig in SIGNALS):
-        return ForecastInputs(frame, manual, tuple((sig, bool(flags.get(sig))) for sig in SIGNALS), held)
-    return ForecastInputs(frame, held=held)
 
 
 def start_soc(plant_cfg, observed, latest, file_soc) -> tuple[float, str]:

@@ -26,7 +26,7 @@ from core.lazy_modules import pd
 
 from core.config import PlantConfig
 from core.plant_model import PlantModel
-from core.overrides import Effective, effective_next_breakpoint, effective_setpoint
+from core.overrides import SIGNALS, Effective, effective_next_breakpoint, effective_setpoint
 from core.schedules import P_COL, Q_COL, Setpoint
 from core.timeutil import day_bounds
 
@@ -37,6 +37,34 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US_PER_H = 3_600_000_000
 
 KINDS = ("soc_empty", "soc_full", "p_above_max", "p_below_min", "q_above_max", "q_below_min")
+
+
+@dataclass(frozen=True)
+class ForecastInputs:
+    """What one forecast plays: `frame` (the source's own), and in API mode the `manual` frame
+    with the `override` flags (only when a flag is on); `held` (P kW, Q kvar) while held."""
+
+    frame: object
+    manual: object = None
+    override: tuple[tuple[str, bool], ...] = ()
+    held: tuple[float, float] | None = None
+
+    def same(self, other: "ForecastInputs") -> bool:
+        """Frames by identity (published frames are immutable), flags and hold by value."""
+        return (self.frame is other.frame and self.manual is other.manual
+                and self.override == other.override and self.held == other.held)
+
+
+def forecast_inputs(source: str, active: str, frame, manual, flags: dict | None, hold: dict | None) -> ForecastInputs:
+    """The inputs of `source`'s forecast of one plant: what the controller would dispatch with that
+    source active (agents/forecaster.py). `active` the active source; `flags`, `hold` the plant's
+    override flags and hold (shared_data dicts)."""
+    held = None
+    if source == active and (hold or {}).get("held") and hold.get("p_kw") is not None:
+        held = (float(hold["p_kw"]), float(hold["q_kvar"] or 0.0))
+    if source == "api" and flags and any(flags.get(sig) for sig in SIGNALS):
+        return ForecastInputs(frame, manual, tuple((sig, bool(flags.get(sig))) for sig in SIGNALS), held)
+    return ForecastInputs(frame, held=held)
 
 
 @dataclass(frozen=True)

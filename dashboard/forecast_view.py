@@ -3,17 +3,22 @@ secondary y axis (SoC, pu) and the plain warning above the plot.
 
 The forecasts come ready from the forecaster thread (agents/forecaster.py); nothing is computed
 here but the trace of an existing forecast. A forecast is drawn only when it was computed for the
-very frame the preview shows (`view.frame is frame`); `key()` changes when a plant's forecast is
-replaced, so a tab redraws its preview then (a look-up per tick, never a computation).
+very inputs the preview's snapshot holds (`core.forecast.forecast_inputs`: the frame shown, and the
+manual frame, override flags and hold it plays); until the forecaster has caught up with a new
+schedule, a click or a hold, the preview has no forecast rather than an old one. `key()` changes
+when a plant's forecast is replaced, so a tab redraws its preview then (a look-up per tick, never
+a computation).
 """
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 
-from core.forecast import soc_at
+from core.forecast import forecast_inputs, soc_at
 from dashboard import constants as C
 from dashboard.figures import x_of
 
+LINE_CHARS = 44                   # the words under a plot, wrapped to fit a phone's preview (~345 px)
 MAX_POINTS = 2000                 # a 1 s schedule has 86,400 breakpoints: the trace keeps a stride
 SINGLE_COLOR = C.COLOR_SOC        # one plant's preview: the SoC colour of the live plots
 WARNING_COLOR = "#b00020"
@@ -47,7 +52,7 @@ def _trace_xy(view, until: datetime | None) -> tuple[list, list]:
 
 def _line(name: str, view) -> str:
     held = view.inputs is not None and view.inputs.held is not None
-    prefix = "Held (forecast at the held values until Resume); " if held else ""
+    prefix = "Held until Resume: forecast at held values; " if held else ""
     if view.warning:
         return prefix + view.warning
     what = "stays at the held values" if held else "follows the schedule"
@@ -55,13 +60,27 @@ def _line(name: str, view) -> str:
             f"{view.forecast.soc_end:.2f} at {view.forecast.times[-1]:%Y-%m-%d %H:%M}")
 
 
-def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to_frame: bool = False,
+def _drawn(view, source: str, s, pid: str, frame) -> bool:
+    """Whether to draw `view`: computed for what snapshot `s` holds (with `frame` as the source's
+    frame), and playing a schedule (the frame's, or a manual one through an override)."""
+    if view is None or view.inputs is None:
+        return False
+    inputs = view.inputs
+    if not inputs.same(forecast_inputs(source, s.source, frame, s.manual.get(pid), s.override.get(pid),
+                                       s.hold.get(pid))):
+        return False
+    return any(f is not None and len(f) > 0 for f in (frame, inputs.manual if inputs.override else None))
+
+
+def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip_to_frame: bool = False,
                  in_legend: bool = True) -> dict:
     """`fig` (a preview figure dict) with each plant's `SoC forecast` trace (0..1, on the first free
     y axis, overlaying the top plot's `y`) and its warning, or the `follows the schedule` line,
-    under the plot. `frames`: plant -> the frame the preview shows. `clip_to_frame`: end the trace
-    at the frame's last row (or now) instead of the end of tomorrow. `in_legend` False: the trace
-    is named by its axis title and hover only. An empty preview (no axes) is returned as it is."""
+    under the plot. `s`: the snapshot the preview was drawn from; `frames`: plant -> the `source`
+    frame the preview shows (may be empty: an override can drive the plant from its manual frame).
+    `clip_to_frame`: end the trace at the frame's last row (or now) instead of the end of
+    tomorrow. `in_legend` False: the trace is named by its axis title and hover only. An empty
+    preview (no axes) is returned as it is."""
     if not fig.get("data"):
         return fig
     layout = dict(fig.get("layout") or {})
@@ -72,10 +91,10 @@ def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to
     colors = {pid: SINGLE_COLOR for pid in frames} if len(frames) == 1 else {"lib": C.COLOR_LIB, "vrfb": C.COLOR_VRFB}
     for pid, view in _views(hil, source, frames).items():
         frame = frames[pid]
-        if view is None or view.frame is not frame or frame is None or len(frame) == 0:
+        if not _drawn(view, source, s, pid, frame):
             continue
         until = None
-        if clip_to_frame:
+        if clip_to_frame and frame is not None and len(frame):
             until = max(frame.index[-1].to_pydatetime(), view.forecast.times[0])
         xs, ys = _trace_xy(view, until)
         traces.append({"type": "scatter", "mode": "lines", "name": f"{names[pid]} SoC forecast", "x": xs, "y": ys,
@@ -83,7 +102,8 @@ def add_forecast(fig: dict, hil, source: str, frames: dict, names: dict, clip_to
                        "line": {"color": colors.get(pid, SINGLE_COLOR), "dash": "dot", "width": 2},
                        "hovertemplate": "%{y:.3f} pu<extra>" + names[pid] + " SoC forecast</extra>"})
         color = WARNING_COLOR if view.warning else NOTE_COLOR   # short lines: a phone's plot is ~300 px wide
-        lines += [f'<span style="color:{color}">{part}</span>' for part in _line(names[pid], view).split("; ")]
+        lines += [f'<span style="color:{color}">{piece}</span>' for part in _line(names[pid], view).split("; ")
+                  for piece in textwrap.wrap(part, LINE_CHARS, break_on_hyphens=False) or [part]]
     if not traces:
         return fig
     layout[f"yaxis{n}"] = {"title": {"text": "SoC forecast (pu)"}, "overlaying": "y", "side": "right",

@@ -106,7 +106,7 @@ def _preview_key(dctx: DashboardContext, s: Snapshot, drawn: bool) -> dict:
 def _preview(dctx: DashboardContext, s: Snapshot) -> dict:
     """The API schedules with each plant's SoC forecast (computed by the forecaster thread)."""
     fig = figures.api_preview(dctx.names, s.api, s.now, dctx.api_period)
-    return forecast_view.add_forecast(fig, dctx.hil, "api", {pid: s.api.get(pid) for pid in PLANT_IDS}, dctx.names)
+    return forecast_view.add_forecast(fig, dctx.hil, "api", s, {pid: s.api.get(pid) for pid in PLANT_IDS}, dctx.names)
 
 
 def api_refresh(dctx: DashboardContext, _n, _message, tab, store):

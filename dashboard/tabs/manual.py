@@ -143,6 +143,7 @@ def _flags_value(s: Snapshot, plant: str) -> list[str]:
 
 
 def _override_card(ctx: DashboardContext, s: Snapshot):
+    key = _effective_key(ctx, s, "lib")   # before the figure: a forecast replaced meanwhile is redrawn
     return html.Div(className="card", children=[
         html.H4("Overrides in API mode"),
         dcc.Checklist(id=OVERRIDE_ID, options=OVERRIDE_OPTIONS, value=_flags_value(s, "lib"), inline=True,
@@ -152,14 +153,14 @@ def _override_card(ctx: DashboardContext, s: Snapshot):
         html.Div(id=OVERRIDE_STATUS_ID, className="line message"),
         dcc.Graph(id=EFFECTIVE_ID, figure=_effective_figure(ctx, s, "lib"),
                   config={"displaylogo": False}, style={"height": f"{override_views.EFFECTIVE_PREVIEW_HEIGHT}px"}),
-        dcc.Store(id=EFFECTIVE_STORE_ID, data=_effective_key(ctx, s, "lib")),
+        dcc.Store(id=EFFECTIVE_STORE_ID, data=key),
     ])
 
 
 def _effective_figure(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
     """The effective preview with the SoC forecast of the API source, which plays the overrides."""
     fig = override_views.effective_preview(dctx.cfg, s, plant, s.now.date())
-    return forecast_view.add_forecast(fig, dctx.hil, "api", {plant: s.api.get(plant)}, dctx.names, in_legend=False)
+    return forecast_view.add_forecast(fig, dctx.hil, "api", s, {plant: s.api.get(plant)}, dctx.names, in_legend=False)
 
 
 def _effective_key(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
@@ -304,7 +305,7 @@ def _preview_key(s: Snapshot, plant: str) -> dict:
 
 def _preview(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
     fig = figures.manual_preview(dctx.names[plant], s.manual.get(plant), s.now, f"{plant}:{s.revision}")
-    return forecast_view.add_forecast(fig, dctx.hil, "manual", {plant: s.manual.get(plant)}, dctx.names, True)
+    return forecast_view.add_forecast(fig, dctx.hil, "manual", s, {plant: s.manual.get(plant)}, dctx.names, True)
 
 
 def preview_refresh(dctx: DashboardContext, _n, plant, tab, store):

@@ -18,6 +18,7 @@ from agents.shared_data import build_shared_data
 from dashboard import figures, forecast_view
 from dashboard.context import DashboardContext
 from dashboard.figures import x_of
+from dashboard.snapshot import take_snapshot
 from dashboard.tabs import api, manual
 from tests.helpers import make_cfg
 from tests.unit.test_forecaster import step_all
@@ -37,6 +38,11 @@ def rig(tmp_path):
     return hil
 
 
+def snap(hil):
+    """What a preview callback reads: the dashboard's snapshot of shared_data."""
+    return take_snapshot(hil.sd, T0)
+
+
 def publish(hil, source: str, pid: str, frame) -> None:
     key = "manual_schedule_df_by_plant" if source == "manual" else "api_schedule_df_by_plant"
     with hil.sd["lock"]:
@@ -54,7 +60,7 @@ def test_manual_preview_gets_the_trace_and_the_warning(rig):
     publish(rig, "manual", "lib", frame)
     step_all(rig.forecaster)
     fig = figures.manual_preview("LIB", frame, T0)
-    out = forecast_view.add_forecast(fig, rig, "manual", {"lib": frame}, NAMES, clip_to_frame=True)
+    out = forecast_view.add_forecast(fig, rig, "manual", snap(rig), {"lib": frame}, NAMES, clip_to_frame=True)
     trace = out["data"][-1]
     assert trace["name"] == "LIB SoC forecast" and trace["yaxis"] == "y2"
     assert trace["x"][0] == x_of(T0) and trace["y"][0] == 0.5
@@ -67,14 +73,14 @@ def test_manual_preview_gets_the_trace_and_the_warning(rig):
     assert len(fig["data"]) == len(out["data"]) - 1, "the preview's own traces are kept"
     # a frame the forecast was not computed for: nothing added
     other = emptying_frame()
-    assert forecast_view.add_forecast(fig, rig, "manual", {"lib": other}, NAMES) is fig
+    assert forecast_view.add_forecast(fig, rig, "manual", snap(rig), {"lib": other}, NAMES) is fig
 
 
 def test_a_schedule_that_can_be_followed_says_so(rig):
     frame = frame_from_rows([T0], [100.0], None, TZ, end_at=T0 + timedelta(hours=1))
     publish(rig, "manual", "vrfb", frame)
     step_all(rig.forecaster)
-    out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", {"vrfb": frame}, NAMES)
+    out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", snap(rig), {"vrfb": frame}, NAMES)
     assert [t for t in re.split("<[^>]+>", out["layout"]["annotations"][-1]["text"]) if t][-2:] == [
         "VRFB follows the schedule", "SoC 0.50 now, 0.47 at 2026-06-03 00:00"]
 
@@ -84,7 +90,7 @@ def test_a_long_forecast_is_thinned_for_the_trace(rig):
     frame = frame_from_rows(times, [(-1) ** i * 50.0 for i in range(6000)], None, TZ, end_at=times[-1] + timedelta(seconds=10))
     publish(rig, "manual", "vrfb", frame)
     step_all(rig.forecaster)
-    out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", {"vrfb": frame}, NAMES)
+    out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", snap(rig), {"vrfb": frame}, NAMES)
     assert len(out["data"][-1]["x"]) <= forecast_view.MAX_POINTS + 2
 
 
@@ -135,9 +141,9 @@ def test_a_held_plant_says_the_forecast_is_at_the_held_values(rig):
     publish(rig, "manual", "lib", frame)
     rig.sd["hold_by_plant"]["lib"] = {"held": True, "since": "2026-06-01T10:00:00+02:00", "p_kw": 100.0, "q_kvar": 0.0}
     step_all(rig.forecaster)
-    out = forecast_view.add_forecast(figures.manual_preview("LIB", frame, T0), rig, "manual", {"lib": frame}, NAMES)
+    out = forecast_view.add_forecast(figures.manual_preview("LIB", frame, T0), rig, "manual", snap(rig), {"lib": frame}, NAMES)
     assert [t for t in re.split("<[^>]+>", out["layout"]["annotations"][-1]["text"]) if t][:2] == [
-        "Held (forecast at the held values until Resume)", "LIB reaches SoC 0.00 at 12:30"]
+        "Held until Resume: forecast at held values", "LIB reaches SoC 0.00 at 12:30"]
 
 
 def test_effective_preview_shows_the_forecast_that_plays_the_overrides(rig):
@@ -158,7 +164,41 @@ def test_effective_preview_shows_the_forecast_that_plays_the_overrides(rig):
         manual.effective_refresh(dctx, 2, "lib", [], "manual", key)
     with rig.sd["lock"]:
         rig.sd["override_by_plant"]["lib"] = {"p": True, "q": False}   # P from the manual 0 kW
-    step_all(rig.forecaster)
     fig, key = manual.effective_refresh(dctx, 3, "lib", ["p"], "manual", key)
+    assert "override P" in fig["layout"]["title"]["text"]
+    assert all("SoC forecast" not in t["name"] for t in fig["data"]) and not fig["layout"].get("annotations"), \
+        "the forecast of the old flags is not shown under the new title"
+    step_all(rig.forecaster)
+    fig, key = manual.effective_refresh(dctx, 4, "lib", ["p"], "manual", key)
     note = fig["layout"]["annotations"][-1]["text"]
     assert "LIB follows the schedule" in note and "SoC 0.50 now, 0.50" in note
+
+
+def test_effective_preview_without_an_api_schedule_shows_the_override_forecast(rig):
+    """No API frame, P overridden from a 400 kW manual schedule: the preview is drawn from the
+    manual series, and so is its forecast (LIB empties)."""
+    dctx = DashboardContext(rig)
+    manual_frame = frame_from_rows([T0], [400.0], None, TZ, end_at=T0 + timedelta(hours=3))
+    publish(rig, "manual", "lib", manual_frame)
+    with rig.sd["lock"]:
+        rig.sd["override_by_plant"]["lib"] = {"p": True, "q": False}
+    step_all(rig.forecaster)
+    fig, _key = manual.effective_refresh(dctx, 1, "lib", ["p"], "manual", None)
+    assert fig["data"][-1]["name"] == "LIB SoC forecast"
+    assert "LIB reaches SoC 0.00 at 10:37" in fig["layout"]["annotations"][-1]["text"]
+
+
+def test_long_words_are_wrapped_to_fit_a_phone(rig):
+    """A power-limit warning with both energies is longer than a 390 px preview holds: each line
+    is at most LINE_CHARS characters, and no word is lost."""
+    frame = frame_from_rows([T0, T0 + timedelta(hours=1)], [5000.0, -5000.0], None, TZ, end_at=T0 + timedelta(hours=2))
+    publish(rig, "manual", "vrfb", frame)
+    step_all(rig.forecaster)
+    out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", snap(rig),
+                                     {"vrfb": frame}, NAMES)
+    lines = [t for t in re.split("<[^>]+>", out["layout"]["annotations"][-1]["text"]) if t]
+    warning = rig.forecaster.view("manual", "vrfb").warning
+    assert len(warning) > forecast_view.LINE_CHARS and "is asked for more discharge than p_max" in warning
+    assert all(len(line) <= forecast_view.LINE_CHARS for line in lines), lines
+    assert " ".join(lines).split() == warning.replace(";", "").split()
+    assert out["layout"]["margin"]["b"] >= forecast_view.BELOW_AXIS_PX + 18 * len(lines)
