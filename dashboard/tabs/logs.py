@@ -136,11 +136,13 @@ def log_select_options(dctx: DashboardContext, tab, options):
 
 
 def logs_refresh(dctx: DashboardContext, value, _reload, _n, tab, store):
-    """(panel, file label, store): the live ring when its signature changed, a file on a user action."""
+    """(panel, file label, store): the live ring when its signature changed, a file on a user action
+    or when the panel does not show the selection yet (the page drops a selection's request when a
+    tick of the same callback overtakes it: the tick then loads the file)."""
     if tab != "logs":
         raise PreventUpdate
     triggers = {t["prop_id"].split(".")[0] for t in dash_ctx.triggered}
-    user = bool(triggers & {C.LOG_SELECT_ID, C.LOG_RELOAD_ID}) or store is None
+    user = bool(triggers & {C.LOG_SELECT_ID, C.LOG_RELOAD_ID}) or store is None or store.get("value") != value
     s = dctx.snapshot()
     label = selected_label(dctx, s, value) if user or value == C.LOG_LIVE_VALUE else (store or {}).get("label")
     label_out = label if not store or store.get("label") != label else no_update
@@ -165,7 +167,7 @@ def _file_panel(dctx: DashboardContext, value, label: str) -> tuple:
     path = files.log_path(dctx.cfg.general.log_dir, value)
     if path is None:
         log.warning("Dashboard: invalid log selection %r", str(value)[:80])
-        return html.Div(C.INVALID_SELECTION, className="log-line lvl-error"), {"value": None, "label": label}
+        return html.Div(C.INVALID_SELECTION, className="log-line lvl-error"), {"value": value, "label": label}
     try:
         lines = files.tail_lines(path)
     except OSError as exc:

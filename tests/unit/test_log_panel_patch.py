@@ -101,3 +101,35 @@ def test_only_changed_sends_everything_again_once_per_resend_period():
     assert resent[:2] == ["a", 1] and resent[2] not in (no_update, first[2])
     assert cb(t0 + FULL_RESEND_MS + 1, None, resent[2])[:2] == [no_update, no_update]
     assert cb(None, None, first[2])[:2] == ["a", 1], "no clock (first render): the mark differs, all sent"
+
+
+def test_a_tick_loads_the_selected_file_the_panel_does_not_show_yet(tmp_path):
+    """The page drops a selection's request when a tick of the same callback overtakes it; the
+    tick then finds the panel still on Today (live) and loads the selected day's file (it used to
+    leave the live lines under the old day's label for good)."""
+    from datetime import datetime
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    import pytest
+    from dash.exceptions import PreventUpdate
+
+    from agents.shared_data import build_shared_data
+    from dashboard import constants as C
+    from dashboard.snapshot import take_snapshot
+    from tests.helpers import make_cfg
+    from tests.unit.test_override_switches import _triggered
+
+    cfg = make_cfg(tmp_path)
+    cfg.general.log_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.general.log_dir / "2026-03-27_hil_scheduler.log").write_text("[10:00:00] INFO: an old day's line\n")
+    sd = build_shared_data()
+    now = datetime(2026, 3, 28, 12, 0, tzinfo=ZoneInfo("Europe/Madrid"))
+    dctx = SimpleNamespace(cfg=cfg, sd=sd, snapshot=lambda: take_snapshot(sd, now))
+    live = {"value": C.LOG_LIVE_VALUE, "day": DAY, "mark": None, "shown": 0, "label": "Log file: today"}
+    with _triggered("tick-logs", "data"):
+        panel, label, store = logs.logs_refresh(dctx, "2026-03-27", None, 5, "logs", live)
+    assert "an old day's line" in str(panel) and store["value"] == "2026-03-27"
+    assert label.endswith("2026-03-27_hil_scheduler.log")
+    with _triggered("tick-logs", "data"), pytest.raises(PreventUpdate):
+        logs.logs_refresh(dctx, "2026-03-27", None, 6, "logs", store)   # shown: a tick sends nothing
