@@ -32,7 +32,7 @@ from agents.control_agent import PlantController  # noqa: E402
 from agents.coordinator import Coordinator  # noqa: E402
 from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa: E402
 from agents.data_fetcher_agent import DataFetcher  # noqa: E402
-from agents.forecaster import Forecaster, recorded_soc, start_soc  # noqa: E402
+from agents.forecaster import Forecaster, recorded_soc  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.metrics_server import MetricsServer, MetricsStartError  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
@@ -42,7 +42,7 @@ from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
 from core.config import AppConfig, load_config_or_report  # noqa: E402
 from core.config_dump import effective_config_yaml  # noqa: E402
-from core.forecast import forecast_soc, forecast_warning, horizon_end  # noqa: E402
+from core.forecast import forecast_soc, forecast_warning, horizon_end, start_soc  # noqa: E402
 from core.names import PLANT_IDS  # noqa: E402
 from core.overrides import parse_override  # noqa: E402
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
@@ -122,7 +122,7 @@ def parse_schedule_args(cfg: AppConfig, specs: list[str]) -> dict:
 def schedule_check_lines(cfg: AppConfig, frames: dict, now) -> list[str]:
     """`--check-config --schedule`: one line per schedule, its SoC forecast at `now` to the end of
     tomorrow or of the schedule, whichever is later, from the start SoC the running program's
-    forecaster uses (`agents.forecaster.start_soc`: here the last recorded in the daily files, else
+    forecaster uses (`core.forecast.start_soc`: here the last recorded in the daily files, else
     `initial_soc_pu`, as the emulator seeds it too); the line ends with where that SoC came from."""
     lines = []
     for plant, frame in frames.items():

@@ -15,9 +15,9 @@ per signal; `manual`: the manual frame (flags change nothing in manual mode). A 
 active source's forecast only (the held values to the horizon: what the plant does until Resume);
 the other source's forecast stays the plan the previews show for it.
 
-Start SoC (`start_soc`, also `--check-config --schedule`'s): the live observed SoC, else the last
-sample's, else the last recorded in the daily files (core.recording.find_initial_soc), else the
-plant's `initial_soc_pu`.
+Start SoC (`core.forecast.start_soc`, also the emulator's and `--check-config --schedule`'s): the
+live observed SoC, else the last sample's, else the last recorded in the daily files
+(core.recording.find_initial_soc), else the plant's `initial_soc_pu`.
 
 Readers (`/api/state`, `/metrics`, the dashboard previews) get the last results through
 `summary()`, `summaries()` and `view()`: a dict look-up under this object's own lock, never a
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.forecast import (Forecast, ForecastCancelled, ForecastInputs, forecast_inputs, forecast_soc,
-                           forecast_warning, soc_at)
+                           forecast_warning, soc_at, start_soc)
 from core.names import PLANT_IDS, safe_plant_name
 from core.recording import find_initial_soc
 from core.state import schedule_key
@@ -45,21 +45,6 @@ PERIOD_S = 2.0
 REFRESH_S = 300.0
 SOC_DRIFT_PU = 0.02
 SOURCES = ("manual", "api")
-
-
-def start_soc(plant_cfg, observed, latest, file_soc) -> tuple[float, str]:
-    """`(soc_pu, origin)`: the live observed SoC (`live`), else the last sample's (`sample`), else
-    `file_soc()` (`find_initial_soc`'s answer, asked only then: `file <name>`), else the plant's
-    `initial_soc_pu`. The rule of the forecaster, the emulator and `--check-config --schedule`."""
-    if isinstance(observed, (int, float)) and observed == observed:
-        return min(1.0, max(0.0, float(observed))), "live"
-    sample = ((latest or {}).get("values") or {}).get("soc_pu")
-    if isinstance(sample, (int, float)) and sample == sample:
-        return min(1.0, max(0.0, float(sample))), "sample"
-    found = file_soc()
-    if found is not None:
-        return found[0], f"file {found[1]}"
-    return plant_cfg.model.initial_soc_pu, "initial_soc_pu"
 
 
 def recorded_soc(cfg, pid: str, day) -> tuple[float, str] | None:

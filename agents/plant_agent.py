@@ -52,8 +52,8 @@ from agents.base import RateLimitedErrorLog, ThreadRegistry, run_loop
 from core.clock import RealClock
 from agents.emulator_meter import EmulatedMeter
 from agents.emulator_outputs import feedback_values, output_writes
-from agents.forecaster import start_soc
 from agents.emulator_server import HOLDING_FCS, INTERNAL, EmulatorStartError, set_internally, start_server
+from core.forecast import start_soc
 from core.codec import CodecError, Point, decode, decode_counts, encode, encode_counts
 from core.config import AppConfig, EndpointConfig, PlantConfig, load_config_or_report
 from core.names import safe_plant_name

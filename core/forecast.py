@@ -67,6 +67,21 @@ def forecast_inputs(source: str, active: str, frame, manual, flags: dict | None,
     return ForecastInputs(frame, held=held)
 
 
+def start_soc(plant_cfg, observed, latest, file_soc) -> tuple[float, str]:
+    """`(soc_pu, origin)`: the live observed SoC (`live`), else the last sample's (`sample`), else
+    `file_soc()` (`find_initial_soc`'s answer, asked only then: `file <name>`), else the plant's
+    `initial_soc_pu`. The rule of the forecaster, the emulator and `--check-config --schedule`."""
+    if isinstance(observed, (int, float)) and observed == observed:
+        return min(1.0, max(0.0, float(observed))), "live"
+    sample = ((latest or {}).get("values") or {}).get("soc_pu")
+    if isinstance(sample, (int, float)) and sample == sample:
+        return min(1.0, max(0.0, float(sample))), "sample"
+    found = file_soc()
+    if found is not None:
+        return found[0], f"file {found[1]}"
+    return plant_cfg.model.initial_soc_pu, "initial_soc_pu"
+
+
 @dataclass(frozen=True)
 class Forecast:
     """Predicted trace. `times` are aware (in `tz`); `soc_pu[i]` is the SoC at `times[i]`;
