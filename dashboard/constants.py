@@ -39,13 +39,14 @@ LIVE_LEAD_FRACTION = 1 / 6
 MANUAL_PREVIEW_HEIGHT = 320
 MODEBAR_ROW_PX = 30   # the Plotly modebar's buttons: 2 px below a graph's top, 22-26 px high
 TITLED_TOP_PX = MODEBAR_ROW_PX + 24   # a top margin holding the modebar's row, then a title's
+LEGEND_ROWS_PX = 40   # two rows of a horizontal legend anchored on the plot's top (a phone wraps it to two)
 # Preview time axes: the day as "Dec 3" on every tick, not "Dec 3, 2026" (narrow enough not to be
 # turned at 390 px, where turned labels ran into the forecast line under the plot)
 PREVIEW_TIME_TICKS = {"tickformatstops": [
     {"dtickrange": [None, 60_000], "value": "%H:%M:%S<br>%b %-d"},
     {"dtickrange": [60_000, 86_400_000], "value": "%H:%M<br>%b %-d"},
     {"dtickrange": [86_400_000, None], "value": "%b %-d"}]}
-API_PREVIEW_HEIGHT = 340
+API_PREVIEW_HEIGHT = 380
 TRACKING_FIGURE_HEIGHT = 110
 
 # ---------------------------------------------------------------------------------- ids

@@ -491,10 +491,10 @@ def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: dat
     if not data:
         return empty_figure(C.NO_API_SCHEDULE, C.API_PREVIEW_HEIGHT)
     return {"data": data, "layout": {
-        "height": C.API_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
+        "height": C.API_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": C.MODEBAR_ROW_PX + C.LEGEND_ROWS_PX, "b": 40},
         "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"},
         "xaxis": {"range": [x_of(start), x_of(end)], "gridcolor": "#e5e5e5", **C.PREVIEW_TIME_TICKS},
-        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
         "shapes": [now_shape(now, "right")], "uirevision": f"{start.date()}",
     }}

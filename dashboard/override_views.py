@@ -130,7 +130,7 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
     shape = now_shape(s.now)
     return {"data": data, "layout": {
         "height": EFFECTIVE_PREVIEW_HEIGHT,
-        "margin": {"l": 60, "r": 20, "t": C.TITLED_TOP_PX + 40, "b": 40},   # + two legend rows (a phone wraps them)
+        "margin": {"l": 60, "r": 20, "t": C.TITLED_TOP_PX + C.LEGEND_ROWS_PX, "b": 40},
         "title": preview_title(f"{cfg.plants[plant].name}: API base, manual, effective (override {on})"),
         "xaxis": {"anchor": "y", "domain": [0, 1], "matches": "x2", "showticklabels": False,
                   "gridcolor": "#e5e5e5", "type": "date"},
