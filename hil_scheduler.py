@@ -119,11 +119,13 @@ def parse_schedule_args(cfg: AppConfig, specs: list[str]) -> dict:
     return frames
 
 
-def schedule_check_lines(cfg: AppConfig, frames: dict, now) -> list[str]:
+def schedule_check_lines(cfg: AppConfig, frames: dict, now, overrides: dict | None = None) -> list[str]:
     """`--check-config --schedule`: one line per schedule, its SoC forecast at `now` to the end of
     tomorrow or of the schedule, whichever is later, from the start SoC the running program's
     forecaster uses (`core.forecast.start_soc`: here the last recorded in the daily files, else
-    `initial_soc_pu`, as the emulator seeds it too); the line ends with where that SoC came from."""
+    `initial_soc_pu`, as the emulator seeds it too); the line ends with where that SoC came from.
+    A plant in `overrides` (plant -> {"p", "q"} flags) gets a second line: in API mode its schedule
+    drives only the overridden signals, over an API schedule that the check does not fetch."""
     lines = []
     for plant, frame in frames.items():
         pc = cfg.plants[plant]
@@ -134,6 +136,9 @@ def schedule_check_lines(cfg: AppConfig, frames: dict, now) -> list[str]:
         warning = forecast_warning(pc.name, fc, pc)
         lines.append(f"forecast {plant}: {warning}; {end}" if warning
                      else f"forecast {plant}: {pc.name} follows the schedule; {end}")
+        if signals := "+".join(sig.upper() for sig, on in (overrides or {}).get(plant, {}).items() if on):
+            lines.append(f"override {plant}: in API mode this schedule drives {signals} only, over the API schedule, "
+                         "which --check-config does not fetch; the forecast above plays this schedule alone")
     return lines
 
 
@@ -404,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         sys.stdout.write(effective_config_yaml(cfg))
         print("config OK")
-        for line in schedule_check_lines(cfg, schedules, RealClock(cfg.tz).now()):
+        for line in schedule_check_lines(cfg, schedules, RealClock(cfg.tz).now(), overrides):
             print(line)
         return 0
     password = os.environ.pop(PASSWORD_ENV, None) or None

@@ -70,6 +70,15 @@ def test_check_config_prints_the_forecast_of_each_schedule(procs, tmp_path):
     assert "VRFB follows the schedule; SoC 0.50 now -> 0.40 at " in lines["forecast vrfb"]
     assert "config OK" in app.stdout()
 
+    app = procs.program(cfg, "--check-config", "--schedule", f"vrfb={vrfb_csv}", "--override", "vrfb=q",
+                        label="override")
+    assert app.wait(30) == 0, app.stderr()
+    out = app.stdout().splitlines()
+    assert [ln for ln in out if ln.startswith("override ")] == [
+        "override vrfb: in API mode this schedule drives Q only, over the API schedule, which --check-config "
+        "does not fetch; the forecast above plays this schedule alone"]
+    assert out.index(next(ln for ln in out if ln.startswith("forecast vrfb: "))) == len(out) - 2
+
     bad = tmp_path / "bad.csv"
     bad.write_text("datetime,power_setpoint_kw\nnot-a-date,1\n")
     app = procs.program(cfg, "--check-config", "--schedule", f"lib={bad}", label="bad")
