@@ -18,7 +18,8 @@ from core.overrides import describe_signal, effective_next_breakpoint, effective
 from core.schedules import P_COL, Q_COL
 from core.timeutil import day_bounds, format_hms
 from dashboard import constants as C
-from dashboard.figures import empty_figure, now_shape, preview_title, step_xy, x_of
+from dashboard.figures import empty_figure, now_shape, step_xy, x_of
+from dashboard.preview_figures import preview_title
 from dashboard.views import ButtonState, as_datetime, fmt
 from dashboard.snapshot import Snapshot
 

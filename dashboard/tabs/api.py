@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from core.names import PLANT_IDS
 from dashboard import constants as C
-from dashboard import figures, forecast_view, roles, views
+from dashboard import forecast_view, preview_figures, roles, views
 from dashboard.common import any_click, bind
 from dashboard.context import DashboardContext
 from dashboard.visible import tab_tick_id
@@ -99,13 +99,13 @@ def connect_answer(dctx: DashboardContext, _n, pending):
 def _preview_key(dctx: DashboardContext, s: Snapshot, drawn: bool) -> dict:
     """What the drawn preview shows: the schedule revision, the local day, the now line's minute,
     whether it has traces (an empty preview has no axis for the now line) and the SoC forecasts."""
-    return {"rev": s.revision, "day": s.now.date().isoformat(), "minute": figures.now_minute(s.now), "drawn": drawn,
+    return {"rev": s.revision, "day": s.now.date().isoformat(), "minute": preview_figures.now_minute(s.now), "drawn": drawn,
             "fc": forecast_view.key(dctx.hil, "api", PLANT_IDS)}
 
 
 def _preview(dctx: DashboardContext, s: Snapshot) -> dict:
     """The API schedules with each plant's SoC forecast (computed by the forecaster thread)."""
-    fig = figures.api_preview(dctx.names, s.api, s.now, dctx.api_period)
+    fig = preview_figures.api_preview(dctx.names, s.api, s.now, dctx.api_period)
     return forecast_view.add_forecast(fig, dctx.hil, "api", s, {pid: s.api.get(pid) for pid in PLANT_IDS}, dctx.names)
 
 
@@ -118,10 +118,10 @@ def api_refresh(dctx: DashboardContext, _n, _message, tab, store):
     if (store and store.get("rev") == s.revision and store.get("day") == s.now.date().isoformat()
             and store.get("fc") == forecast_view.key(dctx.hil, "api", PLANT_IDS)):
         drawn = bool(store.get("drawn"))
-        if store.get("minute") == figures.now_minute(s.now):
+        if store.get("minute") == preview_figures.now_minute(s.now):
             fig, key = no_update, no_update
         else:
-            fig, key = (figures.preview_now_patch(s.now) if drawn else no_update), _preview_key(dctx, s, drawn)
+            fig, key = (preview_figures.preview_now_patch(s.now) if drawn else no_update), _preview_key(dctx, s, drawn)
     else:
         fig = _preview(dctx, s)
         key = _preview_key(dctx, s, bool(fig["data"]))

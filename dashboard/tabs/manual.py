@@ -31,7 +31,7 @@ from core.schedule_csv import (ScheduleCSVError, ended_warning, failure_message,
 from core.schedules import empty_frame
 from core.timeutil import ceil_to_period, localize_forward
 from dashboard import constants as C
-from dashboard import figures, files, forecast_view, override_views, roles
+from dashboard import files, forecast_view, override_views, preview_figures, roles
 from dashboard.common import bind
 from dashboard.context import DashboardContext
 from dashboard.visible import tab_tick_id
@@ -164,7 +164,7 @@ def _effective_figure(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
 
 
 def _effective_key(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
-    return {"rev": s.revision, "plant": plant, "flags": _flags_value(s, plant), "minute": figures.now_minute(s.now),
+    return {"rev": s.revision, "plant": plant, "flags": _flags_value(s, plant), "minute": preview_figures.now_minute(s.now),
             "fc": forecast_view.key(dctx.hil, "api", (plant,))}
 
 
@@ -300,11 +300,11 @@ def _preview_key(s: Snapshot, plant: str) -> dict:
     whether there is a schedule (an empty preview has no axis for the now line)."""
     frame = s.manual.get(plant)
     return {"rev": s.revision, "plant": plant,
-            "minute": figures.now_minute(s.now), "drawn": frame is not None and len(frame) > 0}
+            "minute": preview_figures.now_minute(s.now), "drawn": frame is not None and len(frame) > 0}
 
 
 def _preview(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
-    fig = figures.manual_preview(dctx.names[plant], s.manual.get(plant), s.now, f"{plant}:{s.revision}")
+    fig = preview_figures.manual_preview(dctx.names[plant], s.manual.get(plant), s.now, f"{plant}:{s.revision}")
     return forecast_view.add_forecast(fig, dctx.hil, "manual", s, {plant: s.manual.get(plant)}, dctx.names, True)
 
 
@@ -316,7 +316,7 @@ def preview_refresh(dctx: DashboardContext, _n, plant, tab, store):
     if store and store.get("rev") == s.revision and store.get("plant") == plant and store.get("fc") == key["fc"]:
         if store.get("minute") == key["minute"]:
             raise PreventUpdate
-        return (figures.preview_now_patch(s.now, s.manual.get(plant)) if store.get("drawn") else no_update), key
+        return (preview_figures.preview_now_patch(s.now, s.manual.get(plant)) if store.get("drawn") else no_update), key
     return _preview(dctx, s, plant), key
 
 

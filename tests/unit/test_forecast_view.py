@@ -15,7 +15,7 @@ from agents.forecaster import Forecaster
 from core.clock import FakeClock
 from core.schedules import frame_from_rows
 from agents.shared_data import build_shared_data
-from dashboard import figures, forecast_view
+from dashboard import forecast_view, preview_figures
 from dashboard.context import DashboardContext
 from dashboard.figures import x_of
 from dashboard.snapshot import take_snapshot
@@ -59,7 +59,7 @@ def test_manual_preview_gets_the_trace_and_the_warning(rig):
     frame = emptying_frame()
     publish(rig, "manual", "lib", frame)
     step_all(rig.forecaster)
-    fig = figures.manual_preview("LIB", frame, T0)
+    fig = preview_figures.manual_preview("LIB", frame, T0)
     out = forecast_view.add_forecast(fig, rig, "manual", snap(rig), {"lib": frame}, NAMES, clip_to_frame=True)
     trace = out["data"][-1]
     assert trace["name"] == "LIB SoC forecast" and trace["yaxis"] == "y2"
@@ -80,7 +80,7 @@ def test_a_schedule_that_can_be_followed_says_so(rig):
     frame = frame_from_rows([T0], [100.0], None, TZ, end_at=T0 + timedelta(hours=1))
     publish(rig, "manual", "vrfb", frame)
     step_all(rig.forecaster)
-    out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", snap(rig), {"vrfb": frame}, NAMES)
+    out = forecast_view.add_forecast(preview_figures.manual_preview("VRFB", frame, T0), rig, "manual", snap(rig), {"vrfb": frame}, NAMES)
     assert [t for t in re.split("<[^>]+>", out["layout"]["annotations"][-1]["text"]) if t][-2:] == [
         "VRFB follows the schedule", "SoC 0.50 now, 0.47 at 2026-06-03 00:00"]
 
@@ -90,7 +90,7 @@ def test_a_long_forecast_is_thinned_for_the_trace(rig):
     frame = frame_from_rows(times, [(-1) ** i * 50.0 for i in range(6000)], None, TZ, end_at=times[-1] + timedelta(seconds=10))
     publish(rig, "manual", "vrfb", frame)
     step_all(rig.forecaster)
-    out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", snap(rig), {"vrfb": frame}, NAMES)
+    out = forecast_view.add_forecast(preview_figures.manual_preview("VRFB", frame, T0), rig, "manual", snap(rig), {"vrfb": frame}, NAMES)
     assert len(out["data"][-1]["x"]) <= forecast_view.MAX_POINTS + 2
 
 
@@ -141,7 +141,7 @@ def test_a_held_plant_says_the_forecast_is_at_the_held_values(rig):
     publish(rig, "manual", "lib", frame)
     rig.sd["hold_by_plant"]["lib"] = {"held": True, "since": "2026-06-01T10:00:00+02:00", "p_kw": 100.0, "q_kvar": 0.0}
     step_all(rig.forecaster)
-    out = forecast_view.add_forecast(figures.manual_preview("LIB", frame, T0), rig, "manual", snap(rig), {"lib": frame}, NAMES)
+    out = forecast_view.add_forecast(preview_figures.manual_preview("LIB", frame, T0), rig, "manual", snap(rig), {"lib": frame}, NAMES)
     assert [t for t in re.split("<[^>]+>", out["layout"]["annotations"][-1]["text"]) if t][:2] == [
         "Held until Resume: forecast at held values", "LIB reaches SoC 0.00 at 12:30"]
 
@@ -194,7 +194,7 @@ def test_long_words_are_wrapped_to_fit_a_phone(rig):
     frame = frame_from_rows([T0, T0 + timedelta(hours=1)], [5000.0, -5000.0], None, TZ, end_at=T0 + timedelta(hours=2))
     publish(rig, "manual", "vrfb", frame)
     step_all(rig.forecaster)
-    out = forecast_view.add_forecast(figures.manual_preview("VRFB", frame, T0), rig, "manual", snap(rig),
+    out = forecast_view.add_forecast(preview_figures.manual_preview("VRFB", frame, T0), rig, "manual", snap(rig),
                                      {"vrfb": frame}, NAMES)
     lines = [t for t in re.split("<[^>]+>", out["layout"]["annotations"][-1]["text"]) if t]
     warning = rig.forecaster.view("manual", "vrfb").warning

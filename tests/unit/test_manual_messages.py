@@ -10,7 +10,8 @@ import pytest
 
 from core.schedule_csv import ended_warning, parse_schedule_csv
 from core.schedules import frame_from_rows
-from dashboard.figures import _label_side, manual_preview, now_shape, preview_now_patch
+from dashboard.figures import now_shape
+from dashboard.preview_figures import _label_side, manual_preview, preview_now_patch
 from dashboard.tabs.manual import csv_start_default
 
 TZ = ZoneInfo("Europe/Madrid")
