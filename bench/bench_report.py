@@ -80,7 +80,7 @@ def main() -> None:
             cpus.append(time.process_time() - c)
         out = Path(tmp) / "report.html"
         out.write_text(html, encoding="utf-8")
-        x, data = day_report.plot_arrays(days[0].frame, day_report.max_gap_s(cfg))
+        x, data = day_report.plot_arrays(days[0].frame, days[0].covered)
         points = max(day_report.minmax_indices(data[c].to_numpy(dtype=float)).size for c in data.columns)
         print(f"read + KPIs (median of {args.repeat}): {statistics.median(reads):.2f} s")
         print(f"figures + HTML (median): {statistics.median(totals) - statistics.median(reads):.2f} s")

@@ -2,9 +2,12 @@
 the daily files it is pointed at, nothing else). dashboard/day_report.py draws and renders it.
 
 Choices (docs/DECISIONS.md, "Day report"; the report states them too):
-- Tolerance of "time within tolerance": 5 % of the plant's rated power max(p_max_kw, -p_min_kw).
-- Longest silence that still counts as covered: 3 measurement periods; with compression enabled,
-  `max_kept_gap_s` + 3 periods, because a steady run is stored as its first and latest row.
+- Tolerance of "time within tolerance": `tracking_alarm.band_pct` (default 5 %) of the plant's rated
+  power max(p_max_kw, -p_min_kw), the band of the live tracking alarm.
+- Longest silence that still counts as covered: 3 measurement periods; up to `max_kept_gap_s` + 3
+  periods when both rows are `similar` under the compression tolerances, because compression stores
+  a steady run as its first and latest row (and only such a run: a longer interval between rows
+  that differ is a silence). Decided from the file, whether compression is enabled now or not.
 - Traces are reduced to at most `MAX_POINTS` points each by keeping every bucket's min, max and a
   null (so spikes and gaps survive). x is local wall time: the autumn DST day shows 02:00-03:00 twice.
 """
@@ -16,14 +19,14 @@ from pathlib import Path
 
 from core.lazy_modules import np, pd
 
+from core.compression import similar
 from core.config import AppConfig, PlantConfig
-from core.kpis import DayKpis, covered_mask, day_kpis, epoch_seconds
+from core.kpis import DayKpis, covered_mask, day_kpis, epoch_seconds, null_rows
 from core.names import safe_plant_name
-from core.recording import daily_file_path, read_rows, rows_to_frame
+from core.recording import Row, daily_file_path, read_rows, rows_to_frame
 from core.timeutil import day_bounds
 
 MAX_POINTS = 4000
-TOLERANCE_SHARE = 0.05
 GAP_PERIODS = 3
 
 
@@ -33,7 +36,9 @@ class PlantDay:
     name: str
     path: Path
     frame: pd.DataFrame
+    covered: np.ndarray    # per row: it covers the interval to the next row (core/kpis.py)
     malformed: int
+    band_pct: float        # the tolerance band, % of rated power
     kpis: DayKpis
 
 
@@ -51,10 +56,21 @@ def rated_power_kw(plant: PlantConfig) -> float:
     return max(limits.p_max_kw, -limits.p_min_kw)
 
 
-def max_gap_s(cfg: AppConfig) -> float:
-    period_s = cfg.timing.measurement_period_s
-    comp = cfg.recording.compression
-    return GAP_PERIODS * period_s + (comp.max_kept_gap_s if comp.enabled else 0.0)
+def short_gap_s(cfg: AppConfig) -> float:
+    """The longest silence between two rows that still counts as covered (any rows)."""
+    return GAP_PERIODS * cfg.timing.measurement_period_s
+
+
+def covered_rows(cfg: AppConfig, rows: list[Row], frame: pd.DataFrame) -> np.ndarray:
+    """Whether each row covers the interval to the next (see the module doc: silences up to
+    `short_gap_s`, steady runs up to `max_kept_gap_s` more); `frame` is `rows_to_frame(rows)`."""
+    t_s = epoch_seconds(frame.index)
+    short, comp = short_gap_s(cfg), cfg.recording.compression
+    dt = np.diff(t_s)
+    steady = np.zeros(dt.size, dtype=bool)
+    for i in np.flatnonzero((dt > short) & (dt <= short + comp.max_kept_gap_s)):
+        steady[i] = similar(rows[i + 1], rows[i], comp.tolerances)
+    return covered_mask(t_s, null_rows(frame), short, steady)
 
 
 def plant_day_path(cfg: AppConfig, plant_id: str, day: date) -> Path:
@@ -62,36 +78,46 @@ def plant_day_path(cfg: AppConfig, plant_id: str, day: date) -> Path:
     return daily_file_path(cfg.data_dir, safe_plant_name(plant.name, plant_id), day)
 
 
-def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | None:
-    """The plant's file of `day` with its KPIs; None when the file is missing or has no row."""
+@dataclass(frozen=True)
+class NoData:
+    """Why a plant has no report on a day; names its file, not the folder (also served over HTTP)."""
+    name: str
+    file: str
+    reason: str      # "not found", "cannot read: <error>", "no valid row[, N malformed line(s) skipped]"
+
+    def line(self, day: date) -> str:
+        return f"No data for {self.name} on {day.isoformat()} ({self.file}: {self.reason})."
+
+
+def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoData:
+    """The plant's file of `day` with its KPIs, or why there is none."""
     plant = cfg.plants[plant_id]
     path = plant_day_path(cfg, plant_id, day)
     try:
         rows, malformed = read_rows(path, cfg.tz)
     except FileNotFoundError:
-        return None
+        return NoData(plant.name, path.name, "not found")
+    except OSError as exc:
+        return NoData(plant.name, path.name, f"cannot read: {exc.strerror or exc}")
     if not rows:
-        return None
+        return NoData(plant.name, path.name, "no valid row" + f", {malformed} malformed line(s) skipped" * bool(malformed))
     frame = rows_to_frame(rows, cfg.tz)
+    covered = covered_rows(cfg, rows, frame)
     start, end = day_bounds(day, cfg.tz)
-    kpis = day_kpis(frame, start, end, max_gap_s(cfg), TOLERANCE_SHARE * rated_power_kw(plant))
-    return PlantDay(plant_id, plant.name, path, frame, malformed, kpis)
+    band_pct = cfg.tracking_alarm.band_pct
+    kpis = day_kpis(frame, start, end, covered, band_pct / 100.0 * rated_power_kw(plant))
+    return PlantDay(plant_id, plant.name, path, frame, covered, malformed, band_pct, kpis)
 
 
-def load_days(cfg: AppConfig, day: date, plant_ids: list[str]) -> tuple[list[PlantDay], list[str]]:
-    """The loaded plant days and the names of the plants without data; raises ReportError when no
-    plant has data on `day` (the message names the day and the files looked for)."""
-    days, missing = [], []
-    for pid in plant_ids:
-        loaded = load_plant_day(cfg, pid, day)
-        if loaded is None:
-            missing.append(cfg.plants[pid].name)
-        else:
-            days.append(loaded)
+def load_days(cfg: AppConfig, day: date, plant_ids: list[str]) -> tuple[list[PlantDay], list[NoData]]:
+    """The loaded plant days and why the others have none; raises ReportError when no plant has
+    data on `day` (the message names the day, and each file with its reason)."""
+    loaded = [load_plant_day(cfg, pid, day) for pid in plant_ids]
+    days, none = [d for d in loaded if isinstance(d, PlantDay)], [d for d in loaded if isinstance(d, NoData)]
     if not days:
-        looked = ", ".join(plant_day_path(cfg, p, day).name for p in plant_ids)
-        raise ReportError(f"no recorded data for {day.isoformat()} (looked for {looked})", cfg.data_dir)
-    return days, missing
+        why = "; ".join(f"{n.file}: {n.reason}" for n in none)
+        raise ReportError(f"no recorded data for {day.isoformat()} ({why})", cfg.data_dir)
+    return days, none
 
 
 def minmax_indices(y: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
@@ -111,13 +137,12 @@ def minmax_indices(y: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
     return idx[idx < n]
 
 
-def plot_arrays(frame: pd.DataFrame, gap_s: float) -> tuple[np.ndarray, pd.DataFrame]:
+def plot_arrays(frame: pd.DataFrame, covered: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
     """x (local wall time, ms since the epoch, as plotly date axes take numbers) and the columns,
     with a NaN row inserted after every row that does not cover the interval to the next row."""
-    t_s = epoch_seconds(frame.index)
     data = frame.assign(tracking_error_kw=frame["p_poi_kw"] - frame["p_setpoint_kw"])
-    is_null = np.isnan(frame.to_numpy(dtype=float)).all(axis=1)
-    breaks = np.flatnonzero(~covered_mask(t_s, is_null, gap_s)[:-1] & ~is_null[:-1] & ~is_null[1:])
+    is_null = null_rows(frame)
+    breaks = np.flatnonzero(~covered[:-1] & ~is_null[:-1] & ~is_null[1:])
     wall_ms = frame.index.tz_localize(None).as_unit("ms").asi8.astype(float)
     values = data.to_numpy(dtype=float)
     if breaks.size:
@@ -139,7 +164,7 @@ def kpi_rows(d: PlantDay) -> list[tuple[str, str]]:
         ("Tracking error max |P POI - P setpoint|", f"{_num(k.max_abs_error_kw, '.2f')} kW"),
         ("Deviation (integral of |error|)", f"{k.deviation_kwh:.2f} kWh"),
         ("Net deviation (integral of error)", f"{k.net_deviation_kwh:.2f} kWh"),
-        (f"Time within tolerance (|error| <= {k.tolerance_kw:g} kW = 5 % of rated power)",
+        (f"Time within tolerance (|error| <= {k.tolerance_kw:g} kW = {d.band_pct:g} % of rated power)",
          f"{_num(k.within_tolerance_pct, '.1f')} %"),
         (f"Recorded coverage of the {k.day_length_h:g} h day", f"{k.coverage_pct:.1f} %"),
         ("Rows (null rows)", f"{k.n_rows} ({k.n_null_rows})"),
@@ -148,4 +173,4 @@ def kpi_rows(d: PlantDay) -> list[tuple[str, str]]:
 
 
 def gap_rows(d: PlantDay) -> list[tuple[str, str, str]]:
-    return [(g.start.isoformat(), g.end.isoformat(), f"{g.duration_s:.0f} s") for g in d.kpis.gaps]
+    return [(g.start.isoformat(), g.end.isoformat(), f"{g.duration_s:.0f} s", g.kind) for g in d.kpis.gaps]

@@ -5,7 +5,8 @@ value columns, NaN for nulls) and the bounds of its local day. Every value is he
 the next row (the recorder stores steps and, with compression, steady runs as first and latest
 row), so a row *covers* the interval up to the next row when
 - the row is not a null row (all values empty: session boundary or link outage), and
-- the next row comes at most `max_gap_s` later (a longer silence is an outage without null row).
+- the next row comes at most `max_gap_s` later, or the interval is marked `steady` (a steady run
+  that compression stored as its first and latest row; core/day_report.py decides which).
 The last row of a file covers nothing. Integrals run over covered intervals clipped to the day;
 rows whose own column is empty add nothing to that column's integral.
 
@@ -13,7 +14,10 @@ Definitions (positive P = discharge): discharged/charged kWh = integral of POI P
 tracking error e = p_poi_kw - p_setpoint_kw (kW); RMS is time-weighted; max is over rows;
 deviation = integral |e| (kWh), net deviation = integral e; within tolerance = share of covered
 time with |e| <= `tolerance_kw`; coverage = covered time / day length (23, 24 or 25 h); gaps are
-the merged uncovered intervals after the first real row.
+the merged uncovered intervals after the first real row, each of a kind told by its null rows
+(components §7.3): one null row is a `link outage` (the sampler failed, then rows went on); two or
+more are `recording off` (a span stopped and started again, or the program ended and restarted);
+none is a `silence` (no row and no null row: the program was paused or killed meanwhile).
 """
 from __future__ import annotations
 
@@ -25,10 +29,14 @@ from core.lazy_modules import np, pd
 P_SP, P_POI = "p_setpoint_kw", "p_poi_kw"
 
 
+GAP_KINDS = ("silence", "link outage", "recording off")   # by the number of null rows in the gap: 0, 1, 2+
+
+
 @dataclass(frozen=True)
 class Gap:
     start: datetime
     end: datetime
+    kind: str      # one of GAP_KINDS
 
     @property
     def duration_s(self) -> float:
@@ -60,12 +68,20 @@ def epoch_seconds(index: pd.DatetimeIndex) -> np.ndarray:
     return index.as_unit("ns").asi8 / 1e9
 
 
-def covered_mask(t_s: np.ndarray, is_null: np.ndarray, max_gap_s: float) -> np.ndarray:
-    """Whether each row covers the interval up to the next row (see module doc)."""
+def null_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Whether each row of a recorded frame is a null row (every value empty)."""
+    return np.isnan(frame.to_numpy(dtype=float)).all(axis=1) if len(frame) else np.zeros(0, dtype=bool)
+
+
+def covered_mask(t_s: np.ndarray, is_null: np.ndarray, max_gap_s: float,
+                 steady: np.ndarray | None = None) -> np.ndarray:
+    """Whether each row covers the interval up to the next row (see module doc); `steady[i]`: the
+    interval from row i to row i+1 is a steady run, covered however long."""
     if t_s.size == 0:
         return np.zeros(0, dtype=bool)
     ok = ~is_null
-    ok[:-1] &= np.diff(t_s) <= max_gap_s
+    near = np.diff(t_s) <= max_gap_s
+    ok[:-1] &= near if steady is None else near | steady
     ok[-1] = False
     return ok
 
@@ -84,16 +100,17 @@ def find_gaps(t_s: np.ndarray, is_null: np.ndarray, covered: np.ndarray, tz: tzi
     real = np.flatnonzero(~is_null)
     if real.size == 0:
         return ()
-    gaps: list[list[float]] = []
+    gaps: list[list] = []    # [start s, end s, null rows in it]
     for i in np.flatnonzero(~covered[:-1]):
         if i < real[0]:
             continue
-        a, b = float(t_s[i]), float(t_s[i + 1])
+        a, b, nulls = float(t_s[i]), float(t_s[i + 1]), int(is_null[i])
         if gaps and gaps[-1][1] == a:
-            gaps[-1][1] = b
+            gaps[-1][1:] = [b, gaps[-1][2] + nulls]
         elif b > a:
-            gaps.append([a, b])
-    return tuple(Gap(datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz)) for a, b in gaps)
+            gaps.append([a, b, nulls])
+    return tuple(Gap(datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz), GAP_KINDS[min(nulls, 2)])
+                 for a, b, nulls in gaps)
 
 
 def _integral_kwh(values_kw: np.ndarray, dur_s: np.ndarray) -> float:
@@ -101,14 +118,12 @@ def _integral_kwh(values_kw: np.ndarray, dur_s: np.ndarray) -> float:
     return float(np.sum(values_kw[ok] * dur_s[ok]) / 3600.0)
 
 
-def day_kpis(frame: pd.DataFrame, day_start: datetime, day_end: datetime, max_gap_s: float,
+def day_kpis(frame: pd.DataFrame, day_start: datetime, day_end: datetime, covered: np.ndarray,
              tolerance_kw: float) -> DayKpis:
-    """KPIs of one daily frame over [day_start, day_end) (aware); see the module doc."""
+    """KPIs of one daily frame over [day_start, day_end) (aware); `covered`: its `covered_mask`."""
     t_s = epoch_seconds(frame.index)
-    values = frame.to_numpy(dtype=float)
-    is_null = np.isnan(values).all(axis=1) if len(frame) else np.zeros(0, dtype=bool)
+    is_null = null_rows(frame)
     start_s, end_s = day_start.timestamp(), day_end.timestamp()
-    covered = covered_mask(t_s, is_null, max_gap_s)
     dur = covered_durations(t_s, covered, start_s, end_s)
     p = frame[P_POI].to_numpy(dtype=float)
     err = p - frame[P_SP].to_numpy(dtype=float)

@@ -4,7 +4,9 @@ The lateness of a breakpoint is the time from the start of a schedule row (its `
 of the dispatch check that left the plant's setpoint registers verified at that row's values
 (written and read back, or found already equal). Only breakpoints crossed while dispatch was
 continuous count: the first check after a start, a link outage, a failed write or a pause longer
-than `gap_s` (e.g. the gate was off) only re-arms the watch, since its row began long before.
+than `gap_s` (e.g. the gate was off) only re-arms the watch, since its row began long before. The
+first row of a schedule reached while dispatching (zero before it, or after an expired target) is
+a breakpoint like any other.
 
 `LatenessHistogram` is an immutable cumulative histogram (Prometheus buckets, seconds);
 `BreakpointWatch.after_check()` returns the new histogram when a breakpoint was observed.
@@ -66,7 +68,7 @@ class BreakpointWatch:
         crossed = self._checked_at is not None and row_ts is not None and row_ts > self._checked_at
         self._checked_mono, self._checked_at = now_mono, now
         previous, self._row = self._row, (row_ts if verified else None)
-        if not (verified and crossed and continuous) or previous is None or row_ts == previous:
+        if not (verified and crossed and continuous) or row_ts == previous:
             return None
         lateness = max(0.0, (now - row_ts).total_seconds())
         self.histogram = self.histogram.observe(lateness)

@@ -18,7 +18,7 @@ from pathlib import Path
 from core.lazy_modules import np
 
 from core.config import AppConfig
-from core.day_report import PlantDay, gap_rows, kpi_rows, load_days, max_gap_s, minmax_indices, plot_arrays
+from core.day_report import NoData, PlantDay, gap_rows, kpi_rows, load_days, minmax_indices, plot_arrays, short_gap_s
 
 TRACES = (  # (subplot row, column, label, line)
     (1, "p_setpoint_kw", "P setpoint (kW)", dict(color="#1f77b4", dash="dot")),
@@ -30,10 +30,10 @@ TRACES = (  # (subplot row, column, label, line)
 )
 
 
-def plant_figure(pd_day: PlantDay, gap_s: float):
+def plant_figure(pd_day: PlantDay):
     from plotly.subplots import make_subplots   # plotly.py's figure machinery: only for a report
 
-    x, data = plot_arrays(pd_day.frame, gap_s)
+    x, data = plot_arrays(pd_day.frame, pd_day.covered)
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=("Active power", "Reactive power", "State of charge",
                                         "Tracking error"))
@@ -87,23 +87,24 @@ margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left
 .warn{color:#a40}.note{color:#555;font-size:.9em}</style>"""
 
 
-def render_html(cfg: AppConfig, day: date, days: list[PlantDay], missing: list[str]) -> str:
+def render_html(cfg: AppConfig, day: date, days: list[PlantDay], none: list[NoData]) -> str:
     """The whole report as one HTML string."""
-    gap_s = max_gap_s(cfg)
     parts, figs = [], []
     for i, d in enumerate(days):
         parts.append(f"<h2>{html.escape(d.name)} <span class=note>{html.escape(d.path.name)}</span></h2>")
         parts.append(_table(("KPI", "value"), kpi_rows(d)))
         gaps = gap_rows(d)
-        parts.append(f"<h3>Gaps: link outages or recording off ({len(gaps)})</h3>")
-        parts.append(_table(("from", "to", "duration"), gaps) if gaps else "<p>None.</p>")
+        parts.append(f"<h3>Gaps ({len(gaps)})</h3>")
+        parts.append(_table(("from", "to", "duration", "kind"), gaps) if gaps else "<p>None.</p>")
         parts.append(f'<div id="fig{i}"></div>')
-        figs.append([f"fig{i}", json.loads(plant_figure(d, gap_s).to_json())])
-    for name in missing:
-        parts.append(f"<p class=warn>No data for {html.escape(name)} on {day.isoformat()}.</p>")
-    note = (f"Values hold from each row to the next; a null row or a silence longer than {gap_s:g} s "
-            f"ends coverage (3 measurement periods{' + compression max_kept_gap_s' if cfg.recording.compression.enabled else ''}). "
-            f"Times are local ({cfg.time.timezone}). Positive P = discharge.")
+        figs.append([f"fig{i}", json.loads(plant_figure(d).to_json())])
+    parts += [f"<p class=warn>{html.escape(n.line(day))}</p>" for n in none]
+    note = (f"Values hold from each row to the next; a null row ends coverage, and so does a silence longer "
+            f"than {short_gap_s(cfg):g} s (3 measurement periods), unless both rows are alike within the "
+            f"compression tolerances and at most {cfg.recording.compression.max_kept_gap_s:g} s more apart (a "
+            f"steady run stored as its first and latest row). Gaps: a link outage leaves one null row, recording "
+            f"off (or the program stopped) two, a silence none. Times are local ({cfg.time.timezone}). "
+            f"Positive P = discharge.")
     return ("<!DOCTYPE html><html><head><meta charset=utf-8>"
             f"<title>Day report {day.isoformat()}</title>{_STYLE}</head><body>"
             f"<h1>Day report {day.isoformat()}</h1><p class=note>{html.escape(note)}</p>"
@@ -114,5 +115,5 @@ def render_html(cfg: AppConfig, day: date, days: list[PlantDay], missing: list[s
 
 def build_report(cfg: AppConfig, day: date, plant_ids: list[str]) -> tuple[str, list[PlantDay]]:
     """HTML and the loaded plant days; raises core.day_report.ReportError when no plant has data on `day`."""
-    days, missing = load_days(cfg, day, plant_ids)
-    return render_html(cfg, day, days, missing), days
+    days, none = load_days(cfg, day, plant_ids)
+    return render_html(cfg, day, days, none), days

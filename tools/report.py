@@ -20,13 +20,21 @@ from pathlib import Path
 from core.config import ConfigError, load_config
 from core.day_report import ReportError
 from dashboard.day_report import build_report
+from dashboard.files import parse_date
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _day(text: str) -> date:
+    day = parse_date(text)
+    if day is None:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}")
+    return day
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.report", description=__doc__.splitlines()[0])
-    parser.add_argument("--day", required=True, type=date.fromisoformat, help="local day YYYY-MM-DD")
+    parser.add_argument("--day", required=True, type=_day, help="local day YYYY-MM-DD")
     parser.add_argument("--plant", choices=("lib", "vrfb", "all"), default="all")
     parser.add_argument("--data-dir", help="folder of the daily CSV files (default: the config's)")
     parser.add_argument("--out", help="output HTML file (default: report_YYYY-MM-DD.html here)")
@@ -45,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         text, _ = build_report(cfg, args.day, plant_ids)
     except ReportError as exc:
-        print(f"report: {exc}{f' in {exc.folder}' if exc.folder else ''}", file=sys.stderr)
+        folder = exc.folder and f" in {exc.folder}{'' if exc.folder.is_dir() else ' (no such folder)'}"
+        print(f"report: {exc}{folder or ''}", file=sys.stderr)
         return 1
     out = Path(args.out or f"report_{args.day.isoformat()}.html")
     out.write_text(text, encoding="utf-8")

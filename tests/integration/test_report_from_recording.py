@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core import day_report
+from core.config import VALUE_COLUMNS
 from core.recording import read_rows
 from dashboard import day_report as report_html
 from tests.integration.test_recording_agent import rig_factory  # noqa: F401  (fixture)
@@ -22,12 +22,20 @@ TZ = ZoneInfo("Europe/Madrid")
 DAY = date(2026, 6, 1)
 
 
-def expected_from_rows(rows, max_gap_s: float, tolerance_kw: float) -> dict:
-    """The KPI definitions of core/kpis.py, written as a plain loop over the rows."""
+def expected_from_rows(rows, cfg, tolerance_kw: float) -> dict:
+    """The KPI definitions of core/kpis.py, written as a plain loop over the rows: a real row holds
+    for up to 3 periods, and up to max_kept_gap_s more when the next row is alike (a steady run)."""
+    short = 3 * cfg.timing.measurement_period_s
+    comp = cfg.recording.compression
+
+    def alike(a, b) -> bool:
+        return all(x is not None and y is not None and abs(x - y) <= comp.tolerances[c] + 1e-9
+                   for c, x, y in zip(VALUE_COLUMNS, a.values, b.values))
+
     out = dict(dis=0.0, chg=0.0, sq=0.0, dev=0.0, net=0.0, inside=0.0, covered=0.0, max_err=0.0, gaps=[])
     for a, b in zip(rows, rows[1:]):
         dt = b.ts.timestamp() - a.ts.timestamp()
-        if a.is_null or dt > max_gap_s:
+        if a.is_null or dt > short + comp.max_kept_gap_s or (dt > short and not alike(a, b)):
             out["gaps"].append((a.ts, b.ts))
             continue
         p, sp = a.value("p_poi_kw"), a.value("p_setpoint_kw")
@@ -69,7 +77,8 @@ def test_report_kpis_match_the_recorded_rows(rig_factory, tmp_path):  # noqa: F8
     k = days[0].kpis
     rows, malformed = read_rows(rig.file("lib", DAY), TZ)
     assert malformed == 0
-    exp = expected_from_rows(rows, day_report.max_gap_s(rig.cfg), 50.0)
+    assert rig.cfg.recording.compression.enabled     # steady runs stored as first and latest row
+    exp = expected_from_rows(rows, rig.cfg, 50.0)
 
     assert k.tolerance_kw == 50.0
     assert k.covered_s == pytest.approx(exp["covered"])
@@ -91,4 +100,5 @@ def test_report_kpis_match_the_recorded_rows(rig_factory, tmp_path):  # noqa: F8
     outage = k.gaps[0]
     assert outage.start == next(r.ts for r in rows[1:] if r.is_null)
     assert 5 <= outage.duration_s <= 40
-    assert "Gaps: link outages or recording off (1)" in html
+    assert outage.kind == "link outage"                  # one null row, then rows again
+    assert "<h3>Gaps (1)</h3>" in html and "<td>link outage</td>" in html

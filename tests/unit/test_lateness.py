@@ -44,10 +44,12 @@ def test_breakpoints_crossed_while_dispatching_are_observed():
     assert h.count == 2 and h.sum_s == pytest.approx(0.531)
     # a pause longer than gap_s (gate off) re-arms too
     assert w.after_check(at(20), True, at(20.1), 120.1) is None
-    # no schedule row (e.g. expired target): re-arms
+    # no schedule row (before the schedule's first row, or an expired target), then a row begins:
+    # a breakpoint (the first of a schedule counts)
     assert w.after_check(None, True, at(21), 121.0) is None
-    assert w.after_check(at(22), True, at(22.1), 122.1) is None
-    assert w.histogram.count == 2
+    h = w.after_check(at(22), True, at(22.1), 122.1)
+    assert h is not None and h.count == 3 and h.last_s == pytest.approx(0.1)
+    assert w.histogram.count == 3
 
 
 def test_a_row_that_began_before_the_previous_check_is_not_a_crossing():

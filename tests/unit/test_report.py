@@ -73,19 +73,87 @@ def test_kpis_of_a_day_with_a_null_bounded_outage_and_a_silence(cfg):
     assert k.tolerance_kw == 50.0                                        # 5 % of 1000 kW
     assert k.within_tolerance_pct == pytest.approx(100.0)
     assert k.coverage_pct == pytest.approx(100 * 13 / 86400)
-    assert [(g.start, g.end) for g in k.gaps] == [(at(t0, 8), at(t0, 20)), (at(t0, 23), at(t0, 123))]
+    assert [(g.start, g.end, g.kind) for g in k.gaps] == [(at(t0, 8), at(t0, 20), "link outage"),
+                                                          (at(t0, 23), at(t0, 123), "silence")]
     assert k.n_null_rows == 3 and d.malformed == 1
 
 
-def test_time_within_tolerance_uses_five_percent_of_rated_power(cfg):
+@pytest.mark.parametrize("enabled", [True, False], ids=["compression-on", "compression-off"])
+def test_a_long_interval_is_covered_only_between_alike_rows(cfg, enabled):
+    # Compression stores a steady run as its first and latest row, up to max_kept_gap_s (3600 s)
+    # apart; a long interval between rows that differ is a silence (the program paused), whether
+    # or not compression is enabled when the report is built.
+    cfg = dataclasses.replace(cfg, recording=dataclasses.replace(cfg.recording, compression=dataclasses.replace(
+        cfg.recording.compression, enabled=enabled)))
+    t0 = datetime(2026, 6, 1, 4, 0, tzinfo=TZ)
+    rows = [real(at(t0, 0), 800, 800), real(at(t0, 1800), 800, 800.05),   # steady half hour: covered
+            real(at(t0, 1801), 700, 700), real(at(t0, 3601), 0, 0),      # 700 -> 0 after 30 min: silence
+            real(at(t0, 3602), 0, 0), real(at(t0, 3602 + 3700), 0, 0),   # alike but > 3600 + 3 s: silence
+            null_row(at(t0, 3602 + 3701))]
+    write(cfg.data_dir / "20260601_lib.csv", rows)
+    k = day_report.load_plant_day(cfg, "lib", date(2026, 6, 1)).kpis
+    assert k.covered_s == 1800 + 1 + 1 + 1
+    assert k.discharged_kwh == pytest.approx((800 * 1800 + 800.05 * 1 + 0) / 3600)
+    assert [(g.start, g.end, g.kind) for g in k.gaps] == [(at(t0, 1801), at(t0, 3601), "silence"),
+                                                          (at(t0, 3602), at(t0, 7302), "silence")]
+
+
+def test_gap_kinds_follow_the_null_rows(cfg):
+    # components §7.3: an outage leaves one null row; a span stopped and started again leaves the
+    # trailing null and the next span's leading null.
+    t0 = datetime(2026, 6, 1, 9, 0, tzinfo=TZ)
+    rows = [real(at(t0, 0), 10, 10), null_row(at(t0, 1)), real(at(t0, 30), 10, 10),          # outage
+            real(at(t0, 31), 10, 10), null_row(at(t0, 32)), null_row(at(t0, 599)), real(at(t0, 600), 10, 10),
+            real(at(t0, 601), 10, 10)]
+    write(cfg.data_dir / "20260601_lib.csv", rows)
+    k = day_report.load_plant_day(cfg, "lib", date(2026, 6, 1)).kpis
+    assert [(g.start, g.end, g.kind) for g in k.gaps] == [(at(t0, 1), at(t0, 30), "link outage"),
+                                                          (at(t0, 32), at(t0, 600), "recording off")]
+    html, _ = report_html.build_report(cfg, date(2026, 6, 1), ["lib"])
+    assert "<td>link outage</td>" in html and "<td>recording off</td>" in html and "<h3>Gaps (2)</h3>" in html
+
+
+def test_time_within_tolerance_uses_the_tracking_alarm_band_of_rated_power(cfg):
     t0 = datetime(2026, 6, 1, 12, 0, tzinfo=TZ)
-    # VRFB rated 3000 kW: tolerance 150 kW. 3 s at error 100 (inside), 1 s at error 200 (outside).
+    # VRFB rated 3000 kW: tolerance 150 kW (5 %). 3 s at error 100 (inside), 1 s at error 200 (outside).
     rows = [real(at(t0, 0), 1000, 1100), real(at(t0, 3), 1000, 1200), null_row(at(t0, 4))]
     write(cfg.data_dir / "20260601_vrfb.csv", rows)
     k = day_report.load_plant_day(cfg, "vrfb", date(2026, 6, 1)).kpis
     assert k.tolerance_kw == 150.0
     assert k.within_tolerance_pct == pytest.approx(75.0)
     assert k.gaps == ()
+    # tracking_alarm.band_pct 3 %: 90 kW, both errors outside; the report's KPI line says so
+    cfg = dataclasses.replace(cfg, tracking_alarm=dataclasses.replace(cfg.tracking_alarm, band_pct=3.0))
+    d = day_report.load_plant_day(cfg, "vrfb", date(2026, 6, 1))
+    assert d.kpis.tolerance_kw == pytest.approx(90.0) and d.kpis.within_tolerance_pct == 0.0
+    assert any(label.endswith("(|error| <= 90 kW = 3 % of rated power)") for label, _ in day_report.kpi_rows(d))
+
+
+def test_unreadable_and_empty_files_are_named_with_their_reason(cfg, tmp_path, capsys):
+    (cfg.data_dir / "20260601_lib.csv").mkdir()                          # not readable as a file
+    (cfg.data_dir / "20260601_vrfb.csv").write_text(HEADER + "\nrubbish\nmore rubbish\n")
+    with pytest.raises(day_report.ReportError) as err:
+        report_html.build_report(cfg, date(2026, 6, 1), ["lib", "vrfb"])
+    assert str(err.value) == ("no recorded data for 2026-06-01 (20260601_lib.csv: cannot read: Is a directory; "
+                              "20260601_vrfb.csv: no valid row, 2 malformed line(s) skipped)")
+    out = tmp_path / "r.html"
+    assert report.main(["--day", "2026-06-01", "--data-dir", str(cfg.data_dir), "--out", str(out)]) == 1
+    assert "cannot read: Is a directory" in capsys.readouterr().err and not out.exists()
+    # one plant readable: its report, and the other plant's reason
+    t0 = datetime(2026, 6, 1, 12, 0, tzinfo=TZ)
+    write(cfg.data_dir / "20260601_vrfb.csv", [real(at(t0, 0), 10, 10), null_row(at(t0, 1))])
+    html, days = report_html.build_report(cfg, date(2026, 6, 1), ["lib", "vrfb"])
+    assert [d.plant_id for d in days] == ["vrfb"]
+    assert "No data for LIB on 2026-06-01 (20260601_lib.csv: cannot read: Is a directory)." in html
+
+
+def test_the_command_line_refuses_a_loose_date_and_names_a_missing_folder(tmp_path, capsys):
+    for loose in ("20260601", "2026-W23-1", "2026-6-1"):
+        with pytest.raises(SystemExit) as stop:
+            report.main(["--day", loose, "--data-dir", str(tmp_path)])
+        assert stop.value.code == 2 and "not a date YYYY-MM-DD" in capsys.readouterr().err
+    assert report.main(["--day", "2026-06-01", "--data-dir", str(tmp_path / "nope")]) == 1
+    assert f"in {tmp_path / 'nope'} (no such folder)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("day, hours", [(date(2026, 3, 29), 23), (date(2026, 10, 25), 25)],
@@ -121,7 +189,9 @@ def test_a_header_only_file_is_no_data(cfg):
 
 def test_the_report_names_a_missing_plant_and_holds_the_kpis(cfg, tmp_path):
     t0 = datetime(2026, 6, 1, 10, 0, tzinfo=TZ)
-    write(cfg.data_dir / "20260601_lib.csv", [real(at(t0, 0), 100, 100), null_row(at(t0, 3600))])
+    # a steady hour as compression stores it: first and latest row, then the trailing null
+    write(cfg.data_dir / "20260601_lib.csv", [real(at(t0, 0), 100, 100), real(at(t0, 3598), 100, 100),
+                                              null_row(at(t0, 3600))])
     out = tmp_path / "r.html"
     assert report.main(["--day", "2026-06-01", "--data-dir", str(cfg.data_dir), "--out", str(out)]) == 0
     text = out.read_text()
@@ -151,7 +221,7 @@ def test_plot_arrays_break_lines_at_silences_and_use_local_wall_time(cfg):
     rows = [real(at(t0, 0), 1, 1), real(at(t0, 1), 1, 1), real(at(t0, 100), 2, 2)]
     write(cfg.data_dir / "20261025_lib.csv", rows)
     d = day_report.load_plant_day(cfg, "lib", date(2026, 10, 25))
-    x, data = day_report.plot_arrays(d.frame, day_report.max_gap_s(cfg))
+    x, data = day_report.plot_arrays(d.frame, d.covered)
     wall0 = datetime(2026, 10, 25, 2, 30).timestamp() - datetime(1970, 1, 1).timestamp()
     assert x[0] == wall0 * 1000
     assert len(x) == 4 and math.isnan(data["p_poi_kw"][2])
