@@ -216,10 +216,12 @@ def forecast_soc(plant_cfg: PlantConfig, soc_pu_start: float, source: str, frame
 
 
 def format_energy(kwh: float) -> str:
-    """`1.2 MWh` from 1000 kWh up, `1.23e+06 MWh` from a million MWh up, else `83 kWh`."""
+    """`1.2 MWh` from 1000 kWh up, `1.23e+06 MWh` from a million MWh up, `83 kWh` from 9.95 kWh up,
+    else `7.5 kWh`; rounded to the Wh first (a crossing instant on the microsecond leaves 7.4999997)."""
+    kwh = round(kwh, 3)
     if kwh >= 1e9:
         return f"{kwh / 1000:.3g} MWh"
-    return f"{kwh / 1000:.1f} MWh" if kwh >= 1000 else f"{kwh:.0f} kWh"
+    return f"{kwh / 1000:.1f} MWh" if kwh >= 1000 else f"{kwh:.0f} kWh" if kwh >= 9.95 else f"{kwh:.1f} kWh"
 
 
 def forecast_warning(name: str, fc: Forecast, plant_cfg: PlantConfig | None = None) -> str | None:

@@ -167,8 +167,8 @@ def test_no_schedule_holds_the_soc():
     assert fc.first_violation_at is None
 
 
-@pytest.mark.parametrize("kwh, text", [(0.4, "0 kWh"), (83.3, "83 kWh"), (999.4, "999 kWh"),
-                                       (1000, "1.0 MWh"), (1234, "1.2 MWh")])
+@pytest.mark.parametrize("kwh, text", [(0.4, "0.4 kWh"), (7.4999997, "7.5 kWh"), (9.94, "9.9 kWh"), (9.96, "10 kWh"), (10.4, "10 kWh"),
+                                       (83.3, "83 kWh"), (999.4, "999 kWh"), (1000, "1.0 MWh"), (1234, "1.2 MWh")])
 def test_format_energy(kwh, text):
     assert format_energy(kwh) == text
 
