@@ -60,6 +60,7 @@ class PlantController:
         with shared_data["lock"]:
             mode = shared_data["transport_mode"]
         self.link = ModbusLink(self.plant, "control", clock, cfg.timing.modbus_timeout_s, mode)
+        self.link.before_request = self._heartbeat_if_due   # also between the requests of a command
         self.commands = PlantCommandQueue(QUEUE_CAPACITY, self._accepted)
         self._target: Target | None = None
         self._target_lock = threading.Lock()
@@ -146,8 +147,9 @@ class PlantController:
             self._next_observe = 0.0   # observe after each command step (components §4.4)
             return 0.0
         now = self.clock.monotonic()
-        if now >= self._next_heartbeat:
-            self._heartbeat()
+        self._heartbeat_if_due()
+        if self._gate() and self._has_new_target():
+            self._dispatch()    # a breakpoint's setpoint first, not behind the observation's reads
         if now >= self._next_observe:
             self._observe()
         if self._gate() and (now >= self._next_dispatch or self._has_new_target() or self._link_came_back()):
@@ -207,6 +209,10 @@ class PlantController:
                                 self.clock.monotonic())[0]
 
     # ---------------------------------------------------------------------------- heartbeat
+    def _heartbeat_if_due(self) -> None:
+        if self.clock.monotonic() >= self._next_heartbeat:
+            self._heartbeat()
+
     def _heartbeat(self) -> None:
         self._next_heartbeat = self.clock.monotonic() + HEARTBEAT_PERIOD_S
         if not self.link.has_point("heartbeat") or self.link.in_backoff():
@@ -485,8 +491,7 @@ class PlantController:
                 return False
             poll_until = min(deadline, self.clock.monotonic() + DECAY_POLL_S)
             while self.clock.monotonic() < poll_until and not self.abort_waits.is_set():
-                if self.clock.monotonic() >= self._next_heartbeat:
-                    self._heartbeat()
+                self._heartbeat_if_due()
                 wake_at = min(poll_until, self._next_heartbeat) if self.link.has_point("heartbeat") else poll_until
                 self.clock.wait(self.abort_waits, wake_at - self.clock.monotonic())
 

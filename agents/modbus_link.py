@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -63,8 +63,12 @@ class ModbusLink:
         self._client: ModbusTcpClient | None = None
         self._backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)   # counts connect failures only
         self._next_attempt = None  # monotonic time before which background ops fail at once
-        self._down = Episodes()    # key "down": the outage logged once at its start and end
+        self._down = Episodes()    # "down": the outage; ("write_refused", point): refusals of that point
         self._plans: dict[tuple, ReadPlan] = {}
+        # Called before each request (the controller writes a due heartbeat there, so a slow device
+        # never holds it up behind a long sequence of requests); not re-entered by its own requests.
+        self.before_request: Callable[[], None] | None = None
+        self._in_hook = False
 
     # -- endpoint -------------------------------------------------------------------------------
     def _resolve(self, mode: str):
@@ -107,8 +111,8 @@ class ModbusLink:
         self.consecutive_failures = 0
         self._backoff.success()
         self._next_attempt = None
-        self._down.forget("down")
-        self._down.forget("write_refused")
+        for key in self._down.keys():
+            self._down.forget(key)
         self._plans.clear()
 
     def close(self) -> None:
@@ -181,6 +185,14 @@ class ModbusLink:
         An exception response whose code is in `refusable` raises without counting as a failure
         (a refused grouped read that the caller answers with single-point reads).
         """
+        if self.before_request is not None and not self._in_hook:
+            self._in_hook = True
+            try:
+                self.before_request()
+            finally:
+                self._in_hook = False
+            if self._client is None:   # the hook's request lost the connection
+                raise LinkError(self.last_error or "link down", "connect_failed")
         try:
             rr = fn(*args, device_id=self.endpoint.unit_id, **kwargs)
         except ModbusException as exc:
@@ -253,7 +265,7 @@ class ModbusLink:
     def write_words(self, name: str, words: list[int], immediate: bool = False) -> None:
         """FC6 for one register, FC16 for two (one request). A write the plant answers with an
         exception (a PLC in local mode, a value it refuses) raises `write_refused` and leaves the
-        link state alone: one WARNING per episode, one INFO when a write is taken again."""
+        link state alone: one WARNING per point and episode, one INFO when that point takes a write again."""
         point = self.endpoint.points[name]
         self.ensure_connected(immediate)
         write, args = ((self._client.write_register, (point.address, words[0])) if len(words) == 1 else
@@ -265,12 +277,13 @@ class ModbusLink:
                 raise
             refused = LinkError(f"write refused at {name}: {exc}", "write_refused")
             refused.exception_code = exc.exception_code
-            if self._down.begin("write_refused", self.clock.monotonic()):
+            if self._down.begin(("write_refused", name), self.clock.monotonic()):
                 log.warning("%s Modbus %s writes refused (%s): %s", self.plant.name, self.role,
                             self.endpoint_label, refused)
             raise refused from None
-        if self._down.end("write_refused", self.clock.monotonic()) is not None:
-            log.info("%s Modbus %s writes accepted again (%s)", self.plant.name, self.role, self.endpoint_label)
+        if self._down.end(("write_refused", name), self.clock.monotonic()) is not None:
+            log.info("%s Modbus %s writes to %s accepted again (%s)", self.plant.name, self.role, name,
+                     self.endpoint_label)
         self._success(read=False)
 
     def write_points(self, wanted: dict[str, list[int]], names: list[str], immediate: bool) -> str | None:

@@ -180,7 +180,8 @@ class TinyServer:
 
     `refuse_reads_over=N` answers exception 2 to any read of more than N registers; `fail_reads=code`
     (settable while serving) answers every read with that exception code and still accepts writes,
-    `fail_writes=code` likewise every write (a PLC in local mode);
+    `fail_writes=code` likewise every write (a PLC in local mode), `fail_writes_at={address: code}`
+    only writes starting at those addresses;
     `frozen` addresses ignore writes (a plant whose battery P never decays keeps its value). Every
     request is recorded in `requests` as (fc, address, count).
     """
@@ -192,6 +193,7 @@ class TinyServer:
         self.refuse_reads_over = refuse_reads_over
         self.fail_reads: int | None = None
         self.fail_writes: int | None = None
+        self.fail_writes_at: dict[int, int] = {}
         self.frozen = set(frozen)
         self.requests: list[tuple[int, int, int]] = []
         self._internal = False    # our own set(): not a client request
@@ -211,9 +213,9 @@ class TinyServer:
             if self.refuse_reads_over is not None and count > self.refuse_reads_over:
                 return ExcCodes.ILLEGAL_ADDRESS
             return None
-        if self.fail_writes is not None:
+        if self.fail_writes is not None or address in self.fail_writes_at:
             from pymodbus.constants import ExcCodes
-            return ExcCodes(self.fail_writes)
+            return ExcCodes(self.fail_writes if self.fail_writes is not None else self.fail_writes_at[address])
         for i in range(len(set_values)):
             if address + i in self.frozen:
                 set_values[i] = registers[address + i - start_address]

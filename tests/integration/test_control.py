@@ -610,6 +610,39 @@ def test_heartbeat_every_half_second_when_configured(tmp_path, fake_clock, rigs)
     assert rig.regs(HEARTBEAT, plant="vrfb") == [0]         # no heartbeat point: nothing written
 
 
+def test_a_slow_device_gets_its_heartbeat_between_the_requests_of_a_start_and_of_dispatch(
+        tmp_path, fake_clock, rigs):
+    """Every request takes 0.4 s (fake clock). The heartbeat goes out between the requests of the
+    start and of each dispatch check, never more than 1 s apart (the LIB PLC expects it every
+    second), not once per controller step after a whole sequence of requests."""
+    rig = rigs(tmp_path, fake_clock, points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
+    link, beats = rig.lib.link, []
+
+    def slow(fn):
+        def request(name, *args, **kwargs):
+            if name == "heartbeat" and fn.__name__ == "write_words":
+                beats.append(fake_clock.monotonic())
+            try:
+                return fn(name, *args, **kwargs)
+            finally:
+                fake_clock.advance(0.4)
+        return request
+
+    link.write_words, link.read_words, link.read_raw = map(slow, (link.write_words, link.read_words, link.read_raw))
+    rig.target(300.0, 50.0)
+    t0 = fake_clock.monotonic()
+    assert rig.run("start").status == "succeeded"
+    for p_kw in (100.0, -200.0, 0.0):
+        rig.target(p_kw, 10.0)
+        for _ in range(3):
+            rig.lib.step()
+    assert rig.dispatch()["last_written_p_kw"] == 0.0 and rig.dispatch()["write_status"] == "ok"
+    elapsed = fake_clock.monotonic() - t0
+    assert elapsed > 8.0 and beats[0] - t0 <= 1.0
+    assert max(b - a for a, b in zip(beats, beats[1:])) <= 1.0
+    assert rig.regs(HEARTBEAT)[0] == len(beats)
+
+
 # ------------------------------------------------------------------------------------ intake
 
 def test_every_reject_reason(tmp_path, fake_clock, rigs):

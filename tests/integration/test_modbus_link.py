@@ -278,7 +278,33 @@ def test_writes_refused_while_reads_work_are_one_warning_not_a_link_flapping(tmp
         link.write_value("p_setpoint", 25.0)
         link.write_value("p_setpoint", 26.0)
         assert link.read(OBSERVE_POINTS)["p_setpoint"] == pytest.approx(26.0)
-    assert _messages(caplog, logging.INFO, "accepted") == [f"LIB Modbus control writes accepted again ({label})"]
+    assert _messages(caplog, logging.INFO, "accepted") == [
+        f"LIB Modbus control writes to p_setpoint accepted again ({label})"]
+
+
+def test_one_point_refused_while_others_are_taken_is_one_episode_of_that_point(tmp_path, clock, links, caplog,
+                                                                              single_read_reset):
+    """A plant refusing P only (Q and the heartbeat taken, every check): one WARNING for P when it
+    starts and one INFO when P is taken again, however many writes to other points come between."""
+    caplog.set_level(logging.INFO)
+    with _lib_on_tiny_server(tmp_path, single_read_reset) as (plant, server):
+        label = plant.local.label
+        link = links(plant, clock)
+        p_address = plant.local.points["p_setpoint"].address
+        server.fail_writes_at = {p_address: 4}
+        for tick in range(6):
+            with pytest.raises(LinkError):
+                link.write_value("p_setpoint", 10.0 + tick)
+            link.write_value("q_setpoint", 5.0 + tick)       # taken: does not end P's episode
+            clock.advance(1.0)
+        assert _messages(caplog, logging.WARNING, "refused") == [
+            f"LIB Modbus control writes refused ({label}): write refused at p_setpoint: exception response (code 4)"]
+        assert _messages(caplog, logging.INFO, "accepted") == []
+        server.fail_writes_at = {}
+        link.write_value("p_setpoint", 25.0)
+        assert link.read(OBSERVE_POINTS)["p_setpoint"] == pytest.approx(25.0)
+    assert _messages(caplog, logging.INFO, "accepted") == [
+        f"LIB Modbus control writes to p_setpoint accepted again ({label})"]
 
 
 def test_a_write_refused_episode_ends_with_a_transport_switch(tmp_path, clock, links, caplog, single_read_reset):
