@@ -1,8 +1,8 @@
 """Control path of one plant (thread `control.<id>`): the only owner of its control Modbus link.
 
 Runs, one at a time and in order, the commands of its bounded queue (`start`, `stop` = operator safe
-stop, `safe_stop` = internal, returning `{"threshold_reached", "disable_ok"}`, `hold`/`resume`:
-`agents/control_hold.py`), and between commands:
+stop, `safe_stop` = internal, returning `{"threshold_reached", "disable_ok"}`: the sequences are in
+`agents/control_sequences.py`; `hold`/`resume`: `agents/control_hold.py`), and between commands:
 - dispatch writes (components §4.3): at each new target from the scheduler's one-slot mailbox and at
   least every `scheduler_period_s` while the gate is on, bring the setpoint registers to the target,
   verified by readback; a point not verified is retried at the next check;
@@ -12,18 +12,18 @@ It owns `scheduler_running_by_plant[id]` (the dispatch gate), `plant_transition_
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
+from agents.control_sequences import safe_stop, start
 from agents.modbus_link import LinkError, ModbusLink
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, decode, decode_counts, next_heartbeat
 from core.config import AppConfig
-from core.dispatch import (SETPOINT_UNITS, Target, changed_externally, decayed, differing, dispatch_setpoint,
-                           encode_setpoints, is_stale, observed_fields, observed_transition, plant_operating,
+from core.dispatch import (SETPOINT_UNITS, Target, changed_externally, differing, dispatch_setpoint,
+                           encode_setpoints, is_stale, not_operating, observed_fields, observed_transition, reports_running,
                            target_expiry_s, words_text, write_status)
 from core.episodes import Episodes
 from core.lateness import BreakpointWatch
@@ -35,7 +35,6 @@ from core.timeutil import format_local_iso
 QUEUE_CAPACITY = 16
 OBSERVE_PERIOD_S = 1.0
 HEARTBEAT_PERIOD_S = 0.5
-DECAY_POLL_S = 0.5
 # dispatch_status_by_plant fields that describe writes on the current endpoint
 WRITE_FIELDS = ("last_written_p_kw", "last_written_q_kvar", "last_write_at", "write_status", "readback_ok",
                 "last_error", "applied_p_kw", "applied_q_kvar")
@@ -76,6 +75,7 @@ class PlantController:
         self._heartbeat_value: int | None = None
         self._last_ok_observe_mono: float | None = None
         self._not_operating_count = 0
+        self.run_status_seen = False   # the plant reported running since its start (core.dispatch.not_operating)
         self._prev_link = self.link.link
         self.hold = HoldKeeper(plant_id, self.name, shared_data, clock)
 
@@ -171,6 +171,7 @@ class PlantController:
             self._verified_words.clear()
             self._last_ok_observe_mono = None
             self._not_operating_count = 0
+            self.run_status_seen = False
             self._heartbeat_value = None
             self._next_observe = 0.0
 
@@ -230,11 +231,13 @@ class PlantController:
     def _observe(self) -> dict | None:
         """Read the observation points; publish; derive the transition when no command runs."""
         self._next_observe = self.clock.monotonic() + OBSERVE_PERIOD_S
-        names = OBSERVE_POINTS + (("run_command",) if self.link.has_point("run_command") else ())
+        names = OBSERVE_POINTS + tuple(n for n in ("run_command", "run_status") if self.link.has_point(n))
         values = None
         try:
             values = self.link.read(names)
             self._last_ok_observe_mono = self.clock.monotonic()
+            if reports_running(values, self.link.endpoint.points.get("run_status")):
+                self.run_status_seen = True
         except LinkError:
             pass
         stale = is_stale(self._last_ok_observe_mono, self.clock.monotonic())
@@ -249,24 +252,27 @@ class PlantController:
             if self.sd["transport_mode"] != self.link.mode:
                 return None  # read on an endpoint that is no longer current (transport switch)
             self.sd["plant_observed_state_by_plant"][self.plant_id] = state
-        gate_closed = False
+        closed_by = None
         # The idle check and the transition write are one step: enqueue() sets a command's
         # `starting`/`stopping` under the same lock, so it cannot land in between and be overwritten.
         with self.commands.idle() as idle:
             if idle:
-                gate_closed = self._derive_transition(values, stale)
-        if gate_closed:
-            log.warning("%s reported disabled while running; dispatch gate closed", self.name)
+                closed_by = self._derive_transition(values, stale)
+        if closed_by:
+            log.warning("%s reported %s while running; dispatch gate closed", self.name, closed_by)
         return values
 
-    def _derive_transition(self, values: dict | None, stale: bool) -> bool:
+    def _derive_transition(self, values: dict | None, stale: bool) -> str | None:
         """Publish the transition the observation shows (caller holds the queue lock, nothing is
-        queued or running). Returns True when a stopped plant closed an open dispatch gate."""
-        run_point = self.link.endpoint.points.get("run_command")
-        operating = None if values is None else plant_operating(values, run_point)
+        queued or running). Returns what the plant reported when that closed an open dispatch gate
+        (`disabled`, `run status 0`, ...), else None."""
+        points = self.link.endpoint.points
+        why = None if values is None else not_operating(values, points.get("run_command"), points.get("run_status"),
+                                                          self.run_status_seen)
+        operating = None if values is None else why is None
         transition, self._not_operating_count = observed_transition(operating, stale, self._not_operating_count)
         if transition is None:
-            return False
+            return None
         with self.sd["lock"]:
             gate = self.sd["scheduler_running_by_plant"][self.plant_id]
             self.sd["plant_transition_by_plant"][self.plant_id] = transition
@@ -279,7 +285,7 @@ class PlantController:
                 observed[self.plant_id] = {**observed[self.plant_id], "stopped_by_plant_at": stopped_at}
         if transition == "stopped":
             self.hold.end("plant stopped")
-        return gate and transition == "stopped"
+        return why if gate and transition == "stopped" else None
 
     # ---------------------------------------------------------------------------- dispatch
     def _dispatch(self) -> None:
@@ -378,7 +384,7 @@ class PlantController:
         self.command_log.record(cmd, "running")
         try:
             if cmd.kind in ("start", "hold", "resume"):
-                ok, detail = self._start() if cmd.kind == "start" else run_hold_command(self, cmd.kind)
+                ok, detail = start(self) if cmd.kind == "start" else run_hold_command(self, cmd.kind)
                 self.command_log.record(cmd, "succeeded" if ok else "failed", detail)
             else:
                 result = self.safe_stop()
@@ -392,106 +398,6 @@ class PlantController:
         finally:
             self.commands.finish()
 
-    def _start(self) -> tuple[bool, str]:
-        """Start sequence (components §4.5). Returns (ok, detail)."""
-        step = "setpoint"
-        try:
-            target = self._resolve_now()
-            status = self.write_setpoints(target.p_kw, target.q_kvar, immediate=True)
-            if status not in ("ok", "refused"):
-                raise LinkError(self._dispatch_error() or f"setpoint write {status}", "read_error")
-            if self.link.has_point("run_command"):
-                step = "run_command"
-                point = self.link.endpoint.points["run_command"]
-                self.link.write_counts("run_command", point.run_value)
-            step = "enable"
-            self.link.write_counts("enable", 1)
-            if decode_counts(self.link.endpoint.points["enable"], self.link.read_raw("enable")) != 1:
-                raise LinkError("enable does not read back 1", "read_error")
-        except (LinkError, CodecError) as exc:
-            self._rollback_start()
-            log.error("%s start failed at %s: %s", self.name, step, exc)
-            return False, f"{step}: {exc}"
-        with self.sd["lock"]:
-            source = self.sd["active_schedule_source"]
-        self._set_gate(True, "running")
-        self._not_operating_count = 0
-        self._target_seen = None  # check the target again at once
-        self._next_dispatch = 0.0
-        log.info("%s started (P=%s kW, Q=%s kvar, source %s)", self.name, format_value(target.p_kw),
-                 format_value(target.q_kvar), source.upper())
-        return True, "started"
-
-    def _dispatch_error(self) -> str | None:
-        with self.sd["lock"]:
-            return self.sd["dispatch_status_by_plant"][self.plant_id].get("last_error")
-
-    def _rollback_start(self) -> None:
-        """Best effort after a failed start: zero, stop value, disable; no decay wait."""
-        for action in (lambda: self.link.write_value("p_setpoint", 0.0),
-                       lambda: self.link.write_value("q_setpoint", 0.0),
-                       lambda: self._write_run_stop(),
-                       lambda: self.link.write_counts("enable", 0)):
-            try:
-                action()
-            except (LinkError, CodecError):
-                pass
-        try:
-            enable = decode_counts(self.link.endpoint.points["enable"], self.link.read_raw("enable"))
-        except (LinkError, CodecError):
-            enable = None
-        self._set_gate(False, "stopped" if enable == 0 else "unknown")
-
-    def _write_run_stop(self) -> None:
-        if self.link.has_point("run_command"):
-            self.link.write_counts("run_command", self.link.endpoint.points["run_command"].stop_value)
-
     def safe_stop(self) -> dict:
         """Gate off, zero P/Q, wait for decay below the thresholds, disable (components §4.6)."""
-        t0 = self.clock.monotonic()
-        self.hold.end("stop")
-        self._set_gate(False, "stopping")
-        with contextlib.suppress(LinkError):
-            self.write_setpoints(0.0, 0.0, immediate=True)
-        threshold_reached = self.link.link != "connect_failed" and self._wait_decay()
-        try:
-            # Step 4 runs whatever steps 2-3 gave: one immediate connect attempt when the link is
-            # down (so an unreachable endpoint costs at most 2 x modbus_timeout_s in total).
-            self.link.ensure_connected(immediate=True)
-            with contextlib.suppress(LinkError, CodecError):   # a refused stop value never skips the disable
-                self._write_run_stop()
-            self.link.write_counts("enable", 0)
-            enable = decode_counts(self.link.endpoint.points["enable"], self.link.read_raw("enable"))
-            disable_ok = enable == 0
-        except (LinkError, CodecError):
-            disable_ok = False
-        self._set_gate(False, "stopped" if disable_ok else "unknown")
-        self._not_operating_count = 0
-        elapsed = self.clock.monotonic() - t0
-        level = logging.INFO if disable_ok else logging.ERROR
-        log.log(level, "%s safe stop: threshold_reached=%s disable_ok=%s (%.1f s)", self.name,
-                str(threshold_reached).lower(), str(disable_ok).lower(), elapsed)
-        return {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
-
-    def _wait_decay(self) -> bool:
-        cfg = self.cfg.safe_stop
-        deadline = self.clock.monotonic() + cfg.timeout_s
-        failures = 0
-        while True:
-            try:
-                values = self.link.read(("p_battery", "q_battery"))
-                failures = 0
-                if decayed(values["p_battery"], values["q_battery"], cfg.threshold_kw, cfg.threshold_kvar):
-                    return True
-            except LinkError:
-                failures += 1
-                if self.link.link == "connect_failed" or failures >= 3:
-                    return False
-            if self.clock.monotonic() >= deadline or self.abort_waits.is_set():
-                return False
-            poll_until = min(deadline, self.clock.monotonic() + DECAY_POLL_S)
-            while self.clock.monotonic() < poll_until and not self.abort_waits.is_set():
-                self._heartbeat_if_due()
-                wake_at = min(poll_until, self._next_heartbeat) if self.link.has_point("heartbeat") else poll_until
-                self.clock.wait(self.abort_waits, wake_at - self.clock.monotonic())
-
+        return safe_stop(self)

@@ -97,6 +97,7 @@ class _Plant:
         self.meter = EmulatedMeter(plant.name, endpoint.meter) if endpoint.meter is not None else None
         self.clamp_logged: set[str] = set()
         self.input_error_logged: set[str] = set()
+        self.tripped = False   # fault injection (`PlantEmulator.trip`): stopped on its own
 
 
 class PlantEmulator:
@@ -332,7 +333,8 @@ class PlantEmulator:
             return []
         enable_raw = self._input(plant, registers, "enable", raw=True)
         run = plant.points.get("run_command")
-        run_ok = run is None or self._input(plant, registers, "run_command", raw=True) == run.run_value
+        run_ok = not plant.tripped and (run is None or self._input(plant, registers, "run_command",
+                                                                   raw=True) == run.run_value)
         p_sp = self._input(plant, registers, "p_setpoint")
         q_sp = self._input(plant, registers, "q_setpoint")
         writes: list[tuple[int, list[int]]] = []
@@ -396,6 +398,16 @@ class PlantEmulator:
         write checks and without a model run (a later run may overwrite outputs)."""
         plant, server = self._server(plant_id)
         self._call(set_internally(server, plant.endpoint.unit_id, address, list(values)))
+
+    def trip(self, plant_id: str, tripped: bool = True) -> None:
+        """Fault injection: the plant stops on its own (a protection trip): power 0 and its run status
+        at the stop value, while `enable` and the run command keep what was written; False resets it."""
+        plant = self._server(plant_id)[0]
+
+        async def set_trip() -> None:
+            plant.tripped = tripped
+            await self._periodic_run(plant)
+        self._call(set_trip())
 
     def set_meter_power(self, plant_id: str, on: bool) -> None:
         """Fault injection: the plant's emulated PoC meter loses power (its port refuses connections

@@ -4,7 +4,7 @@
   to write now (zero when it is missing or older than `target_expiry_s()`).
 - `encode_setpoints()`, `write_status()`, `changed_externally()`: what a dispatch writes and what
   its readback means.
-- `observed_fields()`, `is_stale()`, `plant_operating()`, `observed_transition()`: what an
+- `observed_fields()`, `is_stale()`, `not_operating()`, `observed_transition()`: what an
   observation says about the plant.
 - `decayed()`: the safe-stop threshold test.
 Pure: no I/O, no clock reads (monotonic times come in as arguments). Sign: positive P = discharge.
@@ -97,11 +97,15 @@ def write_status(refused: bool, matched: int, wanted: int) -> str:
 
 
 def observed_fields(values: Mapping[str, float]) -> dict:
-    """The `plant_observed_state_by_plant` fields one observation read sets (`enable` as 0/1)."""
-    return {"enable": 1 if int(round(values["enable"])) == 1 else 0,
-            "p_setpoint_kw": values["p_setpoint"], "q_setpoint_kvar": values["q_setpoint"],
-            "p_battery_kw": values["p_battery"], "q_battery_kvar": values["q_battery"],
-            "soc_pu": values["soc"]}
+    """The `plant_observed_state_by_plant` fields one observation read sets (`enable` as 0/1;
+    `run_status` as counts, only when the map has the point)."""
+    fields = {"enable": 1 if int(round(values["enable"])) == 1 else 0,
+              "p_setpoint_kw": values["p_setpoint"], "q_setpoint_kvar": values["q_setpoint"],
+              "p_battery_kw": values["p_battery"], "q_battery_kvar": values["q_battery"],
+              "soc_pu": values["soc"]}
+    if "run_status" in values:
+        fields["run_status"] = int(round(values["run_status"]))
+    return fields
 
 
 def is_stale(last_ok_mono: float | None, now_mono: float) -> bool:
@@ -109,11 +113,26 @@ def is_stale(last_ok_mono: float | None, now_mono: float) -> bool:
     return last_ok_mono is None or now_mono - last_ok_mono > STALE_AFTER_S
 
 
-def plant_operating(values: Mapping[str, float], run_point: Point | None) -> bool:
-    """Enable reads 1 and, when the endpoint has a run command point, it holds its run value."""
+def reports_running(values: Mapping[str, float], status_point: Point | None) -> bool | None:
+    """Whether the run status holds its run value (default 1); None when the map has no such point."""
+    if status_point is None or "run_status" not in values:
+        return None
+    return int(round(values["run_status"])) == (1 if status_point.run_value is None else status_point.run_value)
+
+
+def not_operating(values: Mapping[str, float], run_point: Point | None, status_point: Point | None = None,
+                  status_armed: bool = False) -> str | None:
+    """None while the plant operates: enable reads 1, the run command (when mapped) holds its run
+    value and, once the plant has reported running since its start (`status_armed`: a plant may
+    report running some time after the start), the run status (when mapped) still does. Else what
+    the plant reported instead, for the log: `disabled`, `run command <n>` or `run status <n>`."""
     if int(round(values["enable"])) != 1:
-        return False
-    return run_point is None or int(round(values["run_command"])) == run_point.run_value
+        return "disabled"
+    if run_point is not None and int(round(values["run_command"])) != run_point.run_value:
+        return f"run command {int(round(values['run_command']))}"
+    if status_armed and reports_running(values, status_point) is False:
+        return f"run status {int(round(values['run_status']))}"
+    return None
 
 
 def observed_transition(operating: bool | None, stale: bool,

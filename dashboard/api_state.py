@@ -33,6 +33,7 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
             "transition": s.transition.get(pid, "unknown"),
             "recording_file": os.path.basename(str(rec)) if rec is not None else None,
             "enable": obs.get("enable"),
+            "run_status": obs.get("run_status"),   # counts, when the map has a run_status point
             "p_kw": obs.get("p_battery_kw"),
             "q_kvar": obs.get("q_battery_kvar"),
             "soc_pu": obs.get("soc_pu"),

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from core.config import VALUE_COLUMNS, AppConfig
+from core.dispatch import reports_running
 from core.names import PLANT_IDS
 from core.fleet import FLEET_LABELS
 from core.timeutil import format_hms, format_ui, parse_iso, seconds_between
@@ -301,7 +302,16 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     meter = sampler_link(s.latest.get(plant), "meter_link")
     return (f"{name} | State: {STATE_WORDS.get(s.transition.get(plant), 'Unknown')} | "
             f"Scheduler gate: {'On' if s.gate.get(plant) else 'Off'} | Modbus enable: {enable_word} | "
-            f"Link: {link} ({age}) | " + (f"Meter: {LINK_WORDS[meter]} | " if meter else "") + f"Recording: {rec_text}")
+            + run_status_text(cfg, s, plant, obs.get("run_status"))
+            + f"Link: {link} ({age}) | " + (f"Meter: {LINK_WORDS[meter]} | " if meter else "") + f"Recording: {rec_text}")
+
+
+def run_status_text(cfg: AppConfig, s: Snapshot, plant: str, counts: int | None) -> str:
+    """`Run status: Running | ` (or `Not running (<counts>) | `) when the map has the point, else ``."""
+    point = cfg.plants[plant].endpoint(s.transport).points.get("run_status")
+    if counts is None or point is None:
+        return ""
+    return f"Run status: {'Running' if reports_running({'run_status': counts}, point) else f'Not running ({counts})'} | "
 
 
 def state_stale(s: Snapshot, plant: str) -> bool:

@@ -97,6 +97,22 @@ def test_status_api_and_command_lines(cfg):
         "LIB start: rejected (switch in progress)"
 
 
+def test_the_state_line_and_api_state_say_the_run_status_where_the_map_has_one(tmp_path):
+    from dashboard.api_state import api_state_document
+    path = tmp_path / "config.yaml"
+    path.write_text("plants: {lib: {modbus: {local: {profile: lib-ems-ppc}}}}\n")
+    cfg = load_config(path)
+    sd = build_shared_data()
+    sd["plant_transition_by_plant"]["lib"] = "running"
+    for counts, words in ((0, "Not running (0)"), (1, "Running"), (7, "Not running (7)")):
+        sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], enable=1,
+                                                          run_status=counts, link="ok")
+        assert f"| Modbus enable: Enabled | Run status: {words} | Link: OK" in views.state_line(cfg, snap(sd), "lib")
+        assert api_state_document(cfg, snap(sd))["plants"]["lib"]["run_status"] == counts
+    assert "Run status" not in views.state_line(cfg, snap(sd), "vrfb")      # no run_status point (default map)
+    assert api_state_document(cfg, snap(sd))["plants"]["vrfb"]["run_status"] is None
+
+
 def test_plant_lines(cfg):
     sd = build_shared_data()
     sd["plant_transition_by_plant"]["lib"] = "running"

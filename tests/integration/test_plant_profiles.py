@@ -9,6 +9,7 @@ the PLC's exception codes.
 """
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
@@ -197,6 +198,40 @@ def test_profile_plant_start_breakpoint_safe_stop(rig, modbus_client, pid):
     assert (stopped["enable"], stopped["run_command"], stopped["run_status"]) == (0, stop_value, 0)
     zeroed = ("p_setpoint", "q_setpoint", "p_battery", "q_battery", "p_poi", "q_poi")
     assert all(stopped[n] == 0 for n in zeroed + ("p_setpoint_readback", "q_setpoint_readback") if n in stopped)
+
+
+@pytest.mark.parametrize("pid", list(CASES))
+def test_a_plant_that_trips_is_seen_stopped_and_its_gate_closed(rig, pid, caplog):
+    """The run status (issue 16 profiles) drops to the stop value while `enable` and the run command
+    keep what was written: two observations later the plant is `stopped`, the dispatch gate closed,
+    and the WARNING says what the plant reported. A run status that has not yet reported running
+    since the start does not count (a plant may take a while to start): the plant shows running."""
+    caplog.set_level(logging.WARNING)
+    ctl, name = rig.ctl[pid], rig.cfg.plants[pid].name
+
+    def observe(times: int) -> dict:
+        for _ in range(times):
+            rig.clock.advance(1.0)
+            ctl.step()
+        with rig.sd["lock"]:
+            return {"gate": rig.sd["scheduler_running_by_plant"][pid], "transition":
+                    rig.sd["plant_transition_by_plant"][pid], **rig.sd["plant_observed_state_by_plant"][pid]}
+
+    rig.emulator.trip(pid)                                  # not running yet when started
+    rig.run("start", pid)
+    state = observe(3)
+    assert (state["gate"], state["transition"], state["enable"], state["run_status"]) == (True, "running", 1, 0)
+    rig.emulator.trip(pid, False)                           # the plant comes up
+    state = observe(1)
+    assert (state["gate"], state["transition"], state["run_status"]) == (True, "running", 1)
+    rig.emulator.trip(pid)                                  # protection trip while dispatched
+    state = observe(1)
+    assert (state["gate"], state["transition"], state["run_status"]) == (True, "running", 0)   # one read is not enough
+    state = observe(1)
+    assert (state["gate"], state["transition"], state["enable"]) == (False, "stopped", 1)
+    assert state["stopped_by_plant_at"] is not None
+    assert [r.getMessage() for r in caplog.records if "dispatch gate closed" in r.getMessage()] == [
+        f"{name} reported run status 0 while running; dispatch gate closed"]
 
 
 def test_a_plant_applying_less_than_its_setpoint_is_shown_and_not_rewritten(tmp_path):

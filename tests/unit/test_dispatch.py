@@ -8,7 +8,7 @@ import pytest
 
 from core.codec import Point
 from core.dispatch import (Target, changed_externally, decayed, differing, dispatch_setpoint, encode_setpoints,
-                           is_stale, observed_fields, observed_transition, plant_operating, target_expiry_s,
+                           is_stale, not_operating, observed_fields, observed_transition, reports_running, target_expiry_s,
                            write_status)
 from core.overrides import Effective
 from core.points import DEFAULT_POINTS
@@ -96,6 +96,7 @@ def test_observed_fields_map_points_to_state_names():
     assert observed_fields(values) == {"enable": 1, "p_setpoint_kw": 10.0, "q_setpoint_kvar": -2.0,
                                        "p_battery_kw": 9.5, "q_battery_kvar": -1.5, "soc_pu": 0.42}
     assert observed_fields({**values, "enable": 7.0})["enable"] == 0     # anything but 1 is off
+    assert observed_fields({**values, "run_status": 2.0})["run_status"] == 2   # only when the map has it
 
 
 @pytest.mark.parametrize("last_ok, now, stale", [(None, 0.0, True), (10.0, 13.0, False), (10.0, 13.01, True)])
@@ -106,16 +107,34 @@ def test_is_stale_after_three_seconds(last_ok, now, stale):
 RUN = Point("run_command", 10, "uint16", 1.0, run_value=3, stop_value=4)
 
 
-@pytest.mark.parametrize("values, run_point, operating", [
-    ({"enable": 1.0}, None, True),
-    ({"enable": 0.0}, None, False),
-    ({"enable": 2.0}, None, False),
-    ({"enable": 1.0, "run_command": 3.0}, RUN, True),
-    ({"enable": 1.0, "run_command": 4.0}, RUN, False),
-    ({"enable": 0.0, "run_command": 3.0}, RUN, False),
+STATUS = Point("run_status", 11, "uint16", 1.0, run_value=2, stop_value=0)
+STATUS_DEFAULT = Point("run_status", 11, "uint16", 1.0)      # run_value None: 1
+
+
+@pytest.mark.parametrize("values, run_point, status_point, armed, why", [
+    ({"enable": 1.0}, None, None, False, None),
+    ({"enable": 0.0}, None, None, False, "disabled"),
+    ({"enable": 2.0}, None, None, False, "disabled"),
+    ({"enable": 1.0, "run_command": 3.0}, RUN, None, False, None),
+    ({"enable": 1.0, "run_command": 4.0}, RUN, None, False, "run command 4"),
+    ({"enable": 0.0, "run_command": 3.0}, RUN, None, False, "disabled"),
+    # run status: counts only once the plant reported running since its start (armed)
+    ({"enable": 1.0, "run_command": 3.0, "run_status": 0.0}, RUN, STATUS, False, None),
+    ({"enable": 1.0, "run_command": 3.0, "run_status": 0.0}, RUN, STATUS, True, "run status 0"),
+    ({"enable": 1.0, "run_command": 3.0, "run_status": 2.0}, RUN, STATUS, True, None),
+    ({"enable": 1.0, "run_status": 1.0}, None, STATUS_DEFAULT, True, None),
+    ({"enable": 1.0, "run_status": 5.0}, None, STATUS_DEFAULT, True, "run status 5"),
+    ({"enable": 1.0}, None, None, True, None),                          # no run status point
 ])
-def test_plant_operating(values, run_point, operating):
-    assert plant_operating(values, run_point) is operating
+def test_not_operating_says_what_the_plant_reported(values, run_point, status_point, armed, why):
+    assert not_operating(values, run_point, status_point, armed) == why
+
+
+@pytest.mark.parametrize("values, point, running", [
+    ({"run_status": 2.0}, STATUS, True), ({"run_status": 1.0}, STATUS, False), ({"run_status": 1.0}, STATUS_DEFAULT, True),
+    ({"run_status": 0.0}, STATUS_DEFAULT, False), ({}, STATUS, None), ({"run_status": 1.0}, None, None)])
+def test_reports_running(values, point, running):
+    assert reports_running(values, point) is running
 
 
 @pytest.mark.parametrize("operating, stale, count, expected", [

@@ -1,0 +1,134 @@
+"""Start and safe-stop sequences of one plant (components §4.5, §4.6), run by its controller thread
+`control.<id>` (`agents/control_agent.py`, whose link, gate and heartbeat they use).
+
+Start: write and verify the target, then the run command (when mapped), then `enable` 1 verified;
+a failure rolls back (zero, stop value, disable; no decay wait). Safe stop: gate off, zero P/Q,
+wait for |P| < `threshold_kw` and |Q| < `threshold_kvar` (polls every 0.5 s, the heartbeat between
+them), then the stop value and `enable` 0, whatever the wait gave.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from agents.modbus_link import LinkError
+from core.codec import CodecError, decode_counts
+from core.dispatch import decayed
+from core.recording import format_value
+
+DECAY_POLL_S = 0.5
+
+log = logging.getLogger("hil.control")
+
+
+def start(ctl) -> tuple[bool, str]:
+    """Start sequence of `ctl`, a PlantController (components §4.5). Returns (ok, detail)."""
+    step = "setpoint"
+    ctl.run_status_seen = False   # from now on the plant's run status counts once it reports running
+    try:
+        target = ctl._resolve_now()
+        status = ctl.write_setpoints(target.p_kw, target.q_kvar, immediate=True)
+        if status not in ("ok", "refused"):
+            raise LinkError(_dispatch_error(ctl) or f"setpoint write {status}", "read_error")
+        if ctl.link.has_point("run_command"):
+            step = "run_command"
+            point = ctl.link.endpoint.points["run_command"]
+            ctl.link.write_counts("run_command", point.run_value)
+        step = "enable"
+        ctl.link.write_counts("enable", 1)
+        if decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable")) != 1:
+            raise LinkError("enable does not read back 1", "read_error")
+    except (LinkError, CodecError) as exc:
+        _rollback_start(ctl)
+        log.error("%s start failed at %s: %s", ctl.name, step, exc)
+        return False, f"{step}: {exc}"
+    with ctl.sd["lock"]:
+        source = ctl.sd["active_schedule_source"]
+    ctl._set_gate(True, "running")
+    ctl._not_operating_count = 0
+    ctl._target_seen = None  # check the target again at once
+    ctl._next_dispatch = 0.0
+    log.info("%s started (P=%s kW, Q=%s kvar, source %s)", ctl.name, format_value(target.p_kw),
+             format_value(target.q_kvar), source.upper())
+    return True, "started"
+
+
+def _dispatch_error(ctl) -> str | None:
+    with ctl.sd["lock"]:
+        return ctl.sd["dispatch_status_by_plant"][ctl.plant_id].get("last_error")
+
+
+def _rollback_start(ctl) -> None:
+    """Best effort after a failed start: zero, stop value, disable; no decay wait."""
+    for action in (lambda: ctl.link.write_value("p_setpoint", 0.0),
+                   lambda: ctl.link.write_value("q_setpoint", 0.0),
+                   lambda: write_run_stop(ctl),
+                   lambda: ctl.link.write_counts("enable", 0)):
+        try:
+            action()
+        except (LinkError, CodecError):
+            pass
+    try:
+        enable = decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable"))
+    except (LinkError, CodecError):
+        enable = None
+    ctl._set_gate(False, "stopped" if enable == 0 else "unknown")
+
+
+def write_run_stop(ctl) -> None:
+    if ctl.link.has_point("run_command"):
+        ctl.link.write_counts("run_command", ctl.link.endpoint.points["run_command"].stop_value)
+
+
+def safe_stop(ctl) -> dict:
+    """Safe stop of `ctl`: gate off, zero P/Q, wait for decay below the thresholds, disable (components §4.6)."""
+    t0 = ctl.clock.monotonic()
+    ctl.hold.end("stop")
+    ctl._set_gate(False, "stopping")
+    ctl.run_status_seen = False
+    with contextlib.suppress(LinkError):
+        ctl.write_setpoints(0.0, 0.0, immediate=True)
+    threshold_reached = ctl.link.link != "connect_failed" and _wait_decay(ctl)
+    try:
+        # Step 4 runs whatever steps 2-3 gave: one immediate connect attempt when the link is
+        # down (so an unreachable endpoint costs at most 2 x modbus_timeout_s in total).
+        ctl.link.ensure_connected(immediate=True)
+        with contextlib.suppress(LinkError, CodecError):   # a refused stop value never skips the disable
+            write_run_stop(ctl)
+        ctl.link.write_counts("enable", 0)
+        enable = decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable"))
+        disable_ok = enable == 0
+    except (LinkError, CodecError):
+        disable_ok = False
+    ctl._set_gate(False, "stopped" if disable_ok else "unknown")
+    ctl._not_operating_count = 0
+    elapsed = ctl.clock.monotonic() - t0
+    level = logging.INFO if disable_ok else logging.ERROR
+    log.log(level, "%s safe stop: threshold_reached=%s disable_ok=%s (%.1f s)", ctl.name,
+            str(threshold_reached).lower(), str(disable_ok).lower(), elapsed)
+    return {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
+
+
+def _wait_decay(ctl) -> bool:
+    cfg = ctl.cfg.safe_stop
+    deadline = ctl.clock.monotonic() + cfg.timeout_s
+    failures = 0
+    while True:
+        try:
+            values = ctl.link.read(("p_battery", "q_battery"))
+            failures = 0
+            if decayed(values["p_battery"], values["q_battery"], cfg.threshold_kw, cfg.threshold_kvar):
+                return True
+        except LinkError:
+            failures += 1
+            if ctl.link.link == "connect_failed" or failures >= 3:
+                return False
+        if ctl.clock.monotonic() >= deadline or ctl.abort_waits.is_set():
+            return False
+        poll_until = min(deadline, ctl.clock.monotonic() + DECAY_POLL_S)
+        while ctl.clock.monotonic() < poll_until and not ctl.abort_waits.is_set():
+            ctl._heartbeat_if_due()
+            wake_at = min(poll_until, ctl._next_heartbeat) if ctl.link.has_point("heartbeat") else poll_until
+            ctl.clock.wait(ctl.abort_waits, wake_at - ctl.clock.monotonic())
+
+
