@@ -150,6 +150,7 @@ class PlantController:
         self._heartbeat_if_due()
         if self._gate() and self._has_new_target():
             self._dispatch()    # a breakpoint's setpoint first, not behind the observation's reads
+            self._prev_link = self.link.link
         if now >= self._next_observe:
             self._observe()
         if self._gate() and (now >= self._next_dispatch or self._has_new_target() or self._link_came_back()):
@@ -330,15 +331,30 @@ class PlantController:
                 return self._record_write(write_status(bool(refused), 1, 1), current, None, wrote=False)
             if changed_externally(differ, self._verified_words, wanted, target_changed):
                 self._warn_external(differ[0], current, wanted)
-        error = self.link.write_points(wanted, differ, immediate)
+        errors = self.link.write_points(wanted, differ, immediate)
+        error = list(errors.values())[-1] if errors else None
         try:
             after = self._read_setpoints(immediate=False)
         except LinkError as exc:
             self._verified_words.clear()
             return self._record_write("failed", None, error or str(exc), wrote=True)
         self._verified_words = {n: words for n, words in wanted.items() if after[n] == words}
+        self._log_not_taken({n: words for n, words in wanted.items() if n not in errors}, after)
         status = write_status(bool(refused), len(self._verified_words), len(wanted))
         return self._record_write(status, after, error, wrote=True)
+
+    def _log_not_taken(self, wanted: dict, after: dict) -> None:
+        """A write acknowledged (or not needed) whose register reads another value (the plant keeps
+        its own, e.g. clamps it): one WARNING per point and episode, one INFO when it holds again."""
+        now, points = self.clock.monotonic(), self.link.endpoint.points
+        for name, words in wanted.items():
+            if after[name] == words:
+                if self._episodes.end(("not_taken", name), now) is not None:
+                    log.info("%s: %s holds the written value again", self.name, name)
+            elif self._episodes.begin(("not_taken", name), now):
+                log.warning("%s: %s not taken (wrote %s %s, register reads %s %s); rewritten every check",
+                            self.name, name, words_text(points[name], words), SETPOINT_UNITS[name],
+                            words_text(points[name], after[name]), SETPOINT_UNITS[name])
 
     def _read_setpoints(self, immediate: bool) -> dict[str, list[int]]:
         """The setpoint registers' words (writes are verified there). A map's applied-setpoint readback

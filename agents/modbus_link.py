@@ -286,19 +286,20 @@ class ModbusLink:
                      self.endpoint_label)
         self._success(read=False)
 
-    def write_points(self, wanted: dict[str, list[int]], names: list[str], immediate: bool) -> str | None:
+    def write_points(self, wanted: dict[str, list[int]], names: list[str], immediate: bool) -> dict[str, str]:
         """Write the words of `names` under the device guard (P and Q land together between two
-        samples); returns the last error text, None when all went out. Stops at a lost connection."""
-        error = None
+        samples); returns the error text of each point that did not go out (empty when all did).
+        Stops at a lost connection."""
+        errors: dict[str, str] = {}
         with self.device_guard():
             for name in names:
                 try:
                     self.write_words(name, wanted[name], immediate=immediate)
                 except LinkError as exc:
-                    error = str(exc)
+                    errors[name] = str(exc)
                     if exc.kind == "connect_failed":
                         break
-        return error
+        return errors
 
     def write_value(self, name: str, value: float, immediate: bool = False) -> None:
         self.write_words(name, encode(self.endpoint.points[name], value), immediate)

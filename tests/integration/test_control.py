@@ -369,6 +369,35 @@ def test_external_change_is_rewritten_with_one_warning_per_episode(tmp_path, fak
     assert msgs(caplog, logging.WARNING) == [text, text]
 
 
+def test_a_register_that_keeps_its_own_value_is_one_warning_per_episode(tmp_path, fake_clock, rigs, caplog):
+    """A running plant that acknowledges P writes but keeps its own value (here: ignores them): P
+    is rewritten at every check (never remembered as written), one WARNING says what the register
+    reads, and one INFO when it holds the written value again."""
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock, emulator=False)
+    with TinyServer(port=rig.cfg.plants["lib"].local.port, values={P_SP: 1600, ENABLE: 1}, frozen=(P_SP,)) as plant:
+        ops: list = []
+        spy(rig.lib.link, ops)
+        rig.set_transition("running", gate=True)
+        for _ in range(4):
+            rig.target(500.0, 20.0)
+            rig.lib.step()
+            fake_clock.advance(1.0)
+        st = rig.dispatch()
+        assert rig.gate() and st["write_status"] == "partial"
+        assert st["last_written_p_kw"] is None and st["last_written_q_kvar"] == 20.0
+        assert ops.count(("write", "p_setpoint")) == 4 and ops.count(("write", "q_setpoint")) == 1
+        assert msgs(caplog, logging.WARNING, "not taken") == [
+            "LIB: p_setpoint not taken (wrote 500 kW, register reads 160 kW); rewritten every check"]
+        plant.frozen.clear()                                          # the plant takes it now
+        rig.target(500.0, 20.0)
+        rig.lib.step()
+        assert rig.dispatch()["write_status"] == "ok" and rig.dispatch()["last_written_p_kw"] == 500.0
+        assert msgs(caplog, logging.INFO, "holds the written value") == ["LIB: p_setpoint holds the written value again"]
+        assert len(msgs(caplog, logging.WARNING, "not taken")) == 1
+        rig.lib.link.close()
+
+
 def test_failed_write_is_retried_at_next_check(tmp_path, fake_clock, rigs):
     rig = rigs(tmp_path, fake_clock)
     _started(rig, 100.0)
