@@ -341,6 +341,8 @@ class HilApp:
         for controller in self.controllers.values():
             controller.abort_waits.set()
         self._wait_commands(cmds.values(), 2 * timeout_s + 0.5)
+        for controller in self.controllers.values():
+            controller.quiet.set()   # a slow device's observation must not outlast the thread join
         for pid, cmd in cmds.items():
             if not (cmd.result or {}).get("disable_ok"):
                 log.error("%s could not be confirmed disabled at shutdown", self.cfg.plants[pid].name)

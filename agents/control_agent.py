@@ -55,6 +55,7 @@ class PlantController:
         self.command_log = command_log
         self.wake_event = threading.Event()
         self.abort_waits = threading.Event()  # set by a second shutdown signal: end decay waits now
+        self.quiet = threading.Event()   # set at shutdown once the safe stops are over: no more periodic I/O
         self.thread_name = f"control.{plant_id}"
         with shared_data["lock"]:
             mode = shared_data["transport_mode"]
@@ -146,6 +147,8 @@ class PlantController:
             self._run_command(cmd)
             self._next_observe = 0.0   # observe after each command step (components §4.4)
             return 0.0
+        if self.quiet.is_set():
+            return OBSERVE_PERIOD_S
         now = self.clock.monotonic()
         self._heartbeat_if_due()
         if self._gate() and self._has_new_target():

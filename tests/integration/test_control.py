@@ -672,6 +672,22 @@ def test_a_slow_device_gets_its_heartbeat_between_the_requests_of_a_start_and_of
     assert rig.regs(HEARTBEAT)[0] == len(beats)
 
 
+def test_a_quiet_controller_does_no_more_periodic_modbus_io(tmp_path, fake_clock, rigs):
+    """At shutdown, once the safe stops are over, the director quiets the controllers: a slow
+    device's observation or heartbeat must not keep the thread past its join."""
+    rig = rigs(tmp_path, fake_clock, points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
+    ops: list = []
+    spy(rig.lib.link, ops)
+    rig.lib.step()
+    assert ops                                      # observation and heartbeat
+    ops.clear()
+    rig.lib.quiet.set()
+    for _ in range(3):
+        fake_clock.advance(1.0)
+        assert rig.lib.step() == 1.0
+    assert ops == []
+
+
 # ------------------------------------------------------------------------------------ intake
 
 def test_every_reject_reason(tmp_path, fake_clock, rigs):
