@@ -323,24 +323,31 @@ def reaggregate_patch(view, now: datetime, visible: tuple[int, int]) -> tuple[Pa
     return patch, offsets
 
 
-def live_figure(name: str, plant: str, source: str, transport: str, frame: pd.DataFrame | None,
-                view, now: datetime, api_period: timedelta, window: str = C.LIVE_RANGE_DEFAULT,
+def schedule_setpoints(frame: pd.DataFrame | None, source: str, now: datetime,
+                       api_period: timedelta) -> list[tuple[list, list, str]]:
+    """The live figure's (x, y, name) of its P and Q setpoint traces from the active source's
+    frame, over [today 00:00, today + 2 days)."""
+    start, end = schedule_window(now.date(), now.tzinfo)
+    tail = api_period if source == "api" else None
+    return [(*step_xy(frame, column, start, end, tail), LIVE_SETPOINT_NAMES[ti]) for ti, column in SETPOINT_TRACES]
+
+
+def live_figure(name: str, plant: str, source: str, transport: str, setpoints: list[tuple[list, list, str]],
+                view, now: datetime, window: str = C.LIVE_RANGE_DEFAULT,
                 visible: tuple[int, int] | None = None) -> tuple[dict, list[int]]:
     """The whole live figure of one plant (page load, new cache generation, source/transport),
     and per measured trace the offset between plot cache row index and figure point index.
 
-    Measured traces start at the cache's `start` row (rows of another transport are not drawn)
-    and are sized to the screen for the `visible` x range (local ms; default the window), see
-    `measured_series`. The time axes show `live_window(now, window)`.
+    `setpoints`: (x, y, name) of the P and Q setpoint traces. Measured traces start at the
+    cache's `start` row (rows of another transport are not drawn) and are sized to the screen for
+    the `visible` x range (local ms; default the window), see `measured_series`. The time axes
+    show `live_window(now, window)`.
     """
-    start, end = schedule_window(now.date(), now.tzinfo)
-    tail = api_period if source == "api" else None
     lo, hi = live_window(now, window)
     series, offsets = measured_series(view, now.tzinfo, visible or visible_ms(lo, hi))
     data: list = [None] * 8
-    for (ti, column) in SETPOINT_TRACES:
-        sx, sy = step_xy(frame, column, start, end, tail)
-        data[ti] = _trace(ti, sx, sy, name=LIVE_SETPOINT_NAMES[ti])
+    for (ti, _column), (sx, sy, trace_name) in zip(SETPOINT_TRACES, setpoints):
+        data[ti] = _trace(ti, sx, sy, name=trace_name)
     for k, (ti, _vi) in enumerate(MEASURED):
         xs, ys = series[k]
         data[ti] = _trace(ti, xs, ys, len(xs) > C.WEBGL_MIN_POINTS)
@@ -376,14 +383,12 @@ def live_patch(view, drawn_n: int, last_changed: bool, now: datetime, offsets: l
     return patch
 
 
-def setpoint_patch(patch: Patch, frame: pd.DataFrame | None, source: str, now: datetime,
-                   api_period: timedelta) -> Patch:
-    start, end = schedule_window(now.date(), now.tzinfo)
-    tail = api_period if source == "api" else None
-    for ti, column in SETPOINT_TRACES:
-        sx, sy = step_xy(frame, column, start, end, tail)
+def setpoint_patch(patch: Patch, setpoints: list[tuple[list, list, str]]) -> Patch:
+    """Replace the P and Q setpoint traces with these (x, y, name)."""
+    for (ti, _column), (sx, sy, trace_name) in zip(SETPOINT_TRACES, setpoints):
         patch["data"][ti]["x"] = sx
         patch["data"][ti]["y"] = sy
+        patch["data"][ti]["name"] = trace_name
     return patch
 
 

@@ -20,12 +20,26 @@ from datetime import datetime
 from dash import no_update
 
 from dashboard import constants as C
-from dashboard import figures
+from dashboard import figures, override_views
 from dashboard.context import DashboardContext
 
 def live_key(s, pid: str) -> list:
     """What forces a whole new live figure: cache generation, source, transport, local day."""
     return [s.plot[pid].gen, s.source, s.transport, s.now.date().isoformat()]
+
+
+def setpoints(dctx: DashboardContext, s, pid: str) -> list[tuple[list, list, str]]:
+    """The setpoint traces (x, y, name): in API mode with an override switch on and a manual
+    schedule, the plan dispatch follows (the API base, the overridden signals from the manual
+    schedule in its window: `override_views.effective_series`, named `P schedule + override`);
+    else the active source's frame. A Hold is not drawn (the card says it)."""
+    flags, manual = override_views.flags_of(s, pid), s.manual.get(pid)
+    if s.source == "api" and any(flags.values()) and manual is not None and len(manual):
+        start, end = figures.schedule_window(s.now.date(), s.now.tzinfo)
+        xs, ps, qs = override_views.effective_series(dctx.cfg, s, pid, start, end)
+        return [(xs, ps, "P schedule" + " + override" * flags["p"]), (xs, qs, "Q schedule" + " + override" * flags["q"])]
+    return figures.schedule_setpoints((s.api if s.source == "api" else s.manual).get(pid), s.source, s.now,
+                                      dctx.api_period)
 
 
 def window_choice(value) -> str:
@@ -38,14 +52,18 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
     the figure's last relayoutData in the browser (an event from before this drawing)."""
     view = s.plot[pid]
     window = window_choice(window)
-    frame = (s.api if s.source == "api" else s.manual).get(pid)
     events = _x_events(relayout)
-    fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, frame, view, s.now,
-                                       dctx.api_period, window, visible_range(s, window, events))
-    return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": s.revision,
+    fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, setpoints(dctx, s, pid), view,
+                                       s.now, window, visible_range(s, window, events))
+    return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": _plan_rev(s, pid),
                  "last": figures.row_signature(view.last), "now": s.now.isoformat(),
                  "win": window, "x1": figures.live_window(s.now, window)[1].isoformat(), "rl": events,
                  "agg": events}
+
+
+def _plan_rev(s, pid: str) -> list:
+    """What the setpoint traces depend on besides source and day: the schedules and the override switches."""
+    return [s.revision, override_views.flags_of(s, pid)]
 
 
 def _axis_ms(value) -> int:
@@ -124,10 +142,9 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
                 (s.now - datetime.fromisoformat(pending["at"])).total_seconds() < C.REBUILD_RETRY_S:
             return no_update, no_update, no_update  # asked for already; wait for it
         return no_update, no_update, {"key": key, "drawn": (store or {}).get("key"), "at": s.now.isoformat()}
-    frame = (s.api if s.source == "api" else s.manual).get(pid)
     current = figures.row_signature(view.row(drawn_n - 1)) if drawn_n > 0 else None
     last_changed = current != store.get("last")
-    rev_changed = s.revision != store.get("rev")
+    rev_changed = _plan_rev(s, pid) != store.get("rev")
     grew = view.n > drawn_n
     now_due = (s.now - datetime.fromisoformat(store["now"])).total_seconds() >= C.NOW_LINE_MIN_MOVE_S
     window = window_choice(window)
@@ -142,8 +159,8 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
     else:
         patch = figures.live_patch(view, drawn_n, last_changed, s.now, offsets)
     if rev_changed:
-        figures.setpoint_patch(patch, frame, s.source, s.now, dctx.api_period)
-    new_store = dict(store, n=view.n, rev=s.revision, last=figures.row_signature(view.last), now=s.now.isoformat(),
+        figures.setpoint_patch(patch, setpoints(dctx, s, pid))
+    new_store = dict(store, n=view.n, rev=_plan_rev(s, pid), last=figures.row_signature(view.last), now=s.now.isoformat(),
                      offs=offsets, agg=events)
     if moved:
         figures.range_patch(patch, moved.pop("move"), moved.pop("uirev", None))

@@ -294,7 +294,42 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
     sd["schedule_revision"] += 1
     patch, _, _ = live.live_figure_update(dctx, snap(sd), "lib", store3, None)
     locations = {tuple(o["location"][:3]) for o in _ops(patch) if o["location"][0] == "data"}
-    assert locations == {("data", 0, "x"), ("data", 0, "y"), ("data", 4, "x"), ("data", 4, "y")}
+    assert locations == {("data", ti, key) for ti in (0, 4) for key in ("x", "y", "name")}
+
+
+def _y_at(trace: dict, when) -> float:
+    """The value a step trace (`hv`) draws at `when` (its points are local wall-time strings)."""
+    x = figures.x_of(when)
+    return [y for tx, y in zip(trace["x"], trace["y"]) if tx <= x][-1]
+
+
+def test_live_setpoint_lines_show_the_plan_dispatch_follows_with_an_override(cfg):
+    """In API mode with Override P on, the live P line is the API base with the manual P in its
+    window (what the plant is given), named so; Q stays the API's. Switching the override off
+    patches the lines back to the API schedule (the switch is not a schedule revision)."""
+    dctx, sd = _ctx(cfg), build_shared_data()
+    _cache(sd, [_row(NOW - timedelta(seconds=2), 0.0)])
+    sd["active_schedule_source"] = "api"
+    utc = NOW.astimezone(timezone.utc)
+    sd["api_schedule_df_by_plant"]["lib"] = frame_from_rows(   # 6 h either side of now (a DST day)
+        [(utc + timedelta(minutes=15 * k)).astimezone(TZ) for k in range(-24, 24)], [-500.0] * 48, [30.0] * 48, TZ)
+    sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows(
+        [NOW - timedelta(minutes=30)], [100.0], [-80.0], TZ, end_at=NOW + timedelta(minutes=30))
+    sd["override_by_plant"]["lib"] = {"p": True, "q": False}
+    fig, store = live.build_live_figure(dctx, snap(sd), "lib")
+    p_line, q_line = fig["data"][0], fig["data"][4]
+    assert (p_line["name"], q_line["name"]) == ("P schedule + override", "Q schedule")
+    assert _y_at(p_line, NOW) == 100.0 and _y_at(q_line, NOW) == 30.0              # manual P, API Q
+    assert _y_at(p_line, NOW + timedelta(minutes=45)) == -500.0                      # after the manual end
+    assert _y_at(p_line, NOW - timedelta(minutes=45)) == -500.0                      # before its start
+
+    sd["override_by_plant"]["lib"] = {"p": False, "q": False}
+    patch, store2, _ = live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", store, None)
+    values = {tuple(o["location"]): o["params"]["value"] for o in _ops(patch) if o["location"][0] == "data"}
+    assert values[("data", 0, "name")] == "P schedule"
+    assert _y_at({"x": values[("data", 0, "x")], "y": values[("data", 0, "y")]}, NOW) == -500.0
+    assert live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", store2, None) == \
+        (no_update, no_update, no_update)
 
 
 def test_live_figure_decimates_a_full_day_and_patches_through_offsets(cfg):
