@@ -40,16 +40,20 @@ def _has_manual(s: Snapshot, plant: str) -> bool:
 
 def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     """`P: API | Q: override until 14:30`, from the reasons the controller published; an override
-    flag without a manual schedule reads `override armed, no manual schedule`."""
+    flag without a manual schedule reads `override armed, no manual schedule`; before the active
+    schedule's first row: `schedule starts 17:50:00 (0)`."""
     d = s.dispatch.get(plant) or {}
     flags = flags_of(s, plant)
     until = as_datetime(d.get("override_until"), cfg.tz)
+    starts = as_datetime(d.get("next_breakpoint"), cfg.tz) if d.get("reason") == "before_start" else None
     parts = []
     for sig, key in (("p", "reason_p"), ("q", "reason_q")):
         reason = d.get(key)
         armed = s.source == "api" and flags[sig] and reason != "override"
         if reason is None:
             text = "n/a"
+        elif reason == "no_schedule" and starts is not None and not armed:
+            text = f"schedule starts {format_hms(starts, cfg.tz)} (0)"
         elif armed and not _has_manual(s, plant):
             text = f"{describe_signal(reason, until, False)}, override armed, no manual schedule"
         else:

@@ -36,7 +36,7 @@ _REASON_WORD = {"api": "API", "manual": "MANUAL", "override": "OVERRIDE", "stale
 def pq_source(s: Snapshot, plant: str) -> str:
     """Where the plant's P and Q come from now, for the summary's `Source of P/Q` column, from the
     per-signal reasons the controller published while it dispatches: `API`, `P API / Q OVERRIDE`,
-    `HELD`; otherwise the active source it would follow (`MANUAL` / `API`)."""
+    `WAITING (0)` before the active schedule's first row, `HELD`; otherwise the active source it would follow (`MANUAL` / `API`)."""
     if s.held(plant):
         return "HELD"
     if not (s.transition.get(plant) == "running" and s.gate.get(plant)):
@@ -45,6 +45,8 @@ def pq_source(s: Snapshot, plant: str) -> str:
     words = [_REASON_WORD.get(d.get(key)) for key in ("reason_p", "reason_q")]
     if None in words:
         return s.source.upper()
+    if d.get("reason") == "before_start":   # the active schedule has not begun: it will
+        words = ["WAITING (0)" if word == _REASON_WORD["no_schedule"] else word for word in words]
     return words[0] if words[0] == words[1] else f"P {words[0]} / Q {words[1]}"
 
 

@@ -639,6 +639,20 @@ def test_a_held_plant_keeps_its_hold_on_the_card_while_its_link_is_down(cfg, tra
     assert buttons["hold"] == (views.ButtonState("Held", True), override_views.SHOWN)
 
 
+def test_the_source_line_says_when_a_schedule_that_has_not_begun_starts(cfg):
+    """Before the active schedule's first row the plant is dispatched 0 (`no_schedule`); the card
+    says when the schedule starts instead of `no schedule` (the upload was not lost)."""
+    from dashboard import override_views
+    sd = build_shared_data()
+    sd["dispatch_status_by_plant"]["lib"] = dict(sd["dispatch_status_by_plant"]["lib"], reason="before_start",
+                                                 reason_p="no_schedule", reason_q="no_schedule",
+                                                 next_breakpoint="2026-03-29T12:05:00+02:00")
+    assert override_views.source_line(cfg, snap(sd), "lib") == (
+        "P: schedule starts 12:05:00 (0) | Q: schedule starts 12:05:00 (0)")
+    sd["dispatch_status_by_plant"]["lib"]["reason"] = "no_schedule"          # nothing loaded
+    assert override_views.source_line(cfg, snap(sd), "lib") == "P: no schedule (0) | Q: no schedule (0)"
+
+
 @pytest.mark.parametrize("transition, gate, shown", [
     ("running", True, True), ("running", False, False), ("unknown", True, False), ("stopped", False, False),
 ])

@@ -282,5 +282,12 @@ def test_summary_source_column_follows_the_published_reasons():
     sd["dispatch_status_by_plant"]["vrfb"] = {**sd["dispatch_status_by_plant"]["vrfb"],
                                               "reason_p": "stale", "reason_q": "stale"}
     assert pq_source(take_snapshot(sd, now, False), "vrfb") == "STALE (0)"
+    sd["dispatch_status_by_plant"]["vrfb"] = {**sd["dispatch_status_by_plant"]["vrfb"], "reason": "no_schedule",
+                                              "reason_p": "no_schedule", "reason_q": "no_schedule"}
+    assert pq_source(take_snapshot(sd, now, False), "vrfb") == "NONE (0)"
+    sd["dispatch_status_by_plant"]["vrfb"]["reason"] = "before_start"      # the schedule begins later
+    assert pq_source(take_snapshot(sd, now, False), "vrfb") == "WAITING (0)"
+    sd["dispatch_status_by_plant"]["vrfb"]["reason_q"] = "override"
+    assert pq_source(take_snapshot(sd, now, False), "vrfb") == "P WAITING (0) / Q OVERRIDE"
     sd["hold_by_plant"]["vrfb"] = {**sd["hold_by_plant"]["vrfb"], "held": True}
     assert pq_source(take_snapshot(sd, now, False), "vrfb") == "HELD"
