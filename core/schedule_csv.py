@@ -322,6 +322,18 @@ def ended_warning(ends_at: datetime, now: datetime, file_ends_at: datetime | Non
     return text
 
 
+def started_warning(starts_at: datetime, ends_at: datetime, now: datetime) -> str:
+    """The text appended to a load message when a schedule shifted to a chosen start began a minute
+    or more before `now` and has not ended (the form's start may be old): its rows before now are
+    not dispatched. "" otherwise. The start as in `ended_warning`."""
+    if ends_at <= now or (now - starts_at).total_seconds() < 60:
+        return ""
+    local = starts_at.astimezone(now.tzinfo)
+    shown = local.strftime("%H:%M" if local.date() == now.date() else "%Y-%m-%d %H:%M")
+    minutes = int((now - starts_at).total_seconds() // 60)
+    return f" Warning: it starts at {shown}, {minutes} min before now; the rows before now are not dispatched."
+
+
 def schedule_to_csv(frame: pd.DataFrame) -> str:
     """A frame in the upload format: local ISO 8601 with offsets, shortest round-trip floats, an
     `end` row for the end row. Parsing the result with `shift_to=None` gives the same frame (for a

@@ -137,6 +137,15 @@ def test_schedule_in_the_past_is_said_and_previews_show_now(env):
     _assert_now_line(env, "manual-preview")
     _shots(page, "manual_past_csv", "manual-status")
 
+    # shifted to a start that passed, the schedule still running: the rows before now are not dispatched
+    page.js("dash_clientside.set_props('manual-csv-hour', {value: 18});"
+            "dash_clientside.set_props('manual-csv-minute', {value: 30});")
+    time.sleep(0.2)
+    _upload(env, "late.csv", text)
+    page.wait_text("manual-status", f"CSV 'late.csv' loaded for LIB (5 points, ends {today} 19:20). Warning: it "
+                   "starts at 18:30, ")
+    assert page.text("manual-status").endswith(" min before now; the rows before now are not dispatched.")
+
     # a file whose own times are past, as in file: no advice to use it as in file
     yesterday = today - timedelta(days=1)
     _upload(env, "old.csv", _csv(yesterday), mode="as_in_file")

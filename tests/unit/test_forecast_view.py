@@ -19,7 +19,7 @@ from dashboard import forecast_view, preview_figures
 from dashboard.context import DashboardContext
 from dashboard.figures import x_of
 from dashboard.snapshot import take_snapshot
-from dashboard.tabs import api, manual
+from dashboard.tabs import api, manual, manual_overrides
 from tests.helpers import make_cfg
 from tests.unit.test_forecaster import step_all
 
@@ -155,21 +155,21 @@ def test_effective_preview_shows_the_forecast_that_plays_the_overrides(rig):
     publish(rig, "api", "lib", api_frame)
     publish(rig, "manual", "lib", frame_from_rows([T0], [0.0], None, TZ, end_at=T0 + timedelta(hours=3)))
     step_all(rig.forecaster)
-    fig, key = manual.effective_refresh(dctx, 1, "lib", [], "manual", None)
+    fig, key = manual_overrides.effective_refresh(dctx, 1, "lib", [], "manual", None)
     trace = fig["data"][-1]
     assert (trace["name"], trace["yaxis"], trace["showlegend"]) == ("LIB SoC forecast", "y3", False)
     assert fig["layout"]["yaxis3"]["overlaying"] == "y" and fig["layout"]["yaxis2"]["title"]["text"] == "Q (kvar)"
     assert "LIB reaches SoC 0.00 at 10:37" in fig["layout"]["annotations"][-1]["text"]
     with pytest.raises(PreventUpdate):
-        manual.effective_refresh(dctx, 2, "lib", [], "manual", key)
+        manual_overrides.effective_refresh(dctx, 2, "lib", [], "manual", key)
     with rig.sd["lock"]:
         rig.sd["override_by_plant"]["lib"] = {"p": True, "q": False}   # P from the manual 0 kW
-    fig, key = manual.effective_refresh(dctx, 3, "lib", ["p"], "manual", key)
+    fig, key = manual_overrides.effective_refresh(dctx, 3, "lib", ["p"], "manual", key)
     assert "override P" in fig["layout"]["title"]["text"]
     assert all("SoC forecast" not in t["name"] for t in fig["data"]) and not fig["layout"].get("annotations"), \
         "the forecast of the old flags is not shown under the new title"
     step_all(rig.forecaster)
-    fig, key = manual.effective_refresh(dctx, 4, "lib", ["p"], "manual", key)
+    fig, key = manual_overrides.effective_refresh(dctx, 4, "lib", ["p"], "manual", key)
     note = fig["layout"]["annotations"][-1]["text"]
     assert "LIB follows the schedule" in note and "SoC 0.50 now, 0.50" in note
 
@@ -183,7 +183,7 @@ def test_effective_preview_without_an_api_schedule_shows_the_override_forecast(r
     with rig.sd["lock"]:
         rig.sd["override_by_plant"]["lib"] = {"p": True, "q": False}
     step_all(rig.forecaster)
-    fig, _key = manual.effective_refresh(dctx, 1, "lib", ["p"], "manual", None)
+    fig, _key = manual_overrides.effective_refresh(dctx, 1, "lib", ["p"], "manual", None)
     assert fig["data"][-1]["name"] == "LIB SoC forecast"
     assert "LIB reaches SoC 0.00 at 10:37" in fig["layout"]["annotations"][-1]["text"]
 

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.schedule_csv import ended_warning, parse_schedule_csv
+from core.schedule_csv import ended_warning, parse_schedule_csv, started_warning
 from core.schedules import frame_from_rows
 from dashboard.figures import now_shape
 from dashboard.preview_figures import _label_side, manual_preview, preview_now_patch
-from dashboard.tabs.manual import csv_start_default
+from dashboard.tabs.manual import csv_start_default, csv_start_fields, csv_start_refresh
 
 TZ = ZoneInfo("Europe/Madrid")
 
@@ -58,6 +58,38 @@ ADVICE = " To keep the file's own times (until {}), choose 'Use as in file' and 
 ])
 def test_ended_warning(ends_at, file_ends_at, text):
     assert ended_warning(ends_at, NOW, file_ends_at) == text
+
+
+STARTED = " Warning: it starts at {}, {} min before now; the rows before now are not dispatched."
+
+
+@pytest.mark.parametrize("starts_at, ends_at, text", [
+    (local(2026, 12, 2, 18, 55), local(2026, 12, 2, 19, 55), ""),                  # ahead
+    (local(2026, 12, 2, 18, 49, 30), local(2026, 12, 2, 19, 55), ""),              # under a minute ago
+    (local(2026, 12, 2, 18, 49), local(2026, 12, 2, 19, 55), STARTED.format("18:49", 1)),
+    (local(2026, 12, 2, 17, 45), local(2026, 12, 2, 19, 15), STARTED.format("17:45", 65)),
+    (local(2026, 12, 1, 23, 0), local(2026, 12, 3, 0, 0), STARTED.format("2026-12-01 23:00", 1190)),
+    (local(2026, 12, 2, 17, 45), NOW, ""),                     # ended: ended_warning says so instead
+])
+def test_started_warning_for_a_shifted_start_before_now(starts_at, ends_at, text):
+    assert started_warning(starts_at, ends_at, NOW) == text
+
+
+def test_the_offered_csv_start_moves_on_until_the_operator_changes_it():
+    from types import SimpleNamespace
+
+    from dash.exceptions import PreventUpdate
+    clock = {"now": NOW}
+    dctx = SimpleNamespace(now=lambda: clock["now"])
+    offered = csv_start_fields(NOW)
+    assert offered == ["2026-12-02", 18, 50]
+    with pytest.raises(PreventUpdate):                                 # same 5 minutes: nothing to send
+        csv_start_refresh(dctx, 1, *offered, offered)
+    clock["now"] = local(2026, 12, 2, 23, 57)                          # the tab stayed open: tomorrow 00:00
+    day, hour, minute, again = csv_start_refresh(dctx, 2, *offered, offered)
+    assert [day, hour, minute] == again == ["2026-12-03", 0, 0]
+    with pytest.raises(PreventUpdate):                                 # the operator chose 17:45: kept
+        csv_start_refresh(dctx, 3, "2026-12-03", 17, 45, again)
 
 
 def test_ended_warning_on_the_dst_days_shows_local_wall_time():
