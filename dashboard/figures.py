@@ -203,9 +203,19 @@ def _trace(i: int, xs: list, ys: list, webgl: bool = False, name: str | None = N
     }
 
 
-def plant_titles(name: str) -> tuple[str, ...]:
-    return (f"{name} Active Power (kW)", f"{name} State of Charge (pu)",
+NOT_RECORDING_NOTE = " · not recording: no new points"   # the measured lines come from the recording
+
+
+def plant_titles(name: str, recording: bool = True) -> tuple[str, ...]:
+    """The four row titles; `recording` False notes on the first that the lines stop (live figure)."""
+    return (f"{name} Active Power (kW)" + NOT_RECORDING_NOTE * (not recording), f"{name} State of Charge (pu)",
             f"{name} Reactive Power (kvar)", f"{name} POI Voltage (pu)")
+
+
+def recording_title_patch(patch: Patch, name: str, recording: bool) -> Patch:
+    """Set the live figure's first row title for a recording switched on or off."""
+    patch["layout"]["annotations"][0]["text"] = plant_titles(name, recording)[0]
+    return patch
 
 
 def now_shape(now: datetime, label_side: str | None = None) -> dict:
@@ -334,7 +344,7 @@ def schedule_setpoints(frame: pd.DataFrame | None, source: str, now: datetime,
 
 def live_figure(name: str, plant: str, source: str, transport: str, setpoints: list[tuple[list, list, str]],
                 view, now: datetime, window: str = C.LIVE_RANGE_DEFAULT,
-                visible: tuple[int, int] | None = None) -> tuple[dict, list[int]]:
+                visible: tuple[int, int] | None = None, recording: bool = True) -> tuple[dict, list[int]]:
     """The whole live figure of one plant (page load, new cache generation, source/transport),
     and per measured trace the offset between plot cache row index and figure point index.
 
@@ -351,7 +361,7 @@ def live_figure(name: str, plant: str, source: str, transport: str, setpoints: l
     for k, (ti, _vi) in enumerate(MEASURED):
         xs, ys = series[k]
         data[ti] = _trace(ti, xs, ys, len(xs) > C.WEBGL_MIN_POINTS)
-    layout = _four_row_layout(plant_titles(name), C.LIVE_FIGURE_HEIGHT, uirevision(plant, source, transport))
+    layout = _four_row_layout(plant_titles(name, recording), C.LIVE_FIGURE_HEIGHT, uirevision(plant, source, transport))
     layout["shapes"] = [now_shape(now)]
     for axis in X_AXES:
         layout[axis]["range"] = [x_of(lo), x_of(hi)]

@@ -54,8 +54,9 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
     window = window_choice(window)
     events = _x_events(relayout)
     fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, setpoints(dctx, s, pid), view,
-                                       s.now, window, visible_range(s, window, events))
+                                       s.now, window, visible_range(s, window, events), _recording(s, pid))
     return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": _plan_rev(s, pid),
+                 "rec": _recording(s, pid),
                  "last": figures.row_signature(view.last), "now": s.now.isoformat(),
                  "win": window, "x1": figures.live_window(s.now, window)[1].isoformat(), "rl": events,
                  "agg": events}
@@ -64,6 +65,10 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
 def _plan_rev(s, pid: str) -> list:
     """What the setpoint traces depend on besides source and day: the schedules and the override switches."""
     return [s.revision, override_views.flags_of(s, pid)]
+
+
+def _recording(s, pid: str) -> bool:
+    return s.recording_file.get(pid) is not None
 
 
 def _axis_ms(value) -> int:
@@ -145,13 +150,14 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
     current = figures.row_signature(view.row(drawn_n - 1)) if drawn_n > 0 else None
     last_changed = current != store.get("last")
     rev_changed = _plan_rev(s, pid) != store.get("rev")
+    rec_changed = _recording(s, pid) != store.get("rec")
     grew = view.n > drawn_n
     now_due = (s.now - datetime.fromisoformat(store["now"])).total_seconds() >= C.NOW_LINE_MIN_MOVE_S
     window = window_choice(window)
     moved = window_update(s, pid, store, window, relayout)
     events = _x_events(relayout)
     reaggregate = events != store.get("agg") or bool(moved and "uirev" in moved)
-    if not (grew or last_changed or rev_changed or now_due or moved or reaggregate):
+    if not (grew or last_changed or rev_changed or rec_changed or now_due or moved or reaggregate):
         return no_update, no_update, no_update
     if reaggregate:   # a zoom, pan, double-click or new window: points sized for the new range
         visible = visible_range(s, window, {} if moved and "uirev" in moved else events)
@@ -160,7 +166,9 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
         patch = figures.live_patch(view, drawn_n, last_changed, s.now, offsets)
     if rev_changed:
         figures.setpoint_patch(patch, setpoints(dctx, s, pid))
-    new_store = dict(store, n=view.n, rev=_plan_rev(s, pid), last=figures.row_signature(view.last), now=s.now.isoformat(),
+    if rec_changed:
+        figures.recording_title_patch(patch, dctx.names[pid], _recording(s, pid))
+    new_store = dict(store, n=view.n, rev=_plan_rev(s, pid), rec=_recording(s, pid), last=figures.row_signature(view.last), now=s.now.isoformat(),
                      offs=offsets, agg=events)
     if moved:
         figures.range_patch(patch, moved.pop("move"), moved.pop("uirev", None))

@@ -297,6 +297,25 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
     assert locations == {("data", ti, key) for ti in (0, 4) for key in ("x", "y", "name")}
 
 
+def test_live_figure_says_when_its_lines_stop_because_recording_is_off(cfg):
+    """The measured lines come from the recording (components §7.7): with recording off the first
+    row's title says no new points come; switching recording on patches the title back."""
+    dctx, sd = _ctx(cfg), build_shared_data()
+    _cache(sd, [_row(NOW - timedelta(seconds=2), 0.0)])
+    fig, store = live.build_live_figure(dctx, snap(sd), "lib")
+    assert fig["layout"]["annotations"][0]["text"] == "LIB Active Power (kW) · not recording: no new points"
+    assert [a["text"] for a in fig["layout"]["annotations"][1:]] == [
+        "LIB State of Charge (pu)", "LIB Reactive Power (kvar)", "LIB POI Voltage (pu)"]
+    sd["measurements_filename_by_plant"]["lib"] = "/data/20260329_lib.csv"
+    patch, store2, _ = live.live_figure_update(dctx, snap(sd), "lib", store, None)
+    titles = [o for o in _ops(patch) if o["location"][:2] == ["layout", "annotations"]]
+    assert [(o["location"], o["params"]["value"]) for o in titles] == [
+        (["layout", "annotations", 0, "text"], "LIB Active Power (kW)")]
+    assert live.live_figure_update(dctx, snap(sd), "lib", store2, None) == (no_update, no_update, no_update)
+    fig, _ = live.build_live_figure(dctx, snap(sd), "lib")
+    assert fig["layout"]["annotations"][0]["text"] == "LIB Active Power (kW)"
+
+
 def _y_at(trace: dict, when) -> float:
     """The value a step trace (`hv`) draws at `when` (its points are local wall-time strings)."""
     x = figures.x_of(when)
