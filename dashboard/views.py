@@ -194,7 +194,8 @@ def command_line(cfg: AppConfig, s: Snapshot, last: dict | None) -> str:
     for entry in reversed(entries):
         if entry.get("parent"):
             continue    # part of a Start All / Stop All: that command's sentence says how it went
-        if entry.get("kind") in ("start", "stop", "switch_source", "switch_transport", *FLEET_LABELS):
+        if entry.get("kind") in ("start", "stop", "hold", "resume", "switch_source", "switch_transport",
+                                 *FLEET_LABELS):
             label = command_label(cfg, entry["kind"], entry.get("plant"), _switch_target(entry))
             return command_text(label, entry.get("id"), entry.get("status", ""), entry.get("detail"))
     return "No command yet."

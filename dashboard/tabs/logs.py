@@ -31,6 +31,10 @@ function(children) {
 """ % C.LOG_PANEL_ID
 
 
+LIVE_NOTE = ("Today (live) shows this run's lines of today, since the program started; "
+             "choose today's date for the whole day's file.")
+
+
 def log_options(dates: list[str]) -> list[dict]:
     return [{"label": "Today (live)", "value": C.LOG_LIVE_VALUE}] + [{"label": d, "value": d} for d in dates]
 
@@ -57,6 +61,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
                              clearable=False, searchable=False, className="log-select"),
                 html.Button("Reload", id=C.LOG_RELOAD_ID, n_clicks=0, className="btn secondary"),
             ]),
+            html.Div(LIVE_NOTE, className="header-zone"),
             html.Div(id=C.LOG_PANEL_ID, className="log-panel"),
             dcc.Store(id=C.LOG_STORE_ID),
             dcc.Store(id=C.LOG_SCROLL_ID),

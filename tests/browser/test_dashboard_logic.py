@@ -91,6 +91,10 @@ def test_status_api_and_command_lines(cfg):
                               "detail": None, "at": None})
     last = {"id": "cmd-000007", "label": "LIB start", "text": "LIB start: queued (cmd-000007)"}
     assert views.command_line(cfg, snap(sd), last) == "LIB start: queued (cmd-000007)"
+    sd["command_log"].append({"id": "cmd-000008", "kind": "hold", "plant": "lib", "status": "succeeded",
+                              "detail": "held at P=10 kW, Q=0 kvar", "at": None})
+    assert views.command_line(cfg, snap(sd), None) == "LIB hold: succeeded (cmd-000008)"   # a new page: the newest
+    sd["command_log"].pop()
     sd["command_log"][-1] = dict(sd["command_log"][-1], status="failed", detail="enable not confirmed")
     assert views.command_line(cfg, snap(sd), last) == "LIB start: failed (enable not confirmed)"
     assert views.command_text("LIB start", "cmd-000008", "rejected", "switch in progress") == \
