@@ -255,7 +255,7 @@ def test_a_switch_click_whose_request_is_lost_gives_way_to_the_published_flags(e
     CLICK_ANSWER_WAIT_MS after it the switches show the published flags again and the message says
     so (before, the clicked switch stayed on until the next click or a reload, an override the
     plant never got). The next click, with the link back, is applied."""
-    from dashboard.tabs.manual import CLICK_ANSWER_WAIT_MS
+    from dashboard.tabs.manual_overrides import CLICK_ANSWER_WAIT_MS
 
     app, page = env.app, env.page
     app.store.set_override("lib", {"p": False, "q": False})
