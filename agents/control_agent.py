@@ -60,7 +60,8 @@ class PlantController:
         with shared_data["lock"]:
             mode = shared_data["transport_mode"]
         self.link = ModbusLink(self.plant, "control", clock, cfg.timing.modbus_timeout_s, mode)
-        self.link.before_request = self._heartbeat_if_due   # also between the requests of a command
+        self.link.before_request = self._before_request
+        self._in_command = False
         self.commands = PlantCommandQueue(QUEUE_CAPACITY, self._accepted)
         self._target: Target | None = None
         self._target_lock = threading.Lock()
@@ -214,6 +215,15 @@ class PlantController:
                                 self.clock.monotonic())[0]
 
     # ---------------------------------------------------------------------------- heartbeat
+    def _before_request(self) -> None:
+        """Before each request of the control link: a due heartbeat (also between the requests of a
+        command). Once the shutdown's safe stops are over (`quiet`), periodic work stops between two
+        requests, so a slow device's observation cannot outlast the thread join; a command still
+        runs to its end."""
+        if self.quiet.is_set() and not self._in_command:
+            raise LinkError("shutting down", "connect_failed")
+        self._heartbeat_if_due()
+
     def _heartbeat_if_due(self) -> None:
         if self.clock.monotonic() >= self._next_heartbeat:
             self._heartbeat()
@@ -401,6 +411,7 @@ class PlantController:
     # ---------------------------------------------------------------------------- commands
     def _run_command(self, cmd: Command) -> None:
         self.command_log.record(cmd, "running")
+        self._in_command = True
         try:
             if cmd.kind in ("start", "hold", "resume"):
                 ok, detail = start(self) if cmd.kind == "start" else run_hold_command(self, cmd.kind)
@@ -415,6 +426,7 @@ class PlantController:
             log.exception("%s %s failed: %s", self.name, cmd.kind, exc)
             self.command_log.record(cmd, "failed", str(exc))
         finally:
+            self._in_command = False
             self.commands.finish()
 
     def safe_stop(self) -> dict:

@@ -688,6 +688,35 @@ def test_a_quiet_controller_does_no_more_periodic_modbus_io(tmp_path, fake_clock
     assert ops == []
 
 
+def test_quiet_stops_a_step_in_flight_between_two_requests_but_not_a_command(tmp_path, fake_clock, rigs):
+    """`quiet` set while a step's first request is on its way (a slow device at shutdown): the
+    step's further requests never go out. A command (the shutdown's safe stop) still runs whole."""
+    rig = rigs(tmp_path, fake_clock, points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
+    link, sent = rig.lib.link, []
+    real_call = link._call
+
+    def call(fn, *args, **kwargs):
+        def request(*a, **kw):
+            sent.append(fn.__name__)
+            return fn(*a, **kw)
+        try:
+            return real_call(request, *args, **kwargs)
+        finally:
+            rig.lib.quiet.set()
+
+    link._call = call
+    rig.lib.step()                                   # heartbeat due: reads the counter, then nothing
+    assert sent == ["read_holding_registers"]
+    sent.clear()
+    cmd = rig.submit("stop")
+    rig.lib.step()
+    assert cmd.status == "succeeded" and rig.regs(ENABLE) == [0] and "write_register" in sent
+    sent.clear()
+    fake_clock.advance(1.0)
+    rig.lib.step()
+    assert sent == []
+
+
 # ------------------------------------------------------------------------------------ intake
 
 def test_every_reject_reason(tmp_path, fake_clock, rigs):
