@@ -23,8 +23,8 @@ from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, decode, decode_counts, next_heartbeat
 from core.config import AppConfig
 from core.dispatch import (SETPOINT_UNITS, Target, changed_externally, differing, dispatch_setpoint,
-                           encode_setpoints, is_stale, not_operating, observed_fields, observed_transition, reports_running,
-                           target_expiry_s, words_text, write_status)
+                           encode_setpoints, is_stale, not_operating, observed_fields, observed_transition,
+                           reports_running, target_expiry_s, words_text, write_status)
 from core.episodes import Episodes
 from core.lateness import BreakpointWatch
 from core.points import OBSERVE_POINTS, SETPOINT_POINTS, applied_values, readback_points
@@ -177,6 +177,9 @@ class PlantController:
             self._last_ok_observe_mono = None
             self._not_operating_count = 0
             self.run_status_seen = False
+            for key in self._episodes.keys():   # a register of the old endpoint that kept its value
+                if isinstance(key, tuple) and key[0] == "not_taken":
+                    self._episodes.forget(key)
             self._heartbeat_value = None
             self._next_observe = 0.0
 

@@ -100,7 +100,8 @@ def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoDat
     except OSError as exc:
         return NoData(plant.name, path.name, f"cannot read: {exc.strerror or exc}")
     if not rows:
-        return NoData(plant.name, path.name, "no valid row" + f", {malformed} malformed line(s) skipped" * bool(malformed))
+        skipped = f", {malformed} malformed line(s) skipped" if malformed else ""
+        return NoData(plant.name, path.name, f"no valid row{skipped}")
     frame = rows_to_frame(rows, cfg.tz)
     covered = covered_rows(cfg, rows, frame)
     start, end = day_bounds(day, cfg.tz)

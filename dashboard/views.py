@@ -304,7 +304,8 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     return (f"{name} | State: {STATE_WORDS.get(s.transition.get(plant), 'Unknown')} | "
             f"Scheduler gate: {'On' if s.gate.get(plant) else 'Off'} | Modbus enable: {enable_word} | "
             + run_status_text(cfg, s, plant, obs.get("run_status"))
-            + f"Link: {link} ({age}) | " + (f"Meter: {LINK_WORDS[meter]} | " if meter else "") + f"Recording: {rec_text}")
+            + f"Link: {link} ({age}) | " + (f"Meter: {LINK_WORDS[meter]} | " if meter else "")
+            + f"Recording: {rec_text}")
 
 
 def run_status_text(cfg: AppConfig, s: Snapshot, plant: str, counts: int | None) -> str:
@@ -312,7 +313,8 @@ def run_status_text(cfg: AppConfig, s: Snapshot, plant: str, counts: int | None)
     point = cfg.plants[plant].endpoint(s.transport).points.get("run_status")
     if counts is None or point is None:
         return ""
-    return f"Run status: {'Running' if reports_running({'run_status': counts}, point) else f'Not running ({counts})'} | "
+    running = reports_running({"run_status": counts}, point)
+    return f"Run status: {'Running' if running else f'Not running ({counts})'} | "
 
 
 def state_stale(s: Snapshot, plant: str) -> bool:

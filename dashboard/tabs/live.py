@@ -37,7 +37,8 @@ def setpoints(dctx: DashboardContext, s, pid: str) -> list[tuple[list, list, str
     if s.source == "api" and any(flags.values()) and manual is not None and len(manual):
         start, end = figures.schedule_window(s.now.date(), s.now.tzinfo)
         xs, ps, qs = override_views.effective_series(dctx.cfg, s, pid, start, end)
-        return [(xs, ps, "P schedule" + " + override" * flags["p"]), (xs, qs, "Q schedule" + " + override" * flags["q"])]
+        return [(xs, ps, "P schedule" + " + override" * flags["p"]),
+                (xs, qs, "Q schedule" + " + override" * flags["q"])]
     return figures.schedule_setpoints((s.api if s.source == "api" else s.manual).get(pid), s.source, s.now,
                                       dctx.api_period)
 

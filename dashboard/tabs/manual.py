@@ -237,7 +237,8 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
         log.info("Dashboard: %s", _plain_text(message))
     s = dctx.snapshot()  # after the publication: the preview shows what is in force
     reset = None if trigger == C.MANUAL_UPLOAD_ID else no_update
-    return (message, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset, manual_overrides.flags_value(s, plant),
+    return (message, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset,
+            manual_overrides.flags_value(s, plant),
             manual_overrides.shown_store(s, plant))
 
 
@@ -319,7 +320,7 @@ def register(app, dctx: DashboardContext) -> None:
         prevent_initial_call=True,
     )(roles.operator_only("manual schedule change", bind(manual_action, dctx)))
     manual_overrides.register(app, dctx)
-    app.callback(Output(C.MANUAL_DATE_ID, "date"), Output(C.MANUAL_HOUR_ID, "value"), Output(C.MANUAL_MINUTE_ID, "value"),
-                 Output(CSV_START_SHOWN_ID, "data"), Input(tab_tick_id("manual"), "data"),
-                 State(C.MANUAL_DATE_ID, "date"), State(C.MANUAL_HOUR_ID, "value"), State(C.MANUAL_MINUTE_ID, "value"),
+    start_fields = ((C.MANUAL_DATE_ID, "date"), (C.MANUAL_HOUR_ID, "value"), (C.MANUAL_MINUTE_ID, "value"))
+    app.callback(*(Output(*f) for f in start_fields), Output(CSV_START_SHOWN_ID, "data"),
+                 Input(tab_tick_id("manual"), "data"), *(State(*f) for f in start_fields),
                  State(CSV_START_SHOWN_ID, "data"), prevent_initial_call=True)(bind(csv_start_refresh, dctx))
