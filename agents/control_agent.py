@@ -62,6 +62,7 @@ class PlantController:
         self.link = ModbusLink(self.plant, "control", clock, cfg.timing.modbus_timeout_s, mode)
         self.link.before_request = self._before_request
         self._in_command = False
+        self._in_heartbeat = False
         self.commands = PlantCommandQueue(QUEUE_CAPACITY, self._accepted)
         self._target: Target | None = None
         self._target_lock = threading.Lock()
@@ -228,14 +229,17 @@ class PlantController:
         self._heartbeat_if_due()
 
     def _heartbeat_if_due(self) -> None:
-        if self.clock.monotonic() >= self._next_heartbeat:
+        if self.clock.monotonic() >= self._next_heartbeat and not self._in_heartbeat:
             self._heartbeat()
 
     def _heartbeat(self) -> None:
+        """Write the next counter value; its own requests never start another heartbeat (on a slow
+        device one could fall due between the read and the write and count backwards)."""
         self._next_heartbeat = self.clock.monotonic() + HEARTBEAT_PERIOD_S
         if not self.link.has_point("heartbeat") or self.link.in_backoff():
             return
         point = self.link.endpoint.points["heartbeat"]
+        self._in_heartbeat = True
         try:
             if self._heartbeat_value is None:
                 self._heartbeat_value = decode_counts(point, self.link.read_raw("heartbeat"))
@@ -243,6 +247,8 @@ class PlantController:
             self.link.write_counts("heartbeat", self._heartbeat_value)
         except (LinkError, CodecError):
             self._heartbeat_value = None
+        finally:
+            self._in_heartbeat = False
 
     # -------------------------------------------------------------------------- observation
     def _observe(self) -> dict | None:
@@ -277,6 +283,11 @@ class PlantController:
                 closed_by = self._derive_transition(values, stale)
         if closed_by:
             log.warning("%s reported %s while running; dispatch gate closed", self.name, closed_by)
+        if closed_by and closed_by.startswith("run status"):
+            # A trip leaves enable and the last setpoint in the plant: zero and disable it, so that it
+            # cannot run at that setpoint again when its protection resets.
+            log.warning("%s tripped: safe stop (zero, stop value, disable)", self.name)
+            safe_stop(self)
         return values
 
     def _derive_transition(self, values: dict | None, stale: bool) -> str | None:
@@ -299,7 +310,8 @@ class PlantController:
             if (gate and transition == "stopped") or (transition == "running" and
                                                       observed[self.plant_id].get("stopped_by_plant_at")):
                 stopped_at = format_local_iso(self.clock.now()) if transition == "stopped" else None
-                observed[self.plant_id] = {**observed[self.plant_id], "stopped_by_plant_at": stopped_at}
+                observed[self.plant_id] = {**observed[self.plant_id], "stopped_by_plant_at": stopped_at,
+                                           "stopped_by_plant_reason": why if stopped_at else None}
         if transition == "stopped":
             self.hold.end("plant stopped")
         return why if gate and transition == "stopped" else None
@@ -322,7 +334,8 @@ class PlantController:
         target_changed = (p_kw, q_kvar) != self._last_wanted
         self._last_wanted = (p_kw, q_kvar)
         ok = self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed) == "ok"
-        hist = self._breakpoints.after_check(None if expired else target.row_ts, ok, self.clock.now(),
+        held = self.hold.values is not None   # a held plant is not given the schedule's rows
+        hist = self._breakpoints.after_check(None if expired or held else target.row_ts, ok, self.clock.now(),
                                              self.clock.monotonic())
         if hist is not None:
             self._publish_dispatch(lateness=hist)   # core/lateness.LatenessHistogram
@@ -344,6 +357,7 @@ class PlantController:
             if not differ:
                 self._verified_words = dict(wanted)
                 self._episodes.end("external", self.clock.monotonic())
+                self._log_not_taken(wanted, current)
                 return self._record_write(write_status(bool(refused), 1, 1), current, None, wrote=False)
             if changed_externally(differ, self._verified_words, wanted, target_changed):
                 self._warn_external(differ[0], current, wanted)
@@ -366,7 +380,7 @@ class PlantController:
         for name, words in wanted.items():
             if after[name] == words:
                 if self._episodes.end(("not_taken", name), now) is not None:
-                    log.info("%s: %s holds the written value again", self.name, name)
+                    log.info("%s: %s holds the wanted value again", self.name, name)
             elif self._episodes.begin(("not_taken", name), now):
                 log.warning("%s: %s not taken (wrote %s %s, register reads %s %s); rewritten every check",
                             self.name, name, words_text(points[name], words), SETPOINT_UNITS[name],

@@ -28,6 +28,7 @@ from core.timeutil import day_bounds
 
 MAX_POINTS = 4000
 GAP_PERIODS = 3
+FILE_ROUNDING = 1e-6   # both values of a pair may be rounded by half of the file's last decimal
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,12 @@ def covered_rows(cfg: AppConfig, rows: list[Row], frame: pd.DataFrame) -> np.nda
     `short_gap_s`, steady runs up to `max_kept_gap_s` more); `frame` is `rows_to_frame(rows)`."""
     t_s = epoch_seconds(frame.index)
     short, comp = short_gap_s(cfg), cfg.recording.compression
+    # the file holds 6 decimals; the compressor compared the values before rounding
+    tolerances = {column: tol + FILE_ROUNDING for column, tol in comp.tolerances.items()}
     dt = np.diff(t_s)
     steady = np.zeros(dt.size, dtype=bool)
     for i in np.flatnonzero((dt > short) & (dt <= short + comp.max_kept_gap_s)):
-        steady[i] = similar(rows[i + 1], rows[i], comp.tolerances)
+        steady[i] = similar(rows[i + 1], rows[i], tolerances)
     return covered_mask(t_s, null_rows(frame), short, steady)
 
 

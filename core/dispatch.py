@@ -125,11 +125,12 @@ def not_operating(values: Mapping[str, float], run_point: Point | None, status_p
     """None while the plant operates: enable reads 1, the run command (when mapped) holds its run
     value and, once the plant has reported running since its start (`status_armed`: a plant may
     report running some time after the start), the run status (when mapped) still does. Else what
-    the plant reported instead, for the log: `disabled`, `run command <n>` or `run status <n>`."""
+    the plant reported instead, for the log: `disabled` (enable or the run command, §4.4's words)
+    or `run status <n>` (a trip: enable and the run command as written)."""
     if int(round(values["enable"])) != 1:
         return "disabled"
     if run_point is not None and int(round(values["run_command"])) != run_point.run_value:
-        return f"run command {int(round(values['run_command']))}"
+        return "disabled"
     if status_armed and reports_running(values, status_point) is False:
         return f"run status {int(round(values['run_status']))}"
     return None

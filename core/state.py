@@ -86,6 +86,7 @@ def empty_observed_state(endpoint: str | None = None) -> dict:
         "q_battery_kvar": None, "soc_pu": None, "observed_at": None, "stale": True,
         "link": "unknown", "consecutive_failures": 0, "last_error": None, "endpoint": endpoint,
         "stopped_by_plant_at": None,   # local ISO: the plant disabled itself while dispatched; None once running
+        "stopped_by_plant_reason": None,   # what it reported then: `disabled` or `run status <n>`
     }
 
 def empty_dispatch_status() -> dict:

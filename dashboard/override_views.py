@@ -45,7 +45,9 @@ def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     d = s.dispatch.get(plant) or {}
     flags = flags_of(s, plant)
     until = as_datetime(d.get("override_until"), cfg.tz)
-    starts = as_datetime(d.get("next_breakpoint"), cfg.tz) if d.get("reason") == "before_start" else None
+    frame = (s.api if s.source == "api" else s.manual).get(plant)   # the active source's first row
+    starts = frame.index[0].to_pydatetime() if d.get("reason") == "before_start" and frame is not None and len(
+        frame) else None
     parts = []
     for sig, key in (("p", "reason_p"), ("q", "reason_q")):
         reason = d.get(key)
@@ -90,7 +92,8 @@ def hold_buttons(s: Snapshot, plant: str) -> dict[str, tuple[ButtonState, dict]]
 
 def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, end: datetime) -> tuple:
     """(xs, p, q) step points of the effective setpoint in [start, end) in API mode with the
-    plant's flags (the walk follows `effective_next_breakpoint`)."""
+    plant's flags (the walk follows `effective_next_breakpoint`). A walk cut at `_MAX_STEPS`
+    breakpoints ends the line there instead of drawing its last value on to `end`."""
     api, manual, flags = s.api.get(plant), s.manual.get(plant), flags_of(s, plant)
     period = cfg.istentore_api.schedule_period_minutes
     end_utc = end.astimezone(timezone.utc)
@@ -103,8 +106,9 @@ def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, e
         qs.append(eff.q_kvar)
         t = effective_next_breakpoint("api", api, manual, flags, t, period)
         if t is None or t.astimezone(timezone.utc) >= end_utc:
+            t = end
             break
-    xs.append(x_of(end))
+    xs.append(x_of(t))
     ps.append(ps[-1])
     qs.append(qs[-1])
     return xs, ps, qs

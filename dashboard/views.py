@@ -380,7 +380,8 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
         why = NOT_DISPATCHED.get(s.transition.get(plant), "state unknown")
         by_plant = as_datetime((s.observed.get(plant) or {}).get("stopped_by_plant_at"), cfg.tz)
         if by_plant is not None and s.transition.get(plant) == "stopped":
-            why = f"plant reported disabled at {format_hms(by_plant, cfg.tz)}"
+            reported = (s.observed.get(plant) or {}).get("stopped_by_plant_reason") or "disabled"
+            why = f"plant reported {reported} at {format_hms(by_plant, cfg.tz)}"
         head = f"Target: not dispatched ({why}) | Schedule now {target}"
     return f"{head} | Last write: {_last_write(cfg, d)} | Next change: {format_hms(nxt, cfg.tz)}"
 

@@ -76,7 +76,20 @@ def csv_start_default(now: datetime) -> datetime:
     return ceil_to_period(now, C.CSV_START_STEP_S).astimezone(now.tzinfo)
 
 
-CSV_START_SHOWN_ID = "manual-csv-start-shown"   # [date, hour, minute] the server last offered
+CSV_START_SHOWN_ID = "manual-csv-start-shown"   # [date, hour, minute] last put in the fields
+CSV_START_OFFER_ID = "manual-csv-start-offer"   # [date, hour, minute] the server offers now
+# Applied in the browser, where it sees the fields as they are: an offer replaces the fields only
+# while they still hold the last offer put there (the operator has not changed them).
+CSV_START_APPLY_JS = """
+function(offer, day, hour, minute, shown) {
+    const keep = window.dash_clientside.no_update;
+    if (!offer || !shown || day !== shown[0] || hour !== shown[1] || minute !== shown[2]) {
+        return [keep, keep, keep, keep];
+    }
+    if (offer[0] === shown[0] && offer[1] === shown[1] && offer[2] === shown[2]) { return [keep, keep, keep, keep]; }
+    return [offer[0], offer[1], offer[2], offer];
+}
+"""
 
 
 def csv_start_fields(now: datetime) -> list:
@@ -85,16 +98,13 @@ def csv_start_fields(now: datetime) -> list:
     return [start.date().isoformat(), start.hour, start.minute]
 
 
-def csv_start_refresh(dctx: DashboardContext, _tick, day, hour, minute, offered):
-    """(date, hour, minute, offered) on a tick: the offered start moves on with the clock while the
-    operator has not changed it (the fields still hold what was offered); a start the operator
-    chose is left alone."""
-    if [day, hour, minute] != offered:
-        raise PreventUpdate
+def csv_start_offer(dctx: DashboardContext, _tick, offer):
+    """The CSV start offered now, on a tick, when it moved on (`CSV_START_APPLY_JS` puts it in the
+    fields unless the operator changed them)."""
     fields = csv_start_fields(dctx.now())
-    if fields == offered:
+    if fields == offer:
         raise PreventUpdate
-    return *fields, fields
+    return fields
 
 
 def _hour_options() -> list[dict]:
@@ -146,6 +156,7 @@ def _upload_card(s: Snapshot):
         ]),
         dcc.Store(id=C.MANUAL_GUARD_ID),
         dcc.Store(id=CSV_START_SHOWN_ID, data=offered),
+        dcc.Store(id=CSV_START_OFFER_ID, data=offered),
     ])
 
 
@@ -320,7 +331,9 @@ def register(app, dctx: DashboardContext) -> None:
         prevent_initial_call=True,
     )(roles.operator_only("manual schedule change", bind(manual_action, dctx)))
     manual_overrides.register(app, dctx)
+    app.callback(Output(CSV_START_OFFER_ID, "data"), Input(tab_tick_id("manual"), "data"),
+                 State(CSV_START_OFFER_ID, "data"), prevent_initial_call=True)(bind(csv_start_offer, dctx))
     start_fields = ((C.MANUAL_DATE_ID, "date"), (C.MANUAL_HOUR_ID, "value"), (C.MANUAL_MINUTE_ID, "value"))
-    app.callback(*(Output(*f) for f in start_fields), Output(CSV_START_SHOWN_ID, "data"),
-                 Input(tab_tick_id("manual"), "data"), *(State(*f) for f in start_fields),
-                 State(CSV_START_SHOWN_ID, "data"), prevent_initial_call=True)(bind(csv_start_refresh, dctx))
+    app.clientside_callback(CSV_START_APPLY_JS, *(Output(*f) for f in start_fields), Output(CSV_START_SHOWN_ID, "data"),
+                            Input(CSV_START_OFFER_ID, "data"), *(State(*f) for f in start_fields),
+                            State(CSV_START_SHOWN_ID, "data"), prevent_initial_call=True)

@@ -301,6 +301,26 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
     assert locations == {("data", ti, key) for ti in (0, 4) for key in ("x", "y", "name")}
 
 
+def test_an_effective_series_cut_at_its_step_limit_ends_there_instead_of_drawing_on(cfg):
+    """A 10 s manual schedule overriding P for a whole day has more breakpoints than the walk takes:
+    the line ends at the breakpoint the walk reached (the last value holds until it), not at the
+    end of the window with that value drawn across hours it does not hold."""
+    from dashboard import override_views
+    sd = build_shared_data("api")
+    utc = NOW.astimezone(timezone.utc)
+    rows = [(utc + timedelta(seconds=10 * k)).astimezone(TZ) for k in range(8640)]
+    sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows(rows, [float(k % 7) for k in range(8640)], None, TZ)
+    sd["override_by_plant"]["lib"] = {"p": True, "q": False}
+    start, end = figures.schedule_window(NOW.date(), TZ)
+    xs, ps, _qs = override_views.effective_series(cfg, snap(sd), "lib", start, end)
+    assert len(xs) == override_views._MAX_STEPS + 1
+    assert xs[-1] < figures.x_of(end) and ps[-1] == ps[-2]
+    # a walk that reaches the end draws to the end
+    sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows(rows[:100], [1.0] * 100, None, TZ)
+    xs, _ps, _qs = override_views.effective_series(cfg, snap(sd), "lib", start, end)
+    assert xs[-1] == figures.x_of(end)
+
+
 def test_live_figure_says_when_its_lines_stop_because_recording_is_off(cfg):
     """The measured lines come from the recording (components §7.7): with recording off the first
     row's title says no new points come; switching recording on patches the title back."""
@@ -667,6 +687,8 @@ def test_the_source_line_says_when_a_schedule_that_has_not_begun_starts(cfg):
     says when the schedule starts instead of `no schedule` (the upload was not lost)."""
     from dashboard import override_views
     sd = build_shared_data()
+    sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows([NOW + timedelta(minutes=5)], [10.0], [0.0], TZ,
+                                                               end_at=NOW + timedelta(hours=1))
     sd["dispatch_status_by_plant"]["lib"] = dict(sd["dispatch_status_by_plant"]["lib"], reason="before_start",
                                                  reason_p="no_schedule", reason_q="no_schedule",
                                                  next_breakpoint="2026-03-29T12:05:00+02:00")
@@ -674,6 +696,14 @@ def test_the_source_line_says_when_a_schedule_that_has_not_begun_starts(cfg):
         "P: schedule starts 12:05:00 (0) | Q: schedule starts 12:05:00 (0)")
     sd["dispatch_status_by_plant"]["lib"]["reason"] = "no_schedule"          # nothing loaded
     assert override_views.source_line(cfg, snap(sd), "lib") == "P: no schedule (0) | Q: no schedule (0)"
+    # API mode with Override P: the effective next breakpoint is a manual row (11:30), but the API
+    # base, which drives Q, begins at its own first row (14:00)
+    sd["active_schedule_source"] = "api"
+    sd["api_schedule_df_by_plant"]["lib"] = frame_from_rows([NOW + timedelta(hours=2)], [5.0], [1.0], TZ)
+    sd["override_by_plant"]["lib"] = {"p": True, "q": False}
+    sd["dispatch_status_by_plant"]["lib"].update(reason="before_start", reason_p="override",
+                                                 next_breakpoint="2026-03-29T11:30:00+02:00")
+    assert override_views.source_line(cfg, snap(sd), "lib").endswith(" | Q: schedule starts 14:00:00 (0)")
 
 
 @pytest.mark.parametrize("transition, gate, shown", [

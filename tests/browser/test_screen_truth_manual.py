@@ -289,3 +289,29 @@ def test_api_status_says_password_set_at_once_and_errors_on_their_own_line(env):
         page.click("api-disconnect")
         page.wait_text("api-message", "Password cleared.", exact=True)
         page.wait_text("api-status", "| Password not set |")
+
+
+def test_the_csv_start_follows_the_clock_until_the_operator_changes_it(env):
+    """A Manual tab left open: the offered CSV start moves on with the clock; once the operator has
+    changed a field, later offers leave the fields alone (applied in the browser, so an offer on
+    its way cannot overwrite a choice). Last in the module: it moves the clock 40 minutes on."""
+    page, clock = env.page, env.clock
+    _reload(env, "Manual Schedule", "manual-generate")
+
+    def fields() -> tuple[str, str, str]:
+        return (page.el("manual-csv-date").get_attribute("value"), page.text("manual-csv-hour-value").strip(),
+                page.text("manual-csv-minute-value").strip())
+
+    def offered() -> tuple[str, str, str]:
+        start = ceil_to_period(clock.now(), 300)
+        return start.date().isoformat(), f"{start.hour:02d}", f"{start.minute:02d}"
+
+    wait_for(lambda: fields() == offered(), 10, message="the fields hold the offer")
+    clock._offset += timedelta(minutes=20)                     # the tab stays open 20 minutes
+    wait_for(lambda: fields() == offered(), 10, message="the fields follow the new offer")
+    page.js("dash_clientside.set_props('manual-csv-minute', {value: 5});")   # the operator's choice
+    wait_for(lambda: fields()[2] == "05", 5, message="the operator's minute shown")
+    chosen = fields()
+    clock._offset += timedelta(minutes=20)
+    time.sleep(4)                                              # several ticks with a new offer
+    assert fields() == chosen and fields() != offered()

@@ -389,13 +389,46 @@ def test_a_register_that_keeps_its_own_value_is_one_warning_per_episode(tmp_path
         assert ops.count(("write", "p_setpoint")) == 4 and ops.count(("write", "q_setpoint")) == 1
         assert msgs(caplog, logging.WARNING, "not taken") == [
             "LIB: p_setpoint not taken (wrote 500 kW, register reads 160 kW); rewritten every check"]
+        fake_clock.advance(1.0)
+        rig.target(160.0, 20.0)                                       # the schedule asks for what it holds
+        rig.lib.step()
+        assert msgs(caplog, logging.INFO, "holds the wanted value") == ["LIB: p_setpoint holds the wanted value again"]
+        fake_clock.advance(1.0)
+        rig.target(500.0, 20.0)                                       # a new episode
+        rig.lib.step()
+        assert len(msgs(caplog, logging.WARNING, "not taken")) == 2
         plant.frozen.clear()                                          # the plant takes it now
+        fake_clock.advance(1.0)
         rig.target(500.0, 20.0)
         rig.lib.step()
         assert rig.dispatch()["write_status"] == "ok" and rig.dispatch()["last_written_p_kw"] == 500.0
-        assert msgs(caplog, logging.INFO, "holds the written value") == ["LIB: p_setpoint holds the written value again"]
-        assert len(msgs(caplog, logging.WARNING, "not taken")) == 1
+        assert len(msgs(caplog, logging.INFO, "holds the wanted value")) == 2
+        assert len(msgs(caplog, logging.WARNING, "not taken")) == 2
         rig.lib.link.close()
+
+
+def test_breakpoints_passed_while_held_are_not_counted_as_dispatched(tmp_path, fake_clock, rigs):
+    """The lateness histogram counts rows whose setpoint reached the registers: while held, the
+    held value is written, not the rows; the first breakpoint after Resume counts again."""
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 100.0)
+
+    def cross(p_kw: float) -> None:                 # a row begins now; one dispatch check
+        fake_clock.advance(1.0)
+        rig.lib.set_target(Target(p_kw, 0.0, "schedule", fake_clock.now(), False, None, fake_clock.monotonic()))
+        rig.lib.step()
+
+    cross(110.0)
+    cross(120.0)
+    counted = rig.dispatch()["lateness"].count
+    assert counted >= 1
+    assert rig.run("hold").status == "succeeded"
+    for p_kw in (130.0, 140.0, 150.0):
+        cross(p_kw)
+    assert rig.dispatch()["lateness"].count == counted and signed(rig.regs(P_SP)[0]) == 1200   # held at 120
+    assert rig.run("resume").status == "succeeded"
+    cross(160.0)
+    assert rig.dispatch()["lateness"].count == counted + 1 and signed(rig.regs(P_SP)[0]) == 1600
 
 
 def test_failed_write_is_retried_at_next_check(tmp_path, fake_clock, rigs):
@@ -672,20 +705,50 @@ def test_a_slow_device_gets_its_heartbeat_between_the_requests_of_a_start_and_of
     assert rig.regs(HEARTBEAT)[0] == len(beats)
 
 
+def test_the_heartbeat_counts_up_when_one_falls_due_inside_another(tmp_path, fake_clock, rigs):
+    """Every request takes 0.6 s: after the counter read a heartbeat is due again before the write.
+    The heartbeat's own requests never start another one, so the counter only ever goes up."""
+    rig = rigs(tmp_path, fake_clock, points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
+    link, written = rig.lib.link, []
+    real_call = link._call
+
+    def slow_call(fn, *args, **kwargs):
+        def send(*a, **kw):                          # the order the device sees
+            if fn.__name__ == "write_register" and a[0] == HEARTBEAT:
+                written.append(a[1])
+            return fn(*a, **kw)
+        try:
+            return real_call(send, *args, **kwargs)
+        finally:
+            fake_clock.advance(0.6)
+
+    link._call = slow_call
+    for _ in range(6):
+        rig.lib.step()
+    assert len(written) >= 4 and written == sorted(set(written))      # strictly increasing
+    assert rig.regs(HEARTBEAT)[0] == written[-1]
+
+
 def test_a_quiet_controller_does_no_more_periodic_modbus_io(tmp_path, fake_clock, rigs):
     """At shutdown, once the safe stops are over, the director quiets the controllers: a slow
     device's observation or heartbeat must not keep the thread past its join."""
     rig = rigs(tmp_path, fake_clock, points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
-    ops: list = []
-    spy(rig.lib.link, ops)
+    link, sent = rig.lib.link, []
+    real_call = link._call
+
+    def call(fn, *args, **kwargs):
+        sent.append(fn.__name__)
+        return real_call(fn, *args, **kwargs)
+
+    link._call = call
     rig.lib.step()
-    assert ops                                      # observation and heartbeat
-    ops.clear()
+    assert sent.count("read_holding_registers") >= 2 and "write_register" in sent   # observation, heartbeat
+    sent.clear()
     rig.lib.quiet.set()
     for _ in range(3):
         fake_clock.advance(1.0)
         assert rig.lib.step() == 1.0
-    assert ops == []
+    assert sent == []
 
 
 def test_quiet_stops_a_step_in_flight_between_two_requests_but_not_a_command(tmp_path, fake_clock, rigs):

@@ -228,10 +228,19 @@ def test_a_plant_that_trips_is_seen_stopped_and_its_gate_closed(rig, pid, caplog
     state = observe(1)
     assert (state["gate"], state["transition"], state["run_status"]) == (True, "running", 0)   # one read is not enough
     state = observe(1)
-    assert (state["gate"], state["transition"], state["enable"]) == (False, "stopped", 1)
-    assert state["stopped_by_plant_at"] is not None
+    # the gate closes, and the plant is safe-stopped: a trip leaves enable and the last setpoint in
+    # it, and it must not run at that setpoint when its protection resets
+    points, stop_value = rig.cfg.plants[pid].local.points, CASES[pid][2][1]
+    assert (state["gate"], state["transition"]) == (False, "stopped")
+    assert state["stopped_by_plant_at"] is not None and state["stopped_by_plant_reason"] == "run status 0"
+    assert rig.emulator.read_registers(pid, points["run_command"].address, 1) == [stop_value]
+    assert rig.emulator.read_registers(pid, points["enable"].address, 1) == [0]
     assert [r.getMessage() for r in caplog.records if "dispatch gate closed" in r.getMessage()] == [
         f"{name} reported run status 0 while running; dispatch gate closed"]
+    assert f"{name} tripped: safe stop (zero, stop value, disable)" in [r.getMessage() for r in caplog.records]
+    rig.emulator.trip(pid, False)                           # the protection resets: the plant stays stopped
+    state = observe(2)
+    assert (state["gate"], state["transition"], state["enable"], state["p_battery_kw"]) == (False, "stopped", 0, 0.0)
 
 
 def test_a_plant_applying_less_than_its_setpoint_is_shown_and_not_rewritten(tmp_path):

@@ -116,7 +116,7 @@ STATUS_DEFAULT = Point("run_status", 11, "uint16", 1.0)      # run_value None: 1
     ({"enable": 0.0}, None, None, False, "disabled"),
     ({"enable": 2.0}, None, None, False, "disabled"),
     ({"enable": 1.0, "run_command": 3.0}, RUN, None, False, None),
-    ({"enable": 1.0, "run_command": 4.0}, RUN, None, False, "run command 4"),
+    ({"enable": 1.0, "run_command": 4.0}, RUN, None, False, "disabled"),      # §4.4's words for both
     ({"enable": 0.0, "run_command": 3.0}, RUN, None, False, "disabled"),
     # run status: counts only once the plant reported running since its start (armed)
     ({"enable": 1.0, "run_command": 3.0, "run_status": 0.0}, RUN, STATUS, False, None),

@@ -12,7 +12,7 @@ from core.schedule_csv import ended_warning, parse_schedule_csv, started_warning
 from core.schedules import frame_from_rows
 from dashboard.figures import now_shape
 from dashboard.preview_figures import _label_side, manual_preview, preview_now_patch
-from dashboard.tabs.manual import csv_start_default, csv_start_fields, csv_start_refresh
+from dashboard.tabs.manual import csv_start_default, csv_start_fields, csv_start_offer
 
 TZ = ZoneInfo("Europe/Madrid")
 
@@ -75,7 +75,9 @@ def test_started_warning_for_a_shifted_start_before_now(starts_at, ends_at, text
     assert started_warning(starts_at, ends_at, NOW) == text
 
 
-def test_the_offered_csv_start_moves_on_until_the_operator_changes_it():
+def test_the_offered_csv_start_moves_on_with_the_clock():
+    """The server's offer on a tick (the browser puts it in the fields while the operator has not
+    changed them: `CSV_START_APPLY_JS`, driven in tests/browser/test_screen_truth_manual.py)."""
     from types import SimpleNamespace
 
     from dash.exceptions import PreventUpdate
@@ -84,12 +86,10 @@ def test_the_offered_csv_start_moves_on_until_the_operator_changes_it():
     offered = csv_start_fields(NOW)
     assert offered == ["2026-12-02", 18, 50]
     with pytest.raises(PreventUpdate):                                 # same 5 minutes: nothing to send
-        csv_start_refresh(dctx, 1, *offered, offered)
+        csv_start_offer(dctx, 1, offered)
     clock["now"] = local(2026, 12, 2, 23, 57)                          # the tab stayed open: tomorrow 00:00
-    day, hour, minute, again = csv_start_refresh(dctx, 2, *offered, offered)
-    assert [day, hour, minute] == again == ["2026-12-03", 0, 0]
-    with pytest.raises(PreventUpdate):                                 # the operator chose 17:45: kept
-        csv_start_refresh(dctx, 3, "2026-12-03", 17, 45, again)
+    assert csv_start_offer(dctx, 2, offered) == ["2026-12-03", 0, 0]
+
 
 
 def test_ended_warning_on_the_dst_days_shows_local_wall_time():
