@@ -44,7 +44,7 @@ from core.config import AppConfig, load_config_or_report  # noqa: E402
 from core.config_dump import effective_config_yaml  # noqa: E402
 from core.forecast import forecast_soc, forecast_warning, horizon_end, start_soc  # noqa: E402
 from core.names import PLANT_IDS  # noqa: E402
-from core.overrides import parse_override  # noqa: E402
+from core.overrides import overridden, parse_override  # noqa: E402
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
 from agents.shared_data import add_empty_frames, build_shared_data  # noqa: E402
 from core.timeutil import format_local_iso  # noqa: E402
@@ -136,7 +136,7 @@ def schedule_check_lines(cfg: AppConfig, frames: dict, now, overrides: dict | No
         warning = forecast_warning(pc.name, fc, pc)
         lines.append(f"forecast {plant}: {warning}; {end}" if warning
                      else f"forecast {plant}: {pc.name} follows the schedule; {end}")
-        if signals := "+".join(sig.upper() for sig, on in (overrides or {}).get(plant, {}).items() if on):
+        if signals := "+".join(overridden((overrides or {}).get(plant))):
             lines.append(f"override {plant}: in API mode this schedule drives {signals} only, over the API schedule, "
                          "which --check-config does not fetch; the forecast above plays this schedule alone")
     return lines

@@ -66,6 +66,11 @@ def parse_override(text: str) -> dict[str, bool]:
     return flags
 
 
+def overridden(flags: Mapping[str, bool] | None) -> list[str]:
+    """The signals whose override flag is on, as the operator reads them (`P`, `Q`; SIGNALS order)."""
+    return [sig.upper() for sig in SIGNALS if (flags or {}).get(sig)]
+
+
 def window_end(manual: pd.DataFrame | None, period_minutes: float) -> datetime | None:
     """End of a manual frame's window: its end row, or one period after its last row; None when
     the frame is empty. Integer epoch arithmetic (boxing a Timestamp costs tens of microseconds)."""

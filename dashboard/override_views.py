@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 from core.config import AppConfig
-from core.overrides import describe_signal, effective_next_breakpoint, effective_setpoint
+from core.overrides import describe_signal, effective_next_breakpoint, effective_setpoint, overridden
 from core.schedules import P_COL, Q_COL
 from core.timeutil import day_bounds, format_hms
 from dashboard import constants as C
@@ -135,7 +135,7 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
         data.append(_line("manual", *step_xy(manual, col, start, end), axis, "#ff7f0e", "dash"))
         data.append(_line("effective", xs, eff, axis, C.COLOR_P_SETPOINT, "solid", 2.5))
     flags = flags_of(s, plant)
-    on = "+".join(sig.upper() for sig in ("p", "q") if flags[sig]) or "none"
+    on = "+".join(overridden(flags)) or "none"
     shape = now_shape(s.now)
     return {"data": data, "layout": {
         "height": EFFECTIVE_PREVIEW_HEIGHT,

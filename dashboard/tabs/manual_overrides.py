@@ -10,6 +10,7 @@ from dash import Input, Output, State, ctx as dash_ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from core.names import PLANT_IDS
+from core.overrides import overridden
 from dashboard import constants as C
 from dashboard import forecast_view, override_views, preview_figures, roles
 from dashboard.common import bind
@@ -133,7 +134,7 @@ def override_changed(dctx: DashboardContext, value, plant, shown):
 
 
 def _override_message(dctx: DashboardContext, s: Snapshot, plant: str, flags: dict) -> str:
-    on = " and ".join(sig.upper() for sig in ("p", "q") if flags[sig])
+    on = " and ".join(overridden(flags))
     name = dctx.names[plant]
     if not on:
         return f"{name}: no override; the API schedule drives P and Q in API mode."
