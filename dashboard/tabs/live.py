@@ -54,10 +54,10 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
     view = s.plot[pid]
     window = window_choice(window)
     events = _x_events(relayout)
+    recording = _recording(s, pid)
     fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, setpoints(dctx, s, pid), view,
-                                       s.now, window, visible_range(s, window, events), _recording(s, pid))
-    return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": _plan_rev(s, pid),
-                 "rec": _recording(s, pid),
+                                       s.now, window, visible_range(s, window, events), recording)
+    return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": _plan_rev(s, pid), "rec": recording,
                  "last": figures.row_signature(view.last), "now": s.now.isoformat(),
                  "win": window, "x1": figures.live_window(s.now, window)[1].isoformat(), "rl": events,
                  "agg": events}
@@ -150,8 +150,8 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
         return no_update, no_update, {"key": key, "drawn": (store or {}).get("key"), "at": s.now.isoformat()}
     current = figures.row_signature(view.row(drawn_n - 1)) if drawn_n > 0 else None
     last_changed = current != store.get("last")
-    rev_changed = _plan_rev(s, pid) != store.get("rev")
-    rec_changed = _recording(s, pid) != store.get("rec")
+    plan, recording = _plan_rev(s, pid), _recording(s, pid)
+    rev_changed, rec_changed = plan != store.get("rev"), recording != store.get("rec")
     grew = view.n > drawn_n
     now_due = (s.now - datetime.fromisoformat(store["now"])).total_seconds() >= C.NOW_LINE_MIN_MOVE_S
     window = window_choice(window)
@@ -168,9 +168,9 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
     if rev_changed:
         figures.setpoint_patch(patch, setpoints(dctx, s, pid))
     if rec_changed:
-        figures.recording_title_patch(patch, dctx.names[pid], _recording(s, pid))
-    new_store = dict(store, n=view.n, rev=_plan_rev(s, pid), rec=_recording(s, pid), last=figures.row_signature(view.last), now=s.now.isoformat(),
-                     offs=offsets, agg=events)
+        figures.recording_title_patch(patch, dctx.names[pid], recording)
+    new_store = dict(store, n=view.n, rev=plan, rec=recording, last=figures.row_signature(view.last),
+                     now=s.now.isoformat(), offs=offsets, agg=events)
     if moved:
         figures.range_patch(patch, moved.pop("move"), moved.pop("uirev", None))
         new_store.update(moved)
