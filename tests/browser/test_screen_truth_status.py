@@ -37,6 +37,9 @@ page = settled_page("wide")
 
 
 def _start(page: Page, pid: str) -> None:
+    """The operator's Start, clicked once the page shows it enabled (a click on a button still
+    disabled by a switch that just ended does nothing, as for an operator)."""
+    page.wait_button(pid, "start", "Start", False, timeout=15)
     page.button(pid, "start").click()
     page.wait_button(pid, "start", "Started", True, timeout=15)
 
