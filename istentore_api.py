@@ -20,13 +20,15 @@ Secrets: the password goes only into the `/login` body and the token only into t
 `Authorization` header. Neither appears in a log line, an exception text or `repr`; response-body
 excerpts quoted in errors are scrubbed of both, because some servers echo the request body back.
 
-Errors: `IstentoreAPIError(message, status, retryable, retry_after_s)`; `AuthenticationError`
-subclasses it. Retryable: timeouts, connection errors, HTTP 408, 429, 5xx and 3xx (a redirect, which is
-not followed, is no rejection of the data).
+Errors: `IstentoreAPIError(message, status, retryable, retry_after_s, data_rejected)`;
+`AuthenticationError` subclasses it. Retryable: timeouts, connection errors, HTTP 408, 429, 5xx and
+3xx (a redirect, which is not followed, is no rejection of the data), and any failed `/login` other
+than a refused password (an HTML maintenance page, a 404 behind a proxy). `data_rejected`: the data
+request itself was answered 400, 413 or 422, the one case in which the caller may drop what it sent.
+The body of a `/login` answer is never quoted (a server may echo the password back).
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -40,6 +42,7 @@ from core.lazy_modules import requests
 from core import day_ahead
 from core.clock import RealClock
 from core.login_policy import LoginPolicy, password_digest
+from core.redaction import quoted
 
 from core.timeutil import format_utc
 
@@ -49,21 +52,29 @@ DAY_AHEAD_PRODUCT_ID = 4
 BODY_EXCERPT_CHARS = 200
 AUTH_FAILURE_STATUSES = (401, 403)
 LOGIN_REJECTED_STATUSES = (400, 401, 403)
+DATA_REJECTED_STATUSES = (400, 413, 422)
+RETRY_AFTER_MAX_S = 600.0   # a longer Retry-After (a day: no schedule all day) is honoured this long
 
 class IstentoreAPIError(Exception):
     """A failed API call. `status` is the HTTP status (None without a response).
 
     `retryable` tells the caller whether the same request may succeed later; `retry_after_s` is
-    the server's `Retry-After` in seconds when it sent one (the caller waits at least that long).
+    the server's `Retry-After` in seconds when it sent one, at most RETRY_AFTER_MAX_S (the caller
+    waits at least that long);
+    `data_rejected`: the server refused the data request's content (HTTP 400, 413, 422);
+    `login_failed`: the call failed in the login it needed, not in its own request (the password
+    was not refused: that is an `AuthenticationError`).
     """
 
     def __init__(self, message: str, status: int | None = None, retryable: bool = False,
-                 retry_after_s: float | None = None):
+                 retry_after_s: float | None = None, data_rejected: bool = False):
         super().__init__(message)
         self.message = message
         self.status = status
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        self.data_rejected = data_rejected
+        self.login_failed = False
 
 class AuthenticationError(IstentoreAPIError):
     """No password, login rejected, or a request refused twice with 401/403.
@@ -199,10 +210,6 @@ class IstentoreAPI:
         self._digest = password_digest(self._password)
         self._min_token_seq = self.gate.next_seq()
 
-    def drop_token(self) -> None:
-        """Forget the token; the next call logs in again."""
-        self.gate.drop(self._token)
-
     def close(self) -> None:
         """Close the connection pool. The instance must not be used afterwards."""
         if self._session is not None:
@@ -272,13 +279,12 @@ class IstentoreAPI:
             token = self._login(timeout_s, refused=token)
             resp = self._send(method, path, params=params, json_body=json_body, token=token,
                               timeout_s=timeout_s)
-            if resp.status_code in AUTH_FAILURE_STATUSES:
-                self.gate.drop(token)
+            if resp.status_code in AUTH_FAILURE_STATUSES:   # the fresh token is kept: it may serve other endpoints
                 raise AuthenticationError(
                     f"{method} {path}: HTTP {resp.status_code} again after a fresh login: "
                     f"{self._excerpt(resp)}", status=resp.status_code)
         if not 200 <= resp.status_code < 300:
-            raise self._http_error(method, path, resp)
+            raise self._http_error(method, path, resp, data_request=True)
         return resp
 
     def _login(self, timeout_s: float | None = None, refused: str | None = None) -> str:
@@ -290,6 +296,15 @@ class IstentoreAPI:
         """
         if not self._password:
             raise AuthenticationError("API password not set")
+        try:
+            return self._login_once(timeout_s, refused)
+        except AuthenticationError:
+            raise
+        except IstentoreAPIError as exc:
+            exc.login_failed = True
+            raise
+
+    def _login_once(self, timeout_s: float | None, refused: str | None) -> str:
         wait_s = self.timeout_s if timeout_s is None else timeout_s
         done_before = self.gate.logins_done
         if not self.gate.acquire_login(wait_s):
@@ -324,8 +339,9 @@ class IstentoreAPI:
             wait = self.gate.note_rejected(self._digest, resp.status_code)
             raise AuthenticationError(f"login rejected (HTTP {resp.status_code}): password rejected",
                                       status=resp.status_code, retry_after_s=wait, rejected=True)
-        if not 200 <= resp.status_code < 300:
-            raise self._http_error("POST", path, resp)
+        if not 200 <= resp.status_code < 300:   # not about the password: tried again later, body not quoted
+            raise IstentoreAPIError(f"POST {path}: HTTP {resp.status_code}", status=resp.status_code,
+                                    retryable=True, retry_after_s=_retry_after_s(resp))
         # The body holds the token: never quote it, and do not chain the decode error (it keeps it).
         try:
             data = resp.json()
@@ -335,7 +351,7 @@ class IstentoreAPI:
         if not isinstance(token, str) or not token:
             raise IstentoreAPIError(
                 f"POST {path}: HTTP {resp.status_code}: response is not JSON with a token",
-                status=resp.status_code)
+                status=resp.status_code, retryable=True)
         self.gate.note_accepted(self._digest, token)
         log.info("Istentore API login succeeded (%s)", self.email)
         return token
@@ -377,28 +393,31 @@ class IstentoreAPI:
             log.debug("HTTP %s %s -> %s (%.0f ms)", method, path, outcome,
                       (self._clock.monotonic() - started) * 1000.0)
 
-    def _http_error(self, method: str, path: str, resp: requests.Response) -> IstentoreAPIError:
+    def _http_error(self, method: str, path: str, resp: requests.Response,
+                    data_request: bool = False) -> IstentoreAPIError:
         status = resp.status_code
         retryable = status in (408, 429) or not 400 <= status < 500   # a 3xx (proxy, maintenance) is no rejection
         retry_after_s = _retry_after_s(resp) if retryable else None
         return IstentoreAPIError(f"{method} {path}: HTTP {status}: {self._excerpt(resp)}",
-                                 status=status, retryable=retryable, retry_after_s=retry_after_s)
+                                 status=status, retryable=retryable, retry_after_s=retry_after_s,
+                                 data_rejected=data_request and status in DATA_REJECTED_STATUSES)
 
     def _excerpt(self, resp: requests.Response) -> str:
         """At most BODY_EXCERPT_CHARS of the response body, one line, secrets replaced by `***`."""
-        text = " ".join(resp.text.split())
-        return self._scrub(text)[:BODY_EXCERPT_CHARS] or "(empty body)"
+        return self._scrub(resp.text)[:BODY_EXCERPT_CHARS] or "(empty body)"
 
     def _scrub(self, text: str) -> str:
-        for secret in (self._password, self._token):
-            if secret:
-                # Also the JSON-escaped form, in case the server echoes the request body.
-                for form in {secret, json.dumps(secret)[1:-1]}:
-                    text = text.replace(form, "***")
-        return text
+        """`text` as one line, the password and the token replaced in every form a server may echo."""
+        return quoted(text, (self._password, self._token))
 
 def _retry_after_s(resp: requests.Response) -> float | None:
-    """`Retry-After` in seconds: delta-seconds, or an HTTP date relative to the response's `Date`."""
+    """`Retry-After` in seconds (at most RETRY_AFTER_MAX_S): delta-seconds, or an HTTP date relative
+    to the response's `Date`."""
+    seconds = _retry_after_header_s(resp)
+    return None if seconds is None else min(seconds, RETRY_AFTER_MAX_S)
+
+
+def _retry_after_header_s(resp: requests.Response) -> float | None:
     value = resp.headers.get("Retry-After")
     if value is None:
         return None

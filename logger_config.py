@@ -23,7 +23,6 @@ delays the publication of that one update instead of deadlocking the process.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import re
 import sys
@@ -33,10 +32,11 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Callable, TextIO
 
+from core.redaction import REDACTED, secret_forms
+
 RING_SIZE = 1000
 LINE_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 FILE_SUFFIX = "_hil_scheduler.log"
-REDACTED = "***"
 
 # Bound on waiting for a shared_data lock from inside logging; holders keep it for microseconds
 # (§0.6), so only a thread that logs while holding the lock itself ever reaches this bound.
@@ -111,11 +111,7 @@ class RedactionFilter(logging.Filter):
             secret = self._secret_provider()
         except Exception:  # a broken provider must not break logging
             return []
-        if not isinstance(secret, str) or not secret:
-            return []
-        # Also the forms a password takes inside a repr() or a JSON body.
-        forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1]}
-        return sorted((f for f in forms if f), key=len, reverse=True)
+        return secret_forms(secret)   # also inside a repr(), a JSON body, with its spaces collapsed
 
     def redact(self, text: str, secrets: list[str] | None = None) -> str:
         for secret in self._secrets() if secrets is None else secrets:

@@ -95,7 +95,7 @@ class DataFetcher:
         self._last_ok_mono: dict[str, float | None] = {w: None for w in WINDOWS}
         self._next_pass_mono: float | None = None   # None: a pass is due at once
         self._auth_backoff = Backoff(AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S)
-        self._auth_failed_last = False   # the last pass ended on an authentication failure
+        self._login_awaited: int | None = None   # after an auth failure: the number of the next login
         self._problems = Episodes()   # problem texts of the last pass that had any (logged once)
 
     # ---------------------------------------------------------------- called from other threads
@@ -128,7 +128,7 @@ class DataFetcher:
         fetch_now = self._fetch_now.is_set()
         due = (self._next_pass_mono is None or self.clock.monotonic() >= self._next_pass_mono
                or fetch_now or password != self._password
-               or (self._auth_failed_last and self.api.logged_in))   # the poster logged in meanwhile: once
+               or self._new_login_since_auth_failure())
         if due:
             self._fetch_now.clear()
             wait_s = min(ERROR_RETRY_S, self.period_s)   # kept if the pass raises unexpectedly
@@ -137,6 +137,13 @@ class DataFetcher:
             finally:
                 self._next_pass_mono = self.clock.monotonic() + wait_s
         return min(self.seconds_to_next_pass(), PASSWORD_POLL_S)
+
+    def _new_login_since_auth_failure(self) -> bool:
+        """After an authentication failure, a login accepted since (the poster's): one pass at once.
+        A token this endpoint refused stays shared, so a poster that goes on posting with it brings
+        no pass: the backoff holds."""
+        return self._login_awaited is not None and self.api.gate.next_seq() > self._login_awaited \
+            and self.api.logged_in
 
     def seconds_to_next_pass(self) -> float:
         """Seconds until the next scheduled pass (0 when due); events can bring it forward."""
@@ -148,7 +155,7 @@ class DataFetcher:
     def _run_pass(self, now: datetime, password: str | None, fetch_now: bool) -> float:
         """One pass (module docstring, steps 3-6; `step()` did the rollover); returns the seconds
         until the next pass."""
-        self._auth_failed_last = False
+        self._login_awaited = None
         if self._follow_password(password):
             fetch_now = True
         if password is None:
@@ -205,8 +212,7 @@ class DataFetcher:
 
     def _auth_failed(self, exc: AuthenticationError, now: datetime, problems: list[str]) -> float:
         """End the pass after an authentication failure; returns the backoff before the next one."""
-        self.api.drop_token()
-        self._auth_failed_last = True
+        self._login_awaited = self.api.gate.next_seq()
         backoff_s = self._auth_backoff.failure()
         if exc.rejected and exc.retry_after_s is not None:   # the process-wide login backoff rules
             backoff_s = exc.retry_after_s

@@ -10,14 +10,16 @@ a WARNING at most every 60 s. When the gate (`post_measurements_in_api_mode`, so
 password) goes from on to off, the queue is cleared and the items counted as `discarded`.
 
 Drain (`step()`): for each series whose retry time has come, up to 500 items from its head in one
-POST. Success removes them. A retryable failure (or `AuthenticationError`) keeps them at the head
-and waits min(initial × 2^(attempt−1), max) s, or the server's `Retry-After` when longer. A
-non-retryable rejection of several items is split in halves at once to isolate the bad item; a
-single rejected item is removed and counted. Delivery is at least once, in order within a series.
-A refused password (`AuthenticationError.rejected`, shared by every client through the
-`LoginGate`) pauses every series instead: no request until the password changes or the login
-backoff has passed, every item kept; one WARNING when the pause starts, one INFO when a post
-succeeds again.
+POST. Success removes them. A failure keeps them at the head and waits min(initial × 2^(attempt−1),
+max) s, or the server's `Retry-After` when longer, unless the API refused the data itself
+(`IstentoreAPIError.data_rejected`: HTTP 400/413/422 to the POST): then several items are split in
+halves at once to isolate the bad item, and a single rejected item is removed and counted. A failed
+login (a maintenance page, a 404) never removes an item. Delivery is at least once, in order within
+a series. A refused password (`AuthenticationError.rejected`, shared by every client through the
+`LoginGate`) pauses every series: no request until the password changes or the login backoff has
+passed. A token refused right after a fresh login pauses every series for the failed one's backoff
+(one login per backoff for the account, not one per series). Every item is kept; one WARNING when a
+pause starts, one INFO when a post succeeds again.
 This module does the I/O, the logging and the `shared_data` writes around those rules.
 
 Durability: every change of the queue is written, fsync'ed, to the journal
@@ -44,7 +46,7 @@ from pathlib import Path
 from typing import Mapping
 
 from core.config import AppConfig
-from core.episodes import Episodes
+from agents.post_pause import AccountPause
 from agents.post_journal import SPOOL_NAME, PostJournal, drop_spool, read_spool, write_atomically
 from core.post_queue import Entry, PostItem, PostQueue, entry_from_json, metric_values
 from core.timeutil import format_local_iso
@@ -81,9 +83,7 @@ class Poster:
         self._gate: bool | None = None      # as last noted (under `_qlock`, by `_note_gate` only)
         self._gate_lock = threading.Lock()
         self._gate_closed_through: int | None = None   # an on-to-off noted: discard items up to this seq
-        self._paused = Episodes()           # "auth": the API refused the password (issue 12)
-        self._paused_until = 0.0            # monotonic; no request before, unless the password changes
-        self._paused_held = 0               # drain passes held back while paused
+        self._pause = AccountPause(api_cfg.measurement_post_retry_initial_s, api_cfg.measurement_post_retry_max_s)
         self._api_lock = threading.Lock()   # one HTTP user at a time (poster thread or shutdown)
         self._idle = threading.Event()
         self._idle.set()
@@ -177,8 +177,8 @@ class Poster:
         if not gate:
             return 1.0  # queued items (e.g. loaded from the spool) wait for the gate
         wait_s = self._earliest_retry_wait()
-        if self._paused.active("auth"):   # held back until then (a new password wakes the thread)
-            wait_s = max(wait_s, self._paused_until - self.clock.monotonic())
+        if (pause_s := self._pause.wait_s(self.clock.monotonic())) is not None:   # a new password wakes the thread
+            wait_s = max(wait_s, pause_s)
         return min(1.0, max(0.0, wait_s))
 
     def shutdown(self, timeout_s: float = 2.0) -> int:
@@ -278,30 +278,21 @@ class Poster:
         return True
 
     def _held_back(self) -> bool:
-        """While the password is refused: true (send nothing) until it changes or the login
-        backoff has passed; every series keeps its items."""
+        """While the account is paused: true (send nothing) until the pause ends or the password
+        changes; every series keeps its items."""
         changed = self._sync_password()
-        if not self._paused.active("auth") or changed or self.clock.monotonic() >= self._paused_until:
-            return False
-        self._paused_held += 1
-        return True
+        return self._pause.holds(self.clock.monotonic(), changed)
 
-    def _pause_for_rejected_password(self, exc: IstentoreAPIError, newest: PostItem, attempt: int) -> None:
-        mono = self.clock.monotonic()
-        self._paused_until = mono + (exc.retry_after_s or self._queue.retry_initial_s)
-        if self._paused.begin("auth", mono):
-            self._paused_held = 0
-            log.warning("Measurement posting paused: the API refused the password (%s); all %d queued "
-                        "item(s) are kept until the password changes or the login backoff passes",
-                        exc, self.pending_count())
-        self._attempt_status(newest, attempt, "failed", str(exc), self._paused_until - mono, 1)
-        self._error_status(newest.plant_id, str(exc))
-
-    def _resume_after_pause(self) -> None:
-        duration_s = self._paused.end("auth", self.clock.monotonic())
-        if duration_s is not None:
-            log.info("Measurement posting resumed after %.0f s paused for a refused password: %d item(s) "
-                     "queued, %d drain pass(es) held back", duration_s, self.pending_count(), self._paused_held)
+    def _pause_every_series(self, reason: str, batch: list[PostItem], attempt: int, exc: IstentoreAPIError) -> None:
+        """A refused password waits for the login backoff; a refused token or a failed login for the
+        account's own backoff (this series is backed off as long), with every other series."""
+        if reason == "password":
+            wait_s = exc.retry_after_s or self._queue.retry_initial_s
+            self._attempt_status(batch[-1], attempt, "failed", str(exc), wait_s, 1)
+            self._error_status(batch[-1].plant_id, str(exc))
+        else:
+            wait_s = self._failed(batch, attempt, exc, at_least_s=self._pause.backoff.failure())
+        self._pause.begin(reason, self.clock.monotonic(), wait_s, exc, self.pending_count())
 
     def _drain(self, deadline: float | None) -> bool:
         """One batch per ready series (oldest head first). `deadline` (shutdown): ignore backoff,
@@ -359,10 +350,11 @@ class Poster:
         try:
             self.api.post_measurements(series_id, [(item.ts, item.value) for item in batch], timeout_s=timeout_s)
         except IstentoreAPIError as exc:
-            if isinstance(exc, AuthenticationError) and exc.rejected:
-                self._pause_for_rejected_password(exc, batch[-1], attempt)
+            if isinstance(exc, AuthenticationError) or exc.login_failed:
+                reason = "login" if exc.login_failed else "password" if exc.rejected else "token"
+                self._pause_every_series(reason, batch, attempt, exc)
                 return False
-            if exc.retryable or isinstance(exc, AuthenticationError):
+            if not exc.data_rejected:
                 self._failed(batch, attempt, exc)
                 return False
             halves = PostQueue.split(batch)
@@ -370,7 +362,7 @@ class Poster:
                 return all(self._post(series_id, half, deadline) for half in halves)
             self._rejected(batch[0], attempt, exc)
             return True
-        self._resume_after_pause()
+        self._pause.end(self.clock.monotonic(), self.pending_count())
         with self._changing_queue() as queue:
             posted = queue.posted(batch)
         for pid, n in posted.items():
@@ -382,17 +374,19 @@ class Poster:
             "measurement_timestamp": format_local_iso(newest.ts, self.cfg.tz), "batch_size": len(batch)})
         return True
 
-    def _failed(self, batch: list[PostItem], attempt: int, exc: IstentoreAPIError) -> None:
-        """A retryable failure: back the series off; the items stay queued."""
+    def _failed(self, batch: list[PostItem], attempt: int, exc: IstentoreAPIError, at_least_s: float = 0.0) -> float:
+        """A failure that is no rejection of the data: back the series off, at least `at_least_s`
+        (returns the wait, s); the items stay queued."""
         newest = batch[-1]
         mono = self.clock.monotonic()
         with self._qlock:
-            delay = self._queue.failed(newest.series_id, mono, exc.retry_after_s)
+            delay = self._queue.failed(newest.series_id, mono, max(exc.retry_after_s or 0.0, at_least_s) or None)
         name = self.cfg.plants[newest.plant_id].name
         log.warning("Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %g s",
                     name, newest.metric, newest.series_id, len(batch), attempt, exc, delay)
         self._attempt_status(newest, attempt, "failed", str(exc), delay, len(batch))
         self._error_status(newest.plant_id, str(exc))
+        return delay
 
     def _rejected(self, item: PostItem, attempt: int, exc: IstentoreAPIError) -> None:
         """A single item rejected for good: remove and count it."""

@@ -155,7 +155,9 @@ def test_the_fetcher_clears_its_auth_error_within_a_second_of_a_login_the_poster
     assert fetcher.seconds_to_next_pass() == pytest.approx(30.0)
     clock.advance(5)
     poster.enqueue_sample("lib", clock.now(), VALUES)
+    logins = sim.logins
     poster.step()
+    assert sim.logins == logins + 1      # its own: a client takes no token from before its password
     assert sim.calls["/measurements"] >= 1 and poster.pending_count() == 0
     fetcher.step()
     assert sd["data_fetcher_status"]["connected"] is True and sd["data_fetcher_status"]["error"] is None
@@ -180,3 +182,23 @@ def test_a_login_of_the_poster_brings_one_fetcher_pass_not_one_a_second(sim, tmp
         clock.advance(1)
         fetcher.step()
     assert sim.calls["/market_products"] == calls
+
+
+def test_an_endpoint_refusing_the_account_costs_no_login_per_post(sim, tmp_path, on_one_gate):
+    """The market endpoint refuses every token (403, an account without market rights) while
+    posting works: the fetcher keeps to its backoff (30 s, 60 s, ...) and the poster posts with the
+    shared token; an hour costs a handful of logins, not one per post window."""
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES})
+    clock, sd, fetcher, poster = on_one_gate(cfg)
+    sim.fail_next("/market_products", 403, count=10**6)
+    for second in range(3600):
+        if second % 60 == 0:
+            poster.enqueue_sample("lib", clock.now(), VALUES)
+        fetcher.step()
+        poster.step()
+        clock.advance(1)
+    assert sd["data_fetcher_status"]["error"].startswith("Authentication failed")
+    assert poster.pending_count() == 0 and sim.calls["/measurements"] >= 60
+    passes = sim.calls["/market_products"] // 2              # each pass: the call, and once more after a login
+    assert 6 <= passes <= 12, passes                            # 30 s doubling to 600 s: about 9 in an hour
+    assert sim.logins <= passes + 2, (sim.logins, passes)       # one login per fetcher pass, none per post
