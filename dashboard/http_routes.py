@@ -3,6 +3,11 @@
 - Basic auth (when `dashboard.auth` is set) on every route except `/healthz`: 401 with
   `WWW-Authenticate: Basic realm="HIL Scheduler"`, constant-time comparison, never logged; the
   operator's or the viewer's credentials (`dashboard/roles.py` says what a viewer may do).
+- Without auth (the dashboard then listens on loopback only), a request whose `Host` is not a
+  loopback name or address gets 421: a web page the operator opens cannot reach the dashboard
+  through a DNS name rebound to 127.0.0.1 (`/healthz` stays open).
+- Every answer says it may not be framed by another site (`X-Frame-Options: DENY`, CSP
+  `frame-ancestors 'none'`): no click on Start through an invisible frame.
 - Request bodies over 8 MiB: 413 (checked from the header before anything reads the body, and by
   Flask's `MAX_CONTENT_LENGTH` for bodies without a length).
 - `GET /api/state`: JSON from one snapshot, `Cache-Control: no-store`; never the password or a token.
@@ -26,6 +31,7 @@ import logging
 from flask import Flask, Response, abort, g, request, send_file
 
 from core.basic_auth import REALM
+from core.config import is_loopback_host
 from core.day_report import ReportError
 from core.names import PLANT_IDS, safe_plant_name
 from core.schedule_csv import schedule_to_csv
@@ -56,6 +62,13 @@ def _finite(value):
     return value
 
 
+def _host_name(host: str) -> str:
+    """The name or address of a `Host` header value, without its port (`[::1]:8050` -> `[::1]`)."""
+    if host.startswith("["):
+        return host[:host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | None,
                     viewer_password: str | None = None) -> None:
     cfg = dctx.cfg
@@ -69,6 +82,10 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
 
     @server.before_request
     def guard():
+        if auth is None and request.path not in UNAUTHENTICATED_PATHS and not is_loopback_host(
+                _host_name(request.host)):
+            return Response("Misdirected request: without dashboard.auth this dashboard answers only to a "
+                            "loopback host name (127.0.0.1, localhost, [::1]).\n", status=421, mimetype="text/plain")
         length = request.content_length
         if length is not None and length > C.MAX_REQUEST_BYTES:
             abort(413)
@@ -84,6 +101,12 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
             if len(request.get_data(cache=True)) >= C.MAX_REQUEST_BYTES:
                 abort(413)
         return None
+
+    @server.after_request
+    def not_framed(response: Response) -> Response:
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        return response
 
     @server.route("/api/state")
     def api_state():

@@ -76,6 +76,47 @@ def test_dashboard_auth_without_its_variable_refuses_to_start(tmp_path, monkeypa
     a.shutdown("start failure")
 
 
+def _get_with_host(url: str, path: str, host: str) -> tuple[int, dict]:
+    """GET `path` from the dashboard at `url` (127.0.0.1) with the `Host` header a browser sends
+    for another name (a DNS name rebound to 127.0.0.1)."""
+    netloc = url.split("//", 1)[1].rstrip("/")
+    conn = http.client.HTTPConnection(*netloc.split(":"), timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+def test_without_auth_only_loopback_host_names_are_answered(app):
+    """DNS rebinding: a web page at rebind.attacker.example (resolved to 127.0.0.1) must not read the
+    state or send a Start. Loopback names are answered; /healthz stays open to any name."""
+    url, port = app.dashboard.url, app.dashboard.url.rsplit(":", 1)[1].rstrip("/")
+    for host in (f"rebind.attacker.example:{port}", "rebind.attacker.example", f"10.0.0.5:{port}"):
+        for path in ("/", "/api/state", "/_dash-layout"):
+            assert _get_with_host(url, path, host)[0] == 421, (host, path)
+    body = json.dumps({"output": "x.children", "outputs": {"id": "x", "property": "children"}, "inputs": [],
+                       "changedPropIds": []})
+    netloc = url.split("//", 1)[1].rstrip("/")
+    conn = http.client.HTTPConnection(*netloc.split(":"), timeout=10)
+    conn.request("POST", "/_dash-update-component", body=body,
+                 headers={"Host": f"rebind.attacker.example:{port}", "Content-Type": "application/json"})
+    assert conn.getresponse().status == 421
+    conn.close()
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}", "127.0.0.2"):
+        assert _get_with_host(url, "/api/state", host)[0] == 200, host
+    assert _get_with_host(url, "/healthz", f"rebind.attacker.example:{port}")[0] == 200
+
+
+def test_no_page_may_be_framed_by_another_site(app):
+    for path in ("/", "/api/state", "/_dash-layout"):
+        status, headers, _ = _request(app.dashboard.url + path)
+        assert status == 200 and headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], path
+
+
 def test_request_body_over_8_mib_gets_413(app):
     body = b"x" * (8 * 1024 * 1024 + 1)
     status, _, _ = _request(app.dashboard.url + "/_dash-update-component", data=body,
