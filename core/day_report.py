@@ -13,6 +13,7 @@ Choices (docs/DECISIONS.md, "Day report"; the report states them too):
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,7 +24,7 @@ from core.compression import similar
 from core.config import AppConfig, PlantConfig
 from core.kpis import DayKpis, covered_mask, day_kpis, epoch_seconds, null_rows
 from core.names import safe_plant_name
-from core.recording import Row, daily_file_path, read_rows, rows_to_frame
+from core.recording import MAX_DAILY_FILE_BYTES, Row, daily_file_path, inside, read_rows, rows_to_frame
 from core.timeutil import day_bounds
 
 MAX_POINTS = 4000
@@ -96,7 +97,11 @@ def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoDat
     """The plant's file of `day` with its KPIs, or why there is none."""
     plant = cfg.plants[plant_id]
     path = plant_day_path(cfg, plant_id, day)
+    if os.path.lexists(path) and not inside(cfg.data_dir, path):
+        return NoData(plant.name, path.name, "not a file inside the data folder")
     try:
+        if path.stat().st_size > MAX_DAILY_FILE_BYTES:
+            return NoData(plant.name, path.name, f"larger than {MAX_DAILY_FILE_BYTES // 2**20} MB")
         rows, malformed = read_rows(path, cfg.tz)
     except FileNotFoundError:
         return NoData(plant.name, path.name, "not found")

@@ -98,6 +98,19 @@ def daily_file_path(data_dir: str | os.PathLike, safe: str, day: date) -> Path:
     return Path(data_dir) / daily_file_name(safe, day)
 
 
+MAX_DAILY_FILE_BYTES = 50 * 1024 * 1024   # a daily file read for a request (history, report): at most this
+
+
+def inside(folder: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """True when the real path of `path` lies inside the real path of `folder` (no symlink out)."""
+    base = os.path.realpath(folder)
+    real = os.path.realpath(path)
+    try:
+        return os.path.commonpath([base, real]) == base and real != base
+    except ValueError:
+        return False
+
+
 def parse_daily_file_name(name: str) -> tuple[date, str] | None:
     """`(day, safe)` for a name following the rule, else None (also for impossible dates)."""
     match = _FILE_NAME.match(name)

@@ -6,6 +6,8 @@ button and a forged request with an unknown plant or action reaches the validati
 """
 from __future__ import annotations
 
+from core.recording import MAX_DAILY_FILE_BYTES
+
 PAGE_TITLE = "HIL Scheduler Dashboard"
 
 # Tabs in order (label, value); the first is the default.
@@ -21,7 +23,7 @@ TABS = (
 MAX_REQUEST_BYTES = 8 * 1024 * 1024     # 413 above (components §8.1)
 MAX_UPLOAD_BYTES = 5_000_000            # the upload component and the server refuse more
 CSV_START_STEP_S = 300                  # the CSV start defaults to the next whole 5 minutes
-MAX_HISTORY_FILE_BYTES = 50 * 1024 * 1024
+MAX_HISTORY_FILE_BYTES = MAX_DAILY_FILE_BYTES
 LOG_TAIL_LINES = 2000
 LISTING_TTL_S = 60.0                    # directory listings (history days, log dates)
 WEBGL_MIN_POINTS = 20_000               # traces above this use scattergl

@@ -17,7 +17,7 @@ from typing import Callable
 
 from core.config import AppConfig
 from core.names import safe_plant_name
-from core.recording import daily_file_path, parse_daily_file_name
+from core.recording import daily_file_path, inside, parse_daily_file_name
 from dashboard import constants as C
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -60,16 +60,6 @@ def parse_date(value) -> date | None:
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         return None
-
-
-def inside(folder: Path, path: Path) -> bool:
-    """True when the real path of `path` lies inside the real path of `folder`."""
-    base = os.path.realpath(folder)
-    real = os.path.realpath(path)
-    try:
-        return os.path.commonpath([base, real]) == base and real != base
-    except ValueError:
-        return False
 
 
 # ------------------------------------------------------------------------------ history files

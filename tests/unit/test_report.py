@@ -187,6 +187,23 @@ def test_a_header_only_file_is_no_data(cfg):
         report_html.build_report(cfg, date(2026, 6, 1), ["lib"])
 
 
+def test_a_daily_file_linked_out_of_the_data_folder_or_too_large_is_not_read(cfg, tmp_path_factory, monkeypatch):
+    """The report is served over HTTP: like the history download, it reads only files inside the
+    data folder (no symlink out of it), up to the same size bound."""
+    outside = tmp_path_factory.mktemp("elsewhere") / "outside.csv"
+    write(outside, [real(datetime(2026, 6, 1, 10, tzinfo=TZ), 100, 100)])
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.data_dir / "20260601_lib.csv").symlink_to(outside)
+    got = day_report.load_plant_day(cfg, "lib", date(2026, 6, 1))
+    assert got == day_report.NoData("LIB", "20260601_lib.csv", "not a file inside the data folder")
+    (cfg.data_dir / "20260601_lib.csv").unlink()
+    write(cfg.data_dir / "20260601_lib.csv", [real(datetime(2026, 6, 1, 10, tzinfo=TZ), 100, 100)])
+    assert isinstance(day_report.load_plant_day(cfg, "lib", date(2026, 6, 1)), day_report.PlantDay)
+    monkeypatch.setattr(day_report, "MAX_DAILY_FILE_BYTES", 100)
+    got = day_report.load_plant_day(cfg, "lib", date(2026, 6, 1))
+    assert isinstance(got, day_report.NoData) and got.reason.startswith("larger than"), got
+
+
 def test_the_report_names_a_missing_plant_and_holds_the_kpis(cfg, tmp_path):
     t0 = datetime(2026, 6, 1, 10, 0, tzinfo=TZ)
     # a steady hour as compression stores it: first and latest row, then the trailing null
