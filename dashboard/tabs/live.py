@@ -72,10 +72,15 @@ def _recording(s, pid: str) -> bool:
     return s.recording_file.get(pid) is not None
 
 
+_MAX_AXIS_MS = 253_402_300_800_000   # 10000-01-01 in ms since 1970
+
+
 def _axis_ms(value) -> int:
     """A plotly date-axis value (a local wall-time string, any fraction of a second, or ms) as
-    local ms. Raises ValueError for anything else."""
+    local ms. Raises ValueError for anything else (also infinities and ms beyond year 9999)."""
     if isinstance(value, (int, float)):
+        if not abs(value) <= _MAX_AXIS_MS:    # also NaN
+            raise ValueError(f"axis value out of range: {value!r}")
         return int(value)
     day, _, clock = str(value).strip().replace("T", " ").partition(" ")
     whole, _, frac = clock.partition(".")
@@ -93,7 +98,7 @@ def visible_range_of(events: dict) -> tuple[int, int] | None:
         if lo is not None and hi is not None:
             try:
                 return _axis_ms(lo), _axis_ms(hi)
-            except ValueError:
+            except (ValueError, OverflowError):   # a forged or broken event: the default range
                 return None
     return None
 

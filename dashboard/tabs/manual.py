@@ -253,11 +253,18 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
             manual_overrides.shown_store(s, plant))
 
 
+def _shown_file_name(filename) -> str:
+    """The upload's file name as messages and the log show it: printable characters only (no forged
+    log line), at most 80 of them; the name is never used as a path."""
+    text = "".join(c if c.isprintable() else "?" for c in str(filename or "upload.csv"))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _parse_upload(dctx: DashboardContext, contents: str, filename, plant: str, csv_date, csv_hour, csv_minute,
                   mode) -> tuple[object, object]:
     """(message, frame or None) for one uploaded CSV; the frame is None when refused."""
     name = dctx.names[plant]
-    filename = str(filename or "upload.csv")
+    filename = _shown_file_name(filename)
     _, _, b64 = str(contents).partition(",")
     if len(b64) > (C.MAX_UPLOAD_BYTES * 4) // 3 + 8:
         return failure_message(ScheduleCSVError("CSV is larger than 5 MB.")), None

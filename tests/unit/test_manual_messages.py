@@ -188,3 +188,12 @@ def test_a_warned_message_is_logged_as_plain_text():
     assert _plain_text(message) == ("Random schedule generated for LIB (4 points). Warning: this schedule ended "
                                     "at 04:00, before now; nothing will be dispatched from it.")
     assert _plain_text("Manual schedule cleared for LIB.") == "Manual schedule cleared for LIB."
+
+
+def test_an_upload_file_name_cannot_forge_a_log_line_or_flood_the_message():
+    from dashboard.tabs.manual import _shown_file_name
+    forged = "x.csv' ok\n2026-12-04 20:00:00 - ERROR - LIB emulator FORGED LINE\r\n" + "A" * 5000
+    shown = _shown_file_name(forged)
+    assert "\n" not in shown and "\r" not in shown and len(shown) == 80 and shown.endswith("...")
+    assert shown.startswith("x.csv' ok?2026-12-04 20:00:00 - ERROR")
+    assert _shown_file_name(None) == "upload.csv" and _shown_file_name("plan ñ.csv") == "plan ñ.csv"

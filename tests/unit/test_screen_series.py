@@ -51,6 +51,9 @@ def test_zoom_events_give_the_visible_range():
     assert live.visible_range_of({"xaxis3.range": [1000, 2000]}) == (1000, 2000)
     assert live.visible_range_of({"xaxis.autorange": True}) is None
     assert live.visible_range_of({"xaxis.range[0]": "not a time", "xaxis.range[1]": "x"}) is None
+    # A forged event (a viewer's request, no browser sends it): the default range, no traceback.
+    for bad in (1e300, float("inf"), float("nan"), -1e300, "2026-03-29 11:50:00.5e999"):
+        assert live.visible_range_of({"xaxis.range[0]": 0, "xaxis.range[1]": bad}) is None, bad
 
 
 # ------------------------------------------------------------ DST days: x is local wall time
