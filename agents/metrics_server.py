@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import TYPE_CHECKING
 
-from core.basic_auth import REALM, credentials_ok, dashboard_accounts
+from core.basic_auth import FREE_FAILURES, REALM, FailedLogins, credentials_ok, dashboard_accounts
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -23,19 +24,30 @@ REQUEST_THREADS = 2
 STOP_TIMEOUT_S = 2.0
 
 
-def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]]):
+def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]], monotonic):
     """WSGI app answering `GET /metrics` only; basic auth with any of `accounts` (username, password)
-    when there is one."""
+    when there is one, an address refused (429) after repeated wrong credentials (`FailedLogins`;
+    `monotonic()` gives its time)."""
     from dashboard.metrics import render
+    failed_logins = FailedLogins(threading.Lock())
 
     def app(environ, start_response):
         if environ.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"Not found; try /metrics\n"]
         header = environ.get("HTTP_AUTHORIZATION")
+        client, now = environ.get("REMOTE_ADDR") or "unknown", monotonic()
+        if accounts and (refused_s := failed_logins.refused_for_s(client, now)) is not None:
+            start_response("429 Too Many Requests", [("Content-Type", "text/plain"),
+                                                     ("Retry-After", str(max(1, round(refused_s))))])
+            return [b"Too many failed logins from this address; try again later.\n"]
         if accounts and not any(credentials_ok(header, username, password) for username, password in accounts):
+            if header and failed_logins.failed(client, now)[0] == FREE_FAILURES + 1:
+                log.warning("Metrics: %d failed logins from %s; that address is refused, doubling with each "
+                            "further failure", FREE_FAILURES + 1, client)
             start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", REALM)])
             return [b"Authentication required.\n"]
+        failed_logins.succeeded(client)
         body, ctype = render(registry)
         start_response("200 OK", [("Content-Type", ctype), ("Cache-Control", "no-store"),
                                   ("Content-Length", str(len(body)))])
@@ -68,7 +80,7 @@ class MetricsServer:
             raise MetricsStartError(f"Metrics {exc}") from None
         if self.registry is None:
             self.registry = self.app.metrics_registry
-        wsgi = metrics_wsgi_app(self.registry, accounts)
+        wsgi = metrics_wsgi_app(self.registry, accounts, self.app.clock.monotonic)
         server = WsgiServer(wsgi, self.cfg.host, self.cfg.port, name=THREAD_NAME, threads=REQUEST_THREADS,
                             connection_limit=100)
         try:

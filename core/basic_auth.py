@@ -49,3 +49,48 @@ def dashboard_accounts(dashboard, environ: Mapping[str, str]) -> dict[str, tuple
         if account is not None:
             accounts[role] = (account.username, password)
     return accounts
+
+
+FREE_FAILURES = 10            # wrong credentials per client address before it is refused
+THROTTLE_INITIAL_S = 1.0      # then refused this long, doubling per further failure ...
+THROTTLE_MAX_S = 60.0         # ... up to this: about 1,400 guesses a day instead of 2,000 a second
+MAX_CLIENTS = 4096            # addresses remembered (the oldest forgotten first)
+
+
+class FailedLogins:
+    """Wrong credentials per client address (the dashboard and the metrics server each hold one).
+
+    A request without credentials (a browser's first, answered 401 to ask for them) is no failure.
+    The first FREE_FAILURES failures are free; each further one refuses the address for
+    THROTTLE_INITIAL_S doubling up to THROTTLE_MAX_S: every request of it is answered 429 without
+    checking its credentials, so a guess cannot be confirmed meanwhile. Correct credentials forget
+    the address. Pure: monotonic seconds are passed in; `lock` (a context manager) serialises calls.
+    """
+
+    def __init__(self, lock):
+        self._lock = lock
+        self._clients: dict[str, list[float]] = {}   # address -> [failures, refused until]
+
+    def refused_for_s(self, client: str, now: float) -> float | None:
+        """Seconds the address is still refused, or None."""
+        with self._lock:
+            entry = self._clients.get(client)
+            return entry[1] - now if entry is not None and entry[1] > now else None
+
+    def failed(self, client: str, now: float) -> tuple[int, float | None]:
+        """Record a failure: (failures so far, seconds the address is now refused or None)."""
+        with self._lock:
+            entry = self._clients.pop(client, None) or [0, 0.0]
+            self._clients[client] = entry            # most recent last
+            if len(self._clients) > MAX_CLIENTS:
+                del self._clients[next(iter(self._clients))]
+            entry[0] += 1
+            if entry[0] <= FREE_FAILURES:
+                return int(entry[0]), None
+            wait_s = min(THROTTLE_INITIAL_S * 2 ** min(entry[0] - FREE_FAILURES - 1, 32), THROTTLE_MAX_S)
+            entry[1] = now + wait_s
+            return int(entry[0]), wait_s
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._clients.pop(client, None)

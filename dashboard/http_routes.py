@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 from flask import Flask, Response, abort, g, request, send_file
 
-from core.basic_auth import REALM
+from core.basic_auth import FREE_FAILURES, REALM, FailedLogins
 from core.config import is_loopback_host
 from core.day_report import ReportError
 from core.names import PLANT_IDS, safe_plant_name
@@ -62,6 +63,29 @@ def _finite(value):
     return value
 
 
+def _authenticate(failed_logins: FailedLogins, accounts, mono: float, server: str) -> tuple[str, str] | Response:
+    """(role, username) of the request's credentials, else its answer: 401, or 429 while its address
+    is refused after repeated wrong credentials (core.basic_auth.FailedLogins; one WARNING when the
+    address is first refused, without the username it tried)."""
+    client = request.remote_addr or "unknown"
+    refused_s = failed_logins.refused_for_s(client, mono)
+    if refused_s is not None:
+        return Response("Too many failed logins from this address; try again later.\n", status=429,
+                        mimetype="text/plain", headers={"Retry-After": str(max(1, round(refused_s)))})
+    header = request.headers.get("Authorization")
+    who = roles.identify(header, accounts)
+    if who is not None:
+        failed_logins.succeeded(client)
+        return who
+    if header:
+        failures, refused_s = failed_logins.failed(client, mono)
+        if failures == FREE_FAILURES + 1:
+            log.warning("%s: %d failed logins from %s; that address is refused for %.0f s, doubling with each "
+                        "further failure", server, failures, client, refused_s)
+    return Response("Authentication required.\n", status=401, headers={"WWW-Authenticate": REALM},
+                    mimetype="text/plain")
+
+
 def _host_name(host: str) -> str:
     """The name or address of a `Host` header value, without its port (`[::1]:8050` -> `[::1]`)."""
     if host.startswith("["):
@@ -79,6 +103,7 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
         if viewer is not None and viewer_password:
             accounts.append((roles.VIEWER, viewer.username, viewer_password))
     server.config["MAX_CONTENT_LENGTH"] = C.MAX_REQUEST_BYTES
+    failed_logins = FailedLogins(threading.Lock())
 
     @server.before_request
     def guard():
@@ -90,10 +115,9 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
         if length is not None and length > C.MAX_REQUEST_BYTES:
             abort(413)
         if auth is not None and request.path not in UNAUTHENTICATED_PATHS:
-            who = roles.identify(request.headers.get("Authorization"), accounts)
-            if who is None:
-                return Response("Authentication required.\n", status=401, headers={"WWW-Authenticate": REALM},
-                                mimetype="text/plain")
+            who = _authenticate(failed_logins, accounts, dctx.clock.monotonic(), "Dashboard")
+            if isinstance(who, Response):
+                return who
             g.hil_role, g.hil_user = who
         if length is None and request.environ.get("wsgi.input_terminated"):
             # A chunked body has no length to check: read it (cached for the view) through Flask's

@@ -66,6 +66,32 @@ def test_basic_auth_enforced_when_configured(tmp_path, monkeypatch):
         stop_app(a)
 
 
+def test_repeated_wrong_credentials_refuse_the_address_for_a_doubling_time(tmp_path, monkeypatch, caplog):
+    """Password guessing: after 10 wrong logins the address gets 429 (credentials not even checked,
+    so a right guess is not confirmed) for 1 s, doubling; one WARNING, without the username tried.
+    A browser's first request without credentials is no failure."""
+    from core.basic_auth import FREE_FAILURES
+    monkeypatch.setenv(AUTH_ENV, AUTH_PASSWORD)
+    a = start_app(make_config(tmp_path, auth=DashboardAuth("operator", AUTH_ENV)))
+    try:
+        url = a.dashboard.url + "/api/state"
+        for _ in range(FREE_FAILURES + 5):
+            assert _request(url)[0] == 401                            # no credentials: asks for them
+        assert _request(url, ("operator", AUTH_PASSWORD))[0] == 200
+        with caplog.at_level(logging.WARNING):
+            for _ in range(FREE_FAILURES):
+                assert _request(url, ("guess-user", "guess"))[0] == 401
+            assert _request(url, ("guess-user", "guess"))[0] == 401   # the 11th: refused from now on
+            status, headers, _ = _request(url, ("operator", AUTH_PASSWORD))
+            assert status == 429 and int(headers["Retry-After"]) >= 1
+        warnings = [r.getMessage() for r in caplog.records if "failed logins from" in r.getMessage()]
+        assert len(warnings) == 1 and "guess-user" not in warnings[0], warnings
+        wait_for(lambda: _request(url, ("operator", AUTH_PASSWORD))[0] == 200, 5, message="refusal over")
+        assert _request(url, ("guess-user", "guess"))[0] == 401     # forgotten after the right login
+    finally:
+        stop_app(a)
+
+
 def test_dashboard_auth_without_its_variable_refuses_to_start(tmp_path, monkeypatch):
     monkeypatch.delenv(AUTH_ENV, raising=False)
     from hil_scheduler import HilApp, Options

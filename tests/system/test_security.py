@@ -148,6 +148,7 @@ def test_dashboard_beyond_loopback_requires_basic_auth(run):
         assert request(run.url + path, auth=(DASH_USER, "wrong"))[0] == 401, path
         assert request(run.url + path, auth=("someone", DASH_PASSWORD))[0] == 401, path
         _no_secret(body, path)
+        assert run.get("/healthz")[0] == 200 and run.get("/")[0] == 200   # a right login: the failures are forgotten
     status, _, _ = request(run.url + "/_dash-update-component", data=b"{}", headers={"Content-Type": "application/json"})
     assert status == 401, "callbacks need credentials too"
     for header in ("Basic !!!", "Bearer x", "Basic " + base64.b64encode(DASH_USER.encode()).decode()):
