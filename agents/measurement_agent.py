@@ -39,6 +39,7 @@ from core.points import METER_POINTS, SAMPLE_POINTS
 from core.timeutil import from_epoch
 
 log = logging.getLogger("hil.measurement")
+SKIP_LINES_PER_MIN = 5
 
 REANCHOR_THRESHOLD_S = 2.0
 LATENESS_HISTORY = 4096  # recent sample lateness values kept for diagnostics and the benchmark
@@ -145,7 +146,10 @@ class Sampler:
     `sink(sample)` receives every step's `Sample` (the recorder's bounded queue). The link follows
     `shared_data["transport_mode"]` at read time. Logs WARNING `<Name> sample failed: <error>` on
     the first failed step after a success and INFO `<Name> sampling recovered` on the first success
-    after a failure.
+    after a failure. Steps missed because the sampler ran a step late (a stalled process, a slow
+    read) are not back-filled: WARNING `<Name> sampler: <n> step(s) skipped from <iso> to <iso> (<s> s
+    late); a missed step is not back-filled`, at most SKIP_LINES_PER_MIN lines a minute (the next
+    line then adds how many went unlisted).
     """
 
     def __init__(self, plant_id: str, cfg: AppConfig, clock, shared_data: dict, grid: SampleGrid,
@@ -168,6 +172,8 @@ class Sampler:
         self._last_step_s: float | None = None  # epoch seconds of the last stamped step
         self._failing: set[str] = set()   # devices whose last read failed
         self.skipped_steps = 0
+        self._skip_lines: deque[float] = deque(maxlen=SKIP_LINES_PER_MIN)   # monotonic times of the lines
+        self._skips_unlisted = 0
         self.lateness_s: deque[float] = deque(maxlen=LATENESS_HISTORY)
 
     def step(self) -> float:
@@ -190,11 +196,26 @@ class Sampler:
         if abs(moved_s) > REANCHOR_THRESHOLD_S:
             grid.reanchor(anchor, moved_s)
             return 0.0
+        if k > self._next_k:
+            self._log_skipped(self._next_k, k - 1, mono - grid.deadline(anchor, self._next_k))
         self.skipped_steps += k - self._next_k
         self._next_k = k + 1
         self.lateness_s.append(mono - grid.deadline(anchor, k))
         self._sample(grid.step_time(k))
         return max(0.0, grid.deadline(anchor, self._next_k) - self.clock.monotonic())
+
+    def _log_skipped(self, first_k: int, last_k: int, late_s: float) -> None:
+        mono, n = self.clock.monotonic(), last_k - first_k + 1
+        if len(self._skip_lines) == SKIP_LINES_PER_MIN and mono - self._skip_lines[0] < 60.0:
+            self._skips_unlisted += n
+            return
+        self._skip_lines.append(mono)
+        first, last = (from_epoch(self.grid.step_time(k), self.clock.tz).isoformat(timespec="milliseconds")
+                       for k in (first_k, last_k))
+        unlisted = f"; {self._skips_unlisted} more step(s) skipped before, not listed" if self._skips_unlisted else ""
+        self._skips_unlisted = 0
+        log.warning("%s sampler: %d step(s) skipped from %s to %s (%.2f s late); a missed step is not "
+                    "back-filled%s", self.name, n, first, last, late_s, unlisted)
 
     def _sample(self, step_s: float) -> None:
         ts = from_epoch(step_s, self.clock.tz)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -234,6 +235,30 @@ def plant_rows(data_dir: Path, safe: str, tz) -> tuple[list[Row], int]:
         rows.extend(r)
         bad += b
     return rows, bad
+
+
+def grid_steps_between(a: float, b: float, period_s: float) -> list[float]:
+    """The grid steps (epoch s) strictly between two rows' stamps."""
+    n = round((b - a) / period_s)
+    return [a + i * period_s for i in range(1, n)]
+
+
+_SKIP_LINE = re.compile(r"(\S+) sampler: (\d+) step\(s\) skipped from (\S+) to (\S+) \(")
+
+
+def logged_skipped_steps(log: str, name: str) -> set[float]:
+    """The steps (epoch s, rounded to ms) the program logged as skipped for plant `name` (the
+    sampler's WARNING, agents/measurement_agent.Sampler); a line saying that others were not listed
+    adds none, so a check against it stays exact."""
+    steps: set[float] = set()
+    for m in _SKIP_LINE.finditer(log):
+        if m.group(1) != name:
+            continue
+        first, last = (datetime.fromisoformat(x).timestamp() for x in (m.group(3), m.group(4)))
+        n = int(m.group(2))
+        period = (last - first) / (n - 1) if n > 1 else 0.0
+        steps |= {round(first + i * period, 3) for i in range(n)}
+    return steps
 
 
 def grid_gaps(rows: list[Row], period_s: float) -> list[tuple[float, float]]:

@@ -148,16 +148,35 @@ def test_at_most_one_attempt_per_step(tmp_path, clock, sd):
     assert len(lib.link.reads) == 1 and len(out["lib"]) == 1
 
 
-def test_a_stall_skips_missed_steps_without_back_fill(tmp_path, clock, sd):
+def test_a_stall_skips_missed_steps_without_back_fill_and_says_which(tmp_path, clock, sd, caplog):
     samplers, out = make_samplers(make_cfg(tmp_path), clock, sd, plants=("lib",))
     lib = samplers["lib"]
     clock.advance(lib.step())
     lib.step()                                      # 12:00:02
     clock.advance(7.3)                              # stalled past 04, 06 and 08 (now 12:00:09.3)
-    wait_s = lib.step()
+    with caplog.at_level(logging.WARNING):
+        wait_s = lib.step()
     assert stamps(out["lib"]) == [datetime(2026, 6, 1, 12, 0, s, tzinfo=TZ) for s in (2, 8)]
     assert lib.skipped_steps == 2 and len(lib.link.reads) == 2
     assert wait_s == pytest.approx(0.7)             # 12:00:10, back on the grid
+    assert [r.getMessage() for r in caplog.records] == [
+        "LIB sampler: 2 step(s) skipped from 2026-06-01T12:00:04.000+02:00 to 2026-06-01T12:00:06.000+02:00 "
+        "(5.30 s late); a missed step is not back-filled"]
+
+
+def test_skipped_step_lines_are_bounded_and_the_unlisted_ones_counted(tmp_path, clock, sd, caplog):
+    samplers, _ = make_samplers(make_cfg(tmp_path), clock, sd, plants=("lib",))
+    lib = samplers["lib"]
+    clock.advance(lib.step())
+    with caplog.at_level(logging.WARNING):
+        for _ in range(8):                          # seven stalls of one step each within 40 s
+            lib.step()
+            clock.advance(4.5)
+        clock.advance(60)
+        lib.step()
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == 6, lines                   # 5 a minute, then one more a minute later
+    assert lines[-1].endswith("not back-filled; 2 more step(s) skipped before, not listed"), lines[-1]
 
 
 def test_no_drift_over_a_simulated_day(tmp_path, clock, sd):
