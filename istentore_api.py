@@ -321,13 +321,20 @@ class IstentoreAPI:
         finally:
             self.gate.release_login()
 
-    def _send_login(self, timeout_s: float | None) -> str:
+    def login_held_back(self) -> AuthenticationError | None:
+        """The error a call would fail with at once because this password was refused (by any client
+        of the gate) and its backoff runs, else None. No request."""
         held_s = self.gate.blocked_for_s(self._digest)
-        if held_s is not None:
-            status = self.gate.rejected_http_status
-            raise AuthenticationError(f"login rejected (HTTP {status}): password rejected; no login sent: held back "
-                                      f"{held_s:.0f} s more (a different password is tried at once)",
-                                      status=status, retry_after_s=held_s, rejected=True)
+        if held_s is None:
+            return None
+        status = self.gate.rejected_http_status
+        return AuthenticationError(f"login rejected (HTTP {status}): password rejected; no login sent: held back "
+                                   f"{held_s:.0f} s more (a different password is tried at once)",
+                                   status=status, retry_after_s=held_s, rejected=True)
+
+    def _send_login(self, timeout_s: float | None) -> str:
+        if (held := self.login_held_back()) is not None:
+            raise held
         path = "/login"
         self.gate.note_sent()
         try:

@@ -128,7 +128,7 @@ class DataFetcher:
         fetch_now = self._fetch_now.is_set()
         due = (self._next_pass_mono is None or self.clock.monotonic() >= self._next_pass_mono
                or fetch_now or password != self._password
-               or self._new_login_since_auth_failure())
+               or self._new_login_since_auth_failure() or self._refused_while_connected())
         if due:
             self._fetch_now.clear()
             wait_s = min(ERROR_RETRY_S, self.period_s)   # kept if the pass raises unexpectedly
@@ -145,6 +145,11 @@ class DataFetcher:
         return self._login_awaited is not None and self.api.gate.next_seq() > self._login_awaited \
             and self.api.logged_in
 
+    def _refused_while_connected(self) -> bool:
+        """Another client's login was refused (the server no longer takes the password) while the
+        status says connected: one pass at once, which fails without a request and says so."""
+        return bool(self._status["connected"]) and self.api.gate.rejected_status() is not None
+
     def seconds_to_next_pass(self) -> float:
         """Seconds until the next scheduled pass (0 when due); events can bring it forward."""
         if self._next_pass_mono is None:
@@ -160,6 +165,8 @@ class DataFetcher:
             fetch_now = True
         if password is None:
             return self.period_s
+        if (held := self.api.login_held_back()) is not None:   # refused meanwhile (the poster's login)
+            return self._auth_failed(held, now, [])
         today = now.date()
         wanted = []
         if self._wants("today", fetch_now):

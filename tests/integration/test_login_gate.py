@@ -202,3 +202,29 @@ def test_an_endpoint_refusing_the_account_costs_no_login_per_post(sim, tmp_path,
     passes = sim.calls["/market_products"] // 2              # each pass: the call, and once more after a login
     assert 6 <= passes <= 12, passes                            # 30 s doubling to 600 s: about 9 in an hour
     assert sim.logins <= passes + 2, (sim.logins, passes)       # one login per fetcher pass, none per post
+
+
+def test_a_password_the_server_stops_taking_is_said_by_the_fetcher_within_a_second(sim, tmp_path, on_one_gate):
+    """The account's password is changed on the server mid-day: the poster's next login is refused.
+    The fetcher, connected and not due for 2 min, says so at its next step (without a request of its
+    own): the API tab must not read `Connected` while every login is refused."""
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES})
+    clock, sd, fetcher, poster = on_one_gate(cfg)
+    fetcher.step()
+    assert sd["data_fetcher_status"]["connected"] is True
+    sim.password = "changed-by-admin"
+    sim.revoke_tokens()
+    clock.advance(5)
+    poster.enqueue_sample("lib", clock.now(), VALUES)
+    poster.step()                                         # 401, a fresh login refused: the gate's episode
+    calls, logins = sim.calls["/market_products"], sim.calls["/login"]
+    clock.advance(1)
+    fetcher.step()
+    status = sd["data_fetcher_status"]
+    assert status["connected"] is False, status
+    assert status["error"].startswith("Authentication failed: login rejected (HTTP 401)"), status
+    assert (sim.calls["/market_products"], sim.calls["/login"]) == (calls, logins)   # nothing sent
+    for _ in range(10):                                   # and no pass a second after that
+        clock.advance(1)
+        fetcher.step()
+    assert (sim.calls["/market_products"], sim.calls["/login"]) == (calls, logins)
