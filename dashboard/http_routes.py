@@ -63,6 +63,12 @@ def _finite(value):
     return value
 
 
+def _not_framed(response: Response) -> Response:
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    return response
+
+
 def _authenticate(failed_logins: FailedLogins, accounts, mono: float, server: str) -> tuple[str, str] | Response:
     """(role, username) of the request's credentials, else its answer: 401, or 429 while its address
     is refused after repeated wrong credentials (core.basic_auth.FailedLogins; one WARNING when the
@@ -126,11 +132,7 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
                 abort(413)
         return None
 
-    @server.after_request
-    def not_framed(response: Response) -> Response:
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        return response
+    server.after_request(_not_framed)
 
     @server.route("/api/state")
     def api_state():
