@@ -17,9 +17,10 @@ halves at once to isolate the bad item, and a single rejected item is removed an
 login (a maintenance page, a 404) never removes an item. Delivery is at least once, in order within
 a series. A refused password (`AuthenticationError.rejected`, shared by every client through the
 `LoginGate`) pauses every series: no request until the password changes or the login backoff has
-passed. A token refused right after a fresh login pauses every series for the failed one's backoff
-(one login per backoff for the account, not one per series). Every item is kept; one WARNING when a
-pause starts, one INFO when a post succeeds again.
+passed. A failed login or a token refused right after a fresh login pauses every series for the
+account's backoff (`agents/post_pause.py`: retry initial doubling to max; one login per backoff for
+the account, not one per series). Every item is kept; one WARNING when a pause starts, one INFO when
+a post succeeds again.
 This module does the I/O, the logging and the `shared_data` writes around those rules.
 
 Durability: every change of the queue is written, fsync'ed, to the journal
