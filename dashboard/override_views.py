@@ -45,7 +45,7 @@ def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     d = s.dispatch.get(plant) or {}
     flags = flags_of(s, plant)
     until = as_datetime(d.get("override_until"), cfg.tz)
-    frame = (s.api if s.source == "api" else s.manual).get(plant)   # the active source's first row
+    frame = s.active_frame(plant)   # the active source's first row
     starts = frame.index[0].to_pydatetime() if d.get("reason") == "before_start" and frame is not None and len(
         frame) else None
     parts = []

@@ -78,6 +78,10 @@ class Snapshot:
     def recording_on(self, plant: str) -> bool:
         return self.recording_file.get(plant) is not None
 
+    def active_frame(self, plant: str):
+        """The plant's schedule frame of the active source (None when there is none)."""
+        return (self.api if self.source == "api" else self.manual).get(plant)
+
     def held(self, plant: str) -> bool:
         """A dispatch Hold is in force (the controller ends it whenever the plant stops)."""
         return bool((self.hold.get(plant) or {}).get("held"))

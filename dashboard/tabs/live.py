@@ -39,8 +39,7 @@ def setpoints(dctx: DashboardContext, s, pid: str) -> list[tuple[list, list, str
         xs, ps, qs = override_views.effective_series(dctx.cfg, s, pid, start, end)
         return [(xs, ps, "P schedule" + " + override" * flags["p"]),
                 (xs, qs, "Q schedule" + " + override" * flags["q"])]
-    return figures.schedule_setpoints((s.api if s.source == "api" else s.manual).get(pid), s.source, s.now,
-                                      dctx.api_period)
+    return figures.schedule_setpoints(s.active_frame(pid), s.source, s.now, dctx.api_period)
 
 
 def window_choice(value) -> str:
@@ -54,7 +53,7 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
     view = s.plot[pid]
     window = window_choice(window)
     events = _x_events(relayout)
-    recording = _recording(s, pid)
+    recording = s.recording_on(pid)
     fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, setpoints(dctx, s, pid), view,
                                        s.now, window, visible_range(s, window, events), recording)
     return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": _plan_rev(s, pid), "rec": recording,
@@ -66,10 +65,6 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
 def _plan_rev(s, pid: str) -> list:
     """What the setpoint traces depend on besides source and day: the schedules and the override switches."""
     return [s.revision, override_views.flags_of(s, pid)]
-
-
-def _recording(s, pid: str) -> bool:
-    return s.recording_file.get(pid) is not None
 
 
 _MAX_AXIS_MS = 253_402_300_800_000   # 10000-01-01 in ms since 1970
@@ -155,7 +150,7 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
         return no_update, no_update, {"key": key, "drawn": (store or {}).get("key"), "at": s.now.isoformat()}
     current = figures.row_signature(view.row(drawn_n - 1)) if drawn_n > 0 else None
     last_changed = current != store.get("last")
-    plan, recording = _plan_rev(s, pid), _recording(s, pid)
+    plan, recording = _plan_rev(s, pid), s.recording_on(pid)
     rev_changed, rec_changed = plan != store.get("rev"), recording != store.get("rec")
     grew = view.n > drawn_n
     now_due = (s.now - datetime.fromisoformat(store["now"])).total_seconds() >= C.NOW_LINE_MIN_MOVE_S
