@@ -12,7 +12,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from core.basic_auth import FREE_FAILURES, REALM, FailedLogins, credentials_ok, dashboard_accounts
+from core.basic_auth import REALM, REFUSED_TEXT, FailedLogins, credentials_ok, dashboard_accounts
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -35,19 +35,19 @@ def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]
         if environ.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"Not found; try /metrics\n"]
-        header = environ.get("HTTP_AUTHORIZATION")
-        client, now = environ.get("REMOTE_ADDR") or "unknown", monotonic()
-        if accounts and (refused_s := failed_logins.refused_for_s(client, now)) is not None:
+        client = environ.get("REMOTE_ADDR") or "unknown"
+        verdict = failed_logins.judge(client, monotonic(), environ.get("HTTP_AUTHORIZATION"), lambda header: any(
+            credentials_ok(header, username, password) for username, password in accounts) or None) \
+            if accounts else None
+        if verdict is not None and verdict.kind == "refused":
             start_response("429 Too Many Requests", [("Content-Type", "text/plain"),
-                                                     ("Retry-After", str(max(1, round(refused_s))))])
-            return [b"Too many failed logins from this address; try again later.\n"]
-        if accounts and not any(credentials_ok(header, username, password) for username, password in accounts):
-            if header and failed_logins.failed(client, now)[0] == FREE_FAILURES + 1:
-                log.warning("Metrics: %d failed logins from %s; that address is refused, doubling with each "
-                            "further failure", FREE_FAILURES + 1, client)
+                                                     ("Retry-After", str(max(1, round(verdict.refused_s))))])
+            return [REFUSED_TEXT.encode()]
+        if verdict is not None and verdict.kind == "denied":
+            if (line := verdict.log_line("Metrics", client)) is not None:
+                log.warning("%s", line)
             start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", REALM)])
             return [b"Authentication required.\n"]
-        failed_logins.succeeded(client)
         body, ctype = render(registry)
         start_response("200 OK", [("Content-Type", ctype), ("Cache-Control", "no-store"),
                                   ("Content-Length", str(len(body)))])

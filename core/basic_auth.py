@@ -4,7 +4,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from core.episodes import Backoff
 
 REALM = 'Basic realm="HIL Scheduler"'
 
@@ -55,6 +58,8 @@ FREE_FAILURES = 10            # wrong credentials per client address before it i
 THROTTLE_INITIAL_S = 1.0      # then refused this long, doubling per further failure ...
 THROTTLE_MAX_S = 60.0         # ... up to this: about 1,400 guesses a day instead of 2,000 a second
 MAX_CLIENTS = 4096            # addresses remembered (the oldest forgotten first)
+REFUSED_TEXT = "Too many failed logins from this address; try again later.\n"
+_THROTTLE = Backoff(THROTTLE_INITIAL_S, THROTTLE_MAX_S)
 
 
 class FailedLogins:
@@ -70,6 +75,17 @@ class FailedLogins:
     def __init__(self, lock):
         self._lock = lock
         self._clients: dict[str, list[float]] = {}   # address -> [failures, refused until]
+
+    def judge(self, client: str, now: float, header: str | None, identify: Callable[[str | None], Any]) -> Verdict:
+        """The verdict on one request: refused while the address is (`identify` not called), else
+        `identify(header)`'s account, else denied (a failure when credentials were given)."""
+        if (refused_s := self.refused_for_s(client, now)) is not None:
+            return Verdict("refused", None, refused_s)
+        if (who := identify(header)) is not None:
+            self.succeeded(client)
+            return Verdict("accepted", who)
+        failures, refused_s = self.failed(client, now) if header else (0, None)
+        return Verdict("denied", None, refused_s, failures == FREE_FAILURES + 1)
 
     def refused_for_s(self, client: str, now: float) -> float | None:
         """Seconds the address is still refused, or None."""
@@ -87,10 +103,27 @@ class FailedLogins:
             entry[0] += 1
             if entry[0] <= FREE_FAILURES:
                 return int(entry[0]), None
-            wait_s = min(THROTTLE_INITIAL_S * 2 ** min(entry[0] - FREE_FAILURES - 1, 32), THROTTLE_MAX_S)
+            wait_s = _THROTTLE.delay_s(int(entry[0]) - FREE_FAILURES)
             entry[1] = now + wait_s
             return int(entry[0]), wait_s
 
     def succeeded(self, client: str) -> None:
         with self._lock:
             self._clients.pop(client, None)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """`kind`: accepted (`who` is the account), refused (429 for `refused_s` more) or denied (401;
+    `first_refusal`: this failure starts the address's refusal, for `refused_s`: log it once)."""
+    kind: str
+    who: Any
+    refused_s: float | None = None
+    first_refusal: bool = False
+
+    def log_line(self, server: str, client: str) -> str | None:
+        """The WARNING of a first refusal (the address, never the username it tried), else None."""
+        if not self.first_refusal:
+            return None
+        return (f"{server}: {FREE_FAILURES + 1} failed logins from {client}; that address is refused for "
+                f"{self.refused_s:.0f} s, doubling with each further failure")

@@ -31,7 +31,7 @@ import threading
 
 from flask import Flask, Response, abort, g, request, send_file
 
-from core.basic_auth import FREE_FAILURES, REALM, FailedLogins
+from core.basic_auth import REALM, REFUSED_TEXT, FailedLogins
 from core.config import is_loopback_host
 from core.day_report import ReportError
 from core.names import PLANT_IDS, safe_plant_name
@@ -69,25 +69,19 @@ def _not_framed(response: Response) -> Response:
     return response
 
 
-def _authenticate(failed_logins: FailedLogins, accounts, mono: float, server: str) -> tuple[str, str] | Response:
+def _authenticate(failed_logins: FailedLogins, accounts, mono: float) -> tuple[str, str] | Response:
     """(role, username) of the request's credentials, else its answer: 401, or 429 while its address
-    is refused after repeated wrong credentials (core.basic_auth.FailedLogins; one WARNING when the
-    address is first refused, without the username it tried)."""
+    is refused after repeated wrong credentials (core.basic_auth.FailedLogins)."""
     client = request.remote_addr or "unknown"
-    refused_s = failed_logins.refused_for_s(client, mono)
-    if refused_s is not None:
-        return Response("Too many failed logins from this address; try again later.\n", status=429,
-                        mimetype="text/plain", headers={"Retry-After": str(max(1, round(refused_s)))})
-    header = request.headers.get("Authorization")
-    who = roles.identify(header, accounts)
-    if who is not None:
-        failed_logins.succeeded(client)
-        return who
-    if header:
-        failures, refused_s = failed_logins.failed(client, mono)
-        if failures == FREE_FAILURES + 1:
-            log.warning("%s: %d failed logins from %s; that address is refused for %.0f s, doubling with each "
-                        "further failure", server, failures, client, refused_s)
+    verdict = failed_logins.judge(client, mono, request.headers.get("Authorization"),
+                                  lambda header: roles.identify(header, accounts))
+    if verdict.kind == "accepted":
+        return verdict.who
+    if verdict.kind == "refused":
+        return Response(REFUSED_TEXT, status=429, mimetype="text/plain",
+                        headers={"Retry-After": str(max(1, round(verdict.refused_s)))})
+    if (line := verdict.log_line("Dashboard", client)) is not None:
+        log.warning("%s", line)
     return Response("Authentication required.\n", status=401, headers={"WWW-Authenticate": REALM},
                     mimetype="text/plain")
 
@@ -121,7 +115,7 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
         if length is not None and length > C.MAX_REQUEST_BYTES:
             abort(413)
         if auth is not None and request.path not in UNAUTHENTICATED_PATHS:
-            who = _authenticate(failed_logins, accounts, dctx.clock.monotonic(), "Dashboard")
+            who = _authenticate(failed_logins, accounts, dctx.clock.monotonic())
             if isinstance(who, Response):
                 return who
             g.hil_role, g.hil_user = who

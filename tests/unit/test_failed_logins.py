@@ -34,3 +34,26 @@ def test_the_remembered_addresses_are_bounded(logins):
     for i in range(MAX_CLIENTS + 10):
         logins.failed(f"a{i}", 0.0)
     assert len(logins._clients) == MAX_CLIENTS and "a0" not in logins._clients
+
+
+def test_the_verdict_checks_no_credentials_while_refused_and_logs_the_first_refusal_once(logins):
+    calls = []
+
+    def identify(header):
+        calls.append(header)
+        return ("operator", "op") if header == "right" else None
+
+    assert logins.judge("10.0.0.5", 0.0, None, identify).kind == "denied"        # asks for credentials
+    verdicts = [logins.judge("10.0.0.5", 0.0, "wrong", identify) for _ in range(FREE_FAILURES + 1)]
+    assert [v.kind for v in verdicts] == ["denied"] * (FREE_FAILURES + 1)
+    assert [v.first_refusal for v in verdicts].count(True) == 1 and verdicts[FREE_FAILURES].first_refusal
+    line = verdicts[FREE_FAILURES].log_line("Metrics", "10.0.0.5")
+    assert line == "Metrics: 11 failed logins from 10.0.0.5; that address is refused for 1 s, doubling with each " \
+                   "further failure"
+    assert verdicts[0].log_line("Metrics", "10.0.0.5") is None
+    n = len(calls)
+    refused = logins.judge("10.0.0.5", 0.5, "right", identify)
+    assert refused.kind == "refused" and refused.refused_s == pytest.approx(0.5) and len(calls) == n
+    accepted = logins.judge("10.0.0.5", 3.0, "right", identify)
+    assert accepted.kind == "accepted" and accepted.who == ("operator", "op")
+    assert logins.judge("10.0.0.5", 3.0, "wrong", identify).refused_s is None    # forgotten
