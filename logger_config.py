@@ -32,7 +32,7 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Callable, TextIO
 
-from core.redaction import REDACTED, secret_forms
+from core.redaction import REDACTED, replace_forms, secret_forms
 
 RING_SIZE = 1000
 LINE_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
@@ -114,8 +114,7 @@ class RedactionFilter(logging.Filter):
         return secret_forms(secret)   # also inside a repr(), a JSON body, with its spaces collapsed
 
     def redact(self, text: str, secrets: list[str] | None = None) -> str:
-        for secret in self._secrets() if secrets is None else secrets:
-            text = text.replace(secret, REDACTED)
+        text = replace_forms(text, self._secrets() if secrets is None else secrets)
         return _BEARER_RE.sub(f"Bearer {REDACTED}", text)
 
     def filter(self, record: logging.LogRecord) -> bool:

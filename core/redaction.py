@@ -24,12 +24,16 @@ def secret_forms(secret: str | None) -> list[str]:
     return sorted((f for f in forms if f.strip()), key=len, reverse=True)
 
 
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every form of each secret replaced by `***`."""
-    forms = sorted({f for s in secrets for f in secret_forms(s)}, key=len, reverse=True)
+def replace_forms(text: str, forms: Iterable[str]) -> str:
+    """`text` with each of `forms` (`secret_forms`, longest first) replaced by `***`."""
     for form in forms:
         text = text.replace(form, REDACTED)
     return text
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with every form of each secret replaced by `***`."""
+    return replace_forms(text, sorted({f for s in secrets for f in secret_forms(s)}, key=len, reverse=True))
 
 
 def quoted(text: str, secrets: Iterable[str | None]) -> str:
