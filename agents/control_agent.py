@@ -22,7 +22,7 @@ from agents.modbus_link import LinkError, ModbusLink
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, decode, decode_counts, next_heartbeat
 from core.config import AppConfig
-from core.dispatch import (SETPOINT_UNITS, Target, changed_externally, differing, dispatch_setpoint,
+from core.dispatch import (SETPOINT_UNITS, NotOperating, Target, changed_externally, differing, dispatch_setpoint,
                            encode_setpoints, is_stale, not_operating, observed_fields, observed_transition,
                            reports_running, target_expiry_s, words_text, write_status)
 from core.episodes import Episodes
@@ -282,18 +282,18 @@ class PlantController:
             if idle:
                 closed_by = self._derive_transition(values, stale)
         if closed_by:
-            log.warning("%s reported %s while running; dispatch gate closed", self.name, closed_by)
-        if closed_by and closed_by.startswith("run status"):
+            log.warning("%s reported %s while running; dispatch gate closed", self.name, closed_by.reason)
+        if closed_by and closed_by.trip:
             # A trip leaves enable and the last setpoint in the plant: zero and disable it, so that it
             # cannot run at that setpoint again when its protection resets.
             log.warning("%s tripped: safe stop (zero, stop value, disable)", self.name)
             safe_stop(self)
         return values
 
-    def _derive_transition(self, values: dict | None, stale: bool) -> str | None:
+    def _derive_transition(self, values: dict | None, stale: bool) -> NotOperating | None:
         """Publish the transition the observation shows (caller holds the queue lock, nothing is
-        queued or running). Returns what the plant reported when that closed an open dispatch gate
-        (`disabled`, `run status 0`, ...), else None."""
+        queued or running). Returns what the plant reported when that closed an open dispatch gate,
+        else None."""
         points = self.link.endpoint.points
         why = None if values is None else not_operating(values, points.get("run_command"), points.get("run_status"),
                                                           self.run_status_seen)
@@ -311,7 +311,7 @@ class PlantController:
                                                       observed[self.plant_id].get("stopped_by_plant_at")):
                 stopped_at = format_local_iso(self.clock.now()) if transition == "stopped" else None
                 observed[self.plant_id] = {**observed[self.plant_id], "stopped_by_plant_at": stopped_at,
-                                           "stopped_by_plant_reason": why if stopped_at else None}
+                                           "stopped_by_plant_reason": why.reason if stopped_at else None}
         if transition == "stopped":
             self.hold.end("plant stopped")
         return why if gate and transition == "stopped" else None

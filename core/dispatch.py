@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from core.codec import CodecError, Point, decode, encode
 from core.overrides import Effective
@@ -120,19 +120,26 @@ def reports_running(values: Mapping[str, float], status_point: Point | None) -> 
     return int(round(values["run_status"])) == (1 if status_point.run_value is None else status_point.run_value)
 
 
+class NotOperating(NamedTuple):
+    """Why a plant is not operating. `reason` is for the log and the screen: `disabled` (enable or
+    the run command, §4.4's words) or `run status <n>`. `trip`: the plant stopped itself by its run
+    status, leaving enable and the run command as written (a safe stop must zero and disable it)."""
+    reason: str
+    trip: bool = False
+
+
 def not_operating(values: Mapping[str, float], run_point: Point | None, status_point: Point | None = None,
-                  status_armed: bool = False) -> str | None:
+                  status_armed: bool = False) -> NotOperating | None:
     """None while the plant operates: enable reads 1, the run command (when mapped) holds its run
     value and, once the plant has reported running since its start (`status_armed`: a plant may
     report running some time after the start), the run status (when mapped) still does. Else what
-    the plant reported instead, for the log: `disabled` (enable or the run command, §4.4's words)
-    or `run status <n>` (a trip: enable and the run command as written)."""
+    the plant reported instead."""
     if int(round(values["enable"])) != 1:
-        return "disabled"
+        return NotOperating("disabled")
     if run_point is not None and int(round(values["run_command"])) != run_point.run_value:
-        return "disabled"
+        return NotOperating("disabled")
     if status_armed and reports_running(values, status_point) is False:
-        return f"run status {int(round(values['run_status']))}"
+        return NotOperating(f"run status {int(round(values['run_status']))}", trip=True)
     return None
 
 

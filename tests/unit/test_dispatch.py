@@ -127,7 +127,9 @@ STATUS_DEFAULT = Point("run_status", 11, "uint16", 1.0)      # run_value None: 1
     ({"enable": 1.0}, None, None, True, None),                          # no run status point
 ])
 def test_not_operating_says_what_the_plant_reported(values, run_point, status_point, armed, why):
-    assert not_operating(values, run_point, status_point, armed) == why
+    found = not_operating(values, run_point, status_point, armed)
+    assert (None if found is None else found.reason) == why
+    assert (found is not None and found.trip) is (why is not None and why.startswith("run status"))
 
 
 @pytest.mark.parametrize("values, point, running", [
