@@ -17,6 +17,8 @@
 - `GET /healthz`: 200 `{"status": "ok"}` or 503 `{"status": "failing", "failing": [...]}`.
 - `POST /_dash-update-component` for outputs this server has no callback for (a page open across a
   restart into another version): 410 and one WARNING per output, not a 500 with a traceback.
+- `GET /_dash-component-suites/<package>/<path>` of a file Dash did not register (a typo, a probe,
+  `..`): 404 with a one-line reason, not Dash's 500 with a logged traceback per request.
 - `GET /download/manual?plant=<id>`: the plant's manual schedule in the upload format.
 - `GET /download/history?date=YYYY-MM-DD&plant=<id>`: that daily file's bytes under its own name;
   the server maps (date, plant) to the path itself.
@@ -29,6 +31,7 @@ import json
 import logging
 import threading
 
+from dash.exceptions import DependencyException
 from flask import Flask, Response, abort, g, request, send_file
 
 from core.basic_auth import REALM, REFUSED_TEXT, FailedLogins
@@ -150,6 +153,11 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
         return _json({"status": "ok"})
 
     _register_downloads(server, dctx)
+    server.register_error_handler(DependencyException, _unknown_component_file)
+
+
+def _unknown_component_file(_exc: DependencyException) -> Response:
+    return Response("No such dashboard component file.\n", status=404, mimetype="text/plain")
 
 
 def _register_downloads(server: Flask, dctx: DashboardContext) -> None:

@@ -182,6 +182,19 @@ def test_a_callback_this_server_lacks_gets_410_and_one_warning_not_a_traceback(a
     assert status != 410, "a callback the server has is not refused"
 
 
+def test_an_unregistered_component_file_gets_404_without_a_traceback(app, caplog):
+    """A probe or a typo under Dash's component route: 404 with a reason, nothing logged as ERROR
+    (Dash itself answers 500 and logs a traceback per request); a real component file still loads."""
+    base = app.dashboard.url + "/_dash-component-suites"
+    with caplog.at_level(logging.INFO):
+        for path in ("/dash/dash.py", "/nopkg/x.js", "/dash/..%2f..%2f..%2fetc/passwd", "/plotly/../config.yaml"):
+            status, _, body = _request(base + path)
+            assert (status, body) == (404, b"No such dashboard component file.\n"), path
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    status, _, body = _request(base + "/dash/dcc/dash_core_components.js")
+    assert status == 200 and len(body) > 10_000
+
+
 def test_healthz_503_names_a_dead_thread(app):
     assert json.loads(_request(app.dashboard.url + "/healthz")[2]) == {"status": "ok"}
     dead = threading.Thread(target=lambda: None, name="recorder")
