@@ -3,7 +3,8 @@ the snapshot function and the cached directory listings. Built once per `Dashboa
 
 Callbacks reach the runtime only through this object: `snapshot()` (one locked copy of
 references), `hil.intake.submit(...)` (never blocks), `hil.set_recording`, `hil.set_api_password`,
-`hil.request_fetch_now` and `hil.store.publish_schedule`.
+`hil.request_fetch_now` and `hil.store.publish_schedule`. Heavy loads (history file reads, day
+reports) run through the one `heavy_loads` gate (dashboard/load_gate.py).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from core.names import PLANT_IDS
 from dashboard import constants as C
 from dashboard.files import CachedListing, history_days, log_dates
+from dashboard.load_gate import LoadGate
 from dashboard.snapshot import Snapshot, take_snapshot
 
 
@@ -29,6 +31,7 @@ class DashboardContext:
         self.rng = random.Random()
         self.history_days = CachedListing(self.clock, C.LISTING_TTL_S, lambda: history_days(self.cfg))
         self.log_dates = CachedListing(self.clock, C.LISTING_TTL_S, lambda: log_dates(self.cfg.general.log_dir))
+        self.heavy_loads = LoadGate(self.clock)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -21,9 +21,12 @@
   `..`): 404 with a one-line reason, not Dash's 500 with a logged traceback per request.
 - `GET /download/manual?plant=<id>`: the plant's manual schedule in the upload format.
 - `GET /download/history?date=YYYY-MM-DD&plant=<id>`: that daily file's bytes under its own name;
-  the server maps (date, plant) to the path itself.
+  the server maps (date, plant) to the path itself. Not gated: waitress sends the file from its
+  event loop (`wsgi.file_wrapper`), the request thread only stats it; nothing is parsed.
 - `GET /download/report?date=YYYY-MM-DD&plant=<id>|all`: the day report (dashboard/day_report.py) of
-  that day as one HTML download; 404 with the reason when no plant has data that day.
+  that day as one HTML download; 404 with the reason when no plant has data that day. Built under
+  the dashboard's heavy-load gate (`dctx.heavy_loads`, dashboard/load_gate.py, shared with the
+  History tab): when it stays busy past its short wait, 503 with `Retry-After` and one line.
 """
 from __future__ import annotations
 
@@ -189,10 +192,14 @@ def _register_downloads(server: Flask, dctx: DashboardContext) -> None:
         day, plant = files.parse_date(request.args.get("date")), request.args.get("plant")
         if day is None or plant not in PLANT_IDS + ("all",):
             return Response("No such day or plant.\n", status=404, mimetype="text/plain")
-        try:
-            text, _ = build_report(cfg, day, list(PLANT_IDS) if plant == "all" else [plant])
-        except ReportError as exc:
-            return Response(f"No report: {exc}.\n", status=404, mimetype="text/plain")
+        with dctx.heavy_loads.slot() as got:
+            if not got:
+                return Response(C.REPORT_BUSY + "\n", status=503, mimetype="text/plain",
+                                headers={"Retry-After": str(C.HEAVY_LOAD_RETRY_AFTER_S), "Cache-Control": "no-store"})
+            try:
+                text, _ = build_report(cfg, day, list(PLANT_IDS) if plant == "all" else [plant])
+            except ReportError as exc:
+                return Response(f"No report: {exc}.\n", status=404, mimetype="text/plain")
         name = f"report_{day.isoformat()}{'' if plant == 'all' else '_' + plant}.html"
         return Response(text, mimetype="text/html",
                         headers={"Content-Disposition": f'attachment; filename="{name}"',

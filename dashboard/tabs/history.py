@@ -7,6 +7,15 @@ The figure is sized to the screen (issue 13): at most about 2 * LIVE_VISIBLE_BUC
 trace on screen (min/max decimation that keeps extremes and gaps) plus coarse rows around it; a
 zoom re-aggregates the traces for the new range (a Patch, the zoom kept), so a 10-minute zoom shows
 every sample. The last loaded selection's columns are kept (one entry) so zooms do not re-read files.
+A zoom re-aggregates the selection the figure shows (`HISTORY_SHOWN_ID`), not the selectors' one,
+which differs after a refused load.
+
+Loads that read files take the dashboard's one heavy-load gate (`dctx.heavy_loads`,
+dashboard/load_gate.py, shared with the day report): when it stays busy past its short wait, the
+callback answers at once with `C.HISTORY_BUSY` (or `C.HISTORY_ZOOM_BUSY`) in the message line and
+leaves the figure as it is. Not gated, because they read no file and cost milliseconds: a selection
+found in the kept one (`_loaded`), the re-aggregation of a zoom over it (about 60 ms of numpy for 7
+days of 1 s rows), and today alone from memory (one day's frame to arrays).
 """
 from __future__ import annotations
 
@@ -15,7 +24,7 @@ import threading
 from datetime import timedelta
 
 from core.lazy_modules import np
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from core.config import VALUE_COLUMNS
@@ -30,6 +39,7 @@ from dashboard.snapshot import Snapshot
 log = logging.getLogger("hil.dashboard")
 
 HISTORY_SPAN_ID = "history-span"
+HISTORY_SHOWN_ID = "history-shown"   # {"day", "plant", "span"} of the figure on screen, or None
 SPANS = (("1 day", 1), ("7 days", 7))
 _VI = {name: i for i, name in enumerate(VALUE_COLUMNS)}
 _loaded_lock = threading.Lock()
@@ -76,6 +86,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
                        className="btn secondary"),
             ]),
             html.Div(id=C.HISTORY_MESSAGE_ID, className="line message"),
+            dcc.Store(id=HISTORY_SHOWN_ID, data=None),
             dcc.Graph(id=C.HISTORY_FIGURE_ID, figure=figures.empty_figure("Select a day.", C.LIVE_FIGURE_HEIGHT),
                       config={"displaylogo": False}, style={"height": f"{C.LIVE_FIGURE_HEIGHT}px"}),
         ]),
@@ -134,14 +145,22 @@ def _frame_arrays(df) -> tuple[np.ndarray, np.ndarray]:
     return x, df[list(VALUE_COLUMNS)].to_numpy(dtype=np.float64)
 
 
+def _today_frame(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
+    """Today's recorded frame of `plant` when `day` is today and the recorder holds its file; else None."""
+    df = s.current_file_df.get(plant)
+    if (day == s.now.date().isoformat() and df is not None and len(df) > 0
+            and files.is_history_file(dctx.cfg, s.current_file_path.get(plant), day, plant)):
+        return df
+    return None
+
+
 def _day_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
     """(x, values, text) of one recorded day, or (None, None, why not)."""
     from core.plot_columns import read_columns
 
     name = dctx.names[plant]
-    df = s.current_file_df.get(plant)
-    if (day == s.now.date().isoformat() and df is not None and len(df) > 0
-            and files.is_history_file(dctx.cfg, s.current_file_path.get(plant), day, plant)):
+    df = _today_frame(dctx, s, day, plant)
+    if df is not None:
         x, values = _frame_arrays(df)
         return x, values, f"{name} {day}: {len(df)} rows (today, in memory)."
     path = files.history_path(dctx.cfg, day, plant)
@@ -159,23 +178,38 @@ def _day_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
     return np.array(cols.x_ms(0, n)), np.array(cols.values(0, n)), f"{path.name}: {n} rows."
 
 
-def _load(dctx: DashboardContext, day: str, plant: str, span: int):
-    """(x, values, message) of the selection (one day, or the `span` days up to `day`)."""
-    s = dctx.snapshot()
-    today_df = s.current_file_df.get(plant)
-    key = (day, plant, span, id(today_df))
+def _kept(key):
     with _loaded_lock:
         if _loaded.get("key") == key:
             return _loaded["x"], _loaded["values"], _loaded["text"]
-    if span == 1:
-        x, values, text = _day_arrays(dctx, s, day, plant)
-    else:
-        x, values, text = _days_arrays(dctx, s, day, plant, span)
-    if x is not None:
+    return None
+
+
+def _keep(key, loaded: tuple):
+    if loaded[0] is not None:
         with _loaded_lock:
             _loaded.clear()
-            _loaded.update(key=key, x=x, values=values, text=text)
-    return x, values, text
+            _loaded.update(key=key, x=loaded[0], values=loaded[1], text=loaded[2])
+    return loaded
+
+
+def _load(dctx: DashboardContext, day: str, plant: str, span: int):
+    """(x, values, message) of the selection (one day, or the `span` days up to `day`); None when
+    it has to read files and the heavy-load gate stayed busy (nothing was read)."""
+    s = dctx.snapshot()
+    key = (day, plant, span, id(s.current_file_df.get(plant)))
+    if (kept := _kept(key)) is not None:
+        return kept
+    if span == 1 and _today_frame(dctx, s, day, plant) is not None:
+        return _keep(key, _day_arrays(dctx, s, day, plant))
+    with dctx.heavy_loads.slot() as got:
+        if not got:
+            return None
+        if (kept := _kept(key)) is not None:   # the load waited for was this selection
+            return kept
+        if span == 1:
+            return _keep(key, _day_arrays(dctx, s, day, plant))
+        return _keep(key, _days_arrays(dctx, s, day, plant, span))
 
 
 def _days_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str, span: int):
@@ -200,36 +234,47 @@ def _days_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str, span
 # ------------------------------------------------------------------------------ callbacks
 
 def history_show(dctx: DashboardContext, day, plant, span, tab):
-    """(figure, message, download href, report href) for the chosen day, plant and span."""
+    """(figure, shown selection, message, download href, report href) for the chosen day, plant
+    and span; figure and shown selection unchanged (no_update) when the load was refused as busy."""
     if tab != "history" or plant not in PLANT_IDS:
         raise PreventUpdate
-    return (*_history_view(dctx, day, plant, span), report_href(day, plant))
+    return (*_history_view(dctx, day, plant, span), history_download_href(day, plant), report_href(day, plant))
 
 
 def _history_view(dctx: DashboardContext, day, plant, span):
-    href = history_download_href(day, plant)
     if not day:
-        return figures.empty_figure("No recorded days.", C.LIVE_FIGURE_HEIGHT), "No recorded days.", href
+        return figures.empty_figure("No recorded days.", C.LIVE_FIGURE_HEIGHT), None, "No recorded days."
     span = _span(span)
-    x, values, text = _load(dctx, day, plant, span)
+    loaded = _load(dctx, day, plant, span)
+    if loaded is None:
+        what = f"{dctx.names[plant]} {day}" + (f" ({span} days)" if span > 1 else "")
+        return no_update, no_update, C.HISTORY_BUSY.format(what=what)
+    x, values, text = loaded
     if x is None:
-        return figures.empty_figure(text, C.LIVE_FIGURE_HEIGHT), text, href
-    return history_figure(dctx.names[plant], x, values, f"{day}:{plant}:{span}"), text, href
+        return figures.empty_figure(text, C.LIVE_FIGURE_HEIGHT), None, text
+    shown = {"day": day, "plant": plant, "span": span}
+    return history_figure(dctx.names[plant], x, values, f"{day}:{plant}:{span}"), shown, text
 
 
-def history_zoom(dctx: DashboardContext, relayout, day, plant, span, tab):
-    """The traces re-aggregated for a zoom or pan (a Patch; the zoom is kept); a double-click
-    (autorange) shows everything again at screen size."""
+def history_zoom(dctx: DashboardContext, relayout, shown, tab):
+    """(patch, message): the traces of the selection on screen re-aggregated for a zoom or pan (a
+    Patch; the zoom is kept), and that selection's line; a double-click (autorange) shows everything
+    again at screen size. When the selection must be read again and the gate stays busy: no patch,
+    `C.HISTORY_ZOOM_BUSY`."""
     from dash import Patch
 
     from dashboard.tabs.live import visible_range_of
 
-    if tab != "history" or plant not in PLANT_IDS or not day or not isinstance(relayout, dict):
+    if tab != "history" or not isinstance(shown, dict) or not isinstance(relayout, dict):
         raise PreventUpdate
+    day, plant, span = shown.get("day"), shown.get("plant"), _span(shown.get("span"))
     events = {k: v for k, v in relayout.items() if k.startswith("xaxis")}
-    if not events:
+    if plant not in PLANT_IDS or files.parse_date(day) is None or not events:
         raise PreventUpdate
-    x, values, _text = _load(dctx, day, plant, _span(span))
+    loaded = _load(dctx, day, plant, span)
+    if loaded is None:
+        return no_update, C.HISTORY_ZOOM_BUSY
+    x, values, text = loaded
     if x is None or not len(x):
         raise PreventUpdate
     visible = visible_range_of(events) or (int(x[0]), int(x[-1]) + 1)
@@ -237,7 +282,7 @@ def history_zoom(dctx: DashboardContext, relayout, day, plant, span, tab):
     for ti, (xs, ys) in enumerate(history_series(x, values, visible)):
         patch["data"][ti]["x"] = xs
         patch["data"][ti]["y"] = ys
-    return patch
+    return patch, text
 
 
 def register(app, dctx: DashboardContext) -> None:
@@ -251,6 +296,7 @@ def register(app, dctx: DashboardContext) -> None:
     )(bind(history_options, dctx))
     app.callback(
         Output(C.HISTORY_FIGURE_ID, "figure"),
+        Output(HISTORY_SHOWN_ID, "data"),
         Output(C.HISTORY_MESSAGE_ID, "children"),
         Output(C.HISTORY_DOWNLOAD_ID, "href"),
         Output(REPORT_LINK_ID, "href"),
@@ -261,10 +307,9 @@ def register(app, dctx: DashboardContext) -> None:
     )(bind(history_show, dctx))
     app.callback(
         Output(C.HISTORY_FIGURE_ID, "figure", allow_duplicate=True),
+        Output(C.HISTORY_MESSAGE_ID, "children", allow_duplicate=True),
         Input(C.HISTORY_FIGURE_ID, "relayoutData"),
-        State(C.HISTORY_DATE_ID, "value"),
-        State(C.HISTORY_PLANT_ID, "value"),
-        State(HISTORY_SPAN_ID, "value"),
+        State(HISTORY_SHOWN_ID, "data"),
         State(C.TABS_ID, "value"),
         prevent_initial_call=True,
     )(bind(history_zoom, dctx))
