@@ -29,7 +29,7 @@ LISTING_TTL_S = 60.0                    # directory listings (history days, log 
 HEAVY_LOADS_AT_ONCE = 1                 # history file reads and day reports at a time (dashboard/load_gate.py): 2 cores
 HEAVY_LOAD_WAIT_S = 2.0                 # a load that finds them running waits this long, then is told "busy"
 HEAVY_LOAD_MAX_WAITING = 2              # ... with at most this many others waiting (more: "busy" at once)
-HEAVY_LOAD_RETRY_AFTER_S = 2            # Retry-After of a route's 503 "busy"
+HEAVY_LOAD_RETRY_AFTER_S = 2            # Retry-After of a route's 503 "busy"; History's retry period
 WEBGL_MIN_POINTS = 20_000               # traces above this use scattergl
 LIVE_MAX_POINTS = 4_000                 # a live trace grown by patches beyond this is drawn whole again
 LIVE_VISIBLE_BUCKETS = 800              # live/history traces: rows on screen exact up to 2x this, else min/max
@@ -183,8 +183,8 @@ NO_MANUAL_SCHEDULE = "No manual schedule for selected plant."
 NO_API_SCHEDULE = "No API schedule available."
 INVALID_SELECTION = "Invalid selection."
 FILE_TOO_LARGE = "File too large to display."
-HISTORY_BUSY = ("Another history view or day report is loading, so {what} was not loaded and the plot is "
-                "unchanged; try again in a moment.")
+HISTORY_BUSY = ("Another history view or day report is loading, so {what} is not loaded yet and the plot is "
+                f"unchanged; it is tried again every {HEAVY_LOAD_RETRY_AFTER_S} s.")
 HISTORY_ZOOM_BUSY = ("Another history view or day report is loading, so the plot was not redrawn for this zoom "
                      "(it may show fewer points than recorded); zoom again in a moment.")
 REPORT_BUSY = "Busy: another history view or day report is loading; try again in a moment."

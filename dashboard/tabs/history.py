@@ -40,6 +40,7 @@ log = logging.getLogger("hil.dashboard")
 
 HISTORY_SPAN_ID = "history-span"
 HISTORY_SHOWN_ID = "history-shown"   # {"day", "plant", "span"} of the figure on screen, or None
+HISTORY_RETRY_ID = "history-retry"   # runs only while a load refused as busy waits to be tried again
 SPANS = (("1 day", 1), ("7 days", 7))
 _VI = {name: i for i, name in enumerate(VALUE_COLUMNS)}
 _loaded_lock = threading.Lock()
@@ -87,6 +88,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
             ]),
             html.Div(id=C.HISTORY_MESSAGE_ID, className="line message"),
             dcc.Store(id=HISTORY_SHOWN_ID, data=None),
+            dcc.Interval(id=HISTORY_RETRY_ID, interval=int(C.HEAVY_LOAD_RETRY_AFTER_S * 1000), disabled=True),
             dcc.Graph(id=C.HISTORY_FIGURE_ID, figure=figures.empty_figure("Select a day.", C.LIVE_FIGURE_HEIGHT),
                       config={"displaylogo": False}, style={"height": f"{C.LIVE_FIGURE_HEIGHT}px"}),
         ]),
@@ -233,12 +235,15 @@ def _days_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str, span
 
 # ------------------------------------------------------------------------------ callbacks
 
-def history_show(dctx: DashboardContext, day, plant, span, tab):
-    """(figure, shown selection, message, download href, report href) for the chosen day, plant
-    and span; figure and shown selection unchanged (no_update) when the load was refused as busy."""
+def history_show(dctx: DashboardContext, day, plant, span, tab, _retries=None):
+    """(figure, shown selection, message, retry timer off, download href, report href) for the
+    chosen day, plant and span. A load refused as busy leaves the figure and the shown selection
+    unchanged (no_update) and turns the retry timer on: the same selection is tried again every
+    `C.HEAVY_LOAD_RETRY_AFTER_S` until it loads (choosing the same value again fires nothing)."""
     if tab != "history" or plant not in PLANT_IDS:
         raise PreventUpdate
-    return (*_history_view(dctx, day, plant, span), history_download_href(day, plant), report_href(day, plant))
+    figure, shown, message = _history_view(dctx, day, plant, span)
+    return figure, shown, message, figure is not no_update, history_download_href(day, plant), report_href(day, plant)
 
 
 def _history_view(dctx: DashboardContext, day, plant, span):
@@ -298,12 +303,14 @@ def register(app, dctx: DashboardContext) -> None:
         Output(C.HISTORY_FIGURE_ID, "figure"),
         Output(HISTORY_SHOWN_ID, "data"),
         Output(C.HISTORY_MESSAGE_ID, "children"),
+        Output(HISTORY_RETRY_ID, "disabled"),
         Output(C.HISTORY_DOWNLOAD_ID, "href"),
         Output(REPORT_LINK_ID, "href"),
         Input(C.HISTORY_DATE_ID, "value"),
         Input(C.HISTORY_PLANT_ID, "value"),
         Input(HISTORY_SPAN_ID, "value"),
         Input(C.TABS_ID, "value"),
+        Input(HISTORY_RETRY_ID, "n_intervals"),
     )(bind(history_show, dctx))
     app.callback(
         Output(C.HISTORY_FIGURE_ID, "figure", allow_duplicate=True),

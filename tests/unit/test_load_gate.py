@@ -176,12 +176,13 @@ def test_history_answers_busy_and_keeps_the_figure_while_another_load_runs(dctx,
     with Holder(dctx.heavy_loads):
         call = asking(dctx.heavy_loads, history.history_show, dctx, DAY, "lib", 7, "history")
         clock.advance(C.HEAVY_LOAD_WAIT_S)
-        figure, shown, message, download, report = call.result()
-    assert figure is no_update and shown is no_update
+        figure, shown, message, retry_off, download, report = call.result()
+    assert figure is no_update and shown is no_update and retry_off is False
     assert message == C.HISTORY_BUSY.format(what=f"LIB {DAY} (7 days)")
     assert (download, report) == (history.history_download_href(DAY, "lib"), history.report_href(DAY, "lib"))
-    # the gate free again: the same selection loads at once, without waiting
-    figure, shown, message, *_ = history.history_show(dctx, DAY, "lib", 7, "history")
+    # the gate free again: the retry timer's tick loads the same selection at once and stops the timer
+    figure, shown, message, retry_off, *_ = history.history_show(dctx, DAY, "lib", 7, "history", 1)
+    assert retry_off is True
     assert message == f"LIB 2026-05-25 to {DAY}: 120 rows from 1 day(s)."
     assert shown == {"day": DAY, "plant": "lib", "span": 7} and len(figure["data"]) == 8
 
