@@ -5,7 +5,8 @@
 - `base_url`: prefix of every endpoint, e.g. `https://host/api` (no trailing slash needed);
 - `email`: login name sent with the password;
 - `tz`: the configured zone, kept for callers that convert the returned UTC instants;
-- `timeout_s`: connect and read timeout of every request (`post_measurements` may pass its own);
+- `timeout_s`: bound of every HTTP exchange in total: connect, send, headers and body, however
+  slowly the server answers (`http_exchange.py`; `post_measurements` may pass its own);
 - `clock`: optional object with `monotonic()` (core/clock.py); without it the DEBUG request log
   carries no duration.
 
@@ -21,7 +22,8 @@ Secrets: the password goes only into the `/login` body and the token only into t
 excerpts quoted in errors are scrubbed of both, because some servers echo the request body back.
 
 Errors: `IstentoreAPIError(message, status, retryable, retry_after_s, data_rejected)`;
-`AuthenticationError` subclasses it. Retryable: timeouts, connection errors, HTTP 408, 429, 5xx and
+`AuthenticationError` subclasses it. Retryable: timeouts, connection errors, a body over
+MAX_BODY_BYTES, HTTP 408, 429, 5xx and
 3xx (a redirect, which is not followed, is no rejection of the data), and any failed `/login` other
 than a refused password (an HTML maintenance page, a 404 behind a proxy). `data_rejected`: the data
 request itself was answered 400, 413 or 422, the one case in which the caller may drop what it sent.
@@ -37,7 +39,7 @@ from datetime import datetime, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterable
 
-from core.lazy_modules import requests
+from core.lazy_modules import LazyModule, requests
 
 from core import day_ahead
 from core.clock import RealClock
@@ -47,12 +49,14 @@ from core.redaction import quoted
 from core.timeutil import format_utc
 
 log = logging.getLogger(__name__)
+http_exchange = LazyModule("http_exchange")   # imports requests: kept off the start path
 
 DAY_AHEAD_PRODUCT_ID = 4
 BODY_EXCERPT_CHARS = 200
 AUTH_FAILURE_STATUSES = (401, 403)
 LOGIN_REJECTED_STATUSES = (400, 401, 403)
 DATA_REJECTED_STATUSES = (400, 413, 422)
+MAX_BODY_BYTES = 16 * 2**20   # a day-ahead answer is a few hundred kB; a larger body is not read
 RETRY_AFTER_MAX_S = 600.0   # a longer Retry-After (a day: no schedule all day) is honoured this long
 
 class IstentoreAPIError(Exception):
@@ -365,8 +369,9 @@ class IstentoreAPI:
 
     def _send(self, method: str, path: str, *, params: dict | None = None, json_body: Any = None,
               token: str | None, timeout_s: float | None = None) -> requests.Response:
-        """One HTTP exchange bounded by `timeout_s` (None: the instance's); transport failures
-        become IstentoreAPIError (retryable or not)."""
+        """One HTTP exchange (connect to last body byte) bounded by `timeout_s` (None: the
+        instance's), its body read in full (at most MAX_BODY_BYTES); transport failures become
+        IstentoreAPIError (retryable or not)."""
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
         headers = {"Accept": "application/json"}
         if token is not None:
@@ -374,14 +379,20 @@ class IstentoreAPI:
         started = self._clock.monotonic() if self._clock is not None else None
         try:
             if self._session is None:
-                self._session = requests.Session()
-            resp = self._session.request(method, self.base_url + path, params=params, json=json_body,
-                                         headers=headers, timeout=timeout_s,
-                                         allow_redirects=False)
-        except requests.Timeout as exc:
+                self._session = http_exchange.new_session()
+            resp = http_exchange.bounded_request(
+                self._session, method, self.base_url + path, timeout_s=timeout_s,
+                max_body_bytes=MAX_BODY_BYTES, params=params, json=json_body, headers=headers,
+                allow_redirects=False)
+        except (requests.Timeout, http_exchange.ExchangeTimeout) as exc:
             self._log_request(method, path, "timeout", started)
             raise IstentoreAPIError(f"{method} {path}: no answer within {timeout_s:g} s",
                                     retryable=True) from exc
+        except http_exchange.BodyTooLarge as exc:
+            self._log_request(method, path, "body too large", started)
+            raise IstentoreAPIError(f"{method} {path}: HTTP {exc.status}: response body larger than "
+                                    f"{exc.limit_bytes / 2**20:g} MiB (MAX_BODY_BYTES); not read",
+                                    status=exc.status, retryable=True) from exc
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             self._log_request(method, path, "connection error", started)
             reason = self._scrub(_connection_reason(exc))[:BODY_EXCERPT_CHARS]

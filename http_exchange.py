@@ -1,0 +1,194 @@
+"""One HTTP exchange over `requests`, bounded in total time and in body size.
+
+`bounded_request(session, method, url, *, timeout_s, max_body_bytes, **kwargs)` sends one request
+with `session.request(..., **kwargs)` and returns the `requests.Response` with its body fully read
+(`.content`, `.text` and `.json()` work; the connection is back in the pool). Inputs:
+- `session`: made by `new_session()` (its adapters tell the watchdog which connection is in use);
+- `timeout_s`: seconds for the whole exchange: connect, sending, status line, headers and body;
+- `max_body_bytes`: the most body bytes (after content decoding) kept in memory.
+
+Raises `ExchangeTimeout` when the deadline cut the exchange, `BodyTooLarge` when the declared or
+the received body exceeds `max_body_bytes` (nothing beyond the limit plus one chunk is buffered),
+and whatever `requests` raises otherwise (`requests.Timeout` for a connect or read timeout).
+
+Why a watchdog that shuts the socket down: the timeouts of requests/urllib3 bound each connect and
+each socket read, not the exchange, so a server that sends a byte every 0.5 s holds a caller with
+a 2 s timeout for ever. Lowering the socket timeout to the time left before each read would bound
+the body, but the status line and the headers are read inside `http.client` (`getresponse`), where
+no code of ours runs between two reads. So each exchange has a watchdog thread that sleeps until
+the deadline; if the exchange still runs then, it calls `shutdown(SHUT_RDWR)` on the socket of the
+connection in use, which on Linux wakes a blocked recv (end of file) or send (EPIPE) at once,
+wherever the exchange is: TLS handshake, sending, headers or body. It never calls `close`: the
+descriptor stays valid for the thread that is reading it. The watchdog is stopped and joined
+before `bounded_request` returns or raises, so no thread outlives its exchange.
+
+An exchange that was cut or failed is never reused: the response is closed and the session's
+pools are cleared (requests opens fresh connections on the next request). An exchange the deadline
+passed counts as cut even when its last byte arrived (the shutdown may have ended the body early).
+
+Not bounded here: name resolution (`getaddrinfo` cannot be interrupted; the exchange ends at the
+first socket operation after it). Thread safety: one session per thread at a time (the watchdog
+finds its connection through a thread-local set for the duration of the exchange).
+"""
+from __future__ import annotations
+
+import functools
+import socket
+import threading
+from datetime import timezone
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from core.clock import RealClock
+
+CHUNK_BYTES = 64 * 1024
+SOCKET_POLL_S = 0.02   # after the deadline: how often the watchdog looks for a socket still connecting
+
+_CLOCK = RealClock(timezone.utc)   # network deadlines run on real monotonic time, not agent time
+_current = threading.local()       # .watchdog: the exchange running on this thread
+
+
+class ExchangeTimeout(Exception):
+    """The exchange did not end within its `timeout_s`."""
+
+
+class BodyTooLarge(Exception):
+    """The response body is larger than `limit_bytes`; `status` is the response's HTTP status."""
+
+    def __init__(self, status: int, limit_bytes: int):
+        super().__init__(f"HTTP {status}: response body larger than {limit_bytes} bytes")
+        self.status = status
+        self.limit_bytes = limit_bytes
+
+
+class _Watchdog:
+    """Cuts the connection of one exchange at its deadline (see the module docstring).
+
+    `expired` is final once `stop()` returned: whether the deadline passed while the exchange ran.
+    """
+
+    def __init__(self, deadline: float):
+        self._deadline = deadline
+        self._done = threading.Event()
+        self._conn = None
+        self.expired = False
+        self._thread = threading.Thread(target=self._run, name="http-deadline", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def attach(self, conn) -> None:
+        """The urllib3 connection the exchange uses (called on the exchange's thread)."""
+        self._conn = conn
+
+    def stop(self) -> bool:
+        self._done.set()
+        self._thread.join()
+        return self.expired
+
+    def _run(self) -> None:
+        if _CLOCK.wait_until(self._done, self._deadline):
+            return
+        self.expired = True
+        while not self._done.is_set():
+            sock = getattr(self._conn, "sock", None)   # None while connecting: look again shortly
+            if sock is not None:
+                try:
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)   # the fd level, also under TLS
+                except OSError:
+                    pass                                              # closed meanwhile
+                return
+            self._done.wait(SOCKET_POLL_S)
+
+
+@functools.cache
+def _watched(pool_cls: type) -> type:
+    """`pool_cls` whose requests tell the running exchange's watchdog their connection."""
+    if getattr(pool_cls, "_tells_watchdog", False):
+        return pool_cls
+
+    class Watched(pool_cls):
+        _tells_watchdog = True
+
+        def _make_request(self, conn, *args, **kwargs):   # connect, send and headers happen inside
+            watchdog = getattr(_current, "watchdog", None)
+            if watchdog is not None:
+                watchdog.attach(conn)
+            return super()._make_request(conn, *args, **kwargs)
+
+    Watched.__name__ = Watched.__qualname__ = f"Watched{pool_cls.__name__}"
+    return Watched
+
+
+def _watch_pools(manager):
+    manager.pool_classes_by_scheme = {scheme: _watched(cls)
+                                      for scheme, cls in manager.pool_classes_by_scheme.items()}
+    return manager
+
+
+class BoundedAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connection pools (direct and through a proxy) report their connection."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any):
+        return _watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
+
+
+def new_session() -> requests.Session:
+    """A `requests.Session` for `bounded_request`."""
+    session = requests.Session()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, BoundedAdapter())
+    return session
+
+
+def bounded_request(session: requests.Session, method: str, url: str, *, timeout_s: float,
+                    max_body_bytes: int, **kwargs: Any) -> requests.Response:
+    """One exchange ending within about `timeout_s` (the module docstring has the contract)."""
+    if not isinstance(session.get_adapter(url), BoundedAdapter):
+        raise TypeError("bounded_request needs a session from http_exchange.new_session()")
+    watchdog = _Watchdog(_CLOCK.monotonic() + timeout_s)
+    resp = failure = None
+    _current.watchdog = watchdog
+    watchdog.start()
+    try:
+        resp = session.request(method, url, timeout=timeout_s, stream=True, **kwargs)
+        resp._content = _read_body(resp, max_body_bytes)
+        resp._content_consumed = True
+    except Exception as exc:
+        failure = exc
+    finally:
+        _current.watchdog = None
+        expired = watchdog.stop()
+    if failure is not None or expired:
+        _discard(session, resp)
+    if expired:
+        raise ExchangeTimeout(f"no answer within {timeout_s:g} s") from failure
+    if failure is not None:
+        raise failure
+    resp.close()   # the body is read: this only hands the connection back to the pool
+    return resp
+
+
+def _read_body(resp: requests.Response, max_body_bytes: int) -> bytes:
+    declared = resp.headers.get("Content-Length", "")
+    if declared.strip().isdigit() and int(declared) > max_body_bytes:
+        raise BodyTooLarge(resp.status_code, max_body_bytes)
+    body = bytearray()
+    for chunk in resp.iter_content(CHUNK_BYTES):
+        if len(body) + len(chunk) > max_body_bytes:
+            raise BodyTooLarge(resp.status_code, max_body_bytes)
+        body += chunk
+    return bytes(body)
+
+
+def _discard(session: requests.Session, resp: requests.Response | None) -> None:
+    """Close the response's connection and every pooled one: none of them is reused."""
+    if resp is not None:
+        resp.close()
+    session.close()
