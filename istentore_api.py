@@ -221,11 +221,14 @@ class IstentoreAPI:
 
     # -- public calls --------------------------------------------------------------------------
 
-    def get_day_ahead_schedules(self, start: datetime, end: datetime) -> dict[str, dict[datetime, float]]:
+    def get_day_ahead_schedules(self, start: datetime, end: datetime,
+                                warnings: Any = None) -> dict[str, dict[datetime, float]]:
         """Day-ahead kW per plant for delivery periods in [start, end] (aware; both inclusive).
 
         Returns `{plant_id: {period_start_utc: kw}}` for every plant of PLANT_IDS (possibly empty
         maps); keys are aware UTC datetimes, positive kW = discharge. Raises IstentoreAPIError.
+        The faulty periods skipped are warned on `warnings` (anything with a logger's `warning`;
+        None: this module's logger).
         """
         path = "/market_products"
         params = {
@@ -241,7 +244,7 @@ class IstentoreAPI:
                 f"GET {path}: HTTP {resp.status_code}: response is not JSON: {self._excerpt(resp)}",
                 status=resp.status_code) from None
         try:
-            return parse_day_ahead(payload, log)
+            return parse_day_ahead(payload, warnings or log)
         except IstentoreAPIError as exc:
             raise IstentoreAPIError(f"GET {path}: HTTP {resp.status_code}: {exc}",
                                     status=resp.status_code) from None
@@ -453,7 +456,7 @@ def _retry_after_header_s(resp: requests.Response) -> float | None:
         return None
     return max(0.0, (at - sent).total_seconds())
 
-def parse_day_ahead(payload: Any, logger: logging.Logger) -> dict[str, dict[datetime, float]]:
+def parse_day_ahead(payload: Any, logger: Any) -> dict[str, dict[datetime, float]]:
     """`core.day_ahead.parse_day_ahead`, its shape error raised as IstentoreAPIError."""
     try:
         return day_ahead.parse_day_ahead(payload, logger)

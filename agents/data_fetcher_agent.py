@@ -176,11 +176,13 @@ class DataFetcher:
 
         retry_s: float | None = None     # set by an API error: the next pass comes sooner
         problems: list[str] = []
+        skipped_periods: list[str] = []   # the parser's warnings: logged once per episode, not published
         for window, day in wanted:
             if self.stop_event.is_set():
                 break
             try:
-                points = self.api.get_day_ahead_schedules(*api_window(day, self.tz))
+                points = self.api.get_day_ahead_schedules(*api_window(day, self.tz),
+                                                          warnings=_PeriodWarnings(self, window, skipped_periods))
             except AuthenticationError as exc:
                 return self._auth_failed(exc, now, problems)
             except IstentoreAPIError as exc:
@@ -194,10 +196,10 @@ class DataFetcher:
         fields = {"last_attempt": format_local_iso(now)}
         if problems:
             fields["error"] = "; ".join(problems)
-            self._settle_problems(problems)
+            self._settle_problems(problems + skipped_periods)
         elif wanted and not self.stop_event.is_set():
             fields["error"] = None
-            self._settle_problems(problems)
+            self._settle_problems(skipped_periods)
         self._publish(**fields)
         return self.period_s if retry_s is None else retry_s
 
@@ -350,3 +352,16 @@ class DataFetcher:
         for text in self._problems.keys():
             if text not in pass_problems:
                 self._problems.forget(text)
+
+
+class _PeriodWarnings:
+    """Where the day-ahead parser warns about the periods it skipped (`warning(msg, *args)`, like a
+    logger): through the fetcher's `_report`, so a faulty period the API keeps sending (the window
+    stays incomplete and is fetched every pass) is logged once when it appears, at DEBUG while it
+    persists, and again if it comes back after a pass without it. Prefixed with the window."""
+
+    def __init__(self, fetcher: DataFetcher, window: str, texts: list[str]):
+        self._fetcher, self._window, self._texts = fetcher, window, texts
+
+    def warning(self, msg: str, *args) -> None:
+        self._fetcher._report(logging.WARNING, f"{self._window.capitalize()} window: {msg % args}", self._texts)

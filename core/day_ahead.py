@@ -101,7 +101,8 @@ def parse_day_ahead(payload: Any, logger: logging.Logger) -> dict[str, dict[date
     DayAheadShapeError("unexpected response shape"). Per period: an unparsable `delivery_period`
     or a missing/empty `activation` skips it; a missing or null component counts 0; a non-numeric
     one (JSON numbers only, finite) skips that plant. Each faulty period is one warning on
-    `logger`, at most MAX_PERIOD_WARNINGS per call, then a count. Duplicates: the last one wins.
+    `logger` (anything with a logger's `warning(msg, *args)`), at most MAX_PERIOD_WARNINGS per
+    call, then a count. Duplicates: the last one wins.
     """
     if not isinstance(payload, list) or not all(isinstance(item, dict) for item in payload):
         raise DayAheadShapeError("unexpected response shape")

@@ -426,6 +426,37 @@ def test_an_incomplete_day_is_merged_reported_and_retried(sim, rig_factory, capl
     assert_day_matches_sim(rig, date(2026, 6, 1))
 
 
+def test_faulty_periods_sent_on_every_pass_are_warned_once_and_again_after_they_cleared(sim, rig_factory, caplog):
+    """An incomplete window is fetched every pass (120 s); its skipped periods are warned when they
+    appear, only at DEBUG while the API keeps sending them, and again after a pass without them."""
+    caplog.set_level(logging.DEBUG)
+    sim.set_variant(non_numeric_plants=("vrfb",))
+    rig = rig_factory()                              # 09:05: today only
+
+    def period_lines():
+        return [(r.levelname, r.message) for r in caplog.records if "delivery period" in r.message]
+
+    rig.step()
+    first = period_lines()
+    assert [level for level, _ in first] == ["WARNING"] * 6            # 5 periods, then the count
+    assert first[0][1].startswith("Today window: Day-ahead delivery period #0 (2026-05-31T22:00:00+00:00): ") and "vrfb skipped" in first[0][1]
+    assert first[-1][1] == "Today window: ... and 91 more delivery period problems"
+    rig.leap(120)
+    rig.leap(120)
+    assert rig.market_calls() == 3
+    again = period_lines()[6:]
+    assert [level for level, _ in again] == ["DEBUG"] * 12
+    assert [text for _, text in again[:6]] == [text + " (still)" for _, text in first]
+
+    sim.set_variant()                                # a pass without them: the episode ends
+    rig.leap(120)
+    assert rig.status()["today_fetched"] is True and len(period_lines()) == 18
+    sim.set_variant(non_numeric_plants=("vrfb",))
+    rig.fetcher.request_fetch_now()
+    rig.step()
+    assert [level for level, _ in period_lines()[18:]] == ["WARNING"] * 6
+
+
 def test_a_lasting_problem_is_logged_once_and_again_after_it_cleared(sim, rig_factory, caplog):
     caplog.set_level(logging.DEBUG, "hil.data_fetcher")
     rig = rig_factory()                              # 09:05: today only
