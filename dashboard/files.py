@@ -27,7 +27,9 @@ TAIL_CHUNK = 64 * 1024
 
 
 class CachedListing:
-    """`get()` returns `produce()`, recomputed at most every `ttl_s` seconds (clock monotonic)."""
+    """`get(key)` returns `produce()`, recomputed at most every `ttl_s` seconds (clock monotonic)
+    and whenever `key` differs from the key of the cached value (what the caller knows changes the
+    listing, e.g. the files being recorded: a day's file appears when recording starts)."""
 
     def __init__(self, clock, ttl_s: float, produce: Callable[[], list]):
         self._clock = clock
@@ -35,21 +37,18 @@ class CachedListing:
         self._produce = produce
         self._lock = threading.Lock()
         self._value: list | None = None
+        self._key = None
         self._at = 0.0
 
-    def get(self) -> list:
+    def get(self, key=None) -> list:
         now = self._clock.monotonic()
         with self._lock:
-            if self._value is not None and now - self._at < self._ttl:
+            if self._value is not None and key == self._key and now - self._at < self._ttl:
                 return self._value
         value = self._produce()
         with self._lock:
-            self._value, self._at = value, now
+            self._value, self._key, self._at = value, key, now
         return value
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._value = None
 
 
 def parse_date(value) -> date | None:

@@ -59,8 +59,14 @@ def report_href(day: str | None, plant: str) -> str:
     return f"/download/report?date={day or ''}&plant={plant}"
 
 
+def recorded_days(dctx: DashboardContext, s: Snapshot) -> list[str]:
+    """The days with a recorded file, newest first; listed again (not from the cache) as soon as a
+    recording starts, stops or moves to a new day's file."""
+    return dctx.history_days.get(key=tuple(sorted(str(f) for f in s.recording_file.values() if f)))
+
+
 def layout(ctx: DashboardContext, s: Snapshot):
-    days = ctx.history_days.get()
+    days = recorded_days(ctx, s)
     day = days[0] if days else None
     return html.Div(className="tab-body", children=[
         html.Div(className="card", children=[
@@ -101,7 +107,7 @@ def history_options(dctx: DashboardContext, tab, options, day):
     the first recording) or the chosen one is gone."""
     def build() -> list:
         s = dctx.snapshot()
-        days = dctx.history_days.get()
+        days = recorded_days(dctx, s)
         today = s.now.date().isoformat()
         recording = any(path is not None for path in s.recording_file.values())
         return [{"label": d, "value": d} for d in ([today] if recording and today not in days else []) + days]

@@ -461,6 +461,21 @@ def test_tail_lines_reads_only_the_end(tmp_path):
     assert len(lines) == 2000 and lines[0] == "line 48000" and lines[-1] == "line 49999"
 
 
+def test_a_cached_listing_is_listed_again_when_its_key_changes_else_after_its_ttl():
+    from core.clock import FakeClock
+    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc), timezone.utc)
+    calls = []
+    listing = files.CachedListing(clock, 60.0, lambda: calls.append(1) or [f"day{len(calls)}"])
+    assert listing.get() == ["day1"] and listing.get() == ["day1"]
+    assert listing.get(key=("a.csv",)) == ["day2"]              # a recording started: listed at once
+    assert listing.get(key=("a.csv",)) == ["day2"]
+    assert listing.get(key=()) == ["day3"]                      # it stopped: its file is listed at once
+    clock.advance(59.9)
+    assert listing.get(key=()) == ["day3"]
+    clock.advance(0.1)
+    assert listing.get(key=()) == ["day4"] and len(calls) == 4
+
+
 def test_history_path_is_built_by_the_server(cfg, tmp_path):
     import dataclasses
     cfg = dataclasses.replace(cfg, recording=dataclasses.replace(cfg.recording, data_dir=tmp_path))
