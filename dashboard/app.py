@@ -36,6 +36,7 @@ def create_dash_app(hil, auth_password: str | None = None, viewer_password: str 
         suppress_callback_exceptions=True,
         compress=False,
     )
+    app.hil_context = dctx   # what the callbacks share (tests hold its heavy-load gate)
     app.layout = lambda: build_layout(dctx) if dctx.started() else html.Div()
     register_callbacks(app, dctx)
     register_routes(app.server, dctx, auth_password, viewer_password)

@@ -39,3 +39,23 @@ def test_a_day_recorded_after_the_page_opened_is_listed_and_chosen(env, page):
         on_one_local_day(app.clock, check)
     finally:
         app.set_recording("lib", False)
+
+
+def test_a_view_refused_as_busy_is_loaded_by_the_retry_timer_once_the_other_load_ends(env, page):
+    """While another heavy load holds the gate, choosing 7 days says so and keeps the plot; when it
+    ends, the view loads by itself (the same choice again would fire nothing)."""
+    app = env.app
+    if not any(app.cfg.data_dir.glob("*_lib.csv")):
+        pytest.skip("needs the day the first test recorded")
+    page.show_tab("History", "history-date")
+    page.wait_text("history-message", "LIB ", timeout=15)
+    gate = app.dashboard.dash_app.hil_context.heavy_loads
+    with gate.slot() as got:
+        assert got
+        page.js("document.querySelector('#history-span input[value=\"7\"]').click();")
+        page.wait_text("history-message", "Another history view or day report is loading, so LIB ", timeout=10)
+        assert "(7 days) is not loaded yet" in page.text("history-message")
+        assert "tried again every 2 s" in page.text("history-message")
+    page.wait_text("history-message", " rows from ", timeout=10)
+    assert "day(s)" in page.text("history-message")
+
