@@ -15,6 +15,7 @@ time axes a new uirevision, which resets the zoom.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import datetime
 
 from dash import no_update
@@ -29,17 +30,31 @@ def live_key(s, pid: str) -> list:
 
 
 def setpoints(dctx: DashboardContext, s, pid: str) -> list[tuple[list, list, str]]:
-    """The setpoint traces (x, y, name): in API mode with an override switch on and a manual
-    schedule, the plan dispatch follows (the API base, the overridden signals from the manual
-    schedule in its window: `override_views.effective_series`, named `P schedule + override`);
-    else the active source's frame. A Hold is not drawn (the card says it)."""
+    """The setpoint traces (x, y, name): the plan dispatch follows. In API mode with an override
+    switch on and a manual schedule, the API base with the overridden signals from the manual
+    schedule in its window (`override_views.effective_series`, named `P schedule + override`); else
+    the active source's frame. A Hold replaces both from its start on (`with_hold`)."""
     flags, manual = override_views.flags_of(s, pid), s.manual.get(pid)
     if s.source == "api" and any(flags.values()) and manual is not None and len(manual):
         start, end = figures.schedule_window(s.now.date(), s.now.tzinfo)
         xs, ps, qs = override_views.effective_series(dctx.cfg, s, pid, start, end)
-        return [(xs, ps, "P schedule" + " + override" * flags["p"]),
-                (xs, qs, "Q schedule" + " + override" * flags["q"])]
-    return figures.schedule_setpoints(s.active_frame(pid), s.source, s.now, dctx.api_period)
+        traces = [(xs, ps, "P schedule" + " + override" * flags["p"]),
+                  (xs, qs, "Q schedule" + " + override" * flags["q"])]
+    else:
+        traces = figures.schedule_setpoints(s.active_frame(pid), s.source, s.now, dctx.api_period)
+    return with_hold(traces, s.hold.get(pid), s.now) if s.held(pid) else traces
+
+
+def with_hold(traces: list[tuple[list, list, str]], hold: dict, now: datetime) -> list[tuple[list, list, str]]:
+    """`traces` (P, Q) with a Hold drawn: the plan up to the hold's start, then the held P (kW)
+    and Q (kvar) to the end of the schedule window (a hold lasts until Resume); named `+ hold`."""
+    since = figures.x_of(datetime.fromisoformat(hold["since"]).astimezone(now.tzinfo))
+    end = figures.x_of(figures.schedule_window(now.date(), now.tzinfo)[1])
+    held = []
+    for (xs, ys, name), value in zip(traces, (hold["p_kw"], hold["q_kvar"])):
+        k = bisect_left(xs, since)
+        held.append((xs[:k] + [since, end], ys[:k] + [value, value], name + " + hold"))
+    return held
 
 
 def window_choice(value) -> str:
@@ -63,8 +78,9 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
 
 
 def _plan_rev(s, pid: str) -> list:
-    """What the setpoint traces depend on besides source and day: the schedules and the override switches."""
-    return [s.revision, override_views.flags_of(s, pid)]
+    """What the setpoint traces depend on besides source and day: the schedules, the override
+    switches and the hold."""
+    return [s.revision, override_views.flags_of(s, pid), s.hold.get(pid) if s.held(pid) else None]
 
 
 _MAX_AXIS_MS = 253_402_300_800_000   # 10000-01-01 in ms since 1970

@@ -375,6 +375,40 @@ def test_live_setpoint_lines_show_the_plan_dispatch_follows_with_an_override(cfg
         (no_update, no_update, no_update)
 
 
+def test_live_setpoint_lines_show_a_hold_from_its_start_and_the_plan_again_after_resume(cfg):
+    """A held plant keeps the held P and Q, whatever the schedule says: the live lines are the plan
+    up to the hold's start, then the held values to the window's end, named `+ hold`. The hold's
+    start and its end each patch only the two lines."""
+    dctx, sd = _ctx(cfg), build_shared_data()
+    _cache(sd, [_row(NOW - timedelta(seconds=2), 0.0)])
+    sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows(
+        [NOW - timedelta(hours=2) + timedelta(minutes=15 * k) for k in range(16)],
+        [float(-300 + 50 * k) for k in range(16)], [20.0] * 16, TZ)
+    fig, store = live.build_live_figure(dctx, snap(sd), "lib")
+    assert fig["data"][0]["name"] == "P schedule" and _y_at(fig["data"][0], NOW + timedelta(minutes=20)) == 150.0
+
+    since = NOW - timedelta(minutes=10)
+    sd["hold_by_plant"]["lib"] = {"held": True, "since": since.isoformat(), "p_kw": -120.0, "q_kvar": 5.0}
+    patch, store2, _ = live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", store, None)
+    values = {tuple(o["location"]): o["params"]["value"] for o in _ops(patch) if o["location"][0] == "data"}
+    assert {loc[1] for loc in values} == {0, 4}                                      # only the setpoint lines
+    p_line = {"x": values[("data", 0, "x")], "y": values[("data", 0, "y")]}
+    q_line = {"x": values[("data", 4, "x")], "y": values[("data", 4, "y")]}
+    assert (values[("data", 0, "name")], values[("data", 4, "name")]) == ("P schedule + hold", "Q schedule + hold")
+    assert _y_at(p_line, since - timedelta(seconds=1)) == 50.0                       # the plan before the hold
+    for later in (since, NOW, NOW + timedelta(hours=1), NOW + timedelta(hours=30)):
+        assert (_y_at(p_line, later), _y_at(q_line, later)) == (-120.0, 5.0), later
+    assert p_line["x"][-1] == figures.x_of(figures.schedule_window(NOW.date(), TZ)[1])
+    assert live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=2)), "lib", store2, None) == \
+        (no_update, no_update, no_update)
+
+    sd["hold_by_plant"]["lib"] = {"held": False, "since": None, "p_kw": None, "q_kvar": None}   # resumed
+    patch, _, _ = live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=3)), "lib", store2, None)
+    values = {tuple(o["location"]): o["params"]["value"] for o in _ops(patch) if o["location"][0] == "data"}
+    assert values[("data", 0, "name")] == "P schedule"
+    assert _y_at({"x": values[("data", 0, "x")], "y": values[("data", 0, "y")]}, NOW + timedelta(minutes=20)) == 150.0
+
+
 def test_live_figure_decimates_a_full_day_and_patches_through_offsets(cfg):
     sd = build_shared_data()
     start = NOW - timedelta(seconds=86_400)
