@@ -18,7 +18,7 @@ import threading
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
 from agents.control_sequences import safe_stop, start
-from agents.modbus_link import LinkError, ModbusLink
+from agents.modbus_link import ANY_EXCEPTION, LinkError, ModbusLink
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, decode, decode_counts, next_heartbeat
 from core.config import AppConfig
@@ -79,6 +79,7 @@ class PlantController:
         self._last_ok_observe_mono: float | None = None
         self._not_operating_count = 0
         self.run_status_seen = False   # the plant reported running since its start (core.dispatch.not_operating)
+        self.stop_owed = False   # a safe stop could not reach the plant (agents/control_sequences.safe_stop)
         self._prev_link = self.link.link
         self.hold = HoldKeeper(plant_id, self.name, shared_data, clock)
 
@@ -135,6 +136,7 @@ class PlantController:
             status = dict(self.sd["dispatch_status_by_plant"][self.plant_id])
             status.update({k: v for k, v in empty_dispatch_status().items() if k in WRITE_FIELDS})
             self.sd["dispatch_status_by_plant"][self.plant_id] = status
+        self.stop_owed = False   # owed to the old endpoint's plant (the switch's text names it)
         self.wake_event.set()
 
     # ---------------------------------------------------------------------------- thread body
@@ -242,13 +244,25 @@ class PlantController:
         self._in_heartbeat = True
         try:
             if self._heartbeat_value is None:
-                self._heartbeat_value = decode_counts(point, self.link.read_raw("heartbeat"))
+                self._heartbeat_value = self._heartbeat_counter(point)
             self._heartbeat_value = next_heartbeat(point, self._heartbeat_value)
             self.link.write_counts("heartbeat", self._heartbeat_value)
         except (LinkError, CodecError):
             self._heartbeat_value = None
         finally:
             self._in_heartbeat = False
+
+    def _heartbeat_counter(self, point) -> int:
+        """The counter to go on from: the register's value, or 0 when the plant refuses to let it be
+        read (a write-only watchdog register: the heartbeat must go out all the same)."""
+        try:
+            return decode_counts(point, self.link.read_raw("heartbeat", refusable=ANY_EXCEPTION))
+        except LinkError as exc:
+            if getattr(exc, "exception_code", None) is None:
+                raise
+            if self._episodes.begin("heartbeat_unreadable", self.clock.monotonic()):
+                log.warning("%s: the heartbeat register refuses reads (%s); counting from 0", self.name, exc)
+            return 0
 
     # -------------------------------------------------------------------------- observation
     def _observe(self) -> dict | None:
@@ -288,7 +302,19 @@ class PlantController:
             # cannot run at that setpoint again when its protection resets.
             log.warning("%s tripped: safe stop (zero, stop value, disable)", self.name)
             safe_stop(self)
+        elif self.stop_owed and values is not None:
+            self._send_owed_stop(values)
         return values
+
+    def _send_owed_stop(self, values: dict) -> None:
+        """A stop that could not reach the plant (its link was down) is sent when it answers again
+        and is still enabled (it kept running on its own); a plant found disabled needs none."""
+        self.stop_owed = False
+        if int(round(values["enable"])) != 1:
+            log.info("%s answers again, disabled: the stop that could not reach it is not needed", self.name)
+            return
+        log.warning("%s answers again and is enabled: sending the stop that could not reach it", self.name)
+        safe_stop(self)
 
     def _derive_transition(self, values: dict | None, stale: bool) -> NotOperating | None:
         """Publish the transition the observation shows (caller holds the queue lock, nothing is

@@ -4,7 +4,15 @@
 Start: write and verify the target, then the run command (when mapped), then `enable` 1 verified;
 a failure rolls back (zero, stop value, disable; no decay wait). Safe stop: gate off, zero P/Q,
 wait for |P| < `threshold_kw` and |Q| < `threshold_kvar` (polls every 0.5 s, the heartbeat between
-them), then the stop value and `enable` 0, whatever the wait gave.
+them), then the stop value and `enable` 0, whatever the wait gave. A safe stop that could not
+reach the plant (link down) leaves `ctl.stop_owed`: the controller sends it when the plant answers
+again and is still enabled.
+
+A stop or a rollback is the last thing the program may say to a plant, so a connection that drops
+under one of its requests (a reset, a late answer: the plant may be there) is reconnected at once
+and the request sent again, once (`_again_after_a_drop`); a connect that fails means the plant is
+unreachable and is not tried again (the bounds of components §4.6 hold). The decay wait ends early
+on a failed reconnect or 3 failed reads in a row, not on one dropped connection.
 """
 from __future__ import annotations
 
@@ -45,6 +53,7 @@ def start(ctl) -> tuple[bool, str]:
     with ctl.sd["lock"]:
         source = ctl.sd["active_schedule_source"]
     ctl._set_gate(True, "running")
+    ctl.stop_owed = False
     ctl._not_operating_count = 0
     ctl._target_seen = None  # check the target again at once
     ctl._next_dispatch = 0.0
@@ -59,15 +68,19 @@ def _dispatch_error(ctl) -> str | None:
 
 
 def _rollback_start(ctl) -> None:
-    """Best effort after a failed start: zero, stop value, disable; no decay wait."""
-    for action in (lambda: ctl.link.write_value("p_setpoint", 0.0),
-                   lambda: ctl.link.write_value("q_setpoint", 0.0),
+    """Best effort after a failed start: zero, stop value, disable; no decay wait. Immediate: the
+    start may have failed on a late answer that left the link in backoff. A failed connect ends it."""
+    for action in (lambda: ctl.link.write_value("p_setpoint", 0.0, immediate=True),
+                   lambda: ctl.link.write_value("q_setpoint", 0.0, immediate=True),
                    lambda: write_run_stop(ctl),
-                   lambda: ctl.link.write_counts("enable", 0)):
+                   lambda: ctl.link.write_counts("enable", 0, immediate=True)):
         try:
-            action()
-        except (LinkError, CodecError):
+            _again_after_a_drop(ctl, action)
+        except CodecError:
             pass
+        except LinkError as exc:
+            if exc.kind == "connect_failed" and not ctl.link.is_connected():
+                break   # unreachable: every further request would wait for its own connect
     try:
         enable = decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable"))
     except (LinkError, CodecError):
@@ -75,9 +88,25 @@ def _rollback_start(ctl) -> None:
     ctl._set_gate(False, "stopped" if enable == 0 else "unknown")
 
 
+def _again_after_a_drop(ctl, action):
+    """`action()`, one request of a stop sequence; when a connection that had answered before
+    dropped under it, one immediate reconnect and `action()` again. Raises the LinkError of a failed
+    reconnect or of the second try. Not repeated: a request that made its own connect attempt, or
+    ran on a connection that never answered (a hung plant: each try would cost a whole timeout)."""
+    was_proven = ctl.link.connection_proven()
+    try:
+        return action()
+    except LinkError as exc:
+        if exc.kind != "connect_failed" or not was_proven:
+            raise
+        log.warning("%s: connection lost during a stop sequence (%s); reconnecting once", ctl.name, exc)
+    ctl.link.ensure_connected(immediate=True)
+    return action()
+
+
 def write_run_stop(ctl) -> None:
     if ctl.link.has_point("run_command"):
-        ctl.link.write_counts("run_command", ctl.link.endpoint.points["run_command"].stop_value)
+        ctl.link.write_counts("run_command", ctl.link.endpoint.points["run_command"].stop_value, immediate=True)
 
 
 def safe_stop(ctl) -> dict:
@@ -87,26 +116,34 @@ def safe_stop(ctl) -> dict:
     ctl._set_gate(False, "stopping")
     ctl.run_status_seen = False
     with contextlib.suppress(LinkError):
-        ctl.write_setpoints(0.0, 0.0, immediate=True)
+        _again_after_a_drop(ctl, lambda: _write_zero(ctl))
     threshold_reached = ctl.link.link != "connect_failed" and _wait_decay(ctl)
     try:
         # Step 4 runs whatever steps 2-3 gave: one immediate connect attempt when the link is
         # down (so an unreachable endpoint costs at most 2 x modbus_timeout_s in total).
         ctl.link.ensure_connected(immediate=True)
         with contextlib.suppress(LinkError, CodecError):   # a refused stop value never skips the disable
-            write_run_stop(ctl)
-        ctl.link.write_counts("enable", 0)
-        enable = decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable"))
+            _again_after_a_drop(ctl, lambda: write_run_stop(ctl))
+        _again_after_a_drop(ctl, lambda: ctl.link.write_counts("enable", 0, immediate=True))
+        enable = decode_counts(ctl.link.endpoint.points["enable"],
+                               _again_after_a_drop(ctl, lambda: ctl.link.read_raw("enable", immediate=True)))
         disable_ok = enable == 0
     except (LinkError, CodecError):
         disable_ok = False
     ctl._set_gate(False, "stopped" if disable_ok else "unknown")
     ctl._not_operating_count = 0
+    ctl.stop_owed = not disable_ok and ctl.link.link == "connect_failed"   # sent when it answers again
     elapsed = ctl.clock.monotonic() - t0
     level = logging.INFO if disable_ok else logging.ERROR
     log.log(level, "%s safe stop: threshold_reached=%s disable_ok=%s (%.1f s)", ctl.name,
             str(threshold_reached).lower(), str(disable_ok).lower(), elapsed)
     return {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
+
+
+def _write_zero(ctl) -> None:
+    """P = Q = 0 written and verified; raises LinkError when the connection failed under it."""
+    if ctl.write_setpoints(0.0, 0.0, immediate=True) == "failed" and ctl.link.link == "connect_failed":
+        raise LinkError(ctl.link.last_error or "link down", "connect_failed")
 
 
 def _wait_decay(ctl) -> bool:
@@ -121,7 +158,7 @@ def _wait_decay(ctl) -> bool:
                 return True
         except LinkError:
             failures += 1
-            if ctl.link.link == "connect_failed" or failures >= 3:
+            if failures >= 3 or (ctl.link.link == "connect_failed" and not _reconnected(ctl)):
                 return False
         if ctl.clock.monotonic() >= deadline or ctl.abort_waits.is_set():
             return False
@@ -132,3 +169,10 @@ def _wait_decay(ctl) -> bool:
             ctl.clock.wait(ctl.abort_waits, wake_at - ctl.clock.monotonic())
 
 
+def _reconnected(ctl) -> bool:
+    """One immediate reconnect after a dropped connection (the decay wait goes on when it works)."""
+    try:
+        ctl.link.ensure_connected(immediate=True)
+    except LinkError:
+        return False
+    return True

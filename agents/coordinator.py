@@ -215,8 +215,13 @@ class Coordinator:
                 return [pid for pid, link in links.items() if link not in ("ok", "read_error")]
 
     def _switch_transport(self, target: str) -> str:
+        """The switch (components §4.7); its text ends `; <names> not confirmed stopped on <OLD> (it
+        may still run there)` when a safe stop on the old endpoints did not confirm `enable` 0: the
+        program no longer talks to that plant, so the operator must know (also one ERROR)."""
         with self._switching("transport_switching"):
-            self._safe_stop_for_switch()
+            with self.sd["lock"]:
+                old = self.sd["transport_mode"]
+            results = self._safe_stop_for_switch()
             if self.recorder is not None:
                 for pid in self.controllers:
                     self.recorder.set_recording(pid, False)
@@ -230,7 +235,12 @@ class Coordinator:
                 self.recorder.wake()
             text = f"Transport switched to {target.upper()}"
             log.info(text)
-            return text
+            left = [self.cfg.plants[pid].name for pid, r in results.items() if not (r or {}).get("disable_ok")]
+            if not left:
+                return text
+            warning = f"{' and '.join(left)} not confirmed stopped on {old.upper()} (it may still run there)"
+            log.error("Transport switch: %s", warning)
+            return f"{text}; {warning}"
 
     @contextlib.contextmanager
     def _switching(self, flag: str):

@@ -27,7 +27,7 @@ BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 DEVICE_GUARD_WAIT_S = 0.25
 _GROUP_REFUSED_CODES = (2, 3)
-_ANY_EXCEPTION = tuple(range(1, 256))   # every Modbus exception code: a refused write is not a link fault
+ANY_EXCEPTION = tuple(range(1, 256))   # every Modbus exception code: a refused write is not a link fault
 
 log = logging.getLogger("hil.modbus")
 
@@ -61,6 +61,7 @@ class ModbusLink:
         self.last_error: str | None = None
         self.consecutive_failures = 0
         self._client: ModbusTcpClient | None = None
+        self._proven = False       # the open connection has answered a request
         self._backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)   # counts connect failures only
         self._next_attempt = None  # monotonic time before which background ops fail at once
         self._down = Episodes()    # "down": the outage; ("write_refused", point): refusals of that point
@@ -124,12 +125,21 @@ class ModbusLink:
             self._client = None
 
     # -- connection -----------------------------------------------------------------------------
+    def is_connected(self) -> bool:
+        """A connection is open (it may still turn out dead at its next request)."""
+        return self._client is not None and self._client.connected
+
+    def connection_proven(self) -> bool:
+        """A connection is open and has answered a request: one that fails now dropped (a plant
+        that never answered on it is hung or gone)."""
+        return self.is_connected() and self._proven
+
     def in_backoff(self) -> bool:
         return self._next_attempt is not None and self.clock.monotonic() < self._next_attempt
 
     def ensure_connected(self, immediate: bool = False) -> None:
         """Connect when needed; raises LinkError. Without `immediate`, fails at once during backoff."""
-        if self._client is not None and self._client.connected:
+        if self.is_connected():
             return
         if not immediate and self.in_backoff():
             raise LinkError(self.last_error or "link down (waiting to reconnect)", "connect_failed")
@@ -150,6 +160,7 @@ class ModbusLink:
             self._failure("connect_failed", f"connect failed: {err}")
             raise LinkError(self.last_error, "connect_failed")
         self._client = client
+        self._proven = False
 
     def _failure(self, kind: str, message: str) -> None:
         self.consecutive_failures += 1
@@ -170,6 +181,7 @@ class ModbusLink:
         ends the outage like a read."""
         self._backoff.success()
         self._next_attempt = None
+        self._proven = True
         if not read and self.link == "read_error":
             return
         if self._down.active("down"):
@@ -254,10 +266,12 @@ class ModbusLink:
         self._success()
         return values
 
-    def read_raw(self, name: str, immediate: bool = False) -> list[int]:
+    def read_raw(self, name: str, immediate: bool = False, refusable: tuple[int, ...] = ()) -> list[int]:
+        """The point's words; an exception response with a code in `refusable` raises without
+        counting as a link fault (a register the plant does not let anyone read)."""
         point = self.endpoint.points[name]
         self.ensure_connected(immediate)
-        rr = self._call(self._client.read_holding_registers, point.address, count=point.width)
+        rr = self._call(self._client.read_holding_registers, point.address, count=point.width, refusable=refusable)
         self._success()
         return list(rr.registers[: point.width])
 
@@ -271,7 +285,7 @@ class ModbusLink:
         write, args = ((self._client.write_register, (point.address, words[0])) if len(words) == 1 else
                        (self._client.write_registers, (point.address, list(words))))
         try:
-            self._call(write, *args, refusable=_ANY_EXCEPTION)
+            self._call(write, *args, refusable=ANY_EXCEPTION)
         except LinkError as exc:
             if exc.kind != "read_error":   # connection trouble: counted and logged by _call
                 raise

@@ -172,8 +172,8 @@ def command_label(cfg: AppConfig, kind: str, plant: str | None, target: str | No
 def command_text(label: str, cmd_id: str | None, status: str, detail: str | None) -> str:
     if status in ("succeeded", "failed") and detail and detail.startswith(f"{label}: "):
         return detail   # a whole sentence already (Start All / Stop All)
-    if status == "succeeded" and detail and "; " in detail and detail.endswith("unreachable"):
-        return f"{label}: switched; {detail.split('; ', 1)[1]}"   # the coordinator's reachability note
+    if status == "succeeded" and detail and detail.startswith("Transport switched to ") and "; " in detail:
+        return f"{label}: switched; {detail.split('; ', 1)[1]}"   # the coordinator's notes: stops, reachability
     if status in ("rejected", "failed"):
         return f"{label}: {status} ({detail or 'no detail'})"
     return f"{label}: {status} ({cmd_id})" if cmd_id else f"{label}: {status}"

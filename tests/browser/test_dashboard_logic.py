@@ -654,6 +654,10 @@ def test_switch_to_unreachable_transport_is_said_on_the_command_line():
         "Transport switch to REMOTE: switched; LIB and VRFB unreachable"
     assert views.command_text("Transport switch to LOCAL", "cmd-000004", "succeeded", "Transport switched to LOCAL") \
         == "Transport switch to LOCAL: succeeded (cmd-000004)"
+    assert views.command_text("Transport switch to LOCAL", "cmd-000005", "succeeded",
+                              "Transport switched to LOCAL; LIB not confirmed stopped on REMOTE (it may still run "
+                              "there); VRFB unreachable") == \
+        "Transport switch to LOCAL: switched; LIB not confirmed stopped on REMOTE (it may still run there); VRFB unreachable"
 
 
 def test_live_figure_skips_rows_of_the_old_transport(cfg):

@@ -1,0 +1,182 @@
+"""Stops and rollbacks on a link that misbehaves like a real plant's (components §2.4, §4.5-§4.7).
+
+A stop is the last thing the program may say to a plant. These tests run the real controllers
+against `tests/faulty_plant.FaultyPlant` (real Modbus TCP on 127.0.0.1) that answers late, drops
+the connection or refuses reads, and check the plant is left disabled at zero, or the operator is
+told that it may not be. Each of them failed before the fix it guards.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from core.clock import FakeClock, RealClock
+from core.schedules import frame_from_rows
+from hil_scheduler import HilApp, Options
+from tests.faulty_plant import FaultyPlant
+from tests.helpers import free_port, make_cfg, shift
+from tests.integration.test_control import START, TZ, Rig, manual_frame, msgs
+
+ENABLE, P_SETPOINT, P_BATTERY = 1, 86, 270
+HEARTBEAT = 20
+
+
+def _started(rig: Rig, plant: FaultyPlant, p_kw: float) -> None:
+    rig.store.publish_schedule("manual", "lib", manual_frame(p_kw, 0.0))
+    rig.target(p_kw, 0.0)
+    cmd = rig.run("start")
+    assert cmd.status == "succeeded", cmd.detail
+    assert plant.get(ENABLE)[0] == 1 and plant.get(P_SETPOINT)[0] == int(p_kw * 10)
+
+
+def test_a_start_whose_enable_is_answered_late_is_rolled_back_to_disabled(tmp_path, caplog):
+    """The plant applies enable 1 but answers after the Modbus timeout: the start fails and its
+    rollback must reach the plant (an immediate reconnect), not fail locally in the link's backoff."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
+        try:
+            rig.store.publish_schedule("manual", "lib", manual_frame(500.0, 0.0))
+            plant.hook = lambda fc, addr, values: ("delay", 1.0) if (addr == ENABLE and values == [1]) else None
+            cmd = rig.submit("start")
+            rig.lib.step()
+            plant.hook = None
+            assert cmd.status == "failed" and cmd.detail.startswith("enable: ")
+            assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
+            assert rig.transition() == "stopped" and not rig.gate()
+        finally:
+            rig.close()
+
+
+def test_a_stop_after_a_dropped_connection_zeroes_waits_and_disables(tmp_path, caplog):
+    """The connection drops (a PLC comm restart, a NAT timeout) just before Stop: the zero write
+    reconnects once and goes out, the decay is waited for, then the plant is disabled."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}}, safe_stop={"timeout_s": 5.0})
+        try:
+            _started(rig, plant, 500.0)
+            rig.lib.step()
+            plant.drop_all()
+            stop = rig.run("stop")
+            assert stop.status == "succeeded", stop.detail
+            assert stop.result == {"threshold_reached": True, "disable_ok": True}
+            assert plant.get(P_SETPOINT)[0] == 0 and plant.get(ENABLE)[0] == 0
+            assert len(msgs(caplog, logging.WARNING, "connection lost during a stop sequence")) == 1
+        finally:
+            rig.close()
+
+
+def test_one_dropped_connection_during_the_decay_wait_does_not_end_it(tmp_path, caplog):
+    """The battery still carries power (it ramps slowly); one TCP reset during the wait: the wait
+    reconnects and goes on (up to its timeout here), it does not disable the plant at power."""
+    caplog.set_level(logging.INFO)
+    clock = RealClock(TZ)
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}}, safe_stop={"timeout_s": 3.0})
+        try:
+            now = clock.now()
+            rig.store.publish_schedule("manual", "lib", frame_from_rows([shift(now, -60)], [500.0], [0.0], TZ,
+                                                                        end_at=shift(now, 3600)))
+            rig.target(500.0)
+            assert rig.run("start").status == "succeeded"
+            plant.frozen_battery = True
+            stop = rig.submit("stop")
+            worker = threading.Thread(target=rig.lib.step, name="test-stop-step")
+            t0 = time.monotonic()
+            worker.start()
+            time.sleep(1.0)
+            plant.drop_all()
+            worker.join(15)
+            elapsed = time.monotonic() - t0
+            assert not worker.is_alive()
+            assert elapsed >= 2.9, f"the wait ended after {elapsed:.1f} s"
+            assert stop.result == {"threshold_reached": False, "disable_ok": True}
+            assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0
+        finally:
+            rig.close()
+
+
+def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp_path, caplog):
+    """Stop during a link outage fails (fast, by design); the plant kept running on its own. When it
+    answers again and is still enabled, the stop is sent; a plant found disabled gets none."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    plant = FaultyPlant()
+    port = plant.port
+    rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": port}})
+    try:
+        _started(rig, plant, 500.0)
+        registers = list(plant.regs)
+        plant.close()
+        clock.advance(1.0)
+        rig.lib.step()
+        stop = rig.run("stop")
+        assert stop.status == "failed" and stop.result == {"threshold_reached": False, "disable_ok": False}
+        plant = FaultyPlant(port=port)
+        plant.regs = registers                               # it ran on at 500 kW meanwhile
+        for _ in range(40):
+            clock.advance(1.0)
+            rig.lib.step()
+            if plant.get(ENABLE)[0] == 0:
+                break
+        assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
+        assert rig.transition() == "stopped"
+        assert msgs(caplog, logging.WARNING, "answers again and is enabled: sending the stop")
+        assert rig.lib.stop_owed is False
+    finally:
+        rig.close()
+        plant.close()
+
+
+def test_a_heartbeat_register_that_refuses_reads_is_written_all_the_same(tmp_path, caplog):
+    """A write-only watchdog register (reads answered with exception 2): the heartbeat counts from 0
+    and goes out every second; one WARNING, and the link is not reported down."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        plant.hook = lambda fc, addr, values: ("exc", 2) if (fc == 3 and addr == HEARTBEAT) else None
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}},
+                  points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
+        try:
+            for _ in range(20):
+                clock.advance(0.5)
+                rig.lib.step()
+            written = [r[3][0] for r in plant.requests if r[2] == HEARTBEAT and r[1] in (6, 16)]
+            assert len(written) >= 9 and written == list(range(1, len(written) + 1))
+            assert msgs(caplog, logging.WARNING, "heartbeat register refuses reads") == [
+                "LIB: the heartbeat register refuses reads (exception response (code 2)); counting from 0"]
+            assert not msgs(caplog, contains="link down") and rig.observed()["link"] == "ok"
+        finally:
+            rig.close()
+
+
+def test_a_transport_switch_says_which_plant_it_left_without_a_confirmed_stop(tmp_path, caplog):
+    """REMOTE to LOCAL while the remote LIB answers every write with exception 6 (its HMI holds the
+    lock): the switch happens (components §4.7) and its result says LIB may still run on REMOTE."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as lib, FaultyPlant() as vrfb:
+        cfg = make_cfg(tmp_path, ports={"lib": {"remote": lib.port}, "vrfb": {"remote": vrfb.port}},
+                       startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 2.0},
+                       timing={"modbus_timeout_s": 1.0}, istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
+        app = HilApp(cfg, options=Options(dashboard=False))
+        app.start()
+        try:
+            now = app.clock.now()
+            app.store.publish_schedule("manual", "lib", frame_from_rows([shift(now, -60)], [200.0], [0.0], cfg.tz,
+                                                                        end_at=shift(now, 3600)))
+            cmd = app.intake.submit("start", "lib")
+            assert cmd.done.wait(10) and cmd.status == "succeeded", cmd.detail
+            lib.hook = lambda fc, addr, values: ("exc", 6) if values is not None else None
+            switch = app.intake.submit("switch_transport", target="local")
+            assert switch.done.wait(20)
+            assert lib.get(ENABLE)[0] == 1                              # the real plant could not be stopped
+            assert switch.detail.startswith(
+                "Transport switched to LOCAL; LIB not confirmed stopped on REMOTE (it may still run there)"), switch.detail
+            assert "VRFB" not in switch.detail.split(";")[1]
+            assert msgs(caplog, logging.ERROR, "Transport switch: LIB not confirmed stopped on REMOTE")
+        finally:
+            app.shutdown("test")
