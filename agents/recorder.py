@@ -112,6 +112,7 @@ class Recorder:
         self._pending = PendingRows(lambda: FileCompressor.from_config(compression), self._plants,
                                     PENDING_CAP_PER_PLANT)
         self._write_failures = Episodes()        # file path -> monotonic time of its first failed write
+        self._behind = Episodes()                # plant id -> since when its samples are behind the file
         self._mode: str | None = None
         self._cache_day: date | None = None
         self._flush_timer: FlushTimer | None = None
@@ -292,6 +293,21 @@ class Recorder:
         self._maybe_post(rec, sample)
         self._record(rec, row_from_values(sample.ts, sample.values))
 
+    def _note_behind(self, rec: _PlantRec, row: Row, stale: bool) -> None:
+        """A sample not after the latest recorded row is not recorded. Within one period that is a
+        span restarted at once (DEBUG); further behind, the clock was set back (a PC clock that ran
+        ahead when the file was written): one WARNING while it lasts, one INFO when rows go on."""
+        latest = rec.span.last_row
+        behind_s = latest.ts.timestamp() - row.ts.timestamp() if stale and latest is not None else 0.0
+        if behind_s > rec.span.period_s:
+            if self._behind.begin(rec.plant_id, self.clock.monotonic()):
+                log.warning("%s: samples are %.0f s behind the latest recorded row (%s; was the clock set back?); "
+                            "none is recorded until the time passes it", rec.name, behind_s, self._iso(latest.ts))
+        elif stale:
+            log.debug("%s: sample at %s not after the latest recorded row; not recorded", rec.name, self._iso(row.ts))
+        elif self._behind.end(rec.plant_id, self.clock.monotonic()) is not None:
+            log.info("%s: samples are after the latest recorded row again; recording goes on", rec.name)
+
     @staticmethod
     def _links(sample) -> dict:
         """Link states of the sample's devices: the plant's, and the PoC meter's (None without one)."""
@@ -300,10 +316,7 @@ class Recorder:
 
     def _record(self, rec: _PlantRec, row: Row) -> None:
         result = rec.span.good_sample(row)
-        if result.stale:
-            # A span restarted within one period (or a wall-clock step back): not recorded.
-            log.debug("%s: sample at %s not after the latest recorded row; not recorded",
-                      rec.name, self._iso(row.ts))
+        self._note_behind(rec, row, result.stale)
         if result.first_real:
             self._flush_timer.request_early()  # the file appears at once
         for out in result.rows:

@@ -226,6 +226,28 @@ def test_a_crashed_span_left_on_disk_is_closed_at_the_next_span_start(rig_factor
     assert rig.lines("lib", date(2026, 5, 31))[-1] == "2026-05-31T23:00:01+02:00" + NULLS
 
 
+def test_samples_behind_a_file_written_ahead_of_the_clock_are_warned_once_then_recorded(rig_factory, caplog):
+    """Today's file ends at 10:05 (written while the PC clock ran 5 min ahead); recording at 10:00
+    records nothing until the time passes that row: one WARNING says so (not only DEBUG lines while
+    the card says Recording On), one INFO when rows go on."""
+    caplog.set_level(logging.DEBUG, "hil")
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    ahead = row_from_values(datetime(2026, 6, 1, 10, 5, 0, tzinfo=TZ), {"soc_pu": 0.4, "p_poi_kw": 1.0})
+    append_lines(rig.file("lib", date(2026, 6, 1)), [format_row(ahead, 1.0)])
+    rig.agent.set_recording("lib", True)
+    rig.run(400)
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "behind" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("LIB: samples are 300 s behind") and \
+        "behind the latest recorded row (2026-06-01T10:05:01+02:00; was the clock set back?)" in warnings[0]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and "again" in r.getMessage()] == [
+        "LIB: samples are after the latest recorded row again; recording goes on"]
+    stamps = [stamp(line) for line in rig.lines("lib", date(2026, 6, 1))[1:]]
+    assert stamps[:2] == ["2026-06-01T10:05:00+02:00", "2026-06-01T10:05:01+02:00"]   # the crash-closing null
+    assert "2026-06-01T10:05:02+02:00" in stamps and stamps == sorted(stamps)
+
+
 # --- routing: midnight and DST ----------------------------------------------------------------
 
 def test_rows_are_routed_by_their_own_date_across_midnight(rig_factory, caplog):
