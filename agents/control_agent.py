@@ -328,6 +328,8 @@ class PlantController:
         if transition is None:
             return None
         with self.sd["lock"]:
+            if self.sd["transport_mode"] != self.link.mode:
+                return None   # switched since the read: the old endpoint's state is not published
             gate = self.sd["scheduler_running_by_plant"][self.plant_id]
             self.sd["plant_transition_by_plant"][self.plant_id] = transition
             if transition == "stopped":

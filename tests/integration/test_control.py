@@ -561,6 +561,23 @@ def test_safe_stop_on_silent_listener_within_bound(tmp_path, rigs, caplog):
 
 # ------------------------------------------------------------------------ observation, state
 
+def test_an_observation_of_the_old_endpoint_publishes_no_transition_after_a_switch(tmp_path, fake_clock, rigs):
+    """The interleaving forced: a read on the LOCAL endpoint has finished, then the coordinator
+    switches to REMOTE and invalidates (state `unknown`), then the controller derives the transition
+    from that read. It must not publish the old plant's `running` over the new endpoint's `unknown`."""
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 100.0)
+    values = rig.lib.link.read(("enable", "p_setpoint"))
+    assert rig.lib._derive_transition(values, False) is None and rig.transition() == "running"
+    with rig.sd["lock"]:
+        rig.sd["transport_mode"] = "remote"
+    rig.lib.invalidate()
+    assert rig.transition() == "unknown"
+    for _ in range(3):
+        assert rig.lib._derive_transition(values, False) is None
+    assert rig.transition() == "unknown"
+
+
 def test_observed_disable_closes_gate_with_warning(tmp_path, fake_clock, rigs, caplog, modbus_client):
     caplog.set_level(logging.INFO)
     rig = rigs(tmp_path, fake_clock)
