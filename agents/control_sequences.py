@@ -8,11 +8,12 @@ them), then the stop value and `enable` 0, whatever the wait gave. A safe stop t
 reach the plant (link down) leaves `ctl.stop_owed`: the controller sends it when the plant answers
 again and is still enabled.
 
-A stop or a rollback is the last thing the program may say to a plant, so a connection that drops
-under one of its requests (a reset, a late answer: the plant may be there) is reconnected at once
-and the request sent again, once (`_again_after_a_drop`); a connect that fails means the plant is
-unreachable and is not tried again (the bounds of components §4.6 hold). The decay wait ends early
-on a failed reconnect or 3 failed reads in a row, not on one dropped connection.
+A stop or a rollback is the last thing the program may say to a plant, so a connection closed or
+reset under one of its requests (the plant may well answer a new one) is reconnected at once and
+the request sent again, once (`_again_after_a_drop`). No answer within the timeout (a hung plant)
+or a failed connect is not tried again, so the bounds of components §4.6 hold. The decay wait ends
+early on a request without answer, a failed reconnect or 3 failed reads in a row, not on one
+dropped connection.
 """
 from __future__ import annotations
 
@@ -68,19 +69,18 @@ def _dispatch_error(ctl) -> str | None:
 
 
 def _rollback_start(ctl) -> None:
-    """Best effort after a failed start: zero, stop value, disable; no decay wait. Immediate: the
-    start may have failed on a late answer that left the link in backoff. A failed connect ends it."""
-    for action in (lambda: ctl.link.write_value("p_setpoint", 0.0, immediate=True),
-                   lambda: ctl.link.write_value("q_setpoint", 0.0, immediate=True),
+    """Best effort after a failed start: zero, stop value, disable; no decay wait. One immediate
+    connect first: the start may have failed on a late answer that left the link in backoff."""
+    try:
+        ctl.link.ensure_connected(immediate=True)
+    except LinkError:
+        pass   # unreachable: the writes below fail at once (backoff), the state becomes unknown
+    for action in (lambda: ctl.link.write_value("p_setpoint", 0.0),
+                   lambda: ctl.link.write_value("q_setpoint", 0.0),
                    lambda: write_run_stop(ctl),
-                   lambda: ctl.link.write_counts("enable", 0, immediate=True)):
-        try:
+                   lambda: ctl.link.write_counts("enable", 0)):
+        with contextlib.suppress(LinkError, CodecError):
             _again_after_a_drop(ctl, action)
-        except CodecError:
-            pass
-        except LinkError as exc:
-            if exc.kind == "connect_failed" and not ctl.link.is_connected():
-                break   # unreachable: every further request would wait for its own connect
     try:
         enable = decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable"))
     except (LinkError, CodecError):
@@ -89,15 +89,15 @@ def _rollback_start(ctl) -> None:
 
 
 def _again_after_a_drop(ctl, action):
-    """`action()`, one request of a stop sequence; when a connection that had answered before
-    dropped under it, one immediate reconnect and `action()` again. Raises the LinkError of a failed
-    reconnect or of the second try. Not repeated: a request that made its own connect attempt, or
-    ran on a connection that never answered (a hung plant: each try would cost a whole timeout)."""
-    was_proven = ctl.link.connection_proven()
+    """`action()`, one request of a stop sequence; when the connection was closed or reset under
+    it (`LinkError.dropped`: the plant may well answer a new one), one immediate reconnect and
+    `action()` again. Raises the LinkError of a failed reconnect or of the second try. Not repeated:
+    no answer within the timeout (a hung plant: each try would cost a whole timeout, and the bounds
+    of components §4.6 would not hold) or a failed connect."""
     try:
         return action()
     except LinkError as exc:
-        if exc.kind != "connect_failed" or not was_proven:
+        if exc.kind != "connect_failed" or not exc.dropped:
             raise
         log.warning("%s: connection lost during a stop sequence (%s); reconnecting once", ctl.name, exc)
     ctl.link.ensure_connected(immediate=True)
@@ -106,7 +106,7 @@ def _again_after_a_drop(ctl, action):
 
 def write_run_stop(ctl) -> None:
     if ctl.link.has_point("run_command"):
-        ctl.link.write_counts("run_command", ctl.link.endpoint.points["run_command"].stop_value, immediate=True)
+        ctl.link.write_counts("run_command", ctl.link.endpoint.points["run_command"].stop_value)
 
 
 def safe_stop(ctl) -> dict:
@@ -124,9 +124,9 @@ def safe_stop(ctl) -> dict:
         ctl.link.ensure_connected(immediate=True)
         with contextlib.suppress(LinkError, CodecError):   # a refused stop value never skips the disable
             _again_after_a_drop(ctl, lambda: write_run_stop(ctl))
-        _again_after_a_drop(ctl, lambda: ctl.link.write_counts("enable", 0, immediate=True))
+        _again_after_a_drop(ctl, lambda: ctl.link.write_counts("enable", 0))
         enable = decode_counts(ctl.link.endpoint.points["enable"],
-                               _again_after_a_drop(ctl, lambda: ctl.link.read_raw("enable", immediate=True)))
+                               _again_after_a_drop(ctl, lambda: ctl.link.read_raw("enable")))
         disable_ok = enable == 0
     except (LinkError, CodecError):
         disable_ok = False
@@ -143,7 +143,7 @@ def safe_stop(ctl) -> dict:
 def _write_zero(ctl) -> None:
     """P = Q = 0 written and verified; raises LinkError when the connection failed under it."""
     if ctl.write_setpoints(0.0, 0.0, immediate=True) == "failed" and ctl.link.link == "connect_failed":
-        raise LinkError(ctl.link.last_error or "link down", "connect_failed")
+        raise LinkError(ctl.link.last_error or "link down", "connect_failed", ctl.link.last_dropped)
 
 
 def _wait_decay(ctl) -> bool:
@@ -158,7 +158,7 @@ def _wait_decay(ctl) -> bool:
                 return True
         except LinkError:
             failures += 1
-            if failures >= 3 or (ctl.link.link == "connect_failed" and not _reconnected(ctl)):
+            if failures >= 3 or (ctl.link.link == "connect_failed" and not (ctl.link.last_dropped and _reconnected(ctl))):
                 return False
         if ctl.clock.monotonic() >= deadline or ctl.abort_waits.is_set():
             return False

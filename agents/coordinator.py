@@ -216,11 +216,16 @@ class Coordinator:
 
     def _switch_transport(self, target: str) -> str:
         """The switch (components §4.7); its text ends `; <names> not confirmed stopped on <OLD> (it
-        may still run there)` when a safe stop on the old endpoints did not confirm `enable` 0: the
-        program no longer talks to that plant, so the operator must know (also one ERROR)."""
+        may / they may still run there)` when a safe stop on the old endpoints did not confirm
+        `enable` 0 for a plant the program was in contact with or running when the switch began:
+        the program no longer talks to it, so the operator must know (also one ERROR). A plant never
+        reached on the old transport (the usual reason to leave it) is not named."""
         with self._switching("transport_switching"):
             with self.sd["lock"]:
                 old = self.sd["transport_mode"]
+                in_contact = [pid for pid in self.controllers
+                              if self.sd["plant_observed_state_by_plant"][pid].get("link") in ("ok", "read_error")
+                              or self.sd["plant_transition_by_plant"][pid] in ("running", "starting", "stopping")]
             results = self._safe_stop_for_switch()
             if self.recorder is not None:
                 for pid in self.controllers:
@@ -235,10 +240,11 @@ class Coordinator:
                 self.recorder.wake()
             text = f"Transport switched to {target.upper()}"
             log.info(text)
-            left = [self.cfg.plants[pid].name for pid, r in results.items() if not (r or {}).get("disable_ok")]
+            left = [self.cfg.plants[pid].name for pid in in_contact if not (results.get(pid) or {}).get("disable_ok")]
             if not left:
                 return text
-            warning = f"{' and '.join(left)} not confirmed stopped on {old.upper()} (it may still run there)"
+            who = "they may" if len(left) > 1 else "it may"
+            warning = f"{' and '.join(left)} not confirmed stopped on {old.upper()} ({who} still run there)"
             log.error("Transport switch: %s", warning)
             return f"{text}; {warning}"
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from pymodbus.client import ModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException
 
 from core.codec import CodecError, encode, encode_counts
 from core.config import PlantConfig
@@ -33,11 +33,14 @@ log = logging.getLogger("hil.modbus")
 
 
 class LinkError(Exception):
-    """An operation failed; `kind` is the link state it leaves (`connect_failed` or `read_error`)."""
+    """An operation failed; `kind` is the link state it leaves (`connect_failed` or `read_error`).
+    `dropped`: the connection was closed or reset under the request (the plant may well answer a
+    new one), as opposed to no answer within the timeout (a hung plant) or a failed connect."""
 
-    def __init__(self, message: str, kind: str):
+    def __init__(self, message: str, kind: str, dropped: bool = False):
         super().__init__(message)
         self.kind = kind
+        self.dropped = dropped
 
 
 class ModbusLink:
@@ -60,8 +63,8 @@ class ModbusLink:
         self.link = "unknown"
         self.last_error: str | None = None
         self.consecutive_failures = 0
+        self.last_dropped = False
         self._client: ModbusTcpClient | None = None
-        self._proven = False       # the open connection has answered a request
         self._backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)   # counts connect failures only
         self._next_attempt = None  # monotonic time before which background ops fail at once
         self._down = Episodes()    # "down": the outage; ("write_refused", point): refusals of that point
@@ -129,11 +132,6 @@ class ModbusLink:
         """A connection is open (it may still turn out dead at its next request)."""
         return self._client is not None and self._client.connected
 
-    def connection_proven(self) -> bool:
-        """A connection is open and has answered a request: one that fails now dropped (a plant
-        that never answered on it is hung or gone)."""
-        return self.is_connected() and self._proven
-
     def in_backoff(self) -> bool:
         return self._next_attempt is not None and self.clock.monotonic() < self._next_attempt
 
@@ -160,11 +158,11 @@ class ModbusLink:
             self._failure("connect_failed", f"connect failed: {err}")
             raise LinkError(self.last_error, "connect_failed")
         self._client = client
-        self._proven = False
 
-    def _failure(self, kind: str, message: str) -> None:
+    def _failure(self, kind: str, message: str, dropped: bool = False) -> None:
         self.consecutive_failures += 1
         self.last_error = message
+        self.last_dropped = dropped   # LinkError.dropped of the latest failure
         now = self.clock.monotonic()
         if kind == "connect_failed":
             self.close()
@@ -181,7 +179,6 @@ class ModbusLink:
         ends the outage like a read."""
         self._backoff.success()
         self._next_attempt = None
-        self._proven = True
         if not read and self.link == "read_error":
             return
         if self._down.active("down"):
@@ -207,12 +204,10 @@ class ModbusLink:
                 raise LinkError(self.last_error or "link down", "connect_failed")
         try:
             rr = fn(*args, device_id=self.endpoint.unit_id, **kwargs)
-        except ModbusException as exc:
-            self._failure("connect_failed", f"I/O error: {exc}")
-            raise LinkError(self.last_error, "connect_failed") from exc
-        except OSError as exc:
-            self._failure("connect_failed", f"I/O error: {exc}")
-            raise LinkError(self.last_error, "connect_failed") from exc
+        except (ModbusException, OSError) as exc:
+            dropped = isinstance(exc, ConnectionException) or (isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
+            self._failure("connect_failed", f"I/O error: {exc}", dropped)
+            raise LinkError(self.last_error, "connect_failed", dropped) from exc
         if rr.isError():
             code = getattr(rr, "exception_code", None)
             if code in refusable:

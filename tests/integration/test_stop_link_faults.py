@@ -15,7 +15,7 @@ from core.clock import FakeClock, RealClock
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
 from tests.faulty_plant import FaultyPlant
-from tests.helpers import free_port, make_cfg, shift
+from tests.helpers import SilentListener, free_port, make_cfg, shift
 from tests.integration.test_control import START, TZ, Rig, manual_frame, msgs
 
 ENABLE, P_SETPOINT, P_BATTERY = 1, 86, 270
@@ -180,3 +180,58 @@ def test_a_transport_switch_says_which_plant_it_left_without_a_confirmed_stop(tm
             assert msgs(caplog, logging.ERROR, "Transport switch: LIB not confirmed stopped on REMOTE")
         finally:
             app.shutdown("test")
+
+
+def test_a_transport_switch_away_from_plants_never_reached_names_none(tmp_path):
+    """REMOTE with no plant there (closed ports), then LOCAL: the usual switch; nothing can have
+    been started there by the program, so no plant is named as possibly still running."""
+    cfg = make_cfg(tmp_path, startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 2.0},
+                   timing={"modbus_timeout_s": 0.5}, istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
+    app = HilApp(cfg, options=Options(dashboard=False))
+    app.start()
+    try:
+        switch = app.intake.submit("switch_transport", target="local")
+        assert switch.done.wait(20) and switch.status == "succeeded"
+        assert switch.detail == "Transport switched to LOCAL", switch.detail
+    finally:
+        app.shutdown("test")
+
+
+# -- bounds of components §4.6 on a hung endpoint: at most 2 x modbus_timeout_s + 0.5 s ---------
+HUNG_TIMEOUT_S = 1.0
+RUN_COMMAND = {"run_command": {"address": 30, "run_value": 1, "stop_value": 0}}
+
+
+def _timed_safe_stop(rig: Rig) -> tuple[float, dict]:
+    rig.set_transition("running", gate=True)
+    t0 = time.perf_counter()
+    result = rig.lib.safe_stop()
+    return time.perf_counter() - t0, result
+
+
+def test_a_plant_that_answered_then_hangs_is_stopped_within_the_bound(tmp_path):
+    """No answer is not a dropped connection: nothing is sent again after a timeout."""
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, RealClock(TZ), emulator=False, ports={"lib": {"local": plant.port}},
+                  timing={"modbus_timeout_s": HUNG_TIMEOUT_S}, points={"lib": RUN_COMMAND})
+        try:
+            rig.lib.link.read(("enable",))                    # the connection has answered
+            plant.hook = lambda fc, addr, values: ("delay", 4.0)
+            elapsed, result = _timed_safe_stop(rig)
+            assert result == {"threshold_reached": False, "disable_ok": False}
+            assert elapsed <= 2 * HUNG_TIMEOUT_S + 0.5, f"{elapsed:.2f} s"
+        finally:
+            plant.hook = None
+            rig.close()
+
+
+def test_a_silent_listener_with_a_run_command_is_stopped_within_the_bound(tmp_path):
+    rig = Rig(tmp_path, RealClock(TZ), emulator=False, timing={"modbus_timeout_s": HUNG_TIMEOUT_S},
+              points={"lib": RUN_COMMAND})
+    with SilentListener(port=rig.cfg.plants["lib"].local.port) as listener:
+        elapsed, result = _timed_safe_stop(rig)
+        rig.lib.link.close()
+        assert len(listener.accepted) == 2                    # one connect for the zero, one for the disable
+    assert result == {"threshold_reached": False, "disable_ok": False}
+    assert elapsed <= 2 * HUNG_TIMEOUT_S + 0.5, f"{elapsed:.2f} s"
+
