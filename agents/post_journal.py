@@ -1,20 +1,31 @@
 """Write-ahead journal of the measurement post queue: queued items survive `kill -9` and a power cut.
 
-File `<data_dir>/post_journal.jsonl`, append-only between compactions, one JSON object a line:
+File `<data_dir>/post_journal.jsonl`, append-only between rewrites, one JSON object a line:
 - `{"item": {...}}`: an item entered the queue (the spool's item format, `PostItem.to_json`);
 - `{"done": <series_id>, "n": <count>}`: `count` items left the head of that series (posted,
   rejected or dropped as the oldest on overflow). Items only ever leave a series at its head, so
   a count is enough;
 - `{"clear": true}`: every queued item was discarded (the posting gate closed).
 
-Every append is flushed and fsync'ed before the call returns, so an item acknowledged by
-`append_items` is on disk. `replay()` folds the lines back into per-series FIFOs (a torn last
-line after a crash is skipped); `rewrite()` replaces the file atomically with the live items only
-(temporary file, fsync, rename) so it stays bounded by the queue's own bound.
+`record(ops, live)` writes one change of the queue (`PostQueue.take_ops`) in one append, flushed
+and fsync'ed before it returns, so an item acknowledged while the journal works is on disk.
+`replay()` folds the lines back into per-series FIFOs (a torn last line after a crash is skipped);
+`rewrite()` replaces the file atomically (temporary file, fsync, rename, fsync of the folder) with
+the live items only; `record` does it when the file grew past `compact_after_lines`, so the file
+stays bounded by the queue's own bound.
+
+The `done` counts are relative to the queue, so the file must be an exact record of it: an append
+that fails is taken back (truncated to the size before it, so no half line is left for the next
+one to be glued to), and the journal is then *diverged*: it lacks a change the queue made. While
+diverged nothing is appended; the next `record` (or `sync`, from the poster's step) rebuilds the
+file from the live items instead, at once after a failed append and at most once per
+`REBUILD_RETRY_S` while rebuilds fail. A failed rewrite that was not a mere compaction (the start,
+the spool) leaves it diverged too. The rebuild is bounded by the queue's bound.
 
 Writes fail soft: an I/O error is logged once when it starts and once when it ends, and the queue
-in memory goes on (the items are then only as durable as the process).
-Thread safety: all methods may be called from any thread (one internal lock).
+in memory goes on (what it holds is then only as durable as the process, until a rebuild works).
+Thread safety: all methods may be called from any thread (one internal lock); `record` and `sync`
+are called with the poster's queue lock held, so the journal's order is the queue's order.
 """
 from __future__ import annotations
 
@@ -23,32 +34,39 @@ import logging
 import os
 import threading
 from collections import deque
+from contextlib import suppress
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 from core.episodes import Episodes
 
 log = logging.getLogger("hil.poster")
 
 JOURNAL_NAME = "post_journal.jsonl"
-SPOOL_NAME = "pending_posts.jsonl"
+T = TypeVar("T")
+REBUILD_RETRY_S = 1.0   # while rebuilds of a diverged journal fail, one try per this many seconds
 
 
 def write_atomically(path: Path, lines: Iterable[str]) -> None:
     """Replace `path` with these lines (temporary file, fsync, rename, fsync of the folder: the new
-    name survives a power cut too). Raises OSError."""
+    name survives a power cut too). Raises OSError (the temporary file is removed then)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(line + "\n" for line in lines)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(line + "\n" for line in lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
     fsync_folder(path.parent)
 
 
 def fsync_folder(folder: Path) -> None:
-    """Make the folder's entries (a new or renamed file) durable. Raises OSError."""
+    """Make the folder's entries (a new, renamed or deleted file) durable. Raises OSError."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -56,33 +74,18 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def read_spool(path: Path) -> list[dict | None]:
-    """The spool file's lines as decoded JSON (None for a line that is not JSON); the caller deletes
-    the file (`drop_spool`) once they are journaled, so a crash in between loses nothing.
-
-    [] when there is no file or it cannot be read (logged)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        log.warning("Cannot read %s: %s", path, exc)
-        return []
-    objs: list[dict | None] = []
-    for raw in data.split(b"\n"):
-        if raw.strip():
-            try:
-                objs.append(json.loads(raw))
-            except ValueError:
-                objs.append(None)
-    return objs
-
-
-def drop_spool(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        log.warning("Cannot delete %s: %s", path, exc)
+def journal_lines(ops: Iterable[tuple]) -> list[str]:
+    """The journal lines of queue changes (`PostQueue.take_ops`), in order. Pure."""
+    lines = []
+    for op in ops:
+        if op[0] == "item":
+            lines.append(f'{{"item": {op[1].to_json()}}}')
+        elif op[0] == "done":
+            if op[2] > 0:
+                lines.append(json.dumps({"done": int(op[1]), "n": int(op[2])}))
+        else:
+            lines.append('{"clear": true}')
+    return lines
 
 
 def replay_lines(lines: Iterable[str]) -> tuple[dict[int, deque[dict]], int]:
@@ -117,11 +120,15 @@ def replay_lines(lines: Iterable[str]) -> tuple[dict[int, deque[dict]], int]:
 class PostJournal:
     """The journal file of one data folder; see the module docstring."""
 
-    def __init__(self, data_dir: str | os.PathLike, monotonic: Callable[[], float]):
+    def __init__(self, data_dir: str | os.PathLike, monotonic: Callable[[], float],
+                 compact_after_lines: int | None = None):
         self.path = Path(data_dir) / JOURNAL_NAME
+        self.compact_after_lines = compact_after_lines
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._failing = Episodes()
+        self._diverged = False
+        self._retry_at = 0.0    # monotonic time before which no rewrite is tried again after a failed one
         self.lines_since_rewrite = 0
 
     def replay(self) -> dict[int, deque[dict]]:
@@ -138,57 +145,130 @@ class PostJournal:
             log.warning("%s: skipped %d unreadable line(s)", self.path.name, bad)
         return fifos
 
+    def recover(self, to_entry: Callable[[dict], T | None]) -> list[T]:
+        """The items the journal holds as `to_entry(obj)`, series after series (None: a bad item,
+        skipped with a WARNING)."""
+        entries, bad = [], 0
+        for fifo in self.replay().values():
+            for obj in fifo:
+                entry = to_entry(obj)
+                if entry is None:
+                    bad += 1
+                else:
+                    entries.append(entry)
+        if bad:
+            log.warning("%s: skipped %d bad item(s)", self.path.name, bad)
+        return entries
+
+    def record(self, ops: Iterable[tuple], live: Callable[[], Iterable[str]]) -> None:
+        """Journal one change of the queue: its `ops` in one append, or, while the journal is
+        diverged, a rebuild from `live()` (the JSON of every queued item after the change, in
+        sequence order) that includes them. Compacts the file when it grew past its bound.
+        The caller holds the queue's lock (the queue and `live()` do not change meanwhile)."""
+        if self.diverged:
+            self.sync(live)
+            return
+        self._append(journal_lines(ops))
+        if (self.compact_after_lines is not None and self.lines_since_rewrite > self.compact_after_lines
+                and not self.diverged and self._monotonic() >= self._retry_at):
+            self.rewrite(live(), compacting=True)
+
+    def sync(self, live: Callable[[], Iterable[str]]) -> bool:
+        """Rebuild a diverged journal from `live()` (as in `record`; caller holds the queue's lock),
+        unless a rebuild failed less than REBUILD_RETRY_S ago; True when the file matches the queue."""
+        if not self.diverged:
+            return True
+        if self._monotonic() < self._retry_at:
+            return False
+        return self.rewrite(live())
+
     def append_items(self, item_json: Iterable[str]) -> None:
         self._append([f'{{"item": {text}}}' for text in item_json])
 
     def done(self, series_id: int, n: int) -> None:
-        if n > 0:
-            self._append([json.dumps({"done": int(series_id), "n": int(n)})])
+        self._append(journal_lines([("done", series_id, n)]))
 
     def clear(self) -> None:
         self._append(['{"clear": true}'])
 
-    def rewrite(self, item_json: Iterable[str]) -> None:
-        """Replace the journal with exactly these items (atomic); no file when there are none."""
+    def rewrite(self, item_json: Iterable[str], compacting: bool = False) -> bool:
+        """Replace the journal with exactly these items (atomic; no file when there are none); True
+        when it worked. `compacting`: the file already matches the queue, so a failure leaves it
+        matching; any other failed rewrite leaves the journal diverged (module docstring)."""
         lines = [f'{{"item": {text}}}' for text in item_json]
         with self._lock:
             try:
-                if not lines:
-                    self.path.unlink(missing_ok=True)
-                else:
+                if lines:
                     write_atomically(self.path, lines)
-                self.lines_since_rewrite = len(lines)
-                self._recovered()
+                else:
+                    self._remove_file()
             except OSError as exc:
+                self._diverged = self._diverged or not compacting
+                self._retry_at = self._monotonic() + REBUILD_RETRY_S
                 self._failed(exc)
+                return False
+            self._diverged = False
+            self._retry_at = 0.0
+            self.lines_since_rewrite = len(lines)
+            self._recovered()
+            return True
 
-    def _append(self, lines: list[str]) -> None:
-        if not lines:
-            return
+    @property
+    def diverged(self) -> bool:
+        """Whether the file lacks a change of the queue (a write failed): nothing is appended until
+        a rebuild works. A crash meanwhile replays an older state of the queue."""
         with self._lock:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                created = not self.path.exists()
-                with open(self.path, "a", encoding="utf-8") as fh:
-                    fh.write("".join(line + "\n" for line in lines))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                if created:   # the new file's name, too, must survive a power cut
-                    fsync_folder(self.path.parent)
-                self.lines_since_rewrite += len(lines)
-                self._recovered()
-            except OSError as exc:
-                self._failed(exc)
+            return self._diverged
 
     @property
     def failing(self) -> bool:
         """Whether the last write failed (what is queued since lives in memory only)."""
         return self._failing.active("io")
 
+    def _remove_file(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return
+        fsync_folder(self.path.parent)   # the removal, too, must survive a power cut
+
+    def _append(self, lines: list[str]) -> None:
+        """Append and fsync the lines; on failure take back what was written and diverge."""
+        if not lines:
+            return
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        with self._lock:
+            if self._diverged:
+                return
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                created = not self.path.exists()
+                with open(self.path, "ab", buffering=0) as fh:   # unbuffered: nothing left to flush at close
+                    size = fh.seek(0, os.SEEK_END)
+                    try:
+                        view = memoryview(data)
+                        while view:
+                            view = view[fh.write(view):]
+                        os.fsync(fh.fileno())
+                    except OSError:
+                        with suppress(OSError):   # a part written before the disk filled: taken back
+                            fh.truncate(size)
+                            os.fsync(fh.fileno())
+                        raise
+                if created:   # the new file's name, too, must survive a power cut
+                    fsync_folder(self.path.parent)
+            except OSError as exc:
+                self._diverged = True
+                self._retry_at = 0.0     # the next change tries a rebuild at once
+                self._failed(exc)
+                return
+            self.lines_since_rewrite += len(lines)
+            self._recovered()
+
     def _failed(self, exc: OSError) -> None:
         if self._failing.begin("io", self._monotonic()):
-            log.error("Cannot write the post journal %s: %s; queued posts are kept in memory only",
-                      self.path, exc)
+            log.error("Cannot write the post journal %s: %s; queued posts are kept in memory only "
+                      "until it can be rebuilt", self.path, exc)
 
     def _recovered(self) -> None:
         if self._failing.end("io", self._monotonic()) is not None:

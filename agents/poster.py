@@ -25,11 +25,16 @@ This module does the I/O, the logging and the `shared_data` writes around those 
 
 Durability: every change of the queue is written, fsync'ed, to the journal
 `<data_dir>/post_journal.jsonl` before the call that made it returns (agents/post_journal.py), so
-queued items survive `kill -9` and a power cut; the constructor replays it after the spool file.
-Shutdown (`shutdown()`): one last drain bounded by its timeout, then every remaining item goes to
-`<data_dir>/pending_posts.jsonl` (temporary file, then rename; no secrets) and the journal is
-emptied. The constructor loads that file ahead of any new item (bad lines skipped with a WARNING)
-and deletes it. Delivery stays at least once: a crash between the two may post an item twice.
+queued items survive `kill -9` and a power cut; a failed write is taken back and the journal rebuilt
+from the queue at the next change or step. The constructor queues the spool's items, then the
+journal's, rewrites the journal with them and deletes the spool (agents/post_spool.py).
+Shutdown (`shutdown()`): one last drain bounded by its timeout, then every remaining item is handed
+to `<data_dir>/pending_posts.jsonl` (atomic; no secrets; removed when none is left) and the journal
+is emptied; a batch in flight then that leaves later is taken out of the spool. Each item is posted
+once, except: the API's answer is lost (a timed-out POST the server stored, a crash before its
+`done` line) or a crash falls between two file writes (spool written and journal not yet emptied;
+journal rebuilt and a kept spool not yet deleted): posted twice; a crash while the journal is
+diverged replays an older queue (posted ones again; those queued since are lost, as logged).
 
 Thread safety: `enqueue_sample`, `gate_open`, `follow_gate`, `refresh_status`: any thread
 (`_qlock` guards every queue call; `shared_data["lock"]` is held for O(1) swaps only). Only the poster
@@ -43,12 +48,12 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Mapping
 
 from core.config import AppConfig
 from agents.post_pause import AccountPause
-from agents.post_journal import SPOOL_NAME, PostJournal, drop_spool, read_spool, write_atomically
+from agents.post_journal import PostJournal
+from agents.post_spool import PostSpool
 from core.post_queue import Entry, PostItem, PostQueue, entry_from_json, metric_values
 from core.timeutil import format_local_iso
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
@@ -73,7 +78,8 @@ class Poster:
         self.registry = registry
         self.enabled_in_config = bool(api_cfg.post_measurements_in_api_mode)
         self.request_timeout_s = float(api_cfg.request_timeout_s)
-        self.spool_path = Path(cfg.data_dir) / SPOOL_NAME
+        self.spool = PostSpool(cfg.data_dir)
+        self.spool_path = self.spool.path
         self.wake_event = threading.Event()
         self.api = api or IstentoreAPI(api_cfg.base_url, api_cfg.email, cfg.tz, self.request_timeout_s,
                                        clock=clock, gate=login_gate)
@@ -89,11 +95,9 @@ class Poster:
         self._idle = threading.Event()
         self._idle.set()
         self._closed = False
-        self.journal = PostJournal(cfg.data_dir, clock.monotonic)
-        self._journal_rewrite_lines = 2 * int(api_cfg.measurement_post_queue_maxlen) + 100
-        recovered = self._read_journal()    # before the spool's items are journaled
-        self._load_spool()
-        self._queue_recovered(recovered)
+        self.journal = PostJournal(cfg.data_dir, clock.monotonic,
+                                   compact_after_lines=2 * int(api_cfg.measurement_post_queue_maxlen) + 100)
+        self._recover()
 
     # ------------------------------------------------------------------ called from other threads
     def gate_open(self) -> bool:
@@ -165,6 +169,9 @@ class Poster:
         """Follow the gate, drain what is due, refresh the status; seconds until the next need."""
         if self._closed:
             return 1.0
+        with self._qlock:   # a journal a failed write left diverged is rebuilt here, on the poster thread, too
+            self.journal.sync(self._live_json)
+            self._drop_kept_spool()
         gate = self._note_gate()
         with self._qlock:
             through, self._gate_closed_through = self._gate_closed_through, None
@@ -203,31 +210,18 @@ class Poster:
     # ------------------------------------------------------------------------------ queue
     @contextmanager
     def _changing_queue(self):
-        """`_qlock` around a change of the queue; the change is journaled before the lock is released."""
+        """`_qlock` around a change of the queue; the change is journaled before the lock is released
+        (`PostJournal.record`: appended, or a rebuild from the live items while the journal diverges)."""
         with self._qlock:
             try:
                 yield self._queue
             finally:
-                self._journal_ops(self._queue.take_ops())
+                self.journal.record(self._queue.take_ops(), self._live_json)
+                self._drop_kept_spool()
 
-    def _journal_ops(self, ops: list[tuple]) -> None:
-        """Write queue changes to the journal (caller holds `_qlock`); compact it when it grew."""
-        items = []
-        for op in ops:
-            if op[0] == "item":
-                items.append(op[1].to_json())
-                continue
-            if items:
-                self.journal.append_items(items)
-                items = []
-            if op[0] == "done":
-                self.journal.done(op[1], op[2])
-            else:
-                self.journal.clear()
-        if items:
-            self.journal.append_items(items)
-        if self.journal.lines_since_rewrite > self._journal_rewrite_lines:
-            self.journal.rewrite(item.to_json() for item in self._queue.items())
+    def _live_json(self) -> list[str]:
+        """Every queued item as JSON, in sequence order (caller holds `_qlock`)."""
+        return [item.to_json() for item in self._queue.items()]
 
     def _add(self, entries) -> None:
         """Append items (plant, metric, series, value, ts, enqueued_at) with oldest-drop overflow."""
@@ -365,7 +359,7 @@ class Poster:
             return True
         self._pause.end(self.clock.monotonic(), self.pending_count())
         with self._changing_queue() as queue:
-            posted = queue.posted(batch)
+            posted = queue.posted(batch) or self._unspool(batch)
         for pid, n in posted.items():
             self._bump(pid, "posted", n)
         self._attempt_status(newest, attempt, "success", None, None, len(batch))
@@ -392,7 +386,7 @@ class Poster:
     def _rejected(self, item: PostItem, attempt: int, exc: IstentoreAPIError) -> None:
         """A single item rejected for good: remove and count it."""
         with self._changing_queue() as queue:
-            rejected = queue.rejected(item)
+            rejected = queue.rejected(item) or self._unspool([item])
         for pid, n in rejected.items():
             self._bump(pid, "rejected", n)
         name = self.cfg.plants[item.plant_id].name
@@ -431,64 +425,67 @@ class Poster:
 
     # ------------------------------------------------------------------------------ spool
     def _write_spool(self) -> int | None:
-        """Write the queued items to the spool file and empty the journal (they are all in the spool
-        now); their number, or None when the write failed (the journal keeps them). One `_qlock` hold:
-        an item the recorder enqueues meanwhile waits, and is journaled after the journal was emptied."""
+        """Hand every queued item to the spool file (none: the file is removed, so an old spool is not
+        posted again), then empty the journal; their number, or None when the file could not be
+        written (the queue and the journal keep them). One `_qlock` hold: an item the recorder
+        enqueues meanwhile waits, and is journaled after the journal was emptied. The handed-over
+        items leave the queue without a journal line (`PostQueue.hand_over`): a batch of them still
+        in flight that succeeds later counts nothing against the journal, which no longer holds them
+        (it would pop the items journaled after the spool at the next start), and is taken out of
+        the spool instead (`_unspool`), so it is not posted again either."""
         with self._qlock:
             items = self._queue.items(None)
             try:
-                if items:
-                    write_atomically(self.spool_path, (item.to_json() for item in items))
-                self.journal.rewrite([])
+                self.spool.save(items)
             except OSError as exc:
-                log.error("Cannot save %d unsent measurement post(s) to %s: %s", len(items), self.spool_path, exc)
+                if items:
+                    log.error("Cannot save %d unsent measurement post(s) to %s: %s", len(items), self.spool_path, exc)
+                else:
+                    log.error("Cannot delete %s: %s; its posts were sent and will be sent again at the next start",
+                              self.spool_path, exc)
                 return None
+            self._queue.hand_over()
+            self.journal.rewrite([])
         if items:
             log.info("Saved %d unsent measurement post(s) to %s", len(items), self.spool_path.name)
         return len(items)
 
-    def _load_spool(self) -> None:
-        """The spool's items queued (and journaled) ahead of new ones; the file is deleted after."""
-        objs = read_spool(self.spool_path)
-        entries = [entry for entry in map(self._entry, objs) if entry is not None]
-        if len(entries) < len(objs):
-            log.warning("%s: skipped %d bad line(s)", self.spool_path.name, len(objs) - len(entries))
-        if entries:
-            self._add_reloaded(entries)
-        if objs and not self.journal.failing:   # kept while its items are in memory only
-            drop_spool(self.spool_path)
-        if objs:
-            log.info("Loaded %d unsent measurement post(s) from %s", len(entries), self.spool_path.name)
+    def _unspool(self, batch: list[PostItem]) -> dict[str, int]:
+        """A batch that left after the shutdown handed it to the spool: out of the spool file too;
+        the count removed from it, by plant (caller holds `_qlock`)."""
+        try:
+            n = self.spool.forget(batch)
+        except OSError as exc:
+            log.error("Cannot take %d sent measurement post(s) out of %s: %s; they will be sent again "
+                      "at the next start", len(batch), self.spool_path, exc)
+            return {}
+        return {batch[0].plant_id: n} if n else {}
 
-    def _add_reloaded(self, entries: list) -> None:
-        """Queue items read back from the spool or the journal and count them as enqueued."""
-        self._add(entries)
-        for pid, n in Counter(entry[0] for entry in entries).items():
+    def _drop_kept_spool(self) -> None:
+        """Delete a spool kept at start once the journal holds the queue (caller holds `_qlock`)."""
+        if self.spool.kept and not self.journal.diverged:
+            self.spool.drop()
+
+    def _recover(self) -> None:
+        """At start: the spool's items, then the journal's, queued (counted as enqueued); the
+        journal rewritten with exactly the queue, then the spool deleted. When that rewrite fails
+        the spool is kept until a rebuild of the journal works (or the shutdown replaces it)."""
+        recovered = sorted(self.journal.recover(self._entry),   # read before anything is written to it
+                           key=lambda e: (e[4], e[5]))          # by measurement time across series
+        spooled = self.spool.load(self._entry)
+        with self._qlock:
+            dropped = Counter(self._queue.add(spooled)) + Counter(self._queue.add(recovered))
+            self._queue.take_ops()
+            self.journal.rewrite(self._live_json())
+            self._drop_kept_spool()
+        for pid, n in Counter(entry[0] for entry in spooled + recovered).items():
             self._bump(pid, "enqueued", n)
-
-    def _read_journal(self) -> list:
-        """The valid items of the journal a crash left behind, as queue entries."""
-        entries, bad = [], 0
-        for fifo in self.journal.replay().values():
-            for obj in fifo:
-                entry = self._entry(obj)
-                if entry is None:
-                    bad += 1
-                else:
-                    entries.append(entry)
-        entries.sort(key=lambda e: (e[4], e[5]))   # by measurement time across series
-        if bad:
-            log.warning("%s: skipped %d bad item(s)", self.journal.path.name, bad)
-        return entries
+        for pid, n in dropped.items():
+            self._bump(pid, "dropped", n)
+        if dropped:
+            self._report_drops()
+        if recovered:
+            log.info("Recovered %d queued measurement post(s) from %s", len(recovered), self.journal.path.name)
 
     def _entry(self, obj) -> Entry | None:
         return entry_from_json(obj, self.cfg.plants, self.clock.now().timestamp())
-
-    def _queue_recovered(self, entries: list) -> None:
-        """Queue the journal's items (after the spool's), then compact the journal."""
-        if entries:
-            self._add_reloaded(entries)
-            log.info("Recovered %d queued measurement post(s) from %s", len(entries), self.journal.path.name)
-        with self._qlock:
-            self._queue.take_ops()
-            self.journal.rewrite(item.to_json() for item in self._queue.items())

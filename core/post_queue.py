@@ -154,6 +154,17 @@ class PostQueue:
             series.next_try = 0.0
         return counts
 
+    def hand_over(self) -> list[PostItem]:
+        """Remove every item, in sequence order, recording no op: they are kept elsewhere now (the
+        spool of a clean shutdown), so the journal, emptied with them, must not count them later.
+        A batch of them still in flight leaves nothing here when it succeeds. Backoffs are kept."""
+        items = self.items()
+        for series in self._series.values():
+            series.items.clear()
+        self._total = 0
+        self._count_by_plant = dict.fromkeys(self._count_by_plant, 0)
+        return items
+
     def drop_report(self, now: float) -> int:
         """Drops to report now (0: nothing to report, or the last report is too recent)."""
         n = self._drops_unreported

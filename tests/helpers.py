@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import resource
+import signal
 import socket
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -345,6 +348,20 @@ def read_hr(client: ModbusTcpClient, address: int, count: int = 1) -> list[int]:
 def write_hr(client: ModbusTcpClient, address: int, value: int) -> None:
     rr = client.write_register(address, value, device_id=1)
     assert not rr.isError(), rr
+
+
+@contextmanager
+def file_size_limit(n_bytes: int):
+    """No file of the process may grow past `n_bytes` (RLIMIT_FSIZE, main thread only): a write that
+    crosses it is cut short and the next one fails with EFBIG, as on a disk that fills up."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
 
 
 def wait_for(predicate, timeout_s: float = 5.0, what: str = "condition", poll_s: float = 0.01):

@@ -21,12 +21,13 @@ import pytest
 from agents.base import run_loop
 from agents.measurement_agent import MeasurementAgent
 from agents.plant_agent import PlantEmulator
+from agents.post_journal import REBUILD_RETRY_S
 from agents.poster import Poster
 from core.clock import FakeClock, RealClock
 from core.config import load_config
 from agents.shared_data import build_shared_data
 from tools.istentore_sim import IstentoreSim
-from tests.helpers import TimedLock, free_port
+from tests.helpers import TimedLock, file_size_limit, free_port, wait_for
 from tests.procs import plant_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,7 @@ START = datetime(2026, 6, 1, 10, 0, 0, tzinfo=TZ)
 MEAS = "/measurements"
 LIB_SERIES = {"soc": 4, "p": 6, "q": 7, "v": 8}
 VRFB_SERIES = {"soc": 5, "p": 11, "q": 10, "v": 9}
+P_ONLY = {"lib": {"soc": None, "p": 6, "q": None, "v": None}}   # one series: LIB P
 VALUES = {"p_setpoint_kw": 12.3, "battery_active_power_kw": 12.3, "q_setpoint_kvar": -4.5,
           "battery_reactive_power_kvar": -4.5, "soc_pu": 0.5012, "p_poi_kw": 12.3, "q_poi_kvar": -4.5,
           "v_poi_pu": 1.0}
@@ -111,6 +113,10 @@ def drain(poster, clock=None, max_steps=200):
 
 def stamps(sim, series_id):
     return [item["timestamp"] for item in sim.measurements(series_id)]
+
+
+def queued_stamps(poster) -> list[str]:
+    return [item.ts_utc for item in poster.queued()]
 
 
 # --- enqueue ----------------------------------------------------------------------------------
@@ -439,7 +445,7 @@ def test_an_item_enqueued_while_the_spool_is_written_is_kept_for_the_next_start(
                                                                                monkeypatch):
     """The recorder may still enqueue while the shutdown writes the spool: that item waits for the
     spool and the emptied journal, then is journaled; the next start has every item once."""
-    import agents.poster as poster_module
+    import agents.post_spool as spool_module
     from agents.post_journal import write_atomically
 
     cfg = make_cfg(tmp_path, sim.url)
@@ -457,7 +463,7 @@ def test_an_item_enqueued_while_the_spool_is_written_is_kept_for_the_next_start(
         recorder[0].join(0.3)                           # it waits for the spool and the journal
         write_atomically(path, lines)
 
-    monkeypatch.setattr(poster_module, "write_atomically", spool_while_the_recorder_enqueues)
+    monkeypatch.setattr(spool_module, "write_atomically", spool_while_the_recorder_enqueues)
     assert poster.shutdown(timeout_s=0.2) == 4
     recorder[0].join(5)
     monkeypatch.undo()
@@ -505,6 +511,132 @@ def test_shutdown_with_an_empty_queue_writes_no_spool(sim, tmp_path, posters):
     assert poster.shutdown(timeout_s=2.0) == 0
     assert len(stamps(sim, 4)) == 1
     assert not (tmp_path / "data" / "pending_posts.jsonl").exists()
+
+
+def test_a_post_in_flight_at_shutdown_that_succeeds_later_is_neither_lost_nor_posted_again(sim, tmp_path,
+                                                                                           posters):
+    """The poster thread's POST of [X1, X2] is still in flight when the shutdown hands the queue to
+    the spool and empties the journal; the recorder enqueues Z after that (journaled); then the POST
+    succeeds. Its `done` must not be counted against the journal (it would pop Z at the next start)
+    and X1, X2 leave the spool (they would be posted a second time)."""
+    cfg = make_cfg(tmp_path, sim.url, series=P_ONLY, request_timeout_s=5.0)
+    sd = make_sd()
+    poster = posters(cfg, RealClock(TZ), sd)
+    enqueue_samples(poster, 2)                            # X1, X2
+    sim.set_delay(MEAS, 1.0)
+    stepping = threading.Thread(target=poster.step, name="poster-step")
+    stepping.start()
+    wait_for(lambda: sim.calls[MEAS] == 1, what="the POST of [X1, X2] in flight")
+    assert poster.shutdown(timeout_s=0.2) == 2
+    spool = tmp_path / "data" / "pending_posts.jsonl"
+    assert len(spool.read_text().splitlines()) == 2
+    poster.enqueue_sample("lib", at(600), VALUES)         # Z
+    stepping.join(10.0)
+    assert not stepping.is_alive()
+    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
+    spool_left = spool.exists()
+    sim.set_delay(MEAS, None)
+    again = posters(cfg, RealClock(TZ), make_sd())        # the next start
+    drain(again)
+    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00",
+                              "2026-06-01T08:10:00+00:00"]
+    assert not spool_left and sd["measurement_post_counters"]["lib"]["posted"] == 2
+
+
+def spool_of_one_item(cfg, posters) -> None:
+    """A clean shutdown with one LIB P item (08:00 UTC) unsent: the spool holds it."""
+    first = posters(cfg, FakeClock(START), make_sd(source="manual"))
+    first.enqueue_sample("lib", at(0), VALUES)
+    assert first.shutdown(timeout_s=0.2) == 1
+
+
+def test_a_spool_whose_items_were_posted_is_removed_at_a_clean_shutdown(sim, tmp_path, posters):
+    """The journal cannot be written at start (a folder in its place), so the spool is kept; its
+    item is posted during the run; the clean shutdown with nothing unsent removes the spool, so the
+    next start does not post it again."""
+    cfg = make_cfg(tmp_path, sim.url, series=P_ONLY)
+    spool_of_one_item(cfg, posters)
+    spool, journal = tmp_path / "data" / "pending_posts.jsonl", tmp_path / "data" / "post_journal.jsonl"
+    journal.mkdir()
+    poster = posters(cfg, FakeClock(START), make_sd())
+    assert spool.exists() and poster.pending_count() == 1
+    drain(poster)
+    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00"]
+    assert poster.shutdown(timeout_s=0.2) == 0
+    assert not spool.exists()
+    journal.rmdir()
+    again = posters(cfg, FakeClock(START), make_sd())
+    assert again.pending_count() == 0
+    again.step()
+    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00"]
+
+
+def test_a_spool_kept_at_start_is_deleted_once_the_journal_holds_its_items(sim, tmp_path, posters):
+    """The spool is kept while the journal cannot be written; once a step rebuilds the journal from
+    the queue, the spool is deleted: a kill -9 after its item was posted does not post it again."""
+    cfg = make_cfg(tmp_path, sim.url, series=P_ONLY)
+    spool_of_one_item(cfg, posters)
+    spool, journal = tmp_path / "data" / "pending_posts.jsonl", tmp_path / "data" / "post_journal.jsonl"
+    journal.mkdir()
+    clock = FakeClock(START)
+    poster = posters(cfg, clock, make_sd(source="manual"))   # the gate opens later
+    assert spool.exists() and poster.pending_count() == 1
+    journal.rmdir()
+    clock.advance(REBUILD_RETRY_S)
+    poster.step()
+    assert not spool.exists() and queued_stamps(poster) == ["2026-06-01T08:00:00+00:00"]
+    with poster.sd["lock"]:
+        poster.sd["active_schedule_source"] = "api"
+    drain(poster)
+    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00"]
+    again = posters(cfg, clock, make_sd())                    # kill -9, restart
+    assert again.pending_count() == 0
+
+
+# --- journal faults ---------------------------------------------------------------------------
+
+def test_an_item_journaled_after_a_failed_write_survives_a_crash_after_the_earlier_ones_were_posted(
+        sim, tmp_path, posters):
+    """X is journaled; the disk refuses A's journal line (nothing of it written); B is enqueued
+    while the POST of [X, A] is in flight, which then succeeds. Appending B and `done 2` after the
+    failure would pop X and B at the replay: the journal is rebuilt from the queue instead, so after
+    a kill -9 B, never posted, is still queued."""
+    cfg = make_cfg(tmp_path, sim.url, series=P_ONLY, request_timeout_s=5.0)
+    clock = FakeClock(START)
+    poster = posters(cfg, clock, make_sd())
+    journal = tmp_path / "data" / "post_journal.jsonl"
+    poster.enqueue_sample("lib", at(0), VALUES)           # X
+    with file_size_limit(journal.stat().st_size):
+        poster.enqueue_sample("lib", at(60), VALUES)      # A
+    sim.set_delay(MEAS, 0.5)
+    stepping = threading.Thread(target=poster.step, name="poster-step")
+    stepping.start()
+    wait_for(lambda: sim.calls[MEAS] == 1, what="the POST of [X, A] in flight")
+    poster.enqueue_sample("lib", at(120), VALUES)         # B
+    stepping.join(10.0)
+    assert not stepping.is_alive()
+    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
+    again = posters(cfg, clock, make_sd(source="manual"))  # kill -9, restart
+    assert queued_stamps(again) == ["2026-06-01T08:02:00+00:00"]
+
+
+def test_a_journal_line_the_full_disk_cuts_short_is_taken_back_and_later_items_survive_a_crash(tmp_path,
+                                                                                               posters):
+    """Half of A's journal line reaches the disk, then it is full: the half line is taken back, so B,
+    enqueued once there is room again, is not glued to it; after a kill -9, X, A and B are queued."""
+    cfg = make_cfg(tmp_path, "http://127.0.0.1:9", series=P_ONLY)
+    clock = FakeClock(START)
+    poster = posters(cfg, clock, make_sd(source="manual"))   # gate off: nothing is posted
+    journal = tmp_path / "data" / "post_journal.jsonl"
+    poster.enqueue_sample("lib", at(0), VALUES)           # X
+    before = journal.read_bytes()
+    with file_size_limit(len(before) + len(before) // 2):
+        poster.enqueue_sample("lib", at(60), VALUES)      # A
+    assert journal.read_bytes() == before
+    poster.enqueue_sample("lib", at(120), VALUES)         # B
+    again = posters(cfg, clock, make_sd(source="manual"))  # kill -9, restart
+    assert queued_stamps(again) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00",
+                                    "2026-06-01T08:02:00+00:00"]
 
 
 # --- the whole agent on the real clock --------------------------------------------------------

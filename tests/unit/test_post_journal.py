@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from agents.post_journal import JOURNAL_NAME, PostJournal, replay_lines
+from agents.post_journal import JOURNAL_NAME, REBUILD_RETRY_S, PostJournal, replay_lines
+from tests.helpers import file_size_limit
 
 
 def item(series, n):
@@ -61,15 +62,75 @@ def test_rewrite_keeps_only_live_items_and_removes_an_empty_journal(tmp_path):
     assert not (tmp_path / JOURNAL_NAME).exists() and journal.replay() == {}
 
 
-def test_write_failure_is_logged_once_and_recovery_once(tmp_path, caplog):
+class Item:
+    """Stands for a `PostItem` in a queue op: only its JSON is journaled."""
+
+    def __init__(self, series, n):
+        self.text = item(series, n)
+
+    def to_json(self):
+        return self.text
+
+
+def test_a_failed_write_diverges_the_journal_until_a_rebuild_from_the_queue_works(tmp_path, caplog):
+    """The `done` counts are relative to the queue: after a failed write nothing more is appended
+    (it would be counted against the wrong items); the next change rebuilds the file from the live
+    items instead. One ERROR when the failure starts, one INFO when a write works again."""
     caplog.set_level(logging.INFO, logger="hil.poster")
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    journal = PostJournal(blocker, monotonic=lambda: 0.0)
-    for n in range(3):
-        journal.append_items([item(6, n)])
-    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    mono = [0.0]
+    journal = PostJournal(blocker, monotonic=lambda: mono[0])
+    live = []
+    for n in range(3):                                  # an append, then rebuilds that fail
+        live.append(item(6, n))
+        journal.record([("item", Item(6, n))], lambda: live)
+    assert [r.levelname for r in caplog.records] == ["ERROR"] and journal.diverged
     blocker.unlink()
-    journal.append_items([item(6, 9)])
-    assert [r.levelname for r in caplog.records] == ["ERROR", "INFO"]
-    assert values(journal.replay()) == {6: [9]}
+    journal.append_items([item(6, 8)])                  # a plain append is refused while diverged
+    assert not (blocker / JOURNAL_NAME).exists()
+    live.append(item(6, 9))
+    mono[0] = REBUILD_RETRY_S                           # the next rebuild is due
+    journal.record([("item", Item(6, 9))], lambda: live)
+    assert [r.levelname for r in caplog.records] == ["ERROR", "INFO"] and not journal.diverged
+    assert values(journal.replay()) == {6: [0, 1, 2, 9]}
+    journal.record([("done", 6, 2)], lambda: live[2:])  # appended again
+    assert values(journal.replay()) == {6: [2, 9]}
+
+
+def test_an_append_the_full_disk_cuts_short_is_taken_back(tmp_path):
+    """The kernel takes half of a line, then refuses the rest: the half line is truncated away, so
+    the rebuild that follows (or a replay after a crash) never reads a line glued to it."""
+    journal = PostJournal(tmp_path, monotonic=lambda: 0.0)
+    journal.record([("item", Item(6, 1))], lambda: [item(6, 1)])
+    before = (tmp_path / JOURNAL_NAME).read_bytes()
+    with file_size_limit(len(before) + len(item(6, 2)) // 2):
+        journal.record([("item", Item(6, 2))], lambda: [item(6, 1), item(6, 2)])
+    assert (tmp_path / JOURNAL_NAME).read_bytes() == before and journal.diverged
+    journal.record([("item", Item(6, 3))], lambda: [item(6, n) for n in (1, 2, 3)])
+    assert values(journal.replay()) == {6: [1, 2, 3]} and not journal.diverged
+
+
+def test_a_failing_rebuild_is_retried_at_most_once_a_second_and_a_failed_compaction_keeps_appending(tmp_path):
+    mono = [0.0]
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    journal = PostJournal(blocker, monotonic=lambda: mono[0])
+    journal.append_items([item(6, 1)])                  # fails: diverged, a rebuild is due at once
+    rebuilds = []
+    live = lambda: rebuilds.append(mono[0]) or [item(6, 1)]  # noqa: E731
+    journal.record([], live)
+    journal.record([], live)
+    mono[0] = REBUILD_RETRY_S - 0.01
+    assert not journal.sync(live)
+    mono[0] = REBUILD_RETRY_S
+    blocker.unlink()
+    assert journal.sync(live) and rebuilds == [0.0, REBUILD_RETRY_S]
+
+    compacting = PostJournal(tmp_path / "c", monotonic=lambda: mono[0], compact_after_lines=2)
+    compacting.append_items([item(6, n) for n in range(3)])
+    (tmp_path / "c" / (JOURNAL_NAME + ".tmp")).mkdir()  # the compaction's temporary file cannot be made
+    compacting.record([("item", Item(6, 3))], lambda: [item(6, n) for n in range(4)])
+    assert not compacting.diverged
+    compacting.record([("item", Item(6, 4))], lambda: [item(6, n) for n in range(5)])
+    assert values(compacting.replay()) == {6: [0, 1, 2, 3, 4]}

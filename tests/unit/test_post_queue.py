@@ -260,3 +260,19 @@ def test_the_ops_replayed_by_the_journal_fold_rebuild_the_queue():
     q.clear()
     fifos, _ = replay_lines(lines(journal + q.take_ops()))
     assert fifos == {} and q.take_ops() == []
+
+
+def test_items_handed_over_to_the_spool_leave_without_an_op_and_a_late_success_removes_nothing():
+    """At shutdown the spool takes every item and the journal is emptied: the hand-over records no
+    op, and the success of a batch of them still in flight neither removes nor journals anything,
+    so an item queued after the hand-over stays in the queue and in the journal."""
+    q = queue()
+    q.add([entry("lib", 6, 0), entry("lib", 6, 1), entry("vrfb", 11, 0)])
+    in_flight = q.batch(6)
+    q.take_ops()
+    assert [(it.series_id, int(it.value)) for it in q.hand_over()] == [(6, 0), (6, 1), (11, 0)]
+    assert len(q) == 0 and q.count_by_plant() == {"lib": 0, "vrfb": 0} and q.take_ops() == []
+    q.add([entry("lib", 6, 2)])
+    q.take_ops()
+    assert q.posted(in_flight) == {} and q.take_ops() == []
+    assert series_minutes(q, 6) == [2]

@@ -1,0 +1,105 @@
+"""The spool file of the measurement poster: `<data_dir>/pending_posts.jsonl` (components §7.9,
+contract §4), one item a line in `PostItem.to_json` format, no secrets.
+
+A clean shutdown hands every queued item to the spool (`save`): written atomically (temporary
+file, fsync, rename, fsync of the folder), or the file removed when nothing is left, so an old
+spool is never read again. A batch that was in flight at the shutdown and leaves after it (posted
+or rejected) is taken out of the file again (`forget`), so it is not posted a second time.
+The next start reads the file (`read`) ahead of the journal and deletes it (`drop`) once its items
+are in the journal; until then it is `kept` (its items live in memory and in the file only).
+
+Not thread-safe: the poster calls every method with its queue lock held, so the file follows the
+queue. Errors raise OSError except in `read` and `drop` (logged there).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from agents.post_journal import fsync_folder, write_atomically
+from core.post_queue import PostItem
+
+log = logging.getLogger("hil.poster")
+
+SPOOL_NAME = "pending_posts.jsonl"
+T = TypeVar("T")
+
+
+class PostSpool:
+    """The spool file of one data folder; see the module docstring."""
+
+    def __init__(self, data_dir: str | os.PathLike):
+        self.path = Path(data_dir) / SPOOL_NAME
+        self.kept = False                 # a spool read at start, not yet deleted
+        self._saved: list[PostItem] = []  # the items the file holds since `save`
+
+    def read(self) -> list[dict | None]:
+        """The file's lines as decoded JSON (None for a line that is not JSON); [] when there is no
+        file or it cannot be read (logged). Marks the file `kept` when it has lines."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            log.warning("Cannot read %s: %s", self.path, exc)
+            return []
+        objs: list[dict | None] = []
+        for raw in data.split(b"\n"):
+            if raw.strip():
+                try:
+                    objs.append(json.loads(raw))
+                except ValueError:
+                    objs.append(None)
+        self.kept = bool(objs)
+        return objs
+
+    def load(self, to_entry: Callable[[dict | None], T | None]) -> list[T]:
+        """The file's valid items as `to_entry(obj)` (None: a bad line, skipped with a WARNING)."""
+        objs = self.read()
+        entries = [entry for entry in map(to_entry, objs) if entry is not None]
+        if len(entries) < len(objs):
+            log.warning("%s: skipped %d bad line(s)", self.path.name, len(objs) - len(entries))
+        if objs:
+            log.info("Loaded %d unsent measurement post(s) from %s", len(entries), self.path.name)
+        return entries
+
+    def drop(self) -> None:
+        """Delete a kept file (its items are journaled now); logged when that fails."""
+        try:
+            self._remove()
+            self.kept = False
+        except OSError as exc:
+            log.warning("Cannot delete %s: %s", self.path, exc)
+
+    def save(self, items: list[PostItem]) -> None:
+        """Hand these items (every queued one) to the file; an empty list removes it."""
+        self._write(items)
+        self.kept = False
+        self._saved = list(items)
+
+    def forget(self, batch: list[PostItem]) -> int:
+        """Take the items of a batch that left after `save` out of the file; returns how many of
+        them it held (0: none, the file is not touched)."""
+        gone = {item.seq for item in batch}
+        left = [item for item in self._saved if item.seq not in gone]
+        n = len(self._saved) - len(left)
+        if n:
+            self._write(left)
+            self._saved = left
+        return n
+
+    def _write(self, items: list[PostItem]) -> None:
+        if items:
+            write_atomically(self.path, (item.to_json() for item in items))
+        else:
+            self._remove()
+
+    def _remove(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return
+        fsync_folder(self.path.parent)
