@@ -8,8 +8,10 @@ with `session.request(..., **kwargs)` and returns the `requests.Response` with i
 - `max_body_bytes`: the most body bytes (after content decoding) kept in memory.
 
 Raises `ExchangeTimeout` when the deadline cut the exchange, `BodyTooLarge` when the declared or
-the received body exceeds `max_body_bytes` (nothing beyond the limit plus one chunk is buffered),
-and whatever `requests` raises otherwise (`requests.Timeout` for a connect or read timeout).
+the received body exceeds `max_body_bytes` (nothing beyond the limit plus one chunk or one decoded piece is buffered:
+a gzip or deflate body is decompressed here with a bound on its output, and a request asks for an
+unencoded one), and whatever `requests` raises otherwise (`requests.Timeout` for a connect or read
+timeout, `ContentDecodingError` for a body in another encoding).
 
 Why a watchdog that shuts the socket down: the timeouts of requests/urllib3 bound each connect and
 each socket read, not the exchange, so a server that sends a byte every 0.5 s holds a caller with
@@ -35,6 +37,7 @@ from __future__ import annotations
 import functools
 import socket
 import threading
+import zlib
 from datetime import timezone
 from typing import Any
 
@@ -44,6 +47,7 @@ from requests.adapters import HTTPAdapter
 from core.clock import RealClock
 
 CHUNK_BYTES = 64 * 1024
+DECODED_PIECE_BYTES = 1024 * 1024   # most decompressed bytes made from one step of a compressed body
 SOCKET_POLL_S = 0.02   # after the deadline: how often the watchdog looks for a socket still connecting
 
 _CLOCK = RealClock(timezone.utc)   # network deadlines run on real monotonic time, not agent time
@@ -157,7 +161,8 @@ def bounded_request(session: requests.Session, method: str, url: str, *, timeout
     _current.watchdog = watchdog
     watchdog.start()
     try:
-        resp = session.request(method, url, timeout=timeout_s, stream=True, **kwargs)
+        headers = {"Accept-Encoding": "identity", **(kwargs.pop("headers", None) or {})}
+        resp = session.request(method, url, timeout=timeout_s, stream=True, headers=headers, **kwargs)
         resp._content = _read_body(resp, max_body_bytes)
         resp._content_consumed = True
     except Exception as exc:
@@ -176,15 +181,43 @@ def bounded_request(session: requests.Session, method: str, url: str, *, timeout
 
 
 def _read_body(resp: requests.Response, max_body_bytes: int) -> bytes:
+    """The body, content-decoded (gzip, deflate) piece by piece, so a small compressed answer cannot
+    expand in memory past the limit (plus one piece)."""
     declared = resp.headers.get("Content-Length", "")
     if declared.strip().isdigit() and int(declared) > max_body_bytes:
         raise BodyTooLarge(resp.status_code, max_body_bytes)
+    decoder = _decoder(resp.headers.get("Content-Encoding", ""))
     body = bytearray()
-    for chunk in resp.iter_content(CHUNK_BYTES):
-        if len(body) + len(chunk) > max_body_bytes:
-            raise BodyTooLarge(resp.status_code, max_body_bytes)
-        body += chunk
+    while chunk := resp.raw.read(CHUNK_BYTES, decode_content=False):
+        for data in _decoded(decoder, chunk):
+            if len(body) + len(data) > max_body_bytes:
+                raise BodyTooLarge(resp.status_code, max_body_bytes)
+            body += data
     return bytes(body)
+
+
+def _decoded(decoder, chunk: bytes):
+    """`chunk` decoded in pieces of at most DECODED_PIECE_BYTES (as is without a decoder)."""
+    if decoder is None:
+        yield chunk
+        return
+    data = decoder.decompress(chunk, DECODED_PIECE_BYTES)
+    yield data
+    while decoder.unconsumed_tail:
+        yield decoder.decompress(decoder.unconsumed_tail, DECODED_PIECE_BYTES)
+
+
+def _decoder(content_encoding: str):
+    """A zlib decompressor for the body's `Content-Encoding`, None for an unencoded body. Raises
+    requests.exceptions.ContentDecodingError for an encoding it cannot bound (br, zstd, ...)."""
+    encoding = content_encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise requests.exceptions.ContentDecodingError(f"response body encoded as {encoding[:40]!r}, not read")
 
 
 def _discard(session: requests.Session, resp: requests.Response | None) -> None:

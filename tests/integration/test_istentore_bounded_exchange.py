@@ -8,6 +8,7 @@ so before this bound these calls hung for the whole trickle.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import socket
@@ -46,6 +47,7 @@ class RawHTTPServer:
         self.behaviour, self.slow_path = behaviour, slow_path
         self.connections = 0
         self.sent_bytes = 0
+        self.accept_encodings: list[str] = []
         self.stopping = threading.Event()
         self._listener = socket.create_server((HOST, free_port()))
         self._listener.settimeout(0.05)
@@ -81,8 +83,7 @@ class RawHTTPServer:
             except OSError:   # the client cut the connection
                 return
 
-    @staticmethod
-    def _read_request(reader) -> str | None:
+    def _read_request(self, reader) -> str | None:
         line = reader.readline()
         if not line:
             return None
@@ -91,6 +92,8 @@ class RawHTTPServer:
             name, _, value = header.decode("latin-1").partition(":")
             if name.strip().lower() == "content-length":
                 length = int(value)
+            elif name.strip().lower() == "accept-encoding":
+                self.accept_encodings.append(value.strip())
         reader.read(length)
         return line.split()[1].decode().split("?")[0]
 
@@ -214,3 +217,39 @@ def test_a_body_over_the_cap_is_refused_before_it_is_all_sent(make_server, decla
     assert sent_at_error < STREAM_BYTES * 3 // 4
     assert peak_bytes < 2 * MAX_BODY_BYTES
     assert no_deadline_threads()
+
+
+GZIP_BOMB = gzip.compress(b"\0" * (12 * MAX_BODY_BYTES), compresslevel=9)   # ~0.2 MB on the wire
+
+
+def gzip_answer(body: bytes, encoding: str = "gzip"):
+    def behaviour(server, conn):
+        conn.sendall(answer("200 OK", body, f"Content-Encoding: {encoding}\r\n"))
+    return behaviour
+
+
+def test_a_compressed_body_is_decoded_within_the_cap_and_asked_not_to_be_sent(make_server):
+    """A gzip answer of 200 MB of zeros in 0.2 MB: refused with at most the cap (plus one piece)
+    decoded in memory; a small gzip answer still reads; every request asks for an unencoded body."""
+    server = make_server(gzip_answer(GZIP_BOMB))
+    api = client(server, timeout_s=30.0)
+    tracemalloc.start()
+    try:
+        with pytest.raises(IstentoreAPIError, match=r"^GET /market_products: HTTP 200: response body larger "
+                                                    r"than 16 MiB \(MAX_BODY_BYTES\); not read$"):
+            fetch_day(api)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak_bytes < 1.5 * MAX_BODY_BYTES
+        server.behaviour = gzip_answer(gzip.compress(b"[]"))
+        assert fetch_day(api) == {"lib": {}, "vrfb": {}}
+        server.behaviour = gzip_answer(b"[]", encoding="br")
+        with pytest.raises(IstentoreAPIError, match="response body encoded as 'br', not read"):
+            fetch_day(api)
+    finally:
+        if tracemalloc.is_tracing():
+            tracemalloc.stop()
+        api.close()
+    assert server.accept_encodings and set(server.accept_encodings) == {"identity"}
+    assert no_deadline_threads()
+
