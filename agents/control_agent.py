@@ -79,7 +79,7 @@ class PlantController:
         self._last_ok_observe_mono: float | None = None
         self._not_operating_count = 0
         self.run_status_seen = False   # the plant reported running since its start (core.dispatch.not_operating)
-        self.stop_owed = False   # a safe stop could not reach the plant (agents/control_sequences.safe_stop)
+        self.stop_owed: str | None = None   # transport mode of a stop that could not reach the plant
         self._prev_link = self.link.link
         self.hold = HoldKeeper(plant_id, self.name, shared_data, clock)
 
@@ -136,7 +136,7 @@ class PlantController:
             status = dict(self.sd["dispatch_status_by_plant"][self.plant_id])
             status.update({k: v for k, v in empty_dispatch_status().items() if k in WRITE_FIELDS})
             self.sd["dispatch_status_by_plant"][self.plant_id] = status
-        self.stop_owed = False   # owed to the old endpoint's plant (the switch's text names it)
+        self.stop_owed = None   # owed to the old endpoint's plant (the switch's text names it)
         self.wake_event.set()
 
     # ---------------------------------------------------------------------------- thread body
@@ -302,14 +302,16 @@ class PlantController:
             # cannot run at that setpoint again when its protection resets.
             log.warning("%s tripped: safe stop (zero, stop value, disable)", self.name)
             safe_stop(self)
-        elif self.stop_owed and values is not None:
+        elif self.stop_owed == self.link.mode and values is not None:
             self._send_owed_stop(values)
         return values
 
     def _send_owed_stop(self, values: dict) -> None:
         """A stop that could not reach the plant (its link was down) is sent when it answers again
-        and is still enabled (it kept running on its own); a plant found disabled needs none."""
-        self.stop_owed = False
+        on the same transport and is still enabled (it kept running on its own); a plant found
+        disabled needs none. A safe stop that outlived a switch's wait owes to the old transport's
+        plant, never to the new one's."""
+        self.stop_owed = None
         if int(round(values["enable"])) != 1:
             log.info("%s answers again, disabled: the stop that could not reach it is not needed", self.name)
             return

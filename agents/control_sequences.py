@@ -5,8 +5,8 @@ Start: write and verify the target, then the run command (when mapped), then `en
 a failure rolls back (zero, stop value, disable; no decay wait). Safe stop: gate off, zero P/Q,
 wait for |P| < `threshold_kw` and |Q| < `threshold_kvar` (polls every 0.5 s, the heartbeat between
 them), then the stop value and `enable` 0, whatever the wait gave. A safe stop that could not
-reach the plant (link down) leaves `ctl.stop_owed`: the controller sends it when the plant answers
-again and is still enabled.
+reach the plant (link down) leaves `ctl.stop_owed` (its transport mode): the controller sends it
+when the plant answers again on that transport and is still enabled.
 
 A stop or a rollback is the last thing the program may say to a plant, so a connection closed or
 reset under one of its requests (the plant may well answer a new one) is reconnected at once and
@@ -54,7 +54,7 @@ def start(ctl) -> tuple[bool, str]:
     with ctl.sd["lock"]:
         source = ctl.sd["active_schedule_source"]
     ctl._set_gate(True, "running")
-    ctl.stop_owed = False
+    ctl.stop_owed = None
     ctl._not_operating_count = 0
     ctl._target_seen = None  # check the target again at once
     ctl._next_dispatch = 0.0
@@ -132,7 +132,7 @@ def safe_stop(ctl) -> dict:
         disable_ok = False
     ctl._set_gate(False, "stopped" if disable_ok else "unknown")
     ctl._not_operating_count = 0
-    ctl.stop_owed = not disable_ok and ctl.link.link == "connect_failed"   # sent when it answers again
+    ctl.stop_owed = ctl.link.mode if not disable_ok and ctl.link.link == "connect_failed" else None
     elapsed = ctl.clock.monotonic() - t0
     level = logging.INFO if disable_ok else logging.ERROR
     log.log(level, "%s safe stop: threshold_reached=%s disable_ok=%s (%.1f s)", ctl.name,

@@ -245,9 +245,12 @@ def history_show(dctx: DashboardContext, day, plant, span, tab, _retries=None):
     """(figure, shown selection, message, retry timer off, download href, report href) for the
     chosen day, plant and span. A load refused as busy leaves the figure and the shown selection
     unchanged (no_update) and turns the retry timer on: the same selection is tried again every
-    `C.HEAVY_LOAD_RETRY_AFTER_S` until it loads (choosing the same value again fires nothing)."""
-    if tab != "history" or plant not in PLANT_IDS:
+    `C.HEAVY_LOAD_RETRY_AFTER_S` until it loads (choosing the same value again fires nothing), or
+    until another tab is shown (the timer stops; showing History again loads the view)."""
+    if plant not in PLANT_IDS:
         raise PreventUpdate
+    if tab != "history":
+        return no_update, no_update, no_update, True, no_update, no_update
     figure, shown, message = _history_view(dctx, day, plant, span)
     return figure, shown, message, figure is not no_update, history_download_href(day, plant), report_href(day, plant)
 

@@ -116,6 +116,7 @@ def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp
         rig.lib.step()
         stop = rig.run("stop")
         assert stop.status == "failed" and stop.result == {"threshold_reached": False, "disable_ok": False}
+        assert rig.lib.stop_owed == "local"
         plant = FaultyPlant(port=port)
         plant.regs = registers                               # it ran on at 500 kW meanwhile
         for _ in range(40):
@@ -126,10 +127,29 @@ def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp
         assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
         assert rig.transition() == "stopped"
         assert msgs(caplog, logging.WARNING, "answers again and is enabled: sending the stop")
-        assert rig.lib.stop_owed is False
+        assert rig.lib.stop_owed is None
     finally:
         rig.close()
         plant.close()
+
+
+def test_a_stop_owed_to_another_transport_is_not_sent_to_this_one(tmp_path, caplog):
+    """A safe stop that outlived a switch's wait owes to the old transport's plant: the plant of
+    the new transport, running and answering, is not stopped by it (and the debt is kept)."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
+        try:
+            _started(rig, plant, 300.0)
+            rig.lib.stop_owed = "remote"
+            for _ in range(3):
+                clock.advance(1.0)
+                rig.lib.step()
+            assert plant.get(ENABLE)[0] == 1 and rig.transition() == "running"
+            assert not msgs(caplog, contains="sending the stop") and rig.lib.stop_owed == "remote"
+        finally:
+            rig.close()
 
 
 def test_a_heartbeat_register_that_refuses_reads_is_written_all_the_same(tmp_path, caplog):

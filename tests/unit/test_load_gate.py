@@ -180,6 +180,8 @@ def test_history_answers_busy_and_keeps_the_figure_while_another_load_runs(dctx,
     assert figure is no_update and shown is no_update and retry_off is False
     assert message == C.HISTORY_BUSY.format(what=f"LIB {DAY} (7 days)")
     assert (download, report) == (history.history_download_href(DAY, "lib"), history.report_href(DAY, "lib"))
+    # another tab shown meanwhile: the timer stops, nothing else changes
+    assert history.history_show(dctx, DAY, "lib", 7, "status", 1) == (no_update,) * 3 + (True,) + (no_update,) * 2
     # the gate free again: the retry timer's tick loads the same selection at once and stops the timer
     figure, shown, message, retry_off, *_ = history.history_show(dctx, DAY, "lib", 7, "history", 1)
     assert retry_off is True
