@@ -158,7 +158,8 @@ def _wait_decay(ctl) -> bool:
                 return True
         except LinkError:
             failures += 1
-            if failures >= 3 or (ctl.link.link == "connect_failed" and not (ctl.link.last_dropped and _reconnected(ctl))):
+            link_lost = ctl.link.link == "connect_failed"
+            if failures >= 3 or (link_lost and not (ctl.link.last_dropped and _reconnected(ctl))):
                 return False
         if ctl.clock.monotonic() >= deadline or ctl.abort_waits.is_set():
             return False

@@ -205,7 +205,8 @@ class ModbusLink:
         try:
             rr = fn(*args, device_id=self.endpoint.unit_id, **kwargs)
         except (ModbusException, OSError) as exc:
-            dropped = isinstance(exc, ConnectionException) or (isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
+            dropped = isinstance(exc, ConnectionException) or (
+                isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
             self._failure("connect_failed", f"I/O error: {exc}", dropped)
             raise LinkError(self.last_error, "connect_failed", dropped) from exc
         if rr.isError():
