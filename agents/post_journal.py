@@ -74,12 +74,17 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def item_line(item_json: str) -> str:
+    """The journal line of one queued item (its `PostItem.to_json`)."""
+    return f'{{"item": {item_json}}}'
+
+
 def journal_lines(ops: Iterable[tuple]) -> list[str]:
     """The journal lines of queue changes (`PostQueue.take_ops`), in order. Pure."""
     lines = []
     for op in ops:
         if op[0] == "item":
-            lines.append(f'{{"item": {op[1].to_json()}}}')
+            lines.append(item_line(op[1].to_json()))
         elif op[0] == "done":
             if op[2] > 0:
                 lines.append(json.dumps({"done": int(op[1]), "n": int(op[2])}))
@@ -182,20 +187,11 @@ class PostJournal:
             return False
         return self.rewrite(live())
 
-    def append_items(self, item_json: Iterable[str]) -> None:
-        self._append([f'{{"item": {text}}}' for text in item_json])
-
-    def done(self, series_id: int, n: int) -> None:
-        self._append(journal_lines([("done", series_id, n)]))
-
-    def clear(self) -> None:
-        self._append(['{"clear": true}'])
-
     def rewrite(self, item_json: Iterable[str], compacting: bool = False) -> bool:
         """Replace the journal with exactly these items (atomic; no file when there are none); True
         when it worked. `compacting`: the file already matches the queue, so a failure leaves it
         matching; any other failed rewrite leaves the journal diverged (module docstring)."""
-        lines = [f'{{"item": {text}}}' for text in item_json]
+        lines = [item_line(text) for text in item_json]
         with self._lock:
             try:
                 if lines:

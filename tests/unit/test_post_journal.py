@@ -32,18 +32,14 @@ def values(fifos):
 def test_replay_folds_appends_done_counts_and_clears(tmp_path, ops, expected):
     journal = PostJournal(tmp_path, monotonic=lambda: 0.0)
     for op in ops:
-        if op[0] == "items":
-            journal.append_items(item(op[1], n) for n in op[2])
-        elif op[0] == "done":
-            journal.done(op[1], op[2])
-        else:
-            journal.clear()
+        changes = [("item", Item(op[1], n)) for n in op[2]] if op[0] == "items" else [op]
+        journal.record(changes, lambda: pytest.fail("no rebuild: the journal works"))
     assert values(journal.replay()) == expected
 
 
 def test_a_torn_last_line_is_skipped_and_the_rest_kept(tmp_path):
     journal = PostJournal(tmp_path, monotonic=lambda: 0.0)
-    journal.append_items([item(6, 1), item(6, 2)])
+    journal.record([("item", Item(6, 1)), ("item", Item(6, 2))], lambda: [item(6, 1), item(6, 2)])
     with open(tmp_path / JOURNAL_NAME, "a") as fh:
         fh.write('{"item": {"plant": "lib", "met')
     fifos, bad = replay_lines(open(tmp_path / JOURNAL_NAME))
@@ -53,8 +49,8 @@ def test_a_torn_last_line_is_skipped_and_the_rest_kept(tmp_path):
 
 def test_rewrite_keeps_only_live_items_and_removes_an_empty_journal(tmp_path):
     journal = PostJournal(tmp_path, monotonic=lambda: 0.0)
-    journal.append_items([item(6, n) for n in range(10)])
-    journal.done(6, 8)
+    journal.record([("item", Item(6, n)) for n in range(10)], lambda: [item(6, n) for n in range(10)])
+    journal.record([("done", 6, 8)], lambda: [item(6, 8), item(6, 9)])
     journal.rewrite([item(6, 8), item(6, 9)])
     assert len((tmp_path / JOURNAL_NAME).read_text().splitlines()) == 2
     assert values(journal.replay()) == {6: [8, 9]} and journal.lines_since_rewrite == 2
@@ -87,8 +83,8 @@ def test_a_failed_write_diverges_the_journal_until_a_rebuild_from_the_queue_work
         journal.record([("item", Item(6, n))], lambda: live)
     assert [r.levelname for r in caplog.records] == ["ERROR"] and journal.diverged
     blocker.unlink()
-    journal.append_items([item(6, 8)])                  # a plain append is refused while diverged
-    assert not (blocker / JOURNAL_NAME).exists()
+    journal.record([("item", Item(6, 8))], lambda: live + [item(6, 8)])   # diverged, rebuild not due:
+    assert not (blocker / JOURNAL_NAME).exists()                          # nothing is appended
     live.append(item(6, 9))
     mono[0] = REBUILD_RETRY_S                           # the next rebuild is due
     journal.record([("item", Item(6, 9))], lambda: live)
@@ -116,7 +112,7 @@ def test_a_failing_rebuild_is_retried_at_most_once_a_second_and_a_failed_compact
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     journal = PostJournal(blocker, monotonic=lambda: mono[0])
-    journal.append_items([item(6, 1)])                  # fails: diverged, a rebuild is due at once
+    journal.record([("item", Item(6, 1))], lambda: [item(6, 1)])   # fails: diverged, a rebuild is due at once
     rebuilds = []
     live = lambda: rebuilds.append(mono[0]) or [item(6, 1)]  # noqa: E731
     journal.record([], live)
@@ -128,7 +124,8 @@ def test_a_failing_rebuild_is_retried_at_most_once_a_second_and_a_failed_compact
     assert journal.sync(live) and rebuilds == [0.0, REBUILD_RETRY_S]
 
     compacting = PostJournal(tmp_path / "c", monotonic=lambda: mono[0], compact_after_lines=2)
-    compacting.append_items([item(6, n) for n in range(3)])
+    compacting.record([("item", Item(6, n)) for n in range(2)], lambda: [item(6, n) for n in range(2)])
+    compacting.record([("item", Item(6, 2))], lambda: [item(6, n) for n in range(3)])   # compacted: 3 lines > 2
     (tmp_path / "c" / (JOURNAL_NAME + ".tmp")).mkdir()  # the compaction's temporary file cannot be made
     compacting.record([("item", Item(6, 3))], lambda: [item(6, n) for n in range(4)])
     assert not compacting.diverged
