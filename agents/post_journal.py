@@ -74,6 +74,16 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def remove_durably(path: Path) -> None:
+    """Delete `path` (nothing when it is missing) so that the removal survives a power cut (fsync of
+    the folder). Raises OSError."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    fsync_folder(path.parent)
+
+
 def item_line(item_json: str) -> str:
     """The journal line of one queued item (its `PostItem.to_json`)."""
     return f'{{"item": {item_json}}}'
@@ -197,7 +207,7 @@ class PostJournal:
                 if lines:
                     write_atomically(self.path, lines)
                 else:
-                    self._remove_file()
+                    remove_durably(self.path)
             except OSError as exc:
                 self._diverged = self._diverged or not compacting
                 self._retry_at = self._monotonic() + REBUILD_RETRY_S
@@ -220,13 +230,6 @@ class PostJournal:
     def failing(self) -> bool:
         """Whether the last write failed (what is queued since lives in memory only)."""
         return self._failing.active("io")
-
-    def _remove_file(self) -> None:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return
-        fsync_folder(self.path.parent)   # the removal, too, must survive a power cut
 
     def _append(self, lines: list[str]) -> None:
         """Append and fsync the lines; on failure take back what was written and diverge."""

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from agents.post_journal import fsync_folder, write_atomically
+from agents.post_journal import remove_durably, write_atomically
 from core.post_queue import PostItem
 
 log = logging.getLogger("hil.poster")
@@ -69,7 +69,7 @@ class PostSpool:
     def drop(self) -> None:
         """Delete a kept file (its items are journaled now); logged when that fails."""
         try:
-            self._remove()
+            remove_durably(self.path)
             self.kept = False
         except OSError as exc:
             log.warning("Cannot delete %s: %s", self.path, exc)
@@ -95,11 +95,4 @@ class PostSpool:
         if items:
             write_atomically(self.path, (item.to_json() for item in items))
         else:
-            self._remove()
-
-    def _remove(self) -> None:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return
-        fsync_folder(self.path.parent)
+            remove_durably(self.path)
