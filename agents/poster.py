@@ -227,6 +227,10 @@ class Poster:
         """Append items (plant, metric, series, value, ts, enqueued_at) with oldest-drop overflow."""
         with self._changing_queue() as queue:
             dropped = queue.add(entries)
+        self._count_drops(dropped)
+
+    def _count_drops(self, dropped: Mapping[str, int]) -> None:
+        """Count the items the overflow dropped, by plant, and report them (throttled)."""
         for pid, n in dropped.items():
             self._bump(pid, "dropped", n)
         if dropped:
@@ -480,10 +484,7 @@ class Poster:
             self._drop_kept_spool()
         for pid, n in Counter(entry[0] for entry in spooled + recovered).items():
             self._bump(pid, "enqueued", n)
-        for pid, n in dropped.items():
-            self._bump(pid, "dropped", n)
-        if dropped:
-            self._report_drops()
+        self._count_drops(dropped)
         if recovered:
             log.info("Recovered %d queued measurement post(s) from %s", len(recovered), self.journal.path.name)
 
