@@ -44,7 +44,8 @@ from core.episodes import Episodes, Throttle
 from core.names import safe_plant_name
 from core.pending_rows import FlushTimer, PendingRows
 from core.plot_columns import PlotColumns, columns_frame, read_columns
-from core.recording import Row, append_lines, daily_file_path, format_row, latest_recorded_row, row_from_values
+from core.recording import (ForeignFileError, Row, append_lines, daily_file_path, format_row, latest_recorded_row,
+                            row_from_values, set_aside)
 from core.recording_spans import PlantSpan
 from core.timeutil import format_local_iso
 from core.tracking_alarm import stop_reason
@@ -115,6 +116,7 @@ class Recorder:
         self._behind = Episodes()                # plant id -> since when its samples are behind the file
         self._mode: str | None = None
         self._cache_day: date | None = None
+        self._cache_moved = False                # a cached file was set aside: reload the caches
         self._flush_timer: FlushTimer | None = None
         self._next_status: float = 0.0
 
@@ -407,14 +409,25 @@ class Recorder:
                 ok = ok and not item.force
         with self.sd["lock"]:
             self._pending.merge_back(self.sd["pending_rows_by_file"], remaining)
+        if self._cache_moved:
+            self._cache_moved = False
+            self._reset_caches(self._cache_day)
         self._publish_frames()
         return ok
 
     def _write(self, key: str, rows: list[Row], fsync: bool) -> bool:
         """Append rows to their file; ERROR once when writes to a file start failing (a lasting
         condition, §9), INFO when they work again."""
+        lines = [format_row(row, self.period_s) for row in rows]
         try:
-            append_lines(key, [format_row(row, self.period_s) for row in rows], fsync=fsync)
+            try:
+                append_lines(key, lines, fsync=fsync)
+            except ForeignFileError as exc:   # contract §4: our files hold our header; theirs is kept as it is
+                moved = set_aside(key)
+                log.error("%s is %s; it was moved aside, as it was, to %s and a new %s was started",
+                          Path(key).name, exc, moved.name, Path(key).name)
+                self._cache_moved |= key in {rec.cache.get("path") for rec in self._plants.values()}
+                append_lines(key, lines, fsync=fsync)
         except OSError as exc:
             if self._write_failures.begin(key, self.clock.monotonic()):
                 log.error("Failed to write %d rows to %s: %s (rows kept in memory, retried at every flush)",

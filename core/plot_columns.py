@@ -128,23 +128,17 @@ def read_columns(path, tz: tzinfo) -> tuple[PlotColumns, int]:
     """`core.recording.read_rows` into columns: every valid row of a daily file in file order and
     the count of skipped malformed lines (the torn last line included), without keeping a `Row`
     object per row (a day of 1 s rows would hold about 35 MB of them for a moment). Raises
-    OSError when the file cannot be read (FileNotFoundError when missing)."""
-    from core.recording import _SKIP, _parse_line
+    OSError when the file cannot be read (FileNotFoundError when missing, `ForeignFileError` when
+    foreign)."""
+    from core.recording import parse_file
 
     with open(path, "rb") as f:
         data = f.read()
     cols = PlotColumns(tz, capacity=data.count(b"\n") + 4096)
     malformed = 0
-    start = 0
-    while True:
-        end = data.find(b"\n", start)
-        if end < 0:
-            malformed += 1 if data[start:].strip() else 0   # the torn last line
-            break
-        parsed = _parse_line(data[start:end], tz)
+    for parsed in parse_file(data, tz):
         if parsed is None:
             malformed += 1
-        elif parsed is not _SKIP:
+        else:
             cols.append(parsed)
-        start = end + 1
     return cols, malformed

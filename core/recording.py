@@ -16,6 +16,13 @@ File format:
 - Append only. A file that does not end with a newline has a *torn* last line (a crash in the middle
   of a write): readers skip it, the next append starts on a new line.
 
+A *foreign* file is one whose first line is neither the header (nor, after a crash, the start of
+it) nor the same column names in another order, e.g. a file re-saved by another tool: readers raise
+`ForeignFileError` (an OSError, so every reader's unreadable-file path handles it) instead of
+reading its fields by position. A file whose header names the columns in another order is read by
+name. `append_lines` appends only to files starting with the exact header; the recorder sets any
+other file aside (`set_aside`, the content kept as it is) and starts a new one.
+
 Readers never raise on bad content: malformed lines (wrong field count, bad timestamp or number,
 invalid UTF-8) and the torn last line are skipped and counted; the caller logs one WARNING per file
 with the count (`read_rows` returns it, the tail readers report it through `on_malformed`).
@@ -27,6 +34,7 @@ caller's concern (the recorder is the only writer).
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -46,6 +54,8 @@ HEADER = ",".join(COLUMNS)
 N_VALUES = len(VALUE_COLUMNS)
 SOC_INDEX = VALUE_COLUMNS.index("soc_pu")
 
+# The bytes of a file's start that hold its header line; a longer first line is foreign.
+HEAD_BYTES = 1024
 # Tail reads take the file from its end in chunks of this size (components §7.4).
 TAIL_CHUNK_BYTES = 64 * 1024
 # `latest_recorded_row` looks at this many newest files when the newest holds no valid row.
@@ -85,6 +95,49 @@ def _finite_or_none(value) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+class ForeignFileError(OSError):
+    """A daily file that is not a recording file (see the module docstring): not read, not appended to."""
+
+
+def _foreign(first_line: bytes, why: str) -> ForeignFileError:
+    shown = first_line[:200].decode("utf-8", "replace").rstrip("\r")
+    return ForeignFileError(f"not a recording file: its first line '{shown}' {why}")
+
+
+def column_order(head: bytes) -> tuple[int, ...] | None:
+    """Where each of `COLUMNS` sits in the lines of a file starting with `head` (at least its first
+    `HEAD_BYTES`, or the whole file when shorter).
+
+    None for the recording header read by position: the exact header (a UTF-8 BOM and a CR line end
+    allowed), an empty file or a header torn by a crash. The field index of each column when the
+    header names the same columns in another order. Raises `ForeignFileError` otherwise.
+    """
+    end = head.find(b"\n")
+    first = head if end < 0 else head[:end]
+    try:
+        text = first.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
+        raise _foreign(first, "is not UTF-8 text") from None
+    if text == HEADER or (end < 0 and HEADER.startswith(text)):
+        return None
+    names = [name.strip() for name in text.split(",")]
+    if sorted(names) == sorted(COLUMNS):
+        return tuple(names.index(column) for column in COLUMNS)
+    raise _foreign(first, "is not the recording header")
+
+
+def set_aside(path: str | os.PathLike) -> Path:
+    """Rename a foreign daily file to the first free `<stem>.foreign-<n>.csv` (a name the daily-file
+    rule does not match, so no listing shows it) and return the new path. Raises OSError."""
+    path = Path(path)
+    for n in itertools.count(1):
+        target = path.with_name(f"{path.stem}.foreign-{n}.csv")
+        if not os.path.lexists(target):
+            os.rename(path, target)
+            return target
+    raise AssertionError("unreachable")
 
 
 # --- file names -------------------------------------------------------------------------------
@@ -183,7 +236,8 @@ def append_lines(path: str | os.PathLike, lines: Iterable[str], fsync: bool = Fa
     (and completes a header torn by a crash); when the file does not end with a newline (a torn
     line), writes a newline first so the torn line stays alone. Only ever appends; a write that fails
     part-way (disk full) is taken back, so a retry writes every row once. With `fsync`, the data reach
-    the disk before returning. Raises OSError on any failure; the caller keeps its rows and retries.
+    the disk before returning. Raises `ForeignFileError` (nothing written) when the file does not
+    start with the exact header, OSError on any other failure; the caller keeps its rows and retries.
     """
     body = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
     if not body:
@@ -193,12 +247,15 @@ def append_lines(path: str | os.PathLike, lines: Iterable[str], fsync: bool = Fa
     with open(path, "a+b", buffering=0) as f:   # unbuffered: a failed write leaves nothing to flush at close
         header = (HEADER + "\n").encode("ascii")
         size = f.seek(0, os.SEEK_END)
+        f.seek(0)
+        head = f.read(len(header))
         prefix = b""
-        if size < len(header):
-            f.seek(0)
-            head = f.read()
-            if header.startswith(head):  # empty, or a header torn by a crash: complete it
-                prefix = header[len(head):]
+        if head != header:
+            if not header.startswith(head):
+                head += f.read(HEAD_BYTES)
+                column_order(head)   # raises for a foreign file; ours re-saved by another tool:
+                raise _foreign(head.split(b"\n", 1)[0], "is not exactly the recording header")
+            prefix = header[len(head):]   # empty, or a header torn by a crash: complete it
         if not prefix and size:
             f.seek(size - 1)
             if f.read(1) != b"\n":
@@ -221,19 +278,22 @@ def append_lines(path: str | os.PathLike, lines: Iterable[str], fsync: bool = Fa
 _SKIP = object()  # header or blank line: neither a row nor malformed
 
 
-def _parse_line(raw: bytes, tz: tzinfo):
-    """A `Row`, `_SKIP` for the header or a blank line, or None when malformed."""
+def _parse_line(raw: bytes, tz: tzinfo, order: tuple[int, ...] | None = None):
+    """A `Row`, `_SKIP` for the header or a blank line, or None when malformed; `order` is the
+    file's `column_order`."""
     try:
-        text = raw.decode("utf-8").rstrip("\r")
+        text = raw.decode("utf-8").rstrip("\r").lstrip("\ufeff")
     except UnicodeDecodeError:
         return None
     if not text.strip():
         return _SKIP
     fields = text.split(",")
-    if fields[0] == "timestamp":
-        return _SKIP
     if len(fields) != len(COLUMNS):
         return None
+    if order is not None:
+        fields = [fields[i] for i in order]
+    if fields[0].strip() == "timestamp":
+        return _SKIP
     try:
         ts = parse_iso(fields[0], tz)
         values = tuple(_parse_value(field) for field in fields[1:])
@@ -251,24 +311,34 @@ def _parse_value(field: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def read_rows(path: str | os.PathLike, tz: tzinfo) -> tuple[list[Row], int]:
-    """Every valid row of a daily file in file order, and the count of skipped malformed lines.
+def parse_file(data: bytes, tz: tzinfo) -> Iterator[Row | None]:
+    """The lines of a daily file's content in file order: a `Row` per valid line, None per
+    malformed line (the torn last line, without a final newline, included); the header and blank
+    lines are not yielded. Each timestamp is parsed with its own offset and converted to `tz`.
+    Raises `ForeignFileError` for a foreign file, before yielding anything."""
+    order = column_order(data[:HEAD_BYTES])
+    start = 0
+    while (end := data.find(b"\n", start)) >= 0:
+        parsed = _parse_line(data[start:end], tz, order)
+        if parsed is not _SKIP:
+            yield parsed
+        start = end + 1
+    if data[start:].strip():
+        yield None
 
-    The header and blank lines are skipped silently; the torn last line (no final newline) counts
-    as malformed. Each timestamp is parsed with its own offset and converted to `tz`. Raises
-    OSError when the file cannot be read (FileNotFoundError when missing).
-    """
+
+def read_rows(path: str | os.PathLike, tz: tzinfo) -> tuple[list[Row], int]:
+    """Every valid row of a daily file in file order (`parse_file`), and the count of skipped
+    malformed lines. Raises OSError when the file cannot be read (FileNotFoundError when missing,
+    `ForeignFileError` when foreign)."""
     with open(path, "rb") as f:
         data = f.read()
-    lines = data.split(b"\n")
-    torn = lines.pop()  # the bytes after the last newline: empty, or a torn line
     rows: list[Row] = []
-    malformed = 1 if torn.strip() else 0
-    for raw in lines:
-        parsed = _parse_line(raw, tz)
+    malformed = 0
+    for parsed in parse_file(data, tz):
         if parsed is None:
             malformed += 1
-        elif parsed is not _SKIP:
+        else:
             rows.append(parsed)
     return rows, malformed
 
@@ -287,9 +357,11 @@ def rows_to_frame(rows: Iterable[Row], tz: tzinfo | None = None) -> pd.DataFrame
 def iter_rows_reversed(path: str | os.PathLike, tz: tzinfo) -> Iterator[Row | None]:
     """The file's lines from its end, lazily, in chunks of `TAIL_CHUNK_BYTES`: a `Row` per valid
     line, None per malformed line (the torn last line included); header and blank lines are not
-    yielded. Stopping early reads only the chunks needed so far. Raises OSError as `open` does.
+    yielded. Stopping early reads only the chunks needed so far (and the file's first
+    `HEAD_BYTES`). Raises OSError as `open` does, `ForeignFileError` for a foreign file.
     """
     with open(path, "rb") as f:
+        order = column_order(f.read(HEAD_BYTES))
         pos = f.seek(0, os.SEEK_END)
         carry = b""            # the start of the earliest line met so far, maybe incomplete
         newline_seen = False   # until then, the bytes read belong to the torn last line (if any)
@@ -311,7 +383,7 @@ def iter_rows_reversed(path: str | os.PathLike, tz: tzinfo) -> Iterator[Row | No
             parts = (data + carry).split(b"\n")
             carry = parts.pop(0) if start > 0 else b""
             for raw in reversed(parts):
-                parsed = _parse_line(raw, tz)
+                parsed = _parse_line(raw, tz, order)
                 if parsed is not _SKIP:
                     yield parsed
         if torn and not newline_seen:

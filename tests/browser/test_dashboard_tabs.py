@@ -284,6 +284,23 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
 
 # ------------------------------------------------------------------------------------------ History
 
+def test_history_names_a_file_that_is_not_a_recording_file_instead_of_plotting_it(env, page):
+    """Another tool's file with nine fields a line: read by position it would plot as measurements."""
+    day = env.yesterday.isoformat()
+    path = daily_file_path(env.cfg.data_dir, "vrfb", env.yesterday)
+    path.write_text(f"time,a,b,c,d,e,f,g,h\n{day}T12:00:00+02:00,1,2,3,4,5,6,7,8\n")
+    try:
+        page.show_tab("History", "history-date")
+        page.js("dash_clientside.set_props('history-date', {value: arguments[0]});"
+                "dash_clientside.set_props('history-plant', {value: 'vrfb'});", day)
+        page.wait_text("history-message", f"Cannot read {path.name}: not a recording file: its first line "
+                       "'time,a,b,c,d,e,f,g,h' is not the recording header", exact=True)
+        gd = "document.querySelector('#history-figure .js-plotly-plot')"
+        assert not page.js(f"return {gd} && {gd}.data && {gd}.data.some(t => t.x && t.x.length)")
+    finally:
+        path.unlink()
+
+
 def test_history_day_plot_and_download_equal_to_the_file(env, page):
     page.show_tab("History", "history-date")
     day = env.yesterday.isoformat()

@@ -374,6 +374,39 @@ def test_a_torn_last_line_never_breaks_reading_or_appending(rig_factory, caplog)
     assert malformed == 1 and len(rows) == len(lines) - 2
 
 
+@pytest.mark.parametrize("first_line, why, closing", [
+    ("time,power,soc,x,y,z,a,b,c", "is not the recording header", []),  # another tool's file: not read
+    (",".join(reversed(HEADER.split(","))), "is not exactly the recording header",
+     ["09:59:41"]),                                                     # ours re-saved in another order:
+])                                                                      # read by name, its span closed
+def test_a_file_that_is_not_a_recording_file_is_set_aside_untouched_and_a_new_one_started(
+        rig_factory, caplog, first_line, why, closing):
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), write_period_s=2.0)
+    path = rig.file("lib", date(2026, 6, 1))
+    path.parent.mkdir(parents=True)
+    foreign = first_line + "\n" + ",".join(reversed("2026-06-01T09:59:40+02:00,1,1,0,0,0.9,1,0,1".split(","))) + "\n"
+    path.write_text(foreign)
+    caplog.set_level(logging.INFO, "hil.recorder")
+    rig.agent.set_recording("lib", True)
+    rig.run(4)
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+
+    aside = path.with_name("20260601_lib.foreign-1.csv")
+    assert aside.read_text() == foreign                                 # kept byte for byte
+    lines = rig.lines("lib", date(2026, 6, 1))
+    assert lines[0] == HEADER and [stamp(line)[11:19] for line in lines[1:]] == closing + [
+        "10:00:00", "10:00:01", "10:00:04", "10:00:05"]                 # no row lost, none of theirs
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [f"20260601_lib.csv is not a recording file: its first line '{first_line}' {why}; "
+                      "it was moved aside, as it was, to 20260601_lib.foreign-1.csv and "
+                      "a new 20260601_lib.csv was started"]
+    # The live plot and History's today show the new file, not the rows of the file set aside.
+    cache = rig.sd["plot_cache_by_plant"]["lib"]
+    assert [format_row(r, 1.0).rstrip("\n") for r in cache["rows"][:cache["n"]]] == lines[1:]
+    assert len(rig.sd["current_file_df_by_plant"]["lib"]) == len(lines) - 1
+
+
 @pytest.fixture
 def counted_open(monkeypatch):
     opened = []

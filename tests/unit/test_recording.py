@@ -296,14 +296,15 @@ def write_big_file(path, n_lines: int) -> list[datetime]:
 def test_read_last_row_reads_only_the_tail_of_a_big_file(tmp_path, counted_open):
     path = tmp_path / "20260601_lib.csv"
     stamps = write_big_file(path, 200_000)
-    with open(path, "r+b") as f:  # the head of the file is never looked at
+    with open(path, "r+b") as f:  # past the header line, the head of the file is never looked at
+        f.seek(len(HEADER) + 1)
         f.write(b"\xff" * 4096)
     size = path.stat().st_size
     assert size > 50 * recording.TAIL_CHUNK_BYTES
 
     row = read_last_row(path, MADRID)
     assert row.ts == stamps[-1] and row.value("soc_pu") == 0.5
-    assert CountingReader.total_read <= recording.TAIL_CHUNK_BYTES
+    assert CountingReader.total_read <= recording.HEAD_BYTES + recording.TAIL_CHUNK_BYTES
 
 
 def test_read_last_row_goes_back_chunk_by_chunk_past_garbage(tmp_path, counted_open):
@@ -321,7 +322,8 @@ def test_read_last_row_goes_back_chunk_by_chunk_past_garbage(tmp_path, counted_o
 
 
 def test_read_last_row_of_empty_header_only_and_torn_only_files(tmp_path):
-    cases = {"empty": b"", "header": (HEADER + "\n").encode(), "torn": b"2026-06-01T10:00:00+02:00,1"}
+    cases = {"empty": b"", "header": (HEADER + "\n").encode(), "torn header": HEADER[:20].encode(),
+             "torn": (HEADER + "\n2026-06-01T10:00:00+02:00,1").encode()}
     for name, content in cases.items():
         path = tmp_path / f"{name}.csv"
         path.write_bytes(content)
@@ -352,7 +354,7 @@ line_strategy = st.one_of(
        chunk=st.sampled_from([1, 7, 64, 101, 4096]))
 def test_reverse_iteration_matches_a_forward_read(tmp_path_factory, lines, torn, chunk):
     path = tmp_path_factory.mktemp("rev") / "f.csv"
-    path.write_bytes(("".join(lines) + torn).encode())
+    path.write_bytes((HEADER + "\n" + "".join(lines) + torn).encode())
     forward, malformed = read_rows(path, MADRID)
     old = recording.TAIL_CHUNK_BYTES
     recording.TAIL_CHUNK_BYTES = chunk

@@ -147,6 +147,22 @@ def test_unreadable_and_empty_files_are_named_with_their_reason(cfg, tmp_path, c
     assert "No data for LIB on 2026-06-01 (20260601_lib.csv: cannot read: Is a directory)." in html
 
 
+def test_a_file_that_is_not_a_recording_file_is_named_not_read_by_position(cfg):
+    # Nine fields a line, as ours: read by position its third column would be taken as the P reading.
+    (cfg.data_dir / "20260601_lib.csv").write_text("time,a,b,c,d,e,f,g,h\n2026-06-01T12:00:00+02:00,1,2,3,4,5,6,7,8\n")
+    reordered = ",".join(reversed(HEADER.split(",")))
+    t0 = datetime(2026, 6, 1, 12, 0, tzinfo=TZ)
+    write(cfg.data_dir / "20260601_vrfb.csv", [real(at(t0, 0), 10, 12), null_row(at(t0, 1))])
+    ours = (cfg.data_dir / "20260601_vrfb.csv").read_text().splitlines()
+    (cfg.data_dir / "20260601_vrfb.csv").write_text(
+        "\n".join([reordered] + [",".join(reversed(line.split(","))) for line in ours[1:]]) + "\n")
+    html, days = report_html.build_report(cfg, date(2026, 6, 1), ["lib", "vrfb"])
+    assert [d.plant_id for d in days] == ["vrfb"]                        # read by its column names
+    assert days[0].frame["battery_active_power_kw"].iloc[0] == 12.0
+    assert ("No data for LIB on 2026-06-01 (20260601_lib.csv: cannot read: not a recording file: its first "
+            "line &#x27;time,a,b,c,d,e,f,g,h&#x27; is not the recording header).") in html
+
+
 def test_the_command_line_refuses_a_loose_date_and_names_a_missing_folder(tmp_path, capsys):
     for loose in ("20260601", "2026-W23-1", "2026-6-1"):
         with pytest.raises(SystemExit) as stop:
