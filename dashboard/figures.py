@@ -20,6 +20,7 @@ measured data are never re-sent because of it. `uirevision` is `<plant>:<source>
 from __future__ import annotations
 
 import copy
+import textwrap
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
@@ -79,13 +80,20 @@ def x_ms(ts: datetime, tz) -> int:
     return (ts.replace(tzinfo=None) - _EPOCH_NAIVE) // _MS
 
 
+EMPTY_FIGURE_LINE_CHARS = 44   # a phone's plot width (390 px) at the 14 px font: plotly does not wrap
+
+
 def empty_figure(message: str, height: int) -> dict:
+    """A figure without axes that shows `message` in its middle, in lines of at most
+    `EMPTY_FIGURE_LINE_CHARS` characters (longer words stay whole)."""
+    text = message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    lines = textwrap.wrap(text, EMPTY_FIGURE_LINE_CHARS, break_long_words=False, break_on_hyphens=False)
     return {
         "data": [],
         "layout": {
             "height": height, "margin": {"l": 40, "r": 20, "t": 20, "b": 30},
             "xaxis": {"visible": False}, "yaxis": {"visible": False},
-            "annotations": [{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+            "annotations": [{"text": "<br>".join(lines) or " ", "showarrow": False, "xref": "paper", "yref": "paper",
                              "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#666"}}],
             "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
         },

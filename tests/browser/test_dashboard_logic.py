@@ -769,3 +769,13 @@ def test_hold_buttons_of_a_plant_not_held_show_only_while_it_runs(cfg, transitio
     style = override_views.SHOWN if shown else override_views.HIDDEN
     assert override_views.hold_buttons(s, "lib") == {"hold": (views.ButtonState("Hold", False), style),
                                                      "resume": (views.ButtonState("Resume", True), style)}
+
+
+def test_an_empty_figure_message_is_wrapped_to_a_phone_width_and_loses_no_word():
+    message = ("Cannot read 20261204_vrfb.csv: not a recording file: its first line "
+               "'time,a,b,c,d,e,f,g,h' is not the recording header <b>")
+    text = figures.empty_figure(message, 300)["layout"]["annotations"][0]["text"]
+    lines = text.split("<br>")
+    assert len(lines) == 4 and all(len(line) <= figures.EMPTY_FIGURE_LINE_CHARS for line in lines)
+    assert " ".join(lines) == message.replace("<", "&lt;").replace(">", "&gt;")   # no markup from a message
+    assert figures.empty_figure("Select a day.", 300)["layout"]["annotations"][0]["text"] == "Select a day."

@@ -20,7 +20,7 @@ from core.schedules import empty_frame
 from core.timeutil import quarter_hours
 from dashboard.snapshot import session_log_entries
 from tests.browser.helpers import (Page, api_state, browser_module, get_json, on_one_local_day, poster_of,
-                                   recorder_of, wait_for)
+                                   recorder_of, screenshots_at_sizes, SCREEN_SIZES, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -297,7 +297,14 @@ def test_history_names_a_file_that_is_not_a_recording_file_instead_of_plotting_i
                        "'time,a,b,c,d,e,f,g,h' is not the recording header", exact=True)
         gd = "document.querySelector('#history-figure .js-plotly-plot')"
         assert not page.js(f"return {gd} && {gd}.data && {gd}.data.some(t => t.x && t.x.length)")
+        page.driver.set_window_size(*SCREEN_SIZES["phone"])
+        fits = (f"const g = {gd}, a = g && g.querySelector('.annotation-text'); if (!a) return null;"
+                "const r = a.getBoundingClientRect(), b = g.getBoundingClientRect();"
+                "return r.width > 0 && r.left >= b.left && r.right <= b.right;")
+        wait_for(lambda: page.js(fits), 10, message="the figure's message inside the plot at phone width")
+        screenshots_at_sizes(page, "history_foreign_file", scroll_to="history-message")
     finally:
+        page.driver.set_window_size(*SCREEN_SIZES["wide"])
         path.unlink()
 
 
