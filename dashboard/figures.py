@@ -80,20 +80,23 @@ def x_ms(ts: datetime, tz) -> int:
     return (ts.replace(tzinfo=None) - _EPOCH_NAIVE) // _MS
 
 
-EMPTY_FIGURE_LINE_CHARS = 44   # a phone's plot width (390 px) at the 14 px font: plotly does not wrap
+PHONE_LINE_CHARS = 44   # text in a plot, wrapped to fit a phone's plot (~345 px): plotly does not wrap
+
+
+def phone_lines(text: str) -> list[str]:
+    """`text` in lines of at most `PHONE_LINE_CHARS` characters, broken at spaces; `[text]` when blank."""
+    return textwrap.wrap(text, PHONE_LINE_CHARS, break_on_hyphens=False) or [text]
 
 
 def empty_figure(message: str, height: int) -> dict:
-    """A figure without axes that shows `message` in its middle, in lines of at most
-    `EMPTY_FIGURE_LINE_CHARS` characters (longer words stay whole)."""
-    text = message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    lines = textwrap.wrap(text, EMPTY_FIGURE_LINE_CHARS, break_long_words=False, break_on_hyphens=False)
+    """A figure without axes that shows `message` in its middle, in `phone_lines`."""
+    lines = [line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in phone_lines(message)]
     return {
         "data": [],
         "layout": {
             "height": height, "margin": {"l": 40, "r": 20, "t": 20, "b": 30},
             "xaxis": {"visible": False}, "yaxis": {"visible": False},
-            "annotations": [{"text": "<br>".join(lines) or " ", "showarrow": False, "xref": "paper", "yref": "paper",
+            "annotations": [{"text": "<br>".join(lines), "showarrow": False, "xref": "paper", "yref": "paper",
                              "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#666"}}],
             "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
         },

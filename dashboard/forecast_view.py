@@ -11,14 +11,12 @@ a computation).
 """
 from __future__ import annotations
 
-import textwrap
 from datetime import datetime
 
 from core.forecast import forecast_inputs, soc_at
 from dashboard import constants as C
-from dashboard.figures import x_of
+from dashboard.figures import phone_lines, x_of
 
-LINE_CHARS = 44                   # the words under a plot, wrapped to fit a phone's preview (~345 px)
 MAX_POINTS = 2000                 # a 1 s schedule has 86,400 breakpoints: the trace keeps a stride
 SINGLE_COLOR = C.COLOR_SOC        # one plant's preview: the SoC colour of the live plots
 WARNING_COLOR = "#b00020"
@@ -103,7 +101,7 @@ def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip
                        "hovertemplate": "%{y:.3f} pu<extra>" + names[pid] + " SoC forecast</extra>"})
         color = WARNING_COLOR if view.warning else NOTE_COLOR   # short lines: a phone's plot is ~300 px wide
         lines += [f'<span style="color:{color}">{piece}</span>' for part in _line(names[pid], view).split("; ")
-                  for piece in textwrap.wrap(part, LINE_CHARS, break_on_hyphens=False) or [part]]
+                  for piece in phone_lines(part)]
     if not traces:
         return fig
     layout[f"yaxis{n}"] = {"title": {"text": "SoC forecast (pu)"}, "overlaying": "y", "side": "right",

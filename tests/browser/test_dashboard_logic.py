@@ -776,6 +776,6 @@ def test_an_empty_figure_message_is_wrapped_to_a_phone_width_and_loses_no_word()
                "'time,a,b,c,d,e,f,g,h' is not the recording header <b>")
     text = figures.empty_figure(message, 300)["layout"]["annotations"][0]["text"]
     lines = text.split("<br>")
-    assert len(lines) == 4 and all(len(line) <= figures.EMPTY_FIGURE_LINE_CHARS for line in lines)
+    assert len(lines) == 4 and all(len(line) <= figures.PHONE_LINE_CHARS for line in lines)
     assert " ".join(lines) == message.replace("<", "&lt;").replace(">", "&gt;")   # no markup from a message
     assert figures.empty_figure("Select a day.", 300)["layout"]["annotations"][0]["text"] == "Select a day."

@@ -15,7 +15,7 @@ from agents.forecaster import Forecaster
 from core.clock import FakeClock
 from core.schedules import frame_from_rows
 from agents.shared_data import build_shared_data
-from dashboard import forecast_view, preview_figures
+from dashboard import figures, forecast_view, preview_figures
 from dashboard.context import DashboardContext
 from dashboard.figures import x_of
 from dashboard.snapshot import take_snapshot
@@ -190,7 +190,7 @@ def test_effective_preview_without_an_api_schedule_shows_the_override_forecast(r
 
 def test_long_words_are_wrapped_to_fit_a_phone(rig):
     """A power-limit warning with both energies is longer than a 390 px preview holds: each line
-    is at most LINE_CHARS characters, and no word is lost."""
+    is at most PHONE_LINE_CHARS characters, and no word is lost."""
     frame = frame_from_rows([T0, T0 + timedelta(hours=1)], [5000.0, -5000.0], None, TZ, end_at=T0 + timedelta(hours=2))
     publish(rig, "manual", "vrfb", frame)
     step_all(rig.forecaster)
@@ -198,7 +198,7 @@ def test_long_words_are_wrapped_to_fit_a_phone(rig):
                                      {"vrfb": frame}, NAMES)
     lines = [t for t in re.split("<[^>]+>", out["layout"]["annotations"][-1]["text"]) if t]
     warning = rig.forecaster.view("manual", "vrfb").warning
-    assert len(warning) > forecast_view.LINE_CHARS and "is asked for more discharge than p_max" in warning
-    assert all(len(line) <= forecast_view.LINE_CHARS for line in lines), lines
+    assert len(warning) > figures.PHONE_LINE_CHARS and "is asked for more discharge than p_max" in warning
+    assert all(len(line) <= figures.PHONE_LINE_CHARS for line in lines), lines
     assert " ".join(lines).split() == warning.replace(";", "").split()
     assert out["layout"]["margin"]["b"] >= forecast_view.BELOW_AXIS_PX + 18 * len(lines)
