@@ -13,6 +13,7 @@ Screenshots of the fixed states at 1400x1000, 1280x720 and 390x844 go to test-ar
 """
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import time
@@ -185,7 +186,7 @@ def test_a_plant_that_disables_itself_is_said_on_its_card_until_it_runs_again(en
 
 def _x_span_s(page: Page, pid: str) -> float:
     rng = page.js(f"return {GD.format(pid=pid)}.layout.xaxis.range")
-    lo, hi = (time.mktime(time.strptime(str(v)[:19], "%Y-%m-%d %H:%M:%S")) for v in rng)
+    lo, hi = (calendar.timegm(time.strptime(str(v)[:19], "%Y-%m-%d %H:%M:%S")) for v in rng)  # wall time
     return hi - lo
 
 

@@ -255,6 +255,6 @@ def test_plot_arrays_break_lines_at_silences_and_use_local_wall_time(cfg):
     write(cfg.data_dir / "20261025_lib.csv", rows)
     d = day_report.load_plant_day(cfg, "lib", date(2026, 10, 25))
     x, data = day_report.plot_arrays(d.frame, d.covered)
-    wall0 = datetime(2026, 10, 25, 2, 30).timestamp() - datetime(1970, 1, 1).timestamp()
+    wall0 = (datetime(2026, 10, 25, 2, 30) - datetime(1970, 1, 1)).total_seconds()  # naive: not the machine's zone
     assert x[0] == wall0 * 1000
     assert len(x) == 4 and math.isnan(data["p_poi_kw"][2])
