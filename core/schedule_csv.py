@@ -21,7 +21,7 @@ from core.lazy_modules import np, pd
 
 from core.config import PowerLimits
 from core.schedules import P_COL, Q_COL, frame_from_rows, to_utc, tz_name
-from core.timeutil import NonExistentLocalTime, parse_iso
+from core.timeutil import NonExistentLocalTime, parse_iso, seconds_between
 
 MAX_CSV_BYTES = 5_000_000
 MAX_CSV_ROWS = 100_000
@@ -310,13 +310,14 @@ def ended_warning(ends_at: datetime, now: datetime, file_ends_at: datetime | Non
     """The text appended to a load message when the schedule ended at or before `now` ("" when it
     has not ended): the end as `HH:MM` on now's local date, else `YYYY-MM-DD HH:MM`. `file_ends_at`
     (the end in a shifted file's own times) adds the advice to use the file as is when that end is
-    still ahead."""
-    if ends_at > now:
+    still ahead. Compared as instants (two times of one zone compare by wall clock in Python, wrong
+    in a DST fold)."""
+    if seconds_between(now, ends_at) > 0:
         return ""
     local_end = ends_at.astimezone(now.tzinfo)
     shown = local_end.strftime("%H:%M" if local_end.date() == now.date() else "%Y-%m-%d %H:%M")
     text = f" Warning: this schedule ended at {shown}, before now; nothing will be dispatched from it."
-    if file_ends_at is not None and file_ends_at > now:
+    if file_ends_at is not None and seconds_between(now, file_ends_at) > 0:
         own_end = file_ends_at.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M")
         text += f" To keep the file's own times (until {own_end}), choose 'Use as in file' and upload it again."
     return text
@@ -325,12 +326,13 @@ def ended_warning(ends_at: datetime, now: datetime, file_ends_at: datetime | Non
 def started_warning(starts_at: datetime, ends_at: datetime, now: datetime) -> str:
     """The text appended to a load message when a schedule shifted to a chosen start began a minute
     or more before `now` and has not ended (the form's start may be old): its rows before now are
-    not dispatched. "" otherwise. The start as in `ended_warning`."""
-    if ends_at <= now or (now - starts_at).total_seconds() < 60:
+    not dispatched. "" otherwise. The start as in `ended_warning`; minutes are elapsed time."""
+    elapsed_s = seconds_between(starts_at, now)
+    if seconds_between(now, ends_at) <= 0 or elapsed_s < 60:
         return ""
     local = starts_at.astimezone(now.tzinfo)
     shown = local.strftime("%H:%M" if local.date() == now.date() else "%Y-%m-%d %H:%M")
-    minutes = int((now - starts_at).total_seconds() // 60)
+    minutes = int(elapsed_s // 60)
     return f" Warning: it starts at {shown}, {minutes} min before now; the rows before now are not dispatched."
 
 

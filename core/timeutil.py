@@ -28,12 +28,11 @@ def localize(naive: datetime, tz: tzinfo) -> datetime:
 
 
 def localize_forward(naive: datetime, tz: tzinfo) -> datetime:
-    """Like `localize`, but a time in a DST gap moves forward to the first valid instant."""
+    """Like `localize`, but a time in a DST gap moves forward by the gap's length: the instant its
+    pre-change offset gives (Madrid's spring day: 02:00 -> 03:00, 02:10 -> 03:10)."""
     try:
         return localize(naive, tz)
     except NonExistentLocalTime:
-        # In a gap the fold=0 interpretation uses the pre-transition offset; its UTC instant is
-        # past the transition, so converting it back gives the first valid local wall time after.
         return naive.replace(tzinfo=tz, fold=0).astimezone(timezone.utc).astimezone(tz)
 
 
