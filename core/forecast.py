@@ -28,7 +28,7 @@ from core.config import PlantConfig
 from core.plant_model import PlantModel
 from core.overrides import SIGNALS, Effective, effective_next_breakpoint, effective_setpoint
 from core.schedules import P_COL, Q_COL, Setpoint
-from core.timeutil import day_bounds
+from core.timeutil import day_bounds, wall_text
 
 # The model cuts power one nominal period before a bound would be crossed; a 1 us period makes
 # that cut the exact crossing (the segment is split there first, so the period never bites).
@@ -233,7 +233,7 @@ def forecast_warning(name: str, fc: Forecast, plant_cfg: PlantConfig | None = No
     if fc.first_violation_at is None:
         return None
     at = fc.first_violation_at
-    when = at.strftime("%H:%M") if at.date() == fc.times[0].date() else at.strftime("%Y-%m-%d %H:%M")
+    when = wall_text(at, "%H:%M" if at.date() == fc.times[0].date() else "%Y-%m-%d %H:%M")
     limits = plant_cfg.model.power_limits if plant_cfg is not None else None
     what = {
         "soc_empty": "reaches SoC 0.00",

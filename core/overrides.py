@@ -25,6 +25,7 @@ from core.lazy_modules import pd
 
 from core.config import PlantConfig
 from core.schedules import _NS_PER_UNIT, Setpoint, _instant, _period_ns, next_breakpoint, resolve_setpoint
+from core.timeutil import wall_text
 
 SIGNALS = ("p", "q")
 REASONS = ("api", "manual", "override", "stale", "end", "no_schedule")
@@ -141,7 +142,7 @@ def describe_signal(reason: str, until: datetime | None, armed: bool) -> str:
     `ended (0)`, `no schedule (0)`; `armed` adds ` (override armed)` when a flag waits outside its
     window. `until` is shown in its own zone."""
     if reason == "override":
-        return f"override until {until.strftime('%H:%M')}" if until is not None else "override"
+        return f"override until {wall_text(until, '%H:%M')}" if until is not None else "override"
     text = {"api": "API", "manual": "manual", "stale": "stale (0)", "end": "ended (0)",
             "no_schedule": "no schedule (0)"}.get(reason, reason)
     return f"{text}, override armed" if armed else text

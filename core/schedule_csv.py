@@ -21,7 +21,7 @@ from core.lazy_modules import np, pd
 
 from core.config import PowerLimits
 from core.schedules import P_COL, Q_COL, frame_from_rows, to_utc, tz_name
-from core.timeutil import NonExistentLocalTime, parse_iso, seconds_between
+from core.timeutil import NonExistentLocalTime, parse_iso, seconds_between, wall_text
 
 MAX_CSV_BYTES = 5_000_000
 MAX_CSV_ROWS = 100_000
@@ -315,7 +315,7 @@ def ended_warning(ends_at: datetime, now: datetime, file_ends_at: datetime | Non
     if seconds_between(now, ends_at) > 0:
         return ""
     local_end = ends_at.astimezone(now.tzinfo)
-    shown = local_end.strftime("%H:%M" if local_end.date() == now.date() else "%Y-%m-%d %H:%M")
+    shown = wall_text(local_end, "%H:%M" if local_end.date() == now.date() else "%Y-%m-%d %H:%M")
     text = f" Warning: this schedule ended at {shown}, before now; nothing will be dispatched from it."
     if file_ends_at is not None and seconds_between(now, file_ends_at) > 0:
         own_end = file_ends_at.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M")
@@ -331,7 +331,7 @@ def started_warning(starts_at: datetime, ends_at: datetime, now: datetime) -> st
     if seconds_between(now, ends_at) <= 0 or elapsed_s < 60:
         return ""
     local = starts_at.astimezone(now.tzinfo)
-    shown = local.strftime("%H:%M" if local.date() == now.date() else "%Y-%m-%d %H:%M")
+    shown = wall_text(local, "%H:%M" if local.date() == now.date() else "%Y-%m-%d %H:%M")
     minutes = int(elapsed_s // 60)
     return f" Warning: it starts at {shown}, {minutes} min before now; the rows before now are not dispatched."
 

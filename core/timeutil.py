@@ -91,11 +91,19 @@ def format_ui(dt: datetime | None, tz: tzinfo | None = None) -> str:
 
 
 def format_hms(dt: datetime | None, tz: tzinfo | None = None) -> str:
+    """`HH:MM:SS` (`wall_text`); "none" for None."""
     if dt is None:
         return "none"
-    if tz is not None:
-        dt = dt.astimezone(tz)
-    return dt.strftime("%H:%M:%S")
+    return wall_text(dt.astimezone(tz) if tz is not None else dt, "%H:%M:%S")
+
+
+def wall_text(dt: datetime, fmt: str) -> str:
+    """`dt.strftime(fmt)`, followed by the zone abbreviation when that wall time happens twice (a DST
+    fold: `02:30 CEST`, then `02:30 CET`), so no time on screen or in a message is ambiguous."""
+    text = dt.strftime(fmt)
+    if dt.tzinfo is not None and dt.replace(fold=1 - dt.fold).utcoffset() != dt.utcoffset():
+        text += f" {dt.tzname()}"
+    return text
 
 
 def parse_iso(text: str, tz: tzinfo, naive_tz: tzinfo | None = None) -> datetime:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.forecast import forecast_inputs, soc_at
+from core.timeutil import wall_text
 from dashboard import constants as C
 from dashboard.figures import phone_lines, x_of
 
@@ -55,7 +56,7 @@ def _line(name: str, view) -> str:
         return prefix + view.warning
     what = "stays at the held values" if held else "follows the schedule"
     return (f"{name} {what}; SoC {view.soc_start:.2f} now, "
-            f"{view.forecast.soc_end:.2f} at {view.forecast.times[-1]:%Y-%m-%d %H:%M}")
+            f"{view.forecast.soc_end:.2f} at {wall_text(view.forecast.times[-1], '%Y-%m-%d %H:%M')}")
 
 
 def _drawn(view, source: str, s, pid: str, frame) -> bool:

@@ -3,6 +3,7 @@ summary table's rows and the API-schedule note of a card. Pure functions of a `S
 from __future__ import annotations
 
 from core.config import AppConfig
+from core.timeutil import wall_text
 from dashboard import views
 from dashboard.snapshot import Snapshot
 
@@ -16,7 +17,7 @@ def schedule_note(cfg: AppConfig, s: Snapshot) -> str:
     st = s.fetcher or {}
     if not s.password_set:
         since = views.as_datetime(st.get("last_attempt"), cfg.tz)
-        at = f" since {since:%H:%M}" if since else ""
+        at = f" since {wall_text(since, '%H:%M')}" if since else ""
         return f"API schedule not refreshed{at} (disconnected)"
     if not st.get("connected"):
         return f"API schedule not refreshed (API not connected{': ' + st['error'] if st.get('error') else ''})"

@@ -424,7 +424,7 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
             f"(abs {fmt_qty(t.get('abs_deviation_kwh'), 'kWh', 2)})")
     since = as_datetime(t.get("alarm_since"), cfg.tz)
     if t.get("alarm") and since is not None and f.fresh and not f.link_down:
-        state, text = "bad", f"NOT FOLLOWING since {since:%H:%M:%S} | {text}"
+        state, text = "bad", f"NOT FOLLOWING since {format_hms(since)} | {text}"
     return TrackingView(pref, ppoi, state, text)
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.timeutil import wall_text
 from tests.procs import HOST, free_ports, p_setpoint_kw, procs, schedule_csv, shift, wait_for, write_config  # noqa: F401
 
 TZ = ZoneInfo("Europe/Madrid")
@@ -64,7 +65,7 @@ def test_check_config_prints_the_forecast_of_each_schedule(procs, tmp_path):
     app = procs.program(cfg, "--check-config", "--schedule", f"lib={lib_csv}", "--schedule", f"vrfb={vrfb_csv}")
     assert app.wait(30) == 0, app.stderr()
     lines = {ln.split(":", 1)[0]: ln for ln in app.stdout().splitlines() if ln.startswith("forecast ")}
-    empty_at = shift(at, 900).astimezone(TZ).strftime("%H:%M")   # absolute seconds (DST-safe)
+    empty_at = wall_text(shift(at, 900).astimezone(TZ), "%H:%M")   # absolute seconds (DST-safe)
     assert "LIB reaches SoC 0.00 at " in lines["forecast lib"]
     assert f"{empty_at}; 750 kWh of discharge cannot be delivered; SoC 0.50 now -> 0.00 at " in lines["forecast lib"]
     assert "VRFB follows the schedule; SoC 0.50 now -> 0.40 at " in lines["forecast vrfb"]

@@ -141,6 +141,7 @@ def test_autumn_dst_crossing_in_the_repeated_hour():
     assert fc.first_violation_at.astimezone(timezone.utc) == datetime(2026, 10, 25, 1, 30, tzinfo=timezone.utc)
     assert fc.first_violation_at.utcoffset() == timedelta(hours=1)
     assert fc.first_violation_at.strftime("%H:%M") == "02:30"
+    assert " at 02:30 CET; " in forecast_warning("VRFB", fc)   # the wall time that happened twice, named
     assert fc.undeliverable_kwh == pytest.approx(800 * 9.5)   # 01:30 UTC to 12:00+01:00 = 11:00 UTC
 
 

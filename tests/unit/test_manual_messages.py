@@ -97,7 +97,8 @@ def test_ended_warning_on_the_dst_days_shows_local_wall_time():
     assert ended_warning(local(2026, 3, 29, 3, 0), spring) == WARN.format("03:00")
     autumn = local(2026, 10, 25, 12, 0)
     second_two = local(2026, 10, 25, 2, 30, fold=1)
-    assert ended_warning(second_two, autumn) == WARN.format("02:30")
+    assert ended_warning(second_two, autumn) == WARN.format("02:30 CET")          # 02:30 happened twice
+    assert ended_warning(local(2026, 10, 25, 2, 30), autumn) == WARN.format("02:30 CEST")
 
 
 CSV = b"datetime,power_setpoint_kw\n2026-12-03 10:00:00,100\n2026-12-03 10:10:00,200\n"

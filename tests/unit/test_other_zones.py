@@ -45,6 +45,7 @@ from core.timeutil import (
     day_bounds,
     format_local_iso,
     format_ui,
+    format_hms,
     format_utc,
     local_midnight,
     localize,
@@ -52,6 +53,7 @@ from core.timeutil import (
     parse_iso,
     quarter_hours,
     seconds_between,
+    wall_text,
 )
 from tests.helpers import TimedLock
 from tools.istentore_sim import IstentoreSim, sim_plant_kw
@@ -475,6 +477,23 @@ def fold_pair(zone: str) -> tuple[datetime, datetime]:
     second = (tr + timedelta(minutes=5)).astimezone(tz)
     assert utc(second) > utc(first) and second.replace(tzinfo=None) < first.replace(tzinfo=None)
     return first, second
+
+
+@pytest.mark.parametrize("zone", DST_ZONES + ("Europe/Madrid",))
+def test_a_wall_time_that_happens_twice_is_shown_with_its_zone_abbreviation(zone):
+    """In a fold both passes show the same wall time: the text names the offset's abbreviation (or
+    its numeric name, `-03`), different for the two passes; any other time is shown as is."""
+    tz = ZoneInfo(zone)
+    first, second = fold_pair(zone)
+    texts = [format_hms(first), format_hms(second), wall_text(first, "%H:%M"), wall_text(second, "%H:%M")]
+    assert texts[0] == f"{first:%H:%M:%S} {first.tzname()}" and texts[1] == f"{second:%H:%M:%S} {second.tzname()}"
+    assert texts[2] == f"{first:%H:%M} {first.tzname()}" and first.tzname() != second.tzname()
+    noon = datetime.combine(first.date(), time(12, 0), tzinfo=tz)
+    assert format_hms(noon) == "12:00:00" and wall_text(noon, "%H:%M") == "12:00"
+    assert format_hms(utc(second), tz) == texts[1]
+    assert format_hms(None) == "none"
+    end, now = first, (utc(second) + timedelta(minutes=30)).astimezone(tz)
+    assert f"ended at {wall_text(end, '%H:%M')}, before now" in ended_warning(end, now)
 
 
 @pytest.mark.parametrize("zone", DST_ZONES)
