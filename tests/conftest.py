@@ -33,6 +33,15 @@ def no_leaks(request):
     yield
     baseline.check(_GRACE_S)
 
+
+@pytest.fixture
+def sim(request):
+    """The bundled Istentore simulator on 127.0.0.1, taking the test module's `PASSWORD`."""
+    from tools.istentore_sim import IstentoreSim
+    with IstentoreSim(request.module.PASSWORD) as running:
+        yield running
+
+
 LONG_RUN_TIMEOUT_S = 900
 
 

@@ -24,7 +24,7 @@ from core.clock import RealClock
 from core.timeutil import api_window, quarter_hours
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError
 from tests.helpers import free_port
-from tools.istentore_sim import IstentoreSim, sim_plant_kw
+from tools.istentore_sim import sim_plant_kw
 
 TZ = ZoneInfo("Europe/Madrid")
 PASSWORD = "s3cr3t-Pa55\"word"          # a quote, so the JSON-escaped form is exercised too
@@ -32,14 +32,6 @@ CLOCK = RealClock(TZ)
 DAY = date(2026, 6, 1)
 MARKET = "/market_products"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def sim():
-    s = IstentoreSim(PASSWORD)
-    s.start()
-    yield s
-    s.stop()
 
 
 def make_api(sim, password=PASSWORD, timeout_s=2.0):

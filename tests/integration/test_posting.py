@@ -43,14 +43,6 @@ VALUES = {"p_setpoint_kw": 12.3, "battery_active_power_kw": 12.3, "q_setpoint_kv
           "v_poi_pu": 1.0}
 
 
-@pytest.fixture
-def sim():
-    s = IstentoreSim(PASSWORD)
-    s.start()
-    yield s
-    s.stop()
-
-
 def make_cfg(tmp_path: Path, url: str, series=None, period_s=2.0, **api):
     cfg = load_config(ROOT / "config.yaml")
     defaults = {"measurement_post_retry_initial_s": 2.0, "measurement_post_retry_max_s": 60.0,

@@ -26,7 +26,7 @@ from core.config import load_config
 from core.schedules import P_COL, Q_COL, check_normalised
 from agents.shared_data import build_shared_data
 from core.timeutil import local_midnight, quarter_hours
-from tools.istentore_sim import IstentoreSim, sim_plant_kw
+from tools.istentore_sim import sim_plant_kw
 from tests.helpers import TimedLock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,14 +36,6 @@ MARKET = "/market_products"
 PLANTS = ("lib", "vrfb")
 LOCK_HOLD_LIMIT_S = 0.05
 BASE_CFG = load_config(ROOT / "config.yaml")
-
-
-@pytest.fixture
-def sim():
-    s = IstentoreSim(PASSWORD)
-    s.start()
-    yield s
-    s.stop()
 
 
 def make_cfg(url: str, poll_start: str = "17:30", period_s: float = 120, timeout_s: float = 2.0):

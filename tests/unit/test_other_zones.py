@@ -705,14 +705,6 @@ def test_dispatch_tracking_resets_at_local_midnight(zone, day):
 
 # ------------------------------------------------------------------ agents/data_fetcher_agent.py
 
-@pytest.fixture
-def sim():
-    s = IstentoreSim(PASSWORD)
-    s.start()
-    yield s
-    s.stop()
-
-
 class ZoneRig:
     """A data fetcher in `zone` on a fake clock against the simulator (as in test_data_fetcher)."""
 
