@@ -18,7 +18,6 @@ from agents.scheduler_agent import ScheduleStore
 from core.clock import FakeClock
 from istentore_api import IstentoreAPI, LoginGate
 from tests.integration.test_posting import LIB_SERIES, PASSWORD, START, TZ, VALUES, VRFB_SERIES, make_cfg, make_sd
-from tests.integration.test_posting import sim  # noqa: F401  (fixture)
 
 HOUR_S = 3600
 POST_WINDOW_S = 4

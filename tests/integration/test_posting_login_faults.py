@@ -13,8 +13,8 @@ import logging
 import pytest
 
 from core.clock import FakeClock
-from tests.integration.test_posting import (LIB_SERIES, MEAS, START, VRFB_SERIES, drain, enqueue_samples,
-                                            make_cfg, make_sd, posters, sim, stamps)  # noqa: F401 - fixtures
+from tests.integration.test_posting import (LIB_SERIES, MEAS, PASSWORD, START, VRFB_SERIES, drain,  # noqa: F401
+                                            enqueue_samples, make_cfg, make_sd, posters, stamps)  # fixtures, sim's PASSWORD
 
 LOGIN_FAULTS = {
     "maintenance page": lambda s, n: s.set_malformed("/login", n),
