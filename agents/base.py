@@ -76,6 +76,18 @@ class RateLimitedErrorLog:
             self._log.error("%s failed: %s", where, exc, exc_info=exc)
 
 
+_loop = threading.local()   # the registry and name of the run_loop on this thread
+
+
+def beat() -> None:
+    """Beat this thread's registry entry, if a `run_loop` with a registry runs it: for a step that
+    waits long on purpose (a safe stop's decay wait, a switch waiting for its stops), so that
+    `/healthz` does not call a thread failing while it does its bounded work."""
+    entry = getattr(_loop, "entry", None)
+    if entry is not None:
+        entry[0].beat(entry[1])
+
+
 def run_loop(name: str, step: Callable[[], float | None], clock, stop_event: threading.Event,
              registry: ThreadRegistry | None = None, wake_event: threading.Event | None = None,
              default_wait_s: float = 1.0, wait_chunk_s: float | None = None) -> None:
@@ -89,6 +101,7 @@ def run_loop(name: str, step: Callable[[], float | None], clock, stop_event: thr
     errors = RateLimitedErrorLog(clock, logging.getLogger(f"agents.{name}"))
     event = wake_event or stop_event
     chunk_s = wait_chunk_s if wait_chunk_s is not None else (0.2 if wake_event is not None else 1.0)
+    _loop.entry = (registry, name) if registry is not None else None
     while not stop_event.is_set():
         if registry is not None:
             registry.beat(name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from agents.base import beat
 from agents.modbus_link import LinkError
 from core.codec import CodecError, decode_counts
 from core.dispatch import decayed
@@ -165,6 +166,7 @@ def _wait_decay(ctl) -> bool:
             return False
         poll_until = min(deadline, ctl.clock.monotonic() + DECAY_POLL_S)
         while ctl.clock.monotonic() < poll_until and not ctl.abort_waits.is_set():
+            beat()
             ctl._heartbeat_if_due()
             wake_at = min(poll_until, ctl._next_heartbeat) if ctl.link.has_point("heartbeat") else poll_until
             ctl.clock.wait(ctl.abort_waits, wake_at - ctl.clock.monotonic())

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import threading
 
+from agents.base import beat
 from agents.commands import FLEET_KINDS, SWITCH_IN_PROGRESS, Command, CommandLog
 from core.fleet import FLEET_LABELS, all_ok, start_all_text, start_outcome, stop_all_text, stop_outcome
 
@@ -159,6 +160,7 @@ class Coordinator:
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return False
+            beat()
             self.clock.wait(self._stop_all_requested, min(0.05, remaining))
         return True
 
