@@ -297,24 +297,27 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     enable_word = "Enabled" if enable == 1 else "Disabled" if enable == 0 else "Unknown"
     observed_age_s = age_s(obs.get("observed_at"), s.now, cfg.tz)
     age = f"{observed_age_s:.1f} s" if observed_age_s is not None else "n/a"
+    read_note = f" (read {age} ago)" if state_stale(s, plant) and observed_age_s is not None else ""
+    enable_word += read_note * (enable is not None)
     link = LINK_WORDS[link_text(obs.get("link"))]
     rec = s.recording_file.get(plant)
     rec_text = f"On ({os.path.basename(str(rec))})" if rec is not None else "Off"
     meter = sampler_link(s.latest.get(plant), "meter_link")
     return (f"{name} | State: {STATE_WORDS.get(s.transition.get(plant), 'Unknown')} | "
             f"Scheduler gate: {'On' if s.gate.get(plant) else 'Off'} | Modbus enable: {enable_word} | "
-            + run_status_text(cfg, s, plant, obs.get("run_status"))
+            + run_status_text(cfg, s, plant, obs.get("run_status"), read_note)
             + f"Link: {link} ({age}) | " + (f"Meter: {LINK_WORDS[meter]} | " if meter else "")
             + f"Recording: {rec_text}")
 
 
-def run_status_text(cfg: AppConfig, s: Snapshot, plant: str, counts: int | None) -> str:
-    """`Run status: Running | ` (or `Not running (<counts>) | `) when the map has the point, else ``."""
+def run_status_text(cfg: AppConfig, s: Snapshot, plant: str, counts: int | None, read_note: str = "") -> str:
+    """`Run status: Running | ` (or `Not running (<counts>) | `) when the map has the point, else ``;
+    `read_note` (the age of a kept reading) follows the words."""
     point = cfg.plants[plant].endpoint(s.transport).points.get("run_status")
     if counts is None or point is None:
         return ""
     running = reports_running({"run_status": counts}, point)
-    return f"Run status: {'Running' if running else f'Not running ({counts})'} | "
+    return f"Run status: {'Running' if running else f'Not running ({counts})'}{read_note} | "
 
 
 def state_stale(s: Snapshot, plant: str) -> bool:

@@ -114,6 +114,9 @@ def test_the_state_line_and_api_state_say_the_run_status_where_the_map_has_one(t
         assert f"| Modbus enable: Enabled | Run status: {words} | Link: OK" in views.state_line(cfg, snap(sd), "lib")
         assert api_state_document(cfg, snap(sd))["plants"]["lib"]["run_status"] == counts
     assert "Run status" not in views.state_line(cfg, snap(sd), "vrfb")      # no run_status point (default map)
+    sd["plant_observed_state_by_plant"]["lib"].update(link="connect_failed", observed_at=snap(sd).now.isoformat())
+    assert "| Modbus enable: Enabled (read 0.0 s ago) | Run status: Not running (7) (read 0.0 s ago) | Link: Down" \
+        in views.state_line(cfg, snap(sd), "lib"), "kept readings say their age"
     assert api_state_document(cfg, snap(sd))["plants"]["vrfb"]["run_status"] is None
 
 
@@ -122,11 +125,22 @@ def test_plant_lines(cfg):
     sd["plant_transition_by_plant"]["lib"] = "running"
     sd["scheduler_running_by_plant"]["lib"] = True
     sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], enable=1,
-                                                      link="ok", observed_at=(NOW - timedelta(seconds=0.4)).isoformat())
+                                                      link="ok", stale=False,
+                                                      observed_at=(NOW - timedelta(seconds=0.4)).isoformat())
     sd["measurements_filename_by_plant"]["lib"] = "/data/20260329_lib.csv"
     assert views.state_line(cfg, snap(sd), "lib") == (
         "LIB | State: Running | Scheduler gate: On | Modbus enable: Enabled | Link: OK (0.4 s) | "
         "Recording: On (20260329_lib.csv)")
+    sd["plant_observed_state_by_plant"]["lib"].update(link="connect_failed", stale=True,   # the link went down
+                                                      observed_at=(NOW - timedelta(seconds=21.3)).isoformat())
+    sd["plant_transition_by_plant"]["lib"] = "unknown"
+    assert views.state_line(cfg, snap(sd), "lib") == (
+        "LIB | State: Unknown | Scheduler gate: On | Modbus enable: Enabled (read 21.3 s ago) | Link: Down (21.3 s) | "
+        "Recording: On (20260329_lib.csv)"), "a kept reading says its age"
+    assert views.state_stale(snap(sd), "lib")
+    sd["plant_observed_state_by_plant"]["lib"].update(link="ok", stale=False,
+                                                      observed_at=(NOW - timedelta(seconds=0.4)).isoformat())
+    sd["plant_transition_by_plant"]["lib"] = "running"
     assert views.values_line(cfg, snap(sd), "lib") == ("No measurement yet", True)
     values = {"p_setpoint_kw": 100.0, "battery_active_power_kw": 99.94, "q_setpoint_kvar": 0.0,
               "battery_reactive_power_kvar": 0.0, "soc_pu": 0.50123, "p_poi_kw": 99.5, "q_poi_kvar": -0.04,
