@@ -12,8 +12,9 @@ and wakes the thread), and right after a midnight with nothing to promote. A pas
 3. follows `api_password` (compared with the copy last passed to the client, never with the
    client's own field); without a password the pass ends there; a new password counts as
    "fetch now", so it is tried at once;
-4. fetches today when it is not fetched, on "fetch now", or when its last complete fetch is older
-   than 30 min (market revisions);
+4. fetches today when it is not fetched, on "fetch now", when its last fetch failed (so that an
+   error on screen is either still true or cleared by the retry), or when its last complete fetch
+   is older than 30 min (market revisions);
 5. fetches tomorrow the same way, but only when the local time of day is at or after
    `istentore_api.poll_start_time` (a `datetime.time`, compared as a time);
 6. records `last_attempt`.
@@ -93,6 +94,7 @@ class DataFetcher:
         self._password: str | None = None        # the copy last passed to api.set_password
         self._status = empty_fetcher_status()    # the dict last published (never mutated)
         self._last_ok_mono: dict[str, float | None] = {w: None for w in WINDOWS}
+        self._failed: set[str] = set()           # windows whose last fetch raised an API error
         self._next_pass_mono: float | None = None   # None: a pass is due at once
         self._auth_backoff = Backoff(AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S)
         self._login_awaited: int | None = None   # after an auth failure: the number of the next login
@@ -186,8 +188,10 @@ class DataFetcher:
             except AuthenticationError as exc:
                 return self._auth_failed(exc, now, problems)
             except IstentoreAPIError as exc:
+                self._failed.add(window)
                 retry_s = max(retry_s or 0.0, self._fetch_failed(window, exc, problems))
                 continue
+            self._failed.discard(window)
             self._auth_backoff.success()
             problem = self._store_window(window, day, today, points)
             if problem is not None:
@@ -242,7 +246,7 @@ class DataFetcher:
 
     def _wants(self, window: str, fetch_now: bool) -> bool:
         last_ok = self._last_ok_mono[window]
-        return (not self._status[f"{window}_fetched"] or fetch_now or last_ok is None
+        return (not self._status[f"{window}_fetched"] or fetch_now or last_ok is None or window in self._failed
                 or self.clock.monotonic() - last_ok >= REVISION_AGE_S)
 
     # ------------------------------------------------------------------------------ rollover

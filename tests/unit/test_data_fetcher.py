@@ -526,6 +526,25 @@ def test_api_hang_past_the_timeout_keeps_the_fetched_frames(sim, rig_factory):
     assert_day_matches_sim(rig, date(2026, 6, 2), offset_kw=1.0)
 
 
+def test_a_failed_fetch_now_is_retried_and_its_error_cleared_when_the_api_answers(sim, rig_factory):
+    """A fetched day whose Fetch Now failed is fetched again at the retry pass: the error on screen
+    does not outlive the outage until the 30-min revision fetch."""
+    rig = rig_factory(period_s=120)
+    rig.step()
+    assert rig.status()["error"] is None and rig.status()["today_fetched"] is True
+    sim.fail_next(MARKET, 503)
+    rig.fetcher.request_fetch_now()
+    rig.step()
+    assert "HTTP 503" in rig.status()["error"] and rig.status()["connected"] is False
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(30)
+    requests = rig.market_calls()
+    rig.leap(30)                                     # the retry pass: sent, answered
+    assert rig.market_calls() == requests + 1
+    assert rig.status()["error"] is None and rig.status()["connected"] is True
+    rig.leap(120)                                    # and then quiet again until a revision is due
+    assert rig.market_calls() == requests + 1
+
+
 def test_server_errors_and_garbage_keep_frames_and_respect_retry_after(sim, rig_factory):
     rig = rig_factory(period_s=20)
     rig.step()
