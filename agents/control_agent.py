@@ -109,12 +109,16 @@ class PlantController:
             self.command_log.record(cmd, "failed", reason)
 
     def set_target(self, target: Target) -> None:
-        """Scheduler hand-over: the latest target replaces the previous one.
+        """Scheduler hand-over: the latest target replaces the previous one, unless it was evaluated
+        before the one held (a start installs its own, newer than a scheduler pass that read the
+        schedules before the operator's last change; that pass is dropped, the next one follows).
 
         The target is published at once (gate on or off), so the operator sees what a start would
         dispatch; only the controller thread decides whether to write it.
         """
         with self._target_lock:
+            if self._target is not None and target.evaluated_mono < self._target.evaluated_mono:
+                return
             self._target = target
         self._publish_target(target)
         self.wake_event.set()

@@ -57,6 +57,7 @@ def start(ctl) -> tuple[bool, str]:
     ctl._set_gate(True, "running")
     ctl.stop_owed = None
     ctl._not_operating_count = 0
+    ctl.set_target(target)   # the first check must not go back to a target older than the one written
     ctl._target_seen = None  # check the target again at once
     ctl._next_dispatch = 0.0
     log.info("%s started (P=%s kW, Q=%s kvar, source %s)", ctl.name, format_value(target.p_kw),

@@ -173,8 +173,8 @@ def msgs(caplog, level=None, contains: str = ""):
             and (level is None or r.levelno == level) and contains in r.getMessage()]
 
 
-def manual_frame(p: float, q: float):
-    return frame_from_rows([START - timedelta(hours=1)], [p], [q], TZ, end_at=START + timedelta(hours=1))
+def manual_frame(p: float, q: float, around: datetime = START):
+    return frame_from_rows([around - timedelta(hours=1)], [p], [q], TZ, end_at=around + timedelta(hours=1))
 
 
 # ------------------------------------------------------------------------------------- start
@@ -236,11 +236,35 @@ def test_start_failure_when_enable_does_not_stick_disables_again(tmp_path, fake_
         rig.lib.link.close()
 
 
+def test_a_start_does_not_fall_back_to_a_scheduler_target_older_than_its_schedule(tmp_path, fake_clock, rigs):
+    """The scheduler's last pass (0 kW) read the schedules before the operator published 200 kW and
+    pressed Start; the start writes 200 kW. Its first dispatch check keeps 200 kW (it went 200, 0,
+    200 within a second, CI 2026-12-05), a late hand-over of that older pass is dropped, and the
+    scheduler's next pass is taken."""
+    rig = rigs(tmp_path, fake_clock)
+    rig.target(0.0)                                   # evaluated before the schedule below
+    fake_clock.advance(0.2)
+    rig.store.publish_schedule("manual", "lib", manual_frame(200.0, 0.0))
+    rig.run("start")
+    ops: list = []
+    spy(rig.lib.link, ops)
+    rig.lib.step()
+    rig.lib.set_target(Target(0.0, 0.0, "schedule", None, False, None, fake_clock.monotonic() - 0.2))
+    rig.lib.step()
+    assert signed(rig.regs(P_SP)[0]) == 2000 and ("write", "p_setpoint") not in ops
+    assert (rig.dispatch()["target_p_kw"], rig.dispatch()["write_status"]) == (200.0, "ok")
+
+    fake_clock.advance(1.0)
+    rig.target(150.0)
+    rig.lib.step()
+    assert signed(rig.regs(P_SP)[0]) == 1500
+
+
 # ---------------------------------------------------------------------------------- dispatch
 
 def _started(rig, p: float = 0.0, q: float = 0.0) -> None:
     """Start LIB on a manual schedule of (p, q) with the scheduler's target (p, q) in its mailbox."""
-    rig.store.publish_schedule("manual", "lib", manual_frame(p, q))
+    rig.store.publish_schedule("manual", "lib", manual_frame(p, q, rig.clock.now()))
     rig.target(p, q)
     cmd = rig.run("start")
     assert cmd.status == "succeeded", cmd.detail
