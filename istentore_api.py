@@ -35,7 +35,7 @@ import logging
 import math
 import re
 import threading
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterable
 
@@ -141,6 +141,10 @@ class LoginGate:
     def blocked_for_s(self, digest: str | None) -> float | None:
         with self._lock:
             return self._policy.blocked_for_s(digest, self._clock.monotonic())
+
+    def blocked_until(self, held_s: float) -> datetime:
+        """The wall time (tz-aware) `held_s` from now: when a held-back login may be sent again."""
+        return self._clock.now() + timedelta(seconds=held_s)
 
     def acquire_login(self, timeout_s: float) -> bool:
         return self._login_lock.acquire(timeout=max(0.0, timeout_s))
@@ -335,8 +339,9 @@ class IstentoreAPI:
         if held_s is None:
             return None
         status = self.gate.rejected_http_status
+        until = self.gate.blocked_until(held_s).astimezone(self.tz)
         return AuthenticationError(f"login rejected (HTTP {status}): password rejected; no login sent: held back "
-                                   f"{held_s:.0f} s more (a different password is tried at once)",
+                                   f"until {until:%H:%M:%S} (a different password is tried at once)",
                                    status=status, retry_after_s=held_s, rejected=True)
 
     def _send_login(self, timeout_s: float | None) -> str:
