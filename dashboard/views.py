@@ -358,8 +358,9 @@ def _last_write(cfg: AppConfig, d: dict) -> str:
     applied = " ".join(f"{sig}={fmt_qty(d.get(key), unit)}" for sig, key, unit in (
         ("P", "applied_p_kw", "kW"), ("Q", "applied_q_kvar", "kvar")) if d.get(key) is not None)
     applied = f" (plant applies {applied})" if applied else ""
-    if at is None:  # `ok` without a time: a readback found the registers right, nothing was written
-        return ("none yet" if status in ("skipped", "ok") else status) + applied
+    if at is None:
+        texts = {"skipped": "none yet", "ok": "none needed (the registers read the target)"}
+        return texts.get(status, status) + applied
     if status == "failed":
         return f"failed (last verified write at {format_hms(at, cfg.tz)})"
     return f"{status} at {format_hms(at, cfg.tz)}{applied}"

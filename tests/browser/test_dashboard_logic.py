@@ -635,7 +635,7 @@ def test_ages_are_elapsed_seconds_across_a_dst_change(cfg, sample_utc, real_age_
 
 @pytest.mark.parametrize("status, at, text", [
     ("skipped", None, "none yet"),
-    ("ok", None, "none yet"),                      # a readback found the registers right
+    ("ok", None, "none needed (the registers read the target)"),   # a readback found them right
     ("failed", None, "failed"),
     ("ok", "2026-03-29T11:58:00+02:00", "ok at 11:58:00"),
     ("failed", "2026-03-29T11:58:00+02:00", "failed (last verified write at 11:58:00)"),
