@@ -17,7 +17,7 @@ import threading
 
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
-from agents.control_sequences import safe_stop, start
+from agents.control_sequences import safe_stop, start, zero_after_plant_stop
 from agents.modbus_link import ANY_EXCEPTION, LinkError, ModbusLink
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, decode, decode_counts, next_heartbeat
@@ -306,6 +306,8 @@ class PlantController:
             # cannot run at that setpoint again when its protection resets.
             log.warning("%s tripped: safe stop (zero, stop value, disable)", self.name)
             safe_stop(self)
+        elif closed_by:
+            zero_after_plant_stop(self, values)
         elif self.stop_owed == self.link.mode and values is not None:
             self._send_owed_stop(values)
         return values
@@ -471,7 +473,8 @@ class PlantController:
                 result = self.safe_stop()
                 ok = result["disable_ok"]
                 detail = f"threshold_reached={str(result['threshold_reached']).lower()} " \
-                         f"disable_ok={str(result['disable_ok']).lower()}"
+                         f"disable_ok={str(result['disable_ok']).lower()}" + \
+                         (f": {result['error']}" if "error" in result else "")
                 self.command_log.record(cmd, "succeeded" if ok else "failed", detail, result)
         except Exception as exc:  # a command never kills the controller thread
             log.exception("%s %s failed: %s", self.name, cmd.kind, exc)

@@ -50,8 +50,8 @@ def start(ctl) -> tuple[bool, str]:
             raise LinkError("enable does not read back 1", "read_error")
     except (LinkError, CodecError) as exc:
         _rollback_start(ctl)
-        log.error("%s start failed at %s: %s", ctl.name, step, exc)
-        return False, f"{step}: {exc}"
+        log.error("%s start failed at %s: %s (%s)", ctl.name, step, exc, ctl.link.endpoint_label)
+        return False, f"{step}: {exc} ({ctl.link.endpoint_label})"
     with ctl.sd["lock"]:
         source = ctl.sd["active_schedule_source"]
     ctl._set_gate(True, "running")
@@ -112,7 +112,9 @@ def write_run_stop(ctl) -> None:
 
 
 def safe_stop(ctl) -> dict:
-    """Safe stop of `ctl`: gate off, zero P/Q, wait for decay below the thresholds, disable (components §4.6)."""
+    """Safe stop of `ctl`: gate off, zero P/Q, wait for decay below the thresholds, disable (components §4.6).
+    Returns `threshold_reached`, `disable_ok` and, when the disable is not confirmed, `error` (why,
+    with the endpoint)."""
     t0 = ctl.clock.monotonic()
     ctl.hold.end("stop")
     ctl._set_gate(False, "stopping")
@@ -129,9 +131,9 @@ def safe_stop(ctl) -> dict:
         _again_after_a_drop(ctl, lambda: ctl.link.write_counts("enable", 0))
         enable = decode_counts(ctl.link.endpoint.points["enable"],
                                _again_after_a_drop(ctl, lambda: ctl.link.read_raw("enable")))
-        disable_ok = enable == 0
-    except (LinkError, CodecError):
-        disable_ok = False
+        disable_ok, error = enable == 0, f"enable reads {enable}"
+    except (LinkError, CodecError) as exc:
+        disable_ok, error = False, str(exc)
     ctl._set_gate(False, "stopped" if disable_ok else "unknown")
     ctl._not_operating_count = 0
     ctl.stop_owed = ctl.link.mode if not disable_ok and ctl.link.link == "connect_failed" else None
@@ -139,7 +141,26 @@ def safe_stop(ctl) -> dict:
     level = logging.INFO if disable_ok else logging.ERROR
     log.log(level, "%s safe stop: threshold_reached=%s disable_ok=%s (%.1f s)", ctl.name,
             str(threshold_reached).lower(), str(disable_ok).lower(), elapsed)
-    return {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
+    result = {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
+    return result if disable_ok else {**result, "error": f"{error} ({ctl.link.endpoint_label})"}
+
+
+def zero_after_plant_stop(ctl, values: dict) -> None:
+    """The plant stopped itself (or was disabled at its own panel) while dispatched: `enable` and the
+    run command say it does not run, but its setpoint registers keep the last values written, which
+    a re-enable at the plant would run at once. P = Q = 0 written and verified (no decay wait, no
+    disable: it already is); nothing when both read 0."""
+    p_kw, q_kvar = values.get("p_setpoint"), values.get("q_setpoint")
+    if not p_kw and not q_kvar:
+        return
+    status = ctl.write_setpoints(0.0, 0.0, immediate=True)
+    held = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
+    if status == "ok":
+        log.warning("%s: setpoints zeroed (were %s), so that enabling it at the plant does not resume them",
+                    ctl.name, held)
+    else:
+        log.error("%s: setpoints could not be zeroed (%s; they hold %s): a re-enable at the plant resumes them",
+                  ctl.name, _dispatch_error(ctl) or f"write {status}", held)
 
 
 def _write_zero(ctl) -> None:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from pymodbus.client import ModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from core.codec import CodecError, encode, encode_counts
 from core.config import PlantConfig
@@ -188,6 +188,14 @@ class ModbusLink:
         self.last_error = None
         self.consecutive_failures = 0
 
+    def _io_error_text(self, exc: Exception) -> str:
+        """A failed request in the operator's words: `no answer within 1 s` for pymodbus's timeout
+        (`No response received after 0 retries, continue with next request`), else `I/O error: ...`."""
+        text = exc.string if isinstance(exc, ModbusException) else str(exc)
+        if isinstance(exc, ModbusIOException) and "No response received" in text:
+            return f"no answer within {self.timeout_s:g} s"
+        return f"I/O error: {text.removeprefix('[Input/Output] ') or type(exc).__name__}"
+
     def _call(self, fn, *args, refusable: tuple[int, ...] = (), **kwargs):
         """Run one pymodbus request; map every failure to LinkError and the link state.
 
@@ -207,7 +215,7 @@ class ModbusLink:
         except (ModbusException, OSError) as exc:
             dropped = isinstance(exc, ConnectionException) or (
                 isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
-            self._failure("connect_failed", f"I/O error: {exc}", dropped)
+            self._failure("connect_failed", self._io_error_text(exc), dropped)
             raise LinkError(self.last_error, "connect_failed", dropped) from exc
         if rr.isError():
             code = getattr(rr, "exception_code", None)

@@ -38,11 +38,13 @@ def start_outcome(name: str, status: str, detail: str | None, interrupted: bool 
 
 
 def stop_outcome(name: str, result: dict | None) -> PlantOutcome:
-    """One plant's result of Stop All from its safe-stop payload (None: no answer in time)."""
+    """One plant's result of Stop All from its safe-stop payload (None: no answer in time); a
+    disable not confirmed says why when the payload has its `error`."""
     if result is None:
         return PlantOutcome(name, False, "failed: no answer in time")
     if not result.get("disable_ok"):
-        return PlantOutcome(name, False, "failed: not confirmed disabled")
+        why = f": {result['error']}" if result.get("error") else ""
+        return PlantOutcome(name, False, f"failed: not confirmed disabled{why}")
     if not result.get("threshold_reached"):
         return PlantOutcome(name, True, "stopped (power above the threshold when disabled)")
     return PlantOutcome(name, True, "stopped")

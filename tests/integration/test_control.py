@@ -230,7 +230,8 @@ def test_start_failure_when_enable_does_not_stick_disables_again(tmp_path, fake_
         cmd = rig.submit("start")
         rig.lib.step()
         assert cmd.status == "failed"
-        assert msgs(caplog, logging.ERROR) == ["LIB start failed at enable: enable does not read back 1"]
+        assert msgs(caplog, logging.ERROR) == [f"LIB start failed at enable: enable does not read back 1 ({rig.cfg.plants['lib'].local.label})"]
+        assert cmd.detail == f"enable: enable does not read back 1 ({rig.cfg.plants['lib'].local.label})"
         assert not rig.gate() and rig.transition() == "stopped"  # enable reads 0
         assert plant.get(P_SP) == [0] and plant.get(Q_SP) == [0]   # rollback zeroed the setpoints
         rig.lib.link.close()
@@ -560,7 +561,8 @@ def test_safe_stop_on_dead_endpoint_returns_false_false_fast(tmp_path, rigs, cap
     t0 = time.perf_counter()
     result = rig.lib.safe_stop()
     assert time.perf_counter() - t0 <= 2 * MODBUS_TIMEOUT_S + 0.5
-    assert result == {"threshold_reached": False, "disable_ok": False}
+    assert result == {"threshold_reached": False, "disable_ok": False, "error":
+                      f"connect failed: connection refused or timed out ({rig.cfg.plants['lib'].local.label})"}
     assert rig.transition() == "unknown" and not rig.gate()
     errors = msgs(caplog, logging.ERROR, "safe stop")
     assert len(errors) == 1 and errors[0].startswith("LIB safe stop: threshold_reached=false disable_ok=false (")
@@ -578,7 +580,8 @@ def test_safe_stop_on_silent_listener_within_bound(tmp_path, rigs, caplog):
         # it did connect: a hung plant. One attempt for the zero setpoints, one for the disable.
         assert len(listener.accepted) == 2
     assert elapsed <= 2 * MODBUS_TIMEOUT_S + 0.5
-    assert result == {"threshold_reached": False, "disable_ok": False}
+    assert result == {"threshold_reached": False, "disable_ok": False,
+                      "error": f"no answer within 0.5 s ({rig.cfg.plants['lib'].local.label})"}
     assert rig.transition() == "unknown"
     assert len(msgs(caplog, logging.ERROR, "safe stop")) == 1
 
@@ -619,14 +622,17 @@ def test_observed_disable_closes_gate_with_warning(tmp_path, fake_clock, rigs, c
     assert not rig.gate() and rig.transition() == "stopped"
     stopped_at = fake_clock.now()
     assert datetime.fromisoformat(rig.observed()["stopped_by_plant_at"]) == stopped_at  # for the card
-    text = "LIB reported disabled while running; dispatch gate closed"
-    assert msgs(caplog, logging.WARNING) == [text]
+    # the plant keeps the setpoint it ran at: zeroed, so that enabling it at its panel does not resume it
+    text = ["LIB reported disabled while running; dispatch gate closed",
+            "LIB: setpoints zeroed (were P=100 kW, Q=0 kvar), so that enabling it at the plant does not resume them"]
+    assert msgs(caplog, logging.WARNING) == text
+    assert rig.regs(P_SP) == [0] and rig.dispatch()["last_written_p_kw"] == 0.0
     write_hr(client, P_SP, s16(-10))
     for _ in range(3):
         fake_clock.advance(1.0)
         rig.target(100.0)
         rig.lib.step()
-    assert msgs(caplog, logging.WARNING) == [text]
+    assert msgs(caplog, logging.WARNING) == text
     assert signed(rig.regs(P_SP)[0]) == -10                           # gate off: no writes
     assert datetime.fromisoformat(rig.observed()["stopped_by_plant_at"]) == stopped_at
     _started(rig, 100.0)

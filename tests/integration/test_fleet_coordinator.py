@@ -100,14 +100,17 @@ def test_start_all_with_one_dead_endpoint_starts_the_other_and_names_the_failed_
 
     cmd, elapsed = _run(app, "start_all", app.coordinator.start_bound_s() + 2)
     assert cmd.status == "failed"
-    assert re.fullmatch(r"Start All: LIB started, VRFB failed: setpoint: .+", cmd.detail), cmd.detail
+    assert re.fullmatch(r"Start All: LIB started, VRFB failed: setpoint: connect failed: .+ \(" +
+                        re.escape(app.cfg.plants["vrfb"].remote.label) + r"\)", cmd.detail), cmd.detail
     assert _registers(app, "lib") == (1, *SCHEDULE["lib"])
     assert _sd(app, "scheduler_running_by_plant") == {"lib": True, "vrfb": False}
     assert elapsed < app.coordinator.start_bound_s()
     # the failed plant does not hold up a Stop All beyond its unreachable-endpoint bound (§4.6)
     cmd, elapsed = _run(app, "stop_all", 15)
     assert cmd.status == "failed"
-    assert cmd.detail == "Stop All: LIB stopped, VRFB failed: not confirmed disabled; recording off"
+    vrfb_ep = app.cfg.plants["vrfb"].remote.label
+    assert cmd.detail == (f"Stop All: LIB stopped, VRFB failed: not confirmed disabled: connect failed: connection "
+                          f"refused or timed out ({vrfb_ep}); recording off")
     assert _registers(app, "lib") == (0, 0.0, 0.0)
     assert elapsed < SAFE_STOP_S + 2 * 0.5 + 0.5 + 1.0
 

@@ -115,7 +115,9 @@ def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp
         clock.advance(1.0)
         rig.lib.step()
         stop = rig.run("stop")
-        assert stop.status == "failed" and stop.result == {"threshold_reached": False, "disable_ok": False}
+        assert stop.status == "failed" and stop.result == {"threshold_reached": False, "disable_ok": False, "error":
+                                                           f"connect failed: connection refused or timed out (127.0.0.1:{port})"}
+        assert stop.detail == f"threshold_reached=false disable_ok=false: {stop.result['error']}"
         assert rig.lib.stop_owed == "local"
         plant = FaultyPlant(port=port)
         plant.regs = registers                               # it ran on at 500 kW meanwhile
@@ -238,7 +240,8 @@ def test_a_plant_that_answered_then_hangs_is_stopped_within_the_bound(tmp_path):
             rig.lib.link.read(("enable",))                    # the connection has answered
             plant.hook = lambda fc, addr, values: ("delay", 4.0)
             elapsed, result = _timed_safe_stop(rig)
-            assert result == {"threshold_reached": False, "disable_ok": False}
+            assert result == {"threshold_reached": False, "disable_ok": False,
+                              "error": f"no answer within {HUNG_TIMEOUT_S:g} s (127.0.0.1:{plant.port})"}
             assert elapsed <= 2 * HUNG_TIMEOUT_S + 0.5, f"{elapsed:.2f} s"
         finally:
             plant.hook = None
@@ -252,6 +255,7 @@ def test_a_silent_listener_with_a_run_command_is_stopped_within_the_bound(tmp_pa
         elapsed, result = _timed_safe_stop(rig)
         rig.lib.link.close()
         assert len(listener.accepted) == 2                    # one connect for the zero, one for the disable
-    assert result == {"threshold_reached": False, "disable_ok": False}
+    assert result == {"threshold_reached": False, "disable_ok": False, "error":
+                      f"no answer within {HUNG_TIMEOUT_S:g} s ({rig.cfg.plants['lib'].local.label})"}
     assert elapsed <= 2 * HUNG_TIMEOUT_S + 0.5, f"{elapsed:.2f} s"
 

@@ -134,6 +134,9 @@ def test_remote_plant_killed_and_restarted_mid_dispatch(tmp_path, procs):
     for k in _next_breakpoints(start, 2):
         sleep_until(shift(_bp(start, k), 0.6))
         assert p_setpoint_kw(vrfb_port) == vrfb[k], k
+    # it stays disabled, and holds no setpoint that enabling it at its panel would run
+    wait_for(lambda: p_setpoint_kw(lib_port) == 0.0, 3.0, "LIB's setpoints zeroed once its gate closed")
+    assert read_regs(lib_port, 1) == [0]
     assert app.stop(signal.SIGINT) == 0, app.stderr()[-3000:]
 
     err = app.stderr()
@@ -146,6 +149,7 @@ def test_remote_plant_killed_and_restarted_mid_dispatch(tmp_path, procs):
     assert "VRFB Modbus" not in err, "VRFB's links never went down"
     # A restarted plant reports enable 0: the gate closes (an operator must start it again).
     assert "LIB reported disabled while running; dispatch gate closed" in err
+    assert "LIB: setpoints zeroed (were P=" in err
     print(f"LIB setpoint re-asserted {reasserted_after:.1f} s after the plant came back")
 
     lib_rows, bad = plant_rows(tmp_path / "data", "lib", TZ)
@@ -197,8 +201,11 @@ def test_dead_or_hung_plant_times_out_and_the_other_keeps_its_breakpoints(tmp_pa
           f"shutdown {shutdown_s:.1f} s")
     assert max(late) < 0.6
     assert shutdown_s < 5.0
-    assert "LIB start failed at setpoint" in err
-    problem = "I/O error" if dead == "silent_listener" else "connect failed"
+    problem = "no answer within" if dead == "silent_listener" else "connect failed"
+    start_failed = [line.split("LIB start failed at setpoint: ", 1)[1] for line in err.splitlines()
+                    if "LIB start failed at setpoint: " in line]
+    assert len(start_failed) == 1 and start_failed[0].startswith(problem), start_failed
+    assert start_failed[0].endswith(f"(127.0.0.1:{lib_port})"), start_failed
     for role in ("control", "sampler"):
         down = f"LIB Modbus {role} link down (127.0.0.1:{lib_port}): "
         assert err.count(down) == 1 and f"{down}{problem}" in err, (role, err[-3000:])

@@ -46,6 +46,8 @@ def test_start_outcome(status, detail, interrupted, ok, text):
     ({"threshold_reached": False, "disable_ok": True}, True,
      "VRFB stopped (power above the threshold when disabled)"),
     ({"threshold_reached": True, "disable_ok": False}, False, "VRFB failed: not confirmed disabled"),
+    ({"threshold_reached": False, "disable_ok": False, "error": "no answer within 1 s (127.0.0.1:5021)"}, False,
+     "VRFB failed: not confirmed disabled: no answer within 1 s (127.0.0.1:5021)"),
     (None, False, "VRFB failed: no answer in time"),
 ])
 def test_stop_outcome(result, ok, text):
