@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -130,6 +130,9 @@ def test_a_new_password_is_tried_at_once_while_the_old_one_is_held_back(sim):
             assert caught.value.rejected
         assert sim.calls["/login"] == 1
         assert gate.rejected_status()["retry_in_s"] == pytest.approx(30.0)
+        # a text that stays true while it is on the screen: when, not how long from the moment it was made
+        until = (START + timedelta(seconds=30)).astimezone(TZ)
+        assert f"no login sent: held back until {until:%H:%M:%S} (a different password" in str(caught.value)
         clock.advance(30)
         with pytest.raises(Exception, match="password rejected"):
             api.post_measurements(4, [(datetime(2026, 6, 1, 8, 0, tzinfo=TZ), 1.0)])
