@@ -11,7 +11,8 @@ password) goes from on to off, the queue is cleared and the items counted as `di
 
 Drain (`step()`): for each series whose retry time has come, up to 500 items from its head in one
 POST. Success removes them. A failure keeps them at the head and waits min(initial × 2^(attempt−1),
-max) s, or the server's `Retry-After` when longer, unless the API refused the data itself
+max) s, or the server's `Retry-After` when longer (one WARNING at a series' first failure, its
+retries at DEBUG, one INFO when it posts again), unless the API refused the data itself
 (`IstentoreAPIError.data_rejected`: HTTP 400/413/422 to the POST): then several items are split in
 halves at once to isolate the bad item, and a single rejected item is removed and counted. A failed
 login (a maintenance page, a 404) never removes an item. Delivery is at least once, in order within
@@ -51,6 +52,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from core.config import AppConfig
+from core.episodes import Episodes
 from agents.post_pause import AccountPause
 from agents.post_journal import PostJournal
 from agents.post_spool import PostSpool
@@ -90,6 +92,7 @@ class Poster:
         self._gate: bool | None = None      # as last noted (under `_qlock`, by `_note_gate` only)
         self._gate_lock = threading.Lock()
         self._gate_closed_through: int | None = None   # an on-to-off noted: discard items up to this seq
+        self._failing = Episodes()   # per series id: a run of retryable failures (under _qlock)
         self._pause = AccountPause(api_cfg.measurement_post_retry_initial_s, api_cfg.measurement_post_retry_max_s)
         self._api_lock = threading.Lock()   # one HTTP user at a time (poster thread or shutdown)
         self._idle = threading.Event()
@@ -367,6 +370,7 @@ class Poster:
         for pid, n in posted.items():
             self._bump(pid, "posted", n)
         self._attempt_status(newest, attempt, "success", None, None, len(batch))
+        self._recovered(newest)
         now = format_local_iso(self.clock.now())
         self._set_status(newest.plant_id, last_error=None, last_success={
             "timestamp": now, "metric": newest.metric, "value": newest.value, "series_id": series_id,
@@ -380,12 +384,24 @@ class Poster:
         mono = self.clock.monotonic()
         with self._qlock:
             delay = self._queue.failed(newest.series_id, mono, max(exc.retry_after_s or 0.0, at_least_s) or None)
+            first = self._failing.begin(newest.series_id, mono)
         name = self.cfg.plants[newest.plant_id].name
-        log.warning("Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %g s",
-                    name, newest.metric, newest.series_id, len(batch), attempt, exc, delay)
+        log.log(logging.WARNING if first else logging.DEBUG,
+                "Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %g s",
+                name, newest.metric, newest.series_id, len(batch), attempt, exc, delay)
         self._attempt_status(newest, attempt, "failed", str(exc), delay, len(batch))
         self._error_status(newest.plant_id, str(exc))
         return delay
+
+    def _recovered(self, item: PostItem) -> None:
+        """A post of `item`'s series went through: the end of its run of failures, if one was open
+        (one WARNING at its first failure, the retries at DEBUG, this INFO at the end)."""
+        with self._qlock:
+            failures = self._failing.count(item.series_id)
+            lasted_s = self._failing.end(item.series_id, self.clock.monotonic())
+        if lasted_s is not None:
+            log.info("Measurement posting of %s %s series %d recovered after %d failed attempt(s) in %.0f s",
+                     self.cfg.plants[item.plant_id].name, item.metric, item.series_id, failures, lasted_s)
 
     def _rejected(self, item: PostItem, attempt: int, exc: IstentoreAPIError) -> None:
         """A single item rejected for good: remove and count it."""

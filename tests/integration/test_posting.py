@@ -156,7 +156,7 @@ def test_500_bursts_back_off_exponentially_and_keep_fifo(sim, tmp_path, posters,
     clock = FakeClock(START)
     sd = make_sd()
     poster = posters(cfg, clock, sd)
-    caplog.set_level(logging.WARNING, "hil.poster")
+    caplog.set_level(logging.INFO, "hil.poster")
     sim.fail_next(MEAS, 500, count=8)
     delays = []
     for i in range(9):
@@ -173,6 +173,11 @@ def test_500_bursts_back_off_exponentially_and_keep_fifo(sim, tmp_path, posters,
     assert "Measurement post failed for LIB soc series 4 (1 items, attempt 1): POST /measurements: HTTP 500" \
         in caplog.text and "; retry in 2 s" in caplog.text
     assert sd["measurement_post_status"]["lib"]["last_error"] is None
+    # an outage is one WARNING at its first failure (the retries at DEBUG) and one INFO at its end
+    failed = [r for r in caplog.records if "Measurement post failed" in r.getMessage()]
+    assert [(r.levelno, "attempt 1)" in r.getMessage()) for r in failed] == [(logging.WARNING, True)]
+    assert [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()] == [
+        "Measurement posting of LIB soc series 4 recovered after 8 failed attempt(s) in 242 s"]
 
 
 def test_retry_after_is_honoured_when_longer(sim, tmp_path, posters):
