@@ -2,14 +2,17 @@
 
 Link state (components §2.4): `ok`, `connect_failed` (refused, timeout, reset: the link is down),
 `read_error` (exception response or undecodable value while connected; an accepted write does not
-end it, only a good read does), `unknown` (never tried or reset by a transport switch). Connects lazily; after a failure the socket is closed and background
-operations fail at once (no network I/O) until the backoff (0.5 s doubling to 30 s) has passed; an
-operator command passes `immediate=True` to make one connect attempt at once. Exception responses
-keep the connection. The endpoint follows the transport mode given to `set_mode()`; the role
-`meter` talks to that endpoint's PoC meter (`EndpointConfig.meter`, None when it has none).
+end it, only a good read does), `unknown` (never tried or reset by a transport switch). Connects
+lazily; after a failure the socket is closed and background operations fail at once (no network
+I/O) until the backoff (0.5 s doubling to 30 s) has passed or another link of the process to the
+same endpoint is restored (the plant is back); an operator command passes `immediate=True` to make
+one connect attempt at once. Exception responses keep the connection. The endpoint follows the
+transport mode given to `set_mode()`; the role `meter` talks to that endpoint's PoC meter
+(`EndpointConfig.meter`, None when it has none).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from contextlib import contextmanager
@@ -52,6 +55,12 @@ class ModbusLink:
     # One lock per endpoint, shared by the links of every thread (see `device_guard`).
     _device_guards: dict[str, threading.Lock] = {}
     _device_guards_lock = threading.Lock()
+    # Per endpoint, a number that changes each time one of the process's links to it is restored:
+    # a link waiting out its backoff tries again at once when another link to the same endpoint
+    # came back since its own last failure (the sampler need not wait up to 30 s while the
+    # controller already talks to the returned plant; the screen said Link OK next to LINK DOWN).
+    _restored: dict[str, int] = {}
+    _restore_seq = itertools.count(1)
 
     def __init__(self, plant: PlantConfig, role: str, clock, timeout_s: float, mode: str = "local"):
         self.plant = plant
@@ -67,6 +76,7 @@ class ModbusLink:
         self._client: ModbusTcpClient | None = None
         self._backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)   # counts connect failures only
         self._next_attempt = None  # monotonic time before which background ops fail at once
+        self._restored_seen: int | None = None   # `_restored` of the endpoint at the last connect failure
         self._down = Episodes()    # "down": the outage; ("write_refused", point): refusals of that point
         self._plans: dict[tuple, ReadPlan] = {}
         # Called before each request (the controller writes a due heartbeat there, so a slow device
@@ -133,7 +143,9 @@ class ModbusLink:
         return self._client is not None and self._client.connected
 
     def in_backoff(self) -> bool:
-        return self._next_attempt is not None and self.clock.monotonic() < self._next_attempt
+        if self._next_attempt is None or self.clock.monotonic() >= self._next_attempt:
+            return False
+        return ModbusLink._restored.get(self._endpoint_key()) == self._restored_seen
 
     def ensure_connected(self, immediate: bool = False) -> None:
         """Connect when needed; raises LinkError. Without `immediate`, fails at once during backoff."""
@@ -167,6 +179,7 @@ class ModbusLink:
         if kind == "connect_failed":
             self.close()
             self._next_attempt = now + self._backoff.failure()
+            self._restored_seen = ModbusLink._restored.get(self._endpoint_key())
         if self._down.begin("down", now):
             log.warning("%s Modbus %s link down (%s): %s", self.plant.name, self.role,
                         self.endpoint_label, message)
@@ -183,6 +196,7 @@ class ModbusLink:
             return
         if self._down.active("down"):
             self._down.end("down", self.clock.monotonic())
+            ModbusLink._restored[self._endpoint_key()] = next(ModbusLink._restore_seq)
             log.info("%s Modbus %s link restored (%s)", self.plant.name, self.role, self.endpoint_label)
         self.link = "ok"
         self.last_error = None

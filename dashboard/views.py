@@ -351,16 +351,18 @@ NOT_DISPATCHED = {"stopped": "stopped", "stopping": "stopping", "starting": "sta
                   "running": "gate off", "unknown": "state unknown"}
 
 
-def _last_write(cfg: AppConfig, d: dict) -> str:
-    """The last write's status, and what the plant applies where its readback differs from it."""
+def _last_write(cfg: AppConfig, d: dict, dispatched: bool) -> str:
+    """The last write's status, and what the plant applies where its readback differs from it.
+    `ok` without a time: a check found the registers right and wrote nothing; while dispatched
+    they hold the target."""
     at = as_datetime(d.get("last_write_at"), cfg.tz)
     status = d.get("write_status") or "skipped"
     applied = " ".join(f"{sig}={fmt_qty(d.get(key), unit)}" for sig, key, unit in (
         ("P", "applied_p_kw", "kW"), ("Q", "applied_q_kvar", "kvar")) if d.get(key) is not None)
     applied = f" (plant applies {applied})" if applied else ""
     if at is None:
-        texts = {"skipped": "none yet", "ok": "none needed (the registers read the target)"}
-        return texts.get(status, status) + applied
+        needed = "none needed (the registers hold the target)" if dispatched else "none yet"
+        return {"skipped": "none yet", "ok": needed}.get(status, status) + applied
     if status == "failed":
         return f"failed (last verified write at {format_hms(at, cfg.tz)})"
     return f"{status} at {format_hms(at, cfg.tz)}{applied}"
@@ -376,7 +378,7 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     hold = s.hold.get(plant) or {}
     if s.gate.get(plant) and s.held(plant):   # the held values are written, not the schedule's
         held = f"P={fmt_qty(hold.get('p_kw'), 'kW')} Q={fmt_qty(hold.get('q_kvar'), 'kvar')}"
-        return (f"Target: held at {held} (hold) | Schedule now {target} | Last write: {_last_write(cfg, d)} "
+        return (f"Target: held at {held} (hold) | Schedule now {target} | Last write: {_last_write(cfg, d, True)} "
                 f"| Next change: none while held")
     if s.gate.get(plant):
         head = f"Target {target}"
@@ -387,7 +389,8 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
             reported = (s.observed.get(plant) or {}).get("stopped_by_plant_reason") or "disabled"
             why = f"plant reported {reported} at {format_hms(by_plant, cfg.tz)}"
         head = f"Target: not dispatched ({why}) | Schedule now {target}"
-    return f"{head} | Last write: {_last_write(cfg, d)} | Next change: {format_hms(nxt, cfg.tz)}"
+    last = _last_write(cfg, d, bool(s.gate.get(plant)))
+    return f"{head} | Last write: {last} | Next change: {format_hms(nxt, cfg.tz)}"
 
 
 @dataclass(frozen=True)

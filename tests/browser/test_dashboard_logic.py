@@ -633,15 +633,17 @@ def test_ages_are_elapsed_seconds_across_a_dst_change(cfg, sample_utc, real_age_
     assert api_state_document(cfg, snap(sd, now=now))["plants"]["lib"]["observed_age_s"] == pytest.approx(real_age_s)
 
 
-@pytest.mark.parametrize("status, at, text", [
-    ("skipped", None, "none yet"),
-    ("ok", None, "none needed (the registers read the target)"),   # a readback found them right
-    ("failed", None, "failed"),
-    ("ok", "2026-03-29T11:58:00+02:00", "ok at 11:58:00"),
-    ("failed", "2026-03-29T11:58:00+02:00", "failed (last verified write at 11:58:00)"),
+@pytest.mark.parametrize("status, at, gate, text", [
+    ("skipped", None, True, "none yet"),
+    ("ok", None, True, "none needed (the registers hold the target)"),   # a readback found them right
+    ("ok", None, False, "none yet"),                                     # ... before a stop: no target
+    ("failed", None, True, "failed"),
+    ("ok", "2026-03-29T11:58:00+02:00", True, "ok at 11:58:00"),
+    ("failed", "2026-03-29T11:58:00+02:00", False, "failed (last verified write at 11:58:00)"),
 ])
-def test_last_write_text(cfg, status, at, text):
+def test_last_write_text(cfg, status, at, gate, text):
     sd = build_shared_data()
+    sd["scheduler_running_by_plant"]["lib"] = gate
     sd["dispatch_status_by_plant"]["lib"].update(write_status=status, last_write_at=at)
     assert f"| Last write: {text} | " in views.dispatch_line(cfg, snap(sd), "lib")
 

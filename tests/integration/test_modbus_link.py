@@ -194,6 +194,32 @@ def test_reconnects_after_emulator_restart_and_logs_each_transition_once(tmp_pat
     assert _messages(caplog, logging.INFO, "link restored") == [f"LIB Modbus control link restored ({label})"]
 
 
+def test_a_link_in_backoff_tries_again_at_once_when_another_link_to_its_plant_is_restored(tmp_path, clock, links):
+    """The plant returns while the sampler waits out an 8 s backoff: once the controller's link is
+    restored, the sampler's next read goes out at once (the card said Link: OK next to LINK DOWN
+    for up to its whole backoff); a link to another endpoint keeps its backoff."""
+    cfg = make_cfg(tmp_path)
+    control, sampler = links(cfg.plants["lib"], clock), links(cfg.plants["lib"], clock, role="sampler")
+    other = links(cfg.plants["vrfb"], clock, role="sampler")
+    for link in (control, sampler, other):
+        for _ in range(5):                              # the outage: backoffs up to 8 s
+            with pytest.raises(LinkError):
+                link.read(OBSERVE_POINTS, immediate=True)
+    assert sampler.in_backoff() and sampler._backoff.delay_s() == 8
+    em = PlantEmulator(cfg, clock, cfg.data_dir, "local")
+    em.start()
+    try:
+        with pytest.raises(LinkError):
+            sampler.read(SAMPLE_POINTS)                 # still waiting: no attempt
+        assert control.read(OBSERVE_POINTS, immediate=True)["enable"] == 0   # the controller is back
+        assert not sampler.in_backoff() and other.in_backoff()
+        assert sampler.read(SAMPLE_POINTS) and sampler.link == "ok"
+        with pytest.raises(LinkError):
+            other.read(SAMPLE_POINTS)                   # VRFB: its backoff, no attempt
+    finally:
+        em.stop()
+
+
 def test_sampler_role_logs_its_own_transitions(tmp_path, clock, links, caplog):
     caplog.set_level(logging.INFO)
     cfg = make_cfg(tmp_path)
