@@ -189,7 +189,8 @@ def _four_row_layout(titles: tuple[str, ...], height: int, uirevision: str | Non
     layout.update({
         "height": height,
         "margin": {"l": 60, "r": 20, "t": 60, "b": 40},
-        "legend": {"orientation": "h", "x": 0, "y": 1.04, "yanchor": "bottom"},
+        "legend": {"orientation": "h", "x": 0, "yref": "container", "y": 1 - C.MODEBAR_ROW_PX / height,
+                   "yanchor": "top"},
         "hovermode": "x",
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
     })
