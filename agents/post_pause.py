@@ -1,5 +1,5 @@
 """The poster's account-wide pause (components §7.10, issue 12): one WARNING when it starts, one INFO
-when a post succeeds again.
+when a post succeeds again; likewise per series, its runs of failed posts (`SeriesFailures`).
 
 A refused password, a token the API refuses right after issuing it, or a failed login concerns the
 account, not a series: every series waits, so the account sees one login per backoff rather than one
@@ -64,3 +64,25 @@ class AccountPause:
             if duration_s is not None:
                 log.info("Measurement posting resumed after %.0f s paused for %s: %d item(s) queued, %d drain "
                          "pass(es) held back", duration_s, why, pending, self.held)
+
+
+class SeriesFailures:
+    """Runs of retryable post failures per series id: a run's first failure is a WARNING (components
+    §7.9's text), its retries DEBUG, the post that ends it one INFO. Not thread-safe: the poster's
+    drain is its only user."""
+
+    def __init__(self):
+        self._runs = Episodes()
+
+    def failed(self, name: str, item, n_items: int, attempt: int, error: Exception, delay_s: float,
+               mono: float) -> None:
+        first = self._runs.begin(item.series_id, mono)
+        log.log(logging.WARNING if first else logging.DEBUG,
+                "Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %g s",
+                name, item.metric, item.series_id, n_items, attempt, error, delay_s)
+
+    def posted(self, name: str, item, mono: float) -> None:
+        failures, lasted_s = self._runs.count(item.series_id), self._runs.end(item.series_id, mono)
+        if lasted_s is not None:
+            log.info("Measurement posting of %s %s series %d recovered after %d failed attempt(s) in %.0f s",
+                     name, item.metric, item.series_id, failures, lasted_s)

@@ -52,8 +52,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from core.config import AppConfig
-from core.episodes import Episodes
-from agents.post_pause import AccountPause
+from agents.post_pause import AccountPause, SeriesFailures
 from agents.post_journal import PostJournal
 from agents.post_spool import PostSpool
 from core.post_queue import Entry, PostItem, PostQueue, entry_from_json, metric_values
@@ -92,7 +91,7 @@ class Poster:
         self._gate: bool | None = None      # as last noted (under `_qlock`, by `_note_gate` only)
         self._gate_lock = threading.Lock()
         self._gate_closed_through: int | None = None   # an on-to-off noted: discard items up to this seq
-        self._failing = Episodes()   # per series id: a run of retryable failures (under _qlock)
+        self._failing = SeriesFailures()
         self._pause = AccountPause(api_cfg.measurement_post_retry_initial_s, api_cfg.measurement_post_retry_max_s)
         self._api_lock = threading.Lock()   # one HTTP user at a time (poster thread or shutdown)
         self._idle = threading.Event()
@@ -370,7 +369,7 @@ class Poster:
         for pid, n in posted.items():
             self._bump(pid, "posted", n)
         self._attempt_status(newest, attempt, "success", None, None, len(batch))
-        self._recovered(newest)
+        self._failing.posted(self.cfg.plants[newest.plant_id].name, newest, self.clock.monotonic())
         now = format_local_iso(self.clock.now())
         self._set_status(newest.plant_id, last_error=None, last_success={
             "timestamp": now, "metric": newest.metric, "value": newest.value, "series_id": series_id,
@@ -384,24 +383,10 @@ class Poster:
         mono = self.clock.monotonic()
         with self._qlock:
             delay = self._queue.failed(newest.series_id, mono, max(exc.retry_after_s or 0.0, at_least_s) or None)
-            first = self._failing.begin(newest.series_id, mono)
-        name = self.cfg.plants[newest.plant_id].name
-        log.log(logging.WARNING if first else logging.DEBUG,
-                "Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %g s",
-                name, newest.metric, newest.series_id, len(batch), attempt, exc, delay)
+        self._failing.failed(self.cfg.plants[newest.plant_id].name, newest, len(batch), attempt, exc, delay, mono)
         self._attempt_status(newest, attempt, "failed", str(exc), delay, len(batch))
         self._error_status(newest.plant_id, str(exc))
         return delay
-
-    def _recovered(self, item: PostItem) -> None:
-        """A post of `item`'s series went through: the end of its run of failures, if one was open
-        (one WARNING at its first failure, the retries at DEBUG, this INFO at the end)."""
-        with self._qlock:
-            failures = self._failing.count(item.series_id)
-            lasted_s = self._failing.end(item.series_id, self.clock.monotonic())
-        if lasted_s is not None:
-            log.info("Measurement posting of %s %s series %d recovered after %d failed attempt(s) in %.0f s",
-                     self.cfg.plants[item.plant_id].name, item.metric, item.series_id, failures, lasted_s)
 
     def _rejected(self, item: PostItem, attempt: int, exc: IstentoreAPIError) -> None:
         """A single item rejected for good: remove and count it."""
