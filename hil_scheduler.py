@@ -345,7 +345,8 @@ class HilApp:
             controller.quiet.set()   # a slow device's observation must not outlast the thread join
         for pid, cmd in cmds.items():
             if not (cmd.result or {}).get("disable_ok"):
-                log.error("%s could not be confirmed disabled at shutdown", self.cfg.plants[pid].name)
+                why = (cmd.result or {}).get("error") or "no answer in time"
+                log.error("%s could not be confirmed disabled at shutdown: %s", self.cfg.plants[pid].name, why)
 
     def _wait_commands(self, cmds, bound_s: float, fast: threading.Event | None = None) -> None:
         """Until every command is done, `bound_s` passes or `fast` (a second signal) is set."""

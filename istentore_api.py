@@ -46,7 +46,7 @@ from core.clock import RealClock
 from core.login_policy import LoginPolicy, password_digest
 from core.redaction import quoted
 
-from core.timeutil import format_utc
+from core.timeutil import format_hms, format_utc
 
 log = logging.getLogger(__name__)
 http_exchange = LazyModule("http_exchange")   # imports requests: kept off the start path
@@ -143,8 +143,9 @@ class LoginGate:
             return self._policy.blocked_for_s(digest, self._clock.monotonic())
 
     def blocked_until(self, held_s: float) -> datetime:
-        """The wall time (tz-aware) `held_s` from now: when a held-back login may be sent again."""
-        return self._clock.now() + timedelta(seconds=held_s)
+        """The instant (UTC) `held_s` from now: when a held-back login may be sent again (absolute
+        time: local wall-clock arithmetic is an hour off across a DST change)."""
+        return self._clock.now().astimezone(timezone.utc) + timedelta(seconds=held_s)
 
     def acquire_login(self, timeout_s: float) -> bool:
         return self._login_lock.acquire(timeout=max(0.0, timeout_s))
@@ -339,9 +340,9 @@ class IstentoreAPI:
         if held_s is None:
             return None
         status = self.gate.rejected_http_status
-        until = self.gate.blocked_until(held_s).astimezone(self.tz)
+        until = format_hms(self.gate.blocked_until(held_s), self.tz)
         return AuthenticationError(f"login rejected (HTTP {status}): password rejected; no login sent: held back "
-                                   f"until {until:%H:%M:%S} (a different password is tried at once)",
+                                   f"until {until} (a different password is tried at once)",
                                    status=status, retry_after_s=held_s, rejected=True)
 
     def _send_login(self, timeout_s: float | None) -> str:

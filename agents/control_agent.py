@@ -1,7 +1,8 @@
 """Control path of one plant (thread `control.<id>`): the only owner of its control Modbus link.
 
 Runs, one at a time and in order, the commands of its bounded queue (`start`, `stop` = operator safe
-stop, `safe_stop` = internal, returning `{"threshold_reached", "disable_ok"}`: the sequences are in
+stop, `safe_stop` = internal, returning `{"threshold_reached", "disable_ok"}` and, when the disable
+is not confirmed, `"error"`: the sequences are in
 `agents/control_sequences.py`; `hold`/`resume`: `agents/control_hold.py`), and between commands:
 - dispatch writes (components §4.3): at each new target from the scheduler's one-slot mailbox and at
   least every `scheduler_period_s` while the gate is on, bring the setpoint registers to the target,
@@ -116,11 +117,11 @@ class PlantController:
         The target is published at once (gate on or off), so the operator sees what a start would
         dispatch; only the controller thread decides whether to write it.
         """
-        with self._target_lock:
+        with self._target_lock:   # published in the same order as installed (two threads hand over)
             if self._target is not None and target.evaluated_mono < self._target.evaluated_mono:
                 return
             self._target = target
-        self._publish_target(target)
+            self._publish_target(target)
         self.wake_event.set()
 
     def _publish_target(self, target: Target) -> None:
@@ -221,8 +222,8 @@ class PlantController:
             self.sd["dispatch_status_by_plant"][self.plant_id] = status
 
     def _resolve_now(self) -> Target:
-        return effective_target(self.cfg, self.plant_id, read_inputs(self.sd), self.clock.now(),
-                                self.clock.monotonic())[0]
+        inputs, mono = read_inputs(self.sd, self.clock)
+        return effective_target(self.cfg, self.plant_id, inputs, self.clock.now(), mono)[0]
 
     # ---------------------------------------------------------------------------- heartbeat
     def _before_request(self) -> None:

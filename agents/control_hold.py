@@ -78,6 +78,7 @@ def run_hold_command(controller, kind: str) -> tuple[bool, str]:
     target = controller._resolve_now()
     status = controller.write_setpoints(target.p_kw, target.q_kvar, immediate=True)
     controller._last_wanted = (target.p_kw, target.q_kvar)
+    controller.set_target(target)   # the next check must not go back to a target older than the one written
     controller._target_seen = None
     controller._next_dispatch = controller.clock.monotonic() + controller.cfg.timing.scheduler_period_s
     log.info("%s dispatch resumed at P=%s kW, Q=%s kvar (write %s)", controller.name,

@@ -75,8 +75,9 @@ class SeriesFailures:
         self._runs = Episodes()
 
     def failed(self, name: str, item, n_items: int, attempt: int, error: Exception, delay_s: float,
-               mono: float) -> None:
-        first = self._runs.begin(item.series_id, mono)
+               mono: float, paused: bool = False) -> None:
+        """`paused`: the failure paused the account (`AccountPause` reports it): DEBUG, no run."""
+        first = not paused and self._runs.begin(item.series_id, mono)
         log.log(logging.WARNING if first else logging.DEBUG,
                 "Measurement post failed for %s %s series %d (%d items, attempt %d): %s; retry in %g s",
                 name, item.metric, item.series_id, n_items, attempt, error, delay_s)
@@ -86,3 +87,8 @@ class SeriesFailures:
         if lasted_s is not None:
             log.info("Measurement posting of %s %s series %d recovered after %d failed attempt(s) in %.0f s",
                      name, item.metric, item.series_id, failures, lasted_s)
+
+    def forget(self) -> None:
+        """The queue was discarded (gate off): every run is over, without a recovery to report."""
+        for series_id in self._runs.keys():
+            self._runs.forget(series_id)

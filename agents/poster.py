@@ -241,6 +241,7 @@ class Poster:
     def _discard_through(self, seq: int) -> None:
         with self._changing_queue() as queue:
             counts = queue.clear(seq)
+        self._failing.forget()
         for pid, count in counts.items():
             self._bump(pid, "discarded", count)
         n = sum(counts.values())
@@ -292,7 +293,7 @@ class Poster:
             self._attempt_status(batch[-1], attempt, "failed", str(exc), wait_s, 1)
             self._error_status(batch[-1].plant_id, str(exc))
         else:
-            wait_s = self._failed(batch, attempt, exc, at_least_s=self._pause.backoff.failure())
+            wait_s = self._failed(batch, attempt, exc, at_least_s=self._pause.backoff.failure(), paused=True)
         self._pause.begin(reason, self.clock.monotonic(), wait_s, exc, self.pending_count())
 
     def _drain(self, deadline: float | None) -> bool:
@@ -376,14 +377,16 @@ class Poster:
             "measurement_timestamp": format_local_iso(newest.ts, self.cfg.tz), "batch_size": len(batch)})
         return True
 
-    def _failed(self, batch: list[PostItem], attempt: int, exc: IstentoreAPIError, at_least_s: float = 0.0) -> float:
+    def _failed(self, batch: list[PostItem], attempt: int, exc: IstentoreAPIError, at_least_s: float = 0.0,
+                paused: bool = False) -> float:
         """A failure that is no rejection of the data: back the series off, at least `at_least_s`
         (returns the wait, s); the items stay queued."""
         newest = batch[-1]
         mono = self.clock.monotonic()
         with self._qlock:
             delay = self._queue.failed(newest.series_id, mono, max(exc.retry_after_s or 0.0, at_least_s) or None)
-        self._failing.failed(self.cfg.plants[newest.plant_id].name, newest, len(batch), attempt, exc, delay, mono)
+        self._failing.failed(self.cfg.plants[newest.plant_id].name, newest, len(batch), attempt, exc, delay, mono,
+                             paused)
         self._attempt_status(newest, attempt, "failed", str(exc), delay, len(batch))
         self._error_status(newest.plant_id, str(exc))
         return delay

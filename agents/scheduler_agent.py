@@ -30,11 +30,13 @@ log = logging.getLogger("hil.scheduler")
 ALIGN_WINDOW_S = 0.2  # wake-ups this close before a breakpoint wait the rest instead of evaluating
 
 
-def read_inputs(sd: dict) -> tuple[str, dict, dict, dict]:
-    """`(source, api frames, manual frames, override flags)` by plant, in one locked section."""
+def read_inputs(sd: dict, clock) -> tuple[tuple[str, dict, dict, dict], float]:
+    """`((source, api frames, manual frames, override flags), mono)` by plant, in one locked
+    section: `mono` (the clock's monotonic time, a target's `evaluated_mono`) is read inside it, so
+    of two targets the one stamped later was computed from inputs read later."""
     with sd["lock"]:
-        return (sd["active_schedule_source"], dict(sd["api_schedule_df_by_plant"]),
-                dict(sd["manual_schedule_df_by_plant"]), dict(sd["override_by_plant"]))
+        return ((sd["active_schedule_source"], dict(sd["api_schedule_df_by_plant"]),
+                 dict(sd["manual_schedule_df_by_plant"]), dict(sd["override_by_plant"])), clock.monotonic())
 
 
 def effective_target(cfg: AppConfig, pid: str, inputs: tuple, now: datetime, mono: float):
@@ -138,11 +140,10 @@ class Scheduler:
                 while seconds_between(now, self._next_bp) > 0 and not self.stop_event.is_set():
                     self.clock.wait(self.stop_event, 0.001)
                     now = self.clock.now()
-        inputs = read_inputs(self.sd)
+        inputs, mono = read_inputs(self.sd, self.clock)
         source = inputs[0]
         with self.sd["lock"]:
             gates = dict(self.sd["scheduler_running_by_plant"])
-        mono = self.clock.monotonic()
         earliest = now.astimezone(timezone.utc) + timedelta(seconds=self.cfg.timing.scheduler_period_s)
         next_bps = []
         for pid, controller in self.controllers.items():

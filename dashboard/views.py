@@ -353,15 +353,14 @@ NOT_DISPATCHED = {"stopped": "stopped", "stopping": "stopping", "starting": "sta
 
 def _last_write(cfg: AppConfig, d: dict, dispatched: bool) -> str:
     """The last write's status, and what the plant applies where its readback differs from it.
-    `ok` without a time: a check found the registers right and wrote nothing; while dispatched
-    they hold the target."""
+    `ok` without a time: a check found the registers right and wrote nothing."""
     at = as_datetime(d.get("last_write_at"), cfg.tz)
     status = d.get("write_status") or "skipped"
     applied = " ".join(f"{sig}={fmt_qty(d.get(key), unit)}" for sig, key, unit in (
         ("P", "applied_p_kw", "kW"), ("Q", "applied_q_kvar", "kvar")) if d.get(key) is not None)
     applied = f" (plant applies {applied})" if applied else ""
     if at is None:
-        needed = "none needed (the registers hold the target)" if dispatched else "none yet"
+        needed = "none needed (the registers already held the values)" if dispatched else "none yet"
         return {"skipped": "none yet", "ok": needed}.get(status, status) + applied
     if status == "failed":
         return f"failed (last verified write at {format_hms(at, cfg.tz)})"

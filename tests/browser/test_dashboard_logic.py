@@ -635,7 +635,7 @@ def test_ages_are_elapsed_seconds_across_a_dst_change(cfg, sample_utc, real_age_
 
 @pytest.mark.parametrize("status, at, gate, text", [
     ("skipped", None, True, "none yet"),
-    ("ok", None, True, "none needed (the registers hold the target)"),   # a readback found them right
+    ("ok", None, True, "none needed (the registers already held the values)"),   # a readback found them right
     ("ok", None, False, "none yet"),                                     # ... before a stop: no target
     ("failed", None, True, "failed"),
     ("ok", "2026-03-29T11:58:00+02:00", True, "ok at 11:58:00"),

@@ -261,6 +261,25 @@ def test_a_start_does_not_fall_back_to_a_scheduler_target_older_than_its_schedul
     assert signed(rig.regs(P_SP)[0]) == 1500
 
 
+def test_a_resume_does_not_fall_back_to_a_scheduler_target_older_than_its_schedule(tmp_path, fake_clock, rigs):
+    """Held at 100 kW; the scheduler's last pass (100 kW) read the schedules before the operator
+    published 200 kW and pressed Resume, which writes 200 kW: the next check keeps it."""
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 100.0)
+    assert rig.run("hold").status == "succeeded"
+    fake_clock.advance(1.0)
+    rig.target(100.0)                                 # evaluated before the schedule below
+    fake_clock.advance(0.2)
+    rig.store.publish_schedule("manual", "lib", manual_frame(200.0, 0.0))
+    assert rig.run("resume").status == "succeeded" and signed(rig.regs(P_SP)[0]) == 2000
+    ops: list = []
+    spy(rig.lib.link, ops)
+    fake_clock.advance(1.0)
+    rig.lib.step()
+    assert signed(rig.regs(P_SP)[0]) == 2000 and ("write", "p_setpoint") not in ops
+    assert rig.dispatch()["target_p_kw"] == 200.0
+
+
 # ---------------------------------------------------------------------------------- dispatch
 
 def _started(rig, p: float = 0.0, q: float = 0.0) -> None:

@@ -144,6 +144,23 @@ def test_a_new_password_is_tried_at_once_while_the_old_one_is_held_back(sim):
         api.close()
 
 
+def test_the_held_back_time_is_right_in_the_repeated_autumn_hour(sim):
+    """Rejected at 02:59:50 CEST on the 25-hour day: the next login may go 30 s later, at 02:00:20
+    CET (the hour is repeated: the text names the zone), not at 03:00:20 as local wall-clock
+    arithmetic says."""
+    clock = FakeClock(datetime(2026, 10, 25, 2, 59, 50, tzinfo=TZ))   # fold 0: the first 02:59:50
+    api = IstentoreAPI(sim.url, "operator@example.com", TZ, 5.0, clock=clock, gate=LoginGate(clock))
+    try:
+        api.set_password("wrong")
+        for _ in range(2):
+            with pytest.raises(Exception, match="password rejected") as caught:
+                api.post_measurements(4, [(datetime(2026, 10, 25, 0, 0, tzinfo=TZ), 1.0)])
+        assert sim.calls["/login"] == 1
+        assert "held back until 02:00:20 CET (a different password" in str(caught.value)
+    finally:
+        api.close()
+
+
 def test_the_fetcher_clears_its_auth_error_within_a_second_of_a_login_the_poster_made(sim, tmp_path, on_one_gate):
     """The fetcher's pass fails authentication (401 on the market call, again after a fresh login):
     it backs off 30 s. The poster logs in 5 s later on the shared gate: at its next step (at least

@@ -175,7 +175,8 @@ def test_profile_plant_start_breakpoint_safe_stop(rig, modbus_client, pid):
     assert (status["applied_p_kw"], status["applied_q_kvar"]) == (None, None)   # applies what was written
 
     rig.clock.advance(STEP_S)  # the scheduler's target at the breakpoint, then one dispatch check
-    target, _ = effective_target(rig.cfg, pid, read_inputs(rig.sd), rig.clock.now(), rig.clock.monotonic())
+    inputs, mono = read_inputs(rig.sd, rig.clock)
+    target, _ = effective_target(rig.cfg, pid, inputs, rig.clock.now(), mono)
     ctl.set_target(target)
     ctl.step()
     after = read_map(client, point_map)

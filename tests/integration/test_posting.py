@@ -309,6 +309,15 @@ def test_gate_off_clears_the_queue(sim, tmp_path, posters, caplog):
     status = sd["measurement_post_status"]["vrfb"]
     assert status["posting_enabled"] is False and status["pending_queue_count"] == 0
     assert status["oldest_pending_age_s"] is None
+    # the discard ended every run of failures: posting again into the same outage is a WARNING again
+    caplog.clear()
+    with sd["lock"]:
+        sd["active_schedule_source"] = "api"
+    poster.step()
+    enqueue_samples(poster, 1, plants=("lib",))
+    poster.step()
+    failed = [(r.levelno, r.getMessage()) for r in caplog.records if "Measurement post failed" in r.getMessage()]
+    assert failed and all(level == logging.WARNING and "attempt 1)" in text for level, text in failed), failed
 
 
 def test_a_gate_that_goes_off_and_on_again_during_a_post_still_discards_what_was_queued(sim, tmp_path, posters,

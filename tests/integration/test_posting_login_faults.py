@@ -64,6 +64,8 @@ def test_a_token_refused_after_a_fresh_login_pauses_every_series(sim, tmp_path, 
     assert sim.logins <= 90, sim.logins               # one per backoff (about 70); one per series: 1000
     paused = [r for r in caplog.records if "posting paused: the API refuses the token" in r.getMessage()]
     assert len(paused) == 1 and paused[0].levelno == logging.WARNING
+    # the pause says it for the account: no series adds a WARNING of its own
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [paused[0].getMessage()]
 
 
 def test_posting_resumes_after_a_refused_token_and_says_so(sim, tmp_path, posters, caplog):
@@ -77,3 +79,4 @@ def test_posting_resumes_after_a_refused_token_and_says_so(sim, tmp_path, poster
     assert sd["measurement_post_counters"]["lib"]["posted"] == 20
     resumed = [r.getMessage() for r in caplog.records if "resumed after" in r.getMessage()]
     assert len(resumed) == 1 and "paused for a refused token" in resumed[0], resumed
+    assert not [r for r in caplog.records if "recovered after" in r.getMessage()]   # the resume said it

@@ -435,3 +435,19 @@ def test_nan_written_into_a_float32_setpoint_is_named_and_rewritten_in_the_same_
     assert "setpoint register changed externally (read undecodable [32704, 0]" in caplog.text
     status = _sd(ctl, "dispatch_status_by_plant", "lib")
     assert (status["write_status"], status["last_written_p_kw"]) == ("ok", 150.0), status
+
+
+# ============================================================== 7: a plant gone at shutdown
+def test_shutdown_names_why_a_plant_gone_meanwhile_could_not_be_confirmed_disabled(rig, caplog):
+    """LIB runs on REMOTE and its endpoint goes away (a closed port) before Ctrl-C: the shutdown's
+    ERROR says why and where, not only that LIB could not be confirmed disabled."""
+    caplog.set_level(logging.INFO)
+    lib_srv, vrfb_srv = rig.server(), rig.server()
+    app = rig.app(lib_srv, vrfb_srv)
+    _publish(app, "lib", 200.0)
+    _started(app, "lib")
+    lib_srv.stop()
+    assert rig.shutdown(app) is True
+    lost = [m for m in caplog.messages if DISABLE_LOST in m]
+    assert lost == [f"LIB could not be confirmed disabled at shutdown: connect failed: connection refused or "
+                    f"timed out (127.0.0.1:{lib_srv.port})"], lost
