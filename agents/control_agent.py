@@ -412,16 +412,19 @@ class PlantController:
 
     def _log_not_taken(self, wanted: dict, after: dict) -> None:
         """A write acknowledged (or not needed) whose register reads another value (the plant keeps
-        its own, e.g. clamps it): one WARNING per point and episode, one INFO when it holds again."""
+        its own, e.g. clamps it): one WARNING per point and episode, one INFO when it holds again.
+        Only a dispatched plant's write is tried again at each check (a start, a stop or the zeroing
+        of a plant that stopped itself writes once)."""
         now, points = self.clock.monotonic(), self.link.endpoint.points
+        again = "; rewritten every check" if self._gate() else ""
         for name, words in wanted.items():
             if after[name] == words:
                 if self._episodes.end(("not_taken", name), now) is not None:
                     log.info("%s: %s holds the wanted value again", self.name, name)
             elif self._episodes.begin(("not_taken", name), now):
-                log.warning("%s: %s not taken (wrote %s %s, register reads %s %s); rewritten every check",
+                log.warning("%s: %s not taken (wrote %s %s, register reads %s %s)%s",
                             self.name, name, words_text(points[name], words), SETPOINT_UNITS[name],
-                            words_text(points[name], after[name]), SETPOINT_UNITS[name])
+                            words_text(points[name], after[name]), SETPOINT_UNITS[name], again)
 
     def _read_setpoints(self, immediate: bool) -> dict[str, list[int]]:
         """The setpoint registers' words (writes are verified there). A map's applied-setpoint readback

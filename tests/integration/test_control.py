@@ -660,6 +660,29 @@ def test_observed_disable_closes_gate_with_warning(tmp_path, fake_clock, rigs, c
     assert rig.transition() == "running" and rig.observed()["stopped_by_plant_at"] is None
 
 
+def test_a_plant_that_keeps_its_setpoint_when_disabled_is_told_once_and_promised_no_rewrite(tmp_path, fake_clock,
+                                                                                             rigs, caplog):
+    """Disabled at its panel, the plant ignores setpoint writes: the zeroing says the setpoints could
+    not be zeroed and what they hold, and the not-taken WARNING promises no rewrite (the gate is
+    closed: nothing is written again)."""
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock, emulator=False)
+    with TinyServer(port=rig.cfg.plants["lib"].local.port) as plant:
+        _started(rig, 100.0)
+        plant.frozen.add(P_SP)
+        plant.set(ENABLE, [0])
+        for _ in range(4):
+            fake_clock.advance(1.0)
+            rig.lib.step()
+        assert not rig.gate() and plant.get(P_SP) == [1000]
+        assert msgs(caplog, logging.WARNING, "not taken") == [
+            "LIB: p_setpoint not taken (wrote 0 kW, register reads 100 kW)"]
+        assert msgs(caplog, logging.ERROR) == [
+            "LIB: setpoints could not be zeroed (write partial; they hold P=100 kW, Q=0 kvar): a re-enable at the "
+            "plant resumes them"]
+        rig.lib.link.close()
+
+
 def test_observation_keeps_the_transition_of_a_queued_command(tmp_path, fake_clock, rigs):
     rig = rigs(tmp_path, fake_clock)
     rig.lib.step()
