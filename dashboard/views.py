@@ -17,6 +17,7 @@ from core.dispatch import reports_running
 from core.names import PLANT_IDS
 from core.fleet import FLEET_LABELS
 from core.timeutil import format_hms, format_ui, parse_iso, seconds_between
+from dashboard.api_link import api_link, password_paused
 from dashboard.snapshot import Snapshot
 
 STATE_WORDS = {"starting": "Starting", "running": "Running", "stopping": "Stopping",
@@ -113,7 +114,8 @@ def _counts(cfg: AppConfig, by_plant: Any) -> str:
 
 def api_line(cfg: AppConfig, s: Snapshot) -> str:
     st = s.fetcher or {}
-    text = (f"API Connected: {'Yes' if st.get('connected') else 'No'} | "
+    link = api_link(st, s.post_status, cfg.tz)
+    text = (f"API Connected: {'Yes' if link.connected else ' '.join(('No', link.note)).strip()} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))}")
     if st.get("error"):
         text += f" | Error: {st['error']}"
@@ -124,7 +126,8 @@ def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
     """The API tab's status line; the fetcher's error has its own line (`api_error_line`)."""
     st = s.fetcher or {}
     tomorrow = s.now.date() + timedelta(days=1)
-    text = (f"API: {'Connected' if st.get('connected') else 'Not connected'} | "
+    link = api_link(st, s.post_status, cfg.tz)
+    text = (f"API: {'Connected' if link.connected else ' '.join(('Not connected', link.note)).strip()} | "
             f"{'Password set' if s.password_set else 'Password not set'} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
             f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")
@@ -451,7 +454,7 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     counters = s.post_counters.get(plant) or {}
     age = _num(st.get("oldest_pending_age_s"))
     attempt = st.get("last_attempt")
-    paused = bool(attempt) and attempt.get("result") == "failed" and "password rejected" in str(attempt.get("error"))
+    paused = password_paused(s.post_status, tz)
     lines = [
         f"Posting enabled: {'Yes' if st.get('posting_enabled') else 'No'}"
         + (" (paused: the API refused the password; every item is kept)" if paused else ""),

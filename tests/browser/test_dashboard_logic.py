@@ -236,6 +236,14 @@ def test_posting_lines_say_posting_is_paused_while_the_password_is_refused(cfg):
     lines = views.posting_lines(cfg, snap(sd), "lib")
     assert lines[0] == "Posting enabled: Yes (paused: the API refused the password; every item is kept)"
     assert lines[4].endswith(" | Next login try in ~30s")
+    # one login for the account: VRFB, which has not tried since, is held by the same pause
+    sd["measurement_post_status"]["vrfb"]["posting_enabled"] = True
+    assert views.posting_lines(cfg, snap(sd), "vrfb")[0] == lines[0]
+    # a post of VRFB that went through after the refusal: the password works again
+    sd["measurement_post_status"]["vrfb"]["last_attempt"] = dict(
+        sd["measurement_post_status"]["lib"]["last_attempt"], timestamp="2026-03-29T11:59:30+02:00",
+        result="success", error=None)
+    assert views.posting_lines(cfg, snap(sd), "lib")[0] == "Posting enabled: Yes"
 
 
 def test_api_state_has_no_password(cfg):
@@ -631,6 +639,32 @@ def test_ages_are_elapsed_seconds_across_a_dst_change(cfg, sample_utc, real_age_
     assert fresh.age_s == pytest.approx(real_age_s) and fresh.fresh == (real_age_s <= 3 * cfg.timing.measurement_period_s)
     assert f"({real_age_s:.1f} s)" in views.state_line(cfg, snap(sd, now=now), "lib")
     assert api_state_document(cfg, snap(sd, now=now))["plants"]["lib"]["observed_age_s"] == pytest.approx(real_age_s)
+
+
+def _post(result=None, at=None, success_at=None, error="POST /measurements: connection failed: refused"):
+    return {"last_attempt": {"result": result, "timestamp": at, "error": error} if result else None,
+            "last_success": {"timestamp": success_at} if success_at else None}
+
+
+@pytest.mark.parametrize("fetched_at, lib, vrfb, text", [
+    # the fetcher's last pass sent nothing: a post failing after every success says the API is away
+    ("2026-03-29T11:30:00+02:00", _post("failed", "2026-03-29T11:59:40+02:00", "2026-03-29T11:59:20+02:00"), _post(),
+     "API Connected: No (a measurement post failed at 11:59:40: POST /measurements: connection failed: refused) | "),
+    # a later success of either client: it answers again
+    ("2026-03-29T11:30:00+02:00", _post("failed", "2026-03-29T11:59:40+02:00"), _post(success_at="2026-03-29T11:59:50+02:00"),
+     "API Connected: Yes | "),
+    ("2026-03-29T11:59:45+02:00", _post("failed", "2026-03-29T11:59:40+02:00"), _post(), "API Connected: Yes | "),
+    # a rejected item is the API answering
+    ("2026-03-29T11:30:00+02:00", _post("rejected", "2026-03-29T11:59:40+02:00"), _post(), "API Connected: Yes | "),
+])
+def test_api_connected_is_no_while_posts_fail_after_every_success(cfg, fetched_at, lib, vrfb, text):
+    sd = build_shared_data("api")
+    sd["data_fetcher_status"].update(connected=True, today_date="2026-03-29", today_fetched_at=fetched_at)
+    for pid, status in (("lib", lib), ("vrfb", vrfb)):
+        sd["measurement_post_status"][pid].update(status)
+    assert views.api_line(cfg, snap(sd)).startswith(text)
+    assert views.api_status_line(cfg, snap(sd)).startswith(text.replace("API Connected: No", "API: Not connected")
+                                                             .replace("API Connected: Yes", "API: Connected"))
 
 
 @pytest.mark.parametrize("status, at, gate, text", [

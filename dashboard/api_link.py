@@ -1,0 +1,57 @@
+"""Whether the Istentore API answers, from what both of its clients published (pure).
+
+The data fetcher's `connected` changes only with its own requests, and a pass with nothing due sends
+none: with the schedules fetched, it said `Connected` for minutes after the API went away while
+every measurement post failed. A post that failed (not a rejection of its data) after the newest
+success of either client (a complete window fetch, a post) says the API does not answer now.
+"""
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any, NamedTuple
+
+from core.timeutil import format_hms, parse_iso
+
+
+class ApiLink(NamedTuple):
+    connected: bool
+    note: str = ""      # why not, when a failed post says so: "(a measurement post failed at …: …)"
+
+
+def _at(value: Any, tz: tzinfo) -> datetime | None:
+    try:
+        return parse_iso(value, tz) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:
+    """From `data_fetcher_status` and `measurement_post_status` (by plant)."""
+    if not fetcher.get("connected"):
+        return ApiLink(False)
+    successes = [_at(fetcher.get(key), tz) for key in ("today_fetched_at", "tomorrow_fetched_at")]
+    failures = []
+    for status in post_status.values():
+        successes.append(_at((status.get("last_success") or {}).get("timestamp"), tz))
+        attempt = status.get("last_attempt") or {}
+        if attempt.get("result") == "failed" and (at := _at(attempt.get("timestamp"), tz)) is not None:
+            failures.append((at, str(attempt.get("error") or "failed")))
+    newest_success = max((t for t in successes if t is not None), default=None)
+    if not failures:
+        return ApiLink(True)
+    at, error = max(failures, key=lambda f: f[0])
+    if newest_success is not None and newest_success >= at:
+        return ApiLink(True)
+    return ApiLink(False, f"(a measurement post failed at {format_hms(at, tz)}: {error})")
+
+
+def password_paused(post_status: dict, tz: tzinfo) -> bool:
+    """Posting is paused for the refused password: the newest post attempt of either plant failed
+    with it. The login is the account's: the pause holds every plant's series, also those of a
+    plant that has not tried since (its card said `No attempts yet. No errors.`)."""
+    attempts = [a for a in ((st.get("last_attempt") or {}) for st in post_status.values())
+                if _at(a.get("timestamp"), tz) is not None]
+    if not attempts:
+        return False
+    newest = max(attempts, key=lambda a: _at(a["timestamp"], tz))
+    return newest.get("result") == "failed" and "password rejected" in str(newest.get("error"))
