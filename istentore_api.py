@@ -341,8 +341,8 @@ class IstentoreAPI:
             return None
         status = self.gate.rejected_http_status
         until = format_hms(self.gate.blocked_until(held_s), self.tz)
-        return AuthenticationError(f"login rejected (HTTP {status}): password rejected; no login sent: held back "
-                                   f"until {until} (a different password is tried at once)",
+        return AuthenticationError(f"login rejected (HTTP {status}): password rejected; next login at {until} "
+                                   f"(a different password is tried at once)",
                                    status=status, retry_after_s=held_s, rejected=True)
 
     def _send_login(self, timeout_s: float | None) -> str:

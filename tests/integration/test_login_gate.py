@@ -132,7 +132,7 @@ def test_a_new_password_is_tried_at_once_while_the_old_one_is_held_back(sim):
         assert gate.rejected_status()["retry_in_s"] == pytest.approx(30.0)
         # a text that stays true while it is on the screen: when, not how long from the moment it was made
         until = (START + timedelta(seconds=30)).astimezone(TZ)
-        assert f"no login sent: held back until {until:%H:%M:%S} (a different password" in str(caught.value)
+        assert f"password rejected; next login at {until:%H:%M:%S} (a different password" in str(caught.value)
         clock.advance(30)
         with pytest.raises(Exception, match="password rejected"):
             api.post_measurements(4, [(datetime(2026, 6, 1, 8, 0, tzinfo=TZ), 1.0)])
@@ -156,7 +156,7 @@ def test_the_held_back_time_is_right_in_the_repeated_autumn_hour(sim):
             with pytest.raises(Exception, match="password rejected") as caught:
                 api.post_measurements(4, [(datetime(2026, 10, 25, 0, 0, tzinfo=TZ), 1.0)])
         assert sim.calls["/login"] == 1
-        assert "held back until 02:00:20 CET (a different password" in str(caught.value)
+        assert "next login at 02:00:20 CET (a different password" in str(caught.value)
     finally:
         api.close()
 

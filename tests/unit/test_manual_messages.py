@@ -155,9 +155,9 @@ def _fetcher_snapshot(now, **status):
     ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": False,
       "error": "Authentication failed: login rejected (HTTP 401): password rejected"}, "Login failed: password rejected"),
     ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": False,
-      "error": "Authentication failed: login rejected (HTTP 401): password rejected; no login sent: held back until "
+      "error": "Authentication failed: login rejected (HTTP 401): password rejected; next login at "
                "18:51:00 (a different password is tried at once)"},
-     "Login failed: password rejected; no login sent: held back until 18:51:00 (a different password is tried at once)"),
+     "Login failed: password rejected; next login at 18:51:00 (a different password is tried at once)"),
     ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": False,
       "error": "Today fetch failed: POST /login: no answer within 10 s"},
      "Login failed: Today fetch failed: POST /login: no answer within 10 s"),
