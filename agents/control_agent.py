@@ -27,6 +27,7 @@ from core.dispatch import (SETPOINT_UNITS, NotOperating, Target, changed_externa
                            encode_setpoints, is_stale, not_operating, observed_fields, observed_transition,
                            reports_running, target_expiry_s, words_text, write_status)
 from core.episodes import Episodes
+from core.fleet import OWED_NOTE
 from core.lateness import BreakpointWatch
 from core.points import OBSERVE_POINTS, SETPOINT_POINTS, applied_values, readback_points
 from core.recording import format_value
@@ -476,9 +477,9 @@ class PlantController:
             else:
                 result = self.safe_stop()
                 ok = result["disable_ok"]
-                detail = f"threshold_reached={str(result['threshold_reached']).lower()} " \
-                         f"disable_ok={str(result['disable_ok']).lower()}" + \
-                         (f": {result['error']}" if "error" in result else "")
+                detail = f"threshold_reached={str(result['threshold_reached']).lower()} disable_ok={str(ok).lower()}"
+                if not ok:   # why, and whether the stop is still to be sent
+                    detail += f": {result['error']}{OWED_NOTE if self.stop_owed else ''}"
                 self.command_log.record(cmd, "succeeded" if ok else "failed", detail, result)
         except Exception as exc:  # a command never kills the controller thread
             log.exception("%s %s failed: %s", self.name, cmd.kind, exc)

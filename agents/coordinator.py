@@ -24,7 +24,7 @@ import threading
 
 from agents.base import beat
 from agents.commands import FLEET_KINDS, SWITCH_IN_PROGRESS, Command, CommandLog
-from core.fleet import FLEET_LABELS, all_ok, start_all_text, start_outcome, stop_all_text, stop_outcome
+from core.fleet import FLEET_LABELS, OWED_NOTE, all_ok, start_all_text, start_outcome, stop_all_text, stop_outcome
 
 log = logging.getLogger("hil.coordinator")
 
@@ -174,7 +174,8 @@ class Coordinator:
         if recording:
             for pid in self.controllers:
                 self.recorder.set_recording(pid, False)
-        outcomes = [stop_outcome(self.cfg.plants[pid].name, results.get(pid)) for pid in self.controllers]
+        outcomes = [stop_outcome(self.cfg.plants[pid].name, results.get(pid),
+                                 OWED_NOTE if self.controllers[pid].stop_owed else "") for pid in self.controllers]
         return all_ok(outcomes), stop_all_text(outcomes, recording)
 
     def _names_payload(self, results: dict) -> str:

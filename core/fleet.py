@@ -13,6 +13,8 @@ STOP_ALL = "Stop All"
 FLEET_LABELS = {"start_all": START_ALL, "stop_all": STOP_ALL}
 # A start rejected with one of these leaves the plant as asked: not a failure.
 START_NOT_NEEDED = ("already running", "already starting")
+# After a stop that could not reach the plant (link down): the controller sends it when the plant answers.
+OWED_NOTE = "; the stop is sent when it answers again"
 
 
 @dataclass(frozen=True)
@@ -37,14 +39,15 @@ def start_outcome(name: str, status: str, detail: str | None, interrupted: bool 
     return PlantOutcome(name, False, "starting" if interrupted else "failed: no answer in time")
 
 
-def stop_outcome(name: str, result: dict | None) -> PlantOutcome:
+def stop_outcome(name: str, result: dict | None, owed_note: str = "") -> PlantOutcome:
     """One plant's result of Stop All from its safe-stop payload (None: no answer in time); a
-    disable not confirmed says why when the payload has its `error`."""
+    disable not confirmed says why when the payload has its `error`, then `owed_note` (the stop is
+    sent when the plant answers again)."""
     if result is None:
         return PlantOutcome(name, False, "failed: no answer in time")
     if not result.get("disable_ok"):
         why = f": {result['error']}" if result.get("error") else ""
-        return PlantOutcome(name, False, f"failed: not confirmed disabled{why}")
+        return PlantOutcome(name, False, f"failed: not confirmed disabled{why}{owed_note}")
     if not result.get("threshold_reached"):
         return PlantOutcome(name, True, "stopped (power above the threshold when disabled)")
     return PlantOutcome(name, True, "stopped")

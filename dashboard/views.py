@@ -177,6 +177,8 @@ def command_text(label: str, cmd_id: str | None, status: str, detail: str | None
         return detail   # a whole sentence already (Start All / Stop All)
     if status == "succeeded" and detail and detail.startswith("Transport switched to ") and "; " in detail:
         return f"{label}: switched; {detail.split('; ', 1)[1]}"   # the coordinator's notes: stops, reachability
+    if status == "failed" and detail and detail.startswith("threshold_reached="):   # a safe stop's payload
+        return f"{label}: failed: not confirmed disabled" + (f": {detail.split(': ', 1)[1]}" if ": " in detail else "")
     if status in ("rejected", "failed"):
         return f"{label}: {status} ({detail or 'no detail'})"
     return f"{label}: {status} ({cmd_id})" if cmd_id else f"{label}: {status}"

@@ -99,6 +99,14 @@ def test_status_api_and_command_lines(cfg):
     assert views.command_line(cfg, snap(sd), last) == "LIB start: failed (enable not confirmed)"
     assert views.command_text("LIB start", "cmd-000008", "rejected", "switch in progress") == \
         "LIB start: rejected (switch in progress)"
+    # a failed stop in words, not its payload's field names
+    detail = ("threshold_reached=false disable_ok=false: connect failed: connection refused or timed out "
+              "(127.0.0.1:5602); the stop is sent when it answers again")
+    assert views.command_text("LIB stop", "cmd-000009", "failed", detail) == (
+        "LIB stop: failed: not confirmed disabled: connect failed: connection refused or timed out (127.0.0.1:5602); "
+        "the stop is sent when it answers again")
+    assert views.command_text("LIB stop", "cmd-000009", "failed", "threshold_reached=true disable_ok=false") == \
+        "LIB stop: failed: not confirmed disabled"
 
 
 def test_the_state_line_and_api_state_say_the_run_status_where_the_map_has_one(tmp_path):

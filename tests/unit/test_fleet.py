@@ -201,6 +201,7 @@ class _QuickController:
 
     def __init__(self, pid: str, log: CommandLog):
         self.pid, self.log, self.queued = pid, log, []
+        self.stop_owed = None
 
     def enqueue(self, cmd: Command, front: bool = False) -> None:
         self.queued.append(cmd)
