@@ -207,6 +207,12 @@ def test_live_range_selector_default_1h_kept_with_zoom_and_patches(env, page):
              message="15 min window on both plants")
     time.sleep(2.5)  # a few ticks: the window stays
     assert 900 <= _x_span_s(page, "lib") <= 1350
+    # clicked (focused) and pointed at, the selected label stays white on the blue of its button
+    from selenium.webdriver.common.by import By
+    selected = page.driver.find_element(By.CSS_SELECTOR, "#live-range .dash-options-list-option.selected")
+    selected.click()
+    assert selected.text == "15 min"
+    assert page.js("return getComputedStyle(arguments[0]).color;", selected) == "rgb(255, 255, 255)"
 
     def zoom_kept_and_ticks_patch():
         # At local midnight the live figure is rebuilt by design (its key holds the day), so a
