@@ -305,13 +305,15 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     read_note = f" (read {age} ago)" if state_stale(s, plant) and observed_age_s is not None else ""
     enable_word += read_note * (enable is not None)
     link = LINK_WORDS[link_text(obs.get("link"))]
+    link += (f" ({obs['last_error']}; last read {age} ago)" if obs.get("last_error") and link != "OK" else
+             f" (read {age} ago)" if observed_age_s is not None else " (never read)")
     rec = s.recording_file.get(plant)
     rec_text = f"On ({os.path.basename(str(rec))})" if rec is not None else "Off"
     meter = sampler_link(s.latest.get(plant), "meter_link")
     return (f"{name} | State: {STATE_WORDS.get(s.transition.get(plant), 'Unknown')} | "
             f"Scheduler gate: {'On' if s.gate.get(plant) else 'Off'} | Modbus enable: {enable_word} | "
             + run_status_text(cfg, s, plant, obs.get("run_status"), read_note)
-            + f"Link: {link} ({age}) | " + (f"Meter: {LINK_WORDS[meter]} | " if meter else "")
+            + f"Link: {link} | " + (f"Meter: {LINK_WORDS[meter]} | " if meter else "")
             + f"Recording: {rec_text}")
 
 

@@ -137,14 +137,16 @@ def test_plant_lines(cfg):
                                                       observed_at=(NOW - timedelta(seconds=0.4)).isoformat())
     sd["measurements_filename_by_plant"]["lib"] = "/data/20260329_lib.csv"
     assert views.state_line(cfg, snap(sd), "lib") == (
-        "LIB | State: Running | Scheduler gate: On | Modbus enable: Enabled | Link: OK (0.4 s) | "
+        "LIB | State: Running | Scheduler gate: On | Modbus enable: Enabled | Link: OK (read 0.4 s ago) | "
         "Recording: On (20260329_lib.csv)")
     sd["plant_observed_state_by_plant"]["lib"].update(link="connect_failed", stale=True,   # the link went down
-                                                      observed_at=(NOW - timedelta(seconds=21.3)).isoformat())
+                                                      observed_at=(NOW - timedelta(seconds=21.3)).isoformat(),
+                                                      last_error="no answer within 1 s")
     sd["plant_transition_by_plant"]["lib"] = "unknown"
     assert views.state_line(cfg, snap(sd), "lib") == (
-        "LIB | State: Unknown | Scheduler gate: On | Modbus enable: Enabled (read 21.3 s ago) | Link: Down (21.3 s) | "
-        "Recording: On (20260329_lib.csv)"), "a kept reading says its age"
+        "LIB | State: Unknown | Scheduler gate: On | Modbus enable: Enabled (read 21.3 s ago) | "
+        "Link: Down (no answer within 1 s; last read 21.3 s ago) | Recording: On (20260329_lib.csv)"), \
+        "a kept reading says its age; the link says why it is down"
     assert views.state_stale(snap(sd), "lib")
     sd["plant_observed_state_by_plant"]["lib"].update(link="ok", stale=False,
                                                       observed_at=(NOW - timedelta(seconds=0.4)).isoformat())
@@ -645,7 +647,7 @@ def test_ages_are_elapsed_seconds_across_a_dst_change(cfg, sample_utc, real_age_
                                                       observed_at=ts.isoformat())
     fresh = views.freshness(cfg, snap(sd, now=now), "lib")
     assert fresh.age_s == pytest.approx(real_age_s) and fresh.fresh == (real_age_s <= 3 * cfg.timing.measurement_period_s)
-    assert f"({real_age_s:.1f} s)" in views.state_line(cfg, snap(sd, now=now), "lib")
+    assert f"(read {real_age_s:.1f} s ago)" in views.state_line(cfg, snap(sd, now=now), "lib")
     assert api_state_document(cfg, snap(sd, now=now))["plants"]["lib"]["observed_age_s"] == pytest.approx(real_age_s)
 
 
