@@ -341,6 +341,8 @@ class PlantController:
             if self.sd["transport_mode"] != self.link.mode:
                 return None   # switched since the read: the old endpoint's state is not published
             gate = self.sd["scheduler_running_by_plant"][self.plant_id]
+            was = self.sd["plant_transition_by_plant"][self.plant_id]
+            enabled_elsewhere = transition == "running" and was != "running" and not gate
             self.sd["plant_transition_by_plant"][self.plant_id] = transition
             if transition == "stopped":
                 self.sd["scheduler_running_by_plant"][self.plant_id] = False
@@ -352,6 +354,8 @@ class PlantController:
                                            "stopped_by_plant_reason": why.reason if stopped_at else None}
         if transition == "stopped":
             self.hold.end("plant stopped")
+        if enabled_elsewhere:
+            log.warning("%s is running, enabled outside this program: not dispatched (Start dispatches it)", self.name)
         return why if gate and transition == "stopped" else None
 
     # ---------------------------------------------------------------------------- dispatch

@@ -37,10 +37,13 @@ _REASON_WORD = {"api": "API", "manual": "MANUAL", "override": "OVERRIDE", "stale
 def pq_source(s: Snapshot, plant: str) -> str:
     """Where the plant's P and Q come from now, for the summary's `Source of P/Q` column, from the
     per-signal reasons the controller published while it dispatches: `API`, `P API / Q OVERRIDE`,
-    `WAITING (0)` before the active schedule's first row, `HELD`; otherwise the active source it
-    would follow (`MANUAL` / `API`)."""
+    `WAITING (0)` before the active schedule's first row, `HELD`; `NOT DISPATCHED` for a plant that
+    runs with the gate off (enabled outside the program); otherwise the active source it would
+    follow (`MANUAL` / `API`)."""
     if s.held(plant):
         return "HELD"
+    if s.transition.get(plant) == "running" and not s.gate.get(plant):
+        return "NOT DISPATCHED"
     if not (s.transition.get(plant) == "running" and s.gate.get(plant)):
         return s.source.upper()
     d = s.dispatch.get(plant) or {}

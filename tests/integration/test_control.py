@@ -725,12 +725,22 @@ def test_a_start_accepted_while_observation_derives_the_transition_keeps_startin
     assert accepted[0].status == "succeeded" and rig.transition() == "running"
 
 
-def test_enabled_by_someone_else_shows_running_without_gate(tmp_path, fake_clock, rigs, modbus_client):
+def test_enabled_by_someone_else_shows_running_without_gate(tmp_path, fake_clock, rigs, modbus_client, caplog):
+    caplog.set_level(logging.INFO)
     rig = rigs(tmp_path, fake_clock)
     client = modbus_client(rig.cfg.plants["lib"].local.port)
     write_hr(client, ENABLE, 1)
-    rig.lib.step()
+    for _ in range(3):
+        fake_clock.advance(1.0)
+        rig.lib.step()
     assert rig.transition() == "running" and not rig.gate()
+    # said once: nothing on the screen but the state showed that the program does not dispatch it
+    assert msgs(caplog, logging.WARNING) == [
+        "LIB is running, enabled outside this program: not dispatched (Start dispatches it)"]
+    _started(rig, 100.0)                               # dispatched now: nothing more to say
+    fake_clock.advance(1.0)
+    rig.lib.step()
+    assert len(msgs(caplog, logging.WARNING)) == 1
 
 
 def test_invalidate_forgets_observed_state(tmp_path, fake_clock, rigs):

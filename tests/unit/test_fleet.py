@@ -256,6 +256,7 @@ def test_summary_columns_and_values(tmp_path):
         "values": {"p_setpoint_kw": 100.0, "p_poi_kw": 99.5, "q_setpoint_kvar": 20.0, "q_poi_kvar": 19.75,
                    "v_poi_pu": 1.0123, "soc_pu": 0.5004}}
     sd["plant_transition_by_plant"]["lib"] = "running"
+    sd["scheduler_running_by_plant"]["lib"] = True
     sd["measurements_filename_by_plant"]["lib"] = "/data/x.csv"
     assert plant_summary.SUMMARY_HEADER == ("Plant", "State", "Source of P/Q", "Pref", "P POI", "Qref", "Q POI",
                                             "V POI", "SoC", "Link", "Recording")
@@ -276,6 +277,7 @@ def test_summary_source_column_follows_the_published_reasons():
     now = datetime(2026, 6, 1, 12, 0, tzinfo=ZoneInfo("Europe/Madrid"))
     assert pq_source(take_snapshot(sd, now, False), "vrfb") == "API"          # stopped: the source
     sd["plant_transition_by_plant"]["vrfb"] = "running"
+    assert pq_source(take_snapshot(sd, now, False), "vrfb") == "NOT DISPATCHED"   # enabled at its panel
     sd["scheduler_running_by_plant"]["vrfb"] = True
     sd["dispatch_status_by_plant"]["vrfb"] = {**sd["dispatch_status_by_plant"]["vrfb"],
                                               "reason_p": "api", "reason_q": "override"}
