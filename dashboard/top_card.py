@@ -3,6 +3,8 @@ Stop All (issue 15), the status, API and command lines. Its values are refreshed
 tab's one refresh callback."""
 from __future__ import annotations
 
+import re
+
 from dash import html
 
 from dashboard import constants as C
@@ -69,7 +71,8 @@ def layout(ctx: DashboardContext, s: Snapshot):
         ]),
         html.Div(views.status_line(s), id=C.STATUS_LINE_ID, className="line status-line"),
         html.Div(views.api_line(cfg, s), id=C.API_LINE_ID, className="line"),
-        html.Div(views.command_line(cfg, s, None), id=C.COMMAND_LINE_ID, className="line command-line"),
+        html.Div(line := views.command_line(cfg, s, None), id=C.COMMAND_LINE_ID,
+                 className=command_line_class(line)),
     ])
 
 
@@ -80,7 +83,8 @@ def _outputs() -> list[tuple]:
             outs += [(cid, "className"), (cid, "disabled")]
     for cid in FLEET_BUTTONS.values():
         outs += [(cid, "children"), (cid, "disabled")]
-    return outs + [(C.STATUS_LINE_ID, "children"), (C.API_LINE_ID, "children"), (C.COMMAND_LINE_ID, "children")]
+    return outs + [(C.STATUS_LINE_ID, "children"), (C.API_LINE_ID, "children"), (C.COMMAND_LINE_ID, "children"),
+                   (C.COMMAND_LINE_ID, "className")]
 
 
 OUTPUTS = _outputs()
@@ -99,5 +103,14 @@ def values(ctx: DashboardContext, s: Snapshot, last_cmd: dict | None) -> dict:
         out[output_key(FLEET_BUTTONS[kind], "disabled")] = state.disabled
     out[output_key(C.STATUS_LINE_ID, "children")] = views.status_line(s)
     out[output_key(C.API_LINE_ID, "children")] = views.api_line(ctx.cfg, s)
-    out[output_key(C.COMMAND_LINE_ID, "children")] = views.command_line(ctx.cfg, s, last_cmd)
+    line = out[output_key(C.COMMAND_LINE_ID, "children")] = views.command_line(ctx.cfg, s, last_cmd)
+    out[output_key(C.COMMAND_LINE_ID, "className")] = command_line_class(line)
     return out
+
+
+def command_line_class(line: str) -> str:
+    """The command line's classes: in the failure colour when its answer says a command failed or
+    was refused (`failed`, `rejected`, `not switched`); a failed Start All was shown in the same blue
+    as a success."""
+    bad = re.search(r"\b(failed|rejected)\b|not switched", line) is not None
+    return "line command-line" + " command-bad" * bad

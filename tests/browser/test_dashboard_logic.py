@@ -839,3 +839,18 @@ def test_an_empty_figure_message_is_wrapped_to_a_phone_width_and_loses_no_word()
     assert len(lines) == 4 and all(len(line) <= figures.PHONE_LINE_CHARS for line in lines)
     assert " ".join(lines) == message.replace("<", "&lt;").replace(">", "&gt;")   # no markup from a message
     assert figures.empty_figure("Select a day.", 300)["layout"]["annotations"][0]["text"] == "Select a day."
+
+
+@pytest.mark.parametrize("line, bad", [
+    ("Start All: LIB failed: setpoint: no answer within 1 s (127.0.0.1:5602), VRFB started", True),
+    ("LIB stop: failed: not confirmed disabled: connect failed: connection refused or timed out (127.0.0.1:5602)", True),
+    ("LIB start: rejected (switch in progress)", True),
+    ("Transport switch to LOCAL: not switched: shutting down", True),
+    ("Start All: LIB started, VRFB started", False),
+    ("Transport switch to REMOTE: switched; LIB and VRFB unreachable", False),
+    ("LIB stop: succeeded (cmd-000012)", False),
+    ("No command yet.", False),
+])
+def test_a_failed_or_refused_command_is_in_the_failure_colour(line, bad):
+    from dashboard.top_card import command_line_class
+    assert command_line_class(line) == ("line command-line command-bad" if bad else "line command-line")

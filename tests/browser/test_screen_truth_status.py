@@ -109,6 +109,9 @@ def test_remote_with_the_link_down_shows_nothing_left_over_from_local(env, page)
     page.button("lib", "start").click()
     text = page.wait_text("command-line", "LIB start: failed (", timeout=15)
     assert re.search(r"LIB start: failed \(setpoint: .+\)", text), text
+    # in the failure colour, not the blue of a success
+    wait_for(lambda: "command-bad" in page.el("command-line").get_attribute("class"), 5, message="failure colour")
+    assert page.js("return getComputedStyle(document.getElementById('command-line')).color;") == "rgb(207, 34, 46)"
     page.wait_text("badge-lib", "LINK DOWN", exact=True)
 
 
