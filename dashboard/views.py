@@ -305,8 +305,8 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     read_note = f" (read {age} ago)" if state_stale(s, plant) and observed_age_s is not None else ""
     enable_word += read_note * (enable is not None)
     link = LINK_WORDS[link_text(obs.get("link"))]
-    link += (f" ({obs['last_error']}; last read {age} ago)" if obs.get("last_error") and link != "OK" else
-             f" (read {age} ago)" if observed_age_s is not None else " (never read)")
+    why = f"{obs['last_error']}; last " if obs.get("last_error") and link != "OK" else ""
+    link += f" ({why}read {age} ago)" if observed_age_s is not None else f" ({why.removesuffix('last ')}never read)"
     rec = s.recording_file.get(plant)
     rec_text = f"On ({os.path.basename(str(rec))})" if rec is not None else "Off"
     meter = sampler_link(s.latest.get(plant), "meter_link")

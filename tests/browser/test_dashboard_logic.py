@@ -147,6 +147,9 @@ def test_plant_lines(cfg):
         "LIB | State: Unknown | Scheduler gate: On | Modbus enable: Enabled (read 21.3 s ago) | "
         "Link: Down (no answer within 1 s; last read 21.3 s ago) | Recording: On (20260329_lib.csv)"), \
         "a kept reading says its age; the link says why it is down"
+    down_since_start = {**sd["plant_observed_state_by_plant"]["lib"], "observed_at": None}
+    sd["plant_observed_state_by_plant"]["lib"] = down_since_start
+    assert "| Link: Down (no answer within 1 s; never read) |" in views.state_line(cfg, snap(sd), "lib")
     assert views.state_stale(snap(sd), "lib")
     sd["plant_observed_state_by_plant"]["lib"].update(link="ok", stale=False,
                                                       observed_at=(NOW - timedelta(seconds=0.4)).isoformat())
