@@ -341,8 +341,9 @@ class PlantController:
             if self.sd["transport_mode"] != self.link.mode:
                 return None   # switched since the read: the old endpoint's state is not published
             gate = self.sd["scheduler_running_by_plant"][self.plant_id]
+            # seen stopped, now running without a Start (not after a stop whose disable failed: `unknown`)
             was = self.sd["plant_transition_by_plant"][self.plant_id]
-            enabled_elsewhere = transition == "running" and was != "running" and not gate
+            enabled_elsewhere = transition == "running" and was == "stopped" and not gate
             self.sd["plant_transition_by_plant"][self.plant_id] = transition
             if transition == "stopped":
                 self.sd["scheduler_running_by_plant"][self.plant_id] = False
