@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any
 
 QUARTER_HOUR = timedelta(minutes=15)
 
@@ -121,6 +122,21 @@ def parse_iso(text: str, tz: tzinfo, naive_tz: tzinfo | None = None) -> datetime
     if dt.tzinfo is None:
         dt = localize(dt, naive_tz or tz)
     return dt.astimezone(tz)
+
+
+def as_datetime(value: Any, tz: tzinfo) -> datetime | None:
+    """An aware datetime in `tz` from an aware datetime (or pandas Timestamp) or an ISO 8601 string
+    (`parse_iso`); None when absent, naive or unparsable."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(tz) if value.tzinfo else None
+    if hasattr(value, "to_pydatetime"):
+        return as_datetime(value.to_pydatetime(), tz)
+    try:
+        return parse_iso(str(value), tz)
+    except ValueError:
+        return None
 
 
 def epoch_s(dt: datetime) -> float:

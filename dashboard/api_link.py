@@ -7,10 +7,10 @@ success of either client (a complete window fetch, a post) says the API does not
 """
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
-from typing import Any, NamedTuple
+from datetime import tzinfo
+from typing import NamedTuple
 
-from core.timeutil import format_hms, parse_iso
+from core.timeutil import as_datetime, format_hms
 
 
 class ApiLink(NamedTuple):
@@ -18,23 +18,16 @@ class ApiLink(NamedTuple):
     note: str = ""      # why not, when a failed post says so: "(a measurement post failed at …: …)"
 
 
-def _at(value: Any, tz: tzinfo) -> datetime | None:
-    try:
-        return parse_iso(value, tz) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
 def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:
     """From `data_fetcher_status` and `measurement_post_status` (by plant)."""
     if not fetcher.get("connected"):
         return ApiLink(False)
-    successes = [_at(fetcher.get(key), tz) for key in ("today_fetched_at", "tomorrow_fetched_at")]
+    successes = [as_datetime(fetcher.get(key), tz) for key in ("today_fetched_at", "tomorrow_fetched_at")]
     failures = []
     for status in post_status.values():
-        successes.append(_at((status.get("last_success") or {}).get("timestamp"), tz))
+        successes.append(as_datetime((status.get("last_success") or {}).get("timestamp"), tz))
         attempt = status.get("last_attempt") or {}
-        if attempt.get("result") == "failed" and (at := _at(attempt.get("timestamp"), tz)) is not None:
+        if attempt.get("result") == "failed" and (at := as_datetime(attempt.get("timestamp"), tz)) is not None:
             failures.append((at, str(attempt.get("error") or "failed")))
     newest_success = max((t for t in successes if t is not None), default=None)
     if not failures:
@@ -50,8 +43,8 @@ def password_paused(post_status: dict, tz: tzinfo) -> bool:
     with it. The login is the account's: the pause holds every plant's series, also those of a
     plant that has not tried since (its card said `No attempts yet. No errors.`)."""
     attempts = [a for a in ((st.get("last_attempt") or {}) for st in post_status.values())
-                if _at(a.get("timestamp"), tz) is not None]
+                if as_datetime(a.get("timestamp"), tz) is not None]
     if not attempts:
         return False
-    newest = max(attempts, key=lambda a: _at(a["timestamp"], tz))
+    newest = max(attempts, key=lambda a: as_datetime(a["timestamp"], tz))
     return newest.get("result") == "failed" and "password rejected" in str(newest.get("error"))

@@ -16,7 +16,7 @@ from core.config import VALUE_COLUMNS, AppConfig
 from core.dispatch import reports_running
 from core.names import PLANT_IDS
 from core.fleet import FLEET_LABELS
-from core.timeutil import format_hms, format_ui, parse_iso, seconds_between
+from core.timeutil import as_datetime, format_hms, format_ui, parse_iso, seconds_between
 from dashboard.api_link import api_link, password_paused
 from dashboard.snapshot import Snapshot
 
@@ -27,20 +27,6 @@ METRIC_WORDS = {"soc": "SoC", "p": "P", "q": "Q", "v": "V"}
 
 
 # ------------------------------------------------------------------------------ value helpers
-
-def as_datetime(value: Any, tz: tzinfo) -> datetime | None:
-    """An aware datetime from a datetime or an ISO 8601 string; None when absent or unparsable."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.astimezone(tz) if value.tzinfo else None
-    if hasattr(value, "to_pydatetime"):
-        return as_datetime(value.to_pydatetime(), tz)
-    try:
-        return parse_iso(str(value), tz)
-    except ValueError:
-        return None
-
 
 def age_s(value: Any, now: datetime, tz: tzinfo) -> float | None:
     """Elapsed seconds from `value` (see `as_datetime`) to `now`, never negative; None without a time."""

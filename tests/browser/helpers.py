@@ -311,6 +311,22 @@ def plot_js(element_id: str) -> str:
     return f"document.querySelector('#{element_id} .js-plotly-plot')"
 
 
+def boxes_overlap(a, b) -> bool:
+    """Two [left, top, right, bottom] boxes share some area."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def pointed_plot_boxes(page: Page, graph_id: str, boxes_js: str, timeout: float = 10.0, what: str = "drawn"):
+    """What `boxes_js` (a function body of `arguments[0]`, the graph div; null until ready) returns
+    for the graph `graph_id`, scrolled into view and pointed at so that its modebar shows."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    page.js("document.getElementById(arguments[0]).scrollIntoView({block: 'center'});", graph_id)
+    ActionChains(page.driver).move_to_element(page.el(graph_id)).perform()
+    return wait_for(lambda: page.js(f"return (function() {{ {boxes_js} }})({plot_js(graph_id)});"), timeout,
+                    message=f"{graph_id} {what}")
+
+
 # A fetch wrapper in the page: while `window.__holdTicks` is true, every tick request is answered
 # 204 without reaching the server (the page stops refreshing); RELEASE_TICKS_JS lets them through.
 HOLD_TICKS_JS = """

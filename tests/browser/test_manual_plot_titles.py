@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import SCREEN_SIZES, browser_module, plot_js, publish_manual, wait_for
+from tests.browser.helpers import (SCREEN_SIZES, boxes_overlap, browser_module, plot_js, pointed_plot_boxes,
+                                   publish_manual, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -29,20 +30,6 @@ return {graph: box(gd), title: box(title), modebar: box(bar), text: title.textCo
 """
 
 
-def _overlap(a, b) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def _boxes(page, graph_id: str) -> dict:
-    """The boxes of one preview, after pointing at it so that its modebar shows."""
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    page.js("document.getElementById(arguments[0]).scrollIntoView({block: 'center'});", graph_id)
-    ActionChains(page.driver).move_to_element(page.el(graph_id)).perform()
-    return wait_for(lambda: page.js(f"return (function() {{ {BOXES_JS} }})({plot_js(graph_id)});"), 10,
-                    message=f"{graph_id} drawn")
-
-
 @pytest.mark.parametrize("size", ["phone", "wide"])
 def test_titles_are_clear_of_the_modebar(env, size):
     page = env.page_at(size)
@@ -51,10 +38,10 @@ def test_titles_are_clear_of_the_modebar(env, size):
     for graph_id, title in PREVIEWS.items():
         wait_for(lambda: title in (page.js(f"var g = {plot_js(graph_id)}; return g && g.textContent;") or ""),
                  10, message=f"{graph_id} titled")
-        boxes = _boxes(page, graph_id)
+        boxes = pointed_plot_boxes(page, graph_id, BOXES_JS)
         page.screenshot(f"manual_plot_title_{graph_id}_{'x'.join(map(str, SCREEN_SIZES[size]))}")
         assert boxes["text"].startswith(title)
-        assert not _overlap(boxes["title"], boxes["modebar"]), (graph_id, size, boxes)
+        assert not boxes_overlap(boxes["title"], boxes["modebar"]), (graph_id, size, boxes)
         graph, box = boxes["graph"], boxes["title"]
         assert graph[0] <= box[0] and box[2] <= graph[2], ("the title fits the plot's width", graph_id, boxes)
         width = page.js("return document.documentElement.clientWidth;")

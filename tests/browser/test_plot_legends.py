@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import SCREEN_SIZES, browser_module, plot_js, publish_manual, wait_for
+from tests.browser.helpers import SCREEN_SIZES, boxes_overlap, browser_module, pointed_plot_boxes, publish_manual
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -37,19 +37,6 @@ return {modebar: box(bar), entries: entries.map(box), first_title: titles.length
 """
 
 
-def _overlap(a, b) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def _boxes(page, graph_id: str) -> dict:
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    page.js("document.getElementById(arguments[0]).scrollIntoView({block: 'center'});", graph_id)
-    ActionChains(page.driver).move_to_element(page.el(graph_id)).perform()
-    return wait_for(lambda: page.js(f"return (function() {{ {BOXES_JS} }})({plot_js(graph_id)});"), 15,
-                    message=f"{graph_id} drawn with its legend")
-
-
 @pytest.mark.parametrize("size", list(SCREEN_SIZES))
 def test_legends_are_clear_of_the_modebar(env, size):
     page = env.page_at(size)
@@ -57,10 +44,10 @@ def test_legends_are_clear_of_the_modebar(env, size):
     for tab, marker, graph_id in (("Status & Plots", "live-fig-lib", "live-fig-lib"),
                                   ("Manual Schedule", "manual-upload", "manual-effective-preview")):
         page.show_tab(tab, marker)
-        boxes = _boxes(page, graph_id)
+        boxes = pointed_plot_boxes(page, graph_id, BOXES_JS, 15, "drawn with its legend")
         page.screenshot(f"plot_legend_{graph_id}_{'x'.join(map(str, SCREEN_SIZES[size]))}")
         assert len(boxes["entries"]) >= 2, boxes
         for entry in boxes["entries"]:
-            assert not _overlap(entry, boxes["modebar"]), (graph_id, size, boxes)
+            assert not boxes_overlap(entry, boxes["modebar"]), (graph_id, size, boxes)
         if graph_id == "live-fig-lib":   # four titled rows: the legend sits above the first title
             assert max(e[3] for e in boxes["entries"]) <= boxes["first_title"][1] + 1, (size, boxes)
