@@ -18,7 +18,7 @@ import threading
 
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
-from agents.control_sequences import safe_stop, start, zero_after_plant_stop
+from agents.control_sequences import safe_stop, send_owed_stop, start, zero_after_plant_stop
 from agents.modbus_link import ANY_EXCEPTION, LinkError, ModbusLink
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, decode, decode_counts, next_heartbeat
@@ -74,6 +74,8 @@ class PlantController:
         self._not_applied: dict[str, float] = {}   # see _read_setpoints
         self._episodes = Episodes()   # external change, expired target, refused values: logged once
         self._breakpoints = BreakpointWatch(target_expiry_s(cfg.timing.scheduler_period_s))  # lateness
+        self._failures_answered = 0   # link.connect_failures at the last check the plant answered
+        self._check_wrote = False     # the last check wrote a register
         self._next_dispatch = 0.0
         self._next_observe = 0.0
         self._next_heartbeat = 0.0
@@ -190,6 +192,7 @@ class PlantController:
                 if isinstance(key, tuple) and key[0] == "not_taken":
                     self._episodes.forget(key)
             self._heartbeat_value = None
+            self._failures_answered = self.link.connect_failures   # a new endpoint, not one answering again
             self._next_observe = 0.0
 
     def _gate(self) -> bool:
@@ -197,6 +200,8 @@ class PlantController:
             return bool(self.sd["scheduler_running_by_plant"][self.plant_id])
 
     def _set_gate(self, on: bool, transition: str | None = None) -> None:
+        if on:   # a start just wrote: its first checks are not a return after an outage
+            self._failures_answered = self.link.connect_failures
         with self.sd["lock"]:
             self.sd["scheduler_running_by_plant"][self.plant_id] = on
             if transition is not None:
@@ -311,20 +316,8 @@ class PlantController:
         elif closed_by:
             zero_after_plant_stop(self, values)
         elif self.stop_owed == self.link.mode and values is not None:
-            self._send_owed_stop(values)
+            send_owed_stop(self, values)
         return values
-
-    def _send_owed_stop(self, values: dict) -> None:
-        """A stop that could not reach the plant (its link was down) is sent when it answers again
-        on the same transport and is still enabled (it kept running on its own); a plant found
-        disabled needs none. A safe stop that outlived a switch's wait owes to the old transport's
-        plant, never to the new one's."""
-        self.stop_owed = None
-        if int(round(values["enable"])) != 1:
-            log.info("%s answers again, disabled: the stop that could not reach it is not needed", self.name)
-            return
-        log.warning("%s answers again and is enabled: sending the stop that could not reach it", self.name)
-        safe_stop(self)
 
     def _derive_transition(self, values: dict | None, stale: bool) -> NotOperating | None:
         """Publish the transition the observation shows (caller holds the queue lock, nothing is
@@ -376,7 +369,13 @@ class PlantController:
         # The scheduler hands a new Target object every period: "changed" means other values.
         target_changed = (p_kw, q_kvar) != self._last_wanted
         self._last_wanted = (p_kw, q_kvar)
-        ok = self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed) == "ok"
+        status = self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed)
+        if status != "failed":
+            if self._check_wrote and self._failures_answered != self.link.connect_failures:
+                log.info("%s answers again: setpoints written again (P=%s kW, Q=%s kvar)", self.name,
+                         format_value(p_kw), format_value(q_kvar))
+            self._failures_answered = self.link.connect_failures
+        ok = status == "ok"
         held = self.hold.values is not None   # a held plant is not given the schedule's rows
         hist = self._breakpoints.after_check(None if expired or held else target.row_ts, ok, self.clock.now(),
                                              self.clock.monotonic())
@@ -458,6 +457,7 @@ class PlantController:
     def _record_write(self, status: str, words: dict | None, error: str | None, wrote: bool) -> str:
         points = self.link.endpoint.points
         fields = {"write_status": status, "readback_ok": words is not None, "last_error": error}
+        self._check_wrote = wrote
         if words is not None:
             verified = {n: decode(points[n], words[n]) for n in self._verified_words}
             if "p_setpoint" in verified:

@@ -163,6 +163,19 @@ def zero_after_plant_stop(ctl, values: dict) -> None:
                   ctl.name, _dispatch_error(ctl) or f"write {status}", held)
 
 
+def send_owed_stop(ctl, values: dict) -> None:
+    """A stop that could not reach the plant (its link was down) is sent when it answers again
+    on the same transport and is still enabled (it kept running on its own); a plant found
+    disabled needs none. A safe stop that outlived a switch's wait owes to the old transport's
+    plant, never to the new one's."""
+    ctl.stop_owed = None
+    if int(round(values["enable"])) != 1:
+        log.info("%s answers again, disabled: the stop that could not reach it is not needed", ctl.name)
+        return
+    log.warning("%s answers again and is enabled: sending the stop that could not reach it", ctl.name)
+    safe_stop(ctl)
+
+
 def _write_zero(ctl) -> None:
     """P = Q = 0 written and verified; raises LinkError when the connection failed under it."""
     if ctl.write_setpoints(0.0, 0.0, immediate=True) == "failed" and ctl.link.link == "connect_failed":

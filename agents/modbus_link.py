@@ -72,6 +72,7 @@ class ModbusLink:
         self.link = "unknown"
         self.last_error: str | None = None
         self.consecutive_failures = 0
+        self.connect_failures = 0   # ever, on any endpoint: a change means the connection was lost since
         self.last_dropped = False
         self._client: ModbusTcpClient | None = None
         self._backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)   # counts connect failures only
@@ -177,6 +178,7 @@ class ModbusLink:
         self.last_dropped = dropped   # LinkError.dropped of the latest failure
         now = self.clock.monotonic()
         if kind == "connect_failed":
+            self.connect_failures += 1
             self.close()
             self._next_attempt = now + self._backoff.failure()
             self._restored_seen = ModbusLink._restored.get(self._endpoint_key())

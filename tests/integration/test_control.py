@@ -475,7 +475,10 @@ def test_breakpoints_passed_while_held_are_not_counted_as_dispatched(tmp_path, f
     assert rig.dispatch()["lateness"].count == counted + 1 and signed(rig.regs(P_SP)[0]) == 1600
 
 
-def test_failed_write_is_retried_at_next_check(tmp_path, fake_clock, rigs):
+def test_failed_write_is_retried_at_next_check(tmp_path, fake_clock, rigs, caplog):
+    """The plant dies and comes back with its registers reset: the target is written again at the
+    first check it answers, and the log says so once (the link's "restored" alone hid the write)."""
+    caplog.set_level(logging.INFO)
     rig = rigs(tmp_path, fake_clock)
     _started(rig, 100.0)
     rig.lib.link.close()
@@ -502,6 +505,54 @@ def test_failed_write_is_retried_at_next_check(tmp_path, fake_clock, rigs):
     assert rig.dispatch()["write_status"] == "ok"
     assert signed(rig.regs(P_SP)[0]) == 2000
     assert rig.dispatch()["last_written_p_kw"] == 200.0
+    assert msgs(caplog, logging.INFO, "answers again") == [
+        "LIB answers again: setpoints written again (P=200 kW, Q=0 kvar)"]
+    for _ in range(3):                                              # later checks write nothing
+        fake_clock.advance(1.0)
+        rig.target(200.0)
+        rig.lib.step()
+    assert len(msgs(caplog, contains="written again")) == 1
+
+
+def test_a_plant_that_answers_again_holding_its_target_is_not_said_to_be_written(tmp_path, fake_clock, rigs,
+                                                                                 caplog):
+    """A plant back after an outage whose registers already hold the target needs no write, and
+    the log claims none; neither does the first check after a Start that followed an outage."""
+    caplog.set_level(logging.INFO)
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 0.0)
+    rig.lib.link.close()
+    rig.stop_emulator()
+    for _ in range(3):
+        fake_clock.advance(1.0)
+        rig.target(0.0)
+        rig.lib.step()
+    assert rig.dispatch()["write_status"] == "failed"
+    rig.start_emulator()                                            # registers reset: P = Q = 0
+    for _ in range(40):
+        fake_clock.advance(1.0)
+        rig.target(0.0)
+        rig.lib.step()
+        if rig.dispatch()["write_status"] == "ok":
+            break
+    assert rig.dispatch()["write_status"] == "ok" and rig.lib.link.connect_failures > 0
+    assert msgs(caplog, contains="written again") == []
+
+    with rig.sd["lock"]:                                            # the restarted plant is disabled:
+        rig.sd["scheduler_running_by_plant"]["lib"] = False         # started again by the operator
+    rig.lib.link.close()
+    rig.stop_emulator()
+    for _ in range(3):
+        fake_clock.advance(1.0)
+        rig.lib.step()
+    rig.start_emulator()
+    rig.store.publish_schedule("manual", "lib", manual_frame(150.0, 0.0, rig.clock.now()))
+    rig.target(150.0)
+    assert rig.run("start").status == "succeeded"
+    rig.target(180.0)                                               # a new target before the first check
+    rig.lib.step()
+    assert signed(rig.regs(P_SP)[0]) == 1800
+    assert msgs(caplog, contains="written again") == []
 
 
 def test_target_expiry_zeroes_with_error(tmp_path, fake_clock, rigs, caplog):

@@ -148,6 +148,7 @@ def test_remote_plant_killed_and_restarted_mid_dispatch(tmp_path, procs):
     assert err.count(f"LIB Modbus control link down ({lib_ep})") == 1, "logged once per transition"
     assert "VRFB Modbus" not in err, "VRFB's links never went down"
     # A restarted plant reports enable 0: the gate closes (an operator must start it again).
+    assert "LIB answers again: setpoints written again (P=" in err   # the re-assert is logged
     assert "LIB reported disabled while running; dispatch gate closed" in err
     assert "LIB: setpoints zeroed (were P=" in err
     print(f"LIB setpoint re-asserted {reasserted_after:.1f} s after the plant came back")
