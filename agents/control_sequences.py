@@ -138,11 +138,12 @@ def safe_stop(ctl) -> dict:
     ctl._not_operating_count = 0
     ctl.stop_owed = ctl.link.mode if not disable_ok and ctl.link.link == "connect_failed" else None
     elapsed = ctl.clock.monotonic() - t0
-    level = logging.INFO if disable_ok else logging.ERROR
-    log.log(level, "%s safe stop: threshold_reached=%s disable_ok=%s (%.1f s)", ctl.name,
-            str(threshold_reached).lower(), str(disable_ok).lower(), elapsed)
     result = {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
-    return result if disable_ok else {**result, "error": f"{error} ({ctl.link.endpoint_label})"}
+    result |= {} if disable_ok else {"error": f"{error} ({ctl.link.endpoint_label})"}
+    log.log(logging.INFO if disable_ok else logging.ERROR, "%s safe stop: threshold_reached=%s disable_ok=%s "
+            "(%.1f s)%s", ctl.name, str(threshold_reached).lower(), str(disable_ok).lower(), elapsed,
+            "" if disable_ok else f": not confirmed disabled: {result['error']}")
+    return result
 
 
 def zero_after_plant_stop(ctl, values: dict) -> None:
