@@ -23,9 +23,21 @@ MAX_PATCH_DELETES = 200  # more first lines to drop than this: the panel is draw
 LEVEL_CLASS = {"ERROR": "lvl-error", "CRITICAL": "lvl-error", "WARNING": "lvl-warning", "INFO": "lvl-info"}
 
 SCROLL_TO_END_JS = """
-function(children) {
+function(children, selected) {
+    // The panel follows its last line unless the operator scrolled up to read (a new selection
+    // follows again); a resize that re-wraps the lines keeps a following panel at its end.
     const panel = document.getElementById('%s');
-    if (panel) { setTimeout(function() { panel.scrollTop = panel.scrollHeight; }, 0); }
+    if (!panel) { return window.dash_clientside.no_update; }
+    const toEnd = function() { if (panel.dataset.follow !== 'no') { panel.scrollTop = panel.scrollHeight; } };
+    if (!panel.dataset.follow) {
+        panel.addEventListener('scroll', function() {
+            panel.dataset.follow = panel.scrollTop + panel.clientHeight >= panel.scrollHeight - 8 ? 'yes' : 'no';
+        });
+        new ResizeObserver(toEnd).observe(panel);
+    }
+    if (panel.dataset.selected !== String(selected)) { panel.dataset.follow = 'yes'; }
+    panel.dataset.selected = String(selected);
+    setTimeout(toEnd, 0);
     return window.dash_clientside.no_update;
 }
 """ % C.LOG_PANEL_ID
@@ -56,7 +68,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
         html.Div(className="card", children=[
             html.H3("Logs"),
             html.Div(log_file_label(s.log_file_path), id=C.LOG_FILE_LABEL_ID, className="line"),
-            html.Div(className="field-row", children=[
+            html.Div(className="field-row centred", children=[
                 dcc.Dropdown(id=C.LOG_SELECT_ID, options=log_options(ctx.log_dates.get()), value=C.LOG_LIVE_VALUE,
                              clearable=False, searchable=False, className="log-select"),
                 html.Button("Reload", id=C.LOG_RELOAD_ID, n_clicks=0, className="btn secondary"),
@@ -189,7 +201,7 @@ def register(app, dctx: DashboardContext) -> None:
         prevent_initial_call=True,
     )(bind(log_select_options, dctx))
     app.clientside_callback(SCROLL_TO_END_JS, Output(C.LOG_SCROLL_ID, "data"), Input(C.LOG_PANEL_ID, "children"),
-                            prevent_initial_call=True)
+                            Input(C.LOG_SELECT_ID, "value"), prevent_initial_call=True)
     app.callback(
         Output(C.LOG_PANEL_ID, "children"),
         Output(C.LOG_FILE_LABEL_ID, "children"),

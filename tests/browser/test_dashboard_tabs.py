@@ -401,6 +401,40 @@ def test_logs_live_by_date_and_traversal_refused(env, page):
 
 # ------------------------------------------------------------------------------------------ HTTP
 
+def test_the_log_panel_follows_its_last_line_unless_the_operator_scrolled_up(env, page):
+    """Live lines keep the panel at its end; scrolled up to read, the operator keeps the place while
+    lines arrive; back at the end it follows again, also when a narrower window re-wraps the lines."""
+    import logging
+    log = logging.getLogger("hil.test")
+    page.show_tab("Logs", "log-panel")
+    page.js("dash_clientside.set_props('log-select', {value: 'live'});")
+    below_end = "const p = document.getElementById('log-panel'); return p.scrollHeight - p.clientHeight - p.scrollTop;"
+    scroll_top = "return document.getElementById('log-panel').scrollTop;"
+    for k in range(60):                                 # more lines than the panel shows
+        log.info("follow check filler line %d of a long run of lines that wraps on a phone", k)
+    page.wait_text("log-panel", "follow check filler line 59")
+    wait_for(lambda: page.js(below_end) <= 8, 5, message="the panel at its last line")
+    assert page.js(scroll_top) > 0
+
+    page.js("document.getElementById('log-panel').scrollTop = 40;")      # the operator reads
+    wait_for(lambda: page.js(below_end) > 8, 5, message="scrolled up")
+    log.warning("follow check: a line while the operator reads")
+    page.wait_text("log-panel", "follow check: a line while the operator reads")
+    time.sleep(0.5)                                     # the scroll is deferred by one event-loop turn
+    assert page.js(scroll_top) == 40, "a new line moved the place the operator reads"
+
+    page.js("const p = document.getElementById('log-panel'); p.scrollTop = p.scrollHeight;")
+    log.info("follow check: a line after scrolling back down")
+    page.wait_text("log-panel", "follow check: a line after scrolling back down")
+    wait_for(lambda: page.js(below_end) <= 8, 5, message="following again")
+    try:
+        page.driver.set_window_size(*SCREEN_SIZES["phone"])   # the lines wrap: the content grows
+        wait_for(lambda: page.js(below_end) <= 8, 5, message="still at the last line after the resize")
+        screenshots_at_sizes(page, "logs_following", scroll_to="log-panel")
+    finally:
+        page.driver.set_window_size(*SCREEN_SIZES["wide"])
+
+
 def test_api_state_fields_without_secrets_and_healthz(env, page):
     app = env.app
     app.set_api_password(API_PASSWORD)
