@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import socket
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -157,20 +158,23 @@ class ModbusLink:
         self.close()
         ep = self.endpoint
         client = ModbusTcpClient(ep.host, port=ep.port, timeout=self.timeout_s, retries=0)
-        try:
-            ok = client.connect()
-        except Exception as exc:  # pymodbus may raise on resolver/socket errors
-            ok, err = False, str(exc)
-        else:
-            err = "connection refused or timed out"
-        if not ok:
-            try:
-                client.close()
-            except Exception:
-                pass
-            self._failure("connect_failed", f"connect failed: {err}")
-            raise LinkError(self.last_error, "connect_failed")
+        try:   # connected here, not by pymodbus's connect(): it keeps the reason to itself
+            client.socket = socket.create_connection((ep.host, ep.port), timeout=self.timeout_s)
+        except (OSError, UnicodeError) as exc:   # UnicodeError: an IDNA host name that cannot be encoded
+            self._failure("connect_failed", f"connect failed: {self._connect_error_text(exc)}")
+            raise LinkError(self.last_error, "connect_failed") from None
         self._client = client
+
+    def _connect_error_text(self, exc: Exception) -> str:
+        """Why a connect failed, in the operator's words: the plant refused it, did not answer, or
+        its host is not known or not reachable."""
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self.timeout_s:g} s"
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(exc, socket.gaierror):
+            return f"host not found ({exc.strerror or exc})"
+        return (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).lower()
 
     def _failure(self, kind: str, message: str, dropped: bool = False) -> None:
         self.consecutive_failures += 1

@@ -100,10 +100,10 @@ def test_status_api_and_command_lines(cfg):
     assert views.command_text("LIB start", "cmd-000008", "rejected", "switch in progress") == \
         "LIB start: rejected (switch in progress)"
     # a failed stop in words, not its payload's field names
-    detail = ("threshold_reached=false disable_ok=false: connect failed: connection refused or timed out "
+    detail = ("threshold_reached=false disable_ok=false: connect failed: connection refused "
               "(127.0.0.1:5602); the stop is sent when it answers again")
     assert views.command_text("LIB stop", "cmd-000009", "failed", detail) == (
-        "LIB stop: failed: not confirmed disabled: connect failed: connection refused or timed out (127.0.0.1:5602); "
+        "LIB stop: failed: not confirmed disabled: connect failed: connection refused (127.0.0.1:5602); "
         "the stop is sent when it answers again")
     assert views.command_text("LIB stop", "cmd-000009", "failed", "threshold_reached=true disable_ok=false") == \
         "LIB stop: failed: not confirmed disabled"
@@ -846,7 +846,7 @@ def test_an_empty_figure_message_is_wrapped_to_a_phone_width_and_loses_no_word()
 
 @pytest.mark.parametrize("line, bad", [
     ("Start All: LIB failed: setpoint: no answer within 1 s (127.0.0.1:5602), VRFB started", True),
-    ("LIB stop: failed: not confirmed disabled: connect failed: connection refused or timed out (127.0.0.1:5602)", True),
+    ("LIB stop: failed: not confirmed disabled: connect failed: connection refused (127.0.0.1:5602)", True),
     ("LIB start: rejected (switch in progress)", True),
     ("Transport switch to LOCAL: not switched: shutting down", True),
     ("Start All: LIB started, VRFB started", False),

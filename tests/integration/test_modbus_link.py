@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import socket
 import threading
 import time
 from datetime import datetime
@@ -36,14 +37,13 @@ def clock():
 def connects(monkeypatch):
     """Count the TCP connect attempts every link makes (a list of (host, port))."""
     seen: list[tuple[str, int]] = []
+    create_connection = socket.create_connection
 
-    class CountingClient(modbus_link.ModbusTcpClient):
-        def connect(self):
-            if self.socket is None:     # pymodbus also calls connect() before every request
-                seen.append((self.comm_params.host, self.comm_params.port))
-            return super().connect()
+    def counting(address, *args, **kwargs):
+        seen.append(address)
+        return create_connection(address, *args, **kwargs)
 
-    monkeypatch.setattr(modbus_link, "ModbusTcpClient", CountingClient)
+    monkeypatch.setattr(modbus_link.socket, "create_connection", counting)
     return seen
 
 
@@ -117,6 +117,52 @@ def test_backoff_doubles_to_30s_and_fails_at_once_while_waiting(tmp_path, clock,
     # the WARNING came once for the whole outage
     downs = _messages(caplog, logging.WARNING, "link down")
     assert downs == [f"LIB Modbus control link down ({plant.local.label}): {link.last_error}"]
+
+
+@contextlib.contextmanager
+def _listener_that_answers_no_connect():
+    """A local port whose connects get no answer (a firewall dropping them, a hung network stack):
+    a listener that never accepts, its backlog filled, so the kernel drops further SYNs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port, fillers = listener.getsockname()[1], []
+        try:
+            for _ in range(8):
+                try:
+                    fillers.append(socket.create_connection(("127.0.0.1", port), timeout=0.2))
+                except TimeoutError:
+                    break
+            else:
+                pytest.fail("the listener's backlog never filled")
+            yield port
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def test_a_connect_failure_says_whether_the_plant_refused_it_or_did_not_answer(tmp_path, clock, links):
+    """The link error tells a plant that is off (refused) from one the network does not reach (no
+    answer): it said `connection refused or timed out` for both."""
+    plant = make_cfg(tmp_path).plants["lib"]          # nothing listens on its local port
+    refused = links(plant, clock)
+    with pytest.raises(LinkError):
+        refused.read(OBSERVE_POINTS)
+    assert refused.last_error == "connect failed: connection refused"
+
+    with _listener_that_answers_no_connect() as port:
+        silent_plant = dataclasses.replace(plant, local=dataclasses.replace(plant.local, port=port))
+        silent = links(silent_plant, clock, timeout_s=0.5)
+        t0 = time.perf_counter()
+        with pytest.raises(LinkError) as exc:
+            silent.read(OBSERVE_POINTS)
+        assert time.perf_counter() - t0 < 3.0, "the connect timeout holds"
+    assert exc.value.kind == "connect_failed" and silent.link == "connect_failed"
+    assert silent.last_error == "connect failed: no answer within 0.5 s"
+
+    assert refused._connect_error_text(socket.gaierror(-2, "Name or service not known")) == \
+        "host not found (Name or service not known)"
+    assert refused._connect_error_text(OSError(101, "Network is unreachable")) == "network is unreachable"
 
 
 def test_immediate_makes_one_attempt_during_backoff(tmp_path, clock, connects, links):
