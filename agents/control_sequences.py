@@ -167,11 +167,12 @@ def zero_after_plant_stop(ctl, values: dict) -> None:
 def send_owed_stop(ctl, values: dict) -> None:
     """A stop that could not reach the plant (its link was down) is sent when it answers again
     on the same transport and is still enabled (it kept running on its own); a plant found
-    disabled needs none. A safe stop that outlived a switch's wait owes to the old transport's
+    disabled needs no disable, but has setpoints it still holds zeroed. A safe stop that outlived a switch's wait owes to the old transport's
     plant, never to the new one's."""
     ctl.stop_owed = None
-    if int(round(values["enable"])) != 1:
-        log.info("%s answers again, disabled: the stop that could not reach it is not needed", ctl.name)
+    if int(round(values["enable"])) != 1:   # its setpoints may still hold the last values: a re-enable runs them
+        log.info("%s answers again, disabled: the stop that could not reach it needs no disable", ctl.name)
+        zero_after_plant_stop(ctl, values)
         return
     log.warning("%s answers again and is enabled: sending the stop that could not reach it", ctl.name)
     safe_stop(ctl)

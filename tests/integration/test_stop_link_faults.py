@@ -136,6 +136,39 @@ def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp
         plant.close()
 
 
+def test_a_plant_found_disabled_after_a_stop_that_did_not_reach_it_has_its_setpoints_zeroed(tmp_path, caplog):
+    """The stop failed (link down); the plant answers again disabled (its panel, its own protection,
+    a part of the stop that landed late) but still holding 500 kW: enabling it there would run
+    500 kW. The setpoints are zeroed; no disable is sent. (The log said the stop was not needed.)"""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    plant = FaultyPlant()
+    port = plant.port
+    rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": port}})
+    try:
+        _started(rig, plant, 500.0)
+        registers = list(plant.regs)
+        plant.close()
+        clock.advance(1.0)
+        rig.lib.step()
+        assert rig.run("stop").status == "failed" and rig.lib.stop_owed == "local"
+        plant = FaultyPlant(port=port)
+        plant.regs = registers
+        plant.set(ENABLE, [0])                               # disabled, P setpoint still 500 kW
+        for _ in range(40):
+            clock.advance(1.0)
+            rig.lib.step()
+            if rig.lib.stop_owed is None:
+                break
+        assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0
+        assert msgs(caplog, logging.INFO, "answers again, disabled: the stop that could not reach it needs no disable")
+        assert msgs(caplog, logging.WARNING, "LIB: setpoints zeroed (were P=500 kW")
+        assert not msgs(caplog, contains="sending the stop")
+    finally:
+        rig.close()
+        plant.close()
+
+
 def test_a_stop_owed_to_another_transport_is_not_sent_to_this_one(tmp_path, caplog):
     """A safe stop that outlived a switch's wait owes to the old transport's plant: the plant of
     the new transport, running and answering, is not stopped by it (and the debt is kept)."""
