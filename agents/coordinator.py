@@ -182,7 +182,10 @@ class Coordinator:
         return ", ".join(f"{self.cfg.plants[pid].name}: {payload_text(results.get(pid))}" for pid in self.controllers)
 
     def switch_source(self, target: str) -> str:
+        """The switch (components §4.7); its text ends `; <names> not confirmed stopped (...)` as a
+        transport switch's does (one ERROR), with `the stop is sent when it answers again` when owed."""
         with self._switching("schedule_switching"):
+            in_contact = self._in_contact()
             results = self._safe_stop_for_switch()
             with self.sd["lock"]:
                 self.sd["active_schedule_source"] = target
@@ -191,7 +194,13 @@ class Coordinator:
             self.scheduler_wake.set()
             text = f"Schedule source switched to {target.upper()} ({self._names_payload(results)})"
             log.info(text)
-            return text
+            left = self._left_running(in_contact, results)
+            if not left:
+                return text
+            owed = OWED_NOTE if any(self.controllers[pid].stop_owed for pid in in_contact) else ""
+            warning = f"{left} not confirmed stopped{owed}"
+            log.error("Schedule source switch: %s", warning)
+            return f"{text}; {warning}"
 
     def switch_transport(self, target: str) -> str:
         """Switch, then say which plants do not answer on the new endpoints (`<text>; <names>
@@ -226,9 +235,7 @@ class Coordinator:
         with self._switching("transport_switching"):
             with self.sd["lock"]:
                 old = self.sd["transport_mode"]
-                in_contact = [pid for pid in self.controllers
-                              if self.sd["plant_observed_state_by_plant"][pid].get("link") in ("ok", "read_error")
-                              or self.sd["plant_transition_by_plant"][pid] in ("running", "starting", "stopping")]
+            in_contact = self._in_contact()
             results = self._safe_stop_for_switch()
             if self.recorder is not None:
                 for pid in self.controllers:
@@ -243,13 +250,27 @@ class Coordinator:
                 self.recorder.wake()
             text = f"Transport switched to {target.upper()}"
             log.info(text)
-            left = [self.cfg.plants[pid].name for pid in in_contact if not (results.get(pid) or {}).get("disable_ok")]
+            left = self._left_running(in_contact, results)
             if not left:
                 return text
-            who = "they may" if len(left) > 1 else "it may"
-            warning = f"{' and '.join(left)} not confirmed stopped on {old.upper()} ({who} still run there)"
+            who = "they may" if " and " in left else "it may"
+            warning = f"{left} not confirmed stopped on {old.upper()} ({who} still run there)"
             log.error("Transport switch: %s", warning)
             return f"{text}; {warning}"
+
+    def _in_contact(self) -> list[str]:
+        """Plants the program talked to, dispatched or was starting/stopping as a switch begins (a
+        plant never reached, the usual reason to switch away, is not among them)."""
+        with self.sd["lock"]:
+            return [pid for pid in self.controllers
+                    if self.sd["plant_observed_state_by_plant"][pid].get("link") in ("ok", "read_error")
+                    or self.sd["plant_transition_by_plant"][pid] in ("running", "starting", "stopping")
+                    or self.sd["scheduler_running_by_plant"][pid]]
+
+    def _left_running(self, in_contact: list[str], results: dict) -> str:
+        """`LIB and VRFB`: the plants of `in_contact` whose safe stop did not confirm `enable` 0."""
+        return " and ".join(self.cfg.plants[pid].name for pid in in_contact
+                            if not (results.get(pid) or {}).get("disable_ok"))
 
     @contextlib.contextmanager
     def _switching(self, flag: str):

@@ -110,7 +110,7 @@ def values(ctx: DashboardContext, s: Snapshot, last_cmd: dict | None) -> dict:
 
 def command_line_class(line: str) -> str:
     """The command line's classes: in the failure colour when its answer says a command failed or
-    was refused (`failed`, `rejected`, `not switched`); a failed Start All was shown in the same blue
-    as a success."""
-    bad = re.search(r"\b(failed|rejected)\b|not switched", line) is not None
+    was refused, or left a plant possibly running (`failed`, `rejected`, `not switched`, `not confirmed
+    stopped`); a failed Start All was shown in the same blue as a success."""
+    bad = re.search(r"\b(failed|rejected)\b|not switched|not confirmed stopped", line) is not None
     return "line command-line" + " command-bad" * bad

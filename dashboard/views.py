@@ -161,7 +161,8 @@ def command_label(cfg: AppConfig, kind: str, plant: str | None, target: str | No
 def command_text(label: str, cmd_id: str | None, status: str, detail: str | None) -> str:
     if status in ("succeeded", "failed") and detail and detail.startswith(f"{label}: "):
         return detail   # a whole sentence already (Start All / Stop All)
-    if status == "succeeded" and detail and detail.startswith("Transport switched to ") and "; " in detail:
+    if status == "succeeded" and detail and detail.startswith(("Transport switched to ", "Schedule source switched to ")) \
+            and "; " in detail:
         return f"{label}: switched; {detail.split('; ', 1)[1]}"   # the coordinator's notes: stops, reachability
     if status == "failed" and detail and detail.startswith("threshold_reached="):   # a safe stop's payload
         return f"{label}: failed: not confirmed disabled" + (f": {detail.split(': ', 1)[1]}" if ": " in detail else "")

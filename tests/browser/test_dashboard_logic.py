@@ -721,6 +721,11 @@ def test_switch_to_unreachable_transport_is_said_on_the_command_line():
                               "Transport switched to LOCAL; LIB not confirmed stopped on REMOTE (it may still run "
                               "there); VRFB unreachable") == \
         "Transport switch to LOCAL: switched; LIB not confirmed stopped on REMOTE (it may still run there); VRFB unreachable"
+    payloads = "LIB: {threshold_reached: true, disable_ok: true}, VRFB: {threshold_reached: false, disable_ok: false}"
+    assert views.command_text("Source switch to API", "cmd-000006", "succeeded",
+                              f"Schedule source switched to API ({payloads}); VRFB not confirmed stopped; the stop is "
+                              "sent when it answers again") == \
+        "Source switch to API: switched; VRFB not confirmed stopped; the stop is sent when it answers again"
 
 
 def test_live_figure_skips_rows_of_the_old_transport(cfg):
@@ -849,6 +854,8 @@ def test_an_empty_figure_message_is_wrapped_to_a_phone_width_and_loses_no_word()
     ("LIB stop: failed: not confirmed disabled: connect failed: connection refused (127.0.0.1:5602)", True),
     ("LIB start: rejected (switch in progress)", True),
     ("Transport switch to LOCAL: not switched: shutting down", True),
+    ("Source switch to API: switched; VRFB not confirmed stopped; the stop is sent when it answers again", True),
+    ("Transport switch to LOCAL: switched; LIB not confirmed stopped on REMOTE (it may still run there)", True),
     ("Start All: LIB started, VRFB started", False),
     ("Transport switch to REMOTE: switched; LIB and VRFB unreachable", False),
     ("LIB stop: succeeded (cmd-000012)", False),

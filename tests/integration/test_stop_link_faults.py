@@ -253,6 +253,75 @@ def test_a_transport_switch_away_from_plants_never_reached_names_none(tmp_path):
         app.shutdown("test")
 
 
+def _app_with_lib_dispatched(tmp_path, lib: FaultyPlant, vrfb: FaultyPlant) -> HilApp:
+    """REMOTE on two faulty plants, LIB started at 200 kW (short timeouts)."""
+    cfg = make_cfg(tmp_path, ports={"lib": {"remote": lib.port}, "vrfb": {"remote": vrfb.port}},
+                   startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 2.0},
+                   timing={"modbus_timeout_s": 0.5}, istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
+    app = HilApp(cfg, options=Options(dashboard=False))
+    app.start()
+    now = app.clock.now()
+    app.store.publish_schedule("manual", "lib", frame_from_rows([shift(now, -60)], [200.0], [0.0], cfg.tz,
+                                                                end_at=shift(now, 3600)))
+    cmd = app.intake.submit("start", "lib")
+    assert cmd.done.wait(10) and cmd.status == "succeeded", cmd.detail
+    return app
+
+
+def _lost(app, pid: str) -> bool:
+    with app.sd["lock"]:
+        return (app.sd["plant_transition_by_plant"][pid] == "unknown"
+                and app.sd["scheduler_running_by_plant"][pid] is True)
+
+
+def test_a_source_switch_says_which_plant_it_could_not_confirm_stopped(tmp_path, caplog):
+    """A dispatched plant whose link is lost (state Unknown, gate kept) when the operator switches
+    the source: the safe stop cannot reach it, so the switch's answer says so, and that the stop
+    is sent when it answers again (it said `succeeded`)."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as vrfb:
+        lib = FaultyPlant()
+        app = _app_with_lib_dispatched(tmp_path, lib, vrfb)
+        try:
+            lib.close()                                                  # LIB's link is lost mid-run
+            deadline = time.monotonic() + 15
+            while not _lost(app, "lib") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _lost(app, "lib")
+            switch = app.intake.submit("switch_source", target="api")
+            assert switch.done.wait(20) and switch.status == "succeeded", switch.detail
+            assert switch.detail.startswith("Schedule source switched to API (LIB: {threshold_reached: false, "
+                                            "disable_ok: false}, VRFB: {threshold_reached: true, disable_ok: true})")
+            assert switch.detail.endswith("; LIB not confirmed stopped; the stop is sent when it answers again"), \
+                switch.detail
+            assert msgs(caplog, logging.ERROR, "Schedule source switch: LIB not confirmed stopped")
+        finally:
+            app.shutdown("test")
+            lib.close()
+
+
+def test_a_transport_switch_names_a_dispatched_plant_whose_link_was_lost(tmp_path, caplog):
+    """A plant lost mid-run (state Unknown, gate kept) is not one `never reached`: a switch away
+    from it says it may still run there (it was not named: the screen said `succeeded`)."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as vrfb:
+        lib = FaultyPlant()
+        app = _app_with_lib_dispatched(tmp_path, lib, vrfb)
+        try:
+            lib.close()
+            deadline = time.monotonic() + 15
+            while not _lost(app, "lib") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _lost(app, "lib")
+            switch = app.intake.submit("switch_transport", target="local")
+            assert switch.done.wait(20) and switch.status == "succeeded"
+            assert switch.detail.startswith(
+                "Transport switched to LOCAL; LIB not confirmed stopped on REMOTE (it may still run there)"), switch.detail
+        finally:
+            app.shutdown("test")
+            lib.close()
+
+
 # -- bounds of components §4.6 on a hung endpoint: at most 2 x modbus_timeout_s + 0.5 s ---------
 HUNG_TIMEOUT_S = 1.0
 RUN_COMMAND = {"run_command": {"address": 30, "run_value": 1, "stop_value": 0}}
