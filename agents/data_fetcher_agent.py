@@ -162,6 +162,7 @@ class DataFetcher:
     def _run_pass(self, now: datetime, password: str | None, fetch_now: bool) -> float:
         """One pass (module docstring, steps 3-6; `step()` did the rollover); returns the seconds
         until the next pass."""
+        fetch_now = fetch_now or self._login_awaited is not None   # after an auth failure: proven by a request
         self._login_awaited = None
         if self._follow_password(password):
             fetch_now = True

@@ -182,6 +182,31 @@ def test_the_fetcher_clears_its_auth_error_within_a_second_of_a_login_the_poster
     assert sd["data_fetcher_status"]["connected"] is True and sd["data_fetcher_status"]["error"] is None
 
 
+def test_an_auth_failure_with_the_schedules_fetched_is_cleared_by_the_pass_after_the_posters_login(
+        sim, tmp_path, on_one_gate):
+    """Both windows fetched, then a pass fails authentication. After the poster's login the
+    fetcher's pass had nothing due and sent nothing, so `Authentication failed` and `Connected: No`
+    stayed on the screen for up to 30 min with the API answering (found by an operator): the pass
+    after an auth failure fetches, and its answer clears the error."""
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES})
+    clock, sd, fetcher, poster = on_one_gate(cfg)
+    fetcher.step()
+    assert sd["data_fetcher_status"]["connected"] is True and sd["data_fetcher_status"]["today_fetched"]
+    sim.fail_next("/market_products", 401, count=2)
+    fetcher.request_fetch_now()
+    fetcher.step()
+    assert sd["data_fetcher_status"]["error"].startswith("Authentication failed")
+    assert sd["data_fetcher_status"]["connected"] is False
+    clock.advance(5)
+    poster.enqueue_sample("lib", clock.now(), VALUES)
+    poster.step()
+    assert poster.pending_count() == 0
+    calls = sim.calls["/market_products"]
+    fetcher.step()
+    assert sim.calls["/market_products"] > calls
+    assert sd["data_fetcher_status"]["connected"] is True and sd["data_fetcher_status"]["error"] is None
+
+
 def test_a_login_of_the_poster_brings_one_fetcher_pass_not_one_a_second(sim, tmp_path, on_one_gate):
     """After its auth failure the fetcher runs one pass on the poster's login; when that pass meets
     a server error, the next one waits for the retry time (no pass a second while logged in)."""
