@@ -114,10 +114,18 @@ def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
     tomorrow = s.now.date() + timedelta(days=1)
     link = api_link(st, s.post_status, cfg.tz)
     text = (f"API: {'Connected' if link.connected else ' '.join(('Not connected', link.note)).strip()} | "
-            f"{'Password set' if s.password_set else 'Password not set'} | "
+            f"{_password_state(st, s)} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
             f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")
     return text
+
+
+def _password_state(fetcher: dict, s: Snapshot) -> str:
+    """`Password set` alone read as accepted next to `Login failed: password rejected`."""
+    if not s.password_set:
+        return "Password not set"
+    rejected = "password rejected" in str(fetcher.get("error") or "") or password_paused(s.post_status, s.now.tzinfo)
+    return "Password set (rejected by the API)" if rejected else "Password set"
 
 
 def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: float) -> str | None:
@@ -130,12 +138,13 @@ def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: flo
     attempt = st.get("last_attempt")
     # last_attempt has whole seconds: a pass of the click's own second counts once it is new
     if attempt and attempt != pending.get("seen") and parse_iso(attempt, tz) >= at.replace(microsecond=0):
+        when = format_hms(parse_iso(attempt, tz), tz)   # the answer stays on screen: it says when it was true
         if st.get("connected"):
-            return "Connected"
+            return f"Connected at {when}"
         error = st.get("error") or "not connected"
         if "password rejected" in error:
-            return "Login failed: password rejected" + error.partition("password rejected")[2]
-        return f"Login failed: {error}"
+            return f"Login failed at {when}: password rejected" + error.partition("password rejected")[2]
+        return f"Login failed at {when}: {error}"
     if seconds_between(at, s.now) > answer_within_s:
         return f"No answer from the API within {answer_within_s:.0f} s; still trying."
     return None

@@ -13,6 +13,7 @@ from dash import Input, Output, State, ctx as dash_ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from core.names import PLANT_IDS
+from core.timeutil import format_hms
 from dashboard import constants as C
 from dashboard import forecast_view, preview_figures, roles, views
 from dashboard.common import any_click, bind
@@ -78,10 +79,10 @@ def api_action(dctx: DashboardContext, _c, _d, _f, password):
     if trigger == C.API_DISCONNECT_ID:
         dctx.hil.set_api_password(None)
         log.info("Dashboard: API password cleared")
-        return "Password cleared.", "", None
+        return f"Password cleared at {format_hms(dctx.clock.now(), dctx.cfg.tz)}.", "", None
     if trigger == C.API_FETCH_ID:
         dctx.hil.request_fetch_now()
-        return "Fetch requested.", no_update, no_update
+        return f"Fetch requested at {format_hms(dctx.clock.now(), dctx.cfg.tz)}.", no_update, no_update
     raise PreventUpdate
 
 

@@ -298,7 +298,7 @@ def test_every_page_action_answers_within_500_ms_with_remote_on_a_closed_port(en
     page.tab("API Schedule")
     wait_for(lambda: page.visible("api-connect"), 5)
     timed("connect without password", "api-connect", "api-message", "Enter a password.")
-    timed("fetch now", "api-fetch-now", "api-message", "Fetch requested.")
+    timed("fetch now", "api-fetch-now", "api-message", "Fetch requested at ")
     page.tab("History")
     page.tab("Logs")
     wait_for(lambda: page.visible("log-panel"), 5)

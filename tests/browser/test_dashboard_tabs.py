@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from datetime import timedelta
 
@@ -242,7 +243,8 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
     page.wait_text("api-status", "| Password set |")
     fetcher = getattr(app, "fetcher", None)
     if fetcher is not None:
-        page.wait_text("api-message", "Connected", exact=True, timeout=15)   # the login's answer
+        answer = page.wait_text("api-message", "Connected at ", timeout=15)   # the login's answer, and when
+        assert re.fullmatch(r"Connected at \d\d:\d\d:\d\d", answer), answer
         page.wait_text("api-status", "API: Connected", timeout=15)
 
         def today_fetched():
@@ -252,7 +254,7 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
         on_one_local_day(app.clock, today_fetched)  # the fetcher's today moves on at midnight
         wait_for(lambda: "No API schedule available." not in page.text("api-preview"), 10, message="preview")
     page.click("api-fetch-now")
-    page.wait_text("api-message", "Fetch requested.", exact=True)
+    assert re.fullmatch(r"Fetch requested at \d\d:\d\d:\d\d\.", page.wait_text("api-message", "Fetch requested at "))
 
     # posting: the gate needs the API source (and the poster)
     poster = poster_of(app)
@@ -275,7 +277,7 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
     assert all(API_PASSWORD not in s for s in sources)
 
     page.click("api-disconnect")
-    page.wait_text("api-message", "Password cleared.", exact=True)
+    page.wait_text("api-message", "Password cleared at ")
     assert app.sd["api_password"] is None
     page.wait_text("api-status", "| Password not set |")
     app.intake.submit("switch_source", target="manual")
@@ -545,7 +547,7 @@ def test_callbacks_do_no_network_io_and_refreshes_open_no_file(env, page, monkey
     page.wait_text("manual-status", "Random schedule generated")
     page.show_tab("API Schedule", "api-connect")
     page.click("api-fetch-now")
-    page.wait_text("api-message", "Fetch requested.")
+    page.wait_text("api-message", "Fetch requested at ")
     page.show_tab("Logs", "log-panel")
     page.choose_log(OLD_LOG_DATE)
     page.wait_text("log-panel", OLD_LOG_LINES[0])

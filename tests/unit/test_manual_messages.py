@@ -151,16 +151,16 @@ def _fetcher_snapshot(now, **status):
 
 
 @pytest.mark.parametrize("status, expected", [
-    ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": True}, "Connected"),
+    ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": True}, "Connected at 18:50:00"),
     ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": False,
-      "error": "Authentication failed: login rejected (HTTP 401): password rejected"}, "Login failed: password rejected"),
+      "error": "Authentication failed: login rejected (HTTP 401): password rejected"}, "Login failed at 18:50:00: password rejected"),
     ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": False,
       "error": "Authentication failed: login rejected (HTTP 401): password rejected; next login at "
                "18:51:00 (a different password is tried at once)"},
-     "Login failed: password rejected; next login at 18:51:00 (a different password is tried at once)"),
+     "Login failed at 18:50:00: password rejected; next login at 18:51:00 (a different password is tried at once)"),
     ({"last_attempt": "2026-12-02T18:50:00+01:00", "connected": False,
       "error": "Today fetch failed: POST /login: no answer within 10 s"},
-     "Login failed: Today fetch failed: POST /login: no answer within 10 s"),
+     "Login failed at 18:50:00: Today fetch failed: POST /login: no answer within 10 s"),
     ({"last_attempt": "2026-12-02T18:49:59+01:00", "connected": True}, None),          # a pass before the click
     ({"last_attempt": "2026-12-02T18:49:30+01:00", "connected": False, "error": "x"}, None),  # the one seen
     ({"last_attempt": None}, None),
