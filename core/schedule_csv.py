@@ -63,7 +63,7 @@ class ParsedSchedule:
     file_ends_at: datetime | None = None  # the end in the file's own times when shifted, else None
 
 
-MISSING_COLUMNS = "CSV must include 'datetime' and 'power_setpoint_kw' columns."
+MISSING_COLUMNS = "CSV must include 'datetime' and 'power_setpoint_kw' columns"  # then " (<what line N has>)."
 SINGLE_ROW_NEEDS_END = "A single-row schedule needs a final 'end' row."
 TOO_MANY_ROWS = f"CSV has more than {MAX_CSV_ROWS} data rows."
 SAVED_FORM_TOO_LARGE = ("CSV as saved and downloaded (times in full with their offset, numbers in full, "
@@ -146,6 +146,41 @@ def _decode(data: bytes) -> str:
         raise ScheduleCSVError(f"CSV is not UTF-8 text (invalid byte on line {bad_line}).") from None
 
 
+HEADER_NAME_MAX_CHARS = 30  # per name shown, escapes included
+HEADER_NAMES_SHOWN = 6
+_SEPARATOR_NAMES = {";": "';'", "\t": "tabs"}
+
+
+def _shown_text(text: str, limit: int) -> str:
+    """`text` on one line for a message: non-printable characters escaped (`\\t`, `\\x00`,
+    `\\ufeff`), at most `limit` characters (cut with `...`, never inside an escape)."""
+    pieces = [c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text]
+    if sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    shown = ""
+    for piece in pieces:
+        if len(shown) + len(piece) > limit - 3:
+            break
+        shown += piece
+    return shown + "..."
+
+
+def _found_header(line: int, cells: list[str]) -> str:
+    """What a header without the required columns has, for the message: the separator it looks
+    split by when that is not a comma (a ';' or tab file reads as one column), else its non-blank
+    names, each shown by `_shown_text`, at most `HEADER_NAMES_SHOWN` of them: one line of at most
+    about 250 characters, whatever the file holds."""
+    commas = len(cells) - 1  # outside quotes; enough to tell which separator the row uses
+    for separator, shown in _SEPARATOR_NAMES.items():
+        count = sum(c.count(separator) for c in cells)
+        if count > commas and all(count >= sum(c.count(o) for c in cells) for o in _SEPARATOR_NAMES):
+            return f"line {line} looks separated by {shown}: use commas"
+    names = [c.strip() for c in cells if c.strip()]
+    listed = ", ".join(f"'{_shown_text(n, HEADER_NAME_MAX_CHARS)}'" for n in names[:HEADER_NAMES_SHOWN])
+    more = len(names) - HEADER_NAMES_SHOWN
+    return f"line {line} has: {listed}" + (f" and {more} more" if more > 0 else "")
+
+
 class _Header(NamedTuple):
     """Where the known columns are in an accepted header row."""
 
@@ -162,7 +197,7 @@ def _parse_header(line: int, cells: list[str]) -> _Header:
         if names.count(name) > 1:
             raise ScheduleCSVError(f"the column '{name}' appears more than once.", line)
     if "datetime" not in names or P_COL not in names:
-        raise ScheduleCSVError(MISSING_COLUMNS)
+        raise ScheduleCSVError(f"{MISSING_COLUMNS} ({_found_header(line, cells)}).")
     ignored: list[str] = []
     for name in names:
         if name and name not in ("datetime", P_COL, Q_COL) and name not in ignored:

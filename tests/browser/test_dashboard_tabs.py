@@ -129,8 +129,12 @@ def test_manual_good_csv_upload_then_bad_csv_refused_with_old_schedule_kept(env,
 
     missing = f"time,power\n{day} 10:00:00,1\n"
     _upload(env, "missing.csv", missing, as_in_file=True)
-    page.wait_text("manual-status",
-                   "CSV load failed: CSV must include 'datetime' and 'power_setpoint_kw' columns.", exact=True)
+    page.wait_text("manual-status", "CSV load failed: CSV must include 'datetime' and 'power_setpoint_kw' columns "
+                   "(line 1 has: 'time', 'power').", exact=True)
+    assert app.sd["manual_schedule_df_by_plant"]["lib"] is frame
+    _upload(env, "semicolons.csv", good.replace(",", ";"), as_in_file=True)
+    page.wait_text("manual-status", "CSV load failed: CSV must include 'datetime' and 'power_setpoint_kw' columns "
+                   "(line 1 looks separated by ';': use commas).", exact=True)
     assert app.sd["manual_schedule_df_by_plant"]["lib"] is frame
 
     # shift (the default): the first row lands on the chosen start date, hour and minute

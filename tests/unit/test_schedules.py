@@ -408,12 +408,37 @@ def test_end_is_one_interval_after_the_last_row_in_absolute_time():
     check_normalised(parsed.frame, "manual", TZ)
 
 
-def test_missing_columns():
-    for header in ("datetime,reactive_power_setpoint_kvar", "time,power_setpoint_kw",
-                   "datetime;power_setpoint_kw"):
-        err = refused(csv_bytes(header, "2026-06-01T10:00:00+02:00,1", "2026-06-01T10:15:00+02:00,end"))
-        assert str(err) == "CSV must include 'datetime' and 'power_setpoint_kw' columns."
-        assert (err.line, err.column) == (None, None)
+MISSING = "CSV must include 'datetime' and 'power_setpoint_kw' columns"
+
+
+@pytest.mark.parametrize("lines, found", [
+    (["time,power_kw"], "line 1 has: 'time', 'power_kw'"),
+    (["datetime,reactive_power_setpoint_kvar"], "line 1 has: 'datetime', 'reactive_power_setpoint_kvar'"),
+    (["Datetime, power_setpoint_kw ,,"], "line 1 has: 'Datetime', 'power_setpoint_kw'"),   # blank cells left out
+    (["", "time,power_setpoint_kw"], "line 2 has: 'time', 'power_setpoint_kw'"),         # a blank line first
+    (["datetime;power_setpoint_kw"], "line 1 looks separated by ';': use commas"),
+    (["datetime;power_setpoint_kw;reactive_power_setpoint_kvar"], "line 1 looks separated by ';': use commas"),
+    (["datetime\tpower_setpoint_kw"], "line 1 looks separated by tabs: use commas"),
+    (["datetime,power;kw"], "line 1 has: 'datetime', 'power;kw'"),        # commas separate; ';' is in a name
+    (["\ufeff\ufeffdatetime,power_setpoint_kw"], "line 1 has: '\\ufeffdatetime', 'power_setpoint_kw'"),  # 2 BOMs
+    (['"date\ntime",p\x00kw\x1b[31m'], "line 1 has: 'date\\ntime', 'p\\x00kw\\x1b[31m'"),  # one line, escaped
+    (["x" * 200 + ",y"], "line 1 has: '" + "x" * 27 + "...', 'y'"),
+    (["\x01" * 20], "line 1 has: '" + "\\x01" * 6 + "...'"),           # never cut inside an escape
+    ([",".join(f"c{i}" for i in range(1, 10))], "line 1 has: 'c1', 'c2', 'c3', 'c4', 'c5', 'c6' and 3 more"),
+])
+def test_missing_columns_names_what_the_header_has(lines, found):
+    err = refused(csv_bytes(*lines, "2026-06-01T10:00:00+02:00,1", "2026-06-01T10:15:00+02:00,end"))
+    assert str(err) == f"{MISSING} ({found})."
+    assert (err.line, err.column) == (None, None)
+    assert failure_message(err) == f"CSV load failed: {MISSING} ({found})."
+
+
+def test_missing_columns_message_is_one_bounded_line_for_any_header():
+    names = ["a\u2028" * 50, "\u00e9" * 500, "'\"" * 40, "\r\x7f" * 30, *("z" * 100 for _ in range(50))]
+    header = ",".join('"' + n.replace('"', '""') + '"' for n in names)
+    text = str(refused(csv_bytes(header, "2026-06-01T10:00:00+02:00,1")))
+    assert text.isprintable() and len(text) <= 300, (len(text), text)
+    assert text.startswith(f"{MISSING} (line 1 has: '") and text.endswith(" and 48 more).")
 
 
 def test_non_number_names_line_7_and_column():
