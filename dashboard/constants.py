@@ -116,6 +116,10 @@ MANUAL_HOUR_ID = "manual-csv-hour"
 MANUAL_MINUTE_ID = "manual-csv-minute"
 MANUAL_MODE_ID = "manual-csv-mode"
 MANUAL_STATUS_ID = "manual-status"
+# The class of a message line (`style.css`): an outcome in blue, a failure (nothing changed) in the
+# failure colour, like the Status tab's command line.
+MESSAGE_CLASS = "line message"
+MESSAGE_BAD_CLASS = "line message message-bad"
 MANUAL_PREVIEW_ID = "manual-preview"
 MANUAL_STORE_ID = "manual-store"
 MANUAL_GUARD_ID = "manual-upload-guard"

@@ -43,8 +43,9 @@ log = logging.getLogger("hil.dashboard")
 
 # The browser drops a file over `max_size` (or not matching `accept`) without telling the server:
 # this guard, installed once per page, names such a file at once and shows `Reading '<name>'…` for
-# any other, so an old message never stays on screen. It runs before the upload reads the file and
-# then empties the file input, so choosing the same file again is a new choice.
+# any other, so an old message never stays on screen; a dropped file is named in the failure colour,
+# as the server shows a refused one. It runs before the upload reads the file and then empties the
+# file input, so choosing the same file again is a new choice.
 UPLOAD_GUARD_JS = """
 function(_tab) {
     if (window.__hilUploadGuard) { return window.dash_clientside.no_update; }
@@ -53,13 +54,15 @@ function(_tab) {
         const target = event.target;
         if (!target || !target.closest || !target.closest('#%(upload)s') || !files || !files.length) { return; }
         const file = files[0];
-        let text = "Reading '" + file.name + "'\u2026";
+        let text = "Reading '" + file.name + "'\u2026", failed = true;
         if (file.size > %(limit)d) {
             text = 'File is ' + (Math.ceil(file.size / 100000) / 10).toFixed(1) + ' MB; the limit is %(limit_mb)s MB.';
         } else if (!/\.csv$/i.test(file.name) && file.type !== 'text/csv') {
             text = "'" + file.name + "' is not a CSV file.";
+        } else {
+            failed = false;
         }
-        window.dash_clientside.set_props('%(status)s', {children: text});
+        window.dash_clientside.set_props('%(status)s', {children: text, className: failed ? '%(bad)s' : '%(ok)s'});
         if (target.tagName === 'INPUT') { setTimeout(function() { target.value = ''; }, 0); }
     }
     document.addEventListener('change', function(e) { attempt(e, e.target && e.target.files); }, true);
@@ -67,7 +70,7 @@ function(_tab) {
     return window.dash_clientside.no_update;
 }
 """ % {"upload": C.MANUAL_UPLOAD_ID, "status": C.MANUAL_STATUS_ID, "limit": C.MAX_UPLOAD_BYTES,
-       "limit_mb": f"{C.MAX_UPLOAD_BYTES / 1_000_000:g}"}
+       "limit_mb": f"{C.MAX_UPLOAD_BYTES / 1_000_000:g}", "ok": C.MESSAGE_CLASS, "bad": C.MESSAGE_BAD_CLASS}
 
 
 def csv_start_default(now: datetime) -> datetime:
@@ -174,7 +177,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
                 html.A("Download CSV", id=C.MANUAL_DOWNLOAD_ID, href=manual_download_href("lib"), download="",
                        className="btn secondary"),
             ]),
-            html.Div(id=C.MANUAL_STATUS_ID, className="line message"),
+            html.Div(id=C.MANUAL_STATUS_ID, className=C.MESSAGE_CLASS),
             dcc.Graph(id=C.MANUAL_PREVIEW_ID, figure=_preview(ctx, s, "lib"),
                       config={"displaylogo": False}, style={"height": f"{C.MANUAL_PREVIEW_HEIGHT}px"}),
             dcc.Store(id=C.MANUAL_STORE_ID, data=_preview_key(s, "lib")),
@@ -220,8 +223,10 @@ def preview_refresh(dctx: DashboardContext, _n, plant, tab, store):
 
 def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plant, start_h, end_h, step,
                   min_kw, max_kw, csv_date, csv_hour, csv_minute, mode):
-    """(message, preview, store, upload contents, upload filename) for Generate Random, Clear or a
-    CSV upload. The upload is emptied after each file, so the same file uploaded again is new."""
+    """(message, its class, preview, store, upload contents, upload filename, override switches,
+    their shown store) for Generate Random, Clear or a CSV upload. A refusal (no frame: nothing
+    published, the old schedule kept) is in the failure colour. The upload is emptied after each
+    file, so the same file uploaded again is new."""
     trigger = dash_ctx.triggered_id
     if plant not in PLANT_IDS:
         raise PreventUpdate
@@ -248,7 +253,8 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
         log.info("Dashboard: %s", _plain_text(message))
     s = dctx.snapshot()  # after the publication: the preview shows what is in force
     reset = None if trigger == C.MANUAL_UPLOAD_ID else no_update
-    return (message, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset,
+    message_class = C.MESSAGE_BAD_CLASS if frame is None else C.MESSAGE_CLASS
+    return (message, message_class, _preview(dctx, s, plant), _preview_key(s, plant), reset, reset,
             manual_overrides.flags_value(s, plant),
             manual_overrides.shown_store(s, plant))
 
@@ -321,6 +327,7 @@ def register(app, dctx: DashboardContext) -> None:
     )(bind(preview_refresh, dctx))
     app.callback(
         Output(C.MANUAL_STATUS_ID, "children"),
+        Output(C.MANUAL_STATUS_ID, "className"),
         Output(C.MANUAL_PREVIEW_ID, "figure", allow_duplicate=True),
         Output(C.MANUAL_STORE_ID, "data", allow_duplicate=True),
         Output(C.MANUAL_UPLOAD_ID, "contents"),

@@ -86,6 +86,16 @@ def _upload(env, name: str, text: str, as_in_file: bool) -> None:
     env.page.upload_manual_csv(path, "as_in_file" if as_in_file else "shift")
 
 
+MESSAGE_BLUE = "rgb(11, 79, 156)"   # style.css `.message`: an outcome
+FAILURE_RED = "rgb(207, 34, 46)"    # `--bad`, as the Status tab's failed command
+
+
+def _wait_status_colour(page: Page, colour: str) -> None:
+    """The manual message drawn (computed style) in `colour`."""
+    js = "return getComputedStyle(document.getElementById('manual-status')).color;"
+    wait_for(lambda: page.js(js) == colour, 5, message=f"manual-status in {colour}")
+
+
 def _set_input(page: Page, element_id: str, value) -> None:
     """Type into an input the way a user does (React sees every key)."""
     from selenium.webdriver.common.keys import Keys
@@ -115,6 +125,7 @@ def test_manual_good_csv_upload_then_bad_csv_refused_with_old_schedule_kept(env,
     _upload(env, "good.csv", good, as_in_file=True)
     page.wait_text("manual-status", f"CSV 'good.csv' loaded for LIB (3 points, ends {day} 10:45). "
                    "1 value(s) outside the plant limits will be clamped. Ignored column(s): 'comment'.", exact=True)
+    _wait_status_colour(page, MESSAGE_BLUE)
     frame = app.sd["manual_schedule_df_by_plant"]["lib"]
     assert len(frame) == 4 and frame.index[0].isoformat().startswith(f"{day}T10:00:00")
     assert list(frame["power_setpoint_kw"].iloc[:3]) == [200, -300, 2500]
@@ -125,6 +136,7 @@ def test_manual_good_csv_upload_then_bad_csv_refused_with_old_schedule_kept(env,
     _upload(env, "bad.csv", bad, as_in_file=True)
     page.wait_text("manual-status",
                    "CSV load failed: line 7, column 'power_setpoint_kw': 'abc' is not a number.", exact=True)
+    _wait_status_colour(page, FAILURE_RED)  # a failure, not the blue of a success
     assert app.sd["manual_schedule_df_by_plant"]["lib"] is frame, "the old schedule stays"
 
     missing = f"time,power\n{day} 10:00:00,1\n"
@@ -135,6 +147,7 @@ def test_manual_good_csv_upload_then_bad_csv_refused_with_old_schedule_kept(env,
     _upload(env, "semicolons.csv", good.replace(",", ";"), as_in_file=True)
     page.wait_text("manual-status", "CSV load failed: CSV must include 'datetime' and 'power_setpoint_kw' columns "
                    "(line 1 looks separated by ';': use commas).", exact=True)
+    _wait_status_colour(page, FAILURE_RED)
     assert app.sd["manual_schedule_df_by_plant"]["lib"] is frame
 
     # shift (the default): the first row lands on the chosen start date, hour and minute
@@ -143,6 +156,7 @@ def test_manual_good_csv_upload_then_bad_csv_refused_with_old_schedule_kept(env,
     page.js("dash_clientside.set_props('manual-csv-date', {date: arguments[0]});", str(day))
     _upload(env, "shifted.csv", good.replace("good", "x"), as_in_file=False)
     page.wait_text("manual-status", f"CSV 'shifted.csv' loaded for LIB (3 points, ends {day} 08:20).")
+    _wait_status_colour(page, MESSAGE_BLUE)  # a success after a failure is blue again
     frame = app.sd["manual_schedule_df_by_plant"]["lib"]
     assert frame.index[0].isoformat().startswith(f"{day}T07:35:00")
 
@@ -164,6 +178,7 @@ def test_generate_random_validates_and_publishes(env, page):
     _set_input(page, "manual-min-kw", "")
     page.click("manual-generate")
     page.wait_text("manual-status", "Please fill in all fields.", exact=True)
+    _wait_status_colour(page, FAILURE_RED)
     assert app.sd["manual_schedule_df_by_plant"]["vrfb"] is before
     _set_input(page, "manual-min-kw", -200)
     _set_input(page, "manual-max-kw", 300)
@@ -174,6 +189,7 @@ def test_generate_random_validates_and_publishes(env, page):
     clicked = app.clock.now()
     page.click("manual-generate")
     text = page.wait_text("manual-status", "Random schedule generated for VRFB (4 points).")
+    _wait_status_colour(page, MESSAGE_BLUE)
     answered = app.clock.now()
     frame = app.sd["manual_schedule_df_by_plant"]["vrfb"]
     assert len(frame) == 5 and frame["power_setpoint_kw"].iloc[:4].between(-200, 300).all()

@@ -181,6 +181,10 @@ def test_api_preview_shows_now(env):
 
 # ------------------------------------------------------------------------------------------ (2)
 
+def _status_colour(page) -> str:
+    return page.js("return getComputedStyle(document.getElementById('manual-status')).color;")
+
+
 def test_file_over_the_limit_is_said_and_a_new_attempt_clears_the_old_message(env):
     page = env.page
     _reload(env, "Manual Schedule", "manual-generate")
@@ -198,6 +202,7 @@ def test_file_over_the_limit_is_said_and_a_new_attempt_clears_the_old_message(en
     _upload(env, "big.csv", big)
     page.wait_text("manual-status", "File is 6.3 MB; the limit is 5 MB.", exact=True, timeout=15)
     assert _manual(env) is before, "nothing loaded"
+    assert _status_colour(page) == "rgb(207, 34, 46)", "a dropped file in the failure colour"
     _shots(page, "manual_file_too_large", "manual-status")
 
     # a new attempt first clears the previous message (recorded as the page shows it)
@@ -209,6 +214,7 @@ def test_file_over_the_limit_is_said_and_a_new_attempt_clears_the_old_message(en
     """)
     _upload(env, "next.csv", _csv(day))
     page.wait_text("manual-status", "CSV 'next.csv' loaded for LIB (5 points")
+    wait_for(lambda: _status_colour(page) == "rgb(11, 79, 156)", 5, message="a success in blue again")
     texts = page.js("return window.__statusTexts;")
     assert texts and texts[0] != "File is 6.3 MB; the limit is 5 MB." and not texts[0].startswith("CSV '"), texts
     env.app.store.publish_schedule("manual", "lib", empty_frame(env.cfg.tz))
