@@ -40,7 +40,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
                 html.Button("Disconnect", id=C.API_DISCONNECT_ID, n_clicks=0, className="btn secondary"),
                 html.Button("Fetch Now", id=C.API_FETCH_ID, n_clicks=0, className="btn secondary"),
             ]),
-            html.Div(id=C.API_MESSAGE_ID, className="line message"),
+            html.Div(id=C.API_MESSAGE_ID, className=C.MESSAGE_CLASS),
             dcc.Store(id=C.API_CONNECT_STORE_ID, data=None),
             html.Div(views.api_status_line(cfg, s), id=C.API_STATUS_ID, className="line"),
             html.Div(views.api_error_line(s), id=C.API_ERROR_ID, className="line error-line"),
@@ -63,38 +63,39 @@ def layout(ctx: DashboardContext, s: Snapshot):
 
 
 def api_action(dctx: DashboardContext, _c, _d, _f, password):
-    """(message, password field, pending Connect) for Connect, Disconnect or Fetch Now. Connect
-    answers `Connecting…` at once; `connect_answer` replaces it with the login's outcome."""
+    """(message, its class, password field, pending Connect) for Connect, Disconnect or Fetch Now.
+    Connect answers `Connecting…` at once; `connect_answer` replaces it with the login's outcome."""
     trigger = dash_ctx.triggered_id
     if not any_click():
         raise PreventUpdate
     if trigger == C.API_CONNECT_ID:
         if not password:
-            return "Enter a password.", no_update, no_update
+            return "Enter a password.", C.MESSAGE_BAD_CLASS, no_update, no_update
         seen = (dctx.snapshot().fetcher or {}).get("last_attempt")   # before the pass it starts
         dctx.hil.set_api_password(password)
         dctx.hil.request_fetch_now()    # the same password again is answered too
         log.info("Dashboard: API password set")
-        return "Password set. Connecting…", "", {"at": dctx.clock.now().isoformat(), "seen": seen}
+        return "Password set. Connecting…", C.MESSAGE_CLASS, "", {"at": dctx.clock.now().isoformat(), "seen": seen}
     if trigger == C.API_DISCONNECT_ID:
         dctx.hil.set_api_password(None)
         log.info("Dashboard: API password cleared")
-        return f"Password cleared at {format_hms(dctx.clock.now(), dctx.cfg.tz)}.", "", None
+        return f"Password cleared at {format_hms(dctx.clock.now(), dctx.cfg.tz)}.", C.MESSAGE_CLASS, "", None
     if trigger == C.API_FETCH_ID:
         dctx.hil.request_fetch_now()
-        return f"Fetch requested at {format_hms(dctx.clock.now(), dctx.cfg.tz)}.", no_update, no_update
+        return f"Fetch requested at {format_hms(dctx.clock.now(), dctx.cfg.tz)}.", C.MESSAGE_CLASS, no_update, no_update
     raise PreventUpdate
 
 
 def connect_answer(dctx: DashboardContext, _n, pending):
-    """Every tick while a Connect awaits its answer: the outcome once the fetcher has tried."""
+    """Every tick while a Connect awaits its answer: the outcome once the fetcher has tried (a
+    failed or unanswered login in the failure colour)."""
     if not pending:
         raise PreventUpdate
     within_s = float(dctx.cfg.istentore_api.request_timeout_s) * 2 + 5
     answer = views.connect_outcome(dctx.snapshot(), pending, dctx.cfg.tz, within_s)
     if answer is None:
         raise PreventUpdate
-    return answer, None
+    return answer, C.MESSAGE_CLASS if answer.startswith("Connected at ") else C.MESSAGE_BAD_CLASS, None
 
 
 def _preview_key(dctx: DashboardContext, s: Snapshot, drawn: bool) -> dict:
@@ -132,6 +133,7 @@ def api_refresh(dctx: DashboardContext, _n, _message, tab, store):
 def register(app, dctx: DashboardContext) -> None:
     app.callback(
         Output(C.API_MESSAGE_ID, "children"),
+        Output(C.API_MESSAGE_ID, "className"),
         Output(C.API_PASSWORD_ID, "value"),
         Output(C.API_CONNECT_STORE_ID, "data"),
         Input(C.API_CONNECT_ID, "n_clicks"),
@@ -142,6 +144,7 @@ def register(app, dctx: DashboardContext) -> None:
     )(roles.operator_only("API password or fetch", bind(api_action, dctx)))
     app.callback(
         Output(C.API_MESSAGE_ID, "children", allow_duplicate=True),
+        Output(C.API_MESSAGE_ID, "className", allow_duplicate=True),
         Output(C.API_CONNECT_STORE_ID, "data", allow_duplicate=True),
         Input(tab_tick_id("api"), "data"),
         State(C.API_CONNECT_STORE_ID, "data"),

@@ -270,6 +270,7 @@ def test_api_status_says_password_set_at_once_and_errors_on_their_own_line(env):
     page, app = env.page, env.app
     if env.sim is None:
         pytest.skip("tools.istentore_sim is not available")
+    api_colour = "return getComputedStyle(document.getElementById('api-message')).color;"
     _reload(env, "API Schedule", "api-connect")
     page.wait_text("api-status", "API: Not connected | Password not set |")
     page.js("dash_clientside.set_props('tick', {disabled: true});")  # no periodic refresh from here on
@@ -287,6 +288,7 @@ def test_api_status_says_password_set_at_once_and_errors_on_their_own_line(env):
         wait_for(lambda: (app.sd["data_fetcher_status"] or {}).get("error"), 15, message="the login refused")
         answer = page.wait_text("api-message", "Login failed at ", timeout=10)
         assert re.fullmatch(r"Login failed at \d\d:\d\d:\d\d: password rejected", answer), answer
+        assert page.js(api_colour) == "rgb(207, 34, 46)", "a refused login in the failure colour"
         err = page.wait_text("api-error", "Error: ", timeout=10)
         assert err.startswith("Error: ") and "\n" not in err
         assert "Error" not in page.text("api-status")
@@ -296,6 +298,7 @@ def test_api_status_says_password_set_at_once_and_errors_on_their_own_line(env):
     finally:
         page.click("api-disconnect")
         page.wait_text("api-message", "Password cleared at ")
+        wait_for(lambda: page.js(api_colour) == "rgb(11, 79, 156)", 5, message="an answer in the message blue")
         page.wait_text("api-status", "| Password not set |")
 
 
