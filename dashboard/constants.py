@@ -165,22 +165,11 @@ CONTROL_IDS = frozenset({
 })
 
 # ---------------------------------------------------------------------------------- texts
+# the confirmation modals' texts are written when they open (dashboard/modal_texts.py)
 SOURCE_MODAL_TITLE = "Confirm Schedule Source Switch"
-SOURCE_MODAL_TEXT = ("Switching schedule source will safe-stop both plants. "
-                     "Recording will remain active. Continue?")
 TRANSPORT_MODAL_TITLE = "Confirm Transport Mode Switch"
-TRANSPORT_MODAL_TEXT = ("Switching transport mode will safe-stop both plants, stop recording, "
-                        "and clear plot caches. Continue?")
 START_ALL_MODAL_TITLE = "Confirm Start All"
-START_ALL_MODAL_TEXT = "Start All will:"
-START_ALL_STEPS = ("1. Start recording for both plants.",
-                   "2. Then start both plants on the active schedule source; "
-                   "a plant that fails to start does not stop the other.")
 STOP_ALL_MODAL_TITLE = "Confirm Stop All"
-STOP_ALL_MODAL_TEXT = "Stop All will:"
-STOP_ALL_STEPS = ("1. Drop any plant command still queued and safe-stop both plants at the same time "
-                  "(P and Q to zero, wait for the power to decay, disable).",
-                  "2. Then stop recording for both plants.")
 SHIFT_MODE = "shift"
 AS_IN_FILE_MODE = "as_in_file"
 NO_MANUAL_SCHEDULE = "No manual schedule for selected plant."

@@ -2,16 +2,18 @@
 switches and Start All / Stop All, each with its layout and one shared flow. Clicking an opening
 button opens its modal, Cancel closes it, Confirm submits the command through intake (never
 waiting). A click while a switch runs or the process shuts down opens nothing and says why on the
-command line (the page may not have refreshed its disabled buttons yet); intake checks again."""
+command line (the page may not have refreshed its disabled buttons yet); intake checks again.
+A modal's text is written when it opens, from that moment's snapshot (`modal_texts`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from dash import Input, Output, State, ctx as dash_ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import constants as C
-from dashboard import roles, views
+from dashboard import modal_texts, roles, views
 from dashboard.common import any_click, bind, command_store
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
@@ -31,34 +33,47 @@ class Confirmable:
     confirm_id: str
     pending_id: str      # store: the value waiting for Confirm
     title: str
-    text: str
-    steps: tuple = ()    # what will happen, listed under the text
+    words: Callable      # (cfg, snapshot, target) -> (text, steps): `modal_texts`
+
+    @property
+    def body_id(self) -> str:
+        """The part of the modal written when it opens: the text and the steps under it."""
+        return f"{self.modal_id}-body"
 
 
 MODALS = (
     Confirmable("switch_source", "source", C.SOURCE_BTN, C.SOURCE_MODAL_ID, C.SOURCE_CANCEL_ID,
-                C.SOURCE_CONFIRM_ID, C.SOURCE_PENDING_ID, C.SOURCE_MODAL_TITLE, C.SOURCE_MODAL_TEXT),
+                C.SOURCE_CONFIRM_ID, C.SOURCE_PENDING_ID, C.SOURCE_MODAL_TITLE, modal_texts.source_words),
     Confirmable("switch_transport", "transport", C.TRANSPORT_BTN, C.TRANSPORT_MODAL_ID, C.TRANSPORT_CANCEL_ID,
-                C.TRANSPORT_CONFIRM_ID, C.TRANSPORT_PENDING_ID, C.TRANSPORT_MODAL_TITLE, C.TRANSPORT_MODAL_TEXT),
+                C.TRANSPORT_CONFIRM_ID, C.TRANSPORT_PENDING_ID, C.TRANSPORT_MODAL_TITLE,
+                modal_texts.transport_words),
     Confirmable("start_all", None, {FLEET_VALUE: C.START_ALL_BTN_ID}, C.START_ALL_MODAL_ID, C.START_ALL_CANCEL_ID,
-                C.START_ALL_CONFIRM_ID, C.START_ALL_PENDING_ID, C.START_ALL_MODAL_TITLE, C.START_ALL_MODAL_TEXT,
-                C.START_ALL_STEPS),
+                C.START_ALL_CONFIRM_ID, C.START_ALL_PENDING_ID, C.START_ALL_MODAL_TITLE,
+                modal_texts.start_all_words),
     Confirmable("stop_all", None, {FLEET_VALUE: C.STOP_ALL_BTN_ID}, C.STOP_ALL_MODAL_ID, C.STOP_ALL_CANCEL_ID,
-                C.STOP_ALL_CONFIRM_ID, C.STOP_ALL_PENDING_ID, C.STOP_ALL_MODAL_TITLE, C.STOP_ALL_MODAL_TEXT,
-                C.STOP_ALL_STEPS),
+                C.STOP_ALL_CONFIRM_ID, C.STOP_ALL_PENDING_ID, C.STOP_ALL_MODAL_TITLE,
+                modal_texts.stop_all_words),
 )
 
 
+def body(text: str, steps: tuple) -> list:
+    """The modal's text, then its steps (a list) when it has any."""
+    children = [html.P(text, className="modal-text")]
+    if steps:
+        children.append(html.Ul([html.Li(step) for step in steps], className="modal-steps"))
+    return children
+
+
 def _modal(m: Confirmable):
-    body = [html.H3(m.title, className="modal-title"), html.P(m.text, className="modal-text")]
-    if m.steps:
-        body.append(html.Ul([html.Li(step) for step in m.steps], className="modal-steps"))
-    body.append(html.Div(className="modal-buttons", children=[
-        html.Button("Cancel", id=m.cancel_id, n_clicks=0, className="btn secondary"),
-        html.Button("Confirm", id=m.confirm_id, n_clicks=0, className="btn primary"),
-    ]))
     return html.Div(id=m.modal_id, className="modal-backdrop", style=HIDDEN, children=[
-        html.Div(className="modal-dialog", role="dialog", children=body)])
+        html.Div(className="modal-dialog", role="dialog", children=[
+            html.H3(m.title, className="modal-title"),
+            html.Div(id=m.body_id),   # written when the modal opens
+            html.Div(className="modal-buttons", children=[
+                html.Button("Cancel", id=m.cancel_id, n_clicks=0, className="btn secondary"),
+                html.Button("Confirm", id=m.confirm_id, n_clicks=0, className="btn primary"),
+            ]),
+        ])])
 
 
 def layout() -> list:
@@ -74,7 +89,8 @@ def refusal(s: Snapshot) -> str | None:
 
 
 def modal_flow(ctx: DashboardContext, m: Confirmable, *args):
-    """(modal style, pending value, command line, last command store) for one click."""
+    """(modal style, pending value, command line, last command store, modal body) for one click;
+    the body is written only when the modal opens, from this click's snapshot."""
     pending = args[-1]
     trigger = dash_ctx.triggered_id
     if not any_click():
@@ -82,25 +98,25 @@ def modal_flow(ctx: DashboardContext, m: Confirmable, *args):
     s = ctx.snapshot()
     actual = getattr(s, m.field) if m.field else None
     if trigger == m.cancel_id:
-        return HIDDEN, None, no_update, no_update
+        return HIDDEN, None, no_update, no_update, no_update
     if trigger == m.confirm_id:
         if not pending:
-            return HIDDEN, None, no_update, no_update
+            return HIDDEN, None, no_update, no_update, no_update
         label = views.command_label(ctx.cfg, m.kind, None, pending)
         if pending == actual:
             text = f"{label}: already {pending.upper()}"
-            return HIDDEN, None, text, {"id": None, "text": text}
+            return HIDDEN, None, text, {"id": None, "text": text}, no_update
         cmd = ctx.hil.intake.submit(m.kind, target=pending if m.field else None)
         store = command_store(label, cmd)
-        return HIDDEN, None, store["text"], store
+        return HIDDEN, None, store["text"], store, no_update
     target = next((value for value, cid in m.buttons.items() if cid == trigger), None)
     if target is None or target == actual:
         raise PreventUpdate  # clicking the active option does nothing
     reason = refusal(s)
     if reason is not None:
         text = f"{views.command_label(ctx.cfg, m.kind, None, target)}: rejected ({reason})"
-        return HIDDEN, None, text, {"id": None, "text": text}
-    return SHOWN, target, no_update, no_update
+        return HIDDEN, None, text, {"id": None, "text": text}, no_update
+    return SHOWN, target, no_update, no_update, body(*m.words(ctx.cfg, s, target))
 
 
 def register(app, ctx: DashboardContext) -> None:
@@ -110,6 +126,7 @@ def register(app, ctx: DashboardContext) -> None:
             Output(m.pending_id, "data"),
             Output(C.COMMAND_LINE_ID, "children", allow_duplicate=True),
             Output(C.LAST_CMD_ID, "data", allow_duplicate=True),
+            Output(m.body_id, "children"),
             [Input(cid, "n_clicks") for cid in m.buttons.values()],
             Input(m.cancel_id, "n_clicks"),
             Input(m.confirm_id, "n_clicks"),

@@ -864,3 +864,52 @@ def test_an_empty_figure_message_is_wrapped_to_a_phone_width_and_loses_no_word()
 def test_a_failed_or_refused_command_is_in_the_failure_colour(line, bad):
     from dashboard.top_card import command_line_class
     assert command_line_class(line) == ("line command-line command-bad" if bad else "line command-line")
+
+
+# ------------------------------------------------------------------------------ the top card's modals (§8.4)
+
+def _remote_at(cfg, hosts: dict):
+    """The config with each plant's remote endpoint at `hosts[pid]` = (host, port)."""
+    import dataclasses
+    plants = {pid: dataclasses.replace(p, remote=dataclasses.replace(p.remote, host=hosts[pid][0], port=hosts[pid][1]))
+              for pid, p in cfg.plants.items()}
+    return dataclasses.replace(cfg, plants=plants)
+
+
+@pytest.mark.parametrize("recording, note", [
+    ({}, "Recording is off for both plants."),
+    ({"lib": "x.csv", "vrfb": "y.csv"}, "Recording stays on for LIB and VRFB."),
+    ({"lib": "x.csv"}, "Recording stays on for LIB (off for VRFB)."),
+    ({"vrfb": "y.csv"}, "Recording stays on for VRFB (off for LIB)."),
+])
+def test_the_source_modal_says_which_plants_record_as_published(cfg, recording, note):
+    """The recording files the recorder published, nothing else: the old text said `Recording will
+    remain active` with recording off."""
+    from dashboard import modal_texts
+    sd = build_shared_data("manual")
+    sd["measurements_filename_by_plant"].update(recording)
+    text, steps = modal_texts.source_words(cfg, snap(sd), "api")
+    assert text == f"Switch schedule source from MANUAL to API? Both plants will be safe-stopped. {note}"
+    assert steps == () and "remain active" not in text
+
+
+def test_the_transport_modal_names_the_target_mode_and_its_endpoints(cfg):
+    from dashboard import modal_texts
+    cfg = _remote_at(cfg, {"lib": ("10.0.0.5", 502), "vrfb": ("10.0.0.6", 502)})
+    text, steps = modal_texts.transport_words(cfg, snap(build_shared_data(transport_mode="local")), "remote")
+    assert text == ("Switch transport from LOCAL to REMOTE (LIB 10.0.0.5:502, VRFB 10.0.0.6:502)? "
+                    "Both plants will be safe-stopped, recording stopped and plot caches cleared.")
+    assert steps == ()
+    back, _ = modal_texts.transport_words(cfg, snap(build_shared_data(transport_mode="remote")), "local")
+    assert back.startswith("Switch transport from REMOTE to LOCAL (LIB 127.0.0.1:5020, VRFB 127.0.0.1:5021)? ")
+
+
+@pytest.mark.parametrize("source", ["manual", "api"])
+def test_the_start_all_modal_names_the_active_source(cfg, source):
+    from dashboard import modal_texts
+    text, steps = modal_texts.start_all_words(cfg, snap(build_shared_data(source)), "all")
+    assert text == "Start All will:"
+    assert steps == ("1. Start recording for both plants.",
+                     f"2. Then start both plants on the active schedule source ({source.upper()}); "
+                     "a plant that fails to start does not stop the other.")
+

@@ -169,8 +169,8 @@ def test_source_switch_modal_cancel_changes_nothing_confirm_safe_stops_and_appli
     page.click("source-api")
     wait_for(lambda: page.visible("source-modal"), 5, message="source modal")
     assert "Confirm Schedule Source Switch" in page.text("source-modal")
-    assert ("Switching schedule source will safe-stop both plants. Recording will remain active. Continue?"
-            in page.text("source-modal"))
+    assert ("Switch schedule source from MANUAL to API? Both plants will be safe-stopped. "
+            "Recording is off for both plants." in page.text("source-modal"))   # not "will remain active"
     assert page.text("source-cancel") == "Cancel" and page.text("source-confirm") == "Confirm"
     page.click("source-cancel")
     wait_for(lambda: not page.visible("source-modal"), 5, message="modal closed")
@@ -236,12 +236,20 @@ def test_transport_switch_modal_cancel_then_confirm(env, page):
         page.button("lib", "record").click()
         page.wait_button("lib", "record", "Recording", True)
 
+        page.click("source-api")    # the source modal says who records now
+        wait_for(lambda: page.visible("source-modal"), 5)
+        assert "Both plants will be safe-stopped. Recording stays on for LIB (off for VRFB)." in page.text(
+            "source-modal")
+        page.click("source-cancel")
+        wait_for(lambda: not page.visible("source-modal"), 5)
+
     page.click("transport-remote")
     wait_for(lambda: page.visible("transport-modal"), 5)
     text = page.text("transport-modal")
     assert "Confirm Transport Mode Switch" in text
-    assert ("Switching transport mode will safe-stop both plants, stop recording, and clear plot caches. Continue?"
-            in text)
+    remote = {pid: env.cfg.plants[pid].remote.label for pid in ("lib", "vrfb")}
+    assert (f"Switch transport from LOCAL to REMOTE (LIB {remote['lib']}, VRFB {remote['vrfb']})? "
+            "Both plants will be safe-stopped, recording stopped and plot caches cleared." in text), text
     page.click("transport-cancel")
     wait_for(lambda: not page.visible("transport-modal"), 5)
     time.sleep(1.2)

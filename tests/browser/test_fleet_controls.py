@@ -68,7 +68,7 @@ def test_start_all_then_stop_all_through_the_modals(env, page):
 
     text = _open_modal(page, "start-all", "start-all-modal")
     assert "Confirm Start All" in text and "1. Start recording for both plants." in text
-    assert "2. Then start both plants on the active schedule source" in text
+    assert "2. Then start both plants on the active schedule source (MANUAL); a plant" in text
     page.screenshot("fleet-start-all-modal")
     page.click("start-all-cancel")
     wait_for(lambda: not page.visible("start-all-modal"), 5)
@@ -210,13 +210,18 @@ def test_layout_at_390_and_1280(env, page):
     label = phone.js("return getComputedStyle(arguments[0], '::before').content;", phone.el("summary-3-lib"))
     assert label == '"Pref"'
     phone.screenshot("fleet-status-phone")
-    phone.click("stop-all")
-    wait_for(lambda: phone.visible("stop-all-modal"), 5)
-    right = phone.js("return document.querySelector('#stop-all-modal .modal-dialog').getBoundingClientRect().right;")
-    assert right <= width + 1
-    phone.screenshot("fleet-stop-all-modal-phone")
-    phone.click("stop-all-cancel")
-    wait_for(lambda: not phone.visible("stop-all-modal"), 5)
+    for button, modal in (("stop-all", "stop-all-modal"), ("start-all", "start-all-modal"),
+                          ("transport-remote", "transport-modal"), ("source-api", "source-modal")):
+        text = _open_modal(phone, button, modal)
+        box = phone.js(f"return document.querySelector('#{modal} .modal-dialog').getBoundingClientRect().toJSON();")
+        assert box["left"] >= 0 and box["right"] <= width + 1, f"{modal} cut off at 390 px ({box})"
+        assert phone.js("return document.documentElement.scrollWidth") <= width
+        phone.screenshot(f"fleet-{modal}-phone")
+        phone.click(modal.replace("modal", "cancel"))
+        wait_for(lambda: not phone.visible(modal), 5)
+        if modal == "transport-modal":   # the target mode and each plant's endpoint on it
+            ends = ", ".join(f"{NAMES[pid]} {env.cfg.plants[pid].remote.label}" for pid in NAMES)
+            assert f"Switch transport from LOCAL to REMOTE ({ends})? Both plants will be safe-stopped" in text
 
     laptop = env.page_at("laptop")
     laptop.open(env.app.dashboard.url)

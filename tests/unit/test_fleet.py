@@ -115,15 +115,16 @@ def test_fleet_button_states(case, start_all, stop_all):
     assert (states["stop_all"].text, states["stop_all"].disabled) == stop_all
 
 
-def test_modals_refuse_during_a_switch_or_shutdown():
+def test_modals_refuse_during_a_switch_or_shutdown(tmp_path):
     assert switch_modals.refusal(_snap()) is None
     assert switch_modals.refusal(_snap("schedule_switching")) == "switch in progress"
     assert switch_modals.refusal(_snap("transport_switching")) == "switch in progress"
     assert switch_modals.refusal(_snap(shutting_down=True)) == "shutting down"
     kinds = [m.kind for m in switch_modals.MODALS]
     assert kinds == ["switch_source", "switch_transport", "start_all", "stop_all"]
-    for m in switch_modals.MODALS[2:]:
-        assert len(m.steps) == 2 and m.field is None
+    cfg = make_cfg(tmp_path)
+    for m in switch_modals.MODALS[2:]:   # the fleet modals list two steps
+        assert len(m.words(cfg, _snap(), switch_modals.FLEET_VALUE)[1]) == 2 and m.field is None
 
 
 # ------------------------------------------------------------------------------ coordinator queue
