@@ -10,6 +10,7 @@ Modules:
   and its values.
 - `switch_modals`: the confirmation modals (source and transport switches, Start All, Stop All)
   and their one confirm flow.
+- `modal_texts`: what those modals say, written as one opens from its snapshot and the config.
 - `plant_summary`: the Status tab's plant summary table rows and the API-schedule note.
 - `common`: small helpers the tabs share (callback binding, clicks, command store, options).
 - `figures`: figure dicts and `Patch` builders (live 4-row figure, tracking bars, previews, history).
