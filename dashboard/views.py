@@ -370,13 +370,17 @@ def _last_write(cfg: AppConfig, d: dict, dispatched: bool) -> str:
     return f"{status} at {format_hms(at, cfg.tz)}{applied}"
 
 
+_REASON_WORDS = {"no_schedule": "no schedule", "before_start": "schedule not started", "after_end": "schedule ended",
+                 "stale": "API schedule stale"}   # why the target is what it is; "schedule" as it is
+
+
 def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     """Target, reason and next change as the controller published them (`dispatch_status_by_plant`).
     With the gate off nothing is dispatched: the line says so and shows what a start would dispatch."""
     d = s.dispatch.get(plant) or {}
     nxt = as_datetime(d.get("next_breakpoint"), cfg.tz)
     target = (f"P={fmt_qty(d.get('target_p_kw'), 'kW')} Q={fmt_qty(d.get('target_q_kvar'), 'kvar')} "
-              f"({d.get('reason') or 'n/a'})")
+              f"({_REASON_WORDS.get(d.get('reason'), d.get('reason') or 'n/a')})")
     hold = s.hold.get(plant) or {}
     if s.gate.get(plant) and s.held(plant):   # the held values are written, not the schedule's
         held = f"P={fmt_qty(hold.get('p_kw'), 'kW')} Q={fmt_qty(hold.get('q_kvar'), 'kvar')}"

@@ -205,6 +205,10 @@ def test_dispatch_line_shows_the_published_target_gate_on_or_off(cfg):
     assert views.dispatch_line(cfg, snap(sd), "lib") == (
         "Target P=-40.0 kW Q=0.0 kvar (schedule) | Last write: ok at 12:10:01 (plant applies P=-16.0 kW) | "
         "Next change: 12:20:00")
+    for reason, words in (("no_schedule", "no schedule"), ("before_start", "schedule not started"),
+                          ("after_end", "schedule ended"), ("stale", "API schedule stale")):   # not the codes
+        sd["dispatch_status_by_plant"]["lib"].update(target_p_kw=0.0, reason=reason)
+        assert views.dispatch_line(cfg, snap(sd), "lib").startswith(f"Target P=0.0 kW Q=0.0 kvar ({words}) | ")
 
 
 def test_posting_lines(cfg):
