@@ -63,6 +63,8 @@ def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
         parts.append(f"{sig.upper()}: {text}")
     if s.held(plant):
         return "P and Q held | schedule: " + " | ".join(parts)
+    if s.transition.get(plant) == "running" and not s.gate.get(plant):   # runs on what the plant holds
+        return "Not dispatched (enabled outside this program) | schedule: " + " | ".join(parts)
     return " | ".join(parts)
 
 

@@ -399,16 +399,16 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     return f"{head} | Last write: {last} | Next change: {format_hms(nxt, cfg.tz)}"
 
 
+_BADGES = {"down": "LINK DOWN", "nodata": "NO DATA", "meterdown": "METER DOWN", "undispatched": "NOT DISPATCHED"}
+
+
 @dataclass(frozen=True)
 class TrackingView:
     pref_kw: float | None
     p_poi_kw: float | None
-    state: str  # ok | bad | idle | down (link down) | nodata (no fresh measurement) | meterdown (no POI values)
+    state: str  # ok | bad | idle | undispatched (runs, enabled outside) | down (link down) | nodata | meterdown
     text: str
-
-    @property
-    def badge(self) -> str:
-        return {"down": "LINK DOWN", "nodata": "NO DATA", "meterdown": "METER DOWN"}.get(self.state, self.state.upper())
+    badge = property(lambda self: _BADGES.get(self.state, self.state.upper()), doc="The badge's text.")
 
 
 def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
@@ -430,6 +430,7 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
         error = t.get("error_kw")
         if state == "idle":   # nothing dispatched: no reference to follow (a register's leftover is none)
             pref = error = None
+            state = "undispatched" if s.transition.get(plant) == "running" and not s.gate.get(plant) else state
     else:
         state, error = ("down" if f.link_down else "nodata"), None
     text = (f"Error {fmt_qty(error, 'kW', 1, signed=True)} | "

@@ -793,6 +793,27 @@ def _held_sd(transition: str, link: str, gate: bool = True, held: bool = True) -
     return sd
 
 
+def test_a_plant_enabled_outside_the_program_is_not_dispatched_on_its_card(cfg):
+    """Running with the gate off (enabled at its panel): the card's badge said IDLE and its source
+    line `P: manual | Q: manual` while the plant delivered 200 kW on a setpoint nobody sent."""
+    from dashboard import override_views
+    sd = build_shared_data()
+    sd["plant_transition_by_plant"]["lib"] = "running"
+    sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], link="ok")
+    sd["latest_measurement_by_plant"]["lib"] = {"ts": NOW.isoformat(), "values": _VALUES, "sampler_link": "ok",
+                                                "last_error": None}
+    sd["dispatch_tracking_by_plant"]["lib"] = {"setpoint_kw": 200.0, "p_poi_kw": 199.0, "tracking_ok": None}
+    sd["dispatch_status_by_plant"]["lib"].update(reason="schedule", reason_p="manual", reason_q="manual")
+    t = views.tracking_view(cfg, snap(sd), "lib")
+    assert (t.badge, t.state, t.pref_kw) == ("NOT DISPATCHED", "undispatched", None)
+    assert override_views.source_line(cfg, snap(sd), "lib") == (
+        "Not dispatched (enabled outside this program) | schedule: P: manual | Q: manual")
+    sd["scheduler_running_by_plant"]["lib"] = False
+    sd["plant_transition_by_plant"]["lib"] = "stopped"                  # stopped: idle, as before
+    assert views.tracking_view(cfg, snap(sd), "lib").badge == "IDLE"
+    assert override_views.source_line(cfg, snap(sd), "lib") == "P: manual | Q: manual"
+
+
 @pytest.mark.parametrize("transition, link", [("running", "ok"), ("unknown", "connect_failed")])
 def test_a_held_plant_keeps_its_hold_on_the_card_while_its_link_is_down(cfg, transition, link):
     """The summary says HELD and the hold line `Held at …`; the source line says so too and
@@ -837,7 +858,8 @@ def test_the_source_line_says_when_a_schedule_that_has_not_begun_starts(cfg):
 def test_hold_buttons_of_a_plant_not_held_show_only_while_it_runs(cfg, transition, gate, shown):
     from dashboard import override_views
     s = snap(_held_sd(transition, "ok", gate, held=False))
-    assert override_views.source_line(cfg, s, "lib") == "P: API | Q: API"
+    outside = "Not dispatched (enabled outside this program) | schedule: " if transition == "running" and not gate else ""
+    assert override_views.source_line(cfg, s, "lib") == f"{outside}P: API | Q: API"
     style = override_views.SHOWN if shown else override_views.HIDDEN
     assert override_views.hold_buttons(s, "lib") == {"hold": (views.ButtonState("Hold", False), style),
                                                      "resume": (views.ButtonState("Resume", True), style)}

@@ -185,6 +185,30 @@ def test_a_plant_that_disables_itself_is_said_on_its_card_until_it_runs_again(en
     assert "reported disabled" not in dispatch, dispatch
 
 
+def test_a_plant_enabled_outside_the_program_is_not_dispatched_on_its_card(env, page):
+    """Enabled at its panel with a setpoint of its own: the badge said IDLE and the source line
+    `P: manual | Q: manual` while it delivered 200 kW that no one here sent."""
+    from pymodbus.client import ModbusTcpClient
+
+    app = env.app
+    page.wait_text("state-lib", "State: Stopped", timeout=15)
+    client = ModbusTcpClient("127.0.0.1", port=app.cfg.plants["lib"].local.port, timeout=2)
+    try:
+        assert client.connect()
+        assert not client.write_register(86, 2000, device_id=1).isError()    # P setpoint 200.0 kW
+        assert not client.write_register(1, 1, device_id=1).isError()        # enable
+        page.wait_text("badge-lib", "NOT DISPATCHED", exact=True, timeout=15)
+        page.wait_text("source-lib", "Not dispatched (enabled outside this program) | schedule: P: ")
+        assert "undispatched" in page.el("badge-lib").get_attribute("class")
+        _shots(env, "plant-enabled-outside",
+               lambda p: p.wait_text("badge-lib", "NOT DISPATCHED", exact=True, timeout=10))
+    finally:
+        client.write_register(1, 0, device_id=1)
+        client.write_register(86, 0, device_id=1)
+        client.close()
+    page.wait_text("badge-lib", "IDLE", exact=True, timeout=15)
+
+
 # ------------------------------------------------------------------------------------------- (9)
 
 def _x_span_s(page: Page, pid: str) -> float:
