@@ -20,6 +20,8 @@ from datetime import datetime
 
 from dash import no_update
 
+from core.plant_model import clamp
+
 from dashboard import constants as C
 from dashboard import figures, override_views
 from dashboard.context import DashboardContext
@@ -42,7 +44,20 @@ def setpoints(dctx: DashboardContext, s, pid: str) -> list[tuple[list, list, str
                   (xs, qs, "Q schedule" + " + override" * flags["q"])]
     else:
         traces = figures.schedule_setpoints(s.active_frame(pid), s.source, s.now, dctx.api_period)
+    traces = within_limits(traces, dctx.cfg.plants[pid].model.power_limits)
     return with_hold(traces, s.hold.get(pid), s.now) if s.held(pid) else traces
+
+
+def within_limits(traces: list[tuple[list, list, str]], limits) -> list[tuple[list, list, str]]:
+    """The P (kW) and Q (kvar) traces as dispatched: each value clamped to the plant's limits, as
+    the scheduler does, and `(clamped)` in the name where one was (a 5000 kW row drew 5000 kW on
+    a 1000 kW plant and stretched the axis until the measured lines were flat)."""
+    out = []
+    for (xs, ys, name), (lo, hi) in zip(traces, ((limits.p_min_kw, limits.p_max_kw),
+                                                 (limits.q_min_kvar, limits.q_max_kvar))):
+        cut = any(y is not None and (y < lo or y > hi) for y in ys)
+        out.append((xs, [y if y is None else clamp(y, lo, hi) for y in ys], name + " (clamped)" * cut))
+    return out
 
 
 def with_hold(traces: list[tuple[list, list, str]], hold: dict, now: datetime) -> list[tuple[list, list, str]]:

@@ -939,3 +939,16 @@ def test_the_start_all_modal_names_the_active_source(cfg, source):
                      f"2. Then start both plants on the active schedule source ({source.upper()}); "
                      "a plant that fails to start does not stop the other.")
 
+
+
+def test_the_live_schedule_lines_are_drawn_within_the_plant_limits_and_say_so(cfg):
+    """A 5000 kW row on a 1000 kW plant is dispatched as 1000 kW: the line showed 5000 kW and its
+    axis flattened every measured line (found by an operator)."""
+    from dashboard.tabs.live import within_limits
+    limits = cfg.plants["lib"].model.power_limits
+    assert (limits.p_max_kw, limits.q_min_kvar) == (1000.0, -600.0)
+    traces = [(["t0", "t1", "t2", "t3"], [5000.0, None, -200.0, -1e9], "P schedule"),
+              (["t0", "t1"], [100.0, -600.0], "Q schedule + override")]
+    assert within_limits(traces, limits) == [
+        (["t0", "t1", "t2", "t3"], [1000.0, None, -200.0, -1000.0], "P schedule (clamped)"),
+        (["t0", "t1"], [100.0, -600.0], "Q schedule + override")]
