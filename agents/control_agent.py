@@ -39,7 +39,7 @@ OBSERVE_PERIOD_S = 1.0
 HEARTBEAT_PERIOD_S = 0.5
 # dispatch_status_by_plant fields that describe writes on the current endpoint
 WRITE_FIELDS = ("last_written_p_kw", "last_written_q_kvar", "last_write_at", "write_status", "readback_ok",
-                "last_error", "applied_p_kw", "applied_q_kvar")
+                "last_error", "applied_p_kw", "applied_q_kvar", "write_failed_at")
 
 log = logging.getLogger("hil.control")
 
@@ -457,6 +457,7 @@ class PlantController:
     def _record_write(self, status: str, words: dict | None, error: str | None, wrote: bool) -> str:
         points = self.link.endpoint.points
         fields = {"write_status": status, "readback_ok": words is not None, "last_error": error}
+        fields |= {"write_failed_at": format_local_iso(self.clock.now())} if status == "failed" else {}
         self._check_wrote = wrote
         if words is not None:
             verified = {n: decode(points[n], words[n]) for n in self._verified_words}

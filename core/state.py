@@ -97,6 +97,7 @@ def empty_dispatch_status() -> dict:
         "readback_ok": None, "last_error": None,
         "reason_p": None, "reason_q": None, "override_until": None,
         "applied_p_kw": None, "applied_q_kvar": None,   # the plant's applied-setpoint readback, where it differs
+        "write_failed_at": None,   # local ISO of the latest failed write check
     }
 
 def no_override() -> dict:

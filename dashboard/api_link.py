@@ -48,3 +48,12 @@ def password_paused(post_status: dict, tz: tzinfo) -> bool:
         return False
     newest = max(attempts, key=lambda a: as_datetime(a["timestamp"], tz))
     return newest.get("result") == "failed" and "password rejected" in str(newest.get("error"))
+
+
+def password_state(fetcher: dict, post_status: dict, password_set: bool, tz: tzinfo) -> str:
+    """`Password set`, `Password set (rejected by the API)` or `Password not set`: `Password set`
+    alone read as accepted next to `Login failed: password rejected`."""
+    if not password_set:
+        return "Password not set"
+    rejected = "password rejected" in str(fetcher.get("error") or "") or password_paused(post_status, tz)
+    return "Password set (rejected by the API)" if rejected else "Password set"

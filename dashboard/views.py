@@ -17,7 +17,7 @@ from core.dispatch import reports_running
 from core.names import PLANT_IDS
 from core.fleet import FLEET_LABELS
 from core.timeutil import as_datetime, format_hms, format_ui, parse_iso, seconds_between
-from dashboard.api_link import api_link, password_paused
+from dashboard.api_link import api_link, password_paused, password_state
 from dashboard.snapshot import Snapshot
 
 STATE_WORDS = {"starting": "Starting", "running": "Running", "stopping": "Stopping",
@@ -114,18 +114,10 @@ def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
     tomorrow = s.now.date() + timedelta(days=1)
     link = api_link(st, s.post_status, cfg.tz)
     text = (f"API: {'Connected' if link.connected else ' '.join(('Not connected', link.note)).strip()} | "
-            f"{_password_state(st, s)} | "
+            f"{password_state(st, s.post_status, s.password_set, cfg.tz)} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
             f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")
     return text
-
-
-def _password_state(fetcher: dict, s: Snapshot) -> str:
-    """`Password set` alone read as accepted next to `Login failed: password rejected`."""
-    if not s.password_set:
-        return "Password not set"
-    rejected = "password rejected" in str(fetcher.get("error") or "") or password_paused(s.post_status, s.now.tzinfo)
-    return "Password set (rejected by the API)" if rejected else "Password set"
 
 
 def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: float) -> str | None:
@@ -362,11 +354,13 @@ def _last_write(cfg: AppConfig, d: dict, dispatched: bool) -> str:
     applied = " ".join(f"{sig}={fmt_qty(d.get(key), unit)}" for sig, key, unit in (
         ("P", "applied_p_kw", "kW"), ("Q", "applied_q_kvar", "kvar")) if d.get(key) is not None)
     applied = f" (plant applies {applied})" if applied else ""
+    failed_at = as_datetime(d.get("write_failed_at"), cfg.tz)
+    if status == "failed":   # when: it stays on the card until the next write, also after a recovery
+        failed = f"failed at {format_hms(failed_at, cfg.tz)}" if failed_at is not None else "failed"
+        return f"{failed} (last verified write at {format_hms(at, cfg.tz)})" if at is not None else failed
     if at is None:
         needed = "none needed (the registers already held the values)" if dispatched else "none yet"
         return {"skipped": "none yet", "ok": needed}.get(status, status) + applied
-    if status == "failed":
-        return f"failed (last verified write at {format_hms(at, cfg.tz)})"
     return f"{status} at {format_hms(at, cfg.tz)}{applied}"
 
 

@@ -684,18 +684,22 @@ def test_api_connected_is_no_while_posts_fail_after_every_success(cfg, fetched_a
                                                              .replace("API Connected: Yes", "API: Connected"))
 
 
-@pytest.mark.parametrize("status, at, gate, text", [
-    ("skipped", None, True, "none yet"),
-    ("ok", None, True, "none needed (the registers already held the values)"),   # a readback found them right
-    ("ok", None, False, "none yet"),                                     # ... before a stop: no target
-    ("failed", None, True, "failed"),
-    ("ok", "2026-03-29T11:58:00+02:00", True, "ok at 11:58:00"),
-    ("failed", "2026-03-29T11:58:00+02:00", False, "failed (last verified write at 11:58:00)"),
+@pytest.mark.parametrize("status, at, gate, text, failed_at", [
+    ("skipped", None, True, "none yet", False),
+    ("ok", None, True, "none needed (the registers already held the values)", False),   # a readback found them right
+    ("ok", None, False, "none yet", False),                                     # ... before a stop: no target
+    ("failed", None, True, "failed", False),
+    ("ok", "2026-03-29T11:58:00+02:00", True, "ok at 11:58:00", False),
+    ("failed", "2026-03-29T11:58:00+02:00", False, "failed (last verified write at 11:58:00)", False),
+    # when it failed: it stays on the card after the plant recovers, until the next write
+    ("failed", "2026-03-29T11:58:00+02:00", True, "failed at 12:01:07 (last verified write at 11:58:00)", True),
+    ("failed", None, False, "failed at 12:01:07", True),
 ])
-def test_last_write_text(cfg, status, at, gate, text):
+def test_last_write_text(cfg, status, at, gate, text, failed_at):
     sd = build_shared_data()
     sd["scheduler_running_by_plant"]["lib"] = gate
-    sd["dispatch_status_by_plant"]["lib"].update(write_status=status, last_write_at=at)
+    sd["dispatch_status_by_plant"]["lib"].update(write_status=status, last_write_at=at, write_failed_at=(
+        "2026-03-29T12:01:07+02:00" if failed_at else None))
     assert f"| Last write: {text} | " in views.dispatch_line(cfg, snap(sd), "lib")
 
 

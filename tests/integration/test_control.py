@@ -26,6 +26,7 @@ from agents.scheduler_agent import ScheduleStore
 from core.clock import FakeClock, RealClock
 from core.points import SETPOINT_POINTS
 from core.schedules import frame_from_rows
+from core.timeutil import format_local_iso
 from agents.shared_data import build_shared_data
 from tests.helpers import (ENABLE, P_BAT, P_SP, Q_SP, SilentListener, TinyServer, install_timed_lock,
                            make_cfg, modbus_client, s16, signed, write_hr)  # noqa: F401 (fixture)
@@ -487,6 +488,7 @@ def test_failed_write_is_retried_at_next_check(tmp_path, fake_clock, rigs, caplo
     rig.lib.step()
     st = rig.dispatch()
     assert st["write_status"] == "failed" and st["readback_ok"] is False and st["last_error"]
+    assert st["write_failed_at"] == format_local_iso(fake_clock.now())   # when, for the card
     assert st["last_written_p_kw"] == 100.0                         # only verified values count
     for _ in range(4):                                              # the outage goes on
         fake_clock.advance(1.0)
