@@ -9,6 +9,7 @@ from dash import html
 
 from dashboard import constants as C
 from dashboard import views
+from dashboard.api_link import api_link
 from dashboard.common import output_key
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
@@ -70,7 +71,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
             _fleet(s),
         ]),
         html.Div(views.status_line(s), id=C.STATUS_LINE_ID, className="line status-line"),
-        html.Div(views.api_line(cfg, s), id=C.API_LINE_ID, className="line"),
+        html.Div(views.api_line(cfg, s), id=C.API_LINE_ID, className=api_line_class(cfg, s)),
         html.Div(line := views.command_line(cfg, s, None), id=C.COMMAND_LINE_ID,
                  className=command_line_class(line)),
     ])
@@ -83,8 +84,8 @@ def _outputs() -> list[tuple]:
             outs += [(cid, "className"), (cid, "disabled")]
     for cid in FLEET_BUTTONS.values():
         outs += [(cid, "children"), (cid, "disabled")]
-    return outs + [(C.STATUS_LINE_ID, "children"), (C.API_LINE_ID, "children"), (C.COMMAND_LINE_ID, "children"),
-                   (C.COMMAND_LINE_ID, "className")]
+    return outs + [(C.STATUS_LINE_ID, "children"), (C.API_LINE_ID, "children"), (C.API_LINE_ID, "className"),
+                   (C.COMMAND_LINE_ID, "children"), (C.COMMAND_LINE_ID, "className")]
 
 
 OUTPUTS = _outputs()
@@ -103,9 +104,18 @@ def values(ctx: DashboardContext, s: Snapshot, last_cmd: dict | None) -> dict:
         out[output_key(FLEET_BUTTONS[kind], "disabled")] = state.disabled
     out[output_key(C.STATUS_LINE_ID, "children")] = views.status_line(s)
     out[output_key(C.API_LINE_ID, "children")] = views.api_line(ctx.cfg, s)
+    out[output_key(C.API_LINE_ID, "className")] = api_line_class(ctx.cfg, s)
     line = out[output_key(C.COMMAND_LINE_ID, "children")] = views.command_line(ctx.cfg, s, last_cmd)
     out[output_key(C.COMMAND_LINE_ID, "className")] = command_line_class(line)
     return out
+
+
+def api_line_class(cfg, s: Snapshot) -> str:
+    """The API line in the failure colour while the fetcher reports an error or posts fail (the
+    current `Error: Authentication failed …` was plain black under an old command's red)."""
+    fetcher = s.fetcher or {}
+    bad = bool(fetcher.get("error")) or bool(api_link(fetcher, s.post_status, cfg.tz).note)
+    return "line api-line" + " api-bad" * bad
 
 
 def command_line_class(line: str) -> str:

@@ -956,3 +956,19 @@ def test_the_live_schedule_lines_are_drawn_within_the_plant_limits_and_say_so(cf
     assert within_limits(traces, limits) == [
         (["t0", "t1", "t2", "t3"], [1000.0, None, -200.0, -1000.0], "P schedule (clamped)"),
         (["t0", "t1"], [100.0, -600.0], "Q schedule + override")]
+
+
+def test_the_api_line_is_in_the_failure_colour_while_the_api_fails(cfg):
+    """`Error: Authentication failed …` was plain black on the Status tab, under an older command's red."""
+    from dashboard.top_card import api_line_class
+    sd = build_shared_data("api")
+    assert api_line_class(cfg, snap(sd)) == "line api-line"
+    sd["data_fetcher_status"] = dict(sd["data_fetcher_status"], connected=True)
+    assert api_line_class(cfg, snap(sd)) == "line api-line"
+    sd["data_fetcher_status"]["error"] = "Authentication failed: login rejected (HTTP 401): password rejected"
+    assert api_line_class(cfg, snap(sd)) == "line api-line api-bad"
+    sd["data_fetcher_status"]["error"] = None                              # a post failed after every success
+    sd["measurement_post_status"]["lib"].update(last_attempt={
+        "timestamp": "2026-03-29T11:59:30+02:00", "result": "failed", "error": "connection refused"})
+    assert views.api_line(cfg, snap(sd)).startswith("API Connected: No (a measurement post failed at 11:59:30")
+    assert api_line_class(cfg, snap(sd)) == "line api-line api-bad"
