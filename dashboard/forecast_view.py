@@ -55,7 +55,10 @@ def _line(name: str, view) -> str:
     if view.warning:
         return prefix + view.warning
     what = "stays at the held values" if held else "follows the schedule"
-    return (f"{name} {what}; SoC {view.soc_start:.2f} now, "
+    origin = view.soc_start_from
+    since = "now" if origin == "live" else "last measured" if origin == "sample" else \
+        "last recorded" if origin.startswith("file") else "initial (config)"   # a stale value is not "now"
+    return (f"{name} {what}; SoC {view.soc_start:.2f} {since}, "
             f"{view.forecast.soc_end:.2f} at {wall_text(view.forecast.times[-1], '%Y-%m-%d %H:%M')}")
 
 

@@ -81,8 +81,8 @@ def test_a_schedule_that_can_be_followed_says_so(rig):
     publish(rig, "manual", "vrfb", frame)
     step_all(rig.forecaster)
     out = forecast_view.add_forecast(preview_figures.manual_preview("VRFB", frame, T0), rig, "manual", snap(rig), {"vrfb": frame}, NAMES)
-    assert [t for t in re.split("<[^>]+>", out["layout"]["annotations"][-1]["text"]) if t][-2:] == [
-        "VRFB follows the schedule", "SoC 0.50 now, 0.47 at 2026-06-03 00:00"]
+    assert [t for t in re.split("<[^>]+>", out["layout"]["annotations"][-1]["text"]) if t][-3:] == [
+        "VRFB follows the schedule", "SoC 0.50 initial (config), 0.47 at", "2026-06-03 00:00"]   # no reading yet
 
 
 def test_a_long_forecast_is_thinned_for_the_trace(rig):
@@ -171,7 +171,7 @@ def test_effective_preview_shows_the_forecast_that_plays_the_overrides(rig):
     step_all(rig.forecaster)
     fig, key = manual_overrides.effective_refresh(dctx, 4, "lib", ["p"], "manual", key)
     note = fig["layout"]["annotations"][-1]["text"]
-    assert "LIB follows the schedule" in note and "SoC 0.50 now, 0.50" in note
+    assert "LIB follows the schedule" in note and "SoC 0.50 initial (config), 0.50" in note
 
 
 def test_effective_preview_without_an_api_schedule_shows_the_override_forecast(rig):

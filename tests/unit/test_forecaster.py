@@ -36,7 +36,8 @@ def lib_frame(tz=TZ, p_kw=400.0):
 
 def set_soc(sd, pid, soc):
     with sd["lock"]:
-        sd["plant_observed_state_by_plant"][pid] = {**sd["plant_observed_state_by_plant"][pid], "soc_pu": soc}
+        sd["plant_observed_state_by_plant"][pid] = {**sd["plant_observed_state_by_plant"][pid], "soc_pu": soc,
+                                                    "stale": False}   # as the controller publishes a fresh read
 
 
 def step_all(fc) -> None:
@@ -62,6 +63,19 @@ def test_forecasts_of_both_sources_from_the_live_soc(rig):
     assert fc.view("api", "lib").forecast.first_violation_at is None       # no API schedule: SoC held
     assert fc.summaries()["vrfb"]["soc_end"] == cfg.plants["vrfb"].model.initial_soc_pu
     assert soc_at(view.forecast.soc_pu, view.epochs, T0 + timedelta(minutes=30)) == pytest.approx(0.6 - 200 / 500)
+
+
+def test_a_stale_observed_soc_is_not_the_live_one(rig):
+    """The link is down: the observed SoC is the last one read, not `now`'s; the forecast starts
+    from the last sample (or what comes after it) and says so (`SoC 0.50 now` was shown for it)."""
+    cfg, clock, sd, fc = rig
+    sd["manual_schedule_df_by_plant"]["lib"] = lib_frame()
+    with sd["lock"]:
+        sd["plant_observed_state_by_plant"]["lib"] = {**sd["plant_observed_state_by_plant"]["lib"], "soc_pu": 0.9,
+                                                      "stale": True}
+    step_all(fc)
+    view = fc.view("manual", "lib")
+    assert view.soc_start_from != "live" and view.soc_start == cfg.plants["lib"].model.initial_soc_pu
 
 
 def test_recomputes_only_for_a_new_frame_drift_or_age(rig):
