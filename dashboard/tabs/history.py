@@ -29,6 +29,7 @@ from dash.exceptions import PreventUpdate
 
 from core.config import VALUE_COLUMNS
 from core.names import PLANT_IDS
+from core.timeutil import format_hms
 from dashboard import constants as C
 from dashboard import figures, files
 from dashboard.common import bind, refreshed_options
@@ -170,7 +171,8 @@ def _day_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
     df = _today_frame(dctx, s, day, plant)
     if df is not None:
         x, values = _frame_arrays(df)
-        return x, values, f"{name} {day}: {len(df)} rows (today, in memory)."
+        last = format_hms(df.index[-1].to_pydatetime(), dctx.tz)   # the view does not grow by itself
+        return x, values, f"{name} {day}: {len(df)} rows, to {last} (today: show the tab again for newer rows)."
     path = files.history_path(dctx.cfg, day, plant)
     if path is None:
         return None, None, f"No file for {name} on {day}."

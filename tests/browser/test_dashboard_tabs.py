@@ -365,7 +365,8 @@ def test_history_day_plot_and_download_equal_to_the_file(env, page):
             page.js("dash_clientside.set_props('history-plant', {value: 'vrfb'});"
                     "dash_clientside.set_props('history-date', {value: arguments[0]});", today.isoformat())
             page.wait_text("history-message", f"VRFB {today.isoformat()}: ")
-            assert "(today, in memory)" in page.text("history-message")
+            assert re.search(r": \d+ rows, to \d\d:\d\d:\d\d \(today: show the tab again for newer rows\)\.$",
+                             page.text("history-message")), page.text("history-message")
         try:
             on_one_local_day(app.clock, today_in_memory)
         finally:
