@@ -86,7 +86,9 @@ def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: dat
         "height": C.API_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": C.MODEBAR_ROW_PX + C.LEGEND_ROWS_PX, "b": 40},
         "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"},
         "xaxis": {"range": [x_of(start), x_of(end)], "gridcolor": "#e5e5e5", **C.PREVIEW_TIME_TICKS},
-        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        # hung below the modebar's row: anchored on the plot, a phone's four legend rows grew up under it
+        "legend": {"orientation": "h", "x": 0, "yref": "container", "y": 1 - C.MODEBAR_ROW_PX / C.API_PREVIEW_HEIGHT,
+                   "yanchor": "top"},
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff",
         "shapes": [now_shape(now, "right")], "uirevision": f"{start.date()}",
     }}

@@ -9,8 +9,12 @@ a phone and touched it on a wide screen. Screenshots go to test-artifacts/screen
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from core.schedules import frame_from_rows
+from core.timeutil import quarter_hours
 from tests.browser.helpers import SCREEN_SIZES, boxes_overlap, browser_module, pointed_plot_boxes, publish_manual
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
@@ -18,6 +22,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
 def _seed(env) -> None:
     publish_manual(env.app, {"lib": (100.0, 20.0)})
+    tz, today = env.app.cfg.tz, env.app.clock.now().date()
+    times = [t for d in (today, today + timedelta(days=1)) for t in quarter_hours(d, tz)]
+    for pid, kw in (("lib", 200.0), ("vrfb", -500.0)):   # both plants and their SoC forecasts in the legend
+        env.app.store.publish_schedule("api", pid, frame_from_rows(times, [kw] * len(times), None, tz))
     assert env.app.intake.submit("start", "lib").status == "queued"
     env.app.set_recording("lib", True)
 
@@ -41,13 +49,17 @@ return {modebar: box(bar), entries: entries.map(box), first_title: titles.length
 def test_legends_are_clear_of_the_modebar(env, size):
     page = env.page_at(size)
     page.open(env.app.dashboard.url)
-    for tab, marker, graph_id in (("Status & Plots", "live-fig-lib", "live-fig-lib"),
-                                  ("Manual Schedule", "manual-upload", "manual-effective-preview")):
+    for tab, marker, graph_id, n_entries in (("Status & Plots", "live-fig-lib", "live-fig-lib", 1),
+                                             ("Manual Schedule", "manual-upload", "manual-effective-preview", 1),
+                                             ("API Schedule", "api-connect", "api-preview", 4)):   # + forecasts
         page.show_tab(tab, marker)
-        boxes = pointed_plot_boxes(page, graph_id, BOXES_JS, 15, "drawn with its legend")
+        boxes = pointed_plot_boxes(page, graph_id, BOXES_JS.replace("entries.length === 0", f"entries.length < {n_entries}"),
+                                   20, f"drawn with {n_entries}+ legend entries")
         page.screenshot(f"plot_legend_{graph_id}_{'x'.join(map(str, SCREEN_SIZES[size]))}")
         assert len(boxes["entries"]) >= 2, boxes
         for entry in boxes["entries"]:
             assert not boxes_overlap(entry, boxes["modebar"]), (graph_id, size, boxes)
+        if graph_id in ("live-fig-lib", "api-preview"):   # hung below the modebar's row, not beside it
+            assert min(e[1] for e in boxes["entries"]) >= boxes["modebar"][3] - 1, (graph_id, size, boxes)
         if graph_id == "live-fig-lib":   # four titled rows: the legend sits above the first title
             assert max(e[3] for e in boxes["entries"]) <= boxes["first_title"][1] + 1, (size, boxes)
