@@ -89,34 +89,38 @@ def refusal(s: Snapshot) -> str | None:
 
 
 def modal_flow(ctx: DashboardContext, m: Confirmable, *args):
-    """(modal style, pending value, command line, last command store, modal body) for one click;
-    the body is written only when the modal opens, from this click's snapshot."""
+    """(modal style, pending value, command line, last command store, modal body, opening buttons'
+    `disabled`) for one click; the body is written only when the modal opens, from this click's
+    snapshot. A submitted command disables its opening buttons at once (the page's next refresh
+    sets them as the command log says): Start All stayed enabled for a second after its Confirm."""
     pending = args[-1]
     trigger = dash_ctx.triggered_id
     if not any_click():
         raise PreventUpdate
     s = ctx.snapshot()
     actual = getattr(s, m.field) if m.field else None
+    unchanged = [no_update] * len(m.buttons)
     if trigger == m.cancel_id:
-        return HIDDEN, None, no_update, no_update, no_update
+        return HIDDEN, None, no_update, no_update, no_update, *unchanged
     if trigger == m.confirm_id:
         if not pending:
-            return HIDDEN, None, no_update, no_update, no_update
+            return HIDDEN, None, no_update, no_update, no_update, *unchanged
         label = views.command_label(ctx.cfg, m.kind, None, pending)
         if pending == actual:
             text = f"{label}: already {pending.upper()}"
-            return HIDDEN, None, text, {"id": None, "text": text}, no_update
+            return HIDDEN, None, text, {"id": None, "text": text}, no_update, *unchanged
         cmd = ctx.hil.intake.submit(m.kind, target=pending if m.field else None)
         store = command_store(label, cmd)
-        return HIDDEN, None, store["text"], store, no_update
+        busy = [True] * len(m.buttons) if cmd.status == "queued" else unchanged
+        return HIDDEN, None, store["text"], store, no_update, *busy
     target = next((value for value, cid in m.buttons.items() if cid == trigger), None)
     if target is None or target == actual:
         raise PreventUpdate  # clicking the active option does nothing
     reason = refusal(s)
     if reason is not None:
         text = f"{views.command_label(ctx.cfg, m.kind, None, target)}: rejected ({reason})"
-        return HIDDEN, None, text, {"id": None, "text": text}, no_update
-    return SHOWN, target, no_update, no_update, body(*m.words(ctx.cfg, s, target))
+        return HIDDEN, None, text, {"id": None, "text": text}, no_update, *unchanged
+    return SHOWN, target, no_update, no_update, body(*m.words(ctx.cfg, s, target)), *unchanged
 
 
 def register(app, ctx: DashboardContext) -> None:
@@ -127,6 +131,7 @@ def register(app, ctx: DashboardContext) -> None:
             Output(C.COMMAND_LINE_ID, "children", allow_duplicate=True),
             Output(C.LAST_CMD_ID, "data", allow_duplicate=True),
             Output(m.body_id, "children"),
+            *[Output(cid, "disabled", allow_duplicate=True) for cid in m.buttons.values()],
             [Input(cid, "n_clicks") for cid in m.buttons.values()],
             Input(m.cancel_id, "n_clicks"),
             Input(m.confirm_id, "n_clicks"),

@@ -17,7 +17,7 @@ import pytest
 from dashboard.plant_summary import SUMMARY_HEADER
 from dashboard.tabs.status import STATUS_OUTPUTS
 from dashboard.visible import CELLS_STORE_ID, is_cell
-from tests.browser.helpers import (RELEASE_TICKS_JS, Page, api_state, browser_module, plant_registers,
+from tests.browser.helpers import (HOLD_TICKS_JS, RELEASE_TICKS_JS, Page, api_state, browser_module, plant_registers,
                                    publish_manual, record_ticks_js, recorder_of, settled_page, switch_held_open,
                                    wait_for)
 from tests.procs import plant_rows
@@ -116,6 +116,23 @@ def test_start_all_then_stop_all_through_the_modals(env, page):
         real = [r for r in rows if not r.is_null]
         assert real and any(r.value("p_setpoint_kw") == SCHEDULE[pid][0] for r in real)
     assert page.severe_console_errors() == []
+
+
+def test_a_confirmed_fleet_command_disables_its_button_at_once(env, page):
+    """Confirm answers at once; the button waited for the page's next refresh (a second), long
+    enough for a second Start All (found by an operator). With the refreshes held back, only the
+    Confirm's own answer can disable it."""
+    _wait_button(page, "stop-all", "Stop All", False)
+    _open_modal(page, "stop-all", "stop-all-modal")
+    page.js(HOLD_TICKS_JS)
+    try:
+        page.click("stop-all-confirm")
+        page.wait_text("command-line", "Stop All: ", timeout=5)
+        wait_for(lambda: _button(page, "stop-all")[1], 2, message="Stop All disabled by its Confirm")
+    finally:
+        page.js(RELEASE_TICKS_JS)
+    page.wait_text("command-line", "Stop All: LIB stopped, VRFB stopped; recording off", exact=True, timeout=20)
+    _wait_button(page, "stop-all", "Stop All", False)
 
 
 def test_start_all_and_stop_all_are_refused_during_a_switch(env, page):
