@@ -100,21 +100,33 @@ def test_one_dropped_connection_during_the_decay_wait_does_not_end_it(tmp_path, 
             rig.close()
 
 
-def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp_path, caplog):
-    """Stop during a link outage fails (fast, by design); the plant kept running on its own. When it
-    answers again and is still enabled, the stop is sent; a plant found disabled gets none."""
-    caplog.set_level(logging.INFO)
-    clock = FakeClock(START)
+def _a_stop_that_could_not_reach_the_plant(tmp_path, clock) -> tuple[Rig, int, list, object]:
+    """LIB started at 500 kW on a faulty plant that then dies, and the operator's Stop: (the rig,
+    the plant's port, its registers when it died, the Stop command). The rig is the caller's to close."""
     plant = FaultyPlant()
-    port = plant.port
-    rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": port}})
+    rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
     try:
         _started(rig, plant, 500.0)
         registers = list(plant.regs)
         plant.close()
         clock.advance(1.0)
         rig.lib.step()
-        stop = rig.run("stop")
+        return rig, plant.port, registers, rig.run("stop")
+    except BaseException:
+        rig.close()
+        raise
+    finally:
+        plant.close()
+
+
+def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp_path, caplog):
+    """Stop during a link outage fails (fast, by design); the plant kept running on its own. When it
+    answers again and is still enabled, the stop is sent; a plant found disabled gets none."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    rig, port, registers, stop = _a_stop_that_could_not_reach_the_plant(tmp_path, clock)
+    plant = None
+    try:
         assert stop.status == "failed" and stop.result == {"threshold_reached": False, "disable_ok": False, "error":
                                                            f"connect failed: connection refused (127.0.0.1:{port})"}
         assert stop.detail == (f"threshold_reached=false disable_ok=false: {stop.result['error']}; "
@@ -133,7 +145,8 @@ def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp
         assert rig.lib.stop_owed is None
     finally:
         rig.close()
-        plant.close()
+        if plant is not None:
+            plant.close()
 
 
 def test_a_plant_found_disabled_after_a_stop_that_did_not_reach_it_has_its_setpoints_zeroed(tmp_path, caplog):
@@ -142,16 +155,10 @@ def test_a_plant_found_disabled_after_a_stop_that_did_not_reach_it_has_its_setpo
     500 kW. The setpoints are zeroed; no disable is sent. (The log said the stop was not needed.)"""
     caplog.set_level(logging.INFO)
     clock = FakeClock(START)
-    plant = FaultyPlant()
-    port = plant.port
-    rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": port}})
+    rig, port, registers, stop = _a_stop_that_could_not_reach_the_plant(tmp_path, clock)
+    plant = None
     try:
-        _started(rig, plant, 500.0)
-        registers = list(plant.regs)
-        plant.close()
-        clock.advance(1.0)
-        rig.lib.step()
-        assert rig.run("stop").status == "failed" and rig.lib.stop_owed == "local"
+        assert stop.status == "failed" and rig.lib.stop_owed == "local"
         plant = FaultyPlant(port=port)
         plant.regs = registers
         plant.set(ENABLE, [0])                               # disabled, P setpoint still 500 kW
@@ -166,7 +173,8 @@ def test_a_plant_found_disabled_after_a_stop_that_did_not_reach_it_has_its_setpo
         assert not msgs(caplog, contains="sending the stop")
     finally:
         rig.close()
-        plant.close()
+        if plant is not None:
+            plant.close()
 
 
 def test_a_stop_owed_to_another_transport_is_not_sent_to_this_one(tmp_path, caplog):
