@@ -114,7 +114,7 @@ def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoDat
     covered = covered_rows(cfg, rows, frame)
     start, end = day_bounds(day, cfg.tz)
     band_pct = cfg.tracking_alarm.band_pct
-    kpis = day_kpis(frame, start, end, covered, band_pct / 100.0 * rated_power_kw(plant), short_gap_s(cfg))
+    kpis = day_kpis(frame, start, end, covered, band_pct / 100.0 * rated_power_kw(plant))
     return PlantDay(plant_id, plant.name, path, frame, covered, malformed, band_pct, kpis)
 
 

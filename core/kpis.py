@@ -17,10 +17,7 @@ time with |e| <= `tolerance_kw`; coverage = covered time / day length (23, 24 or
 the merged uncovered intervals after the first real row, each of a kind told by its null rows
 (components §7.3): one null row is a `link outage` (the sampler failed, then rows went on); two or
 more are `recording off` (a span stopped and started again, or the program ended and restarted);
-none is a `silence` (no row and no null row: the program was paused or killed meanwhile). A span
-started while its plant did not answer has no row until the link returns: the time from its leading
-null row to its first row, when longer than a short silence, is a `link outage` of its own, and
-only the time between the two null rows is `recording off`.
+none is a `silence` (no row and no null row: the program was paused or killed meanwhile).
 """
 from __future__ import annotations
 
@@ -98,28 +95,22 @@ def covered_durations(t_s: np.ndarray, covered: np.ndarray, day_start_s: float, 
     return np.where(covered, np.clip(clipped, 0.0, None), 0.0)
 
 
-def find_gaps(t_s: np.ndarray, is_null: np.ndarray, covered: np.ndarray, tz: tzinfo,
-              short_s: float = float("inf")) -> tuple[Gap, ...]:
-    """Merged uncovered intervals between the first real row and the last row; a leading null row
-    (the second of two) followed by more than `short_s` without a row starts a gap of its own."""
+def find_gaps(t_s: np.ndarray, is_null: np.ndarray, covered: np.ndarray, tz: tzinfo) -> tuple[Gap, ...]:
+    """Merged uncovered intervals between the first real row and the last row."""
     real = np.flatnonzero(~is_null)
     if real.size == 0:
         return ()
-    gaps: list[list] = []    # [start s, end s, null rows in it, kind when not told by them]
+    gaps: list[list] = []    # [start s, end s, null rows in it]
     for i in np.flatnonzero(~covered[:-1]):
         if i < real[0]:
             continue
         a, b, nulls = float(t_s[i]), float(t_s[i + 1]), int(is_null[i])
-        joined = bool(gaps) and gaps[-1][1] == a
-        if joined and is_null[i] and is_null[i - 1] and b - a > short_s:   # started, then no row came
-            gaps[-1][3] = GAP_KINDS[2]
-            joined = False
-        if joined:
-            gaps[-1][1:3] = [b, gaps[-1][2] + nulls]
+        if gaps and gaps[-1][1] == a:
+            gaps[-1][1:] = [b, gaps[-1][2] + nulls]
         elif b > a:
-            gaps.append([a, b, nulls, None])
-    return tuple(Gap(datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz), kind or GAP_KINDS[min(nulls, 2)])
-                 for a, b, nulls, kind in gaps)
+            gaps.append([a, b, nulls])
+    return tuple(Gap(datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz), GAP_KINDS[min(nulls, 2)])
+                 for a, b, nulls in gaps)
 
 
 def _integral_kwh(values_kw: np.ndarray, dur_s: np.ndarray) -> float:
@@ -128,9 +119,8 @@ def _integral_kwh(values_kw: np.ndarray, dur_s: np.ndarray) -> float:
 
 
 def day_kpis(frame: pd.DataFrame, day_start: datetime, day_end: datetime, covered: np.ndarray,
-             tolerance_kw: float, short_s: float = float("inf")) -> DayKpis:
-    """KPIs of one daily frame over [day_start, day_end) (aware); `covered`: its `covered_mask`
-    (`short_s`: the longest silence it counts as covered, for `find_gaps`)."""
+             tolerance_kw: float) -> DayKpis:
+    """KPIs of one daily frame over [day_start, day_end) (aware); `covered`: its `covered_mask`."""
     t_s = epoch_seconds(frame.index)
     is_null = null_rows(frame)
     start_s, end_s = day_start.timestamp(), day_end.timestamp()
@@ -155,7 +145,7 @@ def day_kpis(frame: pd.DataFrame, day_start: datetime, day_end: datetime, covere
         coverage_pct=100.0 * float(dur.sum()) / (end_s - start_s),
         covered_s=float(dur.sum()),
         day_length_h=(end_s - start_s) / 3600.0,
-        gaps=find_gaps(t_s, is_null, covered, day_start.tzinfo, short_s),
+        gaps=find_gaps(t_s, is_null, covered, day_start.tzinfo),
         n_rows=len(frame),
         n_null_rows=int(is_null.sum()),
     )

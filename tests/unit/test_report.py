@@ -113,18 +113,6 @@ def test_gap_kinds_follow_the_null_rows(cfg):
     assert "<td>link outage</td>" in html and "<td>recording off</td>" in html and "<h3>Gaps (2)</h3>" in html
 
 
-def test_recording_started_while_the_plant_did_not_answer_is_off_only_until_the_start(cfg):
-    """Stopped at +20 s, started again at +40 s while the link was down, first row at +150 s: the
-    report called all 130 s `recording off` (found by an operator); recording was on from +40 s."""
-    t0 = datetime(2026, 6, 1, 9, 0, tzinfo=TZ)
-    rows = [real(at(t0, 0), 10, 10), real(at(t0, 19), 10, 10), null_row(at(t0, 20)),   # stopped
-            null_row(at(t0, 40)), real(at(t0, 150), 10, 10), real(at(t0, 151), 10, 10)]   # started; link back
-    write(cfg.data_dir / "20260601_lib.csv", rows)
-    k = day_report.load_plant_day(cfg, "lib", date(2026, 6, 1)).kpis
-    assert [(g.start, g.end, g.kind) for g in k.gaps] == [(at(t0, 20), at(t0, 40), "recording off"),
-                                                          (at(t0, 40), at(t0, 150), "link outage")]
-
-
 def test_time_within_tolerance_uses_the_tracking_alarm_band_of_rated_power(cfg):
     t0 = datetime(2026, 6, 1, 12, 0, tzinfo=TZ)
     # VRFB rated 3000 kW: tolerance 150 kW (5 %). 3 s at error 100 (inside), 1 s at error 200 (outside).
