@@ -146,14 +146,14 @@ def safe_stop(ctl) -> dict:
     return result
 
 
-def zero_after_plant_stop(ctl, values: dict) -> None:
+def zero_after_plant_stop(ctl, values: dict) -> str | None:
     """The plant stopped itself (or was disabled at its own panel) while dispatched: `enable` and the
     run command say it does not run, but its setpoint registers keep the last values written, which
     a re-enable at the plant would run at once. P = Q = 0 written and verified (no decay wait, no
     disable: it already is); nothing when both read 0."""
     p_kw, q_kvar = values.get("p_setpoint"), values.get("q_setpoint")
     if not p_kw and not q_kvar:
-        return
+        return None
     status = ctl.write_setpoints(0.0, 0.0, immediate=True)
     held = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
     if status == "ok":
@@ -162,17 +162,20 @@ def zero_after_plant_stop(ctl, values: dict) -> None:
     else:
         log.error("%s: setpoints could not be zeroed (%s; they hold %s): a re-enable at the plant resumes them",
                   ctl.name, _dispatch_error(ctl) or f"write {status}", held)
+    return status
 
 
 def send_owed_stop(ctl, values: dict) -> None:
     """A stop that could not reach the plant (its link was down) is sent when it answers again
     on the same transport and is still enabled (it kept running on its own); a plant found
-    disabled needs no disable, but has setpoints it still holds zeroed. A safe stop that outlived a switch's wait owes to the old transport's
-    plant, never to the new one's."""
+    disabled needs no disable, but has the setpoints it still holds zeroed (owed again when the
+    link fails under that write). A safe stop that outlived a switch's wait owes to the old
+    transport's plant, never to the new one's."""
     ctl.stop_owed = None
     if int(round(values["enable"])) != 1:   # its setpoints may still hold the last values: a re-enable runs them
         log.info("%s answers again, disabled: the stop that could not reach it needs no disable", ctl.name)
-        zero_after_plant_stop(ctl, values)
+        if zero_after_plant_stop(ctl, values) == "failed" and ctl.link.link == "connect_failed":
+            ctl.stop_owed = ctl.link.mode
         return
     log.warning("%s answers again and is enabled: sending the stop that could not reach it", ctl.name)
     safe_stop(ctl)

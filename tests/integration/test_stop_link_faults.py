@@ -177,6 +177,40 @@ def test_a_plant_found_disabled_after_a_stop_that_did_not_reach_it_has_its_setpo
             plant.close()
 
 
+def test_a_zeroing_that_the_link_drops_stays_owed_until_it_lands(tmp_path, caplog):
+    """The plant answers again disabled but drops the connection under the zero write: the stop
+    stays owed and the zeroing is sent when it answers again (it was forgotten: the plant kept
+    500 kW for a re-enable at its panel; found in review)."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    rig, port, registers, stop = _a_stop_that_could_not_reach_the_plant(tmp_path, clock)
+    plant = None
+    try:
+        assert stop.status == "failed" and rig.lib.stop_owed == "local"
+        plant = FaultyPlant(port=port)
+        plant.regs = registers
+        plant.set(ENABLE, [0])
+        plant.hook = lambda fc, addr, values: ("drop_noapply",) if values is not None and addr == P_SETPOINT else None
+        for _ in range(10):
+            clock.advance(1.0)
+            rig.lib.step()
+            if msgs(caplog, logging.ERROR, "setpoints could not be zeroed"):
+                break
+        assert msgs(caplog, logging.ERROR, "setpoints could not be zeroed") and rig.lib.stop_owed == "local"
+        assert plant.get(P_SETPOINT)[0] == 5000
+        plant.hook = None
+        for _ in range(60):
+            clock.advance(1.0)
+            rig.lib.step()
+            if plant.get(P_SETPOINT)[0] == 0:
+                break
+        assert plant.get(P_SETPOINT)[0] == 0 and plant.get(ENABLE)[0] == 0 and rig.lib.stop_owed is None
+    finally:
+        rig.close()
+        if plant is not None:
+            plant.close()
+
+
 def test_a_stop_owed_to_another_transport_is_not_sent_to_this_one(tmp_path, caplog):
     """A safe stop that outlived a switch's wait owes to the old transport's plant: the plant of
     the new transport, running and answering, is not stopped by it (and the debt is kept)."""
