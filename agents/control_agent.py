@@ -18,10 +18,10 @@ import threading
 
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
-from agents.control_sequences import safe_stop, send_owed_stop, start, zero_after_plant_stop
-from agents.modbus_link import ANY_EXCEPTION, LinkError, ModbusLink
+from agents.control_sequences import heartbeat_counter, safe_stop, send_owed_stop, start, zero_after_plant_stop
+from agents.modbus_link import LinkError, ModbusLink
 from agents.scheduler_agent import effective_target, read_inputs
-from core.codec import CodecError, decode, decode_counts, next_heartbeat
+from core.codec import CodecError, decode, next_heartbeat
 from core.config import AppConfig
 from core.dispatch import (SETPOINT_UNITS, NotOperating, Target, changed_externally, differing, dispatch_setpoint,
                            encode_setpoints, is_stale, not_operating, observed_fields, observed_transition,
@@ -255,25 +255,13 @@ class PlantController:
         self._in_heartbeat = True
         try:
             if self._heartbeat_value is None:
-                self._heartbeat_value = self._heartbeat_counter(point)
+                self._heartbeat_value = heartbeat_counter(self, point)
             self._heartbeat_value = next_heartbeat(point, self._heartbeat_value)
             self.link.write_counts("heartbeat", self._heartbeat_value)
         except (LinkError, CodecError):
             self._heartbeat_value = None
         finally:
             self._in_heartbeat = False
-
-    def _heartbeat_counter(self, point) -> int:
-        """The counter to go on from: the register's value, or 0 when the plant refuses to let it be
-        read (a write-only watchdog register: the heartbeat must go out all the same)."""
-        try:
-            return decode_counts(point, self.link.read_raw("heartbeat", refusable=ANY_EXCEPTION))
-        except LinkError as exc:
-            if getattr(exc, "exception_code", None) is None:
-                raise
-            if self._episodes.begin("heartbeat_unreadable", self.clock.monotonic()):
-                log.warning("%s: the heartbeat register refuses reads (%s); counting from 0", self.name, exc)
-            return 0
 
     # -------------------------------------------------------------------------- observation
     def _observe(self) -> dict | None:
@@ -341,6 +329,9 @@ class PlantController:
             if transition == "stopped":
                 self.sd["scheduler_running_by_plant"][self.plant_id] = False
             observed = self.sd["plant_observed_state_by_plant"]
+            outside = enabled_elsewhere or (transition == "running" and not gate and observed[self.plant_id].get(
+                "enabled_outside"))   # kept while it runs so, until a Start or a stop
+            observed[self.plant_id] = {**observed[self.plant_id], "enabled_outside": bool(outside)}
             if (gate and transition == "stopped") or (transition == "running" and
                                                       observed[self.plant_id].get("stopped_by_plant_at")):
                 stopped_at = format_local_iso(self.clock.now()) if transition == "stopped" else None

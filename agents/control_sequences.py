@@ -21,7 +21,7 @@ import contextlib
 import logging
 
 from agents.base import beat
-from agents.modbus_link import LinkError
+from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
 from core.dispatch import decayed
 from core.recording import format_value
@@ -179,6 +179,19 @@ def send_owed_stop(ctl, values: dict) -> None:
         return
     log.warning("%s answers again and is enabled: sending the stop that could not reach it", ctl.name)
     safe_stop(ctl)
+
+
+def heartbeat_counter(ctl, point) -> int:
+    """The counter to go on from: the register's value, or 0 when the plant refuses to let it be
+    read (a write-only watchdog register: the heartbeat must go out all the same)."""
+    try:
+        return decode_counts(point, ctl.link.read_raw("heartbeat", refusable=ANY_EXCEPTION))
+    except LinkError as exc:
+        if getattr(exc, "exception_code", None) is None:
+            raise
+        if ctl._episodes.begin("heartbeat_unreadable", ctl.clock.monotonic()):
+            log.warning("%s: the heartbeat register refuses reads (%s); counting from 0", ctl.name, exc)
+        return 0
 
 
 def _write_zero(ctl) -> None:

@@ -87,6 +87,7 @@ def empty_observed_state(endpoint: str | None = None) -> dict:
         "link": "unknown", "consecutive_failures": 0, "last_error": None, "endpoint": endpoint,
         "stopped_by_plant_at": None,   # local ISO: the plant disabled itself while dispatched; None once running
         "stopped_by_plant_reason": None,   # what it reported then: `disabled` or `run status <n>`
+        "enabled_outside": False,   # running without a Start after it was seen stopped (not a failed stop)
     }
 
 def empty_dispatch_status() -> dict:

@@ -63,8 +63,10 @@ def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
         parts.append(f"{sig.upper()}: {text}")
     if s.held(plant):
         return "P and Q held | schedule: " + " | ".join(parts)
-    if s.transition.get(plant) == "running" and not s.gate.get(plant):   # runs on what the plant holds
-        return "Not dispatched (enabled outside this program) | schedule: " + " | ".join(parts)
+    if s.undispatched(plant):   # runs on what the plant holds
+        why = "enabled outside this program" if (s.observed.get(plant) or {}).get("enabled_outside") else \
+            "running; its stop was not confirmed"
+        return f"Not dispatched ({why}) | schedule: " + " | ".join(parts)
     return " | ".join(parts)
 
 

@@ -42,7 +42,7 @@ def pq_source(s: Snapshot, plant: str) -> str:
     follow (`MANUAL` / `API`)."""
     if s.held(plant):
         return "HELD"
-    if s.transition.get(plant) == "running" and not s.gate.get(plant):
+    if s.undispatched(plant):
         return "NOT DISPATCHED"
     if not (s.transition.get(plant) == "running" and s.gate.get(plant)):
         return s.source.upper()

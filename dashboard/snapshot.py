@@ -86,6 +86,11 @@ class Snapshot:
         """A dispatch Hold is in force (the controller ends it whenever the plant stops)."""
         return bool((self.hold.get(plant) or {}).get("held"))
 
+    def undispatched(self, plant: str) -> bool:
+        """The plant runs with the dispatch gate off: enabled outside this program, or its stop
+        was not confirmed (`enabled_outside` in its observed state tells which)."""
+        return self.transition.get(plant) == "running" and not self.gate.get(plant)
+
 
 def _columns(rows, n: int):
     """The cache's rows as `PlotColumns` (the recorder's); a plain Row list (tests, old callers)

@@ -424,7 +424,7 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
         error = t.get("error_kw")
         if state == "idle":   # nothing dispatched: no reference to follow (a register's leftover is none)
             pref = error = None
-            state = "undispatched" if s.transition.get(plant) == "running" and not s.gate.get(plant) else state
+            state = "undispatched" if s.undispatched(plant) else state
     else:
         state, error = ("down" if f.link_down else "nodata"), None
     text = (f"Error {fmt_qty(error, 'kW', 1, signed=True)} | "

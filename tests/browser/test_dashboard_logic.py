@@ -810,6 +810,9 @@ def test_a_plant_enabled_outside_the_program_is_not_dispatched_on_its_card(cfg):
     sd["dispatch_status_by_plant"]["lib"].update(reason="schedule", reason_p="manual", reason_q="manual")
     t = views.tracking_view(cfg, snap(sd), "lib")
     assert (t.badge, t.state, t.pref_kw) == ("NOT DISPATCHED", "undispatched", None)
+    assert override_views.source_line(cfg, snap(sd), "lib") == (   # running after its own failed stop
+        "Not dispatched (running; its stop was not confirmed) | schedule: P: manual | Q: manual")
+    sd["plant_observed_state_by_plant"]["lib"]["enabled_outside"] = True   # the controller saw it stopped first
     assert override_views.source_line(cfg, snap(sd), "lib") == (
         "Not dispatched (enabled outside this program) | schedule: P: manual | Q: manual")
     sd["scheduler_running_by_plant"]["lib"] = False
@@ -862,7 +865,8 @@ def test_the_source_line_says_when_a_schedule_that_has_not_begun_starts(cfg):
 def test_hold_buttons_of_a_plant_not_held_show_only_while_it_runs(cfg, transition, gate, shown):
     from dashboard import override_views
     s = snap(_held_sd(transition, "ok", gate, held=False))
-    outside = "Not dispatched (enabled outside this program) | schedule: " if transition == "running" and not gate else ""
+    outside = "Not dispatched (running; its stop was not confirmed) | schedule: " if transition == "running" and not gate \
+        else ""
     assert override_views.source_line(cfg, s, "lib") == f"{outside}P: API | Q: API"
     style = override_views.SHOWN if shown else override_views.HIDDEN
     assert override_views.hold_buttons(s, "lib") == {"hold": (views.ButtonState("Hold", False), style),

@@ -792,10 +792,17 @@ def test_enabled_by_someone_else_shows_running_without_gate(tmp_path, fake_clock
     # said once: nothing on the screen but the state showed that the program does not dispatch it
     assert msgs(caplog, logging.WARNING) == [
         "LIB is running, enabled outside this program: not dispatched (Start dispatches it)"]
+    assert rig.observed()["enabled_outside"] is True   # the card says who enabled it
     _started(rig, 100.0)                               # dispatched now: nothing more to say
     fake_clock.advance(1.0)
     rig.lib.step()
-    assert len(msgs(caplog, logging.WARNING)) == 1
+    assert len(msgs(caplog, logging.WARNING)) == 1 and rig.observed()["enabled_outside"] is False
+    rig.set_transition("unknown", gate=False)          # what a stop whose disable failed leaves
+    for _ in range(2):
+        fake_clock.advance(1.0)
+        rig.lib.step()
+    assert rig.transition() == "running" and not rig.gate()
+    assert rig.observed()["enabled_outside"] is False, "its own failed stop is not someone else's enable"
 
 
 def test_invalidate_forgets_observed_state(tmp_path, fake_clock, rigs):
