@@ -197,7 +197,9 @@ class Coordinator:
             left = self._left_running(in_contact, results)
             if not left:
                 return text
-            owed = OWED_NOTE if any(self.controllers[pid].stop_owed for pid in in_contact) else ""
+            owing = [self.cfg.plants[pid].name for pid in in_contact if self.controllers[pid].stop_owed]
+            owed = OWED_NOTE if owing and " and ".join(owing) == left else (   # per plant when not all owe
+                f"; {' and '.join(owing)}'s stop is sent when it answers again" if owing else "")
             warning = f"{left} not confirmed stopped{owed}"
             log.error("Schedule source switch: %s", warning)
             return f"{text}; {warning}"

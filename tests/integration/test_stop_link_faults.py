@@ -302,11 +302,15 @@ def _app_with_lib_dispatched(tmp_path, lib: FaultyPlant, vrfb: FaultyPlant) -> H
                    timing={"modbus_timeout_s": 0.5}, istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
     app = HilApp(cfg, options=Options(dashboard=False))
     app.start()
-    now = app.clock.now()
-    app.store.publish_schedule("manual", "lib", frame_from_rows([shift(now, -60)], [200.0], [0.0], cfg.tz,
-                                                                end_at=shift(now, 3600)))
-    cmd = app.intake.submit("start", "lib")
-    assert cmd.done.wait(10) and cmd.status == "succeeded", cmd.detail
+    try:
+        now = app.clock.now()
+        app.store.publish_schedule("manual", "lib", frame_from_rows([shift(now, -60)], [200.0], [0.0], cfg.tz,
+                                                                    end_at=shift(now, 3600)))
+        cmd = app.intake.submit("start", "lib")
+        assert cmd.done.wait(10) and cmd.status == "succeeded", cmd.detail
+    except BaseException:
+        app.shutdown("test")
+        raise
     return app
 
 
@@ -321,8 +325,7 @@ def test_a_source_switch_says_which_plant_it_could_not_confirm_stopped(tmp_path,
     the source: the safe stop cannot reach it, so the switch's answer says so, and that the stop
     is sent when it answers again (it said `succeeded`)."""
     caplog.set_level(logging.INFO)
-    with FaultyPlant() as vrfb:
-        lib = FaultyPlant()
+    with FaultyPlant() as vrfb, FaultyPlant() as lib:
         app = _app_with_lib_dispatched(tmp_path, lib, vrfb)
         try:
             lib.close()                                                  # LIB's link is lost mid-run
@@ -339,15 +342,35 @@ def test_a_source_switch_says_which_plant_it_could_not_confirm_stopped(tmp_path,
             assert msgs(caplog, logging.ERROR, "Schedule source switch: LIB not confirmed stopped")
         finally:
             app.shutdown("test")
+
+
+def test_a_source_switch_says_whose_stop_is_still_to_be_sent(tmp_path, caplog):
+    """LIB lost mid-run (its stop is owed) and VRFB answering every write with exception 6 (its
+    stop is refused, nothing to send later): both are named, the owed stop only for LIB (the note
+    was added for every plant named; found in review)."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as vrfb, FaultyPlant() as lib:
+        app = _app_with_lib_dispatched(tmp_path, lib, vrfb)
+        try:
+            vrfb.hook = lambda fc, addr, values: ("exc", 6) if values is not None else None
             lib.close()
+            deadline = time.monotonic() + 15
+            while not _lost(app, "lib") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _lost(app, "lib")
+            switch = app.intake.submit("switch_source", target="api")
+            assert switch.done.wait(20) and switch.status == "succeeded", switch.detail
+            assert switch.detail.endswith("; LIB and VRFB not confirmed stopped; LIB's stop is sent when it answers "
+                                          "again"), switch.detail
+        finally:
+            app.shutdown("test")
 
 
 def test_a_transport_switch_names_a_dispatched_plant_whose_link_was_lost(tmp_path, caplog):
     """A plant lost mid-run (state Unknown, gate kept) is not one `never reached`: a switch away
     from it says it may still run there (it was not named: the screen said `succeeded`)."""
     caplog.set_level(logging.INFO)
-    with FaultyPlant() as vrfb:
-        lib = FaultyPlant()
+    with FaultyPlant() as vrfb, FaultyPlant() as lib:
         app = _app_with_lib_dispatched(tmp_path, lib, vrfb)
         try:
             lib.close()
@@ -361,7 +384,6 @@ def test_a_transport_switch_names_a_dispatched_plant_whose_link_was_lost(tmp_pat
                 "Transport switched to LOCAL; LIB not confirmed stopped on REMOTE (it may still run there)"), switch.detail
         finally:
             app.shutdown("test")
-            lib.close()
 
 
 # -- bounds of components §4.6 on a hung endpoint: at most 2 x modbus_timeout_s + 0.5 s ---------
