@@ -131,16 +131,18 @@ class Forecaster:
             soc, origin = self._start_soc(pid, observed[pid], latest[pid], now)
             for src in SOURCES:
                 inputs = forecast_inputs(src, active, frames[src][pid], frames["manual"][pid], flags[pid], holds[pid])
-                if self._due(src, pid, inputs, soc, now):
+                if self._due(src, pid, inputs, soc, now, origin):
                     due.append((src, pid, inputs, soc, origin))
         if not due:
             return PERIOD_S
         self._compute(*due[0], now)
         return 0.0 if len(due) > 1 else PERIOD_S
 
-    def _due(self, source: str, pid: str, inputs: ForecastInputs, soc: float, now: datetime) -> bool:
+    def _due(self, source: str, pid: str, inputs: ForecastInputs, soc: float, now: datetime, origin: str) -> bool:
         v = self.view(source, pid)
         if v is None or v.inputs is None or not v.inputs.same(inputs):
+            return True
+        if (v.soc_start_from == "live") != (origin == "live"):   # the link went or came: say where SoC is from
             return True
         if self.clock.monotonic() - v.computed_mono < max(PERIOD_S, 20 * v.duration_s):
             return False

@@ -76,6 +76,15 @@ def test_a_stale_observed_soc_is_not_the_live_one(rig):
     step_all(fc)
     view = fc.view("manual", "lib")
     assert view.soc_start_from != "live" and view.soc_start == cfg.plants["lib"].model.initial_soc_pu
+    set_soc(sd, "lib", 0.5)                           # read again: live, recomputed at once
+    clock.advance(2)
+    step_all(fc)
+    assert fc.view("manual", "lib").soc_start_from == "live"
+    with sd["lock"]:                                  # the link drops: the same SoC, but no longer `now`
+        sd["plant_observed_state_by_plant"]["lib"] = {**sd["plant_observed_state_by_plant"]["lib"], "stale": True}
+    clock.advance(2)
+    step_all(fc)
+    assert fc.view("manual", "lib").soc_start_from != "live", "recomputed when the SoC stopped being live"
 
 
 def test_recomputes_only_for_a_new_frame_drift_or_age(rig):
