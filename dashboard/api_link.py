@@ -22,10 +22,9 @@ def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:
     """From `data_fetcher_status` and `measurement_post_status` (by plant)."""
     if not fetcher.get("connected"):
         return ApiLink(False)
-    successes = [as_datetime(fetcher.get(key), tz) for key in ("today_fetched_at", "tomorrow_fetched_at")]
+    successes = _successes(fetcher, post_status, tz)
     failures = []
     for status in post_status.values():
-        successes.append(as_datetime((status.get("last_success") or {}).get("timestamp"), tz))
         attempt = status.get("last_attempt") or {}
         if attempt.get("result") == "failed" and (at := as_datetime(attempt.get("timestamp"), tz)) is not None:
             failures.append((at, str(attempt.get("error") or "failed")))
@@ -36,6 +35,12 @@ def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:
     if newest_success is not None and newest_success >= at:
         return ApiLink(True)
     return ApiLink(False, f"(a measurement post failed at {format_hms(at, tz)}: {error})")
+
+
+def _successes(fetcher: dict, post_status: dict, tz: tzinfo) -> list:
+    """When either client last had an answer from the API (complete window fetches, posts); None where never."""
+    return [as_datetime(fetcher.get(key), tz) for key in ("today_fetched_at", "tomorrow_fetched_at")] + [
+        as_datetime((st.get("last_success") or {}).get("timestamp"), tz) for st in post_status.values()]
 
 
 def password_paused(post_status: dict, tz: tzinfo) -> bool:
@@ -55,5 +60,9 @@ def password_state(fetcher: dict, post_status: dict, password_set: bool, tz: tzi
     alone read as accepted next to `Login failed: password rejected`."""
     if not password_set:
         return "Password not set"
-    rejected = "password rejected" in str(fetcher.get("error") or "") or password_paused(post_status, tz)
+    rejected = "password rejected" in str(fetcher.get("error") or "")
+    if not rejected and password_paused(post_status, tz):   # unless the API answered since (a new password)
+        refused_at = max(as_datetime(st["last_attempt"]["timestamp"], tz) for st in post_status.values()
+                         if as_datetime((st.get("last_attempt") or {}).get("timestamp"), tz) is not None)
+        rejected = not any(t is not None and t > refused_at for t in _successes(fetcher, post_status, tz))
     return "Password set (rejected by the API)" if rejected else "Password set"

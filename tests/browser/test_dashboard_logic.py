@@ -976,3 +976,18 @@ def test_the_api_line_is_in_the_failure_colour_while_the_api_fails(cfg):
         "timestamp": "2026-03-29T11:59:30+02:00", "result": "failed", "error": "connection refused"})
     assert views.api_line(cfg, snap(sd)).startswith("API Connected: No (a measurement post failed at 11:59:30")
     assert api_line_class(cfg, snap(sd)) == "line api-line api-bad"
+
+
+def test_a_password_refused_before_the_api_answered_again_is_not_said_rejected():
+    """A post refused at 18:50, then a new password fetched at 18:55 (no post since: MANUAL): the
+    status said `API: Connected | Password set (rejected by the API)` (found in review)."""
+    from dashboard.api_link import password_state
+    refused = {"lib": {"last_attempt": {"timestamp": "2026-03-29T18:50:00+02:00", "result": "failed",
+                                        "error": "login rejected (HTTP 401): password rejected"}}, "vrfb": {}}
+    fetched_after = {"connected": True, "today_fetched_at": "2026-03-29T18:55:00+02:00"}
+    assert password_state(fetched_after, refused, True, TZ) == "Password set"
+    fetched_before = {"connected": True, "today_fetched_at": "2026-03-29T18:45:00+02:00"}
+    assert password_state(fetched_before, refused, True, TZ) == "Password set (rejected by the API)"
+    assert password_state({"error": "Authentication failed: password rejected"}, {}, True, TZ) == \
+        "Password set (rejected by the API)"
+    assert password_state(fetched_before, refused, False, TZ) == "Password not set"
