@@ -361,8 +361,8 @@ class PlantController:
         target_changed = (p_kw, q_kvar) != self._last_wanted
         self._last_wanted = (p_kw, q_kvar)
         status = self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed)
-        if status != "failed":
-            if self._check_wrote and self._failures_answered != self.link.connect_failures:
+        if status != "failed":   # "ok" only: a partial or refused write did not write every register
+            if status == "ok" and self._check_wrote and self._failures_answered != self.link.connect_failures:
                 log.info("%s answers again: setpoints written again (P=%s kW, Q=%s kvar)", self.name,
                          format_value(p_kw), format_value(q_kvar))
             self._failures_answered = self.link.connect_failures

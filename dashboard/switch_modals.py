@@ -111,7 +111,7 @@ def modal_flow(ctx: DashboardContext, m: Confirmable, *args):
             return HIDDEN, None, text, {"id": None, "text": text}, no_update, *unchanged
         cmd = ctx.hil.intake.submit(m.kind, target=pending if m.field else None)
         store = command_store(label, cmd)
-        busy = [True] * len(m.buttons) if cmd.status == "queued" else unchanged
+        busy = [True] * len(m.buttons) if cmd.status not in ("rejected", "succeeded", "failed") else unchanged
         return HIDDEN, None, store["text"], store, no_update, *busy
     target = next((value for value, cid in m.buttons.items() if cid == trigger), None)
     if target is None or target == actual:
