@@ -257,17 +257,8 @@ def test_a_transport_switch_says_which_plant_it_left_without_a_confirmed_stop(tm
     lock): the switch happens (components §4.7) and its result says LIB may still run on REMOTE."""
     caplog.set_level(logging.INFO)
     with FaultyPlant() as lib, FaultyPlant() as vrfb:
-        cfg = make_cfg(tmp_path, ports={"lib": {"remote": lib.port}, "vrfb": {"remote": vrfb.port}},
-                       startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 2.0},
-                       timing={"modbus_timeout_s": 1.0}, istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
-        app = HilApp(cfg, options=Options(dashboard=False))
-        app.start()
+        app = _app_with_lib_dispatched(tmp_path, lib, vrfb, modbus_timeout_s=1.0)
         try:
-            now = app.clock.now()
-            app.store.publish_schedule("manual", "lib", frame_from_rows([shift(now, -60)], [200.0], [0.0], cfg.tz,
-                                                                        end_at=shift(now, 3600)))
-            cmd = app.intake.submit("start", "lib")
-            assert cmd.done.wait(10) and cmd.status == "succeeded", cmd.detail
             lib.hook = lambda fc, addr, values: ("exc", 6) if values is not None else None
             switch = app.intake.submit("switch_transport", target="local")
             assert switch.done.wait(20)
@@ -295,11 +286,11 @@ def test_a_transport_switch_away_from_plants_never_reached_names_none(tmp_path):
         app.shutdown("test")
 
 
-def _app_with_lib_dispatched(tmp_path, lib: FaultyPlant, vrfb: FaultyPlant) -> HilApp:
+def _app_with_lib_dispatched(tmp_path, lib: FaultyPlant, vrfb: FaultyPlant, modbus_timeout_s: float = 0.5) -> HilApp:
     """REMOTE on two faulty plants, LIB started at 200 kW (short timeouts)."""
     cfg = make_cfg(tmp_path, ports={"lib": {"remote": lib.port}, "vrfb": {"remote": vrfb.port}},
                    startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 2.0},
-                   timing={"modbus_timeout_s": 0.5}, istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
+                   timing={"modbus_timeout_s": modbus_timeout_s}, istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
     app = HilApp(cfg, options=Options(dashboard=False))
     app.start()
     try:
