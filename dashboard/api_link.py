@@ -7,7 +7,7 @@ success of either client (a complete window fetch, a post) says the API does not
 """
 from __future__ import annotations
 
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import NamedTuple
 
 from core.timeutil import as_datetime, format_hms
@@ -43,16 +43,21 @@ def _successes(fetcher: dict, post_status: dict, tz: tzinfo) -> list:
         as_datetime((st.get("last_success") or {}).get("timestamp"), tz) for st in post_status.values()]
 
 
+def _refused_at(post_status: dict, tz: tzinfo) -> datetime | None:
+    """When the newest post attempt of either plant failed with the refused password, else None."""
+    attempts = [(at, a) for a in ((st.get("last_attempt") or {}) for st in post_status.values())
+                if (at := as_datetime(a.get("timestamp"), tz)) is not None]
+    if not attempts:
+        return None
+    at, newest = max(attempts, key=lambda pair: pair[0])
+    return at if newest.get("result") == "failed" and "password rejected" in str(newest.get("error")) else None
+
+
 def password_paused(post_status: dict, tz: tzinfo) -> bool:
     """Posting is paused for the refused password: the newest post attempt of either plant failed
     with it. The login is the account's: the pause holds every plant's series, also those of a
     plant that has not tried since (its card said `No attempts yet. No errors.`)."""
-    attempts = [a for a in ((st.get("last_attempt") or {}) for st in post_status.values())
-                if as_datetime(a.get("timestamp"), tz) is not None]
-    if not attempts:
-        return False
-    newest = max(attempts, key=lambda a: as_datetime(a["timestamp"], tz))
-    return newest.get("result") == "failed" and "password rejected" in str(newest.get("error"))
+    return _refused_at(post_status, tz) is not None
 
 
 def password_state(fetcher: dict, post_status: dict, password_set: bool, tz: tzinfo) -> str:
@@ -61,8 +66,6 @@ def password_state(fetcher: dict, post_status: dict, password_set: bool, tz: tzi
     if not password_set:
         return "Password not set"
     rejected = "password rejected" in str(fetcher.get("error") or "")
-    if not rejected and password_paused(post_status, tz):   # unless the API answered since (a new password)
-        refused_at = max(as_datetime(st["last_attempt"]["timestamp"], tz) for st in post_status.values()
-                         if as_datetime((st.get("last_attempt") or {}).get("timestamp"), tz) is not None)
+    if not rejected and (refused_at := _refused_at(post_status, tz)) is not None:   # unless the API answered since
         rejected = not any(t is not None and t > refused_at for t in _successes(fetcher, post_status, tz))
     return "Password set (rejected by the API)" if rejected else "Password set"

@@ -38,7 +38,7 @@ def pq_source(s: Snapshot, plant: str) -> str:
     """Where the plant's P and Q come from now, for the summary's `Source of P/Q` column, from the
     per-signal reasons the controller published while it dispatches: `API`, `P API / Q OVERRIDE`,
     `WAITING (0)` before the active schedule's first row, `HELD`; `NOT DISPATCHED` for a plant that
-    runs with the gate off (enabled outside the program); otherwise the active source it would
+    runs with the gate off (enabled outside the program, or its stop not confirmed); otherwise the active source it would
     follow (`MANUAL` / `API`)."""
     if s.held(plant):
         return "HELD"
