@@ -119,6 +119,24 @@ def _a_stop_that_could_not_reach_the_plant(tmp_path, clock) -> tuple[Rig, int, l
         plant.close()
 
 
+def _back(port: int, registers: list, enable: int | None = None) -> FaultyPlant:
+    """The plant answers again on `port` with `registers` (what it held meanwhile), `enable` set when given."""
+    plant = FaultyPlant(port=port)
+    plant.regs = registers
+    if enable is not None:
+        plant.set(ENABLE, [enable])
+    return plant
+
+
+def _step_until(rig: Rig, clock: FakeClock, done, steps: int = 40) -> None:
+    """LIB's controller stepped a second at a time until `done()` or `steps` seconds."""
+    for _ in range(steps):
+        clock.advance(1.0)
+        rig.lib.step()
+        if done():
+            return
+
+
 def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp_path, caplog):
     """Stop during a link outage fails (fast, by design); the plant kept running on its own. When it
     answers again and is still enabled, the stop is sent; a plant found disabled gets none."""
@@ -132,13 +150,8 @@ def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp
         assert stop.detail == (f"threshold_reached=false disable_ok=false: {stop.result['error']}; "
                                f"the stop is sent when it answers again")
         assert rig.lib.stop_owed == "local"
-        plant = FaultyPlant(port=port)
-        plant.regs = registers                               # it ran on at 500 kW meanwhile
-        for _ in range(40):
-            clock.advance(1.0)
-            rig.lib.step()
-            if plant.get(ENABLE)[0] == 0:
-                break
+        plant = _back(port, registers)                       # it ran on at 500 kW meanwhile
+        _step_until(rig, clock, lambda: plant.get(ENABLE)[0] == 0)
         assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
         assert rig.transition() == "stopped"
         assert msgs(caplog, logging.WARNING, "answers again and is enabled: sending the stop")
@@ -159,14 +172,8 @@ def test_a_plant_found_disabled_after_a_stop_that_did_not_reach_it_has_its_setpo
     plant = None
     try:
         assert stop.status == "failed" and rig.lib.stop_owed == "local"
-        plant = FaultyPlant(port=port)
-        plant.regs = registers
-        plant.set(ENABLE, [0])                               # disabled, P setpoint still 500 kW
-        for _ in range(40):
-            clock.advance(1.0)
-            rig.lib.step()
-            if rig.lib.stop_owed is None:
-                break
+        plant = _back(port, registers, enable=0)             # disabled, P setpoint still 500 kW
+        _step_until(rig, clock, lambda: rig.lib.stop_owed is None)
         assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0
         assert msgs(caplog, logging.INFO, "answers again, disabled: the stop that could not reach it needs no disable")
         assert msgs(caplog, logging.WARNING, "LIB: setpoints zeroed (were P=500 kW")
@@ -187,23 +194,13 @@ def test_a_zeroing_that_the_link_drops_stays_owed_until_it_lands(tmp_path, caplo
     plant = None
     try:
         assert stop.status == "failed" and rig.lib.stop_owed == "local"
-        plant = FaultyPlant(port=port)
-        plant.regs = registers
-        plant.set(ENABLE, [0])
+        plant = _back(port, registers, enable=0)
         plant.hook = lambda fc, addr, values: ("drop_noapply",) if values is not None and addr == P_SETPOINT else None
-        for _ in range(10):
-            clock.advance(1.0)
-            rig.lib.step()
-            if msgs(caplog, logging.ERROR, "setpoints could not be zeroed"):
-                break
+        _step_until(rig, clock, lambda: msgs(caplog, logging.ERROR, "setpoints could not be zeroed"), steps=10)
         assert msgs(caplog, logging.ERROR, "setpoints could not be zeroed") and rig.lib.stop_owed == "local"
         assert plant.get(P_SETPOINT)[0] == 5000
         plant.hook = None
-        for _ in range(60):
-            clock.advance(1.0)
-            rig.lib.step()
-            if plant.get(P_SETPOINT)[0] == 0:
-                break
+        _step_until(rig, clock, lambda: plant.get(P_SETPOINT)[0] == 0, steps=60)
         assert plant.get(P_SETPOINT)[0] == 0 and plant.get(ENABLE)[0] == 0 and rig.lib.stop_owed is None
     finally:
         rig.close()
