@@ -302,10 +302,17 @@ def _app_with_lib_dispatched(tmp_path, lib: FaultyPlant, vrfb: FaultyPlant, modb
     return app
 
 
-def _lost(app, pid: str) -> bool:
-    with app.sd["lock"]:
-        return (app.sd["plant_transition_by_plant"][pid] == "unknown"
-                and app.sd["scheduler_running_by_plant"][pid] is True)
+def _lose_lib(app, lib: FaultyPlant) -> None:
+    """LIB's plant goes away mid-run: back once its state is Unknown with the gate kept (at most 15 s)."""
+    def lost() -> bool:
+        with app.sd["lock"]:
+            return (app.sd["plant_transition_by_plant"]["lib"] == "unknown"
+                    and app.sd["scheduler_running_by_plant"]["lib"] is True)
+    lib.close()
+    deadline = time.monotonic() + 15
+    while not lost() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lost()
 
 
 def test_a_source_switch_says_which_plant_it_could_not_confirm_stopped(tmp_path, caplog):
@@ -316,11 +323,7 @@ def test_a_source_switch_says_which_plant_it_could_not_confirm_stopped(tmp_path,
     with FaultyPlant() as vrfb, FaultyPlant() as lib:
         app = _app_with_lib_dispatched(tmp_path, lib, vrfb)
         try:
-            lib.close()                                                  # LIB's link is lost mid-run
-            deadline = time.monotonic() + 15
-            while not _lost(app, "lib") and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert _lost(app, "lib")
+            _lose_lib(app, lib)                                          # LIB's link is lost mid-run
             switch = app.intake.submit("switch_source", target="api")
             assert switch.done.wait(20) and switch.status == "succeeded", switch.detail
             assert switch.detail.startswith("Schedule source switched to API (LIB: {threshold_reached: false, "
@@ -341,11 +344,7 @@ def test_a_source_switch_says_whose_stop_is_still_to_be_sent(tmp_path, caplog):
         app = _app_with_lib_dispatched(tmp_path, lib, vrfb)
         try:
             vrfb.hook = lambda fc, addr, values: ("exc", 6) if values is not None else None
-            lib.close()
-            deadline = time.monotonic() + 15
-            while not _lost(app, "lib") and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert _lost(app, "lib")
+            _lose_lib(app, lib)                                          # LIB's link is lost mid-run
             switch = app.intake.submit("switch_source", target="api")
             assert switch.done.wait(20) and switch.status == "succeeded", switch.detail
             assert switch.detail.endswith("; LIB and VRFB not confirmed stopped; LIB's stop is sent when it answers "
@@ -361,11 +360,7 @@ def test_a_transport_switch_names_a_dispatched_plant_whose_link_was_lost(tmp_pat
     with FaultyPlant() as vrfb, FaultyPlant() as lib:
         app = _app_with_lib_dispatched(tmp_path, lib, vrfb)
         try:
-            lib.close()
-            deadline = time.monotonic() + 15
-            while not _lost(app, "lib") and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert _lost(app, "lib")
+            _lose_lib(app, lib)                                          # LIB's link is lost mid-run
             switch = app.intake.submit("switch_transport", target="local")
             assert switch.done.wait(20) and switch.status == "succeeded"
             assert switch.detail.startswith(
