@@ -215,6 +215,20 @@ def _trace(i: int, xs: list, ys: list, webgl: bool = False, name: str | None = N
     }
 
 
+# Values each row's y axis always shows, so that a row without data (no schedule, not recording
+# yet) has a scale that means something (plotly's default for an empty axis is -1..4, and it
+# ignores autorangeoptions there): zero power, the whole SoC range and the usual POI voltage band.
+_Y_ALWAYS_SHOWN = ((1, (0.0, 0.0)), (2, (0.0, 1.0)), (3, (0.0, 0.0)), (4, (0.95, 1.05)))
+
+
+def y_anchor_traces(x) -> list[dict]:
+    """Invisible traces (after the 8 drawn ones) that hold each row's y range to `_Y_ALWAYS_SHOWN`
+    at time `x` (any time: the y autorange counts every point)."""
+    return [{"type": "scatter", "mode": "markers", "x": [x, x], "y": list(ys), "marker": {"opacity": 0},
+             "xaxis": f"x{'' if row == 1 else row}", "yaxis": f"y{'' if row == 1 else row}",
+             "hoverinfo": "skip", "showlegend": False} for row, ys in _Y_ALWAYS_SHOWN]
+
+
 NOT_RECORDING_NOTE = " · not recording: no new points"   # the measured lines come from the recording
 
 
@@ -373,6 +387,7 @@ def live_figure(name: str, plant: str, source: str, transport: str, setpoints: l
     for k, (ti, _vi) in enumerate(MEASURED):
         xs, ys = series[k]
         data[ti] = _trace(ti, xs, ys, len(xs) > C.WEBGL_MIN_POINTS)
+    data += y_anchor_traces(x_of(lo))
     layout = _four_row_layout(plant_titles(name, recording), C.LIVE_FIGURE_HEIGHT, uirevision(plant, source, transport))
     layout["shapes"] = [now_shape(now)]
     for axis in X_AXES:

@@ -139,6 +139,7 @@ def history_figure(name: str, x: np.ndarray, values: np.ndarray, ui_key: str,
     """The 4-row figure of recorded rows; setpoints are the recorded register columns. `ui_key`
     (uirevision, one per selection) keeps a zoom while a re-aggregation replaces the traces."""
     data = [figures._trace(ti, xs, ys) for ti, (xs, ys) in enumerate(history_series(x, values, visible))]
+    data += figures.y_anchor_traces(int(x[0]) if len(x) else None)
     layout = figures._four_row_layout(figures.plant_titles(name), C.LIVE_FIGURE_HEIGHT, ui_key)
     return {"data": data, "layout": layout}
 

@@ -300,8 +300,9 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
     assert live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", None, request) == \
         (no_update, no_update, no_update)
     fig, store = live.build_live_figure(dctx, snap(sd), "lib")
-    assert isinstance(fig, dict) and len(fig["data"]) == 8
-    assert [t["name"] for t in fig["data"]] == ["P schedule", "P POI", "P Battery", "SoC", "Q schedule", "Q POI",
+    assert isinstance(fig, dict) and len(fig["data"]) == 8 + 4   # + one invisible y-range anchor per row
+    assert not any(t["showlegend"] for t in fig["data"][8:])
+    assert [t["name"] for t in fig["data"][:8]] == ["P schedule", "P POI", "P Battery", "SoC", "Q schedule", "Q POI",
                                                 "Q Battery", "V POI"], "the legend says the setpoint lines are the schedule"
     assert fig["layout"]["uirevision"] == "lib:manual:local"
     assert fig["data"][1]["x"][0] == figures.x_ms(start, TZ) and fig["data"][1]["y"][0] is None

@@ -159,6 +159,24 @@ def test_stopped_plant_target_is_not_dispatched_and_no_write_yet(env, page):
            lambda p: p.wait_text("dispatch-lib", "Target: not dispatched (stopped)", timeout=10))
 
 
+def test_rows_without_data_have_a_meaningful_scale(env, page):
+    """A plant not recording has no SoC or voltage line: those rows span the SoC range 0..1 pu and
+    the voltage band 0.95..1.05 pu, the power rows show zero beside the schedule (plotly's default
+    for an empty axis was -1..4 in every row)."""
+    assert env.app.sd["measurements_filename_by_plant"]["vrfb"] is None
+    gd = GD.format(pid="vrfb")
+    ranges = wait_for(lambda: page.js(f"const g = {gd}; return g && g._fullLayout.yaxis4 && "
+                                      "[1, 2, 3, 4].map(i => g._fullLayout['yaxis' + (i > 1 ? i : '')].range);"),
+                      10, message="VRFB live figure drawn")
+    (p_lo, p_hi), (soc_lo, soc_hi), (q_lo, q_hi), (v_lo, v_hi) = ranges
+    assert -0.2 < soc_lo <= 0.0 and 1.0 <= soc_hi < 1.2, ranges
+    assert 0.9 < v_lo <= 0.95 and 1.05 <= v_hi < 1.1, ranges
+    assert p_lo <= 0.0 and 200.0 <= p_hi < 250.0, ranges    # VRFB's schedule: P 200 kW, Q -30 kvar
+    assert -40.0 < q_lo <= -30.0 and 0.0 <= q_hi < 10.0, ranges
+    legend = page.js(f"return Array.from({gd}.querySelectorAll('.legend .traces')).map(e => e.textContent);")
+    assert legend and all(name.strip() for name in legend), legend   # the range anchors are not listed
+
+
 def test_a_plant_that_disables_itself_is_said_on_its_card_until_it_runs_again(env, page):
     """A plant's own trip (enable 0 written by someone else) shows as Stopped with when it happened,
     not as an operator's stop; a Start clears it."""
