@@ -39,7 +39,7 @@ from pathlib import Path
 
 from core.compression import FileCompressor, apply_decision
 from core.config import AppConfig
-from core.dispatch_tracking import DispatchTracker
+from core.dispatch_tracking import DispatchTracker, without_live_values
 from core.episodes import Episodes, Throttle
 from core.names import safe_plant_name
 from core.pending_rows import FlushTimer, PendingRows
@@ -257,11 +257,13 @@ class Recorder:
                         self.sd[FLAGS_KEY][rec.plant_id] = None  # recording stays off after a switch
         self._flush(force_plants=set(self._plants))
         self._mode = mode
+        today = self.clock.now().date()
         with self.sd["lock"]:
             for pid in self._plants:
                 self.sd["latest_measurement_by_plant"][pid] = None
-                self.sd["dispatch_tracking_by_plant"][pid] = None
-        self._reset_caches(self.clock.now().date(), live_from_end=True)
+                self.sd["dispatch_tracking_by_plant"][pid] = without_live_values(
+                    self.sd["dispatch_tracking_by_plant"][pid], today)
+        self._reset_caches(today, live_from_end=True)
         for rec, path in reopen:
             self._start_span(rec, path)
 

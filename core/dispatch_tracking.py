@@ -70,3 +70,16 @@ class DispatchTracker:
                 "error_kw": error_kw, "deviation_kwh": self.deviation_kwh,
                 "abs_deviation_kwh": self.abs_deviation_kwh, "tracking_ok": tracking_ok,
                 "alarm": self.alarm.active, "alarm_since": self.alarm_since}
+
+
+LIVE_KEYS = ("setpoint_kw", "p_poi_kw", "error_kw", "tracking_ok")
+
+
+def without_live_values(tracking: dict | None, today: date) -> dict | None:
+    """A published tracking dict kept when its plant's measurements are dropped (a transport switch):
+    today's sums stay, the values of the last sample (`LIVE_KEYS`) become None. None when there is
+    none or it is of another day."""
+    if tracking is None or tracking.get("date") != today.isoformat():
+        return None
+    return {**tracking, **dict.fromkeys(LIVE_KEYS)}
+

@@ -544,6 +544,30 @@ def test_transport_change_closes_spans_flushes_and_resets_caches(rig_factory, ca
     assert "VRFB recording stopped: 20260601_vrfb.csv" in caplog.text
 
 
+def test_transport_change_keeps_todays_deviation_without_the_old_links_values(rig_factory):
+    """Today's deviation is not reset by a switch (§7.8: midnight and process start only), so the
+    card keeps showing it while the new link is down; the old link's live values are gone."""
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    rig.set_setpoint("lib", 100.0, enable=0)             # the plant does not follow: error -100 kW
+    with rig.sd["lock"]:
+        rig.sd["plant_transition_by_plant"]["lib"] = "running"
+        rig.sd["scheduler_running_by_plant"]["lib"] = True
+    rig.run(37)
+    before = dict(rig.sd["dispatch_tracking_by_plant"]["lib"])
+    assert before["deviation_kwh"] == pytest.approx(-100 * 36 / 3600) and before["error_kw"] == -100
+    with rig.sd["lock"]:
+        rig.sd["plant_transition_by_plant"]["lib"] = "stopped"
+        rig.sd["transport_mode"] = "remote"              # the remote endpoints are closed ports
+    rig.agent.wake()
+    rig.run(3)
+    after = rig.sd["dispatch_tracking_by_plant"]["lib"]
+    assert rig.sd["latest_measurement_by_plant"]["lib"]["values"] is None, "the new link is down"
+    assert after["deviation_kwh"] == before["deviation_kwh"]
+    assert after["abs_deviation_kwh"] == before["abs_deviation_kwh"]
+    assert (after["setpoint_kw"], after["p_poi_kw"], after["error_kw"], after["tracking_ok"]) == (None,) * 4
+    assert after["date"] == "2026-06-01"
+
+
 def test_dispatch_tracking_integrates_the_error_while_running(rig_factory):
     rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
     rig.set_setpoint("lib", 100.0, enable=1)             # the ideal emulator follows exactly

@@ -1,12 +1,12 @@
 """Dispatch tracking of one plant (`core/dispatch_tracking.py`, components §7.8), as tables of samples."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.dispatch_tracking import DispatchTracker
+from core.dispatch_tracking import DispatchTracker, without_live_values
 
 TZ = ZoneInfo("Europe/Madrid")
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=TZ)
@@ -67,3 +67,19 @@ def test_sums_reset_at_local_midnight(before_utc, after_utc, local_date):
     assert tracker.update(before, 0.0, 60.0, True)["deviation_kwh"] == pytest.approx(1.0)
     after = tracker.update(datetime.fromisoformat(after_utc).replace(tzinfo=timezone.utc), 0.0, 60.0, True)
     assert after["date"] == local_date and after["deviation_kwh"] == 0.0 and after["abs_deviation_kwh"] == 0.0
+
+
+@pytest.mark.parametrize("published, today, kept", [
+    (None, date(2026, 6, 1), False),
+    ({"date": "2026-05-31", "deviation_kwh": 1.0}, date(2026, 6, 1), False),   # yesterday's sums
+    ({"date": "2026-06-01", "deviation_kwh": -1.5, "abs_deviation_kwh": 2.0, "setpoint_kw": 100.0,
+      "p_poi_kw": 98.0, "error_kw": -2.0, "tracking_ok": False, "alarm": True, "at": "x"}, date(2026, 6, 1), True),
+])
+def test_without_live_values_keeps_todays_sums_only(published, today, kept):
+    out = without_live_values(published, today)
+    if not kept:
+        assert out is None
+        return
+    assert out == {**published, "setpoint_kw": None, "p_poi_kw": None, "error_kw": None, "tracking_ok": None}
+    assert published["error_kw"] == -2.0, "the published dict is not changed in place"
+
