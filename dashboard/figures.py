@@ -221,6 +221,9 @@ def _trace(i: int, xs: list, ys: list, webgl: bool = False, name: str | None = N
 _Y_ALWAYS_SHOWN = ((1, (0.0, 0.0)), (2, (0.0, 1.0)), (3, (0.0, 0.0)), (4, (0.95, 1.05)))
 
 
+FIGURE_TRACES = 8 + len(_Y_ALWAYS_SHOWN)   # of a live or History figure: the drawn ones, then the anchors
+
+
 def y_anchor_traces(x) -> list[dict]:
     """Invisible traces (after the 8 drawn ones) that hold each row's y range to `_Y_ALWAYS_SHOWN`
     at time `x` (any time: the y autorange counts every point)."""

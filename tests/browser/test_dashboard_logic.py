@@ -300,7 +300,7 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
     assert live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", None, request) == \
         (no_update, no_update, no_update)
     fig, store = live.build_live_figure(dctx, snap(sd), "lib")
-    assert isinstance(fig, dict) and len(fig["data"]) == 8 + 4   # + one invisible y-range anchor per row
+    assert isinstance(fig, dict) and len(fig["data"]) == figures.FIGURE_TRACES   # + one invisible y-range anchor per row
     assert not any(t["showlegend"] for t in fig["data"][8:])
     assert [t["name"] for t in fig["data"][:8]] == ["P schedule", "P POI", "P Battery", "SoC", "Q schedule", "Q POI",
                                                 "Q Battery", "V POI"], "the legend says the setpoint lines are the schedule"

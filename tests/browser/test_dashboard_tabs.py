@@ -19,6 +19,7 @@ from core.recording import HEADER, daily_file_path, format_row, null_row, read_r
 from core.schedule_csv import schedule_to_csv
 from core.schedules import empty_frame
 from core.timeutil import quarter_hours
+from dashboard.figures import FIGURE_TRACES
 from dashboard.snapshot import session_log_entries
 from tests.browser.helpers import (Page, api_state, browser_module, get_json, on_one_local_day, poster_of,
                                    recorder_of, screenshots_at_sizes, SCREEN_SIZES, wait_for)
@@ -338,7 +339,7 @@ def test_history_day_plot_and_download_equal_to_the_file(env, page):
     name = env.history_file.name
     page.wait_text("history-message", f"{name}: {len(env.history_rows)} rows.", exact=True)
     gd = "document.querySelector('#history-figure .js-plotly-plot')"
-    wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == 8, 10)
+    wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == FIGURE_TRACES, 10)
     assert page.js(f"return {gd}.data[1].x.length") == len(env.history_rows)
     assert page.js(f"return {gd}.data[1].y.filter(v => v === null).length") == 3  # null rows break the line
     assert "LIB Active Power (kW)" in page.text("history-figure")

@@ -25,6 +25,7 @@ from core.clock import FakeClock
 from core.recording import HEADER, format_row, row_from_values
 from dashboard import constants as C
 from dashboard.context import DashboardContext
+from dashboard.figures import FIGURE_TRACES
 from dashboard.http_routes import register_routes
 from dashboard.load_gate import LoadGate
 from dashboard.tabs import history
@@ -186,7 +187,7 @@ def test_history_answers_busy_and_keeps_the_figure_while_another_load_runs(dctx,
     figure, shown, message, retry_off, *_ = history.history_show(dctx, DAY, "lib", 7, "history", 1)
     assert retry_off is True
     assert message == f"LIB 2026-05-25 to {DAY}: 120 rows from 1 day(s)."
-    assert shown == {"day": DAY, "plant": "lib", "span": 7} and len(figure["data"]) == 8 + 4   # + y-range anchors
+    assert shown == {"day": DAY, "plant": "lib", "span": 7} and len(figure["data"]) == FIGURE_TRACES   # + y-range anchors
 
 
 def test_a_kept_selection_is_served_while_the_gate_is_held_and_a_zoom_that_must_read_is_refused(dctx, clock):
