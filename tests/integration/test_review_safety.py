@@ -1,0 +1,96 @@
+"""Safety review (branch review-safety): each test reproduces a defect over real Modbus TCP on
+127.0.0.1 and fails on the code it was written against. The sequences are in each docstring.
+
+Controllers are stepped by hand on a fake clock against `tests/faulty_plant.FaultyPlant` (a plant
+that can drop connections, or go away and come back with the registers it held), as in
+`test_stop_link_faults.py`; fleet commands run the whole in-process `HilApp` (real threads).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from core.clock import FakeClock
+from tests.faulty_plant import FaultyPlant
+from tests.integration.test_control import START, Rig, manual_frame
+from tests.integration.test_stop_link_faults import _back, _started, _step_until
+
+ENABLE, P_SETPOINT = 1, 86
+
+
+# ---------------------------------------------------------------------------------------------
+# Defect 1: a failed start whose rollback could not reach the plant is forgotten (never owed).
+
+def test_a_start_rollback_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp_path, caplog):
+    """Start LIB at 500 kW; the plant applies `enable` 1, then its link fails (connections closed
+    unanswered) before the readback: the start fails and its rollback (zero, disable) cannot reach
+    it. The plant then answers again, still enabled at 500 kW. A safe stop that could not reach the
+    plant is owed and sent at that point (DECISIONS "Safe stop fails fast on a dead link"); the
+    rollback of a failed start is not: the plant runs on at 500 kW, gate off, nobody dispatching or
+    stopping it, while the operator was told the start failed."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
+        try:
+            rig.store.publish_schedule("manual", "lib", manual_frame(500.0, 0.0))
+            cut = threading.Event()
+
+            def hook(fc, addr, values):
+                if cut.is_set():
+                    return ("drop_noapply",)           # the link is down: nothing lands
+                if addr == ENABLE and values == [1]:
+                    cut.set()
+                    return ("drop",)                  # enable 1 applied, no answer
+                return None
+
+            plant.hook = hook
+            start = rig.run("start")
+            assert start.status == "failed", start.detail
+            assert plant.get(ENABLE)[0] == 1 and plant.get(P_SETPOINT)[0] == 5000   # the rollback did not land
+            assert not rig.gate()
+
+            plant.hook = None                                       # the plant answers again
+            _step_until(rig, clock, lambda: plant.get(ENABLE)[0] == 0, steps=40)
+            assert plant.get(ENABLE)[0] == 0, (
+                f"plant left enabled at {plant.get(P_SETPOINT)[0] / 10} kW after a failed start "
+                f"(gate={rig.gate()}, transition={rig.transition()}, stop_owed={rig.lib.stop_owed})")
+        finally:
+            rig.close()
+
+
+def test_a_start_pressed_while_a_dispatched_plant_is_unknown_does_not_abandon_it(tmp_path, caplog):
+    """LIB runs at 500 kW (gate on); its link is lost: state Unknown, gate kept, so dispatch would
+    resume when it returns (components §4.4). The operator presses Start (accepted in Unknown); the
+    start fails on the dead link and its rollback closes the gate. The plant returns, still enabled
+    at 500 kW: it is now neither dispatched (gate off) nor stopped (no stop owed) and runs on at its
+    last setpoint whatever the schedule says (here 100 kW)."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    plant = FaultyPlant()
+    rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
+    back = None
+    try:
+        _started(rig, plant, 500.0)
+        port, registers = plant.port, list(plant.regs)
+        plant.close()                                              # the link is lost mid-run
+        _step_until(rig, clock, lambda: rig.transition() == "unknown")
+        assert rig.transition() == "unknown" and rig.gate()
+        start = rig.run("start")
+        assert start.status == "failed", start.detail
+
+        rig.store.publish_schedule("manual", "lib", manual_frame(100.0, 0.0))
+        back = _back(port, registers)                              # it kept running at 500 kW
+
+        def settled() -> bool:
+            rig.target(100.0)                                      # the scheduler's hand-over
+            return back.get(ENABLE)[0] == 0 or back.get(P_SETPOINT)[0] == 1000
+        _step_until(rig, clock, settled, steps=40)
+        assert back.get(ENABLE)[0] == 0 or back.get(P_SETPOINT)[0] == 1000, (
+            f"plant enabled at {back.get(P_SETPOINT)[0] / 10} kW, schedule 100 kW: gate={rig.gate()}, "
+            f"transition={rig.transition()}, stop_owed={rig.lib.stop_owed}")
+    finally:
+        rig.close()
+        plant.close()
+        if back is not None:
+            back.close()
