@@ -94,3 +94,57 @@ def test_a_start_pressed_while_a_dispatched_plant_is_unknown_does_not_abandon_it
         plant.close()
         if back is not None:
             back.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Defect 2: a Hold outlives the run it was made in when a start's rollback closes the gate.
+
+def test_a_hold_does_not_outlive_a_failed_start_and_override_the_next_start(tmp_path, caplog):
+    """LIB runs at 500 kW and is held (Hold). Its link is lost (Unknown, gate kept); the operator
+    presses Start, which fails on the dead link: `_rollback_start` closes the gate but does not end
+    the hold (every other path out of running does: DECISIONS "Hold lives in the controller").
+    The plant answers again; the operator publishes 300 kW and presses Start: the start writes
+    300 kW, then the first dispatch check rewrites the stale held 500 kW, and keeps it there.
+    (Meanwhile `hold_by_plant` says held with the gate off, and Resume would be accepted and
+    would write setpoints with the gate off.)"""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    plant = FaultyPlant()
+    rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
+    back = None
+    try:
+        _started(rig, plant, 500.0)
+        rig.target(500.0)
+        clock.advance(1.0)
+        rig.lib.step()                                             # a dispatch check: 500 kW verified
+        hold = rig.run("hold")
+        assert hold.status == "succeeded", hold.detail
+        port, registers = plant.port, list(plant.regs)
+        plant.close()                                              # the link is lost mid-run
+        _step_until(rig, clock, lambda: rig.transition() == "unknown")
+        assert rig.transition() == "unknown" and rig.gate()
+        failed = rig.run("start")
+        assert failed.status == "failed" and not rig.gate()
+        with rig.sd["lock"]:
+            held_after_failed_start = dict(rig.sd["hold_by_plant"]["lib"])
+
+        back = _back(port, registers)                              # it answers again
+        _step_until(rig, clock, lambda: rig.transition() == "running")
+        rig.store.publish_schedule("manual", "lib", manual_frame(300.0, 0.0))
+        start = rig.run("start")
+        assert start.status == "succeeded", start.detail
+        for _ in range(3):                                         # three dispatch checks at 300 kW
+            rig.target(300.0)
+            clock.advance(1.0)
+            rig.lib.step()
+        dispatched = back.get(P_SETPOINT)[0]
+        # Both halves: the hold must end with the run (it does not), and a fresh Start must dispatch
+        # the schedule (it dispatches the old hold, while the plant came back enabled).
+        assert not held_after_failed_start["held"] and dispatched == 3000, (
+            f"hold after the failed start (gate off): {held_after_failed_start}; a fresh Start then "
+            f"dispatches {dispatched / 10} kW, not the 300 kW schedule")
+    finally:
+        rig.close()
+        plant.close()
+        if back is not None:
+            back.close()
