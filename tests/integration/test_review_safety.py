@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from core.clock import FakeClock
+from core.schedules import frame_from_rows
+from hil_scheduler import HilApp, Options
 from tests.faulty_plant import FaultyPlant
+from tests.helpers import P_BAT, TinyServer, free_port, make_cfg, s16, shift, wait_for
 from tests.integration.test_control import START, Rig, manual_frame
 from tests.integration.test_stop_link_faults import _back, _started, _step_until
 
@@ -148,3 +152,60 @@ def test_a_hold_does_not_outlive_a_failed_start_and_override_the_next_start(tmp_
         plant.close()
         if back is not None:
             back.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Defect 3: Stop All does not fence per-plant commands; a Start interleaves with it.
+
+def _sd(app, key):
+    with app.sd["lock"]:
+        value = app.sd[key]
+    return dict(value) if isinstance(value, dict) else value
+
+
+def test_stop_all_refuses_a_plant_start_while_it_runs(tmp_path):
+    """Transport REMOTE: LIB on its emulator (stopped), VRFB on a plant whose battery power never
+    decays (its safe stop waits the whole `safe_stop.timeout_s`). VRFB is started, then the
+    operator presses Stop All (the emergency stop). While Stop All waits for VRFB's decay, LIB's
+    part is already over and a per-plant Start of LIB (a second operator, a script, a stale page)
+    is accepted and runs: Stop All ends `succeeded` with `LIB stopped ...; recording off` while
+    LIB is enabled and dispatched, unrecorded. A switch refuses operator plant commands for its
+    whole duration (`switch in progress`); Start All is refused during Stop All; a per-plant Start
+    is not. (A Start queued between `fail_queued` and the safe-stop submission even runs right
+    after LIB's safe stop.)"""
+    lib_port = free_port()
+    with TinyServer(values={P_BAT: s16(-700)}, frozen=(P_BAT,)) as vrfb:
+        cfg = make_cfg(tmp_path, ports={"lib": {"local": lib_port, "remote": lib_port}, "vrfb": {"remote": vrfb.port}},
+                       timing={"modbus_timeout_s": 0.5}, safe_stop={"timeout_s": 3.0},
+                       startup={"transport_mode": "remote"},
+                       istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
+        app = HilApp(cfg, options=Options(dashboard=False))
+        app.start()
+        try:
+            now = app.clock.now()
+            for pid, p in (("lib", 100.0), ("vrfb", -200.0)):
+                app.store.publish_schedule("manual", pid, frame_from_rows([shift(now, -300)], [p], [0.0], cfg.tz,
+                                                                          end_at=shift(now, 3600)))
+            wait_for(lambda: all(o["link"] == "ok" for o in _sd(app, "plant_observed_state_by_plant").values()))
+            wait_for(lambda: _sd(app, "plant_transition_by_plant")["lib"] == "stopped", what="LIB seen stopped")
+            start_vrfb = app.intake.submit("start", "vrfb")
+            assert start_vrfb.done.wait(5) and start_vrfb.status == "succeeded", start_vrfb.detail
+
+            stop_all = app.intake.submit("stop_all")
+            assert stop_all.status == "queued", stop_all.detail
+            wait_for(lambda: _sd(app, "plant_transition_by_plant") == {"lib": "stopped", "vrfb": "stopping"},
+                     what="LIB's part of Stop All done, VRFB's decay wait under way")
+            assert not stop_all.done.is_set()
+            start_lib = app.intake.submit("start", "lib")              # during the emergency stop
+            assert stop_all.done.wait(15)
+            if start_lib.status != "rejected":
+                assert start_lib.done.wait(5)
+            time.sleep(0.3)
+            lib_enable = app.emulator.read_registers("lib", 1, 1)[0]
+            assert start_lib.status == "rejected" and lib_enable == 0, (
+                f"during Stop All a LIB start was {start_lib.status} ({start_lib.detail}); after Stop All "
+                f"({stop_all.status}: {stop_all.detail}) LIB enable={lib_enable}, "
+                f"gate={_sd(app, 'scheduler_running_by_plant')['lib']}, "
+                f"recording={_sd(app, 'measurements_filename_by_plant')['lib']}")
+        finally:
+            app.shutdown("test")
