@@ -11,12 +11,12 @@ import logging
 import threading
 import time
 
-from core.clock import FakeClock
+from core.clock import FakeClock, RealClock
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
 from tests.faulty_plant import FaultyPlant
 from tests.helpers import P_BAT, TinyServer, free_port, make_cfg, s16, shift, wait_for
-from tests.integration.test_control import START, Rig, manual_frame
+from tests.integration.test_control import START, TZ, Rig, manual_frame
 from tests.integration.test_stop_link_faults import _back, _started, _step_until
 
 ENABLE, P_SETPOINT = 1, 86
@@ -209,3 +209,41 @@ def test_stop_all_refuses_a_plant_start_while_it_runs(tmp_path):
                 f"recording={_sd(app, 'measurements_filename_by_plant')['lib']}")
         finally:
             app.shutdown("test")
+
+
+# ---------------------------------------------------------------------------------------------
+# Defect 4: with a heartbeat point, a safe stop on a slow (answering) plant overruns its bound.
+
+def test_a_safe_stop_with_a_heartbeat_on_a_slow_plant_stays_within_its_bound(tmp_path):
+    """Components §4.6: a safe stop takes at most `timeout_s` + 6 x `modbus_timeout_s`. A plant
+    that answers every request, but each after 0.4 s (Modbus timeout 0.5 s; a slow gateway), and
+    whose battery power never decays (so the decay wait lasts `timeout_s` = 1 s): bound 4 s.
+    Without a heartbeat point the stop takes about 3.3 s. With one, `_before_request` writes a due
+    heartbeat in front of nearly every request of the stop (zero write, readbacks, disable), which
+    doubles the sequence outside the decay wait: about 4.8 s. The director's shutdown waits
+    (`timeout_s` + 3 x T, then 2 x T + 0.5 s after `abort_waits`) are derived from this bound, so
+    at shutdown it gives up and logs `could not be confirmed disabled at shutdown: no answer in
+    time` while the disable is still to be sent (Stop All and switches likewise report no answer)."""
+    timeout_s, modbus_s, delay_s = 1.0, 0.5, 0.4
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, RealClock(TZ), emulator=False, ports={"lib": {"local": plant.port}},
+                  timing={"modbus_timeout_s": modbus_s}, safe_stop={"timeout_s": timeout_s},
+                  points={"lib": {"heartbeat": {"address": 20}}})
+        try:
+            plant.set(ENABLE, [1])
+            plant.set(P_SETPOINT, [5000])
+            plant.frozen_battery = True
+            plant.set(P_BAT, [5000])                                 # 500 kW that never decays
+            rig.lib.link.read(("enable",))                           # connected, answering
+            plant.hook = lambda fc, addr, values: ("delay", delay_s)
+            rig.set_transition("running", gate=True)
+            t0 = time.perf_counter()
+            result = rig.lib.safe_stop()
+            elapsed = time.perf_counter() - t0
+            plant.hook = None
+            assert result == {"threshold_reached": False, "disable_ok": True}
+            bound = timeout_s + 6 * modbus_s
+            assert elapsed <= bound, f"safe stop took {elapsed:.2f} s, bound {bound:.2f} s"
+        finally:
+            plant.hook = None
+            rig.close()
