@@ -65,6 +65,7 @@ class PlantController:
         self.link.before_request = self._before_request
         self._in_command = False
         self._in_heartbeat = False
+        self.heartbeat_idle_only = False   # a safe stop runs: heartbeats only in its decay wait's idle time
         self.commands = PlantCommandQueue(QUEUE_CAPACITY, self._accepted)
         self._target: Target | None = None
         self._target_lock = threading.Lock()
@@ -234,12 +235,13 @@ class PlantController:
     # ---------------------------------------------------------------------------- heartbeat
     def _before_request(self) -> None:
         """Before each request of the control link: a due heartbeat (also between the requests of a
-        command). Once the shutdown's safe stops are over (`quiet`), periodic work stops between two
+        command, except a safe stop's: see `control_sequences.safe_stop`). Once the shutdown's safe stops are over (`quiet`), periodic work stops between two
         requests, so a slow device's observation cannot outlast the thread join; a command still
         runs to its end."""
         if self.quiet.is_set() and not self._in_command:
             raise LinkError("shutting down", "connect_failed")
-        self._heartbeat_if_due()
+        if not self.heartbeat_idle_only:
+            self._heartbeat_if_due()
 
     def _heartbeat_if_due(self) -> None:
         if self.clock.monotonic() >= self._next_heartbeat and not self._in_heartbeat:

@@ -74,6 +74,9 @@ def run_hold_command(controller, kind: str) -> tuple[bool, str]:
         return True, keeper.begin(*values)
     if keeper.values is None:
         return False, "not held"
+    if not controller._gate():   # every way out of a run ends its hold; never write with the gate off
+        keeper.end("not running")
+        return False, "not running"
     keeper.end("resume")
     target = controller._resolve_now()
     status = controller.write_setpoints(target.p_kw, target.q_kvar, immediate=True)

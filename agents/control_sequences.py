@@ -32,7 +32,9 @@ log = logging.getLogger("hil.control")
 
 
 def start(ctl) -> tuple[bool, str]:
-    """Start sequence of `ctl`, a PlantController (components §4.5). Returns (ok, detail)."""
+    """Start sequence of `ctl`, a PlantController (components §4.5). Returns (ok, detail). A start
+    begins a new run: a hold of the previous one ends (it would rewrite its old values)."""
+    ctl.hold.end("start")
     step = "setpoint"
     ctl.run_status_seen = False   # from now on the plant's run status counts once it reports running
     try:
@@ -72,7 +74,9 @@ def _dispatch_error(ctl) -> str | None:
 
 def _rollback_start(ctl) -> None:
     """Best effort after a failed start: zero, stop value, disable; no decay wait. One immediate
-    connect first: the start may have failed on a late answer that left the link in backoff."""
+    connect first: the start may have failed on a late answer that left the link in backoff. A
+    disable the link could not deliver is owed, as a safe stop's (the plant may have taken
+    `enable` 1, or been running before a Start pressed while it did not answer)."""
     try:
         ctl.link.ensure_connected(immediate=True)
     except LinkError:
@@ -88,6 +92,7 @@ def _rollback_start(ctl) -> None:
     except (LinkError, CodecError):
         enable = None
     ctl._set_gate(False, "stopped" if enable == 0 else "unknown")
+    ctl.stop_owed = ctl.link.mode if enable != 0 and ctl.link.link == "connect_failed" else None
 
 
 def _again_after_a_drop(ctl, action):
@@ -114,7 +119,17 @@ def write_run_stop(ctl) -> None:
 def safe_stop(ctl) -> dict:
     """Safe stop of `ctl`: gate off, zero P/Q, wait for decay below the thresholds, disable (components §4.6).
     Returns `threshold_reached`, `disable_ok` and, when the disable is not confirmed, `error` (why,
-    with the endpoint)."""
+    with the endpoint). The heartbeat goes out only in the decay wait's idle time, not before each
+    request: on a slow plant it doubled the requests and overran the §4.6 bound (a watchdog that
+    trips meanwhile stops the plant, the stop's own aim)."""
+    ctl.heartbeat_idle_only = True
+    try:
+        return _safe_stop(ctl)
+    finally:
+        ctl.heartbeat_idle_only = False
+
+
+def _safe_stop(ctl) -> dict:
     t0 = ctl.clock.monotonic()
     ctl.hold.end("stop")
     ctl._set_gate(False, "stopping")

@@ -165,11 +165,17 @@ class Coordinator:
         return True
 
     def stop_all(self, parent: str | None = None) -> tuple[bool, str]:
-        """Queued plant commands dropped, both plants safe-stopped in parallel, then recording off
-        for both; (both confirmed disabled, text)."""
+        """Queued plant commands dropped and new ones refused (`Stop All in progress`) while both
+        plants are safe-stopped in parallel, then recording off for both; (both confirmed disabled, text)."""
+        in_progress = f"{FLEET_LABELS['stop_all']} in progress"
         for controller in self.controllers.values():
             controller.fail_queued(f"cancelled by {FLEET_LABELS['stop_all']}")
-        results = self.safe_stop_all(parent=parent)
+            controller.refuse_commands(in_progress)   # no plant command runs beside it
+        try:
+            results = self.safe_stop_all(parent=parent)
+        finally:
+            for controller in self.controllers.values():
+                controller.refuse_commands(in_progress, on=False)
         recording = self.recorder is not None
         if recording:
             for pid in self.controllers:

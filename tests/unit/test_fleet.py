@@ -218,6 +218,9 @@ class _QuickController:
     def fail_queued(self, reason: str) -> None:
         pass
 
+    def refuse_commands(self, reason: str, on: bool = True) -> None:
+        pass
+
 
 @pytest.mark.parametrize("kind, sentence", [
     ("start_all", "Start All: LIB started, VRFB failed: setpoint: connect failed; recording not available"),

@@ -1,5 +1,8 @@
-"""Safety review (branch review-safety): each test reproduces a defect over real Modbus TCP on
-127.0.0.1 and fails on the code it was written against. The sequences are in each docstring.
+"""Edges of the control path where a plant could be left running or dispatched against the
+operator's intent (found in a safety review; each test failed on the code before its fix):
+a failed start whose rollback could not reach the plant owes its disable; a start ends the hold of
+the run before it; Stop All refuses the plants' own commands while it runs; a safe stop on a slow
+plant with a heartbeat keeps its §4.6 bound. The sequences are in each docstring.
 
 Controllers are stepped by hand on a fake clock against `tests/faulty_plant.FaultyPlant` (a plant
 that can drop connections, or go away and come back with the registers it held), as in
@@ -202,6 +205,7 @@ def test_stop_all_refuses_a_plant_start_while_it_runs(tmp_path):
                 assert start_lib.done.wait(5)
             time.sleep(0.3)
             lib_enable = app.emulator.read_registers("lib", 1, 1)[0]
+            assert start_lib.status != "rejected" or start_lib.detail == "Stop All in progress", start_lib.detail
             assert start_lib.status == "rejected" and lib_enable == 0, (
                 f"during Stop All a LIB start was {start_lib.status} ({start_lib.detail}); after Stop All "
                 f"({stop_all.status}: {stop_all.detail}) LIB enable={lib_enable}, "
