@@ -54,6 +54,9 @@ def start(ctl) -> tuple[bool, str]:
         _rollback_start(ctl)
         log.error("%s start failed at %s: %s (%s)", ctl.name, step, exc, ctl.link.endpoint_label)
         return False, f"{step}: {exc} ({ctl.link.endpoint_label})"
+    except Exception:   # a fault of ours or of the client library, maybe after `enable` 1: roll back too
+        _rollback_start(ctl)
+        raise
     with ctl.sd["lock"]:
         source = ctl.sd["active_schedule_source"]
     ctl._set_gate(True, "running")

@@ -66,6 +66,35 @@ def test_a_start_rollback_that_could_not_reach_the_plant_is_sent_when_it_answers
             rig.close()
 
 
+def test_a_start_that_fails_on_an_unexpected_error_after_enable_is_rolled_back(tmp_path, caplog, monkeypatch):
+    """A fault of the program or of the client library (not a LinkError or CodecError) after the
+    plant took `enable` 1: the start fails as before (logged with its traceback) and the plant is
+    disabled and zeroed, not left running at 500 kW with the gate off."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
+        try:
+            rig.store.publish_schedule("manual", "lib", manual_frame(500.0, 0.0))
+            read_raw = rig.lib.link.read_raw
+            faults = iter([RuntimeError("unexpected reply object")])
+
+            def enable_readback_faulty(name, *args, **kwargs):
+                if name == "enable" and plant.get(ENABLE)[0] == 1:
+                    fault = next(faults, None)
+                    if fault is not None:
+                        raise fault
+                return read_raw(name, *args, **kwargs)
+
+            monkeypatch.setattr(rig.lib.link, "read_raw", enable_readback_faulty)
+            start = rig.run("start")
+            assert start.status == "failed" and "unexpected reply object" in start.detail, start.detail
+            assert (plant.get(ENABLE)[0], plant.get(P_SETPOINT)[0]) == (0, 0), "rolled back: disabled, zero"
+            assert not rig.gate() and rig.transition() == "stopped"
+        finally:
+            rig.close()
+
+
 def test_a_start_pressed_while_a_dispatched_plant_is_unknown_does_not_abandon_it(tmp_path, caplog):
     """LIB runs at 500 kW (gate on); its link is lost: state Unknown, gate kept, so dispatch would
     resume when it returns (components §4.4). The operator presses Start (accepted in Unknown); the
