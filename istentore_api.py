@@ -31,6 +31,7 @@ The body of a `/login` answer is never quoted (a server may echo the password ba
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -57,6 +58,7 @@ AUTH_FAILURE_STATUSES = (401, 403)
 LOGIN_REJECTED_STATUSES = (400, 401, 403)
 DATA_REJECTED_STATUSES = (400, 413, 422)
 MAX_BODY_BYTES = 16 * 2**20   # a day-ahead answer is a few hundred kB; a larger body is not read
+_MAX_INT_DIGITS = 4000     # below Python's int-from-text limit (4,300 digits)
 RETRY_AFTER_MAX_S = 600.0   # a longer Retry-After (a day: no schedule all day) is honoured this long
 
 class IstentoreAPIError(Exception):
@@ -243,7 +245,7 @@ class IstentoreAPI:
         }
         resp = self._authorized("GET", path, params=params)
         try:
-            payload = resp.json()
+            payload = decode_json(resp.content)
         except ValueError:
             raise IstentoreAPIError(
                 f"GET {path}: HTTP {resp.status_code}: response is not JSON: {self._excerpt(resp)}",
@@ -364,7 +366,7 @@ class IstentoreAPI:
                                     retryable=True, retry_after_s=_retry_after_s(resp))
         # The body holds the token: never quote it, and do not chain the decode error (it keeps it).
         try:
-            data = resp.json()
+            data = decode_json(resp.content)
         except ValueError:
             data = None
         token = data.get("token") if isinstance(data, dict) else None
@@ -461,6 +463,21 @@ def _retry_after_header_s(resp: requests.Response) -> float | None:
     if at.tzinfo is None or sent.tzinfo is None:
         return None
     return max(0.0, (at - sent).total_seconds())
+
+def decode_json(body: bytes) -> Any:
+    """The JSON value of an answer's body; ValueError when it is not JSON or nests too deeply.
+
+    An integer too long for Python's int conversion (over 4,300 digits) decodes as a float (±inf),
+    so only the value that holds it is refused later, not the whole answer."""
+    try:
+        return json.loads(body, parse_int=_json_int)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _json_int(text: str) -> int | float:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else float(text)
+
 
 def parse_day_ahead(payload: Any, logger: Any) -> dict[str, dict[datetime, float]]:
     """`core.day_ahead.parse_day_ahead`, its shape error raised as IstentoreAPIError."""

@@ -70,6 +70,9 @@ def sim_plant_kw(plant_id: str, period_start_utc: datetime) -> float:
     return round(kw, 1)
 
 
+_OVERSIZED_MARK = "oversized-integer"
+
+
 class _Reply(Exception):
     """Raised inside a handler to answer at once with `status` and a JSON body."""
 
@@ -174,7 +177,8 @@ class IstentoreSim:
 
     def set_variant(self, *, timestamp_style: str = "offset", null_fields: tuple[str, ...] = (),
                     missing_fields: tuple[str, ...] = (), non_numeric_plants: tuple[str, ...] = (),
-                    keep_fraction: float = 1.0, empty: bool = False) -> None:
+                    keep_fraction: float = 1.0, empty: bool = False,
+                    oversized_period: int | None = None) -> None:
         """Shape of later `/market_products` answers; a call replaces the previous variant.
 
         - `timestamp_style`: `offset` (`+00:00`), `z`, `fraction` (`.000+00:00`), `z_fraction`
@@ -182,10 +186,12 @@ class IstentoreSim:
         - `null_fields` / `missing_fields`: activation fields sent as null / left out;
         - `non_numeric_plants`: that plant's two fields are sent as the string `"n/a"`;
         - `keep_fraction`: only the first fraction of the window's periods is sent (partial day);
-        - `empty`: the answer is `[]`.
+        - `empty`: the answer is `[]`;
+        - `oversized_period`: that period's `lib_to_vpp_kw` is a 5,000-digit integer (longer than
+          Python's int-from-text limit, so `json.loads` refuses the whole answer).
         """
         variant = self._make_variant(timestamp_style, null_fields, missing_fields,
-                                     non_numeric_plants, keep_fraction, empty)
+                                     non_numeric_plants, keep_fraction, empty, oversized_period)
         with self._lock:
             self._variant = variant
 
@@ -233,7 +239,8 @@ class IstentoreSim:
 
     @staticmethod
     def _make_variant(timestamp_style="offset", null_fields=(), missing_fields=(),
-                      non_numeric_plants=(), keep_fraction=1.0, empty=False) -> dict:
+                      non_numeric_plants=(), keep_fraction=1.0, empty=False,
+                      oversized_period=None) -> dict:
         if timestamp_style not in TIMESTAMP_STYLES:
             raise ValueError(f"timestamp_style must be one of {TIMESTAMP_STYLES}")
         unknown = (set(null_fields) | set(missing_fields)) - set(ACTIVATION_FIELDS)
@@ -244,7 +251,7 @@ class IstentoreSim:
         return {"timestamp_style": timestamp_style, "null_fields": frozenset(null_fields),
                 "missing_fields": frozenset(missing_fields),
                 "non_numeric_plants": frozenset(non_numeric_plants),
-                "keep_fraction": keep_fraction, "empty": empty}
+                "keep_fraction": keep_fraction, "empty": empty, "oversized_period": oversized_period}
 
     def _serve(self, path: str = "") -> Response:
         method, path = request.method, request.path
@@ -356,7 +363,12 @@ class IstentoreSim:
         starts = starts[:math.floor(len(starts) * variant["keep_fraction"] + 1e-9)]
         periods = [{"delivery_period": _format_period(t, variant["timestamp_style"]),
                     "activation": [_activation(t, offset, variant)]} for t in starts]
-        return 200, [{"id": 4, "name": "day-ahead", "delivery_periods": periods}]
+        answer = [{"id": 4, "name": "day-ahead", "delivery_periods": periods}]
+        index = variant["oversized_period"]
+        if index is None or index >= len(periods):
+            return 200, answer
+        periods[index]["activation"][0]["lib_to_vpp_kw"] = _OVERSIZED_MARK
+        return 200, json.dumps(answer).replace(f'"{_OVERSIZED_MARK}"', "9" * 5000)
 
     def _post_measurements(self, query: dict, body: object) -> tuple[int, object]:
         if not isinstance(body, dict) or not isinstance(body.get("measurement_series"), int) \

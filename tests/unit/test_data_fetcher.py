@@ -545,6 +545,39 @@ def test_a_failed_fetch_now_is_retried_and_its_error_cleared_when_the_api_answer
     assert rig.market_calls() == requests + 1
 
 
+def test_a_deeply_nested_json_answer_is_an_api_error_and_the_other_window_is_still_fetched(sim, rig_factory):
+    """A body nested deeper than Python's recursion limit is "not JSON" (it raised RecursionError out
+    of the fetcher's pass); tomorrow's window is fetched in the same pass."""
+    sim.fail_next(MARKET, 200, body="[" * 100_000 + "]" * 100_000)
+    rig = rig_factory(start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
+
+    rig.step()
+
+    status = rig.status()
+    assert status["error"].startswith("Today fetch failed: GET /market_products: HTTP 200: response is not JSON")
+    assert status["today_fetched"] is False and status["tomorrow_fetched"] is True
+    assert_day_matches_sim(rig, date(2026, 6, 2))
+    rig.leap(30)
+    assert rig.status()["today_fetched"] is True and rig.status()["error"] is None
+
+
+def test_one_period_with_an_oversized_number_loses_only_that_period(sim, rig_factory, caplog):
+    """A 5,000-digit integer is past Python's int-from-text limit; only its period is skipped (LIB),
+    the other 95 periods and VRFB's 96 are kept."""
+    caplog.set_level(logging.WARNING)
+    sim.set_variant(oversized_period=3)
+    rig = rig_factory()
+
+    rig.step()
+
+    status = rig.status()
+    assert status["today_points_by_plant"] == {"lib": 95, "vrfb": 96}
+    assert status["error"] == "Incomplete today schedule (LIB=95 VRFB=96)"
+    warned = [r.message for r in caplog.records if "delivery period #3" in r.message]
+    assert len(warned) == 1 and "lib_to_vpp_kw not numeric" in warned[0] and "lib skipped" in warned[0]
+    assert len(warned[0]) < 300
+
+
 def test_server_errors_and_garbage_keep_frames_and_respect_retry_after(sim, rig_factory):
     rig = rig_factory(period_s=20)
     rig.step()
