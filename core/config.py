@@ -403,6 +403,13 @@ class _Plants(Section):
                     f"plants.{pid}.modbus.local.meter":
                 problems.append(((pid, "modbus", "local", "meter", "port"), f"same port as {clash}", meter["port"],
                                  "a port no other local endpoint or meter uses"))
+        posted = {}  # one series id holds one metric of one plant; two would mix their values
+        for pid, metric, sid in ((pid, m, sid) for pid, p in zip(PLANT_IDS, (lib, vrfb)) if valid("measurement_series")
+                                 for m, sid in p["measurement_series"].items() if sid is not None):
+            key = f"plants.{pid}.measurement_series.{metric}"
+            if (first := posted.setdefault(sid, key)) != key:
+                problems.append(((pid, "measurement_series", metric), f"same series id as {first}", sid,
+                                 "a series id that no other metric posts to (or null)"))
         return problems
 
 class _Document(Section):

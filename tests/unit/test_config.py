@@ -557,6 +557,21 @@ def test_endpoints_of_one_mode_must_differ(tmp_path):
     assert cfg.plants["vrfb"].remote.label == cfg.plants["lib"].remote.label == "127.0.0.1:5502"
 
 
+@pytest.mark.parametrize("text, key, first", [
+    ("plants: {vrfb: {measurement_series: {soc: 5, p: 11, q: 10, v: 4}}}",
+     "plants.vrfb.measurement_series.v", "plants.lib.measurement_series.soc"),
+    ("plants: {lib: {measurement_series: {soc: 4, p: 6, q: 6, v: 8}}}",
+     "plants.lib.measurement_series.q", "plants.lib.measurement_series.p"),
+])
+def test_a_series_id_holds_one_metric_of_one_plant(tmp_path, text, key, first):
+    """Two metrics posted to one series would interleave their values in it."""
+    line = only_problem(tmp_path, text, key)
+    assert f"same series id as {first}" in line
+    cfg = load(tmp_path, "plants: {lib: {measurement_series: {soc: null, p: 6, q: null, v: 8}}, "
+                         "vrfb: {measurement_series: {soc: null, p: 11, q: null, v: 9}}}")
+    assert cfg.plants["vrfb"].measurement_series["soc"] is None     # null is never a clash
+
+
 @pytest.mark.parametrize("name, safe", [
     ("LIB", "lib"), ("  VRFB  ", "vrfb"), ("Li-Ion Rack #2", "li-ion_rack_2"), ("a__b", "a__b"),
     ("__x__", "x"), ("../../etc", "etc"), ("Ünïcødé", "n_c_d"), ("", "lib"), ("!!!", "lib"), ("a/b\\c", "a_b_c"),
