@@ -1,8 +1,8 @@
 """Measurement poster (thread `poster`; components §7.9-§7.10): loss-free, ordered API posting.
 
-The recorder calls `enqueue_sample(plant, ts, values)` once per post window while the gate is on;
-each sample becomes up to four items (SoC kWh = soc_pu × capacity_kwh, P W = p_poi_kw × 1000,
-Q var = q_poi_kvar × 1000, V volts = v_poi_pu × poi_voltage_v), one per configured series.
+The recorder hands every sample to `enqueue_sample(plant, ts, values)` while the gate is on; each
+configured series queues its first value of each post window (SoC kWh = soc_pu × capacity_kwh,
+P W = p_poi_kw × 1000, Q var = q_poi_kvar × 1000, V volts = v_poi_pu × poi_voltage_v).
 
 Queue (`core/post_queue.PostQueue`): one FIFO per series id; `measurement_post_queue_maxlen`
 bounds all items together. On overflow the globally oldest item is dropped, counted and reported by
@@ -21,14 +21,13 @@ a series. A refused password (`AuthenticationError.rejected`, shared by every cl
 passed. A failed login or a token refused right after a fresh login pauses every series for the
 account's backoff (`agents/post_pause.py`: retry initial doubling to max; one login per backoff for
 the account, not one per series). Every item is kept; one WARNING when a pause starts, one INFO when
-a post succeeds again.
-This module does the I/O, the logging and the `shared_data` writes around those rules.
+a post succeeds again. This module does the I/O, the logging and the `shared_data` writes.
 
-Durability: every change of the queue is written, fsync'ed, to the journal
-`<data_dir>/post_journal.jsonl` before the call that made it returns (agents/post_journal.py), so
-queued items survive `kill -9` and a power cut; a failed write is taken back and the journal rebuilt
-from the queue at the next change or step. The constructor queues the spool's items, then the
-journal's, rewrites the journal with them and deletes the spool (agents/post_spool.py).
+Durability: every change of the queue is written, fsync'ed, to `<data_dir>/post_journal.jsonl` before
+the call that made it returns (agents/post_journal.py), so queued items survive `kill -9` and a power
+cut; a failed write is taken back and the journal rebuilt from the queue at the next change or step.
+The constructor queues the spool's items, then the journal's, rewrites the journal with them and
+deletes the spool (agents/post_spool.py).
 Shutdown (`shutdown()`): one last drain bounded by its timeout, then every remaining item is handed
 to `<data_dir>/pending_posts.jsonl` (atomic; no secrets; removed when none is left) and the journal
 is emptied; a batch in flight then that leaves later is taken out of the spool. Each item is posted
@@ -37,10 +36,10 @@ once, except: the API's answer is lost (a timed-out POST the server stored, a cr
 journal rebuilt and a kept spool not yet deleted): posted twice; a crash while the journal is
 diverged replays an older queue (posted ones again; those queued since are lost, as logged).
 
-Thread safety: `enqueue_sample`, `gate_open`, `follow_gate`, `refresh_status`: any thread
+Thread safety: `gate_open`, `follow_gate`, `refresh_status`: any thread; `enqueue_sample`: one thread
 (`_qlock` guards every queue call; `shared_data["lock"]` is held for O(1) swaps only). Only the poster
-thread (or the director, in `shutdown`, once the poster thread is idle) uses the HTTP client. The
-poster owns `measurement_post_status` and `measurement_post_counters`.
+thread (or the director, in `shutdown`, once it is idle) uses the HTTP client. The poster owns
+`measurement_post_status` and `measurement_post_counters`.
 """
 from __future__ import annotations
 
@@ -55,7 +54,7 @@ from core.config import AppConfig
 from agents.post_pause import AccountPause, SeriesFailures
 from agents.post_journal import PostJournal
 from agents.post_spool import PostSpool
-from core.post_queue import Entry, PostItem, PostQueue, entry_from_json, metric_values
+from core.post_queue import Entry, PostItem, PostQueue, PostWindows, entry_from_json, metric_values
 from core.timeutil import format_local_iso
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
 
@@ -85,6 +84,7 @@ class Poster:
         self.api = api or IstentoreAPI(api_cfg.base_url, api_cfg.email, cfg.tz, self.request_timeout_s,
                                        clock=clock, gate=login_gate)
         self._password_passed: str | None = None
+        self._windows = PostWindows(api_cfg.measurement_post_period_s)   # enqueue_sample's thread only
         self._qlock = threading.Lock()
         self._queue = PostQueue(api_cfg.measurement_post_queue_maxlen, api_cfg.measurement_post_retry_initial_s,
                                 api_cfg.measurement_post_retry_max_s, cfg.plants)
@@ -125,14 +125,15 @@ class Poster:
         return gate
 
     def enqueue_sample(self, plant_id: str, ts: datetime, values: Mapping[str, float]) -> int:
-        """Queue the sample's metrics (recorder thread); returns the number of items queued."""
+        """Queue each metric that is its series' first in its post window (one thread, §7.9; a metric
+        the sample lacks leaves the window to the next sample); returns the number of items queued."""
         plant = self.cfg.plants[plant_id]
         ts_utc = ts.astimezone(timezone.utc).replace(microsecond=0)
         now = self.clock.now()
         items = []
         for metric, value in metric_values(values, plant).items():
             series_id = plant.measurement_series.get(metric)
-            if series_id is None or value is None:
+            if series_id is None or value is None or not self._windows.take(series_id, ts):
                 continue
             items.append((plant_id, metric, int(series_id), value, ts_utc, now.timestamp()))
         if not items:

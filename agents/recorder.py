@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -70,7 +69,6 @@ class _PlantRec:
     tracker: DispatchTracker
     dropped_unreported: int = 0
     drop_throttle: Throttle = field(default_factory=lambda: Throttle(REPORT_INTERVAL_S))
-    last_window: int | None = None       # newest post window enqueued
     cache: dict = field(default_factory=dict)
     cache_dirty: bool = False
     frame: tuple = (None, None, 0)       # (last published frame, its cache gen, its row count)
@@ -89,7 +87,6 @@ class Recorder:
         self.tz = cfg.tz
         self.period_s = float(cfg.timing.measurement_period_s)
         self.write_period_s = float(cfg.timing.measurements_write_period_s)
-        self.post_period_s = float(cfg.istentore_api.measurement_post_period_s)
         self.data_dir = Path(cfg.data_dir)
         self.wake_event = threading.Event()
         self._seq = itertools.count(1)
@@ -381,16 +378,9 @@ class Recorder:
             self.sd["dispatch_tracking_by_plant"][pid] = tracking
 
     def _maybe_post(self, rec: _PlantRec, sample) -> None:
-        """Enqueue the sample's metrics once per post window while the posting gate is on (§7.9)."""
-        if self.poster is None:
-            return
-        window = math.floor(round(sample.ts.timestamp() / self.post_period_s, 9))
-        if rec.last_window is not None and window <= rec.last_window:
-            return
-        if not self.poster.gate_open():
-            return
-        rec.last_window = window
-        self.poster.enqueue_sample(rec.plant_id, sample.ts, sample.values)
+        """Hand the sample to the poster while the posting gate is on; it keeps one per post window (§7.9)."""
+        if self.poster is not None and self.poster.gate_open():
+            self.poster.enqueue_sample(rec.plant_id, sample.ts, sample.values)
 
     # ------------------------------------------------------------------------------ flush
     def _flush(self, force_plants: set[str] = frozenset()) -> bool:

@@ -287,3 +287,21 @@ def metric_values(values: Mapping[str, float], plant_cfg) -> dict[str, float | N
     model = plant_cfg.model
     return {"soc": scaled("soc_pu", model.capacity_kwh), "p": scaled("p_poi_kw", 1000.0),
             "q": scaled("q_poi_kvar", 1000.0), "v": scaled("v_poi_pu", model.poi_voltage_v)}
+
+
+class PostWindows:
+    """Which values of a series are posted: the first of each post window of `period_s` seconds (windows
+    aligned to the epoch). A window at or before the series' newest taken one is refused, so a clock
+    stepped back posts nothing twice."""
+
+    def __init__(self, period_s: float):
+        self.period_s = float(period_s)
+        self._newest: dict[int, int] = {}
+
+    def take(self, series_id: int, ts: datetime) -> bool:
+        """True (and the window is used up) when `ts` opens a new window for `series_id`."""
+        window = math.floor(round(ts.timestamp() / self.period_s, 9))
+        if self._newest.get(series_id, window - 1) >= window:
+            return False
+        self._newest[series_id] = window
+        return True

@@ -60,7 +60,7 @@ def test_a_wrong_password_for_an_hour_sends_at_most_8_logins_and_keeps_every_ite
     caplog.set_level(logging.INFO)
     cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES},
                    measurement_post_retry_initial_s=1.0, measurement_post_retry_max_s=4.0,
-                   measurement_post_queue_maxlen=8000)
+                   measurement_post_queue_maxlen=8000, measurement_post_period_s=POST_WINDOW_S)
     clock, sd, fetcher, poster = on_one_gate(cfg, password="not-the-password")
     run_hour(cfg, sd, clock, fetcher, poster)
 

@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agents.base import run_loop
-from agents.measurement_agent import MeasurementAgent
+from agents.measurement_agent import MeasurementAgent, Sample
 from agents.plant_agent import PlantEmulator
 from agents.post_journal import REBUILD_RETRY_S
 from agents.poster import Poster
+from agents.recorder import Recorder
 from core.clock import FakeClock, RealClock
 from core.config import load_config
 from agents.shared_data import build_shared_data
@@ -314,7 +315,7 @@ def test_gate_off_clears_the_queue(sim, tmp_path, posters, caplog):
     with sd["lock"]:
         sd["active_schedule_source"] = "api"
     poster.step()
-    enqueue_samples(poster, 1, plants=("lib",))
+    enqueue_samples(poster, 1, plants=("lib",), start_s=120)   # the next post window
     poster.step()
     failed = [(r.levelno, r.getMessage()) for r in caplog.records if "Measurement post failed" in r.getMessage()]
     assert failed and all(level == logging.WARNING and "attempt 1)" in text for level, text in failed), failed
@@ -643,6 +644,24 @@ def test_a_journal_line_the_full_disk_cuts_short_is_taken_back_and_later_items_s
     again = posters(cfg, clock, make_sd(source="manual"))  # kill -9, restart
     assert queued_stamps(again) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00",
                                     "2026-06-01T08:02:00+00:00"]
+
+
+def test_a_metric_a_windows_first_sample_lacks_is_posted_from_the_next_sample(sim, tmp_path, posters):
+    """A PoC meter that misses the first sample of a post window (P, Q, V None; SoC from the plant)
+    leaves those series' window open: the next sample posts them, once; SoC keeps its first value."""
+    cfg = make_cfg(tmp_path, sim.url)
+    clock = FakeClock(START)
+    sd = make_sd()
+    recorder = Recorder(cfg, clock, sd, poster=posters(cfg, clock, sd))
+    meter_down = {**VALUES, "p_poi_kw": None, "q_poi_kvar": None, "v_poi_pu": None}
+    for offset_s, values in ((0, meter_down), (2, VALUES), (4, VALUES), (60, meter_down)):
+        recorder.push_sample(Sample("lib", at(offset_s), "local", "connected", None, values,
+                                    meter_link="connected" if values is VALUES else "error"))
+        recorder.step()
+    queued = {(item.series_id, item.ts_utc) for item in recorder.poster.queued()}
+    assert queued == {(4, "2026-06-01T08:00:00+00:00"), (6, "2026-06-01T08:00:02+00:00"),
+                      (7, "2026-06-01T08:00:02+00:00"), (8, "2026-06-01T08:00:02+00:00"),
+                      (4, "2026-06-01T08:01:00+00:00")}
 
 
 # --- the whole agent on the real clock --------------------------------------------------------

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core.post_queue import DROP_REPORT_INTERVAL_S, MAX_BATCH_ITEMS, PostQueue
+from core.post_queue import DROP_REPORT_INTERVAL_S, MAX_BATCH_ITEMS, PostQueue, PostWindows
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
 
@@ -276,3 +276,14 @@ def test_items_handed_over_to_the_spool_leave_without_an_op_and_a_late_success_r
     q.take_ops()
     assert q.posted(in_flight) == {} and q.take_ops() == []
     assert series_minutes(q, 6) == [2]
+
+
+def test_post_windows_take_the_first_value_of_each_series_per_window():
+    """60 s windows aligned to the epoch, one per series; a clock stepped back takes nothing again."""
+    windows = PostWindows(60)
+    t0 = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
+    takes = [(series, offset_s, windows.take(series, t0 + timedelta(seconds=offset_s)))
+             for series, offset_s in ((4, 0), (4, 2), (6, 2), (6, 59.9), (4, 60), (4, 30), (6, 61), (4, 119.999))]
+    assert takes == [(4, 0, True), (4, 2, False), (6, 2, True), (6, 59.9, False), (4, 60, True),
+                     (4, 30, False), (6, 61, True), (4, 119.999, False)]
+
