@@ -93,6 +93,7 @@ class Recorder:
         self._samples: deque = deque()           # (seq, Sample), guarded by _samples_lock
         self._samples_lock = threading.Lock()
         self._sample_drops = 0
+        self._last_dropped = None
         self._sample_drop_throttle = Throttle(REPORT_INTERVAL_S)
         self._span_events: deque = deque()       # (seq, kind, plant, path), guarded by shared_data["lock"]
         self._step_lock = threading.Lock()
@@ -136,20 +137,25 @@ class Recorder:
 
     def push_sample(self, sample) -> None:
         """Sampler hand-over (any thread). Full queue: the oldest sample is dropped with a WARNING."""
-        dropped = None
         with self._samples_lock:
             if len(self._samples) >= SAMPLE_QUEUE_MAXLEN:
-                dropped = self._samples.popleft()[1]
+                self._last_dropped = self._samples.popleft()[1]
                 self._sample_drops += 1
             self._samples.append((next(self._seq), sample))
-            drops = self._sample_drops
-        if dropped is not None and self._sample_drop_throttle.ready(self.clock.monotonic()):
-            with self._samples_lock:
-                self._sample_drops = 0
-            log.warning("Measurement sample queue full: dropped %d oldest sample(s) since last report "
-                        "(last dropped: %s at %s)", drops, self.cfg.plants[dropped.plant_id].name,
-                        self._iso(dropped.ts))
+        self._report_sample_drops()
         self.wake_event.set()
+
+    def _report_sample_drops(self) -> None:
+        """One WARNING for the samples dropped since the last one, at most once per REPORT_INTERVAL_S;
+        called at each drop and each step, so the last drops of a burst are reported too."""
+        with self._samples_lock:
+            drops, dropped = self._sample_drops, self._last_dropped
+            if not drops or not self._sample_drop_throttle.ready(self.clock.monotonic()):
+                return
+            self._sample_drops = 0
+        log.warning("Measurement sample queue full: dropped %d oldest sample(s) since last report "
+                    "(last dropped: %s at %s)", drops, self.cfg.plants[dropped.plant_id].name,
+                    self._iso(dropped.ts))
 
     def close_and_flush(self, timeout_s: float = 5.0) -> bool:
         """Shutdown step 3: recording off for every plant, trailing nulls, forced flush with fsync.
@@ -183,6 +189,7 @@ class Recorder:
         with self._samples_lock:
             samples = list(self._samples)
             self._samples.clear()
+        self._report_sample_drops()
         if self._mode is None:
             self._mode = mode
             self._flush_timer = FlushTimer(self.write_period_s, self.clock.monotonic())

@@ -18,7 +18,7 @@ import pytest
 
 from agents.measurement_agent import COLUMN_POINTS, SampleGrid, Sampler
 from agents.modbus_link import LinkError
-from agents.recorder import SAMPLE_QUEUE_MAXLEN, Recorder
+from agents.recorder import REPORT_INTERVAL_S, SAMPLE_QUEUE_MAXLEN, Recorder
 from core.clock import FakeClock
 from core.config import load_config
 from agents.shared_data import build_shared_data
@@ -300,5 +300,9 @@ def test_sample_queue_is_bounded_and_drops_the_oldest_with_a_warning(tmp_path, c
     assert len(drops) == 2
     assert drops[0].startswith("Measurement sample queue full: dropped 1 oldest sample(s) since last report")
     assert "dropped 30 oldest" in drops[1]
-    recorder.step()
+    recorder.step()                                     # 28 s after the last report: not yet
+    clock.advance(REPORT_INTERVAL_S)
+    recorder.step()                                     # the rest of the burst is reported too
+    drops = [r.getMessage() for r in caplog.records if "sample queue full" in r.getMessage()]
+    assert len(drops) == 3 and "dropped 13 oldest" in drops[2]
     assert sd["latest_measurement_by_plant"]["lib"]["ts"] == queued[-1].ts.isoformat()
