@@ -44,7 +44,7 @@ from core.names import safe_plant_name
 from core.pending_rows import FlushTimer, PendingRows
 from core.plot_columns import PlotColumns, columns_frame, read_columns
 from core.recording import (ForeignFileError, Row, append_lines, daily_file_path, format_row, latest_recorded_row,
-                            row_from_values, set_aside)
+                            row_from_values, set_aside, tail_row_or_none)
 from core.recording_spans import PlantSpan
 from core.timeutil import format_local_iso
 from core.tracking_alarm import stop_reason
@@ -323,6 +323,8 @@ class Recorder:
                 "meter_link": sample.meter_link, "meter_error": sample.meter_error}
 
     def _record(self, rec: _PlantRec, row: Row) -> None:
+        if (path := rec.span.unread_file(row.ts)) is not None:
+            rec.span.file_tail(path, tail_row_or_none(path, self.tz, on_malformed=self._malformed))
         result = rec.span.good_sample(row)
         self._note_behind(rec, row, result.stale)
         if result.first_real:

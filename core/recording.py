@@ -400,6 +400,14 @@ def read_last_row(path: str | os.PathLike, tz: tzinfo, *,
     return _first_reversed(Path(path), tz, lambda row: True, on_malformed)
 
 
+def tail_row_or_none(path: Path, tz: tzinfo, *, on_malformed: MalformedCallback | None = None) -> Row | None:
+    """`read_last_row`, None when the file is missing or cannot be read."""
+    try:
+        return read_last_row(path, tz, on_malformed=on_malformed) if path.exists() else None
+    except OSError:
+        return None
+
+
 def _first_reversed(path: Path, tz: tzinfo, wanted: Callable[[Row], bool],
                     on_malformed: MalformedCallback | None) -> Row | None:
     skipped = 0

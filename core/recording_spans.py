@@ -10,6 +10,9 @@ row to the daily file of its own local date (`core/recording.py` names the file)
   latest row (a span restarted within one period) is *stale* and not recorded.
 - `failed_step(ts)`: one null row at the first failed step after a real row (one per outage).
 - `stop()`: a trailing null row at the last real timestamp + period when a real row came last.
+- `unread_file(ts)` / `file_tail(path, on_disk)`: before a span's first sample for a daily file, the
+  caller reads that file's last row; later rows must follow it (the file may have been written while
+  the PC clock ran ahead, and `start` only sees files dated on or before today).
 - `route(row)`: the row's destination file; refuses a row that would break the strictly
   increasing time order, and tells when the first row of a later local day rolls the open span
   over to that day's file (a local midnight, whatever the length of the day: 23 h or 25 h on DST
@@ -62,6 +65,7 @@ class PlantSpan:
         self.day: date | None = None      # its local date
         self.first_real_pending = False
         self.last_row: Row | None = None  # latest row routed (or found on disk at span start)
+        self._tail_read: Path | None = None   # the daily file whose last row on disk was taken in
 
     # ---------------------------------------------------------------- routing (no state change)
     def local_day(self, ts: datetime) -> date:
@@ -88,11 +92,10 @@ class PlantSpan:
         span is already open. Returns the rows to enqueue (the crash-closing null, if any)."""
         if self.open:
             return None
-        if on_disk is not None and self.after_latest(on_disk.ts):
-            self.last_row = on_disk
+        self._take_in(on_disk)
         self.open = True
         self.first_real_pending = True
-        self.file = Path(path)
+        self.file = self._tail_read = Path(path)   # `on_disk` came from it, or it has no valid row
         parsed = parse_daily_file_name(self.file.name)
         self.day = parsed[0] if parsed else self.local_day(now)
         if self._last_is_real():
@@ -107,6 +110,22 @@ class PlantSpan:
         if self._last_is_real():
             return (null_row(self.shift(self.last_row.ts, self.period_s)),)
         return ()
+
+    def unread_file(self, ts: datetime) -> Path | None:
+        """The daily file of `ts` when an open span has not yet taken in its last row on disk (the caller
+        reads it once and passes it to `file_tail`); None otherwise."""
+        path = self.file_of(ts)
+        return path if self.open and path != self._tail_read else None
+
+    def file_tail(self, path: Path, on_disk: Row | None) -> None:
+        """`on_disk`, the last row of daily file `path` (None: none), bounds the rows that may follow:
+        a file of a later day can already hold rows written while the PC clock ran ahead."""
+        self._tail_read = Path(path)
+        self._take_in(on_disk)
+
+    def _take_in(self, on_disk: Row | None) -> None:
+        if on_disk is not None and self.after_latest(on_disk.ts):
+            self.last_row = on_disk
 
     # ---------------------------------------------------------------- samples
     def failed_step(self, ts: datetime) -> tuple[Row, ...]:

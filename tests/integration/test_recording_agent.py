@@ -248,6 +248,36 @@ def test_samples_behind_a_file_written_ahead_of_the_clock_are_warned_once_then_r
     assert "2026-06-01T10:05:02+02:00" in stamps and stamps == sorted(stamps)
 
 
+def test_rows_never_go_back_in_time_in_a_next_day_file_written_while_the_clock_ran_ahead(rig_factory, caplog):
+    """A run whose PC clock ran 7 min ahead wrote 2 June 00:00-00:05 and crashed (no trailing null).
+    After the clock is corrected the next run records 1 June's file (a span start only looks at files
+    dated today or before); at midnight it does not append 00:00:00 after 00:05:00 in 2 June's file:
+    one WARNING, then rows after 00:05:00 only."""
+    caplog.set_level(logging.INFO, "hil.recorder")
+    rig = rig_factory(datetime(2026, 6, 2, 0, 0, 0, 500_000, tzinfo=TZ), period_s=2.0,
+                      compression={"enabled": False})
+    rig.agent.set_recording("lib", True)
+    rig.run(300)                                          # 00:00:00 .. 00:05:00
+    assert rig.recorder._flush(force_plants={"lib"})      # the rows reach the file, then a crash
+    rig.clock.step_wall(-(7 * 60 + 2))                    # the clock is corrected: 23:57:58.5
+    rig.sd = build_shared_data()                          # a new process
+    rig.sd["lock"] = TimedLock()
+    rig.new_agent()
+    rig.agent.set_recording("lib", True)
+    rig.run(600)                                          # .. 00:07:58
+    assert rig.recorder.close_and_flush()
+    stamps = [stamp(line) for line in rig.lines("lib", date(2026, 6, 2))[1:]]
+    assert stamps == sorted(stamps) and len(stamps) == len(set(stamps))
+    assert stamps[149:152] == ["2026-06-02T00:04:58+02:00", "2026-06-02T00:05:00+02:00",
+                               "2026-06-02T00:05:02+02:00"]
+    assert stamps[-2:] == ["2026-06-02T00:07:58+02:00", "2026-06-02T00:08:00+02:00"]   # then the trailing null
+    day1 = [stamp(line) for line in rig.lines("lib", date(2026, 6, 1))[1:]]
+    assert day1[0] == "2026-06-01T23:57:56+02:00" and day1[-1] == "2026-06-01T23:59:58+02:00"
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "behind" in r.getMessage()]
+    assert len(warned) == 1 and "behind the latest recorded row (2026-06-02T00:05:00+02:00" in warned[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 # --- routing: midnight and DST ----------------------------------------------------------------
 
 def test_rows_are_routed_by_their_own_date_across_midnight(rig_factory, caplog):

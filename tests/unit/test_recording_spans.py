@@ -232,3 +232,21 @@ def test_good_sample_reports_stale_and_first_real():
     for row in first.rows:
         span.route(row)
     assert not span.good_sample(real(at(7))).first_real
+
+
+def test_a_later_days_file_is_read_once_and_bounds_the_rows_that_follow():
+    """At midnight the span asks for the new day's file once; its last row on disk (written while the
+    clock ran ahead) makes the samples before it stale; today's file counts as read at the start."""
+    span = new_span()
+    evening = datetime(2026, 6, 1, 23, 59, 58, tzinfo=TZ)
+    span.start(span.file_of(evening), evening, None)
+    assert span.unread_file(evening) is None
+    midnight = datetime(2026, 6, 2, 0, 0, 0, tzinfo=TZ)
+    assert span.unread_file(midnight) == DATA / "20260602_lib.csv"
+    span.file_tail(DATA / "20260602_lib.csv", real(midnight + timedelta(minutes=5)))
+    assert span.unread_file(midnight) is None
+    assert span.good_sample(real(midnight + timedelta(minutes=4))).stale
+    later = span.good_sample(real(midnight + timedelta(minutes=5, seconds=1)))
+    assert [label(row) for row in later.rows] == ["00:05:01+0200 real"]
+    span.stop()
+    assert span.unread_file(midnight) is None            # no span open: nothing to read
