@@ -398,15 +398,11 @@ class Recorder:
         with self.sd["lock"]:
             pending = self.sd["pending_rows_by_file"]
             self.sd["pending_rows_by_file"] = {}
-        open_files = [str(rec.span.file) for rec in self._plants.values() if rec.span.open and rec.span.file]
         remaining: dict[str, list[Row]] = {}
         ok = True
-        for item in self._pending.plan_flush(pending, force_plants, open_files):
-            keep = item.keep
+        for item in self._pending.plan_flush(pending, force_plants):
             if item.to_write and not self._write(item.path, item.to_write, item.force):
-                keep = item.to_write + keep
-            if keep:
-                remaining[item.path] = keep
+                remaining[item.path] = item.to_write
                 ok = ok and not item.force
         with self.sd["lock"]:
             self._pending.merge_back(self.sd["pending_rows_by_file"], remaining)

@@ -17,11 +17,12 @@ The same decisions drive both the pending list of the file and the plot cache th
 How the recorder drives it (components §7.6), one compressor per destination file:
 - enqueue: `d = comp.decide(row)`; `apply_decision(pending, row, d)`; the same on the plot cache
   when the row belongs to the cached file;
-- flush: `to_write, pending = split_for_flush(pending, comp, force=..., keep_tail=...)`, with
-  `keep_tail` True for a normal flush of a file whose span is still open. A normal flush then holds
-  back the mutable tail so later rows can still replace it; when the tail has to be written
-  anyway, `split_for_flush` calls `mark_tail_written()` (anchor kept, next similar row appended).
-  A forced flush (span stop, transport switch, shutdown) writes everything and calls `reset()`.
+- flush: `to_write = flush_rows(pending, comp, force=...)` is every pending row.
+  A normal flush writes the mutable tail too and calls `mark_tail_written()` (anchor kept, next
+  similar row appended), so what is on disk never lags more than one flush period behind a steady
+  run (a `kill -9` loses at most that, §11.2; docs/DECISIONS.md): a steady run is stored as its
+  first row and one row per flush. A forced flush (span stop, transport switch, shutdown) also
+  calls `reset()`.
 - on a write error the rows go back in front of `pending`; the state is left as it is, which stays
   consistent with the plot cache because both saw the same decisions.
 
@@ -115,19 +116,11 @@ def apply_decision(rows: list[Row], row: Row, decision: Decision) -> None:
         rows.append(row)
 
 
-def split_for_flush(pending: list[Row], compressor: FileCompressor, *, force: bool,
-                    keep_tail: bool) -> tuple[list[Row], list[Row]]:
-    """`(to_write, still_pending)` for one file's pending rows, updating the compressor.
-
-    - `force`: everything is written and the compressor is reset.
-    - otherwise, with `keep_tail` (the file's span is open) and a mutable tail, the last row stays
-      pending; without `keep_tail`, a mutable tail is written and marked as such.
-    """
+def flush_rows(pending: list[Row], compressor: FileCompressor, *, force: bool) -> list[Row]:
+    """The rows of one file's pending list to write at a flush: all of them. A written mutable tail is
+    frozen (`mark_tail_written`); `force` also resets the compressor."""
     if force:
         compressor.reset()
-        return list(pending), []
-    if compressor.tail_mutable:
-        if keep_tail and pending:
-            return list(pending[:-1]), [pending[-1]]
+    elif compressor.tail_mutable:
         compressor.mark_tail_written()
-    return list(pending), []
+    return list(pending)

@@ -9,10 +9,9 @@ Pure: no locks, threads, I/O or clock reads.
 - `add(pending, path, plant_id, row, decision)`: applies it to the file's list; a row that grows the list
   counts for its plant, and past `cap_per_plant` the caller drops the oldest with `drop_oldest`
   (the oldest row of the plant's oldest-dated file);
-- `plan_flush(pending, force_plants, open_files)`: per file, the rows to write now and the rows to
-  keep (`core.compression.split_for_flush`: a forced flush writes everything and resets the file's
-  compression; a normal flush keeps the mutable tail of a file whose span is open);
-- `merge_back(pending, remaining)`: rows not written (kept, or a failed write) go back in front of
+- `plan_flush(pending, force_plants)`: per file, the rows to write now (`core.compression.flush_rows`:
+  every row; a forced flush also resets the file's compression);
+- `merge_back(pending, remaining)`: rows not written (a failed write) go back in front of
   rows enqueued since, in order; the counts per plant are recomputed;
 - `forget_old_files(today, pending)`: drops the compressors of files older than yesterday that
   have nothing pending.
@@ -30,17 +29,16 @@ from datetime import date
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
-from core.compression import APPEND, Decision, FileCompressor, apply_decision, split_for_flush
+from core.compression import APPEND, Decision, FileCompressor, apply_decision, flush_rows
 from core.recording import Row, parse_daily_file_name
 
 
 class FlushItem(NamedTuple):
-    """One file's share of a flush: `to_write` now (with fsync when `force`), `keep` pending."""
+    """One file's share of a flush: `to_write` now (with fsync when `force`)."""
 
     path: str
     plant_id: str | None
     to_write: list[Row]
-    keep: list[Row]
     force: bool
 
 
@@ -96,20 +94,17 @@ class PendingRows:
         self.count_by_plant[plant_id] -= 1
         return True
 
-    def plan_flush(self, pending: dict, force_plants: Iterable[str] = (),
-                   open_files: Iterable[str] = ()) -> list[FlushItem]:
+    def plan_flush(self, pending: dict, force_plants: Iterable[str] = ()) -> list[FlushItem]:
         """Split each non-empty list of `pending` (taken out of the shared dict by the caller);
-        updates the compressors as `split_for_flush` does."""
-        force_plants, open_files = set(force_plants), set(open_files)
+        updates the compressors as `flush_rows` does."""
+        force_plants = set(force_plants)
         items = []
         for path, rows in pending.items():
             if not rows:
                 continue
             pid = self._plant_of_file.get(path)
             force = pid in force_plants
-            to_write, keep = split_for_flush(list(rows), self.compressor(path), force=force,
-                                             keep_tail=path in open_files)
-            items.append(FlushItem(path, pid, to_write, keep, force))
+            items.append(FlushItem(path, pid, flush_rows(rows, self.compressor(path), force=force), force))
         return items
 
     def merge_back(self, pending: dict, remaining: dict[str, list[Row]]) -> None:

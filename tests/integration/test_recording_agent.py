@@ -373,14 +373,17 @@ def test_compression_disabled_keeps_every_row(rig_factory):
     assert len(rig.lines("lib", date(2026, 6, 1))) == 1 + 1 + 10 + 1
 
 
-def test_the_mutable_tail_survives_normal_flushes(rig_factory):
+def test_a_steady_run_reaches_the_file_at_every_flush(rig_factory):
+    """A steady run is compressed, yet what is on disk never lags one flush period behind it: a
+    `kill -9` loses at most that (§11.2), not the whole run since its first row."""
     rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), write_period_s=3.0)
     rig.agent.set_recording("lib", True)
     rig.run(12)                                           # four normal flushes of a steady run
-    assert [stamp(line)[17:19] for line in rig.lines("lib", date(2026, 6, 1))[1:]] == ["00", "01"]
+    seconds = [stamp(line)[17:19] for line in rig.lines("lib", date(2026, 6, 1))[1:]]
+    assert seconds[:2] == ["00", "01"] and len(seconds) <= 7 and seconds[-1] >= "09"
     rig.agent.set_recording("lib", False)
     rig.recorder.step()
-    assert [stamp(line)[17:19] for line in rig.lines("lib", date(2026, 6, 1))[1:]] == ["00", "01", "12", "13"]
+    assert [stamp(line)[17:19] for line in rig.lines("lib", date(2026, 6, 1))[1:]][-2:] == ["12", "13"]
 
 
 # --- bad files and many files -----------------------------------------------------------------
@@ -426,7 +429,8 @@ def test_a_file_that_is_not_a_recording_file_is_set_aside_untouched_and_a_new_on
     assert aside.read_text() == foreign                                 # kept byte for byte
     lines = rig.lines("lib", date(2026, 6, 1))
     assert lines[0] == HEADER and [stamp(line)[11:19] for line in lines[1:]] == closing + [
-        "10:00:00", "10:00:01", "10:00:04", "10:00:05"]                 # no row lost, none of theirs
+        "10:00:00", "10:00:01", "10:00:03", "10:00:04", "10:00:05"]     # no row lost, none of theirs
+    # (a steady run, written at each 2 s flush: 10:00:03 was the tail at the flush of 10:00:03.5)
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == [f"20260601_lib.csv is not a recording file: its first line '{first_line}' {why}; "
                       "it was moved aside, as it was, to 20260601_lib.foreign-1.csv and "

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.compression import FileCompressor, apply_decision, similar, split_for_flush
+from core.compression import FileCompressor, apply_decision, flush_rows, similar
 from core.config import DEFAULT_TOLERANCES, VALUE_COLUMNS, CompressionConfig
 from core.recording import Row, null_row
 
@@ -118,7 +118,9 @@ def test_replace_on_an_empty_list_appends():
 
 # --- flushes ----------------------------------------------------------------------------------
 
-def test_normal_flush_keeps_the_mutable_tail_pending_so_later_rows_replace_it():
+def test_a_normal_flush_writes_the_mutable_tail_and_freezes_it():
+    """Nothing of a steady run waits past a flush (a kill -9 loses at most one flush period): the
+    tail is written, the next similar row is appended as a new tail, the anchor is kept."""
     comp = FileCompressor(DEFAULT_TOLERANCES, 3600, True)
     pending, cache, file_rows = [], [], []
 
@@ -127,35 +129,26 @@ def test_normal_flush_keeps_the_mutable_tail_pending_so_later_rows_replace_it():
         apply_decision(pending, r, d)
         apply_decision(cache, r, d)
 
+    def flush(force=False):
+        nonlocal pending
+        file_rows.extend(flush_rows(pending, comp, force=force))
+        pending = []
+
     for k in range(5):
         enqueue(row(2 * k))
-    to_write, pending = split_for_flush(pending, comp, force=False, keep_tail=True)
-    file_rows += to_write
-    assert times(file_rows) == [0] and times(pending) == [8]
-
+    flush()
+    assert times(file_rows) == [0, 8] and comp.anchor == row(0) and not comp.tail_mutable
     for k in range(5, 10):
         enqueue(row(2 * k))
-    to_write, pending = split_for_flush(pending, comp, force=False, keep_tail=True)
-    file_rows += to_write
-    assert file_rows == [row(0)] and pending == [row(18)] and cache == [row(0), row(18)]
-
-    to_write, pending = split_for_flush(pending, comp, force=True, keep_tail=True)
-    file_rows += to_write
-    assert pending == [] and file_rows == cache == [row(0), row(18)]
+    assert times(pending) == [18]                      # one new tail, replaced by each similar row
+    flush()
+    assert file_rows == cache == [row(0), row(8), row(18)]
+    enqueue(row(20))
+    flush(force=True)
+    assert file_rows == cache and times(file_rows) == [0, 8, 18, 20]
     assert comp.anchor is None and not comp.tail_mutable
-    enqueue(row(20))  # after a forced flush the next row starts a new segment
-    assert pending == [row(20)] and cache[-1] == row(20) and len(cache) == 3
-
-
-def test_flush_without_keep_tail_writes_the_tail_and_freezes_it():
-    comp = FileCompressor(DEFAULT_TOLERANCES, 3600, True)
-    pending: list[Row] = []
-    for k in range(3):
-        apply_decision(pending, row(2 * k), comp.decide(row(2 * k)))
-    to_write, pending = split_for_flush(pending, comp, force=False, keep_tail=False)
-    assert times(to_write) == [0, 4] and pending == []
-    assert comp.anchor == row(0) and not comp.tail_mutable
-    assert comp.decide(row(6)) == "append" and comp.decide(row(8)) == "replace"
+    enqueue(row(22))  # after a forced flush the next row starts a new segment
+    assert pending == [row(22)] and cache[-1] == row(22) and len(cache) == 5
 
 
 @st.composite
@@ -212,10 +205,9 @@ def test_file_plus_pending_equals_the_plot_cache_across_any_flushes(rows, data):
         d = comp.decide(r)
         apply_decision(pending, r, d)
         apply_decision(cache, r, d)
-        flush = data.draw(st.sampled_from([None, None, None, "normal", "closing", "forced"]))
+        flush = data.draw(st.sampled_from([None, None, None, "normal", "forced"]))
         if flush is not None:
-            to_write, pending = split_for_flush(pending, comp, force=flush == "forced",
-                                                keep_tail=flush == "normal")
-            file_rows += to_write
+            file_rows += flush_rows(pending, comp, force=flush == "forced")
+            pending = []
         assert file_rows + pending == cache
     assert cache[0] == rows[0] and cache[-1] == rows[-1]

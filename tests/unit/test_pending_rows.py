@@ -100,28 +100,25 @@ def test_the_cap_drops_the_plants_oldest_row(files, loser, left):
     assert [r.ts.second for r in pending.get("/d/20260531_vrfb.csv", [])] == files.get("/d/20260531_vrfb.csv", [])
 
 
-FLUSH = [  # (p values enqueued, force?, span open on the file?) -> written seconds, kept seconds
-    ("steady run, span open: the mutable tail stays", [1, 1, 1], False, True, [0], [2]),
-    ("steady run, span closed: the tail is written", [1, 1, 1], False, False, [0, 2], []),
-    ("forced: everything is written", [1, 1, 1], True, True, [0, 2], []),
-    ("no mutable tail: everything is written", [1, 5, 9], False, True, [0, 1, 2], []),
+FLUSH = [  # (p values enqueued, force?) -> written seconds, decision for the next similar row
+    ("steady run: the mutable tail is written and frozen", [1, 1, 1], False, [0, 2], REPLACE),
+    ("forced: everything is written, the compression reset", [1, 1, 1], True, [0, 2], APPEND),
+    ("no mutable tail: everything is written", [1, 5, 9], False, [0, 1, 2], REPLACE),
 ]
 
 
-@pytest.mark.parametrize("values, force, span_open, written, kept", [f[1:] for f in FLUSH], ids=[f[0] for f in FLUSH])
-def test_plan_flush_writes_and_keeps(values, force, span_open, written, kept):
+@pytest.mark.parametrize("values, force, written, next_decision", [f[1:] for f in FLUSH], ids=[f[0] for f in FLUSH])
+def test_plan_flush_writes_every_pending_row(values, force, written, next_decision):
     book_ = book()
     pending = {}
     enqueue(book_, pending, LIB, "lib", [row(i, v) for i, v in enumerate(values)])
-    (item,) = book_.plan_flush(pending, force_plants={"lib"} if force else (),
-                               open_files=[LIB] if span_open else ())
+    (item,) = book_.plan_flush(pending, force_plants={"lib"} if force else ())
     assert (item.path, item.plant_id, item.force) == (LIB, "lib", force)
     assert [r.ts.second for r in item.to_write] == written
-    assert [r.ts.second for r in item.keep] == kept
-    # after a forced flush the next similar row starts a new segment (appended, not a replace)
-    next_row = row(len(values), values[-1])
-    expected = APPEND if force or not kept else REPLACE
-    assert book_.decide(LIB, "lib", next_row) == expected
+    # the next similar row is appended: after a written tail (frozen), a forced flush (a new segment)
+    # or a last row that was not similar; the one after it replaces it, unless a new segment began
+    assert book_.decide(LIB, "lib", row(len(values), values[-1])) == APPEND
+    assert book_.decide(LIB, "lib", row(len(values) + 1, values[-1])) == next_decision
 
 
 def test_plan_flush_skips_empty_lists_and_forces_only_the_named_plants():
