@@ -28,9 +28,14 @@ def any_click() -> bool:
 
 
 def command_store(label: str, cmd) -> dict:
-    """The `LAST_CMD_ID` store for one submitted command: {id, label, text}."""
+    """The `LAST_CMD_ID` store for one submitted command: {id, label, text, run}."""
     text = views.command_text(label, cmd.id, cmd.status, cmd.detail)
-    return {"id": cmd.id, "label": label, "text": text}
+    return {"id": cmd.id, "label": label, "text": text, "run": views.PROCESS_RUN}
+
+
+def text_store(text: str) -> dict:
+    """The `LAST_CMD_ID` store for a command refused before it was submitted (no id)."""
+    return {"id": None, "text": text, "run": views.PROCESS_RUN}
 
 
 def output_key(cid, prop) -> tuple:

@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import constants as C
 from dashboard import modal_texts, roles, views
-from dashboard.common import any_click, bind, command_store
+from dashboard.common import any_click, bind, command_store, text_store
 from dashboard.context import DashboardContext
 from dashboard.snapshot import Snapshot
 
@@ -108,7 +108,7 @@ def modal_flow(ctx: DashboardContext, m: Confirmable, *args):
         label = views.command_label(ctx.cfg, m.kind, None, pending)
         if pending == actual:
             text = f"{label}: already {pending.upper()}"
-            return HIDDEN, None, text, {"id": None, "text": text}, no_update, *unchanged
+            return HIDDEN, None, text, text_store(text), no_update, *unchanged
         cmd = ctx.hil.intake.submit(m.kind, target=pending if m.field else None)
         store = command_store(label, cmd)
         busy = [True] * len(m.buttons) if cmd.status not in ("rejected", "succeeded", "failed") else unchanged
@@ -119,7 +119,7 @@ def modal_flow(ctx: DashboardContext, m: Confirmable, *args):
     reason = refusal(s)
     if reason is not None:
         text = f"{views.command_label(ctx.cfg, m.kind, None, target)}: rejected ({reason})"
-        return HIDDEN, None, text, {"id": None, "text": text}, no_update, *unchanged
+        return HIDDEN, None, text, text_store(text), no_update, *unchanged
     return SHOWN, target, no_update, no_update, body(*m.words(ctx.cfg, s, target)), *unchanged
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -172,12 +173,16 @@ def command_text(label: str, cmd_id: str | None, status: str, detail: str | None
     return f"{label}: {status} ({cmd_id})" if cmd_id else f"{label}: {status}"
 
 
+PROCESS_RUN = secrets.token_hex(4)   # command ids restart with each process: a page's store names its run
+
+
 def command_line(cfg: AppConfig, s: Snapshot, last: dict | None) -> str:
-    """The operator's last command from this page (`last` = {id, label, text}), its status taken
-    from `command_log`; before any click, the newest operator command in the log (e.g. the CLI's),
+    """The operator's last command from this page (`last` = {id, label, text, run}), its status taken
+    from `command_log`; before any click, or when `last` was stored by an earlier run of the program
+    (a page left open across a restart), the newest operator command in the log (e.g. the CLI's),
     not counting a Start All's or Stop All's own per-plant commands (`parent` set)."""
     entries = s.command_log
-    if last:
+    if last and last.get("run") == PROCESS_RUN:
         if not last.get("id"):
             return last.get("text") or ""
         for entry in reversed(entries):

@@ -18,7 +18,7 @@ from dash.exceptions import PreventUpdate
 from core.names import PLANT_IDS
 from dashboard import constants as C
 from dashboard import figures, override_views, plant_summary, roles, switch_modals, top_card, views
-from dashboard.common import any_click, bind, command_store, output_key
+from dashboard.common import any_click, bind, command_store, output_key, text_store
 from dashboard.context import DashboardContext
 from dashboard.visible import SENT_STORE_ID, only_changed, register_through_cells, tab_tick_id
 from dashboard.snapshot import Snapshot
@@ -217,7 +217,7 @@ def plant_action(dctx: DashboardContext, _clicks):
         log.warning("Dashboard: rejected a command for unknown plant or action (plant=%r, action=%r)",
                     str(plant)[:40], str(action)[:40])
         text = "Command rejected: unknown plant or action."
-        return text, {"id": None, "text": text}
+        return text, text_store(text)
     if action in ("start", "stop") + override_views.HOLD_ACTIONS:
         label = views.command_label(dctx.cfg, action, plant, None)
         store = command_store(label, dctx.hil.intake.submit(action, plant))
@@ -234,7 +234,7 @@ def plant_action(dctx: DashboardContext, _clicks):
     else:
         dctx.hil.set_recording(plant, on)
         text = f"{label}: done"
-    return text, {"id": None, "text": text}
+    return text, text_store(text)
 
 
 def register(app, dctx: DashboardContext) -> None:

@@ -89,7 +89,7 @@ def test_status_api_and_command_lines(cfg):
     assert views.api_line(cfg, snap(sd)) == "API Connected: Yes | Today 2026-03-29: LIB=92 VRFB=92 | Error: boom"
     sd["command_log"].append({"id": "cmd-000007", "kind": "start", "plant": "lib", "status": "queued",
                               "detail": None, "at": None})
-    last = {"id": "cmd-000007", "label": "LIB start", "text": "LIB start: queued (cmd-000007)"}
+    last = {"id": "cmd-000007", "label": "LIB start", "text": "LIB start: queued (cmd-000007)", "run": views.PROCESS_RUN}
     assert views.command_line(cfg, snap(sd), last) == "LIB start: queued (cmd-000007)"
     sd["command_log"].append({"id": "cmd-000008", "kind": "hold", "plant": "lib", "status": "succeeded",
                               "detail": "held at P=10 kW, Q=0 kvar", "at": None})
@@ -97,6 +97,11 @@ def test_status_api_and_command_lines(cfg):
     sd["command_log"].pop()
     sd["command_log"][-1] = dict(sd["command_log"][-1], status="failed", detail="enable not confirmed")
     assert views.command_line(cfg, snap(sd), last) == "LIB start: failed (enable not confirmed)"
+    # A page left open across a restart: ids start again, so this run's cmd-000007 is another command;
+    # the stored LIB start of the earlier run is not shown with its status.
+    sd["command_log"][-1] = {"id": "cmd-000007", "kind": "stop", "plant": "vrfb", "status": "succeeded",
+                             "detail": None, "at": None}
+    assert views.command_line(cfg, snap(sd), dict(last, run="an-earlier-run")) == "VRFB stop: succeeded (cmd-000007)"
     assert views.command_text("LIB start", "cmd-000008", "rejected", "switch in progress") == \
         "LIB start: rejected (switch in progress)"
     # a failed stop in words, not its payload's field names
