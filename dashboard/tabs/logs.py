@@ -23,9 +23,10 @@ MAX_PATCH_DELETES = 200  # more first lines to drop than this: the panel is draw
 LEVEL_CLASS = {"ERROR": "lvl-error", "CRITICAL": "lvl-error", "WARNING": "lvl-warning", "INFO": "lvl-info"}
 
 SCROLL_TO_END_JS = """
-function(children, selected) {
+function(children, selected, tab) {
     // The panel follows its last line unless the operator scrolled up to read (a new selection
-    // follows again); a resize that re-wraps the lines keeps a following panel at its end.
+    // follows again); a resize that re-wraps the lines keeps a following panel at its end. Showing
+    // the tab again mounts a new panel with the same lines: it starts at its end too.
     const panel = document.getElementById('%s');
     if (!panel) { return window.dash_clientside.no_update; }
     const toEnd = function() { if (panel.dataset.follow !== 'no') { panel.scrollTop = panel.scrollHeight; } };
@@ -201,7 +202,7 @@ def register(app, dctx: DashboardContext) -> None:
         prevent_initial_call=True,
     )(bind(log_select_options, dctx))
     app.clientside_callback(SCROLL_TO_END_JS, Output(C.LOG_SCROLL_ID, "data"), Input(C.LOG_PANEL_ID, "children"),
-                            Input(C.LOG_SELECT_ID, "value"), prevent_initial_call=True)
+                            Input(C.LOG_SELECT_ID, "value"), Input(C.TABS_ID, "value"), prevent_initial_call=True)
     app.callback(
         Output(C.LOG_PANEL_ID, "children"),
         Output(C.LOG_FILE_LABEL_ID, "children"),

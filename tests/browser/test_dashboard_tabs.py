@@ -427,7 +427,8 @@ def test_logs_live_by_date_and_traversal_refused(env, page):
 
 def test_the_log_panel_follows_its_last_line_unless_the_operator_scrolled_up(env, page):
     """Live lines keep the panel at its end; scrolled up to read, the operator keeps the place while
-    lines arrive; back at the end it follows again, also when a narrower window re-wraps the lines."""
+    lines arrive; back at the end it follows again, also when the tab is shown again (it opened at
+    the oldest line) and when a narrower window re-wraps the lines."""
     import logging
     log = logging.getLogger("hil.test")
     page.show_tab("Logs", "log-panel")
@@ -451,6 +452,12 @@ def test_the_log_panel_follows_its_last_line_unless_the_operator_scrolled_up(env
     log.info("follow check: a line after scrolling back down")
     page.wait_text("log-panel", "follow check: a line after scrolling back down")
     wait_for(lambda: page.js(below_end) <= 8, 5, message="following again")
+
+    page.show_tab("Manual Schedule", "manual-generate")  # the panel is unmounted with its tab ...
+    page.show_tab("Logs", "log-panel")                  # ... and mounted again with the same lines
+    page.wait_text("log-panel", "follow check: a line after scrolling back down")
+    wait_for(lambda: page.js(below_end) <= 8, 5, message="at the last line when the tab is shown again")
+    assert page.js(scroll_top) > 0
     try:
         page.driver.set_window_size(*SCREEN_SIZES["phone"])   # the lines wrap: the content grows
         wait_for(lambda: page.js(below_end) <= 8, 5, message="still at the last line after the resize")
