@@ -10,13 +10,15 @@ and when the tracker is created (process start). Sample times are aware datetime
 
 The tracking alarm (issue 16, `core/tracking_alarm.py`) watches the same samples: `event` is
 `"start"` or `"end"` after the update that began or ended a not-following episode (else None), and
-the published dict carries `alarm` (bool) and `alarm_since` (the sample time it began, or None).
+the published dict carries `alarm` (bool) and `alarm_since` (None, or the time of the episode's first
+sample outside the band: when the plant stopped following, the alarm's delay before it fired).
 Not thread-safe: one instance per plant, owned by the recorder thread.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, tzinfo
 
+from core.timeutil import from_epoch
 from core.tracking_alarm import DEFAULT_DELAY_S, TrackingAlarm, default_band_kw
 
 TRACKING_FLOOR_KW = 1.0
@@ -63,7 +65,7 @@ class DispatchTracker:
             self.prev_s = None
         self.event = self.alarm.update(ts.timestamp(), dispatching, setpoint_kw, p_poi_kw)
         if self.event == "start":
-            self.alarm_since = ts
+            self.alarm_since = from_epoch(self.alarm.outside_since_s, ts.tzinfo)
         elif self.event == "end":
             self.alarm_since = None
         return {"date": day.isoformat(), "setpoint_kw": setpoint_kw, "p_poi_kw": p_poi_kw,
