@@ -228,7 +228,8 @@ def forecast_warning(name: str, fc: Forecast, plant_cfg: PlantConfig | None = No
     """One plain-language sentence about the first violation, None when the schedule can be followed.
 
     e.g. `VRFB reaches SoC 0.00 at 14:35; 1.2 MWh of discharge cannot be delivered`. The time is
-    `HH:MM` on the forecast's first local day, `YYYY-MM-DD HH:MM` after it.
+    `HH:MM` on the forecast's first local day, `YYYY-MM-DD HH:MM` after it; a plant already empty (or
+    full) at the forecast's start `is empty now (SoC 0.00)` (a time would move with every refresh).
     """
     if fc.first_violation_at is None:
         return None
@@ -248,6 +249,9 @@ def forecast_warning(name: str, fc: Forecast, plant_cfg: PlantConfig | None = No
              ((fc.undeliverable_discharge_kwh, "discharge"), (fc.undeliverable_charge_kwh, "charge"))
              if kwh >= 0.5]
     tail = f"; {' and '.join(parts)} cannot be delivered" if parts else "; the setpoint is clamped"
+    already = {"soc_empty": "is empty now (SoC 0.00)", "soc_full": "is full now (SoC 1.00)"}
+    if at <= fc.times[0] and fc.first_violation_kind in already:
+        return f"{name} {already[fc.first_violation_kind]}{tail}"
     return f"{name} {what} at {when}{tail}"
 
 

@@ -237,3 +237,17 @@ def test_a_hold_plays_the_held_values_to_the_horizon_over_any_schedule():
     assert fc.p_kw[0] == 100.0 and fc.q_kvar[0] == 20.0
     assert fc.times[-1] == t(2026, 10, 27)
     assert fc.undeliverable_discharge_kwh == pytest.approx(100 * (hours(now, t(2026, 10, 27)) - 2.5))
+
+
+@pytest.mark.parametrize("soc0, kw, text", [
+    (0.0, 500.0, "LIB is empty now (SoC 0.00); 250 kWh of discharge cannot be delivered"),
+    (1.0, -500.0, "LIB is full now (SoC 1.00); 250 kWh of charge cannot be delivered"),
+    (0.01, 500.0, "LIB reaches SoC 0.00 at 10:00; 245 kWh of discharge cannot be delivered"),
+])
+def test_a_plant_already_empty_or_full_says_so_without_a_time(soc0, kw, text):
+    """The time of an SoC limit reached at the forecast's start is its start, which moves with every
+    refresh: such a plant is empty (full) now. 5 kWh left last 36 s: reached at 10:00 still."""
+    frame = manual([(t(2026, 6, 1, 10), kw)], end_at=t(2026, 6, 1, 10, 30))
+    fc = forecast_soc(LIB, soc0, "manual", frame, t(2026, 6, 1, 10), TZ)
+    assert forecast_warning("LIB", fc, LIB) == text
+
