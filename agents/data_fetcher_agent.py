@@ -31,7 +31,8 @@ already complete keeps its flag when a later revision fetch comes back partial (
 Errors (§6.4): an `AuthenticationError` ends the pass and backs off 30 s, doubling per consecutive
 failure up to 600 s (a password change resets this and runs a pass at once); any other
 `IstentoreAPIError` leaves the other window to be tried and brings the next pass forward to
-min(30 s, period) (or later when the server sent `Retry-After`). Frames and flags survive errors
+min(30 s, period) (or later when the server sent `Retry-After`; that wait also holds across a
+midnight rollover, which otherwise makes a pass due at once). Frames and flags survive errors
 and a cleared password. A repeated identical problem is logged once, then at DEBUG until it clears
 (`core.episodes`: `Backoff` for the authentication waits, `Episodes` for the problems).
 
@@ -96,6 +97,7 @@ class DataFetcher:
         self._last_ok_mono: dict[str, float | None] = {w: None for w in WINDOWS}
         self._failed: set[str] = set()           # windows whose last fetch raised an API error
         self._next_pass_mono: float | None = None   # None: a pass is due at once
+        self._server_wait_mono: float | None = None  # no request before this (the last Retry-After)
         self._auth_backoff = Backoff(AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S)
         self._login_awaited: int | None = None   # after an auth failure: the number of the next login
         self._problems = Episodes()   # problem texts of the last pass that had any (logged once)
@@ -243,6 +245,8 @@ class DataFetcher:
         wait_s = min(ERROR_RETRY_S, self.period_s)
         if exc.retry_after_s is not None:        # the server asked us to wait at least this
             wait_s = max(wait_s, exc.retry_after_s)
+            self._server_wait_mono = max(self._server_wait_mono or 0.0,
+                                         self.clock.monotonic() + exc.retry_after_s)
         return wait_s
 
     def _wants(self, window: str, fetch_now: bool) -> bool:
@@ -254,7 +258,8 @@ class DataFetcher:
     def _rollover(self, today: date) -> None:
         """Day work at the first call on a new local date (also the first call of all): promote or
         reset today, reset tomorrow, prune. Without promotion a pass becomes due at once, unless an
-        authentication backoff is running."""
+        authentication backoff is running or the server's `Retry-After` has not passed yet (then
+        the pass comes when it has)."""
         status = self._status
         if status["today_date"] == today.isoformat():
             return
@@ -273,7 +278,7 @@ class DataFetcher:
             fields.update(today_fetched=False, today_points=0, today_points_by_plant=dict(zeros), today_fetched_at=None)
             self._last_ok_mono["today"] = None
             if self._auth_backoff.failures == 0:
-                self._next_pass_mono = None
+                self._next_pass_mono = self._server_wait_left()
         self._last_ok_mono["tomorrow"] = None
         self._publish(**fields)
         keep_start, keep_end = self._keep_bounds(today)
@@ -284,6 +289,12 @@ class DataFetcher:
             pruned = prune(frame, keep_start, keep_end)
             if len(pruned) != len(frame):
                 self.store.publish_schedule("api", pid, pruned)
+
+    def _server_wait_left(self) -> float | None:
+        """The monotonic deadline of the server's last `Retry-After` while it lies ahead, else None."""
+        if self._server_wait_mono is not None and self.clock.monotonic() >= self._server_wait_mono:
+            self._server_wait_mono = None
+        return self._server_wait_mono
 
     def _keep_bounds(self, today: date) -> tuple[datetime, datetime]:
         """[today 00:00, today + 2 days 00:00) local: what the API frames keep (§6.3)."""

@@ -598,6 +598,29 @@ def test_server_errors_and_garbage_keep_frames_and_respect_retry_after(sim, rig_
     assert rig.status()["today_fetched"] is True and rig.frame("lib") is frame
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_server_retry_after_still_holds_after_a_midnight_with_nothing_to_promote(sim, rig_factory, status):
+    # Both windows refused at 23:59 with Retry-After: 180 s. Midnight comes with nothing to promote,
+    # which normally makes a pass due at once; the server's wait still rules: no request before 00:02.
+    rig = rig_factory(start=datetime(2026, 6, 1, 23, 59, tzinfo=TZ))
+    sim.fail_next(MARKET, status, count=2, headers={"Retry-After": "180"})
+    rig.step()
+    assert rig.market_calls() == 2 and f"HTTP {status}" in rig.status()["error"]
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(180)
+
+    rig.at(2026, 6, 2, 0, 0, 1)                      # rollover: today reset, nothing promoted
+    assert rig.status()["today_date"] == "2026-06-02" and rig.status()["today_fetched"] is False
+    assert rig.market_calls() == 2
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(119)
+    rig.at(2026, 6, 2, 0, 1, 59)
+    assert rig.market_calls() == 2
+
+    rig.at(2026, 6, 2, 0, 2, 0)                      # the server's wait is over: today of the new day
+    assert rig.market_calls() == 3
+    assert rig.status()["today_fetched"] is True and rig.status()["error"] is None
+    assert_day_matches_sim(rig, date(2026, 6, 2))
+
+
 def test_a_cleared_password_keeps_frames_and_flags(sim, rig_factory, caplog):
     caplog.set_level(logging.INFO)
     rig = rig_factory(start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
