@@ -306,7 +306,7 @@ class HilApp:
             for pid in PLANT_IDS:
                 self.set_recording(pid, False)
             if not self.measurement.close_recording_and_flush(5.0):
-                log.error("Recording could not be closed and flushed within 5 s")
+                log.error("Recording could not be closed and flushed (a write failed or the recorder was busy for 5 s; see above)")
                 clean = False
         self.stop_event.set()
         stopped_at = self.clock.monotonic()

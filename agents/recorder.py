@@ -16,11 +16,10 @@ This module is the loop, the locks and the I/O around pure rules:
 - `core/dispatch_tracking.py` `DispatchTracker`: §7.8.
 
 The plot cache `plot_cache_by_plant[plant] = {gen, path, rows, n}` holds today's file (`rows`: a
-`core.plot_columns.PlotColumns`, numpy columns): loaded
-outside the lock at the first step, at the local date change and at a transport change (new `gen`
-each time), then extended by each row enqueued for that file (the last element replaced when
-compression replaces it), O(1) per row. `current_file_df_by_plant` is rebuilt from it at each flush
-and reset only.
+`core.plot_columns.PlotColumns`, numpy columns): loaded outside the lock at the first step, at the
+local date change and at a transport change (new `gen` each time), then extended by each row
+enqueued for that file (the last element replaced when compression replaces it), O(1) per row.
+`current_file_df_by_plant` is rebuilt from it at each flush and reset only.
 
 Locking: `shared_data["lock"]` is held only for O(1) reference reads, swaps, deque appends and
 scalar updates; file I/O and DataFrame work happen outside it. All recorder state is touched only
@@ -41,7 +40,7 @@ from core.config import AppConfig
 from core.dispatch_tracking import DispatchTracker, without_live_values
 from core.episodes import Episodes, Throttle
 from core.names import safe_plant_name
-from core.pending_rows import FlushTimer, PendingRows
+from core.pending_rows import FlushTimer, PendingRows, unwritten_texts
 from core.plot_columns import PlotColumns, columns_frame, read_columns
 from core.recording import (ForeignFileError, Row, append_lines, daily_file_path, format_row, latest_recorded_row,
                             row_from_values, set_aside, tail_row_or_none)
@@ -161,7 +160,7 @@ class Recorder:
         """Shutdown step 3: recording off for every plant, trailing nulls, forced flush with fsync.
 
         Runs in the caller's thread, excluding the recorder thread's step. True when every pending
-        row reached its file within `timeout_s`.
+        row reached its file within `timeout_s`; otherwise one ERROR per file names the rows lost.
         """
         for pid in self._plants:
             self.set_recording(pid, False)
@@ -170,7 +169,12 @@ class Recorder:
             return False
         try:
             self._step()
-            return self._flush(force_plants=set(self._plants))
+            ok = self._flush(force_plants=set(self._plants))
+            with self.sd["lock"]:
+                lost = unwritten_texts(self.sd["pending_rows_by_file"])
+            for text in lost:
+                log.error("%s", text)
+            return ok
         finally:
             self._step_lock.release()
 

@@ -16,6 +16,9 @@ Pure: no locks, threads, I/O or clock reads.
 - `forget_old_files(today, pending)`: drops the compressors of files older than yesterday that
   have nothing pending.
 
+`unwritten_texts(pending)`: after the shutdown flush, one ERROR text per file that still has rows
+(they go with the process): the file, its folder, how many rows and their time span.
+
 `FlushTimer` says when a flush is due: every `write_period_s` (the timer restarts whether or not
 anything was written) and at the next step after `request_early()` (a span's first real row).
 Times are monotonic seconds passed in.
@@ -31,6 +34,7 @@ from typing import Callable, Iterable, NamedTuple
 
 from core.compression import APPEND, Decision, FileCompressor, apply_decision, flush_rows
 from core.recording import Row, parse_daily_file_name
+from core.timeutil import format_local_iso
 
 
 class FlushItem(NamedTuple):
@@ -130,6 +134,17 @@ class PendingRows:
             if path not in pending and parsed is not None and (today - parsed[0]).days > 1:
                 del self._compressors[path]
                 self._plant_of_file.pop(path, None)
+
+
+def unwritten_texts(pending: dict) -> list[str]:
+    """One text per file of `pending` (`{path: rows}`) that still holds rows, by file name: the rows
+    a failed shutdown flush could not write, lost when the process ends."""
+    texts = []
+    for path in sorted((p for p, rows in pending.items() if rows), key=lambda p: Path(p).name):
+        rows, name = pending[path], Path(path)
+        texts.append(f"Shutdown: {len(rows)} rows ({format_local_iso(rows[0].ts)} to {format_local_iso(rows[-1].ts)}) "
+                     f"could not be written to {name.name} in {name.parent} and are lost")
+    return texts
 
 
 class FlushTimer:

@@ -431,7 +431,7 @@ def test_a_file_that_is_not_a_recording_file_is_set_aside_untouched_and_a_new_on
     assert lines[0] == HEADER and [stamp(line)[11:19] for line in lines[1:]] == closing + [
         "10:00:00", "10:00:01", "10:00:03", "10:00:04", "10:00:05"]     # no row lost, none of theirs
     # (a steady run, written at each 2 s flush: 10:00:03 was the tail at the flush of 10:00:03.5)
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    errors = [r.getMessage() for r in caplog.records if r.name == "hil.recorder" and r.levelno == logging.ERROR]
     assert errors == [f"20260601_lib.csv is not a recording file: its first line '{first_line}' {why}; "
                       "it was moved aside, as it was, to 20260601_lib.foreign-1.csv and "
                       "a new 20260601_lib.csv was started"]
@@ -504,6 +504,32 @@ def test_write_errors_keep_rows_in_order_until_the_folder_is_writable(rig_factor
     secs = [int(stamp(line)[17:19]) for line in rig.lines("lib", date(2026, 6, 1))[1:]]
     assert secs == list(range(0, 11))                    # 07 was the first span's trailing null
     assert rig.sd["pending_rows_by_file"] == {}
+
+
+def test_rows_a_failed_shutdown_flush_cannot_write_are_reported_per_file(rig_factory, tmp_path, caplog):
+    # The folder has been unwritable for a while (its ERROR was logged when it started); at shutdown
+    # the forced flush fails too: one ERROR per file names the file and the rows lost with the process.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the data folder's parent should be")
+    data_dir = blocker / "data"
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), data_dir=data_dir,
+                      write_period_s=2.0, compression={"enabled": False})
+    caplog.set_level(logging.INFO, "hil.recorder")
+    rig.agent.set_recording("lib", True)
+    rig.agent.set_recording("vrfb", True)
+    rig.run(6)
+    assert sum(r.getMessage().startswith("Failed to write") for r in caplog.records) == 2   # one per file
+    caplog.clear()
+
+    assert rig.agent.close_recording_and_flush(timeout_s=5) is False
+
+    pending = rig.sd["pending_rows_by_file"]
+    assert {Path(p).name: len(rows) for p, rows in pending.items()} == {"20260601_lib.csv": 8,
+                                                                       "20260601_vrfb.csv": 8}
+    errors = [r.getMessage() for r in caplog.records if r.name == "hil.recorder" and r.levelno == logging.ERROR]
+    assert errors == [
+        f"Shutdown: 8 rows (2026-06-01T10:00:00+02:00 to 2026-06-01T10:00:07+02:00) could not be written to "
+        f"{name} in {data_dir} and are lost" for name in ("20260601_lib.csv", "20260601_vrfb.csv")]
 
 
 def test_pending_rows_are_capped_per_plant_oldest_first(rig_factory, tmp_path, monkeypatch, caplog):

@@ -14,7 +14,7 @@ import pytest
 
 from core.config import VALUE_COLUMNS
 from core.compression import APPEND, REPLACE, FileCompressor
-from core.pending_rows import FlushTimer, PendingRows
+from core.pending_rows import FlushTimer, PendingRows, unwritten_texts
 from core.recording import null_row, row_from_values
 
 TZ = ZoneInfo("Europe/Madrid")
@@ -149,6 +149,18 @@ def test_merge_back_puts_unwritten_rows_in_front_of_newer_ones_and_recounts():
     book_.merge_back(pending, {})
     assert book_.count_by_plant["lib"] == 0
 
+
+def test_unwritten_texts_name_each_file_with_rows_left_and_their_span():
+    pending = {"/data/20260601_vrfb.csv": deque([row(5), null_row(T0 + timedelta(seconds=6))]),
+               LIB: deque([row(0), row(1), row(2)]),
+               "/data/20260531_lib.csv": deque()}          # written: nothing to report
+
+    assert unwritten_texts(pending) == [
+        "Shutdown: 3 rows (2026-06-01T10:00:00+02:00 to 2026-06-01T10:00:02+02:00) could not be written to "
+        "20260601_lib.csv in /data and are lost",
+        "Shutdown: 2 rows (2026-06-01T10:00:05+02:00 to 2026-06-01T10:00:06+02:00) could not be written to "
+        "20260601_vrfb.csv in /data and are lost"]
+    assert unwritten_texts({}) == [] and unwritten_texts({LIB: deque()}) == []
 
 FORGET = [  # (file date, still pending?) -> forgotten on 2026-06-03
     ("today", date(2026, 6, 3), False, False),
