@@ -26,7 +26,8 @@ Errors: `IstentoreAPIError(message, status, retryable, retry_after_s, data_rejec
 MAX_BODY_BYTES, HTTP 408, 429, 5xx and
 3xx (a redirect, which is not followed, is no rejection of the data), and any failed `/login` other
 than a refused password (an HTML maintenance page, a 404 behind a proxy). `data_rejected`: the data
-request itself was answered 400, 413 or 422, the one case in which the caller may drop what it sent.
+request itself was answered 400, 409, 413 or 422, the one case in which the caller may drop what it
+sent; a 404, 405 or 415 is an endpoint or configuration problem that no item causes (docs/DECISIONS.md).
 The body of a `/login` answer is never quoted (a server may echo the password back).
 """
 from __future__ import annotations
@@ -56,7 +57,7 @@ DAY_AHEAD_PRODUCT_ID = 4
 BODY_EXCERPT_CHARS = 200
 AUTH_FAILURE_STATUSES = (401, 403)
 LOGIN_REJECTED_STATUSES = (400, 401, 403)
-DATA_REJECTED_STATUSES = (400, 413, 422)
+DATA_REJECTED_STATUSES = (400, 409, 413, 422)   # see the module docstring
 MAX_BODY_BYTES = 16 * 2**20   # a day-ahead answer is a few hundred kB; a larger body is not read
 _MAX_INT_DIGITS = 4000     # below Python's int-from-text limit (4,300 digits)
 RETRY_AFTER_MAX_S = 600.0   # a longer Retry-After (a day: no schedule all day) is honoured this long
@@ -67,7 +68,7 @@ class IstentoreAPIError(Exception):
     `retryable` tells the caller whether the same request may succeed later; `retry_after_s` is
     the server's `Retry-After` in seconds when it sent one, at most RETRY_AFTER_MAX_S (the caller
     waits at least that long);
-    `data_rejected`: the server refused the data request's content (HTTP 400, 413, 422);
+    `data_rejected`: the server refused the data request's content (HTTP 400, 409, 413, 422);
     `login_failed`: the call failed in the login it needed, not in its own request (the password
     was not refused: that is an `AuthenticationError`).
     """

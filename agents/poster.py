@@ -13,7 +13,7 @@ Drain (`step()`): for each series whose retry time has come, up to 500 items fro
 POST. Success removes them. A failure keeps them at the head and waits min(initial × 2^(attempt−1),
 max) s, or the server's `Retry-After` when longer (one WARNING at a series' first failure, its
 retries at DEBUG, one INFO when it posts again), unless the API refused the data itself
-(`IstentoreAPIError.data_rejected`: HTTP 400/413/422 to the POST): then several items are split in
+(`IstentoreAPIError.data_rejected`: HTTP 400/409/413/422 to the POST): then several items are split in
 halves at once to isolate the bad item, and a single rejected item is removed and counted. A failed
 login (a maintenance page, a 404) never removes an item. Delivery is at least once, in order within
 a series. A refused password (`AuthenticationError.rejected`, shared by every client through the

@@ -103,7 +103,7 @@ class IstentoreSim:
         self._malformed: Counter = Counter()
         self._variant = self._make_variant()
         self._revision_kw = 0.0
-        self._rejects: set[tuple[int, str]] = set()
+        self._rejects: dict[tuple[int, str], int] = {}   # (series, timestamp) -> HTTP status
         self._stored: dict[int, list[dict]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -200,10 +200,11 @@ class IstentoreSim:
         with self._lock:
             self._revision_kw = float(offset_kw)
 
-    def set_reject(self, series_id: int, timestamps: list[str]) -> None:
-        """POSTs to `series_id` containing one of these timestamp strings are refused with 422."""
+    def set_reject(self, series_id: int, timestamps: list[str], status: int = 422) -> None:
+        """POSTs to `series_id` containing one of these timestamp strings are refused with `status`
+        (422 by default; e.g. 409 for a measurement the server already holds)."""
         with self._lock:
-            self._rejects.update((int(series_id), ts) for ts in timestamps)
+            self._rejects.update(((int(series_id), ts), int(status)) for ts in timestamps)
 
     # -- observation ---------------------------------------------------------------------------------
 
@@ -389,7 +390,7 @@ class IstentoreSim:
         with self._lock:
             rejected = [it["timestamp"] for it in items if (series, it["timestamp"]) in self._rejects]
             if rejected:
-                raise _Reply(422, {"detail": f"rejected measurement at {rejected[0]}"})
+                raise _Reply(self._rejects[(series, rejected[0])], {"detail": f"rejected measurement at {rejected[0]}"})
             self._stored.setdefault(series, []).extend(items)
         return 201, {"stored": len(items)}
 

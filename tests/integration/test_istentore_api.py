@@ -447,6 +447,20 @@ def test_post_measurements_edge_cases(sim, api):
     assert sim.measurements(5) == []
 
 
+
+@pytest.mark.parametrize("status, data_rejected", [
+    (400, True), (409, True), (413, True), (422, True),      # the server refuses this data: drop it
+    (404, False), (415, False), (405, False),                # an endpoint or configuration problem
+])
+def test_only_answers_about_the_data_itself_reject_a_post(sim, api, status, data_rejected):
+    api.post_measurements(5, [(datetime(2026, 6, 1, tzinfo=TZ), 1.0)])   # logged in
+    sim.fail_next("/measurements", status)
+    with pytest.raises(IstentoreAPIError) as caught:
+        api.post_measurements(5, [(datetime(2026, 6, 1, 0, 1, tzinfo=TZ), 1.0)])
+    assert caught.value.status == status and caught.value.data_rejected is data_rejected
+    assert not caught.value.retryable
+    assert sim.measurements(5) == [{"timestamp": "2026-05-31T22:00:00+00:00", "measurement": 1.0}]
+
 # -- the simulator itself --------------------------------------------------------------------------
 
 def test_simulator_requires_a_bearer_token_and_lists_measurements(sim):

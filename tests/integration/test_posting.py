@@ -267,6 +267,51 @@ def test_a_rejected_item_is_isolated_by_bisection(sim, tmp_path, posters, caplog
     assert sd["measurement_post_counters"]["lib"]["posted"] == 19
 
 
+def test_a_409_rejects_the_item_like_a_422(sim, tmp_path, posters, caplog):
+    # 409 Conflict: the server will never take this item (most likely it holds that measurement
+    # already); kept, it would block its series for good. Isolated by bisection and dropped.
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": {"soc": 4, "p": None, "q": None, "v": None}})
+    sd = make_sd()
+    poster = posters(cfg, FakeClock(START), sd)
+    enqueue_samples(poster, 20)
+    sim.set_reject(4, ["2026-06-01T08:13:00+00:00"], status=409)
+    caplog.set_level(logging.ERROR, "hil.poster")
+    poster.step()
+    assert stamps(sim, 4) == [f"2026-06-01T08:{m:02d}:00+00:00" for m in range(20) if m != 13]
+    assert poster.pending_count() == 0
+    assert "Measurement rejected by API: LIB soc series 4 at 2026-06-01T08:13:00+00:00: POST /measurements: HTTP 409" \
+        in caplog.text
+    assert sd["measurement_post_counters"]["lib"]["rejected"] == 1
+    assert sd["measurement_post_counters"]["lib"]["posted"] == 19
+
+
+@pytest.mark.parametrize("status", [404, 415])
+def test_a_404_or_415_is_an_endpoint_problem_and_keeps_every_item(sim, tmp_path, posters, caplog, status):
+    # A missing route or a refused content type says nothing about the data: nothing is dropped,
+    # the series backs off and every item is posted once the endpoint answers again.
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": {"soc": 4, "p": None, "q": None, "v": None}})
+    clock = FakeClock(START)
+    sd = make_sd()
+    poster = posters(cfg, clock, sd)
+    enqueue_samples(poster, 20)
+    sim.fail_next(MEAS, status, count=2)
+    caplog.set_level(logging.INFO, "hil.poster")
+    poster.step()
+    assert sim.calls[MEAS] == 1                          # the whole batch, not split in halves
+    assert poster.pending_count() == 20 and stamps(sim, 4) == []
+    attempt = sd["measurement_post_status"]["lib"]["last_attempt"]
+    assert attempt["result"] == "failed" and attempt["next_retry_seconds"] == 2
+    clock.advance(2)
+    poster.step()
+    assert poster.pending_count() == 20
+    clock.advance(4)
+    poster.step()
+    assert stamps(sim, 4) == [f"2026-06-01T08:{m:02d}:00+00:00" for m in range(20)]
+    assert sd["measurement_post_counters"]["lib"]["rejected"] == 0
+    assert sd["measurement_post_counters"]["lib"]["posted"] == 20
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 # --- queue bounds and gate --------------------------------------------------------------------
 
 def test_overflow_drops_the_globally_oldest_items_and_counts_them(sim, tmp_path, posters, caplog):
