@@ -179,6 +179,30 @@ def test_a_span_is_bounded_by_null_rows_and_has_the_exact_header(rig_factory, ca
     assert "LIB recording stopped: 20260601_lib.csv" in caplog.text
 
 
+def test_a_start_and_stop_between_samples_of_one_step_record_only_the_sample_between_them(rig_factory):
+    """The recorder sees span events and samples in the order they happened, even when all of them
+    wait for the same step: a sample handed over before the start and one after the stop are not
+    recorded, the one between them is, with its leading and trailing null rows."""
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), compression={"enabled": False})
+    sampler = rig.agent.samplers["lib"]
+    rig.clock.advance(sampler.step())                     # to 10:00:01, nothing read yet
+    rig.clock.advance(sampler.step())                     # 10:00:01 read and handed over
+    rig.agent.set_recording("lib", True)
+    rig.clock.advance(sampler.step())                     # 10:00:02
+    rig.agent.set_recording("lib", False)
+    sampler.step()                                        # 10:00:03
+    assert not rig.data_dir.exists()                      # the recorder has not stepped yet
+
+    rig.recorder.step()
+
+    assert rig.lines("lib", date(2026, 6, 1)) == [HEADER, "2026-06-01T10:00:01+02:00" + NULLS,
+                                                  "2026-06-01T10:00:02+02:00,0,0,0,0,0.5,0,0,1",
+                                                  "2026-06-01T10:00:03+02:00" + NULLS]
+    assert rig.sd["latest_measurement_by_plant"]["lib"]["ts"] == "2026-06-01T10:00:03+02:00"
+    assert rig.sd["measurements_filename_by_plant"]["lib"] is None
+    assert rig.sd["pending_rows_by_file"] == {}
+
+
 def test_restart_within_one_period_neither_duplicates_nor_breaks_order(rig_factory):
     rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
     rig.agent.set_recording("lib", True)
@@ -277,6 +301,37 @@ def test_rows_never_go_back_in_time_in_a_next_day_file_written_while_the_clock_r
     assert len(warned) == 1 and "behind the latest recorded row (2026-06-02T00:05:00+02:00" in warned[0]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
+
+def test_a_clock_stepped_back_across_midnight_while_recording_keeps_both_files_in_order(rig_factory, caplog):
+    """Recording runs past midnight into 2 June; just after 00:00:30 the wall clock is stepped back
+    60 s to 1 June (no monotonic time passes). The samplers take no step until the wall clock passes
+    their last stamp again, so 1 June's file gets nothing after its 23:59:58 row and 2 June's file
+    goes on at 00:00:32 without a gap or a repeat. The plot follows the clock's day (1 June while the
+    clock reads it) and comes back to 2 June with every row of the file."""
+    caplog.set_level(logging.INFO, "hil")
+    rig = rig_factory(datetime(2026, 6, 1, 23, 59, 50, 500_000, tzinfo=TZ), period_s=2.0,
+                      compression={"enabled": False})
+    rig.agent.set_recording("lib", True)
+    rig.run(40)                                           # .. 00:00:30
+    rig.clock.step_wall(-60)
+    rig.run(1)                                            # re-anchored; the next step is 00:00:32
+    assert rig.clock.now().date() == date(2026, 6, 1)
+    assert rig.sd["plot_cache_by_plant"]["lib"]["path"] == str(rig.file("lib", date(2026, 6, 1)))
+    rig.run(80)                                           # through the repeated minute .. 00:00:50
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+
+    day1 = [stamp(line)[11:19] for line in rig.lines("lib", date(2026, 6, 1))[1:]]
+    assert day1 == ["23:59:50", "23:59:52", "23:59:54", "23:59:56", "23:59:58"]
+    day2 = [stamp(line)[11:19] for line in rig.lines("lib", date(2026, 6, 2))[1:]]
+    assert day2 == [f"00:00:{s:02d}" for s in range(0, 53, 2)]   # 00:00:52: the trailing null
+    assert [m for m in caplog.messages if "re-anchored" in m] == [
+        "Measurement clock re-anchored (wall clock moved -60.0 s)"]
+    assert not [m for m in caplog.messages if "behind" in m or "skipped" in m]   # no step before 00:00:32
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    cache = rig.sd["plot_cache_by_plant"]["lib"]
+    assert cache["path"] == str(rig.file("lib", date(2026, 6, 2)))
+    assert [row.ts.strftime("%H:%M:%S") for row in cache["rows"][:cache["n"]]] == day2
 
 # --- routing: midnight and DST ----------------------------------------------------------------
 
