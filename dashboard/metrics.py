@@ -21,12 +21,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from core.lateness import LatenessHistogram
 from core.names import PLANT_IDS
+from core.overrides import REASONS as SIGNAL_SOURCE_REASONS, SIGNALS
 from dashboard.snapshot import Snapshot, take_snapshot
 from dashboard.views import age_s
 
 log = logging.getLogger("hil.metrics")
 
-REASONS = ("schedule", "no_schedule", "before_start", "after_end", "stale")
+REASONS = ("schedule", "no_schedule", "before_start", "after_end", "stale", "override", "held")
+SIGNAL_REASONS = SIGNAL_SOURCE_REASONS + ("held",)
 POST_OUTCOMES = ("posted", "rejected", "dropped", "discarded")
 WINDOWS = ("today", "tomorrow")
 
@@ -88,10 +90,7 @@ def plant_gauges(f: _Families, s: Snapshot, tz, forecasts: dict) -> None:
             f.gauge("hil_plant_meter_link_up", "PoC meter Modbus link up (1) or not (0); plants with a meter only",
                     ["plant"], [pid], latest["meter_link"] == "ok")
         f.gauge("hil_plant_dispatching", "Dispatch gate on (1) or off (0)", ["plant"], [pid], bool(s.gate.get(pid)))
-        reason = d.get("reason")
-        for r in REASONS + ((reason,) if reason is not None and reason not in REASONS else ()):
-            f.gauge("hil_plant_dispatch_reason", "1 for the reason of the current target, 0 for the others",
-                    ["plant", "reason"], [pid, r], r == reason)
+        operator_gauges(f, s, tz, pid)
         f.gauge("hil_plant_last_write_age_seconds", "Time since the last setpoint write", ["plant"], [pid],
                 age_s(d.get("last_write_at"), s.now, tz))
         f.gauge("hil_plant_observed_age_seconds", "Time since the last good observation", ["plant"], [pid],
@@ -104,6 +103,47 @@ def plant_gauges(f: _Families, s: Snapshot, tz, forecasts: dict) -> None:
                     fc.get("soc_end"))
             f.gauge("hil_plant_forecast_undeliverable_joules", "Forecast energy the schedule asks for but the "
                     "plant cannot deliver (J)", ["plant"], [pid], fc.get("undeliverable_kwh"), 3.6e6)
+
+
+def dispatch_reason(s: Snapshot, pid: str) -> str | None:
+    """What decides the plant's dispatch now: `held` (the operator's Hold), `override` (at least one
+    signal from the manual override), else the active source's own reason (None before the first
+    scheduler pass)."""
+    d = s.dispatch.get(pid) or {}
+    if s.held(pid):
+        return "held"
+    if "override" in (d.get("reason_p"), d.get("reason_q")):
+        return "override"
+    return d.get("reason")
+
+
+def _one_hot(f: _Families, name: str, doc: str, labels: list[str], values: list[str], known: tuple,
+             current: str | None) -> None:
+    """One sample per known reason (1 for `current`), plus `current` when it is not a known one."""
+    for r in known + ((current,) if current is not None and current not in known else ()):
+        f.gauge(name, doc, labels + ["reason"], values + [r], r == current)
+
+
+def operator_gauges(f: _Families, s: Snapshot, tz, pid: str) -> None:
+    """The dispatch reason, per signal too, with the operator's Hold and overrides (issue 14)."""
+    d = s.dispatch.get(pid) or {}
+    held = s.held(pid)
+    _one_hot(f, "hil_plant_dispatch_reason", "1 for what decides the dispatch now (held, override, else the "
+             "active schedule's reason), 0 for the others", ["plant"], [pid], REASONS, dispatch_reason(s, pid))
+    flags = s.override.get(pid) or {}
+    for sig in SIGNALS:
+        reason = d.get(f"reason_{sig}")
+        _one_hot(f, "hil_plant_signal_dispatch_reason", "1 for the source of the signal's setpoint now (held, "
+                 "api, manual, override, stale, end, no_schedule), 0 for the others", ["plant", "signal"], [pid, sig],
+                 SIGNAL_REASONS, "held" if held else reason)
+        f.gauge("hil_plant_override_switch", "Operator's override switch of the signal on (1) or off (0)",
+                ["plant", "signal"], [pid, sig], bool(flags.get(sig)))
+        f.gauge("hil_plant_override_active", "The signal's target comes from the manual override now (1: switch on, "
+                "API source, inside the manual schedule's window) or not (0)", ["plant", "signal"], [pid, sig],
+                None if reason is None else reason == "override")
+    f.gauge("hil_plant_held", "Dispatch held by the operator (1) or not (0)", ["plant"], [pid], held)
+    f.gauge("hil_plant_hold_age_seconds", "Time since the Hold in force began (no sample when not held)",
+            ["plant"], [pid], age_s((s.hold.get(pid) or {}).get("since"), s.now, tz) if held else None)
 
 
 def service_gauges(f: _Families, s: Snapshot, tz, threads) -> None:

@@ -1,0 +1,127 @@
+"""`/metrics` in operator and fault states: what a scrape says while a plant is held or under an
+override, and while its readings are stale (link down, or no new sample).
+
+The whole app in API mode is stepped on the leaping fake clock (tests/stepping.py) against the real
+emulator over Modbus TCP; a scrape is the app's own registry rendered in the text format
+(`dashboard.metrics.render`, what `/metrics` serves) and parsed back by prometheus_client.
+The API frames are published directly (no fetcher): quarter-hour rows 09:00-12:45 local. VRFB has
+a manual schedule 10:00-10:30 (end row).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.clock import FakeClock
+from core.schedules import frame_from_rows
+from dashboard.metrics import REASONS, SIGNAL_REASONS, render
+from hil_scheduler import HilApp, Options
+from tests.helpers import make_cfg
+from tests.stepping import StepDriver
+
+TZ = ZoneInfo("Europe/Madrid")
+UTC = timezone.utc
+T0 = datetime(2026, 6, 1, 9, 50, 0, tzinfo=TZ)
+ROWS = [datetime(2026, 6, 1, 9, 0, tzinfo=TZ) + timedelta(minutes=15 * k) for k in range(16)]
+
+
+def scrape(app) -> dict:
+    """{(name, labels as sorted tuple): value} of every sample of one scrape."""
+    body, _ = render(app.metrics_registry)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(body.decode()) for s in fam.samples}
+
+
+def value(m: dict, name: str, **labels):
+    return m.get((name, tuple(sorted(labels.items()))))
+
+
+def one_hot(m: dict, name: str, known: tuple, **labels) -> str:
+    """The one reason at 1 among the known ones, all present and all others 0."""
+    got = {r: value(m, name, reason=r, **labels) for r in known}
+    assert None not in got.values(), (name, labels, got)
+    on = [r for r, v in got.items() if v == 1]
+    assert len(on) == 1 and sum(got.values()) == 1, (name, labels, got)
+    return on[0]
+
+
+@pytest.fixture
+def rig(tmp_path):
+    cfg = make_cfg(tmp_path, startup={"schedule_source": "api"})
+    clock = FakeClock(T0)
+    manual = frame_from_rows([datetime(2026, 6, 1, 10, 0, tzinfo=TZ), datetime(2026, 6, 1, 10, 15, tzinfo=TZ)],
+                             [55.0, 66.0], [-77.0, -88.0], TZ, end_at=datetime(2026, 6, 1, 10, 30, tzinfo=TZ))
+    app = HilApp(cfg, clock=clock, options=Options(dashboard=False, schedules={"vrfb": manual}))
+    driver = StepDriver(app, floors={"data_fetcher": 3600.0})
+    for pid, sign in (("lib", 1), ("vrfb", -1)):
+        frame = frame_from_rows(ROWS, [sign * (100.0 + 10 * k) for k in range(16)],
+                                [sign * (20.0 + k) for k in range(16)], TZ)
+        app.store.publish_schedule("api", pid, frame)
+    yield app, driver, clock
+    driver.close()
+
+
+def run_until(driver, clock, local: datetime) -> None:
+    driver.run_for((local.astimezone(UTC) - clock.now().astimezone(UTC)).total_seconds())
+
+
+def test_hold_and_override_are_exported_as_the_reason_of_the_dispatch(rig):
+    app, driver, clock = rig
+    app.store.set_override("vrfb", {"p": False, "q": True})
+    driver.run_for(1)
+    for pid in ("lib", "vrfb"):
+        assert app.intake.submit("start", pid).status == "queued"
+    run_until(driver, clock, datetime(2026, 6, 1, 9, 59, 59, tzinfo=TZ))
+    m = scrape(app)
+    # the switch is on but the manual window has not opened: armed, not active; VRFB follows the API
+    assert value(m, "hil_plant_override_switch", plant="vrfb", signal="q") == 1
+    assert value(m, "hil_plant_override_switch", plant="vrfb", signal="p") == 0
+    assert value(m, "hil_plant_override_active", plant="vrfb", signal="q") == 0
+    assert one_hot(m, "hil_plant_signal_dispatch_reason", SIGNAL_REASONS, plant="vrfb", signal="q") == "api"
+    assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="vrfb") == "schedule"
+
+    run_until(driver, clock, datetime(2026, 6, 1, 10, 0, 0, 1000, tzinfo=TZ))    # the manual window opens
+    m = scrape(app)
+    assert value(m, "hil_plant_override_active", plant="vrfb", signal="q") == 1
+    assert value(m, "hil_plant_override_active", plant="vrfb", signal="p") == 0
+    assert one_hot(m, "hil_plant_signal_dispatch_reason", SIGNAL_REASONS, plant="vrfb", signal="q") == "override"
+    assert one_hot(m, "hil_plant_signal_dispatch_reason", SIGNAL_REASONS, plant="vrfb", signal="p") == "api"
+    assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="vrfb") == "override"
+    assert value(m, "hil_plant_target_reactive_power_vars", plant="vrfb") == pytest.approx(-77_000)
+    for sig in ("p", "q"):
+        assert value(m, "hil_plant_override_switch", plant="lib", signal=sig) == 0
+        assert one_hot(m, "hil_plant_signal_dispatch_reason", SIGNAL_REASONS, plant="lib", signal=sig) == "api"
+    assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="lib") == "schedule"
+    assert value(m, "hil_plant_held", plant="lib") == 0
+    assert value(m, "hil_plant_hold_age_seconds", plant="lib") is None
+
+    # ---- LIB held at 10:00 through the 10:15 breakpoint
+    hold = app.intake.submit("hold", "lib")
+    assert hold.status == "queued", hold.detail
+    driver.run_for(0.5)
+    assert hold.status == "succeeded", hold.detail
+    held_at = clock.now()   # `since` is stored in whole seconds: the hold began within the last 0.5 s
+    run_until(driver, clock, datetime(2026, 6, 1, 10, 16, tzinfo=TZ))
+    m = scrape(app)
+    assert value(m, "hil_plant_held", plant="lib") == 1
+    assert value(m, "hil_plant_hold_age_seconds", plant="lib") == pytest.approx(
+        (clock.now() - held_at).total_seconds(), abs=1.0)
+    assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="lib") == "held"
+    for sig in ("p", "q"):
+        assert one_hot(m, "hil_plant_signal_dispatch_reason", SIGNAL_REASONS, plant="lib", signal=sig) == "held"
+    assert value(m, "hil_plant_setpoint_active_power_watts", plant="lib") == pytest.approx(140_000), "10:00's row"
+    assert value(m, "hil_plant_target_active_power_watts", plant="lib") == pytest.approx(150_000), "10:15's row"
+    assert value(m, "hil_plant_held", plant="vrfb") == 0
+    assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="vrfb") == "override"
+
+    resume = app.intake.submit("resume", "lib")
+    driver.run_for(0.01)
+    assert resume.status == "succeeded", resume.detail
+    m = scrape(app)
+    assert value(m, "hil_plant_held", plant="lib") == 0
+    assert value(m, "hil_plant_hold_age_seconds", plant="lib") is None
+    assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="lib") == "schedule"
+    assert value(m, "hil_plant_setpoint_active_power_watts", plant="lib") == pytest.approx(150_000)
