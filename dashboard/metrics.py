@@ -10,7 +10,8 @@ and, with `metrics.port`, by `agents/metrics_server.py`.
 Names follow the Prometheus naming guide: prefix `hil_`, base units in the name: powers in watts
 (`_watts`) and vars (`_vars`, reactive), SoC as `_ratio` (0..1), times in `_seconds`, counters
 `_total`. Values are those of `/api/state` (kW x 1000). A value not known yet is left out (no
-sample), never exported as 0. Sign: positive P = discharge.
+sample), never exported as 0; so is a reading that is not current, by the dashboard's own stale
+rules (`plant_gauges`; docs/DECISIONS.md), its age staying exported. Sign: positive P = discharge.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from core.lateness import LatenessHistogram
 from core.names import PLANT_IDS
 from core.overrides import REASONS as SIGNAL_SOURCE_REASONS, SIGNALS
 from dashboard.snapshot import Snapshot, take_snapshot
+from dashboard import views
 from dashboard.views import age_s
 
 log = logging.getLogger("hil.metrics")
@@ -56,34 +58,47 @@ class _Families:
             fam.add_metric(values, v * scale)
 
 
-_PLANT_GAUGES = (  # (name, doc, source, key, scale)
+_PLANT_GAUGES = (  # (name, doc, source, key, scale, reading): a reading is left out while stale
     ("hil_plant_setpoint_active_power_watts", "P setpoint last written and verified (W)", "dispatch",
-     "last_written_p_kw", 1000.0),
+     "last_written_p_kw", 1000.0, "control"),
     ("hil_plant_setpoint_reactive_power_vars", "Q setpoint last written and verified (var)", "dispatch",
-     "last_written_q_kvar", 1000.0),
-    ("hil_plant_target_active_power_watts", "P the schedule asks for now (W)", "dispatch", "target_p_kw", 1000.0),
-    ("hil_plant_target_reactive_power_vars", "Q the schedule asks for now (var)", "dispatch", "target_q_kvar", 1000.0),
+     "last_written_q_kvar", 1000.0, "control"),
+    ("hil_plant_target_active_power_watts", "P the schedule asks for now (W)", "dispatch", "target_p_kw", 1000.0,
+     None),
+    ("hil_plant_target_reactive_power_vars", "Q the schedule asks for now (var)", "dispatch", "target_q_kvar",
+     1000.0, None),
     ("hil_plant_battery_active_power_watts", "Battery P observed on the control link (W)", "observed",
-     "p_battery_kw", 1000.0),
+     "p_battery_kw", 1000.0, "control"),
     ("hil_plant_battery_reactive_power_vars", "Battery Q observed on the control link (var)", "observed",
-     "q_battery_kvar", 1000.0),
-    ("hil_plant_soc_ratio", "State of charge observed (0..1)", "observed", "soc_pu", 1.0),
-    ("hil_plant_enabled", "Plant enable register (1 enabled, 0 disabled)", "observed", "enable", 1.0),
-    ("hil_plant_poi_active_power_watts", "P at the point of interconnection, last good sample (W)", "latest",
-     "p_poi_kw", 1000.0),
-    ("hil_plant_poi_reactive_power_vars", "Q at the point of interconnection, last good sample (var)", "latest",
-     "q_poi_kvar", 1000.0),
+     "q_battery_kvar", 1000.0, "control"),
+    ("hil_plant_soc_ratio", "State of charge observed (0..1)", "observed", "soc_pu", 1.0, "control"),
+    ("hil_plant_enabled", "Plant enable register (1 enabled, 0 disabled)", "observed", "enable", 1.0, "control"),
+    ("hil_plant_poi_active_power_watts", "P at the point of interconnection, latest sample while fresh (W)",
+     "latest", "p_poi_kw", 1000.0, "sample"),
+    ("hil_plant_poi_reactive_power_vars", "Q at the point of interconnection, latest sample while fresh (var)",
+     "latest", "q_poi_kvar", 1000.0, "sample"),
 )
 
 
-def plant_gauges(f: _Families, s: Snapshot, tz, forecasts: dict) -> None:
+def plant_gauges(f: _Families, s: Snapshot, cfg, forecasts: dict) -> None:
+    """Per plant. A reading is left out while stale, by the rules of the dashboard's own stale
+    badges (docs/DECISIONS.md): `control` (the control link's observation and setpoint readback)
+    as the card's state line (`views.state_stale`: the controller's 3 s rule, or the link not OK);
+    `sample` (the latest measurement) as its values line (`views.Freshness.stale`: older than
+    3 x measurement_period_s, or the control or sampler link down). Their ages stay exported."""
+    tz = cfg.tz
     for pid in PLANT_IDS:
         obs = s.observed.get(pid) or {}
         d = s.dispatch.get(pid) or {}
         latest = s.latest.get(pid) or {}
         sources = {"observed": obs, "dispatch": d, "latest": latest.get("values") or {}}
-        for name, doc, src, key, scale in _PLANT_GAUGES:
-            f.gauge(name, doc, ["plant"], [pid], sources[src].get(key), scale)
+        sample = views.freshness(cfg, s, pid)
+        stale = {"control": views.state_stale(s, pid), "sample": sample.stale}
+        for name, doc, src, key, scale, reading in _PLANT_GAUGES:
+            f.gauge(name, doc, ["plant"], [pid], None if stale.get(reading) else sources[src].get(key), scale)
+        f.gauge("hil_plant_measurement_age_seconds", "Time since the latest good measurement sample (its values "
+                "are left out when older than 3 measurement periods or with the link down)", ["plant"], [pid],
+                sample.age_s)
         f.gauge("hil_plant_link_up", "Control Modbus link up (1) or not (0)", ["plant"], [pid],
                 obs.get("link") == "ok")
         if latest.get("meter_link") is not None:
@@ -214,7 +229,7 @@ class HilCollector:
         forecaster = getattr(app, "forecaster", None)
         forecasts = forecaster.summaries() if forecaster is not None else {}
         f = _Families()
-        plant_gauges(f, s, app.cfg.tz, forecasts)
+        plant_gauges(f, s, app.cfg, forecasts)
         service_gauges(f, s, app.cfg.tz, app.registry)
         yield from f.by_name.values()
         yield from counters_and_histograms(s)

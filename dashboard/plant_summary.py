@@ -61,7 +61,7 @@ def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bo
     says how old it is."""
     f = views.freshness(cfg, s, plant)
     values = (s.latest.get(plant) or {}).get("values")
-    stale = not f.fresh or f.link_down
+    stale = f.stale
     age = f" ({views.age_text(f.age_s)})" if stale and f.age_s is not None else ""
 
     def value(column: str, unit: str, decimals: int = 1) -> tuple[str, bool]:

@@ -269,6 +269,8 @@ class Freshness:
     fresh: bool
     age_s: float | None
     meter_down: bool = False
+    stale = property(lambda self: not self.fresh or self.link_down, doc="The card's stale rule (greyed values, "
+                     "NO DATA / LINK DOWN; values left out of /metrics): not fresh, or the link down.")
 
 
 def sampler_link(latest: Any, key: str = "sampler_link") -> str | None:
@@ -341,10 +343,9 @@ def values_line(cfg: AppConfig, s: Snapshot, plant: str) -> tuple[str, bool]:
              ("Q POI", "q_poi_kvar", "kvar", 1), ("SoC", "soc_pu", "pu", 4), ("V", "v_poi_pu", "pu", 3))
     text = " | ".join(f"{label} {fmt_qty(measurement_value(v, column), unit, decimals)}"
                       for label, column, unit, decimals in parts) + f" | at {format_hms(ts)}"
-    stale = not f.fresh or f.link_down
-    if stale and f.age_s is not None:
+    if f.stale and f.age_s is not None:
         text += f" ({age_text(f.age_s)})"
-    return text, stale
+    return text, f.stale
 
 
 NOT_DISPATCHED = {"stopped": "stopped", "stopping": "stopping", "starting": "starting",
@@ -417,7 +418,7 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
     f = freshness(cfg, s, plant)
     values = (s.latest.get(plant) or {}).get("values")
     pref = ppoi = None
-    if f.fresh and not f.link_down:
+    if not f.stale:
         pref = _num(t.get("setpoint_kw"))
         ppoi = _num(t.get("p_poi_kw"))
         if pref is None:
@@ -436,7 +437,7 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
             f"Deviation today {fmt_qty(t.get('deviation_kwh'), 'kWh', 2, signed=True)} "
             f"(abs {fmt_qty(t.get('abs_deviation_kwh'), 'kWh', 2)})")
     since = as_datetime(t.get("alarm_since"), cfg.tz)
-    if t.get("alarm") and since is not None and f.fresh and not f.link_down:
+    if t.get("alarm") and since is not None and not f.stale:
         state, text = "bad", f"NOT FOLLOWING since {format_hms(since)} | {text}"
     return TrackingView(pref, ppoi, state, text)
 

@@ -125,3 +125,66 @@ def test_hold_and_override_are_exported_as_the_reason_of_the_dispatch(rig):
     assert value(m, "hil_plant_hold_age_seconds", plant="lib") is None
     assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="lib") == "schedule"
     assert value(m, "hil_plant_setpoint_active_power_watts", plant="lib") == pytest.approx(150_000)
+
+
+READINGS = {"control": ("hil_plant_setpoint_active_power_watts", "hil_plant_setpoint_reactive_power_vars",
+                        "hil_plant_battery_active_power_watts", "hil_plant_battery_reactive_power_vars",
+                        "hil_plant_soc_ratio", "hil_plant_enabled"),
+            "sample": ("hil_plant_poi_active_power_watts", "hil_plant_poi_reactive_power_vars")}
+
+
+def test_a_sample_older_than_three_periods_is_left_out_with_its_age_exported(rig):
+    """LIB's sampler stops taking samples while both links stay up: its POI values age out of the
+    scrape (the card greys them at the same age); the control link's readings, still observed, stay."""
+    app, driver, clock = rig
+    period = app.cfg.timing.measurement_period_s
+    for pid in ("lib", "vrfb"):
+        assert app.intake.submit("start", pid).status == "queued"
+    driver.run_for(3 * period)
+    m = scrape(app)
+    for pid in ("lib", "vrfb"):
+        for name in READINGS["control"] + READINGS["sample"]:
+            assert value(m, name, plant=pid) is not None, (pid, name)
+    driver.agent("sampler.lib").due = float("inf")   # no more LIB samples; nothing else changes
+    last = clock.now()
+    driver.run_for(3 * period - 0.5)
+    m = scrape(app)
+    assert value(m, "hil_plant_poi_active_power_watts", plant="lib") is not None, "not stale yet"
+    driver.run_for(1.0)
+    m = scrape(app)
+    for name in READINGS["sample"]:
+        assert value(m, name, plant="lib") is None, name
+    for name in READINGS["control"]:
+        assert value(m, name, plant="lib") is not None, name
+    assert value(m, "hil_plant_link_up", plant="lib") == 1
+    assert value(m, "hil_plant_poi_active_power_watts", plant="vrfb") is not None
+    age = value(m, "hil_plant_measurement_age_seconds", plant="lib")
+    assert age is not None and 3 * period < age <= (clock.now() - last).total_seconds() + period  # sampled within a period
+    assert 0 <= value(m, "hil_plant_measurement_age_seconds", plant="vrfb") <= period
+
+
+def test_the_readings_of_a_plant_whose_link_is_down_are_left_out_with_their_ages(rig):
+    app, driver, clock = rig
+    for pid in ("lib", "vrfb"):
+        assert app.intake.submit("start", pid).status == "queued"
+    driver.run_for(4)
+    m = scrape(app)
+    for pid in ("lib", "vrfb"):
+        for name in READINGS["control"] + READINGS["sample"]:
+            assert value(m, name, plant=pid) is not None, (pid, name)
+    driver.agent("plant_model").due = float("inf")   # the model steps no more: its servers go
+    app.emulator.stop()                              # both plants' Modbus servers gone
+    driver.run_for(1)
+    m = scrape(app)
+    assert value(m, "hil_plant_link_up", plant="lib") == 0
+    for name in READINGS["control"] + READINGS["sample"]:   # the link is down: none is current
+        assert value(m, name, plant="lib") is None, name
+    driver.run_for(5)
+    m = scrape(app)
+    for pid in ("lib", "vrfb"):
+        assert value(m, "hil_plant_link_up", plant=pid) == 0
+        for name in READINGS["control"] + READINGS["sample"]:
+            assert value(m, name, plant=pid) is None, (pid, name)
+        assert value(m, "hil_plant_observed_age_seconds", plant=pid) >= 5
+        assert value(m, "hil_plant_measurement_age_seconds", plant=pid) >= 5
+        assert value(m, "hil_plant_target_active_power_watts", plant=pid) is not None, "what the schedule asks"
