@@ -60,12 +60,19 @@ def password_paused(post_status: dict, tz: tzinfo) -> bool:
     return _refused_at(post_status, tz) is not None
 
 
+def password_rejected(fetcher: dict, post_status: dict, tz: tzinfo) -> bool:
+    """The API refused the password: the fetcher's last login, or the newest post attempt unless
+    the API answered since."""
+    if "password rejected" in str(fetcher.get("error") or ""):
+        return True
+    if (refused_at := _refused_at(post_status, tz)) is None:
+        return False
+    return not any(t is not None and t > refused_at for t in _successes(fetcher, post_status, tz))
+
+
 def password_state(fetcher: dict, post_status: dict, password_set: bool, tz: tzinfo) -> str:
     """`Password set`, `Password set (rejected by the API)` or `Password not set`: `Password set`
     alone read as accepted next to `Login failed: password rejected`."""
     if not password_set:
         return "Password not set"
-    rejected = "password rejected" in str(fetcher.get("error") or "")
-    if not rejected and (refused_at := _refused_at(post_status, tz)) is not None:   # unless the API answered since
-        rejected = not any(t is not None and t > refused_at for t in _successes(fetcher, post_status, tz))
-    return "Password set (rejected by the API)" if rejected else "Password set"
+    return "Password set (rejected by the API)" if password_rejected(fetcher, post_status, tz) else "Password set"

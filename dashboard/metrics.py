@@ -25,6 +25,7 @@ from core.names import PLANT_IDS
 from core.overrides import REASONS as SIGNAL_SOURCE_REASONS, SIGNALS
 from dashboard.snapshot import Snapshot, take_snapshot
 from dashboard import views
+from dashboard.api_link import api_link, password_rejected
 from dashboard.views import age_s
 
 log = logging.getLogger("hil.metrics")
@@ -171,7 +172,14 @@ def service_gauges(f: _Families, s: Snapshot, tz, threads) -> None:
         f.gauge("hil_post_last_success_age_seconds", "Time since the last accepted post", ["plant"], [pid],
                 age_s((post.get("last_success") or {}).get("timestamp"), s.now, tz))
     fetch = s.fetcher or {}
-    f.gauge("hil_schedule_fetch_connected", "API client logged in and answering (1) or not (0)", [], [],
+    f.gauge("hil_api_connected", "The Istentore API answers (1) or not (0), as the dashboard's `API Connected`: "
+            "the fetcher's last request succeeded and no measurement post failed since either client's last "
+            "success", [], [], api_link(fetch, s.post_status, tz).connected)
+    f.gauge("hil_api_password_rejected", "The API refused the password (1): the fetcher's last login, or the "
+            "newest post unless the API answered since (posting and fetching wait for a new password)", [], [],
+            s.password_set and password_rejected(fetch, s.post_status, tz))
+    f.gauge("hil_schedule_fetch_connected", "The schedule fetcher's last request succeeded (1) or not (0); a pass "
+            "with nothing due sends none (hil_api_connected also weighs the posts)", [], [],
             bool(fetch.get("connected")))
     f.gauge("hil_schedule_fetch_error", "1 while the last fetch pass reported an error", [], [],
             fetch.get("error") is not None)

@@ -4,6 +4,7 @@ override, and while its readings are stale (link down, or no new sample).
 The whole app in API mode is stepped on the leaping fake clock (tests/stepping.py) against the real
 emulator over Modbus TCP; a scrape is the app's own registry rendered in the text format
 (`dashboard.metrics.render`, what `/metrics` serves) and parsed back by prometheus_client.
+The API's state is scraped from a running app against the Istentore simulator on 127.0.0.1.
 The API frames are published directly (no fetcher): quarter-hour rows 09:00-12:45 local. VRFB has
 a manual schedule 10:00-10:30 (end row).
 """
@@ -15,12 +16,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import dataclasses
+
 from core.clock import FakeClock
 from core.schedules import frame_from_rows
+from dashboard import views
 from dashboard.metrics import REASONS, SIGNAL_REASONS, render
+from dashboard.snapshot import take_snapshot
 from hil_scheduler import HilApp, Options
+from tests.browser.helpers import make_config, start_app, stop_app, wait_for
 from tests.helpers import make_cfg
 from tests.stepping import StepDriver
+from tools.istentore_sim import IstentoreSim
 
 TZ = ZoneInfo("Europe/Madrid")
 UTC = timezone.utc
@@ -188,3 +195,43 @@ def test_the_readings_of_a_plant_whose_link_is_down_are_left_out_with_their_ages
         assert value(m, "hil_plant_observed_age_seconds", plant=pid) >= 5
         assert value(m, "hil_plant_measurement_age_seconds", plant=pid) >= 5
         assert value(m, "hil_plant_target_active_power_watts", plant=pid) is not None, "what the schedule asks"
+
+
+def test_the_api_metrics_say_what_the_dashboards_api_line_says(tmp_path):
+    """Posts failing while the fetcher has nothing due: the fetcher's own `connected` stays 1, the
+    API is not connected (`hil_api_connected` 0, as the top card). Then the API's password changes:
+    `hil_api_password_rejected` 1, as the API tab's `Password set (rejected by the API)`."""
+    password = "truth-Pa55"
+    sim = IstentoreSim(password)
+    sim.start()
+    cfg = make_config(tmp_path, api_url=sim.url)
+    cfg = dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"),
+                              istentore_api=dataclasses.replace(cfg.istentore_api, measurement_post_period_s=1))
+    app = start_app(cfg)
+
+    def screen() -> tuple[str, str]:
+        snap = take_snapshot(app.sd, app.clock.now())
+        return views.api_line(app.cfg, snap), views.api_status_line(app.cfg, snap)
+    try:
+        app.set_api_password(password)
+        wait_for(lambda: value(scrape(app), "hil_measurement_posts_total", plant="lib", outcome="posted"), 20,
+                 message="today fetched and a post accepted")
+        m = scrape(app)
+        assert (value(m, "hil_api_connected"), value(m, "hil_api_password_rejected")) == (1, 0)
+        assert "API Connected: Yes" in screen()[0]
+        sim.fail_next("/measurements", 503, count=10_000)
+        wait_for(lambda: value(scrape(app), "hil_api_connected") == 0, 20, message="hil_api_connected 0")
+        m = scrape(app)
+        assert value(m, "hil_schedule_fetch_connected") == 1, "the fetcher's own flag: nothing due, no request"
+        assert screen()[0].startswith("API Connected: No (a measurement post failed at ")
+        assert value(m, "hil_api_password_rejected") == 0
+        sim.password = "changed-Pa55"          # the account's password changed at the API
+        sim.revoke_tokens()
+        app.request_fetch_now()                # the fetcher logs in again with the old one
+        wait_for(lambda: value(scrape(app), "hil_api_password_rejected") == 1, 20,
+                 message="hil_api_password_rejected 1")
+        assert "Password set (rejected by the API)" in screen()[1]
+        assert value(scrape(app), "hil_api_connected") == 0
+    finally:
+        stop_app(app)
+        sim.stop()
