@@ -355,8 +355,10 @@ class PlantController:
         if self.hold.values is not None:   # held: keep (and restore) the held values
             (p_kw, q_kvar), expired = self.hold.values, False
         if not expired:
-            self._episodes.end("expired", now)
+            if self._episodes.end("expired", now) is not None:
+                self._publish_dispatch(target_expired=False)
         elif self._episodes.begin("expired", now):
+            self._publish_dispatch(target_expired=True)   # zero dispatched, whatever the target says
             age = "?" if target is None else f"{now - target.evaluated_mono:.0f}"
             log.error("%s: no fresh target from scheduler for %s s -> zero dispatch", self.name, age)
         # The scheduler hands a new Target object every period: "changed" means other values.

@@ -99,6 +99,7 @@ def empty_dispatch_status() -> dict:
         "reason_p": None, "reason_q": None, "override_until": None,
         "applied_p_kw": None, "applied_q_kvar": None,   # the plant's applied-setpoint readback, where it differs
         "write_failed_at": None,   # local ISO of the latest failed write check
+        "target_expired": False,   # no fresh target from the scheduler: zero is dispatched
     }
 
 def no_override() -> dict:

@@ -30,8 +30,8 @@ from dashboard.views import age_s
 
 log = logging.getLogger("hil.metrics")
 
-REASONS = ("schedule", "no_schedule", "before_start", "after_end", "stale", "override", "held")
-SIGNAL_REASONS = SIGNAL_SOURCE_REASONS + ("held",)
+REASONS = ("schedule", "no_schedule", "before_start", "after_end", "stale", "override", "expired", "held")
+SIGNAL_REASONS = SIGNAL_SOURCE_REASONS + ("expired", "held")
 POST_OUTCOMES = ("posted", "rejected", "dropped", "discarded")
 WINDOWS = ("today", "tomorrow")
 
@@ -65,9 +65,9 @@ _PLANT_GAUGES = (  # (name, doc, source, key, scale, reading): a reading is left
     ("hil_plant_setpoint_reactive_power_vars", "Q setpoint last written and verified (var)", "dispatch",
      "last_written_q_kvar", 1000.0, "control"),
     ("hil_plant_target_active_power_watts", "P the schedule asks for now (W)", "dispatch", "target_p_kw", 1000.0,
-     None),
+     "target"),
     ("hil_plant_target_reactive_power_vars", "Q the schedule asks for now (var)", "dispatch", "target_q_kvar",
-     1000.0, None),
+     1000.0, "target"),
     ("hil_plant_battery_active_power_watts", "Battery P observed on the control link (W)", "observed",
      "p_battery_kw", 1000.0, "control"),
     ("hil_plant_battery_reactive_power_vars", "Battery Q observed on the control link (var)", "observed",
@@ -86,7 +86,8 @@ def plant_gauges(f: _Families, s: Snapshot, cfg, forecasts: dict) -> None:
     badges (docs/DECISIONS.md): `control` (the control link's observation and setpoint readback)
     as the card's state line (`views.state_stale`: the controller's 3 s rule, or the link not OK);
     `sample` (the latest measurement) as its values line (`views.Freshness.stale`: older than
-    3 x measurement_period_s, or the control or sampler link down). Their ages stay exported."""
+    3 x measurement_period_s, or the control or sampler link down). Their ages stay exported. The
+    target is left out while it has expired (`target_expired`: zero is dispatched instead)."""
     tz = cfg.tz
     for pid in PLANT_IDS:
         obs = s.observed.get(pid) or {}
@@ -94,7 +95,7 @@ def plant_gauges(f: _Families, s: Snapshot, cfg, forecasts: dict) -> None:
         latest = s.latest.get(pid) or {}
         sources = {"observed": obs, "dispatch": d, "latest": latest.get("values") or {}}
         sample = views.freshness(cfg, s, pid)
-        stale = {"control": views.state_stale(s, pid), "sample": sample.stale}
+        stale = {"control": views.state_stale(s, pid), "sample": sample.stale, "target": target_expired(s, pid)}
         for name, doc, src, key, scale, reading in _PLANT_GAUGES:
             f.gauge(name, doc, ["plant"], [pid], None if stale.get(reading) else sources[src].get(key), scale)
         f.gauge("hil_plant_measurement_age_seconds", "Time since the latest good measurement sample (its values "
@@ -121,13 +122,21 @@ def plant_gauges(f: _Families, s: Snapshot, cfg, forecasts: dict) -> None:
                     "plant cannot deliver (J)", ["plant"], [pid], fc.get("undeliverable_kwh"), 3.6e6)
 
 
+def target_expired(s: Snapshot, pid: str) -> bool:
+    """The dispatched plant's controller has had no fresh target from the scheduler for
+    max(5 s, 5 scheduler periods) and dispatches zero (core.dispatch.dispatch_setpoint)."""
+    return bool(s.gate.get(pid)) and bool((s.dispatch.get(pid) or {}).get("target_expired"))
+
+
 def dispatch_reason(s: Snapshot, pid: str) -> str | None:
-    """What decides the plant's dispatch now: `held` (the operator's Hold), `override` (at least one
-    signal from the manual override), else the active source's own reason (None before the first
-    scheduler pass)."""
+    """What decides the plant's dispatch now: `held` (the operator's Hold), `expired` (no fresh
+    target: zero), `override` (at least one signal from the manual override), else the active
+    source's own reason (None before the first scheduler pass)."""
     d = s.dispatch.get(pid) or {}
     if s.held(pid):
         return "held"
+    if target_expired(s, pid):
+        return "expired"
     if "override" in (d.get("reason_p"), d.get("reason_q")):
         return "override"
     return d.get("reason")
@@ -143,15 +152,15 @@ def _one_hot(f: _Families, name: str, doc: str, labels: list[str], values: list[
 def operator_gauges(f: _Families, s: Snapshot, tz, pid: str) -> None:
     """The dispatch reason, per signal too, with the operator's Hold and overrides (issue 14)."""
     d = s.dispatch.get(pid) or {}
-    held = s.held(pid)
-    _one_hot(f, "hil_plant_dispatch_reason", "1 for what decides the dispatch now (held, override, else the "
-             "active schedule's reason), 0 for the others", ["plant"], [pid], REASONS, dispatch_reason(s, pid))
+    held, expired = s.held(pid), target_expired(s, pid)
+    _one_hot(f, "hil_plant_dispatch_reason", "1 for what decides the dispatch now (held, expired, override, else "
+             "the active schedule's reason), 0 for the others", ["plant"], [pid], REASONS, dispatch_reason(s, pid))
     flags = s.override.get(pid) or {}
     for sig in SIGNALS:
         reason = d.get(f"reason_{sig}")
         _one_hot(f, "hil_plant_signal_dispatch_reason", "1 for the source of the signal's setpoint now (held, "
-                 "api, manual, override, stale, end, no_schedule), 0 for the others", ["plant", "signal"], [pid, sig],
-                 SIGNAL_REASONS, "held" if held else reason)
+                 "expired, api, manual, override, stale, end, no_schedule), 0 for the others", ["plant", "signal"],
+                 [pid, sig], SIGNAL_REASONS, "held" if held else "expired" if expired else reason)
         f.gauge("hil_plant_override_switch", "Operator's override switch of the signal on (1) or off (0)",
                 ["plant", "signal"], [pid, sig], bool(flags.get(sig)))
         f.gauge("hil_plant_override_active", "The signal's target comes from the manual override now (1: switch on, "
@@ -167,7 +176,8 @@ def service_gauges(f: _Families, s: Snapshot, tz, threads) -> None:
         post = s.post_status.get(pid) or {}
         f.gauge("hil_post_queue_depth", "Measurement posts waiting to be sent", ["plant"], [pid],
                 post.get("pending_queue_count"))
-        f.gauge("hil_posting_enabled", "Measurement posting on (1) or off (0)", ["plant"], [pid],
+        f.gauge("hil_posting_enabled", "Measurement posting on (1: API source, posting configured, a password set; a "
+                "rejected password pauses it, hil_api_password_rejected) or off (0)", ["plant"], [pid],
                 bool(post.get("posting_enabled")))
         f.gauge("hil_post_last_success_age_seconds", "Time since the last accepted post", ["plant"], [pid],
                 age_s((post.get("last_success") or {}).get("timestamp"), s.now, tz))

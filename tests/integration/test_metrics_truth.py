@@ -197,6 +197,36 @@ def test_the_readings_of_a_plant_whose_link_is_down_are_left_out_with_their_ages
         assert value(m, "hil_plant_target_active_power_watts", plant=pid) is not None, "what the schedule asks"
 
 
+def test_an_expired_target_is_exported_as_such_not_as_the_schedule(rig):
+    """The scheduler stops handing targets: after max(5 s, 5 periods) the controller dispatches zero.
+    The scrape says `expired` and has no target (the last one is not what the plant is given);
+    a new target ends it."""
+    app, driver, clock = rig
+    assert app.intake.submit("start", "lib").status == "queued"
+    driver.run_for(3)
+    m = scrape(app)
+    assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="lib") == "schedule"
+    assert value(m, "hil_plant_setpoint_active_power_watts", plant="lib") == pytest.approx(130_000)   # 09:45's row
+    scheduler = driver.agent("scheduler")
+    scheduler.due = float("inf")                     # no more targets
+    driver.run_for(4)
+    assert one_hot(scrape(app), "hil_plant_dispatch_reason", REASONS, plant="lib") == "schedule", "not expired yet"
+    driver.run_for(3)
+    m = scrape(app)
+    assert value(m, "hil_plant_setpoint_active_power_watts", plant="lib") == 0, "the controller dispatches zero"
+    assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="lib") == "expired"
+    for sig in ("p", "q"):
+        assert one_hot(m, "hil_plant_signal_dispatch_reason", SIGNAL_REASONS, plant="lib", signal=sig) == "expired"
+    assert value(m, "hil_plant_target_active_power_watts", plant="lib") is None
+    assert value(m, "hil_plant_target_reactive_power_vars", plant="lib") is None
+    scheduler.due = clock.monotonic()                # the scheduler runs again
+    driver.run_for(1)
+    m = scrape(app)
+    assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="lib") == "schedule"
+    assert value(m, "hil_plant_target_active_power_watts", plant="lib") == pytest.approx(130_000)
+    assert value(m, "hil_plant_setpoint_active_power_watts", plant="lib") == pytest.approx(130_000)
+
+
 def test_the_api_metrics_say_what_the_dashboards_api_line_says(tmp_path):
     """Posts failing while the fetcher has nothing due: the fetcher's own `connected` stays 1, the
     API is not connected (`hil_api_connected` 0, as the top card). Then the API's password changes:
