@@ -23,9 +23,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from core.lateness import LatenessHistogram
 from core.names import PLANT_IDS
 from core.overrides import REASONS as SIGNAL_SOURCE_REASONS, SIGNALS
-from dashboard.snapshot import Snapshot, take_snapshot
 from dashboard import views
 from dashboard.api_link import api_link, password_rejected
+from dashboard.snapshot import Snapshot, take_snapshot
 from dashboard.views import age_s
 
 log = logging.getLogger("hil.metrics")
