@@ -1,22 +1,22 @@
 """`/metrics` in operator and fault states: what a scrape says while a plant is held or under an
-override, and while its readings are stale (link down, or no new sample).
+override, while its readings are stale (link down, or no new sample), while its target has expired,
+and while the API does not answer or refuses the password.
 
 The whole app in API mode is stepped on the leaping fake clock (tests/stepping.py) against the real
 emulator over Modbus TCP; a scrape is the app's own registry rendered in the text format
 (`dashboard.metrics.render`, what `/metrics` serves) and parsed back by prometheus_client.
-The API's state is scraped from a running app against the Istentore simulator on 127.0.0.1.
 The API frames are published directly (no fetcher): quarter-hour rows 09:00-12:45 local. VRFB has
-a manual schedule 10:00-10:30 (end row).
+a manual schedule 10:00-10:30 (end row). The API's own state is scraped from a running app (real
+time) against the Istentore simulator on 127.0.0.1, beside the dashboard's texts of it.
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-
-import dataclasses
 
 from core.clock import FakeClock
 from core.schedules import frame_from_rows
@@ -166,7 +166,8 @@ def test_a_sample_older_than_three_periods_is_left_out_with_its_age_exported(rig
     assert value(m, "hil_plant_link_up", plant="lib") == 1
     assert value(m, "hil_plant_poi_active_power_watts", plant="vrfb") is not None
     age = value(m, "hil_plant_measurement_age_seconds", plant="lib")
-    assert age is not None and 3 * period < age <= (clock.now() - last).total_seconds() + period  # sampled within a period
+    # the last LIB sample was taken within a period before `last`
+    assert age is not None and 3 * period < age <= (clock.now() - last).total_seconds() + period
     assert 0 <= value(m, "hil_plant_measurement_age_seconds", plant="vrfb") <= period
 
 
