@@ -14,7 +14,8 @@ POST. Success removes them. A failure keeps them at the head and waits min(initi
 max) s, or the server's `Retry-After` when longer (one WARNING at a series' first failure, its
 retries at DEBUG, one INFO when it posts again), unless the API refused the data itself
 (`IstentoreAPIError.data_rejected`: HTTP 400/409/413/422 to the POST): then several items are split in
-halves at once to isolate the bad item, and a single rejected item is removed and counted. A failed
+halves at once to isolate the bad item, and a single rejected item is removed and counted (ERROR; a 409,
+most likely a measurement the API holds already, a WARNING and no `last_error`). A failed
 login (a maintenance page, a 404) never removes an item. Delivery is at least once, in order within
 a series. A refused password (`AuthenticationError.rejected`, shared by every client through the
 `LoginGate`) pauses every series: no request until the password changes or the login backoff has
@@ -398,10 +399,12 @@ class Poster:
             rejected = queue.rejected(item) or self._unspool([item])
         for pid, n in rejected.items():
             self._bump(pid, "rejected", n)
-        name = self.cfg.plants[item.plant_id].name
-        log.error("Measurement rejected by API: %s %s series %d at %s: %s",
-                  name, item.metric, item.series_id, item.ts_utc, exc)
+        where = f"{self.cfg.plants[item.plant_id].name} {item.metric} series {item.series_id} at {item.ts_utc}"
         self._attempt_status(item, attempt, "rejected", str(exc), None, 1)
+        if exc.status == 409:   # most likely held already (a lost answer, at-least-once delivery): no fault
+            log.warning("Measurement not posted again: the API already holds %s (HTTP 409 Conflict)", where)
+            return
+        log.error("Measurement rejected by API: %s: %s", where, exc)
         self._error_status(item.plant_id, str(exc))
 
     # ------------------------------------------------------------------------------ status

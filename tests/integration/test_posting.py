@@ -267,22 +267,27 @@ def test_a_rejected_item_is_isolated_by_bisection(sim, tmp_path, posters, caplog
     assert sd["measurement_post_counters"]["lib"]["posted"] == 19
 
 
-def test_a_409_rejects_the_item_like_a_422(sim, tmp_path, posters, caplog):
+def test_a_409_drops_the_item_like_a_422_but_says_the_api_holds_it_at_warning(sim, tmp_path, posters, caplog):
     # 409 Conflict: the server will never take this item (most likely it holds that measurement
-    # already); kept, it would block its series for good. Isolated by bisection and dropped.
+    # already, from a post whose answer was lost); kept, it would block its series for good.
+    # Isolated by bisection and dropped, still counted, but no ERROR and no last_error: at-least-once
+    # delivery makes it expected, not a fault for the operator.
     cfg = make_cfg(tmp_path, sim.url, series={"lib": {"soc": 4, "p": None, "q": None, "v": None}})
     sd = make_sd()
     poster = posters(cfg, FakeClock(START), sd)
     enqueue_samples(poster, 20)
     sim.set_reject(4, ["2026-06-01T08:13:00+00:00"], status=409)
-    caplog.set_level(logging.ERROR, "hil.poster")
+    caplog.set_level(logging.INFO, "hil.poster")
     poster.step()
     assert stamps(sim, 4) == [f"2026-06-01T08:{m:02d}:00+00:00" for m in range(20) if m != 13]
     assert poster.pending_count() == 0
-    assert "Measurement rejected by API: LIB soc series 4 at 2026-06-01T08:13:00+00:00: POST /measurements: HTTP 409" \
-        in caplog.text
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if "08:13:00" in r.getMessage()]
+    assert said == [(logging.WARNING, "Measurement not posted again: the API already holds "
+                                      "LIB soc series 4 at 2026-06-01T08:13:00+00:00 (HTTP 409 Conflict)")]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert sd["measurement_post_counters"]["lib"]["rejected"] == 1
     assert sd["measurement_post_counters"]["lib"]["posted"] == 19
+    assert sd["measurement_post_status"]["lib"]["last_error"] is None
 
 
 @pytest.mark.parametrize("status", [404, 415])
