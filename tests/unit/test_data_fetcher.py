@@ -280,6 +280,55 @@ def test_midnight_without_tomorrow_resets_today_and_fetches_it_at_once(sim, rig_
     assert_day_matches_sim(rig, date(2026, 6, 2))
 
 
+def test_a_promoted_day_after_a_failed_today_is_fetched_once_at_the_retry_and_the_error_cleared(sim, rig_factory):
+    # Today's fetch fails at 23:59:50, tomorrow's succeeds; midnight promotes tomorrow. The error on
+    # screen ("Today fetch failed") was about the old day: the retry pass 30 s later fetches the
+    # promoted day once more (the failed window is not forgotten at the rollover) and so clears it,
+    # instead of leaving a false error on screen until the revision fetch 30 min later.
+    rig = rig_factory(start=datetime(2026, 6, 1, 23, 59, 50, tzinfo=TZ))
+    sim.fail_next(MARKET, 503)
+    rig.step()
+    assert rig.status()["error"].startswith("Today fetch failed: GET /market_products: HTTP 503")
+    assert rig.status()["tomorrow_fetched"] is True and rig.market_calls() == 2
+
+    rig.at(2026, 6, 2, 0, 0, 0)                      # promoted; the retry pass is not due yet
+    assert rig.status()["today_fetched"] is True and rig.status()["error"] is not None
+    assert rig.market_calls() == 2
+
+    rig.at(2026, 6, 2, 0, 0, 20)                     # the retry pass: the promoted day, once
+    assert rig.market_calls() == 3
+    assert rig.status()["error"] is None and rig.status()["today_fetched_at"] == "2026-06-02T00:00:20+02:00"
+    assert_day_matches_sim(rig, date(2026, 6, 2))
+    rig.at(2026, 6, 2, 0, 2, 20)                     # then quiet until a revision is due
+    assert rig.market_calls() == 3
+
+
+def test_a_clock_stepped_back_across_midnight_drops_the_day_after_tomorrow_until_it_is_tomorrow_again(
+        sim, rig_factory):
+    # At 18:00 on June 2 both June 2 and June 3 are fetched; the clock is then set back to June 1
+    # 23:58. The rollover prunes to [June 1, June 3) (§6.3): June 3 leaves the frames, June 2 stays
+    # and is fetched again as tomorrow. June 3 is not needed before it is tomorrow again, and is
+    # fetched again then, at poll_start_time of June 2.
+    rig = rig_factory(start=datetime(2026, 6, 2, 18, 0, tzinfo=TZ))
+    rig.step()
+    assert_day_matches_sim(rig, date(2026, 6, 3))
+
+    rig.clock.step_wall(-(18 * 3600 + 120))          # an NTP step: June 1 23:58
+    rig.step()
+    assert rig.status()["today_date"] == "2026-06-01" and rig.status()["tomorrow_fetched"] is True
+    assert_frames_valid(rig, date(2026, 6, 1))
+    assert len(day_rows(rig, "lib", date(2026, 6, 3))) == 0
+    assert_day_matches_sim(rig, date(2026, 6, 1))
+    assert_day_matches_sim(rig, date(2026, 6, 2))
+
+    rig.at(2026, 6, 2, 0, 0, 0)                      # June 2 promoted
+    assert rig.status()["today_fetched"] is True and rig.status()["tomorrow_fetched"] is False
+    rig.at(2026, 6, 2, 17, 30)
+    assert rig.status()["tomorrow_fetched"] is True
+    assert_day_matches_sim(rig, date(2026, 6, 3))
+    assert_frames_valid(rig, date(2026, 6, 2))
+
+
 def test_rollover_and_pruning_happen_without_a_password(sim, rig_factory, caplog):
     caplog.set_level(logging.INFO)
     rig = rig_factory(start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
