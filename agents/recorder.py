@@ -15,15 +15,13 @@ This module is the loop, the locks and the I/O around pure rules:
   transport change and shutdown); a failed write keeps the rows in order (ERROR once per episode);
 - `core/dispatch_tracking.py` `DispatchTracker`: §7.8.
 
-The plot cache `plot_cache_by_plant[plant] = {gen, path, rows, n}` holds today's file (`rows`: a
-`core.plot_columns.PlotColumns`, numpy columns): loaded outside the lock at the first step, at the
-local date change and at a transport change (new `gen` each time), then extended by each row
-enqueued for that file (the last element replaced when compression replaces it), O(1) per row.
-`current_file_df_by_plant` is rebuilt from it at each flush and reset only.
+The plot cache `plot_cache_by_plant[plant]` (`agents/plot_cache.py`) holds today's file; it is
+extended here by each row enqueued for that file, O(1) per row.
 
 Locking: `shared_data["lock"]` is held only for O(1) reference reads, swaps, deque appends and
 scalar updates; file I/O and DataFrame work happen outside it. All recorder state is touched only
-under `_step_lock` (the recorder thread, or the director during `close_and_flush`).
+under `_step_lock` (the recorder thread, or the director during `close_and_flush`), except
+`_in_flight` (the rows a flush is writing, under the shared lock: named by a close that times out).
 """
 from __future__ import annotations
 
@@ -35,15 +33,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from agents.plot_cache import load_caches, publish_frames
 from core.compression import FileCompressor, apply_decision
 from core.config import AppConfig
 from core.dispatch_tracking import DispatchTracker, without_live_values
 from core.episodes import Episodes, Throttle
 from core.names import safe_plant_name
 from core.pending_rows import FlushTimer, PendingRows, unwritten_texts
-from core.plot_columns import PlotColumns, columns_frame, read_columns
-from core.recording import (ForeignFileError, Row, append_lines, daily_file_path, format_row, latest_recorded_row,
-                            row_from_values, set_aside, tail_row_or_none)
+from core.recording import (ForeignFileError, Row, append_lines, format_row, latest_recorded_row, row_from_values,
+                            set_aside, tail_row_or_none)
 from core.recording_spans import PlantSpan
 from core.timeutil import format_local_iso
 from core.tracking_alarm import stop_reason
@@ -116,6 +114,8 @@ class Recorder:
         self._cache_moved = False                # a cached file was set aside: reload the caches
         self._flush_timer: FlushTimer | None = None
         self._next_status: float = 0.0
+        self._in_flight: dict = {}               # {path: rows} a flush is writing, under shared_data["lock"]
+        self._close_wanted = self._gave_up = self._close_ok = False   # close_and_flush's requests
 
     # ------------------------------------------------------------------ called from other threads
     def set_recording(self, plant_id: str, on: bool) -> None:
@@ -159,30 +159,50 @@ class Recorder:
     def close_and_flush(self, timeout_s: float = 5.0) -> bool:
         """Shutdown step 3: recording off for every plant, trailing nulls, forced flush with fsync.
 
-        Runs in the caller's thread, excluding the recorder thread's step. True when every pending
-        row reached its file within `timeout_s`; otherwise one ERROR per file names the rows lost.
+        Runs in the caller's thread, or in the recorder thread when its step ends first (never both
+        at once). True when every pending row reached its file within `timeout_s`; otherwise one
+        ERROR per file names the rows lost. A step still running after `timeout_s` (a stalled
+        disk): one ERROR per file names the rows not written yet (in flight included), and the
+        recorder thread closes recording itself when its step ends, if the process still runs.
         """
         for pid in self._plants:
             self.set_recording(pid, False)
+        self._close_wanted = True
         if not self._step_lock.acquire(timeout=max(0.0, timeout_s)):
-            log.error("Recorder busy: recording not closed within %.1f s", timeout_s)
+            self._gave_up = True
+            log.error("Recorder busy: recording not closed within %.1f s; closed when its step ends", timeout_s)
+            with self.sd["lock"]:
+                unwritten = unwritten_texts(self._in_flight, self.sd["pending_rows_by_file"], busy=True)
+            for text in unwritten:
+                log.error("%s", text)
             return False
         try:
-            self._step()
-            ok = self._flush(force_plants=set(self._plants))
-            with self.sd["lock"]:
-                lost = unwritten_texts(self.sd["pending_rows_by_file"])
-            for text in lost:
-                log.error("%s", text)
-            return ok
+            return self._close() if self._close_wanted else self._close_ok
         finally:
             self._step_lock.release()
 
+    def _close(self) -> bool:
+        """The close itself, under `_step_lock`; the lost rows named, one ERROR per file."""
+        self._close_wanted = False
+        self._step()
+        self._close_ok = self._flush(force_plants=set(self._plants))
+        with self.sd["lock"]:
+            lost = unwritten_texts(self.sd["pending_rows_by_file"])
+        for text in lost:
+            log.error("%s", text)
+        if self._gave_up and self._close_ok:
+            log.info("Recording closed by the recorder after the shutdown's wait: every pending row written")
+        return self._close_ok
+
     # ------------------------------------------------------------------------------ thread body
     def step(self) -> float:
-        """Process queued samples and span events, flush when due; seconds until the next flush."""
+        """Process queued samples and span events, flush when due; seconds until the next flush.
+        A close that `close_and_flush` asked for meanwhile is done at the end of the step."""
         with self._step_lock:
-            return self._step()
+            wait_s = self._step()
+            if self._close_wanted:
+                self._close()
+            return wait_s
 
     def _step(self) -> float:
         now = self.clock.now().astimezone(self.tz)
@@ -404,11 +424,18 @@ class Recorder:
             self.sd["pending_rows_by_file"] = {}
         remaining: dict[str, list[Row]] = {}
         ok = True
-        for item in self._pending.plan_flush(pending, force_plants):
+        items = self._pending.plan_flush(pending, force_plants)
+        with self.sd["lock"]:
+            self._in_flight = {item.path: item.to_write for item in items}
+        for item in items:
             if item.to_write and not self._write(item.path, item.to_write, item.force):
                 remaining[item.path] = item.to_write
                 ok = ok and not item.force
+                continue
+            with self.sd["lock"]:
+                self._in_flight.pop(item.path, None)   # written: no longer named by a busy close
         with self.sd["lock"]:
+            self._in_flight = {}
             self._pending.merge_back(self.sd["pending_rows_by_file"], remaining)
         if self._cache_moved:
             self._cache_moved = False
@@ -442,50 +469,13 @@ class Recorder:
 
     # --------------------------------------------------------------------------- plot cache
     def _reset_caches(self, day: date, live_from_end: bool = False) -> None:
-        """Load today's file (plus its pending rows) per plant, outside the lock; new `gen`.
-        `live_from` = first row the live plot shows: after a transport change, none of the rows
-        recorded on the old transport (History still shows the whole file)."""
+        """Reload the plot caches from `day`'s files (`agents/plot_cache.py`) and publish the frames."""
         self._cache_day = day
-        for rec in self._plants.values():
-            key = str(daily_file_path(self.data_dir, rec.safe, day))
-            rows = PlotColumns(self.tz)   # numpy columns, not a Row object per row
-            try:
-                rows, bad = read_columns(key, self.tz)
-                if bad:
-                    self._malformed(Path(key), bad)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("%s: cannot read %s for the plot: %s", rec.name, Path(key).name, exc)
-            with self.sd["lock"]:
-                pending = self.sd["pending_rows_by_file"].get(key)
-                old_gen = self.sd["plot_cache_by_plant"][rec.plant_id]["gen"]
-            for row in list(pending or ()):  # only this thread mutates pending lists
-                rows.append(row)
-            rec.cache = {"gen": old_gen + 1, "path": key, "rows": rows, "n": len(rows),
-                         "live_from": len(rows) if live_from_end else 0}
-            with self.sd["lock"]:
-                self.sd["plot_cache_by_plant"][rec.plant_id] = rec.cache
-                self.sd["current_file_path_by_plant"][rec.plant_id] = key
-            rec.cache_dirty = True
+        load_caches(self._plants.values(), self.sd, self.data_dir, self.tz, day, live_from_end, self._malformed)
         self._publish_frames()
 
     def _publish_frames(self) -> None:
-        """Rebuild `current_file_df_by_plant` from the caches that changed (outside the lock).
-
-        The cache is columnar (`core.plot_columns`) and only this thread changes it, so the frame
-        is built from its columns at once (vectorised, a copy).
-        """
-        for rec in self._plants.values():
-            if not rec.cache_dirty:
-                continue
-            with self.sd["lock"]:
-                rows, n, gen = rec.cache["rows"], rec.cache["n"], rec.cache["gen"]
-            frame = columns_frame(rows, 0, n)
-            rec.frame = (frame, gen, n)
-            with self.sd["lock"]:
-                self.sd["current_file_df_by_plant"][rec.plant_id] = frame
-            rec.cache_dirty = False
+        publish_frames(self._plants.values(), self.sd)
 
     # ------------------------------------------------------------------------------ helpers
     def _iso(self, ts: datetime | None) -> str | None:

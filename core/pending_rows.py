@@ -16,8 +16,9 @@ Pure: no locks, threads, I/O or clock reads.
 - `forget_old_files(today, pending)`: drops the compressors of files older than yesterday that
   have nothing pending.
 
-`unwritten_texts(pending)`: after the shutdown flush, one ERROR text per file that still has rows
-(they go with the process): the file, its folder, how many rows and their time span.
+`unwritten_texts(*pendings, busy)`: after the shutdown flush (or when the recorder was too busy for
+it), one ERROR text per file that still has rows (they go with the process): the file, its folder,
+how many rows and their time span.
 
 `FlushTimer` says when a flush is due: every `write_period_s` (the timer restarts whether or not
 anything was written) and at the next step after `request_early()` (a span's first real row).
@@ -136,14 +137,22 @@ class PendingRows:
                 self._plant_of_file.pop(path, None)
 
 
-def unwritten_texts(pending: dict) -> list[str]:
-    """One text per file of `pending` (`{path: rows}`) that still holds rows, by file name: the rows
-    a failed shutdown flush could not write, lost when the process ends."""
+def unwritten_texts(*pendings: dict, busy: bool = False) -> list[str]:
+    """One text per file that still holds rows in one of `pendings` (`{path: rows}` each, older rows
+    first: a flush's rows in flight, then the pending ones), by file name; O(1) per file. Not
+    `busy`: the rows a failed shutdown flush could not write, lost when the process ends; `busy`:
+    the rows a busy recorder has not written yet, lost unless its step ends before the process."""
     texts = []
-    for path in sorted((p for p, rows in pending.items() if rows), key=lambda p: Path(p).name):
-        rows, name = pending[path], Path(path)
-        texts.append(f"Shutdown: {len(rows)} rows ({format_local_iso(rows[0].ts)} to {format_local_iso(rows[-1].ts)}) "
-                     f"could not be written to {name.name} in {name.parent} and are lost")
+    for path in sorted({p for pending in pendings for p, rows in pending.items() if rows}, key=lambda p: Path(p).name):
+        parts = [pending[path] for pending in pendings if pending.get(path)]
+        first, last, name = parts[0][0].ts, parts[-1][-1].ts, Path(path)
+        rows = f"Shutdown: {sum(map(len, parts))} rows ({format_local_iso(first)} to {format_local_iso(last)})"
+        where = f"{name.name} in {name.parent}"
+        if busy:
+            texts.append(f"{rows} not written yet to {where}: the recorder is busy; lost unless its step ends "
+                         "before the process exits")
+        else:
+            texts.append(f"{rows} could not be written to {where} and are lost")
     return texts
 
 

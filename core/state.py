@@ -15,6 +15,7 @@ from core.names import PLANT_IDS
 _CONTROL = "agents/control_agent.py"
 _COORDINATOR = "agents/coordinator.py"
 _RECORDER = "agents/recorder.py"
+_PLOT_CACHE = "agents/plot_cache.py"   # the recorder thread's plot caches
 _POSTER = "agents/poster.py"
 _SCHEDULES = "agents/scheduler_agent.py"
 _DIRECTOR = "hil_scheduler.py"
@@ -32,8 +33,8 @@ OWNER_BY_KEY: dict[str, str | None] = {
     "scheduler_running_by_plant": _CONTROL, "plant_transition_by_plant": _CONTROL,
     "plant_observed_state_by_plant": _CONTROL, "dispatch_status_by_plant": _CONTROL,
     "hold_by_plant": "agents/control_hold.py",
-    "measurements_filename_by_plant": _RECORDER, "current_file_path_by_plant": _RECORDER,
-    "current_file_df_by_plant": _RECORDER, "plot_cache_by_plant": _RECORDER,
+    "measurements_filename_by_plant": _RECORDER, "current_file_path_by_plant": _PLOT_CACHE,
+    "current_file_df_by_plant": _PLOT_CACHE, "plot_cache_by_plant": _PLOT_CACHE,
     "pending_rows_by_file": _RECORDER, "latest_measurement_by_plant": _RECORDER,
     "dispatch_tracking_by_plant": _RECORDER,
     "measurement_post_status": _POSTER, "measurement_post_counters": _POSTER,

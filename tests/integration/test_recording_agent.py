@@ -587,6 +587,59 @@ def test_rows_a_failed_shutdown_flush_cannot_write_are_reported_per_file(rig_fac
         f"{name} in {data_dir} and are lost" for name in ("20260601_lib.csv", "20260601_vrfb.csv")]
 
 
+def test_a_shutdown_while_the_recorder_is_stuck_in_a_write_names_the_rows_and_closes_when_it_ends(
+        rig_factory, monkeypatch, caplog):
+    # The operator stops LIB; the forced flush that follows stalls in the disk (both files' rows in
+    # flight; 00 and 01 were written at the first real row, 06 is LIB's trailing null). Shutdown's close cannot take the recorder within its wait: it names the rows not
+    # written yet, one ERROR per file. When the disk answers, the recorder thread ends its step and
+    # closes recording itself: VRFB gets its trailing null, every row reaches its file.
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), compression={"enabled": False})
+    caplog.set_level(logging.INFO, "hil.recorder")
+    rig.agent.set_recording("lib", True)
+    rig.agent.set_recording("vrfb", True)
+    rig.run(5)
+    real_append = recorder_module.append_lines
+    stalled, release = threading.Event(), threading.Event()
+
+    def append(path, lines, fsync=False):
+        if not stalled.is_set():                         # the disk stalls on this write
+            stalled.set()
+            release.wait(10)
+        return real_append(path, lines, fsync=fsync)
+
+    monkeypatch.setattr(recorder_module, "append_lines", append)
+
+    def stop_lib():                                      # the recorder thread's step
+        rig.agent.set_recording("lib", False)
+        rig.recorder.step()
+
+    recorder_thread = threading.Thread(target=stop_lib, name="recorder")
+    recorder_thread.start()
+    try:
+        assert stalled.wait(5)
+        caplog.clear()
+        assert rig.agent.close_recording_and_flush(timeout_s=0.3) is False
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        release.set()
+        recorder_thread.join(10)
+    assert not recorder_thread.is_alive()
+    assert errors == [
+        "Recorder busy: recording not closed within 0.3 s; closed when its step ends",
+        f"Shutdown: 5 rows (2026-06-01T10:00:02+02:00 to 2026-06-01T10:00:06+02:00) not written yet to "
+        f"20260601_lib.csv in {rig.data_dir}: the recorder is busy; lost unless its step ends before the process exits",
+        f"Shutdown: 4 rows (2026-06-01T10:00:02+02:00 to 2026-06-01T10:00:05+02:00) not written yet to "
+        f"20260601_vrfb.csv in {rig.data_dir}: the recorder is busy; lost unless its step ends before the process exits"]
+    assert "Recording closed by the recorder after the shutdown's wait: every pending row written" in caplog.messages
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.getMessage() not in errors]
+    for pid in ("lib", "vrfb"):
+        lines = rig.lines(pid, date(2026, 6, 1))
+        assert [int(stamp(line)[17:19]) for line in lines[1:]] == list(range(0, 7)), pid
+        assert lines[-1] == "2026-06-01T10:00:06+02:00" + NULLS, pid   # trailing null: LIB's stop, VRFB's late close
+    assert rig.sd["pending_rows_by_file"] == {}
+    assert rig.sd["measurements_filename_by_plant"] == {"lib": None, "vrfb": None}
+
+
 def test_pending_rows_are_capped_per_plant_oldest_first(rig_factory, tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(recorder_module, "PENDING_CAP_PER_PLANT", 5)
     blocker = tmp_path / "blocker"

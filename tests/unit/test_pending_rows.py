@@ -162,6 +162,19 @@ def test_unwritten_texts_name_each_file_with_rows_left_and_their_span():
         "20260601_vrfb.csv in /data and are lost"]
     assert unwritten_texts({}) == [] and unwritten_texts({LIB: deque()}) == []
 
+def test_unwritten_texts_of_a_busy_recorder_join_the_rows_in_flight_and_the_pending_ones_per_file():
+    in_flight = {LIB: [row(0), row(1)], "/data/20260601_vrfb.csv": [row(0)]}   # a stalled write's
+    pending = {LIB: deque([row(2), row(3)]), "/data/20260601_vrfb.csv": deque(),
+               "/data/20260602_lib.csv": deque([row(4)])}                    # enqueued since
+
+    assert unwritten_texts(in_flight, pending, busy=True) == [
+        f"Shutdown: {n} rows (2026-06-01T10:00:{a:02d}+02:00 to 2026-06-01T10:00:{b:02d}+02:00) not written yet "
+        f"to {name} in /data: the recorder is busy; lost unless its step ends before the process exits"
+        for n, a, b, name in ((4, 0, 3, "20260601_lib.csv"), (1, 0, 0, "20260601_vrfb.csv"),
+                              (1, 4, 4, "20260602_lib.csv"))]
+    assert unwritten_texts({}, {LIB: deque()}, busy=True) == []
+
+
 FORGET = [  # (file date, still pending?) -> forgotten on 2026-06-03
     ("today", date(2026, 6, 3), False, False),
     ("yesterday", date(2026, 6, 2), False, False),
