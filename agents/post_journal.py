@@ -20,7 +20,10 @@ one to be glued to), and the journal is then *diverged*: it lacks a change the q
 diverged nothing is appended; the next `record` (or `sync`, from the poster's step) rebuilds the
 file from the live items instead, at once after a failed append and at most once per
 `REBUILD_RETRY_S` while rebuilds fail. A failed rewrite that was not a mere compaction (the start,
-the spool) leaves it diverged too. The rebuild is bounded by the queue's bound.
+the spool) leaves it diverged too. The rebuild is bounded by the queue's bound. A file that
+exists but cannot be read (`replay` failed: the folder unusable) is *unread*: diverged, and
+neither replaced nor appended to until a replay works (the poster tries again, `Poster._recover`),
+since the items it holds are not in the queue.
 
 Writes fail soft: an I/O error is logged once when it starts and once when it ends, and the queue
 in memory goes on (what it holds is then only as durable as the process, until a rebuild works).
@@ -145,6 +148,7 @@ class PostJournal:
         self._diverged = False
         self._retry_at = 0.0    # monotonic time before which no rewrite is tried again after a failed one
         self.lines_since_rewrite = 0
+        self.unread = False     # the last replay failed: the file is neither replaced nor appended to
 
     def replay(self) -> dict[int, deque[dict]]:
         """The items the journal holds, per series in queue order ({} when there is no file)."""
@@ -152,10 +156,15 @@ class PostJournal:
             with self._lock, open(self.path, encoding="utf-8") as fh:
                 fifos, bad = replay_lines(fh)
         except FileNotFoundError:
+            self.unread = False
             return {}
         except OSError as exc:
-            log.warning("Cannot read %s: %s", self.path, exc)
+            log.log(logging.DEBUG if self.unread else logging.ERROR, "Cannot read %s: %s; it is kept as it is "
+                    "(nothing is written to it) and its posts are queued once it can be read", self.path, exc)
+            with self._lock:
+                self.unread = self._diverged = True
             return {}
+        self.unread = False
         if bad:
             log.warning("%s: skipped %d unreadable line(s)", self.path.name, bad)
         return fifos
@@ -203,6 +212,9 @@ class PostJournal:
         matching; any other failed rewrite leaves the journal diverged (module docstring)."""
         lines = [item_line(text) for text in item_json]
         with self._lock:
+            if self.unread:   # its items are not in the queue: replacing the file would lose them
+                self._diverged = True
+                return False
             try:
                 if lines:
                     write_atomically(self.path, lines)

@@ -7,6 +7,8 @@ spool is never read again. A batch that was in flight at the shutdown and leaves
 or rejected) is taken out of the file again (`forget`), so it is not posted a second time.
 The next start reads the file (`read`) ahead of the journal and deletes it (`drop`) once its items
 are in the journal; until then it is `kept` (its items live in memory and in the file only).
+A file that exists but cannot be read (the folder unusable) is `unread`: one ERROR, and it is
+neither replaced nor deleted until a read works (the poster tries again, `Poster._recover`).
 
 Not thread-safe: the poster calls every method with its queue lock held, so the file follows the
 queue. Errors raise OSError except in `read` and `drop` (logged there).
@@ -34,6 +36,7 @@ class PostSpool:
     def __init__(self, data_dir: str | os.PathLike):
         self.path = Path(data_dir) / SPOOL_NAME
         self.kept = False                 # a spool read at start, not yet deleted
+        self.unread = False               # the last read failed: the file is not replaced or deleted
         self._saved: list[PostItem] = []  # the items the file holds since `save`
 
     def read(self) -> list[dict | None]:
@@ -42,10 +45,14 @@ class PostSpool:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
+            self.unread = False
             return []
         except OSError as exc:
-            log.warning("Cannot read %s: %s", self.path, exc)
+            log.log(logging.DEBUG if self.unread else logging.ERROR, "Cannot read %s: %s; it is kept as it is "
+                    "and its posts are queued once it can be read", self.path, exc)
+            self.unread = True
             return []
+        self.unread = False
         objs: list[dict | None] = []
         for raw in data.split(b"\n"):
             if raw.strip():
@@ -75,7 +82,10 @@ class PostSpool:
             log.warning("Cannot delete %s: %s", self.path, exc)
 
     def save(self, items: list[PostItem]) -> None:
-        """Hand these items (every queued one) to the file; an empty list removes it."""
+        """Hand these items (every queued one) to the file; an empty list removes it. Refused
+        (OSError) while the file is `unread`: replacing it would lose the items it holds."""
+        if self.unread:
+            raise OSError(f"{self.path.name} could not be read and is kept as it is")
         self._write(items)
         self.kept = False
         self._saved = list(items)
@@ -96,3 +106,17 @@ class PostSpool:
             write_atomically(self.path, (item.to_json() for item in items))
         else:
             remove_durably(self.path)
+
+
+def unsaved_text(spool: PostSpool, n: int, exc: OSError, journal) -> str:
+    """The shutdown's ERROR when `spool.save` of `n` items failed: what becomes of them and of the
+    file; `journal` (its `diverged`: it lacks changes of the queue) says whether it holds them."""
+    if not n:
+        if spool.unread:
+            return f"{exc}: its posts are queued at a start that can read it"
+        return f"Cannot delete {spool.path}: {exc}; its posts were sent and will be sent again at the next start"
+    head = f"Cannot save {n} unsent measurement post(s) to {spool.path}: {exc}"
+    if journal.diverged:
+        return (f"{head}; they are lost: the journal {journal.path.name} could not be written either, and the "
+                f"older queue it holds is posted at the next start (some of it again)")
+    return f"{head}; they stay in the journal {journal.path.name} and are posted at the next start"

@@ -28,7 +28,8 @@ Durability: every change of the queue is written, fsync'ed, to `<data_dir>/post_
 the call that made it returns (agents/post_journal.py), so queued items survive `kill -9` and a power
 cut; a failed write is taken back and the journal rebuilt from the queue at the next change or step.
 The constructor queues the spool's items, then the journal's, rewrites the journal with them and
-deletes the spool (agents/post_spool.py).
+deletes the spool (agents/post_spool.py); a file it cannot read is kept as it is and queued at a later
+step that can read it (`unread`), behind the items queued since.
 Shutdown (`shutdown()`): one last drain bounded by its timeout, then every remaining item is handed
 to `<data_dir>/pending_posts.jsonl` (atomic; no secrets; removed when none is left) and the journal
 is emptied; a batch in flight then that leaves later is taken out of the spool. Each item is posted
@@ -53,8 +54,8 @@ from typing import Mapping
 
 from core.config import AppConfig
 from agents.post_pause import AccountPause, SeriesFailures
-from agents.post_journal import PostJournal
-from agents.post_spool import PostSpool
+from agents.post_journal import REBUILD_RETRY_S, PostJournal
+from agents.post_spool import PostSpool, unsaved_text
 from core.post_queue import Entry, PostItem, PostQueue, PostWindows, entry_from_json, metric_values
 from core.timeutil import format_local_iso
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
@@ -98,6 +99,7 @@ class Poster:
         self._idle = threading.Event()
         self._idle.set()
         self._closed = False
+        self._unread_retry_at = 0.0   # a journal or spool unread at start: next try (monotonic)
         self.journal = PostJournal(cfg.data_dir, clock.monotonic,
                                    compact_after_lines=2 * int(api_cfg.measurement_post_queue_maxlen) + 100)
         self._recover()
@@ -173,6 +175,9 @@ class Poster:
         """Follow the gate, drain what is due, refresh the status; seconds until the next need."""
         if self._closed:
             return 1.0
+        if (self.journal.unread or self.spool.unread) and self.clock.monotonic() >= self._unread_retry_at:
+            self._unread_retry_at = self.clock.monotonic() + REBUILD_RETRY_S
+            self._recover(late=True)
         with self._qlock:   # a journal a failed write left diverged is rebuilt here, on the poster thread, too
             self.journal.sync(self._live_json)
             self._drop_kept_spool()
@@ -188,7 +193,8 @@ class Poster:
             return 0.0
         if not gate:
             return 1.0  # queued items (e.g. loaded from the spool) wait for the gate
-        wait_s = self._earliest_retry_wait()
+        with self._qlock:
+            wait_s = self._queue.wait_s(self.clock.monotonic())
         if (pause_s := self._pause.wait_s(self.clock.monotonic())) is not None:   # a new password wakes the thread
             wait_s = max(wait_s, pause_s)
         return min(1.0, max(0.0, wait_s))
@@ -264,11 +270,6 @@ class Poster:
         with self._qlock:
             noted = self._gate_closed_through is not None
         return noted or not self.gate_open()
-
-    def _earliest_retry_wait(self) -> float:
-        mono = self.clock.monotonic()
-        with self._qlock:
-            return self._queue.wait_s(mono)
 
     # ------------------------------------------------------------------------------ drain
     def _sync_password(self) -> bool:
@@ -438,23 +439,19 @@ class Poster:
     # ------------------------------------------------------------------------------ spool
     def _write_spool(self) -> int | None:
         """Hand every queued item to the spool file (none: the file is removed, so an old spool is not
-        posted again), then empty the journal; their number, or None when the file could not be
-        written (the queue and the journal keep them). One `_qlock` hold: an item the recorder
-        enqueues meanwhile waits, and is journaled after the journal was emptied. The handed-over
-        items leave the queue without a journal line (`PostQueue.hand_over`): a batch of them still
-        in flight that succeeds later counts nothing against the journal, which no longer holds them
-        (it would pop the items journaled after the spool at the next start), and is taken out of
-        the spool instead (`_unspool`), so it is not posted again either."""
+        posted again), then empty the journal; their number, or None when the file could not be written
+        (the queue and the journal keep them; ERROR `unsaved_text`). One `_qlock` hold: an item enqueued
+        meanwhile is journaled after the journal was emptied. Handed-over items leave the queue without a
+        journal line (`PostQueue.hand_over`): a batch of them in flight that succeeds later counts nothing
+        against the journal (it would pop later items at the next start); `_unspool` takes it out of the spool."""
+        if self.journal.unread or self.spool.unread:   # a file unread at start: its items first
+            self._recover(late=True)
         with self._qlock:
             items = self._queue.items(None)
             try:
                 self.spool.save(items)
             except OSError as exc:
-                if items:
-                    log.error("Cannot save %d unsent measurement post(s) to %s: %s", len(items), self.spool_path, exc)
-                else:
-                    log.error("Cannot delete %s: %s; its posts were sent and will be sent again at the next start",
-                              self.spool_path, exc)
+                log.error("%s", unsaved_text(self.spool, len(items), exc, self.journal))
                 return None
             self._queue.hand_over()
             self.journal.rewrite([])
@@ -478,17 +475,20 @@ class Poster:
         if self.spool.kept and not self.journal.diverged:
             self.spool.drop()
 
-    def _recover(self) -> None:
-        """At start: the spool's items, then the journal's, queued (counted as enqueued); the
-        journal rewritten with exactly the queue, then the spool deleted. When that rewrite fails
-        the spool is kept until a rebuild of the journal works (or the shutdown replaces it)."""
-        recovered = sorted(self.journal.recover(self._entry),   # read before anything is written to it
+    def _recover(self, late: bool = False) -> None:
+        """At start: the spool's items, then the journal's, queued (counted as enqueued); the journal rewritten
+        with exactly the queue, then the spool deleted. When that rewrite fails the spool is kept until a
+        rebuild of the journal works (or the shutdown replaces it). `late`: only the files not read before
+        (`unread`), their items behind those queued since (tried at a step per REBUILD_RETRY_S, at shutdown)."""
+        journal, spool = (self.journal.unread, self.spool.unread) if late else (True, True)
+        recovered = sorted(self.journal.recover(self._entry) if journal else [],   # read before it is written
                            key=lambda e: (e[4], e[5]))          # by measurement time across series
-        spooled = self.spool.load(self._entry)
+        spooled = self.spool.load(self._entry) if spool else []
         with self._qlock:
             dropped = Counter(self._queue.add(spooled)) + Counter(self._queue.add(recovered))
-            self._queue.take_ops()
-            self.journal.rewrite(self._live_json())
+            if spooled or recovered or not late:   # else a diverged journal is rebuilt by the step's sync
+                self._queue.take_ops()
+                self.journal.rewrite(self._live_json())
             self._drop_kept_spool()
         for pid, n in Counter(entry[0] for entry in spooled + recovered).items():
             self._bump(pid, "enqueued", n)

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import threading
 import time
 from datetime import datetime, timedelta
@@ -648,6 +649,111 @@ def test_a_spool_kept_at_start_is_deleted_once_the_journal_holds_its_items(sim, 
     assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00"]
     again = posters(cfg, clock, make_sd())                    # kill -9, restart
     assert again.pending_count() == 0
+
+
+class SwappableFolder:
+    """The configured data folder is a symlink, swapped atomically for a file and back (root ignores
+    chmod, so an unusable folder is made this way, as in system/test_faults.py)."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path, self.real, self.blocker = tmp_path, tmp_path / "data_real", tmp_path / "blocker"
+        self.real.mkdir()
+        self.blocker.write_text("not a folder\n")
+        (tmp_path / "data").symlink_to(self.real)
+
+    def point_at(self, target: Path) -> None:
+        link = self.tmp_path / "data_next"
+        link.symlink_to(target)
+        os.replace(link, self.tmp_path / "data")
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.real.iterdir())
+
+
+@pytest.mark.parametrize("left_by", ["clean shutdown", "kill -9"])
+def test_posts_of_a_spool_or_journal_the_start_cannot_read_are_queued_once_the_folder_is_back(
+        sim, tmp_path, posters, caplog, left_by):
+    """The last run left X1, X2 unsent (in the spool after a clean shutdown, in the journal after a
+    kill -9). The next start finds the data folder unusable: the file cannot be read, one ERROR says
+    it is kept. Z is queued meanwhile. Once the folder is back a step reads the file and queues X1, X2
+    behind Z; the journal then holds all three and the spool is gone. Each is posted once. (Before,
+    the rebuilt journal or the shutdown's spool replaced the unread file: X1, X2 were lost.)"""
+    caplog.set_level(logging.DEBUG, "hil.poster")
+    folder = SwappableFolder(tmp_path)
+    cfg = make_cfg(tmp_path, sim.url, series=P_ONLY)
+    clock = FakeClock(START)
+    first = posters(cfg, clock, make_sd(source="manual"))
+    enqueue_samples(first, 2)                                       # X1, X2
+    if left_by == "clean shutdown":
+        assert first.shutdown(timeout_s=0.2) == 2
+    unread = "pending_posts.jsonl" if left_by == "clean shutdown" else "post_journal.jsonl"
+    assert folder.names() == [unread]
+
+    folder.point_at(folder.blocker)
+    caplog.clear()
+    poster = posters(cfg, clock, make_sd())
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [                                              # neither file can be known absent
+        f"Cannot read {tmp_path / 'data' / name}: [Errno 20] Not a directory: '{tmp_path / 'data' / name}'; "
+        f"it is kept as it is{extra} and its posts are queued once it can be read"
+        for name, extra in (("post_journal.jsonl", " (nothing is written to it)"), ("pending_posts.jsonl", ""))]
+    assert poster.pending_count() == 0
+    poster.enqueue_sample("lib", at(600), VALUES)                   # Z
+    sim.fail_next(MEAS, 503)                                        # Z stays queued at this step
+    clock.advance(REBUILD_RETRY_S)
+    poster.step()
+    reads = [r for r in caplog.records if r.getMessage().startswith(f"Cannot read {tmp_path / 'data' / unread}")]
+    assert [r.levelno for r in reads] == [logging.ERROR, logging.DEBUG]     # said once, then tried quietly
+
+    folder.point_at(folder.real)
+    clock.advance(REBUILD_RETRY_S)
+    poster.step()
+    queued = ["2026-06-01T08:10:00+00:00", "2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
+    assert queued_stamps(poster) == queued
+    assert folder.names() == ["post_journal.jsonl"]                 # a kill -9 now loses nothing
+    journal = (folder.real / "post_journal.jsonl").read_text().splitlines()
+    assert [json.loads(line)["item"]["timestamp"] for line in journal] == queued
+    clock.advance(60)
+    drain(poster, clock)
+    assert stamps(sim, 6) == sorted(queued)                         # each once (the simulator keeps them by time)
+    assert poster.shutdown(timeout_s=0.2) == 0
+    assert posters(cfg, clock, make_sd(source="manual")).pending_count() == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.getMessage() not in errors]
+
+
+def test_a_shutdown_with_the_data_folder_unusable_says_where_the_unsent_posts_are(sim, tmp_path, posters, caplog):
+    """The folder turns unusable before the shutdown. X1, X2 were journaled before: the spool cannot
+    be written and the ERROR says they stay in the journal (posted at the next start, once). Z is
+    queued after the folder failed (its journal write fails too): the ERROR says the unsent posts are
+    lost and that the journal holds an older queue."""
+    caplog.set_level(logging.INFO, "hil.poster")
+    folder = SwappableFolder(tmp_path)
+    cfg = make_cfg(tmp_path, sim.url, series=P_ONLY)
+    clock = FakeClock(START)
+    poster = posters(cfg, clock, make_sd(source="manual"))
+    enqueue_samples(poster, 2)                                      # X1, X2
+    folder.point_at(folder.blocker)
+    spool = tmp_path / "data" / "pending_posts.jsonl"
+
+    assert poster.shutdown(timeout_s=0.2) == 0
+    assert caplog.records[-1].levelno == logging.ERROR
+    assert caplog.records[-1].getMessage().startswith(f"Cannot save 2 unsent measurement post(s) to {spool}: ")
+    assert caplog.records[-1].getMessage().endswith(
+        "; they stay in the journal post_journal.jsonl and are posted at the next start")
+    folder.point_at(folder.real)
+    again = posters(cfg, clock, make_sd())
+    assert queued_stamps(again) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
+    drain(again, clock)
+    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
+
+    folder.point_at(folder.blocker)
+    again.enqueue_sample("lib", at(600), VALUES)                    # Z: its journal line fails
+    caplog.clear()
+    assert again.shutdown(timeout_s=0.0) == 0
+    assert caplog.records[-1].getMessage().startswith(f"Cannot save 1 unsent measurement post(s) to {spool}: ")
+    assert caplog.records[-1].getMessage().endswith(
+        "; they are lost: the journal post_journal.jsonl could not be written either, and the older queue it "
+        "holds is posted at the next start (some of it again)")
 
 
 # --- journal faults ---------------------------------------------------------------------------
