@@ -8,7 +8,7 @@ import re
 from dash import html
 
 from dashboard import constants as C
-from dashboard import views
+from dashboard import api_answers, views
 from dashboard.api_link import api_link
 from dashboard.common import output_key
 from dashboard.context import DashboardContext
@@ -71,7 +71,7 @@ def layout(ctx: DashboardContext, s: Snapshot):
             _fleet(s),
         ]),
         html.Div(views.status_line(s), id=C.STATUS_LINE_ID, className="line status-line"),
-        html.Div(views.api_line(cfg, s), id=C.API_LINE_ID, className=api_line_class(cfg, s)),
+        html.Div(api_answers.api_line(cfg, s), id=C.API_LINE_ID, className=api_line_class(cfg, s)),
         html.Div(line := views.command_line(cfg, s, None), id=C.COMMAND_LINE_ID,
                  className=command_line_class(line)),
     ])
@@ -103,7 +103,7 @@ def values(ctx: DashboardContext, s: Snapshot, last_cmd: dict | None) -> dict:
         out[output_key(FLEET_BUTTONS[kind], "children")] = state.text
         out[output_key(FLEET_BUTTONS[kind], "disabled")] = state.disabled
     out[output_key(C.STATUS_LINE_ID, "children")] = views.status_line(s)
-    out[output_key(C.API_LINE_ID, "children")] = views.api_line(ctx.cfg, s)
+    out[output_key(C.API_LINE_ID, "children")] = api_answers.api_line(ctx.cfg, s)
     out[output_key(C.API_LINE_ID, "className")] = api_line_class(ctx.cfg, s)
     line = out[output_key(C.COMMAND_LINE_ID, "children")] = views.command_line(ctx.cfg, s, last_cmd)
     out[output_key(C.COMMAND_LINE_ID, "className")] = command_line_class(line)

@@ -1,4 +1,6 @@
-"""What the dashboard shows, as pure functions of a `Snapshot` (components §8.2, §8.3, §8.6, §8.9).
+"""What the dashboard shows, as pure functions of a `Snapshot` (components §8.2, §8.3, §8.9).
+The API tab's texts live beside it: `dashboard/api_answers.py` (API line, status and error lines,
+the answer to Connect) and `dashboard/posting_view.py` (the posting cards).
 
 Texts follow components §8 word for word; the callbacks only place them. Units: P in kW, Q in kvar,
 SoC and V in pu; positive P is discharge. Times shown in the UI are local (`HH:MM:SS` or
@@ -10,15 +12,13 @@ import math
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from core.config import VALUE_COLUMNS, AppConfig
 from core.dispatch import reports_running
-from core.names import PLANT_IDS
 from core.fleet import FLEET_LABELS
-from core.timeutil import as_datetime, format_hms, format_ui, parse_iso, seconds_between
-from dashboard.api_link import api_link, password_paused, password_state
+from core.timeutil import as_datetime, format_hms, seconds_between
 from dashboard.snapshot import Snapshot
 
 STATE_WORDS = {"starting": "Starting", "running": "Running", "stopping": "Stopping",
@@ -88,65 +88,6 @@ def status_line(s: Snapshot) -> str:
     if s.shutting_down:
         text += " | Shutting down..."
     return text
-
-
-def _fetch_day(status: dict, key: str, fallback: date) -> str:
-    return str(status.get(key) or fallback.isoformat())
-
-
-def _counts(cfg: AppConfig, by_plant: Any) -> str:
-    by_plant = by_plant if isinstance(by_plant, dict) else {}
-    return " ".join(f"{cfg.plants[pid].name}={int(by_plant.get(pid) or 0)}" for pid in PLANT_IDS)
-
-
-def api_line(cfg: AppConfig, s: Snapshot) -> str:
-    st = s.fetcher or {}
-    link = api_link(st, s.post_status, cfg.tz)
-    text = (f"API Connected: {'Yes' if link.connected else ' '.join(('No', link.note)).strip()} | "
-            f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))}")
-    if st.get("error"):
-        text += f" | Error: {st['error']}"
-    return text
-
-
-def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
-    """The API tab's status line; the fetcher's error has its own line (`api_error_line`)."""
-    st = s.fetcher or {}
-    tomorrow = s.now.date() + timedelta(days=1)
-    link = api_link(st, s.post_status, cfg.tz)
-    text = (f"API: {'Connected' if link.connected else ' '.join(('Not connected', link.note)).strip()} | "
-            f"{password_state(st, s.post_status, s.password_set, cfg.tz)} | "
-            f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
-            f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")
-    return text
-
-
-def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: float) -> str | None:
-    """The answer to a Connect (`pending` = {"at": ISO time of the click, "seen": the fetcher's
-    `last_attempt` then}), from the fetcher's first pass after it: `Connected`,
-    `Login failed: password rejected` (or the fetcher's error), or `No answer from the API within
-    N s; still trying.` when none came in time; None while the answer is pending."""
-    st = s.fetcher or {}
-    at = parse_iso(pending["at"], tz)
-    attempt = st.get("last_attempt")
-    # last_attempt has whole seconds: a pass of the click's own second counts once it is new
-    if attempt and attempt != pending.get("seen") and parse_iso(attempt, tz) >= at.replace(microsecond=0):
-        when = format_hms(parse_iso(attempt, tz), tz)   # the answer stays on screen: it says when it was true
-        if st.get("connected"):
-            return f"Connected at {when}"
-        error = st.get("error") or "not connected"
-        if "password rejected" in error:
-            return f"Login failed at {when}: password rejected" + error.partition("password rejected")[2]
-        return f"Login failed at {when}: {error}"
-    if seconds_between(at, s.now) > answer_within_s:
-        return f"No answer from the API within {answer_within_s:.0f} s; still trying."
-    return None
-
-
-def api_error_line(s: Snapshot) -> str:
-    """`Error: <msg>` for the fetcher's current error, "" without one."""
-    error = (s.fetcher or {}).get("error")
-    return f"Error: {error}" if error else ""
 
 
 def command_label(cfg: AppConfig, kind: str, plant: str | None, target: str | None) -> str:
@@ -440,61 +381,3 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
     if t.get("alarm") and since is not None and not f.stale:
         state, text = "bad", f"NOT FOLLOWING since {format_hms(since)} | {text}"
     return TrackingView(pref, ppoi, state, text)
-
-
-# ------------------------------------------------------------------------------ posting (§8.6)
-
-def _ui_time(value: Any, tz: tzinfo) -> str:
-    dt = as_datetime(value, tz)
-    return format_ui(dt, tz) if dt else "n/a"
-
-
-def _value3(value: Any) -> str:
-    return fmt(value, 3)
-
-
-def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
-    tz = cfg.tz
-    st = s.post_status.get(plant) or {}
-    counters = s.post_counters.get(plant) or {}
-    age = _num(st.get("oldest_pending_age_s"))
-    attempt = st.get("last_attempt")
-    paused = password_paused(s.post_status, tz)
-    lines = [
-        f"Posting enabled: {'Yes' if st.get('posting_enabled') else 'No'}"
-        + (" (paused: the API refused the password; every item is kept)" if paused else ""),
-        f"Pending queue: {int(st.get('pending_queue_count') or 0)} | "
-        f"Oldest pending age: {f'{age:.1f}s' if age is not None else 'n/a'}",
-        f"Last enqueue: {_ui_time(st.get('last_enqueue'), tz)}",
-    ]
-    ok = st.get("last_success")
-    if ok:
-        lines.append(
-            f"Last successful post: Metric={METRIC_WORDS.get(ok.get('metric'), ok.get('metric'))} "
-            f"Series={ok.get('series_id')} Value={_value3(ok.get('value'))} Batch={ok.get('batch_size')} | "
-            f"Measurement ts: {_ui_time(ok.get('measurement_timestamp'), tz)} | Sent: {_ui_time(ok.get('timestamp'), tz)}")
-    else:
-        lines.append("No successful post yet.")
-    if attempt:
-        result = str(attempt.get("result") or "").upper()
-        text = (f"Last attempt: Metric={METRIC_WORDS.get(attempt.get('metric'), attempt.get('metric'))} "
-                f"Series={attempt.get('series_id')} Value={_value3(attempt.get('value'))} "
-                f"Attempt={attempt.get('attempt')} Result={result} | At: {_ui_time(attempt.get('timestamp'), tz)}")
-        retry = _num(attempt.get("next_retry_seconds"))
-        at = as_datetime(attempt.get("timestamp"), tz)
-        if result == "FAILED" and retry is not None and at is not None:
-            left_s = retry - seconds_between(at, s.now)
-            text += (
-                f" | Next {'login try' if paused else 'retry'} in ~{left_s:.0f}s" if left_s >= 0.5 else
-                f" | {'Login try' if paused else 'Retry'} due")
-        lines.append(text)
-    else:
-        lines.append("No attempts yet.")
-    err = st.get("last_error")
-    if err:
-        lines.append(f"Last error: {_ui_time(err.get('timestamp'), tz)}: {err.get('message')}")
-    else:
-        lines.append("No errors.")
-    lines.append("Counters: " + " ".join(
-        f"{k}={int(counters.get(k) or 0)}" for k in ("enqueued", "posted", "rejected", "dropped", "discarded")))
-    return lines

@@ -15,7 +15,7 @@ from dash.exceptions import PreventUpdate
 from core.names import PLANT_IDS
 from core.timeutil import format_hms
 from dashboard import constants as C
-from dashboard import forecast_view, preview_figures, roles, views
+from dashboard import api_answers, forecast_view, posting_view, preview_figures, roles
 from dashboard.common import any_click, bind
 from dashboard.context import DashboardContext
 from dashboard.visible import tab_tick_id
@@ -42,15 +42,15 @@ def layout(ctx: DashboardContext, s: Snapshot):
             ]),
             html.Div(id=C.API_MESSAGE_ID, className=C.MESSAGE_CLASS),
             dcc.Store(id=C.API_CONNECT_STORE_ID, data=None),
-            html.Div(views.api_status_line(cfg, s), id=C.API_STATUS_ID, className="line"),
-            html.Div(views.api_error_line(s), id=C.API_ERROR_ID, className="line error-line"),
+            html.Div(api_answers.api_status_line(cfg, s), id=C.API_STATUS_ID, className="line"),
+            html.Div(api_answers.api_error_line(s), id=C.API_ERROR_ID, className="line error-line"),
         ]),
         html.Div(className="card", children=[
             html.H4("Measurement Posting"),
             html.Div(className="posting-cards", children=[
                 html.Div(className="posting-card", children=[
                     html.H5(ctx.names[pid]),
-                    html.Div(posting_children(views.posting_lines(cfg, s, pid)), id=C.plant_id("post", pid)),
+                    html.Div(posting_children(posting_view.posting_lines(cfg, s, pid)), id=C.plant_id("post", pid)),
                 ]) for pid in PLANT_IDS
             ]),
         ]),
@@ -92,7 +92,7 @@ def connect_answer(dctx: DashboardContext, _n, pending):
     if not pending:
         raise PreventUpdate
     within_s = float(dctx.cfg.istentore_api.request_timeout_s) * 2 + 5
-    answer = views.connect_outcome(dctx.snapshot(), pending, dctx.cfg.tz, within_s)
+    answer = api_answers.connect_outcome(dctx.snapshot(), pending, dctx.cfg.tz, within_s)
     if answer is None:
         raise PreventUpdate
     return answer, C.MESSAGE_CLASS if answer.startswith("Connected at ") else C.MESSAGE_BAD_CLASS, None
@@ -116,7 +116,7 @@ def api_refresh(dctx: DashboardContext, _n, _message, tab, store):
     if tab != "api":
         raise PreventUpdate
     s = dctx.snapshot()
-    cards = [posting_children(views.posting_lines(dctx.cfg, s, pid)) for pid in PLANT_IDS]
+    cards = [posting_children(posting_view.posting_lines(dctx.cfg, s, pid)) for pid in PLANT_IDS]
     if (store and store.get("rev") == s.revision and store.get("day") == s.now.date().isoformat()
             and store.get("fc") == forecast_view.key(dctx.hil, "api", PLANT_IDS)):
         drawn = bool(store.get("drawn"))
@@ -127,7 +127,7 @@ def api_refresh(dctx: DashboardContext, _n, _message, tab, store):
     else:
         fig = _preview(dctx, s)
         key = _preview_key(dctx, s, bool(fig["data"]))
-    return [views.api_status_line(dctx.cfg, s), views.api_error_line(s), *cards, fig, key]
+    return [api_answers.api_status_line(dctx.cfg, s), api_answers.api_error_line(s), *cards, fig, key]
 
 
 def register(app, dctx: DashboardContext) -> None:

@@ -17,7 +17,7 @@ from core.config import load_config
 from core.recording import Row, null_row
 from core.schedules import frame_from_rows
 from agents.shared_data import build_shared_data
-from dashboard import downsample, figures, files, plant_summary, views
+from dashboard import api_answers, downsample, figures, files, plant_summary, posting_view, views
 from dashboard.api_state import api_state_document
 from dashboard.snapshot import take_snapshot
 from dashboard.tabs import live, logs
@@ -86,7 +86,7 @@ def test_status_api_and_command_lines(cfg):
     st = dict(sd["data_fetcher_status"], connected=True, today_date="2026-03-29", error="boom",
               today_points_by_plant={"lib": 92, "vrfb": 92})
     sd["data_fetcher_status"] = st
-    assert views.api_line(cfg, snap(sd)) == "API Connected: Yes | Today 2026-03-29: LIB=92 VRFB=92 | Error: boom"
+    assert api_answers.api_line(cfg, snap(sd)) == "API Connected: Yes | Today 2026-03-29: LIB=92 VRFB=92 | Error: boom"
     sd["command_log"].append({"id": "cmd-000007", "kind": "start", "plant": "lib", "status": "queued",
                               "detail": None, "at": None})
     last = {"id": "cmd-000007", "label": "LIB start", "text": "LIB start: queued (cmd-000007)", "run": views.PROCESS_RUN}
@@ -230,7 +230,7 @@ def test_posting_lines(cfg):
     }
     sd["measurement_post_counters"]["lib"] = {"enqueued": 5, "posted": 1, "rejected": 0, "dropped": 0, "discarded": 1}
     one_s_after = datetime(2026, 3, 29, 11, 59, 31, tzinfo=TZ)
-    assert views.posting_lines(cfg, snap(sd, now=one_s_after), "lib") == [
+    assert posting_view.posting_lines(cfg, snap(sd, now=one_s_after), "lib") == [
         "Posting enabled: Yes",
         "Pending queue: 3 | Oldest pending age: 12.3s",
         "Last enqueue: 2026-03-29 11:59:00 CEST",
@@ -241,8 +241,8 @@ def test_posting_lines(cfg):
         "Last error: 2026-03-29 11:59:30 CEST: HTTP 503",
         "Counters: enqueued=5 posted=1 rejected=0 dropped=0 discarded=1",
     ]
-    assert views.posting_lines(cfg, snap(sd), "lib")[4].endswith(" | Retry due")   # 30 s later: no stale countdown
-    assert views.posting_lines(cfg, snap(build_shared_data()), "vrfb")[3:6] == [
+    assert posting_view.posting_lines(cfg, snap(sd), "lib")[4].endswith(" | Retry due")   # 30 s later: no stale countdown
+    assert posting_view.posting_lines(cfg, snap(build_shared_data()), "vrfb")[3:6] == [
         "No successful post yet.", "No attempts yet.", "No errors."]
 
 
@@ -255,17 +255,17 @@ def test_posting_lines_say_posting_is_paused_while_the_password_is_refused(cfg):
                          "measurement_timestamp": "2026-03-29T09:58:00+00:00", "attempt": 1, "result": "failed",
                          "error": error, "next_retry_seconds": 90, "batch_size": 1},
         "last_error": {"timestamp": "2026-03-29T11:59:00+02:00", "message": error}}
-    lines = views.posting_lines(cfg, snap(sd), "lib")
+    lines = posting_view.posting_lines(cfg, snap(sd), "lib")
     assert lines[0] == "Posting enabled: Yes (paused: the API refused the password; every item is kept)"
     assert lines[4].endswith(" | Next login try in ~30s")
     # one login for the account: VRFB, which has not tried since, is held by the same pause
     sd["measurement_post_status"]["vrfb"]["posting_enabled"] = True
-    assert views.posting_lines(cfg, snap(sd), "vrfb")[0] == lines[0]
+    assert posting_view.posting_lines(cfg, snap(sd), "vrfb")[0] == lines[0]
     # a post of VRFB that went through after the refusal: the password works again
     sd["measurement_post_status"]["vrfb"]["last_attempt"] = dict(
         sd["measurement_post_status"]["lib"]["last_attempt"], timestamp="2026-03-29T11:59:30+02:00",
         result="success", error=None)
-    assert views.posting_lines(cfg, snap(sd), "lib")[0] == "Posting enabled: Yes"
+    assert posting_view.posting_lines(cfg, snap(sd), "lib")[0] == "Posting enabled: Yes"
 
 
 def test_api_state_has_no_password(cfg):
@@ -685,8 +685,8 @@ def test_api_connected_is_no_while_posts_fail_after_every_success(cfg, fetched_a
     sd["data_fetcher_status"].update(connected=True, today_date="2026-03-29", today_fetched_at=fetched_at)
     for pid, status in (("lib", lib), ("vrfb", vrfb)):
         sd["measurement_post_status"][pid].update(status)
-    assert views.api_line(cfg, snap(sd)).startswith(text)
-    assert views.api_status_line(cfg, snap(sd)).startswith(text.replace("API Connected: No", "API: Not connected")
+    assert api_answers.api_line(cfg, snap(sd)).startswith(text)
+    assert api_answers.api_status_line(cfg, snap(sd)).startswith(text.replace("API Connected: No", "API: Not connected")
                                                              .replace("API Connected: Yes", "API: Connected"))
 
 
@@ -980,7 +980,7 @@ def test_the_api_line_is_in_the_failure_colour_while_the_api_fails(cfg):
     sd["data_fetcher_status"]["error"] = None                              # a post failed after every success
     sd["measurement_post_status"]["lib"].update(last_attempt={
         "timestamp": "2026-03-29T11:59:30+02:00", "result": "failed", "error": "connection refused"})
-    assert views.api_line(cfg, snap(sd)).startswith("API Connected: No (a measurement post failed at 11:59:30")
+    assert api_answers.api_line(cfg, snap(sd)).startswith("API Connected: No (a measurement post failed at 11:59:30")
     assert api_line_class(cfg, snap(sd)) == "line api-line api-bad"
 
 

@@ -166,7 +166,7 @@ def _fetcher_snapshot(now, **status):
     ({"last_attempt": None}, None),
 ])
 def test_connect_is_answered_by_the_first_fetcher_pass_after_it(status, expected):
-    from dashboard.views import connect_outcome
+    from dashboard.api_answers import connect_outcome
     tz = ZoneInfo("Europe/Madrid")
     now = datetime(2026, 12, 2, 18, 50, 3, tzinfo=tz)
     pending = {"at": "2026-12-02T18:50:00.400000+01:00", "seen": "2026-12-02T18:49:30+01:00"}
@@ -174,7 +174,7 @@ def test_connect_is_answered_by_the_first_fetcher_pass_after_it(status, expected
 
 
 def test_connect_without_an_answer_in_time_says_so():
-    from dashboard.views import connect_outcome
+    from dashboard.api_answers import connect_outcome
     tz = ZoneInfo("Europe/Madrid")
     pending = {"at": "2026-12-02T18:50:00+01:00", "seen": None}
     late = datetime(2026, 12, 2, 18, 50, 26, tzinfo=tz)

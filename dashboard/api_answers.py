@@ -1,0 +1,78 @@
+"""The API answers as the operator reads them, pure functions of a `Snapshot` (components §8.2, §8.6):
+the top card's API line, the API tab's status and error lines, and the answer to a Connect.
+
+Who calls: `dashboard/top_card.py` and `dashboard/tabs/api.py`, on the dashboard's request threads.
+Inputs: the fetcher's published `data_fetcher_status` (`s.fetcher`) and the poster's
+`measurement_post_status` (`s.post_status`); times are shown local (`HH:MM:SS`). Nothing here
+touches `shared_data`, files or the network.
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta, tzinfo
+from typing import Any
+
+from core.config import AppConfig
+from core.names import PLANT_IDS
+from core.timeutil import format_hms, parse_iso, seconds_between
+from dashboard.api_link import api_link, password_state
+from dashboard.snapshot import Snapshot
+
+
+def _fetch_day(status: dict, key: str, fallback: date) -> str:
+    return str(status.get(key) or fallback.isoformat())
+
+
+def _counts(cfg: AppConfig, by_plant: Any) -> str:
+    by_plant = by_plant if isinstance(by_plant, dict) else {}
+    return " ".join(f"{cfg.plants[pid].name}={int(by_plant.get(pid) or 0)}" for pid in PLANT_IDS)
+
+
+def api_line(cfg: AppConfig, s: Snapshot) -> str:
+    st = s.fetcher or {}
+    link = api_link(st, s.post_status, cfg.tz)
+    text = (f"API Connected: {'Yes' if link.connected else ' '.join(('No', link.note)).strip()} | "
+            f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))}")
+    if st.get("error"):
+        text += f" | Error: {st['error']}"
+    return text
+
+
+def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
+    """The API tab's status line; the fetcher's error has its own line (`api_error_line`)."""
+    st = s.fetcher or {}
+    tomorrow = s.now.date() + timedelta(days=1)
+    link = api_link(st, s.post_status, cfg.tz)
+    text = (f"API: {'Connected' if link.connected else ' '.join(('Not connected', link.note)).strip()} | "
+            f"{password_state(st, s.post_status, s.password_set, cfg.tz)} | "
+            f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
+            f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")
+    return text
+
+
+def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: float) -> str | None:
+    """The answer to a Connect (`pending` = {"at": ISO time of the click, "seen": the fetcher's
+    `last_attempt` then}), from the fetcher's first pass after it: `Connected`,
+    `Login failed: password rejected` (or the fetcher's error), or `No answer from the API within
+    N s; still trying.` when none came in time; None while the answer is pending."""
+    st = s.fetcher or {}
+    at = parse_iso(pending["at"], tz)
+    attempt = st.get("last_attempt")
+    # last_attempt has whole seconds: a pass of the click's own second counts once it is new
+    if attempt and attempt != pending.get("seen") and parse_iso(attempt, tz) >= at.replace(microsecond=0):
+        when = format_hms(parse_iso(attempt, tz), tz)   # the answer stays on screen: it says when it was true
+        if st.get("connected"):
+            return f"Connected at {when}"
+        error = st.get("error") or "not connected"
+        if "password rejected" in error:
+            return f"Login failed at {when}: password rejected" + error.partition("password rejected")[2]
+        return f"Login failed at {when}: {error}"
+    if seconds_between(at, s.now) > answer_within_s:
+        return f"No answer from the API within {answer_within_s:.0f} s; still trying."
+    return None
+
+
+def api_error_line(s: Snapshot) -> str:
+    """`Error: <msg>` for the fetcher's current error, "" without one."""
+    error = (s.fetcher or {}).get("error")
+    return f"Error: {error}" if error else ""
+

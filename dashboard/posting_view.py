@@ -1,0 +1,74 @@
+"""The Measurement Posting card of each plant (API tab; components §8.6), a pure function of a
+`Snapshot`: what the poster published (`measurement_post_status`, `measurement_post_counters`).
+
+Who calls: `dashboard/tabs/api.py`, on the dashboard's request threads. Values are shown with 3
+decimals in the API's units (SoC kWh, P W, Q var, V volts); times local, `YYYY-MM-DD HH:MM:SS <zone>`.
+Nothing here touches `shared_data`, files or the network.
+"""
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import Any
+
+from core.config import AppConfig
+from core.timeutil import as_datetime, format_ui, seconds_between
+from dashboard.api_link import password_paused
+from dashboard.snapshot import Snapshot
+from dashboard.views import METRIC_WORDS, _num, fmt
+
+
+def _ui_time(value: Any, tz: tzinfo) -> str:
+    dt = as_datetime(value, tz)
+    return format_ui(dt, tz) if dt else "n/a"
+
+
+def _value3(value: Any) -> str:
+    return fmt(value, 3)
+
+
+def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
+    tz = cfg.tz
+    st = s.post_status.get(plant) or {}
+    counters = s.post_counters.get(plant) or {}
+    age = _num(st.get("oldest_pending_age_s"))
+    attempt = st.get("last_attempt")
+    paused = password_paused(s.post_status, tz)
+    lines = [
+        f"Posting enabled: {'Yes' if st.get('posting_enabled') else 'No'}"
+        + (" (paused: the API refused the password; every item is kept)" if paused else ""),
+        f"Pending queue: {int(st.get('pending_queue_count') or 0)} | "
+        f"Oldest pending age: {f'{age:.1f}s' if age is not None else 'n/a'}",
+        f"Last enqueue: {_ui_time(st.get('last_enqueue'), tz)}",
+    ]
+    ok = st.get("last_success")
+    if ok:
+        lines.append(
+            f"Last successful post: Metric={METRIC_WORDS.get(ok.get('metric'), ok.get('metric'))} "
+            f"Series={ok.get('series_id')} Value={_value3(ok.get('value'))} Batch={ok.get('batch_size')} | "
+            f"Measurement ts: {_ui_time(ok.get('measurement_timestamp'), tz)} | Sent: {_ui_time(ok.get('timestamp'), tz)}")
+    else:
+        lines.append("No successful post yet.")
+    if attempt:
+        result = str(attempt.get("result") or "").upper()
+        text = (f"Last attempt: Metric={METRIC_WORDS.get(attempt.get('metric'), attempt.get('metric'))} "
+                f"Series={attempt.get('series_id')} Value={_value3(attempt.get('value'))} "
+                f"Attempt={attempt.get('attempt')} Result={result} | At: {_ui_time(attempt.get('timestamp'), tz)}")
+        retry = _num(attempt.get("next_retry_seconds"))
+        at = as_datetime(attempt.get("timestamp"), tz)
+        if result == "FAILED" and retry is not None and at is not None:
+            left_s = retry - seconds_between(at, s.now)
+            text += (
+                f" | Next {'login try' if paused else 'retry'} in ~{left_s:.0f}s" if left_s >= 0.5 else
+                f" | {'Login try' if paused else 'Retry'} due")
+        lines.append(text)
+    else:
+        lines.append("No attempts yet.")
+    err = st.get("last_error")
+    if err:
+        lines.append(f"Last error: {_ui_time(err.get('timestamp'), tz)}: {err.get('message')}")
+    else:
+        lines.append("No errors.")
+    lines.append("Counters: " + " ".join(
+        f"{k}={int(counters.get(k) or 0)}" for k in ("enqueued", "posted", "rejected", "dropped", "discarded")))
+    return lines
+
