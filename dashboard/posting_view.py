@@ -11,7 +11,8 @@ from datetime import tzinfo
 from typing import Any
 
 from core.config import AppConfig
-from core.timeutil import as_datetime, format_ui, seconds_between
+from core.names import PLANT_IDS
+from core.timeutil import as_datetime, format_hms, format_ui, seconds_between
 from dashboard.api_link import password_paused
 from dashboard.snapshot import Snapshot
 from dashboard.views import METRIC_WORDS, _num, fmt
@@ -67,8 +68,30 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     if err:
         lines.append(f"Last error: {_ui_time(err.get('timestamp'), tz)}: {err.get('message')}")
     else:
-        lines.append("No errors.")
+        lines.append(_waiting_behind(cfg, s, plant) or "No errors.")
     lines.append("Counters: " + " ".join(
         f"{k}={int(counters.get(k) or 0)}" for k in ("enqueued", "posted", "rejected", "dropped", "discarded")))
     return lines
 
+
+def _waiting_behind(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
+    """`No errors, but N item(s) waiting behind LIB's post (…)` when the plant's queue waits on another
+    plant's post: the poster sends one POST at a time, and a failed one ends its drain (a failed
+    login pauses every series). That post is in flight (`attempting`) or failed, and the plant has not
+    tried since. None otherwise (nothing queued, posting off, or nothing of another plant's in the way)."""
+    st = s.post_status.get(plant) or {}
+    pending = int(st.get("pending_queue_count") or 0)
+    if not pending or not st.get("posting_enabled"):
+        return None
+    own_at = as_datetime((st.get("last_attempt") or {}).get("timestamp"), cfg.tz)
+    for other in PLANT_IDS:
+        attempt = (s.post_status.get(other) or {}).get("last_attempt") or {}
+        at = as_datetime(attempt.get("timestamp"), cfg.tz)
+        if other == plant or at is None or (own_at is not None and own_at >= at):
+            continue
+        result = attempt.get("result")
+        if result in ("attempting", "failed"):
+            how = (f"sent at {format_hms(at, cfg.tz)}, no answer yet" if result == "attempting"
+                   else f"failed at {format_hms(at, cfg.tz)}")
+            return f"No errors, but {pending} item(s) waiting behind {cfg.plants[other].name}'s post ({how})."
+    return None
