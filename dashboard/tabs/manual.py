@@ -189,11 +189,12 @@ def layout(ctx: DashboardContext, s: Snapshot):
 # ------------------------------------------------------------------------------ callbacks
 
 def plant_changed(dctx: DashboardContext, plant):
-    """(Min kW, Max kW, download href) of the plant just selected."""
+    """(Min kW, Max kW, download href, message, its class) of the plant just selected: the message
+    said for the previous plant (`Schedule loaded for LIB`) is cleared, it would read as this one's."""
     if plant not in PLANT_IDS:
         raise PreventUpdate
     limits = dctx.cfg.plants[plant].model.power_limits
-    return limits.p_min_kw, limits.p_max_kw, manual_download_href(plant)
+    return limits.p_min_kw, limits.p_max_kw, manual_download_href(plant), "", C.MESSAGE_CLASS
 
 
 def _preview_key(s: Snapshot, plant: str) -> dict:
@@ -313,6 +314,8 @@ def register(app, dctx: DashboardContext) -> None:
         Output(C.MANUAL_MIN_ID, "value"),
         Output(C.MANUAL_MAX_ID, "value"),
         Output(C.MANUAL_DOWNLOAD_ID, "href"),
+        Output(C.MANUAL_STATUS_ID, "children", allow_duplicate=True),
+        Output(C.MANUAL_STATUS_ID, "className", allow_duplicate=True),
         Input(C.MANUAL_PLANT_ID, "value"),
         prevent_initial_call=True,
     )(bind(plant_changed, dctx))

@@ -245,6 +245,24 @@ def test_same_file_uploaded_again_is_processed(env):
     env.app.store.publish_schedule("manual", "lib", empty_frame(env.cfg.tz))
 
 
+def test_a_plant_change_clears_the_previous_plants_message(env):
+    """`Random schedule generated for LIB` stayed under VRFB once the operator chose VRFB: it read
+    as VRFB's schedule. The message belongs to the plant it was said for."""
+    from selenium.webdriver.common.by import By
+    page = env.page
+    _reload(env, "Manual Schedule", "manual-generate")
+    page.click("manual-generate")
+    page.wait_text("manual-status", "Random schedule generated for LIB (")
+    page.driver.find_element(By.XPATH, "//*[@id='manual-plant']//label[normalize-space()='VRFB']").click()
+    wait_for(lambda: page.el("manual-download").get_attribute("href").endswith("plant=vrfb"), 5,
+             message="VRFB selected")
+    wait_for(lambda: page.text("manual-status") == "", 5,
+             message=f"no message of LIB under VRFB (now {page.text('manual-status')!r})")
+    _shots(page, "manual_plant_change_clears_message", "manual-status")
+    page.driver.find_element(By.XPATH, "//*[@id='manual-plant']//label[normalize-space()='LIB']").click()
+    env.app.store.publish_schedule("manual", "lib", empty_frame(env.cfg.tz))
+
+
 # ------------------------------------------------------------------------------------------ (11)
 
 def test_logs_label_follows_the_selection(env):
