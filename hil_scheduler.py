@@ -283,11 +283,11 @@ class HilApp:
         if fetcher is not None:
             fetcher.wake()
 
-    def request_fetch_now(self) -> None:
-        """Ask the data fetcher for a pass at once (sets a flag and wakes it; never blocks)."""
+    def request_fetch_now(self) -> int | None:
+        """Ask the data fetcher for a pass at once (sets a flag and wakes it; never blocks); the
+        number of the pass that answers it (`passes` in `data_fetcher_status`), None without a fetcher."""
         fetcher = getattr(self, "fetcher", None)
-        if fetcher is not None:
-            fetcher.request_fetch_now()
+        return fetcher.request_fetch_now() if fetcher is not None else None
 
     def set_recording(self, plant: str, on: bool) -> None:
         """Recording on/off for a plant (the recorder owns the flag; no file I/O here)."""

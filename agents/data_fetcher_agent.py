@@ -18,6 +18,10 @@ and wakes the thread), and right after a midnight with nothing to promote. A pas
 5. fetches tomorrow the same way, but only when the local time of day is at or after
    `istentore_api.poll_start_time` (a `datetime.time`, compared as a time);
 6. records `last_attempt`.
+Every pass that ran publishes `passes`, the number of passes completed since start (also one with
+no password, or one that raised). `request_fetch_now()` returns the number of the pass that will
+answer it, so the dashboard says a Fetch Now's result once that pass is over, not the result of a
+pass that was already running at the click (docs/DECISIONS.md).
 Each fetch merges each plant's points (Q = 0) into the existing API frame (`merge_frames`: never a
 whole-frame overwrite), prunes it to [today 00:00, today + 2 days 00:00) local and publishes it with
 `ScheduleStore.publish_schedule("api", plant, frame)`.
@@ -92,6 +96,8 @@ class DataFetcher:
                                 clock=clock, gate=login_gate)
         self.wake_event = threading.Event()
         self._fetch_now = threading.Event()      # a flag set by request_fetch_now()
+        self._pass_lock = threading.Lock()       # the flag and the number of passes started, together
+        self._passes_started = 0
         self._password: str | None = None        # the copy last passed to api.set_password
         self._status = empty_fetcher_status()    # the dict last published (never mutated)
         self._last_ok_mono: dict[str, float | None] = {w: None for w in WINDOWS}
@@ -107,11 +113,15 @@ class DataFetcher:
         """Make the thread call `step()` now (the director calls it after a password change)."""
         self.wake_event.set()
 
-    def request_fetch_now(self) -> None:
+    def request_fetch_now(self) -> int:
         """"Fetch now" (dashboard): the next pass fetches today (and tomorrow from poll_start_time)
-        whatever their age; runs at once. Sets a flag and wakes the thread; never blocks."""
-        self._fetch_now.set()
+        whatever their age; runs at once. Sets a flag and wakes the thread; never blocks. Returns the
+        number of the pass that takes the request: its result is published once `passes` reaches it."""
+        with self._pass_lock:
+            self._fetch_now.set()
+            number = self._passes_started + 1
         self.wake_event.set()
+        return number
 
     def close(self) -> None:
         """Close the client's connection pool (after the thread has ended)."""
@@ -129,17 +139,23 @@ class DataFetcher:
         now = self.clock.now().astimezone(self.tz)
         self._rollover(now.date())
         password = self._read_password()
-        fetch_now = self._fetch_now.is_set()
         due = (self._next_pass_mono is None or self.clock.monotonic() >= self._next_pass_mono
-               or fetch_now or password != self._password
+               or password != self._password
                or self._new_login_since_auth_failure() or self._refused_while_connected())
+        with self._pass_lock:   # a request between the test and the clear is taken, not lost
+            fetch_now = self._fetch_now.is_set()
+            due = due or fetch_now
+            if due:
+                self._fetch_now.clear()
+                self._passes_started += 1
+                number = self._passes_started
         if due:
-            self._fetch_now.clear()
             wait_s = min(ERROR_RETRY_S, self.period_s)   # kept if the pass raises unexpectedly
             try:
                 wait_s = self._run_pass(now, password, fetch_now)
             finally:
                 self._next_pass_mono = self.clock.monotonic() + wait_s
+                self._publish(passes=number)
         return min(self.seconds_to_next_pass(), PASSWORD_POLL_S)
 
     def _new_login_since_auth_failure(self) -> bool:

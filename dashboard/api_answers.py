@@ -1,5 +1,6 @@
 """The API answers as the operator reads them, pure functions of a `Snapshot` (components §8.2, §8.6):
-the top card's API line, the API tab's status and error lines, and the answer to a Connect.
+the top card's API line, the API tab's status and error lines, and the answers to Connect and
+Fetch Now (each from the fetcher pass that took the click).
 
 Who calls: `dashboard/top_card.py` and `dashboard/tabs/api.py`, on the dashboard's request threads.
 Inputs: the fetcher's published `data_fetcher_status` (`s.fetcher`) and the poster's
@@ -69,6 +70,34 @@ def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: flo
     if seconds_between(at, s.now) > answer_within_s:
         return f"No answer from the API within {answer_within_s:.0f} s; still trying."
     return None
+
+
+def fetch_outcome(cfg: AppConfig, s: Snapshot, pending: dict, answer_within_s: float) -> str | None:
+    """The answer to a Fetch Now (`pending` = {"at": ISO time of the click, "pass": the number of the
+    fetcher pass that takes it, from `request_fetch_now()`}), once that pass is over (`passes` in the
+    fetcher's status): `Fetched at HH:MM:SS: Today …: LIB=96 VRFB=96 | Tomorrow …`, `Fetch failed at
+    HH:MM:SS: <error>` or `Nothing fetched: no API password set.`; `No answer from the fetcher within
+    N s; still trying.` when the pass is not over in time; None while it runs."""
+    st = s.fetcher or {}
+    tz = cfg.tz
+    at = parse_iso(pending["at"], tz)
+    if int(st.get("passes") or 0) < int(pending["pass"]):
+        if seconds_between(at, s.now) > answer_within_s:
+            return f"No answer from the fetcher within {answer_within_s:.0f} s; still trying."
+        return None
+    attempt = parse_iso(st["last_attempt"], tz) if st.get("last_attempt") else None
+    # last_attempt has whole seconds; a pass without a password leaves the one before
+    if not s.password_set or attempt is None or attempt < at.replace(microsecond=0):
+        return "Nothing fetched: no API password set."
+    when = format_hms(attempt, tz)
+    if st.get("error"):
+        return f"Fetch failed at {when}: {st['error']}"
+    tomorrow_day = _fetch_day(st, "tomorrow_date", s.now.date() + timedelta(days=1))
+    poll_start = cfg.istentore_api.poll_start_time
+    tomorrow = (f"{_counts(cfg, st.get('tomorrow_points_by_plant'))}" if attempt.astimezone(tz).time() >= poll_start
+                else f"not before {poll_start:%H:%M}")
+    return (f"Fetched at {when}: Today {_fetch_day(st, 'today_date', s.now.date())}: "
+            f"{_counts(cfg, st.get('today_points_by_plant'))} | Tomorrow {tomorrow_day}: {tomorrow}")
 
 
 def api_error_line(s: Snapshot) -> str:

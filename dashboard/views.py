@@ -1,6 +1,6 @@
 """What the dashboard shows, as pure functions of a `Snapshot` (components §8.2, §8.3, §8.9).
 The API tab's texts live beside it: `dashboard/api_answers.py` (API line, status and error lines,
-the answer to Connect) and `dashboard/posting_view.py` (the posting cards).
+the answers to Connect and Fetch Now) and `dashboard/posting_view.py` (the posting cards).
 
 Texts follow components §8 word for word; the callbacks only place them. Units: P in kW, Q in kvar,
 SoC and V in pu; positive P is discharge. Times shown in the UI are local (`HH:MM:SS` or

@@ -63,8 +63,9 @@ def layout(ctx: DashboardContext, s: Snapshot):
 
 
 def api_action(dctx: DashboardContext, _c, _d, _f, password):
-    """(message, its class, password field, pending Connect) for Connect, Disconnect or Fetch Now.
-    Connect answers `Connecting…` at once; `connect_answer` replaces it with the login's outcome."""
+    """(message, its class, password field, pending answer) for Connect, Disconnect or Fetch Now.
+    Connect answers `Connecting…` and Fetch Now `Fetch requested…` at once; `connect_answer` replaces
+    them with the outcome of the fetcher pass that took the click."""
     trigger = dash_ctx.triggered_id
     if not any_click():
         raise PreventUpdate
@@ -81,21 +82,28 @@ def api_action(dctx: DashboardContext, _c, _d, _f, password):
         log.info("Dashboard: API password cleared")
         return f"Password cleared at {format_hms(dctx.clock.now(), dctx.cfg.tz)}.", C.MESSAGE_CLASS, "", None
     if trigger == C.API_FETCH_ID:
-        dctx.hil.request_fetch_now()
-        return f"Fetch requested at {format_hms(dctx.clock.now(), dctx.cfg.tz)}.", C.MESSAGE_CLASS, no_update, no_update
+        number = dctx.hil.request_fetch_now()   # the fetcher pass that takes the click
+        now = dctx.clock.now()
+        pending = None if number is None else {"kind": "fetch", "at": now.isoformat(), "pass": number}
+        return f"Fetch requested at {format_hms(now, dctx.cfg.tz)}.", C.MESSAGE_CLASS, no_update, pending
     raise PreventUpdate
 
 
 def connect_answer(dctx: DashboardContext, _n, pending):
-    """Every tick while a Connect awaits its answer: the outcome once the fetcher has tried (a
-    failed or unanswered login in the failure colour)."""
+    """Every tick while a Connect or a Fetch Now awaits its answer: the outcome once the fetcher's
+    pass is over (a failed or unanswered one in the failure colour)."""
     if not pending:
         raise PreventUpdate
     within_s = float(dctx.cfg.istentore_api.request_timeout_s) * 2 + 5
-    answer = api_answers.connect_outcome(dctx.snapshot(), pending, dctx.cfg.tz, within_s)
+    if pending.get("kind") == "fetch":
+        answer = api_answers.fetch_outcome(dctx.cfg, dctx.snapshot(), pending, within_s)
+        good = answer is not None and answer.startswith("Fetched at ")
+    else:
+        answer = api_answers.connect_outcome(dctx.snapshot(), pending, dctx.cfg.tz, within_s)
+        good = answer is not None and answer.startswith("Connected at ")
     if answer is None:
         raise PreventUpdate
-    return answer, C.MESSAGE_CLASS if answer.startswith("Connected at ") else C.MESSAGE_BAD_CLASS, None
+    return answer, C.MESSAGE_CLASS if good else C.MESSAGE_BAD_CLASS, None
 
 
 def _preview_key(dctx: DashboardContext, s: Snapshot, drawn: bool) -> dict:

@@ -114,7 +114,7 @@ def status_with(**fields) -> dict:
         "connected": False, "today_fetched": False, "tomorrow_fetched": False, "today_date": None,
         "tomorrow_date": None, "today_points": 0, "tomorrow_points": 0,
         "today_points_by_plant": {"lib": 0, "vrfb": 0}, "tomorrow_points_by_plant": {"lib": 0, "vrfb": 0},
-        "last_attempt": None, "error": None, "today_fetched_at": None, "tomorrow_fetched_at": None,
+        "last_attempt": None, "error": None, "today_fetched_at": None, "tomorrow_fetched_at": None, "passes": 0,
     }
     status.update(fields)
     return status
@@ -154,7 +154,7 @@ def test_today_is_fetched_at_start_and_not_again_before_it_is_due(sim, rig_facto
 
     assert rig.step() == pytest.approx(1.0)
 
-    assert rig.status() == status_with(
+    assert rig.status() == status_with(passes=1, 
         connected=True, today_fetched=True, today_date="2026-06-01", tomorrow_date="2026-06-02",
         today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
         last_attempt="2026-06-01T09:05:00+02:00", today_fetched_at="2026-06-01T09:05:00+02:00")
@@ -170,7 +170,7 @@ def test_today_is_fetched_at_start_and_not_again_before_it_is_due(sim, rig_facto
 
     rig.leap(1)                                     # a pass: today is fresh, nothing to fetch
     assert rig.market_calls() == 1
-    assert rig.status() == status_with(
+    assert rig.status() == status_with(passes=2, 
         connected=True, today_fetched=True, today_date="2026-06-01", tomorrow_date="2026-06-02",
         today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
         last_attempt="2026-06-01T09:07:00+02:00", today_fetched_at="2026-06-01T09:05:00+02:00")  # a pass, no fetch
@@ -229,7 +229,7 @@ def test_a_same_day_retry_of_today_keeps_tomorrows_rows(sim, rig_factory, caplog
     assert_day_matches_sim(rig, date(2026, 6, 1))
     assert_day_matches_sim(rig, date(2026, 6, 2))    # tomorrow's rows kept by the merge
     assert len(rig.frame("vrfb")) == 192
-    assert rig.status() == status_with(
+    assert rig.status() == status_with(passes=2, 
         connected=True, today_fetched=True, tomorrow_fetched=True, today_date="2026-06-01",
         tomorrow_date="2026-06-02", today_points=192, tomorrow_points=192,
         today_points_by_plant={"lib": 96, "vrfb": 96}, tomorrow_points_by_plant={"lib": 96, "vrfb": 96},
@@ -250,7 +250,7 @@ def test_midnight_promotes_tomorrow_and_prunes_yesterday(sim, rig_factory, caplo
 
     assert "Day rollover: tomorrow's schedule (2026-06-02) is now today's" in caplog.messages
     assert rig.market_calls() == calls               # promoted: nothing to fetch
-    assert rig.status() == status_with(
+    assert rig.status() == status_with(passes=1, 
         connected=True, today_fetched=True, tomorrow_fetched=False, today_date="2026-06-02",
         tomorrow_date="2026-06-03", today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
         last_attempt="2026-06-01T23:59:00+02:00", today_fetched_at="2026-06-01T23:59:00+02:00")  # promoted
@@ -340,7 +340,7 @@ def test_rollover_and_pruning_happen_without_a_password(sim, rig_factory, caplog
     rig.at(2026, 6, 3, 0, 5)                         # two midnights later: nothing to promote
 
     assert sim.calls[MARKET] == 2
-    assert rig.status() == status_with(today_date="2026-06-03", tomorrow_date="2026-06-04",
+    assert rig.status() == status_with(passes=3, today_date="2026-06-03", tomorrow_date="2026-06-04",
                                        last_attempt="2026-06-01T18:00:00+02:00")
     for plant in PLANTS:
         assert len(rig.frame(plant)) == 0
@@ -433,6 +433,35 @@ def test_fetch_now_fetches_at_once_and_only_once(sim, rig_factory):
     assert rig.market_calls() == calls + 2           # today and tomorrow again
 
 
+def test_fetch_now_names_the_pass_that_answers_it(sim, rig_factory):
+    """`request_fetch_now()` returns the number of the pass that takes it, and each pass publishes
+    `passes` when over: the dashboard answers a Fetch Now with that pass's result. A click while a
+    pass runs is taken by the next pass (the running one may fetch nothing), which runs at once."""
+    rig = rig_factory()
+    rig.step()
+    assert rig.status()["passes"] == 1
+    assert rig.fetcher.request_fetch_now() == 2 and rig.status()["passes"] == 1
+    rig.step()
+    assert rig.status()["passes"] == 2 and rig.market_calls() == 2
+
+    real = rig.fetcher.api.get_day_ahead_schedules
+    clicked: list[int] = []
+
+    def click_during_the_request(*args, **kwargs):
+        clicked.append(rig.fetcher.request_fetch_now())
+        return real(*args, **kwargs)
+
+    rig.fetcher.api.get_day_ahead_schedules = click_during_the_request
+    assert rig.fetcher.request_fetch_now() == 3
+    rig.step()
+    rig.fetcher.api.get_day_ahead_schedules = real
+    assert clicked == [4] and rig.status()["passes"] == 3
+    rig.step()                                       # pass 4 at once, and it fetches
+    assert rig.status()["passes"] == 4 and rig.market_calls() == 4
+    rig.step()
+    assert rig.status()["passes"] == 4               # nothing more was asked
+
+
 # -- incomplete days, errors, backoff ---------------------------------------------------------
 
 def test_an_incomplete_day_is_merged_reported_and_retried(sim, rig_factory, caplog):
@@ -442,7 +471,7 @@ def test_an_incomplete_day_is_merged_reported_and_retried(sim, rig_factory, capl
 
     rig.step()
 
-    assert rig.status() == status_with(
+    assert rig.status() == status_with(passes=1, 
         connected=True, today_fetched=False, today_date="2026-06-01", tomorrow_date="2026-06-02",
         today_points=96, today_points_by_plant={"lib": 48, "vrfb": 48},
         last_attempt="2026-06-01T09:05:00+02:00", error="Incomplete today schedule (LIB=48 VRFB=48)")
@@ -525,7 +554,7 @@ def test_rejected_logins_back_off_30_s_doubling_to_15_min(sim, rig_factory, capl
 
     rig.step()
 
-    assert rig.status() == status_with(
+    assert rig.status() == status_with(passes=1, 
         today_date="2026-06-01", tomorrow_date="2026-06-02", last_attempt="2026-06-01T09:05:00+02:00",
         error="Authentication failed: login rejected (HTTP 401): password rejected")
     assert [(r.levelname, r.message) for r in caplog.records if "Authentication" in r.message] == [
@@ -680,7 +709,7 @@ def test_a_cleared_password_keeps_frames_and_flags(sim, rig_factory, caplog):
     rig.step()                                       # noticed when polled, without a wake
 
     assert caplog.messages.count("API password cleared") == 1
-    assert rig.status() == {**before, "connected": False, "error": None}
+    assert rig.status() == {**before, "connected": False, "error": None, "passes": before["passes"] + 1}  # a pass, no fetch
     assert len(rig.frame("lib")) == 192
     rig.leap(3600)
     assert rig.market_calls() == 2 and caplog.messages.count("API password cleared") == 1

@@ -81,3 +81,47 @@ def test_no_errors_alone_when_nothing_waits_behind_another_plant(cfg):
     sd["measurement_post_status"]["vrfb"]["posting_enabled"] = True
     sd["measurement_post_status"]["lib"]["last_attempt"] = _attempt("2026-03-29T11:59:55+02:00", "success")
     assert posting_view.posting_lines(cfg, snap(sd), "vrfb")[5] == "No errors."        # LIB's went through
+
+
+# ------------------------------------------------------------------------------ Fetch Now (§8.6)
+
+CLICK = {"at": "2026-03-29T11:59:58.400000+02:00", "pass": 7}
+
+
+def _fetched(sd, passes: int, last_attempt: str, error: str | None = None) -> None:
+    sd["api_password"] = "secret"
+    sd["data_fetcher_status"] = {**sd["data_fetcher_status"], "passes": passes, "last_attempt": last_attempt,
+                                 "error": error, "connected": error is None, "today_date": "2026-03-29",
+                                 "tomorrow_date": "2026-03-30", "today_points_by_plant": {"lib": 92, "vrfb": 92},
+                                 "tomorrow_points_by_plant": {"lib": 96, "vrfb": 96}}
+
+
+def test_fetch_now_is_answered_with_the_result_of_the_pass_that_took_it(cfg):
+    """The operator clicked Fetch Now and read `Fetch requested` and nothing more: the answer is the
+    result of the fetcher pass that took the click, once it is over."""
+    from dashboard.api_answers import fetch_outcome
+    sd = build_shared_data()
+    _fetched(sd, 6, "2026-03-29T11:59:30+02:00")              # a pass before the click
+    assert fetch_outcome(cfg, snap(sd), CLICK, 25.0) is None
+    _fetched(sd, 7, "2026-03-29T11:59:58+02:00")              # the click's pass, in its second
+    # before poll_start_time (17:30 in config.yaml) tomorrow is not fetched: said so, not `LIB=96`
+    assert fetch_outcome(cfg, snap(sd), CLICK, 25.0) == \
+        "Fetched at 11:59:58: Today 2026-03-29: LIB=92 VRFB=92 | Tomorrow 2026-03-30: not before 17:30"
+    _fetched(sd, 7, "2026-03-29T18:00:01+02:00")
+    assert fetch_outcome(cfg, snap(sd, NOW + timedelta(hours=6)), dict(CLICK, at="2026-03-29T18:00:00+02:00"),
+                         25.0) == "Fetched at 18:00:01: Today 2026-03-29: LIB=92 VRFB=92 | Tomorrow 2026-03-30: " \
+                                  "LIB=96 VRFB=96"
+    _fetched(sd, 8, "2026-03-29T11:59:59+02:00", error="Today fetch failed: HTTP 503")
+    assert fetch_outcome(cfg, snap(sd), CLICK, 25.0) == "Fetch failed at 11:59:59: Today fetch failed: HTTP 503"
+
+
+def test_fetch_now_without_a_password_or_an_answer_says_so(cfg):
+    from dashboard.api_answers import fetch_outcome
+    sd = build_shared_data()
+    _fetched(sd, 7, "2026-03-29T11:50:00+02:00")
+    sd["api_password"] = None                                  # the pass ended at once: nothing fetched
+    assert fetch_outcome(cfg, snap(sd), CLICK, 25.0) == "Nothing fetched: no API password set."
+    _fetched(sd, 6, "2026-03-29T11:50:00+02:00")
+    assert fetch_outcome(cfg, snap(sd, NOW + timedelta(seconds=20)), CLICK, 25.0) is None
+    assert fetch_outcome(cfg, snap(sd, NOW + timedelta(seconds=30)), CLICK, 25.0) == \
+        "No answer from the fetcher within 25 s; still trying."
