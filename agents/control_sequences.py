@@ -33,8 +33,11 @@ log = logging.getLogger("hil.control")
 
 def start(ctl) -> tuple[bool, str]:
     """Start sequence of `ctl`, a PlantController (components §4.5). Returns (ok, detail). A start
-    begins a new run: a hold of the previous one ends (it would rewrite its old values)."""
+    begins a new run: a hold of the previous one ends (it would rewrite its old values), and the
+    previous run's write times are forgotten."""
     ctl.hold.end("start")
+    # the card's `Last write: ok at <time>` is this run's: a start that finds the registers right writes nothing
+    ctl._publish_dispatch(last_write_at=None, write_failed_at=None)
     step = "setpoint"
     ctl.run_status_seen = False   # from now on the plant's run status counts once it reports running
     try:

@@ -238,6 +238,26 @@ def test_start_failure_when_enable_does_not_stick_disables_again(tmp_path, fake_
         rig.lib.link.close()
 
 
+def test_a_start_forgets_the_last_write_of_the_run_before(tmp_path, fake_clock, rigs):
+    """A new run whose start found the registers already right wrote nothing: the card said
+    `Last write: ok at <the old run's time>` for it. A start clears the old run's write times."""
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 250.0, -30.0)
+    first = rig.dispatch()["last_write_at"]
+    assert first is not None
+    rig.set_transition("stopped", gate=False)        # the run ended; the plant keeps its setpoints
+    fake_clock.advance(600.0)
+    rig.target(250.0, -30.0)
+    ops: list = []
+    spy(rig.lib.link, ops)
+    cmd = rig.run("start")
+    assert cmd.status == "succeeded", cmd.detail
+    assert ("write", "p_setpoint") not in ops and ("write", "q_setpoint") not in ops   # nothing to write
+    st = rig.dispatch()
+    assert st["write_status"] == "ok" and st["last_write_at"] is None, st["last_write_at"]
+    assert st["write_failed_at"] is None
+
+
 def test_a_start_does_not_fall_back_to_a_scheduler_target_older_than_its_schedule(tmp_path, fake_clock, rigs):
     """The scheduler's last pass (0 kW) read the schedules before the operator published 200 kW and
     pressed Start; the start writes 200 kW. Its first dispatch check keeps 200 kW (it went 200, 0,
