@@ -315,13 +315,26 @@ _REASON_WORDS = {"no_schedule": "no schedule", "before_start": "schedule not sta
                  "stale": "API schedule stale"}   # why the target is what it is; "schedule" as it is
 
 
+def _target_reason(cfg: AppConfig, d: dict) -> str:
+    """Why the target is what it is: the active source's reason (`schedule`, `API schedule stale`, …),
+    or the override in force and the other signal's source: `override P until 14:30, Q schedule`."""
+    base = _REASON_WORDS.get(d.get("reason"), d.get("reason") or "n/a")
+    overridden = [sig for sig in ("P", "Q") if d.get(f"reason_{sig.lower()}") == "override"]
+    if not overridden:
+        return base
+    until = as_datetime(d.get("override_until"), cfg.tz)
+    text = f"override {' and '.join(overridden)}" + (f" until {until:%H:%M}" if until is not None else "")
+    # the signal not overridden follows the active source (API), whose reason is `reason`
+    return text if len(overridden) == 2 else f"{text}, {'Q' if overridden == ['P'] else 'P'} {base}"
+
+
 def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     """Target, reason and next change as the controller published them (`dispatch_status_by_plant`).
     With the gate off nothing is dispatched: the line says so and shows what a start would dispatch."""
     d = s.dispatch.get(plant) or {}
     nxt = as_datetime(d.get("next_breakpoint"), cfg.tz)
     target = (f"P={fmt_qty(d.get('target_p_kw'), 'kW')} Q={fmt_qty(d.get('target_q_kvar'), 'kvar')} "
-              f"({_REASON_WORDS.get(d.get('reason'), d.get('reason') or 'n/a')})")
+              f"({_target_reason(cfg, d)})")
     hold = s.hold.get(plant) or {}
     if s.gate.get(plant) and s.held(plant):   # the held values are written, not the schedule's
         held = f"P={fmt_qty(hold.get('p_kw'), 'kW')} Q={fmt_qty(hold.get('q_kvar'), 'kvar')}"

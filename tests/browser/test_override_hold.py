@@ -98,6 +98,8 @@ def test_override_armed_then_active_then_ended_at_the_end_row(env):
     assert regs["p_setpoint_kw"] in {api_value("vrfb", rows, shift(now, -1))[0],
                                      api_value("vrfb", rows, now)[0]}, "P keeps following the API"
     page.wait_text("source-vrfb", f"P: API | Q: override until {end.astimezone(env.cfg.tz):%H:%M}")
+    # the status card's target names the override too, not just `(schedule)`
+    page.wait_text("dispatch-vrfb", f" kvar (override Q until {end.astimezone(env.cfg.tz):%H:%M}, P schedule) | ")
     state = api_state(app)["plants"]["vrfb"]
     assert (state["dispatch_reason_p"], state["dispatch_reason_q"]) == ("api", "override")
     shots(page, "override_active")

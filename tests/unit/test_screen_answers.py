@@ -125,3 +125,34 @@ def test_fetch_now_without_a_password_or_an_answer_says_so(cfg):
     assert fetch_outcome(cfg, snap(sd, NOW + timedelta(seconds=20)), CLICK, 25.0) is None
     assert fetch_outcome(cfg, snap(sd, NOW + timedelta(seconds=30)), CLICK, 25.0) == \
         "No answer from the fetcher within 25 s; still trying."
+
+
+# ------------------------------------------------------------------------------ status card (§8.2)
+
+def test_the_dispatch_line_names_an_active_override(cfg):
+    """In API mode with P overridden, the card said `(schedule)`: the operator read the API's P while
+    the manual one was written. It names the override, its end and the other signal's source."""
+    from dashboard import views
+    sd = build_shared_data("api")
+    sd["scheduler_running_by_plant"]["lib"] = True
+    sd["plant_transition_by_plant"]["lib"] = "running"
+    sd["dispatch_status_by_plant"]["lib"].update(
+        target_p_kw=120.0, target_q_kvar=0.0, reason="schedule", reason_p="override", reason_q="api",
+        override_until="2026-03-29T14:30:00+02:00", next_breakpoint="2026-03-29T12:15:00+02:00")
+    assert views.dispatch_line(cfg, snap(sd), "lib").startswith(
+        "Target P=120.0 kW Q=0.0 kvar (override P until 14:30, Q schedule) | Last write: ")
+    sd["dispatch_status_by_plant"]["lib"].update(reason="stale", reason_p="stale", reason_q="override")
+    assert views.dispatch_line(cfg, snap(sd), "lib").startswith(
+        "Target P=120.0 kW Q=0.0 kvar (override Q until 14:30, P API schedule stale) | ")
+    sd["dispatch_status_by_plant"]["lib"].update(reason_p="override")
+    assert views.dispatch_line(cfg, snap(sd), "lib").startswith(
+        "Target P=120.0 kW Q=0.0 kvar (override P and Q until 14:30) | ")
+    sd["dispatch_status_by_plant"]["lib"].update(reason="schedule", reason_p="api", reason_q="api",
+                                                 override_until=None)
+    assert views.dispatch_line(cfg, snap(sd), "lib").startswith("Target P=120.0 kW Q=0.0 kvar (schedule) | ")
+    # gate off: what a start would dispatch names it too
+    sd["scheduler_running_by_plant"]["lib"] = False
+    sd["plant_transition_by_plant"]["lib"] = "stopped"
+    sd["dispatch_status_by_plant"]["lib"].update(reason_p="override", override_until="2026-03-29T14:30:00+02:00")
+    assert "| Schedule now P=120.0 kW Q=0.0 kvar (override P until 14:30, Q schedule) |" in \
+        views.dispatch_line(cfg, snap(sd), "lib")
