@@ -284,6 +284,7 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
         answer = page.wait_text("api-message", "Fetched at ", timeout=15)
         assert re.fullmatch(r"Fetched at \d\d:\d\d:\d\d: Today \S+: LIB=\d+ VRFB=\d+ \| Tomorrow \S+: "
                             r"(LIB=\d+ VRFB=\d+|not before \d\d:\d\d)", answer), answer
+        screenshots_at_sizes(page, "api_fetch_now_answer", scroll_to="api-message")
 
     # posting: the gate needs the API source (and the poster)
     poster = poster_of(app)
