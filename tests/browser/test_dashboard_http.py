@@ -283,7 +283,8 @@ def _upload(app, data: bytes, filename: str) -> tuple[int, bytes]:
     posts it."""
     url = app.dashboard.url
     deps = json.loads(_request(url + "/_dash-dependencies")[2])
-    dep = next(d for d in deps if "manual-status.children" in d["output"])
+    # the upload's callback (it empties the upload); the plant selection also writes manual-status
+    dep = next(d for d in deps if "manual-status.children" in d["output"] and "manual-upload.contents" in d["output"])
     contents = "data:text/csv;base64," + base64.b64encode(data).decode()
     values = {"manual-upload.contents": contents, "manual-upload.filename": filename, "manual-plant.value": "lib",
               "manual-csv-mode.value": "as_in_file", "manual-csv-date.date": "2026-01-01",

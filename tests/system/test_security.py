@@ -289,7 +289,7 @@ def test_request_bodies_over_8_mib_get_413(run):
         conn.close()
     # A 5 MB upload (under 8 MiB) is refused by the upload check, the schedule unchanged.
     payload = base64.b64encode(b"datetime,power_setpoint_kw\n" + b"2026-01-01 00:00:00,1\n" * 260_000).decode()
-    status, raw = forge(run, "manual-status.children",
+    status, raw = forge(run, "manual-upload.contents",   # the upload's callback: it writes manual-status and empties the upload
                         {"manual-upload.contents": "data:text/csv;base64," + payload, "manual-upload.filename": "big.csv",
                          "manual-plant.value": "lib", "manual-csv-mode.value": "as_in_file",
                          "manual-csv-date.date": "2026-01-01", "manual-csv-hour.value": 0,
