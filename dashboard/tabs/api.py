@@ -4,7 +4,9 @@ redrawn only when the schedule revision or the local day changed (its now line m
 minute by a patch).
 
 The status line is redrawn right after Connect/Disconnect (not only on the next tick), so it never
-contradicts the message; the fetcher's error has its own line below it."""
+contradicts the message; the fetcher's error has its own line below it. Connect and Fetch Now are
+answered in the message line by the result of the fetcher pass that took the click
+(`dashboard/api_answers.py`)."""
 from __future__ import annotations
 
 import logging
