@@ -75,9 +75,10 @@ def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: flo
 def fetch_outcome(cfg: AppConfig, s: Snapshot, pending: dict, answer_within_s: float) -> str | None:
     """The answer to a Fetch Now (`pending` = {"at": ISO time of the click, "pass": the number of the
     fetcher pass that takes it, from `request_fetch_now()`}), once that pass is over (`passes` in the
-    fetcher's status): `Fetched at HH:MM:SS: Today …: LIB=96 VRFB=96 | Tomorrow …`, `Fetch failed at
-    HH:MM:SS: <error>` or `Nothing fetched: no API password set.`; `No answer from the fetcher within
-    N s; still trying.` when the pass is not over in time; None while it runs."""
+    fetcher's status): `Fetched at HH:MM:SS: Today …: LIB=96 VRFB=96 | Tomorrow …`, `Fetch at HH:MM:SS:
+    <error>`, `Nothing fetched: no API password set.` or, when the pass raised, `The fetch
+    did not finish; see the Logs tab.`; `No answer from the fetcher within N s; still trying.` when
+    the pass is not over in time; None while it runs."""
     st = s.fetcher or {}
     tz = cfg.tz
     at = parse_iso(pending["at"], tz)
@@ -85,13 +86,14 @@ def fetch_outcome(cfg: AppConfig, s: Snapshot, pending: dict, answer_within_s: f
         if seconds_between(at, s.now) > answer_within_s:
             return f"No answer from the fetcher within {answer_within_s:.0f} s; still trying."
         return None
-    attempt = parse_iso(st["last_attempt"], tz) if st.get("last_attempt") else None
-    # last_attempt has whole seconds; a pass without a password leaves the one before
-    if not s.password_set or attempt is None or attempt < at.replace(microsecond=0):
+    if not s.password_set:
         return "Nothing fetched: no API password set."
+    attempt = parse_iso(st["last_attempt"], tz) if st.get("last_attempt") else None
+    if attempt is None or attempt < at.replace(microsecond=0):   # last_attempt has whole seconds
+        return "The fetch did not finish; see the Logs tab."   # the pass raised (logged by the loop)
     when = format_hms(attempt, tz)
     if st.get("error"):
-        return f"Fetch failed at {when}: {st['error']}"
+        return f"Fetch at {when}: {st['error']}"   # the error names what failed or was incomplete
     tomorrow_day = _fetch_day(st, "tomorrow_date", s.now.date() + timedelta(days=1))
     poll_start = cfg.istentore_api.poll_start_time
     tomorrow = (f"{_counts(cfg, st.get('tomorrow_points_by_plant'))}" if attempt.astimezone(tz).time() >= poll_start

@@ -112,7 +112,7 @@ def test_fetch_now_is_answered_with_the_result_of_the_pass_that_took_it(cfg):
                          25.0) == "Fetched at 18:00:01: Today 2026-03-29: LIB=92 VRFB=92 | Tomorrow 2026-03-30: " \
                                   "LIB=96 VRFB=96"
     _fetched(sd, 8, "2026-03-29T11:59:59+02:00", error="Today fetch failed: HTTP 503")
-    assert fetch_outcome(cfg, snap(sd), CLICK, 25.0) == "Fetch failed at 11:59:59: Today fetch failed: HTTP 503"
+    assert fetch_outcome(cfg, snap(sd), CLICK, 25.0) == "Fetch at 11:59:59: Today fetch failed: HTTP 503"
 
 
 def test_fetch_now_without_a_password_or_an_answer_says_so(cfg):
@@ -121,6 +121,8 @@ def test_fetch_now_without_a_password_or_an_answer_says_so(cfg):
     _fetched(sd, 7, "2026-03-29T11:50:00+02:00")
     sd["api_password"] = None                                  # the pass ended at once: nothing fetched
     assert fetch_outcome(cfg, snap(sd), CLICK, 25.0) == "Nothing fetched: no API password set."
+    _fetched(sd, 7, "2026-03-29T11:50:00+02:00")               # a password, and the pass left no attempt
+    assert fetch_outcome(cfg, snap(sd), CLICK, 25.0) == "The fetch did not finish; see the Logs tab."
     _fetched(sd, 6, "2026-03-29T11:50:00+02:00")
     assert fetch_outcome(cfg, snap(sd, NOW + timedelta(seconds=20)), CLICK, 25.0) is None
     assert fetch_outcome(cfg, snap(sd, NOW + timedelta(seconds=30)), CLICK, 25.0) == \
