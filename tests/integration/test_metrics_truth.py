@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.clock import FakeClock
 from core.schedules import frame_from_rows
-from dashboard import views
+from dashboard import api_answers
 from dashboard.metrics import REASONS, SIGNAL_REASONS, render
 from dashboard.snapshot import take_snapshot
 from hil_scheduler import HilApp, Options
@@ -242,7 +242,7 @@ def test_the_api_metrics_say_what_the_dashboards_api_line_says(tmp_path):
 
     def screen() -> tuple[str, str]:
         snap = take_snapshot(app.sd, app.clock.now())
-        return views.api_line(app.cfg, snap), views.api_status_line(app.cfg, snap)
+        return api_answers.api_line(app.cfg, snap), api_answers.api_status_line(app.cfg, snap)
     try:
         app.set_api_password(password)
         wait_for(lambda: value(scrape(app), "hil_measurement_posts_total", plant="lib", outcome="posted"), 20,
