@@ -1,13 +1,14 @@
 """One Modbus TCP link to one plant, owned by one thread (pymodbus clients are not thread-safe).
 
-Link state (components §2.4): `ok`, `connect_failed` (refused, timeout, reset: the link is down),
-`read_error` (exception response or undecodable value while connected; an accepted write does not
-end it, only a good read does), `unknown` (never tried or reset by a transport switch). Connects
-lazily; after a failure the socket is closed and background operations fail at once (no network
-I/O) until the backoff (0.5 s doubling to 30 s) has passed or another link of the process to the
-same endpoint is restored (the plant is back); an operator command passes `immediate=True` to make
-one connect attempt at once. Exception responses keep the connection. The endpoint follows the
-transport mode given to `set_mode()`; the role `meter` talks to that endpoint's PoC meter
+Link state (components §2.4): `ok`, `connect_failed` (refused, timeout, reset, or a gateway's
+exception 10/11: the plant behind it got nothing; the link is down), `read_error` (another exception
+response or an undecodable value while connected; an accepted write does not end it, only a good
+read does), `unknown` (never tried or reset by a transport switch). Connects lazily; after a failure
+the socket is closed and background operations fail at once (no network I/O) until the backoff
+(0.5 s doubling to 30 s) has passed or another link of the process to the same endpoint is restored
+(the plant is back); an operator command passes `immediate=True` to make one connect attempt at
+once. Exception responses other than 10/11 keep the connection. The endpoint follows the transport
+mode given to `set_mode()`; the role `meter` talks to that endpoint's PoC meter
 (`EndpointConfig.meter`, None when it has none).
 """
 from __future__ import annotations
@@ -32,6 +33,8 @@ BACKOFF_MAX_S = 30.0
 DEVICE_GUARD_WAIT_S = 0.25
 _GROUP_REFUSED_CODES = (2, 3)
 ANY_EXCEPTION = tuple(range(1, 256))   # every Modbus exception code: a refused write is not a link fault
+# A gateway's answers for a plant it cannot reach: the link to the plant is down, not refused.
+GATEWAY_CODES = {10: "gateway path unavailable", 11: "gateway: no answer from the plant (wrong unit id?)"}
 
 log = logging.getLogger("hil.modbus")
 
@@ -239,6 +242,9 @@ class ModbusLink:
             raise LinkError(self.last_error, "connect_failed", dropped) from exc
         if rr.isError():
             code = getattr(rr, "exception_code", None)
+            if code in GATEWAY_CODES:   # the plant behind it did not get the request: down, as a dead host
+                self._failure("connect_failed", f"{GATEWAY_CODES[code]} (exception {code})")
+                raise LinkError(self.last_error, "connect_failed")
             if code in refusable:
                 err = LinkError(f"exception response (code {code})", "read_error")
                 err.exception_code = code

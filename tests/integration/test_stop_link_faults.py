@@ -11,6 +11,8 @@ import logging
 import threading
 import time
 
+import pytest
+
 from core.clock import FakeClock, RealClock
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
@@ -409,3 +411,50 @@ def test_a_silent_listener_with_a_run_command_is_stopped_within_the_bound(tmp_pa
                       f"no answer within {HUNG_TIMEOUT_S:g} s ({rig.cfg.plants['lib'].local.label})"}
     assert elapsed <= 2 * HUNG_TIMEOUT_S + 0.5, f"{elapsed:.2f} s"
 
+
+
+@pytest.mark.parametrize("code", [10, 11])
+def test_a_stop_a_gateway_could_not_pass_on_is_sent_when_the_plant_answers_again(tmp_path, caplog, code):
+    """A plant behind a Modbus gateway (RTU behind a TCP gateway, a wrong unit id on a multi-drop
+    line): the gateway answers, the plant behind it does not (exception 10, path unavailable; 11,
+    target failed to respond). The Stop reaches nothing; the plant runs on at 500 kW. The link is down
+    (not a `read_error` of a plant that answers), so the stop is owed and sent when the plant
+    answers through the gateway again. (Before: the stop was forgotten and the plant ran on.)"""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
+        try:
+            _started(rig, plant, 500.0)
+            plant.hook = lambda fc, addr, values: ("exc", code)
+            clock.advance(1.0)
+            rig.lib.step()
+            assert rig.observed()["link"] == "connect_failed", rig.observed()
+            stop = _stop_on_a_fake_clock(rig, clock)
+            assert stop.status == "failed" and "gateway" in stop.result["error"], stop.result
+            assert plant.get(ENABLE)[0] == 1 and plant.get(P_SETPOINT)[0] == 5000   # nothing reached it
+            assert rig.lib.stop_owed == "local" and stop.detail.endswith("the stop is sent when it answers again")
+            plant.hook = None
+            _step_until(rig, clock, lambda: plant.get(ENABLE)[0] == 0)
+            assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
+            assert msgs(caplog, logging.WARNING, "answers again and is enabled: sending the stop")
+            assert rig.transition() == "stopped" and rig.lib.stop_owed is None
+        finally:
+            plant.hook = None
+            rig.close()
+
+
+def _stop_on_a_fake_clock(rig: Rig, clock: FakeClock):
+    """The operator's Stop run by LIB's controller in a thread while the fake clock moves on (its
+    decay wait, if any, waits on that clock); at most 20 fake seconds."""
+    stop = rig.submit("stop")
+    worker = threading.Thread(target=rig.lib.step, name="test-stop-step")
+    worker.start()
+    for _ in range(200):
+        if not worker.is_alive():
+            break
+        clock.advance(0.1)
+        time.sleep(0.005)
+    worker.join(5)
+    assert not worker.is_alive(), "the stop did not end"
+    return stop
