@@ -35,7 +35,7 @@ from agents.modbus_link import LinkError, ModbusLink
 from agents.poster import Poster
 from agents.recorder import Recorder
 from core.config import AppConfig
-from core.points import METER_POINTS, SAMPLE_POINTS
+from core.points import METER_POINTS, SAMPLE_POINTS, SOC_RANGE_PU, soc_reading
 from core.timeutil import from_epoch
 
 log = logging.getLogger("hil.measurement")
@@ -171,6 +171,7 @@ class Sampler:
         self._next_k: int | None = None
         self._last_step_s: float | None = None  # epoch seconds of the last stamped step
         self._failing: set[str] = set()   # devices whose last read failed
+        self._soc_implausible = False     # the last SoC read was beyond 0..1
         self.skipped_steps = 0
         self._skip_lines: deque[float] = deque(maxlen=SKIP_LINES_PER_MIN)   # monotonic times of the lines
         self._skips_unlisted = 0
@@ -246,6 +247,8 @@ class Sampler:
             bad = [column for column, value in values.items() if not math.isfinite(value)]
             if bad:
                 values, error = None, f"non-finite value in {', '.join(bad)}"
+            elif "soc_pu" in values:
+                values["soc_pu"] = self._soc(values["soc_pu"])
         except LinkError as exc:
             error = str(exc)
         except Exception as exc:  # a malformed frame or a library error is a failed step, not a crash
@@ -256,6 +259,18 @@ class Sampler:
             log.info("%s sampling recovered", device)
         (self._failing.add if values is None else self._failing.discard)(device)
         return values, error
+
+    def _soc(self, value: float) -> float | None:
+        """The SoC column: empty for a value beyond 0..1 (`core.points.soc_reading`), with one WARNING
+        when such values start and one INFO when the SoC reads within 0..1 again."""
+        soc = soc_reading(value)
+        if soc is None and not self._soc_implausible:
+            log.warning("%s: soc reads %g pu, outside %g..%g (a \"no value\" marker or a BMS fault); recorded "
+                        "and posted as empty until it reads within", self.name, value, *SOC_RANGE_PU)
+        elif soc is not None and self._soc_implausible:
+            log.info("%s: soc reads within %g..%g again", self.name, *SOC_RANGE_PU)
+        self._soc_implausible = soc is None
+        return soc
 
     def close(self) -> None:
         self.link.close()

@@ -17,7 +17,7 @@ from typing import Mapping, NamedTuple
 
 from core.codec import CodecError, Point, decode, encode
 from core.overrides import Effective
-from core.points import SETPOINT_POINTS
+from core.points import SETPOINT_POINTS, soc_reading
 from core.recording import format_value
 
 SETPOINT_UNITS = {"p_setpoint": "kW", "q_setpoint": "kvar"}
@@ -102,7 +102,7 @@ def observed_fields(values: Mapping[str, float]) -> dict:
     fields = {"enable": 1 if int(round(values["enable"])) == 1 else 0,
               "p_setpoint_kw": values["p_setpoint"], "q_setpoint_kvar": values["q_setpoint"],
               "p_battery_kw": values["p_battery"], "q_battery_kvar": values["q_battery"],
-              "soc_pu": values["soc"]}
+              "soc_pu": soc_reading(values["soc"])}   # none beyond 0..1 (the sampler warns)
     if "run_status" in values:
         fields["run_status"] = int(round(values["run_status"]))
     return fields

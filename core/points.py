@@ -51,6 +51,17 @@ KIND_BY_POINT = {
 }
 READBACK_POINTS = {"p_setpoint": "p_setpoint_readback", "q_setpoint": "q_setpoint_readback"}
 
+SOC_RANGE_PU = (0.0, 1.0)   # a SoC beyond it is no reading (a BMS's "not available" 0xFFFF, a fault)
+
+
+def soc_reading(value: float | None) -> float | None:
+    """The SoC (pu) a decoded `soc` register stands for: None beyond SOC_RANGE_PU, so that a plant's
+    "no value" marker is never recorded, posted or shown as a state of charge."""
+    if value is None or not SOC_RANGE_PU[0] <= value <= SOC_RANGE_PU[1]:
+        return None
+    return value
+
+
 ILLEGAL_DATA_ADDRESS = 2   # Modbus exception codes a PLC answers for a refused write
 ILLEGAL_DATA_VALUE = 3
 

@@ -54,7 +54,7 @@ class FakeLink:
             self.link, self.last_error = "connect_failed", "connect failed: connection refused"
             raise LinkError(self.last_error, "connect_failed")
         self.link, self.last_error = "ok", None
-        return {name: float(i) for i, name in enumerate(names)}
+        return {name: 0.5 if name == "soc" else float(i) for i, name in enumerate(names)}   # a SoC within 0..1
 
     @contextlib.contextmanager
     def device_guard(self):
