@@ -7,9 +7,10 @@ read does), `unknown` (never tried or reset by a transport switch). Connects laz
 the socket is closed and background operations fail at once (no network I/O) until the backoff
 (0.5 s doubling to 30 s) has passed or another link of the process to the same endpoint is restored
 (the plant is back); an operator command passes `immediate=True` to make one connect attempt at
-once. Exception responses other than 10/11 keep the connection. The endpoint follows the transport
-mode given to `set_mode()`; the role `meter` talks to that endpoint's PoC meter
-(`EndpointConfig.meter`, None when it has none).
+once. Exception responses other than 10/11 keep the connection. A link flapping (3 outages within
+60 s) is told once, its later outages at DEBUG until it stays up for 60 s (`_outage_began`). The
+endpoint follows the transport mode given to `set_mode()`; the role `meter` talks to that
+endpoint's PoC meter (`EndpointConfig.meter`, None when it has none).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import itertools
 import logging
 import socket
 import threading
+from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -31,6 +33,7 @@ from core.points import ReadPlan, plan_for
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 DEVICE_GUARD_WAIT_S = 0.25
+FLAP_OUTAGES, FLAP_WINDOW_S = 3, 60.0   # this many outages within the window: the link flaps
 _GROUP_REFUSED_CODES = (2, 3)
 ANY_EXCEPTION = tuple(range(1, 256))   # every Modbus exception code: a refused write is not a link fault
 # A gateway's answers for a plant it cannot reach: the link to the plant is down, not refused.
@@ -84,6 +87,9 @@ class ModbusLink:
         self._restored_seen: int | None = None   # `_restored` of the endpoint at the last connect failure
         self._down = Episodes()    # "down": the outage; ("write_refused", point): refusals of that point
         self._plans: dict[tuple, ReadPlan] = {}
+        self._outage_starts: deque[float] = deque(maxlen=FLAP_OUTAGES)   # monotonic starts of recent outages
+        self._flaps: int | None = None   # outages while flapping (see `_outage_began`); None: not flapping
+        self._up_since = 0.0             # monotonic time of the last restore
         # Called before each request (the controller writes a due heartbeat there, so a slow device
         # never holds it up behind a long sequence of requests); not re-entered by its own requests.
         self.before_request: Callable[[], None] | None = None
@@ -132,6 +138,8 @@ class ModbusLink:
         self._next_attempt = None
         for key in self._down.keys():
             self._down.forget(key)
+        self._outage_starts.clear()
+        self._flaps = None
         self._plans.clear()
 
     def close(self) -> None:
@@ -190,9 +198,29 @@ class ModbusLink:
             self._next_attempt = now + self._backoff.failure()
             self._restored_seen = ModbusLink._restored.get(self._endpoint_key())
         if self._down.begin("down", now):
-            log.warning("%s Modbus %s link down (%s): %s", self.plant.name, self.role,
-                        self.endpoint_label, message)
+            self._outage_began(now, message)
+        elif self._flaps is not None and now - self._down.since("down") >= FLAP_WINDOW_S:
+            log.warning("%s Modbus %s link down for %g s after flapping (%s): %s", self.plant.name, self.role,
+                        FLAP_WINDOW_S, self.endpoint_label, message)
+            self._flaps = None   # no longer flapping: down; its restore is logged
         self.link = kind
+
+    def _outage_began(self, now: float, message: str) -> None:
+        """Log the start of an outage: `link down`, or, for the FLAP_OUTAGES-th outage within
+        FLAP_WINDOW_S, one WARNING that the link flaps; while it flaps, outages and restores are
+        logged at DEBUG only (two lines per flap and role filled the log)."""
+        self._outage_starts.append(now)
+        if self._flaps is not None:
+            self._flaps += 1
+            log.debug("%s Modbus %s link down again while flapping (%s): %s", self.plant.name, self.role,
+                      self.endpoint_label, message)
+        elif len(self._outage_starts) == FLAP_OUTAGES and now - self._outage_starts[0] <= FLAP_WINDOW_S:
+            self._flaps = FLAP_OUTAGES
+            log.warning("%s Modbus %s link flapping (%s): %d outages in %g s, the latest: %s; further outages "
+                        "logged at DEBUG until it stays up for %g s", self.plant.name, self.role, self.endpoint_label,
+                        FLAP_OUTAGES, FLAP_WINDOW_S, message, FLAP_WINDOW_S)
+        else:
+            log.warning("%s Modbus %s link down (%s): %s", self.plant.name, self.role, self.endpoint_label, message)
 
     def _success(self, read: bool = True) -> None:
         """A request answered. A write proves the connection but not the reads: during a read-error
@@ -203,10 +231,17 @@ class ModbusLink:
         self._next_attempt = None
         if not read and self.link == "read_error":
             return
+        now = self.clock.monotonic()
         if self._down.active("down"):
-            self._down.end("down", self.clock.monotonic())
+            self._down.end("down", now)
+            self._up_since = now
             ModbusLink._restored[self._endpoint_key()] = next(ModbusLink._restore_seq)
-            log.info("%s Modbus %s link restored (%s)", self.plant.name, self.role, self.endpoint_label)
+            log.log(logging.DEBUG if self._flaps else logging.INFO, "%s Modbus %s link restored (%s)",
+                    self.plant.name, self.role, self.endpoint_label)
+        elif self._flaps is not None and now - self._up_since >= FLAP_WINDOW_S:
+            log.info("%s Modbus %s link stable again (%s): up for %g s after %d outages while flapping",
+                     self.plant.name, self.role, self.endpoint_label, FLAP_WINDOW_S, self._flaps)
+            self._flaps = None
         self.link = "ok"
         self.last_error = None
         self.consecutive_failures = 0

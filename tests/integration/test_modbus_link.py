@@ -21,6 +21,7 @@ from agents.modbus_link import LinkError, ModbusLink
 from agents.plant_agent import PlantEmulator
 from core.clock import FakeClock
 from core.points import OBSERVE_POINTS, SAMPLE_POINTS
+from tests.faulty_plant import FaultyPlant
 from tests.helpers import P_SP, SilentListener, TinyServer, make_cfg, s16
 
 TZ = ZoneInfo("Europe/Madrid")
@@ -519,3 +520,65 @@ def test_device_guard_is_per_endpoint_and_a_stalled_holder_is_waited_for_at_most
         holder.join(5)
     with control.device_guard(wait_s=0.0) as held:
         assert held, "released by its holder"
+
+
+def test_a_link_flapping_every_few_seconds_is_told_once_not_at_every_flap(tmp_path, clock, links, caplog):
+    """A plant (a NAT, a PLC comm module) that drops the connection every 3 s and answers again at
+    once: the link state follows each flap, but the log says `link down`/`restored` for the first
+    two outages, then one WARNING that the link flaps, then nothing per flap (DEBUG), and one INFO
+    once it has stayed up for 60 s. (Before: two lines per flap and role, 2400 an hour.)"""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        plant_cfg = make_cfg(tmp_path, ports={"lib": {"local": plant.port}}).plants["lib"]
+        link = links(plant_cfg, clock)
+        for _ in range(40):                              # two minutes of flapping
+            assert link.read(("enable",))["enable"] == 0 and link.link == "ok"
+            plant.drop_all()
+            with pytest.raises(LinkError):
+                link.read(("enable",))
+            assert link.link == "connect_failed"
+            clock.advance(3.0)
+        assert link.read(("enable",))["enable"] == 0      # then it stays up
+        clock.advance(59.0)
+        link.read(("enable",))
+        assert not _messages(caplog, logging.INFO, "stable again")
+        clock.advance(2.0)
+        link.read(("enable",))
+        link.read(("enable",))
+    hil = [r for r in caplog.records if r.name.startswith("hil") and r.levelno >= logging.INFO]
+    lines = [r.getMessage() for r in hil]
+    assert len(_messages(caplog, logging.WARNING, "link down")) == 2, lines
+    assert len(_messages(caplog, logging.INFO, "link restored")) == 2, lines
+    flapping = _messages(caplog, logging.WARNING, "link flapping")
+    assert len(flapping) == 1 and "3 outages in 60 s" in flapping[0], lines
+    stable = _messages(caplog, logging.INFO, "stable again")
+    assert len(stable) == 1 and "LIB Modbus control link" in stable[0], lines
+    assert len(lines) == 6, lines
+
+
+def test_a_flapping_link_that_then_stays_down_is_told(tmp_path, clock, links, caplog):
+    """While a link flaps its outages are logged at DEBUG; one that then lasts 60 s is a real
+    outage again: one WARNING, and its restore at INFO (the operator must not read the last line as
+    a link that came back)."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        plant_cfg = make_cfg(tmp_path, ports={"lib": {"local": plant.port}}).plants["lib"]
+        link = links(plant_cfg, clock)
+        for _ in range(3):
+            link.read(("enable",))
+            plant.drop_all()
+            with pytest.raises(LinkError):
+                link.read(("enable",))
+            clock.advance(3.0)
+        assert len(_messages(caplog, logging.WARNING, "link flapping")) == 1
+        plant.hook = lambda fc, addr, values: ("drop_noapply",)       # now every request is dropped
+        for _ in range(4):
+            clock.advance(20.0)
+            with pytest.raises(LinkError):
+                link.read(("enable",))
+        down = _messages(caplog, logging.WARNING, "link down for 60 s after flapping")
+        assert len(down) == 1 and "LIB Modbus control" in down[0]
+        plant.hook = None
+        clock.advance(31.0)
+        link.read(("enable",))
+    assert len(_messages(caplog, logging.INFO, "link restored")) == 3   # two before the flapping, this one
