@@ -90,6 +90,7 @@ class ModbusLink:
         self._outage_starts: deque[float] = deque(maxlen=FLAP_OUTAGES)   # monotonic starts of recent outages
         self._flaps: int | None = None   # outages while flapping (see `_outage_began`); None: not flapping
         self._up_since = 0.0             # monotonic time of the last restore
+        self._other_unit: int | None = None   # unit id of an answer from another unit during the request
         # Called before each request (the controller writes a due heartbeat there, so a slow device
         # never holds it up behind a long sequence of requests); not re-entered by its own requests.
         self.before_request: Callable[[], None] | None = None
@@ -174,7 +175,20 @@ class ModbusLink:
         except (OSError, UnicodeError) as exc:   # UnicodeError: an IDNA host name that cannot be encoded
             self._failure("connect_failed", f"connect failed: {self._connect_error_text(exc)}")
             raise LinkError(self.last_error, "connect_failed") from None
+        self._watch_answer_units(client)
         self._client = client
+
+    def _watch_answer_units(self, client: ModbusTcpClient) -> None:
+        """Note the unit id of every frame the client receives: pymodbus drops an answer from another
+        unit id and waits out the timeout, and `no answer` would send the operator after the network."""
+        decode = client.framer.decode
+
+        def noting(data):
+            frame = decode(data)
+            if frame[0] and frame[3] and frame[1] != self.endpoint.unit_id:
+                self._other_unit = frame[1]
+            return frame
+        client.framer.decode = noting
 
     def _connect_error_text(self, exc: Exception) -> str:
         """Why a connect failed, in the operator's words: the plant refused it, did not answer, or
@@ -251,6 +265,10 @@ class ModbusLink:
         (`No response received after 0 retries, continue with next request`), else `I/O error: ...`."""
         text = exc.string if isinstance(exc, ModbusException) else str(exc)
         if isinstance(exc, ModbusIOException) and "No response received" in text:
+            unit = self.endpoint.unit_id
+            if self._other_unit is not None:
+                return (f"answered as unit id {self._other_unit}, not the configured unit id {unit} "
+                        f"(no answer as {unit} within {self.timeout_s:g} s)")
             return f"no answer within {self.timeout_s:g} s"
         return f"I/O error: {text.removeprefix('[Input/Output] ') or type(exc).__name__}"
 
@@ -268,6 +286,7 @@ class ModbusLink:
                 self._in_hook = False
             if self._client is None:   # the hook's request lost the connection
                 raise LinkError(self.last_error or "link down", "connect_failed")
+        self._other_unit = None
         try:
             rr = fn(*args, device_id=self.endpoint.unit_id, **kwargs)
         except (ModbusException, OSError) as exc:

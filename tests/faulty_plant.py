@@ -25,6 +25,7 @@ class FaultyPlant:
         self.model = model
         self.frozen_battery = False
         self.hook = None
+        self.answer_unit = None   # answer with this unit id whatever the request's (a plant with its own address)
         self.requests = []
         self.conns = []
         self._stop = threading.Event()
@@ -94,6 +95,7 @@ class FaultyPlant:
                 except socket.timeout:
                     continue
                 tid, pid, length, unit = struct.unpack(">HHHB", head)
+                unit = unit if self.answer_unit is None else self.answer_unit
                 conn.settimeout(2)
                 pdu = self._recv(conn, length - 1)
                 conn.settimeout(0.2)

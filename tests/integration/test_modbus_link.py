@@ -582,3 +582,21 @@ def test_a_flapping_link_that_then_stays_down_is_told(tmp_path, clock, links, ca
         clock.advance(31.0)
         link.read(("enable",))
     assert len(_messages(caplog, logging.INFO, "link restored")) == 3   # two before the flapping, this one
+
+
+def test_a_plant_answering_as_another_unit_id_is_said_to_do_so_not_to_be_silent(tmp_path, clock, links):
+    """The remote endpoint is configured with unit id 1 and the plant answers every request as unit
+    id 2 (a device that puts its own address in the answer). pymodbus drops those answers and waits
+    out the timeout: the link said `no answer within 0.5 s`, which sends the operator after the
+    network. It says which unit id answered, and the link is down (no value of another device is taken)."""
+    with FaultyPlant() as plant:
+        plant.answer_unit = 2
+        plant_cfg = make_cfg(tmp_path, ports={"lib": {"local": plant.port}}).plants["lib"]
+        link = links(plant_cfg, clock)
+        with pytest.raises(LinkError) as exc:
+            link.read(("enable",))
+        assert exc.value.kind == "connect_failed" and link.link == "connect_failed"
+        assert str(exc.value) == "answered as unit id 2, not the configured unit id 1 (no answer as 1 within 0.5 s)"
+        plant.answer_unit = None
+        clock.advance(1.0)
+        assert link.read(("enable",)) == {"enable": 0.0} and link.link == "ok"
