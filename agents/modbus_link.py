@@ -35,6 +35,7 @@ BACKOFF_MAX_S = 30.0
 DEVICE_GUARD_WAIT_S = 0.25
 FLAP_OUTAGES, FLAP_WINDOW_S = 3, 60.0   # this many outages within the window: the link flaps
 _GROUP_REFUSED_CODES = (2, 3)
+_FUNCTION_CODES = {"read_holding_registers": 3, "write_register": 6, "write_registers": 16}
 ANY_EXCEPTION = tuple(range(1, 256))   # every Modbus exception code: a refused write is not a link fault
 # A gateway's answers for a plant it cannot reach: the link to the plant is down, not refused.
 GATEWAY_CODES = {10: "gateway path unavailable", 11: "gateway: no answer from the plant (wrong unit id?)"}
@@ -307,6 +308,11 @@ class ModbusLink:
             err = LinkError(self.last_error, "read_error")
             err.exception_code = code
             raise err
+        wanted = _FUNCTION_CODES.get(getattr(fn, "__name__", ""))
+        if wanted is not None and rr.function_code != wanted:   # pymodbus hands it over all the same
+            self._failure("connect_failed", f"I/O error: answer to another request (function code "
+                                            f"{rr.function_code} to a request of code {wanted})")
+            raise LinkError(self.last_error, "connect_failed")   # out of step: the connection is closed
         return rr
 
     # -- reads ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import time
 class FaultyPlant:
     """Holding registers 0..399, unit any. `hook(fc, addr, values)` -> None | ("exc", code) |
     ("delay", s) (apply then answer late) | ("drop",) (apply then close, no answer) |
-    ("drop_noapply",). Simple plant model: p_battery = p_setpoint while enable == 1, else follows
+    ("drop_noapply",) | ("raw", pdu) (answer this PDU, nothing applied). Simple plant model: p_battery = p_setpoint while enable == 1, else follows
     `decay` (None: 0 at once)."""
 
     def __init__(self, port=0, model=True):
@@ -116,6 +116,9 @@ class FaultyPlant:
                 action = self.hook(fc, addr, values) if self.hook else None
                 if action and action[0] == "exc":
                     self._send(conn, tid, unit, bytes([fc | 0x80, action[1]]))
+                    continue
+                if action and action[0] == "raw":
+                    self._send(conn, tid, unit, action[1])
                     continue
                 if action and action[0] == "drop_noapply":
                     conn.close()

@@ -600,3 +600,23 @@ def test_a_plant_answering_as_another_unit_id_is_said_to_do_so_not_to_be_silent(
         plant.answer_unit = None
         clock.advance(1.0)
         assert link.read(("enable",)) == {"enable": 0.0} and link.link == "ok"
+
+
+def test_an_answer_to_another_request_is_never_taken_as_the_registers_read(tmp_path, clock, links):
+    """The plant (a gateway out of step after a fault) answers a read of `enable` with the answer of
+    a write (function code 6, `enable` 1) carrying the read's transaction id. pymodbus hands it over
+    as a response with `registers == [1]`: the plant, disabled, was read as enabled. It is a failed
+    request, and the connection, out of step, is closed (a stale answer cannot follow on it)."""
+    with FaultyPlant() as plant:
+        plant_cfg = make_cfg(tmp_path, ports={"lib": {"local": plant.port}}).plants["lib"]
+        link = links(plant_cfg, clock)
+        assert link.read(("enable",)) == {"enable": 0.0}
+        first_client = link._client
+        plant.hook = lambda fc, addr, values: ("raw", bytes([6, 0, 1, 0, 1])) if fc == 3 else None
+        with pytest.raises(LinkError) as exc:
+            link.read(("enable",))
+        assert str(exc.value) == "I/O error: answer to another request (function code 6 to a request of code 3)"
+        assert link.link == "connect_failed" and link._client is None
+        plant.hook = None
+        clock.advance(1.0)
+        assert link.read(("enable",)) == {"enable": 0.0} and link._client is not first_client
