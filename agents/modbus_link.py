@@ -8,7 +8,8 @@ the socket is closed and background operations fail at once (no network I/O) unt
 (0.5 s doubling to 30 s) has passed or another link of the process to the same endpoint is restored
 (the plant is back); an operator command passes `immediate=True` to make one connect attempt at
 once. Exception responses other than 10/11 keep the connection. A link flapping (3 outages within
-60 s) is told once, its later outages at DEBUG until it stays up for 60 s (`_outage_began`). The
+60 s) is told once, its later outages at DEBUG until it stays up for 60 s (`_outage_began`). A
+background read whose connection the plant closed while idle is sent again once (`_read`). The
 endpoint follows the transport mode given to `set_mode()`; the role `meter` talks to that
 endpoint's PoC meter (`EndpointConfig.meter`, None when it has none).
 """
@@ -54,6 +55,11 @@ class LinkError(Exception):
         self.dropped = dropped
 
 
+class _Dropped(LinkError):
+    """A read's connection, one that had answered before, was closed under it: sent again once on a
+    new connection (`ModbusLink._read`), not counted as a failure."""
+
+
 class ModbusLink:
     """Client side of one plant for one role (`control` or `sampler`)."""
 
@@ -92,6 +98,8 @@ class ModbusLink:
         self._flaps: int | None = None   # outages while flapping (see `_outage_began`); None: not flapping
         self._up_since = 0.0             # monotonic time of the last restore
         self._other_unit: int | None = None   # unit id of an answer from another unit during the request
+        self._answered = False      # the open connection has answered a request
+        self._resend_on_drop = False   # a `_read` that may be sent again on a new connection runs
         # Called before each request (the controller writes a due heartbeat there, so a slow device
         # never holds it up behind a long sequence of requests); not re-entered by its own requests.
         self.before_request: Callable[[], None] | None = None
@@ -178,6 +186,7 @@ class ModbusLink:
             raise LinkError(self.last_error, "connect_failed") from None
         self._watch_answer_units(client)
         self._client = client
+        self._answered = False
 
     def _watch_answer_units(self, client: ModbusTcpClient) -> None:
         """Note the unit id of every frame the client receives: pymodbus drops an answer from another
@@ -244,6 +253,7 @@ class ModbusLink:
         ends the outage like a read."""
         self._backoff.success()
         self._next_attempt = None
+        self._answered = True
         if not read and self.link == "read_error":
             return
         now = self.clock.monotonic()
@@ -293,6 +303,9 @@ class ModbusLink:
         except (ModbusException, OSError) as exc:
             dropped = isinstance(exc, ConnectionException) or (
                 isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
+            if dropped and self._resend_on_drop and not self._in_hook:
+                self.close()
+                raise _Dropped(self._io_error_text(exc), "connect_failed", True) from exc
             self._failure("connect_failed", self._io_error_text(exc), dropped)
             raise LinkError(self.last_error, "connect_failed", dropped) from exc
         if rr.isError():
@@ -325,6 +338,22 @@ class ModbusLink:
         return self._read(names, immediate, raw=True)
 
     def _read(self, names, immediate, raw):
+        """A background read on a connection that has answered before is sent again once, on a new
+        connection, when that connection turns out closed (a plant's or gateway's idle timeout, a
+        comm restart: learnt only from the next request); not an operator's (`immediate`) read,
+        whose sequences resend themselves after a drop (control_sequences)."""
+        self._resend_on_drop = not immediate and self._answered and self.is_connected()
+        try:
+            return self._read_plan(names, immediate, raw)
+        except _Dropped as exc:
+            log.debug("%s Modbus %s: connection closed by the plant (%s); read sent again on a new one",
+                      self.plant.name, self.role, exc)
+            self._resend_on_drop = False
+            return self._read_plan(names, True, raw)
+        finally:
+            self._resend_on_drop = False
+
+    def _read_plan(self, names, immediate, raw):
         self.ensure_connected(immediate)
         single = self._endpoint_key() in self._single_read_endpoints
         key = (tuple(names), single)
@@ -343,7 +372,7 @@ class ModbusLink:
                     self._single_read_endpoints.add(self._endpoint_key())
                     log.info("%s %s: grouped read refused (exception %s); using single-point reads",
                              self.plant.name, self.role, code)
-                    return self._read(names, immediate, raw)
+                    return self._read_plan(names, immediate, raw)
                 raise
             try:
                 if raw:

@@ -523,8 +523,8 @@ def test_device_guard_is_per_endpoint_and_a_stalled_holder_is_waited_for_at_most
 
 
 def test_a_link_flapping_every_few_seconds_is_told_once_not_at_every_flap(tmp_path, clock, links, caplog):
-    """A plant (a NAT, a PLC comm module) that drops the connection every 3 s and answers again at
-    once: the link state follows each flap, but the log says `link down`/`restored` for the first
+    """A plant (a NAT, a PLC comm module) that drops its connections every 3 s (also a new one) and
+    answers again 3 s later: the link state follows each flap, but the log says `link down`/`restored` for the first
     two outages, then one WARNING that the link flaps, then nothing per flap (DEBUG), and one INFO
     once it has stayed up for 60 s. (Before: two lines per flap and role, 2400 an hour.)"""
     caplog.set_level(logging.INFO)
@@ -533,9 +533,10 @@ def test_a_link_flapping_every_few_seconds_is_told_once_not_at_every_flap(tmp_pa
         link = links(plant_cfg, clock)
         for _ in range(40):                              # two minutes of flapping
             assert link.read(("enable",))["enable"] == 0 and link.link == "ok"
-            plant.drop_all()
+            plant.hook = lambda fc, addr, values: ("drop_noapply",)   # a moment of dropped connections
             with pytest.raises(LinkError):
                 link.read(("enable",))
+            plant.hook = None
             assert link.link == "connect_failed"
             clock.advance(3.0)
         assert link.read(("enable",))["enable"] == 0      # then it stays up
@@ -566,9 +567,10 @@ def test_a_flapping_link_that_then_stays_down_is_told(tmp_path, clock, links, ca
         link = links(plant_cfg, clock)
         for _ in range(3):
             link.read(("enable",))
-            plant.drop_all()
+            plant.hook = lambda fc, addr, values: ("drop_noapply",)
             with pytest.raises(LinkError):
                 link.read(("enable",))
+            plant.hook = None
             clock.advance(3.0)
         assert len(_messages(caplog, logging.WARNING, "link flapping")) == 1
         plant.hook = lambda fc, addr, values: ("drop_noapply",)       # now every request is dropped
@@ -620,3 +622,27 @@ def test_an_answer_to_another_request_is_never_taken_as_the_registers_read(tmp_p
         plant.hook = None
         clock.advance(1.0)
         assert link.read(("enable",)) == {"enable": 0.0} and link._client is not first_client
+
+
+def test_a_connection_the_plant_closed_while_idle_costs_no_sample(tmp_path, clock, connects, links, caplog):
+    """Plants and gateways close a connection after an idle time or a comm restart; the client learns
+    it only from its next request. A background read on a connection that had answered is sent
+    again once on a new connection: no failed sample, no `link down`/`restored` pair. A plant that
+    drops the request on the new connection too is down as before, after one extra connect."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        plant_cfg = make_cfg(tmp_path, ports={"lib": {"local": plant.port}}).plants["lib"]
+        link = links(plant_cfg, clock)
+        plant.set(1, [1])
+        assert link.read(("enable",)) == {"enable": 1.0}
+        plant.drop_all()                                   # its idle timeout closed the connection
+        assert link.read(("enable",)) == {"enable": 1.0} and link.link == "ok"
+        assert len(connects) == 2 and link.connect_failures == 0
+        assert not _messages(caplog, logging.WARNING, "link down")
+        plant.drop_all()
+        plant.hook = lambda fc, addr, values: ("drop_noapply",)   # now it drops every request
+        with pytest.raises(LinkError) as exc:
+            link.read(("enable",))
+        assert exc.value.kind == "connect_failed" and exc.value.dropped and link.link == "connect_failed"
+        assert len(connects) == 3 and link.connect_failures == 1
+        assert len(_messages(caplog, logging.WARNING, "link down")) == 1
