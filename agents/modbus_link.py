@@ -66,6 +66,9 @@ class ModbusLink:
     # Endpoints ("host:port/unit") whose grouped reads were refused; shared by every link of the
     # process because the fallback is a property of the endpoint, kept for the process life.
     _single_read_endpoints: set[str] = set()
+    # Endpoints that answered a one-register write (FC6) with exception 1 (illegal function): their
+    # one-register writes go out as FC16, for the process life.
+    _fc16_endpoints: set[str] = set()
     # One lock per endpoint, shared by the links of every thread (see `device_guard`).
     _device_guards: dict[str, threading.Lock] = {}
     _device_guards_lock = threading.Lock()
@@ -396,18 +399,22 @@ class ModbusLink:
 
     # -- writes ---------------------------------------------------------------------------------
     def write_words(self, name: str, words: list[int], immediate: bool = False) -> None:
-        """FC6 for one register, FC16 for two (one request). A write the plant answers with an
-        exception (a PLC in local mode, a value it refuses) raises `write_refused` and leaves the
-        link state alone: one WARNING per point and episode, one INFO when that point takes a write again."""
+        """FC6 for one register (FC16 on an endpoint that refused FC6 with exception 1), FC16 for two
+        (one request). A write the plant answers with an exception (a PLC in local mode, a value it
+        refuses) raises `write_refused` and leaves the link state alone: one WARNING per point and
+        episode, one INFO when that point takes a write again."""
         point = self.endpoint.points[name]
         self.ensure_connected(immediate)
-        write, args = ((self._client.write_register, (point.address, words[0])) if len(words) == 1 else
+        fc6 = len(words) == 1 and self._endpoint_key() not in self._fc16_endpoints
+        write, args = ((self._client.write_register, (point.address, words[0])) if fc6 else
                        (self._client.write_registers, (point.address, list(words))))
         try:
             self._call(write, *args, refusable=ANY_EXCEPTION)
         except LinkError as exc:
             if exc.kind != "read_error":   # connection trouble: counted and logged by _call
                 raise
+            if fc6 and exc.exception_code == 1:   # FC6 not implemented (illegal function)
+                return self._write_fc16_instead(name, words, immediate)
             refused = LinkError(f"write refused at {name}: {exc}", "write_refused")
             refused.exception_code = exc.exception_code
             if self._down.begin(("write_refused", name), self.clock.monotonic()):
@@ -418,6 +425,19 @@ class ModbusLink:
             log.info("%s Modbus %s writes to %s accepted again (%s)", self.plant.name, self.role, name,
                      self.endpoint_label)
         self._success(read=False)
+
+    def _write_fc16_instead(self, name: str, words: list[int], immediate: bool) -> None:
+        """FC6 answered exception 1 (illegal function): many inverters and PPCs implement FC16 only.
+        The endpoint's one-register writes go out as FC16 from then on, unless it refuses FC16 too."""
+        key = self._endpoint_key()
+        self._fc16_endpoints.add(key)
+        try:
+            self.write_words(name, words, immediate)
+        except LinkError as exc:
+            if getattr(exc, "exception_code", None) is not None:   # refused as FC16 too: keep FC6
+                self._fc16_endpoints.discard(key)
+            raise
+        log.info("%s %s: one-register writes refused (exception 1); using FC16 writes", self.plant.name, self.role)
 
     def write_points(self, wanted: dict[str, list[int]], names: list[str], immediate: bool) -> dict[str, str]:
         """Write the words of `names` under the device guard (P and Q land together between two

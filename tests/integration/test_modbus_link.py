@@ -646,3 +646,37 @@ def test_a_connection_the_plant_closed_while_idle_costs_no_sample(tmp_path, cloc
         assert exc.value.kind == "connect_failed" and exc.value.dropped and link.link == "connect_failed"
         assert len(connects) == 3 and link.connect_failures == 1
         assert len(_messages(caplog, logging.WARNING, "link down")) == 1
+
+
+def test_a_plant_that_only_takes_multi_register_writes_gets_fc16(tmp_path, clock, links, caplog):
+    """Many inverters and PPCs implement FC16 only and answer FC6 with exception 1 (illegal
+    function): every setpoint and `enable` write was refused and the plant could not be started or
+    stopped. The endpoint's one-register writes go out as FC16 from then on (one INFO), like the
+    grouped-read fallback; a refusal with another code stays a refusal."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        plant_cfg = make_cfg(tmp_path, ports={"lib": {"local": plant.port}}).plants["lib"]
+        key = f"127.0.0.1:{plant.port}/1"
+        plant.hook = lambda fc, addr, values: ("exc", 1) if fc == 6 else None
+        try:
+            link = links(plant_cfg, clock)
+            link.write_value("p_setpoint", 250.0)
+            link.write_counts("enable", 1)
+            assert plant.get(P_SP)[0] == 2500 and plant.get(1)[0] == 1 and link.link == "ok"
+            assert [r[1] for r in plant.requests if r[1] != 3] == [6, 16, 16]
+            other = links(plant_cfg, clock, role="sampler")       # the fallback belongs to the endpoint
+            other.write_counts("enable", 0)
+            assert plant.get(1)[0] == 0 and plant.requests[-1][1] == 16
+            assert len(_messages(caplog, logging.INFO, "one-register writes refused (exception 1)")) == 1
+            plant.hook = lambda fc, addr, values: ("exc", 3)
+            with pytest.raises(LinkError) as exc:
+                link.write_value("p_setpoint", 100.0)
+            assert exc.value.kind == "write_refused" and plant.get(P_SP)[0] == 2500
+            modbus_link.ModbusLink._fc16_endpoints.discard(key)
+            plant.hook = lambda fc, addr, values: ("exc", 1)     # refused whatever the function: no FC16
+            with pytest.raises(LinkError) as exc:
+                link.write_value("p_setpoint", 100.0)
+            assert exc.value.kind == "write_refused" and exc.value.exception_code == 1
+            assert key not in modbus_link.ModbusLink._fc16_endpoints and plant.requests[-2][1] == 6
+        finally:
+            modbus_link.ModbusLink._fc16_endpoints.discard(key)
