@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
@@ -356,9 +357,10 @@ class PlantController:
             (p_kw, q_kvar), expired = self.hold.values, False
         if not expired:
             if self._episodes.end("expired", now) is not None:
-                self._publish_dispatch(target_expired=False)
-        elif self._episodes.begin("expired", now):
-            self._publish_dispatch(target_expired=True)   # zero dispatched, whatever the target says
+                self._publish_dispatch(target_expired=False, target_expired_since=None)
+        elif self._episodes.begin("expired", now):   # zero dispatched, whatever the target says; since its last fresh one
+            fresh_at = None if target is None else self.clock.now() - timedelta(seconds=now - target.evaluated_mono)
+            self._publish_dispatch(target_expired=True, target_expired_since=format_local_iso(fresh_at))
             age = "?" if target is None else f"{now - target.evaluated_mono:.0f}"
             log.error("%s: no fresh target from scheduler for %s s -> zero dispatch", self.name, age)
         # The scheduler hands a new Target object every period: "changed" means other values.

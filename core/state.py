@@ -102,6 +102,7 @@ def empty_dispatch_status() -> dict:
         "applied_p_kw": None, "applied_q_kvar": None,   # the plant's applied-setpoint readback, where it differs
         "write_failed_at": None,   # local ISO of the latest failed write check
         "target_expired": False,   # no fresh target from the scheduler: zero is dispatched
+        "target_expired_since": None,   # local ISO of the last fresh target while expired (None: never one)
     }
 
 def no_override() -> dict:

@@ -12,12 +12,22 @@ from core.config import AppConfig
 from core.names import PLANT_IDS
 from core.timeutil import format_local_iso
 from dashboard.snapshot import Snapshot
-from dashboard.views import age_s, link_text, sampler_link
+from dashboard.views import age_s, link_text, sampler_link, target_expired
 
 def _age_s(value: Any, now: datetime, tz: tzinfo) -> float | None:
     """`views.age_s` to 0.1 s."""
     age = age_s(value, now, tz)
     return None if age is None else round(age, 1)
+
+
+def _target(s: Snapshot, pid: str, d: dict) -> dict:
+    """The target and its reasons; while it has expired (no fresh target from the scheduler) the zero
+    that is dispatched, reason `expired` (as /metrics says) and since when no fresh target came."""
+    expired = target_expired(s, pid)
+    return {"target_p_kw": 0.0 if expired else d.get("target_p_kw"),
+            "target_q_kvar": 0.0 if expired else d.get("target_q_kvar"),
+            **{f"dispatch_reason{key}": "expired" if expired else d.get(f"reason{key}") for key in ("", "_p", "_q")},
+            "target_expired": expired, "target_expired_since": d.get("target_expired_since") if expired else None}
 
 
 def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
@@ -42,11 +52,7 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
             "last_setpoint_q_kvar": d.get("last_written_q_kvar"),
             "last_setpoint_at": d.get("last_write_at"),
             "last_write_status": d.get("write_status"),
-            "target_p_kw": d.get("target_p_kw"),
-            "target_q_kvar": d.get("target_q_kvar"),
-            "dispatch_reason": d.get("reason"),
-            "dispatch_reason_p": d.get("reason_p"),
-            "dispatch_reason_q": d.get("reason_q"),
+            **_target(s, pid, d),
             "override": dict(s.override.get(pid) or {"p": False, "q": False}),
             "override_until": d.get("override_until"),
             "held": s.held(pid),

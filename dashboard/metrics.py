@@ -122,10 +122,7 @@ def plant_gauges(f: _Families, s: Snapshot, cfg, forecasts: dict) -> None:
                     "plant cannot deliver (J)", ["plant"], [pid], fc.get("undeliverable_kwh"), 3.6e6)
 
 
-def target_expired(s: Snapshot, pid: str) -> bool:
-    """The dispatched plant's controller has had no fresh target from the scheduler for
-    max(5 s, 5 scheduler periods) and dispatches zero (core.dispatch.dispatch_setpoint)."""
-    return bool(s.gate.get(pid)) and bool((s.dispatch.get(pid) or {}).get("target_expired"))
+target_expired = views.target_expired   # the card's rule: the same truth on the screen and the scrape
 
 
 def dispatch_reason(s: Snapshot, pid: str) -> str | None:

@@ -37,7 +37,8 @@ _REASON_WORD = {"api": "API", "manual": "MANUAL", "override": "OVERRIDE", "stale
 def pq_source(s: Snapshot, plant: str) -> str:
     """Where the plant's P and Q come from now, for the summary's `Source of P/Q` column, from the
     per-signal reasons the controller published while it dispatches: `API`, `P API / Q OVERRIDE`,
-    `WAITING (0)` before the active schedule's first row, `HELD`; `NOT DISPATCHED` for a plant that
+    `WAITING (0)` before the active schedule's first row, `HELD`, `EXPIRED (0)` while no fresh target
+    comes from the scheduler (zero is dispatched); `NOT DISPATCHED` for a plant that
     runs with the gate off (enabled outside the program, or its stop not confirmed); otherwise the active source it would
     follow (`MANUAL` / `API`)."""
     if s.held(plant):
@@ -46,6 +47,8 @@ def pq_source(s: Snapshot, plant: str) -> str:
         return "NOT DISPATCHED"
     if not (s.transition.get(plant) == "running" and s.gate.get(plant)):
         return s.source.upper()
+    if views.target_expired(s, plant):   # no fresh target: zero is written, not the last target's source
+        return "EXPIRED (0)"
     d = s.dispatch.get(plant) or {}
     words = [_REASON_WORD.get(d.get(key)) for key in ("reason_p", "reason_q")]
     if None in words:

@@ -289,6 +289,12 @@ def values_line(cfg: AppConfig, s: Snapshot, plant: str) -> tuple[str, bool]:
     return text, f.stale
 
 
+def target_expired(s: Snapshot, plant: str) -> bool:
+    """The dispatched plant's controller has had no fresh target from the scheduler for
+    max(5 s, 5 scheduler periods) and dispatches zero (core.dispatch.dispatch_setpoint)."""
+    return bool(s.gate.get(plant)) and bool((s.dispatch.get(plant) or {}).get("target_expired"))
+
+
 NOT_DISPATCHED = {"stopped": "stopped", "stopping": "stopping", "starting": "starting",
                   "running": "gate off", "unknown": "state unknown"}
 
@@ -340,6 +346,11 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
         held = f"P={fmt_qty(hold.get('p_kw'), 'kW')} Q={fmt_qty(hold.get('q_kvar'), 'kvar')}"
         return (f"Target: held at {held} (hold) | Schedule now {target} | Last write: {_last_write(cfg, d, True)} "
                 f"| Next change: none while held")
+    if target_expired(s, plant):   # zero is written: the last target is no longer what is dispatched
+        since = as_datetime(d.get("target_expired_since"), cfg.tz)
+        since = f" since {format_hms(since, cfg.tz)}" if since is not None else ""
+        return (f"Target: zero (no fresh target from the scheduler{since}) | Last write: {_last_write(cfg, d, True)} "
+                f"| Next change: when the scheduler hands a target again")
     if s.gate.get(plant):
         head = f"Target {target}"
     else:

@@ -495,7 +495,9 @@ def test_api_state_fields_without_secrets_and_healthz(env, page):
                 # contract §6 (issue 14)
                 "override", "override_until", "held", "held_since", "dispatch_reason_p", "dispatch_reason_q",
                 # issue 16: the PoC meter's link (null for a plant without a meter)
-                "meter_link_status"}
+                "meter_link_status",
+                # an expired target: zero dispatched, since the last fresh target (docs/DECISIONS.md)
+                "target_expired", "target_expired_since"}
             assert plant["transition"] in ("starting", "running", "stopping", "stopped", "unknown")
             assert plant["link_status"] in ("ok", "connect_failed", "read_error", "unknown")
             assert plant["sampler_link_status"] in ("ok", "connect_failed", "read_error", "unknown")

@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.clock import FakeClock
 from core.schedules import frame_from_rows
-from dashboard import api_answers
+from core.timeutil import format_hms, parse_iso
+from dashboard import api_answers, views
 from dashboard.metrics import REASONS, SIGNAL_REASONS, render
 from dashboard.snapshot import take_snapshot
 from hil_scheduler import HilApp, Options
@@ -210,6 +211,7 @@ def test_an_expired_target_is_exported_as_such_not_as_the_schedule(rig):
     assert value(m, "hil_plant_setpoint_active_power_watts", plant="lib") == pytest.approx(130_000)   # 09:45's row
     scheduler = driver.agent("scheduler")
     scheduler.due = float("inf")                     # no more targets
+    stopped_at = clock.now()
     driver.run_for(4)
     assert one_hot(scrape(app), "hil_plant_dispatch_reason", REASONS, plant="lib") == "schedule", "not expired yet"
     driver.run_for(3)
@@ -220,8 +222,14 @@ def test_an_expired_target_is_exported_as_such_not_as_the_schedule(rig):
         assert one_hot(m, "hil_plant_signal_dispatch_reason", SIGNAL_REASONS, plant="lib", signal=sig) == "expired"
     assert value(m, "hil_plant_target_active_power_watts", plant="lib") is None
     assert value(m, "hil_plant_target_reactive_power_vars", plant="lib") is None
+    # the card says so, since the last fresh target (the scheduler's last pass, at most a period before)
+    since = parse_iso(app.sd["dispatch_status_by_plant"]["lib"]["target_expired_since"], TZ)
+    assert stopped_at - timedelta(seconds=app.cfg.timing.scheduler_period_s) <= since <= stopped_at
+    assert views.dispatch_line(app.cfg, take_snapshot(app.sd, clock.now()), "lib").startswith(
+        f"Target: zero (no fresh target from the scheduler since {format_hms(since, TZ)}) | Last write: ok at ")
     scheduler.due = clock.monotonic()                # the scheduler runs again
     driver.run_for(1)
+    assert app.sd["dispatch_status_by_plant"]["lib"]["target_expired_since"] is None
     m = scrape(app)
     assert one_hot(m, "hil_plant_dispatch_reason", REASONS, plant="lib") == "schedule"
     assert value(m, "hil_plant_target_active_power_watts", plant="lib") == pytest.approx(130_000)

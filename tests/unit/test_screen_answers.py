@@ -158,3 +158,38 @@ def test_the_dispatch_line_names_an_active_override(cfg):
     sd["dispatch_status_by_plant"]["lib"].update(reason_p="override", override_until="2026-03-29T14:30:00+02:00")
     assert "| Schedule now P=120.0 kW Q=0.0 kvar (override P until 14:30, Q schedule) |" in \
         views.dispatch_line(cfg, snap(sd), "lib")
+
+
+def _expired(sd) -> None:
+    """LIB dispatched, the scheduler's last fresh target at 11:59:50 (P=120 kW, `schedule`): expired since."""
+    sd["scheduler_running_by_plant"]["lib"] = True
+    sd["plant_transition_by_plant"]["lib"] = "running"
+    sd["dispatch_status_by_plant"]["lib"].update(
+        target_p_kw=120.0, target_q_kvar=5.0, reason="schedule", reason_p="api", reason_q="api",
+        next_breakpoint="2026-03-29T12:15:00+02:00", write_status="ok", last_write_at="2026-03-29T11:59:58+02:00",
+        target_expired=True, target_expired_since="2026-03-29T11:59:50+02:00")
+
+
+def test_an_expired_target_is_shown_as_the_zero_dispatched_not_as_the_schedule(cfg):
+    """The controller dispatched zero (no fresh target from the scheduler) while the card said
+    `Target P=120.0 kW … (schedule)`, the summary `API` and /api/state the last target."""
+    from dashboard import plant_summary, views
+    from dashboard.api_state import api_state_document
+    sd = build_shared_data("api")
+    _expired(sd)
+    s = snap(sd)
+    assert views.dispatch_line(cfg, s, "lib") == (
+        "Target: zero (no fresh target from the scheduler since 11:59:50) | Last write: ok at 11:59:58 "
+        "| Next change: when the scheduler hands a target again")
+    assert plant_summary.pq_source(s, "lib") == "EXPIRED (0)"
+    doc = api_state_document(cfg, s)["plants"]["lib"]
+    assert (doc["target_p_kw"], doc["target_q_kvar"], doc["dispatch_reason"], doc["dispatch_reason_p"]) == \
+        (0.0, 0.0, "expired", "expired")
+    assert (doc["target_expired"], doc["target_expired_since"]) == (True, "2026-03-29T11:59:50+02:00")
+    # the next fresh target ends it: the schedule's target again
+    sd["dispatch_status_by_plant"]["lib"].update(target_expired=False, target_expired_since=None)
+    s = snap(sd)
+    assert views.dispatch_line(cfg, s, "lib").startswith("Target P=120.0 kW Q=5.0 kvar (schedule) | ")
+    assert plant_summary.pq_source(s, "lib") == "API"
+    doc = api_state_document(cfg, s)["plants"]["lib"]
+    assert (doc["target_p_kw"], doc["dispatch_reason"], doc["target_expired"]) == (120.0, "schedule", False)
