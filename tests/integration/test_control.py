@@ -258,6 +258,24 @@ def test_a_start_forgets_the_last_write_of_the_run_before(tmp_path, fake_clock, 
     assert st["write_failed_at"] is None
 
 
+def test_the_stopped_card_says_when_the_stop_wrote_zero(tmp_path, fake_clock, rigs):
+    """A review feared the safe stop wrote zero beside the write record, so the stopped card kept
+    `Last write: ok at <the run's last write>`. It writes through `write_setpoints`: the record (and
+    the card) holds the stop's verified zero at the stop's time."""
+    from dashboard import views
+    from dashboard.snapshot import take_snapshot
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 250.0, -30.0)
+    assert rig.dispatch()["last_write_at"] == format_local_iso(START)
+    fake_clock.advance(60.0)
+    assert rig.run("stop").status == "succeeded"
+    st = rig.dispatch()
+    assert (st["last_written_p_kw"], st["last_written_q_kvar"]) == (0.0, 0.0)
+    assert st["last_write_at"] == format_local_iso(START + timedelta(seconds=60))
+    line = views.dispatch_line(rig.cfg, take_snapshot(rig.sd, fake_clock.now()), "lib")
+    assert line.startswith("Target: not dispatched (stopped) | ") and "| Last write: ok at 12:01:00 |" in line
+
+
 def test_a_start_does_not_fall_back_to_a_scheduler_target_older_than_its_schedule(tmp_path, fake_clock, rigs):
     """The scheduler's last pass (0 kW) read the schedules before the operator published 200 kW and
     pressed Start; the start writes 200 kW. Its first dispatch check keeps 200 kW (it went 200, 0,
