@@ -17,6 +17,7 @@ from core.names import PLANT_IDS
 from core.timeutil import format_hms, parse_iso, seconds_between
 from dashboard.api_link import api_link, password_state
 from dashboard.snapshot import Snapshot
+from dashboard.views import this_run
 
 
 def _fetch_day(status: dict, key: str, fallback: date) -> str:
@@ -78,11 +79,13 @@ def fetch_outcome(cfg: AppConfig, s: Snapshot, pending: dict, answer_within_s: f
     fetcher's status): `Fetched at HH:MM:SS: Today …: LIB=96 VRFB=96 | Tomorrow …`, `Fetch at HH:MM:SS:
     <error>`, `Nothing fetched: no API password set.` or, when the pass raised, `The fetch
     did not finish; see the Logs tab.`; `No answer from the fetcher within N s; still trying.` when
-    the pass is not over in time; None while it runs."""
+    the pass is not over in time; None while it runs. A click of an earlier run of the program (a
+    page left open across a restart, `views.this_run`) names a pass of that run: numbers restart at
+    zero, and this run's first pass, after the click, answers it."""
     st = s.fetcher or {}
     tz = cfg.tz
     at = parse_iso(pending["at"], tz)
-    if int(st.get("passes") or 0) < int(pending["pass"]):
+    if int(st.get("passes") or 0) < (int(pending["pass"]) if this_run(pending) else 1):
         if seconds_between(at, s.now) > answer_within_s:
             return f"No answer from the fetcher within {answer_within_s:.0f} s; still trying."
         return None

@@ -27,15 +27,22 @@ def any_click() -> bool:
     return any(clicked(t.get("value")) for t in dash_ctx.triggered)
 
 
+def run_stamped(data: dict) -> dict:
+    """`data` for a page's store, with this run of the program (`run`): ids and pass numbers restart
+    with each process, and `views.this_run` tells a store of an earlier run (a page left open across
+    a restart)."""
+    return {**data, "run": views.PROCESS_RUN}
+
+
 def command_store(label: str, cmd) -> dict:
     """The `LAST_CMD_ID` store for one submitted command: {id, label, text, run}."""
     text = views.command_text(label, cmd.id, cmd.status, cmd.detail)
-    return {"id": cmd.id, "label": label, "text": text, "run": views.PROCESS_RUN}
+    return run_stamped({"id": cmd.id, "label": label, "text": text})
 
 
 def text_store(text: str) -> dict:
     """The `LAST_CMD_ID` store for a command refused before it was submitted (no id)."""
-    return {"id": None, "text": text, "run": views.PROCESS_RUN}
+    return run_stamped({"id": None, "text": text})
 
 
 def output_key(cid, prop) -> tuple:

@@ -117,13 +117,20 @@ def command_text(label: str, cmd_id: str | None, status: str, detail: str | None
 PROCESS_RUN = secrets.token_hex(4)   # command ids restart with each process: a page's store names its run
 
 
+def this_run(store: dict | None) -> bool:
+    """Whether a page's store was written by this run of the program (`run`, see
+    `dashboard.common.run_stamped`): ids and pass numbers restart with each process, so a page left
+    open across a restart holds ones of an earlier run."""
+    return bool(store) and store.get("run") == PROCESS_RUN
+
+
 def command_line(cfg: AppConfig, s: Snapshot, last: dict | None) -> str:
     """The operator's last command from this page (`last` = {id, label, text, run}), its status taken
     from `command_log`; before any click, or when `last` was stored by an earlier run of the program
     (a page left open across a restart), the newest operator command in the log (e.g. the CLI's),
     not counting a Start All's or Stop All's own per-plant commands (`parent` set)."""
     entries = s.command_log
-    if last and last.get("run") == PROCESS_RUN:
+    if this_run(last):
         if not last.get("id"):
             return last.get("text") or ""
         for entry in reversed(entries):

@@ -18,7 +18,7 @@ from core.names import PLANT_IDS
 from core.timeutil import format_hms
 from dashboard import constants as C
 from dashboard import api_answers, forecast_view, posting_view, preview_figures, roles
-from dashboard.common import any_click, bind
+from dashboard.common import any_click, bind, run_stamped
 from dashboard.context import DashboardContext
 from dashboard.visible import tab_tick_id
 from dashboard.snapshot import Snapshot
@@ -86,7 +86,7 @@ def api_action(dctx: DashboardContext, _c, _d, _f, password):
     if trigger == C.API_FETCH_ID:
         number = dctx.hil.request_fetch_now()   # the fetcher pass that takes the click
         now = dctx.clock.now()
-        pending = None if number is None else {"kind": "fetch", "at": now.isoformat(), "pass": number}
+        pending = None if number is None else run_stamped({"kind": "fetch", "at": now.isoformat(), "pass": number})
         return f"Fetch requested at {format_hms(now, dctx.cfg.tz)}.", C.MESSAGE_CLASS, no_update, pending
     raise PreventUpdate
 

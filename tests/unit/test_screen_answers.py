@@ -14,7 +14,7 @@ import pytest
 
 from agents.shared_data import build_shared_data
 from core.config import load_config
-from dashboard import posting_view
+from dashboard import posting_view, views
 from dashboard.snapshot import take_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_no_errors_alone_when_nothing_waits_behind_another_plant(cfg):
 
 # ------------------------------------------------------------------------------ Fetch Now (§8.6)
 
-CLICK = {"at": "2026-03-29T11:59:58.400000+02:00", "pass": 7}
+CLICK = {"at": "2026-03-29T11:59:58.400000+02:00", "pass": 7, "run": views.PROCESS_RUN}   # as the API tab stores it
 
 
 def _fetched(sd, passes: int, last_attempt: str, error: str | None = None) -> None:
@@ -193,3 +193,21 @@ def test_an_expired_target_is_shown_as_the_zero_dispatched_not_as_the_schedule(c
     assert plant_summary.pq_source(s, "lib") == "API"
     doc = api_state_document(cfg, s)["plants"]["lib"]
     assert (doc["target_p_kw"], doc["dispatch_reason"], doc["target_expired"]) == (120.0, "schedule", False)
+
+
+def test_fetch_now_clicked_before_a_restart_is_answered_by_the_new_runs_pass(cfg):
+    """A page left open across a restart kept pass 40 of the old run; this run's passes count from
+    zero, so the page waited 25 s and said `No answer from the fetcher` although it had fetched."""
+    from dashboard.api_answers import fetch_outcome
+    from dashboard.common import run_stamped
+    sd = build_shared_data()
+    old_click = dict(run_stamped({"kind": "fetch", "at": CLICK["at"], "pass": 40}), run="0123abcd")
+    assert run_stamped({"pass": 40})["run"] == views.PROCESS_RUN and not views.this_run(old_click)
+    _fetched(sd, 0, None)                                       # the new run has not finished a pass
+    assert fetch_outcome(cfg, snap(sd), old_click, 25.0) is None
+    _fetched(sd, 1, "2026-03-29T11:59:59+02:00")               # its first pass, after the click
+    for pending in (old_click, {k: v for k, v in old_click.items() if k != "run"}):   # a store without a run too
+        assert fetch_outcome(cfg, snap(sd), pending, 25.0) == \
+            "Fetched at 11:59:59: Today 2026-03-29: LIB=92 VRFB=92 | Tomorrow 2026-03-30: not before 17:30"
+    # this run's click waits for its own pass, numbered 40
+    assert fetch_outcome(cfg, snap(sd), dict(old_click, run=views.PROCESS_RUN), 25.0) is None
