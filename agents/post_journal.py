@@ -22,7 +22,7 @@ file from the live items instead, at once after a failed append and at most once
 `REBUILD_RETRY_S` while rebuilds fail. A failed rewrite that was not a mere compaction (the start,
 the spool) leaves it diverged too. The rebuild is bounded by the queue's bound. A file that
 exists but cannot be read (`replay` failed: the folder unusable) is *unread*: diverged, and
-neither replaced nor appended to until a replay works (the poster tries again, `Poster._recover`),
+neither replaced nor appended to until a replay works (the poster tries again, `PosterFiles._recover`),
 since the items it holds are not in the queue.
 
 Writes fail soft: an I/O error is logged once when it starts and once when it ends, and the queue

@@ -8,7 +8,7 @@ or rejected) is taken out of the file again (`forget`), so it is not posted a se
 The next start reads the file (`read`) ahead of the journal and deletes it (`drop`) once its items
 are in the journal; until then it is `kept` (its items live in memory and in the file only).
 A file that exists but cannot be read (the folder unusable) is `unread`: one ERROR, and it is
-neither replaced nor deleted until a read works (the poster tries again, `Poster._recover`).
+neither replaced nor deleted until a read works (the poster tries again, `PosterFiles._recover`).
 
 Not thread-safe: the poster calls every method with its queue lock held, so the file follows the
 queue. Errors raise OSError except in `read` and `drop` (logged there).
