@@ -358,7 +358,7 @@ class PlantController:
         if not expired:
             if self._episodes.end("expired", now) is not None:
                 self._publish_dispatch(target_expired=False, target_expired_since=None)
-        elif self._episodes.begin("expired", now):   # zero dispatched, whatever the target says; since its last fresh one
+        elif self._episodes.begin("expired", now):   # zero dispatched; since the last fresh target
             fresh_at = None if target is None else self.clock.now() - timedelta(seconds=now - target.evaluated_mono)
             self._publish_dispatch(target_expired=True, target_expired_since=format_local_iso(fresh_at))
             age = "?" if target is None else f"{now - target.evaluated_mono:.0f}"

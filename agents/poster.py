@@ -48,7 +48,7 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Mapping
 
 from core.config import AppConfig
@@ -62,6 +62,8 @@ from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, 
 
 log = logging.getLogger("hil.poster")
 
+# `account_pause.reason` as published: AccountPause's reasons, the refused token named as the session
+PAUSE_WORDS = {"password": "password_refused", "token": "session_refused", "login": "login_failed"}
 SHUTDOWN_MIN_REQUEST_S = 0.05   # in the last drain, no request starts with less time than this left
 
 
@@ -298,6 +300,17 @@ class Poster(PosterFiles):
         else:
             wait_s = self._failed(batch, attempt, exc, at_least_s=self._pause.backoff.failure(), paused=True)
         self._pause.begin(reason, self.clock.monotonic(), wait_s, exc, self.pending_count())
+        now = self.clock.now()
+        self._publish_pause({"reason": PAUSE_WORDS[reason], "failed_at": format_local_iso(now),
+                             "next_try_at": format_local_iso(now + timedelta(seconds=wait_s))})
+
+    def _publish_pause(self, pause: dict | None) -> None:
+        """`account_pause` of every plant's status: the pause holds every series, also those of a
+        plant that has not tried since; None once a post succeeds."""
+        with self.sd["lock"]:
+            statuses = self.sd["measurement_post_status"]
+            for pid in statuses:
+                statuses[pid] = {**statuses[pid], "account_pause": pause}
 
     def _drain(self, deadline: float | None) -> bool:
         """One batch per ready series (oldest head first). `deadline` (shutdown): ignore backoff,
@@ -367,6 +380,8 @@ class Poster(PosterFiles):
                 return all(self._post(series_id, half, deadline) for half in halves)
             self._rejected(batch[0], attempt, exc)
             return True
+        if self._pause.active():
+            self._publish_pause(None)
         self._pause.end(self.clock.monotonic(), self.pending_count())
         with self._changing_queue() as queue:
             posted = queue.posted(batch) or self._unspool(batch)

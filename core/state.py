@@ -62,6 +62,7 @@ def empty_post_status() -> dict:
         "oldest_pending_age_s": None,
         "last_enqueue": None,
         "failed_attempts": 0,          # retryable failures and refused passwords, since start
+        "account_pause": None,         # every plant's series paused: {reason, failed_at, next_try_at} (local ISO)
     }
 
 def empty_fetcher_status() -> dict:

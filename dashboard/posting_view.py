@@ -34,9 +34,11 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     age = _num(st.get("oldest_pending_age_s"))
     attempt = st.get("last_attempt")
     paused = password_paused(s.post_status, tz)
+    pause = account_pause(cfg, s, plant)
     lines = [
         f"Posting enabled: {'Yes' if st.get('posting_enabled') else 'No'}"
-        + (" (paused: the API refused the password; every item is kept)" if paused else ""),
+        + (" (paused: the API refused the password; every item is kept)" if paused else
+           f" (paused: {pause}; every item is kept)" if pause else ""),
         f"Pending queue: {int(st.get('pending_queue_count') or 0)} | "
         f"Oldest pending age: {f'{age:.1f}s' if age is not None else 'n/a'}",
         f"Last enqueue: {_ui_time(st.get('last_enqueue'), tz)}",
@@ -90,8 +92,29 @@ def _waiting_behind(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
         if other == plant or at is None or (own_at is not None and own_at >= at):
             continue
         result = attempt.get("result")
+        if result == "failed" and (pause := account_pause(cfg, s, plant)):
+            name = cfg.plants[other].name
+            return f"No errors, but {pending} item(s) waiting: posting is paused after {name}'s post ({pause})."
         if result in ("attempting", "failed"):
             how = (f"sent at {format_hms(at, cfg.tz)}, no answer yet" if result == "attempting"
                    else f"failed at {format_hms(at, cfg.tz)}")
             return f"No errors, but {pending} item(s) waiting behind {cfg.plants[other].name}'s post ({how})."
     return None
+
+
+_PAUSE_WHAT = {"login_failed": "login failed", "session_refused": "the API refused a fresh login's session"}
+
+
+def account_pause(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
+    """`login failed at HH:MM:SS, next try at HH:MM:SS` (`next try due` once that time has come) while
+    the poster pauses every series of the account (`account_pause`: a failed login or a refused
+    session); None without one, with posting off, or for a refused password (the card's own words)."""
+    st = s.post_status.get(plant) or {}
+    pause = st.get("account_pause") or {}
+    what = _PAUSE_WHAT.get(pause.get("reason"))
+    failed, next_try = (as_datetime(pause.get(key), cfg.tz) for key in ("failed_at", "next_try_at"))
+    if what is None or failed is None or not st.get("posting_enabled"):
+        return None
+    due = next_try is None or next_try <= s.now
+    when = "next try due" if due else f"next try at {format_hms(next_try, cfg.tz)}"
+    return f"{what} at {format_hms(failed, cfg.tz)}, {when}"

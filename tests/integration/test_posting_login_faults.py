@@ -9,10 +9,12 @@ not one per series.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pytest
 
 from core.clock import FakeClock
+from core.timeutil import parse_iso
 from tests.integration.test_posting import (LIB_SERIES, MEAS, PASSWORD, START, VRFB_SERIES, drain,  # noqa: F401
                                             enqueue_samples, make_cfg, make_sd, posters, stamps)  # fixtures, sim's PASSWORD
 
@@ -80,3 +82,27 @@ def test_posting_resumes_after_a_refused_token_and_says_so(sim, tmp_path, poster
     resumed = [r.getMessage() for r in caplog.records if "resumed after" in r.getMessage()]
     assert len(resumed) == 1 and "paused for a refused token" in resumed[0], resumed
     assert not [r for r in caplog.records if "recovered after" in r.getMessage()]   # the resume said it
+
+
+def test_the_account_pause_is_published_for_every_plant_until_a_post_succeeds(sim, tmp_path, posters):
+    """A failed login pauses every series of the account: the posting cards named `LIB's post (failed
+    at …)` but neither that every plant waits nor until when. The poster publishes the pause (why,
+    when, the next try) in every plant's status, and clears it when a post succeeds."""
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES})
+    clock, sd = FakeClock(START), make_sd()
+    poster = posters(cfg, clock, sd)
+    enqueue_samples(poster, 1, plants=("lib", "vrfb"))
+    assert all(sd["measurement_post_status"][pid]["account_pause"] is None for pid in ("lib", "vrfb"))
+    LOGIN_FAULTS["404"](sim, 1)
+    poster.step()
+    assert sim.calls["/login"] == 1 and sim.calls[MEAS] == 0
+    wait_s = poster._pause.wait_s(clock.monotonic())
+    assert wait_s > 0
+    for pid in ("lib", "vrfb"):                        # VRFB has not tried: it waits all the same
+        pause = sd["measurement_post_status"][pid]["account_pause"]
+        assert pause["reason"] == "login_failed"
+        failed_at, next_try_at = (parse_iso(pause[key], START.tzinfo) for key in ("failed_at", "next_try_at"))
+        assert failed_at == clock.now() and next_try_at == clock.now() + timedelta(seconds=wait_s)
+    drain(poster, clock, max_steps=400)
+    assert sd["measurement_post_counters"]["lib"]["posted"] == 4 and sd["measurement_post_counters"]["vrfb"]["posted"] == 4
+    assert all(sd["measurement_post_status"][pid]["account_pause"] is None for pid in ("lib", "vrfb"))

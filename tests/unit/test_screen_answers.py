@@ -70,6 +70,42 @@ def test_items_waiting_behind_another_plants_failed_post_are_said(cfg):
     assert posting_view.posting_lines(cfg, snap(sd), "vrfb")[5] == "No errors."
 
 
+def test_a_paused_account_is_said_with_its_next_try(cfg):
+    """A failed login pauses every series of the account: the cards named `LIB's post (failed at …)`
+    but neither that the whole account waits nor until when."""
+    sd = build_shared_data()
+    _vrfb_waiting(sd, pending=1)
+    sd["measurement_post_status"]["lib"].update(
+        last_attempt=_attempt("2026-03-29T11:59:30+02:00", "failed", "login failed (HTTP 503)"),
+        last_error={"timestamp": "2026-03-29T11:59:30+02:00", "message": "login failed (HTTP 503)"})
+    pause = {"reason": "login_failed", "failed_at": "2026-03-29T11:59:30+02:00",
+             "next_try_at": "2026-03-29T12:00:34+02:00"}
+    for pid in ("lib", "vrfb"):
+        sd["measurement_post_status"][pid]["account_pause"] = pause
+    for pid in ("lib", "vrfb"):
+        assert posting_view.posting_lines(cfg, snap(sd), pid)[0] == \
+            "Posting enabled: Yes (paused: login failed at 11:59:30, next try at 12:00:34; every item is kept)"
+    assert posting_view.posting_lines(cfg, snap(sd), "vrfb")[5] == "No errors, but 1 item(s) waiting: posting is " \
+        "paused after LIB's post (login failed at 11:59:30, next try at 12:00:34)."
+    assert posting_view.posting_lines(cfg, snap(sd), "lib")[5] == \
+        "Last error: 2026-03-29 11:59:30 CEST: login failed (HTTP 503)"
+    later = snap(sd, NOW + timedelta(seconds=40))
+    assert posting_view.posting_lines(cfg, later, "lib")[0] == \
+        "Posting enabled: Yes (paused: login failed at 11:59:30, next try due; every item is kept)"
+    for pid in ("lib", "vrfb"):
+        sd["measurement_post_status"][pid]["account_pause"] = dict(pause, reason="session_refused")
+    assert posting_view.posting_lines(cfg, snap(sd), "vrfb")[0] == ("Posting enabled: Yes (paused: the API refused "
+                                                                    "a fresh login's session at 11:59:30, next try at "
+                                                                    "12:00:34; every item is kept)")
+    sd["measurement_post_status"]["vrfb"]["posting_enabled"] = False             # the gate is off: nothing waits
+    assert posting_view.posting_lines(cfg, snap(sd), "vrfb")[0] == "Posting enabled: No"
+    for pid in ("lib", "vrfb"):                                                    # a post succeeded: over
+        sd["measurement_post_status"][pid].update(account_pause=None, posting_enabled=True)
+    assert posting_view.posting_lines(cfg, snap(sd), "lib")[0] == "Posting enabled: Yes"
+    assert posting_view.posting_lines(cfg, snap(sd), "vrfb")[5] == \
+        "No errors, but 1 item(s) waiting behind LIB's post (failed at 11:59:30)."
+
+
 def test_no_errors_alone_when_nothing_waits_behind_another_plant(cfg):
     sd = build_shared_data()
     _vrfb_waiting(sd, pending=0)
