@@ -20,7 +20,7 @@ from core.timeutil import day_bounds, format_hms
 from dashboard import constants as C
 from dashboard.figures import empty_figure, now_shape, step_xy, x_of
 from dashboard.preview_figures import preview_title
-from dashboard.views import ButtonState, as_datetime, fmt
+from dashboard.views import ButtonState, as_datetime, fmt, target_expired
 from dashboard.snapshot import Snapshot
 
 HOLD_ACTIONS = ("hold", "resume")
@@ -41,7 +41,8 @@ def _has_manual(s: Snapshot, plant: str) -> bool:
 def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     """`P: API | Q: override until 14:30`, from the reasons the controller published; an override
     flag without a manual schedule reads `override armed, no manual schedule`; before the active
-    schedule's first row: `schedule starts 17:50:00 (0)`."""
+    schedule's first row: `schedule starts 17:50:00 (0)`; held or with an expired target (zero
+    dispatched) the schedule's sources follow what is written."""
     d = s.dispatch.get(plant) or {}
     flags = flags_of(s, plant)
     until = as_datetime(d.get("override_until"), cfg.tz)
@@ -63,6 +64,8 @@ def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
         parts.append(f"{sig.upper()}: {text}")
     if s.held(plant):
         return "P and Q held | schedule: " + " | ".join(parts)
+    if target_expired(s, plant):   # zero is written, not what the last target's sources gave
+        return "P and Q zero (no fresh target) | schedule: " + " | ".join(parts)
     if s.undispatched(plant):   # runs on what the plant holds
         why = "enabled outside this program" if (s.observed.get(plant) or {}).get("enabled_outside") else \
             "running; its stop was not confirmed"

@@ -6,6 +6,7 @@ local ports) and the bundled Istentore simulator.
   `LINK DOWN`; the switch reports the unreachable plants; Start fails with a clear message.
 - (6) After Disconnect, a plant on the API source says its schedule is no longer refreshed.
 - (7) A stopped plant's target is `not dispatched (stopped)`; before any write `Last write: none yet`.
+  A dispatched plant without a fresh target from the scheduler says `Target: zero (no fresh target …)`.
 - (9) Live plots: a range selector `15 min | 1 h | 6 h | day` (default 1 h), kept across ticks with
   the user's zoom; ticks send patches.
 - (10) Nothing cut off at 390 px; both plants' state above the fold at 1280x720.
@@ -158,6 +159,29 @@ def test_stopped_plant_target_is_not_dispatched_and_no_write_yet(env, page):
     assert "Target P=-300.0" not in dispatch, dispatch
     _shots(env, "stopped-not-dispatched",
            lambda p: p.wait_text("dispatch-lib", "Target: not dispatched (stopped)", timeout=10))
+
+
+def test_an_expired_target_is_said_on_the_card_in_the_summary_and_in_api_state(env, page):
+    """The scheduler stops handing targets: the controller writes zero after 5 s, while the card said
+    `Target P=-300.0 kW Q=50.0 kvar (schedule)`, the summary `MANUAL` and /api/state the last target."""
+    app = env.app
+    _start(page, "lib")
+    page.wait_text("dispatch-lib", "Target P=-300.0 kW Q=50.0 kvar (schedule)", timeout=10)
+    ctl = app.controllers["lib"]
+    ctl.set_target = lambda target: None          # the scheduler's hand-overs are lost from now on
+    try:
+        line = page.wait_text("dispatch-lib", "Target: zero (no fresh target from the scheduler since ", timeout=20)
+        assert "(schedule)" not in line and "P=-300.0" not in line, line
+        page.wait_text("summary-lib", "EXPIRED (0)")
+        page.wait_text("source-lib", "P and Q zero (no fresh target) | schedule: P: manual | Q: manual")
+        doc = api_state(app)["plants"]["lib"]
+        assert (doc["target_p_kw"], doc["dispatch_reason"], doc["target_expired"]) == (0.0, "expired", True), doc
+        _shots(env, "expired-target", lambda p: p.wait_text("dispatch-lib", "Target: zero (no fresh target", timeout=10))
+    finally:
+        del ctl.set_target                        # the next pass hands a fresh target again
+    page.wait_text("dispatch-lib", "Target P=-300.0 kW Q=50.0 kvar (schedule)", timeout=15)
+    assert "EXPIRED" not in page.text("summary-lib")
+    _stop(page, "lib")
 
 
 def test_rows_without_data_have_a_meaningful_scale(env, page):

@@ -209,7 +209,7 @@ def _expired(sd) -> None:
 def test_an_expired_target_is_shown_as_the_zero_dispatched_not_as_the_schedule(cfg):
     """The controller dispatched zero (no fresh target from the scheduler) while the card said
     `Target P=120.0 kW … (schedule)`, the summary `API` and /api/state the last target."""
-    from dashboard import plant_summary, views
+    from dashboard import override_views, plant_summary, views
     from dashboard.api_state import api_state_document
     sd = build_shared_data("api")
     _expired(sd)
@@ -218,6 +218,7 @@ def test_an_expired_target_is_shown_as_the_zero_dispatched_not_as_the_schedule(c
         "Target: zero (no fresh target from the scheduler since 11:59:50) | Last write: ok at 11:59:58 "
         "| Next change: when the scheduler hands a target again")
     assert plant_summary.pq_source(s, "lib") == "EXPIRED (0)"
+    assert override_views.source_line(cfg, s, "lib") == "P and Q zero (no fresh target) | schedule: P: API | Q: API"
     doc = api_state_document(cfg, s)["plants"]["lib"]
     assert (doc["target_p_kw"], doc["target_q_kvar"], doc["dispatch_reason"], doc["dispatch_reason_p"]) == \
         (0.0, 0.0, "expired", "expired")
@@ -227,6 +228,7 @@ def test_an_expired_target_is_shown_as_the_zero_dispatched_not_as_the_schedule(c
     s = snap(sd)
     assert views.dispatch_line(cfg, s, "lib").startswith("Target P=120.0 kW Q=5.0 kvar (schedule) | ")
     assert plant_summary.pq_source(s, "lib") == "API"
+    assert override_views.source_line(cfg, s, "lib") == "P: API | Q: API"
     doc = api_state_document(cfg, s)["plants"]["lib"]
     assert (doc["target_p_kw"], doc["dispatch_reason"], doc["target_expired"]) == (120.0, "schedule", False)
 
