@@ -533,13 +533,19 @@ def test_span_start_reads_one_tail_whatever_the_history_on_disk(rig_factory, cou
 
 # --- write errors -----------------------------------------------------------------------------
 
-def test_write_errors_keep_rows_in_order_until_the_folder_is_writable(rig_factory, tmp_path, caplog):
+def _rig_on_an_unwritable_folder(rig_factory, tmp_path, caplog):
+    """A rig at 2026-06-01 10:00:00.5 whose data folder cannot be created (a file stands where its
+    parent should be; root ignores chmod) until `blocker` is removed; 2 s flushes, no compression."""
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the data folder's parent should be")
     data_dir = blocker / "data"
     rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), data_dir=data_dir,
                       write_period_s=2.0, compression={"enabled": False})
     caplog.set_level(logging.INFO, "hil.recorder")
+    return rig, blocker, data_dir
+
+def test_write_errors_keep_rows_in_order_until_the_folder_is_writable(rig_factory, tmp_path, caplog):
+    rig, blocker, data_dir = _rig_on_an_unwritable_folder(rig_factory, tmp_path, caplog)
     rig.agent.set_recording("lib", True)
     rig.run(6)
     errors = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Failed to write")]
@@ -564,12 +570,7 @@ def test_write_errors_keep_rows_in_order_until_the_folder_is_writable(rig_factor
 def test_rows_a_failed_shutdown_flush_cannot_write_are_reported_per_file(rig_factory, tmp_path, caplog):
     # The folder has been unwritable for a while (its ERROR was logged when it started); at shutdown
     # the forced flush fails too: one ERROR per file names the file and the rows lost with the process.
-    blocker = tmp_path / "blocker"
-    blocker.write_text("a file where the data folder's parent should be")
-    data_dir = blocker / "data"
-    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ), data_dir=data_dir,
-                      write_period_s=2.0, compression={"enabled": False})
-    caplog.set_level(logging.INFO, "hil.recorder")
+    rig, blocker, data_dir = _rig_on_an_unwritable_folder(rig_factory, tmp_path, caplog)
     rig.agent.set_recording("lib", True)
     rig.agent.set_recording("vrfb", True)
     rig.run(6)
