@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from core.lateness import LatenessHistogram
 from core.names import PLANT_IDS
 from core.overrides import REASONS as SIGNAL_SOURCE_REASONS, SIGNALS
-from dashboard import views
+from dashboard import posting_view, views
 from dashboard.api_link import api_link, password_rejected
 from dashboard.snapshot import Snapshot, take_snapshot
 from dashboard.views import age_s
@@ -168,7 +168,8 @@ def operator_gauges(f: _Families, s: Snapshot, tz, pid: str) -> None:
             ["plant"], [pid], age_s((s.hold.get(pid) or {}).get("since"), s.now, tz) if held else None)
 
 
-def service_gauges(f: _Families, s: Snapshot, tz, threads) -> None:
+def service_gauges(f: _Families, s: Snapshot, cfg, threads) -> None:
+    tz = cfg.tz
     for pid in PLANT_IDS:
         post = s.post_status.get(pid) or {}
         f.gauge("hil_post_queue_depth", "Measurement posts waiting to be sent", ["plant"], [pid],
@@ -176,6 +177,13 @@ def service_gauges(f: _Families, s: Snapshot, tz, threads) -> None:
         f.gauge("hil_posting_enabled", "Measurement posting on (1: API source, posting configured, a password set; a "
                 "rejected password pauses it, hil_api_password_rejected) or off (0)", ["plant"], [pid],
                 bool(post.get("posting_enabled")))
+        f.gauge("hil_posting_paused", "Measurement posts held back (1: the API refused the password, or a failed "
+                "login or refused session pauses every series of the account until its next try; every item is "
+                "kept) or not (0); hil_posting_enabled stays 1 meanwhile", ["plant"], [pid],
+                posting_view.pause_note(cfg, s, pid) is not None)
+        f.gauge("hil_post_oldest_pending_age_seconds", "Time the oldest queued measurement post of the plant has "
+                "waited, as the poster last published it (no sample with nothing queued)", ["plant"], [pid],
+                post.get("oldest_pending_age_s"))
         f.gauge("hil_post_last_success_age_seconds", "Time since the last accepted post", ["plant"], [pid],
                 age_s((post.get("last_success") or {}).get("timestamp"), s.now, tz))
     fetch = s.fetcher or {}
@@ -245,7 +253,7 @@ class HilCollector:
         forecasts = forecaster.summaries() if forecaster is not None else {}
         f = _Families()
         plant_gauges(f, s, app.cfg, forecasts)
-        service_gauges(f, s, app.cfg.tz, app.registry)
+        service_gauges(f, s, app.cfg, app.registry)
         yield from f.by_name.values()
         yield from counters_and_histograms(s)
 

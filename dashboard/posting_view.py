@@ -34,11 +34,9 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     age = _num(st.get("oldest_pending_age_s"))
     attempt = st.get("last_attempt")
     paused = password_paused(s.post_status, tz)
-    pause = account_pause(cfg, s, plant)
+    note = pause_note(cfg, s, plant)
     lines = [
-        f"Posting enabled: {'Yes' if st.get('posting_enabled') else 'No'}"
-        + (" (paused: the API refused the password; every item is kept)" if paused else
-           f" (paused: {pause}; every item is kept)" if pause else ""),
+        f"Posting enabled: {'Yes' if st.get('posting_enabled') else 'No'}" + (f" (paused: {note})" if note else ""),
         f"Pending queue: {int(st.get('pending_queue_count') or 0)} | "
         f"Oldest pending age: {f'{age:.1f}s' if age is not None else 'n/a'}",
         f"Last enqueue: {_ui_time(st.get('last_enqueue'), tz)}",
@@ -74,6 +72,16 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     lines.append("Counters: " + " ".join(
         f"{k}={int(counters.get(k) or 0)}" for k in ("enqueued", "posted", "rejected", "dropped", "discarded")))
     return lines
+
+
+def pause_note(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
+    """Why the plant's posts wait, as the card's `(paused: …)` says it: `the API refused the
+    password; every item is kept`, or the account pause's `login failed at …, next try at …; every
+    item is kept`; None while nothing pauses them. `/metrics` exports it (`hil_posting_paused`)."""
+    if password_paused(s.post_status, cfg.tz):
+        return "the API refused the password; every item is kept"
+    pause = account_pause(cfg, s, plant)
+    return f"{pause}; every item is kept" if pause else None
 
 
 def _waiting_behind(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
