@@ -1,6 +1,11 @@
 """The `/api/state` document (components §8.9, contract §6) as a pure function of a `Snapshot`.
 
-Local ISO 8601 times, kW/kvar/pu; it never contains the password or a token.
+Local ISO 8601 times, kW/kvar/pu; it never contains the password or a token. A value the status
+card greys out as not current is kept (clients read it) beside the card's own verdict, by the
+card's rules (`dashboard.views`, `dashboard.posting_view`): `observed_stale` (the state line's:
+`enable`, `run_status`, `p_kw`, `q_kvar`, `soc_pu` and the setpoint readback), `measurement_stale`
+and `measurement_age_s` (the values line's, which `tracking` comes from; `tracking_state` is the
+tracking badge), `posting_paused` (the posting card's `(paused: …)`).
 """
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from core.config import AppConfig
 from core.names import PLANT_IDS
 from core.timeutil import format_local_iso
 from dashboard.snapshot import Snapshot
-from dashboard.views import age_s, link_text, sampler_link, target_expired
+from dashboard.posting_view import pause_note
+from dashboard.views import (age_s, freshness, link_text, sampler_link, state_stale, target_expired,
+                             tracking_view)
 
 def _age_s(value: Any, now: datetime, tz: tzinfo) -> float | None:
     """`views.age_s` to 0.1 s."""
@@ -28,6 +35,17 @@ def _target(s: Snapshot, pid: str, d: dict) -> dict:
             "target_q_kvar": 0.0 if expired else d.get("target_q_kvar"),
             **{f"dispatch_reason{key}": "expired" if expired else d.get(f"reason{key}") for key in ("", "_p", "_q")},
             "target_expired": expired, "target_expired_since": d.get("target_expired_since") if expired else None}
+
+
+def _verdicts(cfg: AppConfig, s: Snapshot, pid: str) -> dict:
+    """What the card says of how current the plant's values are, and of its posts (additive fields)."""
+    sample = freshness(cfg, s, pid)
+    hold = (s.hold.get(pid) or {}) if s.held(pid) else {}
+    return {"observed_stale": state_stale(s, pid),
+            "measurement_age_s": None if sample.age_s is None else round(sample.age_s, 1),
+            "measurement_stale": sample.stale, "tracking_state": tracking_view(cfg, s, pid).state,
+            "held_p_kw": hold.get("p_kw"), "held_q_kvar": hold.get("q_kvar"),
+            "posting_paused": pause_note(cfg, s, pid) is not None}
 
 
 def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
@@ -61,6 +79,7 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
             "sampler_link_status": sampler_link(s.latest.get(pid)),
             "meter_link_status": sampler_link(s.latest.get(pid), "meter_link"),
             "tracking": s.tracking.get(pid),
+            **_verdicts(cfg, s, pid),
         }
     return {
         "active_schedule_source": s.source,

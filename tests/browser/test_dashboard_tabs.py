@@ -497,7 +497,10 @@ def test_api_state_fields_without_secrets_and_healthz(env, page):
                 # issue 16: the PoC meter's link (null for a plant without a meter)
                 "meter_link_status",
                 # an expired target: zero dispatched, since the last fresh target (docs/DECISIONS.md)
-                "target_expired", "target_expired_since"}
+                "target_expired", "target_expired_since",
+                # the card's verdicts beside the values it greys, a Hold's values, a posting pause
+                "observed_stale", "measurement_age_s", "measurement_stale", "tracking_state", "held_p_kw",
+                "held_q_kvar", "posting_paused"}
             assert plant["transition"] in ("starting", "running", "stopping", "stopped", "unknown")
             assert plant["link_status"] in ("ok", "connect_failed", "read_error", "unknown")
             assert plant["sampler_link_status"] in ("ok", "connect_failed", "read_error", "unknown")

@@ -16,6 +16,7 @@ import pytest
 
 from agents.base import ThreadRegistry
 from core.clock import FakeClock
+from dashboard.api_state import api_state_document
 from dashboard.metrics import build_registry
 from dashboard.posting_view import posting_lines
 from dashboard.snapshot import take_snapshot
@@ -43,6 +44,11 @@ def card(app, plant: str) -> list[str]:
     return posting_lines(app.cfg, take_snapshot(app.sd, app.clock.now()), plant)
 
 
+def state(app, plant: str) -> dict:
+    """The plant's part of the `/api/state` document."""
+    return api_state_document(app.cfg, take_snapshot(app.sd, app.clock.now()))["plants"][plant]
+
+
 def test_a_failed_login_is_exported_as_a_pause_of_every_plant_with_the_backlogs_age(sim, rig):
     app, poster, clock = rig
     m = scrape(app)
@@ -61,6 +67,7 @@ def test_a_failed_login_is_exported_as_a_pause_of_every_plant_with_the_backlogs_
         assert lines[0].startswith("Posting enabled: Yes (paused: login failed at "), lines[0]
         assert value(m, "hil_posting_enabled", plant=pid) == 1
         assert value(m, "hil_posting_paused", plant=pid) == 1, pid
+        assert state(app, pid)["posting_paused"] is True, pid
         assert lines[1] == "Pending queue: 4 | Oldest pending age: 1.5s"
         assert value(m, "hil_post_queue_depth", plant=pid) == 4
         assert value(m, "hil_post_oldest_pending_age_seconds", plant=pid) == pytest.approx(1.5)
@@ -69,6 +76,7 @@ def test_a_failed_login_is_exported_as_a_pause_of_every_plant_with_the_backlogs_
     for pid in PLANTS:
         assert card(app, pid)[0] == "Posting enabled: Yes"
         assert value(m, "hil_posting_paused", plant=pid) == 0
+        assert state(app, pid)["posting_paused"] is False
         assert value(m, "hil_post_queue_depth", plant=pid) == 0
         assert value(m, "hil_post_oldest_pending_age_seconds", plant=pid) is None, "nothing queued: no sample"
 
@@ -85,4 +93,5 @@ def test_a_refused_password_is_exported_as_a_pause_of_every_plant(sim, rig):
     for pid in PLANTS:
         assert card(app, pid)[0] == "Posting enabled: Yes (paused: the API refused the password; every item is kept)"
         assert (value(m, "hil_posting_enabled", plant=pid), value(m, "hil_posting_paused", plant=pid)) == (1, 1)
+        assert state(app, pid)["posting_paused"] is True, pid
         assert value(m, "hil_post_oldest_pending_age_seconds", plant=pid) == pytest.approx(3.0)
