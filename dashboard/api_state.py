@@ -17,6 +17,7 @@ from core.config import AppConfig
 from core.names import PLANT_IDS
 from core.timeutil import format_local_iso
 from dashboard.snapshot import Snapshot
+from dashboard.api_link import api_link, password_rejected
 from dashboard.posting_view import pause_note
 from dashboard.views import (age_s, freshness, link_text, sampler_link, state_stale, target_expired,
                              tracking_view)
@@ -88,6 +89,10 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
         "transport_switching": s.transport_switching,
         "generated_at": format_local_iso(s.now, tz),
         "plants": plants,
+        # the top card's `API Connected` and the API tab's `(rejected by the API)`: the fetcher's own
+        # `connected` stays true while every post fails, a pass with nothing due sending no request
+        "api_connected": api_link(s.fetcher or {}, s.post_status, tz).connected,
+        "api_password_rejected": s.password_set and password_rejected(s.fetcher or {}, s.post_status, tz),
         "data_fetcher_status": s.fetcher,
         "measurement_post_status": s.post_status,
         "measurement_post_counters": s.post_counters,

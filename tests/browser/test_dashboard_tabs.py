@@ -483,7 +483,7 @@ def test_api_state_fields_without_secrets_and_healthz(env, page):
         assert status == 200
         for key in ("active_schedule_source", "transport_mode", "schedule_switching", "transport_switching",
                     "generated_at", "plants", "data_fetcher_status", "measurement_post_status",
-                    "measurement_post_counters"):
+                    "measurement_post_counters", "api_connected", "api_password_rejected"):
             assert key in state, key
         for pid in ("lib", "vrfb"):
             plant = state["plants"][pid]

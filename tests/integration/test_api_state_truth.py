@@ -11,14 +11,17 @@ over one snapshot, what `/api/state` serves.
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 import pytest
 
-from dashboard import views
+from dashboard import api_answers, views
 from dashboard.api_state import api_state_document
 from dashboard.snapshot import take_snapshot
+from tests.browser.helpers import make_config, start_app, stop_app, wait_for
 from tests.integration.test_metrics_truth import TZ, rig, run_until  # noqa: F401  (fixture)
+from tools.istentore_sim import IstentoreSim
 
 
 def doc_and_snapshot(app):
@@ -88,3 +91,42 @@ def test_a_hold_gives_the_held_values_beside_the_schedules_target(rig):
     assert resume.status == "succeeded", resume.detail
     lib = doc_and_snapshot(app)[0]["lib"]
     assert (lib["held"], lib["held_p_kw"], lib["held_q_kvar"]) == (False, None, None)
+
+
+def test_the_api_state_says_what_the_api_line_says_while_posts_fail(tmp_path):
+    """Posts failing while the fetcher has nothing due: `data_fetcher_status.connected` (the fetcher's
+    own) stays true, as the top card did once; the card says `API Connected: No (a measurement post
+    failed …)`, and so does `api_connected`. A changed password: `api_password_rejected`, as the API
+    tab's `Password set (rejected by the API)`. A running app (real time) against the simulator."""
+    password = "state-Pa55"
+    sim = IstentoreSim(password)
+    sim.start()
+    cfg = make_config(tmp_path, api_url=sim.url)
+    cfg = dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"),
+                              istentore_api=dataclasses.replace(cfg.istentore_api, measurement_post_period_s=1))
+    app = start_app(cfg)
+
+    def doc_and_screen() -> tuple[dict, str, str]:
+        snap = take_snapshot(app.sd, app.clock.now())
+        return (api_state_document(app.cfg, snap), api_answers.api_line(app.cfg, snap),
+                api_answers.api_status_line(app.cfg, snap))
+    try:
+        app.set_api_password(password)
+        wait_for(lambda: app.sd["measurement_post_counters"]["lib"]["posted"], 20, message="a post accepted")
+        doc, line, _ = doc_and_screen()
+        assert "API Connected: Yes" in line and (doc["api_connected"], doc["api_password_rejected"]) == (True, False)
+        sim.fail_next("/measurements", 503, count=10_000)
+        wait_for(lambda: not doc_and_screen()[0]["api_connected"], 20, message="api_connected false")
+        doc, line, _ = doc_and_screen()
+        assert line.startswith("API Connected: No (a measurement post failed at "), line
+        assert doc["data_fetcher_status"]["connected"] is True, "the fetcher's own flag: nothing due, no request"
+        assert doc["api_password_rejected"] is False
+        sim.password = "changed-Pa55"          # the account's password changed at the API
+        sim.revoke_tokens()
+        app.request_fetch_now()                # the fetcher logs in again with the old one
+        wait_for(lambda: doc_and_screen()[0]["api_password_rejected"], 20, message="api_password_rejected")
+        doc, _, status = doc_and_screen()
+        assert "Password set (rejected by the API)" in status and doc["api_connected"] is False
+    finally:
+        stop_app(app)
+        sim.stop()
