@@ -5,7 +5,8 @@ card greys out as not current is kept (clients read it) beside the card's own ve
 card's rules (`dashboard.views`, `dashboard.posting_view`): `observed_stale` (the state line's:
 `enable`, `run_status`, `p_kw`, `q_kvar`, `soc_pu` and the setpoint readback), `measurement_stale`
 and `measurement_age_s` (the values line's, which `tracking` comes from; `tracking_state` is the
-tracking badge), `posting_paused` (the posting card's `(paused: …)`).
+tracking badge), `posting_paused` (the posting card's `(paused: …)`), `held_p_kw`/`held_q_kvar`
+(the Hold's values), and `api_connected`/`api_password_rejected` (the top card's API line).
 """
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ item's age, on the card, was not exported.
 """
 from __future__ import annotations
 
-from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -86,7 +85,7 @@ def test_a_refused_password_is_exported_as_a_pause_of_every_plant(sim, rig):
     sim.password = "changed-Pa55"                    # the account's password changed at the API
     sim.revoke_tokens()
     poster.step()
-    clock.advance(timedelta(seconds=3).total_seconds())
+    clock.advance(3.0)
     poster.refresh_status()
     m = scrape(app)
     assert value(m, "hil_api_password_rejected") == 1
