@@ -87,18 +87,27 @@ def _rollback_start(ctl) -> None:
         ctl.link.ensure_connected(immediate=True)
     except LinkError:
         pass   # unreachable: the writes below fail at once (backoff), the state becomes unknown
-    for action in (lambda: ctl.link.write_value("p_setpoint", 0.0),
-                   lambda: ctl.link.write_value("q_setpoint", 0.0),
-                   lambda: write_run_stop(ctl),
-                   lambda: ctl.link.write_counts("enable", 0)):
-        with contextlib.suppress(LinkError, CodecError):
-            _again_after_a_drop(ctl, action)
-    try:
-        enable = decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable"))
-    except (LinkError, CodecError):
-        enable = None
+    with _busy_window(ctl):
+        for action in (lambda: ctl.link.write_value("p_setpoint", 0.0),
+                       lambda: ctl.link.write_value("q_setpoint", 0.0),
+                       lambda: write_run_stop(ctl),
+                       lambda: ctl.link.write_counts("enable", 0)):
+            with contextlib.suppress(LinkError, CodecError):
+                _again_after_a_drop(ctl, action)
+        try:
+            enable = decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable"))
+        except (LinkError, CodecError):
+            enable = None
     ctl._set_gate(False, "stopped" if enable == 0 else "unknown")
     ctl.stop_owed = ctl.link.mode if enable != 0 and ctl.link.link == "connect_failed" else None
+
+
+def _busy_window(ctl):
+    """The two parts of a stop around its decay wait (the zero; the stop value, disable and its
+    readback) and a start's rollback each give a plant answering busy (exception 5/6) up to
+    `modbus_timeout_s` (what one hung request may cost, so the bounds of components §4.6 keep
+    their form): its requests are sent again every 0.2 s meanwhile (`ModbusLink.busy_retries`)."""
+    return ctl.link.busy_retries(ctl.cfg.timing.modbus_timeout_s, ctl.abort_waits)
 
 
 def _again_after_a_drop(ctl, action):
@@ -140,18 +149,19 @@ def _safe_stop(ctl) -> dict:
     ctl.hold.end("stop")
     ctl._set_gate(False, "stopping")
     ctl.run_status_seen = False
-    with contextlib.suppress(LinkError):
+    with contextlib.suppress(LinkError), _busy_window(ctl):
         _again_after_a_drop(ctl, lambda: _write_zero(ctl))
     threshold_reached = ctl.link.link != "connect_failed" and _wait_decay(ctl)
     try:
         # Step 4 runs whatever steps 2-3 gave: one immediate connect attempt when the link is
         # down (so an unreachable endpoint costs at most 2 x modbus_timeout_s in total).
         ctl.link.ensure_connected(immediate=True)
-        with contextlib.suppress(LinkError, CodecError):   # a refused stop value never skips the disable
-            _again_after_a_drop(ctl, lambda: write_run_stop(ctl))
-        _again_after_a_drop(ctl, lambda: ctl.link.write_counts("enable", 0))
-        enable = decode_counts(ctl.link.endpoint.points["enable"],
-                               _again_after_a_drop(ctl, lambda: ctl.link.read_raw("enable")))
+        with _busy_window(ctl):
+            with contextlib.suppress(LinkError, CodecError):   # a refused stop value never skips the disable
+                _again_after_a_drop(ctl, lambda: write_run_stop(ctl))
+            _again_after_a_drop(ctl, lambda: ctl.link.write_counts("enable", 0))
+            enable = decode_counts(ctl.link.endpoint.points["enable"],
+                                   _again_after_a_drop(ctl, lambda: ctl.link.read_raw("enable")))
         disable_ok, error = enable == 0, f"enable reads {enable}"
     except (LinkError, CodecError) as exc:
         disable_ok, error = False, str(exc)

@@ -19,6 +19,7 @@ import itertools
 import logging
 import socket
 import threading
+import time
 from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -40,6 +41,10 @@ _FUNCTION_CODES = {"read_holding_registers": 3, "write_register": 6, "write_regi
 ANY_EXCEPTION = tuple(range(1, 256))   # every Modbus exception code: a refused write is not a link fault
 # A gateway's answers for a plant it cannot reach: the link to the plant is down, not refused.
 GATEWAY_CODES = {10: "gateway path unavailable", 11: "gateway: no answer from the plant (wrong unit id?)"}
+# A plant busy for a moment (5 acknowledge: still working on an earlier request; 6 server device busy):
+# within a stop's `busy_retries` window its request is sent again after a pause.
+BUSY_CODES = (5, 6)
+BUSY_PAUSE_S = 0.2
 
 log = logging.getLogger("hil.modbus")
 
@@ -107,6 +112,7 @@ class ModbusLink:
         # never holds it up behind a long sequence of requests); not re-entered by its own requests.
         self.before_request: Callable[[], None] | None = None
         self._in_hook = False
+        self._busy: tuple[float, threading.Event, list[bool]] | None = None   # see `busy_retries`
 
     # -- endpoint -------------------------------------------------------------------------------
     def _resolve(self, mode: str):
@@ -154,6 +160,33 @@ class ModbusLink:
         self._outage_starts.clear()
         self._flaps = None
         self._plans.clear()
+
+    @contextmanager
+    def busy_retries(self, window_s: float, abort: threading.Event) -> Iterator[None]:
+        """Within the body (a stop's requests, `control_sequences`), a request answered with exception
+        5 or 6 (the plant busy for a moment) is sent again every BUSY_PAUSE_S until `window_s` has
+        passed (real time, as the request timeout: the plant's own pace) or `abort` is set; then the
+        answer counts as usual (`write_refused`, `read_error`). One WARNING per window."""
+        self._busy = (time.monotonic() + window_s, abort, [False])
+        try:
+            yield
+        finally:
+            self._busy = None
+
+    def _busy_again(self, code: int | None) -> bool:
+        """After a pause, True when a request answered `code` is to be sent again (`busy_retries`)."""
+        if code not in BUSY_CODES or self._busy is None:
+            return False
+        deadline, abort, told = self._busy
+        left_s = deadline - time.monotonic()
+        if left_s <= 0 or abort.is_set():
+            return False
+        if not told[0]:
+            told[0] = True
+            log.warning("%s Modbus %s: the plant answers busy (exception %s) during a stop; the request is "
+                        "sent again every %g s for up to %g s", self.plant.name, self.role, code, BUSY_PAUSE_S,
+                        round(left_s, 1))
+        return not abort.wait(min(BUSY_PAUSE_S, left_s))
 
     def close(self) -> None:
         if self._client is not None:
@@ -300,17 +333,19 @@ class ModbusLink:
                 self._in_hook = False
             if self._client is None:   # the hook's request lost the connection
                 raise LinkError(self.last_error or "link down", "connect_failed")
-        self._other_unit = None
-        try:
-            rr = fn(*args, device_id=self.endpoint.unit_id, **kwargs)
-        except (ModbusException, OSError) as exc:
-            dropped = isinstance(exc, ConnectionException) or (
-                isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
-            if dropped and self._resend_on_drop and not self._in_hook:
-                self.close()
-                raise _Dropped(self._io_error_text(exc), "connect_failed", True) from exc
-            self._failure("connect_failed", self._io_error_text(exc), dropped)
-            raise LinkError(self.last_error, "connect_failed", dropped) from exc
+        rr = None
+        while rr is None or (rr.isError() and self._busy_again(getattr(rr, "exception_code", None))):
+            self._other_unit = None
+            try:
+                rr = fn(*args, device_id=self.endpoint.unit_id, **kwargs)
+            except (ModbusException, OSError) as exc:
+                dropped = isinstance(exc, ConnectionException) or (
+                    isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
+                if dropped and self._resend_on_drop and not self._in_hook:
+                    self.close()
+                    raise _Dropped(self._io_error_text(exc), "connect_failed", True) from exc
+                self._failure("connect_failed", self._io_error_text(exc), dropped)
+                raise LinkError(self.last_error, "connect_failed", dropped) from exc
         if rr.isError():
             code = getattr(rr, "exception_code", None)
             if code in GATEWAY_CODES:   # the plant behind it did not get the request: down, as a dead host

@@ -360,14 +360,21 @@ class BusyOnStop(TinyServer):
     """Answers exception 6 (device busy) to the first write of run_command = 1 (the stop value)."""
 
     refused = 0
+    answer, refuse_all = ExcCodes.DEVICE_BUSY, False
 
     async def _action(self, fc, start_address, address, count, registers, set_values):
         if not self._internal and set_values is not None and address == RUN and list(set_values) == [1] \
-                and not self.refused:
+                and (self.refuse_all or not self.refused):
             self.refused += 1
             self.requests.append((fc, address, count))
-            return ExcCodes.DEVICE_BUSY
+            return self.answer
         return await super()._action(fc, start_address, address, count, registers, set_values)
+
+
+class FailsOnStop(BusyOnStop):
+    """Answers exception 4 (device failure) to every write of run_command = 1 (the stop value)."""
+
+    answer, refuse_all = ExcCodes.DEVICE_FAILURE, True
 
 
 @pytest.fixture
@@ -388,11 +395,14 @@ def controller(tmp_path):
         ctl.link.close()
 
 
-def test_safe_stop_writes_enable_0_after_a_refused_run_command_write(rig, controller, caplog):
-    """A running LIB (enable 1, 200 kW) answers exception 6 to `run_command = stop_value`: the safe
-    stop still writes `enable = 0` next (§4.6 step 4: whatever came before) and confirms it."""
+@pytest.mark.parametrize("server", [BusyOnStop, FailsOnStop])
+def test_safe_stop_writes_enable_0_after_a_refused_run_command_write(rig, controller, caplog, server):
+    """A running LIB (enable 1, 200 kW) refuses `run_command = stop_value` for good (exception 4):
+    the safe stop still writes `enable = 0` next (§4.6 step 4: whatever came before) and confirms
+    it. Busy once (exception 6), the stop value is sent again within the stop's busy window and
+    taken (it was left refused before the busy retry; DECISIONS)."""
     caplog.set_level(logging.INFO)
-    srv = rig.server(cls=BusyOnStop, values={ENABLE: 1, RUN: 0, P_SP: 2000})
+    srv = rig.server(cls=server, values={ENABLE: 1, RUN: 0, P_SP: 2000})
     ctl = controller(srv, points={"lib": {"run_command": {"address": RUN, "format": "uint16",
                                                           "run_value": 0, "stop_value": 1}}},
                      safe_stop={"timeout_s": 2.0})
@@ -403,7 +413,7 @@ def test_safe_stop_writes_enable_0_after_a_refused_run_command_write(rig, contro
     assert writes == [P_SP, RUN, ENABLE], writes
     assert srv.refused == 1
     assert result == {"threshold_reached": True, "disable_ok": True}
-    assert (srv.get(ENABLE), srv.get(P_SP), srv.get(RUN)) == ([0], [0], [0])
+    assert (srv.get(ENABLE), srv.get(P_SP), srv.get(RUN)) == ([0], [0], [0 if server.refuse_all else 1])
     assert "LIB safe stop: threshold_reached=true disable_ok=true" in caplog.text
     assert _sd(ctl, "plant_transition_by_plant", "lib") == "stopped"
 

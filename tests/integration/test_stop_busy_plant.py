@@ -1,0 +1,104 @@
+"""A Stop (and a start's rollback) on a plant that answers busy for a moment: Modbus exception 5
+(acknowledge: still working on an earlier request) or 6 (server device busy). The stop's requests
+are sent again within its busy window (`ModbusLink.busy_retries`, `modbus_timeout_s` per part of the
+stop); a plant busy for longer is reported as before and the stop stays bounded (components §4.6).
+Real Modbus TCP on 127.0.0.1 (`tests/faulty_plant.FaultyPlant`)."""
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from core.clock import RealClock
+from core.schedules import frame_from_rows
+from tests.faulty_plant import FaultyPlant
+from tests.helpers import shift
+from tests.integration.test_control import MODBUS_TIMEOUT_S, TZ, Rig, msgs
+
+ENABLE, P_SETPOINT, Q_SETPOINT = 1, 86, 88
+BUSY_S = 0.3          # shorter than the busy window (MODBUS_TIMEOUT_S = 0.5 s)
+SAFE_STOP_TIMEOUT_S = 2.0
+
+
+def _busy(plant: FaultyPlant, code: int, for_s: float | None, writes_to=None):
+    """From now, the plant answers `code` to every write (to `writes_to` only, when given) for
+    `for_s` seconds (None: for ever) after the first such write; returns the list of busy answers."""
+    answered: list[float] = []
+
+    def hook(fc, addr, values):
+        if values is None or (writes_to is not None and (addr, values) != writes_to):
+            return None
+        now = time.monotonic()
+        if for_s is None or not answered or now - answered[0] < for_s:
+            answered.append(now)
+            return ("exc", code)
+        return None
+    plant.hook = hook
+    return answered
+
+
+def _running(tmp_path, plant: FaultyPlant) -> Rig:
+    rig = Rig(tmp_path, RealClock(TZ), emulator=False, ports={"lib": {"local": plant.port}},
+              safe_stop={"timeout_s": SAFE_STOP_TIMEOUT_S})
+    try:
+        now = rig.lib.clock.now()
+        rig.store.publish_schedule("manual", "lib", frame_from_rows([shift(now, -60)], [500.0], [0.0], TZ,
+                                                                    end_at=shift(now, 3600)))
+        rig.target(500.0)
+        assert rig.run("start").status == "succeeded"
+        assert plant.get(ENABLE) == [1] and plant.get(P_SETPOINT) == [5000]
+    except BaseException:
+        rig.close()
+        raise
+    return rig
+
+
+@pytest.mark.parametrize("code", [5, 6])
+@pytest.mark.parametrize("busy_at", ["zero", "disable"])
+def test_a_stop_on_a_plant_busy_for_a_moment_zeroes_and_disables_it(tmp_path, caplog, code, busy_at):
+    """Busy for 0.3 s at the Stop's zero write (it ran on at 500 kW through the decay wait and was
+    left holding 500 kW in its setpoint register) or at its disable (it was left enabled): the
+    request is sent again and the stop completes, in far less than the decay timeout."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        rig = _running(tmp_path, plant)
+        try:
+            answered = _busy(plant, code, BUSY_S, writes_to=None if busy_at == "zero" else (ENABLE, [0]))
+            t0 = time.monotonic()
+            stop = rig.run("stop")
+            elapsed = time.monotonic() - t0
+            plant.hook = None
+            assert stop.status == "succeeded", stop.detail
+            assert stop.result == {"threshold_reached": True, "disable_ok": True}
+            assert len(answered) >= 2                              # the plant was busy, more than once
+            assert plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0] and plant.get(ENABLE) == [0]
+            assert rig.transition() == "stopped" and rig.lib.stop_owed is None
+            assert elapsed < SAFE_STOP_TIMEOUT_S, f"{elapsed:.2f} s"
+            assert msgs(caplog, logging.WARNING, "answers busy") == [
+                f"LIB Modbus control: the plant answers busy (exception {code}) during a stop; the request is "
+                f"sent again every 0.2 s for up to 0.5 s"]
+        finally:
+            rig.close()
+
+
+def test_a_plant_busy_for_ever_is_reported_not_confirmed_disabled_within_the_bound(tmp_path, caplog):
+    """Every write answered 6: the stop tries each part for its busy window only, says why it is
+    not confirmed (the plant answers, so nothing is owed: pressing Stop again sends it again) and
+    stays within timeout_s + 6 x modbus_timeout_s (components §4.6)."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        rig = _running(tmp_path, plant)
+        try:
+            _busy(plant, 6, None)
+            t0 = time.monotonic()
+            stop = rig.run("stop")
+            elapsed = time.monotonic() - t0
+            plant.hook = None
+            assert stop.result == {"threshold_reached": False, "disable_ok": False, "error":
+                                   f"write refused at enable: exception response (code 6) (127.0.0.1:{plant.port})"}
+            assert plant.get(ENABLE) == [1] and rig.transition() == "unknown" and rig.lib.stop_owed is None
+            assert SAFE_STOP_TIMEOUT_S <= elapsed <= SAFE_STOP_TIMEOUT_S + 6 * MODBUS_TIMEOUT_S, f"{elapsed:.2f} s"
+            assert len(msgs(caplog, logging.WARNING, "answers busy")) == 2   # one per part of the stop
+        finally:
+            rig.close()
