@@ -23,8 +23,10 @@ import logging
 from agents.base import beat
 from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
-from core.dispatch import decayed
+from core.dispatch import decayed, write_status
+from core.points import SETPOINT_POINTS
 from core.recording import format_value
+from core.timeutil import format_local_iso
 
 DECAY_POLL_S = 0.5
 
@@ -88,10 +90,8 @@ def _rollback_start(ctl) -> None:
     except LinkError:
         pass   # unreachable: the writes below fail at once (backoff), the state becomes unknown
     with _busy_window(ctl):
-        for action in (lambda: ctl.link.write_value("p_setpoint", 0.0),
-                       lambda: ctl.link.write_value("q_setpoint", 0.0),
-                       lambda: write_run_stop(ctl),
-                       lambda: ctl.link.write_counts("enable", 0)):
+        _rollback_zero(ctl)
+        for action in (lambda: write_run_stop(ctl), lambda: ctl.link.write_counts("enable", 0)):
             with contextlib.suppress(LinkError, CodecError):
                 _again_after_a_drop(ctl, action)
         try:
@@ -100,6 +100,27 @@ def _rollback_start(ctl) -> None:
             enable = None
     ctl._set_gate(False, "stopped" if enable == 0 else "unknown")
     ctl.stop_owed = ctl.link.mode if enable != 0 and ctl.link.link == "connect_failed" else None
+
+
+def _rollback_zero(ctl) -> None:
+    """P = Q = 0 written without a readback (on a hung plant each read costs a timeout) and put on
+    the write record as `write_setpoints` puts its writes (card `Last write`, /api/state
+    `last_setpoint_p_kw`): 0 for each write the plant acknowledged, None (unknown) for one that did
+    not go out; `readback_ok` false. It said the start's 10 kW while the register held 0."""
+    errors = {}
+    for name in SETPOINT_POINTS:
+        try:
+            _again_after_a_drop(ctl, lambda name=name: ctl.link.write_value(name, 0.0))
+        except (LinkError, CodecError) as exc:
+            errors[name] = str(exc)
+    ctl._verified_words = {}
+    status, now = write_status(False, len(SETPOINT_POINTS) - len(errors), len(SETPOINT_POINTS)), ctl.clock.now()
+    fields = {"write_status": status, "readback_ok": False, "applied_p_kw": None, "applied_q_kvar": None,
+              "last_error": list(errors.values())[-1] if errors else None,
+              "last_written_p_kw": None if "p_setpoint" in errors else 0.0,
+              "last_written_q_kvar": None if "q_setpoint" in errors else 0.0}
+    fields["write_failed_at" if status == "failed" else "last_write_at"] = format_local_iso(now)
+    ctl._publish_dispatch(**fields)
 
 
 def _busy_window(ctl):

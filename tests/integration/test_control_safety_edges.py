@@ -269,3 +269,41 @@ def test_a_safe_stop_with_a_heartbeat_on_a_slow_plant_stays_within_its_bound(tmp
         finally:
             plant.hook = None
             rig.close()
+
+
+@pytest.mark.parametrize("p_zero", ["taken", "refused"])
+def test_a_failed_starts_rollback_is_the_last_write_on_record(lib, p_zero):
+    """The start writes P=10 kW (verified, on record), then the plant refuses `enable` 1 (exception
+    4): the rollback writes zero directly. The record (card's `Last write`, /api/state
+    `last_setpoint_p_kw`) kept 10 kW while the register read 0. It now holds the rollback's zero and
+    whether each write went out, without a readback added to the rollback (its own requests only)."""
+    from dashboard import views
+    from dashboard.api_state import api_state_document
+    from dashboard.snapshot import take_snapshot
+    from core.timeutil import format_local_iso
+    rig, plant, clock = lib.rig, lib.plant, lib.clock
+    rig.store.publish_schedule("manual", "lib", manual_frame(10.0, 0.0))
+    rig.target(10.0, 0.0)
+    refused = {(ENABLE, (1,))} | ({(P_SETPOINT, (0,))} if p_zero == "refused" else set())
+    plant.hook = lambda fc, addr, values: ("exc", 4) if values and (addr, tuple(values)) in refused else None
+    before = len(plant.requests)
+    clock.advance(30.0)
+    cmd = rig.run("start")
+    assert cmd.status == "failed" and cmd.detail.startswith("enable: write refused at enable")
+    rollback = [(fc, addr, v) for _, fc, addr, v in plant.requests[before:]]
+    rollback = rollback[rollback.index((6, ENABLE, [1])) + 1:]
+    assert rollback == [(6, P_SETPOINT, [0]), (6, 88, [0]), (6, ENABLE, [0]), (3, ENABLE, 1)]   # no readback added
+    st = rig.dispatch()
+    at = format_local_iso(clock.now())
+    if p_zero == "taken":
+        assert plant.get(P_SETPOINT) == [0]
+        assert (st["last_written_p_kw"], st["last_written_q_kvar"], st["write_status"]) == (0.0, 0.0, "ok")
+        assert st["last_write_at"] == at and st["write_failed_at"] is None and st["last_error"] is None
+    else:   # the register still holds 10 kW: the record does not say 0
+        assert plant.get(P_SETPOINT) == [100]
+        assert (st["last_written_p_kw"], st["last_written_q_kvar"], st["write_status"]) == (None, 0.0, "partial")
+        assert st["last_error"] == "write refused at p_setpoint: exception response (code 4)"
+    assert st["readback_ok"] is False and st["applied_p_kw"] is None
+    snap = take_snapshot(rig.sd, clock.now())
+    assert api_state_document(rig.cfg, snap)["plants"]["lib"]["last_setpoint_p_kw"] == st["last_written_p_kw"]
+    assert f"| Last write: {st['write_status']} at 12:00:30 |" in views.dispatch_line(rig.cfg, snap, "lib")
