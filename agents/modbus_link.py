@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import socket
 import threading
-import time
 from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -112,7 +112,7 @@ class ModbusLink:
         # never holds it up behind a long sequence of requests); not re-entered by its own requests.
         self.before_request: Callable[[], None] | None = None
         self._in_hook = False
-        self._busy: tuple[float, threading.Event, list[bool]] | None = None   # see `busy_retries`
+        self._busy: tuple[float, threading.Event, dict] | None = None   # see `busy_retries`
 
     # -- endpoint -------------------------------------------------------------------------------
     def _resolve(self, mode: str):
@@ -163,11 +163,11 @@ class ModbusLink:
 
     @contextmanager
     def busy_retries(self, window_s: float, abort: threading.Event) -> Iterator[None]:
-        """Within the body (a stop's requests, `control_sequences`), a request answered with exception
-        5 or 6 (the plant busy for a moment) is sent again every BUSY_PAUSE_S until `window_s` has
-        passed (real time, as the request timeout: the plant's own pace) or `abort` is set; then the
-        answer counts as usual (`write_refused`, `read_error`). One WARNING per window."""
-        self._busy = (time.monotonic() + window_s, abort, [False])
+        """In the body (a stop's requests), a request answered 5 or 6 (busy for a moment) is sent again
+        after BUSY_PAUSE_S (real time, as the request timeout), at most `window_s` / BUSY_PAUSE_S times,
+        until `window_s` passed on the clock or `abort` is set; then the answer counts as usual. One WARNING."""
+        left = math.ceil(window_s / BUSY_PAUSE_S)
+        self._busy = (self.clock.monotonic() + window_s, abort, {"told": False, "left": left, "window_s": window_s})
         try:
             yield
         finally:
@@ -177,16 +177,16 @@ class ModbusLink:
         """After a pause, True when a request answered `code` is to be sent again (`busy_retries`)."""
         if code not in BUSY_CODES or self._busy is None:
             return False
-        deadline, abort, told = self._busy
-        left_s = deadline - time.monotonic()
-        if left_s <= 0 or abort.is_set():
+        deadline, abort, state = self._busy
+        if state["left"] <= 0 or self.clock.monotonic() >= deadline or abort.is_set():
             return False
-        if not told[0]:
-            told[0] = True
+        if not state["told"]:
+            state["told"] = True
             log.warning("%s Modbus %s: the plant answers busy (exception %s) during a stop; the request is "
                         "sent again every %g s for up to %g s", self.plant.name, self.role, code, BUSY_PAUSE_S,
-                        round(left_s, 1))
-        return not abort.wait(min(BUSY_PAUSE_S, left_s))
+                        state["window_s"])
+        state["left"] -= 1
+        return not abort.wait(BUSY_PAUSE_S)
 
     def close(self) -> None:
         if self._client is not None:
