@@ -35,7 +35,7 @@ from agents.modbus_link import LinkError, ModbusLink
 from agents.poster import Poster
 from agents.recorder import Recorder
 from core.config import AppConfig
-from core.points import METER_POINTS, SAMPLE_POINTS, SOC_RANGE_PU, soc_reading
+from core.points import METER_POINTS, SAMPLE_POINTS, physical_ranges, physical_reading
 from core.timeutil import from_epoch
 
 log = logging.getLogger("hil.measurement")
@@ -56,6 +56,7 @@ COLUMN_POINTS = (
     ("v_poi_pu", "v_poi"),
 )
 VALUE_COLUMNS = tuple(column for column, _ in COLUMN_POINTS)
+UNIT_OF_COLUMN = {"kw": "kW", "kvar": "kvar", "pu": "pu"}   # by the column name's last part
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ class Sampler:
         self._next_k: int | None = None
         self._last_step_s: float | None = None  # epoch seconds of the last stamped step
         self._failing: set[str] = set()   # devices whose last read failed
-        self._soc_implausible = False     # the last SoC read was beyond 0..1
+        self._ranges = physical_ranges(self.plant.model.power_limits)   # see `_physical`
+        self._implausible: set[str] = set()   # points whose last reading was beyond its range
         self.skipped_steps = 0
         self._skip_lines: deque[float] = deque(maxlen=SKIP_LINES_PER_MIN)   # monotonic times of the lines
         self._skips_unlisted = 0
@@ -247,8 +249,8 @@ class Sampler:
             bad = [column for column, value in values.items() if not math.isfinite(value)]
             if bad:
                 values, error = None, f"non-finite value in {', '.join(bad)}"
-            elif "soc_pu" in values:
-                values["soc_pu"] = self._soc(values["soc_pu"])
+            else:
+                self._physical(values, device)
         except LinkError as exc:
             error = str(exc)
         except Exception as exc:  # a malformed frame or a library error is a failed step, not a crash
@@ -260,17 +262,23 @@ class Sampler:
         (self._failing.add if values is None else self._failing.discard)(device)
         return values, error
 
-    def _soc(self, value: float) -> float | None:
-        """The SoC column: empty for a value beyond 0..1 (`core.points.soc_reading`), with one WARNING
-        when such values start and one INFO when the SoC reads within 0..1 again."""
-        soc = soc_reading(value)
-        if soc is None and not self._soc_implausible:
-            log.warning("%s: soc reads %g pu, outside %g..%g (a \"no value\" marker or a BMS fault); recorded "
-                        "and posted as empty until it reads within", self.name, value, *SOC_RANGE_PU)
-        elif soc is not None and self._soc_implausible:
-            log.info("%s: soc reads within %g..%g again", self.name, *SOC_RANGE_PU)
-        self._soc_implausible = soc is None
-        return soc
+    def _physical(self, values: dict, device: str) -> None:
+        """Empties each column whose reading is beyond what it can physically be (`core.points.
+        physical_ranges`: SoC 0..1, V POI 0..2 pu, P/Q POI 10 x the plant's limits; a "no value" marker
+        such as 0xFFFF, or a fault), with one WARNING per point when such values start and one INFO
+        when it reads within again."""
+        for column, point in COLUMN_POINTS:
+            value_range = self._ranges.get(point)
+            if value_range is None or column not in values:
+                continue
+            value, unit = values[column], UNIT_OF_COLUMN[column.rsplit("_", 1)[1]]
+            values[column] = physical_reading(value, value_range)
+            if values[column] is None and point not in self._implausible:
+                log.warning("%s: %s reads %g %s, outside %g..%g (a \"no value\" marker or a fault); recorded and "
+                            "posted as empty until it reads within", device, point, value, unit, *value_range)
+            elif values[column] is not None and point in self._implausible:
+                log.info("%s: %s reads within %g..%g again", device, point, *value_range)
+            (self._implausible.add if values[column] is None else self._implausible.discard)(point)
 
     def close(self) -> None:
         self.link.close()

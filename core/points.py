@@ -52,14 +52,31 @@ KIND_BY_POINT = {
 READBACK_POINTS = {"p_setpoint": "p_setpoint_readback", "q_setpoint": "q_setpoint_readback"}
 
 SOC_RANGE_PU = (0.0, 1.0)   # a SoC beyond it is no reading (a BMS's "not available" 0xFFFF, a fault)
+V_RANGE_PU = (0.0, 2.0)     # a POI voltage beyond it is no reading (uint16 0xFFFF at 0.01 is 655.35 pu)
+POI_POWER_FACTOR = 10.0     # P/Q at the POI beyond this many times the plant's largest power limit
+
+
+def physical_ranges(limits) -> dict[str, tuple[float, float]]:
+    """Per measured point, the values a reading can physically take (internal units; `limits`: the
+    plant's `PowerLimits`): SoC 0..1 pu, V POI 0..2 pu, P/Q POI within POI_POWER_FACTOR x the largest
+    |limit| (P and Q alike; none without a limit). Beyond them a decoded register is a device's "no
+    value" marker or a fault, not a measurement (`physical_reading`)."""
+    ranges = {"soc": SOC_RANGE_PU, "v_poi": V_RANGE_PU}
+    bound = POI_POWER_FACTOR * max(abs(limits.p_max_kw), abs(limits.p_min_kw), abs(limits.q_max_kvar),
+                                   abs(limits.q_min_kvar))
+    return ranges | ({"p_poi": (-bound, bound), "q_poi": (-bound, bound)} if bound > 0 else {})
+
+
+def physical_reading(value: float | None, value_range: tuple[float, float]) -> float | None:
+    """`value`, or None beyond `value_range` (the one rule: never recorded, posted or shown)."""
+    if value is None or not value_range[0] <= value <= value_range[1]:
+        return None
+    return value
 
 
 def soc_reading(value: float | None) -> float | None:
-    """The SoC (pu) a decoded `soc` register stands for: None beyond SOC_RANGE_PU, so that a plant's
-    "no value" marker is never recorded, posted or shown as a state of charge."""
-    if value is None or not SOC_RANGE_PU[0] <= value <= SOC_RANGE_PU[1]:
-        return None
-    return value
+    """The SoC (pu) a decoded `soc` register stands for: None beyond SOC_RANGE_PU (`physical_reading`)."""
+    return physical_reading(value, SOC_RANGE_PU)
 
 
 ILLEGAL_DATA_ADDRESS = 2   # Modbus exception codes a PLC answers for a refused write

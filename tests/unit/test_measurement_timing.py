@@ -54,7 +54,8 @@ class FakeLink:
             self.link, self.last_error = "connect_failed", "connect failed: connection refused"
             raise LinkError(self.last_error, "connect_failed")
         self.link, self.last_error = "ok", None
-        return {name: 0.5 if name == "soc" else float(i) for i, name in enumerate(names)}   # a SoC within 0..1
+        # a SoC within 0..1 and a V within 0..2 pu (core.points.physical_ranges)
+        return {name: {"soc": 0.5, "v_poi": 1.0}.get(name, float(i)) for i, name in enumerate(names)}
 
     @contextlib.contextmanager
     def device_guard(self):
