@@ -64,6 +64,13 @@ def make_config(tmp: Path, *, api_url: str | None = None, auth=None, **timing):
     )
 
 
+def api_mode_config(tmp: Path, api_url: str):
+    """`make_config` against the API at `api_url`, started in API mode, measurements posted every 1 s."""
+    cfg = make_config(tmp, api_url=api_url)
+    return dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"),
+                               istentore_api=dataclasses.replace(cfg.istentore_api, measurement_post_period_s=1))
+
+
 def start_app(cfg, with_logging: bool = False, clock=None):
     """A started `HilApp` with its dashboard (on `clock`, the real one by default); optionally with
     the process logging set up (Logs tab)."""

@@ -11,7 +11,6 @@ over one snapshot, what `/api/state` serves.
 """
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from dashboard import api_answers, views
 from dashboard.api_state import api_state_document
 from dashboard.snapshot import take_snapshot
-from tests.browser.helpers import make_config, start_app, stop_app, wait_for
+from tests.browser.helpers import api_mode_config, start_app, stop_app, wait_for
 from tests.integration.test_metrics_truth import TZ, rig, run_until  # noqa: F401  (fixture)
 from tools.istentore_sim import IstentoreSim
 
@@ -102,9 +101,7 @@ def test_the_api_state_says_what_the_api_line_says_while_posts_fail(tmp_path):
     password = "state-Pa55"
     sim = IstentoreSim(password)
     sim.start()
-    cfg = make_config(tmp_path, api_url=sim.url)
-    cfg = dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"),
-                              istentore_api=dataclasses.replace(cfg.istentore_api, measurement_post_period_s=1))
+    cfg = api_mode_config(tmp_path, sim.url)
     app = start_app(cfg)
 
     def doc_and_screen() -> tuple[dict, str, str]:

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.config import DashboardAuth
 from core.schedules import frame_from_rows
 from tools.istentore_sim import IstentoreSim
-from tests.browser.helpers import (api_state, make_config, plant_registers, start_app, stop_app,
+from tests.browser.helpers import (api_mode_config, api_state, make_config, plant_registers, start_app, stop_app,
                                    wait_for)
 from tests.helpers import elapsed_s, shift
 
@@ -138,13 +138,9 @@ def test_metrics_equal_registers_and_api_state_and_lateness_is_recorded(running)
 def test_posting_and_fetch_metrics_follow_the_api_and_equal_api_state(tmp_path):
     """API mode with the simulator: the age of the last accepted post and of each fetched day window,
     and failed POST attempts counted while the API answers 503."""
-    import dataclasses
-
     sim = IstentoreSim(AUTH_PASSWORD)
     sim.start()
-    cfg = make_config(tmp_path, api_url=sim.url)
-    cfg = dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"),
-                              istentore_api=dataclasses.replace(cfg.istentore_api, measurement_post_period_s=1))
+    cfg = api_mode_config(tmp_path, sim.url)
     app = start_app(cfg)
     url = app.dashboard.url + "/metrics"
     try:

@@ -11,7 +11,6 @@ time) against the Istentore simulator on 127.0.0.1, beside the dashboard's texts
 """
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -25,7 +24,7 @@ from dashboard import api_answers, views
 from dashboard.metrics import REASONS, SIGNAL_REASONS, render
 from dashboard.snapshot import take_snapshot
 from hil_scheduler import HilApp, Options
-from tests.browser.helpers import make_config, start_app, stop_app, wait_for
+from tests.browser.helpers import api_mode_config, start_app, stop_app, wait_for
 from tests.helpers import make_cfg
 from tests.stepping import StepDriver
 from tools.istentore_sim import IstentoreSim
@@ -243,9 +242,7 @@ def test_the_api_metrics_say_what_the_dashboards_api_line_says(tmp_path):
     password = "truth-Pa55"
     sim = IstentoreSim(password)
     sim.start()
-    cfg = make_config(tmp_path, api_url=sim.url)
-    cfg = dataclasses.replace(cfg, startup=dataclasses.replace(cfg.startup, schedule_source="api"),
-                              istentore_api=dataclasses.replace(cfg.istentore_api, measurement_post_period_s=1))
+    cfg = api_mode_config(tmp_path, sim.url)
     app = start_app(cfg)
 
     def screen() -> tuple[str, str]:
