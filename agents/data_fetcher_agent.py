@@ -36,7 +36,10 @@ Errors (§6.4): an `AuthenticationError` ends the pass and backs off 30 s, doubl
 failure up to 600 s (a password change resets this and runs a pass at once); any other
 `IstentoreAPIError` leaves the other window to be tried and brings the next pass forward to
 min(30 s, period) (or later when the server sent `Retry-After`; that wait also holds across a
-midnight rollover, which otherwise makes a pass due at once). Frames and flags survive errors
+midnight rollover, which otherwise makes a pass due at once). The server's wait holds every request:
+a pass made due meanwhile by Fetch Now, a new password or a new login sends nothing (`_hold_pass`),
+publishes `server_wait` = {"until": local ISO, "status": HTTP status, "held_at": that pass's time}
+and runs its fetch (as "fetch now") when the wait ends (docs/DECISIONS.md). Frames and flags survive errors
 and a cleared password. A repeated identical problem is logged once, then at DEBUG until it clears
 (`core.episodes`: `Backoff` for the authentication waits, `Episodes` for the problems).
 
@@ -104,6 +107,7 @@ class DataFetcher:
         self._failed: set[str] = set()           # windows whose last fetch raised an API error
         self._next_pass_mono: float | None = None   # None: a pass is due at once
         self._server_wait_mono: float | None = None  # no request before this (the last Retry-After)
+        self._fetch_now_held = False             # a Fetch Now taken by a pass held by the server's wait
         self._auth_backoff = Backoff(AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S)
         self._login_awaited: int | None = None   # after an auth failure: the number of the next login
         self._problems = Episodes()   # problem texts of the last pass that had any (logged once)
@@ -188,6 +192,11 @@ class DataFetcher:
             return self.period_s
         if (held := self.api.login_held_back()) is not None:   # refused meanwhile (the poster's login)
             return self._auth_failed(held, now, [])
+        if (wait_until := self._server_wait_left()) is not None:   # the server's wait holds every request
+            return self._hold_pass(now, fetch_now, wait_until)
+        fetch_now, self._fetch_now_held = fetch_now or self._fetch_now_held, False
+        if self._status["server_wait"] is not None:
+            self._publish(server_wait=None)
         today = now.date()
         wanted = []
         if self._wants("today", fetch_now):
@@ -261,9 +270,22 @@ class DataFetcher:
         wait_s = min(ERROR_RETRY_S, self.period_s)
         if exc.retry_after_s is not None:        # the server asked us to wait at least this
             wait_s = max(wait_s, exc.retry_after_s)
-            self._server_wait_mono = max(self._server_wait_mono or 0.0,
-                                         self.clock.monotonic() + exc.retry_after_s)
+            mono = self.clock.monotonic()
+            self._server_wait_mono = max(self._server_wait_mono or 0.0, mono + exc.retry_after_s)
+            until = self.clock.now() + timedelta(seconds=self._server_wait_mono - mono)
+            self._publish(server_wait={"until": format_local_iso(until, self.tz), "status": exc.status,
+                                       "held_at": None})
         return wait_s
+
+    def _hold_pass(self, now: datetime, fetch_now: bool, wait_until: float) -> float:
+        """A pass due while the server's `Retry-After` runs (a Fetch Now, a new password, a new
+        login) sends nothing: the server asked for no request before then, a login included. A
+        Fetch Now (or a new password) is kept for the pass at the wait's end; `server_wait.held_at`
+        tells the dashboard that this pass was held. Returns the seconds to the wait's end."""
+        self._fetch_now_held = self._fetch_now_held or fetch_now
+        self._publish(server_wait={**self._status["server_wait"], "held_at": format_local_iso(now)})
+        log.debug("Pass held: the API asked to wait until %s", self._status["server_wait"]["until"])
+        return max(0.0, wait_until - self.clock.monotonic())
 
     def _wants(self, window: str, fetch_now: bool) -> bool:
         last_ok = self._last_ok_mono[window]

@@ -81,6 +81,7 @@ def empty_fetcher_status() -> dict:
         "today_fetched_at": None,      # local ISO of the window's last complete fetch (its schedule's age)
         "tomorrow_fetched_at": None,
         "passes": 0,                   # fetcher passes completed since start (a Fetch Now's answer)
+        "server_wait": None,           # the API's Retry-After while it runs: {"until", "status", "held_at"}
     }
 
 def empty_observed_state(endpoint: str | None = None) -> dict:

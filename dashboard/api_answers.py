@@ -9,7 +9,7 @@ touches `shared_data`, files or the network.
 """
 from __future__ import annotations
 
-from datetime import date, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from core.config import AppConfig
@@ -51,13 +51,27 @@ def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
     return text
 
 
+def held_by_server_wait(status: dict, at: datetime, tz: tzinfo) -> str | None:
+    """`the API asked to wait until HH:MM:SS (HTTP 429)` when a fetcher pass at or after the click
+    `at` was held by the server's `Retry-After` (`server_wait.held_at`, whole seconds), else None."""
+    wait = status.get("server_wait") or {}
+    held_at = wait.get("held_at")
+    if not held_at or parse_iso(held_at, tz) < at.replace(microsecond=0):
+        return None
+    code = f" (HTTP {wait['status']})" if wait.get("status") else ""
+    return f"the API asked to wait until {format_hms(parse_iso(wait['until'], tz), tz)}{code}"
+
+
 def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: float) -> str | None:
     """The answer to a Connect (`pending` = {"at": ISO time of the click, "seen": the fetcher's
     `last_attempt` then}), from the fetcher's first pass after it: `Connected`,
-    `Login failed: password rejected` (or the fetcher's error), or `No answer from the API within
+    `Login failed: password rejected` (or the fetcher's error), `Not connected yet: the API asked to
+    wait until HH:MM:SS (HTTP 429); the login runs then` (a pass held by the server's Retry-After), or `No answer from the API within
     N s; still trying.` when none came in time; None while the answer is pending."""
     st = s.fetcher or {}
     at = parse_iso(pending["at"], tz)
+    if (held := held_by_server_wait(st, at, tz)) is not None:
+        return f"Not connected yet: {held}; the login runs then"
     attempt = st.get("last_attempt")
     # last_attempt has whole seconds: a pass of the click's own second counts once it is new
     if attempt and attempt != pending.get("seen") and parse_iso(attempt, tz) >= at.replace(microsecond=0):
@@ -77,7 +91,8 @@ def fetch_outcome(cfg: AppConfig, s: Snapshot, pending: dict, answer_within_s: f
     """The answer to a Fetch Now (`pending` = {"at": ISO time of the click, "pass": the number of the
     fetcher pass that takes it, from `request_fetch_now()`}), once that pass is over (`passes` in the
     fetcher's status): `Fetched at HH:MM:SS: Today …: LIB=96 VRFB=96 | Tomorrow …`, `Fetch at HH:MM:SS:
-    <error>`, `Nothing fetched: no API password set.` or, when the pass raised, `The fetch
+    <error>`, `Nothing fetched: no API password set.`, `Not fetched: the API asked to wait until
+    HH:MM:SS (HTTP 429); the fetch runs then` (the pass was held by the server's Retry-After), or, when the pass raised, `The fetch
     did not finish; see the Logs tab.`; `No answer from the fetcher within N s; still trying.` when
     the pass is not over in time; None while it runs. A click of an earlier run of the program (a
     page left open across a restart, `views.this_run`) names a pass of that run: numbers restart at
@@ -92,6 +107,8 @@ def fetch_outcome(cfg: AppConfig, s: Snapshot, pending: dict, answer_within_s: f
     if not s.password_set:
         return "Nothing fetched: no API password set."
     attempt = parse_iso(st["last_attempt"], tz) if st.get("last_attempt") else None
+    if (held := held_by_server_wait(st, at, tz)) is not None:
+        return f"Not fetched: {held}; the fetch runs then"
     if attempt is None or attempt < at.replace(microsecond=0):   # last_attempt has whole seconds
         return "The fetch did not finish; see the Logs tab."   # the pass raised (logged by the loop)
     when = format_hms(attempt, tz)

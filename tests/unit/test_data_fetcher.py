@@ -115,6 +115,7 @@ def status_with(**fields) -> dict:
         "tomorrow_date": None, "today_points": 0, "tomorrow_points": 0,
         "today_points_by_plant": {"lib": 0, "vrfb": 0}, "tomorrow_points_by_plant": {"lib": 0, "vrfb": 0},
         "last_attempt": None, "error": None, "today_fetched_at": None, "tomorrow_fetched_at": None, "passes": 0,
+        "server_wait": None,
     }
     status.update(fields)
     return status
@@ -697,6 +698,53 @@ def test_a_server_retry_after_still_holds_after_a_midnight_with_nothing_to_promo
     assert rig.market_calls() == 3
     assert rig.status()["today_fetched"] is True and rig.status()["error"] is None
     assert_day_matches_sim(rig, date(2026, 6, 2))
+
+
+def test_fetch_now_during_the_servers_retry_after_waits_for_it_and_says_so(sim, rig_factory):
+    # 09:06:00 a Fetch Now is refused with 429, Retry-After: 90 s (no request before 09:07:30).
+    # A Fetch Now at 09:06:30 went to the API at once (refused again, or worse); the pass that takes
+    # it sends nothing, publishes the wait, and the answer says until when. The fetch runs at 09:07:30.
+    from dashboard.api_answers import fetch_outcome
+    from dashboard.snapshot import take_snapshot
+    from dashboard.views import PROCESS_RUN
+    rig = rig_factory(start=datetime(2026, 6, 1, 9, 6, 0, tzinfo=TZ))
+    sim.fail_next(MARKET, 429, headers={"Retry-After": "90"})
+    rig.step()
+    assert rig.market_calls() == 1 and "HTTP 429" in rig.status()["error"]
+
+    rig.clock.set_now(datetime(2026, 6, 1, 9, 6, 30, tzinfo=TZ))
+    number = rig.fetcher.request_fetch_now()
+    pending = {"at": rig.clock.now().isoformat(), "pass": number, "run": PROCESS_RUN}
+    rig.step()
+    assert rig.market_calls() == 1 and rig.status()["passes"] == number
+    assert rig.status()["server_wait"] == {"until": "2026-06-01T09:07:30+02:00", "status": 429,
+                                           "held_at": "2026-06-01T09:06:30+02:00"}
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(60)
+    answer = fetch_outcome(rig.cfg, take_snapshot(rig.sd, rig.clock.now(), False), pending, 25.0)
+    assert answer == "Not fetched: the API asked to wait until 09:07:30 (HTTP 429); the fetch runs then"
+
+    rig.at(2026, 6, 1, 9, 7, 29)
+    assert rig.market_calls() == 1
+    rig.at(2026, 6, 1, 9, 7, 30)                     # the wait is over: the held Fetch Now runs
+    assert rig.market_calls() == 2
+    assert rig.status()["today_fetched"] is True and rig.status()["error"] is None
+    assert rig.status()["server_wait"] is None
+
+
+def test_a_new_password_during_the_servers_retry_after_logs_in_when_it_ends(sim, rig_factory):
+    # The server's wait holds every request, a login too: a password typed at 09:06:10 is kept and
+    # tried at 09:07:30 (DECISIONS "The server's Retry-After holds Fetch Now and a new password").
+    rig = rig_factory(start=datetime(2026, 6, 1, 9, 6, 0, tzinfo=TZ))
+    sim.fail_next(MARKET, 429, headers={"Retry-After": "90"})
+    rig.step()
+    logins = sim.logins
+    sim.password = PASSWORD + "2"                    # the account's password was changed
+    rig.set_password(PASSWORD + "2")
+    rig.at(2026, 6, 1, 9, 6, 10)
+    assert sim.logins == logins and rig.market_calls() == 1
+    assert rig.status()["server_wait"]["held_at"] == "2026-06-01T09:06:10+02:00"
+    rig.at(2026, 6, 1, 9, 7, 30)
+    assert sim.logins == logins + 1 and rig.market_calls() == 2 and rig.status()["connected"] is True
 
 
 def test_a_cleared_password_keeps_frames_and_flags(sim, rig_factory, caplog):

@@ -165,6 +165,25 @@ def test_fetch_now_without_a_password_or_an_answer_says_so(cfg):
         "No answer from the fetcher within 25 s; still trying."
 
 
+def test_fetch_now_held_by_the_servers_retry_after_says_until_when(cfg):
+    """A Fetch Now while the API's Retry-After runs: the pass that took it sends nothing (the server
+    asked for no request before 12:01:30) and the answer says so, not `The fetch did not finish`."""
+    from dashboard.api_answers import connect_outcome, fetch_outcome
+    sd = build_shared_data()
+    _fetched(sd, 7, "2026-03-29T11:59:00+02:00", error="Today fetch failed: HTTP 429")
+    sd["data_fetcher_status"]["server_wait"] = {"until": "2026-03-29T12:01:30+02:00", "status": 429,
+                                                "held_at": "2026-03-29T11:59:58+02:00"}
+    assert fetch_outcome(cfg, snap(sd), CLICK, 25.0) == \
+        "Not fetched: the API asked to wait until 12:01:30 (HTTP 429); the fetch runs then"
+    connect = {"at": CLICK["at"], "seen": "2026-03-29T11:59:00+02:00"}
+    assert connect_outcome(snap(sd), connect, TZ, 25.0) == \
+        "Not connected yet: the API asked to wait until 12:01:30 (HTTP 429); the login runs then"
+    # a wait that held an earlier pass only (before the click) answers nothing
+    sd["data_fetcher_status"]["server_wait"] = {**sd["data_fetcher_status"]["server_wait"],
+                                                "held_at": "2026-03-29T11:59:20+02:00"}
+    assert fetch_outcome(cfg, snap(sd), CLICK, 25.0) == "The fetch did not finish; see the Logs tab."
+
+
 # ------------------------------------------------------------------------------ status card (§8.2)
 
 def test_the_dispatch_line_names_an_active_override(cfg):
