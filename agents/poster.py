@@ -159,7 +159,9 @@ class Poster(PosterFiles):
             return len(self._queue)
 
     def refresh_status(self) -> None:
-        """Publish `posting_enabled`, `pending_queue_count`, `oldest_pending_age_s` (any thread)."""
+        """Publish `posting_enabled`, `pending_queue_count`, `oldest_pending_at` (the oldest queued
+        item's enqueue time, local ISO with milliseconds: readers take its age at their own now, as it
+        grows while this thread waits in a POST) and `oldest_pending_age_s` (that age now; any thread)."""
         gate = self.gate_open()
         wall = self.clock.now().timestamp()
         with self._qlock:
@@ -170,7 +172,9 @@ class Poster(PosterFiles):
             for pid in counts:
                 age = oldest.get(pid)
                 statuses[pid] = {**statuses[pid], "posting_enabled": gate, "pending_queue_count": counts[pid],
-                                 "oldest_pending_age_s": None if age is None else round(max(0.0, wall - age), 1)}
+                                 "oldest_pending_age_s": None if age is None else round(max(0.0, wall - age), 1),
+                                 "oldest_pending_at": None if age is None else
+                                 datetime.fromtimestamp(age, self.cfg.tz).isoformat(timespec="milliseconds")}
 
     # ------------------------------------------------------------------------------ thread body
     def step(self) -> float:

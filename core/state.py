@@ -59,7 +59,8 @@ def empty_post_status() -> dict:
         "last_attempt": None,
         "last_error": None,
         "pending_queue_count": 0,
-        "oldest_pending_age_s": None,
+        "oldest_pending_age_s": None,  # as of the poster's last publication; readers use oldest_pending_age
+        "oldest_pending_at": None,     # local ISO (ms) of the oldest queued item's enqueue, None when none
         "last_enqueue": None,
         "failed_attempts": 0,          # retryable failures and refused passwords, since start
         "account_pause": None,         # every plant's series paused: {reason, failed_at, next_try_at} (local ISO)

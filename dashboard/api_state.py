@@ -5,8 +5,9 @@ card greys out as not current is kept (clients read it) beside the card's own ve
 card's rules (`dashboard.views`, `dashboard.posting_view`): `observed_stale` (the state line's:
 `enable`, `run_status`, `p_kw`, `q_kvar`, `soc_pu` and the setpoint readback), `measurement_stale`
 and `measurement_age_s` (the values line's, which `tracking` comes from; `tracking_state` is the
-tracking badge), `posting_paused` (the posting card's `(paused: …)`), `held_p_kw`/`held_q_kvar`
-(the Hold's values), and `api_connected`/`api_password_rejected` (the top card's API line).
+tracking badge), `posting_paused` (the posting card's `(paused: …)`), each plant's
+`measurement_post_status.oldest_pending_age_s` (its `Oldest pending age`, at `generated_at`),
+`held_p_kw`/`held_q_kvar` (the Hold's values), and `api_connected`/`api_password_rejected` (the top card's API line).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from core.names import PLANT_IDS
 from core.timeutil import format_local_iso
 from dashboard.snapshot import Snapshot
 from dashboard.api_link import api_link, password_rejected
-from dashboard.posting_view import pause_note
+from dashboard.posting_view import oldest_pending_age, pause_note
 from dashboard.views import (age_s, freshness, link_text, sampler_link, state_stale, target_expired,
                              tracking_view)
 
@@ -95,7 +96,10 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
         "api_connected": api_link(s.fetcher or {}, s.post_status, tz).connected,
         "api_password_rejected": s.password_set and password_rejected(s.fetcher or {}, s.post_status, tz),
         "data_fetcher_status": s.fetcher,
-        "measurement_post_status": s.post_status,
+        # the posting card's `Oldest pending age`, at this document's time (the poster's own value stands
+        # still while it waits in a POST)
+        "measurement_post_status": {pid: {**st, "oldest_pending_age_s": oldest_pending_age(st, s.now, tz)}
+                                    if isinstance(st, dict) else st for pid, st in s.post_status.items()},
         "measurement_post_counters": s.post_counters,
     }
 

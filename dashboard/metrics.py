@@ -182,8 +182,8 @@ def service_gauges(f: _Families, s: Snapshot, cfg, threads) -> None:
                 "kept) or not (0); hil_posting_enabled stays 1 meanwhile", ["plant"], [pid],
                 posting_view.pause_note(cfg, s, pid) is not None)
         f.gauge("hil_post_oldest_pending_age_seconds", "Time the oldest queued measurement post of the plant has "
-                "waited, as the poster last published it (no sample with nothing queued)", ["plant"], [pid],
-                post.get("oldest_pending_age_s"))
+                "waited, from its enqueue time to the scrape (no sample with nothing queued)", ["plant"], [pid],
+                posting_view.oldest_pending_age(post, s.now, tz))
         f.gauge("hil_post_last_success_age_seconds", "Time since the last accepted post", ["plant"], [pid],
                 age_s((post.get("last_success") or {}).get("timestamp"), s.now, tz))
     fetch = s.fetcher or {}

@@ -27,11 +27,22 @@ def _value3(value: Any) -> str:
     return fmt(value, 3)
 
 
+def oldest_pending_age(st: dict, now: Any, tz: tzinfo) -> float | None:
+    """Seconds the plant's oldest queued post has waited at `now` (the snapshot's), 0.1 s: from the
+    poster's `oldest_pending_at`, so it grows while the poster thread waits in a slow POST (the
+    `oldest_pending_age_s` it published then stands still); that value without an enqueue time.
+    One rule for the posting card and `hil_post_oldest_pending_age_seconds`."""
+    at = as_datetime(st.get("oldest_pending_at"), tz)
+    if at is None:
+        return _num(st.get("oldest_pending_age_s"))
+    return round(max(0.0, seconds_between(at, now)), 1)
+
+
 def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     tz = cfg.tz
     st = s.post_status.get(plant) or {}
     counters = s.post_counters.get(plant) or {}
-    age = _num(st.get("oldest_pending_age_s"))
+    age = oldest_pending_age(st, s.now, tz)
     attempt = st.get("last_attempt")
     paused = password_paused(s.post_status, tz)
     note = pause_note(cfg, s, plant)

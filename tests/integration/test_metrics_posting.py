@@ -94,3 +94,37 @@ def test_a_refused_password_is_exported_as_a_pause_of_every_plant(sim, rig):
         assert (value(m, "hil_posting_enabled", plant=pid), value(m, "hil_posting_paused", plant=pid)) == (1, 1)
         assert state(app, pid)["posting_paused"] is True, pid
         assert value(m, "hil_post_oldest_pending_age_seconds", plant=pid) == pytest.approx(3.0)
+
+
+def test_the_backlogs_age_grows_while_the_poster_is_stuck_in_a_hanging_post(sim, tmp_path, posters):
+    """The poster thread waits up to request_timeout_s for a POST the API does not answer; the age it
+    last published froze meanwhile (0 s on the card and in /metrics after 40 s of waiting). Both say
+    the age from the oldest item's enqueue time and the snapshot's now, by one rule."""
+    import threading
+
+    from tests.helpers import wait_for
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES}, request_timeout_s=10.0)
+    clock, sd = FakeClock(START), make_sd()
+    poster = posters(cfg, clock, sd)
+    app = SimpleNamespace(sd=sd, clock=clock, cfg=cfg, registry=ThreadRegistry(clock))
+    app.metrics_registry = build_registry(app)
+    enqueue_samples(poster, 1, plants=PLANTS)
+    poster.refresh_status()
+    assert value(scrape(app), "hil_post_oldest_pending_age_seconds", plant="vrfb") == 0
+    sim.set_delay(MEAS, 3.0)                         # the API answers late (real seconds)
+    stepping = threading.Thread(target=poster.step, name="poster-step")
+    stepping.start()
+    try:
+        wait_for(lambda: sim.calls[MEAS] == 1, what="LIB's first POST in flight")
+        clock.advance(40.0)                          # the fake clock runs on while the poster waits
+        m = scrape(app)
+        for pid in PLANTS:
+            assert card(app, pid)[1] == "Pending queue: 4 | Oldest pending age: 40.0s", pid
+            assert value(m, "hil_post_oldest_pending_age_seconds", plant=pid) == pytest.approx(40.0), pid
+            document = api_state_document(app.cfg, take_snapshot(app.sd, app.clock.now()))
+            assert document["measurement_post_status"][pid]["oldest_pending_age_s"] == pytest.approx(40.0), pid
+        assert sim.calls[MEAS] == 1, "still the first POST: the poster published nothing since"
+    finally:
+        sim.set_delay(MEAS, None)                    # the next POSTs are answered at once
+        stepping.join(15.0)
+    assert not stepping.is_alive()
