@@ -283,8 +283,8 @@ class DataFetcher:
         Fetch Now (or a new password) is kept for the pass at the wait's end; `server_wait.held_at`
         tells the dashboard that this pass was held. Returns the seconds to the wait's end."""
         self._fetch_now_held = self._fetch_now_held or fetch_now
-        self._publish(server_wait={**self._status["server_wait"], "held_at": format_local_iso(now)})
-        log.debug("Pass held: the API asked to wait until %s", self._status["server_wait"]["until"])
+        self._publish(server_wait={**(self._status["server_wait"] or {}), "held_at": format_local_iso(now)})
+        log.debug("Pass held: the API asked to wait until %s", self._status["server_wait"].get("until"))
         return max(0.0, wait_until - self.clock.monotonic())
 
     def _wants(self, window: str, fetch_now: bool) -> bool:
