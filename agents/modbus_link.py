@@ -31,10 +31,9 @@ from core.codec import CodecError, encode, encode_counts
 from core.config import PlantConfig
 from core.episodes import Backoff, Episodes
 from core.points import ReadPlan, plan_for
+from name_lookup import LookupTimeout, create_connection
 
-BACKOFF_INITIAL_S = 0.5
-BACKOFF_MAX_S = 30.0
-DEVICE_GUARD_WAIT_S = 0.25
+BACKOFF_INITIAL_S, BACKOFF_MAX_S, DEVICE_GUARD_WAIT_S = 0.5, 30.0, 0.25
 FLAP_OUTAGES, FLAP_WINDOW_S = 3, 60.0   # this many outages within the window: the link flaps
 _GROUP_REFUSED_CODES = (2, 3)
 _FUNCTION_CODES = {"read_holding_registers": 3, "write_register": 6, "write_registers": 16}
@@ -43,8 +42,7 @@ ANY_EXCEPTION = tuple(range(1, 256))   # every Modbus exception code: a refused 
 GATEWAY_CODES = {10: "gateway path unavailable", 11: "gateway: no answer from the plant (wrong unit id?)"}
 # A plant busy for a moment (5 acknowledge: still working on an earlier request; 6 server device busy):
 # within a stop's `busy_retries` window its request is sent again after a pause.
-BUSY_CODES = (5, 6)
-BUSY_PAUSE_S = 0.2
+BUSY_CODES, BUSY_PAUSE_S = (5, 6), 0.2
 
 log = logging.getLogger("hil.modbus")
 
@@ -214,12 +212,13 @@ class ModbusLink:
             raise LinkError(self.last_error or "link down (waiting to reconnect)", "connect_failed")
         self.close()
         ep = self.endpoint
-        client = ModbusTcpClient(ep.host, port=ep.port, timeout=self.timeout_s, retries=0)
-        try:   # connected here, not by pymodbus's connect(): it keeps the reason to itself
-            client.socket = socket.create_connection((ep.host, ep.port), timeout=self.timeout_s)
-        except (OSError, UnicodeError) as exc:   # UnicodeError: an IDNA host name that cannot be encoded
+        try:   # connected here, not by pymodbus's connect() (it keeps the reason to itself); a host name's
+            sock = create_connection(ep.host, ep.port, self.timeout_s)   # lookup within the timeout
+        except (OSError, UnicodeError, LookupTimeout) as exc:   # UnicodeError: an IDNA name that cannot be encoded
             self._failure("connect_failed", f"connect failed: {self._connect_error_text(exc)}")
             raise LinkError(self.last_error, "connect_failed") from None
+        client = ModbusTcpClient(sock.getpeername()[0], port=ep.port, timeout=self.timeout_s, retries=0)
+        client.socket = sock   # the address: a reconnect inside pymodbus would look the name up unbounded
         self._watch_answer_units(client)
         self._client = client
         self._answered = False
@@ -238,7 +237,9 @@ class ModbusLink:
 
     def _connect_error_text(self, exc: Exception) -> str:
         """Why a connect failed, in the operator's words: the plant refused it, did not answer, or
-        its host is not known or not reachable."""
+        its host is not known or not reachable, or its DNS lookup did not answer (the text names the host)."""
+        if isinstance(exc, LookupTimeout):
+            return str(exc)
         if isinstance(exc, TimeoutError):
             return f"no answer within {self.timeout_s:g} s"
         if isinstance(exc, ConnectionRefusedError):

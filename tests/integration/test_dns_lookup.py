@@ -1,0 +1,114 @@
+"""A host name whose DNS lookup hangs costs a plant's thread (and the HTTP client) no more than its
+bounds (`name_lookup.py`): a safe stop on such an endpoint stays within 2 x modbus_timeout_s + 0.5 s
+(components §4.6).
+
+A DNS server that does not answer cannot be had in the sandbox (tests contact 127.0.0.1 only), so
+`socket.getaddrinfo` is replaced for each test: names under `.invalid` hang like an unanswered
+lookup (until the test ends, at most HANG_S, then EAI_AGAIN as a resolver gives up), names in
+`KNOWN` answer 127.0.0.1, anything else goes to the real one. Every call is noted with its thread.
+"""
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+import time
+
+import pytest
+
+import name_lookup
+from agents.modbus_link import LinkError, ModbusLink
+from core.clock import FakeClock, RealClock
+from core.points import OBSERVE_POINTS
+from tests.faulty_plant import FaultyPlant
+from tests.integration.test_control import START, TZ, Rig
+
+HANG_S = 5.0
+KNOWN = {"plant.example"}
+TIMEOUT_S = 1.0
+
+
+class FakeDNS:
+    def __init__(self):
+        self.calls: list[tuple[str, str]] = []   # (host, name of the calling thread)
+        self.release = threading.Event()
+        self._real = socket.getaddrinfo
+
+    def getaddrinfo(self, host, port, *args, **kwargs):
+        self.calls.append((host, threading.current_thread().name))
+        if isinstance(host, str) and host.endswith(".invalid"):
+            self.release.wait(HANG_S)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return self._real("127.0.0.1" if host in KNOWN else host, port, *args, **kwargs)
+
+    def lookups(self, host):
+        return [thread for name, thread in self.calls if name == host]
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    fake = FakeDNS()
+    name_lookup.forget()
+    monkeypatch.setattr(socket, "getaddrinfo", fake.getaddrinfo)
+    yield fake
+    fake.release.set()   # the hung lookups end (as a resolver's own timeout would end them)
+    name_lookup.forget()
+
+
+def _on_host(link: ModbusLink, host: str) -> None:
+    """Point `link`'s current endpoint at `host` (same port)."""
+    local = dataclasses.replace(link.plant.local, host=host)
+    link.plant = dataclasses.replace(link.plant, local=local)
+    link.endpoint = link._resolve(link.mode)
+
+
+def test_a_safe_stop_on_a_host_whose_lookup_hangs_stays_within_its_bound(tmp_path, dns):
+    rig = Rig(tmp_path, RealClock(TZ), emulator=False, timing={"modbus_timeout_s": TIMEOUT_S})
+    try:
+        _on_host(rig.lib.link, "plant.invalid")
+        rig.set_transition("running", gate=True)
+        t0 = time.perf_counter()
+        result = rig.lib.safe_stop()
+        elapsed = time.perf_counter() - t0
+    finally:
+        rig.close()
+    assert elapsed <= 2 * TIMEOUT_S + 0.5, f"{elapsed:.2f} s"
+    port = rig.cfg.plants["lib"].local.port
+    assert result == {"threshold_reached": False, "disable_ok": False, "error":
+                      f"connect failed: DNS lookup of plant.invalid did not answer within 1 s (plant.invalid:{port})"}
+    assert dns.lookups("plant.invalid") == ["dns-lookup"], "one lookup, waited for by both connects"
+
+
+def test_a_named_plant_is_looked_up_off_the_thread_once_and_a_literal_address_not(tmp_path, dns):
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, FakeClock(START), emulator=False, ports={"lib": {"local": plant.port}})
+        link = rig.lib.link
+        try:
+            _on_host(link, "plant.example")
+            link.read(OBSERVE_POINTS, immediate=True)
+            link.close()
+            link.read(OBSERVE_POINTS, immediate=True)      # a new connection: the kept answer
+            assert dns.lookups("plant.example") == ["dns-lookup"]
+            assert link._client.comm_params.host == "127.0.0.1"   # pymodbus never looks the name up itself
+            _on_host(link, "127.0.0.1")
+            link.close()
+            link.read(OBSERVE_POINTS, immediate=True)
+            assert "dns-lookup" not in dns.lookups("127.0.0.1")
+            assert link.link == "ok"
+        finally:
+            rig.close()
+
+
+def test_a_lookup_that_fails_is_said_to_and_not_kept(tmp_path, dns):
+    rig = Rig(tmp_path, FakeClock(START), emulator=False)
+    link = rig.lib.link
+    try:
+        _on_host(link, "plant.invalid")
+        dns.release.set()                                   # the resolver gives up at once
+        for _ in range(2):
+            with pytest.raises(LinkError):
+                link.read(OBSERVE_POINTS, immediate=True)
+        assert link.last_error == "connect failed: host not found (Temporary failure in name resolution)"
+        assert len(dns.lookups("plant.invalid")) == 2
+    finally:
+        rig.close()
