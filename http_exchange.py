@@ -28,8 +28,10 @@ An exchange that was cut or failed is never reused: the response is closed and t
 pools are cleared (requests opens fresh connections on the next request). An exchange the deadline
 passed counts as cut even when its last byte arrived (the shutdown may have ended the body early).
 
-Not bounded here: name resolution (`getaddrinfo` cannot be interrupted; the exchange ends at the
-first socket operation after it). Thread safety: one session per thread at a time (the watchdog
+Name resolution: `getaddrinfo` cannot be interrupted, so a connection's host name is looked up by
+`name_lookup.addresses` within the time left to the deadline and the connection opened to its first
+address (TLS and the Host header keep the name); a lookup that does not answer in time raises
+`ExchangeTimeout` naming the host ("DNS lookup of api.example did not answer within 2 s"). Thread safety: one session per thread at a time (the watchdog
 finds its connection through a thread-local set for the duration of the exchange).
 """
 from __future__ import annotations
@@ -43,11 +45,14 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
+import name_lookup
 from core.clock import RealClock
 
 CHUNK_BYTES = 64 * 1024
 DECODED_PIECE_BYTES = 1024 * 1024   # most decompressed bytes made from one step of a compressed body
+UNWATCHED_LOOKUP_S = 10.0   # a lookup's bound outside bounded_request (not used by the program)
 SOCKET_POLL_S = 0.02   # after the deadline: how often the watchdog looks for a socket still connecting
 
 _CLOCK = RealClock(timezone.utc)   # network deadlines run on real monotonic time, not agent time
@@ -83,6 +88,9 @@ class _Watchdog:
     def start(self) -> None:
         self._thread.start()
 
+    def left_s(self) -> float:
+        return self._deadline - _CLOCK.monotonic()
+
     def attach(self, conn) -> None:
         """The urllib3 connection the exchange uses (called on the exchange's thread)."""
         self._conn = conn
@@ -115,6 +123,7 @@ def _watched(pool_cls: type) -> type:
 
     class Watched(pool_cls):
         _tells_watchdog = True
+        ConnectionCls = _resolving(pool_cls.ConnectionCls)
 
         def _make_request(self, conn, *args, **kwargs):   # connect, send and headers happen inside
             watchdog = getattr(_current, "watchdog", None)
@@ -124,6 +133,29 @@ def _watched(pool_cls: type) -> type:
 
     Watched.__name__ = Watched.__qualname__ = f"Watched{pool_cls.__name__}"
     return Watched
+
+
+@functools.cache
+def _resolving(conn_cls: type) -> type:
+    """`conn_cls` that opens its socket to an address looked up within the exchange's time left."""
+
+    class Resolving(conn_cls):
+        def _new_conn(self):
+            host = self._dns_host
+            if name_lookup.is_literal(host):
+                return super()._new_conn()
+            watchdog = getattr(_current, "watchdog", None)
+            try:
+                self._dns_host = name_lookup.addresses(host, watchdog.left_s() if watchdog else UNWATCHED_LOOKUP_S)[0]
+            except (OSError, UnicodeError) as exc:   # as urllib3 reports a failed lookup
+                raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+            try:
+                return super()._new_conn()
+            finally:
+                self._dns_host = host
+
+    Resolving.__name__ = Resolving.__qualname__ = f"Resolving{conn_cls.__name__}"
+    return Resolving
 
 
 def _watch_pools(manager):
@@ -172,6 +204,8 @@ def bounded_request(session: requests.Session, method: str, url: str, *, timeout
         expired = watchdog.stop()
     if failure is not None or expired:
         _discard(session, resp)
+    if isinstance(failure, name_lookup.LookupTimeout):
+        raise ExchangeTimeout(f"DNS lookup of {failure.host} did not answer within {timeout_s:g} s") from failure
     if expired:
         raise ExchangeTimeout(f"no answer within {timeout_s:g} s") from failure
     if failure is not None:

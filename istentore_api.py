@@ -397,9 +397,9 @@ class IstentoreAPI:
                 max_body_bytes=MAX_BODY_BYTES, params=params, json=json_body, headers=headers,
                 allow_redirects=False)
         except (requests.Timeout, http_exchange.ExchangeTimeout) as exc:
-            self._log_request(method, path, "timeout", started)
-            raise IstentoreAPIError(f"{method} {path}: no answer within {timeout_s:g} s",
-                                    retryable=True) from exc
+            self._log_request(method, path, "timeout", started)   # an ExchangeTimeout may name a DNS lookup
+            why = exc if isinstance(exc, http_exchange.ExchangeTimeout) else f"no answer within {timeout_s:g} s"
+            raise IstentoreAPIError(f"{method} {path}: {why}", retryable=True) from exc
         except http_exchange.BodyTooLarge as exc:
             self._log_request(method, path, "body too large", started)
             raise IstentoreAPIError(f"{method} {path}: HTTP {exc.status}: response body larger than "

@@ -1,6 +1,6 @@
 """A host name whose DNS lookup hangs costs a plant's thread (and the HTTP client) no more than its
 bounds (`name_lookup.py`): a safe stop on such an endpoint stays within 2 x modbus_timeout_s + 0.5 s
-(components §4.6).
+(components §4.6), an Istentore request within its timeout.
 
 A DNS server that does not answer cannot be had in the sandbox (tests contact 127.0.0.1 only), so
 `socket.getaddrinfo` is replaced for each test: names under `.invalid` hang like an unanswered
@@ -20,11 +20,13 @@ import name_lookup
 from agents.modbus_link import LinkError, ModbusLink
 from core.clock import FakeClock, RealClock
 from core.points import OBSERVE_POINTS
+from istentore_api import IstentoreAPIError
 from tests.faulty_plant import FaultyPlant
 from tests.integration.test_control import START, TZ, Rig
+from tests.integration.test_istentore_bounded_exchange import RawHTTPServer, client, fetch_day
 
 HANG_S = 5.0
-KNOWN = {"plant.example"}
+KNOWN = {"plant.example", "api.example"}
 TIMEOUT_S = 1.0
 
 
@@ -112,3 +114,35 @@ def test_a_lookup_that_fails_is_said_to_and_not_kept(tmp_path, dns):
         assert len(dns.lookups("plant.invalid")) == 2
     finally:
         rig.close()
+
+
+def test_an_api_request_to_a_host_whose_lookup_hangs_ends_within_its_timeout(dns):
+    server = RawHTTPServer(lambda server, conn: None, "/unused")
+    api = client(server, timeout_s=TIMEOUT_S)
+    api.base_url = api.base_url.replace("127.0.0.1", "api.invalid")
+    try:
+        started = time.monotonic()
+        with pytest.raises(IstentoreAPIError, match="DNS lookup of api.invalid did not answer within 1 s") as caught:
+            fetch_day(api)
+        elapsed_s = time.monotonic() - started
+    finally:
+        api.close()
+        server.stop()
+    assert caught.value.retryable
+    assert elapsed_s < TIMEOUT_S + 0.5
+    assert server.connections == 0
+
+
+def test_an_api_host_name_is_looked_up_off_the_thread_and_kept(dns):
+    server = RawHTTPServer(lambda server, conn: None, "/unused")
+    api = client(server, timeout_s=TIMEOUT_S)
+    api.base_url = api.base_url.replace("127.0.0.1", "api.example")
+    try:
+        assert fetch_day(api) == {"lib": {}, "vrfb": {}}
+        api.close()                                         # the next request opens a new connection
+        assert fetch_day(api) == {"lib": {}, "vrfb": {}}
+    finally:
+        api.close()
+        server.stop()
+    assert dns.lookups("api.example") == ["dns-lookup"]
+    assert server.connections == 2
