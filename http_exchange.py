@@ -31,8 +31,10 @@ passed counts as cut even when its last byte arrived (the shutdown may have ende
 Name resolution: `getaddrinfo` cannot be interrupted, so a connection's host name is looked up by
 `name_lookup.addresses` within the time left to the deadline and the connection opened to its first
 address (TLS and the Host header keep the name); a lookup that does not answer in time raises
-`ExchangeTimeout` naming the host ("DNS lookup of api.example did not answer within 2 s"). Thread safety: one session per thread at a time (the watchdog
-finds its connection through a thread-local set for the duration of the exchange).
+`ExchangeTimeout` naming the host ("DNS lookup of api.example did not answer within 2 s").
+
+Thread safety: one session per thread at a time (the watchdog finds its connection through a
+thread-local set for the duration of the exchange).
 """
 from __future__ import annotations
 

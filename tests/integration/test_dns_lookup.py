@@ -133,6 +133,21 @@ def test_an_api_request_to_a_host_whose_lookup_hangs_ends_within_its_timeout(dns
     assert server.connections == 0
 
 
+def test_an_api_host_that_is_not_found_is_a_connection_failure_as_before(dns):
+    server = RawHTTPServer(lambda server, conn: None, "/unused")
+    api = client(server, timeout_s=TIMEOUT_S)
+    api.base_url = api.base_url.replace("127.0.0.1", "api.invalid")
+    dns.release.set()                                       # the resolver gives up at once
+    try:
+        not_found = r"^POST /login: connection failed: \[Errno -3\] Temporary failure in name resolution$"
+        with pytest.raises(IstentoreAPIError, match=not_found) as caught:
+            fetch_day(api)
+    finally:
+        api.close()
+        server.stop()
+    assert caught.value.retryable
+
+
 def test_an_api_host_name_is_looked_up_off_the_thread_and_kept(dns):
     server = RawHTTPServer(lambda server, conn: None, "/unused")
     api = client(server, timeout_s=TIMEOUT_S)
