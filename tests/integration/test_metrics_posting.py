@@ -26,10 +26,9 @@ from tests.integration.test_posting import (LIB_SERIES, MEAS, PASSWORD, START, V
 PLANTS = ("lib", "vrfb")
 
 
-@pytest.fixture
-def rig(sim, tmp_path, posters):
+def scraped_poster(sim, tmp_path, posters, **cfg_kw):
     """(scraped app, poster, clock): both plants' series queued, nothing sent yet."""
-    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES})
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES}, **cfg_kw)
     clock, sd = FakeClock(START), make_sd()
     poster = posters(cfg, clock, sd)
     app = SimpleNamespace(sd=sd, clock=clock, cfg=cfg, registry=ThreadRegistry(clock))
@@ -37,6 +36,11 @@ def rig(sim, tmp_path, posters):
     enqueue_samples(poster, 1, plants=PLANTS)
     poster.refresh_status()
     return app, poster, clock
+
+
+@pytest.fixture
+def rig(sim, tmp_path, posters):
+    return scraped_poster(sim, tmp_path, posters)
 
 
 def card(app, plant: str) -> list[str]:
@@ -103,13 +107,7 @@ def test_the_backlogs_age_grows_while_the_poster_is_stuck_in_a_hanging_post(sim,
     import threading
 
     from tests.helpers import wait_for
-    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES}, request_timeout_s=10.0)
-    clock, sd = FakeClock(START), make_sd()
-    poster = posters(cfg, clock, sd)
-    app = SimpleNamespace(sd=sd, clock=clock, cfg=cfg, registry=ThreadRegistry(clock))
-    app.metrics_registry = build_registry(app)
-    enqueue_samples(poster, 1, plants=PLANTS)
-    poster.refresh_status()
+    app, poster, clock = scraped_poster(sim, tmp_path, posters, request_timeout_s=10.0)
     assert value(scrape(app), "hil_post_oldest_pending_age_seconds", plant="vrfb") == 0
     sim.set_delay(MEAS, 3.0)                         # the API answers late (real seconds)
     stepping = threading.Thread(target=poster.step, name="poster-step")
