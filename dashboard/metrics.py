@@ -95,7 +95,7 @@ def plant_gauges(f: _Families, s: Snapshot, cfg, forecasts: dict) -> None:
         latest = s.latest.get(pid) or {}
         sources = {"observed": obs, "dispatch": d, "latest": latest.get("values") or {}}
         sample = views.freshness(cfg, s, pid)
-        stale = {"control": views.state_stale(s, pid), "sample": sample.stale, "target": target_expired(s, pid)}
+        stale = {"control": views.state_stale(s, pid), "sample": sample.stale, "target": views.target_expired(s, pid)}
         for name, doc, src, key, scale, reading in _PLANT_GAUGES:
             f.gauge(name, doc, ["plant"], [pid], None if stale.get(reading) else sources[src].get(key), scale)
         f.gauge("hil_plant_measurement_age_seconds", "Time since the latest good measurement sample (its values "
@@ -122,9 +122,6 @@ def plant_gauges(f: _Families, s: Snapshot, cfg, forecasts: dict) -> None:
                     "plant cannot deliver (J)", ["plant"], [pid], fc.get("undeliverable_kwh"), 3.6e6)
 
 
-target_expired = views.target_expired   # the card's rule: the same truth on the screen and the scrape
-
-
 def dispatch_reason(s: Snapshot, pid: str) -> str | None:
     """What decides the plant's dispatch now: `held` (the operator's Hold), `expired` (no fresh
     target: zero), `override` (at least one signal from the manual override), else the active
@@ -132,7 +129,7 @@ def dispatch_reason(s: Snapshot, pid: str) -> str | None:
     d = s.dispatch.get(pid) or {}
     if s.held(pid):
         return "held"
-    if target_expired(s, pid):
+    if views.target_expired(s, pid):   # the card's rule
         return "expired"
     if "override" in (d.get("reason_p"), d.get("reason_q")):
         return "override"
@@ -149,7 +146,7 @@ def _one_hot(f: _Families, name: str, doc: str, labels: list[str], values: list[
 def operator_gauges(f: _Families, s: Snapshot, tz, pid: str) -> None:
     """The dispatch reason, per signal too, with the operator's Hold and overrides (issue 14)."""
     d = s.dispatch.get(pid) or {}
-    held, expired = s.held(pid), target_expired(s, pid)
+    held, expired = s.held(pid), views.target_expired(s, pid)
     _one_hot(f, "hil_plant_dispatch_reason", "1 for what decides the dispatch now (held, expired, override, else "
              "the active schedule's reason), 0 for the others", ["plant"], [pid], REASONS, dispatch_reason(s, pid))
     flags = s.override.get(pid) or {}
