@@ -130,15 +130,9 @@ def read_columns(path, tz: tzinfo) -> tuple[PlotColumns, int]:
     object per row (a day of 1 s rows would hold about 35 MB of them for a moment). Raises
     OSError when the file cannot be read (FileNotFoundError when missing, `ForeignFileError` when
     foreign)."""
-    from core.recording import parse_file
+    from core.recording import keep_rows
 
     with open(path, "rb") as f:
         data = f.read()
     cols = PlotColumns(tz, capacity=data.count(b"\n") + 4096)
-    malformed = 0
-    for parsed in parse_file(data, tz):
-        if parsed is None:
-            malformed += 1
-        else:
-            cols.append(parsed)
-    return cols, malformed
+    return cols, keep_rows(data, tz, cols.append)

@@ -334,13 +334,19 @@ def read_rows(path: str | os.PathLike, tz: tzinfo) -> tuple[list[Row], int]:
     with open(path, "rb") as f:
         data = f.read()
     rows: list[Row] = []
+    return rows, keep_rows(data, tz, rows.append)
+
+
+def keep_rows(data: bytes, tz: tzinfo, keep: Callable[[Row], object]) -> int:
+    """Give every valid row of a daily file's content (`parse_file`) to `keep`, in file order;
+    the count of malformed lines skipped."""
     malformed = 0
     for parsed in parse_file(data, tz):
         if parsed is None:
             malformed += 1
         else:
-            rows.append(parsed)
-    return rows, malformed
+            keep(parsed)
+    return malformed
 
 
 def rows_to_frame(rows: Iterable[Row], tz: tzinfo | None = None) -> pd.DataFrame:
