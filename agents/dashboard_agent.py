@@ -61,7 +61,7 @@ class DashboardServer:
 
     def start(self) -> None:
         from agents.wsgi_server import WsgiServer
-        from core.config import is_loopback_host
+        from core.hosts import is_loopback_host
         from dashboard.app import create_dash_app
 
         if self.cfg.auth is None and not is_loopback_host(self.cfg.host):  # the loader refuses it too

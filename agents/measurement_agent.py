@@ -35,6 +35,7 @@ from agents.modbus_link import LinkError, ModbusLink
 from agents.poster import Poster
 from agents.recorder import Recorder
 from core.config import AppConfig
+from core.names import VALUE_COLUMNS
 from core.points import METER_POINTS, SAMPLE_POINTS, physical_ranges, physical_reading
 from core.timeutil import from_epoch
 
@@ -45,17 +46,8 @@ REANCHOR_THRESHOLD_S = 2.0
 LATENESS_HISTORY = 4096  # recent sample lateness values kept for diagnostics and the benchmark
 
 # CSV column <- Modbus point (contract §4 column order; setpoints are read back from the plant).
-COLUMN_POINTS = (
-    ("p_setpoint_kw", "p_setpoint"),
-    ("battery_active_power_kw", "p_battery"),
-    ("q_setpoint_kvar", "q_setpoint"),
-    ("battery_reactive_power_kvar", "q_battery"),
-    ("soc_pu", "soc"),
-    ("p_poi_kw", "p_poi"),
-    ("q_poi_kvar", "q_poi"),
-    ("v_poi_pu", "v_poi"),
-)
-VALUE_COLUMNS = tuple(column for column, _ in COLUMN_POINTS)
+COLUMN_POINTS = tuple(zip(VALUE_COLUMNS, ("p_setpoint", "p_battery", "q_setpoint", "q_battery", "soc", "p_poi",
+                                         "q_poi", "v_poi")))
 UNIT_OF_COLUMN = {"kw": "kW", "kvar": "kvar", "pu": "pu"}   # by the column name's last part
 
 

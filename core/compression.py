@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Literal, Mapping
 
-from core.config import VALUE_COLUMNS
+from core.names import VALUE_COLUMNS
 from core.recording import Row
 
 Decision = Literal["append", "replace"]

@@ -6,7 +6,6 @@ replaced. `load_config` returns an `AppConfig` (paths absolute) or raises `Confi
 as `config error: <dotted.key>: <problem> (got <value>; allowed: <what>)`. `dataclasses.replace` does not
 validate. Pure but for reading the file and the auth variable's presence; thread-safe.
 """
-import ipaddress
 import json
 import os
 import re
@@ -23,19 +22,18 @@ from typing import Annotated, Any, ClassVar, Literal, dataclass_transform
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, GetPydanticSchema, StrictBool, StrictFloat,
                       StrictInt, StrictStr, TypeAdapter, ValidationError, WrapValidator, model_validator)
 from pydantic_core import PydanticCustomError
 
 from core.codec import FORMATS, WORD_ORDERS, Point, encodable_range, is_encodable
-from core.names import PLANT_IDS, safe_plant_name
+from core.hosts import is_loopback_host
+from core.names import PLANT_IDS, VALUE_COLUMNS, safe_plant_name
 from core.profiles import apply_profiles, origin_note
+from core.strict_yaml import read_yaml
 from core.points import (KIND_BY_POINT, METER_POINTS, POINT_NAMES, UNITS_BY_KIND, build_point_map, point_map_problems,
                          unit_per_internal)
 
-VALUE_COLUMNS = ("p_setpoint_kw", "battery_active_power_kw", "q_setpoint_kvar", "battery_reactive_power_kvar",
-                 "soc_pu", "p_poi_kw", "q_poi_kvar", "v_poi_pu")
 METRICS = ("soc", "p", "q", "v")
 TRANSPORT_MODES = ("local", "remote")
 DEFAULT_TOLERANCES = dict(zip(VALUE_COLUMNS, (0.0, 0.1, 0.0, 0.1, 0.0001, 0.1, 0.1, 0.001)))
@@ -440,26 +438,6 @@ class AppConfig(_Document, kw_only=True):
     tz = property(lambda self: self.time.tz, doc="The configured zone (ZoneInfo).")
     data_dir = property(lambda self: self.recording.data_dir, doc="The data folder (absolute).")
 
-def is_loopback_host(host: str) -> bool:
-    """True for `localhost` (any case), 127.0.0.0/8 and `::1` (also `[::1]`); not for names resolving there."""
-    try:
-        ip = ipaddress.ip_address(host[1:-1] if host[:1] + host[-1:] == "[]" else host)
-    except (ValueError, TypeError):
-        return isinstance(host, str) and host.lower() == "localhost"
-    return ip in ipaddress.ip_network("127.0.0.0/8") if ip.version == 4 else ip == ipaddress.IPv6Address("::1")
-
-class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present
-    """The safe loader, refusing duplicate keys (YAML would silently keep the last one)."""
-    def construct_mapping(self, node, deep=False):
-        seen: set[Any] = set()
-        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if (key := self.construct_object(key_node)) in seen:
-                    raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
-                                                            f"found duplicate key {key!r}", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
 _document = cache(lambda: TypeAdapter(_Document))  # built on first use (about 0.2 s)
 
 def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | None = None) -> AppConfig:
@@ -467,12 +445,9 @@ def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | 
     the working directory, else `recording.data_dir`, else `data/` next to hil_scheduler.py) or ConfigError."""
     config_path = Path(os.path.abspath(os.fspath(path)))
     try:
-        raw = yaml.load(config_path.read_bytes(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except (OSError, yaml.YAMLError, ValueError, RecursionError) as exc:  # missing, bad YAML, 5000 digits, deep
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        reason = getattr(exc, "problem", None) or getattr(exc, "strerror", None) or " ".join(str(exc).split())
-        raise ConfigError([f"config error: {config_path}: not readable as YAML{where}: {reason or exc!r}"]) from None
+        raw = read_yaml(config_path)
+    except ValueError as exc:
+        raise ConfigError([f"config error: {config_path}: {exc}"]) from None
     raw, profile_problems, origins = apply_profiles(raw, config_path.parent)  # core/profiles.py
     problems = [_line(err, "") for err in profile_problems] + ([] if data_dir_override is None or os.fspath(
         data_dir_override).strip() else [_line({"loc": ("--data-dir",), "msg": "must not be empty", "input": "",

@@ -23,7 +23,7 @@ from typing import Iterable
 
 from core.lazy_modules import np
 
-from core.config import VALUE_COLUMNS
+from core.names import VALUE_COLUMNS
 from core.recording import Row
 
 N_VALUES = len(VALUE_COLUMNS)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+from core.strict_yaml import read_yaml
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 PROFILE_KEYS = ("description", "points", "meter")
@@ -35,10 +35,7 @@ def resolve_profile(name: str, config_dir: Path) -> Path | None:
 
 def load_profile(path: Path) -> tuple[dict[str, dict], dict[str, dict]]:
     """The profile's points and its meter's points (name -> written fields); ValueError naming the problem."""
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"not readable as YAML: {' '.join(str(exc).split())}") from None
+    doc = read_yaml(path)
     if not isinstance(doc, Mapping) or set(doc) - set(PROFILE_KEYS):
         raise ValueError(f"must be a mapping of {', '.join(PROFILE_KEYS)}")
     meter = doc.get("meter", {"points": {}})

@@ -46,7 +46,7 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from core.lazy_modules import pd
 
-from core.config import VALUE_COLUMNS
+from core.names import VALUE_COLUMNS
 from core.timeutil import format_local_iso, parse_iso
 
 COLUMNS = ("timestamp",) + VALUE_COLUMNS

@@ -27,7 +27,7 @@ from functools import lru_cache
 from core.lazy_modules import pd
 from dash import Patch
 
-from core.config import VALUE_COLUMNS
+from core.names import VALUE_COLUMNS
 from core.plot_columns import local_ms
 from core.schedules import P_COL, Q_COL
 from core.timeutil import local_midnight

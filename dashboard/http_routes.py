@@ -38,7 +38,7 @@ from dash.exceptions import DependencyException
 from flask import Flask, Response, abort, g, request, send_file
 
 from core.basic_auth import REALM, REFUSED_TEXT, FailedLogins
-from core.config import is_loopback_host
+from core.hosts import is_loopback_host
 from core.day_report import ReportError
 from core.names import PLANT_IDS, safe_plant_name
 from core.schedule_csv import schedule_to_csv

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from core.config import VALUE_COLUMNS, AppConfig
+from core.config import AppConfig
+from core.names import VALUE_COLUMNS
 from core.dispatch import reports_running
 from core.fleet import FLEET_LABELS
 from core.timeutil import as_datetime, format_hms, seconds_between

@@ -27,7 +27,7 @@ from core.lazy_modules import np
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from core.config import VALUE_COLUMNS
+from core.names import VALUE_COLUMNS
 from core.names import PLANT_IDS
 from core.timeutil import format_hms
 from dashboard import constants as C

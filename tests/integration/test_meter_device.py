@@ -20,7 +20,8 @@ from pymodbus.client import ModbusTcpClient
 
 from agents.plant_agent import PlantEmulator
 from core.clock import FakeClock
-from core.config import VALUE_COLUMNS, load_config
+from core.config import load_config
+from core.names import VALUE_COLUMNS
 from core.recording import read_rows
 from core.schedules import frame_from_rows
 from tests.browser.helpers import api_state, make_config, plant_registers, start_app, stop_app, wait_for

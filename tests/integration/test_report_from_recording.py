@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.config import VALUE_COLUMNS
+from core.names import VALUE_COLUMNS
 from core.recording import read_rows
 from dashboard import day_report as report_html
 from tests.integration.test_recording_agent import rig_factory  # noqa: F401  (fixture)

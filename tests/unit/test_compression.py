@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.compression import FileCompressor, apply_decision, flush_rows, similar
-from core.config import DEFAULT_TOLERANCES, VALUE_COLUMNS, CompressionConfig
+from core.config import DEFAULT_TOLERANCES, CompressionConfig
+from core.names import VALUE_COLUMNS
 from core.recording import Row, null_row
 
 MADRID = ZoneInfo("Europe/Madrid")

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from core.codec import Point
 from core.config import (
-    DEFAULT_TOLERANCES, REPO_ROOT, AppConfig, ConfigError, is_loopback_host, load_config,
+    DEFAULT_TOLERANCES, REPO_ROOT, AppConfig, ConfigError, load_config,
 )
 from core.config_dump import effective_config_yaml
+from core.hosts import is_loopback_host
 from core.names import safe_plant_name
 from core.points import DEFAULT_POINTS
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.config import VALUE_COLUMNS
+from core.names import VALUE_COLUMNS
 from core.compression import APPEND, REPLACE, FileCompressor
 from core.pending_rows import FlushTimer, PendingRows, unwritten_texts
 from core.recording import null_row, row_from_values

@@ -132,6 +132,14 @@ def test_profile_problems_are_config_error_lines(tmp_path):
         "{host: 127.0.0.1, port: 5502, unit_id: 1, profile: bad.yaml}"))[0]
 
 
+def test_a_profile_with_a_duplicate_key_is_refused_like_the_config(tmp_path):
+    """A register map pasted twice must not silently keep its last copy (the config file's rule)."""
+    (tmp_path / "dup.yaml").write_text("points:\n  p_setpoint: {address: 86}\n  p_setpoint: {address: 40}\n")
+    lines = problems(tmp_path, endpoint_yaml("{host: 127.0.0.1, port: 5502, unit_id: 1, profile: dup.yaml}"))
+    assert len(lines) == 1 and "not readable as YAML at line 3, column 3" in lines[0], lines
+    assert "found duplicate key 'p_setpoint'" in lines[0] and "dup.yaml" in lines[0]
+
+
 def test_an_override_that_breaks_the_profile_map_is_named(tmp_path):
     lines = problems(tmp_path, endpoint_yaml("{host: 127.0.0.1, port: 5502, unit_id: 1, profile: lib-ems-ppc, "
                                              "points: {q_setpoint: {address: 87}}}"))

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import recording
-from core.config import VALUE_COLUMNS
+from core.names import VALUE_COLUMNS
 from core.names import safe_plant_name
 from core.timeutil import format_local_iso
 from core.recording import (
