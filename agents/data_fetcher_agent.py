@@ -35,8 +35,9 @@ already complete keeps its flag when a later revision fetch comes back partial (
 Errors (§6.4): an `AuthenticationError` ends the pass and backs off 30 s, doubling per consecutive
 failure up to 600 s (a password change resets this and runs a pass at once); any other
 `IstentoreAPIError` leaves the other window to be tried and brings the next pass forward to
-min(30 s, period) (or later when the server sent `Retry-After`; that wait also holds across a
-midnight rollover, which otherwise makes a pass due at once). The server's wait holds every request:
+min(30 s, period); when the server sent `Retry-After`, the pass ends there (the other window is not
+asked for either) and the next one comes when the wait is over (also across a midnight rollover,
+which otherwise makes a pass due at once). The server's wait holds every request:
 a pass made due meanwhile by Fetch Now, a new password or a new login sends nothing (`_hold_pass`),
 publishes `server_wait` = {"until": local ISO, "status": HTTP status, "held_at": that pass's time}
 and runs its fetch (as "fetch now") when the wait ends (docs/DECISIONS.md). Frames and flags survive errors
@@ -208,8 +209,8 @@ class DataFetcher:
         problems: list[str] = []
         skipped_periods: list[str] = []   # the parser's warnings: logged once per episode, not published
         for window, day in wanted:
-            if self.stop_event.is_set():
-                break
+            if self.stop_event.is_set() or self._server_wait_left() is not None:
+                break   # a Retry-After to one window holds the other too: the server's wait is for the client
             try:
                 points = self.api.get_day_ahead_schedules(*api_window(day, self.tz),
                                                           warnings=_PeriodWarnings(self, window, skipped_periods))

@@ -679,25 +679,48 @@ def test_server_errors_and_garbage_keep_frames_and_respect_retry_after(sim, rig_
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_a_server_retry_after_still_holds_after_a_midnight_with_nothing_to_promote(sim, rig_factory, status):
-    # Both windows refused at 23:59 with Retry-After: 180 s. Midnight comes with nothing to promote,
-    # which normally makes a pass due at once; the server's wait still rules: no request before 00:02.
+    # Today refused at 23:59 with Retry-After: 180 s; tomorrow is not asked for in that pass (the
+    # server asked for no request before 00:02). Midnight comes with nothing to promote, which
+    # normally makes a pass due at once; the server's wait still rules: no request before 00:02.
     rig = rig_factory(start=datetime(2026, 6, 1, 23, 59, tzinfo=TZ))
-    sim.fail_next(MARKET, status, count=2, headers={"Retry-After": "180"})
+    sim.fail_next(MARKET, status, headers={"Retry-After": "180"})
     rig.step()
-    assert rig.market_calls() == 2 and f"HTTP {status}" in rig.status()["error"]
+    assert rig.market_calls() == 1 and f"HTTP {status}" in rig.status()["error"]
     assert rig.fetcher.seconds_to_next_pass() == pytest.approx(180)
 
     rig.at(2026, 6, 2, 0, 0, 1)                      # rollover: today reset, nothing promoted
     assert rig.status()["today_date"] == "2026-06-02" and rig.status()["today_fetched"] is False
-    assert rig.market_calls() == 2
+    assert rig.market_calls() == 1
     assert rig.fetcher.seconds_to_next_pass() == pytest.approx(119)
     rig.at(2026, 6, 2, 0, 1, 59)
-    assert rig.market_calls() == 2
+    assert rig.market_calls() == 1
 
     rig.at(2026, 6, 2, 0, 2, 0)                      # the server's wait is over: today of the new day
-    assert rig.market_calls() == 3
+    assert rig.market_calls() == 2
     assert rig.status()["today_fetched"] is True and rig.status()["error"] is None
     assert_day_matches_sim(rig, date(2026, 6, 2))
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_retry_after_to_one_window_ends_the_pass_and_both_windows_wait_for_it(sim, rig_factory, status):
+    # 18:00 (after poll_start_time): both windows are due. Today is refused with Retry-After: 90 s;
+    # the pass asked for tomorrow right after it, the request the server had just asked us not to
+    # send. The pass ends there; both windows are fetched when the wait is over, at 18:01:30.
+    rig = rig_factory(start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
+    sim.fail_next(MARKET, status, headers={"Retry-After": "90"})
+    rig.step()
+    assert rig.market_calls() == 1
+    assert rig.status()["error"].startswith(f"Today fetch failed: GET /market_products: HTTP {status}")
+    assert rig.status()["tomorrow_fetched"] is False
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(90)
+
+    rig.at(2026, 6, 1, 18, 1, 29)
+    assert rig.market_calls() == 1
+    rig.at(2026, 6, 1, 18, 1, 30)
+    assert rig.market_calls() == 3
+    status_now = rig.status()
+    assert status_now["today_fetched"] is True and status_now["tomorrow_fetched"] is True
+    assert status_now["error"] is None
 
 
 def test_fetch_now_during_the_servers_retry_after_waits_for_it_and_says_so(sim, rig_factory):
