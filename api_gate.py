@@ -2,8 +2,10 @@
 
 The data fetcher's and the poster's `IstentoreAPI` instances each keep their own connection pool but
 share one `LoginGate`, built by the director (`hil_scheduler.py`): the token, the rule of one login
-at a time and the backoff after a rejected login (issue 12, `core/login_policy.py`). Thread-safe.
-Its log lines keep the client's logger name (`istentore_api`).
+at a time and the backoff after a rejected login (issue 12, `core/login_policy.py`), and the
+server's last "wait until T" (`ServerWait`, `LoginGate.server_wait`): a `Retry-After` the API sent
+to either client holds both, since it is for the client, not for one request (docs/DECISIONS.md).
+Thread-safe. Its log lines keep the client's logger name (`istentore_api`).
 """
 from __future__ import annotations
 
@@ -15,6 +17,46 @@ from core.clock import RealClock
 from core.login_policy import LoginPolicy
 
 log = logging.getLogger("istentore_api")
+
+
+class ServerWait:
+    """The API's last `Retry-After` (on a 429, a 503 or another retryable answer): no client of the
+    gate sends a request before its end. `note()` is called by the client that got the answer; the
+    agents ask `deadline()` / `state()` before they send. A later, shorter `Retry-After` never
+    shortens a wait that runs. `clock`: `monotonic()` for the deadline, `now()` for the instant
+    shown. Thread-safe."""
+
+    def __init__(self, clock):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._deadline: float | None = None   # monotonic
+        self._until: datetime | None = None   # the same instant, UTC
+        self._status: int | None = None
+
+    def note(self, seconds: float, status: int | None) -> None:
+        """The server asked for no request within `seconds` from now (HTTP `status`)."""
+        with self._lock:
+            mono = self._clock.monotonic()
+            if self._deadline is not None and self._deadline >= mono + seconds:
+                return
+            self._deadline = mono + seconds
+            self._until = self._clock.now().astimezone(timezone.utc) + timedelta(seconds=seconds)
+            self._status = status
+
+    def deadline(self) -> float | None:
+        """The monotonic end of the wait while it lies ahead, else None."""
+        with self._lock:
+            if self._deadline is not None and self._clock.monotonic() >= self._deadline:
+                self._deadline = self._until = self._status = None
+            return self._deadline
+
+    def state(self) -> tuple[datetime, int | None] | None:
+        """(end of the wait as an aware UTC instant, the HTTP status that asked for it) while it
+        runs, else None."""
+        if self.deadline() is None:
+            return None
+        with self._lock:
+            return (self._until, self._status) if self._until is not None else None
 
 
 class LoginGate:
@@ -35,6 +77,7 @@ class LoginGate:
         self.rejected_http_status = 401         # of the last rejected login
         self.logins_sent = 0
         self.logins_done = 0                    # logins answered or failed (under _login_lock)
+        self.server_wait = ServerWait(self._clock)   # the API's last Retry-After, for every client
 
     def token_for(self, digest: str | None, min_seq: int = 0) -> str | None:
         """The shared token when it was obtained with this password by login number `min_seq` or

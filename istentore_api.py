@@ -275,7 +275,7 @@ class IstentoreAPI:
                                       status=resp.status_code, retry_after_s=wait, rejected=True)
         if not 200 <= resp.status_code < 300:   # not about the password: tried again later, body not quoted
             raise IstentoreAPIError(f"POST {path}: HTTP {resp.status_code}", status=resp.status_code,
-                                    retryable=True, retry_after_s=_retry_after_s(resp))
+                                    retryable=True, retry_after_s=self._server_wait(resp))
         # The body holds the token: never quote it, and do not chain the decode error (it keeps it).
         try:
             data = decode_json(resp.content)
@@ -338,10 +338,18 @@ class IstentoreAPI:
                     data_request: bool = False) -> IstentoreAPIError:
         status = resp.status_code
         retryable = status in (408, 429) or not 400 <= status < 500   # a 3xx (proxy, maintenance) is no rejection
-        retry_after_s = _retry_after_s(resp) if retryable else None
+        retry_after_s = self._server_wait(resp) if retryable else None
         return IstentoreAPIError(f"{method} {path}: HTTP {status}: {self._excerpt(resp)}",
                                  status=status, retryable=retryable, retry_after_s=retry_after_s,
                                  data_rejected=data_request and status in DATA_REJECTED_STATUSES)
+
+    def _server_wait(self, resp: requests.Response) -> float | None:
+        """The answer's `Retry-After` (s), noted in the gate's `server_wait`: no client of the gate
+        (the fetcher, the poster) sends a request before it has passed."""
+        seconds = _retry_after_s(resp)
+        if seconds is not None:
+            self.gate.server_wait.note(seconds, resp.status_code)
+        return seconds
 
     def _excerpt(self, resp: requests.Response) -> str:
         """At most BODY_EXCERPT_CHARS of the response body, one line, secrets replaced by `***`."""

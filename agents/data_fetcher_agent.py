@@ -40,7 +40,9 @@ asked for either) and the next one comes when the wait is over (also across a mi
 which otherwise makes a pass due at once). The server's wait holds every request:
 a pass made due meanwhile by Fetch Now, a new password or a new login sends nothing (`_hold_pass`),
 publishes `server_wait` = {"until": local ISO, "status": HTTP status, "held_at": that pass's time}
-and runs its fetch (as "fetch now") when the wait ends (docs/DECISIONS.md). Frames and flags survive errors
+and runs its fetch (as "fetch now") when the wait ends (docs/DECISIONS.md). The wait is the gate's
+(`api_gate.ServerWait`): a `Retry-After` to the poster holds the fetcher too, and the other way round;
+`server_wait` is published while it runs (None once it is over), whoever got it. Frames and flags survive errors
 and a cleared password. A repeated identical problem is logged once, then at DEBUG until it clears
 (`core.episodes`: `Backoff` for the authentication waits, `Episodes` for the problems).
 
@@ -107,7 +109,6 @@ class DataFetcher:
         self._last_ok_mono: dict[str, float | None] = {w: None for w in WINDOWS}
         self._failed: set[str] = set()           # windows whose last fetch raised an API error
         self._next_pass_mono: float | None = None   # None: a pass is due at once
-        self._server_wait_mono: float | None = None  # no request before this (the last Retry-After)
         self._fetch_now_held = False             # a Fetch Now taken by a pass held by the server's wait
         self._auth_backoff = Backoff(AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S)
         self._login_awaited: int | None = None   # after an auth failure: the number of the next login
@@ -143,6 +144,7 @@ class DataFetcher:
             return PASSWORD_POLL_S
         now = self.clock.now().astimezone(self.tz)
         self._rollover(now.date())
+        self._follow_server_wait()
         password = self._read_password()
         due = (self._next_pass_mono is None or self.clock.monotonic() >= self._next_pass_mono
                or password != self._password
@@ -196,8 +198,6 @@ class DataFetcher:
         if (wait_until := self._server_wait_left()) is not None:   # the server's wait holds every request
             return self._hold_pass(now, fetch_now, wait_until)
         fetch_now, self._fetch_now_held = fetch_now or self._fetch_now_held, False
-        if self._status["server_wait"] is not None:
-            self._publish(server_wait=None)
         today = now.date()
         wanted = []
         if self._wants("today", fetch_now):
@@ -270,13 +270,23 @@ class DataFetcher:
         self._report(logging.WARNING, text, problems)
         wait_s = min(ERROR_RETRY_S, self.period_s)
         if exc.retry_after_s is not None:        # the server asked us to wait at least this
-            wait_s = max(wait_s, exc.retry_after_s)
-            mono = self.clock.monotonic()
-            self._server_wait_mono = max(self._server_wait_mono or 0.0, mono + exc.retry_after_s)
-            until = self.clock.now() + timedelta(seconds=self._server_wait_mono - mono)
-            self._publish(server_wait={"until": format_local_iso(until, self.tz), "status": exc.status,
-                                       "held_at": None})
+            wait_s = max(wait_s, exc.retry_after_s)   # (the client noted it in the gate's server_wait)
+            self._follow_server_wait()
         return wait_s
+
+    def _follow_server_wait(self) -> None:
+        """Publish the server's wait from the gate (a `Retry-After` to this fetcher or to the poster:
+        one API host) as `server_wait` while it runs, keeping `held_at` for the same wait; None once
+        it is over."""
+        state = self.api.gate.server_wait.state()
+        published = self._status["server_wait"]
+        if state is None:
+            if published is not None:
+                self._publish(server_wait=None)
+            return
+        until, status = format_local_iso(state[0], self.tz), state[1]
+        if published is None or (published.get("until"), published.get("status")) != (until, status):
+            self._publish(server_wait={"until": until, "status": status, "held_at": None})
 
     def _hold_pass(self, now: datetime, fetch_now: bool, wait_until: float) -> float:
         """A pass due while the server's `Retry-After` runs (a Fetch Now, a new password, a new
@@ -330,10 +340,9 @@ class DataFetcher:
                 self.store.publish_schedule("api", pid, pruned)
 
     def _server_wait_left(self) -> float | None:
-        """The monotonic deadline of the server's last `Retry-After` while it lies ahead, else None."""
-        if self._server_wait_mono is not None and self.clock.monotonic() >= self._server_wait_mono:
-            self._server_wait_mono = None
-        return self._server_wait_mono
+        """The monotonic deadline of the server's last `Retry-After` (to any client of the gate)
+        while it lies ahead, else None."""
+        return self.api.gate.server_wait.deadline()
 
     def _keep_bounds(self, today: date) -> tuple[datetime, datetime]:
         """[today 00:00, today + 2 days 00:00) local: what the API frames keep (§6.3)."""

@@ -12,7 +12,9 @@ password) goes from on to off, the queue is cleared and the items counted as `di
 Drain (`step()`): for each series whose retry time has come, up to 500 items from its head in one
 POST. Success removes them. A failure keeps them at the head and waits min(initial × 2^(attempt−1),
 max) s, or the server's `Retry-After` when longer (one WARNING at a series' first failure, its
-retries at DEBUG, one INFO when it posts again), unless the API refused the data itself
+retries at DEBUG, one INFO when it posts again). A `Retry-After`, to a post or to the fetcher, holds
+every series (the `LoginGate`'s `server_wait`: one API host): no POST before its end, not even in the
+last drain at shutdown (the items are spooled). Unless the API refused the data itself
 (`IstentoreAPIError.data_rejected`: HTTP 400/409/413/422 to the POST): then several items are split in
 halves at once to isolate the bad item, and a single rejected item is removed and counted (ERROR; a 409,
 most likely a measurement the API holds already, a WARNING and no `last_error`). A failed
@@ -203,6 +205,8 @@ class Poster(PosterFiles):
             wait_s = self._queue.wait_s(self.clock.monotonic())
         if (pause_s := self._pause.wait_s(self.clock.monotonic())) is not None:   # a new password wakes the thread
             wait_s = max(wait_s, pause_s)
+        if (server_until := self.api.gate.server_wait.deadline()) is not None:   # the server's Retry-After
+            wait_s = max(wait_s, server_until - self.clock.monotonic())
         return min(1.0, max(0.0, wait_s))
 
     def shutdown(self, timeout_s: float = 2.0) -> int:
@@ -289,8 +293,11 @@ class Poster(PosterFiles):
         return True
 
     def _held_back(self) -> bool:
-        """While the account is paused: true (send nothing) until the pause ends or the password
-        changes; every series keeps its items."""
+        """True (send nothing; every series keeps its items) while the server's `Retry-After` runs
+        (to a post or to the fetcher: the gate's `server_wait`; a new password is taken after it),
+        and while the account is paused, until the pause ends or the password changes."""
+        if self.api.gate.server_wait.deadline() is not None:
+            return True
         changed = self._sync_password()
         return self._pause.holds(self.clock.monotonic(), changed)
 

@@ -272,3 +272,58 @@ def test_a_password_the_server_stops_taking_is_said_by_the_fetcher_within_a_seco
         clock.advance(1)
         fetcher.step()
     assert (sim.calls["/market_products"], sim.calls["/login"]) == (calls, logins)
+
+
+# -- the server's Retry-After holds every client of the gate (one API host) ---------------------
+
+MARKET = "/market_products"
+MEAS = "/measurements"
+
+
+def test_a_retry_after_to_the_fetcher_holds_the_posts_too(sim, tmp_path, on_one_gate):
+    # 10:00:00 today's schedule is refused with 429, Retry-After: 90 s. The poster went on posting
+    # at once (it only honoured a Retry-After to its own series): no request before 10:01:30.
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": {"soc": None, "p": 6, "q": None, "v": None}})
+    clock, sd, fetcher, poster = on_one_gate(cfg)
+    sim.fail_next(MARKET, 429, headers={"Retry-After": "90"})
+    fetcher.step()
+    assert sim.calls[MARKET] == 1
+    poster.enqueue_sample("lib", clock.now(), VALUES)
+    for _ in range(90):
+        assert poster.step() > 0.0                   # waits, does not spin
+        clock.advance(1)
+        assert sim.calls[MEAS] == 0
+    poster.step()                                    # 10:01:30: the wait is over
+    assert sim.calls[MEAS] == 1 and poster.pending_count() == 0
+
+
+def test_a_retry_after_to_a_post_holds_every_series_and_the_fetcher(sim, tmp_path, on_one_gate):
+    # 10:00:00 LIB's first series is refused with 503, Retry-After: 60 s. Its other series posted
+    # at the next step and a Fetch Now at 10:00:01 sent its request: no request before 10:01:00.
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES})
+    clock, sd, fetcher, poster = on_one_gate(cfg)
+    fetcher.step()
+    assert sim.calls[MARKET] == 1
+    sim.fail_next(MEAS, 503, headers={"Retry-After": "60"})
+    poster.enqueue_sample("lib", clock.now(), VALUES)
+    poster.step()
+    assert sim.calls[MEAS] == 1
+
+    clock.advance(1)
+    fetcher.request_fetch_now()
+    fetcher.step()
+    poster.step()
+    assert sim.calls[MARKET] == 1 and sim.calls[MEAS] == 1
+    assert sd["data_fetcher_status"]["server_wait"] == {
+        "until": "2026-06-01T10:01:00+02:00", "status": 503, "held_at": "2026-06-01T10:00:01+02:00"}
+
+    clock.advance(58)
+    fetcher.step()
+    poster.step()
+    assert sim.calls[MARKET] == 1 and sim.calls[MEAS] == 1
+    clock.advance(1)                                 # 10:01:00
+    fetcher.step()
+    for _ in range(4):
+        poster.step()
+    assert sim.calls[MARKET] == 2 and sim.calls[MEAS] == 5 and poster.pending_count() == 0
+    assert sd["data_fetcher_status"]["server_wait"] is None
