@@ -34,6 +34,8 @@ def api_line(cfg: AppConfig, s: Snapshot) -> str:
     link = api_link(st, s.post_status, cfg.tz)
     text = (f"API Connected: {'Yes' if link.connected else ' '.join(('No', link.note)).strip()} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))}")
+    if (waiting := server_wait_note(st, s.now, cfg.tz)) is not None:
+        text += f" | {waiting}"
     if st.get("error"):
         text += f" | Error: {st['error']}"
     return text
@@ -48,7 +50,24 @@ def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
             f"{password_state(st, s.post_status, s.password_set, cfg.tz)} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
             f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")
+    if (waiting := server_wait_note(st, s.now, cfg.tz)) is not None:
+        text += f" | {waiting}"
     return text
+
+
+def _asked_to_wait(wait: dict, tz: tzinfo) -> str:
+    code = f" (HTTP {wait['status']})" if wait.get("status") else ""
+    return f"the API asked to wait until {format_hms(parse_iso(wait['until'], tz), tz)}{code}"
+
+
+def server_wait_note(status: dict, now: datetime, tz: tzinfo) -> str | None:
+    """`waiting: the API asked to wait until HH:MM:SS (HTTP 429)` while the server's `Retry-After`
+    (to the fetcher or to a post: the fetcher publishes it as `server_wait`) has not passed at the
+    snapshot's `now`, else None. No request goes out meanwhile; the status and API lines say why."""
+    wait = status.get("server_wait") or {}
+    if not wait.get("until") or parse_iso(wait["until"], tz) <= now:
+        return None
+    return f"waiting: {_asked_to_wait(wait, tz)}"
 
 
 def held_by_server_wait(status: dict, at: datetime, tz: tzinfo) -> str | None:
@@ -58,8 +77,7 @@ def held_by_server_wait(status: dict, at: datetime, tz: tzinfo) -> str | None:
     held_at = wait.get("held_at")
     if not held_at or parse_iso(held_at, tz) < at.replace(microsecond=0):
         return None
-    code = f" (HTTP {wait['status']})" if wait.get("status") else ""
-    return f"the API asked to wait until {format_hms(parse_iso(wait['until'], tz), tz)}{code}"
+    return _asked_to_wait(wait, tz)
 
 
 def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: float) -> str | None:

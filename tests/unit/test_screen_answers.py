@@ -268,3 +268,24 @@ def test_fetch_now_clicked_before_a_restart_is_answered_by_the_new_runs_pass(cfg
             "Fetched at 11:59:59: Today 2026-03-29: LIB=92 VRFB=92 | Tomorrow 2026-03-30: not before 17:30"
     # this run's click waits for its own pass, numbered 40
     assert fetch_outcome(cfg, snap(sd), dict(old_click, run=views.PROCESS_RUN), 25.0) is None
+
+
+def test_the_api_status_lines_say_while_the_servers_retry_after_runs(cfg):
+    """The API tab's status line and the top card's API line said nothing of the server's wait (only
+    the answers to Fetch Now and Connect did): while it runs, no request goes out, and the lines
+    say until when; once it is over, nothing more."""
+    from dashboard.api_answers import api_line, api_status_line
+    sd = build_shared_data()
+    _fetched(sd, 7, "2026-03-29T11:59:00+02:00", error="Today fetch failed: HTTP 429")
+    sd["data_fetcher_status"]["server_wait"] = {"until": "2026-03-29T12:01:30+02:00", "status": 429,
+                                                "held_at": None}
+    status_line = api_status_line(cfg, snap(sd))
+    assert status_line.startswith("API: ") and status_line.endswith(
+        " | waiting: the API asked to wait until 12:01:30 (HTTP 429)")
+    assert api_line(cfg, snap(sd)).endswith(
+        " | waiting: the API asked to wait until 12:01:30 (HTTP 429) | Error: Today fetch failed: HTTP 429")
+    later = NOW + timedelta(seconds=90)                       # 12:01:30: the wait is over
+    assert "waiting" not in api_status_line(cfg, snap(sd, later))
+    assert "waiting" not in api_line(cfg, snap(sd, later))
+    sd["data_fetcher_status"]["server_wait"] = None
+    assert "waiting" not in api_status_line(cfg, snap(sd))
