@@ -29,8 +29,9 @@ pools are cleared (requests opens fresh connections on the next request). An exc
 passed counts as cut even when its last byte arrived (the shutdown may have ended the body early).
 
 Name resolution: `getaddrinfo` cannot be interrupted, so a connection's host name is looked up by
-`name_lookup.addresses` within the time left to the deadline and the connection opened to its first
-address (TLS and the Host header keep the name); a lookup that does not answer in time raises
+`name_lookup` within the time left to the deadline and its addresses are tried in order in the time
+left (`name_lookup.attempts`, the Modbus links' rule; TLS and the Host header keep the name): one
+that refuses or does not connect in time gives way to the next. A lookup that does not answer in time raises
 `ExchangeTimeout` naming the host ("DNS lookup of api.example did not answer within 2 s").
 
 Thread safety: one session per thread at a time (the watchdog finds its connection through a
@@ -41,13 +42,14 @@ from __future__ import annotations
 import functools
 import socket
 import threading
+import traceback
 import zlib
 from datetime import timezone
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 import name_lookup
 from core.clock import RealClock
@@ -143,21 +145,42 @@ def _resolving(conn_cls: type) -> type:
 
     class Resolving(conn_cls):
         def _new_conn(self):
-            host = self._dns_host
+            host, timeout = self._dns_host, self.timeout
             if name_lookup.is_literal(host):
                 return super()._new_conn()
             watchdog = getattr(_current, "watchdog", None)
+            error = None
             try:
-                self._dns_host = name_lookup.addresses(host, watchdog.left_s() if watchdog else UNWATCHED_LOOKUP_S)[0]
+                for address, left_s in name_lookup.attempts(host, watchdog.left_s() if watchdog else UNWATCHED_LOOKUP_S):
+                    self._dns_host = address
+                    self.timeout = min(timeout, left_s) if isinstance(timeout, (int, float)) else left_s
+                    try:
+                        conn = super()._new_conn()
+                    except (NewConnectionError, ConnectTimeoutError) as exc:   # the next address
+                        error = _without_frames(exc)
+                        continue
+                    error = None   # it would hold this frame (its traceback's) and so the pool
+                    return conn
             except (OSError, UnicodeError) as exc:   # as urllib3 reports a failed lookup
                 raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
-            try:
-                return super()._new_conn()
             finally:
-                self._dns_host = host
+                self._dns_host, self.timeout = host, timeout
+            raise error or ConnectTimeoutError(self, f"Connection to {host} timed out")
 
     Resolving.__name__ = Resolving.__qualname__ = f"Resolving{conn_cls.__name__}"
     return Resolving
+
+
+def _without_frames(exc: BaseException) -> BaseException:
+    """`exc`, the finished frames of its tracebacks (its context chain too) cleared. urllib3's
+    `create_connection` keeps its error in a local, a cycle holding its callers' frames: after a
+    refused first address the pool and the socket connected to the next one outlived
+    `session.close()` until a garbage collection."""
+    link: BaseException | None = exc
+    while link is not None:
+        traceback.clear_frames(link.__traceback__)
+        link = link.__context__
+    return exc
 
 
 def _watch_pools(manager):

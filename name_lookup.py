@@ -14,8 +14,10 @@ answer within `timeout_s`, or the lookup's own error (`socket.gaierror`, `Unicod
 - A good answer is kept for CACHE_S (real time): a DNS that answers now and then costs one
   lookup per CACHE_S, not one per connect. Failures are not kept.
 
-`create_connection(host, port, timeout_s)`: a TCP connection within about `timeout_s` in all,
-the lookup included; the host's addresses are tried in order in the time left.
+`attempts(host, timeout_s)`: the rule of every connect by name (Modbus links and the HTTP client):
+the host's addresses in order, each with the seconds left of `timeout_s` (the lookup included),
+until the time is out; the caller tries each and goes on to the next when one fails.
+`create_connection(host, port, timeout_s)`: a TCP connection by that rule.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import ipaddress
 import socket
 import threading
 from datetime import timezone
+from typing import Iterator
 
 from core.clock import RealClock
 
@@ -100,15 +103,22 @@ def addresses(host: str, timeout_s: float) -> tuple[str, ...]:
     return lookup.result
 
 
-def create_connection(host: str, port: int, timeout_s: float) -> socket.socket:
-    """A TCP connection to `host`:`port` within about `timeout_s`, its lookup included. Raises
-    LookupTimeout, the lookup's error or the last connect's OSError (TimeoutError when the time ran out)."""
+def attempts(host: str, timeout_s: float) -> Iterator[tuple[str, float]]:
+    """(address, seconds left) for each address of `host` in order while time is left of
+    `timeout_s`, counted from the call (the lookup included). Raises what `addresses` raises."""
     deadline = _CLOCK.monotonic() + timeout_s
-    error: OSError | None = None
     for address in addresses(host, timeout_s):
         left = deadline - _CLOCK.monotonic()
         if left <= 0:
-            break
+            return
+        yield address, left
+
+
+def create_connection(host: str, port: int, timeout_s: float) -> socket.socket:
+    """A TCP connection to `host`:`port` within about `timeout_s`, its lookup included. Raises
+    LookupTimeout, the lookup's error or the last connect's OSError (TimeoutError when the time ran out)."""
+    error: OSError | None = None
+    for address, left in attempts(host, timeout_s):
         try:
             return socket.create_connection((address, port), timeout=left)
         except OSError as exc:

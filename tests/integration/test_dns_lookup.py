@@ -5,7 +5,9 @@ bounds (`name_lookup.py`): a safe stop on such an endpoint stays within 2 x modb
 A DNS server that does not answer cannot be had in the sandbox (tests contact 127.0.0.1 only), so
 `socket.getaddrinfo` is replaced for each test: names under `.invalid` hang like an unanswered
 lookup (until the test ends, at most HANG_S, then EAI_AGAIN as a resolver gives up), names in
-`KNOWN` answer 127.0.0.1, anything else goes to the real one. Every call is noted with its thread.
+`KNOWN` answer 127.0.0.1, names in `DUAL` answer ::1 first (nothing listens there on the test's
+port: refused) and 127.0.0.1 second, anything else goes to the real one. Every call is noted with
+its thread.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from tests.integration.test_istentore_bounded_exchange import RawHTTPServer, cli
 
 HANG_S = 5.0
 KNOWN = {"plant.example", "api.example"}
+DUAL = {"dual.example"}
 TIMEOUT_S = 1.0
 
 
@@ -41,6 +44,9 @@ class FakeDNS:
         if isinstance(host, str) and host.endswith(".invalid"):
             self.release.wait(HANG_S)
             raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        if host in DUAL:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port or 0, 0, 0)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port or 0))]
         return self._real("127.0.0.1" if host in KNOWN else host, port, *args, **kwargs)
 
     def lookups(self, host):
@@ -161,3 +167,20 @@ def test_an_api_host_name_is_looked_up_off_the_thread_and_kept(dns):
         server.stop()
     assert dns.lookups("api.example") == ["dns-lookup"]
     assert server.connections == 2
+
+
+def test_an_api_host_whose_first_address_refuses_is_reached_on_its_next_one(dns):
+    # dual.example has two addresses: ::1 (nothing listens there on the server's port) and
+    # 127.0.0.1 (the server). The HTTP client connected to the first one only and failed with
+    # 'connection refused'; it now tries each address in the exchange's time left, as the Modbus
+    # links do (name_lookup.attempts, one rule for both).
+    server = RawHTTPServer(lambda server, conn: None, "/unused")
+    api = client(server, timeout_s=5.0)
+    api.base_url = api.base_url.replace("127.0.0.1", "dual.example")
+    try:
+        assert fetch_day(api) == {"lib": {}, "vrfb": {}}
+    finally:
+        api.close()
+        server.stop()
+    assert dns.lookups("dual.example") == ["dns-lookup"]
+    assert server.connections >= 1
