@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from agents.post_journal import remove_durably, write_atomically
+from core.episodes import Episodes
 from core.post_queue import PostItem
 
 log = logging.getLogger("hil.poster")
@@ -33,8 +34,10 @@ T = TypeVar("T")
 class PostSpool:
     """The spool file of one data folder; see the module docstring."""
 
-    def __init__(self, data_dir: str | os.PathLike):
+    def __init__(self, data_dir: str | os.PathLike, monotonic: Callable[[], float]):
         self.path = Path(data_dir) / SPOOL_NAME
+        self._monotonic = monotonic           # the poster's clock: how long a deletion kept failing
+        self._undeletable = Episodes()        # a kept file that cannot be deleted: said once, not per step
         self.kept = False                 # a spool read at start, not yet deleted
         self.unread = False               # the last read failed: the file is not replaced or deleted
         self._saved: list[PostItem] = []  # the items the file holds since `save`
@@ -74,12 +77,19 @@ class PostSpool:
         return entries
 
     def drop(self) -> None:
-        """Delete a kept file (its items are journaled now); logged when that fails."""
+        """Delete a kept file (its items are journaled now). The poster tries at every step while
+        it fails: one WARNING when that starts, DEBUG while it lasts, one INFO once it is deleted."""
         try:
             remove_durably(self.path)
-            self.kept = False
         except OSError as exc:
-            log.warning("Cannot delete %s: %s", self.path, exc)
+            if self._undeletable.begin("delete", self._monotonic()):
+                log.warning("Cannot delete %s: %s; it is tried again at every step", self.path, exc)
+            else:
+                log.debug("Cannot delete %s: %s (still)", self.path, exc)
+            return
+        self.kept = False
+        if (lasted_s := self._undeletable.end("delete", self._monotonic())) is not None:
+            log.info("Deleted %s (it could not be deleted for %.0f s)", self.path, lasted_s)
 
     def save(self, items: list[PostItem]) -> None:
         """Hand these items (every queued one) to the file; an empty list removes it. Refused

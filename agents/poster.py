@@ -84,7 +84,7 @@ class Poster(PosterFiles):
         self.registry = registry
         self.enabled_in_config = bool(api_cfg.post_measurements_in_api_mode)
         self.request_timeout_s = float(api_cfg.request_timeout_s)
-        self.spool = PostSpool(cfg.data_dir)
+        self.spool = PostSpool(cfg.data_dir, clock.monotonic)
         self.spool_path = self.spool.path
         self.wake_event = threading.Event()
         self.api = api or IstentoreAPI(api_cfg.base_url, api_cfg.email, cfg.tz, self.request_timeout_s,

@@ -608,6 +608,49 @@ def spool_of_one_item(cfg, posters) -> None:
     assert first.shutdown(timeout_s=0.2) == 1
 
 
+def test_a_spool_that_cannot_be_deleted_is_warned_about_once_not_at_every_step(sim, tmp_path, posters,
+                                                                              monkeypatch, caplog):
+    """A spool read at start whose deletion fails (EACCES, injected in-process: the tests run as root,
+    which permissions do not stop) was warned about at every step and every change of the queue
+    (`Cannot delete ...` several times a second). One WARNING when it starts, DEBUG while it lasts,
+    one INFO once the file is deleted."""
+    import errno
+
+    import agents.post_spool as spool_module
+    caplog.set_level(logging.DEBUG, logger="hil.poster")
+    cfg = make_cfg(tmp_path, sim.url, series=P_ONLY)
+    spool_of_one_item(cfg, posters)
+    spool = tmp_path / "data" / "pending_posts.jsonl"
+    real_remove = spool_module.remove_durably
+    refusing = {"on": True}
+
+    def remove(path):
+        if refusing["on"] and path == spool:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        real_remove(path)
+
+    monkeypatch.setattr(spool_module, "remove_durably", remove)
+    clock = FakeClock(START)
+    poster = posters(cfg, clock, make_sd())
+    for i in range(1, 6):                            # five steps, each posting a new item
+        poster.enqueue_sample("lib", at(60 * i), VALUES)
+        poster.step()
+        clock.advance(1)
+    assert spool.exists() and len(stamps(sim, 6)) == 6
+
+    def about_the_spool(level):
+        return [r.getMessage() for r in caplog.records if r.levelno == level and str(spool) in r.getMessage()]
+    assert about_the_spool(logging.WARNING) == [f"Cannot delete {spool}: [Errno 13] Permission denied: "
+                                                f"'{spool}'; it is tried again at every step"]
+    assert len(about_the_spool(logging.DEBUG)) >= 5
+
+    refusing["on"] = False
+    poster.step()
+    assert not spool.exists()
+    assert about_the_spool(logging.INFO) == [f"Deleted {spool} (it could not be deleted for 5 s)"]
+    assert len(about_the_spool(logging.WARNING)) == 1
+
+
 def test_a_spool_whose_items_were_posted_is_removed_at_a_clean_shutdown(sim, tmp_path, posters):
     """The journal cannot be written at start (a folder in its place), so the spool is kept; its
     item is posted during the run; the clean shutdown with nothing unsent removes the spool, so the
