@@ -6,15 +6,21 @@ plotly.js does not understand UTC offsets; the local time is what the operator r
 
 Live figure (4 rows, one shared time axis); trace order is fixed so patches can address traces by
 index:
-    0 P schedule (active source's schedule, step)    4 Q schedule (schedule, step)
+    0 P schedule (the plan from now on, dashed)       4 Q schedule (the plan from now on, dashed)
     1 P POI (measured, dotted, step)                  5 Q POI (measured, dotted, step)
     2 P Battery (measured, step)                      6 Q Battery (measured, step)
     3 SoC (measured, linear)                          7 V POI (measured, linear)
+    8-11 invisible y-range anchors (one per row)
+    12 P setpoint (recorded register, step)           13 Q setpoint (recorded register, step)
+The past of the setpoint lines is what the plant was given (12, 13: the recorded readback, as on
+the History tab), never the plan in force now (a new upload or API re-fetch does not rewrite the
+past); the plan lines start at now (`dashboard.plan_lines`). History draws traces 0-11 only, its
+0 and 4 being the recorded setpoints.
 Measured traces hold the plot cache's rows[start:n] sized to the screen (null rows give gaps):
 rows on screen exact up to 2 * `LIVE_VISIBLE_BUCKETS`, else min/max-decimated, the rest coarser
 (`measured_series`); a zoom re-aggregates them for the new range. `live_patch` sets
 point n-1 again (compression may have replaced it), extends with the new rows and moves the now
-line; a schedule change only replaces the two setpoint traces (`setpoint_patch`), so zoom and the
+line; a schedule change only replaces the two plan traces (`setpoint_patch`), so zoom and the
 measured data are never re-sent because of it. `uirevision` is `<plant>:<source>:<transport>`.
 """
 from __future__ import annotations
@@ -34,12 +40,17 @@ from core.timeutil import local_midnight
 from dashboard import constants as C
 from dashboard.downsample import screen_segments, screen_xy
 
-# (trace index, value index in VALUE_COLUMNS) of the measured traces.
+# (trace index, value index in VALUE_COLUMNS) of the measured traces of both figures.
 _VI = {name: i for i, name in enumerate(VALUE_COLUMNS)}
-MEASURED = (
+PLANT_MEASURED = (
     (1, _VI["p_poi_kw"]), (2, _VI["battery_active_power_kw"]), (3, _VI["soc_pu"]),
     (5, _VI["q_poi_kvar"]), (6, _VI["battery_reactive_power_kvar"]), (7, _VI["v_poi_pu"]),
 )
+FIGURE_TRACES = 8 + 4   # of a History figure: the drawn ones, then one y anchor per row
+# Live only, after the anchors: the setpoint registers as recorded (the past of the setpoint lines).
+RECORDED_SETPOINTS = ((FIGURE_TRACES, _VI["p_setpoint_kw"]), (FIGURE_TRACES + 1, _VI["q_setpoint_kvar"]))
+MEASURED = PLANT_MEASURED + RECORDED_SETPOINTS   # every live trace drawn from the plot cache
+LIVE_FIGURE_TRACES = FIGURE_TRACES + len(RECORDED_SETPOINTS)
 SETPOINT_TRACES = ((0, P_COL), (4, Q_COL))
 
 _TRACE_STYLE = (
@@ -53,6 +64,11 @@ _TRACE_STYLE = (
     ("Q Battery", 3, C.COLOR_Q_BATTERY, "solid", "hv"),
     ("V POI", 4, C.COLOR_V_POI, "solid", "linear"),
 )
+_RECORDED_STYLE = {FIGURE_TRACES: ("P setpoint", 1, C.COLOR_P_SETPOINT, "solid", "hv"),
+                   FIGURE_TRACES + 1: ("Q setpoint", 3, C.COLOR_Q_SETPOINT, "solid", "hv")}
+# Live legend order: each setpoint (recorded, solid) next to its plan (dashed) in its row's group.
+_LIVE_LEGEND_RANK = {0: 10, FIGURE_TRACES: 11, 1: 20, 2: 30, 3: 40, 4: 50, FIGURE_TRACES + 1: 51, 5: 60, 6: 70,
+                     7: 80}
 HISTORY_SETPOINT_COLUMNS = ((0, "p_setpoint_kw"), (4, "q_setpoint_kvar"))
 # Live, the setpoint traces are the active source's schedule, not the plant's registers (which the
 # History tab draws from the recording): the legend says so, also when the link is down.
@@ -204,7 +220,7 @@ def _four_row_layout(titles: tuple[str, ...], height: int, uirevision: str | Non
 
 
 def _trace(i: int, xs: list, ys: list, webgl: bool = False, name: str | None = None) -> dict:
-    default_name, row, color, dash, shape = _TRACE_STYLE[i]
+    default_name, row, color, dash, shape = _RECORDED_STYLE[i] if i in _RECORDED_STYLE else _TRACE_STYLE[i]
     name = name or default_name
     axis = "" if row == 1 else str(row)
     return {
@@ -221,7 +237,7 @@ def _trace(i: int, xs: list, ys: list, webgl: bool = False, name: str | None = N
 _Y_ALWAYS_SHOWN = ((1, (0.0, 0.0)), (2, (0.0, 1.0)), (3, (0.0, 0.0)), (4, (0.95, 1.05)))
 
 
-FIGURE_TRACES = 8 + len(_Y_ALWAYS_SHOWN)   # of a live or History figure: the drawn ones, then the anchors
+assert FIGURE_TRACES == 8 + len(_Y_ALWAYS_SHOWN)
 
 
 def y_anchor_traces(x) -> list[dict]:
@@ -362,35 +378,30 @@ def reaggregate_patch(view, now: datetime, visible: tuple[int, int]) -> tuple[Pa
     return patch, offsets
 
 
-def schedule_setpoints(frame: pd.DataFrame | None, source: str, now: datetime,
-                       api_period: timedelta) -> list[tuple[list, list, str]]:
-    """The live figure's (x, y, name) of its P and Q setpoint traces from the active source's
-    frame, over [today 00:00, today + 2 days)."""
-    start, end = schedule_window(now.date(), now.tzinfo)
-    tail = api_period if source == "api" else None
-    return [(*step_xy(frame, column, start, end, tail), LIVE_SETPOINT_NAMES[ti]) for ti, column in SETPOINT_TRACES]
-
-
 def live_figure(name: str, plant: str, source: str, transport: str, setpoints: list[tuple[list, list, str]],
                 view, now: datetime, window: str = C.LIVE_RANGE_DEFAULT,
                 visible: tuple[int, int] | None = None, recording: bool = True) -> tuple[dict, list[int]]:
     """The whole live figure of one plant (page load, new cache generation, source/transport),
     and per measured trace the offset between plot cache row index and figure point index.
 
-    `setpoints`: (x, y, name) of the P and Q setpoint traces. Measured traces start at the
+    `setpoints`: (x, y, name) of the P and Q plan lines (from now on, `dashboard.plan_lines`),
+    drawn dashed; the recorded setpoints draw the past. Measured traces start at the
     cache's `start` row (rows of another transport are not drawn) and are sized to the screen for
     the `visible` x range (local ms; default the window), see `measured_series`. The time axes
     show `live_window(now, window)`.
     """
     lo, hi = live_window(now, window)
     series, offsets = measured_series(view, now.tzinfo, visible or visible_ms(lo, hi))
-    data: list = [None] * 8
+    data: list = [None] * FIGURE_TRACES + [None] * len(RECORDED_SETPOINTS)
     for (ti, _column), (sx, sy, trace_name) in zip(SETPOINT_TRACES, setpoints):
         data[ti] = _trace(ti, sx, sy, name=trace_name)
+        data[ti]["line"]["dash"] = "dash"   # a plan, not (yet) a fact
     for k, (ti, _vi) in enumerate(MEASURED):
         xs, ys = series[k]
         data[ti] = _trace(ti, xs, ys, len(xs) > C.WEBGL_MIN_POINTS)
-    data += y_anchor_traces(x_of(lo))
+    data[8:FIGURE_TRACES] = y_anchor_traces(x_of(lo))
+    for ti, rank in _LIVE_LEGEND_RANK.items():
+        data[ti]["legendrank"] = rank
     layout = _four_row_layout(plant_titles(name, recording), C.LIVE_FIGURE_HEIGHT, uirevision(plant, source, transport))
     layout["shapes"] = [now_shape(now)]
     for axis in X_AXES:

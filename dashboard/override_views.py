@@ -7,10 +7,13 @@
   `P and Q held` and Resume.
 - `effective_series`, `effective_preview`: the API base, the manual series and the effective
   series (`core.overrides.effective_setpoint`, walked breakpoint to breakpoint) of one plant over
-  today and tomorrow, P (kW) and Q (kvar). Times local; positive P = discharge.
+  today and tomorrow, P (kW) and Q (kvar). Times local; positive P = discharge. A Hold is played
+  (`held_series`: the held values from its start on); a walk cut at `_MAX_STEPS` says so in the
+  line's name (`cut_note`).
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import date, datetime, timedelta, timezone
 
 from core.config import AppConfig
@@ -121,6 +124,23 @@ def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, e
     return xs, ps, qs
 
 
+def cut_note(xs: list, end: datetime) -> str:
+    """` (drawn to Thu 01:53 only: over 5000 steps)` for an `effective_series` line that ends
+    before `end` (the walk was cut at `_MAX_STEPS`: its last point is not `end`), else empty."""
+    if not xs or xs[-1] == x_of(end):
+        return ""
+    shown = datetime.fromisoformat(xs[-1]).strftime("%a %H:%M")
+    return f" (drawn to {shown} only: over {_MAX_STEPS} steps)"
+
+
+def held_series(xs: list, ps: list, qs: list, hold: dict, end: datetime, tz) -> tuple[list, list, list]:
+    """(xs, p, q) of an effective series with a Hold played: the series up to the hold's start,
+    then the held P (kW) and Q (kvar) to `end` (a hold lasts until Resume, which has no time)."""
+    since = x_of(datetime.fromisoformat(hold["since"]).astimezone(tz))
+    k = bisect_left(xs, since)
+    return (xs[:k] + [since, x_of(end)], ps[:k] + [hold.get("p_kw")] * 2, qs[:k] + [hold.get("q_kvar")] * 2)
+
+
 def _line(name: str, xs, ys, axis: str, color: str, dash: str, width: float = 1.5) -> dict:
     return {"type": "scatter", "mode": "lines", "name": name, "x": xs, "y": ys, "xaxis": f"x{axis}",
             "yaxis": f"y{axis}", "line": {"color": color, "dash": dash, "shape": "hv", "width": width},
@@ -136,11 +156,16 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
     _, end = day_bounds(today + timedelta(days=1), cfg.tz)
     tail = timedelta(minutes=cfg.istentore_api.schedule_period_minutes)
     xs, ps, qs = effective_series(cfg, s, plant, start, end)
+    name = "effective" + cut_note(xs, end)
+    if s.held(plant):   # what the plant is given: the held values, whatever the schedules say
+        h = s.hold[plant]
+        xs, ps, qs = held_series(xs, ps, qs, h, end, cfg.tz)
+        name = f"effective: held at P={fmt(h.get('p_kw'))} kW, Q={fmt(h.get('q_kvar'))} kvar (until Resume)"
     data = []
     for axis, col, eff in (("", P_COL, ps), ("2", Q_COL, qs)):
         data.append(_line("API base", *step_xy(api, col, start, end, tail), axis, "#7f7f7f", "dot"))
         data.append(_line("manual", *step_xy(manual, col, start, end), axis, "#ff7f0e", "dash"))
-        data.append(_line("effective", xs, eff, axis, C.COLOR_P_SETPOINT, "solid", 2.5))
+        data.append(_line(name, xs, eff, axis, C.COLOR_P_SETPOINT, "solid", 2.5))
     flags = flags_of(s, plant)
     on = "+".join(overridden(flags)) or "none"
     shape = now_shape(s.now)

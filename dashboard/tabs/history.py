@@ -129,7 +129,7 @@ def history_series(x: np.ndarray, values: np.ndarray, visible: tuple[int, int] |
     series: list = [None] * 8
     for ti, column in figures.HISTORY_SETPOINT_COLUMNS:
         series[ti] = screen_xy(x, values[:, _VI[column]], segments)
-    for ti, vi in figures.MEASURED:
+    for ti, vi in figures.PLANT_MEASURED:
         series[ti] = screen_xy(x, values[:, vi], segments)
     return series
 

@@ -1,5 +1,6 @@
 """The live figure of one plant on the Status tab (components §8.2): when to draw it whole, when to
 patch it, when to send nothing. Pure functions of a snapshot and the browser's last drawn state.
+The plan lines (from now on) are `dashboard.plan_lines`; the past is the recorded setpoints.
 
 A live figure is redrawn whole only when its plot cache generation, the source, the transport or
 the local day changed since it was last drawn (kept per plant in a `dcc.Store`): the tick then asks
@@ -15,61 +16,19 @@ time axes a new uirevision, which resets the zoom.
 """
 from __future__ import annotations
 
-from bisect import bisect_left
 from datetime import datetime
 
 from dash import no_update
 
-from core.plant_model import clamp
-
 from dashboard import constants as C
 from dashboard import figures, override_views
 from dashboard.context import DashboardContext
+from dashboard.plan_lines import setpoints
+
 
 def live_key(s, pid: str) -> list:
     """What forces a whole new live figure: cache generation, source, transport, local day."""
     return [s.plot[pid].gen, s.source, s.transport, s.now.date().isoformat()]
-
-
-def setpoints(dctx: DashboardContext, s, pid: str) -> list[tuple[list, list, str]]:
-    """The setpoint traces (x, y, name): the plan dispatch follows. In API mode with an override
-    switch on and a manual schedule, the API base with the overridden signals from the manual
-    schedule in its window (`override_views.effective_series`, named `P schedule + override`); else
-    the active source's frame. A Hold replaces both from its start on (`with_hold`)."""
-    flags, manual = override_views.flags_of(s, pid), s.manual.get(pid)
-    if s.source == "api" and any(flags.values()) and manual is not None and len(manual):
-        start, end = figures.schedule_window(s.now.date(), s.now.tzinfo)
-        xs, ps, qs = override_views.effective_series(dctx.cfg, s, pid, start, end)
-        traces = [(xs, ps, "P schedule" + " + override" * flags["p"]),
-                  (xs, qs, "Q schedule" + " + override" * flags["q"])]
-    else:
-        traces = figures.schedule_setpoints(s.active_frame(pid), s.source, s.now, dctx.api_period)
-    traces = within_limits(traces, dctx.cfg.plants[pid].model.power_limits)
-    return with_hold(traces, s.hold.get(pid), s.now) if s.held(pid) else traces
-
-
-def within_limits(traces: list[tuple[list, list, str]], limits) -> list[tuple[list, list, str]]:
-    """The P (kW) and Q (kvar) traces as dispatched: each value clamped to the plant's limits, as
-    the scheduler does, and `(clamped)` in the name where one was (a 5000 kW row drew 5000 kW on
-    a 1000 kW plant and stretched the axis until the measured lines were flat)."""
-    out = []
-    for (xs, ys, name), (lo, hi) in zip(traces, ((limits.p_min_kw, limits.p_max_kw),
-                                                 (limits.q_min_kvar, limits.q_max_kvar))):
-        cut = any(y is not None and (y < lo or y > hi) for y in ys)
-        out.append((xs, [y if y is None else clamp(y, lo, hi) for y in ys], name + " (clamped)" * cut))
-    return out
-
-
-def with_hold(traces: list[tuple[list, list, str]], hold: dict, now: datetime) -> list[tuple[list, list, str]]:
-    """`traces` (P, Q) with a Hold drawn: the plan up to the hold's start, then the held P (kW)
-    and Q (kvar) to the end of the schedule window (a hold lasts until Resume); named `+ hold`."""
-    since = figures.x_of(datetime.fromisoformat(hold["since"]).astimezone(now.tzinfo))
-    end = figures.x_of(figures.schedule_window(now.date(), now.tzinfo)[1])
-    held = []
-    for (xs, ys, name), value in zip(traces, (hold["p_kw"], hold["q_kvar"])):
-        k = bisect_left(xs, since)
-        held.append((xs[:k] + [since, end], ys[:k] + [value, value], name + " + hold"))
-    return held
 
 
 def window_choice(value) -> str:
@@ -173,7 +132,7 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
     key = live_key(s, pid)
     drawn_n = int(store.get("n", -1)) if store else -1
     offsets = (store or {}).get("offs") or [0] * len(figures.MEASURED)
-    if (not store or store.get("key") != key or view.n < drawn_n
+    if (not store or store.get("key") != key or view.n < drawn_n or len(offsets) != len(figures.MEASURED)
             or view.n - min(offsets) > C.LIVE_MAX_POINTS):
         if pending and pending.get("key") == key and pending.get("drawn") == (store or {}).get("key") and \
                 (s.now - datetime.fromisoformat(pending["at"])).total_seconds() < C.REBUILD_RETRY_S:

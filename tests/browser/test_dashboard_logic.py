@@ -305,10 +305,11 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
     assert live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", None, request) == \
         (no_update, no_update, no_update)
     fig, store = live.build_live_figure(dctx, snap(sd), "lib")
-    assert isinstance(fig, dict) and len(fig["data"]) == figures.FIGURE_TRACES   # + one invisible y-range anchor per row
-    assert not any(t["showlegend"] for t in fig["data"][8:])
+    assert isinstance(fig, dict) and len(fig["data"]) == figures.LIVE_FIGURE_TRACES   # + y anchors + recorded setpoints
+    assert not any(t["showlegend"] for t in fig["data"][8:12])
     assert [t["name"] for t in fig["data"][:8]] == ["P schedule", "P POI", "P Battery", "SoC", "Q schedule", "Q POI",
-                                                "Q Battery", "V POI"], "the legend says the setpoint lines are the schedule"
+                                                "Q Battery", "V POI"], "the legend says the plan lines are the schedule"
+    assert [t["name"] for t in fig["data"][12:]] == ["P setpoint", "Q setpoint"], "the past: the recorded registers"
     assert fig["layout"]["uirevision"] == "lib:manual:local"
     assert fig["data"][1]["x"][0] == figures.x_ms(start, TZ) and fig["data"][1]["y"][0] is None
     assert len(fig["data"][1]["x"]) == 5 and store["n"] == 5
@@ -385,10 +386,12 @@ def test_live_figure_says_when_its_lines_stop_because_recording_is_off(cfg):
     assert fig["layout"]["annotations"][0]["text"] == "LIB Active Power (kW)"
 
 
-def _y_at(trace: dict, when) -> float:
-    """The value a step trace (`hv`) draws at `when` (its points are local wall-time strings)."""
+def _y_at(trace: dict, when) -> float | None:
+    """The value a step trace (`hv`) draws at `when` (its points are local wall-time strings);
+    None before its first point (the plan lines start at now)."""
     x = figures.x_of(when)
-    return [y for tx, y in zip(trace["x"], trace["y"]) if tx <= x][-1]
+    drawn = [y for tx, y in zip(trace["x"], trace["y"]) if tx <= x]
+    return drawn[-1] if drawn else None
 
 
 def test_live_setpoint_lines_show_the_plan_dispatch_follows_with_an_override(cfg):
@@ -409,21 +412,21 @@ def test_live_setpoint_lines_show_the_plan_dispatch_follows_with_an_override(cfg
     assert (p_line["name"], q_line["name"]) == ("P schedule + override", "Q schedule")
     assert _y_at(p_line, NOW) == 100.0 and _y_at(q_line, NOW) == 30.0              # manual P, API Q
     assert _y_at(p_line, NOW + timedelta(minutes=45)) == -500.0                      # after the manual end
-    assert _y_at(p_line, NOW - timedelta(minutes=45)) == -500.0                      # before its start
+    assert _y_at(p_line, NOW - timedelta(minutes=45)) is None                        # the past: recorded, not planned
 
     sd["override_by_plant"]["lib"] = {"p": False, "q": False}
     patch, store2, _ = live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", store, None)
     values = {tuple(o["location"]): o["params"]["value"] for o in _ops(patch) if o["location"][0] == "data"}
     assert values[("data", 0, "name")] == "P schedule"
-    assert _y_at({"x": values[("data", 0, "x")], "y": values[("data", 0, "y")]}, NOW) == -500.0
+    assert _y_at({"x": values[("data", 0, "x")], "y": values[("data", 0, "y")]}, NOW + timedelta(seconds=1)) == -500.0
     assert live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=1)), "lib", store2, None) == \
         (no_update, no_update, no_update)
 
 
 def test_live_setpoint_lines_show_a_hold_from_its_start_and_the_plan_again_after_resume(cfg):
-    """A held plant keeps the held P and Q, whatever the schedule says: the live lines are the plan
-    up to the hold's start, then the held values to the window's end, named `+ hold`. The hold's
-    start and its end each patch only the two lines."""
+    """A held plant keeps the held P and Q, whatever the schedule says: from now on the live lines
+    are the held values to the window's end, named `P held at … (until Resume)` (the hold's past is
+    the recorded line). The hold's start and its end each patch only the two lines."""
     dctx, sd = _ctx(cfg), build_shared_data()
     _cache(sd, [_row(NOW - timedelta(seconds=2), 0.0)])
     sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows(
@@ -439,9 +442,10 @@ def test_live_setpoint_lines_show_a_hold_from_its_start_and_the_plan_again_after
     assert {loc[1] for loc in values} == {0, 4}                                      # only the setpoint lines
     p_line = {"x": values[("data", 0, "x")], "y": values[("data", 0, "y")]}
     q_line = {"x": values[("data", 4, "x")], "y": values[("data", 4, "y")]}
-    assert (values[("data", 0, "name")], values[("data", 4, "name")]) == ("P schedule + hold", "Q schedule + hold")
-    assert _y_at(p_line, since - timedelta(seconds=1)) == 50.0                       # the plan before the hold
-    for later in (since, NOW, NOW + timedelta(hours=1), NOW + timedelta(hours=30)):
+    assert (values[("data", 0, "name")], values[("data", 4, "name")]) == (
+        "P held at -120.0 kW (until Resume)", "Q held at 5.0 kvar (until Resume)")
+    assert _y_at(p_line, since) is None and p_line["x"][0] == figures.x_of(NOW + timedelta(seconds=1))
+    for later in (NOW + timedelta(seconds=1), NOW + timedelta(hours=1), NOW + timedelta(hours=30)):
         assert (_y_at(p_line, later), _y_at(q_line, later)) == (-120.0, 5.0), later
     assert p_line["x"][-1] == figures.x_of(figures.schedule_window(NOW.date(), TZ)[1])
     assert live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=2)), "lib", store2, None) == \
@@ -958,7 +962,7 @@ def test_the_start_all_modal_names_the_active_source(cfg, source):
 def test_the_live_schedule_lines_are_drawn_within_the_plant_limits_and_say_so(cfg):
     """A 5000 kW row on a 1000 kW plant is dispatched as 1000 kW: the line showed 5000 kW and its
     axis flattened every measured line (found by an operator)."""
-    from dashboard.tabs.live import within_limits
+    from dashboard.plan_lines import within_limits
     limits = cfg.plants["lib"].model.power_limits
     assert (limits.p_max_kw, limits.q_min_kvar) == (1000.0, -600.0)
     traces = [(["t0", "t1", "t2", "t3"], [5000.0, None, -200.0, -1e9], "P schedule"),

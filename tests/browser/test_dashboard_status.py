@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from core.recording import daily_file_path
-from dashboard.figures import FIGURE_TRACES
+from dashboard.figures import LIVE_FIGURE_TRACES
 from tests.procs import plant_rows
 from tests.browser.helpers import (RELEASE_TICKS_JS, Page, api_state, browser_module, get_json,
                                    on_one_local_day, plant_registers, publish_manual, record_ticks_js, recorder_of,
@@ -336,7 +336,7 @@ def test_zoom_is_kept_across_refreshes_and_refreshes_send_patches(env, page):
         # check that spans a midnight is run again on the new day (on_one_local_day).
         page.open(app.dashboard.url)
         gd = "document.querySelector('#live-fig-lib .js-plotly-plot')"
-        wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == FIGURE_TRACES, 10,
+        wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == LIVE_FIGURE_TRACES, 10,
                  message="live figure drawn")
         page.js(RECORD_TICKS_JS)
         now = app.clock.now()

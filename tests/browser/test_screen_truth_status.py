@@ -22,7 +22,7 @@ from datetime import timedelta
 
 import pytest
 
-from dashboard.figures import FIGURE_TRACES
+from dashboard.figures import LIVE_FIGURE_TRACES
 from tests.browser.helpers import (SCREEN_SIZES, Page, api_state, browser_module, on_one_local_day, publish_manual,
                                    record_ticks_js, recorder_of, settled_page, wait_for)
 
@@ -268,7 +268,7 @@ def test_live_range_selector_default_1h_kept_with_zoom_and_patches(env, page):
     if recorder_of(app) is not None:
         app.set_recording("lib", True)
     gd = GD.format(pid="lib")
-    wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == FIGURE_TRACES, 10, message="live figure")
+    wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == LIVE_FIGURE_TRACES, 10, message="live figure")
     assert page.el("live-range").is_displayed()
     span = _x_span_s(page, "lib")
     assert 3600 <= span <= 3600 * 1.5, f"default window 1 h, got {span} s"
@@ -287,7 +287,7 @@ def test_live_range_selector_default_1h_kept_with_zoom_and_patches(env, page):
     def zoom_kept_and_ticks_patch():
         # At local midnight the live figure is rebuilt by design (its key holds the day), so a
         # check that spans a midnight is run again on the new day (on_one_local_day).
-        wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == FIGURE_TRACES, 10, message="live figure")
+        wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == LIVE_FIGURE_TRACES, 10, message="live figure")
         page.js(RECORD_TICKS_JS)
         now = app.clock.now()
         lo = (now - timedelta(minutes=4)).strftime("%Y-%m-%d %H:%M:%S")
@@ -302,12 +302,12 @@ def test_live_range_selector_default_1h_kept_with_zoom_and_patches(env, page):
     on_one_local_day(app.clock, zoom_kept_and_ticks_patch)
 
     page.open(app.dashboard.url)                       # the choice survives a reload
-    wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == FIGURE_TRACES, 10)
+    wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == LIVE_FIGURE_TRACES, 10)
     wait_for(lambda: 900 <= _x_span_s(page, "lib") <= 1350, 10, message="15 min kept after reload")
     page.js("document.querySelector('#live-range input[value=\"1h\"]').click();")
     wait_for(lambda: 3600 <= _x_span_s(page, "lib") <= 5400, 10, message="back to 1 h")
     _shots(env, "live-range-1h", lambda p: wait_for(
-        lambda: p.js(f"return {gd} && {gd}.data && {gd}.data.length") == FIGURE_TRACES, 10))
+        lambda: p.js(f"return {gd} && {gd}.data && {gd}.data.length") == LIVE_FIGURE_TRACES, 10))
 
 
 # ------------------------------------------------------------------------------------------ (10)

@@ -1,0 +1,75 @@
+"""The live figure's plan lines (components §8.2): what the plant will be given from now on, as
+(x, y, name) of the P (kW) and Q (kvar) traces. Pure functions of a snapshot; times local.
+
+The past is not drawn here: the plan in force now was not necessarily in force an hour ago (a new
+upload, an API re-fetch, an override switched on), so the live figure draws the past from the
+recorded setpoint registers (`figures.RECORDED_SETPOINTS`) and these lines from now on only:
+
+- the active source's frame (`schedule_setpoints`); in API mode with an override on and a manual
+  schedule, the API base with the overridden signals in the manual window (`P schedule + override`);
+- each value within the plant's limits, as the scheduler clamps it (`(clamped)` in the name);
+- a held plant keeps the held P and Q until Resume, which has no known time: the lines are the held
+  values to the window's end, named `P held at -120.0 kW (until Resume)`;
+- an override walk cut at `override_views._MAX_STEPS` breakpoints ends where it was cut and says so
+  in the name (`override_views.cut_note`), never a line that silently stops early.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from core.plant_model import clamp
+from core.lazy_modules import pd
+
+from dashboard import figures, override_views
+from dashboard.context import DashboardContext
+from dashboard.views import fmt
+
+Traces = list[tuple[list, list, str]]
+
+
+def schedule_setpoints(frame: pd.DataFrame | None, source: str, now: datetime, api_period: timedelta) -> Traces:
+    """(x, y, name) of the P and Q plan lines from the active source's frame over [now, today + 2 days)."""
+    _start, end = figures.schedule_window(now.date(), now.tzinfo)
+    tail = api_period if source == "api" else None
+    return [(*figures.step_xy(frame, column, now, end, tail), figures.LIVE_SETPOINT_NAMES[ti])
+            for ti, column in figures.SETPOINT_TRACES]
+
+
+def setpoints(dctx: DashboardContext, s, pid: str) -> Traces:
+    """The plan lines of plant `pid` from `s.now` on (module docstring)."""
+    flags, manual = override_views.flags_of(s, pid), s.manual.get(pid)
+    if s.source == "api" and any(flags.values()) and manual is not None and len(manual):
+        end = figures.schedule_window(s.now.date(), s.now.tzinfo)[1]
+        xs, ps, qs = override_views.effective_series(dctx.cfg, s, pid, s.now, end)
+        cut = override_views.cut_note(xs, end)
+        traces = [(xs, ps, "P schedule" + " + override" * flags["p"] + cut),
+                  (xs, qs, "Q schedule" + " + override" * flags["q"] + cut)]
+    else:
+        traces = schedule_setpoints(s.active_frame(pid), s.source, s.now, dctx.api_period)
+    traces = within_limits(traces, dctx.cfg.plants[pid].model.power_limits)
+    return with_hold(traces, s.hold.get(pid), s.now) if s.held(pid) else traces
+
+
+def within_limits(traces: Traces, limits) -> Traces:
+    """The P (kW) and Q (kvar) traces as dispatched: each value clamped to the plant's limits, as
+    the scheduler does, and `(clamped)` in the name where one was (a 5000 kW row drew 5000 kW on
+    a 1000 kW plant and stretched the axis until the measured lines were flat)."""
+    out = []
+    for (xs, ys, name), (lo, hi) in zip(traces, ((limits.p_min_kw, limits.p_max_kw),
+                                                 (limits.q_min_kvar, limits.q_max_kvar))):
+        cut = any(y is not None and (y < lo or y > hi) for y in ys)
+        out.append((xs, [y if y is None else clamp(y, lo, hi) for y in ys], name + " (clamped)" * cut))
+    return out
+
+
+def with_hold(traces: Traces, hold: dict, now: datetime) -> Traces:
+    """The P and Q lines of a held plant: the held P (kW) and Q (kvar) from now to the end of the
+    schedule window, named `P held at -120.0 kW (until Resume)`. A hold has no end time (it lasts
+    until Resume or the run's end), so nothing of the plan is drawn while it lasts; the hold's
+    past is in the recorded lines."""
+    start = figures.x_of(now)
+    end = figures.x_of(figures.schedule_window(now.date(), now.tzinfo)[1])
+    held = []
+    for signal, unit, value in (("P", "kW", hold.get("p_kw")), ("Q", "kvar", hold.get("q_kvar"))):
+        held.append(([start, end], [value, value], f"{signal} held at {fmt(value)} {unit} (until Resume)"))
+    return held[:len(traces)]

@@ -1,0 +1,181 @@
+"""The live figure's setpoint lines tell the truth (components §8.2): the past is what the plant was
+given (the recorded setpoint registers of the plot cache), the plan only from now on; a Hold is
+drawn as the held value and named as one with no end; a plan line the walk had to cut says so.
+
+Time is an input: every test runs at a fixed tz-aware NOW, so none depends on the wall clock.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agents.shared_data import build_shared_data
+from core.config import load_config
+from core.recording import Row
+from core.schedules import frame_from_rows
+from dashboard import figures, override_views
+from dashboard.snapshot import take_snapshot
+from dashboard.tabs import live
+
+ROOT = Path(__file__).resolve().parents[2]
+TZ = ZoneInfo("Europe/Madrid")
+NOW = datetime(2026, 6, 10, 12, 0, 0, tzinfo=TZ)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(ROOT / "config.yaml")
+
+
+def _ctx(cfg):
+    return SimpleNamespace(names={"lib": "LIB", "vrfb": "VRFB"}, api_period=timedelta(minutes=15), cfg=cfg)
+
+
+def _snap(sd, now=NOW):
+    return take_snapshot(sd, now, False)
+
+
+def _row(ts, p_set, q_set=0.0):
+    """A recorded row: setpoint registers p_set/q_set, the plant following them."""
+    return Row(ts, (p_set, p_set, q_set, q_set, 0.5, p_set, q_set, 1.0))
+
+
+def _recorded_hour(sd, p_set=100.0, q_set=-20.0, now=NOW):
+    """An hour of 1-minute rows up to `now` in which the plant was given p_set / q_set."""
+    rows = [_row(now - timedelta(minutes=60 - k), p_set, q_set) for k in range(61)]
+    sd["plot_cache_by_plant"]["lib"] = {"gen": 1, "path": "x", "rows": rows, "n": len(rows)}
+    sd["measurements_filename_by_plant"]["lib"] = "/data/lib.csv"
+    return rows
+
+
+def _day_plan(p_kw, q_kvar, day=NOW):
+    """A manual plan for the whole local day of `day` (15-minute rows), as if just uploaded."""
+    start = figures.schedule_window(day.date(), TZ)[0]
+    stamps = [(start.astimezone(timezone.utc) + timedelta(minutes=15 * k)).astimezone(TZ) for k in range(96)]
+    return frame_from_rows(stamps, [p_kw] * 96, [q_kvar] * 96, TZ)
+
+
+def _by_name(fig, prefix):
+    found = [t for t in fig["data"] if str(t.get("name", "")).startswith(prefix)]
+    assert len(found) == 1, [t.get("name") for t in fig["data"]]
+    return found[0]
+
+
+def _value_at(trace, when):
+    """What a step trace (`hv`) draws at `when`; None where it draws nothing."""
+    x = figures.x_of(when) if isinstance(trace["x"][0], str) else figures.x_ms(when, TZ)
+    before = [y for tx, y in zip(trace["x"], trace["y"]) if tx <= x]
+    return before[-1] if before else None
+
+
+# ------------------------------------------------------------------------------ task 1: the past
+
+def test_a_new_plan_is_not_drawn_over_the_past(cfg):
+    """An hour at 100 kW / -20 kvar was dispatched and recorded; a plan of -500 kW / 40 kvar for the
+    whole day is uploaded now. The blue line of the past hour shows 100 kW (what the plant was
+    given), the plan starts at now."""
+    sd = build_shared_data()
+    _recorded_hour(sd)
+    sd["manual_schedule_df_by_plant"]["lib"] = _day_plan(-500.0, 40.0)
+    fig, _store = live.build_live_figure(_ctx(cfg), _snap(sd), "lib")
+    plan_p, plan_q = _by_name(fig, "P schedule"), _by_name(fig, "Q schedule")
+    assert plan_p["x"][0] == figures.x_of(NOW) and plan_q["x"][0] == figures.x_of(NOW), \
+        "the plan is drawn from now on, not over the past"
+    assert _value_at(plan_p, NOW + timedelta(hours=1)) == -500.0
+    given_p, given_q = _by_name(fig, "P setpoint"), _by_name(fig, "Q setpoint")
+    assert _value_at(given_p, NOW - timedelta(minutes=30)) == 100.0
+    assert _value_at(given_q, NOW - timedelta(minutes=30)) == -20.0
+    assert given_p["line"]["color"] == plan_p["line"]["color"], "one colour for P given and P planned"
+
+
+def test_a_new_revision_redraws_the_plan_from_the_new_now_and_the_recorded_line_grows(cfg):
+    """A plan replaced later (API re-fetch, new upload) patches the plan lines from that moment on;
+    the recorded setpoint line is extended by the tick like the measured lines."""
+    dctx, sd = _ctx(cfg), build_shared_data()
+    rows = _recorded_hour(sd)
+    sd["manual_schedule_df_by_plant"]["lib"] = _day_plan(-500.0, 40.0)
+    _fig, store = live.build_live_figure(dctx, _snap(sd), "lib")
+    later = NOW + timedelta(minutes=10)
+    rows.append(_row(later, -500.0, 40.0))
+    sd["plot_cache_by_plant"]["lib"]["n"] = len(rows)
+    sd["manual_schedule_df_by_plant"]["lib"] = _day_plan(250.0, 0.0)
+    sd["schedule_revision"] += 1
+    patch, _store2, _ = live.live_figure_update(dctx, _snap(sd, later), "lib", store, None)
+    ops = patch.to_plotly_json()["operations"]
+    plan_x = [o["params"]["value"] for o in ops if o["location"] == ["data", 0, "x"]]
+    assert plan_x and plan_x[0][0] == figures.x_of(later)
+    p_index = figures.RECORDED_SETPOINTS[0][0]
+    grown = [o["params"]["value"] for o in ops if o["operation"] == "Extend" and o["location"] == ["data", p_index, "y"]]
+    assert grown == [[-500.0]]
+
+
+# ------------------------------------------------------------------------------ task 2: Hold
+
+def test_a_hold_is_drawn_as_the_held_values_from_now_and_named_without_an_end(cfg):
+    """A plant held at -120 kW / 5 kvar (until Resume) while the plan says -500 kW: from now on the
+    lines are the held values to the window's end, and their names say held, not schedule."""
+    sd = build_shared_data()
+    _recorded_hour(sd)
+    sd["manual_schedule_df_by_plant"]["lib"] = _day_plan(-500.0, 40.0)
+    sd["hold_by_plant"]["lib"] = {"held": True, "since": (NOW - timedelta(minutes=20)).isoformat(),
+                                  "p_kw": -120.0, "q_kvar": 5.0}
+    fig, _ = live.build_live_figure(_ctx(cfg), _snap(sd), "lib")
+    p_line, q_line = fig["data"][0], fig["data"][4]
+    assert p_line["name"] == "P held at -120.0 kW (until Resume)"
+    assert q_line["name"] == "Q held at 5.0 kvar (until Resume)"
+    assert p_line["x"][0] == figures.x_of(NOW), "the past is the recorded line"
+    for later in (NOW, NOW + timedelta(hours=1), NOW + timedelta(hours=30)):
+        assert (_value_at(p_line, later), _value_at(q_line, later)) == (-120.0, 5.0)
+    assert p_line["x"][-1] == figures.x_of(figures.schedule_window(NOW.date(), TZ)[1])
+
+
+def test_the_effective_preview_plays_a_hold(cfg):
+    """The Manual tab's effective preview of a held plant: the effective line is the held value from
+    the hold's start on, and its name says so."""
+    sd = build_shared_data()
+    sd["manual_schedule_df_by_plant"]["lib"] = _day_plan(-500.0, 40.0)
+    since = NOW - timedelta(minutes=20)
+    sd["hold_by_plant"]["lib"] = {"held": True, "since": since.isoformat(), "p_kw": -120.0, "q_kvar": 5.0}
+    fig = override_views.effective_preview(cfg, _snap(sd), "lib", NOW.date())
+    effective = [t for t in fig["data"] if t["name"].startswith("effective")]
+    p_eff, q_eff = effective[0], effective[1]
+    assert "held" in p_eff["name"]
+    assert _value_at(p_eff, since - timedelta(minutes=1)) != -120.0
+    for later in (since, NOW + timedelta(hours=2), NOW + timedelta(hours=30)):
+        assert (_value_at(p_eff, later), _value_at(q_eff, later)) == (-120.0, 5.0)
+
+
+# ------------------------------------------------------------------------------ task 3: a cut walk
+
+def _ten_second_override(sd):
+    utc = NOW.astimezone(timezone.utc)
+    n = 2 * 8640   # two days of 10 s rows: more breakpoints than one walk takes
+    stamps = [(utc + timedelta(seconds=10 * k)).astimezone(TZ) for k in range(n)]
+    sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows(stamps, [float(k % 7) for k in range(n)], None, TZ)
+    sd["override_by_plant"]["lib"] = {"p": True, "q": False}
+
+
+def test_a_cut_override_line_says_where_it_ends_on_the_live_plot(cfg):
+    sd = build_shared_data("api")
+    _recorded_hour(sd)
+    _ten_second_override(sd)
+    fig, _ = live.build_live_figure(_ctx(cfg), _snap(sd), "lib")
+    p_line = fig["data"][0]
+    end_x = p_line["x"][-1]
+    assert end_x < figures.x_of(figures.schedule_window(NOW.date(), TZ)[1])
+    shown = datetime.fromisoformat(end_x).strftime("%a %H:%M")
+    assert p_line["name"].startswith("P schedule + override") and f"drawn to {shown} only" in p_line["name"], \
+        p_line["name"]
+    assert f"drawn to {shown} only" in fig["data"][4]["name"]
+
+
+def test_a_cut_effective_preview_says_where_it_ends(cfg):
+    sd = build_shared_data("api")
+    _ten_second_override(sd)
+    fig = override_views.effective_preview(cfg, _snap(sd), "lib", NOW.date())
+    effective = [t for t in fig["data"] if t["name"].startswith("effective")]
+    assert all("drawn to" in t["name"] and "only" in t["name"] for t in effective), [t["name"] for t in effective]
