@@ -1,0 +1,82 @@
+"""The live plot tells the truth in headless Chromium (components §8.2): LIB runs and records a
+manual plan of 300 kW / 50 kvar; the operator uploads a new plan of -400 kW / -60 kvar. On the
+Status tab the past of the blue line stays what the plant was given (`P setpoint`, solid, the
+recorded registers at 300 kW), the new plan (`P schedule`, dashed) starts at the moment it came;
+then the operator holds LIB and the plan line becomes `P held at … (until Resume)`. The
+screenshots are zoomed on the 45 s around the upload.
+
+Real clock: the checks that depend on the local day run within one (`on_one_local_day`: the live
+figure is rebuilt at local midnight, with the cache of the new day). Screenshots at 1400×1000,
+1280×720 and 390×844 go to test-artifacts/screenshots/live_plot_truth_*.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.schedules import frame_from_rows
+from tests.browser.helpers import (api_state, browser_module, on_one_local_day, plot_js, publish_manual,
+                                   screenshots_at_sizes, wait_for)
+from tests.helpers import shift
+
+pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
+
+GD = plot_js("live-fig-lib")
+
+
+def _seed(env) -> None:
+    publish_manual(env.app, {"lib": (300.0, 50.0)})
+    env.app.set_recording("lib", True)
+    assert env.app.intake.submit("start", "lib").status == "queued"
+
+
+env = browser_module("live_plot_truth", seed=_seed)
+
+
+def _trace(page, name_prefix: str) -> dict | None:
+    return page.js(f"""const g = {GD}; if (!g || !g.data) return null;
+        const t = g.data.find(t => (t.name || '').startsWith(arguments[0]));
+        return t ? {{name: t.name, x: t.x.map(String), y: t.y, dash: t.line.dash}} : null;""", name_prefix)
+
+
+def _recorded_at(page, value: float) -> int:
+    t = _trace(page, "P setpoint")
+    return sum(1 for y in (t or {}).get("y", []) if y == value)
+
+
+def test_a_new_plan_leaves_the_recorded_past_and_a_hold_is_named(env):
+    app, page = env.app, env.page
+    page.wait_button("lib", "start", "Started", True, timeout=15)
+    page.js("document.querySelector('#live-range input[value=\"15m\"]').click();")
+
+    def check():
+        wait_for(lambda: _recorded_at(page, 300.0) >= 12, 30, message="12 recorded samples at 300 kW")
+        uploaded = app.clock.now()
+        start = shift(uploaded, -3600)   # the new plan claims the past hour too
+        app.store.publish_schedule("manual", "lib", frame_from_rows(
+            [start, shift(start, 1800)], [-400.0, -400.0], [-60.0, -60.0], app.cfg.tz, end_at=shift(uploaded, 3 * 3600)))
+        shown = uploaded.astimezone(app.cfg.tz).strftime("%Y-%m-%d %H:%M:%S")
+        plan = wait_for(lambda: (t := _trace(page, "P schedule")) and -400.0 in t["y"] and t, 10, message="new plan drawn")
+        assert plan["x"][0][:19] >= shown, ("the plan starts when it came, not over the past", plan["x"][:3], shown)
+        assert plan["dash"] == "dash"
+        assert _recorded_at(page, 300.0) >= 5, "the past keeps what the plant was given"
+        wait_for(lambda: _recorded_at(page, -400.0) >= 2, 15, message="the new plan recorded as dispatched")
+        return uploaded
+
+    uploaded = on_one_local_day(app.clock, check)
+    lo, hi = (shift(uploaded, s).strftime("%Y-%m-%d %H:%M:%S") for s in (-25, 20))
+    page.js(f"Plotly.relayout({GD}, {{'xaxis4.range': ['{lo}', '{hi}']}});")   # a zoom on the upload
+    time.sleep(2.5)
+    assert [str(r)[:19] for r in page.js(f"return {GD}._fullLayout.xaxis.range")] == [lo, hi], "zoomed"
+    screenshots_at_sizes(page, "live_plot_truth_new_plan", scroll_to="live-fig-lib")
+
+    page.click({"type": "plant-btn", "plant": "lib", "action": "hold"})
+    page.wait_text("hold-lib", "Held at P=")
+    held = wait_for(lambda: _trace(page, "P held at"), 10, message="the held line")
+    assert held["name"] == "P held at -400.0 kW (until Resume)" and set(held["y"]) == {-400.0}
+    assert _trace(page, "Q held at")["name"] == "Q held at -60.0 kvar (until Resume)"
+    assert api_state(app)["plants"]["lib"]["held"] is True
+    screenshots_at_sizes(page, "live_plot_truth_held", scroll_to="live-fig-lib")
+    page.click({"type": "plant-btn", "plant": "lib", "action": "resume"})
+    wait_for(lambda: _trace(page, "P schedule"), 10, message="the plan again after Resume")
