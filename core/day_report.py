@@ -147,17 +147,18 @@ def minmax_indices(y: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
 
 
 def plot_arrays(frame: pd.DataFrame, covered: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
-    """x (local wall time, ms since the epoch, as plotly date axes take numbers) and the columns,
-    with a NaN row inserted after every row that does not cover the interval to the next row."""
+    """x (absolute time, ms since 1970 UTC; drawn through `dashboard.time_axis.display_ms`, so a DST
+    day keeps all its hours apart) and the columns, with a NaN row inserted after every row that
+    does not cover the interval to the next row."""
     data = frame.assign(tracking_error_kw=frame["p_poi_kw"] - frame["p_setpoint_kw"])
     is_null = null_rows(frame)
     breaks = np.flatnonzero(~covered[:-1] & ~is_null[:-1] & ~is_null[1:])
-    wall_ms = frame.index.tz_localize(None).as_unit("ms").asi8.astype(float)
+    epoch_ms = frame.index.as_unit("ms").asi8.astype(float)
     values = data.to_numpy(dtype=float)
     if breaks.size:
-        wall_ms = np.insert(wall_ms, breaks + 1, wall_ms[breaks] + 1.0)
+        epoch_ms = np.insert(epoch_ms, breaks + 1, epoch_ms[breaks] + 1.0)
         values = np.insert(values, breaks + 1, np.nan, axis=0)
-    return wall_ms, pd.DataFrame(values, columns=data.columns)
+    return epoch_ms, pd.DataFrame(values, columns=data.columns)
 
 
 def _num(value: float | None, fmt: str) -> str:

@@ -20,6 +20,7 @@ from core.lazy_modules import np
 
 from core.config import AppConfig
 from core.day_report import NoData, PlantDay, gap_rows, kpi_rows, load_days, minmax_indices, plot_arrays, short_gap_s
+from dashboard.time_axis import display_ms, local_ticks
 
 TRACES = (  # (subplot row, column, label, line)
     (1, "p_setpoint_kw", "P setpoint (kW)", dict(color="#1f77b4", dash="dot")),
@@ -35,6 +36,8 @@ def plant_figure(pd_day: PlantDay):
     from plotly.subplots import make_subplots   # plotly.py's figure machinery: only for a report
 
     x, data = plot_arrays(pd_day.frame, pd_day.covered)
+    tz = pd_day.frame.index.tz
+    x, shift = display_ms(x, tz)   # a DST day: every hour apart, local labels below
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=("Active power", "Reactive power", "State of charge",
                                         "Tracking error"))
@@ -42,7 +45,8 @@ def plant_figure(pd_day: PlantDay):
         y = data[column].to_numpy(dtype=float)
         idx = minmax_indices(y)
         fig.add_scatter(x=x[idx], y=y[idx].astype(np.float32), name=label, line=line, mode="lines",
-                        line_shape="hv", connectgaps=False, row=row, col=1)
+                        line_shape="hv", connectgaps=False, row=row, col=1,
+                        hovertemplate=None if shift is None else f"%{{y}}<extra>{label}</extra>")
     tol = pd_day.kpis.tolerance_kw
     for level in (tol, -tol):
         fig.add_hline(y=level, line=dict(color="#888", dash="dash", width=1), row=4, col=1)
@@ -50,6 +54,9 @@ def plant_figure(pd_day: PlantDay):
         fig.layout[axis].type = "date"
     fig.update_layout(height=900, margin=dict(l=60, r=20, t=40, b=30), hovermode="x unified",
                       title=f"{pd_day.name} ({pd_day.plant_id})", legend=dict(orientation="h"))
+    if shift is not None and len(x):   # plotly would label the shifted time: local ticks, no time in hover
+        fig.update_xaxes(**local_ticks(x[0], x[-1], shift, tz))
+        fig.update_layout(hovermode="closest")
     return fig
 
 

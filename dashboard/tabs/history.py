@@ -8,7 +8,8 @@ trace on screen (min/max decimation that keeps extremes and gaps) plus coarse ro
 zoom re-aggregates the traces for the new range (a Patch, the zoom kept), so a 10-minute zoom shows
 every sample. The last loaded selection's columns are kept (one entry) so zooms do not re-read files.
 A zoom re-aggregates the selection the figure shows (`HISTORY_SHOWN_ID`), not the selectors' one,
-which differs after a refused load.
+which differs after a refused load. Rows are loaded with their absolute time and drawn in display
+time (`time_axis`): on a DST day every hour apart, with local tick labels.
 
 Loads that read files take the dashboard's one heavy-load gate (`dctx.heavy_loads`,
 dashboard/load_gate.py, shared with the day report): when it stays busy past its short wait, the
@@ -31,7 +32,7 @@ from core.names import VALUE_COLUMNS
 from core.names import PLANT_IDS
 from core.timeutil import format_hms
 from dashboard import constants as C
-from dashboard import figures, files
+from dashboard import figures, files, time_axis
 from dashboard.common import bind, refreshed_options
 from dashboard.context import DashboardContext
 from dashboard.downsample import screen_segments, screen_xy
@@ -135,12 +136,22 @@ def history_series(x: np.ndarray, values: np.ndarray, visible: tuple[int, int] |
 
 
 def history_figure(name: str, x: np.ndarray, values: np.ndarray, ui_key: str,
-                   visible: tuple[int, int] | None = None) -> dict:
+                   visible: tuple[int, int] | None = None, shift_ms: int | None = None, tz=None) -> dict:
     """The 4-row figure of recorded rows; setpoints are the recorded register columns. `ui_key`
-    (uirevision, one per selection) keeps a zoom while a re-aggregation replaces the traces."""
+    (uirevision, one per selection) keeps a zoom while a re-aggregation replaces the traces.
+    `x` is display time (`time_axis.display_ms`); with a `shift_ms` (the offset changes within the
+    selection: a DST day) the time axes get local tick labels in `tz`, and the hover, which plotly
+    would label with the shifted time, names the value without a time."""
     data = [figures._trace(ti, xs, ys) for ti, (xs, ys) in enumerate(history_series(x, values, visible))]
     data += figures.y_anchor_traces(int(x[0]) if len(x) else None)
     layout = figures._four_row_layout(figures.plant_titles(name), C.LIVE_FIGURE_HEIGHT, ui_key)
+    if shift_ms is not None and len(x):
+        lo, hi = visible or (int(x[0]), int(x[-1]))
+        for axis in figures.X_AXES:
+            layout[axis].update(time_axis.local_ticks(lo, hi, shift_ms, tz))
+        layout["hovermode"] = "closest"
+        for trace in data[:8]:
+            trace["hovertemplate"] = "%{y}<extra>%{fullData.name}</extra>"
     return {"data": data, "layout": layout}
 
 
@@ -151,7 +162,8 @@ def _span(span) -> int:
 
 
 def _frame_arrays(df) -> tuple[np.ndarray, np.ndarray]:
-    x = df.index.tz_localize(None).as_unit("ms").asi8.astype(np.int64)
+    """x (absolute ms since 1970 UTC, drawn through `time_axis.display_ms`) and the value columns."""
+    x = df.index.as_unit("ms").asi8.astype(np.int64)
     return x, df[list(VALUE_COLUMNS)].to_numpy(dtype=np.float64)
 
 
@@ -186,7 +198,7 @@ def _day_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
     if malformed:
         log.warning("%s: skipped %d malformed line(s)", path.name, malformed)
     n = len(cols)
-    return np.array(cols.x_ms(0, n)), np.array(cols.values(0, n)), f"{path.name}: {n} rows."
+    return np.array(cols.epoch_us(0, n)) // 1000, np.array(cols.values(0, n)), f"{path.name}: {n} rows."
 
 
 def _kept(key):
@@ -270,7 +282,8 @@ def _history_view(dctx: DashboardContext, day, plant, span):
     if x is None:
         return figures.empty_figure(text, C.LIVE_FIGURE_HEIGHT), None, text
     shown = {"day": day, "plant": plant, "span": span}
-    return history_figure(dctx.names[plant], x, values, f"{day}:{plant}:{span}"), shown, text
+    x, shift = time_axis.display_ms(x, dctx.tz)
+    return history_figure(dctx.names[plant], x, values, f"{day}:{plant}:{span}", None, shift, dctx.tz), shown, text
 
 
 def history_zoom(dctx: DashboardContext, relayout, shown, tab):
@@ -294,11 +307,16 @@ def history_zoom(dctx: DashboardContext, relayout, shown, tab):
     x, values, text = loaded
     if x is None or not len(x):
         raise PreventUpdate
+    x, shift = time_axis.display_ms(x, dctx.tz)
     visible = visible_range_of(events) or (int(x[0]), int(x[-1]) + 1)
     patch = Patch()
     for ti, (xs, ys) in enumerate(history_series(x, values, visible)):
         patch["data"][ti]["x"] = xs
         patch["data"][ti]["y"] = ys
+    if shift is not None:   # a DST selection: local labels for the range now on screen
+        for axis in figures.X_AXES:
+            for key, value in time_axis.local_ticks(*visible, shift, dctx.tz).items():
+                patch["layout"][axis][key] = value
     return patch, text
 
 

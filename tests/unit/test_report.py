@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -249,12 +249,26 @@ def test_minmax_downsampling_keeps_extremes_gaps_and_the_bound(n):
     assert np.isnan(kept).any()
 
 
-def test_plot_arrays_break_lines_at_silences_and_use_local_wall_time(cfg):
+def test_plot_arrays_break_lines_at_silences_and_use_absolute_time(cfg):
+    """x is absolute time (the figure shifts it for display, dashboard.time_axis): the second 02:30
+    of the autumn day is 01:30 UTC, an hour after the first, not drawn on top of it."""
     t0 = datetime(2026, 10, 25, 2, 30, tzinfo=TZ, fold=1)     # the second 02:30 (+01:00)
     rows = [real(at(t0, 0), 1, 1), real(at(t0, 1), 1, 1), real(at(t0, 100), 2, 2)]
     write(cfg.data_dir / "20261025_lib.csv", rows)
     d = day_report.load_plant_day(cfg, "lib", date(2026, 10, 25))
     x, data = day_report.plot_arrays(d.frame, d.covered)
-    wall0 = (datetime(2026, 10, 25, 2, 30) - datetime(1970, 1, 1)).total_seconds()  # naive: not the machine's zone
-    assert x[0] == wall0 * 1000
+    assert x[0] == datetime(2026, 10, 25, 1, 30, tzinfo=timezone.utc).timestamp() * 1000
     assert len(x) == 4 and math.isnan(data["p_poi_kw"][2])
+
+
+def test_the_report_figure_draws_the_autumn_day_as_25_hours_with_local_labels(cfg):
+    """The report's x axis held 02:00-03:00 once, both passes of the repeated hour drawn over each
+    other; now every hour is apart and the labels are local, `02:00 CET` at the change."""
+    t0 = datetime(2026, 10, 24, 22, 0, tzinfo=timezone.utc)          # local midnight, CEST
+    rows = [real(from_epoch(t0.timestamp() + 60 * k, TZ), float(k), float(k)) for k in range(25 * 60)]
+    write(cfg.data_dir / "20261025_lib.csv", rows)
+    d = day_report.load_plant_day(cfg, "lib", date(2026, 10, 25))
+    fig = report_html.plant_figure(d)
+    x = np.asarray(fig.data[0].x, dtype=float)
+    assert np.all(np.diff(x) > 0) and x[-1] - x[0] >= 24 * 3_600_000, "25 hours, in time order"
+    assert "02:00 CET" in fig.layout.xaxis4.ticktext and fig.layout.hovermode == "closest"

@@ -1,0 +1,84 @@
+"""Time axes that stay true across a DST change (History tab, day report). Pure: numbers in, numbers
+and label texts out.
+
+plotly.js has no time zones: a date axis draws naive times. Drawn as local wall time, the autumn
+day's repeated hour (Europe/Madrid 02:00-03:00, once in CEST, once in CET) lands twice on the same
+stretch of axis, and the spring day shows an hour that never happened. A range whose UTC offset
+changes is therefore drawn in *display time*: absolute time shifted by the offset at the range's
+first instant (`display_ms`), so every real hour has its own width (25 on the autumn day, 23 in
+spring), and the axis gets its own tick labels (`local_ticks`): the local wall time of each tick,
+with the zone abbreviation where the wall time is ambiguous and at the change itself
+(`02:00 CEST`, `02:00 CET`). A range with one offset throughout is display time = local wall time,
+and plotly's own ticks are kept (nothing changes on the other 363 days).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone, tzinfo
+
+from core.lazy_modules import np
+from core.timeutil import wall_text
+
+_S, _MIN, _H = 1_000, 60_000, 3_600_000
+_STEPS_MS = (_S, 2 * _S, 5 * _S, 10 * _S, 15 * _S, 30 * _S, _MIN, 2 * _MIN, 5 * _MIN, 10 * _MIN, 15 * _MIN,
+             30 * _MIN, _H, 2 * _H, 3 * _H, 6 * _H, 12 * _H, 24 * _H)
+MAX_TICKS = 9
+
+
+def offset_ms(epoch_ms: int, tz: tzinfo) -> int:
+    """The UTC offset of `tz` at the instant `epoch_ms` (ms since 1970 UTC), in ms."""
+    at = datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).astimezone(tz)
+    return int(at.utcoffset().total_seconds() * 1000)
+
+
+def display_ms(epoch_ms: np.ndarray, tz: tzinfo) -> tuple[np.ndarray, int | None]:
+    """(x for plotly, offset): `epoch_ms` (int64 ms since 1970 UTC, in time order) shifted by the
+    offset at its first instant. `offset` is None when the first and last instants have the same
+    offset: x is then the local wall time and plotly's own tick labels are true."""
+    if len(epoch_ms) == 0:
+        return epoch_ms, None
+    first, last = offset_ms(int(epoch_ms[0]), tz), offset_ms(int(epoch_ms[-1]), tz)
+    return epoch_ms + first, (first if first != last else None)
+
+
+def _transition(t_lo: int, t_hi: int, tz: tzinfo) -> int | None:
+    """The first instant (whole second) in (t_lo, t_hi] whose offset differs from t_lo's, or None."""
+    base = offset_ms(t_lo, tz)
+    if offset_ms(t_hi, tz) == base:
+        return None
+    lo, hi = t_lo // _S, -(-t_hi // _S)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if offset_ms(mid * _S, tz) == base else (lo, mid)
+    return hi * _S
+
+
+def _aligned(t_lo: int, t_hi: int, step: int, tz: tzinfo) -> list[int]:
+    """Instants in [t_lo, t_hi] on multiples of `step` of the local wall clock (one offset)."""
+    off = offset_ms(t_lo, tz)
+    first = -(-(t_lo + off) // step) * step - off
+    return list(range(first, t_hi + 1, step))
+
+
+def local_ticks(lo: float, hi: float, shift_ms: int, tz: tzinfo, max_ticks: int = MAX_TICKS) -> dict:
+    """Axis settings (`tickmode` array, `tickvals` in display ms, `ticktext`) for the display range
+    [lo, hi] of an axis drawn with `display_ms` (`shift_ms` its offset): ticks on round local
+    wall times of each side of a change, plus one at the change, labelled with its zone."""
+    lo, hi = int(lo), int(hi)
+    step = next((s for s in _STEPS_MS if (hi - lo) / s <= max_ticks), _STEPS_MS[-1])
+    t_lo, t_hi = lo - shift_ms, hi - shift_ms
+    change = _transition(t_lo, t_hi, tz)
+    parts = [(t_lo, t_hi)] if change is None else [(t_lo, change - 1), (change, t_hi)]
+    instants = {t for a, b in parts for t in _aligned(a, b, step, tz)}
+    if change is not None:   # no round tick crowding the change's own
+        instants = {t for t in instants if abs(t - change) >= step / 2} | {change}
+    fmt = "%H:%M:%S" if step < _MIN else "%H:%M"
+    vals, texts, day = [], [], None
+    for t in sorted(instants):
+        at = datetime.fromtimestamp(t / 1000, timezone.utc).astimezone(tz)
+        text = f"{at.strftime(fmt)} {at.tzname()}" if t == change else wall_text(at, fmt)
+        if at.date() != day:   # the date under the first tick of each day, as plotly does
+            text += at.strftime("<br>%b %-d, %Y")
+            day = at.date()
+        vals.append(t + shift_ms)
+        texts.append(text)
+    return {"tickmode": "array", "tickvals": vals, "ticktext": texts}
