@@ -47,7 +47,7 @@ def setpoints(dctx: DashboardContext, s, pid: str) -> Traces:
     else:
         traces = schedule_setpoints(s.active_frame(pid), s.source, s.now, dctx.api_period)
     traces = within_limits(traces, dctx.cfg.plants[pid].model.power_limits)
-    return with_hold(traces, s.hold.get(pid), s.now) if s.held(pid) else traces
+    return held_lines(s.hold.get(pid), s.now) if s.held(pid) else traces
 
 
 def within_limits(traces: Traces, limits) -> Traces:
@@ -62,14 +62,12 @@ def within_limits(traces: Traces, limits) -> Traces:
     return out
 
 
-def with_hold(traces: Traces, hold: dict, now: datetime) -> Traces:
+def held_lines(hold: dict, now: datetime) -> Traces:
     """The P and Q lines of a held plant: the held P (kW) and Q (kvar) from now to the end of the
     schedule window, named `P held at -120.0 kW (until Resume)`. A hold has no end time (it lasts
     until Resume or the run's end), so nothing of the plan is drawn while it lasts; the hold's
     past is in the recorded lines."""
     start = figures.x_of(now)
     end = figures.x_of(figures.schedule_window(now.date(), now.tzinfo)[1])
-    held = []
-    for signal, unit, value in (("P", "kW", hold.get("p_kw")), ("Q", "kvar", hold.get("q_kvar"))):
-        held.append(([start, end], [value, value], f"{signal} held at {fmt(value)} {unit} (until Resume)"))
-    return held[:len(traces)]
+    return [([start, end], [value, value], f"{signal} held at {fmt(value)} {unit} (until Resume)")
+            for signal, unit, value in (("P", "kW", hold.get("p_kw")), ("Q", "kvar", hold.get("q_kvar")))]

@@ -6,7 +6,7 @@ A live figure is redrawn whole only when its plot cache generation, the source, 
 the local day changed since it was last drawn (kept per plant in a `dcc.Store`): the tick then asks
 once for it through a second small store, answered by `rebuild_live` (so a large page-load figure
 is never re-requested by every tick while on its way). Otherwise the tick patches (`live_patch`),
-and a new schedule revision only replaces the two setpoint traces.
+and a new schedule revision (or override switch, or Hold) only replaces the two plan lines.
 
 Time window (`15 min | 1 h | 6 h | day`): the figure shows the chosen span up to now plus a lead.
 While the operator has not zoomed or panned the time axis, a tick slides the window on once now
