@@ -50,7 +50,8 @@ def test_a_new_plan_leaves_the_recorded_past_and_a_hold_is_named(env):
     page.wait_button("lib", "start", "Started", True, timeout=15)
     page.js("document.querySelector('#live-range input[value=\"15m\"]').click();")
 
-    def check():
+    def check():   # whole again on a new day: the plot cache starts afresh at local midnight
+        publish_manual(app, {"lib": (300.0, 50.0)})
         wait_for(lambda: _recorded_at(page, 300.0) >= 12, 30, message="12 recorded samples at 300 kW")
         uploaded = app.clock.now()
         start = shift(uploaded, -3600)   # the new plan claims the past hour too
