@@ -340,6 +340,8 @@ class Poster(PosterFiles):
                 for sid in heads:
                     if deadline is None and (self.stop_event.is_set() or self._closed or self._gate_changed()):
                         return False
+                    if self.api.gate.server_wait.deadline() is not None:
+                        return False   # a Retry-After meanwhile (to the fetcher or a post) holds the rest
                     mono = self.clock.monotonic()
                     if deadline is not None and deadline - mono <= SHUTDOWN_MIN_REQUEST_S:
                         return False

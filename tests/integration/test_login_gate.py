@@ -327,3 +327,30 @@ def test_a_retry_after_to_a_post_holds_every_series_and_the_fetcher(sim, tmp_pat
         poster.step()
     assert sim.calls[MARKET] == 2 and sim.calls[MEAS] == 5 and poster.pending_count() == 0
     assert sd["data_fetcher_status"]["server_wait"] is None
+
+
+def test_a_retry_after_the_fetcher_gets_during_a_drain_holds_the_rest_of_that_drain(sim, tmp_path, on_one_gate):
+    # 10:00:00 LIB's four series are due. The fetcher's request, on its own thread, is refused with
+    # 429, Retry-After: 90 s while the poster's drain is at its first POST: the drain went on with
+    # the other three series (and a shutdown drain with every batch), after the server had asked
+    # every client of the gate to wait.
+    cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES})
+    clock, sd, fetcher, poster = on_one_gate(cfg)
+    post = poster.api.post_measurements
+
+    def post_while_the_fetcher_is_refused(*args, **kwargs):
+        result = post(*args, **kwargs)
+        if sim.calls[MARKET] == 0:
+            sim.fail_next(MARKET, 429, headers={"Retry-After": "90"})
+            fetcher.step()                          # what the fetcher thread does meanwhile
+        return result
+
+    poster.api.post_measurements = post_while_the_fetcher_is_refused
+    poster.enqueue_sample("lib", clock.now(), VALUES)
+    poster.step()
+    assert sim.calls[MARKET] == 1 and sim.calls[MEAS] == 1, "no POST after the server asked to wait"
+    assert poster.pending_count() == 3
+    clock.advance(90)                               # 10:01:30: the wait is over
+    for _ in range(3):
+        poster.step()
+    assert sim.calls[MEAS] == 4 and poster.pending_count() == 0
