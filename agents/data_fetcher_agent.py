@@ -35,9 +35,10 @@ already complete keeps its flag when a later revision fetch comes back partial (
 Errors (§6.4): an `AuthenticationError` ends the pass and backs off 30 s, doubling per consecutive
 failure up to 600 s (a password change resets this and runs a pass at once); any other
 `IstentoreAPIError` leaves the other window to be tried and brings the next pass forward to
-min(30 s, period); when the server sent `Retry-After`, the pass ends there (the other window is not
-asked for either) and the next one comes when the wait is over (also across a midnight rollover,
-which otherwise makes a pass due at once). The server's wait holds every request:
+min(30 s, period); when the server sent `Retry-After`, the pass ends there: the other window is not
+asked for either (a window a wait keeps from a pass, also one the poster got meanwhile, is said as
+`Tomorrow not fetched: the API asked to wait until HH:MM:SS (HTTP 429)`), and the next pass comes
+when the wait is over (also across a midnight rollover, which otherwise makes a pass due at once). The server's wait holds every request:
 a pass made due meanwhile by Fetch Now, a new password or a new login sends nothing (`_hold_pass`),
 publishes `server_wait` = {"until": local ISO, "status": HTTP status, "held_at": that pass's time}
 and runs its fetch (as "fetch now") when the wait ends (docs/DECISIONS.md). The wait is the gate's
@@ -61,6 +62,7 @@ from agents.scheduler_agent import ScheduleStore
 from core.config import AppConfig
 from core.names import PLANT_IDS
 from core.episodes import Backoff, Episodes
+from core.login_policy import server_wait_text
 from core.schedules import frame_from_rows, merge_frames, prune
 from core.state import empty_fetcher_status
 from core.timeutil import api_window, day_bounds, format_local_iso, local_midnight, quarter_hours
@@ -208,9 +210,12 @@ class DataFetcher:
         retry_s: float | None = None     # set by an API error: the next pass comes sooner
         problems: list[str] = []
         skipped_periods: list[str] = []   # the parser's warnings: logged once per episode, not published
-        for window, day in wanted:
-            if self.stop_event.is_set() or self._server_wait_left() is not None:
-                break   # a Retry-After to one window holds the other too: the server's wait is for the client
+        for i, (window, day) in enumerate(wanted):
+            if self.stop_event.is_set():
+                break
+            if (wait_until := self._server_wait_left()) is not None:   # a Retry-After, to a window or a post
+                retry_s = max(retry_s or 0.0, self._windows_held(wanted[i:], fetch_now, wait_until, problems))
+                break
             try:
                 points = self.api.get_day_ahead_schedules(*api_window(day, self.tz),
                                                           warnings=_PeriodWarnings(self, window, skipped_periods))
@@ -286,7 +291,20 @@ class DataFetcher:
             return
         until, status = format_local_iso(state[0], self.tz), state[1]
         if published is None or (published.get("until"), published.get("status")) != (until, status):
-            self._publish(server_wait={"until": until, "status": status, "held_at": None})
+            held_at = (published or {}).get("held_at")   # a wait made longer still held that pass
+            self._publish(server_wait={"until": until, "status": status, "held_at": held_at})
+
+    def _windows_held(self, windows: list, fetch_now: bool, wait_until: float, problems: list[str]) -> float:
+        """The windows of a pass that the server's wait, begun meanwhile, keeps from it: each said as
+        not fetched (`<Window> not fetched: the API asked to wait until …`), a Fetch Now kept for the
+        pass at the wait's end. Returns the seconds to it."""
+        self._follow_server_wait()
+        self._fetch_now_held = self._fetch_now_held or fetch_now
+        until, status = self.api.gate.server_wait.state() or (self.clock.now(), None)
+        for window, _day in windows:
+            self._report(logging.INFO, f"{window.capitalize()} not fetched: "
+                         f"{server_wait_text(until, status, self.tz)}", problems)
+        return max(0.0, wait_until - self.clock.monotonic())
 
     def _hold_pass(self, now: datetime, fetch_now: bool, wait_until: float) -> float:
         """A pass due while the server's `Retry-After` runs (a Fetch Now, a new password, a new
@@ -294,6 +312,7 @@ class DataFetcher:
         Fetch Now (or a new password) is kept for the pass at the wait's end; `server_wait.held_at`
         tells the dashboard that this pass was held. Returns the seconds to the wait's end."""
         self._fetch_now_held = self._fetch_now_held or fetch_now
+        self._follow_server_wait()   # a wait the poster got a moment ago is not published yet
         self._publish(server_wait={**(self._status["server_wait"] or {}), "held_at": format_local_iso(now)})
         log.debug("Pass held: the API asked to wait until %s", self._status["server_wait"].get("until"))
         return max(0.0, wait_until - self.clock.monotonic())

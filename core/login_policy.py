@@ -5,6 +5,7 @@ A rejected login (HTTP 401/403 from `/login`) starts an episode: no login is sen
 password for 30 s, then 60 s, ... at most 15 min after each further rejection. A different
 password (dashboard Connect, a restart with a new variable) ends the block at once. A successful
 login ends the episode. Passwords are compared by digest; the policy never holds a password.
+`server_wait_text` is how the server's own wait (`Retry-After`) is said, by the fetcher and the dashboard.
 
 Pure: times are monotonic seconds passed in; no lock (the caller serialises logins).
 """
@@ -12,11 +13,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 
 from core.episodes import Backoff
+from core.timeutil import format_hms
 
 REJECTED_BACKOFF_INITIAL_S = 30.0
 REJECTED_BACKOFF_MAX_S = 900.0
+
+
+def server_wait_text(until: datetime, status: int | None, tz: tzinfo) -> str:
+    """`the API asked to wait until HH:MM:SS (HTTP 429)`: `until` aware, shown in `tz`."""
+    return f"the API asked to wait until {format_hms(until, tz)}" + (f" (HTTP {status})" if status else "")
 
 
 def password_digest(password: str | None) -> str | None:

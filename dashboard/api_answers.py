@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from core.config import AppConfig
+from core.login_policy import server_wait_text
 from core.names import PLANT_IDS
 from core.timeutil import format_hms, parse_iso, seconds_between
 from dashboard.api_link import api_link, password_state
@@ -56,8 +57,7 @@ def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
 
 
 def _asked_to_wait(wait: dict, tz: tzinfo) -> str:
-    code = f" (HTTP {wait['status']})" if wait.get("status") else ""
-    return f"the API asked to wait until {format_hms(parse_iso(wait['until'], tz), tz)}{code}"
+    return server_wait_text(parse_iso(wait["until"], tz), wait.get("status"), tz)
 
 
 def server_wait_note(status: dict, now: datetime, tz: tzinfo) -> str | None:
@@ -75,7 +75,7 @@ def held_by_server_wait(status: dict, at: datetime, tz: tzinfo) -> str | None:
     `at` was held by the server's `Retry-After` (`server_wait.held_at`, whole seconds), else None."""
     wait = status.get("server_wait") or {}
     held_at = wait.get("held_at")
-    if not held_at or parse_iso(held_at, tz) < at.replace(microsecond=0):
+    if not held_at or not wait.get("until") or parse_iso(held_at, tz) < at.replace(microsecond=0):
         return None
     return _asked_to_wait(wait, tz)
 

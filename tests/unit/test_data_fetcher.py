@@ -754,6 +754,73 @@ def test_fetch_now_during_the_servers_retry_after_waits_for_it_and_says_so(sim, 
     assert rig.status()["server_wait"] is None
 
 
+def test_a_fetch_now_held_by_a_wait_the_poster_got_as_the_pass_began_is_answered_with_that_wait(sim, rig_factory):
+    # 09:06:30 a Fetch Now. The poster's POST, on its own thread, is answered 503 with Retry-After:
+    # 60 s just as the fetcher's pass begins (after the step's first look at the gate): the pass is
+    # held, but it published a wait without its end (the dashboard's answer raised KeyError) and
+    # the next step dropped the `held_at`, so the click was answered "did not finish".
+    from dashboard.api_answers import fetch_outcome
+    from dashboard.snapshot import take_snapshot
+    from dashboard.views import PROCESS_RUN
+    rig = rig_factory(start=datetime(2026, 6, 1, 9, 6, 0, tzinfo=TZ))
+    rig.step()
+    assert rig.market_calls() == 1
+    read_password = rig.fetcher._read_password
+
+    def read_while_the_poster_is_refused():
+        rig.fetcher.api.gate.server_wait.note(60, 503)   # the poster's thread, at this moment
+        return read_password()
+
+    rig.fetcher._read_password = read_while_the_poster_is_refused
+    rig.clock.set_now(datetime(2026, 6, 1, 9, 6, 30, tzinfo=TZ))
+    pending = {"at": rig.clock.now().isoformat(), "pass": rig.fetcher.request_fetch_now(), "run": PROCESS_RUN}
+    rig.step()
+    rig.fetcher._read_password = read_password
+    expected = "Not fetched: the API asked to wait until 09:07:30 (HTTP 503); the fetch runs then"
+    for _ in range(2):
+        assert rig.market_calls() == 1
+        assert fetch_outcome(rig.cfg, take_snapshot(rig.sd, rig.clock.now(), False), pending, 25.0) == expected
+        rig.leap(1)
+
+
+def test_a_wait_the_poster_gets_between_two_windows_is_said_and_keeps_the_fetch_now(sim, rig_factory):
+    # 18:00:10 a Fetch Now after both windows failed. The poster's POST is answered 429 with
+    # Retry-After: 300 s right after the pass fetched today: the pass stopped without a word, so
+    # the earlier "Tomorrow fetch failed" was erased, the click was answered "Fetched", and the
+    # next pass came at the period (120 s), not at the wait's end.
+    from dashboard.api_answers import fetch_outcome
+    from dashboard.snapshot import take_snapshot
+    from dashboard.views import PROCESS_RUN
+    rig = rig_factory(start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
+    sim.fail_next(MARKET, 500)
+    sim.fail_next(MARKET, 500)
+    rig.step()
+    assert rig.market_calls() == 2 and "Tomorrow fetch failed" in rig.status()["error"]
+    get = rig.fetcher.api.get_day_ahead_schedules
+
+    def get_then_the_poster_is_refused(*args, **kwargs):
+        points = get(*args, **kwargs)
+        rig.fetcher.api.gate.server_wait.note(300, 429)   # the poster's thread, meanwhile
+        return points
+
+    rig.fetcher.api.get_day_ahead_schedules = get_then_the_poster_is_refused
+    rig.clock.set_now(datetime(2026, 6, 1, 18, 0, 10, tzinfo=TZ))
+    pending = {"at": rig.clock.now().isoformat(), "pass": rig.fetcher.request_fetch_now(), "run": PROCESS_RUN}
+    rig.step()
+    rig.fetcher.api.get_day_ahead_schedules = get
+    assert rig.market_calls() == 3
+    held = "Tomorrow not fetched: the API asked to wait until 18:05:10 (HTTP 429)"
+    assert rig.status()["error"] == held and rig.status()["tomorrow_fetched"] is False
+    assert fetch_outcome(rig.cfg, take_snapshot(rig.sd, rig.clock.now(), False), pending, 25.0) == \
+        f"Fetch at 18:00:10: {held}"
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(300)
+    rig.at(2026, 6, 1, 18, 5, 9)
+    assert rig.market_calls() == 3
+    rig.at(2026, 6, 1, 18, 5, 10)                    # the wait is over: the kept Fetch Now asks for both
+    assert rig.market_calls() == 5
+    assert rig.status()["tomorrow_fetched"] is True and rig.status()["error"] is None
+
+
 def test_a_new_password_during_the_servers_retry_after_logs_in_when_it_ends(sim, rig_factory):
     # The server's wait holds every request, a login too: a password typed at 09:06:10 is kept and
     # tried at 09:07:30 (DECISIONS "The server's Retry-After holds Fetch Now and a new password").
