@@ -60,14 +60,20 @@ def _asked_to_wait(wait: dict, tz: tzinfo) -> str:
     return server_wait_text(parse_iso(wait["until"], tz), wait.get("status"), tz)
 
 
-def server_wait_note(status: dict, now: datetime, tz: tzinfo) -> str | None:
-    """`waiting: the API asked to wait until HH:MM:SS (HTTP 429)` while the server's `Retry-After`
-    (to the fetcher or to a post: the fetcher publishes it as `server_wait`) has not passed at the
-    snapshot's `now`, else None. No request goes out meanwhile; the status and API lines say why."""
+def server_wait_running(status: dict, now: datetime, tz: tzinfo) -> str | None:
+    """`the API asked to wait until HH:MM:SS (HTTP 429)` while the server's `Retry-After` (to the
+    fetcher or to a post: the fetcher publishes it as `server_wait`) has not passed at the
+    snapshot's `now`, else None. No request goes out meanwhile, no post either."""
     wait = status.get("server_wait") or {}
     if not wait.get("until") or parse_iso(wait["until"], tz) <= now:
         return None
-    return f"waiting: {_asked_to_wait(wait, tz)}"
+    return _asked_to_wait(wait, tz)
+
+
+def server_wait_note(status: dict, now: datetime, tz: tzinfo) -> str | None:
+    """`waiting: the API asked to wait until …` for the status and API lines (`server_wait_running`)."""
+    running = server_wait_running(status, now, tz)
+    return None if running is None else f"waiting: {running}"
 
 
 def held_by_server_wait(status: dict, at: datetime, tz: tzinfo) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 from core.config import AppConfig
 from core.names import PLANT_IDS
 from core.timeutil import as_datetime, format_hms, format_ui, seconds_between
+from dashboard.api_answers import server_wait_running
 from dashboard.api_link import password_paused
 from dashboard.snapshot import Snapshot
 from dashboard.views import METRIC_WORDS, _num, fmt
@@ -91,8 +92,16 @@ def pause_note(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
     item is kept`; None while nothing pauses them. `/metrics` exports it (`hil_posting_paused`)."""
     if password_paused(s.post_status, cfg.tz):
         return "the API refused the password; every item is kept"
-    pause = account_pause(cfg, s, plant)
+    pause = account_pause(cfg, s, plant) or _server_wait(cfg, s, plant)
     return f"{pause}; every item is kept" if pause else None
+
+
+def _server_wait(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
+    """`the API asked to wait until HH:MM:SS (HTTP 503)` while the server's `Retry-After` holds every
+    post (the gate's wait, to a post or to the fetcher) and the plant's posting is on; else None."""
+    if not (s.post_status.get(plant) or {}).get("posting_enabled"):
+        return None
+    return server_wait_running(s.fetcher or {}, s.now, cfg.tz)
 
 
 def _waiting_behind(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
@@ -104,6 +113,8 @@ def _waiting_behind(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
     pending = int(st.get("pending_queue_count") or 0)
     if not pending or not st.get("posting_enabled"):
         return None
+    if (wait := _server_wait(cfg, s, plant)) is not None:
+        return f"No errors, but {pending} item(s) waiting: {wait}."
     own_at = as_datetime((st.get("last_attempt") or {}).get("timestamp"), cfg.tz)
     for other in PLANT_IDS:
         attempt = (s.post_status.get(other) or {}).get("last_attempt") or {}

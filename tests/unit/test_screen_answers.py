@@ -270,6 +270,31 @@ def test_fetch_now_clicked_before_a_restart_is_answered_by_the_new_runs_pass(cfg
     assert fetch_outcome(cfg, snap(sd), dict(old_click, run=views.PROCESS_RUN), 25.0) is None
 
 
+def test_the_posting_cards_say_while_the_servers_retry_after_holds_every_post(cfg):
+    """The server's Retry-After (to the fetcher or to a post) holds every series, but the cards said
+    `Posting enabled: Yes` and `No errors, but 4 item(s) waiting behind LIB's post (failed at …)`
+    beside a queue that only grew; `/api/state` and `/metrics` said posting was not paused."""
+    from dashboard.api_state import api_state_document
+    sd = build_shared_data()
+    _vrfb_waiting(sd)
+    sd["measurement_post_status"]["lib"]["last_attempt"] = _attempt("2026-03-29T11:59:30+02:00", "failed",
+                                                                    "HTTP 503")
+    sd["data_fetcher_status"]["server_wait"] = {"until": "2026-03-29T12:01:30+02:00", "status": 503,
+                                                "held_at": None}
+    for pid in ("lib", "vrfb"):
+        assert posting_view.posting_lines(cfg, snap(sd), pid)[0] == ("Posting enabled: Yes (paused: the API asked "
+                                                                     "to wait until 12:01:30 (HTTP 503); every item "
+                                                                     "is kept)")
+        assert api_state_document(cfg, snap(sd))["plants"][pid]["posting_paused"] is True
+    assert posting_view.posting_lines(cfg, snap(sd), "vrfb")[5] == \
+        "No errors, but 4 item(s) waiting: the API asked to wait until 12:01:30 (HTTP 503)."
+    later = snap(sd, NOW + timedelta(seconds=90))                 # 12:01:30: the wait is over
+    assert posting_view.posting_lines(cfg, later, "vrfb")[0] == "Posting enabled: Yes"
+    assert posting_view.posting_lines(cfg, later, "vrfb")[5].startswith("No errors, but 4 item(s) waiting behind LIB")
+    sd["measurement_post_status"]["vrfb"]["posting_enabled"] = False   # the gate is off: nothing is paused
+    assert posting_view.posting_lines(cfg, snap(sd), "vrfb")[0] == "Posting enabled: No"
+
+
 def test_the_api_status_lines_say_while_the_servers_retry_after_runs(cfg):
     """The API tab's status line and the top card's API line said nothing of the server's wait (only
     the answers to Fetch Now and Connect did): while it runs, no request goes out, and the lines
