@@ -47,8 +47,12 @@ PLANT_MEASURED = (
     (5, _VI["q_poi_kvar"]), (6, _VI["battery_reactive_power_kvar"]), (7, _VI["v_poi_pu"]),
 )
 FIGURE_TRACES = 8 + 4   # of a History figure: the drawn ones, then one y anchor per row
-# Live only, after the anchors: the setpoint registers as recorded (the past of the setpoint lines).
-RECORDED_SETPOINTS = ((FIGURE_TRACES, _VI["p_setpoint_kw"]), (FIGURE_TRACES + 1, _VI["q_setpoint_kvar"]))
+# The setpoint registers as recorded: History draws them as its traces 0 and 4; the live figure,
+# whose 0 and 4 are the plan, draws them after the anchors (the past of its setpoint lines).
+HISTORY_SETPOINT_COLUMNS = ((0, "p_setpoint_kw"), (4, "q_setpoint_kvar"))
+_RECORDED_AT = {FIGURE_TRACES + k: ti for k, (ti, _column) in enumerate(HISTORY_SETPOINT_COLUMNS)}
+RECORDED_SETPOINTS = tuple((FIGURE_TRACES + k, _VI[column])
+                           for k, (_ti, column) in enumerate(HISTORY_SETPOINT_COLUMNS))
 MEASURED = PLANT_MEASURED + RECORDED_SETPOINTS   # every live trace drawn from the plot cache
 LIVE_FIGURE_TRACES = FIGURE_TRACES + len(RECORDED_SETPOINTS)
 SETPOINT_TRACES = ((0, P_COL), (4, Q_COL))
@@ -64,12 +68,9 @@ _TRACE_STYLE = (
     ("Q Battery", 3, C.COLOR_Q_BATTERY, "solid", "hv"),
     ("V POI", 4, C.COLOR_V_POI, "solid", "linear"),
 )
-_RECORDED_STYLE = {FIGURE_TRACES: ("P setpoint", 1, C.COLOR_P_SETPOINT, "solid", "hv"),
-                   FIGURE_TRACES + 1: ("Q setpoint", 3, C.COLOR_Q_SETPOINT, "solid", "hv")}
 # Live legend order: each setpoint (recorded, solid) next to its plan (dashed) in its row's group.
 _LIVE_LEGEND_RANK = {0: 10, FIGURE_TRACES: 11, 1: 20, 2: 30, 3: 40, 4: 50, FIGURE_TRACES + 1: 51, 5: 60, 6: 70,
                      7: 80}
-HISTORY_SETPOINT_COLUMNS = ((0, "p_setpoint_kw"), (4, "q_setpoint_kvar"))
 # Live, the setpoint traces are the active source's schedule, not the plant's registers (which the
 # History tab draws from the recording): the legend says so, also when the link is down.
 LIVE_SETPOINT_NAMES = {0: "P schedule", 4: "Q schedule"}
@@ -220,7 +221,7 @@ def _four_row_layout(titles: tuple[str, ...], height: int, uirevision: str | Non
 
 
 def _trace(i: int, xs: list, ys: list, webgl: bool = False, name: str | None = None) -> dict:
-    default_name, row, color, dash, shape = _RECORDED_STYLE[i] if i in _RECORDED_STYLE else _TRACE_STYLE[i]
+    default_name, row, color, dash, shape = _TRACE_STYLE[_RECORDED_AT.get(i, i)]   # recorded: as on History
     name = name or default_name
     axis = "" if row == 1 else str(row)
     return {

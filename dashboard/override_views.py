@@ -10,6 +10,8 @@
   today and tomorrow, P (kW) and Q (kvar). Times local; positive P = discharge. A Hold is played
   (`held_series`: the held values from its start on); a walk cut at `_MAX_STEPS` says so in the
   line's name (`cut_note`).
+- `held_values`, `held_name`: the one rule for a hold over a span (the live plan lines use it from
+  now, the preview from the hold's start) and the one name of its line (`… (until Resume)`).
 """
 from __future__ import annotations
 
@@ -80,13 +82,35 @@ def running(s: Snapshot, plant: str) -> bool:
     return s.transition.get(plant) == "running" and bool(s.gate.get(plant))
 
 
+_HELD = {"p": ("P", "kW", "p_kw"), "q": ("Q", "kvar", "q_kvar")}   # signal: label, unit, hold key
+
+
+def _held_values_text(hold: dict) -> str:
+    return ", ".join(f"{label}={fmt(hold.get(key))} {unit}" for label, unit, key in _HELD.values())
+
+
 def hold_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     """`Held at P=120.0 kW, Q=-5.0 kvar since 10:31:02`, or empty when not held."""
     if not s.held(plant):
         return ""
     h = s.hold[plant]
     since = as_datetime(h.get("since"), cfg.tz)
-    return f"Held at P={fmt(h.get('p_kw'))} kW, Q={fmt(h.get('q_kvar'))} kvar since {format_hms(since, cfg.tz)}"
+    return f"Held at {_held_values_text(h)} since {format_hms(since, cfg.tz)}"
+
+
+def held_values(hold: dict, start: datetime, end: datetime) -> tuple[list, list, list]:
+    """(xs, p, q) of a hold over [start, end): the held P (kW) and Q (kvar) as step points. A hold
+    has no end time (it lasts until Resume or the run's end), so `end` is the drawing's end."""
+    return [x_of(start), x_of(end)], [hold.get("p_kw")] * 2, [hold.get("q_kvar")] * 2
+
+
+def held_name(hold: dict, signal: str | None = None) -> str:
+    """The name of a held line: `P held at -120.0 kW (until Resume)` for one `signal` ("p", "q"),
+    `held at P=-120.0 kW, Q=5.0 kvar (until Resume)` for both."""
+    if signal is None:
+        return f"held at {_held_values_text(hold)} (until Resume)"
+    label, unit, key = _HELD[signal]
+    return f"{label} held at {fmt(hold.get(key))} {unit} (until Resume)"
 
 
 def hold_buttons(s: Snapshot, plant: str) -> dict[str, tuple[ButtonState, dict]]:
@@ -136,9 +160,10 @@ def cut_note(xs: list, end: datetime) -> str:
 def held_series(xs: list, ps: list, qs: list, hold: dict, end: datetime, tz) -> tuple[list, list, list]:
     """(xs, p, q) of an effective series with a Hold played: the series up to the hold's start,
     then the held P (kW) and Q (kvar) to `end` (a hold lasts until Resume, which has no time)."""
-    since = x_of(datetime.fromisoformat(hold["since"]).astimezone(tz))
-    k = bisect_left(xs, since)
-    return (xs[:k] + [since, x_of(end)], ps[:k] + [hold.get("p_kw")] * 2, qs[:k] + [hold.get("q_kvar")] * 2)
+    since = datetime.fromisoformat(hold["since"]).astimezone(tz)
+    k = bisect_left(xs, x_of(since))
+    hx, hp, hq = held_values(hold, since, end)
+    return xs[:k] + hx, ps[:k] + hp, qs[:k] + hq
 
 
 def _line(name: str, xs, ys, axis: str, color: str, dash: str, width: float = 1.5) -> dict:
@@ -160,7 +185,7 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
     if s.held(plant):   # what the plant is given: the held values, whatever the schedules say
         h = s.hold[plant]
         xs, ps, qs = held_series(xs, ps, qs, h, end, cfg.tz)
-        name = f"effective: held at P={fmt(h.get('p_kw'))} kW, Q={fmt(h.get('q_kvar'))} kvar (until Resume)"
+        name = "effective: " + held_name(h)
     data = []
     for axis, col, eff in (("", P_COL, ps), ("2", Q_COL, qs)):
         data.append(_line("API base", *step_xy(api, col, start, end, tail), axis, "#7f7f7f", "dot"))

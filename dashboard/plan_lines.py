@@ -22,7 +22,6 @@ from core.lazy_modules import pd
 
 from dashboard import figures, override_views
 from dashboard.context import DashboardContext
-from dashboard.views import fmt
 
 Traces = list[tuple[list, list, str]]
 
@@ -37,6 +36,8 @@ def schedule_setpoints(frame: pd.DataFrame | None, source: str, now: datetime, a
 
 def setpoints(dctx: DashboardContext, s, pid: str) -> Traces:
     """The plan lines of plant `pid` from `s.now` on (module docstring)."""
+    if s.held(pid):   # the held values, whatever the schedules say: no walk thrown away
+        return held_lines(s.hold.get(pid), s.now)
     flags, manual = override_views.flags_of(s, pid), s.manual.get(pid)
     if s.source == "api" and any(flags.values()) and manual is not None and len(manual):
         end = figures.schedule_window(s.now.date(), s.now.tzinfo)[1]
@@ -46,8 +47,7 @@ def setpoints(dctx: DashboardContext, s, pid: str) -> Traces:
                   (xs, qs, "Q schedule" + " + override" * flags["q"] + cut)]
     else:
         traces = schedule_setpoints(s.active_frame(pid), s.source, s.now, dctx.api_period)
-    traces = within_limits(traces, dctx.cfg.plants[pid].model.power_limits)
-    return held_lines(s.hold.get(pid), s.now) if s.held(pid) else traces
+    return within_limits(traces, dctx.cfg.plants[pid].model.power_limits)
 
 
 def within_limits(traces: Traces, limits) -> Traces:
@@ -67,7 +67,5 @@ def held_lines(hold: dict, now: datetime) -> Traces:
     schedule window, named `P held at -120.0 kW (until Resume)`. A hold has no end time (it lasts
     until Resume or the run's end), so nothing of the plan is drawn while it lasts; the hold's
     past is in the recorded lines."""
-    start = figures.x_of(now)
-    end = figures.x_of(figures.schedule_window(now.date(), now.tzinfo)[1])
-    return [([start, end], [value, value], f"{signal} held at {fmt(value)} {unit} (until Resume)")
-            for signal, unit, value in (("P", "kW", hold.get("p_kw")), ("Q", "kvar", hold.get("q_kvar")))]
+    xs, ps, qs = override_views.held_values(hold, now, figures.schedule_window(now.date(), now.tzinfo)[1])
+    return [(xs, ps, override_views.held_name(hold, "p")), (xs, qs, override_views.held_name(hold, "q"))]

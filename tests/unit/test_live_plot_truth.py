@@ -179,3 +179,63 @@ def test_a_cut_effective_preview_says_where_it_ends(cfg):
     fig = override_views.effective_preview(cfg, _snap(sd), "lib", NOW.date())
     effective = [t for t in fig["data"] if t["name"].startswith("effective")]
     assert all("drawn to" in t["name"] and "only" in t["name"] for t in effective), [t["name"] for t in effective]
+
+
+# ------------------------------------------------------------------------------ one rule, one name
+
+def _held_override(sd):
+    """API mode, Override P on with a manual plan, and the plant held at -120 kW / 5 kvar."""
+    sd["manual_schedule_df_by_plant"]["lib"] = _day_plan(-500.0, 40.0)
+    sd["override_by_plant"]["lib"] = {"p": True, "q": False}
+    hold = {"held": True, "since": (NOW - timedelta(minutes=20)).isoformat(), "p_kw": -120.0, "q_kvar": 5.0}
+    sd["hold_by_plant"]["lib"] = hold
+    return hold
+
+
+def test_a_held_plant_does_not_walk_the_override_it_would_throw_away(cfg, monkeypatch):
+    """The held lines do not depend on the plan: the override walk (up to 5000 breakpoints) is not
+    run for a held plant."""
+    from dashboard import plan_lines
+
+    sd = build_shared_data("api")
+    _held_override(sd)
+
+    def walk(*_a, **_k):
+        raise AssertionError("the override walk ran for a held plant")
+
+    monkeypatch.setattr(override_views, "effective_series", walk)
+    traces = plan_lines.setpoints(_ctx(cfg), _snap(sd), "lib")
+    assert [name for _x, _y, name in traces] == ["P held at -120.0 kW (until Resume)",
+                                                 "Q held at 5.0 kvar (until Resume)"]
+
+
+def test_the_live_lines_and_the_effective_preview_play_a_hold_by_one_rule_and_name_it_alike(cfg):
+    """The live plan lines (from now) and the Manual tab's effective preview (from the hold's start)
+    are the same held values over their spans (`held_values`), named by one function (`held_name`)."""
+    sd = build_shared_data("api")
+    hold = _held_override(sd)
+    fig, _ = live.build_live_figure(_ctx(cfg), _snap(sd), "lib")
+    end = figures.schedule_window(NOW.date(), TZ)[1]
+    xs, ps, qs = override_views.held_values(hold, NOW, end)
+    assert (fig["data"][0]["x"], fig["data"][0]["y"], fig["data"][4]["y"]) == (xs, ps, qs)
+    assert (fig["data"][0]["name"], fig["data"][4]["name"]) == (override_views.held_name(hold, "p"),
+                                                               override_views.held_name(hold, "q"))
+    preview = override_views.effective_preview(cfg, _snap(sd), "lib", NOW.date())
+    effective = [t for t in preview["data"] if t["name"].startswith("effective")]
+    since = datetime.fromisoformat(hold["since"])
+    tail = override_views.held_values(hold, since, end)
+    assert effective[0]["x"][-2:] == tail[0] and effective[0]["y"][-2:] == tail[1]
+    assert effective[0]["name"] == "effective: " + override_views.held_name(hold) == \
+        "effective: held at P=-120.0 kW, Q=5.0 kvar (until Resume)"
+
+
+def test_the_live_recorded_setpoints_are_drawn_as_historys_setpoints(cfg):
+    """Trace 12/13 of the live figure (recorded registers) look like History's 0/4 (the same columns)."""
+    sd = build_shared_data()
+    _recorded_hour(sd)
+    fig, _ = live.build_live_figure(_ctx(cfg), _snap(sd), "lib")
+    for (live_ti, vi), (history_ti, column) in zip(figures.RECORDED_SETPOINTS, figures.HISTORY_SETPOINT_COLUMNS):
+        drawn, as_history = fig["data"][live_ti], figures._trace(history_ti, [], [])
+        assert figures.VALUE_COLUMNS[vi] == column
+        assert (drawn["name"], drawn["line"], drawn["yaxis"]) == (as_history["name"], as_history["line"],
+                                                                 as_history["yaxis"])
