@@ -15,6 +15,7 @@ from core.names import PLANT_IDS
 from dashboard import constants as C
 from dashboard.files import CachedListing, history_days, log_dates
 from dashboard.load_gate import LoadGate
+from dashboard.plan_cache import PlanCache
 from dashboard.snapshot import Snapshot, take_snapshot
 
 
@@ -32,6 +33,7 @@ class DashboardContext:
         self.history_days = CachedListing(self.clock, C.LISTING_TTL_S, lambda: history_days(self.cfg))
         self.log_dates = CachedListing(self.clock, C.LISTING_TTL_S, lambda: log_dates(self.cfg.general.log_dir))
         self.heavy_loads = LoadGate(self.clock)
+        self.plan_cache = PlanCache()   # the live figure's plan lines, per plant and revision
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -21,7 +21,8 @@ rows on screen exact up to 2 * `LIVE_VISIBLE_BUCKETS`, else min/max-decimated, t
 (`measured_series`); a zoom re-aggregates them for the new range. `live_patch` sets
 point n-1 again (compression may have replaced it), extends with the new rows and moves the now
 line; a schedule change only replaces the two plan traces (`setpoint_patch`), so zoom and the
-measured data are never re-sent because of it. `uirevision` is `<plant>:<source>:<transport>`.
+measured data are never re-sent because of it, and each patch cuts the plan at now
+(`dashboard.plan_cache`). `uirevision` is `<plant>:<source>:<transport>`.
 """
 from __future__ import annotations
 

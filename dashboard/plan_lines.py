@@ -16,12 +16,15 @@ recorded setpoint registers (`figures.RECORDED_SETPOINTS`) and these lines from 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from core.plant_model import clamp
 from core.lazy_modules import pd
 
 from dashboard import figures, override_views
-from dashboard.context import DashboardContext
+
+if TYPE_CHECKING:
+    from dashboard.context import DashboardContext
 
 Traces = list[tuple[list, list, str]]
 

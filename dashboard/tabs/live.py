@@ -1,12 +1,15 @@
 """The live figure of one plant on the Status tab (components §8.2): when to draw it whole, when to
 patch it, when to send nothing. Pure functions of a snapshot and the browser's last drawn state.
-The plan lines (from now on) are `dashboard.plan_lines`; the past is the recorded setpoints.
+The plan lines (from now on) are `dashboard.plan_lines`, computed once per revision and kept in
+`dctx.plan_cache` (`dashboard.plan_cache`), which every patch trims to now; the past is the
+recorded setpoints.
 
 A live figure is redrawn whole only when its plot cache generation, the source, the transport or
 the local day changed since it was last drawn (kept per plant in a `dcc.Store`): the tick then asks
 once for it through a second small store, answered by `rebuild_live` (so a large page-load figure
-is never re-requested by every tick while on its way). Otherwise the tick patches (`live_patch`),
-and a new schedule revision (or override switch, or Hold) only replaces the two plan lines.
+is never re-requested by every tick while on its way). Otherwise the tick patches (`live_patch`):
+every patch also moves the plan lines' start to now (`plan_cache.trim_patch`: the passed points
+deleted), and a new schedule revision (or override switch, or Hold) replaces the two plan lines.
 
 Time window (`15 min | 1 h | 6 h | day`): the figure shows the chosen span up to now plus a lead.
 While the operator has not zoomed or panned the time axis, a tick slides the window on once now
@@ -21,9 +24,8 @@ from datetime import datetime
 from dash import no_update
 
 from dashboard import constants as C
-from dashboard import figures, override_views
+from dashboard import figures, override_views, plan_cache
 from dashboard.context import DashboardContext
-from dashboard.plan_lines import setpoints
 
 
 def live_key(s, pid: str) -> list:
@@ -43,10 +45,14 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
     window = window_choice(window)
     events = _x_events(relayout)
     recording = s.recording_on(pid)
-    fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, setpoints(dctx, s, pid), view,
-                                       s.now, window, visible_range(s, window, events), recording)
-    return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": _plan_rev(s, pid), "rec": recording,
-                 "last": figures.row_signature(view.last), "now": s.now.isoformat(),
+    rev = _plan_rev(s, pid)
+    plan = dctx.plan_cache.plan(dctx, s, pid, plan_cache.plan_key(s, rev))
+    ks = plan_cache.in_force(plan, s.now)
+    fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, plan_cache.trimmed(plan, s.now, ks),
+                                       view, s.now, window, visible_range(s, window, events), recording)
+    return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": rev, "rec": recording,
+                 "plan": plan_cache.drawn_state(plan, ks), "last": figures.row_signature(view.last),
+                 "now": s.now.isoformat(),
                  "win": window, "x1": figures.live_window(s.now, window)[1].isoformat(), "rl": events,
                  "agg": events}
 
@@ -155,12 +161,12 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
         patch, offsets = figures.reaggregate_patch(view, s.now, visible)
     else:
         patch = figures.live_patch(view, drawn_n, last_changed, s.now, offsets)
-    if rev_changed:
-        figures.setpoint_patch(patch, setpoints(dctx, s, pid))
+    lines = dctx.plan_cache.plan(dctx, s, pid, plan_cache.plan_key(s, plan))   # computed once per revision
+    drawn = plan_cache.trim_patch(patch, lines, None if rev_changed else store.get("plan"), s.now)
     if rec_changed:
         figures.recording_title_patch(patch, dctx.names[pid], recording)
     new_store = dict(store, n=view.n, rev=plan, rec=recording, last=figures.row_signature(view.last),
-                     now=s.now.isoformat(), offs=offsets, agg=events)
+                     now=s.now.isoformat(), offs=offsets, agg=events, plan=drawn)
     if moved:
         figures.range_patch(patch, moved.pop("move"), moved.pop("uirev", None))
         new_store.update(moved)

@@ -19,6 +19,7 @@ from core.schedules import frame_from_rows
 from agents.shared_data import build_shared_data
 from dashboard import api_answers, downsample, figures, files, plant_summary, posting_view, views
 from dashboard.api_state import api_state_document
+from dashboard.plan_cache import PlanCache
 from dashboard.snapshot import take_snapshot
 from dashboard.tabs import live, logs
 
@@ -282,7 +283,8 @@ def _row(ts, p):
 
 
 def _ctx(cfg):
-    return SimpleNamespace(names={"lib": "LIB", "vrfb": "VRFB"}, api_period=timedelta(minutes=15), cfg=cfg)
+    return SimpleNamespace(names={"lib": "LIB", "vrfb": "VRFB"}, api_period=timedelta(minutes=15), cfg=cfg,
+                           plan_cache=PlanCache())
 
 
 def _cache(sd, rows, gen=1):

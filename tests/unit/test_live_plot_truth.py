@@ -6,18 +6,21 @@ Time is an input: every test runs at a fixed tz-aware NOW, so none depends on th
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+from dash import no_update
 
 from agents.shared_data import build_shared_data
 from core.config import load_config
 from core.recording import Row
 from core.schedules import frame_from_rows
 from dashboard import figures, override_views
+from dashboard.plan_cache import PlanCache
 from dashboard.snapshot import take_snapshot
 from dashboard.tabs import live
 
@@ -32,7 +35,8 @@ def cfg():
 
 
 def _ctx(cfg):
-    return SimpleNamespace(names={"lib": "LIB", "vrfb": "VRFB"}, api_period=timedelta(minutes=15), cfg=cfg)
+    return SimpleNamespace(names={"lib": "LIB", "vrfb": "VRFB"}, api_period=timedelta(minutes=15), cfg=cfg,
+                           plan_cache=PlanCache())
 
 
 def _snap(sd, now=NOW):
@@ -239,3 +243,108 @@ def test_the_live_recorded_setpoints_are_drawn_as_historys_setpoints(cfg):
         assert figures.VALUE_COLUMNS[vi] == column
         assert (drawn["name"], drawn["line"], drawn["yaxis"]) == (as_history["name"], as_history["line"],
                                                                  as_history["yaxis"])
+
+
+# ------------------------------------------------------------------------------ the plan follows now
+
+def _apply(fig: dict, patch) -> int:
+    """Apply a Dash Patch to a figure as the browser does (the operations used here); its bytes."""
+    ops = patch.to_plotly_json()["operations"]
+    for op in ops:
+        *path, last = op["location"]
+        target = fig
+        for key in path:
+            target = target[key]
+        if op["operation"] == "Assign":
+            target[last] = op["params"]["value"]
+        elif op["operation"] == "Extend":
+            target[last].extend(op["params"]["value"])
+        elif op["operation"] == "Delete":
+            del target[last]
+        else:
+            raise AssertionError(f"operation not played by this test: {op['operation']}")
+    return len(json.dumps(ops))
+
+
+def _stopped_at_half_past(sd, rows, at):
+    """Rows each minute up to `at`: the plant, stopped at 12:30, was given 0 kW since."""
+    while rows[-1].ts < at:
+        ts = rows[-1].ts + timedelta(minutes=1)
+        rows.append(_row(ts, -500.0 if ts < NOW + timedelta(minutes=30) else 0.0, 40.0))
+    sd["plot_cache_by_plant"]["lib"]["n"] = len(rows)
+
+
+def test_with_no_new_upload_the_plan_starts_at_now_as_time_passes(cfg):
+    """Built at 12:00 with a -500 kW plan for the day; the plant stops at 12:30; ticks run to 14:00
+    with the same schedule revision. The dashed plan starts at now (not at 12:00): over 12:30-14:00
+    only the recorded 0 kW is drawn, and a page loaded at 14:00 shows the same lines."""
+    dctx, sd = _ctx(cfg), build_shared_data()
+    rows = _recorded_hour(sd, p_set=-500.0, q_set=40.0)
+    sd["manual_schedule_df_by_plant"]["lib"] = _day_plan(-500.0, 40.0)
+    fig, store = live.build_live_figure(dctx, _snap(sd), "lib")
+    now = NOW
+    while now < NOW + timedelta(hours=2):
+        now += timedelta(seconds=30)
+        _stopped_at_half_past(sd, rows, now)
+        patch, new_store, _ = live.live_figure_update(dctx, _snap(sd, now), "lib", store, None)
+        if patch is not no_update:
+            _apply(fig, patch)
+            store = new_store
+    for ti in (0, 4):
+        assert fig["data"][ti]["x"][0] == figures.x_of(now), "the plan starts at now"
+        assert _value_at(fig["data"][ti], now - timedelta(minutes=45)) is None, "no plan over the past"
+    assert _value_at(fig["data"][0], now + timedelta(minutes=20)) == -500.0
+    assert _value_at(fig["data"][12], now - timedelta(minutes=45)) == 0.0, "the past: what the plant was given"
+    reloaded, _ = live.build_live_figure(dctx, _snap(sd, now), "lib")
+    for ti in (0, 4):
+        assert (fig["data"][ti]["x"], fig["data"][ti]["y"]) == (reloaded["data"][ti]["x"], reloaded["data"][ti]["y"]), \
+            "two browsers show the same plan"
+
+
+def test_a_tick_trims_the_kept_plan_without_drawing_it_again(cfg, monkeypatch):
+    """The plan is computed once per revision: a tick only cuts it at now (a bisect) and sends a few
+    operations; a passed quarter-hour row is deleted from the browser's line, not the line re-sent."""
+    from dashboard import plan_lines
+
+    dctx, sd = _ctx(cfg), build_shared_data()
+    rows = _recorded_hour(sd)
+    sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows(   # a new value every quarter hour
+        [NOW + timedelta(minutes=15 * k) for k in range(40)], [float(k) for k in range(40)], [0.0] * 40, TZ)
+    fig, store = live.build_live_figure(dctx, _snap(sd), "lib")
+    drawn = len(fig["data"][0]["x"])
+
+    def again(*_a, **_k):
+        raise AssertionError("the plan lines were computed again on a tick")
+
+    monkeypatch.setattr(plan_lines, "schedule_setpoints", again)
+    monkeypatch.setattr(override_views, "effective_series", again)
+    now = NOW
+    for _ in range(40):   # 20 minutes of 30 s ticks: one row passes
+        now += timedelta(seconds=30)
+        rows.append(_row(now, 0.0))
+        sd["plot_cache_by_plant"]["lib"]["n"] = len(rows)
+        patch, store, _ = live.live_figure_update(dctx, _snap(sd, now), "lib", store, None)
+        plan_ops = [o for o in patch.to_plotly_json()["operations"] if o["location"][:2] in (["data", 0], ["data", 4])]
+        assert len(plan_ops) <= 8 and len(json.dumps(plan_ops)) < 800, plan_ops   # 2 x (2 deletes, x0, y0)
+        _apply(fig, patch)
+    assert len(fig["data"][0]["x"]) == drawn - 1
+    assert fig["data"][0]["x"][:2] == [figures.x_of(now), figures.x_of(NOW + timedelta(minutes=30))]
+    assert fig["data"][0]["y"][:2] == [1.0, 2.0]
+
+
+def test_the_kept_plan_sorts_the_autumn_nights_repeated_hour_by_instant():
+    """On the autumn night the wall clock shows 02:00-03:00 twice: the plan's points keep their
+    instants, so the one in force at 02:10 CET is the second pass's, not the first's."""
+    from dashboard import plan_cache
+
+    utc0 = datetime(2026, 10, 25, 0, 0, tzinfo=timezone.utc)   # 02:00 CEST
+    instants = [(utc0 + timedelta(minutes=30 * k)).astimezone(TZ) for k in range(5)]   # 02:00 CEST .. 03:00 CET
+    xs = [figures.x_of(t) for t in instants]
+    assert xs[2] < xs[1], "the wall clock goes back"
+    plan = plan_cache.Plan(xs[0], [(xs, [0.0, 1.0, 2.0, 3.0, 4.0], "P schedule")],
+                           (plan_cache.instants_ms(xs, TZ),))
+    assert plan_cache.in_force(plan, (utc0 + timedelta(minutes=70)).astimezone(TZ)) == [2]
+    assert plan_cache.trimmed(plan, instants[3])[0][1] == [3.0, 4.0]
+    # computed during the second pass (02:00 CET on): its points are CET, the first one at its start
+    later = plan_cache.instants_ms(xs[2:], TZ, instants[2].fold)
+    assert list(later) == [int(t.timestamp() * 1000) for t in instants[2:]]

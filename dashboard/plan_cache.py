@@ -1,0 +1,134 @@
+"""The live figure's plan lines kept on the server and trimmed to now (components §8.2).
+
+`plan_lines.setpoints` draws the plan from the moment it is computed; computed once per plan
+revision, it would stay drawn from there and cover the past as time passes (a plant stopped at
+12:30 would still show the dashed plan over 12:30-14:00 beside the recorded line that says
+otherwise, and a page reload would move it to now, so two browsers showed different pasts). So the
+lines are computed once per plant and plan key (source, local day, schedule revision, override
+switches, hold: `plan_key`) and kept here (`PlanCache`, the last `KEEP` keys per plant, shared by
+every browser), each point with its instant (ms since 1970 UTC, so the autumn night's repeated
+wall-clock hour sorts right); every patch of the live figure then cuts them at now with a bisect
+(`trim_patch`): the passed points deleted, the first point moved to now. Neither `step_xy` nor
+the override walk runs on a tick.
+
+Thread safety: callbacks run in threads; the dict is guarded by a lock, a computation runs outside
+it and the first one stored for a key wins (every browser trims the same lines).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from core.lazy_modules import np, pd
+from dash import Patch
+
+from dashboard import figures
+from dashboard.plan_lines import Traces, setpoints
+
+if TYPE_CHECKING:
+    from dashboard.context import DashboardContext
+
+_MAX_DELETES = 16   # points passed since the last patch removed one op each; more: the line is sent again
+
+
+@dataclass(frozen=True)
+class Plan:
+    token: str            # when it was computed (local ISO): names this computation in a browser's store
+    traces: Traces        # (x local wall-time strings, y, name) of P (kW) and Q (kvar), from `token` on
+    instants: tuple       # per trace, each point's instant (int64 ms since 1970 UTC), ascending
+
+
+def plan_key(s, rev) -> str:
+    """What the plan lines depend on: source, local day and `rev` (revision, switches, hold)."""
+    return json.dumps([s.source, s.now.date().isoformat(), rev], sort_keys=True, default=str)
+
+
+def instants_ms(xs: list, tz, first_fold: int = 0) -> np.ndarray:
+    """The instants (ms since 1970 UTC) of points given as local wall-time strings in time order,
+    the first one's `fold` given (1: the second pass of the autumn night's repeated hour): a
+    repeated wall time is the first pass (DST) until the wall clock goes back, the second after."""
+    if not xs:
+        return np.zeros(0, dtype=np.int64)
+    wall = np.array(xs, dtype="datetime64[ms]")
+    went_back = np.concatenate(([False], np.logical_or.accumulate(wall[1:] < wall[:-1])))
+    first_pass = ~went_back & (first_fold == 0)
+    local = pd.DatetimeIndex(wall).tz_localize(tz, ambiguous=first_pass, nonexistent="shift_forward")
+    return local.as_unit("ms").asi8
+
+
+class PlanCache:
+    KEEP = 4   # plan keys kept per plant (browsers on an older revision, for a tick or two)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_plant: dict[str, OrderedDict] = {}
+
+    def plan(self, dctx: DashboardContext, s, pid: str, key: str) -> Plan:
+        """The plan lines of `pid` for `key`, computed from snapshot `s` when not kept yet."""
+        with self._lock:
+            kept = self._by_plant.get(pid)
+            if kept is not None and key in kept:
+                return kept[key]
+        traces = setpoints(dctx, s, pid)
+        instants = tuple(instants_ms(xs, s.now.tzinfo, s.now.fold) for xs, _y, _n in traces)
+        plan = Plan(s.now.isoformat(), traces, instants)
+        with self._lock:
+            kept = self._by_plant.setdefault(pid, OrderedDict())
+            plan = kept.setdefault(key, plan)
+            kept.move_to_end(key)
+            while len(kept) > self.KEEP:
+                kept.popitem(last=False)
+        return plan
+
+
+def in_force(plan: Plan, now: datetime) -> list[int]:
+    """Per trace, the index of the point in force at `now` (a bisect; 0 before the first)."""
+    now_ms = int(now.timestamp() * 1000)
+    return [max(0, int(np.searchsorted(ms, now_ms, side="right")) - 1) for ms in plan.instants]
+
+
+def trimmed(plan: Plan, now: datetime, ks: list[int] | None = None) -> Traces:
+    """The plan lines from `now` on: the point in force at now moved to now, the passed ones gone;
+    a line whose last point has passed is empty (a step line ends at its last point)."""
+    ks = in_force(plan, now) if ks is None else ks
+    out = []
+    for (xs, ys, name), k in zip(plan.traces, ks):
+        out.append(([figures.x_of(now)] + xs[k + 1:], [ys[k]] + ys[k + 1:], name) if k + 1 < len(xs) else
+                   ([], [], name))
+    return out
+
+
+def drawn_state(plan: Plan, ks: list[int]) -> dict:
+    """What a browser's store keeps of the plan lines it holds."""
+    return {"at": plan.token, "k": ks}
+
+
+def trim_patch(patch: Patch, plan: Plan, drawn: dict | None, now: datetime) -> dict:
+    """Add to `patch` what moves the drawn plan lines (`drawn`, the store's `drawn_state`) to start
+    at `now`: per trace the points passed since deleted and the first point set to now; another
+    computation than the one drawn (new revision, a cache that forgot it), or many points passed,
+    sends the line again. Returns the new drawn state."""
+    ks = in_force(plan, now)
+    lines = trimmed(plan, now, ks)
+    if not isinstance(drawn, dict) or drawn.get("at") != plan.token or len(drawn.get("k") or ()) != len(ks):
+        figures.setpoint_patch(patch, lines)
+        return drawn_state(plan, ks)
+    for (ti, _column), (xs, ys, _name), k_old, k, n in zip(figures.SETPOINT_TRACES, lines, drawn["k"], ks,
+                                                          (len(t[0]) for t in plan.traces)):
+        if k_old + 1 >= n and k >= k_old:
+            continue   # drawn empty already: the line had ended
+        trace = patch["data"][ti]
+        if k + 1 >= n or not 0 <= k - k_old <= _MAX_DELETES:
+            trace["x"], trace["y"] = xs, ys
+            continue
+        for _ in range(k - k_old):
+            del trace["x"][1]
+            del trace["y"][1]
+        trace["x"][0] = xs[0]
+        if k != k_old:
+            trace["y"][0] = ys[0]
+    return drawn_state(plan, ks)
