@@ -81,3 +81,33 @@ def test_a_new_plan_leaves_the_recorded_past_and_a_hold_is_named(env):
     screenshots_at_sizes(page, "live_plot_truth_held", scroll_to="live-fig-lib")
     page.click({"type": "plant-btn", "plant": "lib", "action": "resume"})
     wait_for(lambda: _trace(page, "P schedule"), 10, message="the plan again after Resume")
+
+
+def test_the_plan_line_starts_at_now_as_its_rows_pass(env):
+    """A plan of a new value every 2 s, uploaded once: in the browser the dashed line keeps starting
+    at now (the passed rows deleted by each patch, the line never re-sent), its points in time order
+    and each the value planned for it."""
+    app, page = env.app, env.page
+    page.js("document.querySelector('#live-range input[value=\"15m\"]').click();")
+
+    def check():
+        start = app.clock.now()
+        stamps = [shift(start, 2 * k) for k in range(120)]
+        planned = {s.astimezone(app.cfg.tz).strftime("%Y-%m-%d %H:%M:%S"): float(100 + 10 * (k % 5))
+                   for k, s in enumerate(stamps)}
+        app.store.publish_schedule("manual", "lib", frame_from_rows(
+            stamps, list(planned.values()), [0.0] * 120, app.cfg.tz, end_at=shift(start, 240)))
+        first = wait_for(lambda: (t := _trace(page, "P schedule")) and t["y"][1:3] == [110.0, 120.0] and t, 10,
+                         message="the 2 s plan drawn")
+        time.sleep(7)
+        now = app.clock.now().astimezone(app.cfg.tz).strftime("%Y-%m-%d %H:%M:%S")
+        line = _trace(page, "P schedule")
+        xs = [x[:19] for x in line["x"]]
+        assert xs[0] > first["x"][0][:19] and xs[0] >= shift(app.clock.now(), -3).strftime("%Y-%m-%d %H:%M:%S"), \
+            ("the line starts at now", xs[:3], now)
+        assert xs == sorted(xs) and len(xs) < len(first["x"]), "passed rows deleted, time order kept"
+        rows = list(zip(xs[1:-2], line["y"][1:-2]))   # the last two: the end row (hold to it, then a break)
+        assert rows and all(planned[x] == y for x, y in rows), "each point its planned value"
+        return start
+
+    on_one_local_day(app.clock, check)
