@@ -20,8 +20,9 @@ from core.lazy_modules import np
 
 from core.config import AppConfig
 from core.day_report import NoData, PlantDay, gap_rows, kpi_rows, load_days, minmax_indices, plot_arrays, short_gap_s
-from dashboard.time_axis import display_ms, local_ticks
+from dashboard.time_axis import display_ms, local_texts, local_ticks
 
+REPORT_DST_TICKS = 25   # at most, on a DST day in the static report: every hour of a whole day (23 or 25)
 TRACES = (  # (subplot row, column, label, line)
     (1, "p_setpoint_kw", "P setpoint (kW)", dict(color="#1f77b4", dash="dot")),
     (1, "p_poi_kw", "P POI (kW)", dict(color="#1f77b4")),
@@ -44,9 +45,11 @@ def plant_figure(pd_day: PlantDay):
     for row, column, label, line in TRACES:
         y = data[column].to_numpy(dtype=float)
         idx = minmax_indices(y)
+        dst = {} if shift is None else {   # plotly would hover the shifted time: each point's local time
+            "customdata": local_texts(x[idx], shift, tz),
+            "hovertemplate": f"%{{customdata}}: %{{y}}<extra>{label}</extra>"}
         fig.add_scatter(x=x[idx], y=y[idx].astype(np.float32), name=label, line=line, mode="lines",
-                        line_shape="hv", connectgaps=False, row=row, col=1,
-                        hovertemplate=None if shift is None else f"%{{y}}<extra>{label}</extra>")
+                        line_shape="hv", connectgaps=False, row=row, col=1, **dst)
     tol = pd_day.kpis.tolerance_kw
     for level in (tol, -tol):
         fig.add_hline(y=level, line=dict(color="#888", dash="dash", width=1), row=4, col=1)
@@ -54,8 +57,8 @@ def plant_figure(pd_day: PlantDay):
         fig.layout[axis].type = "date"
     fig.update_layout(height=900, margin=dict(l=60, r=20, t=40, b=30), hovermode="x unified",
                       title=f"{pd_day.name} ({pd_day.plant_id})", legend=dict(orientation="h"))
-    if shift is not None and len(x):   # plotly would label the shifted time: local ticks, no time in hover
-        fig.update_xaxes(**local_ticks(x[0], x[-1], shift, tz))
+    if shift is not None and len(x):   # plotly would label the shifted time: local ticks, every hour (a static
+        fig.update_xaxes(**local_ticks(x[0], x[-1], shift, tz, REPORT_DST_TICKS))   # file: a zoom keeps these)
         fig.update_layout(hovermode="closest")
     return fig
 

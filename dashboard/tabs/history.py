@@ -135,13 +135,18 @@ def history_series(x: np.ndarray, values: np.ndarray, visible: tuple[int, int] |
     return series
 
 
+DST_HOVER = "%{customdata}: %{y}<extra>%{fullData.name}</extra>"   # customdata: the point's local time
+
+
 def history_figure(name: str, x: np.ndarray, values: np.ndarray, ui_key: str,
-                   visible: tuple[int, int] | None = None, shift_ms: int | None = None, tz=None) -> dict:
+                   visible: tuple[int, int] | None = None, shift_ms: int | None = None, tz=None,
+                   dated: bool = False) -> dict:
     """The 4-row figure of recorded rows; setpoints are the recorded register columns. `ui_key`
     (uirevision, one per selection) keeps a zoom while a re-aggregation replaces the traces.
     `x` is display time (`time_axis.display_ms`); with a `shift_ms` (the offset changes within the
     selection: a DST day) the time axes get local tick labels in `tz`, and the hover, which plotly
-    would label with the shifted time, names the value without a time."""
+    would label with the shifted time, shows each point's local time from its `customdata`
+    (`02:30:15 CEST`, with the date when `dated`: a span of days)."""
     data = [figures._trace(ti, xs, ys) for ti, (xs, ys) in enumerate(history_series(x, values, visible))]
     data += figures.y_anchor_traces(int(x[0]) if len(x) else None)
     layout = figures._four_row_layout(figures.plant_titles(name), C.LIVE_FIGURE_HEIGHT, ui_key)
@@ -151,7 +156,8 @@ def history_figure(name: str, x: np.ndarray, values: np.ndarray, ui_key: str,
             layout[axis].update(time_axis.local_ticks(lo, hi, shift_ms, tz))
         layout["hovermode"] = "closest"
         for trace in data[:8]:
-            trace["hovertemplate"] = "%{y}<extra>%{fullData.name}</extra>"
+            trace["customdata"] = time_axis.local_texts(trace["x"], shift_ms, tz, dated)
+            trace["hovertemplate"] = DST_HOVER
     return {"data": data, "layout": layout}
 
 
@@ -283,7 +289,8 @@ def _history_view(dctx: DashboardContext, day, plant, span):
         return figures.empty_figure(text, C.LIVE_FIGURE_HEIGHT), None, text
     shown = {"day": day, "plant": plant, "span": span}
     x, shift = time_axis.display_ms(x, dctx.tz)
-    return history_figure(dctx.names[plant], x, values, f"{day}:{plant}:{span}", None, shift, dctx.tz), shown, text
+    return (history_figure(dctx.names[plant], x, values, f"{day}:{plant}:{span}", None, shift, dctx.tz, span > 1),
+            shown, text)
 
 
 def history_zoom(dctx: DashboardContext, relayout, shown, tab):
@@ -313,6 +320,8 @@ def history_zoom(dctx: DashboardContext, relayout, shown, tab):
     for ti, (xs, ys) in enumerate(history_series(x, values, visible)):
         patch["data"][ti]["x"] = xs
         patch["data"][ti]["y"] = ys
+        if shift is not None:   # a DST selection: each point's local time for the hover
+            patch["data"][ti]["customdata"] = time_axis.local_texts(xs, shift, dctx.tz, span > 1)
     if shift is not None:   # a DST selection: local labels for the range now on screen
         for axis in figures.X_AXES:
             for key, value in time_axis.local_ticks(*visible, shift, dctx.tz).items():

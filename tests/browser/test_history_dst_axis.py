@@ -49,4 +49,10 @@ def test_the_autumn_day_is_drawn_as_25_hours_with_local_labels(env):
     labels = wait_for(lambda: page.js(
         "return Array.from(document.querySelectorAll('#history-figure .x4tick text')).map(t => t.textContent);"), 10)
     assert any("02:00 CET" in t for t in labels), labels
+    # the hover names the local time (plotly would print the shifted display time): the second 02:10
+    page.js(f"Plotly.Fx.hover({GD}, [{{curveNumber: 1, pointNumber: 190}}]);")
+    hover = wait_for(lambda: page.js(
+        "const h = document.querySelector('#history-figure .hovertext'); return h && h.textContent;"), 5)
+    assert "02:10:00 CET: \u2212100" in hover and "P POI" in hover, hover   # plotly's minus sign
+    page.screenshot("history_dst_autumn_hover_1400x1000")
     screenshots_at_sizes(page, "history_dst_autumn", scroll_to="history-figure")

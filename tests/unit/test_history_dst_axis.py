@@ -9,6 +9,7 @@ so a drawn point says which row it is. Time is an input: a FakeClock far from th
 """
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -117,3 +118,49 @@ def test_seven_days_across_the_autumn_change_are_drawn_in_time_order(dctx):
     fig = _show(dctx, AUTUMN + timedelta(days=2), span=7)
     x = np.array(fig["data"][0]["x"], dtype=np.int64)
     assert len(x) == 1500 and (np.diff(x) == 60_000).all()
+
+
+def _local_time_of_row(day: date, k: int) -> str:
+    at = _instants(day)[k]
+    return f"{at:%H:%M:%S} {at.tzname()}"
+
+
+def test_the_autumn_day_hovers_each_point_with_its_local_time(dctx):
+    """plotly would hover the shifted display time: each point carries its local time instead, the
+    two passes of 02:10 told apart by their zone; a zoom sends the times of its new points."""
+    fig = _show(dctx, AUTUMN)
+    for trace in fig["data"][:8]:
+        assert trace["hovertemplate"] == "%{customdata}: %{y}<extra>%{fullData.name}</extra>"
+        assert len(trace["customdata"]) == len(trace["x"])
+    p = fig["data"][0]   # p_setpoint_kw is the row number
+    by_row = {int(y): text for y, text in zip(p["y"], p["customdata"])}
+    assert (by_row[130], by_row[190]) == ("02:10:00 CEST", "02:10:00 CET")
+    assert by_row[0] == "00:00:00 CEST" and by_row[1499] == _local_time_of_row(AUTUMN, 1499) == "23:59:00 CET"
+    x0 = p["x"][0]
+    zoom = {"xaxis.range[0]": x0 + 180 * 60_000, "xaxis.range[1]": x0 + 200 * 60_000}
+    patch, _text = history.history_zoom(dctx, zoom, {"day": AUTUMN.isoformat(), "plant": "lib", "span": 1}, "history")
+    ops = {tuple(o["location"]): o["params"]["value"] for o in patch.to_plotly_json()["operations"]}
+    zoomed = dict(zip(ops[("data", 0, "y")], ops[("data", 0, "customdata")]))
+    assert len(ops[("data", 0, "customdata")]) == len(ops[("data", 0, "x")])
+    assert zoomed[185.0] == "02:05:00 CET" and zoomed[125.0] == "02:05:00 CEST"
+
+
+def test_seven_days_across_the_change_hover_with_the_date(dctx):
+    fig = _show(dctx, AUTUMN + timedelta(days=2), span=7)
+    p = fig["data"][0]
+    assert p["customdata"][190] == f"{AUTUMN} 02:10:00 CET"
+
+
+def test_an_ordinary_day_sends_no_hover_times(dctx):
+    """Only a DST figure pays for the texts: an ordinary day's payload is unchanged."""
+    fig = _show(dctx, ORDINARY)
+    assert not any("customdata" in t or "hovertemplate" in t for t in fig["data"])
+
+
+def test_the_hover_times_cost_about_16_bytes_a_point(dctx):
+    """The texts are bounded by the traces' points (screen-sized, min/max decimated): `02:10:00 CEST`
+    and its JSON quotes and comma per point."""
+    fig = _show(dctx, AUTUMN)
+    points = sum(len(t["x"]) for t in fig["data"][:8])
+    cost = sum(len(json.dumps(t["customdata"])) for t in fig["data"][:8])
+    assert cost <= 17 * points

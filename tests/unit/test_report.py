@@ -272,3 +272,28 @@ def test_the_report_figure_draws_the_autumn_day_as_25_hours_with_local_labels(cf
     x = np.asarray(fig.data[0].x, dtype=float)
     assert np.all(np.diff(x) > 0) and x[-1] - x[0] >= 24 * 3_600_000, "25 hours, in time order"
     assert "02:00 CET" in fig.layout.xaxis4.ticktext and fig.layout.hovermode == "closest"
+
+
+def test_the_report_of_the_autumn_day_hovers_local_times_and_labels_every_hour(cfg):
+    """The static report has no zoom callback: its DST axis is labelled every hour of the day (a
+    zoom of an hour or more still shows a label), and each point hovers with its local time (the
+    second 02:10 is CET), which plotly would show shifted."""
+    t0 = datetime(2026, 10, 24, 22, 0, tzinfo=timezone.utc)          # local midnight, CEST
+    rows = [real(from_epoch(t0.timestamp() + 60 * k, TZ), float(k), float(k)) for k in range(25 * 60)]
+    write(cfg.data_dir / "20261025_lib.csv", rows)
+    fig = report_html.plant_figure(day_report.load_plant_day(cfg, "lib", date(2026, 10, 25)))
+    axis = fig.layout.xaxis4
+    assert len(axis.tickvals) >= 24 and max(np.diff(axis.tickvals)) <= 3_600_000, axis.ticktext
+    assert [t.split("<br>")[0] for t in axis.ticktext[:4]] == ["00:00", "01:00", "02:00 CEST", "02:00 CET"]
+    p = fig.data[0]
+    assert p.hovertemplate == "%{customdata}: %{y}<extra>P setpoint (kW)</extra>"
+    by_row = dict(zip(np.asarray(p.y, dtype=float).round().astype(int).tolist(), p.customdata))
+    assert (by_row[130], by_row[190]) == ("02:10:00 CEST", "02:10:00 CET")
+
+
+def test_an_ordinary_days_report_has_no_hover_times(cfg):
+    t0 = datetime(2026, 6, 9, 22, 0, tzinfo=timezone.utc)
+    write(cfg.data_dir / "20260610_lib.csv", [real(from_epoch(t0.timestamp() + 60 * k, TZ), 1.0, 1.0)
+                                              for k in range(60)])
+    fig = report_html.plant_figure(day_report.load_plant_day(cfg, "lib", date(2026, 6, 10)))
+    assert all(t.customdata is None and t.hovertemplate is None for t in fig.data)
