@@ -348,3 +348,32 @@ def test_the_kept_plan_sorts_the_autumn_nights_repeated_hour_by_instant():
     # computed during the second pass (02:00 CET on): its points are CET, the first one at its start
     later = plan_cache.instants_ms(xs[2:], TZ, instants[2].fold)
     assert list(later) == [int(t.timestamp() * 1000) for t in instants[2:]]
+
+
+def test_trim_patch_deletes_a_few_passed_points_resends_after_many_and_empties_an_ended_line():
+    from dash import Patch
+
+    from dashboard import plan_cache
+
+    stamps = [NOW + timedelta(minutes=k) for k in range(40)]
+    xs = [figures.x_of(t) for t in stamps]
+    ys = [float(k) for k in range(40)]
+    plan = plan_cache.Plan(NOW.isoformat(), [(xs, ys, "P schedule"), (xs[:2], ys[:2], "Q schedule")],
+                           (plan_cache.instants_ms(xs, TZ), plan_cache.instants_ms(xs[:2], TZ)))
+    fig = {"data": [{"x": [], "y": []} for _ in range(5)]}
+    drawn = None
+    for minutes, deletes in ((0.5, 0), (3.5, 3), (30.5, None)):   # None: P sent whole (27 passed)
+        now = NOW + timedelta(minutes=minutes)
+        patch = Patch()
+        drawn = plan_cache.trim_patch(patch, plan, drawn, now)
+        ops = patch.to_plotly_json()["operations"]
+        if deletes is not None and minutes > 1:
+            assert [o["location"] for o in ops if o["operation"] == "Delete"] == [["data", 0, "x", 1],
+                                                                                   ["data", 0, "y", 1]] * deletes
+        _apply(fig, patch)
+        k = int(minutes)
+        assert fig["data"][0]["x"] == [figures.x_of(now)] + xs[k + 1:] and fig["data"][0]["y"] == ys[k:]
+        assert fig["data"][4]["x"] == ([figures.x_of(now), xs[1]] if minutes < 1 else []), "Q ended after 1 min"
+    patch = Patch()
+    plan_cache.trim_patch(patch, plan, drawn, NOW + timedelta(minutes=31))
+    assert not [o for o in patch.to_plotly_json()["operations"] if o["location"][1] == 4], "an ended line: nothing"
