@@ -1,7 +1,7 @@
 """The live plot tells the truth in headless Chromium (components §8.2): LIB runs and records a
 manual plan of 300 kW / 50 kvar; the operator uploads a new plan of -400 kW / -60 kvar. On the
 Status tab the past of the blue line stays what the plant was given (`P setpoint`, solid, the
-recorded registers at 300 kW), the new plan (`P schedule`, dashed) starts at the moment it came;
+recorded registers at 300 kW), the new plan (`P schedule`, dashed) is drawn from now on;
 then the operator holds LIB and the plan line becomes `P held at … (until Resume)`. The
 screenshots are zoomed on the 45 s around the upload.
 
