@@ -3,7 +3,7 @@ manual plan of 300 kW / 50 kvar; the operator uploads a new plan of -400 kW / -6
 Status tab the past of the blue line stays what the plant was given (`P setpoint`, solid, the
 recorded registers at 300 kW), the new plan (`P schedule`, dashed) is drawn from now on;
 then the operator holds LIB and the plan line becomes `P held at … (until Resume)`. The
-screenshots are zoomed on the 45 s around the upload.
+screenshots are zoomed on the 45 s around the upload, then around the hold.
 
 Real clock: the checks that depend on the local day run within one (`on_one_local_day`: the live
 figure is rebuilt at local midnight, with the cache of the new day). Screenshots at 1400×1000,
@@ -78,6 +78,10 @@ def test_a_new_plan_leaves_the_recorded_past_and_a_hold_is_named(env):
     assert held["name"] == "P held at -400.0 kW (until Resume)" and set(held["y"]) == {-400.0}
     assert _trace(page, "Q held at")["name"] == "Q held at -60.0 kvar (until Resume)"
     assert api_state(app)["plants"]["lib"]["held"] is True
+    held_at = app.clock.now()
+    lo, hi = (shift(held_at, s).strftime("%Y-%m-%d %H:%M:%S") for s in (-30, 15))
+    page.js(f"Plotly.relayout({GD}, {{'xaxis4.range': ['{lo}', '{hi}']}});")   # the held line from now on
+    time.sleep(2.5)
     screenshots_at_sizes(page, "live_plot_truth_held", scroll_to="live-fig-lib")
     page.click({"type": "plant-btn", "plant": "lib", "action": "resume"})
     wait_for(lambda: _trace(page, "P schedule"), 10, message="the plan again after Resume")
