@@ -20,17 +20,17 @@ from datetime import timedelta
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
 from agents.control_sequences import heartbeat_counter, safe_stop, send_owed_stop, start, zero_after_plant_stop
+from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
 from agents.scheduler_agent import effective_target, read_inputs
-from core.codec import CodecError, decode, next_heartbeat
+from core.codec import CodecError, next_heartbeat
 from core.config import AppConfig
-from core.dispatch import (SETPOINT_UNITS, NotOperating, Target, changed_externally, differing, dispatch_setpoint,
-                           encode_setpoints, is_stale, not_operating, observed_fields, observed_transition,
-                           reports_running, target_expiry_s, words_text, write_status)
+from core.dispatch import (NotOperating, Target, dispatch_setpoint, is_stale, not_operating, observed_fields,
+                           observed_transition, reports_running, target_expiry_s)
 from core.episodes import Episodes
 from core.fleet import OWED_NOTE
 from core.lateness import BreakpointWatch
-from core.points import OBSERVE_POINTS, SETPOINT_POINTS, applied_values, readback_points
+from core.points import OBSERVE_POINTS
 from core.recording import format_value
 from core.state import empty_dispatch_status, empty_observed_state
 from core.timeutil import format_local_iso
@@ -381,93 +381,9 @@ class PlantController:
 
     def write_setpoints(self, p_kw: float, q_kvar: float, immediate: bool,
                         target_changed: bool = True) -> str:
-        """Encode, read back, write what differs, verify. Returns the write status."""
-        wanted, refused = encode_setpoints(self.link.endpoint.points, p_kw, q_kvar)
-        self._log_refused(refused)
-        try:
-            current = self._read_setpoints(immediate)
-        except LinkError as exc:
-            if self.link.link == "connect_failed":
-                self._verified_words.clear()
-                return self._record_write("failed", None, str(exc), wrote=False)
-            differ = [n for n in SETPOINT_POINTS if n in wanted]   # unknown: write all
-        else:
-            differ = differing(current, wanted)
-            if not differ:
-                self._verified_words = dict(wanted)
-                self._episodes.end("external", self.clock.monotonic())
-                self._log_not_taken(wanted, current)
-                return self._record_write(write_status(bool(refused), 1, 1), current, None, wrote=False)
-            if changed_externally(differ, self._verified_words, wanted, target_changed):
-                self._warn_external(differ[0], current, wanted)
-        errors = self.link.write_points(wanted, differ, immediate)
-        error = list(errors.values())[-1] if errors else None
-        try:
-            after = self._read_setpoints(immediate=False)
-        except LinkError as exc:
-            self._verified_words.clear()
-            return self._record_write("failed", None, error or str(exc), wrote=True)
-        self._verified_words = {n: words for n, words in wanted.items() if after[n] == words}
-        self._log_not_taken({n: words for n, words in wanted.items() if n not in errors}, after)
-        status = write_status(bool(refused), len(self._verified_words), len(wanted))
-        return self._record_write(status, after, error, wrote=True)
-
-    def _log_not_taken(self, wanted: dict, after: dict) -> None:
-        """A write acknowledged (or not needed) whose register reads another value (the plant keeps
-        its own, e.g. clamps it): one WARNING per point and episode, one INFO when it holds again.
-        Only a dispatched plant's write is tried again at each check (a start, a stop or the zeroing
-        of a plant that stopped itself writes once)."""
-        now, points = self.clock.monotonic(), self.link.endpoint.points
-        again = "; rewritten every check" if self._gate() else ""
-        for name, words in wanted.items():
-            if after[name] == words:
-                if self._episodes.end(("not_taken", name), now) is not None:
-                    log.info("%s: %s holds the wanted value again", self.name, name)
-            elif self._episodes.begin(("not_taken", name), now):
-                log.warning("%s: %s not taken (wrote %s %s, register reads %s %s)%s",
-                            self.name, name, words_text(points[name], words), SETPOINT_UNITS[name],
-                            words_text(points[name], after[name]), SETPOINT_UNITS[name], again)
-
-    def _read_setpoints(self, immediate: bool) -> dict[str, list[int]]:
-        """The setpoint registers' words (writes are verified there). A map's applied-setpoint readback
-        is read in the same request: `_not_applied` keeps each setpoint the plant applies otherwise
-        (kW / kvar; `core.points.applied_values`), e.g. a plant limiting itself below 500 kW written."""
-        points = self.link.endpoint.points
-        words = self.link.read_words(SETPOINT_POINTS + readback_points(points), immediate=immediate)
-        self._not_applied = applied_values(points, words)
-        return {n: words[n] for n in SETPOINT_POINTS}
-
-    def _log_refused(self, refused: list[tuple[str, float]]) -> None:
-        points = self.link.endpoint.points
-        for name, value in refused:
-            if self._episodes.begin(("refused", name, value), self.clock.monotonic()):
-                log.error("%s: cannot encode %s=%s %s as %s at scale %s; not written", self.name, name,
-                          format_value(value), SETPOINT_UNITS[name], points[name].format,
-                          format_value(points[name].scale))
-
-    def _warn_external(self, name: str, current: dict, wanted: dict) -> None:
-        if self._episodes.begin("external", self.clock.monotonic()):
-            point, unit = self.link.endpoint.points[name], SETPOINT_UNITS[name]
-            log.warning("%s: setpoint register changed externally (read %s %s, expected %s %s); rewritten",
-                        self.name, words_text(point, current[name]), unit, words_text(point, wanted[name]), unit)
-
-    def _record_write(self, status: str, words: dict | None, error: str | None, wrote: bool) -> str:
-        points = self.link.endpoint.points
-        fields = {"write_status": status, "readback_ok": words is not None, "last_error": error}
-        fields |= {"write_failed_at": format_local_iso(self.clock.now())} if status == "failed" else {}
-        self._check_wrote = wrote
-        if words is not None:
-            verified = {n: decode(points[n], words[n]) for n in self._verified_words}
-            if "p_setpoint" in verified:
-                fields["last_written_p_kw"] = verified["p_setpoint"]
-            if "q_setpoint" in verified:
-                fields["last_written_q_kvar"] = verified["q_setpoint"]
-            if wrote:
-                fields["last_write_at"] = format_local_iso(self.clock.now())
-            fields.update(applied_p_kw=self._not_applied.get("p_setpoint"),
-                          applied_q_kvar=self._not_applied.get("q_setpoint"))
-        self._publish_dispatch(**fields)
-        return status
+        """Encode, read back, write what differs, verify (`agents/control_writes.py`). Returns the
+        write status."""
+        return write_setpoints(self, p_kw, q_kvar, immediate, target_changed)
 
     # ---------------------------------------------------------------------------- commands
     def _run_command(self, cmd: Command) -> None:

@@ -1,0 +1,116 @@
+"""Setpoint writes of one plant's controller (components §4.3), run on its thread `control.<id>`
+(`agents/control_agent.PlantController`, whose link, episodes and dispatch status they use).
+
+`write_setpoints(ctl, p_kw, q_kvar, immediate, target_changed)`: encode P and Q (a value the
+register cannot hold is refused, ERROR once), read the setpoint registers back, write what differs
+(P first, then Q), read back again; a point not verified on the plant is not remembered as written
+(`ctl._verified_words`) and is retried at the next check. Returns the write status
+(`ok|partial|failed|refused`) and puts it on `dispatch_status_by_plant`. Positive P = discharge.
+"""
+from __future__ import annotations
+
+import logging
+
+from agents.modbus_link import LinkError
+from core.codec import decode
+from core.dispatch import SETPOINT_UNITS, changed_externally, differing, encode_setpoints, words_text, write_status
+from core.points import SETPOINT_POINTS, applied_values, readback_points
+from core.recording import format_value
+from core.timeutil import format_local_iso
+
+log = logging.getLogger("hil.control")
+
+
+def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_changed: bool = True) -> str:
+    """Encode, read back, write what differs, verify. Returns the write status."""
+    wanted, refused = encode_setpoints(ctl.link.endpoint.points, p_kw, q_kvar)
+    _log_refused(ctl, refused)
+    try:
+        current = read_setpoints(ctl, immediate)
+    except LinkError as exc:
+        if ctl.link.link == "connect_failed":
+            ctl._verified_words.clear()
+            return _record_write(ctl, "failed", None, str(exc), wrote=False)
+        differ = [n for n in SETPOINT_POINTS if n in wanted]   # unknown: write all
+    else:
+        differ = differing(current, wanted)
+        if not differ:
+            ctl._verified_words = dict(wanted)
+            ctl._episodes.end("external", ctl.clock.monotonic())
+            _log_not_taken(ctl, wanted, current)
+            return _record_write(ctl, write_status(bool(refused), 1, 1), current, None, wrote=False)
+        if changed_externally(differ, ctl._verified_words, wanted, target_changed):
+            _warn_external(ctl, differ[0], current, wanted)
+    errors = ctl.link.write_points(wanted, differ, immediate)
+    error = list(errors.values())[-1] if errors else None
+    try:
+        after = read_setpoints(ctl, immediate=False)
+    except LinkError as exc:
+        ctl._verified_words.clear()
+        return _record_write(ctl, "failed", None, error or str(exc), wrote=True)
+    ctl._verified_words = {n: words for n, words in wanted.items() if after[n] == words}
+    _log_not_taken(ctl, {n: words for n, words in wanted.items() if n not in errors}, after)
+    status = write_status(bool(refused), len(ctl._verified_words), len(wanted))
+    return _record_write(ctl, status, after, error, wrote=True)
+
+
+def _log_not_taken(ctl, wanted: dict, after: dict) -> None:
+    """A write acknowledged (or not needed) whose register reads another value (the plant keeps
+    its own, e.g. clamps it): one WARNING per point and episode, one INFO when it holds again.
+    Only a dispatched plant's write is tried again at each check (a start, a stop or the zeroing
+    of a plant that stopped itself writes once)."""
+    now, points = ctl.clock.monotonic(), ctl.link.endpoint.points
+    again = "; rewritten every check" if ctl._gate() else ""
+    for name, words in wanted.items():
+        if after[name] == words:
+            if ctl._episodes.end(("not_taken", name), now) is not None:
+                log.info("%s: %s holds the wanted value again", ctl.name, name)
+        elif ctl._episodes.begin(("not_taken", name), now):
+            log.warning("%s: %s not taken (wrote %s %s, register reads %s %s)%s",
+                        ctl.name, name, words_text(points[name], words), SETPOINT_UNITS[name],
+                        words_text(points[name], after[name]), SETPOINT_UNITS[name], again)
+
+
+def read_setpoints(ctl, immediate: bool) -> dict[str, list[int]]:
+    """The setpoint registers' words (writes are verified there). A map's applied-setpoint readback
+    is read in the same request: `ctl._not_applied` keeps each setpoint the plant applies otherwise
+    (kW / kvar; `core.points.applied_values`), e.g. a plant limiting itself below 500 kW written."""
+    points = ctl.link.endpoint.points
+    words = ctl.link.read_words(SETPOINT_POINTS + readback_points(points), immediate=immediate)
+    ctl._not_applied = applied_values(points, words)
+    return {n: words[n] for n in SETPOINT_POINTS}
+
+
+def _log_refused(ctl, refused: list[tuple[str, float]]) -> None:
+    points = ctl.link.endpoint.points
+    for name, value in refused:
+        if ctl._episodes.begin(("refused", name, value), ctl.clock.monotonic()):
+            log.error("%s: cannot encode %s=%s %s as %s at scale %s; not written", ctl.name, name,
+                      format_value(value), SETPOINT_UNITS[name], points[name].format,
+                      format_value(points[name].scale))
+
+
+def _warn_external(ctl, name: str, current: dict, wanted: dict) -> None:
+    if ctl._episodes.begin("external", ctl.clock.monotonic()):
+        point, unit = ctl.link.endpoint.points[name], SETPOINT_UNITS[name]
+        log.warning("%s: setpoint register changed externally (read %s %s, expected %s %s); rewritten",
+                    ctl.name, words_text(point, current[name]), unit, words_text(point, wanted[name]), unit)
+
+
+def _record_write(ctl, status: str, words: dict | None, error: str | None, wrote: bool) -> str:
+    points = ctl.link.endpoint.points
+    fields = {"write_status": status, "readback_ok": words is not None, "last_error": error}
+    fields |= {"write_failed_at": format_local_iso(ctl.clock.now())} if status == "failed" else {}
+    ctl._check_wrote = wrote
+    if words is not None:
+        verified = {n: decode(points[n], words[n]) for n in ctl._verified_words}
+        if "p_setpoint" in verified:
+            fields["last_written_p_kw"] = verified["p_setpoint"]
+        if "q_setpoint" in verified:
+            fields["last_written_q_kvar"] = verified["q_setpoint"]
+        if wrote:
+            fields["last_write_at"] = format_local_iso(ctl.clock.now())
+        fields.update(applied_p_kw=ctl._not_applied.get("p_setpoint"),
+                      applied_q_kvar=ctl._not_applied.get("q_setpoint"))
+    ctl._publish_dispatch(**fields)
+    return status
