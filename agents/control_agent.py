@@ -45,6 +45,11 @@ WRITE_FIELDS = ("last_written_p_kw", "last_written_q_kvar", "last_write_at", "wr
 log = logging.getLogger("hil.control")
 
 
+class Preempted(Exception):
+    """Raised before an observation's next request when a new target waits: the observation ends
+    there (nothing published) and is made again after the dispatch."""
+
+
 class PlantController:
     """Owns one plant's control-path Modbus I/O. `step()` is one iteration of its thread."""
 
@@ -66,6 +71,8 @@ class PlantController:
         self.link.before_request = self._before_request
         self._in_command = False
         self._in_heartbeat = False
+        self._observing = False   # an observation's reads run: a new target ends them (`Preempted`)
+        self._beat_last = False   # the link's latest request was the heartbeat
         self.heartbeat_idle_only = False   # a safe stop runs: heartbeats only in its decay wait's idle time
         self.commands = PlantCommandQueue(QUEUE_CAPACITY, self._accepted)
         self._target: Target | None = None
@@ -169,7 +176,10 @@ class PlantController:
             self._dispatch()    # a breakpoint's setpoint first, not behind the observation's reads
             self._prev_link = self.link.link
         if now >= self._next_observe:
-            self._observe()
+            try:
+                self._observe()
+            except Preempted:   # a new target came during its reads: dispatched below, observed next
+                self._next_observe = 0.0
         if self._gate() and (now >= self._next_dispatch or self._has_new_target() or self._link_came_back()):
             self._dispatch()
         self._prev_link = self.link.link
@@ -236,13 +246,20 @@ class PlantController:
     # ---------------------------------------------------------------------------- heartbeat
     def _before_request(self) -> None:
         """Before each request of the control link: a due heartbeat (also between the requests of a
-        command, except a safe stop's: see `control_sequences.safe_stop`). Once the shutdown's safe stops are over (`quiet`), periodic work stops between two
-        requests, so a slow device's observation cannot outlast the thread join; a command still
-        runs to its end."""
+        command, except a safe stop's: see `control_sequences.safe_stop`). An observation's next read
+        gives way to a new target (`Preempted`: handed over during the reads, a breakpoint's writes
+        waited for all of them, seconds on a slow plant). Once the shutdown's safe stops are over
+        (`quiet`), periodic work stops between two requests, so a slow device's observation cannot
+        outlast the thread join; a command still runs to its end."""
         if self.quiet.is_set() and not self._in_command:
             raise LinkError("shutting down", "connect_failed")
-        if not self.heartbeat_idle_only:
-            self._heartbeat_if_due()
+        if self._in_heartbeat:   # the heartbeat's own request
+            return
+        if self._observing and self._gate() and self._has_new_target():
+            raise Preempted
+        if not (self.heartbeat_idle_only or self._beat_last):   # not two in a row (a slow plant: a
+            self._heartbeat_if_due()                            # 0.5 s period is over after each one)
+        self._beat_last = False
 
     def _heartbeat_if_due(self) -> None:
         if self.clock.monotonic() >= self._next_heartbeat and not self._in_heartbeat:
@@ -261,6 +278,7 @@ class PlantController:
                 self._heartbeat_value = heartbeat_counter(self, point)
             self._heartbeat_value = next_heartbeat(point, self._heartbeat_value)
             self.link.write_counts("heartbeat", self._heartbeat_value)
+            self._beat_last = True   # the link's latest request
         except (LinkError, CodecError):
             self._heartbeat_value = None
         finally:
@@ -272,6 +290,7 @@ class PlantController:
         self._next_observe = self.clock.monotonic() + OBSERVE_PERIOD_S
         names = OBSERVE_POINTS + tuple(n for n in ("run_command", "run_status") if self.link.has_point(n))
         values = None
+        self._observing = True
         try:
             values = self.link.read(names)
             self._last_ok_observe_mono = self.clock.monotonic()
@@ -279,6 +298,8 @@ class PlantController:
                 self.run_status_seen = True
         except LinkError:
             pass
+        finally:
+            self._observing = False
         stale = is_stale(self._last_ok_observe_mono, self.clock.monotonic())
         with self.sd["lock"]:
             state = dict(self.sd["plant_observed_state_by_plant"][self.plant_id])

@@ -5,7 +5,9 @@
 register cannot hold is refused, ERROR once), read the setpoint registers back, write what differs
 (P first, then Q), read back again; a point not verified on the plant is not remembered as written
 (`ctl._verified_words`) and is retried at the next check. Returns the write status
-(`ok|partial|failed|refused`) and puts it on `dispatch_status_by_plant`. Positive P = discharge.
+(`ok|partial|failed|refused`) and puts it on `dispatch_status_by_plant`. At a changed target the
+writes go first and the readback after (`_write_first`): a breakpoint's setpoint waits behind no
+read. Positive P = discharge.
 """
 from __future__ import annotations
 
@@ -22,9 +24,13 @@ log = logging.getLogger("hil.control")
 
 
 def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_changed: bool = True) -> str:
-    """Encode, read back, write what differs, verify. Returns the write status."""
+    """Encode, read back, write what differs, verify. Returns the write status. A dispatch check of a
+    changed target (not a command's, `immediate`) writes first and reads back after (`_write_first`)."""
     wanted, refused = encode_setpoints(ctl.link.endpoint.points, p_kw, q_kvar)
     _log_refused(ctl, refused)
+    new = [n for n in SETPOINT_POINTS if n in wanted and ctl._verified_words.get(n) != wanted[n]]
+    if target_changed and not immediate and new:
+        return _write_first(ctl, wanted, new, bool(refused))
     try:
         current = read_setpoints(ctl, immediate)
     except LinkError as exc:
@@ -42,15 +48,45 @@ def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_cha
         if changed_externally(differ, ctl._verified_words, wanted, target_changed):
             _warn_external(ctl, differ[0], current, wanted)
     errors = ctl.link.write_points(wanted, differ, immediate)
-    error = list(errors.values())[-1] if errors else None
+    return _verify(ctl, wanted, errors, bool(refused))
+
+
+def _write_first(ctl, wanted: dict, new: list[str], refused: bool) -> str:
+    """A new target's setpoints go out first, the readback after (its write waited behind a
+    readback: 0.8 s on a plant answering in 0.8 s; that readback only spared writing a value the
+    register already held). `new`: the points whose
+    words differ from those last verified (unknown: written). A point the target did not change that
+    reads otherwise was changed by someone else: rewritten at once, as a check does (components §4.3)."""
+    errors = ctl.link.write_points(wanted, new, immediate=False)
+    if errors and ctl.link.link == "connect_failed":   # no readback: on a hung plant it costs a timeout
+        ctl._verified_words.clear()
+        return _record_write(ctl, "failed", None, list(errors.values())[-1], wrote=new[0] not in errors)
     try:
         after = read_setpoints(ctl, immediate=False)
     except LinkError as exc:
         ctl._verified_words.clear()
-        return _record_write(ctl, "failed", None, error or str(exc), wrote=True)
+        return _record_write(ctl, "failed", None, str(exc), wrote=True)
+    rest = [n for n in SETPOINT_POINTS if n in wanted and n not in new and after[n] != wanted[n]]
+    if not rest:
+        return _verify(ctl, wanted, errors, refused, after)
+    if changed_externally(rest, ctl._verified_words, wanted, False):
+        _warn_external(ctl, rest[0], after, wanted)
+    return _verify(ctl, wanted, errors | ctl.link.write_points(wanted, rest, immediate=False), refused)
+
+
+def _verify(ctl, wanted: dict, errors: dict, refused: bool, after: dict | None = None) -> str:
+    """After the writes (`errors`: the points that did not go out): read back (unless `after` was
+    just read) and remember the points verified on the plant; record and return the status."""
+    error = list(errors.values())[-1] if errors else None
+    if after is None:
+        try:
+            after = read_setpoints(ctl, immediate=False)
+        except LinkError as exc:
+            ctl._verified_words.clear()
+            return _record_write(ctl, "failed", None, error or str(exc), wrote=True)
     ctl._verified_words = {n: words for n, words in wanted.items() if after[n] == words}
     _log_not_taken(ctl, {n: words for n, words in wanted.items() if n not in errors}, after)
-    status = write_status(bool(refused), len(ctl._verified_words), len(wanted))
+    status = write_status(refused, len(ctl._verified_words), len(wanted))
     return _record_write(ctl, status, after, error, wrote=True)
 
 

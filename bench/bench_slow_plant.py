@@ -123,8 +123,8 @@ def analyse(log, bps, p, q, delay, hb) -> dict:
             continue
         late_p.append(tp - bp)
         late_q.append(tq - bp)
-        ahead = [r for r in log if r[1] in control and bp <= r[0] < tp]
-        before.update(name(r[2], r[3], hb) for r in ahead)
+        ahead = [r for r in log if bp <= r[0] < tp]
+        before.update(("" if r[1] in control else "sampler: ") + name(r[2], r[3], hb) for r in ahead)
         last = max((r for r in log if r[1] in control and r[0] < bp), default=None, key=lambda r: r[0])
         if last is not None and last[0] + delay > bp:
             inflight += 1
@@ -151,7 +151,7 @@ def main() -> int:
         if vals:
             print(f"  {sig.upper()} write lateness (s): median {statistics.median(vals):.2f}  "
                   f"max {max(vals):.2f}  min {min(vals):.2f}")
-    print(f"  control requests sent between the breakpoint and the P write, over {n} breakpoints "
+    print(f"  requests the plant took between the breakpoint and the P write, over {n} breakpoints "
           f"(a request in flight at the breakpoint: {res['inflight']} times):")
     for what, c in sorted(res["before"].items(), key=lambda kv: -kv[1]):
         print(f"    {c:4d}  {what}")

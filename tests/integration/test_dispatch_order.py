@@ -1,0 +1,119 @@
+"""What a plant receives around a breakpoint (components §4.2-§4.4): the new setpoint's writes come
+before any read, and an observation under way gives way to them at its next request. On a slow
+plant (0.8 s per request) each request ahead of the write is 0.8 s of lateness: a review measured
+P reaching the plant 2-9 s after its breakpoint (`python -m bench.bench_slow_plant`).
+
+The tests assert the ORDER of the requests in the plant's own log (`FaultyPlant.requests`), not
+times: real Modbus TCP on 127.0.0.1, the controller's `step()` driven with a fake clock. A "slow
+plant" here advances the fake clock by 0.8 s at each request it receives, so the heartbeat's and
+the observation's periods fall due as they do on the real slow device.
+"""
+from __future__ import annotations
+
+import pytest
+
+from agents.control_agent import Target
+from tests.faulty_plant import FaultyPlant
+from tests.helpers import s16
+from tests.integration.test_control import HEARTBEAT, fake_clock, rigs  # noqa: F401 (fixtures)
+
+P_SP, Q_SP, ENABLE, P_BAT = 86, 88, 1, 270
+REQUEST_S = 0.8
+
+
+def seen(plant: FaultyPlant) -> list[tuple]:
+    """The plant's requests as ("w", addr, words) and ("r", addr)."""
+    return [("r", addr) if fc == 3 else ("w", addr, values) for _, fc, addr, values in plant.requests]
+
+
+def words(kw: float) -> list[int]:
+    return [s16(int(round(kw * 10)))]
+
+
+@pytest.fixture
+def plant():
+    with FaultyPlant() as p:
+        yield p
+
+
+def started(tmp_path, clock, rigs, plant, heartbeat=False):   # noqa: F811 (fixture passed in)
+    points = {"lib": {"heartbeat": {"address": HEARTBEAT}}} if heartbeat else None
+    rig = rigs(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}}, points=points,
+               timing={"scheduler_period_s": 2.0})   # targets expire after 10 s of the slow plant's time
+    rig.target(100.0, 10.0)
+    assert rig.run("start").status == "succeeded"
+    rig.lib.step()
+    assert rig.dispatch()["write_status"] == "ok"
+    return rig
+
+
+def slow(plant: FaultyPlant, clock, on_request=None) -> None:
+    """Every request takes REQUEST_S on the fake clock; `on_request(fc, addr)` runs as it arrives."""
+    def hook(fc, addr, values):
+        if on_request is not None:
+            on_request(fc, addr)
+        clock.advance(REQUEST_S)
+        return None
+    plant.hook = hook
+
+
+def test_a_new_target_is_written_before_the_setpoints_are_read(tmp_path, fake_clock, rigs, plant):  # noqa: F811
+    """At a new target with the observation and the periodic check due as well, the first request
+    the plant gets is the P write, then Q; the readback follows them (it used to precede them:
+    one request of lateness for P, two for Q)."""
+    rig = started(tmp_path, fake_clock, rigs, plant)
+    plant.requests.clear()
+    fake_clock.advance(1.0)
+    rig.target(200.0, -20.0)
+    rig.lib.step()
+    assert seen(plant)[:3] == [("w", P_SP, words(200.0)), ("w", Q_SP, words(-20.0)), ("r", P_SP)]
+    assert rig.dispatch()["write_status"] == "ok" and rig.dispatch()["last_written_p_kw"] == 200.0
+    assert ("r", ENABLE) in seen(plant)[3:]                  # the observation comes after
+
+
+def test_an_observation_gives_way_to_a_target_handed_over_during_its_reads(tmp_path, fake_clock, rigs,  # noqa: F811
+                                                                          plant):
+    """The breakpoint's target arrives while the observation's first read is in flight: the next
+    request is the P write (it used to wait for the observation's two other reads and a readback),
+    and the observation is made again after the dispatch."""
+    rig = started(tmp_path, fake_clock, rigs, plant)
+    handed = []
+
+    def breakpoint_during_observation(fc, addr):
+        if fc == 3 and addr == ENABLE and not handed:
+            handed.append(len(plant.requests) - 1)   # the index of this request in the log
+            rig.lib.set_target(Target(300.0, 30.0, "schedule", None, False, None, fake_clock.monotonic()))
+    slow(plant, fake_clock, breakpoint_during_observation)
+    plant.requests.clear()
+    fake_clock.advance(1.0)
+    rig.lib.step()
+    rig.lib.step()
+    log = seen(plant)
+    assert handed, log
+    after = log[handed[0]:]
+    assert after[:4] == [("r", ENABLE), ("w", P_SP, words(300.0)), ("w", Q_SP, words(30.0)), ("r", P_SP)], log
+    assert after[4:7] == [("r", ENABLE), ("r", P_SP), ("r", P_BAT)], log        # observed in full afterwards
+    assert rig.dispatch()["write_status"] == "ok" and rig.dispatch()["last_written_q_kvar"] == 30.0
+    with rig.sd["lock"]:
+        observed = rig.sd["plant_observed_state_by_plant"]["lib"]
+    assert observed["p_setpoint_kw"] == 300.0 and observed["q_setpoint_kvar"] == 30.0
+
+
+def test_on_a_slow_plant_one_heartbeat_at_most_goes_before_a_new_target(tmp_path, fake_clock, rigs, plant):  # noqa: F811
+    """A plant answering in 0.8 s: the heartbeat's 0.5 s period is over after each request, so it
+    was due again right after itself. Between the hand-over and the P write the plant now gets one
+    heartbeat at most (it got two heartbeats and the readback before); the heartbeat still goes
+    between the dispatch's requests."""
+    rig = started(tmp_path, fake_clock, rigs, plant, heartbeat=True)
+    slow(plant, fake_clock)
+    fake_clock.advance(1.0)
+    rig.lib.step()
+    plant.requests.clear()
+    fake_clock.advance(1.0)
+    rig.target(-150.0, 0.0)
+    rig.lib.step()
+    log = seen(plant)
+    p_write = log.index(("w", P_SP, words(-150.0)))
+    assert p_write <= 1 and all(r[:2] == ("w", HEARTBEAT) for r in log[:p_write]), log
+    beats = [i for i, r in enumerate(log) if r[:2] == ("w", HEARTBEAT)]
+    assert all(b - a == 2 for a, b in zip(beats, beats[1:])), log   # one other request between two heartbeats
