@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import socket
 import threading
 from collections import deque
@@ -27,6 +26,7 @@ from typing import Callable, Iterator
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
+from agents.busy_window import BusyWindow
 from core.codec import CodecError, encode, encode_counts
 from core.config import PlantConfig
 from core.episodes import Backoff, Episodes
@@ -40,9 +40,6 @@ _FUNCTION_CODES = {"read_holding_registers": 3, "write_register": 6, "write_regi
 ANY_EXCEPTION = tuple(range(1, 256))   # every Modbus exception code: a refused write is not a link fault
 # A gateway's answers for a plant it cannot reach: the link to the plant is down, not refused.
 GATEWAY_CODES = {10: "gateway path unavailable", 11: "gateway: no answer from the plant (wrong unit id?)"}
-# A plant busy for a moment (5 acknowledge: still working on an earlier request; 6 server device busy):
-# within a stop's `busy_retries` window its request is sent again after a pause.
-BUSY_CODES, BUSY_PAUSE_S = (5, 6), 0.2
 
 log = logging.getLogger("hil.modbus")
 
@@ -110,7 +107,7 @@ class ModbusLink:
         # never holds it up behind a long sequence of requests); not re-entered by its own requests.
         self.before_request: Callable[[], None] | None = None
         self._in_hook = False
-        self._busy: tuple[float, threading.Event, dict] | None = None   # see `busy_retries`
+        self._busy: BusyWindow | None = None   # see `busy_retries`
 
     # -- endpoint -------------------------------------------------------------------------------
     def _resolve(self, mode: str):
@@ -162,29 +159,12 @@ class ModbusLink:
     @contextmanager
     def busy_retries(self, window_s: float, abort: threading.Event) -> Iterator[None]:
         """In the body (a stop's requests), a request answered 5 or 6 (busy for a moment) is sent again
-        after BUSY_PAUSE_S (real time, as the request timeout), at most `window_s` / BUSY_PAUSE_S times,
-        until `window_s` passed on the clock or `abort` is set; then the answer counts as usual. One WARNING."""
-        left = math.ceil(window_s / BUSY_PAUSE_S)
-        self._busy = (self.clock.monotonic() + window_s, abort, {"told": False, "left": left, "window_s": window_s})
+        within `window_s` (`agents/busy_window.BusyWindow`)."""
+        self._busy = BusyWindow(self.clock, window_s, abort, f"{self.plant.name} Modbus {self.role}")
         try:
             yield
         finally:
             self._busy = None
-
-    def _busy_again(self, code: int | None) -> bool:
-        """After a pause, True when a request answered `code` is to be sent again (`busy_retries`)."""
-        if code not in BUSY_CODES or self._busy is None:
-            return False
-        deadline, abort, state = self._busy
-        if state["left"] <= 0 or self.clock.monotonic() >= deadline or abort.is_set():
-            return False
-        if not state["told"]:
-            state["told"] = True
-            log.warning("%s Modbus %s: the plant answers busy (exception %s) during a stop; the request is "
-                        "sent again every %g s for up to %g s", self.plant.name, self.role, code, BUSY_PAUSE_S,
-                        state["window_s"])
-        state["left"] -= 1
-        return not abort.wait(BUSY_PAUSE_S)
 
     def close(self) -> None:
         if self._client is not None:
@@ -335,7 +315,8 @@ class ModbusLink:
             if self._client is None:   # the hook's request lost the connection
                 raise LinkError(self.last_error or "link down", "connect_failed")
         rr = None
-        while rr is None or (rr.isError() and self._busy_again(getattr(rr, "exception_code", None))):
+        while rr is None or (rr.isError() and self._busy is not None and
+                             self._busy.again(getattr(rr, "exception_code", None))):
             self._other_unit = None
             try:
                 rr = fn(*args, device_id=self.endpoint.unit_id, **kwargs)
