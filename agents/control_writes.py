@@ -57,7 +57,7 @@ def _write_first(ctl, wanted: dict, new: list[str], refused: bool) -> str:
     register already held). `new`: the points whose
     words differ from those last verified (unknown: written). A point the target did not change that
     reads otherwise was changed by someone else: rewritten at once, as a check does (components §4.3)."""
-    errors = ctl.link.write_points(wanted, new, immediate=False)
+    errors = ctl.link.write_points(wanted, new, immediate=False, guard_wait_s=0.0)   # a sample re-reads
     if errors and ctl.link.link == "connect_failed":   # no readback: on a hung plant it costs a timeout
         ctl._verified_words.clear()
         return _record_write(ctl, "failed", None, list(errors.values())[-1], wrote=new[0] not in errors)

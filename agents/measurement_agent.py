@@ -37,6 +37,8 @@ from agents.recorder import Recorder
 from core.config import AppConfig
 from core.names import VALUE_COLUMNS
 from core.points import METER_POINTS, SAMPLE_POINTS, physical_ranges, physical_reading
+
+from core.points import METER_POINTS, SAMPLE_POINTS, SETPOINT_POINTS, physical_ranges, physical_reading
 from core.timeutil import from_epoch
 
 log = logging.getLogger("hil.measurement")
@@ -232,11 +234,18 @@ class Sampler:
 
     def _read_device(self, link: ModbusLink, points, device: str) -> tuple[dict[str, float] | None, str | None]:
         """One all-or-nothing read of `points` from one device: (`{column: value}`, None) or (None, error).
-        Logs WARNING `<device> sample failed: <error>` once per failing episode, INFO on recovery."""
+        When a setpoint write of the controller began during the reads (a breakpoint's write does not
+        wait for the device guard), the setpoints are read again: the row holds the written setpoint
+        beside a battery read after the write, never the old setpoint beside it. Logs WARNING
+        `<device> sample failed: <error>` once per failing episode, INFO on recovery."""
         values = error = None
         try:
             with link.device_guard():
+                begun = link.writes_begun()
                 raw = link.read(tuple(points))
+                again = tuple(p for p in points if p in SETPOINT_POINTS)
+                if again and link.writes_begun() != begun:   # a setpoint write came between the reads
+                    raw = {**raw, **link.read(again)}        # (it need not wait for the guard)
             values = {column: float(raw[point]) for column, point in COLUMN_POINTS if point in points}
             bad = [column for column, value in values.items() if not math.isfinite(value)]
             if bad:

@@ -78,6 +78,9 @@ class ModbusLink:
     # controller already talks to the returned plant; the screen said Link OK next to LINK DOWN).
     _restored: dict[str, int] = {}
     _restore_seq = itertools.count(1)
+    # Per endpoint, the number of setpoint writes the process began (`write_points`): a sample whose
+    # reads one began between reads its setpoints again (`writes_begun`; the sampler).
+    _writes_begun: dict[str, int] = {}
 
     def __init__(self, plant: PlantConfig, role: str, clock, timeout_s: float, mode: str = "local"):
         self.plant = plant
@@ -126,8 +129,10 @@ class ModbusLink:
         """Keep this process's other links to the same endpoint out while the body runs, so a
         sample's several read requests never straddle a setpoint write (the row would mix the
         setpoint before the write with the battery after it). Waits at most `wait_s` (real time)
-        and then runs the body unguarded, so a stalled peer never stalls the caller; yields
-        whether the guard was obtained."""
+        and then runs the body unguarded, so a stalled peer never stalls the caller (a sample on a
+        slow plant outlasts the wait, and a breakpoint's writes do not wait: the sampler reads the
+        setpoints again after a write began during its reads, `writes_begun`); yields whether the
+        guard was obtained."""
         key = self._endpoint_key()
         with ModbusLink._device_guards_lock:
             guard = ModbusLink._device_guards.setdefault(key, threading.Lock())
@@ -456,12 +461,16 @@ class ModbusLink:
             raise
         log.info("%s %s: one-register writes refused (exception 1); using FC16 writes", self.plant.name, self.role)
 
-    def write_points(self, wanted: dict[str, list[int]], names: list[str], immediate: bool) -> dict[str, str]:
+    def write_points(self, wanted: dict[str, list[int]], names: list[str], immediate: bool,
+                     guard_wait_s: float = DEVICE_GUARD_WAIT_S) -> dict[str, str]:
         """Write the words of `names` under the device guard (P and Q land together between two
-        samples); returns the error text of each point that did not go out (empty when all did).
-        Stops at a lost connection."""
+        samples), waited for at most `guard_wait_s` (0: a breakpoint's writes wait for no sample);
+        returns the error text of each point that did not go out (empty when all did). Stops at a
+        lost connection. Counted in `writes_begun` before the first request."""
         errors: dict[str, str] = {}
-        with self.device_guard():
+        key = self._endpoint_key()
+        ModbusLink._writes_begun[key] = ModbusLink._writes_begun.get(key, 0) + 1
+        with self.device_guard(guard_wait_s):
             for name in names:
                 try:
                     self.write_words(name, wanted[name], immediate=immediate)
@@ -470,6 +479,10 @@ class ModbusLink:
                     if exc.kind == "connect_failed":
                         break
         return errors
+
+    def writes_begun(self) -> int:
+        """Setpoint writes the process began on this endpoint (`write_points`)."""
+        return ModbusLink._writes_begun.get(self._endpoint_key(), 0)
 
     def write_value(self, name: str, value: float, immediate: bool = False) -> None:
         self.write_words(name, encode(self.endpoint.points[name], value), immediate)

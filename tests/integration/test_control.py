@@ -361,22 +361,23 @@ def test_dispatch_writes_with_readback_ok(tmp_path, fake_clock, rigs):
 
 
 def test_a_sample_never_straddles_a_dispatch_write(tmp_path, fake_clock, rigs):
-    """The default map needs two read requests per sample (86-88 and 270-296). A dispatch that
-    arrives between them waits for the sample (the per-endpoint device guard), so the row holds the
-    setpoint and the battery from the same side of the write, and the write still lands."""
+    """The default map needs two read requests per sample (86-88 and 270-296). A breakpoint's
+    dispatch that arrives between them does not wait for the sample (on a slow plant that wait was
+    lateness); the sampler, seeing a setpoint write begun during its reads, reads the setpoints again,
+    so the row holds the setpoint and the battery from the same side of the write (after it)."""
     rig = rigs(tmp_path, fake_clock)
     _started(rig)
     samples: list = []
     sampler = Sampler("lib", rig.cfg, fake_clock, rig.sd, SampleGrid(fake_clock, 1.0), samples.append)
     call = sampler.link._call
-    between_blocks, requests = threading.Event(), []
+    between_blocks, dispatched, requests = threading.Event(), threading.Event(), []
 
     def slow_second_block(fn, *args, **kw):
         rr = call(fn, *args, **kw)
         requests.append(args[0])
         if len(requests) == 1:
             between_blocks.set()
-            time.sleep(0.15)            # the dispatch below is issued now
+            assert dispatched.wait(5)   # the dispatch below is made now (a sample on a slow plant)
         return rr
 
     sampler.link._call = slow_second_block
@@ -387,12 +388,13 @@ def test_a_sample_never_straddles_a_dispatch_write(tmp_path, fake_clock, rigs):
         rig.target(250.0)
         rig.lib.step()
     finally:
+        dispatched.set()
         reader.join(5)
         sampler.close()
-    assert len(requests) == 2, "two read requests per sample with the default map"
     assert samples and samples[-1].ok, samples
     values = samples[-1].values
-    assert (values["p_setpoint_kw"], values["battery_active_power_kw"]) == (0.0, 0.0), values
+    assert (values["p_setpoint_kw"], values["battery_active_power_kw"]) == (250.0, 250.0), values
+    assert requests == [P_SP, P_BAT, P_SP], "two read requests per sample, the setpoints again after the write"
     assert signed(rig.regs(P_SP)[0]) == 2500 and rig.dispatch()["write_status"] == "ok"
     samples.clear()
     requests.clear()

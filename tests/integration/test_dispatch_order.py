@@ -10,9 +10,12 @@ the observation's periods fall due as they do on the real slow device.
 """
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from agents.control_agent import Target
+from agents.modbus_link import ModbusLink
 from tests.faulty_plant import FaultyPlant
 from tests.helpers import s16
 from tests.integration.test_control import HEARTBEAT, fake_clock, rigs  # noqa: F401 (fixtures)
@@ -117,3 +120,34 @@ def test_on_a_slow_plant_one_heartbeat_at_most_goes_before_a_new_target(tmp_path
     assert p_write <= 1 and all(r[:2] == ("w", HEARTBEAT) for r in log[:p_write]), log
     beats = [i for i, r in enumerate(log) if r[:2] == ("w", HEARTBEAT)]
     assert all(b - a == 2 for a, b in zip(beats, beats[1:])), log   # one other request between two heartbeats
+
+
+def test_a_breakpoints_writes_do_not_wait_for_a_sample_in_progress(tmp_path, fake_clock, rigs, plant,  # noqa: F811
+                                                                 monkeypatch):
+    """A sample holds the device guard for its reads (1.6 s on a plant answering in 0.8 s). A new
+    target's writes go out at once, without waiting for it (they waited up to 0.25 s: the whole
+    remaining lateness on a plant answering in 0.2 s); the sample reads the setpoints again
+    (`test_control.py::test_a_sample_never_straddles_a_dispatch_write`). The guard's acquisitions
+    are recorded: the writes asked for it without a wait, and went out while it was held."""
+    rig = started(tmp_path, fake_clock, rigs, plant)
+    key = rig.lib.link._endpoint_key()
+    guard = ModbusLink._device_guards.setdefault(key, threading.Lock())
+    waits: list[float] = []
+
+    class Recorded:
+        def acquire(self, blocking=True, timeout=-1):
+            waits.append(timeout)
+            return guard.acquire(blocking, timeout)
+
+        def release(self):
+            guard.release()
+    monkeypatch.setitem(ModbusLink._device_guards, key, Recorded())
+    plant.requests.clear()
+    assert guard.acquire(timeout=1)    # a sample in progress
+    try:
+        rig.target(200.0, -20.0)
+        rig.lib.step()
+        assert seen(plant)[:2] == [("w", P_SP, words(200.0)), ("w", Q_SP, words(-20.0))]
+    finally:
+        guard.release()
+    assert waits == [0.0], waits
