@@ -19,7 +19,8 @@ from datetime import timedelta
 
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
-from agents.control_sequences import heartbeat_counter, safe_stop, send_owed_stop, start, zero_after_plant_stop
+from agents.control_sequences import (OWED_BUSY_RETRY_MAX_S, OWED_BUSY_RETRY_S, heartbeat_counter, safe_stop,
+                                      send_owed_stop, start, zero_after_plant_stop)
 from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
 from agents.scheduler_agent import effective_target, read_inputs
@@ -27,7 +28,7 @@ from core.codec import CodecError, next_heartbeat
 from core.config import AppConfig
 from core.dispatch import (NotOperating, Target, dispatch_setpoint, is_stale, not_operating, observed_fields,
                            observed_transition, reports_running, target_expiry_s)
-from core.episodes import Episodes
+from core.episodes import Backoff, Episodes
 from core.fleet import OWED_NOTE
 from core.lateness import BreakpointWatch
 from core.points import OBSERVE_POINTS
@@ -93,6 +94,9 @@ class PlantController:
         self._not_operating_count = 0
         self.run_status_seen = False   # the plant reported running since its start (core.dispatch.not_operating)
         self.stop_owed: str | None = None   # transport mode of a stop that could not reach the plant
+        self.owed_busy = False              # ... because it answered busy (`control_sequences._owe`)
+        self.owed_not_before = 0.0          # monotonic time before which an owed stop is not sent
+        self.owed_retries = Backoff(OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S)
         self._prev_link = self.link.link
         self.hold = HoldKeeper(plant_id, self.name, shared_data, clock)
 
@@ -327,7 +331,8 @@ class PlantController:
             safe_stop(self)
         elif closed_by:
             zero_after_plant_stop(self, values)
-        elif self.stop_owed == self.link.mode and values is not None:
+        elif (self.stop_owed == self.link.mode and values is not None
+              and self.clock.monotonic() >= self.owed_not_before):
             send_owed_stop(self, values)
         return values
 

@@ -5,8 +5,9 @@ Start: write and verify the target, then the run command (when mapped), then `en
 a failure rolls back (zero, stop value, disable; no decay wait). Safe stop: gate off, zero P/Q,
 wait for |P| < `threshold_kw` and |Q| < `threshold_kvar` (polls every 0.5 s, the heartbeat between
 them), then the stop value and `enable` 0, whatever the wait gave. A safe stop that could not
-reach the plant (link down) leaves `ctl.stop_owed` (its transport mode): the controller sends it
-when the plant answers again on that transport and is still enabled.
+reach the plant (link down), or whose disable the plant answered busy beyond the busy window,
+leaves `ctl.stop_owed` (its transport mode): the controller sends it when the plant answers again on
+that transport and is still enabled (a busy one: 2 s after, then doubling to 60 s between tries).
 
 A stop or a rollback is the last thing the program may say to a plant, so a connection closed or
 reset under one of its requests (the plant may well answer a new one) is reconnected at once and
@@ -21,6 +22,7 @@ import contextlib
 import logging
 
 from agents.base import beat
+from agents.busy_window import BUSY_CODES
 from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
 from core.dispatch import decayed, write_status
@@ -29,6 +31,9 @@ from core.recording import format_value
 from core.timeutil import format_local_iso
 
 DECAY_POLL_S = 0.5
+# A stop whose disable the plant answered busy for longer than its busy window is sent again when an
+# observation finds the plant still enabled: first 2 s after the stop, then doubling up to 60 s.
+OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S = 2.0, 60.0
 
 log = logging.getLogger("hil.control")
 
@@ -66,6 +71,7 @@ def start(ctl) -> tuple[bool, str]:
         source = ctl.sd["active_schedule_source"]
     ctl._set_gate(True, "running")
     ctl.stop_owed = None
+    ctl.owed_retries.success()
     ctl._not_operating_count = 0
     ctl.set_target(target)   # the first check must not go back to a target older than the one written
     ctl._target_seen = None  # check the target again at once
@@ -100,6 +106,7 @@ def _rollback_start(ctl) -> None:
             enable = None
     ctl._set_gate(False, "stopped" if enable == 0 else "unknown")
     ctl.stop_owed = ctl.link.mode if enable != 0 and ctl.link.link == "connect_failed" else None
+    ctl.owed_busy, ctl.owed_not_before = False, 0.0
 
 
 def _rollback_zero(ctl) -> None:
@@ -165,8 +172,23 @@ def safe_stop(ctl) -> dict:
         ctl.heartbeat_idle_only = False
 
 
+def _owe(ctl, disable_ok: bool, busy: bool) -> None:
+    """A stop whose disable is not confirmed is owed (`ctl.stop_owed`, its transport) when the link is
+    down (sent when the plant answers again) or when the plant answered busy (exception 5/6) beyond
+    the busy window: sent again when an observation finds it still enabled, not before
+    `ctl.owed_not_before` (2 s, doubling to 60 s, between tries: a plant busy for long is not sent a
+    stop every second). An operator's Stop is never dropped because the plant was busy at that moment."""
+    if disable_ok or not (busy or ctl.link.link == "connect_failed"):
+        ctl.stop_owed, ctl.owed_busy = None, False
+        ctl.owed_retries.success()
+        return
+    ctl.stop_owed, ctl.owed_busy = ctl.link.mode, busy
+    ctl.owed_not_before = ctl.clock.monotonic() + (ctl.owed_retries.failure() if busy else 0.0)
+
+
 def _safe_stop(ctl) -> dict:
     t0 = ctl.clock.monotonic()
+    busy = False
     ctl.hold.end("stop")
     ctl._set_gate(False, "stopping")
     ctl.run_status_seen = False
@@ -186,9 +208,10 @@ def _safe_stop(ctl) -> dict:
         disable_ok, error = enable == 0, f"enable reads {enable}"
     except (LinkError, CodecError) as exc:
         disable_ok, error = False, str(exc)
+        busy = getattr(exc, "exception_code", None) in BUSY_CODES
     ctl._set_gate(False, "stopped" if disable_ok else "unknown")
     ctl._not_operating_count = 0
-    ctl.stop_owed = ctl.link.mode if not disable_ok and ctl.link.link == "connect_failed" else None
+    _owe(ctl, disable_ok, busy)
     elapsed = ctl.clock.monotonic() - t0
     result = {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
     result |= {} if disable_ok else {"error": f"{error} ({ctl.link.endpoint_label})"}
@@ -223,13 +246,16 @@ def send_owed_stop(ctl, values: dict) -> None:
     disabled needs no disable, but has the setpoints it still holds zeroed (owed again when the
     link fails under that write). A safe stop that outlived a switch's wait owes to the old
     transport's plant, never to the new one's."""
-    ctl.stop_owed = None
+    ctl.stop_owed, busy = None, ctl.owed_busy
     if int(round(values["enable"])) != 1:   # its setpoints may still hold the last values: a re-enable runs them
         log.info("%s answers again, disabled: the stop that could not reach it needs no disable", ctl.name)
         if zero_after_plant_stop(ctl, values) == "failed" and ctl.link.link == "connect_failed":
             ctl.stop_owed = ctl.link.mode
         return
-    log.warning("%s answers again and is enabled: sending the stop that could not reach it", ctl.name)
+    if busy:
+        log.warning("%s is still enabled after a stop it answered busy: sending the stop again", ctl.name)
+    else:
+        log.warning("%s answers again and is enabled: sending the stop that could not reach it", ctl.name)
     safe_stop(ctl)
 
 

@@ -13,7 +13,8 @@ STOP_ALL = "Stop All"
 FLEET_LABELS = {"start_all": START_ALL, "stop_all": STOP_ALL}
 # A start rejected with one of these leaves the plant as asked: not a failure.
 START_NOT_NEEDED = ("already running", "already starting")
-# After a stop that could not reach the plant (link down): the controller sends it when the plant answers.
+# After a stop that could not reach the plant (link down), or that it answered busy beyond the stop's
+# busy window: the controller sends it again when the plant answers (takes requests).
 OWED_NOTE = "; the stop is sent when it answers again"
 
 

@@ -84,8 +84,8 @@ def test_a_stop_on_a_plant_busy_for_a_moment_zeroes_and_disables_it(tmp_path, ca
 
 def test_a_plant_busy_for_ever_is_reported_not_confirmed_disabled_within_the_bound(tmp_path, caplog):
     """Every write answered 6: the stop tries each part for its busy window only, says why it is
-    not confirmed (the plant answers, so nothing is owed: pressing Stop again sends it again) and
-    stays within timeout_s + 6 x modbus_timeout_s (components §4.6)."""
+    not confirmed and that the stop is owed (sent again later: the next test), and stays within
+    timeout_s + 6 x modbus_timeout_s (components §4.6)."""
     caplog.set_level(logging.INFO)
     with FaultyPlant() as plant:
         rig = _running(tmp_path, plant)
@@ -97,8 +97,44 @@ def test_a_plant_busy_for_ever_is_reported_not_confirmed_disabled_within_the_bou
             plant.hook = None
             assert stop.result == {"threshold_reached": False, "disable_ok": False, "error":
                                    f"write refused at enable: exception response (code 6) (127.0.0.1:{plant.port})"}
-            assert plant.get(ENABLE) == [1] and rig.transition() == "unknown" and rig.lib.stop_owed is None
+            assert stop.status == "failed" and stop.detail.endswith("; the stop is sent when it answers again")
+            assert plant.get(ENABLE) == [1] and rig.transition() == "unknown" and rig.lib.stop_owed == "local"
             assert SAFE_STOP_TIMEOUT_S <= elapsed <= SAFE_STOP_TIMEOUT_S + 6 * MODBUS_TIMEOUT_S, f"{elapsed:.2f} s"
             assert len(msgs(caplog, logging.WARNING, "answers busy")) == 2   # one per part of the stop
+        finally:
+            rig.close()
+
+
+def test_a_stop_the_plant_answers_busy_beyond_the_window_is_sent_again_without_a_second_stop(tmp_path, caplog):
+    """The plant answers every write busy (6) for longer than the stop's busy windows, then takes
+    writes again. The Stop is reported not confirmed and owed; once the plant takes writes, the
+    controller sends the stop again on its own (the first retry 2 s after the stop, then doubling):
+    the plant ends disabled at P = Q = 0 without a second Stop (before: it ran on at 500 kW, enabled,
+    until the operator pressed Stop again)."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        rig = _running(tmp_path, plant)
+        try:
+            busy = [True]
+            plant.hook = lambda fc, addr, values: ("exc", 6) if values is not None and busy[0] else None
+            stop = rig.run("stop")
+            assert stop.status == "failed" and stop.result["disable_ok"] is False, stop.detail
+            assert plant.get(ENABLE) == [1] and plant.get(P_SETPOINT) == [5000]     # it runs on
+            assert rig.lib.stop_owed == "local"
+            retry_at = rig.lib.owed_not_before
+            assert retry_at - time.monotonic() > 1.0     # not sent again at the next observation
+            busy[0] = False                              # the plant takes writes again
+            deadline = time.monotonic() + 15
+            while plant.get(ENABLE) != [0] and time.monotonic() < deadline:
+                rig.lib.step()
+                time.sleep(0.05)
+            assert plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0]
+            assert rig.transition() == "stopped" and rig.lib.stop_owed is None
+            assert time.monotonic() >= retry_at
+            with rig.sd["lock"]:
+                commands = list(rig.sd["command_log"])
+            assert [c["id"] for c in commands if c["kind"] == "stop"] == [stop.id]   # one Stop only
+            assert msgs(caplog, logging.WARNING, "still enabled") == [
+                "LIB is still enabled after a stop it answered busy: sending the stop again"]
         finally:
             rig.close()

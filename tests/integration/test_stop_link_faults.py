@@ -338,14 +338,15 @@ def test_a_source_switch_says_which_plant_it_could_not_confirm_stopped(tmp_path,
 
 
 def test_a_source_switch_says_whose_stop_is_still_to_be_sent(tmp_path, caplog):
-    """LIB lost mid-run (its stop is owed) and VRFB answering every write with exception 6 (its
-    stop is refused, nothing to send later): both are named, the owed stop only for LIB (the note
-    was added for every plant named; found in review)."""
+    """LIB lost mid-run (its stop is owed) and VRFB answering every write with exception 4 (its
+    stop is refused, nothing to send later; a busy answer, 5 or 6, would make it owed too:
+    test_stop_busy_plant.py): both are named, the owed stop only for LIB (the note was added for
+    every plant named; found in review)."""
     caplog.set_level(logging.INFO)
     with FaultyPlant() as vrfb, FaultyPlant() as lib:
         app = _app_with_lib_dispatched(tmp_path, lib, vrfb)
         try:
-            vrfb.hook = lambda fc, addr, values: ("exc", 6) if values is not None else None
+            vrfb.hook = lambda fc, addr, values: ("exc", 4) if values is not None else None
             _lose_lib(app, lib)                                          # LIB's link is lost mid-run
             switch = app.intake.submit("switch_source", target="api")
             assert switch.done.wait(20) and switch.status == "succeeded", switch.detail
