@@ -38,6 +38,7 @@ from core.timeutil import format_local_iso
 
 QUEUE_CAPACITY = 16
 OBSERVE_PERIOD_S = 1.0
+OBSERVE_OVERDUE_S = 2.0   # an observation this late gives way to no target (stale after 3 s, §4.4)
 HEARTBEAT_PERIOD_S = 0.5
 # dispatch_status_by_plant fields that describe writes on the current endpoint
 WRITE_FIELDS = ("last_written_p_kw", "last_written_q_kvar", "last_write_at", "write_status", "readback_ok",
@@ -259,11 +260,23 @@ class PlantController:
             raise LinkError("shutting down", "connect_failed")
         if self._in_heartbeat:   # the heartbeat's own request
             return
-        if self._observing and self._gate() and self._has_new_target():
+        if self._observing and self._gives_way():
             raise Preempted
         if not (self.heartbeat_idle_only or self._beat_last):   # not two in a row (a slow plant: a
             self._heartbeat_if_due()                            # 0.5 s period is over after each one)
         self._beat_last = False
+
+    def _gives_way(self) -> bool:
+        """Whether the observation under way ends for a new target: one whose values differ from
+        those last dispatched (the scheduler hands one over every period, most with the same values),
+        with the gate on and no hold, unless the observation is overdue (no good one for
+        OBSERVE_OVERDUE_S: on a plant too slow for its schedule it would never complete)."""
+        target = self._current_target()
+        if target is None or target is self._target_seen or self.hold.values is not None or not self._gate():
+            return False
+        last_ok = self._last_ok_observe_mono
+        overdue = last_ok is None or self.clock.monotonic() - last_ok > OBSERVE_OVERDUE_S
+        return (target.p_kw, target.q_kvar) != self._last_wanted and not overdue
 
     def _heartbeat_if_due(self) -> None:
         if self.clock.monotonic() >= self._next_heartbeat and not self._in_heartbeat:

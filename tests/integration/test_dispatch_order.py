@@ -151,3 +151,29 @@ def test_a_breakpoints_writes_do_not_wait_for_a_sample_in_progress(tmp_path, fak
     finally:
         guard.release()
     assert waits == [0.0], waits
+
+
+def test_on_a_slow_plant_the_observation_still_completes_while_targets_are_handed_over_each_period(
+        tmp_path, fake_clock, rigs, plant):  # noqa: F811
+    """The scheduler hands a new target over every `scheduler_period_s`, most with the values already
+    dispatched. Only a target with other values makes an observation give way; the periodic
+    hand-overs do not, so on a plant answering in 0.8 s (an observation takes 2.4 s) the observed
+    state stays fresh (it gave way to each of them, and went stale: found in review of the change)."""
+    rig = started(tmp_path, fake_clock, rigs, plant)
+    rig.target(100.0, 10.0)
+    rig.lib.step()
+    assert rig.dispatch()["last_written_p_kw"] == 100.0
+    period = [fake_clock.monotonic()]
+
+    def scheduler(fc, addr):   # a hand-over each second of the plant's time, the same values
+        if fake_clock.monotonic() - period[0] >= 1.0:
+            period[0] = fake_clock.monotonic()
+            rig.lib.set_target(Target(100.0, 10.0, "schedule", None, False, None, period[0]))
+    slow(plant, fake_clock, scheduler)
+    fake_clock.advance(1.0)
+    for _ in range(12):
+        rig.lib.step()
+    with rig.sd["lock"]:
+        observed = rig.sd["plant_observed_state_by_plant"]["lib"]
+    assert observed["stale"] is False and observed["p_setpoint_kw"] == 100.0, observed
+    assert seen(plant).count(("r", P_BAT)) >= 3, seen(plant)       # whole observations were made
