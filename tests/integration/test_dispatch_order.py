@@ -177,3 +177,22 @@ def test_on_a_slow_plant_the_observation_still_completes_while_targets_are_hande
         observed = rig.sd["plant_observed_state_by_plant"]["lib"]
     assert observed["stale"] is False and observed["p_setpoint_kw"] == 100.0, observed
     assert seen(plant).count(("r", P_BAT)) >= 3, seen(plant)       # whole observations were made
+
+
+def test_a_register_the_new_target_did_not_change_is_rewritten_when_someone_else_changed_it(
+        tmp_path, fake_clock, rigs, plant, caplog):  # noqa: F811
+    """Written first, P only (Q's value is unchanged); the readback after finds Q changed by another
+    client: it is rewritten at once with §4.3's WARNING, not left for the next check."""
+    caplog.set_level("INFO")
+    rig = started(tmp_path, fake_clock, rigs, plant)
+    rig.target(100.0, 10.0)
+    rig.lib.step()
+    plant.set(Q_SP, words(-50.0))                 # another client
+    plant.requests.clear()
+    fake_clock.advance(0.1)
+    rig.target(200.0, 10.0)
+    rig.lib.step()
+    assert seen(plant)[:4] == [("w", P_SP, words(200.0)), ("r", P_SP), ("w", Q_SP, words(10.0)), ("r", P_SP)]
+    assert rig.dispatch()["write_status"] == "ok" and plant.get(Q_SP) == words(10.0)
+    assert [r.getMessage() for r in caplog.records if "changed externally" in r.getMessage()] == [
+        "LIB: setpoint register changed externally (read -50 kvar, expected 10 kvar); rewritten"]
