@@ -38,7 +38,6 @@ from core.timeutil import format_local_iso
 
 QUEUE_CAPACITY = 16
 OBSERVE_PERIOD_S = 1.0
-OBSERVE_OVERDUE_S = 2.0   # an observation this late gives way to no target (stale after 3 s, §4.4)
 HEARTBEAT_PERIOD_S = 0.5
 # dispatch_status_by_plant fields that describe writes on the current endpoint
 WRITE_FIELDS = ("last_written_p_kw", "last_written_q_kvar", "last_write_at", "write_status", "readback_ok",
@@ -74,6 +73,7 @@ class PlantController:
         self._in_command = False
         self._in_heartbeat = False
         self._observing = False   # an observation's reads run: a new target ends them (`Preempted`)
+        self._gave_way = False    # an observation gave way since the last one that completed
         self._beat_last = False   # the link's latest request was the heartbeat
         self.heartbeat_idle_only = False   # a safe stop runs: heartbeats only in its decay wait's idle time
         self.commands = PlantCommandQueue(QUEUE_CAPACITY, self._accepted)
@@ -261,6 +261,7 @@ class PlantController:
         if self._in_heartbeat:   # the heartbeat's own request
             return
         if self._observing and self._gives_way():
+            self._gave_way = True
             raise Preempted
         if not (self.heartbeat_idle_only or self._beat_last):   # not two in a row (a slow plant: a
             self._heartbeat_if_due()                            # 0.5 s period is over after each one)
@@ -269,14 +270,13 @@ class PlantController:
     def _gives_way(self) -> bool:
         """Whether the observation under way ends for a new target: one whose values differ from
         those last dispatched (the scheduler hands one over every period, most with the same values),
-        with the gate on and no hold, unless the observation is overdue (no good one for
-        OBSERVE_OVERDUE_S: on a plant too slow for its schedule it would never complete)."""
+        with the gate on and no hold; once per observation (the next one completes: on a plant too
+        slow for its schedule an observation that gave way to every breakpoint would never complete)."""
         target = self._current_target()
-        if target is None or target is self._target_seen or self.hold.values is not None or not self._gate():
+        if (self._gave_way or target is None or target is self._target_seen or self.hold.values is not None
+                or not self._gate()):
             return False
-        last_ok = self._last_ok_observe_mono
-        overdue = last_ok is None or self.clock.monotonic() - last_ok > OBSERVE_OVERDUE_S
-        return (target.p_kw, target.q_kvar) != self._last_wanted and not overdue
+        return (target.p_kw, target.q_kvar) != self._last_wanted
 
     def _heartbeat_if_due(self) -> None:
         if self.clock.monotonic() >= self._next_heartbeat and not self._in_heartbeat:
@@ -317,6 +317,7 @@ class PlantController:
             pass
         finally:
             self._observing = False
+        self._gave_way = False   # this one completed (or failed): the next may give way again
         stale = is_stale(self._last_ok_observe_mono, self.clock.monotonic())
         with self.sd["lock"]:
             state = dict(self.sd["plant_observed_state_by_plant"][self.plant_id])
