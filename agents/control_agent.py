@@ -74,6 +74,7 @@ class PlantController:
         self._in_heartbeat = False
         self._observing = False   # an observation's reads run: a new target ends them (`Preempted`)
         self._gave_way = False    # an observation gave way since the last one that completed
+        self._checking = False    # a check of unchanged values runs, before its first request
         self._beat_last = False   # the link's latest request was the heartbeat
         self.heartbeat_idle_only = False   # a safe stop runs: heartbeats only in its decay wait's idle time
         self.commands = PlantCommandQueue(QUEUE_CAPACITY, self._accepted)
@@ -251,32 +252,37 @@ class PlantController:
     # ---------------------------------------------------------------------------- heartbeat
     def _before_request(self) -> None:
         """Before each request of the control link: a due heartbeat (also between the requests of a
-        command, except a safe stop's: see `control_sequences.safe_stop`). An observation's next read
-        gives way to a new target (`Preempted`: handed over during the reads, a breakpoint's writes
-        waited for all of them, seconds on a slow plant). Once the shutdown's safe stops are over
-        (`quiet`), periodic work stops between two requests, so a slow device's observation cannot
-        outlast the thread join; a command still runs to its end."""
+        command, except a safe stop's: see `control_sequences.safe_stop`). An observation's next read,
+        or a check's first, gives way to a new target (`_give_way`: handed over during the reads, a
+        breakpoint's writes waited for all of them, seconds on a slow plant), also one handed over
+        during that heartbeat. Once the shutdown's safe stops are over (`quiet`), periodic work
+        stops between two requests, so a slow device's observation cannot outlast the thread join;
+        a command still runs to its end."""
         if self.quiet.is_set() and not self._in_command:
             raise LinkError("shutting down", "connect_failed")
         if self._in_heartbeat:   # the heartbeat's own request
             return
-        if self._observing and self._gives_way():
-            self._gave_way = True
-            raise Preempted
+        self._give_way()
         if not (self.heartbeat_idle_only or self._beat_last):   # not two in a row (a slow plant: a
             self._heartbeat_if_due()                            # 0.5 s period is over after each one)
+            self._give_way()   # a target that came during that heartbeat
         self._beat_last = False
+        self._checking = False   # a check's first request goes out: it runs to its end
 
-    def _gives_way(self) -> bool:
-        """Whether the observation under way ends for a new target: one whose values differ from
-        those last dispatched (the scheduler hands one over every period, most with the same values),
-        with the gate on and no hold; once per observation (the next one completes: on a plant too
-        slow for its schedule an observation that gave way to every breakpoint would never complete)."""
+    def _give_way(self) -> None:
+        """Raise `Preempted` when the observation under way (once per observation: the next one
+        completes, or on a plant too slow for its schedule it never would) or a check of unchanged
+        values that has sent nothing yet is to end for a new target: one whose values differ from
+        those last dispatched (the scheduler hands one over every period, most with the same
+        values), with the gate on and no hold."""
+        if not ((self._observing and not self._gave_way) or self._checking):
+            return
         target = self._current_target()
-        if (self._gave_way or target is None or target is self._target_seen or self.hold.values is not None
-                or not self._gate()):
-            return False
-        return (target.p_kw, target.q_kvar) != self._last_wanted
+        if target is None or target is self._target_seen or self.hold.values is not None or not self._gate():
+            return
+        if (target.p_kw, target.q_kvar) != self._last_wanted:
+            self._gave_way = self._gave_way or self._observing
+            raise Preempted
 
     def _heartbeat_if_due(self) -> None:
         if self.clock.monotonic() >= self._next_heartbeat and not self._in_heartbeat:
@@ -388,7 +394,15 @@ class PlantController:
 
     # ---------------------------------------------------------------------------- dispatch
     def _dispatch(self) -> None:
-        """Bring the setpoint registers to the current target (components §4.3)."""
+        """Bring the setpoint registers to the current target (components §4.3). A check of unchanged
+        values gives way, before its first request, to a target with other values handed over
+        meanwhile (during a heartbeat before it): that one is written at once."""
+        try:
+            self._check_target()
+        except Preempted:
+            self._check_target()
+
+    def _check_target(self) -> None:
         now = self.clock.monotonic()
         self._next_dispatch = now + self.cfg.timing.scheduler_period_s
         target = self._target_seen = self._current_target()
@@ -406,7 +420,11 @@ class PlantController:
         # The scheduler hands a new Target object every period: "changed" means other values.
         target_changed = (p_kw, q_kvar) != self._last_wanted
         self._last_wanted = (p_kw, q_kvar)
-        status = self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed)
+        self._checking = not target_changed
+        try:
+            status = self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed)
+        finally:
+            self._checking = False
         if status != "failed":   # "ok" only: a partial or refused write did not write every register
             if status == "ok" and self._check_wrote and self._failures_answered != self.link.connect_failures:
                 log.info("%s answers again: setpoints written again (P=%s kW, Q=%s kvar)", self.name,

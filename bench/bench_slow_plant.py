@@ -10,7 +10,7 @@ VRFB a second FaultyPlant answering at once. A manual schedule for LIB changes P
 - what the control connection sent between the breakpoint and that P write (the requests a due
   setpoint waited behind), and whether a request of it was still in flight at the breakpoint.
 
-    python -m bench.bench_slow_plant [--delay 0.8] [--breakpoints 10] [--step 0] [--serialize]
+    python -m bench.bench_slow_plant [--delay 0.8] [--breakpoints 10] [--step 0] [--serialize] [--trace]
 
 `--serialize`: the plant handles one request at a time over all its connections (a device that
 queues the sampler's reads and the controller's writes); without it each connection is served on
@@ -39,6 +39,7 @@ from hil_scheduler import HilApp, Options  # noqa: E402
 from tests.faulty_plant import FaultyPlant  # noqa: E402
 
 P_ADDR, Q_ADDR = 86, 88
+TRACE = False   # --trace: each breakpoint's requests from 2.5 s before it to its P write
 NAMES = {(3, 1): "read enable..", (3, 86): "read setpoints", (3, 270): "read battery..",
          (6, 86): "write P", (6, 88): "write Q", (6, 1): "write enable"}
 
@@ -124,6 +125,9 @@ def analyse(log, bps, p, q, delay, hb) -> dict:
         late_p.append(tp - bp)
         late_q.append(tq - bp)
         ahead = [r for r in log if bp <= r[0] < tp]
+        if TRACE:
+            print(f"breakpoint {k}: " + ", ".join(f"{r[0] - bp:+.2f} {'' if r[1] in control else 'S:'}"
+                                                  f"{name(r[2], r[3], hb)}" for r in log if bp - 2.5 <= r[0] <= tp))
         before.update(("" if r[1] in control else "sampler: ") + name(r[2], r[3], hb) for r in ahead)
         last = max((r for r in log if r[1] in control and r[0] < bp), default=None, key=lambda r: r[0])
         if last is not None and last[0] + delay > bp:
@@ -139,7 +143,10 @@ def main() -> int:
     ap.add_argument("--step", type=float, default=0.0)
     ap.add_argument("--serialize", action="store_true")
     ap.add_argument("--heartbeat", type=int, default=None)
+    ap.add_argument("--trace", action="store_true")
     args = ap.parse_args()
+    global TRACE
+    TRACE = args.trace
     step = args.step or max(3.0, 12 * args.delay)
     res = run(args.delay, args.breakpoints, step, args.serialize, args.heartbeat)
     n = len(res["p"])

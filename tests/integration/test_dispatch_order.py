@@ -224,3 +224,30 @@ def test_an_observation_gives_way_once_then_completes_when_every_target_has_new_
         observed = rig.sd["plant_observed_state_by_plant"]["lib"]
     assert observed["stale"] is False, observed
     assert sum(1 for r in log if r[:2] == ("w", P_SP)) >= 4, log          # and the breakpoints' writes
+
+
+def test_a_breakpoint_handed_over_during_a_heartbeat_goes_before_the_checks_readback(tmp_path, fake_clock, rigs,  # noqa: F811
+                                                                                   plant):
+    """A plant answering in 0.8 s with a heartbeat point. After an observation the periodic check of
+    unchanged values is due; its heartbeat goes first, and the breakpoint's target arrives during
+    it. The check gives way before its first request: the P write follows that heartbeat (it came
+    after the check's readback and one more heartbeat: 1.6 s later, found with `bench_slow_plant
+    --trace`)."""
+    rig = started(tmp_path, fake_clock, rigs, plant, heartbeat=True, period_s=4.0)
+    rig.target(100.0, 10.0)
+    rig.lib.step()
+    state = {"observed": False, "handed": None}
+
+    def breakpoint_during_the_checks_heartbeat(fc, addr):
+        if fc == 3 and addr == P_BAT:
+            state["observed"] = True                  # the observation's last read
+        elif fc == 6 and addr == HEARTBEAT and state["observed"] and state["handed"] is None:
+            state["handed"] = len(plant.requests) - 1
+            rig.lib.set_target(Target(200.0, 10.0, "schedule", None, False, None, fake_clock.monotonic()))
+    slow(plant, fake_clock, breakpoint_during_the_checks_heartbeat)
+    plant.requests.clear()
+    fake_clock.advance(4.0)          # the observation and the periodic check are due
+    rig.lib.step()
+    log = seen(plant)
+    assert state["handed"] is not None, log
+    assert log[state["handed"] + 1] == ("w", P_SP, words(200.0)), log
