@@ -36,8 +36,6 @@ from agents.poster import Poster
 from agents.recorder import Recorder
 from core.config import AppConfig
 from core.names import VALUE_COLUMNS
-from core.points import METER_POINTS, SAMPLE_POINTS, physical_ranges, physical_reading
-
 from core.points import METER_POINTS, SAMPLE_POINTS, SETPOINT_POINTS, physical_ranges, physical_reading
 from core.timeutil import from_epoch
 
