@@ -57,6 +57,7 @@ RECORDED_SETPOINTS = tuple((FIGURE_TRACES + k, _VI[column])
 MEASURED = PLANT_MEASURED + RECORDED_SETPOINTS   # every live trace drawn from the plot cache
 LIVE_FIGURE_TRACES = FIGURE_TRACES + len(RECORDED_SETPOINTS)
 SETPOINT_TRACES = ((0, P_COL), (4, Q_COL))
+Traces = list[tuple[list, list, str]]   # (x local wall-time strings, y, name) of the P and Q lines
 
 _TRACE_STYLE = (
     # name, row, color, dash, shape

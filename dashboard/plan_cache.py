@@ -21,16 +21,13 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from core.lazy_modules import np, pd
 from dash import Patch
 
 from dashboard import figures
-from dashboard.plan_lines import Traces, setpoints
-
-if TYPE_CHECKING:
-    from dashboard.context import DashboardContext
+from dashboard.figures import Traces
 
 _MAX_DELETES = 16   # points passed since the last patch removed one op each; more: the line is sent again
 
@@ -67,15 +64,16 @@ class PlanCache:
         self._lock = threading.Lock()
         self._by_plant: dict[str, OrderedDict] = {}
 
-    def plan(self, dctx: DashboardContext, s, pid: str, key: str) -> Plan:
-        """The plan lines of `pid` for `key`, computed from snapshot `s` when not kept yet."""
+    def plan(self, pid: str, key: str, now: datetime, compute: Callable[[], Traces]) -> Plan:
+        """The plan lines of `pid` for `key`; when not kept yet, `compute()` (`plan_lines.setpoints`
+        at `now`, aware local) gives them."""
         with self._lock:
             kept = self._by_plant.get(pid)
             if kept is not None and key in kept:
                 return kept[key]
-        traces = setpoints(dctx, s, pid)
-        instants = tuple(instants_ms(xs, s.now.tzinfo, s.now.fold) for xs, _y, _n in traces)
-        plan = Plan(s.now.isoformat(), traces, instants)
+        traces = compute()
+        instants = tuple(instants_ms(xs, now.tzinfo, now.fold) for xs, _y, _n in traces)
+        plan = Plan(now.isoformat(), traces, instants)
         with self._lock:
             kept = self._by_plant.setdefault(pid, OrderedDict())
             plan = kept.setdefault(key, plan)

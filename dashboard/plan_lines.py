@@ -22,11 +22,10 @@ from core.plant_model import clamp
 from core.lazy_modules import pd
 
 from dashboard import figures, override_views
+from dashboard.figures import Traces
 
 if TYPE_CHECKING:
     from dashboard.context import DashboardContext
-
-Traces = list[tuple[list, list, str]]
 
 
 def schedule_setpoints(frame: pd.DataFrame | None, source: str, now: datetime, api_period: timedelta) -> Traces:

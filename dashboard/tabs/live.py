@@ -24,7 +24,7 @@ from datetime import datetime
 from dash import no_update
 
 from dashboard import constants as C
-from dashboard import figures, override_views, plan_cache
+from dashboard import figures, override_views, plan_cache, plan_lines
 from dashboard.context import DashboardContext
 
 
@@ -46,7 +46,7 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
     events = _x_events(relayout)
     recording = s.recording_on(pid)
     rev = _plan_rev(s, pid)
-    plan = dctx.plan_cache.plan(dctx, s, pid, plan_cache.plan_key(s, rev))
+    plan = dctx.plan_cache.plan(pid, plan_cache.plan_key(s, rev), s.now, lambda: plan_lines.setpoints(dctx, s, pid))
     ks = plan_cache.in_force(plan, s.now)
     fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, plan_cache.trimmed(plan, s.now, ks),
                                        view, s.now, window, visible_range(s, window, events), recording)
@@ -161,7 +161,8 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
         patch, offsets = figures.reaggregate_patch(view, s.now, visible)
     else:
         patch = figures.live_patch(view, drawn_n, last_changed, s.now, offsets)
-    lines = dctx.plan_cache.plan(dctx, s, pid, plan_cache.plan_key(s, plan))   # computed once per revision
+    lines = dctx.plan_cache.plan(pid, plan_cache.plan_key(s, plan), s.now,   # computed once per revision
+                                 lambda: plan_lines.setpoints(dctx, s, pid))
     drawn = plan_cache.trim_patch(patch, lines, None if rev_changed else store.get("plan"), s.now)
     if rec_changed:
         figures.recording_title_patch(patch, dctx.names[pid], recording)
