@@ -233,17 +233,19 @@ class Sampler:
     def _read_device(self, link: ModbusLink, points, device: str) -> tuple[dict[str, float] | None, str | None]:
         """One all-or-nothing read of `points` from one device: (`{column: value}`, None) or (None, error).
         When a setpoint write of the controller began during the reads (a breakpoint's write does not
-        wait for the device guard), the setpoints are read again: the row holds the written setpoint
-        beside a battery read after the write, never the old setpoint beside it. Logs WARNING
+        wait for the device guard, and a heartbeat may go out before it), the setpoints are read
+        again after the other reads: a write that landed before the battery read landed before that
+        one too, so the row never holds the old setpoint beside a battery read after the write (the
+        new setpoint beside a battery read just before it can be: a breakpoint's first row). Logs WARNING
         `<device> sample failed: <error>` once per failing episode, INFO on recovery."""
         values = error = None
         try:
             with link.device_guard():
-                begun = link.writes_begun()
+                begun, ended = link.write_counts_now()
                 raw = link.read(tuple(points))
                 again = tuple(p for p in points if p in SETPOINT_POINTS)
-                if again and link.writes_begun() != begun:   # a setpoint write came between the reads
-                    raw = {**raw, **link.read(again)}        # (it need not wait for the guard)
+                if again and (begun != ended or link.write_counts_now()[0] != begun):   # a setpoint write
+                    raw = {**raw, **link.read(again)}   # under way during the reads (it waits for no guard)
             values = {column: float(raw[point]) for column, point in COLUMN_POINTS if point in points}
             bad = [column for column, value in values.items() if not math.isfinite(value)]
             if bad:

@@ -78,9 +78,10 @@ class ModbusLink:
     # controller already talks to the returned plant; the screen said Link OK next to LINK DOWN).
     _restored: dict[str, int] = {}
     _restore_seq = itertools.count(1)
-    # Per endpoint, the number of setpoint writes the process began (`write_points`): a sample whose
-    # reads one began between reads its setpoints again (`writes_begun`; the sampler).
+    # Per endpoint, the setpoint writes the process began and ended (`write_points`): a sample during
+    # whose reads one was under way reads its setpoints again (`write_counts_now`; the sampler).
     _writes_begun: dict[str, int] = {}
+    _writes_ended: dict[str, int] = {}
 
     def __init__(self, plant: PlantConfig, role: str, clock, timeout_s: float, mode: str = "local"):
         self.plant = plant
@@ -466,23 +467,28 @@ class ModbusLink:
         """Write the words of `names` under the device guard (P and Q land together between two
         samples), waited for at most `guard_wait_s` (0: a breakpoint's writes wait for no sample);
         returns the error text of each point that did not go out (empty when all did). Stops at a
-        lost connection. Counted in `writes_begun` before the first request."""
+        lost connection. Counted as begun before the first request, ended after the last."""
         errors: dict[str, str] = {}
         key = self._endpoint_key()
         ModbusLink._writes_begun[key] = ModbusLink._writes_begun.get(key, 0) + 1
-        with self.device_guard(guard_wait_s):
-            for name in names:
-                try:
-                    self.write_words(name, wanted[name], immediate=immediate)
-                except LinkError as exc:
-                    errors[name] = str(exc)
-                    if exc.kind == "connect_failed":
-                        break
+        try:
+            with self.device_guard(guard_wait_s):
+                for name in names:
+                    try:
+                        self.write_words(name, wanted[name], immediate=immediate)
+                    except LinkError as exc:
+                        errors[name] = str(exc)
+                        if exc.kind == "connect_failed":
+                            break
+        finally:
+            ModbusLink._writes_ended[key] = ModbusLink._writes_ended.get(key, 0) + 1
         return errors
 
-    def writes_begun(self) -> int:
-        """Setpoint writes the process began on this endpoint (`write_points`)."""
-        return ModbusLink._writes_begun.get(self._endpoint_key(), 0)
+    def write_counts_now(self) -> tuple[int, int]:
+        """(begun, ended) setpoint writes of the process on this endpoint (`write_points`): a write is
+        under way while they differ. One writer per endpoint (its controller); any thread reads."""
+        key = self._endpoint_key()
+        return ModbusLink._writes_begun.get(key, 0), ModbusLink._writes_ended.get(key, 0)
 
     def write_value(self, name: str, value: float, immediate: bool = False) -> None:
         self.write_words(name, encode(self.endpoint.points[name], value), immediate)

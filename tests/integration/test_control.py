@@ -404,6 +404,51 @@ def test_a_sample_never_straddles_a_dispatch_write(tmp_path, fake_clock, rigs):
     assert (samples[-1].values["p_setpoint_kw"], samples[-1].values["battery_active_power_kw"]) == (250.0, 250.0)
 
 
+def test_a_sample_begun_while_a_breakpoints_write_waits_to_go_out_reads_the_setpoints_again(tmp_path, fake_clock,
+                                                                                         rigs):
+    """A breakpoint's write counted as begun but not out yet (a heartbeat goes first; on a slow plant
+    0.8 s) when a sample starts: the sample saw no write begin during its reads and kept the
+    setpoint read before the write landed, beside the battery read after it (100 kW beside 250)."""
+    rig = rigs(tmp_path, fake_clock)
+    _started(rig, 100.0)
+    samples: list = []
+    sampler = Sampler("lib", rig.cfg, fake_clock, rig.sd, SampleGrid(fake_clock, 1.0), samples.append)
+    write = rig.lib.link.write_words
+    write_waits, write_may_go, written = threading.Event(), threading.Event(), threading.Event()
+
+    def held_write(*args, **kw):   # the write has begun (counted); its request waits, as behind a heartbeat
+        write_waits.set()
+        assert write_may_go.wait(5)
+        write(*args, **kw)
+        written.set()
+
+    call, requests = sampler.link._call, []
+
+    def write_lands_between_the_reads(fn, *args, **kw):
+        rr = call(fn, *args, **kw)
+        requests.append(args[0])
+        if len(requests) == 1:
+            write_may_go.set()
+            assert written.wait(5)
+        return rr
+
+    rig.lib.link.write_words = held_write
+    rig.target(250.0)
+    dispatcher = threading.Thread(target=rig.lib.step)
+    dispatcher.start()
+    try:
+        assert write_waits.wait(5)
+        sampler.link._call = write_lands_between_the_reads
+        sampler.step()
+    finally:
+        write_may_go.set()
+        dispatcher.join(5)
+        sampler.close()
+    values = samples[-1].values
+    assert (values["p_setpoint_kw"], values["battery_active_power_kw"]) == (250.0, 250.0), values
+    assert requests == [P_SP, P_BAT, P_SP], "the setpoints read again: a write was under way"
+
+
 def test_unencodable_setpoint_is_refused_and_the_old_value_kept(tmp_path, fake_clock, rigs, caplog):
     caplog.set_level(logging.INFO)
     rig = rigs(tmp_path, fake_clock, limits={"lib": {"p_max_kw": 5000}})   # int16 x 0.1: 3276.7 max
