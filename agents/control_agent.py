@@ -400,9 +400,9 @@ class PlantController:
         try:
             self._check_target()
         except Preempted:
-            self._check_target()
+            self._check_target(may_give_way=False)   # (a target A -> B -> A meanwhile: checked, not given way)
 
-    def _check_target(self) -> None:
+    def _check_target(self, may_give_way: bool = True) -> None:
         now = self.clock.monotonic()
         self._next_dispatch = now + self.cfg.timing.scheduler_period_s
         target = self._target_seen = self._current_target()
@@ -420,7 +420,7 @@ class PlantController:
         # The scheduler hands a new Target object every period: "changed" means other values.
         target_changed = (p_kw, q_kvar) != self._last_wanted
         self._last_wanted = (p_kw, q_kvar)
-        self._checking = not target_changed
+        self._checking = may_give_way and not target_changed
         try:
             status = self.write_setpoints(p_kw, q_kvar, immediate=False, target_changed=target_changed)
         finally:
