@@ -2,8 +2,9 @@
 
 Runs, one at a time and in order, the commands of its bounded queue (`start`, `stop` = operator safe
 stop, `safe_stop` = internal, returning `{"threshold_reached", "disable_ok"}` and, when the disable
-is not confirmed, `"error"`: the sequences are in
-`agents/control_sequences.py`; `hold`/`resume`: `agents/control_hold.py`), and between commands:
+is not confirmed, `"error"`; `"zero_owed"` when its zero was not taken (`agents/owed_zero.py`): the
+sequences are in `agents/control_sequences.py`; `hold`/`resume`: `agents/control_hold.py`), and
+between commands:
 - dispatch writes (components §4.3): at each new target from the scheduler's one-slot mailbox and at
   least every `scheduler_period_s` while the gate is on, bring the setpoint registers to the target,
   verified by readback; a point not verified is retried at the next check;
@@ -19,10 +20,11 @@ from datetime import timedelta
 
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
-from agents.control_sequences import (OWED_BUSY_RETRY_MAX_S, OWED_BUSY_RETRY_S, heartbeat_counter, safe_stop,
-                                      send_owed_stop, start, zero_after_plant_stop)
+from agents.busy_window import OWED_BUSY_RETRY_MAX_S, OWED_BUSY_RETRY_S
+from agents.control_sequences import heartbeat_counter, safe_stop, send_owed_stop, start, zero_after_plant_stop
 from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
+from agents.owed_zero import ZERO_NOTE, OwedZero
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, next_heartbeat
 from core.config import AppConfig
@@ -99,6 +101,7 @@ class PlantController:
         self.owed_busy = False              # ... because it answered busy (`control_sequences._owe`)
         self.owed_not_before = 0.0          # monotonic time before which an owed stop is not sent
         self.owed_retries = Backoff(OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S)
+        self.owed_zero = OwedZero()   # P = Q = 0 a stop or a rollback owes (`agents/owed_zero.py`)
         self._prev_link = self.link.link
         self.hold = HoldKeeper(plant_id, self.name, shared_data, clock)
 
@@ -354,6 +357,8 @@ class PlantController:
         elif (self.stop_owed == self.link.mode and values is not None
               and self.clock.monotonic() >= self.owed_not_before):
             send_owed_stop(self, values)
+        elif values is not None:
+            self.owed_zero.serve(self, values)
         return values
 
     def _derive_transition(self, values: dict | None, stale: bool) -> NotOperating | None:
@@ -457,6 +462,7 @@ class PlantController:
                 detail = f"threshold_reached={str(result['threshold_reached']).lower()} disable_ok={str(ok).lower()}"
                 if not ok:   # why, and whether the stop is still to be sent
                     detail += f": {result['error']}{OWED_NOTE if self.stop_owed else ''}"
+                detail += ZERO_NOTE if result.get("zero_owed") else ""
                 self.command_log.record(cmd, "succeeded" if ok else "failed", detail, result)
         except Exception as exc:  # a command never kills the controller thread
             log.exception("%s %s failed: %s", self.name, cmd.kind, exc)

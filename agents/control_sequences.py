@@ -8,6 +8,9 @@ them), then the stop value and `enable` 0, whatever the wait gave. A safe stop t
 reach the plant (link down), or whose disable the plant answered busy beyond the busy window,
 leaves `ctl.stop_owed` (its transport mode): the controller sends it when the plant answers again on
 that transport and is still enabled (a busy one: 2 s after, then doubling to 60 s between tries).
+A stop's zero the plant did not take, while the stop is not owed, is owed on its own
+(`agents/owed_zero.py`): a disabled plant holding its old setpoints would run them again when
+re-enabled at its panel.
 
 A stop or a rollback is the last thing the program may say to a plant, so a connection closed or
 reset under one of its requests (the plant may well answer a new one) is reconnected at once and
@@ -24,6 +27,7 @@ import logging
 from agents.base import beat
 from agents.busy_window import BUSY_CODES
 from agents.modbus_link import ANY_EXCEPTION, LinkError
+from agents.owed_zero import ZERO_NOTE
 from core.codec import CodecError, decode_counts
 from core.dispatch import decayed, write_status
 from core.points import SETPOINT_POINTS
@@ -31,9 +35,6 @@ from core.recording import format_value
 from core.timeutil import format_local_iso
 
 DECAY_POLL_S = 0.5
-# A stop whose disable the plant answered busy for longer than its busy window is sent again when an
-# observation finds the plant still enabled: first 2 s after the stop, then doubling up to 60 s.
-OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S = 2.0, 60.0
 
 log = logging.getLogger("hil.control")
 
@@ -72,6 +73,7 @@ def start(ctl) -> tuple[bool, str]:
     ctl._set_gate(True, "running")
     ctl.stop_owed = None
     ctl.owed_retries.success()
+    ctl.owed_zero.clear()   # the start wrote its own setpoints
     ctl._not_operating_count = 0
     ctl.set_target(target)   # the first check must not go back to a target older than the one written
     ctl._target_seen = None  # check the target again at once
@@ -162,9 +164,10 @@ def write_run_stop(ctl) -> None:
 def safe_stop(ctl) -> dict:
     """Safe stop of `ctl`: gate off, zero P/Q, wait for decay below the thresholds, disable (components §4.6).
     Returns `threshold_reached`, `disable_ok` and, when the disable is not confirmed, `error` (why,
-    with the endpoint). The heartbeat goes out only in the decay wait's idle time, not before each
-    request: on a slow plant it doubled the requests and overran the §4.6 bound (a watchdog that
-    trips meanwhile stops the plant, the stop's own aim)."""
+    with the endpoint); `zero_owed` true when its zero was not taken and is owed (`owed_zero`). The
+    heartbeat goes out only in the decay wait's idle time, not before each request: on a slow plant
+    it doubled the requests and overran the §4.6 bound (a watchdog that trips meanwhile stops the
+    plant, the stop's own aim)."""
     ctl.heartbeat_idle_only = True
     try:
         return _safe_stop(ctl)
@@ -192,8 +195,9 @@ def _safe_stop(ctl) -> dict:
     ctl.hold.end("stop")
     ctl._set_gate(False, "stopping")
     ctl.run_status_seen = False
+    zero = "failed"
     with contextlib.suppress(LinkError), _busy_window(ctl):
-        _again_after_a_drop(ctl, lambda: _write_zero(ctl))
+        zero = _again_after_a_drop(ctl, lambda: _write_zero(ctl))
     threshold_reached = ctl.link.link != "connect_failed" and _wait_decay(ctl)
     try:
         # Step 4 runs whatever steps 2-3 gave: one immediate connect attempt when the link is
@@ -212,12 +216,14 @@ def _safe_stop(ctl) -> dict:
     ctl._set_gate(False, "stopped" if disable_ok else "unknown")
     ctl._not_operating_count = 0
     _owe(ctl, disable_ok, busy)
+    zero_owed = ctl.owed_zero.settle(ctl, zero == "ok", "stop", None if zero == "ok" else _dispatch_error(ctl))
     elapsed = ctl.clock.monotonic() - t0
     result = {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
     result |= {} if disable_ok else {"error": f"{error} ({ctl.link.endpoint_label})"}
+    result |= {"zero_owed": True} if zero_owed else {}
     log.log(logging.INFO if disable_ok else logging.ERROR, "%s safe stop: threshold_reached=%s disable_ok=%s "
-            "(%.1f s)%s", ctl.name, str(threshold_reached).lower(), str(disable_ok).lower(), elapsed,
-            "" if disable_ok else f": not confirmed disabled: {result['error']}")
+            "(%.1f s)%s%s", ctl.name, str(threshold_reached).lower(), str(disable_ok).lower(), elapsed,
+            "" if disable_ok else f": not confirmed disabled: {result['error']}", ZERO_NOTE if zero_owed else "")
     return result
 
 
@@ -228,8 +234,11 @@ def zero_after_plant_stop(ctl, values: dict) -> str | None:
     disable: it already is); nothing when both read 0."""
     p_kw, q_kvar = values.get("p_setpoint"), values.get("q_setpoint")
     if not p_kw and not q_kvar:
+        ctl.owed_zero.clear()
         return None
     status = ctl.write_setpoints(0.0, 0.0, immediate=True)
+    if status == "ok":
+        ctl.owed_zero.clear()
     held = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
     if status == "ok":
         log.warning("%s: setpoints zeroed (were %s), so that enabling it at the plant does not resume them",
@@ -272,10 +281,13 @@ def heartbeat_counter(ctl, point) -> int:
         return 0
 
 
-def _write_zero(ctl) -> None:
-    """P = Q = 0 written and verified; raises LinkError when the connection failed under it."""
-    if ctl.write_setpoints(0.0, 0.0, immediate=True) == "failed" and ctl.link.link == "connect_failed":
+def _write_zero(ctl) -> str:
+    """P = Q = 0 written and verified; returns the write status, raises LinkError when the connection
+    failed under it."""
+    status = ctl.write_setpoints(0.0, 0.0, immediate=True)
+    if status == "failed" and ctl.link.link == "connect_failed":
         raise LinkError(ctl.link.last_error or "link down", "connect_failed", ctl.link.last_dropped)
+    return status
 
 
 def _wait_decay(ctl) -> bool:

@@ -139,3 +139,60 @@ def test_a_stop_the_plant_answers_busy_beyond_the_window_is_sent_again_without_a
                 "LIB is still enabled after a stop it answered busy: sending the stop again"]
         finally:
             rig.close()
+
+
+def _step_until(rig: Rig, done, timeout_s: float = 20.0) -> None:
+    """Run the controller's iterations until `done()` (registers read on the plant), within a generous bound."""
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        rig.lib.step()
+        time.sleep(0.05)
+
+
+def _busy_setpoints(plant: FaultyPlant) -> list[bool]:
+    """Every write to the P or Q setpoint answered 6 while the returned flag is set."""
+    busy = [True]
+    plant.hook = lambda fc, addr, values: (("exc", 6) if values is not None and addr in (P_SETPOINT, Q_SETPOINT)
+                                           and busy[0] else None)
+    return busy
+
+
+def test_a_stop_whose_zero_is_answered_busy_beyond_the_window_zeroes_the_plant_when_it_takes_writes(tmp_path, caplog):
+    """The Stop's zero is answered busy for longer than its window, its disable is taken: the plant
+    is disabled but holds 500 kW in its setpoint register (re-enabled at its panel it would run at
+    500 kW). The Stop says the zero is not taken yet, and P = Q = 0 is written once the plant takes
+    writes again (before: the register kept 500 kW for good)."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        rig = _running(tmp_path, plant)
+        try:
+            busy = _busy_setpoints(plant)
+            stop = rig.run("stop")
+            assert stop.result["disable_ok"] is True and stop.result.get("zero_owed") is True, stop.result
+            assert "setpoints not zeroed yet" in stop.detail, stop.detail
+            assert plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [5000]
+            assert len(msgs(caplog, logging.WARNING, "zero was not taken")) == 1
+            busy[0] = False                              # the plant takes writes again
+            _step_until(rig, lambda: plant.get(P_SETPOINT) == [0])
+            assert plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0] and plant.get(ENABLE) == [0]
+            assert rig.lib.owed_zero.mode is None
+            assert len(msgs(caplog, logging.WARNING, "zero was not taken")) == 1   # one WARNING, not per try
+        finally:
+            rig.close()
+
+
+def test_a_start_is_cleared_of_an_owed_zero(tmp_path):
+    """A Start writes its own setpoints: the zero a stop owed is not written over them afterwards."""
+    with FaultyPlant() as plant:
+        rig = _running(tmp_path, plant)
+        try:
+            busy = _busy_setpoints(plant)
+            assert rig.run("stop").result.get("zero_owed") is True
+            busy[0] = False
+            assert rig.run("start").status == "succeeded"
+            assert rig.lib.owed_zero.mode is None
+            for _ in range(3):
+                rig.lib.step()
+            assert plant.get(ENABLE) == [1] and plant.get(P_SETPOINT) == [5000]
+        finally:
+            rig.close()

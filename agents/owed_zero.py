@@ -1,0 +1,62 @@
+"""The zero (P = Q = 0) a safe stop or a start's rollback owes a plant that did not take it (answered
+busy beyond the busy window, refused, or the link failed under it) while the stop itself is not owed
+(its disable was taken, or refused for good): `docs/DECISIONS.md`, "A stop's request answered busy ...".
+
+A plant disabled while it holds its old setpoints runs them again when it is re-enabled at its panel
+or by another client, as one that disabled itself (`control_sequences.zero_after_plant_stop`). The
+zero is written by the controller when an observation finds the plant answering on the same
+transport: the first try `OWED_BUSY_RETRY_S` after the stop, then doubling to `OWED_BUSY_RETRY_MAX_S`,
+as an owed busy stop. One WARNING when it becomes owed; cleared once written and verified (or read
+0), by a stop whose zero is verified, or by a Start (which writes its own setpoints). An owed stop
+covers the zero itself: sent, it zeroes (or finds disabled and zeroes) the plant.
+"""
+from __future__ import annotations
+
+import logging
+
+from agents.busy_window import OWED_BUSY_RETRY_MAX_S, OWED_BUSY_RETRY_S
+from core.episodes import Backoff
+from core.recording import format_value
+
+# appended to a stop's log line and its command's detail when its zero is owed
+ZERO_NOTE = "; setpoints not zeroed yet: P = Q = 0 is written when the plant takes writes"
+
+log = logging.getLogger("hil.control")
+
+
+class OwedZero:
+    """One controller's owed zero: `mode` is the transport of the plant owed it (None: nothing owed)."""
+
+    def __init__(self):
+        self.mode: str | None = None
+        self.not_before = 0.0
+        self.retries = Backoff(OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S)
+
+    def clear(self) -> None:
+        self.mode = None
+        self.retries.success()
+
+    def settle(self, ctl, zero_ok: bool, what: str, why: str | None) -> bool:
+        """After a stop's or a rollback's zero (`what` names it in the WARNING): cleared when it was
+        taken, owed when it was not and the stop is not owed. Returns whether a zero is owed now."""
+        if zero_ok:
+            self.clear()
+        elif ctl.stop_owed is None:
+            if self.mode is None:
+                log.warning("%s: the %s's zero was not taken (%s); P = Q = 0 is written when the plant takes "
+                            "writes (%s)", ctl.name, what, why or "not verified", ctl.link.endpoint_label)
+            self.mode = ctl.link.mode
+            self.not_before = ctl.clock.monotonic() + self.retries.failure()
+        return self.mode is not None
+
+    def serve(self, ctl, values: dict) -> None:
+        """At an observation that read `values`: write the owed zero when due."""
+        if self.mode is None or self.mode != ctl.link.mode or ctl.clock.monotonic() < self.not_before:
+            return
+        p_kw, q_kvar = values.get("p_setpoint"), values.get("q_setpoint")
+        held = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
+        if (p_kw or q_kvar) and ctl.write_setpoints(0.0, 0.0, immediate=True) != "ok":
+            self.not_before = ctl.clock.monotonic() + self.retries.failure()
+            return
+        log.info("%s: the owed zero is done (setpoints were %s)", ctl.name, held)
+        self.clear()
