@@ -8,9 +8,9 @@ them), then the stop value and `enable` 0, whatever the wait gave. A safe stop t
 reach the plant (link down), or whose disable the plant answered busy beyond the busy window,
 leaves `ctl.stop_owed` (its transport mode): the controller sends it when the plant answers again on
 that transport and is still enabled (a busy one: 2 s after, then doubling to 60 s between tries).
-A stop's zero the plant did not take, while the stop is not owed, is owed on its own
-(`agents/owed_zero.py`): a disabled plant holding its old setpoints would run them again when
-re-enabled at its panel.
+A start's rollback owes its disable by the same rule (`_owe`). A stop's or rollback's zero the plant
+did not take, while the stop is not owed, is owed on its own (`agents/owed_zero.py`): a disabled plant
+holding its old setpoints would run them again when re-enabled at its panel.
 
 A stop or a rollback is the last thing the program may say to a plant, so a connection closed or
 reset under one of its requests (the plant may well answer a new one) is reconnected at once and
@@ -91,31 +91,37 @@ def _dispatch_error(ctl) -> str | None:
 def _rollback_start(ctl) -> None:
     """Best effort after a failed start: zero, stop value, disable; no decay wait. One immediate
     connect first: the start may have failed on a late answer that left the link in backoff. A
-    disable the link could not deliver is owed, as a safe stop's (the plant may have taken
-    `enable` 1, or been running before a Start pressed while it did not answer)."""
+    disable the link could not deliver, or the plant answered busy beyond the busy window, is owed
+    as a safe stop's (`_owe`: the plant may have taken `enable` 1, or been running before a Start
+    pressed while it did not answer); a zero not taken, as a stop's (`owed_zero`)."""
     try:
         ctl.link.ensure_connected(immediate=True)
     except LinkError:
         pass   # unreachable: the writes below fail at once (backoff), the state becomes unknown
+    busy = False
     with _busy_window(ctl):
-        _rollback_zero(ctl)
-        for action in (lambda: write_run_stop(ctl), lambda: ctl.link.write_counts("enable", 0)):
-            with contextlib.suppress(LinkError, CodecError):
-                _again_after_a_drop(ctl, action)
+        zero_error = _rollback_zero(ctl)
+        with contextlib.suppress(LinkError, CodecError):
+            _again_after_a_drop(ctl, lambda: write_run_stop(ctl))
+        try:
+            _again_after_a_drop(ctl, lambda: ctl.link.write_counts("enable", 0))
+        except (LinkError, CodecError) as exc:
+            busy = getattr(exc, "exception_code", None) in BUSY_CODES
         try:
             enable = decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable"))
-        except (LinkError, CodecError):
-            enable = None
+        except (LinkError, CodecError) as exc:
+            enable, busy = None, busy or getattr(exc, "exception_code", None) in BUSY_CODES
     ctl._set_gate(False, "stopped" if enable == 0 else "unknown")
-    ctl.stop_owed = ctl.link.mode if enable != 0 and ctl.link.link == "connect_failed" else None
-    ctl.owed_busy, ctl.owed_not_before = False, 0.0
+    _owe(ctl, enable == 0, busy)
+    ctl.owed_zero.settle(ctl, zero_error is None, "rollback", zero_error)
 
 
-def _rollback_zero(ctl) -> None:
+def _rollback_zero(ctl) -> str | None:
     """P = Q = 0 written without a readback (on a hung plant each read costs a timeout) and put on
     the write record as `write_setpoints` puts its writes (card `Last write`, /api/state
     `last_setpoint_p_kw`): 0 for each write the plant acknowledged, None (unknown) for one that did
-    not go out; `readback_ok` false. It said the start's 10 kW while the register held 0."""
+    not go out; `readback_ok` false. It said the start's 10 kW while the register held 0. Returns the
+    last error (None: both acknowledged)."""
     errors = {}
     for name in SETPOINT_POINTS:
         try:
@@ -130,6 +136,7 @@ def _rollback_zero(ctl) -> None:
               "last_written_q_kvar": None if "q_setpoint" in errors else 0.0}
     fields["write_failed_at" if status == "failed" else "last_write_at"] = format_local_iso(now)
     ctl._publish_dispatch(**fields)
+    return fields["last_error"]
 
 
 def _busy_window(ctl):

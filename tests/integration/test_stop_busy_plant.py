@@ -196,3 +196,55 @@ def test_a_start_is_cleared_of_an_owed_zero(tmp_path):
             assert plant.get(ENABLE) == [1] and plant.get(P_SETPOINT) == [5000]
         finally:
             rig.close()
+
+
+def _unstarted(tmp_path, plant: FaultyPlant, p_kw: float) -> Rig:
+    rig = Rig(tmp_path, RealClock(TZ), emulator=False, ports={"lib": {"local": plant.port}},
+              safe_stop={"timeout_s": SAFE_STOP_TIMEOUT_S})
+    now = rig.lib.clock.now()
+    rig.store.publish_schedule("manual", "lib", frame_from_rows([shift(now, -60)], [p_kw], [0.0], TZ,
+                                                                end_at=shift(now, 3600)))
+    rig.target(p_kw)
+    return rig
+
+
+def test_a_failed_starts_rollback_answered_busy_owes_its_disable(tmp_path, caplog):
+    """A plant enabled at its panel, holding 500 kW, answers every write busy: a Start fails and its
+    rollback (zero, disable) is answered busy beyond its window. The disable is owed as a stop's is
+    (one rule): once the plant takes writes, it ends disabled at P = Q = 0 (before: left enabled at
+    500 kW, gate off, neither dispatched nor stopped)."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        plant.set(ENABLE, [1])
+        plant.set(P_SETPOINT, [5000])
+        rig = _unstarted(tmp_path, plant, 500.0)
+        try:
+            busy = [True]
+            plant.hook = lambda fc, addr, values: ("exc", 6) if values is not None and busy[0] else None
+            assert rig.run("start").status == "failed"
+            assert plant.get(ENABLE) == [1] and rig.lib.stop_owed == "local"
+            busy[0] = False
+            _step_until(rig, lambda: plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [0])
+            assert plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0]
+            assert rig.lib.stop_owed is None and rig.lib.owed_zero.mode is None
+        finally:
+            rig.close()
+
+
+def test_a_failed_starts_rollback_whose_zero_is_answered_busy_owes_the_zero(tmp_path):
+    """Disabled, holding 500 kW from an earlier run: a Start of 300 kW has its setpoint writes answered
+    busy, fails, and its rollback's zero is busy too while its disable goes: P = Q = 0 is written once
+    the plant takes writes (before: it kept 500 kW, which a re-enable at its panel would run)."""
+    with FaultyPlant() as plant:
+        plant.set(P_SETPOINT, [5000])
+        rig = _unstarted(tmp_path, plant, 300.0)
+        try:
+            busy = _busy_setpoints(plant)
+            assert rig.run("start").status == "failed"
+            assert plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [5000] and rig.lib.stop_owed is None
+            busy[0] = False
+            _step_until(rig, lambda: plant.get(P_SETPOINT) == [0])
+            assert plant.get(P_SETPOINT) == [0] and plant.get(ENABLE) == [0]
+            assert rig.lib.owed_zero.mode is None
+        finally:
+            rig.close()
