@@ -21,7 +21,8 @@ from datetime import timedelta
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
 from agents.busy_window import OWED_BUSY_RETRY_MAX_S, OWED_BUSY_RETRY_S
-from agents.control_sequences import heartbeat_counter, safe_stop, send_owed_stop, start, zero_after_plant_stop
+from agents.control_sequences import (clear_owed_stop, heartbeat_counter, safe_stop, send_owed_stop, start,
+                                      zero_after_plant_stop)
 from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
 from agents.owed_zero import ZERO_NOTE, OwedZero
@@ -162,7 +163,7 @@ class PlantController:
             status = dict(self.sd["dispatch_status_by_plant"][self.plant_id])
             status.update({k: v for k, v in empty_dispatch_status().items() if k in WRITE_FIELDS})
             self.sd["dispatch_status_by_plant"][self.plant_id] = status
-        self.stop_owed = None   # owed to the old endpoint's plant (the switch's text names it)
+        clear_owed_stop(self)   # owed to the old endpoint's plant (the switch's text names it)
         self.wake_event.set()
 
     # ---------------------------------------------------------------------------- thread body

@@ -71,8 +71,7 @@ def start(ctl) -> tuple[bool, str]:
     with ctl.sd["lock"]:
         source = ctl.sd["active_schedule_source"]
     ctl._set_gate(True, "running")
-    ctl.stop_owed = None
-    ctl.owed_retries.success()
+    clear_owed_stop(ctl)
     ctl.owed_zero.clear()   # the start wrote its own setpoints
     ctl._not_operating_count = 0
     ctl.set_target(target)   # the first check must not go back to a target older than the one written
@@ -189,11 +188,17 @@ def _owe(ctl, disable_ok: bool, busy: bool) -> None:
     `ctl.owed_not_before` (2 s, doubling to 60 s, between tries: a plant busy for long is not sent a
     stop every second). An operator's Stop is never dropped because the plant was busy at that moment."""
     if disable_ok or not (busy or ctl.link.link == "connect_failed"):
-        ctl.stop_owed, ctl.owed_busy = None, False
-        ctl.owed_retries.success()
+        clear_owed_stop(ctl)
         return
     ctl.stop_owed, ctl.owed_busy = ctl.link.mode, busy
     ctl.owed_not_before = ctl.clock.monotonic() + (ctl.owed_retries.failure() if busy else 0.0)
+
+
+def clear_owed_stop(ctl) -> None:
+    """No stop owed (a confirmed stop, a start, a plant found disabled, a transport switch): the next
+    one owed for a busy plant is tried again 2 s after its stop, and says why it is owed."""
+    ctl.stop_owed, ctl.owed_busy = None, False
+    ctl.owed_retries.success()
 
 
 def _safe_stop(ctl) -> dict:
@@ -265,8 +270,9 @@ def send_owed_stop(ctl, values: dict) -> None:
     ctl.stop_owed, busy = None, ctl.owed_busy
     if int(round(values["enable"])) != 1:   # its setpoints may still hold the last values: a re-enable runs them
         log.info("%s answers again, disabled: the stop that could not reach it needs no disable", ctl.name)
+        clear_owed_stop(ctl)
         if zero_after_plant_stop(ctl, values) == "failed" and ctl.link.link == "connect_failed":
-            ctl.stop_owed = ctl.link.mode
+            ctl.stop_owed = ctl.link.mode   # (owed for the link, not for a busy plant)
         return
     if busy:
         log.warning("%s is still enabled after a stop it answered busy: sending the stop again", ctl.name)
