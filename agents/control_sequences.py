@@ -255,9 +255,13 @@ def zero_after_plant_stop(ctl, values: dict) -> str | None:
     if status == "ok":
         log.warning("%s: setpoints zeroed (were %s), so that enabling it at the plant does not resume them",
                     ctl.name, held)
-    else:
-        log.error("%s: setpoints could not be zeroed (%s; they hold %s): a re-enable at the plant resumes them",
-                  ctl.name, _dispatch_error(ctl) or f"write {status}", held)
+    else:   # refused or unanswered (a busy plant): owed as a stop's zero; taken and kept otherwise: no use
+        error = _dispatch_error(ctl)
+        log.error("%s: setpoints could not be zeroed (%s; they hold %s): a re-enable at the plant resumes them%s",
+                  ctl.name, error or f"write {status}", held,
+                  "; P = Q = 0 is written when the plant takes writes" if error else "")
+        if error:
+            ctl.owed_zero.settle(ctl, False, "plant stop", error, say=False)
     return status
 
 

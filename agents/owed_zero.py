@@ -36,13 +36,14 @@ class OwedZero:
         self.mode = None
         self.retries.success()
 
-    def settle(self, ctl, zero_ok: bool, what: str, why: str | None) -> bool:
-        """After a stop's or a rollback's zero (`what` names it in the WARNING): cleared when it was
-        taken, owed when it was not and the stop is not owed. Returns whether a zero is owed now."""
+    def settle(self, ctl, zero_ok: bool, what: str, why: str | None, say: bool = True) -> bool:
+        """After a stop's or a rollback's zero (`what` names it in the WARNING; `say` False: the
+        caller logs it): cleared when it was taken, owed when it was not and the stop is not owed.
+        Returns whether a zero is owed now."""
         if zero_ok:
             self.clear()
         elif ctl.stop_owed is None:
-            if self.mode is None:
+            if self.mode is None and say:
                 log.warning("%s: the %s's zero was not taken (%s); P = Q = 0 is written when the plant takes "
                             "writes (%s)", ctl.name, what, why or "not verified", ctl.link.endpoint_label)
             self.mode = ctl.link.mode

@@ -248,3 +248,25 @@ def test_a_failed_starts_rollback_whose_zero_is_answered_busy_owes_the_zero(tmp_
             assert rig.lib.owed_zero.mode is None
         finally:
             rig.close()
+
+
+def test_a_plant_that_disables_itself_while_busy_is_zeroed_once_it_takes_writes(tmp_path, caplog):
+    """The plant disables itself while dispatched at 500 kW and answers the setpoint writes busy: the
+    controller's zero ("so that enabling it at the plant does not resume them") was refused and
+    only logged; the register kept 500 kW for good, run again by a re-enable at the panel. Now the
+    zero is owed and written once the plant takes writes."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        rig = _running(tmp_path, plant)
+        try:
+            busy = _busy_setpoints(plant)
+            plant.set(ENABLE, [0])                       # it stops itself (or at its own panel)
+            _step_until(rig, lambda: rig.transition() == "stopped")
+            assert rig.transition() == "stopped" and plant.get(P_SETPOINT) == [5000]
+            _step_until(rig, lambda: msgs(caplog, logging.ERROR, "could not be zeroed"), timeout_s=10)
+            busy[0] = False                              # the plant takes writes again
+            _step_until(rig, lambda: plant.get(P_SETPOINT) == [0])
+            assert plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0] and plant.get(ENABLE) == [0]
+            assert rig.lib.owed_zero.mode is None
+        finally:
+            rig.close()
