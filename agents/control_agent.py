@@ -25,14 +25,14 @@ from agents.control_sequences import (clear_owed_stop, heartbeat_counter, safe_s
                                       zero_after_plant_stop)
 from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
-from agents.owed_zero import ZERO_NOTE, OwedZero
+from agents.owed_zero import OwedZero
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, next_heartbeat
 from core.config import AppConfig
 from core.dispatch import (NotOperating, Target, dispatch_setpoint, is_stale, not_operating, observed_fields,
                            observed_transition, reports_running, target_expiry_s)
 from core.episodes import Backoff, Episodes
-from core.fleet import OWED_NOTE
+from core.fleet import OWED_NOTE, ZERO_NOTE
 from core.lateness import BreakpointWatch
 from core.points import OBSERVE_POINTS
 from core.recording import format_value

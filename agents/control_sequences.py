@@ -27,9 +27,9 @@ import logging
 from agents.base import beat
 from agents.busy_window import BUSY_CODES
 from agents.modbus_link import ANY_EXCEPTION, LinkError
-from agents.owed_zero import ZERO_NOTE
 from core.codec import CodecError, decode_counts
 from core.dispatch import decayed, write_status
+from core.fleet import ZERO_NOTE
 from core.points import SETPOINT_POINTS
 from core.recording import format_value
 from core.timeutil import format_local_iso

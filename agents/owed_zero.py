@@ -18,8 +18,6 @@ from agents.busy_window import OWED_BUSY_RETRY_MAX_S, OWED_BUSY_RETRY_S
 from core.episodes import Backoff
 from core.recording import format_value
 
-# appended to a stop's log line and its command's detail when its zero is owed
-ZERO_NOTE = "; setpoints not zeroed yet: P = Q = 0 is written when the plant takes writes"
 
 log = logging.getLogger("hil.control")
 

@@ -16,6 +16,7 @@ START_NOT_NEEDED = ("already running", "already starting")
 # After a stop that could not reach the plant (link down), or that it answered busy beyond the stop's
 # busy window: the controller sends it again when the plant answers (takes requests).
 OWED_NOTE = "; the stop is sent when it answers again"
+ZERO_NOTE = "; setpoints not zeroed yet: P = Q = 0 is written when the plant takes writes"
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,16 @@ def start_outcome(name: str, status: str, detail: str | None, interrupted: bool 
 def stop_outcome(name: str, result: dict | None, owed_note: str = "") -> PlantOutcome:
     """One plant's result of Stop All from its safe-stop payload (None: no answer in time); a
     disable not confirmed says why when the payload has its `error`, then `owed_note` (the stop is
-    sent when the plant answers again)."""
+    sent when the plant answers again); a zero not taken says it is owed (`zero_owed`)."""
     if result is None:
         return PlantOutcome(name, False, "failed: no answer in time")
     if not result.get("disable_ok"):
         why = f": {result['error']}" if result.get("error") else ""
         return PlantOutcome(name, False, f"failed: not confirmed disabled{why}{owed_note}")
+    zero = ZERO_NOTE if result.get("zero_owed") else ""
     if not result.get("threshold_reached"):
-        return PlantOutcome(name, True, "stopped (power above the threshold when disabled)")
-    return PlantOutcome(name, True, "stopped")
+        return PlantOutcome(name, True, f"stopped (power above the threshold when disabled){zero}")
+    return PlantOutcome(name, True, f"stopped{zero}")
 
 
 def start_all_text(outcomes: list[PlantOutcome], recording: bool = True, interrupted: bool = False) -> str:

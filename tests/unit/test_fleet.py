@@ -49,6 +49,11 @@ def test_start_outcome(status, detail, interrupted, ok, text):
     ({"threshold_reached": False, "disable_ok": False, "error": "no answer within 1 s (127.0.0.1:5021)"}, False,
      "VRFB failed: not confirmed disabled: no answer within 1 s (127.0.0.1:5021)"),
     (None, False, "VRFB failed: no answer in time"),
+    ({"threshold_reached": True, "disable_ok": True, "zero_owed": True}, True,
+     "VRFB stopped; setpoints not zeroed yet: P = Q = 0 is written when the plant takes writes"),
+    ({"threshold_reached": False, "disable_ok": True, "zero_owed": True}, True,
+     "VRFB stopped (power above the threshold when disabled); setpoints not zeroed yet: P = Q = 0 is written "
+     "when the plant takes writes"),
 ])
 def test_stop_outcome(result, ok, text):
     o = stop_outcome("VRFB", result)
