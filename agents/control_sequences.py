@@ -72,7 +72,7 @@ def start(ctl) -> tuple[bool, str]:
         source = ctl.sd["active_schedule_source"]
     ctl._set_gate(True, "running")
     clear_owed_stop(ctl)
-    ctl.owed_zero.clear()   # the start wrote its own setpoints
+    ctl.owed_zero.clear(ctl.link.mode)   # the start wrote its own setpoints
     ctl._not_operating_count = 0
     ctl.set_target(target)   # the first check must not go back to a target older than the one written
     ctl._target_seen = None  # check the target again at once
@@ -228,7 +228,8 @@ def _safe_stop(ctl) -> dict:
     ctl._set_gate(False, "stopped" if disable_ok else "unknown")
     ctl._not_operating_count = 0
     _owe(ctl, disable_ok, busy)
-    zero_owed = ctl.owed_zero.settle(ctl, zero == "ok", "stop", None if zero == "ok" else _dispatch_error(ctl))
+    zero_error = None if zero == "ok" else _dispatch_error(ctl)   # acknowledged, not taken: writing again is no use
+    zero_owed = ctl.owed_zero.settle(ctl, zero_error is None, "stop", zero_error)
     elapsed = ctl.clock.monotonic() - t0
     result = {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
     result |= {} if disable_ok else {"error": f"{error} ({ctl.link.endpoint_label})"}
@@ -246,11 +247,11 @@ def zero_after_plant_stop(ctl, values: dict) -> str | None:
     disable: it already is); nothing when both read 0."""
     p_kw, q_kvar = values.get("p_setpoint"), values.get("q_setpoint")
     if not p_kw and not q_kvar:
-        ctl.owed_zero.clear()
+        ctl.owed_zero.clear(ctl.link.mode)
         return None
     status = ctl.write_setpoints(0.0, 0.0, immediate=True)
     if status == "ok":
-        ctl.owed_zero.clear()
+        ctl.owed_zero.clear(ctl.link.mode)
     held = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
     if status == "ok":
         log.warning("%s: setpoints zeroed (were %s), so that enabling it at the plant does not resume them",

@@ -28,32 +28,51 @@ class OwedZero:
     def __init__(self):
         self.mode: str | None = None
         self.not_before = 0.0
+        self.held: tuple | None = None   # (P kW, Q kvar) the plant held at the first observation after
         self.retries = Backoff(OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S)
 
-    def clear(self) -> None:
-        self.mode = None
-        self.retries.success()
+    def clear(self, mode: str | None = None) -> None:
+        """Nothing owed (`mode` given: only when the zero is owed on that transport; a Start or a
+        stop on the other one leaves the other plant's zero owed)."""
+        if mode is None or mode == self.mode:
+            self.mode, self.held = None, None
+            self.retries.success()
 
     def settle(self, ctl, zero_ok: bool, what: str, why: str | None, say: bool = True) -> bool:
         """After a stop's or a rollback's zero (`what` names it in the WARNING; `say` False: the
         caller logs it): cleared when it was taken, owed when it was not and the stop is not owed.
         Returns whether a zero is owed now."""
-        if zero_ok:
-            self.clear()
-        elif ctl.stop_owed is None:
-            if self.mode is None and say:
-                log.warning("%s: the %s's zero was not taken (%s); P = Q = 0 is written when the plant takes "
-                            "writes (%s)", ctl.name, what, why or "not verified", ctl.link.endpoint_label)
-            self.mode = ctl.link.mode
-            self.not_before = ctl.clock.monotonic() + self.retries.failure()
-        return self.mode is not None
+        if zero_ok or ctl.stop_owed is not None:
+            self.clear(ctl.link.mode)
+            return False
+        if self.mode is None and say:
+            log.warning("%s: the %s's zero was not taken (%s); P = Q = 0 is written when the plant takes "
+                        "writes (%s)", ctl.name, what, why or "not verified", ctl.link.endpoint_label)
+        self.mode, self.held = ctl.link.mode, None
+        self.not_before = ctl.clock.monotonic() + self.retries.failure()
+        return True
 
     def serve(self, ctl, values: dict) -> None:
-        """At an observation that read `values`: write the owed zero when due."""
-        if self.mode is None or self.mode != ctl.link.mode or ctl.clock.monotonic() < self.not_before:
+        """At an observation that read `values`: write the owed zero when due, while the plant still
+        holds the setpoints it held at the first observation after the stop. Other values since then
+        were written by someone else (a re-enable at its panel with a new setpoint): not zeroed over,
+        the owed zero is dropped with one WARNING. Never while the plant is dispatched."""
+        if self.mode is None or self.mode != ctl.link.mode:
+            return
+        if ctl._gate():   # dispatched again: its setpoints are the schedule's
+            self.clear()
             return
         p_kw, q_kvar = values.get("p_setpoint"), values.get("q_setpoint")
         held = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
+        if self.held is None:
+            self.held = (p_kw, q_kvar)
+        elif (p_kw, q_kvar) != self.held:
+            log.warning("%s: setpoints changed outside this program since the stop (now %s): the owed zero is "
+                        "dropped", ctl.name, held)
+            self.clear()
+            return
+        if ctl.clock.monotonic() < self.not_before:
+            return
         if (p_kw or q_kvar) and ctl.write_setpoints(0.0, 0.0, immediate=True) != "ok":
             self.not_before = ctl.clock.monotonic() + self.retries.failure()
             return

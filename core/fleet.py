@@ -47,10 +47,10 @@ def stop_outcome(name: str, result: dict | None, owed_note: str = "") -> PlantOu
     sent when the plant answers again); a zero not taken says it is owed (`zero_owed`)."""
     if result is None:
         return PlantOutcome(name, False, "failed: no answer in time")
+    zero = ZERO_NOTE if result.get("zero_owed") else ""
     if not result.get("disable_ok"):
         why = f": {result['error']}" if result.get("error") else ""
-        return PlantOutcome(name, False, f"failed: not confirmed disabled{why}{owed_note}")
-    zero = ZERO_NOTE if result.get("zero_owed") else ""
+        return PlantOutcome(name, False, f"failed: not confirmed disabled{why}{owed_note}{zero}")
     if not result.get("threshold_reached"):
         return PlantOutcome(name, True, f"stopped (power above the threshold when disabled){zero}")
     return PlantOutcome(name, True, f"stopped{zero}")

@@ -6,6 +6,7 @@ Real Modbus TCP on 127.0.0.1 (`tests/faulty_plant.FaultyPlant`)."""
 from __future__ import annotations
 
 import logging
+import struct
 import time
 
 import pytest
@@ -191,9 +192,13 @@ def test_a_start_is_cleared_of_an_owed_zero(tmp_path):
             busy[0] = False
             assert rig.run("start").status == "succeeded"
             assert rig.lib.owed_zero.mode is None
-            for _ in range(3):
+            plant.requests.clear()
+            deadline = time.monotonic() + 3.0            # past the owed zero's first try (2 s after the stop)
+            while time.monotonic() < deadline:
                 rig.lib.step()
+                time.sleep(0.05)
             assert plant.get(ENABLE) == [1] and plant.get(P_SETPOINT) == [5000]
+            assert [r for r in plant.requests if r[1] in (6, 16) and r[2] == P_SETPOINT and r[3] == [0]] == []
         finally:
             rig.close()
 
@@ -264,9 +269,64 @@ def test_a_plant_that_disables_itself_while_busy_is_zeroed_once_it_takes_writes(
             _step_until(rig, lambda: rig.transition() == "stopped")
             assert rig.transition() == "stopped" and plant.get(P_SETPOINT) == [5000]
             _step_until(rig, lambda: msgs(caplog, logging.ERROR, "could not be zeroed"), timeout_s=10)
+            assert msgs(caplog, logging.ERROR, "could not be zeroed") and rig.lib.owed_zero.mode == "local"
             busy[0] = False                              # the plant takes writes again
             _step_until(rig, lambda: plant.get(P_SETPOINT) == [0])
             assert plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0] and plant.get(ENABLE) == [0]
             assert rig.lib.owed_zero.mode is None
+        finally:
+            rig.close()
+
+
+def test_an_owed_zero_is_not_written_over_setpoints_set_outside_the_program(tmp_path, caplog):
+    """A zero owed after a busy Stop; meanwhile the plant is re-enabled at its panel with a new
+    setpoint (200 kW). The owed zero was written over it (`the owed zero is done (setpoints were
+    P=200 kW …)`) on a plant the program says it does not dispatch; now it is dropped, one WARNING."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        rig = _running(tmp_path, plant)
+        try:
+            busy = _busy_setpoints(plant)
+            assert rig.run("stop").result.get("zero_owed") is True
+            rig.lib.step()                               # the first observation after the stop: 500 kW held
+            busy[0] = False
+            plant.set(P_SETPOINT, [2000])                # the panel: a new setpoint, enabled
+            plant.set(ENABLE, [1])
+            _step_until(rig, lambda: rig.lib.owed_zero.mode is None, timeout_s=10)
+            for _ in range(3):
+                rig.lib.step()
+            assert plant.get(P_SETPOINT) == [2000] and plant.get(ENABLE) == [1]
+            assert msgs(caplog, logging.WARNING, "changed outside this program") == [
+                "LIB: setpoints changed outside this program since the stop (now P=200 kW, Q=0 kvar): the owed "
+                "zero is dropped"]
+            assert not msgs(caplog, logging.INFO, "owed zero is done")
+        finally:
+            rig.close()
+
+
+def test_a_zero_the_plant_acknowledges_but_keeps_is_not_owed(tmp_path, caplog):
+    """A plant that acknowledges a zero on P but keeps 500 kW (it applies setpoints only while
+    running): the Stop said `setpoints not zeroed yet: P = Q = 0 is written when the plant takes
+    writes` and wrote 0 again 2, 6, … s later for as long as the program ran, though the plant does
+    take writes. Only a zero refused or unanswered is owed; this one is said by the not-taken WARNING."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        rig = _running(tmp_path, plant)
+        try:
+            def keeps_p(fc, addr, values):
+                if values is not None and addr == P_SETPOINT and values == [0]:
+                    return ("raw", bytes([fc]) + struct.pack(">HH", addr, values[0] if fc == 6 else len(values)))
+                return None
+            plant.hook = keeps_p
+            stop = rig.run("stop")
+            assert stop.result["disable_ok"] is True and not stop.result.get("zero_owed"), stop.result
+            assert "not zeroed yet" not in stop.detail and rig.lib.owed_zero.mode is None
+            plant.requests.clear()
+            deadline = time.monotonic() + 3.0            # past the first try (2 s after the stop)
+            while time.monotonic() < deadline:
+                rig.lib.step()
+                time.sleep(0.05)
+            assert [r for r in plant.requests if r[1] in (6, 16) and r[2] == P_SETPOINT] == []
+            assert msgs(caplog, logging.WARNING, "p_setpoint not taken")
         finally:
             rig.close()

@@ -51,6 +51,9 @@ def test_start_outcome(status, detail, interrupted, ok, text):
     (None, False, "VRFB failed: no answer in time"),
     ({"threshold_reached": True, "disable_ok": True, "zero_owed": True}, True,
      "VRFB stopped; setpoints not zeroed yet: P = Q = 0 is written when the plant takes writes"),
+    ({"threshold_reached": False, "disable_ok": False, "error": "write refused at enable", "zero_owed": True}, False,
+     "VRFB failed: not confirmed disabled: write refused at enable; setpoints not zeroed yet: P = Q = 0 is written "
+     "when the plant takes writes"),
     ({"threshold_reached": False, "disable_ok": True, "zero_owed": True}, True,
      "VRFB stopped (power above the threshold when disabled); setpoints not zeroed yet: P = Q = 0 is written "
      "when the plant takes writes"),
