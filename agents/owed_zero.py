@@ -7,7 +7,8 @@ or by another client, as one that disabled itself (`control_sequences.zero_after
 zero is written by the controller when an observation finds the plant answering on the same
 transport: the first try `OWED_BUSY_RETRY_S` after the stop, then doubling to `OWED_BUSY_RETRY_MAX_S`,
 as an owed busy stop. One WARNING when it becomes owed; cleared once written and verified (or read
-0), by a stop whose zero is verified, or by a Start (which writes its own setpoints). An owed stop
+0), by a stop whose zero is verified, or by a Start (which writes its own setpoints); dropped with
+one WARNING when the plant's setpoints were changed outside this program since the stop. An owed stop
 covers the zero itself: sent, it zeroes (or finds disabled and zeroes) the plant.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ class OwedZero:
     def __init__(self):
         self.mode: str | None = None
         self.not_before = 0.0
-        self.held: tuple | None = None   # (P kW, Q kvar) the plant held at the first observation after
+        self.held: tuple | None = None   # (P kW, Q kvar) held at the first observation after the stop
         self.retries = Backoff(OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S)
 
     def clear(self, mode: str | None = None) -> None:
@@ -75,6 +76,7 @@ class OwedZero:
             return
         if (p_kw or q_kvar) and ctl.write_setpoints(0.0, 0.0, immediate=True) != "ok":
             self.not_before = ctl.clock.monotonic() + self.retries.failure()
+            self.held = None   # a point it took is this program's own change: what it holds is read again
             return
         log.info("%s: the owed zero is done (setpoints were %s)", ctl.name, held)
         self.clear()

@@ -330,3 +330,27 @@ def test_a_zero_the_plant_acknowledges_but_keeps_is_not_owed(tmp_path, caplog):
             assert msgs(caplog, logging.WARNING, "p_setpoint not taken")
         finally:
             rig.close()
+
+
+def test_an_owed_zero_half_taken_is_finished_not_dropped(tmp_path, caplog):
+    """The owed zero's first try gets P taken and Q answered busy: the next observation read P = 0
+    (its own write) as setpoints changed outside the program and dropped the zero, leaving Q."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as plant:
+        rig = _running(tmp_path, plant)
+        try:
+            plant.set(Q_SETPOINT, [1000])                # the plant holds P 500 kW and Q 100 kvar
+            busy = {P_SETPOINT: True, Q_SETPOINT: True}
+            plant.hook = lambda fc, addr, values: ("exc", 6) if values is not None and busy.get(addr) else None
+            assert rig.run("stop").result.get("zero_owed") is True
+            rig.lib.step()                               # the first observation after the stop
+            busy[P_SETPOINT] = False                     # P is taken, Q still busy
+            _step_until(rig, lambda: plant.get(P_SETPOINT) == [0], timeout_s=10)
+            for _ in range(3):
+                rig.lib.step()
+            busy[Q_SETPOINT] = False
+            _step_until(rig, lambda: plant.get(Q_SETPOINT) == [0], timeout_s=20)
+            assert plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0]
+            assert not msgs(caplog, logging.WARNING, "changed outside this program")
+        finally:
+            rig.close()
