@@ -40,7 +40,7 @@ class ServerWait:
             if self._deadline is not None and self._deadline >= mono + seconds:
                 return
             self._deadline = mono + seconds
-            self._until = self._clock.now().astimezone(timezone.utc) + timedelta(seconds=seconds)
+            self._until = _whole_second_up(self._clock.now().astimezone(timezone.utc) + timedelta(seconds=seconds))
             self._status = status
 
     def deadline(self) -> float | None:
@@ -51,12 +51,17 @@ class ServerWait:
             return self._deadline
 
     def state(self) -> tuple[datetime, int | None] | None:
-        """(end of the wait as an aware UTC instant, the HTTP status that asked for it) while it
+        """(end of the wait as an aware UTC instant, rounded up to the whole second so that a time
+        shown as HH:MM:SS is never before the wait ends; the HTTP status that asked for it) while it
         runs, else None."""
         if self.deadline() is None:
             return None
         with self._lock:
             return (self._until, self._status) if self._until is not None else None
+
+
+def _whole_second_up(at: datetime) -> datetime:
+    return at if not at.microsecond else at.replace(microsecond=0) + timedelta(seconds=1)
 
 
 class LoginGate:
