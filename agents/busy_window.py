@@ -16,7 +16,7 @@ import threading
 BUSY_CODES, BUSY_PAUSE_S = (5, 6), 0.2
 # A stop whose disable the plant answered busy for longer than its busy window is sent again when an
 # observation finds the plant still enabled (an owed zero is written): first 2 s after the stop, then
-# doubling up to 60 s (`control_sequences._owe`, `owed_zero.OwedZero`).
+# doubling up to 60 s (`owed_writes.OwedWrite`, the rule of an owed stop and an owed zero).
 OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S = 2.0, 60.0
 
 log = logging.getLogger("hil.modbus")

@@ -20,18 +20,18 @@ from datetime import timedelta
 
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
-from agents.busy_window import OWED_BUSY_RETRY_MAX_S, OWED_BUSY_RETRY_S
 from agents.control_sequences import (clear_owed_stop, heartbeat_counter, safe_stop, send_owed_stop, start,
                                       zero_after_plant_stop)
 from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
+from agents.owed_writes import OwedWrite
 from agents.owed_zero import OwedZero
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, next_heartbeat
 from core.config import AppConfig
 from core.dispatch import (NotOperating, Target, dispatch_setpoint, is_stale, not_operating, observed_fields,
                            observed_transition, reports_running, target_expiry_s)
-from core.episodes import Backoff, Episodes
+from core.episodes import Episodes
 from core.fleet import OWED_NOTE, ZERO_NOTE
 from core.lateness import BreakpointWatch
 from core.points import OBSERVE_POINTS
@@ -98,10 +98,8 @@ class PlantController:
         self._last_ok_observe_mono: float | None = None
         self._not_operating_count = 0
         self.run_status_seen = False   # the plant reported running since its start (core.dispatch.not_operating)
-        self.stop_owed: str | None = None   # transport mode of a stop that could not reach the plant
-        self.owed_busy = False              # ... because it answered busy (`control_sequences._owe`)
-        self.owed_not_before = 0.0          # monotonic time before which an owed stop is not sent
-        self.owed_retries = Backoff(OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S)
+        self.owed_stop = OwedWrite()   # a stop that could not reach the plant (`control_sequences._owe`)
+        self.owed_busy = False         # ... because it answered busy
         self.owed_zero = OwedZero()   # P = Q = 0 a stop or a rollback owes (`agents/owed_zero.py`)
         self._prev_link = self.link.link
         self.hold = HoldKeeper(plant_id, self.name, shared_data, clock)
@@ -355,8 +353,7 @@ class PlantController:
             safe_stop(self)
         elif closed_by:
             zero_after_plant_stop(self, values)
-        elif (self.stop_owed == self.link.mode and values is not None
-              and self.clock.monotonic() >= self.owed_not_before):
+        elif values is not None and self.owed_stop.due(self.link.mode, self.clock.monotonic()):
             send_owed_stop(self, values)
         elif values is not None:
             self.owed_zero.serve(self, values)
@@ -462,7 +459,7 @@ class PlantController:
                 ok = result["disable_ok"]
                 detail = f"threshold_reached={str(result['threshold_reached']).lower()} disable_ok={str(ok).lower()}"
                 if not ok:   # why, and whether the stop is still to be sent
-                    detail += f": {result['error']}{OWED_NOTE if self.stop_owed else ''}"
+                    detail += f": {result['error']}{OWED_NOTE if self.owed_stop.mode else ''}"
                 detail += ZERO_NOTE if result.get("zero_owed") else ""
                 self.command_log.record(cmd, "succeeded" if ok else "failed", detail, result)
         except Exception as exc:  # a command never kills the controller thread

@@ -6,11 +6,12 @@ a failure rolls back (zero, stop value, disable; no decay wait). Safe stop: gate
 wait for |P| < `threshold_kw` and |Q| < `threshold_kvar` (polls every 0.5 s, the heartbeat between
 them), then the stop value and `enable` 0, whatever the wait gave. A safe stop that could not
 reach the plant (link down), or whose disable the plant answered busy beyond the busy window,
-leaves `ctl.stop_owed` (its transport mode): the controller sends it when the plant answers again on
-that transport and is still enabled (a busy one: 2 s after, then doubling to 60 s between tries).
-A start's rollback owes its disable by the same rule (`_owe`). A stop's or rollback's zero the plant
-did not take, while the stop is not owed, is owed on its own (`agents/owed_zero.py`): a disabled plant
-holding its old setpoints would run them again when re-enabled at its panel.
+leaves `ctl.owed_stop` (`agents/owed_writes.py`, on its transport): the controller sends it when
+the plant answers again on that transport and is still enabled (a busy one: 2 s after, then
+doubling to 60 s between tries). A start's rollback owes its disable by the same rule (`_owe`).
+A stop's or rollback's zero the plant did not take, while the stop is not owed, is owed on its own
+(`agents/owed_zero.py`): a disabled plant holding its old setpoints would run them again when
+re-enabled at its panel.
 
 A stop or a rollback is the last thing the program may say to a plant, so a connection closed or
 reset under one of its requests (the plant may well answer a new one) is reconnected at once and
@@ -182,23 +183,24 @@ def safe_stop(ctl) -> dict:
 
 
 def _owe(ctl, disable_ok: bool, busy: bool) -> None:
-    """A stop whose disable is not confirmed is owed (`ctl.stop_owed`, its transport) when the link is
+    """A stop whose disable is not confirmed is owed (`ctl.owed_stop`, on its transport) when the link is
     down (sent when the plant answers again) or when the plant answered busy (exception 5/6) beyond
     the busy window: sent again when an observation finds it still enabled, not before
-    `ctl.owed_not_before` (2 s, doubling to 60 s, between tries: a plant busy for long is not sent a
-    stop every second). An operator's Stop is never dropped because the plant was busy at that moment."""
+    `ctl.owed_stop.not_before` (2 s, doubling to 60 s, between tries: a plant busy for long is not
+    sent a stop every second; `agents/owed_writes.py`). An operator's Stop is never dropped because
+    the plant was busy at that moment."""
     if disable_ok or not (busy or ctl.link.link == "connect_failed"):
         clear_owed_stop(ctl)
         return
-    ctl.stop_owed, ctl.owed_busy = ctl.link.mode, busy
-    ctl.owed_not_before = ctl.clock.monotonic() + (ctl.owed_retries.failure() if busy else 0.0)
+    ctl.owed_stop.owe(ctl.link.mode, ctl.clock.monotonic(), at_once=not busy)
+    ctl.owed_busy = busy
 
 
 def clear_owed_stop(ctl) -> None:
     """No stop owed (a confirmed stop, a start, a plant found disabled, a transport switch): the next
     one owed for a busy plant is tried again 2 s after its stop, and says why it is owed."""
-    ctl.stop_owed, ctl.owed_busy = None, False
-    ctl.owed_retries.success()
+    ctl.owed_stop.clear()
+    ctl.owed_busy = False
 
 
 def _safe_stop(ctl) -> dict:
@@ -272,12 +274,12 @@ def send_owed_stop(ctl, values: dict) -> None:
     disabled needs no disable, but has the setpoints it still holds zeroed (owed again when the
     link fails under that write). A safe stop that outlived a switch's wait owes to the old
     transport's plant, never to the new one's."""
-    ctl.stop_owed, busy = None, ctl.owed_busy
+    ctl.owed_stop.mode, busy = None, ctl.owed_busy   # owed again by this try when it fails (`_owe`)
     if int(round(values["enable"])) != 1:   # its setpoints may still hold the last values: a re-enable runs them
         log.info("%s answers again, disabled: the stop that could not reach it needs no disable", ctl.name)
         clear_owed_stop(ctl)
         if zero_after_plant_stop(ctl, values) == "failed" and ctl.link.link == "connect_failed":
-            ctl.stop_owed = ctl.link.mode   # (owed for the link, not for a busy plant)
+            ctl.owed_stop.owe(ctl.link.mode, ctl.clock.monotonic(), at_once=True)   # for the link, not a busy plant
         return
     if busy:
         log.warning("%s is still enabled after a stop it answered busy: sending the stop again", ctl.name)

@@ -181,7 +181,7 @@ class Coordinator:
             for pid in self.controllers:
                 self.recorder.set_recording(pid, False)
         outcomes = [stop_outcome(self.cfg.plants[pid].name, results.get(pid),
-                                 OWED_NOTE if self.controllers[pid].stop_owed else "") for pid in self.controllers]
+                                 OWED_NOTE if self.controllers[pid].owed_stop.mode else "") for pid in self.controllers]
         return all_ok(outcomes), stop_all_text(outcomes, recording)
 
     def _names_payload(self, results: dict) -> str:
@@ -203,7 +203,7 @@ class Coordinator:
             left = self._left_running(in_contact, results)
             if not left:
                 return text
-            owing = [self.cfg.plants[pid].name for pid in in_contact if self.controllers[pid].stop_owed]
+            owing = [self.cfg.plants[pid].name for pid in in_contact if self.controllers[pid].owed_stop.mode]
             owed = OWED_NOTE if owing and " and ".join(owing) == left else (   # per plant when not all owe
                 f"; {' and '.join(owing)}'s stop is sent when it answers again" if owing else "")
             warning = f"{left} not confirmed stopped{owed}"

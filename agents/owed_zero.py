@@ -5,8 +5,8 @@ busy beyond the busy window, refused, or the link failed under it) while the sto
 A plant disabled while it holds its old setpoints runs them again when it is re-enabled at its panel
 or by another client, as one that disabled itself (`control_sequences.zero_after_plant_stop`). The
 zero is written by the controller when an observation finds the plant answering on the same
-transport: the first try `OWED_BUSY_RETRY_S` after the stop, then doubling to `OWED_BUSY_RETRY_MAX_S`,
-as an owed busy stop. One WARNING when it becomes owed; cleared once written and verified (or read
+transport, by the retry rule of an owed stop (`agents/owed_writes.py`: 2 s after the stop, then
+doubling to 60 s). One WARNING when it becomes owed; cleared once written and verified (or read
 0), by a stop whose zero is verified, or by a Start (which writes its own setpoints); dropped with
 one WARNING when the plant's setpoints were changed outside this program since the stop. An owed stop
 covers the zero itself: sent, it zeroes (or finds disabled and zeroes) the plant.
@@ -15,42 +15,39 @@ from __future__ import annotations
 
 import logging
 
-from agents.busy_window import OWED_BUSY_RETRY_MAX_S, OWED_BUSY_RETRY_S
-from core.episodes import Backoff
+from agents.owed_writes import OwedWrite
 from core.recording import format_value
 
 
 log = logging.getLogger("hil.control")
 
 
-class OwedZero:
+class OwedZero(OwedWrite):
     """One controller's owed zero: `mode` is the transport of the plant owed it (None: nothing owed)."""
 
     def __init__(self):
-        self.mode: str | None = None
-        self.not_before = 0.0
+        super().__init__()
         self.held: tuple | None = None   # (P kW, Q kvar) held at the first observation after the stop
-        self.retries = Backoff(OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S)
 
     def clear(self, mode: str | None = None) -> None:
         """Nothing owed (`mode` given: only when the zero is owed on that transport; a Start or a
         stop on the other one leaves the other plant's zero owed)."""
         if mode is None or mode == self.mode:
-            self.mode, self.held = None, None
-            self.retries.success()
+            super().clear()
+            self.held = None
 
     def settle(self, ctl, zero_ok: bool, what: str, why: str | None, say: bool = True) -> bool:
         """After a stop's or a rollback's zero (`what` names it in the WARNING; `say` False: the
         caller logs it): cleared when it was taken, owed when it was not and the stop is not owed.
         Returns whether a zero is owed now."""
-        if zero_ok or ctl.stop_owed is not None:
+        if zero_ok or ctl.owed_stop.mode is not None:
             self.clear(ctl.link.mode)
             return False
         if self.mode is None and say:
             log.warning("%s: the %s's zero was not taken (%s); P = Q = 0 is written when the plant takes "
                         "writes (%s)", ctl.name, what, why or "not verified", ctl.link.endpoint_label)
-        self.mode, self.held = ctl.link.mode, None
-        self.not_before = ctl.clock.monotonic() + self.retries.failure()
+        self.owe(ctl.link.mode, ctl.clock.monotonic())
+        self.held = None
         return True
 
     def serve(self, ctl, values: dict) -> None:
@@ -72,10 +69,10 @@ class OwedZero:
                         "dropped", ctl.name, held)
             self.clear()
             return
-        if ctl.clock.monotonic() < self.not_before:
+        if not self.due(ctl.link.mode, ctl.clock.monotonic()):
             return
         if (p_kw or q_kvar) and ctl.write_setpoints(0.0, 0.0, immediate=True) != "ok":
-            self.not_before = ctl.clock.monotonic() + self.retries.failure()
+            self.owe(ctl.link.mode, ctl.clock.monotonic())
             self.held = None   # a point it took is this program's own change: what it holds is read again
             return
         log.info("%s: the owed zero is done (setpoints were %s)", ctl.name, held)

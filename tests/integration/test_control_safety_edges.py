@@ -88,13 +88,13 @@ def test_a_start_rollback_that_could_not_reach_the_plant_is_sent_when_it_answers
     start = rig.run("start")
     assert start.status == "failed", start.detail
     assert plant.get(ENABLE)[0] == 1 and plant.get(P_SETPOINT)[0] == 5000   # the rollback did not land
-    assert not rig.gate() and rig.lib.stop_owed == "local"
+    assert not rig.gate() and rig.lib.owed_stop.mode == "local"
 
     plant.hook = None                                       # the plant answers again
     _step_until(rig, lib.clock, lambda: plant.get(ENABLE)[0] == 0, steps=40)
     assert plant.get(ENABLE)[0] == 0, (
         f"plant left enabled at {plant.get(P_SETPOINT)[0] / 10} kW after a failed start "
-        f"(gate={rig.gate()}, transition={rig.transition()}, stop_owed={rig.lib.stop_owed})")
+        f"(gate={rig.gate()}, transition={rig.transition()}, owed_stop={rig.lib.owed_stop.mode})")
 
 
 def test_a_start_that_fails_on_an_unexpected_error_after_enable_is_rolled_back(lib, monkeypatch):
@@ -141,7 +141,7 @@ def test_a_start_pressed_while_a_dispatched_plant_is_unknown_does_not_abandon_it
     _step_until(rig, lib.clock, settled, steps=40)
     assert back.get(ENABLE)[0] == 0 or back.get(P_SETPOINT)[0] == 1000, (
         f"plant enabled at {back.get(P_SETPOINT)[0] / 10} kW, schedule 100 kW: gate={rig.gate()}, "
-        f"transition={rig.transition()}, stop_owed={rig.lib.stop_owed}")
+        f"transition={rig.transition()}, owed_stop={rig.lib.owed_stop.mode}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_a_stop_on_a_plant_busy_for_a_moment_zeroes_and_disables_it(tmp_path, ca
             assert stop.result == {"threshold_reached": True, "disable_ok": True}
             assert len(answered) >= 2                              # the plant was busy, more than once
             assert plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0] and plant.get(ENABLE) == [0]
-            assert rig.transition() == "stopped" and rig.lib.stop_owed is None
+            assert rig.transition() == "stopped" and rig.lib.owed_stop.mode is None
             assert elapsed < SAFE_STOP_TIMEOUT_S, f"{elapsed:.2f} s"
             assert msgs(caplog, logging.WARNING, "answers busy") == [
                 f"LIB Modbus control: the plant answers busy (exception {code}) during a stop; the request is "
@@ -99,7 +99,7 @@ def test_a_plant_busy_for_ever_is_reported_not_confirmed_disabled_within_the_bou
             assert stop.result == {"threshold_reached": False, "disable_ok": False, "error":
                                    f"write refused at enable: exception response (code 6) (127.0.0.1:{plant.port})"}
             assert stop.status == "failed" and stop.detail.endswith("; the stop is sent when it answers again")
-            assert plant.get(ENABLE) == [1] and rig.transition() == "unknown" and rig.lib.stop_owed == "local"
+            assert plant.get(ENABLE) == [1] and rig.transition() == "unknown" and rig.lib.owed_stop.mode == "local"
             assert SAFE_STOP_TIMEOUT_S <= elapsed <= SAFE_STOP_TIMEOUT_S + 6 * MODBUS_TIMEOUT_S, f"{elapsed:.2f} s"
             assert len(msgs(caplog, logging.WARNING, "answers busy")) == 2   # one per part of the stop
         finally:
@@ -122,8 +122,8 @@ def test_a_stop_the_plant_answers_busy_beyond_the_window_is_sent_again_without_a
             stopped_at = time.monotonic()
             assert stop.status == "failed" and stop.result["disable_ok"] is False, stop.detail
             assert plant.get(ENABLE) == [1] and plant.get(P_SETPOINT) == [5000]     # it runs on
-            assert rig.lib.stop_owed == "local"
-            retry_at = rig.lib.owed_not_before
+            assert rig.lib.owed_stop.mode == "local"
+            retry_at = rig.lib.owed_stop.not_before
             assert retry_at - stopped_at > 1.0           # not sent again at the next observation (2 s)
             busy[0] = False                              # the plant takes writes again
             deadline = time.monotonic() + 15
@@ -131,7 +131,7 @@ def test_a_stop_the_plant_answers_busy_beyond_the_window_is_sent_again_without_a
                 rig.lib.step()
                 time.sleep(0.05)
             assert plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0]
-            assert rig.transition() == "stopped" and rig.lib.stop_owed is None
+            assert rig.transition() == "stopped" and rig.lib.owed_stop.mode is None
             assert time.monotonic() >= retry_at
             with rig.sd["lock"]:
                 commands = list(rig.sd["command_log"])
@@ -227,11 +227,11 @@ def test_a_failed_starts_rollback_answered_busy_owes_its_disable(tmp_path, caplo
             busy = [True]
             plant.hook = lambda fc, addr, values: ("exc", 6) if values is not None and busy[0] else None
             assert rig.run("start").status == "failed"
-            assert plant.get(ENABLE) == [1] and rig.lib.stop_owed == "local"
+            assert plant.get(ENABLE) == [1] and rig.lib.owed_stop.mode == "local"
             busy[0] = False
             _step_until(rig, lambda: plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [0])
             assert plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0]
-            assert rig.lib.stop_owed is None and rig.lib.owed_zero.mode is None
+            assert rig.lib.owed_stop.mode is None and rig.lib.owed_zero.mode is None
         finally:
             rig.close()
 
@@ -246,7 +246,7 @@ def test_a_failed_starts_rollback_whose_zero_is_answered_busy_owes_the_zero(tmp_
         try:
             busy = _busy_setpoints(plant)
             assert rig.run("start").status == "failed"
-            assert plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [5000] and rig.lib.stop_owed is None
+            assert plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [5000] and rig.lib.owed_stop.mode is None
             busy[0] = False
             _step_until(rig, lambda: plant.get(P_SETPOINT) == [0])
             assert plant.get(P_SETPOINT) == [0] and plant.get(ENABLE) == [0]

@@ -151,13 +151,13 @@ def test_a_stop_that_could_not_reach_the_plant_is_sent_when_it_answers_again(tmp
                                                            f"connect failed: connection refused (127.0.0.1:{port})"}
         assert stop.detail == (f"threshold_reached=false disable_ok=false: {stop.result['error']}; "
                                f"the stop is sent when it answers again")
-        assert rig.lib.stop_owed == "local"
+        assert rig.lib.owed_stop.mode == "local"
         plant = _back(port, registers)                       # it ran on at 500 kW meanwhile
         _step_until(rig, clock, lambda: plant.get(ENABLE)[0] == 0)
         assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
         assert rig.transition() == "stopped"
         assert msgs(caplog, logging.WARNING, "answers again and is enabled: sending the stop")
-        assert rig.lib.stop_owed is None
+        assert rig.lib.owed_stop.mode is None
     finally:
         rig.close()
         if plant is not None:
@@ -173,9 +173,9 @@ def test_a_plant_found_disabled_after_a_stop_that_did_not_reach_it_has_its_setpo
     rig, port, registers, stop = _a_stop_that_could_not_reach_the_plant(tmp_path, clock)
     plant = None
     try:
-        assert stop.status == "failed" and rig.lib.stop_owed == "local"
+        assert stop.status == "failed" and rig.lib.owed_stop.mode == "local"
         plant = _back(port, registers, enable=0)             # disabled, P setpoint still 500 kW
-        _step_until(rig, clock, lambda: rig.lib.stop_owed is None)
+        _step_until(rig, clock, lambda: rig.lib.owed_stop.mode is None)
         assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0
         assert msgs(caplog, logging.INFO, "answers again, disabled: the stop that could not reach it needs no disable")
         assert msgs(caplog, logging.WARNING, "LIB: setpoints zeroed (were P=500 kW")
@@ -195,15 +195,15 @@ def test_a_zeroing_that_the_link_drops_stays_owed_until_it_lands(tmp_path, caplo
     rig, port, registers, stop = _a_stop_that_could_not_reach_the_plant(tmp_path, clock)
     plant = None
     try:
-        assert stop.status == "failed" and rig.lib.stop_owed == "local"
+        assert stop.status == "failed" and rig.lib.owed_stop.mode == "local"
         plant = _back(port, registers, enable=0)
         plant.hook = lambda fc, addr, values: ("drop_noapply",) if values is not None and addr == P_SETPOINT else None
         _step_until(rig, clock, lambda: msgs(caplog, logging.ERROR, "setpoints could not be zeroed"), steps=10)
-        assert msgs(caplog, logging.ERROR, "setpoints could not be zeroed") and rig.lib.stop_owed == "local"
+        assert msgs(caplog, logging.ERROR, "setpoints could not be zeroed") and rig.lib.owed_stop.mode == "local"
         assert plant.get(P_SETPOINT)[0] == 5000
         plant.hook = None
         _step_until(rig, clock, lambda: plant.get(P_SETPOINT)[0] == 0, steps=60)
-        assert plant.get(P_SETPOINT)[0] == 0 and plant.get(ENABLE)[0] == 0 and rig.lib.stop_owed is None
+        assert plant.get(P_SETPOINT)[0] == 0 and plant.get(ENABLE)[0] == 0 and rig.lib.owed_stop.mode is None
     finally:
         rig.close()
         if plant is not None:
@@ -219,12 +219,12 @@ def test_a_stop_owed_to_another_transport_is_not_sent_to_this_one(tmp_path, capl
         rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
         try:
             _started(rig, plant, 300.0)
-            rig.lib.stop_owed = "remote"
+            rig.lib.owed_stop.owe("remote", clock.monotonic(), at_once=True)
             for _ in range(3):
                 clock.advance(1.0)
                 rig.lib.step()
             assert plant.get(ENABLE)[0] == 1 and rig.transition() == "running"
-            assert not msgs(caplog, contains="sending the stop") and rig.lib.stop_owed == "remote"
+            assert not msgs(caplog, contains="sending the stop") and rig.lib.owed_stop.mode == "remote"
         finally:
             rig.close()
 
@@ -434,12 +434,12 @@ def test_a_stop_a_gateway_could_not_pass_on_is_sent_when_the_plant_answers_again
             stop = _stop_on_a_fake_clock(rig, clock)
             assert stop.status == "failed" and "gateway" in stop.result["error"], stop.result
             assert plant.get(ENABLE)[0] == 1 and plant.get(P_SETPOINT)[0] == 5000   # nothing reached it
-            assert rig.lib.stop_owed == "local" and stop.detail.endswith("the stop is sent when it answers again")
+            assert rig.lib.owed_stop.mode == "local" and stop.detail.endswith("the stop is sent when it answers again")
             plant.hook = None
             _step_until(rig, clock, lambda: plant.get(ENABLE)[0] == 0)
             assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
             assert msgs(caplog, logging.WARNING, "answers again and is enabled: sending the stop")
-            assert rig.transition() == "stopped" and rig.lib.stop_owed is None
+            assert rig.transition() == "stopped" and rig.lib.owed_stop.mode is None
         finally:
             plant.hook = None
             rig.close()

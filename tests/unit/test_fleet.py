@@ -12,6 +12,7 @@ import pytest
 
 from agents.commands import Command, CommandIntake, CommandLog
 from agents.coordinator import Coordinator
+from agents.owed_writes import OwedWrite
 from core.clock import FakeClock
 from core.fleet import start_all_text, start_outcome, stop_all_text, stop_outcome
 from agents.shared_data import build_shared_data
@@ -210,7 +211,7 @@ class _QuickController:
 
     def __init__(self, pid: str, log: CommandLog):
         self.pid, self.log, self.queued = pid, log, []
-        self.stop_owed = None
+        self.owed_stop = OwedWrite()
 
     def enqueue(self, cmd: Command, front: bool = False) -> None:
         self.queued.append(cmd)

@@ -1,0 +1,36 @@
+"""A write owed to a plant (an owed stop, `control_sequences._owe`; an owed zero, `owed_zero`): the
+one retry rule for both (`docs/DECISIONS.md`, "A stop's request answered busy ...").
+
+It is owed to the plant on one transport (`mode`) and tried at an observation on that transport
+once `not_before` (monotonic s) has passed: the first try `OWED_BUSY_RETRY_S` after it became
+owed, then doubling up to `OWED_BUSY_RETRY_MAX_S`; cleared, the next one starts over at 2 s.
+"""
+from __future__ import annotations
+
+from agents.busy_window import OWED_BUSY_RETRY_MAX_S, OWED_BUSY_RETRY_S
+from core.episodes import Backoff
+
+
+class OwedWrite:
+    """One owed write; `mode` is the transport of the plant owed it (None: nothing owed)."""
+
+    def __init__(self):
+        self.mode: str | None = None
+        self.not_before = 0.0
+        self._retries = Backoff(OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S)
+
+    def owe(self, mode: str, now: float, at_once: bool = False) -> None:
+        """Owed to the plant on `mode` after a try at `now` (monotonic s) failed: the next one after
+        the next delay of the rule (`at_once`: at the next observation, e.g. when the link was down,
+        the delays untouched)."""
+        self.mode = mode
+        self.not_before = now if at_once else now + self._retries.failure()
+
+    def due(self, mode: str, now: float) -> bool:
+        """Owed to the plant on `mode` and its time has come."""
+        return self.mode is not None and self.mode == mode and now >= self.not_before
+
+    def clear(self) -> None:
+        """Nothing owed; the next one owed is first tried 2 s after."""
+        self.mode = None
+        self._retries.success()
