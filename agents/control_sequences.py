@@ -192,8 +192,16 @@ def _owe(ctl, disable_ok: bool, busy: bool) -> None:
     if disable_ok or not (busy or ctl.link.link == "connect_failed"):
         clear_owed_stop(ctl)
         return
+    _owe_stop(ctl, busy)
+
+
+def _owe_stop(ctl, busy: bool) -> None:
+    """The stop owed to the plant on the current transport (`busy`: it answered busy; else the link
+    is down). It covers the zero (sent, it zeroes; found disabled, the setpoints are zeroed): no zero
+    is owed on its own beside it."""
     ctl.owed_stop.owe(ctl.link.mode, ctl.clock.monotonic(), at_once=not busy)
     ctl.owed_busy = busy
+    ctl.owed_zero.clear(ctl.link.mode)
 
 
 def clear_owed_stop(ctl) -> None:
@@ -279,7 +287,7 @@ def send_owed_stop(ctl, values: dict) -> None:
         log.info("%s answers again, disabled: the stop that could not reach it needs no disable", ctl.name)
         clear_owed_stop(ctl)
         if zero_after_plant_stop(ctl, values) == "failed" and ctl.link.link == "connect_failed":
-            ctl.owed_stop.owe(ctl.link.mode, ctl.clock.monotonic(), at_once=True)   # for the link, not a busy plant
+            _owe_stop(ctl, busy=False)
         return
     if busy:
         log.warning("%s is still enabled after a stop it answered busy: sending the stop again", ctl.name)

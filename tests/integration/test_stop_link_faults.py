@@ -189,7 +189,8 @@ def test_a_plant_found_disabled_after_a_stop_that_did_not_reach_it_has_its_setpo
 def test_a_zeroing_that_the_link_drops_stays_owed_until_it_lands(tmp_path, caplog):
     """The plant answers again disabled but drops the connection under the zero write: the stop
     stays owed and the zeroing is sent when it answers again (it was forgotten: the plant kept
-    500 kW for a re-enable at its panel; found in review)."""
+    500 kW for a re-enable at its panel; found in review). The owed stop covers the zero, so no
+    zero is owed on its own beside it (both were)."""
     caplog.set_level(logging.INFO)
     clock = FakeClock(START)
     rig, port, registers, stop = _a_stop_that_could_not_reach_the_plant(tmp_path, clock)
@@ -200,6 +201,7 @@ def test_a_zeroing_that_the_link_drops_stays_owed_until_it_lands(tmp_path, caplo
         plant.hook = lambda fc, addr, values: ("drop_noapply",) if values is not None and addr == P_SETPOINT else None
         _step_until(rig, clock, lambda: msgs(caplog, logging.ERROR, "setpoints could not be zeroed"), steps=10)
         assert msgs(caplog, logging.ERROR, "setpoints could not be zeroed") and rig.lib.owed_stop.mode == "local"
+        assert rig.lib.owed_zero.mode is None, "the owed stop covers the zero: not owed twice"
         assert plant.get(P_SETPOINT)[0] == 5000
         plant.hook = None
         _step_until(rig, clock, lambda: plant.get(P_SETPOINT)[0] == 0, steps=60)
