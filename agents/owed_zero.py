@@ -9,7 +9,9 @@ transport, by the retry rule of an owed stop (`agents/owed_writes.py`: 2 s after
 doubling to 60 s). One WARNING when it becomes owed; cleared once written and verified (or read
 0), by a stop whose zero is verified, or by a Start (which writes its own setpoints); dropped with
 one WARNING when the plant's setpoints were changed outside this program since the stop. An owed stop
-covers the zero itself: sent, it zeroes (or finds disabled and zeroes) the plant.
+covers the zero itself: sent, it zeroes (or finds disabled and zeroes) the plant. The plant on each
+transport is another device: a zero is owed to each on its own, kept across transport switches and
+written when the controller is on that transport again.
 """
 from __future__ import annotations
 
@@ -22,58 +24,76 @@ from core.recording import format_value
 log = logging.getLogger("hil.control")
 
 
-class OwedZero(OwedWrite):
-    """One controller's owed zero: `mode` is the transport of the plant owed it (None: nothing owed)."""
+class _Zero(OwedWrite):
+    """The zero owed to the plant on one transport."""
 
     def __init__(self):
         super().__init__()
         self.held: tuple | None = None   # (P kW, Q kvar) held at the first observation after the stop
 
-    def clear(self, mode: str | None = None) -> None:
-        """Nothing owed (`mode` given: only when the zero is owed on that transport; a Start or a
-        stop on the other one leaves the other plant's zero owed)."""
-        if mode is None or mode == self.mode:
-            super().clear()
-            self.held = None
+
+class OwedZero:
+    """One controller's owed zeros, one per transport (`owed_on`)."""
+
+    def __init__(self):
+        self._zeros: dict[str, _Zero] = {}
+
+    def _on(self, mode: str) -> _Zero:
+        return self._zeros.setdefault(mode, _Zero())
+
+    def owed_on(self, mode: str) -> bool:
+        """A zero is owed to the plant on transport `mode`."""
+        return self._on(mode).mode is not None
+
+    def clear(self, mode: str) -> None:
+        """Nothing owed to the plant on transport `mode` (a Start or a stop on the other one leaves
+        the other plant's zero owed)."""
+        zero = self._on(mode)
+        zero.clear()
+        zero.held = None
 
     def settle(self, ctl, zero_ok: bool, what: str, why: str | None, say: bool = True) -> bool:
         """After a stop's or a rollback's zero (`what` names it in the WARNING; `say` False: the
         caller logs it): cleared when it was taken, owed when it was not and the stop is not owed.
         Returns whether a zero is owed now."""
+        mode = ctl.link.mode
         if zero_ok or ctl.owed_stop.mode is not None:
-            self.clear(ctl.link.mode)
+            self.clear(mode)
             return False
-        if self.mode is None and say:
+        zero = self._on(mode)
+        if zero.mode is None and say:
             log.warning("%s: the %s's zero was not taken (%s); P = Q = 0 is written when the plant takes "
                         "writes (%s)", ctl.name, what, why or "not verified", ctl.link.endpoint_label)
-        self.owe(ctl.link.mode, ctl.clock.monotonic())
-        self.held = None
+        zero.owe(mode, ctl.clock.monotonic())
+        zero.held = None
         return True
 
     def serve(self, ctl, values: dict) -> None:
-        """At an observation that read `values`: write the owed zero when due, while the plant still
-        holds the setpoints it held at the first observation after the stop. Other values since then
-        were written by someone else (a re-enable at its panel with a new setpoint): not zeroed over,
-        the owed zero is dropped with one WARNING. Never while the plant is dispatched."""
-        if self.mode is None or self.mode != ctl.link.mode:
+        """At an observation that read `values`: write the zero owed to this transport's plant when
+        due, while it still holds the setpoints it held at the first observation after the stop. Other
+        values since then were written by someone else (a re-enable at its panel with a new setpoint):
+        not zeroed over, the owed zero is dropped with one WARNING. Never while the plant is dispatched."""
+        mode = ctl.link.mode
+        zero = self._on(mode)
+        if zero.mode is None:
             return
         if ctl._gate():   # dispatched again: its setpoints are the schedule's
-            self.clear()
+            self.clear(mode)
             return
         p_kw, q_kvar = values.get("p_setpoint"), values.get("q_setpoint")
         held = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
-        if self.held is None:
-            self.held = (p_kw, q_kvar)
-        elif (p_kw, q_kvar) != self.held:
+        if zero.held is None:
+            zero.held = (p_kw, q_kvar)
+        elif (p_kw, q_kvar) != zero.held:
             log.warning("%s: setpoints changed outside this program since the stop (now %s): the owed zero is "
                         "dropped", ctl.name, held)
-            self.clear()
+            self.clear(mode)
             return
-        if not self.due(ctl.link.mode, ctl.clock.monotonic()):
+        if not zero.due(mode, ctl.clock.monotonic()):
             return
         if (p_kw or q_kvar) and ctl.write_setpoints(0.0, 0.0, immediate=True) != "ok":
-            self.owe(ctl.link.mode, ctl.clock.monotonic())
-            self.held = None   # a point it took is this program's own change: what it holds is read again
+            zero.owe(mode, ctl.clock.monotonic())
+            zero.held = None   # a point it took is this program's own change: what it holds is read again
             return
         log.info("%s: the owed zero is done (setpoints were %s)", ctl.name, held)
-        self.clear()
+        self.clear(mode)

@@ -39,8 +39,10 @@ def _busy(plant: FaultyPlant, code: int, for_s: float | None, writes_to=None):
     return answered
 
 
-def _running(tmp_path, plant: FaultyPlant) -> Rig:
-    rig = Rig(tmp_path, RealClock(TZ), emulator=False, ports={"lib": {"local": plant.port}},
+def _running(tmp_path, plant: FaultyPlant, remote: FaultyPlant | None = None) -> Rig:
+    """LIB started at 500 kW on `plant` (LOCAL); `remote`: the plant on REMOTE."""
+    ports = {"local": plant.port} | ({"remote": remote.port} if remote else {})
+    rig = Rig(tmp_path, RealClock(TZ), emulator=False, ports={"lib": ports},
               safe_stop={"timeout_s": SAFE_STOP_TIMEOUT_S})
     try:
         now = rig.lib.clock.now()
@@ -53,6 +55,14 @@ def _running(tmp_path, plant: FaultyPlant) -> Rig:
         rig.close()
         raise
     return rig
+
+
+def _switch(rig: Rig, mode: str) -> None:
+    """The transport switch's part in the controller (components §4.7: mode, then `invalidate()`)."""
+    with rig.sd["lock"]:
+        rig.sd["transport_mode"] = mode
+    rig.lib.invalidate()
+    rig.lib.step()
 
 
 @pytest.mark.parametrize("code", [5, 6])
@@ -176,7 +186,7 @@ def test_a_stop_whose_zero_is_answered_busy_beyond_the_window_zeroes_the_plant_w
             busy[0] = False                              # the plant takes writes again
             _step_until(rig, lambda: plant.get(P_SETPOINT) == [0])
             assert plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0] and plant.get(ENABLE) == [0]
-            assert rig.lib.owed_zero.mode is None
+            assert not rig.lib.owed_zero.owed_on("local")
             assert len(msgs(caplog, logging.WARNING, "zero was not taken")) == 1   # one WARNING, not per try
         finally:
             rig.close()
@@ -191,7 +201,7 @@ def test_a_start_is_cleared_of_an_owed_zero(tmp_path):
             assert rig.run("stop").result.get("zero_owed") is True
             busy[0] = False
             assert rig.run("start").status == "succeeded"
-            assert rig.lib.owed_zero.mode is None
+            assert not rig.lib.owed_zero.owed_on("local")
             plant.requests.clear()
             deadline = time.monotonic() + 3.0            # past the owed zero's first try (2 s after the stop)
             while time.monotonic() < deadline:
@@ -231,7 +241,7 @@ def test_a_failed_starts_rollback_answered_busy_owes_its_disable(tmp_path, caplo
             busy[0] = False
             _step_until(rig, lambda: plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [0])
             assert plant.get(ENABLE) == [0] and plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0]
-            assert rig.lib.owed_stop.mode is None and rig.lib.owed_zero.mode is None
+            assert rig.lib.owed_stop.mode is None and not rig.lib.owed_zero.owed_on("local")
         finally:
             rig.close()
 
@@ -250,7 +260,7 @@ def test_a_failed_starts_rollback_whose_zero_is_answered_busy_owes_the_zero(tmp_
             busy[0] = False
             _step_until(rig, lambda: plant.get(P_SETPOINT) == [0])
             assert plant.get(P_SETPOINT) == [0] and plant.get(ENABLE) == [0]
-            assert rig.lib.owed_zero.mode is None
+            assert not rig.lib.owed_zero.owed_on("local")
         finally:
             rig.close()
 
@@ -269,11 +279,11 @@ def test_a_plant_that_disables_itself_while_busy_is_zeroed_once_it_takes_writes(
             _step_until(rig, lambda: rig.transition() == "stopped")
             assert rig.transition() == "stopped" and plant.get(P_SETPOINT) == [5000]
             _step_until(rig, lambda: msgs(caplog, logging.ERROR, "could not be zeroed"), timeout_s=10)
-            assert msgs(caplog, logging.ERROR, "could not be zeroed") and rig.lib.owed_zero.mode == "local"
+            assert msgs(caplog, logging.ERROR, "could not be zeroed") and rig.lib.owed_zero.owed_on("local")
             busy[0] = False                              # the plant takes writes again
             _step_until(rig, lambda: plant.get(P_SETPOINT) == [0])
             assert plant.get(P_SETPOINT) == [0] and plant.get(Q_SETPOINT) == [0] and plant.get(ENABLE) == [0]
-            assert rig.lib.owed_zero.mode is None
+            assert not rig.lib.owed_zero.owed_on("local")
         finally:
             rig.close()
 
@@ -292,7 +302,7 @@ def test_an_owed_zero_is_not_written_over_setpoints_set_outside_the_program(tmp_
             busy[0] = False
             plant.set(P_SETPOINT, [2000])                # the panel: a new setpoint, enabled
             plant.set(ENABLE, [1])
-            _step_until(rig, lambda: rig.lib.owed_zero.mode is None, timeout_s=10)
+            _step_until(rig, lambda: not rig.lib.owed_zero.owed_on("local"), timeout_s=10)
             for _ in range(3):
                 rig.lib.step()
             assert plant.get(P_SETPOINT) == [2000] and plant.get(ENABLE) == [1]
@@ -320,7 +330,7 @@ def test_a_zero_the_plant_acknowledges_but_keeps_is_not_owed(tmp_path, caplog):
             plant.hook = keeps_p
             stop = rig.run("stop")
             assert stop.result["disable_ok"] is True and not stop.result.get("zero_owed"), stop.result
-            assert "not zeroed yet" not in stop.detail and rig.lib.owed_zero.mode is None
+            assert "not zeroed yet" not in stop.detail and not rig.lib.owed_zero.owed_on("local")
             plant.requests.clear()
             deadline = time.monotonic() + 3.0            # past the first try (2 s after the stop)
             while time.monotonic() < deadline:
@@ -354,3 +364,33 @@ def test_an_owed_zero_half_taken_is_finished_not_dropped(tmp_path, caplog):
             assert not msgs(caplog, logging.WARNING, "changed outside this program")
         finally:
             rig.close()
+
+
+def test_a_zero_owed_on_each_transport_is_written_to_each_plant(tmp_path, caplog):
+    """The plant on each transport is another device. A Stop on LOCAL owes a zero (busy), the
+    operator switches to REMOTE, starts and stops there and a zero is owed to that plant too: the
+    LOCAL plant's zero was overwritten by it and never written (LOCAL kept 500 kW). Each plant is
+    now zeroed once the controller is on its transport again and the plant takes writes."""
+    caplog.set_level(logging.INFO)
+    with FaultyPlant() as local, FaultyPlant() as remote:
+        rig = _running(tmp_path, local, remote)
+        try:
+            local_busy = _busy_setpoints(local)
+            assert rig.run("stop").result.get("zero_owed") is True
+            rig.lib.step()                               # the first observation after the stop: 500 kW held
+            _switch(rig, "remote")
+            assert rig.run("start").status == "succeeded" and remote.get(P_SETPOINT) == [5000]
+            remote_busy = _busy_setpoints(remote)
+            assert rig.run("stop").result.get("zero_owed") is True
+            local_busy[0] = remote_busy[0] = False       # both plants take writes again
+            _switch(rig, "local")
+            _step_until(rig, lambda: local.get(P_SETPOINT) == [0], timeout_s=10)
+            assert local.get(P_SETPOINT) == [0] and local.get(Q_SETPOINT) == [0] and local.get(ENABLE) == [0]
+            assert remote.get(P_SETPOINT) == [5000]      # not this transport's plant
+            _switch(rig, "remote")
+            _step_until(rig, lambda: remote.get(P_SETPOINT) == [0], timeout_s=10)
+            assert remote.get(P_SETPOINT) == [0] and remote.get(ENABLE) == [0]
+            assert len(msgs(caplog, logging.INFO, "the owed zero is done")) == 2
+        finally:
+            rig.close()
+
