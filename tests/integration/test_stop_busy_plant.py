@@ -394,3 +394,26 @@ def test_a_zero_owed_on_each_transport_is_written_to_each_plant(tmp_path, caplog
         finally:
             rig.close()
 
+
+
+def test_a_start_and_a_stop_on_the_other_transport_leave_this_plants_owed_zero(tmp_path):
+    """A zero owed to the LOCAL plant; on REMOTE a Start (it writes its own setpoints) and a Stop
+    whose zero is verified clear only the REMOTE plant's debt: back on LOCAL, the LOCAL plant, which
+    still holds 500 kW, is zeroed."""
+    with FaultyPlant() as local, FaultyPlant() as remote:
+        rig = _running(tmp_path, local, remote)
+        try:
+            local_busy = _busy_setpoints(local)
+            assert rig.run("stop").result.get("zero_owed") is True
+            rig.lib.step()                               # the first observation after the stop: 500 kW held
+            _switch(rig, "remote")
+            assert rig.run("start").status == "succeeded" and remote.get(P_SETPOINT) == [5000]
+            stop = rig.run("stop")
+            assert stop.result == {"threshold_reached": True, "disable_ok": True} and remote.get(P_SETPOINT) == [0]
+            assert rig.lib.owed_zero.owed_on("local") and not rig.lib.owed_zero.owed_on("remote")
+            local_busy[0] = False
+            _switch(rig, "local")
+            _step_until(rig, lambda: local.get(P_SETPOINT) == [0], timeout_s=10)
+            assert local.get(P_SETPOINT) == [0] and local.get(Q_SETPOINT) == [0] and local.get(ENABLE) == [0]
+        finally:
+            rig.close()
