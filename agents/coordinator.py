@@ -24,7 +24,8 @@ import threading
 
 from agents.base import beat
 from agents.commands import FLEET_KINDS, SWITCH_IN_PROGRESS, Command, CommandLog
-from core.fleet import FLEET_LABELS, OWED_NOTE, all_ok, start_all_text, start_outcome, stop_all_text, stop_outcome
+from core.fleet import (FLEET_LABELS, OWED_NOTE, all_ok, start_all_text, start_outcome, stop_all_text, stop_outcome,
+                        zero_owed_note)
 
 log = logging.getLogger("hil.coordinator")
 
@@ -189,7 +190,8 @@ class Coordinator:
 
     def switch_source(self, target: str) -> str:
         """The switch (components §4.7); its text ends `; <names> not confirmed stopped (...)` as a
-        transport switch's does (one ERROR), with `the stop is sent when it answers again` when owed."""
+        transport switch's does (one ERROR), with `the stop is sent when it answers again` when owed,
+        then `; <names>'s setpoints not zeroed yet: ...` when a zero is owed (`zero_owed_note`)."""
         with self._switching("schedule_switching"):
             in_contact = self._in_contact()
             results = self._safe_stop_for_switch()
@@ -200,15 +202,15 @@ class Coordinator:
             self.scheduler_wake.set()
             text = f"Schedule source switched to {target.upper()} ({self._names_payload(results)})"
             log.info(text)
-            left = self._left_running(in_contact, results)
+            left, zeros = self._left_running(in_contact, results), zero_owed_note(self._zeros_owed(results))
             if not left:
-                return text
+                return text + zeros
             owing = [self.cfg.plants[pid].name for pid in in_contact if self.controllers[pid].owed_stop.mode]
             owed = OWED_NOTE if owing and " and ".join(owing) == left else (   # per plant when not all owe
                 f"; {' and '.join(owing)}'s stop is sent when it answers again" if owing else "")
             warning = f"{left} not confirmed stopped{owed}"
             log.error("Schedule source switch: %s", warning)
-            return f"{text}; {warning}"
+            return f"{text}; {warning}{zeros}"
 
     def switch_transport(self, target: str) -> str:
         """Switch, then say which plants do not answer on the new endpoints (`<text>; <names>
@@ -239,7 +241,8 @@ class Coordinator:
         may / they may still run there)` when a safe stop on the old endpoints did not confirm
         `enable` 0 for a plant the program was in contact with or running when the switch began:
         the program no longer talks to it, so the operator must know (also one ERROR). A plant never
-        reached on the old transport (the usual reason to leave it) is not named."""
+        reached on the old transport (the usual reason to leave it) is not named. Then `; <names>'s
+        setpoints not zeroed yet on <OLD>: ...` when a zero is owed to a plant left (`zero_owed_note`)."""
         with self._switching("transport_switching"):
             with self.sd["lock"]:
                 old = self.sd["transport_mode"]
@@ -258,13 +261,13 @@ class Coordinator:
                 self.recorder.wake()
             text = f"Transport switched to {target.upper()}"
             log.info(text)
-            left = self._left_running(in_contact, results)
+            left, zeros = self._left_running(in_contact, results), zero_owed_note(self._zeros_owed(results), old)
             if not left:
-                return text
+                return text + zeros
             who = "they may" if " and " in left else "it may"
             warning = f"{left} not confirmed stopped on {old.upper()} ({who} still run there)"
             log.error("Transport switch: %s", warning)
-            return f"{text}; {warning}"
+            return f"{text}; {warning}{zeros}"
 
     def _in_contact(self) -> list[str]:
         """Plants the program talked to, dispatched or was starting/stopping as a switch begins (a
@@ -279,6 +282,10 @@ class Coordinator:
         """`LIB and VRFB`: the plants of `in_contact` whose safe stop did not confirm `enable` 0."""
         return " and ".join(self.cfg.plants[pid].name for pid in in_contact
                             if not (results.get(pid) or {}).get("disable_ok"))
+
+    def _zeros_owed(self, results: dict) -> list[str]:
+        """Names of the plants whose safe stop left their zero owed (`zero_owed`)."""
+        return [self.cfg.plants[pid].name for pid in self.controllers if (results.get(pid) or {}).get("zero_owed")]
 
     @contextlib.contextmanager
     def _switching(self, flag: str):

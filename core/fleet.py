@@ -16,7 +16,9 @@ START_NOT_NEEDED = ("already running", "already starting")
 # After a stop that could not reach the plant (link down), or that it answered busy beyond the stop's
 # busy window: the controller sends it again when the plant answers (takes requests).
 OWED_NOTE = "; the stop is sent when it answers again"
-ZERO_NOTE = "; setpoints not zeroed yet: P = Q = 0 is written when the plant takes writes"
+# After a stop whose zero (P = Q = 0) the plant did not take (`zero_owed`): the controller writes it.
+ZERO_OWED = "setpoints not zeroed yet{where}: P = Q = 0 is written when the plant takes writes{when}"
+ZERO_NOTE = "; " + ZERO_OWED.format(where="", when="")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,17 @@ def stop_outcome(name: str, result: dict | None, owed_note: str = "") -> PlantOu
     if not result.get("threshold_reached"):
         return PlantOutcome(name, True, f"stopped (power above the threshold when disabled){zero}")
     return PlantOutcome(name, True, f"stopped{zero}")
+
+
+def zero_owed_note(names: list[str], left: str | None = None) -> str:
+    """A switch's note for the plants (`names`) whose safe stop left their zero owed:
+    `; LIB's setpoints not zeroed yet: P = Q = 0 is written when the plant takes writes`; "" for none.
+    `left`, the transport a transport switch leaves: its plants are written only from there again
+    (`... not zeroed yet on REMOTE: ... takes writes and the transport is REMOTE again`)."""
+    if not names:
+        return ""
+    where, when = (f" on {left.upper()}", f" and the transport is {left.upper()} again") if left else ("", "")
+    return f"; {' and '.join(names)}'s " + ZERO_OWED.format(where=where, when=when)
 
 
 def start_all_text(outcomes: list[PlantOutcome], recording: bool = True, interrupted: bool = False) -> str:

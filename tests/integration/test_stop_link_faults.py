@@ -358,6 +358,28 @@ def test_a_source_switch_says_whose_stop_is_still_to_be_sent(tmp_path, caplog):
             app.shutdown("test")
 
 
+@pytest.mark.parametrize("kind, target, ends", [
+    ("switch_source", "api", "; LIB's setpoints not zeroed yet: P = Q = 0 is written when the plant takes writes"),
+    ("switch_transport", "local", "Transport switched to LOCAL; LIB's setpoints not zeroed yet on REMOTE: P = Q = 0 "
+                                  "is written when the plant takes writes and the transport is REMOTE again"),
+])
+def test_a_switch_says_whose_zero_is_owed(tmp_path, kind, target, ends):
+    """LIB answers its setpoint writes busy (exception 6) for longer than the switch's stop waits:
+    it is disabled but holds 200 kW. The switch said `succeeded` and nothing of the zero; it now
+    says LIB's zero is owed and, for a transport switch, that it is written to the REMOTE plant only
+    from REMOTE again."""
+    with FaultyPlant() as vrfb, FaultyPlant() as lib:
+        app = _app_with_lib_dispatched(tmp_path, lib, vrfb)
+        try:
+            lib.hook = lambda fc, addr, values: ("exc", 6) if values is not None and addr in (86, 88) else None
+            switch = app.intake.submit(kind, target=target)
+            assert switch.done.wait(20) and switch.status == "succeeded", switch.detail
+            assert lib.get(ENABLE)[0] == 0 and lib.get(P_SETPOINT)[0] == 2000
+            assert switch.detail.endswith(ends), switch.detail
+        finally:
+            app.shutdown("test")
+
+
 def test_a_transport_switch_names_a_dispatched_plant_whose_link_was_lost(tmp_path, caplog):
     """A plant lost mid-run (state Unknown, gate kept) is not one `never reached`: a switch away
     from it says it may still run there (it was not named: the screen said `succeeded`)."""

@@ -14,7 +14,7 @@ from agents.commands import Command, CommandIntake, CommandLog
 from agents.coordinator import Coordinator
 from agents.owed_writes import OwedWrite
 from core.clock import FakeClock
-from core.fleet import start_all_text, start_outcome, stop_all_text, stop_outcome
+from core.fleet import start_all_text, start_outcome, stop_all_text, stop_outcome, zero_owed_note
 from agents.shared_data import build_shared_data
 from dashboard import plant_summary, switch_modals, top_card, views
 from dashboard.snapshot import take_snapshot
@@ -62,6 +62,15 @@ def test_start_outcome(status, detail, interrupted, ok, text):
 def test_stop_outcome(result, ok, text):
     o = stop_outcome("VRFB", result)
     assert (o.ok, str(o)) == (ok, text)
+
+
+def test_a_switchs_zero_note_names_the_plants_and_the_transport_left():
+    assert zero_owed_note([]) == zero_owed_note([], "remote") == ""
+    assert zero_owed_note(["LIB", "VRFB"]) == (
+        "; LIB and VRFB's setpoints not zeroed yet: P = Q = 0 is written when the plant takes writes")
+    assert zero_owed_note(["VRFB"], "local") == (
+        "; VRFB's setpoints not zeroed yet on LOCAL: P = Q = 0 is written when the plant takes writes and the "
+        "transport is LOCAL again")
 
 
 def test_fleet_texts():
