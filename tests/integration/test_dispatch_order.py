@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from agents.control_agent import Target
+from agents.control_agent import Preempted, Target
 from agents.modbus_link import ModbusLink
 from tests.faulty_plant import FaultyPlant
 from tests.helpers import s16
@@ -251,3 +251,43 @@ def test_a_breakpoint_handed_over_during_a_heartbeat_goes_before_the_checks_read
     log = seen(plant)
     assert state["handed"] is not None, log
     assert log[state["handed"] + 1] == ("w", P_SP, words(200.0)), log
+
+
+def test_a_check_made_again_after_giving_way_runs_to_its_end(tmp_path, fake_clock, rigs, plant):  # noqa: F811
+    """The target goes A -> B -> A -> B around a periodic check of unchanged values (the scheduler
+    thread handing over as the check's requests are about to go out; made deterministic here by
+    handing over from the link's before-request hook). The check gives way to B once; made again, it
+    finds A and runs to its end (its readback goes out) even though B is back: giving way a second
+    time raised `Preempted` out of the dispatch, which only an observation catches. B is written after."""
+    rig = started(tmp_path, fake_clock, rigs, plant)
+    rig.target(100.0, 10.0)                      # A dispatched
+    rig.lib.step()
+    assert plant.get(P_SP) == words(100.0)
+    ctl = rig.lib
+
+    def target(p_kw: float) -> Target:
+        return Target(p_kw, 10.0, "schedule", None, False, None, fake_clock.monotonic())
+    calls, before_request = [], ctl.link.before_request
+
+    def handing_over():
+        calls.append(len(plant.requests))
+        if len(calls) == 1:                      # the check's first request: B arrived
+            ctl.set_target(target(200.0))
+            try:
+                before_request()
+            except Preempted:                    # gave way; A is back before the check is made again
+                ctl.set_target(target(100.0))
+                raise
+        elif len(calls) == 2:                    # the check made again: B once more
+            ctl.set_target(target(200.0))
+        before_request()
+    ctl.link.before_request = handing_over
+    plant.requests.clear()
+    fake_clock.advance(0.1)
+    ctl.set_target(target(100.0))                # the periodic hand-over of A
+    ctl.step()
+    log = seen(plant)
+    assert len(calls) >= 2 and calls[1] == 0, log                # nothing went out before the second try
+    p_write = log.index(("w", P_SP, words(200.0)))
+    assert log[0] == ("r", P_SP) and p_write > 0, log            # the second try's readback, then B
+    assert plant.get(P_SP) == words(200.0) and rig.dispatch()["write_status"] == "ok"
