@@ -28,7 +28,7 @@ class OwedWrite:
 
     def due(self, mode: str, now: float) -> bool:
         """Owed to the plant on `mode` and its time has come."""
-        return self.mode is not None and self.mode == mode and now >= self.not_before
+        return self.mode == mode and now >= self.not_before
 
     def clear(self) -> None:
         """Nothing owed; the next one owed is first tried 2 s after."""
