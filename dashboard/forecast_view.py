@@ -74,14 +74,13 @@ def _drawn(view, source: str, s, pid: str, frame) -> bool:
     return any(f is not None and len(f) > 0 for f in (frame, inputs.manual if inputs.override else None))
 
 
-def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip_to_frame: bool = False,
-                 in_legend: bool = True) -> dict:
+def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip_to_frame: bool = False) -> dict:
     """`fig` (a preview figure dict) with each plant's `SoC forecast` trace (0..1, on the first free
     y axis, overlaying the top plot's `y`) and its warning, or the `follows the schedule` line,
     under the plot. `s`: the snapshot the preview was drawn from; `frames`: plant -> the `source`
     frame the preview shows (may be empty: an override can drive the plant from its manual frame).
     `clip_to_frame`: end the trace at the frame's last row (or now) instead of the end of
-    tomorrow. `in_legend` False: the trace is named by its axis title and hover only. An empty
+    tomorrow. The trace is in the legend (a dotted line beside the dotted `API base` needs its name). An empty
     preview (no axes) is returned as it is."""
     if not fig.get("data"):
         return fig
@@ -100,7 +99,7 @@ def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip
             until = max(frame.index[-1].to_pydatetime(), view.forecast.times[0])
         xs, ys = _trace_xy(view, until)
         traces.append({"type": "scatter", "mode": "lines", "name": f"{names[pid]} SoC forecast", "x": xs, "y": ys,
-                       "yaxis": f"y{n}", "showlegend": in_legend,
+                       "yaxis": f"y{n}",
                        "line": {"color": colors.get(pid, SINGLE_COLOR), "dash": "dot", "width": 2},
                        "hovertemplate": "%{y:.3f} pu<extra>" + names[pid] + " SoC forecast</extra>"})
         color = WARNING_COLOR if view.warning else NOTE_COLOR   # short lines: a phone's plot is ~300 px wide

@@ -53,7 +53,7 @@ def override_card(ctx: DashboardContext, s: Snapshot):
 def _effective_figure(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
     """The effective preview with the SoC forecast of the API source, which plays the overrides."""
     fig = override_views.effective_preview(dctx.cfg, s, plant, s.now.date())
-    return forecast_view.add_forecast(fig, dctx.hil, "api", s, {plant: s.api.get(plant)}, dctx.names, in_legend=False)
+    return forecast_view.add_forecast(fig, dctx.hil, "api", s, {plant: s.api.get(plant)}, dctx.names)
 
 
 def _effective_key(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:

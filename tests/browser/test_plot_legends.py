@@ -50,7 +50,7 @@ def test_legends_are_clear_of_the_modebar(env, size):
     page = env.page_at(size)
     page.open(env.app.dashboard.url)
     for tab, marker, graph_id, n_entries in (("Status & Plots", "live-fig-lib", "live-fig-lib", 1),
-                                             ("Manual Schedule", "manual-upload", "manual-effective-preview", 1),
+                                             ("Manual Schedule", "manual-upload", "manual-effective-preview", 4),   # + forecast
                                              ("API Schedule", "api-connect", "api-preview", 4)):   # + forecasts
         page.show_tab(tab, marker)
         boxes = pointed_plot_boxes(page, graph_id, BOXES_JS.replace("entries.length === 0", f"entries.length < {n_entries}"),

@@ -148,7 +148,7 @@ def test_a_held_plant_says_the_forecast_is_at_the_held_values(rig):
 
 def test_effective_preview_shows_the_forecast_that_plays_the_overrides(rig):
     """Manual tab, effective preview: the API source's forecast (which follows the overrides) on a
-    SoC axis over the P plot, out of the legend; redrawn once when the override changes it."""
+    SoC axis over the P plot, named in the legend (beside the dotted `API base`); redrawn once when the override changes it."""
     dctx = DashboardContext(rig)
     api_frame = frame_from_rows([T0 + timedelta(minutes=15 * i) for i in range(8)], [400.0] * 8, None, TZ)
     # the API would empty LIB (250 kWh at 400 kW) at 10:37
@@ -157,7 +157,7 @@ def test_effective_preview_shows_the_forecast_that_plays_the_overrides(rig):
     step_all(rig.forecaster)
     fig, key = manual_overrides.effective_refresh(dctx, 1, "lib", [], "manual", None)
     trace = fig["data"][-1]
-    assert (trace["name"], trace["yaxis"], trace["showlegend"]) == ("LIB SoC forecast", "y3", False)
+    assert (trace["name"], trace["yaxis"], trace.get("showlegend", True)) == ("LIB SoC forecast", "y3", True)
     assert fig["layout"]["yaxis3"]["overlaying"] == "y" and fig["layout"]["yaxis2"]["title"]["text"] == "Q (kvar)"
     assert "LIB reaches SoC 0.00 at 10:37" in fig["layout"]["annotations"][-1]["text"]
     with pytest.raises(PreventUpdate):
