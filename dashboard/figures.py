@@ -2,7 +2,9 @@
 
 Figures are plain dicts (no `go.Figure` validation, which is slow for a day of 1 s points). Time
 axes use naive local wall-clock strings `YYYY-MM-DD HH:MM:SS` in the configured zone, because
-plotly.js does not understand UTC offsets; the local time is what the operator reads.
+plotly.js does not understand UTC offsets; the local time is what the operator reads. The live
+figure draws every x in the display time of its day (`dashboard.live_axis`): the local wall time,
+except on a DST day, where each real hour gets its own width and the labels say the local time.
 
 Live figure (4 rows, one shared time axis); trace order is fixed so patches can address traces by
 index:
@@ -28,18 +30,19 @@ from __future__ import annotations
 
 import copy
 import textwrap
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 
 from core.lazy_modules import pd
 from dash import Patch
 
 from core.names import VALUE_COLUMNS
-from core.plot_columns import local_ms
 from core.schedules import P_COL, Q_COL
 from core.timeutil import local_midnight
 from dashboard import constants as C
+from dashboard import live_axis
 from dashboard.downsample import screen_segments, screen_xy
+from dashboard.live_axis import X_AXES
 
 # (trace index, value index in VALUE_COLUMNS) of the measured traces of both figures.
 _VI = {name: i for i, name in enumerate(VALUE_COLUMNS)}
@@ -76,7 +79,6 @@ _LIVE_LEGEND_RANK = {0: 10, FIGURE_TRACES: 11, 1: 20, 2: 30, 3: 40, 4: 50, FIGUR
 # Live, the setpoint traces are the active source's schedule, not the plant's registers (which the
 # History tab draws from the recording): the legend says so, also when the link is down.
 LIVE_SETPOINT_NAMES = {0: "P schedule", 4: "Q schedule"}
-X_AXES = ("xaxis", "xaxis2", "xaxis3", "xaxis4")
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -266,10 +268,11 @@ def recording_title_patch(patch: Patch, name: str, recording: bool) -> Patch:
     return patch
 
 
-def now_shape(now: datetime, label_side: str | None = None) -> dict:
-    """The dashed vertical line at `now`; with `label_side` ("left" or "right" of the line, the
-    side that stays inside the plot) the previews write `now` at its top."""
-    x = x_of(now)
+def now_shape(now: datetime, label_side: str | None = None, x: str | None = None) -> dict:
+    """The dashed vertical line at `now` (drawn at `x` when given: the live figure's display time);
+    with `label_side` ("left" or "right" of the line, the side that stays inside the plot) the
+    previews write `now` at its top."""
+    x = x or x_of(now)
     shape = {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
              "line": {"color": "#555", "dash": "dash", "width": 1}}
     if label_side is not None:
@@ -285,24 +288,30 @@ def uirevision(plant: str, source: str, transport: str) -> str:
     return f"{plant}:{source}:{transport}"
 
 
-def _last_row(view, tz) -> tuple[int, list]:
-    """x (local ms) and values of the cache's last row, as copied under the lock."""
+def live_x(ts: datetime) -> str:
+    """`ts` (aware local) as an x of the live figure drawn at `ts`: its display time
+    (`dashboard.live_axis`; the local wall time on a day with one UTC offset)."""
+    return x_of(live_axis.display_dt(ts, live_axis.axis_of(ts)))
+
+
+def _last_row(view, ax) -> tuple[int, list]:
+    """x (display ms) and values of the cache's last row, as copied under the lock."""
     last = view.last
-    return local_ms(last[0], tz), [last[1][vi] for _, vi in MEASURED]
+    return live_axis.display_ms(last[0], ax), [last[1][vi] for _, vi in MEASURED]
 
 
-def cache_xy(view, start: int, stop: int, tz) -> tuple[list, list[list]]:
-    """x (local wall-time ms) and the measured value columns of rows [start, stop) of a plot cache
-    view, JSON-ready (None for nulls); row n-1 as copied under the lock."""
+def cache_xy(view, start: int, stop: int, ax) -> tuple[list, list[list]]:
+    """x (display ms, `ax` a `live_axis.LiveAxis`) and the measured value columns of rows
+    [start, stop) of a plot cache view, JSON-ready (None for nulls); row n-1 as copied under the lock."""
     stop = min(stop, view.n)
     if stop <= start:
         return [], [[] for _ in MEASURED]
     body = min(stop, view.n - 1)
-    xs = view.rows.x_ms(start, body).tolist() if body > start else []
+    xs = live_axis.rows_x(view, start, body, ax).tolist() if body > start else []
     vals = view.rows.values(start, body) if body > start else None
     cols = [[None if v != v else v for v in vals[:, vi].tolist()] if vals is not None else [] for _, vi in MEASURED]
     if stop == view.n:
-        lx, lv = _last_row(view, tz)
+        lx, lv = _last_row(view, ax)
         xs.append(lx)
         for k, v in enumerate(lv):
             cols[k].append(v)
@@ -315,11 +324,14 @@ def schedule_window(day: date, tz) -> tuple[datetime, datetime]:
 
 
 def live_window(now: datetime, window: str) -> tuple[datetime, datetime]:
-    """The x range of a live figure: `window` back from now plus a lead ahead (`day` = today)."""
+    """The x range of a live figure (aware local): `window` back from now plus a lead ahead, in
+    absolute time (an hour back is an hour back on the autumn night too); `day` = today."""
     span_s = dict((v, secs) for v, _label, secs in C.LIVE_RANGES).get(window, 3600)
     if span_s is None:
         return local_midnight(now.date(), now.tzinfo), local_midnight(now.date() + timedelta(days=1), now.tzinfo)
-    return now - timedelta(seconds=span_s), now + timedelta(seconds=span_s * C.LIVE_LEAD_FRACTION)
+    utc = now.astimezone(timezone.utc)
+    return ((utc - timedelta(seconds=span_s)).astimezone(now.tzinfo),
+            (utc + timedelta(seconds=span_s * C.LIVE_LEAD_FRACTION)).astimezone(now.tzinfo))
 
 
 def x_uirevision(plant: str, source: str, transport: str, window: str) -> str:
@@ -327,36 +339,44 @@ def x_uirevision(plant: str, source: str, transport: str, window: str) -> str:
     return f"{uirevision(plant, source, transport)}:{window}"
 
 
-def range_patch(patch: Patch, x_range: tuple[datetime, datetime], revision: str | None = None) -> Patch:
-    """Move the time axes to `x_range` (and give them a new uirevision when the window changed)."""
+def range_patch(patch: Patch, x_range: tuple[datetime, datetime], now: datetime,
+                revision: str | None = None) -> Patch:
+    """Move the time axes to `x_range` (aware; in the display time of the figure drawn at `now`),
+    with its local ticks on a DST axis, and give them a new uirevision when the window changed."""
+    ax = live_axis.axis_of(now)
+    lo, hi = (x_of(live_axis.display_dt(t, ax)) for t in x_range)
     for axis in X_AXES:
-        patch["layout"][axis]["range"] = [x_of(x_range[0]), x_of(x_range[1])]
+        patch["layout"][axis]["range"] = [lo, hi]
         if revision is not None:
             patch["layout"][axis]["uirevision"] = revision
+    live_axis.ticks_patch(patch, *visible_ms(*x_range, ax), ax)
     return patch
 
 
-def visible_ms(lo: datetime, hi: datetime) -> tuple[int, int]:
-    """A time-axis range (aware or naive local datetimes) as local wall-time ms."""
-    return ((lo.replace(tzinfo=None) - _EPOCH_NAIVE) // _MS, (hi.replace(tzinfo=None) - _EPOCH_NAIVE) // _MS)
+def visible_ms(lo: datetime, hi: datetime, ax=None) -> tuple[int, int]:
+    """A time-axis range as ms: naive datetimes as they are; aware ones in the display time of
+    `ax` (a `live_axis.LiveAxis`: that of the figure's day)."""
+    if lo.tzinfo is not None:
+        return live_axis.display_ms(lo, ax), live_axis.display_ms(hi, ax)
+    return (lo - _EPOCH_NAIVE) // _MS, (hi - _EPOCH_NAIVE) // _MS
 
 
-def measured_series(view, tz, visible: tuple[int, int]) -> tuple[list[tuple[list, list]], list[int]]:
+def measured_series(view, ax, visible: tuple[int, int]) -> tuple[list[tuple[list, list]], list[int]]:
     """The measured traces from cache rows [view.start, n) sized to the screen, and per trace its
     row-to-point offset (row i is point i - offset; true for the last row and every row a patch
     appends later).
 
-    Rows within `visible` (local ms) are drawn exactly up to 2 * LIVE_VISIBLE_BUCKETS of them,
+    Rows within `visible` (display ms, as x) are drawn exactly up to 2 * LIVE_VISIBLE_BUCKETS of them,
     else min/max-decimated to that many buckets; rows before and after it are decimated to
     LIVE_OUTSIDE_BUCKETS each (so a pan shows the shape at once); the last row is always exact.
     """
     s0, n = view.start, view.n
     if n <= s0:
         return [([], []) for _ in MEASURED], [s0] * len(MEASURED)
-    bx = view.rows.x_ms(s0, n - 1)
+    bx = live_axis.rows_x(view, s0, n - 1, ax)
     bv = view.rows.values(s0, n - 1)
     segments = screen_segments(bx, visible)
-    lx, lv = _last_row(view, tz)
+    lx, lv = _last_row(view, ax)
     series, offsets = [], []
     for k, (_ti, vi) in enumerate(MEASURED):
         xs, ys = screen_xy(bx, bv[:, vi], segments)
@@ -367,17 +387,27 @@ def measured_series(view, tz, visible: tuple[int, int]) -> tuple[list[tuple[list
     return series, offsets
 
 
+def _now_patch(patch: Patch, now: datetime) -> None:
+    """Move the now line of a live figure to `now`."""
+    x = live_x(now)
+    patch["layout"]["shapes"][0]["x0"] = x
+    patch["layout"]["shapes"][0]["x1"] = x
+
+
 def reaggregate_patch(view, now: datetime, visible: tuple[int, int]) -> tuple[Patch, list[int]]:
-    """(patch, offsets): the measured traces sized again for the `visible` range (local ms; after
-    a zoom, a pan or a new window) and the now line moved; zoom and layout are left alone."""
-    series, offsets = measured_series(view, now.tzinfo, visible)
+    """(patch, offsets): the measured traces sized again for the `visible` range (display ms;
+    after a zoom, a pan or a new window), their local ticks on a DST axis, and the now line moved;
+    zoom and the rest of the layout are left alone."""
+    ax = live_axis.axis_of(now)
+    series, offsets = measured_series(view, ax, visible)
     patch = Patch()
     for k, (ti, _vi) in enumerate(MEASURED):
         patch["data"][ti]["x"] = series[k][0]
         patch["data"][ti]["y"] = series[k][1]
-    x = x_of(now)
-    patch["layout"]["shapes"][0]["x0"] = x
-    patch["layout"]["shapes"][0]["x1"] = x
+        if ax.dst:
+            patch["data"][ti]["customdata"] = live_axis.hover_texts(series[k][0], ax)
+    live_axis.ticks_patch(patch, *visible, ax)
+    _now_patch(patch, now)
     return patch, offsets
 
 
@@ -387,14 +417,16 @@ def live_figure(name: str, plant: str, source: str, transport: str, setpoints: l
     """The whole live figure of one plant (page load, new cache generation, source/transport),
     and per measured trace the offset between plot cache row index and figure point index.
 
-    `setpoints`: (x, y, name) of the P and Q plan lines (from now on, `dashboard.plan_lines`),
-    drawn dashed; the recorded setpoints draw the past. Measured traces start at the
+    `setpoints`: (x, y, name) of the P and Q plan lines (from now on, `dashboard.plan_lines`; x in
+    display time), drawn dashed; the recorded setpoints draw the past. Measured traces start at the
     cache's `start` row (rows of another transport are not drawn) and are sized to the screen for
-    the `visible` x range (local ms; default the window), see `measured_series`. The time axes
-    show `live_window(now, window)`.
+    the `visible` x range (display ms; default the window), see `measured_series`. The time axes
+    show `live_window(now, window)` in the display time of now's day (`dashboard.live_axis`).
     """
+    ax = live_axis.axis_of(now)
     lo, hi = live_window(now, window)
-    series, offsets = measured_series(view, now.tzinfo, visible or visible_ms(lo, hi))
+    x_lo, x_hi = (x_of(live_axis.display_dt(t, ax)) for t in (lo, hi))
+    series, offsets = measured_series(view, ax, visible or visible_ms(lo, hi, ax))
     data: list = [None] * FIGURE_TRACES + [None] * len(RECORDED_SETPOINTS)
     for (ti, _column), (sx, sy, trace_name) in zip(SETPOINT_TRACES, setpoints):
         data[ti] = _trace(ti, sx, sy, name=trace_name)
@@ -402,47 +434,57 @@ def live_figure(name: str, plant: str, source: str, transport: str, setpoints: l
     for k, (ti, _vi) in enumerate(MEASURED):
         xs, ys = series[k]
         data[ti] = _trace(ti, xs, ys, len(xs) > C.WEBGL_MIN_POINTS)
-    data[8:FIGURE_TRACES] = y_anchor_traces(x_of(lo))
+    data[8:FIGURE_TRACES] = y_anchor_traces(x_lo)
     for ti, rank in _LIVE_LEGEND_RANK.items():
-        data[ti]["legendrank"] = rank
+        live_axis.dst_trace(data[ti], ax)["legendrank"] = rank
     layout = _four_row_layout(plant_titles(name, recording), C.LIVE_FIGURE_HEIGHT, uirevision(plant, source, transport))
-    layout["shapes"] = [now_shape(now)]
+    layout["shapes"] = [now_shape(now, x=live_x(now))]
     for axis in X_AXES:
-        layout[axis]["range"] = [x_of(lo), x_of(hi)]
-        layout[axis]["uirevision"] = x_uirevision(plant, source, transport, window)
+        layout[axis].update(range=[x_lo, x_hi], uirevision=x_uirevision(plant, source, transport, window),
+                            **live_axis.ticks(*(visible or visible_ms(lo, hi, ax)), ax))
+    if ax.dst:
+        layout["hovermode"] = "closest"   # each point's own local time (customdata)
     return {"data": data, "layout": layout}, offsets
 
 
 def live_patch(view, drawn_n: int, last_changed: bool, now: datetime, offsets: list[int]) -> Patch:
-    """Set point drawn_n-1 again (when it changed), append rows drawn_n..n-1, move the now line.
-    Row i of the cache is point i - offsets[k] of measured trace k."""
+    """Set point drawn_n-1 again (when it changed), append rows drawn_n..n-1, move the now line;
+    x in the display time of now's day, as `live_figure` draws them (with their hover texts on a
+    DST axis). Row i of the cache is point i - offsets[k] of measured trace k."""
     patch = Patch()
-    tz = now.tzinfo
+    ax = live_axis.axis_of(now)
     if last_changed and drawn_n > 0:
-        xs, cols = cache_xy(view, drawn_n - 1, drawn_n, tz)
+        xs, cols = cache_xy(view, drawn_n - 1, drawn_n, ax)
         for k, (ti, _vi) in enumerate(MEASURED):
             i = drawn_n - 1 - offsets[k]
             if i < 0:
                 continue  # that row is not drawn (recorded on another transport)
             patch["data"][ti]["x"][i] = xs[0]
             patch["data"][ti]["y"][i] = cols[k][0]
+            if ax.dst:
+                patch["data"][ti]["customdata"][i] = live_axis.hover_texts(xs, ax)[0]
     if view.n > drawn_n:
-        xs, cols = cache_xy(view, drawn_n, view.n, tz)
+        xs, cols = cache_xy(view, drawn_n, view.n, ax)
+        texts = live_axis.hover_texts(xs, ax) if ax.dst else None
         for k, (ti, _vi) in enumerate(MEASURED):
             patch["data"][ti]["x"].extend(xs)
             patch["data"][ti]["y"].extend(cols[k])
-    x = x_of(now)
-    patch["layout"]["shapes"][0]["x0"] = x
-    patch["layout"]["shapes"][0]["x1"] = x
+            if texts is not None:
+                patch["data"][ti]["customdata"].extend(texts)
+    _now_patch(patch, now)
     return patch
 
 
-def setpoint_patch(patch: Patch, setpoints: list[tuple[list, list, str]]) -> Patch:
-    """Replace the P and Q setpoint traces with these (x, y, name)."""
+def setpoint_patch(patch: Patch, setpoints: list[tuple[list, list, str]], now: datetime) -> Patch:
+    """Replace the P and Q setpoint traces with these (x in the display time of now's day, y,
+    name), with their hover texts on a DST axis."""
+    ax = live_axis.axis_of(now)
     for (ti, _column), (sx, sy, trace_name) in zip(SETPOINT_TRACES, setpoints):
         patch["data"][ti]["x"] = sx
         patch["data"][ti]["y"] = sy
         patch["data"][ti]["name"] = trace_name
+        if ax.dst:
+            patch["data"][ti]["customdata"] = live_axis.hover_texts(sx, ax)
     return patch
 
 
@@ -451,30 +493,3 @@ def row_signature(row) -> list | None:
     if row is None:
         return None
     return [row[0].isoformat()] + list(row[1])
-
-
-# ------------------------------------------------------------------------------------ tracking
-
-def tracking_figure(pref_kw: float | None, p_poi_kw: float | None, p_min_kw: float, p_max_kw: float) -> dict:
-    return {
-        "data": [{
-            "type": "bar", "orientation": "h", "y": ["Pref", "P POI"],
-            "x": [pref_kw, p_poi_kw],
-            "marker": {"color": [C.COLOR_P_SETPOINT, C.COLOR_P_POI]},
-            "hovertemplate": "%{y}: %{x:.1f} kW<extra></extra>",
-        }],
-        "layout": {
-            "height": C.TRACKING_FIGURE_HEIGHT, "margin": {"l": 50, "r": 20, "t": 5, "b": 30},
-            "xaxis": {"range": [p_min_kw, p_max_kw], "title": {"text": "kW"}, "zeroline": True,
-                      "zerolinecolor": "#999", "gridcolor": "#eee"},
-            "yaxis": {"autorange": "reversed"},
-            "plot_bgcolor": "#fff", "paper_bgcolor": "#fff", "showlegend": False,
-            "uirevision": "tracking",
-        },
-    }
-
-
-def tracking_patch(pref_kw: float | None, p_poi_kw: float | None) -> Patch:
-    patch = Patch()
-    patch["data"][0]["x"] = [pref_kw, p_poi_kw]
-    return patch

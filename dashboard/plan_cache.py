@@ -26,7 +26,7 @@ from typing import Callable
 from core.lazy_modules import np, pd
 from dash import Patch
 
-from dashboard import figures
+from dashboard import figures, live_axis
 from dashboard.figures import Traces
 
 _MAX_DELETES = 16   # points passed since the last patch removed one op each; more: the line is sent again
@@ -35,7 +35,7 @@ _MAX_DELETES = 16   # points passed since the last patch removed one op each; mo
 @dataclass(frozen=True)
 class Plan:
     token: str            # when it was computed (local ISO): names this computation in a browser's store
-    traces: Traces        # (x local wall-time strings, y, name) of P (kW) and Q (kvar), from `token` on
+    traces: Traces        # (x display-time strings, y, name) of P (kW) and Q (kvar), from `token` on
     instants: tuple       # per trace, each point's instant (int64 ms since 1970 UTC), ascending
 
 
@@ -57,6 +57,20 @@ def instants_ms(xs: list, tz, first_fold: int = 0) -> np.ndarray:
     return local.as_unit("ms").asi8
 
 
+def display_traces(traces: Traces, instants: tuple, now: datetime) -> Traces:
+    """`traces` (x local wall-time strings) with x in the display time of the live figure drawn at
+    `now` (`dashboard.live_axis`): unchanged on a day with one UTC offset; where it changes, from
+    each point's instant, so the autumn night's repeated hour is drawn after the first pass."""
+    ax = live_axis.axis_of(now)
+    if not ax.dst:
+        return traces
+    out = []
+    for (_xs, ys, name), ms in zip(traces, instants):
+        stamps = np.datetime_as_string((ms + ax.shift_ms).astype("datetime64[ms]"), unit="ms")
+        out.append(([str(t).replace("T", " ").removesuffix(".000") for t in stamps], ys, name))
+    return out
+
+
 class PlanCache:
     KEEP = 4   # plan keys kept per plant (browsers on an older revision, for a tick or two)
 
@@ -73,7 +87,7 @@ class PlanCache:
                 return kept[key]
         traces = compute()
         instants = tuple(instants_ms(xs, now.tzinfo, now.fold) for xs, _y, _n in traces)
-        plan = Plan(now.isoformat(), traces, instants)
+        plan = Plan(now.isoformat(), display_traces(traces, instants, now), instants)
         with self._lock:
             kept = self._by_plant.setdefault(pid, OrderedDict())
             plan = kept.setdefault(key, plan)
@@ -92,7 +106,7 @@ def in_force(plan: Plan, now: datetime) -> list[int]:
 def _from(xs: list, ys: list, k: int, now: datetime) -> tuple[list, list]:
     """One line from `now` on, `k` the index of its point in force at now: that point moved to now,
     the passed ones gone; empty when its last point has passed (a step line ends at its last point)."""
-    return ([figures.x_of(now)] + xs[k + 1:], [ys[k]] + ys[k + 1:]) if k + 1 < len(xs) else ([], [])
+    return ([figures.live_x(now)] + xs[k + 1:], [ys[k]] + ys[k + 1:]) if k + 1 < len(xs) else ([], [])
 
 
 def trimmed(plan: Plan, now: datetime, ks: list[int] | None = None) -> Traces:
@@ -114,19 +128,27 @@ def trim_patch(patch: Patch, plan: Plan, drawn: dict | None, now: datetime) -> d
     whole line is copied only when it is sent."""
     ks = in_force(plan, now)
     if not isinstance(drawn, dict) or drawn.get("at") != plan.token or len(drawn.get("k") or ()) != len(ks):
-        figures.setpoint_patch(patch, trimmed(plan, now, ks))
+        figures.setpoint_patch(patch, trimmed(plan, now, ks), now)
         return drawn_state(plan, ks)
+    ax = live_axis.axis_of(now)
+    fields = ("x", "y", "customdata") if ax.dst else ("x", "y")   # a DST axis: each point's hover text
     for (ti, _column), (xs, ys, _name), k_old, k in zip(figures.SETPOINT_TRACES, plan.traces, drawn["k"], ks):
         if k_old + 1 >= len(xs) and k >= k_old:
             continue   # drawn empty already: the line had ended
         trace = patch["data"][ti]
         if k + 1 >= len(xs) or not 0 <= k - k_old <= _MAX_DELETES:
-            trace["x"], trace["y"] = _from(xs, ys, k, now)
+            line_x, trace["y"] = _from(xs, ys, k, now)
+            trace["x"] = line_x
+            if ax.dst:
+                trace["customdata"] = live_axis.hover_texts(line_x, ax)
             continue
         for _ in range(k - k_old):
-            del trace["x"][1]
-            del trace["y"][1]
-        trace["x"][0] = figures.x_of(now)
+            for field in fields:
+                del trace[field][1]
+        x_now = figures.live_x(now)
+        trace["x"][0] = x_now
+        if ax.dst:
+            trace["customdata"][0] = live_axis.hover_texts([x_now], ax)[0]
         if k != k_old:
             trace["y"][0] = ys[k]
     return drawn_state(plan, ks)

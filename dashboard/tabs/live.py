@@ -24,7 +24,7 @@ from datetime import datetime
 from dash import no_update
 
 from dashboard import constants as C
-from dashboard import figures, override_views, plan_cache, plan_lines
+from dashboard import figures, live_axis, override_views, plan_cache, plan_lines
 from dashboard.context import DashboardContext
 
 
@@ -67,8 +67,9 @@ _MAX_AXIS_MS = 253_402_300_800_000   # 10000-01-01 in ms since 1970
 
 
 def _axis_ms(value) -> int:
-    """A plotly date-axis value (a local wall-time string, any fraction of a second, or ms) as
-    local ms. Raises ValueError for anything else (also infinities and ms beyond year 9999)."""
+    """A plotly date-axis value (a naive date-time string, any fraction of a second, or ms) as the
+    ms drawn (display ms on the live figure). Raises ValueError for anything else (also infinities
+    and ms beyond year 9999)."""
     if isinstance(value, (int, float)):
         if not abs(value) <= _MAX_AXIS_MS:    # also NaN
             raise ValueError(f"axis value out of range: {value!r}")
@@ -81,7 +82,7 @@ def _axis_ms(value) -> int:
 
 
 def visible_range_of(events: dict) -> tuple[int, int] | None:
-    """The time range (local ms) of a zoom or pan relayout event, or None (autorange, other)."""
+    """The time range (ms as drawn) of a zoom or pan relayout event, or None (autorange, other)."""
     for axis in figures.X_AXES:
         lo, hi = events.get(f"{axis}.range[0]"), events.get(f"{axis}.range[1]")
         if lo is None and isinstance(events.get(f"{axis}.range"), list) and len(events[f"{axis}.range"]) == 2:
@@ -95,8 +96,9 @@ def visible_range_of(events: dict) -> tuple[int, int] | None:
 
 
 def visible_range(s, window: str, events: dict) -> tuple[int, int]:
-    """The x range on screen (local ms): the operator's zoom or pan, else the chosen window."""
-    return visible_range_of(events) or figures.visible_ms(*figures.live_window(s.now, window))
+    """The x range on screen (display ms): the operator's zoom or pan, else the chosen window."""
+    return visible_range_of(events) or figures.visible_ms(*figures.live_window(s.now, window),
+                                                          live_axis.axis_of(s.now))
 
 
 def _x_events(relayout) -> dict:
@@ -120,8 +122,9 @@ def window_update(s, pid: str, store: dict, window: str, relayout) -> dict | Non
     if events != store.get("rl") and not resume:
         return None  # zoomed or panned by the operator: leave the axis alone
     lo, hi = figures.live_window(s.now, window)
-    x1 = datetime.fromisoformat(store.get("x1") or hi.isoformat())
-    if not resume and (window == "day" or (x1 - s.now).total_seconds() > (hi - s.now).total_seconds() / 2):
+    x1 = datetime.fromisoformat(store.get("x1") or hi.isoformat())   # seconds ahead in absolute time:
+    ahead, lead = x1.timestamp() - s.now.timestamp(), hi.timestamp() - s.now.timestamp()   # DST nights too
+    if not resume and (window == "day" or ahead > lead / 2):
         return None  # following, and now is not yet past half of the lead
     return {"x1": hi.isoformat(), "rl": events, "move": (lo, hi)}
 
@@ -169,6 +172,6 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
     new_store = dict(store, n=view.n, rev=plan, rec=recording, last=figures.row_signature(view.last),
                      now=s.now.isoformat(), offs=offsets, agg=events, plan=drawn)
     if moved:
-        figures.range_patch(patch, moved.pop("move"), moved.pop("uirev", None))
+        figures.range_patch(patch, moved.pop("move"), s.now, moved.pop("uirev", None))
         new_store.update(moved)
     return patch, new_store, no_update

@@ -17,7 +17,7 @@ from dash.exceptions import PreventUpdate
 
 from core.names import PLANT_IDS
 from dashboard import constants as C
-from dashboard import figures, override_views, plant_summary, roles, switch_modals, top_card, views
+from dashboard import figures, override_views, plant_summary, roles, switch_modals, top_card, tracking_bar, views
 from dashboard.common import any_click, bind, command_store, output_key, text_store
 from dashboard.context import DashboardContext
 from dashboard.visible import SENT_STORE_ID, only_changed, register_through_cells, tab_tick_id
@@ -65,7 +65,8 @@ def _plant_card(ctx: DashboardContext, s: Snapshot, pid: str):
                 html.Span(track.text, id=C.plant_id("track-text", pid), className="line"),
             ]),
             dcc.Graph(id=C.plant_id("track-fig", pid), config={"displayModeBar": False, "staticPlot": True},
-                      figure=figures.tracking_figure(track.pref_kw, track.p_poi_kw, limits.p_min_kw, limits.p_max_kw),
+                      figure=tracking_bar.tracking_figure(track.pref_kw, track.p_poi_kw, limits.p_min_kw,
+                                                          limits.p_max_kw),
                       style={"height": f"{C.TRACKING_FIGURE_HEIGHT}px"}, className="track-fig"),
         ]),
         dcc.Graph(id=C.plant_id("live-fig", pid), figure=figures.empty_figure("Loading...", C.LIVE_FIGURE_HEIGHT),
@@ -168,7 +169,7 @@ def _plant_values(dctx: DashboardContext, s: Snapshot, pid: str, live: dict) -> 
             ((C.plant_id("badge", pid), "children"), track.badge),
             ((C.plant_id("badge", pid), "className"), f"badge {track.state}"),
             ((C.plant_id("track-text", pid), "children"), track.text),
-            ((C.plant_id("track-fig", pid), "figure"), figures.tracking_patch(track.pref_kw, track.p_poi_kw)),
+            ((C.plant_id("track-fig", pid), "figure"), tracking_bar.tracking_patch(track.pref_kw, track.p_poi_kw)),
             ((C.plant_id("live-fig", pid), "figure"), fig),
             ((C.plant_id("live-store", pid), "data"), new_store),
             ((C.plant_id("live-rebuild", pid), "data"), request)):

@@ -17,7 +17,7 @@ from core.config import load_config
 from core.recording import Row, null_row
 from core.schedules import frame_from_rows
 from agents.shared_data import build_shared_data
-from dashboard import api_answers, downsample, figures, files, plant_summary, posting_view, views
+from dashboard import api_answers, downsample, figures, files, live_axis, plant_summary, posting_view, views
 from dashboard.api_state import api_state_document
 from dashboard.plan_cache import PlanCache
 from dashboard.snapshot import take_snapshot
@@ -25,7 +25,18 @@ from dashboard.tabs import live, logs
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
-NOW = datetime(2026, 3, 29, 12, 0, 0, tzinfo=TZ)
+NOW = datetime(2026, 3, 29, 12, 0, 0, tzinfo=TZ)   # the spring DST day: the live figure draws display time
+AXIS = live_axis.axis_of(NOW)   # CET wall time all day (the offset at its midnight), 23 h long
+
+
+def _x_ms(when) -> int:
+    """Where the live figure of NOW's day draws `when` (display ms)."""
+    return live_axis.display_ms(when, AXIS)
+
+
+def _x_text(when) -> str:
+    """Where the live figure of NOW's day draws `when` (a display-time string)."""
+    return figures.x_of(live_axis.display_dt(when, AXIS))
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +324,7 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
                                                 "Q Battery", "V POI"], "the legend says the plan lines are the schedule"
     assert [t["name"] for t in fig["data"][12:]] == ["P setpoint", "Q setpoint"], "the past: the recorded registers"
     assert fig["layout"]["uirevision"] == "lib:manual:local"
-    assert fig["data"][1]["x"][0] == figures.x_ms(start, TZ) and fig["data"][1]["y"][0] is None
+    assert fig["data"][1]["x"][0] == _x_ms(start) and fig["data"][1]["y"][0] is None
     assert len(fig["data"][1]["x"]) == 5 and store["n"] == 5
 
     # nothing new: no_update (nothing sent)
@@ -327,7 +338,7 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
     patch, store2, _ = live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=2)), "lib", store, None)
     ops = _ops(patch)
     assigns = [o for o in ops if o["operation"] == "Assign" and o["location"][:2] == ["data", 1]]
-    assert {tuple(o["location"][2:]) for o in assigns} == {("x", 4), ("y", 4)}
+    assert {tuple(o["location"][2:]) for o in assigns} == {("x", 4), ("y", 4), ("customdata", 4)}   # DST day: hover
     assert [o["params"]["value"] for o in assigns if o["location"][2] == "y"] == [41.0]
     extends = [o for o in ops if o["operation"] == "Extend" and o["location"] == ["data", 1, "y"]]
     assert extends[0]["params"]["value"] == [50.0, 60.0]
@@ -346,7 +357,7 @@ def test_live_figure_rebuild_then_patch_then_nothing(cfg):
     sd["schedule_revision"] += 1
     patch, _, _ = live.live_figure_update(dctx, snap(sd), "lib", store3, None)
     locations = {tuple(o["location"][:3]) for o in _ops(patch) if o["location"][0] == "data"}
-    assert locations == {("data", ti, key) for ti in (0, 4) for key in ("x", "y", "name")}
+    assert locations == {("data", ti, key) for ti in (0, 4) for key in ("x", "y", "name", "customdata")}  # DST: hover
 
 
 def test_an_effective_series_cut_at_its_step_limit_ends_there_instead_of_drawing_on(cfg):
@@ -389,9 +400,9 @@ def test_live_figure_says_when_its_lines_stop_because_recording_is_off(cfg):
 
 
 def _y_at(trace: dict, when) -> float | None:
-    """The value a step trace (`hv`) draws at `when` (its points are local wall-time strings);
+    """The value a step trace (`hv`) draws at `when` (its points are display-time strings);
     None before its first point (the plan lines start at now)."""
-    x = figures.x_of(when)
+    x = _x_text(when)
     drawn = [y for tx, y in zip(trace["x"], trace["y"]) if tx <= x]
     return drawn[-1] if drawn else None
 
@@ -446,10 +457,10 @@ def test_live_setpoint_lines_show_a_hold_from_its_start_and_the_plan_again_after
     q_line = {"x": values[("data", 4, "x")], "y": values[("data", 4, "y")]}
     assert (values[("data", 0, "name")], values[("data", 4, "name")]) == (
         "P held at -120.0 kW (until Resume)", "Q held at 5.0 kvar (until Resume)")
-    assert _y_at(p_line, since) is None and p_line["x"][0] == figures.x_of(NOW + timedelta(seconds=1))
+    assert _y_at(p_line, since) is None and p_line["x"][0] == _x_text(NOW + timedelta(seconds=1))
     for later in (NOW + timedelta(seconds=1), NOW + timedelta(hours=1), NOW + timedelta(hours=30)):
         assert (_y_at(p_line, later), _y_at(q_line, later)) == (-120.0, 5.0), later
-    assert p_line["x"][-1] == figures.x_of(figures.schedule_window(NOW.date(), TZ)[1])
+    assert p_line["x"][-1] == _x_text(figures.schedule_window(NOW.date(), TZ)[1])
     assert live.live_figure_update(dctx, snap(sd, now=NOW + timedelta(seconds=2)), "lib", store2, None) == \
         (no_update, no_update, no_update)
 
@@ -462,28 +473,33 @@ def test_live_setpoint_lines_show_a_hold_from_its_start_and_the_plan_again_after
 
 def test_live_figure_decimates_a_full_day_and_patches_through_offsets(cfg):
     sd = build_shared_data()
-    start = NOW - timedelta(seconds=86_400)
-    rows = [_row(start + timedelta(seconds=k), float(k % 1000)) for k in range(86_400)]
+    start = NOW.astimezone(timezone.utc) - timedelta(seconds=86_400)   # a day of absolute time, across the change
+    rows = [_row((start + timedelta(seconds=k)).astimezone(TZ), float(k % 1000)) for k in range(86_400)]
     rows[30_000] = null_row(rows[30_000].ts)       # an outage in the old part stays a gap
     rows[1234] = _row(rows[1234].ts, 5000.0)        # a spike in the old part stays visible
     _cache(sd, rows)
     fig, store = live.build_live_figure(_ctx(cfg), snap(sd), "lib")
     trace = fig["data"][1]
     assert all(len(fig["data"][ti]["x"]) <= 4_000 for ti, _vi in figures.MEASURED) and trace["type"] == "scatter"
-    assert len(json.dumps(fig, cls=PlotlyJSONEncoder)) <= 300_000, "a whole day's figure stays light"
+    hover = sum(len(json.dumps(t.get("customdata", []))) for t in fig["data"])   # a DST day: each point's local time
+    assert len(json.dumps(fig, cls=PlotlyJSONEncoder)) - hover <= 300_000, "a whole day's figure stays light"
+    assert all(len(t["customdata"]) == len(t["x"]) for t in fig["data"] if "customdata" in t)
     assert 5000.0 in trace["y"] and None in trace["y"] and 999.0 in trace["y"]
-    assert trace["x"][-1] == figures.x_ms(rows[-1].ts, TZ), "the last row exact"
+    assert trace["x"][-1] == _x_ms(rows[-1].ts), "the last row exact"
     assert trace["x"] == sorted(trace["x"])
 
-    # a 10-minute zoom (issue 13): the next tick re-aggregates, every row in the zoom exact
-    lo, hi = rows[50_000].ts, rows[50_600].ts
-    zoom = {"xaxis.range[0]": figures.x_of(lo), "xaxis.range[1]": figures.x_of(hi)}
+    # a 10-minute zoom (issue 13): the next tick re-aggregates, every row in the zoom exact (01:55 CET
+    # to 03:05 CEST: 10 minutes, the skipped hour not drawn)
+    lo, hi = rows[53_700].ts, rows[54_300].ts
+    zoom = {"xaxis.range[0]": _x_text(lo), "xaxis.range[1]": _x_text(hi)}
     patch, zstore, _ = live.live_figure_update(_ctx(cfg), snap(sd), "lib", store, None, None, zoom)
     zx = [o["params"]["value"] for o in _ops(patch) if o["location"] == ["data", 1, "x"]][0]
-    assert [x for x in zx if figures.x_ms(lo, TZ) <= x <= figures.x_ms(hi, TZ)] == \
-        [figures.x_ms(r.ts, TZ) for r in rows[50_000:50_601]]
+    assert [x for x in zx if _x_ms(lo) <= x <= _x_ms(hi)] == [_x_ms(r.ts) for r in rows[53_700:54_301]]
     assert len(zx) <= 4_000 and zstore["agg"] == zoom
-    assert not [o for o in _ops(patch) if o["location"][:2] == ["layout", "xaxis"]], "the zoom is left alone"
+    assert not [o for o in _ops(patch) if o["location"][:2] == ["layout", "xaxis"]
+                and o["location"][2] not in ("tickmode", "tickvals", "ticktext")], "the zoom is left alone"
+    ticks = {o["location"][2]: o["params"]["value"] for o in _ops(patch) if o["location"][:2] == ["layout", "xaxis"]}
+    assert ticks["tickvals"][0] >= _x_ms(lo) and ticks["tickvals"][-1] <= _x_ms(hi), "a DST day: ticks of the zoom"
     assert live.live_figure_update(_ctx(cfg), snap(sd), "lib", zstore, None, None, zoom) == \
         (no_update, no_update, no_update), "the same zoom is not re-sent"
 
@@ -769,7 +785,7 @@ def _span_s(fig_or_ops):
 
 
 @pytest.mark.parametrize("window, span_s", [("15m", 900 * 7 / 6), ("1h", 3600 * 7 / 6), ("6h", 21600 * 7 / 6),
-                                            ("day", 86400), ("bogus", 3600 * 7 / 6)])
+                                            ("day", 82800), ("bogus", 3600 * 7 / 6)])   # NOW's day: 23 h
 def test_live_window_choices(cfg, window, span_s):
     fig, store = live.build_live_figure(_ctx(cfg), snap(), "lib", window)
     assert _span_s(fig["layout"]["xaxis"]["range"]) == pytest.approx(span_s)
