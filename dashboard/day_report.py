@@ -4,7 +4,9 @@ History tab's `Day report` link (dashboard/http_routes.py) and written by `pytho
 Per plant: the KPIs and gaps of `core.day_report` and a figure of P setpoint vs POI, Q setpoint vs
 POI, SoC and the tracking error. plotly.js is inlined gzip-compressed (base64) and unpacked by the
 browser's DecompressionStream: inlined as is (`include_plotlyjs=True`) it alone is 4.8 MB; this way
-the file stays under 3 MB and still opens without network.
+the file stays under 3 MB and still opens without network. On a DST day the x axis is drawn in
+display time with local labels (`dashboard.time_axis`); a zoom is labelled again by the file's own
+script (`day_report.js`, from the rule in the figure's `layout.meta`), as the server would.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from core.lazy_modules import np
 
 from core.config import AppConfig
 from core.day_report import NoData, PlantDay, gap_rows, kpi_rows, load_days, minmax_indices, plot_arrays, short_gap_s
-from dashboard.time_axis import display_ms, local_texts, local_ticks
+from dashboard.time_axis import display_ms, local_texts, local_ticks, tick_rule
 
 REPORT_DST_TICKS = 25   # at most, on a DST day in the static report: every hour of a whole day (23 or 25)
 TRACES = (  # (subplot row, column, label, line)
@@ -57,9 +59,9 @@ def plant_figure(pd_day: PlantDay):
         fig.layout[axis].type = "date"
     fig.update_layout(height=900, margin=dict(l=60, r=20, t=40, b=30), hovermode="x unified",
                       title=f"{pd_day.name} ({pd_day.plant_id})", legend=dict(orientation="h"))
-    if shift is not None and len(x):   # plotly would label the shifted time: local ticks, every hour (a static
-        fig.update_xaxes(**local_ticks(x[0], x[-1], shift, tz, REPORT_DST_TICKS))   # file: a zoom keeps these)
-        fig.update_layout(hovermode="closest")
+    if shift is not None and len(x):   # plotly would label the shifted time: local ticks, every hour; a zoom
+        fig.update_xaxes(**local_ticks(x[0], x[-1], shift, tz, REPORT_DST_TICKS))   # gets its own (day_report.js)
+        fig.update_layout(hovermode="closest", meta={"tickRule": tick_rule(x[0], x[-1], shift, tz)})
     return fig
 
 
@@ -76,10 +78,12 @@ def _plotly_loader() -> str:
 
     js_path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     packed = base64.b64encode(gzip.compress(js_path.read_bytes(), 9, mtime=0)).decode("ascii")
-    return _LOADER.replace("__PLOTLY_GZ__", packed)
+    zoom_js = (Path(__file__).parent / "day_report.js").read_text(encoding="utf-8")
+    return _LOADER.replace("__PLOTLY_GZ__", packed).replace("__ZOOM_JS__", zoom_js)
 
 
 _LOADER = """<script>
+__ZOOM_JS__
 const FIGS = window.FIGS || [];
 (async () => {
   if (!("DecompressionStream" in window)) {
@@ -91,7 +95,11 @@ const FIGS = window.FIGS || [];
   const text = await new Response(new Blob([bytes]).stream()
       .pipeThrough(new DecompressionStream("gzip"))).text();
   const s = document.createElement("script"); s.text = text; document.head.appendChild(s);
-  for (const [id, fig] of FIGS) Plotly.newPlot(id, fig.data, fig.layout, {responsive: true});
+  for (const [id, fig] of FIGS) {
+    await Plotly.newPlot(id, fig.data, fig.layout, {responsive: true});
+    const rule = (fig.layout.meta || {}).tickRule;   // a DST day: local ticks for each zoom
+    if (rule) followZoom(document.getElementById(id), rule);
+  }
 })();
 </script>"""
 

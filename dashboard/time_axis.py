@@ -86,6 +86,24 @@ def local_ticks(lo: float, hi: float, shift_ms: int, tz: tzinfo, max_ticks: int 
     return {"tickmode": "array", "tickvals": vals, "ticktext": texts}
 
 
+def tick_rule(lo: float, hi: float, shift_ms: int, tz: tzinfo) -> dict:
+    """What a browser script needs to redo `local_ticks` for any display range of an axis whose
+    data span [lo, hi] (display ms, `shift_ms` as `display_ms` gave it) has one change at most (a
+    day): the steps and `max_ticks`, per part of one offset its first display ms (the first part
+    from -inf), wall minus display ms and zone name, and `fold`, the wall ms [from, to) that happen
+    twice (named with their zone) or None. Used by the day report's zoom (`day_report.js`)."""
+    t_lo, t_hi = int(lo) - shift_ms, int(hi) - shift_ms
+    change = _transition(t_lo, t_hi, tz)
+    parts = []
+    for t in [t_lo] + ([] if change is None else [change]):
+        at = datetime.fromtimestamp(t / 1000, timezone.utc).astimezone(tz)
+        parts.append([t + shift_ms, offset_ms(t, tz) - shift_ms, at.tzname()])
+    fold = None
+    if change is not None and offset_ms(t_lo, tz) > offset_ms(change, tz):   # the wall clock went back
+        fold = [change + offset_ms(change, tz), change + offset_ms(t_lo, tz)]
+    return {"steps": list(_STEPS_MS), "max_ticks": MAX_TICKS, "parts": parts, "fold": fold}
+
+
 def local_texts(x: np.ndarray | list, shift_ms: int, tz: tzinfo, dated: bool = False) -> list[str]:
     """The local time of each display-time `x` (ms, drawn with `display_ms` and its `shift_ms`) as
     `02:30:15 CEST` (`2026-10-25 02:30:15 CEST` when `dated`), vectorised: no Python per point."""

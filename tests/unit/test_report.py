@@ -291,9 +291,26 @@ def test_the_report_of_the_autumn_day_hovers_local_times_and_labels_every_hour(c
     assert (by_row[130], by_row[190]) == ("02:10:00 CEST", "02:10:00 CET")
 
 
+def test_the_autumn_reports_figure_carries_the_rule_its_zoom_labels_by(cfg):
+    """A static file cannot ask the server for a zoom's ticks: the figure carries what its script
+    needs (`time_axis.tick_rule`): CEST wall time up to the change, an hour less after it, and the
+    wall times 02:00-03:00 that happen twice (`day_report.js` names their zone)."""
+    t0 = datetime(2026, 10, 24, 22, 0, tzinfo=timezone.utc)          # local midnight, CEST
+    write(cfg.data_dir / "20261025_lib.csv", [real(from_epoch(t0.timestamp() + 60 * k, TZ), 1.0, 1.0)
+                                              for k in range(25 * 60)])
+    fig = report_html.plant_figure(day_report.load_plant_day(cfg, "lib", date(2026, 10, 25)))
+    rule, h = fig.layout.meta["tickRule"], 3_600_000
+    shift = 2 * h                                                    # display time: CEST wall time
+    change = int(datetime(2026, 10, 25, 1, 0, tzinfo=timezone.utc).timestamp() * 1000)
+    assert rule["parts"] == [[int(t0.timestamp() * 1000) + shift, 0, "CEST"], [change + shift, -h, "CET"]]
+    assert rule["fold"] == [change + h, change + 2 * h]              # wall 02:00 to 03:00, as ms
+    assert rule["max_ticks"] == 9 and 1_000 in rule["steps"]
+
+
 def test_an_ordinary_days_report_has_no_hover_times(cfg):
     t0 = datetime(2026, 6, 9, 22, 0, tzinfo=timezone.utc)
     write(cfg.data_dir / "20260610_lib.csv", [real(from_epoch(t0.timestamp() + 60 * k, TZ), 1.0, 1.0)
                                               for k in range(60)])
     fig = report_html.plant_figure(day_report.load_plant_day(cfg, "lib", date(2026, 6, 10)))
     assert all(t.customdata is None and t.hovertemplate is None for t in fig.data)
+    assert fig.layout.meta is None, "plotly's own ticks: no rule for the script"
