@@ -44,7 +44,7 @@ OBSERVE_PERIOD_S = 1.0
 HEARTBEAT_PERIOD_S = 0.5
 # dispatch_status_by_plant fields that describe writes on the current endpoint
 WRITE_FIELDS = ("last_written_p_kw", "last_written_q_kvar", "last_write_at", "write_status", "readback_ok",
-                "last_error", "applied_p_kw", "applied_q_kvar", "write_failed_at")
+                "last_error", "applied_p_kw", "applied_q_kvar", "write_failed_at", "setpoint_problem")
 
 log = logging.getLogger("hil.control")
 

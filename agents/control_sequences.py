@@ -29,7 +29,7 @@ from agents.base import beat
 from agents.busy_window import BUSY_CODES
 from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
-from core.dispatch import decayed, write_status
+from core.dispatch import decayed, not_taken_text, write_status
 from core.fleet import ZERO_NOTE
 from core.points import SETPOINT_POINTS
 from core.recording import format_value
@@ -133,7 +133,8 @@ def _rollback_zero(ctl) -> str | None:
     fields = {"write_status": status, "readback_ok": False, "applied_p_kw": None, "applied_q_kvar": None,
               "last_error": list(errors.values())[-1] if errors else None,
               "last_written_p_kw": None if "p_setpoint" in errors else 0.0,
-              "last_written_q_kvar": None if "q_setpoint" in errors else 0.0}
+              "last_written_q_kvar": None if "q_setpoint" in errors else 0.0,
+              "setpoint_problem": not_taken_text(ctl.link.endpoint.points, {}, None, errors, [])}
     fields["write_failed_at" if status == "failed" else "last_write_at"] = format_local_iso(now)
     ctl._publish_dispatch(**fields)
     return fields["last_error"]

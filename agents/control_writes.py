@@ -5,7 +5,8 @@
 register cannot hold is refused, ERROR once), read the setpoint registers back, write what differs
 (P first, then Q), read back again; a point not verified on the plant is not remembered as written
 (`ctl._verified_words`) and is retried at the next check. Returns the write status
-(`ok|partial|failed|refused`) and puts it on `dispatch_status_by_plant`. At a changed target the
+(`ok|partial|failed|refused`) and puts it on `dispatch_status_by_plant`, with `setpoint_problem`: why
+the registers do not hold what was written (`core.dispatch.not_taken_text`, or the link's error; None at `ok`). At a changed target the
 writes go first and the readback after (`_write_first`): a breakpoint's setpoint waits behind no
 read. Positive P = discharge.
 """
@@ -15,7 +16,8 @@ import logging
 
 from agents.modbus_link import LinkError
 from core.codec import decode
-from core.dispatch import SETPOINT_UNITS, changed_externally, differing, encode_setpoints, words_text, write_status
+from core.dispatch import (SETPOINT_UNITS, changed_externally, differing, encode_setpoints, not_taken_text,
+                           words_text, write_status)
 from core.points import SETPOINT_POINTS, applied_values, readback_points
 from core.recording import format_value
 from core.timeutil import format_local_iso
@@ -30,7 +32,7 @@ def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_cha
     _log_refused(ctl, refused)
     new = [n for n in SETPOINT_POINTS if n in wanted and ctl._verified_words.get(n) != wanted[n]]
     if target_changed and not immediate and new:
-        return _write_first(ctl, wanted, new, bool(refused))
+        return _write_first(ctl, wanted, new, refused)
     try:
         current = read_setpoints(ctl, immediate)
     except LinkError as exc:
@@ -44,14 +46,15 @@ def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_cha
             ctl._verified_words = dict(wanted)
             ctl._episodes.end("external", ctl.clock.monotonic())
             _log_not_taken(ctl, wanted, current)
-            return _record_write(ctl, write_status(bool(refused), 1, 1), current, None, wrote=False)
+            problem = not_taken_text(ctl.link.endpoint.points, wanted, current, {}, refused)
+            return _record_write(ctl, write_status(bool(refused), 1, 1), current, None, wrote=False, problem=problem)
         if changed_externally(differ, ctl._verified_words, wanted, target_changed):
             _warn_external(ctl, differ[0], current, wanted)
     errors = ctl.link.write_points(wanted, differ, immediate)
-    return _verify(ctl, wanted, errors, bool(refused))
+    return _verify(ctl, wanted, errors, refused)
 
 
-def _write_first(ctl, wanted: dict, new: list[str], refused: bool) -> str:
+def _write_first(ctl, wanted: dict, new: list[str], refused: list) -> str:
     """A new target's setpoints go out first, the readback after (its write waited behind a
     readback: 0.8 s on a plant answering in 0.8 s; that readback only spared writing a value the
     register already held). `new`: the points whose
@@ -74,7 +77,7 @@ def _write_first(ctl, wanted: dict, new: list[str], refused: bool) -> str:
     return _verify(ctl, wanted, errors | ctl.link.write_points(wanted, rest, immediate=False), refused)
 
 
-def _verify(ctl, wanted: dict, errors: dict, refused: bool, after: dict | None = None) -> str:
+def _verify(ctl, wanted: dict, errors: dict, refused: list, after: dict | None = None) -> str:
     """After the writes (`errors`: the points that did not go out): read back (unless `after` was
     just read) and remember the points verified on the plant; record and return the status."""
     error = list(errors.values())[-1] if errors else None
@@ -86,8 +89,9 @@ def _verify(ctl, wanted: dict, errors: dict, refused: bool, after: dict | None =
             return _record_write(ctl, "failed", None, error or str(exc), wrote=True)
     ctl._verified_words = {n: words for n, words in wanted.items() if after[n] == words}
     _log_not_taken(ctl, {n: words for n, words in wanted.items() if n not in errors}, after)
-    status = write_status(refused, len(ctl._verified_words), len(wanted))
-    return _record_write(ctl, status, after, error, wrote=True)
+    status = write_status(bool(refused), len(ctl._verified_words), len(wanted))
+    problem = not_taken_text(ctl.link.endpoint.points, wanted, after, errors, refused)
+    return _record_write(ctl, status, after, error, wrote=True, problem=problem)
 
 
 def _log_not_taken(ctl, wanted: dict, after: dict) -> None:
@@ -133,9 +137,13 @@ def _warn_external(ctl, name: str, current: dict, wanted: dict) -> None:
                     ctl.name, words_text(point, current[name]), unit, words_text(point, wanted[name]), unit)
 
 
-def _record_write(ctl, status: str, words: dict | None, error: str | None, wrote: bool) -> str:
+def _record_write(ctl, status: str, words: dict | None, error: str | None, wrote: bool,
+                  problem: str | None = None) -> str:
+    """Publish a write check's outcome; `problem` (default: `error`) is why the registers do not
+    hold what was written, dropped at `ok`."""
     points = ctl.link.endpoint.points
-    fields = {"write_status": status, "readback_ok": words is not None, "last_error": error}
+    fields = {"write_status": status, "readback_ok": words is not None, "last_error": error,
+              "setpoint_problem": None if status == "ok" else problem or error}
     fields |= {"write_failed_at": format_local_iso(ctl.clock.now())} if status == "failed" else {}
     ctl._check_wrote = wrote
     if words is not None:

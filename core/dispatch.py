@@ -2,8 +2,8 @@
 
 - `Target`: what the scheduler wants a plant to hold; `dispatch_setpoint()` turns it into the P/Q
   to write now (zero when it is missing or older than `target_expiry_s()`).
-- `encode_setpoints()`, `write_status()`, `changed_externally()`: what a dispatch writes and what
-  its readback means.
+- `encode_setpoints()`, `write_status()`, `changed_externally()`, `not_taken_text()`: what a dispatch
+  writes and what its readback means.
 - `observed_fields()`, `is_stale()`, `not_operating()`, `observed_transition()`: what an
   observation says about the plant.
 - `decayed()`: the safe-stop threshold test.
@@ -11,6 +11,7 @@ Pure: no I/O, no clock reads (monotonic times come in as arguments). Sign: posit
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, NamedTuple
@@ -170,3 +171,31 @@ def words_text(point: Point, words: list[int]) -> str:
         return format_value(decode(point, words))
     except CodecError as exc:
         return f"undecodable {words} ({exc})"
+
+
+_SIGNALS = {"p_setpoint": "P", "q_setpoint": "Q"}
+_EXCEPTION_CODE = re.compile(r"\(code (\d+)\)$")
+
+
+def not_taken_text(points: Mapping[str, Point], wanted: Mapping[str, list[int] | None],
+                   after: Mapping[str, list[int]] | None, errors: Mapping[str, str],
+                   refused: list[tuple[str, float]]) -> str | None:
+    """Why the setpoint registers do not hold what was written, one clause per point in point order
+    (None when every wanted point holds it): `P cannot be encoded (99999 kW)` (`refused`, never
+    written), `P refused (exception 4)` (the plant answered the write with a Modbus exception: an
+    error of `ModbusLink.write_points`, `write refused at <point>: ... (code <n>)`), `P not written
+    (<error>)`, `P not taken (register reads -300 kW)` (acknowledged, the readback `after` differs)."""
+    clauses = []
+    for name in SETPOINT_POINTS:
+        sig, unit, error = _SIGNALS[name], SETPOINT_UNITS[name], errors.get(name)
+        value = dict(refused).get(name)
+        code = _EXCEPTION_CODE.search(error) if error and error.startswith("write refused") else None
+        if value is not None:
+            clauses.append(f"{sig} cannot be encoded ({format_value(value)} {unit})")
+        elif code is not None:
+            clauses.append(f"{sig} refused (exception {code.group(1)})")
+        elif error is not None:
+            clauses.append(f"{sig} not written ({error})")
+        elif after is not None and name in wanted and after[name] != wanted[name]:
+            clauses.append(f"{sig} not taken (register reads {words_text(points[name], after[name])} {unit})")
+    return "; ".join(clauses) or None

@@ -104,6 +104,7 @@ def empty_dispatch_status() -> dict:
         "reason_p": None, "reason_q": None, "override_until": None,
         "applied_p_kw": None, "applied_q_kvar": None,   # the plant's applied-setpoint readback, where it differs
         "write_failed_at": None,   # local ISO of the latest failed write check
+        "setpoint_problem": None,   # why the setpoint registers do not hold the last write (None at `ok`)
         "target_expired": False,   # no fresh target from the scheduler: zero is dispatched
         "target_expired_since": None,   # local ISO of the last fresh target while expired (None: never one)
     }

@@ -5,7 +5,7 @@ card greys out as not current is kept (clients read it) beside the card's own ve
 card's rules (`dashboard.views`, `dashboard.posting_view`): `observed_stale` (the state line's:
 `enable`, `run_status`, `p_kw`, `q_kvar`, `soc_pu` and the setpoint readback), `measurement_stale`
 and `measurement_age_s` (the values line's, which `tracking` comes from; `tracking_state` is the
-tracking badge), `posting_paused` (the posting card's `(paused: …)`), each plant's
+tracking badge: `nottaken` for SETPOINT NOT TAKEN), `posting_paused` (the posting card's `(paused: …)`), each plant's
 `measurement_post_status.oldest_pending_age_s` (its `Oldest pending age`, at `generated_at`),
 `held_p_kw`/`held_q_kvar` (the Hold's values), and `api_connected`/`api_password_rejected` (the top card's API line).
 """
@@ -73,6 +73,7 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
             "last_setpoint_q_kvar": d.get("last_written_q_kvar"),
             "last_setpoint_at": d.get("last_write_at"),
             "last_write_status": d.get("write_status"),
+            "setpoint_problem": d.get("setpoint_problem"),   # why the registers do not hold it (None at ok)
             **_target(s, pid, d),
             "override": dict(s.override.get(pid) or {"p": False, "q": False}),
             "override_until": d.get("override_until"),

@@ -107,6 +107,9 @@ def plant_gauges(f: _Families, s: Snapshot, cfg, forecasts: dict) -> None:
             f.gauge("hil_plant_meter_link_up", "PoC meter Modbus link up (1) or not (0); plants with a meter only",
                     ["plant"], [pid], latest["meter_link"] == "ok")
         f.gauge("hil_plant_dispatching", "Dispatch gate on (1) or off (0)", ["plant"], [pid], bool(s.gate.get(pid)))
+        f.gauge("hil_plant_setpoint_not_taken", "Dispatched, answering, but the setpoint registers do not hold "
+                "what was written (1; the card's SETPOINT NOT TAKEN) or they do (0)", ["plant"], [pid],
+                views.setpoint_not_taken(s, pid))
         operator_gauges(f, s, tz, pid)
         f.gauge("hil_plant_last_write_age_seconds", "Time since the last setpoint write", ["plant"], [pid],
                 age_s(d.get("last_write_at"), s.now, tz))

@@ -37,10 +37,13 @@ _REASON_WORD = {"api": "API", "manual": "MANUAL", "override": "OVERRIDE", "stale
 def pq_source(s: Snapshot, plant: str) -> str:
     """Where the plant's P and Q come from now, for the summary's `Source of P/Q` column, from the
     per-signal reasons the controller published while it dispatches: `API`, `P API / Q OVERRIDE`,
-    `WAITING (0)` before the active schedule's first row, `HELD`, `EXPIRED (0)` while no fresh target
+    `WAITING (0)` before the active schedule's first row, `HELD`, `SETPOINT NOT TAKEN` while the plant
+    does not take the setpoints written (`views.setpoint_not_taken`), `EXPIRED (0)` while no fresh target
     comes from the scheduler (zero is dispatched); `NOT DISPATCHED` for a plant that
     runs with the gate off (enabled outside the program, or its stop not confirmed); otherwise the active source it would
     follow (`MANUAL` / `API`)."""
+    if views.setpoint_not_taken(s, plant):   # the plant holds other setpoints than those dispatched
+        return "SETPOINT NOT TAKEN"
     if s.held(plant):
         return "HELD"
     if s.undispatched(plant):

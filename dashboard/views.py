@@ -307,8 +307,22 @@ NOT_DISPATCHED = {"stopped": "stopped", "stopping": "stopping", "starting": "sta
                   "running": "gate off", "unknown": "state unknown"}
 
 
+NOT_TAKEN = ("partial", "failed", "refused")   # write statuses that leave a setpoint register off its value
+
+
+def setpoint_not_taken(s: Snapshot, plant: str) -> bool:
+    """The dispatched plant answers (control link OK) but its setpoint registers do not hold what was
+    dispatched: its latest write check ended partial, failed or refused (the plant refused a write,
+    kept another value, or a value could not be encoded). Each check writes again; the first one
+    verified ends it (`write_status` ok). Badge SETPOINT NOT TAKEN, summary source likewise."""
+    obs = s.observed.get(plant) or {}
+    return (bool(s.gate.get(plant)) and link_text(obs.get("link")) == "ok"
+            and (s.dispatch.get(plant) or {}).get("write_status") in NOT_TAKEN)
+
+
 def _last_write(cfg: AppConfig, d: dict, dispatched: bool) -> str:
-    """The last write's status, and what the plant applies where its readback differs from it.
+    """The last write's status, why the registers do not hold it (`setpoint_problem`, e.g. `partial at
+    12:00:05: P refused (exception 4)`), and what the plant applies where its readback differs from it.
     `ok` without a time: a check found the registers right and wrote nothing."""
     at = as_datetime(d.get("last_write_at"), cfg.tz)
     status = d.get("write_status") or "skipped"
@@ -316,13 +330,14 @@ def _last_write(cfg: AppConfig, d: dict, dispatched: bool) -> str:
         ("P", "applied_p_kw", "kW"), ("Q", "applied_q_kvar", "kvar")) if d.get(key) is not None)
     applied = f" (plant applies {applied})" if applied else ""
     failed_at = as_datetime(d.get("write_failed_at"), cfg.tz)
+    why = f": {d['setpoint_problem']}" if status in NOT_TAKEN and d.get("setpoint_problem") else ""
     if status == "failed":   # when: it stays on the card until the next write, also after a recovery
-        failed = f"failed at {format_hms(failed_at, cfg.tz)}" if failed_at is not None else "failed"
+        failed = (f"failed at {format_hms(failed_at, cfg.tz)}" if failed_at is not None else "failed") + why
         return f"{failed} (last verified write at {format_hms(at, cfg.tz)})" if at is not None else failed
     if at is None:
         needed = "none needed (the registers already held the values)" if dispatched else "none yet"
-        return {"skipped": "none yet", "ok": needed}.get(status, status) + applied
-    return f"{status} at {format_hms(at, cfg.tz)}{applied}"
+        return {"skipped": "none yet", "ok": needed}.get(status, status) + why + applied
+    return f"{status} at {format_hms(at, cfg.tz)}{why}{applied}"
 
 
 _REASON_WORDS = {"no_schedule": "no schedule", "before_start": "schedule not started", "after_end": "schedule ended",
@@ -372,7 +387,8 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     return f"{head} | Last write: {last} | Next change: {format_hms(nxt, cfg.tz)}"
 
 
-_BADGES = {"down": "LINK DOWN", "nodata": "NO DATA", "meterdown": "METER DOWN", "undispatched": "NOT DISPATCHED"}
+_BADGES = {"down": "LINK DOWN", "nodata": "NO DATA", "meterdown": "METER DOWN", "undispatched": "NOT DISPATCHED",
+           "nottaken": "SETPOINT NOT TAKEN"}
 
 
 @dataclass(frozen=True)
@@ -380,13 +396,15 @@ class TrackingView:
     pref_kw: float | None
     p_poi_kw: float | None
     state: str  # ok | bad | idle | undispatched (runs, enabled outside) | down (link down) | nodata | meterdown
+    #             | nottaken (dispatched, setpoints not taken: `setpoint_not_taken`)
     text: str
     badge = property(lambda self: _BADGES.get(self.state, self.state.upper()), doc="The badge's text.")
 
 
 def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
     """Bars and badge from a fresh measurement only; otherwise no bars and LINK DOWN / NO DATA. A plant
-    not dispatched (IDLE) has no Pref bar and no error."""
+    not dispatched (IDLE) has no Pref bar and no error. SETPOINT NOT TAKEN outranks OK and NOT
+    FOLLOWING: the error compares P POI with the register, which does not hold the target."""
     t = s.tracking.get(plant) or {}
     f = freshness(cfg, s, plant)
     values = (s.latest.get(plant) or {}).get("values")
@@ -412,4 +430,6 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
     since = as_datetime(t.get("alarm_since"), cfg.tz)
     if t.get("alarm") and since is not None and not f.stale:
         state, text = "bad", f"NOT FOLLOWING since {format_hms(since)} | {text}"
+    if not f.stale and setpoint_not_taken(s, plant):
+        state = "nottaken"
     return TrackingView(pref, ppoi, state, text)

@@ -306,4 +306,5 @@ def test_a_failed_starts_rollback_is_the_last_write_on_record(lib, p_zero):
     assert st["readback_ok"] is False and st["applied_p_kw"] is None
     snap = take_snapshot(rig.sd, clock.now())
     assert api_state_document(rig.cfg, snap)["plants"]["lib"]["last_setpoint_p_kw"] == st["last_written_p_kw"]
-    assert f"| Last write: {st['write_status']} at 12:00:30 |" in views.dispatch_line(rig.cfg, snap, "lib")
+    why = ": P refused (exception 4)" if p_zero == "refused" else ""   # the register kept 10 kW: why
+    assert f"| Last write: {st['write_status']} at 12:00:30{why} |" in views.dispatch_line(rig.cfg, snap, "lib")

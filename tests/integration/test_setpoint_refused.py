@@ -1,0 +1,60 @@
+"""A dispatched plant that answers its P writes with Modbus exception 4 (review of the fault states,
+finding 1): the controller publishes why its registers do not hold the target, the card's dispatch
+line and the summary say it (SETPOINT NOT TAKEN; the badge from these fields is tested in
+tests/unit/test_setpoint_not_taken.py), and both end at the first write verified.
+
+LIB's controller is stepped on a fake clock against `tests/faulty_plant.FaultyPlant` on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import pytest
+
+from core.clock import FakeClock
+from dashboard import plant_summary, views
+from dashboard.snapshot import take_snapshot
+from tests.faulty_plant import FaultyPlant
+from tests.integration.test_control import START, Rig
+from tests.integration.test_stop_link_faults import _started, _step_until
+
+P_SETPOINT = 86
+
+
+@pytest.fixture
+def rig_plant(tmp_path):
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
+        try:
+            yield rig, plant, clock
+        finally:
+            rig.close()
+
+
+def test_a_refused_p_write_is_shown_with_its_reason_until_a_write_is_verified(rig_plant):
+    rig, plant, clock = rig_plant
+    _started(rig, plant, 300.0)
+    plant.hook = lambda fc, addr, values: ("exc", 4) if values and addr == P_SETPOINT else None
+    rig.target(400.0, 0.0)   # the next schedule step
+    _step_until(rig, clock, lambda: rig.dispatch()["write_status"] == "partial")
+    st = rig.dispatch()
+    assert plant.get(P_SETPOINT) == [3000]   # still 300 kW
+    assert (st["write_status"], st["setpoint_problem"]) == ("partial", "P refused (exception 4)")
+    s = take_snapshot(rig.sd, clock.now())
+    assert ": P refused (exception 4) |" in views.dispatch_line(rig.cfg, s, "lib")
+    assert plant_summary.pq_source(s, "lib") == "SETPOINT NOT TAKEN"
+
+    tries = len([r for r in plant.requests if r[2] == P_SETPOINT and r[1] in (6, 16)])
+    clock.advance(3.0)   # the retries at each check are refused as well
+    rig.target(400.0, 0.0)
+    rig.lib.step()
+    assert len([r for r in plant.requests if r[2] == P_SETPOINT and r[1] in (6, 16)]) > tries
+    assert rig.dispatch()["setpoint_problem"] == "P refused (exception 4)"
+
+    plant.hook = None    # the plant takes writes again: the next check's write is verified
+    rig.target(400.0, 0.0)
+    _step_until(rig, clock, lambda: rig.dispatch()["write_status"] == "ok")
+    st = rig.dispatch()
+    assert (st["write_status"], st["setpoint_problem"], st["last_written_p_kw"]) == ("ok", None, 400.0)
+    s = take_snapshot(rig.sd, clock.now())
+    assert "| Last write: ok at " in views.dispatch_line(rig.cfg, s, "lib")
+    assert plant_summary.pq_source(s, "lib") != "SETPOINT NOT TAKEN"
