@@ -24,7 +24,7 @@ from agents.control_sequences import (clear_owed_stop, heartbeat_counter, safe_s
                                       zero_after_plant_stop)
 from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
-from agents.owed_writes import OwedWrite
+from agents.owed_writes import OwedWrite, publish_owed
 from agents.owed_zero import OwedZero
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, next_heartbeat
@@ -357,6 +357,7 @@ class PlantController:
             send_owed_stop(self, values)
         elif values is not None:
             self.owed_zero.serve(self, values)
+        publish_owed(self)
         return values
 
     def _derive_transition(self, values: dict | None, stale: bool) -> NotOperating | None:

@@ -4,6 +4,8 @@ one retry rule for both (`docs/DECISIONS.md`, "A stop's request answered busy ..
 It is owed to the plant on one transport (`mode`) and tried at an observation on that transport
 once `not_before` (monotonic s) has passed: the first try `OWED_BUSY_RETRY_S` after it became
 owed, then doubling up to `OWED_BUSY_RETRY_MAX_S`; cleared, the next one starts over at 2 s.
+`publish_owed(ctl)` puts what the plant on the current transport is owed on the controller's
+dispatch status (`owed_stop`, `owed_zero`: the card's dispatch line).
 """
 from __future__ import annotations
 
@@ -34,3 +36,15 @@ class OwedWrite:
         """Nothing owed; the next one owed is first tried 2 s after."""
         self.mode = None
         self._retries.success()
+
+
+def publish_owed(ctl) -> None:
+    """Publish (when changed) whether a stop (`owed_stop`) or a zero (`owed_zero`) is owed to the plant on
+    the controller's current transport, through its owner (`ctl._publish_dispatch`). Called at the end
+    of each observation: a command, a switch or a try changes what is owed, the next one tells."""
+    mode = ctl.link.mode
+    owed = {"owed_stop": ctl.owed_stop.mode == mode, "owed_zero": ctl.owed_zero.owed_on(mode)}
+    with ctl.sd["lock"]:
+        published = ctl.sd["dispatch_status_by_plant"][ctl.plant_id]
+    if any(published.get(key) != value for key, value in owed.items()):
+        ctl._publish_dispatch(**owed)

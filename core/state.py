@@ -105,6 +105,8 @@ def empty_dispatch_status() -> dict:
         "applied_p_kw": None, "applied_q_kvar": None,   # the plant's applied-setpoint readback, where it differs
         "write_failed_at": None,   # local ISO of the latest failed write check
         "setpoint_problem": None,   # why the setpoint registers do not hold the last write (None at `ok`)
+        "owed_stop": False,   # a stop not confirmed is owed to the plant on the current transport
+        "owed_zero": False,   # P = Q = 0 is owed to it (agents/owed_zero.py)
         "target_expired": False,   # no fresh target from the scheduler: zero is dispatched
         "target_expired_since": None,   # local ISO of the last fresh target while expired (None: never one)
     }

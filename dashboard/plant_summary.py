@@ -40,14 +40,14 @@ def pq_source(s: Snapshot, plant: str) -> str:
     `WAITING (0)` before the active schedule's first row, `HELD`, `SETPOINT NOT TAKEN` while the plant
     does not take the setpoints written (`views.setpoint_not_taken`), `EXPIRED (0)` while no fresh target
     comes from the scheduler (zero is dispatched); `NOT DISPATCHED` for a plant that
-    runs with the gate off (enabled outside the program, or its stop not confirmed); otherwise the active source it would
-    follow (`MANUAL` / `API`)."""
+    runs with the gate off (enabled outside the program, or its stop not confirmed) or with the gate off
+    is owed a stop or a zero (`views.owed_note`); otherwise the active source it would follow (`MANUAL` / `API`)."""
     if views.setpoint_not_taken(s, plant):   # the plant holds other setpoints than those dispatched
         return "SETPOINT NOT TAKEN"
     if s.held(plant):
         return "HELD"
-    if s.undispatched(plant):
-        return "NOT DISPATCHED"
+    if s.undispatched(plant) or (not s.gate.get(plant) and views.owed_note(s.dispatch.get(plant) or {})):
+        return "NOT DISPATCHED"   # runs outside, or may run / holds its setpoints: a stop or a zero is owed
     if not (s.transition.get(plant) == "running" and s.gate.get(plant)):
         return s.source.upper()
     if views.target_expired(s, plant):   # no fresh target: zero is written, not the last target's source

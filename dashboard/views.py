@@ -18,7 +18,7 @@ from typing import Any
 from core.config import AppConfig
 from core.names import VALUE_COLUMNS
 from core.dispatch import reports_running
-from core.fleet import FLEET_LABELS
+from core.fleet import FLEET_LABELS, OWED_NOTE, ZERO_NOTE
 from core.timeutil import as_datetime, format_hms, seconds_between
 from dashboard.snapshot import Snapshot
 
@@ -320,6 +320,15 @@ def setpoint_not_taken(s: Snapshot, plant: str) -> bool:
             and (s.dispatch.get(plant) or {}).get("write_status") in NOT_TAKEN)
 
 
+def owed_note(d: dict) -> str:
+    """What the controller owes the plant on the current transport (its dispatch status `d`), in the
+    Stop's words (core.fleet): `; stop not confirmed; the stop is sent when it answers again`, or
+    `; setpoints not zeroed yet: P = Q = 0 is written when the plant takes writes`; else ''."""
+    if d.get("owed_stop"):
+        return f"; stop not confirmed{OWED_NOTE}"
+    return ZERO_NOTE if d.get("owed_zero") else ""
+
+
 def _last_write(cfg: AppConfig, d: dict, dispatched: bool) -> str:
     """The last write's status, why the registers do not hold it (`setpoint_problem`, e.g. `partial at
     12:00:05: P refused (exception 4)`), and what the plant applies where its readback differs from it.
@@ -382,7 +391,7 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
         if by_plant is not None and s.transition.get(plant) == "stopped":
             reported = (s.observed.get(plant) or {}).get("stopped_by_plant_reason") or "disabled"
             why = f"plant reported {reported} at {format_hms(by_plant, cfg.tz)}"
-        head = f"Target: not dispatched ({why}) | Schedule now {target}"
+        head = f"Target: not dispatched ({why}{owed_note(d)}) | Schedule now {target}"
     last = _last_write(cfg, d, bool(s.gate.get(plant)))
     return f"{head} | Last write: {last} | Next change: {format_hms(nxt, cfg.tz)}"
 

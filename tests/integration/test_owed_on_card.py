@@ -1,0 +1,69 @@
+"""An owed stop or zero is on the plant card (review of the fault states, finding 2): after a Stop
+that could not reach a frozen plant, the card said `Target: not dispatched (state unknown)` and the
+summary `API`, while the plant was last read enabled at -240 kW and the stop was owed. The
+controller publishes `owed_stop` / `owed_zero` on its dispatch status; the dispatch line says them in
+the Stop's words (core.fleet) and the summary says NOT DISPATCHED, until the debt is paid.
+
+LIB's controller against `tests/faulty_plant.FaultyPlant` on 127.0.0.1 (fake clock for the owed
+stop; the busy-zero rig of test_stop_busy_plant.py, real clock, for the owed zero).
+"""
+from __future__ import annotations
+
+from core.clock import FakeClock
+from core.fleet import ZERO_NOTE
+from dashboard import plant_summary, views
+from dashboard.snapshot import take_snapshot
+from tests.faulty_plant import FaultyPlant
+from tests.integration.test_control import START
+from tests.integration.test_stop_busy_plant import _busy_setpoints, _running
+from tests.integration.test_stop_busy_plant import _step_until as _step_until_real
+from tests.helpers import ENABLE
+from tests.integration.test_stop_link_faults import _a_stop_that_could_not_reach_the_plant, _back, _step_until
+
+OWED_STOP = "stop not confirmed; the stop is sent when it answers again"
+
+
+def _card(rig, now) -> tuple[str, str]:
+    s = take_snapshot(rig.sd, now)
+    return views.dispatch_line(rig.cfg, s, "lib"), plant_summary.pq_source(s, "lib")
+
+
+def test_a_stop_owed_to_a_plant_that_does_not_answer_is_on_the_card_until_it_is_sent(tmp_path):
+    clock = FakeClock(START)
+    rig, port, registers, stop = _a_stop_that_could_not_reach_the_plant(tmp_path, clock)
+    plant = None
+    try:
+        assert stop.status == "failed"
+        clock.advance(1.0)
+        rig.lib.step()                                   # the observation after the command
+        assert rig.dispatch()["owed_stop"] is True
+        line, source = _card(rig, clock.now())
+        assert line.startswith(f"Target: not dispatched (state unknown; {OWED_STOP}) | Schedule now "), line
+        assert source == "NOT DISPATCHED"
+        plant = _back(port, registers)                   # it answers again, still enabled: the stop is sent
+        _step_until(rig, clock, lambda: plant.get(ENABLE)[0] == 0 and not rig.dispatch()["owed_stop"])
+        line, source = _card(rig, clock.now())
+        assert rig.dispatch()["owed_stop"] is False and OWED_STOP not in line
+        assert line.startswith("Target: not dispatched (stopped) |") and source == "MANUAL"
+    finally:
+        rig.close()
+        if plant is not None:
+            plant.close()
+
+
+def test_a_zero_owed_to_a_disabled_plant_is_on_the_card_until_it_is_written(tmp_path):
+    with FaultyPlant() as plant:
+        rig = _running(tmp_path, plant)
+        try:
+            busy = _busy_setpoints(plant)
+            assert rig.run("stop").result.get("zero_owed") is True
+            rig.lib.step()
+            line, source = _card(rig, rig.clock.now())
+            assert rig.dispatch()["owed_zero"] is True and f"(stopped{ZERO_NOTE})" in line, line
+            assert source == "NOT DISPATCHED"
+            busy[0] = False                              # the plant takes writes again: the zero is written
+            _step_until_real(rig, lambda: not rig.dispatch()["owed_zero"])
+            line, source = _card(rig, rig.clock.now())
+            assert rig.dispatch()["owed_zero"] is False and ZERO_NOTE not in line and source != "NOT DISPATCHED"
+        finally:
+            rig.close()
