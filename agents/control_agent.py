@@ -22,6 +22,7 @@ from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
 from agents.control_sequences import (clear_owed_stop, heartbeat_counter, safe_stop, send_owed_stop, start,
                                       zero_after_plant_stop)
+from agents import left_running
 from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
 from agents.owed_writes import OwedWrite, publish_owed
@@ -242,9 +243,10 @@ class PlantController:
         return self.link.link == "ok" and self._prev_link != "ok"
 
     def _publish_dispatch(self, **fields) -> None:
+        """A callable value is applied to the published status under the lock (a read-modify-write)."""
         with self.sd["lock"]:
             status = dict(self.sd["dispatch_status_by_plant"][self.plant_id])
-            status.update(fields)
+            status.update({key: value(status) if callable(value) else value for key, value in fields.items()})
             self.sd["dispatch_status_by_plant"][self.plant_id] = status
 
     def _resolve_now(self) -> Target:
@@ -358,6 +360,7 @@ class PlantController:
         elif values is not None:
             self.owed_zero.serve(self, values)
         publish_owed(self)
+        left_running.confirm(self, values)
         return values
 
     def _derive_transition(self, values: dict | None, stale: bool) -> NotOperating | None:

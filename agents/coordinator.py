@@ -22,8 +22,10 @@ import contextlib
 import logging
 import threading
 
+from agents import left_running
 from agents.base import beat
 from agents.commands import FLEET_KINDS, SWITCH_IN_PROGRESS, Command, CommandLog
+from core.timeutil import format_local_iso
 from core.fleet import (FLEET_LABELS, OWED_NOTE, all_ok, start_all_text, start_outcome, stop_all_text, stop_outcome,
                         zero_owed_note)
 
@@ -264,6 +266,9 @@ class Coordinator:
             left, zeros = self._left_running(in_contact, results), zero_owed_note(self._zeros_owed(results), old)
             if not left:
                 return text + zeros
+            at = format_local_iso(self.clock.now())
+            for pid in self._left_pids(in_contact, results):   # the card keeps it (agents/left_running.py)
+                left_running.mark(self.controllers[pid], old, at)
             who = "they may" if " and " in left else "it may"
             warning = f"{left} not confirmed stopped on {old.upper()} ({who} still run there)"
             log.error("Transport switch: %s", warning)
@@ -280,8 +285,11 @@ class Coordinator:
 
     def _left_running(self, in_contact: list[str], results: dict) -> str:
         """`LIB and VRFB`: the plants of `in_contact` whose safe stop did not confirm `enable` 0."""
-        return " and ".join(self.cfg.plants[pid].name for pid in in_contact
-                            if not (results.get(pid) or {}).get("disable_ok"))
+        return " and ".join(self.cfg.plants[pid].name for pid in self._left_pids(in_contact, results))
+
+    @staticmethod
+    def _left_pids(in_contact: list[str], results: dict) -> list[str]:
+        return [pid for pid in in_contact if not (results.get(pid) or {}).get("disable_ok")]
 
     def _zeros_owed(self, results: dict) -> list[str]:
         """Names of the plants whose safe stop left their zero owed (`zero_owed`)."""

@@ -1,9 +1,10 @@
 """Status-tab texts that say how far the screen can be believed (issues 11, 15): the both-plants
-summary table's rows and the API-schedule note of a card. Pure functions of a `Snapshot`, like `views`."""
+summary table's rows and the warning line of a card (a plant left running on the other transport,
+the API-schedule note). Pure functions of a `Snapshot`, like `views`."""
 from __future__ import annotations
 
 from core.config import AppConfig
-from core.timeutil import wall_text
+from core.timeutil import format_hms, wall_text
 from dashboard import views
 from dashboard.snapshot import Snapshot
 
@@ -24,6 +25,20 @@ def schedule_note(cfg: AppConfig, s: Snapshot) -> str:
     if not st.get("today_fetched"):
         return "API schedule for today not fetched yet"
     return ""
+
+
+def left_running_note(cfg: AppConfig, s: Snapshot, plant: str) -> str:
+    """`Not confirmed stopped on REMOTE at 01:02:03 (it may still run there)` for each transport a switch
+    left the plant on without confirming its stop (`left_running_on`, agents/left_running.py), else ''."""
+    left = (s.dispatch.get(plant) or {}).get("left_running_on") or {}
+    return " | ".join(f"Not confirmed stopped on {mode.upper()} at "
+                      f"{format_hms(views.as_datetime(at, cfg.tz), cfg.tz)} (it may still run there)"
+                      for mode, at in sorted(left.items()))
+
+
+def card_note(cfg: AppConfig, s: Snapshot, plant: str) -> str:
+    """The card's warning line: `left_running_note`, then `schedule_note`; '' hides it."""
+    return " | ".join(note for note in (left_running_note(cfg, s, plant), schedule_note(cfg, s)) if note)
 
 
 SUMMARY_HEADER = ("Plant", "State", "Source of P/Q", "Pref", "P POI", "Qref", "Q POI", "V POI", "SoC", "Link",

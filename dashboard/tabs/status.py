@@ -57,7 +57,7 @@ def _plant_card(ctx: DashboardContext, s: Snapshot, pid: str):
         html.Div(views.dispatch_line(cfg, s, pid), id=C.plant_id("dispatch", pid), className="line dispatch-line"),
         html.Div(override_views.source_line(cfg, s, pid), id=C.plant_id("source", pid), className="line source-line"),
         html.Div(override_views.hold_line(cfg, s, pid), id=C.plant_id("hold", pid), className="line hold-line"),
-        html.Div(plant_summary.schedule_note(cfg, s), id=C.plant_id("schedule-note", pid), className="line note"),
+        html.Div(plant_summary.card_note(cfg, s, pid), id=C.plant_id("schedule-note", pid), className="line note"),
         html.Div(className="tracking", children=[
             html.Div(className="tracking-text", children=[
                 html.Span(track.badge, id=C.plant_id("badge", pid),
@@ -165,7 +165,7 @@ def _plant_values(dctx: DashboardContext, s: Snapshot, pid: str, live: dict) -> 
             ((C.plant_id("values", pid), "children"), text),
             ((C.plant_id("values", pid), "className"), _stale_class("line values-line", stale)),
             ((C.plant_id("dispatch", pid), "children"), views.dispatch_line(cfg, s, pid)),
-            ((C.plant_id("schedule-note", pid), "children"), plant_summary.schedule_note(cfg, s)),
+            ((C.plant_id("schedule-note", pid), "children"), plant_summary.card_note(cfg, s, pid)),
             ((C.plant_id("badge", pid), "children"), track.badge),
             ((C.plant_id("badge", pid), "className"), f"badge {track.state}"),
             ((C.plant_id("track-text", pid), "children"), track.text),
