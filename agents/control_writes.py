@@ -6,7 +6,8 @@ register cannot hold is refused, ERROR once), read the setpoint registers back, 
 (P first, then Q), read back again; a point not verified on the plant is not remembered as written
 (`ctl._verified_words`) and is retried at the next check. Returns the write status
 (`ok|partial|failed|refused`) and puts it on `dispatch_status_by_plant`, with `setpoint_problem`: why
-the registers do not hold what was written (`core.dispatch.not_taken_text`, or the link's error; None at `ok`). At a changed target the
+the registers do not hold what was written (`core.dispatch.not_taken_text`; None at `ok` and when the
+link failed: the card's LINK DOWN and state line say that). At a changed target the
 writes go first and the readback after (`_write_first`): a breakpoint's setpoint waits behind no
 read. Positive P = discharge.
 """
@@ -68,7 +69,8 @@ def _write_first(ctl, wanted: dict, new: list[str], refused: list) -> str:
         after = read_setpoints(ctl, immediate=False)
     except LinkError as exc:
         ctl._verified_words.clear()
-        return _record_write(ctl, "failed", None, str(exc), wrote=True)
+        return _record_write(ctl, "failed", None, str(exc), wrote=True,
+                             problem=_unread(ctl, wanted, errors, exc, refused))
     rest = [n for n in SETPOINT_POINTS if n in wanted and n not in new and after[n] != wanted[n]]
     if not rest:
         return _verify(ctl, wanted, errors, refused, after)
@@ -86,12 +88,22 @@ def _verify(ctl, wanted: dict, errors: dict, refused: list, after: dict | None =
             after = read_setpoints(ctl, immediate=False)
         except LinkError as exc:
             ctl._verified_words.clear()
-            return _record_write(ctl, "failed", None, error or str(exc), wrote=True)
+            return _record_write(ctl, "failed", None, error or str(exc), wrote=True,
+                                 problem=_unread(ctl, wanted, errors, exc, refused))
     ctl._verified_words = {n: words for n, words in wanted.items() if after[n] == words}
     _log_not_taken(ctl, {n: words for n, words in wanted.items() if n not in errors}, after)
     status = write_status(bool(refused), len(ctl._verified_words), len(wanted))
     problem = not_taken_text(ctl.link.endpoint.points, wanted, after, errors, refused)
     return _record_write(ctl, status, after, error, wrote=True, problem=problem)
+
+
+def _unread(ctl, wanted: dict, errors: dict, exc: LinkError, refused: list = ()) -> str | None:
+    """Why, when the readback after the writes failed: the writes' own errors, else `setpoints not read
+    back (<error>)`; None when the link is down (the card's LINK DOWN says it)."""
+    if ctl.link.link == "connect_failed":
+        return None
+    return not_taken_text(ctl.link.endpoint.points, wanted, None, errors, list(refused)) or \
+        f"setpoints not read back ({exc})"
 
 
 def _log_not_taken(ctl, wanted: dict, after: dict) -> None:
@@ -139,11 +151,11 @@ def _warn_external(ctl, name: str, current: dict, wanted: dict) -> None:
 
 def _record_write(ctl, status: str, words: dict | None, error: str | None, wrote: bool,
                   problem: str | None = None) -> str:
-    """Publish a write check's outcome; `problem` (default: `error`) is why the registers do not
-    hold what was written, dropped at `ok`."""
+    """Publish a write check's outcome; `problem` is why the registers do not hold what was written
+    (None when the link failed: its error is `last_error`), dropped at `ok`."""
     points = ctl.link.endpoint.points
     fields = {"write_status": status, "readback_ok": words is not None, "last_error": error,
-              "setpoint_problem": None if status == "ok" else problem or error}
+              "setpoint_problem": None if status == "ok" else problem}
     fields |= {"write_failed_at": format_local_iso(ctl.clock.now())} if status == "failed" else {}
     ctl._check_wrote = wrote
     if words is not None:

@@ -58,3 +58,17 @@ def test_a_refused_p_write_is_shown_with_its_reason_until_a_write_is_verified(ri
     s = take_snapshot(rig.sd, clock.now())
     assert "| Last write: ok at " in views.dispatch_line(rig.cfg, s, "lib")
     assert plant_summary.pq_source(s, "lib") != "SETPOINT NOT TAKEN"
+
+
+def test_a_write_that_failed_with_the_link_gives_no_setpoint_reason(rig_plant):
+    """A plant that no longer answers: LINK DOWN and the state line say why; the dispatch line does
+    not repeat the link's error as a reason the plant did not take its setpoints."""
+    rig, plant, clock = rig_plant
+    _started(rig, plant, 300.0)
+    plant.close()
+    rig.target(400.0, 0.0)
+    _step_until(rig, clock, lambda: rig.dispatch()["write_status"] == "failed", steps=5)
+    st = rig.dispatch()
+    assert st["write_status"] == "failed" and st["last_error"] and st["setpoint_problem"] is None
+    line = views.dispatch_line(rig.cfg, take_snapshot(rig.sd, clock.now()), "lib")
+    assert "| Last write: failed at " in line and st["last_error"] not in line, line
