@@ -36,6 +36,12 @@ def left_running_note(cfg: AppConfig, s: Snapshot, plant: str) -> str:
                       for mode, at in sorted(left.items()))
 
 
+def _left_on(s: Snapshot, plant: str) -> str:
+    """The summary's State cell's ` (may run on REMOTE)` for a plant of `left_running_note`, else ''."""
+    left = (s.dispatch.get(plant) or {}).get("left_running_on") or {}
+    return f" (may run on {' and '.join(sorted(mode.upper() for mode in left))})" if left else ""
+
+
 def card_note(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     """The card's warning line: `left_running_note`, then `schedule_note`; '' hides it."""
     return " | ".join(note for note in (left_running_note(cfg, s, plant), schedule_note(cfg, s)) if note)
@@ -91,7 +97,8 @@ def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bo
 
     link = "LINK DOWN" if f.link_down else "NO DATA" if not f.fresh else "METER DOWN" if f.meter_down else "OK"
     return [(cfg.plants[plant].name, False),
-            (views.STATE_WORDS.get(s.transition.get(plant), "Unknown"), views.state_stale(s, plant)),
+            (views.STATE_WORDS.get(s.transition.get(plant), "Unknown") + _left_on(s, plant),
+             views.state_stale(s, plant)),
             (pq_source(s, plant), False),
             value("p_setpoint_kw", "kW"), value("p_poi_kw", "kW"),
             value("q_setpoint_kvar", "kvar"), value("q_poi_kvar", "kvar"),

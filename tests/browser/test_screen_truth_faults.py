@@ -128,5 +128,6 @@ def test_3_a_plant_left_running_on_remote_stays_on_its_card(plant, env, page):
     note = page.wait_text("schedule-note-lib", "Not confirmed stopped on REMOTE at ", timeout=10)
     assert note.endswith("(it may still run there)"), note
     assert plant.get(1) == [1]
+    page.wait_text("summary-1-lib", "Stopped (may run on REMOTE)", exact=True)
     _shots(env, "left-running-on-remote", lambda p: p.wait_text("schedule-note-lib", "Not confirmed stopped"))
     plant.hook = None

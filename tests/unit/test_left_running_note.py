@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from agents.shared_data import build_shared_data
 from dashboard.api_state import api_state_document
-from dashboard.plant_summary import card_note
+from dashboard.plant_summary import card_note, summary_cells
 from dashboard.snapshot import take_snapshot
 from tests.helpers import make_cfg
 
@@ -26,3 +26,5 @@ def test_a_plant_left_on_remote_is_on_its_cards_warning_line_with_the_schedule_n
                                         "API schedule not refreshed (disconnected)")
     assert card_note(cfg, s, "vrfb") == "API schedule not refreshed (disconnected)"
     assert api_state_document(cfg, s)["plants"]["lib"]["left_running_on"] == {"remote": "2026-03-29T11:58:03+02:00"}
+    assert summary_cells(cfg, s, "lib")[1][0] == "Stopped (may run on REMOTE)"   # the summary's State cell
+    assert summary_cells(cfg, s, "vrfb")[1][0] == "Stopped"
