@@ -17,7 +17,9 @@ and wakes the thread), and right after a midnight with nothing to promote. A pas
    is older than 30 min (market revisions);
 5. fetches tomorrow the same way, but only when the local time of day is at or after
    `istentore_api.poll_start_time` (a `datetime.time`, compared as a time);
-6. records `last_attempt`.
+6. records `last_attempt` when it sent a request (a pass with nothing due, or one held back, sends
+   none: its time would read as a contact that did not happen; docs/DECISIONS.md).
+A fetch the API answered records `last_answer_at` (local ISO): `connected` says since when it is known.
 Every pass that ran publishes `passes`, the number of passes completed since start (also one with
 no password, or one that raised). `request_fetch_now()` returns the number of the pass that will
 answer it, so the dashboard says a Fetch Now's result once that pass is over, not the result of a
@@ -196,7 +198,7 @@ class DataFetcher:
         if password is None:
             return self.period_s
         if (held := self.api.login_held_back()) is not None:   # refused meanwhile (the poster's login)
-            return self._auth_failed(held, now, [])
+            return self._auth_failed(held, None, [])
         if (wait_until := self._server_wait_left()) is not None:   # the server's wait holds every request
             return self._hold_pass(now, fetch_now, wait_until)
         fetch_now, self._fetch_now_held = fetch_now or self._fetch_now_held, False
@@ -210,17 +212,19 @@ class DataFetcher:
         retry_s: float | None = None     # set by an API error: the next pass comes sooner
         problems: list[str] = []
         skipped_periods: list[str] = []   # the parser's warnings: logged once per episode, not published
+        sent = False                      # a request went out (last_attempt moves only then)
         for i, (window, day) in enumerate(wanted):
             if self.stop_event.is_set():
                 break
             if (wait_until := self._server_wait_left()) is not None:   # a Retry-After, to a window or a post
                 retry_s = max(retry_s or 0.0, self._windows_held(wanted[i:], fetch_now, wait_until, problems))
                 break
+            sent = True
             try:
                 points = self.api.get_day_ahead_schedules(*api_window(day, self.tz),
                                                           warnings=_PeriodWarnings(self, window, skipped_periods))
             except AuthenticationError as exc:
-                return self._auth_failed(exc, now, problems)
+                return self._auth_failed(exc, format_local_iso(now), problems)
             except IstentoreAPIError as exc:
                 self._failed.add(window)
                 retry_s = max(retry_s or 0.0, self._fetch_failed(window, exc, problems))
@@ -231,7 +235,7 @@ class DataFetcher:
             if problem is not None:
                 self._report(logging.WARNING, problem, problems)
 
-        fields = {"last_attempt": format_local_iso(now)}
+        fields = {"last_attempt": format_local_iso(now)} if sent else {}
         if problems:
             fields["error"] = "; ".join(problems)
             self._settle_problems(problems + skipped_periods)
@@ -257,15 +261,16 @@ class DataFetcher:
         log.info("API password cleared")
         return False
 
-    def _auth_failed(self, exc: AuthenticationError, now: datetime, problems: list[str]) -> float:
-        """End the pass after an authentication failure; returns the backoff before the next one."""
+    def _auth_failed(self, exc: AuthenticationError, attempt: str | None, problems: list[str]) -> float:
+        """End the pass after an authentication failure; returns the backoff before the next one.
+        `attempt`: the pass's time (local ISO) when it sent a request, None for a login held back."""
         self._login_awaited = self.api.gate.next_seq()
         backoff_s = self._auth_backoff.failure()
         if exc.rejected and exc.retry_after_s is not None:   # the process-wide login backoff rules
             backoff_s = exc.retry_after_s
         self._report(logging.ERROR, f"Authentication failed: {exc}", problems)
         self._settle_problems(problems)
-        self._publish(connected=False, error="; ".join(problems), last_attempt=format_local_iso(now))
+        self._publish(connected=False, error="; ".join(problems), last_attempt=attempt or self._status["last_attempt"])
         return backoff_s
 
     def _fetch_failed(self, window: str, exc: IstentoreAPIError, problems: list[str]) -> float:
@@ -391,7 +396,7 @@ class DataFetcher:
                 frame = prune(frame, keep_start, keep_end)
                 self.store.publish_schedule("api", pid, frame)
             stored[pid] = 0 if frame is None or len(frame) == 0 else len(prune(frame, day_start, day_end))
-        fields = {"connected": True, f"{window}_date": day.isoformat(),
+        fields = {"connected": True, "last_answer_at": format_local_iso(self.clock.now()), f"{window}_date": day.isoformat(),
                   f"{window}_points": sum(stored.values()), f"{window}_points_by_plant": stored}
         counts = " ".join(f"{self.names[pid]}={returned[pid]}" for pid in PLANT_IDS)
         if complete:

@@ -77,7 +77,8 @@ def empty_fetcher_status() -> dict:
         "tomorrow_points": 0,
         "today_points_by_plant": per_plant(int),
         "tomorrow_points_by_plant": per_plant(int),
-        "last_attempt": None,
+        "last_attempt": None,          # local ISO of the last pass that sent a request
+        "last_answer_at": None,        # local ISO of the last fetch the API answered (`connected` since then)
         "error": None,
         "today_fetched_at": None,      # local ISO of the window's last complete fetch (its schedule's age)
         "tomorrow_fetched_at": None,

@@ -33,7 +33,7 @@ def _counts(cfg: AppConfig, by_plant: Any) -> str:
 def api_line(cfg: AppConfig, s: Snapshot) -> str:
     st = s.fetcher or {}
     link = api_link(st, s.post_status, cfg.tz)
-    text = (f"API Connected: {'Yes' if link.connected else ' '.join(('No', link.note)).strip()} | "
+    text = (f"API Connected: {link.words('Yes', 'No', cfg.tz)} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))}")
     if (waiting := server_wait_note(st, s.now, cfg.tz)) is not None:
         text += f" | {waiting}"
@@ -47,7 +47,7 @@ def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
     st = s.fetcher or {}
     tomorrow = s.now.date() + timedelta(days=1)
     link = api_link(st, s.post_status, cfg.tz)
-    text = (f"API: {'Connected' if link.connected else ' '.join(('Not connected', link.note)).strip()} | "
+    text = (f"API: {link.words('Connected', 'Not connected', cfg.tz)} | "
             f"{password_state(st, s.post_status, s.password_set, cfg.tz)} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
             f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")

@@ -16,6 +16,14 @@ from core.timeutil import as_datetime, format_hms
 class ApiLink(NamedTuple):
     connected: bool
     note: str = ""      # why not, when a failed post says so: "(a measurement post failed at …: …)"
+    since: datetime | None = None   # when connected: the newest answer of either client it rests on
+
+    def words(self, yes: str, no: str, tz: tzinfo) -> str:
+        """`<yes> (last answer HH:MM:SS)` or `<no> <note>`: a pass with nothing due sends no request,
+        so `connected` is only as fresh as the last answer, and the line says when that was."""
+        if not self.connected:
+            return " ".join((no, self.note)).strip()
+        return yes if self.since is None else f"{yes} (last answer {format_hms(self.since, tz)})"
 
 
 def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:
@@ -30,17 +38,21 @@ def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:
             failures.append((at, str(attempt.get("error") or "failed")))
     newest_success = max((t for t in successes if t is not None), default=None)
     if not failures:
-        return ApiLink(True)
+        return ApiLink(True, since=newest_success)
     at, error = max(failures, key=lambda f: f[0])
     if newest_success is not None and newest_success >= at:
-        return ApiLink(True)
+        return ApiLink(True, since=newest_success)
     return ApiLink(False, f"(a measurement post failed at {format_hms(at, tz)}: {error})")
 
 
 def _successes(fetcher: dict, post_status: dict, tz: tzinfo) -> list:
-    """When either client last had an answer from the API (complete window fetches, posts); None where never."""
-    return [as_datetime(fetcher.get(key), tz) for key in ("today_fetched_at", "tomorrow_fetched_at")] + [
-        as_datetime((st.get("last_success") or {}).get("timestamp"), tz) for st in post_status.values()]
+    """When either client last had an answer from the API (window fetches, posts, a post's data
+    rejected); None where never."""
+    keys = ("last_answer_at", "today_fetched_at", "tomorrow_fetched_at")
+    rejected = [st.get("last_attempt") or {} for st in post_status.values()]
+    return [as_datetime(fetcher.get(key), tz) for key in keys] + [
+        as_datetime((st.get("last_success") or {}).get("timestamp"), tz) for st in post_status.values()] + [
+        as_datetime(a.get("timestamp"), tz) for a in rejected if a.get("result") == "rejected"]
 
 
 def _refused_at(post_status: dict, tz: tzinfo) -> datetime | None:

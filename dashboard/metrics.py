@@ -198,7 +198,7 @@ def service_gauges(f: _Families, s: Snapshot, cfg, threads) -> None:
             bool(fetch.get("connected")))
     f.gauge("hil_schedule_fetch_error", "1 while the last fetch pass reported an error", [], [],
             fetch.get("error") is not None)
-    f.gauge("hil_schedule_fetch_last_attempt_age_seconds", "Time since the last fetch attempt", [], [],
+    f.gauge("hil_schedule_fetch_last_attempt_age_seconds", "Time since the fetcher last sent a request", [], [],
             age_s(fetch.get("last_attempt"), s.now, tz))
     for w in WINDOWS:
         f.gauge("hil_schedule_fetched", "Day window fetched complete (1) or not (0)", ["window"], [w],

@@ -12,7 +12,7 @@ from dashboard.snapshot import Snapshot
 def schedule_note(cfg: AppConfig, s: Snapshot) -> str:
     """On the API source: a warning when the schedule being dispatched is no longer refreshed
     (no password, fetcher not connected, or today's schedule not fetched); else ''. "since" is
-    the fetcher's last pass (`last_attempt`), the last time it checked the schedule's age."""
+    the fetcher's last request (`last_attempt`)."""
     if s.source != "api":
         return ""
     st = s.fetcher or {}

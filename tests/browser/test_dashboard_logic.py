@@ -697,10 +697,12 @@ def _post(result=None, at=None, success_at=None, error="POST /measurements: conn
      "API Connected: No (a measurement post failed at 11:59:40: POST /measurements: connection failed: refused) | "),
     # a later success of either client: it answers again
     ("2026-03-29T11:30:00+02:00", _post("failed", "2026-03-29T11:59:40+02:00"), _post(success_at="2026-03-29T11:59:50+02:00"),
-     "API Connected: Yes | "),
-    ("2026-03-29T11:59:45+02:00", _post("failed", "2026-03-29T11:59:40+02:00"), _post(), "API Connected: Yes | "),
+     "API Connected: Yes (last answer 11:59:50) | "),
+    ("2026-03-29T11:59:45+02:00", _post("failed", "2026-03-29T11:59:40+02:00"), _post(),
+     "API Connected: Yes (last answer 11:59:45) | "),
     # a rejected item is the API answering
-    ("2026-03-29T11:30:00+02:00", _post("rejected", "2026-03-29T11:59:40+02:00"), _post(), "API Connected: Yes | "),
+    ("2026-03-29T11:30:00+02:00", _post("rejected", "2026-03-29T11:59:40+02:00"), _post(),
+     "API Connected: Yes (last answer 11:59:40) | "),
 ])
 def test_api_connected_is_no_while_posts_fail_after_every_success(cfg, fetched_at, lib, vrfb, text):
     sd = build_shared_data("api")

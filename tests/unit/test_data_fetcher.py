@@ -114,8 +114,8 @@ def status_with(**fields) -> dict:
         "connected": False, "today_fetched": False, "tomorrow_fetched": False, "today_date": None,
         "tomorrow_date": None, "today_points": 0, "tomorrow_points": 0,
         "today_points_by_plant": {"lib": 0, "vrfb": 0}, "tomorrow_points_by_plant": {"lib": 0, "vrfb": 0},
-        "last_attempt": None, "error": None, "today_fetched_at": None, "tomorrow_fetched_at": None, "passes": 0,
-        "server_wait": None,
+        "last_attempt": None, "last_answer_at": None, "error": None, "today_fetched_at": None,
+        "tomorrow_fetched_at": None, "passes": 0, "server_wait": None,
     }
     status.update(fields)
     return status
@@ -155,9 +155,9 @@ def test_today_is_fetched_at_start_and_not_again_before_it_is_due(sim, rig_facto
 
     assert rig.step() == pytest.approx(1.0)
 
-    assert rig.status() == status_with(passes=1, 
+    assert rig.status() == status_with(passes=1,
         connected=True, today_fetched=True, today_date="2026-06-01", tomorrow_date="2026-06-02",
-        today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
+        today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96}, last_answer_at="2026-06-01T09:05:00+02:00",
         last_attempt="2026-06-01T09:05:00+02:00", today_fetched_at="2026-06-01T09:05:00+02:00")
     assert_day_matches_sim(rig, date(2026, 6, 1))
     assert_frames_valid(rig, date(2026, 6, 1))
@@ -171,10 +171,11 @@ def test_today_is_fetched_at_start_and_not_again_before_it_is_due(sim, rig_facto
 
     rig.leap(1)                                     # a pass: today is fresh, nothing to fetch
     assert rig.market_calls() == 1
-    assert rig.status() == status_with(passes=2, 
+    # a pass that sent no request leaves last_attempt: 09:07 would read as a contact that did not happen
+    assert rig.status() == status_with(passes=2,
         connected=True, today_fetched=True, today_date="2026-06-01", tomorrow_date="2026-06-02",
-        today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
-        last_attempt="2026-06-01T09:07:00+02:00", today_fetched_at="2026-06-01T09:05:00+02:00")  # a pass, no fetch
+        today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96}, last_answer_at="2026-06-01T09:05:00+02:00",
+        last_attempt="2026-06-01T09:05:00+02:00", today_fetched_at="2026-06-01T09:05:00+02:00")
 
 
 @pytest.mark.parametrize("poll_start, tomorrow_fetched", [("09:05", True), ("17:30", False)])
@@ -235,6 +236,7 @@ def test_a_same_day_retry_of_today_keeps_tomorrows_rows(sim, rig_factory, caplog
         tomorrow_date="2026-06-02", today_points=192, tomorrow_points=192,
         today_points_by_plant={"lib": 96, "vrfb": 96}, tomorrow_points_by_plant={"lib": 96, "vrfb": 96},
         last_attempt="2026-06-01T18:00:30+02:00", today_fetched_at="2026-06-01T18:00:30+02:00",
+        last_answer_at="2026-06-01T18:00:30+02:00",
         tomorrow_fetched_at="2026-06-01T18:00:00+02:00")   # the age of each window's schedule
     assert "Fetched today schedule 2026-06-01: LIB=96 VRFB=96 points" in caplog.messages
     assert "Fetched tomorrow schedule 2026-06-02: LIB=96 VRFB=96 points" in caplog.messages
@@ -254,7 +256,8 @@ def test_midnight_promotes_tomorrow_and_prunes_yesterday(sim, rig_factory, caplo
     assert rig.status() == status_with(passes=1, 
         connected=True, today_fetched=True, tomorrow_fetched=False, today_date="2026-06-02",
         tomorrow_date="2026-06-03", today_points=192, today_points_by_plant={"lib": 96, "vrfb": 96},
-        last_attempt="2026-06-01T23:59:00+02:00", today_fetched_at="2026-06-01T23:59:00+02:00")  # promoted
+        last_attempt="2026-06-01T23:59:00+02:00", today_fetched_at="2026-06-01T23:59:00+02:00",  # promoted
+        last_answer_at="2026-06-01T23:59:00+02:00")
     for plant in PLANTS:
         assert len(rig.frame(plant)) == 96           # yesterday pruned at the rollover
     assert_day_matches_sim(rig, date(2026, 6, 2))
@@ -342,7 +345,8 @@ def test_rollover_and_pruning_happen_without_a_password(sim, rig_factory, caplog
 
     assert sim.calls[MARKET] == 2
     assert rig.status() == status_with(passes=3, today_date="2026-06-03", tomorrow_date="2026-06-04",
-                                       last_attempt="2026-06-01T18:00:00+02:00")
+                                       last_attempt="2026-06-01T18:00:00+02:00",
+                                       last_answer_at="2026-06-01T18:00:00+02:00")   # kept: not shown unconnected
     for plant in PLANTS:
         assert len(rig.frame(plant)) == 0
 
@@ -475,7 +479,8 @@ def test_an_incomplete_day_is_merged_reported_and_retried(sim, rig_factory, capl
     assert rig.status() == status_with(passes=1, 
         connected=True, today_fetched=False, today_date="2026-06-01", tomorrow_date="2026-06-02",
         today_points=96, today_points_by_plant={"lib": 48, "vrfb": 48},
-        last_attempt="2026-06-01T09:05:00+02:00", error="Incomplete today schedule (LIB=48 VRFB=48)")
+        last_attempt="2026-06-01T09:05:00+02:00", error="Incomplete today schedule (LIB=48 VRFB=48)",
+        last_answer_at="2026-06-01T09:05:00+02:00")   # the API answered, if not with the whole day
     assert [(r.levelname, r.message) for r in caplog.records if "Incomplete" in r.message] == [
         ("WARNING", "Incomplete today schedule (LIB=48 VRFB=48)")]
     assert len(rig.frame("lib")) == 48              # merged anyway: the first half dispatches

@@ -314,3 +314,20 @@ def test_the_api_status_lines_say_while_the_servers_retry_after_runs(cfg):
     assert "waiting" not in api_line(cfg, snap(sd, later))
     sd["data_fetcher_status"]["server_wait"] = None
     assert "waiting" not in api_status_line(cfg, snap(sd))
+
+
+def test_the_connected_lines_say_when_the_api_last_answered(cfg):
+    """A fetcher pass with nothing due sends no request: `API Connected: Yes` stayed on screen for
+    half an hour after the API died. The lines say since when it is known (the newest answer of
+    either client: a fetch, a post), and the pass that sent nothing leaves `last_attempt` alone."""
+    from dashboard.api_answers import api_line, api_status_line
+    sd = build_shared_data()
+    _fetched(sd, 7, "2026-03-29T11:45:10+02:00")
+    sd["data_fetcher_status"].update(last_answer_at="2026-03-29T11:45:10+02:00",
+                                     today_fetched_at="2026-03-29T11:30:00+02:00")
+    assert api_line(cfg, snap(sd)).startswith("API Connected: Yes (last answer 11:45:10) | Today 2026-03-29: ")
+    assert api_status_line(cfg, snap(sd)).startswith("API: Connected (last answer 11:45:10) | Password set | ")
+    sd["measurement_post_status"]["vrfb"]["last_success"] = {"timestamp": "2026-03-29T11:58:02+02:00"}
+    assert api_line(cfg, snap(sd)).startswith("API Connected: Yes (last answer 11:58:02) | ")   # a post's answer
+    sd["data_fetcher_status"]["connected"] = False
+    assert api_line(cfg, snap(sd)).startswith("API Connected: No | ")
