@@ -55,14 +55,29 @@ def _successes(fetcher: dict, post_status: dict, tz: tzinfo) -> list:
         as_datetime(a.get("timestamp"), tz) for a in rejected if a.get("result") == "rejected"]
 
 
-def _refused_at(post_status: dict, tz: tzinfo) -> datetime | None:
-    """When the newest post attempt of either plant failed with the refused password, else None."""
-    attempts = [(at, a) for a in ((st.get("last_attempt") or {}) for st in post_status.values())
+class Refusal(NamedTuple):
+    plant: str
+    at: datetime
+    error: str
+
+
+def password_refusal(post_status: dict, tz: tzinfo) -> Refusal | None:
+    """The newest post attempt of either plant (by plant id), when it failed with the refused
+    password: which plant's, when, and the error; else None."""
+    attempts = [(at, pid, a) for pid, st in post_status.items() for a in (st.get("last_attempt") or {},)
                 if (at := as_datetime(a.get("timestamp"), tz)) is not None]
     if not attempts:
         return None
-    at, newest = max(attempts, key=lambda pair: pair[0])
-    return at if newest.get("result") == "failed" and "password rejected" in str(newest.get("error")) else None
+    at, pid, newest = max(attempts, key=lambda item: item[0])
+    if newest.get("result") == "failed" and "password rejected" in str(newest.get("error")):
+        return Refusal(pid, at, str(newest.get("error")))
+    return None
+
+
+def _refused_at(post_status: dict, tz: tzinfo) -> datetime | None:
+    """When the newest post attempt of either plant failed with the refused password, else None."""
+    refusal = password_refusal(post_status, tz)
+    return None if refusal is None else refusal.at
 
 
 def password_paused(post_status: dict, tz: tzinfo) -> bool:

@@ -14,7 +14,7 @@ from core.config import AppConfig
 from core.names import PLANT_IDS
 from core.timeutil import as_datetime, format_hms, format_ui, seconds_between
 from dashboard.api_answers import server_wait_running
-from dashboard.api_link import password_paused
+from dashboard.api_link import password_paused, password_refusal
 from dashboard.snapshot import Snapshot
 from dashboard.views import METRIC_WORDS, _num, fmt
 
@@ -66,17 +66,14 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
         text = (f"Last attempt: Metric={METRIC_WORDS.get(attempt.get('metric'), attempt.get('metric'))} "
                 f"Series={attempt.get('series_id')} Value={_value3(attempt.get('value'))} "
                 f"Attempt={attempt.get('attempt')} Result={result} | At: {_ui_time(attempt.get('timestamp'), tz)}")
-        retry = _num(attempt.get("next_retry_seconds"))
-        at = as_datetime(attempt.get("timestamp"), tz)
-        if result == "FAILED" and retry is not None and at is not None:
-            left_s = retry - seconds_between(at, s.now)
+        if result == "FAILED" and (left_s := _retry_left_s(cfg, s, st, paused)) is not None:
             text += (
                 f" | Next {'login try' if paused else 'retry'} in ~{left_s:.0f}s" if left_s >= 0.5 else
                 f" | {'Login try' if paused else 'Retry'} due")
         lines.append(text)
     else:
         lines.append("No attempts yet.")
-    err = st.get("last_error")
+    err = _current_error(cfg, s, plant) if paused else st.get("last_error")
     if err:
         lines.append(f"Last error: {_ui_time(err.get('timestamp'), tz)}: {err.get('message')}")
     else:
@@ -84,6 +81,33 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     lines.append("Counters: " + " ".join(
         f"{k}={int(counters.get(k) or 0)}" for k in ("enqueued", "posted", "rejected", "dropped", "discarded")))
     return lines
+
+
+def _retry_left_s(cfg: AppConfig, s: Snapshot, st: dict, paused: bool) -> float | None:
+    """Seconds to the plant's next try at the snapshot's now (< 0 once due), None when unknown. While
+    the refused password pauses the account, one login is tried for every plant: its time is the
+    pause's `next_try_at` (the same on every card), not the plant's own older failure's retry."""
+    pause = st.get("account_pause") or {}
+    next_try = as_datetime(pause.get("next_try_at"), cfg.tz) if paused and pause.get("reason") == "password_refused" \
+        else None
+    if next_try is not None:
+        return seconds_between(s.now, next_try)
+    attempt = st.get("last_attempt") or {}
+    retry, at = _num(attempt.get("next_retry_seconds")), as_datetime(attempt.get("timestamp"), cfg.tz)
+    return None if retry is None or at is None else retry - seconds_between(at, s.now)
+
+
+def _current_error(cfg: AppConfig, s: Snapshot, plant: str) -> dict | None:
+    """The error line's {timestamp, message} while the refused password pauses posting: the refusal
+    (`…: password rejected (LIB's post)` when another plant's post got it) when it is newer than the
+    plant's own last error, which is then no longer the cause; else that own error."""
+    own = (s.post_status.get(plant) or {}).get("last_error")
+    refusal = password_refusal(s.post_status, cfg.tz)
+    own_at = as_datetime((own or {}).get("timestamp"), cfg.tz)
+    if refusal is None or (own_at is not None and own_at >= refusal.at):
+        return own
+    whose = "" if refusal.plant == plant else f" ({cfg.plants[refusal.plant].name}'s post)"
+    return {"timestamp": refusal.at, "message": refusal.error + whose}
 
 
 def pause_note(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:

@@ -331,3 +331,26 @@ def test_the_connected_lines_say_when_the_api_last_answered(cfg):
     assert api_line(cfg, snap(sd)).startswith("API Connected: Yes (last answer 11:58:02) | ")   # a post's answer
     sd["data_fetcher_status"]["connected"] = False
     assert api_line(cfg, snap(sd)).startswith("API Connected: No | ")
+
+
+def test_both_cards_give_the_accounts_next_login_and_the_refusal_as_the_error(cfg):
+    """Found in review: after an outage the password was refused on LIB's post; VRFB's card said
+    `Login try due` (from its own older failure's retry) and `Last error: … Connection refused`,
+    while LIB's said `Next login try in ~41s`. One login is tried for the account, at the pause's
+    `next_try_at`; the refusal is the current cause on both cards."""
+    sd = build_shared_data()
+    refused = "login rejected (HTTP 401): password rejected"
+    refused_too = "POST /measurements: connection failed: Connection refused"
+    pause = {"reason": "password_refused", "failed_at": "2026-03-29T11:58:16+02:00",
+             "next_try_at": "2026-03-29T12:00:41+02:00"}
+    for pid, at, error, retry_s in (("vrfb", "2026-03-29T11:58:10+02:00", refused_too, 4),
+                                    ("lib", "2026-03-29T11:58:16+02:00", refused, 145)):
+        attempt = dict(_attempt(at, "failed", error), next_retry_seconds=retry_s)
+        sd["measurement_post_status"][pid].update(posting_enabled=True, pending_queue_count=3, account_pause=pause,
+                                                  last_attempt=attempt, last_error={"timestamp": at, "message": error})
+    lib, vrfb = (posting_view.posting_lines(cfg, snap(sd), pid) for pid in ("lib", "vrfb"))
+    assert lib[4].endswith(" | Next login try in ~41s") and vrfb[4].endswith(" | Next login try in ~41s")
+    assert lib[5] == f"Last error: 2026-03-29 11:58:16 CEST: {refused}"
+    assert vrfb[5] == f"Last error: 2026-03-29 11:58:16 CEST: {refused} (LIB's post)"
+    later = posting_view.posting_lines(cfg, snap(sd, NOW + timedelta(seconds=41)), "vrfb")
+    assert later[4].endswith(" | Login try due")
