@@ -49,15 +49,23 @@ def _trace_xy(view, until: datetime | None) -> tuple[list, list]:
     return [x_of(t) for t, _ in pts], [v for _, v in pts]
 
 
+def _since(origin: str) -> str:
+    """Where the forecast's start SoC comes from, as the note says it (a stale value is not "now")."""
+    return "now" if origin == "live" else "last measured" if origin == "sample" else \
+        "last recorded" if origin.startswith("file") else "initial (config)"
+
+
 def _line(name: str, view) -> str:
+    """The note under the plot: the warning, or `follows the schedule`, each with the start SoC's
+    origin; a warning leaves it out only for a fresh plant reading (`now`), since one computed from
+    a made-up or old SoC is no fact about the plant."""
     held = view.inputs is not None and view.inputs.held is not None
     prefix = "Held until Resume: forecast at held values; " if held else ""
+    since = _since(view.soc_start_from)
     if view.warning:
-        return prefix + view.warning
+        start = "" if since == "now" else f"; starting from SoC {view.soc_start:.2f} {since}"
+        return prefix + view.warning + start
     what = "stays at the held values" if held else "follows the schedule"
-    origin = view.soc_start_from
-    since = "now" if origin == "live" else "last measured" if origin == "sample" else \
-        "last recorded" if origin.startswith("file") else "initial (config)"   # a stale value is not "now"
     return (f"{name} {what}; SoC {view.soc_start:.2f} {since}, "
             f"{view.forecast.soc_end:.2f} at {wall_text(view.forecast.times[-1], '%Y-%m-%d %H:%M')}")
 

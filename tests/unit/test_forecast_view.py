@@ -3,6 +3,7 @@ the trace and warning of a forecast computed for the frame shown, nothing for an
 redraw when the forecast is replaced and none per tick otherwise."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -69,7 +70,8 @@ def test_manual_preview_gets_the_trace_and_the_warning(rig):
     assert out["layout"]["yaxis2"]["overlaying"] == "y"
     note = out["layout"]["annotations"][-1]["text"]
     assert [t for t in re.split("<[^>]+>", note) if t] == [   # one short line per part (390 px)
-        "LIB reaches SoC 0.00 at 10:37", "550 kWh of discharge cannot be delivered"]
+        "LIB reaches SoC 0.00 at 10:37", "550 kWh of discharge cannot be delivered",
+        "starting from SoC 0.50 initial (config)"]   # no plant reading: the start SoC is the config's
     assert len(fig["data"]) == len(out["data"]) - 1, "the preview's own traces are kept"
     # a frame the forecast was not computed for: nothing added
     other = emptying_frame()
@@ -200,5 +202,21 @@ def test_long_words_are_wrapped_to_fit_a_phone(rig):
     warning = rig.forecaster.view("manual", "vrfb").warning
     assert len(warning) > figures.PHONE_LINE_CHARS and "is asked for more discharge than p_max" in warning
     assert all(len(line) <= figures.PHONE_LINE_CHARS for line in lines), lines
-    assert " ".join(lines).split() == warning.replace(";", "").split()
+    assert " ".join(lines).split() == (warning + " starting from SoC 0.50 initial (config)").replace(";", "").split()
     assert out["layout"]["margin"]["b"] >= forecast_view.BELOW_AXIS_PX + 18 * len(lines)
+
+
+def test_a_warning_says_where_its_start_soc_comes_from_unless_it_is_a_fresh_reading(rig):
+    """Found in review: with no plant ever read, the API tab said in red `LIB reaches SoC 0.00 at
+    03:02; …` from the config's 0.5, and dropped the `initial (config)` it prints without a warning."""
+    view = rig.forecaster.view
+    frame = emptying_frame()
+    publish(rig, "manual", "lib", frame)
+    step_all(rig.forecaster)
+    got = view("manual", "lib")
+    assert got.warning and got.soc_start_from == "initial_soc_pu"
+    assert forecast_view._line("LIB", got) == got.warning + "; starting from SoC 0.50 initial (config)"
+    for origin, since in (("sample", "last measured"), ("file 20260601_LIB.csv", "last recorded")):
+        assert forecast_view._line("LIB", dataclasses.replace(got, soc_start_from=origin)).endswith(
+            f"; starting from SoC 0.50 {since}")
+    assert forecast_view._line("LIB", dataclasses.replace(got, soc_start_from="live")) == got.warning   # a fresh reading
