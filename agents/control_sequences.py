@@ -31,6 +31,9 @@ from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
 from core.dispatch import decayed, not_taken_text, write_status
 from core.fleet import ZERO_NOTE
+
+from core.dispatch import decayed, write_status
+from core.fleet import ZERO_NOTE, start_detail
 from core.points import SETPOINT_POINTS
 from core.recording import format_value
 from core.timeutil import format_local_iso
@@ -80,7 +83,7 @@ def start(ctl) -> tuple[bool, str]:
     ctl._next_dispatch = 0.0
     log.info("%s started (P=%s kW, Q=%s kvar, source %s)", ctl.name, format_value(target.p_kw),
              format_value(target.q_kvar), source.upper())
-    return True, "started"
+    return True, start_detail(source, target.reason_p or target.reason)
 
 
 def _dispatch_error(ctl) -> str | None:

@@ -19,6 +19,9 @@ OWED_NOTE = "; the stop is sent when it answers again"
 # After a stop whose zero (P = Q = 0) the plant did not take (`zero_owed`): the controller writes it.
 ZERO_OWED = "setpoints not zeroed yet{where}: P = Q = 0 is written when the plant takes writes{when}"
 ZERO_NOTE = "; " + ZERO_OWED.format(where="", when="")
+# A start that found no schedule row of the active source for now: the plant runs, at zero.
+STARTED = "started"
+NO_SCHEDULE = "no {source} schedule for now: 0 kW is dispatched"
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,27 @@ class PlantOutcome:
         return f"{self.name} {self.text}"
 
 
+def start_detail(source: str, reason_p: str | None) -> str:
+    """A succeeded start's detail: `started`, or `started; no API schedule for now: 0 kW is
+    dispatched` when the P it wrote comes from no schedule row (`reason_p` `no_schedule`): a plain
+    `succeeded` read as the plant following a schedule (a refused API password leaves none)."""
+    if reason_p == "no_schedule":
+        return f"{STARTED}; {NO_SCHEDULE.format(source=source.upper())}"
+    return STARTED
+
+
+def start_note(detail: str | None) -> str:
+    """The note of a start's detail (`start_detail`), "" without one."""
+    return detail.split("; ", 1)[1] if detail and detail.startswith(f"{STARTED}; ") else ""
+
+
 def start_outcome(name: str, status: str, detail: str | None, interrupted: bool = False) -> PlantOutcome:
     """One plant's result of Start All from its `start` command (`status` in the command lifecycle;
-    still `queued`/`running` means no answer in time, or the wait ended for a Stop All)."""
+    still `queued`/`running` means no answer in time, or the wait ended for a Stop All); a start's
+    note in brackets: `LIB started (no API schedule for now: 0 kW is dispatched)`."""
     if status == "succeeded":
-        return PlantOutcome(name, True, "started")
+        note = start_note(detail)
+        return PlantOutcome(name, True, f"{STARTED} ({note})" if note else STARTED)
     if status == "rejected" and detail in START_NOT_NEEDED:
         return PlantOutcome(name, True, detail)
     if status in ("rejected", "failed"):

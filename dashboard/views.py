@@ -19,6 +19,8 @@ from core.config import AppConfig
 from core.names import VALUE_COLUMNS
 from core.dispatch import reports_running
 from core.fleet import FLEET_LABELS, OWED_NOTE, ZERO_NOTE
+
+from core.fleet import FLEET_LABELS, start_note
 from core.timeutil import as_datetime, format_hms, seconds_between
 from dashboard.snapshot import Snapshot
 
@@ -112,6 +114,8 @@ def command_text(label: str, cmd_id: str | None, status: str, detail: str | None
         return f"{label}: failed: not confirmed disabled" + (f": {detail.split(': ', 1)[1]}" if ": " in detail else "")
     if status in ("rejected", "failed"):
         return f"{label}: {status} ({detail or 'no detail'})"
+    if status == "succeeded" and (note := start_note(detail)):
+        return f"{label}: succeeded; {note}"   # a start at zero, for want of a schedule row
     return f"{label}: {status} ({cmd_id})" if cmd_id else f"{label}: {status}"
 
 

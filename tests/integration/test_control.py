@@ -28,6 +28,7 @@ from core.points import SETPOINT_POINTS
 from core.schedules import frame_from_rows
 from core.timeutil import format_local_iso
 from agents.shared_data import build_shared_data
+from dashboard import views
 from tests.helpers import (ENABLE, P_BAT, P_SP, Q_SP, SilentListener, TinyServer, install_timed_lock,
                            make_cfg, modbus_client, s16, signed, write_hr)  # noqa: F401 (fixture)
 
@@ -206,6 +207,20 @@ def test_start_writes_and_verifies_setpoints_before_enable(tmp_path, fake_clock,
     assert ops[i_enable + 1] == ("read", ("enable",))
     assert msgs(caplog, logging.INFO, "started") == ["LIB started (P=123.4 kW, Q=-50 kvar, source MANUAL)"]
     assert rig.dispatch()["write_status"] == "ok"
+
+
+def test_a_start_without_a_schedule_row_says_it_dispatches_zero(tmp_path, fake_clock, rigs):
+    """Found in review: on the API source with the password refused (no API schedule), a Start said
+    `LIB start: succeeded` while 0 kW was dispatched. The start's detail says so, as the command line shows it."""
+    rig = rigs(tmp_path, fake_clock)
+    with rig.sd["lock"]:
+        rig.sd["active_schedule_source"] = "api"   # as the coordinator's switch leaves it; no API frame
+    cmd = rig.submit("start")
+    rig.lib.step()
+    assert (cmd.status, cmd.detail) == ("succeeded", "started; no API schedule for now: 0 kW is dispatched")
+    assert rig.gate() and rig.regs(ENABLE) == [1] and signed(rig.regs(P_SP)[0]) == 0
+    assert views.command_text("LIB start", cmd.id, cmd.status, cmd.detail) == \
+        "LIB start: succeeded; no API schedule for now: 0 kW is dispatched"
 
 
 def test_start_failure_on_closed_port_rolls_back(tmp_path, fake_clock, rigs, caplog):

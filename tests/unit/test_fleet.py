@@ -29,6 +29,8 @@ OK = {"threshold_reached": True, "disable_ok": True}
 
 @pytest.mark.parametrize("status, detail, interrupted, ok, text", [
     ("succeeded", "started", False, True, "LIB started"),
+    ("succeeded", "started; no API schedule for now: 0 kW is dispatched", False, True,
+     "LIB started (no API schedule for now: 0 kW is dispatched)"),
     ("rejected", "already running", False, True, "LIB already running"),
     ("rejected", "already starting", False, True, "LIB already starting"),
     ("rejected", "stop in progress", False, False, "LIB failed: stop in progress"),
