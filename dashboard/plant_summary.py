@@ -6,6 +6,7 @@ from __future__ import annotations
 from core.config import AppConfig
 from core.timeutil import format_hms, wall_text
 from dashboard import views
+from dashboard.recording_words import recording_cell_text
 from dashboard.snapshot import Snapshot
 
 
@@ -103,4 +104,4 @@ def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bo
             value("p_setpoint_kw", "kW"), value("p_poi_kw", "kW"),
             value("q_setpoint_kvar", "kvar"), value("q_poi_kvar", "kvar"),
             value("v_poi_pu", "pu", 3), value("soc_pu", "pu", 3),
-            (link, stale), ("On" if s.recording_on(plant) else "Off", False)]
+            (link, stale), (recording_cell_text(s.recording_on(plant), f.fresh), False)]

@@ -9,7 +9,6 @@ SoC and V in pu; positive P is discharge. Times shown in the UI are local (`HH:M
 from __future__ import annotations
 
 import math
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -21,6 +20,7 @@ from core.dispatch import reports_running
 from core.fleet import FLEET_LABELS, OWED_NOTE, ZERO_NOTE
 
 from core.fleet import FLEET_LABELS, start_note
+from dashboard.recording_words import recording_card_text
 from core.timeutil import as_datetime, format_hms, seconds_between
 from dashboard.snapshot import Snapshot
 
@@ -255,8 +255,8 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     link = LINK_WORDS[link_text(obs.get("link"))]
     why = f"{obs['last_error']}; last " if obs.get("last_error") and link != "OK" else ""
     link += f" ({why}read {age} ago)" if observed_age_s is not None else f" ({why.removesuffix('last ')}never read)"
-    rec = s.recording_file.get(plant)
-    rec_text = f"On ({os.path.basename(str(rec))})" if rec is not None else "Off"
+    f = freshness(cfg, s, plant)
+    rec_text = recording_card_text(s.recording_file.get(plant), f.fresh, f.link_down)
     meter = sampler_link(s.latest.get(plant), "meter_link")
     return (f"{name} | State: {STATE_WORDS.get(s.transition.get(plant), 'Unknown')} | "
             f"Scheduler gate: {'On' if s.gate.get(plant) else 'Off'} | Modbus enable: {enable_word} | "

@@ -153,6 +153,11 @@ def test_plant_lines(cfg):
                                                       link="ok", stale=False,
                                                       observed_at=(NOW - timedelta(seconds=0.4)).isoformat())
     sd["measurements_filename_by_plant"]["lib"] = "/data/20260329_lib.csv"
+    assert views.state_line(cfg, snap(sd), "lib").endswith(   # recording on, but no sample: no row
+        "Link: OK (read 0.4 s ago) | Recording: On (20260329_lib.csv; no rows: no fresh sample)")
+    no_sample = sd["latest_measurement_by_plant"]["lib"]
+    sd["latest_measurement_by_plant"]["lib"] = {"ts": (NOW - timedelta(seconds=1)).isoformat(), "values": {
+        "soc_pu": 0.5}, "sampler_link": "ok", "last_error": None}
     assert views.state_line(cfg, snap(sd), "lib") == (
         "LIB | State: Running | Scheduler gate: On | Modbus enable: Enabled | Link: OK (read 0.4 s ago) | "
         "Recording: On (20260329_lib.csv)")
@@ -160,10 +165,14 @@ def test_plant_lines(cfg):
                                                       observed_at=(NOW - timedelta(seconds=21.3)).isoformat(),
                                                       last_error="no answer within 1 s")
     sd["plant_transition_by_plant"]["lib"] = "unknown"
+    sd["latest_measurement_by_plant"]["lib"] = {**sd["latest_measurement_by_plant"]["lib"], "sampler_link":
+                                                "connect_failed", "ts": (NOW - timedelta(seconds=21.3)).isoformat()}
     assert views.state_line(cfg, snap(sd), "lib") == (
         "LIB | State: Unknown | Scheduler gate: On | Modbus enable: Enabled (read 21.3 s ago) | "
-        "Link: Down (no answer within 1 s; last read 21.3 s ago) | Recording: On (20260329_lib.csv)"), \
-        "a kept reading says its age; the link says why it is down"
+        "Link: Down (no answer within 1 s; last read 21.3 s ago) | "
+        "Recording: On (20260329_lib.csv; no rows: the plant does not answer)"), \
+        "a kept reading says its age; the link says why it is down; a span without rows says so"
+    sd["latest_measurement_by_plant"]["lib"] = no_sample
     down_since_start = {**sd["plant_observed_state_by_plant"]["lib"], "observed_at": None}
     sd["plant_observed_state_by_plant"]["lib"] = down_since_start
     assert "| Link: Down (no answer within 1 s; never read) |" in views.state_line(cfg, snap(sd), "lib")

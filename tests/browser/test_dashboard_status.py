@@ -139,7 +139,7 @@ def test_record_and_stop_recording_write_the_file_with_null_rows(env, page):
     page.wait_button("lib", "record", "Recording", True)
     page.wait_button("lib", "stop_recording", "Stop Recording", False)
     state = page.wait_text("state-lib", "Recording: On (")
-    name = re.search(r"Recording: On \(([^)]*)\)", state).group(1)
+    name = re.search(r"Recording: On \(([^);]*)", state).group(1)   # `; no rows: …` before a sample
     assert name in {daily_file_path(env.cfg.data_dir, "lib", d).name for d in (day, app.clock.now().date())}, state
     page.wait_text("values-lib", "P set ")
     wait_for(lambda: (env.cfg.data_dir / name).exists(), 10, message="daily file appears")

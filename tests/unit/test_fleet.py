@@ -5,7 +5,7 @@ summary table's columns."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -292,6 +292,27 @@ def test_summary_columns_and_values(tmp_path):
     vrfb = plant_summary.summary_cells(cfg, take_snapshot(sd, NOW), "vrfb")
     assert [t for t, _ in vrfb] == ["VRFB", "Stopped", "API", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a",
                                     "NO DATA", "Off"]
+
+
+def test_recording_on_without_rows_says_so_after_a_start_all_on_dead_plants(tmp_path):
+    """Found in review: Start All on two unreachable plants turned recording on (components §7.3:
+    recording is independent of dispatch) and the summary said `On` while no row was written. The
+    span stays open, so rows come once the plant answers; the screen says none are written now."""
+    cfg = make_cfg(tmp_path)
+    sd = build_shared_data("api", "remote")
+    for pid in ("lib", "vrfb"):
+        sd["measurements_filename_by_plant"][pid] = f"/data/20260329_{pid}.csv"
+        sd["plant_observed_state_by_plant"][pid] = dict(sd["plant_observed_state_by_plant"][pid],
+                                                        link="connect_failed", last_error="connection refused")
+    sd["latest_measurement_by_plant"]["lib"] = {   # a sample from before the outage, then failed steps
+        "ts": (NOW - timedelta(seconds=21)).isoformat(), "sampler_link": "connect_failed", "last_error": "refused",
+        "values": {"p_setpoint_kw": 0.0, "soc_pu": 0.52}}
+    s = take_snapshot(sd, NOW)
+    for pid in ("lib", "vrfb"):
+        cells = dict(zip(plant_summary.SUMMARY_HEADER, [t for t, _ in plant_summary.summary_cells(cfg, s, pid)]))
+        assert (cells["Link"], cells["Recording"]) == ("LINK DOWN", "On (no rows)")
+        assert views.state_line(cfg, s, pid).endswith(
+            f"Recording: On (20260329_{pid}.csv; no rows: the plant does not answer)")
 
 
 def test_summary_source_column_follows_the_published_reasons():
