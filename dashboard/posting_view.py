@@ -16,7 +16,8 @@ from core.timeutil import as_datetime, format_hms, format_ui, seconds_between
 from dashboard.api_answers import server_wait_running
 from dashboard.api_link import password_paused, password_refusal
 from dashboard.snapshot import Snapshot
-from dashboard.views import METRIC_WORDS, _num, fmt
+from dashboard.recording_words import no_sample_reason
+from dashboard.views import METRIC_WORDS, _num, fmt, freshness
 
 
 def _ui_time(value: Any, tz: tzinfo) -> str:
@@ -77,7 +78,7 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     if err:
         lines.append(f"Last error: {_ui_time(err.get('timestamp'), tz)}: {err.get('message')}")
     else:
-        lines.append(_waiting_behind(cfg, s, plant) or "No errors.")
+        lines.append(_waiting_behind(cfg, s, plant) or _nothing_to_post(cfg, s, plant) or "No errors.")
     lines.append("Counters: " + " ".join(
         f"{k}={int(counters.get(k) or 0)}" for k in ("enqueued", "posted", "rejected", "dropped", "discarded")))
     return lines
@@ -154,6 +155,18 @@ def _waiting_behind(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
                    else f"failed at {format_hms(at, cfg.tz)}")
             return f"No errors, but {pending} item(s) waiting behind {cfg.plants[other].name}'s post ({how})."
     return None
+
+
+def _nothing_to_post(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
+    """`No errors; nothing to post: the plant does not answer` (or `no fresh sample`) while posting is
+    on, nothing is queued and no fresh sample comes (posts are made of samples): `No errors.` alone
+    read as posts going out. None otherwise."""
+    st = s.post_status.get(plant) or {}
+    if not st.get("posting_enabled") or int(st.get("pending_queue_count") or 0):
+        return None
+    f = freshness(cfg, s, plant)
+    why = no_sample_reason(f.fresh, f.link_down)
+    return None if why is None else f"No errors; nothing to post: {why}."
 
 
 _PAUSE_WHAT = {"login_failed": "login failed", "session_refused": "the API refused a fresh login's session"}

@@ -3,7 +3,8 @@ open, not that rows go to the file. A failed sample writes one null row per outa
 nothing, so while no fresh sample comes (a Start All on unreachable plants leaves recording on, as
 the spec's "recording is independent of dispatch" wants) the words say that no rows are written.
 
-Who calls: `dashboard/views.state_line` (the card) and `dashboard/plant_summary.summary_cells`.
+Who calls: `dashboard/views.state_line` (the card), `dashboard/plant_summary.summary_cells`, and
+`dashboard/posting_view` (posts are made of samples too: none is queued while none comes).
 `fresh` and `link_down` are the card's own `views.Freshness` rules.
 """
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import os
 
 
-def no_rows_reason(fresh: bool, link_down: bool) -> str | None:
-    """Why no rows are written while recording is on, None while samples come."""
+def no_sample_reason(fresh: bool, link_down: bool) -> str | None:
+    """Why no sample comes (so no row is written, no post queued), None while samples come."""
     if fresh:
         return None
     return "the plant does not answer" if link_down else "no fresh sample"
@@ -22,7 +23,7 @@ def recording_card_text(file_path, fresh: bool, link_down: bool) -> str:
     """`On (<file name>)`, `On (<file name>; no rows: the plant does not answer)` or `Off`."""
     if file_path is None:
         return "Off"
-    why = no_rows_reason(fresh, link_down)
+    why = no_sample_reason(fresh, link_down)
     return f"On ({os.path.basename(str(file_path))}{f'; no rows: {why}' if why else ''})"
 
 

@@ -109,6 +109,8 @@ def test_a_paused_account_is_said_with_its_next_try(cfg):
 def test_no_errors_alone_when_nothing_waits_behind_another_plant(cfg):
     sd = build_shared_data()
     _vrfb_waiting(sd, pending=0)
+    sd["latest_measurement_by_plant"]["vrfb"] = {"ts": "2026-03-29T11:59:59+02:00", "values": {"soc_pu": 0.5},
+                                                 "sampler_link": "ok", "last_error": None}   # samples come
     sd["measurement_post_status"]["lib"]["last_attempt"] = _attempt("2026-03-29T11:59:55+02:00", "attempting")
     assert posting_view.posting_lines(cfg, snap(sd), "vrfb")[5] == "No errors."        # an empty queue
     _vrfb_waiting(sd)
@@ -354,3 +356,22 @@ def test_both_cards_give_the_accounts_next_login_and_the_refusal_as_the_error(cf
     assert vrfb[5] == f"Last error: 2026-03-29 11:58:16 CEST: {refused} (LIB's post)"
     later = posting_view.posting_lines(cfg, snap(sd, NOW + timedelta(seconds=41)), "vrfb")
     assert later[4].endswith(" | Login try due")
+
+
+def test_a_posting_card_says_why_nothing_is_posted_while_the_plant_does_not_answer(cfg):
+    """Found in review: with the plant link down, posting on and nothing queued, the card said `No
+    errors.`, read as posts going out. Posts are made of samples: it says none come."""
+    sd = build_shared_data()
+    sd["measurement_post_status"]["lib"].update(posting_enabled=True, pending_queue_count=0)
+    sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], link="connect_failed")
+    sd["latest_measurement_by_plant"]["lib"] = {"ts": "2026-03-29T11:59:00+02:00", "values": {"soc_pu": 0.5},
+                                                "sampler_link": "connect_failed", "last_error": "refused"}
+    assert posting_view.posting_lines(cfg, snap(sd), "lib")[5] == \
+        "No errors; nothing to post: the plant does not answer."
+    sd["latest_measurement_by_plant"]["lib"] = dict(sd["latest_measurement_by_plant"]["lib"], sampler_link="ok",
+                                                    ts="2026-03-29T11:59:59+02:00")
+    sd["plant_observed_state_by_plant"]["lib"]["link"] = "ok"
+    assert posting_view.posting_lines(cfg, snap(sd), "lib")[5] == "No errors."          # samples come
+    sd["measurement_post_status"]["lib"]["posting_enabled"] = False
+    sd["plant_observed_state_by_plant"]["lib"]["link"] = "connect_failed"
+    assert posting_view.posting_lines(cfg, snap(sd), "lib")[5] == "No errors."          # posting off
