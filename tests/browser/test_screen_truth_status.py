@@ -116,6 +116,23 @@ def test_remote_with_the_link_down_shows_nothing_left_over_from_local(env, page)
     assert page.js("return getComputedStyle(document.getElementById('command-line')).color;") == "rgb(207, 34, 46)"
     page.wait_text("badge-lib", "LINK DOWN", exact=True)
 
+    # Start All on the dead plants: both fail, recording stays on (§7.3) and the screen says no row is written
+    if recorder_of(app) is None:
+        return
+    page.wait_button("lib", "start", "Start", False, timeout=15)
+    page.click("start-all")
+    wait_for(lambda: page.visible("start-all-modal"), 5, message="Start All modal")
+    page.click("start-all-confirm")
+    text = page.wait_text("command-line", "Start All: LIB failed", timeout=30)
+    assert "VRFB failed" in text, text
+    for pid in ("lib", "vrfb"):
+        page.wait_text(f"summary-10-{pid}", "On (no rows)", exact=True, timeout=10)
+        page.wait_text(f"state-{pid}", "; no rows: the plant does not answer)")
+
+    def no_rows(p):
+        p.wait_text("summary-10-vrfb", "On (no rows)", exact=True, timeout=10)
+    _shots(env, "start-all-dead-plants", no_rows)
+
 
 # ------------------------------------------------------------------------------------------- (6)
 
