@@ -266,7 +266,8 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
     if fetcher is not None:
         answer = page.wait_text("api-message", "Connected at ", timeout=15)   # the login's answer, and when
         assert re.fullmatch(r"Connected at \d\d:\d\d:\d\d", answer), answer
-        page.wait_text("api-status", "API: Connected", timeout=15)
+        status = page.wait_text("api-status", "API: Connected", timeout=15)
+        assert re.match(r"API: Connected \(last answer \d\d:\d\d:\d\d\) \| ", status), status   # since when
 
         def today_fetched():
             day = app.clock.now().date()
