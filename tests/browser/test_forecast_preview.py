@@ -96,3 +96,34 @@ def test_api_preview_shows_each_plants_forecast(env):
     finally:
         for pid in ("lib", "vrfb"):
             app.store.publish_schedule("api", pid, empty_frame(tz))
+
+
+def test_a_warning_from_a_soc_the_plant_did_not_give_says_where_it_comes_from(env):
+    """Found in review: remote transport with no plant listening, the preview said in red `LIB
+    reaches SoC 0.00 at …` from the config's initial SoC, never read from the plant. The warning
+    now says where its start SoC comes from."""
+    app, page, tz = env.app, env.page, env.cfg.tz
+    app.intake.submit("switch_transport", target="remote")   # the remote endpoints are closed local ports
+    now = app.clock.now()
+    frame = frame_from_rows([now, shift(now, 3600)], [400.0, 400.0], None, tz, end_at=shift(now, 2 * 3600))
+    try:
+        wait_for(lambda: app.sd["transport_mode"] == "remote" and not app.coordinator.busy(), 20, message="remote")
+        app.store.publish_schedule("manual", "lib", frame)
+        view = wait_for(lambda: (v := app.forecaster.view("manual", "lib")) is not None and v.frame is frame
+                        and v.soc_start_from != "live" and v, 15, message="a forecast from a SoC not read now")
+        assert view.warning
+        _open_tab(env, "Manual Schedule", "manual-generate")
+        page.js("dash_clientside.set_props('manual-plant', {value: 'lib'});")
+        page.wait_text("manual-preview", "LIB reaches SoC 0.00 at ", timeout=15)
+        line = page.wait_text("manual-preview", "starting from SoC ", timeout=10)
+        assert any(w in line for w in ("initial (config)", "last measured", "last recorded")), line
+        for size in ("wide", "laptop", "phone"):
+            page.driver.set_window_size(*SCREEN_SIZES[size])
+            page.js("document.getElementById('manual-preview').scrollIntoView({block: 'center'});")
+            time.sleep(0.6)
+            page.screenshot(f"forecast_start_soc_not_read_{size}")
+    finally:
+        page.driver.set_window_size(*SCREEN_SIZES["wide"])
+        app.store.publish_schedule("manual", "lib", empty_frame(tz))
+        app.intake.submit("switch_transport", target="local")
+        wait_for(lambda: app.sd["transport_mode"] == "local" and not app.coordinator.busy(), 20, message="local")
