@@ -198,7 +198,7 @@ class DataFetcher:
         if password is None:
             return self.period_s
         if (held := self.api.login_held_back()) is not None:   # refused meanwhile (the poster's login)
-            return self._auth_failed(held, None, [])
+            return self._auth_failed(held, format_local_iso(now), [], sent=False)
         if (wait_until := self._server_wait_left()) is not None:   # the server's wait holds every request
             return self._hold_pass(now, fetch_now, wait_until)
         fetch_now, self._fetch_now_held = fetch_now or self._fetch_now_held, False
@@ -261,16 +261,17 @@ class DataFetcher:
         log.info("API password cleared")
         return False
 
-    def _auth_failed(self, exc: AuthenticationError, attempt: str | None, problems: list[str]) -> float:
+    def _auth_failed(self, exc: AuthenticationError, at: str, problems: list[str], sent: bool = True) -> float:
         """End the pass after an authentication failure; returns the backoff before the next one.
-        `attempt`: the pass's time (local ISO) when it sent a request, None for a login held back."""
+        `at`: the pass's time (local ISO): `last_attempt` when it sent a request, `login_held_at` for a
+        login the refused password's backoff held back (no request; the answer to a Fetch Now)."""
         self._login_awaited = self.api.gate.next_seq()
         backoff_s = self._auth_backoff.failure()
         if exc.rejected and exc.retry_after_s is not None:   # the process-wide login backoff rules
             backoff_s = exc.retry_after_s
         self._report(logging.ERROR, f"Authentication failed: {exc}", problems)
         self._settle_problems(problems)
-        self._publish(connected=False, error="; ".join(problems), last_attempt=attempt or self._status["last_attempt"])
+        self._publish(connected=False, error="; ".join(problems), **{"last_attempt" if sent else "login_held_at": at})
         return backoff_s
 
     def _fetch_failed(self, window: str, exc: IstentoreAPIError, problems: list[str]) -> float:

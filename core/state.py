@@ -84,6 +84,7 @@ def empty_fetcher_status() -> dict:
         "tomorrow_fetched_at": None,
         "passes": 0,                   # fetcher passes completed since start (a Fetch Now's answer)
         "server_wait": None,           # the API's Retry-After while it runs: {"until", "status", "held_at"}
+        "login_held_at": None,         # local ISO of the last pass a refused password's login backoff held (no request)
     }
 
 def empty_observed_state(endpoint: str | None = None) -> dict:

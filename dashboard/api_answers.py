@@ -116,7 +116,9 @@ def fetch_outcome(cfg: AppConfig, s: Snapshot, pending: dict, answer_within_s: f
     fetcher pass that takes it, from `request_fetch_now()`}), once that pass is over (`passes` in the
     fetcher's status): `Fetched at HH:MM:SS: Today …: LIB=96 VRFB=96 | Tomorrow …`, `Fetch at HH:MM:SS:
     <error>`, `Nothing fetched: no API password set.`, `Not fetched: the API asked to wait until
-    HH:MM:SS (HTTP 429); the fetch runs then` (the pass was held by the server's Retry-After), or, when the pass raised, `The fetch
+    HH:MM:SS (HTTP 429); the fetch runs then` (the pass was held by the server's Retry-After), `Not fetched
+    at HH:MM:SS: Authentication failed: …; next login at …` (held by the refused password's login
+    backoff: `login_held_at`, no request), or, when the pass raised, `The fetch
     did not finish; see the Logs tab.`; `No answer from the fetcher within N s; still trying.` when
     the pass is not over in time; None while it runs. A click of an earlier run of the program (a
     page left open across a restart, `views.this_run`) names a pass of that run: numbers restart at
@@ -133,6 +135,9 @@ def fetch_outcome(cfg: AppConfig, s: Snapshot, pending: dict, answer_within_s: f
     attempt = parse_iso(st["last_attempt"], tz) if st.get("last_attempt") else None
     if (held := held_by_server_wait(st, at, tz)) is not None:
         return f"Not fetched: {held}; the fetch runs then"
+    login_held = parse_iso(st["login_held_at"], tz) if st.get("login_held_at") else None
+    if login_held is not None and login_held >= at.replace(microsecond=0) and (attempt is None or login_held > attempt):
+        return f"Not fetched at {format_hms(login_held, tz)}: {st.get('error')}"   # no request: the login is held
     if attempt is None or attempt < at.replace(microsecond=0):   # last_attempt has whole seconds
         return "The fetch did not finish; see the Logs tab."   # the pass raised (logged by the loop)
     when = format_hms(attempt, tz)

@@ -115,7 +115,7 @@ def status_with(**fields) -> dict:
         "tomorrow_date": None, "today_points": 0, "tomorrow_points": 0,
         "today_points_by_plant": {"lib": 0, "vrfb": 0}, "tomorrow_points_by_plant": {"lib": 0, "vrfb": 0},
         "last_attempt": None, "last_answer_at": None, "error": None, "today_fetched_at": None,
-        "tomorrow_fetched_at": None, "passes": 0, "server_wait": None,
+        "tomorrow_fetched_at": None, "passes": 0, "server_wait": None, "login_held_at": None,
     }
     status.update(fields)
     return status
@@ -582,6 +582,27 @@ def test_rejected_logins_back_off_30_s_doubling_to_15_min(sim, rig_factory, capl
     assert rig.status()["today_fetched"] is True and rig.status()["error"] is None
     assert rig.status()["connected"] is True
     assert rig.fetcher.seconds_to_next_pass() == pytest.approx(120)
+
+
+def test_a_fetch_now_held_by_the_refused_passwords_login_backoff_sends_nothing_and_says_so(sim, rig_factory):
+    # A pass held back by the refused password's login backoff sends no request: `last_attempt`
+    # stays at the last request, and the Fetch Now is answered from `login_held_at`.
+    from dashboard.api_answers import fetch_outcome
+    from dashboard.snapshot import take_snapshot
+    from dashboard.views import PROCESS_RUN
+    rig = rig_factory(password="wrong-password")
+    rig.step()                                       # 09:05:00: the login is refused
+    logins = sim.calls["/login"]
+    rig.clock.set_now(datetime(2026, 6, 1, 9, 5, 5, tzinfo=TZ))
+    pending = {"at": rig.clock.now().isoformat(), "pass": rig.fetcher.request_fetch_now(), "run": PROCESS_RUN}
+    rig.step()
+    assert sim.calls["/login"] == logins, "no login while its backoff runs"
+    status = rig.status()
+    assert (status["last_attempt"], status["login_held_at"]) == ("2026-06-01T09:05:00+02:00",
+                                                                 "2026-06-01T09:05:05+02:00")
+    answer = fetch_outcome(rig.cfg, take_snapshot(rig.sd, rig.clock.now(), False), pending, 25.0)
+    assert answer.startswith("Not fetched at 09:05:05: Authentication failed: login rejected (HTTP 401): "
+                             "password rejected; next login at "), answer
 
 
 def test_api_hang_past_the_timeout_keeps_the_fetched_frames(sim, rig_factory):
