@@ -30,9 +30,6 @@ from agents.busy_window import BUSY_CODES
 from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
 from core.dispatch import decayed, not_taken_text, write_status
-from core.fleet import ZERO_NOTE
-
-from core.dispatch import decayed, write_status
 from core.fleet import ZERO_NOTE, start_detail
 from core.points import SETPOINT_POINTS
 from core.recording import format_value

@@ -17,11 +17,9 @@ from typing import Any
 from core.config import AppConfig
 from core.names import VALUE_COLUMNS
 from core.dispatch import reports_running
-from core.fleet import FLEET_LABELS, OWED_NOTE, ZERO_NOTE
-
-from core.fleet import FLEET_LABELS, start_note
-from dashboard.recording_words import recording_card_text
+from core.fleet import FLEET_LABELS, OWED_NOTE, ZERO_NOTE, start_note
 from core.timeutil import as_datetime, format_hms, seconds_between
+from dashboard.recording_words import recording_card_text
 from dashboard.snapshot import Snapshot
 
 STATE_WORDS = {"starting": "Starting", "running": "Running", "stopping": "Stopping",
