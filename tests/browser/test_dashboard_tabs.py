@@ -501,7 +501,10 @@ def test_api_state_fields_without_secrets_and_healthz(env, page):
                 "target_expired", "target_expired_since",
                 # the card's verdicts beside the values it greys, a Hold's values, a posting pause
                 "observed_stale", "measurement_age_s", "measurement_stale", "tracking_state", "held_p_kw",
-                "held_q_kvar", "posting_paused"}
+                "held_q_kvar", "posting_paused",
+                # fault states on the card: a setpoint not taken, a stop or zero owed, a plant left running
+                "setpoint_problem", "owed_stop", "owed_zero", "left_running_on"}
+            assert (plant["owed_stop"], plant["owed_zero"], plant["left_running_on"]) == (False, False, {}), plant
             assert plant["transition"] in ("starting", "running", "stopping", "stopped", "unknown")
             assert plant["link_status"] in ("ok", "connect_failed", "read_error", "unknown")
             assert plant["sampler_link_status"] in ("ok", "connect_failed", "read_error", "unknown")

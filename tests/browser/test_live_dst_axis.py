@@ -52,8 +52,10 @@ def _hover(page, text: str) -> str:
     """The hover label of the P POI point whose local time is `text`."""
     page.js(f"""const g = {GD}; const t = g.data.findIndex(t => t.name === 'P POI');
         Plotly.Fx.hover(g, [{{curveNumber: t, pointNumber: g.data[t].customdata.indexOf(arguments[0])}}]);""", text)
-    return wait_for(lambda: page.js(
-        "const h = document.querySelector('#live-fig-lib .hovertext'); return h && h.textContent;"), 5)
+    return wait_for(lambda: page.js(   # the label of this point, not the one before it still fading
+        "const h = document.querySelector('#live-fig-lib .hovertext');"
+        "return h && h.textContent.includes(arguments[0]) ? h.textContent : null;", text), 5,
+        message=f"the hover label of {text}")
 
 
 def test_the_autumn_night_draws_the_repeated_hour_twice_in_sequence(env):
