@@ -203,6 +203,7 @@ class PlantController:
         with self.sd["lock"]:
             mode = self.sd["transport_mode"]
         if mode != self.link.mode:
+            self.owed_zero.leaving(self, self.link.mode)
             self.hold.end("transport switch")
             self.link.set_mode(mode)
             self._verified_words.clear()
@@ -359,6 +360,7 @@ class PlantController:
             send_owed_stop(self, values)
         elif values is not None:
             self.owed_zero.serve(self, values)
+        self.owed_zero.note_reading(self.link.mode, values)
         publish_owed(self)
         left_running.confirm(self, values)
         return values

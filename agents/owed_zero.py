@@ -11,7 +11,8 @@ doubling to 60 s). One WARNING when it becomes owed; cleared once written and ve
 one WARNING when the plant's setpoints were changed outside this program since the stop. An owed stop
 covers the zero itself: sent, it zeroes (or finds disabled and zeroes) the plant. The plant on each
 transport is another device: a zero is owed to each on its own, kept across transport switches and
-written when the controller is on that transport again.
+written when the controller is on that transport again, if its plant still holds what it held when
+the program left it (`leaving`). A stop owed on the other transport does not cover this one's zero.
 """
 from __future__ import annotations
 
@@ -37,6 +38,27 @@ class OwedZero:
 
     def __init__(self):
         self._zeros: dict[str, _Zero] = {}
+        self._last_read: dict[str, tuple] = {}   # transport -> (P kW, Q kvar) its plant last held
+
+    def note_reading(self, mode: str, values: dict | None) -> None:
+        """An observation on transport `mode` read `values` (None: it failed)."""
+        if values is not None:
+            self._last_read[mode] = (values.get("p_setpoint"), values.get("q_setpoint"))
+
+    def leaving(self, ctl, mode: str) -> None:
+        """A transport switch leaves the plant on `mode`. A zero owed to it that no observation has read
+        since its stop takes the setpoints last read there (before the stop: what a zero not taken
+        leaves) as what it holds, so that setpoints set at the plant while the program is away are not
+        zeroed on its return; with no reading at all it is dropped with one WARNING."""
+        zero = self._zeros.get(mode)
+        if zero is None or zero.mode is None or zero.held is not None:
+            return
+        if (last := self._last_read.get(mode)) is None or None in last:
+            log.warning("%s: the zero owed on %s is dropped: the plant was never read there, so on return "
+                        "setpoints set at the plant meanwhile could not be told apart", ctl.name, mode.upper())
+            self.clear(mode)
+            return
+        zero.held = last
 
     def _on(self, mode: str) -> _Zero:
         return self._zeros.setdefault(mode, _Zero())
@@ -57,7 +79,7 @@ class OwedZero:
         caller logs it): cleared when it was taken, owed when it was not and the stop is not owed.
         Returns whether a zero is owed now."""
         mode = ctl.link.mode
-        if zero_ok or ctl.owed_stop.mode is not None:
+        if zero_ok or ctl.owed_stop.mode == mode:   # (a stop owed on the other transport covers its own plant)
             self.clear(mode)
             return False
         zero = self._on(mode)
