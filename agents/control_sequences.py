@@ -134,7 +134,8 @@ def _rollback_zero(ctl) -> str | None:
               "last_error": list(errors.values())[-1] if errors else None,
               "last_written_p_kw": None if "p_setpoint" in errors else 0.0,
               "last_written_q_kvar": None if "q_setpoint" in errors else 0.0,
-              "setpoint_problem": not_taken_text(ctl.link.endpoint.points, {}, None, errors, [])}
+              "setpoint_problem": None if ctl.link.link == "connect_failed" else   # LINK DOWN says it
+              not_taken_text(ctl.link.endpoint.points, {}, None, errors, [])}
     fields["write_failed_at" if status == "failed" else "last_write_at"] = format_local_iso(now)
     ctl._publish_dispatch(**fields)
     return fields["last_error"]

@@ -315,11 +315,13 @@ NOT_TAKEN = ("partial", "failed", "refused")   # write statuses that leave a set
 def setpoint_not_taken(s: Snapshot, plant: str) -> bool:
     """The dispatched plant answers (control link OK) but its setpoint registers do not hold what was
     dispatched: its latest write check ended partial, failed or refused (the plant refused a write,
-    kept another value, or a value could not be encoded). Each check writes again; the first one
-    verified ends it (`write_status` ok). Badge SETPOINT NOT TAKEN, summary source likewise."""
-    obs = s.observed.get(plant) or {}
-    return (bool(s.gate.get(plant)) and link_text(obs.get("link")) == "ok"
-            and (s.dispatch.get(plant) or {}).get("write_status") in NOT_TAKEN)
+    kept another value, or a value could not be encoded). A check `failed` with no reason failed with
+    the link (the controller gives none then): the link's badge tells it, not this one, also in the
+    moment before the next observation or after the link came back. Each check writes again; the
+    first one verified ends it (`write_status` ok). Badge SETPOINT NOT TAKEN, summary source likewise."""
+    obs, d = s.observed.get(plant) or {}, s.dispatch.get(plant) or {}
+    return (bool(s.gate.get(plant)) and link_text(obs.get("link")) == "ok" and d.get("write_status") in NOT_TAKEN
+            and (d.get("write_status") != "failed" or bool(d.get("setpoint_problem"))))
 
 
 def owed_note(d: dict) -> str:

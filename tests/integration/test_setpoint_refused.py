@@ -13,7 +13,7 @@ from core.clock import FakeClock
 from dashboard import plant_summary, views
 from dashboard.snapshot import take_snapshot
 from tests.faulty_plant import FaultyPlant
-from tests.integration.test_control import START, Rig
+from tests.integration.test_control import START, Rig, manual_frame
 from tests.integration.test_stop_link_faults import _started, _step_until
 
 P_SETPOINT = 86
@@ -72,3 +72,18 @@ def test_a_write_that_failed_with_the_link_gives_no_setpoint_reason(rig_plant):
     assert st["write_status"] == "failed" and st["last_error"] and st["setpoint_problem"] is None
     line = views.dispatch_line(rig.cfg, take_snapshot(rig.sd, clock.now()), "lib")
     assert "| Last write: failed at " in line and st["last_error"] not in line, line
+
+
+def test_a_start_rolled_back_with_the_link_down_gives_no_setpoint_reason(rig_plant):
+    """A Start on a plant that stops answering: its rollback's zero fails with the link; the dispatch
+    line does not show the link's error as why the setpoints were not taken (review finding 4)."""
+    rig, plant, clock = rig_plant
+    rig.store.publish_schedule("manual", "lib", manual_frame(300.0, 0.0))
+    rig.target(300.0, 0.0)
+    plant.close()
+    cmd = rig.run("start")
+    st = rig.dispatch()
+    assert cmd.status == "failed" and st["last_error"], (cmd.detail, st)
+    assert st["setpoint_problem"] is None, st
+    line = views.dispatch_line(rig.cfg, take_snapshot(rig.sd, clock.now()), "lib")
+    assert st["last_error"] not in line, line

@@ -111,3 +111,18 @@ def test_with_the_link_down_the_badge_says_link_down_not_setpoint_not_taken(cfg)
     s = take_snapshot(sd, NOW)
     assert views.tracking_view(cfg, s, "lib").badge == "LINK DOWN"
     assert plant_summary.pq_source(s, "lib") == "MANUAL"
+
+
+def test_a_check_that_failed_with_the_link_is_not_a_setpoint_not_taken_while_the_link_still_reads_ok(cfg):
+    """A write check that failed because the link dropped (the controller gives no reason then), in
+    the moment before the next observation says LINK DOWN, or after the link came back and before the
+    first check: no SETPOINT NOT TAKEN without a reason (review: it flashed around every outage)."""
+    sd = _refusing_plant("failed")
+    sd["dispatch_status_by_plant"]["lib"] = dict(sd["dispatch_status_by_plant"]["lib"], setpoint_problem=None,
+                                                 last_error="connection reset")
+    s = take_snapshot(sd, NOW)
+    assert views.tracking_view(cfg, s, "lib").badge == "OK"
+    assert plant_summary.pq_source(s, "lib") == "MANUAL"
+    assert _not_taken_gauge(cfg, s) == 0.0
+    sd["dispatch_status_by_plant"]["lib"]["setpoint_problem"] = "P not written (exception 2)"
+    assert views.tracking_view(cfg, take_snapshot(sd, NOW), "lib").badge == "SETPOINT NOT TAKEN"
