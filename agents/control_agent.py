@@ -216,6 +216,7 @@ class PlantController:
             self._heartbeat_value = None
             self._failures_answered = self.link.connect_failures   # a new endpoint, not one answering again
             self._next_observe = 0.0
+            publish_owed(self)   # the new endpoint's debts, before its first observation (a hung one: seconds)
 
     def _gate(self) -> bool:
         with self.sd["lock"]:

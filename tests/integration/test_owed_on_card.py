@@ -67,3 +67,21 @@ def test_a_zero_owed_to_a_disabled_plant_is_on_the_card_until_it_is_written(tmp_
             assert rig.dispatch()["owed_zero"] is False and ZERO_NOTE not in line and source != "NOT DISPATCHED"
         finally:
             rig.close()
+
+
+def test_a_transport_switch_shows_the_new_plants_debts_before_its_first_observation(tmp_path):
+    """The stop owed to the LOCAL plant is not shown on the REMOTE plant's card while the first
+    observation there is under way (a hung endpoint: up to the Modbus timeout; review finding 5)."""
+    clock = FakeClock(START)
+    rig, _port, _registers, stop = _a_stop_that_could_not_reach_the_plant(tmp_path, clock)
+    try:
+        clock.advance(1.0)
+        rig.lib.step()
+        assert stop.status == "failed" and rig.dispatch()["owed_stop"] is True
+        with rig.sd["lock"]:
+            rig.sd["transport_mode"] = "remote"
+        rig.lib.invalidate()
+        rig.lib._follow_transport()   # what a step does first; its observation comes after
+        assert (rig.dispatch()["owed_stop"], rig.dispatch()["owed_zero"]) == (False, False)
+    finally:
+        rig.close()
