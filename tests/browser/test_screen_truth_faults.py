@@ -12,11 +12,11 @@ Screenshots at 1400x1000, 1280x720 and 390x844 go to test-artifacts/screenshots/
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
-from tests.browser.helpers import SCREEN_SIZES, Page, api_state, browser_module, publish_manual, settled_page, wait_for
+from tests.browser.helpers import Page, api_state, browser_module, publish_manual, settled_page, wait_for
+from tests.browser import test_screen_truth_status as screen_truth_status
 from tests.faulty_plant import FaultyPlant
 from tests.helpers import free_port
 
@@ -68,12 +68,7 @@ def _start_lib(app, page: Page) -> None:
 
 
 def _shots(env, name: str, ready) -> None:
-    for size in SCREEN_SIZES:
-        p = env.page_at(size)
-        p.open(env.app.dashboard.url)
-        ready(p)
-        time.sleep(0.6)   # let plotly paint
-        p.screenshot(f"truth-faults-{name}-{size}")
+    screen_truth_status._shots(env, name, ready, prefix="truth-faults")
 
 
 def test_1_a_plant_refusing_its_p_writes_says_setpoint_not_taken_and_why(plant, env, page):

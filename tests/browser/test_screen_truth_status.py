@@ -54,14 +54,15 @@ def _stop(page: Page, pid: str) -> str:
     return page.wait_text(f"dispatch-{pid}", "Target: not dispatched (stopped)")
 
 
-def _shots(env, name: str, ready) -> None:
-    """Screenshots of the current state at the three sizes; `ready(page)` waits until it shows."""
+def _shots(env, name: str, ready, prefix: str = "truth-status") -> None:
+    """Screenshots `<prefix>-<name>-<size>` of the current state at the three sizes; `ready(page)`
+    waits until it shows."""
     for size in SCREEN_SIZES:
         p = env.page_at(size)
         p.open(env.app.dashboard.url)
         ready(p)
         time.sleep(0.6)  # let plotly paint
-        p.screenshot(f"truth-status-{name}-{size}")
+        p.screenshot(f"{prefix}-{name}-{size}")
 
 
 def _bars(page: Page, pid: str) -> list:
