@@ -397,8 +397,9 @@ class DataFetcher:
                 frame = prune(frame, keep_start, keep_end)
                 self.store.publish_schedule("api", pid, frame)
             stored[pid] = 0 if frame is None or len(frame) == 0 else len(prune(frame, day_start, day_end))
-        fields = {"connected": True, "last_answer_at": format_local_iso(self.clock.now()), f"{window}_date": day.isoformat(),
-                  f"{window}_points": sum(stored.values()), f"{window}_points_by_plant": stored}
+        fields = {"connected": True, "last_answer_at": format_local_iso(self.clock.now()),
+                  f"{window}_date": day.isoformat(), f"{window}_points": sum(stored.values()),
+                  f"{window}_points_by_plant": stored}
         counts = " ".join(f"{self.names[pid]}={returned[pid]}" for pid in PLANT_IDS)
         if complete:
             fields.update({f"{window}_fetched": True, f"{window}_fetched_at": format_local_iso(self.clock.now())})
