@@ -361,7 +361,6 @@ class PlantController:
             send_owed_stop(self, values)
         elif values is not None:
             self.owed_zero.serve(self, values)
-        self.owed_zero.note_reading(self.link.mode, values)
         publish_owed(self)
         left_running.confirm(self, values)
         return values

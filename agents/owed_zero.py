@@ -11,8 +11,9 @@ doubling to 60 s). One WARNING when it becomes owed; cleared once written and ve
 one WARNING when the plant's setpoints were changed outside this program since the stop. An owed stop
 covers the zero itself: sent, it zeroes (or finds disabled and zeroes) the plant. The plant on each
 transport is another device: a zero is owed to each on its own, kept across transport switches and
-written when the controller is on that transport again, if its plant still holds what it held when
-the program left it (`leaving`). A stop owed on the other transport does not cover this one's zero.
+written when the controller is on that transport again. A plant the program left before reading it
+after its stop, found enabled on the return, is not zeroed (`leaving`: what it holds may have been
+set at the plant meanwhile). A stop owed on the other transport does not cover this one's zero.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class _Zero(OwedWrite):
     def __init__(self):
         super().__init__()
         self.held: tuple | None = None   # (P kW, Q kvar) held at the first observation after the stop
+        self.unread_since_switch = False   # the program left the plant before that observation
 
 
 class OwedZero:
@@ -38,27 +40,14 @@ class OwedZero:
 
     def __init__(self):
         self._zeros: dict[str, _Zero] = {}
-        self._last_read: dict[str, tuple] = {}   # transport -> (P kW, Q kvar) its plant last held
-
-    def note_reading(self, mode: str, values: dict | None) -> None:
-        """An observation on transport `mode` read `values` (None: it failed)."""
-        if values is not None:
-            self._last_read[mode] = (values.get("p_setpoint"), values.get("q_setpoint"))
 
     def leaving(self, ctl, mode: str) -> None:
         """A transport switch leaves the plant on `mode`. A zero owed to it that no observation has read
-        since its stop takes the setpoints last read there (before the stop: what a zero not taken
-        leaves) as what it holds, so that setpoints set at the plant while the program is away are not
-        zeroed on its return; with no reading at all it is dropped with one WARNING."""
+        since its stop is marked: what the plant holds on the program's return may have been set at
+        the plant meanwhile, so it is not zeroed if the plant then reads enabled (`serve`)."""
         zero = self._zeros.get(mode)
-        if zero is None or zero.mode is None or zero.held is not None:
-            return
-        if (last := self._last_read.get(mode)) is None or None in last:
-            log.warning("%s: the zero owed on %s is dropped: the plant was never read there, so on return "
-                        "setpoints set at the plant meanwhile could not be told apart", ctl.name, mode.upper())
-            self.clear(mode)
-            return
-        zero.held = last
+        if zero is not None and zero.mode is not None and zero.held is None:
+            zero.unread_since_switch = True
 
     def _on(self, mode: str) -> _Zero:
         return self._zeros.setdefault(mode, _Zero())
@@ -72,7 +61,7 @@ class OwedZero:
         the other plant's zero owed)."""
         zero = self._on(mode)
         zero.clear()
-        zero.held = None
+        zero.held, zero.unread_since_switch = None, False
 
     def settle(self, ctl, zero_ok: bool, what: str, why: str | None, say: bool = True) -> bool:
         """After a stop's or a rollback's zero (`what` names it in the WARNING; `say` False: the
@@ -87,7 +76,7 @@ class OwedZero:
             log.warning("%s: the %s's zero was not taken (%s); P = Q = 0 is written when the plant takes "
                         "writes (%s)", ctl.name, what, why or "not verified", ctl.link.endpoint_label)
         zero.owe(mode, ctl.clock.monotonic())
-        zero.held = None
+        zero.held, zero.unread_since_switch = None, False
         return True
 
     def serve(self, ctl, values: dict) -> None:
@@ -104,8 +93,14 @@ class OwedZero:
             return
         p_kw, q_kvar = values.get("p_setpoint"), values.get("q_setpoint")
         held = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
+        if zero.held is None and zero.unread_since_switch and int(round(values.get("enable") or 0)) == 1:
+            log.warning("%s: enabled outside this program while it ran on another transport (setpoints now "
+                        "%s): the owed zero is dropped, not written over what may have been set at the plant",
+                        ctl.name, held)
+            self.clear(mode)
+            return
         if zero.held is None:
-            zero.held = (p_kw, q_kvar)
+            zero.held, zero.unread_since_switch = (p_kw, q_kvar), False
         elif (p_kw, q_kvar) != zero.held:
             log.warning("%s: setpoints changed outside this program since the stop (now %s): the owed zero is "
                         "dropped", ctl.name, held)

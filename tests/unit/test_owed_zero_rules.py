@@ -51,11 +51,10 @@ def test_a_stop_owed_on_this_transport_covers_its_zero():
     assert not zeros.owed_on("local")
 
 
-def _left_with_a_zero_owed(last_read: tuple | None) -> tuple[_Controller, OwedZero]:
-    """LOCAL read (or not) at `last_read`, its stop's zero not taken, then a switch to REMOTE
-    before any observation after the stop."""
+def _left_with_a_zero_owed() -> tuple[_Controller, OwedZero]:
+    """LIB's stop on LOCAL whose zero was not taken, then a switch to REMOTE before any observation
+    after the stop, and back on LOCAL an hour later."""
     ctl, zeros = _Controller("local"), OwedZero()
-    zeros.note_reading("local", None if last_read is None else _reading(*last_read, enable=1))
     zeros.settle(ctl, False, "stop", "exception 6", say=False)
     zeros.leaving(ctl, "local")
     ctl.link.mode = "remote"
@@ -64,27 +63,33 @@ def _left_with_a_zero_owed(last_read: tuple | None) -> tuple[_Controller, OwedZe
     return ctl, zeros
 
 
-def test_a_zero_left_behind_by_a_switch_is_not_written_over_setpoints_set_while_away():
-    """Back on LOCAL an hour later the plant holds 300 kW, enabled at its panel meanwhile (it held 500
-    when the program left): not zeroed, dropped with one WARNING. Before, the first reading back was
-    taken as the stop's own leftover and zeroed at once."""
-    ctl, zeros = _left_with_a_zero_owed((500.0, 0.0))
+def test_a_zero_left_behind_by_a_switch_is_not_written_to_a_plant_enabled_meanwhile(caplog):
+    """Back on LOCAL an hour later the plant runs at 300 kW, enabled at its panel meanwhile: not
+    zeroed, dropped with one WARNING. Before, the first reading back was taken for the stop's
+    leftover and zeroed at once (review)."""
+    caplog.set_level(logging.WARNING, logger="hil.control")
+    ctl, zeros = _left_with_a_zero_owed()
     for _ in range(3):
         zeros.serve(ctl, _reading(300.0, 0.0, enable=1))
     assert ctl.writes == [] and not zeros.owed_on("local")
+    assert [r.getMessage() for r in caplog.records] == [
+        "LIB: enabled outside this program while it ran on another transport (setpoints now P=300 kW, Q=0 "
+        "kvar): the owed zero is dropped, not written over what may have been set at the plant"]
 
 
-def test_a_zero_left_behind_by_a_switch_is_written_when_the_plant_still_holds_the_stops_leftover():
-    ctl, zeros = _left_with_a_zero_owed((500.0, 0.0))
+def test_a_zero_left_behind_by_a_switch_is_written_to_the_plant_found_disabled():
+    ctl, zeros = _left_with_a_zero_owed()
     zeros.serve(ctl, _reading(500.0, 0.0))
     assert ctl.writes == [("local", 0.0, 0.0)] and not zeros.owed_on("local")
 
 
-def test_a_zero_owed_to_a_plant_never_read_is_dropped_with_a_warning_when_the_program_leaves(caplog):
-    caplog.set_level(logging.WARNING, logger="hil.control")
-    ctl, zeros = _left_with_a_zero_owed(None)
+def test_a_plant_read_after_its_stop_before_the_switch_keeps_the_usual_rule():
+    """Read disabled at 500 kW before the switch: back on LOCAL, still 500 kW (enabled or not), it
+    is zeroed, as without a switch (the zero exists for a re-enable with the old setpoints)."""
+    ctl, zeros = _Controller("local"), OwedZero()
+    zeros.settle(ctl, False, "stop", "exception 6", say=False)
     zeros.serve(ctl, _reading(500.0, 0.0))
-    assert ctl.writes == [] and not zeros.owed_on("local")
-    assert [r.getMessage() for r in caplog.records] == [
-        "LIB: the zero owed on LOCAL is dropped: the plant was never read there, so on return setpoints set "
-        "at the plant meanwhile could not be told apart"]
+    zeros.leaving(ctl, "local")
+    ctl.clock.advance(3600.0)
+    zeros.serve(ctl, _reading(500.0, 0.0, enable=1))
+    assert ctl.writes == [("local", 0.0, 0.0)]
