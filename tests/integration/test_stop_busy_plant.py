@@ -366,6 +366,17 @@ def test_an_owed_zero_half_taken_is_finished_not_dropped(tmp_path, caplog):
             rig.close()
 
 
+def _local_zero_owed_then_started_on_remote(rig, local: FaultyPlant, remote: FaultyPlant) -> list:
+    """A Stop on LOCAL owes its zero (the plant answers its setpoint writes busy; read once after the
+    stop, 500 kW held), then a switch to REMOTE and a Start there. Returns LOCAL's busy switch."""
+    local_busy = _busy_setpoints(local)
+    assert rig.run("stop").result.get("zero_owed") is True
+    rig.lib.step()                               # the first observation after the stop: 500 kW held
+    _switch(rig, "remote")
+    assert rig.run("start").status == "succeeded" and remote.get(P_SETPOINT) == [5000]
+    return local_busy
+
+
 def test_a_zero_owed_on_each_transport_is_written_to_each_plant(tmp_path, caplog):
     """The plant on each transport is another device. A Stop on LOCAL owes a zero (busy), the
     operator switches to REMOTE, starts and stops there and a zero is owed to that plant too: the
@@ -375,11 +386,7 @@ def test_a_zero_owed_on_each_transport_is_written_to_each_plant(tmp_path, caplog
     with FaultyPlant() as local, FaultyPlant() as remote:
         rig = _running(tmp_path, local, remote)
         try:
-            local_busy = _busy_setpoints(local)
-            assert rig.run("stop").result.get("zero_owed") is True
-            rig.lib.step()                               # the first observation after the stop: 500 kW held
-            _switch(rig, "remote")
-            assert rig.run("start").status == "succeeded" and remote.get(P_SETPOINT) == [5000]
+            local_busy = _local_zero_owed_then_started_on_remote(rig, local, remote)
             remote_busy = _busy_setpoints(remote)
             assert rig.run("stop").result.get("zero_owed") is True
             local_busy[0] = remote_busy[0] = False       # both plants take writes again
@@ -403,11 +410,7 @@ def test_a_start_and_a_stop_on_the_other_transport_leave_this_plants_owed_zero(t
     with FaultyPlant() as local, FaultyPlant() as remote:
         rig = _running(tmp_path, local, remote)
         try:
-            local_busy = _busy_setpoints(local)
-            assert rig.run("stop").result.get("zero_owed") is True
-            rig.lib.step()                               # the first observation after the stop: 500 kW held
-            _switch(rig, "remote")
-            assert rig.run("start").status == "succeeded" and remote.get(P_SETPOINT) == [5000]
+            local_busy = _local_zero_owed_then_started_on_remote(rig, local, remote)
             stop = rig.run("stop")
             assert stop.result == {"threshold_reached": True, "disable_ok": True} and remote.get(P_SETPOINT) == [0]
             assert rig.lib.owed_zero.owed_on("local") and not rig.lib.owed_zero.owed_on("remote")
