@@ -203,7 +203,7 @@ class PlantController:
         with self.sd["lock"]:
             mode = self.sd["transport_mode"]
         if mode != self.link.mode:
-            self.owed_zero.leaving(self, self.link.mode)
+            self.owed_zero.leaving(self.link.mode)
             self.hold.end("transport switch")
             self.link.set_mode(mode)
             self._verified_words.clear()

@@ -41,7 +41,7 @@ class OwedZero:
     def __init__(self):
         self._zeros: dict[str, _Zero] = {}
 
-    def leaving(self, ctl, mode: str) -> None:
+    def leaving(self, mode: str) -> None:
         """A transport switch leaves the plant on `mode`. A zero owed to it that no observation has read
         since its stop is marked: what the plant holds on the program's return may have been set at
         the plant meanwhile, so it is not zeroed if the plant then reads enabled (`serve`)."""

@@ -56,7 +56,7 @@ def _left_with_a_zero_owed() -> tuple[_Controller, OwedZero]:
     after the stop, and back on LOCAL an hour later."""
     ctl, zeros = _Controller("local"), OwedZero()
     zeros.settle(ctl, False, "stop", "exception 6", say=False)
-    zeros.leaving(ctl, "local")
+    zeros.leaving("local")
     ctl.link.mode = "remote"
     ctl.clock.advance(3600.0)
     ctl.link.mode = "local"
@@ -89,7 +89,7 @@ def test_a_plant_read_after_its_stop_before_the_switch_keeps_the_usual_rule():
     ctl, zeros = _Controller("local"), OwedZero()
     zeros.settle(ctl, False, "stop", "exception 6", say=False)
     zeros.serve(ctl, _reading(500.0, 0.0))
-    zeros.leaving(ctl, "local")
+    zeros.leaving("local")
     ctl.clock.advance(3600.0)
     zeros.serve(ctl, _reading(500.0, 0.0, enable=1))
     assert ctl.writes == [("local", 0.0, 0.0)]
