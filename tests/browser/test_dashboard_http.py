@@ -333,13 +333,13 @@ def test_a_100000_row_upload_is_restored_after_a_restart_and_its_download_upload
     try:
         assert not list(saved.parent.glob("*.damaged-*"))
         restored = app.sd["manual_schedule_df_by_plant"]["lib"]
-        pd.testing.assert_frame_equal(restored, accepted)
+        pd.testing.assert_frame_equal(restored, accepted, check_exact=True)
         status, _, download = _request(app.dashboard.url + "/download/manual?plant=lib")
         assert status == 200 and download == saved.read_bytes()
         status, resp = _upload(app, download, "manual_schedule_LIB.csv")
         assert status == 200 and b"loaded for LIB (100000 points" in resp, resp[:300]
         wait_for(lambda: app.sd["manual_schedule_df_by_plant"]["lib"] is not restored, 10, message="published")
-        pd.testing.assert_frame_equal(app.sd["manual_schedule_df_by_plant"]["lib"], accepted)
+        pd.testing.assert_frame_equal(app.sd["manual_schedule_df_by_plant"]["lib"], accepted, check_exact=True)
     finally:
         stop_app(app)
 

@@ -226,7 +226,7 @@ def test_download_round_trip_and_clear(env, page):
 
     _upload(env, "manual_schedule_lib.csv", text, as_in_file=True)
     page.wait_text("manual-status", "CSV 'manual_schedule_lib.csv' loaded for LIB")
-    pd.testing.assert_frame_equal(app.sd["manual_schedule_df_by_plant"]["lib"], frame)
+    pd.testing.assert_frame_equal(app.sd["manual_schedule_df_by_plant"]["lib"], frame, check_exact=True)
     app.store.publish_schedule("manual", "lib", empty_frame(env.cfg.tz))
 
 

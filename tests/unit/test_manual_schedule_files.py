@@ -51,11 +51,11 @@ def test_a_100000_row_upload_without_end_row_is_restored_and_its_download_upload
 
     assert "damaged" not in caplog.text and not list((tmp_path / "manual_schedules").glob("*.damaged-*"))
     assert "Restored the LIB manual schedule from manual_schedules/lib.csv (100000 points" in caplog.text
-    pd.testing.assert_frame_equal(restored["lib"], accepted.frame)
+    pd.testing.assert_frame_equal(restored["lib"], accepted.frame, check_exact=True)
     download = schedule_to_csv(restored["lib"]).encode()
     assert download == (tmp_path / "manual_schedules" / "lib.csv").read_bytes()
     again = parse_schedule_csv(download, TZ, limits=LIMITS)
-    pd.testing.assert_frame_equal(again.frame, accepted.frame)
+    pd.testing.assert_frame_equal(again.frame, accepted.frame, check_exact=True)
 
 
 def test_an_upload_whose_saved_form_would_exceed_5_mb_is_refused(tmp_path):
@@ -77,6 +77,6 @@ def test_the_largest_accepted_unclamped_values_are_restored_and_upload_again(tmp
     restored = save_and_restart(tmp_path, accepted.frame)
 
     assert "damaged" not in caplog.text
-    pd.testing.assert_frame_equal(restored["lib"], accepted.frame)
+    pd.testing.assert_frame_equal(restored["lib"], accepted.frame, check_exact=True)
     again = parse_schedule_csv(schedule_to_csv(restored["lib"]).encode(), TZ, limits=LIMITS)
-    pd.testing.assert_frame_equal(again.frame, accepted.frame)
+    pd.testing.assert_frame_equal(again.frame, accepted.frame, check_exact=True)

@@ -30,7 +30,7 @@ def test_rows_come_back_exactly_and_the_frame_matches_rows_to_frame():
     cols = PlotColumns.from_rows(rows, TZ)
     assert len(cols) == 12 and list(cols) == rows and cols[2:5] == rows[2:5] and cols[-1] == rows[-1]
     assert [format_row(r, 0.5) for r in cols[:]] == [format_row(r, 0.5) for r in rows]
-    pd.testing.assert_frame_equal(columns_frame(cols, 0, 12), rows_to_frame(rows, TZ))
+    pd.testing.assert_frame_equal(columns_frame(cols, 0, 12), rows_to_frame(rows, TZ), check_exact=True)
     assert cols.x_ms(0, 12).tolist() == [local_ms(r.ts, TZ) for r in rows]
 
 

@@ -564,11 +564,11 @@ def test_round_trip_via_schedule_to_csv():
     assert text.splitlines()[0] == HEADER
     assert text.splitlines()[-1] == "2026-10-25T02:45:00+01:00,end,"
     again = parse_schedule_csv(text.encode(), TZ)
-    pd.testing.assert_frame_equal(again.frame, parsed.frame)
+    pd.testing.assert_frame_equal(again.frame, parsed.frame, check_exact=True)
     assert [ts.utcoffset() for ts in again.frame.index] == [ts.utcoffset() for ts in parsed.frame.index]
     generated = generate_random("LIB", LIMITS, date(2026, 3, 29), TZ, 1, 4, 15, -5, 5, random.Random(1))
     again = parse_schedule_csv(schedule_to_csv(generated).encode(), TZ)
-    pd.testing.assert_frame_equal(again.frame, generated)
+    pd.testing.assert_frame_equal(again.frame, generated, check_exact=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -715,7 +715,7 @@ def test_well_formed_files_parse_exactly_and_round_trip(offsets, p, q, fmts, wit
     want_end = end if end is not None else times[-1] + (times[-1] - times[-2])
     assert utc(parsed.ends_at) == want_end == utc(frame.index[-1])
     again = parse_schedule_csv(schedule_to_csv(frame).encode(), TZ, LIMITS)
-    pd.testing.assert_frame_equal(again.frame, frame)
+    pd.testing.assert_frame_equal(again.frame, frame, check_exact=True)
     assert again.n_outside_limits == parsed.n_outside_limits
 
 
