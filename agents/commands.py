@@ -6,6 +6,10 @@ checks it, enqueues it without blocking and returns the `Command` at once with s
 in `shared_data["command_log"]` (last 50). Internal callers wait on `Command.done` with a bound.
 A command submitted on behalf of another (Start All's per-plant starts, Stop All's safe stops)
 names it as `parent`; its log entry keeps that id, so a reader can tell it from an operator's own.
+A plant command is bound to the transport mode current when it is submitted (`Command.transport`):
+the controller fails, without running it, one it pops after a switch to another transport
+(`CommandLog.not_run_off_transport`), so a stop meant for the old endpoint's plant never reaches the
+new one's.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class Command:
     target: str | None = None
     internal: bool = False
     parent: str | None = None       # id of the command this one is part of (Start All / Stop All)
+    transport: str | None = None    # plant commands: the transport mode they were submitted on
     status: str = "queued"
     detail: str | None = None
     result: Any = None
@@ -74,6 +79,27 @@ class CommandLog:
         if status in ("succeeded", "failed", "rejected"):
             cmd.done.set()
 
+    def not_run_off_transport(self, cmd: Command, mode: str, plant_name: str) -> bool:
+        """Called by plant `plant_name`'s controller with a popped command and its link's mode: when
+        `cmd` was issued on another transport (`off_transport`), records it `failed` with why and
+        logs a WARNING, then True: the caller does not run it. Else False, nothing recorded."""
+        reason = off_transport(cmd, mode)
+        if reason is None:
+            return False
+        log.warning("Command %s %s %s %s", cmd.id, cmd.kind, plant_name, reason)
+        self.record(cmd, "failed", reason)
+        return True
+
+
+def off_transport(cmd: Command, mode: str) -> str | None:
+    """Why `cmd` must not run on a link in transport `mode` (`not run: issued on LOCAL, the
+    transport is now REMOTE`), or None when it may. A plant command runs only on the transport it
+    was submitted on: one still queued when a switch applied was meant for the old endpoint's plant
+    (an internal safe stop behind a long command outlives the switch's bounded wait), and the plant
+    now behind the link is one nobody asked about. A command without a transport (not bound) runs."""
+    if cmd.transport is None or cmd.transport == mode:
+        return None
+    return f"not run: issued on {cmd.transport.upper()}, the transport is now {mode.upper()}"
 
 
 class PlantCommandQueue:
@@ -188,7 +214,12 @@ class CommandIntake:
 
     def submit(self, kind: str, plant: str | None = None, target: str | None = None,
                internal: bool = False, front: bool = False, parent: str | None = None) -> Command:
+        """Check and enqueue a command (components §0.4); returns it `queued` or `rejected` at once.
+        A plant command is bound to the transport mode current now (`off_transport`)."""
         cmd = Command(self._new_id(), kind, plant, target, internal, parent)
+        if kind in PLANT_KINDS:
+            with self._sd["lock"]:
+                cmd.transport = self._sd["transport_mode"]
         reason = self._check(cmd)
         if reason is None:
             if kind in COORDINATOR_KINDS:

@@ -454,6 +454,9 @@ class PlantController:
 
     # ---------------------------------------------------------------------------- commands
     def _run_command(self, cmd: Command) -> None:
+        if self.command_log.not_run_off_transport(cmd, self.link.mode, self.name):   # issued before a switch
+            self.commands.finish()
+            return
         self.command_log.record(cmd, "running")
         self._in_command = True
         try:
