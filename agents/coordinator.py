@@ -253,7 +253,9 @@ class Coordinator:
             if self.recorder is not None:
                 for pid in self.controllers:
                     self.recorder.set_recording(pid, False)
-            with self.sd["lock"]:
+            with self.sd["lock"]:   # one step with the director's submits, which bind to the mode they read
+                if self.intake.shutting_down:
+                    raise SwitchAbandoned("not switched: shutting down")
                 self.sd["transport_mode"] = target
             # After the mode change: a controller drops any observation still in flight on the
             # old endpoint, so nothing can overwrite the invalidated state with old values.
@@ -301,7 +303,10 @@ class Coordinator:
 
         The controllers refuse operator commands meanwhile (queued ones fail), so no start queued
         before the switch can run after its safe stop. Once shutdown began, the switch is not
-        applied (`SwitchAbandoned`): the director's safe stops run on the endpoints they started on."""
+        applied (`SwitchAbandoned`): the director's safe stops run on the endpoints they started on.
+        A transport switch checks that again in the locked step that changes the mode: a safe stop the
+        director submits is bound to the mode it reads under the same lock (`Command.transport`), so
+        the mode cannot change under a shutdown's safe stop and leave it not run."""
         with self.sd["lock"]:
             self.sd[flag] = True
         for controller in self.controllers.values():
