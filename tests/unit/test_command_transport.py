@@ -4,18 +4,23 @@ Intake stamps a plant command with `transport_mode` as it is submitted (a coordi
 not bound: a switch changes the transport, Start All / Stop All submit plant commands of their own).
 A controller that pops a command issued on another transport than its link's fails it, without
 running it, with the reason and a WARNING: a safe stop still queued when a switch applied was meant
-for the old endpoint's plant, not the one now behind the link.
+for the old endpoint's plant, not the one now behind the link. So that the shutdown's safe stops
+are never among those, a transport switch does not apply once the shutdown began, checked in the
+same locked step as its mode change.
 """
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 
 import pytest
 
 from agents.commands import Command, CommandIntake, CommandLog, off_transport
+from agents.coordinator import Coordinator
 from agents.shared_data import build_shared_data
 from core.clock import FakeClock
+from tests.helpers import make_cfg
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 
@@ -77,3 +82,48 @@ def test_a_command_from_another_transport_is_failed_with_the_reason_and_a_warnin
     fresh = intake.submit("safe_stop", "lib", internal=True, front=True)
     assert log.not_run_off_transport(fresh, "remote", "LIB") is False
     assert fresh.status == "queued" and not fresh.done.is_set()
+
+
+class _Controller:
+    """What a switch asks of a plant controller, recorded."""
+
+    def __init__(self):
+        self.invalidated = False
+
+    def refuse_commands(self, reason: str, on: bool = True) -> None:
+        pass
+
+    def invalidate(self) -> None:
+        self.invalidated = True
+
+
+class _ShutdownAtRecordingOff:
+    """A recorder whose `set_recording` is where the shutdown begins: after the switch's safe stops
+    and its first shutdown check, before its mode change."""
+
+    def __init__(self, intake: CommandIntake):
+        self.intake = intake
+
+    def set_recording(self, plant: str, on: bool) -> None:
+        self.intake.begin_shutdown()
+
+    def wake(self) -> None:
+        pass
+
+
+def test_a_transport_switch_does_not_apply_once_the_shutdown_began_before_its_mode_change(tmp_path, monkeypatch):
+    """The director's safe stops, submitted after `begin_shutdown`, read the mode then: were the mode
+    changed after that, they would be bound to the old transport and not run on the new."""
+    sd = build_shared_data(transport_mode="local")
+    clock = FakeClock(NOW)
+    log = CommandLog(sd, clock)
+    coord = Coordinator(make_cfg(tmp_path), clock, sd, log, threading.Event())
+    coord.intake = CommandIntake(sd, {}, coord, clock)
+    coord.controllers = {"lib": _Controller()}
+    coord.recorder = _ShutdownAtRecordingOff(coord.intake)
+    monkeypatch.setattr(coord, "safe_stop_all", lambda *a, **kw: {"lib": {"threshold_reached": True,
+                                                                          "disable_ok": True}})
+    switch = coord.intake.submit("switch_transport", target="remote")
+    coord.step()
+    assert (switch.status, switch.detail) == ("failed", "not switched: shutting down")
+    assert sd["transport_mode"] == "local" and not coord.controllers["lib"].invalidated
