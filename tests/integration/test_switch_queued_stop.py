@@ -20,7 +20,7 @@ from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
 from tests.helpers import ENABLE, P_BAT, P_SP, Q_SP, TinyServer, free_port, make_cfg, s16, shift, wait_for
 
-SWITCH_WAIT_S = 1.0       # the switch's bound for its safe stops (LIB's cannot start before the Stop ends)
+SWITCH_WAIT_S = 3.0       # the switch's bound for its safe stops: VRFB's ends well within; LIB's cannot start before the Stop ends
 LOCAL_RUNNING = {ENABLE: 1, P_SP: s16(1500), Q_SP: s16(-400)}   # 150 kW, -40 kvar
 NOT_RUN = "not run: issued on REMOTE, the transport is now LOCAL"
 
