@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
 
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
@@ -38,7 +37,7 @@ from core.lateness import BreakpointWatch
 from core.points import OBSERVE_POINTS
 from core.recording import format_value
 from core.state import empty_dispatch_status, empty_observed_state
-from core.timeutil import format_local_iso
+from core.timeutil import after_seconds, format_local_iso
 
 QUEUE_CAPACITY = 16
 OBSERVE_PERIOD_S = 1.0
@@ -422,7 +421,7 @@ class PlantController:
             if self._episodes.end("expired", now) is not None:
                 self._publish_dispatch(target_expired=False, target_expired_since=None)
         elif self._episodes.begin("expired", now):   # zero dispatched; since the last fresh target
-            fresh_at = None if target is None else self.clock.now() - timedelta(seconds=now - target.evaluated_mono)
+            fresh_at = None if target is None else after_seconds(self.clock.now(), target.evaluated_mono - now)
             self._publish_dispatch(target_expired=True, target_expired_since=format_local_iso(fresh_at))
             age = "?" if target is None else f"{now - target.evaluated_mono:.0f}"
             log.error("%s: no fresh target from scheduler for %s s -> zero dispatch", self.name, age)

@@ -50,7 +50,7 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Mapping
 
 from core.config import AppConfig
@@ -59,7 +59,7 @@ from agents.post_journal import REBUILD_RETRY_S, PostJournal
 from agents.post_spool import PostSpool
 from agents.poster_files import PosterFiles
 from core.post_queue import PostItem, PostQueue, PostWindows, metric_values
-from core.timeutil import format_local_iso
+from core.timeutil import after_seconds, format_local_iso
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError, LoginGate
 
 log = logging.getLogger("hil.poster")
@@ -313,7 +313,7 @@ class Poster(PosterFiles):
         self._pause.begin(reason, self.clock.monotonic(), wait_s, exc, self.pending_count())
         now = self.clock.now()
         self._publish_pause({"reason": PAUSE_WORDS[reason], "failed_at": format_local_iso(now),
-                             "next_try_at": format_local_iso(now + timedelta(seconds=wait_s))})
+                             "next_try_at": format_local_iso(after_seconds(now, wait_s))})
 
     def _publish_pause(self, pause: dict | None) -> None:
         """`account_pause` of every plant's status: the pause holds every series, also those of a

@@ -154,6 +154,12 @@ def from_epoch(seconds: float, tz: tzinfo) -> datetime:
     return datetime.fromtimestamp(seconds, tz)
 
 
+def after_seconds(dt: datetime, seconds: float) -> datetime:
+    """The instant `seconds` (negative: before) after aware `dt`, in its zone. Absolute time: `dt +
+    timedelta` on a zoned datetime moves the wall clock, an hour off across a DST change."""
+    return from_epoch(dt.timestamp() + seconds, dt.tzinfo)
+
+
 def ceil_to_period(dt: datetime, period_s: float) -> datetime:
     """The first epoch-aligned multiple of `period_s` at or after `dt`."""
     k = math.ceil(round(dt.timestamp() / period_s, 9))

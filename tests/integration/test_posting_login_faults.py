@@ -9,13 +9,13 @@ not one per series.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timezone
 
 import pytest
 
 from core.clock import FakeClock
 from core.timeutil import parse_iso
-from tests.integration.test_posting import (LIB_SERIES, MEAS, PASSWORD, START, VRFB_SERIES, drain,  # noqa: F401
+from tests.integration.test_posting import (LIB_SERIES, MEAS, PASSWORD, START, VALUES, VRFB_SERIES, drain,  # noqa: F401
                                             enqueue_samples, make_cfg, make_sd, posters, stamps)  # fixtures, sim's PASSWORD
 
 LOGIN_FAULTS = {
@@ -84,14 +84,20 @@ def test_posting_resumes_after_a_refused_token_and_says_so(sim, tmp_path, poster
     assert not [r for r in caplog.records if "recovered after" in r.getMessage()]   # the resume said it
 
 
-def test_the_account_pause_is_published_for_every_plant_until_a_post_succeeds(sim, tmp_path, posters):
+AUTUMN_CHANGE_SOON = datetime(2026, 10, 25, 0, 59, 59, tzinfo=timezone.utc).astimezone(START.tzinfo)  # 02:59:59 CEST
+
+
+@pytest.mark.parametrize("start", [START, AUTUMN_CHANGE_SOON], ids=["summer", "one-second-before-the-autumn-change"])
+def test_the_account_pause_is_published_for_every_plant_until_a_post_succeeds(sim, tmp_path, posters, start):
     """A failed login pauses every series of the account: the posting cards named `LIB's post (failed
     at …)` but neither that every plant waits nor until when. The poster publishes the pause (why,
-    when, the next try) in every plant's status, and clears it when a post succeeds."""
+    when, the next try) in every plant's status, and clears it when a post succeeds. The next try is
+    the wait after the failure in absolute time, also across a DST change (it was an hour late)."""
     cfg = make_cfg(tmp_path, sim.url, series={"lib": LIB_SERIES, "vrfb": VRFB_SERIES})
-    clock, sd = FakeClock(START), make_sd()
+    clock, sd = FakeClock(start), make_sd()
     poster = posters(cfg, clock, sd)
-    enqueue_samples(poster, 1, plants=("lib", "vrfb"))
+    for pid in ("lib", "vrfb"):
+        poster.enqueue_sample(pid, start, VALUES)
     assert all(sd["measurement_post_status"][pid]["account_pause"] is None for pid in ("lib", "vrfb"))
     LOGIN_FAULTS["404"](sim, 1)
     poster.step()
@@ -102,7 +108,8 @@ def test_the_account_pause_is_published_for_every_plant_until_a_post_succeeds(si
         pause = sd["measurement_post_status"][pid]["account_pause"]
         assert pause["reason"] == "login_failed"
         failed_at, next_try_at = (parse_iso(pause[key], START.tzinfo) for key in ("failed_at", "next_try_at"))
-        assert failed_at == clock.now() and next_try_at == clock.now() + timedelta(seconds=wait_s)
+        assert failed_at == clock.now()
+        assert next_try_at.timestamp() - failed_at.timestamp() == pytest.approx(wait_s, abs=1e-3)
     drain(poster, clock, max_steps=400)
     assert sd["measurement_post_counters"]["lib"]["posted"] == 4 and sd["measurement_post_counters"]["vrfb"]["posted"] == 4
     assert all(sd["measurement_post_status"][pid]["account_pause"] is None for pid in ("lib", "vrfb"))

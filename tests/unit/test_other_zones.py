@@ -40,6 +40,7 @@ from core.schedule_csv import ScheduleCSVError, ended_warning, parse_schedule_cs
 from core.schedules import P_COL, Q_COL, check_normalised, frame_from_rows, next_breakpoint, resolve_setpoint
 from core.timeutil import (
     NonExistentLocalTime,
+    after_seconds,
     api_window,
     ceil_to_period,
     day_bounds,
@@ -352,6 +353,18 @@ def test_iso_round_trip_formats_and_seconds_between(zone, day):
         seen_ui.add(format_ui(q, tz))
     # every instant of the day shows differently (the fold's two passes differ by the zone name)
     assert len(seen_ui) == len(local_days(zone)[day])
+
+
+@pytest.mark.parametrize("zone,day", zone_day_params())
+def test_after_seconds_is_absolute_time_across_the_day(zone, day):
+    """`after_seconds` (a pause's next try, a target's last fresh time) moves the instant, never the wall
+    clock: across a DST change `dt + timedelta` would be an hour off."""
+    tz = ZoneInfo(zone)
+    for q in local_days(zone)[day]:
+        for seconds in (-3600.0, -61.5, 0.0, 2.0, 3599.25, 7200.0):
+            got = after_seconds(q.astimezone(tz), seconds)
+            assert got.timestamp() == pytest.approx(q.timestamp() + seconds, abs=1e-6)
+            assert got.tzinfo is tz and got.utcoffset() == tz.utcoffset(got)
 
 
 @pytest.mark.parametrize("zone,day", zone_day_params())
