@@ -1,6 +1,6 @@
 """Measurement poster (thread `poster`; components §7.9-§7.10): loss-free, ordered API posting.
 
-The recorder hands every sample to `enqueue_sample(plant, ts, values)` while the gate is on; each
+The recorder hands every sample to `offer_sample(plant, ts, values)`, queued while the gate is on; each
 configured series queues its first value of each post window (SoC kWh = soc_pu × capacity_kwh,
 P W = p_poi_kw × 1000, Q var = q_poi_kvar × 1000, V volts = v_poi_pu × poi_voltage_v).
 
@@ -40,10 +40,10 @@ once, except: the API's answer is lost (a timed-out POST the server stored, a cr
 journal rebuilt and a kept spool not yet deleted): posted twice; a crash while the journal is
 diverged replays an older queue (posted ones again; those queued since are lost, as logged).
 
-Thread safety: `gate_open`, `follow_gate`, `refresh_status`: any thread; `enqueue_sample`: one thread
-(`_qlock` guards every queue call; `shared_data["lock"]` is held for O(1) swaps only). Only the poster
-thread (or the director, in `shutdown`, once it is idle) uses the HTTP client. The poster owns
-`measurement_post_status` and `measurement_post_counters`.
+Thread safety: `gate_open`, `follow_gate`, `refresh_status`: any thread; `offer_sample` and
+`enqueue_sample`: one thread (`_qlock` guards every queue call; `shared_data["lock"]` is held for
+O(1) swaps only). Only the poster thread (or the director, in `shutdown`, once it is idle) uses the
+HTTP client. The poster owns `measurement_post_status` and `measurement_post_counters`.
 """
 from __future__ import annotations
 
@@ -131,9 +131,18 @@ class Poster(PosterFiles):
                 self._gate = gate
         return gate
 
+    def offer_sample(self, plant_id: str, ts: datetime, values: Mapping[str, float]) -> int:
+        """The recorder's hand-over (its thread): `enqueue_sample` while the posting gate is on, checked in
+        the same step under the gate lock, so an on-to-off noted meanwhile (`follow_gate`) either refuses
+        the sample (0) or discards its items; a sample read as gated on and queued after the discard
+        would wait, journaled, to be posted when the gate opened again."""
+        with self._gate_lock:
+            return self.enqueue_sample(plant_id, ts, values) if self.gate_open() else 0
+
     def enqueue_sample(self, plant_id: str, ts: datetime, values: Mapping[str, float]) -> int:
         """Queue each metric that is its series' first in its post window (one thread, §7.9; a metric
-        the sample lacks leaves the window to the next sample); returns the number of items queued."""
+        the sample lacks leaves the window to the next sample), whatever the gate (`offer_sample` checks
+        it); returns the number of items queued."""
         plant = self.cfg.plants[plant_id]
         ts_utc = ts.astimezone(timezone.utc).replace(microsecond=0)
         now = self.clock.now()

@@ -411,9 +411,9 @@ class Recorder:
             self.sd["dispatch_tracking_by_plant"][pid] = tracking
 
     def _maybe_post(self, rec: _PlantRec, sample) -> None:
-        """Hand the sample to the poster while the posting gate is on; it keeps one per post window (§7.9)."""
-        if self.poster is not None and self.poster.gate_open():
-            self.poster.enqueue_sample(rec.plant_id, sample.ts, sample.values)
+        """Hand the sample to the poster; it keeps one per post window while the posting gate is on (§7.9)."""
+        if self.poster is not None:
+            self.poster.offer_sample(rec.plant_id, sample.ts, sample.values)
 
     # ------------------------------------------------------------------------------ flush
     def _flush(self, force_plants: set[str] = frozenset()) -> bool:

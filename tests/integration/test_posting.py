@@ -408,6 +408,28 @@ def test_a_gate_that_goes_off_and_on_again_during_a_post_still_discards_what_was
                                                       "discarded": 3}
 
 
+def test_a_sample_handed_over_once_the_gate_closed_is_not_queued(tmp_path, posters):
+    """The recorder read the gate (on), then the operator switched to Manual before it handed the sample
+    over: the poster checks the gate itself in the same step as the queueing, so the sample is not
+    queued past the on-to-off discard (it waited there, journaled, to be posted when the gate opened
+    again, hours later) and its post window stays free for the next sample."""
+    cfg = make_cfg(tmp_path, "http://127.0.0.1:9")
+    sd = make_sd()
+    poster = posters(cfg, FakeClock(START), sd)
+    poster.step()                                        # noted: gate on (nothing queued, nothing sent)
+    with sd["lock"]:
+        sd["active_schedule_source"] = "manual"
+    poster.follow_gate()
+    assert poster.offer_sample("lib", START, VALUES) == 0
+    assert poster.pending_count() == 0
+    with sd["lock"]:
+        sd["active_schedule_source"] = "api"
+    poster.follow_gate()
+    poster.step()
+    assert poster.pending_count() == 0 and sd["measurement_post_counters"]["lib"]["enqueued"] == 0
+    assert poster.offer_sample("lib", at(1), VALUES) == 4   # the same post window, free
+
+
 def test_a_stale_gate_reading_of_the_poster_never_discards_what_came_after_a_connect(tmp_path, posters):
     """The poster thread reads the gate (off) and is held there; Connect notes the gate on meanwhile.
     The poster's stale reading must not be noted after the newer one (it would schedule a discard of
