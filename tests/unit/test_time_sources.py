@@ -31,3 +31,15 @@ def test_no_program_module_reads_time_directly():
             if FORBIDDEN.search(code):
                 offenders.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
     assert offenders == [], "time read outside core/clock.py:\n" + "\n".join(offenders)
+
+
+WALL_SHIFT = re.compile(r"\bnow(\(\))?\s*[-+]\s*timedelta\((seconds|minutes|hours)=")
+
+
+def test_no_program_module_shifts_the_clocks_zoned_now_by_wall_time():
+    """`clock.now()` is zoned: `now + timedelta(seconds=...)` moves the wall clock, an hour off across a
+    DST change (an account pause's next try was); instants are shifted with `core.timeutil.after_seconds`."""
+    offenders = [f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}" for path in program_sources()
+                 for lineno, line in enumerate(path.read_text().splitlines(), 1)
+                 if WALL_SHIFT.search(line.split("#", 1)[0])]
+    assert offenders == [], "wall-time shift of a zoned now:\n" + "\n".join(offenders)
