@@ -4,8 +4,8 @@ Fetch Now (each from the fetcher pass that took the click).
 
 Who calls: `dashboard/top_card.py` and `dashboard/tabs/api.py`, on the dashboard's request threads.
 Inputs: the fetcher's published `data_fetcher_status` (`s.fetcher`) and the poster's
-`measurement_post_status` (`s.post_status`); times are shown local (`HH:MM:SS`). Nothing here
-touches `shared_data`, files or the network.
+`measurement_post_status` (`s.post_status`); times are shown local (`HH:MM:SS`; a last answer of
+another day is dated). Nothing here touches `shared_data`, files or the network.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _counts(cfg: AppConfig, by_plant: Any) -> str:
 def api_line(cfg: AppConfig, s: Snapshot) -> str:
     st = s.fetcher or {}
     link = api_link(st, s.post_status, cfg.tz)
-    text = (f"API Connected: {link.words('Yes', 'No', cfg.tz)} | "
+    text = (f"API Connected: {link.words('Yes', 'No', s.now, cfg.tz)} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))}")
     if (waiting := server_wait_note(st, s.now, cfg.tz)) is not None:
         text += f" | {waiting}"
@@ -47,7 +47,7 @@ def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
     st = s.fetcher or {}
     tomorrow = s.now.date() + timedelta(days=1)
     link = api_link(st, s.post_status, cfg.tz)
-    text = (f"API: {link.words('Connected', 'Not connected', cfg.tz)} | "
+    text = (f"API: {link.words('Connected', 'Not connected', s.now, cfg.tz)} | "
             f"{password_state(st, s.post_status, s.password_set, cfg.tz)} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "
             f"Tomorrow {_fetch_day(st, 'tomorrow_date', tomorrow)}: {_counts(cfg, st.get('tomorrow_points_by_plant'))}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import NamedTuple
 
-from core.timeutil import as_datetime, format_hms
+from core.timeutil import as_datetime, format_hms, wall_text
 
 
 class ApiLink(NamedTuple):
@@ -18,12 +18,17 @@ class ApiLink(NamedTuple):
     note: str = ""      # why not, when a failed post says so: "(a measurement post failed at …: …)"
     since: datetime | None = None   # when connected: the newest answer of either client it rests on
 
-    def words(self, yes: str, no: str, tz: tzinfo) -> str:
+    def words(self, yes: str, no: str, now: datetime, tz: tzinfo) -> str:
         """`<yes> (last answer HH:MM:SS)` or `<no> <note>`: a pass with nothing due sends no request,
-        so `connected` is only as fresh as the last answer, and the line says when that was."""
+        so `connected` is only as fresh as the last answer, and the line says when that was. An
+        answer of another local day than `now`'s (zone `tz`) is dated: `YYYY-MM-DD HH:MM:SS`."""
         if not self.connected:
             return " ".join((no, self.note)).strip()
-        return yes if self.since is None else f"{yes} (last answer {format_hms(self.since, tz)})"
+        if self.since is None:
+            return yes
+        local = self.since.astimezone(tz)
+        fmt = "%H:%M:%S" if local.date() == now.astimezone(tz).date() else "%Y-%m-%d %H:%M:%S"
+        return f"{yes} (last answer {wall_text(local, fmt)})"
 
 
 def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:

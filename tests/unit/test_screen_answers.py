@@ -335,6 +335,21 @@ def test_the_connected_lines_say_when_the_api_last_answered(cfg):
     assert api_line(cfg, snap(sd)).startswith("API Connected: No | ")
 
 
+def test_a_last_answer_of_another_day_is_dated(cfg):
+    """`last answer 23:58:01` read just after midnight looked like a minute ago's answer at a time
+    yet to come: an answer of an earlier local day than the snapshot's carries its date."""
+    from dashboard.api_answers import api_line, api_status_line
+    sd = build_shared_data()
+    _fetched(sd, 7, "2026-12-06T23:58:01+01:00")
+    sd["data_fetcher_status"].update(last_answer_at="2026-12-06T23:58:01+01:00", today_fetched_at=None)
+    before = datetime(2026, 12, 6, 23, 59, 30, tzinfo=TZ)
+    after = before + timedelta(minutes=1)                       # 00:00:30 of the next local day
+    assert api_line(cfg, snap(sd, before)).startswith("API Connected: Yes (last answer 23:58:01) | ")
+    assert api_line(cfg, snap(sd, after)).startswith(
+        "API Connected: Yes (last answer 2026-12-06 23:58:01) | ")
+    assert api_status_line(cfg, snap(sd, after)).startswith("API: Connected (last answer 2026-12-06 23:58:01) | ")
+
+
 def test_both_cards_give_the_accounts_next_login_and_the_refusal_as_the_error(cfg):
     """Found in review: after an outage the password was refused on LIB's post; VRFB's card said
     `Login try due` (from its own older failure's retry) and `Last error: … Connection refused`,
