@@ -35,19 +35,24 @@ def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:
     """From `data_fetcher_status` and `measurement_post_status` (by plant)."""
     if not fetcher.get("connected"):
         return ApiLink(False)
-    successes = _successes(fetcher, post_status, tz)
     failures = []
     for status in post_status.values():
         attempt = status.get("last_attempt") or {}
         if attempt.get("result") == "failed" and (at := as_datetime(attempt.get("timestamp"), tz)) is not None:
             failures.append((at, str(attempt.get("error") or "failed")))
-    newest_success = max((t for t in successes if t is not None), default=None)
+    newest_success = last_answer(fetcher, post_status, tz)
     if not failures:
         return ApiLink(True, since=newest_success)
     at, error = max(failures, key=lambda f: f[0])
     if newest_success is not None and newest_success >= at:
         return ApiLink(True, since=newest_success)
     return ApiLink(False, f"(a measurement post failed at {format_hms(at, tz)}: {error})")
+
+
+def last_answer(fetcher: dict, post_status: dict, tz: tzinfo) -> datetime | None:
+    """When the API last answered either client (the newest of `_successes`, in `tz`), connected
+    or not; None when it never did. The time the `Connected (last answer …)` line shows."""
+    return max((t for t in _successes(fetcher, post_status, tz) if t is not None), default=None)
 
 
 def _successes(fetcher: dict, post_status: dict, tz: tzinfo) -> list:

@@ -24,7 +24,7 @@ from core.lateness import LatenessHistogram
 from core.names import PLANT_IDS
 from core.overrides import REASONS as SIGNAL_SOURCE_REASONS, SIGNALS
 from dashboard import posting_view, views
-from dashboard.api_link import api_link, password_rejected
+from dashboard.api_link import api_link, last_answer, password_rejected
 from dashboard.snapshot import Snapshot, take_snapshot
 from dashboard.views import age_s
 
@@ -190,6 +190,9 @@ def service_gauges(f: _Families, s: Snapshot, cfg, threads) -> None:
     f.gauge("hil_api_connected", "The Istentore API answers (1) or not (0), as the dashboard's `API Connected`: "
             "the fetcher's last request succeeded and no measurement post failed since either client's last "
             "success", [], [], api_link(fetch, s.post_status, tz).connected)
+    f.gauge("hil_api_last_answer_age_seconds", "Time since the Istentore API last answered either client (a "
+            "fetch, a post, a post's data rejected), as the dashboard's `(last answer …)`; no sample before "
+            "any answer", [], [], age_s(last_answer(fetch, s.post_status, tz), s.now, tz))
     f.gauge("hil_api_password_rejected", "The API refused the password (1): the fetcher's last login, or the "
             "newest post unless the API answered since (posting and fetching wait for a new password)", [], [],
             s.password_set and password_rejected(fetch, s.post_status, tz))

@@ -135,15 +135,37 @@ def test_metrics_equal_registers_and_api_state_and_lateness_is_recorded(running)
         assert value(m, "hil_thread_up", thread=name) == 1, name
 
 
+def last_answer_at(state: dict) -> datetime:
+    """The newest answer of the API to either client in an `/api/state` document."""
+    fetch = state["data_fetcher_status"]
+    times = [fetch[k] for k in ("last_answer_at", "today_fetched_at", "tomorrow_fetched_at")] + [
+        (post.get("last_success") or {}).get("timestamp") for post in state["measurement_post_status"].values()]
+    return max(datetime.fromisoformat(t) for t in times if t)
+
+
+def last_answer_age(app, url: str) -> tuple[float, float, float]:
+    """(exported age, lowest and highest true age): a scrape between two `/api/state` documents
+    with the same last answer and the clock read around it."""
+    for _ in range(50):
+        at, before = last_answer_at(api_state(app)), app.clock.now()
+        m = scrape(url)
+        after = app.clock.now()
+        if last_answer_at(api_state(app)) == at:
+            return value(m, "hil_api_last_answer_age_seconds"), elapsed_s(at, before), elapsed_s(at, after)
+    raise AssertionError("the API answered during every scrape")
+
+
 def test_posting_and_fetch_metrics_follow_the_api_and_equal_api_state(tmp_path):
     """API mode with the simulator: the age of the last accepted post and of each fetched day window,
-    and failed POST attempts counted while the API answers 503."""
+    and failed POST attempts counted while the API answers 503. The age of the API's last answer
+    (the dashboard's `last answer`) has no sample before one, and grows while every post fails."""
     sim = IstentoreSim(AUTH_PASSWORD)
     sim.start()
     cfg = api_mode_config(tmp_path, sim.url)
     app = start_app(cfg)
     url = app.dashboard.url + "/metrics"
     try:
+        assert value(scrape(url), "hil_api_last_answer_age_seconds") is None, "no password yet: never an answer"
         app.set_api_password(AUTH_PASSWORD)
         wait_for(lambda: api_state(app)["data_fetcher_status"]["today_fetched"], 20, message="today fetched")
         wait_for(lambda: api_state(app)["measurement_post_counters"]["lib"]["posted"] > 0, 20, message="a post")
@@ -162,6 +184,8 @@ def test_posting_and_fetch_metrics_follow_the_api_and_equal_api_state(tmp_path):
         m = scrape(url)
         failed = api_state(app)["measurement_post_status"]["lib"]["failed_attempts"]
         assert 2 <= value(m, "hil_measurement_post_failures_total", plant="lib") <= failed
+        age, lowest, highest = last_answer_age(app, url)
+        assert lowest - 0.01 <= age <= highest + 0.01 and highest > 0.5, (age, lowest, highest)
     finally:
         stop_app(app)
         sim.stop()
