@@ -276,8 +276,11 @@ def entry_from_json(obj, plant_ids: Iterable[str], now_epoch: float) -> Entry | 
     return plant_id, metric, series_id, float(value), ts, float(enqueued_at)
 
 
+POSTED_UNITS = {"soc": "kWh", "p": "W", "q": "var", "v": "V"}   # what `metric_values` gives, by metric
+
+
 def metric_values(values: Mapping[str, float], plant_cfg) -> dict[str, float | None]:
-    """The four posted metrics of a sample in API units (kWh, W, var, V); None when unavailable."""
+    """The four posted metrics of a sample in API units (`POSTED_UNITS`); None when unavailable."""
     def scaled(column: str, factor: float) -> float | None:
         value = values.get(column)
         if value is None:

@@ -2,8 +2,8 @@
 `Snapshot`: what the poster published (`measurement_post_status`, `measurement_post_counters`).
 
 Who calls: `dashboard/tabs/api.py`, on the dashboard's request threads. Values are shown with 3
-decimals in the API's units (SoC kWh, P W, Q var, V volts); times local, `YYYY-MM-DD HH:MM:SS <zone>`.
-Nothing here touches `shared_data`, files or the network.
+decimals and their unit, the API's (SoC kWh, P W, Q var, V volts: `Value=1000.000 W`); times local,
+`YYYY-MM-DD HH:MM:SS <zone>`. Nothing here touches `shared_data`, files or the network.
 """
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from typing import Any
 
 from core.config import AppConfig
 from core.names import PLANT_IDS
+from core.post_queue import POSTED_UNITS
 from core.timeutil import as_datetime, format_hms, format_ui, seconds_between
 from dashboard.api_answers import server_wait_running
 from dashboard.api_link import password_paused, password_refusal
 from dashboard.snapshot import Snapshot
 from dashboard.recording_words import no_sample_reason
-from dashboard.views import METRIC_WORDS, _num, fmt, freshness
+from dashboard.views import METRIC_WORDS, _num, fmt_qty, freshness
 
 
 def _ui_time(value: Any, tz: tzinfo) -> str:
@@ -25,8 +26,9 @@ def _ui_time(value: Any, tz: tzinfo) -> str:
     return format_ui(dt, tz) if dt else "n/a"
 
 
-def _value3(value: Any) -> str:
-    return fmt(value, 3)
+def _value3(item: dict) -> str:
+    """A posted item's value, 3 decimals, with its API unit (`1000.000 W`); `n/a` alone without one."""
+    return fmt_qty(item.get("value"), POSTED_UNITS.get(item.get("metric"), ""), 3).rstrip()
 
 
 def oldest_pending_age(st: dict, now: Any, tz: tzinfo) -> float | None:
@@ -58,14 +60,14 @@ def posting_lines(cfg: AppConfig, s: Snapshot, plant: str) -> list[str]:
     if ok:
         lines.append(
             f"Last successful post: Metric={METRIC_WORDS.get(ok.get('metric'), ok.get('metric'))} "
-            f"Series={ok.get('series_id')} Value={_value3(ok.get('value'))} Batch={ok.get('batch_size')} | "
+            f"Series={ok.get('series_id')} Value={_value3(ok)} Batch={ok.get('batch_size')} | "
             f"Measurement ts: {_ui_time(ok.get('measurement_timestamp'), tz)} | Sent: {_ui_time(ok.get('timestamp'), tz)}")
     else:
         lines.append("No successful post yet.")
     if attempt:
         result = str(attempt.get("result") or "").upper()
         text = (f"Last attempt: Metric={METRIC_WORDS.get(attempt.get('metric'), attempt.get('metric'))} "
-                f"Series={attempt.get('series_id')} Value={_value3(attempt.get('value'))} "
+                f"Series={attempt.get('series_id')} Value={_value3(attempt)} "
                 f"Attempt={attempt.get('attempt')} Result={result} | At: {_ui_time(attempt.get('timestamp'), tz)}")
         if result == "FAILED" and (left_s := _retry_left_s(cfg, s, st, paused)) is not None:
             text += (

@@ -255,9 +255,9 @@ def test_posting_lines(cfg):
         "Posting enabled: Yes",
         "Pending queue: 3 | Oldest pending age: 12.3s",
         "Last enqueue: 2026-03-29 11:59:00 CEST",
-        "Last successful post: Metric=SoC Series=4 Value=250.500 Batch=1 | Measurement ts: 2026-03-29 11:59:00 CEST"
+        "Last successful post: Metric=SoC Series=4 Value=250.500 kWh Batch=1 | Measurement ts: 2026-03-29 11:59:00 CEST"
         " | Sent: 2026-03-29 11:59:01 CEST",
-        "Last attempt: Metric=P Series=6 Value=1000.000 Attempt=2 Result=FAILED | At: 2026-03-29 11:59:30 CEST"
+        "Last attempt: Metric=P Series=6 Value=1000.000 W Attempt=2 Result=FAILED | At: 2026-03-29 11:59:30 CEST"
         " | Next retry in ~3s",
         "Last error: 2026-03-29 11:59:30 CEST: HTTP 503",
         "Counters: enqueued=5 posted=1 rejected=0 dropped=0 discarded=1",

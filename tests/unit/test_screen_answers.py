@@ -56,6 +56,21 @@ def test_items_waiting_behind_another_plants_post_in_flight_are_said(cfg):
     assert posting_view.posting_lines(cfg, snap(sd), "lib")[5] == "No errors."   # its own post is in flight
 
 
+@pytest.mark.parametrize("metric, value, shown", [
+    ("soc", 250.5, "Metric=SoC Series=6 Value=250.500 kWh "), ("p", -1000.0, "Metric=P Series=6 Value=-1000.000 W "),
+    ("q", 20.0, "Metric=Q Series=6 Value=20.000 var "), ("v", 400.25, "Metric=V Series=6 Value=400.250 V "),
+    ("p", None, "Metric=P Series=6 Value=n/a ")])
+def test_posted_values_carry_the_apis_unit(cfg, metric, value, shown):
+    """`Value=250.500` on the card did not say SoC is posted in kWh (not pu or %) and P in W (the
+    plant's card says kW): each value is shown with the unit it was posted in."""
+    sd = build_shared_data()
+    sent = {**_attempt("2026-03-29T11:59:50+02:00", "ok"), "metric": metric, "value": value}
+    sd["measurement_post_status"]["lib"].update(last_success=sent, last_attempt=sent)
+    lines = posting_view.posting_lines(cfg, snap(sd), "lib")
+    assert lines[3].startswith(f"Last successful post: {shown}Batch=1 | ")
+    assert lines[4].startswith(f"Last attempt: {shown}Attempt=1 Result=OK | ")
+
+
 def test_items_waiting_behind_another_plants_failed_post_are_said(cfg):
     sd = build_shared_data()
     _vrfb_waiting(sd, pending=1)
