@@ -5,7 +5,8 @@ It is owed to the plant on one transport (`mode`) and tried at an observation on
 once `not_before` (monotonic s) has passed: the first try `OWED_BUSY_RETRY_S` after it became
 owed, then doubling up to `OWED_BUSY_RETRY_MAX_S`; cleared, the next one starts over at 2 s.
 `publish_owed(ctl)` puts what the plant on the current transport is owed on the controller's
-dispatch status (`owed_stop`, `owed_zero`: the card's dispatch line).
+dispatch status (`owed_stop`, `owed_zero`: the card's dispatch line), and the other transport owed a
+zero (`owed_zero_elsewhere`: the card's warning line).
 """
 from __future__ import annotations
 
@@ -40,10 +41,12 @@ class OwedWrite:
 
 def publish_owed(ctl) -> None:
     """Publish (when changed) whether a stop (`owed_stop`) or a zero (`owed_zero`) is owed to the plant on
-    the controller's current transport, through its owner (`ctl._publish_dispatch`). Called at the end
-    of each observation: a command, a switch or a try changes what is owed, the next one tells."""
+    the controller's current transport, and which other transport's plant is owed a zero
+    (`owed_zero_elsewhere`), through its owner (`ctl._publish_dispatch`). Called at the end of each
+    observation: a command, a switch or a try changes what is owed, the next one tells."""
     mode = ctl.link.mode
-    owed = {"owed_stop": ctl.owed_stop.mode == mode, "owed_zero": ctl.owed_zero.owed_on(mode)}
+    owed = {"owed_stop": ctl.owed_stop.mode == mode, "owed_zero": ctl.owed_zero.owed_on(mode),
+            "owed_zero_elsewhere": ctl.owed_zero.owed_elsewhere(mode)}
     with ctl.sd["lock"]:
         published = ctl.sd["dispatch_status_by_plant"][ctl.plant_id]
     if any(published.get(key) != value for key, value in owed.items()):

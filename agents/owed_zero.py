@@ -56,6 +56,11 @@ class OwedZero:
         """A zero is owed to the plant on transport `mode`."""
         return self._on(mode).mode is not None
 
+    def owed_elsewhere(self, mode: str) -> str | None:
+        """The other transport whose plant is owed a zero while the controller is on `mode` (left
+        there by a switch; written when the program is on it again), else None."""
+        return next((other for other in sorted(self._zeros) if other != mode and self.owed_on(other)), None)
+
     def clear(self, mode: str) -> None:
         """Nothing owed to the plant on transport `mode` (a Start or a stop on the other one leaves
         the other plant's zero owed)."""

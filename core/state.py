@@ -109,6 +109,7 @@ def empty_dispatch_status() -> dict:
         "setpoint_problem": None,   # why the setpoint registers do not hold the last write (None at `ok`)
         "owed_stop": False,   # a stop not confirmed is owed to the plant on the current transport
         "owed_zero": False,   # P = Q = 0 is owed to it (agents/owed_zero.py)
+        "owed_zero_elsewhere": None,   # the other transport ("local"|"remote") whose plant is owed P = Q = 0
         "left_running_on": {},   # {transport: local ISO}: a switch left the plant there not confirmed stopped
         "target_expired": False,   # no fresh target from the scheduler: zero is dispatched
         "target_expired_since": None,   # local ISO of the last fresh target while expired (None: never one)

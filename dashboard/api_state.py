@@ -75,6 +75,7 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
             "last_write_status": d.get("write_status"),
             "setpoint_problem": d.get("setpoint_problem"),   # why the registers do not hold it (None at ok)
             "owed_stop": bool(d.get("owed_stop")), "owed_zero": bool(d.get("owed_zero")),   # the card's owed_note
+            "owed_zero_elsewhere": d.get("owed_zero_elsewhere"),   # transport owed a zero (the card's warning)
             "left_running_on": dict(d.get("left_running_on") or {}),   # {transport: time}: may still run there
             **_target(s, pid, d),
             "override": dict(s.override.get(pid) or {"p": False, "q": False}),

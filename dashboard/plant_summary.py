@@ -1,9 +1,10 @@
 """Status-tab texts that say how far the screen can be believed (issues 11, 15): the both-plants
-summary table's rows and the warning line of a card (a plant left running on the other transport,
-the API-schedule note). Pure functions of a `Snapshot`, like `views`."""
+summary table's rows and the warning line of a card (a plant left running on the other transport, a
+zero owed to the plant there, the API-schedule note). Pure functions of a `Snapshot`, like `views`."""
 from __future__ import annotations
 
 from core.config import AppConfig
+from core.fleet import ZERO_OWED
 from core.timeutil import format_hms, wall_text
 from dashboard import views
 from dashboard.recording_words import recording_cell_text
@@ -37,6 +38,17 @@ def left_running_note(cfg: AppConfig, s: Snapshot, plant: str) -> str:
                       for mode, at in sorted(left.items()))
 
 
+def owed_elsewhere_note(s: Snapshot, plant: str) -> str:
+    """`Setpoints not zeroed yet on LOCAL: P = Q = 0 is written when the plant takes writes and the
+    transport is LOCAL again` while the controller owes a zero to the plant on the other transport
+    (`owed_zero_elsewhere`, agents/owed_zero.py; the switch's words, core.fleet.ZERO_OWED), else ''."""
+    other = (s.dispatch.get(plant) or {}).get("owed_zero_elsewhere")
+    if not other:
+        return ""
+    text = ZERO_OWED.format(where=f" on {other.upper()}", when=f" and the transport is {other.upper()} again")
+    return text[0].upper() + text[1:]
+
+
 def _left_on(s: Snapshot, plant: str) -> str:
     """The summary's State cell's ` (may run on REMOTE)` for a plant of `left_running_note`, else ''."""
     left = (s.dispatch.get(plant) or {}).get("left_running_on") or {}
@@ -44,8 +56,10 @@ def _left_on(s: Snapshot, plant: str) -> str:
 
 
 def card_note(cfg: AppConfig, s: Snapshot, plant: str) -> str:
-    """The card's warning line: `left_running_note`, then `schedule_note`; '' hides it."""
-    return " | ".join(note for note in (left_running_note(cfg, s, plant), schedule_note(cfg, s)) if note)
+    """The card's warning line: `left_running_note`, `owed_elsewhere_note`, then `schedule_note`; ''
+    hides it."""
+    notes = (left_running_note(cfg, s, plant), owed_elsewhere_note(s, plant), schedule_note(cfg, s))
+    return " | ".join(note for note in notes if note)
 
 
 SUMMARY_HEADER = ("Plant", "State", "Source of P/Q", "Pref", "P POI", "Qref", "Q POI", "V POI", "SoC", "Link",

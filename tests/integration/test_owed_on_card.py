@@ -12,12 +12,14 @@ from __future__ import annotations
 from core.clock import FakeClock
 from core.fleet import ZERO_NOTE
 from dashboard import plant_summary, views
+from dashboard.api_state import api_state_document
 from dashboard.snapshot import take_snapshot
 from tests.faulty_plant import FaultyPlant
 from tests.integration.test_control import START
-from tests.integration.test_stop_busy_plant import _busy_setpoints, _running
+from tests.integration.test_stop_busy_plant import (_busy_setpoints, _local_zero_owed_then_started_on_remote,
+                                                    _running, _switch)
 from tests.integration.test_stop_busy_plant import _step_until as _step_until_real
-from tests.helpers import ENABLE
+from tests.helpers import ENABLE, P_SP
 from tests.integration.test_stop_link_faults import _a_stop_that_could_not_reach_the_plant, _back, _step_until
 
 OWED_STOP = "stop not confirmed; the stop is sent when it answers again"
@@ -85,3 +87,33 @@ def test_a_transport_switch_shows_the_new_plants_debts_before_its_first_observat
         assert (rig.dispatch()["owed_stop"], rig.dispatch()["owed_zero"]) == (False, False)
     finally:
         rig.close()
+
+
+OWED_ON_LOCAL = ("Setpoints not zeroed yet on LOCAL: P = Q = 0 is written when the plant takes writes and the "
+                 "transport is LOCAL again")
+
+
+def test_a_zero_owed_on_the_other_transport_is_on_the_card_until_it_is_written_there(tmp_path):
+    """A zero owed to the LOCAL plant, then a switch to REMOTE and a Start there: the card spoke of the
+    REMOTE plant only, and the LOCAL plant's debt (it holds 500 kW, disabled) was said once, by the
+    switch's answer. The card's warning line and /api/state name the transport until the zero is
+    written there."""
+    with FaultyPlant() as local, FaultyPlant() as remote:
+        rig = _running(tmp_path, local, remote)
+        try:
+            local_busy = _local_zero_owed_then_started_on_remote(rig, local, remote)
+            rig.lib.step()
+            s = take_snapshot(rig.sd, rig.clock.now())
+            assert (rig.dispatch()["owed_zero"], rig.dispatch()["owed_zero_elsewhere"]) == (False, "local")
+            assert api_state_document(rig.cfg, s)["plants"]["lib"]["owed_zero_elsewhere"] == "local"
+            assert OWED_ON_LOCAL in plant_summary.card_note(rig.cfg, s, "lib")
+            local_busy[0] = False
+            _switch(rig, "local")
+            assert rig.dispatch()["owed_zero_elsewhere"] is None   # on LOCAL: its own debt, the dispatch line's
+            _step_until_real(rig, lambda: local.get(P_SP) == [0] and not rig.dispatch()["owed_zero"])
+            s = take_snapshot(rig.sd, rig.clock.now())
+            assert local.get(P_SP) == [0] and rig.dispatch()["owed_zero_elsewhere"] is None
+            assert api_state_document(rig.cfg, s)["plants"]["lib"]["owed_zero_elsewhere"] is None
+            assert "not zeroed" not in plant_summary.card_note(rig.cfg, s, "lib")
+        finally:
+            rig.close()
