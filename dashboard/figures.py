@@ -334,9 +334,11 @@ def live_window(now: datetime, window: str) -> tuple[datetime, datetime]:
             (utc + timedelta(seconds=span_s * C.LIVE_LEAD_FRACTION)).astimezone(now.tzinfo))
 
 
-def x_uirevision(plant: str, source: str, transport: str, window: str) -> str:
-    """The time axes' own uirevision: a new window choice resets the zoom, ticks never do."""
-    return f"{uirevision(plant, source, transport)}:{window}"
+def x_uirevision(plant: str, source: str, transport: str, window: str, shift_ms: int) -> str:
+    """The time axes' own uirevision: a new window choice resets the zoom, ticks never do; so does
+    a new axis shift (`live_axis.LiveAxis.shift_ms`, at the local midnight after a DST change),
+    since a kept zoom's display ms would then point an hour off."""
+    return f"{uirevision(plant, source, transport)}:{window}:{shift_ms // 60_000:+d}min"
 
 
 def range_patch(patch: Patch, x_range: tuple[datetime, datetime], now: datetime,
@@ -440,7 +442,7 @@ def live_figure(name: str, plant: str, source: str, transport: str, setpoints: l
     layout = _four_row_layout(plant_titles(name, recording), C.LIVE_FIGURE_HEIGHT, uirevision(plant, source, transport))
     layout["shapes"] = [now_shape(now, x=live_x(now))]
     for axis in X_AXES:
-        layout[axis].update(range=[x_lo, x_hi], uirevision=x_uirevision(plant, source, transport, window),
+        layout[axis].update(range=[x_lo, x_hi], uirevision=x_uirevision(plant, source, transport, window, ax.shift_ms),
                             **live_axis.ticks(*(visible or visible_ms(lo, hi, ax)), ax))
     if ax.dst:
         layout["hovermode"] = "closest"   # each point's own local time (customdata)

@@ -34,7 +34,8 @@ class LiveAxis:
 
 
 @lru_cache(maxsize=16)
-def _axis_of_day(day: date, tz: tzinfo) -> LiveAxis:
+def axis_of_day(day: date, tz: tzinfo) -> LiveAxis:
+    """The axis of the live figure drawn on local `day` in zone `tz`."""
     start = int(local_midnight(day, tz).timestamp() * 1000)
     end = int(local_midnight(day + timedelta(days=2), tz).timestamp() * 1000)
     shift = time_axis.offset_ms(start, tz)
@@ -43,7 +44,7 @@ def _axis_of_day(day: date, tz: tzinfo) -> LiveAxis:
 
 def axis_of(now: datetime) -> LiveAxis:
     """The axis of the live figure drawn at `now` (aware local): that of its local day."""
-    return _axis_of_day(now.date(), now.tzinfo)
+    return axis_of_day(now.date(), now.tzinfo)
 
 
 def display_dt(ts: datetime, ax: LiveAxis) -> datetime:

@@ -15,11 +15,12 @@ Time window (`15 min | 1 h | 6 h | day`): the figure shows the chosen span up to
 While the operator has not zoomed or panned the time axis, a tick slides the window on once now
 passes half of the lead; after a zoom (seen in the figure's `relayoutData`) the axis is left alone
 until the operator picks a window again or double-clicks (autorange). A new choice also gives the
-time axes a new uirevision, which resets the zoom.
+time axes a new uirevision, which resets the zoom; so does a new axis shift (the local midnight
+after a DST change, `live_axis`), whose rebuild ignores the zoom read back from the day before.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from dash import no_update
 
@@ -38,23 +39,38 @@ def window_choice(value) -> str:
 
 
 def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = None,
-                      relayout=None) -> tuple[dict, dict]:
+                      relayout=None, drawn=None) -> tuple[dict, dict]:
     """(figure, store) drawn from the snapshot: the whole live figure of one plant; `relayout` is
-    the figure's last relayoutData in the browser (an event from before this drawing)."""
+    the figure's last relayoutData in the browser (an event from before this drawing), on the
+    figure drawn with live key `drawn` (None: unknown, as on a page load)."""
     view = s.plot[pid]
     window = window_choice(window)
     events = _x_events(relayout)
+    shown = events if same_shift(s, drawn) else {}   # another shift's zoom: reset by the x uirevision
     recording = s.recording_on(pid)
     rev = _plan_rev(s, pid)
     plan = dctx.plan_cache.plan(pid, plan_cache.plan_key(s, rev), s.now, lambda: plan_lines.setpoints(dctx, s, pid))
     ks = plan_cache.in_force(plan, s.now)
     fig, offsets = figures.live_figure(dctx.names[pid], pid, s.source, s.transport, plan_cache.trimmed(plan, s.now, ks),
-                                       view, s.now, window, visible_range(s, window, events), recording)
+                                       view, s.now, window, visible_range(s, window, shown), recording)
     return fig, {"key": live_key(s, pid), "offs": offsets, "n": view.n, "rev": rev, "rec": recording,
                  "plan": plan_cache.drawn_state(plan, ks), "last": figures.row_signature(view.last),
                  "now": s.now.isoformat(),
                  "win": window, "x1": figures.live_window(s.now, window)[1].isoformat(), "rl": events,
                  "agg": events}
+
+
+def same_shift(s, drawn) -> bool:
+    """The figure of live key `drawn` (`live_key`; None: unknown) was drawn with the axis shift of
+    now's day. Else its zoom is gone (the shift is in the x uirevision: plotly resets the range) and
+    a relayout range read back from it is in another shift's display ms: an hour off."""
+    if drawn is None:
+        return True
+    try:
+        day = date.fromisoformat(str(drawn[3]))
+    except (TypeError, ValueError, IndexError, KeyError):
+        return False
+    return live_axis.axis_of_day(day, s.now.tzinfo).shift_ms == live_axis.axis_of(s.now).shift_ms
 
 
 def _plan_rev(s, pid: str) -> list:
@@ -117,7 +133,8 @@ def window_update(s, pid: str, store: dict, window: str, relayout) -> dict | Non
     if window != store.get("win"):
         lo_hi = figures.live_window(s.now, window)
         return {"win": window, "x1": lo_hi[1].isoformat(), "rl": events, "move": lo_hi,
-                "uirev": figures.x_uirevision(pid, s.source, s.transport, window)}
+                "uirev": figures.x_uirevision(pid, s.source, s.transport, window,
+                                              live_axis.axis_of(s.now).shift_ms)}
     resume = events != store.get("rl") and any(k.endswith("autorange") for k in events)
     if events != store.get("rl") and not resume:
         return None  # zoomed or panned by the operator: leave the axis alone

@@ -800,7 +800,7 @@ def _span_s(fig_or_ops):
 def test_live_window_choices(cfg, window, span_s):
     fig, store = live.build_live_figure(_ctx(cfg), snap(), "lib", window)
     assert _span_s(fig["layout"]["xaxis"]["range"]) == pytest.approx(span_s)
-    assert fig["layout"]["xaxis"]["uirevision"] == f"lib:manual:local:{live.window_choice(window)}"
+    assert fig["layout"]["xaxis"]["uirevision"] == f"lib:manual:local:{live.window_choice(window)}:+60min"
 
 
 def test_live_window_follows_now_until_the_operator_zooms(cfg):
@@ -815,7 +815,7 @@ def test_live_window_follows_now_until_the_operator_zooms(cfg):
                               {"xaxis.autorange": True})
     assert back["move"][0] == NOW - timedelta(minutes=30)         # double-click: follow again
     new = live.window_update(snap(now=NOW + timedelta(minutes=30)), "lib", dict(store, rl=zoom), "15m", zoom)
-    assert new["win"] == "15m" and new["uirev"] == "lib:manual:local:15m" and new["rl"] == zoom
+    assert new["win"] == "15m" and new["uirev"] == "lib:manual:local:15m:+60min" and new["rl"] == zoom
     patch, store2, _ = live.live_figure_update(dctx, snap(now=NOW + timedelta(seconds=1)), "lib", store, None, "15m")
     assert store2["win"] == "15m"
     assert {tuple(o["location"]) for o in _ops(patch) if o["location"][0] == "layout"} >= {

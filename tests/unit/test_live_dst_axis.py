@@ -26,7 +26,7 @@ from core.schedules import frame_from_rows
 from dashboard import figures
 from dashboard.plan_cache import PlanCache
 from dashboard.snapshot import take_snapshot
-from dashboard.tabs import live
+from dashboard.tabs import live, status
 from tests.unit.test_live_plot_truth import _apply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,3 +168,35 @@ def test_an_ordinary_night_keeps_local_wall_time_and_plotlys_own_ticks(cfg):
     assert fig["layout"]["shapes"][0]["x0"] == figures.x_of(now)
     assert "tickvals" not in fig["layout"]["xaxis4"] and "customdata" not in fig["data"][1]
     assert fig["layout"]["hovermode"] == "x"
+
+
+def test_a_zoom_kept_across_the_midnight_after_the_autumn_change_is_reset_not_an_hour_off(cfg):
+    """The autumn day is drawn in CEST wall time (its midnight's offset), the next in CET: at that
+    midnight the shift goes from +2 h to +1 h. The time axes kept their uirevision, so plotly kept
+    the operator's zoom (display ms of the old shift: an hour off on the new figure), and the rebuild
+    sized its points for that range read with the new shift. Now the shift is in the x uirevision
+    (the zoom resets to the window) and the rebuild sizes the points for the window."""
+    dctx, sd = _ctx(cfg), build_shared_data()
+    clock = FakeClock(datetime(2026, 10, 25, 23, 55, tzinfo=TZ), TZ)   # CET; drawn as 00:55 (CEST)
+    base = datetime(2026, 10, 25, tzinfo=UTC)
+    now = clock.now().astimezone(UTC)
+    rows = [_row(now - timedelta(seconds=5 * k), base) for k in range(80 * 12, -1, -1)]   # every 5 s
+    sd["plot_cache_by_plant"]["lib"] = {"gen": 1, "path": "x", "rows": rows, "n": len(rows)}
+    before, store = live.build_live_figure(dctx, take_snapshot(sd, clock.now(), False), "lib", "1h")
+    zoom = {"xaxis.range[0]": "2026-10-26 00:40:00", "xaxis.range[1]": "2026-10-26 00:50:00"}   # 23:40-23:50 CET
+    clock.advance(600)                                                # 00:05 CET, the next local day
+    rows += [_row(clock.now() - timedelta(seconds=5 * k), base) for k in range(119, -1, -1)]
+    sd["plot_cache_by_plant"]["lib"]["n"] = len(rows)
+    snap = take_snapshot(sd, clock.now(), False)
+    _patch, _store, request = live.live_figure_update(dctx, snap, "lib", store, None, "1h", zoom)
+    assert request["drawn"] == store["key"], "a new local day: the figure is drawn whole"
+    dctx.snapshot = lambda: snap
+    after, _ = status.rebuild_live(dctx, "lib", request, "1h", zoom)
+    assert before["layout"]["xaxis4"]["uirevision"] == "lib:manual:local:1h:+120min"
+    assert after["layout"]["xaxis4"]["uirevision"] == "lib:manual:local:1h:+60min", "plotly resets the zoom"
+    unzoomed, _ = live.build_live_figure(dctx, snap, "lib", "1h")
+    lo, hi = (_ms(x) for x in after["layout"]["xaxis4"]["range"])
+    assert (lo, hi) == (_ms("2026-10-25 23:05:00"), _ms("2026-10-26 00:15:00")), "CET wall time"
+    xs = [_ms(x) for x in after["data"][1]["x"]]
+    assert xs == [_ms(x) for x in unzoomed["data"][1]["x"]]
+    assert len([x for x in xs if x >= lo]) == 60 * 12 + 1, "every row of the window drawn, none decimated"
