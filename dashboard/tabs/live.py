@@ -46,7 +46,7 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
     view = s.plot[pid]
     window = window_choice(window)
     events = _x_events(relayout)
-    shown = events if same_shift(s, drawn) else {}   # another shift's zoom: reset by the x uirevision
+    shown = events if zoom_applies(s, drawn) else {}   # plotly reset that zoom (the x uirevision)
     recording = s.recording_on(pid)
     rev = _plan_rev(s, pid)
     plan = dctx.plan_cache.plan(pid, plan_cache.plan_key(s, rev), s.now, lambda: plan_lines.setpoints(dctx, s, pid))
@@ -60,17 +60,19 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
                  "agg": events}
 
 
-def same_shift(s, drawn) -> bool:
-    """The figure of live key `drawn` (`live_key`; None: unknown) was drawn with the axis shift of
-    now's day. Else its zoom is gone (the shift is in the x uirevision: plotly resets the range) and
-    a relayout range read back from it is in another shift's display ms: an hour off."""
+def zoom_applies(s, drawn) -> bool:
+    """A zoom read back from the figure of live key `drawn` (`live_key`; None: unknown) still applies:
+    it was drawn with now's source, transport and axis shift. Each is in the time axes' uirevision, so
+    a change makes plotly reset the range; a range read back from before it would size the points
+    for a range no longer shown (another shift's display ms: an hour off)."""
     if drawn is None:
         return True
     try:
         day = date.fromisoformat(str(drawn[3]))
     except (TypeError, ValueError, IndexError, KeyError):
         return False
-    return live_axis.axis_of_day(day, s.now.tzinfo).shift_ms == live_axis.axis_of(s.now).shift_ms
+    return ((drawn[1], drawn[2]) == (s.source, s.transport)
+            and live_axis.axis_of_day(day, s.now.tzinfo).shift_ms == live_axis.axis_of(s.now).shift_ms)
 
 
 def _plan_rev(s, pid: str) -> list:

@@ -200,3 +200,32 @@ def test_a_zoom_kept_across_the_midnight_after_the_autumn_change_is_reset_not_an
     xs = [_ms(x) for x in after["data"][1]["x"]]
     assert xs == [_ms(x) for x in unzoomed["data"][1]["x"]]
     assert len([x for x in xs if x >= lo]) == 60 * 12 + 1, "every row of the window drawn, none decimated"
+
+
+@pytest.mark.parametrize("change", ["source", "transport"])
+def test_a_zoom_reset_by_a_source_or_transport_change_does_not_size_the_new_figure(cfg, change):
+    """A source or transport change gives the time axes a new uirevision: plotly resets the operator's
+    zoom to the window. The rebuild sized its points for the old zoom read back from the figure before
+    (the rows outside it decimated until the next zoom); now it sizes them for the window shown."""
+    dctx, sd = _ctx(cfg), build_shared_data()
+    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=TZ), TZ)
+    base = datetime(2026, 6, 1, tzinfo=UTC)
+    now = clock.now().astimezone(UTC)
+    rows = [_row(now - timedelta(seconds=5 * k), base) for k in range(80 * 12, -1, -1)]   # every 5 s
+    sd["plot_cache_by_plant"]["lib"] = {"gen": 1, "path": "x", "rows": rows, "n": len(rows)}
+    before, store = live.build_live_figure(dctx, take_snapshot(sd, clock.now(), False), "lib", "1h")
+    zoom = {"xaxis.range[0]": "2026-06-01 11:40:00", "xaxis.range[1]": "2026-06-01 11:50:00"}
+    with sd["lock"]:
+        sd["active_schedule_source" if change == "source" else "transport_mode"] = \
+            "api" if change == "source" else "remote"
+    snap = take_snapshot(sd, clock.now(), False)
+    _patch, _store, request = live.live_figure_update(dctx, snap, "lib", store, None, "1h", zoom)
+    assert request["drawn"] == store["key"], "a new source or transport: the figure is drawn whole"
+    dctx.snapshot = lambda: snap
+    after, _ = status.rebuild_live(dctx, "lib", request, "1h", zoom)
+    assert after["layout"]["xaxis4"]["uirevision"] != before["layout"]["xaxis4"]["uirevision"], "plotly resets"
+    unzoomed, _ = live.build_live_figure(dctx, snap, "lib", "1h")
+    lo, _hi = (_ms(x) for x in after["layout"]["xaxis4"]["range"])
+    xs = [_ms(x) for x in after["data"][1]["x"]]
+    assert xs == [_ms(x) for x in unzoomed["data"][1]["x"]]
+    assert len([x for x in xs if x >= lo]) == 60 * 12 + 1, "every row of the window drawn, none decimated"
