@@ -250,7 +250,7 @@ def forecast_warning(name: str, fc: Forecast, plant_cfg: PlantConfig | None = No
              if kwh >= 0.5]
     tail = f"; {' and '.join(parts)} cannot be delivered" if parts else "; the setpoint is clamped"
     already = {"soc_empty": "is empty now (SoC 0.00)", "soc_full": "is full now (SoC 1.00)"}
-    if at <= fc.times[0] and fc.first_violation_kind in already:
+    if at.timestamp() <= fc.times[0].timestamp() and fc.first_violation_kind in already:   # instants, not walls
         return f"{name} {already[fc.first_violation_kind]}{tail}"
     return f"{name} {what} at {when}{tail}"
 

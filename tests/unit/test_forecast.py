@@ -251,3 +251,13 @@ def test_a_plant_already_empty_or_full_says_so_without_a_time(soc0, kw, text):
     fc = forecast_soc(LIB, soc0, "manual", frame, t(2026, 6, 1, 10), TZ)
     assert forecast_warning("LIB", fc, LIB) == text
 
+
+def test_an_soc_limit_reached_in_the_repeated_hour_after_the_start_is_not_now():
+    """Autumn night: the forecast starts at 02:45 CEST (the first pass) and LIB empties 45 min later, at
+    02:30 CET (the second pass). Compared as wall times 02:30 <= 02:45: it said `is empty now`."""
+    start = datetime(2026, 10, 25, 0, 45, tzinfo=timezone.utc).astimezone(TZ)   # 02:45 CEST
+    frame = manual([(start, 500.0)], end_at=datetime(2026, 10, 25, 4, 0, tzinfo=timezone.utc).astimezone(TZ))
+    fc = forecast_soc(LIB, 0.75, "manual", frame, start, TZ)
+    assert fc.first_violation_at.timestamp() - start.timestamp() == pytest.approx(45 * 60)
+    assert forecast_warning("LIB", fc, LIB).startswith("LIB reaches SoC 0.00 at 02:30 CET; ")
+
