@@ -41,8 +41,9 @@ def generate_random(
 ) -> pd.DataFrame:
     """A random manual frame (components §8.5), or ValueError with the operator message.
 
-    Start = `today` at Start Hour:00 local, End = `today` at End Hour:00, one day later when End ≤
-    Start; a time in a DST gap moves forward. Rows at Start + k × Step (absolute) while before End,
+    Start = `today` at Start Hour:00 local, End = `today` at End Hour:00, one day later when End Hour
+    ≤ Start Hour; a time in a DST gap moves forward (a window wholly inside the gap, 02 to 03 on Madrid's
+    spring day, is refused: it was a whole day). Rows at Start + k × Step (absolute) while before End,
     P uniform in [Min, Max] rounded to 0.1 kW (kept within [Min, Max]), Q 0, the end row at End.
     """
     start_h = _field(start_hour, int)
@@ -61,11 +62,12 @@ def generate_random(
             f"Min/Max kW must lie within {name} limits "
             f"[{fmt_num(limits.p_min_kw)}, {fmt_num(limits.p_max_kw)}] kW."
         )
+    end_day = today + timedelta(days=1) if end_h <= start_h else today   # on the hours: 02 to 03 is no day
     start = localize_forward(datetime.combine(today, time(start_h)), tz).astimezone(timezone.utc)
-    end = localize_forward(datetime.combine(today, time(end_h)), tz).astimezone(timezone.utc)
+    end = localize_forward(datetime.combine(end_day, time(end_h)), tz).astimezone(timezone.utc)
     if end <= start:
-        end = localize_forward(datetime.combine(today + timedelta(days=1), time(end_h)), tz)
-        end = end.astimezone(timezone.utc)
+        raise ValueError(f"{start_h:02d}:00 to {end_h:02d}:00 does not exist on {today.isoformat()} "
+                         f"(the clocks skip it for daylight saving time); nothing to generate.")
     step_td = timedelta(minutes=step)
     times: list[datetime] = []
     t = start

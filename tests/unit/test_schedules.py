@@ -611,6 +611,15 @@ def test_generator_on_dst_days():
     frame = gen(start_hour=1, end_hour=4, step_min=60, today=date(2026, 3, 29))
     assert [ts.isoformat() for ts in frame.index] == [
         "2026-03-29T01:00:00+01:00", "2026-03-29T03:00:00+02:00", "2026-03-29T04:00:00+02:00"]
+    # 02:00 to 03:00 does not exist on 29 March: refused (both move to 03:00 CEST; it was 24 h of rows).
+    with pytest.raises(ValueError) as info:
+        gen(start_hour=2, end_hour=3, step_min=15, today=date(2026, 3, 29))
+    assert str(info.value) == ("02:00 to 03:00 does not exist on 2026-03-29 (the clocks skip it for daylight "
+                               "saving time); nothing to generate.")
+    # Equal hours are a day: 23 h on the spring day.
+    frame = gen(start_hour=2, end_hour=2, step_min=60, today=date(2026, 3, 29))
+    assert (frame.index[0].isoformat(), frame.index[-1].isoformat(), len(frame)) == (
+        "2026-03-29T03:00:00+02:00", "2026-03-30T02:00:00+02:00", 24)
     # On 25 October 01:00 to 03:00 is 3 h, and the ambiguous 02:00 appears twice.
     frame = gen(start_hour=1, end_hour=3, step_min=60, today=date(2026, 10, 25))
     assert [ts.isoformat() for ts in frame.index] == [
