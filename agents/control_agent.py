@@ -103,6 +103,7 @@ class PlantController:
         self.owed_zero = OwedZero()   # P = Q = 0 a stop or a rollback owes (`agents/owed_zero.py`)
         self._prev_link = self.link.link
         self.hold = HoldKeeper(plant_id, self.name, shared_data, clock)
+        self.stopped_on: dict[str, float] = {}   # transport -> when a safe stop confirmed disabled there (mono)
 
     # ---------------------------------------------------------------- called from other threads
     def enqueue(self, cmd: Command, front: bool = False) -> str | None:
@@ -465,6 +466,8 @@ class PlantController:
             else:
                 result = self.safe_stop()
                 ok = result["disable_ok"]
+                if ok:
+                    left_running.stopped(self, self.link.mode)
                 detail = f"threshold_reached={str(result['threshold_reached']).lower()} disable_ok={str(ok).lower()}"
                 if not ok:   # why, and whether the stop is still to be sent
                     detail += f": {result['error']}{OWED_NOTE if self.owed_stop.mode else ''}"

@@ -246,6 +246,7 @@ class Coordinator:
         reached on the old transport (the usual reason to leave it) is not named. Then `; <names>'s
         setpoints not zeroed yet on <OLD>: ...` when a zero is owed to a plant left (`zero_owed_note`)."""
         with self._switching("transport_switching"):
+            began = self.clock.monotonic()
             with self.sd["lock"]:
                 old = self.sd["transport_mode"]
             in_contact = self._in_contact()
@@ -270,7 +271,7 @@ class Coordinator:
                 return text + zeros
             at = format_local_iso(self.clock.now())
             for pid in self._left_pids(in_contact, results):   # the card keeps it (agents/left_running.py)
-                left_running.mark(self.controllers[pid], old, at)
+                left_running.mark(self.controllers[pid], old, at, began)
             who = "they may" if " and " in left else "it may"
             warning = f"{left} not confirmed stopped on {old.upper()} ({who} still run there)"
             log.error("Transport switch: %s", warning)

@@ -125,4 +125,6 @@ def test_a_safe_stop_queued_behind_a_stop_when_the_switch_applies_is_not_run_on_
     # the switch says LIB was not confirmed stopped on the transport it left
     assert switch.status == "succeeded"
     assert switch.detail == "Transport switched to LOCAL; LIB not confirmed stopped on REMOTE (it may still run there)"
+    # ... but the operator's Stop confirmed it since: the card does not keep saying it may run there
+    assert not _sd(app, "dispatch_status_by_plant")["lib"].get("left_running_on")
     assert _sd(app, "scheduler_running_by_plant") == {"lib": False, "vrfb": False}
