@@ -454,6 +454,7 @@ class PlantController:
 
     # ---------------------------------------------------------------------------- commands
     def _run_command(self, cmd: Command) -> None:
+        self._follow_transport()   # a mode newer than the step's reading: the one the command may be bound to
         if self.command_log.not_run_off_transport(cmd, self.link.mode, self.name):   # issued before a switch
             self.commands.finish()
             return
