@@ -43,8 +43,8 @@ def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:
     newest_success = last_answer(fetcher, post_status, tz)
     if not failures:
         return ApiLink(True, since=newest_success)
-    at, error = max(failures, key=lambda f: f[0])
-    if newest_success is not None and newest_success >= at:
+    at, error = max(failures, key=lambda f: f[0].timestamp())   # instants: one zone compares wall times
+    if newest_success is not None and newest_success.timestamp() >= at.timestamp():
         return ApiLink(True, since=newest_success)
     return ApiLink(False, f"(a measurement post failed at {format_hms(at, tz)}: {error})")
 
@@ -52,7 +52,8 @@ def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:
 def last_answer(fetcher: dict, post_status: dict, tz: tzinfo) -> datetime | None:
     """When the API last answered either client (the newest of `_successes`, in `tz`), connected
     or not; None when it never did. The time the `Connected (last answer …)` line shows."""
-    return max((t for t in _successes(fetcher, post_status, tz) if t is not None), default=None)
+    return max((t for t in _successes(fetcher, post_status, tz) if t is not None), key=datetime.timestamp,
+               default=None)   # instants: in the repeated autumn hour wall times misorder
 
 
 def _successes(fetcher: dict, post_status: dict, tz: tzinfo) -> list:
@@ -78,7 +79,7 @@ def password_refusal(post_status: dict, tz: tzinfo) -> Refusal | None:
                 if (at := as_datetime(a.get("timestamp"), tz)) is not None]
     if not attempts:
         return None
-    at, pid, newest = max(attempts, key=lambda item: item[0])
+    at, pid, newest = max(attempts, key=lambda item: item[0].timestamp())
     if newest.get("result") == "failed" and "password rejected" in str(newest.get("error")):
         return Refusal(pid, at, str(newest.get("error")))
     return None
@@ -104,7 +105,8 @@ def password_rejected(fetcher: dict, post_status: dict, tz: tzinfo) -> bool:
         return True
     if (refused_at := _refused_at(post_status, tz)) is None:
         return False
-    return not any(t is not None and t > refused_at for t in _successes(fetcher, post_status, tz))
+    return not any(t is not None and t.timestamp() > refused_at.timestamp()
+                   for t in _successes(fetcher, post_status, tz))
 
 
 def password_state(fetcher: dict, post_status: dict, password_set: bool, tz: tzinfo) -> str:

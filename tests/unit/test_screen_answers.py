@@ -365,6 +365,27 @@ def test_a_last_answer_of_another_day_is_dated(cfg):
     assert api_status_line(cfg, snap(sd, after)).startswith("API: Connected (last answer 2026-12-06 23:58:01) | ")
 
 
+def test_the_newest_answer_and_failure_are_taken_by_instant_in_the_repeated_autumn_hour():
+    """A fetch answered at 02:50 CEST, a post at 02:10 CET (40 min later): compared as wall times in one
+    zone, 02:50 was the newest; the gauge said 1500 s at 02:15 CET instead of 300 s. The newest failure
+    and the password refusal are ordered by instant too."""
+    from dashboard.api_link import api_link, last_answer, password_refusal, password_rejected
+    fetcher = {"connected": True, "last_answer_at": "2026-10-25T02:50:00+02:00"}
+    posts = {"lib": {"last_success": {"timestamp": "2026-10-25T02:10:00+01:00"}},
+             "vrfb": {"last_attempt": {"timestamp": "2026-10-25T02:55:00+02:00", "result": "failed", "error": "503"}}}
+    now = datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=TZ)   # 02:15 CET
+    newest = last_answer(fetcher, posts, TZ)
+    assert newest.isoformat() == "2026-10-25T02:10:00+01:00"
+    assert views.age_s(newest, now, TZ) == 300.0
+    assert api_link(fetcher, posts, TZ).words("Yes", "No", now, TZ) == "Yes (last answer 02:10:00 CET)"
+    refused = {"lib": {"last_attempt": {"timestamp": "2026-10-25T02:50:00+02:00", "result": "failed",
+                                        "error": "login rejected (HTTP 401): password rejected"}},
+               "vrfb": {"last_attempt": {"timestamp": "2026-10-25T02:10:00+01:00", "result": "ok"}}}
+    assert password_refusal(refused, TZ) is None, "the newest attempt (02:10 CET) was no refusal"
+    answered = {"lib": refused["lib"], "vrfb": {"last_success": {"timestamp": "2026-10-25T02:10:00+01:00"}}}
+    assert not password_rejected({}, answered, TZ), "the API answered after the refusal"
+
+
 def test_both_cards_give_the_accounts_next_login_and_the_refusal_as_the_error(cfg):
     """Found in review: after an outage the password was refused on LIB's post; VRFB's card said
     `Login try due` (from its own older failure's retry) and `Last error: … Connection refused`,
