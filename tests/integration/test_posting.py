@@ -408,26 +408,48 @@ def test_a_gate_that_goes_off_and_on_again_during_a_post_still_discards_what_was
                                                       "discarded": 3}
 
 
-def test_a_sample_handed_over_once_the_gate_closed_is_not_queued(tmp_path, posters):
-    """The recorder read the gate (on), then the operator switched to Manual before it handed the sample
-    over: the poster checks the gate itself in the same step as the queueing, so the sample is not
-    queued past the on-to-off discard (it waited there, journaled, to be posted when the gate opened
-    again, hours later) and its post window stays free for the next sample."""
+def test_a_sample_handed_over_while_the_gate_closes_is_not_queued_past_the_discard(tmp_path, posters):
+    """The recorder's hand-over has read the gate (on) and is queueing when the operator switches to
+    Manual: the switch's on-to-off note waits for the hand-over (one step under the gate lock), then
+    discards its items. Before, they were queued after the discard and waited, journaled, to be posted
+    when the gate opened again, hours later. A sample handed over once the gate is off is refused."""
     cfg = make_cfg(tmp_path, "http://127.0.0.1:9")
     sd = make_sd()
     poster = posters(cfg, FakeClock(START), sd)
     poster.step()                                        # noted: gate on (nothing queued, nothing sent)
-    with sd["lock"]:
-        sd["active_schedule_source"] = "manual"
-    poster.follow_gate()
-    assert poster.offer_sample("lib", START, VALUES) == 0
-    assert poster.pending_count() == 0
+    inside, release = threading.Event(), threading.Event()
+    take = poster._windows.take
+
+    def held_take(*args):                                # the hand-over, between its gate reading and queueing
+        inside.set()
+        release.wait(5.0)
+        return take(*args)
+
+    poster._windows.take = held_take
+    handing_over = threading.Thread(target=poster.offer_sample, args=("lib", START, VALUES))
+    handing_over.start()
+    assert inside.wait(5.0)
+    poster._windows.take = take
+
+    def switch_to_manual():
+        with sd["lock"]:
+            sd["active_schedule_source"] = "manual"
+        poster.follow_gate()
+
+    switching = threading.Thread(target=switch_to_manual)
+    switching.start()
+    time.sleep(0.2)                                      # the switch is under way while the hand-over is held
+    release.set()
+    handing_over.join(5.0)
+    switching.join(5.0)
+    assert not handing_over.is_alive() and not switching.is_alive()
+    assert poster.offer_sample("lib", at(1), VALUES) == 0   # the gate is off: refused
     with sd["lock"]:
         sd["active_schedule_source"] = "api"
     poster.follow_gate()
     poster.step()
-    assert poster.pending_count() == 0 and sd["measurement_post_counters"]["lib"]["enqueued"] == 0
-    assert poster.offer_sample("lib", at(1), VALUES) == 4   # the same post window, free
+    assert poster.pending_count() == 0, "a sample of the closed gate waits to be posted"
+    assert poster.offer_sample("lib", at(60), VALUES) == 4   # the next post window is queued again
 
 
 def test_a_stale_gate_reading_of_the_poster_never_discards_what_came_after_a_connect(tmp_path, posters):
