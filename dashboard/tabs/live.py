@@ -39,14 +39,15 @@ def window_choice(value) -> str:
 
 
 def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = None,
-                      relayout=None, drawn=None) -> tuple[dict, dict]:
+                      relayout=None, drawn=None, drawn_window: str | None = None) -> tuple[dict, dict]:
     """(figure, store) drawn from the snapshot: the whole live figure of one plant; `relayout` is
     the figure's last relayoutData in the browser (an event from before this drawing), on the
-    figure drawn with live key `drawn` (None: unknown, as on a page load)."""
+    figure drawn with live key `drawn` and window `drawn_window` (None: unknown, as on a page load)."""
     view = s.plot[pid]
     window = window_choice(window)
     events = _x_events(relayout)
-    shown = events if zoom_applies(s, drawn) else {}   # plotly reset that zoom (the x uirevision)
+    kept = zoom_applies(s, drawn) and drawn_window in (None, window)
+    shown = events if kept else {}   # plotly reset that zoom (the x uirevision)
     recording = s.recording_on(pid)
     rev = _plan_rev(s, pid)
     plan = dctx.plan_cache.plan(pid, plan_cache.plan_key(s, rev), s.now, lambda: plan_lines.setpoints(dctx, s, pid))
@@ -62,9 +63,10 @@ def build_live_figure(dctx: DashboardContext, s, pid: str, window: str | None = 
 
 def zoom_applies(s, drawn) -> bool:
     """A zoom read back from the figure of live key `drawn` (`live_key`; None: unknown) still applies:
-    it was drawn with now's source, transport and axis shift. Each is in the time axes' uirevision, so
-    a change makes plotly reset the range; a range read back from before it would size the points
-    for a range no longer shown (another shift's display ms: an hour off)."""
+    it was drawn with now's source, transport and axis shift. Each is in the time axes' uirevision (as
+    is the window, compared by the caller), so a change makes plotly reset the range; a range read
+    back from before it would size the points for a range no longer shown (another shift's display
+    ms: an hour off)."""
     if drawn is None:
         return True
     try:
@@ -165,7 +167,8 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
         if pending and pending.get("key") == key and pending.get("drawn") == (store or {}).get("key") and \
                 (s.now - datetime.fromisoformat(pending["at"])).total_seconds() < C.REBUILD_RETRY_S:
             return no_update, no_update, no_update  # asked for already; wait for it
-        return no_update, no_update, {"key": key, "drawn": (store or {}).get("key"), "at": s.now.isoformat()}
+        return no_update, no_update, {"key": key, "drawn": (store or {}).get("key"), "win": (store or {}).get("win"),
+                                      "at": s.now.isoformat()}
     current = figures.row_signature(view.row(drawn_n - 1)) if drawn_n > 0 else None
     last_changed = current != store.get("last")
     plan, recording = _plan_rev(s, pid), s.recording_on(pid)

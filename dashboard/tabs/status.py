@@ -203,8 +203,9 @@ def rebuild_live(dctx: DashboardContext, pid: str, request, window, relayout):
     """The whole live figure, once per request a refresh tick made."""
     if not request:
         raise PreventUpdate
-    return build_live_figure(dctx, dctx.snapshot(), pid, window_choice(window), relayout,
-                             request.get("drawn") if isinstance(request, dict) else None)
+    drawn = request if isinstance(request, dict) else {}
+    return build_live_figure(dctx, dctx.snapshot(), pid, window_choice(window), relayout, drawn.get("drawn"),
+                             drawn.get("win"))
 
 
 # ------------------------------------------------------------------------------ plant buttons

@@ -229,3 +229,27 @@ def test_a_zoom_reset_by_a_source_or_transport_change_does_not_size_the_new_figu
     xs = [_ms(x) for x in after["data"][1]["x"]]
     assert xs == [_ms(x) for x in unzoomed["data"][1]["x"]]
     assert len([x for x in xs if x >= lo]) == 60 * 12 + 1, "every row of the window drawn, none decimated"
+
+
+def test_a_rebuild_answered_after_a_window_change_does_not_size_the_points_for_the_old_zoom(cfg):
+    """A whole rebuild (a new plot cache generation) asked on the 1 h window and answered once the
+    operator picked 6 h: the new window's uirevision resets plotly's zoom, so the zoom read back from
+    the 1 h figure must not size the new figure's points (529 of 961 were drawn)."""
+    dctx, sd = _ctx(cfg), build_shared_data()
+    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=TZ), TZ)
+    base = datetime(2026, 6, 1, tzinfo=UTC)
+    now = clock.now().astimezone(UTC)
+    rows = [_row(now - timedelta(seconds=5 * k), base) for k in range(80 * 12, -1, -1)]   # every 5 s
+    sd["plot_cache_by_plant"]["lib"] = {"gen": 1, "path": "x", "rows": rows, "n": len(rows)}
+    _before, store = live.build_live_figure(dctx, take_snapshot(sd, clock.now(), False), "lib", "1h")
+    zoom = {"xaxis.range[0]": "2026-06-01 11:40:00", "xaxis.range[1]": "2026-06-01 11:50:00"}
+    sd["plot_cache_by_plant"]["lib"] = dict(sd["plot_cache_by_plant"]["lib"], gen=2)   # a new file: redrawn whole
+    snap = take_snapshot(sd, clock.now(), False)
+    _patch, _store, request = live.live_figure_update(dctx, snap, "lib", store, None, "1h", zoom)
+    assert request["drawn"] == store["key"] and request["win"] == "1h"
+    dctx.snapshot = lambda: snap
+    after, _ = status.rebuild_live(dctx, "lib", request, "6h", zoom)   # answered on the 6 h window
+    unzoomed, _ = live.build_live_figure(dctx, snap, "lib", "6h")
+    assert [_ms(x) for x in after["data"][1]["x"]] == [_ms(x) for x in unzoomed["data"][1]["x"]]
+    kept, _ = status.rebuild_live(dctx, "lib", request, "1h", zoom)   # same window: the zoom sizes them
+    assert len(kept["data"][1]["x"]) != len(unzoomed["data"][1]["x"])
