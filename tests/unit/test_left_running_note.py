@@ -57,6 +57,11 @@ def test_a_stop_confirmed_on_the_old_transport_during_the_switch_is_not_marked_l
     left_running.stopped(ctl, "remote")            # the Stop ends before the mark: not marked
     left_running.mark(ctl, "remote", "2026-03-29T12:00:13+02:00", began)
     assert left() == {}
-    left_running.stopped(ctl, "local")             # a stop on the other transport confirms nothing here
-    left_running.mark(ctl, "remote", "2026-03-29T12:00:14+02:00", clock.monotonic() + 1)
-    assert left() == {"remote": "2026-03-29T12:00:14+02:00"}
+    clock.advance(1)
+    began = clock.monotonic()
+    left_running.mark(ctl, "remote", "2026-03-29T12:00:14+02:00", began)
+    clock.advance(1)
+    left_running.stopped(ctl, "local")             # a stop confirmed on LOCAL since the switch began ...
+    assert left() == {"remote": "2026-03-29T12:00:14+02:00"}, "... clears nothing on REMOTE"
+    left_running.mark(ctl, "remote", "2026-03-29T12:00:15+02:00", began)
+    assert left() == {"remote": "2026-03-29T12:00:15+02:00"}, "... nor keeps the switch from marking REMOTE"
