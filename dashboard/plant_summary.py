@@ -40,13 +40,14 @@ def left_running_note(cfg: AppConfig, s: Snapshot, plant: str) -> str:
 
 def owed_elsewhere_note(s: Snapshot, plant: str) -> str:
     """`Setpoints not zeroed yet on LOCAL: P = Q = 0 is written when the plant takes writes and the
-    transport is LOCAL again` while the controller owes a zero to the plant on the other transport
-    (`owed_zero_elsewhere`, agents/owed_zero.py; the switch's words, core.fleet.ZERO_OWED), else ''."""
+    transport is LOCAL again, unless it was enabled or set there meanwhile` while the controller owes a
+    zero to the plant on the other transport (`owed_zero_elsewhere`, agents/owed_zero.py; the switch's
+    words, core.fleet.ZERO_OWED; `OwedZero.serve` drops a zero over values set at the plant), else ''."""
     other = (s.dispatch.get(plant) or {}).get("owed_zero_elsewhere")
     if not other:
         return ""
     text = ZERO_OWED.format(where=f" on {other.upper()}", when=f" and the transport is {other.upper()} again")
-    return text[0].upper() + text[1:]
+    return f"{text[0].upper()}{text[1:]}, unless it was enabled or set there meanwhile"
 
 
 def _left_on(s: Snapshot, plant: str) -> str:

@@ -90,7 +90,7 @@ def test_a_transport_switch_shows_the_new_plants_debts_before_its_first_observat
 
 
 OWED_ON_LOCAL = ("Setpoints not zeroed yet on LOCAL: P = Q = 0 is written when the plant takes writes and the "
-                 "transport is LOCAL again")
+                 "transport is LOCAL again, unless it was enabled or set there meanwhile")   # OwedZero.serve drops it then
 
 
 def test_a_zero_owed_on_the_other_transport_is_on_the_card_until_it_is_written_there(tmp_path):
