@@ -5,10 +5,13 @@
 - `base_url`: prefix of every endpoint, e.g. `https://host/api` (no trailing slash needed);
 - `email`: login name sent with the password;
 - `tz`: the configured zone, kept for callers that convert the returned UTC instants;
-- `timeout_s`: bound of every HTTP exchange in total: connect, send, headers and body, however
-  slowly the server answers (`http_exchange.py`; `post_measurements` may pass its own);
-- `clock`: optional object with `monotonic()` (core/clock.py); without it the DEBUG request log
-  carries no duration.
+- `timeout_s`: bound of one call in total (contract: one call within `timeout_s`): its login if it
+  needs one (with the wait for another client's login), its request, and on a refused token the
+  re-login and the one retry, each exchange (connect, send, headers and body, however slowly the
+  server answers: `http_exchange.py`) bounded by what is left of it; `post_measurements` may pass
+  its own. A call with no time left before a request fails with a retryable error naming the bound;
+- `clock`: optional object with `monotonic()` (core/clock.py) that measures a call's bound; without
+  it the system's monotonic clock (`RealClock`) does, and the DEBUG request log carries no duration.
 
 Thread safety: an instance is used by one thread only (the data fetcher and the poster each own
 one, with its own connection pool). `set_password` belongs to that thread too. The instances of one
@@ -44,8 +47,10 @@ from core.lazy_modules import LazyModule, requests
 
 from api_gate import LoginGate
 from core import day_ahead
+from core.clock import RealClock
 from core.login_policy import password_digest
 from core.redaction import quoted
+from name_lookup import LookupTimeout
 
 from core.timeutil import format_hms, format_utc
 
@@ -104,6 +109,7 @@ class IstentoreAPI:
         self.tz = tz
         self.timeout_s = float(timeout_s)
         self._clock = clock
+        self._bound_clock = clock if clock is not None else RealClock(tz)   # measures a call's bound
         self.gate = gate or LoginGate(clock)
         self._password: str | None = None
         self._digest: str | None = None
@@ -174,7 +180,7 @@ class IstentoreAPI:
 
         Timestamps must be aware and values finite (ValueError otherwise, before any request).
         Returns on any 2xx; raises IstentoreAPIError otherwise. An empty batch sends nothing.
-        `timeout_s` bounds each HTTP exchange of this call (login included); None: the instance's.
+        `timeout_s` bounds the whole call (login, retry and their waits included); None: the instance's.
         """
         rows = []
         for ts, value in items:
@@ -192,19 +198,23 @@ class IstentoreAPI:
 
     # -- request machinery ---------------------------------------------------------------------
 
+    def _call_bound(self, timeout_s: float | None) -> _CallBound:
+        """The bound of one call starting now: `timeout_s` (None: the instance's)."""
+        return _CallBound(self._bound_clock, self.timeout_s if timeout_s is None else float(timeout_s))
+
     def _authorized(self, method: str, path: str, *, params: dict | None = None,
                     json_body: Any = None, timeout_s: float | None = None) -> requests.Response:
-        """One authenticated call: lazy login; on 401/403 one re-login and one retry."""
-        token = self._token or self._login(timeout_s)
-        resp = self._send(method, path, params=params, json_body=json_body, token=token,
-                          timeout_s=timeout_s)
+        """One authenticated call, all of it within `timeout_s` (None: the instance's): lazy login;
+        on 401/403 one re-login and one retry."""
+        bound = self._call_bound(timeout_s)
+        token = self._token or self._login(bound)
+        resp = self._send(method, path, params=params, json_body=json_body, token=token, bound=bound)
         if resp.status_code in AUTH_FAILURE_STATUSES:
             log.info("Istentore API %s %s answered HTTP %d; logging in again", method, path,
                      resp.status_code)
             self.gate.drop(token)
-            token = self._login(timeout_s, refused=token)
-            resp = self._send(method, path, params=params, json_body=json_body, token=token,
-                              timeout_s=timeout_s)
+            token = self._login(bound, refused=token)
+            resp = self._send(method, path, params=params, json_body=json_body, token=token, bound=bound)
             if resp.status_code in AUTH_FAILURE_STATUSES:   # the fresh token is kept: it may serve other endpoints
                 raise AuthenticationError(
                     f"{method} {path}: HTTP {resp.status_code} again after a fresh login: "
@@ -213,29 +223,30 @@ class IstentoreAPI:
             raise self._http_error(method, path, resp, data_request=True)
         return resp
 
-    def _login(self, timeout_s: float | None = None, refused: str | None = None) -> str:
+    def _login(self, bound: _CallBound | None = None, refused: str | None = None) -> str:
         """A token for the current password: the one another caller just obtained, or a new login.
 
-        `refused` is a token the server has just refused (it does not count as a fresh one).
-        Waits for a login in flight (at most the request timeout); sends none while the password is
-        held back after a rejection.
+        `bound`: the call's bound (None: a bare login, bounded by the instance's timeout). `refused`
+        is a token the server has just refused (it does not count as a fresh one). Waits for a login
+        in flight (at most what is left of the bound); sends none while the password is held back
+        after a rejection.
         """
         if not self._password:
             raise AuthenticationError("API password not set")
         try:
-            return self._login_once(timeout_s, refused)
+            return self._login_once(bound or self._call_bound(None), refused)
         except AuthenticationError:
             raise
         except IstentoreAPIError as exc:
             exc.login_failed = True
             raise
 
-    def _login_once(self, timeout_s: float | None, refused: str | None) -> str:
-        wait_s = self.timeout_s if timeout_s is None else timeout_s
+    def _login_once(self, bound: _CallBound, refused: str | None) -> str:
         done_before = self.gate.logins_done
+        wait_s = bound.left_s("POST /login")
         if not self.gate.acquire_login(wait_s):
-            raise IstentoreAPIError(f"POST /login: another login still in flight after {wait_s:g} s",
-                                    retryable=True)
+            raise IstentoreAPIError(f"POST /login: another login still in flight after {wait_s:.3g} s "
+                                    f"(the call's bound is {bound.bound_s:.3g} s)", retryable=True)
         try:
             token = self._token
             if token is not None and token != refused:
@@ -243,7 +254,7 @@ class IstentoreAPI:
             if self.gate.logins_done != done_before and self.gate.blocked_for_s(self._digest) is None:
                 # the login this call waited for failed (no answer, server error): not another now
                 raise IstentoreAPIError("POST /login: the login in flight failed; retry later", retryable=True)
-            return self._send_login(timeout_s)
+            return self._send_login(bound)
         finally:
             self.gate.release_login()
 
@@ -259,14 +270,15 @@ class IstentoreAPI:
                                    f"(a different password is tried at once)",
                                    status=status, retry_after_s=held_s, rejected=True)
 
-    def _send_login(self, timeout_s: float | None) -> str:
+    def _send_login(self, bound: _CallBound) -> str:
         if (held := self.login_held_back()) is not None:
             raise held
         path = "/login"
+        timeout_s = bound.left_s(f"POST {path}")
         self.gate.note_sent()
         try:
             resp = self._send("POST", path, json_body={"email": self.email, "password": self._password},
-                              token=None, timeout_s=timeout_s)
+                              token=None, bound=bound, timeout_s=timeout_s)
         finally:
             self.gate.logins_done += 1     # under the login lock
         if resp.status_code in LOGIN_REJECTED_STATUSES:
@@ -291,11 +303,12 @@ class IstentoreAPI:
         return token
 
     def _send(self, method: str, path: str, *, params: dict | None = None, json_body: Any = None,
-              token: str | None, timeout_s: float | None = None) -> requests.Response:
-        """One HTTP exchange (connect to last body byte) bounded by `timeout_s` (None: the
-        instance's), its body read in full (at most MAX_BODY_BYTES); transport failures become
-        IstentoreAPIError (retryable or not)."""
-        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+              token: str | None, bound: _CallBound, timeout_s: float | None = None) -> requests.Response:
+        """One HTTP exchange (connect to last body byte) bounded by `timeout_s` (None: what is left
+        of the call's `bound`), its body read in full (at most MAX_BODY_BYTES); transport failures
+        become IstentoreAPIError (retryable or not); a timeout names the call's bound."""
+        if timeout_s is None:
+            timeout_s = bound.left_s(f"{method} {path}")
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -309,7 +322,8 @@ class IstentoreAPI:
                 allow_redirects=False)
         except (requests.Timeout, http_exchange.ExchangeTimeout) as exc:
             self._log_request(method, path, "timeout", started)   # an ExchangeTimeout may name a DNS lookup
-            why = exc if isinstance(exc, http_exchange.ExchangeTimeout) else f"no answer within {timeout_s:g} s"
+            dns = isinstance(exc.__cause__, LookupTimeout)
+            why = exc if dns else f"no answer within {bound.bound_s:.3g} s"
             raise IstentoreAPIError(f"{method} {path}: {why}", retryable=True) from exc
         except http_exchange.BodyTooLarge as exc:
             self._log_request(method, path, "body too large", started)
@@ -358,6 +372,24 @@ class IstentoreAPI:
     def _scrub(self, text: str) -> str:
         """`text` as one line, the password and the token replaced in every form a server may echo."""
         return quoted(text, (self._password, self._token))
+
+class _CallBound:
+    """The time one call may take: `bound_s` from its start, on `clock` (its `monotonic()`)."""
+
+    def __init__(self, clock, bound_s: float):
+        self._clock = clock
+        self.bound_s = bound_s
+        self.deadline = clock.monotonic() + bound_s
+
+    def left_s(self, what: str) -> float:
+        """Seconds left for the next step (`what`, e.g. `POST /login`); a retryable
+        IstentoreAPIError naming the bound when none is."""
+        left_s = self.deadline - self._clock.monotonic()
+        if left_s <= 0:
+            raise IstentoreAPIError(f"{what}: not sent: the call took its whole bound of "
+                                    f"{self.bound_s:.3g} s (request timeout)", retryable=True)
+        return max(0.001, round(left_s, 3))   # a readable "no answer within 0.195 s"
+
 
 def _retry_after_s(resp: requests.Response) -> float | None:
     """`Retry-After` in seconds (at most RETRY_AFTER_MAX_S): delta-seconds, or an HTTP date relative
