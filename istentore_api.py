@@ -298,6 +298,10 @@ class IstentoreAPI:
             raise IstentoreAPIError(
                 f"POST {path}: HTTP {resp.status_code}: response is not JSON with a token",
                 status=resp.status_code, retryable=True)
+        if not _header_safe(token):   # http.client could not send it: refused, never stored nor quoted
+            raise IstentoreAPIError(
+                f"POST {path}: HTTP {resp.status_code}: response has no usable token (not printable "
+                f"latin-1 text, which an Authorization header needs)", status=resp.status_code, retryable=True)
         self.gate.note_accepted(self._digest, token)
         log.info("Istentore API login succeeded (%s)", self.email)
         return token
@@ -338,6 +342,11 @@ class IstentoreAPI:
             self._log_request(method, path, type(exc).__name__, started)
             reason = self._scrub(str(exc))[:BODY_EXCERPT_CHARS]
             raise IstentoreAPIError(f"{method} {path}: request failed: {reason}") from exc
+        except Exception as exc:   # e.g. a header http.client cannot encode: never out of the client
+            self._log_request(method, path, type(exc).__name__, started)
+            reason = self._scrub(str(exc))[:BODY_EXCERPT_CHARS]
+            raise IstentoreAPIError(f"{method} {path}: request failed: {type(exc).__name__}: {reason}",
+                                    retryable=isinstance(exc, OSError)) from None   # the cause may hold the token
         self._log_request(method, path, resp.status_code, started)
         return resp
 
@@ -389,6 +398,11 @@ class _CallBound:
             raise IstentoreAPIError(f"{what}: not sent: the call took its whole bound of "
                                     f"{self.bound_s:.3g} s (request timeout)", retryable=True)
         return max(0.001, round(left_s, 3))   # a readable "no answer within 0.195 s"
+
+
+def _header_safe(token: str) -> bool:
+    """Whether `token` can go into an HTTP header: printable latin-1, no control characters."""
+    return all(" " <= char <= "~" or "\xa0" <= char <= "\xff" for char in token)
 
 
 def _retry_after_s(resp: requests.Response) -> float | None:

@@ -15,7 +15,7 @@ Endpoints:
 
 Fault injection (thread-safe, effective for the next request): `fail_next`, `set_delay` (a hang is
 aborted by `stop()`), `expire_tokens_after`, `revoke_tokens`, `set_malformed`, `set_variant`,
-`set_revision`, `set_reject`. Counters: `calls[path]`, `logins`; stored data: `measurements(series)`.
+`set_revision`, `set_reject`, `next_token`. Counters: `calls[path]`, `logins`; stored data: `measurements(series)`.
 """
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ class IstentoreSim:
         self._tokens: dict[str, int] = {}          # token -> authenticated calls made with it
         self._tokens_issued: list[str] = []
         self._token_call_limit: int | None = None
+        self._next_tokens: deque = deque()         # tokens the next accepted logins hand out
         self._calls: Counter = Counter()
         self._logins = 0
         self._failures: dict[str, deque] = {}      # path -> deque of (status, body, headers)
@@ -169,6 +170,12 @@ class IstentoreSim:
         """Invalidate every token issued so far."""
         with self._lock:
             self._tokens.clear()
+
+    def next_token(self, token: str, count: int = 1) -> None:
+        """The next `count` accepted logins answer with `token` (any text, also one that no HTTP
+        header can carry) instead of a fresh random one."""
+        with self._lock:
+            self._next_tokens.extend([token] * count)
 
     def set_malformed(self, path: str, count: int = 1) -> None:
         """Answer the next `count` requests to `path` with HTTP 200 and a non-JSON body."""
@@ -336,8 +343,8 @@ class IstentoreSim:
             raise _Reply(400, {"detail": "email and password required"})
         if not secrets.compare_digest(body["password"].encode(), self.password.encode()):
             raise _Reply(401, {"detail": "invalid credentials"})
-        token = secrets.token_urlsafe(24)
         with self._lock:
+            token = self._next_tokens.popleft() if self._next_tokens else secrets.token_urlsafe(24)
             self._tokens[token] = 0
             self._tokens_issued.append(token)
             self._logins += 1
