@@ -82,6 +82,7 @@ class LoginGate:
         self.rejected_http_status = 401         # of the last rejected login
         self.logins_sent = 0
         self.logins_done = 0                    # logins answered or failed (under _login_lock)
+        self.last_login_digest: str | None = None   # password digest of the last login sent (idem)
         self.server_wait = ServerWait(self._clock)   # the API's last Retry-After, for every client
 
     def token_for(self, digest: str | None, min_seq: int = 0) -> str | None:
@@ -126,9 +127,11 @@ class LoginGate:
     def release_login(self) -> None:
         self._login_lock.release()
 
-    def note_sent(self) -> None:
+    def note_sent(self, digest: str | None) -> None:
+        """A login with the password of `digest` is sent (under the login lock)."""
         with self._lock:
             self.logins_sent += 1
+            self.last_login_digest = digest
 
     def note_rejected(self, digest: str | None, status: int) -> float:
         """Record a rejected login; returns the seconds until the next login may be sent."""

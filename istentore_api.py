@@ -251,8 +251,10 @@ class IstentoreAPI:
             token = self._token
             if token is not None and token != refused:
                 return token
-            if self.gate.logins_done != done_before and self.gate.blocked_for_s(self._digest) is None:
-                # the login this call waited for failed (no answer, server error): not another now
+            if self.gate.logins_done != done_before and self.gate.last_login_digest == self._digest \
+                    and self.gate.blocked_for_s(self._digest) is None:
+                # the login this call waited for, with this password, failed (no answer, server
+                # error): not another now. One with another password (the poster's old one) says nothing
                 raise IstentoreAPIError("POST /login: the login in flight failed; retry later", retryable=True)
             return self._send_login(bound)
         finally:
@@ -275,7 +277,7 @@ class IstentoreAPI:
             raise held
         path = "/login"
         timeout_s = bound.left_s(f"POST {path}")
-        self.gate.note_sent()
+        self.gate.note_sent(self._digest)
         try:
             resp = self._send("POST", path, json_body={"email": self.email, "password": self._password},
                               token=None, bound=bound, timeout_s=timeout_s)

@@ -16,7 +16,8 @@ from agents.data_fetcher_agent import DataFetcher
 from agents.poster import Poster
 from agents.scheduler_agent import ScheduleStore
 from core.clock import FakeClock
-from istentore_api import IstentoreAPI, LoginGate
+from istentore_api import IstentoreAPI, IstentoreAPIError, LoginGate
+from tests.helpers import wait_for
 from tests.integration.test_posting import LIB_SERIES, PASSWORD, START, TZ, VALUES, VRFB_SERIES, make_cfg, make_sd
 
 HOUR_S = 3600
@@ -116,6 +117,45 @@ def test_concurrent_callers_wait_for_the_one_login_in_flight(sim):
     assert errors == []
     assert sim.calls["/login"] == 1 and gate.logins_sent == 1
     assert len(sim.measurements(4)) == 4
+
+
+def _login_in_flight_then_call(sim, waiter_password, other_password):
+    """`other` logs in (the answer takes 1 s) while `waiter` starts a call: (waiter's error or None)."""
+    gate = LoginGate(FakeClock(START))
+    waiter, other = (IstentoreAPI(sim.url, "operator@example.com", TZ, 5.0, gate=gate) for _ in range(2))
+    waiter.set_password(waiter_password)
+    other.set_password(other_password)
+    item = [(datetime(2026, 6, 1, 8, 0, tzinfo=TZ), 1.0)]
+    sim.set_delay("/login", 1.0)
+    first = threading.Thread(target=lambda: pytest.raises(Exception, other._login), name="poster")
+    try:
+        first.start()
+        wait_for(lambda: sim.calls["/login"] == 1, timeout_s=5)   # its login holds the lock
+        try:
+            waiter.post_measurements(4, item)
+            return None
+        except IstentoreAPIError as exc:
+            return exc
+    finally:
+        first.join(10)
+        waiter.close()
+        other.close()
+
+
+def test_a_login_with_another_password_in_flight_is_no_failed_login_of_the_waiter(sim):
+    """After a Connect the poster may still log in with the old password: the fetcher waited for
+    that login, which the server refused, said "the login in flight failed" and sent none of its own."""
+    assert _login_in_flight_then_call(sim, PASSWORD, "the-password-before-connect") is None
+    assert sim.calls["/login"] == 2 and sim.logins == 1
+    assert len(sim.measurements(4)) == 1
+
+
+def test_a_failed_login_with_the_same_password_in_flight_is_not_sent_again_at_once(sim):
+    sim.fail_next("/login", 500)
+    error = _login_in_flight_then_call(sim, PASSWORD, PASSWORD)
+    assert error is not None and error.retryable and error.login_failed
+    assert error.message == "POST /login: the login in flight failed; retry later"
+    assert sim.calls["/login"] == 1
 
 
 def test_a_new_password_is_tried_at_once_while_the_old_one_is_held_back(sim):
