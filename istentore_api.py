@@ -49,7 +49,7 @@ from api_gate import LoginGate
 from core import day_ahead
 from core.clock import RealClock
 from core.login_policy import password_digest
-from core.redaction import quoted
+from core.redaction import quoted, secret_forms
 from name_lookup import LookupTimeout
 
 from core.timeutil import format_hms, format_utc
@@ -59,6 +59,7 @@ http_exchange = LazyModule("http_exchange")   # imports requests: kept off the s
 
 DAY_AHEAD_PRODUCT_ID = 4
 BODY_EXCERPT_CHARS = 200
+EXCERPT_BYTES = 1024    # the part of a body decoded for an excerpt: its cost does not grow with the body
 AUTH_FAILURE_STATUSES = (401, 403)
 LOGIN_REJECTED_STATUSES = (400, 401, 403)
 DATA_REJECTED_STATUSES = (400, 409, 413, 422)   # see the module docstring
@@ -377,8 +378,20 @@ class IstentoreAPI:
         return seconds
 
     def _excerpt(self, resp: requests.Response) -> str:
-        """At most BODY_EXCERPT_CHARS of the response body, one line, secrets replaced by `***`."""
-        return self._scrub(resp.text)[:BODY_EXCERPT_CHARS] or "(empty body)"
+        """At most BODY_EXCERPT_CHARS of the response body, one line, secrets replaced by `***`.
+
+        Only the first EXCERPT_BYTES are decoded, in the answer's charset or else UTF-8 (bad bytes
+        replaced): no charset detection over a body of up to MAX_BODY_BYTES on the caller's thread."""
+        body = resp.content or b""
+        head = body[:EXCERPT_BYTES]
+        try:
+            text = head.decode(resp.encoding or "utf-8", errors="replace")
+        except LookupError:   # a charset Python does not know
+            text = head.decode("utf-8", errors="replace")
+        text = self._scrub(text)
+        if len(body) > EXCERPT_BYTES:   # the start of a secret cut at the head's end escapes the scrub
+            text = _without_secret_start(text, [f for s in (self._password, self._token) for f in secret_forms(s)])
+        return text[:BODY_EXCERPT_CHARS] or ("(empty body)" if not body else "(no text at its start)")
 
     def _scrub(self, text: str) -> str:
         """`text` as one line, the password and the token replaced in every form a server may echo."""
@@ -400,6 +413,12 @@ class _CallBound:
             raise IstentoreAPIError(f"{what}: not sent: the call took its whole bound of "
                                     f"{self.bound_s:.3g} s (request timeout)", retryable=True)
         return max(0.001, round(left_s, 3))   # a readable "no answer within 0.195 s"
+
+
+def _without_secret_start(text: str, forms: list[str]) -> str:
+    """`text` without the longest end that is the start of one of `forms` (a secret cut off)."""
+    cut = max((k for form in forms for k in range(1, len(form)) if text.endswith(form[:k])), default=0)
+    return text[:len(text) - cut].rstrip()
 
 
 def _header_safe(token: str) -> bool:

@@ -147,7 +147,8 @@ class IstentoreSim:
 
     def fail_next(self, path: str, status: int, count: int = 1, body: object = None,
                   headers: dict[str, str] | None = None) -> None:
-        """Answer the next `count` requests to `path` with `status` (JSON `body` or a default)."""
+        """Answer the next `count` requests to `path` with `status` (JSON `body` or a default; a
+        `bytes` body is sent as it is, with no Content-Type unless `headers` give one)."""
         body = {"detail": f"injected HTTP {status}"} if body is None else body
         with self._lock:
             queue = self._failures.setdefault(path, deque())
@@ -418,6 +419,11 @@ def _flask_app(sim: IstentoreSim) -> Flask:
 
 
 def _json_response(status: int, payload: object, headers: dict | None) -> Response:
+    if isinstance(payload, bytes):
+        resp = Response(payload, status=status, headers=headers or {})
+        if "Content-Type" not in (headers or {}):
+            del resp.headers["Content-Type"]
+        return resp
     data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
     return Response(data, status=status, content_type="application/json", headers=headers or {})
 

@@ -76,3 +76,44 @@ def test_the_posting_card_says_why_a_login_token_is_refused(sim, tmp_path, poste
     assert card["last_attempt"]["result"] == "failed"
     assert card["last_error"]["message"] == NO_USABLE_TOKEN
     assert poster.pending_count() == 4 and stamps(sim, 4) == []
+
+
+MAINTENANCE = "Servicio en mantenimiento: vuelva más tarde."
+
+
+def failed_fetch(sim, api, body: bytes, status=503, headers=None) -> str:
+    sim.fail_next(MARKET, status, body=body, headers=headers)
+    with pytest.raises(IstentoreAPIError) as caught:
+        fetch_day(api)
+    return caught.value.message
+
+
+@pytest.mark.parametrize("tail", [b"\xe9" * 2**20, b"plain ASCII text " * 2**16, bytes(range(256)) * 4096],
+                         ids=["latin-1 bytes", "ASCII", "every byte"])
+def test_the_excerpt_of_a_large_body_looks_at_its_head_only(sim, api, tail):
+    """A 1 MiB error body without a charset: the excerpt decodes the first KiB as UTF-8, whatever
+    follows. The whole body went through charset detection (a 15 MiB body: 2.3 s on the fetcher
+    thread, outside the timeout), and a tail of latin-1 bytes made it read the head as Big5."""
+    head = (MAINTENANCE + " ").encode() + b"x" * (1024 - len(MAINTENANCE.encode()) - 1)
+    assert len(head) == 1024
+    message = failed_fetch(sim, api, head + tail)
+    assert message == f"GET /market_products: HTTP 503: {MAINTENANCE} " + "x" * (200 - len(MAINTENANCE) - 1)
+
+
+def test_the_excerpt_of_a_large_body_shows_no_start_of_a_secret_cut_at_its_head(sim, api):
+    """A server echoing the password right where the decoded head ends: what the scrub cannot
+    recognise there (the password's first characters) is not shown."""
+    fetch_day(api)
+    pad = b"\n" * (1024 - 6)
+    message = failed_fetch(sim, api, b"echo: " + pad + PASSWORD.encode() + b" " * 4096)
+    assert message == "GET /market_products: HTTP 503: echo:"
+    short = failed_fetch(sim, api, b"echo: " + PASSWORD.encode() + b" " * 4096)
+    assert short == "GET /market_products: HTTP 503: echo: ***" and PASSWORD[:4] not in message
+
+
+def test_the_excerpt_uses_the_answers_charset(sim, api):
+    body = MAINTENANCE.encode("cp1252") + b" " * 4096
+    message = failed_fetch(sim, api, body, headers={"Content-Type": "text/plain; charset=windows-1252"})
+    assert message == f"GET /market_products: HTTP 503: {MAINTENANCE}"
+    unknown = failed_fetch(sim, api, MAINTENANCE.encode(), headers={"Content-Type": "text/plain; charset=x-nonsense"})
+    assert unknown == f"GET /market_products: HTTP 503: {MAINTENANCE}"
