@@ -65,7 +65,7 @@ def server_wait_running(status: dict, now: datetime, tz: tzinfo) -> str | None:
     fetcher or to a post: the fetcher publishes it as `server_wait`) has not passed at the
     snapshot's `now`, else None. No request goes out meanwhile, no post either."""
     wait = status.get("server_wait") or {}
-    if not wait.get("until") or parse_iso(wait["until"], tz) <= now:
+    if not wait.get("until") or seconds_between(now, parse_iso(wait["until"], tz)) <= 0:
         return None
     return _asked_to_wait(wait, tz)
 
@@ -81,7 +81,7 @@ def held_by_server_wait(status: dict, at: datetime, tz: tzinfo) -> str | None:
     `at` was held by the server's `Retry-After` (`server_wait.held_at`, whole seconds), else None."""
     wait = status.get("server_wait") or {}
     held_at = wait.get("held_at")
-    if not held_at or not wait.get("until") or parse_iso(held_at, tz) < at.replace(microsecond=0):
+    if not held_at or not wait.get("until") or seconds_between(at.replace(microsecond=0), parse_iso(held_at, tz)) < 0:
         return None
     return _asked_to_wait(wait, tz)
 
@@ -98,7 +98,7 @@ def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: flo
         return f"Not connected yet: {held}; the login runs then"
     attempt = st.get("last_attempt")
     # last_attempt has whole seconds: a pass of the click's own second counts once it is new
-    if attempt and attempt != pending.get("seen") and parse_iso(attempt, tz) >= at.replace(microsecond=0):
+    if attempt and attempt != pending.get("seen") and seconds_between(at.replace(microsecond=0), parse_iso(attempt, tz)) >= 0:
         when = format_hms(parse_iso(attempt, tz), tz)   # the answer stays on screen: it says when it was true
         if st.get("connected"):
             return f"Connected at {when}"
@@ -136,9 +136,11 @@ def fetch_outcome(cfg: AppConfig, s: Snapshot, pending: dict, answer_within_s: f
     if (held := held_by_server_wait(st, at, tz)) is not None:
         return f"Not fetched: {held}; the fetch runs then"
     login_held = parse_iso(st["login_held_at"], tz) if st.get("login_held_at") else None
-    if login_held is not None and login_held >= at.replace(microsecond=0) and (attempt is None or login_held > attempt):
+    click = at.replace(microsecond=0)   # last_attempt and login_held_at have whole seconds; instants compared
+    if login_held is not None and seconds_between(click, login_held) >= 0 and (
+            attempt is None or seconds_between(attempt, login_held) > 0):
         return f"Not fetched at {format_hms(login_held, tz)}: {st.get('error')}"   # no request: the login is held
-    if attempt is None or attempt < at.replace(microsecond=0):   # last_attempt has whole seconds
+    if attempt is None or seconds_between(click, attempt) < 0:
         return "The fetch did not finish; see the Logs tab."   # the pass raised (logged by the loop)
     when = format_hms(attempt, tz)
     if st.get("error"):

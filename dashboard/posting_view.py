@@ -107,7 +107,7 @@ def _current_error(cfg: AppConfig, s: Snapshot, plant: str) -> dict | None:
     own = (s.post_status.get(plant) or {}).get("last_error")
     refusal = password_refusal(s.post_status, cfg.tz)
     own_at = as_datetime((own or {}).get("timestamp"), cfg.tz)
-    if refusal is None or (own_at is not None and own_at >= refusal.at):
+    if refusal is None or (own_at is not None and seconds_between(refusal.at, own_at) >= 0):
         return own
     whose = "" if refusal.plant == plant else f" ({cfg.plants[refusal.plant].name}'s post)"
     return {"timestamp": refusal.at, "message": refusal.error + whose}
@@ -146,7 +146,7 @@ def _waiting_behind(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
     for other in PLANT_IDS:
         attempt = (s.post_status.get(other) or {}).get("last_attempt") or {}
         at = as_datetime(attempt.get("timestamp"), cfg.tz)
-        if other == plant or at is None or (own_at is not None and own_at >= at):
+        if other == plant or at is None or (own_at is not None and seconds_between(at, own_at) >= 0):
             continue
         result = attempt.get("result")
         if result == "failed" and (pause := account_pause(cfg, s, plant)):
@@ -184,6 +184,6 @@ def account_pause(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
     failed, next_try = (as_datetime(pause.get(key), cfg.tz) for key in ("failed_at", "next_try_at"))
     if what is None or failed is None or not st.get("posting_enabled"):
         return None
-    due = next_try is None or next_try <= s.now
+    due = next_try is None or seconds_between(s.now, next_try) <= 0
     when = "next try due" if due else f"next try at {format_hms(next_try, cfg.tz)}"
     return f"{what} at {format_hms(failed, cfg.tz)}, {when}"

@@ -18,7 +18,7 @@ from core.config import AppConfig
 from core.names import VALUE_COLUMNS
 from core.dispatch import reports_running
 from core.fleet import FLEET_LABELS, OWED_NOTE, ZERO_NOTE, start_note
-from core.timeutil import as_datetime, format_hms, seconds_between
+from core.timeutil import as_datetime, format_hms, seconds_between, wall_text
 from dashboard.recording_words import recording_card_text
 from dashboard.snapshot import Snapshot
 
@@ -365,7 +365,7 @@ def _target_reason(cfg: AppConfig, d: dict) -> str:
     if not overridden:
         return base
     until = as_datetime(d.get("override_until"), cfg.tz)
-    text = f"override {' and '.join(overridden)}" + (f" until {until:%H:%M}" if until is not None else "")
+    text = f"override {' and '.join(overridden)}" + (f" until {wall_text(until, '%H:%M')}" if until is not None else "")
     # the signal not overridden follows the active source (API), whose reason is `reason`
     return text if len(overridden) == 2 else f"{text}, {'Q' if overridden == ['P'] else 'P'} {base}"
 

@@ -1,0 +1,153 @@
+"""The autumn night's repeated hour on screen: Europe/Madrid 2026-10-25 02:00-03:00 happens twice
+(CEST, then CET). Two aware datetimes in the same ZoneInfo compare by wall time, `fold` ignored
+(`02:50 CEST > 02:10 CET`), so every comparison of zoned times is of instants (DECISIONS: "instants,
+not wall times, for every comparison of zoned datetimes"). Each test arranges `shared_data` as its
+owner publishes it, with times on both passes of the repeated hour, and asserts what the operator
+reads (a line, a metric's value, the plan's instants).
+"""
+from __future__ import annotations
+
+import types
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agents.shared_data import build_shared_data
+from core.config import load_config
+from core.timeutil import after_seconds, format_local_iso
+from dashboard import api_answers, posting_view, views
+from dashboard.snapshot import take_snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+TZ = ZoneInfo("Europe/Madrid")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(ROOT / "config.yaml")
+
+
+def local(h: int, m: int, s: int = 0) -> datetime:
+    """The instant 2026-10-25 h:m:s UTC as `clock.now()` gives it: 00:xx UTC is 02:xx CEST (first
+    pass), 01:xx UTC is 02:xx CET (second pass)."""
+    return datetime(2026, 10, 25, h, m, s, tzinfo=timezone.utc).astimezone(TZ)
+
+
+def iso(h: int, m: int, s: int = 0) -> str:
+    return format_local_iso(local(h, m, s))   # as the agents publish it
+
+
+def snap(sd, now):
+    return take_snapshot(sd, now, False)
+
+
+def _attempt(at: str, result: str, error: str | None = None, series_id: int = 6) -> dict:
+    return {"timestamp": at, "metric": "p", "value": 1.0, "series_id": series_id, "measurement_timestamp": at,
+            "attempt": 1, "result": result, "error": error, "next_retry_seconds": 4, "batch_size": 1}
+
+
+def test_a_server_wait_into_the_second_pass_is_shown_during_the_first(cfg):
+    """A Retry-After of 600 s at 02:58 CEST runs to 02:08 CET: at 02:59 CEST the wait was hidden
+    (`02:08 <= 02:59` by wall time): API line without it, `No errors.`, `hil_posting_paused` 0."""
+    from dashboard import metrics
+    sd = build_shared_data()
+    sd["data_fetcher_status"]["server_wait"] = {"until": iso(1, 8), "status": 429, "held_at": None}
+    sd["measurement_post_status"]["lib"].update(posting_enabled=True, pending_queue_count=3)
+    s = snap(sd, local(0, 59))
+    waiting = "the API asked to wait until 02:08:00 CET (HTTP 429)"
+    assert api_answers.api_line(cfg, s).endswith(f" | waiting: {waiting}")
+    assert posting_view.posting_lines(cfg, s, "lib")[5] == f"No errors, but 3 item(s) waiting: {waiting}."
+    families = metrics._Families()
+    metrics.service_gauges(families, s, cfg, types.SimpleNamespace(failing=lambda: [], names=lambda: []))
+    paused = {smp.labels["plant"]: smp.value for smp in families.by_name["hil_posting_paused"].samples}
+    assert paused == {"lib": 1.0, "vrfb": 0.0}
+    assert "waiting" not in api_answers.api_line(cfg, snap(sd, local(1, 9)))   # over at 02:09 CET
+
+
+def test_a_login_pause_ending_in_the_second_pass_is_not_due_during_the_first(cfg):
+    """A login failed at 02:58 CEST; the next try is 300 s later, 02:03 CET: at 02:59 CEST the card
+    said `next try due` (`02:03 <= 02:59` by wall time)."""
+    sd = build_shared_data()
+    failed = local(0, 58)
+    pause = {"reason": "login_failed", "failed_at": format_local_iso(failed),
+             "next_try_at": format_local_iso(after_seconds(failed, 300))}
+    sd["measurement_post_status"]["lib"].update(posting_enabled=True, pending_queue_count=2, account_pause=pause)
+    assert posting_view.account_pause(cfg, snap(sd, local(0, 59)), "lib") == \
+        "login failed at 02:58:00 CEST, next try at 02:03:00 CET"
+    assert posting_view.account_pause(cfg, snap(sd, local(1, 4)), "lib") == \
+        "login failed at 02:58:00 CEST, next try due"
+
+
+def test_a_password_refusal_in_the_second_pass_is_newer_than_an_own_error_in_the_first(cfg):
+    """VRFB's post failed at 02:50 CEST; LIB's, 20 min later at 02:10 CET, got the password refused,
+    which pauses every series: VRFB's error line kept its own older error."""
+    sd = build_shared_data()
+    own, refused = "HTTP 503: Service Unavailable", "Authentication failed: password rejected (HTTP 401)"
+    sd["measurement_post_status"]["vrfb"].update(
+        posting_enabled=True, pending_queue_count=5, last_attempt=_attempt(iso(0, 50), "failed", own, 7),
+        last_error={"timestamp": iso(0, 50), "message": own})
+    sd["measurement_post_status"]["lib"].update(
+        posting_enabled=True, pending_queue_count=5, last_attempt=_attempt(iso(1, 10), "failed", refused),
+        last_error={"timestamp": iso(1, 10), "message": refused})
+    assert posting_view.posting_lines(cfg, snap(sd, local(1, 15)), "vrfb")[5] == \
+        f"Last error: 2026-10-25 02:10:00 CET: {refused} (LIB's post)"
+
+
+def _behind(vrfb_at: str, lib_at: str, lib_result: str, now: datetime, cfg) -> str:
+    sd = build_shared_data()
+    sd["measurement_post_status"]["vrfb"].update(posting_enabled=True, pending_queue_count=4,
+                                                 last_attempt=_attempt(vrfb_at, "succeeded", None, 7))
+    sd["measurement_post_status"]["lib"].update(
+        posting_enabled=True, pending_queue_count=1,
+        last_attempt=_attempt(lib_at, lib_result, "timeout" if lib_result == "failed" else None))
+    return posting_view.posting_lines(cfg, snap(sd, now), "vrfb")[5]
+
+
+def test_waiting_behind_another_plants_post_orders_the_posts_by_instant(cfg):
+    """VRFB tried at 02:59:30 CEST, LIB's post sent 40 s later (02:00:10 CET) hangs: VRFB's items wait
+    behind it (the card said `No errors.`); reversed, VRFB tried after LIB's failed post and does
+    not wait behind it (the card said it did)."""
+    assert _behind(iso(0, 59, 30), iso(1, 0, 10), "attempting", local(1, 0, 20), cfg) == \
+        "No errors, but 4 item(s) waiting behind LIB's post (sent at 02:00:10 CET, no answer yet)."
+    assert _behind(iso(1, 0, 10), iso(0, 59, 30), "failed", local(1, 0, 20), cfg) == "No errors."
+
+
+def test_connect_and_fetch_answers_take_a_pass_in_the_second_pass_after_a_click_in_the_first(cfg):
+    """Connect / Fetch Now clicked at 02:59:58 CEST, taken by the fetcher's pass at 02:00:02 CET:
+    no answer, then `No answer from the API within 25 s` and `The fetch did not finish`."""
+    from dashboard.common import run_stamped
+    click = local(0, 59, 58)
+    sd = build_shared_data()
+    sd["api_password"] = "x"
+    sd["data_fetcher_status"].update(connected=True, error=None, last_attempt=iso(1, 0, 2), passes=7,
+                                     today_date="2026-10-25", today_points_by_plant={"lib": 96, "vrfb": 96})
+    s = snap(sd, local(1, 0, 5))
+    assert api_answers.connect_outcome(s, {"at": click.isoformat(), "seen": iso(0, 50)}, TZ, 25.0) == \
+        "Connected at 02:00:02 CET"
+    pending = run_stamped({"kind": "fetch", "at": click.isoformat(), "pass": 7})
+    assert api_answers.fetch_outcome(cfg, s, pending, 25.0).startswith(
+        "Fetched at 02:00:02 CET: Today 2026-10-25: LIB=96 VRFB=96 | ")
+    # a pass held by the server's Retry-After (held_at 02:00:02 CET) after the click answers it
+    sd["data_fetcher_status"]["server_wait"] = {"until": iso(1, 5), "status": 429, "held_at": iso(1, 0, 2)}
+    assert api_answers.fetch_outcome(cfg, snap(sd, local(1, 0, 5)), pending, 25.0) == \
+        "Not fetched: the API asked to wait until 02:05:00 CET (HTTP 429); the fetch runs then"
+    # a login held (refused password) after the click, with no request since
+    sd["data_fetcher_status"].update(server_wait=None, login_held_at=iso(1, 0, 3), last_attempt=iso(0, 59, 0),
+                                     error="Authentication failed: password rejected")
+    assert api_answers.fetch_outcome(cfg, snap(sd, local(1, 0, 5)), pending, 25.0) == \
+        "Not fetched at 02:00:03 CET: Authentication failed: password rejected"
+
+
+def test_the_dispatch_line_names_the_pass_of_an_override_ending_in_the_repeated_hour(cfg):
+    """`override P until 02:30` did not say which 02:30 of the night."""
+    sd = build_shared_data("api")
+    sd["scheduler_running_by_plant"]["lib"] = True
+    sd["plant_transition_by_plant"]["lib"] = "running"
+    sd["dispatch_status_by_plant"]["lib"].update(
+        target_p_kw=120.0, target_q_kvar=0.0, reason="schedule", reason_p="override", reason_q="api",
+        override_until=iso(1, 30), next_breakpoint=iso(1, 30))
+    assert views.dispatch_line(cfg, snap(sd, local(0, 40)), "lib").startswith(
+        "Target P=120.0 kW Q=0.0 kvar (override P until 02:30 CET, Q schedule) | ")
+
