@@ -104,7 +104,7 @@ def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip
             continue
         until = None
         if clip_to_frame and frame is not None and len(frame):
-            until = max(frame.index[-1].to_pydatetime(), view.forecast.times[0])
+            until = max(frame.index[-1].to_pydatetime(), view.forecast.times[0], key=datetime.timestamp)
         xs, ys = _trace_xy(view, until)
         traces.append({"type": "scatter", "mode": "lines", "name": f"{names[pid]} SoC forecast", "x": xs, "y": ys,
                        "yaxis": f"y{n}",

@@ -151,3 +151,28 @@ def test_the_dispatch_line_names_the_pass_of_an_override_ending_in_the_repeated_
     assert views.dispatch_line(cfg, snap(sd, local(0, 40)), "lib").startswith(
         "Target P=120.0 kW Q=0.0 kvar (override P until 02:30 CET, Q schedule) | ")
 
+
+def test_the_manual_tabs_forecast_runs_to_a_schedule_end_in_the_second_pass(cfg):
+    """LIB's manual schedule ends at 02:30 CET; the forecast computed at 02:50 CEST, 40 min before:
+    the clip took the later wall time (02:50) and the SoC forecast was one point at its start."""
+    from agents.forecaster import ForecastView
+    from core.forecast import forecast_inputs, forecast_soc, forecast_warning
+    from core.schedule_csv import parse_schedule_csv
+    from dashboard import forecast_view, preview_figures
+    csv = (b"datetime,power_setpoint_kw,reactive_power_setpoint_kvar\n"
+           b"2026-10-25T01:30:00+02:00,-500,0\n2026-10-25T02:30:00+01:00,end,\n")
+    frame = parse_schedule_csv(csv, TZ).frame
+    now, pc = local(0, 50), cfg.plants["lib"]
+    fc = forecast_soc(pc, 0.5, "manual", frame, now, TZ)
+    view = ForecastView("manual", "lib", frame, fc, forecast_warning(pc.name, fc, pc), 0.5, "live", now, 0.0, 0.0,
+                        tuple(t.timestamp() for t in fc.times), 1, forecast_inputs("manual", "manual", frame, frame,
+                                                                                    None, None))
+    hil = types.SimpleNamespace(forecaster=types.SimpleNamespace(view=lambda src, pid: view))
+    sd = build_shared_data()
+    sd["manual_schedule_df_by_plant"] = {"lib": frame}
+    sd["active_schedule_source"] = "manual"
+    fig = preview_figures.manual_preview("LIB", frame, now, "x")
+    out = forecast_view.add_forecast(fig, hil, "manual", snap(sd, now), {"lib": frame}, {"lib": "LIB"}, True)
+    trace = next(t for t in out["data"] if "SoC forecast" in t["name"])
+    end_soc = forecast_soc(pc, 0.5, "manual", frame, now, TZ, until=frame.index[-1].to_pydatetime()).soc_pu[-1]
+    assert len(trace["x"]) > 1 and trace["y"][-1] == pytest.approx(end_soc) and end_soc > 0.5
