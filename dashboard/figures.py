@@ -125,8 +125,10 @@ def empty_figure(message: str, height: int) -> dict:
 
 
 def step_xy(frame: pd.DataFrame | None, column: str, start: datetime | None = None,
-            end: datetime | None = None, tail: timedelta | None = None) -> tuple[list, list]:
-    """x/y of a step line (`hv`) for one column of a normalised frame within [start, end).
+            end: datetime | None = None, tail: timedelta | None = None, points: bool = False) -> tuple[list, list]:
+    """x/y of a step line (`hv`) for one column of a normalised frame within [start, end); x local
+    wall-time strings (`x_of`), or with `points` the aware times themselves (their instants: the
+    autumn night's repeated hour is not told apart by its wall times).
 
     The row in force at `start` is drawn from `start`. An end row (NaN) draws the previous value up
     to its instant and then breaks the line. When the frame does not end with an end row, the
@@ -143,13 +145,13 @@ def step_xy(frame: pd.DataFrame | None, column: str, start: datetime | None = No
         return [], []
     stamps = index[i0:i1]
     values = frame[column].to_numpy()[i0:i1]
-    xs_all = list(stamps.strftime("%Y-%m-%d %H:%M:%S"))
-    if start is not None and stamps[0] < pd.Timestamp(start):
-        xs_all[0] = x_of(start)
+    ts_all = list(stamps.to_pydatetime())
+    if start is not None and stamps[0] < pd.Timestamp(start):   # pandas compares instants
+        ts_all[0] = start
     xs: list = []
     ys: list = []
     previous = None
-    for x, v in zip(xs_all, values.tolist()):
+    for x, v in zip(ts_all, values.tolist()):
         if v != v:  # end row: hold the previous value up to it, then break
             if previous is not None:
                 xs.append(x)
@@ -165,9 +167,9 @@ def step_xy(frame: pd.DataFrame | None, column: str, start: datetime | None = No
         last = stamps[-1] + tail
         if end is not None:
             last = min(last, pd.Timestamp(end))
-        xs.append(x_of(last.to_pydatetime()))
+        xs.append(last.to_pydatetime())
         ys.append(previous)
-    return xs, ys
+    return (xs if points else [x_of(x) for x in xs]), ys
 
 
 _ROWS, _SPACING = 4, 0.07

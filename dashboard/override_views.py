@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 from core.config import AppConfig
 from core.overrides import describe_signal, effective_next_breakpoint, effective_setpoint, overridden
 from core.schedules import P_COL, Q_COL
-from core.timeutil import day_bounds, format_hms
+from core.timeutil import day_bounds, format_hms, wall_text
 from dashboard import constants as C
 from dashboard.figures import empty_figure, now_shape, step_xy, x_of
 from dashboard.preview_figures import preview_title
@@ -98,10 +98,12 @@ def hold_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     return f"Held at {_held_values_text(h)} since {format_hms(since, cfg.tz)}"
 
 
-def held_values(hold: dict, start: datetime, end: datetime) -> tuple[list, list, list]:
-    """(xs, p, q) of a hold over [start, end): the held P (kW) and Q (kvar) as step points. A hold
-    has no end time (it lasts until Resume or the run's end), so `end` is the drawing's end."""
-    return [x_of(start), x_of(end)], [hold.get("p_kw")] * 2, [hold.get("q_kvar")] * 2
+def held_values(hold: dict, start: datetime, end: datetime, points: bool = False) -> tuple[list, list, list]:
+    """(xs, p, q) of a hold over [start, end): the held P (kW) and Q (kvar) as step points (x wall-time
+    strings; with `points` the aware times). A hold has no end time (it lasts until Resume or the
+    run's end), so `end` is the drawing's end."""
+    xs = [start, end] if points else [x_of(start), x_of(end)]
+    return xs, [hold.get("p_kw")] * 2, [hold.get("q_kvar")] * 2
 
 
 def held_name(hold: dict, signal: str | None = None) -> str:
@@ -124,10 +126,12 @@ def hold_buttons(s: Snapshot, plant: str) -> dict[str, tuple[ButtonState, dict]]
 
 # ------------------------------------------------------------------------ effective preview
 
-def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, end: datetime) -> tuple:
+def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, end: datetime,
+                     points: bool = False) -> tuple:
     """(xs, p, q) step points of the effective setpoint in [start, end) in API mode with the
-    plant's flags (the walk follows `effective_next_breakpoint`). A walk cut at `_MAX_STEPS`
-    breakpoints ends the line there instead of drawing its last value on to `end`."""
+    plant's flags (the walk follows `effective_next_breakpoint`); x wall-time strings, with `points`
+    the aware times (their instants). A walk cut at `_MAX_STEPS` breakpoints ends the line there
+    instead of drawing its last value on to `end`."""
     api, manual, flags = s.api.get(plant), s.manual.get(plant), flags_of(s, plant)
     period = cfg.istentore_api.schedule_period_minutes
     end_utc = end.astimezone(timezone.utc)
@@ -135,35 +139,36 @@ def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, e
     t = start
     for _ in range(_MAX_STEPS):
         eff = effective_setpoint("api", api, manual, flags, t, cfg.plants[plant], period)
-        xs.append(x_of(t))
+        xs.append(t)
         ps.append(eff.p_kw)
         qs.append(eff.q_kvar)
         t = effective_next_breakpoint("api", api, manual, flags, t, period)
         if t is None or t.astimezone(timezone.utc) >= end_utc:
             t = end
             break
-    xs.append(x_of(t))
+    xs.append(t)
     ps.append(ps[-1])
     qs.append(qs[-1])
-    return xs, ps, qs
+    return (xs if points else [x_of(x) for x in xs]), ps, qs
 
 
-def cut_note(xs: list, end: datetime) -> str:
-    """` (drawn to Thu 01:53 only: over 5000 steps)` for an `effective_series` line that ends
-    before `end` (the walk was cut at `_MAX_STEPS`: its last point is not `end`), else empty."""
-    if not xs or xs[-1] == x_of(end):
+def cut_note(ts: list, end: datetime) -> str:
+    """` (drawn to Thu 01:53 only: over 5000 steps)` for an `effective_series(points=True)` line
+    that ends before `end` (the walk was cut at `_MAX_STEPS`: its last point is not `end`), else empty."""
+    if not ts or ts[-1].timestamp() >= end.timestamp():
         return ""
-    shown = datetime.fromisoformat(xs[-1]).strftime("%a %H:%M")
-    return f" (drawn to {shown} only: over {_MAX_STEPS} steps)"
+    return f" (drawn to {wall_text(ts[-1], '%a %H:%M')} only: over {_MAX_STEPS} steps)"
 
 
-def held_series(xs: list, ps: list, qs: list, hold: dict, end: datetime, tz) -> tuple[list, list, list]:
-    """(xs, p, q) of an effective series with a Hold played: the series up to the hold's start,
-    then the held P (kW) and Q (kvar) to `end` (a hold lasts until Resume, which has no time)."""
+def held_series(ts: list, ps: list, qs: list, hold: dict, end: datetime, tz) -> tuple[list, list, list]:
+    """(ts, p, q) of an effective series (`effective_series(points=True)`: aware times) with a Hold
+    played: the series up to the hold's start, then the held P (kW) and Q (kvar) to `end` (a hold
+    lasts until Resume, which has no time). Cut by instant: wall times are not sorted across the
+    autumn night's repeated hour."""
     since = datetime.fromisoformat(hold["since"]).astimezone(tz)
-    k = bisect_left(xs, x_of(since))
-    hx, hp, hq = held_values(hold, since, end)
-    return xs[:k] + hx, ps[:k] + hp, qs[:k] + hq
+    k = bisect_left(ts, since.timestamp(), key=datetime.timestamp)
+    hx, hp, hq = held_values(hold, since, end, points=True)
+    return ts[:k] + hx, ps[:k] + hp, qs[:k] + hq
 
 
 def _line(name: str, xs, ys, axis: str, color: str, dash: str, width: float = 1.5) -> dict:
@@ -180,12 +185,13 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
     start, _ = day_bounds(today, cfg.tz)
     _, end = day_bounds(today + timedelta(days=1), cfg.tz)
     tail = timedelta(minutes=cfg.istentore_api.schedule_period_minutes)
-    xs, ps, qs = effective_series(cfg, s, plant, start, end)
-    name = "effective" + cut_note(xs, end)
+    ts, ps, qs = effective_series(cfg, s, plant, start, end, points=True)
+    name = "effective" + cut_note(ts, end)
     if s.held(plant):   # what the plant is given: the held values, whatever the schedules say
         h = s.hold[plant]
-        xs, ps, qs = held_series(xs, ps, qs, h, end, cfg.tz)
+        ts, ps, qs = held_series(ts, ps, qs, h, end, cfg.tz)
         name = "effective: " + held_name(h)
+    xs = [x_of(t) for t in ts]
     data = []
     for axis, col, eff in (("", P_COL, ps), ("2", Q_COL, qs)):
         data.append(_line("API base", *step_xy(api, col, start, end, tail), axis, "#7f7f7f", "dot"))

@@ -20,10 +20,10 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from core.lazy_modules import np, pd
+from core.lazy_modules import np
 from dash import Patch
 
 from dashboard import figures, live_axis
@@ -44,17 +44,15 @@ def plan_key(s, rev) -> str:
     return json.dumps([s.source, s.now.date().isoformat(), rev], sort_keys=True, default=str)
 
 
-def instants_ms(xs: list, tz, first_fold: int = 0) -> np.ndarray:
-    """The instants (ms since 1970 UTC) of points given as local wall-time strings in time order,
-    the first one's `fold` given (1: the second pass of the autumn night's repeated hour): a
-    repeated wall time is the first pass (DST) until the wall clock goes back, the second after."""
-    if not xs:
-        return np.zeros(0, dtype=np.int64)
-    wall = np.array(xs, dtype="datetime64[ms]")
-    went_back = np.concatenate(([False], np.logical_or.accumulate(wall[1:] < wall[:-1])))
-    first_pass = ~went_back & (first_fold == 0)
-    local = pd.DatetimeIndex(wall).tz_localize(tz, ambiguous=first_pass, nonexistent="shift_forward")
-    return local.as_unit("ms").asi8
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+
+
+def instants_of(points: list) -> np.ndarray:
+    """The instants (int64 ms since 1970 UTC) of aware times, as the plan lines' producers give
+    them (`plan_lines.setpoints`): a wall-time string does not say which pass of the autumn night's
+    repeated hour it is (02:30 CEST then 02:30 CET are equal strings), so they are never re-read."""
+    return np.array([(t - _EPOCH) // _MS for t in points], dtype=np.int64)
 
 
 def display_traces(traces: Traces, instants: tuple, now: datetime) -> Traces:
@@ -80,14 +78,15 @@ class PlanCache:
 
     def plan(self, pid: str, key: str, now: datetime, compute: Callable[[], Traces]) -> Plan:
         """The plan lines of `pid` for `key`; when not kept yet, `compute()` (`plan_lines.setpoints`
-        at `now`, aware local) gives them."""
+        at `now`, aware local; x aware times) gives them, kept with their instants and x as strings."""
         with self._lock:
             kept = self._by_plant.get(pid)
             if kept is not None and key in kept:
                 return kept[key]
         traces = compute()
-        instants = tuple(instants_ms(xs, now.tzinfo, now.fold) for xs, _y, _n in traces)
-        plan = Plan(now.isoformat(), display_traces(traces, instants, now), instants)
+        instants = tuple(instants_of(xs) for xs, _y, _n in traces)
+        walls = [([figures.x_of(t) for t in xs], ys, name) for xs, ys, name in traces]
+        plan = Plan(now.isoformat(), display_traces(walls, instants, now), instants)
         with self._lock:
             kept = self._by_plant.setdefault(pid, OrderedDict())
             plan = kept.setdefault(key, plan)

@@ -29,21 +29,23 @@ if TYPE_CHECKING:
 
 
 def schedule_setpoints(frame: pd.DataFrame | None, source: str, now: datetime, api_period: timedelta) -> Traces:
-    """(x, y, name) of the P and Q plan lines from the active source's frame over [now, today + 2 days)."""
+    """(x, y, name) of the P and Q plan lines from the active source's frame over [now, today + 2 days);
+    x aware times (`PlanCache` keeps their instants and draws them as wall-time strings)."""
     _start, end = figures.schedule_window(now.date(), now.tzinfo)
     tail = api_period if source == "api" else None
-    return [(*figures.step_xy(frame, column, now, end, tail), figures.LIVE_SETPOINT_NAMES[ti])
+    return [(*figures.step_xy(frame, column, now, end, tail, points=True), figures.LIVE_SETPOINT_NAMES[ti])
             for ti, column in figures.SETPOINT_TRACES]
 
 
 def setpoints(dctx: DashboardContext, s, pid: str) -> Traces:
-    """The plan lines of plant `pid` from `s.now` on (module docstring)."""
+    """The plan lines of plant `pid` from `s.now` on (module docstring), x aware times: the autumn
+    night's repeated hour is told apart by instant, which its wall-time strings do not say."""
     if s.held(pid):   # the held values, whatever the schedules say: no walk thrown away
         return held_lines(s.hold.get(pid), s.now)
     flags, manual = override_views.flags_of(s, pid), s.manual.get(pid)
     if s.source == "api" and any(flags.values()) and manual is not None and len(manual):
         end = figures.schedule_window(s.now.date(), s.now.tzinfo)[1]
-        xs, ps, qs = override_views.effective_series(dctx.cfg, s, pid, s.now, end)
+        xs, ps, qs = override_views.effective_series(dctx.cfg, s, pid, s.now, end, points=True)
         cut = override_views.cut_note(xs, end)
         traces = [(xs, ps, "P schedule" + " + override" * flags["p"] + cut),
                   (xs, qs, "Q schedule" + " + override" * flags["q"] + cut)]
@@ -69,5 +71,5 @@ def held_lines(hold: dict, now: datetime) -> Traces:
     schedule window, named `P held at -120.0 kW (until Resume)`. A hold has no end time (it lasts
     until Resume or the run's end), so nothing of the plan is drawn while it lasts; the hold's
     past is in the recorded lines."""
-    xs, ps, qs = override_views.held_values(hold, now, figures.schedule_window(now.date(), now.tzinfo)[1])
+    xs, ps, qs = override_views.held_values(hold, now, figures.schedule_window(now.date(), now.tzinfo)[1], True)
     return [(xs, ps, override_views.held_name(hold, "p")), (xs, qs, override_views.held_name(hold, "q"))]

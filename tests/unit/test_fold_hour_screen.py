@@ -176,3 +176,65 @@ def test_the_manual_tabs_forecast_runs_to_a_schedule_end_in_the_second_pass(cfg)
     trace = next(t for t in out["data"] if "SoC forecast" in t["name"])
     end_soc = forecast_soc(pc, 0.5, "manual", frame, now, TZ, until=frame.index[-1].to_pydatetime()).soc_pu[-1]
     assert len(trace["x"]) > 1 and trace["y"][-1] == pytest.approx(end_soc) and end_soc > 0.5
+
+
+def _plan_p(frame, computed_at: datetime):
+    from dashboard import plan_cache, plan_lines
+    return plan_cache.PlanCache().plan("lib", "k", computed_at, lambda: plan_lines.schedule_setpoints(
+        frame, "manual", computed_at, timedelta(minutes=15)))
+
+
+def test_the_live_plan_line_keeps_a_row_at_the_same_wall_time_on_the_second_pass(cfg):
+    """Hourly rows at half past cross the fold as 02:30 CEST -> 02:30 CET (equal wall strings): the
+    instants re-read from the strings put the CET row at the CEST instant, so the live `P schedule`
+    line showed the next row's value (-300 kW) from 02:30 CEST while -200 kW was dispatched."""
+    from core.schedule_csv import parse_schedule_csv
+    from core.schedules import resolve_setpoint
+    from dashboard import plan_cache
+    csv = (b"datetime,power_setpoint_kw,reactive_power_setpoint_kvar\n"
+           b"2026-10-25T01:30:00+02:00,-100,0\n2026-10-25T02:30:00+02:00,-200,0\n"
+           b"2026-10-25T02:30:00+01:00,-300,0\n2026-10-25T03:30:00+01:00,-400,0\n2026-10-25T04:30:00+01:00,end,\n")
+    frame = parse_schedule_csv(csv, TZ).frame
+    plan = _plan_p(frame, local(0, 20))
+    ms = [int(t.timestamp() * 1000) for t in (local(0, 20), local(0, 30), local(1, 30), local(2, 30))]
+    assert list(plan.instants[0]) == ms + [ms[-1] + 3_600_000] * 2   # the end row's x twice
+    assert plan.traces[0][1] == [-100.0, -200.0, -300.0, -400.0, -400.0, None]
+    for now in (local(0, 40), local(1, 10)):   # 02:40 CEST, 02:10 CET
+        assert resolve_setpoint("manual", frame, now, cfg.plants["lib"]).p_kw == -200.0
+        assert plan_cache.trimmed(plan, now)[0][1][:2] == [-200.0, -300.0]
+
+
+def test_the_live_plan_line_of_a_random_hourly_schedule_shows_the_row_in_force(cfg):
+    """The dashboard's Random generator (hours 0-6, step 60 min) gives rows at 02:00 CEST and 02:00
+    CET: at 02:30 CEST the line started at the CET row's value."""
+    import random
+    from datetime import date
+    from core.random_schedule import generate_random
+    from core.schedules import resolve_setpoint
+    from dashboard import plan_cache
+    pc = cfg.plants["lib"]
+    frame = generate_random("LIB", pc.model.power_limits, date(2026, 10, 25), TZ, 0, 6, 60, -500, 500,
+                            random.Random(1))
+    plan = _plan_p(frame, datetime(2026, 10, 24, 23, 30, tzinfo=timezone.utc).astimezone(TZ))
+    now = local(0, 30)
+    assert plan_cache.trimmed(plan, now)[0][1][0] == resolve_setpoint("manual", frame, now, pc).p_kw
+    assert list(plan.instants[0]) == sorted(plan.instants[0])
+
+
+def test_the_effective_preview_plays_a_hold_from_its_instant_in_the_repeated_hour(cfg):
+    """API rows every 15 min; the plant is held at 02:20 CEST: the held line follows the rows up to
+    02:15 CEST. The bisect on wall strings (not sorted across the fold) kept the rows to 02:15 CET."""
+    from core.schedules import frame_from_rows
+    from core.timeutil import quarter_hours
+    from dashboard import override_views
+    from datetime import date
+    qs = quarter_hours(date(2026, 10, 25), TZ)
+    api = frame_from_rows([q.astimezone(timezone.utc) for q in qs], [float(i) for i in range(len(qs))], None, TZ)
+    sd = build_shared_data("api")
+    sd["api_schedule_df_by_plant"]["lib"] = api
+    sd["hold_by_plant"]["lib"] = {"held": True, "since": iso(0, 20), "p_kw": 50.0, "q_kvar": 0.0}
+    fig = override_views.effective_preview(cfg, snap(sd, local(0, 25)), "lib", date(2026, 10, 25))
+    eff = next(t for t in fig["data"] if t["name"].startswith("effective"))
+    k = eff["x"].index("2026-10-25 02:20:00")
+    assert eff["x"][k - 3:k] == ["2026-10-25 01:45:00", "2026-10-25 02:00:00", "2026-10-25 02:15:00"]
+    assert eff["y"][k - 3:] == [7.0, 8.0, 9.0, 50.0, 50.0]

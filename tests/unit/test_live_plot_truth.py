@@ -342,11 +342,11 @@ def test_the_kept_plan_sorts_the_autumn_nights_repeated_hour_by_instant():
     xs = [figures.x_of(t) for t in instants]
     assert xs[2] < xs[1], "the wall clock goes back"
     plan = plan_cache.Plan(xs[0], [(xs, [0.0, 1.0, 2.0, 3.0, 4.0], "P schedule")],
-                           (plan_cache.instants_ms(xs, TZ),))
+                           (plan_cache.instants_of(instants),))
     assert plan_cache.in_force(plan, (utc0 + timedelta(minutes=70)).astimezone(TZ)) == [2]
     assert plan_cache.trimmed(plan, instants[3])[0][1] == [3.0, 4.0]
     # computed during the second pass (02:00 CET on): its points are CET, the first one at its start
-    later = plan_cache.instants_ms(xs[2:], TZ, instants[2].fold)
+    later = plan_cache.instants_of(instants[2:])
     assert list(later) == [int(t.timestamp() * 1000) for t in instants[2:]]
 
 
@@ -359,7 +359,7 @@ def test_trim_patch_deletes_a_few_passed_points_resends_after_many_and_empties_a
     xs = [figures.x_of(t) for t in stamps]
     ys = [float(k) for k in range(40)]
     plan = plan_cache.Plan(NOW.isoformat(), [(xs, ys, "P schedule"), (xs[:2], ys[:2], "Q schedule")],
-                           (plan_cache.instants_ms(xs, TZ), plan_cache.instants_ms(xs[:2], TZ)))
+                           (plan_cache.instants_of(stamps), plan_cache.instants_of(stamps[:2])))
     fig = {"data": [{"x": [], "y": []} for _ in range(5)]}
     drawn = None
     for minutes, deletes in ((0.5, 0), (3.5, 3), (30.5, None)):   # None: P sent whole (27 passed)
