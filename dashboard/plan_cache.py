@@ -44,15 +44,28 @@ def plan_key(s, rev) -> str:
     return json.dumps([s.source, s.now.date().isoformat(), rev], sort_keys=True, default=str)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
+_EPOCH, _US = datetime(1970, 1, 1, tzinfo=timezone.utc), timedelta(microseconds=1)
+
+
+def instants_us(points: list) -> np.ndarray:
+    """The instants (int64 µs since 1970 UTC) of aware times, as the plan lines' producers give them
+    (`plan_lines.setpoints`): a wall-time string does not say which pass of the autumn night's repeated
+    hour it is (02:30 CEST then 02:30 CET are equal strings), so they are never re-read."""
+    return np.array([(t - _EPOCH) // _US for t in points], dtype=np.int64)
 
 
 def instants_of(points: list) -> np.ndarray:
-    """The instants (int64 ms since 1970 UTC) of aware times, as the plan lines' producers give
-    them (`plan_lines.setpoints`): a wall-time string does not say which pass of the autumn night's
-    repeated hour it is (02:30 CEST then 02:30 CET are equal strings), so they are never re-read."""
-    return np.array([(t - _EPOCH) // _MS for t in points], dtype=np.int64)
+    """`instants_us` in whole ms (floor), the unit of the display axis."""
+    return instants_us(points) // 1000
+
+
+def wall_texts(points: list, us: np.ndarray) -> list[str]:
+    """`figures.x_of` of each aware time (its `instants_us` given), formatted at once."""
+    if not points:
+        return []
+    wall_us = us + np.array([t.utcoffset() // _US for t in points], dtype=np.int64)
+    text = np.char.replace(np.datetime_as_string(wall_us.astype("datetime64[us]"), unit="ms"), "T", " ")
+    return np.where(wall_us % 1_000_000 == 0, text.astype("U19"), text).tolist()
 
 
 def display_traces(traces: Traces, instants: tuple, now: datetime) -> Traces:
@@ -84,8 +97,9 @@ class PlanCache:
             if kept is not None and key in kept:
                 return kept[key]
         traces = compute()
-        instants = tuple(instants_of(xs) for xs, _y, _n in traces)
-        walls = [([figures.x_of(t) for t in xs], ys, name) for xs, ys, name in traces]
+        us = [instants_us(xs) for xs, _y, _n in traces]
+        instants = tuple(u // 1000 for u in us)
+        walls = [(wall_texts(xs, u), ys, name) for (xs, ys, name), u in zip(traces, us)]
         plan = Plan(now.isoformat(), display_traces(walls, instants, now), instants)
         with self._lock:
             kept = self._by_plant.setdefault(pid, OrderedDict())
