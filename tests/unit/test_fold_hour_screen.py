@@ -238,3 +238,19 @@ def test_the_effective_preview_plays_a_hold_from_its_instant_in_the_repeated_hou
     k = eff["x"].index("2026-10-25 02:20:00")
     assert eff["x"][k - 3:k] == ["2026-10-25 01:45:00", "2026-10-25 02:00:00", "2026-10-25 02:15:00"]
     assert eff["y"][k - 3:] == [7.0, 8.0, 9.0, 50.0, 50.0]
+
+
+@pytest.mark.parametrize("zone", ["Europe/Madrid", "Australia/Lord_Howe", "Asia/Kolkata"])
+@pytest.mark.parametrize("step_us", [1_000_000, 7_250_437, 900_000_000])
+def test_the_plan_cache_makes_each_points_instant_and_wall_text_as_one_at_a_time(zone, step_us):
+    """The plan cache formats its points at once (numpy): each equals `figures.x_of` of the point and
+    its instant the floor of its ms, through a DST change (Lord Howe's is 30 min) and fractions."""
+    from dashboard import figures, plan_cache
+    tz = ZoneInfo(zone)
+    start = datetime(2026, 10, 25, 0, 0, tzinfo=timezone.utc) if zone == "Europe/Madrid" else \
+        datetime(2026, 4, 4, 14, 0, tzinfo=timezone.utc)
+    points = [(start + timedelta(microseconds=k * step_us)).astimezone(tz) for k in range(2000)]
+    us = plan_cache.instants_us(points)
+    assert plan_cache.wall_texts(points, us) == [figures.x_of(t) for t in points]
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert plan_cache.instants_of(points).tolist() == [(t - epoch) // timedelta(milliseconds=1) for t in points]
