@@ -202,19 +202,26 @@ def test_a_zoom_kept_across_the_midnight_after_the_autumn_change_is_reset_not_an
     assert len([x for x in xs if x >= lo]) == 60 * 12 + 1, "every row of the window drawn, none decimated"
 
 
+def _zoomed_at_june_noon(cfg):
+    """80 min of rows every 5 s up to 12:00 on a June day, the 1 h figure drawn and the operator's zoom
+    on 11:40-11:50: (dctx, sd, clock, figure, store, zoom)."""
+    dctx, sd = _ctx(cfg), build_shared_data()
+    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=TZ), TZ)
+    base = datetime(2026, 6, 1, tzinfo=UTC)
+    now = clock.now().astimezone(UTC)
+    rows = [_row(now - timedelta(seconds=5 * k), base) for k in range(80 * 12, -1, -1)]
+    sd["plot_cache_by_plant"]["lib"] = {"gen": 1, "path": "x", "rows": rows, "n": len(rows)}
+    figure, store = live.build_live_figure(dctx, take_snapshot(sd, clock.now(), False), "lib", "1h")
+    zoom = {"xaxis.range[0]": "2026-06-01 11:40:00", "xaxis.range[1]": "2026-06-01 11:50:00"}
+    return dctx, sd, clock, figure, store, zoom
+
+
 @pytest.mark.parametrize("change", ["source", "transport"])
 def test_a_zoom_reset_by_a_source_or_transport_change_does_not_size_the_new_figure(cfg, change):
     """A source or transport change gives the time axes a new uirevision: plotly resets the operator's
     zoom to the window. The rebuild sized its points for the old zoom read back from the figure before
     (the rows outside it decimated until the next zoom); now it sizes them for the window shown."""
-    dctx, sd = _ctx(cfg), build_shared_data()
-    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=TZ), TZ)
-    base = datetime(2026, 6, 1, tzinfo=UTC)
-    now = clock.now().astimezone(UTC)
-    rows = [_row(now - timedelta(seconds=5 * k), base) for k in range(80 * 12, -1, -1)]   # every 5 s
-    sd["plot_cache_by_plant"]["lib"] = {"gen": 1, "path": "x", "rows": rows, "n": len(rows)}
-    before, store = live.build_live_figure(dctx, take_snapshot(sd, clock.now(), False), "lib", "1h")
-    zoom = {"xaxis.range[0]": "2026-06-01 11:40:00", "xaxis.range[1]": "2026-06-01 11:50:00"}
+    dctx, sd, clock, before, store, zoom = _zoomed_at_june_noon(cfg)
     with sd["lock"]:
         sd["active_schedule_source" if change == "source" else "transport_mode"] = \
             "api" if change == "source" else "remote"
@@ -235,14 +242,7 @@ def test_a_rebuild_answered_after_a_window_change_does_not_size_the_points_for_t
     """A whole rebuild (a new plot cache generation) asked on the 1 h window and answered once the
     operator picked 6 h: the new window's uirevision resets plotly's zoom, so the zoom read back from
     the 1 h figure must not size the new figure's points (529 of 961 were drawn)."""
-    dctx, sd = _ctx(cfg), build_shared_data()
-    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=TZ), TZ)
-    base = datetime(2026, 6, 1, tzinfo=UTC)
-    now = clock.now().astimezone(UTC)
-    rows = [_row(now - timedelta(seconds=5 * k), base) for k in range(80 * 12, -1, -1)]   # every 5 s
-    sd["plot_cache_by_plant"]["lib"] = {"gen": 1, "path": "x", "rows": rows, "n": len(rows)}
-    _before, store = live.build_live_figure(dctx, take_snapshot(sd, clock.now(), False), "lib", "1h")
-    zoom = {"xaxis.range[0]": "2026-06-01 11:40:00", "xaxis.range[1]": "2026-06-01 11:50:00"}
+    dctx, sd, clock, _before, store, zoom = _zoomed_at_june_noon(cfg)
     sd["plot_cache_by_plant"]["lib"] = dict(sd["plot_cache_by_plant"]["lib"], gen=2)   # a new file: redrawn whole
     snap = take_snapshot(sd, clock.now(), False)
     _patch, _store, request = live.live_figure_update(dctx, snap, "lib", store, None, "1h", zoom)
