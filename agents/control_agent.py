@@ -203,6 +203,10 @@ class PlantController:
         with self.sd["lock"]:
             mode = self.sd["transport_mode"]
         if mode != self.link.mode:
+            if self._gate():   # dispatch never carries over to another transport's plant
+                log.warning("%s: transport switched to %s under a running plant: dispatch gate off", self.name,
+                            mode.upper())
+                self._set_gate(False, "unknown")
             self.owed_zero.leaving(self.link.mode)
             self.hold.end("transport switch")
             self.link.set_mode(mode)

@@ -70,7 +70,13 @@ def start(ctl) -> tuple[bool, str]:
         _rollback_start(ctl)
         raise
     with ctl.sd["lock"]:
-        source = ctl.sd["active_schedule_source"]
+        source, mode = ctl.sd["active_schedule_source"], ctl.sd["transport_mode"]
+    if mode != ctl.link.mode:   # a switch applied during the start (its safe stop waited out its bound)
+        _rollback_start(ctl)
+        log.error("%s start rolled back: the transport switched to %s during it (%s)", ctl.name, mode.upper(),
+                  ctl.link.endpoint_label)
+        return False, (f"rolled back: the transport switched to {mode.upper()} during the start "
+                       f"({ctl.link.endpoint_label})")
     ctl._set_gate(True, "running")
     clear_owed_stop(ctl)
     ctl.owed_zero.clear(ctl.link.mode)   # the start wrote its own setpoints
