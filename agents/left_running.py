@@ -7,8 +7,9 @@ local ISO time of the switch}, one entry per transport left so. `mark` is called
 after the switch; `stopped` by the controller when one of its safe stops confirms the plant disabled
 (one that began before the switch ends on the old link); `confirm` by the controller at each
 observation: an entry ends when the controller, on that transport again, reads the plant disabled (a
-stop there confirmed reads so too) or dispatches it itself (a Start there: it is watched again). Thread-safe: each change is one read-modify-write
-under `shared_data["lock"]` (`PlantController._publish_dispatch` with a callable value).
+stop there confirmed reads so too) or dispatches it itself (a Start there: it is watched again).
+Thread-safe: each change is one read-modify-write under `shared_data["lock"]`
+(`PlantController._publish_dispatch` with a callable value).
 """
 from __future__ import annotations
 

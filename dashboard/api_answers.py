@@ -98,7 +98,8 @@ def connect_outcome(s: Snapshot, pending: dict, tz: tzinfo, answer_within_s: flo
         return f"Not connected yet: {held}; the login runs then"
     attempt = st.get("last_attempt")
     # last_attempt has whole seconds: a pass of the click's own second counts once it is new
-    if attempt and attempt != pending.get("seen") and seconds_between(at.replace(microsecond=0), parse_iso(attempt, tz)) >= 0:
+    if attempt and attempt != pending.get("seen") and \
+            seconds_between(at.replace(microsecond=0), parse_iso(attempt, tz)) >= 0:
         when = format_hms(parse_iso(attempt, tz), tz)   # the answer stays on screen: it says when it was true
         if st.get("connected"):
             return f"Connected at {when}"
