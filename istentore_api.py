@@ -397,6 +397,7 @@ class IstentoreAPI:
         """`text` as one line, the password and the token replaced in every form a server may echo."""
         return quoted(text, (self._password, self._token))
 
+
 class _CallBound:
     """The time one call may take: `bound_s` from its start, on `clock` (its `monotonic()`)."""
 
