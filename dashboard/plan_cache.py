@@ -44,42 +44,25 @@ def plan_key(s, rev) -> str:
     return json.dumps([s.source, s.now.date().isoformat(), rev], sort_keys=True, default=str)
 
 
-_EPOCH, _US = datetime(1970, 1, 1, tzinfo=timezone.utc), timedelta(microseconds=1)
-
-
-def instants_us(points: list) -> np.ndarray:
-    """The instants (int64 µs since 1970 UTC) of aware times, as the plan lines' producers give them
-    (`plan_lines.setpoints`): a wall-time string does not say which pass of the autumn night's repeated
-    hour it is (02:30 CEST then 02:30 CET are equal strings), so they are never re-read."""
-    return np.array([(t - _EPOCH) // _US for t in points], dtype=np.int64)
+_EPOCH, _MS = datetime(1970, 1, 1, tzinfo=timezone.utc), timedelta(milliseconds=1)
 
 
 def instants_of(points: list) -> np.ndarray:
-    """`instants_us` in whole ms (floor), the unit of the display axis."""
-    return instants_us(points) // 1000
+    """The instants (int64 ms since 1970 UTC, floor) of aware times, as the plan lines' producers give
+    them (`plan_lines.setpoints`): a wall-time string does not say which pass of the autumn night's
+    repeated hour it is (02:30 CEST then 02:30 CET are equal strings), so they are never re-read."""
+    return np.array([(t - _EPOCH) // _MS for t in points], dtype=np.int64)
 
 
-def wall_texts(points: list, us: np.ndarray) -> list[str]:
-    """`figures.x_of` of each aware time (its `instants_us` given), formatted at once."""
-    if not points:
+def display_texts(ms: np.ndarray, now: datetime) -> list[str]:
+    """The x strings of instants `ms` in the display time of the live figure drawn at `now`
+    (`dashboard.live_axis`: epoch + the day's shift): the local wall time on a day with one UTC
+    offset; where it changes, the autumn night's repeated hour drawn after the first pass."""
+    if not len(ms):
         return []
-    wall_us = us + np.array([t.utcoffset() // _US for t in points], dtype=np.int64)
-    text = np.char.replace(np.datetime_as_string(wall_us.astype("datetime64[us]"), unit="ms"), "T", " ")
-    return np.where(wall_us % 1_000_000 == 0, text.astype("U19"), text).tolist()
-
-
-def display_traces(traces: Traces, instants: tuple, now: datetime) -> Traces:
-    """`traces` (x local wall-time strings) with x in the display time of the live figure drawn at
-    `now` (`dashboard.live_axis`): unchanged on a day with one UTC offset; where it changes, from
-    each point's instant, so the autumn night's repeated hour is drawn after the first pass."""
-    ax = live_axis.axis_of(now)
-    if not ax.dst:
-        return traces
-    out = []
-    for (_xs, ys, name), ms in zip(traces, instants):
-        stamps = np.datetime_as_string((ms + ax.shift_ms).astype("datetime64[ms]"), unit="ms")
-        out.append(([str(t).replace("T", " ").removesuffix(".000") for t in stamps], ys, name))
-    return out
+    display = ms + live_axis.axis_of(now).shift_ms
+    text = np.char.replace(np.datetime_as_string(display.astype("datetime64[ms]"), unit="ms"), "T", " ")
+    return np.where(display % 1000 == 0, text.astype("U19"), text).tolist()
 
 
 class PlanCache:
@@ -97,10 +80,9 @@ class PlanCache:
             if kept is not None and key in kept:
                 return kept[key]
         traces = compute()
-        us = [instants_us(xs) for xs, _y, _n in traces]
-        instants = tuple(u // 1000 for u in us)
-        walls = [(wall_texts(xs, u), ys, name) for (xs, ys, name), u in zip(traces, us)]
-        plan = Plan(now.isoformat(), display_traces(walls, instants, now), instants)
+        instants = tuple(instants_of(xs) for xs, _y, _n in traces)
+        plan = Plan(now.isoformat(), [(display_texts(ms, now), ys, name) for (_x, ys, name), ms in
+                                      zip(traces, instants)], instants)
         with self._lock:
             kept = self._by_plant.setdefault(pid, OrderedDict())
             plan = kept.setdefault(key, plan)

@@ -242,15 +242,22 @@ def test_the_effective_preview_plays_a_hold_from_its_instant_in_the_repeated_hou
 
 @pytest.mark.parametrize("zone", ["Europe/Madrid", "Australia/Lord_Howe", "Asia/Kolkata"])
 @pytest.mark.parametrize("step_us", [1_000_000, 7_250_437, 900_000_000])
-def test_the_plan_cache_makes_each_points_instant_and_wall_text_as_one_at_a_time(zone, step_us):
-    """The plan cache formats its points at once (numpy): each equals `figures.x_of` of the point and
-    its instant the floor of its ms, through a DST change (Lord Howe's is 30 min) and fractions."""
-    from dashboard import figures, plan_cache
+def test_the_plan_cache_makes_each_points_instant_and_display_text_at_once(zone, step_us):
+    """The plan cache formats its points at once (numpy) from their instants (the floor of each ms): on
+    days with one UTC offset the text is the point's wall time (`figures.x_of`, a sub-ms fraction
+    dropped); on the autumn night the repeated hour follows the first pass in display time."""
+    from dashboard import figures, live_axis, plan_cache
     tz = ZoneInfo(zone)
-    start = datetime(2026, 10, 25, 0, 0, tzinfo=timezone.utc) if zone == "Europe/Madrid" else \
-        datetime(2026, 4, 4, 14, 0, tzinfo=timezone.utc)
-    points = [(start + timedelta(microseconds=k * step_us)).astimezone(tz) for k in range(2000)]
-    us = plan_cache.instants_us(points)
-    assert plan_cache.wall_texts(points, us) == [figures.x_of(t) for t in points]
+    start = datetime(2026, 6, 15, 0, 0, tzinfo=timezone.utc).astimezone(tz)
+    points = [start + timedelta(microseconds=k * step_us) for k in range(2000)]
+    ms = plan_cache.instants_of(points)
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    assert plan_cache.instants_of(points).tolist() == [(t - epoch) // timedelta(milliseconds=1) for t in points]
+    assert ms.tolist() == [(t - epoch) // timedelta(milliseconds=1) for t in points]
+    assert plan_cache.display_texts(ms, start) == [figures.x_of(t.replace(microsecond=t.microsecond // 1000 * 1000))
+                                                  .removesuffix(".000") for t in points]
+    madrid = ZoneInfo("Europe/Madrid")
+    night = [(datetime(2026, 10, 25, 0, 0, tzinfo=timezone.utc) + timedelta(minutes=10 * k)).astimezone(madrid)
+             for k in range(13)]                           # 02:00 CEST .. 03:00 CET
+    texts = plan_cache.display_texts(plan_cache.instants_of(night), night[0])
+    assert texts == sorted(texts) and len(set(texts)) == 13
+    assert texts == [live_axis.display_dt(t, live_axis.axis_of(night[0])).isoformat(sep=" ") for t in night]
