@@ -9,10 +9,12 @@ local-day bounds use wall-clock arithmetic. Formats:
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
 QUARTER_HOUR = timedelta(minutes=15)
+_OFFSET_MINUTES_RE = re.compile(r"\d[+-]\d{2}:?(\d{2})(?::?\d{2}(?:\.\d+)?)?$")
 
 
 class NonExistentLocalTime(ValueError):
@@ -119,6 +121,9 @@ def parse_iso(text: str, tz: tzinfo, naive_tz: tzinfo | None = None) -> datetime
     if s.endswith(("Z", "z")):
         s = s[:-1] + "+00:00"
     dt = datetime.fromisoformat(s)
+    offset = _OFFSET_MINUTES_RE.search(s)
+    if offset and int(offset.group(1)) > 59:
+        raise ValueError(f"offset minutes out of range in {text.strip()!r}")
     if dt.tzinfo is None:
         dt = localize(dt, naive_tz or tz)
     return dt.astimezone(tz)

@@ -355,6 +355,15 @@ def test_iso_round_trip_formats_and_seconds_between(zone, day):
     assert len(seen_ui) == len(local_days(zone)[day])
 
 
+@pytest.mark.parametrize("text", ["2026-06-01T10:00:00+02:60", "2026-06-01T10:00+0260", "2026-06-01T10:00:00-00:99",
+                                  "2026-06-01T10:00:00.5+01:75"])
+def test_parse_iso_refuses_offset_minutes_over_59(text):
+    """Python reads `+02:60` as `+03:00`; a time with an impossible offset is refused, not shifted."""
+    with pytest.raises(ValueError, match="offset minutes"):
+        parse_iso(text, ZoneInfo("Europe/Madrid"))
+    assert parse_iso(text[:-2] + "59", ZoneInfo("Europe/Madrid")).utcoffset() is not None
+
+
 @pytest.mark.parametrize("zone,day", zone_day_params())
 def test_after_seconds_is_absolute_time_across_the_day(zone, day):
     """`after_seconds` (a pause's next try, a target's last fresh time) moves the instant, never the wall
