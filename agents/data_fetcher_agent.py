@@ -36,8 +36,8 @@ already complete keeps its flag when a later revision fetch comes back partial (
 
 Errors (§6.4): an `AuthenticationError` ends the pass and backs off 30 s, doubling per consecutive
 failure up to 600 s (a password change resets this and runs a pass at once); any other
-`IstentoreAPIError` leaves the other window to be tried and brings the next pass forward to
-min(30 s, period); when the server sent `Retry-After`, the pass ends there: the other window is not
+`IstentoreAPIError` leaves the other window to be tried (not after a failed login: it needs the
+same login) and brings the next pass forward to min(30 s, period); when the server sent `Retry-After`, the pass ends there: the other window is not
 asked for either (a window a wait keeps from a pass, also one the poster got meanwhile, is said as
 `Tomorrow not fetched: the API asked to wait until HH:MM:SS (HTTP 429)`), and the next pass comes
 when the wait is over (also across a midnight rollover, which otherwise makes a pass due at once). The server's wait holds every request:
@@ -226,8 +226,11 @@ class DataFetcher:
             except AuthenticationError as exc:
                 return self._auth_failed(exc, format_local_iso(now), problems)
             except IstentoreAPIError as exc:
-                self._failed.add(window)
                 retry_s = max(retry_s or 0.0, self._fetch_failed(window, exc, problems))
+                if exc.login_failed:            # the other windows need the same login: at the retry
+                    self._failed.update(w for w, _ in wanted[i:])
+                    break
+                self._failed.add(window)
                 continue
             self._failed.discard(window)
             self._auth_backoff.success()

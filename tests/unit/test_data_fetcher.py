@@ -650,6 +650,25 @@ def test_a_failed_fetch_now_is_retried_and_its_error_cleared_when_the_api_answer
     assert rig.market_calls() == requests + 1
 
 
+def test_a_failed_login_ends_the_pass_once_and_both_windows_are_fetched_at_the_retry(sim, rig_factory):
+    """A login that fails without refusing the password (HTTP 503) is tried once per pass, not once
+    per window: tomorrow's window would need the same login. Both windows are fetched at the retry."""
+    sim.fail_next("/login", 503)
+    rig = rig_factory(start=datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
+
+    rig.step()
+
+    assert sim.calls["/login"] == 1 and rig.market_calls() == 0
+    status = rig.status()
+    assert status["error"] == "Today fetch failed: POST /login: HTTP 503", status["error"]
+    assert (status["today_fetched"], status["tomorrow_fetched"], status["connected"]) == (False, False, False)
+    assert rig.fetcher.seconds_to_next_pass() == pytest.approx(30)
+    rig.leap(30)
+    status = rig.status()
+    assert sim.calls["/login"] == 2 and rig.market_calls() == 2
+    assert (status["today_fetched"], status["tomorrow_fetched"], status["error"]) == (True, True, None)
+
+
 def test_a_deeply_nested_json_answer_is_an_api_error_and_the_other_window_is_still_fetched(sim, rig_factory):
     """A body nested deeper than Python's recursion limit is "not JSON" (it raised RecursionError out
     of the fetcher's pass); tomorrow's window is fetched in the same pass."""
