@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -59,6 +60,7 @@ THROTTLE_INITIAL_S = 1.0      # then refused this long, doubling per further fai
 THROTTLE_MAX_S = 60.0         # ... up to this: about 1,400 guesses a day instead of 2,000 a second
 MAX_CLIENTS = 4096            # addresses remembered (the oldest forgotten first)
 REFUSED_TEXT = "Too many failed logins from this address; try again later.\n"
+TRUST_COOKIE = "hil_login"    # a client's proof that it logged in with the credentials it sends
 _THROTTLE = Backoff(THROTTLE_INITIAL_S, THROTTLE_MAX_S)
 
 
@@ -67,23 +69,39 @@ class FailedLogins:
 
     A request without credentials (a browser's first, answered 401 to ask for them) is no failure.
     The first FREE_FAILURES failures are free; each further one refuses the address for
-    THROTTLE_INITIAL_S doubling up to THROTTLE_MAX_S: every request of it is answered 429 without
-    checking its credentials, so a guess cannot be confirmed meanwhile. Correct credentials forget
-    the address. Pure: monotonic seconds are passed in; `lock` (a context manager) serialises calls.
+    THROTTLE_INITIAL_S doubling up to THROTTLE_MAX_S. Credentials are always checked (the same
+    work for every request), but while the address is refused only a client that logged in with
+    them before (its `token`, TRUST_COOKIE, is `trust_token(header)`) is accepted: a guess is not
+    confirmed, and the operator's open page is not locked out by someone else on its address.
+    Every other request is answered 429 and counts no failure. Correct credentials forget the
+    address when it is not refused. Pure but for the random key of the tokens (one per instance,
+    so a restart asks each client to log in again); `lock` (a context manager) serialises calls.
     """
 
     def __init__(self, lock):
         self._lock = lock
         self._clients: dict[str, list[float]] = {}   # address -> [failures, refused until]
+        self._key = secrets.token_bytes(32)
 
-    def judge(self, client: str, now: float, header: str | None, identify: Callable[[str | None], Any]) -> Verdict:
-        """The verdict on one request: refused while the address is (`identify` not called), else
-        `identify(header)`'s account, else denied (a failure when credentials were given)."""
-        if (refused_s := self.refused_for_s(client, now)) is not None:
+    def trust_token(self, header: str) -> str:
+        """The TRUST_COOKIE value of a client that logged in with `header` (a keyed hash of it)."""
+        return hmac.new(self._key, header.encode("utf-8", "surrogatepass"), "sha256").hexdigest()
+
+    def judge(self, client: str, now: float, header: str | None, identify: Callable[[str | None], Any],
+              token: str | None = None) -> Verdict:
+        """The verdict on one request: `identify(header)`'s account unless the address is refused
+        and `token` is not this header's; else refused while the address is; else denied (a failure
+        when credentials were given). An accepted verdict without a valid `token` carries one."""
+        who = identify(header)
+        refused_s = self.refused_for_s(client, now)
+        expected = self.trust_token(header or "")
+        trusted = hmac.compare_digest((token or "").encode("utf-8", "surrogatepass"), expected.encode())
+        if who is not None and (refused_s is None or trusted):
+            if refused_s is None:
+                self.succeeded(client)
+            return Verdict("accepted", who, token=None if trusted else expected)
+        if refused_s is not None:
             return Verdict("refused", None, refused_s)
-        if (who := identify(header)) is not None:
-            self.succeeded(client)
-            return Verdict("accepted", who)
         failures, refused_s = self.failed(client, now) if header else (0, None)
         return Verdict("denied", None, refused_s, failures == FREE_FAILURES + 1)
 
@@ -114,12 +132,14 @@ class FailedLogins:
 
 @dataclass(frozen=True)
 class Verdict:
-    """`kind`: accepted (`who` is the account), refused (429 for `refused_s` more) or denied (401;
-    `first_refusal`: this failure starts the address's refusal, for `refused_s`: log it once)."""
+    """`kind`: accepted (`who` is the account; `token`: the TRUST_COOKIE to give the client, when
+    it sent none or a stale one), refused (429 for `refused_s` more) or denied (401; `first_refusal`:
+    this failure starts the address's refusal, for `refused_s`: log it once)."""
     kind: str
     who: Any
     refused_s: float | None = None
     first_refusal: bool = False
+    token: str | None = None
 
     def log_line(self, server: str, client: str) -> str | None:
         """The WARNING of a first refusal (the address, never the username it tried), else None."""

@@ -2,7 +2,9 @@
 
 - Basic auth (when `dashboard.auth` is set) on every route except `/healthz`: 401 with
   `WWW-Authenticate: Basic realm="HIL Scheduler"`, constant-time comparison, never logged; the
-  operator's or the viewer's credentials (`dashboard/roles.py` says what a viewer may do).
+  operator's or the viewer's credentials (`dashboard/roles.py` says what a viewer may do). After
+  repeated wrong credentials the address gets 429 (core/basic_auth.py `FailedLogins`), except a
+  client holding the `hil_login` cookie of its credentials, given at its first login.
 - Without auth (the dashboard then listens on loopback only), a request whose `Host` is not a
   loopback name or address gets 421: a web page the operator opens cannot reach the dashboard
   through a DNS name rebound to 127.0.0.1 (`/healthz` stays open).
@@ -37,7 +39,7 @@ import threading
 from dash.exceptions import DependencyException
 from flask import Flask, Response, abort, g, request, send_file
 
-from core.basic_auth import REALM, REFUSED_TEXT, FailedLogins
+from core.basic_auth import REALM, REFUSED_TEXT, TRUST_COOKIE, FailedLogins
 from core.hosts import is_loopback_host
 from core.day_report import ReportError
 from core.names import PLANT_IDS, safe_plant_name
@@ -75,13 +77,22 @@ def _not_framed(response: Response) -> Response:
     return response
 
 
+def _give_token(response: Response) -> Response:
+    """Set the TRUST_COOKIE of a client that logged in without a valid one (page script cannot read it)."""
+    if (token := g.get("hil_login_token")) is not None:
+        response.set_cookie(TRUST_COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure)
+    return response
+
+
 def _authenticate(failed_logins: FailedLogins, accounts, mono: float) -> tuple[str, str] | Response:
     """(role, username) of the request's credentials, else its answer: 401, or 429 while its address
-    is refused after repeated wrong credentials (core.basic_auth.FailedLogins)."""
+    is refused after repeated wrong credentials and the client did not log in with them before
+    (core.basic_auth.FailedLogins; `_give_token` sets the TRUST_COOKIE that says it did)."""
     client = request.remote_addr or "unknown"
     verdict = failed_logins.judge(client, mono, request.headers.get("Authorization"),
-                                  lambda header: roles.identify(header, accounts))
+                                  lambda header: roles.identify(header, accounts), request.cookies.get(TRUST_COOKIE))
     if verdict.kind == "accepted":
+        g.hil_login_token = verdict.token
         return verdict.who
     if verdict.kind == "refused":
         return Response(REFUSED_TEXT, status=429, mimetype="text/plain",
@@ -133,6 +144,7 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
         return None
 
     server.after_request(_not_framed)
+    server.after_request(_give_token)
 
     @server.route("/api/state")
     def api_state():

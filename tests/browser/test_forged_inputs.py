@@ -1,0 +1,52 @@
+"""Requests a page would not send, over plain HTTP: the operator's open page while someone else on
+its address guesses passwords, a Connect with a password that is no string, a CSV upload with a
+start hour or minute out of range. Each is answered by the tab (or accepted), never a 500, and
+changes nothing it should not."""
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from core.basic_auth import FREE_FAILURES, TRUST_COOKIE
+from dashboard import constants as C
+from tests.browser.test_viewer_role import OPERATOR, _basic, _changes, _dependency, _forge, _request, app  # noqa: F401
+
+CSV = base64.b64encode(b"datetime,power_setpoint_kw,reactive_power_setpoint_kvar\n"
+                       b"2030-01-01 00:00:00,10,0\n2030-01-01 01:00:00,0,0\n").decode()
+
+
+def _request_with_cookie(url: str, account, cookie: str | None, data: bytes | None = None):
+    """(status, Set-Cookie header or None) of one request, as a browser holding `cookie` sends it."""
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
+                                                          "Authorization": _basic(account)})
+    if cookie is not None:
+        req.add_header("Cookie", cookie)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers.get("Set-Cookie")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Set-Cookie")
+
+
+def test_the_operators_page_is_not_locked_out_by_wrong_passwords_from_its_address(app):
+    """The operator's page is open (its first request got the login cookie); someone else on the
+    same address (a reverse proxy, another local process) sends 11 wrong passwords. The operator's
+    Stop All is still taken; the same right password without the cookie gets 429 (not confirmed)."""
+    url = app.dashboard.url
+    status, set_cookie = _request_with_cookie(url + "/api/state", OPERATOR, None)
+    assert status == 200 and set_cookie.startswith(TRUST_COOKIE + "=") and "HttpOnly" in set_cookie
+    cookie = set_cookie.split(";", 1)[0]
+    stop_all = _forge(_dependency(url, "stop-all-modal.style", C.STOP_ALL_CONFIRM_ID), C.STOP_ALL_CONFIRM_ID, 1,
+                      {C.STOP_ALL_PENDING_ID: "all"})
+    for _ in range(FREE_FAILURES + 1):
+        assert _request(url + "/api/state", ("operator", "guess"))[0] == 401
+    assert _request(url + "/api/state", OPERATOR)[0] == 429                  # a guess is not confirmed
+    before = _changes(app)["commands"]
+    status, _ = _request_with_cookie(url + "/_dash-update-component", OPERATOR, cookie,
+                                     json.dumps(stop_all).encode())
+    assert status == 200 and _changes(app)["commands"] > before
+    assert _request(url + "/api/state", ("operator", "guess"))[0] == 429     # still refused for others
