@@ -275,7 +275,10 @@ class HilApp:
         self.started_event.set()
 
     def set_api_password(self, password: str | None) -> None:
-        """Owner of `api_password` (memory only): the dashboard's Connect/Disconnect and the director."""
+        """Owner of `api_password` (memory only): the dashboard's Connect/Disconnect and the director.
+        TypeError for anything neither None nor a str (nothing is changed)."""
+        if password is not None and not isinstance(password, str):
+            raise TypeError(f"the API password must be a str or None, not {type(password).__name__}")
         with self.sd["lock"]:
             self.sd["api_password"] = password or None
         self.measurement.follow_posting_gate()

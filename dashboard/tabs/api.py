@@ -72,7 +72,7 @@ def api_action(dctx: DashboardContext, _c, _d, _f, password):
     if not any_click():
         raise PreventUpdate
     if trigger == C.API_CONNECT_ID:
-        if not password:
+        if not isinstance(password, str) or not password:     # a forged request may send any JSON
             return "Enter a password.", C.MESSAGE_BAD_CLASS, no_update, no_update
         seen = (dctx.snapshot().fetcher or {}).get("last_attempt")   # before the pass it starts
         dctx.hil.set_api_password(password)

@@ -50,3 +50,18 @@ def test_the_operators_page_is_not_locked_out_by_wrong_passwords_from_its_addres
                                      json.dumps(stop_all).encode())
     assert status == 200 and _changes(app)["commands"] > before
     assert _request(url + "/api/state", ("operator", "guess"))[0] == 429     # still refused for others
+
+
+def test_a_password_that_is_no_string_is_refused_and_not_stored(app):
+    """A forged Connect whose password is a JSON object: the tab's `Enter a password.`, nothing
+    stored; the owner refuses such a value too."""
+    url = app.dashboard.url
+    dep = _dependency(url, "api-message.children", C.API_CONNECT_ID)
+    for password in ({"p": "x"}, ["x"], 12345, True):
+        status, raw = _request(url + "/_dash-update-component", OPERATOR,
+                               _forge(dep, C.API_CONNECT_ID, 1, {C.API_PASSWORD_ID: password}))
+        assert status == 200 and b"Enter a password." in raw, (password, status, raw[:200])
+        assert _changes(app)["password"] is False, password
+    with pytest.raises(TypeError, match="str or None, not dict"):
+        app.set_api_password({"p": "x"})
+    assert _changes(app)["password"] is False
