@@ -14,6 +14,8 @@ from core.config import PowerLimits
 from core.schedules import fmt_num, frame_from_rows
 from core.timeutil import localize_forward
 
+MAX_STEP_MIN = 24 * 60   # the window is at most a day
+
 
 def _field(value: object, kind: type) -> object:
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -55,6 +57,8 @@ def generate_random(
         raise ValueError("Start and End Hour must be between 0 and 23.")
     if step <= 0:
         raise ValueError("Step must be a positive number of minutes.")
+    if step > MAX_STEP_MIN:      # a larger step gives the same rows; a huge one overflowed timedelta
+        raise ValueError(f"Step must be at most {MAX_STEP_MIN} minutes (one day).")
     if lo > hi:
         raise ValueError("Min kW must not exceed Max kW.")
     if lo < limits.p_min_kw or hi > limits.p_max_kw:

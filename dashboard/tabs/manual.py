@@ -281,10 +281,10 @@ def _parse_upload(dctx: DashboardContext, contents: str, filename, plant: str, c
         return failure_message(ScheduleCSVError("the upload could not be decoded.")), None
     shift_to = None
     if mode != C.AS_IN_FILE_MODE:
-        day = files.parse_date(csv_date)
-        if day is None or csv_hour is None or csv_minute is None:
+        day, at = files.parse_date(csv_date), _clock_time(csv_hour, csv_minute)
+        if day is None or at is None:
             return "Please choose the CSV start date, hour and minute.", None
-        shift_to = localize_forward(datetime.combine(day, time(int(csv_hour), int(csv_minute))), dctx.tz)
+        shift_to = localize_forward(datetime.combine(day, at), dctx.tz)
     try:
         parsed = parse_schedule_csv(data, dctx.tz, limits=dctx.cfg.plants[plant].model.power_limits,
                                     shift_to=shift_to)
@@ -294,6 +294,17 @@ def _parse_upload(dctx: DashboardContext, contents: str, filename, plant: str, c
     warning = ended_warning(parsed.ends_at, now, parsed.file_ends_at) or (
         started_warning(shift_to, parsed.ends_at, now) if shift_to is not None else "")
     return _warned(success_message(filename, name, parsed), warning), parsed.frame
+
+
+def _clock_time(hour, minute) -> time | None:
+    """The time of day of the CSV start's Hour and Min fields (ints, or digit strings from a forged
+    request), None unless hour 0..23 and minute 0..59."""
+    def whole(value) -> int | None:
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 2:
+            return int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    h, m = whole(hour), whole(minute)
+    return time(h, m) if h is not None and m is not None and 0 <= h <= 23 and 0 <= m <= 59 else None
 
 
 def _plain_text(message) -> str:

@@ -65,3 +65,34 @@ def test_a_password_that_is_no_string_is_refused_and_not_stored(app):
     with pytest.raises(TypeError, match="str or None, not dict"):
         app.set_api_password({"p": "x"})
     assert _changes(app)["password"] is False
+
+
+@pytest.mark.parametrize("hour, minute", [(25, 0), ("abc", 0), (1, 75), (1.5, 0), (-1, 0), (True, 0),
+                                          pytest.param("9" * 5000, 0, id="5000-digits"),
+                                          ({"h": 1}, 0)])
+def test_a_csv_start_out_of_range_is_refused_with_the_tabs_message(app, hour, minute):
+    """A forged upload whose CSV start hour or minute no Hour/Min field offers: the tab's refusal,
+    nothing published (it was a 500 with a traceback)."""
+    url = app.dashboard.url
+    dep = _dependency(url, "manual-status.children", C.MANUAL_UPLOAD_ID)
+    body = _forge(dep, C.MANUAL_UPLOAD_ID, "data:text/csv;base64," + CSV,
+                  {C.MANUAL_UPLOAD_ID: "x.csv", C.MANUAL_PLANT_ID: "lib", C.MANUAL_DATE_ID: "2030-01-01",
+                   C.MANUAL_HOUR_ID: hour, C.MANUAL_MINUTE_ID: minute, C.MANUAL_MODE_ID: C.SHIFT_MODE})
+    before = _changes(app)
+    status, raw = _request(url + "/_dash-update-component", OPERATOR, body)
+    assert status == 200 and b"Please choose the CSV start date, hour and minute." in raw, (status, raw[:200])
+    assert _changes(app) == before
+
+
+def test_a_csv_start_as_digit_strings_is_taken(app):
+    """The same upload with the start as the strings "01" and "30" is published from 01:30."""
+    url = app.dashboard.url
+    dep = _dependency(url, "manual-status.children", C.MANUAL_UPLOAD_ID)
+    body = _forge(dep, C.MANUAL_UPLOAD_ID, "data:text/csv;base64," + CSV,
+                  {C.MANUAL_UPLOAD_ID: "x.csv", C.MANUAL_PLANT_ID: "lib", C.MANUAL_DATE_ID: "2030-01-01",
+                   C.MANUAL_HOUR_ID: "01", C.MANUAL_MINUTE_ID: "30", C.MANUAL_MODE_ID: C.SHIFT_MODE})
+    status, raw = _request(url + "/_dash-update-component", OPERATOR, body)
+    assert status == 200 and b"Please choose" not in raw, raw[:300]
+    with app.sd["lock"]:
+        frame = app.sd["manual_schedule_df_by_plant"]["lib"]
+    assert frame.index[0].strftime("%Y-%m-%d %H:%M") == "2030-01-01 01:30"
