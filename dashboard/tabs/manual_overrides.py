@@ -78,7 +78,7 @@ def override_sync(dctx: DashboardContext, tick_ms, plant, value, shown, clicked=
         raise PreventUpdate
     s = dctx.snapshot()
     now = shown_store(s, plant)
-    if dash_ctx.triggered_id == C.MANUAL_PLANT_ID:
+    if dash_ctx.triggered_id == C.MANUAL_PLANT_ID or _forged(value, shown):
         return now["value"], now, no_update
     pending = bool(shown and shown.get("plant") == plant and set(value or ()) != set(shown.get("value") or ()))
     if pending and not _unanswered(clicked, value, tick_ms):
@@ -93,10 +93,20 @@ def override_sync(dctx: DashboardContext, tick_ms, plant, value, shown, clicked=
 def _unanswered(clicked, value, tick_ms) -> bool:
     """Whether the click that set the switches to `value` is CLICK_ANSWER_WAIT_MS old at `tick_ms`
     (a stamp of an earlier change, not yet replaced, is not that click's)."""
-    if not isinstance(clicked, dict) or set(clicked.get("value") or ()) != set(value or ()):
+    if not isinstance(clicked, dict) or _forged(clicked.get("value"), None) or \
+            set(clicked.get("value") or ()) != set(value or ()):
         return False
     ms = clicked.get("ms")
     return isinstance(ms, (int, float)) and isinstance(tick_ms, (int, float)) and tick_ms - ms >= CLICK_ANSWER_WAIT_MS
+
+
+def _forged(value, shown) -> bool:
+    """Whether a switch value or shown store is none the page sends (a list of "p"/"q"; a dict
+    whose `value` is one): a forged request, answered as if nothing was clicked."""
+    def flags(v) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) and x in ("p", "q") for x in v)
+    return not (value is None or flags(value)) or not (
+        shown is None or isinstance(shown, dict) and flags(shown.get("value") or []))
 
 
 def _wanted(published: dict, value, shown, plant: str) -> dict | None:
@@ -111,7 +121,7 @@ def _wanted(published: dict, value, shown, plant: str) -> dict | None:
 
 def override_would_change(dctx: DashboardContext, value, plant, shown) -> bool:
     """Whether this switch request would change the published flags (a viewer's is refused)."""
-    if plant not in PLANT_IDS or value is None:
+    if plant not in PLANT_IDS or value is None or _forged(value, shown):
         return False
     published = override_views.flags_of(dctx.snapshot(), plant)
     wanted = _wanted(published, value, shown, plant)
@@ -121,7 +131,7 @@ def override_would_change(dctx: DashboardContext, value, plant, shown) -> bool:
 def override_changed(dctx: DashboardContext, value, plant, shown):
     """(message, switch value, shown store) for a click on a switch: the toggled flag is stored,
     the other stays as published; the message says what applies."""
-    if plant not in PLANT_IDS or value is None:
+    if plant not in PLANT_IDS or value is None or _forged(value, shown):
         raise PreventUpdate
     s = dctx.snapshot()
     published = override_views.flags_of(s, plant)

@@ -96,3 +96,27 @@ def test_a_csv_start_as_digit_strings_is_taken(app):
     with app.sd["lock"]:
         frame = app.sd["manual_schedule_df_by_plant"]["lib"]
     assert frame.index[0].strftime("%Y-%m-%d %H:%M") == "2030-01-01 01:30"
+
+
+@pytest.mark.parametrize("value, shown", [(5, None), ([["p"]], None), (["p"], ["x"]), (["p"], {"value": 7}),
+                                          ({"a": 1}, None), (["x"], None)])
+def test_a_forged_override_switch_value_changes_nothing(app, value, shown):
+    """A switch click, or a tick, with a switch value or shown store the page never sends: no 500
+    (it was one for a number, nested lists or a shown store that is a list), the flags unchanged."""
+    from dashboard.tabs import manual_overrides as MO
+    from dashboard.visible import tab_tick_id
+    url = app.dashboard.url
+    with app.sd["lock"]:
+        before = repr(app.sd["override_by_plant"])
+    states = {C.MANUAL_PLANT_ID: "lib", MO.OVERRIDE_SHOWN_ID: shown, MO.OVERRIDE_ID: value,
+              MO.OVERRIDE_CLICKED_ID: {"value": value, "ms": 0}}
+    click = _forge(_dependency(url, "manual-override-status.children", MO.OVERRIDE_ID), MO.OVERRIDE_ID, value, states)
+    tick = _forge(_dependency(url, "manual-override.value", tab_tick_id("manual")), tab_tick_id("manual"),
+                  10 ** 9, states)
+    for field in tick["inputs"]:
+        field["value"] = "lib" if field["id"] == C.MANUAL_PLANT_ID else field["value"]
+    for body in (click, tick):
+        status, raw = _request(url + "/_dash-update-component", OPERATOR, body)
+        assert status in (200, 204), (body["output"][:40], status, raw[:200])
+    with app.sd["lock"]:
+        assert repr(app.sd["override_by_plant"]) == before
