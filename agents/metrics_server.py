@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from core.basic_auth import REALM, REFUSED_TEXT, FailedLogins, credentials_ok, dashboard_accounts
+from core.hosts import MISDIRECTED_TEXT, misdirected
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -27,7 +28,8 @@ STOP_TIMEOUT_S = 2.0
 def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]], monotonic):
     """WSGI app answering `GET /metrics` only; basic auth with any of `accounts` (username, password)
     when there is one, an address refused (429) after repeated wrong credentials (`FailedLogins`;
-    `monotonic()` gives its time)."""
+    `monotonic()` gives its time). Without accounts (the server is then on loopback) a request whose
+    `Host` is no loopback name gets 421, as on the dashboard."""
     from dashboard.metrics import render
     failed_logins = FailedLogins(threading.Lock())
 
@@ -35,6 +37,9 @@ def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]
         if environ.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"Not found; try /metrics\n"]
+        if not accounts and misdirected(environ.get("HTTP_HOST")):
+            start_response("421 Misdirected Request", [("Content-Type", "text/plain")])
+            return [MISDIRECTED_TEXT.encode()]
         client = environ.get("REMOTE_ADDR") or "unknown"
         verdict = failed_logins.judge(client, monotonic(), environ.get("HTTP_AUTHORIZATION"), lambda header: any(
             credentials_ok(header, username, password) for username, password in accounts) or None) \

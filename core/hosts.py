@@ -1,4 +1,6 @@
 """Which dashboard and metrics hosts are loopback (contract: they may serve without auth). Pure, no I/O."""
+from __future__ import annotations
+
 import ipaddress
 
 
@@ -9,3 +11,19 @@ def is_loopback_host(host: str) -> bool:
     except (ValueError, TypeError):
         return isinstance(host, str) and host.lower() == "localhost"
     return ip in ipaddress.ip_network("127.0.0.0/8") if ip.version == 4 else ip == ipaddress.IPv6Address("::1")
+
+MISDIRECTED_TEXT = ("Misdirected request: without dashboard.auth this server answers only to a loopback host "
+                    "name (127.0.0.1, localhost, [::1]).\n")
+
+
+def host_header_name(host: str) -> str:
+    """The name or address of a `Host` header value, without its port (`[::1]:8050` -> `[::1]`)."""
+    if host.startswith("["):
+        return host[:host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def misdirected(host_header: str | None) -> bool:
+    """A request to a server without auth (so on loopback) whose `Host` is no loopback name: a web
+    page reaching it through a DNS name rebound to 127.0.0.1 (answered 421)."""
+    return not is_loopback_host(host_header_name(host_header or ""))

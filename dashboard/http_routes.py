@@ -40,7 +40,7 @@ from dash.exceptions import DependencyException
 from flask import Flask, Response, abort, g, request, send_file
 
 from core.basic_auth import REALM, REFUSED_TEXT, TRUST_COOKIE, FailedLogins
-from core.hosts import is_loopback_host
+from core.hosts import MISDIRECTED_TEXT, misdirected
 from core.day_report import ReportError
 from core.names import PLANT_IDS, safe_plant_name
 from core.schedule_csv import schedule_to_csv
@@ -103,13 +103,6 @@ def _authenticate(failed_logins: FailedLogins, accounts, mono: float) -> tuple[s
                     mimetype="text/plain")
 
 
-def _host_name(host: str) -> str:
-    """The name or address of a `Host` header value, without its port (`[::1]:8050` -> `[::1]`)."""
-    if host.startswith("["):
-        return host[:host.find("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
 def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | None,
                     viewer_password: str | None = None) -> None:
     cfg = dctx.cfg
@@ -124,10 +117,8 @@ def register_routes(server: Flask, dctx: DashboardContext, auth_password: str | 
 
     @server.before_request
     def guard():
-        if auth is None and request.path not in UNAUTHENTICATED_PATHS and not is_loopback_host(
-                _host_name(request.host)):
-            return Response("Misdirected request: without dashboard.auth this dashboard answers only to a "
-                            "loopback host name (127.0.0.1, localhost, [::1]).\n", status=421, mimetype="text/plain")
+        if auth is None and request.path not in UNAUTHENTICATED_PATHS and misdirected(request.host):
+            return Response(MISDIRECTED_TEXT, status=421, mimetype="text/plain")
         length = request.content_length
         if length is not None and length > C.MAX_REQUEST_BYTES:
             abort(413)

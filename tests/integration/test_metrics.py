@@ -328,3 +328,37 @@ def test_metrics_server_of_its_own_asks_for_the_dashboard_credentials(tmp_path, 
         assert value(m, "hil_thread_up", thread="metrics") == 1
     finally:
         app.shutdown("test end")
+
+
+def test_metrics_server_without_auth_answers_only_loopback_host_names(tmp_path):
+    """DNS rebinding: without dashboard.auth the metrics server listens on loopback; a web page at a
+    name rebound to 127.0.0.1 must not read the plants' values from it (421, as on the dashboard)."""
+    import dataclasses
+    import http.client
+
+    from core.config import MetricsConfig
+    from hil_scheduler import HilApp, Options
+    from tests.helpers import free_port
+
+    def status_for(host: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/metrics", headers={"Host": host})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        finally:
+            conn.close()
+
+    port = free_port()
+    cfg = dataclasses.replace(make_config(tmp_path), metrics=MetricsConfig(port=port, host="127.0.0.1"))
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    app = HilApp(cfg, options=Options(dashboard=False))
+    try:
+        app.start()
+        for host in (f"rebind.attacker.example:{port}", "rebind.attacker.example", f"10.0.0.5:{port}", ""):
+            assert status_for(host) == 421, host
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+            assert status_for(host) == 200, host
+    finally:
+        app.shutdown("test end")
