@@ -23,7 +23,10 @@ file from the live items instead, at once after a failed append and at most once
 the spool) leaves it diverged too. The rebuild is bounded by the queue's bound. A file that
 exists but cannot be read (`replay` failed: the folder unusable) is *unread*: diverged, and
 neither replaced nor appended to until a replay works (the poster tries again, `PosterFiles._recover`),
-since the items it holds are not in the queue.
+since the items it holds are not in the queue. A file that is no longer the one last written (deleted
+with its folder or alone, replaced, written by another program: its inode, device or size differ) is
+never appended to, which would count `done` lines against items it lacks: `record` and `sync` rebuild
+it from the live items at once (one WARNING).
 
 Writes fail soft: an I/O error is logged once when it starts and once when it ends, and the queue
 in memory goes on (what it holds is then only as durable as the process, until a rebuild works).
@@ -148,6 +151,7 @@ class PostJournal:
         self._diverged = False
         self._retry_at = 0.0    # monotonic time before which no rewrite is tried again after a failed one
         self.lines_since_rewrite = 0
+        self._written: tuple[int, int, int] | None = None   # (st_ino, st_dev, size) last written; None: no file
         self.unread = False     # the last replay failed: the file is neither replaced nor appended to
 
     def replay(self) -> dict[int, deque[dict]]:
@@ -192,16 +196,19 @@ class PostJournal:
         if self.diverged:
             self.sync(live)
             return
-        self._append(journal_lines(ops))
+        if not self._append(journal_lines(ops)):
+            self._rebuild_replaced(live)
+            return
         if (self.compact_after_lines is not None and self.lines_since_rewrite > self.compact_after_lines
                 and not self.diverged and self._monotonic() >= self._retry_at):
             self.rewrite(live(), compacting=True)
 
     def sync(self, live: Callable[[], Iterable[str]]) -> bool:
         """Rebuild a diverged journal from `live()` (as in `record`; caller holds the queue's lock),
-        unless a rebuild failed less than REBUILD_RETRY_S ago; True when the file matches the queue."""
+        unless a rebuild failed less than REBUILD_RETRY_S ago, or one that is no longer the file last
+        written (one os.stat) at once; True when the file matches the queue."""
         if not self.diverged:
-            return True
+            return self._in_place() or self._rebuild_replaced(live)
         if self._monotonic() < self._retry_at:
             return False
         return self.rewrite(live())
@@ -218,8 +225,10 @@ class PostJournal:
             try:
                 if lines:
                     write_atomically(self.path, lines)
+                    self._written = self._identity(self.path)
                 else:
                     remove_durably(self.path)
+                    self._written = None
             except OSError as exc:
                 self._diverged = self._diverged or not compacting
                 self._retry_at = self._monotonic() + REBUILD_RETRY_S
@@ -243,18 +252,20 @@ class PostJournal:
         """Whether the last write failed (what is queued since lives in memory only)."""
         return self._failing.active("io")
 
-    def _append(self, lines: list[str]) -> None:
-        """Append and fsync the lines; on failure take back what was written and diverge."""
+    def _append(self, lines: list[str]) -> bool:
+        """Append and fsync the lines; on failure take back what was written and diverge. False (nothing
+        written) when the file last written is gone or is another file: the caller rebuilds it."""
         if not lines:
-            return
+            return True
         data = "".join(line + "\n" for line in lines).encode("utf-8")
         with self._lock:
             if self._diverged:
-                return
+                return True
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                created = not self.path.exists()
-                with open(self.path, "ab", buffering=0) as fh:   # unbuffered: nothing left to flush at close
+                fd, created = self._open_append()
+                if fd is None:
+                    return False
+                with open(fd, "ab", buffering=0) as fh:   # unbuffered: nothing left to flush at close
                     size = fh.seek(0, os.SEEK_END)
                     try:
                         view = memoryview(data)
@@ -266,15 +277,64 @@ class PostJournal:
                             fh.truncate(size)
                             os.fsync(fh.fileno())
                         raise
+                    self._written = self._identity(fh.fileno())
                 if created:   # the new file's name, too, must survive a power cut
                     fsync_folder(self.path.parent)
             except OSError as exc:
                 self._diverged = True
                 self._retry_at = 0.0     # the next change tries a rebuild at once
                 self._failed(exc)
-                return
+                return True
             self.lines_since_rewrite += len(lines)
             self._recovered()
+            return True
+
+    def _open_append(self) -> tuple[int | None, bool]:
+        """A descriptor appending to the file last written (None: it is gone or another file), or to
+        a new one when none was written since the last rewrite; and whether it was created. The
+        descriptor is opened before it is checked, so a deletion meanwhile is seen. Lock held."""
+        flags = os.O_WRONLY | os.O_APPEND
+        if self._written is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            created = not self.path.exists()
+            return os.open(self.path, flags | os.O_CREAT, 0o644), created
+        try:
+            fd = os.open(self.path, flags)   # no O_CREAT: a deleted file is not made again empty
+        except FileNotFoundError:
+            return None, False
+        try:
+            if self._identity(fd) == self._written:
+                return fd, False
+        except OSError:
+            os.close(fd)
+            raise
+        os.close(fd)
+        return None, False
+
+    def _in_place(self) -> bool:
+        """Whether the file last written is still there, unchanged (True when none was written)."""
+        with self._lock:
+            if self._written is None:
+                return True
+            try:
+                return self._identity(self.path) == self._written
+            except OSError:
+                return False
+
+    def _rebuild_replaced(self, live: Callable[[], Iterable[str]]) -> bool:
+        """The file last written is gone or replaced: rebuild it from `live()` now (one WARNING)."""
+        items = list(live())
+        log.warning("Post journal %s disappeared or changed since it was last written; rebuilding it from "
+                    "the queue (%d item(s))", self.path, len(items))
+        with self._lock:
+            self._diverged = True
+        return self.rewrite(items)
+
+    @staticmethod
+    def _identity(file: Path | int) -> tuple[int, int, int]:
+        """(st_ino, st_dev, size) of a path or a descriptor. Raises OSError."""
+        st = os.fstat(file) if isinstance(file, int) else os.stat(file)
+        return st.st_ino, st.st_dev, st.st_size
 
     def _failed(self, exc: OSError) -> None:
         if self._failing.begin("io", self._monotonic()):

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import threading
 import time
 from datetime import datetime, timedelta
@@ -887,6 +888,57 @@ def test_a_journal_line_the_full_disk_cuts_short_is_taken_back_and_later_items_s
     again = posters(cfg, clock, make_sd(source="manual"))  # kill -9, restart
     assert queued_stamps(again) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00",
                                     "2026-06-01T08:02:00+00:00"]
+
+
+def remove_journal(tmp_path: Path, what: str) -> None:
+    """The data folder removed while the program runs (an operator, a cleanup script), or the journal alone."""
+    if what == "folder":
+        shutil.rmtree(tmp_path / "data")
+    else:
+        (tmp_path / "data" / "post_journal.jsonl").unlink()
+
+
+@pytest.mark.parametrize("removed", ["folder", "journal"])
+def test_items_queued_after_the_journal_was_deleted_survive_a_crash_when_overflow_drops_older_ones(
+        tmp_path, posters, caplog, removed):
+    """Gate off, a queue bound of 2: X and A are journaled, then the journal is deleted; B and C are
+    queued, each dropping the oldest (X, then A). A journal made again empty held `done 1, item B,
+    done 1, item C`, and the replay popped B. It is rebuilt from the queue instead (one WARNING), so
+    after a kill -9 B and C are queued."""
+    cfg = make_cfg(tmp_path, "http://127.0.0.1:9", series=P_ONLY, measurement_post_queue_maxlen=2)
+    clock = FakeClock(START)
+    poster = posters(cfg, clock, make_sd(source="manual"))   # gate off: nothing is posted
+    enqueue_samples(poster, 2)                                # X, A
+    remove_journal(tmp_path, removed)
+    enqueue_samples(poster, 2, start_s=120)                   # B, C
+    b_and_c = ["2026-06-01T08:02:00+00:00", "2026-06-01T08:03:00+00:00"]
+    assert queued_stamps(poster) == b_and_c
+    again = posters(cfg, clock, make_sd(source="manual"))    # kill -9, restart
+    assert queued_stamps(again) == b_and_c
+    assert len([r for r in caplog.records if "disappeared or changed" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("removed", ["folder", "journal"])
+def test_an_item_queued_after_the_journal_was_deleted_survives_a_crash_after_the_earlier_ones_were_posted(
+        sim, tmp_path, posters, removed):
+    """X and A are journaled; the journal is deleted while their POST is in flight; B is enqueued, then
+    the POST succeeds. A journal made again empty held `item B, done 2`: the replay popped B, never
+    posted. It is rebuilt from the queue at B, so after a kill -9 B is still queued."""
+    cfg = make_cfg(tmp_path, sim.url, series=P_ONLY, request_timeout_s=5.0)
+    clock = FakeClock(START)
+    poster = posters(cfg, clock, make_sd())
+    enqueue_samples(poster, 2)                            # X, A
+    sim.set_delay(MEAS, 0.5)
+    stepping = threading.Thread(target=poster.step, name="poster-step")
+    stepping.start()
+    wait_for(lambda: sim.calls[MEAS] == 1, what="the POST of [X, A] in flight")
+    remove_journal(tmp_path, removed)
+    poster.enqueue_sample("lib", at(120), VALUES)         # B
+    stepping.join(10.0)
+    assert not stepping.is_alive()
+    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
+    again = posters(cfg, clock, make_sd(source="manual"))  # kill -9, restart
+    assert queued_stamps(again) == ["2026-06-01T08:02:00+00:00"]
 
 
 def test_a_metric_a_windows_first_sample_lacks_is_posted_from_the_next_sample(sim, tmp_path, posters):

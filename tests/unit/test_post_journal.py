@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 
 import pytest
 
@@ -131,3 +133,45 @@ def test_a_failing_rebuild_is_retried_at_most_once_a_second_and_a_failed_compact
     assert not compacting.diverged
     compacting.record([("item", Item(6, 4))], lambda: [item(6, n) for n in range(5)])
     assert values(compacting.replay()) == {6: [0, 1, 2, 3, 4]}
+
+
+def lose_the_file(path, how):
+    """What an operator or a cleanup script does to the journal while the program runs."""
+    if how == "folder removed":
+        shutil.rmtree(path.parent)
+    elif how == "file deleted":
+        path.unlink()
+    elif how == "file replaced":        # another file of the same size under the name: another inode
+        copy = path.with_name("copy")
+        copy.write_bytes(path.read_bytes())
+        os.replace(copy, path)
+    else:                               # "line appended": another program wrote to it
+        with open(path, "a") as fh:
+            fh.write(item(6, 7) + "\n")
+
+
+@pytest.mark.parametrize("how", ["folder removed", "file deleted", "file replaced", "line appended"])
+def test_a_journal_that_is_not_the_file_last_written_is_rebuilt_from_the_queue_not_appended_to(tmp_path, caplog,
+                                                                                              how):
+    """X and A are journaled, then the file is lost or changed. Appending `done 1, item B` to a file made
+    again empty made the replay pop B (the `done` meant X); the change rebuilds the file from the live
+    items instead, with one WARNING, and later changes are appended again."""
+    journal = PostJournal(tmp_path / "data", monotonic=lambda: 0.0)
+    journal.record([("item", Item(6, 0)), ("item", Item(6, 1))], lambda: [item(6, 0), item(6, 1)])
+    lose_the_file(journal.path, how)
+    journal.record([("done", 6, 1), ("item", Item(6, 2))], lambda: [item(6, 1), item(6, 2)])
+    assert values(journal.replay()) == {6: [1, 2]} and not journal.diverged
+    journal.record([("done", 6, 1), ("item", Item(6, 3))], lambda: pytest.fail("no rebuild: the file is in place"))
+    assert values(journal.replay()) == {6: [2, 3]}
+    assert [r.levelname for r in caplog.records if "disappeared or changed" in r.getMessage()] == ["WARNING"]
+
+
+def test_a_deleted_journal_is_rebuilt_at_the_next_sync_even_when_the_queue_does_not_change(tmp_path):
+    """Items waiting for the gate change nothing for hours: the poster's step (`sync`) sees the file gone
+    and writes it again, so a crash then does not lose them."""
+    journal = PostJournal(tmp_path / "data", monotonic=lambda: 0.0)
+    journal.record([("item", Item(6, 0)), ("item", Item(6, 1))], lambda: [item(6, 0), item(6, 1)])
+    assert journal.sync(lambda: pytest.fail("no rebuild: the file is in place"))
+    shutil.rmtree(tmp_path / "data")
+    assert journal.sync(lambda: [item(6, 0), item(6, 1)])
+    assert values(journal.replay()) == {6: [0, 1]}
