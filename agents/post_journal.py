@@ -9,7 +9,9 @@ File `<data_dir>/post_journal.jsonl`, append-only between rewrites, one JSON obj
 
 `record(ops, live)` writes one change of the queue (`PostQueue.take_ops`) in one append, flushed
 and fsync'ed before it returns, so an item acknowledged while the journal works is on disk.
-`replay()` folds the lines back into per-series FIFOs (a torn last line after a crash is skipped);
+`replay()` folds the lines back into per-series FIFOs (a torn last line after a crash is skipped;
+a `done` count larger than its series, which only a file that lost lines holds, is not applied, nor
+the later ones of that series: its items are posted again rather than lost);
 `rewrite()` replaces the file atomically (temporary file, fsync, rename, fsync of the folder) with
 the live items only; `record` does it when the file grew past `compact_after_lines`, so the file
 stays bounded by the queue's own bound.
@@ -109,14 +111,17 @@ def journal_lines(ops: Iterable[tuple]) -> list[str]:
     return lines
 
 
-def replay_lines(lines: Iterable[str]) -> tuple[dict[int, deque[dict]], int]:
+def replay_lines(lines: Iterable[str]) -> tuple[dict[int, deque[dict]], int, int]:
     """Fold journal lines into `{series_id: deque of item dicts}` in queue order.
 
-    Returns the FIFOs and the number of lines that could not be read (a torn last line, or a
-    damaged one). Pure.
+    Returns the FIFOs, the number of lines that could not be read (a torn last line, or a damaged
+    one) and the number of `done` counts larger than the items their series held: the file lost
+    lines, so that count and the later ones of that series (until a `clear`) are not applied, and
+    its items are posted again rather than lost. Pure.
     """
     fifos: dict[int, deque[dict]] = {}
-    bad = 0
+    unsure: set[int] = set()    # series a count exceeded: which items later counts mean is unknown
+    bad = over = 0
     for line in lines:
         if not line.strip():
             continue
@@ -126,16 +131,20 @@ def replay_lines(lines: Iterable[str]) -> tuple[dict[int, deque[dict]], int]:
                 item = rec["item"]
                 fifos.setdefault(int(item["series_id"]), deque()).append(item)
             elif "done" in rec:
-                fifo = fifos.get(int(rec["done"]), deque())
-                for _ in range(min(int(rec["n"]), len(fifo))):
+                sid, n, fifo = int(rec["done"]), int(rec["n"]), fifos.get(int(rec["done"]), deque())
+                if n > len(fifo) and sid not in unsure:
+                    over += 1
+                    unsure.add(sid)
+                for _ in range(0 if sid in unsure else n):
                     fifo.popleft()
             elif rec.get("clear") is True:
                 fifos.clear()
+                unsure.clear()
             else:
                 bad += 1
         except (ValueError, TypeError, KeyError):
             bad += 1
-    return {sid: fifo for sid, fifo in fifos.items() if fifo}, bad
+    return {sid: fifo for sid, fifo in fifos.items() if fifo}, bad, over
 
 
 class PostJournal:
@@ -158,7 +167,7 @@ class PostJournal:
         """The items the journal holds, per series in queue order ({} when there is no file)."""
         try:
             with self._lock, open(self.path, encoding="utf-8") as fh:
-                fifos, bad = replay_lines(fh)
+                fifos, bad, over = replay_lines(fh)
         except FileNotFoundError:
             self.unread = False
             return {}
@@ -171,6 +180,9 @@ class PostJournal:
         self.unread = False
         if bad:
             log.warning("%s: skipped %d unreadable line(s)", self.path.name, bad)
+        if over:
+            log.warning("%s: %d `done` count(s) exceed the items of their series (the file lost lines); "
+                        "those series keep every later item, some may be posted twice", self.path.name, over)
         return fifos
 
     def recover(self, to_entry: Callable[[dict], T | None]) -> list[T]:

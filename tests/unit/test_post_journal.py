@@ -26,7 +26,7 @@ def values(fifos):
     ([("items", 6, [1, 2, 3])], {6: [1, 2, 3]}),
     ([("items", 6, [1, 2, 3]), ("done", 6, 2)], {6: [3]}),
     ([("items", 6, [1, 2]), ("items", 7, [1]), ("done", 6, 2)], {7: [1]}),
-    ([("items", 6, [1, 2]), ("done", 6, 5)], {}),
+    ([("items", 6, [1, 2]), ("done", 6, 2), ("done", 6, 1)], {}),
     ([("done", 6, 1), ("items", 6, [1])], {6: [1]}),
     ([("items", 6, [1]), ("items", 7, [2]), ("clear",), ("items", 7, [3])], {7: [3]}),
     ([("items", 4, [1, 2]), ("items", 6, [1]), ("done", 4, 1), ("items", 4, [3])], {4: [2, 3], 6: [1]}),
@@ -39,13 +39,32 @@ def test_replay_folds_appends_done_counts_and_clears(tmp_path, ops, expected):
     assert values(journal.replay()) == expected
 
 
+def line(rec):
+    return json.dumps(rec)
+
+
+@pytest.mark.parametrize("lines, expected", [
+    # a file made again empty after X and A: `done 1` (X dropped) cannot be applied, so B is kept
+    ([{"done": 6, "n": 1}, {"item": json.loads(item(6, 2))}, {"done": 6, "n": 1}, {"item": json.loads(item(6, 3))}],
+     {6: [2, 3]}),
+    ([{"item": json.loads(item(6, 1))}, {"done": 6, "n": 3}, {"item": json.loads(item(7, 1))}, {"done": 7, "n": 1}],
+     {6: [1]}),                                                  # another series' counts still apply
+    ([{"done": 6, "n": 1}, {"clear": True}, {"item": json.loads(item(6, 2))}, {"done": 6, "n": 1}], {}),
+])
+def test_a_done_count_larger_than_its_series_is_not_applied_nor_the_later_ones(lines, expected):
+    """Such a count means the file lost lines: which items it and the later counts of that series
+    meant is unknown, so they are kept (posted again rather than lost) until a `clear`."""
+    fifos, bad, over = replay_lines(line(rec) for rec in lines)
+    assert values(fifos) == expected and bad == 0 and over == 1
+
+
 def test_a_torn_last_line_is_skipped_and_the_rest_kept(tmp_path):
     journal = PostJournal(tmp_path, monotonic=lambda: 0.0)
     journal.record([("item", Item(6, 1)), ("item", Item(6, 2))], lambda: [item(6, 1), item(6, 2)])
     with open(tmp_path / JOURNAL_NAME, "a") as fh:
         fh.write('{"item": {"plant": "lib", "met')
-    fifos, bad = replay_lines(open(tmp_path / JOURNAL_NAME))
-    assert values(fifos) == {6: [1, 2]} and bad == 1
+    fifos, bad, over = replay_lines(open(tmp_path / JOURNAL_NAME))
+    assert values(fifos) == {6: [1, 2]} and bad == 1 and over == 0
     assert values(journal.replay()) == {6: [1, 2]}
 
 
