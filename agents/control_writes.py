@@ -29,7 +29,7 @@ log = logging.getLogger("hil.control")
 def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_changed: bool = True) -> str:
     """Encode, read back, write what differs, verify. Returns the write status. A dispatch check of a
     changed target (not a command's, `immediate`) writes first and reads back after (`_write_first`)."""
-    wanted, refused = encode_setpoints(ctl.link.endpoint.points, p_kw, q_kvar)
+    wanted, refused = encode_setpoints(ctl.link.endpoint.points, p_kw, q_kvar, ctl.plant.model.power_limits)
     _log_refused(ctl, refused)
     new = [n for n in SETPOINT_POINTS if n in wanted and ctl._verified_words.get(n) != wanted[n]]
     if target_changed and not immediate and new:

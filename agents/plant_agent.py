@@ -58,7 +58,7 @@ from core.codec import CodecError, Point, decode, decode_counts, encode, encode_
 from core.config import AppConfig, EndpointConfig, PlantConfig, load_config_or_report
 from core.names import safe_plant_name
 from core.plant_model import PlantModel, is_operating
-from core.points import METER_POINTS, make_read_plan, register_span, write_refusal
+from core.points import METER_POINTS, make_read_plan, register_span, setpoint_ranges, write_refusal
 from core.recording import find_initial_soc
 from logger_config import TzFormatter
 
@@ -88,9 +88,7 @@ class _Plant:
         self.points: dict[str, Point] = dict(endpoint.points)
         self.span = register_span(self.points)
         self.read_blocks = make_read_plan(self.points.values()).blocks
-        limits = plant.model.power_limits
-        self.value_ranges = {"p_setpoint": (limits.p_min_kw, limits.p_max_kw),
-                             "q_setpoint": (limits.q_min_kvar, limits.q_max_kvar)}
+        self.value_ranges = setpoint_ranges(plant.model.power_limits)
         self.model = model
         self.lock: asyncio.Lock | None = None  # created on the loop
         self.server: ModbusTcpServer | None = None

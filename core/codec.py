@@ -97,6 +97,33 @@ def to_counts(point: Point, value: float) -> int:
     return counts
 
 
+def limit_counts(point: Point, lo: float, hi: float) -> tuple[float, float]:
+    """Inclusive count range of an integer `point` that a plant with limits [lo, hi] (internal units)
+    takes: the counts `to_counts` makes of the limits (the client's rounding). A limit that is
+    infinite or beyond the format bounds nothing."""
+    ends = []
+    for limit, open_end in ((lo, -math.inf), (hi, math.inf)):
+        try:
+            ends.append(to_counts(point, limit))
+        except CodecError:
+            ends.append(open_end if point.scale > 0 else -open_end)
+    return min(ends), max(ends)
+
+
+def encode_within(point: Point, value: float, lo: float, hi: float) -> list[int]:
+    """`encode`, except that a value within [lo, hi] (internal units) whose nearest count lies beyond
+    lo or hi takes the next count toward zero: a clamped setpoint stays within its limit on the wire
+    (limit 1000.05 kW at 0.1 kW/count: 10000 counts, not 10001). Float32 points encode as `encode`."""
+    if point.format == "float32":
+        return encode(point, value)
+    counts = to_counts(point, value)
+    on_wire = _DIVIDE.multiply(Decimal(counts), _dec(point.scale))
+    v, lo_d, hi_d = (_DIVIDE.multiply(_dec(x), _dec(point.per_internal)) for x in (value, lo, hi))
+    if counts and (v <= hi_d < on_wire or on_wire < lo_d <= v):
+        counts -= 1 if counts > 0 else -1
+    return encode_counts(point, counts)
+
+
 def encode(point: Point, value: float) -> list[int]:
     """Engineering value -> register words for `point`."""
     if point.format == "float32":
@@ -180,6 +207,10 @@ def encodable_range(point: Point, internal_unit: str = "") -> str:
     scale, per = (Decimal(repr(float(x))) for x in (point.scale, point.per_internal))
     lo, hi = (format((n * scale / per).normalize(), "f") for n in _INT_RANGES[point.format])
     return f"{lo}..{hi}{internal_unit and ' ' + internal_unit} ({point.format} at scale {point.scale:g}{unit})"
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(repr(float(x)))
 
 
 def _check_finite(point: Point, value: float) -> None:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, NamedTuple
 
-from core.codec import CodecError, Point, decode, encode
+from core.codec import CodecError, Point, decode, encode_within
 from core.overrides import Effective
-from core.points import SETPOINT_POINTS, soc_reading
+from core.points import SETPOINT_POINTS, setpoint_ranges, soc_reading
 from core.recording import format_value
 
 SETPOINT_UNITS = {"p_setpoint": "kW", "q_setpoint": "kvar"}
@@ -62,14 +62,16 @@ def dispatch_setpoint(target: Target | None, now_mono: float,
     return target.p_kw, target.q_kvar, False
 
 
-def encode_setpoints(points: Mapping[str, Point], p_kw: float,
-                     q_kvar: float) -> tuple[dict[str, list[int]], list[tuple[str, float]]]:
-    """Register words per setpoint point, and the `(point, value)` pairs that cannot be encoded
-    (left out of the words: the register keeps its old value)."""
+def encode_setpoints(points: Mapping[str, Point], p_kw: float, q_kvar: float, limits
+                     ) -> tuple[dict[str, list[int]], list[tuple[str, float]]]:
+    """Register words per setpoint point, never beyond the plant's `limits` (`PowerLimits`) by
+    rounding (`encode_within`), and the `(point, value)` pairs that cannot be encoded (left out of
+    the words: the register keeps its old value)."""
     wanted, refused = {}, []
+    ranges = setpoint_ranges(limits)
     for name, value in zip(SETPOINT_POINTS, (p_kw, q_kvar)):
         try:
-            wanted[name] = encode(points[name], value)
+            wanted[name] = encode_within(points[name], value, *ranges[name])
         except CodecError:
             refused.append((name, value))
     return wanted, refused

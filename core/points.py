@@ -14,7 +14,8 @@ from typing import Iterable, Mapping
 
 import math
 
-from core.codec import CodecError, Point, decode, decode_counts, encode, encode_counts, format_range
+from core.codec import (CodecError, Point, decode, decode_counts, encode, encode_counts, format_range,
+                        limit_counts)
 
 DEFAULT_POINTS: dict[str, Point] = {
     "enable": Point("enable", 1, "uint16", 1.0),
@@ -54,6 +55,11 @@ READBACK_POINTS = {"p_setpoint": "p_setpoint_readback", "q_setpoint": "q_setpoin
 SOC_RANGE_PU = (0.0, 1.0)   # a SoC beyond it is no reading (a BMS's "not available" 0xFFFF, a fault)
 V_RANGE_PU = (0.0, 2.0)     # a POI voltage beyond it is no reading (uint16 0xFFFF at 0.01 is 655.35 pu)
 POI_POWER_FACTOR = 10.0     # P/Q at the POI beyond this many times the plant's largest power limit
+
+
+def setpoint_ranges(limits) -> dict[str, tuple[float, float]]:
+    """Per setpoint point, the plant's configured limits (kW / kvar; `limits`: its `PowerLimits`)."""
+    return {"p_setpoint": (limits.p_min_kw, limits.p_max_kw), "q_setpoint": (limits.q_min_kvar, limits.q_max_kvar)}
 
 
 def physical_ranges(limits) -> dict[str, tuple[float, float]]:
@@ -203,8 +209,10 @@ def write_refusal(point_map: Mapping[str, Point], address: int, words: list[int]
     ILLEGAL_DATA_ADDRESS (2): a register of the write belongs to no point, to a read-only point
     (not in WRITTEN_POINTS), or to a point the write covers only in part.
     ILLEGAL_DATA_VALUE (3): `enable` other than 0/1, `run_command` other than its run/stop values,
-    a value that does not decode, or a value outside `value_ranges[name]` (engineering units,
-    inclusive, half a count of slack for rounding). Nothing of a refused write is taken.
+    a value that does not decode, or a value outside `value_ranges[name]` (internal units,
+    inclusive): for an integer point, counts outside `limit_counts` (a limit rounded to the nearest
+    count, as the client rounds); for float32, beyond half a count of slack. Nothing of a refused
+    write is taken.
     """
     end = address + len(words)
     touched = [p for p in point_map.values() if p.address < end and address < p.end]
@@ -224,8 +232,13 @@ def write_refusal(point_map: Mapping[str, Point], address: int, words: list[int]
         if p.name == "run_command" and p.run_value is not None and counts not in (p.run_value, p.stop_value):
             return ILLEGAL_DATA_VALUE
         lo, hi = value_ranges.get(p.name, (-math.inf, math.inf))
-        slack = abs(p.scale) / p.per_internal / 2   # half a count, in internal units
-        if not lo - slack <= value <= hi + slack:
+        if p.format == "float32":
+            slack = abs(p.scale) / p.per_internal / 2   # half a count, in internal units
+            within = lo - slack <= value <= hi + slack
+        else:   # in counts: a float sum (1000.05 + 0.05 < 1000.1) would refuse a limit's own counts
+            first, last = limit_counts(p, lo, hi)
+            within = first <= decode_counts(p, point_words) <= last
+        if not within:
             return ILLEGAL_DATA_VALUE
     return None
 

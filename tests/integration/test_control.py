@@ -375,6 +375,21 @@ def test_dispatch_writes_with_readback_ok(tmp_path, fake_clock, rigs):
     assert [o for o in ops if o[0] == "write"] == [("write", "q_setpoint")]
 
 
+def test_a_setpoint_at_a_limit_half_a_count_off_the_grid_goes_out_within_the_limit(tmp_path, fake_clock, rigs):
+    """Limits 1000.05 kW / 600.05 kvar at 0.1 per count: the nearest counts (10001, 6001) lie beyond
+    them, so the controller writes the next count toward zero and the plant takes it."""
+    rig = rigs(tmp_path, fake_clock, limits={"lib": {"p_max_kw": 1000.05, "p_min_kw": -1000.05,
+                                                     "q_max_kvar": 600.05, "q_min_kvar": -600.05}})
+    _started(rig)
+    trace = []
+    for p_kw, q_kvar in [(1000.05, -600.05), (-1000.05, 600.05)]:
+        fake_clock.advance(1.0)
+        rig.target(p_kw, q_kvar)
+        rig.lib.step()
+        trace.append((signed(rig.regs(P_SP)[0]), signed(rig.regs(Q_SP)[0]), rig.dispatch()["write_status"]))
+    assert trace == [(10000, -6000, "ok"), (-10000, 6000, "ok")]
+
+
 def test_a_sample_never_straddles_a_dispatch_write(tmp_path, fake_clock, rigs):
     """The default map needs two read requests per sample (86-88 and 270-296). A breakpoint's
     dispatch that arrives between them does not wait for the sample (on a slow plant that wait was

@@ -27,7 +27,7 @@ from agents.base import ThreadRegistry
 from agents.emulator_server import _LoopRequestHandler
 from agents.plant_agent import EmulatorStartError, PlantEmulator
 from core.clock import FakeClock, RealClock
-from core.config import AppConfig, load_config
+from core.config import AppConfig, PowerLimits, load_config
 from core.points import build_point_map
 
 from tests.helpers import free_port, wait_for
@@ -212,6 +212,19 @@ def test_limits_with_lib(lib):
         assert exception_code(c.write_register(Q_SP, s16(q_sp), device_id=1)) == 3
         out = outputs(c)
         assert (out["p_battery"], out["q_battery"]) == (9999, -5999), "the plant keeps its setpoints"
+
+
+def test_a_limit_half_a_count_off_the_grid_takes_its_nearest_count(tmp_path, clock, emulators, clients):
+    """p_max 1000.05 kW at 0.1 kW/count: 10001 counts (the limit rounded as a client rounds) is
+    taken, 10002 is refused; compared in counts, not in binary floats (1000.05 + 0.05 < 1000.1)."""
+    limits = PowerLimits(p_max_kw=1000.05, p_min_kw=-1000.05, q_max_kvar=600.05, q_min_kvar=-600.05)
+    cfg = make_config(tmp_path, lib_model={"power_limits": limits})
+    emulators(cfg, clock)
+    c = clients(cfg.plants["lib"].local.port)
+    taken = [(address, counts) for address, counts in [(P_SP, 10001), (P_SP, -10001), (Q_SP, 6001),
+                                                       (Q_SP, -6001), (P_SP, 10002), (Q_SP, -6002)]
+             if exception_code(c.write_register(address, s16(counts), device_id=1)) is None]
+    assert taken == [(P_SP, 10001), (P_SP, -10001), (Q_SP, 6001), (Q_SP, -6001)]
 
 
 def test_outputs_follow_each_write_before_the_next_period(lib, clock):

@@ -7,14 +7,17 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.codec import Point
+from core.config import PowerLimits
 from core.dispatch import (Target, changed_externally, decayed, differing, dispatch_setpoint, encode_setpoints,
                            is_stale, not_operating, observed_fields, observed_transition, reports_running, target_expiry_s,
                            write_status)
 from core.overrides import Effective
 from core.points import DEFAULT_POINTS
 from core.schedules import Setpoint
+from tests.helpers import s16
 
 TZ = ZoneInfo("Europe/Madrid")
+WIDE = PowerLimits(p_max_kw=1e4, p_min_kw=-1e4, q_max_kvar=1e4, q_min_kvar=-1e4)
 
 
 def target(p: float = 100.0, q: float = -20.0, mono: float = 50.0) -> Target:
@@ -55,9 +58,21 @@ def test_target_of_an_effective_setpoint_keeps_every_field():
     (1.0, float("nan"), {"p_setpoint": [10]}, [("q_setpoint", float("nan"))]),
 ])
 def test_encode_setpoints(p_kw, q_kvar, wanted, refused):
-    got_wanted, got_refused = encode_setpoints(DEFAULT_POINTS, p_kw, q_kvar)
+    got_wanted, got_refused = encode_setpoints(DEFAULT_POINTS, p_kw, q_kvar, WIDE)
     assert got_wanted == wanted
     assert [n for n, _ in got_refused] == [n for n, _ in refused]
+
+
+@pytest.mark.parametrize("p_kw, q_kvar, wanted", [
+    (1000.05, 600.05, {"p_setpoint": [10000], "q_setpoint": [6000]}),                 # not 10001, 6001
+    (-1000.05, -600.05, {"p_setpoint": [s16(-10000)], "q_setpoint": [s16(-6000)]}),
+    (1000.04, 0.05, {"p_setpoint": [10000], "q_setpoint": [1]}),                     # within: nearest
+])
+def test_a_setpoint_at_a_limit_off_the_grid_stays_within_it_on_the_wire(p_kw, q_kvar, wanted):
+    """Limits half a count off the register grid: the nearest count would lie beyond the limit, so
+    the client takes the next count toward zero (a real plant would refuse or exceed otherwise)."""
+    limits = PowerLimits(p_max_kw=1000.05, p_min_kw=-1000.05, q_max_kvar=600.05, q_min_kvar=-600.05)
+    assert encode_setpoints(DEFAULT_POINTS, p_kw, q_kvar, limits) == (wanted, [])
 
 
 @pytest.mark.parametrize("current, wanted, expected", [

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.codec import Point, encode
+from core.codec import Point, encode, encode_counts
 from core.points import ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, build_point_map, write_refusal
 
 POINTS = build_point_map({
@@ -55,3 +55,13 @@ def test_the_rounding_slack_is_half_a_count_in_the_points_own_unit(raw_w, expect
     point = Point("p_setpoint", 10, "int32", 1.0, unit="W", per_internal=1000.0)
     words = encode(Point("p_setpoint", 10, "int32", 1.0), raw_w)   # the counts a client writes
     assert write_refusal({"p_setpoint": point}, 10, words, RANGES) == expected
+
+
+@pytest.mark.parametrize("counts, expected", [
+    (10001, None), (-10001, None),                                  # the limits' own nearest counts
+    (10002, ILLEGAL_DATA_VALUE), (-10002, ILLEGAL_DATA_VALUE),
+])
+def test_a_limit_half_a_count_off_the_grid_is_compared_in_counts(counts, expected):
+    """p_max 1000.05 kW at 0.1: the float sum 1000.05 + 0.05 is 1000.0999999999999 < 1000.1, which
+    refused the limit's own count 10001; integer points are compared in counts."""
+    assert write_refusal(POINTS, 86, encode_counts(P32, counts), {"p_setpoint": (-1000.05, 1000.05)}) == expected
