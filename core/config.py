@@ -252,12 +252,11 @@ class TrackingAlarmConfig(Section):
     band_pct: Annotated[float, Num(gt=0, le=100)] = 5.0
     delay_s: Annotated[float, Num(ge=0)] = 30.0
 
-class PowerLimits(Section):
-    rules = (("p_min_kw", "<=", "p_max_kw"), ("q_min_kvar", "<=", "q_max_kvar"))
-    p_max_kw: Annotated[float, Num()]
-    p_min_kw: Annotated[float, Num()]
-    q_max_kvar: Annotated[float, Num()]
-    q_min_kvar: Annotated[float, Num()]
+class PowerLimits(Section):   # min <= 0 <= max (so min <= max): zero (a stop, no target) is dispatchable
+    p_max_kw: Annotated[float, Num(ge=0)]
+    p_min_kw: Annotated[float, Num(le=0)]
+    q_max_kvar: Annotated[float, Num(ge=0)]
+    q_min_kvar: Annotated[float, Num(le=0)]
 
 class PlantModelConfig(Section):
     capacity_kwh: Annotated[float, Num(gt=0)]

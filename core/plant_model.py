@@ -99,20 +99,21 @@ class PlantModel:
 
     def update(self, monotonic_now: float, enable_raw: int | float, p_sp_kw: float, q_sp_kvar: float,
                run_ok: bool = True) -> PlantOutputs:
-        """One run: integrate with the old operating point, then apply the new inputs."""
+        """One run: integrate with the old operating point, then apply the new inputs. Not operating:
+        P = Q = 0 whatever the limits. The SoC bounds win over the limits (a limit that left zero
+        out must not discharge an empty battery)."""
         self.integrate(monotonic_now)
         limits = self.cfg.power_limits
-        if is_operating(enable_raw, run_ok):
-            p = clamp(p_sp_kw, limits.p_min_kw, limits.p_max_kw)
-            q = clamp(q_sp_kvar, limits.q_min_kvar, limits.q_max_kvar)
-        else:
-            p = q = 0.0
+        if not is_operating(enable_raw, run_ok):
+            self.p_act_kw = self.q_act_kvar = 0.0
+            return self.outputs()
+        p = clamp(p_sp_kw, limits.p_min_kw, limits.p_max_kw)
         if self.soc_kwh - p * self.dt_nom_h > self.capacity_kwh:
             p = max(p, (self.soc_kwh - self.capacity_kwh) / self.dt_nom_h)
         if self.soc_kwh - p * self.dt_nom_h < 0.0:
             p = min(p, self.soc_kwh / self.dt_nom_h)
-        self.p_act_kw = clamp(p, limits.p_min_kw, limits.p_max_kw)
-        self.q_act_kvar = q
+        self.p_act_kw = p
+        self.q_act_kvar = clamp(q_sp_kvar, limits.q_min_kvar, limits.q_max_kvar)
         return self.outputs()
 
     # -- comm-loss reversion (§3.4) ----------------------------------------------------------------

@@ -227,6 +227,23 @@ def test_a_limit_half_a_count_off_the_grid_takes_its_nearest_count(tmp_path, clo
     assert taken == [(P_SP, 10001), (P_SP, -10001), (Q_SP, 6001), (Q_SP, -6001)]
 
 
+def test_a_disabled_plant_with_limits_that_leave_zero_out_stays_at_zero(tmp_path, clock, emulators, clients):
+    """p_min 100 kW (refused by the loader; the emulator must not trust that), empty battery: while
+    disabled, and while enabled at empty, the plant does not discharge."""
+    limits = PowerLimits(p_max_kw=1000, p_min_kw=100, q_max_kvar=600, q_min_kvar=-600)
+    cfg = make_config(tmp_path, lib_model={"power_limits": limits, "initial_soc_pu": 0.0})
+    em = emulators(cfg, clock)
+    c = clients(cfg.plants["lib"].local.port)
+    trace = []
+    for enable in (0, 1, 0):
+        write(c, ENABLE, enable)
+        clock.advance(1.0)
+        em.step()
+        out = outputs(c)
+        trace.append((out["p_battery"], out["p_poi"], out["soc"]))
+    assert trace == [(0, 0, 0), (0, 0, 0), (0, 0, 0)]
+
+
 def test_outputs_follow_each_write_before_the_next_period(lib, clock):
     """Fake time stands still, so the periodic model never runs: the write hook does the work."""
     em, c = lib

@@ -218,9 +218,16 @@ def test_each_bad_value_is_one_problem_naming_its_key(tmp_path, text, key, fragm
 
 @pytest.mark.parametrize("text, key, fragment", [
     ("plants: {lib: {model: {power_limits: {p_min_kw: 10, p_max_kw: 5}}}}",
-     "plants.lib.model.power_limits.p_min_kw", "<= 5"),
+     "plants.lib.model.power_limits.p_min_kw", "out of range (got 10; allowed: a number <= 0)"),
     ("plants: {vrfb: {model: {power_limits: {q_min_kvar: 1, q_max_kvar: 0}}}}",
-     "plants.vrfb.model.power_limits.q_min_kvar", "<= 0"),
+     "plants.vrfb.model.power_limits.q_min_kvar", "out of range (got 1; allowed: a number <= 0)"),
+    # limits that leave zero out: a stopped plant or an expired target could not be zero
+    ("plants: {lib: {model: {power_limits: {p_min_kw: 100, p_max_kw: 1000}}}}",
+     "plants.lib.model.power_limits.p_min_kw", "out of range (got 100; allowed: a number <= 0)"),
+    ("plants: {lib: {model: {power_limits: {p_min_kw: -1000, p_max_kw: -100}}}}",
+     "plants.lib.model.power_limits.p_max_kw", "out of range (got -100; allowed: a number >= 0)"),
+    ("plants: {vrfb: {model: {power_limits: {q_min_kvar: -600, q_max_kvar: -1}}}}",
+     "plants.vrfb.model.power_limits.q_max_kvar", "out of range (got -1; allowed: a number >= 0)"),
     ("istentore_api: {measurement_post_retry_initial_s: 30, measurement_post_retry_max_s: 10}",
      "istentore_api.measurement_post_retry_max_s", ">= 30"),
     ("timing: {measurement_period_s: 5, measurements_write_period_s: 4}",
@@ -774,7 +781,7 @@ def test_each_enum_takes_exactly_its_values(tmp_path, key, values):
 @pytest.mark.parametrize("text", [
     "istentore_api: {measurement_post_retry_initial_s: 30, measurement_post_retry_max_s: 30}",
     "timing: {measurement_period_s: 5, measurements_write_period_s: 5}",
-    "plants: {lib: {model: {power_limits: {p_min_kw: 5, p_max_kw: 5, q_min_kvar: 0, q_max_kvar: 0}}}}",
+    "plants: {lib: {model: {power_limits: {p_min_kw: 0, p_max_kw: 0, q_min_kvar: 0, q_max_kvar: 0}}}}",
     "plants: {vrfb: {modbus: {remote: {port: 5502, unit_id: 2}}}}",
     "plants: {lib: {name: Lithium}, vrfb: {name: Lithium 2}}",
 ])
@@ -794,9 +801,8 @@ def test_cross_key_rules_are_checked_whenever_their_keys_are_valid(tmp_path):
         'config error: istentore_api.email: must be a string (got 5; allowed: a string)',
         "config error: istentore_api.measurement_post_retry_max_s: must not be below "
         "measurement_post_retry_initial_s (got 3; allowed: a number >= 9)",
-        "config error: plants.lib.model.power_limits.p_max_kw: must be a number (got [1]; allowed: a finite number)",
-        "config error: plants.lib.model.power_limits.q_min_kvar: must not exceed q_max_kvar (got 7; allowed: a "
-        "number <= 6)",
+        "config error: plants.lib.model.power_limits.p_max_kw: must be a number (got [1]; allowed: a number >= 0)",
+        "config error: plants.lib.model.power_limits.q_min_kvar: out of range (got 7; allowed: a number <= 0)",
         'config error: plants.vrfb.modbus.local.points.soc.format: not a known value (got "int8"; allowed: '
         "int16|uint16|int32|uint32|float32)",
         "config error: plants.vrfb.model.capacity_kwh: out of range (got -1; allowed: a number > 0)",

@@ -56,6 +56,18 @@ def test_disable_then_enable_follows_the_setpoint_again():
     assert m.update(T0 + 3, 1, 300.0, 0.0).p_battery_kw == 300.0
 
 
+def test_limits_that_leave_zero_out_neither_run_a_stopped_plant_nor_pass_the_soc_bounds():
+    """p_min 100 kW, q_min 50 kvar (the loader refuses them; the model must not trust that): a
+    disabled plant stays at zero, and an enabled one at empty does not discharge at p_min."""
+    limits = PowerLimits(p_max_kw=1000, p_min_kw=100, q_max_kvar=600, q_min_kvar=50)
+    m = PlantModel(PlantModelConfig(500, 0.0, limits), 1.0, 0.0, T0)
+    trace = []
+    for t, enable in [(1, 0), (2, 0), (3, 1), (4, 0)]:
+        out = m.update(T0 + t, enable, 0.0, 0.0)
+        trace.append((out.p_battery_kw, out.q_battery_kvar, out.soc_pu))
+    assert trace == [(0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 50.0, 0.0), (0.0, 0.0, 0.0)]
+
+
 # -- limits -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("p_sp, q_sp, p_act, q_act", [
     (5000.0, 900.0, 1000.0, 600.0),
