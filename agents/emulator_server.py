@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import socket
 
 from pymodbus.constants import ExcCodes
@@ -22,6 +23,7 @@ from pymodbus.transaction import TransactionManager
 
 HOLDING_FCS = (3, 6, 16, 22, 23)  # holding registers only (contract §3)
 WRONG_UNIT_CODE = ExcCodes.GATEWAY_NO_RESPONSE  # what pymodbus itself answers for an unknown id
+log = logging.getLogger("hil.emulator")
 
 # Set inside the emulator's own coroutines so the write hook lets their register writes through.
 # A contextvar (not a flag) because each client request runs in its own task with its own context.
@@ -33,36 +35,70 @@ class EmulatorStartError(RuntimeError):
 
 
 class _LoopRequestHandler(ServerRequestHandler):
-    """pymodbus's connection handler, answering each request as one task on its own loop.
+    """pymodbus's connection handler, answering requests as tasks on its own loop.
 
     pymodbus 3.16.1 takes four loop turns per request: `call_soon(handle_later)`, then
     `run_coroutine_threadsafe` back onto the same loop (a self-pipe write and a wake-up), then the
-    task, then its future's callback. Here the task starts from the frame's arrival and answers in
+    task, then its future's callback. Here a task starts from the data's arrival and answers in
     the next turn (about 10 % less server CPU per request; the servers are the largest share of
-    the idle CPU, issue 13), and it is handed the request it answers.
+    the idle CPU, issue 13). pymodbus decodes one frame per data event and answers from
+    `self.last_pdu`, which a later request overwrites while an answer awaits the datastore; here
+    every complete frame of the buffer is decoded (requests pipelined in one segment), each task
+    is handed its requests and answers them in order, after the connection's previous task, and
+    an answer sent keeps the part of a next request already received (`send`).
+    No broadcast (unit id 0 is a device here, not a broadcast).
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._requests: set[asyncio.Task] = set()   # the loop keeps only weak references
+        self._last_task: asyncio.Task | None = None
 
     def callback_data(self, data: bytes, addr: tuple | None = None) -> int:
-        try:
-            used_len = TransactionManager.callback_data(self, data, addr)
-        except ModbusIOException as exc:  # pymodbus's own answer to an unknown function code
-            response = ExceptionResponse(0 if exc.fcode is None else exc.fcode, ExcCodes.ILLEGAL_FUNCTION,
-                                         device_id=exc.dev_id, transaction=exc.transaction_id)
-            self.server_send(response, addr)
-            return len(data)
-        if self.last_pdu:
+        """Decode every complete frame in `data`; return the bytes used (the rest waits for more)."""
+        used, items = 0, []
+        while used < len(data):
+            try:
+                used += TransactionManager.callback_data(self, data[used:], addr)
+            except ModbusIOException as exc:  # pymodbus's own answer to an unknown function code
+                items.append(ExceptionResponse(0 if exc.fcode is None else exc.fcode, ExcCodes.ILLEGAL_FUNCTION,
+                                               device_id=exc.dev_id, transaction=exc.transaction_id))
+                used = len(data)
+                break
+            if not self.last_pdu:
+                break
+            items.append(self.last_pdu)
+        if items:
             # Answered tasks are dropped here, not by a done callback (one more loop turn each).
             self._requests = {t for t in self._requests if not t.done()}
-            self._requests.add(self.loop.create_task(self._answer(self.last_pdu, self.last_addr)))
-        return used_len
+            self._last_task = self.loop.create_task(self._answer(items, addr, self._last_task))
+            self._requests.add(self._last_task)
+        return used
 
-    async def _answer(self, pdu, addr) -> None:
-        self.last_pdu, self.last_addr = pdu, addr
-        await self.handle_request()
+    def send(self, data: bytes, addr: tuple | None = None) -> None:
+        """pymodbus's send, keeping what was received: it empties the receive buffer (a client's
+        stale bytes), which on a server drops a pipelined request whose first part has arrived."""
+        received = self.recv_buffer
+        super().send(data, addr)
+        self.recv_buffer = received
+
+    async def _answer(self, items: list, addr, previous: asyncio.Task | None) -> None:
+        """Answer `items` in order (a request, or an exception response already made)."""
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        for item in items:
+            response = item if isinstance(item, ExceptionResponse) else await self._respond(item)
+            self.server_send(response, addr)
+
+    async def _respond(self, pdu):
+        """The response to one request (pymodbus's `handle_request` without `last_pdu`)."""
+        try:
+            response = await pdu.datastore_update(self.server.context, pdu.dev_id)
+        except Exception:  # pylint: disable=broad-except  # as pymodbus: the client gets exception 4
+            log.exception("Emulator could not answer function code %s", pdu.function_code)
+            response = ExceptionResponse(pdu.function_code, ExcCodes.DEVICE_FAILURE)
+        response.transaction_id, response.dev_id = pdu.transaction_id, pdu.dev_id
+        return response
 
 
 class EmulatorTcpServer(ModbusTcpServer):

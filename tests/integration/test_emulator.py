@@ -12,6 +12,7 @@ import logging
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -511,6 +512,27 @@ def test_requests_are_answered_on_the_server_loop_and_leave_no_task(lib):
     assert handlers and all(isinstance(h, _LoopRequestHandler) for h in handlers)
     assert sum(len(h._requests) for h in handlers) <= len(handlers), "answered requests kept"
     wait_for(lambda: all(t.done() for h in handlers for t in h._requests), 2.0, "the last request answered")
+
+
+def test_pipelined_requests_are_each_answered_in_request_order(lib):
+    """Modbus TCP lets a client send the next request before the answer (distinct transaction ids):
+    two FC3 frames in one segment, then a third split over two segments, get three answers in order."""
+    em, c = lib
+    write(c, ENABLE, 1)
+    write(c, P_SP, 2500)
+    frames = [struct.pack(">HHHBBHH", tid, 0, 6, 1, 3, address, 1)
+              for tid, address in [(1, SOC), (2, V_POI), (3, P_BAT)]]
+    with socket.create_connection(("127.0.0.1", em.endpoint("lib").port), timeout=2.0) as s:
+        s.sendall(frames[0] + frames[1] + frames[2][:5])
+        time.sleep(0.05)
+        s.sendall(frames[2][5:])
+        got = b""
+        while len(got) < 33:
+            chunk = s.recv(100)
+            assert chunk, f"connection closed after {got.hex()}"
+            got += chunk
+    answers = [struct.unpack(">HHHBBBH", got[i:i + 11]) for i in range(0, 33, 11)]
+    assert [(tid, fc, value) for tid, _, _, _, fc, _, value in answers] == [(1, 3, 5000), (2, 3, 100), (3, 3, 2500)]
 
 
 def test_port_in_use_fails_start_and_leaves_nothing_running(tmp_path, clock):
