@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import time
-from functools import cache, partial
+from functools import cache, partial, reduce
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, dataclass_transform
@@ -27,7 +27,7 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, GetPyd
 from pydantic_core import PydanticCustomError
 
 from core.codec import FORMATS, WORD_ORDERS, Point, encodable_range, is_encodable
-from core.hosts import is_loopback_host
+from core.hosts import is_loopback_host, listen_scope
 from core.names import PLANT_IDS, VALUE_COLUMNS, safe_plant_name
 from core.profiles import apply_profiles, origin_note
 from core.strict_yaml import read_yaml
@@ -385,21 +385,11 @@ class _Plants(Section):
         safe = valid("name") and (safe_plant_name(lib["name"], "lib"), safe_plant_name(vrfb["name"], "vrfb"))
         problems = [(("vrfb", "name"), "gives the same file name as plants.lib.name", vrfb["name"],
                      f"a name whose safe file name differs from {safe[0]!r}")] if safe and safe[0] == safe[1] else []
-        for mode in TRANSPORT_MODES:
-            ends = valid("modbus", mode) and [plant["modbus"][mode] for plant in (lib, vrfb)]
-            if ends and len({(e["host"].lower(), e["port"], mode == "remote" and e["unit_id"]) for e in ends}) == 1:
-                problems.append((("vrfb", "modbus", mode), f"same endpoint as plants.lib.modbus.{mode}",
-                                 "{host}:{port} unit {unit_id}".format(**ends[1]),
-                                 f"a host:port{' and unit_id' * (mode == 'remote')} different from the LIB endpoint"))
-        served = {}  # the emulator serves every local device on its own port
-        for pid, plant in zip(PLANT_IDS, (lib, vrfb)) if valid("modbus", "local") else ():
-            served.setdefault(plant["modbus"]["local"]["port"], f"plants.{pid}.modbus.local")
-        for pid, meter in ((pid, p["modbus"]["local"].get("meter")) for pid, p in zip(PLANT_IDS, (lib, vrfb))
-                           if served):
-            if meter and (clash := served.setdefault(meter["port"], f"plants.{pid}.modbus.local.meter")) != \
-                    f"plants.{pid}.modbus.local.meter":
-                problems.append(((pid, "modbus", "local", "meter", "port"), f"same port as {clash}", meter["port"],
-                                 "a port no other local endpoint or meter uses"))
+        ends = valid("modbus", "remote") and [plant["modbus"]["remote"] for plant in (lib, vrfb)]
+        if ends and len({(e["host"].lower(), e["port"], e["unit_id"]) for e in ends}) == 1:  # local: _Document
+            problems.append((("vrfb", "modbus", "remote"), "same endpoint as plants.lib.modbus.remote",
+                             "{host}:{port} unit {unit_id}".format(**ends[1]),
+                             "a host:port and unit_id different from the LIB endpoint"))
         posted = {}  # one series id holds one metric of one plant; two would mix their values
         for pid, metric, sid in ((pid, m, sid) for pid, p in zip(PLANT_IDS, (lib, vrfb)) if valid("measurement_series")
                                  for m, sid in p["measurement_series"].items() if sid is not None):
@@ -423,6 +413,24 @@ class _Document(Section):
         p.measurement_series) for pid, p in vars(plants).items()}))]
     metrics: MetricsConfig
     tracking_alarm: TrackingAlarmConfig
+
+    @classmethod
+    def partial_checks(cls, data: dict, failed: set[tuple]) -> list[tuple]:
+        """Every socket the process listens on has a port of its own (a valid section each): the emulated local
+        endpoints and meters, the dashboard, metrics when on. Hosts compare by `listen_scope`."""
+        doc, seen, problems = _over_defaults({"plants": _PLANT_DEFAULTS, "dashboard": vars(DashboardConfig()),
+                                              "metrics": vars(MetricsConfig())}, data), [], []
+        for loc in ([("plants", pid, "modbus", "local", *meter) for meter in ((), ("meter",)) for pid in PLANT_IDS]
+                    + [("dashboard",), ("metrics",)]):
+            if any(e[:len(loc)] == loc or loc[:len(e)] == e for e in failed) or not (
+                    end := reduce(lambda node, key: node.get(key), loc, doc)) or end["port"] is None:
+                continue
+            scope, port = listen_scope(end["host"]), end["port"]
+            if other := next((o for s, p, o in seen if p == port and (s == scope or "*" in (s, scope))), None):
+                problems.append(((*loc, "port"), f"same port as {'.'.join(other)}", port,
+                                 "a port no other local endpoint, meter, dashboard or metrics server uses"))
+            seen.append((scope, port, loc))
+        return problems
 
     @model_validator(mode="after")
     def _metrics_off_loopback(self):

@@ -27,3 +27,14 @@ def misdirected(host_header: str | None) -> bool:
     """A request to a server without auth (so on loopback) whose `Host` is no loopback name: a web
     page reaching it through a DNS name rebound to 127.0.0.1 (answered 421)."""
     return not is_loopback_host(host_header_name(host_header or ""))
+
+
+def listen_scope(host: str) -> str:
+    """What a socket listening on `host` takes its port on, for clash checks: `*` (every host) for a wildcard
+    (empty, 0.0.0.0, ::), `loopback` for any loopback name (`localhost` may resolve to either), else the host."""
+    bare = host[1:-1] if host[:1] + host[-1:] == "[]" else host
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        return "*" if not bare.strip() else "loopback" if bare.lower() == "localhost" else bare.lower()
+    return "*" if ip.is_unspecified else "loopback" if is_loopback_host(host) else str(ip)

@@ -555,14 +555,46 @@ def test_plant_file_names_must_differ(tmp_path, lib_name, vrfb_name):
 
 
 def test_endpoints_of_one_mode_must_differ(tmp_path):
-    line = only_problem(tmp_path, "plants: {vrfb: {modbus: {local: {port: 5020}}}}", "plants.vrfb.modbus.local")
-    assert "127.0.0.1:5020" in line
+    line = only_problem(tmp_path, "plants: {vrfb: {modbus: {local: {port: 5020}}}}", "plants.vrfb.modbus.local.port")
+    assert "same port as plants.lib.modbus.local (got 5020;" in line
     # Local endpoints need their own socket even with other unit ids.
-    only_problem(tmp_path, "plants: {vrfb: {modbus: {local: {port: 5020, unit_id: 2}}}}", "plants.vrfb.modbus.local")
+    only_problem(tmp_path, "plants: {vrfb: {modbus: {local: {port: 5020, unit_id: 2}}}}",
+                 "plants.vrfb.modbus.local.port")
     only_problem(tmp_path, "plants: {vrfb: {modbus: {remote: {port: 5502}}}}", "plants.vrfb.modbus.remote")
     # Two remote plants behind one gateway, told apart by unit id.
     cfg = load(tmp_path, "plants: {vrfb: {modbus: {remote: {port: 5502, unit_id: 2}}}}")
     assert cfg.plants["vrfb"].remote.label == cfg.plants["lib"].remote.label == "127.0.0.1:5502"
+
+
+LISTENERS_TAKEN = "a port no other local endpoint, meter, dashboard or metrics server uses"
+
+
+@pytest.mark.parametrize("text, key, first", [
+    ("dashboard: {port: 5020}", "dashboard.port", "plants.lib.modbus.local"),
+    ("metrics: {port: 8050}", "metrics.port", "dashboard"),
+    ("metrics: {port: 5021, host: localhost}", "metrics.port", "plants.vrfb.modbus.local"),
+    ("plants: {lib: {modbus: {local: {host: localhost}}}, vrfb: {modbus: {local: {host: 127.0.0.2, port: 5020}}}}",
+     "plants.vrfb.modbus.local.port", "plants.lib.modbus.local"),
+    ("plants: {lib: {modbus: {local: {host: '::1', port: 5030, unit_id: 1, meter: {host: 0.0.0.0, port: 5030, "
+     "unit_id: 2}}}}}", "plants.lib.modbus.local.meter.port", "plants.lib.modbus.local"),
+    ("dashboard: {host: '[::]', port: 5021, auth: {username: op, password_env: HIL_DASH_PW}}", "dashboard.port",
+     "plants.vrfb.modbus.local"),
+])
+def test_each_listener_of_the_process_has_its_own_port(tmp_path, monkeypatch, text, key, first):
+    """Emulated endpoints and meters, dashboard and metrics all listen in this process: one port each on a host
+    (loopback names are one host, a wildcard is every host), or the run fails with "Address already in use"."""
+    monkeypatch.setenv("HIL_DASH_PW", SECRET)
+    line = only_problem(tmp_path, text, key)
+    port = re.search(r"\(got (\d+);", line)[1]
+    assert line == f"config error: {key}: same port as {first} (got {port}; allowed: {LISTENERS_TAKEN})"
+
+
+def test_listeners_on_other_hosts_or_ports_do_not_clash(tmp_path):
+    cfg = load(tmp_path, "metrics: {port: 9100}\n"
+                         "plants: {lib: {modbus: {local: {host: 127.0.0.1, port: 5020, unit_id: 1, meter: {host: "
+                         "192.0.2.7, port: 5020, unit_id: 1}}}}}")
+    assert (cfg.metrics.port, cfg.plants["lib"].local.meter.port) == (9100, 5020)
+    load(tmp_path, "dashboard: {port: 5502}")  # remote endpoints are not served by this process
 
 
 @pytest.mark.parametrize("text, key, first", [

@@ -92,7 +92,7 @@ def test_two_local_meters_on_one_port(tmp_path):
       vrfb: {modbus: {local: {host: 127.0.0.1, port: 5021, unit_id: 1, meter: {host: 127.0.0.1, port: 5031, unit_id: 2}}}}
     """)
     assert lines == ["config error: plants.vrfb.modbus.local.meter.port: same port as plants.lib.modbus.local.meter "
-                     "(got 5031; allowed: a port no other local endpoint or meter uses)"]
+                     "(got 5031; allowed: a port no other local endpoint, meter, dashboard or metrics server uses)"]
 
 
 def test_a_remote_meter_may_share_a_gateway_port(tmp_path):
