@@ -47,6 +47,7 @@ _PLANT_DEFAULTS = {  # what differs per plant; every other default is a field de
     for pid, name, kwh, p, q, ports, series in (("lib", "LIB", 500, 1000, 600, (5020, 5502), (4, 6, 7, 8)),
                                                 ("vrfb", "VRFB", 3000, 3000, 1200, (5021, 5503), (5, 11, 10, 9)))}
 MISSING_KEY = object()  # a required key that was not written
+DAY_S = 86_400  # the bound of every period, delay and gap: larger ones overflow a timedelta or a deadline
 _OFF_LOOPBACK = "127.0.0.0/8, ::1 or localhost; any other host with dashboard.auth set"
 _MUST_BE = {"int_type": "an integer", "float_type": "a number", "string_type": "a string", "bool_type": "a boolean",
             "finite_number": "a finite number"}  # pydantic's error type -> what the value must be
@@ -212,21 +213,21 @@ class IstentoreConfig(Section):
         lambda v: type(v) is not int, "must be a quoted string (YAML reads unquoted H:MM as a number)"), must(
         re.compile(r"([01]?[0-9]|2[0-3]):[0-5][0-9]").fullmatch, "not a time H:MM or HH:MM"),
         lambda text: time(*map(int, text.split(":"))))] = time(17, 30)
-    schedule_period_minutes: Annotated[int, Int(1)] = 15
+    schedule_period_minutes: Annotated[int, Int(1, 1440)] = 15
     post_measurements_in_api_mode: Annotated[bool, Bool] = True
-    measurement_post_period_s: Annotated[float, Num(ge=1)] = 60.0
+    measurement_post_period_s: Annotated[float, Num(ge=1, le=DAY_S)] = 60.0
     measurement_post_queue_maxlen: Annotated[int, Int(1, 1_000_000)] = 2000
-    measurement_post_retry_initial_s: Annotated[float, Num(gt=0)] = 2.0
-    measurement_post_retry_max_s: Annotated[float, Num(gt=0)] = 60.0
+    measurement_post_retry_initial_s: Annotated[float, Num(gt=0, le=DAY_S)] = 2.0
+    measurement_post_retry_max_s: Annotated[float, Num(gt=0, le=DAY_S)] = 60.0
     request_timeout_s: Annotated[float, Num(gt=0, le=120)] = 10.0
 
 class TimingConfig(Section):
     rules = (("measurements_write_period_s", ">=", "measurement_period_s"),)
-    data_fetcher_period_s: Annotated[float, Num(ge=0.1)] = 120.0
-    scheduler_period_s: Annotated[float, Num(ge=0.1)] = 1.0
-    plant_period_s: Annotated[float, Num(ge=0.1)] = 1.0
-    measurement_period_s: Annotated[float, Num(ge=0.5)] = 2.0
-    measurements_write_period_s: Annotated[float, Num(ge=0.1)] = 60.0
+    data_fetcher_period_s: Annotated[float, Num(ge=0.1, le=DAY_S)] = 120.0
+    scheduler_period_s: Annotated[float, Num(ge=0.1, le=DAY_S)] = 1.0
+    plant_period_s: Annotated[float, Num(ge=0.1, le=DAY_S)] = 1.0
+    measurement_period_s: Annotated[float, Num(ge=0.5, le=DAY_S)] = 2.0
+    measurements_write_period_s: Annotated[float, Num(ge=0.1, le=DAY_S)] = 60.0
     modbus_timeout_s: Annotated[float, Num(gt=0, le=10)] = 1.0
 
 class SafeStopConfig(Section):
@@ -239,7 +240,7 @@ _Tolerances = type("_Tolerances", (Section,), {"null_ok": False, "__annotations_
 
 class CompressionConfig(Section):
     enabled: Annotated[bool, Bool] = True
-    max_kept_gap_s: Annotated[float, Num(gt=0)] = 3600.0
+    max_kept_gap_s: Annotated[float, Num(gt=0, le=DAY_S)] = 3600.0
     tolerances: Annotated[Mapping[str, float], _via(_Tolerances)] = field(
         default_factory=lambda: MappingProxyType(dict(DEFAULT_TOLERANCES)))
 
@@ -250,7 +251,7 @@ class RecordingConfig(Section):
 class TrackingAlarmConfig(Section):
     """A running plant whose |P POI − P setpoint| stays above `band_pct` % of its rating for `delay_s` (issue 16)."""
     band_pct: Annotated[float, Num(gt=0, le=100)] = 5.0
-    delay_s: Annotated[float, Num(ge=0)] = 30.0
+    delay_s: Annotated[float, Num(ge=0, le=DAY_S)] = 30.0
 
 class PowerLimits(Section):   # min <= 0 <= max (so min <= max): zero (a stop, no target) is dispatchable
     p_max_kw: Annotated[float, Num(ge=0)]
@@ -263,7 +264,7 @@ class PlantModelConfig(Section):
     initial_soc_pu: Annotated[float, Num(ge=0, le=1)]
     power_limits: PowerLimits
     poi_voltage_v: Annotated[float, Num(gt=0)] = 20000.0
-    revert_timeout_s: Annotated[float | None, Num(ge=1, null=True)] = None
+    revert_timeout_s: Annotated[float | None, Num(ge=1, le=DAY_S, null=True)] = None
 
 class _PointFields(Section, kw_only=True):
     """The fields written for one point; None = the default point's."""

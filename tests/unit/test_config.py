@@ -138,7 +138,7 @@ BAD_VALUES = [
     ("istentore_api: {poll_start_time: '7:5'}", "istentore_api.poll_start_time", "HH:MM"),
     ("istentore_api: {poll_start_time: '17.30'}", "istentore_api.poll_start_time", "HH:MM"),
     ("istentore_api: {poll_start_time: 17:30}", "istentore_api.poll_start_time", "quoted"),
-    ("istentore_api: {schedule_period_minutes: 0}", "istentore_api.schedule_period_minutes", ">= 1"),
+    ("istentore_api: {schedule_period_minutes: 0}", "istentore_api.schedule_period_minutes", "1..1440"),
     ("istentore_api: {measurement_post_queue_maxlen: 1000001}", "istentore_api.measurement_post_queue_maxlen",
      "1..1000000"),
     ("istentore_api: {measurement_post_period_s: 0.5}", "istentore_api.measurement_post_period_s", ">= 1"),
@@ -295,7 +295,7 @@ def test_problem_line_shows_the_written_value(tmp_path):
     line = only_problem(tmp_path, "istentore_api: {schedule_period_minutes: 2.7}",
                         "istentore_api.schedule_period_minutes")
     assert line == ("config error: istentore_api.schedule_period_minutes: must be an integer "
-                    "(got 2.7; allowed: an integer >= 1)")
+                    "(got 2.7; allowed: an integer 1..1440)")
 
 
 # --- defaults ----------------------------------------------------------------------------------
@@ -741,35 +741,64 @@ def test_garbage_values_give_a_config_or_problem_lines(tmp_path, changes):
 BOUNDS = [
     ("dashboard.port", 1, 0, "an integer 1..65535"),
     ("dashboard.port", 65535, 65536, "an integer 1..65535"),
-    ("istentore_api.schedule_period_minutes", 1, 0, "an integer >= 1"),
-    ("istentore_api.measurement_post_period_s", 1, 0.999, "a number >= 1"),
+    ("istentore_api.schedule_period_minutes", 1, 0, "an integer 1..1440"),
+    ("istentore_api.measurement_post_period_s", 1, 0.999, "a number >= 1 and <= 86400"),
     ("istentore_api.measurement_post_queue_maxlen", 1, 0, "an integer 1..1000000"),
     ("istentore_api.measurement_post_queue_maxlen", 1_000_000, 1_000_001, "an integer 1..1000000"),
-    ("istentore_api.measurement_post_retry_initial_s", 0.001, 0, "a number > 0"),
+    ("istentore_api.measurement_post_retry_initial_s", 0.001, 0, "a number > 0 and <= 86400"),
     ("istentore_api.request_timeout_s", 120, 120.5, "a number > 0 and <= 120"),
     ("istentore_api.request_timeout_s", 0.001, 0, "a number > 0 and <= 120"),
-    ("timing.data_fetcher_period_s", 0.1, 0.09, "a number >= 0.1"),
-    ("timing.scheduler_period_s", 0.1, 0.09, "a number >= 0.1"),
-    ("timing.plant_period_s", 0.1, 0.09, "a number >= 0.1"),
-    ("timing.measurement_period_s", 0.5, 0.49, "a number >= 0.5"),
+    ("timing.data_fetcher_period_s", 0.1, 0.09, "a number >= 0.1 and <= 86400"),
+    ("timing.scheduler_period_s", 0.1, 0.09, "a number >= 0.1 and <= 86400"),
+    ("timing.plant_period_s", 0.1, 0.09, "a number >= 0.1 and <= 86400"),
+    ("timing.measurement_period_s", 0.5, 0.49, "a number >= 0.5 and <= 86400"),
     ("timing.modbus_timeout_s", 10, 10.01, "a number > 0 and <= 10"),
     ("timing.modbus_timeout_s", 0.001, 0, "a number > 0 and <= 10"),
     ("safe_stop.threshold_kw", 0.001, 0, "a number > 0"),
     ("safe_stop.threshold_kvar", 0.001, 0, "a number > 0"),
     ("safe_stop.timeout_s", 600, 600.5, "a number > 0 and <= 600"),
-    ("recording.compression.max_kept_gap_s", 0.001, 0, "a number > 0"),
+    ("recording.compression.max_kept_gap_s", 0.001, 0, "a number > 0 and <= 86400"),
     ("plants.lib.model.capacity_kwh", 0.001, 0, "a number > 0"),
     ("plants.vrfb.model.initial_soc_pu", 0, -0.001, "a number >= 0 and <= 1"),
     ("plants.vrfb.model.initial_soc_pu", 1, 1.001, "a number >= 0 and <= 1"),
     ("plants.lib.model.poi_voltage_v", 0.001, 0, "a number > 0"),
-    ("plants.lib.model.revert_timeout_s", None, 0.99, "a number >= 1, or null"),
+    ("plants.lib.model.revert_timeout_s", None, 0.99, "a number >= 1 and <= 86400, or null"),
     ("plants.lib.modbus.remote.port", 65535, 65536, "an integer 1..65535"),
     ("plants.vrfb.modbus.remote.unit_id", 0, -1, "an integer 0..247"),
     ("plants.vrfb.modbus.remote.unit_id", 247, 248, "an integer 0..247"),
     ("plants.lib.measurement_series.p", 1, 0, "an integer >= 1, or null"),
     ("plants.lib.modbus.remote.points.v_poi.address", 65535, 65536, "an integer 0..65535"),
     ("plants.lib.modbus.remote.points.v_poi.scale", 1e-9, 0, "a number > 0"),
+    ("timing.scheduler_period_s", 86400, 86400.5, "a number >= 0.1 and <= 86400"),
+    ("timing.data_fetcher_period_s", 86400, 86401, "a number >= 0.1 and <= 86400"),
+    ("istentore_api.schedule_period_minutes", 1440, 1441, "an integer 1..1440"),
+    ("istentore_api.measurement_post_period_s", 86400, 86401, "a number >= 1 and <= 86400"),
+    ("istentore_api.measurement_post_retry_max_s", 86400, 86401, "a number > 0 and <= 86400"),
+    ("recording.compression.max_kept_gap_s", 86400, 86401, "a number > 0 and <= 86400"),
+    ("tracking_alarm.delay_s", 86400, 86401, "a number >= 0 and <= 86400"),
 ]
+
+
+PERIODS = ["timing.scheduler_period_s", "timing.plant_period_s", "timing.measurements_write_period_s",
+           "istentore_api.measurement_post_retry_initial_s", "plants.vrfb.model.revert_timeout_s"]
+
+
+@pytest.mark.parametrize("key", PERIODS)
+def test_a_period_beyond_a_day_is_refused(tmp_path, key):
+    """A period of 1e14 s passed --check-config, then its thread failed at every step with OverflowError in a
+    timedelta; every period, delay and gap is at most a day (86400 s)."""
+    line = problems(tmp_path, nested(key, 1.0e14))[0]
+    assert line.startswith(f"config error: {key}: out of range (got 100000000000000.0; allowed: a number ") and \
+        " and <= 86400" in line, line
+
+
+def test_the_shipped_config_and_profiles_load_within_the_bounds(tmp_path):
+    text = SHIPPED.read_text().replace("remote: {host: 127.0.0.1, port: 5502, unit_id: 1}", "remote: {host: "
+                                       "127.0.0.1, port: 5502, unit_id: 1, profile: lib-ems-ppc}")
+    cfg = load(tmp_path, text.replace("remote: {host: 127.0.0.1, port: 5503, unit_id: 1}", "remote: {host: "
+                                      "127.0.0.1, port: 5503, unit_id: 1, profile: vrfb-inverter}"))
+    assert cfg.plants["lib"].remote.profile and cfg.plants["vrfb"].remote.profile
+    assert load_config(SHIPPED).timing.scheduler_period_s == 1.0
 
 
 def nested(path: str, value) -> str:
@@ -840,7 +869,7 @@ def test_cross_key_rules_are_checked_whenever_their_keys_are_valid(tmp_path):
         "config error: plants.vrfb.model.capacity_kwh: out of range (got -1; allowed: a number > 0)",
         'config error: timing.measurements_write_period_s: must not be below measurement_period_s (got 3; '
         "allowed: a number >= 4)",
-        'config error: timing.plant_period_s: must be a number (got "x"; allowed: a number >= 0.1)',
+        'config error: timing.plant_period_s: must be a number (got "x"; allowed: a number >= 0.1 and <= 86400)',
     ]  # sorted; the VRFB local port equals LIB's but that endpoint has another problem, so it is not compared
 
 
