@@ -40,7 +40,7 @@ from agents.process_tuning import tune_process  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
-from core.config import AppConfig, load_config_or_report  # noqa: E402
+from core.config import API_PASSWORD_ENV, AppConfig, load_config_or_report  # noqa: E402
 from core.config_dump import effective_config_yaml  # noqa: E402
 from core.forecast import forecast_soc, forecast_warning, horizon_end, start_soc  # noqa: E402
 from core.names import PLANT_IDS  # noqa: E402
@@ -52,7 +52,7 @@ from istentore_api import LoginGate  # noqa: E402
 
 log = logging.getLogger("hil.director")
 
-PASSWORD_ENV = "ISTENTORE_API_PASSWORD"
+PASSWORD_ENV = API_PASSWORD_ENV
 HTTP_THREADS = ("data_fetcher", "poster")
 THREAD_JOIN_S = 2.0
 # Agent threads wait this long at most between heartbeats when idle (a beat at least once per

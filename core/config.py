@@ -47,6 +47,7 @@ _PLANT_DEFAULTS = {  # what differs per plant; every other default is a field de
     for pid, name, kwh, p, q, ports, series in (("lib", "LIB", 500, 1000, 600, (5020, 5502), (4, 6, 7, 8)),
                                                 ("vrfb", "VRFB", 3000, 3000, 1200, (5021, 5503), (5, 11, 10, 9)))}
 MISSING_KEY = object()  # a required key that was not written
+API_PASSWORD_ENV = "ISTENTORE_API_PASSWORD"  # read once by hil_scheduler.py, then removed (contract §1)
 DAY_S = 86_400  # the bound of every period, delay and gap: larger ones overflow a timedelta or a deadline
 _OFF_LOOPBACK = "127.0.0.0/8, ::1 or localhost; any other host with dashboard.auth set"
 _MUST_BE = {"int_type": "an integer", "float_type": "a number", "string_type": "a string", "bool_type": "a boolean",
@@ -177,8 +178,10 @@ class StartupConfig(Section):
 class DashboardAuth(Section):
     username: Annotated[str, Text()]
     password_env: Annotated[str, Text(must(re.compile(r"[A-Za-z_][A-Za-z0-9_]*").fullmatch, "not an environment "
-                                           "variable name"), must(os.environ.get, "environment variable is not set "
-                                           "or empty"), allowed="the name of a set, non-empty environment variable")]
+                                           "variable name"), must(lambda v: v != API_PASSWORD_ENV, "reserved for the "
+                                           "API password (removed from the environment at start)"), must(
+        os.environ.get, "environment variable is not set or empty"), allowed="the name of a set, non-empty "
+        f"environment variable other than {API_PASSWORD_ENV}")]
 
 class DashboardConfig(Section):
     host: Annotated[str, Text(spaces_ok=False)] = "127.0.0.1"

@@ -441,6 +441,21 @@ def test_auth_variable_unset_or_empty_is_an_error(tmp_path, monkeypatch, value):
     assert "not set or empty" in line and "HIL_DASH_PW" in line
 
 
+@pytest.mark.parametrize("account", ["auth", "viewer"])
+def test_the_api_password_variable_is_not_a_dashboard_password(tmp_path, monkeypatch, account):
+    """The program removes ISTENTORE_API_PASSWORD from its environment at start (it is for the API's /login
+    only), so the dashboard would find it unset after --check-config had said OK."""
+    monkeypatch.setenv("ISTENTORE_API_PASSWORD", SECRET)
+    monkeypatch.setenv("HIL_DASH_PW", SECRET)
+    accounts = {"auth": "{username: op, password_env: HIL_DASH_PW}", "viewer": "{username: op2, password_env: "
+                "HIL_DASH_PW}", account: f"{{username: {account}, password_env: ISTENTORE_API_PASSWORD}}"}
+    line = only_problem(tmp_path, f"dashboard: {{auth: {accounts['auth']}, viewer: {accounts['viewer']}}}",
+                        f"dashboard.{account}.password_env")
+    assert line == (f'config error: dashboard.{account}.password_env: reserved for the API password (removed from '
+                    'the environment at start) (got "ISTENTORE_API_PASSWORD"; allowed: the name of a set, non-empty '
+                    'environment variable other than ISTENTORE_API_PASSWORD)')
+
+
 def test_auth_needs_both_keys(tmp_path, monkeypatch):
     lines = problems(tmp_path, "dashboard: {auth: {username: ''}}")
     assert [line.split(": ")[1] for line in lines] == ["dashboard.auth.password_env", "dashboard.auth.username"]
