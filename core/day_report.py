@@ -4,23 +4,25 @@ the daily files it is pointed at, nothing else). dashboard/day_report.py draws a
 Choices (docs/DECISIONS.md, "Day report"; the report states them too):
 - Tolerance of "time within tolerance": `tracking_alarm.band_pct` (default 5 %) of the plant's rated
   power max(p_max_kw, -p_min_kw), the band of the live tracking alarm.
-- Longest silence that still counts as covered: 3 measurement periods; up to `max_kept_gap_s` + 3
-  periods when both rows are `similar` under the compression tolerances, because compression stores
-  a steady run as its first and latest row (and only such a run: a longer interval between rows
-  that differ is a silence). Decided from the file, whether compression is enabled now or not.
+- Longest silence that still counts as covered: 3 measurement periods; longer when the next row
+  continues the compressor's run (the recorder's `FileCompressor` replayed over the file: similar
+  to the run's anchor, within `max_kept_gap_s` of it), because the recorder stores a steady run as
+  its anchor and one row per flush (and only such a run: a longer interval to a row that starts a
+  new run is a silence). Decided from the file, whether compression is enabled now or not.
 - Traces are reduced to at most `MAX_POINTS` points each by keeping every bucket's min, max and a
-  null (so spikes and gaps survive). x is local wall time: the autumn DST day shows 02:00-03:00 twice.
+  null (so spikes and gaps survive); a line breaks after every row that covers nothing (History too).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from core.lazy_modules import np, pd
 
-from core.compression import similar
+from core.compression import FileCompressor
 from core.config import AppConfig, PlantConfig
 from core.kpis import DayKpis, covered_mask, day_kpis, epoch_seconds, null_rows
 from core.names import safe_plant_name
@@ -30,6 +32,7 @@ from core.timeutil import day_bounds
 MAX_POINTS = 4000
 GAP_PERIODS = 3
 FILE_ROUNDING = 1e-6   # both values of a pair may be rounded by half of the file's last decimal
+FILE_TIME_ROUNDING_S = 1e-3   # both times of a pair may be rounded by half a millisecond
 
 
 @dataclass(frozen=True)
@@ -63,18 +66,53 @@ def short_gap_s(cfg: AppConfig) -> float:
     return GAP_PERIODS * cfg.timing.measurement_period_s
 
 
-def covered_rows(cfg: AppConfig, rows: list[Row], frame: pd.DataFrame) -> np.ndarray:
-    """Whether each row covers the interval to the next (see the module doc: silences up to
-    `short_gap_s`, steady runs up to `max_kept_gap_s` more); `frame` is `rows_to_frame(rows)`."""
-    t_s = epoch_seconds(frame.index)
-    short, comp = short_gap_s(cfg), cfg.recording.compression
-    # the file holds 6 decimals; the compressor compared the values before rounding
-    tolerances = {column: tol + FILE_ROUNDING for column, tol in comp.tolerances.items()}
-    dt = np.diff(t_s)
-    steady = np.zeros(dt.size, dtype=bool)
-    for i in np.flatnonzero((dt > short) & (dt <= short + comp.max_kept_gap_s)):
-        steady[i] = similar(rows[i + 1], rows[i], tolerances)
-    return covered_mask(t_s, null_rows(frame), short, steady)
+def continued_runs(cfg: AppConfig, rows: Iterable[Row]) -> np.ndarray:
+    """Per row (in time order): the recorder's `FileCompressor`, replayed over the file's rows, kept
+    it in the run of its anchor (similar to the anchor, within `max_kept_gap_s` of it) rather than
+    starting a new one; False for an anchor or a null row. The recorder writes a steady run as its
+    anchor and one row per flush, each within the tolerances of the anchor (not of each other)."""
+    comp = cfg.recording.compression
+    # the file holds 6 decimals and millisecond times; the compressor compared the values before rounding
+    replay = FileCompressor({column: tol + FILE_ROUNDING for column, tol in comp.tolerances.items()},
+                            comp.max_kept_gap_s + FILE_TIME_ROUNDING_S)
+    kept = []
+    for row in rows:
+        replay.decide(row)
+        kept.append(replay.anchor is not None and replay.anchor is not row)
+    return np.array(kept, dtype=bool)
+
+
+def covered_rows(cfg: AppConfig, t_s: np.ndarray, is_null: np.ndarray, rows: Iterable[Row]) -> np.ndarray:
+    """Whether each row covers the interval to the next (see the module doc): a silence up to
+    `short_gap_s`, or any interval whose next row continues the compressor's run (`continued_runs`).
+    `t_s`, `is_null`: the rows' epoch seconds and null flags, in time order."""
+    steady = continued_runs(cfg, rows)[1:]
+    return covered_mask(t_s, is_null, short_gap_s(cfg), steady)
+
+
+def array_rows(t_s: np.ndarray, values: np.ndarray) -> Iterator[Row]:
+    """`Row`s of epoch seconds and an (n, 8) value array in VALUE_COLUMNS order (NaN for empty)."""
+    for t, vals in zip(t_s.tolist(), values.tolist()):
+        yield Row(datetime.fromtimestamp(t, timezone.utc), tuple(None if v != v else v for v in vals))
+
+
+def with_breaks(x: np.ndarray, values: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and values with a NaN row (at x + 1) after every real row that does not cover the interval to a
+    next real row (a null row breaks a line by itself)."""
+    is_null = np.isnan(values).all(axis=1) if len(values) else np.zeros(0, dtype=bool)
+    breaks = np.flatnonzero(~covered[:-1] & ~is_null[:-1] & ~is_null[1:])
+    if breaks.size:
+        x = np.insert(x, breaks + 1, x[breaks] + 1)
+        values = np.insert(values.astype(float), breaks + 1, np.nan, axis=0)
+    return x, values
+
+
+def broken_lines(cfg: AppConfig, x_ms: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One file's rows (x ms since 1970 UTC, values (n, 8)) with the breaks of `with_breaks` under
+    the report's rule (`covered_rows`): what History draws (dashboard/tabs/history.py)."""
+    t_s = np.asarray(x_ms, dtype=float) / 1000.0
+    is_null = np.isnan(values).all(axis=1) if len(values) else np.zeros(0, dtype=bool)
+    return with_breaks(x_ms, values, covered_rows(cfg, t_s, is_null, array_rows(t_s, values)))
 
 
 def plant_day_path(cfg: AppConfig, plant_id: str, day: date) -> Path:
@@ -111,7 +149,7 @@ def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoDat
         skipped = f", {malformed} malformed line(s) skipped" if malformed else ""
         return NoData(plant.name, path.name, f"no valid row{skipped}")
     frame = rows_to_frame(rows, cfg.tz)
-    covered = covered_rows(cfg, rows, frame)
+    covered = covered_rows(cfg, epoch_seconds(frame.index), null_rows(frame), rows)
     start, end = day_bounds(day, cfg.tz)
     band_pct = cfg.tracking_alarm.band_pct
     kpis = day_kpis(frame, start, end, covered, band_pct / 100.0 * rated_power_kw(plant))
@@ -151,14 +189,8 @@ def plot_arrays(frame: pd.DataFrame, covered: np.ndarray) -> tuple[np.ndarray, p
     day keeps all its hours apart) and the columns, with a NaN row inserted after every row that
     does not cover the interval to the next row."""
     data = frame.assign(tracking_error_kw=frame["p_poi_kw"] - frame["p_setpoint_kw"])
-    is_null = null_rows(frame)
-    breaks = np.flatnonzero(~covered[:-1] & ~is_null[:-1] & ~is_null[1:])
-    epoch_ms = frame.index.as_unit("ms").asi8.astype(float)
-    values = data.to_numpy(dtype=float)
-    if breaks.size:
-        epoch_ms = np.insert(epoch_ms, breaks + 1, epoch_ms[breaks] + 1.0)
-        values = np.insert(values, breaks + 1, np.nan, axis=0)
-    return epoch_ms, pd.DataFrame(values, columns=data.columns)
+    x, values = with_breaks(frame.index.as_unit("ms").asi8.astype(float), data.to_numpy(dtype=float), covered)
+    return x, pd.DataFrame(values, columns=data.columns)
 
 
 def _num(value: float | None, fmt: str) -> str:

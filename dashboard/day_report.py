@@ -121,9 +121,10 @@ def render_html(cfg: AppConfig, day: date, days: list[PlantDay], none: list[NoDa
         figs.append([f"fig{i}", json.loads(plant_figure(d).to_json())])
     parts += [f"<p class=warn>{html.escape(n.line(day))}</p>" for n in none]
     note = (f"Values hold from each row to the next; a null row ends coverage, and so does a silence longer "
-            f"than {short_gap_s(cfg):g} s (3 measurement periods), unless both rows are alike within the "
-            f"compression tolerances and at most {cfg.recording.compression.max_kept_gap_s:g} s more apart (a "
-            f"steady run stored as its first and latest row). Gaps: a link outage leaves one null row, recording "
+            f"than {short_gap_s(cfg):g} s (3 measurement periods), unless the later row continues a steady "
+            f"run: alike within the compression tolerances to the run's first row and at most "
+            f"{cfg.recording.compression.max_kept_gap_s:g} s after it (the recorder stores such a run as its first "
+            f"row and one row per flush). Gaps: a link outage leaves one null row, recording "
             f"off (or the program stopped) two, a silence none. Times are local ({cfg.time.timezone}). "
             f"Positive P = discharge.")
     return ("<!DOCTYPE html><html><head><meta charset=utf-8>"

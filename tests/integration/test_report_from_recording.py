@@ -24,7 +24,8 @@ DAY = date(2026, 6, 1)
 
 def expected_from_rows(rows, cfg, tolerance_kw: float) -> dict:
     """The KPI definitions of core/kpis.py, written as a plain loop over the rows: a real row holds
-    for up to 3 periods, and up to max_kept_gap_s more when the next row is alike (a steady run)."""
+    for up to 3 periods, and longer when the next row goes on with a steady run (alike to the run's
+    first row, at most max_kept_gap_s after it)."""
     short = 3 * cfg.timing.measurement_period_s
     comp = cfg.recording.compression
 
@@ -33,9 +34,13 @@ def expected_from_rows(rows, cfg, tolerance_kw: float) -> dict:
                    for c, x, y in zip(VALUE_COLUMNS, a.values, b.values))
 
     out = dict(dis=0.0, chg=0.0, sq=0.0, dev=0.0, net=0.0, inside=0.0, covered=0.0, max_err=0.0, gaps=[])
+    anchor = None if rows[0].is_null else rows[0]      # the first row of the current steady run
     for a, b in zip(rows, rows[1:]):
         dt = b.ts.timestamp() - a.ts.timestamp()
-        if a.is_null or dt > short + comp.max_kept_gap_s or (dt > short and not alike(a, b)):
+        run_goes_on = (not b.is_null and anchor is not None and alike(b, anchor)
+                       and b.ts.timestamp() - anchor.ts.timestamp() <= comp.max_kept_gap_s)
+        anchor = None if b.is_null else (anchor if run_goes_on else b)
+        if a.is_null or (dt > short and not run_goes_on):
             out["gaps"].append((a.ts, b.ts))
             continue
         p, sp = a.value("p_poi_kw"), a.value("p_setpoint_kw")

@@ -18,7 +18,9 @@ import pytest
 
 from core import day_report
 from core.config import load_config
-from core.recording import HEADER, format_row, null_row, row_from_values
+from core.compression import FileCompressor
+from core.pending_rows import PendingRows
+from core.recording import HEADER, append_lines, format_row, null_row, read_rows, row_from_values
 from core.timeutil import from_epoch
 from dashboard import day_report as report_html
 from tools import report
@@ -232,6 +234,48 @@ def test_the_report_names_a_missing_plant_and_holds_the_kpis(cfg, tmp_path):
     assert "100.0 kWh" in text                           # 100 kW held for an hour
     assert "http://" not in text.split("<script>")[0] and "cdn.plot.ly" not in text
     assert "DecompressionStream" in text and 'id="fig0"' in text
+
+
+def test_a_steady_run_written_once_per_flush_is_covered_where_neighbours_differ_by_two_tolerances(cfg):
+    # The recorder's own write path (a FileCompressor per file, a flush every 60 s writing the tail):
+    # an idle hour whose P and V POI jitter inside the tolerances (0.1 kW, 0.001 pu) around the run's
+    # first row is on disk as that row and one row per flush; two flush rows may differ by nearly
+    # twice a tolerance, yet every sample was recorded.
+    comp = cfg.recording.compression
+    pending = PendingRows(lambda: FileCompressor(comp.tolerances, comp.max_kept_gap_s), ["lib"], 10**6)
+    path, rows = str(cfg.data_dir / "20260601_lib.csv"), {}
+    t0 = datetime(2026, 6, 1, 10, 0, tzinfo=TZ)
+    def jitter(s: int, size: float) -> float:       # 0 for the run's first row, then +-size by minute
+        return 0.0 if s == 0 else (size if s // 60 % 2 else -size)
+
+    samples = [null_row(at(t0, -1))] + [row_from_values(at(t0, s), {
+        "p_setpoint_kw": 0, "battery_active_power_kw": jitter(s, 0.07), "q_setpoint_kvar": 0,
+        "battery_reactive_power_kvar": 0, "soc_pu": 0.5, "p_poi_kw": jitter(s, 0.07), "q_poi_kvar": 0,
+        "v_poi_pu": 1 + jitter(s, 0.0007)}) for s in range(3600)]
+    for s, row in enumerate(samples + [null_row(at(t0, 3600))]):
+        pending.add(rows, path, "lib", row, pending.decide(path, "lib", row))
+        if s % 60 == 0 or s == 3601:
+            for item in pending.plan_flush(rows, ["lib"] if s == 3601 else []):
+                append_lines(item.path, [format_row(r, 1.0) for r in item.to_write], fsync=False)
+            rows.clear()
+    assert 60 < len(read_rows(path, TZ)[0]) < 100          # the anchor and one row per flush
+    k = day_report.load_plant_day(cfg, "lib", date(2026, 6, 1)).kpis
+    assert k.gaps == ()
+    assert k.covered_s == 3600
+
+
+def test_a_long_interval_is_covered_only_up_to_the_runs_anchor_tolerance_and_gap(cfg):
+    # each row within 0.1 kW of the run's first row (800): covered; 800.19 differs from it by more
+    # (a new run, though within 0.1 kW of its neighbour 800.1): that interval is a silence.
+    t0 = datetime(2026, 6, 1, 4, 0, tzinfo=TZ)
+    rows = [real(at(t0, 0), 800, 800), real(at(t0, 60), 800, 800.1), real(at(t0, 120), 800, 799.9),
+            real(at(t0, 180), 800, 800.1), real(at(t0, 240), 800, 800.19), null_row(at(t0, 241))]
+    write(cfg.data_dir / "20260601_lib.csv", rows)
+    d = day_report.load_plant_day(cfg, "lib", date(2026, 6, 1))
+    assert d.kpis.covered_s == 180 + 1
+    assert [(g.start, g.end, g.kind) for g in d.kpis.gaps] == [(at(t0, 180), at(t0, 240), "silence")]
+    x, data = day_report.plot_arrays(d.frame, d.covered)                 # the figure: one break, at 180 s
+    assert np.flatnonzero(np.isnan(data["p_poi_kw"].to_numpy())).tolist() == [4, 6]
 
 
 @pytest.mark.parametrize("n", [10, 4000, 4001, 86_400, 100_003])
