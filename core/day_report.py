@@ -43,6 +43,7 @@ class PlantDay:
     frame: pd.DataFrame
     covered: np.ndarray    # per row: it covers the interval to the next row (core/kpis.py)
     malformed: int
+    unordered: int         # rows dropped as not later than the row before them (a file appended twice)
     band_pct: float        # the tolerance band, % of rated power
     kpis: DayKpis
 
@@ -131,6 +132,17 @@ class NoData:
         return f"No data for {self.name} on {day.isoformat()} ({self.file}: {self.reason})."
 
 
+def in_time_order(rows: list[Row]) -> tuple[list[Row], int]:
+    """`rows` stable-sorted by instant without those not later than the row kept before them, and
+    how many were dropped: a day's rows appended twice are counted once."""
+    rows = sorted(rows, key=lambda r: r.ts.timestamp())   # aware datetimes of one zone compare by wall time
+    kept = rows[:1]
+    for row in rows[1:]:
+        if row.ts.timestamp() > kept[-1].ts.timestamp():
+            kept.append(row)
+    return kept, len(rows) - len(kept)
+
+
 def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoData:
     """The plant's file of `day` with its KPIs, or why there is none."""
     plant = cfg.plants[plant_id]
@@ -148,12 +160,13 @@ def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoDat
     if not rows:
         skipped = f", {malformed} malformed line(s) skipped" if malformed else ""
         return NoData(plant.name, path.name, f"no valid row{skipped}")
+    rows, unordered = in_time_order(rows)
     frame = rows_to_frame(rows, cfg.tz)
     covered = covered_rows(cfg, epoch_seconds(frame.index), null_rows(frame), rows)
     start, end = day_bounds(day, cfg.tz)
     band_pct = cfg.tracking_alarm.band_pct
     kpis = day_kpis(frame, start, end, covered, band_pct / 100.0 * rated_power_kw(plant))
-    return PlantDay(plant_id, plant.name, path, frame, covered, malformed, band_pct, kpis)
+    return PlantDay(plant_id, plant.name, path, frame, covered, malformed, unordered, band_pct, kpis)
 
 
 def load_days(cfg: AppConfig, day: date, plant_ids: list[str]) -> tuple[list[PlantDay], list[NoData]]:
@@ -211,6 +224,7 @@ def kpi_rows(d: PlantDay) -> list[tuple[str, str]]:
         (f"Recorded coverage of the {k.day_length_h:g} h day", f"{k.coverage_pct:.1f} %"),
         ("Rows (null rows)", f"{k.n_rows} ({k.n_null_rows})"),
         ("Malformed lines skipped", str(d.malformed)),
+        ("Rows out of time order dropped", str(d.unordered)),
     ]
 
 

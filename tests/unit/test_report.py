@@ -278,6 +278,19 @@ def test_a_long_interval_is_covered_only_up_to_the_runs_anchor_tolerance_and_gap
     assert np.flatnonzero(np.isnan(data["p_poi_kw"].to_numpy())).tolist() == [4, 6]
 
 
+def test_a_day_appended_twice_is_counted_once_and_the_dropped_rows_are_shown(cfg):
+    # two instances on one data folder: the day's rows, then the same rows again
+    t0 = datetime(2026, 6, 1, 0, 0, tzinfo=TZ)
+    rows = [real(at(t0, 60 * m), 100, 100) for m in range(1440)] + [null_row(at(t0, 86_399))]
+    write(cfg.data_dir / "20260601_lib.csv", rows)
+    once = day_report.load_plant_day(cfg, "lib", date(2026, 6, 1))
+    write(cfg.data_dir / "20260601_lib.csv", rows + rows[1:])
+    d = day_report.load_plant_day(cfg, "lib", date(2026, 6, 1))
+    assert d.kpis == once.kpis and d.kpis.coverage_pct <= 100.0
+    assert d.unordered == 1440 and d.malformed == once.malformed == 0
+    assert ("Rows out of time order dropped", "1440") in day_report.kpi_rows(d)
+
+
 @pytest.mark.parametrize("n", [10, 4000, 4001, 86_400, 100_003])
 def test_minmax_downsampling_keeps_extremes_gaps_and_the_bound(n):
     rng = np.random.default_rng(n)
