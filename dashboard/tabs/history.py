@@ -10,6 +10,8 @@ every sample. The last loaded selection's columns are kept (one entry) so zooms 
 A zoom re-aggregates the selection the figure shows (`HISTORY_SHOWN_ID`), not the selectors' one,
 which differs after a refused load. Rows are loaded with their absolute time and drawn in display
 time (`time_axis`): on a DST day every hour apart, with local tick labels.
+A line breaks after every row that covers nothing by the day report's rule
+(`core.day_report.broken_lines`, per file): a silence is not drawn as a value held.
 
 Loads that read files take the dashboard's one heavy-load gate (`dctx.heavy_loads`,
 dashboard/load_gate.py, shared with the day report): when it stays busy past its short wait, the
@@ -207,6 +209,17 @@ def _day_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
     return np.array(cols.epoch_us(0, n)) // 1000, np.array(cols.values(0, n)), f"{path.name}: {n} rows."
 
 
+def _drawn(dctx: DashboardContext, loaded: tuple) -> tuple:
+    """`_day_arrays`' answer with a break after every row that covers nothing (the day report's rule,
+    `core.day_report.broken_lines`): a silence is not drawn as a value held."""
+    from core.day_report import broken_lines
+
+    x, values, text = loaded
+    if x is None or not len(x):
+        return loaded
+    return (*broken_lines(dctx.cfg, x, values), text)
+
+
 def _kept(key):
     with _loaded_lock:
         if _loaded.get("key") == key:
@@ -230,27 +243,27 @@ def _load(dctx: DashboardContext, day: str, plant: str, span: int):
     if (kept := _kept(key)) is not None:
         return kept
     if span == 1 and _today_frame(dctx, s, day, plant) is not None:
-        return _keep(key, _day_arrays(dctx, s, day, plant))
+        return _keep(key, _drawn(dctx, _day_arrays(dctx, s, day, plant)))
     with dctx.heavy_loads.slot() as got:
         if not got:
             return None
         if (kept := _kept(key)) is not None:   # the load waited for was this selection
             return kept
         if span == 1:
-            return _keep(key, _day_arrays(dctx, s, day, plant))
+            return _keep(key, _drawn(dctx, _day_arrays(dctx, s, day, plant)))
         return _keep(key, _days_arrays(dctx, s, day, plant, span))
 
 
 def _days_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str, span: int):
     end = files.parse_date(day)
     if end is None:
-        return _day_arrays(dctx, s, day, plant)
+        return _drawn(dctx, _day_arrays(dctx, s, day, plant))
     parts, rows = [], 0
     for k in range(span - 1, -1, -1):
         x, values, _text = _day_arrays(dctx, s, (end - timedelta(days=k)).isoformat(), plant)
         if x is not None and len(x):
-            parts.append((x, values))
             rows += len(x)
+            parts.append(_drawn(dctx, (x, values, _text))[:2])   # each file its own runs
     first = (end - timedelta(days=span - 1)).isoformat()
     name = dctx.names[plant]
     if not parts:

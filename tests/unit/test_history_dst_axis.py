@@ -48,7 +48,8 @@ def _write_day(cfg, day: date) -> int:
 
 @pytest.fixture
 def dctx(tmp_path):
-    cfg = make_cfg(tmp_path)
+    # one row a minute: a 60 s measurement period, so no interval is a silence the lines break at
+    cfg = make_cfg(tmp_path, timing={"measurement_period_s": 60.0})
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     for day in (AUTUMN, SPRING, ORDINARY):
         _write_day(cfg, day)
