@@ -6,6 +6,7 @@ test-artifacts/screenshots/history_dst_autumn_*.
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta, timezone
 
 import pytest
@@ -34,7 +35,12 @@ def _prepare(env) -> None:
     (env.cfg.data_dir / f"{DAY:%Y%m%d}_lib.csv").write_text(HEADER + "\n" + "".join(format_row(r, 1.0) for r in rows))
 
 
-env = browser_module("history_dst_axis", prepare=_prepare)
+def _minute_period(cfg):
+    """One row a minute: a 60 s measurement period, so no interval is a silence the lines break at."""
+    return dataclasses.replace(cfg, timing=dataclasses.replace(cfg.timing, measurement_period_s=60.0))
+
+
+env = browser_module("history_dst_axis", prepare=_prepare, configure=_minute_period)
 
 
 def test_the_autumn_day_is_drawn_as_25_hours_with_local_labels(env):
