@@ -23,6 +23,36 @@ from functools import cached_property
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+
+
+def _catch_shutdown_signals() -> tuple[list[str], threading.Event, threading.Event]:
+    """SIGINT/SIGTERM handlers that only record: (signal names seen, first one, second one)."""
+    signals_seen: list[str] = []
+    requested, second = threading.Event(), threading.Event()
+
+    def on_signal(signum, _frame):  # logging from a handler can re-enter a handler lock
+        signals_seen.append(signal.Signals(signum).name)
+        if requested.is_set():
+            second.set()
+        requested.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return signals_seen, requested, second
+
+
+# Installed before the heavy imports below: a Ctrl-C or SIGTERM while the program loads is recorded
+# (main() then exits 0 before anything starts), not a KeyboardInterrupt traceback or a kill.
+EARLY_SIGNALS = _catch_shutdown_signals() if __name__ == "__main__" else None
+
+
+def _plain_signals() -> None:
+    """`--check-config` stays a plain command: a signal ends it as before, one seen while loading too."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for name in EARLY_SIGNALS[0]:
+        signal.raise_signal(signal.Signals[name])
+
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -384,22 +414,6 @@ def make_folders(cfg: AppConfig) -> bool:
     return True
 
 
-def _catch_shutdown_signals() -> tuple[list[str], threading.Event, threading.Event]:
-    """SIGINT/SIGTERM handlers that only record: (signal names seen, first one, second one)."""
-    signals_seen: list[str] = []
-    requested, second = threading.Event(), threading.Event()
-
-    def on_signal(signum, _frame):  # logging from a handler can re-enter a handler lock
-        signals_seen.append(signal.Signals(signum).name)
-        if requested.is_set():
-            second.set()
-        requested.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    return signals_seen, requested, second
-
-
 def main(argv: list[str] | None = None) -> int:
     tune_process()   # no IPython for Dash, large buffers in their own mappings (issue 13)
     args = build_parser().parse_args(argv)
@@ -413,11 +427,16 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     if args.check_config:
+        if EARLY_SIGNALS:
+            _plain_signals()
         sys.stdout.write(effective_config_yaml(cfg))
         print("config OK")
         for line in schedule_check_lines(cfg, schedules, RealClock(cfg.tz).now(), overrides):
             print(line)
         return 0
+    signals_seen, requested, second = EARLY_SIGNALS or _catch_shutdown_signals()
+    if requested.is_set():
+        return 0   # a signal while the program loaded: nothing started, nothing to stop
     password = os.environ.pop(PASSWORD_ENV, None) or None
     if not make_folders(cfg):
         return 1
@@ -429,7 +448,6 @@ def main(argv: list[str] | None = None) -> int:
     clock = RealClock(cfg.tz)
     handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, shared_data, clock=clock)
     app = HilApp(cfg, clock=clock, options=options, shared_data=shared_data)
-    signals_seen, requested, second = _catch_shutdown_signals()
     dash_url = f"http://{cfg.dashboard.host}:{cfg.dashboard.port}" if options.dashboard else "off"
     log.info("HIL Scheduler starting: source=%s transport=%s dashboard=%s", cfg.startup.schedule_source,
              cfg.startup.transport_mode, dash_url)
