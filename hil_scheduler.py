@@ -62,6 +62,7 @@ from agents.control_agent import PlantController  # noqa: E402
 from agents.coordinator import Coordinator  # noqa: E402
 from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa: E402
 from agents.data_fetcher_agent import DataFetcher  # noqa: E402
+from agents.data_folder_lock import DataFolderInUse, lock_data_folder  # noqa: E402
 from agents.forecaster import Forecaster, recorded_soc  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.metrics_server import MetricsServer, MetricsStartError  # noqa: E402
@@ -404,13 +405,19 @@ class HilApp:
 
 
 def make_folders(cfg: AppConfig) -> bool:
-    """Create the log and data folders; False, with the reason on stderr, when one cannot be made."""
+    """Create the log and data folders and lock the data folder for this process (until it exits);
+    False, with the reason on stderr, when a folder cannot be made or another program holds it."""
     for folder in (cfg.general.log_dir, cfg.data_dir):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             print(f"Cannot create folder {folder}: {exc.strerror or exc}", file=sys.stderr)
             return False
+    try:
+        lock_data_folder(cfg.data_dir)
+    except DataFolderInUse as exc:
+        print(str(exc), file=sys.stderr)
+        return False
     return True
 
 
