@@ -21,7 +21,11 @@ live observed SoC, else the last sample's, else the last recorded in the daily f
 
 Readers (`/api/state`, `/metrics`, the dashboard previews) get the last results through
 `summary()`, `summaries()` and `view()`: a dict look-up under this object's own lock, never a
-computation. The forecaster writes nothing in `shared_data`.
+computation. `summary()`/`summaries()` give None for a forecast whose inputs are no longer the
+shared data's (`core.forecast.is_current`, the previews' rule too): until the next step, no
+forecast rather than an old one. `wake_event` is set by the owners of the inputs (schedule store,
+hold keeper, source switch), so that step comes at once. The forecaster writes nothing in
+`shared_data`.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.forecast import (Forecast, ForecastCancelled, ForecastInputs, forecast_inputs, forecast_soc,
-                           forecast_warning, soc_at, start_soc)
+                           forecast_warning, is_current, soc_at, start_soc)
 from core.names import PLANT_IDS, safe_plant_name
 from core.recording import find_initial_soc
 from core.state import schedule_key
@@ -98,17 +102,29 @@ class Forecaster:
             return self._views.get((source, plant))
 
     def summary(self, plant: str, source: str | None = None) -> dict | None:
-        """The `/api/state` `forecast` of a plant: of the active source unless `source` is given."""
-        if source is None:
-            with self.sd["lock"]:
-                source = self.sd["active_schedule_source"]
-        v = self.view(source, plant)
-        return None if v is None else v.summary()
+        """The `/api/state` `forecast` of a plant: of the active source unless `source` is given;
+        None while none is current (its inputs are no longer the shared data's: `is_current`)."""
+        source, inputs = self._inputs_now(source)
+        return self._current_summary(source, plant, inputs[plant])
 
     def summaries(self) -> dict:
+        """Plant -> `summary()` of the active source, from one reading of the shared data."""
+        source, inputs = self._inputs_now(None)
+        return {pid: self._current_summary(source, pid, inputs[pid]) for pid in PLANT_IDS}
+
+    def _current_summary(self, source: str, plant: str, now: ForecastInputs) -> dict | None:
+        v = self.view(source, plant)
+        return v.summary() if v is not None and is_current(v.inputs, now) else None
+
+    def _inputs_now(self, source: str | None) -> tuple[str, dict[str, ForecastInputs]]:
+        """(source, plant -> what its forecast plays now), read under the shared lock as `step()`
+        reads it (references and small tuples only: nothing computed under the lock)."""
         with self.sd["lock"]:
-            source = self.sd["active_schedule_source"]
-        return {pid: self.summary(pid, source) for pid in PLANT_IDS}
+            active = self.sd["active_schedule_source"]
+            source = source or active
+            own, manual = self.sd[schedule_key(source)], self.sd[schedule_key("manual")]
+            return source, {pid: forecast_inputs(source, active, own[pid], manual[pid], self.sd["override_by_plant"][pid],
+                                                 self.sd["hold_by_plant"][pid]) for pid in PLANT_IDS}
 
     # ------------------------------------------------------------------------------ thread
     def step(self) -> float:
@@ -140,7 +156,7 @@ class Forecaster:
 
     def _due(self, source: str, pid: str, inputs: ForecastInputs, soc: float, now: datetime, origin: str) -> bool:
         v = self.view(source, pid)
-        if v is None or v.inputs is None or not v.inputs.same(inputs):
+        if v is None or not is_current(v.inputs, inputs):
             return True
         if (v.soc_start_from == "live") != (origin == "live"):   # the link went or came: say where SoC is from
             return True

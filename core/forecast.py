@@ -67,6 +67,12 @@ def forecast_inputs(source: str, active: str, frame, manual, flags: dict | None,
     return ForecastInputs(frame, held=held)
 
 
+def is_current(played: ForecastInputs | None, now: ForecastInputs) -> bool:
+    """Whether a forecast that played `played` is the forecast of `now` (`forecast_inputs` of the
+    shared data as it is): the one rule of the forecaster, the previews, `/api/state` and `/metrics`."""
+    return played is not None and played.same(now)
+
+
 def start_soc(plant_cfg, observed, latest, file_soc) -> tuple[float, str]:
     """`(soc_pu, origin)`: the live observed SoC (`live`), else the last sample's (`sample`), else
     `file_soc()` (`find_initial_soc`'s answer, asked only then: `file <name>`), else the plant's

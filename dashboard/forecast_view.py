@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.forecast import forecast_inputs, soc_at
+from core.forecast import forecast_inputs, is_current, soc_at
 from core.timeutil import wall_text
 from dashboard import constants as C
 from dashboard.figures import phone_lines, x_of
@@ -73,12 +73,10 @@ def _line(name: str, view) -> str:
 def _drawn(view, source: str, s, pid: str, frame) -> bool:
     """Whether to draw `view`: computed for what snapshot `s` holds (with `frame` as the source's
     frame), and playing a schedule (the frame's, or a manual one through an override)."""
-    if view is None or view.inputs is None:
+    if view is None or not is_current(view.inputs, forecast_inputs(
+            source, s.source, frame, s.manual.get(pid), s.override.get(pid), s.hold.get(pid))):
         return False
     inputs = view.inputs
-    if not inputs.same(forecast_inputs(source, s.source, frame, s.manual.get(pid), s.override.get(pid),
-                                       s.hold.get(pid))):
-        return False
     return any(f is not None and len(f) > 0 for f in (frame, inputs.manual if inputs.override else None))
 
 

@@ -200,3 +200,29 @@ def test_a_hold_forecasts_the_held_values_for_the_active_source_until_resumed(ri
     sd["hold_by_plant"]["lib"] = {"held": False, "since": None, "p_kw": None, "q_kvar": None}   # Resume
     step_all(fc)
     assert fc.summary("lib")["first_violation_at"] is None and fc.summary("lib")["soc_end"] == 0.5
+
+
+def test_no_forecast_is_served_whose_inputs_changed_until_the_new_one_is_computed(rig):
+    # The reviewer's repro: LIB's manual schedule 400 kW from SoC 0.6 empties it at 10:45; the
+    # operator replaces it by 0 kW, then holds. Before the forecaster's next step, /api/state and
+    # /metrics (summary, summaries) must not serve the old warning as the current forecast.
+    cfg, clock, sd, fc = rig
+    sd["manual_schedule_df_by_plant"]["lib"] = lib_frame()
+    set_soc(sd, "lib", 0.6)
+    step_all(fc)
+    assert fc.summary("lib")["first_violation_at"] == "2026-06-01T10:45:00+02:00"
+    with sd["lock"]:
+        sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows([T0], [0.0], None, TZ, end_at=T0 + timedelta(hours=2))
+    assert fc.summary("lib") is None and fc.summaries()["lib"] is None, "a replaced schedule: no forecast yet"
+    step_all(fc)
+    assert fc.summary("lib")["first_violation_at"] is None and fc.summaries()["lib"] == fc.summary("lib")
+    with sd["lock"]:
+        sd["hold_by_plant"]["lib"] = {"held": True, "since": T0.isoformat(), "p_kw": 0.0, "q_kvar": 0.0}
+    assert fc.summary("lib") is None and fc.summaries()["lib"] is None, "a hold begun: no unheld forecast"
+    step_all(fc)
+    assert fc.summary("lib")["held"] is True
+    with sd["lock"]:
+        sd["active_schedule_source"] = "api"        # the API forecast was computed unheld: now it is held
+    assert fc.summary("lib") is None
+    step_all(fc)
+    assert fc.summary("lib")["held"] is True and fc.summary("lib", "manual")["held"] is False
