@@ -226,15 +226,17 @@ class HilApp:
         self.registry = ThreadRegistry(self.clock)
         self.threads: list[threading.Thread] = []
         self.scheduler_wake = threading.Event()
+        self.forecaster = Forecaster(cfg, self.clock, self.sd)   # its wake_event: set by its inputs' owners
+        wake = self.forecaster.wake_event
         self.manual_files = ManualScheduleFiles(cfg.data_dir, cfg.tz, self.clock,
                                                 {pid: cfg.plants[pid].name for pid in PLANT_IDS})
         self.store = ScheduleStore(self.sd, cfg.tz, self.scheduler_wake, self.manual_files.request_save,
-                                   self.manual_files.request_save_override)
+                                   self.manual_files.request_save_override, wake)
         self.command_log = CommandLog(self.sd, self.clock)
-        self.controllers = {pid: PlantController(pid, cfg, self.clock, self.sd, self.command_log)
+        self.controllers = {pid: PlantController(pid, cfg, self.clock, self.sd, self.command_log, wake)
                             for pid in PLANT_IDS}
         self.scheduler = Scheduler(cfg, self.clock, self.sd, self.controllers, self.scheduler_wake, self.stop_event)
-        self.coordinator = Coordinator(cfg, self.clock, self.sd, self.command_log, self.scheduler_wake)
+        self.coordinator = Coordinator(cfg, self.clock, self.sd, self.command_log, self.scheduler_wake, wake)
         self.intake = CommandIntake(self.sd, self.controllers, self.coordinator, self.clock)
         self.intake.log = self.command_log
         self.coordinator.intake = self.intake
@@ -246,7 +248,6 @@ class HilApp:
         self.emulator = PlantEmulator(cfg, self.clock, cfg.data_dir, "local", self.registry)
         self.fetcher = DataFetcher(cfg, self.clock, self.sd, self.store, self.stop_event, self.login_gate)
         self.dashboard = None
-        self.forecaster = Forecaster(cfg, self.clock, self.sd)
         self.metrics_server = MetricsServer(self) if cfg.metrics.port is not None else None
         self._started = False
         self.started_event = threading.Event()   # set when start() has finished (or shutdown began)

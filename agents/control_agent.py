@@ -57,7 +57,8 @@ class Preempted(Exception):
 class PlantController:
     """Owns one plant's control-path Modbus I/O. `step()` is one iteration of its thread."""
 
-    def __init__(self, plant_id: str, cfg: AppConfig, clock, shared_data: dict, command_log: CommandLog):
+    def __init__(self, plant_id: str, cfg: AppConfig, clock, shared_data: dict, command_log: CommandLog,
+                 forecast_wake: threading.Event | None = None):
         self.plant_id = plant_id
         self.cfg = cfg
         self.plant = cfg.plants[plant_id]
@@ -102,7 +103,7 @@ class PlantController:
         self.owed_busy = False         # ... because it answered busy
         self.owed_zero = OwedZero()   # P = Q = 0 a stop or a rollback owes (`agents/owed_zero.py`)
         self._prev_link = self.link.link
-        self.hold = HoldKeeper(plant_id, self.name, shared_data, clock)
+        self.hold = HoldKeeper(plant_id, self.name, shared_data, clock, forecast_wake)
         self.stopped_on: dict[str, float] = {}   # transport -> when a safe stop confirmed disabled there (mono)
 
     # ---------------------------------------------------------------- called from other threads

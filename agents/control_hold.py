@@ -10,6 +10,7 @@ transport switch, a plant seen stopped and shutdown end a hold.
 from __future__ import annotations
 
 import logging
+import threading
 
 from core.recording import format_value
 from core.state import not_held
@@ -21,8 +22,10 @@ log = logging.getLogger("hil.control")
 class HoldKeeper:
     """The hold state of one plant; called only from its controller thread."""
 
-    def __init__(self, plant_id: str, name: str, shared_data: dict, clock):
+    def __init__(self, plant_id: str, name: str, shared_data: dict, clock, forecast_wake=None):
+        """`forecast_wake`: an event set when a hold begins or ends (the forecaster's)."""
         self.plant_id = plant_id
+        self.forecast_wake = forecast_wake or threading.Event()
         self.name = name
         self.sd = shared_data
         self.clock = clock
@@ -35,6 +38,7 @@ class HoldKeeper:
         with self.sd["lock"]:
             self.sd["hold_by_plant"][self.plant_id] = {"held": True, "since": since,
                                                        "p_kw": self.values[0], "q_kvar": self.values[1]}
+        self.forecast_wake.set()
         text = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
         log.info("%s dispatch held at %s", self.name, text)
         return f"held at {text}"
@@ -47,6 +51,7 @@ class HoldKeeper:
         self.values = None
         with self.sd["lock"]:
             self.sd["hold_by_plant"][self.plant_id] = not_held()
+        self.forecast_wake.set()
         log.info("%s hold ended (%s); was held at P=%s kW, Q=%s kvar", self.name, why,
                  format_value(p_kw), format_value(q_kvar))
         return True

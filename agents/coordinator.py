@@ -47,12 +47,14 @@ class Coordinator:
     thread_name = "coordinator"
 
     def __init__(self, cfg, clock, shared_data: dict, command_log: CommandLog,
-                 scheduler_wake: threading.Event):
+                 scheduler_wake: threading.Event, forecast_wake: threading.Event | None = None):
+        """`forecast_wake` (the forecaster's) is set with `scheduler_wake` at a source switch."""
         self.cfg = cfg
         self.clock = clock
         self.sd = shared_data
         self.command_log = command_log
         self.scheduler_wake = scheduler_wake
+        self.forecast_wake = forecast_wake or threading.Event()
         self.wake_event = threading.Event()
         self.intake = None          # set by the director (safe stops go through intake)
         self.controllers: dict = {}
@@ -202,6 +204,7 @@ class Coordinator:
             if self.recorder is not None:
                 self.recorder.follow_posting_gate()
             self.scheduler_wake.set()
+            self.forecast_wake.set()
             text = f"Schedule source switched to {target.upper()} ({self._names_payload(results)})"
             log.info(text)
             left, zeros = self._left_running(in_contact, results), zero_owed_note(self._zeros_owed(results))

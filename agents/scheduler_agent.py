@@ -55,15 +55,17 @@ class ScheduleStore:
     _KEYS = {"manual": "manual_schedule_df_by_plant", "api": "api_schedule_df_by_plant"}
 
     def __init__(self, shared_data: dict, tz, wake_event: threading.Event | None = None,
-                 on_manual_change=None, on_override_change=None):
+                 on_manual_change=None, on_override_change=None, forecast_wake: threading.Event | None = None):
         """`on_manual_change(plant, frame)`: called after each manual publish (the saver's
         `request_save`); `on_override_change(plant, flags)` after each flag change (the saver's
-        `request_save_override`). Neither may block."""
+        `request_save_override`). Neither may block. `forecast_wake` (the forecaster's) is set with
+        `wake_event` after each publish and flag change."""
         self.sd = shared_data
         self.tz = tz
         self.wake_event = wake_event or threading.Event()
         self.on_manual_change = on_manual_change
         self.on_override_change = on_override_change
+        self.forecast_wake = forecast_wake or threading.Event()
 
     def set_override(self, plant: str, flags: dict) -> dict:
         """Set a plant's override flags `{"p": bool, "q": bool}` (accepted with or without a manual
@@ -75,6 +77,7 @@ class ScheduleStore:
             old = self.sd["override_by_plant"][plant]
             self.sd["override_by_plant"][plant] = new
         self.wake_event.set()
+        self.forecast_wake.set()
         if new != old:
             log.info("%s override in API mode: P %s, Q %s", plant.upper(), "on" if new["p"] else "off",
                      "on" if new["q"] else "off")
@@ -98,6 +101,7 @@ class ScheduleStore:
             self.sd["schedule_revision"] += 1
             revision = self.sd["schedule_revision"]
         self.wake_event.set()
+        self.forecast_wake.set()
         if source == "manual" and self.on_manual_change is not None:
             self.on_manual_change(plant, frame)
         if source == "manual" and len(frame) == 0:
