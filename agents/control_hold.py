@@ -2,7 +2,9 @@
 
 While held the controller writes no new schedule values: each dispatch check brings the setpoint
 registers back to the held P (kW) and Q (kvar) (a readback that differs is rewritten), and the
-heartbeat goes on. Resume dispatches the current effective setpoint at once. Stop, safe stop, a
+heartbeat goes on. Resume dispatches the current effective setpoint at once and ends the hold once
+that write succeeded; a failed or partial write leaves the plant held (what the registers keep and
+the next check restores) and the command failed. Stop, safe stop, a
 transport switch, a plant seen stopped and shutdown end a hold.
 
 `HoldKeeper` is the only writer of `hold_by_plant[id]`; `since` is local ISO with offset.
@@ -82,9 +84,13 @@ def run_hold_command(controller, kind: str) -> tuple[bool, str]:
     if not controller._gate():   # every way out of a run ends its hold; never write with the gate off
         keeper.end("not running")
         return False, "not running"
-    keeper.end("resume")
     target = controller._resolve_now()
     status = controller.write_setpoints(target.p_kw, target.q_kvar, immediate=True)
+    if status not in ("ok", "refused"):   # the held values stay on the wire (the checks restore them): still held
+        log.warning("%s resume not written (%s): still held", controller.name, status)
+        return False, f"still held: resuming at P={format_value(target.p_kw)} kW, Q={format_value(target.q_kvar)} " \
+                      f"kvar not written ({status}); press Resume again when the plant answers"
+    keeper.end("resume")
     controller._last_wanted = (target.p_kw, target.q_kvar)
     controller.set_target(target)   # the next check must not go back to a target older than the one written
     controller._target_seen = None

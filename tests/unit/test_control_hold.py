@@ -1,0 +1,59 @@
+"""Resume (agents/control_hold.run_hold_command) with the link down: the write fails, the held
+values stay on the plant's registers, so the plant is still held and the screen must say so; the
+hold ends with the first Resume whose write succeeds."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+from agents.control_hold import HoldKeeper, run_hold_command
+from agents.shared_data import build_shared_data
+from core.clock import FakeClock
+
+TZ = ZoneInfo("Europe/Madrid")
+
+
+class Controller:
+    """What run_hold_command uses of a PlantController; `answers` is the link's state."""
+
+    def __init__(self):
+        self.sd = build_shared_data()
+        self.clock = FakeClock(datetime(2026, 6, 1, 10, 0, tzinfo=TZ), TZ)
+        self.name, self.plant_id = "LIB", "lib"
+        self.cfg = SimpleNamespace(timing=SimpleNamespace(scheduler_period_s=1.0))
+        self.wake = threading.Event()
+        self.hold = HoldKeeper("lib", "LIB", self.sd, self.clock, self.wake)
+        self.answers, self.writes, self.targets = True, [], []
+        self._last_wanted, self._target_seen, self._next_dispatch = (400.0, 0.0), None, 0.0
+
+    def _gate(self):
+        return True
+
+    def _resolve_now(self):
+        return SimpleNamespace(p_kw=0.0, q_kvar=0.0)
+
+    def write_setpoints(self, p_kw, q_kvar, immediate):
+        self.writes.append((p_kw, q_kvar, self.answers))
+        return "ok" if self.answers else "failed"
+
+    def set_target(self, target):
+        self.targets.append(target)
+
+
+def test_a_resume_whose_write_fails_leaves_the_plant_held_and_says_so():
+    ctl = Controller()
+    assert run_hold_command(ctl, "hold") == (True, "held at P=400 kW, Q=0 kvar")
+    assert ctl.sd["hold_by_plant"]["lib"]["held"] is True and ctl.wake.is_set()
+    ctl.answers, _ = False, ctl.wake.clear()
+    ok, detail = run_hold_command(ctl, "resume")
+    assert not ok and detail.startswith("still held: resuming at P=0 kW, Q=0 kvar not written (failed)"), detail
+    assert ctl.hold.values == (400.0, 0.0) and ctl.sd["hold_by_plant"]["lib"]["held"] is True, \
+        "the registers keep the held values: the plant is still held"
+    assert not ctl.wake.is_set() and ctl.targets == []
+    ctl.answers = True
+    ok, detail = run_hold_command(ctl, "resume")
+    assert ok and detail == "resumed at P=0 kW, Q=0 kvar (ok)"
+    assert ctl.hold.values is None and ctl.sd["hold_by_plant"]["lib"]["held"] is False and ctl.wake.is_set()
+    assert ctl.writes == [(0.0, 0.0, False), (0.0, 0.0, True)]
