@@ -16,7 +16,9 @@ from datetime import datetime
 from core.forecast import forecast_inputs, is_current, soc_at
 from core.timeutil import wall_text
 from dashboard import constants as C
-from dashboard.figures import phone_lines, x_of
+from dashboard import live_axis
+from dashboard.figures import phone_lines
+from dashboard.preview_figures import preview_x
 
 MAX_POINTS = 2000                 # a 1 s schedule has 86,400 breakpoints: the trace keeps a stride
 SINGLE_COLOR = C.COLOR_SOC        # one plant's preview: the SoC colour of the live plots
@@ -35,9 +37,9 @@ def key(hil, source: str, plants) -> list:
     return [None if v is None else v.seq for v in _views(hil, source, plants).values()]
 
 
-def _trace_xy(view, until: datetime | None) -> tuple[list, list]:
+def _trace_xy(view, until: datetime | None, ax: live_axis.LiveAxis) -> tuple[list, list]:
     """The forecast's points (a stride of them beyond MAX_POINTS, the last always kept), up to
-    `until` (then the SoC at `until`, the trace being piecewise linear)."""
+    `until` (then the SoC at `until`, the trace being piecewise linear); x on the preview's axis `ax`."""
     fc = view.forecast
     n = len(fc.times)
     stride = max(1, -(-n // MAX_POINTS))
@@ -46,7 +48,18 @@ def _trace_xy(view, until: datetime | None) -> tuple[list, list]:
     pts = [(fc.times[i], fc.soc_pu[i]) for i in idx if limit is None or view.epochs[i] <= limit]
     if until is not None and (not pts or pts[-1][0].timestamp() < limit):
         pts.append((until, soc_at(fc.soc_pu, view.epochs, until)))
-    return [x_of(t) for t, _ in pts], [v for _, v in pts]
+    return preview_x([t for t, _ in pts], ax), [v for _, v in pts]
+
+
+def _trace(name: str, xs: list, ys: list, n: int, color: str, ax: live_axis.LiveAxis) -> dict:
+    """The dotted `SoC forecast` trace on y axis `n`; its hover gives each point's local time on a DST axis."""
+    trace = {"type": "scatter", "mode": "lines", "name": f"{name} SoC forecast", "x": xs, "y": ys,
+             "yaxis": f"y{n}", "line": {"color": color, "dash": "dot", "width": 2},
+             "hovertemplate": "%{y:.3f} pu<extra>" + name + " SoC forecast</extra>"}
+    if ax.dst:
+        trace["customdata"] = live_axis.hover_texts(xs, ax)
+        trace["hovertemplate"] = "%{customdata}: " + trace["hovertemplate"]
+    return trace
 
 
 def _since(origin: str) -> str:
@@ -80,16 +93,18 @@ def _drawn(view, source: str, s, pid: str, frame) -> bool:
     return any(f is not None and len(f) > 0 for f in (frame, inputs.manual if inputs.override else None))
 
 
-def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip_to_frame: bool = False) -> dict:
+def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip_to_frame: bool = False,
+                 ax: live_axis.LiveAxis | None = None) -> dict:
     """`fig` (a preview figure dict) with each plant's `SoC forecast` trace (0..1, on the first free
     y axis, overlaying the top plot's `y`) and its warning, or the `follows the schedule` line,
     under the plot. `s`: the snapshot the preview was drawn from; `frames`: plant -> the `source`
     frame the preview shows (may be empty: an override can drive the plant from its manual frame).
     `clip_to_frame`: end the trace at the frame's last row (or now) instead of the end of
     tomorrow. The trace is in the legend (a dotted line beside the dotted `API base` needs its name). An empty
-    preview (no axes) is returned as it is."""
+    preview (no axes) is returned as it is. `ax`: the preview's time axis (default that of `s.now`'s day)."""
     if not fig.get("data"):
         return fig
+    ax = ax or live_axis.axis_of(s.now)
     layout = dict(fig.get("layout") or {})
     n = 2
     while f"yaxis{n}" in layout:
@@ -103,11 +118,7 @@ def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip
         until = None
         if clip_to_frame and frame is not None and len(frame):
             until = max(frame.index[-1].to_pydatetime(), view.forecast.times[0], key=datetime.timestamp)
-        xs, ys = _trace_xy(view, until)
-        traces.append({"type": "scatter", "mode": "lines", "name": f"{names[pid]} SoC forecast", "x": xs, "y": ys,
-                       "yaxis": f"y{n}",
-                       "line": {"color": colors.get(pid, SINGLE_COLOR), "dash": "dot", "width": 2},
-                       "hovertemplate": "%{y:.3f} pu<extra>" + names[pid] + " SoC forecast</extra>"})
+        traces.append(_trace(names[pid], *_trace_xy(view, until, ax), n, colors.get(pid, SINGLE_COLOR), ax))
         color = WARNING_COLOR if view.warning else NOTE_COLOR   # short lines: a phone's plot is ~300 px wide
         lines += [f'<span style="color:{color}">{piece}</span>' for part in _line(names[pid], view).split("; ")
                   for piece in phone_lines(part)]

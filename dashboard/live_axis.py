@@ -33,13 +33,17 @@ class LiveAxis:
     dst: bool       # the offset changes within today and tomorrow: local ticks and hover texts
 
 
+def axis_of_span(lo: datetime, hi: datetime, tz: tzinfo) -> LiveAxis:
+    """The axis of a figure spanning the instants [lo, hi] in zone `tz`: shifted by the offset at
+    `lo`, with local ticks and hover texts where the offset at `hi` differs (also the previews')."""
+    shift = time_axis.offset_ms(int(lo.timestamp() * 1000), tz)
+    return LiveAxis(tz, shift, time_axis.offset_ms(int(hi.timestamp() * 1000), tz) != shift)
+
+
 @lru_cache(maxsize=16)
 def axis_of_day(day: date, tz: tzinfo) -> LiveAxis:
-    """The axis of the live figure drawn on local `day` in zone `tz`."""
-    start = int(local_midnight(day, tz).timestamp() * 1000)
-    end = int(local_midnight(day + timedelta(days=2), tz).timestamp() * 1000)
-    shift = time_axis.offset_ms(start, tz)
-    return LiveAxis(tz, shift, time_axis.offset_ms(end, tz) != shift)
+    """The axis of the live figure drawn on local `day` in zone `tz` (today and tomorrow)."""
+    return axis_of_span(local_midnight(day, tz), local_midnight(day + timedelta(days=2), tz), tz)
 
 
 def axis_of(now: datetime) -> LiveAxis:

@@ -24,7 +24,8 @@ from core.schedules import P_COL, Q_COL
 from core.timeutil import day_bounds, format_hms, wall_text
 from dashboard import constants as C
 from dashboard.figures import empty_figure, now_shape, step_xy, x_of
-from dashboard.preview_figures import preview_title
+from dashboard import live_axis
+from dashboard.preview_figures import preview_title, preview_x, step_trace, time_ticks
 from dashboard.views import ButtonState, as_datetime, fmt, target_expired
 from dashboard.snapshot import Snapshot
 
@@ -171,10 +172,11 @@ def held_series(ts: list, ps: list, qs: list, hold: dict, end: datetime, tz) -> 
     return ts[:k] + hx, ps[:k] + hp, qs[:k] + hq
 
 
-def _line(name: str, xs, ys, axis: str, color: str, dash: str, width: float = 1.5) -> dict:
-    return {"type": "scatter", "mode": "lines", "name": name, "x": xs, "y": ys, "xaxis": f"x{axis}",
-            "yaxis": f"y{axis}", "line": {"color": color, "dash": dash, "shape": "hv", "width": width},
-            "connectgaps": False, "legendgroup": name, "showlegend": axis == ""}
+def _line(name: str, xs, ys, ax, axis: str, color: str, dash: str, width: float = 1.5) -> dict:
+    """A step line of aware times `xs` on the effective preview's time axis `ax`, in row `axis`."""
+    return step_trace(xs, ys, ax, mode="lines", name=name, xaxis=f"x{axis}", yaxis=f"y{axis}",
+                      line={"color": color, "dash": dash, "shape": "hv", "width": width},
+                      connectgaps=False, legendgroup=name, showlegend=axis == "")
 
 
 def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> dict:
@@ -191,22 +193,22 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
         h = s.hold[plant]
         ts, ps, qs = held_series(ts, ps, qs, h, end, cfg.tz)
         name = "effective: " + held_name(h)
-    xs = [x_of(t) for t in ts]
+    ax = live_axis.axis_of_day(today, cfg.tz)
     data = []
     for axis, col, eff in (("", P_COL, ps), ("2", Q_COL, qs)):
-        data.append(_line("API base", *step_xy(api, col, start, end, tail), axis, "#7f7f7f", "dot"))
-        data.append(_line("manual", *step_xy(manual, col, start, end), axis, "#ff7f0e", "dash"))
-        data.append(_line(name, xs, eff, axis, C.COLOR_P_SETPOINT, "solid", 2.5))
+        data.append(_line("API base", *step_xy(api, col, start, end, tail, points=True), ax, axis, "#7f7f7f", "dot"))
+        data.append(_line("manual", *step_xy(manual, col, start, end, points=True), ax, axis, "#ff7f0e", "dash"))
+        data.append(_line(name, ts, eff, ax, axis, C.COLOR_P_SETPOINT, "solid", 2.5))
     flags = flags_of(s, plant)
     on = "+".join(overridden(flags)) or "none"
-    shape = now_shape(s.now)
+    shape = now_shape(s.now, x=preview_x([s.now], ax)[0])
     return {"data": data, "layout": {
         "height": EFFECTIVE_PREVIEW_HEIGHT,
         "margin": {"l": 60, "r": 20, "t": C.TITLED_TOP_PX + C.LEGEND_ROWS_PX, "b": 40},
         "title": preview_title(f"{cfg.plants[plant].name}: API base, manual, effective (override {on})"),
         "xaxis": {"anchor": "y", "domain": [0, 1], "matches": "x2", "showticklabels": False,
                   "gridcolor": "#e5e5e5", "type": "date"},
-        "xaxis2": {"anchor": "y2", "domain": [0, 1], "gridcolor": "#e5e5e5", "type": "date", **C.PREVIEW_TIME_TICKS},
+        "xaxis2": {"anchor": "y2", "domain": [0, 1], "type": "date", **time_ticks(start, end, ax)},
         "yaxis": {"domain": [0.55, 1], "title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"},
         "yaxis2": {"domain": [0, 0.45], "title": {"text": "Q (kvar)"}, "gridcolor": "#e5e5e5"},
         "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},

@@ -199,15 +199,19 @@ def plant_changed(dctx: DashboardContext, plant):
 
 def _preview_key(s: Snapshot, plant: str) -> dict:
     """What the drawn preview shows: the schedule revision, the plant, the now line's minute and
-    whether there is a schedule (an empty preview has no axis for the now line)."""
+    whether there is a schedule (an empty preview has no axis for the now line) and the time axis's
+    shift (a now line moved across a DST change needs the preview drawn again)."""
     frame = s.manual.get(plant)
-    return {"rev": s.revision, "plant": plant,
+    ax = preview_figures.manual_axis(frame, s.now)
+    return {"rev": s.revision, "plant": plant, "axis": [ax.shift_ms, ax.dst],
             "minute": preview_figures.now_minute(s.now), "drawn": frame is not None and len(frame) > 0}
 
 
 def _preview(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
-    fig = preview_figures.manual_preview(dctx.names[plant], s.manual.get(plant), s.now, f"{plant}:{s.revision}")
-    return forecast_view.add_forecast(fig, dctx.hil, "manual", s, {plant: s.manual.get(plant)}, dctx.names, True)
+    frame = s.manual.get(plant)
+    fig = preview_figures.manual_preview(dctx.names[plant], frame, s.now, f"{plant}:{s.revision}")
+    return forecast_view.add_forecast(fig, dctx.hil, "manual", s, {plant: frame}, dctx.names, True,
+                                      preview_figures.manual_axis(frame, s.now))
 
 
 def preview_refresh(dctx: DashboardContext, _n, plant, tab, store):
@@ -215,7 +219,7 @@ def preview_refresh(dctx: DashboardContext, _n, plant, tab, store):
         raise PreventUpdate
     s = dctx.snapshot()
     key = {**_preview_key(s, plant), "fc": forecast_view.key(dctx.hil, "manual", (plant,))}  # SoC forecast
-    if store and store.get("rev") == s.revision and store.get("plant") == plant and store.get("fc") == key["fc"]:
+    if store and all(store.get(k) == key[k] for k in ("rev", "plant", "fc", "axis")):
         if store.get("minute") == key["minute"]:
             raise PreventUpdate
         return (preview_figures.preview_now_patch(s.now, s.manual.get(plant)) if store.get("drawn") else no_update), key
