@@ -25,6 +25,7 @@ SINGLE_COLOR = C.COLOR_SOC        # one plant's preview: the SoC colour of the l
 WARNING_COLOR = "#b00020"
 NOTE_COLOR = "#555"
 BELOW_AXIS_PX = 48                # the x axis' tick labels (time and date lines)
+DST_BELOW_AXIS_PX = 96            # a DST axis' labels (`02:30 CEST`), turned upright by plotly on a phone
 
 
 def _views(hil, source: str, plants) -> dict:
@@ -129,11 +130,12 @@ def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip
                         "showgrid": False, "zeroline": False}
     margin = dict(layout.get("margin") or {})
     margin["r"] = max(margin.get("r", 20), 60)
-    margin["b"] = max(margin.get("b", 40), BELOW_AXIS_PX + 18 * len(lines))
+    below = DST_BELOW_AXIS_PX if ax.dst else BELOW_AXIS_PX
+    margin["b"] = max(margin.get("b", 40), below + 18 * len(lines))
     layout["margin"] = margin
     layout["annotations"] = list(layout.get("annotations") or []) + [{
         "text": "<br>".join(lines), "xref": "paper", "yref": "paper", "x": 0, "y": 0, "xanchor": "left",
-        "yanchor": "top", "yshift": -BELOW_AXIS_PX + 4, "xshift": 8 - margin.get("l", 60),   # from the figure's edge
+        "yanchor": "top", "yshift": -below + 4, "xshift": 8 - margin.get("l", 60),   # from the figure's edge
         "align": "left", "showarrow": False, "font": {"size": 12},
         "name": "forecast-warning"}]
     return {**fig, "data": list(fig["data"]) + traces, "layout": layout}
