@@ -846,6 +846,22 @@ def test_a_shutdown_with_the_data_folder_unusable_says_where_the_unsent_posts_ar
 
 # --- journal faults ---------------------------------------------------------------------------
 
+def assert_b_survives_a_crash_after_x_and_a_were_posted(sim, poster, posters, cfg, clock, while_in_flight):
+    """The POST of [X, A] is held in flight; `while_in_flight()` runs, B is enqueued, the POST
+    succeeds; a new poster on the same folder (a restart after kill -9) still queues B."""
+    sim.set_delay(MEAS, 0.5)
+    stepping = threading.Thread(target=poster.step, name="poster-step")
+    stepping.start()
+    wait_for(lambda: sim.calls[MEAS] == 1, what="the POST of [X, A] in flight")
+    while_in_flight()
+    poster.enqueue_sample("lib", at(120), VALUES)         # B
+    stepping.join(10.0)
+    assert not stepping.is_alive()
+    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
+    again = posters(cfg, clock, make_sd(source="manual"))  # kill -9, restart
+    assert queued_stamps(again) == ["2026-06-01T08:02:00+00:00"]
+
+
 def test_an_item_journaled_after_a_failed_write_survives_a_crash_after_the_earlier_ones_were_posted(
         sim, tmp_path, posters):
     """X is journaled; the disk refuses A's journal line (nothing of it written); B is enqueued
@@ -859,16 +875,7 @@ def test_an_item_journaled_after_a_failed_write_survives_a_crash_after_the_earli
     poster.enqueue_sample("lib", at(0), VALUES)           # X
     with file_size_limit(journal.stat().st_size):
         poster.enqueue_sample("lib", at(60), VALUES)      # A
-    sim.set_delay(MEAS, 0.5)
-    stepping = threading.Thread(target=poster.step, name="poster-step")
-    stepping.start()
-    wait_for(lambda: sim.calls[MEAS] == 1, what="the POST of [X, A] in flight")
-    poster.enqueue_sample("lib", at(120), VALUES)         # B
-    stepping.join(10.0)
-    assert not stepping.is_alive()
-    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
-    again = posters(cfg, clock, make_sd(source="manual"))  # kill -9, restart
-    assert queued_stamps(again) == ["2026-06-01T08:02:00+00:00"]
+    assert_b_survives_a_crash_after_x_and_a_were_posted(sim, poster, posters, cfg, clock, lambda: None)
 
 
 def test_a_journal_line_the_full_disk_cuts_short_is_taken_back_and_later_items_survive_a_crash(tmp_path,
@@ -928,17 +935,8 @@ def test_an_item_queued_after_the_journal_was_deleted_survives_a_crash_after_the
     clock = FakeClock(START)
     poster = posters(cfg, clock, make_sd())
     enqueue_samples(poster, 2)                            # X, A
-    sim.set_delay(MEAS, 0.5)
-    stepping = threading.Thread(target=poster.step, name="poster-step")
-    stepping.start()
-    wait_for(lambda: sim.calls[MEAS] == 1, what="the POST of [X, A] in flight")
-    remove_journal(tmp_path, removed)
-    poster.enqueue_sample("lib", at(120), VALUES)         # B
-    stepping.join(10.0)
-    assert not stepping.is_alive()
-    assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
-    again = posters(cfg, clock, make_sd(source="manual"))  # kill -9, restart
-    assert queued_stamps(again) == ["2026-06-01T08:02:00+00:00"]
+    assert_b_survives_a_crash_after_x_and_a_were_posted(sim, poster, posters, cfg, clock,
+                                                        lambda: remove_journal(tmp_path, removed))
 
 
 def test_a_metric_a_windows_first_sample_lacks_is_posted_from_the_next_sample(sim, tmp_path, posters):
