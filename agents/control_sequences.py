@@ -13,12 +13,11 @@ A stop's or rollback's zero the plant did not take, while the stop is not owed, 
 (`agents/owed_zero.py`): a disabled plant holding its old setpoints would run them again when
 re-enabled at its panel.
 
-A stop or a rollback is the last thing the program may say to a plant, so a connection closed or
-reset under one of its requests (the plant may well answer a new one) is reconnected at once and
-the request sent again, once (`_again_after_a_drop`). No answer within the timeout (a hung plant)
-or a failed connect is not tried again, so the bounds of components §4.6 hold. The decay wait ends
-early on a request without answer, a failed reconnect or 3 failed reads in a row, not on one
-dropped connection.
+A connection closed or reset under a request (the plant may well answer a new one) is reconnected
+at once and the request sent again, once, by the link (`ModbusLink._request`), for these sequences'
+requests as for all others. No answer within the timeout (a hung plant) or a failed connect is not
+tried again, so the bounds of components §4.6 hold. The decay wait ends early on a request without
+answer, a failed reconnect or 3 failed reads in a row, not on one dropped connection.
 """
 from __future__ import annotations
 
@@ -108,9 +107,9 @@ def _rollback_start(ctl) -> None:
     with _busy_window(ctl):
         zero_error = _rollback_zero(ctl)
         with contextlib.suppress(LinkError, CodecError):
-            _again_after_a_drop(ctl, lambda: write_run_stop(ctl))
+            write_run_stop(ctl)
         try:
-            _again_after_a_drop(ctl, lambda: ctl.link.write_counts("enable", 0))
+            ctl.link.write_counts("enable", 0)
         except (LinkError, CodecError) as exc:
             busy = getattr(exc, "exception_code", None) in BUSY_CODES
         try:
@@ -131,7 +130,7 @@ def _rollback_zero(ctl) -> str | None:
     errors = {}
     for name in SETPOINT_POINTS:
         try:
-            _again_after_a_drop(ctl, lambda name=name: ctl.link.write_value(name, 0.0))
+            ctl.link.write_value(name, 0.0)
         except (LinkError, CodecError) as exc:
             errors[name] = str(exc)
     ctl._verified_words = {}
@@ -153,22 +152,6 @@ def _busy_window(ctl):
     `modbus_timeout_s` (what one hung request may cost, so the bounds of components §4.6 keep
     their form): its requests are sent again every 0.2 s meanwhile (`ModbusLink.busy_retries`)."""
     return ctl.link.busy_retries(ctl.cfg.timing.modbus_timeout_s, ctl.abort_waits)
-
-
-def _again_after_a_drop(ctl, action):
-    """`action()`, one request of a stop sequence; when the connection was closed or reset under
-    it (`LinkError.dropped`: the plant may well answer a new one), one immediate reconnect and
-    `action()` again. Raises the LinkError of a failed reconnect or of the second try. Not repeated:
-    no answer within the timeout (a hung plant: each try would cost a whole timeout, and the bounds
-    of components §4.6 would not hold) or a failed connect."""
-    try:
-        return action()
-    except LinkError as exc:
-        if exc.kind != "connect_failed" or not exc.dropped:
-            raise
-        log.warning("%s: connection lost during a stop sequence (%s); reconnecting once", ctl.name, exc)
-    ctl.link.ensure_connected(immediate=True)
-    return action()
 
 
 def write_run_stop(ctl) -> None:
@@ -225,9 +208,8 @@ def _safe_stop(ctl) -> dict:
     ctl.hold.end("stop")
     ctl._set_gate(False, "stopping")
     ctl.run_status_seen = False
-    zero = "failed"
-    with contextlib.suppress(LinkError), _busy_window(ctl):
-        zero = _again_after_a_drop(ctl, lambda: _write_zero(ctl))
+    with _busy_window(ctl):
+        zero = ctl.write_setpoints(0.0, 0.0, immediate=True)
     threshold_reached = ctl.link.link != "connect_failed" and _wait_decay(ctl)
     try:
         # Step 4 runs whatever steps 2-3 gave: one immediate connect attempt when the link is
@@ -235,10 +217,9 @@ def _safe_stop(ctl) -> dict:
         ctl.link.ensure_connected(immediate=True)
         with _busy_window(ctl):
             with contextlib.suppress(LinkError, CodecError):   # a refused stop value never skips the disable
-                _again_after_a_drop(ctl, lambda: write_run_stop(ctl))
-            _again_after_a_drop(ctl, lambda: ctl.link.write_counts("enable", 0))
-            enable = decode_counts(ctl.link.endpoint.points["enable"],
-                                   _again_after_a_drop(ctl, lambda: ctl.link.read_raw("enable")))
+                write_run_stop(ctl)
+            ctl.link.write_counts("enable", 0)
+            enable = decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable"))
         disable_ok, error = enable == 0, f"enable reads {enable}"
     except (LinkError, CodecError) as exc:
         disable_ok, error = False, str(exc)
@@ -315,15 +296,6 @@ def heartbeat_counter(ctl, point) -> int:
         if ctl._episodes.begin("heartbeat_unreadable", ctl.clock.monotonic()):
             log.warning("%s: the heartbeat register refuses reads (%s); counting from 0", ctl.name, exc)
         return 0
-
-
-def _write_zero(ctl) -> str:
-    """P = Q = 0 written and verified; returns the write status, raises LinkError when the connection
-    failed under it."""
-    status = ctl.write_setpoints(0.0, 0.0, immediate=True)
-    if status == "failed" and ctl.link.link == "connect_failed":
-        raise LinkError(ctl.link.last_error or "link down", "connect_failed", ctl.link.last_dropped)
-    return status
 
 
 def _wait_decay(ctl) -> bool:

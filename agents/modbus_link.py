@@ -8,25 +8,25 @@ the socket is closed and background operations fail at once (no network I/O) unt
 (0.5 s doubling to 30 s) has passed or another link of the process to the same endpoint is restored
 (the plant is back); an operator command passes `immediate=True` to make one connect attempt at
 once. Exception responses other than 10/11 keep the connection. A link flapping (3 outages within
-60 s) is told once, its later outages at DEBUG until it stays up for 60 s (`_outage_began`). A
-background read whose connection the plant closed while idle is sent again once (`_read`). The
-endpoint follows the transport mode given to `set_mode()`; the role `meter` talks to that
+60 s) is told once, its later outages at DEBUG until it stays up for 60 s (`_outage_began`). Any
+request whose connection, one that had answered, the plant closed while idle is sent again once
+(`_request`). The endpoint follows the transport mode given to `set_mode()`; the role `meter` talks to that
 endpoint's PoC meter (`EndpointConfig.meter`, None when it has none).
 """
 from __future__ import annotations
 
 import itertools
 import logging
-import socket
 import threading
 from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from pymodbus.client import ModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.exceptions import ConnectionException, ModbusException
 
 from agents.busy_window import BusyWindow
+from agents.link_texts import connect_error_text, io_error_text
 from core.codec import CodecError, encode, encode_counts
 from core.config import PlantConfig
 from core.episodes import Backoff, Episodes
@@ -56,8 +56,8 @@ class LinkError(Exception):
 
 
 class _Dropped(LinkError):
-    """A read's connection, one that had answered before, was closed under it: sent again once on a
-    new connection (`ModbusLink._read`), not counted as a failure."""
+    """A request's connection, one that had answered before, was closed under it: sent again once on
+    a new connection (`ModbusLink._request`), not counted as a failure."""
 
 
 class ModbusLink:
@@ -106,7 +106,6 @@ class ModbusLink:
         self._up_since = 0.0             # monotonic time of the last restore
         self._other_unit: int | None = None   # unit id of an answer from another unit during the request
         self._answered = False      # the open connection has answered a request
-        self._resend_on_drop = False   # a `_read` that may be sent again on a new connection runs
         # Called before each request (the controller writes a due heartbeat there, so a slow device
         # never holds it up behind a long sequence of requests); not re-entered by its own requests.
         self.before_request: Callable[[], None] | None = None
@@ -201,7 +200,7 @@ class ModbusLink:
         try:   # connected here, not by pymodbus's connect() (it keeps the reason to itself); a host name's
             sock = create_connection(ep.host, ep.port, self.timeout_s)   # lookup within the timeout
         except (OSError, UnicodeError, LookupTimeout) as exc:   # UnicodeError: an IDNA name that cannot be encoded
-            self._failure("connect_failed", f"connect failed: {self._connect_error_text(exc)}")
+            self._failure("connect_failed", f"connect failed: {connect_error_text(exc, self.timeout_s)}")
             raise LinkError(self.last_error, "connect_failed") from None
         client = ModbusTcpClient(sock.getpeername()[0], port=ep.port, timeout=self.timeout_s, retries=0)
         client.socket = sock   # the address: a reconnect inside pymodbus would look the name up unbounded
@@ -220,19 +219,6 @@ class ModbusLink:
                 self._other_unit = frame[1]
             return frame
         client.framer.decode = noting
-
-    def _connect_error_text(self, exc: Exception) -> str:
-        """Why a connect failed, in the operator's words: the plant refused it, did not answer, or
-        its host is not known or not reachable, or its DNS lookup did not answer (the text names the host)."""
-        if isinstance(exc, LookupTimeout):
-            return str(exc)
-        if isinstance(exc, TimeoutError):
-            return f"no answer within {self.timeout_s:g} s"
-        if isinstance(exc, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(exc, socket.gaierror):
-            return f"host not found ({exc.strerror or exc})"
-        return (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).lower()
 
     def _failure(self, kind: str, message: str, dropped: bool = False) -> None:
         self.consecutive_failures += 1
@@ -276,7 +262,6 @@ class ModbusLink:
         ends the outage like a read."""
         self._backoff.success()
         self._next_attempt = None
-        self._answered = True
         if not read and self.link == "read_error":
             return
         now = self.clock.monotonic()
@@ -294,24 +279,12 @@ class ModbusLink:
         self.last_error = None
         self.consecutive_failures = 0
 
-    def _io_error_text(self, exc: Exception) -> str:
-        """A failed request in the operator's words: `no answer within 1 s` for pymodbus's timeout
-        (`No response received after 0 retries, continue with next request`), else `I/O error: ...`."""
-        text = exc.string if isinstance(exc, ModbusException) else str(exc)
-        if isinstance(exc, ModbusIOException) and "No response received" in text:
-            unit = self.endpoint.unit_id
-            if self._other_unit is not None:
-                return (f"answered as unit id {self._other_unit}, not the configured unit id {unit} "
-                        f"(no answer as {unit} within {self.timeout_s:g} s)")
-            return f"no answer within {self.timeout_s:g} s"
-        return f"I/O error: {text.removeprefix('[Input/Output] ') or type(exc).__name__}"
-
-    def _call(self, fn, *args, refusable: tuple[int, ...] = (), **kwargs):
-        """Run one pymodbus request; map every failure to LinkError and the link state.
-
-        An exception response whose code is in `refusable` raises without counting as a failure
-        (a refused grouped read that the caller answers with single-point reads).
-        """
+    def _request(self, method: str, *args, **kwargs):
+        """The client's `method` (after the `before_request` hook) through `_call`. When the connection,
+        one that had answered before, turns out closed or reset under it (a plant's or gateway's idle
+        timeout, a gateway closing after each answer, a comm restart: learnt only from the next
+        request), one immediate reconnect and the same request again, no failure counted: reads and
+        writes alike (a write sets an absolute value). A drop on the new connection is a failure."""
         if self.before_request is not None and not self._in_hook:
             self._in_hook = True
             try:
@@ -320,6 +293,20 @@ class ModbusLink:
                 self._in_hook = False
             if self._client is None:   # the hook's request lost the connection
                 raise LinkError(self.last_error or "link down", "connect_failed")
+        try:
+            return self._call(getattr(self._client, method), *args, **kwargs)
+        except _Dropped as exc:
+            log.debug("%s Modbus %s: connection closed by the plant (%s); request sent again on a new one",
+                      self.plant.name, self.role, exc)
+        self.ensure_connected(immediate=True)
+        return self._call(getattr(self._client, method), *args, **kwargs)
+
+    def _call(self, fn, *args, refusable: tuple[int, ...] = (), **kwargs):
+        """Run one pymodbus request; map every failure to LinkError and the link state.
+
+        An exception response whose code is in `refusable` raises without counting as a failure
+        (a refused grouped read that the caller answers with single-point reads).
+        """
         rr = None
         while rr is None or (rr.isError() and self._busy is not None and
                              self._busy.again(getattr(rr, "exception_code", None))):
@@ -329,11 +316,13 @@ class ModbusLink:
             except (ModbusException, OSError) as exc:
                 dropped = isinstance(exc, ConnectionException) or (
                     isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
-                if dropped and self._resend_on_drop and not self._in_hook:
+                text = io_error_text(exc, self.timeout_s, self.endpoint.unit_id, self._other_unit)
+                if dropped and self._answered:
                     self.close()
-                    raise _Dropped(self._io_error_text(exc), "connect_failed", True) from exc
-                self._failure("connect_failed", self._io_error_text(exc), dropped)
+                    raise _Dropped(text, "connect_failed", True) from exc
+                self._failure("connect_failed", text, dropped)
                 raise LinkError(self.last_error, "connect_failed", dropped) from exc
+            self._answered = True
         if rr.isError():
             code = getattr(rr, "exception_code", None)
             if code in GATEWAY_CODES:   # the plant behind it did not get the request: down, as a dead host
@@ -364,22 +353,6 @@ class ModbusLink:
         return self._read(names, immediate, raw=True)
 
     def _read(self, names, immediate, raw):
-        """A background read on a connection that has answered before is sent again once, on a new
-        connection, when that connection turns out closed (a plant's or gateway's idle timeout, a
-        comm restart: learnt only from the next request); not an operator's (`immediate`) read,
-        whose sequences resend themselves after a drop (control_sequences)."""
-        self._resend_on_drop = not immediate and self._answered and self.is_connected()
-        try:
-            return self._read_plan(names, immediate, raw)
-        except _Dropped as exc:
-            log.debug("%s Modbus %s: connection closed by the plant (%s); read sent again on a new one",
-                      self.plant.name, self.role, exc)
-            self._resend_on_drop = False
-            return self._read_plan(names, True, raw)
-        finally:
-            self._resend_on_drop = False
-
-    def _read_plan(self, names, immediate, raw):
         self.ensure_connected(immediate)
         single = self._endpoint_key() in self._single_read_endpoints
         key = (tuple(names), single)
@@ -390,7 +363,7 @@ class ModbusLink:
         grouped = not single and len(plan.blocks) != len(plan.points)
         for block in plan.blocks:
             try:
-                rr = self._call(self._client.read_holding_registers, block.address, count=block.count,
+                rr = self._request("read_holding_registers", block.address, count=block.count,
                                 refusable=_GROUP_REFUSED_CODES if grouped and len(block.points) > 1 else ())
             except LinkError as exc:
                 code = getattr(exc, "exception_code", None)
@@ -398,7 +371,7 @@ class ModbusLink:
                     self._single_read_endpoints.add(self._endpoint_key())
                     log.info("%s %s: grouped read refused (exception %s); using single-point reads",
                              self.plant.name, self.role, code)
-                    return self._read_plan(names, immediate, raw)
+                    return self._read(names, immediate, raw)
                 raise
             try:
                 if raw:
@@ -416,7 +389,7 @@ class ModbusLink:
         counting as a link fault (a register the plant does not let anyone read)."""
         point = self.endpoint.points[name]
         self.ensure_connected(immediate)
-        rr = self._call(self._client.read_holding_registers, point.address, count=point.width, refusable=refusable)
+        rr = self._request("read_holding_registers", point.address, count=point.width, refusable=refusable)
         self._success()
         return list(rr.registers[: point.width])
 
@@ -429,10 +402,10 @@ class ModbusLink:
         point = self.endpoint.points[name]
         self.ensure_connected(immediate)
         fc6 = len(words) == 1 and self._endpoint_key() not in self._fc16_endpoints
-        write, args = ((self._client.write_register, (point.address, words[0])) if fc6 else
-                       (self._client.write_registers, (point.address, list(words))))
+        write, args = ("write_register", (point.address, words[0])) if fc6 else \
+            ("write_registers", (point.address, list(words)))
         try:
-            self._call(write, *args, refusable=ANY_EXCEPTION)
+            self._request(write, *args, refusable=ANY_EXCEPTION)
         except LinkError as exc:
             if exc.kind != "read_error":   # connection trouble: counted and logged by _call
                 raise

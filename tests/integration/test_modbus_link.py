@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import agents.modbus_link as modbus_link
+from agents.link_texts import connect_error_text
 from agents.modbus_link import LinkError, ModbusLink
 from agents.plant_agent import PlantEmulator
 from core.clock import FakeClock
@@ -44,7 +45,7 @@ def connects(monkeypatch):
         seen.append(address)
         return create_connection(address, *args, **kwargs)
 
-    monkeypatch.setattr(modbus_link.socket, "create_connection", counting)
+    monkeypatch.setattr(socket, "create_connection", counting)
     return seen
 
 
@@ -161,9 +162,9 @@ def test_a_connect_failure_says_whether_the_plant_refused_it_or_did_not_answer(t
     assert exc.value.kind == "connect_failed" and silent.link == "connect_failed"
     assert silent.last_error == "connect failed: no answer within 0.5 s"
 
-    assert refused._connect_error_text(socket.gaierror(-2, "Name or service not known")) == \
+    assert connect_error_text(socket.gaierror(-2, "Name or service not known"), 0.5) == \
         "host not found (Name or service not known)"
-    assert refused._connect_error_text(OSError(101, "Network is unreachable")) == "network is unreachable"
+    assert connect_error_text(OSError(101, "Network is unreachable"), 0.5) == "network is unreachable"
 
 
 def test_immediate_makes_one_attempt_during_backoff(tmp_path, clock, connects, links):
