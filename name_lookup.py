@@ -7,7 +7,8 @@ thread (a safe stop on an unreachable endpoint: about 2 x modbus_timeout_s, comp
 `addresses(host, timeout_s)` gives the host's IP addresses (in getaddrinfo's order) or raises
 `LookupTimeout` ("DNS lookup of plant.example did not answer within 1 s") when the lookup did not
 answer within `timeout_s`, or the lookup's own error (`socket.gaierror`, `UnicodeError`).
-- A literal IP address or `localhost` is given back as is, without a thread.
+- A literal IP address or `localhost` is given back as is (an IPv6 one without its brackets),
+  without a thread.
 - Else the lookup runs on a daemon thread (`dns-lookup`), at most one per host at a time: a
   caller finding one running for its host waits for that one (a hung DNS never piles threads up).
   A hung lookup's thread ends on its own when the resolver gives up.
@@ -47,12 +48,17 @@ class LookupTimeout(Exception):
         self.timeout_s = timeout_s
 
 
+def _unbracketed(host: str) -> str:
+    """`host` without the brackets of an IPv6 address written as in a URL (`[::1]` -> `::1`)."""
+    return host[1:-1] if host[:1] + host[-1:] == "[]" else host
+
+
 def is_literal(host: str) -> bool:
     """An IP address (also `[::1]`) or `localhost`: nothing to ask a DNS server."""
     if host.lower() == "localhost":
         return True
     try:
-        ipaddress.ip_address(host[1:-1] if host[:1] + host[-1:] == "[]" else host)
+        ipaddress.ip_address(_unbracketed(host))
     except ValueError:
         return False
     return True
@@ -86,7 +92,7 @@ class _Lookup:
 def addresses(host: str, timeout_s: float) -> tuple[str, ...]:
     """The IP addresses of `host` within `timeout_s` (the module docstring has the contract)."""
     if is_literal(host):
-        return (host,)
+        return (_unbracketed(host),)   # a socket takes `::1`, not `[::1]`
     with _lock:
         cached = _cache.get(host)
         if cached is not None and _CLOCK.monotonic() - cached[0] < CACHE_S:

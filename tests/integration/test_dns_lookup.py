@@ -184,3 +184,22 @@ def test_an_api_host_whose_first_address_refuses_is_reached_on_its_next_one(dns)
         server.stop()
     assert dns.lookups("dual.example") == ["dns-lookup"]
     assert server.connections >= 1
+
+
+def test_a_bracketed_ipv6_literal_connects_without_a_lookup():
+    """`[::1]` (an IPv6 address as written in a URL) is a literal: connected to as `::1`; with its
+    brackets every connect failed as `host not found`."""
+    listener = socket.socket(socket.AF_INET6)
+    try:
+        listener.bind(("::1", 0))
+    except OSError:
+        listener.close()
+        pytest.skip("no IPv6 loopback on this machine")
+    listener.listen(1)
+    try:
+        assert name_lookup.addresses("[::1]", 1.0) == ("::1",)
+        conn = name_lookup.create_connection("[::1]", listener.getsockname()[1], 1.0)
+        assert conn.getpeername()[0] == "::1"
+        conn.close()
+    finally:
+        listener.close()
