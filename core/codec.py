@@ -1,8 +1,9 @@
 """Pure Modbus register codec.
 
 A `Point` names one value in the holding-register space: 0-based `address`, `format`
-(`int16|uint16|int32|uint32|float32`), `scale` (engineering units per count) and, for 32-bit
-formats, `word_order` (`big`: high word at the lower address). Bytes inside a word are big-endian.
+(`int16|uint16|int32|uint32|float32`), `scale` (engineering units per count; negative for a device
+with the opposite sign convention) and, for 32-bit formats, `word_order` (`big`: high word at the
+lower address). Bytes inside a word are big-endian.
 
 `encode(point, value) -> list[int]` and `decode(point, words) -> float` never wrap: a count outside
 the format's range raises `CodecRangeError`, NaN or infinity raises `CodecValueError`. Integer
@@ -205,7 +206,8 @@ def encodable_range(point: Point, internal_unit: str = "") -> str:
     if point.format == "float32":
         return f"a value a float32 holds at scale {point.scale:g}{unit}"
     scale, per = (Decimal(repr(float(x))) for x in (point.scale, point.per_internal))
-    lo, hi = (format((n * scale / per).normalize(), "f") for n in _INT_RANGES[point.format])
+    lo, hi = (format((n * scale / per).normalize(), "f") for n in sorted(  # a negative scale swaps the ends
+        _INT_RANGES[point.format], key=lambda n: n * scale))
     return f"{lo}..{hi}{internal_unit and ' ' + internal_unit} ({point.format} at scale {point.scale:g}{unit})"
 
 

@@ -274,7 +274,8 @@ class _PointFields(Section, kw_only=True):
     null_ok = False
     address: Annotated[int, Int(0, 65535)] = None
     format: Annotated[str, Choice(*FORMATS)] = None
-    scale: Annotated[float, Num(gt=0)] = None
+    scale: Annotated[float, _rule(StrictFloat, "a finite number other than 0",  # < 0: the opposite sign convention
+                                  must(lambda v: v != 0, "out of range"))] = None
     word_order: Annotated[str, Choice(*WORD_ORDERS)] = None
     unit: Annotated[str, Choice(*dict.fromkeys(u for units in UNITS_BY_KIND.values() for u in units))] = None
 

@@ -176,7 +176,7 @@ BAD_VALUES = [
     ("plants: {lib: {modbus: {local: {points: {soc: {format: int8}}}}}}",
      "plants.lib.modbus.local.points.soc.format", "float32"),
     ("plants: {lib: {modbus: {local: {points: {soc: {scale: 0}}}}}}",
-     "plants.lib.modbus.local.points.soc.scale", "> 0"),
+     "plants.lib.modbus.local.points.soc.scale", "other than 0"),
     ("plants: {lib: {modbus: {local: {points: {soc: {scale: .nan}}}}}}",
      "plants.lib.modbus.local.points.soc.scale", "finite"),
     ("plants: {lib: {modbus: {local: {points: {soc: {word_order: middle}}}}}}",
@@ -783,7 +783,7 @@ BOUNDS = [
     ("plants.vrfb.modbus.remote.unit_id", 247, 248, "an integer 0..247"),
     ("plants.lib.measurement_series.p", 1, 0, "an integer >= 1, or null"),
     ("plants.lib.modbus.remote.points.v_poi.address", 65535, 65536, "an integer 0..65535"),
-    ("plants.lib.modbus.remote.points.v_poi.scale", 1e-9, 0, "a number > 0"),
+    ("plants.lib.modbus.remote.points.v_poi.scale", -1e-9, 0, "a finite number other than 0"),
     ("timing.scheduler_period_s", 86400, 86400.5, "a number >= 0.1 and <= 86400"),
     ("timing.data_fetcher_period_s", 86400, 86401, "a number >= 0.1 and <= 86400"),
     ("istentore_api.schedule_period_minutes", 1440, 1441, "an integer 1..1440"),
@@ -932,3 +932,13 @@ def test_replace_does_not_validate(tmp_path):
     assert (dash.port, limits.p_max_kw) == (0, 1e9)
     with pytest.raises(dataclasses.FrozenInstanceError):
         dash.port = 1  # type: ignore[misc]
+
+
+def test_a_negative_scale_is_a_device_with_the_opposite_sign_convention(tmp_path):
+    """Contract §3: `scale` is engineering units per count, with no sign rule (a meter in load
+    convention, an inverter with charge positive). A limit it cannot hold names the range in order."""
+    cfg = load(tmp_path, "plants: {vrfb: {modbus: {remote: {meter: {host: 127.0.0.1, port: 1502, unit_id: 1, "
+                         "points: {p_poi: {address: 290, format: int16, scale: -0.1}}}}}}}")
+    assert cfg.plants["vrfb"].remote.meter.points["p_poi"].scale == -0.1
+    lines = problems(tmp_path, "plants: {lib: {modbus: {remote: {points: {p_setpoint: {scale: -0.01}}}}}}")
+    assert len(lines) == 2 and all("-327.67..327.68 kW (int16 at scale -0.01)" in x for x in lines), lines
