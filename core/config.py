@@ -319,7 +319,7 @@ class MeterConfig(Section):
     """The plant's PoC meter (issue 16): a second Modbus device from which p_poi, q_poi and v_poi are read."""
     host: Annotated[str, Text(spaces_ok=False)]
     port: Annotated[int, Int(1, 65535)]
-    unit_id: Annotated[int, Int(0, 247)]
+    unit_id: Annotated[int, Int(0, 255)]   # 255 (0xFF): a device reached directly over TCP
     points: Annotated[Mapping[str, Point], _via(type("_MeterPoints", (Section,), {**dict.fromkeys(METER_POINTS), (
         "__annotations__"): dict.fromkeys(METER_POINTS, _PointFields)}), partial(_point_map, names=METER_POINTS))]
     label = property(lambda self: f"{self.host}:{self.port}", doc="host:port, for messages.")

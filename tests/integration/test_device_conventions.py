@@ -55,3 +55,22 @@ def test_a_setpoint_with_a_negative_scale_is_written_within_the_limits(tmp_path,
     rig.lib.step()
     assert rig.regs(P_SP) == [s16(-10000)] and rig.dispatch()["write_status"] == "ok", rig.dispatch()
     assert rig.lib.link.read(("p_battery",)) == {"p_battery": 1000.0}
+
+
+def test_a_device_on_unit_id_255_is_read_and_written(tmp_path, fake_clock):  # noqa: F811
+    """Unit id 255 (0xFF), which the Modbus TCP spec recommends for a device reached directly over
+    TCP, for a plant and its meter; every request carries it."""
+    with FaultyPlant() as device:
+        device.set(290, [500])
+        plant = _load(tmp_path, {"remote": {"host": "127.0.0.1", "port": device.port, "unit_id": 255, "meter": {
+            "host": "127.0.0.1", "port": device.port, "unit_id": 255, "points": {"p_poi": LOAD_CONVENTION}}}})
+        assert plant.remote.unit_id == plant.remote.meter.unit_id == 255
+        control, meter = (ModbusLink(plant, role, fake_clock, 0.5, "remote") for role in ("control", "meter"))
+        try:
+            control.write_value("p_setpoint", 12.5)
+            assert control.read(("p_setpoint",)) == {"p_setpoint": 12.5} and device.get(P_SP) == [125]
+            assert meter.read(("p_poi",)) == {"p_poi": -50.0}
+            assert control.link == meter.link == "ok"
+        finally:
+            control.close()
+            meter.close()
