@@ -431,7 +431,7 @@ class _Document(Section):
                     end := reduce(lambda node, key: node.get(key), loc, doc)) or end["port"] is None:
                 continue
             scope, port = listen_scope(end["host"]), end["port"]
-            if other := next((o for s, p, o in seen if p == port and (s == scope or "*" in (s, scope))), None):
+            if other := next((o for s, p, o in seen if p == port and (s & scope or "*" in s | scope)), None):
                 problems.append(((*loc, "port"), f"same port as {'.'.join(other)}", port,
                                  "a port no other local endpoint, meter, dashboard or metrics server uses"))
             seen.append((scope, port, loc))

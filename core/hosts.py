@@ -29,12 +29,15 @@ def misdirected(host_header: str | None) -> bool:
     return not is_loopback_host(host_header_name(host_header or ""))
 
 
-def listen_scope(host: str) -> str:
-    """What a socket listening on `host` takes its port on, for clash checks: `*` (every host) for a wildcard
-    (empty, 0.0.0.0, ::), `loopback` for any loopback name (`localhost` may resolve to either), else the host."""
+def listen_scope(host: str) -> frozenset[str]:
+    """The addresses a socket listening on `host` takes its port on, for clash checks: {`*`} (every
+    address) for a wildcard (empty, 0.0.0.0, ::), both loopback addresses for `localhost` (it may
+    resolve to either), else the address or name itself (127.0.0.1 and 127.0.0.2 are two sockets)."""
     bare = host[1:-1] if host[:1] + host[-1:] == "[]" else host
     try:
         ip = ipaddress.ip_address(bare)
     except ValueError:
-        return "*" if not bare.strip() else "loopback" if bare.lower() == "localhost" else bare.lower()
-    return "*" if ip.is_unspecified else "loopback" if is_loopback_host(host) else str(ip)
+        if not bare.strip():
+            return frozenset({"*"})
+        return frozenset({"127.0.0.1", "::1"}) if bare.lower() == "localhost" else frozenset({bare.lower()})
+    return frozenset({"*"}) if ip.is_unspecified else frozenset({str(ip)})

@@ -588,7 +588,9 @@ LISTENERS_TAKEN = "a port no other local endpoint, meter, dashboard or metrics s
     ("dashboard: {port: 5020}", "dashboard.port", "plants.lib.modbus.local"),
     ("metrics: {port: 8050}", "metrics.port", "dashboard"),
     ("metrics: {port: 5021, host: localhost}", "metrics.port", "plants.vrfb.modbus.local"),
-    ("plants: {lib: {modbus: {local: {host: localhost}}}, vrfb: {modbus: {local: {host: 127.0.0.2, port: 5020}}}}",
+    ("plants: {lib: {modbus: {local: {host: localhost}}}, vrfb: {modbus: {local: {host: 127.0.0.1, port: 5020}}}}",
+     "plants.vrfb.modbus.local.port", "plants.lib.modbus.local"),
+    ("plants: {lib: {modbus: {local: {host: localhost}}}, vrfb: {modbus: {local: {host: '::1', port: 5020}}}}",
      "plants.vrfb.modbus.local.port", "plants.lib.modbus.local"),
     ("plants: {lib: {modbus: {local: {host: '::1', port: 5030, unit_id: 1, meter: {host: 0.0.0.0, port: 5030, "
      "unit_id: 2}}}}}", "plants.lib.modbus.local.meter.port", "plants.lib.modbus.local"),
@@ -597,7 +599,8 @@ LISTENERS_TAKEN = "a port no other local endpoint, meter, dashboard or metrics s
 ])
 def test_each_listener_of_the_process_has_its_own_port(tmp_path, monkeypatch, text, key, first):
     """Emulated endpoints and meters, dashboard and metrics all listen in this process: one port each on a host
-    (loopback names are one host, a wildcard is every host), or the run fails with "Address already in use"."""
+    (`localhost` is both loopback addresses, a wildcard is every address), or the run fails with "Address already
+    in use"."""
     monkeypatch.setenv("HIL_DASH_PW", SECRET)
     line = only_problem(tmp_path, text, key)
     port = re.search(r"\(got (\d+);", line)[1]
@@ -610,6 +613,9 @@ def test_listeners_on_other_hosts_or_ports_do_not_clash(tmp_path):
                          "192.0.2.7, port: 5020, unit_id: 1}}}}}")
     assert (cfg.metrics.port, cfg.plants["lib"].local.meter.port) == (9100, 5020)
     load(tmp_path, "dashboard: {port: 5502}")  # remote endpoints are not served by this process
+    cfg = load(tmp_path, "plants: {lib: {modbus: {local: {host: 127.0.0.1, port: 502}}}, "
+                         "vrfb: {modbus: {local: {host: 127.0.0.2, port: 502}}}}")   # one loopback alias each
+    assert (cfg.plants["lib"].local.port, cfg.plants["vrfb"].local.port) == (502, 502)
 
 
 @pytest.mark.parametrize("text, key, first", [
