@@ -69,6 +69,12 @@ def held_values_of(controller) -> tuple[float, float] | None:
     return controller._last_wanted
 
 
+def _read_back(controller) -> bool:
+    """Whether the last setpoint write was read back (the plant answered)."""
+    with controller.sd["lock"]:
+        return bool(controller.sd["dispatch_status_by_plant"][controller.plant_id].get("readback_ok"))
+
+
 def run_hold_command(controller, kind: str) -> tuple[bool, str]:
     """`hold` or `resume` on `controller` (its thread). Returns (ok, detail)."""
     keeper: HoldKeeper = controller.hold
@@ -86,7 +92,9 @@ def run_hold_command(controller, kind: str) -> tuple[bool, str]:
         return False, "not running"
     target = controller._resolve_now()
     status = controller.write_setpoints(target.p_kw, target.q_kvar, immediate=True)
-    if status not in ("ok", "refused"):   # the held values stay on the wire (the checks restore them): still held
+    if status not in ("ok", "refused") and not _read_back(controller):
+        # unread: the held values stay on the wire (the checks restore them), still held. A plant that
+        # answered but did not take the values is resumed: SETPOINT NOT TAKEN says the rest
         log.warning("%s resume not written (%s): still held", controller.name, status)
         return False, f"still held: resuming at P={format_value(target.p_kw)} kW, Q={format_value(target.q_kvar)} " \
                       f"kvar not written ({status}); press Resume again when the plant answers"

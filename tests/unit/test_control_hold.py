@@ -1,6 +1,7 @@
 """Resume (agents/control_hold.run_hold_command) with the link down: the write fails, the held
 values stay on the plant's registers, so the plant is still held and the screen must say so; the
-hold ends with the first Resume whose write succeeds."""
+hold ends with the first Resume whose write succeeds, or is read back (a plant that answers but
+does not take the values is resumed: its SETPOINT NOT TAKEN alarm says the rest)."""
 from __future__ import annotations
 
 import threading
@@ -25,7 +26,7 @@ class Controller:
         self.cfg = SimpleNamespace(timing=SimpleNamespace(scheduler_period_s=1.0))
         self.wake = threading.Event()
         self.hold = HoldKeeper("lib", "LIB", self.sd, self.clock, self.wake)
-        self.answers, self.writes, self.targets = True, [], []
+        self.answers, self.takes, self.writes, self.targets = True, True, [], []
         self._last_wanted, self._target_seen, self._next_dispatch = (400.0, 0.0), None, 0.0
 
     def _gate(self):
@@ -36,7 +37,8 @@ class Controller:
 
     def write_setpoints(self, p_kw, q_kvar, immediate):
         self.writes.append((p_kw, q_kvar, self.answers))
-        return "ok" if self.answers else "failed"
+        self.sd["dispatch_status_by_plant"]["lib"]["readback_ok"] = self.answers
+        return "ok" if self.answers and self.takes else "failed"
 
     def set_target(self, target):
         self.targets.append(target)
@@ -57,3 +59,14 @@ def test_a_resume_whose_write_fails_leaves_the_plant_held_and_says_so():
     assert ok and detail == "resumed at P=0 kW, Q=0 kvar (ok)"
     assert ctl.hold.values is None and ctl.sd["hold_by_plant"]["lib"]["held"] is False and ctl.wake.is_set()
     assert ctl.writes == [(0.0, 0.0, False), (0.0, 0.0, True)]
+
+
+def test_a_resume_read_back_from_a_plant_that_does_not_take_the_values_ends_the_hold():
+    """The plant answered: the hold is not what keeps its registers, so Resume is not refused for
+    ever (only a Stop would end the hold); the command still reports the failed write."""
+    ctl = Controller()
+    run_hold_command(ctl, "hold")
+    ctl.takes = False
+    ok, detail = run_hold_command(ctl, "resume")
+    assert not ok and detail == "resumed at P=0 kW, Q=0 kvar (failed)", detail
+    assert ctl.hold.values is None and ctl.sd["hold_by_plant"]["lib"]["held"] is False
