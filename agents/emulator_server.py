@@ -45,7 +45,8 @@ class _LoopRequestHandler(ServerRequestHandler):
     `self.last_pdu`, which a later request overwrites while an answer awaits the datastore; here
     every complete frame of the buffer is decoded (requests pipelined in one segment), each task
     is handed its requests and answers them in order, after the connection's previous task, and
-    an answer sent keeps the part of a next request already received (`send`).
+    an answer sent keeps the part of a next request already received (`send`); bytes that cannot
+    become a frame are dropped, and a bad frame is answered or skipped alone (DECISIONS).
     No broadcast (unit id 0 is a device here, not a broadcast).
     """
 
@@ -55,19 +56,28 @@ class _LoopRequestHandler(ServerRequestHandler):
         self._last_task: asyncio.Task | None = None
 
     def callback_data(self, data: bytes, addr: tuple | None = None) -> int:
-        """Decode every complete frame in `data`; return the bytes used (the rest waits for more)."""
+        """Decode every complete frame in `data`; return the bytes used (a partial frame waits)."""
         used, items = 0, []
         while used < len(data):
-            try:
-                used += TransactionManager.callback_data(self, data[used:], addr)
-            except ModbusIOException as exc:  # pymodbus's own answer to an unknown function code
-                items.append(ExceptionResponse(0 if exc.fcode is None else exc.fcode, ExcCodes.ILLEGAL_FUNCTION,
-                                               device_id=exc.dev_id, transaction=exc.transaction_id))
+            if self._unframeable(data[used:]):
+                log.warning("Emulator dropped %d received bytes that cannot be a Modbus TCP frame: %s",
+                            len(data) - used, data[used:used + 8].hex(" "))
                 used = len(data)
                 break
-            if not self.last_pdu:
-                break
-            items.append(self.last_pdu)
+            try:
+                step = TransactionManager.callback_data(self, data[used:], addr)
+            except ModbusIOException as exc:  # a function code pymodbus does not know
+                items.append(("answer", self._illegal_function(data[used + 7], exc.dev_id, exc.transaction_id)))
+                used += self.framer.decode(data[used:])[0] or len(data) - used
+                continue
+            if not step:
+                break  # a partial frame
+            used += step
+            pdu = self.last_pdu
+            if isinstance(pdu, ExceptionResponse):  # a request coded as an exception response
+                items.append(("answer", self._illegal_function(pdu.function_code, pdu.dev_id, pdu.transaction_id)))
+            elif pdu:  # (no PDU: a frame of an MBAP header only, skipped)
+                items.append(("request", pdu))
         if items:
             # Answered tasks are dropped here, not by a done callback (one more loop turn each).
             self._requests = {t for t in self._requests if not t.done()}
@@ -75,20 +85,38 @@ class _LoopRequestHandler(ServerRequestHandler):
             self._requests.add(self._last_task)
         return used
 
+    def _unframeable(self, data: bytes) -> bool:
+        """Whether `data` can never start a frame: protocol id not 0, or an MBAP length that makes a
+        frame longer than the framer takes (pymodbus would wait on them for ever)."""
+        return (len(data) >= 4 and data[2:4] != b"\0\0") or \
+            (len(data) >= 6 and int.from_bytes(data[4:6], "big") + 6 > self.framer.MAX_SIZE)
+
+    @staticmethod
+    def _illegal_function(function_code: int, dev_id: int, tid: int) -> ExceptionResponse:
+        """Exception 01 for a function code the plant lacks (contract §3: holding registers only)."""
+        return ExceptionResponse(function_code & 0x7F, ExcCodes.ILLEGAL_FUNCTION, device_id=dev_id, transaction=tid)
+
     def send(self, data: bytes, addr: tuple | None = None) -> None:
         """pymodbus's send, keeping what was received: it empties the receive buffer (a client's
-        stale bytes), which on a server drops a pipelined request whose first part has arrived."""
+        stale bytes), which on a server drops a pipelined request whose first part has arrived.
+        Only a genuine partial frame is ever kept (`callback_data` drops what cannot be one)."""
         received = self.recv_buffer
         super().send(data, addr)
         self.recv_buffer = received
 
     async def _answer(self, items: list, addr, previous: asyncio.Task | None) -> None:
-        """Answer `items` in order (a request, or an exception response already made)."""
+        """Answer `items` in order: ("request", pdu) or ("answer", an exception response made here).
+        A failed send is logged once per task; the other items are still answered."""
         if previous is not None and not previous.done():
             await asyncio.wait([previous])
-        for item in items:
-            response = item if isinstance(item, ExceptionResponse) else await self._respond(item)
-            self.server_send(response, addr)
+        failed = False
+        for kind, item in items:
+            try:
+                self.server_send(item if kind == "answer" else await self._respond(item), addr)
+            except Exception as exc:  # pylint: disable=broad-except  # the next answers and tasks go on
+                if not failed:
+                    log.exception("Emulator could not send an answer (transaction %s): %r", item.transaction_id, exc)
+                failed = True
 
     async def _respond(self, pdu):
         """The response to one request (pymodbus's `handle_request` without `last_pdu`)."""

@@ -535,6 +535,95 @@ def test_pipelined_requests_are_each_answered_in_request_order(lib):
     assert [(tid, fc, value) for tid, _, _, _, fc, _, value in answers] == [(1, 3, 5000), (2, 3, 100), (3, 3, 2500)]
 
 
+def fc3(tid: int, address: int, unit: int = 1) -> bytes:
+    """A raw Modbus TCP FC3 request for one register."""
+    return struct.pack(">HHHBBHH", tid, 0, 6, unit, 3, address, 1)
+
+
+def receive(s: socket.socket, count: int, timeout_s: float = 1.5) -> bytes:
+    """Up to `count` bytes from `s` (fewer if the peer is silent for `timeout_s`)."""
+    s.settimeout(timeout_s)
+    got = b""
+    try:
+        while len(got) < count and (chunk := s.recv(count - len(got))):
+            got += chunk
+    except socket.timeout:
+        pass
+    return got
+
+
+def answers(got: bytes) -> list[tuple]:
+    """(tid, fc, value or exception code) of each answer in `got` (FC3 of one register, or exceptions)."""
+    out = []
+    while got:
+        tid, _, length, _, fc = struct.unpack(">HHHBB", got[:8])
+        body = got[8:6 + length]
+        out.append((tid, fc, int.from_bytes(body[1:3], "big") if fc == 3 else body[0]))
+        got = got[6 + length:]
+    return out
+
+
+@pytest.mark.parametrize("junk", [b"\x00\x09\x12\x34\x00\x06\x01\x03", b"\x00\x09\x00\x00\x02\x00\x01\x03"],
+                         ids=["protocol-id", "oversized-length"])
+def test_bytes_that_cannot_be_a_frame_are_dropped_and_later_requests_answered(lib, junk):
+    """A request followed in its segment by bytes that can never be a Modbus TCP frame (protocol id
+    not 0, or an MBAP length beyond the largest frame): the request is answered, the junk dropped,
+    and a request sent later on the same connection is answered too."""
+    em, c = lib
+    with socket.create_connection(("127.0.0.1", em.endpoint("lib").port), timeout=2.0) as s:
+        s.sendall(fc3(1, SOC) + junk)
+        first = receive(s, 11)
+        s.sendall(fc3(2, SOC))
+        second = receive(s, 11)
+    assert answers(first + second) == [(1, 3, 5000), (2, 3, 5000)]
+
+
+@pytest.mark.parametrize("bad", [struct.pack(">HHHBB", 1, 0, 2, 1, 0x41), struct.pack(">HHHB", 1, 0, 1, 1)],
+                         ids=["unknown-fc", "no-pdu"])
+def test_a_request_pipelined_after_a_bad_frame_is_answered(lib, bad):
+    """One segment: a frame with an unknown function code (answered exception 01) or with no PDU
+    at all (skipped), then a valid FC3: the FC3 is answered without waiting for more data."""
+    em, c = lib
+    with socket.create_connection(("127.0.0.1", em.endpoint("lib").port), timeout=2.0) as s:
+        s.sendall(bad + fc3(2, SOC))
+        got = receive(s, 20 if len(bad) == 8 else 11)
+    assert answers(got) == ([(1, 0xC1, 1)] if len(bad) == 8 else []) + [(2, 3, 5000)]
+
+
+def test_a_request_coded_as_an_exception_response_gets_illegal_function(lib):
+    """A request frame with function code 0x83 (a response's code) is not echoed back as the
+    plant's answer: it gets exception 01 (illegal function), as any function code the plant lacks."""
+    em, c = lib
+    with socket.create_connection(("127.0.0.1", em.endpoint("lib").port), timeout=2.0) as s:
+        s.sendall(struct.pack(">HHHBBB", 7, 0, 3, 1, 0x83, 0x02) + fc3(8, SOC))
+        got = receive(s, 20)
+    assert answers(got) == [(7, 0x83, 1), (8, 3, 5000)]
+
+
+def test_a_failed_send_is_logged_and_the_other_answers_still_go(lib, monkeypatch, caplog):
+    """Sending one answer raises: it is logged once at ERROR, the requests pipelined with it and
+    those that come later are still answered."""
+    em, c = lib
+    calls, send = [], _LoopRequestHandler.server_send
+
+    def failing_once(self, pdu, addr):
+        calls.append(pdu.transaction_id)
+        if len(calls) == 1:
+            raise RuntimeError("send broke")
+        send(self, pdu, addr)
+
+    monkeypatch.setattr(_LoopRequestHandler, "server_send", failing_once)
+    with caplog.at_level(logging.ERROR), \
+            socket.create_connection(("127.0.0.1", em.endpoint("lib").port), timeout=2.0) as s:
+        s.sendall(fc3(1, SOC) + fc3(2, SOC))
+        first = receive(s, 11)
+        s.sendall(fc3(3, SOC))
+        second = receive(s, 11)
+    assert answers(first + second) == [(2, 3, 5000), (3, 3, 5000)]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and "send broke" in r.getMessage()]
+    assert len(errors) == 1, [r.getMessage() for r in caplog.records]
+
+
 def test_port_in_use_fails_start_and_leaves_nothing_running(tmp_path, clock):
     cfg = make_config(tmp_path)
     vrfb = cfg.plants["vrfb"].local
