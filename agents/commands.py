@@ -49,7 +49,7 @@ class Command:
     done: threading.Event = field(default_factory=threading.Event)
 
     def as_log_entry(self) -> dict:
-        return {"id": self.id, "kind": self.kind, "plant": self.plant, "status": self.status,
+        return {"id": self.id, "kind": self.kind, "plant": self.plant, "target": self.target, "status": self.status,
                 "detail": self.detail, "at": self.at, "parent": self.parent}
 
 

@@ -145,17 +145,9 @@ def command_line(cfg: AppConfig, s: Snapshot, last: dict | None) -> str:
             continue    # part of a Start All / Stop All: that command's sentence says how it went
         if entry.get("kind") in ("start", "stop", "hold", "resume", "switch_source", "switch_transport",
                                  *FLEET_LABELS):
-            label = command_label(cfg, entry["kind"], entry.get("plant"), _switch_target(entry))
+            label = command_label(cfg, entry["kind"], entry.get("plant"), entry.get("target"))
             return command_text(label, entry.get("id"), entry.get("status", ""), entry.get("detail"))
     return "No command yet."
-
-
-def _switch_target(entry: dict) -> str | None:
-    detail = entry.get("detail") or ""
-    for word in ("MANUAL", "API", "LOCAL", "REMOTE"):
-        if f" {word}" in detail:
-            return word
-    return "?"
 
 
 # ------------------------------------------------------------------------------ buttons (§8.3)

@@ -106,6 +106,16 @@ def test_command_line_falls_back_to_the_newest_fleet_command(tmp_path):
     assert views.command_line(cfg, take_snapshot(sd, NOW), None) == "Stop All: LIB stopped, VRFB stopped; recording off"
 
 
+@pytest.mark.parametrize("kind, target, label", [("switch_transport", "remote", "Transport switch to REMOTE"),
+                                                  ("switch_source", "api", "Source switch to API")])
+def test_a_running_switch_names_its_target_on_every_page(tmp_path, kind, target, label):
+    """A page that did not click the switch (a second screen, a reload) reads the log entry: a running
+    switch has no detail yet, so its target comes from the command, not from words in the detail."""
+    sd = build_shared_data()
+    sd["command_log"].append(Command("cmd-000004", kind, target=target, status="running").as_log_entry())
+    assert views.command_line(make_cfg(tmp_path), take_snapshot(sd, NOW), None) == f"{label}: running (cmd-000004)"
+
+
 # ------------------------------------------------------------------------------ buttons
 
 def _snap(switch: str | None = None, shutting_down: bool = False, log: tuple = ()):
