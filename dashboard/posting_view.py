@@ -116,17 +116,25 @@ def _current_error(cfg: AppConfig, s: Snapshot, plant: str) -> dict | None:
 def pause_note(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
     """Why the plant's posts wait, as the card's `(paused: …)` says it: `the API refused the
     password; every item is kept`, or the account pause's `login failed at …, next try at …; every
-    item is kept`; None while nothing pauses them. `/metrics` exports it (`hil_posting_paused`)."""
+    item is kept`; None while nothing pauses them, and with posting off (nothing is held back, the
+    queue is discarded). `/metrics` and `/api/state` export it (`hil_posting_paused`)."""
+    if not _posting_on(s, plant):
+        return None
     if password_paused(s.post_status, cfg.tz):
         return "the API refused the password; every item is kept"
     pause = account_pause(cfg, s, plant) or _server_wait(cfg, s, plant)
     return f"{pause}; every item is kept" if pause else None
 
 
+def _posting_on(s: Snapshot, plant: str) -> bool:
+    """The plant's posting is on: no pause of any kind is shown or exported while it is off."""
+    return bool((s.post_status.get(plant) or {}).get("posting_enabled"))
+
+
 def _server_wait(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
     """`the API asked to wait until HH:MM:SS (HTTP 503)` while the server's `Retry-After` holds every
     post (the gate's wait, to a post or to the fetcher) and the plant's posting is on; else None."""
-    if not (s.post_status.get(plant) or {}).get("posting_enabled"):
+    if not _posting_on(s, plant):
         return None
     return server_wait_running(s.fetcher or {}, s.now, cfg.tz)
 
@@ -182,7 +190,7 @@ def account_pause(cfg: AppConfig, s: Snapshot, plant: str) -> str | None:
     pause = st.get("account_pause") or {}
     what = _PAUSE_WHAT.get(pause.get("reason"))
     failed, next_try = (as_datetime(pause.get(key), cfg.tz) for key in ("failed_at", "next_try_at"))
-    if what is None or failed is None or not st.get("posting_enabled"):
+    if what is None or failed is None or not _posting_on(s, plant):
         return None
     due = next_try is None or seconds_between(s.now, next_try) <= 0
     when = "next try due" if due else f"next try at {format_hms(next_try, cfg.tz)}"

@@ -100,6 +100,29 @@ def test_a_refused_password_is_exported_as_a_pause_of_every_plant(sim, rig):
         assert value(m, "hil_post_oldest_pending_age_seconds", plant=pid) == pytest.approx(3.0)
 
 
+def test_no_pause_is_exported_once_posting_is_off_and_the_queue_discarded(sim, rig):
+    """A refused password kept `hil_posting_paused` 1, `posting_paused` true and the card's
+    `(paused: …; every item is kept)` after the source went to Manual and every item was discarded."""
+    app, poster, clock = rig
+    sim.password = "changed-Pa55"
+    sim.revoke_tokens()
+    poster.step()                                    # the login is refused: posting paused
+    clock.advance(3.0)
+    poster.refresh_status()
+    assert value(scrape(app), "hil_posting_paused", plant="lib") == 1
+    with app.sd["lock"]:
+        app.sd["active_schedule_source"] = "manual"  # the operator's switch: posting off
+    poster.follow_gate()
+    poster.step()
+    assert poster.pending_count() == 0
+    m = scrape(app)
+    for pid in PLANTS:
+        assert app.sd["measurement_post_counters"][pid]["discarded"] > 0
+        assert card(app, pid)[0] == "Posting enabled: No"
+        assert (value(m, "hil_posting_enabled", plant=pid), value(m, "hil_posting_paused", plant=pid)) == (0, 0)
+        assert state(app, pid)["posting_paused"] is False, pid
+
+
 def test_the_backlogs_age_grows_while_the_poster_is_stuck_in_a_hanging_post(sim, tmp_path, posters):
     """The poster thread waits up to request_timeout_s for a POST the API does not answer; the age it
     last published froze meanwhile (0 s on the card and in /metrics after 40 s of waiting). Both say

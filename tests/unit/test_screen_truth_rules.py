@@ -1,0 +1,47 @@
+"""Rules of what the screen, `/api/state` and `/metrics` call current, each a pure function of a
+`Snapshot` arranged as the owners publish `shared_data`: a pause is not shown with posting off.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from agents.shared_data import build_shared_data
+from core.config import load_config
+from core.timeutil import format_local_iso
+from dashboard import posting_view
+from dashboard.snapshot import take_snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(ROOT / "config.yaml")
+
+
+def at(cfg, seconds_before: float = 0.0) -> datetime:
+    return datetime.fromtimestamp(NOW.timestamp() - seconds_before, cfg.tz)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_no_pause_of_any_kind_is_noted_while_posting_is_off(cfg, enabled):
+    """A refused password, a failed login's account pause and the server's wait all pause posting;
+    with posting off (Manual: the queue is discarded) none of them holds anything back."""
+    sd = build_shared_data()
+    refused = {"timestamp": format_local_iso(at(cfg, 5)), "result": "failed",
+               "error": "Login failed: password rejected"}
+    pause = {"reason": "login_failed", "failed_at": format_local_iso(at(cfg, 5)),
+             "next_try_at": format_local_iso(at(cfg, -60))}
+    for pid in ("lib", "vrfb"):
+        sd["measurement_post_status"][pid].update(posting_enabled=enabled, account_pause=pause)
+    s = take_snapshot(sd, at(cfg))
+    assert (posting_view.account_pause(cfg, s, "lib") is not None) is enabled
+    sd["measurement_post_status"]["lib"]["last_attempt"] = refused
+    s = take_snapshot(sd, at(cfg))
+    for pid in ("lib", "vrfb"):
+        note = posting_view.pause_note(cfg, s, pid)
+        assert note == ("the API refused the password; every item is kept" if enabled else None), pid
