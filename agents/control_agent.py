@@ -34,7 +34,7 @@ from core.dispatch import (NotOperating, Target, dispatch_setpoint, is_stale, no
 from core.episodes import Episodes
 from core.fleet import OWED_NOTE, ZERO_NOTE
 from core.lateness import BreakpointWatch
-from core.points import OBSERVE_POINTS
+from core.points import observe_points
 from core.recording import format_value
 from core.state import empty_dispatch_status, empty_observed_state
 from core.timeutil import after_seconds, format_local_iso
@@ -322,12 +322,10 @@ class PlantController:
     def _observe(self) -> dict | None:
         """Read the observation points; publish; derive the transition when no command runs."""
         self._next_observe = self.clock.monotonic() + OBSERVE_PERIOD_S
-        names = OBSERVE_POINTS + tuple(n for n in ("run_command", "run_status") if self.link.has_point(n))
         values = None
         self._observing = True
         try:
-            values = self.link.read(names)
-            self._last_ok_observe_mono = self.clock.monotonic()
+            values = self.link.read(observe_points(self.link.endpoint.points))
             if reports_running(values, self.link.endpoint.points.get("run_status")):
                 self.run_status_seen = True
         except LinkError:
@@ -335,18 +333,9 @@ class PlantController:
         finally:
             self._observing = False
         self._gave_way = False   # this one completed (or failed): the next may give way again
+        if not self.publish_observation(values):
+            return None  # read on an endpoint that is no longer current (transport switch)
         stale = is_stale(self._last_ok_observe_mono, self.clock.monotonic())
-        with self.sd["lock"]:
-            state = dict(self.sd["plant_observed_state_by_plant"][self.plant_id])
-        if values is not None:
-            state.update(observed_fields(values), observed_at=format_local_iso(self.clock.now()))
-        state.update({"stale": stale, "link": self.link.link,
-                      "consecutive_failures": self.link.consecutive_failures,
-                      "last_error": self.link.last_error, "endpoint": self.link.endpoint_label})
-        with self.sd["lock"]:
-            if self.sd["transport_mode"] != self.link.mode:
-                return None  # read on an endpoint that is no longer current (transport switch)
-            self.sd["plant_observed_state_by_plant"][self.plant_id] = state
         closed_by = None
         # The idle check and the transition write are one step: enqueue() sets a command's
         # `starting`/`stopping` under the same lock, so it cannot land in between and be overwritten.
@@ -369,6 +358,24 @@ class PlantController:
         publish_owed(self)
         left_running.confirm(self, values)
         return values
+
+    def publish_observation(self, values: dict | None) -> bool:
+        """Publish one read of OBSERVE_POINTS (None: it failed) with the link's state; also the stop's
+        decay wait's reads (control_sequences). False when the transport switched since the read."""
+        if values is not None:
+            self._last_ok_observe_mono = self.clock.monotonic()
+        with self.sd["lock"]:
+            state = dict(self.sd["plant_observed_state_by_plant"][self.plant_id])
+        if values is not None:
+            state.update(observed_fields(values), observed_at=format_local_iso(self.clock.now()))
+        state.update({"stale": is_stale(self._last_ok_observe_mono, self.clock.monotonic()), "link": self.link.link,
+                      "consecutive_failures": self.link.consecutive_failures,
+                      "last_error": self.link.last_error, "endpoint": self.link.endpoint_label})
+        with self.sd["lock"]:
+            if self.sd["transport_mode"] != self.link.mode:
+                return False
+            self.sd["plant_observed_state_by_plant"][self.plant_id] = state
+            return True
 
     def _derive_transition(self, values: dict | None, stale: bool) -> NotOperating | None:
         """Publish the transition the observation shows (caller holds the queue lock, nothing is

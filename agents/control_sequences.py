@@ -30,7 +30,7 @@ from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
 from core.dispatch import decayed, not_taken_text, write_status
 from core.fleet import ZERO_NOTE, start_detail
-from core.points import SETPOINT_POINTS
+from core.points import SETPOINT_POINTS, observe_points
 from core.recording import format_value
 from core.timeutil import format_local_iso
 
@@ -299,16 +299,21 @@ def heartbeat_counter(ctl, point) -> int:
 
 
 def _wait_decay(ctl) -> bool:
+    """Poll the battery's P/Q until both are under the thresholds (True), the timeout or 3 failed
+    reads (False). Each read is an observation, published as the controller's (the screen shows the
+    decay; the readings do not go stale while the controller waits here)."""
     cfg = ctl.cfg.safe_stop
     deadline = ctl.clock.monotonic() + cfg.timeout_s
     failures = 0
     while True:
         try:
-            values = ctl.link.read(("p_battery", "q_battery"))
+            values = ctl.link.read(observe_points(ctl.link.endpoint.points))
+            ctl.publish_observation(values)
             failures = 0
             if decayed(values["p_battery"], values["q_battery"], cfg.threshold_kw, cfg.threshold_kvar):
                 return True
         except LinkError:
+            ctl.publish_observation(None)
             failures += 1
             link_lost = ctl.link.link == "connect_failed"
             if failures >= 3 or (link_lost and not (ctl.link.last_dropped and _reconnected(ctl))):

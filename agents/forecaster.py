@@ -36,6 +36,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.dispatch import observation_stale
 from core.forecast import (Forecast, ForecastCancelled, ForecastInputs, forecast_inputs, forecast_soc,
                            forecast_warning, is_current, soc_at, start_soc)
 from core.names import PLANT_IDS, safe_plant_name
@@ -139,7 +140,7 @@ class Forecaster:
             active = self.sd["active_schedule_source"]
             flags = {pid: dict(self.sd["override_by_plant"][pid]) for pid in PLANT_IDS}
             holds = {pid: dict(self.sd["hold_by_plant"][pid]) for pid in PLANT_IDS}
-            observed = {pid: None if (o := self.sd["plant_observed_state_by_plant"][pid] or {}).get("stale")
+            observed = {pid: None if observation_stale(o := self.sd["plant_observed_state_by_plant"][pid] or {}, now)
                         else o.get("soc_pu") for pid in PLANT_IDS}   # a stale reading is the last sample's
             latest = {pid: self.sd["latest_measurement_by_plant"][pid] for pid in PLANT_IDS}
         due = []

@@ -4,8 +4,8 @@
   to write now (zero when it is missing or older than `target_expiry_s()`).
 - `encode_setpoints()`, `write_status()`, `changed_externally()`, `not_taken_text()`: what a dispatch
   writes and what its readback means.
-- `observed_fields()`, `is_stale()`, `not_operating()`, `observed_transition()`: what an
-  observation says about the plant.
+- `observed_fields()`, `is_stale()`, `observation_stale()`, `not_operating()`,
+  `observed_transition()`: what an observation says about the plant.
 - `decayed()`: the safe-stop threshold test.
 Pure: no I/O, no clock reads (monotonic times come in as arguments). Sign: positive P = discharge.
 """
@@ -20,6 +20,7 @@ from core.codec import CodecError, Point, decode, encode_within
 from core.overrides import Effective
 from core.points import SETPOINT_POINTS, setpoint_ranges, soc_reading
 from core.recording import format_value
+from core.timeutil import as_datetime, seconds_between
 
 SETPOINT_UNITS = {"p_setpoint": "kW", "q_setpoint": "kvar"}
 NOT_OPERATING_TO_STOPPED = 2   # observations of a disabled plant before it counts as stopped
@@ -114,6 +115,15 @@ def observed_fields(values: Mapping[str, float]) -> dict:
 def is_stale(last_ok_mono: float | None, now_mono: float) -> bool:
     """No good observation yet, or the last one older than `STALE_AFTER_S`."""
     return last_ok_mono is None or now_mono - last_ok_mono > STALE_AFTER_S
+
+
+def observation_stale(obs: Mapping, now: datetime) -> bool:
+    """A published `plant_observed_state_by_plant` entry is not current at `now` (a reader's
+    snapshot time): flagged stale, never read, or read more than `STALE_AFTER_S` before `now`. The
+    flag is set only when the controller publishes; a controller busy in a command publishes none,
+    so its readers apply the age rule themselves (the card, `/api/state`, `/metrics`, the forecaster)."""
+    at = as_datetime(obs.get("observed_at"), now.tzinfo)   # local ISO with its offset
+    return bool(obs.get("stale", True)) or at is None or seconds_between(at, now) > STALE_AFTER_S
 
 
 def reports_running(values: Mapping[str, float], status_point: Point | None) -> bool | None:

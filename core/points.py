@@ -36,6 +36,12 @@ METER_POINTS = ("p_poi", "q_poi", "v_poi")  # the points a plant's PoC meter may
 SAMPLE_POINTS = ("p_setpoint", "p_battery", "q_setpoint", "q_battery", "soc", "p_poi", "q_poi", "v_poi")
 OBSERVE_POINTS = ("enable", "p_setpoint", "q_setpoint", "p_battery", "q_battery", "soc")
 
+
+def observe_points(points) -> tuple[str, ...]:
+    """The points one observation reads from an endpoint's point map: OBSERVE_POINTS and the run
+    command/status it has (the controller's observation and the stop's decay wait read the same)."""
+    return OBSERVE_POINTS + tuple(n for n in ("run_command", "run_status") if n in points)
+
 # Engineering units a point may declare (contract §6) per kind of point, as register units per
 # internal unit (kW, kvar, pu, pu). None: depends on the plant's PoC voltage (see unit_per_internal).
 UNITS_BY_KIND: dict[str, dict[str, float | None]] = {

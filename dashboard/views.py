@@ -16,7 +16,7 @@ from typing import Any
 
 from core.config import AppConfig
 from core.names import VALUE_COLUMNS
-from core.dispatch import reports_running
+from core.dispatch import observation_stale, reports_running
 from core.fleet import FLEET_LABELS, OWED_NOTE, ZERO_NOTE, start_note
 from core.timeutil import as_datetime, format_hms, seconds_between, wall_text
 from dashboard.recording_words import recording_card_text
@@ -266,10 +266,10 @@ def run_status_text(cfg: AppConfig, s: Snapshot, plant: str, counts: int | None,
 
 
 def state_stale(s: Snapshot, plant: str) -> bool:
-    """The state line shows an observation that is not current (greyed): stale, or its link is not
-    OK (the state stays the last one observed until the controller calls it stale, 3 s)."""
+    """The state line shows an observation that is not current (greyed): stale by
+    `core.dispatch.observation_stale` at the snapshot's now (3 s), or its link is not OK."""
     obs = s.observed.get(plant) or {}
-    return bool(obs.get("stale", True)) or link_text(obs.get("link")) != "ok"
+    return observation_stale(obs, s.now) or link_text(obs.get("link")) != "ok"
 
 
 def values_line(cfg: AppConfig, s: Snapshot, plant: str) -> tuple[str, bool]:

@@ -653,7 +653,7 @@ def test_card_badge_bars_and_values_follow_freshness(cfg, age_s, link, sampler, 
 def test_the_state_line_and_summary_state_are_greyed_unless_the_observation_is_current(cfg, stale, link, greyed):
     sd = build_shared_data()
     sd["plant_observed_state_by_plant"]["lib"] = dict(sd["plant_observed_state_by_plant"]["lib"], stale=stale,
-                                                      link=link)
+                                                      link=link, observed_at=NOW.isoformat())
     sd["plant_transition_by_plant"]["lib"] = "running"
     assert views.state_stale(snap(sd), "lib") is greyed
     row = dict(zip(plant_summary.SUMMARY_HEADER, plant_summary.summary_cells(cfg, snap(sd), "lib")))

@@ -14,6 +14,7 @@ from core.forecast import forecast_soc
 from core.names import safe_plant_name
 from core.recording import HEADER, daily_file_path, format_row, row_from_values
 from core.schedules import frame_from_rows
+from core.timeutil import format_local_iso
 from agents.shared_data import build_shared_data
 from tests.helpers import make_cfg
 
@@ -34,10 +35,11 @@ def lib_frame(tz=TZ, p_kw=400.0):
     return frame_from_rows(times, [p_kw, p_kw, -100.0], None, tz, end_at=T0 + timedelta(hours=3))
 
 
-def set_soc(sd, pid, soc):
+def set_soc(sd, pid, soc, clock):
+    """As the controller publishes a fresh read at the clock's now (older than 3 s: not live)."""
     with sd["lock"]:
         sd["plant_observed_state_by_plant"][pid] = {**sd["plant_observed_state_by_plant"][pid], "soc_pu": soc,
-                                                    "stale": False}   # as the controller publishes a fresh read
+                                                    "stale": False, "observed_at": format_local_iso(clock.now())}
 
 
 def step_all(fc) -> None:
@@ -50,7 +52,7 @@ def test_forecasts_of_both_sources_from_the_live_soc(rig):
     cfg, clock, sd, fc = rig
     frame = lib_frame()
     sd["manual_schedule_df_by_plant"]["lib"] = frame
-    set_soc(sd, "lib", 0.6)
+    set_soc(sd, "lib", 0.6, clock)
     step_all(fc)
     view = fc.view("manual", "lib")
     expected = forecast_soc(cfg.plants["lib"], 0.6, "manual", frame, T0, TZ)
@@ -76,7 +78,7 @@ def test_a_stale_observed_soc_is_not_the_live_one(rig):
     step_all(fc)
     view = fc.view("manual", "lib")
     assert view.soc_start_from != "live" and view.soc_start == cfg.plants["lib"].model.initial_soc_pu
-    set_soc(sd, "lib", 0.5)                           # read again: live, recomputed at once
+    set_soc(sd, "lib", 0.5, clock)                    # read again: live, recomputed at once
     clock.advance(2)
     step_all(fc)
     assert fc.view("manual", "lib").soc_start_from == "live"
@@ -90,14 +92,14 @@ def test_a_stale_observed_soc_is_not_the_live_one(rig):
 def test_recomputes_only_for_a_new_frame_drift_or_age(rig):
     cfg, clock, sd, fc = rig
     sd["manual_schedule_df_by_plant"]["lib"] = lib_frame(p_kw=50.0)
-    set_soc(sd, "lib", 0.5)
+    set_soc(sd, "lib", 0.5, clock)
     step_all(fc)
     gen = fc.generation
     clock.advance(60)
-    set_soc(sd, "lib", 0.5 - 50 / 60 / 500)        # exactly as forecast
+    set_soc(sd, "lib", 0.5 - 50 / 60 / 500, clock) # exactly as forecast
     step_all(fc)
     assert fc.generation == gen, "nothing changed: no computation"
-    set_soc(sd, "lib", 0.45)                        # the plant does not follow: drift 0.05
+    set_soc(sd, "lib", 0.45, clock)                 # the plant does not follow: drift 0.05
     assert fc.step() == 0.0 and fc.generation == gen + 1, "one computation per step, more due"
     assert fc.step() > 0 and fc.generation == gen + 2
     assert fc.generation == gen + 2, "both LIB forecasts (manual and API) start again from the live SoC"
@@ -106,6 +108,7 @@ def test_recomputes_only_for_a_new_frame_drift_or_age(rig):
     step_all(fc)
     assert fc.generation == gen + 3
     clock.advance(REFRESH_S)
+    set_soc(sd, "lib", 0.45, clock)                 # the controller reads every second
     step_all(fc)
     assert fc.generation == gen + 3 + 4, "every forecast refreshed after REFRESH_S"
 
@@ -160,7 +163,7 @@ def test_the_active_api_forecast_follows_the_override_flags_at_once(rig):
     sd["api_schedule_df_by_plant"]["lib"] = api_frame(-400.0)
     sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows([T0], [0.0], None, TZ, end_at=T0 + timedelta(days=3))
     sd["override_by_plant"]["lib"] = {"p": True, "q": True}
-    set_soc(sd, "lib", 0.5)
+    set_soc(sd, "lib", 0.5, clock)
     step_all(fc)
     s = fc.summary("lib")
     assert (s["soc_end"], s["first_violation_at"], s["undeliverable_kwh"]) == (0.5, None, 0.0)
@@ -181,11 +184,12 @@ def test_a_hold_forecasts_the_held_values_for_the_active_source_until_resumed(ri
     sd["active_schedule_source"] = "api"
     sd["api_schedule_df_by_plant"]["lib"] = api_frame(0.0)
     sd["manual_schedule_df_by_plant"]["lib"] = frame_from_rows([T0], [0.0], None, TZ, end_at=T0 + timedelta(days=3))
-    set_soc(sd, "lib", 0.5)
+    set_soc(sd, "lib", 0.5, clock)
     step_all(fc)
     assert fc.summary("lib")["first_violation_at"] is None
     gen = fc.generation
     clock.advance(60)
+    set_soc(sd, "lib", 0.5, clock)                  # the controller reads every second
     sd["hold_by_plant"]["lib"] = {"held": True, "since": "2026-06-01T10:01:00+02:00", "p_kw": 100.0, "q_kvar": 0.0}
     step_all(fc)
     assert fc.generation == gen + 1, "the hold changes the active source's forecast only"
@@ -208,7 +212,7 @@ def test_no_forecast_is_served_whose_inputs_changed_until_the_new_one_is_compute
     # /metrics (summary, summaries) must not serve the old warning as the current forecast.
     cfg, clock, sd, fc = rig
     sd["manual_schedule_df_by_plant"]["lib"] = lib_frame()
-    set_soc(sd, "lib", 0.6)
+    set_soc(sd, "lib", 0.6, clock)
     step_all(fc)
     assert fc.summary("lib")["first_violation_at"] == "2026-06-01T10:45:00+02:00"
     with sd["lock"]:
@@ -226,3 +230,14 @@ def test_no_forecast_is_served_whose_inputs_changed_until_the_new_one_is_compute
     assert fc.summary("lib") is None
     step_all(fc)
     assert fc.summary("lib")["held"] is True and fc.summary("lib", "manual")["held"] is False
+
+def test_an_observed_soc_older_than_3_s_is_not_the_live_one_whatever_its_flag(rig):
+    """The controller busy in a stop's wait publishes no observation: its last flag says current,
+    but a SoC read 10 s ago is not `now`'s (core.dispatch.observation_stale, the card's rule)."""
+    cfg, clock, sd, fc = rig
+    sd["manual_schedule_df_by_plant"]["lib"] = lib_frame()
+    set_soc(sd, "lib", 0.9, clock)
+    clock.advance(10)
+    step_all(fc)
+    view = fc.view("manual", "lib")
+    assert view.soc_start_from != "live" and view.soc_start == cfg.plants["lib"].model.initial_soc_pu

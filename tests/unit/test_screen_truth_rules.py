@@ -1,5 +1,6 @@
 """Rules of what the screen, `/api/state` and `/metrics` call current, each a pure function of a
-`Snapshot` arranged as the owners publish `shared_data`: a pause is not shown with posting off.
+`Snapshot` arranged as the owners publish `shared_data`: a pause is not shown with posting off;
+an observation older than 3 s is stale whatever its flag.
 """
 from __future__ import annotations
 
@@ -45,3 +46,22 @@ def test_no_pause_of_any_kind_is_noted_while_posting_is_off(cfg, enabled):
     for pid in ("lib", "vrfb"):
         note = posting_view.pause_note(cfg, s, pid)
         assert note == ("the API refused the password; every item is kept" if enabled else None), pid
+
+
+@pytest.mark.parametrize("age_s, flag, stale", [(2.9, False, False), (3.1, False, True), (None, False, True),
+                                                (0.5, True, True)])
+def test_an_observation_older_than_3_s_is_stale_whatever_its_flag(cfg, age_s, flag, stale):
+    """The controller sets the flag only when it publishes; busy in a command it publishes none, so
+    the card, /api/state and /metrics judge the age themselves at the snapshot's now."""
+    from core.dispatch import observation_stale
+    from dashboard import views
+    from dashboard.api_state import api_state_document
+    obs = {"stale": flag, "link": "ok", "p_battery_kw": 500.0,
+           "observed_at": None if age_s is None else format_local_iso(at(cfg, age_s))}
+    assert observation_stale(obs, at(cfg)) is stale
+    sd = build_shared_data()
+    sd["plant_observed_state_by_plant"]["lib"].update(obs)
+    s = take_snapshot(sd, at(cfg))
+    assert views.state_stale(s, "lib") is stale
+    assert api_state_document(cfg, s)["plants"]["lib"]["observed_stale"] is stale
+

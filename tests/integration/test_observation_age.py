@@ -1,0 +1,73 @@
+"""The plant's readings on `/metrics` and `/api/state` (over real HTTP) while the controller is busy:
+during a stop's decay wait it published no observation, so the readings read before the stop were
+exported as current for up to `safe_stop.timeout_s` (battery P 500 kW while the plant gave 200 kW,
+`observed_stale` false, 7 s old). The decay wait now publishes each read as an observation, and a
+reader calls an observation older than 3 s stale whatever its flag (a read that hangs).
+
+The real app with its dashboard against a FaultyPlant (the rig of test_healthz_during_stops.py).
+"""
+import time
+
+from tests.browser.helpers import api_state, start_app, stop_app
+from tests.faulty_plant import FaultyPlant
+from tests.helpers import make_cfg, wait_for
+from tests.integration.test_metrics import scrape, value
+
+P = "hil_plant_battery_active_power_watts"
+
+
+def started(tmp_path, fp, **sections):
+    cfg = make_cfg(tmp_path, ports={"lib": {"remote": fp.port}}, startup={"transport_mode": "remote"}, **sections)
+    app = start_app(cfg)
+    cmd = app.intake.submit("start", "lib")
+    wait_for(lambda: cmd.done.is_set(), 10, "start")
+    assert cmd.status == "succeeded", cmd.detail
+    fp.frozen_battery = True                         # the battery's P is the test's
+    with fp.lock:
+        fp.regs[270] = 5000                          # 500 kW
+    time.sleep(2.0)
+    assert value(scrape(app.dashboard.url + "/metrics"), P, plant="lib") == 500_000
+    return app
+
+
+def test_the_screen_follows_the_plants_power_through_a_stops_decay_wait(tmp_path):
+    with FaultyPlant() as fp:
+        app = started(tmp_path, fp, safe_stop={"timeout_s": 20})
+        try:
+            stop = app.intake.submit("stop", plant="lib")
+            time.sleep(1.0)
+            with fp.lock:
+                fp.regs[270] = 2000                  # decaying: 200 kW, still above the threshold
+            time.sleep(5.0)
+            assert not stop.done.is_set(), "the decay wait still runs"
+            m = scrape(app.dashboard.url + "/metrics")
+            lib = api_state(app)["plants"]["lib"]
+            assert value(m, "hil_plant_observed_age_seconds", plant="lib") < 3.0
+            assert value(m, P, plant="lib") == 200_000
+            assert (lib["observed_stale"], lib["p_kw"], lib["transition"]) == (False, 200.0, "stopping")
+        finally:
+            fp.frozen_battery = False
+            with fp.lock:
+                fp.regs[270] = 0
+            stop_app(app)
+
+
+def test_a_reading_older_than_3_s_is_stale_while_the_controllers_read_hangs(tmp_path):
+    """A plant that answers after 6 s (within an 8 s Modbus timeout): the controller waits in its
+    read and publishes nothing, its last flag says current."""
+    with FaultyPlant() as fp:
+        app = started(tmp_path, fp, timing={"modbus_timeout_s": 8.0})
+        try:
+            fp.hook = lambda fc, addr, values: ("delay", 6.0) if fc == 3 else None
+            time.sleep(4.5)
+            m = scrape(app.dashboard.url + "/metrics")
+            lib = api_state(app)["plants"]["lib"]
+            assert app.sd["plant_observed_state_by_plant"]["lib"]["stale"] is False, "the flag as published"
+            assert value(m, "hil_plant_observed_age_seconds", plant="lib") > 3.0
+            assert value(m, P, plant="lib") is None, "a reading older than 3 s has no sample"
+            assert lib["observed_stale"] is True
+        finally:
+            fp.hook = None
+            fp.frozen_battery = False
+            wait_for(lambda: not app.sd["plant_observed_state_by_plant"]["lib"]["stale"], 15, "reads again")
+            stop_app(app)
