@@ -12,7 +12,8 @@ This module is the loop, the locks and the I/O around pure rules:
   strictly increasing timestamps, routing by local date and the rollover at local midnight;
 - `core/pending_rows.py` `PendingRows`, `FlushTimer`: per-file compression, `pending_rows_by_file`
   counts and cap, what a flush writes and keeps, when it is due (forced, with fsync, at span stop,
-  transport change and shutdown); a failed write keeps the rows in order (ERROR once per episode);
+  transport change and shutdown); a failed write keeps the rows in order (ERROR once per episode;
+  `agents/recording_health.py` publishes it, the rows kept and those dropped at the cap);
 - `core/dispatch_tracking.py` `DispatchTracker`: §7.8.
 
 The plot cache `plot_cache_by_plant[plant]` (`agents/plot_cache.py`) holds today's file; it is
@@ -34,6 +35,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from agents.plot_cache import load_caches, publish_frames
+from agents.recording_health import WriteHealth
 from core.compression import FileCompressor, apply_decision
 from core.config import AppConfig
 from core.dispatch_tracking import DispatchTracker, without_live_values
@@ -107,7 +109,7 @@ class Recorder:
         compression = cfg.recording.compression
         self._pending = PendingRows(lambda: FileCompressor.from_config(compression), self._plants,
                                     PENDING_CAP_PER_PLANT)
-        self._write_failures = Episodes()        # file path -> monotonic time of its first failed write
+        self._health = WriteHealth(clock, shared_data, self._pending.plant_of)
         self._behind = Episodes()                # plant id -> since when its samples are behind the file
         self._mode: str | None = None
         self._cache_day: date | None = None
@@ -242,6 +244,7 @@ class Recorder:
         if self.poster is not None and mono >= self._next_status:
             self._next_status = mono + STATUS_REFRESH_S
             self.poster.refresh_status()
+        self._health.publish(self._pending.count_by_plant)
         wait_s = self._flush_timer.wait_s(self.clock.monotonic())
         return max(0.0, min(wait_s, STATUS_REFRESH_S if self.poster is not None else 1.0))
 
@@ -301,8 +304,7 @@ class Recorder:
         with self.sd["lock"]:
             pending_keys = set(self.sd["pending_rows_by_file"])
         self._pending.forget_old_files(today, pending_keys)
-        for key in set(self._write_failures.keys()) - pending_keys:   # its rows were dropped by the cap
-            self._write_failures.forget(key)
+        self._health.forget(set(self._health.failing_paths()) - pending_keys)   # rows dropped by the cap
 
     # ---------------------------------------------------------------------------- samples
     def _on_sample(self, sample) -> None:
@@ -386,6 +388,7 @@ class Recorder:
         with self.sd["lock"]:
             if self._pending.drop_oldest(self.sd["pending_rows_by_file"], rec.plant_id):
                 rec.dropped_unreported += 1
+                self._health.dropped(rec.plant_id)
         if rec.dropped_unreported and rec.drop_throttle.ready(self.clock.monotonic()):
             log.error("%s: more than %d rows pending; dropped %d oldest row(s)",
                       rec.name, self._pending.cap_per_plant, rec.dropped_unreported)
@@ -444,8 +447,8 @@ class Recorder:
         return ok
 
     def _write(self, key: str, rows: list[Row], fsync: bool) -> bool:
-        """Append rows to their file; ERROR once when writes to a file start failing (a lasting
-        condition, §9), INFO when they work again."""
+        """Append rows to their file; a failure (a lasting condition, §9) and the recovery are
+        logged once and published (agents/recording_health.py)."""
         lines = [format_row(row, self.period_s) for row in rows]
         try:
             try:
@@ -457,14 +460,9 @@ class Recorder:
                 self._cache_moved |= key in {rec.cache.get("path") for rec in self._plants.values()}
                 append_lines(key, lines, fsync=fsync)
         except OSError as exc:
-            if self._write_failures.begin(key, self.clock.monotonic()):
-                log.error("Failed to write %d rows to %s: %s (rows kept in memory, retried at every flush)",
-                          len(rows), Path(key).name, exc)
+            self._health.failed(key, len(rows), exc)
             return False
-        failed_s = self._write_failures.end(key, self.clock.monotonic())
-        if failed_s is not None:
-            log.info("Writing to %s works again: %d pending rows written after %.0f s of failed writes",
-                     Path(key).name, len(rows), failed_s)
+        self._health.written(key, len(rows))
         return True
 
     # --------------------------------------------------------------------------- plot cache

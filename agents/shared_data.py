@@ -11,7 +11,7 @@ from collections import deque
 from core.lazy_modules import pd
 
 from core.state import (empty_counters, empty_dispatch_status, empty_fetcher_status, empty_observed_state,
-                        empty_post_status, no_override, not_held, per_plant)
+                        empty_post_status, empty_recording_health, no_override, not_held, per_plant)
 
 
 def build_shared_data(schedule_source: str = "manual", transport_mode: str = "local", frames: bool = True) -> dict:
@@ -39,6 +39,7 @@ def build_shared_data(schedule_source: str = "manual", transport_mode: str = "lo
         "pending_rows_by_file": {},
         "latest_measurement_by_plant": per_plant(lambda: None),
         "dispatch_tracking_by_plant": per_plant(lambda: None),
+        "recording_health_by_plant": per_plant(empty_recording_health),
 
         "measurement_post_status": per_plant(empty_post_status),
         "measurement_post_counters": per_plant(empty_counters),

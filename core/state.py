@@ -36,7 +36,7 @@ OWNER_BY_KEY: dict[str, str | None] = {
     "measurements_filename_by_plant": _RECORDER, "current_file_path_by_plant": _PLOT_CACHE,
     "current_file_df_by_plant": _PLOT_CACHE, "plot_cache_by_plant": _PLOT_CACHE,
     "pending_rows_by_file": _RECORDER, "latest_measurement_by_plant": _RECORDER,
-    "dispatch_tracking_by_plant": _RECORDER,
+    "dispatch_tracking_by_plant": _RECORDER, "recording_health_by_plant": "agents/recording_health.py",
     "measurement_post_status": _POSTER, "measurement_post_counters": _POSTER,
     "api_password": _DIRECTOR,
     "data_fetcher_status": "agents/data_fetcher_agent.py",
@@ -122,6 +122,10 @@ def no_override() -> dict:
 def not_held() -> dict:
     """Hold state of a plant: `since` local ISO, the held P (kW) and Q (kvar) while held."""
     return {"held": False, "since": None, "p_kw": None, "q_kvar": None}
+
+def empty_recording_health() -> dict:
+    """A plant's recording writes (agents/recording_health.py): `write_error` {since, message} or None."""
+    return {"write_error": None, "pending_rows": 0, "rows_dropped": 0}
 
 def empty_counters() -> dict:
     return {"enqueued": 0, "posted": 0, "rejected": 0, "dropped": 0, "discarded": 0}

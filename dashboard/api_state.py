@@ -51,6 +51,15 @@ def _verdicts(cfg: AppConfig, s: Snapshot, pid: str) -> dict:
             "posting_paused": pause_note(cfg, s, pid) is not None}
 
 
+def _recording(s: Snapshot, pid: str) -> dict:
+    """The recorder's writes: `recording_write_error` {since, message} or None, the rows kept in
+    memory and those dropped at the cap since start (the card's `On — writes failing …`)."""
+    h = s.recording_health.get(pid) or {}
+    return {"recording_write_error": dict(h["write_error"]) if h.get("write_error") else None,
+            "recording_pending_rows": int(h.get("pending_rows") or 0),
+            "recording_rows_dropped": int(h.get("rows_dropped") or 0)}
+
+
 def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
     """The `/api/state` document. It never contains the password or a token."""
     tz = cfg.tz
@@ -63,6 +72,7 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
             "scheduler_running": bool(s.gate.get(pid)),
             "transition": s.transition.get(pid, "unknown"),
             "recording_file": os.path.basename(str(rec)) if rec is not None else None,
+            **_recording(s, pid),
             "enable": obs.get("enable"),
             "run_status": obs.get("run_status"),   # counts, when the map has a run_status point
             "p_kw": obs.get("p_battery_kw"),

@@ -186,6 +186,11 @@ def service_gauges(f: _Families, s: Snapshot, cfg, threads) -> None:
                 posting_view.oldest_pending_age(post, s.now, tz))
         f.gauge("hil_post_last_success_age_seconds", "Time since the last accepted post", ["plant"], [pid],
                 age_s((post.get("last_success") or {}).get("timestamp"), s.now, tz))
+        f.gauge("hil_recording_write_failing", "The recorder's writes of the plant's rows fail (1: disk full, "
+                "folder read-only; the rows are kept in memory and retried) or work (0)", ["plant"], [pid],
+                s.write_failing(pid))
+        f.gauge("hil_recording_pending_rows", "Recorded rows kept in memory, not yet written to the file",
+                ["plant"], [pid], (s.recording_health.get(pid) or {}).get("pending_rows", 0))
     fetch = s.fetcher or {}
     f.gauge("hil_api_connected", "The Istentore API answers (1) or not (0), as the dashboard's `API Connected`: "
             "the fetcher's last request succeeded and no measurement post failed since either client's last "
@@ -229,7 +234,10 @@ def counters_and_histograms(s: Snapshot):
                                  "will be retried (connection, timeout, 5xx, 429, refused password)", labels=["plant"])
     late = HistogramMetricFamily("hil_setpoint_lateness_seconds", "Time from a schedule breakpoint to the "
                                  "new setpoint verified in the plant's registers", labels=["plant"])
+    dropped = CounterMetricFamily("hil_recording_rows_dropped", "Recorded rows dropped unwritten: more than "
+                                  "the pending cap kept in memory while writes failed", labels=["plant"])
     for pid in PLANT_IDS:
+        dropped.add_metric([pid], float((s.recording_health.get(pid) or {}).get("rows_dropped", 0)))
         counters = s.post_counters.get(pid) or {}
         for outcome in POST_OUTCOMES:
             posts.add_metric([pid, outcome], float(counters.get(outcome, 0)))
@@ -240,7 +248,7 @@ def counters_and_histograms(s: Snapshot):
             late.add_metric([pid], hist.cumulative(), hist.sum_s)
         else:
             late.add_metric([pid], LatenessHistogram().cumulative(), 0.0)
-    return [posts, enq, failed, late]
+    return [posts, enq, failed, late, dropped]
 
 
 class HilCollector:

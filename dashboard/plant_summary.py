@@ -119,4 +119,4 @@ def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bo
             value("p_setpoint_kw", "kW"), value("p_poi_kw", "kW"),
             value("q_setpoint_kvar", "kvar"), value("q_poi_kvar", "kvar"),
             value("v_poi_pu", "pu", 3), value("soc_pu", "pu", 3),
-            (link, stale), (recording_cell_text(s.recording_on(plant), f.fresh), False)]
+            (link, stale), (recording_cell_text(s.recording_on(plant), f.fresh, s.write_failing(plant)), False)]

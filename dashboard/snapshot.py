@@ -69,6 +69,7 @@ class Snapshot:
     log_file_path: Any
     override: dict = field(default_factory=dict)   # override_by_plant (issue 14)
     hold: dict = field(default_factory=dict)       # hold_by_plant (issue 14)
+    recording_health: dict = field(default_factory=dict)   # recording_health_by_plant
     extra: dict = field(default_factory=dict)
 
     @property
@@ -77,6 +78,10 @@ class Snapshot:
 
     def recording_on(self, plant: str) -> bool:
         return self.recording_file.get(plant) is not None
+
+    def write_failing(self, plant: str) -> bool:
+        """The recorder's writes of the plant's rows fail (they are kept in memory)."""
+        return bool((self.recording_health.get(plant) or {}).get("write_error"))
 
     def active_frame(self, plant: str):
         """The plant's schedule frame of the active source (None when there is none)."""
@@ -147,6 +152,7 @@ def take_snapshot(sd: dict, now: datetime, shutting_down: bool = False) -> Snaps
             log_file_path=sd["log_file_path"],
             override=dict(sd["override_by_plant"]),
             hold=dict(sd["hold_by_plant"]),
+            recording_health=dict(sd.get("recording_health_by_plant", {})),
         )
     return snap
 

@@ -19,7 +19,7 @@ from core.names import VALUE_COLUMNS
 from core.dispatch import observation_stale, reports_running
 from core.fleet import FLEET_LABELS, OWED_NOTE, ZERO_NOTE, start_note
 from core.timeutil import as_datetime, format_hms, seconds_between, wall_text
-from dashboard.recording_words import recording_card_text
+from dashboard.recording_words import recording_card_text, write_failure_text
 from dashboard.snapshot import Snapshot
 
 STATE_WORDS = {"starting": "Starting", "running": "Running", "stopping": "Stopping",
@@ -246,7 +246,8 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     why = f"{obs['last_error']}; last " if obs.get("last_error") and link != "OK" else ""
     link += f" ({why}read {age} ago)" if observed_age_s is not None else f" ({why.removesuffix('last ')}never read)"
     f = freshness(cfg, s, plant)
-    rec_text = recording_card_text(s.recording_file.get(plant), f.fresh, f.link_down)
+    rec_text = recording_card_text(s.recording_file.get(plant), f.fresh, f.link_down,
+                                   write_failure_text(s.recording_health.get(plant), cfg.tz))
     meter = sampler_link(s.latest.get(plant), "meter_link")
     return (f"{name} | State: {STATE_WORDS.get(s.transition.get(plant), 'Unknown')} | "
             f"Scheduler gate: {'On' if s.gate.get(plant) else 'Off'} | Modbus enable: {enable_word} | "

@@ -503,7 +503,9 @@ def test_api_state_fields_without_secrets_and_healthz(env, page):
                 "observed_stale", "measurement_age_s", "measurement_stale", "tracking_state", "held_p_kw",
                 "held_q_kvar", "posting_paused",
                 # fault states on the card: a setpoint not taken, a stop or zero owed, a plant left running
-                "setpoint_problem", "owed_stop", "owed_zero", "owed_zero_elsewhere", "left_running_on"}
+                "setpoint_problem", "owed_stop", "owed_zero", "owed_zero_elsewhere", "left_running_on",
+                # the recorder's writes: an error (disk full), the rows kept in memory, the rows dropped
+                "recording_write_error", "recording_pending_rows", "recording_rows_dropped"}
             assert (plant["owed_stop"], plant["owed_zero"], plant["owed_zero_elsewhere"],
                     plant["left_running_on"]) == (False, False, None, {}), plant
             assert plant["transition"] in ("starting", "running", "stopping", "stopped", "unknown")

@@ -142,6 +142,38 @@ def test_start_all_on_dead_plants_leaves_recording_on_and_says_no_row_is_written
     _shots(env, "start-all-dead-plants", no_rows)
 
 
+def test_a_recording_whose_writes_fail_says_so_on_its_card_and_in_the_summary(env, page, monkeypatch):
+    """Found in review: with the disk full the card said `Recording: On (<file>)` while every row
+    stayed in memory (and was dropped at the cap). It now says that the writes fail, since when, why
+    and how many rows are kept; on a phone too, inside the screen. A freed disk clears it."""
+    import errno
+
+    import agents.recorder as recorder_mod
+    app = env.app
+    if recorder_of(app) is None:
+        pytest.skip("the measurement agent (recorder) is not wired into HilApp yet")
+
+    def disk_full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(recorder_mod, "append_lines", disk_full)
+    try:
+        app.set_recording("lib", True)
+        text = page.wait_text("state-lib", "Recording: On — writes failing since ", timeout=15)
+        assert re.search(r"Recording: On — writes failing since \d\d:\d\d:\d\d: No space left on device; "
+                         r"\d+ rows kept in memory$", text), text
+        page.wait_text("summary-10-lib", "On (writes failing)", exact=True, timeout=10)
+        phone = env.page_at("phone")
+        phone.open(app.dashboard.url)
+        phone.wait_text("state-lib", "writes failing since ", timeout=10)
+        assert not _overflow(phone, ["state-lib"]), _overflow(phone, ["state-lib"])
+        phone.js("document.getElementById('state-lib').scrollIntoView({block: 'center'});")
+        phone.screenshot("truth-status-writes-failing-phone")
+    finally:
+        monkeypatch.undo()                               # the disk frees up
+    page.wait_text("state-lib", "Recording: On (", timeout=15)
+    assert "failing" not in page.text("state-lib")
+
+
 # ------------------------------------------------------------------------------------------- (6)
 
 def test_api_schedule_not_refreshed_after_disconnect_is_said_on_the_card(env, page):

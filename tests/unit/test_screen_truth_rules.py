@@ -1,6 +1,6 @@
 """Rules of what the screen, `/api/state` and `/metrics` call current, each a pure function of a
 `Snapshot` arranged as the owners publish `shared_data`: a pause is not shown with posting off;
-an observation older than 3 s is stale whatever its flag.
+an observation older than 3 s is stale whatever its flag; failing recording writes are said.
 """
 from __future__ import annotations
 
@@ -65,3 +65,47 @@ def test_an_observation_older_than_3_s_is_stale_whatever_its_flag(cfg, age_s, fl
     assert views.state_stale(s, "lib") is stale
     assert api_state_document(cfg, s)["plants"]["lib"]["observed_stale"] is stale
 
+
+def test_failing_writes_take_the_place_of_the_file_name_until_they_work_again(cfg):
+    """The recorder's health as it publishes it: the card's words, the summary's cell, /api/state."""
+    from dashboard import plant_summary, views
+    from dashboard.api_state import api_state_document
+    sd = build_shared_data()
+    sd["measurements_filename_by_plant"]["lib"] = "/data/20260310_lib.csv"
+    s = take_snapshot(sd, at(cfg))
+    assert views.state_line(cfg, s, "lib").endswith("Recording: On (20260310_lib.csv; no rows: no fresh sample)")
+    since = at(cfg, 90)
+    sd["recording_health_by_plant"]["lib"] = {
+        "write_error": {"since": format_local_iso(since), "message": "No space left on device"},
+        "pending_rows": 1234, "rows_dropped": 0}
+    s = take_snapshot(sd, at(cfg))
+    hms = since.strftime("%H:%M:%S")
+    assert views.state_line(cfg, s, "lib").endswith(
+        f"Recording: On — writes failing since {hms}: No space left on device; 1234 rows kept in memory")
+    cells = dict(zip(plant_summary.SUMMARY_HEADER, plant_summary.summary_cells(cfg, s, "lib")))
+    assert cells["Recording"] == ("On (writes failing)", False)
+    doc = api_state_document(cfg, s)["plants"]["lib"]
+    assert (doc["recording_write_error"]["message"], doc["recording_pending_rows"], doc["recording_rows_dropped"]) \
+        == ("No space left on device", 1234, 0)
+    sd["recording_health_by_plant"]["lib"] = {**sd["recording_health_by_plant"]["lib"], "rows_dropped": 7}
+    assert views.state_line(cfg, take_snapshot(sd, at(cfg)), "lib").endswith("1234 rows kept in memory, 7 dropped")
+
+
+def test_the_write_health_is_published_once_per_change_and_cleared_by_a_write(cfg):
+    from agents.recording_health import WriteHealth
+    from core.clock import FakeClock
+    sd = build_shared_data()
+    clock = FakeClock(at(cfg))
+    health = WriteHealth(clock, sd, {"/d/lib.csv": "lib"}.get)
+    health.failed("/d/lib.csv", 3, OSError(28, "No space left on device"))
+    clock.advance(5)
+    health.failed("/d/lib.csv", 4, OSError(28, "No space left on device"))   # the same episode
+    health.publish({"lib": 4, "vrfb": 0})
+    lib = sd["recording_health_by_plant"]["lib"]
+    assert lib == {"write_error": {"since": format_local_iso(at(cfg)), "message": "No space left on device"},
+                   "pending_rows": 4, "rows_dropped": 0}
+    assert sd["recording_health_by_plant"]["vrfb"]["write_error"] is None
+    health.dropped("lib")
+    health.written("/d/lib.csv", 4)
+    health.publish({"lib": 0, "vrfb": 0})
+    assert sd["recording_health_by_plant"]["lib"] == {"write_error": None, "pending_rows": 0, "rows_dropped": 1}
