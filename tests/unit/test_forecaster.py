@@ -231,6 +231,7 @@ def test_no_forecast_is_served_whose_inputs_changed_until_the_new_one_is_compute
     step_all(fc)
     assert fc.summary("lib")["held"] is True and fc.summary("lib", "manual")["held"] is False
 
+
 def test_an_observed_soc_older_than_3_s_is_not_the_live_one_whatever_its_flag(rig):
     """The controller busy in a stop's wait publishes no observation: its last flag says current,
     but a SoC read 10 s ago is not `now`'s (core.dispatch.observation_stale, the card's rule)."""
