@@ -3,7 +3,8 @@
 `setup_logging(level, log_dir, tz, shared_data)` configures the root logger once, from the
 director, before any agent starts. Inputs:
 - `level`: a level name (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`), `general.log_level`;
-- `log_dir`: the folder of the daily files `<log_dir>/YYYY-MM-DD_hil_scheduler.log` (created);
+- `log_dir`: the folder of the daily files `<log_dir>/YYYY-MM-DD_hil_scheduler.log` (created,
+  and made again when a file is opened after it was removed);
 - `tz`: the configured zone; every line, file name and ring entry uses the record's own time
   (`record.created`) in this zone, never the system zone;
 - `shared_data`: the process dict. The ring handler owns `session_logs` (a deque of the last 1000
@@ -148,7 +149,14 @@ class DailyFileHandler(logging.Handler):
     day's file whatever the system zone. `log_file_path` is published after the write, outside
     this handler's lock; a publication that cannot take `lock` in time is retried with the next
     record.
+
+    A file that cannot be opened or written (disk full, folder removed) is said once on stderr;
+    the records are then dropped and the open retried (folder recreated) every `RETRY_S` of
+    record time; the first line written again says for how long and how many records were lost.
+    `close()` never raises.
     """
+
+    RETRY_S = 5.0
 
     def __init__(self, log_dir: Path, tz: tzinfo, shared_data: dict):
         super().__init__()
@@ -160,6 +168,9 @@ class DailyFileHandler(logging.Handler):
         self._path: str | None = None
         self._generation = 0            # +1 per file opened, under the handler lock
         self._published_generation = 0  # written under shared_data["lock"]
+        self._failing_since: float | None = None  # record time of the first failure
+        self._retry_at = 0.0
+        self._lost = 0
 
     def handle(self, record: logging.LogRecord):
         rv = self.filter(record)
@@ -175,21 +186,56 @@ class DailyFileHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record)
-            day = _local_time(record, self.tz).date()
-            if day != self._day or self._stream is None:
-                self._open(day)
-            self._stream.write(line + "\n")
-            self._stream.flush()
         except Exception:
             self.handleError(record)
+            return
+        local = _local_time(record, self.tz)
+        at = local.timestamp()   # the record's own time: the app clock's when stamped
+        if self._failing_since is not None and self._failing_since <= at < self._retry_at:
+            self._lost += 1
+            return
+        try:
+            if local.date() != self._day or self._stream is None:
+                self._open(local.date())
+            if self._failing_since is not None:
+                self._stream.write(self._recovery_line(record, at))
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except OSError as exc:
+            self._fail(exc, at, local.date())
+            return
+        self._failing_since, self._lost = None, 0
 
     def _open(self, day: date) -> None:
         self._close_stream()
+        self.log_dir.mkdir(parents=True, exist_ok=True)   # an operator may have removed it
         path = self.log_dir / log_file_name(day)
         self._stream = open(path, "a", encoding="utf-8")
         self._day = day
         self._path = str(path)
         self._generation += 1
+
+    def _fail(self, exc: OSError, at: float, day: date) -> None:
+        """Drop the stream and the record; say it on stderr the first time only."""
+        self._lost += 1
+        self._retry_at = at + self.RETRY_S
+        first = self._failing_since is None
+        if first:
+            self._failing_since = at
+        self._close_stream()
+        if first:
+            path = self.log_dir / log_file_name(day)
+            _say(f"Logging: cannot write {path}: {exc.strerror or exc}; log records are dropped "
+                 f"until it can be written again (retried every {self.RETRY_S:g} s)")
+
+    def _recovery_line(self, record: logging.LogRecord, at: float) -> str:
+        """The WARNING line that says how long the file could not be written and what was lost."""
+        note = logging.makeLogRecord({
+            "name": __name__, "levelno": logging.WARNING, "levelname": "WARNING",
+            "created": record.created, "hil_time": getattr(record, "hil_time", None),
+            "msg": f"Log file could not be written for {at - self._failing_since:.0f} s; "
+                   f"{self._lost} log record(s) lost"})
+        return ("\n" if _ends_mid_line(self._path) else "") + self.format(note) + "\n"
 
     def _publish(self, generation: int, path: str | None) -> None:
         if generation <= self._published_generation:
@@ -205,16 +251,38 @@ class DailyFileHandler(logging.Handler):
             lock.release()
 
     def _close_stream(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.close()
-            finally:
-                self._stream = None
+        """Close the stream; an error (a full disk's last flush) is said once, never raised."""
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:
+            stream.close()
+        except (OSError, ValueError) as exc:
+            if self._failing_since is None:
+                _say(f"Logging: cannot close {self._path}: {getattr(exc, 'strerror', None) or exc}")
 
     def close(self) -> None:
         with self.lock:
             self._close_stream()
         super().close()
+
+
+def _say(text: str) -> None:
+    """One line on stderr from the logging machinery itself (never raises)."""
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except Exception:  # pylint: disable=broad-except  # nowhere left to say it
+        pass
+
+
+def _ends_mid_line(path: str) -> bool:
+    """Whether the file ends inside a line (a failed write may have left half of one)."""
+    with open(path, "rb") as f:
+        if f.seek(0, 2) == 0:
+            return False
+        f.seek(-1, 2)
+        return f.read(1) != b"\n"
 
 
 class RingHandler(logging.Handler):

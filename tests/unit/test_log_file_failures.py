@@ -1,0 +1,115 @@
+"""Logging (§9) when the log file cannot be written: a full disk, a removed folder, a failing close.
+
+The failure is said once on stderr, the open is retried every few seconds of record time (the
+folder recreated), the file says how long it failed and how many records were lost, and shutdown's
+`close()` never raises. Record times are inputs, as in test_logging.py.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import os
+import re
+import threading
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from logger_config import setup_logging
+
+MADRID = ZoneInfo("Europe/Madrid")
+LINE_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - [A-Z]+ - ")
+T0 = datetime(2026, 3, 10, 11, 0, 0, tzinfo=timezone.utc)   # 12:00 in Madrid
+DAY_FILE = "2026-03-10_hil_scheduler.log"
+
+
+@pytest.fixture
+def logs(tmp_path):
+    shared = {"lock": threading.Lock(), "log_lock": threading.Lock(), "session_logs": [],
+              "api_password": None}
+    stream = io.StringIO()
+    handles = setup_logging("INFO", tmp_path / "logs", MADRID, shared, stream=stream)
+    handles.stream = stream
+    handles.log_dir = tmp_path / "logs"
+    yield handles
+    handles.close()
+
+
+def emit(at: datetime, msg: str, *args) -> None:
+    logger = logging.getLogger("hil.test")
+    record = logger.makeRecord("hil.test", logging.INFO, __file__, 1, msg, args, None)
+    record.created = at.timestamp()
+    logger.handle(record)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_said_once_and_the_file_says_what_was_lost(logs, capsys):
+    path = logs.log_dir / DAY_FILE
+    os.symlink("/dev/full", path)          # every write of today's file fails with ENOSPC
+    for i in range(50):                    # 50 s of record time: retried every 5 s, silently
+        emit(T0 + timedelta(seconds=i), "tick %d", i)
+
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"Logging: cannot write {path}: No space left on device; log records "
+                                "are dropped until it can be written again (retried every 5 s)"]
+    assert len(logs.stream.getvalue().splitlines()) == 50   # stderr's own handler goes on
+
+    path.unlink()                          # space again
+    emit(T0 + timedelta(seconds=50), "tick 50")
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        "2026-03-10 12:00:50 - WARNING - Log file could not be written for 50 s; 50 log record(s) lost",
+        "2026-03-10 12:00:50 - INFO - tick 50",
+    ]
+    logs.close()                           # never raises
+    assert capsys.readouterr().err == ""
+
+
+def test_a_removed_log_folder_is_recreated(logs, capsys):
+    emit(T0, "before")
+    for p in logs.log_dir.iterdir():
+        p.unlink()
+    logs.log_dir.rmdir()                   # the operator cleared the logs folder
+
+    emit(T0 + timedelta(days=1), "next day")   # a new file: the folder is made again
+
+    assert (logs.log_dir / "2026-03-11_hil_scheduler.log").read_text(encoding="utf-8") == \
+        "2026-03-11 12:00:00 - INFO - next day\n"
+    assert capsys.readouterr().err == ""
+
+
+def test_a_folder_that_cannot_be_made_is_retried_on_record_time(logs, capsys):
+    emit(T0, "before")
+    for p in logs.log_dir.iterdir():
+        p.unlink()
+    logs.log_dir.rmdir()
+    logs.log_dir.write_text("")            # a file where the folder was: mkdir fails
+    for i in range(1, 20):
+        emit(T0 + timedelta(days=1, seconds=i), "lost %d", i)
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+    logs.log_dir.unlink()
+    emit(T0 + timedelta(days=1, seconds=21), "back")   # tried at 1, 6, 11, 16, then 21 s
+    lines = (logs.log_dir / "2026-03-11_hil_scheduler.log").read_text(encoding="utf-8").splitlines()
+    assert lines == ["2026-03-11 12:00:21 - WARNING - Log file could not be written for 20 s; "
+                     "19 log record(s) lost",
+                     "2026-03-11 12:00:21 - INFO - back"]
+    assert all(LINE_RE.match(line) for line in lines)
+
+
+class _FullDiskStream(io.StringIO):
+    def close(self):
+        super().close()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_shutdown_close_on_a_full_disk_does_not_raise(logs, capsys):
+    emit(T0, "last words")
+    logs.file_handler._stream.close()
+    logs.file_handler._stream = _FullDiskStream()   # its last flush will not fit
+
+    logs.close()
+
+    assert capsys.readouterr().err.splitlines() == [
+        f"Logging: cannot close {logs.log_dir / DAY_FILE}: No space left on device"]
