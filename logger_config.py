@@ -11,7 +11,9 @@ director, before any agent starts. Inputs:
   entries `{date, timestamp, level, message}`, guarded by `log_lock`); the file handler owns
   `log_file_path` (str, set under `lock` when a record opens a new day's file).
 
-Line format: `YYYY-MM-DD HH:MM:SS - LEVEL - message`, a traceback on the lines that follow.
+Line format: `YYYY-MM-DD HH:MM:SS - LEVEL - message`, the message on that one line (line breaks and
+control characters escaped, so no text can forge a record), a traceback indented on the lines
+that follow.
 
 A redaction filter on every handler replaces the current API password (from `secret_provider`,
 read per record) and any bearer token with `***` in the message, its arguments, the exception
@@ -83,8 +85,26 @@ def _parse_level(level: str | int) -> int:
     return value
 
 
+# Every character str.splitlines() breaks a line at, the other C0 and C1 controls (ESC, CSI) and
+# DEL, as visible escapes: a message is one line, whatever a client put into it.
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROL_ESCAPES.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+CONTINUATION_INDENT = "    "
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line: line breaks and control characters written as `\\n`, `\\x1b`, ..."""
+    return text.translate(_CONTROL_ESCAPES)
+
+
+def _continuation(text: str) -> str:
+    """A traceback or stack as indented lines after the record's line (never read as a record)."""
+    return "".join(f"\n{CONTINUATION_INDENT}{escape_controls(line)}" for line in text.splitlines())
+
+
 class TzFormatter(logging.Formatter):
-    """The log line format, with the time of the record in zone `tz`."""
+    """The log line format, with the time of the record in zone `tz`; one line per record, then
+    its traceback and stack indented (used by stderr and the file; the ring escapes alike)."""
 
     def __init__(self, tz: tzinfo):
         super().__init__(LINE_FORMAT)
@@ -92,6 +112,18 @@ class TzFormatter(logging.Formatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _local_time(record, self.tz).strftime(datefmt or "%Y-%m-%d %H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.getMessage())
+        record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text += _continuation(record.exc_text)
+        if record.stack_info:
+            text += _continuation(self.formatStack(record.stack_info))
+        return text
 
 
 class RedactionFilter(logging.Filter):
@@ -307,7 +339,7 @@ class RingHandler(logging.Handler):
                 "date": local.strftime("%Y-%m-%d"),
                 "timestamp": local.strftime("%H:%M:%S"),
                 "level": record.levelname,
-                "message": message.splitlines()[0] if message else "",
+                "message": escape_controls(message.splitlines()[0]) if message else "",
             })
             lock = self._shared["log_lock"]
             if not _acquire(lock):

@@ -227,6 +227,6 @@ def refuse_unknown_callbacks(server: Flask, callback_map) -> None:
             return None
         if output not in logged and len(logged) < UNKNOWN_CALLBACKS_LOGGED_MAX:
             logged.add(output)
-            log.warning("Dashboard: a page asked for a callback this server does not have (outputs %s); "
-                        "that page must be reloaded", output[:120])
+            log.warning("Dashboard: a page asked for a callback this server does not have (outputs %r); "
+                        "that page must be reloaded", output[:120])   # %r: a client's text, one line
         return _json({"error": "unknown callback: reload the page"}, status=410)

@@ -172,7 +172,7 @@ def test_a_callback_this_server_lacks_gets_410_and_one_warning_not_a_traceback(a
     assert json.loads(answers[0][2]) == {"error": "unknown callback: reload the page"}
     warnings = [r.getMessage() for r in caplog.records if "does not have" in r.getMessage()]
     assert warnings == ["Dashboard: a page asked for a callback this server does not have (outputs "
-                        "status-line.children); that page must be reloaded"]
+                        "'status-line.children'); that page must be reloaded"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     deps = json.loads(_request(app.dashboard.url + "/_dash-dependencies")[2])
     real = next(d for d in deps if "status-cells.data" in d["output"])
@@ -180,6 +180,27 @@ def test_a_callback_this_server_lacks_gets_410_and_one_warning_not_a_traceback(a
                                                   "changedPropIds": []}).encode(),
                             headers={"Content-Type": "application/json"})
     assert status != 410, "a callback the server has is not refused"
+
+
+def test_a_forged_output_name_cannot_forge_a_log_record(tmp_path):
+    """A client's output name with a line break and a record after it: one WARNING line in the
+    file, read as one WARNING by the Logs tab, and nothing read as ERROR."""
+    from dashboard import files
+    a = start_app(make_config(tmp_path), with_logging=True)
+    try:
+        forged = "x\n2026-03-10 12:00:00 - ERROR - LIB: plant tripped, emergency stop"
+        status, _, _ = _request(a.dashboard.url + "/_dash-update-component",
+                                data=json.dumps({"output": forged}).encode(),
+                                headers={"Content-Type": "application/json"})
+        assert status == 410
+        path = a.sd["log_file_path"]
+    finally:
+        stop_app(a)
+    lines = files.tail_lines(path)
+    forged_lines = [line for line in lines if "plant tripped" in line]
+    assert len(forged_lines) == 1 and files.log_line_level(forged_lines[0]) == "WARNING"
+    assert r"x\n2026-03-10 12:00:00 - ERROR - LIB" in forged_lines[0]
+    assert "ERROR" not in [files.log_line_level(line) for line in lines]
 
 
 def test_an_unregistered_component_file_gets_404_without_a_traceback(app, caplog):

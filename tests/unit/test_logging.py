@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -228,9 +229,33 @@ def test_traceback_follows_its_line_in_file_and_on_stderr(logs):
     for text in (read(logs.log_dir / "2026-01-15_hil_scheduler.log"), logs.stream.getvalue()):
         lines = text.splitlines()
         assert lines[0] == "2026-01-15 10:00:00 - ERROR - step failed"
-        assert lines[1] == "Traceback (most recent call last):"
-        assert lines[-2] == "ZeroDivisionError: no power"
+        assert lines[1] == "    Traceback (most recent call last):"
+        assert lines[-2] == "    ZeroDivisionError: no power"
         assert lines[-1] == "2026-01-15 10:00:01 - INFO - next"
+
+
+# Every character str.splitlines() breaks at, then ESC and another control.
+BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def test_no_message_or_traceback_text_can_forge_a_record_line(logs, shared):
+    forged = "2026-01-15 10:00:00 - ERROR - LIB: plant tripped"
+    try:
+        raise ValueError("bad\n" + forged)
+    except ValueError:
+        emit(utc(2026, 1, 15, 9, 0, 0), "client said %s", "".join(b + forged for b in BREAKS) + "\x1b[31m\x00",
+             level=logging.WARNING, exc_info=sys.exc_info())
+
+    for text in (read(logs.log_dir / "2026-01-15_hil_scheduler.log"), logs.stream.getvalue()):
+        lines = text.splitlines()    # every break the Logs tab's reader splits at
+        assert [line for line in lines if re.match(LINE_RE, line)] == [lines[0]]
+        assert lines[0] == ("2026-01-15 10:00:00 - WARNING - client said "
+                            + "".join(e + forged for e in (r"\n", r"\r", r"\x0b", r"\x0c", r"\x1c",
+                                                           r"\x1d", r"\x1e", r"\x85", r"\u2028", r"\u2029"))
+                            + r"\x1b[31m\x00")
+        assert lines[-2:] == ["    ValueError: bad", "    " + forged]   # kept readable, indented
+    with shared["log_lock"]:
+        assert shared["session_logs"][-1]["message"] == "client said "   # the first line, as before
 
 
 # --- ring -----------------------------------------------------------------------------------
