@@ -2,9 +2,9 @@
 
 `start_server(endpoint, span, action, initial_writes, who)` listens on `endpoint` (host, port,
 unit_id) with holding registers 0 .. span-1 behind the device `action`; every other unit id gets
-exception 0x0B without a logged traceback (a unit id 0 answers every id). Writes made by the
-emulator itself run with `INTERNAL` set, so an action lets them through (`set_internally`). Runs on
-the emulator's asyncio loop only.
+exception 0x0B without a logged traceback (a unit id 0 answers every id). Its log messages start
+with `<who> emulator <host>:<port>`. Writes made by the emulator itself run with `INTERNAL` set, so
+an action lets them through (`set_internally`). Runs on the emulator's asyncio loop only.
 """
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ class _LoopRequestHandler(ServerRequestHandler):
         used, items = 0, []
         while used < len(data):
             if self._unframeable(data[used:]):
-                log.warning("Emulator dropped %d received bytes that cannot be a Modbus TCP frame: %s",
-                            len(data) - used, data[used:used + 8].hex(" "))
+                log.warning("%s dropped %d received bytes that cannot be a Modbus TCP frame: %s",
+                            self.server.label, len(data) - used, data[used:used + 8].hex(" "))
                 used = len(data)
                 break
             try:
@@ -115,7 +115,8 @@ class _LoopRequestHandler(ServerRequestHandler):
                 self.server_send(item if kind == "answer" else await self._respond(item), addr)
             except Exception as exc:  # pylint: disable=broad-except  # the next answers and tasks go on
                 if not failed:
-                    log.exception("Emulator could not send an answer (transaction %s): %r", item.transaction_id, exc)
+                    log.exception("%s could not send an answer (transaction %s): %r",
+                                  self.server.label, item.transaction_id, exc)
                 failed = True
 
     async def _respond(self, pdu):
@@ -123,14 +124,19 @@ class _LoopRequestHandler(ServerRequestHandler):
         try:
             response = await pdu.datastore_update(self.server.context, pdu.dev_id)
         except Exception:  # pylint: disable=broad-except  # as pymodbus: the client gets exception 4
-            log.exception("Emulator could not answer function code %s", pdu.function_code)
+            log.exception("%s could not answer function code %s", self.server.label, pdu.function_code)
             response = ExceptionResponse(pdu.function_code, ExcCodes.DEVICE_FAILURE)
         response.transaction_id, response.dev_id = pdu.transaction_id, pdu.dev_id
         return response
 
 
 class EmulatorTcpServer(ModbusTcpServer):
-    """A pymodbus TCP server whose connections use `_LoopRequestHandler`."""
+    """A pymodbus TCP server whose connections use `_LoopRequestHandler`; `label` (e.g. `LIB
+    emulator 127.0.0.1:5020`) starts its connections' log messages, as all servers share one loop."""
+
+    def __init__(self, *args, label: str = "Emulator", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label = label
 
     def callback_new_connection(self):
         return _LoopRequestHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
@@ -145,7 +151,8 @@ async def start_server(endpoint, span: int, action, initial_writes: list[tuple[i
         # id 0 catches every other unit id; without it pymodbus logs a KeyError traceback.
         devices.append(SimDevice(id=0, simdata=[SimData(0, count=65536, values=0, datatype=DataType.REGISTERS)],
                                  action=_refuse_unit))
-    server = EmulatorTcpServer(devices, address=(endpoint.host, endpoint.port))
+    server = EmulatorTcpServer(devices, address=(endpoint.host, endpoint.port),
+                               label=f"{who} emulator {endpoint.host}:{endpoint.port}")
     for address, words in initial_writes:
         await set_internally(server, endpoint.unit_id, address, words)
     try:

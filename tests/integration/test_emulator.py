@@ -600,6 +600,21 @@ def test_a_request_coded_as_an_exception_response_gets_illegal_function(lib):
     assert answers(got) == [(7, 0x83, 1), (8, 3, 5000)]
 
 
+def test_the_emulators_warnings_name_their_plant_and_endpoint(tmp_path, clock, emulators, caplog):
+    """Both plants' servers run on one loop thread: junk sent to each is told with its own plant,
+    host and port, so the two warnings can be told apart."""
+    cfg = make_config(tmp_path)
+    em = emulators(cfg, clock)
+    with caplog.at_level(logging.WARNING, logger="hil.emulator"):
+        for pid in ("lib", "vrfb"):
+            with socket.create_connection(("127.0.0.1", em.endpoint(pid).port), timeout=2.0) as s:
+                s.sendall(fc3(1, SOC) + b"\x00\x09\x12\x34\x00\x06\x01\x03")
+                receive(s, 11)   # the request is answered, the junk after it dropped
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert dropped == [f"{cfg.plants[pid].name} emulator 127.0.0.1:{em.endpoint(pid).port} dropped 8 received "
+                       "bytes that cannot be a Modbus TCP frame: 00 09 12 34 00 06 01 03" for pid in ("lib", "vrfb")]
+
+
 def test_a_failed_send_is_logged_and_the_other_answers_still_go(lib, monkeypatch, caplog):
     """Sending one answer raises: it is logged once at ERROR, the requests pipelined with it and
     those that come later are still answered."""
