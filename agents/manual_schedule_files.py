@@ -12,7 +12,9 @@ The plant's override flags (issue 14) are saved next to it as `<plant_id>.overri
 (`{"p": bool, "q": bool}`), removed when both are off; `restore_overrides()` reads them back (a
 damaged file is logged and ignored).
 
-Thread safety: `request_save` may be called from any thread; `step`, `flush` and `restore` from the
+Thread safety: `request_save` and `request_save_override` may be called from any thread (the
+schedule store calls them under `sd["lock"]`, in the order of its changes: they take only the saver's
+own lock and never do I/O); `step`, `flush` and `restore` from the
 director or the saver thread.
 """
 from __future__ import annotations

@@ -56,10 +56,12 @@ class ScheduleStore:
 
     def __init__(self, shared_data: dict, tz, wake_event: threading.Event | None = None,
                  on_manual_change=None, on_override_change=None, forecast_wake: threading.Event | None = None):
-        """`on_manual_change(plant, frame)`: called after each manual publish (the saver's
-        `request_save`); `on_override_change(plant, flags)` after each flag change (the saver's
-        `request_save_override`). Neither may block. `forecast_wake` (the forecaster's) is set with
-        `wake_event` after each publish and flag change."""
+        """`on_manual_change(plant, frame)`: called with each manual publish (the saver's
+        `request_save`); `on_override_change(plant, flags)` with each flag change (the saver's
+        `request_save_override`). Both are called under `sd["lock"]`, in the order of the changes (the
+        last save requested is the one in force), so they may neither block, do I/O nor take that
+        lock. `forecast_wake` (the forecaster's) is set with `wake_event` after each publish and flag
+        change."""
         self.sd = shared_data
         self.tz = tz
         self.wake_event = wake_event or threading.Event()
@@ -76,13 +78,13 @@ class ScheduleStore:
         with self.sd["lock"]:
             old = self.sd["override_by_plant"][plant]
             self.sd["override_by_plant"][plant] = new
+            if new != old and self.on_override_change is not None:
+                self.on_override_change(plant, new)   # ordered with the swap: a later change saves later
         self.wake_event.set()
         self.forecast_wake.set()
         if new != old:
             log.info("%s override in API mode: P %s, Q %s", plant.upper(), "on" if new["p"] else "off",
                      "on" if new["q"] else "off")
-            if self.on_override_change is not None:
-                self.on_override_change(plant, new)
         return new
 
     def overrides(self, plant: str) -> dict:
@@ -100,10 +102,10 @@ class ScheduleStore:
             self.sd[self._KEYS[source]][plant] = frame
             self.sd["schedule_revision"] += 1
             revision = self.sd["schedule_revision"]
+            if source == "manual" and self.on_manual_change is not None:
+                self.on_manual_change(plant, frame)   # ordered with the swap: a later publish saves later
         self.wake_event.set()
         self.forecast_wake.set()
-        if source == "manual" and self.on_manual_change is not None:
-            self.on_manual_change(plant, frame)
         if source == "manual" and len(frame) == 0:
             self.set_override(plant, no_override())   # a cleared schedule clears its overrides
         return revision
