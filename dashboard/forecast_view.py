@@ -18,14 +18,12 @@ from core.timeutil import wall_text
 from dashboard import constants as C
 from dashboard import live_axis
 from dashboard.figures import phone_lines
-from dashboard.preview_figures import preview_x
+from dashboard.preview_figures import note_below, preview_x
 
 MAX_POINTS = 2000                 # a 1 s schedule has 86,400 breakpoints: the trace keeps a stride
 SINGLE_COLOR = C.COLOR_SOC        # one plant's preview: the SoC colour of the live plots
 WARNING_COLOR = "#b00020"
 NOTE_COLOR = "#555"
-BELOW_AXIS_PX = 48                # the x axis' tick labels (time and date lines)
-DST_BELOW_AXIS_PX = 96            # a DST axis' labels (`02:30 CEST`), turned upright by plotly on a phone
 
 
 def _views(hil, source: str, plants) -> dict:
@@ -128,14 +126,5 @@ def add_forecast(fig: dict, hil, source: str, s, frames: dict, names: dict, clip
     layout[f"yaxis{n}"] = {"title": {"text": "SoC forecast (pu)"}, "overlaying": "y", "side": "right",
                         "range": [-0.02, 1.05], "tickmode": "array", "tickvals": [0, 0.25, 0.5, 0.75, 1],
                         "showgrid": False, "zeroline": False}
-    margin = dict(layout.get("margin") or {})
-    margin["r"] = max(margin.get("r", 20), 60)
-    below = DST_BELOW_AXIS_PX if ax.dst else BELOW_AXIS_PX
-    margin["b"] = max(margin.get("b", 40), below + 18 * len(lines))
-    layout["margin"] = margin
-    layout["annotations"] = list(layout.get("annotations") or []) + [{
-        "text": "<br>".join(lines), "xref": "paper", "yref": "paper", "x": 0, "y": 0, "xanchor": "left",
-        "yanchor": "top", "yshift": -below + 4, "xshift": 8 - margin.get("l", 60),   # from the figure's edge
-        "align": "left", "showarrow": False, "font": {"size": 12},
-        "name": "forecast-warning"}]
-    return {**fig, "data": list(fig["data"]) + traces, "layout": layout}
+    layout["margin"] = {**(layout.get("margin") or {}), "r": max((layout.get("margin") or {}).get("r", 20), 60)}
+    return {**fig, "data": list(fig["data"]) + traces, "layout": note_below(layout, lines, ax)}

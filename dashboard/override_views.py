@@ -25,6 +25,7 @@ from core.timeutil import day_bounds, format_hms, wall_text
 from dashboard import constants as C
 from dashboard.figures import empty_figure, now_shape, step_xy, x_of
 from dashboard import live_axis
+from dashboard.dispatched import within_limits
 from dashboard.preview_figures import preview_title, preview_x, step_trace, time_ticks
 from dashboard.views import ButtonState, as_datetime, fmt, target_expired
 from dashboard.snapshot import Snapshot
@@ -194,10 +195,13 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
         ts, ps, qs = held_series(ts, ps, qs, h, end, cfg.tz)
         name = "effective: " + held_name(h)
     ax = live_axis.axis_of_day(today, cfg.tz)
+    limits = cfg.plants[plant].model.power_limits   # inputs drawn as dispatched, as the effective line
+    base = within_limits([(*step_xy(api, col, start, end, tail, points=True), "API base") for col in (P_COL, Q_COL)], limits)
+    mine = within_limits([(*step_xy(manual, col, start, end, points=True), "manual") for col in (P_COL, Q_COL)], limits)
     data = []
-    for axis, col, eff in (("", P_COL, ps), ("2", Q_COL, qs)):
-        data.append(_line("API base", *step_xy(api, col, start, end, tail, points=True), ax, axis, "#7f7f7f", "dot"))
-        data.append(_line("manual", *step_xy(manual, col, start, end, points=True), ax, axis, "#ff7f0e", "dash"))
+    for k, (axis, eff) in enumerate((("", ps), ("2", qs))):
+        data.append(_line(base[k][2], *base[k][:2], ax, axis, "#7f7f7f", "dot"))
+        data.append(_line(mine[k][2], *mine[k][:2], ax, axis, "#ff7f0e", "dash"))
         data.append(_line(name, ts, eff, ax, axis, C.COLOR_P_SETPOINT, "solid", 2.5))
     flags = flags_of(s, plant)
     on = "+".join(overridden(flags)) or "none"

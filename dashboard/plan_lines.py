@@ -7,7 +7,8 @@ recorded setpoint registers (`figures.RECORDED_SETPOINTS`) and these lines from 
 
 - the active source's frame (`schedule_setpoints`); in API mode with an override on and a manual
   schedule, the API base with the overridden signals in the manual window (`P schedule + override`);
-- each value within the plant's limits, as the scheduler clamps it (`(clamped)` in the name);
+- each value within the plant's limits, as the scheduler clamps it (`(clamped)` in the name;
+  `dispatched.within_limits`, the rule of every schedule preview too);
 - a held plant keeps the held P and Q until Resume, which has no known time: the lines are the held
   values to the window's end, named `P held at -120.0 kW (until Resume)`;
 - an override walk cut at `override_views._MAX_STEPS` breakpoints ends where it was cut and says so
@@ -18,10 +19,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from core.plant_model import clamp
 from core.lazy_modules import pd
 
 from dashboard import figures, override_views
+from dashboard.dispatched import within_limits
 from dashboard.figures import Traces
 
 if TYPE_CHECKING:
@@ -52,18 +53,6 @@ def setpoints(dctx: DashboardContext, s, pid: str) -> Traces:
     else:
         traces = schedule_setpoints(s.active_frame(pid), s.source, s.now, dctx.api_period)
     return within_limits(traces, dctx.cfg.plants[pid].model.power_limits)
-
-
-def within_limits(traces: Traces, limits) -> Traces:
-    """The P (kW) and Q (kvar) traces as dispatched: each value clamped to the plant's limits, as
-    the scheduler does, and `(clamped)` in the name where one was (a 5000 kW row drew 5000 kW on
-    a 1000 kW plant and stretched the axis until the measured lines were flat)."""
-    out = []
-    for (xs, ys, name), (lo, hi) in zip(traces, ((limits.p_min_kw, limits.p_max_kw),
-                                                 (limits.q_min_kvar, limits.q_max_kvar))):
-        cut = any(y is not None and (y < lo or y > hi) for y in ys)
-        out.append((xs, [y if y is None else clamp(y, lo, hi) for y in ys], name + " (clamped)" * cut))
-    return out
 
 
 def held_lines(hold: dict, now: datetime) -> Traces:

@@ -12,12 +12,18 @@ from datetime import datetime, timedelta
 
 from dash import Patch
 
+from core.config import PowerLimits
 from core.lazy_modules import pd
 from core.schedules import P_COL, Q_COL
 from dashboard import constants as C
 from dashboard import live_axis
-from dashboard.figures import empty_figure, now_shape, schedule_window, step_xy, x_of
+from dashboard.dispatched import p_clamp_note, within_limits
+from dashboard.figures import empty_figure, now_shape, phone_lines, schedule_window, step_xy, x_of
 from dashboard.live_axis import LiveAxis
+
+NOTE_BELOW = "note-below"         # the name of a preview's one note under its time axis
+BELOW_AXIS_PX = 48                # the x axis' tick labels (time and date lines)
+DST_BELOW_AXIS_PX = 96            # a DST axis' labels (`02:30 CEST`), turned upright by plotly on a phone
 
 
 def now_minute(now: datetime) -> str:
@@ -78,14 +84,18 @@ def preview_title(text: str) -> dict:
             "pad": {"t": C.MODEBAR_ROW_PX}}
 
 
-def manual_preview(name: str, frame: pd.DataFrame | None, now: datetime, ui_key: str | None = None) -> dict:
+def manual_preview(name: str, frame: pd.DataFrame | None, now: datetime, ui_key: str | None = None,
+                   limits: PowerLimits | None = None) -> dict:
     """The selected plant's P setpoint over its whole manual frame, with an `end` marker and the
     now line (the axis stretches to now, so a schedule in the past or far ahead shows as such), on
-    `manual_axis`. `ui_key` (the layout's uirevision) keeps the operator's zoom while the now line moves."""
+    `manual_axis`. With the plant's `limits` the line is drawn as dispatched (`dispatched`), with a
+    note under the plot when a row was cut. `ui_key` (the layout's uirevision) keeps the zoom."""
     if frame is None or len(frame) == 0:
         return empty_figure(C.NO_MANUAL_SCHEDULE, C.MANUAL_PREVIEW_HEIGHT)
     ax = manual_axis(frame, now)
-    data = [step_trace(*step_xy(frame, P_COL, points=True), ax, mode="lines", name=f"{name} P setpoint",
+    line = (*step_xy(frame, P_COL, points=True), f"{name} P setpoint")
+    xs, ys, trace_name = within_limits([line], limits)[0] if limits is not None else line
+    data = [step_trace(xs, ys, ax, mode="lines", name=trace_name,
                        line={"color": C.COLOR_P_SETPOINT, "shape": "hv"}, connectgaps=False)]
     p = frame[P_COL].to_numpy()
     q = frame[Q_COL].to_numpy()
@@ -93,26 +103,45 @@ def manual_preview(name: str, frame: pd.DataFrame | None, now: datetime, ui_key:
         data.append(step_trace([frame.index[-1].to_pydatetime()], [0], ax, mode="markers+text", name="end",
                                text=["end"], textposition="top center", showlegend=False,
                                marker={"color": "#d62728", "symbol": "x", "size": 10}))
-    return {"data": data, "layout": {
+    layout = {
         "height": C.MANUAL_PREVIEW_HEIGHT, "margin": {"l": 60, "r": 20, "t": C.TITLED_TOP_PX, "b": 40},
         "yaxis": {"title": {"text": "P (kW)"}, "gridcolor": "#e5e5e5"}, "xaxis": time_ticks(*_span(frame, now), ax),
         "title": preview_title(f"{name} manual schedule"),
         "plot_bgcolor": "#fff", "paper_bgcolor": "#fff", "showlegend": False,
         "shapes": [now_shape(now, _label_side(frame, now), preview_x([now], ax)[0])], "uirevision": ui_key,
-    }}
+    }
+    note = p_clamp_note(name, p.tolist(), limits) if limits is not None else ""
+    return {"data": data, "layout": note_below(layout, phone_lines(note), ax) if note else layout}
+
+
+def note_below(layout: dict, lines: list[str], ax: LiveAxis) -> dict:
+    """`layout` with `lines` (short HTML lines, `figures.phone_lines`) added after those of the one
+    note under the time axis's labels, its bottom margin grown to fit them."""
+    notes = [a for a in layout.get("annotations") or [] if a.get("name") == NOTE_BELOW]
+    lines = (notes[0]["text"].split("<br>") if notes else []) + lines
+    margin = dict(layout.get("margin") or {})
+    below = DST_BELOW_AXIS_PX if ax.dst else BELOW_AXIS_PX
+    margin["b"] = max(margin.get("b", 40), below + 18 * len(lines))
+    note = {"text": "<br>".join(lines), "xref": "paper", "yref": "paper", "x": 0, "y": 0, "xanchor": "left",
+            "yanchor": "top", "yshift": -below + 4, "xshift": 8 - margin.get("l", 60),   # from the figure's edge
+            "align": "left", "showarrow": False, "font": {"size": 12}, "name": NOTE_BELOW}
+    others = [a for a in layout.get("annotations") or [] if a.get("name") != NOTE_BELOW]
+    return {**layout, "margin": margin, "annotations": others + [note]}
 
 
 def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: datetime,
-                api_period: timedelta) -> dict:
-    """Both plants' API P setpoints over [today 00:00, today + 2 days), with the now line."""
+                api_period: timedelta, limits: dict[str, PowerLimits] | None = None) -> dict:
+    """Both plants' API P setpoints over [today 00:00, today + 2 days), with the now line; with the
+    plants' `limits` each line as dispatched (`dispatched.within_limits`: `LIB (clamped)`)."""
     start, end = schedule_window(now.date(), now.tzinfo)
     ax = live_axis.axis_of(now)
     data = []
     colors = {"lib": C.COLOR_LIB, "vrfb": C.COLOR_VRFB}
     for pid, name in names.items():
-        xs, ys = step_xy(frames.get(pid), P_COL, start, end, api_period, points=True)
+        line = (*step_xy(frames.get(pid), P_COL, start, end, api_period, points=True), name)
+        xs, ys, shown = within_limits([line], limits[pid])[0] if limits and pid in limits else line
         if xs:
-            data.append(step_trace(xs, ys, ax, mode="lines", name=name,
+            data.append(step_trace(xs, ys, ax, mode="lines", name=shown,
                                    line={"color": colors.get(pid, "#333"), "shape": "hv"}))
     if not data:
         return empty_figure(C.NO_API_SCHEDULE, C.API_PREVIEW_HEIGHT)

@@ -117,7 +117,8 @@ def _preview_key(dctx: DashboardContext, s: Snapshot, drawn: bool) -> dict:
 
 def _preview(dctx: DashboardContext, s: Snapshot) -> dict:
     """The API schedules with each plant's SoC forecast (computed by the forecaster thread)."""
-    fig = preview_figures.api_preview(dctx.names, s.api, s.now, dctx.api_period)
+    limits = {pid: dctx.cfg.plants[pid].model.power_limits for pid in PLANT_IDS}
+    fig = preview_figures.api_preview(dctx.names, s.api, s.now, dctx.api_period, limits)
     return forecast_view.add_forecast(fig, dctx.hil, "api", s, {pid: s.api.get(pid) for pid in PLANT_IDS}, dctx.names)
 
 

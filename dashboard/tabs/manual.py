@@ -209,7 +209,8 @@ def _preview_key(s: Snapshot, plant: str) -> dict:
 
 def _preview(dctx: DashboardContext, s: Snapshot, plant: str) -> dict:
     frame = s.manual.get(plant)
-    fig = preview_figures.manual_preview(dctx.names[plant], frame, s.now, f"{plant}:{s.revision}")
+    fig = preview_figures.manual_preview(dctx.names[plant], frame, s.now, f"{plant}:{s.revision}",
+                                         dctx.cfg.plants[plant].model.power_limits)
     return forecast_view.add_forecast(fig, dctx.hil, "manual", s, {plant: frame}, dctx.names, True,
                                       preview_figures.manual_axis(frame, s.now))
 

@@ -203,7 +203,7 @@ def test_long_words_are_wrapped_to_fit_a_phone(rig):
     assert len(warning) > figures.PHONE_LINE_CHARS and "is asked for more discharge than p_max" in warning
     assert all(len(line) <= figures.PHONE_LINE_CHARS for line in lines), lines
     assert " ".join(lines).split() == (warning + " starting from SoC 0.50 initial (config)").replace(";", "").split()
-    assert out["layout"]["margin"]["b"] >= forecast_view.BELOW_AXIS_PX + 18 * len(lines)
+    assert out["layout"]["margin"]["b"] >= preview_figures.BELOW_AXIS_PX + 18 * len(lines)
 
 
 def test_a_warning_says_where_its_start_soc_comes_from_unless_it_is_a_fresh_reading(rig):
