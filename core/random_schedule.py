@@ -17,16 +17,19 @@ from core.timeutil import localize_forward
 MAX_STEP_MIN = 24 * 60   # the window is at most a day
 
 
-def _field(value: object, kind: type) -> object:
+def _field(value: object, kind: type, whole: str = "") -> object:
+    """A form field as `kind`; an int field that is not a whole number raises `whole` (the message)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ValueError("Please fill in all fields.")
     try:
-        out = kind(float(value)) if kind is int else float(value)
+        out = float(value)
     except (TypeError, ValueError, OverflowError):
         raise ValueError("Please fill in all fields.") from None
-    if kind is float and not math.isfinite(out):
+    if not math.isfinite(out):
         raise ValueError("Please fill in all fields.")
-    return out
+    if kind is int and not out.is_integer():
+        raise ValueError(whole or "Please fill in all fields.")   # 5.5 was cut to 5 without a word
+    return int(out) if kind is int else out
 
 
 def generate_random(
@@ -48,9 +51,9 @@ def generate_random(
     spring day, is refused: it was a whole day). Rows at Start + k × Step (absolute) while before End,
     P uniform in [Min, Max] rounded to 0.1 kW (kept within [Min, Max]), Q 0, the end row at End.
     """
-    start_h = _field(start_hour, int)
-    end_h = _field(end_hour, int)
-    step = _field(step_min, int)
+    start_h = _field(start_hour, int, "Start and End Hour must be whole hours.")
+    end_h = _field(end_hour, int, "Start and End Hour must be whole hours.")
+    step = _field(step_min, int, "Step must be a whole number of minutes.")
     lo = _field(min_kw, float)
     hi = _field(max_kw, float)
     if not (0 <= start_h <= 23 and 0 <= end_h <= 23):

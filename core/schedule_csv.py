@@ -69,10 +69,11 @@ TOO_MANY_ROWS = f"CSV has more than {MAX_CSV_ROWS} data rows."
 SAVED_FORM_TOO_LARGE = ("CSV as saved and downloaded (times in full with their offset, numbers in full, "
                         "an 'end' row) would be larger than 5 MB; use fewer rows.")
 
+# [0-9], not \d: \d matches any Unicode digit, and float() reads Arabic-Indic "١٢" as 12
 _DATETIME_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.(\d+))?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.([0-9]+))?)?(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?"
 )
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _parse_number(text: str, line: int, column: str) -> float:
@@ -213,6 +214,7 @@ class _Points(NamedTuple):
     p_values: list[float]
     q_values: list[float]
     end_at: datetime | None  # the `end` row's instant; None when the file has none
+    lines: list[int]  # the line of each time, the `end` row's (or the last row's, for an implied end) last
 
 
 def _cell(cells: list[str], i: int) -> str:
@@ -225,6 +227,7 @@ def _parse_body(body: list[tuple[int, list[str]]], header: _Header, tz: tzinfo) 
     p_values: list[float] = []
     q_values: list[float] = []
     end_at: datetime | None = None
+    lines: list[int] = []
     previous: tuple[int, datetime] | None = None
     last_k = len(body) - 1
     for k, (line, cells) in enumerate(body):
@@ -240,6 +243,7 @@ def _parse_body(body: list[tuple[int, list[str]]], header: _Header, tz: tzinfo) 
                 line, "datetime",
             )
         previous = (line, ts)
+        lines.append(line)
         p_text = _cell(cells, header.i_p).strip()
         if p_text.lower() == "end":
             if k != last_k:
@@ -258,7 +262,9 @@ def _parse_body(body: list[tuple[int, list[str]]], header: _Header, tz: tzinfo) 
         raise ScheduleCSVError(TOO_MANY_ROWS)
     if end_at is None and len(times) == 1:
         raise ScheduleCSVError(SINGLE_ROW_NEEDS_END)
-    return _Points(times, p_values, q_values, end_at)
+    if end_at is None:
+        lines.append(lines[-1])
+    return _Points(times, p_values, q_values, end_at, lines)
 
 
 def _build_frame(
@@ -286,6 +292,20 @@ def _build_frame(
         raise ScheduleCSVError(f"CSV times are out of range ({exc}).") from None
 
 
+def _check_offsets(frame: pd.DataFrame, lines: list[int], tz: tzinfo) -> None:
+    """Refuse a time whose UTC offset in `tz` is not a whole number of minutes (Madrid before 1901:
+    -00:14:44): the saved form and the download write ±HH:MM offsets, so it would not be read back."""
+    index = frame.index
+    offsets_s = np.asarray((index.tz_localize(None) - index.tz_convert("UTC").tz_localize(None)).total_seconds())
+    bad = np.flatnonzero(offsets_s % 60 != 0)
+    if bad.size:
+        at = index[bad[0]].to_pydatetime()
+        raise ScheduleCSVError(
+            f"in {tz_name(tz)} this is {at.isoformat()}, whose UTC offset is not a whole number of minutes: "
+            "the saved schedule could not be read back; use a later date.",
+            lines[bad[0]], "datetime")
+
+
 def _count_outside_limits(points: _Points, limits: PowerLimits | None) -> int:
     """How many P and Q values lie beyond `limits` (0 without limits)."""
     if limits is None:
@@ -308,8 +328,8 @@ def parse_schedule_csv(
     them (they are accepted and clamped at dispatch); `shift_to` (aware) moves every instant, the
     end included, by one absolute offset so that the first row lands on it; None uses the file's
     times. The limits (5 MB, 100 000 data rows besides an `end` row) hold for the file and for
-    the frame written back out by `schedule_to_csv`, so an accepted schedule is always restored at
-    start and its download uploads again. Raises ScheduleCSVError naming the line and column;
+    the frame written back out by `schedule_to_csv`, and a time whose offset in `tz` has seconds is
+    refused, so an accepted schedule is always restored at start and its download uploads again. Raises ScheduleCSVError naming the line and column;
     nothing else.
     """
     rows = _read_rows(_decode(data))
@@ -320,6 +340,7 @@ def parse_schedule_csv(
         raise ScheduleCSVError("CSV has no data rows.")
     points = _parse_body(rows[1:], header, tz)
     frame, ends_at, file_ends_at = _build_frame(points, tz, shift_to)
+    _check_offsets(frame, points.lines, tz)
     if len(schedule_to_csv(frame).encode("utf-8")) > MAX_CSV_BYTES:
         raise ScheduleCSVError(SAVED_FORM_TOO_LARGE)
     n_out = _count_outside_limits(points, limits)

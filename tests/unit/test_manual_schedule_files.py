@@ -80,3 +80,31 @@ def test_the_largest_accepted_unclamped_values_are_restored_and_upload_again(tmp
     pd.testing.assert_frame_equal(restored["lib"], accepted.frame, check_exact=True)
     again = parse_schedule_csv(schedule_to_csv(restored["lib"]).encode(), TZ, limits=LIMITS)
     pd.testing.assert_frame_equal(again.frame, accepted.frame, check_exact=True)
+
+
+def test_a_time_whose_local_offset_has_seconds_is_refused_so_nothing_accepted_is_lost(tmp_path):
+    """Before 1901 Madrid's offset was -00:14:44: the saved form wrote it, the parser (±HH:MM)
+    refused it at the next start, and the schedule was set aside as damaged."""
+    old = b"datetime,power_setpoint_kw\n1900-01-01T00:00:00Z,1\n1900-01-01T01:00:00Z,2\n1900-01-01T02:00:00Z,end\n"
+    with pytest.raises(ScheduleCSVError) as info:
+        parse_schedule_csv(old, TZ)
+    assert (info.value.line, info.value.column) == (2, "datetime")
+    assert "1899-12-31T23:45:16-00:14:44" in str(info.value) and "whole number of minutes" in str(info.value)
+    shifted = b"datetime,power_setpoint_kw\n2026-01-01T00:00:00,1\n2026-01-01T01:00:00,2\n"
+    with pytest.raises(ScheduleCSVError) as info:     # a start chosen before 1901: the shifted times are checked
+        parse_schedule_csv(shifted, TZ, shift_to=datetime(1899, 6, 1, tzinfo=TZ))
+    assert info.value.line == 2
+    first_whole_minutes = b"datetime,power_setpoint_kw\n1901-01-01T12:00:00Z,1\n1901-01-01T13:00:00Z,end\n"
+    parsed = parse_schedule_csv(first_whole_minutes, TZ)
+    pd.testing.assert_frame_equal(save_and_restart(tmp_path, parsed.frame)["lib"], parsed.frame)
+    assert parse_schedule_csv(schedule_to_csv(parsed.frame).encode(), TZ).frame.equals(parsed.frame)
+
+
+@pytest.mark.parametrize("cell, column", [("١٢", "power_setpoint_kw"), ("٢٠٢٦-01-01T00:00:00", "datetime")])
+def test_digits_other_than_0_to_9_are_refused(cell, column):
+    """float() reads Arabic-Indic "١٢" as 12; the regexes' \\d let it through."""
+    row = f"{cell},1" if column == "datetime" else f"2026-01-01T00:00:00,{cell}"
+    data = f"datetime,power_setpoint_kw\n{row}\n2026-01-01T01:00:00,end\n".encode()
+    with pytest.raises(ScheduleCSVError) as info:
+        parse_schedule_csv(data, TZ)
+    assert (info.value.line, info.value.column) == (2, column)

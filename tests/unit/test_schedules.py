@@ -638,6 +638,8 @@ def test_generator_on_dst_days():
     ({"step_min": None}, "Please fill in all fields."),
     ({"step_min": 1441}, "Step must be at most 1440 minutes (one day)."),
     ({"step_min": 1e300}, "Step must be at most 1440 minutes (one day)."),   # a forged request: no OverflowError
+    ({"step_min": 5.5}, "Step must be a whole number of minutes."),   # was cut to 5 without a word
+    ({"step_min": "5.5"}, "Step must be a whole number of minutes."),
     ({"min_kw": 10, "max_kw": 5}, "Min kW must not exceed Max kW."),
     ({"min_kw": -1000.5}, "Min/Max kW must lie within LIB limits [-1000, 1000] kW."),
     ({"max_kw": 1001}, "Min/Max kW must lie within LIB limits [-1000, 1000] kW."),
