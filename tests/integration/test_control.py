@@ -1172,9 +1172,10 @@ def test_command_ids_increase_and_log_lifecycle(tmp_path, fake_clock, rigs, monk
     assert [s for i, s in seen if i == a.id] == ["queued", "running", "succeeded"]
     assert [s for i, s in seen if i == b.id] == ["rejected"]
     entry = rig.log_entry(a.id)
-    assert entry == {"id": a.id, "kind": "start", "plant": "lib", "status": "succeeded",
+    assert entry == {"id": a.id, "kind": "start", "plant": "lib", "target": None, "status": "succeeded",
                      "detail": "started; no MANUAL schedule for now: 0 kW is dispatched",   # no frame published
-                     "at": entry["at"], "parent": None}   # parent: the Start All / Stop All it is part of
+                     "at": entry["at"], "parent": None}   # parent: the Start All / Stop All it is part of;
+    # target: a switch's mode or source (none for a plant command)
     assert datetime.fromisoformat(entry["at"]).tzinfo is not None
     assert rig.log_entry(b.id)["detail"] == "already starting"
     c = rig.submit("stop")

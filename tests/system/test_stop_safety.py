@@ -24,6 +24,7 @@ from agents.control_agent import PlantController
 from agents.shared_data import build_shared_data
 from core.clock import RealClock
 from core.dispatch import Target
+from core.points import observe_points
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
 from tests.helpers import ENABLE, P_BAT, P_SP, TinyServer, free_port, make_cfg, shift, signed, wait_for
@@ -165,8 +166,16 @@ def _started(app: HilApp, plant: str):
     return cmd
 
 
-def _decay_read(names, *args, **kwargs) -> bool:
-    return tuple(names) == ("p_battery", "q_battery")
+def _decay_read(app: HilApp, plant_id: str = "lib"):
+    """Matches a read of the stop's decay wait: the observation points, read while the plant's
+    transition is `stopping` (the controller's own observations wait while its Stop runs)."""
+    points = observe_points(app.controllers[plant_id].link.endpoint.points)
+
+    def match(names, *args, **kwargs) -> bool:
+        with app.sd["lock"]:
+            stopping = app.sd["plant_transition_by_plant"][plant_id] == "stopping"
+        return stopping and tuple(names) == points
+    return match
 
 
 def _lines(caplog, text: str) -> list[int]:
@@ -268,7 +277,7 @@ def test_shutdown_waits_for_an_operator_stop_in_its_decay_wait_and_disables(rig,
     _publish(app, "lib", 200.0)
     _started(app, "lib")
     assert lib_srv.get(ENABLE) == [1]
-    held = rig.hold(app.controllers["lib"].link, "read", _decay_read)
+    held = rig.hold(app.controllers["lib"].link, "read", _decay_read(app))
     stop = app.intake.submit("stop", "lib")
     assert stop.status == "queued", stop.detail
     wait_for(held.entered.is_set, 5, "LIB's Stop held inside its decay wait")
@@ -299,7 +308,7 @@ def test_a_second_signal_ends_the_decay_waits_and_the_plant_is_still_disabled(ri
     app = rig.app(lib_srv, vrfb_srv, safe_stop_timeout_s=30.0)
     _publish(app, "lib", 200.0)
     _started(app, "lib")
-    in_decay = rig.hold(app.controllers["lib"].link, "read", _decay_read, block=False)
+    in_decay = rig.hold(app.controllers["lib"].link, "read", _decay_read(app), block=False)
     stop = app.intake.submit("stop", "lib")
     wait_for(in_decay.entered.is_set, 5, "LIB's Stop in its decay wait")
 
