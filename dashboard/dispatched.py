@@ -22,11 +22,15 @@ def within_limits(traces: list, limits: PowerLimits) -> list:
 
 
 def p_clamp_note(name: str, p_values, limits: PowerLimits) -> str:
-    """`2 rows beyond LIB's limits are dispatched at ±1000 kW` (one line on a 390 px phone), or ""
-    when every P value (kW; NaN, an end row, skipped) is within the limits."""
+    """`2 rows beyond LIB's limits are dispatched at ±1000 kW` (one line on a 390 px phone; the limit
+    they are cut to: `1000`, `-1000`, or both), or "" when every P value (kW; NaN, an end row,
+    skipped) is within the limits."""
     lo, hi = limits.p_min_kw, limits.p_max_kw
-    n = sum(1 for p in p_values if p == p and (p < lo or p > hi))
+    values = [p for p in p_values if p == p]
+    below, above = sum(1 for p in values if p < lo), sum(1 for p in values if p > hi)
+    n = below + above
     if not n:
         return ""
-    at = f"±{fmt_num(hi)}" if lo == -hi else f"{fmt_num(lo)} / {fmt_num(hi)}"
+    at = fmt_num(hi) if not below else fmt_num(lo) if not above else \
+        f"±{fmt_num(hi)}" if lo == -hi else f"{fmt_num(lo)} / {fmt_num(hi)}"
     return f"{n} row{'s' * (n != 1)} beyond {name}'s limits {'are' if n != 1 else 'is'} dispatched at {at} kW"

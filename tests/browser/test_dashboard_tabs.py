@@ -131,6 +131,12 @@ def test_manual_good_csv_upload_then_bad_csv_refused_with_old_schedule_kept(env,
     assert len(frame) == 4 and frame.index[0].isoformat().startswith(f"{day}T10:00:00")
     assert list(frame["power_setpoint_kw"].iloc[:3]) == [200, -300, 2500]
     wait_for(lambda: "end" in page.text("manual-preview"), 5, message="preview with the end marker")
+    # the success message goes with the next action; the preview keeps saying what the plant gets
+    notes = ("var g = document.querySelector('#manual-preview .js-plotly-plot');"
+             "return g ? (g.layout.annotations || []).map(a => a.text).join(' ').replace(/<br>/g, ' ') : '';")
+    wait_for(lambda: "1 row beyond LIB's limits is dispatched at 1000 kW" in page.js(notes), 5,
+             message="the preview's clamping note")
+    screenshots_at_sizes(page, "manual-preview-clamped", scroll_to="manual-preview")
 
     bad = (f"datetime,power_setpoint_kw\n{day} 10:00:00,100\n{day} 10:05:00,200\n"
            f"{day} 10:10:00,300\n{day} 10:15:00,400\n{day} 10:20:00,500\n{day} 10:25:00,abc\n")
