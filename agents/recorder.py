@@ -304,7 +304,7 @@ class Recorder:
         with self.sd["lock"]:
             pending_keys = set(self.sd["pending_rows_by_file"])
         self._pending.forget_old_files(today, pending_keys)
-        self._health.forget(set(self._health.failing_paths()) - pending_keys)   # rows dropped by the cap
+        self._health.keep_only(pending_keys)
 
     # ---------------------------------------------------------------------------- samples
     def _on_sample(self, sample) -> None:
@@ -389,6 +389,8 @@ class Recorder:
             if self._pending.drop_oldest(self.sd["pending_rows_by_file"], rec.plant_id):
                 rec.dropped_unreported += 1
                 self._health.dropped(rec.plant_id)
+            pending_keys = [path for path, rows in self.sd["pending_rows_by_file"].items() if rows]
+        self._health.keep_only(pending_keys)
         if rec.dropped_unreported and rec.drop_throttle.ready(self.clock.monotonic()):
             log.error("%s: more than %d rows pending; dropped %d oldest row(s)",
                       rec.name, self._pending.cap_per_plant, rec.dropped_unreported)

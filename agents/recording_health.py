@@ -44,14 +44,12 @@ class WriteHealth:
             log.info("Writing to %s works again: %d pending rows written after %.0f s of failed writes",
                      Path(path).name, rows, failed_s)
 
-    def forget(self, paths) -> None:
-        """Files whose rows are gone (dropped by the cap): their failures are over unreported."""
-        for path in paths:
+    def keep_only(self, pending_paths) -> None:
+        """Forget the failures of files with no row left to write (all dropped by the cap): they are
+        over unreported; a disk that works again for the other files is not said to fail."""
+        for path in set(self._failures.keys()) - set(pending_paths):
             self._failures.forget(path)
             self._errors.pop(path, None)
-
-    def failing_paths(self) -> list:
-        return self._failures.keys()
 
     def dropped(self, plant_id: str, rows: int = 1) -> None:
         self._dropped[plant_id] = self._dropped.get(plant_id, 0) + rows

@@ -827,3 +827,34 @@ def test_tracking_alarm_ended_by_a_stop_says_so_not_following_again(rig_factory,
     level, message = ends[0]
     assert level == "INFO" and re.fullmatch(rf"LIB tracking alarm ended: {reason} \(not following for 3\d s\)",
                                             message), message
+
+
+def test_a_write_error_ends_when_the_failing_files_rows_were_all_dropped_and_the_rest_is_written(
+        rig_factory, monkeypatch):
+    """Disk full across midnight; the pending cap drops all of June 1's rows; the disk frees and
+    June 2's file is written. June 1's file is never written again: its error must not keep the card,
+    /api/state and `hil_recording_write_failing` at 'writes failing' until the next midnight."""
+    import errno
+
+    import agents.recorder as recorder_module
+    rig = rig_factory(datetime(2026, 6, 1, 23, 59, 50, 500_000, tzinfo=TZ), compression={"enabled": False})
+    real, full = recorder_module.append_lines, {"on": True}
+
+    def append(path, lines, fsync=False):
+        if full["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, lines, fsync=fsync)
+    monkeypatch.setattr(recorder_module, "append_lines", append)
+    rig.agent.set_recording("lib", True)
+    rig.run(30)                                              # to 00:00:20 on June 2, every write failing
+    assert {Path(k).name[:8] for k in rig.sd["pending_rows_by_file"]} >= {"20260601", "20260602"}
+    assert rig.sd["recording_health_by_plant"]["lib"]["write_error"]["since"] == "2026-06-01T23:59:51+02:00"
+    monkeypatch.setattr(rig.recorder._pending, "cap_per_plant", 5)   # the cap: June 1's rows go first
+    rig.run(10)
+    assert not any("20260601" in k and rows for k, rows in rig.sd["pending_rows_by_file"].items())
+    full["on"] = False                                       # the disk frees up
+    monkeypatch.setattr(rig.recorder._pending, "cap_per_plant", recorder_module.PENDING_CAP_PER_PLANT)
+    rig.run(120)                                             # flushes: every write works
+    assert rig.file("lib", date(2026, 6, 2)).exists()
+    health = rig.sd["recording_health_by_plant"]["lib"]
+    assert health["write_error"] is None and health["rows_dropped"] > 0, health
