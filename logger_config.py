@@ -223,7 +223,7 @@ class DailyFileHandler(logging.Handler):
             return
         local = _local_time(record, self.tz)
         at = local.timestamp()   # the record's own time: the app clock's when stamped
-        if self._failing_since is not None and self._failing_since <= at < self._retry_at:
+        if self._failing_since is not None and at < self._retry_at:   # back-dated records too
             self._lost += 1
             return
         try:
@@ -250,7 +250,7 @@ class DailyFileHandler(logging.Handler):
     def _fail(self, exc: OSError, at: float, day: date) -> None:
         """Drop the stream and the record; say it on stderr the first time only."""
         self._lost += 1
-        self._retry_at = at + self.RETRY_S
+        self._retry_at = max(self._retry_at, at + self.RETRY_S)
         first = self._failing_since is None
         if first:
             self._failing_since = at
@@ -265,7 +265,7 @@ class DailyFileHandler(logging.Handler):
         note = logging.makeLogRecord({
             "name": __name__, "levelno": logging.WARNING, "levelname": "WARNING",
             "created": record.created, "hil_time": getattr(record, "hil_time", None),
-            "msg": f"Log file could not be written for {at - self._failing_since:.0f} s; "
+            "msg": f"Log file could not be written for {max(0.0, at - self._failing_since):.0f} s; "
                    f"{self._lost} log record(s) lost"})
         return ("\n" if _ends_mid_line(self._path) else "") + self.format(note) + "\n"
 

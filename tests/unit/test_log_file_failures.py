@@ -113,3 +113,23 @@ def test_shutdown_close_on_a_full_disk_does_not_raise(logs, capsys):
 
     assert capsys.readouterr().err.splitlines() == [
         f"Logging: cannot close {logs.log_dir / DAY_FILE}: No space left on device"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_back_dated_records_wait_for_the_retry_and_the_duration_is_never_negative(logs, monkeypatch):
+    """Records stamped before the failure (another thread's, handled later, or a clock stepped back)
+    are dropped until the retry time like the others: no open per record; the recovery line's
+    duration counts from the failure."""
+    from logger_config import DailyFileHandler
+    path = logs.log_dir / DAY_FILE
+    os.symlink("/dev/full", path)
+    opens, real_open = [], DailyFileHandler._open
+    monkeypatch.setattr(DailyFileHandler, "_open", lambda self, day: (opens.append(day), real_open(self, day))[1])
+    emit(T0, "first")                                    # fails at T0: retried at T0 + 5 s
+    for i in range(20):
+        emit(T0 - timedelta(seconds=30), "earlier %d", i)
+    assert len(opens) == 1, f"{len(opens)} opens before the retry time"
+    path.unlink()                                        # writable again
+    emit(T0 + timedelta(seconds=5), "after the retry time")
+    text = path.read_text()
+    assert "Log file could not be written for 5 s; 21 log record(s) lost" in text, text
