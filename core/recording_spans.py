@@ -9,6 +9,8 @@ row to the daily file of its own local date (`core/recording.py` names the file)
   first real row (unless the latest row is at or after it), then the row; a sample not after the
   latest row (a span restarted within one period) is *stale* and not recorded.
 - `failed_step(ts)`: one null row at the first failed step after a real row (one per outage).
+- `lost_samples(first_lost_ts, next_ts)`: samples dropped unrecorded (a full queue) before the
+  sample at `next_ts` are an outage too: one null row, at the first dropped one's time.
 - `stop()`: a trailing null row at the last real timestamp + period when a real row came last.
 - `unread_file(ts)` / `file_tail(path, on_disk)`: before a span's first sample for a daily file, the
   caller reads that file's last row; later rows must follow it (the file may have been written while
@@ -133,6 +135,15 @@ class PlantSpan:
         if self.open and self._last_is_real() and self.after_latest(ts):
             return (null_row(ts),)
         return ()
+
+    def lost_samples(self, first_lost_ts: datetime | None, next_ts: datetime) -> tuple[Row, ...]:
+        """Samples dropped since the last one processed, the first at `first_lost_ts` (None: none), before
+        the sample at `next_ts`: the null row a failed step would give there, or at `next_ts` − period
+        when the first dropped one is not after the latest row."""
+        if first_lost_ts is None:
+            return ()
+        ts = first_lost_ts if self.after_latest(first_lost_ts) else self.shift(next_ts, -self.period_s)
+        return self.failed_step(ts)
 
     def good_sample(self, row: Row) -> SpanRows:
         """A good sample's row: what to enqueue while a span is open (nothing when none is)."""

@@ -33,8 +33,10 @@ def label(row: Row) -> str:
 
 
 def play(span: PlantSpan, story, on_disk: Row | None = None, now: datetime = DAY) -> list[str]:
-    """Run `story` ((op, second) pairs; op in start, stop, good, fail) and route every row returned."""
+    """Run `story` ((op, second) pairs; op in start, stop, good, fail, lost) and route every row
+    returned. `lost`: a sample dropped from the recorder's full queue, told at the next good or fail."""
     routed = []
+    lost = None
 
     def enqueue(rows):
         for row in rows or ():
@@ -46,10 +48,12 @@ def play(span: PlantSpan, story, on_disk: Row | None = None, now: datetime = DAY
             enqueue(span.start(span.file_of(now), now, on_disk))
         elif op == "stop":
             enqueue(span.stop())
-        elif op == "fail":
-            enqueue(span.failed_step(at(second)))
+        elif op == "lost":
+            lost = lost or at(second)
         else:
-            enqueue(span.good_sample(real(at(second))).rows)
+            enqueue(span.lost_samples(lost, at(second)))
+            lost = None
+            enqueue(span.failed_step(at(second)) if op == "fail" else span.good_sample(real(at(second))).rows)
     return routed
 
 
@@ -79,6 +83,23 @@ STORIES = [
      [("start", 0), ("good", 1), ("stop", 0), ("start", 0), ("good", 10)],
      ["10:00:00+0200 null", "10:00:01+0200 real", "10:00:02+0200 null", "10:00:09+0200 null",
       "10:00:10+0200 real"]),
+    ("samples lost from a full queue: one null row at the first lost one",
+     [("start", 0), ("good", 1), ("lost", 2), ("lost", 3), ("good", 4), ("stop", 0)],
+     ["10:00:00+0200 null", "10:00:01+0200 real", "10:00:02+0200 null", "10:00:04+0200 real",
+      "10:00:05+0200 null"]),
+    ("an outage lost with the queue: one null row, none more at the next failed step",
+     [("start", 0), ("good", 1), ("lost", 2), ("lost", 3), ("fail", 4), ("good", 5), ("stop", 0)],
+     ["10:00:00+0200 null", "10:00:01+0200 real", "10:00:02+0200 null", "10:00:05+0200 real",
+      "10:00:06+0200 null"]),
+    ("samples lost after an outage's null row add none",
+     [("start", 0), ("good", 1), ("fail", 2), ("lost", 3), ("good", 4), ("stop", 0)],
+     ["10:00:00+0200 null", "10:00:01+0200 real", "10:00:02+0200 null", "10:00:04+0200 real",
+      "10:00:05+0200 null"]),
+    ("samples lost before the span's first row: the leading null is enough",
+     [("start", 0), ("lost", 1), ("lost", 2), ("good", 5), ("stop", 0)],
+     ["10:00:04+0200 null", "10:00:05+0200 real", "10:00:06+0200 null"]),
+    ("samples lost while no span is open write nothing",
+     [("lost", 1), ("good", 2), ("start", 0), ("good", 3)], ["10:00:02+0200 null", "10:00:03+0200 real"]),
     ("a second start while open and a second stop change nothing",
      [("start", 0), ("start", 0), ("good", 1), ("stop", 0), ("stop", 0)],
      ["10:00:00+0200 null", "10:00:01+0200 real", "10:00:02+0200 null"]),
@@ -250,3 +271,37 @@ def test_a_later_days_file_is_read_once_and_bounds_the_rows_that_follow():
     assert [label(row) for row in later.rows] == ["00:05:01+0200 real"]
     span.stop()
     assert span.unread_file(midnight) is None            # no span open: nothing to read
+
+
+LOST = [  # (latest row, first lost sample, next sample; seconds, period 2 s) -> the null row for the hole
+    ("at the first lost sample", real(at(20)), 22, 40, ["10:00:22+0200 null"]),
+    ("nothing lost", real(at(20)), None, 40, []),
+    ("the first lost not after the latest row: at the next sample - period", real(at(20)), 10, 40,
+     ["10:00:38+0200 null"]),
+    ("neither after the latest row: none", real(at(20)), 10, 21, []),
+    ("the latest row is a null row already: none", null_row(at(20)), 22, 40, []),
+]
+
+
+@pytest.mark.parametrize("latest, lost, following, expected", [c[1:] for c in LOST], ids=[c[0] for c in LOST])
+def test_samples_lost_from_a_full_queue_give_one_null_row_before_the_next(latest, lost, following, expected):
+    """The latest row is taken in from the file's tail (a file written while the clock ran ahead can
+    hold one later than the first lost sample)."""
+    span = new_span(period_s=2.0)
+    span.start(span.file_of(DAY), DAY, None)
+    span.file_tail(span.file_of(DAY), latest)
+    rows = span.lost_samples(None if lost is None else at(lost), at(following))
+    assert [label(row) for row in rows] == expected
+
+
+def test_the_null_row_for_lost_samples_goes_to_the_file_of_its_own_day():
+    """Samples lost across midnight: the null row at 23:59:58 stays in the evening's file; the next
+    sample rolls the span over."""
+    evening = datetime(2026, 6, 1, 23, 59, 56, tzinfo=TZ)
+    span = new_span(period_s=2.0)
+    span.start(span.file_of(evening), evening, None)
+    for row in span.good_sample(real(evening)).rows:
+        span.route(row)
+    (null,) = span.lost_samples(at(2, evening), at(20, evening))
+    assert [span.route(null)[1:], span.route(real(at(20, evening)))[1:]] == [
+        (DATA / "20260601_lib.csv", False), (DATA / "20260602_lib.csv", True)]
