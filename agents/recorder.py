@@ -1,8 +1,8 @@
 """Recorder (thread `recorder`; components §7.3-§7.8): from samples to daily CSV files and caches.
 
 Input: `Sample`s pushed by the samplers (`push_sample`, any thread, bounded to 256 with the oldest
-dropped) and span events from `set_recording(plant, on)` (any thread; it only sets
-`measurements_filename_by_plant[plant]` and queues the event, no file I/O). Both carry one sequence
+dropped; a null row bounds the hole) and span events from `set_recording(plant, on)` (any thread; it
+only sets `measurements_filename_by_plant[plant]` and queues the event, no file I/O). Both carry one sequence
 number, so the recorder sees them in the order they happened. Per good sample of the current
 transport: `latest_measurement_by_plant`, dispatch tracking, post enqueue once per post window (§7.9)
 and, while the plant's span is open, its row.
@@ -93,6 +93,8 @@ class Recorder:
         self._samples_lock = threading.Lock()
         self._sample_drops = 0
         self._last_dropped = None
+        self._lost_at: dict = {}                 # plant id -> ts of its first sample dropped, under _samples_lock
+        self._holes: dict = {}                   # the same, taken by the recorder: used at the plant's next sample
         self._sample_drop_throttle = Throttle(REPORT_INTERVAL_S)
         self._span_events: deque = deque()       # (seq, kind, plant, path), guarded by shared_data["lock"]
         self._step_lock = threading.Lock()
@@ -142,6 +144,7 @@ class Recorder:
             if len(self._samples) >= SAMPLE_QUEUE_MAXLEN:
                 self._last_dropped = self._samples.popleft()[1]
                 self._sample_drops += 1
+                self._lost_at.setdefault(self._last_dropped.plant_id, self._last_dropped.ts)
             self._samples.append((next(self._seq), sample))
         self._report_sample_drops()
         self.wake_event.set()
@@ -215,6 +218,8 @@ class Recorder:
         with self._samples_lock:
             samples = list(self._samples)
             self._samples.clear()
+            lost_at, self._lost_at = self._lost_at, {}
+        self._holes = {**lost_at, **self._holes}   # an earlier hole not filled yet stays first
         self._report_sample_drops()
         if self._mode is None:
             self._mode = mode
@@ -312,6 +317,8 @@ class Recorder:
             return  # read on another transport: discarded
         rec = self._plants[sample.plant_id]
         pid = rec.plant_id
+        for row in rec.span.lost_samples(self._holes.pop(pid, None), sample.ts):
+            self._enqueue(rec, row)  # samples dropped from a full queue: one null row for the hole
         if sample.values is None:
             with self.sd["lock"]:
                 prev = self.sd["latest_measurement_by_plant"][pid]

@@ -1,4 +1,4 @@
-"""Measurement timing with a leaping fake clock (components §7.1, §7.2).
+"""Measurement timing with a leaping fake clock (components §7.1, §7.2; a full sample queue, §7.3).
 
 The samplers read through a stand-in link whose reads take fake time, so each test can tell the
 story of a day in milliseconds: steps on the epoch grid, at most one attempt per step, missed steps
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agents.measurement_agent import COLUMN_POINTS, SampleGrid, Sampler
+from agents.measurement_agent import COLUMN_POINTS, Sample, SampleGrid, Sampler
 from agents.modbus_link import LinkError
 from agents.recorder import REPORT_INTERVAL_S, SAMPLE_QUEUE_MAXLEN, Recorder
 from core.clock import FakeClock
@@ -310,3 +310,50 @@ def test_sample_queue_is_bounded_and_drops_the_oldest_with_a_warning(tmp_path, c
     drops = [r.getMessage() for r in caplog.records if "sample queue full" in r.getMessage()]
     assert len(drops) == 3 and "dropped 13 oldest" in drops[2]
     assert sd["latest_measurement_by_plant"]["lib"]["ts"] == queued[-1].ts.isoformat()
+
+
+class OfferedSamples:
+    """Stands in for the poster: the time of each sample the recorder offers it."""
+
+    def __init__(self):
+        self.offered = []
+
+    def offer_sample(self, plant_id, ts, values):
+        self.offered.append(ts)
+
+    def refresh_status(self):
+        pass
+
+
+def test_an_outage_dropped_from_the_full_sample_queue_still_breaks_the_line(tmp_path, sd):
+    """One row at 12:00:00; the recorder stalls; the plant fails for 20 steps (12:00:02-12:00:40),
+    then answers for 256 steps, so the queue drops the 20 failed steps. The hole gets one null row at
+    the first dropped sample, which also ends the compressed steady run; dropped samples are not posted."""
+    start = datetime(2026, 6, 1, 12, 0, 0, tzinfo=TZ)
+    clock = FakeClock(start)
+    poster = OfferedSamples()
+    recorder = Recorder(make_cfg(tmp_path, period_s=2.0), clock, sd, poster=poster)
+    values = {column: 1.0 for column, _ in COLUMN_POINTS} | {"soc_pu": 0.5, "v_poi_pu": 1.0}
+
+    def push(step, ok=True):
+        recorder.push_sample(Sample("lib", start + timedelta(seconds=2 * step), "local", "ok" if ok else
+                                    "connect_failed", None if ok else "refused", dict(values) if ok else None))
+
+    recorder.set_recording("lib", True)
+    push(0)
+    recorder.step()
+    for step in range(1, 21):
+        push(step, ok=False)
+    for step in range(21, 21 + SAMPLE_QUEUE_MAXLEN):
+        push(step)
+    clock.advance(600)
+    recorder.step()
+    recorder.set_recording("lib", False)
+    recorder.step()
+    lines = (tmp_path / "20260601_lib.csv").read_text().splitlines()[1:]
+    real = "1,1,1,1,0.5,1,1,1"
+    assert lines == ["2026-06-01T11:59:58+02:00,,,,,,,,", f"2026-06-01T12:00:00+02:00,{real}",
+                     "2026-06-01T12:00:02+02:00,,,,,,,,", f"2026-06-01T12:00:42+02:00,{real}",
+                     f"2026-06-01T12:09:12+02:00,{real}", "2026-06-01T12:09:14+02:00,,,,,,,,"]
+    assert poster.offered == [start] + [start + timedelta(seconds=2 * step)
+                                        for step in range(21, 21 + SAMPLE_QUEUE_MAXLEN)]
