@@ -55,11 +55,6 @@ class LinkError(Exception):
         self.dropped = dropped
 
 
-class _Dropped(LinkError):
-    """A request's connection, one that had answered before, was closed under it: sent again once on
-    a new connection (`ModbusLink._request`), not counted as a failure."""
-
-
 class ModbusLink:
     """Client side of one plant for one role (`control` or `sampler`)."""
 
@@ -279,12 +274,12 @@ class ModbusLink:
         self.last_error = None
         self.consecutive_failures = 0
 
-    def _request(self, method: str, *args, **kwargs):
-        """The client's `method` (after the `before_request` hook) through `_call`. When the connection,
-        one that had answered before, turns out closed or reset under it (a plant's or gateway's idle
-        timeout, a gateway closing after each answer, a comm restart: learnt only from the next
-        request), one immediate reconnect and the same request again, no failure counted: reads and
-        writes alike (a write sets an absolute value). A drop on the new connection is a failure."""
+    def _request(self, method: str, *args, refusable: tuple[int, ...] = (), **kwargs):
+        """The client's `method` (after the `before_request` hook), each send through `_send`; map every
+        failure to LinkError and the link state. Within a stop's busy window (`busy_retries`) a request
+        answered busy is sent again. An exception response whose code is in `refusable` raises
+        without counting as a failure (a refused grouped read that the caller answers with
+        single-point reads)."""
         if self.before_request is not None and not self._in_hook:
             self._in_hook = True
             try:
@@ -293,36 +288,10 @@ class ModbusLink:
                 self._in_hook = False
             if self._client is None:   # the hook's request lost the connection
                 raise LinkError(self.last_error or "link down", "connect_failed")
-        try:
-            return self._call(getattr(self._client, method), *args, **kwargs)
-        except _Dropped as exc:
-            log.debug("%s Modbus %s: connection closed by the plant (%s); request sent again on a new one",
-                      self.plant.name, self.role, exc)
-        self.ensure_connected(immediate=True)
-        return self._call(getattr(self._client, method), *args, **kwargs)
-
-    def _call(self, fn, *args, refusable: tuple[int, ...] = (), **kwargs):
-        """Run one pymodbus request; map every failure to LinkError and the link state.
-
-        An exception response whose code is in `refusable` raises without counting as a failure
-        (a refused grouped read that the caller answers with single-point reads).
-        """
         rr = None
         while rr is None or (rr.isError() and self._busy is not None and
                              self._busy.again(getattr(rr, "exception_code", None))):
-            self._other_unit = None
-            try:
-                rr = fn(*args, device_id=self.endpoint.unit_id, **kwargs)
-            except (ModbusException, OSError) as exc:
-                dropped = isinstance(exc, ConnectionException) or (
-                    isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
-                text = io_error_text(exc, self.timeout_s, self.endpoint.unit_id, self._other_unit)
-                if dropped and self._answered:
-                    self.close()
-                    raise _Dropped(text, "connect_failed", True) from exc
-                self._failure("connect_failed", text, dropped)
-                raise LinkError(self.last_error, "connect_failed", dropped) from exc
-            self._answered = True
+            rr = self._send(method, *args, **kwargs)
         if rr.isError():
             code = getattr(rr, "exception_code", None)
             if code in GATEWAY_CODES:   # the plant behind it did not get the request: down, as a dead host
@@ -336,12 +305,38 @@ class ModbusLink:
             err = LinkError(self.last_error, "read_error")
             err.exception_code = code
             raise err
-        wanted = _FUNCTION_CODES.get(getattr(fn, "__name__", ""))
+        wanted = _FUNCTION_CODES.get(method)
         if wanted is not None and rr.function_code != wanted:   # pymodbus hands it over all the same
             self._failure("connect_failed", f"I/O error: answer to another request (function code "
                                             f"{rr.function_code} to a request of code {wanted})")
             raise LinkError(self.last_error, "connect_failed")   # out of step: the connection is closed
         return rr
+
+    def _send(self, method: str, *args, **kwargs):
+        """One send of the request; its answer, or LinkError counted as a connect failure. When the
+        connection, one that had answered before, turns out closed or reset under it (a plant's or
+        gateway's idle timeout, a gateway closing after each answer, a comm restart: learnt only from
+        the next request; also a busy retry behind such a gateway), one immediate reconnect and the
+        same request again, no failure counted: reads and writes alike (a write sets an absolute
+        value). A drop on the new connection, or no answer within the timeout, is a failure."""
+        while True:   # at most twice: a new connection has not answered
+            self._other_unit = None
+            try:
+                rr = getattr(self._client, method)(*args, device_id=self.endpoint.unit_id, **kwargs)
+            except (ModbusException, OSError) as exc:
+                dropped = isinstance(exc, ConnectionException) or (
+                    isinstance(exc, OSError) and not isinstance(exc, TimeoutError))
+                text = io_error_text(exc, self.timeout_s, self.endpoint.unit_id, self._other_unit)
+                if not (dropped and self._answered):
+                    self._failure("connect_failed", text, dropped)
+                    raise LinkError(self.last_error, "connect_failed", dropped) from exc
+                log.debug("%s Modbus %s: connection closed by the plant (%s); request sent again on a new one",
+                          self.plant.name, self.role, text)
+                self.close()
+                self.ensure_connected(immediate=True)
+                continue
+            self._answered = True
+            return rr
 
     # -- reads ----------------------------------------------------------------------------------
     def read(self, names: tuple[str, ...], immediate: bool = False) -> dict[str, float]:
@@ -407,7 +402,7 @@ class ModbusLink:
         try:
             self._request(write, *args, refusable=ANY_EXCEPTION)
         except LinkError as exc:
-            if exc.kind != "read_error":   # connection trouble: counted and logged by _call
+            if exc.kind != "read_error":   # connection trouble: counted and logged by _request
                 raise
             if fc6 and exc.exception_code == 1:   # FC6 not implemented (illegal function)
                 return self._write_fc16_instead(name, words, immediate)

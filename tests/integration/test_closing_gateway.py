@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import socket
+import threading
 
 from agents.modbus_link import LinkError, ModbusLink
 from core.codec import encode
@@ -85,3 +86,53 @@ def test_a_start_and_its_breakpoints_through_a_closing_gateway(tmp_path, fake_cl
             assert rig.dispatch()["write_status"] == "ok" and rig.lib.link.link == "ok"
         assert rig.lib.link.connect_failures == 0
         assert msgs(caplog, logging.WARNING) == [] and msgs(caplog, contains="flapping") == []
+
+
+def _busy_on_enable(gw, times: int, then=None):
+    """The plant answers busy (exception 6) to the first `times` writes of `enable`, then `then`."""
+    seen = {"n": 0}
+
+    def hook(fc, addr, values):
+        if values is None or addr != ENABLE:
+            return None
+        seen["n"] += 1
+        return ("exc", 6) if seen["n"] <= times else then
+    gw.hook = hook
+
+
+def test_a_stops_busy_window_works_behind_a_closing_gateway(tmp_path, fake_clock):  # noqa: F811
+    """Each busy answer closes the connection: each retry of the busy window finds it closed, is
+    reconnected once and sent again, and the disable goes through; no failure is counted. (Before, the
+    retry after a busy answer raised the link's internal resend signal to the caller, uncounted.)"""
+    with ClosingGateway() as gw:
+        link = _link(tmp_path, gw.port, fake_clock)
+        try:
+            gw.set(ENABLE, [1])
+            link.read(("p_battery",))   # the connection has answered; the gateway has closed it
+            _busy_on_enable(gw, 2)
+            with link.busy_retries(5.0, threading.Event()):
+                link.write_counts("enable", 0, immediate=True)
+            assert gw.get(ENABLE) == [0] and link.link == "ok" and link.consecutive_failures == 0
+        finally:
+            link.close()
+
+
+def test_a_drop_on_the_new_connection_of_a_busy_retry_is_a_counted_failure(tmp_path, fake_clock):  # noqa: F811
+    """Busy, then the retry's new connection drops too: a link failure as any other (link state,
+    last_error, consecutive_failures, the LinkError the stop reads), never an uncounted one."""
+    with ClosingGateway() as gw:
+        link = _link(tmp_path, gw.port, fake_clock)
+        try:
+            gw.set(ENABLE, [1])
+            link.read(("p_battery",))
+            _busy_on_enable(gw, 1, then=("drop_noapply",))
+            with link.busy_retries(5.0, threading.Event()):
+                try:
+                    link.write_counts("enable", 0, immediate=True)
+                    raise AssertionError("the write went through")
+                except LinkError as exc:
+                    assert type(exc) is LinkError and exc.kind == "connect_failed" and exc.dropped
+            assert link.link == "connect_failed" and link.consecutive_failures == 1
+            assert link.last_error is not None and gw.get(ENABLE) == [1]
+        finally:
+            link.close()

@@ -399,18 +399,18 @@ def test_a_sample_never_straddles_a_dispatch_write(tmp_path, fake_clock, rigs):
     _started(rig)
     samples: list = []
     sampler = Sampler("lib", rig.cfg, fake_clock, rig.sd, SampleGrid(fake_clock, 1.0), samples.append)
-    call = sampler.link._call
+    call = sampler.link._send
     between_blocks, dispatched, requests = threading.Event(), threading.Event(), []
 
-    def slow_second_block(fn, *args, **kw):
-        rr = call(fn, *args, **kw)
+    def slow_second_block(method, *args, **kw):
+        rr = call(method, *args, **kw)
         requests.append(args[0])
         if len(requests) == 1:
             between_blocks.set()
             assert dispatched.wait(5)   # the dispatch below is made now (a sample on a slow plant)
         return rr
 
-    sampler.link._call = slow_second_block
+    sampler.link._send = slow_second_block
     reader = threading.Thread(target=sampler.step)
     reader.start()
     try:
@@ -428,7 +428,7 @@ def test_a_sample_never_straddles_a_dispatch_write(tmp_path, fake_clock, rigs):
     assert signed(rig.regs(P_SP)[0]) == 2500 and rig.dispatch()["write_status"] == "ok"
     samples.clear()
     requests.clear()
-    sampler.link._call = call
+    sampler.link._send = call
     fake_clock.advance(1.0)
     sampler.step()
     assert (samples[-1].values["p_setpoint_kw"], samples[-1].values["battery_active_power_kw"]) == (250.0, 250.0)
@@ -452,10 +452,10 @@ def test_a_sample_begun_while_a_breakpoints_write_waits_to_go_out_reads_the_setp
         write(*args, **kw)
         written.set()
 
-    call, requests = sampler.link._call, []
+    call, requests = sampler.link._send, []
 
-    def write_lands_between_the_reads(fn, *args, **kw):
-        rr = call(fn, *args, **kw)
+    def write_lands_between_the_reads(method, *args, **kw):
+        rr = call(method, *args, **kw)
         requests.append(args[0])
         if len(requests) == 1:
             write_may_go.set()
@@ -468,7 +468,7 @@ def test_a_sample_begun_while_a_breakpoints_write_waits_to_go_out_reads_the_setp
     dispatcher.start()
     try:
         assert write_waits.wait(5)
-        sampler.link._call = write_lands_between_the_reads
+        sampler.link._send = write_lands_between_the_reads
         sampler.step()
     finally:
         write_may_go.set()
@@ -986,19 +986,17 @@ def test_the_heartbeat_counts_up_when_one_falls_due_inside_another(tmp_path, fak
     The heartbeat's own requests never start another one, so the counter only ever goes up."""
     rig = rigs(tmp_path, fake_clock, points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
     link, written = rig.lib.link, []
-    real_call = link._call
+    real_send = link._send
 
-    def slow_call(fn, *args, **kwargs):
-        def send(*a, **kw):                          # the order the device sees
-            if fn.__name__ == "write_register" and a[0] == HEARTBEAT:
-                written.append(a[1])
-            return fn(*a, **kw)
+    def slow_send(method, *args, **kwargs):         # the order the device sees
+        if method == "write_register" and args[0] == HEARTBEAT:
+            written.append(args[1])
         try:
-            return real_call(send, *args, **kwargs)
+            return real_send(method, *args, **kwargs)
         finally:
             fake_clock.advance(0.6)
 
-    link._call = slow_call
+    link._send = slow_send
     for _ in range(6):
         rig.lib.step()
     assert len(written) >= 4 and written == sorted(set(written))      # strictly increasing
@@ -1010,13 +1008,13 @@ def test_a_quiet_controller_does_no_more_periodic_modbus_io(tmp_path, fake_clock
     device's observation or heartbeat must not keep the thread past its join."""
     rig = rigs(tmp_path, fake_clock, points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
     link, sent = rig.lib.link, []
-    real_call = link._call
+    real_send = link._send
 
-    def call(fn, *args, **kwargs):
-        sent.append(fn.__name__)
-        return real_call(fn, *args, **kwargs)
+    def send(method, *args, **kwargs):
+        sent.append(method)
+        return real_send(method, *args, **kwargs)
 
-    link._call = call
+    link._send = send
     rig.lib.step()
     assert sent.count("read_holding_registers") >= 2 and "write_register" in sent   # observation, heartbeat
     sent.clear()
@@ -1032,18 +1030,16 @@ def test_quiet_stops_a_step_in_flight_between_two_requests_but_not_a_command(tmp
     step's further requests never go out. A command (the shutdown's safe stop) still runs whole."""
     rig = rigs(tmp_path, fake_clock, points={"lib": {"heartbeat": {"address": HEARTBEAT}}})
     link, sent = rig.lib.link, []
-    real_call = link._call
+    real_send = link._send
 
-    def call(fn, *args, **kwargs):
-        def request(*a, **kw):
-            sent.append(fn.__name__)
-            return fn(*a, **kw)
+    def send(method, *args, **kwargs):
+        sent.append(method)
         try:
-            return real_call(request, *args, **kwargs)
+            return real_send(method, *args, **kwargs)
         finally:
             rig.lib.quiet.set()
 
-    link._call = call
+    link._send = send
     rig.lib.step()                                   # heartbeat due: reads the counter, then nothing
     assert sent == ["read_holding_registers"]
     sent.clear()
