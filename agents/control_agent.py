@@ -29,7 +29,7 @@ from agents.owed_zero import OwedZero
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, next_heartbeat
 from core.config import AppConfig
-from core.dispatch import (NotOperating, Target, dispatch_setpoint, is_stale, not_operating, observed_fields,
+from core.dispatch import (NotOperating, Target, dispatch_setpoint, is_stale, not_operating, observed_update,
                            observed_transition, reports_running, target_expiry_s)
 from core.episodes import Episodes
 from core.fleet import OWED_NOTE, ZERO_NOTE
@@ -367,7 +367,7 @@ class PlantController:
         with self.sd["lock"]:
             state = dict(self.sd["plant_observed_state_by_plant"][self.plant_id])
         if values is not None:
-            state.update(observed_fields(values), observed_at=format_local_iso(self.clock.now()))
+            state.update(observed_update(values, format_local_iso(self.clock.now())))
         state.update({"stale": is_stale(self._last_ok_observe_mono, self.clock.monotonic()), "link": self.link.link,
                       "consecutive_failures": self.link.consecutive_failures,
                       "last_error": self.link.last_error, "endpoint": self.link.endpoint_label})

@@ -30,7 +30,7 @@ from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
 from core.dispatch import decayed, not_taken_text, write_status
 from core.fleet import ZERO_NOTE, start_detail
-from core.points import SETPOINT_POINTS, observe_points
+from core.points import SETPOINT_POINTS
 from core.recording import format_value
 from core.timeutil import format_local_iso
 
@@ -299,15 +299,15 @@ def heartbeat_counter(ctl, point) -> int:
 
 
 def _wait_decay(ctl) -> bool:
-    """Poll the battery's P/Q until both are under the thresholds (True), the timeout or 3 failed
-    reads (False). Each read is an observation, published as the controller's (the screen shows the
-    decay; the readings do not go stale while the controller waits here)."""
+    """Poll the battery's P/Q (one request) until both are under the thresholds (True), the timeout
+    or 3 failed reads (False); one request per poll keeps components §4.6's bound. Each read is published into the controller's observation (P/Q and `observed_at` only,
+    `core.dispatch.observed_update`): the screen shows the decay, other fields keep their age."""
     cfg = ctl.cfg.safe_stop
     deadline = ctl.clock.monotonic() + cfg.timeout_s
     failures = 0
     while True:
         try:
-            values = ctl.link.read(observe_points(ctl.link.endpoint.points))
+            values = ctl.link.read(("p_battery", "q_battery"))
             ctl.publish_observation(values)
             failures = 0
             if decayed(values["p_battery"], values["q_battery"], cfg.threshold_kw, cfg.threshold_kvar):

@@ -140,7 +140,8 @@ class Forecaster:
             active = self.sd["active_schedule_source"]
             flags = {pid: dict(self.sd["override_by_plant"][pid]) for pid in PLANT_IDS}
             holds = {pid: dict(self.sd["hold_by_plant"][pid]) for pid in PLANT_IDS}
-            observed = {pid: None if observation_stale(o := self.sd["plant_observed_state_by_plant"][pid] or {}, now)
+            observed = {pid: None if observation_stale(o := self.sd["plant_observed_state_by_plant"][pid] or {}, now,
+                                                         "full_observed_at")
                         else o.get("soc_pu") for pid in PLANT_IDS}   # a stale reading is the last sample's
             latest = {pid: self.sd["latest_measurement_by_plant"][pid] for pid in PLANT_IDS}
         due = []

@@ -4,7 +4,7 @@
   to write now (zero when it is missing or older than `target_expiry_s()`).
 - `encode_setpoints()`, `write_status()`, `changed_externally()`, `not_taken_text()`: what a dispatch
   writes and what its readback means.
-- `observed_fields()`, `is_stale()`, `observation_stale()`, `not_operating()`,
+- `observed_fields()`, `observed_update()`, `is_stale()`, `observation_stale()`, `not_operating()`,
   `observed_transition()`: what an observation says about the plant.
 - `decayed()`: the safe-stop threshold test.
 Pure: no I/O, no clock reads (monotonic times come in as arguments). Sign: positive P = discharge.
@@ -112,17 +112,28 @@ def observed_fields(values: Mapping[str, float]) -> dict:
     return fields
 
 
+def observed_update(values: Mapping[str, float], at: str) -> dict:
+    """The fields one read sets in the observation, with their time `at` (local ISO). A read of all
+    observation points sets `observed_at` and `full_observed_at`; a stop's decay wait reads the
+    battery P/Q alone, which sets those two fields and `observed_at` only: the other fields keep the
+    time of their own read in `full_observed_at` (the forecaster's live SoC goes by it)."""
+    if "enable" not in values:
+        return {"p_battery_kw": values["p_battery"], "q_battery_kvar": values["q_battery"], "observed_at": at}
+    return {**observed_fields(values), "observed_at": at, "full_observed_at": at}
+
+
 def is_stale(last_ok_mono: float | None, now_mono: float) -> bool:
     """No good observation yet, or the last one older than `STALE_AFTER_S`."""
     return last_ok_mono is None or now_mono - last_ok_mono > STALE_AFTER_S
 
 
-def observation_stale(obs: Mapping, now: datetime) -> bool:
+def observation_stale(obs: Mapping, now: datetime, at_field: str = "observed_at") -> bool:
     """A published `plant_observed_state_by_plant` entry is not current at `now` (a reader's
     snapshot time): flagged stale, never read, or read more than `STALE_AFTER_S` before `now`. The
     flag is set only when the controller publishes; a controller busy in a command publishes none,
-    so its readers apply the age rule themselves (the card, `/api/state`, `/metrics`, the forecaster)."""
-    at = as_datetime(obs.get("observed_at"), now.tzinfo)   # local ISO with its offset
+    so its readers apply the age rule themselves (the card, `/api/state`, `/metrics`, the forecaster).
+    `at_field`: `full_observed_at` for a field a decay wait does not read again (SoC, enable)."""
+    at = as_datetime(obs.get(at_field) or obs.get("observed_at"), now.tzinfo)   # never fully read: no SoC to misdate   # local ISO with its offset
     return bool(obs.get("stale", True)) or at is None or seconds_between(at, now) > STALE_AFTER_S
 
 

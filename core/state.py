@@ -91,6 +91,7 @@ def empty_observed_state(endpoint: str | None = None) -> dict:
     return {
         "enable": None, "p_setpoint_kw": None, "q_setpoint_kvar": None, "p_battery_kw": None,
         "q_battery_kvar": None, "soc_pu": None, "observed_at": None, "stale": True,
+        "full_observed_at": None,   # the last read of all observation points (a decay wait reads P/Q alone)
         "link": "unknown", "consecutive_failures": 0, "last_error": None, "endpoint": endpoint,
         "stopped_by_plant_at": None,   # local ISO: the plant disabled itself while dispatched; None once running
         "stopped_by_plant_reason": None,   # what it reported then: `disabled` or `run status <n>`

@@ -24,7 +24,6 @@ from agents.control_agent import PlantController
 from agents.shared_data import build_shared_data
 from core.clock import RealClock
 from core.dispatch import Target
-from core.points import observe_points
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
 from tests.helpers import ENABLE, P_BAT, P_SP, TinyServer, free_port, make_cfg, shift, signed, wait_for
@@ -167,9 +166,9 @@ def _started(app: HilApp, plant: str):
 
 
 def _decay_read(app: HilApp, plant_id: str = "lib"):
-    """Matches a read of the stop's decay wait: the observation points, read while the plant's
+    """Matches a read of the stop's decay wait: the battery's P/Q, read while the plant's
     transition is `stopping` (the controller's own observations wait while its Stop runs)."""
-    points = observe_points(app.controllers[plant_id].link.endpoint.points)
+    points = ("p_battery", "q_battery")
 
     def match(names, *args, **kwargs) -> bool:
         with app.sd["lock"]:
