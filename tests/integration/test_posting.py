@@ -23,7 +23,7 @@ import pytest
 from agents.base import run_loop
 from agents.measurement_agent import MeasurementAgent, Sample
 from agents.plant_agent import PlantEmulator
-from agents.post_journal import REBUILD_RETRY_S
+from agents.post_journal import JOURNAL_NAME, REBUILD_RETRY_S, replay_lines
 from agents.poster import Poster
 from agents.recorder import Recorder
 from core.clock import FakeClock, RealClock
@@ -846,24 +846,38 @@ def test_a_shutdown_with_the_data_folder_unusable_says_where_the_unsent_posts_ar
 
 # --- journal faults ---------------------------------------------------------------------------
 
-def assert_b_survives_a_crash_after_x_and_a_were_posted(sim, poster, posters, cfg, clock, while_in_flight):
+def assert_b_survives_a_crash_after_x_and_a_were_posted(sim, poster, posters, cfg, clock, caplog, while_in_flight,
+                                                      rebuilt_warnings):
     """The POST of [X, A] is held in flight; `while_in_flight()` runs, B is enqueued, the POST
-    succeeds; a new poster on the same folder (a restart after kill -9) still queues B."""
+    succeeds; the journal file itself is consistent (no `done` count outruns its series, it holds
+    B alone) after `rebuilt_warnings` "disappeared or changed" WARNINGs; a new poster on the same
+    folder (a restart after kill -9) still queues B."""
+    caplog.set_level(logging.INFO, "hil.poster")
+    caplog.clear()
     sim.set_delay(MEAS, 0.5)
     stepping = threading.Thread(target=poster.step, name="poster-step")
     stepping.start()
-    wait_for(lambda: sim.calls[MEAS] == 1, what="the POST of [X, A] in flight")
-    while_in_flight()
-    poster.enqueue_sample("lib", at(120), VALUES)         # B
-    stepping.join(10.0)
+    try:
+        wait_for(lambda: sim.calls[MEAS] == 1, what="the POST of [X, A] in flight")
+        while_in_flight()
+        poster.enqueue_sample("lib", at(120), VALUES)     # B
+    finally:
+        stepping.join(10.0)
     assert not stepping.is_alive()
     assert stamps(sim, 6) == ["2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
+    rebuilt = [r for r in caplog.records if "disappeared or changed" in r.getMessage()]
+    assert [r.levelno for r in rebuilt] == [logging.WARNING] * rebuilt_warnings
+    with open(cfg.data_dir / JOURNAL_NAME, encoding="utf-8") as fh:
+        fifos, bad, over = replay_lines(fh)
+    assert (bad, over) == (0, 0)                          # no `done` count outruns its series
+    assert {sid: [item["timestamp"] for item in fifo] for sid, fifo in fifos.items()} == {
+        6: ["2026-06-01T08:02:00+00:00"]}
     again = posters(cfg, clock, make_sd(source="manual"))  # kill -9, restart
     assert queued_stamps(again) == ["2026-06-01T08:02:00+00:00"]
 
 
 def test_an_item_journaled_after_a_failed_write_survives_a_crash_after_the_earlier_ones_were_posted(
-        sim, tmp_path, posters):
+        sim, tmp_path, posters, caplog):
     """X is journaled; the disk refuses A's journal line (nothing of it written); B is enqueued
     while the POST of [X, A] is in flight, which then succeeds. Appending B and `done 2` after the
     failure would pop X and B at the replay: the journal is rebuilt from the queue instead, so after
@@ -875,7 +889,8 @@ def test_an_item_journaled_after_a_failed_write_survives_a_crash_after_the_earli
     poster.enqueue_sample("lib", at(0), VALUES)           # X
     with file_size_limit(journal.stat().st_size):
         poster.enqueue_sample("lib", at(60), VALUES)      # A
-    assert_b_survives_a_crash_after_x_and_a_were_posted(sim, poster, posters, cfg, clock, lambda: None)
+    assert_b_survives_a_crash_after_x_and_a_were_posted(sim, poster, posters, cfg, clock, caplog, lambda: None,
+                                                        rebuilt_warnings=0)
 
 
 def test_a_journal_line_the_full_disk_cuts_short_is_taken_back_and_later_items_survive_a_crash(tmp_path,
@@ -927,7 +942,7 @@ def test_items_queued_after_the_journal_was_deleted_survive_a_crash_when_overflo
 
 @pytest.mark.parametrize("removed", ["folder", "journal"])
 def test_an_item_queued_after_the_journal_was_deleted_survives_a_crash_after_the_earlier_ones_were_posted(
-        sim, tmp_path, posters, removed):
+        sim, tmp_path, posters, caplog, removed):
     """X and A are journaled; the journal is deleted while their POST is in flight; B is enqueued, then
     the POST succeeds. A journal made again empty held `item B, done 2`: the replay popped B, never
     posted. It is rebuilt from the queue at B, so after a kill -9 B is still queued."""
@@ -935,8 +950,9 @@ def test_an_item_queued_after_the_journal_was_deleted_survives_a_crash_after_the
     clock = FakeClock(START)
     poster = posters(cfg, clock, make_sd())
     enqueue_samples(poster, 2)                            # X, A
-    assert_b_survives_a_crash_after_x_and_a_were_posted(sim, poster, posters, cfg, clock,
-                                                        lambda: remove_journal(tmp_path, removed))
+    assert_b_survives_a_crash_after_x_and_a_were_posted(sim, poster, posters, cfg, clock, caplog,
+                                                        lambda: remove_journal(tmp_path, removed),
+                                                        rebuilt_warnings=1)
 
 
 def test_a_metric_a_windows_first_sample_lacks_is_posted_from_the_next_sample(sim, tmp_path, posters):
