@@ -11,12 +11,13 @@ import re
 import urllib.request
 
 import agents.recorder as recorder_mod
+from core.timeutil import as_datetime, format_hms
 from dashboard.snapshot import take_snapshot
 from dashboard.views import state_line
 from tests.browser.helpers import api_state, make_config, recorder_of, start_app, stop_app, wait_for
 from tests.integration.test_metrics import scrape, value
 
-FAILING = re.compile(r"Recording: On — writes failing since (\d\d:\d\d:\d\d): No space left on device; "
+FAILING = re.compile(r"Recording: On — writes failing since (\d\d:\d\d:\d\d(?: [A-Z]{3,5})?): No space left on device; "
                      r"(\d+) rows kept in memory")
 
 
@@ -41,7 +42,8 @@ def test_failing_writes_are_said_everywhere_until_the_disk_frees_up(tmp_path, mo
         line = state_line(app.cfg, take_snapshot(app.sd, app.clock.now()), "lib")
         found = FAILING.search(line)
         assert found, line
-        assert lib["recording_write_error"]["since"][11:19] == found.group(1)
+        since = as_datetime(lib["recording_write_error"]["since"], app.cfg.tz)
+        assert since is not None and format_hms(since, app.cfg.tz) == found.group(1)   # `02:30:00 CEST` in a fold
         with urllib.request.urlopen(app.dashboard.url + "/healthz", timeout=5) as r:
             assert r.status == 200, "a full disk is no thread failure: /healthz stays ok"
 
