@@ -5,9 +5,13 @@ The story: LIB runs a manual 0 kW schedule; its forecast keeps SoC. The operator
 400 kW for 10 minutes (SoC -0.13), then holds at 400 kW (held to the horizon: it empties). Each
 change is made just after the forecaster's step (a forecast has just arrived), so its next
 periodic step is ~2 s away: every answer until the new forecast must be no forecast or the new
-one, and the new one must come within `PROMPT_S`, well under the forecaster's 2 s period. Each
-computation is made to take `COMPUTE_S` (a long schedule takes seconds), so the requests run while
-the new forecast is being computed.
+one. Each computation is made to take `COMPUTE_S` (a long schedule takes seconds), so the requests
+run while the new forecast is being computed.
+
+That the new forecast comes at once is not timed here (a loaded CI machine makes any bound near
+the 2 s period flaky): the app's input owners are checked to hold the forecaster's wake event, and
+tests/unit/test_forecaster.py checks on a fake clock that they set it and that the woken step
+computes the new forecast.
 """
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ from core.schedules import frame_from_rows
 from tests.browser.helpers import api_state, make_config, start_app, stop_app, wait_for
 from tests.integration.test_metrics import scrape, value
 
-PROMPT_S = 1.0
 COMPUTE_S = 0.3
 
 
@@ -35,9 +38,9 @@ def publish(app, p_kw: float, minutes: int):
     return frame
 
 
-def answers_until(app, is_new, is_old_metric) -> float:
+def answers_until(app, is_new, is_old_metric) -> None:
     """Polls `/api/state` and `/metrics` until LIB's forecast `is_new`; asserts each answer before
-    is no forecast or the new one. Returns the seconds it took."""
+    is no forecast or the new one."""
     url = app.dashboard.url + "/metrics"
     started = time.monotonic()
     while time.monotonic() - started < 10.0:
@@ -47,13 +50,13 @@ def answers_until(app, is_new, is_old_metric) -> float:
         assert soc_end is None or not is_old_metric(soc_end, undeliverable), ("/metrics: old forecast", soc_end)
         fc = lib_forecast(app)
         if fc is not None and is_new(fc):
-            return time.monotonic() - started
+            return
         assert fc is None, f"/api/state served an old forecast as current: {fc}"
         time.sleep(0.02)
     raise AssertionError("no new forecast in 10 s")
 
 
-def test_no_old_forecast_after_a_schedule_replace_or_a_hold_and_the_new_one_comes_at_once(tmp_path, monkeypatch):
+def test_no_old_forecast_after_a_schedule_replace_or_a_hold_and_the_forecaster_is_woken(tmp_path, monkeypatch):
     compute = agents.forecaster.forecast_soc
 
     def slow(*args, **kwargs):
@@ -63,6 +66,9 @@ def test_no_old_forecast_after_a_schedule_replace_or_a_hold_and_the_new_one_come
     monkeypatch.setattr(agents.forecaster, "forecast_soc", slow)
     app = start_app(make_config(tmp_path))
     try:
+        wake = app.forecaster.wake_event          # the owners of its inputs wake it (run_loop steps at once)
+        assert app.store.forecast_wake is wake and app.coordinator.forecast_wake is wake
+        assert all(c.hold.forecast_wake is wake for c in app.controllers.values()) and app.controllers
         publish(app, 0.0, 24 * 60)
         assert app.intake.submit("start", "lib").status != "rejected"
         wait_for(lambda: api_state(app)["plants"]["lib"]["transition"] == "running", 20, message="LIB running")
@@ -73,16 +79,14 @@ def test_no_old_forecast_after_a_schedule_replace_or_a_hold_and_the_new_one_come
         assert kept["soc_end"] == kept["soc_start"], kept
 
         publish(app, 400.0, 10)   # just after a forecast: the forecaster's next step is ~2 s away
-        took = answers_until(app, lambda fc: fc["soc_end"] < fc["soc_start"] - 0.1,
-                             lambda soc_end, _: abs(soc_end - kept["soc_end"]) < 0.05)
-        assert took < PROMPT_S, f"the replaced schedule's forecast took {took:.2f} s"
+        answers_until(app, lambda fc: fc["soc_end"] < fc["soc_start"] - 0.1,
+                      lambda soc_end, _: abs(soc_end - kept["soc_end"]) < 0.05)
 
         wait_for(lambda: api_state(app)["plants"]["lib"]["last_setpoint_p_kw"] == 400.0, 10, message="400 kW")
         hold = app.intake.submit("hold", "lib")
         wait_for(lambda: hold.status in ("succeeded", "failed"), 5, message="the hold")
         assert hold.status == "succeeded", hold.detail
-        took = answers_until(app, lambda fc: fc["held"] and fc["first_violation_kind"] == "soc_empty",
-                             lambda _, undeliverable: not undeliverable)
-        assert took < PROMPT_S, f"the held forecast took {took:.2f} s"
+        answers_until(app, lambda fc: fc["held"] and fc["first_violation_kind"] == "soc_empty",
+                      lambda _, undeliverable: not undeliverable)
     finally:
         stop_app(app)

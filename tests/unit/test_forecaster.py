@@ -2,6 +2,7 @@
 it recomputes (a new frame, SoC drift, age), so that readers never compute."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -242,3 +243,49 @@ def test_an_observed_soc_older_than_3_s_is_not_the_live_one_whatever_its_flag(ri
     step_all(fc)
     view = fc.view("manual", "lib")
     assert view.soc_start_from != "live" and view.soc_start == cfg.plants["lib"].model.initial_soc_pu
+
+
+def test_the_owners_of_its_inputs_wake_it_and_its_next_step_computes_the_new_forecast(rig, monkeypatch):
+    """The schedule store (publish), the hold keeper (begin, end) and the coordinator (source switch)
+    are given the forecaster's `wake_event` (as hil_scheduler.HilApp wires them) and set it: the
+    forecaster's thread (run_loop) steps at once, and that step, with no time passing, computes the
+    new forecast (steps returning 0.0 run at once too). Without the wake-up the new forecast waited
+    for the next periodic step, up to PERIOD_S later (the integration test
+    tests/integration/test_forecast_current.py checks the wiring and the answers over HTTP)."""
+    from agents.commands import CommandIntake, CommandLog
+    from agents.control_hold import HoldKeeper
+    from agents.coordinator import Coordinator
+    from agents.forecaster import PERIOD_S
+    from agents.scheduler_agent import ScheduleStore
+    cfg, clock, sd, fc = rig
+    wake = fc.wake_event
+    store = ScheduleStore(sd, TZ, forecast_wake=wake)
+    hold = HoldKeeper("lib", "LIB", sd, clock, wake)
+    coordinator = Coordinator(cfg, clock, sd, CommandLog(sd, clock), threading.Event(), wake)
+    coordinator.intake = CommandIntake(sd, {}, coordinator, clock)
+    monkeypatch.setattr(coordinator, "safe_stop_all", lambda *a, **kw: {})
+
+    def woken_and_computed(change, is_new, steps=1):
+        """`change()` sets the wake event; no forecast is served until the woken steps run, which
+        compute the new one with the clock standing still."""
+        wake.clear()                                 # as run_loop does before each step
+        gen = fc.generation
+        change()
+        assert wake.is_set(), "the forecaster is not woken: the new forecast waits for its periodic step"
+        assert fc.summary("lib") is None, "the old forecast is not served meanwhile"
+        for k in range(steps):
+            assert fc.step() == (PERIOD_S if k == steps - 1 else 0.0)
+        assert fc.generation == gen + steps
+        s = fc.summary("lib")
+        assert s is not None and is_new(s), s
+
+    set_soc(sd, "lib", 0.6, clock)
+    store.publish_schedule("manual", "lib", frame_from_rows([T0], [0.0], None, TZ, end_at=T0 + timedelta(days=1)))
+    step_all(fc)
+    assert fc.summary("lib")["soc_end"] == 0.6
+    woken_and_computed(lambda: store.publish_schedule("manual", "lib", lib_frame()),     # 400 kW: empties at 10:45
+                       lambda s: s["first_violation_at"] == "2026-06-01T10:45:00+02:00" and not s["held"])
+    woken_and_computed(lambda: hold.begin(0.0, 0.0), lambda s: s["held"] and s["first_violation_at"] is None)
+    woken_and_computed(lambda: coordinator.switch_source("api"),     # the hold moves to the API forecast
+                       lambda s: s["source"] == "api" and s["held"], steps=2)
+    woken_and_computed(lambda: hold.end("resume"), lambda s: s["source"] == "api" and not s["held"])
