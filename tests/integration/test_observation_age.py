@@ -18,16 +18,23 @@ P = "hil_plant_battery_active_power_watts"
 
 
 def started(tmp_path, fp, **sections):
+    """The app with LIB started on the FaultyPlant, its battery P frozen at 500 kW and exported so;
+    the app is stopped when this fails."""
     cfg = make_cfg(tmp_path, ports={"lib": {"remote": fp.port}}, startup={"transport_mode": "remote"}, **sections)
     app = start_app(cfg)
-    cmd = app.intake.submit("start", "lib")
-    wait_for(lambda: cmd.done.is_set(), 10, "start")
-    assert cmd.status == "succeeded", cmd.detail
-    fp.frozen_battery = True                         # the battery's P is the test's
-    with fp.lock:
-        fp.regs[270] = 5000                          # 500 kW
-    time.sleep(2.0)
-    assert value(scrape(app.dashboard.url + "/metrics"), P, plant="lib") == 500_000
+    try:
+        cmd = app.intake.submit("start", "lib")
+        wait_for(lambda: cmd.done.is_set(), 10, "start")
+        assert cmd.status == "succeeded", cmd.detail
+        fp.frozen_battery = True                     # the battery's P is the test's
+        with fp.lock:
+            fp.regs[270] = 5000                      # 500 kW
+        wait_for(lambda: value(scrape(app.dashboard.url + "/metrics"), P, plant="lib") == 500_000, 10,
+                 "500 kW on /metrics")
+    except BaseException:
+        fp.frozen_battery = False
+        stop_app(app)
+        raise
     return app
 
 
@@ -36,10 +43,15 @@ def test_the_screen_follows_the_plants_power_through_a_stops_decay_wait(tmp_path
         app = started(tmp_path, fp, safe_stop={"timeout_s": 20})
         try:
             stop = app.intake.submit("stop", plant="lib")
-            time.sleep(1.0)
+            stopped_at = time.monotonic()
+            wait_for(lambda: api_state(app)["plants"]["lib"]["transition"] == "stopping", 10, "the stop running")
             with fp.lock:
                 fp.regs[270] = 2000                  # decaying: 200 kW, still above the threshold
-            time.sleep(5.0)
+            wait_for(lambda: value(scrape(app.dashboard.url + "/metrics"), P, plant="lib") == 200_000, 10,
+                     "200 kW on /metrics during the decay wait")
+            # The reads keep being published: an observation older than 3 s would have been the only one
+            # published since the Stop began (the reader's stale rule would then say so, not the flag).
+            wait_for(lambda: time.monotonic() - stopped_at >= 4.0, 10, "4 s since the Stop")
             assert not stop.done.is_set(), "the decay wait still runs"
             m = scrape(app.dashboard.url + "/metrics")
             lib = api_state(app)["plants"]["lib"]
