@@ -198,8 +198,7 @@ def test_a_bracketed_ipv6_literal_connects_without_a_lookup():
     listener.listen(1)
     try:
         assert name_lookup.addresses("[::1]", 1.0) == ("::1",)
-        conn = name_lookup.create_connection("[::1]", listener.getsockname()[1], 1.0)
-        assert conn.getpeername()[0] == "::1"
-        conn.close()
+        with name_lookup.create_connection("[::1]", listener.getsockname()[1], 1.0) as conn:
+            assert conn.getpeername()[0] == "::1"
     finally:
         listener.close()
