@@ -129,8 +129,7 @@ def test_start_and_stop_from_card_follow_registers_and_button_table(env, page):
 
 def test_record_and_stop_recording_write_the_file_with_null_rows(env, page):
     app = env.app
-    if recorder_of(app) is None:
-        pytest.skip("the measurement agent (recorder) is not wired into HilApp yet")
+    assert recorder_of(app) is not None, "the recorder is wired into HilApp (HilApp.measurement.recorder)"
     # Rows are read across every daily file and the file name checked against the days around the
     # click: a run that crosses local midnight goes on in the next day's file.
     day = app.clock.now().date()
