@@ -22,10 +22,10 @@ from typing import Iterable, Iterator
 
 from core.lazy_modules import np, pd
 
-from core.compression import FileCompressor
+from core.compression import EPSILON, FileCompressor
 from core.config import AppConfig, PlantConfig
 from core.kpis import DayKpis, covered_mask, day_kpis, epoch_seconds, null_rows
-from core.names import safe_plant_name
+from core.names import VALUE_COLUMNS, safe_plant_name
 from core.recording import MAX_DAILY_FILE_BYTES, Row, daily_file_path, inside, read_rows, rows_to_frame
 from core.timeutil import day_bounds
 
@@ -67,15 +67,21 @@ def short_gap_s(cfg: AppConfig) -> float:
     return GAP_PERIODS * cfg.timing.measurement_period_s
 
 
+def _replay(cfg: AppConfig) -> FileCompressor:
+    """The recorder's compressor as the report replays it over a file (see `continued_runs`)."""
+    comp = cfg.recording.compression
+    # the file holds 6 decimals and millisecond times; the compressor compared the values before rounding
+    return FileCompressor({column: tol + FILE_ROUNDING for column, tol in comp.tolerances.items()},
+                          comp.max_kept_gap_s + FILE_TIME_ROUNDING_S)
+
+
 def continued_runs(cfg: AppConfig, rows: Iterable[Row]) -> np.ndarray:
     """Per row (in time order): the recorder's `FileCompressor`, replayed over the file's rows, kept
     it in the run of its anchor (similar to the anchor, within `max_kept_gap_s` of it) rather than
     starting a new one; False for an anchor or a null row. The recorder writes a steady run as its
-    anchor and one row per flush, each within the tolerances of the anchor (not of each other)."""
-    comp = cfg.recording.compression
-    # the file holds 6 decimals and millisecond times; the compressor compared the values before rounding
-    replay = FileCompressor({column: tol + FILE_ROUNDING for column, tol in comp.tolerances.items()},
-                            comp.max_kept_gap_s + FILE_TIME_ROUNDING_S)
+    anchor and one row per flush, each within the tolerances of the anchor (not of each other).
+    The plain replay, row by row: `continued_runs_fast` gives the same from arrays (tested equal)."""
+    replay = _replay(cfg)
     kept = []
     for row in rows:
         replay.decide(row)
@@ -83,11 +89,59 @@ def continued_runs(cfg: AppConfig, rows: Iterable[Row]) -> np.ndarray:
     return np.array(kept, dtype=bool)
 
 
-def covered_rows(cfg: AppConfig, t_s: np.ndarray, is_null: np.ndarray, rows: Iterable[Row]) -> np.ndarray:
+def continued_runs_fast(cfg: AppConfig, t_s: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`continued_runs` from arrays: `t_s` each row's `ts.timestamp()` (as `Row` gives it, from whole
+    microseconds), `values` (n, 8) in VALUE_COLUMNS order, NaN for an empty value. Same tests, same
+    float operations (numpy over runs): a row that follows a run's start either continues it (compared
+    with that start, pairwise over all rows at once) or starts a new run itself; only from a row that
+    continued a run on is the run's end searched, over growing windows."""
+    replay = _replay(cfg)
+    limits = np.array([replay.tolerances[column] + EPSILON for column in VALUE_COLUMNS])
+    gap = replay.max_kept_gap_s
+    n = len(t_s)
+    kept = np.zeros(n, dtype=bool)
+    if n < 2:
+        return kept
+    whole = ~np.isnan(values).any(axis=1)     # a row with an empty value never continues nor anchors a run
+    pair = (whole[1:] & whole[:-1] & ~(np.abs(values[1:] - values[:-1]) > limits).any(axis=1)
+            & ~(np.diff(t_s) > gap))
+    joins = np.flatnonzero(pair) + 1           # rows that continue a run when the row before starts one
+    start = 0                                  # a row that starts a run (or a null / partial row)
+    while True:
+        at = np.searchsorted(joins, start + 1)
+        if at == joins.size:
+            return kept
+        first = int(joins[at])                 # rows start+1 .. first-1 each start a run
+        end = _run_end(t_s, values, whole, first - 1, first + 1, limits, gap)
+        kept[first:end] = True
+        if end >= n:
+            return kept
+        start = end
+
+
+def _run_end(t_s: np.ndarray, values: np.ndarray, whole: np.ndarray, anchor: int, i: int,
+             limits: np.ndarray, gap: float) -> int:
+    """The first row from `i` on that the compressor does not keep in `anchor`'s run (n if none)."""
+    n, width = len(t_s), 8
+    ref, t_ref = values[anchor], t_s[anchor]
+    while i < n:
+        stop = min(n, i + width)
+        ok = (whole[i:stop] & ~(np.abs(values[i:stop] - ref) > limits).any(axis=1)
+              & ~(t_s[i:stop] - t_ref > gap))
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            return i + int(bad[0])
+        i, width = stop, width * 2
+    return n
+
+
+def covered_rows(cfg: AppConfig, t_s: np.ndarray, is_null: np.ndarray, row_t_s: np.ndarray,
+                 values: np.ndarray) -> np.ndarray:
     """Whether each row covers the interval to the next (see the module doc): a silence up to
     `short_gap_s`, or any interval whose next row continues the compressor's run (`continued_runs`).
-    `t_s`, `is_null`: the rows' epoch seconds and null flags, in time order."""
-    steady = continued_runs(cfg, rows)[1:]
+    `t_s`, `is_null`: the rows' epoch seconds and null flags, in time order; `row_t_s`, `values`: the
+    replay's times and values (`continued_runs_fast`)."""
+    steady = continued_runs_fast(cfg, row_t_s, values)[1:]
     return covered_mask(t_s, is_null, short_gap_s(cfg), steady)
 
 
@@ -113,7 +167,9 @@ def broken_lines(cfg: AppConfig, x_ms: np.ndarray, values: np.ndarray) -> tuple[
     the report's rule (`covered_rows`): what History draws (dashboard/tabs/history.py)."""
     t_s = np.asarray(x_ms, dtype=float) / 1000.0
     is_null = np.isnan(values).all(axis=1) if len(values) else np.zeros(0, dtype=bool)
-    return with_breaks(x_ms, values, covered_rows(cfg, t_s, is_null, array_rows(t_s, values)))
+    row_t_s = np.rint(np.asarray(x_ms, dtype=float) * 1000.0) / 1e6   # Row.ts.timestamp() of whole ms
+    covered = covered_rows(cfg, t_s, is_null, row_t_s, np.asarray(values, dtype=float))
+    return with_breaks(x_ms, values, covered)
 
 
 def plant_day_path(cfg: AppConfig, plant_id: str, day: date) -> Path:
@@ -134,13 +190,15 @@ class NoData:
 
 def in_time_order(rows: list[Row]) -> tuple[list[Row], int]:
     """`rows` stable-sorted by instant without those not later than the row kept before them, and
-    how many were dropped: a day's rows appended twice are counted once."""
-    rows = sorted(rows, key=lambda r: r.ts.timestamp())   # aware datetimes of one zone compare by wall time
-    kept = rows[:1]
-    for row in rows[1:]:
-        if row.ts.timestamp() > kept[-1].ts.timestamp():
-            kept.append(row)
-    return kept, len(rows) - len(kept)
+    how many were dropped: a day's rows appended twice are counted once. (In sorted order the row
+    kept last is as late as the row before, so a row is kept when it is later than that row.)"""
+    stamps = np.array([r.ts.timestamp() for r in rows])   # aware datetimes of one zone compare by wall time
+    if stamps.size < 2 or bool((np.diff(stamps) > 0).all()):
+        return list(rows), 0
+    order = np.argsort(stamps, kind="stable")
+    ordered = stamps[order]
+    keep = np.concatenate(([True], ordered[1:] > ordered[:-1]))
+    return [rows[i] for i in order[keep].tolist()], int((~keep).sum())
 
 
 def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoData:
@@ -162,7 +220,9 @@ def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoDat
         return NoData(plant.name, path.name, f"no valid row{skipped}")
     rows, unordered = in_time_order(rows)
     frame = rows_to_frame(rows, cfg.tz)
-    covered = covered_rows(cfg, epoch_seconds(frame.index), null_rows(frame), rows)
+    row_t_s = frame.index.as_unit("us").asi8 / 1e6      # each row's ts.timestamp(), as the replay's
+    covered = covered_rows(cfg, epoch_seconds(frame.index), null_rows(frame), row_t_s,
+                           frame.to_numpy(dtype=float))
     start, end = day_bounds(day, cfg.tz)
     band_pct = cfg.tracking_alarm.band_pct
     kpis = day_kpis(frame, start, end, covered, band_pct / 100.0 * rated_power_kw(plant))
