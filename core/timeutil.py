@@ -121,7 +121,7 @@ def parse_iso(text: str, tz: tzinfo, naive_tz: tzinfo | None = None) -> datetime
     if s.endswith(("Z", "z")):
         s = s[:-1] + "+00:00"
     dt = datetime.fromisoformat(s)
-    offset = _OFFSET_MINUTES_RE.search(s)
+    offset = _OFFSET_MINUTES_RE.search(s, max(0, len(s) - 20)) if dt.tzinfo is not None else None
     if offset and int(offset.group(1)) > 59:
         raise ValueError(f"offset minutes out of range in {text.strip()!r}")
     if dt.tzinfo is None:
