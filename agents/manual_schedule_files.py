@@ -161,6 +161,10 @@ class ManualScheduleFiles:
     def _set_aside(self, path: Path, name: str, problem: str) -> None:
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%S")
         aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        n = 1
+        while aside.exists():   # set aside twice in a second (or in the repeated autumn hour): keep both
+            n += 1
+            aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
         try:
             os.replace(path, aside)
             where = f"set aside as {aside.name}"

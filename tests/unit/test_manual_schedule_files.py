@@ -108,3 +108,16 @@ def test_digits_other_than_0_to_9_are_refused(cell, column):
     with pytest.raises(ScheduleCSVError) as info:
         parse_schedule_csv(data, TZ)
     assert (info.value.line, info.value.column) == (2, column)
+
+
+def test_a_file_damaged_twice_in_one_second_keeps_both_copies_set_aside(tmp_path):
+    """Two restarts within a second (or in the repeated autumn hour: the stamp is wall time) each set
+    a damaged file aside: the second copy does not replace the first."""
+    names = {"lib": "LIB"}
+    files = ManualScheduleFiles(tmp_path, TZ, FakeClock(T0), names)
+    files.path("lib").parent.mkdir(parents=True, exist_ok=True)
+    for text in ("first damaged file", "second damaged file"):
+        files.path("lib").write_text(text)
+        assert ManualScheduleFiles(tmp_path, TZ, FakeClock(T0), names).restore() == {}
+    aside = sorted(files.path("lib").parent.glob("lib.csv.damaged-*"))
+    assert [p.read_text() for p in aside] == ["first damaged file", "second damaged file"], aside
