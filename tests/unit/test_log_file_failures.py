@@ -8,40 +8,17 @@ from __future__ import annotations
 
 import errno
 import io
-import logging
 import os
 import re
-import threading
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from logger_config import setup_logging
+from tests.unit.test_logging import MADRID, emit, logs, shared  # noqa: F401 (fixtures)
 
-MADRID = ZoneInfo("Europe/Madrid")
 LINE_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - [A-Z]+ - ")
 T0 = datetime(2026, 3, 10, 11, 0, 0, tzinfo=timezone.utc)   # 12:00 in Madrid
 DAY_FILE = "2026-03-10_hil_scheduler.log"
-
-
-@pytest.fixture
-def logs(tmp_path):
-    shared = {"lock": threading.Lock(), "log_lock": threading.Lock(), "session_logs": [],
-              "api_password": None}
-    stream = io.StringIO()
-    handles = setup_logging("INFO", tmp_path / "logs", MADRID, shared, stream=stream)
-    handles.stream = stream
-    handles.log_dir = tmp_path / "logs"
-    yield handles
-    handles.close()
-
-
-def emit(at: datetime, msg: str, *args) -> None:
-    logger = logging.getLogger("hil.test")
-    record = logger.makeRecord("hil.test", logging.INFO, __file__, 1, msg, args, None)
-    record.created = at.timestamp()
-    logger.handle(record)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
