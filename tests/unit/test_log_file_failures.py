@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.unit.test_logging import MADRID, emit, logs, shared  # noqa: F401 (fixtures)
+from tests.unit.test_logging import emit, logs, shared  # noqa: F401 (fixtures)
 
 LINE_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - [A-Z]+ - ")
 T0 = datetime(2026, 3, 10, 11, 0, 0, tzinfo=timezone.utc)   # 12:00 in Madrid
