@@ -128,6 +128,7 @@ def render_html(cfg: AppConfig, day: date, days: list[PlantDay], none: list[NoDa
             f"off (or the program stopped) two, a silence none. Times are local ({cfg.time.timezone}). "
             f"Positive P = discharge.")
     return ("<!DOCTYPE html><html><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width, initial-scale=1'>"
             f"<title>Day report {day.isoformat()}</title>{_STYLE}</head><body>"
             f"<h1>Day report {day.isoformat()}</h1><p class=note>{html.escape(note)}</p>"
             + "".join(parts)

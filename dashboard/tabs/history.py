@@ -206,7 +206,8 @@ def _day_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
     if malformed:
         log.warning("%s: skipped %d malformed line(s)", path.name, malformed)
     n = len(cols)
-    return np.array(cols.epoch_us(0, n)) // 1000, np.array(cols.values(0, n)), f"{path.name}: {n} rows."
+    skipped = f"; {malformed} malformed line(s) skipped" if malformed else ""
+    return np.array(cols.epoch_us(0, n)) // 1000, np.array(cols.values(0, n)), f"{path.name}: {n} rows{skipped}."
 
 
 def _drawn(dctx: DashboardContext, loaded: tuple) -> tuple:

@@ -86,3 +86,13 @@ def test_todays_frame_in_memory_breaks_where_the_report_has_a_silence(cfg):
     dctx = _dctx(cfg, datetime(2026, 6, 1, 12, 20, tzinfo=TZ), sd)
     assert history._today_frame(dctx, dctx.snapshot(), DAY.isoformat(), "lib") is not None
     _assert_broken_at_the_silence_only(*_p_poi(dctx))
+
+
+def test_a_file_with_malformed_lines_says_how_many_were_skipped(cfg):
+    """The day report counts skipped lines; History said `N rows.` as if the file were whole."""
+    text = HEADER + "\n" + "".join(format_row(r, 2.0) for r in _rows()) + "garbage\n1,2\n\x00\x01\n"
+    (cfg.data_dir / "20260601_lib.csv").write_text(text)
+    _, shown, message, *_ = history.history_show(_dctx(cfg, datetime(2026, 12, 6, 10, 0, tzinfo=TZ)),
+                                                 DAY.isoformat(), "lib", 1, "history")
+    assert shown is not None and message.endswith(" rows; 3 malformed line(s) skipped."), message
+    assert day_report.load_plant_day(cfg, "lib", DAY).malformed == 3

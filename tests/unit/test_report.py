@@ -113,6 +113,8 @@ def test_gap_kinds_follow_the_null_rows(cfg):
                                                           (at(t0, 32), at(t0, 600), "recording off")]
     html, _ = report_html.build_report(cfg, date(2026, 6, 1), ["lib"])
     assert "<td>link outage</td>" in html and "<td>recording off</td>" in html and "<h3>Gaps (2)</h3>" in html
+    # laid out for the device's width: a phone shows it readable, not a 980 px page shrunk
+    assert "<meta name=viewport content='width=device-width, initial-scale=1'>" in html[:200]
 
 
 def test_time_within_tolerance_uses_the_tracking_alarm_band_of_rated_power(cfg):
