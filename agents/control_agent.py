@@ -336,12 +336,15 @@ class PlantController:
         if not self.publish_observation(values):
             return None  # read on an endpoint that is no longer current (transport switch)
         stale = is_stale(self._last_ok_observe_mono, self.clock.monotonic())
-        closed_by = None
+        closed_by, hold_ended, outside = None, None, False
         # The idle check and the transition write are one step: enqueue() sets a command's
         # `starting`/`stopping` under the same lock, so it cannot land in between and be overwritten.
         with self.commands.idle() as idle:
             if idle:
-                closed_by = self._derive_transition(values, stale)
+                closed_by, hold_ended, outside = self._derive_transition(values, stale)
+        self.hold.tell(hold_ended)   # logged with the queue lock released: submit() never waits for a log handler
+        if outside:
+            log.warning("%s is running, enabled outside this program: not dispatched (Start dispatches it)", self.name)
         if closed_by:
             log.warning("%s reported %s while running; dispatch gate closed", self.name, closed_by.reason)
         if closed_by and closed_by.trip:
@@ -377,20 +380,21 @@ class PlantController:
             self.sd["plant_observed_state_by_plant"][self.plant_id] = state
             return True
 
-    def _derive_transition(self, values: dict | None, stale: bool) -> NotOperating | None:
+    def _derive_transition(self, values: dict | None, stale: bool) -> tuple[NotOperating | None, str | None, bool]:
         """Publish the transition the observation shows (caller holds the queue lock, nothing is
-        queued or running). Returns what the plant reported when that closed an open dispatch gate,
-        else None."""
+        queued or running; it logs nothing). Returns what the plant reported when that closed an open
+        dispatch gate (else None), the hold it ended (`HoldKeeper.release`) and whether the plant was
+        just seen enabled outside this program, for the caller to log once the lock is released."""
         points = self.link.endpoint.points
         why = None if values is None else not_operating(values, points.get("run_command"), points.get("run_status"),
                                                           self.run_status_seen)
         operating = None if values is None else why is None
         transition, self._not_operating_count = observed_transition(operating, stale, self._not_operating_count)
         if transition is None:
-            return None
+            return None, None, False
         with self.sd["lock"]:
             if self.sd["transport_mode"] != self.link.mode:
-                return None   # switched since the read: the old endpoint's state is not published
+                return None, None, False   # switched since the read: the old endpoint's state is not published
             gate = self.sd["scheduler_running_by_plant"][self.plant_id]
             # seen stopped, now running without a Start (not after a stop whose disable failed: `unknown`)
             was = self.sd["plant_transition_by_plant"][self.plant_id]
@@ -407,11 +411,8 @@ class PlantController:
                 stopped_at = format_local_iso(self.clock.now()) if transition == "stopped" else None
                 observed[self.plant_id] = {**observed[self.plant_id], "stopped_by_plant_at": stopped_at,
                                            "stopped_by_plant_reason": why.reason if stopped_at else None}
-        if transition == "stopped":
-            self.hold.end("plant stopped")
-        if enabled_elsewhere:
-            log.warning("%s is running, enabled outside this program: not dispatched (Start dispatches it)", self.name)
-        return why if gate and transition == "stopped" else None
+        ended = self.hold.release("plant stopped") if transition == "stopped" else None
+        return (why if gate and transition == "stopped" else None), ended, enabled_elsewhere
 
     # ---------------------------------------------------------------------------- dispatch
     def _dispatch(self) -> None:

@@ -46,17 +46,28 @@ class HoldKeeper:
         return f"held at {text}"
 
     def end(self, why: str) -> bool:
-        """End a hold (no-op when not held); True when one ended."""
+        """End a hold (no-op when not held) and log it; True when one ended."""
+        return self.tell(self.release(why))
+
+    def release(self, why: str) -> str | None:
+        """End a hold without logging (a caller under a lock logs after it: `tell`); returns the
+        line to log, None when not held."""
         if self.values is None:
-            return False
+            return None
         p_kw, q_kvar = self.values
         self.values = None
         with self.sd["lock"]:
             self.sd["hold_by_plant"][self.plant_id] = not_held()
         self.forecast_wake.set()
-        log.info("%s hold ended (%s); was held at P=%s kW, Q=%s kvar", self.name, why,
-                 format_value(p_kw), format_value(q_kvar))
-        return True
+        return (f"{self.name} hold ended ({why}); was held at P={format_value(p_kw)} kW, "
+                f"Q={format_value(q_kvar)} kvar")
+
+    @staticmethod
+    def tell(ended: str | None) -> bool:
+        """Log what `release` returned; True when a hold ended."""
+        if ended is not None:
+            log.info("%s", ended)
+        return ended is not None
 
 
 def held_values_of(controller) -> tuple[float, float] | None:

@@ -784,13 +784,13 @@ def test_an_observation_of_the_old_endpoint_publishes_no_transition_after_a_swit
     rig = rigs(tmp_path, fake_clock)
     _started(rig, 100.0)
     values = rig.lib.link.read(("enable", "p_setpoint"))
-    assert rig.lib._derive_transition(values, False) is None and rig.transition() == "running"
+    assert rig.lib._derive_transition(values, False)[0] is None and rig.transition() == "running"
     with rig.sd["lock"]:
         rig.sd["transport_mode"] = "remote"
     rig.lib.invalidate()
     assert rig.transition() == "unknown"
     for _ in range(3):
-        assert rig.lib._derive_transition(values, False) is None
+        assert rig.lib._derive_transition(values, False)[0] is None
     assert rig.transition() == "unknown"
 
 
@@ -881,9 +881,10 @@ def test_a_start_accepted_while_observation_derives_the_transition_keeps_startin
         t = threading.Thread(target=lambda: accepted.append(rig.submit("start")))
         t.start()
         t.join(0.5)
-        derive(values, stale)
+        derived = derive(values, stale)
         rig.lib._derive_transition = derive
         accepted.append(t)
+        return derived
 
     rig.lib._derive_transition = start_in_between
     fake_clock.advance(1.0)
