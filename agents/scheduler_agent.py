@@ -28,6 +28,7 @@ from core.timeutil import format_hms, seconds_between
 log = logging.getLogger("hil.scheduler")
 
 ALIGN_WINDOW_S = 0.2  # wake-ups this close before a breakpoint wait the rest instead of evaluating
+ALIGN_MARGIN_S = 0.05  # the wait for a breakpoint ends this long after it on the monotonic clock, at the latest
 
 
 def read_inputs(sd: dict, clock) -> tuple[tuple[str, dict, dict, dict], float]:
@@ -141,11 +142,8 @@ class Scheduler:
         if self._next_bp is not None and not self.wake_event.is_set():
             early_s = seconds_between(now, self._next_bp)
             if 0 < early_s <= ALIGN_WINDOW_S:
-                self.clock.wait(self.stop_event, early_s)
+                self._align(early_s)
                 now = self.clock.now()
-                while seconds_between(now, self._next_bp) > 0 and not self.stop_event.is_set():
-                    self.clock.wait(self.stop_event, 0.001)
-                    now = self.clock.now()
         inputs, mono = read_inputs(self.sd, self.clock)
         source = inputs[0]
         with self.sd["lock"]:
@@ -169,6 +167,16 @@ class Scheduler:
         if self._next_bp is not None and self._next_bp < earliest:
             earliest = self._next_bp
         return max(0.0, seconds_between(self.clock.now(), earliest))
+
+    def _align(self, early_s: float) -> None:
+        """Wait until the wall clock reaches the next breakpoint, `early_s` ahead; bounded by monotonic
+        time (a wall clock stepped back meanwhile would hold the step, and every target, for the size
+        of the step) and ended by a wake-up (a new schedule) or the stop."""
+        give_up = self.clock.monotonic() + early_s + ALIGN_MARGIN_S
+        self.clock.wait(self.stop_event, early_s)
+        while (seconds_between(self.clock.now(), self._next_bp) > 0 and self.clock.monotonic() < give_up
+               and not self.stop_event.is_set() and not self.wake_event.is_set()):
+            self.clock.wait(self.stop_event, 0.001)
 
     def _log_clamp(self, pid: str, plant, source: str, frame, sp) -> None:
         """WARNING once per distinct clamped row (components §4.1 step 6)."""

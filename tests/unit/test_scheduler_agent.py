@@ -406,3 +406,66 @@ def test_publish_wakes_a_waiting_scheduler_for_a_new_value(rig):
     assert rig.wake.is_set()
     rig.sched.step()                          # the loop would wake at once: a new value, no wait
     assert rig.ctl["lib"].last.p_kw == 7.0
+
+
+# ------------------------------------------------------------------------------ alignment
+
+def _step_in_thread(rig) -> tuple[threading.Thread, list[float]]:
+    out: list[float] = []
+    worker = threading.Thread(target=lambda: out.append(rig.sched.step()), name="test.scheduler")
+    worker.start()
+    return worker, out
+
+
+def _advance_while(worker: threading.Thread, clock: FakeClock, seconds: float, slice_s: float = 0.01) -> None:
+    """Move fake time on in slices (both clocks) while the step runs, at most `seconds`."""
+    for _ in range(round(seconds / slice_s)):
+        worker.join(0.002)
+        if not worker.is_alive():
+            return
+        clock.advance(slice_s)
+
+
+def test_a_wall_clock_stepped_back_during_the_wait_for_a_breakpoint_does_not_hold_the_step(rig):
+    """0.1 s before 10:00 the step waits for the breakpoint; NTP sets the wall clock back an hour
+    meanwhile. The wait ends on the monotonic clock just after the breakpoint was due (it used to wait
+    the hour: no target handed over, controllers' targets expired); the next targets are handed over."""
+    rig.store.publish_schedule("manual", "lib", manual([(at(10, 0), 100.0, 10.0)], end=at(10, 30)))
+    rig.step_at(at(9, 59, 59))
+    rig.wake.clear()
+    rig.goto(at(9, 59, 59.9))
+    began, calls = rig.clock.monotonic(), len(rig.ctl["lib"].calls)
+    worker, out = _step_in_thread(rig)
+    rig.clock.step_wall(-3600.0)
+    _advance_while(worker, rig.clock, 2.0)
+    left = not worker.is_alive()
+    rig.stop.set()
+    worker.join(5.0)
+    assert left, "the step waited for the wall clock stepped back an hour"
+    assert rig.clock.monotonic() - began <= 0.1 + 0.05 + 0.02
+    assert len(rig.ctl["lib"].calls) == calls + 1 and out
+
+
+def test_a_new_schedule_ends_the_wait_for_a_breakpoint(rig):
+    """A wake-up (a schedule published) while the step waits in slices for a breakpoint the wall clock
+    will not reach (set back meanwhile) ends the wait at the next slice: the step evaluates at once."""
+    rig.store.publish_schedule("manual", "lib", manual([(at(10, 0), 100.0, 10.0)], end=at(10, 30)))
+    rig.step_at(at(9, 59, 59))
+    rig.wake.clear()
+    rig.goto(at(9, 59, 59.9))
+    waits, wait = [], rig.clock.wait
+    rig.clock.wait = lambda event, timeout_s: waits.append(timeout_s) or wait(event, timeout_s)
+    worker, _ = _step_in_thread(rig)
+    while len(waits) < 1:
+        time.sleep(0.001)
+    rig.clock.step_wall(-3600.0)
+    rig.clock.advance(0.1)                 # the wait's first part (`early_s`) has passed; slices follow
+    while len(waits) < 2:
+        time.sleep(0.001)
+    rig.wake.set()
+    rig.clock.advance(0.001)
+    worker.join(2.0)
+    left = not worker.is_alive()
+    rig.stop.set()
+    worker.join(5.0)
+    assert left, "the wait for a breakpoint ignored the wake-up"
