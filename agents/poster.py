@@ -41,8 +41,9 @@ journal rebuilt and a kept spool not yet deleted): posted twice; a crash while t
 diverged replays an older queue (posted ones again; those queued since are lost, as logged).
 
 Thread safety: `gate_open`, `follow_gate`, `refresh_status`: any thread; `offer_sample` and
-`enqueue_sample`: one thread (`_qlock` guards every queue call; `shared_data["lock"]` is held for
-O(1) swaps only). Only the poster thread (or the director, in `shutdown`, once it is idle) uses the
+`enqueue_sample`: one thread (`_qlock` guards every queue call and is held across the journal's
+writes; `_gate_lock` guards the noted gate and is never held across I/O nor while taking `_qlock`, so
+`follow_gate` never waits for an fsync; `shared_data["lock"]` is held for O(1) swaps only). Only the poster thread (or the director, in `shutdown`, once it is idle) uses the
 HTTP client. The poster owns `measurement_post_status` and `measurement_post_counters`.
 """
 from __future__ import annotations
@@ -94,9 +95,11 @@ class Poster(PosterFiles):
         self._qlock = threading.Lock()
         self._queue = PostQueue(api_cfg.measurement_post_queue_maxlen, api_cfg.measurement_post_retry_initial_s,
                                 api_cfg.measurement_post_retry_max_s, cfg.plants)
-        self._gate: bool | None = None      # as last noted (under `_qlock`, by `_note_gate` only)
-        self._gate_lock = threading.Lock()
+        self._gate_lock = threading.Lock()  # the four below; held for no I/O, `_qlock` never taken under it
+        self._gate: bool | None = None      # as last noted (by `_note_gate` only)
         self._gate_closed_through: int | None = None   # an on-to-off noted: discard items up to this seq
+        self._gate_offs = 0                 # on-to-off notes so far (a hand-over overlapping one is discarded)
+        self._queued_through = 0            # the queue's newest seq, published by `_note_queued`
         self._failing = SeriesFailures()
         self._pause = AccountPause(api_cfg.measurement_post_retry_initial_s, api_cfg.measurement_post_retry_max_s)
         self._api_lock = threading.Lock()   # one HTTP user at a time (poster thread or shutdown)
@@ -123,21 +126,38 @@ class Poster(PosterFiles):
         self.wake_event.set()
 
     def _note_gate(self) -> bool:
-        with self._gate_lock:   # read and noted as one step: a stale reading never follows a newer one
-            gate = self.gate_open()
-            with self._qlock:
-                if self._gate and not gate:
-                    self._gate_closed_through = self._queue.last_seq
-                self._gate = gate
+        with self._gate_lock:
+            return self._note_gate_locked()
+
+    def _note_gate_locked(self) -> bool:
+        """Read the gate and note it as one step (caller holds `_gate_lock`: a stale reading never follows
+        a newer one); an on-to-off discards, at the poster's next step, everything queued so far."""
+        gate = self.gate_open()
+        if self._gate and not gate:
+            self._gate_closed_through = self._queued_through
+            self._gate_offs += 1
+        self._gate = gate
         return gate
 
-    def offer_sample(self, plant_id: str, ts: datetime, values: Mapping[str, float]) -> int:
-        """The recorder's hand-over (its thread): `enqueue_sample` while the posting gate is on, checked in
-        the same step under the gate lock, so an on-to-off noted meanwhile (`follow_gate`) either refuses
-        the sample (0) or discards its items; a sample read as gated on and queued after the discard
-        would wait, journaled, to be posted when the gate opened again."""
+    def _note_queued(self) -> None:
+        """Publish the queue's newest seq to `_note_gate`, which must not wait for `_qlock` (caller holds it)."""
         with self._gate_lock:
-            return self.enqueue_sample(plant_id, ts, values) if self.gate_open() else 0
+            self._queued_through = self._queue.last_seq
+
+    def offer_sample(self, plant_id: str, ts: datetime, values: Mapping[str, float]) -> int:
+        """The recorder's hand-over (its thread): `enqueue_sample` while the posting gate is on (0 when off).
+        The items are queued and journaled without the gate lock (`follow_gate` never waits for the
+        fsync); when an on-to-off was noted meanwhile, they are discarded with the rest: a sample read as
+        gated on and queued after the discard would wait, journaled, to be posted when the gate reopened."""
+        with self._gate_lock:
+            if not self._note_gate_locked():
+                return 0
+            offs = self._gate_offs
+        queued = self.enqueue_sample(plant_id, ts, values)
+        with self._gate_lock:
+            if queued and self._gate_offs != offs:
+                self._gate_closed_through = max(self._gate_closed_through or 0, self._queued_through)
+        return queued
 
     def enqueue_sample(self, plant_id: str, ts: datetime, values: Mapping[str, float]) -> int:
         """Queue each metric that is its series' first in its post window (one thread, §7.9; a metric
@@ -199,7 +219,7 @@ class Poster(PosterFiles):
             self.journal.sync(self._live_json)
             self._drop_kept_spool()
         gate = self._note_gate()
-        with self._qlock:
+        with self._gate_lock:
             through, self._gate_closed_through = self._gate_closed_through, None
         if through is not None:
             self._discard_through(through)
@@ -245,6 +265,7 @@ class Poster(PosterFiles):
             try:
                 yield self._queue
             finally:
+                self._note_queued()
                 self.journal.record(self._queue.take_ops(), self._live_json)
                 self._drop_kept_spool()
 
@@ -286,7 +307,7 @@ class Poster(PosterFiles):
 
     def _gate_changed(self) -> bool:
         """The gate closed since the step began (noted or not yet): post no further batch."""
-        with self._qlock:
+        with self._gate_lock:
             noted = self._gate_closed_through is not None
         return noted or not self.gate_open()
 

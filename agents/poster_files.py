@@ -3,7 +3,7 @@ they keep the queue durable): the journal's and the spool's items queued at star
 queue handed to the spool at shutdown (`_write_spool`) and a batch that left after that taken out
 of it again (`_unspool`).
 
-A mixin of `Poster` (its `_qlock`, `_queue`, `journal`, `spool`, `_bump`, `_count_drops`,
+A mixin of `Poster` (its `_qlock`, `_queue`, `journal`, `spool`, `_bump`, `_count_drops`, `_note_queued`,
 `_live_json`); the same thread rules: `_recover` runs in the constructor and on the poster thread,
 `_write_spool` on the shutdown's, with the poster idle.
 """
@@ -70,6 +70,7 @@ class PosterFiles:
         spooled = self.spool.load(self._entry) if spool else []
         with self._qlock:
             dropped = Counter(self._queue.add(spooled)) + Counter(self._queue.add(recovered))
+            self._note_queued()
             if spooled or recovered or not late:   # else a diverged journal is rebuilt by the step's sync
                 self._queue.take_ops()
                 self.journal.rewrite(self._live_json())

@@ -411,8 +411,8 @@ def test_a_gate_that_goes_off_and_on_again_during_a_post_still_discards_what_was
 
 def test_a_sample_handed_over_while_the_gate_closes_is_not_queued_past_the_discard(tmp_path, posters):
     """The recorder's hand-over has read the gate (on) and is queueing when the operator switches to
-    Manual: the switch's on-to-off note waits for the hand-over (one step under the gate lock), then
-    discards its items. Before, they were queued after the discard and waited, journaled, to be posted
+    Manual: the switch's on-to-off note does not wait for it, and the hand-over, finding an on-to-off
+    noted since its reading, has its items discarded with the rest. Before, they were queued after the discard and waited, journaled, to be posted
     when the gate opened again, hours later. A sample handed over once the gate is off is refused."""
     cfg = make_cfg(tmp_path, "http://127.0.0.1:9")
     sd = make_sd()
@@ -451,6 +451,100 @@ def test_a_sample_handed_over_while_the_gate_closes_is_not_queued_past_the_disca
     poster.step()
     assert poster.pending_count() == 0, "a sample of the closed gate waits to be posted"
     assert poster.offer_sample("lib", at(60), VALUES) == 4   # the next post window is queued again
+
+
+def switch(sd, poster, key: str, value) -> None:
+    """What the dashboard's Connect/Disconnect and the source switch do: change the input, note the gate."""
+    with sd["lock"]:
+        sd[key] = value
+    poster.follow_gate()
+
+
+def test_a_disconnect_never_waits_for_the_journal_fsync_of_a_hand_over(tmp_path, posters):
+    """The recorder's hand-over is in the journal's append (fsync on a stalled disk) when the operator
+    presses Disconnect: `follow_gate` (a dashboard thread, no I/O) returns at once, and the sample's
+    items, queued behind the noted on-to-off, are still discarded with the rest."""
+    cfg = make_cfg(tmp_path, "http://127.0.0.1:9")
+    sd = make_sd()
+    poster = posters(cfg, FakeClock(START), sd)
+    poster.step()                                        # noted: gate on
+    in_fsync, go = threading.Event(), threading.Event()
+    record = poster.journal.record
+
+    def stalled_record(ops, live):
+        in_fsync.set()
+        go.wait(10.0)
+        return record(ops, live)
+
+    poster.journal.record = stalled_record
+    handing_over = threading.Thread(target=poster.offer_sample, args=("lib", START, VALUES))
+    handing_over.start()
+    try:
+        assert in_fsync.wait(5.0)
+        disconnecting = threading.Thread(target=switch, args=(sd, poster, "api_password", None))
+        disconnecting.start()
+        disconnecting.join(1.0)
+        assert not disconnecting.is_alive(), "follow_gate waited for the hand-over's journal fsync"
+    finally:
+        go.set()
+        handing_over.join(5.0)
+    poster.journal.record = record
+    switch(sd, poster, "api_password", PASSWORD)
+    poster.step()
+    assert poster.pending_count() == 0, "a sample of the closed gate waits to be posted"
+    assert sd["measurement_post_counters"]["lib"]["discarded"] == 4
+
+
+def test_a_hand_over_overlapping_a_disconnect_is_discarded_after_the_step_took_the_first_discard(tmp_path, posters):
+    """Disconnect is noted and the poster's step discards while the hand-over (gate read as on) has not
+    queued yet; its items, queued afterwards, are discarded at a later step, not posted on Connect."""
+    cfg = make_cfg(tmp_path, "http://127.0.0.1:9")
+    sd = make_sd()
+    poster = posters(cfg, FakeClock(START), sd)
+    poster.step()
+    inside, release = threading.Event(), threading.Event()
+    take = poster._windows.take
+    poster._windows.take = lambda *args: (inside.set(), release.wait(5.0), take(*args))[2]
+    handing_over = threading.Thread(target=poster.offer_sample, args=("lib", START, VALUES))
+    handing_over.start()
+    assert inside.wait(5.0)
+    switch(sd, poster, "api_password", None)
+    poster.step()                                        # the discard noted by Disconnect: nothing yet
+    release.set()
+    handing_over.join(5.0)
+    poster._windows.take = take
+    switch(sd, poster, "api_password", PASSWORD)
+    poster.step()
+    assert poster.pending_count() == 0 and sd["measurement_post_counters"]["lib"]["discarded"] == 4
+
+
+def test_a_source_switch_never_waits_for_the_poster_rebuilding_its_journal(tmp_path, posters):
+    """The poster thread rebuilds its journal (under its queue lock, on a stalled disk) when the
+    operator switches to Manual: `follow_gate` does not take the queue lock, so it returns at once."""
+    cfg = make_cfg(tmp_path, "http://127.0.0.1:9")
+    sd = make_sd()
+    poster = posters(cfg, FakeClock(START), sd)
+    in_rewrite, go = threading.Event(), threading.Event()
+    sync = poster.journal.sync
+
+    def stalled_sync(live):
+        in_rewrite.set()
+        go.wait(10.0)
+        return sync(live)
+
+    poster.journal.sync = stalled_sync
+    stepping = threading.Thread(target=poster.step)
+    stepping.start()
+    try:
+        assert in_rewrite.wait(5.0)
+        switching = threading.Thread(target=switch, args=(sd, poster, "active_schedule_source", "manual"))
+        switching.start()
+        switching.join(1.0)
+        assert not switching.is_alive(), "follow_gate waited for the poster's journal rebuild"
+    finally:
+        go.set()
+        stepping.join(5.0)
+    assert poster.offer_sample("lib", START, VALUES) == 0
 
 
 def test_a_stale_gate_reading_of_the_poster_never_discards_what_came_after_a_connect(tmp_path, posters):
