@@ -1,16 +1,20 @@
 """Istentore-compatible API simulator (contract §5.2, components §5.4), for demos and tests.
 
-Run it: `python -m tools.istentore_sim --port 8765 [--password X]` (or env
-`ISTENTORE_SIM_PASSWORD`; default `sim-password`). In tests: `sim = IstentoreSim("pw")`,
-`url = sim.start()`, ..., `sim.stop()`. It binds only to a loopback address.
+Run it: `python -m tools.istentore_sim --port 8765 [--password X] [--email E]` (or env
+`ISTENTORE_SIM_PASSWORD`; default `sim-password`; email default `operator`, the shipped config's
+`istentore_api.email`). In tests: `sim = IstentoreSim("pw")`, `url = sim.start()`, ...,
+`sim.stop()`. It binds only to a loopback address.
 
-Endpoints:
-- POST `/login` `{"email", "password"}` -> `{"token"}` (a fresh random token; any email);
-- GET `/market_products?id=4&delivery_period_gte=..&delivery_period_lte=..` -> one product with one
-  delivery period per UTC quarter-hour in the window (both bounds inclusive, at most 7 days), values
-  from `sim_plant_kw` (so tests can predict them);
+Endpoints (requests are checked as strictly as the contract states them: tools/sim_validation.py):
+- POST `/login` `{"email", "password"}` (JSON) -> `{"token"}` (a fresh random token); another
+  email or password: 401;
+- GET `/market_products?id=4&delivery_period_gte=..&delivery_period_lte=..`, bounds exactly UTC
+  `YYYY-MM-DDTHH:MM:SS+00:00` (else 400) -> one product with one delivery period per UTC
+  quarter-hour in the window (both bounds inclusive, at most 7 days), net values from
+  `sim_plant_kw` (so tests can predict them), both flows of every plant non-zero (`activation_kw`);
 - POST `/measurements` `{"measurement_series", "measurements": [{"timestamp", "measurement"}]}`
-  stores the items (201); GET `/measurements?measurement_series=N` lists them in arrival order.
+  (JSON; a strictly ascending batch of exact UTC stamps and finite numbers, else 422) stores the
+  items (201); GET `/measurements?measurement_series=N` lists them in arrival order.
 `/market_products` and `/measurements` need `Authorization: Bearer <token>`.
 
 Fault injection (thread-safe, effective for the next request): `fail_next`, `set_delay` (a hang is
@@ -26,6 +30,7 @@ import math
 import os
 import secrets
 import signal
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -35,11 +40,13 @@ from flask import Flask, Response, request
 
 from agents.wsgi_server import WsgiServer
 from core.names import PLANT_IDS
-from core.timeutil import QUARTER_HOUR, parse_iso
+from core.timeutil import QUARTER_HOUR
+from tools import sim_validation as check
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PASSWORD = "sim-password"
+DEFAULT_EMAIL = "operator"     # the shipped config.yaml's istentore_api.email
 DAY_AHEAD_PRODUCT_ID = "4"
 MAX_WINDOW = timedelta(days=7)
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -84,10 +91,11 @@ class _Reply(Exception):
 class IstentoreSim:
     """In-process Istentore simulator; every public method is thread-safe."""
 
-    def __init__(self, password: str = DEFAULT_PASSWORD, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, password: str = DEFAULT_PASSWORD, host: str = "127.0.0.1", port: int = 0,
+                 email: str = DEFAULT_EMAIL):
         if not (host.startswith("127.") or host == "localhost"):
             raise ValueError(f"the simulator binds to loopback only, not {host!r}")
-        self.password = password
+        self.password, self.email = password, email
         self._address = ("127.0.0.1" if host == "localhost" else host, port)   # IPv4, as before
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
@@ -239,10 +247,15 @@ class IstentoreSim:
             return [dict(item) for item in self._stored.get(int(series_id), [])]
 
     def expected_kw(self, plant_id: str, period_start_utc: datetime) -> float:
-        """What `/market_products` currently reports for a plant and period (revision applied)."""
+        """What `/market_products` currently reports for a plant and period (revision applied):
+        the net `<plant>_to_vpp_kw − vpp_to_<plant>_kw`."""
         with self._lock:
             offset = self._revision_kw
         return round(sim_plant_kw(plant_id, period_start_utc) + offset, 3)
+
+    def expected_activation(self, plant_id: str, period_start_utc: datetime) -> tuple[float, float]:
+        """The `(<plant>_to_vpp_kw, vpp_to_<plant>_kw)` pair `/market_products` currently sends."""
+        return activation_kw(self.expected_kw(plant_id, period_start_utc))
 
     # -- request handling (handler threads) -------------------------------------------------------
 
@@ -292,9 +305,13 @@ class IstentoreSim:
             if path != "/login":
                 self._authenticate()
             query = {k: kept for k, values in request.args.lists() if (kept := [v for v in values if v])}
+            if method == "POST":
+                body = check.json_body(body, request.mimetype)
             status, payload = route(query, body)
         except _Reply as reply:
             status, payload = reply.status, reply.body
+        except check.Refused as refused:
+            status, payload = refused.status, {"detail": refused.detail}
         except Exception:  # a simulator bug must still answer, not kill the connection silently
             log.exception("istentore_sim: %s %s failed", method, path)
             status, payload = 500, {"detail": "simulator error"}
@@ -313,18 +330,13 @@ class IstentoreSim:
         return True
 
     @staticmethod
-    def _read_body() -> object:
+    def _read_body() -> bytes:
+        """The raw body (decoded by the POST routes only, after a fault or an auth refusal)."""
         # Waitress has read bodies up to twice the limit (the connection stays usable after a 413)
         # and answers larger ones with its own 413.
         if (request.content_length or 0) > MAX_BODY_BYTES:
             raise _Reply(413, {"detail": "request body too large"})
-        raw = request.get_data(cache=False)
-        if not raw:
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise _Reply(400, {"detail": "body is not JSON"}) from None
+        return request.get_data(cache=False)
 
     def _authenticate(self) -> None:
         auth = request.headers.get("Authorization", "")
@@ -339,11 +351,7 @@ class IstentoreSim:
             self._tokens[token] = uses + 1
 
     def _login(self, query: dict, body: object) -> tuple[int, object]:
-        if not isinstance(body, dict) or not isinstance(body.get("email"), str) \
-                or not isinstance(body.get("password"), str):
-            raise _Reply(400, {"detail": "email and password required"})
-        if not secrets.compare_digest(body["password"].encode(), self.password.encode()):
-            raise _Reply(401, {"detail": "invalid credentials"})
+        check.check_login(body, self.email, self.password)
         with self._lock:
             token = self._next_tokens.popleft() if self._next_tokens else secrets.token_urlsafe(24)
             self._tokens[token] = 0
@@ -352,12 +360,7 @@ class IstentoreSim:
         return 200, {"token": token}
 
     def _market_products(self, query: dict, body: object) -> tuple[int, object]:
-        try:
-            product_id = query["id"][0]
-            gte = parse_iso(query["delivery_period_gte"][0], timezone.utc, naive_tz=timezone.utc)
-            lte = parse_iso(query["delivery_period_lte"][0], timezone.utc, naive_tz=timezone.utc)
-        except (KeyError, ValueError):
-            raise _Reply(400, {"detail": "id, delivery_period_gte and delivery_period_lte required"}) from None
+        product_id, gte, lte = check.market_query(query)
         if lte - gte > MAX_WINDOW:
             raise _Reply(400, {"detail": "window longer than 7 days"})
         with self._lock:
@@ -380,21 +383,7 @@ class IstentoreSim:
         return 200, json.dumps(answer).replace(f'"{_OVERSIZED_MARK}"', "9" * 5000)
 
     def _post_measurements(self, query: dict, body: object) -> tuple[int, object]:
-        if not isinstance(body, dict) or not isinstance(body.get("measurement_series"), int) \
-                or not isinstance(body.get("measurements"), list):
-            raise _Reply(400, {"detail": "measurement_series (int) and measurements (list) required"})
-        series = body["measurement_series"]
-        items = []
-        for item in body["measurements"]:
-            if not (isinstance(item, dict) and isinstance(item.get("timestamp"), str)
-                    and isinstance(item.get("measurement"), (int, float))
-                    and not isinstance(item.get("measurement"), bool)):
-                raise _Reply(400, {"detail": f"bad measurement item {str(item)[:80]}"})
-            try:
-                parse_iso(item["timestamp"], timezone.utc)
-            except ValueError:
-                raise _Reply(400, {"detail": f"bad timestamp {item['timestamp'][:40]!r}"}) from None
-            items.append({"timestamp": item["timestamp"], "measurement": item["measurement"]})
+        series, items = check.measurements_body(body)
         with self._lock:
             rejected = [it["timestamp"] for it in items if (series, it["timestamp"]) in self._rejects]
             if rejected:
@@ -440,11 +429,24 @@ def _format_period(t: datetime, style: str) -> str:
     return text + {"offset": "+00:00", "z": "Z", "fraction": ".000+00:00", "z_fraction": ".000Z"}[style]
 
 
+def activation_kw(net_kw: float) -> tuple[float, float]:
+    """`(to_vpp_kw, from_vpp_kw)`, both non-zero, whose difference is exactly `net_kw`.
+
+    Both flows are sent so that a client reading only one of them, or subtracting the wrong way,
+    gets a wrong value. The larger flow is twice |net|, the smaller |net| (1 kW each for a net 0):
+    doubling is exact in binary floating point and so is the difference (Sterbenz), so a client's
+    `to − from` equals `expected_kw` exactly, with no rounding error to tolerate.
+    """
+    size = abs(net_kw)
+    if size == 0:
+        return 1.0, 1.0
+    return (2 * size, size) if net_kw > 0 else (size, 2 * size)
+
+
 def _activation(t: datetime, offset_kw: float, variant: dict) -> dict:
     values: dict[str, object] = {}
     for plant in PLANT_IDS:
-        kw = round(sim_plant_kw(plant, t) + offset_kw, 3)
-        to_vpp, from_vpp = (kw, 0.0) if kw >= 0 else (0.0, -kw)
+        to_vpp, from_vpp = activation_kw(round(sim_plant_kw(plant, t) + offset_kw, 3))
         if plant in variant["non_numeric_plants"]:
             to_vpp = from_vpp = "n/a"
         values[f"{plant}_to_vpp_kw"] = to_vpp
@@ -462,12 +464,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--password", default=None,
                         help="login password (default: env ISTENTORE_SIM_PASSWORD, else sim-password)")
+    parser.add_argument("--email", default=DEFAULT_EMAIL,
+                        help=f"the only login email accepted (default: {DEFAULT_EMAIL}, as the shipped config)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s - %(levelname)s - %(message)s")
     password = args.password or os.environ.get("ISTENTORE_SIM_PASSWORD") or None
-    sim = IstentoreSim(password or DEFAULT_PASSWORD, port=args.port)
-    url = sim.start()
+    sim = IstentoreSim(password or DEFAULT_PASSWORD, port=args.port, email=args.email)
+    try:
+        url = sim.start()
+    except OSError as exc:
+        print(f"istentore_sim: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     hint = f"password: {DEFAULT_PASSWORD}" if password is None else "password as given"
     print(f"Istentore simulator at {url} ({hint}); Ctrl-C stops it", flush=True)
     stop = threading.Event()

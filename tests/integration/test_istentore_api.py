@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_api(sim, password=PASSWORD, timeout_s=2.0):
-    api = IstentoreAPI(sim.url, "operator@example.com", TZ, timeout_s, clock=CLOCK)
+    api = IstentoreAPI(sim.url, "operator", TZ, timeout_s, clock=CLOCK)
     if password is not None:
         api.set_password(password)
     return api
@@ -379,9 +379,10 @@ def test_null_and_missing_activation_fields_count_zero_and_are_logged(sim, api, 
 
     points = fetch_day(api)
 
-    want = expected_day()
-    assert points["lib"] == {t: min(kw, 0.0) for t, kw in want["lib"].items()}
-    assert points["vrfb"] == {t: max(kw, 0.0) for t, kw in want["vrfb"].items()}
+    # Both flows are non-zero: lib counts only -vpp_to_lib_kw, vrfb only vrfb_to_vpp_kw.
+    starts = expected_day()["lib"]
+    assert points["lib"] == {t: -sim.expected_activation("lib", t)[1] for t in starts}
+    assert points["vrfb"] == {t: sim.expected_activation("vrfb", t)[0] for t in starts}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 6
     assert "lib_to_vpp_kw missing or null, counted as 0" in warnings[0]
@@ -468,7 +469,7 @@ def test_simulator_requires_a_bearer_token_and_lists_measurements(sim):
         assert http.get(f"{sim.url}/measurements", params={"measurement_series": 1}, timeout=2).status_code == 401
         assert http.get(f"{sim.url}{MARKET}", timeout=2,
                         headers={"Authorization": "Bearer nope"}).status_code == 401
-        token = http.post(f"{sim.url}/login", json={"email": "e", "password": PASSWORD}, timeout=2).json()["token"]
+        token = http.post(f"{sim.url}/login", json={"email": "operator", "password": PASSWORD}, timeout=2).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
         body = {"measurement_series": 1, "measurements": [{"timestamp": "2026-06-01T00:00:00+00:00",
                                                            "measurement": 2.5}]}
@@ -497,7 +498,7 @@ def test_simulator_command_line_serves_and_stops_on_sigterm():
     try:
         banner = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in banner and "from-env" not in banner
-        answer = requests.post(f"http://127.0.0.1:{port}/login", json={"email": "e", "password": "from-env"},
+        answer = requests.post(f"http://127.0.0.1:{port}/login", json={"email": "operator", "password": "from-env"},
                                timeout=2)
         assert answer.status_code == 200 and answer.json()["token"]
     finally:

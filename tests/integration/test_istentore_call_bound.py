@@ -33,7 +33,7 @@ SLACK_S = 2.0   # on top of the bound; below what the old code took over it in e
 
 
 def make_api(sim, timeout_s, password=PASSWORD, clock=CLOCK, gate=None):
-    api = IstentoreAPI(sim.url, "operator@example.com", TZ, timeout_s, clock=clock, gate=gate)
+    api = IstentoreAPI(sim.url, "operator", TZ, timeout_s, clock=clock, gate=gate)
     api.set_password(password)
     return api
 

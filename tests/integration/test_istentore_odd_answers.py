@@ -24,7 +24,7 @@ NO_USABLE_TOKEN = ("POST /login: HTTP 200: response has no usable token (not pri
 
 @pytest.fixture
 def api(sim):
-    client = IstentoreAPI(sim.url, "operator@example.com", TZ, 2.0, clock=CLOCK)
+    client = IstentoreAPI(sim.url, "operator", TZ, 2.0, clock=CLOCK)
     client.set_password(PASSWORD)
     yield client
     client.close()

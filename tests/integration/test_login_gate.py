@@ -94,7 +94,7 @@ def test_a_wrong_password_for_an_hour_sends_at_most_8_logins_and_keeps_every_ite
 def test_concurrent_callers_wait_for_the_one_login_in_flight(sim):
     sim.set_delay("/login", 0.5)
     gate = LoginGate(FakeClock(START))
-    clients = [IstentoreAPI(sim.url, "operator@example.com", TZ, 5.0, gate=gate) for _ in range(4)]
+    clients = [IstentoreAPI(sim.url, "operator", TZ, 5.0, gate=gate) for _ in range(4)]
     errors = []
 
     def post(client):
@@ -122,7 +122,7 @@ def test_concurrent_callers_wait_for_the_one_login_in_flight(sim):
 def _login_in_flight_then_call(sim, waiter_password, other_password):
     """`other` logs in (the answer takes 1 s) while `waiter` starts a call: (waiter's error or None)."""
     gate = LoginGate(FakeClock(START))
-    waiter, other = (IstentoreAPI(sim.url, "operator@example.com", TZ, 5.0, gate=gate) for _ in range(2))
+    waiter, other = (IstentoreAPI(sim.url, "operator", TZ, 5.0, gate=gate) for _ in range(2))
     waiter.set_password(waiter_password)
     other.set_password(other_password)
     item = [(datetime(2026, 6, 1, 8, 0, tzinfo=TZ), 1.0)]
@@ -161,7 +161,7 @@ def test_a_failed_login_with_the_same_password_in_flight_is_not_sent_again_at_on
 def test_a_new_password_is_tried_at_once_while_the_old_one_is_held_back(sim):
     clock = FakeClock(START)
     gate = LoginGate(clock)
-    api = IstentoreAPI(sim.url, "operator@example.com", TZ, 5.0, clock=clock, gate=gate)
+    api = IstentoreAPI(sim.url, "operator", TZ, 5.0, clock=clock, gate=gate)
     try:
         api.set_password("wrong")
         for _ in range(3):
@@ -189,7 +189,7 @@ def test_the_held_back_time_is_right_in_the_repeated_autumn_hour(sim):
     CET (the hour is repeated: the text names the zone), not at 03:00:20 as local wall-clock
     arithmetic says."""
     clock = FakeClock(datetime(2026, 10, 25, 2, 59, 50, tzinfo=TZ))   # fold 0: the first 02:59:50
-    api = IstentoreAPI(sim.url, "operator@example.com", TZ, 5.0, clock=clock, gate=LoginGate(clock))
+    api = IstentoreAPI(sim.url, "operator", TZ, 5.0, clock=clock, gate=LoginGate(clock))
     try:
         api.set_password("wrong")
         for _ in range(2):
