@@ -211,7 +211,7 @@ class IstentoreConfig(Section):
     base_url: Annotated[str, Text(must(lambda u: urlsplit(u).scheme.lower() in ("http", "https") and urlsplit(u)
                                        .hostname, "not an http(s) URL"), lambda u: u.rstrip("/"), spaces_ok=False,
                                   allowed="an http(s):// URL with a host")] = "https://example.invalid/default"
-    email: Annotated[str, Text(blank_ok=True)] = "operator"
+    email: Annotated[str, Text()] = "operator"    # the API refuses a login without one
     poll_start_time: Annotated[time, _rule(Any, "a quoted string H:MM or HH:MM, 00:00..23:59", must(
         lambda v: type(v) is not int, "must be a quoted string (YAML reads unquoted H:MM as a number)"), must(
         re.compile(r"([01]?[0-9]|2[0-3]):[0-5][0-9]").fullmatch, "not a time H:MM or HH:MM"),

@@ -277,6 +277,8 @@ def test_every_problem_is_reported_at_once(tmp_path):
     ("istentore_api: {post_measurements_in_api_mode: 1}", "istentore_api.post_measurements_in_api_mode",
      "must be a boolean"),
     ("istentore_api: {email: 42}", "istentore_api.email", "must be a string"),
+    ("istentore_api: {email: ''}", "istentore_api.email", "must not be empty"),
+    ("istentore_api: {email: '  '}", "istentore_api.email", "must not be empty"),
     ("plants: {vrfb: {name: 12}}", "plants.vrfb.name", "must be a string"),
     ("dashboard: {host: on}", "dashboard.host", "must be a string"),
     ("startup: {transport_mode: [local]}", "startup.transport_mode", "must be a string"),
@@ -880,7 +882,7 @@ def test_cross_key_rules_are_checked_whenever_their_keys_are_valid(tmp_path):
           vrfb: {model: {capacity_kwh: -1}, modbus: {local: {port: 5020, points: {soc: {format: int8}}}}}
     """)
     assert lines == [
-        'config error: istentore_api.email: must be a string (got 5; allowed: a string)',
+        'config error: istentore_api.email: must be a string (got 5; allowed: a non-empty string)',
         "config error: istentore_api.measurement_post_retry_max_s: must not be below "
         "measurement_post_retry_initial_s (got 3; allowed: a number >= 9)",
         "config error: plants.lib.model.power_limits.p_max_kw: must be a number (got [1]; allowed: a number >= 0)",
