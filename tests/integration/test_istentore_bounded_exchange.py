@@ -147,7 +147,7 @@ def make_server():
 
 
 def client(server, timeout_s):
-    api = IstentoreAPI(server.url, "operator", TZ, timeout_s, clock=RealClock(TZ))
+    api = IstentoreAPI(server.url, "operator@example.com", TZ, timeout_s, clock=RealClock(TZ))
     api.set_password("pw")
     return api
 
