@@ -32,7 +32,7 @@ def _counts(cfg: AppConfig, by_plant: Any) -> str:
 
 def api_line(cfg: AppConfig, s: Snapshot) -> str:
     st = s.fetcher or {}
-    link = api_link(st, s.post_status, cfg.tz)
+    link = api_link(st, s.post_status, cfg.tz, password_set=s.password_set)
     text = (f"API Connected: {link.words('Yes', 'No', s.now, cfg.tz)} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))}")
     if (waiting := server_wait_note(st, s.now, cfg.tz)) is not None:
@@ -46,7 +46,7 @@ def api_status_line(cfg: AppConfig, s: Snapshot) -> str:
     """The API tab's status line; the fetcher's error has its own line (`api_error_line`)."""
     st = s.fetcher or {}
     tomorrow = s.now.date() + timedelta(days=1)
-    link = api_link(st, s.post_status, cfg.tz)
+    link = api_link(st, s.post_status, cfg.tz, password_set=s.password_set)
     text = (f"API: {link.words('Connected', 'Not connected', s.now, cfg.tz)} | "
             f"{password_state(st, s.post_status, s.password_set, cfg.tz)} | "
             f"Today {_fetch_day(st, 'today_date', s.now.date())}: {_counts(cfg, st.get('today_points_by_plant'))} | "

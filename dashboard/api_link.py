@@ -1,9 +1,12 @@
 """Whether the Istentore API answers, from what both of its clients published (pure).
 
-The data fetcher's `connected` changes only with its own requests, and a pass with nothing due sends
-none: with the schedules fetched, it said `Connected` for minutes after the API went away while
-every measurement post failed. A post that failed (not a rejection of its data) after the newest
-success of either client (a complete window fetch, a post) says the API does not answer now.
+One rule, for the top card, the API tab, `/api/state` `api_connected` and `/metrics`
+`hil_api_connected`: the link is up when the newest answer of either client (a complete window fetch,
+a post, a post's data rejected) is at least as new as its newest failure (a failed fetch, a failed
+post). A failure newer than every answer says which and when. An HTTP 500 is a failure: the request
+did not do what it was sent for. The fetcher's own `connected` changes only with its own requests,
+and a pass with nothing due sends none: it said `Connected` while every post failed, and
+`Not connected` while posts succeeded after one failed fetch (docs/DECISIONS.md).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from core.timeutil import as_datetime, format_hms, wall_text
 
 class ApiLink(NamedTuple):
     connected: bool
-    note: str = ""      # why not, when a failed post says so: "(a measurement post failed at …: …)"
+    note: str = ""      # why not: "(a measurement post failed at …: …)", "(a schedule fetch failed at …)"
     since: datetime | None = None   # when connected: the newest answer of either client it rests on
 
     def words(self, yes: str, no: str, now: datetime, tz: tzinfo) -> str:
@@ -31,22 +34,46 @@ class ApiLink(NamedTuple):
         return f"{yes} (last answer {wall_text(local, fmt)})"
 
 
-def api_link(fetcher: dict, post_status: dict, tz: tzinfo) -> ApiLink:
-    """From `data_fetcher_status` and `measurement_post_status` (by plant)."""
-    if not fetcher.get("connected"):
+def api_link(fetcher: dict, post_status: dict, tz: tzinfo, *, password_set: bool) -> ApiLink:
+    """From `data_fetcher_status`, `measurement_post_status` (by plant) and whether a password is
+    set (without one nothing is asked: not connected)."""
+    if not password_set:
         return ApiLink(False)
+    fetch_failed = _fetch_failure(fetcher, tz)
+    failures = [f for f in (fetch_failed, *_post_failures(post_status, tz)) if f is not None]
+    # a failed fetcher's own answers are older than its failure, whatever their stamps say
+    answers = _successes({} if fetch_failed else fetcher, post_status, tz)
+    newest = max((t for t in answers if t is not None), key=datetime.timestamp, default=None)
+    if not failures:
+        return ApiLink(newest is not None or bool(fetcher.get("connected")), since=newest)
+    at, note = max(failures, key=lambda f: f[0].timestamp())   # instants: one zone compares wall times
+    if newest is not None and newest.timestamp() >= at.timestamp():
+        return ApiLink(True, since=newest)
+    return ApiLink(False, note)
+
+
+def _fetch_failure(fetcher: dict, tz: tzinfo) -> tuple[datetime, str] | None:
+    """(when, note) of the fetcher's failed last request (`connected` false with an error), at its
+    `last_attempt` (or `login_held_at`, the newer); None when its last request did not fail."""
+    if fetcher.get("connected") or not fetcher.get("error"):
+        return None
+    times = [t for t in (as_datetime(fetcher.get(k), tz) for k in ("last_attempt", "login_held_at")) if t is not None]
+    if not times:
+        return None
+    at = max(times, key=datetime.timestamp)
+    what = "the API login" if str(fetcher["error"]).startswith("Authentication failed") else "a schedule fetch"
+    return at, f"({what} failed at {format_hms(at, tz)})"
+
+
+def _post_failures(post_status: dict, tz: tzinfo) -> list[tuple[datetime, str]]:
+    """(when, note) of each plant's last post attempt that failed (not a rejection of its data)."""
     failures = []
     for status in post_status.values():
         attempt = status.get("last_attempt") or {}
         if attempt.get("result") == "failed" and (at := as_datetime(attempt.get("timestamp"), tz)) is not None:
-            failures.append((at, str(attempt.get("error") or "failed")))
-    newest_success = last_answer(fetcher, post_status, tz)
-    if not failures:
-        return ApiLink(True, since=newest_success)
-    at, error = max(failures, key=lambda f: f[0].timestamp())   # instants: one zone compares wall times
-    if newest_success is not None and newest_success.timestamp() >= at.timestamp():
-        return ApiLink(True, since=newest_success)
-    return ApiLink(False, f"(a measurement post failed at {format_hms(at, tz)}: {error})")
+            failures.append((at, f"(a measurement post failed at {format_hms(at, tz)}: "
+                                 f"{attempt.get('error') or 'failed'})"))
+    return failures
 
 
 def last_answer(fetcher: dict, post_status: dict, tz: tzinfo) -> datetime | None:

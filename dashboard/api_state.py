@@ -107,7 +107,7 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
         "plants": plants,
         # the top card's `API Connected` and the API tab's `(rejected by the API)`: the fetcher's own
         # `connected` stays true while every post fails, a pass with nothing due sending no request
-        "api_connected": api_link(s.fetcher or {}, s.post_status, tz).connected,
+        "api_connected": api_link(s.fetcher or {}, s.post_status, tz, password_set=s.password_set).connected,
         "api_password_rejected": s.password_set and password_rejected(s.fetcher or {}, s.post_status, tz),
         "data_fetcher_status": s.fetcher,
         # the posting card's `Oldest pending age`, at this document's time (the poster's own value stands

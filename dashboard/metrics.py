@@ -193,8 +193,8 @@ def service_gauges(f: _Families, s: Snapshot, cfg, threads) -> None:
                 ["plant"], [pid], (s.recording_health.get(pid) or {}).get("pending_rows", 0))
     fetch = s.fetcher or {}
     f.gauge("hil_api_connected", "The Istentore API answers (1) or not (0), as the dashboard's `API Connected`: "
-            "the fetcher's last request succeeded and no measurement post failed since either client's last "
-            "success", [], [], api_link(fetch, s.post_status, tz).connected)
+            "the newest answer of either client (a fetch, a post) is at least as new as the newest failure "
+            "(a fetch, a post)", [], [], api_link(fetch, s.post_status, tz, password_set=s.password_set).connected)
     f.gauge("hil_api_last_answer_age_seconds", "Time since the Istentore API last answered either client (a "
             "fetch, a post, a post's data rejected), as the dashboard's `(last answer …)`; no sample before "
             "any answer", [], [], age_s(last_answer(fetch, s.post_status, tz), s.now, tz))

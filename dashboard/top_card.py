@@ -114,7 +114,8 @@ def api_line_class(cfg, s: Snapshot) -> str:
     """The API line in the failure colour while the fetcher reports an error or posts fail (the
     current `Error: Authentication failed …` was plain black under an old command's red)."""
     fetcher = s.fetcher or {}
-    bad = bool(fetcher.get("error")) or bool(api_link(fetcher, s.post_status, cfg.tz).note)
+    link = api_link(fetcher, s.post_status, cfg.tz, password_set=s.password_set)
+    bad = bool(fetcher.get("error")) or bool(link.note)
     return "line api-line" + " api-bad" * bad
 
 

@@ -97,7 +97,7 @@ def test_status_api_and_command_lines(cfg):
         "Source: MANUAL | Transport: LOCAL | Shutting down..."
     st = dict(sd["data_fetcher_status"], connected=True, today_date="2026-03-29", error="boom",
               today_points_by_plant={"lib": 92, "vrfb": 92})
-    sd["data_fetcher_status"] = st
+    sd["data_fetcher_status"], sd["api_password"] = st, "secret"
     assert api_answers.api_line(cfg, snap(sd)) == "API Connected: Yes | Today 2026-03-29: LIB=92 VRFB=92 | Error: boom"
     sd["command_log"].append({"id": "cmd-000007", "kind": "start", "plant": "lib", "status": "queued",
                               "detail": None, "at": None})
@@ -715,6 +715,7 @@ def _post(result=None, at=None, success_at=None, error="POST /measurements: conn
 ])
 def test_api_connected_is_no_while_posts_fail_after_every_success(cfg, fetched_at, lib, vrfb, text):
     sd = build_shared_data("api")
+    sd["api_password"] = "secret"
     sd["data_fetcher_status"].update(connected=True, today_date="2026-03-29", today_fetched_at=fetched_at)
     for pid, status in (("lib", lib), ("vrfb", vrfb)):
         sd["measurement_post_status"][pid].update(status)
@@ -1006,7 +1007,7 @@ def test_the_api_line_is_in_the_failure_colour_while_the_api_fails(cfg):
     from dashboard.top_card import api_line_class
     sd = build_shared_data("api")
     assert api_line_class(cfg, snap(sd)) == "line api-line"
-    sd["data_fetcher_status"] = dict(sd["data_fetcher_status"], connected=True)
+    sd["data_fetcher_status"], sd["api_password"] = dict(sd["data_fetcher_status"], connected=True), "secret"
     assert api_line_class(cfg, snap(sd)) == "line api-line"
     sd["data_fetcher_status"]["error"] = "Authentication failed: login rejected (HTTP 401): password rejected"
     assert api_line_class(cfg, snap(sd)) == "line api-line api-bad"

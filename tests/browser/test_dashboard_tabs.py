@@ -305,6 +305,8 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
         assert "posted=0" not in page.text("post-lib")
     else:
         page.wait_text("post-lib", "Posting enabled: No")
+    if poster is not None and fetcher is not None:
+        _a_failed_fetch_then_a_post_says_connected(env, page)
 
     # the password is nowhere the browser or a client can see it
     sources = [page.driver.page_source, page.js("return document.documentElement.outerHTML"),
@@ -319,6 +321,20 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
     page.wait_text("api-status", "| Password not set |")
     app.intake.submit("switch_source", target="manual")
     wait_for(lambda: api_state(app)["active_schedule_source"] == "manual" and not app.coordinator.busy(), 15)
+
+
+def _a_failed_fetch_then_a_post_says_connected(env, page):
+    """Review: a fetch got HTTP 500, the posts after it succeeded, and the tab said `API: Not
+    connected` with no reason until the fetcher's retry (30 s). The newest answer of either client
+    against the newest failure: the next post says `Connected`, as `/api/state` does."""
+    app = env.app
+    windows = 2 if app.clock.now().time() >= env.cfg.istentore_api.poll_start_time else 1
+    env.sim.fail_next("/market_products", 500, count=windows)   # each window the Fetch Now asks for
+    page.click("api-fetch-now")
+    page.wait_text("api-message", "Fetch at ", timeout=15)
+    page.wait_text("api-error", "fetch failed", timeout=5)
+    status = page.wait_text("api-status", "API: Connected (last answer ", timeout=10)   # the next post (2 s)
+    assert get_json(app.dashboard.url + "/api/state")[1]["api_connected"] is True, status
 
 
 # ------------------------------------------------------------------------------------------ History

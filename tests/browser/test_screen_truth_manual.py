@@ -299,7 +299,7 @@ def test_api_status_says_password_set_at_once_and_errors_on_their_own_line(env):
         page.wait_text("api-message", "Password set. Connecting…", exact=True)   # no answer before the login
         assert app.sd["api_password"] == "wrong-password"
         # set at once; "(rejected by the API)" too when the fetcher's login was already refused
-        page.wait_text("api-status", "API: Not connected | Password set", timeout=5)
+        page.wait_text("api-status", "| Password set", timeout=5)
     finally:
         page.js("dash_clientside.set_props('tick', {disabled: false});")
     try:
@@ -310,7 +310,7 @@ def test_api_status_says_password_set_at_once_and_errors_on_their_own_line(env):
         err = page.wait_text("api-error", "Error: ", timeout=10)
         assert err.startswith("Error: ") and "\n" not in err
         assert "Error" not in page.text("api-status")
-        assert re.fullmatch(r"API: Not connected \| Password set \(rejected by the API\) \| Today \S+: LIB=\d+ VRFB=\d+ \| "
+        assert re.fullmatch(r"API: Not connected \(the API login failed at \d\d:\d\d:\d\d\) \| Password set \(rejected by the API\) \| Today \S+: LIB=\d+ VRFB=\d+ \| "
                             r"Tomorrow \S+: LIB=\d+ VRFB=\d+", page.text("api-status")), page.text("api-status")
         _shots(page, "api_wrong_password", "api-status")
     finally:

@@ -346,8 +346,38 @@ def test_the_connected_lines_say_when_the_api_last_answered(cfg):
     assert api_status_line(cfg, snap(sd)).startswith("API: Connected (last answer 11:45:10) | Password set | ")
     sd["measurement_post_status"]["vrfb"]["last_success"] = {"timestamp": "2026-03-29T11:58:02+02:00"}
     assert api_line(cfg, snap(sd)).startswith("API Connected: Yes (last answer 11:58:02) | ")   # a post's answer
-    sd["data_fetcher_status"]["connected"] = False
-    assert api_line(cfg, snap(sd)).startswith("API Connected: No | ")
+    sd["data_fetcher_status"].update(connected=False, error="Today fetch failed: HTTP 500",
+                                     last_attempt="2026-03-29T11:59:00+02:00")
+    assert api_line(cfg, snap(sd)).startswith("API Connected: No (a schedule fetch failed at 11:59:00) | ")
+
+
+def test_a_post_answered_after_a_failed_fetch_says_connected_and_a_newer_failure_says_which(cfg):
+    """Review: a day-ahead fetch got HTTP 500 at 07:28:57, both plants posted at 07:29:03, and the
+    lines said `API: Not connected` (no reason) beside `Last successful post: … 07:29:03`. One rule
+    for both clients: the newest answer against the newest failure; a failure newer than every
+    answer says which and when. `/api/state` and `/metrics` take the same `api_link`."""
+    from dashboard.api_answers import api_line, api_status_line
+    from dashboard.api_link import api_link
+    sd = build_shared_data()
+    _fetched(sd, 7, "2026-03-29T07:28:57+02:00", error="Today fetch failed: HTTP 500 Internal Server Error")
+    sd["data_fetcher_status"]["last_answer_at"] = "2026-03-29T07:00:01+02:00"
+    for pid in ("lib", "vrfb"):
+        sd["measurement_post_status"][pid]["last_success"] = {"timestamp": "2026-03-29T07:29:03+02:00"}
+        sd["measurement_post_status"][pid]["last_attempt"] = {"timestamp": "2026-03-29T07:29:03+02:00",
+                                                              "result": "ok"}
+    assert api_status_line(cfg, snap(sd)).startswith("API: Connected (last answer 07:29:03) | Password set | ")
+    assert api_line(cfg, snap(sd)).startswith("API Connected: Yes (last answer 07:29:03) | ")
+    sd["data_fetcher_status"]["last_attempt"] = "2026-03-29T07:30:10+02:00"   # the fetch fails again, later
+    assert api_status_line(cfg, snap(sd)).startswith(
+        "API: Not connected (a schedule fetch failed at 07:30:10) | Password set | ")
+    sd["measurement_post_status"]["lib"]["last_attempt"] = {"timestamp": "2026-03-29T07:31:00+02:00",
+                                                           "result": "failed", "error": "HTTP 500"}
+    assert api_line(cfg, snap(sd)).startswith(
+        "API Connected: No (a measurement post failed at 07:31:00: HTTP 500) | ")
+    sd["api_password"] = None
+    s = snap(sd)
+    assert not api_link(s.fetcher, s.post_status, TZ, password_set=False).connected
+    assert api_status_line(cfg, s).startswith("API: Not connected | Password not set | ")
 
 
 def test_a_last_answer_of_another_day_is_dated(cfg):
@@ -377,7 +407,7 @@ def test_the_newest_answer_and_failure_are_taken_by_instant_in_the_repeated_autu
     newest = last_answer(fetcher, posts, TZ)
     assert newest.isoformat() == "2026-10-25T02:10:00+01:00"
     assert views.age_s(newest, now, TZ) == 300.0
-    assert api_link(fetcher, posts, TZ).words("Yes", "No", now, TZ) == "Yes (last answer 02:10:00 CET)"
+    assert api_link(fetcher, posts, TZ, password_set=True).words("Yes", "No", now, TZ) == "Yes (last answer 02:10:00 CET)"
     refused = {"lib": {"last_attempt": {"timestamp": "2026-10-25T02:50:00+02:00", "result": "failed",
                                         "error": "login rejected (HTTP 401): password rejected"}},
                "vrfb": {"last_attempt": {"timestamp": "2026-10-25T02:10:00+01:00", "result": "ok"}}}
