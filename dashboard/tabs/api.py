@@ -33,14 +33,17 @@ def posting_children(lines: list[str]) -> list:
 def layout(ctx: DashboardContext, s: Snapshot):
     cfg = ctx.cfg
     preview = _preview(ctx, s)
+    disabled = buttons_disabled(s)
     return html.Div(className="tab-body", children=[
         html.Div(className="card", children=[
             html.Div(className="button-row", children=[
                 dcc.Input(id=C.API_PASSWORD_ID, type="password", autoComplete="off", value="",
                           placeholder="API password", className="password"),
                 html.Button("Connect", id=C.API_CONNECT_ID, n_clicks=0, className="btn primary"),
-                html.Button("Disconnect", id=C.API_DISCONNECT_ID, n_clicks=0, className="btn secondary"),
-                html.Button("Fetch Now", id=C.API_FETCH_ID, n_clicks=0, className="btn secondary"),
+                html.Button("Disconnect", id=C.API_DISCONNECT_ID, n_clicks=0, className="btn secondary",
+                            disabled=disabled[C.API_DISCONNECT_ID]),
+                html.Button("Fetch Now", id=C.API_FETCH_ID, n_clicks=0, className="btn secondary",
+                            disabled=disabled[C.API_FETCH_ID]),
             ]),
             html.Div(id=C.API_MESSAGE_ID, className=C.MESSAGE_CLASS),
             dcc.Store(id=C.API_CONNECT_STORE_ID, data=None),
@@ -62,6 +65,13 @@ def layout(ctx: DashboardContext, s: Snapshot):
             dcc.Store(id=C.API_STORE_ID, data=_preview_key(ctx, s, bool(preview["data"]))),
         ]),
     ])
+
+
+def buttons_disabled(s: Snapshot) -> dict[str, bool]:
+    """`disabled` of Disconnect and Fetch Now by id: both while no password is set (nothing to clear,
+    nothing to log in with). Fetch Now stays enabled during the server's Retry-After: the click is
+    held and run when the wait ends (docs/DECISIONS.md). A viewer's are disabled anyway (`roles`)."""
+    return {C.API_DISCONNECT_ID: not s.password_set, C.API_FETCH_ID: not s.password_set}
 
 
 def api_action(dctx: DashboardContext, _c, _d, _f, password):
@@ -123,7 +133,8 @@ def _preview(dctx: DashboardContext, s: Snapshot) -> dict:
 
 
 def api_refresh(dctx: DashboardContext, _n, _message, tab, store):
-    """Status, error line, posting cards and preview; every tick and after each action's message."""
+    """Status, error line, posting cards, preview and the buttons' `disabled`; every tick and after
+    each action's message."""
     if tab != "api":
         raise PreventUpdate
     s = dctx.snapshot()
@@ -138,7 +149,9 @@ def api_refresh(dctx: DashboardContext, _n, _message, tab, store):
     else:
         fig = _preview(dctx, s)
         key = _preview_key(dctx, s, bool(fig["data"]))
-    return [api_answers.api_status_line(dctx.cfg, s), api_answers.api_error_line(s), *cards, fig, key]
+    disabled = roles.read_only_outputs({(cid, "disabled"): off for cid, off in buttons_disabled(s).items()})
+    return [api_answers.api_status_line(dctx.cfg, s), api_answers.api_error_line(s), *cards, fig, key,
+            *disabled.values()]
 
 
 def register(app, dctx: DashboardContext) -> None:
@@ -167,6 +180,8 @@ def register(app, dctx: DashboardContext) -> None:
         [Output(C.plant_id("post", pid), "children") for pid in PLANT_IDS],
         Output(C.API_PREVIEW_ID, "figure"),
         Output(C.API_STORE_ID, "data"),
+        Output(C.API_DISCONNECT_ID, "disabled"),
+        Output(C.API_FETCH_ID, "disabled"),
         Input(tab_tick_id("api"), "data"),
         Input(C.API_MESSAGE_ID, "children"),
         State(C.TABS_ID, "value"),

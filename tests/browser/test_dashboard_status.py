@@ -306,7 +306,10 @@ def test_every_page_action_answers_within_500_ms_with_remote_on_a_closed_port(en
     page.tab("API Schedule")
     wait_for(lambda: page.visible("api-connect"), 5)
     timed("connect without password", "api-connect", "api-message", "Enter a password.")
+    app.set_api_password("any-password")   # Fetch Now is disabled without one
+    wait_for(lambda: page.el("api-fetch-now").is_enabled(), 5, message="Fetch Now enabled with a password")
     timed("fetch now", "api-fetch-now", "api-message", "Fetch requested at ")
+    app.set_api_password(None)
     page.tab("History")
     page.tab("Logs")
     wait_for(lambda: page.visible("log-panel"), 5)

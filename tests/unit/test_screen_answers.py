@@ -456,3 +456,17 @@ def test_a_posting_card_says_why_nothing_is_posted_while_the_plant_does_not_answ
     sd["measurement_post_status"]["lib"]["posting_enabled"] = False
     sd["plant_observed_state_by_plant"]["lib"]["link"] = "connect_failed"
     assert posting_view.posting_lines(cfg, snap(sd), "lib")[5] == "No errors."          # posting off
+
+
+def test_disconnect_and_fetch_now_are_disabled_while_no_password_is_set(cfg):
+    """Review: with no password both were enabled; Fetch Now answered `Nothing fetched: no API password
+    set.` and Disconnect cleared nothing. During the server's Retry-After Fetch Now stays enabled: the
+    click is held and run when the wait ends."""
+    from dashboard import constants as C
+    from dashboard.tabs.api import buttons_disabled
+    sd = build_shared_data()
+    assert buttons_disabled(snap(sd)) == {C.API_DISCONNECT_ID: True, C.API_FETCH_ID: True}
+    _fetched(sd, 3, "2026-03-29T11:59:00+02:00")
+    sd["data_fetcher_status"]["server_wait"] = {"until": "2026-03-29T12:10:00+02:00", "status": 429,
+                                                "held_at": "2026-03-29T11:59:30+02:00"}
+    assert buttons_disabled(snap(sd)) == {C.API_DISCONNECT_ID: False, C.API_FETCH_ID: False}
