@@ -254,6 +254,8 @@ def manual_action(dctx: DashboardContext, _gen, _clear, contents, filename, plan
         message = f"Manual schedule cleared for {name}."
     else:
         raise PreventUpdate
+    if frame is not None and trigger != C.MANUAL_CLEAR_ID:
+        message = hold_noted(message, name, dctx.snapshot().held(plant))
     if frame is not None:
         dctx.hil.store.publish_schedule("manual", plant, frame)
         log.info("Dashboard: %s", _plain_text(message))
@@ -317,6 +319,16 @@ def _plain_text(message) -> str:
     if isinstance(message, (list, tuple)):
         return "".join(_plain_text(part) for part in message)
     return _plain_text(message.children) if hasattr(message, "children") else str(message)
+
+
+def hold_noted(message, name: str, held: bool):
+    """A schedule generated or uploaded for a held plant says so: `…; LIB is held: nothing of it is
+    dispatched until Resume.` (on the message's first text when it carries a warning)."""
+    if not held:
+        return message
+    parts = message if isinstance(message, list) else [message]
+    head = f"{str(parts[0]).rstrip('.')}; {name} is held: nothing of it is dispatched until Resume."
+    return [head, *parts[1:]] if isinstance(message, list) else head
 
 
 def _warned(message: str, warning: str):

@@ -470,3 +470,16 @@ def test_disconnect_and_fetch_now_are_disabled_while_no_password_is_set(cfg):
     sd["data_fetcher_status"]["server_wait"] = {"until": "2026-03-29T12:10:00+02:00", "status": 429,
                                                 "held_at": "2026-03-29T11:59:30+02:00"}
     assert buttons_disabled(snap(sd)) == {C.API_DISCONNECT_ID: False, C.API_FETCH_ID: False}
+
+
+def test_a_schedule_generated_or_uploaded_for_a_held_plant_says_nothing_of_it_is_dispatched():
+    """Review: Generate Random on a held LIB answered only `Random schedule generated for LIB (12
+    points).`; the Hold keeps the registers until Resume. One rule for Generate and the upload."""
+    from dashboard.tabs.manual import hold_noted
+    text = "Random schedule generated for LIB (12 points)."
+    assert hold_noted(text, "LIB", False) == text
+    assert hold_noted(text, "LIB", True) == ("Random schedule generated for LIB (12 points); "
+                                             "LIB is held: nothing of it is dispatched until Resume.")
+    warned = hold_noted(["Schedule loaded for LIB from a.csv (4 points).", "warning"], "LIB", True)
+    assert warned == ["Schedule loaded for LIB from a.csv (4 points); LIB is held: nothing of it is "
+                      "dispatched until Resume.", "warning"]
