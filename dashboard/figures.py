@@ -490,10 +490,3 @@ def setpoint_patch(patch: Patch, setpoints: list[tuple[list, list, str]], now: d
         if ax.dst:
             patch["data"][ti]["customdata"] = live_axis.hover_texts(sx, ax)
     return patch
-
-
-def row_signature(row) -> list | None:
-    """What the dashboard remembers of the last drawn row: its time and values."""
-    if row is None:
-        return None
-    return [row[0].isoformat()] + list(row[1])
