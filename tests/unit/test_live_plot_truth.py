@@ -257,6 +257,8 @@ def _apply(fig: dict, patch) -> int:
             target = target[key]
         if op["operation"] == "Assign":
             target[last] = op["params"]["value"]
+        elif op["operation"] == "Merge":
+            target[last].update(op["params"]["value"])
         elif op["operation"] == "Extend":
             target[last].extend(op["params"]["value"])
         elif op["operation"] == "Delete":
