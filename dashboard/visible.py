@@ -138,12 +138,43 @@ def register_through_cells(app, outputs: list[tuple[str, str]], callback, *depen
     others = [i for i, out in enumerate(outputs) if not is_cell(out)]
 
     def wrapped(*args):
-        *values, sent = callback(*args)
+        shown = args[-1]
+        *values, sent = callback(*args[:-1], sent_text(shown))
         changed = {str(k): values[i] for k, i in enumerate(cells) if values[i] is not no_update}
-        return [changed or no_update] + [values[i] for i in others] + [sent]
+        return [changed or no_update] + [values[i] for i in others] + [sent_patch(shown, sent)]
 
     wrapped.__name__ = getattr(callback, "__name__", "wrapped")
     app.callback([Output(CELLS_STORE_ID, "data")] + [Output(*outputs[i]) for i in others]
                  + [Output(SENT_STORE_ID, "data")], *dependencies)(wrapped)
     app.clientside_callback(CELLS_JS % len(cells), [Output(*outputs[i]) for i in cells],
                             Input(CELLS_STORE_ID, "data"), prevent_initial_call=True)
+
+
+def sent_text(shown) -> str | None:
+    """The digests string `only_changed` keeps, from the sent store as the page holds it: a dict
+    {"0": mark, "1": digest of output 0, ...} (None, or anything else: nothing known to be shown)."""
+    if not isinstance(shown, dict):
+        return None
+    try:
+        return ",".join(str(shown[str(i)]) for i in range(len(shown)))
+    except KeyError:
+        return None
+
+
+def sent_patch(shown, sent):
+    """What goes to the page of `only_changed`'s new digests string `sent`: a Patch merging only the
+    digests that changed into the dict the page holds (`sent_text`), else the whole dict. The whole
+    string went on every tick (~770 B for the Status tab's outputs) though a tick changes a few."""
+    from dash import Patch, no_update
+
+    if not isinstance(sent, str):
+        return sent   # no_update
+    parts = {str(i): part for i, part in enumerate(sent.split(","))}
+    if sent_text(shown) is None or len(shown) != len(parts):
+        return parts
+    changed = {k: v for k, v in parts.items() if shown[k] != v}
+    if not changed:
+        return no_update
+    patch = Patch()
+    patch.update(changed)
+    return patch
