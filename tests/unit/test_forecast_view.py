@@ -14,6 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from agents.forecaster import Forecaster
 from core.clock import FakeClock
+from core.names import PLANT_IDS
 from core.schedules import frame_from_rows
 from agents.shared_data import build_shared_data
 from dashboard import figures, forecast_view, preview_figures
@@ -96,22 +97,25 @@ def test_a_long_forecast_is_thinned_for_the_trace(rig):
     assert len(out["data"][-1]["x"]) <= forecast_view.MAX_POINTS + 2
 
 
+PREVIEW_AT = 2 + len(PLANT_IDS)   # api_refresh: status, error line, a card per plant, figure, key, buttons
+
+
 def test_api_tab_redraws_once_when_the_forecast_arrives_then_only_ticks(rig):
     dctx = DashboardContext(rig)
     frame = frame_from_rows([T0 - timedelta(minutes=15) + timedelta(minutes=15 * i) for i in range(8)],
                             [3000.0] * 8, None, TZ)
     publish(rig, "api", "vrfb", frame)
     outputs = api.api_refresh(dctx, 1, None, "api", None)
-    fig, key = outputs[-2], outputs[-1]
+    fig, key = outputs[PREVIEW_AT], outputs[PREVIEW_AT + 1]
     assert all("SoC forecast" not in t["name"] for t in fig["data"]), "not computed yet: no trace"
     step_all(rig.forecaster)
     outputs = api.api_refresh(dctx, 2, None, "api", key)
-    fig, key = outputs[-2], outputs[-1]
+    fig, key = outputs[PREVIEW_AT], outputs[PREVIEW_AT + 1]
     names = [t["name"] for t in fig["data"]]
     assert "VRFB SoC forecast" in names and "LIB SoC forecast" not in names
     assert "VRFB reaches SoC 0.00 at 10:30" in fig["layout"]["annotations"][-1]["text"]
     outputs = api.api_refresh(dctx, 3, None, "api", key)
-    assert outputs[-2] is api.no_update and outputs[-1] is api.no_update, "same forecast: nothing sent"
+    assert outputs[PREVIEW_AT] is api.no_update and outputs[PREVIEW_AT + 1] is api.no_update, "same forecast: nothing sent"
 
 
 def test_manual_tab_redraws_when_the_forecast_arrives(rig):
