@@ -300,7 +300,8 @@ def heartbeat_counter(ctl, point) -> int:
 
 def _wait_decay(ctl) -> bool:
     """Poll the battery's P/Q (one request) until both are under the thresholds (True), the timeout
-    or 3 failed reads (False); one request per poll keeps components §4.6's bound. Each read is published into the controller's observation (P/Q and `observed_at` only,
+    or 3 failed reads (False); one request per poll keeps components §4.6's bound. Each read is
+    published into the controller's observation (P/Q and `observed_at` only,
     `core.dispatch.observed_update`): the screen shows the decay, other fields keep their age."""
     cfg = ctl.cfg.safe_stop
     deadline = ctl.clock.monotonic() + cfg.timeout_s

@@ -124,8 +124,9 @@ class Forecaster:
             active = self.sd["active_schedule_source"]
             source = source or active
             own, manual = self.sd[schedule_key(source)], self.sd[schedule_key("manual")]
-            return source, {pid: forecast_inputs(source, active, own[pid], manual[pid], self.sd["override_by_plant"][pid],
-                                                 self.sd["hold_by_plant"][pid]) for pid in PLANT_IDS}
+            return source, {pid: forecast_inputs(source, active, own[pid], manual[pid],
+                                                 self.sd["override_by_plant"][pid], self.sd["hold_by_plant"][pid])
+                            for pid in PLANT_IDS}
 
     # ------------------------------------------------------------------------------ thread
     def step(self) -> float:

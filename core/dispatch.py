@@ -133,7 +133,8 @@ def observation_stale(obs: Mapping, now: datetime, at_field: str = "observed_at"
     flag is set only when the controller publishes; a controller busy in a command publishes none,
     so its readers apply the age rule themselves (the card, `/api/state`, `/metrics`, the forecaster).
     `at_field`: `full_observed_at` for a field a decay wait does not read again (SoC, enable)."""
-    at = as_datetime(obs.get(at_field) or obs.get("observed_at"), now.tzinfo)   # never fully read: no SoC to misdate   # local ISO with its offset
+    # never fully read (no `full_observed_at`): no SoC to misdate; both are local ISO with the offset
+    at = as_datetime(obs.get(at_field) or obs.get("observed_at"), now.tzinfo)
     return bool(obs.get("stale", True)) or at is None or seconds_between(at, now) > STALE_AFTER_S
 
 

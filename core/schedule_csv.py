@@ -329,8 +329,8 @@ def parse_schedule_csv(
     end included, by one absolute offset so that the first row lands on it; None uses the file's
     times. The limits (5 MB, 100 000 data rows besides an `end` row) hold for the file and for
     the frame written back out by `schedule_to_csv`, and a time whose offset in `tz` has seconds is
-    refused, so an accepted schedule is always restored at start and its download uploads again. Raises ScheduleCSVError naming the line and column;
-    nothing else.
+    refused, so an accepted schedule is always restored at start and its download uploads again.
+    Raises ScheduleCSVError naming the line and column; nothing else.
     """
     rows = _read_rows(_decode(data))
     if not rows:

@@ -196,7 +196,8 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
         name = "effective: " + held_name(h)
     ax = live_axis.axis_of_day(today, cfg.tz)
     limits = cfg.plants[plant].model.power_limits   # inputs drawn as dispatched, as the effective line
-    base = within_limits([(*step_xy(api, col, start, end, tail, points=True), "API base") for col in (P_COL, Q_COL)], limits)
+    base = within_limits([(*step_xy(api, col, start, end, tail, points=True), "API base") for col in (P_COL, Q_COL)],
+                         limits)
     mine = within_limits([(*step_xy(manual, col, start, end, points=True), "manual") for col in (P_COL, Q_COL)], limits)
     data = []
     for k, (axis, eff) in enumerate((("", ps), ("2", qs))):
