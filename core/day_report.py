@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from core.lazy_modules import np, pd
 
@@ -67,35 +66,27 @@ def short_gap_s(cfg: AppConfig) -> float:
     return GAP_PERIODS * cfg.timing.measurement_period_s
 
 
-def _replay(cfg: AppConfig) -> FileCompressor:
-    """The recorder's compressor as the report replays it over a file (see `continued_runs`)."""
+def report_compressor(cfg: AppConfig) -> FileCompressor:
+    """The recorder's compressor as the report replays it over a file (`continued_runs_fast`); its
+    tolerances widened by the file's rounding."""
     comp = cfg.recording.compression
     # the file holds 6 decimals and millisecond times; the compressor compared the values before rounding
     return FileCompressor({column: tol + FILE_ROUNDING for column, tol in comp.tolerances.items()},
                           comp.max_kept_gap_s + FILE_TIME_ROUNDING_S)
 
 
-def continued_runs(cfg: AppConfig, rows: Iterable[Row]) -> np.ndarray:
-    """Per row (in time order): the recorder's `FileCompressor`, replayed over the file's rows, kept
-    it in the run of its anchor (similar to the anchor, within `max_kept_gap_s` of it) rather than
-    starting a new one; False for an anchor or a null row. The recorder writes a steady run as its
-    anchor and one row per flush, each within the tolerances of the anchor (not of each other).
-    The plain replay, row by row: `continued_runs_fast` gives the same from arrays (tested equal)."""
-    replay = _replay(cfg)
-    kept = []
-    for row in rows:
-        replay.decide(row)
-        kept.append(replay.anchor is not None and replay.anchor is not row)
-    return np.array(kept, dtype=bool)
-
-
 def continued_runs_fast(cfg: AppConfig, t_s: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """`continued_runs` from arrays: `t_s` each row's `ts.timestamp()` (as `Row` gives it, from whole
-    microseconds), `values` (n, 8) in VALUE_COLUMNS order, NaN for an empty value. Same tests, same
-    float operations (numpy over runs): a row that follows a run's start either continues it (compared
-    with that start, pairwise over all rows at once) or starts a new run itself; only from a row that
-    continued a run on is the run's end searched, over growing windows."""
-    replay = _replay(cfg)
+    """Per row (in time order): the recorder's `FileCompressor` (`report_compressor`), replayed over
+    the file's rows, kept it in the run of its anchor (similar to the anchor, within `max_kept_gap_s`
+    of it) rather than starting a new one; False for an anchor or a null row. The recorder writes a
+    steady run as its anchor and one row per flush, each within the tolerances of the anchor (not of
+    each other). From arrays: `t_s` each row's `ts.timestamp()` (as `Row` gives it, from whole
+    microseconds), `values` (n, 8) in VALUE_COLUMNS order, NaN for an empty value. The compressor's
+    tests and float operations (numpy over runs; tests/unit/test_replay_fast.py checks it equal to
+    the compressor's own `decide`, row by row): a row that follows a run's start either continues it
+    (compared with that start, pairwise over all rows at once) or starts a new run itself; only from
+    a row that continued a run on is the run's end searched, over growing windows."""
+    replay = report_compressor(cfg)
     limits = np.array([replay.tolerances[column] + EPSILON for column in VALUE_COLUMNS])
     gap = replay.max_kept_gap_s
     n = len(t_s)
@@ -138,23 +129,17 @@ def _run_end(t_s: np.ndarray, values: np.ndarray, whole: np.ndarray, anchor: int
 def covered_rows(cfg: AppConfig, t_s: np.ndarray, is_null: np.ndarray, row_t_s: np.ndarray,
                  values: np.ndarray) -> np.ndarray:
     """Whether each row covers the interval to the next (see the module doc): a silence up to
-    `short_gap_s`, or any interval whose next row continues the compressor's run (`continued_runs`).
+    `short_gap_s`, or any interval whose next row continues the compressor's run (`continued_runs_fast`).
     `t_s`, `is_null`: the rows' epoch seconds and null flags, in time order; `row_t_s`, `values`: the
     replay's times and values (`continued_runs_fast`)."""
     steady = continued_runs_fast(cfg, row_t_s, values)[1:]
     return covered_mask(t_s, is_null, short_gap_s(cfg), steady)
 
 
-def array_rows(t_s: np.ndarray, values: np.ndarray) -> Iterator[Row]:
-    """`Row`s of epoch seconds and an (n, 8) value array in VALUE_COLUMNS order (NaN for empty)."""
-    for t, vals in zip(t_s.tolist(), values.tolist()):
-        yield Row(datetime.fromtimestamp(t, timezone.utc), tuple(None if v != v else v for v in vals))
-
-
-def with_breaks(x: np.ndarray, values: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x and values with a NaN row (at x + 1) after every real row that does not cover the interval to a
-    next real row (a null row breaks a line by itself)."""
-    is_null = np.isnan(values).all(axis=1) if len(values) else np.zeros(0, dtype=bool)
+def with_breaks(x: np.ndarray, values: np.ndarray, covered: np.ndarray,
+                is_null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and values with a NaN row (at x + 1) after every real row (`is_null` False) that does not
+    cover the interval to a next real row (a null row breaks a line by itself)."""
     breaks = np.flatnonzero(~covered[:-1] & ~is_null[:-1] & ~is_null[1:])
     if breaks.size:
         x = np.insert(x, breaks + 1, x[breaks] + 1)
@@ -169,7 +154,7 @@ def broken_lines(cfg: AppConfig, x_ms: np.ndarray, values: np.ndarray) -> tuple[
     is_null = np.isnan(values).all(axis=1) if len(values) else np.zeros(0, dtype=bool)
     row_t_s = np.rint(np.asarray(x_ms, dtype=float) * 1000.0) / 1e6   # Row.ts.timestamp() of whole ms
     covered = covered_rows(cfg, t_s, is_null, row_t_s, np.asarray(values, dtype=float))
-    return with_breaks(x_ms, values, covered)
+    return with_breaks(x_ms, values, covered, is_null)
 
 
 def plant_day_path(cfg: AppConfig, plant_id: str, day: date) -> Path:
@@ -262,7 +247,8 @@ def plot_arrays(frame: pd.DataFrame, covered: np.ndarray) -> tuple[np.ndarray, p
     day keeps all its hours apart) and the columns, with a NaN row inserted after every row that
     does not cover the interval to the next row."""
     data = frame.assign(tracking_error_kw=frame["p_poi_kw"] - frame["p_setpoint_kw"])
-    x, values = with_breaks(frame.index.as_unit("ms").asi8.astype(float), data.to_numpy(dtype=float), covered)
+    x, values = with_breaks(frame.index.as_unit("ms").asi8.astype(float), data.to_numpy(dtype=float), covered,
+                            null_rows(frame))
     return x, pd.DataFrame(values, columns=data.columns)
 
 

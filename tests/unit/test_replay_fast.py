@@ -1,5 +1,5 @@
 """The day report's array replay (`core.day_report.continued_runs_fast`) equals the plain replay of the
-recorder's compressor row by row (`continued_runs`), on seeded random rows made to hit every rule:
+recorder's compressor row by row (`continued_runs` here), on seeded random rows made to hit every rule:
 steady runs within the tolerances of their anchor (not of each other), values exactly at a tolerance,
 times exactly at `max_kept_gap_s` (+ the file's millisecond), long silences, null rows, rows with an
 empty value and ramps. Checked through both ways in: a file read by the report (`load_plant_day`'s
@@ -19,6 +19,23 @@ from core.recording import Row, rows_to_frame
 from tests.helpers import make_cfg
 
 MS = timedelta(milliseconds=1)
+
+
+def continued_runs(cfg, rows) -> np.ndarray:
+    """The plain replay, the reference of the array one: the recorder's compressor deciding row by
+    row; per row, whether it was kept in the run of its anchor (False for an anchor or a null row)."""
+    replay = day_report.report_compressor(cfg)
+    kept = []
+    for row in rows:
+        replay.decide(row)
+        kept.append(replay.anchor is not None and replay.anchor is not row)
+    return np.array(kept, dtype=bool)
+
+
+def array_rows(t_s: np.ndarray, values: np.ndarray) -> list[Row]:
+    """`Row`s of epoch seconds and an (n, 8) value array in VALUE_COLUMNS order (NaN for empty)."""
+    return [Row(datetime.fromtimestamp(t, timezone.utc), tuple(None if v != v else v for v in vals))
+            for t, vals in zip(t_s.tolist(), values.tolist())]
 
 
 def _random_rows(cfg, rng: np.random.Generator, n: int) -> list[Row]:
@@ -59,7 +76,7 @@ def test_the_array_replay_equals_the_plain_replay(tmp_path, seed):
     cfg = make_cfg(tmp_path, compression={"max_kept_gap_s": 60.0} if seed % 3 == 1 else None)
     rng = np.random.default_rng(seed)
     rows = _random_rows(cfg, rng, 3000)
-    plain = day_report.continued_runs(cfg, rows)
+    plain = continued_runs(cfg, rows)
     assert plain.any() and not plain.all()
 
     frame = rows_to_frame(rows, cfg.tz)                  # the report's way in (load_plant_day)
@@ -69,13 +86,13 @@ def test_the_array_replay_equals_the_plain_replay(tmp_path, seed):
     x_ms = np.array([int(r.ts.timestamp() * 1000 + 0.5) for r in rows])   # History's way in (broken_lines)
     values = frame.to_numpy(dtype=float)
     t_s = x_ms / 1000.0
-    slow_rows = list(day_report.array_rows(t_s, values))
-    np.testing.assert_array_equal(day_report.continued_runs(cfg, slow_rows), plain)
+    slow_rows = array_rows(t_s, values)
+    np.testing.assert_array_equal(continued_runs(cfg, slow_rows), plain)
     is_null = np.isnan(values).all(axis=1)
     slow_covered = day_report.covered_mask(t_s, is_null, day_report.short_gap_s(cfg),
-                                           day_report.continued_runs(cfg, slow_rows)[1:])
+                                           continued_runs(cfg, slow_rows)[1:])
     x, drawn = day_report.broken_lines(cfg, x_ms, values)
-    want_x, want = day_report.with_breaks(x_ms, values, slow_covered)
+    want_x, want = day_report.with_breaks(x_ms, values, slow_covered, is_null)
     np.testing.assert_array_equal(x, want_x)
     np.testing.assert_array_equal(drawn, want)
 
@@ -87,7 +104,7 @@ def test_short_files(tmp_path, n):
     frame = rows_to_frame(rows, cfg.tz)
     fast = day_report.continued_runs_fast(cfg, frame.index.as_unit("us").asi8 / 1e6,
                                           frame.to_numpy(dtype=float).reshape(n, len(VALUE_COLUMNS)))
-    np.testing.assert_array_equal(fast, day_report.continued_runs(cfg, rows))
+    np.testing.assert_array_equal(fast, continued_runs(cfg, rows))
 
 
 def _in_time_order_plain(rows: list[Row]) -> tuple[list[Row], int]:
