@@ -125,10 +125,10 @@ def empty_figure(message: str, height: int) -> dict:
 
 
 def step_xy(frame: pd.DataFrame | None, column: str, start: datetime | None = None,
-            end: datetime | None = None, tail: timedelta | None = None, points: bool = False) -> tuple[list, list]:
-    """x/y of a step line (`hv`) for one column of a normalised frame within [start, end); x local
-    wall-time strings (`x_of`), or with `points` the aware times themselves (their instants: the
-    autumn night's repeated hour is not told apart by its wall times).
+            end: datetime | None = None, tail: timedelta | None = None) -> tuple[list, list]:
+    """x/y of a step line (`hv`) for one column of a normalised frame within [start, end); x the aware
+    times (their instants: the autumn night's repeated hour is not told apart by its wall times; a
+    figure maps them to its axis).
 
     The row in force at `start` is drawn from `start`. An end row (NaN) draws the previous value up
     to its instant and then breaks the line. When the frame does not end with an end row, the
@@ -169,7 +169,7 @@ def step_xy(frame: pd.DataFrame | None, column: str, start: datetime | None = No
             last = min(last, pd.Timestamp(end))
         xs.append(last.to_pydatetime())
         ys.append(previous)
-    return (xs if points else [x_of(x) for x in xs]), ys
+    return xs, ys
 
 
 _ROWS, _SPACING = 4, 0.07

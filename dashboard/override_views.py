@@ -23,7 +23,7 @@ from core.overrides import describe_signal, effective_next_breakpoint, effective
 from core.schedules import P_COL, Q_COL
 from core.timeutil import day_bounds, format_hms, wall_text
 from dashboard import constants as C
-from dashboard.figures import empty_figure, now_shape, step_xy, x_of
+from dashboard.figures import empty_figure, now_shape, step_xy
 from dashboard import live_axis
 from dashboard.dispatched import within_limits
 from dashboard.preview_figures import preview_title, preview_x, step_trace, time_ticks
@@ -100,12 +100,10 @@ def hold_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     return f"Held at {_held_values_text(h)} since {format_hms(since, cfg.tz)}"
 
 
-def held_values(hold: dict, start: datetime, end: datetime, points: bool = False) -> tuple[list, list, list]:
-    """(xs, p, q) of a hold over [start, end): the held P (kW) and Q (kvar) as step points (x wall-time
-    strings; with `points` the aware times). A hold has no end time (it lasts until Resume or the
-    run's end), so `end` is the drawing's end."""
-    xs = [start, end] if points else [x_of(start), x_of(end)]
-    return xs, [hold.get("p_kw")] * 2, [hold.get("q_kvar")] * 2
+def held_values(hold: dict, start: datetime, end: datetime) -> tuple[list, list, list]:
+    """(xs, p, q) of a hold over [start, end): the held P (kW) and Q (kvar) as step points, x aware
+    times. A hold has no end time (it lasts until Resume or the run's end), so `end` is the drawing's end."""
+    return [start, end], [hold.get("p_kw")] * 2, [hold.get("q_kvar")] * 2
 
 
 def held_name(hold: dict, signal: str | None = None) -> str:
@@ -128,11 +126,9 @@ def hold_buttons(s: Snapshot, plant: str) -> dict[str, tuple[ButtonState, dict]]
 
 # ------------------------------------------------------------------------ effective preview
 
-def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, end: datetime,
-                     points: bool = False) -> tuple:
+def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, end: datetime) -> tuple:
     """(xs, p, q) step points of the effective setpoint in [start, end) in API mode with the
-    plant's flags (the walk follows `effective_next_breakpoint`); x wall-time strings, with `points`
-    the aware times (their instants). A walk cut at `_MAX_STEPS` breakpoints ends the line there
+    plant's flags (the walk follows `effective_next_breakpoint`); x aware times (their instants). A walk cut at `_MAX_STEPS` breakpoints ends the line there
     instead of drawing its last value on to `end`."""
     api, manual, flags = s.api.get(plant), s.manual.get(plant), flags_of(s, plant)
     period = cfg.istentore_api.schedule_period_minutes
@@ -151,11 +147,11 @@ def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, e
     xs.append(t)
     ps.append(ps[-1])
     qs.append(qs[-1])
-    return (xs if points else [x_of(x) for x in xs]), ps, qs
+    return xs, ps, qs
 
 
 def cut_note(ts: list, end: datetime) -> str:
-    """` (drawn to Thu 01:53 only: over 5000 steps)` for an `effective_series(points=True)` line
+    """` (drawn to Thu 01:53 only: over 5000 steps)` for an `effective_series` line
     that ends before `end` (the walk was cut at `_MAX_STEPS`: its last point is not `end`), else empty."""
     if not ts or ts[-1].timestamp() >= end.timestamp():
         return ""
@@ -163,13 +159,13 @@ def cut_note(ts: list, end: datetime) -> str:
 
 
 def held_series(ts: list, ps: list, qs: list, hold: dict, end: datetime, tz) -> tuple[list, list, list]:
-    """(ts, p, q) of an effective series (`effective_series(points=True)`: aware times) with a Hold
+    """(ts, p, q) of an effective series (`effective_series`: aware times) with a Hold
     played: the series up to the hold's start, then the held P (kW) and Q (kvar) to `end` (a hold
     lasts until Resume, which has no time). Cut by instant: wall times are not sorted across the
     autumn night's repeated hour."""
     since = datetime.fromisoformat(hold["since"]).astimezone(tz)
     k = bisect_left(ts, since.timestamp(), key=datetime.timestamp)
-    hx, hp, hq = held_values(hold, since, end, points=True)
+    hx, hp, hq = held_values(hold, since, end)
     return ts[:k] + hx, ps[:k] + hp, qs[:k] + hq
 
 
@@ -188,7 +184,7 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
     start, _ = day_bounds(today, cfg.tz)
     _, end = day_bounds(today + timedelta(days=1), cfg.tz)
     tail = timedelta(minutes=cfg.istentore_api.schedule_period_minutes)
-    ts, ps, qs = effective_series(cfg, s, plant, start, end, points=True)
+    ts, ps, qs = effective_series(cfg, s, plant, start, end)
     name = "effective" + cut_note(ts, end)
     if s.held(plant):   # what the plant is given: the held values, whatever the schedules say
         h = s.hold[plant]
@@ -196,9 +192,8 @@ def effective_preview(cfg: AppConfig, s: Snapshot, plant: str, today: date) -> d
         name = "effective: " + held_name(h)
     ax = live_axis.axis_of_day(today, cfg.tz)
     limits = cfg.plants[plant].model.power_limits   # inputs drawn as dispatched, as the effective line
-    base = within_limits([(*step_xy(api, col, start, end, tail, points=True), "API base") for col in (P_COL, Q_COL)],
-                         limits)
-    mine = within_limits([(*step_xy(manual, col, start, end, points=True), "manual") for col in (P_COL, Q_COL)], limits)
+    base = within_limits([(*step_xy(api, col, start, end, tail), "API base") for col in (P_COL, Q_COL)], limits)
+    mine = within_limits([(*step_xy(manual, col, start, end), "manual") for col in (P_COL, Q_COL)], limits)
     data = []
     for k, (axis, eff) in enumerate((("", ps), ("2", qs))):
         data.append(_line(base[k][2], *base[k][:2], ax, axis, "#7f7f7f", "dot"))

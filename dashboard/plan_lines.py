@@ -34,7 +34,7 @@ def schedule_setpoints(frame: pd.DataFrame | None, source: str, now: datetime, a
     x aware times (`PlanCache` keeps their instants and draws them as wall-time strings)."""
     _start, end = figures.schedule_window(now.date(), now.tzinfo)
     tail = api_period if source == "api" else None
-    return [(*figures.step_xy(frame, column, now, end, tail, points=True), figures.LIVE_SETPOINT_NAMES[ti])
+    return [(*figures.step_xy(frame, column, now, end, tail), figures.LIVE_SETPOINT_NAMES[ti])
             for ti, column in figures.SETPOINT_TRACES]
 
 
@@ -46,7 +46,7 @@ def setpoints(dctx: DashboardContext, s, pid: str) -> Traces:
     flags, manual = override_views.flags_of(s, pid), s.manual.get(pid)
     if s.source == "api" and any(flags.values()) and manual is not None and len(manual):
         end = figures.schedule_window(s.now.date(), s.now.tzinfo)[1]
-        xs, ps, qs = override_views.effective_series(dctx.cfg, s, pid, s.now, end, points=True)
+        xs, ps, qs = override_views.effective_series(dctx.cfg, s, pid, s.now, end)
         cut = override_views.cut_note(xs, end)
         traces = [(xs, ps, "P schedule" + " + override" * flags["p"] + cut),
                   (xs, qs, "Q schedule" + " + override" * flags["q"] + cut)]
@@ -60,5 +60,5 @@ def held_lines(hold: dict, now: datetime) -> Traces:
     schedule window, named `P held at -120.0 kW (until Resume)`. A hold has no end time (it lasts
     until Resume or the run's end), so nothing of the plan is drawn while it lasts; the hold's
     past is in the recorded lines."""
-    xs, ps, qs = override_views.held_values(hold, now, figures.schedule_window(now.date(), now.tzinfo)[1], True)
+    xs, ps, qs = override_views.held_values(hold, now, figures.schedule_window(now.date(), now.tzinfo)[1])
     return [(xs, ps, override_views.held_name(hold, "p")), (xs, qs, override_views.held_name(hold, "q"))]

@@ -93,7 +93,7 @@ def manual_preview(name: str, frame: pd.DataFrame | None, now: datetime, ui_key:
     if frame is None or len(frame) == 0:
         return empty_figure(C.NO_MANUAL_SCHEDULE, C.MANUAL_PREVIEW_HEIGHT)
     ax = manual_axis(frame, now)
-    line = (*step_xy(frame, P_COL, points=True), f"{name} P setpoint")
+    line = (*step_xy(frame, P_COL), f"{name} P setpoint")
     xs, ys, trace_name = within_limits([line], limits)[0] if limits is not None else line
     data = [step_trace(xs, ys, ax, mode="lines", name=trace_name,
                        line={"color": C.COLOR_P_SETPOINT, "shape": "hv"}, connectgaps=False)]
@@ -138,7 +138,7 @@ def api_preview(names: dict[str, str], frames: dict[str, pd.DataFrame], now: dat
     data = []
     colors = {"lib": C.COLOR_LIB, "vrfb": C.COLOR_VRFB}
     for pid, name in names.items():
-        line = (*step_xy(frames.get(pid), P_COL, start, end, api_period, points=True), name)
+        line = (*step_xy(frames.get(pid), P_COL, start, end, api_period), name)
         xs, ys, shown = within_limits([line], limits[pid])[0] if limits and pid in limits else line
         if xs:
             data.append(step_trace(xs, ys, ax, mode="lines", name=shown,

@@ -221,14 +221,14 @@ def test_the_live_lines_and_the_effective_preview_play_a_hold_by_one_rule_and_na
     fig, _ = live.build_live_figure(_ctx(cfg), _snap(sd), "lib")
     end = figures.schedule_window(NOW.date(), TZ)[1]
     xs, ps, qs = override_views.held_values(hold, NOW, end)
-    assert (fig["data"][0]["x"], fig["data"][0]["y"], fig["data"][4]["y"]) == (xs, ps, qs)
+    assert (fig["data"][0]["x"], fig["data"][0]["y"], fig["data"][4]["y"]) == ([figures.x_of(t) for t in xs], ps, qs)
     assert (fig["data"][0]["name"], fig["data"][4]["name"]) == (override_views.held_name(hold, "p"),
                                                                override_views.held_name(hold, "q"))
     preview = override_views.effective_preview(cfg, _snap(sd), "lib", NOW.date())
     effective = [t for t in preview["data"] if t["name"].startswith("effective")]
     since = datetime.fromisoformat(hold["since"])
     tail = override_views.held_values(hold, since, end)
-    assert effective[0]["x"][-2:] == tail[0] and effective[0]["y"][-2:] == tail[1]
+    assert effective[0]["x"][-2:] == [figures.x_of(t) for t in tail[0]] and effective[0]["y"][-2:] == tail[1]
     assert effective[0]["name"] == "effective: " + override_views.held_name(hold) == \
         "effective: held at P=-120.0 kW, Q=5.0 kvar (until Resume)"
 
