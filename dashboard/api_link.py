@@ -42,8 +42,7 @@ def api_link(fetcher: dict, post_status: dict, tz: tzinfo, *, password_set: bool
     fetch_failed = _fetch_failure(fetcher, tz)
     failures = [f for f in (fetch_failed, *_post_failures(post_status, tz)) if f is not None]
     # a failed fetcher's own answers are older than its failure, whatever their stamps say
-    answers = _successes({} if fetch_failed else fetcher, post_status, tz)
-    newest = max((t for t in answers if t is not None), key=datetime.timestamp, default=None)
+    newest = _newest(_successes({} if fetch_failed else fetcher, post_status, tz))
     if not failures:
         return ApiLink(newest is not None or bool(fetcher.get("connected")), since=newest)
     at, note = max(failures, key=lambda f: f[0].timestamp())   # instants: one zone compares wall times
@@ -79,8 +78,13 @@ def _post_failures(post_status: dict, tz: tzinfo) -> list[tuple[datetime, str]]:
 def last_answer(fetcher: dict, post_status: dict, tz: tzinfo) -> datetime | None:
     """When the API last answered either client (the newest of `_successes`, in `tz`), connected
     or not; None when it never did. The time the `Connected (last answer …)` line shows."""
-    return max((t for t in _successes(fetcher, post_status, tz) if t is not None), key=datetime.timestamp,
-               default=None)   # instants: in the repeated autumn hour wall times misorder
+    return _newest(_successes(fetcher, post_status, tz))
+
+
+def _newest(times: list) -> datetime | None:
+    """The latest of `times` (None entries skipped) by instant: in the repeated autumn hour wall
+    times misorder."""
+    return max((t for t in times if t is not None), key=datetime.timestamp, default=None)
 
 
 def _successes(fetcher: dict, post_status: dict, tz: tzinfo) -> list:
