@@ -29,6 +29,7 @@ from datetime import timezone
 from typing import Iterator
 
 from core.clock import RealClock
+from core.hosts import unbracketed
 
 CACHE_S = 60.0
 
@@ -48,17 +49,12 @@ class LookupTimeout(Exception):
         self.timeout_s = timeout_s
 
 
-def _unbracketed(host: str) -> str:
-    """`host` without the brackets of an IPv6 address written as in a URL (`[::1]` -> `::1`)."""
-    return host[1:-1] if host[:1] + host[-1:] == "[]" else host
-
-
 def is_literal(host: str) -> bool:
     """An IP address (also `[::1]`) or `localhost`: nothing to ask a DNS server."""
     if host.lower() == "localhost":
         return True
     try:
-        ipaddress.ip_address(_unbracketed(host))
+        ipaddress.ip_address(unbracketed(host))
     except ValueError:
         return False
     return True
@@ -92,7 +88,7 @@ class _Lookup:
 def addresses(host: str, timeout_s: float) -> tuple[str, ...]:
     """The IP addresses of `host` within `timeout_s` (the module docstring has the contract)."""
     if is_literal(host):
-        return (_unbracketed(host),)   # a socket takes `::1`, not `[::1]`
+        return (unbracketed(host),)   # a socket takes `::1`, not `[::1]`
     with _lock:
         cached = _cache.get(host)
         if cached is not None and _CLOCK.monotonic() - cached[0] < CACHE_S:

@@ -4,13 +4,19 @@ from __future__ import annotations
 import ipaddress
 
 
+def unbracketed(host: str) -> str:
+    """`host` without the brackets of an IPv6 address written as in a URL (`[::1]` -> `::1`)."""
+    return host[1:-1] if host[:1] + host[-1:] == "[]" else host
+
+
 def is_loopback_host(host: str) -> bool:
     """True for `localhost` (any case), 127.0.0.0/8 and `::1` (also `[::1]`); not for names resolving there."""
     try:
-        ip = ipaddress.ip_address(host[1:-1] if host[:1] + host[-1:] == "[]" else host)
+        ip = ipaddress.ip_address(unbracketed(host))
     except (ValueError, TypeError):
         return isinstance(host, str) and host.lower() == "localhost"
     return ip in ipaddress.ip_network("127.0.0.0/8") if ip.version == 4 else ip == ipaddress.IPv6Address("::1")
+
 
 MISDIRECTED_TEXT = ("Misdirected request: without dashboard.auth this server answers only to a loopback host "
                     "name (127.0.0.1, localhost, [::1]).\n")
@@ -33,7 +39,7 @@ def listen_scope(host: str) -> frozenset[str]:
     """The addresses a socket listening on `host` takes its port on, for clash checks: {`*`} (every
     address) for a wildcard (empty, 0.0.0.0, ::), both loopback addresses for `localhost` (it may
     resolve to either), else the address or name itself (127.0.0.1 and 127.0.0.2 are two sockets)."""
-    bare = host[1:-1] if host[:1] + host[-1:] == "[]" else host
+    bare = unbracketed(host)
     try:
         ip = ipaddress.ip_address(bare)
     except ValueError:
