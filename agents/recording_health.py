@@ -10,6 +10,7 @@ writes start failing and once when they work again.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 
 from core.episodes import Episodes
@@ -59,7 +60,8 @@ class WriteHealth:
         health = {}
         for pid, pending in pending_by_plant.items():
             errors = [e for path, e in self._errors.items() if self._plant_of(path) == pid]
-            health[pid] = {"write_error": dict(min(errors, key=lambda e: e["since"])) if errors else None,
+            first = min(errors, key=lambda e: datetime.fromisoformat(e["since"]).timestamp(), default=None)
+            health[pid] = {"write_error": None if first is None else dict(first),
                            "pending_rows": int(pending), "rows_dropped": self._dropped.get(pid, 0)}
         if health == self._published:
             return

@@ -261,3 +261,23 @@ def test_the_plan_cache_makes_each_points_instant_and_display_text_at_once(zone,
     texts = plan_cache.display_texts(plan_cache.instants_of(night), night[0])
     assert texts == sorted(texts) and len(set(texts)) == 13
     assert texts == [live_axis.display_dt(t, live_axis.axis_of(night[0])).isoformat(sep=" ") for t in night]
+
+
+def test_a_plants_first_write_failure_is_the_earliest_instant_in_the_repeated_hour():
+    """Two of LIB's files fail in the autumn night's repeated hour: the card's `since` is the earlier
+    instant, 02:50 CEST, not the earlier wall-time text, 02:10 CET (an hour later)."""
+    import errno
+    import threading
+
+    from agents.recording_health import WriteHealth
+    from core.clock import FakeClock
+    madrid = ZoneInfo("Europe/Madrid")
+    clock = FakeClock(datetime(2026, 10, 25, 0, 50, tzinfo=timezone.utc), madrid)      # 02:50 CEST
+    sd = {"lock": threading.Lock()}
+    health = WriteHealth(clock, sd, lambda path: "lib")
+    health.failed("/data/20261025_lib.csv", 3, OSError(errno.ENOSPC, "No space left on device"))
+    clock.set_now(datetime(2026, 10, 25, 1, 10, tzinfo=timezone.utc))                    # 02:10 CET
+    health.failed("/data/20261026_lib.csv", 3, OSError(errno.EIO, "Input/output error"))
+    health.publish({"lib": 6})
+    assert sd["recording_health_by_plant"]["lib"]["write_error"] == {
+        "since": "2026-10-25T02:50:00+02:00", "message": "No space left on device"}
