@@ -38,9 +38,10 @@ Errors (§6.4): an `AuthenticationError` ends the pass and backs off 30 s, doubl
 failure up to 600 s (a password change resets this and runs a pass at once); any other
 `IstentoreAPIError` leaves the other window to be tried (not after a failed login: it needs the
 same login) and brings the next pass forward to min(30 s, period); when the server sent
-`Retry-After`, the pass ends there: the other window is not asked for either (a window a wait keeps from a pass, also one the poster got meanwhile, is said as
-`Tomorrow not fetched: the API asked to wait until HH:MM:SS (HTTP 429)`), and the next pass comes
-when the wait is over (also across a midnight rollover, which otherwise makes a pass due at once). The server's wait holds every request:
+`Retry-After`, the pass ends there: the other window is not asked for either (a window a wait keeps
+from a pass, also one the poster got meanwhile, is said as `Tomorrow not fetched: the API asked to
+wait until HH:MM:SS (HTTP 429)`), and the next pass comes when the wait is over (also across a
+midnight rollover, which otherwise makes a pass due at once). The server's wait holds every request:
 a pass made due meanwhile by Fetch Now, a new password or a new login sends nothing (`_hold_pass`),
 publishes `server_wait` = {"until": local ISO, "status": HTTP status, "held_at": that pass's time}
 and runs its fetch (as "fetch now") when the wait ends (docs/DECISIONS.md). The wait is the gate's

@@ -44,7 +44,8 @@ Thread safety: `gate_open`, `follow_gate`, `refresh_status`: any thread; `offer_
 `enqueue_sample`: one thread (`_qlock` guards every queue call and is held across the journal's
 writes; `_gate_lock` guards the noted gate and is never held across I/O nor while taking `_qlock`, so
 `follow_gate` never waits for an fsync; `shared_data["lock"]` is held for O(1) swaps only). Only the
-poster thread (or the director, in `shutdown`, once it is idle) uses the HTTP client. The poster owns `measurement_post_status` and `measurement_post_counters`.
+poster thread (or the director, in `shutdown`, once it is idle) uses the HTTP client. The poster owns
+`measurement_post_status` and `measurement_post_counters`.
 """
 from __future__ import annotations
 

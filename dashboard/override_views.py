@@ -128,8 +128,8 @@ def hold_buttons(s: Snapshot, plant: str) -> dict[str, tuple[ButtonState, dict]]
 
 def effective_series(cfg: AppConfig, s: Snapshot, plant: str, start: datetime, end: datetime) -> tuple:
     """(xs, p, q) step points of the effective setpoint in [start, end) in API mode with the
-    plant's flags (the walk follows `effective_next_breakpoint`); x aware times (their instants). A walk cut at `_MAX_STEPS` breakpoints ends the line there
-    instead of drawing its last value on to `end`."""
+    plant's flags (the walk follows `effective_next_breakpoint`); x aware times (their instants). A
+    walk cut at `_MAX_STEPS` breakpoints ends the line there instead of drawing its last value on to `end`."""
     api, manual, flags = s.api.get(plant), s.manual.get(plant), flags_of(s, plant)
     period = cfg.istentore_api.schedule_period_minutes
     end_utc = end.astimezone(timezone.utc)
