@@ -38,8 +38,8 @@ OBSERVE_POINTS = ("enable", "p_setpoint", "q_setpoint", "p_battery", "q_battery"
 
 
 def observe_points(points) -> tuple[str, ...]:
-    """The points one observation reads from an endpoint's point map: OBSERVE_POINTS and the run
-    command/status it has (the controller's observation and the stop's decay wait read the same)."""
+    """The points one observation of the controller reads from an endpoint's point map: OBSERVE_POINTS
+    and the run command/status it has (a stop's decay wait reads P/Q alone)."""
     return OBSERVE_POINTS + tuple(n for n in ("run_command", "run_status") if n in points)
 
 # Engineering units a point may declare (contract §6) per kind of point, as register units per

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from core.config import PowerLimits
 from core.plant_model import clamp
+from core.points import setpoint_ranges
 from core.schedules import fmt_num
 
 
@@ -14,8 +15,7 @@ def within_limits(traces: list, limits: PowerLimits) -> list:
     5000 kW on a 1000 kW plant and stretched the axis until the measured lines were flat). A list
     of the P trace alone is clamped to the P limits."""
     out = []
-    for (xs, ys, name), (lo, hi) in zip(traces, ((limits.p_min_kw, limits.p_max_kw),
-                                                 (limits.q_min_kvar, limits.q_max_kvar))):
+    for (xs, ys, name), (lo, hi) in zip(traces, setpoint_ranges(limits).values()):   # P, then Q
         cut = any(y is not None and (y < lo or y > hi) for y in ys)
         out.append((xs, [y if y is None else clamp(y, lo, hi) for y in ys], name + " (clamped)" * cut))
     return out
