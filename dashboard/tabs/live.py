@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime
 
-from dash import Patch, no_update
+from dash import no_update
 
 from dashboard import constants as C
 from dashboard import figures, live_axis, override_views, plan_cache, plan_lines
@@ -206,18 +206,3 @@ def live_figure_update(dctx: DashboardContext, s, pid: str, store: dict | None, 
         figures.range_patch(patch, moved.pop("move"), s.now, moved.pop("uirev", None))
         new_store.update(moved)
     return patch, new_store, no_update
-
-
-def store_patch(old, new):
-    """What a tick sends of the live store: a Patch merging only the fields that changed since the
-    store the tick read (`old`; the whole store repeated ~400 B per plant per tick, about a quarter
-    of the tick's bytes for the live figure), or `new` itself when there is nothing to merge into
-    (no store yet, a rebuild request's no_update)."""
-    if not isinstance(old, dict) or not isinstance(new, dict) or set(old) - set(new):
-        return new
-    changed = {k: v for k, v in new.items() if k not in old or old[k] != v}
-    if not changed:
-        return no_update
-    patch = Patch()
-    patch.update(changed)
-    return patch

@@ -70,7 +70,7 @@ def test_the_whole_live_figure_and_each_tick_stay_within_their_byte_budgets(day)
         patch, new_store, _ = live.live_figure_update(day.dctx, take_snapshot(day.sd, now, False), "lib", store, None)
         assert patch is not no_update
         shown = json.loads(json.dumps(store))   # the store as the page holds it
-        sent.append(_bytes(patch) + _bytes(live.store_patch(shown, new_store)))
+        sent.append(_bytes(patch) + _bytes(visible.merge_patch(shown, new_store)))
         store = new_store
     assert max(sent) <= TICK_BUDGET, sent
 
@@ -78,13 +78,13 @@ def test_the_whole_live_figure_and_each_tick_stay_within_their_byte_budgets(day)
 def test_a_tick_merges_only_the_changed_store_fields_and_the_page_ends_with_the_whole_store():
     old = {"key": [1, "manual"], "n": 5, "last": "abc", "now": "t0", "offs": [0, 0]}
     new = dict(old, n=6, last="def", now="t1")
-    patch = live.store_patch(json.loads(json.dumps(old)), new)
+    patch = visible.merge_patch(json.loads(json.dumps(old)), new)
     ops = patch.to_plotly_json()["operations"]
     assert [(o["operation"], o["location"]) for o in ops] == [("Merge", [])]
     assert dict(old, **ops[0]["params"]["value"]) == new and set(ops[0]["params"]["value"]) == {"n", "last", "now"}
-    assert live.store_patch(None, new) is new, "nothing shown yet: the whole store"
-    assert live.store_patch(old, dict(old)) is no_update
-    assert live.store_patch(old, no_update) is no_update
+    assert visible.merge_patch(None, new) is new, "nothing shown yet: the whole store"
+    assert visible.merge_patch(old, dict(old)) is no_update
+    assert visible.merge_patch(old, no_update) is no_update
 
 
 def test_the_sent_digests_travel_as_a_merge_of_the_changed_ones():
