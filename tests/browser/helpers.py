@@ -481,8 +481,9 @@ def browser_module(tmp_name: str, *, api_password: str | None = None, with_loggi
     `configure(cfg) -> cfg`), `prepare(env)` for files before the start, the app (`with_logging`,
     on `clock(cfg)` when given), `seed(env)`, then the browser: `env.page` (one 1400x1000 window,
     the dashboard open) or, `per_size`, `env.page_at(size)` (one per SCREEN_SIZES, made at first
-    use). `prepare` and `seed` may return a dict of more `env` attributes. `env` also has tmp,
-    downloads (the browsers' download folder), sim (None without one), cfg, app and clock.
+    use). `prepare` and `seed` may return a dict of more `env` attributes (`prepare` may replace
+    `cfg`) and register cleanups on `env.stack`. `env` also has tmp, downloads (the browsers'
+    download folder), sim (None without one), cfg, app and clock.
     At teardown: no SEVERE browser console entry (`console_clean`), then browsers, app and
     simulator stopped and no thread, port or process left after `leak_grace_s`."""
 
@@ -493,7 +494,8 @@ def browser_module(tmp_name: str, *, api_password: str | None = None, with_loggi
         baseline = ResourceBaseline()
         tmp = tmp_path_factory.mktemp(tmp_name)
         with contextlib.ExitStack() as stack:
-            env = SimpleNamespace(tmp=tmp, downloads=tmp / "downloads", sim=_start_sim(stack, api_password))
+            env = SimpleNamespace(tmp=tmp, downloads=tmp / "downloads", sim=_start_sim(stack, api_password),
+                                  stack=stack)
             env.downloads.mkdir()
             cfg = make_config(tmp, api_url=env.sim.url if env.sim is not None else None)
             env.cfg = configure(cfg) if configure is not None else cfg
