@@ -77,16 +77,24 @@ class ScheduleStore:
             raise ValueError(f"unknown plant {plant!r}")
         new = {sig: bool(flags.get(sig)) for sig in SIGNALS}
         with self.sd["lock"]:
-            old = self.sd["override_by_plant"][plant]
-            self.sd["override_by_plant"][plant] = new
-            if new != old and self.on_override_change is not None:
-                self.on_override_change(plant, new)   # ordered with the swap: a later change saves later
+            changed = self._swap_override(plant, new)
+        self._changed(plant, new if changed else None)
+        return new
+
+    def _swap_override(self, plant: str, new: dict) -> bool:
+        """Store `new` as the plant's flags (caller holds `sd["lock"]`); True when they changed."""
+        old, self.sd["override_by_plant"][plant] = self.sd["override_by_plant"][plant], new
+        if new != old and self.on_override_change is not None:
+            self.on_override_change(plant, new)   # ordered with the swap: a later change saves later
+        return new != old
+
+    def _changed(self, plant: str, new_flags: dict | None) -> None:
+        """After a swap, outside the lock: wake the scheduler and the forecaster; log changed flags."""
         self.wake_event.set()
         self.forecast_wake.set()
-        if new != old:
-            log.info("%s override in API mode: P %s, Q %s", plant.upper(), "on" if new["p"] else "off",
-                     "on" if new["q"] else "off")
-        return new
+        if new_flags is not None:
+            log.info("%s override in API mode: P %s, Q %s", plant.upper(), "on" if new_flags["p"] else "off",
+                     "on" if new_flags["q"] else "off")
 
     def overrides(self, plant: str) -> dict:
         with self.sd["lock"]:
@@ -99,16 +107,15 @@ class ScheduleStore:
         if plant not in PLANT_IDS:
             raise ValueError(f"unknown plant {plant!r}")
         check_normalised(frame, source, self.tz)
+        cleared = source == "manual" and len(frame) == 0   # a cleared schedule clears its overrides
         with self.sd["lock"]:
             self.sd[self._KEYS[source]][plant] = frame
             self.sd["schedule_revision"] += 1
             revision = self.sd["schedule_revision"]
             if source == "manual" and self.on_manual_change is not None:
                 self.on_manual_change(plant, frame)   # ordered with the swap: a later publish saves later
-        self.wake_event.set()
-        self.forecast_wake.set()
-        if source == "manual" and len(frame) == 0:
-            self.set_override(plant, no_override())   # a cleared schedule clears its overrides
+            flags_changed = cleared and self._swap_override(plant, no_override())
+        self._changed(plant, no_override() if flags_changed else None)
         return revision
 
     def frame(self, source: str, plant: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -40,6 +41,34 @@ def test_flags_are_saved_restored_and_cleared_with_the_schedule(tmp_path, caplog
     assert sd["override_by_plant"]["vrfb"] == {"p": False, "q": False}
     files.flush()
     assert not files.override_path("vrfb").exists() and not files.path("vrfb").exists()
+
+
+def test_a_flag_set_from_another_page_right_after_a_clear_is_kept(tmp_path):
+    """The clear of the flags belongs to the clear of the schedule: an operator who arms an override
+    from another page just after the schedule was cleared (here: at the first moment after the swap's
+    lock is released, when the store wakes the scheduler) keeps that override."""
+    sd, files, store = make(tmp_path)
+    frame = frame_from_rows([T0], [10.0], [5.0], TZ, end_at=datetime(2026, 6, 1, 11, 0, tzinfo=TZ))
+    store.publish_schedule("manual", "lib", frame)
+    store.set_override("lib", {"p": True})
+
+    class OtherPageOnWake(threading.Event):
+        armed = True
+
+        def set(self):
+            super().set()
+            if self.armed:
+                self.armed = False
+                other = threading.Thread(target=store.set_override, args=("lib", {"q": True}))
+                other.start()
+                other.join(5)
+
+    store.wake_event = OtherPageOnWake()
+    store.publish_schedule("manual", "lib", empty_frame(TZ))
+    assert not store.wake_event.armed, "the other page's change ran between the swap and the return"
+    assert sd["override_by_plant"]["lib"] == {"p": False, "q": True}
+    files.flush()
+    assert files.override_path("lib").read_text() == '{"p": false, "q": true}', "the saved flags agree"
 
 
 def test_a_damaged_flags_file_is_ignored_with_an_error(tmp_path, caplog):
