@@ -64,13 +64,22 @@ def _digest(value) -> str:
 FULL_RESEND_MS = 5000   # every output is sent again this often, so an update the page lost is healed
 
 
+class AssignPatch:
+    """A Patch that only sets values (applied again, it changes nothing), which `only_changed` may
+    therefore skip when the page already holds it: the tracking bars' two values."""
+
+    def __init__(self, patch):
+        self.patch = patch
+
+
 def only_changed(callback, reset_arg: int, clock_arg: int | None = None):
     """Wrap a periodic multi-output callback so that it sends only the outputs whose value differs
     from what the page already shows. The page keeps, in the `SENT_STORE_ID` store (a trailing
     output and state), a short digest per output of what it was last sent; the store arrives in the
     same response as the outputs, so a dropped response drops both. An output left alone
     (`no_update`) keeps its digest; a Patch or a dict (a store or a figure, which other callbacks
-    such as the live figure's rebuild may also write) is always sent.
+    such as the live figure's rebuild may also write) is always sent; an `AssignPatch` is sent, as
+    its Patch, only when it differs from the last one sent, like a plain value.
     Argument `reset_arg` (e.g. the last-command store) is the mark of other callbacks writing the
     same outputs: when it changes, everything is sent again. Argument `clock_arg` (the tab's tick
     store, the browser's ms clock) sends everything again once per FULL_RESEND_MS as well: an update
@@ -89,6 +98,11 @@ def only_changed(callback, reset_arg: int, clock_arg: int | None = None):
         out, digests = [], []
         for i, value in enumerate(values):
             before = old[i] if i < len(old) else ""
+            if isinstance(value, AssignPatch):
+                digest = _digest(value.patch.to_plotly_json())
+                out.append(no_update if digest == before else value.patch)
+                digests.append(digest)
+                continue
             if value is no_update or isinstance(value, (Patch, dict)):
                 out.append(value)
                 digests.append(before if value is no_update else "")

@@ -20,7 +20,7 @@ from dashboard import constants as C
 from dashboard import figures, override_views, plant_summary, roles, switch_modals, top_card, tracking_bar, views
 from dashboard.common import any_click, bind, command_store, output_key, text_store
 from dashboard.context import DashboardContext
-from dashboard.visible import SENT_STORE_ID, merge_patch, only_changed, register_through_cells, tab_tick_id
+from dashboard.visible import SENT_STORE_ID, AssignPatch, merge_patch, only_changed, register_through_cells, tab_tick_id
 from dashboard.snapshot import Snapshot
 from dashboard.tabs.live import build_live_figure, live_figure_update, window_choice
 
@@ -169,7 +169,8 @@ def _plant_values(dctx: DashboardContext, s: Snapshot, pid: str, live: dict) -> 
             ((C.plant_id("badge", pid), "children"), track.badge),
             ((C.plant_id("badge", pid), "className"), f"badge {track.state}"),
             ((C.plant_id("track-text", pid), "children"), track.text),
-            ((C.plant_id("track-fig", pid), "figure"), tracking_bar.tracking_patch(track.pref_kw, track.p_poi_kw)),
+            ((C.plant_id("track-fig", pid), "figure"), AssignPatch(tracking_bar.tracking_patch(track.pref_kw,
+                                                                                         track.p_poi_kw))),
             ((C.plant_id("live-fig", pid), "figure"), fig),
             ((C.plant_id("live-store", pid), "data"), merge_patch(live.get("store"), new_store)),
             ((C.plant_id("live-rebuild", pid), "data"), request)):

@@ -86,6 +86,24 @@ def test_only_changed_sends_what_the_page_does_not_show_yet():
     assert cb(5, None, third[4])[0] is patch
 
 
+def test_an_assigning_patch_is_sent_only_when_its_values_change():
+    """The tracking bars' patch sets two values: sent again unchanged, it only costs bytes each tick."""
+    from dashboard.tracking_bar import tracking_patch
+    from dashboard.visible import AssignPatch, only_changed
+
+    bars = {"v": (100.0, 98.5)}
+    cb = only_changed(lambda _tick, _cmd: [AssignPatch(tracking_patch(*bars["v"]))], reset_arg=1)
+    first = cb(1, None, None)
+    assert isinstance(first[0], Patch) and first[0].to_plotly_json() == tracking_patch(100.0, 98.5).to_plotly_json()
+    second = cb(2, None, first[1])
+    assert second == [no_update, no_update], "the page holds these values: nothing sent"
+    bars["v"] = (100.0, 99.0)
+    third = cb(3, None, first[1])
+    assert third[0].to_plotly_json()["operations"][0]["params"]["value"] == [100.0, 99.0]
+    assert cb(4, None, third[1])[0] is no_update
+    assert isinstance(cb(5, {"id": "cmd-2"}, third[1])[0], Patch), "another writer acted: sent again"
+
+
 def test_only_changed_sends_everything_again_once_per_resend_period():
     """An update the page received but never applied (the Status tab still mounting) must not be
     lost for good: the page's tick clock crossing a FULL_RESEND_MS boundary sends everything."""
