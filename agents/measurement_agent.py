@@ -4,6 +4,10 @@ Threads (names as `/healthz` reports them):
 - `sampler.lib`, `sampler.vrfb`: one `Sampler` each, owning that plant's sampler Modbus link. Each
   makes at most one read per step of the shared `SampleGrid` and hands a `Sample` to the recorder
   through a bounded queue (256, oldest dropped). A dead or slow plant only delays its own thread.
+- `sampler.lib.meter`, `sampler.vrfb.meter`: where the plant has a PoC meter, the worker owning the
+  sampler's meter link (`agents/link_worker.py`, not in the health registry): it reads the meter
+  while the sampler reads the plant, so both are read at the step's stamp; started with the first
+  meter read, stopped and joined by `close()`.
 - `recorder` (`agents/recorder.py`): spans, null rows, routing, compression, pending rows and
   flush, plot cache, dispatch tracking, post enqueue.
 - `poster` (`agents/poster.py`): measurement POSTs to the Istentore API, in its own thread so a
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Mapping
 
+from agents.link_worker import LinkWorker
 from agents.modbus_link import LinkError, ModbusLink
 from agents.poster import Poster
 from agents.recorder import Recorder
@@ -44,6 +49,7 @@ SKIP_LINES_PER_MIN = 5
 
 REANCHOR_THRESHOLD_S = 2.0
 LATENESS_HISTORY = 4096  # recent sample lateness values kept for diagnostics and the benchmark
+METER_JOIN_TIMEOUTS = 4   # a meter read under way at close ends within its connect and read timeouts
 
 # CSV column <- Modbus point (contract §4 column order; setpoints are read back from the plant).
 COLUMN_POINTS = tuple(zip(VALUE_COLUMNS, ("p_setpoint", "p_battery", "q_setpoint", "q_battery", "soc", "p_poi",
@@ -133,11 +139,34 @@ class SampleGrid:
         return anchor
 
 
+def read_points(link: ModbusLink, points) -> dict[str, float]:
+    """One all-or-nothing read of `points` from one device, by the thread that owns `link`:
+    `{column: value}` (kW, kvar, pu); raises LinkError or a library error. When a setpoint write of
+    the controller began during the reads (a breakpoint's write does not wait for the device guard,
+    and a heartbeat may go out before it), the setpoints are read again after the other reads: a
+    write that landed before the battery read landed before that one too, so the row never holds
+    the old setpoint beside a battery read after the write (the new setpoint beside a battery read
+    just before it can be: a breakpoint's first row)."""
+    with link.device_guard():
+        begun, ended = link.write_counts_now()
+        raw = link.read(tuple(points))
+        again = tuple(p for p in points if p in SETPOINT_POINTS)
+        if again and (begun != ended or link.write_counts_now()[0] != begun):   # a setpoint write
+            raw = {**raw, **link.read(again)}   # under way during the reads (it waits for no guard)
+    return {column: float(raw[point]) for column, point in COLUMN_POINTS if point in points}
+
+
+def read_error_text(exc: BaseException) -> str:
+    """A failed read's text for the log and the sample: the link's own, else the library's error."""
+    return str(exc) if isinstance(exc, LinkError) else f"{type(exc).__name__}: {exc}"
+
+
 class Sampler:
     """Thread body of `sampler.<id>`: one all-or-nothing read per grid step (§7.2).
 
-    `sink(sample)` receives every step's `Sample` (the recorder's bounded queue). The link follows
-    `shared_data["transport_mode"]` at read time. Logs WARNING `<Name> sample failed: <error>` on
+    `sink(sample)` receives every step's `Sample` (the recorder's bounded queue). The links follow
+    `shared_data["transport_mode"]` at read time. The plant and its meter are read at the same time,
+    the meter by its own worker thread (`_sample`). Logs WARNING `<Name> sample failed: <error>` on
     the first failed step after a success and INFO `<Name> sampling recovered` on the first success
     after a failure. Steps missed because the sampler ran a step late (a stalled process, a slow
     read) are not back-filled: WARNING `<Name> sampler: <n> step(s) skipped from <iso> to <iso> (<s> s
@@ -160,6 +189,9 @@ class Sampler:
             mode = shared_data["transport_mode"]
         self.link = ModbusLink(self.plant, "sampler", clock, cfg.timing.modbus_timeout_s, mode)
         self.meter_link = ModbusLink(self.plant, "meter", clock, cfg.timing.modbus_timeout_s, mode)
+        # The meter link belongs to this worker thread (started with the first meter read): see `_sample`.
+        self.meter_worker = LinkWorker(self.meter_link, f"{self.thread_name}.meter")
+        self._meter_join_s = METER_JOIN_TIMEOUTS * cfg.timing.modbus_timeout_s + 0.5
         self._gen: int | None = None
         self._next_k: int | None = None
         self._last_step_s: float | None = None  # epoch seconds of the last stamped step
@@ -196,7 +228,7 @@ class Sampler:
         self.skipped_steps += k - self._next_k
         self._next_k = k + 1
         self.lateness_s.append(mono - grid.deadline(anchor, k))
-        self._sample(grid.step_time(k))
+        self._sample(grid.step_time(k), grid.deadline(anchor, self._next_k))
         return max(0.0, grid.deadline(anchor, self._next_k) - self.clock.monotonic())
 
     def _log_skipped(self, first_k: int, last_k: int, late_s: float) -> None:
@@ -212,50 +244,73 @@ class Sampler:
         log.warning("%s sampler: %d step(s) skipped from %s to %s (%.2f s late); a missed step is not "
                     "back-filled%s", self.name, n, first, last, late_s, unlisted)
 
-    def _sample(self, step_s: float) -> None:
+    def _sample(self, step_s: float, next_deadline: float) -> None:
+        """Read the plant on this thread and, at the same time, its PoC meter on the meter worker
+        (`agents/link_worker.py`), so both are read at the step's stamp: a slow or hung plant never
+        delays the meter's read (the PoI values the market gets) and a slow or hung meter never delays
+        the plant's. The meter's answer is waited for until the next step's deadline
+        (`next_deadline`, monotonic; waited in real time), never longer: a meter still reading then
+        leaves this row's PoI columns empty and is not asked again until its read has ended."""
         ts = from_epoch(step_s, self.clock.tz)
         with self.sd["lock"]:
             mode = self.sd["transport_mode"]
         self.link.set_mode(mode)
-        self.meter_link.set_mode(mode)
-        meter = self.meter_link if self.meter_link.endpoint is not None else None
-        plant_points = [p for p in SAMPLE_POINTS if meter is None or p not in METER_POINTS]
+        with_meter = self.plant.endpoint(mode).meter is not None
+        handed = self._hand_meter(mode, with_meter)
+        plant_points = [p for p in SAMPLE_POINTS if not with_meter or p not in METER_POINTS]
         values, error = self._read_device(self.link, plant_points, self.name)
         meter_state: tuple[str | None, str | None] = (None, None)
-        if meter is not None:
-            meter_values, meter_error = self._read_device(meter, METER_POINTS, f"{self.name} meter")
+        if with_meter:
+            meter_values, meter_error = self._meter_values(handed, next_deadline)
             if values is not None or meter_values is not None:
                 values = dict.fromkeys(VALUE_COLUMNS) | (values or {}) | (meter_values or {})
-            meter_state = (meter.link, meter_error)
+            meter_state = (self.meter_link.link, meter_error)
         self._last_step_s = step_s
         self.sink(Sample(self.plant_id, ts, mode, self.link.link, error, values, *meter_state))
 
+    def _hand_meter(self, mode: str, with_meter: bool) -> bool:
+        """Hand the meter worker this step's read (and the transport `mode`, which its link follows on
+        its own thread); without a meter on this transport only the mode, once a worker exists (the
+        previous transport's meter connection is closed). False when the worker still reads."""
+        if not with_meter and not self.meter_worker.started:
+            return False
+
+        def job(link: ModbusLink):
+            link.set_mode(mode)
+            return read_points(link, METER_POINTS) if with_meter else None
+        return self.meter_worker.submit(job)
+
+    def _meter_values(self, handed: bool, next_deadline: float) -> tuple[dict[str, float] | None, str | None]:
+        """The meter's values of this step, judged as the plant's are (`_judge`), or its error."""
+        device = f"{self.name} meter"
+        if not handed:
+            return self._judge(device, None, "still reading for an earlier step (no answer within that step)")
+        outcome = self.meter_worker.wait(next_deadline - self.clock.monotonic())
+        if outcome is None:
+            return self._judge(device, None, f"no answer within the step ({self.grid.period_s:g} s)")
+        values, exc = outcome
+        return self._judge(device, values, None if exc is None else read_error_text(exc))
+
     def _read_device(self, link: ModbusLink, points, device: str) -> tuple[dict[str, float] | None, str | None]:
-        """One all-or-nothing read of `points` from one device: (`{column: value}`, None) or (None, error).
-        When a setpoint write of the controller began during the reads (a breakpoint's write does not
-        wait for the device guard, and a heartbeat may go out before it), the setpoints are read
-        again after the other reads: a write that landed before the battery read landed before that
-        one too, so the row never holds the old setpoint beside a battery read after the write (the
-        new setpoint beside a battery read just before it can be: a breakpoint's first row). Logs WARNING
-        `<device> sample failed: <error>` once per failing episode, INFO on recovery."""
-        values = error = None
+        """One all-or-nothing read of `points` from one device on this thread (`read_points`), judged
+        (`_judge`): (`{column: value}`, None) or (None, error)."""
         try:
-            with link.device_guard():
-                begun, ended = link.write_counts_now()
-                raw = link.read(tuple(points))
-                again = tuple(p for p in points if p in SETPOINT_POINTS)
-                if again and (begun != ended or link.write_counts_now()[0] != begun):   # a setpoint write
-                    raw = {**raw, **link.read(again)}   # under way during the reads (it waits for no guard)
-            values = {column: float(raw[point]) for column, point in COLUMN_POINTS if point in points}
+            values, error = read_points(link, points), None
+        except Exception as exc:  # a malformed frame or a library error is a failed step, not a crash
+            values, error = None, read_error_text(exc)
+        return self._judge(device, values, error)
+
+    def _judge(self, device: str, values: dict[str, float] | None,
+               error: str | None) -> tuple[dict[str, float] | None, str | None]:
+        """A device's read as the sample takes it (sampler thread only): non-finite values fail it,
+        physically impossible ones are emptied (`_physical`). Logs WARNING `<device> sample failed:
+        <error>` once per failing episode, INFO `<device> sampling recovered` when it ends."""
+        if values is not None:
             bad = [column for column, value in values.items() if not math.isfinite(value)]
             if bad:
                 values, error = None, f"non-finite value in {', '.join(bad)}"
             else:
                 self._physical(values, device)
-        except LinkError as exc:
-            error = str(exc)
-        except Exception as exc:  # a malformed frame or a library error is a failed step, not a crash
-            error = f"{type(exc).__name__}: {exc}"
         if values is None and device not in self._failing:
             log.warning("%s sample failed: %s", device, error)
         elif values is not None and device in self._failing:
@@ -282,8 +337,10 @@ class Sampler:
             (self._implausible.add if values[column] is None else self._implausible.discard)(point)
 
     def close(self) -> None:
+        """Close the plant link and stop the meter worker (joined, bounded: a read under way ends
+        within its timeouts), which closes the meter link on its own thread."""
         self.link.close()
-        self.meter_link.close()
+        self.meter_worker.close(self._meter_join_s)
 
 
 class MeasurementAgent:
