@@ -1,4 +1,4 @@
-"""Reusable test helpers: free local ports, configs on free ports, a lock that fails long holds,
+"""Reusable test helpers: free and closed local ports, configs on free ports, a lock that fails long holds,
 a tiny pymodbus server with a request hook, and a listener that accepts and never answers.
 
 Only 127.0.0.1 is ever used. Everything that starts a thread or a socket has a `close()`/`stop()`
@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -44,19 +44,69 @@ TEST_PORTS = range(20000, 32768)
 _port_rng = random.SystemRandom()
 
 
-def free_port(exclude: frozenset[int] = frozenset()) -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it), from TEST_PORTS."""
+def _bind_test_port(exclude: frozenset[int]) -> socket.socket:
+    """A TCP socket bound (not listening) to a port of TEST_PORTS on 127.0.0.1 that nothing holds."""
     for _ in range(200):
         port = _port_rng.choice(TEST_PORTS)
         if port in exclude:
             continue
-        with socket.socket() as s:
-            try:
-                s.bind((HOST, port))
-            except OSError:
-                continue
-            return port
+        s = socket.socket()
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            s.close()
+            continue
+        return s
     raise RuntimeError("no free test port in 20000-32767")
+
+
+def free_port(exclude: frozenset[int] = frozenset()) -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it), from TEST_PORTS.
+    For a port that must stay dead (nothing answers there), use `ClosedPort`: this one may be taken
+    by another test worker at any time."""
+    with _bind_test_port(exclude) as s:
+        return s.getsockname()[1]
+
+
+class ClosedPort:
+    """A port on 127.0.0.1 where every connect is refused (ECONNREFUSED) until `close()`: a dead
+    plant or API that no other test can bring to life.
+
+    It holds a TCP socket bound to the port that never listens. Linux refuses a connect to it as to
+    a free port, and no other socket can bind the port meanwhile (not even with SO_REUSEADDR, as the
+    Modbus and HTTP servers use), whereas a `free_port()` left alone can be taken by another xdist
+    worker's server and answer. The leak check's scan of listening ports does not see such a socket,
+    so it asks `ClosedPort.held()`. Not for a port the test later serves on: close it first.
+    """
+
+    _held: set[int] = set()
+
+    def __init__(self, exclude: frozenset[int] = frozenset()):
+        self._sock = _bind_test_port(exclude)
+        self.port: int = self._sock.getsockname()[1]
+        ClosedPort._held.add(self.port)
+
+    @classmethod
+    def held(cls) -> set[int]:
+        """The ports of every ClosedPort of this process not closed yet."""
+        return set(cls._held)
+
+    def close(self) -> None:
+        ClosedPort._held.discard(self.port)
+        self._sock.close()
+
+    def __enter__(self) -> "ClosedPort":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@pytest.fixture
+def closed_port():
+    """Factory: `closed_port()` is the number of a new `ClosedPort`, closed when the test ends."""
+    with ExitStack() as stack:
+        yield lambda: stack.enter_context(ClosedPort()).port
 
 
 def shift(dt: datetime, seconds: float) -> datetime:

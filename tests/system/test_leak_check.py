@@ -1,6 +1,7 @@
 """The suite's leak check (tests/conftest.py `no_leaks`, autouse on every test) really catches what it
-promises: a test that leaves a thread, a child process or a listening TCP socket behind fails (at
-teardown, naming it); a thread that ends within the grace period and a test marked `leaks_ok` pass.
+promises: a test that leaves a thread, a child process, a listening TCP socket or a held `ClosedPort`
+behind fails (at teardown, naming it); a thread that ends within the grace period and a test marked
+`leaks_ok` pass.
 
 A small test file is run by a separate pytest process that uses the very same fixtures (its
 conftest imports them from tests/conftest.py), with the grace period shortened to keep it quick.
@@ -60,6 +61,13 @@ def test_leaks_a_listening_port():
     (HERE / "port.txt").write_text(str(s.getsockname()[1]))
 
 
+def test_leaks_a_closed_port():
+    from tests.helpers import ClosedPort
+    closed = ClosedPort()
+    _KEEP.append(closed)
+    (HERE / "closed.txt").write_text(str(closed.port))
+
+
 def test_a_thread_that_ends_within_the_grace_period_is_fine():
     threading.Thread(target=time.sleep, args=(0.1,), name="short-lived").start()
 
@@ -106,6 +114,8 @@ def test_the_leak_fixture_fails_tests_that_leak_a_thread_a_process_or_a_port(tmp
     assert teardown_error("test_leaks_a_child_process") == f"leaked child processes: [{pid}]", out
     port = (tmp_path / "port.txt").read_text()
     assert teardown_error("test_leaks_a_listening_port") == f"leaked listening ports: [{port}]", out
+    closed = (tmp_path / "closed.txt").read_text()
+    assert teardown_error("test_leaks_a_closed_port") == f"leaked closed ports: [{closed}]", out
     assert passed("test_a_thread_that_ends_within_the_grace_period_is_fine"), out
     assert passed("test_marked_leaks_ok_is_not_checked"), out
-    assert "6 passed, 3 errors" in out
+    assert "7 passed, 4 errors" in out
