@@ -30,7 +30,7 @@ from core.timeutil import format_local_iso
 from agents.shared_data import build_shared_data
 from dashboard import views
 from tests.helpers import (ENABLE, P_BAT, P_SP, Q_SP, SilentListener, TinyServer, install_timed_lock,
-                           make_cfg, modbus_client, s16, signed, write_hr)  # noqa: F401 (fixture)
+                           closed_port, make_cfg, modbus_client, s16, signed, write_hr)  # noqa: F401 (fixtures)
 
 TZ = ZoneInfo("Europe/Madrid")
 START = datetime(2026, 3, 20, 12, 0, tzinfo=TZ)
@@ -223,9 +223,9 @@ def test_a_start_without_a_schedule_row_says_it_dispatches_zero(tmp_path, fake_c
         "LIB start: succeeded; no API schedule for now: 0 kW is dispatched"
 
 
-def test_start_failure_on_closed_port_rolls_back(tmp_path, fake_clock, rigs, caplog):
+def test_start_failure_on_closed_port_rolls_back(tmp_path, closed_port, fake_clock, rigs, caplog):
     caplog.set_level(logging.INFO)
-    rig = rigs(tmp_path, fake_clock, emulator=False)          # nothing listens: a dead plant
+    rig = rigs(tmp_path, fake_clock, emulator=False, ports={"lib": {"local": closed_port()}})   # a dead plant
     cmd = rig.submit("start")
     t0 = time.perf_counter()
     rig.lib.step()

@@ -14,8 +14,8 @@ import pytest
 
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
-from tests.helpers import ENABLE, P_BAT, P_SP, Q_SP, SilentListener, TinyServer, free_port, make_cfg, s16, \
-    shift, signed, wait_for
+from tests.helpers import ENABLE, P_BAT, P_SP, Q_SP, SilentListener, TinyServer, closed_port, free_port, \
+    make_cfg, s16, shift, signed, wait_for  # noqa: F401 (fixture)
 
 SAFE_STOP_S = 2.0
 SCHEDULE = {"lib": (100.0, 20.0), "vrfb": (-200.0, -30.0)}
@@ -91,10 +91,11 @@ def test_start_all_then_stop_all_on_the_emulator(tmp_path, apps):
     assert entries[cmd.id]["kind"] == "stop_all" and entries[cmd.id]["detail"] == cmd.detail
 
 
-def test_start_all_with_one_dead_endpoint_starts_the_other_and_names_the_failed_one(tmp_path, apps):
+def test_start_all_with_one_dead_endpoint_starts_the_other_and_names_the_failed_one(tmp_path, closed_port, apps):
     """Transport REMOTE: LIB's remote endpoint is its emulator's port, VRFB's is a closed local port."""
     lib_port = free_port()
-    app = _app(tmp_path, ports={"lib": {"local": lib_port, "remote": lib_port}}, transport="remote")
+    app = _app(tmp_path, ports={"lib": {"local": lib_port, "remote": lib_port}, "vrfb": {"remote": closed_port()}},
+               transport="remote")
     apps.append(app)
     wait_for(lambda: _sd(app, "plant_observed_state_by_plant")["lib"]["link"] == "ok")
 

@@ -23,7 +23,7 @@ import requests
 from core.clock import RealClock
 from core.timeutil import api_window, quarter_hours
 from istentore_api import AuthenticationError, IstentoreAPI, IstentoreAPIError
-from tests.helpers import free_port
+from tests.helpers import ClosedPort, free_port
 from tools.istentore_sim import sim_plant_kw
 
 TZ = ZoneInfo("Europe/Madrid")
@@ -243,14 +243,14 @@ def test_stop_aborts_a_hanging_request(sim):
 
 
 def test_connection_refused_is_retryable():
-    port = free_port()      # nothing listens there
-    api = IstentoreAPI(f"http://127.0.0.1:{port}", "op", TZ, 1.0)
-    api.set_password(PASSWORD)
-    try:
-        with pytest.raises(IstentoreAPIError, match="POST /login: connection failed") as caught:
-            fetch_day(api)
-    finally:
-        api.close()
+    with ClosedPort() as dead:
+        api = IstentoreAPI(f"http://127.0.0.1:{dead.port}", "op", TZ, 1.0)
+        api.set_password(PASSWORD)
+        try:
+            with pytest.raises(IstentoreAPIError, match="POST /login: connection failed") as caught:
+                fetch_day(api)
+        finally:
+            api.close()
     assert caught.value.retryable and caught.value.status is None
 
 

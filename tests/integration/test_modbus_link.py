@@ -23,7 +23,7 @@ from agents.plant_agent import PlantEmulator
 from core.clock import FakeClock
 from core.points import OBSERVE_POINTS, SAMPLE_POINTS
 from tests.faulty_plant import FaultyPlant
-from tests.helpers import P_SP, SilentListener, TinyServer, make_cfg, s16
+from tests.helpers import P_SP, SilentListener, TinyServer, closed_port, make_cfg, s16  # noqa: F401 (fixture)
 
 TZ = ZoneInfo("Europe/Madrid")
 START = datetime(2026, 3, 20, 12, 0, tzinfo=TZ)
@@ -87,10 +87,11 @@ def _messages(caplog, level, text):
 
 # ------------------------------------------------------------------------------------ backoff
 
-def test_backoff_doubles_to_30s_and_fails_at_once_while_waiting(tmp_path, clock, connects, links, caplog):
+def test_backoff_doubles_to_30s_and_fails_at_once_while_waiting(tmp_path, closed_port, clock, connects, links,
+                                                                caplog):
     caplog.set_level(logging.INFO)
-    cfg = make_cfg(tmp_path)
-    plant = cfg.plants["lib"]          # nothing listens on its free local port
+    cfg = make_cfg(tmp_path, ports={"lib": {"local": closed_port()}})
+    plant = cfg.plants["lib"]          # nothing listens on its local port
     link = links(plant, clock)
     assert link.link == "unknown"
 
@@ -143,10 +144,10 @@ def _listener_that_answers_no_connect():
                 filler.close()
 
 
-def test_a_connect_failure_says_whether_the_plant_refused_it_or_did_not_answer(tmp_path, clock, links):
+def test_a_connect_failure_says_whether_the_plant_refused_it_or_did_not_answer(tmp_path, closed_port, clock, links):
     """The link error tells a plant that is off (refused) from one the network does not reach (no
     answer): it said `connection refused or timed out` for both."""
-    plant = make_cfg(tmp_path).plants["lib"]          # nothing listens on its local port
+    plant = make_cfg(tmp_path, ports={"lib": {"local": closed_port()}}).plants["lib"]   # nothing listens there
     refused = links(plant, clock)
     with pytest.raises(LinkError):
         refused.read(OBSERVE_POINTS)
@@ -167,8 +168,8 @@ def test_a_connect_failure_says_whether_the_plant_refused_it_or_did_not_answer(t
     assert connect_error_text(OSError(101, "Network is unreachable"), 0.5) == "network is unreachable"
 
 
-def test_immediate_makes_one_attempt_during_backoff(tmp_path, clock, connects, links):
-    cfg = make_cfg(tmp_path)
+def test_immediate_makes_one_attempt_during_backoff(tmp_path, closed_port, clock, connects, links):
+    cfg = make_cfg(tmp_path, ports={"lib": {"local": closed_port()}})
     link = links(cfg.plants["lib"], clock)
     with pytest.raises(LinkError):
         link.read(OBSERVE_POINTS)
@@ -184,8 +185,8 @@ def test_immediate_makes_one_attempt_during_backoff(tmp_path, clock, connects, l
     assert len(connects) == 3
 
 
-def test_success_resets_backoff_and_mode_change_starts_fresh(tmp_path, clock, connects, links):
-    cfg = make_cfg(tmp_path)
+def test_success_resets_backoff_and_mode_change_starts_fresh(tmp_path, closed_port, clock, connects, links):
+    cfg = make_cfg(tmp_path, ports={"lib": {"remote": closed_port()}})
     plant = cfg.plants["lib"]
     em = PlantEmulator(cfg, clock, cfg.data_dir, "local")
     link = links(plant, clock, mode="remote")          # remote port: closed
@@ -268,9 +269,9 @@ def test_a_link_in_backoff_tries_again_at_once_when_another_link_to_its_plant_is
         em.stop()
 
 
-def test_sampler_role_logs_its_own_transitions(tmp_path, clock, links, caplog):
+def test_sampler_role_logs_its_own_transitions(tmp_path, closed_port, clock, links, caplog):
     caplog.set_level(logging.INFO)
-    cfg = make_cfg(tmp_path)
+    cfg = make_cfg(tmp_path, ports={"vrfb": {"local": closed_port()}})
     link = links(cfg.plants["vrfb"], clock, role="sampler")
     with pytest.raises(LinkError):
         link.read(SAMPLE_POINTS)

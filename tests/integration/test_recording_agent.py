@@ -10,6 +10,7 @@ setpoint is written and produces no power, which makes `p_setpoint_kw` a precise
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
@@ -31,7 +32,7 @@ from core.clock import FakeClock
 from core.config import load_config
 from core.recording import HEADER, append_lines, format_row, read_rows, row_from_values, rows_to_frame
 from agents.shared_data import build_shared_data
-from tests.helpers import TimedLock, free_port
+from tests.helpers import ClosedPort, TimedLock, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
@@ -39,14 +40,15 @@ ENABLE, P_SP = 1, 86
 NULLS = ",,,,,,,,"
 
 
-def make_config(data_dir: Path, period_s=1.0, write_period_s=60.0, compression=None):
+def make_config(data_dir: Path, closed: contextlib.ExitStack, period_s=1.0, write_period_s=60.0, compression=None):
+    """Remote endpoints on `ClosedPort`s held until `closed` closes: a switch to them finds no plant."""
     cfg = load_config(ROOT / "config.yaml")
     plants = {}
     for pid, plant in cfg.plants.items():
         plants[pid] = dataclasses.replace(
             plant,
             local=dataclasses.replace(plant.local, host="127.0.0.1", port=free_port()),
-            remote=dataclasses.replace(plant.remote, host="127.0.0.1", port=free_port()))
+            remote=dataclasses.replace(plant.remote, host="127.0.0.1", port=closed.enter_context(ClosedPort()).port))
     comp = cfg.recording.compression
     if compression:
         tolerances = {**comp.tolerances, **compression.pop("tolerances", {})}
@@ -63,7 +65,8 @@ class Rig:
     def __init__(self, tmp_path: Path, start: datetime, data_dir: Path | None = None, **cfg_kw):
         self.data_dir = data_dir or tmp_path / "data"
         self.emulator_dir = tmp_path / "emulator"
-        self.cfg = make_config(self.data_dir, **cfg_kw)
+        self.closed_ports = contextlib.ExitStack()
+        self.cfg = make_config(self.data_dir, self.closed_ports, **cfg_kw)
         self.clock = FakeClock(start)
         self.sd = build_shared_data()
         self.sd["lock"] = TimedLock()
@@ -93,6 +96,7 @@ class Rig:
             self.agent.close()
         if self.emulator is not None:
             self.emulator.stop()
+        self.closed_ports.close()
 
     @property
     def recorder(self):

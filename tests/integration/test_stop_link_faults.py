@@ -17,7 +17,7 @@ from core.clock import FakeClock, RealClock
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
 from tests.faulty_plant import FaultyPlant
-from tests.helpers import SilentListener, free_port, make_cfg, shift
+from tests.helpers import SilentListener, closed_port, free_port, make_cfg, shift  # noqa: F401 (fixture)
 from tests.integration.test_control import START, TZ, Rig, manual_frame, msgs
 
 ENABLE, P_SETPOINT, P_BATTERY = 1, 86, 270
@@ -273,10 +273,11 @@ def test_a_transport_switch_says_which_plant_it_left_without_a_confirmed_stop(tm
             app.shutdown("test")
 
 
-def test_a_transport_switch_away_from_plants_never_reached_names_none(tmp_path):
+def test_a_transport_switch_away_from_plants_never_reached_names_none(tmp_path, closed_port):
     """REMOTE with no plant there (closed ports), then LOCAL: the usual switch; nothing can have
     been started there by the program, so no plant is named as possibly still running."""
-    cfg = make_cfg(tmp_path, startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 2.0},
+    cfg = make_cfg(tmp_path, ports={pid: {"remote": closed_port()} for pid in ("lib", "vrfb")},
+                   startup={"transport_mode": "remote"}, safe_stop={"timeout_s": 2.0},
                    timing={"modbus_timeout_s": 0.5}, istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
     app = HilApp(cfg, options=Options(dashboard=False))
     app.start()

@@ -13,14 +13,17 @@ import pytest
 
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
-from tests.helpers import ENABLE, P_SP, free_port, make_cfg, shift, signed, wait_for
+from tests.helpers import (ENABLE, P_SP, closed_port, free_port, make_cfg, shift, signed,  # noqa: F401 (fixture)
+                           wait_for)
 
 PAYLOAD_OK = "{threshold_reached: true, disable_ok: true}"
 
 
 @pytest.fixture
-def app(tmp_path):
-    cfg = make_cfg(tmp_path, timing={"modbus_timeout_s": 0.5}, safe_stop={"timeout_s": 3.0},
+def app(tmp_path, closed_port):
+    """Both plants emulated on their local ports; their remote ports closed."""
+    cfg = make_cfg(tmp_path, ports={pid: {"remote": closed_port()} for pid in ("lib", "vrfb")},
+                   timing={"modbus_timeout_s": 0.5}, safe_stop={"timeout_s": 3.0},
                    istentore_api={"base_url": f"http://127.0.0.1:{free_port()}"})
     app = HilApp(cfg, options=Options(dashboard=False))
     app.start()

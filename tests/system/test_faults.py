@@ -36,7 +36,7 @@ from agents.modbus_link import BACKOFF_INITIAL_S
 from core.clock import FakeClock
 from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
-from tests.helpers import P_SP, SOC, SilentListener, TinyServer, make_cfg, signed, wait_for as wait_true
+from tests.helpers import P_SP, SOC, ClosedPort, SilentListener, TinyServer, make_cfg, signed, wait_for as wait_true
 from tests.procs import procs  # noqa: F401  (fixture)
 from tests.procs import (elapsed_s, free_ports, grid_gaps, grid_steps_between, logged_skipped_steps, p_setpoint_kw, plant_rows, read_regs, schedule_csv, shift,
                          sleep_until, value_at, wait_for, write_config)
@@ -172,8 +172,8 @@ def test_dead_or_hung_plant_times_out_and_the_other_keeps_its_breakpoints(tmp_pa
     closed port: LIB's start fails (after the Modbus timeout), its links are down with one WARNING
     per role, no thread gets stuck (clean shutdown within 5 s, every thread joined); VRFB follows
     every breakpoint on time and records every step."""
-    with SilentListener() as hung:
-        lib_port = hung.port if dead == "silent_listener" else free_ports(1)[0]
+    with SilentListener() as hung, ClosedPort() as closed:
+        lib_port = hung.port if dead == "silent_listener" else closed.port
         app_cfg, ports = write_config(tmp_path, startup={"transport_mode": "remote"},
                                       ports={"lib_remote": lib_port})
         junk = free_ports(1)

@@ -10,11 +10,12 @@ from agents.commands import CommandIntake, CommandLog
 from agents.control_agent import PlantController
 from agents.shared_data import build_shared_data
 from core.clock import FakeClock
-from tests.helpers import make_cfg
+from tests.helpers import closed_port, make_cfg  # noqa: F401 (fixture)
 
 
-def test_a_shutdown_safe_stop_bound_after_the_steps_transport_reading_runs(tmp_path):
-    cfg = make_cfg(tmp_path)   # closed ports: the safe stop runs and reports no answer, quickly
+def test_a_shutdown_safe_stop_bound_after_the_steps_transport_reading_runs(tmp_path, closed_port):
+    # closed ports: the safe stop runs and reports no answer, quickly
+    cfg = make_cfg(tmp_path, ports={"lib": {"local": closed_port(), "remote": closed_port()}})
     sd = build_shared_data("manual", transport_mode="local")
     clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=ZoneInfo("Europe/Madrid")))
     log = CommandLog(sd, clock)
