@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import pytest
 
 from core.schedules import frame_from_rows
-from tests.helpers import free_port, shift
+from tests.helpers import ClosedPort, free_port, shift
 from tests.leaks import ResourceBaseline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,17 +34,23 @@ NO_BROWSER = "chromium and chromium-driver are not installed (apt-get install ch
 SCREEN_SIZES = {"wide": (1400, 1000), "laptop": (1280, 720), "phone": (390, 844)}
 
 
-def make_config(tmp: Path, *, api_url: str | None = None, auth=None, **timing):
-    """The shipped config with every endpoint on a free local port (remote ports stay closed),
-    data and logs in `tmp`, the dashboard on port 0 and fast timing for tests."""
+def make_config(tmp: Path, *, api_url: str | None = None, auth=None, closed: contextlib.ExitStack | None = None,
+                **timing):
+    """The shipped config with every endpoint on a free local port (nothing listens on the remote
+    ones), data and logs in `tmp`, the dashboard on port 0 and fast timing for tests. With `closed`,
+    the remote ports are `ClosedPort`s held until that stack closes, so they stay dead; without it
+    another test worker may start a server there."""
     from core.config import load_config
+
+    def remote_port() -> int:
+        return closed.enter_context(ClosedPort()).port if closed is not None else free_port()
 
     cfg = load_config(ROOT / "config.yaml")
     plants = {
         pid: dataclasses.replace(
             p,
             local=dataclasses.replace(p.local, host="127.0.0.1", port=free_port()),
-            remote=dataclasses.replace(p.remote, host="127.0.0.1", port=free_port()))
+            remote=dataclasses.replace(p.remote, host="127.0.0.1", port=remote_port()))
         for pid, p in cfg.plants.items()
     }
     timing_values = {"measurement_period_s": 1, "measurements_write_period_s": 2, "data_fetcher_period_s": 120,
@@ -477,7 +483,7 @@ def browser_module(tmp_name: str, *, api_password: str | None = None, with_loggi
                    console_clean: bool = True, leak_grace_s: float = 5.0):
     """The module-scoped `env` fixture of a browser-test module (skipped without Chromium).
 
-    In order: the simulator (`api_password` given), the config (`make_config`, then
+    In order: the simulator (`api_password` given), the config (`make_config`, remote ports closed, then
     `configure(cfg) -> cfg`), `prepare(env)` for files before the start, the app (`with_logging`,
     on `clock(cfg)` when given), `seed(env)`, then the browser: `env.page` (one 1400x1000 window,
     the dashboard open) or, `per_size`, `env.page_at(size)` (one per SCREEN_SIZES, made at first
@@ -497,7 +503,7 @@ def browser_module(tmp_name: str, *, api_password: str | None = None, with_loggi
             env = SimpleNamespace(tmp=tmp, downloads=tmp / "downloads", sim=_start_sim(stack, api_password),
                                   stack=stack)
             env.downloads.mkdir()
-            cfg = make_config(tmp, api_url=env.sim.url if env.sim is not None else None)
+            cfg = make_config(tmp, api_url=env.sim.url if env.sim is not None else None, closed=stack)
             env.cfg = configure(cfg) if configure is not None else cfg
             vars(env).update((prepare(env) if prepare is not None else None) or {})
             env.app = start_app(env.cfg, with_logging, clock(env.cfg) if clock is not None else None)
