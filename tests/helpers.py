@@ -109,6 +109,13 @@ def closed_port():
         yield lambda: stack.enter_context(ClosedPort()).port
 
 
+# A local time of day as the dashboard and the messages show it (core.timeutil.format_hms, wall_text):
+# `HH:MM:SS`, followed in a DST fold (the repeated autumn hour) by a space and the zone's abbreviation,
+# `02:30:00 CEST` then `02:30:00 CET` (`23:30:00 -03` in a zone whose abbreviation is an offset). A regex
+# fragment (no capturing group): a test that expects a bare `\d\d:\d\d:\d\d` fails in that hour.
+HMS = r"\d\d:\d\d:\d\d(?: (?:[A-Z]{2,5}|[+-]\d\d(?:\d\d)?))?"
+
+
 def shift(dt: datetime, seconds: float) -> datetime:
     """`dt` moved by `seconds` of absolute time, in its own zone. `dt + timedelta(...)` on a
     zone with DST is wall-clock arithmetic: across a DST change it lands an hour off (02:59:59

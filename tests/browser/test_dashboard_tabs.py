@@ -23,6 +23,7 @@ from dashboard.figures import FIGURE_TRACES
 from dashboard.snapshot import session_log_entries
 from tests.browser.helpers import (Page, api_state, browser_module, get_json, on_one_local_day, poster_of,
                                    recorder_of, screenshots_at_sizes, SCREEN_SIZES, wait_for)
+from tests.helpers import HMS
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -275,9 +276,9 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
     fetcher = getattr(app, "fetcher", None)
     if fetcher is not None:
         answer = page.wait_text("api-message", "Connected at ", timeout=15)   # the login's answer, and when
-        assert re.fullmatch(r"Connected at \d\d:\d\d:\d\d", answer), answer
+        assert re.fullmatch(rf"Connected at {HMS}", answer), answer
         status = page.wait_text("api-status", "API: Connected", timeout=15)
-        assert re.match(r"API: Connected \(last answer \d\d:\d\d:\d\d\) \| ", status), status   # since when
+        assert re.match(rf"API: Connected \(last answer {HMS}\) \| ", status), status   # since when
 
         def today_fetched():
             day = app.clock.now().date()
@@ -290,10 +291,10 @@ def test_api_tab_connect_status_posting_and_disconnect(env, page):
     # may replace the first text before a poll sees it)
     asked = wait_for(lambda: page.text("api-message") if page.text("api-message").startswith(
         ("Fetch requested at ", "Fetched at ")) else None, 10, message="the Fetch Now answer")
-    assert asked.startswith("Fetched at ") or re.fullmatch(r"Fetch requested at \d\d:\d\d:\d\d\.", asked), asked
+    assert asked.startswith("Fetched at ") or re.fullmatch(rf"Fetch requested at {HMS}\.", asked), asked
     if fetcher is not None:
         answer = page.wait_text("api-message", "Fetched at ", timeout=15)
-        assert re.fullmatch(r"Fetched at \d\d:\d\d:\d\d: Today \S+: LIB=\d+ VRFB=\d+ \| Tomorrow \S+: "
+        assert re.fullmatch(rf"Fetched at {HMS}: Today \S+: LIB=\d+ VRFB=\d+ \| Tomorrow \S+: "
                             r"(LIB=\d+ VRFB=\d+|not before \d\d:\d\d)", answer), answer
         screenshots_at_sizes(page, "api_fetch_now_answer", scroll_to="api-message")
 
@@ -404,7 +405,7 @@ def test_history_day_plot_and_download_equal_to_the_file(env, page):
             page.js("dash_clientside.set_props('history-plant', {value: 'vrfb'});"
                     "dash_clientside.set_props('history-date', {value: arguments[0]});", today.isoformat())
             page.wait_text("history-message", f"VRFB {today.isoformat()}: ")
-            assert re.search(r": \d+ rows, to \d\d:\d\d:\d\d \(today: show the tab again for newer rows\)\.$",
+            assert re.search(rf": \d+ rows, to {HMS} \(today: show the tab again for newer rows\)\.$",
                              page.text("history-message")), page.text("history-message")
         try:
             on_one_local_day(app.clock, today_in_memory)

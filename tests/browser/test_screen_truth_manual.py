@@ -20,6 +20,7 @@ from core.clock import RealClock
 from core.schedules import empty_frame, frame_from_rows
 from core.timeutil import ceil_to_period, quarter_hours
 from tests.browser.helpers import Page, browser_module, plot_js, screenshots_at_sizes, wait_for
+from tests.helpers import HMS
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -305,12 +306,12 @@ def test_api_status_says_password_set_at_once_and_errors_on_their_own_line(env):
     try:
         wait_for(lambda: (app.sd["data_fetcher_status"] or {}).get("error"), 15, message="the login refused")
         answer = page.wait_text("api-message", "Login failed at ", timeout=10)
-        assert re.fullmatch(r"Login failed at \d\d:\d\d:\d\d: password rejected", answer), answer
+        assert re.fullmatch(rf"Login failed at {HMS}: password rejected", answer), answer
         assert page.js(api_colour) == "rgb(207, 34, 46)", "a refused login in the failure colour"
         err = page.wait_text("api-error", "Error: ", timeout=10)
         assert err.startswith("Error: ") and "\n" not in err
         assert "Error" not in page.text("api-status")
-        assert re.fullmatch(r"API: Not connected \(the API login failed at \d\d:\d\d:\d\d\) \| Password set \(rejected by the API\) \| Today \S+: LIB=\d+ VRFB=\d+ \| "
+        assert re.fullmatch(rf"API: Not connected \(the API login failed at {HMS}\) \| Password set \(rejected by the API\) \| Today \S+: LIB=\d+ VRFB=\d+ \| "
                             r"Tomorrow \S+: LIB=\d+ VRFB=\d+", page.text("api-status")), page.text("api-status")
         _shots(page, "api_wrong_password", "api-status")
     finally:

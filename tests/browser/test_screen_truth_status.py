@@ -25,6 +25,7 @@ import pytest
 from dashboard.figures import LIVE_FIGURE_TRACES
 from tests.browser.helpers import (SCREEN_SIZES, Page, api_state, browser_module, on_one_local_day, publish_manual,
                                    record_ticks_js, recorder_of, settled_page, wait_for)
+from tests.helpers import HMS
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -157,7 +158,7 @@ def test_a_recording_whose_writes_fail_says_so_on_its_card_and_in_the_summary(en
     try:
         app.set_recording("lib", True)
         text = page.wait_text("state-lib", "Recording: On — writes failing since ", timeout=15)
-        assert re.search(r"Recording: On — writes failing since \d\d:\d\d:\d\d(?: [A-Z]{3,5})?: No space left on device; "
+        assert re.search(rf"Recording: On — writes failing since {HMS}: No space left on device; "
                          r"\d+ rows kept in memory$", text), text
         page.wait_text("summary-10-lib", "On (writes failing)", exact=True, timeout=10)
         phone = env.page_at("phone")
@@ -272,7 +273,7 @@ def test_a_plant_that_disables_itself_is_said_on_its_card_until_it_runs_again(en
     finally:
         client.close()
     dispatch = page.wait_text("dispatch-lib", "Target: not dispatched (plant reported disabled at ", timeout=10)
-    assert re.search(r"disabled at \d\d:\d\d:\d\d( [A-Z+\-0-9]+)?\) \| Schedule now P=-300\.0 kW", dispatch), dispatch
+    assert re.search(rf"disabled at {HMS}\) \| Schedule now P=-300\.0 kW", dispatch), dispatch
     page.wait_text("state-lib", "State: Stopped | Scheduler gate: Off | Modbus enable: Disabled")
     page.wait_button("lib", "start", "Start", False)
     _shots(env, "plant-disabled-itself",

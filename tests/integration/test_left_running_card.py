@@ -14,10 +14,10 @@ import re
 from dashboard.plant_summary import card_note
 from dashboard.snapshot import take_snapshot
 from tests.faulty_plant import FaultyPlant
-from tests.helpers import ENABLE, wait_for
+from tests.helpers import ENABLE, HMS, wait_for
 from tests.integration.test_stop_link_faults import _app_with_lib_dispatched
 
-LEFT = r"Not confirmed stopped on REMOTE at \d\d:\d\d:\d\d \(it may still run there\)"
+LEFT = rf"Not confirmed stopped on REMOTE at {HMS} \(it may still run there\)"
 
 
 def _note(app) -> str:

@@ -15,9 +15,10 @@ from core.timeutil import as_datetime, format_hms
 from dashboard.snapshot import take_snapshot
 from dashboard.views import state_line
 from tests.browser.helpers import api_state, make_config, recorder_of, start_app, stop_app, wait_for
+from tests.helpers import HMS
 from tests.integration.test_metrics import scrape, value
 
-FAILING = re.compile(r"Recording: On — writes failing since (\d\d:\d\d:\d\d(?: [A-Z]{3,5})?): No space left on device; "
+FAILING = re.compile(rf"Recording: On — writes failing since ({HMS}): No space left on device; "
                      r"(\d+) rows kept in memory")
 
 
