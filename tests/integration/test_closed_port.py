@@ -8,8 +8,6 @@ import errno
 import socket
 import time
 
-import pytest
-
 from tests.helpers import HOST, ClosedPort, closed_port  # noqa: F401  (fixture)
 
 

@@ -13,8 +13,8 @@ import time
 from datetime import datetime
 
 from tools.istentore_sim import IstentoreSim
-from tests.helpers import wait_for
-from tests.procs import clean_env, free_ports, procs, write_config  # noqa: F401 (fixture)
+from tests.helpers import ClosedPort, wait_for
+from tests.procs import clean_env, procs, write_config  # noqa: F401 (fixture)
 
 PASSWORD = "durable-Posts-pw-41"
 SERIES = {"lib": {"soc": 4, "p": 6, "q": 7, "v": 8}, "vrfb": {"soc": 5, "p": 11, "q": 10, "v": 9}}
@@ -33,20 +33,21 @@ def stamps(sim, series_id) -> list[float]:
 
 
 def test_posts_queued_at_a_kill_9_are_all_posted_after_the_restart(tmp_path, procs):
-    sim_port = free_ports(1)[0]
-    cfg, _ = write_config(tmp_path, startup={"schedule_source": "api"}, istentore_api={
-        "base_url": f"http://127.0.0.1:{sim_port}", "measurement_post_period_s": 1,
-        "measurement_post_retry_initial_s": 1, "measurement_post_retry_max_s": 2, "request_timeout_s": 1})
-    env = clean_env(ISTENTORE_API_PASSWORD=PASSWORD)
-    journal = tmp_path / "data" / "post_journal.jsonl"
+    with ClosedPort() as api_down:                 # refuses every request until the simulator takes it
+        sim_port = api_down.port
+        cfg, _ = write_config(tmp_path, startup={"schedule_source": "api"}, istentore_api={
+            "base_url": f"http://127.0.0.1:{sim_port}", "measurement_post_period_s": 1,
+            "measurement_post_retry_initial_s": 1, "measurement_post_retry_max_s": 2, "request_timeout_s": 1})
+        env = clean_env(ISTENTORE_API_PASSWORD=PASSWORD)
+        journal = tmp_path / "data" / "post_journal.jsonl"
 
-    run1 = procs.program(cfg, "--no-dashboard", label="run1", env=env)
-    wait_for(lambda: journal_items(journal) >= 8, 30, what="the first window journaled")
-    first_window_at = time.time()
-    time.sleep(QUEUE_S)
-    run1.kill9()
-    killed_at = time.time()
-    assert journal_items(journal) >= 8 * (QUEUE_S - 1)
+        run1 = procs.program(cfg, "--no-dashboard", label="run1", env=env)
+        wait_for(lambda: journal_items(journal) >= 8, 30, what="the first window journaled")
+        first_window_at = time.time()
+        time.sleep(QUEUE_S)
+        run1.kill9()
+        killed_at = time.time()
+        assert journal_items(journal) >= 8 * (QUEUE_S - 1)
 
     sim = IstentoreSim(PASSWORD, port=sim_port)
     sim.start()
