@@ -27,7 +27,7 @@ from dashboard.figures import empty_figure, now_shape, step_xy
 from dashboard import live_axis
 from dashboard.dispatched import within_limits
 from dashboard.preview_figures import preview_title, preview_x, step_trace, time_ticks
-from dashboard.views import ButtonState, as_datetime, fmt, target_expired
+from dashboard.views import ButtonState, as_datetime, fmt, plant_locks, target_expired
 from dashboard.snapshot import Snapshot
 
 HOLD_ACTIONS = ("hold", "resume")
@@ -116,9 +116,10 @@ def held_name(hold: dict, signal: str | None = None) -> str:
 
 
 def hold_buttons(s: Snapshot, plant: str) -> dict[str, tuple[ButtonState, dict]]:
-    """{action: (button state, style)}; hidden unless the plant runs or is held."""
+    """{action: (button state, style)}; hidden unless the plant runs or is held; locked as the Stop
+    (`views.plant_locks`: a switch, shutting down, a Stop All)."""
     is_held = s.held(plant)
-    locked = s.switching or s.shutting_down
+    locked = plant_locks(s).stop
     style = SHOWN if running(s, plant) or is_held else HIDDEN
     return {"hold": (ButtonState("Held" if is_held else "Hold", is_held or locked), style),
             "resume": (ButtonState("Resume", not is_held or locked), style)}

@@ -158,8 +158,10 @@ class ButtonState:
     disabled: bool
 
 
-def dispatch_buttons(transition: str, gate: bool, locked: bool) -> tuple[ButtonState, ButtonState]:
-    """(Start, Stop) for a transition and gate; `locked` = a switch runs or shutting down."""
+def dispatch_buttons(transition: str, gate: bool, locked: bool,
+                     stop_locked: bool | None = None) -> tuple[ButtonState, ButtonState]:
+    """(Start, Stop) for a transition and gate; `locked` disables both (a switch runs or shutting
+    down), `stop_locked` the Stop alone when given (see `plant_locks`)."""
     if transition == "starting":
         start, stop = ButtonState("Starting...", True), ButtonState("Stop", True)
     elif transition == "running" and gate:
@@ -173,7 +175,9 @@ def dispatch_buttons(transition: str, gate: bool, locked: bool) -> tuple[ButtonS
     else:  # unknown
         start, stop = ButtonState("Start", False), ButtonState("Stop", False)
     if locked:
-        start, stop = ButtonState(start.text, True), ButtonState(stop.text, True)
+        start = ButtonState(start.text, True)
+    if locked if stop_locked is None else stop_locked:
+        stop = ButtonState(stop.text, True)
     return start, stop
 
 
@@ -188,10 +192,38 @@ def recording_buttons(recording: bool, locked: bool) -> tuple[ButtonState, Butto
     return rec, stop
 
 
-def plant_buttons(s: Snapshot, plant: str) -> dict[str, ButtonState]:
+def fleet_in_progress(s: Snapshot) -> frozenset[str]:
+    """The fleet commands (`start_all`, `stop_all`) queued or running, as the command log says."""
+    return frozenset(e.get("kind") for e in s.command_log
+                     if e.get("kind") in FLEET_LABELS and e.get("status") in ("queued", "running"))
+
+
+@dataclass(frozen=True)
+class PlantLocks:
+    """Which of a plant's buttons are disabled whatever the plant's state (the table's last rows)."""
+    start: bool       # Start (a switch, shutting down, or any fleet command)
+    stop: bool        # Stop, Hold, Resume (a switch, shutting down, or a Stop All)
+    recording: bool   # Record, Stop Recording (a transport switch, shutting down, or any fleet command)
+
+
+def plant_locks(s: Snapshot) -> PlantLocks:
+    """The locks of both plants' buttons: a switch or the shutdown as in components §8.3, and a
+    fleet command the same way, on the buttons it acts on: Start All starts and records both
+    plants (Start and the recording pair), Stop All stops them and turns recording off (every
+    button; intake refuses plant commands meanwhile). A plant's Stop is not held up by a Start All,
+    as Stop All is not."""
+    fleet = fleet_in_progress(s)
+    dispatch = s.switching or s.shutting_down
+    return PlantLocks(start=dispatch or bool(fleet), stop=dispatch or "stop_all" in fleet,
+                      recording=s.transport_switching or s.shutting_down or bool(fleet))
+
+
+def plant_buttons(s: Snapshot, plant: str, locks: PlantLocks | None = None) -> dict[str, ButtonState]:
+    """The plant's four buttons by the table (§8.3) under `locks` (default `plant_locks(s)`)."""
+    locks = plant_locks(s) if locks is None else locks
     start, stop = dispatch_buttons(s.transition.get(plant, "unknown"), bool(s.gate.get(plant)),
-                                   s.switching or s.shutting_down)
-    rec, stop_rec = recording_buttons(s.recording_on(plant), s.transport_switching or s.shutting_down)
+                                   locks.start, locks.stop)
+    rec, stop_rec = recording_buttons(s.recording_on(plant), locks.recording)
     return {"start": start, "stop": stop, "record": rec, "stop_recording": stop_rec}
 
 

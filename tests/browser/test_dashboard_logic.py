@@ -63,6 +63,8 @@ def test_dispatch_button_table(transition, gate, start, stop):
     assert (s.text, s.disabled) == start and (t.text, t.disabled) == stop
     s, t = views.dispatch_buttons(transition, gate, locked=True)  # switch running or shutting down
     assert (s.text, s.disabled) == (start[0], True) and (t.text, t.disabled) == (stop[0], True)
+    s, t = views.dispatch_buttons(transition, gate, locked=True, stop_locked=False)  # a Start All runs
+    assert (s.text, s.disabled) == (start[0], True) and (t.text, t.disabled) == stop
 
 
 def test_recording_button_table():

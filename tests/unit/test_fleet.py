@@ -16,7 +16,7 @@ from agents.owed_writes import OwedWrite
 from core.clock import FakeClock
 from core.fleet import start_all_text, start_outcome, stop_all_text, stop_outcome, zero_owed_note
 from agents.shared_data import build_shared_data
-from dashboard import plant_summary, switch_modals, top_card, views
+from dashboard import override_views, plant_summary, switch_modals, top_card, views
 from dashboard.snapshot import take_snapshot
 from tests.helpers import make_cfg
 
@@ -118,12 +118,24 @@ def test_a_running_switch_names_its_target_on_every_page(tmp_path, kind, target,
 
 # ------------------------------------------------------------------------------ buttons
 
-def _snap(switch: str | None = None, shutting_down: bool = False, log: tuple = ()):
+STOPPED = ("stopped", False, False)   # (transition, gate, recording) of a plant at rest
+RUNNING = ("running", True, True)      # started and recording (where a Start All leaves it)
+REST = {"lib": STOPPED, "vrfb": STOPPED}
+BUSY = {"lib": ("stopped", False, True), "vrfb": STOPPED}   # something for Stop All: LIB records
+
+
+def _snap(switch: str | None = None, shutting_down: bool = False, log: tuple = (), plants: dict | None = None):
+    """A snapshot with `switch` set, the command log's fleet entries `log` ((kind, status), ...) and
+    each plant's (transition, gate, recording) from `plants` (default: both stopped, not recording)."""
     sd = build_shared_data()
     if switch:
         sd[switch] = True
     sd["command_log"].extend({"id": f"cmd-{i:06d}", "kind": kind, "plant": None, "status": status,
                               "detail": None, "at": None} for i, (kind, status) in enumerate(log))
+    for pid, (transition, gate, recording) in (plants or REST).items():
+        sd["plant_transition_by_plant"][pid] = transition
+        sd["scheduler_running_by_plant"][pid] = gate
+        sd["measurements_filename_by_plant"][pid] = f"20260329_{pid}.csv" if recording else None
     return take_snapshot(sd, NOW, shutting_down)
 
 
@@ -143,6 +155,35 @@ def test_fleet_button_states(case, start_all, stop_all):
     states = top_card.fleet_buttons(_snap(**case))
     assert (states["start_all"].text, states["start_all"].disabled) == start_all
     assert (states["stop_all"].text, states["stop_all"].disabled) == stop_all
+
+
+@pytest.mark.parametrize("log, plants, disabled", [
+    # the command log's fleet entries, the plants, -> the disabled flags of LIB's
+    # (start, stop, record, stop_recording); VRFB's are the same
+    ((), REST, (False, True, False, True)),                                   # the table alone
+    ((("start_all", "queued"),), REST, (True, True, True, True)),
+    ((("start_all", "running"),), REST, (True, True, True, True)),
+    ((("start_all", "running"),), {"lib": RUNNING, "vrfb": RUNNING}, (True, False, True, True)),   # Stop stays
+    ((("stop_all", "queued"),), {"lib": RUNNING, "vrfb": RUNNING}, (True, True, True, True)),
+    ((("stop_all", "running"),), {"lib": RUNNING, "vrfb": RUNNING}, (True, True, True, True)),
+    ((("stop_all", "running"),), {"lib": ("unknown", False, False), "vrfb": RUNNING}, (True, True, True, True)),
+    ((("start_all", "succeeded"), ("stop_all", "failed")), {"lib": RUNNING, "vrfb": RUNNING},
+     (True, False, True, False)),                                             # ended: the table again
+])
+def test_plant_buttons_are_locked_while_a_fleet_command_runs(log, plants, disabled):
+    s = _snap(log=log, plants=plants)
+    for pid in ("lib", "vrfb"):
+        b = views.plant_buttons(s, pid)
+        assert tuple(b[a].disabled for a in ("start", "stop", "record", "stop_recording")) == disabled, pid
+
+
+@pytest.mark.parametrize("log, hold_locked", [((), False), ((("start_all", "running"),), False),
+                                              ((("stop_all", "running"),), True)])
+def test_hold_is_locked_by_a_stop_all_as_the_stop_is(log, hold_locked):
+    """Intake refuses every plant command during a Stop All, Hold included."""
+    s = _snap(log=log, plants={"lib": RUNNING, "vrfb": RUNNING})
+    (hold, _), (resume, _) = override_views.hold_buttons(s, "lib").values()
+    assert hold.disabled == hold_locked and resume.disabled   # Resume: nothing held
 
 
 def test_modals_refuse_during_a_switch_or_shutdown(tmp_path):
