@@ -7,6 +7,7 @@ import re
 
 from dash import html
 
+from core.names import PLANT_IDS
 from dashboard import constants as C
 from dashboard import api_answers, views
 from dashboard.api_link import api_link
@@ -35,18 +36,37 @@ def _segmented(label: str, ids: dict[str, str], labels: dict[str, str], actual: 
     ])
 
 
+def fleet_would_act(s: Snapshot) -> dict[str, bool]:
+    """Whether Start All / Stop All would change anything, by the plants' own buttons (§8.3,
+    without the locks). Start All acts when a plant's Start is enabled (intake refuses a start for
+    the same states; the recording it turns on has its own buttons, and an enabled Start All whose
+    starts are all refused would end `failed`). Stop All safe-stops both plants and turns recording
+    off, so it acts when a plant's Stop or Stop Recording is enabled, a plant is starting (its safe
+    stop follows the start; the plant's Stop is disabled only because intake refuses a stop then)
+    or a Start All is in progress (Stop All interrupts it)."""
+    unlocked = views.PlantLocks(start=False, stop=False, recording=False)
+    buttons = {pid: views.plant_buttons(s, pid, unlocked) for pid in PLANT_IDS}
+    return {
+        "start_all": any(not b["start"].disabled for b in buttons.values()),
+        "stop_all": "start_all" in views.fleet_in_progress(s) or any(
+            not b["stop"].disabled or not b["stop_recording"].disabled or s.transition.get(pid) == "starting"
+            for pid, b in buttons.items()),
+    }
+
+
 def fleet_buttons(s: Snapshot) -> dict[str, ButtonState]:
     """Start All and Stop All (button-table rules, components §8.3): disabled while a switch runs
-    or shutting down; Start All also while a Start All or Stop All is queued or running, Stop All
-    only while a Stop All is (an emergency stop is never held up by a Start All)."""
-    active = {e.get("kind") for e in s.command_log
-              if e.get("kind") in FLEET_BUTTONS and e.get("status") in ("queued", "running")}
+    or shutting down, and when they would change nothing (`fleet_would_act`); Start All also while
+    a Start All or Stop All is queued or running, Stop All only while a Stop All is (an emergency
+    stop is never held up by a Start All)."""
+    active = views.fleet_in_progress(s)
     locked = s.switching or s.shutting_down
+    acts = fleet_would_act(s)
     return {
         "start_all": ButtonState(_FLEET_BUSY["start_all"] if "start_all" in active else _FLEET_IDLE["start_all"],
-                                 locked or bool(active)),
+                                 locked or bool(active) or not acts["start_all"]),
         "stop_all": ButtonState(_FLEET_BUSY["stop_all"] if "stop_all" in active else _FLEET_IDLE["stop_all"],
-                                locked or "stop_all" in active),
+                                locked or "stop_all" in active or not acts["stop_all"]),
     }
 
 

@@ -63,7 +63,7 @@ def test_start_all_then_stop_all_through_the_modals(env, page):
     app = env.app
     assert recorder_of(app) is not None
     _wait_button(page, "start-all", "Start All", False)
-    _wait_button(page, "stop-all", "Stop All", False)
+    _wait_button(page, "stop-all", "Stop All", True)      # at rest: nothing to stop
     rows_before = {pid: len(plant_rows(env.cfg.data_dir, pid, env.cfg.tz)[0]) for pid in SCHEDULE}
 
     text = _open_modal(page, "start-all", "start-all-modal")
@@ -84,7 +84,8 @@ def test_start_all_then_stop_all_through_the_modals(env, page):
         page.wait_button(pid, "start", "Started", True)
         page.wait_button(pid, "record", "Recording", True)
         page.wait_text(f"summary-10-{pid}", "On", exact=True)
-    _wait_button(page, "start-all", "Start All", False)
+    _wait_button(page, "start-all", "Start All", True)    # both started and recording: nothing to start
+    _wait_button(page, "stop-all", "Stop All", False)
     for pid in SCHEDULE:       # a few samples in the files
         wait_for(lambda: len(plant_rows(env.cfg.data_dir, pid, env.cfg.tz)[0]) >= rows_before[pid] + 3, 15,
                  message=f"{pid} rows recorded")
@@ -115,13 +116,16 @@ def test_start_all_then_stop_all_through_the_modals(env, page):
         assert rows[0].is_null and rows[-1].is_null, "the span starts and ends with a null row"
         real = [r for r in rows if not r.is_null]
         assert real and any(r.value("p_setpoint_kw") == SCHEDULE[pid][0] for r in real)
+    _wait_button(page, "start-all", "Start All", False)
+    _wait_button(page, "stop-all", "Stop All", True)
     assert page.severe_console_errors() == []
 
 
 def test_a_confirmed_fleet_command_disables_its_button_at_once(env, page):
     """Confirm answers at once; the button waited for the page's next refresh (a second), long
     enough for a second Start All (found by an operator). With the refreshes held back, only the
-    Confirm's own answer can disable it."""
+    Confirm's own answer can disable it. LIB records, so that Stop All has something to do."""
+    env.app.set_recording("lib", True)
     _wait_button(page, "stop-all", "Stop All", False)
     _open_modal(page, "stop-all", "stop-all-modal")
     page.js(HOLD_TICKS_JS)
@@ -132,14 +136,17 @@ def test_a_confirmed_fleet_command_disables_its_button_at_once(env, page):
     finally:
         page.js(RELEASE_TICKS_JS)
     page.wait_text("command-line", "Stop All: LIB stopped, VRFB stopped; recording off", exact=True, timeout=20)
-    _wait_button(page, "stop-all", "Stop All", False)
+    _wait_button(page, "stop-all", "Stop All", True)      # done: nothing left to stop
 
 
 def test_start_all_and_stop_all_are_refused_during_a_switch(env, page):
     """The switch is held open by the test. With the page's refresh paused the buttons are still
     enabled, as for an operator whose page has not refreshed yet: a click opens no modal and says
-    why; a Confirm in a modal opened before the switch is refused by the server."""
+    why; a Confirm in a modal opened before the switch is refused by the server. LIB records, so
+    that Stop All is enabled before the switch (a source switch leaves recording as it is)."""
     app = env.app
+    app.set_recording("lib", True)
+    _wait_button(page, "stop-all", "Stop All", False)
     seen = {c["id"] for c in list(app.sd["command_log"])}
     with switch_held_open(app, page):
         _open_modal(page, "start-all", "start-all-modal")
@@ -215,8 +222,10 @@ def test_layout_at_390_and_1280(env, page):
     cell under its header), the fleet buttons are reachable. 1280x720: both summary rows above
     the fold."""
     phone = env.page_at("phone")
+    env.app.set_recording("lib", True)   # something for Stop All to stop: its modal opens
     phone.open(env.app.dashboard.url)
     phone.wait_text("summary-0-lib", "LIB", exact=True)
+    _wait_button(phone, "stop-all", "Stop All", False)
     width = phone.js("return document.documentElement.clientWidth")
     assert width == 390
     time.sleep(1.0)

@@ -140,21 +140,48 @@ def _snap(switch: str | None = None, shutting_down: bool = False, log: tuple = (
 
 
 @pytest.mark.parametrize("case, start_all, stop_all", [
-    (dict(), ("Start All", False), ("Stop All", False)),
-    (dict(switch="schedule_switching"), ("Start All", True), ("Stop All", True)),
-    (dict(switch="transport_switching"), ("Start All", True), ("Stop All", True)),
-    (dict(shutting_down=True), ("Start All", True), ("Stop All", True)),
+    (dict(), ("Start All", False), ("Stop All", True)),            # at rest: nothing to stop
+    (dict(plants=BUSY), ("Start All", False), ("Stop All", False)),
+    (dict(switch="schedule_switching", plants=BUSY), ("Start All", True), ("Stop All", True)),
+    (dict(switch="transport_switching", plants=BUSY), ("Start All", True), ("Stop All", True)),
+    (dict(shutting_down=True, plants=BUSY), ("Start All", True), ("Stop All", True)),
     (dict(log=(("start_all", "running"),)), ("Starting all...", True), ("Stop All", False)),
     (dict(log=(("start_all", "queued"),)), ("Starting all...", True), ("Stop All", False)),
     (dict(log=(("start_all", "running"), ("stop_all", "queued"))), ("Starting all...", True),
      ("Stopping all...", True)),
-    (dict(log=(("stop_all", "running"),)), ("Start All", True), ("Stopping all...", True)),
-    (dict(log=(("start_all", "failed"), ("stop_all", "succeeded"))), ("Start All", False), ("Stop All", False)),
+    (dict(log=(("stop_all", "running"),), plants=BUSY), ("Start All", True), ("Stopping all...", True)),
+    (dict(log=(("start_all", "failed"), ("stop_all", "succeeded"))), ("Start All", False), ("Stop All", True)),
+    (dict(log=(("start_all", "failed"), ("stop_all", "succeeded")), plants=BUSY), ("Start All", False),
+     ("Stop All", False)),
 ])
 def test_fleet_button_states(case, start_all, stop_all):
     states = top_card.fleet_buttons(_snap(**case))
     assert (states["start_all"].text, states["start_all"].disabled) == start_all
     assert (states["stop_all"].text, states["stop_all"].disabled) == stop_all
+
+
+@pytest.mark.parametrize("lib, vrfb, start_all, stop_all", [
+    # (transition, gate, recording) per plant -> whether Start All / Stop All would change anything
+    (STOPPED, STOPPED, True, False),                              # all at rest: only Start All acts
+    (RUNNING, RUNNING, False, True),                              # all started and recording: only Stop All
+    (RUNNING, STOPPED, True, True),
+    (("running", True, False), ("running", True, False), False, True),   # running unrecorded: Record is for that
+    (("starting", False, True), ("starting", False, True), False, True),   # a start in progress is stopped too
+    (("starting", False, False), STOPPED, True, True),
+    (("stopping", False, False), ("stopping", False, False), False, False),   # Start refused, stopping already
+    (("stopping", False, True), ("stopping", False, False), False, True),     # ... but LIB still records
+    (("stopped", False, True), ("stopped", False, True), True, True),         # stopped, still recording
+    (("starting", False, True), RUNNING, False, True),            # one starting, one started
+    (("running", False, True), RUNNING, True, True),              # runs with the gate off: Start dispatches it
+    (("unknown", False, False), RUNNING, True, True),
+])
+def test_fleet_commands_act_only_where_a_plant_button_would(lib, vrfb, start_all, stop_all):
+    """One rule with the plants' own buttons (§8.3): Start All is enabled when a plant's Start is,
+    Stop All when a plant's Stop or Stop Recording is (or a plant is starting)."""
+    s = _snap(plants={"lib": lib, "vrfb": vrfb})
+    states = top_card.fleet_buttons(s)
+    assert (states["start_all"].disabled, states["stop_all"].disabled) == (not start_all, not stop_all)
+    assert top_card.fleet_would_act(s) == {"start_all": start_all, "stop_all": stop_all}
 
 
 @pytest.mark.parametrize("log, plants, disabled", [
