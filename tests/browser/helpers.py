@@ -356,25 +356,36 @@ RELEASE_TICKS_JS = "window.__holdTicks = false;"
 
 
 @contextlib.contextmanager
+def coordinator_held(app, method: str, bound_s: float = 20.0):
+    """Inside the block the coordinator's `method` (`safe_stop_all`: a switch's or a Stop All's
+    stops; `start_all`) waits, up to `bound_s`, until the block ends, so the command that called it
+    stays running; on leaving, it goes on and `method` is the original again."""
+    release = threading.Event()
+    original = getattr(app.coordinator, method)
+
+    def held(*args, **kwargs):
+        release.wait(bound_s)
+        return original(*args, **kwargs)
+
+    setattr(app.coordinator, method, held)
+    try:
+        yield
+    finally:
+        release.set()
+        setattr(app.coordinator, method, original)
+
+
+@contextlib.contextmanager
 def switch_held_open(app, page: Page):
     """Inside the block a switch started now stays running (the coordinator's `safe_stop_all`
     waits, up to 20 s, until the block ends) and `page` does not refresh (HOLD_TICKS_JS); on
     leaving, the switch goes on, the ticks are released and `safe_stop_all` is the original again."""
-    release = threading.Event()
-    original = app.coordinator.safe_stop_all
-
-    def held_safe_stop_all(*args, **kwargs):
-        release.wait(20)
-        return original(*args, **kwargs)
-
-    app.coordinator.safe_stop_all = held_safe_stop_all
-    try:
-        page.js(HOLD_TICKS_JS)
-        yield
-    finally:
-        release.set()
-        page.js(RELEASE_TICKS_JS)
-        app.coordinator.safe_stop_all = original
+    with coordinator_held(app, "safe_stop_all"):
+        try:
+            page.js(HOLD_TICKS_JS)
+            yield
+        finally:
+            page.js(RELEASE_TICKS_JS)
 
 
 def record_ticks_js(output_id: str | None = None) -> str:

@@ -17,9 +17,9 @@ import pytest
 from dashboard.plant_summary import SUMMARY_HEADER
 from dashboard.tabs.status import STATUS_OUTPUTS
 from dashboard.visible import CELLS_STORE_ID, is_cell
-from tests.browser.helpers import (HOLD_TICKS_JS, RELEASE_TICKS_JS, Page, api_state, browser_module, plant_registers,
-                                   publish_manual, record_ticks_js, recorder_of, settled_page, switch_held_open,
-                                   wait_for)
+from tests.browser.helpers import (HOLD_TICKS_JS, RELEASE_TICKS_JS, Page, api_state, browser_module, coordinator_held,
+                                   plant_registers, publish_manual, record_ticks_js, recorder_of, settled_page,
+                                   switch_held_open, wait_for)
 from tests.procs import plant_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
@@ -137,6 +137,61 @@ def test_a_confirmed_fleet_command_disables_its_button_at_once(env, page):
         page.js(RELEASE_TICKS_JS)
     page.wait_text("command-line", "Stop All: LIB stopped, VRFB stopped; recording off", exact=True, timeout=20)
     _wait_button(page, "stop-all", "Stop All", True)      # done: nothing left to stop
+
+
+ACTIONS = ("start", "stop", "record", "stop_recording")
+
+
+def _wait_plant_buttons(page: Page, disabled: dict[str, bool], timeout: float = 10.0) -> None:
+    """Both plants' buttons reach the `disabled` flags ({action: disabled}), whatever their texts."""
+    def states():
+        try:
+            return {(pid, a): page.button_state(pid, a)[1] for pid in NAMES for a in disabled}
+        except Exception:  # noqa: BLE001 - re-rendered between find and read
+            return None
+    want = {(pid, a): flag for pid in NAMES for a, flag in disabled.items()}
+    wait_for(lambda: states() == want, timeout, message=f"plant buttons disabled = {disabled} (now {states()})")
+
+
+def test_fleet_and_plant_buttons_are_enabled_only_when_they_would_change_something(env, page):
+    """Found in review: Start All and Stop All stayed enabled when they would change nothing, and
+    the plants' own buttons stayed enabled while a Start All or Stop All ran. At rest Stop All is
+    disabled; with both plants started and recording, Start All is. While a fleet command runs
+    (held open in the coordinator, the page refreshing as usual) the plant buttons it acts on are
+    disabled, as during a switch, and enabled again when it ends."""
+    app = env.app
+    _wait_button(page, "start-all", "Start All", False)
+    _wait_button(page, "stop-all", "Stop All", True)
+    _wait_plant_buttons(page, dict(zip(ACTIONS, (False, True, False, True))))   # Start, Record usable
+
+    with coordinator_held(app, "start_all", bound_s=30):
+        cmd = app.intake.submit("start_all")
+        assert cmd.status == "queued", cmd.detail
+        wait_for(lambda: cmd.status == "running", 5, message="Start All running")
+        _wait_button(page, "start-all", "Starting all...", True)
+        _wait_button(page, "stop-all", "Stop All", False)      # it interrupts a Start All
+        _wait_plant_buttons(page, dict.fromkeys(ACTIONS, True))
+        page.screenshot("fleet-start-all-running")
+        assert all(plant_registers(app, pid)["enable"] == 0 for pid in SCHEDULE), "held before any start"
+    assert cmd.done.wait(20) and cmd.status == "succeeded", cmd.detail
+    for pid in NAMES:
+        page.wait_button(pid, "start", "Started", True)
+    _wait_button(page, "start-all", "Start All", True)         # both started and recording
+    _wait_button(page, "stop-all", "Stop All", False)
+    _wait_plant_buttons(page, dict(zip(ACTIONS, (True, False, True, False))))   # Stop, Stop Recording usable
+
+    with coordinator_held(app, "safe_stop_all", bound_s=30):
+        cmd = app.intake.submit("stop_all")
+        assert cmd.status == "queued", cmd.detail
+        wait_for(lambda: cmd.status == "running", 5, message="Stop All running")
+        _wait_button(page, "stop-all", "Stopping all...", True)
+        _wait_plant_buttons(page, dict.fromkeys(ACTIONS, True))
+        page.screenshot("fleet-stop-all-running")
+        assert all(plant_registers(app, pid)["enable"] == 1 for pid in SCHEDULE), "held before any stop"
+    assert cmd.done.wait(30) and cmd.status == "succeeded", cmd.detail
+    _wait_button(page, "start-all", "Start All", False)
+    _wait_button(page, "stop-all", "Stop All", True)
+    _wait_plant_buttons(page, dict(zip(ACTIONS, (False, True, False, True))))
 
 
 def test_start_all_and_stop_all_are_refused_during_a_switch(env, page):
