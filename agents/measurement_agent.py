@@ -63,7 +63,8 @@ class Sample:
 
     `ts`: the scheduled step time (aware, configured zone); `transport`: the mode the read used;
     `link`: the plant's sampler link state after the read (§2.4) and `last_error` its error text;
-    `meter_link`, `meter_error`: the same for the plant's PoC meter (None without a meter);
+    `meter_link`, `meter_error`: the same for the plant's PoC meter (None without a meter;
+    `read_error` while its read has not ended within the step);
     `values`: `{column: float | None}` for the 8 value columns (kW, kvar, pu), the columns of a
     device that did not answer None; None when no device answered (a failed step).
     """
@@ -261,10 +262,10 @@ class Sampler:
         values, error = self._read_device(self.link, plant_points, self.name)
         meter_state: tuple[str | None, str | None] = (None, None)
         if with_meter:
-            meter_values, meter_error = self._meter_values(handed, next_deadline)
+            meter_values, meter_error, answered = self._meter_values(handed, next_deadline)
             if values is not None or meter_values is not None:
                 values = dict.fromkeys(VALUE_COLUMNS) | (values or {}) | (meter_values or {})
-            meter_state = (self.meter_link.link, meter_error)
+            meter_state = (self.meter_link.link if answered else "read_error", meter_error)
         self._last_step_s = step_s
         self.sink(Sample(self.plant_id, ts, mode, self.link.link, error, values, *meter_state))
 
@@ -280,16 +281,18 @@ class Sampler:
             return read_points(link, METER_POINTS) if with_meter else None
         return self.meter_worker.submit(job)
 
-    def _meter_values(self, handed: bool, next_deadline: float) -> tuple[dict[str, float] | None, str | None]:
-        """The meter's values of this step, judged as the plant's are (`_judge`), or its error."""
+    def _meter_values(self, handed: bool, next_deadline: float) -> tuple[dict[str, float] | None, str | None, bool]:
+        """The meter's values of this step, judged as the plant's are (`_judge`), or its error; and
+        whether its read ended within the step (if not, the row says `read_error`: the link's own
+        state changes only when the read fails, up to a Modbus timeout later)."""
         device = f"{self.name} meter"
         if not handed:
-            return self._judge(device, None, "still reading for an earlier step (no answer within that step)")
+            return *self._judge(device, None, "still reading for an earlier step (no answer within that step)"), False
         outcome = self.meter_worker.wait(next_deadline - self.clock.monotonic())
         if outcome is None:
-            return self._judge(device, None, f"no answer within the step ({self.grid.period_s:g} s)")
+            return *self._judge(device, None, f"no answer within the step ({self.grid.period_s:g} s)"), False
         values, exc = outcome
-        return self._judge(device, values, None if exc is None else read_error_text(exc))
+        return *self._judge(device, values, None if exc is None else read_error_text(exc)), True
 
     def _read_device(self, link: ModbusLink, points, device: str) -> tuple[dict[str, float] | None, str | None]:
         """One all-or-nothing read of `points` from one device on this thread (`read_points`), judged

@@ -114,6 +114,7 @@ def test_a_hung_meter_delays_neither_the_plant_values_nor_the_next_steps(tmp_pat
                 row = samples[-1]
                 assert row.ok and row.link == "ok" and row.values["battery_active_power_kw"] == pytest.approx(i * 10.0)
                 assert row.values["p_poi_kw"] is None and row.values["v_poi_pu"] is None and row.meter_error, row
+                assert row.meter_link == "read_error", "a meter without this step's answer is not shown OK"
             plant_reads = [at for at, fc, *_ in plant.requests if fc == 3]
             assert plant_reads[-1] < meter.requests[0][0] + 5.0, "a step waited for the meter's Modbus timeout"
             assert len(meter.requests) == 1, meter.requests   # asked once while it hangs
