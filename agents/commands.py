@@ -61,14 +61,20 @@ class CommandLog:
         self._clock = clock
 
     def record(self, cmd: Command, status: str, detail: str | None = None, result: Any = None) -> None:
-        cmd.status = status
-        if detail is not None:
-            cmd.detail = detail
-        if result is not None:
-            cmd.result = result
-        cmd.at = self._clock.now().replace(microsecond=0).isoformat()
-        entry = cmd.as_log_entry()
+        """Set `cmd`'s status (and detail, result) and its log entry. A `queued` that comes after the
+        command began (intake notes it after the hand-over, and a fast command may have ended by
+        then) is dropped: it would show an ended command queued for good."""
+        at = self._clock.now().replace(microsecond=0).isoformat()
         with self._sd["lock"]:
+            if status == "queued" and self._begun(cmd):
+                return
+            cmd.status = status
+            if detail is not None:
+                cmd.detail = detail
+            if result is not None:
+                cmd.result = result
+            cmd.at = at
+            entry = cmd.as_log_entry()
             entries = self._sd["command_log"]
             for i in range(len(entries) - 1, -1, -1):
                 if entries[i]["id"] == cmd.id:
@@ -78,6 +84,10 @@ class CommandLog:
                 entries.append(entry)
         if status in ("succeeded", "failed", "rejected"):
             cmd.done.set()
+
+    def _begun(self, cmd: Command) -> bool:
+        """`cmd` has a log entry past `queued` (caller holds `sd["lock"]`)."""
+        return any(e["id"] == cmd.id and e["status"] != "queued" for e in self._sd["command_log"])
 
     def not_run_off_transport(self, cmd: Command, mode: str, plant_name: str) -> bool:
         """Called by plant `plant_name`'s controller with a popped command and its link's mode: when
