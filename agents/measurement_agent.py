@@ -49,7 +49,7 @@ SKIP_LINES_PER_MIN = 5
 
 REANCHOR_THRESHOLD_S = 2.0
 LATENESS_HISTORY = 4096  # recent sample lateness values kept for diagnostics and the benchmark
-METER_JOIN_TIMEOUTS = 4   # a meter read under way at close ends within its connect and read timeouts
+METER_JOIN_S = 2.0   # the meter worker is joined as every thread is (components §11.1 step 5)
 
 # CSV column <- Modbus point (contract §4 column order; setpoints are read back from the plant).
 COLUMN_POINTS = tuple(zip(VALUE_COLUMNS, ("p_setpoint", "p_battery", "q_setpoint", "q_battery", "soc", "p_poi",
@@ -192,7 +192,6 @@ class Sampler:
         self.meter_link = ModbusLink(self.plant, "meter", clock, cfg.timing.modbus_timeout_s, mode)
         # The meter link belongs to this worker thread (started with the first meter read): see `_sample`.
         self.meter_worker = LinkWorker(self.meter_link, f"{self.thread_name}.meter")
-        self._meter_join_s = METER_JOIN_TIMEOUTS * cfg.timing.modbus_timeout_s + 0.5
         self._gen: int | None = None
         self._next_k: int | None = None
         self._last_step_s: float | None = None  # epoch seconds of the last stamped step
@@ -340,10 +339,10 @@ class Sampler:
             (self._implausible.add if values[column] is None else self._implausible.discard)(point)
 
     def close(self) -> None:
-        """Close the plant link and stop the meter worker (joined, bounded: a read under way ends
-        within its timeouts), which closes the meter link on its own thread."""
+        """Close the plant link and stop the meter worker, joined for METER_JOIN_S (ERROR when a read
+        still runs: the worker ends with it), which closes the meter link on its own thread."""
         self.link.close()
-        self.meter_worker.close(self._meter_join_s)
+        self.meter_worker.close(METER_JOIN_S)
 
 
 class MeasurementAgent:

@@ -157,3 +157,27 @@ def test_the_meter_worker_follows_a_transport_switch(tmp_path):
             assert len(meter.requests) == 2 and remote.requests and sampler.meter_link.mode == "local"
         finally:
             sampler.close()
+
+
+def test_closing_behind_a_hung_meter_read_is_bounded_like_every_thread_join(tmp_path, caplog):
+    """Shutdown joins each thread for at most 2 s (components §11.1 step 5), the meter's worker too:
+    behind a meter read that runs to a 6 s Modbus timeout, `close()` returns after 2 s with ERROR
+    `thread sampler.lib.meter did not stop ...` (it waited for the read's timeouts before); the
+    worker then ends with its read and closes the link itself."""
+    release = threading.Event()
+    with FaultyPlant() as plant, FaultyPlant(model=False) as meter:
+        clock, sampler, samples = sampler_for(tmp_path, plant, meter, timeout_s=6.0)
+        meter.hook = lambda fc, addr, values: release.wait(20) and None
+        try:
+            clock.advance(1.0)
+            sampler.step()
+            assert samples[-1].meter_link == "read_error" and sampler.meter_worker.busy
+            t0 = time.monotonic()
+            sampler.close()
+            took_s = time.monotonic() - t0
+            assert took_s < 4.0, f"close() took {took_s:.2f} s behind a hung meter read"
+            assert msgs(caplog, logging.ERROR, "thread sampler.lib.meter did not stop")
+        finally:
+            release.set()
+        wait_for(lambda: not [t for t in threading.enumerate() if t.name == "sampler.lib.meter"], 10.0,
+                 "the worker ended with its read")
