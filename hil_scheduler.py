@@ -56,7 +56,7 @@ def _plain_signals() -> None:
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from agents.base import ThreadRegistry, run_loop  # noqa: E402
+from agents.base import THREAD_JOIN_S, ThreadRegistry, run_loop  # noqa: E402
 from agents.commands import CommandIntake, CommandLog  # noqa: E402
 from agents.control_agent import PlantController  # noqa: E402
 from agents.coordinator import Coordinator  # noqa: E402
@@ -85,7 +85,6 @@ log = logging.getLogger("hil.director")
 
 PASSWORD_ENV = API_PASSWORD_ENV
 HTTP_THREADS = ("data_fetcher", "poster")
-THREAD_JOIN_S = 2.0
 # Agent threads wait this long at most between heartbeats when idle (a beat at least once per
 # second, components §0); the shutdown sets every wake event, so a stop is still noticed at once
 # (issue 13: one wake-up a second instead of five).

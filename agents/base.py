@@ -13,6 +13,8 @@ from typing import Callable
 
 log = logging.getLogger(__name__)
 
+THREAD_JOIN_S = 2.0   # every thread is joined for at most this long at shutdown (components §11.1 step 5)
+
 
 @dataclass
 class _Entry:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Mapping
 
+from agents.base import THREAD_JOIN_S
 from agents.link_worker import LinkWorker
 from agents.modbus_link import LinkError, ModbusLink
 from agents.poster import Poster
@@ -49,7 +50,6 @@ SKIP_LINES_PER_MIN = 5
 
 REANCHOR_THRESHOLD_S = 2.0
 LATENESS_HISTORY = 4096  # recent sample lateness values kept for diagnostics and the benchmark
-METER_JOIN_S = 2.0   # the meter worker is joined as every thread is (components §11.1 step 5)
 
 # CSV column <- Modbus point (contract §4 column order; setpoints are read back from the plant).
 COLUMN_POINTS = tuple(zip(VALUE_COLUMNS, ("p_setpoint", "p_battery", "q_setpoint", "q_battery", "soc", "p_poi",
@@ -339,10 +339,10 @@ class Sampler:
             (self._implausible.add if values[column] is None else self._implausible.discard)(point)
 
     def close(self) -> None:
-        """Close the plant link and stop the meter worker, joined for METER_JOIN_S (ERROR when a read
+        """Close the plant link and stop the meter worker, joined for THREAD_JOIN_S (ERROR when a read
         still runs: the worker ends with it), which closes the meter link on its own thread."""
         self.link.close()
-        self.meter_worker.close(METER_JOIN_S)
+        self.meter_worker.close(THREAD_JOIN_S)
 
 
 class MeasurementAgent:

@@ -48,7 +48,7 @@ from pathlib import Path
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 
-from agents.base import RateLimitedErrorLog, ThreadRegistry, run_loop
+from agents.base import THREAD_JOIN_S, RateLimitedErrorLog, ThreadRegistry, run_loop
 from core.clock import RealClock
 from agents.emulator_meter import EmulatedMeter
 from agents.emulator_outputs import feedback_values, output_writes
@@ -69,7 +69,6 @@ SERVER_THREAD = "modbus_servers"
 MODEL_POINTS = ("enable", "p_setpoint", "q_setpoint", "run_command")  # a write runs the model
 CONTROL_POINTS = ("p_setpoint", "q_setpoint", "heartbeat")  # a write restarts the reversion timer
 _LOOP_CALL_TIMEOUT_S = 5.0
-_JOIN_TIMEOUT_S = 2.0
 __all__ = ["EmulatorStartError", "PlantEmulator", "main"]
 
 
@@ -158,7 +157,7 @@ class PlantEmulator:
         """Stop the model thread and both servers, join the threads, release the ports. Idempotent."""
         self._stop_event.set()
         if self._model_thread is not None:
-            self._model_thread.join(_JOIN_TIMEOUT_S)
+            self._model_thread.join(THREAD_JOIN_S)
             if self._model_thread.is_alive():
                 log.error("thread %s did not stop", MODEL_THREAD)
             self._model_thread = None
@@ -176,7 +175,7 @@ class PlantEmulator:
         finally:
             loop.call_soon_threadsafe(loop.stop)
             if thread is not None:
-                thread.join(_JOIN_TIMEOUT_S)
+                thread.join(THREAD_JOIN_S)
                 if thread.is_alive():
                     log.error("thread %s did not stop", SERVER_THREAD)
             if thread is None or not thread.is_alive():
