@@ -32,10 +32,10 @@ class LinkWorker:
         self.name = name
         self._cv = threading.Condition()
         self._job: Callable[[Any], Any] | None = None
-        self._busy = False
         self._stopping = False
         self._outcome: Outcome | None = None
-        self._done = threading.Event()
+        self._done = threading.Event()   # clear from a job's hand-over until its end
+        self._done.set()
         self._thread: threading.Thread | None = None
 
     @property
@@ -46,15 +46,14 @@ class LinkWorker:
     @property
     def busy(self) -> bool:
         """A job was handed and has not ended."""
-        with self._cv:
-            return self._busy
+        return not self._done.is_set()
 
     def submit(self, job: Callable[[Any], Any]) -> bool:
         """Hand `job` to the worker; False (nothing handed) while the previous job runs or after `close`."""
         with self._cv:
-            if self._busy or self._stopping:
+            if self.busy or self._stopping:
                 return False
-            self._busy, self._job, self._outcome = True, job, None
+            self._job, self._outcome = job, None
             self._done.clear()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -81,7 +80,7 @@ class LinkWorker:
             except Exception as exc:  # the caller judges it (a failed read of its step), never a crash
                 outcome = (None, exc)
             with self._cv:
-                self._outcome, self._busy = outcome, False
+                self._outcome = outcome
                 self._done.set()
         self.link.close()
 
