@@ -158,10 +158,10 @@ class ButtonState:
     disabled: bool
 
 
-def dispatch_buttons(transition: str, gate: bool, locked: bool,
-                     stop_locked: bool | None = None) -> tuple[ButtonState, ButtonState]:
-    """(Start, Stop) for a transition and gate; `locked` disables both (a switch runs or shutting
-    down), `stop_locked` the Stop alone when given (see `plant_locks`)."""
+def dispatch_buttons(transition: str, gate: bool, start_locked: bool,
+                     stop_locked: bool) -> tuple[ButtonState, ButtonState]:
+    """(Start, Stop) for a transition and gate; a locked button is disabled whatever the table says
+    (`plant_locks`: a switch, shutting down, a fleet command)."""
     if transition == "starting":
         start, stop = ButtonState("Starting...", True), ButtonState("Stop", True)
     elif transition == "running" and gate:
@@ -174,11 +174,7 @@ def dispatch_buttons(transition: str, gate: bool, locked: bool,
         start, stop = ButtonState("Start", False), ButtonState("Stopped", True)
     else:  # unknown
         start, stop = ButtonState("Start", False), ButtonState("Stop", False)
-    if locked:
-        start = ButtonState(start.text, True)
-    if locked if stop_locked is None else stop_locked:
-        stop = ButtonState(stop.text, True)
-    return start, stop
+    return ButtonState(start.text, start.disabled or start_locked), ButtonState(stop.text, stop.disabled or stop_locked)
 
 
 def recording_buttons(recording: bool, locked: bool) -> tuple[ButtonState, ButtonState]:

@@ -59,11 +59,11 @@ def snap(sd=None, now=NOW, shutting_down=False):
     ("unknown", False, ("Start", False), ("Stop", False)),
 ])
 def test_dispatch_button_table(transition, gate, start, stop):
-    s, t = views.dispatch_buttons(transition, gate, locked=False)
+    s, t = views.dispatch_buttons(transition, gate, start_locked=False, stop_locked=False)
     assert (s.text, s.disabled) == start and (t.text, t.disabled) == stop
-    s, t = views.dispatch_buttons(transition, gate, locked=True)  # switch running or shutting down
+    s, t = views.dispatch_buttons(transition, gate, start_locked=True, stop_locked=True)  # a switch or shutting down
     assert (s.text, s.disabled) == (start[0], True) and (t.text, t.disabled) == (stop[0], True)
-    s, t = views.dispatch_buttons(transition, gate, locked=True, stop_locked=False)  # a Start All runs
+    s, t = views.dispatch_buttons(transition, gate, start_locked=True, stop_locked=False)  # a Start All runs
     assert (s.text, s.disabled) == (start[0], True) and (t.text, t.disabled) == stop
 
 
