@@ -184,8 +184,12 @@ def _without_frames(exc: BaseException) -> BaseException:
 
 
 def _watch_pools(manager):
+    """`manager` whose pools report their connection and are closed when cleared or evicted (urllib3
+    1.26 only forgets them, so `session.close()` left their sockets open while anything, such as a
+    kept exception's response, held the pool)."""
     manager.pool_classes_by_scheme = {scheme: _watched(cls)
                                       for scheme, cls in manager.pool_classes_by_scheme.items()}
+    manager.pools.dispose_func = lambda pool: pool.close()
     return manager
 
 

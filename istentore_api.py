@@ -10,8 +10,9 @@
   re-login and the one retry, each exchange (connect, send, headers and body, however slowly the
   server answers: `http_exchange.py`) bounded by what is left of it; `post_measurements` may pass
   its own. A call with no time left before a request fails with a retryable error naming the bound;
-- `clock`: optional object with `monotonic()` (core/clock.py) that measures a call's bound; without
-  it the system's monotonic clock (`RealClock`) does, and the DEBUG request log carries no duration.
+- `clock`: optional object with `monotonic()` and `now()` (core/clock.py) that measures a call's
+  bound and dates a `Retry-After` of an answer without `Date`; without it the system's clock
+  (`RealClock`) does, and the DEBUG request log carries no duration.
 
 Thread safety: an instance is used by one thread only (the data fetcher and the poster each own
 one, with its own connection pool). `set_password` belongs to that thread too. The instances of one
@@ -372,7 +373,7 @@ class IstentoreAPI:
     def _server_wait(self, resp: requests.Response) -> float | None:
         """The answer's `Retry-After` (s), noted in the gate's `server_wait`: no client of the gate
         (the fetcher, the poster) sends a request before it has passed."""
-        seconds = _retry_after_s(resp)
+        seconds = _retry_after_s(resp, self._bound_clock.now())
         if seconds is not None:
             self.gate.server_wait.note(seconds, resp.status_code)
         return seconds
@@ -427,14 +428,14 @@ def _header_safe(token: str) -> bool:
     return all(" " <= char <= "~" or "\xa0" <= char <= "\xff" for char in token)
 
 
-def _retry_after_s(resp: requests.Response) -> float | None:
+def _retry_after_s(resp: requests.Response, now: datetime) -> float | None:
     """`Retry-After` in seconds (at most RETRY_AFTER_MAX_S): delta-seconds, or an HTTP date relative
-    to the response's `Date`."""
-    seconds = _retry_after_header_s(resp)
+    to the response's `Date`, else (no usable `Date`) to `now` (aware)."""
+    seconds = _retry_after_header_s(resp, now)
     return None if seconds is None else min(seconds, RETRY_AFTER_MAX_S)
 
 
-def _retry_after_header_s(resp: requests.Response) -> float | None:
+def _retry_after_header_s(resp: requests.Response, now: datetime) -> float | None:
     value = resp.headers.get("Retry-After")
     if value is None:
         return None
@@ -443,14 +444,19 @@ def _retry_after_header_s(resp: requests.Response) -> float | None:
         return seconds if math.isfinite(seconds) and seconds >= 0 else None
     except ValueError:
         pass
+    at, sent = (_http_date(text) for text in (value, resp.headers.get("Date")))
+    if at is None:
+        return None
+    return max(0.0, (at - (sent or now)).total_seconds())
+
+
+def _http_date(text: str | None) -> datetime | None:
+    """An HTTP date (aware), or None when `text` is missing, unparsable or without a zone."""
     try:
-        at = parsedate_to_datetime(value)
-        sent = parsedate_to_datetime(resp.headers.get("Date", ""))
+        at = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
-    if at.tzinfo is None or sent.tzinfo is None:
-        return None
-    return max(0.0, (at - sent).total_seconds())
+    return at if at.tzinfo is not None else None
 
 def decode_json(body: bytes) -> Any:
     """The JSON value of an answer's body; ValueError when it is not JSON or nests too deeply.

@@ -15,15 +15,16 @@ import socket
 import threading
 import time
 import tracemalloc
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
+from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from core.clock import RealClock
 from core.timeutil import api_window
-from istentore_api import MAX_BODY_BYTES, IstentoreAPI, IstentoreAPIError
-from tests.helpers import HOST, free_port
+from istentore_api import MAX_BODY_BYTES, RETRY_AFTER_MAX_S, IstentoreAPI, IstentoreAPIError
+from tests.helpers import HOST, free_port, wait_for
 
 TZ = ZoneInfo("Europe/Madrid")
 DAY = date(2026, 6, 1)
@@ -253,3 +254,48 @@ def test_a_compressed_body_is_decoded_within_the_cap_and_asked_not_to_be_sent(ma
     assert server.accept_encodings and set(server.accept_encodings) == {"identity"}
     assert no_deadline_threads()
 
+
+
+def refused_until(at: datetime, date_header: datetime | None):
+    """A 429 whose `Retry-After` is the HTTP date `at`, with a `Date` header or (None) without one."""
+    headers = f"Retry-After: {format_datetime(at, usegmt=True)}\r\n" + (
+        f"Date: {format_datetime(date_header, usegmt=True)}\r\n" if date_header else "")
+
+    def behaviour(server, conn):
+        conn.sendall(answer("429 Too Many Requests", b"{}", headers))
+    return behaviour
+
+
+def test_a_retry_after_date_counts_from_the_answers_date_else_from_the_clock(make_server):
+    """components §5.3: a 429 with `Retry-After` makes the caller wait at least that long. The date
+    form counts from the answer's own `Date` (the server's clock); without one, from the client's
+    clock. Before, an answer without `Date` gave no wait at all: the fetcher and the poster went on
+    with their own short backoff against a server that had asked for 90 s."""
+    utc_now = datetime.now(timezone.utc).replace(microsecond=0)
+    for date_header, expected_s in ((utc_now - timedelta(hours=2), 7290.0), (None, 90.0)):
+        api = client(make_server(refused_until(utc_now + timedelta(seconds=90), date_header)), timeout_s=2.0)
+        try:
+            with pytest.raises(IstentoreAPIError, match=r"HTTP 429") as caught:
+                fetch_day(api)
+            waited_s = caught.value.retry_after_s
+            if date_header:   # 2 h 1.5 min after the server's Date, capped
+                assert waited_s == RETRY_AFTER_MAX_S
+            else:             # 90 s after the client's clock (1 s of HTTP-date rounding)
+                assert expected_s - 2 <= waited_s <= expected_s
+            assert api.gate.server_wait.deadline() is not None
+        finally:
+            api.close()
+
+
+def test_close_ends_the_clients_connections_while_an_error_is_still_held(make_server):
+    """`IstentoreAPI.close()` (shutdown, a source switch) ends its connections at once. Before, with
+    urllib3 1.26 the session's close only forgot its pools: a socket stayed open, and the server's
+    connection thread with it, while anything held the pool, as the response of a kept error does."""
+    server = make_server(refused_until(datetime.now(timezone.utc) + timedelta(seconds=30), None))
+    api = client(server, timeout_s=2.0)
+    with pytest.raises(IstentoreAPIError, match=r"HTTP 429") as caught:
+        fetch_day(api)
+    api.close()
+    wait_for(lambda: not any(t.is_alive() for t in server._threads[1:]), 2.0,
+             what="the server seeing the client's connection end")
+    assert caught.value.status == 429 and server.connections == 1
