@@ -4,7 +4,8 @@ real HilApp (both plants emulated on free local ports; remote endpoints are clos
 One app is shared by the module, with one browser per screen size (1400x1000, 1280x720, 390x844);
 each test leaves the app as it found it: both plants stopped, recording off, MANUAL, LOCAL.
 Screenshots go to test-artifacts/screenshots/ (a test never writes into the sources; the README's
-docs/screenshot-status.png is a copy of fleet-status-tab.png).
+docs/screenshot-status.png comes from a 10-minute run of `hil_scheduler.py --start all --record all`
+on minute-step sine schedules, Live plots at 15 min).
 """
 from __future__ import annotations
 
@@ -91,7 +92,6 @@ def test_start_all_then_stop_all_through_the_modals(env, page):
                  message=f"{pid} rows recorded")
     page.wait_text("summary-3-lib", "100.0 kW", exact=True)
     page.screenshot("fleet-running")
-    page.screenshot("fleet-status-tab")   # copied by hand to docs/screenshot-status.png for the README
 
     text = _open_modal(page, "stop-all", "stop-all-modal")
     assert "Confirm Stop All" in text and "safe-stop both plants at the same time" in text
