@@ -412,9 +412,8 @@ class Recorder:
             gate = bool(self.sd["scheduler_running_by_plant"][pid])
         tracking = rec.tracker.update(sample.ts, sample.values["p_setpoint_kw"], sample.values["p_poi_kw"],
                                       dispatching=transition == "running" and gate)
+        tracking = {k: self._iso(v) if isinstance(v, datetime) else v for k, v in tracking.items()}
         tracking["at"] = self._iso(sample.ts)
-        if tracking["alarm_since"] is not None:
-            tracking["alarm_since"] = self._iso(tracking["alarm_since"])
         if rec.tracker.event == "start":
             log.warning(rec.tracker.alarm.message_start(rec.name))
         elif rec.tracker.event == "end":

@@ -6,7 +6,9 @@ positive P = discharge). While the plant is dispatching (running with its gate o
 since the previous dispatching sample, capped at 2 × `period_s` (gaps are not integrated), and
 `tracking_ok` = |error_kw| ≤ max(1 kW, 2 % of `p_limit_kw`); otherwise `tracking_ok` is None and
 the next dispatching sample starts a new integration. Both sums reset at local midnight (zone `tz`)
-and when the tracker is created (process start). Sample times are aware datetimes.
+and when the tracker is created (process start): `counting_since` is then the first sample's time
+(the sums hold only what this process saw of the day), None once a day was counted from midnight.
+Sample times are aware datetimes.
 
 The tracking alarm (issue 16, `core/tracking_alarm.py`) watches the same samples: `event` is
 `"start"` or `"end"` after the update that began or ended a not-following episode (else None), and
@@ -38,6 +40,7 @@ class DispatchTracker:
         self.max_dt_s = 2 * float(period_s)
         self.tz = tz
         self.day: date | None = None
+        self.counting_since: datetime | None = None
         self.prev_s: float | None = None      # epoch seconds of the previous dispatching sample
         self.deviation_kwh = 0.0
         self.abs_deviation_kwh = 0.0
@@ -45,9 +48,11 @@ class DispatchTracker:
     def update(self, ts: datetime, setpoint_kw: float | None, p_poi_kw: float | None, dispatching: bool) -> dict:
         """The tracking after one good sample at `ts` (a missing value, e.g. the meter down, integrates nothing
         and breaks the integration like a gap; error_kw and tracking_ok are then None):
-        `{date, setpoint_kw, p_poi_kw, error_kw, deviation_kwh, abs_deviation_kwh, tracking_ok}`."""
+        `{date, setpoint_kw, p_poi_kw, error_kw, deviation_kwh, abs_deviation_kwh, tracking_ok, alarm,
+        alarm_since, counting_since}`."""
         day = ts.astimezone(self.tz).date()
         if self.day != day:
+            self.counting_since = ts if self.day is None else None
             self.day, self.prev_s = day, None
             self.deviation_kwh = self.abs_deviation_kwh = 0.0
         error_kw = None if setpoint_kw is None or p_poi_kw is None else p_poi_kw - setpoint_kw
@@ -71,7 +76,7 @@ class DispatchTracker:
         return {"date": day.isoformat(), "setpoint_kw": setpoint_kw, "p_poi_kw": p_poi_kw,
                 "error_kw": error_kw, "deviation_kwh": self.deviation_kwh,
                 "abs_deviation_kwh": self.abs_deviation_kwh, "tracking_ok": tracking_ok,
-                "alarm": self.alarm.active, "alarm_since": self.alarm_since}
+                "alarm": self.alarm.active, "alarm_since": self.alarm_since, "counting_since": self.counting_since}
 
 
 LIVE_KEYS = ("setpoint_kw", "p_poi_kw", "error_kw", "tracking_ok")

@@ -461,6 +461,8 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
     text = (f"Error {fmt_qty(error, 'kW', 1, signed=True)} | "
             f"Deviation today {fmt_qty(t.get('deviation_kwh'), 'kWh', 2, signed=True)} "
             f"(abs {fmt_qty(t.get('abs_deviation_kwh'), 'kWh', 2)})")
+    if (counting := as_datetime(t.get("counting_since"), cfg.tz)) is not None:   # the process started today
+        text += f", counted from {format_hms(counting)}"
     since = as_datetime(t.get("alarm_since"), cfg.tz)
     if t.get("alarm") and since is not None and not f.stale:
         state, text = "bad", f"NOT FOLLOWING since {format_hms(since)} | {text}"

@@ -199,6 +199,9 @@ def test_plant_lines(cfg):
     t = views.tracking_view(cfg, snap(sd), "lib")
     assert (t.state, t.pref_kw, t.p_poi_kw) == ("ok", 100.0, 99.5)
     assert t.text == "Error -0.5 kW | Deviation today -0.01 kWh (abs 0.05 kWh)"
+    sd["dispatch_tracking_by_plant"]["lib"]["counting_since"] = "2026-03-29T09:15:02+02:00"   # started today
+    assert views.tracking_view(cfg, snap(sd), "lib").text == (
+        "Error -0.5 kW | Deviation today -0.01 kWh (abs 0.05 kWh), counted from 09:15:02")
 
 
 def test_dispatch_line_shows_the_published_target_gate_on_or_off(cfg):

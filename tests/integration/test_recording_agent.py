@@ -750,6 +750,7 @@ def test_dispatch_tracking_integrates_the_error_while_running(rig_factory):
     rig.run(10)
     tracking = rig.sd["dispatch_tracking_by_plant"]["lib"]
     assert tracking["tracking_ok"] is True and tracking["error_kw"] == 0 and tracking["setpoint_kw"] == 100
+    assert tracking["counting_since"] == "2026-06-01T10:00:01+02:00"   # the first sample: the process's day
     rig.set_setpoint("lib", 100.0, enable=0)             # the plant stops producing: error -100 kW
     rig.run(36)
     tracking = rig.sd["dispatch_tracking_by_plant"]["lib"]

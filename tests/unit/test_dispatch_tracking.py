@@ -67,6 +67,17 @@ def test_sums_reset_at_local_midnight(before_utc, after_utc, local_date):
     assert tracker.update(before, 0.0, 60.0, True)["deviation_kwh"] == pytest.approx(1.0)
     after = tracker.update(datetime.fromisoformat(after_utc).replace(tzinfo=timezone.utc), 0.0, 60.0, True)
     assert after["date"] == local_date and after["deviation_kwh"] == 0.0 and after["abs_deviation_kwh"] == 0.0
+    assert after["counting_since"] is None, "the new day is counted from its midnight"
+
+
+def test_the_first_day_is_counted_from_the_first_sample_not_from_midnight():
+    """A process started at 10:00 has not seen the day before: its sums say from when they count
+    (the card's `, counted from 10:00:00`), until the next midnight."""
+    tracker = DispatchTracker(1000.0, 60.0, TZ)
+    assert tracker.update(T0, 0.0, 60.0, False)["counting_since"] == T0
+    assert tracker.update(T0 + timedelta(hours=5), 0.0, 60.0, True)["counting_since"] == T0
+    next_day = datetime(2026, 6, 2, 0, 0, 30, tzinfo=TZ)
+    assert tracker.update(next_day, 0.0, 60.0, True)["counting_since"] is None
 
 
 @pytest.mark.parametrize("published, today, kept", [
