@@ -166,7 +166,8 @@ class Coordinator:
             if remaining <= 0:
                 return False
             beat()
-            self.clock.wait(self._stop_all_requested, min(0.05, remaining))
+            woken_by = self._stop_all_requested if until_stop_all else next(c.done for c in cmds if not c.done.is_set())
+            self.clock.wait(woken_by, min(0.05, remaining))   # not the Stop All flag a Stop All set: a spin
         return True
 
     def stop_all(self, parent: str | None = None) -> tuple[bool, str]:

@@ -8,6 +8,7 @@ safe stop lasts exactly `safe_stop.timeout_s` and a parallel Stop All can be tol
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -169,5 +170,45 @@ def test_stop_all_behind_a_running_start_all_ends_its_wait_at_once(tmp_path, app
         assert time.monotonic() - t0 < SAFE_STOP_S + 1
         assert stop.done.wait(SAFE_STOP_S + 6 * 1.0 + 10)
         assert stop.detail.startswith("Stop All: LIB stopped, VRFB failed: "), stop.detail
+        app.shutdown("test")
+        apps.remove(app)
+
+
+class _CountingClock:
+    """The app's clock, counting the `wait` calls made on the coordinator thread."""
+
+    def __init__(self, clock):
+        self._clock, self.coordinator_waits = clock, 0
+
+    def __getattr__(self, name):
+        return getattr(self._clock, name)
+
+    def wait(self, event, timeout_s):
+        if threading.current_thread().name == "coordinator":
+            self.coordinator_waits += 1
+        return self._clock.wait(event, timeout_s)
+
+
+def test_the_coordinator_waits_for_safe_stops_without_spinning(tmp_path, apps):
+    """A Stop All and a switch after it wait for their safe stops (here each the whole 2 s
+    `timeout_s`) by polling at most every 0.05 s. Before, the wait was on the Stop All flag, which
+    the Stop All itself had set and only a Start All cleared: it returned at once, over a million
+    times per Stop All, one core busy beside the controllers and samplers."""
+    lib_port, vrfb_port = free_port(), free_port()
+    with TinyServer(lib_port, values={ENABLE: 1, P_BAT: 500}, frozen=(P_BAT,)) as lib, \
+            TinyServer(vrfb_port, values={ENABLE: 1, P_BAT: s16(-700)}, frozen=(P_BAT,)) as vrfb:
+        app = _app(tmp_path, ports={"lib": {"remote": lib_port}, "vrfb": {"remote": vrfb_port}}, transport="remote")
+        apps.append(app)
+        wait_for(lambda: all(o["link"] == "ok" for o in _sd(app, "plant_observed_state_by_plant").values()))
+        clock = app.coordinator.clock = _CountingClock(app.coordinator.clock)
+        most = 2 * SAFE_STOP_S / 0.05 + 40
+        for kind, target in (("stop_all", None), ("switch_source", "api")):
+            lib.set(ENABLE, [1])
+            vrfb.set(ENABLE, [1])
+            clock.coordinator_waits = 0
+            cmd = app.intake.submit(kind, target=target) if target else app.intake.submit(kind)
+            assert cmd.done.wait(2 * SAFE_STOP_S + 10), kind
+            assert lib.get(ENABLE) == [0] and vrfb.get(ENABLE) == [0], kind
+            assert 10 <= clock.coordinator_waits <= most, f"{kind}: {clock.coordinator_waits} waits"
         app.shutdown("test")
         apps.remove(app)
