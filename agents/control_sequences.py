@@ -106,10 +106,8 @@ def _rollback_start(ctl) -> None:
     busy = False
     with _busy_window(ctl):
         zero_error = _rollback_zero(ctl)
-        with contextlib.suppress(LinkError, CodecError):
-            write_run_stop(ctl)
         try:
-            ctl.link.write_counts("enable", 0)
+            _stop_value_then_disable(ctl, answered=ctl.link.link == "ok")
         except (LinkError, CodecError) as exc:
             busy = getattr(exc, "exception_code", None) in BUSY_CODES
         try:
@@ -157,6 +155,21 @@ def _busy_window(ctl):
 def write_run_stop(ctl) -> None:
     if ctl.link.has_point("run_command"):
         ctl.link.write_counts("run_command", ctl.link.endpoint.points["run_command"].stop_value)
+
+
+def _stop_value_then_disable(ctl, answered: bool) -> None:
+    """A stop's step 4 writes: the stop value, then `enable` = 0 (raises LinkError or CodecError for
+    the disable). A stop value refused or not acknowledged never skips the disable (one WARNING). One
+    answered after the timeout (a PLC running its stop sequence before it answers) has cut the link:
+    when the plant `answered` this stop before, one more immediate connect carries the disable; a
+    hung or unreachable plant gets none (its bound, components §4.6)."""
+    try:
+        write_run_stop(ctl)
+    except (LinkError, CodecError) as exc:
+        log.warning("%s: the stop value was not acknowledged (%s); disabling all the same", ctl.name, exc)
+        if answered and getattr(exc, "kind", None) == "connect_failed":
+            ctl.link.ensure_connected(immediate=True)
+    ctl.link.write_counts("enable", 0)
 
 
 def safe_stop(ctl) -> dict:
@@ -211,14 +224,13 @@ def _safe_stop(ctl) -> dict:
     with _busy_window(ctl):
         zero = ctl.write_setpoints(0.0, 0.0, immediate=True)
     threshold_reached = ctl.link.link != "connect_failed" and _wait_decay(ctl)
+    answered = ctl.link.link == "ok"   # the zero or the decay reads were answered
     try:
         # Step 4 runs whatever steps 2-3 gave: one immediate connect attempt when the link is
         # down (so an unreachable endpoint costs at most 2 x modbus_timeout_s in total).
         ctl.link.ensure_connected(immediate=True)
         with _busy_window(ctl):
-            with contextlib.suppress(LinkError, CodecError):   # a refused stop value never skips the disable
-                write_run_stop(ctl)
-            ctl.link.write_counts("enable", 0)
+            _stop_value_then_disable(ctl, answered)
             enable = decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable"))
         disable_ok, error = enable == 0, f"enable reads {enable}"
     except (LinkError, CodecError) as exc:

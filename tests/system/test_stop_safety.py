@@ -11,6 +11,7 @@ register) run one `PlantController` against one server.
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
@@ -424,6 +425,40 @@ def test_safe_stop_writes_enable_0_after_a_refused_run_command_write(rig, contro
     assert (srv.get(ENABLE), srv.get(P_SP), srv.get(RUN)) == ([0], [0], [0 if server.refuse_all else 1])
     assert "LIB safe stop: threshold_reached=true disable_ok=true" in caplog.text
     assert _sd(ctl, "plant_transition_by_plant", "lib") == "stopped"
+
+
+class LateOnStop(BusyOnStop):
+    """Takes the first write of run_command = 1 (the stop value) but answers it only after the
+    client's timeout (a PLC that runs its stop sequence before it answers)."""
+
+    async def _action(self, fc, start_address, address, count, registers, set_values):
+        if not self._internal and set_values is not None and address == RUN and list(set_values) == [1] \
+                and not self.refused:
+            self.refused += 1
+            await asyncio.sleep(MODBUS_TIMEOUT_S + 0.5)
+        return await TinyServer._action(self, fc, start_address, address, count, registers, set_values)
+
+
+def test_safe_stop_disables_a_plant_that_answers_its_stop_value_late(rig, controller, caplog):
+    """The stop value answered after the timeout cut the link and put it in its reconnect backoff:
+    `enable` = 0 then failed at once without being sent, the stop was owed and sent again at every
+    observation, each time the same way, and the plant never got its disable. The plant answered
+    this stop before (zero, decay reads), so one more immediate connect carries the disable."""
+    caplog.set_level(logging.INFO)
+    srv = rig.server(cls=LateOnStop, values={ENABLE: 1, RUN: 0, P_SP: 2000})
+    ctl = controller(srv, points={"lib": {"run_command": {"address": RUN, "format": "uint16",
+                                                          "run_value": 0, "stop_value": 1}}},
+                     safe_stop={"timeout_s": 2.0})
+    t0 = time.monotonic()
+    result = ctl.safe_stop()
+    elapsed_s = time.monotonic() - t0
+
+    assert result == {"threshold_reached": True, "disable_ok": True}, result
+    assert (srv.get(ENABLE), srv.get(P_SP), srv.refused) == ([0], [0], 1)   # the stop value: once, never answered
+    assert _sd(ctl, "plant_transition_by_plant", "lib") == "stopped"
+    assert ctl.owed_stop.mode is None
+    assert "LIB: the stop value was not acknowledged (no answer within 1 s" in caplog.text
+    assert elapsed_s <= 2.0 + 6 * MODBUS_TIMEOUT_S
 
 
 # ============================================================== 5: NaN in a float32 setpoint
