@@ -235,11 +235,14 @@ def age_text(age_s: float) -> str:
 class Freshness:
     """How far a plant card can be believed: `link_down` (the control or sampler link to the
     current endpoint is down), `fresh` (a measurement within 3 x measurement_period_s), its age,
-    `meter_down` (the PoC meter did not answer the latest sample: its P/Q/V POI are missing)."""
+    `meter_down` (the PoC meter did not answer the latest sample: its P/Q/V POI are missing),
+    `plant_error` (the plant answered the latest sample's read with an error: its own values, the
+    setpoints, battery P/Q and SoC, are missing; a meter's POI values may be there)."""
     link_down: bool
     fresh: bool
     age_s: float | None
     meter_down: bool = False
+    plant_error: bool = False
     stale = property(lambda self: not self.fresh or self.link_down, doc="The card's stale rule (greyed values, "
                      "NO DATA / LINK DOWN; values left out of /metrics): not fresh, or the link down.")
 
@@ -258,7 +261,8 @@ def freshness(cfg: AppConfig, s: Snapshot, plant: str) -> Freshness:
     link_down = "connect_failed" in (link_text(obs.get("link")), sampler_link(latest))
     age = age_s(latest.get("ts"), s.now, cfg.tz) if latest.get("values") is not None else None
     return Freshness(link_down, age is not None and age <= 3 * cfg.timing.measurement_period_s, age,
-                     sampler_link(latest, "meter_link") in ("connect_failed", "read_error"))
+                     sampler_link(latest, "meter_link") in ("connect_failed", "read_error"),
+                     sampler_link(latest) == "read_error")
 
 
 def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
@@ -421,8 +425,8 @@ def dispatch_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     return f"{head} | Last write: {last} | Next change: {format_hms(nxt, cfg.tz)}"
 
 
-_BADGES = {"down": "LINK DOWN", "nodata": "NO DATA", "meterdown": "METER DOWN", "undispatched": "NOT DISPATCHED",
-           "nottaken": "SETPOINT NOT TAKEN"}
+_BADGES = {"down": "LINK DOWN", "nodata": "NO DATA", "linkerror": "LINK ERROR", "meterdown": "METER DOWN",
+           "undispatched": "NOT DISPATCHED", "nottaken": "SETPOINT NOT TAKEN"}
 
 
 @dataclass(frozen=True)
@@ -430,6 +434,7 @@ class TrackingView:
     pref_kw: float | None
     p_poi_kw: float | None
     state: str  # ok | bad | idle | undispatched (runs, enabled outside) | down (link down) | nodata | meterdown
+    #             | linkerror (the plant answered the sample's read with an error: no setpoint to compare)
     #             | nottaken (dispatched, setpoints not taken: `setpoint_not_taken`)
     text: str
     badge = property(lambda self: _BADGES.get(self.state, self.state.upper()), doc="The badge's text.")
@@ -451,7 +456,8 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
         if ppoi is None:
             ppoi = measurement_value(values, "p_poi_kw")
         ok = t.get("tracking_ok")
-        state = "meterdown" if f.meter_down else "idle" if ok is None else "ok" if ok else "bad"
+        state = ("linkerror" if f.plant_error else "meterdown" if f.meter_down else "idle" if ok is None
+                 else "ok" if ok else "bad")
         error = t.get("error_kw")
         if state == "idle":   # nothing dispatched: no reference to follow (a register's leftover is none)
             pref = error = None

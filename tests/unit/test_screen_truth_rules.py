@@ -109,3 +109,38 @@ def test_the_write_health_is_published_once_per_change_and_cleared_by_a_write(cf
     health.written("/d/lib.csv", 4)
     health.publish({"lib": 0, "vrfb": 0})
     assert sd["recording_health_by_plant"]["lib"] == {"write_error": None, "pending_rows": 0, "rows_dropped": 1}
+
+
+@pytest.mark.parametrize("plant_link, meter_link, link_cell, badge", [
+    ("ok", "ok", "OK", "IDLE"),
+    ("ok", "connect_failed", "METER DOWN", "METER DOWN"),
+    ("read_error", "ok", "LINK ERROR", "LINK ERROR"),          # before: OK and IDLE
+    ("read_error", "connect_failed", "LINK ERROR", "LINK ERROR"),
+    ("read_error", None, "LINK ERROR", "LINK ERROR"),          # no meter: the plant's error all the same
+])
+def test_a_plant_answering_its_sample_read_with_an_error_is_no_link_ok(cfg, plant_link, meter_link, link_cell, badge):
+    """A plant answering the sample's read with a Modbus exception (its values missing) beside a
+    meter that answers (fresh POI values): the summary's Link cell and the tracking badge say LINK
+    ERROR, `/api/state` `tracking_state` `linkerror`; the meter's values stay fresh and shown."""
+    from dashboard import plant_summary, views
+    from dashboard.api_state import api_state_document
+    sd = build_shared_data()
+    sd["plant_observed_state_by_plant"]["lib"].update(link="ok", observed_at=format_local_iso(at(cfg, 0.5)))
+    values = dict.fromkeys(("p_setpoint_kw", "battery_active_power_kw", "q_setpoint_kvar",
+                            "battery_reactive_power_kvar", "soc_pu"), None) | {
+        "p_poi_kw": 0.0 if meter_link == "ok" else None, "q_poi_kvar": 0.0 if meter_link == "ok" else None,
+        "v_poi_pu": 1.0 if meter_link == "ok" else None}
+    if plant_link == "ok":
+        values |= {"p_setpoint_kw": 0.0, "battery_active_power_kw": 0.0, "q_setpoint_kvar": 0.0,
+                   "battery_reactive_power_kvar": 0.0, "soc_pu": 0.5}
+    sd["latest_measurement_by_plant"]["lib"] = {
+        "ts": format_local_iso(at(cfg, 1.0)), "values": values, "sampler_link": plant_link,
+        "last_error": None if plant_link == "ok" else "exception response (code 2)",
+        "meter_link": meter_link, "meter_error": None}
+    s = take_snapshot(sd, at(cfg))
+    cells = plant_summary.summary_cells(cfg, s, "lib")
+    assert cells[9] == (link_cell, False)
+    assert views.tracking_view(cfg, s, "lib").badge == badge
+    assert cells[4][0] == ("0.0 kW" if meter_link == "ok" else "n/a")   # P POI: the meter's, fresh
+    doc = api_state_document(cfg, s)["plants"]["lib"]
+    assert doc["tracking_state"] == badge.lower().replace(" ", "") and doc["measurement_stale"] is False
