@@ -1,7 +1,8 @@
 """Dispatch Hold/Resume of one plant (issue 14), run by its controller thread `control.<id>`.
 
-While held the controller writes no new schedule values: each dispatch check brings the setpoint
-registers back to the held P (kW) and Q (kvar) (a readback that differs is rewritten), and the
+Hold keeps what the plant's setpoint registers hold when it is pressed (read once, within the power
+limits); while held the controller writes no new schedule values: each dispatch check brings the
+setpoint registers back to the held P (kW) and Q (kvar) (a readback that differs is rewritten), and the
 heartbeat goes on. Resume dispatches the current effective setpoint at once and ends the hold once
 that write succeeded; a failed or partial write leaves the plant held (what the registers keep and
 the next check restores) and the command failed. Stop, safe stop, a
@@ -14,6 +15,11 @@ from __future__ import annotations
 import logging
 import threading
 
+from agents.control_writes import read_setpoints
+from agents.modbus_link import LinkError
+from core.codec import CodecError, decode
+from core.plant_model import clamp
+from core.points import SETPOINT_POINTS
 from core.recording import format_value
 from core.state import not_held
 from core.timeutil import format_local_iso
@@ -70,14 +76,15 @@ class HoldKeeper:
         return ended is not None
 
 
-def held_values_of(controller) -> tuple[float, float] | None:
-    """The setpoint a Hold keeps: the last verified written P/Q, else the last wanted one."""
-    with controller.sd["lock"]:
-        status = controller.sd["dispatch_status_by_plant"][controller.plant_id]
-        p, q = status.get("last_written_p_kw"), status.get("last_written_q_kvar")
-    if p is not None and q is not None:
-        return p, q
-    return controller._last_wanted
+def present_setpoints(controller) -> tuple[float, float]:
+    """The setpoint a Hold keeps: P (kW) and Q (kvar) as the plant's registers hold them now, read
+    once, within the plant's power limits; raises LinkError or CodecError. Not the last verified
+    write: a write the plant took whose readback was lost, or a register the plant keeps at its own
+    value (SETPOINT NOT TAKEN), would have the hold swing the plant back to an older row."""
+    words = read_setpoints(controller, immediate=True)
+    points, limits = controller.link.endpoint.points, controller.cfg.plants[controller.plant_id].model.power_limits
+    p_kw, q_kvar = (decode(points[name], words[name]) for name in SETPOINT_POINTS)
+    return clamp(p_kw, limits.p_min_kw, limits.p_max_kw), clamp(q_kvar, limits.q_min_kvar, limits.q_max_kvar)
 
 
 def _read_back(controller) -> bool:
@@ -92,9 +99,11 @@ def run_hold_command(controller, kind: str) -> tuple[bool, str]:
     if kind == "hold":
         if not controller._gate():
             return False, "not running"
-        values = held_values_of(controller)
-        if values is None:
-            return False, "nothing written yet"
+        try:
+            values = present_setpoints(controller)
+        except (LinkError, CodecError) as exc:
+            log.warning("%s hold not taken: the setpoint registers could not be read (%s)", controller.name, exc)
+            return False, f"not held: the plant's setpoints could not be read ({exc})"
         return True, keeper.begin(*values)
     if keeper.values is None:
         return False, "not held"

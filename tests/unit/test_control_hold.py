@@ -50,7 +50,7 @@ class Controller:
 
 def test_a_resume_whose_write_fails_leaves_the_plant_held_and_says_so():
     ctl = Controller()
-    assert run_hold_command(ctl, "hold") == (True, "held at P=400 kW, Q=0 kvar")
+    assert ctl.hold.begin(400.0, 0.0) == "held at P=400 kW, Q=0 kvar"   # a Hold (it reads the registers)
     assert ctl.sd["hold_by_plant"]["lib"]["held"] is True and ctl.wake.is_set()
     ctl.answers, _ = False, ctl.wake.clear()
     ok, detail = run_hold_command(ctl, "resume")
@@ -69,7 +69,7 @@ def test_a_resume_read_back_from_a_plant_that_does_not_take_the_values_ends_the_
     """The plant answered: the hold is not what keeps its registers, so Resume is not refused for
     ever (only a Stop would end the hold); the command still reports the failed write."""
     ctl = Controller()
-    run_hold_command(ctl, "hold")
+    ctl.hold.begin(400.0, 0.0)
     ctl.takes = False
     ok, detail = run_hold_command(ctl, "resume")
     assert not ok and detail == "resumed at P=0 kW, Q=0 kvar (failed)", detail
