@@ -15,6 +15,7 @@ import logging
 from dash import ALL, Input, Output, State, ctx as dash_ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
+from core.fleet import FLEET_LABELS
 from core.names import PLANT_IDS
 from dashboard import constants as C
 from dashboard import figures, override_views, plant_summary, roles, switch_modals, top_card, tracking_bar, views
@@ -229,10 +230,13 @@ def plant_action(dctx: DashboardContext, _clicks):
     on = action == "record"
     label = f"{dctx.names[plant]} {'record' if on else 'stop recording'}"
     s = dctx.snapshot()
+    fleet = sorted(views.fleet_in_progress(s))   # the buttons' own lock (`views.plant_locks`), kept here too
     if s.shutting_down:
         text = f"{label}: rejected (shutting down)"
     elif s.transport_switching:
         text = f"{label}: rejected (switch in progress)"
+    elif fleet:
+        text = f"{label}: rejected ({FLEET_LABELS[fleet[0]]} in progress)"
     elif not dctx.recording_available():
         text = f"{label}: failed (recording is not available in this build)"
     else:

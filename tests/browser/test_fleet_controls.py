@@ -181,9 +181,16 @@ def test_fleet_and_plant_buttons_are_enabled_only_when_they_would_change_somethi
     _wait_plant_buttons(page, dict(zip(ACTIONS, (True, False, True, False))))   # Stop, Stop Recording usable
 
     with coordinator_held(app, "safe_stop_all", bound_s=30):
-        cmd = app.intake.submit("stop_all")
-        assert cmd.status == "queued", cmd.detail
-        wait_for(lambda: cmd.status == "running", 5, message="Stop All running")
+        page.js(HOLD_TICKS_JS)   # a page not refreshed yet: its Stop Recording still enabled
+        try:
+            cmd = app.intake.submit("stop_all")
+            assert cmd.status == "queued", cmd.detail
+            wait_for(lambda: cmd.status == "running", 5, message="Stop All running")
+            page.button("lib", "stop_recording").click()   # refused by the server as the button's lock says
+            page.wait_text("command-line", "LIB stop recording: rejected (Stop All in progress)", exact=True)
+            assert api_state(app)["plants"]["lib"]["recording_file"] is not None
+        finally:
+            page.js(RELEASE_TICKS_JS)
         _wait_button(page, "stop-all", "Stopping all...", True)
         _wait_plant_buttons(page, dict.fromkeys(ACTIONS, True))
         page.screenshot("fleet-stop-all-running")
