@@ -106,8 +106,9 @@ def _rollback_start(ctl) -> None:
     busy = False
     with _busy_window(ctl):
         zero_error = _rollback_zero(ctl)
+        answered = ctl.link.link == "ok"   # the zero was answered
         try:
-            _stop_value_then_disable(ctl, answered=ctl.link.link == "ok")
+            _stop_value_then_disable(ctl, answered)
         except (LinkError, CodecError) as exc:
             busy = getattr(exc, "exception_code", None) in BUSY_CODES
         try:
@@ -115,7 +116,7 @@ def _rollback_start(ctl) -> None:
         except (LinkError, CodecError) as exc:
             enable, busy = None, busy or getattr(exc, "exception_code", None) in BUSY_CODES
     ctl._set_gate(False, "stopped" if enable == 0 else "unknown")
-    _owe(ctl, enable == 0, busy)
+    _owe(ctl, enable == 0, busy, answered)
     ctl.owed_zero.settle(ctl, zero_error is None, "rollback", zero_error)
 
 
@@ -186,24 +187,25 @@ def safe_stop(ctl) -> dict:
         ctl.heartbeat_idle_only = False
 
 
-def _owe(ctl, disable_ok: bool, busy: bool) -> None:
+def _owe(ctl, disable_ok: bool, busy: bool, answered: bool = False) -> None:
     """A stop whose disable is not confirmed is owed (`ctl.owed_stop`, on its transport) when the link is
     down (sent when the plant answers again) or when the plant answered busy (exception 5/6) beyond
     the busy window: sent again when an observation finds it still enabled, not before
     `ctl.owed_stop.not_before` (2 s, doubling to 60 s, between tries: a plant busy for long is not
-    sent a stop every second; `agents/owed_writes.py`). An operator's Stop is never dropped because
-    the plant was busy at that moment."""
+    sent a stop every second; `agents/owed_writes.py`). So is one whose link failed though the plant
+    `answered` this stop before (its write path fails while its reads answer: at once, each observation
+    ran the stop again). An operator's Stop is never dropped because the plant was busy at that moment."""
     if disable_ok or not (busy or ctl.link.link == "connect_failed"):
         clear_owed_stop(ctl)
         return
-    _owe_stop(ctl, busy)
+    _owe_stop(ctl, busy, paced=answered)
 
 
-def _owe_stop(ctl, busy: bool) -> None:
+def _owe_stop(ctl, busy: bool, paced: bool = False) -> None:
     """The stop owed to the plant on the current transport (`busy`: it answered busy; else the link
-    is down). It covers the zero (sent, it zeroes; found disabled, the setpoints are zeroed): no zero
-    is owed on its own beside it."""
-    ctl.owed_stop.owe(ctl.link.mode, ctl.clock.monotonic(), at_once=not busy)
+    is down: sent at the next observation that answers, unless `paced`). It covers the zero (sent, it
+    zeroes; found disabled, the setpoints are zeroed): no zero is owed on its own beside it."""
+    ctl.owed_stop.owe(ctl.link.mode, ctl.clock.monotonic(), at_once=not (busy or paced))
     ctl.owed_busy = busy
     ctl.owed_zero.clear(ctl.link.mode)
 
@@ -238,7 +240,7 @@ def _safe_stop(ctl) -> dict:
         busy = getattr(exc, "exception_code", None) in BUSY_CODES
     ctl._set_gate(False, "stopped" if disable_ok else "unknown")
     ctl._not_operating_count = 0
-    _owe(ctl, disable_ok, busy)
+    _owe(ctl, disable_ok, busy, answered)
     zero_error = None if zero == "ok" else _dispatch_error(ctl)   # acknowledged, not taken: writing again is no use
     zero_owed = ctl.owed_zero.settle(ctl, zero_error is None, "stop", zero_error)
     elapsed = ctl.clock.monotonic() - t0

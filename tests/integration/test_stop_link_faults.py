@@ -485,3 +485,31 @@ def _stop_on_a_fake_clock(rig: Rig, clock: FakeClock):
     worker.join(5)
     assert not worker.is_alive(), "the stop did not end"
     return stop
+
+
+def test_a_stop_the_plant_times_out_while_answering_reads_is_sent_again_with_growing_pauses(tmp_path, caplog):
+    """The plant answers reads and the zero, but drops the connection at its disable (a PLC or
+    gateway failing on that write): the stop is owed and sent again 2, 4, 8 ... s apart, as for a plant answering
+    busy. Before, it was owed `at once`: every observation (each second) ran the whole safe stop
+    again, one ERROR each, for as long as the fault lasted."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
+        try:
+            _started(rig, plant, 500.0)
+            plant.hook = lambda fc, addr, values: ("drop_noapply",) if addr == ENABLE and values == [0] else None
+            stop = rig.run("stop")
+            assert stop.status == "failed" and "the stop is sent when it answers again" in stop.detail
+            for _ in range(30):   # 30 s of observations, every one answered
+                clock.advance(1.0)
+                rig.lib.step()
+            tries = msgs(caplog, logging.WARNING, "LIB answers again and is enabled: sending the stop")
+            assert 2 <= len(tries) <= 5, f"{len(tries)} stops sent again in 30 s"
+            plant.hook = None
+            clock.advance(60.0)
+            rig.lib.step()
+            assert plant.get(ENABLE)[0] == 0 and rig.transition() == "stopped"
+        finally:
+            plant.hook = None
+            rig.close()
