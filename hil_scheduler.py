@@ -228,7 +228,7 @@ class HilApp:
         self.forecaster = Forecaster(cfg, self.clock, self.sd)   # its wake_event: set by its inputs' owners
         wake = self.forecaster.wake_event
         self.manual_files = ManualScheduleFiles(cfg.data_dir, cfg.tz, self.clock,
-                                                {pid: cfg.plants[pid].name for pid in PLANT_IDS})
+                                                {pid: cfg.plants[pid].name for pid in PLANT_IDS}, self.sd)
         self.store = ScheduleStore(self.sd, cfg.tz, self.scheduler_wake, self.manual_files.request_save,
                                    self.manual_files.request_save_override, wake)
         self.command_log = CommandLog(self.sd, self.clock)

@@ -8,6 +8,13 @@ fsync, rename. `restore()` runs once at start, before any agent: each readable f
 again and logged; a damaged file is logged, renamed to `<plant_id>.csv.damaged-<YYYYmmddTHHMMSS>`
 and never stops the start.
 
+A save or a removal that fails (data folder unusable, disk full) is logged once (ERROR) and
+published in `manual_save_error_by_plant` (this module owns the key): per plant None, or `{"since":
+local ISO of the first failed write, "message": the reason, "action": "save" | "clear"}` (`clear`: the
+old file stays, the cleared schedule comes back at the next restart). The saver tries it again at
+each step (60 s) and at the next request; the first write that works logs INFO and publishes None.
+The Manual tab, the Status card and `/api/state` show it.
+
 The plant's override flags (issue 14) are saved next to it as `<plant_id>.override.json`
 (`{"p": bool, "q": bool}`), removed when both are off; `restore_overrides()` reads them back (a
 damaged file is logged and ignored).
@@ -26,10 +33,12 @@ import threading
 from pathlib import Path
 
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv, schedule_to_csv
+from core.timeutil import format_local_iso
 
 log = logging.getLogger("hil.schedules")
 
 FOLDER_NAME = "manual_schedules"
+KEY = "manual_save_error_by_plant"
 
 
 class ManualScheduleFiles:
@@ -37,7 +46,9 @@ class ManualScheduleFiles:
 
     thread_name = "schedule_saver"
 
-    def __init__(self, data_dir: str | os.PathLike, tz, clock, plant_names: dict[str, str]):
+    def __init__(self, data_dir: str | os.PathLike, tz, clock, plant_names: dict[str, str],
+                 shared_data: dict | None = None):
+        """`shared_data`: where the save errors are published (`KEY`); None publishes nothing."""
         self.folder = Path(data_dir) / FOLDER_NAME
         self.tz = tz
         self.clock = clock
@@ -46,6 +57,9 @@ class ManualScheduleFiles:
         self._lock = threading.Lock()
         self._pending: dict[str, object] = {}    # plant -> frame to save (empty frame: remove)
         self._pending_flags: dict[str, dict] = {}  # plant -> override flags to save
+        self._retry: dict[str, object] = {}      # plant -> frame whose write failed (tried again)
+        self._errors: dict[str, dict] = {}       # plant -> its published save error (saver thread only)
+        self.sd = shared_data
 
     def path(self, plant_id: str) -> Path:
         return self.folder / f"{plant_id}.csv"
@@ -72,7 +86,8 @@ class ManualScheduleFiles:
     def flush(self) -> None:
         """Write every pending save now (the saver thread, and the director at shutdown)."""
         with self._lock:
-            pending, self._pending = self._pending, {}
+            retry, self._retry = self._retry, {}
+            pending, self._pending = {**retry, **self._pending}, {}   # a newer request wins over a retry
             flags, self._pending_flags = self._pending_flags, {}
         for plant_id, frame in pending.items():
             self._write(plant_id, frame)
@@ -120,21 +135,55 @@ class ManualScheduleFiles:
         return self.path(plant_id).is_file()
 
     def _write(self, plant_id: str, frame) -> None:
+        """Write (or remove) the plant's file; a failure is kept for a retry and published."""
         path = self.path(plant_id)
+        clear = frame is None or len(frame) == 0
         try:
-            if frame is None or len(frame) == 0:
+            if clear:
                 path.unlink(missing_ok=True)
-                return
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".csv.tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(schedule_to_csv(frame))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            else:
+                self._write_file(path, frame)
         except OSError as exc:
-            log.error("Cannot save the %s manual schedule to %s: %s; it is lost at the next restart",
-                      self.names.get(plant_id, plant_id), path, exc)
+            with self._lock:
+                self._retry[plant_id] = frame   # the next flush tries it again (a newer request wins)
+            self._failed(plant_id, path, exc, "clear" if clear else "save")
+            return
+        if self._errors.pop(plant_id, None) is not None:
+            log.info("The %s manual schedule %s %s again", self.names.get(plant_id, plant_id),
+                     "is removed from" if clear else "is saved to", path)
+            self._publish(plant_id, None)
+
+    def _write_file(self, path: Path, frame) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(schedule_to_csv(frame))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def _failed(self, plant_id: str, path: Path, exc: OSError, action: str) -> None:
+        """Log a failed write once per reason and action; publish it (since: its first failure)."""
+        before = self._errors.get(plant_id)
+        error = {"since": before["since"] if before else format_local_iso(self.clock.now()),
+                 "message": exc.strerror or str(exc), "action": action}
+        if error == before:
+            return   # a retry that failed as before: already logged and published
+        name = self.names.get(plant_id, plant_id)
+        if action == "clear":
+            log.error("Cannot remove the saved %s manual schedule %s: %s; the cleared schedule comes back at "
+                      "the next restart (tried again every minute)", name, path, exc)
+        else:
+            log.error("Cannot save the %s manual schedule to %s: %s; it is lost at the next restart "
+                      "(tried again every minute)", name, path, exc)
+        self._errors[plant_id] = error
+        self._publish(plant_id, error)
+
+    def _publish(self, plant_id: str, error: dict | None) -> None:
+        if self.sd is None:
+            return
+        with self.sd["lock"]:
+            self.sd[KEY] = {**self.sd[KEY], plant_id: None if error is None else dict(error)}
 
     def restore(self) -> dict:
         """The saved frames by plant id (readable files only); every outcome is logged."""

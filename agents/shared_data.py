@@ -23,6 +23,7 @@ def build_shared_data(schedule_source: str = "manual", transport_mode: str = "lo
 
         "schedule_revision": 0,
         "override_by_plant": per_plant(no_override),
+        "manual_save_error_by_plant": per_plant(lambda: None),
 
         "active_schedule_source": schedule_source,
         "transport_mode": transport_mode,

@@ -5,7 +5,7 @@ and the additions
 listed in components §0.3 (`schedule_revision`, `plant_observed_state_by_plant`,
 `dispatch_status_by_plant`, `plot_cache_by_plant`, `latest_measurement_by_plant`,
 `dispatch_tracking_by_plant`, `measurement_post_counters`, `command_log`; issue 14:
-`override_by_plant`, `hold_by_plant`). `OWNER_BY_KEY` names
+`override_by_plant`, `hold_by_plant`; `manual_save_error_by_plant`). `OWNER_BY_KEY` names
 the one module that writes each key. Hold `lock` only to read or swap references.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ OWNER_BY_KEY: dict[str, str | None] = {
     "session_logs": _LOGGING, "log_lock": _LOGGING, "log_file_path": _LOGGING,
     "manual_schedule_df_by_plant": _SCHEDULES, "api_schedule_df_by_plant": _SCHEDULES,
     "schedule_revision": _SCHEDULES, "override_by_plant": _SCHEDULES,
+    "manual_save_error_by_plant": "agents/manual_schedule_files.py",
     "active_schedule_source": _COORDINATOR, "transport_mode": _COORDINATOR,
     "schedule_switching": _COORDINATOR, "transport_switching": _COORDINATOR,
     "scheduler_running_by_plant": _CONTROL, "plant_transition_by_plant": _CONTROL,
