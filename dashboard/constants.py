@@ -116,6 +116,7 @@ MANUAL_HOUR_ID = "manual-csv-hour"
 MANUAL_MINUTE_ID = "manual-csv-minute"
 MANUAL_MODE_ID = "manual-csv-mode"
 MANUAL_STATUS_ID = "manual-status"
+MANUAL_SAVE_NOTE_ID = "manual-save-note"   # the selected plant's schedule not saved (saver's error), else empty
 # The class of a message line (`style.css`): an outcome in blue, a failure (nothing changed) in the
 # failure colour, like the Status tab's command line.
 MESSAGE_CLASS = "line message"

@@ -1,6 +1,7 @@
 """Status-tab texts that say how far the screen can be believed (issues 11, 15): the both-plants
 summary table's rows and the warning line of a card (a plant left running on the other transport, a
-zero owed to the plant there, the API-schedule note). Pure functions of a `Snapshot`, like `views`."""
+zero owed to the plant there, a manual schedule not saved, the API-schedule note). Pure functions of
+a `Snapshot`, like `views`."""
 from __future__ import annotations
 
 from core.config import AppConfig
@@ -50,6 +51,21 @@ def owed_elsewhere_note(s: Snapshot, plant: str) -> str:
     return f"{text[0].upper()}{text[1:]}, unless it was enabled or set there meanwhile"
 
 
+def manual_save_note(cfg: AppConfig, s: Snapshot, plant: str) -> str:
+    """`LIB manual schedule not saved (since 14:44:15: File exists): it is lost at the next restart;
+    tried again every minute`, or for a Clear `LIB manual schedule clear not saved (...): the cleared
+    schedule comes back at the next restart; ...` while the saver's write fails
+    (`manual_save_error_by_plant`, agents/manual_schedule_files.py), else ''. Status card and Manual tab."""
+    error = s.manual_save_error.get(plant)
+    if not error:
+        return ""
+    since = format_hms(views.as_datetime(error.get("since"), cfg.tz), cfg.tz)
+    what, outcome = (("clear", "the cleared schedule comes back") if error.get("action") == "clear"
+                     else ("", "it is lost"))
+    return (f"{cfg.plants[plant].name} manual schedule {what + ' ' if what else ''}not saved "
+            f"(since {since}: {error.get('message')}): {outcome} at the next restart; tried again every minute")
+
+
 def _left_on(s: Snapshot, plant: str) -> str:
     """The summary's State cell's ` (may run on REMOTE)` for a plant of `left_running_note`, else ''."""
     left = (s.dispatch.get(plant) or {}).get("left_running_on") or {}
@@ -57,9 +73,10 @@ def _left_on(s: Snapshot, plant: str) -> str:
 
 
 def card_note(cfg: AppConfig, s: Snapshot, plant: str) -> str:
-    """The card's warning line: `left_running_note`, `owed_elsewhere_note`, then `schedule_note`; ''
-    hides it."""
-    notes = (left_running_note(cfg, s, plant), owed_elsewhere_note(s, plant), schedule_note(cfg, s))
+    """The card's warning line: `left_running_note`, `owed_elsewhere_note`, `manual_save_note`, then
+    `schedule_note`; '' hides it."""
+    notes = (left_running_note(cfg, s, plant), owed_elsewhere_note(s, plant), manual_save_note(cfg, s, plant),
+             schedule_note(cfg, s))
     return " | ".join(note for note in notes if note)
 
 

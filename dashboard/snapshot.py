@@ -70,6 +70,7 @@ class Snapshot:
     override: dict = field(default_factory=dict)   # override_by_plant (issue 14)
     hold: dict = field(default_factory=dict)       # hold_by_plant (issue 14)
     recording_health: dict = field(default_factory=dict)   # recording_health_by_plant
+    manual_save_error: dict = field(default_factory=dict)  # manual_save_error_by_plant
     extra: dict = field(default_factory=dict)
 
     @property
@@ -153,6 +154,7 @@ def take_snapshot(sd: dict, now: datetime, shutting_down: bool = False) -> Snaps
             override=dict(sd["override_by_plant"]),
             hold=dict(sd["hold_by_plant"]),
             recording_health=dict(sd.get("recording_health_by_plant", {})),
+            manual_save_error=dict(sd.get("manual_save_error_by_plant", {})),
         )
     return snap
 

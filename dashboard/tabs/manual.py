@@ -13,7 +13,11 @@ and a second preview shows the API base, the manual series and the effective ser
 tomorrow (`dashboard/override_views.py`). A click applies only the switch it toggled (compared with
 what the switches showed before, kept in `manual-override-shown`), so a page that still shows a
 flag cleared elsewhere cannot turn it back on; on each tick the switches follow the published
-flags (another page, a cleared schedule), except while a click of theirs awaits its answer."""
+flags (another page, a cleared schedule), except while a click of theirs awaits its answer.
+
+Under the message, in the failure colour, the selected plant's schedule (or clear) that the saver
+could not write to the data folder (`plant_summary.manual_save_note`, on each tick): it is lost (comes
+back) at the next restart. The callbacks here never write files; the saver thread does."""
 from __future__ import annotations
 
 import base64
@@ -31,7 +35,7 @@ from core.schedule_csv import (ScheduleCSVError, ended_warning, failure_message,
 from core.schedules import empty_frame
 from core.timeutil import ceil_to_period, localize_forward
 from dashboard import constants as C
-from dashboard import files, forecast_view, preview_figures, roles
+from dashboard import files, forecast_view, plant_summary, preview_figures, roles
 from dashboard.common import bind
 from dashboard.context import DashboardContext
 from dashboard.tabs import manual_overrides
@@ -178,6 +182,8 @@ def layout(ctx: DashboardContext, s: Snapshot):
                        className="btn secondary"),
             ]),
             html.Div(id=C.MANUAL_STATUS_ID, className=C.MESSAGE_CLASS),
+            html.Div(plant_summary.manual_save_note(ctx.cfg, s, "lib"), id=C.MANUAL_SAVE_NOTE_ID,
+                     className=C.MESSAGE_BAD_CLASS),
             dcc.Graph(id=C.MANUAL_PREVIEW_ID, figure=_preview(ctx, s, "lib"),
                       config={"displaylogo": False}, style={"height": f"{C.MANUAL_PREVIEW_HEIGHT}px"}),
             dcc.Store(id=C.MANUAL_STORE_ID, data=_preview_key(s, "lib")),
@@ -195,6 +201,17 @@ def plant_changed(dctx: DashboardContext, plant):
         raise PreventUpdate
     limits = dctx.cfg.plants[plant].model.power_limits
     return limits.p_min_kw, limits.p_max_kw, manual_download_href(plant), "", C.MESSAGE_CLASS
+
+
+def save_note(dctx: DashboardContext, _tick, plant, shown):
+    """The selected plant's `plant_summary.manual_save_note` (the saver could not write its file: the
+    schedule or the clear is lost at restart), on each tick and plant change; '' once a write works."""
+    if plant not in PLANT_IDS:
+        raise PreventUpdate
+    text = plant_summary.manual_save_note(dctx.cfg, dctx.snapshot(), plant)
+    if text == (shown or ""):
+        raise PreventUpdate
+    return text
 
 
 def _preview_key(s: Snapshot, plant: str) -> dict:
@@ -375,6 +392,9 @@ def register(app, dctx: DashboardContext) -> None:
             (C.MANUAL_MINUTE_ID, "value"), (C.MANUAL_MODE_ID, "value"))],
         prevent_initial_call=True,
     )(roles.operator_only("manual schedule change", bind(manual_action, dctx)))
+    app.callback(Output(C.MANUAL_SAVE_NOTE_ID, "children"), Input(tab_tick_id("manual"), "data"),
+                 Input(C.MANUAL_PLANT_ID, "value"), State(C.MANUAL_SAVE_NOTE_ID, "children"),
+                 prevent_initial_call=True)(bind(save_note, dctx))
     manual_overrides.register(app, dctx)
     app.callback(Output(CSV_START_OFFER_ID, "data"), Input(tab_tick_id("manual"), "data"),
                  State(CSV_START_OFFER_ID, "data"), prevent_initial_call=True)(bind(csv_start_offer, dctx))
