@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from core.config import AppConfig
 from core.names import PLANT_IDS
+from dashboard.posting_view import discard_words, posts_to_discard
 from dashboard.snapshot import Snapshot
 
 Words = tuple[str, tuple[str, ...]]   # (the text, the steps listed under it)
@@ -32,8 +33,13 @@ def recording_note(cfg: AppConfig, s: Snapshot) -> str:
 
 
 def source_words(cfg: AppConfig, s: Snapshot, target: str) -> Words:
-    return (f"Switch schedule source from {s.source.upper()} to {target.upper()}? "
-            f"Both plants will be safe-stopped. {recording_note(cfg, s)}"), ()
+    """Leaving API while measurements are posted also stops posting, which discards the queued posts
+    (components §7.9): their number is said, as the poster published it."""
+    text = (f"Switch schedule source from {s.source.upper()} to {target.upper()}? "
+            f"Both plants will be safe-stopped. {recording_note(cfg, s)}")
+    if s.source == "api" and target != "api" and (n := posts_to_discard(s)):
+        text += f" Posting stops: the {discard_words(n)} queued now will be discarded."
+    return text, ()
 
 
 def transport_words(cfg: AppConfig, s: Snapshot, target: str) -> Words:

@@ -21,6 +21,22 @@ from dashboard.recording_words import no_sample_reason
 from dashboard.views import METRIC_WORDS, _num, fmt_qty, freshness
 
 
+def posts_to_discard(s: Snapshot) -> int:
+    """The measurement posts that stopping posting now would discard (components §7.9: the queue is
+    cleared when the posting gate goes from on to off): every queued item of both plants, as the
+    poster published them (`pending_queue_count`, refreshed at least once a second), while the gate
+    is on; 0 while it is off (items reloaded from the spool then wait for it and are kept)."""
+    statuses = [s.post_status.get(pid) or {} for pid in PLANT_IDS]
+    if not any(st.get("posting_enabled") for st in statuses):
+        return 0
+    return sum(int(st.get("pending_queue_count") or 0) for st in statuses)
+
+
+def discard_words(n: int) -> str:
+    """`8 unsent measurement posts` (`1 unsent measurement post`)."""
+    return f"{n} unsent measurement post{'' if n == 1 else 's'}"
+
+
 def _ui_time(value: Any, tz: tzinfo) -> str:
     dt = as_datetime(value, tz)
     return format_ui(dt, tz) if dt else "n/a"

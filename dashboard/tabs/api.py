@@ -90,9 +90,13 @@ def api_action(dctx: DashboardContext, _c, _d, _f, password):
         log.info("Dashboard: API password set")
         return "Password set. Connecting…", C.MESSAGE_CLASS, "", {"at": dctx.clock.now().isoformat(), "seen": seen}
     if trigger == C.API_DISCONNECT_ID:
+        discarded = posting_view.posts_to_discard(dctx.snapshot())   # what clearing it discards (§7.9)
         dctx.hil.set_api_password(None)
         log.info("Dashboard: API password cleared")
-        return f"Password cleared at {format_hms(dctx.clock.now(), dctx.cfg.tz)}.", C.MESSAGE_CLASS, "", None
+        text = f"Password cleared at {format_hms(dctx.clock.now(), dctx.cfg.tz)}."
+        if discarded:
+            text += f" Measurement posting stopped: {posting_view.discard_words(discarded)} discarded."
+        return text, C.MESSAGE_CLASS, "", None
     if trigger == C.API_FETCH_ID:
         number = dctx.hil.request_fetch_now()   # the fetcher pass that takes the click
         now = dctx.clock.now()

@@ -1,0 +1,105 @@
+"""Stopping measurement posting discards the queued posts (components §7.9); the operator is told
+how many before and after (reviewer's finding 2 of the dashboard review).
+
+A real `HilApp` with its dashboard, posting to the bundled Istentore simulator on 127.0.0.1 that
+answers every `/measurements` with 503, so the queue holds real items. The post window is a day,
+so each series queues one item and the count stays put while the test runs. The dashboard is
+driven over HTTP as a browser drives it (`/_dash-update-component`). The count said must be the
+one the poster really discards (its `discarded` counters).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import urllib.request
+
+import pytest
+
+from core.names import PLANT_IDS
+from dashboard import constants as C
+from tests.browser.helpers import api_mode_config, start_app, stop_app, wait_for
+from tests.browser.test_viewer_role import _forge
+from tools.istentore_sim import IstentoreSim
+
+PASSWORD = "discard-Pa55"
+
+
+def _call(url: str, path: str, body: dict | None = None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _dependency(url: str, output_fragment: str, input_id: str) -> dict:
+    for dep in _call(url, "/_dash-dependencies"):
+        if output_fragment in dep["output"] and input_id in [i["id"] for i in dep["inputs"]]:
+            return dep
+    raise AssertionError(f"no callback with output {output_fragment!r} and input {input_id!r}")
+
+
+def _posting(app) -> tuple[dict, dict]:
+    with app.sd["lock"]:
+        return dict(app.sd["measurement_post_status"]), dict(app.sd["measurement_post_counters"])
+
+
+def _queued(app) -> int:
+    status, _ = _posting(app)
+    return sum(status[pid]["pending_queue_count"] for pid in PLANT_IDS)
+
+
+def _discarded(app) -> int:
+    _, counters = _posting(app)
+    return sum(counters[pid]["discarded"] for pid in PLANT_IDS)
+
+
+@pytest.fixture
+def posting_app(tmp_path):
+    """(app, its dashboard url, the items queued): posting on, every post refused with 503."""
+    sim = IstentoreSim(PASSWORD)
+    sim.start()
+    sim.fail_next("/measurements", 503, count=10_000)
+    cfg = api_mode_config(tmp_path, sim.url)
+    cfg = dataclasses.replace(cfg, istentore_api=dataclasses.replace(cfg.istentore_api,
+                                                                     measurement_post_period_s=86400))
+    app = start_app(cfg)
+    try:
+        app.set_api_password(PASSWORD)
+        series = sum(1 for pid in PLANT_IDS for sid in cfg.plants[pid].measurement_series.values() if sid is not None)
+        wait_for(lambda: _queued(app) == series and all(_posting(app)[0][pid]["posting_enabled"] for pid in PLANT_IDS),
+                 20, message=f"{series} items queued, posting on")
+        yield app, app.dashboard.url, series
+    finally:
+        stop_app(app)
+        sim.stop()
+
+
+def test_the_source_modal_says_how_many_queued_posts_the_switch_discards(posting_app):
+    app, url, queued = posting_app
+    dep = _dependency(url, "source-modal.style", C.SOURCE_BTN["manual"])
+    answer = _call(url, "/_dash-update-component", _forge(dep, C.SOURCE_BTN["manual"], 1, {C.SOURCE_PENDING_ID: None}))
+    text = json.dumps(answer)
+    said = f"Posting stops: the {queued} unsent measurement posts queued now will be discarded."
+    assert said in text, text
+    confirm = _dependency(url, "source-modal.style", C.SOURCE_CONFIRM_ID)
+    _call(url, "/_dash-update-component", _forge(confirm, C.SOURCE_CONFIRM_ID, 1, {C.SOURCE_PENDING_ID: "manual"}))
+    wait_for(lambda: _discarded(app) == queued, 20, message=f"{queued} discarded by the switch")
+    assert _queued(app) == 0
+    # back in MANUAL posting is off: the modal to API says nothing of discarding
+    dep = _dependency(url, "source-modal.style", C.SOURCE_BTN["api"])
+    answer = _call(url, "/_dash-update-component", _forge(dep, C.SOURCE_BTN["api"], 1, {C.SOURCE_PENDING_ID: None}))
+    assert "discarded" not in json.dumps(answer)
+
+
+def test_disconnect_says_how_many_queued_posts_it_discarded(posting_app):
+    app, url, queued = posting_app
+    dep = _dependency(url, "api-message.children", C.API_DISCONNECT_ID)
+    answer = _call(url, "/_dash-update-component", _forge(dep, C.API_DISCONNECT_ID, 1, {}))
+    text = answer["response"][C.API_MESSAGE_ID]["children"]
+    assert text.startswith("Password cleared at ") and text.endswith(
+        f" Measurement posting stopped: {queued} unsent measurement posts discarded."), text
+    wait_for(lambda: _discarded(app) == queued, 20, message=f"{queued} discarded by Disconnect")
+    # a second Disconnect with posting already off discards nothing and says nothing of it
+    answer = _call(url, "/_dash-update-component", _forge(dep, C.API_DISCONNECT_ID, 2, {}))
+    assert "discarded" not in answer["response"][C.API_MESSAGE_ID]["children"]
+    assert _discarded(app) == queued
