@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 
-from core.basic_auth import REALM, REFUSED_TEXT, FailedLogins, credentials_ok, dashboard_accounts
+from core.basic_auth import REALM, REFUSED_TEXT, TRUST_COOKIE, FailedLogins, credentials_ok, dashboard_accounts
 from core.hosts import MISDIRECTED_TEXT, misdirected
 
 if TYPE_CHECKING:
@@ -25,10 +26,25 @@ REQUEST_THREADS = 2
 STOP_TIMEOUT_S = 2.0
 
 
+def trust_cookie(header: str | None) -> str | None:
+    """The TRUST_COOKIE value a `Cookie` header carries, or None (a malformed header carries none)."""
+    if not header:
+        return None
+    jar = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return None
+    morsel = jar.get(TRUST_COOKIE)
+    return None if morsel is None else morsel.value
+
+
 def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]], monotonic):
     """WSGI app answering `GET /metrics` only; basic auth with any of `accounts` (username, password)
     when there is one, an address refused (429) after repeated wrong credentials (`FailedLogins`;
-    `monotonic()` gives its time). Without accounts (the server is then on loopback) a request whose
+    `monotonic()` gives its time) but for a client holding the `hil_login` cookie of its credentials,
+    given with its first accepted answer, as on the dashboard. A scraper keeping no cookie shares its
+    address's refusal: right credentials are not confirmed while it runs (docs/DECISIONS.md). Without accounts (the server is then on loopback) a request whose
     `Host` is no loopback name gets 421, as on the dashboard."""
     from dashboard.metrics import render
     failed_logins = FailedLogins(threading.Lock())
@@ -42,8 +58,8 @@ def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]
             return [MISDIRECTED_TEXT.encode()]
         client = environ.get("REMOTE_ADDR") or "unknown"
         verdict = failed_logins.judge(client, monotonic(), environ.get("HTTP_AUTHORIZATION"), lambda header: any(
-            credentials_ok(header, username, password) for username, password in accounts) or None) \
-            if accounts else None
+            credentials_ok(header, username, password) for username, password in accounts) or None,
+            trust_cookie(environ.get("HTTP_COOKIE"))) if accounts else None
         if verdict is not None and verdict.kind == "refused":
             start_response("429 Too Many Requests", [("Content-Type", "text/plain"),
                                                      ("Retry-After", str(max(1, round(verdict.refused_s))))])
@@ -54,8 +70,10 @@ def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]
             start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", REALM)])
             return [b"Authentication required.\n"]
         body, ctype = render(registry)
-        start_response("200 OK", [("Content-Type", ctype), ("Cache-Control", "no-store"),
-                                  ("Content-Length", str(len(body)))])
+        headers = [("Content-Type", ctype), ("Cache-Control", "no-store"), ("Content-Length", str(len(body)))]
+        if verdict is not None and verdict.token is not None:   # as the dashboard's `_give_token`
+            headers.append(("Set-Cookie", f"{TRUST_COOKIE}={verdict.token}; Path=/; HttpOnly; SameSite=Strict"))
+        start_response("200 OK", headers)
         return [body]
     return app
 
