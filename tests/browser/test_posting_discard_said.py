@@ -103,3 +103,49 @@ def test_disconnect_says_how_many_queued_posts_it_discarded(posting_app):
     answer = _call(url, "/_dash-update-component", _forge(dep, C.API_DISCONNECT_ID, 2, {}))
     assert "discarded" not in answer["response"][C.API_MESSAGE_ID]["children"]
     assert _discarded(app) == queued
+
+
+def _open_source_modal(url: str, target: str) -> str:
+    dep = _dependency(url, "source-modal.style", C.SOURCE_BTN[target])
+    return json.dumps(_call(url, "/_dash-update-component", _forge(dep, C.SOURCE_BTN[target], 1, {C.SOURCE_PENDING_ID: None})))
+
+
+def test_posts_reloaded_from_the_spool_are_said_only_when_the_switch_discards_them(tmp_path):
+    """Posts left by a run (pending_posts.jsonl) are reloaded queued. With no password yet posting is
+    off: the modal says nothing of them and the switch keeps them. Back in API with the password
+    set, the modal counts them with the new ones, and the switch discards exactly that many."""
+    sim = IstentoreSim(PASSWORD)
+    sim.start()
+    sim.fail_next("/measurements", 503, count=10_000)
+    cfg = api_mode_config(tmp_path, sim.url)
+    cfg = dataclasses.replace(cfg, istentore_api=dataclasses.replace(cfg.istentore_api,
+                                                                     measurement_post_period_s=86400))
+    first = start_app(cfg)
+    try:
+        first.set_api_password(PASSWORD)
+        wait_for(lambda: _queued(first) >= 1, 20, message="items queued")
+    finally:
+        stop_app(first)
+    app = start_app(cfg)
+    try:
+        url = app.dashboard.url
+        spooled = wait_for(lambda: _queued(app), 10, message="the spooled items reloaded")
+        text = _open_source_modal(url, "manual")
+        assert "Switch schedule source from API to MANUAL?" in text and "discarded" not in text, text
+        confirm = _dependency(url, "source-modal.style", C.SOURCE_CONFIRM_ID)
+        _call(url, "/_dash-update-component", _forge(confirm, C.SOURCE_CONFIRM_ID, 1, {C.SOURCE_PENDING_ID: "manual"}))
+        wait_for(lambda: app.sd["active_schedule_source"] == "manual", 20)
+        assert (_queued(app), _discarded(app)) == (spooled, 0), "posting was off: kept"
+        _call(url, "/_dash-update-component", _forge(confirm, C.SOURCE_CONFIRM_ID, 2, {C.SOURCE_PENDING_ID: "api"}))
+        wait_for(lambda: app.sd["active_schedule_source"] == "api", 20)
+        app.set_api_password(PASSWORD)
+        wait_for(lambda: all(_posting(app)[0][pid]["posting_enabled"] for pid in PLANT_IDS) and _queued(app) > spooled,
+                 20, message="posting on, new items queued beside the reloaded ones")
+        queued = _queued(app)
+        assert f"Posting stops: the {queued} unsent measurement posts queued now will be discarded." in \
+            _open_source_modal(url, "manual")
+        _call(url, "/_dash-update-component", _forge(confirm, C.SOURCE_CONFIRM_ID, 3, {C.SOURCE_PENDING_ID: "manual"}))
+        wait_for(lambda: _discarded(app) == queued, 20, message=f"{queued} discarded by the switch")
+    finally:
+        stop_app(app)
+        sim.stop()
