@@ -2,8 +2,9 @@
 
 `metrics.port` set -> `/metrics` on `metrics.host:port` (127.0.0.1 by default) through
 agents/wsgi_server.py, thread `metrics`, under the dashboard's basic auth when `dashboard.auth` is
-set (the operator's or, when configured, the viewer's credentials, as on the dashboard). The registry and its collector are `dashboard/metrics.py`; the dashboard serves the same
-registry at `/metrics`.
+set (the operator's or, when configured, the viewer's credentials, as on the dashboard). The
+registry and its collector are `dashboard/metrics.py`; the dashboard serves the same registry at
+`/metrics`.
 """
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]
     when there is one, an address refused (429) after repeated wrong credentials (`FailedLogins`;
     `monotonic()` gives its time) but for a client holding the `hil_login` cookie of its credentials,
     given with its first accepted answer, as on the dashboard. A scraper keeping no cookie shares its
-    address's refusal: right credentials are not confirmed while it runs (docs/DECISIONS.md). Without accounts (the server is then on loopback) a request whose
-    `Host` is no loopback name gets 421, as on the dashboard."""
+    address's refusal: right credentials are not confirmed while it runs (docs/DECISIONS.md).
+    Without accounts (the server is then on loopback) a request whose `Host` is no loopback name
+    gets 421, as on the dashboard."""
     from dashboard.metrics import render
     failed_logins = FailedLogins(threading.Lock())
 
