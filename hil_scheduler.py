@@ -57,7 +57,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from agents.base import THREAD_JOIN_S, ThreadRegistry, run_loop  # noqa: E402
-from agents.commands import CommandIntake, CommandLog  # noqa: E402
+from agents.commands import SHUTTING_DOWN, CommandIntake, CommandLog  # noqa: E402
 from agents.control_agent import PlantController  # noqa: E402
 from agents.coordinator import Coordinator  # noqa: E402
 from agents.dashboard_agent import DashboardServer, DashboardStartError  # noqa: E402
@@ -334,7 +334,7 @@ class HilApp:
         self.started_event.set()
         self.intake.begin_shutdown()
         for controller in self.controllers.values():
-            controller.refuse_commands("shutting down")
+            controller.refuse_commands(SHUTTING_DOWN)
         self._safe_stop_at_shutdown(fast)
         if self._started:
             for pid in PLANT_IDS:

@@ -29,6 +29,7 @@ SWITCH_KINDS = ("switch_source", "switch_transport")
 FLEET_KINDS = ("start_all", "stop_all")          # run by the coordinator (issue 15)
 COORDINATOR_KINDS = SWITCH_KINDS + FLEET_KINDS
 SWITCH_IN_PROGRESS = "switch in progress"   # reject reason (components §0.4)
+SHUTTING_DOWN = "shutting down"             # reject reason from the shutdown's first step on
 
 log = logging.getLogger("hil.commands")
 
@@ -161,6 +162,11 @@ class PlantCommandQueue:
         with self._lock:
             return self._drop_queued()
 
+    def refusing(self, reason: str) -> bool:
+        """Whether operator commands are refused with `reason` now."""
+        with self._lock:
+            return reason in self._refusals
+
     def refuse(self, reason: str, on: bool = True) -> list[Command]:
         """Refuse operator commands with `reason` from now on (`on`), or no longer; turning a refusal
         on also removes and returns the queued operator commands."""
@@ -254,7 +260,7 @@ class CommandIntake:
         if cmd.kind == "switch_transport" and cmd.target not in ("local", "remote"):
             return "invalid target"
         if self.shutting_down and not (cmd.internal and cmd.kind == "safe_stop"):
-            return "shutting down"
+            return SHUTTING_DOWN
         if cmd.internal:
             return None
         with self._sd["lock"]:

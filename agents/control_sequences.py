@@ -26,6 +26,7 @@ import logging
 
 from agents.base import beat
 from agents.busy_window import BUSY_CODES
+from agents.commands import SHUTTING_DOWN
 from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
 from core.dispatch import decayed, not_taken_text, write_status
@@ -55,12 +56,18 @@ def start(ctl) -> tuple[bool, str]:
             raise LinkError(_dispatch_error(ctl) or f"setpoint write {status}", "read_error")
         if ctl.link.has_point("run_command"):
             step = "run_command"
+            _not_overtaken(ctl)
             point = ctl.link.endpoint.points["run_command"]
             ctl.link.write_counts("run_command", point.run_value)
         step = "enable"
+        _not_overtaken(ctl)
         ctl.link.write_counts("enable", 1)
         if decode_counts(ctl.link.endpoint.points["enable"], ctl.link.read_raw("enable")) != 1:
             raise LinkError("enable does not read back 1", "read_error")
+    except StartOvertaken as exc:
+        _rollback_start(ctl)
+        log.warning("%s start abandoned before %s: %s", ctl.name, step, exc)
+        return False, f"abandoned before {step}: {exc}"
     except (LinkError, CodecError) as exc:
         _rollback_start(ctl)
         log.error("%s start failed at %s: %s (%s)", ctl.name, step, exc, ctl.link.endpoint_label)
@@ -86,6 +93,18 @@ def start(ctl) -> tuple[bool, str]:
     log.info("%s started (P=%s kW, Q=%s kvar, source %s)", ctl.name, format_value(target.p_kw),
              format_value(target.q_kvar), source.upper())
     return True, start_detail(source, target.reason_p or target.reason)
+
+
+class StartOvertaken(Exception):
+    """The shutdown began during a start: it must not run the plant (its safe stop may never come)."""
+
+
+def _not_overtaken(ctl) -> None:
+    """Before a start's run command and enable: the shutdown has not begun (a second signal may end
+    the director's wait for its safe stop before this start ends; enabled then, the plant would run
+    on unwatched), else StartOvertaken."""
+    if ctl.commands.refusing(SHUTTING_DOWN):
+        raise StartOvertaken(SHUTTING_DOWN)
 
 
 def _dispatch_error(ctl) -> str | None:

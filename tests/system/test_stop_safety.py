@@ -265,6 +265,35 @@ def test_shutdown_after_stop_all_during_a_start_still_disables_the_plant(rig, ca
     assert shutdown.clean is True
 
 
+def test_a_start_overtaken_by_a_fast_shutdown_never_enables_the_plant(rig, caplog):
+    """LIB's Start is held inside its setpoint write when a shutdown begins, and a second signal
+    cuts the director's waits short; the start goes on only after the director gave up on its safe
+    stop. Before, it then wrote `enable` = 1 and opened the gate as the controller thread ended: LIB
+    was left running at 200 kW, unwatched. A start that finds the shutdown begun stops before its
+    run command or enable and rolls back."""
+    caplog.set_level(logging.INFO)
+    lib_srv, vrfb_srv = rig.server(), rig.server()
+    app = rig.app(lib_srv, vrfb_srv)
+    _publish(app, "lib", 200.0)
+    controller = app.controllers["lib"]
+    held = rig.hold(controller.link, "write_points", lambda *a, **k: True)
+    start = app.intake.submit("start", "lib")
+    wait_for(held.entered.is_set, 5, "LIB's start held inside its setpoint write")
+
+    fast = threading.Event()
+    fast.set()   # a second Ctrl-C: the director waits no more than its short bound
+    shutdown = rig.shutdown_in_thread(app, fast)
+    wait_for(controller.quiet.is_set, 10, "the director past its safe stops")
+    held.release.set()
+    assert shutdown.finished(), "shutdown did not return"
+    assert start.done.wait(10)
+
+    assert lib_srv.get(ENABLE) == [0], "LIB enabled by a start the shutdown had overtaken"
+    assert (start.status, start.detail) == ("failed", "abandoned before enable: shutting down")
+    assert _lines(caplog, "LIB start abandoned before enable: shutting down")
+    assert not _lines(caplog, "LIB started")
+
+
 # ============================================================== 3: shutdown during an operator Stop
 def test_shutdown_waits_for_an_operator_stop_in_its_decay_wait_and_disables(rig, caplog):
     """LIB runs; its battery P stays at 500 kW (frozen register). The operator's Stop is held inside
