@@ -159,15 +159,15 @@ class Coordinator:
         """Wait until every command is done (True), the bound passes, the process shuts down or
         (`until_stop_all`) a Stop All is queued (False)."""
         deadline = self.clock.monotonic() + bound_s
-        while not all(c.done.is_set() for c in cmds):
+        while pending := [c.done for c in cmds if not c.done.is_set()]:
             if (until_stop_all and self._stop_all_requested.is_set()) or self.intake.shutting_down:
                 return False
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return False
             beat()
-            woken_by = self._stop_all_requested if until_stop_all else next(c.done for c in cmds if not c.done.is_set())
-            self.clock.wait(woken_by, min(0.05, remaining))   # not the Stop All flag a Stop All set: a spin
+            woken_by = self._stop_all_requested if until_stop_all else pending[0]   # not the Stop All flag a
+            self.clock.wait(woken_by, min(0.05, remaining))                         # Stop All set: a spin
         return True
 
     def stop_all(self, parent: str | None = None) -> tuple[bool, str]:
