@@ -14,7 +14,8 @@ import threading
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 
-from core.basic_auth import REALM, REFUSED_TEXT, TRUST_COOKIE, FailedLogins, credentials_ok, dashboard_accounts
+from core.basic_auth import (METRICS_TRUST_COOKIE, REALM, REFUSED_TEXT, FailedLogins, credentials_ok,
+                              dashboard_accounts)
 from core.hosts import MISDIRECTED_TEXT, misdirected
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ STOP_TIMEOUT_S = 2.0
 
 
 def trust_cookie(header: str | None) -> str | None:
-    """The TRUST_COOKIE value a `Cookie` header carries, or None (a malformed header carries none)."""
+    """The METRICS_TRUST_COOKIE value a `Cookie` header carries, or None (a malformed header carries none)."""
     if not header:
         return None
     jar = SimpleCookie()
@@ -36,15 +37,16 @@ def trust_cookie(header: str | None) -> str | None:
         jar.load(header)
     except CookieError:
         return None
-    morsel = jar.get(TRUST_COOKIE)
+    morsel = jar.get(METRICS_TRUST_COOKIE)
     return None if morsel is None else morsel.value
 
 
 def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]], monotonic):
     """WSGI app answering `GET /metrics` only; basic auth with any of `accounts` (username, password)
     when there is one, an address refused (429) after repeated wrong credentials (`FailedLogins`;
-    `monotonic()` gives its time) but for a client holding the `hil_login` cookie of its credentials,
-    given with its first accepted answer, as on the dashboard. A scraper keeping no cookie shares its
+    `monotonic()` gives its time) but for a client holding the `hil_metrics_login` cookie of its
+    credentials, given with its first accepted answer, as the dashboard's `hil_login` (a name of its
+    own: a browser would send either to both ports, and each server only knows its own). A scraper keeping no cookie shares its
     address's refusal: right credentials are not confirmed while it runs (docs/DECISIONS.md).
     Without accounts (the server is then on loopback) a request whose `Host` is no loopback name
     gets 421, as on the dashboard."""
@@ -74,7 +76,8 @@ def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]
         body, ctype = render(registry)
         headers = [("Content-Type", ctype), ("Cache-Control", "no-store"), ("Content-Length", str(len(body)))]
         if verdict is not None and verdict.token is not None:   # as the dashboard's `_give_token`
-            headers.append(("Set-Cookie", f"{TRUST_COOKIE}={verdict.token}; Path=/; HttpOnly; SameSite=Strict"))
+            headers.append(("Set-Cookie", f"{METRICS_TRUST_COOKIE}={verdict.token}; Path=/; HttpOnly; "
+                                          "SameSite=Strict"))
         start_response("200 OK", headers)
         return [body]
     return app

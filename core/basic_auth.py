@@ -61,6 +61,8 @@ THROTTLE_MAX_S = 60.0         # ... up to this: about 1,400 guesses a day instea
 MAX_CLIENTS = 4096            # addresses remembered (the oldest forgotten first)
 REFUSED_TEXT = "Too many failed logins from this address; try again later.\n"
 TRUST_COOKIE = "hil_login"    # a client's proof that it logged in with the credentials it sends
+METRICS_TRUST_COOKIE = "hil_metrics_login"   # the metrics server's own: a browser sends a host's cookies
+                                             # to every port, and each server keys its cookies itself
 _THROTTLE = Backoff(THROTTLE_INITIAL_S, THROTTLE_MAX_S)
 
 
