@@ -8,7 +8,8 @@ them), then the stop value and `enable` 0, whatever the wait gave. A safe stop t
 reach the plant (link down), or whose disable the plant answered busy beyond the busy window,
 leaves `ctl.owed_stop` (`agents/owed_writes.py`, on its transport): the controller sends it when
 the plant answers again on that transport and is still enabled (a busy one: 2 s after, then
-doubling to 60 s between tries). A start's rollback owes its disable by the same rule (`_owe`).
+doubling to 60 s between tries; one whose link failed under the stop while it answered the stop
+before: 2, 4, then every 5 s). A start's rollback owes its disable by the same rule (`_owe`).
 A stop's or rollback's zero the plant did not take, while the stop is not owed, is owed on its own
 (`agents/owed_zero.py`): a disabled plant holding its old setpoints would run them again when
 re-enabled at its panel.
@@ -16,8 +17,11 @@ re-enabled at its panel.
 A connection closed or reset under a request (the plant may well answer a new one) is reconnected
 at once and the request sent again, once, by the link (`ModbusLink._request`), for these sequences'
 requests as for all others. No answer within the timeout (a hung plant) or a failed connect is not
-tried again, so the bounds of components §4.6 hold. The decay wait ends early on a request without
-answer, a failed reconnect or 3 failed reads in a row, not on one dropped connection.
+tried again, so the bounds of components §4.6 hold; the one exception is the stop value of a plant
+that answered this stop before (its zero or decay reads): answered late, it cut the link, and one
+immediate connect carries the disable (`_stop_value_then_disable`; a hung or unreachable plant has
+answered nothing). The decay wait ends early on a request without answer, a failed reconnect or 3
+failed reads in a row, not on one dropped connection.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import contextlib
 import logging
 
 from agents.base import beat
-from agents.busy_window import BUSY_CODES
+from agents.busy_window import BUSY_CODES, OWED_BUSY_RETRY_MAX_S
 from agents.commands import SHUTTING_DOWN
 from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
@@ -36,6 +40,7 @@ from core.recording import format_value
 from core.timeutil import format_local_iso
 
 DECAY_POLL_S = 0.5
+OWED_ANSWERED_RETRY_MAX_S = 5.0   # an owed stop whose link failed while the plant answered: tried this often
 
 log = logging.getLogger("hil.control")
 
@@ -213,7 +218,8 @@ def _owe(ctl, disable_ok: bool, busy: bool, answered: bool = False) -> None:
     `ctl.owed_stop.not_before` (2 s, doubling to 60 s, between tries: a plant busy for long is not
     sent a stop every second; `agents/owed_writes.py`). So is one whose link failed though the plant
     `answered` this stop before (its write path fails while its reads answer: at once, each observation
-    ran the stop again). An operator's Stop is never dropped because the plant was busy at that moment."""
+    ran the stop again), every 2, 4, then OWED_ANSWERED_RETRY_MAX_S (the plant is stopped within that
+    once its writes work again). An operator's Stop is never dropped because the plant was busy."""
     if disable_ok or not (busy or ctl.link.link == "connect_failed"):
         clear_owed_stop(ctl)
         return
@@ -224,7 +230,8 @@ def _owe_stop(ctl, busy: bool, paced: bool = False) -> None:
     """The stop owed to the plant on the current transport (`busy`: it answered busy; else the link
     is down: sent at the next observation that answers, unless `paced`). It covers the zero (sent, it
     zeroes; found disabled, the setpoints are zeroed): no zero is owed on its own beside it."""
-    ctl.owed_stop.owe(ctl.link.mode, ctl.clock.monotonic(), at_once=not (busy or paced))
+    ctl.owed_stop.owe(ctl.link.mode, ctl.clock.monotonic(), at_once=not (busy or paced),
+                      most_s=OWED_BUSY_RETRY_MAX_S if busy else OWED_ANSWERED_RETRY_MAX_S)
     ctl.owed_busy = busy
     ctl.owed_zero.clear(ctl.link.mode)
 

@@ -22,12 +22,12 @@ class OwedWrite:
         self.not_before = 0.0
         self._retries = Backoff(OWED_BUSY_RETRY_S, OWED_BUSY_RETRY_MAX_S)
 
-    def owe(self, mode: str, now: float, at_once: bool = False) -> None:
+    def owe(self, mode: str, now: float, at_once: bool = False, most_s: float = OWED_BUSY_RETRY_MAX_S) -> None:
         """Owed to the plant on `mode` after a try at `now` (monotonic s) failed: the next one after
-        the next delay of the rule (`at_once`: at the next observation, e.g. when the link was down,
-        the delays untouched)."""
+        the next delay of the rule, at most `most_s` (`at_once`: at the next observation, e.g. when
+        the link was down, the delays untouched)."""
         self.mode = mode
-        self.not_before = now if at_once else now + self._retries.failure()
+        self.not_before = now if at_once else now + min(self._retries.failure(), most_s)
 
     def due(self, mode: str, now: float) -> bool:
         """Owed to the plant on `mode` and its time has come."""
