@@ -183,6 +183,21 @@ def decode(point: Point, words: list[int]) -> float:
     return float(value)
 
 
+def shortest_float32(value: float) -> float:
+    """The shortest decimal that is the same float32 as `value`: 123.4 for the float32 nearest
+    123.4 (`decode` gives its exact value 123.40000152587891), for showing and holding a value read
+    from a float32 register as the plant was given it; `value` itself when it is no finite float32."""
+    try:
+        packed = struct.pack(">f", value)
+    except OverflowError:
+        return value
+    for digits in range(1, 10):
+        shortest = float(f"{value:.{digits}g}")
+        if struct.pack(">f", shortest) == packed:
+            return shortest
+    return value
+
+
 def next_heartbeat(point: Point, current: int) -> int:
     """The heartbeat counter is the only value that wraps: (current + 1) modulo the format's range.
     A float32 heartbeat counts 0..65535."""

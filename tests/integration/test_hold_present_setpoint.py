@@ -102,3 +102,26 @@ def test_hold_is_refused_when_the_setpoints_cannot_be_read(tmp_path, caplog):
             assert _kw(plant.get(P_SP)) == 200.0
         finally:
             rig.close()
+
+
+def test_hold_of_a_float32_setpoint_keeps_the_value_as_written_not_its_float32_widening(tmp_path):
+    """A float32 P register holding 123.4 is exactly 123.40000152587891: Hold keeps and shows 123.4
+    (`held at P=123.4 kW`, /api/state `held_p_kw` 123.4), the same float32 on the wire."""
+    clock = FakeClock(START)
+    float32 = {"p_setpoint": {"address": P_SP, "format": "float32", "scale": 1.0},
+               "q_setpoint": {"address": 88, "format": "float32", "scale": 1.0}}
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}}, points={"lib": float32})
+        try:
+            rig.store.publish_schedule("manual", "lib", manual_frame(123.4, 0.0))
+            rig.target(123.4, 0.0)
+            assert rig.run("start").status == "succeeded"
+            words = plant.get(P_SP, 2)
+            hold = rig.run("hold")
+            assert (hold.status, hold.detail) == ("succeeded", "held at P=123.4 kW, Q=0 kvar")
+            with rig.sd["lock"]:
+                assert rig.sd["hold_by_plant"]["lib"]["p_kw"] == 123.4
+            _steps(rig, 800.0, 2)
+            assert plant.get(P_SP, 2) == words
+        finally:
+            rig.close()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from core.codec import (
     FORMATS, WORD_ORDERS, CodecError, CodecRangeError, CodecValueError, Point, decode, decode_counts, encode,
-    encode_counts, format_range, is_encodable, next_heartbeat, to_counts,
+    encode_counts, format_range, is_encodable, next_heartbeat, shortest_float32, to_counts,
 )
 from core.points import (
     DEFAULT_POINTS, OBSERVE_POINTS, SAMPLE_POINTS, build_point_map, make_read_plan, plan_for, register_span,
@@ -332,3 +332,14 @@ def test_short_or_malformed_block_is_a_codec_error():
     plan = plan_for(points, ("v_poi",))
     with pytest.raises(CodecValueError):
         plan.decode_block(plan.blocks[0], [0x7FC0, 0])
+
+
+@pytest.mark.parametrize("value, shown", [(123.4, 123.4), (0.1, 0.1), (-2.5, -2.5), (1e-3, 1e-3), (3.4e38, 3.4e38),
+                                          (1e-45, 1e-45), (-0.0, -0.0), (16777217.0, 16777216.0)])
+def test_shortest_float32_is_the_shortest_decimal_of_the_same_float32(value, shown):
+    """What a Hold keeps and shows of a float32 setpoint register: 123.4, not the register's exact
+    value 123.40000152587891 (`Held at P=123.400002 kW`); the same float32 on the wire."""
+    exact = decode(point("float32"), encode(point("float32"), value))
+    got = shortest_float32(exact)
+    assert got == shown and math.copysign(1.0, got) == math.copysign(1.0, shown)
+    assert encode(point("float32"), got) == encode(point("float32"), exact)
