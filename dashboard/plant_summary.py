@@ -128,7 +128,7 @@ def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bo
         x = views.measurement_value(values, column)
         return (f"{views.fmt_qty(x, unit, decimals)}{age}" if x is not None else "n/a"), stale
 
-    link = ("LINK DOWN" if f.link_down else "NO DATA" if not f.fresh else "LINK ERROR" if f.plant_error
+    link = ("LINK DOWN" if f.link_down else "LINK ERROR" if f.plant_error else "NO DATA" if not f.fresh
             else "METER DOWN" if f.meter_down else "OK")
     return [(cfg.plants[plant].name, False),
             (views.STATE_WORDS.get(s.transition.get(plant), "Unknown") + _left_on(s, plant),

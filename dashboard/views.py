@@ -236,8 +236,9 @@ class Freshness:
     """How far a plant card can be believed: `link_down` (the control or sampler link to the
     current endpoint is down), `fresh` (a measurement within 3 x measurement_period_s), its age,
     `meter_down` (the PoC meter did not answer the latest sample: its P/Q/V POI are missing),
-    `plant_error` (the plant answered the latest sample's read with an error: its own values, the
-    setpoints, battery P/Q and SoC, are missing; a meter's POI values may be there)."""
+    `plant_error` (the plant answered the latest sample's read with an error, an exception or a value
+    that cannot be decoded: its own values are missing, a meter's POI values may be there; without a
+    meter the previous sample's values are kept until they are 3 periods old)."""
     link_down: bool
     fresh: bool
     age_s: float | None
@@ -463,7 +464,7 @@ def tracking_view(cfg: AppConfig, s: Snapshot, plant: str) -> TrackingView:
             pref = error = None
             state = "undispatched" if s.undispatched(plant) else state
     else:
-        state, error = ("down" if f.link_down else "nodata"), None
+        state, error = ("down" if f.link_down else "linkerror" if f.plant_error else "nodata"), None
     text = (f"Error {fmt_qty(error, 'kW', 1, signed=True)} | "
             f"Deviation today {fmt_qty(t.get('deviation_kwh'), 'kWh', 2, signed=True)} "
             f"(abs {fmt_qty(t.get('abs_deviation_kwh'), 'kWh', 2)})")

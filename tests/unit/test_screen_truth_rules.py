@@ -116,7 +116,6 @@ def test_the_write_health_is_published_once_per_change_and_cleared_by_a_write(cf
     ("ok", "connect_failed", "METER DOWN", "METER DOWN"),
     ("read_error", "ok", "LINK ERROR", "LINK ERROR"),          # before: OK and IDLE
     ("read_error", "connect_failed", "LINK ERROR", "LINK ERROR"),
-    ("read_error", None, "LINK ERROR", "LINK ERROR"),          # no meter: the plant's error all the same
 ])
 def test_a_plant_answering_its_sample_read_with_an_error_is_no_link_ok(cfg, plant_link, meter_link, link_cell, badge):
     """A plant answering the sample's read with a Modbus exception (its values missing) beside a
@@ -144,3 +143,22 @@ def test_a_plant_answering_its_sample_read_with_an_error_is_no_link_ok(cfg, plan
     assert cells[4][0] == ("0.0 kW" if meter_link == "ok" else "n/a")   # P POI: the meter's, fresh
     doc = api_state_document(cfg, s)["plants"]["lib"]
     assert doc["tracking_state"] == badge.lower().replace(" ", "") and doc["measurement_stale"] is False
+
+
+@pytest.mark.parametrize("age_s, stale", [(1.0, False), (30.0, True)])
+def test_a_plant_without_meter_answering_with_errors_is_link_error_fresh_or_not(cfg, age_s, stale):
+    """No meter: a failed read keeps the previous sample (its values, its time) beside the new link
+    state `read_error`, as the recorder publishes it. LINK ERROR at once, and still once that sample
+    is older than 3 periods (before: NO DATA then, though the plant answers, with errors)."""
+    from dashboard import plant_summary, views
+    sd = build_shared_data()
+    sd["plant_observed_state_by_plant"]["lib"].update(link="read_error", observed_at=format_local_iso(at(cfg, 0.5)))
+    sd["latest_measurement_by_plant"]["lib"] = {
+        "ts": format_local_iso(at(cfg, age_s)), "values": dict.fromkeys((
+            "p_setpoint_kw", "battery_active_power_kw", "q_setpoint_kvar", "battery_reactive_power_kvar",
+            "p_poi_kw", "q_poi_kvar"), 0.0) | {"soc_pu": 0.5, "v_poi_pu": 1.0},
+        "sampler_link": "read_error", "last_error": "exception response (code 4)", "meter_link": None,
+        "meter_error": None}
+    s = take_snapshot(sd, at(cfg))
+    assert plant_summary.summary_cells(cfg, s, "lib")[9] == ("LINK ERROR", stale)
+    assert views.tracking_view(cfg, s, "lib").badge == "LINK ERROR"
