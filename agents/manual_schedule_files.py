@@ -58,6 +58,8 @@ class ManualScheduleFiles:
         self._pending: dict[str, object] = {}    # plant -> frame to save (empty frame: remove)
         self._pending_flags: dict[str, dict] = {}  # plant -> override flags to save
         self._retry: dict[str, object] = {}      # plant -> frame whose write failed (tried again)
+        self._retry_flags: dict[str, dict] = {}  # plant -> override flags whose write failed (tried again)
+        self._flag_errors: dict[str, str] = {}   # plant -> the reason logged for its flags (saver thread only)
         self._errors: dict[str, dict] = {}       # plant -> its published save error (saver thread only)
         self.sd = shared_data
 
@@ -88,27 +90,39 @@ class ManualScheduleFiles:
         with self._lock:
             retry, self._retry = self._retry, {}
             pending, self._pending = {**retry, **self._pending}, {}   # a newer request wins over a retry
-            flags, self._pending_flags = self._pending_flags, {}
+            flags, self._pending_flags = {**self._retry_flags, **self._pending_flags}, {}
+            self._retry_flags = {}
         for plant_id, frame in pending.items():
             self._write(plant_id, frame)
         for plant_id, value in flags.items():
             self._write_flags(plant_id, value)
 
     def _write_flags(self, plant_id: str, flags: dict) -> None:
+        """Write (or remove, both off) the plant's override flags; a failure is logged once per reason
+        and tried again as a schedule's is (a newer request wins), so that a restart does not bring
+        back flags a Clear removed."""
         path = self.override_path(plant_id)
         try:
             if not any(flags.values()):
                 path.unlink(missing_ok=True)
-                return
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".json.tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"p": bool(flags.get("p")), "q": bool(flags.get("q"))}, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            else:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".json.tmp")
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    json.dump({"p": bool(flags.get("p")), "q": bool(flags.get("q"))}, fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
         except OSError as exc:
-            log.error("Cannot save the %s override flags to %s: %s", self.names.get(plant_id, plant_id), path, exc)
+            with self._lock:
+                self._retry_flags[plant_id] = flags   # the next flush tries it again (a newer request wins)
+            if self._flag_errors.get(plant_id) != (reason := exc.strerror or str(exc)):
+                self._flag_errors[plant_id] = reason
+                log.error("Cannot save the %s override flags to %s: %s (tried again every minute)",
+                          self.names.get(plant_id, plant_id), path, exc)
+            return
+        if self._flag_errors.pop(plant_id, None) is not None:
+            log.info("The %s override flags are saved to %s again", self.names.get(plant_id, plant_id), path)
 
     def restore_overrides(self) -> dict:
         """The saved override flags by plant id; a damaged file is logged and ignored."""

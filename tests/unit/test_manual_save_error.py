@@ -156,3 +156,30 @@ def test_the_manual_tab_line_is_sent_only_when_it_changes(tmp_path):
     with pytest.raises(PreventUpdate):
         manual.save_note(dctx, 3, "lib", text)
     assert manual.save_note(dctx, 4, "vrfb", text) == ""   # the other plant selected: its own (none)
+
+
+def test_override_flags_a_clear_could_not_remove_are_removed_once_the_folder_works(tmp_path, caplog):
+    """A Clear also turns the plant's override flags off, which removes their file. With the folder
+    unusable that failed and was only logged: the file stayed, and a restart brought the overrides
+    back beside no manual schedule. Now it is tried again, logged once, and removed when it works."""
+    caplog.set_level(logging.INFO)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    saver = ManualScheduleFiles(data_dir, TZ, FakeClock(T0, TZ), NAMES, build_shared_data())
+    saver.request_save_override("vrfb", {"p": True, "q": False})
+    saver.flush()
+    assert saver.restore_overrides() == {"vrfb": {"p": True, "q": False}}
+    (data_dir / "manual_schedules").rename(data_dir / "manual_schedules.bak")   # the flags file goes aside ...
+    folder_made_a_file(data_dir)
+    saver.request_save_override("vrfb", {"p": False, "q": False})                 # ... and the Clear fails
+    saver.flush()
+    saver.flush()                                                                 # a retry failing the same way
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "override" in r.getMessage()] \
+        == [f"Cannot save the VRFB override flags to {data_dir / 'manual_schedules' / 'vrfb.override.json'}: "
+            f"[Errno 20] Not a directory: '{data_dir / 'manual_schedules' / 'vrfb.override.json'}' "
+            f"(tried again every minute)"]
+    folder_back(data_dir)                                                         # the old flags file is back
+    assert saver.restore_overrides() == {"vrfb": {"p": True, "q": False}}
+    saver.flush()                                                                 # the saver's retry
+    assert saver.restore_overrides() == {}
+    assert any(r.getMessage().startswith("The VRFB override flags are saved to") for r in caplog.records)
