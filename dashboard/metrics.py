@@ -191,6 +191,9 @@ def service_gauges(f: _Families, s: Snapshot, cfg, threads) -> None:
                 s.write_failing(pid))
         f.gauge("hil_recording_pending_rows", "Recorded rows kept in memory, not yet written to the file",
                 ["plant"], [pid], (s.recording_health.get(pid) or {}).get("pending_rows", 0))
+        f.gauge("hil_manual_schedule_not_saved", "The plant's manual schedule (or its Clear) could not be saved "
+                "to the data folder (1: lost, or back, at the next restart; tried again every minute) or is (0)",
+                ["plant"], [pid], s.manual_save_error.get(pid) is not None)
     fetch = s.fetcher or {}
     f.gauge("hil_api_connected", "The Istentore API answers (1) or not (0), as the dashboard's `API Connected`: "
             "the newest answer of either client (a fetch, a post) is at least as new as the newest failure "

@@ -64,6 +64,16 @@ def screens(cfg, sd, plant="vrfb"):
     return tab, plant_summary.card_note(cfg, s, plant), api_state_document(cfg, s)["plants"][plant]["manual_save_error"]
 
 
+def not_saved_gauge(cfg, sd, plant="vrfb") -> float:
+    """The plant's `hil_manual_schedule_not_saved` sample of a scrape of `sd` now."""
+    from dashboard.metrics import _Families, service_gauges
+    families = _Families()
+    service_gauges(families, take_snapshot(sd, T0 + timedelta(seconds=5)), cfg,
+                   SimpleNamespace(failing=lambda: [], names=lambda: []))
+    return next(x.value for x in families.by_name["hil_manual_schedule_not_saved"].samples
+                if x.labels["plant"] == plant)
+
+
 def test_a_schedule_that_cannot_be_saved_is_said_on_screen_until_a_retry_saves_it(tmp_path, caplog):
     cfg = make_cfg(tmp_path)
     sd = build_shared_data("manual")
@@ -85,6 +95,7 @@ def test_a_schedule_that_cannot_be_saved_is_said_on_screen_until_a_retry_saves_i
     assert expected in card
     assert api == {"since": "2026-12-07T14:44:15+01:00", "message": "File exists", "action": "save"}
     assert screens(cfg, sd, "lib") == ("", "", None)   # the other plant saved nothing: nothing to say
+    assert (not_saved_gauge(cfg, sd), not_saved_gauge(cfg, sd, "lib")) == (1.0, 0.0)   # /metrics, to alert on
     files.step()   # the minute's retry fails as before: one ERROR only
     assert caplog.text.count("Cannot save the VRFB manual schedule") == 1
 
@@ -92,7 +103,7 @@ def test_a_schedule_that_cannot_be_saved_is_said_on_screen_until_a_retry_saves_i
     files.step()   # the retry, with no new request, saves what is in force
 
     assert screens(cfg, sd) == ("", "", None)
-    assert sd["manual_save_error_by_plant"]["vrfb"] is None
+    assert sd["manual_save_error_by_plant"]["vrfb"] is None and not_saved_gauge(cfg, sd) == 0.0
     assert "The VRFB manual schedule is saved to" in caplog.text
     restored = ManualScheduleFiles(data, TZ, FakeClock(T0), NAMES).restore()
     assert list(restored["vrfb"].iloc[0][["power_setpoint_kw"]]) == [50.0]
