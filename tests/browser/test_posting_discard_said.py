@@ -53,15 +53,21 @@ def _discarded(app) -> int:
     return sum(counters[pid]["discarded"] for pid in PLANT_IDS)
 
 
-@pytest.fixture
-def posting_app(tmp_path):
-    """(app, its dashboard url, the items queued): posting on, every post refused with 503."""
+def _refusing_api(tmp_path):
+    """(a started simulator refusing every measurement post with 503, an API-mode config on it
+    posting once a day)."""
     sim = IstentoreSim(PASSWORD)
     sim.start()
     sim.fail_next("/measurements", 503, count=10_000)
     cfg = api_mode_config(tmp_path, sim.url)
-    cfg = dataclasses.replace(cfg, istentore_api=dataclasses.replace(cfg.istentore_api,
-                                                                     measurement_post_period_s=86400))
+    return sim, dataclasses.replace(cfg, istentore_api=dataclasses.replace(cfg.istentore_api,
+                                                                           measurement_post_period_s=86400))
+
+
+@pytest.fixture
+def posting_app(tmp_path):
+    """(app, its dashboard url, the items queued): posting on, every post refused with 503."""
+    sim, cfg = _refusing_api(tmp_path)
     app = start_app(cfg)
     try:
         app.set_api_password(PASSWORD)
@@ -114,12 +120,7 @@ def test_posts_reloaded_from_the_spool_are_said_only_when_the_switch_discards_th
     """Posts left by a run (pending_posts.jsonl) are reloaded queued. With no password yet posting is
     off: the modal says nothing of them and the switch keeps them. Back in API with the password
     set, the modal counts them with the new ones, and the switch discards exactly that many."""
-    sim = IstentoreSim(PASSWORD)
-    sim.start()
-    sim.fail_next("/measurements", 503, count=10_000)
-    cfg = api_mode_config(tmp_path, sim.url)
-    cfg = dataclasses.replace(cfg, istentore_api=dataclasses.replace(cfg.istentore_api,
-                                                                     measurement_post_period_s=86400))
+    sim, cfg = _refusing_api(tmp_path)
     first = start_app(cfg)
     try:
         first.set_api_password(PASSWORD)

@@ -7,6 +7,7 @@ safe stop lasts exactly `safe_stop.timeout_s` and a parallel Stop All can be tol
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -117,15 +118,23 @@ def test_start_all_with_one_dead_endpoint_starts_the_other_and_names_the_failed_
     assert elapsed < SAFE_STOP_S + 2 * 0.5 + 0.5 + 1.0
 
 
-def test_stop_all_stops_both_plants_in_one_safe_stop_time(tmp_path, apps):
-    """Battery power that never decays: every safe stop waits the whole `timeout_s`, then disables.
-    One plant's safe stop is measured first; Stop All of both must take about as long, not twice."""
+@contextlib.contextmanager
+def _frozen_plants(tmp_path, apps):
+    """(app, LIB server, VRFB server): REMOTE plants, enabled, whose battery power never decays (each
+    safe stop waits its whole `timeout_s`), both links up."""
     lib_port, vrfb_port = free_port(), free_port()
     with TinyServer(lib_port, values={ENABLE: 1, P_BAT: 500}, frozen=(P_BAT,)) as lib, \
             TinyServer(vrfb_port, values={ENABLE: 1, P_BAT: s16(-700)}, frozen=(P_BAT,)) as vrfb:
         app = _app(tmp_path, ports={"lib": {"remote": lib_port}, "vrfb": {"remote": vrfb_port}}, transport="remote")
         apps.append(app)
         wait_for(lambda: all(o["link"] == "ok" for o in _sd(app, "plant_observed_state_by_plant").values()))
+        yield app, lib, vrfb
+
+
+def test_stop_all_stops_both_plants_in_one_safe_stop_time(tmp_path, apps):
+    """Battery power that never decays: every safe stop waits the whole `timeout_s`, then disables.
+    One plant's safe stop is measured first; Stop All of both must take about as long, not twice."""
+    with _frozen_plants(tmp_path, apps) as (app, lib, vrfb):
 
         single = app.intake.submit("safe_stop", "lib", internal=True)
         t0 = time.monotonic()
@@ -194,12 +203,7 @@ def test_the_coordinator_waits_for_safe_stops_without_spinning(tmp_path, apps):
     `timeout_s`) by polling at most every 0.05 s. Before, the wait was on the Stop All flag, which
     the Stop All itself had set and only a Start All cleared: it returned at once, over a million
     times per Stop All, one core busy beside the controllers and samplers."""
-    lib_port, vrfb_port = free_port(), free_port()
-    with TinyServer(lib_port, values={ENABLE: 1, P_BAT: 500}, frozen=(P_BAT,)) as lib, \
-            TinyServer(vrfb_port, values={ENABLE: 1, P_BAT: s16(-700)}, frozen=(P_BAT,)) as vrfb:
-        app = _app(tmp_path, ports={"lib": {"remote": lib_port}, "vrfb": {"remote": vrfb_port}}, transport="remote")
-        apps.append(app)
-        wait_for(lambda: all(o["link"] == "ok" for o in _sd(app, "plant_observed_state_by_plant").values()))
+    with _frozen_plants(tmp_path, apps) as (app, lib, vrfb):
         clock = app.coordinator.clock = _CountingClock(app.coordinator.clock)
         most = 2 * SAFE_STOP_S / 0.05 + 40
         for kind, target in (("stop_all", None), ("switch_source", "api")):

@@ -9,6 +9,7 @@ is refused: a client that logged in before and keeps the `hil_metrics_login` coo
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import urllib.error
 import urllib.request
@@ -37,16 +38,25 @@ def _get(url: str, auth, cookie: str | None = None):
         return exc.code, exc.headers.get("Set-Cookie")
 
 
-def test_a_client_holding_its_login_cookie_is_not_locked_out_by_guesses_from_its_address(tmp_path, monkeypatch):
+@contextlib.contextmanager
+def app_with_metrics_server(tmp_path, monkeypatch, dashboard: bool):
+    """(started HilApp with operator auth and a metrics server of its own, its metrics port)."""
     from hil_scheduler import HilApp, Options
     monkeypatch.setenv(AUTH_ENV, AUTH_PASSWORD)
     port = free_port()
     cfg = make_config(tmp_path, auth=DashboardAuth("operator", AUTH_ENV))
     cfg = dataclasses.replace(cfg, metrics=MetricsConfig(port=port, host="127.0.0.1"))
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    app = HilApp(cfg, options=Options(dashboard=False))
+    app = HilApp(cfg, options=Options(dashboard=dashboard))
     try:
         app.start()
+        yield app, port
+    finally:
+        app.shutdown("test end")
+
+
+def test_a_client_holding_its_login_cookie_is_not_locked_out_by_guesses_from_its_address(tmp_path, monkeypatch):
+    with app_with_metrics_server(tmp_path, monkeypatch, dashboard=False) as (_app, port):
         url = f"http://127.0.0.1:{port}/metrics"
         status, set_cookie = _get(url, RIGHT)
         assert status == 200 and set_cookie is not None and set_cookie.startswith(TRUST_COOKIE + "=")
@@ -61,8 +71,6 @@ def test_a_client_holding_its_login_cookie_is_not_locked_out_by_guesses_from_its
         assert _get(url, RIGHT, TRUST_COOKIE + "=" + "0" * 64)[0] == 429   # a forged one
         assert _get(url, RIGHT, "a=b; " + cookie + "; c=d")[0] == 200      # among other cookies
         assert _get(url, RIGHT, 'bad"cookie; ' + cookie)[0] in (200, 429)  # malformed: never a 500
-    finally:
-        app.shutdown("test end")
 
 
 def test_the_metrics_servers_cookie_leaves_the_dashboards_alone(tmp_path, monkeypatch):
@@ -71,15 +79,7 @@ def test_the_metrics_servers_cookie_leaves_the_dashboards_alone(tmp_path, monkey
     Before, both servers set `hil_login`, each keyed by itself: the metrics port's replaced the
     dashboard's, which then refused the operator's page with 429."""
     import http.cookiejar
-    from hil_scheduler import HilApp, Options
-    monkeypatch.setenv(AUTH_ENV, AUTH_PASSWORD)
-    port = free_port()
-    cfg = make_config(tmp_path, auth=DashboardAuth("operator", AUTH_ENV))
-    cfg = dataclasses.replace(cfg, metrics=MetricsConfig(port=port, host="127.0.0.1"))
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    app = HilApp(cfg, options=Options(dashboard=True))
-    try:
-        app.start()
+    with app_with_metrics_server(tmp_path, monkeypatch, dashboard=True) as (app, port):
         jar = http.cookiejar.CookieJar()
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         login = "Basic " + base64.b64encode(f"{RIGHT[0]}:{RIGHT[1]}".encode()).decode()
@@ -99,5 +99,3 @@ def test_the_metrics_servers_cookie_leaves_the_dashboards_alone(tmp_path, monkey
         assert http_get(dashboard, RIGHT)[0] == 429      # the address is refused ...
         assert status(dashboard) == 200                  # ... but not the browser that logged in
         assert sorted(c.name for c in jar) == ["hil_login", "hil_metrics_login"]
-    finally:
-        app.shutdown("test end")
