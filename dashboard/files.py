@@ -24,6 +24,7 @@ DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 LOG_FILE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})_hil_scheduler\.log$")
 LOG_LINE_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - ([A-Z]+) - ")
 TAIL_CHUNK = 64 * 1024
+TAIL_MAX_BYTES = 4 * 2**20   # a past day's log tab reads at most this much of the file's end
 
 
 class CachedListing:
@@ -130,19 +131,23 @@ def log_path(log_dir: Path, value) -> Path | None:
     return path
 
 
-def tail_lines(path: Path, max_lines: int = C.LOG_TAIL_LINES) -> list[str]:
-    """The last `max_lines` lines of a text file, read from its end in 64 KiB chunks."""
+def tail_lines(path: Path, max_lines: int = C.LOG_TAIL_LINES, max_bytes: int = TAIL_MAX_BYTES) -> list[str]:
+    """The last `max_lines` lines of a text file within its last `max_bytes`, read from its end in
+    64 KiB chunks (each read once: a file of few, huge lines costs `max_bytes`, not its size
+    squared). A line cut by the `max_bytes` bound is kept, starting with `…`."""
+    chunks: list[bytes] = []
+    newlines = 0
     with open(path, "rb") as f:
-        pos = f.seek(0, os.SEEK_END)
-        data = b""
-        while pos > 0 and data.count(b"\n") <= max_lines:
-            start = max(0, pos - TAIL_CHUNK)
+        end = pos = f.seek(0, os.SEEK_END)
+        while pos > 0 and newlines <= max_lines and end - pos < max_bytes:
+            start = max(0, pos - TAIL_CHUNK, end - max_bytes)
             f.seek(start)
-            data = f.read(pos - start) + data
+            chunks.append(f.read(pos - start))
+            newlines += chunks[-1].count(b"\n")
             pos = start
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    if pos > 0 and lines:
-        lines = lines[1:]  # the first line may be cut
+    lines = b"".join(reversed(chunks)).decode("utf-8", errors="replace").splitlines()
+    if pos > 0 and lines:   # the first line may be cut
+        lines = ["…" + lines[0]] + lines[1:] if newlines <= max_lines else lines[1:]
     return lines[-max_lines:]
 
 

@@ -18,6 +18,7 @@ from dashboard.snapshot import Snapshot, session_log_entries
 
 log = logging.getLogger("hil.dashboard")
 
+LINE_MAX_CHARS = 2000     # a longer log line is shown cut, with the count of the rest
 MAX_PATCH_DELETES = 200  # more first lines to drop than this: the panel is drawn whole
 
 LEVEL_CLASS = {"ERROR": "lvl-error", "CRITICAL": "lvl-error", "WARNING": "lvl-warning", "INFO": "lvl-info"}
@@ -84,6 +85,14 @@ def layout(ctx: DashboardContext, s: Snapshot):
 
 # ------------------------------------------------------------------------------ rendering
 
+def shown_line(text: str) -> str:
+    """A log line as the panel shows it: at most LINE_MAX_CHARS characters (a logged answer body can
+    be megabytes: one such line would be sent to the page whole), the rest counted."""
+    if len(text) <= LINE_MAX_CHARS:
+        return text
+    return f"{text[:LINE_MAX_CHARS]} … ({len(text) - LINE_MAX_CHARS:,} more characters)"
+
+
 def render_ring(entries: list[dict], today: str) -> list:
     """Today's entries of the session ring as log lines (yesterday's are dropped at midnight)."""
     lines = []
@@ -91,7 +100,7 @@ def render_ring(entries: list[dict], today: str) -> list:
         if e.get("date") not in (None, today):
             continue
         level = str(e.get("level", ""))
-        lines.append(html.Div(f"[{e.get('timestamp', '')}] {level}: {e.get('message', '')}",
+        lines.append(html.Div(shown_line(f"[{e.get('timestamp', '')}] {level}: {e.get('message', '')}"),
                               className=f"log-line {LEVEL_CLASS.get(level, 'lvl-other')}"))
     return lines
 
@@ -143,7 +152,7 @@ def _render_file_lines(lines: list[str]) -> list:
     for line in lines:
         level = files.log_line_level(line)
         cls = LEVEL_CLASS.get(level, "lvl-other") if level else "lvl-other continuation"
-        out.append(html.Div(line, className=f"log-line {cls}"))
+        out.append(html.Div(shown_line(line), className=f"log-line {cls}"))
     return out
 
 
