@@ -264,14 +264,14 @@ def _days_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str, span
         x, values, _text = _day_arrays(dctx, s, (end - timedelta(days=k)).isoformat(), plant)
         if x is not None and len(x):
             rows += len(x)
-            parts.append(_drawn(dctx, (x, values, _text))[:2])   # each file its own runs
+            parts.append((x, values))
     first = (end - timedelta(days=span - 1)).isoformat()
     name = dctx.names[plant]
     if not parts:
         return None, None, f"No file for {name} from {first} to {day}."
-    x = np.concatenate([p[0] for p in parts])
-    values = np.concatenate([p[1] for p in parts])
-    return x, values, f"{name} {first} to {day}: {rows} rows from {len(parts)} day(s)."
+    text = f"{name} {first} to {day}: {rows} rows from {len(parts)} day(s)."
+    # the days' rows joined, then broken as one file's: a silence across midnight is no value held
+    return _drawn(dctx, (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), text))
 
 
 # ------------------------------------------------------------------------------ callbacks
