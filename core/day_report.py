@@ -174,16 +174,23 @@ class NoData:
 
 
 def in_time_order(rows: list[Row]) -> tuple[list[Row], int]:
-    """`rows` stable-sorted by instant without those not later than the row kept before them, and
-    how many were dropped: a day's rows appended twice are counted once. (In sorted order the row
-    kept last is as late as the row before, so a row is kept when it is later than that row.)"""
-    stamps = np.array([r.ts.timestamp() for r in rows])   # aware datetimes of one zone compare by wall time
+    """`rows` in time order by `time_order`, and how many were dropped."""
+    kept, dropped = time_order(np.array([r.ts.timestamp() for r in rows]))   # aware: compared by instant
+    return (list(rows) if kept is None else [rows[i] for i in kept.tolist()]), dropped
+
+
+def time_order(stamps: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """The indices of `stamps` (instants) stable-sorted, without those not later than the one kept
+    before them (None: already strictly increasing), and how many were dropped: a day's rows
+    appended twice are counted once. The report and History read a file by this one rule. (In
+    sorted order the row kept last is as late as the row before, so a row is kept when it is later
+    than that row.)"""
     if stamps.size < 2 or bool((np.diff(stamps) > 0).all()):
-        return list(rows), 0
+        return None, 0
     order = np.argsort(stamps, kind="stable")
     ordered = stamps[order]
     keep = np.concatenate(([True], ordered[1:] > ordered[:-1]))
-    return [rows[i] for i in order[keep].tolist()], int((~keep).sum())
+    return order[keep], int((~keep).sum())
 
 
 def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoData:

@@ -186,6 +186,7 @@ def _today_frame(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
 
 def _day_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
     """(x, values, text) of one recorded day, or (None, None, why not)."""
+    from core.day_report import time_order
     from core.plot_columns import read_columns
 
     name = dctx.names[plant]
@@ -206,8 +207,13 @@ def _day_arrays(dctx: DashboardContext, s: Snapshot, day: str, plant: str):
     if malformed:
         log.warning("%s: skipped %d malformed line(s)", path.name, malformed)
     n = len(cols)
-    skipped = f"; {malformed} malformed line(s) skipped" if malformed else ""
-    return np.array(cols.epoch_us(0, n)) // 1000, np.array(cols.values(0, n)), f"{path.name}: {n} rows{skipped}."
+    x, values = np.array(cols.epoch_us(0, n)) // 1000, np.array(cols.values(0, n))
+    kept, unordered = time_order(x)   # the report's rule: a file appended twice is drawn once, in time order
+    if kept is not None:
+        x, values = x[kept], values[kept]
+    skipped = (f"; {malformed} malformed line(s) skipped" if malformed else "") + (
+        f"; {unordered} row(s) out of time order dropped" if unordered else "")
+    return x, values, f"{path.name}: {n} rows{skipped}."
 
 
 def _drawn(dctx: DashboardContext, loaded: tuple) -> tuple:

@@ -63,3 +63,18 @@ def test_a_silence_across_midnight_breaks_the_seven_day_lines(dctx, day1_last, d
     assert len(y) == 61 + 61 + broken
     assert gaps == ([61] if broken else []), gaps   # a break right after the day's last row, or none
     assert y[60] == 100.0 and y[-61] == -50.0
+
+
+def test_a_day_appended_twice_is_drawn_once_in_time_order_as_the_report_reads_it(dctx):
+    """The day report sorts a file's rows and drops those not later than the row kept before (a
+    file appended twice); History drew it in file order: a line from the last row back to the first
+    one and every value twice, with no break. Both read the file by one rule now."""
+    cfg = dctx.cfg
+    _write(cfg, DAY1, datetime(2026, 6, 1, 10, 0, tzinfo=TZ), datetime(2026, 6, 1, 11, 0, tzinfo=TZ), 100.0)
+    path = cfg.data_dir / "20260601_lib.csv"
+    body = path.read_text().split("\n", 1)[1]
+    path.write_text(path.read_text() + body)                       # the same rows appended again
+    figure, shown, message, *_ = history.history_show(dctx, DAY1.isoformat(), "lib", 1, "history")
+    x = np.array(figure["data"][0]["x"], dtype=np.int64)
+    assert len(x) == 61 and (np.diff(x) == 60_000).all()
+    assert message.endswith("122 rows; 61 row(s) out of time order dropped."), message
