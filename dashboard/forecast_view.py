@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.day_report import minmax_indices
 from core.forecast import forecast_inputs, is_current, soc_at
+from core.lazy_modules import np
 from core.timeutil import wall_text
 from dashboard import constants as C
 from dashboard import live_axis
 from dashboard.figures import phone_lines
 from dashboard.preview_figures import note_below, preview_x
 
-MAX_POINTS = 2000                 # a 1 s schedule has 86,400 breakpoints: the trace keeps a stride
+MAX_POINTS = 2000                 # a 1 s schedule has 86,400 breakpoints: the trace keeps min/max per bucket
 SINGLE_COLOR = C.COLOR_SOC        # one plant's preview: the SoC colour of the live plots
 WARNING_COLOR = "#b00020"
 NOTE_COLOR = "#555"
@@ -37,12 +39,12 @@ def key(hil, source: str, plants) -> list:
 
 
 def _trace_xy(view, until: datetime | None, ax: live_axis.LiveAxis) -> tuple[list, list]:
-    """The forecast's points (a stride of them beyond MAX_POINTS, the last always kept), up to
-    `until` (then the SoC at `until`, the trace being piecewise linear); x on the preview's axis `ax`."""
+    """The forecast's points (beyond MAX_POINTS, each bucket's lowest and highest, as the report
+    decimates: a brief dip to empty stays drawn; the first and last always kept), up to `until`
+    (then the SoC at `until`, the trace being piecewise linear); x on the preview's axis `ax`."""
     fc = view.forecast
     n = len(fc.times)
-    stride = max(1, -(-n // MAX_POINTS))
-    idx = sorted(set(range(0, n, stride)) | {n - 1})
+    idx = sorted(set(minmax_indices(np.asarray(fc.soc_pu, dtype=float), MAX_POINTS).tolist()) | {0, n - 1})
     limit = None if until is None else until.timestamp()
     pts = [(fc.times[i], fc.soc_pu[i]) for i in idx if limit is None or view.epochs[i] <= limit]
     if until is not None and (not pts or pts[-1][0].timestamp() < limit):

@@ -224,3 +224,22 @@ def test_a_warning_says_where_its_start_soc_comes_from_unless_it_is_a_fresh_read
         assert forecast_view._line("LIB", dataclasses.replace(got, soc_start_from=origin)).endswith(
             f"; starting from SoC 0.50 {since}")
     assert forecast_view._line("LIB", dataclasses.replace(got, soc_start_from="live")) == got.warning   # a fresh reading
+
+
+def test_a_brief_dip_to_empty_stays_drawn_on_a_dense_schedule(rig):
+    """A 1 s schedule (7,200 breakpoints) discharging LIB to empty at one breakpoint, then charging:
+    the drawn trace keeps the forecast's lowest point. Before, it kept every 4th point and drew the
+    dip about 0.004 pu above empty (the warning text was right)."""
+    n, k = 7200, 901                                    # empty at breakpoint 901, not a multiple of 4
+    kw = 250.0 * 3600 / k                               # 250 kWh (0.5 of 500 kWh) out in k seconds
+    times = [T0 + timedelta(seconds=i) for i in range(n)]
+    frame = frame_from_rows(times, [kw if i < k else -kw for i in range(n)], None, TZ,
+                            end_at=T0 + timedelta(seconds=n))
+    publish(rig, "manual", "lib", frame)
+    step_all(rig.forecaster)
+    soc = rig.forecaster.view("manual", "lib").forecast.soc_pu
+    fig = forecast_view.add_forecast(preview_figures.manual_preview("LIB", frame, T0), rig, "manual", snap(rig),
+                                     {"lib": frame}, NAMES)
+    trace = next(t for t in fig["data"] if t["name"] == "LIB SoC forecast")
+    assert len(trace["y"]) <= forecast_view.MAX_POINTS + 2
+    assert min(trace["y"]) == min(soc) and min(soc) < 1e-6
