@@ -9,6 +9,12 @@ Choices (docs/DECISIONS.md, "Day report"; the report states them too):
   to the run's anchor, within `max_kept_gap_s` of it), because the recorder stores a steady run as
   its anchor and one row per flush (and only such a run: a longer interval to a row that starts a
   new run is a silence). Decided from the file, whether compression is enabled now or not.
+- Gaps (core/kpis.py) include the day's edges, kind `not recorded`: midnight to the first real row
+  and the last row to the end of the day, each when longer than `short_gap_s` (a span running
+  across midnight has rows within a period of it). For today (`now` given and before the day's
+  end) only up to `now` less one `measurements_write_period_s`: the future is no gap, and the
+  recorder writes its rows once per write period, so the latest ones may not be on disk yet.
+  `now=None`: a past day, judged to its end.
 - Traces are reduced to at most `MAX_POINTS` points each by keeping every bucket's min, max and a
   null (so spikes and gaps survive); a line breaks after every row that covers nothing (History too).
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from core.lazy_modules import np, pd
@@ -193,8 +199,17 @@ def time_order(stamps: np.ndarray) -> tuple[np.ndarray | None, int]:
     return order[keep], int((~keep).sum())
 
 
-def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoData:
-    """The plant's file of `day` with its KPIs, or why there is none."""
+def judged_until(cfg: AppConfig, day_end: datetime, now: datetime | None) -> datetime:
+    """The end of the time a report judges (module doc): `day_end`, or for today `now` less one
+    write period (rows of the last write period may still be pending in the recorder)."""
+    if now is None:
+        return day_end
+    return min(day_end, now - timedelta(seconds=cfg.timing.measurements_write_period_s))
+
+
+def load_plant_day(cfg: AppConfig, plant_id: str, day: date, now: datetime | None = None) -> PlantDay | NoData:
+    """The plant's file of `day` with its KPIs, or why there is none; `now` (aware): the report's
+    time, so that today's gaps end there (None: a past day)."""
     plant = cfg.plants[plant_id]
     path = plant_day_path(cfg, plant_id, day)
     if os.path.lexists(path) and not inside(cfg.data_dir, path):
@@ -217,14 +232,16 @@ def load_plant_day(cfg: AppConfig, plant_id: str, day: date) -> PlantDay | NoDat
                            frame.to_numpy(dtype=float))
     start, end = day_bounds(day, cfg.tz)
     band_pct = cfg.tracking_alarm.band_pct
-    kpis = day_kpis(frame, start, end, covered, band_pct / 100.0 * rated_power_kw(plant))
+    kpis = day_kpis(frame, start, end, covered, band_pct / 100.0 * rated_power_kw(plant), short_gap_s(cfg),
+                    judged_until(cfg, end, now))
     return PlantDay(plant_id, plant.name, path, frame, covered, malformed, unordered, band_pct, kpis)
 
 
-def load_days(cfg: AppConfig, day: date, plant_ids: list[str]) -> tuple[list[PlantDay], list[NoData]]:
-    """The loaded plant days and why the others have none; raises ReportError when no plant has
-    data on `day` (the message names the day, and each file with its reason)."""
-    loaded = [load_plant_day(cfg, pid, day) for pid in plant_ids]
+def load_days(cfg: AppConfig, day: date, plant_ids: list[str],
+              now: datetime | None = None) -> tuple[list[PlantDay], list[NoData]]:
+    """The loaded plant days (`load_plant_day`, `now` as there) and why the others have none; raises
+    ReportError when no plant has data on `day` (the message names the day, and each file with its reason)."""
+    loaded = [load_plant_day(cfg, pid, day, now) for pid in plant_ids]
     days, none = [d for d in loaded if isinstance(d, PlantDay)], [d for d in loaded if isinstance(d, NoData)]
     if not days:
         why = "; ".join(f"{n.file}: {n.reason}" for n in none)
@@ -281,5 +298,6 @@ def kpi_rows(d: PlantDay) -> list[tuple[str, str]]:
     ]
 
 
-def gap_rows(d: PlantDay) -> list[tuple[str, str, str]]:
+def gap_rows(d: PlantDay) -> list[tuple[str, str, str, str]]:
+    """The gaps as the report's table rows: (from, to, duration, kind)."""
     return [(g.start.isoformat(), g.end.isoformat(), f"{g.duration_s:.0f} s", g.kind) for g in d.kpis.gaps]

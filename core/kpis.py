@@ -13,11 +13,20 @@ rows whose own column is empty add nothing to that column's integral.
 Definitions (positive P = discharge): discharged/charged kWh = integral of POI P above/below 0;
 tracking error e = p_poi_kw - p_setpoint_kw (kW); RMS is time-weighted; max is over rows;
 deviation = integral |e| (kWh), net deviation = integral e; within tolerance = share of covered
-time with |e| <= `tolerance_kw`; coverage = covered time / day length (23, 24 or 25 h); gaps are
-the merged uncovered intervals after the first real row, each of a kind told by its null rows
-(components §7.3): one null row is a `link outage` (the sampler failed, then rows went on); two or
-more are `recording off` (a span stopped and started again, or the program ended and restarted);
-none is a `silence` (no row and no null row: the program was paused or killed meanwhile).
+time with |e| <= `tolerance_kw`; coverage = covered time / day length (23, 24 or 25 h).
+
+Gaps (`find_gaps`), in time order: the merged uncovered intervals between the first real row and
+the last row, each of a kind told by its null rows (components §7.3): one null row is a `link
+outage` (the sampler failed, then rows went on); two or more are `recording off` (a span stopped
+and started again, or the program ended and restarted); none is a `silence` (no row and no null
+row: the program was paused or killed meanwhile). And the day's edges, kind `not recorded`: from
+the day's start to the first real row, and from the last row to `until` (the day's end; for today
+the report's time, core/day_report.py), each only when longer than `edge_gap_s` (the short-gap
+limit: a span running across midnight ends one file within a period before midnight and starts
+the next at or just after it). A file alone cannot tell why its edges hold no rows: a link outage
+that ran past midnight, recording turned off, the program not running (or the data folder
+unwritable) all look alike, so the kind says only that nothing was recorded. A file of null rows
+only is one `not recorded` stretch over the whole judged day.
 """
 from __future__ import annotations
 
@@ -30,13 +39,14 @@ P_SP, P_POI = "p_setpoint_kw", "p_poi_kw"
 
 
 GAP_KINDS = ("silence", "link outage", "recording off")   # by the number of null rows in the gap: 0, 1, 2+
+EDGE_KIND = "not recorded"    # before the first real row or after the last row: the file cannot tell why
 
 
 @dataclass(frozen=True)
 class Gap:
     start: datetime
     end: datetime
-    kind: str      # one of GAP_KINDS
+    kind: str      # one of GAP_KINDS, or EDGE_KIND
 
     @property
     def duration_s(self) -> float:
@@ -95,11 +105,11 @@ def covered_durations(t_s: np.ndarray, covered: np.ndarray, day_start_s: float, 
     return np.where(covered, np.clip(clipped, 0.0, None), 0.0)
 
 
-def find_gaps(t_s: np.ndarray, is_null: np.ndarray, covered: np.ndarray, tz: tzinfo) -> tuple[Gap, ...]:
-    """Merged uncovered intervals between the first real row and the last row."""
+def inner_gaps(t_s: np.ndarray, is_null: np.ndarray, covered: np.ndarray) -> list[tuple[float, float, str]]:
+    """Merged uncovered intervals between the first real row and the last row: (start s, end s, kind)."""
     real = np.flatnonzero(~is_null)
     if real.size == 0:
-        return ()
+        return []
     gaps: list[list] = []    # [start s, end s, null rows in it]
     for i in np.flatnonzero(~covered[:-1]):
         if i < real[0]:
@@ -109,8 +119,30 @@ def find_gaps(t_s: np.ndarray, is_null: np.ndarray, covered: np.ndarray, tz: tzi
             gaps[-1][1:] = [b, gaps[-1][2] + nulls]
         elif b > a:
             gaps.append([a, b, nulls])
-    return tuple(Gap(datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz), GAP_KINDS[min(nulls, 2)])
-                 for a, b, nulls in gaps)
+    return [(a, b, GAP_KINDS[min(nulls, 2)]) for a, b, nulls in gaps]
+
+
+def edge_gaps(t_s: np.ndarray, is_null: np.ndarray, start_s: float, until_s: float,
+              edge_gap_s: float) -> tuple[list[tuple[float, float, str]], list[tuple[float, float, str]]]:
+    """The day's edges that hold no recorded value, as ([head], [tail]) lists of (start s, end s,
+    EDGE_KIND): from `start_s` (local midnight) to the first real row and from the last row to
+    `until_s`, each clipped to [start_s, until_s] and kept only when longer than `edge_gap_s`."""
+    real = np.flatnonzero(~is_null)
+    head_end = min(float(t_s[real[0]]), until_s) if real.size else until_s
+    tail_start = max(float(t_s[-1]), start_s) if real.size else until_s
+    head = [(start_s, head_end, EDGE_KIND)] if head_end - start_s > edge_gap_s else []
+    tail = [(tail_start, until_s, EDGE_KIND)] if until_s - tail_start > edge_gap_s else []
+    return head, tail
+
+
+def find_gaps(t_s: np.ndarray, is_null: np.ndarray, covered: np.ndarray, tz: tzinfo, start_s: float,
+              until_s: float, edge_gap_s: float) -> tuple[Gap, ...]:
+    """The day's gaps in time order (module doc): the head edge, the inner gaps, the tail edge.
+    `start_s`: the day's start; `until_s`: the end of the time judged (the day's end, or for
+    today the report's time); `edge_gap_s`: the longest edge that is no gap (`short_gap_s`)."""
+    head, tail = edge_gaps(t_s, is_null, start_s, until_s, edge_gap_s)
+    return tuple(Gap(datetime.fromtimestamp(a, tz), datetime.fromtimestamp(b, tz), kind)
+                 for a, b, kind in head + inner_gaps(t_s, is_null, covered) + tail)
 
 
 def _integral_kwh(values_kw: np.ndarray, dur_s: np.ndarray) -> float:
@@ -119,8 +151,9 @@ def _integral_kwh(values_kw: np.ndarray, dur_s: np.ndarray) -> float:
 
 
 def day_kpis(frame: pd.DataFrame, day_start: datetime, day_end: datetime, covered: np.ndarray,
-             tolerance_kw: float) -> DayKpis:
-    """KPIs of one daily frame over [day_start, day_end) (aware); `covered`: its `covered_mask`."""
+             tolerance_kw: float, edge_gap_s: float, until: datetime | None = None) -> DayKpis:
+    """KPIs of one daily frame over [day_start, day_end) (aware); `covered`: its `covered_mask`;
+    `edge_gap_s`, `until` (None: `day_end`): of `find_gaps`."""
     t_s = epoch_seconds(frame.index)
     is_null = null_rows(frame)
     start_s, end_s = day_start.timestamp(), day_end.timestamp()
@@ -145,7 +178,8 @@ def day_kpis(frame: pd.DataFrame, day_start: datetime, day_end: datetime, covere
         coverage_pct=100.0 * float(dur.sum()) / (end_s - start_s),
         covered_s=float(dur.sum()),
         day_length_h=(end_s - start_s) / 3600.0,
-        gaps=find_gaps(t_s, is_null, covered, day_start.tzinfo),
+        gaps=find_gaps(t_s, is_null, covered, day_start.tzinfo, start_s,
+                       end_s if until is None else min(end_s, until.timestamp()), edge_gap_s),
         n_rows=len(frame),
         n_null_rows=int(is_null.sum()),
     )

@@ -15,7 +15,7 @@ import functools
 import gzip
 import html
 import json
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from core.lazy_modules import np
@@ -125,7 +125,11 @@ def render_html(cfg: AppConfig, day: date, days: list[PlantDay], none: list[NoDa
             f"run: alike within the compression tolerances to the run's first row and at most "
             f"{cfg.recording.compression.max_kept_gap_s:g} s after it (the recorder stores such a run as its first "
             f"row and one row per flush). Gaps: a link outage leaves one null row, recording "
-            f"off (or the program stopped) two, a silence none. Times are local ({cfg.time.timezone}). "
+            f"off (or the program stopped) two, a silence none. Not recorded: no row from midnight to the file's "
+            f"first row or from its last row to the end of the day (today: to the report's time less "
+            f"{cfg.timing.measurements_write_period_s:g} s, the rows not yet written); the file cannot tell "
+            f"a link outage across midnight from recording off or the program not running. "
+            f"Times are local ({cfg.time.timezone}). "
             f"Positive P = discharge.")
     return ("<!DOCTYPE html><html><head><meta charset=utf-8>"
             "<meta name=viewport content='width=device-width, initial-scale=1'>"
@@ -136,7 +140,9 @@ def render_html(cfg: AppConfig, day: date, days: list[PlantDay], none: list[NoDa
             + _plotly_loader() + "</body></html>")
 
 
-def build_report(cfg: AppConfig, day: date, plant_ids: list[str]) -> tuple[str, list[PlantDay]]:
-    """HTML and the loaded plant days; raises core.day_report.ReportError when no plant has data on `day`."""
-    days, none = load_days(cfg, day, plant_ids)
+def build_report(cfg: AppConfig, day: date, plant_ids: list[str],
+                 now: datetime | None = None) -> tuple[str, list[PlantDay]]:
+    """HTML and the loaded plant days; raises core.day_report.ReportError when no plant has data on
+    `day`. `now`: the report's time (the clock's `now()`), so that today's gaps stop there (None: a past day)."""
+    days, none = load_days(cfg, day, plant_ids, now)
     return render_html(cfg, day, days, none), days

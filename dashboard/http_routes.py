@@ -200,7 +200,7 @@ def _register_downloads(server: Flask, dctx: DashboardContext) -> None:
                 return Response(C.REPORT_BUSY + "\n", status=503, mimetype="text/plain",
                                 headers={"Retry-After": str(C.HEAVY_LOAD_RETRY_AFTER_S), "Cache-Control": "no-store"})
             try:
-                text, _ = build_report(cfg, day, list(PLANT_IDS) if plant == "all" else [plant])
+                text, _ = build_report(cfg, day, list(PLANT_IDS) if plant == "all" else [plant], dctx.clock.now())
             except ReportError as exc:
                 return Response(f"No report: {exc}.\n", status=404, mimetype="text/plain")
         name = f"report_{day.isoformat()}{'' if plant == 'all' else '_' + plant}.html"

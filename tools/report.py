@@ -17,6 +17,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from core.clock import RealClock
 from core.config import ConfigError, load_config
 from core.day_report import ReportError
 from dashboard.day_report import build_report
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plant_ids = list(cfg.plants) if args.plant == "all" else [args.plant]
     try:
-        text, _ = build_report(cfg, args.day, plant_ids)
+        text, _ = build_report(cfg, args.day, plant_ids, RealClock(cfg.tz).now())   # today: gaps up to now
     except ReportError as exc:
         folder = exc.folder and f" in {exc.folder}{'' if exc.folder.is_dir() else ' (no such folder)'}"
         print(f"report: {exc}{folder or ''}", file=sys.stderr)

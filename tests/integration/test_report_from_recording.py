@@ -100,10 +100,14 @@ def test_report_kpis_match_the_recorded_rows(rig_factory, tmp_path):  # noqa: F8
     assert k.max_abs_error_kw == 80.0 and 0 < k.within_tolerance_pct < 100
     assert k.net_deviation_kwh == pytest.approx(-(30 + 80) * 10 / 3600, rel=0.15)
     assert 100 * 28 / 3600 < k.discharged_kwh and k.charged_kwh == pytest.approx(200 * 30 / 3600, rel=0.1)
-    assert [(g.start, g.end) for g in k.gaps] == [(a, b) for a, b in exp["gaps"] if a >= rows[1].ts]
-    assert len(k.gaps) == 1
-    outage = k.gaps[0]
+    # the day's edges: nothing recorded from midnight to the first real row, nor after the last row
+    head, *inner, tail = k.gaps
+    assert (head.start, head.end, head.kind) == (datetime(2026, 6, 1, tzinfo=TZ), rows[1].ts, "not recorded")
+    assert (tail.start, tail.end, tail.kind) == (rows[-1].ts, datetime(2026, 6, 2, tzinfo=TZ), "not recorded")
+    assert [(g.start, g.end) for g in inner] == [(a, b) for a, b in exp["gaps"] if a >= rows[1].ts]
+    assert len(inner) == 1
+    outage = inner[0]
     assert outage.start == next(r.ts for r in rows[1:] if r.is_null)
     assert 5 <= outage.duration_s <= 40
     assert outage.kind == "link outage"                  # one null row, then rows again
-    assert "<h3>Gaps (1)</h3>" in html and "<td>link outage</td>" in html
+    assert "<h3>Gaps (3)</h3>" in html and "<td>link outage</td>" in html
