@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 from core.lazy_modules import np, pd
@@ -32,7 +32,7 @@ from core.config import AppConfig, PlantConfig
 from core.kpis import DayKpis, covered_mask, day_kpis, epoch_seconds, null_rows
 from core.names import VALUE_COLUMNS, safe_plant_name
 from core.recording import MAX_DAILY_FILE_BYTES, Row, daily_file_path, inside, read_rows, rows_to_frame
-from core.timeutil import day_bounds
+from core.timeutil import day_bounds, from_epoch
 
 MAX_POINTS = 4000
 GAP_PERIODS = 3
@@ -204,7 +204,8 @@ def judged_until(cfg: AppConfig, day_end: datetime, now: datetime | None) -> dat
     write period (rows of the last write period may still be pending in the recorder)."""
     if now is None:
         return day_end
-    return min(day_end, now - timedelta(seconds=cfg.timing.measurements_write_period_s))
+    # in absolute time: a zoned datetime minus a timedelta is wall-time arithmetic (an hour off across DST)
+    return min(day_end, from_epoch(now.timestamp() - cfg.timing.measurements_write_period_s, cfg.tz))
 
 
 def load_plant_day(cfg: AppConfig, plant_id: str, day: date, now: datetime | None = None) -> PlantDay | NoData:

@@ -142,3 +142,16 @@ def test_todays_report_lists_no_future_and_not_the_rows_not_yet_written(cfg):
     assert [g.kind for g in d.kpis.gaps] == [NR]          # only the head: nothing after 23:00 yet judged
     html, _ = report_html.build_report(cfg, JUNE, ["lib"], now)
     assert "2026-06-01T23:29:00+02:00" in html and "2026-06-02T00:00:00" not in html
+
+
+def test_todays_report_time_less_a_write_period_is_absolute_time_on_the_autumn_day(cfg):
+    # recording stopped at 02:30 CEST (the first 02:00-03:00); the report made at 02:00:30 CET (the
+    # second): 60 s before it is 02:59:30 CEST, not the wall time 01:59:30 (an hour earlier)
+    t0 = datetime(2026, 10, 25, 0, 0, tzinfo=TZ)
+    at = lambda s: from_epoch(t0.timestamp() + s, TZ)   # noqa: E731
+    stop = datetime(2026, 10, 25, 2, 30, tzinfo=TZ)      # fold 0: CEST
+    rows = [real(at(s), 100) for s in range(0, int(stop.timestamp() - t0.timestamp()), 2)] + [null_row(stop)]
+    (cfg.data_dir / "20261025_lib.csv").write_text(HEADER + "\n" + "".join(format_row(r, 2.0) for r in rows))
+    now = datetime(2026, 10, 25, 2, 0, 30, tzinfo=TZ, fold=1)   # CET
+    gaps = day_report.load_plant_day(cfg, "lib", AUTUMN, now).kpis.gaps
+    assert [(g.start, g.end.timestamp(), g.kind) for g in gaps] == [(stop, now.timestamp() - 60, NR)]
