@@ -155,6 +155,9 @@ class Scheduler:
         source = inputs[0]
         with self.sd["lock"]:
             gates = dict(self.sd["scheduler_running_by_plant"])
+            fetch = self.sd["data_fetcher_status"]
+            first_fetch_due = self.sd["api_password"] is not None and not (fetch.get("last_attempt")
+                                                                           or fetch.get("login_held_at"))
         earliest = now.astimezone(timezone.utc) + timedelta(seconds=self.cfg.timing.scheduler_period_s)
         next_bps = []
         for pid, controller in self.controllers.items():
@@ -165,7 +168,7 @@ class Scheduler:
             self._log_clamp(pid, plant, source, frame, eff.base)
             if "override" in (eff.reason_p, eff.reason_q):
                 self._log_clamp(pid, plant, "manual", inputs[2].get(pid), eff.manual)
-            self._log_reason(pid, plant.name, source, eff.base, gates.get(pid, False))
+            self._log_reason(pid, plant.name, source, eff.base, gates.get(pid, False), first_fetch_due)
             self._log_override(pid, plant.name, eff, gates.get(pid, False))
             nb = target.next_breakpoint
             if nb is not None:
@@ -205,15 +208,24 @@ class Scheduler:
             log.info("%s setpoint sources: P: %s | Q: %s", name, describe_signal(eff.reason_p, until, False),
                      describe_signal(eff.reason_q, until, False))
 
-    def _log_reason(self, pid: str, name: str, source: str, sp, gate: bool) -> None:
+    def _log_reason(self, pid: str, name: str, source: str, sp, gate: bool, first_fetch_due: bool = False) -> None:
+        """The log lines of a running plant's dispatch reason as it changes (components §9). No API
+        schedule while the first fetch with the password has not ended yet (a start with the program)
+        is a wait, INFO, not the WARNING of a schedule that is unavailable."""
         if not gate:
             self._last_reason[pid] = None
             return
         prev, reason = self._last_reason[pid], sp.reason
+        if reason == "no_schedule" and source == "api" and first_fetch_due:
+            reason = "first_fetch"
         self._last_reason[pid] = reason
         if prev == reason:
             return
-        if reason == "stale":
+        if reason == "first_fetch":
+            log.info("%s: waiting for the first API fetch -> zero dispatch", name)
+        elif prev == "first_fetch" and reason == "schedule":
+            log.info("%s: API schedule received", name)
+        elif reason == "stale":
             log.warning("%s: API setpoint stale -> zero dispatch", name)
         elif prev == "stale" and reason == "schedule":
             log.info("%s: API setpoint fresh again", name)

@@ -290,6 +290,39 @@ def test_wall_step_is_picked_up_at_next_evaluation(rig):
 
 # ------------------------------------------------------------------------------------ logs
 
+def test_no_api_schedule_before_the_first_fetch_is_a_wait_not_a_warning(rig, caplog):
+    """A plant started with the program in API mode (`--start`) runs before the fetcher's first
+    pass ended: that is a wait (INFO), then `received`; before, every such start logged the WARNING
+    `API schedule unavailable` and `available again` a second later (a false alarm). Once a fetch
+    ended without a schedule, it is the WARNING."""
+    caplog.set_level(logging.INFO)
+    with rig.sd["lock"]:
+        rig.sd["api_password"] = "secret"
+    rig.gate("lib", True)
+    rig.source("api")
+    rig.step_at(at(10, 0))
+    rig.step_at(at(10, 1))
+    assert _msgs(caplog) == ["LIB: waiting for the first API fetch -> zero dispatch"]
+    assert caplog.records[-1].levelno == logging.INFO
+
+    caplog.clear()
+    with rig.sd["lock"]:
+        rig.sd["data_fetcher_status"] = {**rig.sd["data_fetcher_status"], "last_attempt": "2026-03-10T10:01:30+01:00"}
+    rig.store.publish_schedule("api", "lib", api([(at(10, 0), 50.0)]))
+    rig.step_at(at(10, 2))
+    assert _msgs(caplog) == ["LIB: API schedule received"] and caplog.records[-1].levelno == logging.INFO
+
+    caplog.clear()
+    rig.gate("lib", False)
+    rig.step_at(at(10, 3))
+    rig.store.publish_schedule("api", "lib", empty_frame(TZ))
+    rig.gate("lib", True)                     # a fetch ended: no schedule now is a real condition
+    rig.step_at(at(10, 4))
+    assert _msgs(caplog) == ["LIB: API schedule unavailable -> zero dispatch"]
+    assert caplog.records[-1].levelno == logging.WARNING
+
+
+
 def test_reason_changes_logged_once_while_gate_on(rig, caplog):
     caplog.set_level(logging.INFO)
     rig.gate("lib", True)
