@@ -71,6 +71,7 @@ from agents.process_tuning import tune_process  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
+from core.hosts import url_host  # noqa: E402
 from core.config import API_PASSWORD_ENV, AppConfig, load_config_or_report  # noqa: E402
 from core.config_dump import effective_config_yaml  # noqa: E402
 from core.forecast import forecast_soc, forecast_warning, horizon_end, start_soc  # noqa: E402
@@ -455,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = RealClock(cfg.tz)
     handles = setup_logging(cfg.general.log_level, cfg.general.log_dir, cfg.tz, shared_data, clock=clock)
     app = HilApp(cfg, clock=clock, options=options, shared_data=shared_data)
-    dash_url = f"http://{cfg.dashboard.host}:{cfg.dashboard.port}" if options.dashboard else "off"
+    dash_url = f"http://{url_host(cfg.dashboard.host)}:{cfg.dashboard.port}" if options.dashboard else "off"
     log.info("HIL Scheduler starting: source=%s transport=%s dashboard=%s", cfg.startup.schedule_source,
              cfg.startup.transport_mode, dash_url)
     try:

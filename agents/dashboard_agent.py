@@ -19,6 +19,7 @@ import logging
 import os
 
 from core.basic_auth import dashboard_accounts
+from core.hosts import url_host
 
 THREAD_NAME = "dashboard"
 REQUEST_THREADS = 8          # callbacks of a few open pages at once; more wait in waitress' queue
@@ -54,10 +55,7 @@ class DashboardServer:
     def url(self) -> str | None:
         if self._server is None:
             return None
-        host = self.cfg.host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"http://{host}:{self._server.port}"
+        return f"http://{url_host(self.cfg.host)}:{self._server.port}"
 
     def start(self) -> None:
         from agents.wsgi_server import WsgiServer

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from core.basic_auth import (METRICS_TRUST_COOKIE, REALM, REFUSED_TEXT, FailedLogins, credentials_ok,
                               dashboard_accounts)
-from core.hosts import MISDIRECTED_TEXT, misdirected
+from core.hosts import MISDIRECTED_TEXT, misdirected, url_host
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -118,7 +118,7 @@ class MetricsServer:
                 f"Metrics cannot listen on {self.cfg.host}:{self.cfg.port}: {exc.strerror or exc}") from None
         self._server = server
         self.app.registry.register(THREAD_NAME, server.thread, server=True)
-        log.info("Metrics serving on http://%s:%s/metrics", self.cfg.host, server.port)
+        log.info("Metrics serving on http://%s:%s/metrics", url_host(self.cfg.host), server.port)
 
     def stop(self) -> None:
         server, self._server = self._server, None

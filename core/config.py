@@ -27,7 +27,7 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, GetPyd
 from pydantic_core import PydanticCustomError
 
 from core.codec import FORMATS, WORD_ORDERS, Point, encodable_range, is_encodable
-from core.hosts import is_loopback_host, listen_scope
+from core.hosts import is_loopback_host, listen_scope, unbracketed
 from core.names import PLANT_IDS, VALUE_COLUMNS, safe_plant_name
 from core.profiles import apply_profiles, origin_note
 from core.strict_yaml import read_yaml
@@ -118,6 +118,8 @@ def Choice(*values: str) -> Any:
     return _rule(Literal[values], "|".join(values))
 
 Bool = _rule(StrictBool, "true or false")
+Host = Text(unbracketed, must(str.strip, "must not be empty"), spaces_ok=False,   # `[::1]` as `::1`: what binds
+            allowed="a non-empty string without spaces: a host name or address (IPv6 with or without brackets)")
 
 def _via(tp: Any, convert=lambda obj: MappingProxyType(vars(obj))) -> GetPydanticSchema:  # vars: the fields
     """Metadata for `Annotated[<type>, ...]`: validate as `tp`, keep `convert(value)`."""
@@ -184,7 +186,7 @@ class DashboardAuth(Section):
         f"environment variable other than {API_PASSWORD_ENV}")]
 
 class DashboardConfig(Section):
-    host: Annotated[str, Text(spaces_ok=False)] = "127.0.0.1"
+    host: Annotated[str, Host] = "127.0.0.1"
     port: Annotated[int, Int(1, 65535)] = 8050
     auth: DashboardAuth | None = None
     viewer: DashboardAuth | None = None  # read-only role; requires auth and another username
@@ -204,7 +206,7 @@ class DashboardConfig(Section):
 class MetricsConfig(Section):
     """`/metrics` on a server of its own (the dashboard always serves it too); off while `port` is null."""
     port: Annotated[int | None, Int(1, 65535, null=True)] = None
-    host: Annotated[str, Text(spaces_ok=False)] = "127.0.0.1"
+    host: Annotated[str, Host] = "127.0.0.1"
 
 class IstentoreConfig(Section):
     rules = (("measurement_post_retry_max_s", ">=", "measurement_post_retry_initial_s"),)
@@ -317,7 +319,7 @@ _Points = type("_Points", (Section,), {**dict.fromkeys(POINT_NAMES), "__annotati
 
 class MeterConfig(Section):
     """The plant's PoC meter (issue 16): a second Modbus device from which p_poi, q_poi and v_poi are read."""
-    host: Annotated[str, Text(spaces_ok=False)]
+    host: Annotated[str, Host]
     port: Annotated[int, Int(1, 65535)]
     unit_id: Annotated[int, Int(0, 255)]   # 255 (0xFF): a device reached directly over TCP
     points: Annotated[Mapping[str, Point], _via(type("_MeterPoints", (Section,), {**dict.fromkeys(METER_POINTS), (

@@ -9,6 +9,11 @@ def unbracketed(host: str) -> str:
     return host[1:-1] if host[:1] + host[-1:] == "[]" else host
 
 
+def url_host(host: str) -> str:
+    """`host` as a URL writes it: an IPv6 address in brackets (`::1` -> `[::1]`)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def is_loopback_host(host: str) -> bool:
     """True for `localhost` (any case), 127.0.0.0/8 and `::1` (also `[::1]`); not for names resolving there."""
     try:
