@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import re
 import sys
 import threading
@@ -186,6 +187,11 @@ class DailyFileHandler(logging.Handler):
     the records are then dropped and the open retried (folder recreated) every `RETRY_S` of
     record time; the first line written again says for how long and how many records were lost.
     `close()` never raises.
+
+    A file removed or replaced while open (its folder deleted, the file renamed or unlinked) would
+    take every later line with it without an error, so at most every `RETRY_S` of record time the
+    open file is compared with its path (`stat` against `fstat`); on a mismatch the path is opened
+    again (folder recreated), which is said once on stderr and by a WARNING line in the new file.
     """
 
     RETRY_S = 5.0
@@ -203,6 +209,8 @@ class DailyFileHandler(logging.Handler):
         self._failing_since: float | None = None  # record time of the first failure
         self._retry_at = 0.0
         self._lost = 0
+        self._checked_at = 0.0    # record time of the last check of the path (or open)
+        self._written = 0         # records written since then: those a removed file may hold
 
     def handle(self, record: logging.LogRecord):
         rv = self.filter(record)
@@ -229,6 +237,9 @@ class DailyFileHandler(logging.Handler):
         try:
             if local.date() != self._day or self._stream is None:
                 self._open(local.date())
+                self._checked_at, self._written = at, 0
+            elif abs(at - self._checked_at) >= self.RETRY_S:   # a clock stepped back checks too
+                self._follow_path(record, at)
             if self._failing_since is not None:
                 self._stream.write(self._recovery_line(record, at))
             self._stream.write(line + "\n")
@@ -237,6 +248,34 @@ class DailyFileHandler(logging.Handler):
             self._fail(exc, at, local.date())
             return
         self._failing_since, self._lost = None, 0
+        self._written += 1
+
+    def _follow_path(self, record: logging.LogRecord, at: float) -> None:
+        """Open the path again when the open file is no longer the one at the path.
+
+        Raises OSError when it cannot be opened (the caller's failure path says it)."""
+        since, written = self._checked_at, self._written
+        self._checked_at, self._written = at, 0
+        if not self._path_moved():
+            return
+        self._open(self._day)
+        _say(f"Logging: {self._path} was removed or replaced; reopened (up to {written} record(s) "
+             "written since the last check went to the removed file)")
+        after = datetime.fromtimestamp(since, self.tz)
+        self._stream.write(self._note_line(record, (
+            f"Log file was removed or replaced; reopened: up to {written} log record(s) written "
+            f"after {after:%H:%M:%S} went to the removed file")))
+
+    def _path_moved(self) -> bool:
+        """Whether the path no longer names the open file (gone, another file, or unlinked)."""
+        try:
+            opened = os.fstat(self._stream.fileno())
+            current = os.stat(self._path)
+        except (FileNotFoundError, NotADirectoryError):
+            return True
+        except (OSError, ValueError):   # cannot tell (no descriptor, permissions): keep the file
+            return False
+        return (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino) or opened.st_nlink == 0
 
     def _open(self, day: date) -> None:
         self._close_stream()
@@ -262,12 +301,17 @@ class DailyFileHandler(logging.Handler):
 
     def _recovery_line(self, record: logging.LogRecord, at: float) -> str:
         """The WARNING line that says how long the file could not be written and what was lost."""
+        note = self._note_line(record, (
+            f"Log file could not be written for {max(0.0, at - self._failing_since):.0f} s; "
+            f"{self._lost} log record(s) lost"))
+        return ("\n" if _ends_mid_line(self._path) else "") + note
+
+    def _note_line(self, record: logging.LogRecord, msg: str) -> str:
+        """A WARNING line of this handler's own, stamped with `record`'s time."""
         note = logging.makeLogRecord({
             "name": __name__, "levelno": logging.WARNING, "levelname": "WARNING",
-            "created": record.created, "hil_time": getattr(record, "hil_time", None),
-            "msg": f"Log file could not be written for {max(0.0, at - self._failing_since):.0f} s; "
-                   f"{self._lost} log record(s) lost"})
-        return ("\n" if _ends_mid_line(self._path) else "") + self.format(note) + "\n"
+            "created": record.created, "hil_time": getattr(record, "hil_time", None), "msg": msg})
+        return self.format(note) + "\n"
 
     def _publish(self, generation: int, path: str | None) -> None:
         if generation <= self._published_generation:

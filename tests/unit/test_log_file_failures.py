@@ -110,3 +110,102 @@ def test_back_dated_records_wait_for_the_retry_and_the_duration_is_never_negativ
     emit(T0 + timedelta(seconds=5), "after the retry time")
     text = path.read_text()
     assert "Log file could not be written for 5 s; 21 log record(s) lost" in text, text
+
+
+# --- a file or folder removed or replaced while open ---------------------------------------
+# Writing to an unlinked file succeeds on Linux: without a check of the path every later line
+# would go to a file no one can read, with no error. The path is compared with the open file at
+# most every RETRY_S (5 s) of record time.
+
+REOPENED = ("Logging: {path} was removed or replaced; reopened (up to {n} record(s) written since "
+            "the last check went to the removed file)")
+
+
+def test_a_log_folder_removed_mid_run_is_made_again_and_said_once(logs, capsys):
+    path = logs.log_dir / DAY_FILE
+    emit(T0, "before")
+    path.unlink()
+    logs.log_dir.rmdir()                   # the operator cleared the logs folder mid-run
+    emit(T0 + timedelta(seconds=1), "to the removed file")   # before the check: not seen
+    for i in range(5, 30):
+        emit(T0 + timedelta(seconds=i), "after %d", i)
+
+    assert capsys.readouterr().err.splitlines() == [REOPENED.format(path=path, n=2)]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[:2] == [
+        "2026-03-10 12:00:05 - WARNING - Log file was removed or replaced; reopened: up to 2 log "
+        "record(s) written after 12:00:00 went to the removed file",
+        "2026-03-10 12:00:05 - INFO - after 5"]
+    assert lines[2:] == [f"2026-03-10 12:00:{i:02d} - INFO - after {i}" for i in range(6, 30)]
+
+
+def test_a_log_file_removed_mid_run_is_made_again(logs, capsys):
+    path = logs.log_dir / DAY_FILE
+    emit(T0, "before")
+    path.unlink()
+    emit(T0 + timedelta(seconds=5), "after")
+
+    assert path.read_text(encoding="utf-8").splitlines()[1:] == ["2026-03-10 12:00:05 - INFO - after"]
+    assert capsys.readouterr().err.splitlines() == [REOPENED.format(path=path, n=1)]
+
+
+def test_a_log_file_renamed_away_is_left_and_its_path_followed(logs, capsys):
+    path = logs.log_dir / DAY_FILE
+    emit(T0, "before")
+    moved = path.rename(logs.log_dir / "rotated.log")   # a rotation tool, an operator's mv
+    emit(T0 + timedelta(seconds=5), "after")
+
+    assert moved.read_text(encoding="utf-8") == "2026-03-10 12:00:00 - INFO - before\n"
+    assert path.read_text(encoding="utf-8").splitlines()[1:] == ["2026-03-10 12:00:05 - INFO - after"]
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_a_log_file_replaced_by_another_file_is_followed(logs, capsys):
+    path = logs.log_dir / DAY_FILE
+    emit(T0, "before")
+    other = logs.log_dir / "other.log"
+    other.write_text("kept line\n", encoding="utf-8")
+    os.replace(other, path)                # another file renamed over today's file
+    emit(T0 + timedelta(seconds=5), "after")
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "kept line"         # appended to, never truncated
+    assert lines[1].startswith("2026-03-10 12:00:05 - WARNING - Log file was removed or replaced")
+    assert lines[2:] == ["2026-03-10 12:00:05 - INFO - after"]
+    assert capsys.readouterr().err.splitlines() == [REOPENED.format(path=path, n=1)]
+
+
+def test_a_folder_replaced_by_a_file_mid_run_takes_the_write_failure_path(logs, capsys):
+    path = logs.log_dir / DAY_FILE
+    emit(T0, "before")
+    path.unlink()
+    logs.log_dir.rmdir()
+    logs.log_dir.write_text("")            # a file where the folder was: cannot be reopened
+    for i in range(5, 20):
+        emit(T0 + timedelta(seconds=i), "lost %d", i)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"Logging: cannot write {path}: "), err
+
+    logs.log_dir.unlink()
+    emit(T0 + timedelta(seconds=20), "back")   # the retry at 10, 15, then 20 s
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        "2026-03-10 12:00:20 - WARNING - Log file could not be written for 15 s; 15 log record(s) lost",
+        "2026-03-10 12:00:20 - INFO - back"]
+
+
+def test_the_path_is_checked_at_most_every_retry_interval_not_per_record(logs, monkeypatch):
+    from logger_config import DailyFileHandler
+    checks, real = [], DailyFileHandler._path_moved
+    monkeypatch.setattr(DailyFileHandler, "_path_moved", lambda self: (checks.append(1), real(self))[1])
+    for i in range(500):                   # 0 to 49.9 s of record time, ten records a second
+        emit(T0 + timedelta(seconds=i / 10), "tick %d", i)
+    assert len(checks) == 9                # at 5, 10, ... 45 s: none per record
+    emit(T0 - timedelta(minutes=1), "clock stepped back")   # a step back is checked too
+    assert len(checks) == 10
+
+
+def test_records_are_not_lost_when_nothing_was_removed(logs, capsys):
+    for i in range(0, 60, 3):
+        emit(T0 + timedelta(seconds=i), "tick %d", i)
+    assert len((logs.log_dir / DAY_FILE).read_text(encoding="utf-8").splitlines()) == 20
+    assert capsys.readouterr().err == ""
