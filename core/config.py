@@ -240,8 +240,8 @@ class SafeStopConfig(Section):
     threshold_kvar: Annotated[float, Num(gt=0)] = 1.0
     timeout_s: Annotated[float, Num(gt=0, le=600)] = 30.0
 
-_Tolerances = type("_Tolerances", (Section,), {"null_ok": False, "__annotations__": dict.fromkeys(
-    VALUE_COLUMNS, Annotated[float, Num(ge=0)])})
+_Tolerances = type("_Tolerances", (Section,), {"null_ok": False, **DEFAULT_TOLERANCES, "__annotations__": dict.fromkeys(
+    VALUE_COLUMNS, Annotated[float, Num(ge=0)])})   # a column not written keeps its default
 
 class CompressionConfig(Section):
     enabled: Annotated[bool, Bool] = True
@@ -348,8 +348,10 @@ class PlantConfig:
         return getattr(self, transport_mode)
 
 _Modbus = type("_Modbus", (Section,), {"__annotations__": dict.fromkeys(TRANSPORT_MODES, EndpointConfig)})
+# A plant's series are written whole: a metric left out would be posted to the example's (another site's) series.
+_SERIES_ID = _rule(Annotated[StrictInt, Field(ge=1)], "an integer >= 1 (soc, p, q and v are written whole)", null=True)
 _Series = type("_Series", (Section,), {"null_ok": False, "__annotations__": dict.fromkeys(
-    METRICS, Annotated[int | None, Int(1, null=True)])})
+    METRICS, Annotated[int | None, _SERIES_ID])})
 
 class _PlantFields(Section):
     """One plant as written under `plants.<id>`, over that plant's defaults."""

@@ -155,7 +155,7 @@ BAD_VALUES = [
     ("safe_stop: {timeout_s: 601}", "safe_stop.timeout_s", "<= 600"),
     ("recording: {compression: {max_kept_gap_s: 0}}", "recording.compression.max_kept_gap_s", "> 0"),
     ("recording: {compression: {enabled: 1}}", "recording.compression.enabled", "true or false"),
-    ("recording: {compression: {tolerances: [0.1]}}", "recording.compression.tolerances", "exactly"),
+    ("recording: {compression: {tolerances: [0.1]}}", "recording.compression.tolerances", "a mapping of"),
     ("recording: {data_dir: 7}", "recording.data_dir", "string"),
     ("plants: {lib: {name: '  '}}", "plants.lib.name", "non-empty"),
     ("plants: {lib: {model: {capacity_kwh: 0}}}", "plants.lib.model.capacity_kwh", "> 0"),
@@ -791,7 +791,7 @@ BOUNDS = [
     ("plants.lib.modbus.remote.port", 65535, 65536, "an integer 1..65535"),
     ("plants.vrfb.modbus.remote.unit_id", 0, -1, "an integer 0..255"),
     ("plants.vrfb.modbus.remote.unit_id", 255, 256, "an integer 0..255"),
-    ("plants.lib.measurement_series.p", 1, 0, "an integer >= 1, or null"),
+    ("plants.lib.measurement_series.p", 1, 0, "an integer >= 1 (soc, p, q and v are written whole), or null"),
     ("plants.lib.modbus.remote.points.v_poi.address", 65535, 65536, "an integer 0..65535"),
     ("plants.lib.modbus.remote.points.v_poi.scale", -1e-9, 0, "a finite number other than 0"),
     ("timing.scheduler_period_s", 86400, 86400.5, "a number >= 0.1 and <= 86400"),
@@ -906,7 +906,8 @@ def test_missing_and_unknown_keys_name_the_full_path(tmp_path):
             modbus: {remote: {points: {run_command: {address: 400}}}}
     """)
     assert lines == [
-        "config error: plants.vrfb.measurement_series.v: missing key (got nothing; allowed: an integer >= 1, or null)",
+        "config error: plants.vrfb.measurement_series.v: missing key (got nothing; allowed: an integer >= 1 (soc, p, "
+        "q and v are written whole), or null)",
         "config error: plants.vrfb.measurement_series.w: unknown key (got 8; allowed: soc, p, q, v)",
         "config error: plants.vrfb.modbus.remote.points.run_command.run_value: missing key (got nothing; allowed: "
         "an integer)",
@@ -952,3 +953,10 @@ def test_a_negative_scale_is_a_device_with_the_opposite_sign_convention(tmp_path
     assert cfg.plants["vrfb"].remote.meter.points["p_poi"].scale == -0.1
     lines = problems(tmp_path, "plants: {lib: {modbus: {remote: {points: {p_setpoint: {scale: -0.01}}}}}}")
     assert len(lines) == 2 and all("-327.67..327.68 kW (int16 at scale -0.01)" in x for x in lines), lines
+
+
+def test_compression_tolerances_may_be_written_in_part(tmp_path):
+    """Every key is optional (contract §2): a tolerance not written keeps its default. Before, one
+    written tolerance made the seven others `missing key` errors."""
+    tolerances = load(tmp_path, "recording: {compression: {tolerances: {soc_pu: 0.001}}}").recording.compression.tolerances
+    assert dict(tolerances) == {**DEFAULT_TOLERANCES, "soc_pu": 0.001}
