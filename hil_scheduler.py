@@ -5,7 +5,7 @@
                             [--start PLANT]... [--record PLANT]...
 
 Exit codes: 0 after a clean shutdown, 2 for an invalid config or command line (one line per
-problem), 1 for an unexpected fatal error or a start failure (port in use, unusable folder).
+problem, all of them at once: core/cli_args.py), 1 for an unexpected fatal error or a start failure (port in use, unusable folder).
 The API password is read once from ISTENTORE_API_PASSWORD (then removed from the environment).
 `--check-config --schedule PLANT=CSV` also prints each schedule's SoC forecast (issue 17).
 `metrics.port` set: `/metrics` on its own server too (agents/metrics_server.py), with or without the dashboard.
@@ -71,13 +71,13 @@ from agents.process_tuning import tune_process  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
 from core.clock import RealClock  # noqa: E402
+from core.cli_args import PLANT_OR_ALL, UsageError, check_command_line  # noqa: E402
+from core.config import API_PASSWORD_ENV, AppConfig, ConfigError, load_config  # noqa: E402
 from core.hosts import url_host  # noqa: E402
-from core.config import API_PASSWORD_ENV, AppConfig, load_config_or_report  # noqa: E402
 from core.config_dump import effective_config_yaml  # noqa: E402
 from core.forecast import forecast_soc, forecast_warning, horizon_end, start_soc  # noqa: E402
 from core.names import PLANT_IDS  # noqa: E402
-from core.overrides import overridden, parse_override  # noqa: E402
-from core.schedule_csv import ScheduleCSVError, parse_schedule_csv  # noqa: E402
+from core.overrides import overridden  # noqa: E402
 from agents.shared_data import add_empty_frames, build_shared_data  # noqa: E402
 from core.timeutil import format_local_iso  # noqa: E402
 from istentore_api import LoginGate  # noqa: E402
@@ -90,10 +90,6 @@ HTTP_THREADS = ("data_fetcher", "poster")
 # second, components §0); the shutdown sets every wake event, so a stop is still noticed at once
 # (issue 13: one wake-up a second instead of five).
 IDLE_WAIT_CHUNK_S = 1.0
-
-
-class UsageError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,43 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dashboard", action="store_true", help="run headless (no web server)")
     p.add_argument("--check-config", action="store_true", help="validate the config, print the effective settings, exit")
     p.add_argument("--schedule", action="append", default=[], metavar="PLANT=CSV",
-                   help="load a manual schedule for lib or vrfb at start (repeatable)")
+                   help="load a manual schedule for lib or vrfb at start (repeatable, each plant once)")
     p.add_argument("--override", action="append", default=[], metavar="PLANT=p|q|pq",
                    help="in API mode, take the named signals of PLANT from its manual schedule while it "
-                        "lasts (repeatable; needs a manual schedule: --schedule or one saved from the dashboard)")
-    p.add_argument("--start", action="append", default=[], metavar="PLANT", choices=PLANT_IDS + ("all",),
+                        "lasts (repeatable, each plant once; needs a manual schedule: --schedule or one saved from the dashboard)")
+    p.add_argument("--start", action="append", default=[], metavar="PLANT",
                    help="start dispatch of lib, vrfb or all once the agents are up (repeatable)")
-    p.add_argument("--record", action="append", default=[], metavar="PLANT", choices=PLANT_IDS + ("all",),
+    p.add_argument("--record", action="append", default=[], metavar="PLANT",
                    help="start recording lib, vrfb or all at start (repeatable)")
     return p
-
-
-def expand_plants(values: list[str]) -> list[str]:
-    out = []
-    for v in values:
-        for pid in (PLANT_IDS if v == "all" else (v,)):
-            if pid not in out:
-                out.append(pid)
-    return out
-
-
-def parse_schedule_args(cfg: AppConfig, specs: list[str]) -> dict:
-    """`PLANT=CSV` -> {plant: frame}; raises UsageError with the one-line message."""
-    frames = {}
-    for spec in specs:
-        plant, sep, path = spec.partition("=")
-        if not sep or plant not in PLANT_IDS or not path:
-            raise UsageError(f"--schedule {spec}: expected lib=<csv> or vrfb=<csv>")
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"--schedule {plant}={path}: cannot read file: {exc.strerror or exc}")
-        try:
-            parsed = parse_schedule_csv(data, cfg.tz, limits=cfg.plants[plant].model.power_limits)
-        except ScheduleCSVError as exc:
-            raise UsageError(f"--schedule {plant}={path}: {exc}")
-        frames[plant] = parsed.frame
-    return frames
 
 
 def schedule_check_lines(cfg: AppConfig, frames: dict, now, overrides: dict | None = None) -> list[str]:
@@ -173,32 +141,31 @@ def schedule_check_lines(cfg: AppConfig, frames: dict, now, overrides: dict | No
     return lines
 
 
-def parse_override_args(specs: list[str], has_manual) -> dict:
-    """`PLANT=p|q|pq` -> {plant: {"p": bool, "q": bool}}; `has_manual(plant)` tells whether the plant
-    will have a manual schedule. Raises UsageError with the one-line message."""
-    out = {}
-    for spec in specs:
-        plant, sep, signals = spec.partition("=")
-        if not sep:
-            raise UsageError(f"--override {spec}: expected PLANT=p|q|pq (e.g. vrfb=q)")
-        if plant not in PLANT_IDS:
-            raise UsageError(f"--override {spec}: unknown plant {plant!r} (expected lib or vrfb)")
-        try:
-            flags = parse_override(signals)
-        except ValueError as exc:
-            raise UsageError(f"--override {spec}: {exc}")
-        if not has_manual(plant):
-            raise UsageError(f"--override {spec}: {plant} has no manual schedule "
-                             f"(give one with --schedule {plant}=CSV or save one from the dashboard)")
-        merged = out.get(plant, {"p": False, "q": False})
-        out[plant] = {sig: merged[sig] or flags[sig] for sig in flags}
-    return out
+def saved_manual(cfg: AppConfig):
+    """`saved_manual(plant)` for `core.cli_args`: a manual schedule saved by an earlier run."""
+    return ManualScheduleFiles(cfg.data_dir, cfg.tz, None, {}).has_saved
 
 
-def manual_available(cfg: AppConfig, schedules: dict):
-    """`has_manual(plant)` for `parse_override_args`: from `--schedule` or saved by an earlier run."""
-    saved = ManualScheduleFiles(cfg.data_dir, cfg.tz, None, {})
-    return lambda plant: plant in schedules or saved.has_saved(plant)
+def check_or_report(parser, argv: list[str] | None):
+    """(args, config, checked plant arguments), or None after printing every problem of the config
+    and of the command line to stderr, one a line (config first): exit 2."""
+    args, extra = parser.parse_known_args(argv)
+    try:
+        cfg, problems = load_config(args.config, args.data_dir), []
+    except ConfigError as exc:
+        cfg, problems = None, exc.problems
+    try:
+        cli = check_command_line(args, extra, cfg.tz if cfg else None,
+                                 lambda plant: cfg.plants[plant].model.power_limits,
+                                 saved_manual(cfg) if cfg else None)
+    except UsageError as exc:
+        if extra or set(args.start + args.record) - set(PLANT_OR_ALL):
+            parser.print_usage(sys.stderr)   # what argparse itself printed for these before
+        problems = [*problems, *exc.problems]
+    if problems:
+        print(*problems, sep="\n", file=sys.stderr)
+        return None
+    return args, cfg, cli
 
 
 @dataclass
@@ -424,16 +391,11 @@ def make_folders(cfg: AppConfig) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     tune_process()   # no IPython for Dash, large buffers in their own mappings (issue 13)
-    args = build_parser().parse_args(argv)
-    cfg = load_config_or_report(args.config, args.data_dir)
-    if cfg is None:
+    checked = check_or_report(build_parser(), argv)
+    if checked is None:
         return 2
-    try:
-        schedules = parse_schedule_args(cfg, args.schedule)
-        overrides = parse_override_args(args.override, manual_available(cfg, schedules))
-    except UsageError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+    args, cfg, cli = checked
+    schedules, overrides = cli.schedules, cli.overrides
     if args.check_config:
         if EARLY_SIGNALS:
             _plain_signals()
@@ -449,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     if not make_folders(cfg):
         return 1
     options = Options(dashboard=not args.no_dashboard, schedules=schedules,
-                      start=expand_plants(args.start), record=expand_plants(args.record), api_password=password,
+                      start=cli.start, record=cli.record, api_password=password,
                       overrides=overrides)
     from logger_config import setup_logging
     shared_data = build_shared_data(cfg.startup.schedule_source, cfg.startup.transport_mode, frames=False)

@@ -127,6 +127,69 @@ def test_bad_schedule_file_exits_2_naming_line_and_column(tmp_path):
     assert f"--schedule lib={csv}: line 3, column 'power_setpoint_kw'" in r.stderr
 
 
+def _problem_lines(stderr: str) -> list[str]:
+    """stderr without argparse's usage block (`usage:` and its indented continuation lines)."""
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(("usage:", " "))]
+
+
+def test_the_reviewers_command_line_reports_every_problem(tmp_path):
+    """Before: only the first bad argument was printed."""
+    path, _ = write_config(tmp_path)
+    missing = tmp_path / "nonexist.csv"
+    r = run_cli("--config", str(path), "--check-config", "--schedule", "foo=x", "--schedule", f"vrfb={missing}",
+                "--override", "bar=p")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert _problem_lines(r.stderr) == [
+        "--schedule foo=x: expected lib=<csv> or vrfb=<csv>",
+        f"--schedule vrfb={missing}: cannot read file: No such file or directory",
+        "--override bar=p: unknown plant 'bar' (expected lib or vrfb)",
+    ], r.stderr
+    assert "config OK" not in r.stdout
+
+
+def test_bad_arguments_and_a_bad_config_are_all_reported_together(tmp_path):
+    """Before: a bad config hid every command-line problem. Config lines first (sorted, as ever),
+    then one line per bad argument, the CSV's own line and column as the upload names them."""
+    path, _ = write_config(tmp_path, timing={"scheduler_period_s": -1}, general={"log_level": "LOUD"})
+    bad = tmp_path / "bad.csv"
+    bad.write_text("datetime,power_setpoint_kw\n2026-11-25 10:00,100\n2026-11-25 10:15,abc\n")
+    missing = tmp_path / "nonexist.csv"
+    r = run_cli("--config", str(path), "--check-config", "--schedule", "foo=x", "--schedule", f"lib={bad}",
+                "--schedule", f"vrfb={missing}", "--override", "bar=p", "--override", "vrfb=z",
+                "--start", "pv", "--record", "all", "--record", "battery")
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = _problem_lines(r.stderr)
+    assert [line.split(":")[0] for line in lines[:2]] == ["config error", "config error"], r.stderr
+    assert "general.log_level" in lines[0] and "timing.scheduler_period_s" in lines[1], r.stderr
+    assert lines[2:] == [
+        "--schedule foo=x: expected lib=<csv> or vrfb=<csv>",
+        f"--schedule lib={bad}: line 3, column 'power_setpoint_kw': 'abc' is not a number.",
+        f"--schedule vrfb={missing}: cannot read file: No such file or directory",
+        "--override bar=p: unknown plant 'bar' (expected lib or vrfb)",
+        "--override vrfb=z: unknown signal 'z' (expected p, q or pq)",
+        "--start pv: unknown plant 'pv' (expected lib, vrfb or all)",
+        "--record battery: unknown plant 'battery' (expected lib, vrfb or all)",
+    ], r.stderr
+    assert "usage:" in r.stderr and "Traceback" not in r.stderr and r.stdout == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--schedule", "lib=a.csv", "--schedule", "lib=b.csv"], "--schedule lib given twice (a.csv, b.csv)"),
+    (["--schedule", "vrfb=a.csv", "--override", "vrfb=q", "--override", "vrfb=p"],
+     "--override vrfb given twice (q, p)"),
+])
+def test_a_plant_given_twice_exits_2_naming_it(tmp_path, args, message):
+    """Before: the last --schedule silently won and two --override were merged; `config OK`, exit 0."""
+    path, _ = write_config(tmp_path)
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text("datetime,power_setpoint_kw\n2026-11-25 10:00,100\n2026-11-25 10:15,end\n")
+    r = subprocess.run([sys.executable, str(SCRIPT), "--config", str(path), "--check-config", *args],
+                       capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert _problem_lines(r.stderr) == [message], r.stderr
+    assert "config OK" not in r.stdout
+
+
 def test_emulator_port_in_use_exits_1_naming_host_and_port(tmp_path):
     path, ports = write_config(tmp_path)
     blocker = socket.socket()

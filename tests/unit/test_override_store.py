@@ -82,15 +82,26 @@ def test_a_damaged_flags_file_is_ignored_with_an_error(tmp_path, caplog):
 def test_override_needs_a_manual_schedule_from_the_cli_or_saved_by_an_earlier_run(tmp_path):
     from types import SimpleNamespace
 
-    import pytest
-
-    from hil_scheduler import UsageError, manual_available, parse_override_args
+    from core.cli_args import check_overrides
+    from hil_scheduler import saved_manual
 
     cfg = SimpleNamespace(data_dir=tmp_path, tz=TZ)
-    assert parse_override_args(["vrfb=q", "vrfb=p"], manual_available(cfg, {"vrfb": object()})) == \
-        {"vrfb": {"p": True, "q": True}}
-    with pytest.raises(UsageError, match="lib has no manual schedule"):
-        parse_override_args(["lib=pq"], manual_available(cfg, {}))
+    saved = saved_manual(cfg)
+    problems = []
+    assert check_overrides(["vrfb=q"], lambda plant: plant == "vrfb" or saved(plant), problems) == \
+        {"vrfb": {"p": False, "q": True}}
+    assert check_overrides(["lib=pq"], saved, problems) == {} and len(problems) == 1
+    assert "lib has no manual schedule" in problems[0]
     (tmp_path / "manual_schedules").mkdir()
     (tmp_path / "manual_schedules" / "lib.csv").write_text("datetime,power_setpoint_kw\n")
-    assert parse_override_args(["lib=pq"], manual_available(cfg, {})) == {"lib": {"p": True, "q": True}}
+    assert check_overrides(["lib=pq"], saved, problems) == {"lib": {"p": True, "q": True}}
+    assert len(problems) == 1
+
+
+def test_override_of_one_plant_twice_is_an_error_not_a_union():
+    from core.cli_args import check_overrides
+
+    problems = []
+    assert check_overrides(["vrfb=q", "vrfb=p", "lib=p"], lambda plant: True, problems) == \
+        {"lib": {"p": True, "q": False}}
+    assert problems == ["--override vrfb given twice (q, p)"]
