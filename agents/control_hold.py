@@ -17,7 +17,7 @@ import threading
 
 from agents.control_writes import read_setpoints
 from agents.modbus_link import LinkError
-from core.codec import CodecError, decode, shortest_float32
+from core.codec import CodecError, decode_shortest
 from core.plant_model import clamp
 from core.points import SETPOINT_POINTS
 from core.recording import format_value
@@ -83,8 +83,7 @@ def present_setpoints(controller) -> tuple[float, float]:
     value (SETPOINT NOT TAKEN), would have the hold swing the plant back to an older row."""
     words = read_setpoints(controller, immediate=True)
     points, limits = controller.link.endpoint.points, controller.cfg.plants[controller.plant_id].model.power_limits
-    p_kw, q_kvar = (shortest_float32(decode(points[name], words[name])) if points[name].format == "float32"
-                    else decode(points[name], words[name]) for name in SETPOINT_POINTS)
+    p_kw, q_kvar = (decode_shortest(points[name], words[name]) for name in SETPOINT_POINTS)
     return clamp(p_kw, limits.p_min_kw, limits.p_max_kw), clamp(q_kvar, limits.q_min_kvar, limits.q_max_kvar)
 
 

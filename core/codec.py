@@ -183,19 +183,21 @@ def decode(point: Point, words: list[int]) -> float:
     return float(value)
 
 
-def shortest_float32(value: float) -> float:
-    """The shortest decimal that is the same float32 as `value`: 123.4 for the float32 nearest
-    123.4 (`decode` gives its exact value 123.40000152587891), for showing and holding a value read
-    from a float32 register as the plant was given it; `value` itself when it is no finite float32."""
-    try:
-        packed = struct.pack(">f", value)
-    except OverflowError:
-        return value
-    for digits in range(1, 10):
-        shortest = float(f"{value:.{digits}g}")
-        if struct.pack(">f", shortest) == packed:
-            return shortest
-    return value
+def decode_shortest(point: Point, words: list[int]) -> float:
+    """`decode`, as the shortest decimal that encodes to the same `words`: 123.4 for a float32
+    register holding the float32 nearest 123.4 (`decode` gives its exact 123.40000152587891), at any
+    scale or unit; what a Hold keeps and shows of a value read back, the same words on the wire."""
+    exact = decode(point, words)
+    if point.format != "float32":
+        return exact   # integer counts decode to their shortest decimal already (Decimal arithmetic)
+    for digits in range(1, 18):
+        shortest = float(f"{exact:.{digits}g}")
+        try:
+            if encode(point, shortest) == list(words):
+                return shortest
+        except CodecError:
+            continue
+    return exact
 
 
 def next_heartbeat(point: Point, current: int) -> int:
