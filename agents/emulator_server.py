@@ -152,14 +152,14 @@ async def start_server(endpoint, span: int, action, initial_writes: list[tuple[i
         devices.append(SimDevice(id=0, simdata=[SimData(0, count=65536, values=0, datatype=DataType.REGISTERS)],
                                  action=_refuse_unit))
     server = EmulatorTcpServer(devices, address=(endpoint.host, endpoint.port),
-                               label=f"{who} emulator {endpoint.host}:{endpoint.port}")
+                               label=f"{who} emulator {endpoint.label}")
     for address, words in initial_writes:
         await set_internally(server, endpoint.unit_id, address, words)
     try:
         await server.serve_forever(background=True)
     except RuntimeError as exc:
         await server.shutdown()
-        raise EmulatorStartError(f"Cannot listen on {endpoint.host}:{endpoint.port} for {who} emulator: "
+        raise EmulatorStartError(f"Cannot listen on {endpoint.label} for {who} emulator: "
                                  f"{_bind_error(endpoint, exc)}") from None
     return server
 

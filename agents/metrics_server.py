@@ -115,7 +115,7 @@ class MetricsServer:
             server.start()
         except OSError as exc:
             raise MetricsStartError(
-                f"Metrics cannot listen on {self.cfg.host}:{self.cfg.port}: {exc.strerror or exc}") from None
+                f"Metrics cannot listen on {url_host(self.cfg.host)}:{self.cfg.port}: {exc.strerror or exc}") from None
         self._server = server
         self.app.registry.register(THREAD_NAME, server.thread, server=True)
         log.info("Metrics serving on http://%s:%s/metrics", url_host(self.cfg.host), server.port)

@@ -27,7 +27,7 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, GetPyd
 from pydantic_core import PydanticCustomError
 
 from core.codec import FORMATS, WORD_ORDERS, Point, encodable_range, is_encodable
-from core.hosts import is_loopback_host, listen_scope, unbracketed
+from core.hosts import is_loopback_host, listen_scope, unbracketed, url_host
 from core.names import PLANT_IDS, VALUE_COLUMNS, safe_plant_name
 from core.profiles import apply_profiles, origin_note
 from core.strict_yaml import read_yaml
@@ -324,7 +324,7 @@ class MeterConfig(Section):
     unit_id: Annotated[int, Int(0, 255)]   # 255 (0xFF): a device reached directly over TCP
     points: Annotated[Mapping[str, Point], _via(type("_MeterPoints", (Section,), {**dict.fromkeys(METER_POINTS), (
         "__annotations__"): dict.fromkeys(METER_POINTS, _PointFields)}), partial(_point_map, names=METER_POINTS))]
-    label = property(lambda self: f"{self.host}:{self.port}", doc="host:port, for messages.")
+    label = property(lambda self: f"{url_host(self.host)}:{self.port}", doc="host:port ([::1]:502), for messages.")
 
 class EndpointConfig(MeterConfig):
     """One Modbus endpoint with its complete point map (defaults + overrides) and its optional meter."""
@@ -395,7 +395,8 @@ class _Plants(Section):
         problems = [(("vrfb", "name"), "gives the same file name as plants.lib.name", vrfb["name"],
                      f"a name whose safe file name differs from {safe[0]!r}")] if safe and safe[0] == safe[1] else []
         ends = valid("modbus", "remote") and [plant["modbus"]["remote"] for plant in (lib, vrfb)]
-        if ends and len({(e["host"].lower(), e["port"], e["unit_id"]) for e in ends}) == 1:  # local: _Document
+        same = {(unbracketed(e["host"]).lower(), e["port"], e["unit_id"]) for e in ends or ()}
+        if ends and len(same) == 1:  # local: _Document
             problems.append((("vrfb", "modbus", "remote"), "same endpoint as plants.lib.modbus.remote",
                              "{host}:{port} unit {unit_id}".format(**ends[1]),
                              "a host:port and unit_id different from the LIB endpoint"))

@@ -960,3 +960,16 @@ def test_compression_tolerances_may_be_written_in_part(tmp_path):
     written tolerance made the seven others `missing key` errors."""
     tolerances = load(tmp_path, "recording: {compression: {tolerances: {soc_pu: 0.001}}}").recording.compression.tolerances
     assert dict(tolerances) == {**DEFAULT_TOLERANCES, "soc_pu": 0.001}
+
+
+def test_an_ipv6_endpoint_is_one_endpoint_with_or_without_brackets_and_labelled_in_brackets(tmp_path):
+    """`[::1]` and `::1` are one remote device: the two plants on it are refused as on any shared
+    endpoint (before, the comparison saw two hosts); messages write it `[::1]:5502`, not `::1:5502`."""
+    lines = problems(tmp_path, """
+        plants:
+          lib: {modbus: {remote: {host: "[::1]", port: 5502, unit_id: 1}}}
+          vrfb: {modbus: {remote: {host: "::1", port: 5502, unit_id: 1}}}
+    """)
+    assert [line.split(":")[1].strip() for line in lines] == ["plants.vrfb.modbus.remote"], lines
+    cfg = load(tmp_path, 'plants: {lib: {modbus: {remote: {host: "[::1]", port: 5502}}}}')
+    assert (cfg.plants["lib"].remote.host, cfg.plants["lib"].remote.label) == ("::1", "[::1]:5502")
