@@ -236,8 +236,7 @@ class DailyFileHandler(logging.Handler):
             return
         try:
             if local.date() != self._day or self._stream is None:
-                self._open(local.date())
-                self._checked_at, self._written = at, 0
+                self._next_day(record, local.date(), at)
             elif abs(at - self._checked_at) >= self.RETRY_S:   # a clock stepped back checks too
                 self._follow_path(record, at)
             if self._failing_since is not None:
@@ -250,6 +249,16 @@ class DailyFileHandler(logging.Handler):
         self._failing_since, self._lost = None, 0
         self._written += 1
 
+    def _next_day(self, record: logging.LogRecord, day: date, at: float) -> None:
+        """Open `day`'s file (the first record, midnight, a retry); records written to a file removed
+        since the last check (within `RETRY_S` before midnight) are said as `_follow_path` says them."""
+        moved = self._stream is not None and self._written > 0 and self._path_moved()
+        old_path, since, written = self._path, self._checked_at, self._written
+        self._open(day)
+        self._checked_at, self._written = at, 0
+        if moved:
+            self._say_moved(record, old_path, since, written, f"Log file {Path(old_path).name} was removed or replaced")
+
     def _follow_path(self, record: logging.LogRecord, at: float) -> None:
         """Open the path again when the open file is no longer the one at the path.
 
@@ -259,12 +268,16 @@ class DailyFileHandler(logging.Handler):
         if not self._path_moved():
             return
         self._open(self._day)
-        _say(f"Logging: {self._path} was removed or replaced; reopened (up to {written} record(s) "
+        self._say_moved(record, self._path, since, written, "Log file was removed or replaced; reopened")
+
+    def _say_moved(self, record: logging.LogRecord, path, since: float, written: int, what: str) -> None:
+        """Once on stderr and by a WARNING line `what: up to …` in the file now open: `path` was
+        removed or replaced and up to `written` records after `since` went to the removed file."""
+        _say(f"Logging: {path} was removed or replaced; reopened (up to {written} record(s) "
              "written since the last check went to the removed file)")
         after = datetime.fromtimestamp(since, self.tz)
         self._stream.write(self._note_line(record, (
-            f"Log file was removed or replaced; reopened: up to {written} log record(s) written "
-            f"after {after:%H:%M:%S} went to the removed file")))
+            f"{what}: up to {written} log record(s) written after {after:%H:%M:%S} went to the removed file")))
 
     def _path_moved(self) -> bool:
         """Whether the path no longer names the open file (gone, another file, or unlinked)."""

@@ -51,9 +51,28 @@ def test_a_removed_log_folder_is_recreated(logs, capsys):
 
     emit(T0 + timedelta(days=1), "next day")   # a new file: the folder is made again
 
-    assert (logs.log_dir / "2026-03-11_hil_scheduler.log").read_text(encoding="utf-8") == \
-        "2026-03-11 12:00:00 - INFO - next day\n"
-    assert capsys.readouterr().err == ""
+    # the removal is seen at the day's change too: records written after `before` may be in the
+    # removed file (here none, but the file cannot tell): said as within a day
+    assert (logs.log_dir / "2026-03-11_hil_scheduler.log").read_text(encoding="utf-8") == (
+        "2026-03-11 12:00:00 - WARNING - Log file 2026-03-10_hil_scheduler.log was removed or replaced: up to 1 "
+        "log record(s) written after 12:00:00 went to the removed file\n"
+        "2026-03-11 12:00:00 - INFO - next day\n")
+    assert capsys.readouterr().err.splitlines() == [REOPENED.format(path=logs.log_dir / DAY_FILE, n=1)]
+
+
+def test_records_written_to_a_file_removed_just_before_midnight_are_said_in_the_next_days_file(logs, capsys):
+    """The path is checked every RETRY_S; a file removed within that time before midnight was never
+    checked again: the records written to it meanwhile were lost without a word (final reviewer)."""
+    before_midnight = T0 + timedelta(hours=11, minutes=59, seconds=55)   # 23:59:55 in Madrid
+    emit(before_midnight, "first")
+    (logs.log_dir / DAY_FILE).unlink()
+    emit(before_midnight + timedelta(seconds=2), "to the removed file")
+    emit(before_midnight + timedelta(seconds=6), "after midnight")
+    assert (logs.log_dir / "2026-03-11_hil_scheduler.log").read_text(encoding="utf-8").splitlines() == [
+        "2026-03-11 00:00:01 - WARNING - Log file 2026-03-10_hil_scheduler.log was removed or replaced: up to 2 "
+        "log record(s) written after 23:59:55 went to the removed file",
+        "2026-03-11 00:00:01 - INFO - after midnight"]
+    assert capsys.readouterr().err.splitlines() == [REOPENED.format(path=logs.log_dir / DAY_FILE, n=2)]
 
 
 def test_a_folder_that_cannot_be_made_is_retried_on_record_time(logs, capsys):
