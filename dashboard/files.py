@@ -145,9 +145,16 @@ def tail_lines(path: Path, max_lines: int = C.LOG_TAIL_LINES, max_bytes: int = T
             chunks.append(f.read(pos - start))
             newlines += chunks[-1].count(b"\n")
             pos = start
-    lines = b"".join(reversed(chunks)).decode("utf-8", errors="replace").splitlines()
-    if pos > 0 and lines:   # the first line may be cut
-        lines = ["…" + lines[0]] + lines[1:] if newlines <= max_lines else lines[1:]
+        f.seek(max(0, pos - 1))
+        whole_first = pos == 0 or f.read(1) == b"\n"   # the data starts a line
+    data = b"".join(reversed(chunks))
+    if not whole_first and data[:1] == b"\n":   # the cut line's end only: nothing of it to show
+        data, whole_first = data[1:], True
+    if not whole_first and newlines <= max_lines:   # cut by the byte bound: marked, from a whole character
+        data = "…".encode() + data.lstrip(bytes(range(0x80, 0xC0)))
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if not whole_first and newlines > max_lines and lines:
+        lines = lines[1:]   # enough lines without the cut one
     return lines[-max_lines:]
 
 

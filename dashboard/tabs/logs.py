@@ -90,7 +90,8 @@ def shown_line(text: str) -> str:
     be megabytes: one such line would be sent to the page whole), the rest counted."""
     if len(text) <= LINE_MAX_CHARS:
         return text
-    return f"{text[:LINE_MAX_CHARS]} … ({len(text) - LINE_MAX_CHARS:,} more characters)"
+    more = "at least " * text.startswith("…")   # a line the tail read from its middle: longer still
+    return f"{text[:LINE_MAX_CHARS]} … ({more}{len(text) - LINE_MAX_CHARS:,} more characters)"
 
 
 def render_ring(entries: list[dict], today: str) -> list:

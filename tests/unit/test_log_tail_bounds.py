@@ -34,3 +34,17 @@ def test_a_shown_log_line_is_cut_with_the_count_of_the_rest():
     ring = [{"date": "2026-12-07", "timestamp": "10:00:00", "level": "ERROR", "message": long}]
     assert logs.render_ring(ring, "2026-12-07")[0].children.endswith("more characters)")
     assert logs._render_file_lines([long])[0].children == logs.shown_line(long)
+
+
+def test_the_byte_bound_falling_on_a_line_start_a_newline_or_inside_a_character(tmp_path):
+    """A line cut by the bound is marked `…` and starts at a whole character; a bound on a line's
+    start cuts nothing (no mark: the line keeps its level colour); one leaving only a newline of the
+    line before shows nothing of it (before: `…2026-…` uncoloured, an empty `…` line, `…�`)."""
+    last = b"2026-12-07 10:00:01 - INFO - end\n"
+    path = tmp_path / "x.log"
+    path.write_bytes(b"start\n" + "é".encode() * 20 + b"\n" + last)
+    assert files.tail_lines(path, max_bytes=len(last)) == [last.decode().strip()]                   # a line start
+    assert files.tail_lines(path, max_bytes=len(last) + 1) == [last.decode().strip()]               # its newline
+    assert files.tail_lines(path, max_bytes=len(last) + 6) == ["…éé", last.decode().strip()]        # mid-character
+    assert files.tail_lines(path, max_bytes=len(last) + 7) == ["…ééé", last.decode().strip()]       # whole ones
+    assert logs.shown_line("…" + "x" * (logs.LINE_MAX_CHARS + 9)).endswith("(at least 10 more characters)")
