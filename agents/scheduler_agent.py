@@ -29,6 +29,7 @@ log = logging.getLogger("hil.scheduler")
 
 ALIGN_WINDOW_S = 0.2  # wake-ups this close before a breakpoint wait the rest instead of evaluating
 ALIGN_MARGIN_S = 0.05  # the wait for a breakpoint ends this long after it on the monotonic clock, at the latest
+FIRST_FETCH_GRACE_S = 3   # request timeouts a first fetch may take (login, today, tomorrow) before no schedule is a WARNING
 
 
 def read_inputs(sd: dict, clock) -> tuple[tuple[str, dict, dict, dict], float]:
@@ -141,6 +142,7 @@ class Scheduler:
         self._last_reason: dict[str, str | None] = {pid: None for pid in controllers}
         self._clamp_logged: dict[tuple, object] = {}
         self._last_signals: dict[str, tuple | None] = {pid: None for pid in controllers}
+        self._password_seen: float | None = None   # monotonic s the API password was first seen set
 
     def step(self) -> float:
         # Time arithmetic and comparisons in UTC: between two datetimes of the same zone Python
@@ -151,13 +153,11 @@ class Scheduler:
             if 0 < early_s <= ALIGN_WINDOW_S:
                 self._align(early_s)
                 now = self.clock.now()
+        first_fetch_due = self._first_fetch_due()   # read before the schedules: it publishes them first
         inputs, mono = read_inputs(self.sd, self.clock)
         source = inputs[0]
         with self.sd["lock"]:
             gates = dict(self.sd["scheduler_running_by_plant"])
-            fetch = self.sd["data_fetcher_status"]
-            first_fetch_due = self.sd["api_password"] is not None and not (fetch.get("last_attempt")
-                                                                           or fetch.get("login_held_at"))
         earliest = now.astimezone(timezone.utc) + timedelta(seconds=self.cfg.timing.scheduler_period_s)
         next_bps = []
         for pid, controller in self.controllers.items():
@@ -177,6 +177,22 @@ class Scheduler:
         if self._next_bp is not None and self._next_bp < earliest:
             earliest = self._next_bp
         return max(0.0, seconds_between(self.clock.now(), earliest))
+
+    def _first_fetch_due(self) -> bool:
+        """The API password is set and the fetcher's first pass with it has not ended yet (no
+        request sent, no login held back), for at most FIRST_FETCH_GRACE_S request timeouts since the
+        password was seen: a pass that never ends so (it raised, a server's wait held it) is no wait."""
+        with self.sd["lock"]:
+            password_set = self.sd["api_password"] is not None
+            fetch = self.sd["data_fetcher_status"]
+            fetched = bool(fetch.get("last_attempt") or fetch.get("login_held_at"))
+        now = self.clock.monotonic()
+        if not password_set:
+            self._password_seen = None
+        elif self._password_seen is None:
+            self._password_seen = now
+        grace_s = FIRST_FETCH_GRACE_S * self.cfg.istentore_api.request_timeout_s
+        return password_set and not fetched and now - self._password_seen < grace_s
 
     def _align(self, early_s: float) -> None:
         """Wait until the wall clock reaches the next breakpoint, `early_s` ahead; bounded by monotonic

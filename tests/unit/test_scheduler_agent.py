@@ -301,15 +301,17 @@ def test_no_api_schedule_before_the_first_fetch_is_a_wait_not_a_warning(rig, cap
     rig.gate("lib", True)
     rig.source("api")
     rig.step_at(at(10, 0))
-    rig.step_at(at(10, 1))
+    rig.clock.advance(10)
+    rig.step()
     assert _msgs(caplog) == ["LIB: waiting for the first API fetch -> zero dispatch"]
     assert caplog.records[-1].levelno == logging.INFO
 
     caplog.clear()
     with rig.sd["lock"]:
-        rig.sd["data_fetcher_status"] = {**rig.sd["data_fetcher_status"], "last_attempt": "2026-03-10T10:01:30+01:00"}
+        rig.sd["data_fetcher_status"] = {**rig.sd["data_fetcher_status"], "last_attempt": "2026-03-10T10:00:15+01:00"}
     rig.store.publish_schedule("api", "lib", api([(at(10, 0), 50.0)]))
-    rig.step_at(at(10, 2))
+    rig.clock.advance(10)
+    rig.step()
     assert _msgs(caplog) == ["LIB: API schedule received"] and caplog.records[-1].levelno == logging.INFO
 
     caplog.clear()
@@ -502,3 +504,20 @@ def test_a_new_schedule_ends_the_wait_for_a_breakpoint(rig):
     rig.stop.set()
     worker.join(5.0)
     assert left, "the wait for a breakpoint ignored the wake-up"
+
+
+def test_a_first_fetch_that_never_ends_is_no_wait_for_ever(rig, caplog):
+    """The wait for the first fetch lasts at most 3 request timeouts from the password (a pass that
+    raised, or one held by the server's wait, never records an attempt): then the WARNING."""
+    caplog.set_level(logging.INFO)
+    with rig.sd["lock"]:
+        rig.sd["api_password"] = "secret"
+    rig.gate("lib", True)
+    rig.source("api")
+    rig.step_at(at(10, 0))
+    assert _msgs(caplog) == ["LIB: waiting for the first API fetch -> zero dispatch"]
+    caplog.clear()
+    grace_s = 3 * rig.cfg.istentore_api.request_timeout_s
+    rig.clock.advance(grace_s + 1)
+    rig.step()
+    assert _msgs(caplog) == ["LIB: API schedule unavailable -> zero dispatch"]
