@@ -106,7 +106,7 @@ def _check_schedules(specs: list[str], tz: tzinfo | None, limits_of, problems: l
     once = split_plant_specs("--schedule", specs, _bad_schedule_form, problems)
     frames = {}
     for plant, paths in by_plant.items():
-        for path in paths:   # every file of a plant named twice is checked too: all problems at once
+        for path in dict.fromkeys(paths):   # each file of a plant named twice too (once: one message each)
             try:
                 frame = read_schedule(plant, path, tz or timezone.utc, limits_of(plant) if tz else None)
             except UsageError as exc:

@@ -177,16 +177,23 @@ def test_bad_arguments_and_a_bad_config_are_all_reported_together(tmp_path):
     (["--schedule", "lib=a.csv", "--schedule", "lib=b.csv"], "--schedule lib given twice (a.csv, b.csv)"),
     (["--schedule", "vrfb=a.csv", "--override", "vrfb=q", "--override", "vrfb=p"],
      "--override vrfb given twice (q, p)"),
+    (["--schedule", "lib=bad.csv", "--schedule", "lib=bad.csv"],   # one file twice: its problem said once
+     ["--schedule lib given twice (bad.csv, bad.csv)", "--schedule lib=bad.csv: line 2, column 'power_setpoint_kw'"]),
 ])
 def test_a_plant_given_twice_exits_2_naming_it(tmp_path, args, message):
     """Before: the last --schedule silently won and two --override were merged; `config OK`, exit 0."""
     path, _ = write_config(tmp_path)
     for name in ("a.csv", "b.csv"):
         (tmp_path / name).write_text("datetime,power_setpoint_kw\n2026-11-25 10:00,100\n2026-11-25 10:15,end\n")
+    (tmp_path / "bad.csv").write_text("datetime,power_setpoint_kw\n2026-11-25 10:00,lots\n")
     r = subprocess.run([sys.executable, str(SCRIPT), "--config", str(path), "--check-config", *args],
                        capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert _problem_lines(r.stderr) == [message], r.stderr
+    lines = _problem_lines(r.stderr)
+    if isinstance(message, str):
+        assert lines == [message], r.stderr
+    else:   # the CSV's own message (line and column), once
+        assert len(lines) == len(message) and all(line.startswith(m) for line, m in zip(lines, message)), r.stderr
     assert "config OK" not in r.stdout
 
 
