@@ -317,7 +317,7 @@ class HilApp:
         if self._started:
             self.measurement.shutdown_poster(2.0)
         self._join_threads(stopped_at)
-        self.manual_files.flush()
+        self.manual_files.flush(final=True)
         for controller in self.controllers.values():
             controller.link.close()
         self.measurement.close()

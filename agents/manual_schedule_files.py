@@ -59,7 +59,8 @@ class ManualScheduleFiles:
         self._pending_flags: dict[str, dict] = {}  # plant -> override flags to save
         self._retry: dict[str, object] = {}      # plant -> frame whose write failed (tried again)
         self._retry_flags: dict[str, dict] = {}  # plant -> override flags whose write failed (tried again)
-        self._flag_errors: dict[str, str] = {}   # plant -> the reason logged for its flags (saver thread only)
+        self._flag_errors: dict[str, dict] = {}  # plant -> its flags' save error (saver thread only)
+        self._retrying = " (tried again every minute)"   # said of a failure; none at the shutdown's flush
         self._errors: dict[str, dict] = {}       # plant -> its published save error (saver thread only)
         self.sd = shared_data
 
@@ -85,8 +86,10 @@ class ManualScheduleFiles:
         self.flush()
         return 60.0
 
-    def flush(self) -> None:
-        """Write every pending save now (the saver thread, and the director at shutdown)."""
+    def flush(self, final: bool = False) -> None:
+        """Write every pending save now (the saver thread; the director at shutdown: `final`, no
+        retry follows, and a failure says so)."""
+        self._retrying = "; not saved at shutdown" if final else " (tried again every minute)"
         with self._lock:
             retry, self._retry = self._retry, {}
             pending, self._pending = {**retry, **self._pending}, {}   # a newer request wins over a retry
@@ -116,13 +119,14 @@ class ManualScheduleFiles:
         except OSError as exc:
             with self._lock:
                 self._retry_flags[plant_id] = flags   # the next flush tries it again (a newer request wins)
-            if self._flag_errors.get(plant_id) != (reason := exc.strerror or str(exc)):
-                self._flag_errors[plant_id] = reason
-                log.error("Cannot save the %s override flags to %s: %s (tried again every minute)",
-                          self.names.get(plant_id, plant_id), path, exc)
+            action = "flags" if any(flags.values()) else "flags_clear"
+            if self._note_failure(self._flag_errors, plant_id, exc, action):
+                log.error("Cannot save the %s override flags to %s: %s%s", self.names.get(plant_id, plant_id),
+                          path, exc, self._retrying)
             return
         if self._flag_errors.pop(plant_id, None) is not None:
             log.info("The %s override flags are saved to %s again", self.names.get(plant_id, plant_id), path)
+            self._publish(plant_id)
 
     def restore_overrides(self) -> dict:
         """The saved override flags by plant id; a damaged file is logged and ignored."""
@@ -165,7 +169,7 @@ class ManualScheduleFiles:
         if self._errors.pop(plant_id, None) is not None:
             log.info("The %s manual schedule %s %s again", self.names.get(plant_id, plant_id),
                      "is removed from" if clear else "is saved to", path)
-            self._publish(plant_id, None)
+            self._publish(plant_id)
 
     def _write_file(self, path: Path, frame) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -178,24 +182,33 @@ class ManualScheduleFiles:
 
     def _failed(self, plant_id: str, path: Path, exc: OSError, action: str) -> None:
         """Log a failed write once per reason and action; publish it (since: its first failure)."""
-        before = self._errors.get(plant_id)
-        error = {"since": before["since"] if before else format_local_iso(self.clock.now()),
-                 "message": exc.strerror or str(exc), "action": action}
-        if error == before:
+        if not self._note_failure(self._errors, plant_id, exc, action):
             return   # a retry that failed as before: already logged and published
         name = self.names.get(plant_id, plant_id)
         if action == "clear":
             log.error("Cannot remove the saved %s manual schedule %s: %s; the cleared schedule comes back at "
-                      "the next restart (tried again every minute)", name, path, exc)
+                      "the next restart%s", name, path, exc, self._retrying)
         else:
-            log.error("Cannot save the %s manual schedule to %s: %s; it is lost at the next restart "
-                      "(tried again every minute)", name, path, exc)
-        self._errors[plant_id] = error
-        self._publish(plant_id, error)
+            log.error("Cannot save the %s manual schedule to %s: %s; it is lost at the next restart%s",
+                      name, path, exc, self._retrying)
 
-    def _publish(self, plant_id: str, error: dict | None) -> None:
+    def _note_failure(self, errors: dict, plant_id: str, exc: OSError, action: str) -> bool:
+        """Keep and publish the plant's failure in `errors` (since: its first failure); False when it
+        failed as before (already logged and published)."""
+        before = errors.get(plant_id)
+        error = {"since": before["since"] if before else format_local_iso(self.clock.now()),
+                 "message": exc.strerror or str(exc), "action": action}
+        if error == before:
+            return False
+        errors[plant_id] = error
+        self._publish(plant_id)
+        return True
+
+    def _publish(self, plant_id: str) -> None:
+        """The plant's save error as the screens show it: the schedule's, else its override flags'."""
         if self.sd is None:
             return
+        error = self._errors.get(plant_id) or self._flag_errors.get(plant_id)
         with self.sd["lock"]:
             self.sd[KEY] = {**self.sd[KEY], plant_id: None if error is None else dict(error)}
 

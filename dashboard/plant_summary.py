@@ -53,17 +53,23 @@ def owed_elsewhere_note(s: Snapshot, plant: str) -> str:
 
 def manual_save_note(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     """`LIB manual schedule not saved (since 14:44:15: File exists): it is lost at the next restart;
-    tried again every minute`, or for a Clear `LIB manual schedule clear not saved (...): the cleared
-    schedule comes back at the next restart; ...` while the saver's write fails
-    (`manual_save_error_by_plant`, agents/manual_schedule_files.py), else ''. Status card and Manual tab."""
+    tried again every minute`, for a Clear `LIB manual schedule clear not saved (...): the cleared
+    schedule comes back at the next restart; ...`, and the same of the override flags, while the
+    saver's write fails (`manual_save_error_by_plant`, agents/manual_schedule_files.py), else ''.
+    Status card and Manual tab."""
     error = s.manual_save_error.get(plant)
     if not error:
         return ""
     since = format_hms(views.as_datetime(error.get("since"), cfg.tz), cfg.tz)
-    what, outcome = (("clear", "the cleared schedule comes back") if error.get("action") == "clear"
-                     else ("", "it is lost"))
-    return (f"{cfg.plants[plant].name} manual schedule {what + ' ' if what else ''}not saved "
-            f"(since {since}: {error.get('message')}): {outcome} at the next restart; tried again every minute")
+    what, outcome = _SAVE_WORDS.get(error.get("action"), _SAVE_WORDS["save"])
+    return (f"{cfg.plants[plant].name} {what} not saved (since {since}: {error.get('message')}): {outcome} at "
+            "the next restart; tried again every minute")
+
+
+_SAVE_WORDS = {   # the saver's failed action -> (what is not saved, what the next restart does)
+    "save": ("manual schedule", "it is lost"), "clear": ("manual schedule clear", "the cleared schedule comes back"),
+    "flags": ("override flags", "the overrides are off"), "flags_clear": ("override flags clear",
+                                                                        "the cleared overrides come back")}
 
 
 def _left_on(s: Snapshot, plant: str) -> str:

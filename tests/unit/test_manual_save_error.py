@@ -189,8 +189,30 @@ def test_override_flags_a_clear_could_not_remove_are_removed_once_the_folder_wor
         == [f"Cannot save the VRFB override flags to {data_dir / 'manual_schedules' / 'vrfb.override.json'}: "
             f"[Errno 20] Not a directory: '{data_dir / 'manual_schedules' / 'vrfb.override.json'}' "
             f"(tried again every minute)"]
+    sd = saver.sd
+    assert sd["manual_save_error_by_plant"]["vrfb"] == {"since": "2026-12-07T14:44:15+01:00",
+                                                        "message": "Not a directory", "action": "flags_clear"}
+    cfg = make_cfg(tmp_path)
+    note = plant_summary.manual_save_note(cfg, take_snapshot(sd, T0 + timedelta(seconds=5)), "vrfb")
+    assert note == ("VRFB override flags clear not saved (since 14:44:15: Not a directory): the cleared overrides "
+                    "come back at the next restart; tried again every minute")   # on the card and the Manual tab
     folder_back(data_dir)                                                         # the old flags file is back
     assert saver.restore_overrides() == {"vrfb": {"p": True, "q": False}}
     saver.flush()                                                                 # the saver's retry
-    assert saver.restore_overrides() == {}
+    assert saver.restore_overrides() == {} and sd["manual_save_error_by_plant"]["vrfb"] is None
     assert any(r.getMessage().startswith("The VRFB override flags are saved to") for r in caplog.records)
+
+
+def test_a_save_failing_at_the_shutdowns_flush_does_not_promise_a_retry(tmp_path, caplog):
+    """The director's last flush is followed by no retry: its ERROR says `not saved at shutdown`,
+    not `tried again every minute`."""
+    caplog.set_level(logging.INFO)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    folder_made_a_file(data_dir)
+    saver = ManualScheduleFiles(data_dir, TZ, FakeClock(T0, TZ), NAMES, build_shared_data())
+    saver.request_save("lib", a_frame())
+    saver.request_save_override("lib", {"p": True, "q": False})
+    saver.flush(final=True)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2 and all(e.endswith("; not saved at shutdown") for e in errors), errors
