@@ -47,14 +47,16 @@ def encode_output(point: Point, value: float, plant_name: str, logged: set[str])
         return encode(point, value)
     except CodecRangeError:
         pass
+    toward = value * point.scale   # the register's sign (per_internal > 0): a negative scale turns it over
     if point.format == "float32":
-        words = encode(replace(point, scale=1.0, per_internal=1.0), math.copysign(_FLOAT32_MAX, value))
-        clamped = math.copysign(_FLOAT32_MAX, value) * point.scale
+        raw = math.copysign(_FLOAT32_MAX, toward)
+        words = encode(replace(point, scale=1.0, per_internal=1.0), raw)
+        clamped = raw * point.scale / point.per_internal
     else:
         lo, hi = format_range(point.format)
-        counts = lo if value < 0 else hi
+        counts = lo if toward < 0 else hi
         words = encode_counts(point, counts)
-        clamped = counts * point.scale
+        clamped = counts * point.scale / point.per_internal
     if point.name not in logged:
         logged.add(point.name)
         log.warning("%s emulator: %s=%g cannot be encoded as %s at scale %g; clamped to %g",

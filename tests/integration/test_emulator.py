@@ -373,6 +373,23 @@ def test_unencodable_output_is_clamped_and_logged_once(tmp_path, clock, emulator
     assert clamped == ["LIB emulator: p_battery=1000 cannot be encoded as int16 at scale 0.01; clamped to 327.67"]
 
 
+def test_an_unencodable_output_at_a_negative_scale_keeps_its_sign(tmp_path, clock, emulators, clients, caplog):
+    """A device with the opposite sign (scale -0.01): 1000 kW is -100000 counts, clamped to -32768,
+    which such a client reads as +327.68 kW. Before, the clamp took the end from the value's sign
+    (+32767: the client read -327.67 kW, a discharge recorded and posted as a charge)."""
+    cfg = make_config(tmp_path, lib_points={"p_battery": {"scale": -0.01}})
+    em = emulators(cfg, clock)
+    c = clients(cfg.plants["lib"].local.port)
+    with caplog.at_level(logging.WARNING, logger="hil.emulator"):
+        write(c, P_SP, 10000)
+        write(c, ENABLE, 1)
+        clock.advance(1)
+        em.step()
+    assert signed(read(c, P_BAT)[0]) == -32768
+    clamped = [m for m in caplog.messages if "p_battery" in m]
+    assert clamped == ["LIB emulator: p_battery=1000 cannot be encoded as int16 at scale -0.01; clamped to 327.68"]
+
+
 def test_an_error_on_one_plant_does_not_stop_the_other(lib, clock, clients, caplog, monkeypatch):
     em, c = lib
     v = clients(em.endpoint("vrfb").port)
