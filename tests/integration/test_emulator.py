@@ -357,9 +357,15 @@ def test_soc_stops_exactly_at_the_bounds(tmp_path, clock, emulators, clients, so
     assert read(c, P_SP) == [p_sp], "the setpoint register is not touched"
 
 
-def test_unencodable_output_is_clamped_and_logged_once(tmp_path, clock, emulators, clients, caplog):
-    """p_battery at 0.01 kW/count: int16 holds ±327.67 kW, so 1000 kW saturates the register."""
-    cfg = make_config(tmp_path, lib_points={"p_battery": {"scale": 0.01}})
+@pytest.mark.parametrize("scale, register, clamped", [(0.01, 32767, "327.67"), (-0.01, -32768, "327.68")],
+                         ids=["as written", "opposite sign"])
+def test_unencodable_output_is_clamped_and_logged_once(tmp_path, clock, emulators, clients, caplog, scale,
+                                                       register, clamped):
+    """p_battery at 0.01 kW/count: int16 holds ±327.67 kW, so 1000 kW saturates the register. A device
+    with the opposite sign (scale -0.01): 1000 kW is -100000 counts, clamped to -32768, which its
+    client reads as +327.68 kW. Before, the clamp took the end from the value's sign (+32767: the
+    client read -327.67 kW, a discharge recorded and posted as a charge)."""
+    cfg = make_config(tmp_path, lib_points={"p_battery": {"scale": scale}})
     em = emulators(cfg, clock)
     c = clients(cfg.plants["lib"].local.port)
     with caplog.at_level(logging.WARNING, logger="hil.emulator"):
@@ -367,27 +373,10 @@ def test_unencodable_output_is_clamped_and_logged_once(tmp_path, clock, emulator
         write(c, ENABLE, 1)
         clock.advance(1)
         em.step()
-    assert signed(read(c, P_BAT)[0]) == 32767
+    assert signed(read(c, P_BAT)[0]) == register
     assert outputs(c)["p_poi"] == 10000, "other outputs keep their own format"
-    clamped = [m for m in caplog.messages if "p_battery" in m]
-    assert clamped == ["LIB emulator: p_battery=1000 cannot be encoded as int16 at scale 0.01; clamped to 327.67"]
-
-
-def test_an_unencodable_output_at_a_negative_scale_keeps_its_sign(tmp_path, clock, emulators, clients, caplog):
-    """A device with the opposite sign (scale -0.01): 1000 kW is -100000 counts, clamped to -32768,
-    which such a client reads as +327.68 kW. Before, the clamp took the end from the value's sign
-    (+32767: the client read -327.67 kW, a discharge recorded and posted as a charge)."""
-    cfg = make_config(tmp_path, lib_points={"p_battery": {"scale": -0.01}})
-    em = emulators(cfg, clock)
-    c = clients(cfg.plants["lib"].local.port)
-    with caplog.at_level(logging.WARNING, logger="hil.emulator"):
-        write(c, P_SP, 10000)
-        write(c, ENABLE, 1)
-        clock.advance(1)
-        em.step()
-    assert signed(read(c, P_BAT)[0]) == -32768
-    clamped = [m for m in caplog.messages if "p_battery" in m]
-    assert clamped == ["LIB emulator: p_battery=1000 cannot be encoded as int16 at scale -0.01; clamped to 327.68"]
+    assert [m for m in caplog.messages if "p_battery" in m] == [
+        f"LIB emulator: p_battery=1000 cannot be encoded as int16 at scale {scale:g}; clamped to {clamped}"]
 
 
 def test_an_error_on_one_plant_does_not_stop_the_other(lib, clock, clients, caplog, monkeypatch):

@@ -74,12 +74,16 @@ def not_saved_gauge(cfg, sd, plant="vrfb") -> float:
                 if x.labels["plant"] == plant)
 
 
-def test_a_schedule_that_cannot_be_saved_is_said_on_screen_until_a_retry_saves_it(tmp_path, caplog):
-    cfg = make_cfg(tmp_path)
+def saver_rig(tmp_path):
+    """(config, shared data, the data folder, the real saver publishing into that shared data)."""
     sd = build_shared_data("manual")
     data = tmp_path / "saves"
     data.mkdir()
-    files = ManualScheduleFiles(data, TZ, FakeClock(T0), NAMES, sd)
+    return make_cfg(tmp_path), sd, data, ManualScheduleFiles(data, TZ, FakeClock(T0), NAMES, sd)
+
+
+def test_a_schedule_that_cannot_be_saved_is_said_on_screen_until_a_retry_saves_it(tmp_path, caplog):
+    cfg, sd, data, files = saver_rig(tmp_path)
     folder_made_a_file(data)
     caplog.set_level(logging.INFO, logger="hil.schedules")
 
@@ -110,11 +114,7 @@ def test_a_schedule_that_cannot_be_saved_is_said_on_screen_until_a_retry_saves_i
 
 
 def test_a_clear_that_cannot_remove_the_file_says_the_schedule_comes_back(tmp_path, caplog):
-    cfg = make_cfg(tmp_path)
-    sd = build_shared_data("manual")
-    data = tmp_path / "saves"
-    data.mkdir()
-    files = ManualScheduleFiles(data, TZ, FakeClock(T0), NAMES, sd)
+    cfg, sd, data, files = saver_rig(tmp_path)
     files.request_save("vrfb", a_frame())
     files.flush()
     assert (data / "manual_schedules" / "vrfb.csv").is_file()
