@@ -34,10 +34,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agents.commands import PLANT_KINDS, SWITCH_KINDS
+from agents.commands import FLEET_KINDS, PLANT_KINDS, SWITCH_KINDS
 from agents.data_fetcher_agent import DataFetcher
 from agents.scheduler_agent import ScheduleStore
 from core.clock import FakeClock
@@ -403,12 +403,13 @@ def test_forged_commands_are_rejected_with_a_warning_and_nothing_is_enqueued(tmp
     try:
         @settings(max_examples=300, deadline=None)
         @given(kind=_KINDS, plant=_PLANTS, target=_TARGETS)
+        @example(kind="stop_all", plant="lib", target="manual")   # a fleet kind drawn as text: valid, skipped
+        @example(kind="start", plant=None, target="manual")      # (the test once counted them invalid)
         def submit(kind, plant, target):
-            valid_kind = kind in PLANT_KINDS + SWITCH_KINDS
-            valid = valid_kind and (
-                (kind in PLANT_KINDS and plant in ("lib", "vrfb"))
-                or (kind == "switch_source" and target in ("manual", "api"))
-                or (kind == "switch_transport" and target in ("local", "remote")))
+            valid = (kind in FLEET_KINDS   # Start All / Stop All take no plant or target: any is valid
+                     or (kind in PLANT_KINDS and plant in ("lib", "vrfb"))
+                     or (kind == "switch_source" and target in ("manual", "api"))
+                     or (kind == "switch_transport" and target in ("local", "remote")))
             if valid:
                 return
             caplog.clear()
