@@ -147,7 +147,8 @@ def _one_hot(f: _Families, name: str, doc: str, labels: list[str], values: list[
 
 
 def operator_gauges(f: _Families, s: Snapshot, tz, pid: str) -> None:
-    """The dispatch reason, per signal too, with the operator's Hold and overrides (issue 14)."""
+    """The dispatch reason, per signal too, with the operator's Hold and overrides (issue 14), and
+    whether the manual schedule and its override flags are saved."""
     d = s.dispatch.get(pid) or {}
     held, expired = s.held(pid), views.target_expired(s, pid)
     _one_hot(f, "hil_plant_dispatch_reason", "1 for what decides the dispatch now (held, expired, override, else "
@@ -166,6 +167,9 @@ def operator_gauges(f: _Families, s: Snapshot, tz, pid: str) -> None:
     f.gauge("hil_plant_held", "Dispatch held by the operator (1) or not (0)", ["plant"], [pid], held)
     f.gauge("hil_plant_hold_age_seconds", "Time since the Hold in force began (no sample when not held)",
             ["plant"], [pid], age_s((s.hold.get(pid) or {}).get("since"), s.now, tz) if held else None)
+    f.gauge("hil_manual_schedule_not_saved", "The plant's manual schedule or override flags (or their Clear) "
+            "could not be saved to the data folder (1: lost, or back, at the next restart; tried again every "
+            "minute) or are (0)", ["plant"], [pid], s.manual_save_error.get(pid) is not None)
 
 
 def service_gauges(f: _Families, s: Snapshot, cfg, threads) -> None:
@@ -191,9 +195,6 @@ def service_gauges(f: _Families, s: Snapshot, cfg, threads) -> None:
                 s.write_failing(pid))
         f.gauge("hil_recording_pending_rows", "Recorded rows kept in memory, not yet written to the file",
                 ["plant"], [pid], (s.recording_health.get(pid) or {}).get("pending_rows", 0))
-        f.gauge("hil_manual_schedule_not_saved", "The plant's manual schedule (or its Clear) could not be saved "
-                "to the data folder (1: lost, or back, at the next restart; tried again every minute) or is (0)",
-                ["plant"], [pid], s.manual_save_error.get(pid) is not None)
     fetch = s.fetcher or {}
     f.gauge("hil_api_connected", "The Istentore API answers (1) or not (0), as the dashboard's `API Connected`: "
             "the newest answer of either client (a fetch, a post) is at least as new as the newest failure "

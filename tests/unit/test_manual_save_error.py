@@ -66,10 +66,9 @@ def screens(cfg, sd, plant="vrfb"):
 
 def not_saved_gauge(cfg, sd, plant="vrfb") -> float:
     """The plant's `hil_manual_schedule_not_saved` sample of a scrape of `sd` now."""
-    from dashboard.metrics import _Families, service_gauges
+    from dashboard.metrics import _Families, operator_gauges
     families = _Families()
-    service_gauges(families, take_snapshot(sd, T0 + timedelta(seconds=5)), cfg,
-                   SimpleNamespace(failing=lambda: [], names=lambda: []))
+    operator_gauges(families, take_snapshot(sd, T0 + timedelta(seconds=5)), cfg.tz, plant)
     return next(x.value for x in families.by_name["hil_manual_schedule_not_saved"].samples
                 if x.labels["plant"] == plant)
 
