@@ -3,15 +3,16 @@
 `<data_dir>/manual_schedules/<plant_id>.csv` holds the plant's manual frame in the upload format
 (`core/schedule_csv.schedule_to_csv`; reading it back "as in file" gives the same frame). A cleared
 schedule removes the file. Every change is saved by the thread `schedule_saver` (dashboard
-callbacks and the CLI only hand the frame over, they never write), atomically: temporary file,
-fsync, rename. `restore()` runs once at start, before any agent: each readable file is published
-again and logged; a damaged file is logged, renamed to `<plant_id>.csv.damaged-<YYYYmmddTHHMMSS>`
+callbacks and the CLI only hand the frame over, they never write), atomically
+(`post_journal.write_text_atomically`: temporary file, fsync, rename, fsync of the folder).
+`restore()` runs once at start, before any agent: each readable file is published again and logged; a damaged file is logged, renamed to `<plant_id>.csv.damaged-<YYYYmmddTHHMMSS>`
 and never stops the start.
 
 A save or a removal that fails (data folder unusable, disk full) is logged once (ERROR) and
 published in `manual_save_error_by_plant` (this module owns the key): per plant None, or `{"since":
 local ISO of the first failed write, "message": the reason, "action": "save" | "clear"}` (`clear`: the
-old file stays, the cleared schedule comes back at the next restart). The saver tries it again at
+old file stays, the cleared schedule comes back at the next restart; `flags` / `flags_clear` the same
+of the override flags, while the schedule saves). The saver tries it again at
 each step (60 s) and at the next request; the first write that works logs INFO and publishes None.
 The Manual tab, the Status card and `/api/state` show it.
 
@@ -32,6 +33,7 @@ import os
 import threading
 from pathlib import Path
 
+from agents.post_journal import write_text_atomically
 from core.schedule_csv import ScheduleCSVError, parse_schedule_csv, schedule_to_csv
 from core.timeutil import format_local_iso
 
@@ -109,13 +111,7 @@ class ManualScheduleFiles:
             if not any(flags.values()):
                 path.unlink(missing_ok=True)
             else:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".json.tmp")
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    json.dump({"p": bool(flags.get("p")), "q": bool(flags.get("q"))}, fh)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
+                write_text_atomically(path, json.dumps({"p": bool(flags.get("p")), "q": bool(flags.get("q"))}))
         except OSError as exc:
             with self._lock:
                 self._retry_flags[plant_id] = flags   # the next flush tries it again (a newer request wins)
@@ -160,7 +156,7 @@ class ManualScheduleFiles:
             if clear:
                 path.unlink(missing_ok=True)
             else:
-                self._write_file(path, frame)
+                write_text_atomically(path, schedule_to_csv(frame))
         except OSError as exc:
             with self._lock:
                 self._retry[plant_id] = frame   # the next flush tries it again (a newer request wins)
@@ -170,15 +166,6 @@ class ManualScheduleFiles:
             log.info("The %s manual schedule %s %s again", self.names.get(plant_id, plant_id),
                      "is removed from" if clear else "is saved to", path)
             self._publish(plant_id)
-
-    def _write_file(self, path: Path, frame) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(schedule_to_csv(frame))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
     def _failed(self, plant_id: str, path: Path, exc: OSError, action: str) -> None:
         """Log a failed write once per reason and action; publish it (since: its first failure)."""

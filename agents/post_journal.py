@@ -56,13 +56,23 @@ REBUILD_RETRY_S = 1.0   # while rebuilds of a diverged journal fail, one try per
 
 
 def write_atomically(path: Path, lines: Iterable[str]) -> None:
-    """Replace `path` with these lines (temporary file, fsync, rename, fsync of the folder: the new
-    name survives a power cut too). Raises OSError (the temporary file is removed then)."""
+    """Replace `path` with these lines, each ended by a newline (`write_text_atomically`)."""
+    _replace_atomically(path, lambda fh: fh.writelines(line + "\n" for line in lines))
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` (temporary file, fsync, rename, fsync of the folder: the new name
+    survives a power cut too). Raises OSError (the temporary file is removed then)."""
+    _replace_atomically(path, lambda fh: fh.write(text))
+
+
+def _replace_atomically(path: Path, write: Callable) -> None:
+    """`write(fh)` into a temporary file beside `path`, then the replace of `write_text_atomically`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(line + "\n" for line in lines)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
