@@ -5,8 +5,9 @@
 schedule removes the file. Every change is saved by the thread `schedule_saver` (dashboard
 callbacks and the CLI only hand the frame over, they never write), atomically
 (`post_journal.write_text_atomically`: temporary file, fsync, rename, fsync of the folder).
-`restore()` runs once at start, before any agent: each readable file is published again and logged; a damaged file is logged, renamed to `<plant_id>.csv.damaged-<YYYYmmddTHHMMSS>`
-and never stops the start.
+`restore()` runs once at start, before any agent: each readable file is published again and
+logged; a damaged file is logged, renamed to `<plant_id>.csv.damaged-<YYYYmmddTHHMMSS>` and never
+stops the start.
 
 A save or a removal that fails (data folder unusable, disk full) is logged once (ERROR) and
 published in `manual_save_error_by_plant` (this module owns the key): per plant None, or `{"since":
