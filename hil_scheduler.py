@@ -5,7 +5,8 @@
                             [--start PLANT]... [--record PLANT]...
 
 Exit codes: 0 after a clean shutdown, 2 for an invalid config or command line (one line per
-problem, all of them at once: core/cli_args.py), 1 for an unexpected fatal error or a start failure (port in use, unusable folder).
+problem, all of them at once: core/cli_args.py), 1 for an unexpected fatal error or a start failure
+(port in use, unusable folder).
 The API password is read once from ISTENTORE_API_PASSWORD (then removed from the environment).
 `--check-config --schedule PLANT=CSV` also prints each schedule's SoC forecast (issue 17).
 `metrics.port` set: `/metrics` on its own server too (agents/metrics_server.py), with or without the dashboard.
@@ -110,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="load a manual schedule for lib or vrfb at start (repeatable, each plant once)")
     p.add_argument("--override", action="append", default=[], metavar="PLANT=p|q|pq",
                    help="in API mode, take the named signals of PLANT from its manual schedule while it "
-                        "lasts (repeatable, each plant once; needs a manual schedule: --schedule or one saved from the dashboard)")
+                        "lasts (repeatable, each plant once; needs a manual schedule: --schedule or one "
+                        "saved from the dashboard)")
     p.add_argument("--start", action="append", default=[], metavar="PLANT",
                    help="start dispatch of lib, vrfb or all once the agents are up (repeatable)")
     p.add_argument("--record", action="append", default=[], metavar="PLANT",

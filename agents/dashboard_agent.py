@@ -79,7 +79,8 @@ class DashboardServer:
             server.start()
         except OSError as exc:
             raise DashboardStartError(
-                f"Dashboard cannot listen on {url_host(self.cfg.host)}:{self.cfg.port}: {exc.strerror or exc}") from None
+                f"Dashboard cannot listen on {url_host(self.cfg.host)}:{self.cfg.port}: "
+                f"{exc.strerror or exc}") from None
         self._server = server
         self.app.registry.register(THREAD_NAME, server.thread, server=True)
         log.info("Dashboard serving on %s", self.url)

@@ -46,8 +46,9 @@ def metrics_wsgi_app(registry: CollectorRegistry, accounts: list[tuple[str, str]
     when there is one, an address refused (429) after repeated wrong credentials (`FailedLogins`;
     `monotonic()` gives its time) but for a client holding the `hil_metrics_login` cookie of its
     credentials, given with its first accepted answer, as the dashboard's `hil_login` (a name of its
-    own: a browser would send either to both ports, and each server only knows its own). A scraper keeping no cookie shares its
-    address's refusal: right credentials are not confirmed while it runs (docs/DECISIONS.md).
+    own: a browser would send either to both ports, and each server only knows its own). A scraper
+    keeping no cookie shares its address's refusal: right credentials are not confirmed while it
+    runs (docs/DECISIONS.md).
     Without accounts (the server is then on loopback) a request whose `Host` is no loopback name
     gets 421, as on the dashboard."""
     from dashboard.metrics import render

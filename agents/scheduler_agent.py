@@ -29,7 +29,8 @@ log = logging.getLogger("hil.scheduler")
 
 ALIGN_WINDOW_S = 0.2  # wake-ups this close before a breakpoint wait the rest instead of evaluating
 ALIGN_MARGIN_S = 0.05  # the wait for a breakpoint ends this long after it on the monotonic clock, at the latest
-FIRST_FETCH_GRACE_S = 3   # request timeouts a first fetch may take (login, today, tomorrow) before no schedule is a WARNING
+FIRST_FETCH_GRACE_S = 3   # request timeouts a first fetch may take (login, today, tomorrow): then no
+                          # schedule is a WARNING
 
 
 def read_inputs(sd: dict, clock) -> tuple[tuple[str, dict, dict, dict], float]:

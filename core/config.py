@@ -240,8 +240,9 @@ class SafeStopConfig(Section):
     threshold_kvar: Annotated[float, Num(gt=0)] = 1.0
     timeout_s: Annotated[float, Num(gt=0, le=600)] = 30.0
 
-_Tolerances = type("_Tolerances", (Section,), {"null_ok": False, **DEFAULT_TOLERANCES, "__annotations__": dict.fromkeys(
-    VALUE_COLUMNS, Annotated[float, Num(ge=0)])})   # a column not written keeps its default
+_Tolerances = type("_Tolerances", (Section,), {   # a column not written keeps its default
+    "null_ok": False, **DEFAULT_TOLERANCES,
+    "__annotations__": dict.fromkeys(VALUE_COLUMNS, Annotated[float, Num(ge=0)])})
 
 class CompressionConfig(Section):
     enabled: Annotated[bool, Bool] = True
