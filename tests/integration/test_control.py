@@ -8,6 +8,7 @@ hold over 50 ms fails the test (components §0.6).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -29,6 +30,7 @@ from core.schedules import frame_from_rows
 from core.timeutil import format_local_iso
 from agents.shared_data import build_shared_data
 from dashboard import views
+from tests.faulty_plant import FaultyPlant
 from tests.helpers import (ENABLE, P_BAT, P_SP, Q_SP, SilentListener, TinyServer, install_timed_lock,
                            closed_port, make_cfg, modbus_client, s16, signed, write_hr)  # noqa: F401 (fixtures)
 
@@ -173,6 +175,20 @@ def spy(link, ops: list):
 def msgs(caplog, level=None, contains: str = ""):
     return [r.getMessage() for r in caplog.records if r.name.startswith("hil")
             and (level is None or r.levelno == level) and contains in r.getMessage()]
+
+
+@contextlib.contextmanager
+def faulty_lib_rig(tmp_path, **cfg_overrides):
+    """(rig, plant, clock): a `Rig` whose LIB local endpoint is a `FaultyPlant` (no emulator), on a
+    fake clock at START; the plant's hook reset and the rig closed at the end."""
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}}, **cfg_overrides)
+        try:
+            yield rig, plant, clock
+        finally:
+            plant.hook = None
+            rig.close()
 
 
 def manual_frame(p: float, q: float, around: datetime = START):

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.clock import FakeClock
 from dashboard import plant_summary, views
 from dashboard.snapshot import take_snapshot
-from tests.faulty_plant import FaultyPlant
-from tests.integration.test_control import START, Rig, manual_frame
+from tests.integration.test_control import faulty_lib_rig, manual_frame
 from tests.integration.test_stop_link_faults import _started, _step_until
 
 P_SETPOINT = 86
@@ -21,13 +19,8 @@ P_SETPOINT = 86
 
 @pytest.fixture
 def rig_plant(tmp_path):
-    clock = FakeClock(START)
-    with FaultyPlant() as plant:
-        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
-        try:
-            yield rig, plant, clock
-        finally:
-            rig.close()
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        yield rig, plant, clock
 
 
 def test_a_refused_p_write_is_shown_with_its_reason_until_a_write_is_verified(rig_plant):

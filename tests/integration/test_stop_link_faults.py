@@ -18,7 +18,7 @@ from core.schedules import frame_from_rows
 from hil_scheduler import HilApp, Options
 from tests.faulty_plant import FaultyPlant
 from tests.helpers import SilentListener, closed_port, free_port, make_cfg, shift  # noqa: F401 (fixture)
-from tests.integration.test_control import START, TZ, Rig, manual_frame, msgs
+from tests.integration.test_control import START, TZ, Rig, faulty_lib_rig, manual_frame, msgs
 
 ENABLE, P_SETPOINT, P_BATTERY = 1, 86, 270
 HEARTBEAT = 20
@@ -36,41 +36,31 @@ def test_a_start_whose_enable_is_answered_late_is_rolled_back_to_disabled(tmp_pa
     """The plant applies enable 1 but answers after the Modbus timeout: the start fails and its
     rollback must reach the plant (an immediate reconnect), not fail locally in the link's backoff."""
     caplog.set_level(logging.INFO)
-    clock = FakeClock(START)
-    with FaultyPlant() as plant:
-        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
-        try:
-            rig.store.publish_schedule("manual", "lib", manual_frame(500.0, 0.0))
-            plant.hook = lambda fc, addr, values: ("delay", 1.0) if (addr == ENABLE and values == [1]) else None
-            cmd = rig.submit("start")
-            rig.lib.step()
-            plant.hook = None
-            assert cmd.status == "failed" and cmd.detail.startswith("enable: ")
-            assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
-            assert rig.transition() == "stopped" and not rig.gate()
-        finally:
-            rig.close()
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        rig.store.publish_schedule("manual", "lib", manual_frame(500.0, 0.0))
+        plant.hook = lambda fc, addr, values: ("delay", 1.0) if (addr == ENABLE and values == [1]) else None
+        cmd = rig.submit("start")
+        rig.lib.step()
+        plant.hook = None
+        assert cmd.status == "failed" and cmd.detail.startswith("enable: ")
+        assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
+        assert rig.transition() == "stopped" and not rig.gate()
 
 
 def test_a_stop_after_a_dropped_connection_zeroes_waits_and_disables(tmp_path, caplog):
     """The connection drops (a PLC comm restart, a NAT timeout) just before Stop: the zero write
     reconnects once and goes out, the decay is waited for, then the plant is disabled."""
     caplog.set_level(logging.INFO)
-    clock = FakeClock(START)
-    with FaultyPlant() as plant:
-        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}}, safe_stop={"timeout_s": 5.0})
-        try:
-            _started(rig, plant, 500.0)
-            rig.lib.step()
-            plant.drop_all()
-            stop = rig.run("stop")
-            assert stop.status == "succeeded", stop.detail
-            assert stop.result == {"threshold_reached": True, "disable_ok": True}
-            assert plant.get(P_SETPOINT)[0] == 0 and plant.get(ENABLE)[0] == 0
-            assert msgs(caplog, logging.WARNING) == [], "sent again by the link: no failure, no outage"
-            assert rig.lib.link.consecutive_failures == 0 and rig.lib.link.link == "ok"
-        finally:
-            rig.close()
+    with faulty_lib_rig(tmp_path, safe_stop={"timeout_s": 5.0}) as (rig, plant, clock):
+        _started(rig, plant, 500.0)
+        rig.lib.step()
+        plant.drop_all()
+        stop = rig.run("stop")
+        assert stop.status == "succeeded", stop.detail
+        assert stop.result == {"threshold_reached": True, "disable_ok": True}
+        assert plant.get(P_SETPOINT)[0] == 0 and plant.get(ENABLE)[0] == 0
+        assert msgs(caplog, logging.WARNING) == [], "sent again by the link: no failure, no outage"
+        assert rig.lib.link.consecutive_failures == 0 and rig.lib.link.link == "ok"
 
 
 def test_one_dropped_connection_during_the_decay_wait_does_not_end_it(tmp_path, caplog):
@@ -217,19 +207,14 @@ def test_a_stop_owed_to_another_transport_is_not_sent_to_this_one(tmp_path, capl
     """A safe stop that outlived a switch's wait owes to the old transport's plant: the plant of
     the new transport, running and answering, is not stopped by it (and the debt is kept)."""
     caplog.set_level(logging.INFO)
-    clock = FakeClock(START)
-    with FaultyPlant() as plant:
-        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
-        try:
-            _started(rig, plant, 300.0)
-            rig.lib.owed_stop.owe("remote", clock.monotonic(), at_once=True)
-            for _ in range(3):
-                clock.advance(1.0)
-                rig.lib.step()
-            assert plant.get(ENABLE)[0] == 1 and rig.transition() == "running"
-            assert not msgs(caplog, contains="sending the stop") and rig.lib.owed_stop.mode == "remote"
-        finally:
-            rig.close()
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        _started(rig, plant, 300.0)
+        rig.lib.owed_stop.owe("remote", clock.monotonic(), at_once=True)
+        for _ in range(3):
+            clock.advance(1.0)
+            rig.lib.step()
+        assert plant.get(ENABLE)[0] == 1 and rig.transition() == "running"
+        assert not msgs(caplog, contains="sending the stop") and rig.lib.owed_stop.mode == "remote"
 
 
 def test_a_heartbeat_register_that_refuses_reads_is_written_all_the_same(tmp_path, caplog):
@@ -448,27 +433,21 @@ def test_a_stop_a_gateway_could_not_pass_on_is_sent_when_the_plant_answers_again
     (not a `read_error` of a plant that answers), so the stop is owed and sent when the plant
     answers through the gateway again. (Before: the stop was forgotten and the plant ran on.)"""
     caplog.set_level(logging.INFO)
-    clock = FakeClock(START)
-    with FaultyPlant() as plant:
-        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
-        try:
-            _started(rig, plant, 500.0)
-            plant.hook = lambda fc, addr, values: ("exc", code)
-            clock.advance(1.0)
-            rig.lib.step()
-            assert rig.observed()["link"] == "connect_failed", rig.observed()
-            stop = _stop_on_a_fake_clock(rig, clock)
-            assert stop.status == "failed" and "gateway" in stop.result["error"], stop.result
-            assert plant.get(ENABLE)[0] == 1 and plant.get(P_SETPOINT)[0] == 5000   # nothing reached it
-            assert rig.lib.owed_stop.mode == "local" and stop.detail.endswith("the stop is sent when it answers again")
-            plant.hook = None
-            _step_until(rig, clock, lambda: plant.get(ENABLE)[0] == 0)
-            assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
-            assert msgs(caplog, logging.WARNING, "answers again and is enabled: sending the stop")
-            assert rig.transition() == "stopped" and rig.lib.owed_stop.mode is None
-        finally:
-            plant.hook = None
-            rig.close()
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        _started(rig, plant, 500.0)
+        plant.hook = lambda fc, addr, values: ("exc", code)
+        clock.advance(1.0)
+        rig.lib.step()
+        assert rig.observed()["link"] == "connect_failed", rig.observed()
+        stop = _stop_on_a_fake_clock(rig, clock)
+        assert stop.status == "failed" and "gateway" in stop.result["error"], stop.result
+        assert plant.get(ENABLE)[0] == 1 and plant.get(P_SETPOINT)[0] == 5000   # nothing reached it
+        assert rig.lib.owed_stop.mode == "local" and stop.detail.endswith("the stop is sent when it answers again")
+        plant.hook = None
+        _step_until(rig, clock, lambda: plant.get(ENABLE)[0] == 0)
+        assert plant.get(ENABLE)[0] == 0 and plant.get(P_SETPOINT)[0] == 0 and plant.get(P_BATTERY)[0] == 0
+        assert msgs(caplog, logging.WARNING, "answers again and is enabled: sending the stop")
+        assert rig.transition() == "stopped" and rig.lib.owed_stop.mode is None
 
 
 def _stop_on_a_fake_clock(rig: Rig, clock: FakeClock):
@@ -493,24 +472,18 @@ def test_a_stop_failing_while_the_plant_answers_reads_is_sent_again_paced(tmp_pa
     plant is stopped within 5 s once its writes work again. Before, it was owed `at once`: every
     observation (each second) ran the whole safe stop again, one ERROR each, while the fault lasted."""
     caplog.set_level(logging.INFO)
-    clock = FakeClock(START)
-    with FaultyPlant() as plant:
-        rig = Rig(tmp_path, clock, emulator=False, ports={"lib": {"local": plant.port}})
-        try:
-            _started(rig, plant, 500.0)
-            plant.hook = lambda fc, addr, values: ("drop_noapply",) if addr == ENABLE and values == [0] else None
-            stop = rig.run("stop")
-            assert stop.status == "failed" and "the stop is sent when it answers again" in stop.detail
-            for _ in range(30):   # 30 s of observations, every one answered
-                clock.advance(1.0)
-                rig.lib.step()
-            tries = msgs(caplog, logging.WARNING, "LIB answers again and is enabled: sending the stop")
-            assert 4 <= len(tries) <= 8, f"{len(tries)} stops sent again in 30 s"   # at 2, 6, 11, 16 ... s
-            plant.hook = None   # its writes work again: stopped within the longest pause (5 s)
-            for _ in range(6):
-                clock.advance(1.0)
-                rig.lib.step()
-            assert plant.get(ENABLE)[0] == 0 and rig.transition() == "stopped"
-        finally:
-            plant.hook = None
-            rig.close()
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        _started(rig, plant, 500.0)
+        plant.hook = lambda fc, addr, values: ("drop_noapply",) if addr == ENABLE and values == [0] else None
+        stop = rig.run("stop")
+        assert stop.status == "failed" and "the stop is sent when it answers again" in stop.detail
+        for _ in range(30):   # 30 s of observations, every one answered
+            clock.advance(1.0)
+            rig.lib.step()
+        tries = msgs(caplog, logging.WARNING, "LIB answers again and is enabled: sending the stop")
+        assert 4 <= len(tries) <= 8, f"{len(tries)} stops sent again in 30 s"   # at 2, 6, 11, 16 ... s
+        plant.hook = None   # its writes work again: stopped within the longest pause (5 s)
+        for _ in range(6):
+            clock.advance(1.0)
+            rig.lib.step()
+        assert plant.get(ENABLE)[0] == 0 and rig.transition() == "stopped"
