@@ -290,17 +290,22 @@ def test_wall_step_is_picked_up_at_next_evaluation(rig):
 
 # ------------------------------------------------------------------------------------ logs
 
-def test_no_api_schedule_before_the_first_fetch_is_a_wait_not_a_warning(rig, caplog):
-    """A plant started with the program in API mode (`--start`) runs before the fetcher's first
-    pass ended: that is a wait (INFO), then `received`; before, every such start logged the WARNING
-    `API schedule unavailable` and `available again` a second later (a false alarm). Once a fetch
-    ended without a schedule, it is the WARNING."""
+def _lib_running_in_api_mode_with_a_password(rig, caplog) -> None:
+    """LIB's gate on in API mode with the password set and no fetch yet; one step at 10:00."""
     caplog.set_level(logging.INFO)
     with rig.sd["lock"]:
         rig.sd["api_password"] = "secret"
     rig.gate("lib", True)
     rig.source("api")
     rig.step_at(at(10, 0))
+
+
+def test_no_api_schedule_before_the_first_fetch_is_a_wait_not_a_warning(rig, caplog):
+    """A plant started with the program in API mode (`--start`) runs before the fetcher's first
+    pass ended: that is a wait (INFO), then `received`; before, every such start logged the WARNING
+    `API schedule unavailable` and `available again` a second later (a false alarm). Once a fetch
+    ended without a schedule, it is the WARNING."""
+    _lib_running_in_api_mode_with_a_password(rig, caplog)
     rig.clock.advance(10)
     rig.step()
     assert _msgs(caplog) == ["LIB: waiting for the first API fetch -> zero dispatch"]
@@ -509,12 +514,7 @@ def test_a_new_schedule_ends_the_wait_for_a_breakpoint(rig):
 def test_a_first_fetch_that_never_ends_is_no_wait_for_ever(rig, caplog):
     """The wait for the first fetch lasts at most 3 request timeouts from the password (a pass that
     raised, or one held by the server's wait, never records an attempt): then the WARNING."""
-    caplog.set_level(logging.INFO)
-    with rig.sd["lock"]:
-        rig.sd["api_password"] = "secret"
-    rig.gate("lib", True)
-    rig.source("api")
-    rig.step_at(at(10, 0))
+    _lib_running_in_api_mode_with_a_password(rig, caplog)
     assert _msgs(caplog) == ["LIB: waiting for the first API fetch -> zero dispatch"]
     caplog.clear()
     grace_s = 3 * rig.cfg.istentore_api.request_timeout_s
