@@ -394,6 +394,8 @@ def test_shutdown_during_a_transport_switch_abandons_it_and_stops_on_the_old_end
 
 
 # ============================================================== 4: a refused run_command write
+RUN_STOP_1 = {"lib": {"run_command": {"address": RUN, "format": "uint16", "run_value": 0, "stop_value": 1}}}
+
 class BusyOnStop(TinyServer):
     """Answers exception 6 (device busy) to the first write of run_command = 1 (the stop value)."""
 
@@ -441,9 +443,7 @@ def test_safe_stop_writes_enable_0_after_a_refused_run_command_write(rig, contro
     taken (it was left refused before the busy retry; DECISIONS)."""
     caplog.set_level(logging.INFO)
     srv = rig.server(cls=server, values={ENABLE: 1, RUN: 0, P_SP: 2000})
-    ctl = controller(srv, points={"lib": {"run_command": {"address": RUN, "format": "uint16",
-                                                          "run_value": 0, "stop_value": 1}}},
-                     safe_stop={"timeout_s": 2.0})
+    ctl = controller(srv, points=RUN_STOP_1, safe_stop={"timeout_s": 2.0})
     result = ctl.safe_stop()
 
     # pymodbus' simulator reports each accepted write twice (write, then its hook without values)
@@ -475,9 +475,7 @@ def test_safe_stop_disables_a_plant_that_answers_its_stop_value_late(rig, contro
     this stop before (zero, decay reads), so one more immediate connect carries the disable."""
     caplog.set_level(logging.INFO)
     srv = rig.server(cls=LateOnStop, values={ENABLE: 1, RUN: 0, P_SP: 2000})
-    ctl = controller(srv, points={"lib": {"run_command": {"address": RUN, "format": "uint16",
-                                                          "run_value": 0, "stop_value": 1}}},
-                     safe_stop={"timeout_s": 2.0})
+    ctl = controller(srv, points=RUN_STOP_1, safe_stop={"timeout_s": 2.0})
     t0 = time.monotonic()
     result = ctl.safe_stop()
     elapsed_s = time.monotonic() - t0
