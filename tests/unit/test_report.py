@@ -29,12 +29,17 @@ ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
 
 
-@pytest.fixture
-def cfg(tmp_path):
+def report_cfg(tmp_path, measurement_period_s: float):
+    """The shipped config, data under `tmp_path`, compression off, this measurement period."""
     base = load_config(ROOT / "config.yaml", tmp_path)
     comp = dataclasses.replace(base.recording.compression, enabled=False)
     return dataclasses.replace(base, recording=dataclasses.replace(base.recording, compression=comp),
-                               timing=dataclasses.replace(base.timing, measurement_period_s=1.0))
+                               timing=dataclasses.replace(base.timing, measurement_period_s=measurement_period_s))
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return report_cfg(tmp_path, 1.0)
 
 
 def real(ts: datetime, p_sp: float, p_poi: float, soc: float = 0.5) -> object:

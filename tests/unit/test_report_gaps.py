@@ -10,22 +10,19 @@ null row at 23:00, the file ends; the list was empty.
 """
 from __future__ import annotations
 
-import dataclasses
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 
 from core import day_report
-from core.config import load_config
 from core.kpis import covered_mask, find_gaps
 from core.recording import HEADER, format_row, null_row, row_from_values
 from core.timeutil import day_bounds, from_epoch
 from dashboard import day_report as report_html
+from tests.unit.test_report import report_cfg
 
-ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
 PERIOD_S = 0.7
 SHORT_S = 3 * PERIOD_S       # short_gap_s of a 0.7 s period
@@ -98,10 +95,7 @@ def test_find_gaps_names_the_days_unrecorded_edges(day, rows, now, expected):
 
 @pytest.fixture
 def cfg(tmp_path):
-    base = load_config(ROOT / "config.yaml", tmp_path)
-    comp = dataclasses.replace(base.recording.compression, enabled=False)
-    return dataclasses.replace(base, recording=dataclasses.replace(base.recording, compression=comp),
-                               timing=dataclasses.replace(base.timing, measurement_period_s=2.0))
+    return report_cfg(tmp_path, 2.0)
 
 
 def real(ts: datetime, p: float) -> object:
