@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tests.browser.helpers import (NO_BROWSER, Page, api_state, browser_available, make_config, new_driver,
-                                   start_app, stop_app, wait_for)
+from tests.browser.helpers import (NO_BROWSER, SCREEN_SIZES, Page, api_state, browser_available, make_config,
+                                   new_driver, start_app, stop_app, wait_for)
 from tests.leaks import ResourceBaseline
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
@@ -55,6 +55,15 @@ def test_a_schedule_or_clear_that_cannot_be_saved_is_said_on_screen(tmp_path):
         page.show_tab("Status & Plots", "schedule-note-vrfb")
         page.wait_text("schedule-note-vrfb", note)
         assert "not saved" not in page.text("schedule-note-lib")
+        for tab, line in (("Status & Plots", "schedule-note-vrfb"), ("Manual Schedule", "manual-save-note")):
+            page.show_tab(tab, line)
+            for size, (width, height) in SCREEN_SIZES.items():   # the line shown at every screen size
+                driver.set_window_size(width, height)
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", page.el(line))
+                time.sleep(0.3)
+                assert page.visible(line) and "not saved" in page.text(line), (tab, size)
+                page.screenshot(f"manual_not_saved_{'status' if line.startswith('schedule') else 'manual'}_{size}")
+        driver.set_window_size(*SCREEN_SIZES["wide"])
 
         folder.unlink()   # the folder usable again: the next Generate saves and the lines go
         page.show_tab("Manual Schedule", "manual-generate")
