@@ -292,7 +292,9 @@ def kpi_rows(d: PlantDay) -> list[tuple[str, str]]:
         ("Net deviation (integral of error)", f"{k.net_deviation_kwh:.2f} kWh"),
         (f"Time within tolerance (|error| <= {k.tolerance_kw:g} kW = {d.band_pct:g} % of rated power)",
          f"{_num(k.within_tolerance_pct, '.1f')} %"),
-        (f"Recorded coverage of the {k.day_length_h:g} h day", f"{k.coverage_pct:.1f} %"),
+        (f"Recorded coverage of the {k.day_length_h:g} h day" if k.judged_h == k.day_length_h else
+         f"Recorded coverage of the day so far ({k.judged_h:.1f} of {k.day_length_h:g} h)",
+         "n/a" if k.coverage_pct is None else f"{k.coverage_pct:.1f} %"),
         ("Rows (null rows)", f"{k.n_rows} ({k.n_null_rows})"),
         ("Malformed lines skipped", str(d.malformed)),
         ("Rows out of time order dropped", str(d.unordered)),

@@ -13,7 +13,8 @@ rows whose own column is empty add nothing to that column's integral.
 Definitions (positive P = discharge): discharged/charged kWh = integral of POI P above/below 0;
 tracking error e = p_poi_kw - p_setpoint_kw (kW); RMS is time-weighted; max is over rows;
 deviation = integral |e| (kWh), net deviation = integral e; within tolerance = share of covered
-time with |e| <= `tolerance_kw`; coverage = covered time / day length (23, 24 or 25 h).
+time with |e| <= `tolerance_kw`; coverage = covered time / time judged: the day length (23, 24 or
+25 h), or for today from midnight to the report's time (`until`).
 
 Gaps (`find_gaps`), in time order: the merged uncovered intervals between the first real row and
 the last row, each of a kind told by its null rows (components §7.3): one null row is a `link
@@ -65,9 +66,10 @@ class DayKpis:
     net_deviation_kwh: float
     within_tolerance_pct: float | None
     tolerance_kw: float
-    coverage_pct: float
-    covered_s: float
+    coverage_pct: float | None     # None: no time judged yet (a report in the day's first write period)
+    covered_s: float               # within the time judged
     day_length_h: float
+    judged_h: float                # the day length, or for today midnight to `until`
     gaps: tuple[Gap, ...]
     n_rows: int
     n_null_rows: int
@@ -157,7 +159,9 @@ def day_kpis(frame: pd.DataFrame, day_start: datetime, day_end: datetime, covere
     t_s = epoch_seconds(frame.index)
     is_null = null_rows(frame)
     start_s, end_s = day_start.timestamp(), day_end.timestamp()
+    until_s = end_s if until is None else max(start_s, min(end_s, until.timestamp()))
     dur = covered_durations(t_s, covered, start_s, end_s)
+    judged_dur = covered_durations(t_s, covered, start_s, until_s)
     p = frame[P_POI].to_numpy(dtype=float)
     err = p - frame[P_SP].to_numpy(dtype=float)
     err_ok = np.isfinite(err) & (dur > 0)
@@ -175,11 +179,11 @@ def day_kpis(frame: pd.DataFrame, day_start: datetime, day_end: datetime, covere
         within_tolerance_pct=(100.0 * float(dur[err_ok & (abs_err <= tolerance_kw)].sum()) / err_time_s
                               if has_err else None),
         tolerance_kw=tolerance_kw,
-        coverage_pct=100.0 * float(dur.sum()) / (end_s - start_s),
-        covered_s=float(dur.sum()),
+        coverage_pct=100.0 * float(judged_dur.sum()) / (until_s - start_s) if until_s > start_s else None,
+        covered_s=float(judged_dur.sum()),
         day_length_h=(end_s - start_s) / 3600.0,
-        gaps=find_gaps(t_s, is_null, covered, day_start.tzinfo, start_s,
-                       end_s if until is None else min(end_s, until.timestamp()), edge_gap_s),
+        judged_h=(until_s - start_s) / 3600.0,
+        gaps=find_gaps(t_s, is_null, covered, day_start.tzinfo, start_s, until_s, edge_gap_s),
         n_rows=len(frame),
         n_null_rows=int(is_null.sum()),
     )

@@ -149,3 +149,32 @@ def test_todays_report_time_less_a_write_period_is_absolute_time_on_the_autumn_d
     now = datetime(2026, 10, 25, 2, 0, 30, tzinfo=TZ, fold=1)   # CET
     gaps = day_report.load_plant_day(cfg, "lib", AUTUMN, now).kpis.gaps
     assert [(g.start, g.end.timestamp(), g.kind) for g in gaps] == [(stop, now.timestamp() - 60, NR)]
+
+
+def test_todays_coverage_is_of_the_time_judged_so_far(cfg):
+    # rows 22:00-23:00 with a 2 s period; at 23:30 the judged time is 00:00 to 23:29 (a 60 s write period)
+    write_outage_at_23(cfg)
+    now = datetime(2026, 6, 1, 23, 30, tzinfo=TZ)
+    k = day_report.load_plant_day(cfg, "lib", JUNE, now).kpis
+    judged_s = 23 * 3600 + 29 * 60
+    assert k.judged_h == pytest.approx(judged_s / 3600) and k.day_length_h == 24
+    assert k.covered_s == 3600                              # the last real row covers up to the null row
+    assert k.coverage_pct == pytest.approx(100 * 3600 / judged_s)
+    assert ("Recorded coverage of the day so far (23.5 of 24 h)", f"{k.coverage_pct:.1f} %") in \
+        day_report.kpi_rows(day_report.load_plant_day(cfg, "lib", JUNE, now))
+    past = day_report.load_plant_day(cfg, "lib", JUNE).kpis    # the day over: against all 24 h
+    assert past.judged_h == 24 and past.coverage_pct == pytest.approx(100 * 3600 / 86400)
+
+
+def test_a_day_recorded_from_midnight_is_fully_covered_so_far(cfg):
+    t0 = datetime(2026, 6, 1, 0, 0, tzinfo=TZ)
+    at = lambda s: from_epoch(t0.timestamp() + s, TZ)   # noqa: E731
+    rows = [real(at(s), 100) for s in range(0, 10 * 3600 + 2, 2)]
+    (cfg.data_dir / "20260601_lib.csv").write_text(HEADER + "\n" + "".join(format_row(r, 2.0) for r in rows))
+    now = datetime(2026, 6, 1, 10, 1, tzinfo=TZ)    # judged to 10:00:00, the last row
+    d = day_report.load_plant_day(cfg, "lib", JUNE, now)
+    assert d.kpis.coverage_pct == pytest.approx(100.0)
+    assert ("Recorded coverage of the day so far (10.0 of 24 h)", "100.0 %") in day_report.kpi_rows(d)
+    early = day_report.load_plant_day(cfg, "lib", JUNE, datetime(2026, 6, 1, 0, 0, 30, tzinfo=TZ))
+    assert early.kpis.judged_h == 0 and early.kpis.coverage_pct is None   # nothing judged yet
+    assert ("Recorded coverage of the day so far (0.0 of 24 h)", "n/a") in day_report.kpi_rows(early)
