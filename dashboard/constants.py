@@ -137,6 +137,10 @@ API_ERROR_ID = "api-error"
 API_PREVIEW_ID = "api-preview"
 API_STORE_ID = "api-store"
 API_CONNECT_STORE_ID = "api-connect-store"   # {"at": ISO} of a Connect awaiting its answer
+API_DISCONNECT_MODAL_ID = "api-disconnect-modal"   # opened by Disconnect while posts are queued
+API_DISCONNECT_BODY_ID = "api-disconnect-modal-body"
+API_DISCONNECT_CANCEL_ID = "api-disconnect-cancel"
+API_DISCONNECT_CONFIRM_ID = "api-disconnect-confirm"
 
 # History tab
 HISTORY_DATE_ID = "history-date"
@@ -162,7 +166,7 @@ CONTROL_IDS = frozenset({
     MANUAL_START_HOUR_ID, MANUAL_END_HOUR_ID, MANUAL_STEP_ID, MANUAL_MIN_ID, MANUAL_MAX_ID,
     MANUAL_GENERATE_ID, MANUAL_CLEAR_ID, MANUAL_UPLOAD_ID, MANUAL_DATE_ID, MANUAL_HOUR_ID,
     MANUAL_MINUTE_ID, MANUAL_MODE_ID, MANUAL_OVERRIDE_ID,
-    API_PASSWORD_ID, API_CONNECT_ID, API_DISCONNECT_ID, API_FETCH_ID,
+    API_PASSWORD_ID, API_CONNECT_ID, API_DISCONNECT_ID, API_DISCONNECT_CONFIRM_ID, API_FETCH_ID,
 })
 
 # ---------------------------------------------------------------------------------- texts
@@ -171,6 +175,7 @@ SOURCE_MODAL_TITLE = "Confirm Schedule Source Switch"
 TRANSPORT_MODAL_TITLE = "Confirm Transport Mode Switch"
 START_ALL_MODAL_TITLE = "Confirm Start All"
 STOP_ALL_MODAL_TITLE = "Confirm Stop All"
+DISCONNECT_MODAL_TITLE = "Confirm Disconnect"
 SHIFT_MODE = "shift"
 AS_IN_FILE_MODE = "as_in_file"
 NO_MANUAL_SCHEDULE = "No manual schedule for selected plant."

@@ -42,6 +42,14 @@ def source_words(cfg: AppConfig, s: Snapshot, target: str) -> Words:
     return text, ()
 
 
+def disconnect_words(cfg: AppConfig, s: Snapshot) -> Words:
+    """Clearing the API password stops posting, which discards the queued posts (components §7.9)."""
+    by_plant = ", ".join(f"{cfg.plants[pid].name} {int((s.post_status.get(pid) or {}).get('pending_queue_count') or 0)}"
+                         for pid in PLANT_IDS)
+    return (f"Disconnect from the Istentore API? Clearing the password stops fetching and measurement posting: "
+            f"the {discard_words(posts_to_discard(s))} queued now ({by_plant}) will be discarded."), ()
+
+
 def transport_words(cfg: AppConfig, s: Snapshot, target: str) -> Words:
     """Names the target mode and each plant's endpoint on it (`host:port`, from the config)."""
     ends = ", ".join(f"{cfg.plants[pid].name} {cfg.plants[pid].endpoint(target).label}" for pid in PLANT_IDS)

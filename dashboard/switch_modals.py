@@ -64,16 +64,22 @@ def body(text: str, steps: tuple) -> list:
     return children
 
 
-def _modal(m: Confirmable):
-    return html.Div(id=m.modal_id, className="modal-backdrop", style=HIDDEN, children=[
+def modal_frame(modal_id: str, title: str, body_id: str, cancel_id: str, confirm_id: str,
+                confirm_label: str = "Confirm"):
+    """A hidden confirmation modal: its title, a body written when it opens, Cancel and Confirm."""
+    return html.Div(id=modal_id, className="modal-backdrop", style=HIDDEN, children=[
         html.Div(className="modal-dialog", role="dialog", children=[
-            html.H3(m.title, className="modal-title"),
-            html.Div(id=m.body_id),   # written when the modal opens
+            html.H3(title, className="modal-title"),
+            html.Div(id=body_id),
             html.Div(className="modal-buttons", children=[
-                html.Button("Cancel", id=m.cancel_id, n_clicks=0, className="btn secondary"),
-                html.Button("Confirm", id=m.confirm_id, n_clicks=0, className="btn primary"),
+                html.Button("Cancel", id=cancel_id, n_clicks=0, className="btn secondary"),
+                html.Button(confirm_label, id=confirm_id, n_clicks=0, className="btn primary"),
             ]),
         ])])
+
+
+def _modal(m: Confirmable):
+    return modal_frame(m.modal_id, m.title, m.body_id, m.cancel_id, m.confirm_id)
 
 
 def layout() -> list:

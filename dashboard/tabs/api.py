@@ -17,7 +17,8 @@ from dash.exceptions import PreventUpdate
 from core.names import PLANT_IDS
 from core.timeutil import format_hms
 from dashboard import constants as C
-from dashboard import api_answers, forecast_view, posting_view, preview_figures, roles
+from dashboard import api_answers, forecast_view, modal_texts, posting_view, preview_figures, roles
+from dashboard.switch_modals import HIDDEN, SHOWN, body, modal_frame
 from dashboard.common import any_click, bind, run_stamped
 from dashboard.context import DashboardContext
 from dashboard.visible import tab_tick_id
@@ -47,6 +48,8 @@ def layout(ctx: DashboardContext, s: Snapshot):
             ]),
             html.Div(id=C.API_MESSAGE_ID, className=C.MESSAGE_CLASS),
             dcc.Store(id=C.API_CONNECT_STORE_ID, data=None),
+            modal_frame(C.API_DISCONNECT_MODAL_ID, C.DISCONNECT_MODAL_TITLE, C.API_DISCONNECT_BODY_ID,
+                        C.API_DISCONNECT_CANCEL_ID, C.API_DISCONNECT_CONFIRM_ID, "Disconnect"),
             html.Div(api_answers.api_status_line(cfg, s), id=C.API_STATUS_ID, className="line"),
             html.Div(api_answers.api_error_line(s), id=C.API_ERROR_ID, className="line error-line"),
         ]),
@@ -74,35 +77,47 @@ def buttons_disabled(s: Snapshot) -> dict[str, bool]:
     return {C.API_DISCONNECT_ID: not s.password_set, C.API_FETCH_ID: not s.password_set}
 
 
-def api_action(dctx: DashboardContext, _c, _d, _f, password):
-    """(message, its class, password field, pending answer) for Connect, Disconnect or Fetch Now.
-    Connect answers `Connecting…` and Fetch Now `Fetch requested…` at once; `connect_answer` replaces
-    them with the outcome of the fetcher pass that took the click."""
+def api_action(dctx: DashboardContext, _c, _d, _f, _cancel, _confirm, password):
+    """(message, its class, password field, pending answer, Disconnect modal style, its body) for
+    Connect, Disconnect (confirmed in a modal while measurement posts are queued, since clearing
+    the password discards them) or Fetch Now. Connect answers `Connecting…` and Fetch Now `Fetch
+    requested…` at once; `connect_answer` replaces them with the outcome of the fetcher pass."""
     trigger = dash_ctx.triggered_id
     if not any_click():
         raise PreventUpdate
+    keep = (no_update, no_update)
     if trigger == C.API_CONNECT_ID:
         if not isinstance(password, str) or not password:     # a forged request may send any JSON
-            return "Enter a password.", C.MESSAGE_BAD_CLASS, no_update, no_update
+            return "Enter a password.", C.MESSAGE_BAD_CLASS, no_update, no_update, *keep
         seen = (dctx.snapshot().fetcher or {}).get("last_attempt")   # before the pass it starts
         dctx.hil.set_api_password(password)
         dctx.hil.request_fetch_now()    # the same password again is answered too
         log.info("Dashboard: API password set")
-        return "Password set. Connecting…", C.MESSAGE_CLASS, "", {"at": dctx.clock.now().isoformat(), "seen": seen}
-    if trigger == C.API_DISCONNECT_ID:
-        discarded = posting_view.posts_to_discard(dctx.snapshot())   # what clearing it discards (§7.9)
-        dctx.hil.set_api_password(None)
-        log.info("Dashboard: API password cleared")
-        text = f"Password cleared at {format_hms(dctx.clock.now(), dctx.cfg.tz)}."
-        if discarded:
-            text += f" Measurement posting stopped: {posting_view.discard_words(discarded)} discarded."
-        return text, C.MESSAGE_CLASS, "", None
+        pending = {"at": dctx.clock.now().isoformat(), "seen": seen}
+        return "Password set. Connecting…", C.MESSAGE_CLASS, "", pending, *keep
+    if trigger == C.API_DISCONNECT_ID and posting_view.posts_to_discard(s := dctx.snapshot()):
+        return no_update, no_update, no_update, no_update, SHOWN, body(*modal_texts.disconnect_words(dctx.cfg, s))
+    if trigger == C.API_DISCONNECT_CANCEL_ID:
+        return no_update, no_update, no_update, no_update, HIDDEN, no_update
+    if trigger in (C.API_DISCONNECT_ID, C.API_DISCONNECT_CONFIRM_ID):
+        return (*_disconnect(dctx), "", None, HIDDEN, no_update)
     if trigger == C.API_FETCH_ID:
         number = dctx.hil.request_fetch_now()   # the fetcher pass that takes the click
         now = dctx.clock.now()
         pending = None if number is None else run_stamped({"kind": "fetch", "at": now.isoformat(), "pass": number})
-        return f"Fetch requested at {format_hms(now, dctx.cfg.tz)}.", C.MESSAGE_CLASS, no_update, pending
+        return f"Fetch requested at {format_hms(now, dctx.cfg.tz)}.", C.MESSAGE_CLASS, no_update, pending, *keep
     raise PreventUpdate
+
+
+def _disconnect(dctx: DashboardContext) -> tuple[str, str]:
+    """Clear the API password now: (message, its class), naming the posts this discarded."""
+    discarded = posting_view.posts_to_discard(dctx.snapshot())   # what clearing it discards (§7.9)
+    dctx.hil.set_api_password(None)
+    log.info("Dashboard: API password cleared")
+    text = f"Password cleared at {format_hms(dctx.clock.now(), dctx.cfg.tz)}."
+    if discarded:
+        text += f" Measurement posting stopped: {posting_view.discard_words(discarded)} discarded."
+    return text, C.MESSAGE_CLASS
 
 
 def connect_answer(dctx: DashboardContext, _n, pending):
@@ -164,9 +179,13 @@ def register(app, dctx: DashboardContext) -> None:
         Output(C.API_MESSAGE_ID, "className"),
         Output(C.API_PASSWORD_ID, "value"),
         Output(C.API_CONNECT_STORE_ID, "data"),
+        Output(C.API_DISCONNECT_MODAL_ID, "style"),
+        Output(C.API_DISCONNECT_BODY_ID, "children"),
         Input(C.API_CONNECT_ID, "n_clicks"),
         Input(C.API_DISCONNECT_ID, "n_clicks"),
         Input(C.API_FETCH_ID, "n_clicks"),
+        Input(C.API_DISCONNECT_CANCEL_ID, "n_clicks"),
+        Input(C.API_DISCONNECT_CONFIRM_ID, "n_clicks"),
         State(C.API_PASSWORD_ID, "value"),
         prevent_initial_call=True,
     )(roles.operator_only("API password or fetch", bind(api_action, dctx)))

@@ -251,6 +251,16 @@ class Page:
             time.sleep(0.3)
         self.driver.find_element(By.CSS_SELECTOR, "#manual-upload input[type=file]").send_keys(str(path))
 
+    def disconnect(self) -> str:
+        """Click Disconnect on the API tab, confirming the modal it opens while measurement posts are
+        queued; the message once the password is cleared."""
+        self.click("api-disconnect")
+        wait_for(lambda: self.visible("api-disconnect-modal") or "Password cleared at " in self.text("api-message"),
+                 10, message="the Disconnect modal or the password cleared")
+        if self.visible("api-disconnect-modal"):
+            self.click("api-disconnect-confirm")
+        return self.wait_text("api-message", "Password cleared at ")
+
     def visible(self, element_id) -> bool:
         try:
             return self.el(element_id).is_displayed()

@@ -1,5 +1,6 @@
 """Stopping measurement posting discards the queued posts (components §7.9); the operator is told
-how many before and after (reviewer's finding 2 of the dashboard review).
+how many before and after (reviewer's finding 2 of the dashboard review): the source modal and a
+Disconnect modal (opened only while posts are queued) before, the message after.
 
 A real `HilApp` with its dashboard, posting to the bundled Istentore simulator on 127.0.0.1 that
 answers every `/measurements` with 503, so the queue holds real items. The post window is a day,
@@ -11,13 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import urllib.request
 
 import pytest
 
 from core.names import PLANT_IDS
 from dashboard import constants as C
-from tests.browser.helpers import api_mode_config, start_app, stop_app, wait_for
+from tests.browser.helpers import (NO_BROWSER, SCREEN_SIZES, Page, api_mode_config, browser_available, new_driver,
+                                   start_app, stop_app, wait_for)
 from tests.browser.test_viewer_role import _forge
 from tools.istentore_sim import IstentoreSim
 
@@ -97,18 +100,70 @@ def test_the_source_modal_says_how_many_queued_posts_the_switch_discards(posting
     assert "discarded" not in json.dumps(answer)
 
 
-def test_disconnect_says_how_many_queued_posts_it_discarded(posting_app):
+def _disconnect_modal(answer: dict) -> tuple[dict | None, str]:
+    """(the Disconnect modal's style, the text of its body) in a callback answer."""
+    response = answer["response"]
+    return (response.get(C.API_DISCONNECT_MODAL_ID, {}).get("style"),
+            json.dumps(response.get(C.API_DISCONNECT_BODY_ID, {}).get("children")))
+
+
+def test_disconnect_asks_first_while_posts_are_queued_and_says_how_many_it_discarded(posting_app):
     app, url, queued = posting_app
     dep = _dependency(url, "api-message.children", C.API_DISCONNECT_ID)
     answer = _call(url, "/_dash-update-component", _forge(dep, C.API_DISCONNECT_ID, 1, {}))
+    style, text = _disconnect_modal(answer)
+    assert style == {"display": "flex"}, answer
+    per_plant = ", ".join(f"{app.cfg.plants[pid].name} {_posting(app)[0][pid]['pending_queue_count']}"
+                          for pid in PLANT_IDS)
+    assert (f"Clearing the password stops fetching and measurement posting: the {queued} unsent measurement "
+            f"posts queued now ({per_plant}) will be discarded.") in text, text
+    assert C.API_MESSAGE_ID not in answer["response"] and app.sd["api_password"] == PASSWORD, "nothing done yet"
+    answer = _call(url, "/_dash-update-component", _forge(dep, C.API_DISCONNECT_CANCEL_ID, 1, {}))
+    assert _disconnect_modal(answer)[0] == {"display": "none"}
+    assert app.sd["api_password"] == PASSWORD and (_queued(app), _discarded(app)) == (queued, 0), "Cancel kept all"
+
+    answer = _call(url, "/_dash-update-component", _forge(dep, C.API_DISCONNECT_CONFIRM_ID, 1, {}))
     text = answer["response"][C.API_MESSAGE_ID]["children"]
     assert text.startswith("Password cleared at ") and text.endswith(
         f" Measurement posting stopped: {queued} unsent measurement posts discarded."), text
+    assert _disconnect_modal(answer)[0] == {"display": "none"} and app.sd["api_password"] is None
     wait_for(lambda: _discarded(app) == queued, 20, message=f"{queued} discarded by Disconnect")
-    # a second Disconnect with posting already off discards nothing and says nothing of it
+    # a second Disconnect with posting already off discards nothing: no modal, done at once
     answer = _call(url, "/_dash-update-component", _forge(dep, C.API_DISCONNECT_ID, 2, {}))
     assert "discarded" not in answer["response"][C.API_MESSAGE_ID]["children"]
-    assert _discarded(app) == queued
+    assert _disconnect_modal(answer)[0] == {"display": "none"} and _discarded(app) == queued
+
+
+def test_the_disconnect_modal_on_screen_at_every_size(posting_app):
+    if not browser_available():
+        pytest.skip(NO_BROWSER)
+    app, url, queued = posting_app
+    driver = new_driver()
+    try:
+        page = Page(driver)
+        page.open(url)
+        page.show_tab("API Schedule", "api-disconnect")
+        wait_for(lambda: page.el("api-disconnect").is_enabled(), 10, message="Disconnect enabled")
+        page.click("api-disconnect")
+        wait_for(lambda: page.visible("api-disconnect-modal"), 10, message="the Disconnect modal")
+        text = page.text("api-disconnect-modal")
+        assert f"the {queued} unsent measurement posts queued now" in text and "Cancel" in text, text
+        for size, (width, height) in SCREEN_SIZES.items():   # the whole question and both buttons on screen
+            driver.set_window_size(width, height)
+            time.sleep(0.3)
+            for element in ("api-disconnect-modal-body", "api-disconnect-cancel", "api-disconnect-confirm"):
+                box = page.js("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, "
+                              "r.bottom, window.innerWidth, window.innerHeight];", page.el(element))
+                assert 0 <= box[0] and 0 <= box[1] and box[2] <= box[4] and box[3] <= box[5], (size, element, box)
+            page.screenshot(f"api_disconnect_modal_{size}")
+        driver.set_window_size(*SCREEN_SIZES["wide"])
+        page.click("api-disconnect-cancel")
+        wait_for(lambda: not page.visible("api-disconnect-modal"), 10, message="the modal closed by Cancel")
+        assert app.sd["api_password"] == PASSWORD and _discarded(app) == 0
+        assert "Measurement posting stopped: " in page.disconnect()
+        wait_for(lambda: _discarded(app) == queued, 20, message=f"{queued} discarded by Disconnect")
+    finally:
+        driver.quit()
 
 
 def _open_source_modal(url: str, target: str) -> str:
