@@ -7,7 +7,20 @@ from typing import Callable
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 
+from core.names import PLANT_IDS
+from dashboard import constants as C
 from dashboard import views
+
+# What a log line may quote of a request: the names this dashboard gives its components, plants and
+# actions. Any other text a client sends is logged by its length only: the log's redaction shows an
+# API password as `***`, so a guess echoed into a line readable on the Logs tab (by a viewer too)
+# would tell whether it was the password.
+_KNOWN_NAMES = frozenset(
+    {v for v in vars(C).values() if isinstance(v, str)} | set(PLANT_IDS) | set(C.PLANT_ACTIONS)
+    | set(C.HOLD_ACTIONS) | {v for d in vars(C).values() if isinstance(d, dict) for v in d.values()
+                             if isinstance(v, str)} | set(C.plant_btn("", "")) | {
+        "children", "className", "style", "n_clicks", "value", "data", "disabled", "figure", "contents",
+        "filename", "options", "relayoutData", "n_intervals", "date", "title"})
 
 
 def bind(fn: Callable, *bound) -> Callable:
@@ -58,3 +71,12 @@ def refreshed_options(tab: str, own_tab: str, options: list, build: Callable[[],
     if fresh == options:
         raise PreventUpdate
     return fresh
+
+
+def logged_name(value) -> str:
+    """`value` as a log line may quote it (`_KNOWN_NAMES`): a known name itself; a dict id as
+    `key=value, ...` with each part so; any other text as `<N characters, not shown>`."""
+    if isinstance(value, dict):
+        return ", ".join(f"{logged_name(k)}={logged_name(v)}" for k, v in sorted(value.items(), key=str))
+    text = value if isinstance(value, str) else repr(value)
+    return text if text in _KNOWN_NAMES else f"<{len(text)} characters, not shown>"

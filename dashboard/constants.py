@@ -89,6 +89,7 @@ STOP_ALL_PENDING_ID = "stop-all-pending"
 
 PLANT_BTN_TYPE = "plant-btn"
 PLANT_ACTIONS = ("start", "stop", "record", "stop_recording")
+HOLD_ACTIONS = ("hold", "resume")       # the override row's buttons (dashboard/override_views.py)
 
 
 def plant_btn(plant: str, action: str) -> dict:

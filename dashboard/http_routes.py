@@ -46,6 +46,7 @@ from core.names import PLANT_IDS, safe_plant_name
 from core.schedule_csv import schedule_to_csv
 from dashboard import constants as C
 from dashboard import files, roles
+from dashboard.common import logged_name
 from dashboard.api_state import api_state_document, json_default
 from dashboard.context import DashboardContext
 from dashboard.day_report import build_report
@@ -209,6 +210,13 @@ def _register_downloads(server: Flask, dctx: DashboardContext) -> None:
                                  "Cache-Control": "no-store"})
 
 
+def _outputs_text(output: str) -> str:
+    """A callback's outputs as a page sent them (`..id.prop...id.prop..` or `id.prop`), each
+    component id as a log may quote it (`common.logged_name`)."""
+    parts = [part.rpartition(".") for part in output.strip(".").split("...")]
+    return ", ".join(f"{logged_name(cid)}.{logged_name(prop)}" if cid else logged_name(prop) for cid, _, prop in parts)
+
+
 def refuse_unknown_callbacks(server: Flask, callback_map) -> None:
     """A callback request for outputs this server has no Python callback for gets 410 with a short
     JSON reason, instead of Dash's 500 and a logged traceback on every tick. That is what a page
@@ -227,6 +235,6 @@ def refuse_unknown_callbacks(server: Flask, callback_map) -> None:
             return None
         if output not in logged and len(logged) < UNKNOWN_CALLBACKS_LOGGED_MAX:
             logged.add(output)
-            log.warning("Dashboard: a page asked for a callback this server does not have (outputs %r); "
-                        "that page must be reloaded", output[:120])   # %r: a client's text, one line
+            log.warning("Dashboard: a page asked for a callback this server does not have (outputs %s); "
+                        "that page must be reloaded", _outputs_text(output))
         return _json({"error": "unknown callback: reload the page"}, status=410)

@@ -30,7 +30,7 @@ from dashboard.preview_figures import preview_title, preview_x, step_trace, time
 from dashboard.views import ButtonState, as_datetime, fmt, plant_locks, target_expired
 from dashboard.snapshot import Snapshot
 
-HOLD_ACTIONS = ("hold", "resume")
+HOLD_ACTIONS = C.HOLD_ACTIONS
 HIDDEN, SHOWN = {"display": "none"}, {}
 EFFECTIVE_PREVIEW_HEIGHT = 400   # with the SoC forecast lines under the plot
 _MAX_STEPS = 5000   # breakpoints walked for one preview (two days of 1-minute rows fit)

@@ -28,6 +28,7 @@ from dash.exceptions import PreventUpdate
 
 from core.basic_auth import credentials_ok
 from dashboard import constants as C
+from dashboard.common import logged_name
 
 log = logging.getLogger("hil.dashboard")
 
@@ -75,16 +76,10 @@ def operator_only(action: str, body: Callable, would_change: Callable[..., bool]
             if not (would_change(*args) if would_change is not None else acted()):
                 raise PreventUpdate
             trigger = dash_ctx.triggered_id if dash_ctx.triggered_id is not None else "no trigger"
-            log.warning("Read-only user %r refused: %s (%s)", flask.g.get("hil_user"), action, _id_text(trigger))
+            log.warning("Read-only user %r refused: %s (%s)", flask.g.get("hil_user"), action, logged_name(trigger))
             raise PreventUpdate
         return body(*args)
     return guarded
-
-
-def _id_text(component_id) -> str:
-    if isinstance(component_id, dict):
-        return ", ".join(f"{k}={v}" for k, v in sorted(component_id.items()))
-    return str(component_id)
 
 
 def is_control(component_id) -> bool:

@@ -11,7 +11,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import constants as C
 from dashboard import files
-from dashboard.common import bind, refreshed_options
+from dashboard.common import bind, logged_name, refreshed_options
 from dashboard.context import DashboardContext
 from dashboard.visible import tab_tick_id
 from dashboard.snapshot import Snapshot, session_log_entries
@@ -194,7 +194,7 @@ def _file_panel(dctx: DashboardContext, value, label: str) -> tuple:
     """(panel, store) for a past day's log file: its bounded tail, or why it cannot be shown."""
     path = files.log_path(dctx.cfg.general.log_dir, value)
     if path is None:
-        log.warning("Dashboard: invalid log selection %r", str(value)[:80])
+        log.warning("Dashboard: invalid log selection (%s)", logged_name(value))
         return html.Div(C.INVALID_SELECTION, className="log-line lvl-error"), {"value": value, "label": label}
     try:
         lines = files.tail_lines(path)

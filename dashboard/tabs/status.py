@@ -19,7 +19,7 @@ from core.fleet import FLEET_LABELS
 from core.names import PLANT_IDS
 from dashboard import constants as C
 from dashboard import figures, override_views, plant_summary, roles, switch_modals, top_card, tracking_bar, views
-from dashboard.common import any_click, bind, command_store, output_key, text_store
+from dashboard.common import any_click, bind, command_store, logged_name, output_key, text_store
 from dashboard.context import DashboardContext
 from dashboard.visible import SENT_STORE_ID, AssignPatch, merge_patch, only_changed, register_through_cells, tab_tick_id
 from dashboard.snapshot import Snapshot
@@ -219,8 +219,8 @@ def plant_action(dctx: DashboardContext, _clicks):
         raise PreventUpdate
     plant, action = trigger.get("plant"), trigger.get("action")
     if plant not in PLANT_IDS or action not in C.PLANT_ACTIONS + override_views.HOLD_ACTIONS:
-        log.warning("Dashboard: rejected a command for unknown plant or action (plant=%r, action=%r)",
-                    str(plant)[:40], str(action)[:40])
+        log.warning("Dashboard: rejected a command for unknown plant or action (plant=%s, action=%s)",
+                    logged_name(plant), logged_name(action))
         text = "Command rejected: unknown plant or action."
         return text, text_store(text)
     if action in ("start", "stop") + override_views.HOLD_ACTIONS:

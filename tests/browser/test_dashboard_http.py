@@ -28,13 +28,14 @@ AUTH_ENV = "HIL_TEST_DASHBOARD_PASSWORD"
 AUTH_PASSWORD = "dash-Pa55word"
 
 
-def _request(url: str, auth: tuple[str, str] | None = None, data: bytes | None = None, headers=None):
+def _request(url: str, auth: tuple[str, str] | None = None, data: bytes | None = None, headers=None,
+             timeout_s: float = 10):
     req = urllib.request.Request(url, data=data, headers=dict(headers or {}))
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
             return r.status, r.headers, r.read()  # case-insensitive names: waitress sends `Www-Authenticate`
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers, exc.read()
@@ -172,7 +173,7 @@ def test_a_callback_this_server_lacks_gets_410_and_one_warning_not_a_traceback(a
     assert json.loads(answers[0][2]) == {"error": "unknown callback: reload the page"}
     warnings = [r.getMessage() for r in caplog.records if "does not have" in r.getMessage()]
     assert warnings == ["Dashboard: a page asked for a callback this server does not have (outputs "
-                        "'status-line.children'); that page must be reloaded"]
+                        "status-line.children); that page must be reloaded"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     deps = json.loads(_request(app.dashboard.url + "/_dash-dependencies")[2])
     real = next(d for d in deps if "status-cells.data" in d["output"])
@@ -184,7 +185,8 @@ def test_a_callback_this_server_lacks_gets_410_and_one_warning_not_a_traceback(a
 
 def test_a_forged_output_name_cannot_forge_a_log_record(tmp_path):
     """A client's output name with a line break and a record after it: one WARNING line in the
-    file, read as one WARNING by the Logs tab, and nothing read as ERROR."""
+    file, read as one WARNING by the Logs tab, the client's text not in it (its length only), and
+    nothing read as ERROR."""
     from dashboard import files
     a = start_app(make_config(tmp_path), with_logging=True)
     try:
@@ -197,9 +199,10 @@ def test_a_forged_output_name_cannot_forge_a_log_record(tmp_path):
     finally:
         stop_app(a)
     lines = files.tail_lines(path)
-    forged_lines = [line for line in lines if "plant tripped" in line]
-    assert len(forged_lines) == 1 and files.log_line_level(forged_lines[0]) == "WARNING"
-    assert r"x\n2026-03-10 12:00:00 - ERROR - LIB" in forged_lines[0]
+    assert not [line for line in lines if "plant tripped" in line]
+    warned = [line for line in lines if "does not have (outputs" in line]
+    assert len(warned) == 1 and files.log_line_level(warned[0]) == "WARNING"
+    assert f"(outputs <{len(forged)} characters, not shown>)" in warned[0], warned
     assert "ERROR" not in [files.log_line_level(line) for line in lines]
 
 
@@ -321,7 +324,8 @@ def _upload(app, data: bytes, filename: str) -> tuple[int, bytes]:
             "changedPropIds": ["manual-upload.contents"]}
     raw = json.dumps(body).encode()
     assert len(raw) < 8 * 1024 * 1024
-    status, _, resp = _request(url + "/_dash-update-component", data=raw, headers={"Content-Type": "application/json"})
+    status, _, resp = _request(url + "/_dash-update-component", data=raw, headers={"Content-Type": "application/json"},
+                               timeout_s=60)   # a 100,000-row file on a loaded machine (BENCHMARKS: 0.2 s idle)
     return status, resp
 
 
@@ -344,10 +348,10 @@ def test_a_100000_row_upload_is_restored_after_a_restart_and_its_download_upload
     try:
         status, resp = _upload(app, data, "long.csv")
         assert status == 200 and b"loaded for LIB (100000 points" in resp, resp[:300]
-        wait_for(lambda: len(app.sd["manual_schedule_df_by_plant"]["lib"]) == 100_001, 10, message="published")
+        wait_for(lambda: len(app.sd["manual_schedule_df_by_plant"]["lib"]) == 100_001, 30, message="published")
         accepted = app.sd["manual_schedule_df_by_plant"]["lib"]
         saved = cfg.data_dir / "manual_schedules" / "lib.csv"
-        wait_for(lambda: saved.exists(), 10, message="the schedule saved")
+        wait_for(lambda: saved.exists(), 30, message="the schedule saved")
     finally:
         stop_app(app)
     app = start_app(cfg)
@@ -359,7 +363,7 @@ def test_a_100000_row_upload_is_restored_after_a_restart_and_its_download_upload
         assert status == 200 and download == saved.read_bytes()
         status, resp = _upload(app, download, "manual_schedule_LIB.csv")
         assert status == 200 and b"loaded for LIB (100000 points" in resp, resp[:300]
-        wait_for(lambda: app.sd["manual_schedule_df_by_plant"]["lib"] is not restored, 10, message="published")
+        wait_for(lambda: app.sd["manual_schedule_df_by_plant"]["lib"] is not restored, 30, message="published")
         pd.testing.assert_frame_equal(app.sd["manual_schedule_df_by_plant"]["lib"], accepted, check_exact=True)
     finally:
         stop_app(app)

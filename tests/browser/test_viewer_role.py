@@ -277,3 +277,48 @@ def test_viewer_config_errors(tmp_path, monkeypatch, dashboard, env, problem):
     out = io.StringIO()
     assert load_config_or_report(path, stream=out) is None
     assert f"config error: {problem}" in out.getvalue()
+
+
+API_PASSWORD = "Api-Pa55 w%rd"
+
+
+def test_text_a_client_sends_is_never_echoed_into_the_log(app, caplog):
+    """Security review: the log's redaction shows the API password as `***`, and a viewer reads the
+    log on the Logs tab, so any client text echoed into a log line told whether it was the password
+    (about 2,000 guesses a second, none reaching the API). Each place that logged a client's text
+    (a forged button id, a log selection, an unknown callback's outputs, an unknown plant or action)
+    now logs its length only: the password and a wrong guess of its length give the same lines (no
+    password is set here: the fetcher would then log in, and the lines are compared as logged, before
+    any redaction)."""
+    url = app.dashboard.url
+    wrong = "x" * len(API_PASSWORD)
+    plant_dep = next(d for d in json.loads(_request(url + "/_dash-dependencies", OPERATOR)[1])
+                     if "plant-btn" in json.dumps(d["inputs"]))
+    log_dep = _dependency(url, "log-panel.children", C.LOG_SELECT_ID)
+
+    def lines_for(guess: str) -> list[str]:
+        bid = {**C.plant_btn("lib", "start"), "x": guess}
+        forged_click = {"output": plant_dep["output"], "outputs": [
+            {"id": o.rsplit(".", 1)[0], "property": o.rsplit(".", 1)[1]} for o in plant_dep["output"][2:-2].split("...")],
+            "inputs": [[{"id": bid, "property": "n_clicks", "value": 1}]], "state": [],
+            "changedPropIds": [json.dumps(bid, separators=(",", ":"), sort_keys=True) + ".n_clicks"]}
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hil.dashboard"):
+            assert _request(url + "/_dash-update-component", VIEWER, forged_click)[0] == 204
+            _request(url + "/_dash-update-component", VIEWER,
+                     _forge(log_dep, C.LOG_SELECT_ID, guess, {C.TABS_ID: "logs"}))
+            _request(url + "/_dash-update-component", VIEWER, {"output": f"{guess}.children", "outputs": {
+                "id": guess, "property": "children"}, "inputs": [], "changedPropIds": []})
+            bad_plant = C.plant_btn(guess, "start")
+            _request(url + "/_dash-update-component", OPERATOR, {**forged_click, "inputs": [[
+                {"id": bad_plant, "property": "n_clicks", "value": 1}]], "changedPropIds": [
+                json.dumps(bad_plant, separators=(",", ":"), sort_keys=True) + ".n_clicks"]})
+        return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+    right, guessed = lines_for(API_PASSWORD), lines_for(wrong)
+    assert len(right) == 4, right
+    assert right == guessed, "the password and a wrong guess of its length log the same lines"
+    for line in right:
+        assert API_PASSWORD not in line and wrong not in line and "***" not in line, line
+        assert f"<{len(API_PASSWORD)} characters, not shown>" in line, line
+    assert right[0].startswith("Read-only user 'visitor' refused: ") and "action=start, plant=lib" in right[0], right
