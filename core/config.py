@@ -50,6 +50,7 @@ MISSING_KEY = object()  # a required key that was not written
 API_PASSWORD_ENV = "ISTENTORE_API_PASSWORD"  # read once by hil_scheduler.py, then removed (contract §1)
 DAY_S = 86_400  # the bound of every period, delay and gap: larger ones overflow a timedelta or a deadline
 _OFF_LOOPBACK = "127.0.0.0/8, ::1 or localhost; any other host with dashboard.auth set"
+_SECRET_KEY = re.compile(r"passw(?!ord_env\b)|secret|token", re.I)   # a value written there is not echoed
 _MUST_BE = {"int_type": "an integer", "float_type": "a number", "string_type": "a string", "bool_type": "a boolean",
             "finite_number": "a finite number"}  # pydantic's error type -> what the value must be
 
@@ -66,10 +67,11 @@ def _raise_all(problems: list[tuple]) -> None:
             "config", problem, {"allowed": allowed})} for loc, problem, got, allowed in problems])
 
 def _line(err: dict, where: str, note: str = "") -> str:
-    """A pydantic error as one bounded line (reprlib stays short on YAML alias bombs); `note` follows the key."""
+    """A pydantic error as one bounded line (reprlib stays short on YAML alias bombs); `note` follows the key.
+    The value of a key that names a password, secret or token is not shown (a password written in the file)."""
     key = "".join(c if c.isprintable() else repr(c)[1:-1] for c in ".".join(map(str, err["loc"])) or where)
-    got = "nothing" if (v := err["input"]) is MISSING_KEY else json.dumps(v, ensure_ascii=False) if isinstance(
-        v, bool | str | None) else reprlib.repr(v)
+    got = "nothing" if (v := err["input"]) is MISSING_KEY else "a value not shown" if _SECRET_KEY.search(
+        key) else json.dumps(v, ensure_ascii=False) if isinstance(v, bool | str | None) else reprlib.repr(v)
     return (f"config error: {key if len(key) <= 120 else key[:117] + '...'}{note}: {err['msg']} (got "
             f"{got if len(got) <= 80 else got[:77] + '...'}; allowed: {(err.get('ctx') or {}).get('allowed')})")
 

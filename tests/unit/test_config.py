@@ -300,6 +300,25 @@ def test_problem_line_shows_the_written_value(tmp_path):
                     "(got 2.7; allowed: an integer 1..1440)")
 
 
+@pytest.mark.parametrize("text, key", [
+    ("dashboard: {auth: {username: op, password: 'Hunter2-Pa55'}}", "dashboard.auth.password"),
+    ("istentore_api: {password: 'Hunter2-Pa55'}", "istentore_api.password"),
+    ("istentore_api: {api_token: 'Hunter2-Pa55'}", "istentore_api.api_token"),
+    ("istentore_api: {Client_Secret: 'Hunter2-Pa55'}", "istentore_api.Client_Secret"),
+])
+def test_a_password_written_in_the_file_is_not_echoed(tmp_path, text, key):
+    """Security review: a password written where the file wants the name of its variable was
+    printed back on stderr (and so into a terminal log or a CI record)."""
+    lines = [line for line in problems(tmp_path, text) if line.startswith(f"config error: {key}: ")]
+    assert lines == [f"config error: {key}: unknown key (got a value not shown; allowed: {lines[0].split('allowed: ')[1]}"]
+    assert "Hunter2-Pa55" not in "\n".join(problems(tmp_path, text))
+
+
+def test_the_name_of_a_password_variable_is_still_shown(tmp_path):
+    line = problems(tmp_path, "dashboard: {auth: {username: op, password_env: '1-bad'}}")[0]
+    assert line.startswith('config error: dashboard.auth.password_env: not an environment variable name (got "1-bad"; '), line
+
+
 # --- defaults ----------------------------------------------------------------------------------
 
 
