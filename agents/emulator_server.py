@@ -21,6 +21,8 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.transaction import TransactionManager
 
+from core.hosts import open_emulator_note
+
 HOLDING_FCS = (3, 6, 16, 22, 23)  # holding registers only (contract §3)
 WRONG_UNIT_CODE = ExcCodes.GATEWAY_NO_RESPONSE  # what pymodbus itself answers for an unknown id
 log = logging.getLogger("hil.emulator")
@@ -161,6 +163,8 @@ async def start_server(endpoint, span: int, action, initial_writes: list[tuple[i
         await server.shutdown()
         raise EmulatorStartError(f"Cannot listen on {endpoint.label} for {who} emulator: "
                                  f"{_bind_error(endpoint, exc)}") from None
+    if (note := open_emulator_note(endpoint.host, server.label)) is not None:
+        log.warning("%s", note)
     return server
 
 

@@ -23,6 +23,17 @@ def is_loopback_host(host: str) -> bool:
     return ip in ipaddress.ip_network("127.0.0.0/8") if ip.version == 4 else ip == ipaddress.IPv6Address("::1")
 
 
+def open_emulator_note(host: str, label: str) -> str | None:
+    """What an emulated plant listening on `host` exposes when that is not loopback (Modbus TCP has
+    no login: anyone who reaches it writes its registers, and their values are recorded and posted);
+    None on loopback."""
+    if is_loopback_host(host):
+        return None
+    return (f"{label} listens on a host that is not loopback: any machine that reaches it can write its registers "
+            "(Modbus TCP has no login), and what it reads is recorded and posted; use 127.0.0.1 unless the "
+            "network is the lab's own")
+
+
 MISDIRECTED_TEXT = ("Misdirected request: without dashboard.auth this server answers only to a loopback host "
                     "name (127.0.0.1, localhost, [::1]).\n")
 
