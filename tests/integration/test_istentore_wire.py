@@ -12,7 +12,7 @@ import json
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
@@ -231,16 +231,40 @@ def test_non_json_body_is_a_bad_request(sim):
     assert_refused(post(sim, data=b"{not json", headers={"Content-Type": "application/json"}), 400, "not JSON")
 
 
+# The documented model (tools/istentore_sim.py `sim_plant_kw`): LIB within ±850 kW, VRFB within
+# ±2400 kW, rounded to 0.1 kW; a few values worked out by hand from its formula
+# (LIB 700·sin(2πh/24) + 150·sin(2πh/7.3), VRFB 2000·cos(2πh/24) + 400·sin(2πh/5.1), h = Unix hours).
+BOUND_KW = {"lib": 850.0, "vrfb": 2400.0}
+KNOWN_KW = {"2026-06-01T00:00:00+00:00": {"lib": 32.0, "vrfb": 1615.3},
+            "2026-06-01T06:00:00+00:00": {"lib": 845.8, "vrfb": -269.5},
+            "2026-06-01T12:00:00+00:00": {"lib": 95.3, "vrfb": -1855.5},
+            "2026-06-01T18:00:00+00:00": {"lib": -762.6, "vrfb": 398.3}}
+
+
 def test_every_period_sends_both_flows_and_their_difference_is_the_expected_kw(sim):
     day = market(sim, "2026-06-01T00:00:00+00:00", "2026-06-02T00:00:00+00:00").json()[0]["delivery_periods"]
+    # Both bounds inclusive: the 96 quarter-hours of the UTC day and the next midnight, in order.
+    start = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    assert [datetime.fromisoformat(p["delivery_period"]) for p in day] == \
+        [start + i * timedelta(minutes=15) for i in range(97)]
+    net = {}
     for period in day:
         at = datetime.fromisoformat(period["delivery_period"])
         flows = period["activation"][0]
         for plant in ("lib", "vrfb"):
             to_vpp, from_vpp = flows[f"{plant}_to_vpp_kw"], flows[f"vpp_to_{plant}_kw"]
             assert to_vpp > 0 and from_vpp > 0
-            assert 0.0 + to_vpp - from_vpp == sim.expected_kw(plant, at)       # exactly, as the client sums
+            kw = 0.0 + to_vpp - from_vpp                                     # as the client sums
+            assert kw == sim.expected_kw(plant, at)                          # exactly
             assert (to_vpp, from_vpp) == sim.expected_activation(plant, at)
+            assert abs(kw) <= BOUND_KW[plant] and kw == round(kw, 1)
+            net[(period["delivery_period"], plant)] = kw
+    for stamp, values in KNOWN_KW.items():
+        for plant, kw in values.items():
+            assert net[(stamp, plant)] == kw, (stamp, plant)
+    for plant in ("lib", "vrfb"):      # smooth, both signs: not a constant or one-signed model
+        values = [kw for (_, p), kw in net.items() if p == plant]
+        assert min(values) < 0 < max(values)
 
 
 def test_command_line_on_a_busy_port_prints_one_line_and_exits_1():
