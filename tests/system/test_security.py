@@ -2,9 +2,11 @@
 program with its dashboard, as a subprocess.
 
 One run serves the module: `python hil_scheduler.py` in API mode with `ISTENTORE_API_PASSWORD` set,
-both plants dispatching and recording, the dashboard bound beyond loopback (`0.0.0.0`, only ever
-contacted on 127.0.0.1) with basic auth, against the bundled simulator run as its own process
-(`python -m tools.istentore_sim`). The tests in file order: basic auth; the API password absent from
+both plants dispatching and recording, the dashboard on loopback (127.0.0.1, never any other
+interface) with basic auth set, which it then enforces as it does beyond loopback, against the
+bundled simulator run as its own process (`python -m tools.istentore_sim`). That a host beyond
+loopback needs auth, and is accepted with it, is proven on the config alone (`--check-config`),
+binding nothing. The tests in file order: basic auth; the API password absent from
 `/api/state`, page source and callback responses after a Connect through a forged callback (a wrong
 password first, then the right one); path traversal on every file-serving input (log selector,
 history view and download, manual download, static routes), symlinks out of the folders included;
@@ -45,20 +47,25 @@ class Run:
     def __init__(self, folder: Path):
         self.folder = folder
         sim_port, = free_ports(1)
+        self.app = None
         self.sim = Proc([sys.executable, "-m", "tools.istentore_sim", "--port", str(sim_port)], folder, "sim",
                         clean_env(PYTHONPATH=str(ROOT), ISTENTORE_SIM_PASSWORD=API_PASSWORD))
-        self.sim_url = f"http://{HOST}:{sim_port}"
-        self.cfg, self.ports = write_config(
-            folder, startup={"schedule_source": "api"},
-            dashboard={"host": "0.0.0.0", "auth": {"username": DASH_USER, "password_env": DASH_ENV}},
-            istentore_api={"base_url": self.sim_url, "request_timeout_s": 2, "measurement_post_period_s": 2,
-                           "measurement_post_retry_initial_s": 1})
-        self.url = f"http://{HOST}:{self.ports['dashboard']}"
-        wait_for(lambda: _port_open(sim_port), 15, "simulator up")
-        env = clean_env(ISTENTORE_API_PASSWORD=API_PASSWORD, **{DASH_ENV: DASH_PASSWORD})
-        self.app = Proc([sys.executable, str(ROOT / "hil_scheduler.py"), "--config", str(self.cfg),
-                         "--start", "all", "--record", "all"], folder, "app", env)
-        wait_for(lambda: request(self.url + "/healthz")[0] == 200, 30, "dashboard up")
+        try:      # a start that fails part-way ends what it started
+            self.sim_url = f"http://{HOST}:{sim_port}"
+            self.cfg, self.ports = write_config(
+                folder, startup={"schedule_source": "api"},
+                dashboard={"host": HOST, "auth": {"username": DASH_USER, "password_env": DASH_ENV}},
+                istentore_api={"base_url": self.sim_url, "request_timeout_s": 2, "measurement_post_period_s": 2,
+                               "measurement_post_retry_initial_s": 1})
+            self.url = f"http://{HOST}:{self.ports['dashboard']}"
+            wait_for(lambda: _port_open(sim_port), 15, "simulator up")
+            env = clean_env(ISTENTORE_API_PASSWORD=API_PASSWORD, **{DASH_ENV: DASH_PASSWORD})
+            self.app = Proc([sys.executable, str(ROOT / "hil_scheduler.py"), "--config", str(self.cfg),
+                             "--start", "all", "--record", "all"], folder, "app", env)
+            wait_for(lambda: request(self.url + "/healthz")[0] == 200, 30, "dashboard up")
+        except BaseException:
+            self.end()
+            raise
 
     def get(self, path: str, auth=True, **kw):
         return request(self.url + path, auth=(DASH_USER, DASH_PASSWORD) if auth else None, **kw)
@@ -70,7 +77,8 @@ class Run:
 
     def end(self) -> None:
         for proc in (self.app, self.sim):
-            proc.end()
+            if proc is not None:
+                proc.end()
 
 
 def _port_open(port: int) -> bool:
@@ -138,7 +146,7 @@ def _no_secret(blob: bytes, where: str) -> None:
 
 
 # ================================================================================= basic auth
-def test_dashboard_beyond_loopback_requires_basic_auth(run):
+def test_dashboard_with_auth_requires_basic_auth(run):
     paths = ("/", "/api/state", "/_dash-layout", "/_dash-dependencies", "/download/manual?plant=lib",
              f"/download/history?date={datetime.now(TZ).date()}&plant=lib", "/assets/style.css")
     for path in paths:
@@ -157,13 +165,31 @@ def test_dashboard_beyond_loopback_requires_basic_auth(run):
     assert request(run.url + "/healthz")[0] == 200, "/healthz stays open"
 
 
-def test_dashboard_beyond_loopback_without_auth_is_a_config_error(tmp_path):
+def _check_config(folder: Path, dashboard: dict, env: dict):
+    """`--check-config` of a config with this dashboard section: the same loader as a start's,
+    which binds nothing (so a regression cannot expose a port beyond loopback)."""
     import subprocess
-    cfg, _ = write_config(tmp_path, dashboard={"host": "0.0.0.0"})
-    r = subprocess.run([sys.executable, str(ROOT / "hil_scheduler.py"), "--config", str(cfg)], cwd=tmp_path,
-                       env=clean_env(), capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2
-    assert any(line.startswith("config error: dashboard.host:") for line in r.stderr.splitlines()), r.stderr
+    cfg, _ = write_config(folder, dashboard=dashboard)
+    return subprocess.run([sys.executable, str(ROOT / "hil_scheduler.py"), "--config", str(cfg), "--check-config"],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_dashboard_beyond_loopback_without_auth_is_a_config_error(tmp_path, host):
+    r = _check_config(tmp_path, {"host": host}, clean_env())
+    assert r.returncode == 2 and "config OK" not in r.stdout
+    assert any(line.startswith("config error: dashboard.host:") and "requires dashboard.auth" in line
+               for line in r.stderr.splitlines()), r.stderr
+    assert not (tmp_path / "logs").exists(), "nothing started"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_dashboard_beyond_loopback_with_auth_is_accepted(tmp_path, host):
+    r = _check_config(tmp_path, {"host": host, "auth": {"username": DASH_USER, "password_env": DASH_ENV}},
+                      clean_env(**{DASH_ENV: DASH_PASSWORD}))
+    assert r.returncode == 0 and "config OK" in r.stdout.splitlines(), r.stderr
+    assert f"  host: {host}\n" in r.stdout or f"  host: '{host}'\n" in r.stdout, r.stdout[:600]
+    _no_secret(r.stdout.encode() + r.stderr.encode(), "--check-config output")
     assert not (tmp_path / "logs").exists(), "nothing started"
 
 
