@@ -85,12 +85,16 @@ def start_app(cfg, with_logging: bool = False, clock=None):
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     cfg.general.log_dir.mkdir(parents=True, exist_ok=True)
     app = HilApp(cfg, clock=clock, options=Options(dashboard=True))
-    handles = None
-    if with_logging:
-        from logger_config import setup_logging
-        handles = setup_logging("INFO", cfg.general.log_dir, cfg.tz, app.sd, stream=io.StringIO(), clock=app.clock)
-    app.start()
-    app.log_handles = handles
+    app.log_handles = None
+    try:      # a start that fails part-way stops what it started (servers, threads, log handles)
+        if with_logging:
+            from logger_config import setup_logging
+            app.log_handles = setup_logging("INFO", cfg.general.log_dir, cfg.tz, app.sd, stream=io.StringIO(),
+                                            clock=app.clock)
+        app.start()
+    except BaseException:
+        stop_app(app)
+        raise
     return app
 
 
