@@ -2,6 +2,7 @@
 plant, the report downloads as one HTML file, and a plant without data that day gets the reason."""
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 import pytest
@@ -30,9 +31,12 @@ def test_day_report_link_downloads_the_report_or_says_why_not(tmp_path):
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     cfg = make_config(tmp_path)
-    app = start_app(cfg)
-    driver = new_driver(download_dir=downloads)
+    stack = contextlib.ExitStack()
     try:
+        app = start_app(cfg)
+        stack.callback(stop_app, app)
+        driver = new_driver(download_dir=downloads)
+        stack.callback(driver.quit)
         day = app.clock.now().date() - timedelta(days=1)
         _write_day(cfg, day)
         page = Page(driver)
@@ -55,5 +59,4 @@ def test_day_report_link_downloads_the_report_or_says_why_not(tmp_path):
         driver.get(href)
         assert f"No report: no recorded data for {day}" in driver.find_element("tag name", "body").text
     finally:
-        driver.quit()
-        stop_app(app)
+        stack.close()     # the browser, then the app: each only if started

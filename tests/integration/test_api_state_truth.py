@@ -11,6 +11,7 @@ over one snapshot, what `/api/state` serves.
 """
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import pytest
@@ -99,16 +100,19 @@ def test_the_api_state_says_what_the_api_line_says_while_posts_fail(tmp_path):
     failed …)`, and so does `api_connected`. A changed password: `api_password_rejected`, as the API
     tab's `Password set (rejected by the API)`. A running app (real time) against the simulator."""
     password = "state-Pa55"
-    sim = IstentoreSim(password)
-    sim.start()
-    cfg = api_mode_config(tmp_path, sim.url)
-    app = start_app(cfg)
-
-    def doc_and_screen() -> tuple[dict, str, str]:
-        snap = take_snapshot(app.sd, app.clock.now())
-        return (api_state_document(app.cfg, snap), api_answers.api_line(app.cfg, snap),
-                api_answers.api_status_line(app.cfg, snap))
+    stack = contextlib.ExitStack()
     try:
+        sim = IstentoreSim(password)
+        sim.start()
+        stack.callback(sim.stop)
+        cfg = api_mode_config(tmp_path, sim.url)
+        app = start_app(cfg)
+        stack.callback(stop_app, app)
+
+        def doc_and_screen() -> tuple[dict, str, str]:
+            snap = take_snapshot(app.sd, app.clock.now())
+            return (api_state_document(app.cfg, snap), api_answers.api_line(app.cfg, snap),
+                    api_answers.api_status_line(app.cfg, snap))
         app.set_api_password(password)
         wait_for(lambda: app.sd["measurement_post_counters"]["lib"]["posted"], 20, message="a post accepted")
         doc, line, _ = doc_and_screen()
@@ -126,5 +130,4 @@ def test_the_api_state_says_what_the_api_line_says_while_posts_fail(tmp_path):
         doc, _, status = doc_and_screen()
         assert "Password set (rejected by the API)" in status and doc["api_connected"] is False
     finally:
-        stop_app(app)
-        sim.stop()
+        stack.close()     # the app, then the simulator: each only if started

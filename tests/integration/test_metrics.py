@@ -6,6 +6,7 @@ once while the control links are down), and the day report download of the Histo
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import time
 import urllib.error
@@ -159,12 +160,15 @@ def test_posting_and_fetch_metrics_follow_the_api_and_equal_api_state(tmp_path):
     """API mode with the simulator: the age of the last accepted post and of each fetched day window,
     and failed POST attempts counted while the API answers 503. The age of the API's last answer
     (the dashboard's `last answer`) has no sample before one, and grows while every post fails."""
-    sim = IstentoreSim(AUTH_PASSWORD)
-    sim.start()
-    cfg = api_mode_config(tmp_path, sim.url)
-    app = start_app(cfg)
-    url = app.dashboard.url + "/metrics"
+    stack = contextlib.ExitStack()
     try:
+        sim = IstentoreSim(AUTH_PASSWORD)
+        sim.start()
+        stack.callback(sim.stop)
+        cfg = api_mode_config(tmp_path, sim.url)
+        app = start_app(cfg)
+        stack.callback(stop_app, app)
+        url = app.dashboard.url + "/metrics"
         assert value(scrape(url), "hil_api_last_answer_age_seconds") is None, "no password yet: never an answer"
         app.set_api_password(AUTH_PASSWORD)
         wait_for(lambda: api_state(app)["data_fetcher_status"]["today_fetched"], 20, message="today fetched")
@@ -187,8 +191,7 @@ def test_posting_and_fetch_metrics_follow_the_api_and_equal_api_state(tmp_path):
         age, lowest, highest = last_answer_age(app, url)
         assert lowest - 0.01 <= age <= highest + 0.01 and highest > 0.5, (age, lowest, highest)
     finally:
-        stop_app(app)
-        sim.stop()
+        stack.close()     # the app, then the simulator: each only if started
 
 
 def test_scrape_does_no_io_while_the_links_are_down(running):
@@ -228,17 +231,19 @@ def test_metrics_need_the_dashboard_credentials(tmp_path, monkeypatch):
 
 
 def test_two_apps_have_their_own_registries(tmp_path):
-    a = start_app(make_config(tmp_path / "a"))
-    b = start_app(make_config(tmp_path / "b"))
+    stack = contextlib.ExitStack()
     try:
+        a = start_app(make_config(tmp_path / "a"))
+        stack.callback(stop_app, a)
+        b = start_app(make_config(tmp_path / "b"))
+        stack.callback(stop_app, b)
         assert a.metrics_registry is not b.metrics_registry
         alternating_schedule(a, "lib", a.clock.now())
         assert a.intake.submit("start", "lib").status != "rejected"
         wait_for(lambda: value(scrape(a.dashboard.url + "/metrics"), "hil_plant_dispatching", plant="lib") == 1, 20)
         assert value(scrape(b.dashboard.url + "/metrics"), "hil_plant_dispatching", plant="lib") == 0
     finally:
-        stop_app(a)
-        stop_app(b)
+        stack.close()     # b, then a: each only if started
 
 
 def test_day_report_download(tmp_path):

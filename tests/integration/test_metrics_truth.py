@@ -11,6 +11,7 @@ time) against the Istentore simulator on 127.0.0.1, beside the dashboard's texts
 """
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -240,15 +241,18 @@ def test_the_api_metrics_say_what_the_dashboards_api_line_says(tmp_path):
     API is not connected (`hil_api_connected` 0, as the top card). Then the API's password changes:
     `hil_api_password_rejected` 1, as the API tab's `Password set (rejected by the API)`."""
     password = "truth-Pa55"
-    sim = IstentoreSim(password)
-    sim.start()
-    cfg = api_mode_config(tmp_path, sim.url)
-    app = start_app(cfg)
-
-    def screen() -> tuple[str, str]:
-        snap = take_snapshot(app.sd, app.clock.now())
-        return api_answers.api_line(app.cfg, snap), api_answers.api_status_line(app.cfg, snap)
+    stack = contextlib.ExitStack()
     try:
+        sim = IstentoreSim(password)
+        sim.start()
+        stack.callback(sim.stop)
+        cfg = api_mode_config(tmp_path, sim.url)
+        app = start_app(cfg)
+        stack.callback(stop_app, app)
+
+        def screen() -> tuple[str, str]:
+            snap = take_snapshot(app.sd, app.clock.now())
+            return api_answers.api_line(app.cfg, snap), api_answers.api_status_line(app.cfg, snap)
         app.set_api_password(password)
         wait_for(lambda: value(scrape(app), "hil_measurement_posts_total", plant="lib", outcome="posted"), 20,
                  message="today fetched and a post accepted")
@@ -269,5 +273,4 @@ def test_the_api_metrics_say_what_the_dashboards_api_line_says(tmp_path):
         assert "Password set (rejected by the API)" in screen()[1]
         assert value(scrape(app), "hil_api_connected") == 0
     finally:
-        stop_app(app)
-        sim.stop()
+        stack.close()     # the app, then the simulator: each only if started

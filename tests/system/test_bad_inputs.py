@@ -283,9 +283,9 @@ def test_bad_api_payloads_keep_every_fetched_row(tmp_path, caplog):
     raises, every stored instant stays, valid periods at most revise values, nothing else changes."""
     caplog.set_level(logging.INFO)
     sim = IstentoreSim("pw-Bad-Payload")
-    sim.start()
     fetcher = None
     try:
+        sim.start()
         cfg = make_cfg(tmp_path, istentore_api={"base_url": sim.url, "request_timeout_s": 2.0})
         clock = FakeClock(datetime(2026, 6, 1, 18, 0, tzinfo=TZ))
         sd = build_shared_data("api")

@@ -50,8 +50,8 @@ def test_posts_queued_at_a_kill_9_are_all_posted_after_the_restart(tmp_path, pro
         assert journal_items(journal) >= 8 * (QUEUE_S - 1)
 
     sim = IstentoreSim(PASSWORD, port=sim_port)
-    sim.start()
     try:
+        sim.start()
         run2 = procs.program(cfg, "--no-dashboard", label="run2", env=env)
 
         def all_before_kill_arrived():
@@ -82,8 +82,8 @@ def test_shutdown_while_the_api_hangs_every_request_exits_within_the_request_tim
 
     timeout_s = 4
     sim = IstentoreSim(PASSWORD)
-    sim.start()
     try:
+        sim.start()
         for path in ("/login", "/market_products", "/measurements"):
             sim.set_delay(path, math.inf)
         cfg, _ = write_config(tmp_path, startup={"schedule_source": "api"}, istentore_api={

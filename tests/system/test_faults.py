@@ -451,11 +451,11 @@ def test_api_faults_keep_the_sampling_grid_and_every_post_window_arrives(tmp_pat
     every 60 s post window reaches the API afterwards, nothing dropped."""
     caplog.set_level(logging.INFO)
     sim = IstentoreSim(API_PASSWORD)
-    sim.start()
-    port = int(sim.url.rsplit(":", 1)[1])
     revived = None
     driver = None
     try:
+        sim.start()
+        port = int(sim.url.rsplit(":", 1)[1])
         cfg = make_cfg(tmp_path, startup={"schedule_source": "api"},
                        istentore_api={"base_url": sim.url, "request_timeout_s": 0.25,
                                       "measurement_post_period_s": 60, "measurement_post_retry_initial_s": 2.0,

@@ -79,9 +79,9 @@ def test_leaping_clock_run_across_midnight_and_dst(tmp_path, monkeypatch, caplog
     # small; dispatch, sampling and the schedule still run at their configured periods.
     monkeypatch.setattr(control_agent, "OBSERVE_PERIOD_S", float(PERIOD_S))
     sim = IstentoreSim(PASSWORD)
-    sim.start()
     driver = None
     try:
+        sim.start()
         cfg = make_cfg(tmp_path, startup={"schedule_source": "api"},
                        istentore_api={"base_url": sim.url, "request_timeout_s": 2.0,
                                       "measurement_post_period_s": POST_PERIOD_S},
