@@ -25,6 +25,7 @@ import pytest
 from core.schedules import frame_from_rows
 from tests.helpers import ClosedPort, free_port, shift
 from tests.leaks import ResourceBaseline
+from tools.istentore_sim import IstentoreSim   # bundled and required: a broken one fails, never skips
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
@@ -490,12 +491,8 @@ class _Browsers:
 
 
 def _start_sim(stack: contextlib.ExitStack, api_password: str | None):
-    """The bundled Istentore simulator accepting `api_password`, started (None when there is none)."""
+    """The bundled Istentore simulator accepting `api_password`, started (None without a password)."""
     if api_password is None:
-        return None
-    try:
-        from tools.istentore_sim import IstentoreSim
-    except ImportError:
         return None
     sim = IstentoreSim(api_password)
     sim.start()
@@ -514,7 +511,7 @@ def browser_module(tmp_name: str, *, api_password: str | None = None, with_loggi
     the dashboard open) or, `per_size`, `env.page_at(size)` (one per SCREEN_SIZES, made at first
     use). `prepare` and `seed` may return a dict of more `env` attributes (`prepare` may replace
     `cfg`) and register cleanups on `env.stack`. `env` also has tmp, downloads (the browsers'
-    download folder), sim (None without one), cfg, app and clock.
+    download folder), sim (None without `api_password`), cfg, app and clock.
     At teardown: no SEVERE browser console entry (`console_clean`), then browsers, app and
     simulator stopped and no thread, port or process left after `leak_grace_s`."""
 

@@ -251,8 +251,6 @@ def _http_status(url: str):
 
 def test_api_tab_connect_status_posting_and_disconnect(env, page):
     app = env.app
-    if env.sim is None:
-        pytest.skip("tools.istentore_sim is not available")
     page.show_tab("API Schedule", "api-connect")
     assert page.el("api-password").get_attribute("type") == "password"
     assert page.el("api-password").get_attribute("autocomplete") == "off"

@@ -287,8 +287,6 @@ def test_logs_label_follows_the_selection(env):
 
 def test_api_status_says_password_set_at_once_and_errors_on_their_own_line(env):
     page, app = env.page, env.app
-    if env.sim is None:
-        pytest.skip("tools.istentore_sim is not available")
     api_colour = "return getComputedStyle(document.getElementById('api-message')).color;"
     _reload(env, "API Schedule", "api-connect")
     page.wait_text("api-status", "API: Not connected | Password not set |")

@@ -177,8 +177,6 @@ def test_a_recording_whose_writes_fail_says_so_on_its_card_and_in_the_summary(en
 
 def test_api_schedule_not_refreshed_after_disconnect_is_said_on_the_card(env, page):
     app = env.app
-    if env.sim is None:
-        pytest.skip("the bundled Istentore simulator is not available")
     app.set_api_password(API_PASSWORD)
     wait_for(lambda: api_state(app)["data_fetcher_status"]["today_fetched"], 20, message="today fetched")
     app.intake.submit("switch_source", target="api")
