@@ -43,12 +43,18 @@ def test_a_day_recorded_after_the_page_opened_is_listed_and_chosen(env, page):
 
 def test_a_view_refused_as_busy_is_loaded_by_the_retry_timer_once_the_other_load_ends(env, page):
     """While another heavy load holds the gate, choosing 7 days says so and keeps the plot; when it
-    ends, the view loads by itself (the same choice again would fire nothing)."""
+    ends, the view loads by itself (the same choice again would fire nothing). It records LIB rows
+    of its own first: it needs no other test to have run before it."""
     app = env.app
-    if not any(app.cfg.data_dir.glob("*_lib.csv")):
-        pytest.skip("needs the day the first test recorded")
-    page.show_tab("History", "history-date")
-    page.wait_text("history-message", "LIB ", timeout=15)
+    app.set_recording("lib", True)
+    try:      # shown while recording: a recording's file lists the days again (history.recorded_days)
+        wait_for(lambda: api_state(app)["plants"]["lib"].get("recording_file"), 10, message="LIB recording")
+        path = app.cfg.data_dir / api_state(app)["plants"]["lib"]["recording_file"]
+        wait_for(lambda: path.exists() and path.stat().st_size > 0, 15, message="its first rows written")
+        page.show_tab("History", "history-date")
+        page.wait_text("history-message", "LIB ", timeout=15)
+    finally:
+        app.set_recording("lib", False)
     gate = app.dashboard.dash_app.hil_context.heavy_loads
     with gate.slot() as got:
         assert got
