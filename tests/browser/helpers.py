@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 import urllib.request
+from datetime import date, datetime, time as dt_time, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -337,6 +338,17 @@ def screenshots_at_sizes(page: Page, stem: str, scroll_to: str | None = None) ->
 def plot_js(element_id: str) -> str:
     """A JS expression: the plotly graph div inside the dcc.Graph with this id (null before it draws)."""
     return f"document.querySelector('#{element_id} .js-plotly-plot')"
+
+
+def live_x(instant: datetime, tz, day: date | None = None) -> str:
+    """The x text (`YYYY-MM-DD HH:MM:SS`) at which the live figure drawn on local `day` (default:
+    `instant`'s own local day) puts `instant` (aware), computed here apart from `dashboard.live_axis`:
+    UTC plus the zone's UTC offset at that day's local midnight (display time, components §8.2). It is
+    the local wall time on a day with one offset, but not after the change on a DST day: there local
+    wall time folds back (autumn) or jumps (spring) while the live axis keeps every real hour apart."""
+    day = instant.astimezone(tz).date() if day is None else day
+    offset = datetime.combine(day, dt_time(0), tzinfo=tz).utcoffset()   # no DST change falls on a midnight here
+    return (instant.astimezone(timezone.utc).replace(tzinfo=None) + offset).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def boxes_overlap(a, b) -> bool:

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from core.schedules import frame_from_rows
-from tests.browser.helpers import (api_state, browser_module, on_one_local_day, plot_js, publish_manual,
+from tests.browser.helpers import (api_state, browser_module, live_x, on_one_local_day, plot_js, publish_manual,
                                    screenshots_at_sizes, wait_for)
 from tests.helpers import shift
 
@@ -57,7 +57,7 @@ def test_a_new_plan_leaves_the_recorded_past_and_a_hold_is_named(env):
         start = shift(uploaded, -3600)   # the new plan claims the past hour too
         app.store.publish_schedule("manual", "lib", frame_from_rows(
             [start, shift(start, 1800)], [-400.0, -400.0], [-60.0, -60.0], app.cfg.tz, end_at=shift(uploaded, 3 * 3600)))
-        shown = uploaded.astimezone(app.cfg.tz).strftime("%Y-%m-%d %H:%M:%S")
+        shown = live_x(uploaded, app.cfg.tz)   # display time: on a DST day not the local wall time
         plan = wait_for(lambda: (t := _trace(page, "P schedule")) and -400.0 in t["y"] and t, 10, message="new plan drawn")
         assert plan["x"][0][:19] >= shown, ("the plan starts when it came, not over the past", plan["x"][:3], shown)
         assert plan["dash"] == "dash"
@@ -66,7 +66,8 @@ def test_a_new_plan_leaves_the_recorded_past_and_a_hold_is_named(env):
         return uploaded
 
     uploaded = on_one_local_day(app.clock, check)
-    lo, hi = (shift(uploaded, s).strftime("%Y-%m-%d %H:%M:%S") for s in (-25, 20))
+    day = app.clock.now().date()   # the day of the figure shown
+    lo, hi = (live_x(shift(uploaded, s), app.cfg.tz, day) for s in (-25, 20))
     page.js(f"Plotly.relayout({GD}, {{'xaxis4.range': ['{lo}', '{hi}']}});")   # a zoom on the upload
     time.sleep(2.5)
     assert [str(r)[:19] for r in page.js(f"return {GD}._fullLayout.xaxis.range")] == [lo, hi], "zoomed"
@@ -79,7 +80,7 @@ def test_a_new_plan_leaves_the_recorded_past_and_a_hold_is_named(env):
     assert _trace(page, "Q held at")["name"] == "Q held at -60.0 kvar (until Resume)"
     assert api_state(app)["plants"]["lib"]["held"] is True
     held_at = app.clock.now()
-    lo, hi = (shift(held_at, s).strftime("%Y-%m-%d %H:%M:%S") for s in (-30, 15))
+    lo, hi = (live_x(shift(held_at, s), app.cfg.tz, held_at.date()) for s in (-30, 15))
     page.js(f"Plotly.relayout({GD}, {{'xaxis4.range': ['{lo}', '{hi}']}});")   # the held line from now on
     time.sleep(2.5)
     screenshots_at_sizes(page, "live_plot_truth_held", scroll_to="live-fig-lib")
@@ -96,19 +97,19 @@ def test_the_plan_line_starts_at_now_as_its_rows_pass(env):
 
     def check():
         start = app.clock.now()
+        day = start.date()   # the live figure's day, its x in this day's display time (one shift)
         stamps = [shift(start, 2 * k) for k in range(120)]
-        planned = {s.astimezone(app.cfg.tz).strftime("%Y-%m-%d %H:%M:%S"): float(100 + 10 * (k % 5))
-                   for k, s in enumerate(stamps)}
+        planned = {live_x(s, app.cfg.tz, day): float(100 + 10 * (k % 5)) for k, s in enumerate(stamps)}
         app.store.publish_schedule("manual", "lib", frame_from_rows(
             stamps, list(planned.values()), [0.0] * 120, app.cfg.tz, end_at=shift(start, 240)))
         first = wait_for(lambda: (t := _trace(page, "P schedule")) and t["y"][1:3] == [110.0, 120.0] and t, 10,
                          message="the 2 s plan drawn")
         time.sleep(7)
-        now = app.clock.now().astimezone(app.cfg.tz).strftime("%Y-%m-%d %H:%M:%S")
+        now = app.clock.now()
         line = _trace(page, "P schedule")
         xs = [x[:19] for x in line["x"]]
-        assert xs[0] > first["x"][0][:19] and xs[0] >= shift(app.clock.now(), -3).strftime("%Y-%m-%d %H:%M:%S"), \
-            ("the line starts at now", xs[:3], now)
+        assert xs[0] > first["x"][0][:19] and xs[0] >= live_x(shift(now, -3), app.cfg.tz, day), \
+            ("the line starts at now", xs[:3], live_x(now, app.cfg.tz, day))
         assert xs == sorted(xs) and len(xs) < len(first["x"]), "passed rows deleted, time order kept"
         rows = list(zip(xs[1:-2], line["y"][1:-2]))   # the last two: the end row (hold to it, then a break)
         assert rows and all(planned[x] == y for x, y in rows), "each point its planned value"
