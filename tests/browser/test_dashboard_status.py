@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import timedelta
 
 import pytest
 
 from core.recording import daily_file_path
 from dashboard.figures import LIVE_FIGURE_TRACES
+from tests.helpers import shift
 from tests.procs import plant_rows
-from tests.browser.helpers import (RELEASE_TICKS_JS, Page, api_state, browser_module,
+from tests.browser.helpers import (RELEASE_TICKS_JS, Page, api_state, browser_module, live_x,
                                    on_one_local_day, plant_registers, publish_manual, record_ticks_js, recorder_of,
                                    settled_page, switch_held_open, wait_for)
 
@@ -266,8 +266,7 @@ def test_zoom_is_kept_across_refreshes_and_refreshes_send_patches(env, page):
                  message="live figure drawn")
         page.js(RECORD_TICKS_JS)
         now = app.clock.now()
-        lo = (now - timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S")
-        hi = (now + timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+        lo, hi = (live_x(shift(now, s), app.cfg.tz, now.date()) for s in (-600, 300))   # display time
         page.js(f"Plotly.relayout({gd}, {{'xaxis.range': ['{lo}', '{hi}']}});")
         last_x = f"{gd}.data[1].x[{gd}.data[1].x.length - 1]"
         if recorder is not None:

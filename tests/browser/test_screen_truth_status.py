@@ -18,14 +18,13 @@ import calendar
 import json
 import re
 import time
-from datetime import timedelta
 
 import pytest
 
 from dashboard.figures import LIVE_FIGURE_TRACES
-from tests.browser.helpers import (SCREEN_SIZES, Page, api_state, browser_module, on_one_local_day, publish_manual,
-                                   record_ticks_js, recorder_of, settled_page, wait_for)
-from tests.helpers import HMS
+from tests.browser.helpers import (SCREEN_SIZES, Page, api_state, browser_module, live_x, on_one_local_day,
+                                   publish_manual, record_ticks_js, recorder_of, settled_page, wait_for)
+from tests.helpers import HMS, shift
 
 pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 
@@ -343,8 +342,7 @@ def test_live_range_selector_default_1h_kept_with_zoom_and_patches(env, page):
         wait_for(lambda: page.js(f"return {gd} && {gd}.data && {gd}.data.length") == LIVE_FIGURE_TRACES, 10, message="live figure")
         page.js(RECORD_TICKS_JS)
         now = app.clock.now()
-        lo = (now - timedelta(minutes=4)).strftime("%Y-%m-%d %H:%M:%S")
-        hi = (now + timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S")
+        lo, hi = (live_x(shift(now, s), app.cfg.tz, now.date()) for s in (-240, 60))   # display time
         page.js(f"Plotly.relayout({gd}, {{'xaxis.range': ['{lo}', '{hi}']}});")
         time.sleep(4.5)
         assert [str(r)[:19] for r in page.js(f"return {gd}.layout.xaxis.range")] == [lo, hi], "zoom kept"
