@@ -25,10 +25,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.leaks_ok]
 GD = plot_js("live-fig-lib")
 
 
-def _seed(env) -> None:
+def _seed(env, shots: str = "live_plot_truth") -> dict:
     publish_manual(env.app, {"lib": (300.0, 50.0)})
     env.app.set_recording("lib", True)
     assert env.app.intake.submit("start", "lib").status == "queued"
+    return {"shots": shots}   # the screenshots' stem (test_live_plot_truth_dst runs these tests too)
 
 
 env = browser_module("live_plot_truth", seed=_seed)
@@ -71,7 +72,7 @@ def test_a_new_plan_leaves_the_recorded_past_and_a_hold_is_named(env):
     page.js(f"Plotly.relayout({GD}, {{'xaxis4.range': ['{lo}', '{hi}']}});")   # a zoom on the upload
     time.sleep(2.5)
     assert [str(r)[:19] for r in page.js(f"return {GD}._fullLayout.xaxis.range")] == [lo, hi], "zoomed"
-    screenshots_at_sizes(page, "live_plot_truth_new_plan", scroll_to="live-fig-lib")
+    screenshots_at_sizes(page, f"{env.shots}_new_plan", scroll_to="live-fig-lib")
 
     page.click({"type": "plant-btn", "plant": "lib", "action": "hold"})
     page.wait_text("hold-lib", "Held at P=")
@@ -83,7 +84,7 @@ def test_a_new_plan_leaves_the_recorded_past_and_a_hold_is_named(env):
     lo, hi = (live_x(shift(held_at, s), app.cfg.tz, held_at.date()) for s in (-30, 15))
     page.js(f"Plotly.relayout({GD}, {{'xaxis4.range': ['{lo}', '{hi}']}});")   # the held line from now on
     time.sleep(2.5)
-    screenshots_at_sizes(page, "live_plot_truth_held", scroll_to="live-fig-lib")
+    screenshots_at_sizes(page, f"{env.shots}_held", scroll_to="live-fig-lib")
     page.click({"type": "plant-btn", "plant": "lib", "action": "resume"})
     wait_for(lambda: _trace(page, "P schedule"), 10, message="the plan again after Resume")
 
