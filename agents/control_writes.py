@@ -17,8 +17,8 @@ import logging
 
 from agents.modbus_link import LinkError
 from core.codec import decode
-from core.dispatch import (SETPOINT_UNITS, changed_externally, differing, encode_setpoints, not_taken_text,
-                           words_text, write_status)
+from core.dispatch import (SETPOINT_UNITS, TAKEN_WITHIN_PU, changed_externally, differing, encode_setpoints,
+                           not_taken_text, rounded_by_plant, words_text, write_status)
 from core.points import SETPOINT_POINTS, applied_values, readback_points
 from core.recording import format_value
 from core.timeutil import format_local_iso
@@ -35,7 +35,7 @@ def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_cha
     if target_changed and not immediate and new:
         return _write_first(ctl, wanted, new, refused)
     try:
-        current = read_setpoints(ctl, immediate)
+        current = _read_taken(ctl, wanted, immediate)
     except LinkError as exc:
         if ctl.link.link == "connect_failed":
             ctl._verified_words.clear()
@@ -66,7 +66,7 @@ def _write_first(ctl, wanted: dict, new: list[str], refused: list) -> str:
         ctl._verified_words.clear()
         return _record_write(ctl, "failed", None, list(errors.values())[-1], wrote=new[0] not in errors)
     try:
-        after = read_setpoints(ctl, immediate=False)
+        after = _read_taken(ctl, wanted, immediate=False)
     except LinkError as exc:
         ctl._verified_words.clear()
         return _record_write(ctl, "failed", None, str(exc), wrote=True,
@@ -85,7 +85,7 @@ def _verify(ctl, wanted: dict, errors: dict, refused: list, after: dict | None =
     error = list(errors.values())[-1] if errors else None
     if after is None:
         try:
-            after = read_setpoints(ctl, immediate=False)
+            after = _read_taken(ctl, wanted, immediate=False)
         except LinkError as exc:
             ctl._verified_words.clear()
             return _record_write(ctl, "failed", None, error or str(exc), wrote=True,
@@ -131,6 +131,23 @@ def read_setpoints(ctl, immediate: bool) -> dict[str, list[int]]:
     words = ctl.link.read_words(SETPOINT_POINTS + readback_points(points), immediate=immediate)
     ctl._not_applied = applied_values(points, words)
     return {n: words[n] for n in SETPOINT_POINTS}
+
+
+def _read_taken(ctl, wanted: dict, immediate: bool) -> dict[str, list[int]]:
+    """`read_setpoints`, a register that a plant rounding to its own resolution holds as the value
+    written (`core.dispatch.rounded_by_plant`) read as the words written; said once per point (INFO)."""
+    read = read_setpoints(ctl, immediate)
+    limits = ctl.plant.model.power_limits
+    rounded = rounded_by_plant(ctl.link.endpoint.points, wanted, read, limits)
+    for name, (held, written) in rounded.items():
+        if ctl._episodes.begin(("rounded", name), ctl.clock.monotonic()):
+            rating = max(limits.p_max_kw, -limits.p_min_kw) if name == "p_setpoint" else max(
+                limits.q_max_kvar, -limits.q_min_kvar)
+            log.info("%s: the plant holds %s=%s %s when %s %s is written (its own resolution); counted as "
+                     "taken: within %g %% of the rated %s %s", ctl.name, name, format_value(held),
+                     SETPOINT_UNITS[name], format_value(written), SETPOINT_UNITS[name], TAKEN_WITHIN_PU * 100,
+                     format_value(rating), SETPOINT_UNITS[name])
+    return {**read, **{name: wanted[name] for name in rounded}}
 
 
 def _log_refused(ctl, refused: list[tuple[str, float]]) -> None:

@@ -2,8 +2,8 @@
 
 - `Target`: what the scheduler wants a plant to hold; `dispatch_setpoint()` turns it into the P/Q
   to write now (zero when it is missing or older than `target_expiry_s()`).
-- `encode_setpoints()`, `write_status()`, `changed_externally()`, `not_taken_text()`: what a dispatch
-  writes and what its readback means.
+- `encode_setpoints()`, `rounded_by_plant()`, `write_status()`, `changed_externally()`,
+  `not_taken_text()`: what a dispatch writes and what its readback means.
 - `observed_fields()`, `observed_update()`, `is_stale()`, `observation_stale()`, `not_operating()`,
   `observed_transition()`: what an observation says about the plant.
 - `decayed()`: the safe-stop threshold test.
@@ -25,6 +25,7 @@ from core.timeutil import as_datetime, seconds_between
 SETPOINT_UNITS = {"p_setpoint": "kW", "q_setpoint": "kvar"}
 NOT_OPERATING_TO_STOPPED = 2   # observations of a disabled plant before it counts as stopped
 STALE_AFTER_S = 3.0            # observed state without a good read for longer is stale (§4.4)
+TAKEN_WITHIN_PU = 0.005        # a setpoint register this close to the value written holds it (of the rating)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,25 @@ def encode_setpoints(points: Mapping[str, Point], p_kw: float, q_kvar: float, li
         except CodecError:
             refused.append((name, value))
     return wanted, refused
+
+
+def rounded_by_plant(points: Mapping[str, Point], wanted: Mapping[str, list[int]], read: Mapping[str, list[int]],
+                     limits) -> dict[str, tuple[float, float]]:
+    """Per setpoint point whose register `read` holds the value written (`wanted`) only to within
+    TAKEN_WITHIN_PU of the plant's rating for that signal (`limits`: its `PowerLimits`), as a plant
+    keeping its own resolution does (whole kW): `(value read, value written)`. Such a register
+    counts as holding the value (docs/DECISIONS.md, "A plant that rounds a setpoint")."""
+    out = {}
+    for name, (lo, hi) in setpoint_ranges(limits).items():
+        if name not in wanted or read[name] == wanted[name]:
+            continue
+        try:
+            held, written = decode(points[name], read[name]), decode(points[name], wanted[name])
+        except CodecError:
+            continue
+        if abs(held - written) <= TAKEN_WITHIN_PU * max(hi, -lo):
+            out[name] = (held, written)
+    return out
 
 
 def differing(current: Mapping[str, list[int]], wanted: Mapping[str, list[int]]) -> list[str]:

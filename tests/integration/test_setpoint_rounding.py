@@ -1,0 +1,99 @@
+"""A plant that keeps setpoints at its own resolution (commissioning review, finding 1): it
+acknowledges 203.3 kW and its register holds 203 kW. Read back exactly, that was `P not taken`:
+the start failed (`setpoint write failed`) and, running, P was rewritten at every check while the
+card said `failed`. A register within `core.dispatch.TAKEN_WITHIN_PU` (0.5 %) of the plant's
+rating from the value written now holds it: the start succeeds, nothing is rewritten, one INFO
+says the plant rounds. A register further off is still not taken.
+
+LIB's controller is stepped on a fake clock against `tests/faulty_plant.FaultyPlant` on 127.0.0.1
+(default map: P setpoint at 86, Q at 88, int16 at 0.1 kW / kvar; LIB rated 1000 kW, 600 kvar).
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from core.dispatch import TAKEN_WITHIN_PU, rounded_by_plant
+from core.points import DEFAULT_POINTS
+from tests.helpers import ENABLE, P_SP, Q_SP
+from tests.integration.test_control import faulty_lib_rig, manual_frame, msgs
+from tests.integration.test_stop_link_faults import _step_until
+
+
+def rounding_to(step_raw: int):
+    """A FaultyPlant hook storing each P/Q setpoint written as a multiple of `step_raw` counts."""
+    def hook(fc, addr, values):
+        for i, register in enumerate(range(addr, addr + len(values or ()))):
+            if register in (P_SP, Q_SP):
+                signed = values[i] - 65536 if values[i] >= 32768 else values[i]
+                values[i] = (round(signed / step_raw) * step_raw) & 0xFFFF
+        return None
+    return hook
+
+
+def _sp_writes(plant) -> int:
+    return len([r for r in plant.requests if r[1] in (6, 16) and r[2] in (P_SP, Q_SP)])
+
+
+def test_a_plant_rounding_to_whole_kw_starts_and_is_not_rewritten(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        plant.hook = rounding_to(10)                  # whole kW and kvar
+        rig.store.publish_schedule("manual", "lib", manual_frame(203.3, -50.4))
+        rig.target(203.3, -50.4)
+        cmd = rig.run("start")
+        assert cmd.status == "succeeded", cmd.detail
+        assert plant.get(ENABLE) == [1] and plant.get(P_SP) == [2030] and plant.get(Q_SP) == [(-500) & 0xFFFF]
+        st = rig.dispatch()
+        assert (st["write_status"], st["setpoint_problem"]) == ("ok", None)
+        assert msgs(caplog, logging.INFO, "its own resolution") == [
+            "LIB: the plant holds p_setpoint=203 kW when 203.3 kW is written (its own resolution); counted as "
+            "taken: within 0.5 % of the rated 1000 kW",
+            "LIB: the plant holds q_setpoint=-50 kvar when -50.4 kvar is written (its own resolution); counted as "
+            "taken: within 0.5 % of the rated 600 kvar"]
+        writes = _sp_writes(plant)
+        for _ in range(5):                             # running checks: verified, nothing rewritten
+            rig.target(203.3, -50.4)
+            clock.advance(1.0)
+            rig.lib.step()
+        assert _sp_writes(plant) == writes and rig.dispatch()["write_status"] == "ok"
+        assert not msgs(caplog, logging.WARNING, "not taken")
+        rig.target(412.7, 0.0)                         # the next step: written once, said no more
+        _step_until(rig, clock, lambda: plant.get(P_SP) == [4130])
+        assert rig.dispatch()["write_status"] == "ok" and len(msgs(caplog, logging.INFO, "its own resolution")) == 2
+
+
+def test_a_register_further_off_than_the_tolerance_is_still_not_taken(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        rig.store.publish_schedule("manual", "lib", manual_frame(0.0, 0.0))
+        rig.target(0.0, 0.0)
+        assert rig.run("start").status == "succeeded"
+        plant.hook = rounding_to(100)                  # 10 kW steps: 256 kW is held as 260 (4 kW < 5 kW)
+        rig.target(256.0, 0.0)
+        _step_until(rig, clock, lambda: plant.get(P_SP) == [2600])
+        assert rig.dispatch()["write_status"] == "ok"
+        rig.target(243.0, 0.0)                         # held as 240: 3 kW, still within 5
+        _step_until(rig, clock, lambda: plant.get(P_SP) == [2400])
+        assert rig.dispatch()["write_status"] == "ok"
+        plant.hook = rounding_to(1000)                 # 100 kW steps: 256 kW held as 300, 44 kW off
+        rig.target(256.0, 0.0)
+        _step_until(rig, clock, lambda: rig.dispatch()["write_status"] == "partial")
+        st = rig.dispatch()
+        assert (st["write_status"], st["setpoint_problem"]) == ("partial", "P not taken (register reads 300 kW)")
+        assert msgs(caplog, logging.WARNING, "not taken") == [
+            "LIB: p_setpoint not taken (wrote 256 kW, register reads 300 kW); rewritten every check"]
+
+
+@pytest.mark.parametrize("written_kw, held_kw, rounded", [
+    (203.3, 203.0, True), (500.0, 505.0, True), (500.0, 505.1, False), (-500.0, -495.0, True), (0.0, 0.0, False)])
+def test_rounded_by_plant_is_within_half_a_percent_of_the_rating(written_kw, held_kw, rounded):
+    from core.codec import encode
+    from core.config import PowerLimits
+    points, limits = DEFAULT_POINTS, PowerLimits(1000.0, -1000.0, 600.0, -600.0)
+    wanted = {"p_setpoint": encode(points["p_setpoint"], written_kw)}
+    read = {"p_setpoint": encode(points["p_setpoint"], held_kw)}
+    assert TAKEN_WITHIN_PU == 0.005
+    found = rounded_by_plant(points, wanted, read, limits)
+    assert found == ({"p_setpoint": (held_kw, written_kw)} if rounded else {})
