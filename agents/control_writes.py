@@ -18,12 +18,13 @@ import logging
 from agents.modbus_link import LinkError
 from core.codec import decode
 from core.dispatch import (SETPOINT_UNITS, TAKEN_WITHIN_PU, changed_externally, differing, encode_setpoints,
-                           not_taken_text, rounded_by_plant, words_text, write_status)
+                           not_taken_text, rating, rounded_by_plant, words_text, write_status)
 from core.points import SETPOINT_POINTS, applied_values, readback_points
 from core.recording import format_value
 from core.timeutil import format_local_iso
 
 log = logging.getLogger("hil.control")
+NOT_APPLIED_SAID_AFTER_S = 10.0   # a plant ramping to a new setpoint applies another value meanwhile
 
 
 def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_changed: bool = True) -> str:
@@ -141,13 +142,34 @@ def _read_taken(ctl, wanted: dict, immediate: bool) -> dict[str, list[int]]:
     rounded = rounded_by_plant(ctl.link.endpoint.points, wanted, read, limits)
     for name, (held, written) in rounded.items():
         if ctl._episodes.begin(("rounded", name), ctl.clock.monotonic()):
-            rating = max(limits.p_max_kw, -limits.p_min_kw) if name == "p_setpoint" else max(
-                limits.q_max_kvar, -limits.q_min_kvar)
             log.info("%s: the plant holds %s=%s %s when %s %s is written (its own resolution); counted as "
                      "taken: within %g %% of the rated %s %s", ctl.name, name, format_value(held),
                      SETPOINT_UNITS[name], format_value(written), SETPOINT_UNITS[name], TAKEN_WITHIN_PU * 100,
-                     format_value(rating), SETPOINT_UNITS[name])
+                     format_value(rating(limits, name)), SETPOINT_UNITS[name])
+    _log_not_applied(ctl, wanted)
     return {**read, **{name: wanted[name] for name in rounded}}
+
+
+def _log_not_applied(ctl, wanted: dict) -> None:
+    """A plant whose applied-setpoint readback (`ctl._not_applied`, this read's) has been further than
+    TAKEN_WITHIN_PU of its rating from the value written for NOT_APPLIED_SAID_AFTER_S (a ramp is not
+    reported): one WARNING per point and episode (the card says `plant applies` at once), one INFO
+    when it applies the value written again."""
+    points, limits, now = ctl.link.endpoint.points, ctl.plant.model.power_limits, ctl.clock.monotonic()
+    for name, words in wanted.items():
+        written, applied = decode(points[name], words), ctl._not_applied.get(name)
+        if applied is None or abs(applied - written) <= TAKEN_WITHIN_PU * rating(limits, name):
+            ctl._episodes.end(("not_applied", name), now)
+            if ctl._episodes.end(("not_applied_said", name), now) is not None:
+                log.info("%s: the plant applies the %s written again", ctl.name, name)
+            continue
+        ctl._episodes.begin(("not_applied", name), now)
+        if now - ctl._episodes.since(("not_applied", name)) >= NOT_APPLIED_SAID_AFTER_S and \
+                ctl._episodes.begin(("not_applied_said", name), now):
+            log.warning("%s: the plant applies %s=%s %s, not the %s %s written (its %s_readback): a plant "
+                        "limiting itself, or a point whose word order, scale or unit does not fit the plant",
+                        ctl.name, name, format_value(applied), SETPOINT_UNITS[name], format_value(written),
+                        SETPOINT_UNITS[name], name)
 
 
 def _log_refused(ctl, refused: list[tuple[str, float]]) -> None:

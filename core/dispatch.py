@@ -86,16 +86,22 @@ def rounded_by_plant(points: Mapping[str, Point], wanted: Mapping[str, list[int]
     keeping its own resolution does (whole kW): `(value read, value written)`. Such a register
     counts as holding the value (docs/DECISIONS.md, "A plant that rounds a setpoint")."""
     out = {}
-    for name, (lo, hi) in setpoint_ranges(limits).items():
+    for name in SETPOINT_POINTS:
         if name not in wanted or read[name] == wanted[name]:
             continue
         try:
             held, written = decode(points[name], read[name]), decode(points[name], wanted[name])
         except CodecError:
             continue
-        if abs(held - written) <= TAKEN_WITHIN_PU * max(hi, -lo):
+        if abs(held - written) <= TAKEN_WITHIN_PU * rating(limits, name):
             out[name] = (held, written)
     return out
+
+
+def rating(limits, name: str) -> float:
+    """The plant's rating for setpoint point `name` (kW / kvar): the larger of its two limits' sizes."""
+    lo, hi = setpoint_ranges(limits)[name]
+    return max(hi, -lo)
 
 
 def differing(current: Mapping[str, list[int]], wanted: Mapping[str, list[int]]) -> list[str]:

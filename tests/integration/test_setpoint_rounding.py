@@ -97,3 +97,47 @@ def test_rounded_by_plant_is_within_half_a_percent_of_the_rating(written_kw, hel
     assert TAKEN_WITHIN_PU == 0.005
     found = rounded_by_plant(points, wanted, read, limits)
     assert found == ({"p_setpoint": (held_kw, written_kw)} if rounded else {})
+
+
+P_APPLIED = 300    # the plant's applied-P readback, int16 at 0.1 kW like the setpoint
+
+
+def test_a_plant_applying_another_p_than_written_is_said_once_per_episode(tmp_path, caplog):
+    """Commissioning review, finding 3: a P setpoint point with the wrong word order reached the
+    plant as a huge value, and the plant ran at its 1000 kW maximum. Its applied-P readback said so
+    from the first check, but only the card showed it; nothing was logged until the tracking alarm
+    30 s later. Now, after 10 s (a ramp's time), one WARNING per episode names both values, and one
+    INFO when it applies the value written again; a plant applying it to within 0.5 % of its rating
+    says nothing."""
+    caplog.set_level(logging.INFO)
+    readback = {"p_setpoint_readback": {"address": P_APPLIED, "format": "int16", "scale": 0.1}}
+    with faulty_lib_rig(tmp_path, points={"lib": readback}) as (rig, plant, clock):
+        def applies(kw_raw=None):
+            """The plant's model: applied P = the register, or `kw_raw` counts whatever is written."""
+            plant.hook = lambda fc, addr, values: plant.regs.__setitem__(
+                P_APPLIED, kw_raw if kw_raw is not None else plant.regs[P_SP]) if fc == 3 else None
+        applies()
+        rig.store.publish_schedule("manual", "lib", manual_frame(203.3, 0.0))
+        rig.target(203.3, 0.0)
+        assert rig.run("start").status == "succeeded"
+        assert not msgs(caplog, logging.WARNING, "the plant applies")
+        applies(10000)                                    # 1000 kW, whatever is written
+        for _ in range(9):                                # a ramp's time: said on the card only
+            rig.target(203.3, 0.0)
+            clock.advance(1.0)
+            rig.lib.step()
+        assert rig.dispatch()["applied_p_kw"] == 1000.0 and not msgs(caplog, logging.WARNING, "the plant applies")
+        for _ in range(3):
+            rig.target(203.3, 0.0)
+            clock.advance(1.0)
+            rig.lib.step()
+        assert msgs(caplog, logging.WARNING, "the plant applies") == [
+            "LIB: the plant applies p_setpoint=1000 kW, not the 203.3 kW written (its p_setpoint_readback): a plant "
+            "limiting itself, or a point whose word order, scale or unit does not fit the plant"]
+        assert rig.dispatch()["applied_p_kw"] == 1000.0
+        applies(2050)                                     # 205 kW: within 5 kW of 203.3, the episode ends
+        rig.target(203.3, 0.0)
+        _step_until(rig, clock, lambda: bool(msgs(caplog, logging.INFO, "applies the p_setpoint written again")))
+        assert msgs(caplog, logging.INFO, "applies the p_setpoint written again") == [
+            "LIB: the plant applies the p_setpoint written again"]
+        assert len(msgs(caplog, logging.WARNING, "the plant applies")) == 1
