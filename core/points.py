@@ -14,8 +14,8 @@ from typing import Iterable, Mapping
 
 import math
 
-from core.codec import (CodecError, Point, decode, decode_counts, encode, encode_counts, format_range,
-                        limit_counts)
+from core.codec import (CodecError, Point, decode, decode_counts, decode_shortest, encode, encode_counts,
+                        format_range, limit_counts)
 
 DEFAULT_POINTS: dict[str, Point] = {
     "enable": Point("enable", 1, "uint16", 1.0),
@@ -163,13 +163,14 @@ class ReadPlan:
         return {p.name: list(registers[p.address - block.address:p.end - block.address]) for p in block.points}
 
     def decode_block(self, block: ReadBlock, registers: list[int]) -> dict[str, float]:
-        """Decode every point of `block`; raises CodecError when a value is malformed."""
+        """Decode every point of `block` (a float32 as the shortest decimal of its words: 203.3, not
+        203.300003 in a file and on the card); raises CodecError when a value is malformed."""
         if len(registers) < block.count:
             raise CodecError(f"short read at {block.address}: {len(registers)} of {block.count} registers")
         out = {}
         for p in block.points:
             off = p.address - block.address
-            out[p.name] = decode(p, list(registers[off:off + p.width]))
+            out[p.name] = decode_shortest(p, list(registers[off:off + p.width]))
         return out
 
 

@@ -325,6 +325,22 @@ def test_32_bit_points_in_a_block():
     assert plan.decode_block(block, regs) == {"p_battery": -0.2, "q_battery": 0.7, "soc": 0.5}
 
 
+@pytest.mark.parametrize("value, scale, unit", [(203.3, 1.0, None), (-50.04, 1.0, None), (0.2033, 1.0, "MW"),
+                                                (1234.5678, 0.1, None)])
+def test_a_float32_reading_is_its_shortest_decimal(value, scale, unit):
+    """Commissioning review: a float32 setpoint of 203.3 was recorded and shown as 203.300003 (its
+    float32's exact value); it is read as the shortest decimal of the same words."""
+    points = build_point_map({"p_setpoint": {"format": "float32", "scale": scale, **({"unit": unit} if unit else {})}})
+    point = points["p_setpoint"]
+    if unit:
+        point = dataclasses.replace(point, per_internal=0.001)       # MW per kW
+    plan = plan_for({**points, "p_setpoint": point}, ("p_setpoint",))
+    (block,) = plan.blocks
+    words = encode(point, value)
+    assert decode(point, words) != value                             # the float32 is not the decimal written
+    assert plan.decode_block(block, words) == {"p_setpoint": value}
+
+
 def test_short_or_malformed_block_is_a_codec_error():
     plan = plan_for(DEFAULT_POINTS, SAMPLE_POINTS)
     with pytest.raises(CodecError):
