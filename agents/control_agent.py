@@ -19,8 +19,8 @@ import threading
 
 from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
-from agents.control_sequences import (clear_owed_stop, heartbeat_counter, safe_stop, send_owed_stop, start,
-                                      zero_after_plant_stop)
+from agents.control_sequences import (clear_owed_stop, heartbeat_counter, observe_run_status, safe_stop,
+                                      send_owed_stop, start, zero_after_plant_stop)
 from agents import left_running
 from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
@@ -30,12 +30,13 @@ from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, next_heartbeat
 from core.config import AppConfig
 from core.dispatch import (NotOperating, Target, dispatch_setpoint, is_stale, not_operating, observed_update,
-                           observed_transition, reports_running, target_expiry_s)
+                           observed_transition, target_expiry_s)
 from core.episodes import Episodes
 from core.fleet import OWED_NOTE, ZERO_NOTE
 from core.lateness import BreakpointWatch
 from core.points import observe_points
 from core.recording import format_value
+from core.run_status_watch import RunStatusWatch
 from core.state import empty_dispatch_status, empty_observed_state
 from core.timeutil import after_seconds, format_local_iso
 
@@ -98,7 +99,7 @@ class PlantController:
         self._heartbeat_value: int | None = None
         self._last_ok_observe_mono: float | None = None
         self._not_operating_count = 0
-        self.run_status_seen = False   # the plant reported running since its start (core.dispatch.not_operating)
+        self.run_watch = RunStatusWatch(cfg.safe_stop.timeout_s)   # run status: `seen` running, follows a start/stop?
         self.owed_stop = OwedWrite()   # a stop that could not reach the plant (`control_sequences._owe`)
         self.owed_busy = False         # ... because it answered busy
         self.owed_zero = OwedZero()   # P = Q = 0 a stop or a rollback owes (`agents/owed_zero.py`)
@@ -214,7 +215,7 @@ class PlantController:
             self._verified_words.clear()
             self._last_ok_observe_mono = None
             self._not_operating_count = 0
-            self.run_status_seen = False
+            self.run_watch.seen = False
             for key in self._episodes.keys():   # a register of the old endpoint that kept its value
                 if isinstance(key, tuple) and key[0] == "not_taken":
                     self._episodes.forget(key)
@@ -326,13 +327,12 @@ class PlantController:
         self._observing = True
         try:
             values = self.link.read(observe_points(self.link.endpoint.points))
-            if reports_running(values, self.link.endpoint.points.get("run_status")):
-                self.run_status_seen = True
         except LinkError:
             pass
         finally:
             self._observing = False
         self._gave_way = False   # this one completed (or failed): the next may give way again
+        observe_run_status(self, values)   # arms the trip rule; does it follow the last start or stop?
         if not self.publish_observation(values):
             return None  # read on an endpoint that is no longer current (transport switch)
         stale = is_stale(self._last_ok_observe_mono, self.clock.monotonic())
@@ -387,7 +387,7 @@ class PlantController:
         just seen enabled outside this program, for the caller to log once the lock is released."""
         points = self.link.endpoint.points
         why = None if values is None else not_operating(values, points.get("run_command"), points.get("run_status"),
-                                                          self.run_status_seen)
+                                                          self.run_watch.seen)
         operating = None if values is None else why is None
         transition, self._not_operating_count = observed_transition(operating, stale, self._not_operating_count)
         if transition is None:

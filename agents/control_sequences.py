@@ -14,6 +14,10 @@ A stop's or rollback's zero the plant did not take, while the stop is not owed, 
 (`agents/owed_zero.py`): a disabled plant holding its old setpoints would run them again when
 re-enabled at its panel.
 
+Whether the plant's own run status follows a start or a stop (`observe_run_status`, one WARNING per
+episode when it has not within `safe_stop.timeout_s`, `core/run_status_watch.py`): reported, not
+retried (`docs/DECISIONS.md`, "A run status that does not follow ...").
+
 A connection closed or reset under a request (the plant may well answer a new one) is reconnected
 at once and the request sent again, once, by the link (`ModbusLink._request`), for these sequences'
 requests as for all others. No answer within the timeout (a hung plant) or a failed connect is not
@@ -33,7 +37,7 @@ from agents.busy_window import BUSY_CODES, OWED_BUSY_RETRY_MAX_S
 from agents.commands import SHUTTING_DOWN
 from agents.modbus_link import ANY_EXCEPTION, LinkError
 from core.codec import CodecError, decode_counts
-from core.dispatch import decayed, not_taken_text, write_status
+from core.dispatch import decayed, not_taken_text, reports_running, write_status
 from core.fleet import ZERO_NOTE, start_detail
 from core.points import SETPOINT_POINTS
 from core.recording import format_value
@@ -53,7 +57,8 @@ def start(ctl) -> tuple[bool, str]:
     # the card's `Last write: ok at <time>` is this run's: a start that finds the registers right writes nothing
     ctl._publish_dispatch(last_write_at=None, write_failed_at=None)
     step = "setpoint"
-    ctl.run_status_seen = False   # from now on the plant's run status counts once it reports running
+    ctl.run_watch.seen = False   # from now on the plant's run status counts once it reports running
+    ctl.run_watch.clear()
     try:
         target = ctl._resolve_now()
         status = ctl.write_setpoints(target.p_kw, target.q_kvar, immediate=True)
@@ -92,6 +97,8 @@ def start(ctl) -> tuple[bool, str]:
     clear_owed_stop(ctl)
     ctl.owed_zero.clear(ctl.link.mode)   # the start wrote its own setpoints
     ctl._not_operating_count = 0
+    if ctl.link.has_point("run_status"):   # does the plant say it runs? (`observe_run_status`)
+        ctl.run_watch.started(ctl.link.mode, ctl.clock.monotonic())
     ctl.set_target(target)   # the first check must not go back to a target older than the one written
     ctl._target_seen = None  # check the target again at once
     ctl._next_dispatch = 0.0
@@ -248,7 +255,7 @@ def _safe_stop(ctl) -> dict:
     busy = False
     ctl.hold.end("stop")
     ctl._set_gate(False, "stopping")
-    ctl.run_status_seen = False
+    ctl.run_watch.seen = False
     with _busy_window(ctl):
         zero = ctl.write_setpoints(0.0, 0.0, immediate=True)
     threshold_reached = ctl.link.link != "connect_failed" and _wait_decay(ctl)
@@ -266,6 +273,10 @@ def _safe_stop(ctl) -> dict:
         busy = getattr(exc, "exception_code", None) in BUSY_CODES
     ctl._set_gate(False, "stopped" if disable_ok else "unknown")
     ctl._not_operating_count = 0
+    if disable_ok and ctl.link.has_point("run_status"):   # does the plant say it stopped? (`observe_run_status`)
+        ctl.run_watch.stopped(ctl.link.mode, ctl.clock.monotonic())
+    else:
+        ctl.run_watch.clear()
     _owe(ctl, disable_ok, busy, answered)
     zero_error = None if zero == "ok" else _dispatch_error(ctl)   # acknowledged, not taken: writing again is no use
     zero_owed = ctl.owed_zero.settle(ctl, zero_error is None, "stop", zero_error)
@@ -323,6 +334,39 @@ def send_owed_stop(ctl, values: dict) -> None:
     else:
         log.warning("%s answers again and is enabled: sending the stop that could not reach it", ctl.name)
     safe_stop(ctl)
+
+
+def observe_run_status(ctl, values: dict | None) -> None:
+    """After each observation read (None: it failed): the plant's run status, where the map has one,
+    arms the trip rule once it reports running (`core.dispatch.not_operating`), and is held against
+    the last start or stop (`ctl.run_watch`): one WARNING when it has not followed within
+    `safe_stop.timeout_s` (a plant may take a while; the card says it at once, `dashboard.views`),
+    one INFO when it does later. A stop whose run status says running is not sent again: `enable`
+    reads 0 (components §4.6), and a plant that ignores that would ignore the same stop again."""
+    point = ctl.link.endpoint.points.get("run_status")
+    if values is None or point is None:
+        return
+    running = reports_running(values, point)
+    ctl.run_watch.seen = ctl.run_watch.seen or bool(running)
+    event = ctl.run_watch.observe(ctl.link.mode, running, int(round(values["enable"])) == 1, ctl._gate(),
+                                  ctl.clock.monotonic())
+    if event is None:
+        return
+    counts, hint = int(round(values["run_status"])), (f"check plants.{ctl.plant_id}.modbus.{ctl.link.mode}.points."
+                                                      "run_command/run_status run_value/stop_value")
+    run_value = 1 if point.run_value is None else point.run_value
+    if event.what == "late" and event.kind == "start":
+        log.warning("%s has not reported running %.0f s after its start: run status reads %d, its run value is "
+                    "%d; %s (dispatched all the same)", ctl.name, event.elapsed_s, counts, run_value, hint)
+    elif event.what == "late":
+        log.warning("%s stop: plant run status still says running (%d) %.0f s after enable 0: the plant may not "
+                    "have stopped (look at it); %s", ctl.name, counts, event.elapsed_s, hint)
+    elif event.kind == "start":
+        log.info("%s reports running now (run status %d), %.0f s after its start", ctl.name, counts,
+                 event.elapsed_s)
+    else:
+        log.info("%s stop: plant run status says not running now (%d), %.0f s after enable 0", ctl.name, counts,
+                 event.elapsed_s)
 
 
 def heartbeat_counter(ctl, point) -> int:

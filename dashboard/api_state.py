@@ -3,7 +3,8 @@
 Local ISO 8601 times, kW/kvar/pu; it never contains the password or a token. A value the status
 card greys out as not current is kept (clients read it) beside the card's own verdict, by the
 card's rules (`dashboard.views`, `dashboard.posting_view`): `observed_stale` (the state line's:
-`enable`, `run_status`, `p_kw`, `q_kvar`, `soc_pu` and the setpoint readback), `measurement_stale`
+`enable`, `run_status`, `p_kw`, `q_kvar`, `soc_pu` and the setpoint readback; `run_status_disagrees` its
+`(plant run status: …)`), `measurement_stale`
 and `measurement_age_s` (the values line's, which `tracking` comes from; `tracking_state` is the
 tracking badge: `nottaken` for SETPOINT NOT TAKEN), `posting_paused` (the posting card's `(paused: …)`), each plant's
 `measurement_post_status.oldest_pending_age_s` (its `Oldest pending age`, at `generated_at`),
@@ -21,8 +22,8 @@ from core.timeutil import format_local_iso
 from dashboard.snapshot import Snapshot
 from dashboard.api_link import api_link, password_rejected
 from dashboard.posting_view import oldest_pending_age, pause_note
-from dashboard.views import (age_s, freshness, link_text, sampler_link, state_stale, target_expired,
-                             tracking_view)
+from dashboard.views import (age_s, freshness, link_text, run_status_disagrees, sampler_link, state_stale,
+                             target_expired, tracking_view)
 
 def _age_s(value: Any, now: datetime, tz: tzinfo) -> float | None:
     """`views.age_s` to 0.1 s."""
@@ -75,6 +76,7 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
             **_recording(s, pid),
             "enable": obs.get("enable"),
             "run_status": obs.get("run_status"),   # counts, when the map has a run_status point
+            "run_status_disagrees": run_status_disagrees(cfg, s, pid),   # the card's `(plant run status: ...)`
             "p_kw": obs.get("p_battery_kw"),
             "q_kvar": obs.get("q_battery_kvar"),
             "soc_pu": obs.get("soc_pu"),

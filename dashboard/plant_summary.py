@@ -137,7 +137,7 @@ def summary_cells(cfg: AppConfig, s: Snapshot, plant: str) -> list[tuple[str, bo
     link = ("LINK DOWN" if f.link_down else "LINK ERROR" if f.plant_error else "NO DATA" if not f.fresh
             else "METER DOWN" if f.meter_down else "OK")
     return [(cfg.plants[plant].name, False),
-            (views.STATE_WORDS.get(s.transition.get(plant), "Unknown") + _left_on(s, plant),
+            (views.state_words(cfg, s, plant) + _left_on(s, plant),
              views.state_stale(s, plant)),
             (pq_source(s, plant), False),
             value("p_setpoint_kw", "kW"), value("p_poi_kw", "kW"),

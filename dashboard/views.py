@@ -282,11 +282,32 @@ def state_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     rec_text = recording_card_text(s.recording_file.get(plant), f.fresh, f.link_down,
                                    write_failure_text(s.recording_health.get(plant), cfg.tz))
     meter = sampler_link(s.latest.get(plant), "meter_link")
-    return (f"{name} | State: {STATE_WORDS.get(s.transition.get(plant), 'Unknown')} | "
+    return (f"{name} | State: {state_words(cfg, s, plant)} | "
             f"Scheduler gate: {'On' if s.gate.get(plant) else 'Off'} | Modbus enable: {enable_word} | "
             + run_status_text(cfg, s, plant, obs.get("run_status"), read_note)
             + f"Link: {link} | " + (f"Meter: {LINK_WORDS[meter]} | " if meter else "")
             + f"Recording: {rec_text}")
+
+
+def run_status_disagrees(cfg: AppConfig, s: Snapshot, plant: str) -> bool:
+    """The plant's run status (where mapped) says the opposite of the state shown: not running while
+    `running` (never started: run_command/run_status values swapped, a plant that refuses), running
+    while `stopped` (it ignores `enable` 0). /api/state `run_status_disagrees`; the log's WARNING:
+    `agents.control_sequences.observe_run_status`."""
+    point = cfg.plants[plant].endpoint(s.transport).points.get("run_status")
+    counts, state = (s.observed.get(plant) or {}).get("run_status"), s.transition.get(plant)
+    running = None if counts is None or point is None else reports_running({"run_status": counts}, point)
+    return (state == "running" and running is False) or (state == "stopped" and running is True)
+
+
+def state_words(cfg: AppConfig, s: Snapshot, plant: str) -> str:
+    """`Running`, `Stopped`, ... and, where the plant's run status says otherwise (`run_status_disagrees`),
+    `Running (plant run status: not running)` or `Stopped (plant run status: running)`."""
+    state = s.transition.get(plant)
+    words = STATE_WORDS.get(state, "Unknown")
+    if run_status_disagrees(cfg, s, plant):
+        words += f" (plant run status: {'not running' if state == 'running' else 'running'})"
+    return words
 
 
 def run_status_text(cfg: AppConfig, s: Snapshot, plant: str, counts: int | None, read_note: str = "") -> str:

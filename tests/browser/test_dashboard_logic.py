@@ -147,6 +147,29 @@ def test_the_state_line_and_api_state_say_the_run_status_where_the_map_has_one(t
     assert api_state_document(cfg, snap(sd))["plants"]["vrfb"]["run_status"] is None
 
 
+@pytest.mark.parametrize("transition, counts, words", [
+    ("running", 0, "Running (plant run status: not running)"), ("running", 1, "Running"),
+    ("stopped", 1, "Stopped (plant run status: running)"), ("stopped", 0, "Stopped"),
+    ("starting", 0, "Starting"), ("unknown", 1, "Unknown"), ("running", None, "Running")])
+def test_the_state_says_what_the_plant_run_status_says_where_it_disagrees(tmp_path, transition, counts, words):
+    """Review findings 5 and 6: `State: Running` beside `Run status: Not running (0)` (never
+    started), `State: Stopped` beside `Run status: Running` (it ignores the stop)."""
+    path = tmp_path / "config.yaml"
+    path.write_text("plants: {lib: {modbus: {local: {profile: lib-ems-ppc}}}}\n")
+    cfg = load_config(path)
+    sd = build_shared_data()
+    for pid in ("lib", "vrfb"):
+        sd["plant_transition_by_plant"][pid] = transition
+        sd["plant_observed_state_by_plant"][pid] = dict(sd["plant_observed_state_by_plant"][pid], run_status=counts,
+                                                        enable=int(transition == "running"), link="ok")
+    assert f"LIB | State: {words} | Scheduler gate" in views.state_line(cfg, snap(sd), "lib")
+    assert plant_summary.summary_cells(cfg, snap(sd), "lib")[1][0] == words
+    assert api_state_document(cfg, snap(sd))["plants"]["lib"]["run_status_disagrees"] is (words.endswith(")"))
+    # the default map has no run_status point: a stray value says nothing
+    assert views.state_words(cfg, snap(sd), "vrfb") == words.split(" (")[0]
+    assert api_state_document(cfg, snap(sd))["plants"]["vrfb"]["run_status_disagrees"] is False
+
+
 def test_plant_lines(cfg):
     sd = build_shared_data()
     sd["plant_transition_by_plant"]["lib"] = "running"

@@ -517,6 +517,7 @@ def test_api_state_fields_without_secrets_and_healthz(env, page):
             plant = state["plants"][pid]
             assert set(plant) == {
                 "scheduler_running", "transition", "recording_file", "enable", "run_status", "p_kw", "q_kvar", "soc_pu",
+                "run_status_disagrees",   # the state line's `(plant run status: …)`
                 "observed_age_s", "last_setpoint_p_kw", "last_setpoint_q_kvar", "last_setpoint_at",
                 "last_write_status", "target_p_kw", "target_q_kvar", "dispatch_reason", "link_status",
                 "sampler_link_status", "tracking", "forecast",
