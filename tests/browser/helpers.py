@@ -100,6 +100,19 @@ def start_app(cfg, with_logging: bool = False, clock=None):
     return app
 
 
+@contextlib.contextmanager
+def api_app(tmp: Path, password: str):
+    """(simulator, app): the bundled simulator with `password` and an API-mode app on it, both
+    stopped at the end, each only if it started."""
+    with contextlib.ExitStack() as stack:
+        sim = IstentoreSim(password)
+        stack.callback(sim.stop)
+        sim.start()
+        app = start_app(api_mode_config(tmp, sim.url))
+        stack.callback(stop_app, app)
+        yield sim, app
+
+
 def stop_app(app) -> None:
     try:
         app.shutdown("test end")

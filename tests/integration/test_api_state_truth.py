@@ -11,7 +11,6 @@ over one snapshot, what `/api/state` serves.
 """
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 
 import pytest
@@ -19,9 +18,8 @@ import pytest
 from dashboard import api_answers, views
 from dashboard.api_state import api_state_document
 from dashboard.snapshot import take_snapshot
-from tests.browser.helpers import api_mode_config, start_app, stop_app, wait_for
+from tests.browser.helpers import api_app, wait_for
 from tests.integration.test_metrics_truth import TZ, rig, run_until  # noqa: F401  (fixture)
-from tools.istentore_sim import IstentoreSim
 
 
 def doc_and_snapshot(app):
@@ -100,14 +98,8 @@ def test_the_api_state_says_what_the_api_line_says_while_posts_fail(tmp_path):
     failed …)`, and so does `api_connected`. A changed password: `api_password_rejected`, as the API
     tab's `Password set (rejected by the API)`. A running app (real time) against the simulator."""
     password = "state-Pa55"
-    stack = contextlib.ExitStack()
-    try:
-        sim = IstentoreSim(password)
-        sim.start()
-        stack.callback(sim.stop)
-        cfg = api_mode_config(tmp_path, sim.url)
-        app = start_app(cfg)
-        stack.callback(stop_app, app)
+    with api_app(tmp_path, password) as (sim, app):
+        cfg = app.cfg
 
         def doc_and_screen() -> tuple[dict, str, str]:
             snap = take_snapshot(app.sd, app.clock.now())
@@ -129,5 +121,3 @@ def test_the_api_state_says_what_the_api_line_says_while_posts_fail(tmp_path):
         wait_for(lambda: doc_and_screen()[0]["api_password_rejected"], 20, message="api_password_rejected")
         doc, _, status = doc_and_screen()
         assert "Password set (rejected by the API)" in status and doc["api_connected"] is False
-    finally:
-        stack.close()     # the app, then the simulator: each only if started

@@ -18,8 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.config import DashboardAuth
 from core.schedules import frame_from_rows
-from tools.istentore_sim import IstentoreSim
-from tests.browser.helpers import (api_mode_config, api_state, make_config, plant_registers, start_app, stop_app,
+from tests.browser.helpers import (api_app, api_state, make_config, plant_registers, start_app, stop_app,
                                    wait_for)
 from tests.helpers import elapsed_s, shift
 
@@ -160,14 +159,7 @@ def test_posting_and_fetch_metrics_follow_the_api_and_equal_api_state(tmp_path):
     """API mode with the simulator: the age of the last accepted post and of each fetched day window,
     and failed POST attempts counted while the API answers 503. The age of the API's last answer
     (the dashboard's `last answer`) has no sample before one, and grows while every post fails."""
-    stack = contextlib.ExitStack()
-    try:
-        sim = IstentoreSim(AUTH_PASSWORD)
-        sim.start()
-        stack.callback(sim.stop)
-        cfg = api_mode_config(tmp_path, sim.url)
-        app = start_app(cfg)
-        stack.callback(stop_app, app)
+    with api_app(tmp_path, AUTH_PASSWORD) as (sim, app):
         url = app.dashboard.url + "/metrics"
         assert value(scrape(url), "hil_api_last_answer_age_seconds") is None, "no password yet: never an answer"
         app.set_api_password(AUTH_PASSWORD)
@@ -190,8 +182,6 @@ def test_posting_and_fetch_metrics_follow_the_api_and_equal_api_state(tmp_path):
         assert 2 <= value(m, "hil_measurement_post_failures_total", plant="lib") <= failed
         age, lowest, highest = last_answer_age(app, url)
         assert lowest - 0.01 <= age <= highest + 0.01 and highest > 0.5, (age, lowest, highest)
-    finally:
-        stack.close()     # the app, then the simulator: each only if started
 
 
 def test_scrape_does_no_io_while_the_links_are_down(running):

@@ -11,7 +11,6 @@ time) against the Istentore simulator on 127.0.0.1, beside the dashboard's texts
 """
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -25,10 +24,9 @@ from dashboard import api_answers, views
 from dashboard.metrics import REASONS, SIGNAL_REASONS, render
 from dashboard.snapshot import take_snapshot
 from hil_scheduler import HilApp, Options
-from tests.browser.helpers import api_mode_config, start_app, stop_app, wait_for
+from tests.browser.helpers import api_app, wait_for
 from tests.helpers import make_cfg
 from tests.stepping import StepDriver
-from tools.istentore_sim import IstentoreSim
 
 TZ = ZoneInfo("Europe/Madrid")
 UTC = timezone.utc
@@ -241,14 +239,8 @@ def test_the_api_metrics_say_what_the_dashboards_api_line_says(tmp_path):
     API is not connected (`hil_api_connected` 0, as the top card). Then the API's password changes:
     `hil_api_password_rejected` 1, as the API tab's `Password set (rejected by the API)`."""
     password = "truth-Pa55"
-    stack = contextlib.ExitStack()
-    try:
-        sim = IstentoreSim(password)
-        sim.start()
-        stack.callback(sim.stop)
-        cfg = api_mode_config(tmp_path, sim.url)
-        app = start_app(cfg)
-        stack.callback(stop_app, app)
+    with api_app(tmp_path, password) as (sim, app):
+        cfg = app.cfg
 
         def screen() -> tuple[str, str]:
             snap = take_snapshot(app.sd, app.clock.now())
@@ -272,5 +264,3 @@ def test_the_api_metrics_say_what_the_dashboards_api_line_says(tmp_path):
                  message="hil_api_password_rejected 1")
         assert "Password set (rejected by the API)" in screen()[1]
         assert value(scrape(app), "hil_api_connected") == 0
-    finally:
-        stack.close()     # the app, then the simulator: each only if started
