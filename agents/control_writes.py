@@ -36,7 +36,7 @@ def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_cha
     if target_changed and not immediate and new:
         return _write_first(ctl, wanted, new, refused)
     try:
-        current = _read_taken(ctl, wanted, immediate)
+        current = _read_taken(ctl, wanted, immediate, [n for n in wanted if ctl._verified_words.get(n) == wanted[n]])
     except LinkError as exc:
         if ctl.link.link == "connect_failed":
             ctl._verified_words.clear()
@@ -134,12 +134,15 @@ def read_setpoints(ctl, immediate: bool) -> dict[str, list[int]]:
     return {n: words[n] for n in SETPOINT_POINTS}
 
 
-def _read_taken(ctl, wanted: dict, immediate: bool) -> dict[str, list[int]]:
+def _read_taken(ctl, wanted: dict, immediate: bool, written: list[str] | None = None) -> dict[str, list[int]]:
     """`read_setpoints`, a register that a plant rounding to its own resolution holds as the value
-    written (`core.dispatch.rounded_by_plant`) read as the words written; said once per point (INFO)."""
+    written (`core.dispatch.rounded_by_plant`) read as the words written; said once per point (INFO).
+    Only the points `written` (default: all of `wanted`) count so: a register holding another value
+    close to a new target (the old one, 26 kvar for 28) is written all the same."""
     read = read_setpoints(ctl, immediate)
     limits = ctl.plant.model.power_limits
-    rounded = rounded_by_plant(ctl.link.endpoint.points, wanted, read, limits)
+    names = wanted if written is None else written
+    rounded = rounded_by_plant(ctl.link.endpoint.points, {n: wanted[n] for n in names}, read, limits)
     for name, (held, written) in rounded.items():
         if ctl._episodes.begin(("rounded", name), ctl.clock.monotonic()):
             log.info("%s: the plant holds %s=%s %s when %s %s is written (its own resolution); counted as "

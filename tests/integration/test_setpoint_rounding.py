@@ -141,3 +141,23 @@ def test_a_plant_applying_another_p_than_written_is_said_once_per_episode(tmp_pa
         assert msgs(caplog, logging.INFO, "applies the p_setpoint written again") == [
             "LIB: the plant applies the p_setpoint written again"]
         assert len(msgs(caplog, logging.WARNING, "the plant applies")) == 1
+
+
+def test_a_new_target_close_to_the_value_held_is_written_all_the_same(tmp_path):
+    """The tolerance is for a value the plant was written: a register still holding the previous
+    step, 100 kW, when the next asks 102 kW (within 5 kW) is written, not taken as rounded (the full
+    suite's override test caught Q 26 kept for 28)."""
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        rig.store.publish_schedule("manual", "lib", manual_frame(100.0, 26.0))
+        rig.target(100.0, 26.0)
+        assert rig.run("start").status == "succeeded"
+        assert plant.get(P_SP) == [1000] and plant.get(Q_SP) == [260]
+        assert rig.run("hold").status == "succeeded"
+        rig.store.publish_schedule("manual", "lib", manual_frame(102.0, 28.0))
+        rig.target(102.0, 28.0)                       # the next step, while held
+        clock.advance(1.0)
+        rig.lib.step()
+        assert plant.get(P_SP) == [1000] and plant.get(Q_SP) == [260]
+        assert rig.run("resume").status == "succeeded"   # written at once (read first: a command's write)
+        assert plant.get(P_SP) == [1020] and plant.get(Q_SP) == [280]
+        assert rig.dispatch()["write_status"] == "ok"
