@@ -87,7 +87,8 @@ def test_a_register_further_off_than_the_tolerance_is_still_not_taken(tmp_path, 
 
 
 @pytest.mark.parametrize("written_kw, held_kw, rounded", [
-    (203.3, 203.0, True), (500.0, 505.0, True), (500.0, 505.1, False), (-500.0, -495.0, True), (0.0, 0.0, False)])
+    (203.3, 203.0, True), (500.0, 505.0, True), (500.0, 505.1, False), (-500.0, -495.0, True), (0.0, 0.0, False),
+    (0.0, 3.0, False), (0.0, -0.1, False)])
 def test_rounded_by_plant_is_within_half_a_percent_of_the_rating(written_kw, held_kw, rounded):
     from core.codec import encode
     from core.config import PowerLimits
@@ -161,3 +162,22 @@ def test_a_new_target_close_to_the_value_held_is_written_all_the_same(tmp_path):
         assert rig.run("resume").status == "succeeded"   # written at once (read first: a command's write)
         assert plant.get(P_SP) == [1020] and plant.get(Q_SP) == [280]
         assert rig.dispatch()["write_status"] == "ok"
+
+
+@pytest.mark.parametrize("running_kw", [3.0, 10.0, -4.9])
+def test_a_stop_from_a_power_within_the_tolerance_writes_zero(tmp_path, caplog, running_kw):
+    """The full suite caught it: a plant running at 10 kW (VRFB: within 0.5 % of 3000 kW) was not
+    written its stop's zero, the register read as if it held 0 rounded, and the stop waited for a
+    decay that never came (shutdown 5.1 s). A stop writes zero whatever it finds, and a register
+    not at zero after it is not taken."""
+    caplog.set_level(logging.INFO)
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        rig.store.publish_schedule("manual", "lib", manual_frame(running_kw, 0.0))
+        rig.target(running_kw, 0.0)
+        assert rig.run("start").status == "succeeded"
+        assert plant.get(P_SP) == [round(running_kw * 10) & 0xFFFF]
+        stop = rig.run("stop")
+        assert stop.status == "succeeded", stop.detail
+        assert plant.get(P_SP) == [0] and plant.get(ENABLE) == [0]
+        assert "threshold_reached=true" in " ".join(msgs(caplog, logging.INFO, "safe stop"))
+        assert not msgs(caplog, logging.INFO, "its own resolution")
