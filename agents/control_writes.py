@@ -36,7 +36,8 @@ def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_cha
     if target_changed and not immediate and new:
         return _write_first(ctl, wanted, new, refused)
     try:
-        current = _read_taken(ctl, wanted, immediate, [n for n in wanted if ctl._verified_words.get(n) == wanted[n]])
+        verified = [n for n in wanted if ctl._verified_words.get(n) == wanted[n]]
+        current = _read_taken(ctl, wanted, immediate, verified)
     except LinkError as exc:
         if ctl.link.link == "connect_failed":
             ctl._verified_words.clear()
@@ -143,11 +144,11 @@ def _read_taken(ctl, wanted: dict, immediate: bool, written: list[str] | None = 
     limits = ctl.plant.model.power_limits
     names = wanted if written is None else written
     rounded = rounded_by_plant(ctl.link.endpoint.points, {n: wanted[n] for n in names}, read, limits)
-    for name, (held, written) in rounded.items():
+    for name, (held, value) in rounded.items():
         if ctl._episodes.begin(("rounded", name), ctl.clock.monotonic()):
             log.info("%s: the plant holds %s=%s %s when %s %s is written (its own resolution); counted as "
                      "taken: within %g %% of the rated %s %s", ctl.name, name, format_value(held),
-                     SETPOINT_UNITS[name], format_value(written), SETPOINT_UNITS[name], TAKEN_WITHIN_PU * 100,
+                     SETPOINT_UNITS[name], format_value(value), SETPOINT_UNITS[name], TAKEN_WITHIN_PU * 100,
                      format_value(rating(limits, name)), SETPOINT_UNITS[name])
     _log_not_applied(ctl, wanted)
     return {**read, **{name: wanted[name] for name in rounded}}
