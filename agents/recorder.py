@@ -46,7 +46,6 @@ from core.recording import (ForeignFileError, Row, append_lines, format_row, lat
                             set_aside, tail_row_or_none)
 from core.recording_spans import PlantSpan
 from core.timeutil import format_local_iso
-from core.tracking_alarm import stop_reason
 
 log = logging.getLogger("hil.recorder")
 
@@ -411,13 +410,12 @@ class Recorder:
             transition = self.sd["plant_transition_by_plant"][pid]
             gate = bool(self.sd["scheduler_running_by_plant"][pid])
         tracking = rec.tracker.update(sample.ts, sample.values["p_setpoint_kw"], sample.values["p_poi_kw"],
-                                      dispatching=transition == "running" and gate)
+                                      dispatching=transition == "running" and gate,
+                                      p_battery_kw=sample.values["battery_active_power_kw"])
         tracking = {k: self._iso(v) if isinstance(v, datetime) else v for k, v in tracking.items()}
         tracking["at"] = self._iso(sample.ts)
-        if rec.tracker.event == "start":
-            log.warning(rec.tracker.alarm.message_start(rec.name))
-        elif rec.tracker.event == "end":
-            log.info(rec.tracker.alarm.message_end(rec.name, stop_reason(transition)))
+        for level, text in rec.tracker.log_lines(rec.name, transition):
+            log.log(logging.getLevelName(level), text)
         with self.sd["lock"]:
             self.sd["dispatch_tracking_by_plant"][pid] = tracking
 

@@ -13,7 +13,9 @@ Sample times are aware datetimes.
 The tracking alarm (issue 16, `core/tracking_alarm.py`) watches the same samples: `event` is
 `"start"` or `"end"` after the update that began or ended a not-following episode (else None), and
 the published dict carries `alarm` (bool) and `alarm_since` (None, or the time of the episode's first
-sample outside the band: when the plant stopped following, the alarm's delay before it fired).
+sample outside the band: when the plant stopped following, the alarm's delay before it fired). With
+the same band and delay, battery P is held against POI P at every sample (`BatteryPoiCheck`,
+`battery_event`); `log_lines` gives what both began or ended, for the recorder to log.
 Not thread-safe: one instance per plant, owned by the recorder thread.
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from datetime import date, datetime, tzinfo
 
 from core.timeutil import from_epoch
-from core.tracking_alarm import DEFAULT_DELAY_S, TrackingAlarm, default_band_kw
+from core.tracking_alarm import DEFAULT_DELAY_S, BatteryPoiCheck, TrackingAlarm, default_band_kw, stop_reason
 
 TRACKING_FLOOR_KW = 1.0
 TRACKING_FRACTION = 0.02
@@ -35,6 +37,8 @@ class DispatchTracker:
         self.tolerance_kw = max(TRACKING_FLOOR_KW, TRACKING_FRACTION * p_limit_kw)
         band = default_band_kw(p_limit_kw, 0.0) if alarm_band_kw is None else alarm_band_kw
         self.alarm = TrackingAlarm(band, alarm_delay_s)
+        self.battery_check = BatteryPoiCheck(band, alarm_delay_s)
+        self.battery_event: str | None = None
         self.alarm_since: datetime | None = None
         self.event: str | None = None
         self.max_dt_s = 2 * float(period_s)
@@ -45,7 +49,8 @@ class DispatchTracker:
         self.deviation_kwh = 0.0
         self.abs_deviation_kwh = 0.0
 
-    def update(self, ts: datetime, setpoint_kw: float | None, p_poi_kw: float | None, dispatching: bool) -> dict:
+    def update(self, ts: datetime, setpoint_kw: float | None, p_poi_kw: float | None, dispatching: bool,
+               p_battery_kw: float | None = None) -> dict:
         """The tracking after one good sample at `ts` (a missing value, e.g. the meter down, integrates nothing
         and breaks the integration like a gap; error_kw and tracking_ok are then None):
         `{date, setpoint_kw, p_poi_kw, error_kw, deviation_kwh, abs_deviation_kwh, tracking_ok, alarm,
@@ -69,6 +74,7 @@ class DispatchTracker:
         else:
             self.prev_s = None
         self.event = self.alarm.update(ts.timestamp(), dispatching, setpoint_kw, p_poi_kw)
+        self.battery_event = self.battery_check.update(ts.timestamp(), True, p_battery_kw, p_poi_kw)
         if self.event == "start":
             self.alarm_since = from_epoch(self.alarm.outside_since_s, ts.tzinfo)
         elif self.event == "end":
@@ -77,6 +83,18 @@ class DispatchTracker:
                 "error_kw": error_kw, "deviation_kwh": self.deviation_kwh,
                 "abs_deviation_kwh": self.abs_deviation_kwh, "tracking_ok": tracking_ok,
                 "alarm": self.alarm.active, "alarm_since": self.alarm_since, "counting_since": self.counting_since}
+
+
+    def log_lines(self, plant_name: str, transition: str) -> list[tuple[str, str]]:
+        """(level, text) of what the last update began or ended: the tracking alarm's WARNING / INFO
+        (`transition`: the plant's, for why an alarm ended) and the battery-POI check's."""
+        lines = []
+        for event, alarm in ((self.event, self.alarm), (self.battery_event, self.battery_check)):
+            if event == "start":
+                lines.append(("WARNING", alarm.message_start(plant_name)))
+            elif event == "end":
+                lines.append(("INFO", alarm.message_end(plant_name, stop_reason(transition))))
+        return lines
 
 
 LIVE_KEYS = ("setpoint_kw", "p_poi_kw", "error_kw", "tracking_ok")

@@ -66,6 +66,22 @@ class TrackingAlarm:
         return f"{plant_name} tracking alarm ended: {why_stopped} (not following for {self.not_following_s:.0f} s)"
 
 
+@dataclass
+class BatteryPoiCheck(TrackingAlarm):
+    """Battery P against POI P, whether dispatched or not (update with `running` True): apart by more
+    than `band_kw` for `delay_s`, a p_battery point in the wrong unit, scale or sign is the likely
+    cause (a commissioning review: battery 0.2 kW beside POI 201 kW, and a safe stop, which judges
+    the decay on battery P, disabled the plant at full power). `p_setpoint_kw` holds battery P here."""
+
+    def message_start(self, plant_name: str) -> str:
+        return (f"{plant_name}: battery P {self.p_setpoint_kw:.1f} kW and POI P {self.p_poi_kw:.1f} kW differ by "
+                f"more than {self.band_kw:g} kW for {self.delay_s:g} s: check the p_battery point's unit, scale "
+                "and sign (a safe stop judges the decay on battery P)")
+
+    def message_end(self, plant_name: str, why_stopped: str = "") -> str:
+        return f"{plant_name}: battery P and POI P agree again ({self.p_setpoint_kw:.1f} kW, {self.p_poi_kw:.1f} kW)"
+
+
 def stop_reason(transition: str) -> str:
     """Why a plant is not dispatched, for the alarm's end, from its transition (`starting`,
     `running` with the dispatch gate closed, `stopping`, `stopped`, `unknown`)."""

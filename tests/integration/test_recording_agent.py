@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import types
 import io
 import logging
 import re
@@ -810,6 +811,30 @@ def test_tracking_alarm_when_a_saturated_plant_cannot_follow(rig_factory, caplog
     assert [(r.levelname, r.getMessage()) for r in ends] == [
         ("INFO", "LIB following again: setpoint -200 kW, POI -200 kW")]
     assert rig.sd["dispatch_tracking_by_plant"]["vrfb"]["alarm"] is False
+
+
+def test_a_battery_p_point_in_another_unit_than_the_device_is_said_after_the_delay(rig_factory, caplog):
+    """Commissioning review, finding 2: a p_battery point read at 0.1 kW per count from a device that
+    counts 100 kW recorded battery 0.5 kW beside POI about 500 kW without a word, and a safe stop,
+    judging decay on battery P, disabled the plant at full power. The emulator here counts p_battery
+    at 100 kW (a scale the recorder's config does not share): one WARNING after 30 s."""
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    rig.stop_emulator()
+    lib = rig.cfg.plants["lib"]
+    points = {**lib.local.points, "p_battery": dataclasses.replace(lib.local.points["p_battery"], scale=100.0)}
+    rig.cfg = dataclasses.replace(rig.cfg, plants={**rig.cfg.plants, "lib": dataclasses.replace(
+        lib, local=dataclasses.replace(lib.local, points=types.MappingProxyType(points)))})
+    rig.start_emulator()                                 # the device: p_battery in 100 kW counts
+    rig.set_setpoint("lib", 500.0, enable=1)
+    caplog.set_level(logging.INFO, logger="hil.recorder")
+    rig.run(20)
+    assert not [r for r in caplog.records if "battery P" in r.getMessage()], "not before 30 s"
+    rig.run(20)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "battery P" in r.getMessage()]
+    assert len(said) == 1 and said[0][0] == "WARNING", said
+    assert said[0][1] == ("LIB: battery P 0.5 kW and POI P 500.0 kW differ by more than 50 kW for 30 s: check the "
+                          "p_battery point's unit, scale and sign (a safe stop judges the decay on battery P)")
+    assert not [r for r in caplog.records if "battery P" in r.getMessage() and "vrfb" in r.getMessage().lower()]
 
 
 @pytest.mark.parametrize("transition, gate, reason", [("stopping", False, "plant stopping"),

@@ -90,3 +90,50 @@ def test_stop_reason_table(transition, reason):
     assert stop_reason(transition) == reason
     assert TrackingAlarm(25.0, ended_by="stopped", not_following_s=12.0).message_end("LIB", reason) == (
         f"LIB tracking alarm ended: {reason} (not following for 12 s)")
+
+
+# --- battery P against POI P (commissioning review: a p_battery point in W on a device in kW) ---------------
+
+from datetime import datetime, timedelta   # noqa: E402
+from zoneinfo import ZoneInfo              # noqa: E402
+
+from core.dispatch_tracking import DispatchTracker   # noqa: E402
+
+MADRID = ZoneInfo("Europe/Madrid")
+T0 = datetime(2026, 6, 1, 10, 0, tzinfo=MADRID)
+
+
+def battery_lines(samples, dispatching=True):
+    """The tracker's log lines per sample `(s, setpoint, poi, battery)`, LIB rated 1000 kW (band 50 kW)."""
+    tracker = DispatchTracker(1000.0, 1.0, MADRID)
+    out = []
+    for s, sp, poi, bat in samples:
+        tracker.update(T0 + timedelta(seconds=s), sp, poi, dispatching, p_battery_kw=bat)
+        out.append([text for level, text in tracker.log_lines("LIB", "running") if "battery P" in text])
+    return out
+
+
+def test_battery_p_far_from_poi_p_is_one_warning_after_the_delay_and_one_info_when_they_agree():
+    lines = battery_lines([(0, 200, 201, 0.2), (29, 200, 201, 0.2), (30, 200, 201, 0.2), (45, 200, 201, 0.2),
+                           (46, 200, 201, 204.5)])
+    assert lines[:2] == [[], []] and lines[3] == []
+    assert lines[2] == ["LIB: battery P 0.2 kW and POI P 201.0 kW differ by more than 50 kW for 30 s: check the "
+                        "p_battery point's unit, scale and sign (a safe stop judges the decay on battery P)"]
+    assert lines[4] == ["LIB: battery P and POI P agree again (204.5 kW, 201.0 kW)"]
+
+
+@pytest.mark.parametrize("samples", [
+    [(0, 500, 480, 500), (60, 500, 455, 500)],            # losses and aux within the band (50 kW)
+    [(0, 0, -20, 0), (60, 0, -20, 0)],                    # a stopped plant's aux load at the POI
+    [(0, 200, 201, None), (60, 200, 201, None)],          # no battery reading: nothing to compare
+    [(0, 200, None, 0.2), (60, 200, None, 0.2)],          # the meter down
+])
+def test_battery_and_poi_p_close_or_unknown_say_nothing(samples):
+    assert battery_lines(samples) == [[]] * len(samples)
+
+
+def test_battery_p_is_checked_when_the_plant_is_not_dispatched_too():
+    """The wrong sign of a p_battery point: -400 kW beside +401 kW, the gate off (a plant run at
+    its own panel), said all the same; the tracking alarm itself stays quiet (not dispatched)."""
+    lines = battery_lines([(0, 400, 401, -400), (30, 400, 401, -400)], dispatching=False)
+    assert lines[1] and lines[1][0].startswith("LIB: battery P -400.0 kW and POI P 401.0 kW differ by more than 50 kW")
