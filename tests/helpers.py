@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import random
 import resource
 import signal
@@ -40,7 +41,21 @@ P_BAT, Q_BAT, SOC = 270, 272, 281
 # Test ports come from below the kernel's ephemeral range (32768-60999 on Linux): a port a test
 # keeps closed for a while (a dead plant or API that comes back later) can then not be taken by an
 # outgoing connection's source port or by another test worker's `bind(0)` in the meantime.
-TEST_PORTS = range(20000, 32768)
+# Each pytest-xdist worker draws from its own slice, so two workers never pick the same port between
+# one's pick and its bind (a full run failed on `Address already in use` so, once).
+_ALL_TEST_PORTS = range(20000, 32768)
+
+
+def _worker_ports(worker: str | None, count: str | None) -> range:
+    """The slice of _ALL_TEST_PORTS of xdist worker `worker` (`gw<k>`) of `count`; all of it outside xdist."""
+    if not worker or not worker.startswith("gw") or not (count or "").isdigit() or int(count) < 1:
+        return _ALL_TEST_PORTS
+    k, n = int(worker[2:]), int(count)
+    size = len(_ALL_TEST_PORTS) // n
+    return range(_ALL_TEST_PORTS.start + k * size, _ALL_TEST_PORTS.start + (k + 1) * size)
+
+
+TEST_PORTS = _worker_ports(os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT"))
 _port_rng = random.SystemRandom()
 
 
@@ -57,7 +72,7 @@ def _bind_test_port(exclude: frozenset[int]) -> socket.socket:
             s.close()
             continue
         return s
-    raise RuntimeError("no free test port in 20000-32767")
+    raise RuntimeError(f"no free test port in {TEST_PORTS.start}-{TEST_PORTS.stop - 1}")
 
 
 def free_port(exclude: frozenset[int] = frozenset()) -> int:
