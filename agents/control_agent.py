@@ -87,7 +87,7 @@ class PlantController:
         self._target_lock = threading.Lock()
         self._target_seen: Target | None = None      # last target the dispatch check used
         self._last_wanted: tuple[float, float] | None = None  # P/Q that check wanted
-        self._verified_words: dict[str, list[int]] = {}
+        self._verified_words, self._rounded_words = {}, {}   # point -> words; point -> (written, held): control_writes
         self._not_applied: dict[str, float] = {}   # see _read_setpoints
         self._episodes = Episodes()   # external change, expired target, refused values: logged once
         self._breakpoints = BreakpointWatch(target_expiry_s(cfg.timing.scheduler_period_s))  # lateness

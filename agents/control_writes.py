@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from agents.modbus_link import LinkError
-from core.codec import decode
+from core.codec import decode, decode_shortest
 from core.dispatch import (SETPOINT_UNITS, TAKEN_WITHIN_PU, changed_externally, differing, encode_setpoints,
                            not_taken_text, rating, rounded_by_plant, words_text, write_status)
 from core.points import SETPOINT_POINTS, applied_values, readback_points
@@ -36,8 +36,7 @@ def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_cha
     if target_changed and not immediate and new:
         return _write_first(ctl, wanted, new, refused)
     try:
-        verified = [n for n in wanted if ctl._verified_words.get(n) == wanted[n]]
-        current = _read_taken(ctl, wanted, immediate, verified)
+        current = _read_taken(ctl, wanted, immediate)
     except LinkError as exc:
         if ctl.link.link == "connect_failed":
             ctl._verified_words.clear()
@@ -54,7 +53,7 @@ def write_setpoints(ctl, p_kw: float, q_kvar: float, immediate: bool, target_cha
         if changed_externally(differ, ctl._verified_words, wanted, target_changed):
             _warn_external(ctl, differ[0], current, wanted)
     errors = ctl.link.write_points(wanted, differ, immediate)
-    return _verify(ctl, wanted, errors, refused)
+    return _verify(ctl, wanted, errors, refused, sent=differ)
 
 
 def _write_first(ctl, wanted: dict, new: list[str], refused: list) -> str:
@@ -68,26 +67,27 @@ def _write_first(ctl, wanted: dict, new: list[str], refused: list) -> str:
         ctl._verified_words.clear()
         return _record_write(ctl, "failed", None, list(errors.values())[-1], wrote=new[0] not in errors)
     try:
-        after = _read_taken(ctl, wanted, immediate=False)
+        after = _read_taken(ctl, wanted, immediate=False, sent=[n for n in new if n not in errors])
     except LinkError as exc:
         ctl._verified_words.clear()
         return _record_write(ctl, "failed", None, str(exc), wrote=True,
                              problem=_unread(ctl, wanted, errors, exc, refused))
     rest = [n for n in SETPOINT_POINTS if n in wanted and n not in new and after[n] != wanted[n]]
     if not rest:
-        return _verify(ctl, wanted, errors, refused, after)
+        return _verify(ctl, wanted, errors, refused, after=after)
     if changed_externally(rest, ctl._verified_words, wanted, False):
         _warn_external(ctl, rest[0], after, wanted)
-    return _verify(ctl, wanted, errors | ctl.link.write_points(wanted, rest, immediate=False), refused)
+    return _verify(ctl, wanted, errors | ctl.link.write_points(wanted, rest, immediate=False), refused,
+                   sent=new + rest)
 
 
-def _verify(ctl, wanted: dict, errors: dict, refused: list, after: dict | None = None) -> str:
-    """After the writes (`errors`: the points that did not go out): read back (unless `after` was
-    just read) and remember the points verified on the plant; record and return the status."""
+def _verify(ctl, wanted: dict, errors: dict, refused: list, sent: list[str] = (), after: dict | None = None) -> str:
+    """After the writes of `sent` (`errors`: the points that did not go out): read back (unless
+    `after` was just read) and remember the points verified on the plant; record and return the status."""
     error = list(errors.values())[-1] if errors else None
     if after is None:
         try:
-            after = _read_taken(ctl, wanted, immediate=False)
+            after = _read_taken(ctl, wanted, immediate=False, sent=[n for n in sent if n not in errors])
         except LinkError as exc:
             ctl._verified_words.clear()
             return _record_write(ctl, "failed", None, error or str(exc), wrote=True,
@@ -135,23 +135,26 @@ def read_setpoints(ctl, immediate: bool) -> dict[str, list[int]]:
     return {n: words[n] for n in SETPOINT_POINTS}
 
 
-def _read_taken(ctl, wanted: dict, immediate: bool, written: list[str] | None = None) -> dict[str, list[int]]:
+def _read_taken(ctl, wanted: dict, immediate: bool, sent: list[str] = ()) -> dict[str, list[int]]:
     """`read_setpoints`, a register that a plant rounding to its own resolution holds as the value
-    written (`core.dispatch.rounded_by_plant`) read as the words written; said once per point (INFO).
-    Only the points `written` (default: all of `wanted`) count so: a register holding another value
-    close to a new target (the old one, 26 kvar for 28) is written all the same."""
+    written read as the words written: a point just `sent` (written, acknowledged) within the
+    tolerance of `core.dispatch.rounded_by_plant` (its words remembered; one INFO per point), and a
+    point verified so before holding those very words. Anything else (a refused write, a register
+    changed or reverted since, the previous step beside a new one) is compared exactly."""
     read = read_setpoints(ctl, immediate)
     limits = ctl.plant.model.power_limits
-    names = wanted if written is None else written
-    rounded = rounded_by_plant(ctl.link.endpoint.points, {n: wanted[n] for n in names}, read, limits)
+    taken = {n: wanted[n] for n in wanted if ctl._verified_words.get(n) == wanted[n]
+             and ctl._rounded_words.get(n) == (wanted[n], read[n])}
+    rounded = rounded_by_plant(ctl.link.endpoint.points, {n: wanted[n] for n in sent}, read, limits)
     for name, (held, value) in rounded.items():
+        ctl._rounded_words[name], taken[name] = (wanted[name], read[name]), wanted[name]
         if ctl._episodes.begin(("rounded", name), ctl.clock.monotonic()):
             log.info("%s: the plant holds %s=%s %s when %s %s is written (its own resolution); counted as "
                      "taken: within %g %% of the rated %s %s", ctl.name, name, format_value(held),
                      SETPOINT_UNITS[name], format_value(value), SETPOINT_UNITS[name], TAKEN_WITHIN_PU * 100,
                      format_value(rating(limits, name)), SETPOINT_UNITS[name])
     _log_not_applied(ctl, wanted)
-    return {**read, **{name: wanted[name] for name in rounded}}
+    return {**read, **taken}
 
 
 def _log_not_applied(ctl, wanted: dict) -> None:
@@ -202,7 +205,7 @@ def _record_write(ctl, status: str, words: dict | None, error: str | None, wrote
     fields |= {"write_failed_at": format_local_iso(ctl.clock.now())} if status == "failed" else {}
     ctl._check_wrote = wrote
     if words is not None:
-        verified = {n: decode(points[n], words[n]) for n in ctl._verified_words}
+        verified = {n: decode_shortest(points[n], words[n]) for n in ctl._verified_words}
         if "p_setpoint" in verified:
             fields["last_written_p_kw"] = verified["p_setpoint"]
         if "q_setpoint" in verified:

@@ -84,8 +84,9 @@ def rounded_by_plant(points: Mapping[str, Point], wanted: Mapping[str, list[int]
     """Per setpoint point whose register `read` holds the value written (`wanted`) only to within
     TAKEN_WITHIN_PU of the plant's rating for that signal (`limits`: its `PowerLimits`), as a plant
     keeping its own resolution does (whole kW): `(value read, value written)`. Such a register
-    counts as holding the value (docs/DECISIONS.md, "A plant that rounds a setpoint"); a zero (a
-    stop's) never does: any resolution holds it exactly."""
+    counts as holding the value (docs/DECISIONS.md, "A plant that rounds a setpoint") when it has the
+    sign of the value written: a written zero (a stop's) holds exactly, and a register at zero or of
+    the other sign was clamped or changed, not rounded."""
     out = {}
     for name in SETPOINT_POINTS:
         if name not in wanted or read[name] == wanted[name]:
@@ -94,8 +95,8 @@ def rounded_by_plant(points: Mapping[str, Point], wanted: Mapping[str, list[int]
             held, written = decode(points[name], read[name]), decode(points[name], wanted[name])
         except CodecError:
             continue
-        if written != 0 and abs(held - written) <= TAKEN_WITHIN_PU * rating(limits, name):
-            out[name] = (held, written)   # zero is on every resolution's grid: a stop's zero holds exactly
+        if held * written > 0 and abs(held - written) <= TAKEN_WITHIN_PU * rating(limits, name):
+            out[name] = (held, written)   # rounding keeps the sign, and zero is on every resolution's grid
     return out
 
 

@@ -38,7 +38,7 @@ class TrackingAlarm:
         if p_setpoint_kw is None or p_poi_kw is None:
             return None
         self.p_setpoint_kw, self.p_poi_kw = p_setpoint_kw, p_poi_kw
-        if abs(p_poi_kw - p_setpoint_kw) <= self.band_kw:
+        if not self.apart(p_setpoint_kw, p_poi_kw):
             return self._clear(now_s, "following")
         if self.outside_since_s is None:
             self.outside_since_s = now_s
@@ -46,6 +46,10 @@ class TrackingAlarm:
             self.active = True
             return "start"
         return None
+
+    def apart(self, a_kw: float, b_kw: float) -> bool:
+        """Whether two readings count as apart: by more than the band."""
+        return abs(b_kw - a_kw) > self.band_kw
 
     def _clear(self, now_s: float, ended_by: str) -> str | None:
         since_s, self.outside_since_s = self.outside_since_s, None
@@ -68,10 +72,16 @@ class TrackingAlarm:
 
 @dataclass
 class BatteryPoiCheck(TrackingAlarm):
-    """Battery P against POI P, whether dispatched or not (update with `running` True): apart by more
-    than `band_kw` for `delay_s`, a p_battery point in the wrong unit, scale or sign is the likely
-    cause (a commissioning review: battery 0.2 kW beside POI 201 kW, and a safe stop, which judges
-    the decay on battery P, disabled the plant at full power). `p_setpoint_kw` holds battery P here."""
+    """Battery P against POI P, whether dispatched or not (update with `running` True): apart for
+    `delay_s` as a point in the wrong unit, scale or sign makes them (a commissioning review: battery
+    0.2 kW beside POI 201 kW, and a safe stop, which judges the decay on battery P, disabled the plant
+    at full power), not as losses and aux loads do: more than `band_kw` apart, the larger beyond twice
+    the band, and of opposite signs or one under half the other. `p_setpoint_kw` holds battery P."""
+
+    def apart(self, a_kw: float, b_kw: float) -> bool:
+        small, large = sorted((abs(a_kw), abs(b_kw)))
+        return (abs(b_kw - a_kw) > self.band_kw and large > 2 * self.band_kw
+                and (a_kw * b_kw < 0 or small < 0.5 * large))
 
     def message_start(self, plant_name: str) -> str:
         return (f"{plant_name}: battery P {self.p_setpoint_kw:.1f} kW and POI P {self.p_poi_kw:.1f} kW differ by "

@@ -181,3 +181,90 @@ def test_a_stop_from_a_power_within_the_tolerance_writes_zero(tmp_path, caplog, 
         assert plant.get(P_SP) == [0] and plant.get(ENABLE) == [0]
         assert "threshold_reached=true" in " ".join(msgs(caplog, logging.INFO, "safe stop"))
         assert not msgs(caplog, logging.INFO, "its own resolution")
+
+
+# --- the review of this tolerance (its reproducers, each failing on its first two versions) -----------
+# A refused write, a register changed outside the program, a clamp to zero: none is rounding.
+
+
+def _p_writes(plant) -> int:
+    return len([r for r in plant.requests if r[1] in (6, 16) and r[2] == P_SP])
+
+
+def _checks(rig, clock, p, q=0.0, n=5):
+    for _ in range(n):
+        rig.target(p, q)
+        clock.advance(1.0)
+        rig.lib.step()
+
+
+def test_a_refused_write_near_the_value_held_is_not_ok_and_is_retried(tmp_path, caplog):
+    """A plant refusing a P write (Modbus exception 4) whose register still holds the previous step
+    within 5 kW: the refused write is no rounding; it is not `ok` and is retried at the next check
+    (it was `ok`, remembered as written and never retried)."""
+    caplog.set_level(logging.INFO)
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        rig.store.publish_schedule("manual", "lib", manual_frame(100.0, 0.0))
+        rig.target(100.0, 0.0)
+        assert rig.run("start").status == "succeeded"
+        assert plant.get(P_SP) == [1000]
+        plant.hook = lambda fc, addr, values: ("exc", 4) if fc in (6, 16) and addr == P_SP else None
+        _checks(rig, clock, 104.0, n=1)
+        st = rig.dispatch()
+        plant.hook = None                                # the plant takes writes again
+        before = _p_writes(plant)
+        _checks(rig, clock, 104.0, n=5)
+        assert (st["write_status"], st["setpoint_problem"]) == ("partial", "P refused (exception 4)")
+        assert _p_writes(plant) > before and plant.get(P_SP) == [1040], "retried once the plant takes it"
+
+
+@pytest.mark.parametrize("target_kw, register_raw", [(4.0, 0), (-2.0, 20), (4.5, (-5) & 0xFFFF)])
+def test_a_register_zeroed_or_flipped_near_a_small_target_is_rewritten_with_a_warning(tmp_path, caplog, target_kw,
+                                                                                     register_raw):
+    """A dispatched plant at a small target whose register is zeroed (the emulator's comm-loss
+    reversion, components 3.4; a panel) or flipped in sign: components 4.3 step 5 asks for a rewrite
+    and one WARNING; rounding can never turn 4 kW into 0 or -2 kW into +2."""
+    caplog.set_level(logging.INFO)
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        rig.store.publish_schedule("manual", "lib", manual_frame(target_kw, 0.0))
+        rig.target(target_kw, 0.0)
+        assert rig.run("start").status == "succeeded"
+        _checks(rig, clock, target_kw, n=2)
+        plant.set(P_SP, [register_raw])
+        before = _p_writes(plant)
+        _checks(rig, clock, target_kw, n=5)
+        assert msgs(caplog, logging.WARNING, "changed externally"), "no external-change WARNING"
+        assert _p_writes(plant) > before and plant.get(P_SP) == [round(target_kw * 10) & 0xFFFF], "not rewritten"
+
+
+def test_a_start_whose_small_setpoint_is_refused_fails(tmp_path, caplog):
+    """A plant refusing setpoint writes while disabled (exception 4), holding 0: a start at 3 kW
+    fails at `setpoint` and rolls back (it succeeded, reported ok with the register at 0)."""
+    caplog.set_level(logging.INFO)
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        plant.hook = lambda fc, addr, values: ("exc", 4) if (fc in (6, 16) and addr in (P_SP, Q_SP)
+                                                            and plant.regs[ENABLE] != 1) else None
+        rig.store.publish_schedule("manual", "lib", manual_frame(3.0, 0.0))
+        rig.target(3.0, 0.0)
+        cmd = rig.run("start")
+        assert cmd.status == "failed" and "setpoint" in cmd.detail, cmd.detail
+        assert plant.get(ENABLE) == [0] and plant.get(P_SP) == [0]
+
+
+def test_a_plant_clamping_a_small_charge_to_zero_is_not_taken(tmp_path, caplog):
+    """A plant that clamps a charge setpoint to 0 (full SoC) keeps `not taken` (DECISIONS: "keeps `not
+    taken` for a plant clamping or ignoring a value"): -4 kW held as 0 is no rounding."""
+    caplog.set_level(logging.INFO)
+    with faulty_lib_rig(tmp_path) as (rig, plant, clock):
+        rig.store.publish_schedule("manual", "lib", manual_frame(50.0, 0.0))
+        rig.target(50.0, 0.0)
+        assert rig.run("start").status == "succeeded"
+
+        def clamp(fc, addr, values):
+            if fc in (6, 16) and addr == P_SP and values and values[0] >= 32768:
+                values[0] = 0
+            return None
+        plant.hook = clamp
+        _checks(rig, clock, -4.0, n=3)
+        st = rig.dispatch()
+        assert msgs(caplog, logging.WARNING, "not taken"), "a clamp to 0 of a charge setpoint is silent"

@@ -137,3 +137,18 @@ def test_battery_p_is_checked_when_the_plant_is_not_dispatched_too():
     its own panel), said all the same; the tracking alarm itself stays quiet (not dispatched)."""
     lines = battery_lines([(0, 400, 401, -400), (30, 400, 401, -400)], dispatching=False)
     assert lines[1] and lines[1][0].startswith("LIB: battery P -400.0 kW and POI P 401.0 kW differ by more than 50 kW")
+
+
+@pytest.mark.parametrize("battery, poi, apart", [
+    (3000, 2840, False),     # VRFB at full power, 5 % losses and aux: one reading, not a wrong point
+    (0, -40, False),         # a stopped VRFB's pumps at the POI
+    (0, -90, False),         # ... heavier aux, still under twice the band (2 x 50 kW here)
+    (0, -140, True),         # beyond it: a stopped plant does not draw that much
+    (0.5, 500, True),        # p_battery read at 1/1000: W for kW
+    (500000, 500, True),     # ... or the other way round
+    (-400, 401, True),       # the sign convention of the point reversed
+    (250, 500, False), (240, 500, True),   # half the other is the bound
+])
+def test_battery_and_poi_p_apart_only_as_a_wrong_point_makes_them(battery, poi, apart):
+    from core.tracking_alarm import BatteryPoiCheck
+    assert BatteryPoiCheck(band_kw=50.0, delay_s=30.0).apart(battery, poi) is apart
