@@ -7,13 +7,18 @@ against a real HilApp whose REMOTE LIB is a `tests/faulty_plant.FaultyPlant` on 
    the summary `NOT DISPATCHED`; once it answers, the stop is sent and the card says `stopped`.
 3. A transport switch to LOCAL cannot stop the REMOTE plant (it answers busy): the card's warning
    line says it may still run on REMOTE, also after another command.
+4. The plant's own run status disagrees (commissioning review): it never reports running after a
+   Start, or still reports running after a Stop; the state says so on the card and the summary.
 Screenshots at 1400x1000, 1280x720 and 390x844 go to test-artifacts/screenshots/.
 """
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 
 import pytest
+
+from core.points import build_point_map
 
 from tests.browser.helpers import Page, api_state, browser_module, publish_manual, settled_page, wait_for
 from tests.browser import test_screen_truth_status as screen_truth_status
@@ -26,12 +31,26 @@ P_SETPOINT = 86
 _PORT = free_port()   # REMOTE LIB's port, bound by the `plant` fixture before the app starts
 
 
+RUN_STATUS = 280   # REMOTE LIB's run status point (1 running, 0 not), as a profile maps one
+
+
 class _PoiPlant(FaultyPlant):
-    """A FaultyPlant whose POI follows its battery (P, Q), at SoC 0.5 and V 1.0 pu."""
+    """A FaultyPlant whose POI follows its battery (P, Q), at SoC 0.5 and V 1.0 pu, and whose run
+    status follows `enable` unless `run_status_stuck` holds a value (a plant that refuses to start, or
+    ignores a stop)."""
+
+    run_status_stuck: int | None = None
+
+    def run_status(self, stuck: int | None) -> None:
+        """Hold the run status at `stuck` (None: it follows `enable` again), at once."""
+        with self.lock:
+            self.run_status_stuck = stuck
+            self._apply_model()
 
     def _apply_model(self):
         super()._apply_model()
         self.regs[290], self.regs[292], self.regs[281], self.regs[296] = self.regs[270], self.regs[272], 5000, 100
+        self.regs[RUN_STATUS] = self.regs[1] if self.run_status_stuck is None else self.run_status_stuck
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +62,9 @@ def plant():
 
 def _remote_lib(cfg):
     lib = cfg.plants["lib"]
-    plants = {**cfg.plants, "lib": dataclasses.replace(lib, remote=dataclasses.replace(lib.remote, port=_PORT))}
+    points = MappingProxyType({**lib.remote.points, **build_point_map({"run_status": {"address": RUN_STATUS}})})
+    plants = {**cfg.plants, "lib": dataclasses.replace(lib, remote=dataclasses.replace(
+        lib.remote, port=_PORT, points=points))}
     return dataclasses.replace(cfg, plants=plants)
 
 
@@ -126,3 +147,24 @@ def test_3_a_plant_left_running_on_remote_stays_on_its_card(plant, env, page):
     page.wait_text("summary-1-lib", "Stopped (may run on REMOTE)", exact=True)
     _shots(env, "left-running-on-remote", lambda p: p.wait_text("schedule-note-lib", "Not confirmed stopped"))
     plant.hook = None
+
+
+def test_4_a_run_status_that_disagrees_with_the_state_is_said_on_the_card_and_the_summary(plant, env, page):
+    app = env.app
+    _to_remote(app, plant)
+    page.open(app.dashboard.url)
+    plant.run_status(0)                                              # it never reports running
+    _start_lib(app, page)
+    page.wait_text("state-lib", "LIB | State: Running (plant run status: not running) | ", timeout=15)
+    page.wait_text("summary-1-lib", "Running (plant run status: not running)", exact=True)
+    assert api_state(app)["plants"]["lib"]["run_status_disagrees"] is True
+    _shots(env, "run-status-not-running", lambda p: p.wait_text("summary-1-lib", "Running (plant run status"))
+    plant.run_status(None)                                           # it reports running now
+    page.wait_text("summary-1-lib", "Running", exact=True, timeout=10)
+    plant.run_status(1)                                              # and ignores the stop
+    page.button("lib", "stop").click()
+    page.wait_text("summary-1-lib", "Stopped (plant run status: running)", exact=True, timeout=20)
+    assert "State: Stopped (plant run status: running) |" in page.text("state-lib")
+    _shots(env, "run-status-running-after-stop", lambda p: p.wait_text("summary-1-lib", "Stopped (plant run status"))
+    plant.run_status(None)
+    page.wait_text("summary-1-lib", "Stopped", exact=True, timeout=10)
