@@ -323,8 +323,9 @@ class Sampler:
     def _physical(self, values: dict, device: str) -> None:
         """Empties each column whose reading is beyond what it can physically be (`core.points.
         physical_ranges`: SoC 0..1, V POI 0..2 pu, P/Q POI 10 x the plant's limits; a "no value" marker
-        such as 0xFFFF, or a fault), with one WARNING per point when such values start and one INFO
-        when it reads within again."""
+        such as 0xFFFF, a fault, or a point whose unit, scale or word order does not fit the device),
+        with one WARNING per point naming its config key when such values start and one INFO when it
+        reads within again."""
         for column, point in COLUMN_POINTS:
             value_range = self._ranges.get(point)
             if value_range is None or column not in values:
@@ -332,8 +333,11 @@ class Sampler:
             value, unit = values[column], UNIT_OF_COLUMN[column.rsplit("_", 1)[1]]
             values[column] = physical_reading(value, value_range)
             if values[column] is None and point not in self._implausible:
-                log.warning("%s: %s reads %g %s, outside %g..%g (a \"no value\" marker or a fault); recorded and "
-                            "posted as empty until it reads within", device, point, value, unit, *value_range)
+                where = f"plants.{self.plant_id}.modbus.{self.link.mode}.{'meter.' * (device != self.name)}points"
+                log.warning("%s: %s reads %g %s, outside %g..%g: a \"no value\" marker, a fault, or a point that "
+                            "does not fit the device (check the unit, scale and word order of %s.%s); recorded and "
+                            "posted as empty until it reads within", device, point, value, unit, *value_range, where,
+                            point)
             elif values[column] is not None and point in self._implausible:
                 log.info("%s: %s reads within %g..%g again", device, point, *value_range)
             (self._implausible.add if values[column] is None else self._implausible.discard)(point)

@@ -49,6 +49,8 @@ def test_a_soc_beyond_100_percent_is_no_value_not_a_reading(tmp_path, caplog, so
             assert rig.observed()["soc_pu"] is None and rig.observed()["link"] == "ok", rig.observed()
             warned = msgs(caplog, logging.WARNING, "LIB: soc reads")
             assert len(warned) == 1 and f"{soc_word / 10000:g} pu" in warned[0], warned
+            assert ("a point that does not fit the device (check the unit, scale and word order of "
+                    "plants.lib.modbus.local.points.soc)") in warned[0], warned   # commissioning review
             plant.set(SOC, [10000])
             assert _sample(sampler, clock, samples)["soc_pu"] == pytest.approx(1.0)
             assert len(msgs(caplog, logging.INFO, "LIB: soc reads within 0..1 again")) == 1
