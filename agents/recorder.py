@@ -38,6 +38,7 @@ from agents.plot_cache import load_caches, publish_frames
 from agents.recording_health import WriteHealth
 from core.compression import FileCompressor, apply_decision
 from core.config import AppConfig
+from core.dispatch import rating
 from core.dispatch_tracking import DispatchTracker, without_live_values
 from core.episodes import Episodes, Throttle
 from core.names import safe_plant_name
@@ -100,9 +101,8 @@ class Recorder:
         self._plants: dict[str, _PlantRec] = {}
         alarm = cfg.tracking_alarm
         for pid, plant in cfg.plants.items():
-            limits = plant.model.power_limits
             safe = safe_plant_name(plant.name, pid)
-            p_limit_kw = max(abs(limits.p_min_kw), abs(limits.p_max_kw))
+            p_limit_kw = rating(plant.model.power_limits, "p_setpoint")
             self._plants[pid] = _PlantRec(pid, plant.name, safe,
                                           PlantSpan(self.data_dir, safe, self.tz, self.period_s),
                                           DispatchTracker(p_limit_kw, self.period_s, self.tz,

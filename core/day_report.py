@@ -29,6 +29,7 @@ from core.lazy_modules import np, pd
 
 from core.compression import EPSILON, FileCompressor
 from core.config import AppConfig, PlantConfig
+from core.dispatch import rating
 from core.kpis import DayKpis, covered_mask, day_kpis, epoch_seconds, null_rows
 from core.names import VALUE_COLUMNS, safe_plant_name
 from core.recording import MAX_DAILY_FILE_BYTES, Row, daily_file_path, inside, read_rows, rows_to_frame
@@ -63,8 +64,7 @@ class ReportError(Exception):
 
 
 def rated_power_kw(plant: PlantConfig) -> float:
-    limits = plant.model.power_limits
-    return max(limits.p_max_kw, -limits.p_min_kw)
+    return rating(plant.model.power_limits, "p_setpoint")
 
 
 def short_gap_s(cfg: AppConfig) -> float:
