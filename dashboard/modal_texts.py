@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from core.config import AppConfig
 from core.names import PLANT_IDS
-from dashboard.posting_view import discard_words, posts_to_discard
+from dashboard.posting_view import discard_words, posts_to_discard, queued_posts
 from dashboard.snapshot import Snapshot
 
 Words = tuple[str, tuple[str, ...]]   # (the text, the steps listed under it)
@@ -44,8 +44,7 @@ def source_words(cfg: AppConfig, s: Snapshot, target: str) -> Words:
 
 def disconnect_words(cfg: AppConfig, s: Snapshot) -> Words:
     """Clearing the API password stops posting, which discards the queued posts (components §7.9)."""
-    by_plant = ", ".join(f"{cfg.plants[pid].name} {int((s.post_status.get(pid) or {}).get('pending_queue_count') or 0)}"
-                         for pid in PLANT_IDS)
+    by_plant = ", ".join(f"{cfg.plants[pid].name} {n}" for pid, n in queued_posts(s).items())
     return (f"Disconnect from the Istentore API? Clearing the password stops fetching and measurement posting: "
             f"the {discard_words(posts_to_discard(s))} queued now ({by_plant}) will be discarded."), ()
 

@@ -21,15 +21,20 @@ from dashboard.recording_words import no_sample_reason
 from dashboard.views import METRIC_WORDS, _num, fmt_qty, freshness
 
 
+def queued_posts(s: Snapshot) -> dict[str, int]:
+    """Per plant, its queued measurement posts as the poster published them (`pending_queue_count`,
+    refreshed at least once a second)."""
+    return {pid: int((s.post_status.get(pid) or {}).get("pending_queue_count") or 0) for pid in PLANT_IDS}
+
+
 def posts_to_discard(s: Snapshot) -> int:
     """The measurement posts that stopping posting now would discard (components §7.9: the queue is
-    cleared when the posting gate goes from on to off): every queued item of both plants, as the
-    poster published them (`pending_queue_count`, refreshed at least once a second), while the gate
-    is on; 0 while it is off (items reloaded from the spool then wait for it and are kept)."""
-    statuses = [s.post_status.get(pid) or {} for pid in PLANT_IDS]
-    if not any(st.get("posting_enabled") for st in statuses):
+    cleared when the posting gate goes from on to off): every queued item of both plants
+    (`queued_posts`) while the gate is on; 0 while it is off (items reloaded from the spool then wait
+    for it and are kept)."""
+    if not any((s.post_status.get(pid) or {}).get("posting_enabled") for pid in PLANT_IDS):
         return 0
-    return sum(int(st.get("pending_queue_count") or 0) for st in statuses)
+    return sum(queued_posts(s).values())
 
 
 def discard_words(n: int) -> str:
