@@ -161,7 +161,7 @@ def day_kpis(frame: pd.DataFrame, day_start: datetime, day_end: datetime, covere
     start_s, end_s = day_start.timestamp(), day_end.timestamp()
     until_s = end_s if until is None else max(start_s, min(end_s, until.timestamp()))
     dur = covered_durations(t_s, covered, start_s, end_s)
-    judged_dur = covered_durations(t_s, covered, start_s, until_s)
+    judged_dur = dur if until_s == end_s else covered_durations(t_s, covered, start_s, until_s)
     p = frame[P_POI].to_numpy(dtype=float)
     err = p - frame[P_SP].to_numpy(dtype=float)
     err_ok = np.isfinite(err) & (dur > 0)
