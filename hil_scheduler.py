@@ -402,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         if EARLY_SIGNALS:
             _plain_signals()
         sys.stdout.write(effective_config_yaml(cfg))
+        for warning in cfg.warnings:
+            print(warning, file=sys.stderr)
         print("config OK")
         for line in schedule_check_lines(cfg, schedules, RealClock(cfg.tz).now(), overrides):
             print(line)
@@ -423,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     dash_url = f"http://{url_host(cfg.dashboard.host)}:{cfg.dashboard.port}" if options.dashboard else "off"
     log.info("HIL Scheduler starting: source=%s transport=%s dashboard=%s", cfg.startup.schedule_source,
              cfg.startup.transport_mode, dash_url)
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
     try:
         app.start()
     except (EmulatorStartError, DashboardStartError, MetricsStartError) as exc:

@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 from core.codec import FORMATS, WORD_ORDERS, Point, encodable_range, is_encodable
 from core.hosts import is_loopback_host, listen_scope, unbracketed, url_host
 from core.names import PLANT_IDS, VALUE_COLUMNS, safe_plant_name
-from core.profiles import apply_profiles, origin_note
+from core.profiles import apply_profiles, left_out_notes, origin_note
 from core.strict_yaml import read_yaml
 from core.points import (KIND_BY_POINT, METER_POINTS, POINT_NAMES, UNITS_BY_KIND, build_point_map, point_map_problems,
                          unit_per_internal)
@@ -453,8 +453,10 @@ class _Document(Section):
         return self
 
 class AppConfig(_Document, kw_only=True):
-    """The effective configuration: the document's sections and the file they came from."""
+    """The effective configuration: the document's sections, the file they came from and its `warnings`
+    (lines to show, not problems: `core.profiles.left_out_notes`)."""
     config_path: Path
+    warnings: tuple[str, ...] = field(default=(), compare=False)
     tz = property(lambda self: self.time.tz, doc="The configured zone (ZoneInfo).")
     data_dir = property(lambda self: self.recording.data_dir, doc="The data folder (absolute).")
 
@@ -481,8 +483,9 @@ def load_config(path: str | os.PathLike, data_dir_override: str | os.PathLike | 
     absolute = partial(lambda base, p: Path(os.path.abspath(base / p)), config_path.parent)
     data_dir = (Path(os.path.abspath(data_dir_override)) if data_dir_override is not None else DEFAULT_DATA_DIR
                 if doc.recording.data_dir is None else absolute(doc.recording.data_dir))
-    return AppConfig(config_path=config_path, **{**vars(doc), "general": replace(
-        doc.general, log_dir=absolute(doc.general.log_dir)), "recording": replace(doc.recording, data_dir=data_dir)})
+    return AppConfig(config_path=config_path, warnings=tuple(left_out_notes(raw, PLANT_IDS)), **{
+        **vars(doc), "general": replace(doc.general, log_dir=absolute(doc.general.log_dir)),
+        "recording": replace(doc.recording, data_dir=data_dir)})
 
 def load_config_or_report(path, data_dir_override=None, stream=None) -> AppConfig | None:
     """`load_config` for command lines: problems go to `stream` (stderr), one a line; None: exit 2."""

@@ -37,6 +37,24 @@ SAMPLE_POINTS = ("p_setpoint", "p_battery", "q_setpoint", "q_battery", "soc", "p
 OBSERVE_POINTS = ("enable", "p_setpoint", "q_setpoint", "p_battery", "q_battery", "soc")
 
 
+def defaults_left_out(named: Iterable[str], names: Iterable[str] = tuple(DEFAULT_POINTS)) -> tuple[str, ...]:
+    """The points of `names` (default points) a device's map leaves to the contract's default registers
+    although it names other points (its own map, a profile): the program writes or reads each of them there,
+    which on a device with another map is some other register. () when the map names none (the contract's map)."""
+    named = set(named)
+    return tuple(n for n in names if n not in named) if named else ()
+
+
+def defaults_left_out_note(where: str, left_out: Iterable[str]) -> str:
+    """A config warning for `defaults_left_out` at config location `where` (e.g. plants.lib.modbus.remote)."""
+    left_out = tuple(left_out)
+    writes = [f"{DEFAULT_POINTS[n].address} ({n})" for n in left_out if n in WRITTEN_POINTS]
+    reads = [f"{DEFAULT_POINTS[n].address} ({n})" for n in left_out if n not in WRITTEN_POINTS]
+    did = " and ".join(f"{verb} registers {', '.join(r)}" for verb, r in (("writes", writes), ("reads", reads)) if r)
+    return (f"config warning: {where}.points names some points but not {', '.join(left_out)}: the program {did} "
+            "(the contract's default map); name every point the device's map has, as a profile does")
+
+
 def observe_points(points) -> tuple[str, ...]:
     """The points one observation of the controller reads from an endpoint's point map: OBSERVE_POINTS
     and the run command/status it has (a stop's decay wait reads P/Q alone)."""

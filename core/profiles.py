@@ -10,7 +10,8 @@ folder, the repository, or the repository's `profiles/` folder (`.yaml` may be l
 `apply_profiles(raw, config_dir)` rewrites the raw config document before validation: each
 `profile` becomes its absolute path and the endpoint's `points` the merged mapping, so the config
 models validate (and `--check-config` prints) the resolved map; `origin_note` names the profile in a
-problem with a value that came from it. Pure but for reading the files.
+problem with a value that came from it; `left_out_notes(raw)` the warnings for remote maps that name
+some points and leave others to the default map. Pure but for reading the files.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from core.points import DEFAULT_POINTS, METER_POINTS, defaults_left_out, defaults_left_out_note
 from core.strict_yaml import read_yaml
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
@@ -102,3 +104,21 @@ def apply_profiles(raw: Any, config_dir: Path) -> tuple[Any, list[dict], dict[tu
                 origins.update(profile_origins(loc[:-1] + ("meter", "points"), meter_points, meter.get("points"), name))
                 endpoint["meter"] = {**meter, "points": merge_points(meter_points, meter.get("points"))}
     return raw, problems, origins
+
+
+def left_out_notes(raw: Any, plant_ids: tuple[str, ...]) -> list[str]:
+    """Config warnings (a valid `raw` after `apply_profiles`): each remote endpoint, and its meter, whose map
+    names some points and leaves default ones out (`defaults_left_out`). Local endpoints are the emulator,
+    which serves its map whatever it names; POI points come from the meter when there is one."""
+    def node(parent: Any, key: str) -> Mapping:
+        return parent.get(key) or {} if isinstance(parent, Mapping) else {}
+    notes = []
+    for pid in plant_ids:
+        where = f"plants.{pid}.modbus.remote"
+        remote = node(node(node(node(raw, "plants"), pid), "modbus"), "remote")
+        meter = node(remote, "meter")
+        plant_points = [n for n in DEFAULT_POINTS if not meter or n not in METER_POINTS]
+        for at, device, names in ((where, remote, plant_points), (f"{where}.meter", meter, METER_POINTS)):
+            if left_out := defaults_left_out(node(device, "points"), names):
+                notes.append(defaults_left_out_note(at, left_out))
+    return notes

@@ -41,3 +41,20 @@ def test_a_signal_while_the_program_loads_exits_0_without_a_traceback(tmp_path, 
     assert "Traceback" not in err, err[-2000:]
     assert rc == 0, f"exit status {rc}:\n{err[-2000:]}"
 
+
+
+def test_the_program_logs_a_remote_map_that_leaves_enable_at_its_default(tmp_path, procs):  # noqa: F811
+    """Config warnings are logged as the program starts (the operator may switch to remote at any time)."""
+    points = {n: {"address": 100 + i} for i, n in enumerate(("p_setpoint", "q_setpoint", "p_battery", "q_battery",
+                                                              "soc", "p_poi", "q_poi", "v_poi"))}
+    config, _ = write_config(tmp_path, plants={"vrfb": {"modbus": {"remote": {"points": points}}}})
+    proc = procs.program(config, "--no-dashboard", env=clean_env())
+    deadline, logged = time.monotonic() + 30, ""
+    while time.monotonic() < deadline and "config warning" not in logged and proc.alive():
+        time.sleep(0.1)
+        logged = "".join(f.read_text(errors="replace") for f in (tmp_path / "logs").glob("*_hil_scheduler.log"))
+    assert proc.stop() == 0, proc.stderr()[-2000:]
+    warned = [line for line in logged.splitlines() if "config warning" in line]
+    assert len(warned) == 1 and "WARNING" in warned[0], logged[-2000:]
+    assert ("plants.vrfb.modbus.remote.points names some points but not enable: the program writes registers 1 "
+            "(enable)") in warned[0]

@@ -16,8 +16,8 @@ import yaml
 from core.codec import encode
 from core.config import REPO_ROOT, ConfigError, load_config
 from core.config_dump import effective_config_yaml
-from core.points import (ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, applied_values,
-                         write_refusal)
+from core.points import (ILLEGAL_DATA_ADDRESS, ILLEGAL_DATA_VALUE, applied_values, defaults_left_out,
+                         defaults_left_out_note, write_refusal)
 
 LINE = re.compile(r"^config error: [^\s:]+: [^\n]+ \(got [^\n]*; allowed: [^\n]+\)$")
 LIB_PROFILE = REPO_ROOT / "profiles" / "lib-ems-ppc.yaml"
@@ -271,3 +271,75 @@ def test_emulator_feedback_values_follow_the_profile(tmp_path):
     assert values == {"p_setpoint_readback": -250.5, "q_setpoint_readback": 120.0, "run_status": 1}
     assert output_writes(vrfb, values, "VRFB", set()) == [(3, [(-2505) & 0xFFFF]), (4, [1200]), (6, [1])]
     assert feedback_values(cfg.plants["lib"].local.points, 1.0, 1.0, operating=True) == {}   # default map: none
+
+
+# --- Default points a remote map leaves out (commissioning review: a map without `enable` wrote 1 into
+# --- register 1 of a device whose map has something else there, without a word) ---
+
+@pytest.mark.parametrize("named, names, left_out", [
+    ((), ("enable", "p_setpoint"), ()),                                  # names none: the contract's map
+    (("p_setpoint",), ("enable", "p_setpoint"), ("enable",)),
+    (("enable", "p_setpoint", "heartbeat"), ("enable", "p_setpoint"), ()),
+    (("heartbeat",), ("enable", "soc"), ("enable", "soc")),              # an optional point alone is a map
+])
+def test_defaults_left_out(named, names, left_out):
+    assert defaults_left_out(named, names) == left_out
+
+
+def test_the_note_names_each_register_written_and_read_at_its_default():
+    note = defaults_left_out_note("plants.lib.modbus.remote", ("enable", "soc"))
+    assert note.startswith("config warning: plants.lib.modbus.remote.points names some points but not enable, soc:")
+    assert "writes registers 1 (enable) and reads registers 281 (soc)" in note
+    assert "reads" not in defaults_left_out_note("x", ("q_setpoint",))
+
+
+def test_a_remote_map_that_leaves_enable_out_is_warned_and_still_valid(tmp_path):
+    cfg = load(tmp_path, endpoint_yaml(
+        "{host: 127.0.0.1, port: 5502, unit_id: 1, points: {p_setpoint: {address: 100}, q_setpoint: {address: 101},"
+        " p_battery: {address: 102}, q_battery: {address: 103}, soc: {address: 104}, p_poi: {address: 105},"
+        " q_poi: {address: 106}, v_poi: {address: 107}}}"))
+    assert cfg.warnings == (defaults_left_out_note("plants.lib.modbus.remote", ("enable",)),)
+    assert "writes registers 1 (enable)" in cfg.warnings[0]
+    assert cfg.plants["lib"].remote.points["enable"].address == 1     # the contract's default, as before
+
+
+@pytest.mark.parametrize("remote", [
+    "{host: 127.0.0.1, port: 5502, unit_id: 1}",                                     # the contract's map whole
+    "{host: 127.0.0.1, port: 5502, unit_id: 1, profile: profiles/lib-ems-ppc.yaml}",  # enable named at 1
+    "{host: 127.0.0.1, port: 5502, unit_id: 1, profile: lib-ems-ppc, points: {p_setpoint: {word_order: little}}}",
+])
+def test_a_complete_or_default_remote_map_gives_no_warning(tmp_path, remote):
+    assert load(tmp_path, endpoint_yaml(remote)).warnings == ()
+
+
+def test_a_partial_local_map_is_not_warned(tmp_path):
+    """The local endpoint is the emulator, which serves its own map: nothing is written elsewhere."""
+    cfg = load(tmp_path, """
+    plants:
+      lib:
+        modbus:
+          local: {host: 127.0.0.1, port: 5020, unit_id: 1, points: {p_setpoint: {address: 100}}}
+    """)
+    assert cfg.warnings == ()
+
+
+def test_a_meter_answers_the_poi_points_and_its_own_partial_map_is_warned(tmp_path):
+    plant_points = ", ".join(f"{n}: {{address: {100 + i}}}" for i, n in enumerate(
+        ("enable", "p_setpoint", "q_setpoint", "p_battery", "q_battery", "soc")))
+    cfg = load(tmp_path, endpoint_yaml(
+        f"{{host: 127.0.0.1, port: 5502, unit_id: 1, points: {{{plant_points}}}, "
+        "meter: {host: 127.0.0.1, port: 5600, unit_id: 1, points: {p_poi: {address: 7}}}}"))
+    assert cfg.warnings == (defaults_left_out_note("plants.lib.modbus.remote.meter", ("q_poi", "v_poi")),)
+
+
+def test_check_config_prints_the_warning_on_stderr_and_a_loadable_map_on_stdout(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(endpoint_yaml(
+        "{host: 127.0.0.1, port: 5502, unit_id: 1, points: {p_setpoint: {address: 100, format: int32}}}")))
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "hil_scheduler.py"), "--config", str(path),
+                          "--check-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == [defaults_left_out_note("plants.lib.modbus.remote", (
+        "enable", "q_setpoint", "p_battery", "q_battery", "soc", "p_poi", "q_poi", "v_poi"))]
+    doc = yaml.safe_load(out.stdout.rstrip().removesuffix("config OK"))
+    assert doc["plants"]["lib"]["modbus"]["remote"]["points"]["enable"]["address"] == 1
