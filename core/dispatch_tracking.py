@@ -15,15 +15,20 @@ The tracking alarm (issue 16, `core/tracking_alarm.py`) watches the same samples
 the published dict carries `alarm` (bool) and `alarm_since` (None, or the time of the episode's first
 sample outside the band: when the plant stopped following, the alarm's delay before it fired). With
 the same band and delay, battery P is held against POI P at every sample (`BatteryPoiCheck`,
-`battery_event`); `log_lines` gives what both began or ended, for the recorder to log.
+`battery_event`), and, while dispatching, battery Q against the same sample's Q setpoint register
+(`ReactiveCheck`, `q_event`; its band is band_pct of the Q rating, max(|q_max_kvar|, |q_min_kvar|);
+a plant rated 0 kvar has none, `q_check` None). `log_lines` gives what they began or ended, for the
+recorder to log; neither check adds to the published dict.
 Not thread-safe: one instance per plant, owned by the recorder thread.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, tzinfo
 
+from core.dispatch import rating
 from core.timeutil import from_epoch
-from core.tracking_alarm import DEFAULT_DELAY_S, BatteryPoiCheck, TrackingAlarm, default_band_kw, stop_reason
+from core.tracking_alarm import (DEFAULT_BAND_FRACTION, DEFAULT_DELAY_S, BatteryPoiCheck, ReactiveCheck, TrackingAlarm,
+                                 default_band_kw, stop_reason)
 
 TRACKING_FLOOR_KW = 1.0
 TRACKING_FRACTION = 0.02
@@ -33,12 +38,15 @@ class DispatchTracker:
     """Running tracking error of one plant; see the module docstring."""
 
     def __init__(self, p_limit_kw: float, period_s: float, tz: tzinfo, alarm_band_kw: float | None = None,
-                 alarm_delay_s: float = DEFAULT_DELAY_S):
+                 alarm_delay_s: float = DEFAULT_DELAY_S, q_limit_kvar: float = 0.0, q_band_kvar: float | None = None):
         self.tolerance_kw = max(TRACKING_FLOOR_KW, TRACKING_FRACTION * p_limit_kw)
         band = default_band_kw(p_limit_kw, 0.0) if alarm_band_kw is None else alarm_band_kw
         self.alarm = TrackingAlarm(band, alarm_delay_s)
         self.battery_check = BatteryPoiCheck(band, alarm_delay_s)
         self.battery_event: str | None = None
+        q_band = default_band_kw(q_limit_kvar, 0.0) if q_band_kvar is None else q_band_kvar
+        self.q_check = ReactiveCheck(q_band, alarm_delay_s) if q_limit_kvar > 0 else None
+        self.q_event: str | None = None
         self.alarm_since: datetime | None = None
         self.event: str | None = None
         self.max_dt_s = 2 * float(period_s)
@@ -49,10 +57,20 @@ class DispatchTracker:
         self.deviation_kwh = 0.0
         self.abs_deviation_kwh = 0.0
 
+    @classmethod
+    def of_plant(cls, limits, period_s: float, tz: tzinfo, band_pct: float = 100 * DEFAULT_BAND_FRACTION,
+                 delay_s: float = DEFAULT_DELAY_S) -> DispatchTracker:
+        """The tracker of a plant with `limits` (`PowerLimits`) and the `tracking_alarm` config's band
+        (% of each rating: P for the alarm and the battery check, Q for the Q check) and delay."""
+        p_kw, q_kvar = rating(limits, "p_setpoint"), rating(limits, "q_setpoint")
+        return cls(p_kw, period_s, tz, band_pct / 100.0 * p_kw, delay_s, q_kvar, band_pct / 100.0 * q_kvar)
+
     def update(self, ts: datetime, setpoint_kw: float | None, p_poi_kw: float | None, dispatching: bool,
-               p_battery_kw: float | None = None) -> dict:
+               p_battery_kw: float | None = None, q_setpoint_kvar: float | None = None,
+               q_battery_kvar: float | None = None) -> dict:
         """The tracking after one good sample at `ts` (a missing value, e.g. the meter down, integrates nothing
-        and breaks the integration like a gap; error_kw and tracking_ok are then None):
+        and breaks the integration like a gap; error_kw and tracking_ok are then None; a missing Q value
+        changes nothing in the Q check):
         `{date, setpoint_kw, p_poi_kw, error_kw, deviation_kwh, abs_deviation_kwh, tracking_ok, alarm,
         alarm_since, counting_since}`."""
         day = ts.astimezone(self.tz).date()
@@ -75,6 +93,8 @@ class DispatchTracker:
             self.prev_s = None
         self.event = self.alarm.update(ts.timestamp(), dispatching, setpoint_kw, p_poi_kw)
         self.battery_event = self.battery_check.update(ts.timestamp(), True, p_battery_kw, p_poi_kw)
+        if self.q_check is not None:
+            self.q_event = self.q_check.update(ts.timestamp(), dispatching, q_setpoint_kvar, q_battery_kvar)
         if self.event == "start":
             self.alarm_since = from_epoch(self.alarm.outside_since_s, ts.tzinfo)
         elif self.event == "end":
@@ -87,9 +107,10 @@ class DispatchTracker:
 
     def log_lines(self, plant_name: str, transition: str) -> list[tuple[str, str]]:
         """(level, text) of what the last update began or ended: the tracking alarm's WARNING / INFO
-        (`transition`: the plant's, for why an alarm ended) and the battery-POI check's."""
+        (`transition`: the plant's, for why an alarm ended), the battery-POI check's and the Q check's."""
         lines = []
-        for event, alarm in ((self.event, self.alarm), (self.battery_event, self.battery_check)):
+        for event, alarm in ((self.event, self.alarm), (self.battery_event, self.battery_check),
+                             (self.q_event, self.q_check)):
             if event == "start":
                 lines.append(("WARNING", alarm.message_start(plant_name)))
             elif event == "end":

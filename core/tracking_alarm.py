@@ -10,6 +10,10 @@ numbers only when the plant really follows (`ended_by == "following"`); when the
 the plant is no longer dispatched (`ended_by == "stopped"`) the numbers are stale, so it says why
 (`why_stopped`, from `stop_reason(transition)`) and how long the plant was not following.
 
+Two subclasses reuse the same state machine with their own pair of readings and words:
+`BatteryPoiCheck` (battery P against POI P, apart only as a wrong point makes them) and
+`ReactiveCheck` (battery Q against the Q setpoint register while dispatching).
+
 Pure: no clock reads, no threads, no I/O; `now_s` is monotonic seconds from the caller.
 """
 from __future__ import annotations
@@ -90,6 +94,37 @@ class BatteryPoiCheck(TrackingAlarm):
 
     def message_end(self, plant_name: str, why_stopped: str = "") -> str:
         return f"{plant_name}: battery P and POI P agree again ({self.p_setpoint_kw:.1f} kW, {self.p_poi_kw:.1f} kW)"
+
+
+@dataclass
+class ReactiveCheck(TrackingAlarm):
+    """Battery Q against the same sample's Q setpoint register while the plant is dispatching (update
+    with the P alarm's `running`), apart by more than `band_kw` (kvar here: the tracking alarm's
+    band_pct of the plant's Q rating) for `delay_s`. Battery Q, not POI Q: a transformer consumes
+    reactive power, so POI Q sits away from the setpoint on a healthy plant at full load. What it
+    catches is a q_setpoint point the device reads in another unit (kvar declared, var taken: the
+    plant delivers a thousandth), or a q_battery point in the wrong unit, scale, sign or word order
+    (commissioning review); it cannot tell those from a plant that does not deliver its Q (its
+    apparent power limit), so the words name both. A setpoint within the band of zero shows nothing.
+    `p_setpoint_kw` holds the Q setpoint (kvar), `p_poi_kw` battery Q (kvar).
+
+    The plant no longer dispatching ends an episode with an INFO that says so (`why_stopped`) and
+    does not say "following again": the operator who read the WARNING learns the check is off, not
+    that the point was fixed, and the next dispatch checks it again (a quiet end would leave the
+    WARNING looking current, or, at the next start, a second WARNING with no end between)."""
+
+    def message_start(self, plant_name: str) -> str:
+        return (f"{plant_name}: battery Q {self.p_poi_kw:.1f} kvar and Q setpoint {self.p_setpoint_kw:.1f} kvar "
+                f"differ by more than {self.band_kw:g} kvar for {self.delay_s:g} s: check the q_setpoint and "
+                "q_battery points' unit (kvar or var), scale, sign and word order, or whether the plant "
+                "delivers its Q")
+
+    def message_end(self, plant_name: str, why_stopped: str = "plant stopped") -> str:
+        if self.ended_by == "following":
+            return (f"{plant_name}: battery Q following again: Q setpoint {self.p_setpoint_kw:.1f} kvar, "
+                    f"battery Q {self.p_poi_kw:.1f} kvar")
+        return (f"{plant_name}: battery Q check ended: {why_stopped} (battery Q off the Q setpoint for "
+                f"{self.not_following_s:.0f} s; checked again when the plant is dispatched)")
 
 
 def stop_reason(transition: str) -> str:

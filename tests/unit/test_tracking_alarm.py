@@ -152,3 +152,78 @@ def test_battery_p_is_checked_when_the_plant_is_not_dispatched_too():
 def test_battery_and_poi_p_apart_only_as_a_wrong_point_makes_them(battery, poi, apart):
     from core.tracking_alarm import BatteryPoiCheck
     assert BatteryPoiCheck(band_kw=50.0, delay_s=30.0).apart(battery, poi) is apart
+
+
+# --- battery Q against the Q setpoint (commissioning review: a q_setpoint point in kvar on a device in var) ----
+
+from core.config import PowerLimits   # noqa: E402
+
+LIB_LIMITS = PowerLimits(p_max_kw=1000, p_min_kw=-1000, q_max_kvar=600, q_min_kvar=-600)   # Q band 30 kvar
+Q_WARNING = ("LIB: battery Q {bat} kvar and Q setpoint {sp} kvar differ by more than 30 kvar for 30 s: check the "
+             "q_setpoint and q_battery points' unit (kvar or var), scale, sign and word order, or whether the plant "
+             "delivers its Q")
+
+
+def q_lines(samples, limits=LIB_LIMITS, transition="running"):
+    """The tracker's Q lines `(level, text)` per sample `(s, dispatching, q_setpoint, q_battery)`; P follows
+    exactly (200 kW everywhere), so only the Q check can speak."""
+    tracker = DispatchTracker.of_plant(limits, 1.0, MADRID, band_pct=5.0, delay_s=30.0)
+    out = []
+    for s, dispatching, q_sp, q_bat in samples:
+        tracker.update(T0 + timedelta(seconds=s), 200.0, 200.0, dispatching, p_battery_kw=200.0,
+                       q_setpoint_kvar=q_sp, q_battery_kvar=q_bat)
+        out.append([(level, text) for level, text in tracker.log_lines("LIB", transition) if " Q " in text])
+    return out
+
+
+D = True   # dispatching
+W200 = [("WARNING", Q_WARNING.format(bat="0.2", sp="200.0"))]
+
+
+@pytest.mark.parametrize("samples, expected", [
+    pytest.param([(0, D, 200, 0.2), (29, D, 200, 0.2), (30, D, 200, 0.2), (45, D, 200, 0.2), (90, D, 200, 0.2)],
+                 [[], [], W200, [], []], id="1000x unit (kvar declared, var taken): one WARNING after the delay, once"),
+    pytest.param([(0, D, 200, 200000), (30, D, 200, 200000)],
+                 [[], [("WARNING", Q_WARNING.format(bat="200000.0", sp="200.0"))]], id="1000x the other way"),
+    pytest.param([(0, D, 200, -200), (30, D, 200, -200)],
+                 [[], [("WARNING", Q_WARNING.format(bat="-200.0", sp="200.0"))]], id="sign reversed"),
+    pytest.param([(0, D, -300, -271), (60, D, -300, -329), (90, D, 0, 29.5)],
+                 [[], [], []], id="within the band (30 kvar) says nothing"),
+    pytest.param([(0, D, 200, 0.2), (20, D, 200, 199), (21, D, 200, 0.2), (50, D, 200, 0.2), (51, D, 200, 0.2)],
+                 [[], [], [], [], W200], id="back within the band before the delay: the count starts over"),
+    pytest.param([(0, D, 200, 0.2), (30, D, 200, 0.2), (31, D, 200, 201.5)],
+                 [[], W200, [("INFO", "LIB: battery Q following again: Q setpoint 200.0 kvar, battery Q 201.5 kvar")]],
+                 id="agreement ends the episode with one INFO"),
+    pytest.param([(0, D, 200, 0.2), (10, D, None, 0.2), (20, D, 200, None), (30, D, 200, 0.2), (40, D, None, None)],
+                 [[], [], [], W200, []], id="a missing value changes nothing"),
+    pytest.param([(0, False, 200, 0.2), (60, False, 200, 0.2)], [[], []], id="not dispatching: not checked"),
+    pytest.param([(0, D, 200, 0.2), (30, D, 200, 0.2), (45, False, 200, 0.2), (100, False, 200, 0.2)],
+                 [[], W200, [("INFO", "LIB: battery Q check ended: not dispatched (battery Q off the Q setpoint for "
+                                      "45 s; checked again when the plant is dispatched)")], []],
+                 id="no longer dispatching ends it, saying why, never 'following again'"),
+])
+def test_q_check_table(samples, expected):
+    assert q_lines(samples) == expected
+
+
+def test_a_plant_rated_zero_kvar_has_no_q_check():
+    limits = PowerLimits(p_max_kw=1000, p_min_kw=-1000, q_max_kvar=0, q_min_kvar=0)
+    assert DispatchTracker.of_plant(limits, 1.0, MADRID).q_check is None
+    assert q_lines([(0, D, 0, 50), (30, D, 0, 50), (60, D, 0, 50)], limits) == [[], [], []]
+
+
+def test_the_q_band_is_band_pct_of_the_larger_q_limit():
+    limits = PowerLimits(p_max_kw=3000, p_min_kw=-3000, q_max_kvar=800, q_min_kvar=-1200)
+    tracker = DispatchTracker.of_plant(limits, 1.0, MADRID, band_pct=10.0, delay_s=5.0)
+    assert (tracker.q_check.band_kw, tracker.q_check.delay_s) == (120.0, 5.0)
+    assert (tracker.alarm.band_kw, tracker.battery_check.band_kw) == (300.0, 300.0)   # P keeps the P rating
+
+
+def test_the_q_check_does_not_disturb_the_p_alarm_and_is_published_nowhere():
+    tracker = DispatchTracker.of_plant(LIB_LIMITS, 1.0, MADRID)
+    for s in (0, 30):
+        out = tracker.update(T0 + timedelta(seconds=s), 200.0, 200.0, True, 200.0, 200.0, 0.2)
+    assert out["alarm"] is False and set(out) == {"date", "setpoint_kw", "p_poi_kw", "error_kw", "deviation_kwh",
+                                                  "abs_deviation_kwh", "tracking_ok", "alarm", "alarm_since",
+                                                  "counting_since"}
+    assert [level for level, _ in tracker.log_lines("LIB", "running")] == ["WARNING"]
