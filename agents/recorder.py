@@ -38,7 +38,6 @@ from agents.plot_cache import load_caches, publish_frames
 from agents.recording_health import WriteHealth
 from core.compression import FileCompressor, apply_decision
 from core.config import AppConfig
-from core.dispatch import rating
 from core.dispatch_tracking import DispatchTracker, without_live_values
 from core.episodes import Episodes, Throttle
 from core.names import safe_plant_name
@@ -102,11 +101,10 @@ class Recorder:
         alarm = cfg.tracking_alarm
         for pid, plant in cfg.plants.items():
             safe = safe_plant_name(plant.name, pid)
-            p_limit_kw = rating(plant.model.power_limits, "p_setpoint")
             self._plants[pid] = _PlantRec(pid, plant.name, safe,
                                           PlantSpan(self.data_dir, safe, self.tz, self.period_s),
-                                          DispatchTracker(p_limit_kw, self.period_s, self.tz,
-                                                          alarm.band_pct / 100.0 * p_limit_kw, alarm.delay_s))
+                                          DispatchTracker.of_plant(plant.model.power_limits, self.period_s, self.tz,
+                                                                   alarm.band_pct, alarm.delay_s))
         compression = cfg.recording.compression
         self._pending = PendingRows(lambda: FileCompressor.from_config(compression), self._plants,
                                     PENDING_CAP_PER_PLANT)
@@ -404,14 +402,14 @@ class Recorder:
 
     # ---------------------------------------------------------------- tracking and posting
     def _track(self, rec: _PlantRec, sample) -> None:
-        """Dispatch tracking (§7.8) while the plant runs with its gate on."""
-        pid = rec.plant_id
+        """Dispatch tracking (§7.8) while the plant runs with its gate on; its checks' lines are logged."""
+        pid, got = rec.plant_id, sample.values
         with self.sd["lock"]:
             transition = self.sd["plant_transition_by_plant"][pid]
             gate = bool(self.sd["scheduler_running_by_plant"][pid])
-        tracking = rec.tracker.update(sample.ts, sample.values["p_setpoint_kw"], sample.values["p_poi_kw"],
-                                      dispatching=transition == "running" and gate,
-                                      p_battery_kw=sample.values["battery_active_power_kw"])
+        tracking = rec.tracker.update(sample.ts, got["p_setpoint_kw"], got["p_poi_kw"],
+                                      transition == "running" and gate, got["battery_active_power_kw"],
+                                      got["q_setpoint_kvar"], got["battery_reactive_power_kvar"])
         tracking = {k: self._iso(v) if isinstance(v, datetime) else v for k, v in tracking.items()}
         tracking["at"] = self._iso(sample.ts)
         for level, text in rec.tracker.log_lines(rec.name, transition):

@@ -33,7 +33,7 @@ from core.clock import FakeClock
 from core.config import load_config
 from core.recording import HEADER, append_lines, format_row, read_rows, row_from_values, rows_to_frame
 from agents.shared_data import build_shared_data
-from tests.helpers import ClosedPort, TimedLock, free_port
+from tests.helpers import Q_SP, ClosedPort, TimedLock, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("Europe/Madrid")
@@ -835,6 +835,81 @@ def test_a_battery_p_point_in_another_unit_than_the_device_is_said_after_the_del
     assert said[0][1] == ("LIB: battery P 0.5 kW and POI P 500.0 kW differ by more than 50 kW for 30 s: check the "
                           "p_battery point's unit, scale and sign (a safe stop judges the decay on battery P)")
     assert not [r for r in caplog.records if "battery P" in r.getMessage() and "vrfb" in r.getMessage().lower()]
+
+
+def _lib_at_q(rig_factory, caplog, device_unit: dict | None = None, program_unit: dict | None = None,
+              q_kvar: float = 200.0):
+    """A rig whose LIB runs dispatched (running, gate on) at 500 kW and `q_kvar`, written over Modbus as the
+    program would (kvar at 0.1 per count). `device_unit` / `program_unit`: `{point: unit}` the emulator
+    (the device) / the program's point map declares instead of kvar; the recorder's lines captured."""
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+
+    def with_units(cfg, units):
+        lib = cfg.plants["lib"]
+        points = {**lib.local.points, **{name: dataclasses.replace(lib.local.points[name], unit=unit,
+                                                                   per_internal={"var": 1000.0}[unit])
+                                         for name, unit in units.items()}}
+        return dataclasses.replace(cfg, plants={**cfg.plants, "lib": dataclasses.replace(
+            lib, local=dataclasses.replace(lib.local, points=types.MappingProxyType(points)))})
+
+    program_cfg = rig.cfg
+    if device_unit:
+        rig.stop_emulator()
+        rig.cfg = with_units(program_cfg, device_unit)
+        rig.start_emulator()
+    if program_unit:
+        rig.cfg = with_units(program_cfg, program_unit)
+        rig.new_agent()
+    rig.set_setpoint("lib", 500.0, enable=1)
+    rig.emulator.write_registers("lib", Q_SP, [round(q_kvar * 10) & 0xFFFF])
+    with rig.sd["lock"]:
+        rig.sd["plant_transition_by_plant"]["lib"] = "running"
+        rig.sd["scheduler_running_by_plant"]["lib"] = True
+    caplog.set_level(logging.INFO, logger="hil.recorder")
+    return rig
+
+
+def _q_lines(caplog) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if " Q " in r.getMessage()]
+
+
+@pytest.mark.parametrize("device_unit, program_unit", [
+    ({"q_setpoint": "var"}, None),    # the program writes kvar counts, the device takes them as var
+    (None, {"q_battery": "var"}),     # the device reports kvar counts, the program reads them as var
+], ids=["q_setpoint-kvar-on-a-var-device", "q_battery-read-as-var"])
+def test_a_q_point_in_another_unit_than_the_device_is_said_once_after_the_delay(rig_factory, caplog, device_unit,
+                                                                                program_unit):
+    """Commissioning review: a q_setpoint point declared in kvar for a device that takes var (or a
+    q_battery point in the wrong unit) went unnoticed; only P was checked. Battery Q 0.2 kvar beside a
+    Q setpoint of 200 kvar, dispatched: one WARNING after 30 s naming both; closing the gate ends it."""
+    rig = _lib_at_q(rig_factory, caplog, device_unit, program_unit)
+    rig.run(20)
+    assert rig.sd["latest_measurement_by_plant"]["lib"]["values"]["battery_reactive_power_kvar"] == pytest.approx(0.2)
+    assert _q_lines(caplog) == [], "not before 30 s"
+    rig.run(40)
+    assert _q_lines(caplog) == [("WARNING", "LIB: battery Q 0.2 kvar and Q setpoint 200.0 kvar differ by more than "
+                                            "30 kvar for 30 s: check the q_setpoint and q_battery points' unit (kvar "
+                                            "or var), scale, sign and word order, or whether the plant delivers "
+                                            "its Q")]
+    assert not [r for r in caplog.records if "battery P" in r.getMessage() or "not following" in r.getMessage()]
+    with rig.sd["lock"]:
+        rig.sd["scheduler_running_by_plant"]["lib"] = False
+    rig.run(2)
+    said = _q_lines(caplog)
+    assert len(said) == 2 and said[1][0] == "INFO", said
+    assert re.fullmatch(r"LIB: battery Q check ended: not dispatched \(battery Q off the Q setpoint for 6\d s; "
+                        r"checked again when the plant is dispatched\)", said[1][1]), said[1][1]
+
+
+@pytest.mark.parametrize("q_kvar", [200.0, -450.0])
+def test_a_healthy_plant_at_a_nonzero_q_setpoint_says_nothing_of_q(rig_factory, caplog, q_kvar):
+    rig = _lib_at_q(rig_factory, caplog, q_kvar=q_kvar)
+    rig.run(90)
+    latest = rig.sd["latest_measurement_by_plant"]["lib"]["values"]
+    assert (latest["q_setpoint_kvar"], latest["battery_reactive_power_kvar"]) == (q_kvar, q_kvar)
+    assert rig.recorder._plants["lib"].tracker.q_check.band_kw == pytest.approx(30.0)   # 5 % of 600 kvar
+    assert _q_lines(caplog) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 @pytest.mark.parametrize("transition, gate, reason", [("stopping", False, "plant stopping"),
