@@ -257,7 +257,8 @@ class RecordingConfig(Section):
     compression: CompressionConfig = field(default_factory=CompressionConfig)
 
 class TrackingAlarmConfig(Section):
-    """A running plant whose |P POI − P setpoint| stays above `band_pct` % of its rating for `delay_s` (issue 16)."""
+    """A running plant whose |P POI − P setpoint| stays above `band_pct` % of its rating for `delay_s` (issue 16);
+    the same band and delay serve the battery P and battery Q checks (`core/tracking_alarm.py`)."""
     band_pct: Annotated[float, Num(gt=0, le=100)] = 5.0
     delay_s: Annotated[float, Num(ge=0, le=DAY_S)] = 30.0
 
