@@ -229,12 +229,17 @@ def format_value(value: float | None) -> str:
     return "0" if text == "-0" else text
 
 
+TORN_MARK = b"!torn"   # ends a torn line (append_lines): never part of a number or a time, so never a row
+
+
 def append_lines(path: str | os.PathLike, lines: Iterable[str], fsync: bool = False) -> int:
     """Append CSV lines (from `format_row`) to a daily file; returns the number of lines written.
 
     Creates the data folder when missing; writes `HEADER` first when the file is missing or empty
     (and completes a header torn by a crash); when the file does not end with a newline (a torn
-    line), writes a newline first so the torn line stays alone. Only ever appends; a write that fails
+    line), ends that line with `TORN_MARK` first, so it stays alone and stays malformed: a line torn
+    in its last field would otherwise read as a row with a cut value, at the time of the crash-closing
+    null row that follows it (a crash review). Only ever appends; a write that fails
     part-way (disk full) is taken back, so a retry writes every row once. With `fsync`, the data reach
     the disk before returning. Raises `ForeignFileError` (nothing written) when the file does not
     start with the exact header, OSError on any other failure; the caller keeps its rows and retries.
@@ -259,7 +264,7 @@ def append_lines(path: str | os.PathLike, lines: Iterable[str], fsync: bool = Fa
         if not prefix and size:
             f.seek(size - 1)
             if f.read(1) != b"\n":
-                prefix = b"\n"
+                prefix = TORN_MARK + b"\n"
         try:
             data = memoryview(prefix + body.encode("utf-8"))
             while data:

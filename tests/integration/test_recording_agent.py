@@ -460,11 +460,29 @@ def test_a_torn_last_line_never_breaks_reading_or_appending(rig_factory, caplog)
     rig.recorder.step()
     assert "20260601_lib.csv: skipped 1 malformed line(s)" in caplog.text      # plot cache load
     lines = rig.lines("lib", date(2026, 6, 1))
-    assert lines[:4] == [HEADER, "2026-06-01T09:59:40+02:00,1,1,0,0,0.5,1,0,1", "2026-06-01T09:59:4",
+    assert lines[:4] == [HEADER, "2026-06-01T09:59:40+02:00,1,1,0,0,0.5,1,0,1", "2026-06-01T09:59:4!torn",
                          "2026-06-01T09:59:41+02:00" + NULLS]                # the crashed span closed
     assert stamp(lines[4]) == "2026-06-01T10:00:00+02:00" and values(lines[4]) == NULLS[1:]
     rows, malformed = read_rows(path, TZ)
     assert malformed == 1 and len(rows) == len(lines) - 2
+
+
+def test_a_line_torn_in_its_last_field_is_not_read_as_a_row_beside_the_closing_null(rig_factory):
+    """A crash review: `...,40,` torn after its last comma became, once a newline followed it, a row
+    with V POI empty at the very time of the crash-closing null row written after it."""
+    rig = rig_factory(datetime(2026, 6, 1, 10, 0, 0, 500_000, tzinfo=TZ))
+    path = rig.file("lib", date(2026, 6, 1))
+    path.parent.mkdir(parents=True)
+    path.write_text(HEADER + "\n2026-06-01T09:59:40+02:00,1,1,0,0,0.5,1,0,1\n2026-06-01T09:59:41+02:00,1,1,0,0,0.5,1,0,")
+    rig.agent.set_recording("lib", True)
+    rig.run(3)
+    rig.agent.set_recording("lib", False)
+    rig.recorder.step()
+    rows, malformed = read_rows(path, TZ)
+    stamps = [r.ts for r in rows]
+    assert malformed == 1 and stamps == sorted(set(stamps))             # no time twice, none going back
+    assert rows[1].ts == datetime(2026, 6, 1, 9, 59, 41, tzinfo=TZ) and rows[1].is_null   # the closing null only
+    assert rig.lines("lib", date(2026, 6, 1))[2] == "2026-06-01T09:59:41+02:00,1,1,0,0,0.5,1,0,!torn"
 
 
 @pytest.mark.parametrize("first_line, why, closing", [

@@ -18,7 +18,7 @@ from core.names import VALUE_COLUMNS
 from core.names import safe_plant_name
 from core.timeutil import format_local_iso
 from core.recording import (
-    HEADER, Row, append_lines, daily_file_name, daily_file_path, find_initial_soc,
+    HEADER, TORN_MARK, Row, append_lines, daily_file_name, daily_file_path, find_initial_soc,
     format_row, format_value, iter_rows_reversed, latest_recorded_row, list_daily_files, null_row,
     parse_daily_file_name, read_last_row, read_rows, row_from_values, rows_to_frame,
 )
@@ -225,6 +225,20 @@ def test_torn_last_line_is_skipped_and_appends_continue_on_a_new_line(tmp_path):
     assert text.count("\n") == 5 and text.endswith(format_row(real_row(ts[3]), 2))
     rows, malformed = read_rows(path, MADRID)
     assert [r.ts for r in rows] == [ts[0], ts[1], ts[3]] and malformed == 1
+
+
+@pytest.mark.parametrize("cut", ["", "1", "1.00"])   # torn after the last comma, or inside the last value
+def test_a_line_torn_in_its_last_field_stays_malformed_after_an_append(tmp_path, cut):
+    path = tmp_path / "20260601_lib.csv"
+    ts = utc_steps(datetime(2026, 6, 1, 8, tzinfo=UTC), 2, 3)
+    append_lines(path, [format_row(real_row(ts[0]), 2)])
+    whole = format_row(real_row(ts[1]), 2).rstrip("\n")
+    with open(path, "ab") as f:
+        f.write((whole[:whole.rindex(",") + 1] + cut).encode())   # nine fields, the last one cut
+    append_lines(path, [format_row(null_row(ts[2]), 2)])
+    rows, malformed = read_rows(path, MADRID)
+    assert [r.ts for r in rows] == [ts[0], ts[2]] and malformed == 1
+    assert path.read_text().splitlines()[2].endswith(cut + TORN_MARK.decode())
 
 
 def test_append_failure_raises_oserror(tmp_path):
