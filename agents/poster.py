@@ -29,16 +29,16 @@ a post succeeds again. This module does the I/O, the logging and the `shared_dat
 Durability: every change of the queue is written, fsync'ed, to `<data_dir>/post_journal.jsonl` before
 the call that made it returns (agents/post_journal.py), so queued items survive `kill -9` and a power
 cut; a failed write is taken back and the journal rebuilt from the queue at the next change or step.
-The constructor queues the spool's items, then the journal's, rewrites the journal with them and
-deletes the spool (agents/post_spool.py); a file it cannot read is kept as it is and queued at a later
-step that can read it (`unread`), behind the items queued since.
+The constructor queues the spool's and the journal's items, each measurement once (a crash between two
+file writes leaves both files holding it: `core.post_queue.recovery_entries`), rewrites the journal with
+them and deletes the spool; a file it cannot read is kept as it is and queued at a later step that can
+read it (`unread`), behind the items queued since.
 Shutdown (`shutdown()`): one last drain bounded by its timeout, then every remaining item is handed
 to `<data_dir>/pending_posts.jsonl` (atomic; no secrets; removed when none is left) and the journal
 is emptied; a batch in flight then that leaves later is taken out of the spool. Each item is posted
 once, except: the API's answer is lost (a timed-out POST the server stored, a crash before its
-`done` line) or a crash falls between two file writes (spool written and journal not yet emptied;
-journal rebuilt and a kept spool not yet deleted): posted twice; a crash while the journal is
-diverged replays an older queue (posted ones again; those queued since are lost, as logged).
+`done` line): posted twice; a crash while the journal is diverged replays an older queue (posted
+ones again; those queued since are lost, as logged).
 
 Thread safety: `gate_open`, `follow_gate`, `refresh_status`: any thread; `offer_sample` and
 `enqueue_sample`: one thread (`_qlock` guards every queue call and is held across the journal's
@@ -108,6 +108,7 @@ class Poster(PosterFiles):
         self._idle.set()
         self._closed = False
         self._unread_retry_at = 0.0   # a journal or spool unread at start: next try (monotonic)
+        self._recovered_keys: set = set()   # (series id, ts) of every item the files held (`_recover`)
         self.journal = PostJournal(cfg.data_dir, clock.monotonic,
                                    compact_after_lines=2 * int(api_cfg.measurement_post_queue_maxlen) + 100)
         self._recover()

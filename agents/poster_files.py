@@ -4,7 +4,7 @@ queue handed to the spool at shutdown (`_write_spool`) and a batch that left aft
 of it again (`_unspool`).
 
 A mixin of `Poster` (its `_qlock`, `_queue`, `journal`, `spool`, `_bump`, `_count_drops`, `_note_queued`,
-`_live_json`); the same thread rules: `_recover` runs in the constructor and on the poster thread,
+`_live_json`, `_recovered_keys`); the same thread rules: `_recover` runs in the constructor and on the poster thread,
 `_write_spool` on the shutdown's, with the poster idle.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 
 from agents.post_spool import unsaved_text
-from core.post_queue import Entry, PostItem, entry_from_json
+from core.post_queue import Entry, PostItem, entry_from_json, post_key, recovery_entries
 
 log = logging.getLogger("hil.poster")
 
@@ -60,26 +60,34 @@ class PosterFiles:
             self.spool.drop()
 
     def _recover(self, late: bool = False) -> None:
-        """At start: the spool's items, then the journal's, queued (counted as enqueued); the journal rewritten
-        with exactly the queue, then the spool deleted. When that rewrite fails the spool is kept until a
-        rebuild of the journal works (or the shutdown replaces it). `late`: only the files not read before
-        (`unread`), their items behind those queued since (tried at a step per REBUILD_RETRY_S, at shutdown)."""
+        """At start: the spool's and the journal's items queued (counted as enqueued), each measurement once
+        (`recovery_entries`: a crash between two file writes leaves both files holding the same items); the
+        journal rewritten with exactly the queue, then the spool deleted. When that rewrite fails the spool
+        is kept until a rebuild of the journal works (or the shutdown replaces it). `late`: only the files not
+        read before (`unread`), their items behind those queued since, none queued or recovered before in
+        this run (tried at a step per REBUILD_RETRY_S, at shutdown). Caller: the constructor, which sets
+        `_recovered_keys`, and the poster thread or the shutdown."""
         journal, spool = (self.journal.unread, self.spool.unread) if late else (True, True)
-        recovered = sorted(self.journal.recover(self._entry) if journal else [],   # read before it is written
-                           key=lambda e: (e[4], e[5]))          # by measurement time across series
+        journaled = self.journal.recover(self._entry) if journal else []   # read before it is written
         spooled = self.spool.load(self._entry) if spool else []
         with self._qlock:
-            dropped = Counter(self._queue.add(spooled)) + Counter(self._queue.add(recovered))
+            seen = self._recovered_keys | {(item.series_id, item.ts) for item in self._queue.items()}
+            entries, copies = recovery_entries(spooled, journaled, seen)
+            self._recovered_keys.update(map(post_key, spooled + journaled))
+            dropped = self._queue.add(entries)
             self._note_queued()
-            if spooled or recovered or not late:   # else a diverged journal is rebuilt by the step's sync
+            if entries or not late:   # else a diverged journal is rebuilt by the step's sync
                 self._queue.take_ops()
                 self.journal.rewrite(self._live_json())
             self._drop_kept_spool()
-        for pid, n in Counter(entry[0] for entry in spooled + recovered).items():
+        for pid, n in Counter(entry[0] for entry in entries).items():
             self._bump(pid, "enqueued", n)
         self._count_drops(dropped)
-        if recovered:
-            log.info("Recovered %d queued measurement post(s) from %s", len(recovered), self.journal.path.name)
+        if journaled:
+            log.info("Recovered %d queued measurement post(s) from %s", len(journaled), self.journal.path.name)
+        if copies:
+            log.info("Queued %d measurement post(s) once that %s and %s both held (a crash between two file "
+                     "writes) or that were queued already", copies, self.spool_path.name, self.journal.path.name)
 
     def _entry(self, obj) -> Entry | None:
         return entry_from_json(obj, self.cfg.plants, self.clock.now().timestamp())

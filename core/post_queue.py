@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
-from typing import Iterable, Mapping
+from typing import Collection, Iterable, Mapping
 
 from core.config import METRICS
 from core.episodes import Backoff, Throttle
@@ -274,6 +274,31 @@ def entry_from_json(obj, plant_ids: Iterable[str], now_epoch: float) -> Entry | 
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     return plant_id, metric, series_id, float(value), ts, float(enqueued_at)
+
+
+def post_key(entry: Entry) -> tuple[int, datetime]:
+    """A measurement's identity: (series id, timestamp). A series queues one item per post window
+    (`measurement_post_period_s` >= 1 s, timestamps whole seconds), so no two of its items share one."""
+    return entry[2], entry[4]
+
+
+def recovery_entries(spooled: Iterable[Entry], journaled: Iterable[Entry],
+                     seen: Collection[tuple[int, datetime]] = ()) -> tuple[list[Entry], int]:
+    """What a start queues from the last run's spool and journal: each measurement (`post_key`) once,
+    whichever file holds it (the spool's copy when both do), none whose key is in `seen` (queued or
+    recovered already in this run), sorted by measurement time, then series id (so each series is in
+    time order). Both files hold the same items when a crash fell between two writes (the shutdown's
+    spool written, the journal not yet emptied; the start's journal rewritten, the spool not yet
+    deleted). Returns the entries and the number of copies left out. Pure."""
+    kept: dict[tuple[int, datetime], Entry] = {}
+    copies = 0
+    for entry in itertools.chain(spooled, journaled):
+        key = post_key(entry)
+        if key in seen or key in kept:
+            copies += 1
+        else:
+            kept[key] = entry
+    return sorted(kept.values(), key=lambda e: (e[4], e[2])), copies
 
 
 POSTED_UNITS = {"soc": "kWh", "p": "W", "q": "var", "v": "V"}   # what `metric_values` gives, by metric
