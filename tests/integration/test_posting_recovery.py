@@ -15,10 +15,12 @@ import logging
 
 import pytest
 
+from agents.post_journal import REBUILD_RETRY_S
 from agents.post_spool import PostSpool
 from core.clock import FakeClock
-from tests.integration.test_posting import (LIB_SERIES, PASSWORD, START, VALUES, VRFB_SERIES,  # noqa: F401
-                                            at, drain, enqueue_samples, make_cfg, make_sd, posters, stamps)
+from tests.integration.test_posting import (LIB_SERIES, MEAS, P_ONLY, PASSWORD, START, VALUES,  # noqa: F401
+                                            VRFB_SERIES, SwappableFolder, at, drain, enqueue_samples, make_cfg,
+                                            make_sd, posters, queued_stamps, stamps)
 
 WINDOWS = 8   # samples 60 s apart of both plants: 8 series × 8 = 64 items, as in the review
 ALL_SERIES = sorted([*LIB_SERIES.values(), *VRFB_SERIES.values()])
@@ -105,3 +107,37 @@ def test_a_start_killed_between_journaling_the_spool_and_deleting_it_posts_each_
     assert sd["measurement_post_counters"]["lib"]["posted"] == 36
     assert sd["measurement_post_counters"]["vrfb"]["posted"] == 32
     assert not spool.exists()
+
+
+def test_both_files_a_start_cannot_read_are_queued_once_when_the_folder_is_back(sim, tmp_path, posters,
+                                                                               monkeypatch):
+    """The killed shutdown left X1, X2 in both files, and the next start finds the data folder
+    unusable (neither file read); Z is queued meanwhile. Once the folder is back a step reads both:
+    X1, X2 are queued once, behind Z, the spool is gone, and each value is posted once."""
+    folder = SwappableFolder(tmp_path)
+    cfg = make_cfg(tmp_path, sim.url, series=P_ONLY)
+    clock = FakeClock(START)
+    first = posters(cfg, clock, make_sd(source="manual"))
+    enqueue_samples(first, 2)                                       # X1, X2
+    kill_at(monkeypatch, first.journal, "rewrite")
+    with pytest.raises(Killed):
+        first.shutdown(timeout_s=0.2)
+    monkeypatch.undo()
+    assert folder.names() == ["pending_posts.jsonl", "post_journal.jsonl"]
+
+    folder.point_at(folder.blocker)
+    poster = posters(cfg, clock, make_sd())
+    assert poster.pending_count() == 0
+    poster.enqueue_sample("lib", at(600), VALUES)                   # Z
+    sim.fail_next(MEAS, 503)                                        # Z stays queued at this step
+    clock.advance(REBUILD_RETRY_S)
+    poster.step()
+    folder.point_at(folder.real)
+    clock.advance(REBUILD_RETRY_S)
+    poster.step()
+    queued = ["2026-06-01T08:10:00+00:00", "2026-06-01T08:00:00+00:00", "2026-06-01T08:01:00+00:00"]
+    assert queued_stamps(poster) == queued
+    assert folder.names() == ["post_journal.jsonl"]
+    clock.advance(60)
+    drain(poster, clock)
+    assert stamps(sim, 6) == sorted(queued)                         # each once (one batch, sent in time order)
