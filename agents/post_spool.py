@@ -5,8 +5,9 @@ A clean shutdown hands every queued item to the spool (`save`): written atomical
 file, fsync, rename, fsync of the folder), or the file removed when nothing is left, so an old
 spool is never read again. A batch that was in flight at the shutdown and leaves after it (posted
 or rejected) is taken out of the file again (`forget`), so it is not posted a second time.
-The next start reads the file (`read`) ahead of the journal and deletes it (`drop`) once its items
-are in the journal; until then it is `kept` (its items live in memory and in the file only).
+The next start reads the file (`read`) with the journal, each measurement queued once
+(`PosterFiles._recover`), and deletes it (`drop`) once its items are in the journal; until then it is
+`kept` (its items live in memory and in the file only).
 A file that exists but cannot be read (the folder unusable) is `unread`: one ERROR, and it is
 neither replaced nor deleted until a read works (the poster tries again, `PosterFiles._recover`).
 
