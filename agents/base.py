@@ -7,6 +7,7 @@ per 60 s per distinct message), beat the registry, wait on the shutdown event vi
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -63,20 +64,28 @@ class ThreadRegistry:
 
 
 class RateLimitedErrorLog:
-    """Log an exception with traceback at most once per `interval_s` per distinct message."""
+    """Log an exception with traceback at most once per `interval_s` per distinct error: its place
+    (`where`), type and message with every number as `#` (a message that carries a time, a count or an
+    address is one error), and at most `MAX_DISTINCT` distinct errors of one place per interval. Only
+    the errors logged within the last interval are kept (a soak review: one entry per message text,
+    forever, and a traceback at every step of a failure whose message changed)."""
+    MAX_DISTINCT = 5
 
     def __init__(self, clock, logger: logging.Logger, interval_s: float = 60.0):
         self._clock, self._log, self._interval = clock, logger, interval_s
-        self._last: dict[str, float] = {}
+        self._last: dict[tuple[str, str, str], float] = {}
 
     def exception(self, where: str, exc: BaseException) -> None:
-        key = f"{where}:{type(exc).__name__}:{exc}"
         now = self._clock.monotonic()
-        last = self._last.get(key)
-        if last is None or now - last >= self._interval:
-            self._last[key] = now
-            self._log.error("%s failed: %s", where, exc, exc_info=exc)
+        self._last = {key: at for key, at in self._last.items() if now - at < self._interval}
+        key = (where, type(exc).__name__, _NUMBERS.sub("#", str(exc)))
+        if key in self._last or sum(k[0] == where for k in self._last) >= self.MAX_DISTINCT:
+            return
+        self._last[key] = now
+        self._log.error("%s failed: %s", where, exc, exc_info=exc)
 
+
+_NUMBERS = re.compile(r"\d+")
 
 _loop = threading.local()   # the registry and name of the run_loop on this thread
 
