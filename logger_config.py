@@ -295,6 +295,7 @@ class DailyFileHandler(logging.Handler):
         self.log_dir.mkdir(parents=True, exist_ok=True)   # an operator may have removed it
         path = self.log_dir / log_file_name(day)
         self._stream = open(path, "a", encoding="utf-8")
+        self._stream.write("\n" if _ends_mid_line(str(path)) else "")   # a line torn by a crash stays alone
         self._day = day
         self._path = str(path)
         self._generation += 1
@@ -496,3 +497,4 @@ def setup_logging(level: str, log_dir: Path, tz: tzinfo, shared_data: dict,
     for handler in (stream_handler, file_handler, ring_handler):
         root.addHandler(handler)
     return LoggingHandles(stream_handler, file_handler, ring_handler, redaction, saved)
+

@@ -206,6 +206,18 @@ def test_file_is_appended_and_utf8(logs):
                           "2026-06-01 12:00:00 - INFO - señal €\n")
 
 
+def test_a_line_torn_by_a_crash_is_not_glued_to_the_next_runs_first_line(logs):
+    """A crash review: the file is opened for appending, and a last line that a kill -9 or a power cut
+    cut off took the next start's first record on the same line."""
+    path = logs.log_dir / "2026-06-01_hil_scheduler.log"
+    path.write_text("2026-06-01 00:00:00 - INFO - earlier run\n2026-06-01 00:00:01 - WARNING - LIB not fol",
+                    encoding="utf-8")
+    emit(utc(2026, 6, 1, 10, 0, 0), "HIL Scheduler starting")
+    assert read(path).splitlines() == ["2026-06-01 00:00:00 - INFO - earlier run",
+                                       "2026-06-01 00:00:01 - WARNING - LIB not fol",
+                                       "2026-06-01 12:00:00 - INFO - HIL Scheduler starting"]
+
+
 def test_log_file_path_publication_waits_for_lock_instead_of_deadlocking(logs, shared,
                                                                          monkeypatch):
     monkeypatch.setattr(logger_config, "_SHARED_LOCK_WAIT_S", 0.01)
