@@ -10,7 +10,7 @@ folder, the repository, or the repository's `profiles/` folder (`.yaml` may be l
 `apply_profiles(raw, config_dir)` rewrites the raw config document before validation: each
 `profile` becomes its absolute path and the endpoint's `points` the merged mapping, so the config
 models validate (and `--check-config` prints) the resolved map; `origin_note` names the profile in a
-problem with a value that came from it; `left_out_notes(raw)` the warnings for remote maps that name
+problem with a value that came from it; `left_out_notes(raw, plant_ids)` the warnings for remote maps that name
 some points and leave others to the default map. Pure but for reading the files.
 """
 from __future__ import annotations
@@ -111,7 +111,7 @@ def left_out_notes(raw: Any, plant_ids: tuple[str, ...]) -> list[str]:
     names some points and leaves default ones out (`defaults_left_out`). Local endpoints are the emulator,
     which serves its map whatever it names; POI points come from the meter when there is one."""
     def node(parent: Any, key: str) -> Mapping:
-        return parent.get(key) or {} if isinstance(parent, Mapping) else {}
+        return (parent.get(key) or {}) if isinstance(parent, Mapping) else {}
     notes = []
     for pid in plant_ids:
         where = f"plants.{pid}.modbus.remote"
