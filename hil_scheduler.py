@@ -68,6 +68,7 @@ from agents.forecaster import Forecaster, recorded_soc  # noqa: E402
 from agents.measurement_agent import MeasurementAgent  # noqa: E402
 from agents.metrics_server import MetricsServer, MetricsStartError  # noqa: E402
 from agents.plant_agent import EmulatorStartError, PlantEmulator  # noqa: E402
+from agents.plant_duties import PlantDuties, restore as restore_duties  # noqa: E402
 from agents.process_tuning import tune_process  # noqa: E402
 from agents.manual_schedule_files import ManualScheduleFiles  # noqa: E402
 from agents.scheduler_agent import ScheduleStore, Scheduler  # noqa: E402
@@ -202,7 +203,8 @@ class HilApp:
         self.store = ScheduleStore(self.sd, cfg.tz, self.scheduler_wake, self.manual_files.request_save,
                                    self.manual_files.request_save_override, wake)
         self.command_log = CommandLog(self.sd, self.clock)
-        self.controllers = {pid: PlantController(pid, cfg, self.clock, self.sd, self.command_log, wake)
+        self.duties = PlantDuties(cfg.data_dir, self.clock)   # what is owed to the plants, across a crash
+        self.controllers = {pid: PlantController(pid, cfg, self.clock, self.sd, self.command_log, wake, self.duties)
                             for pid in PLANT_IDS}
         self.scheduler = Scheduler(cfg, self.clock, self.sd, self.controllers, self.scheduler_wake, self.stop_event)
         self.coordinator = Coordinator(cfg, self.clock, self.sd, self.command_log, self.scheduler_wake, wake)
@@ -256,6 +258,7 @@ class HilApp:
             self.store.publish_schedule("manual", plant, frame)
         for plant, flags in {**self.manual_files.restore_overrides(), **self.options.overrides}.items():
             self.store.set_override(plant, flags)
+        restore_duties(self.duties, self.controllers)   # before the controllers' first observation
         self._spawn(self.manual_files.thread_name, self.manual_files.step, self.manual_files.wake_event, 60.0)
         self._spawn("coordinator", self.coordinator.step, self.coordinator.wake_event)
         self._spawn("scheduler", self.scheduler.step, self.scheduler_wake, self.cfg.timing.scheduler_period_s)

@@ -21,7 +21,7 @@ from agents.commands import Command, CommandLog, PlantCommandQueue
 from agents.control_hold import HoldKeeper, run_hold_command
 from agents.control_sequences import (clear_owed_stop, heartbeat_counter, observe_run_status, safe_stop,
                                       send_owed_stop, start, zero_after_plant_stop)
-from agents import left_running
+from agents import left_running, plant_duties
 from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
 from agents.owed_writes import OwedWrite, publish_owed
@@ -59,7 +59,8 @@ class PlantController:
     """Owns one plant's control-path Modbus I/O. `step()` is one iteration of its thread."""
 
     def __init__(self, plant_id: str, cfg: AppConfig, clock, shared_data: dict, command_log: CommandLog,
-                 forecast_wake: threading.Event | None = None):
+                 forecast_wake: threading.Event | None = None, duties: plant_duties.PlantDuties | None = None):
+        """`duties`: the data folder's record of what is owed to the plants (the director's; None: in memory)."""
         self.plant_id = plant_id
         self.cfg = cfg
         self.plant = cfg.plants[plant_id]
@@ -93,9 +94,7 @@ class PlantController:
         self._breakpoints = BreakpointWatch(target_expiry_s(cfg.timing.scheduler_period_s))  # lateness
         self._failures_answered = 0   # link.connect_failures at the last check the plant answered
         self._check_wrote = False     # the last check wrote a register
-        self._next_dispatch = 0.0
-        self._next_observe = 0.0
-        self._next_heartbeat = 0.0
+        self._next_dispatch = self._next_observe = self._next_heartbeat = 0.0
         self._heartbeat_value: int | None = None
         self._last_ok_observe_mono: float | None = None
         self._not_operating_count = 0
@@ -106,6 +105,7 @@ class PlantController:
         self._prev_link = self.link.link
         self.hold = HoldKeeper(plant_id, self.name, shared_data, clock, forecast_wake)
         self.stopped_on: dict[str, float] = {}   # transport -> when a safe stop confirmed disabled there (mono)
+        self.duties = duties or plant_duties.PlantDuties(None, clock)
 
     # ---------------------------------------------------------------- called from other threads
     def enqueue(self, cmd: Command, front: bool = False) -> str | None:
@@ -344,7 +344,7 @@ class PlantController:
                 closed_by, hold_ended, outside = self._derive_transition(values, stale)
         self.hold.tell(hold_ended)   # logged with the queue lock released: submit() never waits for a log handler
         if outside:
-            log.warning("%s is running, enabled outside this program: not dispatched (Start dispatches it)", self.name)
+            log.warning("%s is running, %s: not dispatched (Start dispatches it)", self.name, plant_duties.outside(self))
         if closed_by:
             log.warning("%s reported %s while running; dispatch gate closed", self.name, closed_by.reason)
         if closed_by and closed_by.trip:

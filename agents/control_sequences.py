@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from agents import plant_duties
 from agents.base import beat
 from agents.busy_window import BUSY_CODES, OWED_BUSY_RETRY_MAX_S
 from agents.commands import SHUTTING_DOWN
@@ -59,6 +60,7 @@ def start(ctl) -> tuple[bool, str]:
     step = "setpoint"
     ctl.run_watch.seen = False   # from now on the plant's run status counts once it reports running
     ctl.run_watch.clear()
+    plant_duties.sync(ctl)   # `starting`: a crash from here on leaves the plant this program's (its record)
     try:
         target = ctl._resolve_now()
         status = ctl.write_setpoints(target.p_kw, target.q_kvar, immediate=True)
@@ -96,6 +98,7 @@ def start(ctl) -> tuple[bool, str]:
     ctl._set_gate(True, "running")
     clear_owed_stop(ctl)
     ctl.owed_zero.clear(ctl.link.mode)   # the start wrote its own setpoints
+    plant_duties.sync(ctl, previous_run_over=True)
     ctl._not_operating_count = 0
     if ctl.link.has_point("run_status"):   # does the plant say it runs? (`observe_run_status`)
         ctl.run_watch.started(ctl.link.mode, ctl.clock.monotonic())
@@ -149,6 +152,7 @@ def _rollback_start(ctl) -> None:
     ctl._set_gate(False, "stopped" if enable == 0 else "unknown")
     _owe(ctl, enable == 0, busy, answered)
     ctl.owed_zero.settle(ctl, zero_error is None, "rollback", zero_error)
+    plant_duties.sync(ctl)
 
 
 def _rollback_zero(ctl) -> str | None:
@@ -280,6 +284,7 @@ def _safe_stop(ctl) -> dict:
     _owe(ctl, disable_ok, busy, answered)
     zero_error = None if zero == "ok" else _dispatch_error(ctl)   # acknowledged, not taken: writing again is no use
     zero_owed = ctl.owed_zero.settle(ctl, zero_error is None, "stop", zero_error)
+    plant_duties.sync(ctl, previous_run_over=True)   # what the stop left owed, before its result is told
     elapsed = ctl.clock.monotonic() - t0
     result = {"threshold_reached": threshold_reached, "disable_ok": disable_ok}
     result |= {} if disable_ok else {"error": f"{error} ({ctl.link.endpoint_label})"}
@@ -322,7 +327,7 @@ def send_owed_stop(ctl, values: dict) -> None:
     disabled needs no disable, but has the setpoints it still holds zeroed (owed again when the
     link fails under that write). A safe stop that outlived a switch's wait owes to the old
     transport's plant, never to the new one's."""
-    ctl.owed_stop.mode, busy = None, ctl.owed_busy   # owed again by this try when it fails (`_owe`)
+    busy = ctl.owed_busy   # kept owed (and in the data folder's record) until this try clears or owes it (`_owe`)
     if int(round(values["enable"])) != 1:   # its setpoints may still hold the last values: a re-enable runs them
         log.info("%s answers again, disabled: the stop that could not reach it needs no disable", ctl.name)
         clear_owed_stop(ctl)

@@ -9,11 +9,14 @@ after the switch; `stopped` by the controller when one of its safe stops confirm
 observation: an entry ends when the controller, on that transport again, reads the plant disabled (a
 stop there confirmed reads so too) or dispatches it itself (a Start there: it is watched again).
 Thread-safe: each change is one read-modify-write under `shared_data["lock"]`
-(`PlantController._publish_dispatch` with a callable value).
+(`PlantController._publish_dispatch` with a callable value). Each change is recorded in the data
+folder (`agents/plant_duties.py`), so a marker outlives a crash.
 """
 from __future__ import annotations
 
 import logging
+
+from agents import plant_duties
 
 log = logging.getLogger("hil.control")
 
@@ -26,6 +29,7 @@ def mark(ctl, mode: str, at_iso: str, since_mono: float) -> None:
         left = st.get("left_running_on") or {}
         return left if ctl.stopped_on.get(mode, float("-inf")) >= since_mono else {**left, mode: at_iso}
     ctl._publish_dispatch(left_running_on=update)
+    plant_duties.sync(ctl)
 
 
 def stopped(ctl, mode: str) -> None:
@@ -34,11 +38,14 @@ def stopped(ctl, mode: str) -> None:
     ctl.stopped_on[mode] = ctl.clock.monotonic()
     ctl._publish_dispatch(left_running_on=lambda st: {m: at for m, at in (st.get("left_running_on") or {}).items()
                                                       if m != mode})
+    plant_duties.sync(ctl)
 
 
 def confirm(ctl, values: dict | None) -> None:
     """After an observation on the controller's transport that read `values` (None: failed): the entry
-    of that transport ends when the plant reads disabled or is dispatched by this program."""
+    of that transport ends when the plant reads disabled or is dispatched by this program; so does the
+    mark of a plant left running by the previous run (`plant_duties.observed`)."""
+    plant_duties.observed(ctl, values)
     mode = ctl.link.mode
     with ctl.sd["lock"]:
         left = ctl.sd["dispatch_status_by_plant"][ctl.plant_id].get("left_running_on") or {}
@@ -46,5 +53,6 @@ def confirm(ctl, values: dict | None) -> None:
         return
     ctl._publish_dispatch(left_running_on=lambda st: {m: at for m, at in (st.get("left_running_on") or {}).items()
                                                       if m != mode})
+    plant_duties.sync(ctl)
     log.info("%s on %s: %s, no longer possibly running unwatched there", ctl.name, mode.upper(),
              "dispatched" if ctl._gate() else "disabled")

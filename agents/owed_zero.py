@@ -61,6 +61,16 @@ class OwedZero:
         there by a switch; written when the program is on it again), else None."""
         return next((other for other in sorted(self._zeros) if other != mode and self.owed_on(other)), None)
 
+    def owed_modes(self) -> list[str]:
+        """The transports whose plant is owed a zero (`agents/plant_duties.py` records them)."""
+        return [mode for mode in sorted(self._zeros) if self.owed_on(mode)]
+
+    def restored(self, mode: str, now: float) -> None:
+        """A zero the previous run owed to the plant on `mode` (`plant_duties.restore`): due at once, and
+        not written over a plant found enabled, as after a switch (`leaving`: not watched meanwhile)."""
+        self._on(mode).owe(mode, now, at_once=True)
+        self.leaving(mode)
+
     def clear(self, mode: str) -> None:
         """Nothing owed to the plant on transport `mode` (a Start or a stop on the other one leaves
         the other plant's zero owed)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.timeutil import as_datetime, format_hms
+
 START_ALL = "Start All"
 STOP_ALL = "Stop All"
 FLEET_LABELS = {"start_all": START_ALL, "stop_all": STOP_ALL}
@@ -19,6 +21,10 @@ OWED_NOTE = "; the stop is sent when it answers again"
 # After a stop whose zero (P = Q = 0) the plant did not take (`zero_owed`): the controller writes it.
 ZERO_OWED = "setpoints not zeroed yet{where}: P = Q = 0 is written when the plant takes writes{when}"
 ZERO_NOTE = "; " + ZERO_OWED.format(where="", when="")
+# A plant running without this program's dispatch: enabled by someone else, or left running by a run of
+# this program that ended without stopping it (a kill -9, a power cut: agents/plant_duties.py).
+ENABLED_OUTSIDE = "enabled outside this program"
+LEFT_BY_PREVIOUS_RUN = "left running by this program's previous run"
 # A start that found no schedule row of the active source for now: the plant runs, at zero.
 STARTED = "started"
 NO_SCHEDULE = "no {source} schedule for now: 0 kW is dispatched"
@@ -104,3 +110,13 @@ def stop_all_text(outcomes: list[PlantOutcome], recording: bool = True) -> str:
 
 def all_ok(outcomes: list[PlantOutcome]) -> bool:
     return all(o.ok for o in outcomes)
+
+
+def running_outside_text(previous: dict | None, tz) -> str:
+    """Why a plant runs undispatched after it was seen stopped: `left running by this program's previous
+    run (dispatched on REMOTE since 20:16:40)` when the dispatch status's `left_by_previous_run`
+    ({transport, since}) is set, else `enabled outside this program`."""
+    if not previous:
+        return ENABLED_OUTSIDE
+    since = format_hms(as_datetime(previous.get("since"), tz))
+    return f"{LEFT_BY_PREVIOUS_RUN} (dispatched on {str(previous.get('transport')).upper()} since {since})"

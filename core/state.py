@@ -113,6 +113,7 @@ def empty_dispatch_status() -> dict:
         "owed_zero": False,   # P = Q = 0 is owed to it (agents/owed_zero.py)
         "owed_zero_elsewhere": None,   # the other transport ("local"|"remote") whose plant is owed P = Q = 0
         "left_running_on": {},   # {transport: local ISO}: a switch left the plant there not confirmed stopped
+        "left_by_previous_run": None,   # {transport, since}: this program's previous run left it dispatched there
         "target_expired": False,   # no fresh target from the scheduler: zero is dispatched
         "target_expired_since": None,   # local ISO of the last fresh target while expired (None: never one)
     }

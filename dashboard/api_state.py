@@ -89,6 +89,7 @@ def api_state_document(cfg: AppConfig, s: Snapshot) -> dict:
             "owed_stop": bool(d.get("owed_stop")), "owed_zero": bool(d.get("owed_zero")),   # the card's owed_note
             "owed_zero_elsewhere": d.get("owed_zero_elsewhere"),   # transport owed a zero (the card's warning)
             "left_running_on": dict(d.get("left_running_on") or {}),   # {transport: time}: may still run there
+            "left_by_previous_run": d.get("left_by_previous_run"),   # {transport, since}: a crashed run left it running
             # the manual schedule's (or override flags') file not written: {since, message, action} or None
             "manual_save_error": dict(s.manual_save_error[pid]) if s.manual_save_error.get(pid) else None,
             **_target(s, pid, d),

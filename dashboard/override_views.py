@@ -19,6 +19,7 @@ from bisect import bisect_left
 from datetime import date, datetime, timedelta, timezone
 
 from core.config import AppConfig
+from core.fleet import running_outside_text
 from core.overrides import describe_signal, effective_next_breakpoint, effective_setpoint, overridden
 from core.schedules import P_COL, Q_COL
 from core.timeutil import day_bounds, format_hms, wall_text
@@ -74,8 +75,8 @@ def source_line(cfg: AppConfig, s: Snapshot, plant: str) -> str:
     if target_expired(s, plant):   # zero is written, not what the last target's sources gave
         return "P and Q zero (no fresh target) | schedule: " + " | ".join(parts)
     if s.undispatched(plant):   # runs on what the plant holds
-        why = "enabled outside this program" if (s.observed.get(plant) or {}).get("enabled_outside") else \
-            "running; its stop was not confirmed"
+        why = running_outside_text(d.get("left_by_previous_run"), cfg.tz) if (s.observed.get(plant) or {}).get(
+            "enabled_outside") else "running; its stop was not confirmed"
         return f"Not dispatched ({why}) | schedule: " + " | ".join(parts)
     return " | ".join(parts)
 
