@@ -532,12 +532,13 @@ def test_api_state_fields_without_secrets_and_healthz(env, page):
                 "held_q_kvar", "posting_paused",
                 # fault states on the card: a setpoint not taken, a stop or zero owed, a plant left running
                 "setpoint_problem", "owed_stop", "owed_zero", "owed_zero_elsewhere", "left_running_on",
+                "left_by_previous_run",   # a run that died left it dispatched (agents/plant_duties.py)
                 # the recorder's writes: an error (disk full), the rows kept in memory, the rows dropped
                 "recording_write_error", "recording_pending_rows", "recording_rows_dropped",
                 # the manual schedule's file not written (a save or a clear lost at restart)
                 "manual_save_error"}
-            assert (plant["owed_stop"], plant["owed_zero"], plant["owed_zero_elsewhere"],
-                    plant["left_running_on"], plant["manual_save_error"]) == (False, False, None, {}, None), plant
+            assert (plant["owed_stop"], plant["owed_zero"], plant["owed_zero_elsewhere"], plant["left_running_on"],
+                    plant["left_by_previous_run"], plant["manual_save_error"]) == (False, False, None, {}, None, None), plant
             assert plant["transition"] in ("starting", "running", "stopping", "stopped", "unknown")
             assert plant["link_status"] in ("ok", "connect_failed", "read_error", "unknown")
             assert plant["sampler_link_status"] in ("ok", "connect_failed", "read_error", "unknown")
