@@ -205,3 +205,27 @@ def test_a_stopped_plant_leaves_a_record_the_next_run_says_nothing_of(tmp_path, 
             assert msgs(caplog, logging.WARNING) == [] and second.dispatch()["left_by_previous_run"] is None
         finally:
             second.close()
+
+
+def test_a_zero_owed_when_the_program_died_is_written_by_the_next_run(tmp_path, caplog):
+    """A stop whose zero the plant did not take (disabled, still holding 500 kW), then kill -9: the next
+    run writes P = Q = 0 once the plant takes writes (it reads disabled: nothing set there meanwhile)."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / FILE_NAME).write_text(
+        '{"version": 1, "plants": {"lib": {"owed_stop": null, "owed_zero": {"local": "2026-03-20T11:50:00+01:00"},'
+        ' "left_running_on": {}, "dispatching": null}}}')
+    with FaultyPlant() as plant:
+        plant.set(P_SP, [5000])                              # disabled, holding its old setpoint
+        rig = _next_run(tmp_path, clock, lib={"local": plant.port})
+        try:
+            assert msgs(caplog, logging.WARNING, "LIB: P = Q = 0 owed to the plant on LOCAL since 11:50:00 by this "
+                                                 "program's previous run")
+            _step_until(rig, clock, lambda: plant.get(P_SP) == [0], steps=5)
+            assert plant.get(P_SP) == [0] and plant.get(ENABLE) == [0]
+            assert msgs(caplog, logging.INFO, "LIB: the owed zero is done")
+            assert _recorded(rig)["owed_zero"] == {}
+        finally:
+            rig.close()
