@@ -24,6 +24,7 @@ from core.recording import format_value
 
 
 log = logging.getLogger("hil.control")
+SWITCHED = "while it ran on another transport"
 
 
 class _Zero(OwedWrite):
@@ -33,6 +34,7 @@ class _Zero(OwedWrite):
         super().__init__()
         self.held: tuple | None = None   # (P kW, Q kvar) held at the first observation after the stop
         self.unread_since_switch = False   # the program left the plant before that observation
+        self.unwatched = SWITCHED   # when the program did not watch it (a switch; a previous run: `restored`)
 
 
 class OwedZero:
@@ -47,7 +49,7 @@ class OwedZero:
         the plant meanwhile, so it is not zeroed if the plant then reads enabled (`serve`)."""
         zero = self._zeros.get(mode)
         if zero is not None and zero.mode is not None and zero.held is None:
-            zero.unread_since_switch = True
+            zero.unread_since_switch, zero.unwatched = True, SWITCHED
 
     def _on(self, mode: str) -> _Zero:
         return self._zeros.setdefault(mode, _Zero())
@@ -70,13 +72,14 @@ class OwedZero:
         not written over a plant found enabled, as after a switch (`leaving`: not watched meanwhile)."""
         self._on(mode).owe(mode, now, at_once=True)
         self.leaving(mode)
+        self._on(mode).unwatched = "before this program started"
 
     def clear(self, mode: str) -> None:
         """Nothing owed to the plant on transport `mode` (a Start or a stop on the other one leaves
         the other plant's zero owed)."""
         zero = self._on(mode)
         zero.clear()
-        zero.held, zero.unread_since_switch = None, False
+        zero.held, zero.unread_since_switch, zero.unwatched = None, False, SWITCHED
 
     def settle(self, ctl, zero_ok: bool, what: str, why: str | None, say: bool = True) -> bool:
         """After a stop's or a rollback's zero (`what` names it in the WARNING; `say` False: the
@@ -91,7 +94,7 @@ class OwedZero:
             log.warning("%s: the %s's zero was not taken (%s); P = Q = 0 is written when the plant takes "
                         "writes (%s)", ctl.name, what, why or "not verified", ctl.link.endpoint_label)
         zero.owe(mode, ctl.clock.monotonic())
-        zero.held, zero.unread_since_switch = None, False
+        zero.held, zero.unread_since_switch, zero.unwatched = None, False, SWITCHED
         return True
 
     def serve(self, ctl, values: dict) -> None:
@@ -109,9 +112,8 @@ class OwedZero:
         p_kw, q_kvar = values.get("p_setpoint"), values.get("q_setpoint")
         held = f"P={format_value(p_kw)} kW, Q={format_value(q_kvar)} kvar"
         if zero.held is None and zero.unread_since_switch and int(round(values.get("enable") or 0)) == 1:
-            log.warning("%s: enabled outside this program while it ran on another transport (setpoints now "
-                        "%s): the owed zero is dropped, not written over what may have been set at the plant",
-                        ctl.name, held)
+            log.warning("%s: enabled outside this program %s (setpoints now %s): the owed zero is dropped, not "
+                        "written over what may have been set at the plant", ctl.name, zero.unwatched, held)
             self.clear(mode)
             return
         if zero.held is None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 
+import pytest
+
 from agents import left_running, plant_duties
 from agents.plant_duties import FILE_NAME, PlantDuties
 from core.clock import FakeClock
@@ -207,9 +209,11 @@ def test_a_stopped_plant_leaves_a_record_the_next_run_says_nothing_of(tmp_path, 
             second.close()
 
 
-def test_a_zero_owed_when_the_program_died_is_written_by_the_next_run(tmp_path, caplog):
+@pytest.mark.parametrize("enabled", [False, True])
+def test_a_zero_owed_when_the_program_died_is_written_by_the_next_run(tmp_path, caplog, enabled):
     """A stop whose zero the plant did not take (disabled, still holding 500 kW), then kill -9: the next
-    run writes P = Q = 0 once the plant takes writes (it reads disabled: nothing set there meanwhile)."""
+    run writes P = Q = 0 once the plant takes writes when it reads disabled; found enabled, it was set
+    at its panel meanwhile, and the zero is dropped with one WARNING (as after a transport switch)."""
     caplog.set_level(logging.INFO)
     clock = FakeClock(START)
     data = tmp_path / "data"
@@ -219,10 +223,17 @@ def test_a_zero_owed_when_the_program_died_is_written_by_the_next_run(tmp_path, 
         ' "left_running_on": {}, "dispatching": null}}}')
     with FaultyPlant() as plant:
         plant.set(P_SP, [5000])                              # disabled, holding its old setpoint
+        plant.set(ENABLE, [int(enabled)])
         rig = _next_run(tmp_path, clock, lib={"local": plant.port})
         try:
             assert msgs(caplog, logging.WARNING, "LIB: P = Q = 0 owed to the plant on LOCAL since 11:50:00 by this "
                                                  "program's previous run")
+            if enabled:
+                _step_until(rig, clock, lambda: _recorded(rig)["owed_zero"] == {}, steps=5)
+                assert plant.get(P_SP) == [5000] and _recorded(rig)["owed_zero"] == {}
+                assert msgs(caplog, logging.WARNING, "LIB: enabled outside this program before this program started "
+                                                     "(setpoints now P=500 kW, Q=0 kvar): the owed zero is dropped")
+                return
             _step_until(rig, clock, lambda: plant.get(P_SP) == [0], steps=5)
             assert plant.get(P_SP) == [0] and plant.get(ENABLE) == [0]
             assert msgs(caplog, logging.INFO, "LIB: the owed zero is done")
