@@ -270,7 +270,8 @@ def _restore_one(ctl, recorded: dict) -> None:
         for transport, at in sorted(left.items()):
             log.warning("%s: left not confirmed stopped on %s at %s by this program's previous run (it may still "
                         "run there)", ctl.name, transport.upper(), _hms(ctl, at))
-    sync(ctl)
+    from agents.owed_writes import publish_owed   # (it imports this module) the card and /api/state at once; syncs
+    publish_owed(ctl)
 
 
 def _hms(ctl, iso: str) -> str:

@@ -74,6 +74,7 @@ def test_a_stop_owed_when_the_program_died_is_sent_by_the_next_run_once_the_plan
 
         second = _next_run(tmp_path, clock, lib={"local": port})
         assert second.lib.owed_stop.mode == "local" and second.transition() == "unknown"
+        assert second.dispatch()["owed_stop"] is True            # on the card before the first observation
         assert msgs(caplog, logging.WARNING, "LIB: the stop asked by this program's previous run at 12:00:01 was "
                                              "not confirmed")
         back = _back(port, registers)                        # it answers again, still running at 500 kW
