@@ -114,9 +114,9 @@ def all_ok(outcomes: list[PlantOutcome]) -> bool:
 
 def running_outside_text(previous: dict | None, tz) -> str:
     """Why a plant runs undispatched after it was seen stopped: `left running by this program's previous
-    run (dispatched on REMOTE since 20:16:40)` when the dispatch status's `left_by_previous_run`
+    run, which dispatched it on REMOTE from 20:16:40` when the dispatch status's `left_by_previous_run`
     ({transport, since}) is set, else `enabled outside this program`."""
     if not previous:
         return ENABLED_OUTSIDE
     since = format_hms(as_datetime(previous.get("since"), tz))
-    return f"{LEFT_BY_PREVIOUS_RUN} (dispatched on {str(previous.get('transport')).upper()} since {since})"
+    return f"{LEFT_BY_PREVIOUS_RUN}, which dispatched it on {str(previous.get('transport')).upper()} from {since}"

@@ -25,7 +25,7 @@ from tests.helpers import ENABLE, HMS, P_SP
 from tests.integration.test_control import START, Rig, msgs
 from tests.integration.test_stop_link_faults import _back, _started, _step_until
 
-PREVIOUS = rf"left running by this program's previous run \(dispatched on LOCAL since {HMS}\)"
+PREVIOUS = rf"left running by this program's previous run, which dispatched it on LOCAL from {HMS}"
 
 
 def _rig(tmp_path, clock, **ports) -> Rig:

@@ -21,7 +21,7 @@ from tests.procs import p_setpoint_kw, read_regs, schedule_csv, shift, wait_for,
 
 TZ = ZoneInfo("Europe/Madrid")
 OWED_AGAIN = "LIB: the stop asked by this program's previous run at"
-LEFT = "LIB is running, left running by this program's previous run (dispatched on REMOTE since "
+LEFT = "LIB is running, left running by this program's previous run, which dispatched it on REMOTE from "
 
 
 def _remote_lib_dispatched(tmp_path, procs, p_kw: float = 300.0):  # noqa: F811
