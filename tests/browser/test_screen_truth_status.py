@@ -304,6 +304,40 @@ def test_a_plant_enabled_outside_the_program_is_not_dispatched_on_its_card(env, 
     page.wait_text("badge-lib", "IDLE", exact=True, timeout=15)
 
 
+def test_a_plant_left_running_by_a_killed_run_is_said_so_not_enabled_outside(env, page):
+    """A crash review: after a kill -9 the restart said `enabled outside this program` of the plant its own
+    previous run had dispatched. The restart's record (agents/plant_duties.py) is given back as at a start."""
+    from pymodbus.client import ModbusTcpClient
+
+    from agents import plant_duties
+    from core.timeutil import format_local_iso
+
+    app = env.app
+    page.wait_text("state-lib", "State: Stopped", timeout=15)
+    since = app.clock.now().replace(microsecond=0)
+    plant_duties._restore_one(app.controllers["lib"], {**plant_duties.no_duties(), "dispatching": {
+        "transport": "local", "since": format_local_iso(since)}})
+    client = ModbusTcpClient("127.0.0.1", port=app.cfg.plants["lib"].local.port, timeout=2)
+    try:
+        assert client.connect()
+        assert not client.write_register(86, 2000, device_id=1).isError()    # as the killed run left it
+        assert not client.write_register(1, 1, device_id=1).isError()
+        page.wait_text("badge-lib", "NOT DISPATCHED", exact=True, timeout=15)
+        line = page.wait_text("source-lib", "Not dispatched (left running by this program's previous run, which "
+                              f"dispatched it on LOCAL from {since:%H:%M:%S}) | schedule: P: ")
+        assert "enabled outside" not in line
+        assert api_state(app)["plants"]["lib"]["left_by_previous_run"]["transport"] == "local"
+        _shots(env, "plant-left-by-previous-run",
+               lambda p: p.wait_text("source-lib", "left running by this program's previous run", timeout=10))
+    finally:
+        client.write_register(1, 0, device_id=1)
+        client.write_register(86, 0, device_id=1)
+        client.close()
+    page.wait_text("badge-lib", "IDLE", exact=True, timeout=15)
+    wait_for(lambda: api_state(app)["plants"]["lib"]["left_by_previous_run"] is None, 10,
+             message="the mark ends once the plant reads disabled")
+
+
 # ------------------------------------------------------------------------------------------- (9)
 
 def _x_span_s(page: Page, pid: str) -> float:
