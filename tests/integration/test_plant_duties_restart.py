@@ -8,6 +8,7 @@ folder restores the record (`plant_duties.restore`, as `HilApp.start` does) and 
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -46,6 +47,13 @@ def _next_run(tmp_path, clock, **ports) -> Rig:
     rig = _rig(tmp_path, clock, **ports)
     plant_duties.restore(rig.lib.duties, rig.ctl)
     return rig
+
+
+def _write_record(tmp_path, **plants: dict) -> None:
+    """The data folder's record as a killed run left it: each plant's duties over `no_duties()`."""
+    (tmp_path / "data").mkdir()
+    document = {"version": 1, "plants": {pid: {**plant_duties.no_duties(), **duties} for pid, duties in plants.items()}}
+    (tmp_path / "data" / FILE_NAME).write_text(json.dumps(document), encoding="utf-8")
 
 
 def _recorded(rig: Rig, plant: str = "lib") -> dict:
@@ -170,12 +178,8 @@ def test_a_stop_or_a_dispatch_owed_on_the_other_transport_is_a_left_running_mark
     running on REMOTE, and owes no stop to the LOCAL one."""
     caplog.set_level(logging.INFO)
     clock = FakeClock(START)
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / FILE_NAME).write_text(
-        '{"version": 1, "plants": {"lib": {"owed_stop": {"transport": "remote", "since": "2026-03-20T11:50:00+01:00"},'
-        ' "owed_zero": {}, "left_running_on": {}, "dispatching": null}, "vrfb": {"owed_stop": null, "owed_zero": {},'
-        ' "left_running_on": {}, "dispatching": {"transport": "remote", "since": "2026-03-20T11:40:00+01:00"}}}}')
+    _write_record(tmp_path, lib={"owed_stop": {"transport": "remote", "since": "2026-03-20T11:50:00+01:00"}},
+                  vrfb={"dispatching": {"transport": "remote", "since": "2026-03-20T11:40:00+01:00"}})
     with FaultyPlant() as lib, FaultyPlant() as vrfb:
         rig = _next_run(tmp_path, clock, lib={"local": lib.port}, vrfb={"local": vrfb.port})
         try:
@@ -217,11 +221,7 @@ def test_a_zero_owed_when_the_program_died_is_written_by_the_next_run(tmp_path, 
     at its panel meanwhile, and the zero is dropped with one WARNING (as after a transport switch)."""
     caplog.set_level(logging.INFO)
     clock = FakeClock(START)
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / FILE_NAME).write_text(
-        '{"version": 1, "plants": {"lib": {"owed_stop": null, "owed_zero": {"local": "2026-03-20T11:50:00+01:00"},'
-        ' "left_running_on": {}, "dispatching": null}}}')
+    _write_record(tmp_path, lib={"owed_zero": {"local": "2026-03-20T11:50:00+01:00"}})
     with FaultyPlant() as plant:
         plant.set(P_SP, [5000])                              # disabled, holding its old setpoint
         plant.set(ENABLE, [int(enabled)])
