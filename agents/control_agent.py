@@ -24,7 +24,7 @@ from agents.control_sequences import (clear_owed_stop, heartbeat_counter, observ
 from agents import left_running, plant_duties
 from agents.control_writes import write_setpoints
 from agents.modbus_link import LinkError, ModbusLink
-from agents.owed_writes import OwedWrite, publish_owed
+from agents.owed_writes import OwedWrite
 from agents.owed_zero import OwedZero
 from agents.scheduler_agent import effective_target, read_inputs
 from core.codec import CodecError, next_heartbeat
@@ -222,7 +222,7 @@ class PlantController:
             self._heartbeat_value = None
             self._failures_answered = self.link.connect_failures   # a new endpoint, not one answering again
             self._next_observe = 0.0
-            publish_owed(self)   # the new endpoint's debts, before its first observation (a hung one: seconds)
+            plant_duties.publish(self)   # the new endpoint's debts, before its first observation (a hung one: seconds)
 
     def _gate(self) -> bool:
         with self.sd["lock"]:
@@ -358,7 +358,7 @@ class PlantController:
             send_owed_stop(self, values)
         elif values is not None:
             self.owed_zero.serve(self, values)
-        publish_owed(self)
+        plant_duties.publish(self)
         left_running.confirm(self, values)
         return values
 

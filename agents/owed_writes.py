@@ -10,7 +10,6 @@ zero (`owed_zero_elsewhere`: the card's warning line).
 """
 from __future__ import annotations
 
-from agents import plant_duties
 from agents.busy_window import OWED_BUSY_RETRY_MAX_S, OWED_BUSY_RETRY_S
 from core.episodes import Backoff
 
@@ -44,8 +43,8 @@ def publish_owed(ctl) -> None:
     """Publish (when changed) whether a stop (`owed_stop`) or a zero (`owed_zero`) is owed to the plant on
     the controller's current transport, and which other transport's plant is owed a zero
     (`owed_zero_elsewhere`), through its owner (`ctl._publish_dispatch`). Called at the end of each
-    observation: a command, a switch or a try changes what is owed, the next one tells. The data folder's
-    record follows (`plant_duties.sync`: written only when something changed)."""
+    observation: a command, a switch or a try changes what is owed, the next one tells (with the data
+    folder's record: `plant_duties.publish`)."""
     mode = ctl.link.mode
     owed = {"owed_stop": ctl.owed_stop.mode == mode, "owed_zero": ctl.owed_zero.owed_on(mode),
             "owed_zero_elsewhere": ctl.owed_zero.owed_elsewhere(mode)}
@@ -53,4 +52,3 @@ def publish_owed(ctl) -> None:
         published = ctl.sd["dispatch_status_by_plant"][ctl.plant_id]
     if any(published.get(key) != value for key, value in owed.items()):
         ctl._publish_dispatch(**owed)
-    plant_duties.sync(ctl)

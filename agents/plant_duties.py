@@ -21,7 +21,7 @@ so it leaves no `dispatching` and no owed stop unless a stop could not be confir
 `sync(ctl)` records the plant's duties as they are now; it writes only when they changed (not at each
 observation), atomically (`post_journal.write_text_atomically`: temporary file, fsync, rename, fsync
 of the folder). It is called by the controller after its start and stop sequences and at the end of
-each observation (`owed_writes.publish_owed`), and by the coordinator's and controller's changes of
+each observation (`publish`), and by the coordinator's and controller's changes of
 `left_running_on` (`agents/left_running.py`). Thread safety: one lock of `PlantDuties` around the
 read of the controller's state and the write, so two threads writing never lose each other's entries
 (each write holds everything known at that moment). A failed write is logged once (ERROR) and tried
@@ -45,6 +45,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from agents.owed_writes import publish_owed
 from agents.post_journal import write_text_atomically
 from core.fleet import running_outside_text
 from core.names import PLANT_IDS
@@ -216,6 +217,13 @@ def _now_of(ctl, recorded: dict) -> dict:
             "left_running_on": dict(status.get("left_running_on") or {}), "dispatching": dispatching}
 
 
+def publish(ctl) -> None:
+    """What `ctl`'s plant is owed, on its dispatch status (`owed_writes.publish_owed`) and in the record
+    (`sync`): at the end of each observation, after a transport switch, after a restore."""
+    publish_owed(ctl)
+    sync(ctl)
+
+
 def observed(ctl, values: dict | None) -> None:
     """After an observation that read `values` (None: failed): the plant left running by the previous
     run reads disabled on its transport: the marker ends (one INFO)."""
@@ -270,8 +278,7 @@ def _restore_one(ctl, recorded: dict) -> None:
         for transport, at in sorted(left.items()):
             log.warning("%s: left not confirmed stopped on %s at %s by this program's previous run (it may still "
                         "run there)", ctl.name, transport.upper(), _hms(ctl, at))
-    from agents.owed_writes import publish_owed   # (it imports this module) the card and /api/state at once; syncs
-    publish_owed(ctl)
+    publish(ctl)   # the card and /api/state at once
 
 
 def _hms(ctl, iso: str) -> str:
