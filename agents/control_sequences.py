@@ -259,6 +259,7 @@ def _safe_stop(ctl) -> dict:
     busy = False
     ctl.hold.end("stop")
     ctl._set_gate(False, "stopping")
+    plant_duties.sync(ctl)   # a crash from here on owes the stop to the next run (the writer's thread writes it)
     ctl.run_watch.seen = False
     with _busy_window(ctl):
         zero = ctl.write_setpoints(0.0, 0.0, immediate=True)

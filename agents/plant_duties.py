@@ -13,19 +13,23 @@ program`. The file holds, per plant id, only transports and local ISO times (no 
         "dispatching": {"transport": "remote", "since": ISO} | null}}}   # this program ran it there
 
 `since` is when the entry was first recorded (kept while the same transport stays). `dispatching`
-is the gate on (or a start under way), kept through a stop under way, and kept after a restart while
+is the gate on (or a start under way), kept through a stop under way or one not confirmed (the plant
+still runs, or its state is unknown) until the plant reads disabled, and kept after a restart while
 the plant is left running by the previous run (`left_by_previous_run` on the dispatch status) until
-it reads disabled or the operator starts or stops it. A clean shutdown safe-stops the running plants,
-so it leaves no `dispatching` and no owed stop unless a stop could not be confirmed.
+it reads disabled or the operator starts or stops it. A stop under way is an owed stop from the
+moment its gate closes, so a kill in the middle of it leaves the stop to the next run. A clean
+shutdown safe-stops the running plants, so it leaves no `dispatching` and no owed stop unless a stop
+could not be confirmed.
 
-`sync(ctl)` records the plant's duties as they are now; it writes only when they changed (not at each
-observation), atomically (`post_journal.write_text_atomically`: temporary file, fsync, rename, fsync
-of the folder). It is called by the controller after its start and stop sequences and at the end of
-each observation (`publish`), and by the coordinator's and controller's changes of
-`left_running_on` (`agents/left_running.py`). Thread safety: one lock of `PlantDuties` around the
-read of the controller's state and the write, so two threads writing never lose each other's entries
-(each write holds everything known at that moment). A failed write is logged once (ERROR) and tried
-again at the next sync; the program runs on.
+`sync(ctl)` records the plant's duties as they are now, in memory under a short lock; the record is
+written only when it changed (not at each observation), atomically (`post_journal.write_text_atomically`:
+temporary file, fsync, rename, fsync of the folder), by the director's writer thread (`PlantDuties.step`)
+so that no control thread waits for a disk, and once more at shutdown (`flush`). It is called by the
+controller when a start begins and ends, when a stop's gate closes and when it ends, at the end of each
+observation (`publish`), and by the coordinator's and controller's changes of `left_running_on`
+(`agents/left_running.py`). Two threads never lose each other's entries: each write takes the whole
+state of its moment, one write at a time. A failed write is logged once (ERROR) and tried again at
+the next change; the program runs on.
 
 `restore(duties, controllers)` runs once at start, before the controllers' threads: an owed stop on
 the controller's transport is owed again (sent when the plant answers and is enabled), owed zeros
@@ -67,15 +71,25 @@ class DutiesFileError(ValueError):
 
 
 class PlantDuties:
-    """The record of every plant's duties; `path` None keeps it in memory only (tests, tools)."""
+    """The record of every plant's duties; `path` None keeps it in memory only (tests, tools).
+
+    A change is made in memory under a short lock and written by the writer (`step`, the director's
+    thread `plant_duties`, woken by `wake_event`) once `background` is set: no control thread waits for
+    a disk (a review: one plant's write hung in fsync under the record's lock stalled the other plant's
+    controller and the shutdown's stops). Without `background` the thread that changed it writes.
+    Writes are serialized and each writes the state of its own moment, so the last one is the newest."""
+    thread_name = "plant_duties"
 
     def __init__(self, data_dir: str | os.PathLike | None, clock):
         self.path = None if data_dir is None else Path(data_dir) / FILE_NAME
         self.clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()      # the state: held briefly, never across I/O
+        self._io_lock = threading.Lock()   # one write at a time
         self._state: dict[str, dict] = {}
-        self._unsaved = False      # the last write failed: written at the next sync, changed or not
+        self._dirty = False        # changed (or the last write failed) since the last write began
         self._failing = False      # a write failure was logged (once until a write works)
+        self.background = False
+        self.wake_event = threading.Event()
 
     def load(self) -> dict[str, dict]:
         """The record on disk (plant id -> duties); {} when missing, unreadable or damaged (one
@@ -109,19 +123,42 @@ class PlantDuties:
         with self._lock:
             recorded = self._state.get(plant_id) or no_duties()
             duties = _stamped(now_of(recorded), recorded, format_local_iso(self.clock.now()))
-            if duties == recorded and not self._unsaved:
+            if duties == recorded and not self._dirty:
                 return
             self._state[plant_id] = duties
-            self._write()
+            self._dirty = True
+        if self.background:
+            self.wake_event.set()
+        else:
+            self.flush()
 
-    def _write(self) -> None:
-        if self.path is None:
-            return
-        document = {"version": VERSION, "plants": {pid: self._state[pid] for pid in sorted(self._state)}}
+    def step(self) -> float:
+        """The writer thread's step: write what changed; woken by a change (else once a minute)."""
+        self.flush()
+        return 60.0
+
+    def flush(self, timeout_s: float = -1) -> bool:
+        """Write the record when it changed since the last write (the shutdown's last write gives
+        `timeout_s` to a write under way); False when that write still held the file."""
+        if not self._io_lock.acquire(timeout=timeout_s):
+            return False
+        try:
+            with self._lock:
+                if not self._dirty or self.path is None:
+                    return True
+                self._dirty = False
+                plants = {pid: dict(self._state[pid]) for pid in sorted(self._state)}
+            self._write({"version": VERSION, "plants": plants})
+        finally:
+            self._io_lock.release()
+        return True
+
+    def _write(self, document: dict) -> None:
         try:
             write_text_atomically(self.path, json.dumps(document, indent=1, sort_keys=True) + "\n")
         except OSError as exc:
-            self._unsaved = True
+            with self._lock:
+                self._dirty = True
             if not self._failing:
                 log.error("Cannot write %s (%s): what is owed to the plants is kept in memory only (a crash "
                           "loses it); tried again at each change", self.path, exc)
@@ -129,7 +166,7 @@ class PlantDuties:
             return
         if self._failing:
             log.info("%s written again", self.path)
-        self._unsaved = self._failing = False
+        self._failing = False
 
     def _set_aside(self, problem: str) -> None:
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%S")
@@ -210,10 +247,16 @@ def _now_of(ctl, recorded: dict) -> dict:
         status = ctl.sd["dispatch_status_by_plant"][ctl.plant_id]
         gate = ctl.sd["scheduler_running_by_plant"][ctl.plant_id]
         transition = ctl.sd["plant_transition_by_plant"][ctl.plant_id]
-    kept = (recorded.get("dispatching") or {}).get("transport")   # a stop under way: not over yet
+    kept = (recorded.get("dispatching") or {}).get("transport")
     previous = (status.get("left_by_previous_run") or {}).get("transport")
-    dispatching = mode if gate or transition == "starting" else kept if transition == "stopping" else previous
-    return {"owed_stop": ctl.owed_stop.mode, "owed_zero": ctl.owed_zero.owed_modes(),
+    if gate or transition == "starting":
+        dispatching = mode
+    elif transition == "stopped":   # read disabled: no longer this program's running plant
+        dispatching = None
+    else:   # a stop under way, or one not confirmed (the plant still runs, or its state is unknown)
+        dispatching = kept if kept == mode else previous
+    stop = ctl.owed_stop.mode or (mode if transition == "stopping" else None)   # a stop under way is owed
+    return {"owed_stop": stop, "owed_zero": ctl.owed_zero.owed_modes(),
             "left_running_on": dict(status.get("left_running_on") or {}), "dispatching": dispatching}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import struct
 
 import pytest
 
@@ -241,3 +242,66 @@ def test_a_zero_owed_when_the_program_died_is_written_by_the_next_run(tmp_path, 
             assert _recorded(rig)["owed_zero"] == {}
         finally:
             rig.close()
+
+
+def test_a_stop_under_way_when_the_run_is_killed_is_sent_by_the_next_run(tmp_path, caplog):
+    """A review: a supervisor's SIGKILL after a grace period shorter than `safe_stop.timeout_s` fell in the
+    middle of a Stop; the record still said `dispatching`, and the next run left the plant at 500 kW."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    snap = {}
+    with FaultyPlant() as plant:
+        first = _rig(tmp_path / "a", clock, lib={"local": plant.port})
+        try:
+            _started(first, plant, 500.0)
+            record = first.cfg.data_dir / FILE_NAME
+
+            def kill_now(fc, addr, values):   # the stop's zero reaches the plant: the process dies here
+                if addr == P_SP and values == [0] and not snap:
+                    snap["record"], snap["regs"] = record.read_text(), list(plant.regs)
+            plant.hook = kill_now
+            assert first.run("stop").status == "succeeded"
+        finally:
+            first.close()
+    assert json.loads(snap["record"])["plants"]["lib"]["owed_stop"]["transport"] == "local"
+    (tmp_path / "b" / "data").mkdir(parents=True)
+    (tmp_path / "b" / "data" / FILE_NAME).write_text(snap["record"])
+    with FaultyPlant() as back:
+        back.regs = snap["regs"]                       # as the kill left it: enabled at 500 kW
+        second = _next_run(tmp_path / "b", clock, lib={"local": back.port})
+        try:
+            assert second.lib.owed_stop.mode == "local"
+            _step_until(second, clock, lambda: back.get(ENABLE) == [0], steps=10)
+            assert back.get(ENABLE) == [0] and back.get(P_SP) == [0]
+            assert "LIB answers again and is enabled: sending the stop that could not reach it" in msgs(
+                caplog, logging.WARNING)
+        finally:
+            second.close()
+
+
+def test_a_stop_the_plant_acknowledged_but_did_not_take_leaves_it_this_programs_after_a_crash(tmp_path, caplog):
+    """A review: enable 0 acknowledged, enable reads 1 (its HMI holds it), then kill -9: the record had
+    forgotten the plant and the next run said `enabled outside this program` of the plant it had run."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(START)
+    with FaultyPlant() as plant:
+        first = _rig(tmp_path, clock, lib={"local": plant.port})
+        try:
+            _started(first, plant, 500.0)
+            plant.hook = lambda fc, addr, values: ("raw", bytes([6]) + struct.pack(">HH", addr, values[0])) \
+                if addr == ENABLE and values == [0] else None   # acknowledged, not taken
+            assert first.run("stop").detail.endswith(f"enable reads 1 ({first.lib.link.endpoint_label})")
+            _step_until(first, clock, lambda: False, steps=2)
+            assert _recorded(first)["dispatching"]["transport"] == "local"
+        finally:
+            _crash(first)
+        plant.hook = None
+        caplog.clear()
+        second = _next_run(tmp_path, clock, lib={"local": plant.port})
+        try:
+            _step_until(second, clock, lambda: False, steps=2)
+            line = override_views.source_line(second.cfg, take_snapshot(second.sd, clock.now()), "lib")
+            assert re.match(rf"Not dispatched \({PREVIOUS}\) \| schedule: ", line), line
+            assert plant.get(ENABLE) == [1] and not any("enabled outside" in m for m in msgs(caplog, logging.WARNING))
+        finally:
+            second.close()

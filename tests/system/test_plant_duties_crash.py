@@ -35,7 +35,16 @@ def _remote_lib_dispatched(tmp_path, procs, p_kw: float = 300.0):  # noqa: F811
     run = procs.program(cfg, "--no-dashboard", "--schedule", f"lib={csv}", "--start", "lib", label="run1")
     lib = ports["lib_remote"]
     wait_for(lambda: read_regs(lib, 1) == [1] and p_setpoint_kw(lib) == p_kw, 20, "LIB dispatched on REMOTE")
+    wait_for(lambda: _recorded_dispatching(tmp_path), 10, "the record's writer thread")   # it writes just after
     return cfg, ports, emulator, run
+
+
+def _recorded_dispatching(tmp_path) -> bool:
+    try:
+        record = json.loads((tmp_path / "data" / "plant_duties.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (record["plants"].get("lib") or {}).get("dispatching") is not None
 
 
 def test_a_stop_the_program_could_not_deliver_is_sent_by_its_next_run(tmp_path, procs):  # noqa: F811

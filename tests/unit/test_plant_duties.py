@@ -17,6 +17,7 @@ import pytest
 from agents import plant_duties
 from agents.plant_duties import FILE_NAME, PlantDuties, no_duties
 from core.clock import FakeClock
+from tests.helpers import wait_for
 
 TZ = ZoneInfo("Europe/Madrid")
 START = datetime(2026, 3, 20, 12, 0, tzinfo=TZ)
@@ -149,3 +150,35 @@ def test_two_threads_writing_at_once_never_lose_each_others_entries(tmp_path):
     assert loaded["lib"]["left_running_on"] == {"local": last} and loaded["lib"]["owed_stop"]["transport"] == "local"
     assert loaded["vrfb"]["left_running_on"] == {"remote": last} and loaded["vrfb"]["owed_stop"]["transport"] == "remote"
     assert json.loads((tmp_path / FILE_NAME).read_text())["version"] == 1
+
+
+def test_with_its_writer_thread_no_control_thread_waits_for_a_disk_that_hangs(tmp_path, monkeypatch):
+    """A review: LIB's write hung in fsync under the record's lock, and VRFB's controller (whose every
+    observation syncs) waited on that lock: its Stop stayed queued, the shutdown left it at 800 kW.
+    With `background`, a change is made in memory and the writer (`step`) writes; the newest state wins."""
+    clock = FakeClock(START)
+    duties = PlantDuties(tmp_path, clock)
+    duties.background = True
+    disk = threading.Event()
+    real = plant_duties.write_text_atomically
+
+    def hanging(path, text):
+        disk.wait(10)
+        real(path, text)
+    monkeypatch.setattr(plant_duties, "write_text_atomically", hanging)
+    duties.update("lib", _now(dispatching="remote"))
+    assert duties.wake_event.is_set()
+    writer = threading.Thread(target=duties.step)
+    writer.start()                                       # its write hangs
+    wait_for(lambda: duties._io_lock.locked(), 5)
+    returned = threading.Event()
+    other = threading.Thread(target=lambda: (duties.update("vrfb", _now(owed_stop="local")), returned.set()))
+    other.start()
+    assert returned.wait(2), "a control thread waited for the hung write"
+    assert duties.flush(timeout_s=0.1) is False          # the shutdown's last write gives up, and says so
+    disk.set()
+    writer.join(5)
+    other.join(5)
+    assert duties.flush() is True                        # the change made meanwhile is written next
+    loaded = PlantDuties(tmp_path, clock).load()
+    assert loaded["lib"]["dispatching"]["transport"] == "remote" and loaded["vrfb"]["owed_stop"]["transport"] == "local"
