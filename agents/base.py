@@ -64,12 +64,11 @@ class ThreadRegistry:
 
 
 class RateLimitedErrorLog:
-    """Log an exception with traceback at most once per `interval_s` per distinct error: its place
-    (`where`), type and message with every number as `#` (a message that carries a time, a count or an
-    address is one error), and at most `MAX_DISTINCT` distinct errors of one place per interval. Only
-    the errors logged within the last interval are kept (a soak review: one entry per message text,
-    forever, and a traceback at every step of a failure whose message changed)."""
-    MAX_DISTINCT = 5
+    """Log an exception with traceback at most once per `interval_s` per distinct error (components
+    §0.1): its place (`where`), type and message with every number, decimal or hex, as `#` (a message
+    that carries a time, a count or an object's address is one error). Only the errors logged within
+    the last interval are kept (a soak review: one entry per message text, forever, and a traceback at
+    every step of a failure whose message changed)."""
 
     def __init__(self, clock, logger: logging.Logger, interval_s: float = 60.0):
         self._clock, self._log, self._interval = clock, logger, interval_s
@@ -79,13 +78,13 @@ class RateLimitedErrorLog:
         now = self._clock.monotonic()
         self._last = {key: at for key, at in self._last.items() if now - at < self._interval}
         key = (where, type(exc).__name__, _NUMBERS.sub("#", str(exc)))
-        if key in self._last or sum(k[0] == where for k in self._last) >= self.MAX_DISTINCT:
+        if key in self._last:
             return
         self._last[key] = now
         self._log.error("%s failed: %s", where, exc, exc_info=exc)
 
 
-_NUMBERS = re.compile(r"\d+")
+_NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+")
 
 _loop = threading.local()   # the registry and name of the run_loop on this thread
 

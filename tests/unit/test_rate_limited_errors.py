@@ -43,14 +43,17 @@ def test_only_the_errors_of_the_last_interval_are_kept(rig):
     assert len(errors._last) <= 2                          # ... keeps at most those of the last 60 s
 
 
-def test_distinct_errors_are_logged_up_to_a_bound_per_place_and_again_after_the_interval(rig):
+def test_every_distinct_error_is_logged_and_again_after_the_interval(rig):
+    """A review of the first fix: a cap of 5 distinct errors per place hid a sixth (a ZeroDivisionError
+    after five link resets) for good; an object's hex address made each message distinct."""
     clock, errors, caplog = rig
-    names = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]
-    for name in names:
-        errors.exception("recorder", OSError(f"disk {name}"))
-    errors.exception("poster", OSError("disk alpha"))      # another place has its own bound
-    errors.exception("recorder", RuntimeError("disk alpha"))   # counted among the recorder's five
-    assert logged(caplog) == [f"recorder failed: disk {n}" for n in names[:5]] + ["poster failed: disk alpha"]
+    for k in range(5):
+        errors.exception("recorder", OSError(f"link {k} reset"))
+    errors.exception("recorder", ZeroDivisionError("division by zero"))
+    for address in ("0x7f3a2b10", "0x7f3a2c48", "0x7f3a2d90"):
+        errors.exception("poster", RuntimeError(f"<Batch object at {address}> refused"))
+    assert logged(caplog) == ["recorder failed: link 0 reset", "recorder failed: division by zero",
+                              "poster failed: <Batch object at 0x7f3a2b10> refused"]
     clock.advance(60.0)
-    errors.exception("recorder", OSError("disk eta"))
-    assert logged(caplog)[-1] == "recorder failed: disk eta"
+    errors.exception("recorder", ZeroDivisionError("division by zero"))
+    assert logged(caplog)[-1] == "recorder failed: division by zero" and len(logged(caplog)) == 4
