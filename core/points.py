@@ -39,9 +39,11 @@ OBSERVE_POINTS = ("enable", "p_setpoint", "q_setpoint", "p_battery", "q_battery"
 
 def defaults_left_out(named: Iterable[str], names: Iterable[str] = tuple(DEFAULT_POINTS)) -> tuple[str, ...]:
     """The points of `names` (default points) a device's map leaves to the contract's default registers
-    although it names other points (its own map, a profile): the program writes or reads each of them there,
-    which on a device with another map is some other register. () when the map names none (the contract's map)."""
-    named = set(named)
+    although it names other default points (its own map, a profile): the program writes or reads each of them
+    there, which on a device with another map is some other register. () when the map names none of `names`:
+    the contract's map, optional points (heartbeat, run command...) added to it or not."""
+    names = tuple(names)
+    named = set(named) & set(names)
     return tuple(n for n in names if n not in named) if named else ()
 
 

@@ -280,7 +280,7 @@ def test_emulator_feedback_values_follow_the_profile(tmp_path):
     ((), ("enable", "p_setpoint"), ()),                                  # names none: the contract's map
     (("p_setpoint",), ("enable", "p_setpoint"), ("enable",)),
     (("enable", "p_setpoint", "heartbeat"), ("enable", "p_setpoint"), ()),
-    (("heartbeat",), ("enable", "soc"), ("enable", "soc")),              # an optional point alone is a map
+    (("heartbeat", "run_command"), ("enable", "soc"), ()),               # the contract's map and optional points
 ])
 def test_defaults_left_out(named, names, left_out):
     assert defaults_left_out(named, names) == left_out
@@ -310,6 +310,12 @@ def test_a_remote_map_that_leaves_enable_out_is_warned_and_still_valid(tmp_path)
 ])
 def test_a_complete_or_default_remote_map_gives_no_warning(tmp_path, remote):
     assert load(tmp_path, endpoint_yaml(remote)).warnings == ()
+
+
+def test_the_contract_map_with_a_heartbeat_added_is_not_warned(tmp_path):
+    """A review: `points: {heartbeat: {address: 0}}` on the original plant listed every default register."""
+    assert load(tmp_path, endpoint_yaml("{host: 127.0.0.1, port: 5502, unit_id: 1, points: "
+                                        "{heartbeat: {address: 0, format: uint16}}}")).warnings == ()
 
 
 def test_a_partial_local_map_is_not_warned(tmp_path):
