@@ -497,4 +497,3 @@ def setup_logging(level: str, log_dir: Path, tz: tzinfo, shared_data: dict,
     for handler in (stream_handler, file_handler, ring_handler):
         root.addHandler(handler)
     return LoggingHandles(stream_handler, file_handler, ring_handler, redaction, saved)
-
