@@ -309,8 +309,9 @@ def _restore_one(ctl, recorded: dict) -> None:
     for transport, since in sorted(recorded["owed_zero"].items()):
         ctl.owed_zero.restored(transport, now)
         log.warning("%s: P = Q = 0 owed to the plant on %s since %s by this program's previous run: written when "
-                    "the program is on %s and the plant takes writes, unless it was enabled or set there meanwhile",
-                    ctl.name, transport.upper(), _hms(ctl, since), transport.upper())
+                    "the program is on %s and the plant takes writes, unless it is found enabled (a setpoint set "
+                    "at the disabled plant since the crash is zeroed too)", ctl.name, transport.upper(),
+                    _hms(ctl, since), transport.upper())
     if dispatching is not None and dispatching["transport"] == mode and stop is None:
         ctl._publish_dispatch(left_by_previous_run=dict(dispatching))
         log.warning("%s was dispatched on %s by this program's previous run (since %s), which ended without "
