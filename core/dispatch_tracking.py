@@ -104,7 +104,6 @@ class DispatchTracker:
                 "abs_deviation_kwh": self.abs_deviation_kwh, "tracking_ok": tracking_ok,
                 "alarm": self.alarm.active, "alarm_since": self.alarm_since, "counting_since": self.counting_since}
 
-
     def log_lines(self, plant_name: str, transition: str) -> list[tuple[str, str]]:
         """(level, text) of what the last update began or ended: the tracking alarm's WARNING / INFO
         (`transition`: the plant's, for why an alarm ended), the battery-POI check's and the Q check's."""
