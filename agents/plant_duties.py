@@ -29,7 +29,7 @@ controller when a start begins and ends, when a stop's gate closes and when it e
 observation (`publish`), and by the coordinator's and controller's changes of `left_running_on`
 (`agents/left_running.py`). Two threads never lose each other's entries: each write takes the whole
 state of its moment, one write at a time. A failed write is logged once (ERROR) and tried again at
-the next change; the program runs on.
+the next sync (each observation); the program runs on.
 
 `restore(duties, controllers)` runs once at start, before the controllers' threads: an owed stop on
 the controller's transport is owed again (sent when the plant answers and is enabled), owed zeros
@@ -161,7 +161,7 @@ class PlantDuties:
                 self._dirty = True
             if not self._failing:
                 log.error("Cannot write %s (%s): what is owed to the plants is kept in memory only (a crash "
-                          "loses it); tried again at each change", self.path, exc)
+                          "loses it); tried again at each observation", self.path, exc)
             self._failing = True
             return
         if self._failing:
